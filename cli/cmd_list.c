@@ -1,0 +1,2 @@
+/* placeholder */
+extern int berth_placeholder_cli_cmd_list_c;

@@ -1,0 +1,101 @@
+/* daemon/db/db.h: berthd's state in SQLite. This module owns every SQL statement.
+ *
+ * Objects cross this interface as jansson values in the shape of LXD's API
+ * objects (the fields named below), so the API layer can validate a request
+ * body, hand it down and render what comes back without a translation layer.
+ * Every mutation runs in one transaction: it either happens completely or not
+ * at all. Functions are safe to call from any thread: each thread gets its own
+ * connection (WAL, foreign keys on, busy timeout), opened on first use.
+ *
+ * Returns: 0 on success, -errno on failure with `err` set:
+ *   -ENOENT  the named object (or its project, or a profile it names) does not exist
+ *   -EEXIST  an object with that name exists
+ *   -EBUSY   the object is in use (a profile used by instances, a non-empty project)
+ *   -EIO     SQLite failed (message carries sqlite3_errmsg)
+ * Out-parameters (`ret`) are written only on success and are owned by the caller. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/error.h"
+
+/* The schema version this binary writes (the number of migrations it knows). */
+int db_schema_version(void);
+
+/* Open (creating if needed) the database at `path`, apply pending migrations in one
+ * transaction, and create the defaults on a new database: project "default",
+ * profile "default" in it (description "Default LXD profile", a root disk device
+ * {"type":"disk","path":"/","pool":"default"}), storage pool "default" of driver
+ * "dir" with config {"source": `default_pool_source`}. A database whose schema is
+ * newer than db_schema_version() is refused with -EPROTO and a message naming both
+ * versions. Call once, from the main thread, before any other db_ function. */
+int db_init(const char *path, const char *default_pool_source, struct berth_error *err);
+/* Close the calling thread's connection and forget the path. Main thread, at exit. */
+void db_shutdown(void);
+/* Close the calling thread's connection (worker threads call this before they end). */
+void db_thread_release(void);
+
+/* ---- server config: a flat object of string -> string ---- */
+int db_server_config_get(json_t **ret, struct berth_error *err);
+/* Replace the whole server config with `config` (object of string values). */
+int db_server_config_replace(const json_t *config, struct berth_error *err);
+
+/* ---- projects: {"name","description","config":{str:str}} ---- */
+int db_project_list(json_t **ret, struct berth_error *err); /* array, sorted by name */
+int db_project_get(const char *name, json_t **ret, struct berth_error *err);
+int db_project_create(const json_t *project, struct berth_error *err);
+/* Replace description and config of `name` from `project` (its "name" is ignored). */
+int db_project_update(const char *name, const json_t *project, struct berth_error *err);
+int db_project_rename(const char *name, const char *new_name, struct berth_error *err);
+/* -EBUSY for "default" and for a project that still has instances or profiles other
+ * than its own "default" profile. */
+int db_project_delete(const char *name, struct berth_error *err);
+/* URLs of what the project holds: "/1.0/instances/x?project=p", "/1.0/profiles/y?project=p"
+ * (the "?project=p" suffix is omitted for project "default"). Array of strings. */
+int db_project_used_by(const char *name, json_t **ret, struct berth_error *err);
+
+/* ---- profiles (per project): {"name","description","config":{str:str},
+ *      "devices":{devname:{str:str}}} ---- */
+int db_profile_list(const char *project, json_t **ret, struct berth_error *err);
+int db_profile_get(const char *project, const char *name, json_t **ret, struct berth_error *err);
+int db_profile_create(const char *project, const json_t *profile, struct berth_error *err);
+/* Replace description, config and devices. */
+int db_profile_update(const char *project, const char *name, const json_t *profile,
+		      struct berth_error *err);
+int db_profile_rename(const char *project, const char *name, const char *new_name,
+		      struct berth_error *err);
+/* -EBUSY when instances use it; -EPERM for "default". */
+int db_profile_delete(const char *project, const char *name, struct berth_error *err);
+/* Names of the instances (in `project`) that list this profile, sorted. Array of strings. */
+int db_profile_used_by(const char *project, const char *name, json_t **ret,
+		       struct berth_error *err);
+
+/* ---- instances (per project) ----
+ * {"name","type":"container"|"virtual-machine","architecture","description",
+ *  "config":{str:str},"devices":{devname:{str:str}},"profiles":[str...] (ordered),
+ *  "ephemeral":bool,"stateful":bool,"created_at":RFC3339,"last_used_at":RFC3339,
+ *  "status":"Stopped"|..., "status_code":int, "project":str}
+ * created_at is set by db_instance_create; last_used_at starts at
+ * "1970-01-01T00:00:00Z"; status/status_code default to "Stopped"/102. */
+/* All instances of `project` (all projects when NULL), sorted by project then name.
+ * Must stay fast for thousands of rows: a fixed number of queries, not one per instance. */
+int db_instance_list(const char *project, json_t **ret, struct berth_error *err);
+/* Just the names, sorted. Array of strings. */
+int db_instance_names(const char *project, json_t **ret, struct berth_error *err);
+int db_instance_get(const char *project, const char *name, json_t **ret, struct berth_error *err);
+/* -ENOENT (message names it) when a listed profile does not exist in the project. */
+int db_instance_create(const char *project, const json_t *instance, struct berth_error *err);
+/* Replace architecture, description, config, devices, profiles, ephemeral. */
+int db_instance_update(const char *project, const char *name, const json_t *instance,
+		       struct berth_error *err);
+int db_instance_rename(const char *project, const char *name, const char *new_name,
+		       struct berth_error *err);
+int db_instance_delete(const char *project, const char *name, struct berth_error *err);
+int db_instance_set_status(const char *project, const char *name, const char *status,
+			   int status_code, struct berth_error *err);
+
+/* ---- storage pools: {"name","driver","description","config":{str:str},"status":"Created"} ---- */
+int db_pool_list(json_t **ret, struct berth_error *err);
+int db_pool_get(const char *name, json_t **ret, struct berth_error *err);

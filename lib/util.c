@@ -1,0 +1,280 @@
+/* lib/util.c: small helpers (see util.h). */
+#include "lib/util.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+void berth_time_rfc3339(const struct timespec *ts, char *buf)
+{
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&ts->tv_sec, &tm);
+	n = strftime(buf, BERTH_RFC3339_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, BERTH_RFC3339_MAX - n, ".%09ldZ", ts->tv_nsec);
+}
+
+void berth_now_rfc3339(char *buf)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	berth_time_rfc3339(&ts, buf);
+}
+
+uint64_t berth_monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int berth_uuid_new(char *buf)
+{
+	uint8_t b[16];
+	ssize_t n = getrandom(b, sizeof(b), 0);
+
+	if (n != (ssize_t)sizeof(b))
+		return n < 0 ? -errno : -EIO;
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(buf, BERTH_UUID_STR_LEN,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+	return 0;
+}
+
+int berth_name_check_instance(const char *name, struct berth_error *err)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid instance name: name is empty");
+	if (len > 63)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid instance name \"%s\": longer than 63 characters",
+				       name);
+	if (name[0] == '-' || name[len - 1] == '-')
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid instance name \"%s\": must not start or end with "
+				       "a hyphen", name);
+	if (isdigit((unsigned char)name[0]))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid instance name \"%s\": must not start with a digit",
+				       name);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = name[i];
+		if (!isalnum(c) && c != '-')
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid instance name \"%s\": only letters, digits "
+					       "and hyphens are allowed", name);
+	}
+	return 0;
+}
+
+int berth_name_check_entity(const char *what, const char *name, struct berth_error *err)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Invalid %s: empty",
+				       what);
+	if (len > 63)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid %s \"%s\": longer than 63 characters", what, name);
+	if (streq(name, ".") || streq(name, ".."))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid %s \"%s\": reserved name", what, name);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = name[i];
+		if (c < 0x20 || c == 0x7f || isspace(c) || strchr("/'\"?*\\", c))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid %s \"%s\": must not contain whitespace, "
+					       "control characters or any of / ' \" ? * \\",
+					       what, name);
+	}
+	return 0;
+}
+
+bool berth_startswith(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool berth_endswith(const char *s, const char *suffix)
+{
+	size_t ls = strlen(s), lx = strlen(suffix);
+
+	return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
+}
+
+char *berth_strdup_printf(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int berth_url_decode(const char *in, size_t len, char **ret)
+{
+	_cleanup_free_ char *out = malloc(len + 1);
+	size_t j = 0;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		if (c == '%') {
+			int hi, lo;
+			if (i + 2 >= len)
+				return -EINVAL;
+			hi = hexval(in[i + 1]);
+			lo = hexval(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c == '\0')
+			return -EINVAL;
+		out[j++] = c;
+	}
+	out[j] = '\0';
+	*ret = TAKE_PTR(out);
+	return 0;
+}
+
+char *berth_url_encode(const char *in)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(in);
+	char *out = malloc(len * 3 + 1), *p = out;
+
+	if (!out)
+		return NULL;
+	for (const unsigned char *s = (const unsigned char *)in; *s; s++) {
+		if (isalnum(*s) || strchr("-._~", *s)) {
+			*p++ = (char)*s;
+		} else {
+			*p++ = '%';
+			*p++ = hex[*s >> 4];
+			*p++ = hex[*s & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 4096;
+
+	if (fd < 0)
+		return -errno;
+	buf = malloc(cap + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n;
+		if (len == cap) {
+			char *nb;
+			if (cap >= max)
+				return -EFBIG;
+			cap = cap * 2 > max ? max : cap * 2;
+			nb = realloc(buf, cap + 1);
+			if (!nb)
+				return -ENOMEM;
+			buf = nb;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	if (ret_len)
+		*ret_len = len;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode)
+{
+	_cleanup_free_ char *tmp = berth_strdup_printf("%s.tmp.XXXXXX", path);
+	_cleanup_close_ int fd = -EBADF;
+	const char *p = data;
+
+	if (!tmp)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			int r = -errno;
+			if (r == -EINTR)
+				continue;
+			unlink(tmp);
+			return r;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fchmod(fd, (mode_t)mode) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+		int r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+int berth_mkdir_p(const char *path, int mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,49 @@
+/* lib/util.h: small helpers without a better home: time stamps, UUIDs, LXD's
+ * naming rules, string and file helpers. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "lib/error.h"
+
+#define BERTH_RFC3339_MAX 40
+#define BERTH_UUID_STR_LEN 37
+
+/* "2026-11-23T16:11:33.123456789Z" (UTC, nanoseconds). `buf` holds BERTH_RFC3339_MAX. */
+void berth_time_rfc3339(const struct timespec *ts, char *buf);
+void berth_now_rfc3339(char *buf);
+/* Monotonic clock in nanoseconds. */
+uint64_t berth_monotonic_ns(void);
+
+/* A random version-4 UUID, lower-case with dashes, into `buf` (BERTH_UUID_STR_LEN). */
+int berth_uuid_new(char *buf);
+
+/* LXD's rule for instance names (they become hostnames): 1..63 characters of
+ * [a-zA-Z0-9-], not starting with a digit or '-', not ending with '-'.
+ * -EINVAL with `err` naming the rule broken. */
+int berth_name_check_instance(const char *name, struct berth_error *err);
+/* Names of profiles, projects, pools and the like: non-empty, at most 63 bytes (LXD
+ * limits projects to 63; profiles share it here), not "." or "..", none of
+ * '/', whitespace, control characters, '\'', '"', '?', '*', '\\'. `what` appears in the
+ * message ("profile name"). */
+int berth_name_check_entity(const char *what, const char *name, struct berth_error *err);
+
+bool berth_startswith(const char *s, const char *prefix);
+bool berth_endswith(const char *s, const char *suffix);
+/* printf into a new string; NULL on allocation failure. */
+char *berth_strdup_printf(const char *fmt, ...) _printf_(1, 2);
+/* Percent-decode `in` (len bytes) into a new NUL-terminated string; '+' stays '+'.
+ * -EINVAL on a bad escape or an embedded NUL. */
+int berth_url_decode(const char *in, size_t len, char **ret);
+/* Percent-encode for a path segment or query value. NULL on allocation failure. */
+char *berth_url_encode(const char *in);
+
+/* Read a whole small file (at most `max` bytes) into a NUL-terminated buffer. */
+int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+/* Write `len` bytes to `path` atomically (temp file in the same dir, fsync, rename). */
+int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode);
+/* mkdir -p with `mode` for created components. */
+int berth_mkdir_p(const char *path, int mode);
