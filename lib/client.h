@@ -1,2 +1,82 @@
-/* placeholder */
+/* lib/client.h: a blocking client for berthd's (and LXD's) REST API over a unix
+ * socket. Used by the berth CLI, the benchmarks and the tests.
+ *
+ * One struct berth_client holds one keep-alive HTTP/1.1 connection; it reconnects
+ * transparently when the server closed an idle connection. Responses may use
+ * Content-Length or chunked bodies. Not thread-safe: one client per thread.
+ *
+ * Errors: -errno with `err` set to a message a user can act on, e.g.
+ * "cannot connect to berthd at /var/lib/berth/unix.socket: No such file or
+ * directory (is berthd running? start it with: systemctl start berthd)", or the
+ * server's own error text for an LXD error envelope (err->code = its HTTP status). */
 #pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/error.h"
+
+struct berth_client;
+
+/* The socket path the CLI uses: $BERTH_SOCKET, else $BERTH_DIR/unix.socket, else
+ * BERTH_DEFAULT_DIR "/unix.socket". Returns a new string. */
+char *berth_client_default_socket(void);
+
+int berth_client_new(const char *socket_path, struct berth_client **ret, struct berth_error *err);
+void berth_client_free(struct berth_client *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct berth_client *, berth_client_free)
+
+struct berth_response {
+	int status;	      /* HTTP status */
+	json_t *json;	      /* owned: parsed body when it was JSON, else NULL */
+	char *body;	      /* owned: raw body, NUL-terminated */
+	size_t body_len;
+	char *etag;	      /* owned: ETag header or NULL */
+	char *location;	      /* owned: Location header or NULL */
+	char *content_type;   /* owned or NULL */
+};
+void berth_response_release(struct berth_response *r);
+
+/* Send one request. `body` (may be NULL) is sent as JSON; `if_match` (may be NULL)
+ * becomes an If-Match header. A response of any status is a success here: check
+ * ret->status. Fails only on transport or protocol errors. */
+int berth_client_request(struct berth_client *c, const char *method, const char *path,
+			 const json_t *body, const char *if_match, struct berth_response *ret,
+			 struct berth_error *err);
+
+/* Like berth_client_request, raw body of `len` bytes with the given content type. */
+int berth_client_request_raw(struct berth_client *c, const char *method, const char *path,
+			     const char *content_type, const void *data, size_t len,
+			     struct berth_response *ret, struct berth_error *err);
+
+/* Send a request and unwrap LXD's envelope:
+ *  - sync: *ret_metadata = metadata (new reference; JSON null when absent)
+ *  - async: waits for the operation (GET /1.0/operations/ID/wait) and returns its
+ *    final Operation object; an operation that ended in failure is an error with
+ *    the operation's "err" text
+ *  - error: returns -EIO... with err->msg = the envelope's "error", err->code = status.
+ * `ret_etag` (may be NULL) receives the ETag header of a sync response. */
+int berth_client_query(struct berth_client *c, const char *method, const char *path,
+		       const json_t *body, json_t **ret_metadata, char **ret_etag,
+		       struct berth_error *err);
+
+/* GET /1.0/operations/ID/wait?timeout=T for `op_url` ("/1.0/operations/ID"), T<0: no limit. */
+int berth_client_wait_operation(struct berth_client *c, const char *op_url, int timeout,
+				json_t **ret_operation, struct berth_error *err);
+
+/* ---- websocket (GET with Upgrade), for /1.0/events and operation websockets ---- */
+struct berth_ws;
+/* Opens a new connection of its own (the client's keep-alive connection is untouched). */
+int berth_client_websocket(struct berth_client *c, const char *path, struct berth_ws **ret,
+			   struct berth_error *err);
+/* Receive one whole message. *ret_text tells text (true) from binary. The payload is
+ * NUL-terminated for convenience. Returns 0, or -EPIPE when the peer closed, or -ETIMEDOUT
+ * after `timeout_ms` (<0: wait forever). Ping/pong handled internally. */
+int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *ret_len,
+		  bool *ret_text, struct berth_error *err);
+int berth_ws_send(struct berth_ws *ws, bool text, const void *data, size_t len,
+		  struct berth_error *err);
+/* Send a close frame (best effort) and free. Accepts NULL. */
+void berth_ws_close(struct berth_ws *ws);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct berth_ws *, berth_ws_close)
