@@ -196,7 +196,6 @@ daemon_start()
 			local rc=$?
 			DAEMON_PID=
 			fail "berthd starts" "berthd exited with status $rc before its socket appeared"
-			_print_daemon_log
 			bail_out "berthd did not start"
 		fi
 		if [ -S "$BERTH_SOCKET" ] &&
@@ -206,7 +205,6 @@ daemon_start()
 		sleep 0.1
 	done
 	fail "berthd starts" "no answer on $BERTH_SOCKET after 10 s"
-	_print_daemon_log
 	bail_out "berthd did not start"
 }
 
@@ -386,6 +384,16 @@ run()
 	RC=$?
 	OUT=$(cat "$TEST_TMP/out")
 	ERR=$(cat "$TEST_TMP/err")
+}
+
+# rc_ok DESC: the last `run` exited 0; shows its stderr otherwise.
+rc_ok()
+{
+	if [ "$RC" = 0 ]; then
+		pass "$1"
+	else
+		fail "$1" "exit status $RC" "stderr: $ERR"
+	fi
 }
 
 # run_cli ARGS: the berth CLI against the test daemon.

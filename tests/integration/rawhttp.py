@@ -9,9 +9,10 @@ Subcommands (SOCK is the path of berthd's unix socket):
   req SOCK METHOD PATH [-d BODY|-d @FILE] [-H 'K: V']...
       One well-formed request. Prints three header lines then the body:
         line 1: HTTP status, line 2: ETag (or empty), line 3: Location (or empty)
-  raw SOCK [--timeout S]
+  raw SOCK [--timeout S] [--dump]
       Sends stdin's bytes as they are, prints the response like `req`
-      (status 000 when the server closed without answering).
+      (status 000 when the server closed without answering). With --dump,
+      prints every byte received until the server closes or the timeout.
   big-header SOCK BYTES      GET /1.0 with one header of BYTES bytes; like `req`.
   big-body SOCK PATH BYTES   POST a JSON body of BYTES bytes (Content-Length); like `req`.
   slow SOCK N [--hold S]     Opens N connections that each send half a request
@@ -180,8 +181,23 @@ def cmd_req(args):
 
 def cmd_raw(args):
     timeout = float(take_opt(args, "--timeout", "10"))
+    dump = "--dump" in args
+    if dump:
+        args.remove("--dump")
     (sock,) = args
-    send_and_print(sock, sys.stdin.buffer.read(), timeout)
+    if not dump:
+        send_and_print(sock, sys.stdin.buffer.read(), timeout)
+        return
+    s = connect(sock, timeout)
+    s.sendall(sys.stdin.buffer.read())
+    deadline = time.monotonic() + timeout
+    while True:
+        chunk = recv_until(s, deadline)
+        if not chunk:
+            break
+        sys.stdout.buffer.write(chunk)
+    sys.stdout.flush()
+    s.close()
 
 
 def cmd_big_header(args):
