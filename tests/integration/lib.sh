@@ -317,10 +317,13 @@ api()
 	_read_response
 }
 
-# api_raw: sends stdin's bytes as they are.
+# api_raw BYTES [--timeout S]: sends BYTES as they are (write them with $'..\r\n'
+# or printf -v; a pipe would run this in a subshell and lose HTTP_*).
 api_raw()
 {
-	$PY "$RAWHTTP" raw "$BERTH_SOCKET" "$@" >"$TEST_TMP/resp" 2>&1
+	local data=$1
+	shift
+	printf '%s' "$data" | $PY "$RAWHTTP" raw "$BERTH_SOCKET" "$@" >"$TEST_TMP/resp" 2>&1
 	_read_response
 }
 
@@ -351,21 +354,66 @@ expect_status()
 	fi
 }
 
-# expect_error CODE DESC METHOD PATH [BODY] [options]: the status and LXD's error
-# envelope {"type":"error","error":"...","error_code":CODE,"metadata":null}.
+# is_error_json CODES: HTTP_STATUS is one of CODES ("400" or "400|409") and the
+# body is LXD's error envelope for it:
+# {"type":"error","error":"<non-empty>","error_code":<status>,"metadata":null}.
+is_error_json()
+{
+	case "|$1|" in *"|$HTTP_STATUS|"*) ;; *) return 1 ;; esac
+	[ "$(jget "j.get('type') == 'error' and j.get('error_code') == $HTTP_STATUS and \
+'metadata' in j and j['metadata'] is None and isinstance(j.get('error'), str) and \
+len(j['error']) > 0")" = true ]
+}
+
+# expect_error CODES DESC METHOD PATH [BODY] [options]: see is_error_json.
 expect_error()
 {
 	local code=$1 desc=$2
 	shift 2
 	api "$@"
-	local okj
-	okj=$(jget "j.get('type') == 'error' and j.get('error_code') == $code and \
-'metadata' in j and j['metadata'] is None and isinstance(j.get('error'), str) and len(j['error']) > 0")
-	if [ "$HTTP_STATUS" = "$code" ] && [ "$okj" = true ]; then
+	if is_error_json "$code"; then
 		pass "$desc"
 	else
 		fail "$desc" "$1 $2 -> $HTTP_STATUS, want $code with LXD's error JSON" \
 			"body: $(printf '%s' "$HTTP_BODY" | head -c 1000)"
+	fi
+}
+
+# expect_refused CODES DESC METHOD PATH [BODY] [options]: the request is refused,
+# either up front (one of CODES with LXD's error JSON) or, as LXD does for checks
+# it makes inside an operation, by a 202 whose operation then fails.
+expect_refused()
+{
+	local codes=$1 desc=$2
+	shift 2
+	api "$@"
+	if [ "$HTTP_STATUS" = 202 ]; then
+		wait_operation "$(jget 'j["operation"]')"
+		if [ "$(jget 'j["metadata"]["status"]')" = Failure ]; then
+			pass "$desc"
+		else
+			fail "$desc" "$1 $2 -> 202 and the operation did not fail: $HTTP_BODY"
+		fi
+	elif is_error_json "$codes"; then
+		pass "$desc"
+	else
+		fail "$desc" "$1 $2 -> $HTTP_STATUS, want $codes with LXD's error JSON" \
+			"body: $(printf '%s' "$HTTP_BODY" | head -c 1000)"
+	fi
+}
+
+# expect_create_rejected DESC BODY [CODES]: POST /1.0/instances with BODY is
+# refused (see expect_refused; CODES default 400) and no instance of that name
+# exists afterwards.
+expect_create_rejected()
+{
+	local desc=$1 body=$2 codes=${3:-400} name before=$_tap_failed
+	name=$(jget 'j.get("name")' "$body")
+	expect_refused "$codes" "$desc" POST /1.0/instances "$body"
+	[ "$_tap_failed" = "$before" ] || return 0
+	if [ -n "$name" ]; then
+		api GET "/1.0/instances/$name"
+		[ "$HTTP_STATUS" = 404 ] || fail "... and instance '$name' does not exist" "GET -> $HTTP_STATUS"
 	fi
 }
 

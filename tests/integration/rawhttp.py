@@ -175,7 +175,7 @@ def cmd_req(args):
             with open(data[1:], "rb") as f:
                 body = f.read()
         else:
-            body = data.encode()
+            body = data.encode("utf-8", "surrogateescape")  # arbitrary bytes from argv
     send_and_print(sock, build_request(method, path, body, headers), timeout)
 
 
@@ -365,7 +365,8 @@ def cmd_ws(args):
 def cmd_json(args):
     (expr,) = args
     j = json.load(sys.stdin)
-    v = eval(expr, {"json": json}, {"j": j})
+    # One namespace, so comprehensions inside EXPR see `j` too.
+    v = eval(expr, {"json": json, "j": j})
     if v is None:
         return
     if isinstance(v, str):

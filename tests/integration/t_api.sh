@@ -5,6 +5,9 @@
 . "$(dirname "$0")/lib.sh"
 berth_test_init "$@"
 
+# user_config: the instance's config without LXD's volatile.* keys, sorted pairs.
+user_config='sorted((k, v) for k, v in j["metadata"]["config"].items() if not k.startswith("volatile."))'
+
 # ---- GET / and /1.0 ----
 api GET /
 is "$HTTP_STATUS" 200 "GET / answers 200"
@@ -27,7 +30,8 @@ is "$(jget 'j["metadata"]["environment"]["kernel_architecture"]')" "$(uname -m)"
 	"environment.kernel_architecture"
 is "$(jget '"'"$(uname -m)"'" in j["metadata"]["environment"]["architectures"]')" true \
 	"environment.architectures has $(uname -m)"
-is "$(jget '"dir" in [d["name"] for d in j["metadata"]["environment"]["storage_supported_drivers"]]')" \
+# LXD 5.0.2 itself sends {"Name": ...} here (no JSON tags on that struct).
+is "$(jget '"dir" in [d.get("name", d.get("Name")) for d in j["metadata"]["environment"]["storage_supported_drivers"]]')" \
 	true "storage_supported_drivers has dir"
 like "$(jget 'j["metadata"]["environment"]["firewall"]')" '^(nftables|xtables)$' "environment.firewall"
 is "$(jget 'j["metadata"]["environment"]["server_pid"]')" "$DAEMON_PID" "environment.server_pid is berthd's"
@@ -152,7 +156,8 @@ is "$(jget 'j["metadata"]["expanded_config"]["limits.cpu"]')" 3 "expanded_config
 etag=$HTTP_ETAG
 api GET /1.0/profiles/p2
 is "$(jget 'j["metadata"]["used_by"]')" '["/1.0/instances/c1"]' "p2 is used by c1"
-expect_error 400 "deleting a profile in use is refused" DELETE /1.0/profiles/p2
+# LXD 5.0.2 answers 500 "Profile is currently in use"; berth says 400 or 409.
+expect_error "400|409" "deleting a profile in use is refused" DELETE /1.0/profiles/p2
 expect_status 200 "p2 still exists" GET /1.0/profiles/p2
 
 expect_error 412 "instance PUT with a stale If-Match" PUT /1.0/instances/c1 \
@@ -160,14 +165,19 @@ expect_error 412 "instance PUT with a stale If-Match" PUT /1.0/instances/c1 \
 expect_status 200 "instance PATCH merges config" PATCH /1.0/instances/c1 '{"config":{"user.more":"x"}}' \
 	-H "If-Match: $etag"
 api GET /1.0/instances/c1
-is "$(jget 'sorted(j["metadata"]["config"].items())')" '[["user.more", "x"], ["user.note", "hi"]]' \
+is "$(jget "$user_config")" '[["user.more", "x"], ["user.note", "hi"]]' \
 	"PATCH kept the existing key"
-api PUT /1.0/instances/c1 '{"config":{"user.only":"1"},"devices":{},"profiles":["default"],"description":"d"}' \
-	-H "If-Match: $HTTP_ETAG"
+# PUT what GET returned, changed (LXD refuses to drop its volatile.* keys).
+put=$(jget '{"config": dict({k: v for k, v in j["metadata"]["config"].items() if k.startswith("volatile.")},
+	**{"user.only": "1"}), "devices": {}, "profiles": ["default"], "description": "d"}')
+api PUT /1.0/instances/c1 "$put" -H "If-Match: $HTTP_ETAG"
 like "$HTTP_STATUS" '^20[02]$' "instance PUT with the current ETag"
-[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+if [ "$HTTP_STATUS" = 202 ]; then
+	wait_operation "$(jget 'j["operation"]')"
+	is "$(jget 'j["metadata"]["status"]')" Success "the PUT operation succeeds"
+fi
 api GET /1.0/instances/c1
-is "$(jget 'sorted(j["metadata"]["config"].items())')" '[["user.only", "1"]]' "PUT replaced the config"
+is "$(jget "$user_config")" '[["user.only", "1"]]' "PUT replaced the config"
 is "$(jget 'j["metadata"]["profiles"]')" '["default"]' "PUT replaced the profiles"
 
 api POST /1.0/instances '{"name":"c1","source":{"type":"none"}}'
@@ -185,6 +195,9 @@ expect_error 404 "c1 is gone after the rename" GET /1.0/instances/c1
 expect_status 200 "c2 exists" GET /1.0/instances/c2
 
 # ---- instances in a project ----
+# proj1 has its own profiles; its default profile gets a root disk first (LXD needs one).
+expect_status 200 "add a root disk to proj1's default profile" PATCH "/1.0/profiles/default?project=proj1" \
+	'{"devices":{"root":{"type":"disk","path":"/","pool":"default"}}}'
 api POST "/1.0/instances?project=proj1" '{"name":"pc1","source":{"type":"none"}}'
 is "$HTTP_STATUS" 202 "create an instance in proj1"
 wait_operation "$(jget 'j["operation"]')"
@@ -210,7 +223,7 @@ daemon_restart
 api GET /1.0/profiles/p2
 is "$(jget 'j["metadata"]["config"].get("limits.cpu")')" 3 "profile p2 survives a restart"
 api GET "/1.0/instances/c2"
-is "$(jget 'j["metadata"]["config"]')" '{"user.only": "1"}' "instance c2 survives a restart"
+is "$(jget "$user_config")" '[["user.only", "1"]]' "instance c2 survives a restart"
 api GET "/1.0/instances/pc1?project=proj1"
 is "$HTTP_STATUS" 200 "the project's instance survives a restart"
 
