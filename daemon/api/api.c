@@ -301,8 +301,9 @@ static int request_prepare(struct api_request *req, const struct berth_http_requ
 	if (http->body_len > 0) {
 		const char *ct = berth_http_header_get(http->headers, http->n_headers,
 						       "Content-Type");
-		bool json = !ct || berth_startswith(ct, "application/json") ||
-			    berth_startswith(ct, "text/plain");
+		/* Like LXD, any body is JSON except raw uploads (files, images). */
+		bool json = !ct || !(berth_startswith(ct, "application/octet-stream") ||
+				     berth_startswith(ct, "multipart/"));
 		if (json) {
 			r = berth_json_parse(http->body, http->body_len, &req->body, err);
 			if (r < 0)
