@@ -9,6 +9,7 @@
 #include <sys/random.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/filter.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
@@ -113,12 +114,19 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 {
 	bool all = query_flag(req, "all-projects");
 	const char *project = all ? NULL : req->project;
+	_cleanup_(api_filter_freep) struct api_filter *filter = NULL;
+	_cleanup_free_ char *filter_s = NULL;
 	json_auto_t *list = NULL;
 	json_auto_t *profiles_by_project = json_object();
 	json_t *out, *inst;
 	size_t i;
 	int r;
 
+	if (berth_http_query_get(req->http->query, "filter", &filter_s) == 0) {
+		r = api_filter_parse(filter_s, &filter, err);
+		if (r < 0)
+			return r;
+	}
 	if (!all) {
 		json_auto_t *p = NULL;
 		r = db_project_get(req->project, &p, err);
@@ -133,7 +141,7 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 		const char *iproj = berth_json_string(inst, "project") ?: req->project;
 		json_t *profiles;
 
-		if (req->recursion == 0) {
+		if (req->recursion == 0 && !filter) {
 			_cleanup_free_ char *u =
 				api_url("instances", berth_json_string(inst, "name"), iproj);
 			json_array_append_new(out, json_string(u));
@@ -149,8 +157,21 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 			json_object_set_new(profiles_by_project, iproj, profiles);
 		}
 		expand(inst, profiles);
-		if (req->recursion >= 2)
+		if (req->recursion >= 2 || filter)
 			make_full(inst);
+		if (!api_filter_match(filter, inst))
+			continue;
+		if (req->recursion == 0) {
+			_cleanup_free_ char *u =
+				api_url("instances", berth_json_string(inst, "name"), iproj);
+			json_array_append_new(out, json_string(u));
+			continue;
+		}
+		if (req->recursion == 1) {
+			json_object_del(inst, "state");
+			json_object_del(inst, "snapshots");
+			json_object_del(inst, "backups");
+		}
 		json_array_append(out, inst);
 	}
 	return api_sync(resp, out);

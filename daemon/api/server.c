@@ -22,6 +22,7 @@ static const char *const api_extensions[] = {
 	"container_full",
 	"instance_get_full",
 	"instance_all_projects",
+	"api_filtering",
 	"kernel_features",
 	"firewall_driver",
 	"api_os",
