@@ -354,7 +354,7 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	_cleanup_free_ char *gen = NULL;
 	json_auto_t *existing = NULL;
 	json_t *profiles, *source, *obj;
-	const char *name, *stype;
+	const char *name, *stype, *type, *arch;
 	struct instance_job *j;
 	int r;
 
@@ -398,10 +398,13 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	}
 	berth_error_release(err);
+	type = berth_json_string(req->body, "type");
+	arch = berth_json_string(req->body, "architecture");
+	if (!arch || !*arch)
+		arch = json_string_value(
+			json_array_get(json_object_get(req->d->environment, "architectures"), 0));
 	obj = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b}", "name", name, "type",
-			berth_json_string(req->body, "type") ?: "container", "architecture",
-			berth_json_string(req->body, "architecture") ?: json_string_value(json_array_get(
-				json_object_get(req->d->environment, "architectures"), 0)),
+			type && *type ? type : "container", "architecture", arch,
 			"description", berth_json_string(req->body, "description") ?: "",
 			"config", berth_json_object_or_empty(req->body, "config"), "devices",
 			berth_json_object_or_empty(req->body, "devices"), "profiles", profiles,
