@@ -33,6 +33,8 @@ int db_errno(int rc)
 	case SQLITE_CONSTRAINT_PRIMARYKEY:
 		return -EEXIST;
 	case SQLITE_CONSTRAINT_FOREIGNKEY:
+	case SQLITE_CONSTRAINT_TRIGGER: /* how SQLite reports ON DELETE RESTRICT; the
+					   schema has no triggers of its own */
 		return -EBUSY;
 	case SQLITE_NOMEM:
 		return -ENOMEM;
@@ -405,7 +407,6 @@ int db_devices_load(sqlite3 *db, const struct db_device_sql *sql, int64_t id, js
 static int db_device_store(sqlite3 *db, const struct db_device_sql *sql, int64_t parent_id,
 			   const char *name, const json_t *device, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	json_auto_t *config = NULL;
 	const char *type = berth_json_string(device, "type");
 	int r;

@@ -35,8 +35,8 @@ uint64_t db_thread_statements(void);
 /* ---- db.c: errors ---- */
 
 /* -errno for an SQLite (extended) result code: UNIQUE/PRIMARYKEY -> -EEXIST,
- * FOREIGNKEY -> -EBUSY (a RESTRICT reference), other constraints -> -EINVAL,
- * BUSY/LOCKED -> -EAGAIN, NOMEM -> -ENOMEM, anything else -> -EIO. */
+ * FOREIGNKEY and TRIGGER -> -EBUSY (a RESTRICT reference still in use), other
+ * constraints -> -EINVAL, BUSY/LOCKED -> -EAGAIN, NOMEM -> -ENOMEM, anything else -> -EIO. */
 int db_errno(int rc);
 /* Set `err` from `rc` and the connection's message; returns db_errno(rc). */
 int db_fail(sqlite3 *db, int rc, struct berth_error *err);
