@@ -138,7 +138,8 @@ static int instances_load_rows(sqlite3 *db, const struct instance_filter *filter
 	r = instance_prepare(db, filter,
 			     "SELECT i.id, p.name, i.name, i.type, i.architecture, i.description,"
 			     " i.ephemeral, i.stateful, i.created_at, i.last_used_at, i.status,"
-			     " i.status_code FROM instances i JOIN projects p ON p.id = i.project_id",
+			     " i.status_code FROM instances i"
+			     " JOIN projects p ON p.id = i.project_id",
 			     "p.name, i.name",
 			     &stmt, err);
 	if (r < 0)
@@ -359,7 +360,8 @@ static int instance_names(sqlite3 *db, const char *project, json_t **ret,
 	if (r < 0)
 		return r;
 	r = instance_prepare(db, &filter,
-			     "SELECT i.name FROM instances i JOIN projects p ON p.id = i.project_id",
+			     "SELECT i.name FROM instances i"
+			     " JOIN projects p ON p.id = i.project_id",
 			     "p.name, i.name",
 			     &stmt, err);
 	if (r < 0)

@@ -28,8 +28,9 @@ int db_profile_id(sqlite3 *db, int64_t project_id, const char *name, int64_t *re
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err, "SELECT id FROM profiles WHERE project_id = ?1 AND name = ?2",
-		       "it", project_id, name);
+	r = db_prepare(db, &stmt, err,
+		       "SELECT id FROM profiles WHERE project_id = ?1 AND name = ?2", "it",
+		       project_id, name);
 	if (r < 0)
 		return r;
 	r = db_step(stmt, err);

@@ -280,7 +280,8 @@ static int project_delete(sqlite3 *db, const char *name, struct berth_error *err
 	if (r < 0)
 		return r;
 	r = project_count(db,
-			  "SELECT COUNT(*) FROM profiles WHERE project_id = ?1 AND name != 'default'",
+			  "SELECT COUNT(*) FROM profiles"
+			  " WHERE project_id = ?1 AND name != 'default'",
 			  id, &profiles, err);
 	if (r < 0)
 		return r;
@@ -351,7 +352,8 @@ static int project_used_by(sqlite3 *db, const char *name, json_t **ret, struct b
 	r = db_project_id(db, name, &id, err);
 	if (r < 0)
 		return r;
-	r = project_used_by_add(db, "SELECT name FROM instances WHERE project_id = ?1 ORDER BY name",
+	r = project_used_by_add(db,
+				"SELECT name FROM instances WHERE project_id = ?1 ORDER BY name",
 				id, "instances", name, list, err);
 	if (r < 0)
 		return r;

@@ -202,7 +202,8 @@ static void test_projects(void **state)
 	struct berth_error err = { 0 };
 	json_auto_t *p1 = parse("{\"name\":\"p1\",\"description\":\"one\","
 				"\"config\":{\"features.profiles\":\"true\"}}");
-	json_auto_t *upd = parse("{\"description\":\"uno\",\"config\":{\"limits.instances\":\"3\"}}");
+	json_auto_t *upd =
+		parse("{\"description\":\"uno\",\"config\":{\"limits.instances\":\"3\"}}");
 	json_auto_t *extra = parse("{\"name\":\"extra\"}");
 	json_auto_t *list = NULL, *got = NULL, *used = NULL, *used2 = NULL, *used3 = NULL;
 	const struct fixture *f = *state;
@@ -367,7 +368,8 @@ static void test_instances_crud(void **state)
 			"\"limits.cpu\":\"2\"},\"devices\":{\"eth0\":{\"type\":\"nic\","
 			"\"network\":\"berthbr0\"},\"root\":{\"type\":\"disk\",\"path\":\"/\","
 			"\"pool\":\"default\",\"size\":\"10GiB\"}},"
-			"\"profiles\":[\"default\",\"web\"],\"ephemeral\":false,\"stateful\":true}");
+			"\"profiles\":[\"default\",\"web\"],\"ephemeral\":false,"
+			"\"stateful\":true}");
 	assert_int_equal(db_instance_get("default", "c1", &got, &err), 0);
 	created = berth_json_string(got, "created_at");
 	assert_non_null(created);
@@ -555,7 +557,8 @@ static void test_instance_list_many(void **state)
 			 "{\"name\":\"c%04d\",\"architecture\":\"x86_64\",\"config\":{"
 			 "\"image.os\":\"Debian\",\"image.release\":\"12\",\"limits.cpu\":\"%d\","
 			 "\"limits.memory\":\"1GiB\",\"volatile.uuid\":\"u-%d\"},\"devices\":{"
-			 "\"eth0\":{\"type\":\"nic\",\"network\":\"berthbr0\",\"name\":\"eth0\"}%s},"
+			 "\"eth0\":{\"type\":\"nic\",\"network\":\"berthbr0\","
+			 "\"name\":\"eth0\"}%s},"
 			 "\"profiles\":[\"%s\"]}",
 			 i, i % 8, i, i % 2 ? ",\"data\":{\"type\":\"disk\",\"path\":\"/d\"}" : "",
 			 i % 3 ? "default" : "web");
