@@ -83,6 +83,8 @@ static const http_parser_settings parser_settings;
 static void conn_close(struct berth_http_conn *c);
 static void conn_feed(struct berth_http_conn *c, const char *data, size_t len);
 static void server_maybe_done(struct berth_http_server *s);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 void berth_http_limits_default(struct berth_http_limits *limits)
 {
@@ -289,7 +291,7 @@ static void on_write(uv_write_t *req, int status)
 	c->state = CONN_IDLE;
 	conn_arm_timer(c, c->server->limits.idle_timeout_ms);
 	http_parser_pause(&c->parser, 0);
-	if (uv_read_start((uv_stream_t *)&c->handle, NULL, NULL) == UV_EINVAL) {
+	if (uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read) < 0) {
 		conn_close(c);
 		return;
 	}
