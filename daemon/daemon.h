@@ -1,2 +1,19 @@
-/* placeholder */
+/* daemon/daemon.h: the state one berthd process holds, passed to the API layer. */
 #pragma once
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "daemon/events.h"
+#include "daemon/operation.h"
+#include "lib/http_server.h"
+
+struct berth_daemon {
+	uv_loop_t *loop;
+	char *dir;	   /* owned: state directory */
+	char *socket_path; /* owned */
+	struct berth_http_server *http;	     /* owned */
+	struct events_hub *events;	     /* owned */
+	struct operation_registry *ops;	     /* owned */
+	json_t *environment;		     /* owned: host facts for GET /1.0, read-only */
+};

@@ -1,6 +1,315 @@
-/* placeholder */
-int main(void);
-int main(void)
+/* daemon/main.c: berthd's entry point: options, the state directory, the unix
+ * socket, the loop, and a clean shutdown on SIGTERM/SIGINT. */
+#define LOG_CATEGORY "berthd"
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "daemon/api/api.h"
+#include "daemon/daemon.h"
+#include "daemon/db/db.h"
+#include "daemon/host.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+struct options {
+	bool debug;
+	const char *group;
+};
+
+static void usage(FILE *f)
 {
-	return 1;
+	fprintf(f,
+		"Usage: berthd [OPTIONS]\n"
+		"\n"
+		"The berth daemon: manages system containers and virtual machines and serves\n"
+		"LXD's REST API (1.0) on $BERTH_DIR/unix.socket.\n"
+		"\n"
+		"Options:\n"
+		"  -d, --debug        log debug messages\n"
+		"  -g, --group NAME   group owning the socket (default: berth)\n"
+		"  -V, --version      print the version and exit\n"
+		"  -h, --help         print this help and exit\n"
+		"\n"
+		"Environment:\n"
+		"  BERTH_DIR                    state directory (default: %s)\n"
+		"  BERTH_HTTP_IDLE_TIMEOUT      seconds an idle client connection is kept (60)\n"
+		"  BERTH_HTTP_REQUEST_TIMEOUT   seconds a request may take to arrive (30)\n",
+		BERTH_DEFAULT_DIR);
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"debug", no_argument, NULL, 'd'},   {"group", required_argument, NULL, 'g'},
+		{"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	o->group = "berth";
+	while ((c = getopt_long(argc, argv, "dg:Vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o->debug = true;
+			break;
+		case 'g':
+			o->group = optarg;
+			break;
+		case 'V':
+			printf("%s\n", BERTH_VERSION);
+			return 1;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			fprintf(stderr, "Try 'berthd --help' for more information.\n");
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "berthd: unexpected argument '%s'\n"
+				"Try 'berthd --help' for more information.\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static uint64_t env_seconds(const char *name, uint64_t def_ms)
+{
+	const char *v = getenv(name);
+	char *end;
+	double s;
+
+	if (!v || !*v)
+		return def_ms;
+	s = strtod(v, &end);
+	if (*end || s <= 0) {
+		log_warn("Invalid %s=\"%s\", ignoring", name, v);
+		return def_ms;
+	}
+	return (uint64_t)(s * 1000);
+}
+
+/* One daemon per state directory: an exclusive lock held for our lifetime. */
+static int lock_dir(const char *dir, int *ret_fd)
+{
+	_cleanup_free_ char *path = berth_strdup_printf("%s/.lock", dir);
+	int fd;
+
+	if (!path)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return log_error_errno(-errno, "Cannot open \"%s\"", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return log_error_errno(-EBUSY, "Another berthd is already using \"%s\"", dir);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static int open_socket(const char *path, const char *group)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -EBADF;
+	struct group *gr;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return log_error_errno(-ENAMETOOLONG, "Socket path \"%s\" is too long", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_error_errno(-errno, "socket()");
+	/* We hold the directory lock, so a socket file left here is stale. */
+	if (unlink(path) < 0 && errno != ENOENT)
+		return log_error_errno(-errno, "Cannot remove stale socket \"%s\"", path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return log_error_errno(-errno, "Cannot bind \"%s\"", path);
+	gr = getgrnam(group);
+	if (!gr)
+		log_warn("Group \"%s\" does not exist, socket is owned by root only, ignoring",
+			 group);
+	else if (chown(path, 0, gr->gr_gid) < 0)
+		log_warn_errno(-errno, "Cannot give \"%s\" to group \"%s\", ignoring", path, group);
+	if (chmod(path, 0660) < 0)
+		return log_error_errno(-errno, "Cannot chmod \"%s\"", path);
+	if (listen(fd, 511) < 0)
+		return log_error_errno(-errno, "listen()");
+	return TAKE_FD(fd);
+}
+
+/* Tell systemd we are ready (Type=notify), when it asked. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -EBADF;
+	socklen_t len;
+
+	if (!path || !*path || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	strcpy(sa.sun_path, path);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+}
+
+static void log_to_events(enum berth_log_level level, const char *category, const char *msg,
+			  void *data)
+{
+	struct berth_daemon *d = data;
+
+	events_emit(d->events, EVENT_LOGGING, NULL,
+		    json_pack("{s:s, s:s, s:{s:s}}", "message", msg, "level",
+			      berth_log_level_name(level), "context", "category", category));
+}
+
+struct shutdown_state {
+	struct berth_daemon *d;
+	uv_signal_t sigterm, sigint;
+	bool stopping;
+};
+
+static void on_http_closed(void *data)
+{
+	struct shutdown_state *s = data;
+
+	log_debug("All connections closed");
+	events_hub_close(s->d->events);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct shutdown_state *s = h->data;
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	log_info("Received %s, shutting down", strsignal(signum));
+	berth_log_set_hook(NULL, NULL);
+	operation_registry_shutdown(s->d->ops);
+	berth_http_server_close(s->d->http, on_http_closed, s);
+	uv_close((uv_handle_t *)&s->sigterm, NULL);
+	uv_close((uv_handle_t *)&s->sigint, NULL);
+}
+
+static int daemon_setup(struct berth_daemon *d, const struct options *o)
+{
+	_cleanup_free_ char *db_path = NULL;
+	_cleanup_free_ char *pool_path = NULL;
+	struct berth_error err = {0};
+	struct berth_http_limits limits;
+	int r, fd;
+
+	r = berth_mkdir_p(d->dir, 0711);
+	if (r < 0)
+		return log_error_errno(r, "Cannot create \"%s\"", d->dir);
+	db_path = berth_strdup_printf("%s/database", d->dir);
+	pool_path = berth_strdup_printf("%s/storage-pools/default", d->dir);
+	d->socket_path = berth_strdup_printf("%s/unix.socket", d->dir);
+	if (!db_path || !pool_path || !d->socket_path)
+		return -ENOMEM;
+	r = berth_mkdir_p(db_path, 0700);
+	if (r >= 0)
+		r = berth_mkdir_p(pool_path, 0711);
+	if (r < 0)
+		return log_error_errno(r, "Cannot create the state directories in \"%s\"", d->dir);
+	free(db_path);
+	db_path = berth_strdup_printf("%s/database/berth.db", d->dir);
+	if (!db_path)
+		return -ENOMEM;
+	r = db_init(db_path, pool_path, &err);
+	if (r < 0) {
+		log_error("Cannot open the database \"%s\": %s", db_path, berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return r;
+	}
+	d->environment = host_environment_probe();
+	if (!d->environment)
+		return -ENOMEM;
+	r = events_hub_new(d->loop, &d->events);
+	if (r < 0)
+		return r;
+	r = operation_registry_new(d->loop, d->events, &d->ops);
+	if (r < 0)
+		return r;
+	berth_http_limits_default(&limits);
+	limits.idle_timeout_ms = env_seconds("BERTH_HTTP_IDLE_TIMEOUT", limits.idle_timeout_ms);
+	limits.request_timeout_ms =
+		env_seconds("BERTH_HTTP_REQUEST_TIMEOUT", limits.request_timeout_ms);
+	r = berth_http_server_new(d->loop, &limits, api_handle, d, &d->http);
+	if (r < 0)
+		return r;
+	fd = open_socket(d->socket_path, o->group);
+	if (fd < 0)
+		return fd;
+	r = berth_http_server_listen_fd(d->http, fd);
+	if (r < 0)
+		return log_error_errno(r, "Cannot listen on \"%s\"", d->socket_path);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct berth_daemon d = {0};
+	struct shutdown_state s = {.d = &d};
+	struct options o = {0};
+	_cleanup_close_ int lock_fd = -EBADF;
+	const char *dir;
+	int r;
+
+	r = parse_options(argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? 0 : 2;
+	berth_log_set_level(o.debug ? BERTH_LOG_DEBUG : BERTH_LOG_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	dir = getenv("BERTH_DIR");
+	d.dir = strdup(dir && *dir ? dir : BERTH_DEFAULT_DIR);
+	d.loop = uv_default_loop();
+	if (!d.dir)
+		return 1;
+	r = berth_mkdir_p(d.dir, 0711);
+	if (r < 0) {
+		log_error_errno(r, "Cannot create \"%s\"", d.dir);
+		return 1;
+	}
+	r = lock_dir(d.dir, &lock_fd);
+	if (r < 0)
+		return 1;
+	r = daemon_setup(&d, &o);
+	if (r < 0)
+		return 1;
+	uv_signal_init(d.loop, &s.sigterm);
+	uv_signal_init(d.loop, &s.sigint);
+	s.sigterm.data = s.sigint.data = &s;
+	uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&s.sigint, on_signal, SIGINT);
+	berth_log_set_hook(log_to_events, &d);
+	log_info("berthd %s ready on \"%s\"", BERTH_VERSION, d.socket_path);
+	notify_ready();
+
+	uv_run(d.loop, UV_RUN_DEFAULT);
+
+	log_info("Stopped");
+	berth_http_server_free(d.http);
+	operation_registry_free(d.ops);
+	unlink(d.socket_path);
+	db_shutdown();
+	json_decref(d.environment);
+	uv_loop_close(d.loop);
+	free(d.socket_path);
+	free(d.dir);
+	return 0;
 }

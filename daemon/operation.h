@@ -1,2 +1,90 @@
-/* placeholder */
+/* daemon/operation.h: background operations (LXD's /1.0/operations).
+ *
+ * An operation is created (any thread), started on the loop thread, and runs its
+ * `run` function on libuv's thread pool. Its lifecycle, with LXD's status codes:
+ *
+ *   Running(103) --run returns 0--> Success(200)
+ *        |       --run fails------> Failure(400), "err" = the error message
+ *        +--cancel (may_cancel)--> Cancelling(104) --run returns--> Cancelled(401)
+ *
+ * Every change is emitted as an "operation" event. Finished operations stay
+ * listed for a while (OPERATION_KEEP_S) so that a late /wait still finds them.
+ * Thread-safety: everything is safe from any thread except operation_start()
+ * and operation_wait(), which belong to the loop thread. */
 #pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "daemon/events.h"
+#include "lib/error.h"
+
+#define OPERATION_KEEP_S 60
+
+enum operation_status {
+	OPERATION_RUNNING = 103,
+	OPERATION_CANCELLING = 104,
+	OPERATION_PENDING = 105,
+	OPERATION_SUCCESS = 200,
+	OPERATION_FAILURE = 400,
+	OPERATION_CANCELLED = 401,
+};
+
+struct operation;
+struct operation_registry;
+
+/* Runs on a worker thread. Returns 0 or -errno with `err` set. Long work polls
+ * operation_cancelled() and returns -ECANCELED when it is true. */
+typedef int (*operation_run_fn)(struct operation *op, void *data, struct berth_error *err);
+
+struct operation_spec {
+	const char *class;	 /* "task" (default), "websocket", "token" */
+	const char *description; /* "Creating instance" */
+	const char *project;	 /* NULL: "default" */
+	json_t *resources;	 /* stolen; {"instances":["/1.0/instances/c1"]} */
+	bool may_cancel;
+	operation_run_fn run;
+	void *data;		    /* owned by the operation once created */
+	void (*free_data)(void *); /* may be NULL */
+};
+
+int operation_registry_new(uv_loop_t *loop, struct events_hub *events,
+			   struct operation_registry **ret);
+/* Loop thread, at shutdown: wakes every waiter. Running work finishes on its own;
+ * free the registry after the loop has drained. */
+void operation_registry_shutdown(struct operation_registry *reg);
+void operation_registry_free(struct operation_registry *reg);
+
+/* Register a new operation (status Running). Returns a reference in *ret. On
+ * failure spec->data is freed with spec->free_data and spec->resources released. */
+int operation_create(struct operation_registry *reg, const struct operation_spec *spec,
+		     struct operation **ret);
+/* Loop thread: queue the run function. */
+int operation_start(struct operation *op);
+struct operation *operation_ref(struct operation *op);
+void operation_unref(struct operation *op);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct operation *, operation_unref)
+
+const char *operation_id(const struct operation *op);
+/* The Operation object (new reference). */
+json_t *operation_render(struct operation *op);
+bool operation_done(struct operation *op);
+bool operation_cancelled(struct operation *op);
+/* Replace the metadata (stolen) and emit an update event. */
+void operation_set_metadata(struct operation *op, json_t *metadata);
+
+/* -ENOENT when unknown. Returns a reference. `project` NULL: any project. */
+int operation_find(struct operation_registry *reg, const char *id, struct operation **ret);
+/* Ask a running operation to stop. -EPERM ("This operation can't be cancelled")
+ * when it may not be; 0 when it already finished or is already cancelling. */
+int operation_cancel(struct operation *op, struct berth_error *err);
+/* {"running":[...],"success":[...],...}: URLs (recursion 0) or objects. `project`
+ * NULL: all projects. */
+json_t *operation_registry_list(struct operation_registry *reg, const char *project,
+				bool objects);
+
+/* Loop thread: call `cb` once, when `op` finishes or after `timeout_ms` (<0: no
+ * limit), whichever comes first, or at shutdown. */
+typedef void (*operation_wait_fn)(struct operation *op, void *data);
+int operation_wait(struct operation *op, int64_t timeout_ms, operation_wait_fn cb, void *data);

@@ -6,6 +6,9 @@
 #include <string.h>
 
 static int error_vset(struct berth_error *err, int code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static int error_vset(struct berth_error *err, int code, const char *fmt, va_list ap)
 {
 	char *msg = NULL;
 

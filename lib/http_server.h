@@ -1,2 +1,102 @@
-/* placeholder */
+/* lib/http_server.h: an HTTP/1.1 server on a libuv loop (http-parser underneath),
+ * with websocket upgrade (wslay underneath).
+ *
+ * The server accepts connections on a listening unix socket (or adopts connected
+ * fds), parses one request at a time per connection, and hands each complete
+ * request to the handler. The handler answers, now or later (from the loop
+ * thread), with exactly one berth_http_respond() or berth_http_upgrade_ws().
+ * While a request is being handled the connection reads nothing more; pipelined
+ * bytes wait. Limits: header bytes, body bytes, the idle time of a keep-alive
+ * connection, and the time a started request may take to arrive. A violation is
+ * answered with 431/413/400/408 and the connection closed.
+ *
+ * Connection states:
+ *
+ *   IDLE --first byte--> READING --message complete--> HANDLING --respond--> WRITING
+ *    ^                                                                         |
+ *    +----------------------- keep-alive, write done --------------------------+
+ *   any state --error/EOF/timeout/close--> CLOSING (freed in uv_close's callback,
+ *   but not before a pending respond/upgrade from the handler has been consumed)
+ *   HANDLING --upgrade--> WEBSOCKET
+ */
 #pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/error.h"
+#include "lib/http_util.h"
+
+struct berth_http_server;
+struct berth_http_conn;
+struct berth_ws_conn;
+
+struct berth_http_request {
+	const char *method;	       /* "GET", ... */
+	char *url;		       /* owned: raw request target */
+	char *path;		       /* owned: percent-decoded path */
+	char *query;		       /* owned: raw query string without '?', or "" */
+	struct berth_http_header *headers; /* owned */
+	size_t n_headers;
+	char *body; /* owned, NUL-terminated (not counted in body_len) */
+	size_t body_len;
+	bool upgrade_websocket; /* Upgrade: websocket was requested */
+};
+
+/* Called on the loop thread with a request that stays valid until the response. */
+typedef void (*berth_http_handler_fn)(struct berth_http_conn *conn,
+				      struct berth_http_request *req, void *data);
+
+struct berth_http_limits {
+	size_t max_header_bytes;     /* default 64 KiB */
+	size_t max_body_bytes;	     /* default 16 MiB */
+	uint64_t idle_timeout_ms;    /* keep-alive idle; default 60 s */
+	uint64_t request_timeout_ms; /* first byte to complete request; default 30 s */
+};
+
+void berth_http_limits_default(struct berth_http_limits *limits);
+
+int berth_http_server_new(uv_loop_t *loop, const struct berth_http_limits *limits,
+			  berth_http_handler_fn handler, void *data,
+			  struct berth_http_server **ret);
+/* Listen on an already bound, listening socket fd (the server owns it afterwards). */
+int berth_http_server_listen_fd(struct berth_http_server *s, int fd);
+/* Serve an already connected stream fd (tests, fuzzing). Owns `fd`. */
+int berth_http_server_adopt(struct berth_http_server *s, int fd);
+/* Stop accepting and close every connection; `close_cb` runs once everything is
+ * closed (handlers still running will find their connection gone). Idempotent. */
+void berth_http_server_close(struct berth_http_server *s, void (*close_cb)(void *), void *data);
+void berth_http_server_free(struct berth_http_server *s);
+size_t berth_http_server_n_conns(const struct berth_http_server *s);
+
+/* Answer the request. Copies everything. `extra` headers may be NULL. A HEAD
+ * request gets the headers only. Returns 0, or -EPIPE when the connection went
+ * away meanwhile (the response is dropped; nothing to do). */
+int berth_http_respond(struct berth_http_conn *conn, int status, const char *content_type,
+		       const struct berth_http_header *extra, size_t n_extra, const void *body,
+		       size_t len);
+
+/* Peer credentials of the connection (SO_PEERCRED); -ENOTSUP for adopted fds. */
+int berth_http_conn_peer_uid(struct berth_http_conn *conn, uid_t *ret);
+
+/* ---- websockets ---- */
+struct berth_ws_callbacks {
+	/* A whole message arrived. text tells a text frame from binary. */
+	void (*on_message)(struct berth_ws_conn *ws, bool text, const uint8_t *data, size_t len,
+			   void *data_ptr);
+	/* The connection is gone; the ws object is freed right after this returns. */
+	void (*on_close)(struct berth_ws_conn *ws, void *data_ptr);
+};
+
+/* Answer the upgrade request with 101 and switch the connection to websocket
+ * framing. On failure (not an upgrade request, bad key) a 400 is sent instead and
+ * a negative errno returned. `*ret` is borrowed: valid until on_close. */
+int berth_http_upgrade_ws(struct berth_http_conn *conn, const struct berth_ws_callbacks *cbs,
+			  void *data, struct berth_ws_conn **ret);
+/* Queue a message. -EPIPE when the connection is closing, -ENOBUFS when the peer
+ * reads too slowly (more than 16 MiB queued): the connection is then closed. */
+int berth_ws_conn_send(struct berth_ws_conn *ws, bool text, const void *data, size_t len);
+/* Send a close frame and close once it is written. Idempotent. */
+void berth_ws_conn_close(struct berth_ws_conn *ws, uint16_t code, const char *reason);

@@ -193,7 +193,7 @@ int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	_cleanup_free_ char *buf = NULL;
-	size_t len = 0, cap = 4096;
+	size_t len = 0, cap = max < 4096 ? max : 4096;
 
 	if (fd < 0)
 		return -errno;
@@ -203,9 +203,14 @@ int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 	for (;;) {
 		ssize_t n;
 		if (len == cap) {
-			char *nb;
-			if (cap >= max)
-				return -EFBIG;
+			char *nb, probe;
+			if (cap >= max) {
+				/* Full: fine only if nothing follows. */
+				n = read(fd, &probe, 1);
+				if (n == 0)
+					break;
+				return n < 0 ? -errno : -EFBIG;
+			}
 			cap = cap * 2 > max ? max : cap * 2;
 			nb = realloc(buf, cap + 1);
 			if (!nb)

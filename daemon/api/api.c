@@ -1,2 +1,445 @@
-/* placeholder */
-extern int berth_placeholder_daemon_api_api_c;
+/* daemon/api/api.c: routing, dispatch to the thread pool, and LXD's envelopes. */
+#define LOG_CATEGORY "api"
+#include "daemon/api/api.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/db/db.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+static const struct api_route *const route_tables[] = {
+	api_server_routes,    api_project_routes, api_profile_routes, api_instance_routes,
+	api_operation_routes, api_event_routes,	  api_storage_routes,
+};
+
+struct api_work {
+	uv_work_t work;
+	struct berth_http_conn *conn;
+	const struct api_route *route;
+	struct api_request req;
+	struct api_response resp;
+	struct berth_error err;
+	int ret;
+};
+
+/* ---- envelopes ---- */
+
+static void respond_json(struct berth_http_conn *conn, int status, json_t *body,
+			 const struct berth_http_header *extra, size_t n_extra)
+{
+	_cleanup_free_ char *s = berth_json_dumps(body);
+
+	if (!s) {
+		berth_http_respond(conn, 500, NULL, NULL, 0, NULL, 0);
+		return;
+	}
+	berth_http_respond(conn, status, "application/json", extra, n_extra, s, strlen(s));
+}
+
+void api_respond_error(struct berth_http_conn *conn, int status, const char *msg)
+{
+	json_auto_t *body = json_pack("{s:s, s:s, s:i, s:n}", "type", "error", "error", msg,
+				      "error_code", status, "metadata");
+
+	respond_json(conn, status, body, NULL, 0);
+}
+
+void api_response_release(struct api_response *resp)
+{
+	json_decref(resp->metadata);
+	free(resp->etag);
+	free(resp->location);
+	free(resp->raw);
+	operation_unref(resp->op);
+	*resp = (struct api_response){0};
+}
+
+void api_respond(struct berth_http_conn *conn, struct api_response *resp)
+{
+	struct berth_http_header h[2];
+	size_t n = 0;
+	json_auto_t *body = NULL;
+
+	if (resp->type == API_RAW) {
+		berth_http_respond(conn, resp->status ? resp->status : 200, resp->content_type,
+				   NULL, 0, resp->raw, resp->raw_len);
+		api_response_release(resp);
+		return;
+	}
+	if (resp->type == API_ASYNC) {
+		_cleanup_free_ char *url =
+			berth_strdup_printf("/1.0/operations/%s", operation_id(resp->op));
+		int r = operation_start(resp->op);
+
+		if (!url || r < 0) {
+			api_respond_error(conn, 500, "Failed to start the operation");
+			api_response_release(resp);
+			return;
+		}
+		body = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:o}", "type", "async", "status",
+				 "Operation created", "status_code", 100, "operation", url,
+				 "error_code", 0, "error", "", "metadata",
+				 operation_render(resp->op));
+		h[n++] = (struct berth_http_header){.name = "Location", .value = url};
+		respond_json(conn, 202, body, h, n);
+		api_response_release(resp);
+		return;
+	}
+	body = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:O}", "type", "sync", "status",
+			 "Success", "status_code", 200, "operation", "", "error_code", 0, "error",
+			 "", "metadata", resp->metadata ? resp->metadata : json_null());
+	if (resp->etag)
+		h[n++] = (struct berth_http_header){.name = "ETag", .value = resp->etag};
+	if (resp->location)
+		h[n++] = (struct berth_http_header){.name = "Location", .value = resp->location};
+	respond_json(conn, resp->status ? resp->status : 200, body, h, n);
+	api_response_release(resp);
+}
+
+/* ---- helpers ---- */
+
+int api_sync(struct api_response *resp, json_t *metadata)
+{
+	resp->type = API_SYNC;
+	resp->metadata = metadata ? metadata : json_object();
+	return 0;
+}
+
+int api_created(struct api_response *resp, const char *location)
+{
+	resp->type = API_SYNC;
+	resp->status = 201;
+	resp->location = strdup(location);
+	return resp->location ? 0 : -ENOMEM;
+}
+
+char *api_etag(const json_t *value)
+{
+	_cleanup_free_ char *s = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	char *hex;
+
+	if (!s)
+		return NULL;
+	SHA256((const unsigned char *)s, strlen(s), d);
+	hex = malloc(2 * sizeof(d) + 1);
+	if (!hex)
+		return NULL;
+	for (size_t i = 0; i < sizeof(d); i++)
+		sprintf(hex + 2 * i, "%02x", d[i]);
+	return hex;
+}
+
+int api_check_etag(const struct api_request *req, const char *etag, struct berth_error *err)
+{
+	const char *m = req->if_match;
+	size_t len;
+
+	if (!m || !*m)
+		return 0;
+	/* Accept the tag with or without quotes. */
+	len = strlen(m);
+	if (len >= 2 && m[0] == '"' && m[len - 1] == '"') {
+		if (len - 2 == strlen(etag) && strncmp(m + 1, etag, len - 2) == 0)
+			return 0;
+	} else if (streq(m, etag)) {
+		return 0;
+	}
+	return berth_error_set(err, -ESTALE, BERTH_ERR_PRECONDITION, "ETag doesn't match");
+}
+
+int api_require_body(const struct api_request *req, struct berth_error *err)
+{
+	if (!json_is_object(req->body))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Request body must be a JSON object");
+	return 0;
+}
+
+char *api_url(const char *kind, const char *name, const char *project)
+{
+	_cleanup_free_ char *enc = berth_url_encode(name);
+
+	if (!enc)
+		return NULL;
+	if (project && !streq(project, "default"))
+		return berth_strdup_printf("/1.0/%s/%s?project=%s", kind, enc, project);
+	return berth_strdup_printf("/1.0/%s/%s", kind, enc);
+}
+
+int api_async(struct api_request *req, struct api_response *resp, const char *description,
+	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
+	      struct berth_error *err)
+{
+	struct operation_spec spec = {
+		.description = description,
+		.project = req->project,
+		.resources = resources,
+		.run = run,
+		.data = data,
+		.free_data = free_data,
+	};
+	int r = operation_create(req->d->ops, &spec, &resp->op);
+
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");
+	resp->type = API_ASYNC;
+	return 0;
+}
+
+int api_profile_project(const char *project, char **ret, struct berth_error *err)
+{
+	json_auto_t *p = NULL;
+	const char *v;
+	int r = db_project_get(project, &p, err);
+
+	if (r < 0)
+		return r;
+	v = berth_json_string(json_object_get(p, "config"), "features.profiles");
+	*ret = strdup(v && streq(v, "false") ? "default" : project);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* ---- routing ---- */
+
+/* Match `path` against `pattern` segment by segment, capturing "{}" segments into
+ * `params` (pointers into `storage`, a copy of `path` cut at the slashes). */
+static bool route_match(const char *pattern, const char *path, char *storage,
+			const char **params)
+{
+	const char *p = pattern;
+	char *s = storage;
+	int n = 0;
+
+	strcpy(storage, path);
+	if (*p != '/' || *s != '/')
+		return false;
+	p++;
+	s++;
+	for (;;) {
+		const char *pend = strchrnul(p, '/');
+		char *send = strchrnul(s, '/');
+		size_t plen = (size_t)(pend - p), slen = (size_t)(send - s);
+		bool p_more = *pend == '/', s_more = *send == '/';
+
+		if (plen == 2 && p[0] == '{' && p[1] == '}') {
+			if (slen == 0 || n >= API_MAX_PARAMS)
+				return false;
+			params[n++] = s;
+		} else if (plen != slen || strncmp(p, s, plen) != 0) {
+			return false;
+		}
+		if (p_more != s_more)
+			return false;
+		*send = '\0';
+		if (!p_more)
+			return true;
+		p = pend + 1;
+		s = send + 1;
+	}
+}
+
+static const struct api_route *route_find(const char *method, const char *path, char *storage,
+					  const char **params, bool *path_known)
+{
+	*path_known = false;
+	for (size_t t = 0; t < ARRAY_SIZE(route_tables); t++)
+		for (const struct api_route *r = route_tables[t]; r->pattern; r++) {
+			if (!route_match(r->pattern, path, storage, params))
+				continue;
+			*path_known = true;
+			if (streq(r->method, method) ||
+			    (streq(method, "HEAD") && streq(r->method, "GET")))
+				return r;
+		}
+	return NULL;
+}
+
+static void request_release(struct api_request *req)
+{
+	free(req->storage);
+	free(req->project);
+	json_decref(req->body);
+}
+
+/* Fill `req` from the HTTP request: captures, ?project=, ?recursion=, JSON body. */
+static int request_prepare(struct api_request *req, const struct berth_http_request *http,
+			   const char *method, struct berth_error *err)
+{
+	_cleanup_free_ char *recursion = NULL;
+	int r;
+
+	req->method = method;
+	r = berth_http_query_get(http->query, "project", &req->project);
+	if (r == -ENOENT) {
+		req->project = strdup("default");
+		if (!req->project)
+			return -ENOMEM;
+	} else if (r < 0) {
+		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST, "Invalid query string");
+	} else {
+		r = berth_name_check_entity("project name", req->project, err);
+		if (r < 0)
+			return r;
+	}
+	r = berth_http_query_get(http->query, "recursion", &recursion);
+	if (r == 0) {
+		char *end;
+		long v = strtol(recursion, &end, 10);
+		if (*end || end == recursion || v < 0 || v > 2)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid recursion level \"%s\"", recursion);
+		req->recursion = (int)v;
+	} else if (r != -ENOENT) {
+		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST, "Invalid query string");
+	}
+	req->if_match = berth_http_header_get(http->headers, http->n_headers, "If-Match");
+	if (http->body_len > 0) {
+		const char *ct = berth_http_header_get(http->headers, http->n_headers,
+						       "Content-Type");
+		/* Like LXD, any body is JSON except raw uploads (files, images). */
+		bool json = !ct || !(berth_startswith(ct, "application/octet-stream") ||
+				     berth_startswith(ct, "multipart/"));
+		if (json) {
+			r = berth_json_parse(http->body, http->body_len, &req->body, err);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static void work_cb(uv_work_t *w)
+{
+	struct api_work *aw = container_of(w, struct api_work, work);
+
+	aw->ret = aw->route->handler(&aw->req, &aw->resp, &aw->err);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+	struct api_work *aw = container_of(w, struct api_work, work);
+	int r = status < 0 ? status : aw->ret;
+
+	if (r < 0) {
+		int code = berth_error_code_for(&aw->err, r);
+		const char *msg = berth_error_msg(&aw->err, r);
+
+		if (code >= 500)
+			log_error("%s %s: %s", aw->req.method, aw->req.http->path, msg);
+		else
+			log_debug("%s %s: %d %s", aw->req.method, aw->req.http->path, code, msg);
+		api_response_release(&aw->resp);
+		api_respond_error(aw->conn, code, msg);
+	} else {
+		api_respond(aw->conn, &aw->resp);
+	}
+	request_release(&aw->req);
+	berth_error_release(&aw->err);
+	free(aw);
+}
+
+void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, void *data)
+{
+	struct berth_daemon *d = data;
+	_cleanup_free_ struct api_work *aw = calloc(1, sizeof(*aw));
+	const char *method = http->method;
+	bool path_known;
+	int r;
+
+	if (!aw) {
+		api_respond_error(conn, 500, "Out of memory");
+		return;
+	}
+	log_debug("%s %s", method, http->url);
+	aw->conn = conn;
+	aw->req.d = d;
+	aw->req.http = http;
+	aw->req.storage = malloc(strlen(http->path) + 1);
+	if (!aw->req.storage) {
+		api_respond_error(conn, 500, "Out of memory");
+		return;
+	}
+	aw->route = route_find(method, http->path, aw->req.storage, aw->req.params, &path_known);
+	if (!aw->route) {
+		request_release(&aw->req);
+		if (path_known)
+			api_respond_error(conn, 405, "method not allowed");
+		else
+			api_respond_error(conn, 404, "not found");
+		return;
+	}
+	r = request_prepare(&aw->req, http, method, &aw->err);
+	if (r < 0) {
+		api_respond_error(conn, berth_error_code_for(&aw->err, r),
+				  berth_error_msg(&aw->err, r));
+		request_release(&aw->req);
+		berth_error_release(&aw->err);
+		return;
+	}
+	if (aw->route->loop_handler) {
+		aw->route->loop_handler(&aw->req, conn);
+		request_release(&aw->req);
+		return;
+	}
+	r = uv_queue_work(d->loop, &aw->work, work_cb, after_work_cb);
+	if (r < 0) {
+		api_respond_error(conn, 500, "Failed to queue the request");
+		request_release(&aw->req);
+		return;
+	}
+	TAKE_PTR(aw);
+}
+
+void api_config_drop_empty(json_t *config)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(config, tmp, key, v)
+		if (json_is_string(v) && json_string_value(v)[0] == '\0')
+			json_object_del(config, key);
+}
+
+int api_patch_merge(json_t *target, const json_t *patch, const char *const *fields,
+		    size_t n_fields)
+{
+	json_t *config = json_object_get(patch, "config");
+	json_t *devices = json_object_get(patch, "devices");
+	const char *key;
+	json_t *v;
+
+	if (json_is_object(config)) {
+		json_t *tc = json_object_get(target, "config");
+		if (!tc) {
+			tc = json_object();
+			json_object_set_new(target, "config", tc);
+		}
+		json_object_foreach(config, key, v) {
+			if (json_string_value(v)[0] == '\0')
+				json_object_del(tc, key);
+			else
+				json_object_set(tc, key, v);
+		}
+	}
+	if (json_is_object(devices)) {
+		json_t *td = json_object_get(target, "devices");
+		if (!td) {
+			td = json_object();
+			json_object_set_new(target, "devices", td);
+		}
+		json_object_foreach(devices, key, v)
+			json_object_set(td, key, v);
+	}
+	for (size_t i = 0; i < n_fields; i++) {
+		json_t *f = json_object_get(patch, fields[i]);
+		if (f && !json_is_null(f))
+			json_object_set(target, fields[i], f);
+	}
+	return 0;
+}

@@ -1,2 +1,108 @@
-/* placeholder */
+/* daemon/api/api.h: the REST layer. Routes requests to per-resource handlers
+ * (one file per resource) and renders LXD's envelopes.
+ *
+ * Most handlers are plain synchronous functions that run on libuv's thread pool
+ * (they query SQLite and build JSON): they fill a struct api_response or return
+ * -errno with `err` set, which becomes LXD's error JSON with the mapped status.
+ * A handler may instead hand back an operation (async response, 202). A few
+ * handlers must run on the loop thread because they keep the connection
+ * (websocket upgrades, /wait): those are marked `on_loop` and answer it
+ * themselves. */
 #pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "daemon/daemon.h"
+#include "lib/error.h"
+#include "lib/http_server.h"
+
+#define API_MAX_PARAMS 4
+
+struct api_request {
+	struct berth_daemon *d;
+	struct berth_http_request *http; /* borrowed */
+	const char *method;
+	const char *params[API_MAX_PARAMS]; /* path captures, in order; owned by `storage` */
+	char *storage;			    /* owned: backing for params */
+	char *project;			    /* owned: ?project=, "default" when absent */
+	int recursion;			    /* ?recursion= */
+	json_t *body;			    /* owned: parsed JSON body, NULL when empty */
+	const char *if_match;		    /* borrowed header or NULL */
+};
+
+enum api_response_type {
+	API_SYNC,
+	API_ASYNC,
+	API_RAW,
+};
+
+struct api_response {
+	enum api_response_type type;
+	int status;	    /* HTTP status for API_SYNC (200 default; 201 with a location) */
+	json_t *metadata;   /* owned */
+	char *etag;	    /* owned or NULL */
+	char *location;	    /* owned or NULL */
+	struct operation *op; /* owned reference (API_ASYNC) */
+	char *raw;	    /* owned (API_RAW) */
+	size_t raw_len;
+	const char *content_type; /* API_RAW */
+};
+
+typedef int (*api_handler_fn)(struct api_request *req, struct api_response *resp,
+			      struct berth_error *err);
+typedef void (*api_loop_handler_fn)(struct api_request *req, struct berth_http_conn *conn);
+
+struct api_route {
+	const char *method;
+	const char *pattern; /* "/1.0/profiles/{}" */
+	api_handler_fn handler;
+	api_loop_handler_fn loop_handler;
+};
+
+/* The http server's request callback; `data` is the struct berth_daemon. */
+void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, void *data);
+
+/* Per-resource route tables, each terminated by a zeroed entry. */
+extern const struct api_route api_server_routes[];
+extern const struct api_route api_project_routes[];
+extern const struct api_route api_profile_routes[];
+extern const struct api_route api_instance_routes[];
+extern const struct api_route api_operation_routes[];
+extern const struct api_route api_event_routes[];
+extern const struct api_route api_storage_routes[];
+
+/* ---- helpers for handlers ---- */
+
+/* A sync response with `metadata` (stolen). */
+int api_sync(struct api_response *resp, json_t *metadata);
+/* 201 with Location (LXD's answer to creations and renames). */
+int api_created(struct api_response *resp, const char *location);
+/* ETag of an object's editable fields: hex SHA-256 of their compact JSON. */
+char *api_etag(const json_t *value);
+/* 412 when the request has an If-Match that differs from `etag`. */
+int api_check_etag(const struct api_request *req, const char *etag, struct berth_error *err);
+/* The body must be a JSON object: -EINVAL/400 otherwise. */
+int api_require_body(const struct api_request *req, struct berth_error *err);
+/* "/1.0/<kind>/<name>" plus "?project=<p>" when p is not "default". */
+char *api_url(const char *kind, const char *name, const char *project);
+/* Send an error response from the loop thread. */
+void api_respond_error(struct berth_http_conn *conn, int status, const char *msg);
+/* Render the envelope of `resp` and send it. Consumes resp's contents. */
+void api_respond(struct berth_http_conn *conn, struct api_response *resp);
+void api_response_release(struct api_response *resp);
+/* Operation wrapper used by async handlers: creates and returns via resp. */
+int api_async(struct api_request *req, struct api_response *resp, const char *description,
+	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
+	      struct berth_error *err);
+/* Effective project for profiles: the project itself when features.profiles is on,
+ * else "default". -ENOENT when the project does not exist. */
+int api_profile_project(const char *project, char **ret, struct berth_error *err);
+
+/* PATCH semantics shared by profiles, projects and instances: "config" keys are
+ * merged (an empty value removes the key), "devices" are replaced by name,
+ * other present fields of `patch` listed in `fields` replace the target's. */
+int api_patch_merge(json_t *target, const json_t *patch, const char *const *fields,
+		    size_t n_fields);
+/* Drop empty config values in place (PUT with "" means unset). */
+void api_config_drop_empty(json_t *config);

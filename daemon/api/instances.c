@@ -1,2 +1,644 @@
-/* placeholder */
-extern int berth_placeholder_daemon_api_instances_c;
+/* daemon/api/instances.c: /1.0/instances records: create, list (recursion 0/1/2),
+ * get, update (PUT/PATCH with ETags), rename, delete, and their state.
+ *
+ * Instances have no root filesystem and cannot start yet: a record is what the
+ * storage and runtime layers will give a disk and a process. Creation, PUT,
+ * rename and delete are operations, as in LXD; their checks run before the
+ * operation is created so bad input fails at once with the right status. */
+#include <string.h>
+#include <sys/random.h>
+
+#include "daemon/api/api.h"
+#include "daemon/api/filter.h"
+#include "daemon/config_keys.h"
+#include "daemon/db/db.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static const struct berth_json_field instance_fields[] = {
+	{"name", BERTH_JSON_STRING, false, false},
+	{"type", BERTH_JSON_STRING, false, true},
+	{"architecture", BERTH_JSON_STRING, false, true},
+	{"description", BERTH_JSON_STRING, false, true},
+	{"config", BERTH_JSON_STRING_MAP, false, true},
+	{"devices", BERTH_JSON_DEVICE_MAP, false, true},
+	{"profiles", BERTH_JSON_STRING_ARRAY, false, true},
+	{"ephemeral", BERTH_JSON_BOOL, false, true},
+	{"stateful", BERTH_JSON_BOOL, false, true},
+	{"source", BERTH_JSON_OBJECT, false, true},
+	{"instance_type", BERTH_JSON_STRING, false, true},
+	{"restore", BERTH_JSON_STRING, false, true},
+};
+
+/* ---- rendering ---- */
+
+/* name -> profile object, for expanding instances of one project. */
+static int load_profiles(const char *project, json_t **ret, struct berth_error *err)
+{
+	_cleanup_free_ char *pp = NULL;
+	json_auto_t *list = NULL;
+	json_t *map, *p;
+	size_t i;
+	int r = api_profile_project(project, &pp, err);
+
+	if (r < 0)
+		return r;
+	r = db_profile_list(pp, &list, err);
+	if (r < 0)
+		return r;
+	map = json_object();
+	json_array_foreach(list, i, p)
+		json_object_set(map, berth_json_string(p, "name"), p);
+	*ret = map;
+	return 0;
+}
+
+static void expand(json_t *inst, const json_t *profiles)
+{
+	json_t *config = json_object(), *devices = json_object(), *name;
+	size_t i;
+
+	json_array_foreach(json_object_get(inst, "profiles"), i, name) {
+		json_t *p = json_object_get(profiles, json_string_value(name));
+		if (!p)
+			continue;
+		json_object_update(config, json_object_get(p, "config"));
+		json_object_update(devices, json_object_get(p, "devices"));
+	}
+	json_object_update(config, json_object_get(inst, "config"));
+	json_object_update(devices, json_object_get(inst, "devices"));
+	json_object_set_new(inst, "expanded_config", config);
+	json_object_set_new(inst, "expanded_devices", devices);
+	json_object_set_new(inst, "location", json_string("none"));
+}
+
+/* The state of an instance that is not running (no runtime yet: every record is). */
+static json_t *stopped_state(const json_t *inst)
+{
+	return json_pack("{s:O, s:O, s:{}, s:{s:i, s:i, s:i, s:i}, s:n, s:i, s:i, s:{s:i}}",
+			 "status", json_object_get(inst, "status"), "status_code",
+			 json_object_get(inst, "status_code"), "disk", "memory", "usage", 0,
+			 "usage_peak", 0, "swap_usage", 0, "swap_usage_peak", 0, "network", "pid",
+			 0, "processes", 0, "cpu", "usage", 0);
+}
+
+static void make_full(json_t *inst)
+{
+	json_object_set_new(inst, "state", stopped_state(inst));
+	json_object_set_new(inst, "snapshots", json_array());
+	json_object_set_new(inst, "backups", json_array());
+}
+
+static char *instance_etag(const json_t *inst)
+{
+	json_auto_t *e = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "architecture",
+				   json_object_get(inst, "architecture"), "config",
+				   json_object_get(inst, "config"), "devices",
+				   json_object_get(inst, "devices"), "ephemeral",
+				   json_object_get(inst, "ephemeral"), "profiles",
+				   json_object_get(inst, "profiles"), "description",
+				   json_object_get(inst, "description"));
+	return e ? api_etag(e) : NULL;
+}
+
+static bool query_flag(const struct api_request *req, const char *key)
+{
+	_cleanup_free_ char *v = NULL;
+
+	return berth_http_query_get(req->http->query, key, &v) == 0 &&
+	       (streq(v, "true") || streq(v, "1") || streq(v, ""));
+}
+
+static int list_instances(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	bool all = query_flag(req, "all-projects");
+	const char *project = all ? NULL : req->project;
+	_cleanup_(api_filter_freep) struct api_filter *filter = NULL;
+	_cleanup_free_ char *filter_s = NULL;
+	json_auto_t *list = NULL;
+	json_auto_t *profiles_by_project = json_object();
+	json_t *out, *inst;
+	size_t i;
+	int r;
+
+	if (berth_http_query_get(req->http->query, "filter", &filter_s) == 0) {
+		r = api_filter_parse(filter_s, &filter, err);
+		if (r < 0)
+			return r;
+	}
+	if (!all) {
+		json_auto_t *p = NULL;
+		r = db_project_get(req->project, &p, err);
+		if (r < 0)
+			return r;
+	}
+	r = db_instance_list(project, &list, err);
+	if (r < 0)
+		return r;
+	out = json_array();
+	json_array_foreach(list, i, inst) {
+		const char *iproj = berth_json_string(inst, "project") ?: req->project;
+		json_t *profiles;
+
+		if (req->recursion == 0 && !filter) {
+			_cleanup_free_ char *u =
+				api_url("instances", berth_json_string(inst, "name"), iproj);
+			json_array_append_new(out, json_string(u));
+			continue;
+		}
+		profiles = json_object_get(profiles_by_project, iproj);
+		if (!profiles) {
+			r = load_profiles(iproj, &profiles, err);
+			if (r < 0) {
+				json_decref(out);
+				return r;
+			}
+			json_object_set_new(profiles_by_project, iproj, profiles);
+		}
+		expand(inst, profiles);
+		if (req->recursion >= 2 || filter)
+			make_full(inst);
+		if (!api_filter_match(filter, inst))
+			continue;
+		if (req->recursion == 0) {
+			_cleanup_free_ char *u =
+				api_url("instances", berth_json_string(inst, "name"), iproj);
+			json_array_append_new(out, json_string(u));
+			continue;
+		}
+		if (req->recursion == 1) {
+			json_object_del(inst, "state");
+			json_object_del(inst, "snapshots");
+			json_object_del(inst, "backups");
+		}
+		json_array_append(out, inst);
+	}
+	return api_sync(resp, out);
+}
+
+/* ---- checks shared by create and update ---- */
+
+static int check_instance_body(const json_t *body, struct berth_daemon *d,
+			       struct berth_error *err)
+{
+	const char *type, *arch;
+	json_t *archs;
+	bool ok = false;
+	size_t i;
+	json_t *a;
+	int r = berth_json_check(body, instance_fields, ARRAY_SIZE(instance_fields), "instance",
+				 err);
+
+	if (r < 0)
+		return r;
+	r = config_check_all(CONFIG_INSTANCE, json_object_get(body, "config"), err);
+	if (r < 0)
+		return r;
+	r = config_check_devices(json_object_get(body, "devices"), err);
+	if (r < 0)
+		return r;
+	type = berth_json_string(body, "type");
+	if (type && *type && !streq(type, "container") && !streq(type, "virtual-machine"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid instance type \"%s\" (container or "
+				       "virtual-machine)", type);
+	arch = berth_json_string(body, "architecture");
+	if (!arch || !*arch)
+		return 0;
+	archs = json_object_get(d->environment, "architectures");
+	json_array_foreach(archs, i, a)
+		ok |= streq(json_string_value(a), arch);
+	if (!ok)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Architecture \"%s\" is not supported by this host", arch);
+	return 0;
+}
+
+static int check_profiles_exist(const char *project, const json_t *profiles,
+				struct berth_error *err)
+{
+	json_auto_t *map = NULL;
+	json_t *n;
+	size_t i;
+	int r = load_profiles(project, &map, err);
+
+	if (r < 0)
+		return r;
+	json_array_foreach(profiles, i, n)
+		if (!json_object_get(map, json_string_value(n)))
+			return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+					       "Profile \"%s\" doesn't exist",
+					       json_string_value(n));
+	return 0;
+}
+
+/* ---- operations ---- */
+
+struct instance_job {
+	struct berth_daemon *d;
+	char *project;
+	char *name;
+	char *new_name;
+	json_t *object; /* owned: what to create or store */
+};
+
+static void instance_job_free(void *p)
+{
+	struct instance_job *j = p;
+
+	if (!j)
+		return;
+	free(j->project);
+	free(j->name);
+	free(j->new_name);
+	json_decref(j->object);
+	free(j);
+}
+
+static struct instance_job *instance_job_new(struct api_request *req, const char *name)
+{
+	struct instance_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->d = req->d;
+	j->project = strdup(req->project);
+	j->name = strdup(name);
+	if (!j->project || !j->name) {
+		instance_job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static void lifecycle(struct instance_job *j, const char *action, const char *name,
+		      json_t *context)
+{
+	_cleanup_free_ char *url = api_url("instances", name, j->project);
+
+	events_lifecycle(j->d->events, j->project, action, url, context);
+}
+
+static int run_create(struct operation *op, void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	int r = db_instance_create(j->project, j->object, err);
+
+	if (r < 0)
+		return r;
+	lifecycle(j, "instance-created", j->name, NULL);
+	return 0;
+}
+
+static int run_update(struct operation *op, void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	int r = db_instance_update(j->project, j->name, j->object, err);
+
+	if (r < 0)
+		return r;
+	lifecycle(j, "instance-updated", j->name, NULL);
+	return 0;
+}
+
+static int run_rename(struct operation *op, void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	int r = db_instance_rename(j->project, j->name, j->new_name, err);
+
+	if (r < 0)
+		return r;
+	lifecycle(j, "instance-renamed", j->new_name, json_pack("{s:s}", "old_name", j->name));
+	return 0;
+}
+
+static int run_delete(struct operation *op, void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	int r = db_instance_delete(j->project, j->name, err);
+
+	if (r < 0)
+		return r;
+	lifecycle(j, "instance-deleted", j->name, NULL);
+	return 0;
+}
+
+static json_t *resources_for(const char *project, const char *name)
+{
+	_cleanup_free_ char *u = api_url("instances", name, project);
+
+	return u ? json_pack("{s:[s]}", "instances", u) : NULL;
+}
+
+/* "adjective-animal", LXD style, for creations without a name. */
+static char *random_name(void)
+{
+	static const char *const adj[] = {"brave", "calm",  "eager", "fancy", "gentle",
+					  "happy", "jolly", "keen",  "lucky", "noble",
+					  "proud", "quick", "sunny", "tidy",  "witty"};
+	static const char *const noun[] = {"otter", "heron", "lynx", "panda", "raven",
+					   "seal",  "tapir", "wren", "yak",   "zebra",
+					   "koala", "moose", "newt", "okapi", "puffin"};
+	unsigned char b[2] = {0, 0};
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		b[0] = b[1] = 0;
+	return berth_strdup_printf("%s-%s", adj[b[0] % ARRAY_SIZE(adj)],
+				   noun[b[1] % ARRAY_SIZE(noun)]);
+}
+
+static int create_instance(struct api_request *req, struct api_response *resp,
+			   struct berth_error *err)
+{
+	_cleanup_free_ char *gen = NULL;
+	json_auto_t *existing = NULL;
+	json_t *profiles, *source, *obj;
+	const char *name, *stype, *type, *arch;
+	struct instance_job *j;
+	int r;
+
+	r = api_require_body(req, err);
+	if (r < 0)
+		return r;
+	r = check_instance_body(req->body, req->d, err);
+	if (r < 0)
+		return r;
+	name = berth_json_string(req->body, "name");
+	if (!name || !*name)
+		name = gen = random_name();
+	if (!name)
+		return -ENOMEM;
+	r = berth_name_check_instance(name, err);
+	if (r < 0)
+		return r;
+	source = json_object_get(req->body, "source");
+	stype = berth_json_string(source, "type");
+	if (stype && *stype && !streq(stype, "none"))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Instance source \"%s\" is not supported by this berthd yet: "
+				       "only empty instances (source type \"none\", lxc init "
+				       "--empty) can be created", stype);
+	profiles = json_object_get(req->body, "profiles");
+	profiles = profiles && !json_is_null(profiles) ? json_incref(profiles)
+						       : json_pack("[s]", "default");
+	r = check_profiles_exist(req->project, profiles, err);
+	if (r < 0) {
+		json_decref(profiles);
+		return r;
+	}
+	r = db_instance_get(req->project, name, &existing, err);
+	if (r == 0) {
+		json_decref(profiles);
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				       "Instance \"%s\" already exists", name);
+	}
+	if (r != -ENOENT) {
+		json_decref(profiles);
+		return r;
+	}
+	berth_error_release(err);
+	type = berth_json_string(req->body, "type");
+	arch = berth_json_string(req->body, "architecture");
+	if (!arch || !*arch)
+		arch = json_string_value(
+			json_array_get(json_object_get(req->d->environment, "architectures"), 0));
+	obj = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b}", "name", name, "type",
+			type && *type ? type : "container", "architecture", arch,
+			"description", berth_json_string(req->body, "description") ?: "",
+			"config", berth_json_object_or_empty(req->body, "config"), "devices",
+			berth_json_object_or_empty(req->body, "devices"), "profiles", profiles,
+			"ephemeral", berth_json_bool(req->body, "ephemeral", false), "stateful", 0);
+	if (!obj)
+		return -ENOMEM;
+	api_config_drop_empty(json_object_get(obj, "config"));
+	j = instance_job_new(req, name);
+	if (!j) {
+		json_decref(obj);
+		return -ENOMEM;
+	}
+	j->object = obj;
+	return api_async(req, resp, "Creating instance", resources_for(req->project, name),
+			 run_create, j, instance_job_free, err);
+}
+
+static int get_instance(struct api_request *req, struct api_response *resp,
+			struct berth_error *err)
+{
+	json_auto_t *profiles = NULL;
+	json_t *inst = NULL;
+	int r = db_instance_get(req->project, req->params[0], &inst, err);
+
+	if (r < 0)
+		return r;
+	resp->etag = instance_etag(inst);
+	r = load_profiles(req->project, &profiles, err);
+	if (r < 0) {
+		json_decref(inst);
+		return r;
+	}
+	expand(inst, profiles);
+	if (req->recursion >= 1)
+		make_full(inst);
+	return api_sync(resp, inst);
+}
+
+/* Load the instance and check If-Match; *ret is the stored object. */
+static int load_for_update(struct api_request *req, json_t **ret, struct berth_error *err)
+{
+	_cleanup_free_ char *etag = NULL;
+	json_t *cur = NULL;
+	int r = db_instance_get(req->project, req->params[0], &cur, err);
+
+	if (r < 0)
+		return r;
+	etag = instance_etag(cur);
+	r = api_check_etag(req, etag ?: "", err);
+	if (r < 0) {
+		json_decref(cur);
+		return r;
+	}
+	*ret = cur;
+	return 0;
+}
+
+static int update_instance(struct api_request *req, struct api_response *resp,
+			   struct berth_error *err, bool patch)
+{
+	static const char *const fields[] = {"description", "architecture", "ephemeral",
+					     "profiles"};
+	json_auto_t *cur = NULL;
+	json_t *next;
+	struct instance_job *j;
+	int r;
+
+	r = api_require_body(req, err);
+	if (r < 0)
+		return r;
+	if (json_object_get(req->body, "restore"))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Restoring snapshots is not supported by this berthd yet");
+	r = check_instance_body(req->body, req->d, err);
+	if (r < 0)
+		return r;
+	r = load_for_update(req, &cur, err);
+	if (r < 0)
+		return r;
+	next = json_deep_copy(cur);
+	if (patch) {
+		api_patch_merge(next, req->body, fields, ARRAY_SIZE(fields));
+	} else {
+		json_t *profiles = json_object_get(req->body, "profiles");
+		json_object_set_new(next, "config", berth_json_object_or_empty(req->body, "config"));
+		json_object_set_new(next, "devices",
+				    berth_json_object_or_empty(req->body, "devices"));
+		json_object_set_new(next, "description",
+				    json_string(berth_json_string(req->body, "description") ?: ""));
+		json_object_set_new(next, "ephemeral",
+				    json_boolean(berth_json_bool(req->body, "ephemeral", false)));
+		json_object_set_new(next, "profiles",
+				    profiles && !json_is_null(profiles) ? json_incref(profiles)
+									: json_array());
+		if (berth_json_string(req->body, "architecture"))
+			json_object_set(next, "architecture",
+					json_object_get(req->body, "architecture"));
+		api_config_drop_empty(json_object_get(next, "config"));
+	}
+	r = check_profiles_exist(req->project, json_object_get(next, "profiles"), err);
+	if (r < 0) {
+		json_decref(next);
+		return r;
+	}
+	if (patch) {
+		/* LXD answers PATCH synchronously. */
+		r = db_instance_update(req->project, req->params[0], next, err);
+		json_decref(next);
+		if (r < 0)
+			return r;
+		{
+			_cleanup_free_ char *url = api_url("instances", req->params[0], req->project);
+			events_lifecycle(req->d->events, req->project, "instance-updated", url,
+					 NULL);
+		}
+		return api_sync(resp, NULL);
+	}
+	j = instance_job_new(req, req->params[0]);
+	if (!j) {
+		json_decref(next);
+		return -ENOMEM;
+	}
+	j->object = next;
+	return api_async(req, resp, "Updating instance",
+			 resources_for(req->project, req->params[0]), run_update, j,
+			 instance_job_free, err);
+}
+
+static int put_instance(struct api_request *req, struct api_response *resp,
+			struct berth_error *err)
+{
+	return update_instance(req, resp, err, false);
+}
+
+static int patch_instance(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	return update_instance(req, resp, err, true);
+}
+
+static int post_instance(struct api_request *req, struct api_response *resp,
+			 struct berth_error *err)
+{
+	json_auto_t *cur = NULL;
+	json_auto_t *other = NULL;
+	const char *name;
+	struct instance_job *j;
+	int r;
+
+	r = api_require_body(req, err);
+	if (r < 0)
+		return r;
+	if (berth_json_bool(req->body, "migration", false))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Migration is not supported by this berthd yet");
+	name = berth_json_string(req->body, "name");
+	if (!name)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No name provided");
+	r = berth_name_check_instance(name, err);
+	if (r < 0)
+		return r;
+	r = db_instance_get(req->project, req->params[0], &cur, err);
+	if (r < 0)
+		return r;
+	r = db_instance_get(req->project, name, &other, err);
+	if (r == 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				       "Name \"%s\" already in use", name);
+	berth_error_release(err);
+	j = instance_job_new(req, req->params[0]);
+	if (!j || !(j->new_name = strdup(name))) {
+		instance_job_free(j);
+		return -ENOMEM;
+	}
+	return api_async(req, resp, "Renaming instance",
+			 resources_for(req->project, req->params[0]), run_rename, j,
+			 instance_job_free, err);
+}
+
+static int delete_instance(struct api_request *req, struct api_response *resp,
+			   struct berth_error *err)
+{
+	json_auto_t *cur = NULL;
+	const char *prot;
+	struct instance_job *j;
+	int r = db_instance_get(req->project, req->params[0], &cur, err);
+
+	if (r < 0)
+		return r;
+	prot = berth_json_string(json_object_get(cur, "config"), "security.protection.delete");
+	if (prot && (streq(prot, "true") || streq(prot, "1")))
+		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
+				       "Instance is protected (security.protection.delete)");
+	j = instance_job_new(req, req->params[0]);
+	if (!j)
+		return -ENOMEM;
+	return api_async(req, resp, "Deleting instance",
+			 resources_for(req->project, req->params[0]), run_delete, j,
+			 instance_job_free, err);
+}
+
+static int get_state(struct api_request *req, struct api_response *resp,
+		     struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	int r = db_instance_get(req->project, req->params[0], &inst, err);
+
+	if (r < 0)
+		return r;
+	return api_sync(resp, stopped_state(inst));
+}
+
+static int put_state(struct api_request *req, struct api_response *resp,
+		     struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	int r = db_instance_get(req->project, req->params[0], &inst, err);
+
+	if (r < 0)
+		return r;
+	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+			       "Changing the state of instance \"%s\" is not supported by this "
+			       "berthd yet: it has no container runtime", req->params[0]);
+}
+
+const struct api_route api_instance_routes[] = {
+	{"GET", "/1.0/instances", list_instances, NULL},
+	{"POST", "/1.0/instances", create_instance, NULL},
+	{"GET", "/1.0/instances/{}", get_instance, NULL},
+	{"PUT", "/1.0/instances/{}", put_instance, NULL},
+	{"PATCH", "/1.0/instances/{}", patch_instance, NULL},
+	{"POST", "/1.0/instances/{}", post_instance, NULL},
+	{"DELETE", "/1.0/instances/{}", delete_instance, NULL},
+	{"GET", "/1.0/instances/{}/state", get_state, NULL},
+	{"PUT", "/1.0/instances/{}/state", put_state, NULL},
+	{0},
+};

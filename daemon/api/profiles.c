@@ -1,2 +1,267 @@
-/* placeholder */
-extern int berth_placeholder_daemon_api_profiles_c;
+/* daemon/api/profiles.c: /1.0/profiles and /1.0/profiles/{name}. */
+#include <string.h>
+
+#include "daemon/api/api.h"
+#include "daemon/config_keys.h"
+#include "daemon/db/db.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static const struct berth_json_field profile_fields[] = {
+	{"name", BERTH_JSON_STRING, false, false},
+	{"description", BERTH_JSON_STRING, false, true},
+	{"config", BERTH_JSON_STRING_MAP, false, true},
+	{"devices", BERTH_JSON_DEVICE_MAP, false, true},
+};
+
+static int profile_check(const json_t *body, struct berth_error *err)
+{
+	int r = berth_json_check(body, profile_fields, ARRAY_SIZE(profile_fields), "profile", err);
+
+	if (r < 0)
+		return r;
+	r = config_check_all(CONFIG_PROFILE, json_object_get(body, "config"), err);
+	if (r < 0)
+		return r;
+	return config_check_devices(json_object_get(body, "devices"), err);
+}
+
+/* The profile's editable fields, in LXD's ETag order. */
+static char *profile_etag(const json_t *p)
+{
+	json_auto_t *e = json_pack("{s:O?, s:O?, s:O?, s:O?}", "name", json_object_get(p, "name"),
+				   "description", json_object_get(p, "description"), "config",
+				   json_object_get(p, "config"), "devices",
+				   json_object_get(p, "devices"));
+	return e ? api_etag(e) : NULL;
+}
+
+/* Add "used_by" (instance URLs) to a profile object. */
+static int profile_add_used_by(const char *project, json_t *profile, struct berth_error *err)
+{
+	json_auto_t *names = NULL;
+	json_t *urls = json_array(), *n;
+	size_t i;
+	int r = db_profile_used_by(project, berth_json_string(profile, "name"), &names, err);
+
+	if (r < 0) {
+		json_decref(urls);
+		return r;
+	}
+	json_array_foreach(names, i, n) {
+		char *u = api_url("instances", json_string_value(n), project);
+		if (!u) {
+			json_decref(urls);
+			return -ENOMEM;
+		}
+		json_array_append_new(urls, json_string(u));
+		free(u);
+	}
+	json_object_set_new(profile, "used_by", urls);
+	return 0;
+}
+
+static int list_profiles(struct api_request *req, struct api_response *resp,
+			 struct berth_error *err)
+{
+	_cleanup_free_ char *project = NULL;
+	json_auto_t *list = NULL;
+	json_t *out, *p;
+	size_t i;
+	int r = api_profile_project(req->project, &project, err);
+
+	if (r < 0)
+		return r;
+	r = db_profile_list(project, &list, err);
+	if (r < 0)
+		return r;
+	out = json_array();
+	json_array_foreach(list, i, p) {
+		if (req->recursion == 0) {
+			_cleanup_free_ char *u =
+				api_url("profiles", berth_json_string(p, "name"), req->project);
+			json_array_append_new(out, json_string(u));
+			continue;
+		}
+		r = profile_add_used_by(project, p, err);
+		if (r < 0) {
+			json_decref(out);
+			return r;
+		}
+		json_array_append(out, p);
+	}
+	return api_sync(resp, out);
+}
+
+static int create_profile(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	_cleanup_free_ char *project = NULL;
+	_cleanup_free_ char *url = NULL;
+	json_auto_t *p = NULL;
+	const char *name;
+	int r;
+
+	r = api_require_body(req, err);
+	if (r < 0)
+		return r;
+	r = profile_check(req->body, err);
+	if (r < 0)
+		return r;
+	name = berth_json_string(req->body, "name");
+	if (!name)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "No name provided");
+	r = berth_name_check_entity("profile name", name, err);
+	if (r < 0)
+		return r;
+	r = api_profile_project(req->project, &project, err);
+	if (r < 0)
+		return r;
+	p = json_pack("{s:s, s:s, s:o, s:o}", "name", name, "description",
+		      berth_json_string(req->body, "description") ?: "", "config",
+		      berth_json_object_or_empty(req->body, "config"), "devices",
+		      berth_json_object_or_empty(req->body, "devices"));
+	api_config_drop_empty(json_object_get(p, "config"));
+	r = db_profile_create(project, p, err);
+	if (r < 0)
+		return r;
+	url = api_url("profiles", name, req->project);
+	events_lifecycle(req->d->events, req->project, "profile-created", url, NULL);
+	return api_created(resp, url);
+}
+
+static int get_profile(struct api_request *req, struct api_response *resp,
+		       struct berth_error *err)
+{
+	_cleanup_free_ char *project = NULL;
+	json_t *p = NULL;
+	int r = api_profile_project(req->project, &project, err);
+
+	if (r < 0)
+		return r;
+	r = db_profile_get(project, req->params[0], &p, err);
+	if (r < 0)
+		return r;
+	resp->etag = profile_etag(p);
+	r = profile_add_used_by(project, p, err);
+	if (r < 0) {
+		json_decref(p);
+		return r;
+	}
+	return api_sync(resp, p);
+}
+
+static int update_profile(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err, bool patch)
+{
+	static const char *const fields[] = {"description"};
+	_cleanup_free_ char *project = NULL;
+	_cleanup_free_ char *etag = NULL;
+	_cleanup_free_ char *url = NULL;
+	json_auto_t *cur = NULL;
+	json_auto_t *next = NULL;
+	int r;
+
+	r = api_require_body(req, err);
+	if (r < 0)
+		return r;
+	r = profile_check(req->body, err);
+	if (r < 0)
+		return r;
+	r = api_profile_project(req->project, &project, err);
+	if (r < 0)
+		return r;
+	r = db_profile_get(project, req->params[0], &cur, err);
+	if (r < 0)
+		return r;
+	etag = profile_etag(cur);
+	r = api_check_etag(req, etag ?: "", err);
+	if (r < 0)
+		return r;
+	if (patch) {
+		next = json_deep_copy(cur);
+		api_patch_merge(next, req->body, fields, ARRAY_SIZE(fields));
+	} else {
+		next = json_pack("{s:s, s:s, s:o, s:o}", "name", req->params[0], "description",
+				 berth_json_string(req->body, "description") ?: "", "config",
+				 berth_json_object_or_empty(req->body, "config"), "devices",
+				 berth_json_object_or_empty(req->body, "devices"));
+		api_config_drop_empty(json_object_get(next, "config"));
+	}
+	r = db_profile_update(project, req->params[0], next, err);
+	if (r < 0)
+		return r;
+	url = api_url("profiles", req->params[0], req->project);
+	events_lifecycle(req->d->events, req->project, "profile-updated", url, NULL);
+	return api_sync(resp, NULL);
+}
+
+static int put_profile(struct api_request *req, struct api_response *resp,
+		       struct berth_error *err)
+{
+	return update_profile(req, resp, err, false);
+}
+
+static int patch_profile(struct api_request *req, struct api_response *resp,
+			 struct berth_error *err)
+{
+	return update_profile(req, resp, err, true);
+}
+
+static int rename_profile(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	_cleanup_free_ char *project = NULL;
+	_cleanup_free_ char *url = NULL;
+	const char *name;
+	int r;
+
+	r = api_require_body(req, err);
+	if (r < 0)
+		return r;
+	name = berth_json_string(req->body, "name");
+	if (!name)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No name provided");
+	r = berth_name_check_entity("profile name", name, err);
+	if (r < 0)
+		return r;
+	r = api_profile_project(req->project, &project, err);
+	if (r < 0)
+		return r;
+	r = db_profile_rename(project, req->params[0], name, err);
+	if (r < 0)
+		return r;
+	url = api_url("profiles", name, req->project);
+	events_lifecycle(req->d->events, req->project, "profile-renamed", url,
+			 json_pack("{s:s}", "old_name", req->params[0]));
+	return api_created(resp, url);
+}
+
+static int delete_profile(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	_cleanup_free_ char *project = NULL;
+	_cleanup_free_ char *url = NULL;
+	int r = api_profile_project(req->project, &project, err);
+
+	if (r < 0)
+		return r;
+	r = db_profile_delete(project, req->params[0], err);
+	if (r < 0)
+		return r;
+	url = api_url("profiles", req->params[0], req->project);
+	events_lifecycle(req->d->events, req->project, "profile-deleted", url, NULL);
+	return api_sync(resp, NULL);
+}
+
+const struct api_route api_profile_routes[] = {
+	{"GET", "/1.0/profiles", list_profiles, NULL},
+	{"POST", "/1.0/profiles", create_profile, NULL},
+	{"GET", "/1.0/profiles/{}", get_profile, NULL},
+	{"PUT", "/1.0/profiles/{}", put_profile, NULL},
+	{"PATCH", "/1.0/profiles/{}", patch_profile, NULL},
+	{"POST", "/1.0/profiles/{}", rename_profile, NULL},
+	{"DELETE", "/1.0/profiles/{}", delete_profile, NULL},
+	{0},
+};

@@ -1,2 +1,135 @@
-/* placeholder */
-extern int berth_placeholder_daemon_api_server_c;
+/* daemon/api/server.c: GET / and GET/PUT/PATCH /1.0 (the Server object). */
+#include <string.h>
+
+#include "daemon/api/api.h"
+#include "daemon/config_keys.h"
+#include "daemon/db/db.h"
+#include "lib/json.h"
+
+/* Only what this berthd really implements (LXD-API.md §10): the client trusts it. */
+static const char *const api_extensions[] = {
+	"etag",
+	"patch",
+	"entity_description",
+	"container_last_used_at",
+	"profile_usedby",
+	"operation_description",
+	"event_lifecycle",
+	"event_location",
+	"event_project",
+	"projects",
+	"instances",
+	"container_full",
+	"instance_get_full",
+	"instance_all_projects",
+	"api_filtering",
+	"kernel_features",
+	"firewall_driver",
+	"api_os",
+	"server_supported_storage_drivers",
+};
+
+static int server_config_etag(json_t *config, char **ret)
+{
+	*ret = api_etag(config);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int get_root(struct api_request *req, struct api_response *resp, struct berth_error *err)
+{
+	return api_sync(resp, json_pack("[s]", "/1.0"));
+}
+
+static int get_server(struct api_request *req, struct api_response *resp,
+		      struct berth_error *err)
+{
+	json_auto_t *config = NULL;
+	json_t *ext = json_array(), *env;
+	int r = db_server_config_get(&config, err);
+
+	if (r < 0) {
+		json_decref(ext);
+		return r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(api_extensions); i++)
+		json_array_append_new(ext, json_string(api_extensions[i]));
+	env = json_deep_copy(req->d->environment);
+	json_object_set_new(env, "project", json_string(req->project));
+	r = server_config_etag(config, &resp->etag);
+	if (r < 0) {
+		json_decref(ext);
+		json_decref(env);
+		return r;
+	}
+	return api_sync(resp, json_pack("{s:O, s:o, s:s, s:s, s:s, s:b, s:[s], s:o}", "config",
+					config, "api_extensions", ext, "api_status", "stable",
+					"api_version", "1.0", "auth", "trusted", "public", 0,
+					"auth_methods", "tls", "environment", env));
+}
+
+static int update_server(struct api_request *req, struct api_response *resp,
+			 struct berth_error *err, bool patch)
+{
+	json_auto_t *current = NULL;
+	json_auto_t *next = NULL;
+	_cleanup_free_ char *etag = NULL;
+	json_t *config;
+	const char *key;
+	json_t *v;
+	int r;
+
+	r = api_require_body(req, err);
+	if (r < 0)
+		return r;
+	config = json_object_get(req->body, "config");
+	if (config && !json_is_null(config)) {
+		r = berth_json_check_kind(config, BERTH_JSON_STRING_MAP, "config", err);
+		if (r < 0)
+			return r;
+	}
+	r = config_check_all(CONFIG_SERVER, config, err);
+	if (r < 0)
+		return r;
+	r = db_server_config_get(&current, err);
+	if (r < 0)
+		return r;
+	r = server_config_etag(current, &etag);
+	if (r < 0)
+		return r;
+	r = api_check_etag(req, etag, err);
+	if (r < 0)
+		return r;
+	next = patch ? json_deep_copy(current) : json_object();
+	if (config)
+		json_object_foreach(config, key, v) {
+			if (json_string_value(v)[0] == '\0')
+				json_object_del(next, key);
+			else
+				json_object_set(next, key, v);
+		}
+	r = db_server_config_replace(next, err);
+	if (r < 0)
+		return r;
+	events_lifecycle(req->d->events, NULL, "config-updated", "/1.0", NULL);
+	return api_sync(resp, NULL);
+}
+
+static int put_server(struct api_request *req, struct api_response *resp,
+		      struct berth_error *err)
+{
+	return update_server(req, resp, err, false);
+}
+
+static int patch_server(struct api_request *req, struct api_response *resp,
+			struct berth_error *err)
+{
+	return update_server(req, resp, err, true);
+}
+
+const struct api_route api_server_routes[] = {
+	{"GET", "/", get_root, NULL},
+	{"GET", "/1.0", get_server, NULL},
+	{"PUT", "/1.0", put_server, NULL},
+	{"PATCH", "/1.0", patch_server, NULL},
+	{0},
+};

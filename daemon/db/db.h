@@ -11,6 +11,10 @@
  *   -ENOENT  the named object (or its project, or a profile it names) does not exist
  *   -EEXIST  an object with that name exists
  *   -EBUSY   the object is in use (a profile used by instances, a non-empty project)
+ *   -EPERM   the "default" profile cannot be renamed or deleted, the "default" project
+ *            cannot be renamed (err->code BERTH_ERR_FORBIDDEN, as LXD answers 403)
+ *   -EINVAL  a value of the wrong type slipped past the API layer (a non-string config
+ *            value, a profile listed twice)
  *   -EIO     SQLite failed (message carries sqlite3_errmsg)
  * Out-parameters (`ret`) are written only on success and are owned by the caller. */
 #pragma once
@@ -45,9 +49,11 @@ int db_server_config_replace(const json_t *config, struct berth_error *err);
 /* ---- projects: {"name","description","config":{str:str}} ---- */
 int db_project_list(json_t **ret, struct berth_error *err); /* array, sorted by name */
 int db_project_get(const char *name, json_t **ret, struct berth_error *err);
+/* Also creates the project's own empty "default" profile, as LXD does. */
 int db_project_create(const json_t *project, struct berth_error *err);
 /* Replace description and config of `name` from `project` (its "name" is ignored). */
 int db_project_update(const char *name, const json_t *project, struct berth_error *err);
+/* -EPERM for "default". */
 int db_project_rename(const char *name, const char *new_name, struct berth_error *err);
 /* -EBUSY for "default" and for a project that still has instances or profiles other
  * than its own "default" profile. */
@@ -93,6 +99,7 @@ int db_instance_update(const char *project, const char *name, const json_t *inst
 int db_instance_rename(const char *project, const char *name, const char *new_name,
 		       struct berth_error *err);
 int db_instance_delete(const char *project, const char *name, struct berth_error *err);
+/* Entering status_code 103 (Running) from another status also sets last_used_at to now. */
 int db_instance_set_status(const char *project, const char *name, const char *status,
 			   int status_code, struct berth_error *err);
 

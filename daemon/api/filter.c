@@ -1,0 +1,222 @@
+/* daemon/api/filter.c: ?filter= expressions (see filter.h). */
+#include "daemon/api/filter.h"
+
+#include <ctype.h>
+#include <regex.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/util.h"
+
+struct clause {
+	char *field;
+	char *value;
+	bool negate; /* "not" or "ne" */
+	bool and_next; /* joined to the next clause by "and" (else "or") */
+};
+
+struct api_filter {
+	struct clause *clauses;
+	size_t n;
+};
+
+void api_filter_free(struct api_filter *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->clauses[i].field);
+		free(f->clauses[i].value);
+	}
+	free(f->clauses);
+	free(f);
+}
+
+/* Next token: a word or a quoted string. *p advances. NULL at the end. */
+static int next_token(const char **p, char **ret, struct berth_error *err)
+{
+	const char *s = *p, *start;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!*s) {
+		*ret = NULL;
+		*p = s;
+		return 0;
+	}
+	if (*s == '"' || *s == '\'') {
+		char q = *s++;
+		start = s;
+		while (*s && *s != q)
+			s++;
+		if (!*s)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid filter: unterminated quote");
+		*ret = strndup(start, (size_t)(s - start));
+		*p = s + 1;
+	} else {
+		start = s;
+		while (*s && !isspace((unsigned char)*s))
+			s++;
+		*ret = strndup(start, (size_t)(s - start));
+		*p = s;
+	}
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int parse_clause(const char **p, struct clause *c, struct berth_error *err)
+{
+	_cleanup_free_ char *tok = NULL;
+	_cleanup_free_ char *op = NULL;
+	int r = next_token(p, &tok, err);
+
+	if (r < 0)
+		return r;
+	if (!tok)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid filter: expected a field name");
+	if (strcasecmp(tok, "not") == 0) {
+		c->negate = true;
+		free(tok);
+		r = next_token(p, &tok, err);
+		if (r < 0)
+			return r;
+		if (!tok)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid filter: \"not\" must be followed by a "
+					       "clause");
+	}
+	r = next_token(p, &op, err);
+	if (r < 0)
+		return r;
+	if (!op || (strcasecmp(op, "eq") != 0 && strcasecmp(op, "ne") != 0))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid filter: expected \"eq\" or \"ne\" after \"%s\"",
+				       tok);
+	if (strcasecmp(op, "ne") == 0)
+		c->negate = !c->negate;
+	r = next_token(p, &c->value, err);
+	if (r < 0)
+		return r;
+	if (!c->value)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid filter: missing value for \"%s\"", tok);
+	c->field = TAKE_PTR(tok);
+	return 0;
+}
+
+int api_filter_parse(const char *expr, struct api_filter **ret, struct berth_error *err)
+{
+	_cleanup_(api_filter_freep) struct api_filter *f = NULL;
+	const char *p = expr;
+	int r;
+
+	while (p && isspace((unsigned char)*p))
+		p++;
+	if (!p || !*p) {
+		*ret = NULL;
+		return 0;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	for (;;) {
+		_cleanup_free_ char *join = NULL;
+		struct clause *nc = realloc(f->clauses, (f->n + 1) * sizeof(*nc));
+
+		if (!nc)
+			return -ENOMEM;
+		f->clauses = nc;
+		f->clauses[f->n] = (struct clause){0};
+		f->n++;
+		r = parse_clause(&p, &f->clauses[f->n - 1], err);
+		if (r < 0)
+			return r;
+		r = next_token(&p, &join, err);
+		if (r < 0)
+			return r;
+		if (!join)
+			break;
+		if (strcasecmp(join, "and") == 0)
+			f->clauses[f->n - 1].and_next = true;
+		else if (strcasecmp(join, "or") != 0)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid filter: expected \"and\" or \"or\", got "
+					       "\"%s\"", join);
+	}
+	*ret = TAKE_PTR(f);
+	return 0;
+}
+
+/* Resolve a dotted path; a key with dots is tried whole before splitting. */
+static const json_t *resolve(const json_t *obj, const char *path)
+{
+	const char *dot;
+
+	if (!json_is_object(obj))
+		return NULL;
+	if (json_object_get(obj, path))
+		return json_object_get(obj, path);
+	for (dot = strchr(path, '.'); dot; dot = strchr(dot + 1, '.')) {
+		_cleanup_free_ char *head = strndup(path, (size_t)(dot - path));
+		const json_t *sub = head ? json_object_get(obj, head) : NULL;
+		const json_t *v;
+
+		if (sub && (v = resolve(sub, dot + 1)))
+			return v;
+	}
+	return NULL;
+}
+
+static bool string_matches(const char *have, const char *want, bool icase)
+{
+	regex_t re;
+	regmatch_t m;
+	bool ok;
+
+	if (icase ? strcasecmp(have, want) == 0 : streq(have, want))
+		return true;
+	if (regcomp(&re, want, REG_EXTENDED | (icase ? REG_ICASE : 0)) != 0)
+		return false;
+	ok = regexec(&re, have, 1, &m, 0) == 0 && m.rm_so == 0 &&
+	     (size_t)m.rm_eo == strlen(have);
+	regfree(&re);
+	return ok;
+}
+
+static bool clause_match(const struct clause *c, const json_t *obj)
+{
+	const json_t *v = resolve(obj, c->field);
+	char buf[64];
+	const char *have = NULL;
+	bool ok;
+
+	if (json_is_string(v))
+		have = json_string_value(v);
+	else if (json_is_boolean(v))
+		have = json_is_true(v) ? "true" : "false";
+	else if (json_is_integer(v)) {
+		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		have = buf;
+	}
+	ok = have && string_matches(have, c->value, streq(c->field, "status"));
+	return c->negate ? !ok : ok;
+}
+
+bool api_filter_match(const struct api_filter *f, const json_t *obj)
+{
+	bool any = false, group = true;
+
+	if (!f)
+		return true;
+	/* OR of AND-groups. */
+	for (size_t i = 0; i < f->n; i++) {
+		group = group && clause_match(&f->clauses[i], obj);
+		if (!f->clauses[i].and_next) {
+			any = any || group;
+			group = true;
+		}
+	}
+	return any;
+}

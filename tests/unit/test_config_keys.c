@@ -1,0 +1,108 @@
+/* tests/unit/test_config_keys.c: known keys, value checks, scopes, devices. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "daemon/config_keys.h"
+#include "lib/json.h"
+
+static void ok(enum config_scope s, const char *k, const char *v)
+{
+	struct berth_error err = {0};
+	int r = config_check(s, k, v, &err);
+
+	if (r != 0)
+		fail_msg("%s=%s refused: %s", k, v, err.msg);
+}
+
+static void refused(enum config_scope s, const char *k, const char *v, const char *needle)
+{
+	struct berth_error err = {0};
+	int r = config_check(s, k, v, &err);
+
+	if (r != -EINVAL)
+		fail_msg("%s=%s accepted", k, v);
+	assert_int_equal(err.code, BERTH_ERR_BAD_REQUEST);
+	if (!strstr(err.msg, needle))
+		fail_msg("\"%s\" lacks \"%s\"", err.msg, needle);
+	berth_error_release(&err);
+}
+
+static void test_instance_keys(void **state)
+{
+	ok(CONFIG_INSTANCE, "limits.cpu", "2");
+	ok(CONFIG_INSTANCE, "limits.cpu", "0-3,6");
+	ok(CONFIG_INSTANCE, "limits.memory", "512MiB");
+	ok(CONFIG_INSTANCE, "limits.memory", "50%");
+	ok(CONFIG_INSTANCE, "limits.cpu.allowance", "25ms/100ms");
+	ok(CONFIG_INSTANCE, "security.privileged", "true");
+	ok(CONFIG_INSTANCE, "user.anything.goes", "x y z");
+	ok(CONFIG_INSTANCE, "environment.FOO", "bar");
+	ok(CONFIG_INSTANCE, "volatile.eth0.hwaddr", "00:16:3e:00:00:01");
+	ok(CONFIG_INSTANCE, "limits.cpu", ""); /* empty unsets */
+	refused(CONFIG_INSTANCE, "limits.cpu", "two", "limits.cpu");
+	refused(CONFIG_INSTANCE, "limits.cpu", "3-1", "CPU");
+	refused(CONFIG_INSTANCE, "limits.memory", "lots", "size");
+	refused(CONFIG_INSTANCE, "limits.memory", "101%", "size");
+	refused(CONFIG_INSTANCE, "security.privileged", "maybe", "true or false");
+	refused(CONFIG_INSTANCE, "limits.processes", "-1", "integer");
+	refused(CONFIG_INSTANCE, "limits.memory.enforce", "medium", "one of");
+	refused(CONFIG_INSTANCE, "foo", "bar", "Unknown configuration key: foo");
+	refused(CONFIG_INSTANCE, "user.", "x", "Unknown configuration key");
+}
+
+static void test_scopes(void **state)
+{
+	refused(CONFIG_PROFILE, "volatile.x", "1", "Unknown configuration key");
+	refused(CONFIG_PROFILE, "image.os", "debian", "Unknown configuration key");
+	refused(CONFIG_SERVER, "limits.cpu", "1", "Unknown configuration key");
+	refused(CONFIG_INSTANCE, "core.https_address", ":8443", "Unknown configuration key");
+	ok(CONFIG_SERVER, "core.https_address", "[::]:8443");
+	ok(CONFIG_SERVER, "images.auto_update_interval", "6");
+	refused(CONFIG_SERVER, "core.https_address", "nowhere", "address");
+	refused(CONFIG_SERVER, "images.compression_algorithm", "rar", "one of");
+	ok(CONFIG_PROJECT, "features.profiles", "false");
+	refused(CONFIG_PROJECT, "features.magic", "true", "Unknown");
+}
+
+static void test_devices(void **state)
+{
+	json_auto_t *good = json_pack("{s:{s:s, s:s, s:s}, s:{s:s, s:s}}", "root", "type", "disk",
+				      "path", "/", "pool", "default", "eth0", "type", "nic",
+				      "network", "berthbr0");
+	json_auto_t *bad_type = json_pack("{s:{s:s}}", "x", "type", "floppy");
+	json_auto_t *bad_disk = json_pack("{s:{s:s, s:s}}", "x", "type", "disk", "pool", "p");
+	json_auto_t *bad_name = json_pack("{s:{s:s}}", "a/b", "type", "none");
+	struct berth_error err = {0};
+
+	assert_int_equal(config_check_devices(good, &err), 0);
+	assert_int_equal(config_check_devices(bad_type, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "unknown device type \"floppy\""));
+	assert_int_equal(config_check_devices(bad_disk, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "\"path\""));
+	assert_int_equal(config_check_devices(bad_name, &err), -EINVAL);
+	berth_error_release(&err);
+}
+
+static void test_check_all(void **state)
+{
+	json_auto_t *c = json_pack("{s:s, s:i}", "limits.cpu", "1", "limits.memory", 5);
+	struct berth_error err = {0};
+
+	assert_int_equal(config_check_all(CONFIG_INSTANCE, c, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "must be a string"));
+	berth_error_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_instance_keys),
+		cmocka_unit_test(test_scopes),
+		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_check_all),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

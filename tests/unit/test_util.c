@@ -1,0 +1,158 @@
+/* tests/unit/test_util.c: naming rules, URL coding, time stamps, UUIDs, files,
+ * query strings and header helpers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/http_util.h"
+#include "lib/util.h"
+
+static void test_instance_names(void **state)
+{
+	const char *good[] = {"c1", "web-01", "A", "a123456789012345678901234567890123456789"
+						       "01234567890123456789012"};
+	const char *bad[] = {"", "1abc", "-a", "a-", "a_b", "a.b", "a b", "a/b",
+			     "a1234567890123456789012345678901234567890123456789012345678901234"};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(berth_name_check_instance(good[i], NULL), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct berth_error err = {0};
+		assert_int_equal(berth_name_check_instance(bad[i], &err), -EINVAL);
+		assert_int_equal(err.code, BERTH_ERR_BAD_REQUEST);
+		assert_non_null(strstr(err.msg, "Invalid instance name"));
+		berth_error_release(&err);
+	}
+}
+
+static void test_entity_names(void **state)
+{
+	const char *bad[] = {"", ".", "..", "a/b", "a b", "a\tb", "x'y", "x\"y", "x?y", "x*y",
+			     "x\\y"};
+
+	assert_int_equal(berth_name_check_entity("profile name", "web_servers-2.0", NULL), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct berth_error err = {0};
+		assert_int_equal(berth_name_check_entity("profile name", bad[i], &err), -EINVAL);
+		assert_non_null(strstr(err.msg, "profile name"));
+		berth_error_release(&err);
+	}
+}
+
+static void test_url_coding(void **state)
+{
+	char *s = NULL;
+
+	assert_int_equal(berth_url_decode("a%20b%2Fc", 9, &s), 0);
+	assert_string_equal(s, "a b/c");
+	free(s);
+	assert_int_equal(berth_url_decode("%zz", 3, &s), -EINVAL);
+	assert_int_equal(berth_url_decode("%2", 2, &s), -EINVAL);
+	assert_int_equal(berth_url_decode("a%00", 4, &s), -EINVAL);
+	s = berth_url_encode("a b/c~");
+	assert_string_equal(s, "a%20b%2Fc~");
+	free(s);
+}
+
+static void test_time_and_uuid(void **state)
+{
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = 5};
+	char buf[BERTH_RFC3339_MAX], id[BERTH_UUID_STR_LEN], id2[BERTH_UUID_STR_LEN];
+
+	berth_time_rfc3339(&ts, buf);
+	assert_string_equal(buf, "1970-01-01T00:00:00.000000005Z");
+	assert_int_equal(berth_uuid_new(id), 0);
+	assert_int_equal(berth_uuid_new(id2), 0);
+	assert_int_equal(strlen(id), 36);
+	assert_int_equal(id[14], '4');
+	assert_int_equal(id[8], '-');
+	assert_string_not_equal(id, id2);
+}
+
+static void test_files(void **state)
+{
+	char dir[] = "/tmp/berth-test-util-XXXXXX";
+	char path[128], *data = NULL;
+	size_t len = 0;
+	struct stat st;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/a/b/c", dir);
+	assert_int_equal(berth_mkdir_p(path, 0755), 0);
+	assert_int_equal(berth_mkdir_p(path, 0755), 0); /* idempotent */
+	snprintf(path, sizeof(path), "%s/a/file", dir);
+	assert_int_equal(berth_write_file_atomic(path, "hello", 5, 0640), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	assert_int_equal(berth_read_file(path, 1024, &data, &len), 0);
+	assert_int_equal(len, 5);
+	assert_string_equal(data, "hello");
+	free(data);
+	assert_int_equal(berth_read_file(path, 2, &data, &len), -EFBIG);
+	assert_int_equal(berth_read_file("/nonexistent/x", 2, &data, &len), -ENOENT);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
+static void test_query(void **state)
+{
+	char *v = NULL;
+
+	assert_int_equal(berth_http_query_get("recursion=1&project=p%201&flag", "project", &v), 0);
+	assert_string_equal(v, "p 1");
+	free(v);
+	assert_int_equal(berth_http_query_get("recursion=1&flag", "flag", &v), 0);
+	assert_string_equal(v, "");
+	free(v);
+	assert_int_equal(berth_http_query_get("a=b+c", "a", &v), 0);
+	assert_string_equal(v, "b c");
+	free(v);
+	assert_int_equal(berth_http_query_get("recursion=1", "rec", &v), -ENOENT);
+	assert_int_equal(berth_http_query_get("", "x", &v), -ENOENT);
+	assert_int_equal(berth_http_query_get("x=%g0", "x", &v), -EINVAL);
+}
+
+static void test_headers(void **state)
+{
+	struct berth_http_header h[] = {{"Content-Type", "a"}, {"upgrade", "WebSocket"}};
+	char key[32];
+
+	assert_string_equal(berth_http_header_get(h, 2, "UPGRADE"), "WebSocket");
+	assert_null(berth_http_header_get(h, 2, "Host"));
+	assert_true(berth_http_header_has_token("keep-alive, Upgrade", "upgrade"));
+	assert_false(berth_http_header_has_token("keep-alive", "upgrade"));
+	/* The example from RFC 6455 section 1.3. */
+	assert_int_equal(berth_ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", key), 0);
+	assert_string_equal(key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+	assert_string_equal(berth_http_reason(431), "Request Header Fields Too Large");
+}
+
+static void test_error_wrap(void **state)
+{
+	struct berth_error err = {0};
+
+	assert_int_equal(berth_error_set(&err, -ENOENT, BERTH_ERR_NOT_FOUND, "no %s", "x"),
+			 -ENOENT);
+	assert_int_equal(berth_error_wrap(&err, -ENOENT, "loading \"%s\"", "p"), -ENOENT);
+	assert_string_equal(err.msg, "loading \"p\": no x");
+	assert_int_equal(berth_error_code_for(&err, -ENOENT), 404);
+	berth_error_release(&err);
+	assert_int_equal(berth_error_code_for(NULL, -EEXIST), 409);
+	assert_int_equal(berth_error_code_for(NULL, -EIO), 500);
+	assert_string_equal(berth_error_msg(NULL, -ENOENT), "No such file or directory");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_instance_names), cmocka_unit_test(test_entity_names),
+		cmocka_unit_test(test_url_coding),     cmocka_unit_test(test_time_and_uuid),
+		cmocka_unit_test(test_files),	       cmocka_unit_test(test_query),
+		cmocka_unit_test(test_headers),	       cmocka_unit_test(test_error_wrap),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
