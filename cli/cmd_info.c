@@ -35,6 +35,8 @@ static bool format_time(const char *ts, char *buf, size_t size)
 	if (!ts || berth_startswith(ts, "0001-01-01") || !strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm))
 		return false;
 	t = timegm(&tm);
+	if (t <= 0)
+		return false; /* Go's "time is set" means after the epoch */
 	return localtime_r(&t, &local) && strftime(buf, size, "%Y/%m/%d %H:%M %Z", &local) > 0;
 }
 
@@ -155,8 +157,6 @@ static void print_instance(const json_t *inst, const json_t *state)
 	const char *type = berth_json_string(inst, "type");
 	json_int_t pid = json_integer_value(json_object_get(state, "pid"));
 	_cleanup_free_ char *status = strdup(berth_json_string(inst, "status") ?: "");
-	json_t *p;
-	size_t i;
 	char buf[64];
 
 	for (char *c = status; c && *c; c++)
@@ -172,10 +172,6 @@ static void print_instance(const json_t *inst, const json_t *state)
 		printf("Created: %s\n", buf);
 	if (format_time(berth_json_string(inst, "last_used_at"), buf, sizeof(buf)))
 		printf("Last Used: %s\n", buf);
-	printf("Profiles:");
-	json_array_foreach(json_object_get(inst, "profiles"), i, p)
-		printf("%s%s", i ? ", " : " ", json_string_value(p) ?: "");
-	printf("\n");
 	if (pid)
 		print_resources(state);
 }

@@ -165,6 +165,8 @@ static char *cell_time(const char *ts)
 	if (!ts || berth_startswith(ts, "0001-01-01") || !strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm))
 		return strdup("");
 	t = timegm(&tm);
+	if (t <= 0)
+		return strdup(""); /* Go's "time is set" means after the epoch */
 	if (!localtime_r(&t, &local) || !strftime(buf, sizeof(buf), "%Y/%m/%d %H:%M %Z", &local))
 		return strdup("");
 	return strdup(buf);

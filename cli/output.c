@@ -188,26 +188,28 @@ static void print_row(FILE *out, const size_t *widths, size_t n_cols, char *cons
 			size_t n = 0;
 
 			cell_line(cells[c], line, &s, &n);
-			fputs(bordered ? "| " : (c ? "  " : " "), out);
+			fputs(bordered ? "| " : (c ? " " : "  "), out);
 			fwrite(s, 1, n, out);
-			pad(out, widths[c] - text_width(s, n) + (bordered ? 1 : 0));
+			pad(out, widths[c] - text_width(s, n) + 1);
 		}
-		fputs(bordered ? "|\n" : "\n", out);
+		fputs(bordered ? "|\n" : " \n", out);
 	}
 }
 
-static void print_header(FILE *out, const struct cli_table *t, const size_t *widths, bool center)
+/* Headers are centred in both layouts; compact has no borders but the same padding. */
+static void print_header(FILE *out, const struct cli_table *t, const size_t *widths,
+			 bool bordered)
 {
 	for (size_t c = 0; c < t->n_cols; c++) {
 		size_t w = text_width(t->headers[c], strlen(t->headers[c]));
-		size_t gap = widths[c] - w, left = center ? gap / 2 : 0;
+		size_t gap = widths[c] - w, left = gap / 2;
 
-		fputs(center ? "| " : (c ? "  " : " "), out);
+		fputs(bordered ? "| " : (c ? " " : "  "), out);
 		pad(out, left);
 		fputs(t->headers[c], out);
-		pad(out, gap - left + (center ? 1 : 0));
+		pad(out, gap - left + 1);
 	}
-	fputs(center ? "|\n" : "\n", out);
+	fputs(bordered ? "|\n" : " \n", out);
 }
 
 static bool csv_needs_quotes(const char *s)

@@ -19,7 +19,7 @@
 
 #define CLIENT_READ_CHUNK 65536
 #define CLIENT_MAX_HEADERS (64 * 1024)
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct berth_client {
 	char *path;    /* owned: socket path */
@@ -461,7 +461,8 @@ static int operation_result(json_t *op, json_t **ret, struct berth_error *err)
 	const char *msg;
 
 	if (code == 200 || code == 0) {
-		*ret = json_incref(op);
+		if (ret)
+			*ret = json_incref(op);
 		return 0;
 	}
 	msg = berth_json_string(op, "err");
@@ -523,6 +524,8 @@ int berth_client_unwrap(struct berth_client *c, struct berth_response *resp,
 	if (!type || streq(type, "error") || resp->status >= 400)
 		return response_error(resp, err);
 	md = json_object_get(resp->json, "metadata");
+	if (ret_etag)
+		*ret_etag = NULL;
 	if (streq(type, "async")) {
 		const char *op = berth_json_string(resp->json, "operation");
 
@@ -534,7 +537,6 @@ int berth_client_unwrap(struct berth_client *c, struct berth_response *resp,
 		return berth_client_wait_operation(c, op, -1, ret_metadata, err);
 	}
 	if (ret_etag) {
-		*ret_etag = NULL;
 		if (resp->etag && !(*ret_etag = strdup(resp->etag)))
 			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	}

@@ -77,23 +77,12 @@ static bool is_special_word(const char *s)
 	return false;
 }
 
-/* Whether `s` must be quoted to read back as the same string. */
+/* Whether `s` reads back as something other than a string and so needs double quotes, as
+ * Go's yaml.v2 (which lxc uses) decides. Strings that are merely not plain-safe (leading
+ * space, ": ", "#"...) are left to libyaml, which falls back to single quotes like yaml.v2. */
 static bool needs_quotes(const char *s)
 {
-	size_t len = strlen(s);
-
-	if (len == 0 || is_special_word(s) || is_int_text(s) || is_float_text(s))
-		return true;
-	if (s[0] == ' ' || s[len - 1] == ' ' || s[0] == '\t' || s[len - 1] == '\t')
-		return true;
-	if (strchr("-?:,[]{}#&*!|>'\"%@`", s[0]) && !(s[0] == '-' && s[1] && s[1] != ' '))
-		return true;
-	if (strstr(s, ": ") || strstr(s, " #") || s[len - 1] == ':')
-		return true;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 && *p != '\n')
-			return true;
-	return false;
+	return !*s || is_special_word(s) || is_int_text(s) || is_float_text(s);
 }
 
 static int emit(yaml_emitter_t *e, yaml_event_t *ev)

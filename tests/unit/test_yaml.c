@@ -47,10 +47,11 @@ static void test_render_quoting(void **state)
 	assert_render("{\"a\":\"123\"}", "a: \"123\"\n");
 	assert_render("{\"a\":\"1.5\"}", "a: \"1.5\"\n");
 	assert_render("{\"a\":\"null\"}", "a: \"null\"\n");
-	assert_render("{\"a\":\" x\"}", "a: \" x\"\n");
-	assert_render("{\"a\":\"x: y\"}", "a: \"x: y\"\n");
-	assert_render("{\"a\":\"x #y\"}", "a: \"x #y\"\n");
-	assert_render("{\"a\":\"#x\"}", "a: \"#x\"\n");
+	assert_render("{\"a\":\" x\"}", "a: ' x'\n");
+	assert_render("{\"a\":\"x: y\"}", "a: 'x: y'\n");
+	assert_render("{\"a\":\"x #y\"}", "a: 'x #y'\n");
+	assert_render("{\"a\":\"#x\"}", "a: '#x'\n");
+	assert_render("{\"a\":\"[]\"}", "a: '[]'\n");
 	assert_render("{\"a\":\"10GiB\"}", "a: 10GiB\n");
 	assert_render("{\"a\":\"-x\"}", "a: -x\n");
 	assert_render("{\"true\":\"x\"}", "\"true\": x\n");
