@@ -147,7 +147,8 @@ int cli_dispatch(struct cli_ctx *ctx, const struct cli_command *parent,
 		cli_print_help(parent);
 		printf("\nSub-commands:\n");
 		for (size_t i = 0; i < n_subs; i++)
-			printf("  %-18s %s\n", subs[i].cmd->name + strlen(parent->name) + 1,
+			printf("  %-18s %.*s\n", subs[i].cmd->name + strlen(parent->name) + 1,
+			       (int)strcspn(subs[i].cmd->description, "\n"),
 			       subs[i].cmd->description);
 		return argc < 2 ? berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 						  "missing sub-command (see 'berth %s --help')",

@@ -16,7 +16,7 @@ static const struct verb verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
 	{ "info", "Show instance or server information", cmd_info },
 	{ "list", "List instances", cmd_list },
-	{ "monitor", "Monitor a local or remote LXD server", cmd_monitor },
+	{ "monitor", "Monitor events on the server", cmd_monitor },
 	{ "operation", "List, show and delete background operations", cmd_operation },
 	{ "profile", "Manage profiles", cmd_profile },
 	{ "version", "Show local and remote versions", cmd_version },
