@@ -68,8 +68,14 @@ static int print_event(const json_t *ev, bool pretty, enum cli_format fmt,
 	} else if (fmt == CLI_FORMAT_JSON) {
 		r = cli_print_value(ev, fmt, stdout, err);
 	} else {
-		r = cli_print_yaml(ev, err);
-		printf("\n");
+		/* lxc decodes events into generic maps: sorted keys, quoted time stamps, and
+		 * its Printf("%s\n\n") leaves two blank lines */
+		_cleanup_free_ char *y = NULL;
+
+		r = berth_yaml_render_flags(ev, BERTH_YAML_SORT_KEYS | BERTH_YAML_QUOTE_TIMESTAMPS,
+					    &y, err);
+		if (r >= 0)
+			printf("%s\n\n", y);
 	}
 	fflush(stdout);
 	return r;

@@ -58,6 +58,23 @@ static void test_render_quoting(void **state)
 	assert_render("{\"a\":\"l1\\nl2\\n\"}", "a: |\n  l1\n  l2\n");
 }
 
+static void test_render_flags(void **state)
+{
+	json_auto_t *v = json_loads("{\"type\":\"x\",\"timestamp\":\"2026-11-23T16:35:13.5Z\","
+				    "\"metadata\":{\"z\":\"2026-1-2\",\"a\":\"2026-11\"}}", 0, NULL);
+	_cleanup_free_ char *plain = NULL, *sorted = NULL;
+
+	assert_int_equal(berth_yaml_render(v, &plain, NULL), 0);
+	assert_string_equal(plain, "type: x\ntimestamp: 2026-11-23T16:35:13.5Z\nmetadata:\n"
+				   "  z: 2026-1-2\n  a: 2026-11\n");
+	assert_int_equal(berth_yaml_render_flags(v, BERTH_YAML_SORT_KEYS |
+							    BERTH_YAML_QUOTE_TIMESTAMPS,
+						 &sorted, NULL),
+			 0);
+	assert_string_equal(sorted, "metadata:\n  a: 2026-11\n  z: \"2026-1-2\"\n"
+				    "timestamp: \"2026-11-23T16:35:13.5Z\"\ntype: x\n");
+}
+
 static json_t *parse_ok(const char *yaml)
 {
 	json_t *v = NULL;
@@ -139,7 +156,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_render_layout),	cmocka_unit_test(test_render_quoting),
-		cmocka_unit_test(test_parse_types),	cmocka_unit_test(test_parse_empty),
+		cmocka_unit_test(test_render_flags),	cmocka_unit_test(test_parse_types),	cmocka_unit_test(test_parse_empty),
 		cmocka_unit_test(test_parse_errors),	cmocka_unit_test(test_parse_error_line),
 		cmocka_unit_test(test_round_trip),
 	};
