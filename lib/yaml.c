@@ -45,7 +45,8 @@ static bool is_int_text(const char *s)
 		s++;
 	if (!*s)
 		return false;
-	return strspn(s, "0123456789_") == strlen(s) || (s[0] == '0' && (s[1] == 'x' || s[1] == 'o'));
+	return strspn(s, "0123456789_") == strlen(s) ||
+	       (s[0] == '0' && (s[1] == 'x' || s[1] == 'o'));
 }
 
 static bool is_float_text(const char *s)
@@ -66,9 +67,9 @@ static bool is_float_text(const char *s)
 static bool is_special_word(const char *s)
 {
 	static const char *const words[] = {
-		"null", "Null", "NULL", "~", "true", "True", "TRUE", "false", "False", "FALSE",
-		"yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
-		"y", "Y", "n", "N", "<<", "=",
+		"null", "Null", "NULL", "~",  "true", "True", "TRUE", "false", "False", "FALSE",
+		"yes",	"Yes",	"YES",	"no", "No",   "NO",   "on",   "On",    "ON",	"off",
+		"Off",	"OFF",	"y",	"Y",  "n",    "N",    "<<",   "=",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
@@ -318,7 +319,8 @@ static json_t *scalar_to_json(const yaml_event_t *ev)
 		return json_true();
 	if (streq(s, "false") || streq(s, "False") || streq(s, "FALSE"))
 		return json_false();
-	if (strspn(s + (*s == '-' || *s == '+'), "0123456789") == strlen(s + (*s == '-' || *s == '+')) &&
+	if (strspn(s + (*s == '-' || *s == '+'), "0123456789") ==
+		    strlen(s + (*s == '-' || *s == '+')) &&
 	    s[*s == '-' || *s == '+']) {
 		errno = 0;
 		n = strtoll(s, &end, 10);
@@ -355,9 +357,10 @@ static int attach(struct parse_ctx *p, json_t *v, const yaml_event_t *ev, bool i
 	if (!f->key) {
 		if (!is_scalar) {
 			json_decref(v);
-			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "YAML error at line %zu: mapping keys must be scalars",
-					       ev->start_mark.line + 1);
+			return berth_error_set(
+				err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				"YAML error at line %zu: mapping keys must be scalars",
+				ev->start_mark.line + 1);
 		}
 		f->key = strdup(json_is_string(v) ? json_string_value(v)
 						  : (const char *)ev->data.scalar.value);
