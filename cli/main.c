@@ -1,6 +1,124 @@
-/* placeholder */
-int main(void);
-int main(void)
+/* cli/main.c: berth's entry point: global options, the verb table, top-level help and
+ * the one place errors are printed ("Error: ...") and turned into the exit status. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "lib/util.h"
+
+struct verb {
+	const char *name;
+	const char *summary;
+	int (*run)(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+};
+
+static const struct verb verbs[] = {
+	{ "config", "Manage instance and server configuration options", cmd_config },
+	{ "info", "Show instance or server information", cmd_info },
+	{ "list", "List instances", cmd_list },
+	{ "monitor", "Monitor events on the server", cmd_monitor },
+	{ "operation", "List, show and delete background operations", cmd_operation },
+	{ "profile", "Manage profiles", cmd_profile },
+	{ "version", "Show local and remote versions", cmd_version },
+};
+
+static void print_main_help(void)
 {
-	return 1;
+	printf("Usage:\n  berth [command]\n\nDescription:\n"
+	       "  Command line client for berthd (and LXD servers)\n\n"
+	       "  The socket is $BERTH_SOCKET, else $BERTH_DIR/unix.socket, else\n"
+	       "  " BERTH_DEFAULT_DIR "/unix.socket.\n\nAvailable Commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		printf("  %-12s %s\n", verbs[i].name, verbs[i].summary);
+	printf("  %-12s %s\n", "help", "Help about any command");
+	printf("\nFlags:\n  %-22s %s\n  %-22s %s\n  %-22s %s\n  %-22s %s\n  %-22s %s\n",
+	       "--project PROJECT", "Override the source project", "--debug",
+	       "Show all debug messages", "-q, --quiet", "Don't show progress information",
+	       "-h, --help", "Print help", "--version", "Print version number");
+	printf("\nUse \"berth [command] --help\" for more information about a command.\n");
+}
+
+/* Take the global options out of argv wherever they appear (before "--"). Returns the
+ * new argc, or -EINVAL. */
+static int take_globals(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	int out = 1;
+	bool rest = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!rest && streq(a, "--"))
+			rest = true;
+		if (rest) {
+			argv[out++] = argv[i];
+		} else if (streq(a, "--debug")) {
+			ctx->debug = true;
+		} else if (streq(a, "-q") || streq(a, "--quiet")) {
+			ctx->quiet = true;
+		} else if (berth_startswith(a, "--project=")) {
+			ctx->project = a + strlen("--project=");
+		} else if (streq(a, "--project")) {
+			if (i + 1 >= argc)
+				return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+						       "flag needs an argument: --project");
+			ctx->project = argv[++i];
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	argv[out] = NULL;
+	return out;
+}
+
+static int run(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	const char *verb;
+
+	argc = take_globals(ctx, argc, argv, err);
+	if (argc < 0)
+		return argc;
+	if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h")) {
+		print_main_help();
+		return 0;
+	}
+	if (streq(argv[1], "--version")) {
+		printf("%s\n", BERTH_VERSION);
+		return 0;
+	}
+	verb = argv[1];
+	if (streq(verb, "help")) {
+		if (argc < 3) {
+			print_main_help();
+			return 0;
+		}
+		verb = argv[2];
+		argv[2] = (char *)"--help";
+		argv += 1;
+		argc -= 1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		if (streq(verb, verbs[i].name))
+			return verbs[i].run(ctx, argc - 1, argv + 1, err);
+	if (verb[0] == '-')
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "unknown flag: %s (see 'berth --help')", verb);
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "unknown command \"%s\" for \"berth\" (see 'berth --help')", verb);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_ctx ctx = { 0 };
+	struct berth_error err = { 0 };
+	int r;
+
+	r = run(&ctx, argc, argv, &err);
+	if (r < 0)
+		fprintf(stderr, "Error: %s\n", berth_error_msg(&err, r));
+	fflush(stdout);
+	berth_error_release(&err);
+	berth_client_free(ctx.client);
+	json_decref(ctx.server);
+	return r < 0 ? 1 : 0;
 }

@@ -1,2 +1,886 @@
-/* placeholder */
-extern int berth_placeholder_lib_client_c;
+/* lib/client.c: the blocking REST client (see client.h): one keep-alive HTTP/1.1
+ * connection over AF_UNIX, responses parsed by http-parser, LXD envelopes unwrapped,
+ * operations waited for, and websockets (client side, via wslay) on connections of
+ * their own. */
+#include "lib/client.h"
+
+#include <http_parser.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <wslay/wslay.h>
+
+#include "lib/json.h"
+#include "lib/util.h"
+
+#define CLIENT_READ_CHUNK  65536
+#define CLIENT_MAX_HEADERS (64 * 1024)
+#define WS_GUID		   "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+struct berth_client {
+	char *path;    /* owned: socket path */
+	char *project; /* owned or NULL: added as ?project= to /1.0 paths */
+	int fd;	       /* keep-alive connection or -EBADF */
+};
+
+/* A growable byte buffer, always NUL-terminated when non-empty. */
+struct buf {
+	char *data; /* owned */
+	size_t len;
+	size_t cap;
+};
+
+static int buf_append(struct buf *b, const void *data, size_t len)
+{
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		p = realloc(b->data, cap);
+		if (!p)
+			return -ENOMEM;
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static void buf_release(struct buf *b)
+{
+	free(b->data);
+	*b = (struct buf){ 0 };
+}
+
+char *berth_client_default_socket(void)
+{
+	const char *s = getenv("BERTH_SOCKET");
+
+	if (s && *s)
+		return strdup(s);
+	s = getenv("BERTH_DIR");
+	if (s && *s)
+		return berth_strdup_printf("%s/unix.socket", s);
+	return strdup(BERTH_DEFAULT_DIR "/unix.socket");
+}
+
+static int connect_error(const char *path, int r, struct berth_error *err)
+{
+	const char *hint = "";
+
+	if (r == -ENOENT || r == -ECONNREFUSED)
+		hint = " (is berthd running? start it with: systemctl start berthd, or set "
+		       "BERTH_SOCKET to its socket)";
+	else if (r == -EACCES || r == -EPERM)
+		hint = " (is your user in the berth group? try: sudo usermod -aG berth $USER, then "
+		       "log in again)";
+	return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+			       "cannot connect to berthd at %s: %s%s", path, strerror(-r), hint);
+}
+
+/* Connect a new stream socket to `path`. Returns the fd. */
+static int unix_connect(const char *path, struct berth_error *err)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return berth_error_set(err, -ENAMETOOLONG, BERTH_ERR_BAD_REQUEST,
+				       "socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return connect_error(path, -errno, err);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return connect_error(path, -errno, err);
+	return TAKE_FD(fd);
+}
+
+int berth_client_new(const char *socket_path, struct berth_client **ret, struct berth_error *err)
+{
+	struct berth_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	c->fd = -EBADF;
+	c->path = strdup(socket_path);
+	if (!c->path) {
+		free(c);
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	}
+	*ret = c;
+	return 0;
+}
+
+void berth_client_free(struct berth_client *c)
+{
+	if (!c)
+		return;
+	berth_closep(&c->fd);
+	free(c->path);
+	free(c->project);
+	free(c);
+}
+
+int berth_client_set_project(struct berth_client *c, const char *project)
+{
+	char *p = NULL;
+
+	if (project) {
+		p = berth_url_encode(project);
+		if (!p)
+			return -ENOMEM;
+	}
+	free(c->project);
+	c->project = p;
+	return 0;
+}
+
+/* The request target: `path` plus ?project= when a project is set and `path` lacks one. */
+static char *client_target(const struct berth_client *c, const char *path)
+{
+	if (!c->project || !berth_startswith(path, "/1.0") || strstr(path, "project="))
+		return strdup(path);
+	return berth_strdup_printf("%s%cproject=%s", path, strchr(path, '?') ? '&' : '?',
+				   c->project);
+}
+
+void berth_response_release(struct berth_response *r)
+{
+	if (!r)
+		return;
+	json_decref(r->json);
+	free(r->body);
+	free(r->etag);
+	free(r->location);
+	free(r->content_type);
+	*r = (struct berth_response){ 0 };
+}
+
+/* ---- response parsing ---- */
+
+struct parse_state {
+	struct buf body;
+	struct buf field; /* current header name */
+	struct buf value; /* current header value */
+	bool in_value;
+	bool head; /* response to HEAD: no body */
+	bool complete;
+	struct berth_response *resp; /* borrowed */
+};
+
+static int header_commit(struct parse_state *st)
+{
+	char **slot = NULL;
+
+	if (!st->field.data)
+		return 0;
+	if (strcasecmp(st->field.data, "ETag") == 0)
+		slot = &st->resp->etag;
+	else if (strcasecmp(st->field.data, "Location") == 0)
+		slot = &st->resp->location;
+	else if (strcasecmp(st->field.data, "Content-Type") == 0)
+		slot = &st->resp->content_type;
+	if (slot) {
+		free(*slot);
+		*slot = strdup(st->value.data ? st->value.data : "");
+		if (!*slot)
+			return -ENOMEM;
+	}
+	st->field.len = 0;
+	st->field.data[0] = '\0';
+	if (st->value.data) {
+		st->value.len = 0;
+		st->value.data[0] = '\0';
+	}
+	st->in_value = false;
+	return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct parse_state *st = p->data;
+
+	if (st->in_value && header_commit(st) < 0)
+		return -1;
+	return buf_append(&st->field, at, len) < 0 ? -1 : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct parse_state *st = p->data;
+
+	st->in_value = true;
+	return buf_append(&st->value, at, len) < 0 ? -1 : 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct parse_state *st = p->data;
+
+	if (header_commit(st) < 0)
+		return -1;
+	return st->head ? 1 : 0; /* 1: no body follows */
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct parse_state *st = p->data;
+
+	return buf_append(&st->body, at, len) < 0 ? -1 : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct parse_state *st = p->data;
+
+	st->complete = true;
+	http_parser_pause(p, 1); /* anything after this belongs to no request of ours */
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read one response from c->fd. Returns 0, -ECONNRESET when the peer closed before
+ * sending a byte (a stale keep-alive connection), or another -errno. */
+static int read_response(struct berth_client *c, bool head, struct berth_response *resp,
+			 bool *ret_keep_alive, struct berth_error *err)
+{
+	struct parse_state st = { .head = head, .resp = resp };
+	http_parser parser;
+	size_t total = 0;
+	int r = 0;
+	_cleanup_free_ char *chunk = malloc(CLIENT_READ_CHUNK);
+
+	if (!chunk)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	http_parser_init(&parser, HTTP_RESPONSE);
+	parser.data = &st;
+	while (!st.complete) {
+		ssize_t n = recv(c->fd, chunk, CLIENT_READ_CHUNK, 0);
+		size_t used;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && total == 0 && errno == ECONNRESET) {
+			r = -ECONNRESET;
+			goto out;
+		}
+		if (n < 0) {
+			r = berth_error_set(err, -errno, BERTH_ERR_UNAVAILABLE,
+					    "reading from berthd: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0 && total == 0) {
+			r = -ECONNRESET;
+			goto out;
+		}
+		total += (size_t)n;
+		used = http_parser_execute(&parser, &parser_settings, chunk, (size_t)n);
+		if (st.complete)
+			break;
+		if (parser.http_errno != HPE_OK || (n > 0 && used != (size_t)n)) {
+			r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+					    "bad HTTP response from berthd: %s",
+					    http_errno_description(HTTP_PARSER_ERRNO(&parser)));
+			goto out;
+		}
+		if (n == 0) {
+			r = berth_error_set(err, -EPROTO, BERTH_ERR_UNAVAILABLE,
+					    "berthd closed the connection mid-response");
+			goto out;
+		}
+	}
+	resp->status = (int)parser.status_code;
+	resp->body = st.body.data ? TAKE_PTR(st.body.data) : strdup("");
+	resp->body_len = st.body.len;
+	*ret_keep_alive = http_should_keep_alive(&parser);
+	if (!resp->body)
+		r = berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+out:
+	buf_release(&st.body);
+	buf_release(&st.field);
+	buf_release(&st.value);
+	return r;
+}
+
+static int build_request(const char *method, const char *target, const char *content_type,
+			 size_t len, const char *if_match, char **ret)
+{
+	char *req = NULL;
+	int n;
+
+	n = asprintf(&req,
+		     "%s %s HTTP/1.1\r\nHost: berth\r\nUser-Agent: berth/" BERTH_VERSION "\r\n"
+		     "Accept: application/json\r\n%s%s%s%s%s%sContent-Length: %zu\r\n\r\n",
+		     method, target, content_type ? "Content-Type: " : "",
+		     content_type ? content_type : "", content_type ? "\r\n" : "",
+		     if_match ? "If-Match: " : "", if_match ? if_match : "", if_match ? "\r\n" : "",
+		     len);
+	if (n < 0)
+		return -ENOMEM;
+	*ret = req;
+	return 0;
+}
+
+/* One attempt on the current (or a fresh) connection. `*ret_fresh` tells whether the
+ * connection was newly made, so a failure on a reused one may be retried. */
+static int request_once(struct berth_client *c, const char *head, const void *data, size_t len,
+			bool is_head, struct berth_response *resp, bool *ret_fresh,
+			struct berth_error *err)
+{
+	bool keep_alive = false;
+	int r;
+
+	*ret_fresh = c->fd < 0;
+	if (c->fd < 0) {
+		r = unix_connect(c->path, err);
+		if (r < 0)
+			return r;
+		c->fd = r;
+	}
+	r = write_all(c->fd, head, strlen(head));
+	if (r >= 0 && len > 0)
+		r = write_all(c->fd, data, len);
+	if (r == -EPIPE || r == -ECONNRESET)
+		r = -ECONNRESET;
+	else if (r < 0)
+		r = berth_error_set(err, r, BERTH_ERR_UNAVAILABLE, "writing to berthd: %s",
+				    strerror(-r));
+	if (r >= 0)
+		r = read_response(c, is_head, resp, &keep_alive, err);
+	if (r < 0 || !keep_alive)
+		berth_closep(&c->fd), c->fd = -EBADF;
+	return r;
+}
+
+int berth_client_request_raw(struct berth_client *c, const char *method, const char *path,
+			     const char *content_type, const void *data, size_t len,
+			     struct berth_response *ret, struct berth_error *err)
+{
+	return berth_client_request_full(c, method, path, content_type, data, len, NULL, ret, err);
+}
+
+int berth_client_request_full(struct berth_client *c, const char *method, const char *path,
+			      const char *content_type, const void *data, size_t len,
+			      const char *if_match, struct berth_response *ret,
+			      struct berth_error *err)
+{
+	_cleanup_free_ char *target = client_target(c, path);
+	_cleanup_free_ char *head = NULL;
+	struct berth_response resp = { 0 };
+	bool fresh = true;
+	int r;
+
+	if (!target || build_request(method, target, content_type, len, if_match, &head) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	for (int attempt = 0; attempt < 2; attempt++) {
+		r = request_once(c, head, data, len, streq(method, "HEAD"), &resp, &fresh, err);
+		berth_response_release(r < 0 ? &resp : NULL);
+		if (r != -ECONNRESET || fresh)
+			break;
+		/* the server closed an idle keep-alive connection: retry on a new one */
+	}
+	if (r == -ECONNRESET)
+		return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+				       "berthd closed the connection without answering");
+	if (r < 0)
+		return r;
+	if (resp.body_len > 0 && resp.content_type &&
+	    berth_startswith(resp.content_type, "application/json"))
+		resp.json = json_loadb(resp.body, resp.body_len, JSON_DECODE_ANY, NULL);
+	*ret = resp;
+	return 0;
+}
+
+int berth_client_request(struct berth_client *c, const char *method, const char *path,
+			 const json_t *body, const char *if_match, struct berth_response *ret,
+			 struct berth_error *err)
+{
+	_cleanup_free_ char *data = NULL;
+
+	if (body) {
+		data = berth_json_dumps(body);
+		if (!data)
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	}
+	return berth_client_request_full(c, method, path, data ? "application/json" : NULL, data,
+					 data ? strlen(data) : 0, if_match, ret, err);
+}
+
+/* ---- envelopes ---- */
+
+/* Turn a non-envelope or error response into err. */
+static int response_error(const struct berth_response *resp, struct berth_error *err)
+{
+	const char *msg = resp->json ? berth_json_string(resp->json, "error") : NULL;
+	int code = resp->status >= 400 ? resp->status : BERTH_ERR_INTERNAL;
+
+	if (msg && *msg)
+		return berth_error_set(err, -EIO, code, "%s", msg);
+	return berth_error_set(err, -EIO, code, "unexpected response from server (HTTP %d)",
+			       resp->status);
+}
+
+static int operation_result(json_t *op, json_t **ret, struct berth_error *err)
+{
+	json_int_t code = json_integer_value(json_object_get(op, "status_code"));
+	const char *msg;
+
+	if (code == 200 || code == 0) {
+		if (ret)
+			*ret = json_incref(op);
+		return 0;
+	}
+	msg = berth_json_string(op, "err");
+	if (msg && *msg)
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s", msg);
+	msg = berth_json_string(op, "status");
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "operation ended: %s",
+			       msg ? msg : "unknown status");
+}
+
+int berth_client_wait_operation(struct berth_client *c, const char *op_url, int timeout,
+				json_t **ret_operation, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	json_auto_t *op = NULL;
+	int r;
+
+	path = berth_strdup_printf("%s/wait%stimeout=%d", op_url, strchr(op_url, '?') ? "&" : "?",
+				   timeout);
+	if (!path)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	/* "/1.0/operations/ID?project=p/wait" would be wrong: move the query to the end */
+	if (strchr(op_url, '?')) {
+		size_t base = (size_t)(strchr(op_url, '?') - op_url);
+
+		free(path);
+		path = berth_strdup_printf("%.*s/wait%s&timeout=%d", (int)base, op_url,
+					   op_url + base, timeout);
+		if (!path)
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	}
+	r = berth_client_query(c, "GET", path, NULL, &op, NULL, err);
+	if (r < 0)
+		return r;
+	return operation_result(op, ret_operation, err);
+}
+
+int berth_client_query(struct berth_client *c, const char *method, const char *path,
+		       const json_t *body, json_t **ret_metadata, char **ret_etag,
+		       struct berth_error *err)
+{
+	struct berth_response resp = { 0 };
+	int r;
+
+	r = berth_client_request(c, method, path, body, NULL, &resp, err);
+	if (r < 0)
+		return r;
+	r = berth_client_unwrap(c, &resp, ret_metadata, ret_etag, err);
+	berth_response_release(&resp);
+	return r;
+}
+
+int berth_client_unwrap(struct berth_client *c, struct berth_response *resp, json_t **ret_metadata,
+			char **ret_etag, struct berth_error *err)
+{
+	const char *type = resp->json ? berth_json_string(resp->json, "type") : NULL;
+	json_t *md;
+
+	if (!type || streq(type, "error") || resp->status >= 400)
+		return response_error(resp, err);
+	md = json_object_get(resp->json, "metadata");
+	if (ret_etag)
+		*ret_etag = NULL;
+	if (streq(type, "async")) {
+		const char *op = berth_json_string(resp->json, "operation");
+
+		if (!op || !*op)
+			op = resp->location;
+		if (!op)
+			return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+					       "async response without an operation");
+		return berth_client_wait_operation(c, op, -1, ret_metadata, err);
+	}
+	if (ret_etag) {
+		if (resp->etag && !(*ret_etag = strdup(resp->etag)))
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	}
+	if (ret_metadata)
+		*ret_metadata = md ? json_incref(md) : json_null();
+	return 0;
+}
+
+/* ---- websockets ---- */
+
+/* A message received and not yet handed out. */
+struct ws_msg {
+	struct ws_msg *next;
+	char *data; /* owned, NUL-terminated */
+	size_t len;
+	bool text;
+};
+
+struct berth_ws {
+	int fd;
+	wslay_event_context_ptr ctx; /* owned */
+	struct buf pending;	     /* bytes read past the handshake, fed to wslay first */
+	size_t pending_off;
+	struct ws_msg *head, *tail; /* owned queue */
+	bool closed;
+};
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len, int flags,
+			  void *user_data)
+{
+	struct berth_ws *ws = user_data;
+	ssize_t n;
+
+	if (ws->pending_off < ws->pending.len) {
+		size_t k = ws->pending.len - ws->pending_off;
+
+		if (k > len)
+			k = len;
+		memcpy(data, ws->pending.data + ws->pending_off, k);
+		ws->pending_off += k;
+		return (ssize_t)k;
+	}
+	do
+		n = recv(ws->fd, data, len, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	if (n <= 0) {
+		ws->closed = true;
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return n;
+}
+
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+			  void *user_data)
+{
+	struct berth_ws *ws = user_data;
+	ssize_t n;
+
+	do
+		n = send(ws->fd, data, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		ws->closed = true;
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return n;
+}
+
+static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user_data)
+{
+	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+		      void *user_data)
+{
+	struct berth_ws *ws = user_data;
+	struct ws_msg *m;
+
+	if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
+		return; /* ping, pong and close are wslay's business */
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return;
+	m->data = malloc(arg->msg_length + 1);
+	if (!m->data) {
+		free(m);
+		return;
+	}
+	memcpy(m->data, arg->msg, arg->msg_length);
+	m->data[arg->msg_length] = '\0';
+	m->len = arg->msg_length;
+	m->text = arg->opcode == WSLAY_TEXT_FRAME;
+	if (ws->tail)
+		ws->tail->next = m;
+	else
+		ws->head = m;
+	ws->tail = m;
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+	.recv_callback = ws_recv_cb,
+	.send_callback = ws_send_cb,
+	.genmask_callback = ws_genmask_cb,
+	.on_msg_recv_callback = ws_msg_cb,
+};
+
+static int base64(const unsigned char *in, size_t len, char *out)
+{
+	return EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+}
+
+/* The Sec-WebSocket-Accept value expected for `key`, into `out` (>= 29 bytes). */
+static int ws_accept_for(const char *key, char *out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	_cleanup_free_ char *cat = berth_strdup_printf("%s%s", key, WS_GUID);
+
+	if (!cat || EVP_Digest(cat, strlen(cat), md, &md_len, EVP_sha1(), NULL) != 1)
+		return -ENOMEM;
+	base64(md, md_len, out);
+	return 0;
+}
+
+/* Read until the end of the response head; the rest goes to ws->pending. */
+static int ws_read_head(struct berth_ws *ws, struct buf *head, struct berth_error *err)
+{
+	char chunk[4096];
+
+	for (;;) {
+		char *end = head->data ? strstr(head->data, "\r\n\r\n") : NULL;
+		ssize_t n;
+
+		if (end) {
+			size_t hl = (size_t)(end - head->data) + 4;
+
+			if (buf_append(&ws->pending, head->data + hl, head->len - hl) < 0)
+				return -ENOMEM;
+			head->len = hl;
+			head->data[hl] = '\0';
+			return 0;
+		}
+		if (head->len > CLIENT_MAX_HEADERS)
+			return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+					       "websocket handshake response too large");
+		n = recv(ws->fd, chunk, sizeof(chunk), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return berth_error_set(err, n < 0 ? -errno : -EPIPE, BERTH_ERR_UNAVAILABLE,
+					       "websocket handshake: connection closed");
+		if (buf_append(head, chunk, (size_t)n) < 0)
+			return -ENOMEM;
+	}
+}
+
+/* Check a "101 Switching Protocols" head with the right accept value. On another status,
+ * report the server's error envelope when the body came with the head. */
+static int ws_check_head(struct berth_ws *ws, const char *head, const char *accept,
+			 struct berth_error *err)
+{
+	int status = 0;
+	const char *p;
+
+	if (sscanf(head, "HTTP/1.%*d %d", &status) != 1)
+		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				       "websocket handshake: bad response");
+	if (status != 101) {
+		json_auto_t *j = NULL;
+		const char *msg;
+
+		if (ws->pending.len)
+			j = json_loadb(ws->pending.data, ws->pending.len, 0, NULL);
+		msg = j ? berth_json_string(j, "error") : NULL;
+		return berth_error_set(err, -EIO, status >= 400 ? status : BERTH_ERR_INTERNAL, "%s",
+				       msg ? msg : "websocket upgrade refused by server");
+	}
+	p = strcasestr(head, "\r\nSec-WebSocket-Accept:");
+	if (!p)
+		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				       "websocket handshake: no Sec-WebSocket-Accept");
+	p += strlen("\r\nSec-WebSocket-Accept:");
+	p += strspn(p, " \t");
+	if (strncmp(p, accept, strlen(accept)) != 0)
+		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				       "websocket handshake: wrong Sec-WebSocket-Accept");
+	return 0;
+}
+
+static int ws_handshake(struct berth_ws *ws, const char *target, struct berth_error *err)
+{
+	unsigned char raw[16];
+	char key[32], accept[64];
+	_cleanup_free_ char *req = NULL;
+	struct buf head = { 0 };
+	int r;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "no random bytes");
+	base64(raw, sizeof(raw), key);
+	if (ws_accept_for(key, accept) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	req = berth_strdup_printf("GET %s HTTP/1.1\r\nHost: berth\r\nUpgrade: websocket\r\n"
+				  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+				  "Sec-WebSocket-Version: 13\r\nUser-Agent: berth/" BERTH_VERSION
+				  "\r\n\r\n",
+				  target, key);
+	if (!req)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	r = write_all(ws->fd, req, strlen(req));
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE, "websocket handshake: %s",
+				       strerror(-r));
+	r = ws_read_head(ws, &head, err);
+	if (r >= 0)
+		r = ws_check_head(ws, head.data, accept, err);
+	buf_release(&head);
+	return r;
+}
+
+int berth_client_websocket(struct berth_client *c, const char *path, struct berth_ws **ret,
+			   struct berth_error *err)
+{
+	_cleanup_(berth_ws_closep) struct berth_ws *ws = NULL;
+	_cleanup_free_ char *target = client_target(c, path);
+	int r;
+
+	if (!target)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	ws->fd = -EBADF;
+	ws->closed = true; /* no close frame until the handshake succeeded */
+	r = unix_connect(c->path, err);
+	if (r < 0)
+		return r;
+	ws->fd = r;
+	r = ws_handshake(ws, target, err);
+	if (r < 0)
+		return r;
+	if (wslay_event_context_client_init(&ws->ctx, &ws_callbacks, ws) != 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	ws->closed = false;
+	*ret = TAKE_PTR(ws);
+	return 0;
+}
+
+static int ws_flush(struct berth_ws *ws)
+{
+	while (!ws->closed && wslay_event_want_write(ws->ctx))
+		if (wslay_event_send(ws->ctx) != 0)
+			return -EPIPE;
+	return 0;
+}
+
+static int ws_pop(struct berth_ws *ws, char **ret_data, size_t *ret_len, bool *ret_text)
+{
+	struct ws_msg *m = ws->head;
+
+	ws->head = m->next;
+	if (!ws->head)
+		ws->tail = NULL;
+	*ret_data = m->data;
+	if (ret_len)
+		*ret_len = m->len;
+	if (ret_text)
+		*ret_text = m->text;
+	free(m);
+	return 0;
+}
+
+int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *ret_len,
+		  bool *ret_text, struct berth_error *err)
+{
+	uint64_t deadline =
+		berth_monotonic_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ULL;
+
+	while (!ws->head) {
+		struct pollfd pfd = { .fd = ws->fd, .events = POLLIN };
+		int wait = -1, n;
+
+		if (ws->closed || !wslay_event_want_read(ws->ctx))
+			return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
+					       "connection closed by server");
+		if (ws->pending_off >= ws->pending.len) {
+			if (timeout_ms >= 0) {
+				uint64_t now = berth_monotonic_ns();
+
+				wait = now >= deadline ? 0 : (int)((deadline - now) / 1000000ULL);
+			}
+			n = poll(&pfd, 1, wait);
+			if (n < 0 && errno == EINTR)
+				return berth_error_set(err, -EINTR, BERTH_ERR_INTERNAL,
+						       "interrupted");
+			if (n == 0)
+				return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_UNAVAILABLE,
+						       "timed out waiting for a message");
+		}
+		if (wslay_event_recv(ws->ctx) != 0)
+			ws->closed = true;
+		ws_flush(ws); /* pongs and the answer to a close */
+	}
+	return ws_pop(ws, ret_data, ret_len, ret_text);
+}
+
+int berth_ws_send(struct berth_ws *ws, bool text, const void *data, size_t len,
+		  struct berth_error *err)
+{
+	struct wslay_event_msg msg = {
+		.opcode = text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
+		.msg = data,
+		.msg_length = len,
+	};
+
+	if (ws->closed || wslay_event_queue_msg(ws->ctx, &msg) != 0 || ws_flush(ws) < 0)
+		return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
+				       "connection closed by server");
+	return 0;
+}
+
+void berth_ws_close(struct berth_ws *ws)
+{
+	if (!ws)
+		return;
+	if (ws->ctx && !ws->closed) {
+		wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+		ws_flush(ws);
+	}
+	if (ws->ctx)
+		wslay_event_context_free(ws->ctx);
+	while (ws->head) {
+		char *d = NULL;
+
+		ws_pop(ws, &d, NULL, NULL);
+		free(d);
+	}
+	buf_release(&ws->pending);
+	berth_closep(&ws->fd);
+	free(ws);
+}

@@ -45,6 +45,13 @@ int berth_client_request(struct berth_client *c, const char *method, const char 
 			 const json_t *body, const char *if_match, struct berth_response *ret,
 			 struct berth_error *err);
 
+/* The general form: raw body of `len` bytes (may be 0) with the given content type (may be
+ * NULL), optional If-Match. The others are shorthands for it. */
+int berth_client_request_full(struct berth_client *c, const char *method, const char *path,
+			      const char *content_type, const void *data, size_t len,
+			      const char *if_match, struct berth_response *ret,
+			      struct berth_error *err);
+
 /* Like berth_client_request, raw body of `len` bytes with the given content type. */
 int berth_client_request_raw(struct berth_client *c, const char *method, const char *path,
 			     const char *content_type, const void *data, size_t len,
@@ -60,6 +67,15 @@ int berth_client_request_raw(struct berth_client *c, const char *method, const c
 int berth_client_query(struct berth_client *c, const char *method, const char *path,
 		       const json_t *body, json_t **ret_metadata, char **ret_etag,
 		       struct berth_error *err);
+
+/* The envelope handling of berth_client_query for a response already received (e.g. one
+ * sent with If-Match through berth_client_request). `resp` stays owned by the caller. */
+int berth_client_unwrap(struct berth_client *c, struct berth_response *resp,
+			json_t **ret_metadata, char **ret_etag, struct berth_error *err);
+
+/* Add ?project=P (URL-encoded) to every later /1.0 request that has no project= of its
+ * own; NULL clears it. -ENOMEM. */
+int berth_client_set_project(struct berth_client *c, const char *project);
 
 /* GET /1.0/operations/ID/wait?timeout=T for `op_url` ("/1.0/operations/ID"), T<0: no limit. */
 int berth_client_wait_operation(struct berth_client *c, const char *op_url, int timeout,

@@ -1,0 +1,349 @@
+/* tests/unit/test_client.c: lib/client against a scripted fake server in a thread on a
+ * unix socket: keep-alive reuse, reconnect after an idle close, chunked bodies, error
+ * envelopes, async operations, connection errors and the websocket handshake. */
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cmocka.h>
+
+#include "lib/client.h"
+#include "lib/json.h"
+
+/* One scripted answer: requests whose request line starts with `match` get `response`;
+ * `close_after` closes the connection after answering. */
+struct route {
+	const char *match;
+	const char *response;
+	bool close_after;
+	bool websocket;
+};
+
+struct fake {
+	char dir[64];
+	char path[128];
+	int listen_fd;
+	pthread_t thread;
+	const struct route *routes;
+	size_t n_routes;
+	int accepts; /* connections accepted */
+	char last_req[4096];
+};
+
+#define SYNC_HDR "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+
+static const struct route *route_for(struct fake *f, const char *req)
+{
+	for (size_t i = 0; i < f->n_routes; i++)
+		if (strncmp(req, f->routes[i].match, strlen(f->routes[i].match)) == 0)
+			return &f->routes[i];
+	return NULL;
+}
+
+/* Read one request head (and skip a Content-Length body). 0 on EOF. */
+static ssize_t read_request(int fd, char *buf, size_t size)
+{
+	size_t len = 0;
+	const char *cl;
+
+	while (len < size - 1) {
+		ssize_t n = recv(fd, buf + len, 1, 0);
+
+		if (n <= 0)
+			return n;
+		len++;
+		buf[len] = '\0';
+		if (len >= 4 && strcmp(buf + len - 4, "\r\n\r\n") == 0)
+			break;
+	}
+	cl = strcasestr(buf, "Content-Length: ");
+	for (long body = cl ? atol(cl + 16) : 0; body > 0; body--) {
+		char c;
+
+		if (recv(fd, &c, 1, 0) != 1)
+			return -1;
+	}
+	return (ssize_t)len;
+}
+
+static void ws_answer(int fd, const char *req)
+{
+	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	const char *k = strcasestr(req, "Sec-WebSocket-Key: ") + 19;
+	char cat[128], acc[64], resp[256];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	static const unsigned char frames[] = { 0x89, 0x00, 0x81, 0x05, 'h',  'e', 'l',
+						'l',  'o',  0x88, 0x02, 0x03, 0xe8 };
+	unsigned char in[64];
+
+	snprintf(cat, sizeof(cat), "%.*s%s", (int)strcspn(k, "\r"), k, guid);
+	EVP_Digest(cat, strlen(cat), md, &md_len, EVP_sha1(), NULL);
+	EVP_EncodeBlock((unsigned char *)acc, md, (int)md_len);
+	snprintf(resp, sizeof(resp),
+		 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+		 acc);
+	send(fd, resp, strlen(resp), MSG_NOSIGNAL);
+	/* wait for the client's masked text frame "ping!" before answering */
+	if (recv(fd, in, 2, MSG_WAITALL) == 2 && (in[1] & 0x80) && (in[1] & 0x7f) == 5 &&
+	    recv(fd, in, 9, MSG_WAITALL) == 9)
+		send(fd, frames, sizeof(frames), MSG_NOSIGNAL);
+	recv(fd, in, sizeof(in), 0); /* the client's close */
+}
+
+static void *fake_main(void *data)
+{
+	struct fake *f = data;
+	char req[4096];
+
+	for (;;) {
+		int fd = accept(f->listen_fd, NULL, NULL);
+
+		if (fd < 0)
+			return NULL;
+		f->accepts++;
+		while (read_request(fd, req, sizeof(req)) > 0) {
+			const struct route *r = route_for(f, req);
+
+			snprintf(f->last_req, sizeof(f->last_req), "%s", req);
+			if (r && r->websocket) {
+				ws_answer(fd, req);
+				break;
+			}
+			if (!r) {
+				send(fd, "HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n", 38, 0);
+				break;
+			}
+			send(fd, r->response, strlen(r->response), MSG_NOSIGNAL);
+			if (r->close_after)
+				break;
+		}
+		close(fd);
+	}
+}
+
+static void fake_start(struct fake *f, const struct route *routes, size_t n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(f, 0, sizeof(*f));
+	strcpy(f->dir, "/tmp/berth-test-client-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/unix.socket", f->dir);
+	strcpy(sa.sun_path, f->path);
+	f->routes = routes;
+	f->n_routes = n;
+	f->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(f->listen_fd >= 0);
+	assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->listen_fd, 8), 0);
+	assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+	shutdown(f->listen_fd, SHUT_RDWR);
+	close(f->listen_fd);
+	pthread_join(f->thread, NULL);
+	unlink(f->path);
+	rmdir(f->dir);
+}
+
+static const struct route basic_routes[] = {
+	{ "GET /1.0 ",
+	  SYNC_HDR "ETag: \"abc\"\r\nContent-Length: 53\r\n\r\n"
+		   "{\"type\":\"sync\",\"status_code\":200,\"metadata\":{\"a\":1}}\n",
+	  false, false },
+	{ "GET /1.0/chunked",
+	  SYNC_HDR "Transfer-Encoding: chunked\r\n\r\n"
+		   "10\r\n{\"type\":\"sync\",\"\r\n"
+		   "1c\r\nstatus_code\":200,\"metadata\":\r\n"
+		   "4\r\n[1]}\r\n0\r\n\r\n",
+	  false, false },
+	{ "GET /1.0/missing",
+	  "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 62\r\n\r\n"
+	  "{\"type\":\"error\",\"error\":\"Instance not found\",\"error_code\":404}",
+	  false, false },
+	{ "GET /1.0/idle",
+	  SYNC_HDR "Content-Length: 39\r\n\r\n{\"type\":\"sync\",\"metadata\":\"idle-reply\"}",
+	  true, false },
+	{ "POST /1.0/async",
+	  "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+	  "Location: /1.0/operations/op1\r\nContent-Length: 64\r\n\r\n"
+	  "{\"type\":\"async\",\"operation\":\"/1.0/operations/op1\",\"metadata\":{}}",
+	  false, false },
+	{ "GET /1.0/operations/op1/wait?timeout=-1",
+	  SYNC_HDR
+	  "Content-Length: 68\r\n\r\n"
+	  "{\"type\":\"sync\",\"metadata\":{\"id\":\"op1\",\"status_code\":200,\"err\":\"\"}}  ",
+	  false, false },
+	{ "POST /1.0/fails",
+	  "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n"
+	  "{\"type\":\"async\",\"operation\":\"/1.0/operations/op2\",\"metadata\":{}}",
+	  false, false },
+	{ "GET /1.0/operations/op2/wait",
+	  SYNC_HDR "Content-Length: 75\r\n\r\n"
+		   "{\"type\":\"sync\",\"metadata\":{\"id\":\"op2\",\"status_code\":400,\"err\":"
+		   "\"disk full\"}}",
+	  false, false },
+	{ "GET /1.0/events", NULL, false, true },
+};
+
+static struct fake fake;
+
+static int setup(void **state)
+{
+	fake_start(&fake, basic_routes, ARRAY_SIZE(basic_routes));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fake_stop(&fake);
+	return 0;
+}
+
+static struct berth_client *client(void)
+{
+	struct berth_client *c = NULL;
+
+	assert_int_equal(berth_client_new(fake.path, &c, NULL), 0);
+	return c;
+}
+
+static void test_sync_keepalive(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	int before = fake.accepts;
+
+	for (int i = 0; i < 3; i++) {
+		json_auto_t *md = NULL;
+		_cleanup_free_ char *etag = NULL;
+
+		assert_int_equal(berth_client_query(c, "GET", "/1.0", NULL, &md, &etag, NULL), 0);
+		assert_int_equal(json_integer_value(json_object_get(md, "a")), 1);
+		assert_string_equal(etag, "\"abc\"");
+	}
+	assert_int_equal(fake.accepts - before, 1);
+}
+
+static void test_chunked(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	json_auto_t *md = NULL;
+
+	assert_int_equal(berth_client_query(c, "GET", "/1.0/chunked", NULL, &md, NULL, NULL), 0);
+	assert_true(json_is_array(md));
+	assert_int_equal(json_integer_value(json_array_get(md, 0)), 1);
+}
+
+static void test_error_envelope(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	struct berth_error err = { 0 };
+	json_t *md = NULL;
+
+	assert_int_equal(berth_client_query(c, "GET", "/1.0/missing", NULL, &md, NULL, &err), -EIO);
+	assert_null(md);
+	assert_int_equal(err.code, 404);
+	assert_string_equal(err.msg, "Instance not found");
+	berth_error_release(&err);
+}
+
+static void test_reconnect_after_idle_close(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	int before = fake.accepts;
+
+	for (int i = 0; i < 2; i++) {
+		json_auto_t *md = NULL;
+
+		/* the server closes after each answer without saying so */
+		assert_int_equal(berth_client_query(c, "GET", "/1.0/idle", NULL, &md, NULL, NULL),
+				 0);
+		assert_string_equal(json_string_value(md), "idle-reply");
+	}
+	assert_int_equal(fake.accepts - before, 2);
+}
+
+static void test_async_wait(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	json_auto_t *body = json_pack("{s:s}", "name", "x");
+	json_auto_t *op = NULL;
+	struct berth_error err = { 0 };
+
+	assert_int_equal(berth_client_query(c, "POST", "/1.0/async", body, &op, NULL, NULL), 0);
+	assert_string_equal(berth_json_string(op, "id"), "op1");
+	assert_int_equal(berth_client_query(c, "POST", "/1.0/fails", NULL, NULL, NULL, &err), -EIO);
+	assert_string_equal(err.msg, "disk full");
+	berth_error_release(&err);
+}
+
+static void test_project(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	json_auto_t *md = NULL;
+
+	assert_int_equal(berth_client_set_project(c, "p 1"), 0);
+	assert_int_equal(berth_client_query(c, "GET", "/1.0/missing?x=1", NULL, &md, NULL, NULL),
+			 -EIO);
+	assert_true(strncmp(fake.last_req, "GET /1.0/missing?x=1&project=p%201 ", 35) == 0);
+}
+
+static void test_connect_error(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
+	struct berth_error err = { 0 };
+	struct berth_response resp = { 0 };
+
+	assert_int_equal(berth_client_new("/nonexistent/unix.socket", &c, NULL), 0);
+	assert_int_equal(berth_client_request(c, "GET", "/1.0", NULL, NULL, &resp, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent/unix.socket"));
+	assert_non_null(strstr(err.msg, "is berthd running?"));
+	berth_error_release(&err);
+}
+
+static void test_websocket(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	_cleanup_(berth_ws_closep) struct berth_ws *ws = NULL;
+	_cleanup_free_ char *data = NULL;
+	struct berth_error err = { 0 };
+	size_t len = 0;
+	bool text = false;
+	char *more = NULL;
+
+	assert_int_equal(berth_client_websocket(c, "/1.0/events", &ws, NULL), 0);
+	assert_int_equal(berth_ws_send(ws, true, "ping!", 5, NULL), 0);
+	assert_int_equal(berth_ws_recv(ws, 2000, &data, &len, &text, NULL), 0);
+	assert_true(text);
+	assert_int_equal(len, 5);
+	assert_string_equal(data, "hello");
+	assert_int_equal(berth_ws_recv(ws, 2000, &more, &len, &text, &err), -EPIPE);
+	berth_error_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sync_keepalive),
+		cmocka_unit_test(test_chunked),
+		cmocka_unit_test(test_error_envelope),
+		cmocka_unit_test(test_reconnect_after_idle_close),
+		cmocka_unit_test(test_async_wait),
+		cmocka_unit_test(test_project),
+		cmocka_unit_test(test_connect_error),
+		cmocka_unit_test(test_websocket),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
