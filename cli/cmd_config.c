@@ -9,9 +9,8 @@
 #include "lib/json.h"
 #include "lib/util.h"
 
-static const char *const instance_keys[] = { "architecture", "config",	 "devices",
-					     "ephemeral",    "profiles", "stateful",
-					     "description",  NULL };
+static const char *const instance_keys[] = { "architecture", "config",	 "devices",	"ephemeral",
+					     "profiles",     "stateful", "description", NULL };
 static const char *const server_keys[] = { "config", NULL };
 
 static const struct cli_command config_cmd = {
@@ -126,8 +125,8 @@ static int config_get(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 	int r = target_load(ctx, a->n_pos == 2 ? a->pos[0] : NULL, &t, err);
 
 	if (r >= 0)
-		cli_print_config_value(json_object_get(target_config(&t, t.name && a->values[0]),
-						       key));
+		cli_print_config_value(
+			json_object_get(target_config(&t, t.name && a->values[0]), key));
 	target_release(&t);
 	return r;
 }

@@ -73,7 +73,8 @@ static void print_network(const json_t *net)
 		const char *host = berth_json_string(iface, "host_name");
 
 		printf("    %s:\n      Type: %s\n      State: %s\n", name,
-		       berth_json_string(iface, "type") ?: "", berth_json_string(iface, "state") ?: "");
+		       berth_json_string(iface, "type") ?: "",
+		       berth_json_string(iface, "state") ?: "");
 		if (host && *host)
 			printf("      Host interface: %s\n", host);
 		printf("      MAC address: %s\n      MTU: %" JSON_INTEGER_FORMAT "\n",
@@ -82,8 +83,8 @@ static void print_network(const json_t *net)
 		format_size(json_integer_value(json_object_get(c, "bytes_received")), false, a, 32);
 		format_size(json_integer_value(json_object_get(c, "bytes_sent")), false, b, 32);
 		printf("      Bytes received: %s\n      Bytes sent: %s\n", a, b);
-		printf("      Packets received: %" JSON_INTEGER_FORMAT "\n      Packets sent: %"
-		       JSON_INTEGER_FORMAT "\n",
+		printf("      Packets received: %" JSON_INTEGER_FORMAT
+		       "\n      Packets sent: %" JSON_INTEGER_FORMAT "\n",
 		       json_integer_value(json_object_get(c, "packets_received")),
 		       json_integer_value(json_object_get(c, "packets_sent")));
 		printf("      IP addresses:\n");
@@ -99,7 +100,8 @@ static void print_network(const json_t *net)
 static void print_resources(const json_t *state)
 {
 	json_t *mem = json_object_get(state, "memory");
-	json_int_t cpu = json_integer_value(json_object_get(json_object_get(state, "cpu"), "usage"));
+	json_int_t cpu =
+		json_integer_value(json_object_get(json_object_get(state, "cpu"), "usage"));
 	char a[32];
 
 	printf("\nResources:\n  Processes: %" JSON_INTEGER_FORMAT "\n",
@@ -179,8 +181,8 @@ static void print_instance(const json_t *inst, const json_t *state)
 static int info_instance(struct cli_ctx *ctx, const char *name, struct berth_error *err)
 {
 	bool full = cli_has_extension(ctx, "instance_get_full");
-	_cleanup_free_ char *path = cli_path(full ? "/1.0/instances/%s?recursion=1"
-						   : "/1.0/instances/%s", name);
+	_cleanup_free_ char *path =
+		cli_path(full ? "/1.0/instances/%s?recursion=1" : "/1.0/instances/%s", name);
 	_cleanup_free_ char *state_path = cli_path("/1.0/instances/%s/state", name);
 	json_auto_t *inst = NULL, *state = NULL;
 	int r;

@@ -14,7 +14,7 @@
 #include "lib/util.h"
 
 #define LIST_DEFAULT_COLUMNS "ns46tS"
-#define LIST_MAX_COLUMNS 64
+#define LIST_MAX_COLUMNS     64
 
 static const struct cli_option list_options[] = {
 	{ "columns", 'c', "COLUMNS", "Columns (default \"" LIST_DEFAULT_COLUMNS "\")" },
@@ -213,7 +213,8 @@ static char *cell_profiles(const json_t *i, const char *k)
 	if (!f)
 		return NULL;
 	json_array_foreach(json_object_get(i, "profiles"), idx, p)
-		fprintf(f, "%s%s", idx ? "\n" : "", json_string_value(p) ? json_string_value(p) : "");
+		fprintf(f, "%s%s", idx ? "\n" : "",
+			json_string_value(p) ? json_string_value(p) : "");
 	fclose(f);
 	return out;
 }
@@ -291,9 +292,10 @@ static int add_shorthand(struct column_set *set, char letter, const char *piece,
 		set->needs_snapshots |= letter == 'S';
 		return 0;
 	}
-	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-			       "unknown column shorthand char '%c' in '%s' (see 'berth list --help')",
-			       letter, piece);
+	return berth_error_set(
+		err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+		"unknown column shorthand char '%c' in '%s' (see 'berth list --help')", letter,
+		piece);
 }
 
 /* "ns46tS" or "n,s,user.comment:COMMENT": letters, or config keys with an optional name. */
@@ -315,7 +317,8 @@ static int columns_parse(const char *spec, struct column_set *set, struct berth_
 			continue;
 		}
 		if (set->n == LIST_MAX_COLUMNS)
-			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "too many columns");
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "too many columns");
 		if (colon)
 			*colon = '\0';
 		set->cols[set->n] = (struct column){ colon && colon[1] ? colon + 1 : piece,
@@ -367,9 +370,15 @@ static bool dot_prefix_match(const char *short_key, const char *key)
 static bool filter_keyvalue(const json_t *inst, const char *key, const char *value)
 {
 	static const char *const fields[][2] = {
-		{ "type", "type" }, { "t", "type" }, { "status", "status" }, { "s", "status" },
-		{ "architecture", "architecture" }, { "a", "architecture" },
-		{ "location", "location" }, { "L", "location" }, { "name", "name" },
+		{ "type", "type" },
+		{ "t", "type" },
+		{ "status", "status" },
+		{ "s", "status" },
+		{ "architecture", "architecture" },
+		{ "a", "architecture" },
+		{ "location", "location" },
+		{ "L", "location" },
+		{ "name", "name" },
 	};
 	json_t *cfg = json_object_get(inst, "expanded_config"), *v;
 	const char *k;

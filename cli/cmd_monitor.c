@@ -13,7 +13,8 @@
 #include "lib/yaml.h"
 
 static const struct cli_option monitor_options[] = {
-	{ "type", 0, "TYPE", "Event type to listen for (repeatable: logging, operation, lifecycle)" },
+	{ "type", 0, "TYPE",
+	  "Event type to listen for (repeatable: logging, operation, lifecycle)" },
 	{ "pretty", 0, NULL, "Pretty rendering of logging events" },
 	{ "format", 'f', "FORMAT", "Format (json|yaml) (default \"yaml\")" },
 	{ "all-projects", 0, NULL, "Show events from all projects" },
@@ -44,20 +45,21 @@ static void print_pretty(const json_t *ev)
 
 	if (ts && strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm))
 		strftime(when, sizeof(when), "%m-%d|%H:%M:%S", &tm);
-	for (size_t i = 0; i < 4; i++)
-		level[i] = (char)(lvl[i] >= 'a' && lvl[i] <= 'z' ? lvl[i] - 'a' + 'A' : lvl[i] ?: ' ');
+	/* log15's four-letter level names */
 	if (streq(lvl, "debug"))
 		memcpy(level, "DBUG", 4);
 	else if (streq(lvl, "error"))
 		memcpy(level, "EROR", 4);
+	else
+		for (size_t i = 0; i < 4 && lvl[i]; i++)
+			level[i] = (char)(lvl[i] >= 'a' && lvl[i] <= 'z' ? lvl[i] - 'a' + 'A' : lvl[i]);
 	printf("%s[%s] %s", level, when, berth_json_string(md, "message") ?: "");
 	json_object_foreach((json_t *)json_object_get(md, "context"), k, v)
 		printf(" %s=%s", k, json_is_string(v) ? json_string_value(v) : "");
 	printf("\n");
 }
 
-static int print_event(const json_t *ev, bool pretty, enum cli_format fmt,
-		       struct berth_error *err)
+static int print_event(const json_t *ev, bool pretty, enum cli_format fmt, struct berth_error *err)
 {
 	const char *type = berth_json_string(ev, "type");
 	int r;
@@ -68,8 +70,14 @@ static int print_event(const json_t *ev, bool pretty, enum cli_format fmt,
 	} else if (fmt == CLI_FORMAT_JSON) {
 		r = cli_print_value(ev, fmt, stdout, err);
 	} else {
-		r = cli_print_yaml(ev, err);
-		printf("\n");
+		/* lxc decodes events into generic maps: sorted keys, quoted time stamps, and
+		 * its Printf("%s\n\n") leaves two blank lines */
+		_cleanup_free_ char *y = NULL;
+
+		r = berth_yaml_render_flags(ev, BERTH_YAML_SORT_KEYS | BERTH_YAML_QUOTE_TIMESTAMPS,
+					    &y, err);
+		if (r >= 0)
+			printf("%s\n\n", y);
 	}
 	fflush(stdout);
 	return r;

@@ -84,8 +84,8 @@ static int add_op_row(struct cli_table *t, const json_t *op)
 
 static int op_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	static const char *headers[] = { "ID", "TYPE", "DESCRIPTION", "STATUS", "CANCELABLE",
-					 "CREATED" };
+	static const char *headers[] = { "ID",	   "TYPE",	 "DESCRIPTION",
+					 "STATUS", "CANCELABLE", "CREATED" };
 	json_auto_t *groups = NULL, *all = json_array();
 	struct cli_table t;
 	enum cli_format fmt;

@@ -51,19 +51,16 @@ PROFILE_CMD(edit_cmd, "edit", "<profile>",
 PROFILE_CMD(set_cmd, "set", "<profile> <key>=<value>...",
 	    "Set profile configuration keys\n\n  Also accepted: <profile> <key> <value>", 2, -1,
 	    NULL);
-PROFILE_CMD(unset_cmd, "unset", "<profile> <key>", "Unset profile configuration keys", 2, 2,
+PROFILE_CMD(unset_cmd, "unset", "<profile> <key>", "Unset profile configuration keys", 2, 2, NULL);
+PROFILE_CMD(get_cmd, "get", "<profile> <key>", "Get values for profile configuration keys", 2, 2,
 	    NULL);
-PROFILE_CMD(get_cmd, "get", "<profile> <key>", "Get values for profile configuration keys", 2,
-	    2, NULL);
 PROFILE_CMD(rename_cmd, "rename", "<profile> <new-name>", "Rename profiles", 2, 2, NULL);
 PROFILE_CMD(dev_add_cmd, "device add", "<profile> <device> <type> [key=value...]",
 	    "Add a device to a profile", 3, -1, NULL);
 PROFILE_CMD(dev_remove_cmd, "device remove", "<profile> <device>...",
 	    "Remove devices from a profile", 2, -1, NULL);
-PROFILE_CMD(dev_list_cmd, "device list", "<profile>", "List the devices of a profile", 1, 1,
-	    NULL);
-PROFILE_CMD(dev_show_cmd, "device show", "<profile>", "Show the devices of a profile", 1, 1,
-	    NULL);
+PROFILE_CMD(dev_list_cmd, "device list", "<profile>", "List the devices of a profile", 1, 1, NULL);
+PROFILE_CMD(dev_show_cmd, "device show", "<profile>", "Show the devices of a profile", 1, 1, NULL);
 
 /* A profile loaded for read-modify-write. */
 struct profile {
@@ -147,8 +144,8 @@ static int profile_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_er
 
 static int profile_show(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	static const char *const keys[] = { "config", "description", "devices", "name", "used_by",
-					    NULL };
+	static const char *const keys[] = { "config", "description", "devices",
+					    "name",   "used_by",     NULL };
 	struct profile p;
 	json_auto_t *w = NULL;
 	int r = profile_load(ctx, a->pos[0], &p, err);
@@ -287,7 +284,8 @@ static int profile_get(struct cli_ctx *ctx, struct cli_args *a, struct berth_err
 	int r = profile_load(ctx, a->pos[0], &p, err);
 
 	if (r >= 0)
-		cli_print_config_value(json_object_get(json_object_get(p.obj, "config"), a->pos[1]));
+		cli_print_config_value(
+			json_object_get(json_object_get(p.obj, "config"), a->pos[1]));
 	profile_release(&p);
 	return r;
 }
@@ -406,13 +404,13 @@ static int read_stdin_yaml(json_t **ret, struct berth_error *err)
 int cmd_profile(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 {
 	static const struct cli_subcommand subs[] = {
-		{ &copy_cmd, profile_copy },	   { &create_cmd, profile_create },
-		{ &delete_cmd, profile_delete },   { &dev_add_cmd, dev_add },
-		{ &dev_list_cmd, dev_list },	   { &dev_remove_cmd, dev_remove },
-		{ &dev_show_cmd, dev_show },	   { &edit_cmd, profile_edit },
-		{ &get_cmd, profile_get },	   { &list_cmd, profile_list },
-		{ &rename_cmd, profile_rename },   { &set_cmd, profile_set },
-		{ &show_cmd, profile_show },	   { &unset_cmd, profile_unset },
+		{ &copy_cmd, profile_copy },	 { &create_cmd, profile_create },
+		{ &delete_cmd, profile_delete }, { &dev_add_cmd, dev_add },
+		{ &dev_list_cmd, dev_list },	 { &dev_remove_cmd, dev_remove },
+		{ &dev_show_cmd, dev_show },	 { &edit_cmd, profile_edit },
+		{ &get_cmd, profile_get },	 { &list_cmd, profile_list },
+		{ &rename_cmd, profile_rename }, { &set_cmd, profile_set },
+		{ &show_cmd, profile_show },	 { &unset_cmd, profile_unset },
 	};
 
 	return cli_dispatch(ctx, &profile_cmd, subs, ARRAY_SIZE(subs), argc, argv, err);

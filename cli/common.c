@@ -33,8 +33,8 @@ void cli_print_help(const struct cli_command *cmd)
 	}
 	printf("  %-30s %s\n", "-h, --help", "Print help");
 	printf("\nGlobal flags:\n  %-30s %s\n  %-30s %s\n  %-30s %s\n", "--project PROJECT",
-	       "Override the source project", "--debug", "Show all debug messages",
-	       "-q, --quiet", "Don't show progress information");
+	       "Override the source project", "--debug", "Show all debug messages", "-q, --quiet",
+	       "Don't show progress information");
 }
 
 static int store_value(struct cli_args *a, size_t i, const char *v)
@@ -143,7 +143,8 @@ int cli_dispatch(struct cli_ctx *ctx, const struct cli_command *parent,
 	struct cli_args args = { 0 };
 	int r;
 
-	if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {
+	if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") ||
+	    streq(argv[1], "help")) {
 		cli_print_help(parent);
 		printf("\nSub-commands:\n");
 		for (size_t i = 0; i < n_subs; i++)
@@ -311,7 +312,8 @@ int cli_set_pairs(json_t *config, char **args, int n, bool allow_pair, struct be
 
 		if (!eq)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "invalid argument \"%s\": expected key=value", args[i]);
+					       "invalid argument \"%s\": expected key=value",
+					       args[i]);
 		key = strndup(args[i], (size_t)(eq - args[i]));
 		if (!key || json_object_set_new(config, key, json_string(eq + 1)) < 0)
 			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");

@@ -45,7 +45,8 @@ static int run_editor(const char *path, struct berth_error *err)
 		editor = "vi";
 	pid = fork();
 	if (pid < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fork: %s", strerror(errno));
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fork: %s",
+				       strerror(errno));
 	if (pid == 0) {
 		/* the shell splits "$EDITOR" as a user expects ("code --wait") */
 		execl("/bin/sh", "sh", "-c", "exec $BERTH_EDITOR \"$1\"", "sh", path, (char *)NULL);

@@ -22,9 +22,9 @@ int cli_format_parse(const char *s, enum cli_format *ret, struct berth_error *er
 			*ret = (enum cli_format)i;
 			return 0;
 		}
-	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-			       "invalid format \"%s\" (use one of: table, compact, csv, json, yaml)",
-			       s);
+	return berth_error_set(
+		err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+		"invalid format \"%s\" (use one of: table, compact, csv, json, yaml)", s);
 }
 
 void cli_table_init(struct cli_table *t, size_t n_cols, const char **headers)
@@ -197,8 +197,7 @@ static void print_row(FILE *out, const size_t *widths, size_t n_cols, char *cons
 }
 
 /* Headers are centred in both layouts; compact has no borders but the same padding. */
-static void print_header(FILE *out, const struct cli_table *t, const size_t *widths,
-			 bool bordered)
+static void print_header(FILE *out, const struct cli_table *t, const size_t *widths, bool bordered)
 {
 	for (size_t c = 0; c < t->n_cols; c++) {
 		size_t w = text_width(t->headers[c], strlen(t->headers[c]));

@@ -17,9 +17,9 @@
 #include "lib/json.h"
 #include "lib/util.h"
 
-#define CLIENT_READ_CHUNK 65536
+#define CLIENT_READ_CHUNK  65536
 #define CLIENT_MAX_HEADERS (64 * 1024)
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_GUID		   "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct berth_client {
 	char *path;    /* owned: socket path */
@@ -82,8 +82,8 @@ static int connect_error(const char *path, int r, struct berth_error *err)
 	else if (r == -EACCES || r == -EPERM)
 		hint = " (is your user in the berth group? try: sudo usermod -aG berth $USER, then "
 		       "log in again)";
-	return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE, "cannot connect to berthd at %s: %s%s",
-			       path, strerror(-r), hint);
+	return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+			       "cannot connect to berthd at %s: %s%s", path, strerror(-r), hint);
 }
 
 /* Connect a new stream socket to `path`. Returns the fd. */
@@ -390,8 +390,7 @@ int berth_client_request_raw(struct berth_client *c, const char *method, const c
 			     const char *content_type, const void *data, size_t len,
 			     struct berth_response *ret, struct berth_error *err)
 {
-	return berth_client_request_full(c, method, path, content_type, data, len, NULL, ret,
-					 err);
+	return berth_client_request_full(c, method, path, content_type, data, len, NULL, ret, err);
 }
 
 int berth_client_request_full(struct berth_client *c, const char *method, const char *path,
@@ -515,8 +514,8 @@ int berth_client_query(struct berth_client *c, const char *method, const char *p
 	return r;
 }
 
-int berth_client_unwrap(struct berth_client *c, struct berth_response *resp,
-			json_t **ret_metadata, char **ret_etag, struct berth_error *err)
+int berth_client_unwrap(struct berth_client *c, struct berth_response *resp, json_t **ret_metadata,
+			char **ret_etag, struct berth_error *err)
 {
 	const char *type = resp->json ? berth_json_string(resp->json, "type") : NULL;
 	json_t *md;
@@ -560,7 +559,7 @@ struct berth_ws {
 	wslay_event_context_ptr ctx; /* owned */
 	struct buf pending;	     /* bytes read past the handshake, fed to wslay first */
 	size_t pending_off;
-	struct ws_msg *head, *tail;  /* owned queue */
+	struct ws_msg *head, *tail; /* owned queue */
 	bool closed;
 };
 
@@ -594,8 +593,8 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len
 	return n;
 }
 
-static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-			  int flags, void *user_data)
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+			  void *user_data)
 {
 	struct berth_ws *ws = user_data;
 	ssize_t n;
@@ -718,8 +717,8 @@ static int ws_check_head(struct berth_ws *ws, const char *head, const char *acce
 		if (ws->pending.len)
 			j = json_loadb(ws->pending.data, ws->pending.len, 0, NULL);
 		msg = j ? berth_json_string(j, "error") : NULL;
-		return berth_error_set(err, -EIO, status >= 400 ? status : BERTH_ERR_INTERNAL,
-				       "%s", msg ? msg : "websocket upgrade refused by server");
+		return berth_error_set(err, -EIO, status >= 400 ? status : BERTH_ERR_INTERNAL, "%s",
+				       msg ? msg : "websocket upgrade refused by server");
 	}
 	p = strcasestr(head, "\r\nSec-WebSocket-Accept:");
 	if (!p)
@@ -819,8 +818,8 @@ static int ws_pop(struct berth_ws *ws, char **ret_data, size_t *ret_len, bool *r
 int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *ret_len,
 		  bool *ret_text, struct berth_error *err)
 {
-	uint64_t deadline = berth_monotonic_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) *
-							   1000000ULL;
+	uint64_t deadline =
+		berth_monotonic_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ULL;
 
 	while (!ws->head) {
 		struct pollfd pfd = { .fd = ws->fd, .events = POLLIN };
@@ -837,7 +836,8 @@ int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *
 			}
 			n = poll(&pfd, 1, wait);
 			if (n < 0 && errno == EINTR)
-				return berth_error_set(err, -EINTR, BERTH_ERR_INTERNAL, "interrupted");
+				return berth_error_set(err, -EINTR, BERTH_ERR_INTERNAL,
+						       "interrupted");
 			if (n == 0)
 				return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_UNAVAILABLE,
 						       "timed out waiting for a message");

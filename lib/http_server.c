@@ -304,9 +304,11 @@ static void on_write(uv_write_t *req, int status)
 	}
 }
 
-static int conn_write(struct berth_http_conn *c, const void *data, size_t len, bool close_after)
+/* Queue `head` then `body` (either may be empty) as one write; both are copied. */
+static int conn_write2(struct berth_http_conn *c, const void *head, size_t head_len,
+		       const void *body, size_t body_len, bool close_after)
 {
-	struct write_req *w = malloc(sizeof(*w) + len);
+	struct write_req *w = malloc(sizeof(*w) + head_len + body_len);
 	uv_buf_t buf;
 	int r;
 
@@ -314,14 +316,22 @@ static int conn_write(struct berth_http_conn *c, const void *data, size_t len, b
 		return -ENOMEM;
 	w->conn = c;
 	w->close_after = close_after;
-	memcpy(w->data, data, len);
-	buf = uv_buf_init(w->data, (unsigned)len);
+	if (head_len)
+		memcpy(w->data, head, head_len);
+	if (body_len)
+		memcpy(w->data + head_len, body, body_len);
+	buf = uv_buf_init(w->data, (unsigned)(head_len + body_len));
 	r = uv_write(&w->req, (uv_stream_t *)&c->handle, &buf, 1, on_write);
 	if (r < 0) {
 		free(w);
 		return r;
 	}
 	return 0;
+}
+
+static int conn_write(struct berth_http_conn *c, const void *data, size_t len, bool close_after)
+{
+	return conn_write2(c, data, len, NULL, 0, close_after);
 }
 
 static int build_response(int status, const char *content_type,
@@ -372,7 +382,6 @@ int berth_http_respond(struct berth_http_conn *c, int status, const char *conten
 		       size_t len)
 {
 	_cleanup_free_ char *head = NULL;
-	_cleanup_free_ char *all = NULL;
 	size_t head_len = 0;
 	bool head_only;
 	int r;
@@ -389,16 +398,8 @@ int berth_http_respond(struct berth_http_conn *c, int status, const char *conten
 			   &head_len);
 	if (r < 0)
 		goto fail;
-	all = malloc(head_len + len);
-	if (!all) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	memcpy(all, head, head_len);
-	if (!head_only && len)
-		memcpy(all + head_len, body, len);
 	c->state = CONN_WRITING;
-	r = conn_write(c, all, head_len + (head_only ? 0 : len), !c->keep_alive);
+	r = conn_write2(c, head, head_len, body, head_only ? 0 : len, !c->keep_alive);
 	if (r < 0)
 		goto fail;
 	return 0;

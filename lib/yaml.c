@@ -45,7 +45,8 @@ static bool is_int_text(const char *s)
 		s++;
 	if (!*s)
 		return false;
-	return strspn(s, "0123456789_") == strlen(s) || (s[0] == '0' && (s[1] == 'x' || s[1] == 'o'));
+	return strspn(s, "0123456789_") == strlen(s) ||
+	       (s[0] == '0' && (s[1] == 'x' || s[1] == 'o'));
 }
 
 static bool is_float_text(const char *s)
@@ -66,9 +67,9 @@ static bool is_float_text(const char *s)
 static bool is_special_word(const char *s)
 {
 	static const char *const words[] = {
-		"null", "Null", "NULL", "~", "true", "True", "TRUE", "false", "False", "FALSE",
-		"yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
-		"y", "Y", "n", "N", "<<", "=",
+		"null", "Null", "NULL", "~",  "true", "True", "TRUE", "false", "False", "FALSE",
+		"yes",	"Yes",	"YES",	"no", "No",   "NO",   "on",   "On",    "ON",	"off",
+		"Off",	"OFF",	"y",	"Y",  "n",    "N",    "<<",   "=",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
@@ -85,59 +86,107 @@ static bool needs_quotes(const char *s)
 	return !*s || is_special_word(s) || is_int_text(s) || is_float_text(s);
 }
 
+/* yaml.v2's timestamp forms: YYYY-M-D, optionally followed by [Tt ] and a time. */
+static bool is_timestamp_text(const char *s)
+{
+	size_t y = strspn(s, "0123456789"), m, d;
+
+	if (y != 4 || s[4] != '-')
+		return false;
+	m = strspn(s + 5, "0123456789");
+	if (m < 1 || m > 2 || s[5 + m] != '-')
+		return false;
+	d = strspn(s + 6 + m, "0123456789");
+	if (d < 1 || d > 2)
+		return false;
+	s += 6 + m + d;
+	return !*s || *s == 'T' || *s == 't' || *s == ' ';
+}
+
 static int emit(yaml_emitter_t *e, yaml_event_t *ev)
 {
 	return yaml_emitter_emit(e, ev) ? 0 : -EIO;
 }
 
-static int emit_string(yaml_emitter_t *e, const char *s)
+/* The emitter and the rendering flags travel together through the recursion. */
+struct emit_ctx {
+	yaml_emitter_t e;
+	unsigned flags;
+};
+
+static int emit_string(struct emit_ctx *c, const char *s)
 {
+	yaml_emitter_t *e = &c->e;
 	yaml_scalar_style_t style = YAML_PLAIN_SCALAR_STYLE;
 	yaml_event_t ev;
 
 	if (strchr(s, '\n'))
 		style = YAML_LITERAL_SCALAR_STYLE;
-	else if (needs_quotes(s))
+	else if (needs_quotes(s) ||
+		 ((c->flags & BERTH_YAML_QUOTE_TIMESTAMPS) && is_timestamp_text(s)))
 		style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
 	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1,
 				     style);
 	return emit(e, &ev);
 }
 
-static int emit_plain(yaml_emitter_t *e, const char *s)
+static int emit_plain(struct emit_ctx *c, const char *s)
 {
 	yaml_event_t ev;
 
 	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 0,
 				     YAML_PLAIN_SCALAR_STYLE);
-	return emit(e, &ev);
+	return emit(&c->e, &ev);
 }
 
-static int emit_value(yaml_emitter_t *e, const json_t *v);
+static int emit_value(struct emit_ctx *c, const json_t *v);
 
-static int emit_object(yaml_emitter_t *e, const json_t *v)
+static int key_cmp(const void *a, const void *b)
 {
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The object's keys, in its order or sorted. Caller frees the array (not the keys). */
+static const char **object_keys(const json_t *v, bool sorted)
+{
+	const char **keys = calloc(json_object_size(v) + 1, sizeof(*keys));
 	const char *key;
 	json_t *child;
+	size_t n = 0;
+
+	if (!keys)
+		return NULL;
+	json_object_foreach((json_t *)v, key, child)
+		keys[n++] = key;
+	if (sorted)
+		qsort(keys, n, sizeof(*keys), key_cmp);
+	return keys;
+}
+
+static int emit_object(struct emit_ctx *c, const json_t *v)
+{
+	_cleanup_free_ const char **keys = object_keys(v, c->flags & BERTH_YAML_SORT_KEYS);
 	yaml_event_t ev;
 	int r;
 
+	if (!keys)
+		return -ENOMEM;
 	yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
 					    json_object_size(v) ? YAML_BLOCK_MAPPING_STYLE
 								: YAML_FLOW_MAPPING_STYLE);
-	r = emit(e, &ev);
-	json_object_foreach((json_t *)v, key, child) {
+	r = emit(&c->e, &ev);
+	for (size_t i = 0; keys[i] && r >= 0; i++) {
+		r = emit_string(c, keys[i]);
 		if (r >= 0)
-			r = emit_string(e, key);
-		if (r >= 0)
-			r = emit_value(e, child);
+			r = emit_value(c, json_object_get(v, keys[i]));
 	}
 	yaml_mapping_end_event_initialize(&ev);
-	return r < 0 ? r : emit(e, &ev);
+	return r < 0 ? r : emit(&c->e, &ev);
 }
 
-static int emit_array(yaml_emitter_t *e, const json_t *v)
+static int emit_array(struct emit_ctx *c, const json_t *v)
 {
+	yaml_emitter_t *e = &c->e;
 	size_t i;
 	json_t *child;
 	yaml_event_t ev;
@@ -149,41 +198,42 @@ static int emit_array(yaml_emitter_t *e, const json_t *v)
 	r = emit(e, &ev);
 	json_array_foreach(v, i, child) {
 		if (r >= 0)
-			r = emit_value(e, child);
+			r = emit_value(c, child);
 	}
 	yaml_sequence_end_event_initialize(&ev);
 	return r < 0 ? r : emit(e, &ev);
 }
 
-static int emit_value(yaml_emitter_t *e, const json_t *v)
+static int emit_value(struct emit_ctx *c, const json_t *v)
 {
 	char num[64];
 
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
-		return emit_object(e, v);
+		return emit_object(c, v);
 	case JSON_ARRAY:
-		return emit_array(e, v);
+		return emit_array(c, v);
 	case JSON_STRING:
-		return emit_string(e, json_string_value(v));
+		return emit_string(c, json_string_value(v));
 	case JSON_INTEGER:
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return emit_plain(e, num);
+		return emit_plain(c, num);
 	case JSON_REAL:
 		snprintf(num, sizeof(num), "%.17g", json_real_value(v));
-		return emit_plain(e, num);
+		return emit_plain(c, num);
 	case JSON_TRUE:
-		return emit_plain(e, "true");
+		return emit_plain(c, "true");
 	case JSON_FALSE:
-		return emit_plain(e, "false");
+		return emit_plain(c, "false");
 	case JSON_NULL:
 	default:
-		return emit_plain(e, "null");
+		return emit_plain(c, "null");
 	}
 }
 
-static int emit_document(yaml_emitter_t *e, const json_t *value)
+static int emit_document(struct emit_ctx *c, const json_t *value)
 {
+	yaml_emitter_t *e = &c->e;
 	yaml_event_t ev;
 	int r;
 
@@ -194,7 +244,7 @@ static int emit_document(yaml_emitter_t *e, const json_t *value)
 		r = emit(e, &ev);
 	}
 	if (r >= 0)
-		r = emit_value(e, value);
+		r = emit_value(c, value);
 	if (r >= 0) {
 		yaml_document_end_event_initialize(&ev, 1);
 		r = emit(e, &ev);
@@ -208,25 +258,32 @@ static int emit_document(yaml_emitter_t *e, const json_t *value)
 
 int berth_yaml_render(const json_t *value, char **ret, struct berth_error *err)
 {
+	return berth_yaml_render_flags(value, 0, ret, err);
+}
+
+int berth_yaml_render_flags(const json_t *value, unsigned flags, char **ret,
+			    struct berth_error *err)
+{
 	struct out_buf out = { 0 };
-	yaml_emitter_t e;
+	struct emit_ctx c = { .flags = flags };
+	yaml_emitter_t *e = &c.e;
 	int r;
 
-	if (!yaml_emitter_initialize(&e))
+	if (!yaml_emitter_initialize(e))
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	yaml_emitter_set_output(&e, out_write_cb, &out);
-	yaml_emitter_set_unicode(&e, 1);
-	yaml_emitter_set_width(&e, -1);
-	yaml_emitter_set_indent(&e, 2);
-	r = emit_document(&e, value);
+	yaml_emitter_set_output(e, out_write_cb, &out);
+	yaml_emitter_set_unicode(e, 1);
+	yaml_emitter_set_width(e, -1);
+	yaml_emitter_set_indent(e, 2);
+	r = emit_document(&c, value);
 	if (r < 0) {
 		berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL, "rendering YAML: %s",
-				e.problem ? e.problem : "out of memory");
-		yaml_emitter_delete(&e);
+				e->problem ? e->problem : "out of memory");
+		yaml_emitter_delete(e);
 		free(out.data);
 		return -EINVAL;
 	}
-	yaml_emitter_delete(&e);
+	yaml_emitter_delete(e);
 	if (!out.data && !(out.data = strdup("")))
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	*ret = out.data;
@@ -262,7 +319,8 @@ static json_t *scalar_to_json(const yaml_event_t *ev)
 		return json_true();
 	if (streq(s, "false") || streq(s, "False") || streq(s, "FALSE"))
 		return json_false();
-	if (strspn(s + (*s == '-' || *s == '+'), "0123456789") == strlen(s + (*s == '-' || *s == '+')) &&
+	if (strspn(s + (*s == '-' || *s == '+'), "0123456789") ==
+		    strlen(s + (*s == '-' || *s == '+')) &&
 	    s[*s == '-' || *s == '+']) {
 		errno = 0;
 		n = strtoll(s, &end, 10);
@@ -299,9 +357,10 @@ static int attach(struct parse_ctx *p, json_t *v, const yaml_event_t *ev, bool i
 	if (!f->key) {
 		if (!is_scalar) {
 			json_decref(v);
-			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "YAML error at line %zu: mapping keys must be scalars",
-					       ev->start_mark.line + 1);
+			return berth_error_set(
+				err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				"YAML error at line %zu: mapping keys must be scalars",
+				ev->start_mark.line + 1);
 		}
 		f->key = strdup(json_is_string(v) ? json_string_value(v)
 						  : (const char *)ev->data.scalar.value);

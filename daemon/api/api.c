@@ -89,15 +89,30 @@ void api_respond(struct berth_http_conn *conn, struct api_response *resp)
 		api_response_release(resp);
 		return;
 	}
-	body = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:O}", "type", "sync", "status",
-			 "Success", "status_code", 200, "operation", "", "error_code", 0, "error",
-			 "", "metadata", resp->metadata ? resp->metadata : json_null());
 	if (resp->etag)
 		h[n++] = (struct berth_http_header){.name = "ETag", .value = resp->etag};
 	if (resp->location)
 		h[n++] = (struct berth_http_header){.name = "Location", .value = resp->location};
-	respond_json(conn, resp->status ? resp->status : 200, body, h, n);
+	if (!resp->raw)
+		api_render_sync(resp);
+	if (resp->raw)
+		berth_http_respond(conn, resp->status ? resp->status : 200, "application/json", h,
+				   n, resp->raw, resp->raw_len);
+	else
+		berth_http_respond(conn, 500, NULL, NULL, 0, NULL, 0);
 	api_response_release(resp);
+}
+
+void api_render_sync(struct api_response *resp)
+{
+	json_auto_t *body = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:o}", "type", "sync",
+				      "status", "Success", "status_code", 200, "operation", "",
+				      "error_code", 0, "error", "", "metadata",
+				      resp->metadata ? TAKE_PTR(resp->metadata) : json_null());
+
+	free(resp->raw);
+	resp->raw = body ? berth_json_dumps(body) : NULL;
+	resp->raw_len = resp->raw ? strlen(resp->raw) : 0;
 }
 
 /* ---- helpers ---- */
@@ -318,6 +333,9 @@ static void work_cb(uv_work_t *w)
 	struct api_work *aw = container_of(w, struct api_work, work);
 
 	aw->ret = aw->route->handler(&aw->req, &aw->resp, &aw->err);
+	/* Serialize here, off the loop thread: large listings take milliseconds. */
+	if (aw->ret >= 0 && aw->resp.type == API_SYNC)
+		api_render_sync(&aw->resp);
 }
 
 static void after_work_cb(uv_work_t *w, int status)

@@ -44,7 +44,7 @@ struct api_response {
 	char *etag;	    /* owned or NULL */
 	char *location;	    /* owned or NULL */
 	struct operation *op; /* owned reference (API_ASYNC) */
-	char *raw;	    /* owned (API_RAW) */
+	char *raw;	    /* owned: API_RAW body, or a rendered API_SYNC envelope */
 	size_t raw_len;
 	const char *content_type; /* API_RAW */
 };
@@ -91,6 +91,8 @@ void api_respond_error(struct berth_http_conn *conn, int status, const char *msg
 /* Render the envelope of `resp` and send it. Consumes resp's contents. */
 void api_respond(struct berth_http_conn *conn, struct api_response *resp);
 void api_response_release(struct api_response *resp);
+/* Render the sync envelope around resp->metadata (consumed) into resp->raw. */
+void api_render_sync(struct api_response *resp);
 /* Operation wrapper used by async handlers: creates and returns via resp. */
 int api_async(struct api_request *req, struct api_response *resp, const char *description,
 	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),

@@ -33,7 +33,7 @@ struct fake {
 	pthread_t thread;
 	const struct route *routes;
 	size_t n_routes;
-	int accepts;	  /* connections accepted */
+	int accepts; /* connections accepted */
 	char last_req[4096];
 };
 
@@ -80,8 +80,8 @@ static void ws_answer(int fd, const char *req)
 	char cat[128], acc[64], resp[256];
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
-	static const unsigned char frames[] = { 0x89, 0x00, 0x81, 0x05, 'h', 'e', 'l', 'l', 'o',
-						0x88, 0x02, 0x03, 0xe8 };
+	static const unsigned char frames[] = { 0x89, 0x00, 0x81, 0x05, 'h',  'e', 'l',
+						'l',  'o',  0x88, 0x02, 0x03, 0xe8 };
 	unsigned char in[64];
 
 	snprintf(cat, sizeof(cat), "%.*s%s", (int)strcspn(k, "\r"), k, guid);
@@ -160,31 +160,40 @@ static void fake_stop(struct fake *f)
 static const struct route basic_routes[] = {
 	{ "GET /1.0 ",
 	  SYNC_HDR "ETag: \"abc\"\r\nContent-Length: 53\r\n\r\n"
-		   "{\"type\":\"sync\",\"status_code\":200,\"metadata\":{\"a\":1}}\n", false, false },
+		   "{\"type\":\"sync\",\"status_code\":200,\"metadata\":{\"a\":1}}\n",
+	  false, false },
 	{ "GET /1.0/chunked",
 	  SYNC_HDR "Transfer-Encoding: chunked\r\n\r\n"
 		   "10\r\n{\"type\":\"sync\",\"\r\n"
 		   "1c\r\nstatus_code\":200,\"metadata\":\r\n"
-		   "4\r\n[1]}\r\n0\r\n\r\n", false, false },
+		   "4\r\n[1]}\r\n0\r\n\r\n",
+	  false, false },
 	{ "GET /1.0/missing",
 	  "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 62\r\n\r\n"
-	  "{\"type\":\"error\",\"error\":\"Instance not found\",\"error_code\":404}", false, false },
+	  "{\"type\":\"error\",\"error\":\"Instance not found\",\"error_code\":404}",
+	  false, false },
 	{ "GET /1.0/idle",
 	  SYNC_HDR "Content-Length: 39\r\n\r\n{\"type\":\"sync\",\"metadata\":\"idle-reply\"}",
 	  true, false },
 	{ "POST /1.0/async",
 	  "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
 	  "Location: /1.0/operations/op1\r\nContent-Length: 64\r\n\r\n"
-	  "{\"type\":\"async\",\"operation\":\"/1.0/operations/op1\",\"metadata\":{}}", false, false },
+	  "{\"type\":\"async\",\"operation\":\"/1.0/operations/op1\",\"metadata\":{}}",
+	  false, false },
 	{ "GET /1.0/operations/op1/wait?timeout=-1",
-	  SYNC_HDR "Content-Length: 68\r\n\r\n"
-		   "{\"type\":\"sync\",\"metadata\":{\"id\":\"op1\",\"status_code\":200,\"err\":\"\"}}  ", false, false },
+	  SYNC_HDR
+	  "Content-Length: 68\r\n\r\n"
+	  "{\"type\":\"sync\",\"metadata\":{\"id\":\"op1\",\"status_code\":200,\"err\":\"\"}}  ",
+	  false, false },
 	{ "POST /1.0/fails",
 	  "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n"
-	  "{\"type\":\"async\",\"operation\":\"/1.0/operations/op2\",\"metadata\":{}}", false, false },
+	  "{\"type\":\"async\",\"operation\":\"/1.0/operations/op2\",\"metadata\":{}}",
+	  false, false },
 	{ "GET /1.0/operations/op2/wait",
 	  SYNC_HDR "Content-Length: 75\r\n\r\n"
-		   "{\"type\":\"sync\",\"metadata\":{\"id\":\"op2\",\"status_code\":400,\"err\":\"disk full\"}}", false, false },
+		   "{\"type\":\"sync\",\"metadata\":{\"id\":\"op2\",\"status_code\":400,\"err\":"
+		   "\"disk full\"}}",
+	  false, false },
 	{ "GET /1.0/events", NULL, false, true },
 };
 
@@ -258,7 +267,8 @@ static void test_reconnect_after_idle_close(void **state)
 		json_auto_t *md = NULL;
 
 		/* the server closes after each answer without saying so */
-		assert_int_equal(berth_client_query(c, "GET", "/1.0/idle", NULL, &md, NULL, NULL), 0);
+		assert_int_equal(berth_client_query(c, "GET", "/1.0/idle", NULL, &md, NULL, NULL),
+				 0);
 		assert_string_equal(json_string_value(md), "idle-reply");
 	}
 	assert_int_equal(fake.accepts - before, 2);

@@ -90,14 +90,16 @@ static void test_compact(void **state)
 
 static void test_csv(void **state)
 {
-	const char *rows[][3] = { { "a", "x,y", "say \"hi\"" }, { "b", "", " lead" },
+	const char *rows[][3] = { { "a", "x,y", "say \"hi\"" },
+				  { "b", "", " lead" },
 				  { "c", "l1\nl2", "plain" } };
 	struct cli_table t;
 	_cleanup_free_ char *out = NULL;
 
 	fill(&t, rows, 3);
 	out = render(&t, CLI_FORMAT_CSV);
-	assert_string_equal(out, "a,\"x,y\",\"say \"\"hi\"\"\"\nb,,\" lead\"\nc,\"l1\nl2\",plain\n");
+	assert_string_equal(out,
+			    "a,\"x,y\",\"say \"\"hi\"\"\"\nb,,\" lead\"\nc,\"l1\nl2\",plain\n");
 	cli_table_release(&t);
 }
 

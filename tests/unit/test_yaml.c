@@ -30,10 +30,11 @@ static void assert_render(const char *json_text, const char *expected)
 
 static void test_render_layout(void **state)
 {
-	assert_render("{\"config\":{},\"description\":\"Default LXD profile\",\"devices\":{\"root\":"
-		      "{\"path\":\"/\",\"type\":\"disk\"}},\"name\":\"default\",\"used_by\":[]}",
-		      "config: {}\ndescription: Default LXD profile\ndevices:\n  root:\n"
-		      "    path: /\n    type: disk\nname: default\nused_by: []\n");
+	assert_render(
+		"{\"config\":{},\"description\":\"Default LXD profile\",\"devices\":{\"root\":"
+		"{\"path\":\"/\",\"type\":\"disk\"}},\"name\":\"default\",\"used_by\":[]}",
+		"config: {}\ndescription: Default LXD profile\ndevices:\n  root:\n"
+		"    path: /\n    type: disk\nname: default\nused_by: []\n");
 	assert_render("{\"profiles\":[\"default\",\"x\"],\"num\":3,\"b\":true,\"z\":null}",
 		      "profiles:\n- default\n- x\nnum: 3\nb: true\nz: null\n");
 	assert_render("[{\"a\":1},{\"b\":[]}]", "- a: 1\n- b: []\n");
@@ -56,6 +57,24 @@ static void test_render_quoting(void **state)
 	assert_render("{\"a\":\"-x\"}", "a: -x\n");
 	assert_render("{\"true\":\"x\"}", "\"true\": x\n");
 	assert_render("{\"a\":\"l1\\nl2\\n\"}", "a: |\n  l1\n  l2\n");
+}
+
+static void test_render_flags(void **state)
+{
+	json_auto_t *v = json_loads("{\"type\":\"x\",\"timestamp\":\"2026-11-23T16:35:13.5Z\","
+				    "\"metadata\":{\"z\":\"2026-1-2\",\"a\":\"2026-11\"}}",
+				    0, NULL);
+	_cleanup_free_ char *plain = NULL, *sorted = NULL;
+
+	assert_int_equal(berth_yaml_render(v, &plain, NULL), 0);
+	assert_string_equal(plain, "type: x\ntimestamp: 2026-11-23T16:35:13.5Z\nmetadata:\n"
+				   "  z: 2026-1-2\n  a: 2026-11\n");
+	assert_int_equal(berth_yaml_render_flags(v,
+						 BERTH_YAML_SORT_KEYS | BERTH_YAML_QUOTE_TIMESTAMPS,
+						 &sorted, NULL),
+			 0);
+	assert_string_equal(sorted, "metadata:\n  a: 2026-11\n  z: \"2026-1-2\"\n"
+				    "timestamp: \"2026-11-23T16:35:13.5Z\"\ntype: x\n");
 }
 
 static json_t *parse_ok(const char *yaml)
@@ -88,8 +107,8 @@ static void test_parse_empty(void **state)
 
 static void test_parse_errors(void **state)
 {
-	static const char *const bad[] = { "a: 1\nb: [1, 2\n", "a: 1\n  b: 2\n",
-					   "a: &x 1\nb: *x\n", "? [1]\n: 2\n" };
+	static const char *const bad[] = { "a: 1\nb: [1, 2\n", "a: 1\n  b: 2\n", "a: &x 1\nb: *x\n",
+					   "? [1]\n: 2\n" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct berth_error err = { 0 };
@@ -138,10 +157,10 @@ static void test_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_render_layout),	cmocka_unit_test(test_render_quoting),
-		cmocka_unit_test(test_parse_types),	cmocka_unit_test(test_parse_empty),
-		cmocka_unit_test(test_parse_errors),	cmocka_unit_test(test_parse_error_line),
-		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_render_layout),	 cmocka_unit_test(test_render_quoting),
+		cmocka_unit_test(test_render_flags),	 cmocka_unit_test(test_parse_types),
+		cmocka_unit_test(test_parse_empty),	 cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_parse_error_line), cmocka_unit_test(test_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
