@@ -151,16 +151,16 @@ stage_clang()
 
 stage_fuzz()
 {
-	configure_build fuzz --enable-fuzz CC=clang \
-		CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined" ||
-		return
-	local t name corpus rc n=0
+	configure_build fuzz --enable-fuzz CC=clang || return
+	local t name corpus seeds rc n=0
 	for t in "$out"/fuzz/tests/fuzz/fuzz_*; do
 		[ -x "$t" ] && [ -f "$t" ] || continue
 		name=$(basename "$t")
 		corpus=$out/fuzz/corpus/$name
 		mkdir -p "$corpus"
-		[ -d "$src/tests/fuzz/corpus/$name" ] && cp -r "$src/tests/fuzz/corpus/$name/." "$corpus/"
+		# Seeds: tests/fuzz/corpus/http for fuzz_http, and so on. The copy grows.
+		seeds=$src/tests/fuzz/corpus/${name#fuzz_}
+		[ -d "$seeds" ] && cp -r "$seeds/." "$corpus/"
 		say "[fuzz] $name for ${FUZZ_SECONDS}s"
 		(cd "$out/fuzz" && "$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
 			-print_final_stats=1 "$corpus" >"$out/fuzz/$name.out" 2>&1)
