@@ -280,15 +280,20 @@ check_no_fd_leak()
 	fi
 }
 
-# daemon_alive DESC: berthd's process is still there and answers GET /1.0.
+# daemon_alive DESC: berthd's process is still there and answers GET /1.0. When
+# it died, the rest of the test cannot mean anything: bail out (the exit trap
+# still reports its exit status and prints its log).
 daemon_alive()
 {
 	local st
 	st=$($PY "$RAWHTTP" req "$BERTH_SOCKET" GET /1.0 --timeout 5 2>/dev/null | head -n 1)
 	if kill -0 "$DAEMON_PID" 2>/dev/null && [ "$st" = 200 ]; then
 		pass "$1"
-	else
+	elif kill -0 "$DAEMON_PID" 2>/dev/null; then
 		fail "$1" "GET /1.0 -> '$st'"
+	else
+		fail "$1" "berthd (pid $DAEMON_PID) is gone"
+		bail_out "berthd died"
 	fi
 }
 

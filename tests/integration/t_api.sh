@@ -109,6 +109,7 @@ is "$(jget '[(p["name"], p["driver"]) for p in j["metadata"]]')" '[["default", "
 	"the default dir pool exists"
 
 # ---- events: subscribe before creating things ----
+fds_before_events=$(daemon_fds)
 evlog=$TEST_TMP/events
 rawhttp ws "/1.0/events?type=operation,lifecycle" --count 100 --timeout 20 \
 	--ready "$TEST_TMP/ws-ready" >"$evlog" 2>"$TEST_TMP/ws.err" &
@@ -217,6 +218,7 @@ like "$events" '"type": ?"operation"' "the events websocket received an operatio
 like "$events" '"type": ?"lifecycle"' "the events websocket received a lifecycle event"
 like "$events" '"action": ?"instance-created"' "lifecycle instance-created was sent"
 like "$events" '"/1.0/instances/c1"' "the lifecycle event names the instance"
+check_no_fd_leak "$fds_before_events" "no fd leaked by the events websocket and the instance operations"
 
 # ---- persistence across a restart ----
 daemon_restart

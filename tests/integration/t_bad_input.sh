@@ -109,6 +109,14 @@ expect_error 405 "OPTIONS on a known path is not allowed" OPTIONS /1.0
 expect_error "400|405" "an unknown method token is refused" FROB /1.0
 daemon_alive "berthd still serves after unknown paths and methods"
 
+# ---- ?filter= (api_filtering) ----
+expect_error 400 "a filter with a dangling operator" GET "/1.0/instances?filter=name%20eq"
+expect_error 400 "a filter with an unknown operator" GET "/1.0/instances?filter=name%20like%20x"
+# Found by fuzz_json: "not" followed by an unterminated quote freed a token twice.
+expect_error 400 "a filter of not and an unterminated quote" GET "/1.0/instances?filter=not%20%22x"
+expect_error 400 "a filter with an unterminated quote" GET "/1.0/instances?filter=name%20eq%20%22c1"
+daemon_alive "berthd still serves after bad filters"
+
 # ---- malformed HTTP ----
 api_raw $'GARBAGE\r\n\r\n'
 is "$HTTP_STATUS" 400 "a garbage request line gets 400"
