@@ -111,7 +111,9 @@ is "$(jget '[(p["name"], p["driver"]) for p in j["metadata"]]')" '[["default", "
 # ---- events: subscribe before creating things ----
 fds_before_events=$(daemon_fds)
 evlog=$TEST_TMP/events
-rawhttp ws "/1.0/events?type=operation,lifecycle" --count 100 --timeout 20 \
+# python itself in the background (not the rawhttp function's subshell), so
+# that $! is the websocket client and killing it closes the connection.
+$PY "$RAWHTTP" ws "$BERTH_SOCKET" "/1.0/events?type=operation,lifecycle" --count 100 --timeout 20 \
 	--ready "$TEST_TMP/ws-ready" >"$evlog" 2>"$TEST_TMP/ws.err" &
 ws_pid=$!
 for _ in $(seq 50); do [ -e "$TEST_TMP/ws-ready" ] && break; sleep 0.1; done
