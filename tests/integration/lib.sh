@@ -28,6 +28,7 @@ export BERTH_SRCDIR BERTH_BUILDDIR
 
 PY=/usr/bin/python3
 RAWHTTP="$BERTH_SRCDIR/tests/integration/rawhttp.py"
+. "$BERTH_SRCDIR/tests/integration/netns.sh"
 BERTHD="$BERTH_BUILDDIR/berthd"
 BERTH="$BERTH_BUILDDIR/berth"
 
@@ -133,26 +134,11 @@ bail_out()
 # ---- namespaces ----
 
 # Re-executes the test in a new network namespace and a private mount
-# namespace (mounts propagate from the host but not back). Only lo exists
-# there. /sys is remounted so /sys/class/net shows the namespace's links, and
-# the host's cgroup tree is bound back onto /sys/fs/cgroup (`ip netns exec`
-# would hide it).
+# namespace, where only lo exists (see netns.sh).
 _enter_namespaces()
 {
 	if [ -n "${BERTH_IN_NETNS:-}" ]; then
-		[ "$(readlink /proc/self/ns/net)" != "$BERTH_IN_NETNS" ] ||
-			bail_out "still in the host network namespace after unshare"
-		ip link set lo up || bail_out "cannot bring up lo in the test namespace"
-		local cg
-		cg=$(mktemp -d /tmp/berth-cg.XXXXXX)
-		if mount --rbind /sys/fs/cgroup "$cg" 2>/dev/null &&
-			mount -t sysfs -o nosuid,nodev,noexec sysfs /sys 2>/dev/null; then
-			mount --rbind "$cg" /sys/fs/cgroup || diag "cannot bind the cgroup tree back"
-		else
-			diag "cannot remount /sys in the test namespace; keeping the host's"
-		fi
-		umount -l "$cg" 2>/dev/null
-		rmdir "$cg" 2>/dev/null
+		berth_netns_prepare "$BERTH_IN_NETNS" || bail_out "cannot set up the test's namespaces"
 		return 0
 	fi
 	[ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces)"
