@@ -16,4 +16,5 @@ struct berth_daemon {
 	struct events_hub *events;	     /* owned */
 	struct operation_registry *ops;	     /* owned */
 	json_t *environment;		     /* owned: host facts for GET /1.0, read-only */
+	unsigned long requests_since_trim;   /* loop thread: see main.c's malloc trimming */
 };

@@ -374,6 +374,7 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 		return;
 	}
 	log_debug("%s %s", method, http->url);
+	d->requests_since_trim++;
 	aw->conn = conn;
 	aw->req.d = d;
 	aw->req.http = http;

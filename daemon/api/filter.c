@@ -78,7 +78,7 @@ static int parse_clause(const char **p, struct clause *c, struct berth_error *er
 				       "Invalid filter: expected a field name");
 	if (strcasecmp(tok, "not") == 0) {
 		c->negate = true;
-		free(tok);
+		free(TAKE_PTR(tok)); /* next_token leaves tok alone on failure */
 		r = next_token(p, &tok, err);
 		if (r < 0)
 			return r;

@@ -504,6 +504,9 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 					json_object_get(req->body, "architecture"));
 		api_config_drop_empty(json_object_get(next, "config"));
 	}
+	/* Clients send "" for "unchanged" (Go's zero value): keep the stored one. */
+	if (!*(berth_json_string(next, "architecture") ?: ""))
+		json_object_set(next, "architecture", json_object_get(cur, "architecture"));
 	r = check_profiles_exist(req->project, json_object_get(next, "profiles"), err);
 	if (r < 0) {
 		json_decref(next);

@@ -68,7 +68,8 @@ static void test_regex(void **state)
 static void test_errors(void **state)
 {
 	const char *bad[] = {"name", "name eq", "name gt 3", "name eq x xor y eq z",
-			     "name eq \"unterminated", "not"};
+			     "name eq \"unterminated", "not", "not \"unterminated",
+			     "not 'x"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct api_filter *f = NULL;
