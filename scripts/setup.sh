@@ -24,19 +24,12 @@ die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root: sudo bash $0"
 
-DEPS=(
-	# build
-	autoconf automake libtool make gcc pkg-config
-	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
-	libwslay-dev libssl-dev
-	# run: the libraries above pull in their runtime packages; groupadd and ps
-	passwd procps
-)
+. "$src/scripts/deps.sh"
 
 say "installing dependencies with apt"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends "${DEPS[@]}"
+apt-get install -y --no-install-recommends "${BUILD_DEPS[@]}"
 
 say "building $src in $src/build"
 cd "$src"

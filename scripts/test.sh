@@ -22,13 +22,7 @@ jobs=$(nproc)
 
 say() { printf '==> %s\n' "$*"; }
 
-DEPS=(
-	autoconf automake libtool make gcc pkg-config
-	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
-	libwslay-dev libssl-dev
-	libcmocka-dev clang libclang-rt-14-dev
-	lxd-client iproute2 python3 procps util-linux passwd
-)
+. "$src/scripts/deps.sh"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "test.sh: the integration tests need root (network namespaces): sudo bash $0" >&2
@@ -37,7 +31,7 @@ fi
 
 if [ "${NO_APT:-}" != 1 ]; then
 	missing=()
-	for p in "${DEPS[@]}"; do
+	for p in "${TEST_DEPS[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed' ||
 			missing+=("$p")
 	done
