@@ -2,26 +2,36 @@
 #include "daemon/api/filter.h"
 
 #include <ctype.h>
-#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "lib/util.h"
 
-/* Regular expressions are compiled once per filter, and only when the value looks
- * like one and is small: glibc's regcomp is exponential on some patterns (a long
- * run of '+'), and a filter comes from any client. */
-#define REGEX_MAX_LEN 128
-#define REGEX_MAX_REPEATS 8
+/* Values may be simple regular expressions, matched by a small NFA simulation
+ * (linear in pattern x subject, whatever the pattern: a filter comes from any
+ * client, and glibc's backtracking regcomp/regexec can be made exponential).
+ * Supported: literal characters, '.', bracket sets [a-z0-9] and [^...], the
+ * postfix quantifiers '*', '+', '?' on a single atom, '\\' escapes, top-level
+ * '|' alternatives, and optional '^'/'$' (matching is always anchored). */
+#define PATTERN_MAX 128
+
+enum quant { Q_ONE, Q_STAR, Q_PLUS, Q_OPT };
+
+struct atom {
+	bool any;	   /* '.' */
+	bool set[256];	   /* bracket set, or the single literal */
+	enum quant quant;
+	bool last_in_alt;  /* ends one '|' alternative */
+};
 
 struct clause {
 	char *field;
 	char *value;
 	bool negate;   /* "not" or "ne" */
 	bool and_next; /* joined to the next clause by "and" (else "or") */
-	bool has_re;
-	regex_t re;
+	struct atom *atoms; /* owned; NULL: compare literally only */
+	size_t n_atoms;
 };
 
 struct api_filter {
@@ -36,8 +46,7 @@ void api_filter_free(struct api_filter *f)
 	for (size_t i = 0; i < f->n; i++) {
 		free(f->clauses[i].field);
 		free(f->clauses[i].value);
-		if (f->clauses[i].has_re)
-			regfree(&f->clauses[i].re);
+		free(f->clauses[i].atoms);
 	}
 	free(f->clauses);
 	free(f);
@@ -75,24 +84,162 @@ static int next_token(const char **p, char **ret, struct berth_error *err)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* Compile c->value as an anchored extended regex when it may be one; a value that
- * is not a valid (or a safe) regex is compared literally only. */
+/* Parse a bracket expression starting after '['; returns the index after ']' or 0. */
+static size_t parse_set(const char *v, size_t i, struct atom *a)
+{
+	bool neg = v[i] == '^';
+	bool set[256] = {false};
+
+	if (neg)
+		i++;
+	for (bool first = true; v[i] && (first || v[i] != ']'); first = false) {
+		unsigned char lo = (unsigned char)v[i], hi = lo;
+
+		if (v[i + 1] == '-' && v[i + 2] && v[i + 2] != ']') {
+			hi = (unsigned char)v[i + 2];
+			i += 3;
+		} else {
+			i++;
+		}
+		for (unsigned c = lo; c <= hi; c++)
+			set[c] = true;
+	}
+	if (v[i] != ']')
+		return 0;
+	for (unsigned c = 0; c < 256; c++)
+		a->set[c] = neg ? !set[c] : set[c];
+	return i + 1;
+}
+
+/* Compile c->value into atoms when it uses pattern syntax; otherwise, or when it
+ * is not a pattern we support, the value is compared literally only. */
 static void clause_compile(struct clause *c)
 {
-	_cleanup_free_ char *anchored = NULL;
-	size_t repeats = 0;
+	const char *v = c->value;
+	size_t len = strlen(v), n = 0;
+	_cleanup_free_ struct atom *atoms = NULL;
 
-	if (!strpbrk(c->value, ".*+?[]()|{}^$\\") || strlen(c->value) > REGEX_MAX_LEN)
+	if (!strpbrk(v, ".*+?[|\\^$") || len > PATTERN_MAX || strpbrk(v, "(){}"))
 		return;
-	for (const char *p = c->value; *p; p++)
-		repeats += (*p == '*' || *p == '+' || *p == '?' || *p == '{');
-	if (repeats > REGEX_MAX_REPEATS)
+	atoms = calloc(len + 1, sizeof(*atoms));
+	if (!atoms)
 		return;
-	anchored = berth_strdup_printf("^(%s)$", c->value);
-	if (!anchored)
+	for (size_t i = 0; i < len;) {
+		struct atom *a = &atoms[n];
+
+		if ((v[i] == '^' && (i == 0 || v[i - 1] == '|')) ||
+		    (v[i] == '$' && (i + 1 == len || v[i + 1] == '|'))) {
+			i++;
+			continue;
+		}
+		if (v[i] == '|') {
+			if (n == 0 || atoms[n - 1].last_in_alt)
+				return; /* empty alternative */
+			atoms[n - 1].last_in_alt = true;
+			i++;
+			continue;
+		}
+		if (strchr("*+?", v[i]))
+			return; /* a quantifier with nothing to repeat */
+		if (v[i] == '.') {
+			a->any = true;
+			i++;
+		} else if (v[i] == '[') {
+			i = parse_set(v, i + 1, a);
+			if (!i)
+				return;
+		} else {
+			if (v[i] == '\\' && v[i + 1])
+				i++;
+			a->set[(unsigned char)v[i]] = true;
+			i++;
+		}
+		if (streq(c->field, "status")) /* case-insensitive, like its literal compare */
+			for (unsigned ch = 'a'; ch <= 'z'; ch++)
+				a->set[ch] = a->set[ch - 32] = a->set[ch] || a->set[ch - 32];
+		a->quant = v[i] == '*' ? Q_STAR : v[i] == '+' ? Q_PLUS : v[i] == '?' ? Q_OPT : Q_ONE;
+		if (a->quant != Q_ONE)
+			i++;
+		if (i < len && strchr("*+?", v[i]))
+			return; /* stacked quantifiers */
+		n++;
+	}
+	if (n == 0)
 		return;
-	c->has_re = regcomp(&c->re, anchored, REG_EXTENDED | REG_NOSUB |
-						 (streq(c->field, "status") ? REG_ICASE : 0)) == 0;
+	atoms[n - 1].last_in_alt = true;
+	c->atoms = TAKE_PTR(atoms);
+	c->n_atoms = n;
+}
+
+/* Add state i and everything reachable from it without input (skippable atoms). */
+static void add_state(const struct clause *c, bool *states, size_t i)
+{
+	while (i < c->n_atoms && !states[i]) {
+		states[i] = true;
+		if (c->atoms[i].quant != Q_STAR && c->atoms[i].quant != Q_OPT)
+			return;
+		if (c->atoms[i].last_in_alt)
+			return; /* the alternative's end: accept is handled by the caller */
+		i++;
+	}
+}
+
+/* Does state i, or a chain of skippable atoms from it, end its alternative? */
+static bool state_accepts(const struct clause *c, size_t i)
+{
+	for (;; i++) {
+		const struct atom *a = &c->atoms[i];
+
+		if (a->quant != Q_STAR && a->quant != Q_OPT)
+			return false;
+		if (a->last_in_alt)
+			return true;
+	}
+}
+
+static bool pattern_match(const struct clause *c, const char *s)
+{
+	size_t n = c->n_atoms;
+	bool cur[PATTERN_MAX + 1], next[PATTERN_MAX + 1], done = false;
+
+	memset(cur, 0, sizeof(cur));
+	/* Start of every alternative. */
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || c->atoms[i - 1].last_in_alt)
+			add_state(c, cur, i);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		bool any = false;
+
+		memset(next, 0, sizeof(next));
+		for (size_t i = 0; i < n; i++) {
+			const struct atom *a = &c->atoms[i];
+
+			if (!cur[i] || !(a->any || a->set[ch]))
+				continue;
+			if (a->quant == Q_STAR || a->quant == Q_PLUS)
+				next[i] = true; /* stay */
+			if (!a->last_in_alt)
+				add_state(c, next, i + 1);
+			else
+				next[PATTERN_MAX] = true; /* consumed up to the end of the alternative */
+			any = true;
+		}
+		/* Accepting "end of alternative" only counts at the end of input. */
+		done = next[PATTERN_MAX];
+		next[PATTERN_MAX] = false;
+		memcpy(cur, next, sizeof(cur));
+		if (!any)
+			return false;
+		if (!s[1])
+			break;
+	}
+	if (done)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (cur[i] && state_accepts(c, i))
+			return true;
+	return false;
 }
 
 static int parse_clause(const char **p, struct clause *c, struct berth_error *err)
@@ -202,11 +349,9 @@ static const json_t *resolve(const json_t *obj, const char *path)
 
 static bool string_matches(const struct clause *c, const char *have)
 {
-	bool icase = streq(c->field, "status");
-
-	if (icase ? strcasecmp(have, c->value) == 0 : streq(have, c->value))
+	if (streq(c->field, "status") ? strcasecmp(have, c->value) == 0 : streq(have, c->value))
 		return true;
-	return c->has_re && regexec(&c->re, have, 0, NULL, 0) == 0;
+	return c->atoms && *have && pattern_match(c, have);
 }
 
 static bool clause_match(const struct clause *c, const json_t *obj)

@@ -4,7 +4,8 @@
  * op = "eq" | "ne", value = word | "quoted string" | 'quoted string'. "and"
  * binds tighter than "or". A field is a dotted path into the object; map keys
  * may themselves contain dots (config.image.os). A string compares equal when it
- * is the same, or when the value is a regular expression matching all of it;
+ * is the same, or when the value is a simple pattern matching all of it ('.',
+ * [sets], postfix * + ?, top-level |; matched in linear time, see filter.c);
  * "status" compares case-insensitively. Booleans and numbers compare by text. */
 #pragma once
 
