@@ -12,42 +12,6 @@
 
 static const char *const pool_keys[] = {"source", NULL};
 
-/* The type directories a pool holds, each with its -snapshots twin except images. */
-static const char *const layout[] = {
-	"containers", "containers-snapshots", "custom", "custom-snapshots", "images",
-	"virtual-machines", "virtual-machines-snapshots", NULL,
-};
-
-static int make_layout(const char *path, struct berth_error *err)
-{
-	for (size_t i = 0; layout[i]; i++) {
-		_cleanup_free_ char *p = berth_strdup_printf("%s/%s", path, layout[i]);
-		if (!p)
-			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
-		if (mkdir(p, 0711) < 0 && errno != EEXIST)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-					       "Cannot create \"%s\": %m", p);
-	}
-	return 0;
-}
-
-/* Remove the (empty) layout directories, then the pool directory itself. */
-static int remove_layout(const char *path, struct berth_error *err)
-{
-	for (size_t i = 0; layout[i]; i++) {
-		_cleanup_free_ char *p = berth_strdup_printf("%s/%s", path, layout[i]);
-		if (!p)
-			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
-		if (rmdir(p) < 0 && errno != ENOENT)
-			return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
-					       "Cannot remove \"%s\": %m", p);
-	}
-	if (rmdir(path) < 0 && errno != ENOENT)
-		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
-				       "Cannot remove \"%s\": %m", path);
-	return 0;
-}
-
 static bool dir_is_empty(const char *path)
 {
 	DIR *d = opendir(path);
@@ -78,9 +42,9 @@ static int dir_pool_create(struct storage_pool *pool, struct berth_error *err)
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot create \"%s\": %s",
 				       pool->path, strerror(-r));
-	r = make_layout(pool->path, err);
+	r = storage_layout_create(pool->path, err);
 	if (r < 0) {
-		remove_layout(pool->path, NULL);
+		storage_layout_remove(pool->path, NULL);
 		return r;
 	}
 	if (!berth_json_string(pool->config, "source"))
@@ -90,7 +54,7 @@ static int dir_pool_create(struct storage_pool *pool, struct berth_error *err)
 
 static int dir_pool_delete(struct storage_pool *pool, struct berth_error *err)
 {
-	return remove_layout(pool->path, err);
+	return storage_layout_remove(pool->path, err);
 }
 
 static int dir_pool_mount(struct storage_pool *pool, struct berth_error *err)
@@ -100,7 +64,7 @@ static int dir_pool_mount(struct storage_pool *pool, struct berth_error *err)
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot create \"%s\": %s",
 				       pool->path, strerror(-r));
-	return make_layout(pool->path, err);
+	return storage_layout_create(pool->path, err);
 }
 
 static int dir_pool_unmount(struct storage_pool *pool, struct berth_error *err)

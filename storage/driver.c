@@ -5,13 +5,14 @@
 #include <poll.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "lib/json.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
-const char *const storage_driver_names[] = {"dir", NULL};
+const char *const storage_driver_names[] = {"btrfs", "dir", NULL};
 
 const struct storage_driver *storage_driver_find(const char *name)
 {
@@ -19,6 +20,8 @@ const struct storage_driver *storage_driver_find(const char *name)
 		return NULL;
 	if (streq(name, "dir"))
 		return &storage_driver_dir;
+	if (streq(name, "btrfs"))
+		return &storage_driver_btrfs;
 	return NULL;
 }
 
@@ -189,6 +192,44 @@ int storage_config_check(const json_t *config, const char *const *keys,
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid value for \"%s\": not a string", key);
 	}
+	return 0;
+}
+
+/* ---- layout ---- */
+
+/* The type directories a pool holds, each with its -snapshots twin except images. */
+static const char *const layout[] = {
+	"containers", "containers-snapshots", "custom", "custom-snapshots", "images",
+	"virtual-machines", "virtual-machines-snapshots", NULL,
+};
+
+int storage_layout_create(const char *path, struct berth_error *err)
+{
+	for (size_t i = 0; layout[i]; i++) {
+		_cleanup_free_ char *p = berth_strdup_printf("%s/%s", path, layout[i]);
+		if (!p)
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+		if (mkdir(p, 0711) < 0 && errno != EEXIST)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+					       "Cannot create \"%s\": %m", p);
+	}
+	return 0;
+}
+
+/* Remove the (empty) layout directories, then the pool directory itself. */
+int storage_layout_remove(const char *path, struct berth_error *err)
+{
+	for (size_t i = 0; layout[i]; i++) {
+		_cleanup_free_ char *p = berth_strdup_printf("%s/%s", path, layout[i]);
+		if (!p)
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+		if (rmdir(p) < 0 && errno != ENOENT)
+			return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+					       "Cannot remove \"%s\": %m", p);
+	}
+	if (rmdir(path) < 0 && errno != ENOENT)
+		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+				       "Cannot remove \"%s\": %m", path);
 	return 0;
 }
 

@@ -116,6 +116,13 @@ int storage_snapshots_dir(const struct storage_pool *pool, const struct storage_
 /* The on-disk name of a project's volume: "<project>_<name>". */
 char *storage_vol_disk_name(const char *project, const char *name);
 
+/* Create the type directories (containers/, custom/, ... and their -snapshots twins) in
+ * `path`; existing ones are fine. */
+int storage_layout_create(const char *path, struct berth_error *err);
+/* Remove the (empty) type directories, then `path` itself; missing ones are fine. A
+ * non-empty one is -ENOTEMPTY. */
+int storage_layout_remove(const char *path, struct berth_error *err);
+
 /* Parse a size like LXD's: "1GiB", "110MiB", "500MB", "1073741824", "10GB"; 0 is
  * refused. -EINVAL with err naming `what`. */
 int storage_parse_size(const char *s, const char *what, uint64_t *ret, struct berth_error *err);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -70,6 +71,31 @@ static int make_pool(void **state, const char *driver, const char *size)
 static int setup_dir(void **state)
 {
 	return make_pool(state, "dir", NULL) < 0 ? -1 : 0;
+}
+
+static char btrfs_skip_reason[128];
+
+static int setup_btrfs(void **state)
+{
+	int r;
+
+	if (geteuid() != 0) {
+		snprintf(btrfs_skip_reason, sizeof(btrfs_skip_reason), "not root");
+	} else if (access("/usr/bin/mkfs.btrfs", X_OK) < 0 &&
+		   access("/usr/sbin/mkfs.btrfs", X_OK) < 0 &&
+		   access("/sbin/mkfs.btrfs", X_OK) < 0) {
+		snprintf(btrfs_skip_reason, sizeof(btrfs_skip_reason),
+			 "mkfs.btrfs not installed (apt-get install btrfs-progs)");
+	} else {
+		r = make_pool(state, "btrfs", "200MiB");
+		if (r < 0)
+			return -1;
+		return 0;
+	}
+	*state = calloc(1, sizeof(struct fixture)); /* teardown wants one */
+	snprintf(((struct fixture *)*state)->dir, sizeof(((struct fixture *)*state)->dir),
+		 "/nonexistent-berth");
+	return 0;
 }
 
 #define ok(expr)                                                                                   \
@@ -268,6 +294,108 @@ static void test_dir_config(void **state)
 	assert_int_equal(storage_parse_size("-1GiB", "size", &v, NULL), -EINVAL);
 }
 
+#define SKIP_UNLESS_BTRFS(f)                                                                       \
+	do {                                                                                       \
+		if (!(f)->pool) {                                                                  \
+			fprintf(stderr, "# SKIP btrfs: %s\n", btrfs_skip_reason);                   \
+			skip();                                                                    \
+		}                                                                                  \
+	} while (0)
+
+static int count_loops(void)
+{
+	int n = 0;
+
+	/* /sys/block/loopN/loop/backing_file exists only for attached devices. */
+	for (int i = 0; i < 256; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "/sys/block/loop%d/loop/backing_file", i);
+		n += access(p, F_OK) == 0;
+	}
+	return n;
+}
+
+static void test_btrfs(void **state)
+{
+	struct fixture *f = *state;
+	struct stat st;
+	int loops;
+
+	SKIP_UNLESS_BTRFS(f);
+	assert_non_null(strstr(berth_json_string(f->pool->config, "source"), "/disks/p1.img"));
+	assert_int_equal(stat(f->pool->path, &st), 0);
+	loops = count_loops();
+	assert_true(loops >= 1);
+	scenario(f->pool);
+	/* pool_delete unmounted: the autoclear loop device went with the mount. */
+	assert_int_equal(count_loops(), loops - 1);
+	assert_int_not_equal(access(berth_json_string(f->pool->config, "source"), F_OK), 0);
+}
+
+/* Fill `path` with up to `mib` MiB; returns the first write error (-errno) or 0. */
+static int fill_file(const char *path, int mib)
+{
+	static char buf[1 << 20];
+	FILE *fp = fopen(path, "w");
+	int r = 0;
+
+	assert_non_null(fp);
+	memset(buf, 0x5a, sizeof(buf));
+	for (int i = 0; i < mib && r == 0; i++)
+		if (fwrite(buf, 1, sizeof(buf), fp) != sizeof(buf) || fflush(fp) != 0)
+			r = -errno;
+	if (fclose(fp) != 0 && r == 0)
+		r = -errno;
+	if (r == 0) {
+		int fd = open(path, O_RDONLY);
+		if (fd >= 0) {
+			if (fsync(fd) < 0)
+				r = -errno;
+			close(fd);
+		}
+	}
+	return r;
+}
+
+static void test_btrfs_quota(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_vol v = {STORAGE_VOL_CUSTOM, "default_q"};
+	_cleanup_free_ char *file = NULL;
+	int r;
+
+	SKIP_UNLESS_BTRFS(f);
+	ok(f->pool->driver->volume_create(f->pool, &v, 20 << 20, E));
+	file = vpath(f->pool, "default_q", NULL, "big");
+	r = fill_file(file, 40);
+	assert_int_equal(r, -EDQUOT);
+	unlink(file);
+	sync();
+	/* Lifted: the same write fits in the pool. */
+	ok(f->pool->driver->volume_set_quota(f->pool, &v, 0, E));
+	assert_int_equal(fill_file(file, 40), 0);
+	/* The pool is 200MiB: filling it fails cleanly with ENOSPC. */
+	unlink(file);
+	r = fill_file(file, 400);
+	assert_true(r == -ENOSPC || r == -EDQUOT);
+	unlink(file);
+	ok(f->pool->driver->volume_delete(f->pool, &v, E));
+	ok(f->pool->driver->pool_delete(f->pool, E));
+}
+
+static void test_btrfs_bad_config(void **state)
+{
+	struct berth_error err = {0};
+	json_auto_t *obj = json_pack("{s:s, s:s, s:{s:s, s:s}}", "name", "x", "driver", "btrfs",
+				     "config", "source", "/tmp", "size", "1GiB");
+	_cleanup_(storage_pool_freep) struct storage_pool *p = NULL;
+
+	assert_int_equal(storage_pool_new("/tmp/nonexistent-berth", obj, &p, &err), 0);
+	assert_int_equal(p->driver->pool_create(p, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "size"));
+	berth_error_release(&err);
+}
+
 static void test_run(void **state)
 {
 	struct berth_error err = {0};
@@ -289,6 +417,9 @@ int main(void)
 		cmocka_unit_test(test_run),
 		cmocka_unit_test(test_dir_config),
 		cmocka_unit_test_setup_teardown(test_dir, setup_dir, teardown),
+		cmocka_unit_test(test_btrfs_bad_config),
+		cmocka_unit_test_setup_teardown(test_btrfs, setup_btrfs, teardown),
+		cmocka_unit_test_setup_teardown(test_btrfs_quota, setup_btrfs, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
