@@ -32,6 +32,7 @@
 
 #define DEFAULT_LOOP_SIZE "5GiB"
 
+static const char *const volume_keys[] = {"size", NULL};
 static const char *const pool_keys[] = {"source", "size", "btrfs.mount_options", NULL};
 
 static int oom(struct berth_error *err)
@@ -759,6 +760,8 @@ static int btrfs_volume_set_quota(struct storage_pool *pool, const struct storag
 
 const struct storage_driver storage_driver_btrfs = {
 	.name = "btrfs",
+	.pool_keys = pool_keys,
+	.volume_keys = volume_keys,
 	.pool_create = btrfs_pool_create,
 	.pool_delete = btrfs_pool_delete,
 	.pool_mount = btrfs_pool_mount,
@@ -768,6 +771,7 @@ const struct storage_driver storage_driver_btrfs = {
 	.volume_delete = btrfs_volume_delete,
 	.volume_snapshot = btrfs_volume_snapshot,
 	.volume_snapshot_delete = btrfs_volume_snapshot_delete,
+	.volume_snapshot_rename = storage_snapshot_rename,
 	.volume_restore = btrfs_volume_restore,
 	.volume_copy = btrfs_volume_copy,
 	.volume_rename = btrfs_volume_rename,

@@ -10,6 +10,8 @@
 #include "lib/util.h"
 #include "storage/driver.h"
 
+/* "size" is accepted so that volume_create can say why it is refused. */
+static const char *const volume_keys[] = {"size", NULL};
 static const char *const pool_keys[] = {"source", NULL};
 
 static bool dir_is_empty(const char *path)
@@ -267,6 +269,8 @@ static int dir_volume_set_quota(struct storage_pool *pool, const struct storage_
 
 const struct storage_driver storage_driver_dir = {
 	.name = "dir",
+	.pool_keys = pool_keys,
+	.volume_keys = volume_keys,
 	.pool_create = dir_pool_create,
 	.pool_delete = dir_pool_delete,
 	.pool_mount = dir_pool_mount,
@@ -276,6 +280,7 @@ const struct storage_driver storage_driver_dir = {
 	.volume_delete = dir_volume_delete,
 	.volume_snapshot = dir_volume_snapshot,
 	.volume_snapshot_delete = dir_volume_snapshot_delete,
+	.volume_snapshot_rename = storage_snapshot_rename,
 	.volume_restore = dir_volume_restore,
 	.volume_copy = dir_volume_copy,
 	.volume_rename = dir_volume_rename,

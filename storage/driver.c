@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -192,6 +193,24 @@ int storage_config_check(const json_t *config, const char *const *keys,
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid value for \"%s\": not a string", key);
 	}
+	return 0;
+}
+
+int storage_snapshot_rename(struct storage_pool *pool, const struct storage_vol *vol,
+			    const char *snap, const char *new_snap, struct berth_error *err)
+{
+	_cleanup_free_ char *from = NULL;
+	_cleanup_free_ char *to = NULL;
+
+	if (storage_volume_path(pool, vol, snap, &from) < 0 ||
+	    storage_volume_path(pool, vol, new_snap, &to) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	if (access(to, F_OK) == 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT, "\"%s\" already exists",
+				       to);
+	if (rename(from, to) < 0)
+		return berth_error_set(err, -errno, errno == ENOENT ? BERTH_ERR_NOT_FOUND :
+				       BERTH_ERR_INTERNAL, "rename \"%s\": %m", from);
 	return 0;
 }
 

@@ -47,6 +47,8 @@ struct storage_vol {
 
 struct storage_driver {
 	const char *name;
+	const char *const *pool_keys;	/* config keys a pool accepts (NULL-terminated) */
+	const char *const *volume_keys; /* config keys a volume accepts */
 	/* Validate the config (unknown keys, size= where unsupported), create the backing
 	 * store and mount it at pool->path. May set config keys (e.g. "source"). */
 	int (*pool_create)(struct storage_pool *pool, struct berth_error *err);
@@ -69,6 +71,9 @@ struct storage_driver {
 			       const char *snap, struct berth_error *err);
 	int (*volume_snapshot_delete)(struct storage_pool *pool, const struct storage_vol *vol,
 				      const char *snap, struct berth_error *err);
+	int (*volume_snapshot_rename)(struct storage_pool *pool, const struct storage_vol *vol,
+				      const char *snap, const char *new_snap,
+				      struct berth_error *err);
 	/* Replace the volume's content by snapshot `snap`'s; `size` > 0: its quota. */
 	int (*volume_restore)(struct storage_pool *pool, const struct storage_vol *vol,
 			      const char *snap, uint64_t size, struct berth_error *err);
@@ -136,6 +141,10 @@ int storage_config_check(const json_t *config, const char *const *keys,
  * A non-zero exit is -EIO with err quoting the program and the tail of its output.
  * Never goes through a shell. */
 int storage_run(const char *const *argv, struct berth_error *err);
+
+/* Rename snapshot `snap` of `vol` to `new_snap` (a plain rename(2) for dir and btrfs). */
+int storage_snapshot_rename(struct storage_pool *pool, const struct storage_vol *vol,
+			    const char *snap, const char *new_snap, struct berth_error *err);
 
 /* Remove a directory tree (`rm -rf --one-file-system`); a missing path is fine. */
 int storage_remove_tree(const char *path, struct berth_error *err);
