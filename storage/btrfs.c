@@ -500,15 +500,21 @@ static int btrfs_pool_delete(struct storage_pool *pool, struct berth_error *err)
 
 	if (!disks)
 		return oom(err);
+	if (!source || !*source)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
+				       "Pool \"%s\" has no source", pool->name);
 	if (!is_mounted(pool->path)) {
 		r = btrfs_pool_mount(pool, err);
 		if (r < 0)
 			return r;
 	}
-	/* The type directories: on a device or a directory source they would stay. */
-	r = storage_layout_remove(pool->path, err);
-	if (r < 0 && r != -EBUSY && r != -ENOENT)
-		return r;
+	/* The type directories: on a device or a directory source they would stay (a loop
+	 * file goes whole, whatever it holds). */
+	if (source_kind(source) != SOURCE_LOOP) {
+		r = storage_layout_remove(pool->path, err);
+		if (r < 0 && r != -EBUSY)
+			return r;
+	}
 	r = btrfs_pool_unmount(pool, err);
 	if (r < 0)
 		return r;

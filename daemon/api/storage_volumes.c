@@ -58,11 +58,23 @@ static int require_custom(const char *type, struct berth_error *err)
 	return 0;
 }
 
-/* The API shape of a volume row. */
-static void volume_decorate(json_t *v)
+/* The API shape of a volume row: used_by (custom volumes only) and location. */
+static int volume_decorate(const char *pool, json_t *v, struct berth_error *err)
 {
-	json_object_set_new(v, "used_by", json_array());
+	const char *name = berth_json_string(v, "name") ?: "";
+	const char *type = berth_json_string(v, "type") ?: "";
+	json_t *used_by = NULL;
+	int r;
+
+	if (streq(type, "custom") && !strchr(name, '/')) {
+		r = db_volume_used_by(pool, berth_json_string(v, "project") ?: "default", name,
+				      &used_by, err);
+		if (r < 0)
+			return r;
+	}
+	json_object_set_new(v, "used_by", used_by ? used_by : json_array());
 	json_object_set_new(v, "location", json_string("none"));
+	return 0;
 }
 
 static char *volume_etag(const json_t *v)
@@ -166,7 +178,9 @@ static int list_volumes(struct api_request *req, struct api_response *resp, cons
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
-		volume_decorate(v);
+		r = volume_decorate(req->params[0], v, err);
+		if (r < 0)
+			return r;
 		json_array_append(out, v);
 	}
 	return api_sync(resp, TAKE_PTR(out));
@@ -272,7 +286,9 @@ static int get_volume(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	resp->etag = volume_etag(v);
-	volume_decorate(v);
+	r = volume_decorate(req->params[0], v, err);
+	if (r < 0)
+		return r;
 	return api_sync(resp, TAKE_PTR(v));
 }
 

@@ -149,5 +149,10 @@ int db_volume_update(const char *pool, const char *project, const char *type, co
 		     const json_t *vol, db_hook_fn hook, void *data, struct berth_error *err);
 int db_volume_rename(const char *pool, const char *project, const char *type, const char *name,
 		     const char *new_name, db_hook_fn hook, void *data, struct berth_error *err);
+/* -EBUSY (BERTH_ERR_BAD_REQUEST, "The storage volume is still in use") while an instance
+ * or profile has a disk device with this pool and volume as its source. */
 int db_volume_delete(const char *pool, const char *project, const char *type, const char *name,
 		     db_hook_fn hook, void *data, struct berth_error *err);
+/* URLs of the instances and profiles of `project` with a disk device {pool, source: name}. */
+int db_volume_used_by(const char *pool, const char *project, const char *name, json_t **ret,
+		      struct berth_error *err);

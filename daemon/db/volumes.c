@@ -166,6 +166,65 @@ int db_volume_get(const char *pool, const char *project, const char *type, const
 	return db_tx_end(db, r, err);
 }
 
+/* URLs of the instances and profiles (of `project`) with a disk device naming custom
+ * volume `name` of `pool` as its source. */
+static int volume_used_by(sqlite3 *db, const char *pool, const char *project, const char *name,
+			  json_t **ret, struct berth_error *err)
+{
+#define USED_BY_PART(kind, table, owner)                                                           \
+	"SELECT '" kind "', o.name FROM " table " o JOIN projects pr ON pr.id = o.project_id"      \
+	" JOIN " table "_devices d ON d." owner "_id = o.id"                                       \
+	" WHERE pr.name = ?2 AND d.type = 'disk'"                                                  \
+	" AND EXISTS (SELECT 1 FROM " table "_devices_config c WHERE c.device_id = d.id"          \
+	"  AND c.key = 'pool' AND c.value = ?1)"                                                   \
+	" AND EXISTS (SELECT 1 FROM " table "_devices_config c WHERE c.device_id = d.id"          \
+	"  AND c.key = 'source' AND c.value = ?3)"
+	static const char sql[] = USED_BY_PART("instances", "instances", "instance")
+		" UNION " USED_BY_PART("profiles", "profiles", "profile") " ORDER BY 1, 2";
+#undef USED_BY_PART
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	json_auto_t *list = json_array();
+	bool def = streq(project, "default");
+	int r;
+
+	if (!list)
+		return db_oom(err);
+	r = db_prepare(db, &stmt, err, sql, "ttt", pool, project, name);
+	if (r < 0)
+		return r;
+	while ((r = db_step(stmt, err)) > 0) {
+		_cleanup_free_ char *enc = berth_url_encode(db_column_text(stmt, 1));
+		_cleanup_free_ char *url = NULL;
+
+		if (!enc)
+			return db_oom(err);
+		url = berth_strdup_printf("/1.0/%s/%s%s%s", db_column_text(stmt, 0), enc,
+					  def ? "" : "?project=", def ? "" : project);
+		if (!url)
+			return db_oom(err);
+		r = db_json_append_str(list, url, err);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+int db_volume_used_by(const char *pool, const char *project, const char *name, json_t **ret,
+		      struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = volume_used_by(db, pool, project, name, ret, err);
+	return db_tx_end(db, r, err);
+}
+
 static int volume_create(sqlite3 *db, const char *pool, const char *project,
 			 const json_t *vol, db_hook_fn hook, void *data, struct berth_error *err)
 {
@@ -311,13 +370,22 @@ static int volume_delete(sqlite3 *db, const char *pool, const char *project, con
 
 	if (r < 0)
 		return r;
-	if (!strchr(name, '/'))
+	if (!strchr(name, '/')) {
+		json_auto_t *used = NULL;
+
+		r = volume_used_by(db, pool, project, name, &used, err);
+		if (r < 0)
+			return r;
+		if (json_array_size(used) > 0)
+			return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+					       "The storage volume is still in use");
 		r = db_exec(db, err,
 			    "DELETE FROM storage_volumes"
 			    " WHERE pool_id = (SELECT pool_id FROM storage_volumes WHERE id = ?1)"
 			    " AND project_id = (SELECT project_id FROM storage_volumes WHERE id = ?1)"
 			    " AND type = ?3 AND substr(name, 1, length(?2) + 1) = ?2 || '/'",
 			    "itt", id, name, type);
+	}
 	if (r >= 0)
 		r = db_exec(db, err, "DELETE FROM storage_volumes WHERE id = ?1", "i", id);
 	if (r < 0)

@@ -140,6 +140,10 @@ check "rename the volume" berth storage volume rename bt v1 v2
 [ -f "$BERTH_DIR/storage-pools/bt/custom-snapshots/default_v2/s1/file" ] &&
 	ok "snapshots follow the rename" || nok "snapshots follow the rename"
 check "delete a snapshot" berth storage volume delete bt v2/s1
+check "attach the volume to a profile" berth profile device add default data disk pool=bt source=v2 path=/data
+has "the volume is used by the profile" "| custom            | v2       |             | filesystem   | 1       |" berth storage volume list bt
+refuse "deleting an attached volume is refused" "The storage volume is still in use" berth storage volume delete bt v2
+check "detach it" berth profile device remove default data
 hasnt "the snapshot is gone" "v2/s1" berth storage volume list bt
 
 # ---- the stock lxc client ----

@@ -773,6 +773,23 @@ static void test_pool_volumes(void **state)
 			 0);
 	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_volumes WHERE name = 'w/s0'"),
 			 1);
+	/* Attached through a profile's disk device: in use. */
+	{
+		json_auto_t *prof = parse("{\"name\":\"att\",\"devices\":{\"data\":{\"type\":"
+					  "\"disk\",\"pool\":\"p\",\"source\":\"w\",\"path\":\"/d\"}}}");
+		json_auto_t *vused = NULL;
+
+		assert_int_equal(db_profile_create("default", prof, &err), 0);
+		assert_int_equal(db_volume_used_by("p", "default", "w", &vused, &err), 0);
+		assert_int_equal(json_array_size(vused), 1);
+		assert_string_equal(json_string_value(json_array_get(vused, 0)),
+				    "/1.0/profiles/att");
+		assert_int_equal(db_volume_delete("p", "default", "custom", "w", NULL, NULL, &err),
+				 -EBUSY);
+		assert_string_equal(err.msg, "The storage volume is still in use");
+		berth_error_release(&err);
+		assert_int_equal(db_profile_delete("default", "att", &err), 0);
+	}
 	assert_int_equal(db_volume_delete("p", "default", "custom", "w", NULL, NULL, &err), 0);
 	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_volumes"), 0);
 	assert_int_equal(db_pool_delete("p", fail_hook, &calls, &err), -EIO);

@@ -2,6 +2,7 @@
  * directory, btrfs on a loop file the test makes (skipped without root or btrfs).
  * The same scenario runs on both: create, fill with owners/modes/symlinks/hardlinks/
  * fifos/xattrs, snapshot, change, restore, copy with snapshots, rename, delete. */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -302,15 +303,19 @@ static void test_dir_config(void **state)
 		}                                                                                  \
 	} while (0)
 
-static int count_loops(void)
+/* Loop devices backed by a file under `dir` (other tests may attach their own meanwhile). */
+static int count_loops(const char *dir)
 {
 	int n = 0;
 
 	/* /sys/block/loopN/loop/backing_file exists only for attached devices. */
 	for (int i = 0; i < 256; i++) {
+		_cleanup_free_ char *backing = NULL;
 		char p[64];
+
 		snprintf(p, sizeof(p), "/sys/block/loop%d/loop/backing_file", i);
-		n += access(p, F_OK) == 0;
+		if (berth_read_file(p, 4096, &backing, NULL) == 0 && berth_startswith(backing, dir))
+			n++;
 	}
 	return n;
 }
@@ -324,11 +329,11 @@ static void test_btrfs(void **state)
 	SKIP_UNLESS_BTRFS(f);
 	assert_non_null(strstr(berth_json_string(f->pool->config, "source"), "/disks/p1.img"));
 	assert_int_equal(stat(f->pool->path, &st), 0);
-	loops = count_loops();
-	assert_true(loops >= 1);
+	loops = count_loops(f->dir);
+	assert_int_equal(loops, 1);
 	scenario(f->pool);
 	/* pool_delete unmounted: the autoclear loop device went with the mount. */
-	assert_int_equal(count_loops(), loops - 1);
+	assert_int_equal(count_loops(f->dir), 0);
 	assert_int_not_equal(access(berth_json_string(f->pool->config, "source"), F_OK), 0);
 }
 
@@ -383,6 +388,40 @@ static void test_btrfs_quota(void **state)
 	ok(f->pool->driver->pool_delete(f->pool, E));
 }
 
+/* A pool whose source is a directory on btrfs: made a subvolume, bind-mounted; deleting
+ * the pool unmounts it and leaves the subvolume (the admin's) in place. */
+static void test_btrfs_dir_source(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_error err = {0};
+	_cleanup_(storage_pool_freep) struct storage_pool *p = NULL;
+	_cleanup_free_ char *src = NULL;
+	_cleanup_free_ char *vol = NULL;
+	json_auto_t *obj = NULL;
+	struct storage_vol v = {STORAGE_VOL_CUSTOM, "default_v"};
+	struct stat st;
+
+	SKIP_UNLESS_BTRFS(f);
+	src = berth_strdup_printf("%s/images/nested", f->pool->path);
+	obj = json_pack("{s:s, s:s, s:{s:s}}", "name", "p2", "driver", "btrfs", "config", "source",
+			src);
+	assert_int_equal(storage_pool_new(f->dir, obj, &p, &err), 0);
+	ok(p->driver->pool_create(p, E));
+	assert_int_equal(stat(src, &st), 0);
+	assert_int_equal(st.st_ino, 256); /* a subvolume's root */
+	ok(p->driver->volume_create(p, &v, 0, E));
+	ok(p->driver->volume_snapshot(p, &v, "s", E));
+	assert_int_equal(storage_volume_path(p, &v, NULL, &vol), 0);
+	assert_true(berth_startswith(vol, p->path));
+	ok(p->driver->volume_delete(p, &v, E));
+	ok(p->driver->pool_delete(p, E));
+	assert_int_not_equal(access(p->path, F_OK), 0);
+	assert_int_equal(access(src, F_OK), 0);
+	/* The loop-file pool goes whole, the nested subvolume with it. */
+	ok(f->pool->driver->pool_delete(f->pool, E));
+	assert_int_not_equal(access(f->pool->path, F_OK), 0);
+}
+
 static void test_btrfs_bad_config(void **state)
 {
 	struct berth_error err = {0};
@@ -413,6 +452,15 @@ static void test_run(void **state)
 
 int main(void)
 {
+	/* As root, run in a mount namespace of our own: whatever a failing or crashing test
+	 * leaves mounted goes away with the process, and with the mounts the autoclear loop
+	 * devices behind them. */
+	if (geteuid() == 0 && (unshare(CLONE_NEWNS) < 0 ||
+			       mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)) {
+		perror("unshare/mount");
+		return 1;
+	}
+
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_run),
 		cmocka_unit_test(test_dir_config),
@@ -420,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_btrfs_bad_config),
 		cmocka_unit_test_setup_teardown(test_btrfs, setup_btrfs, teardown),
 		cmocka_unit_test_setup_teardown(test_btrfs_quota, setup_btrfs, teardown),
+		cmocka_unit_test_setup_teardown(test_btrfs_dir_source, setup_btrfs, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
