@@ -12,6 +12,7 @@ struct berth_daemon {
 	uv_loop_t *loop;
 	char *dir;	   /* owned: state directory */
 	char *socket_path; /* owned */
+	char *spool_dir;   /* owned: $BERTH_DIR/tmp, where uploads are received */
 	struct berth_http_server *http;	     /* owned */
 	struct events_hub *events;	     /* owned */
 	struct operation_registry *ops;	     /* owned */

@@ -276,7 +276,14 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = operation_registry_new(d->loop, d->events, &d->ops);
 	if (r < 0)
 		return r;
+	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
+	if (!d->spool_dir)
+		return -ENOMEM;
+	r = berth_mkdir_p(d->spool_dir, 0700);
+	if (r < 0)
+		return log_error_errno(r, "Cannot create \"%s\"", d->spool_dir);
 	berth_http_limits_default(&limits);
+	limits.spool_dir = d->spool_dir;
 	limits.idle_timeout_ms = env_seconds("BERTH_HTTP_IDLE_TIMEOUT", limits.idle_timeout_ms);
 	limits.request_timeout_ms =
 		env_seconds("BERTH_HTTP_REQUEST_TIMEOUT", limits.request_timeout_ms);
@@ -346,6 +353,7 @@ int main(int argc, char **argv)
 	json_decref(d.environment);
 	uv_loop_close(d.loop);
 	free(d.socket_path);
+	free(d.spool_dir);
 	free(d.dir);
 	return 0;
 }

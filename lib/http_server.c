@@ -6,6 +6,7 @@
  * handler still owes a response, in which case berth_http_respond() frees it. */
 #include "lib/http_server.h"
 
+#include <fcntl.h>
 #include <http_parser.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -92,6 +93,8 @@ void berth_http_limits_default(struct berth_http_limits *limits)
 	limits->max_body_bytes = 16u << 20;
 	limits->idle_timeout_ms = 60000;
 	limits->request_timeout_ms = 30000;
+	limits->spool_dir = NULL;
+	limits->max_upload_bytes = 64ull << 30;
 }
 
 /* ---- request bookkeeping ---- */
@@ -107,7 +110,9 @@ static void request_release(struct berth_http_request *r)
 	}
 	free(r->headers);
 	free(r->body);
-	*r = (struct berth_http_request){0};
+	if (r->body_fd >= 0)
+		close(r->body_fd);
+	*r = (struct berth_http_request){.body_fd = -EBADF};
 }
 
 static int append(char **buf, size_t *len, const char *data, size_t n)
@@ -205,12 +210,44 @@ static int on_headers_complete(http_parser *p)
 	struct berth_http_conn *c = parser_conn(p);
 	struct berth_http_request *r = &c->req;
 
+	const struct berth_http_limits *l = &c->server->limits;
+	const char *ct;
+	uint64_t max;
+
 	for (size_t i = 0; i < r->n_headers; i++)
 		if (!r->headers[i].value && !(r->headers[i].value = strdup("")))
 			return -1;
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->server->limits.max_body_bytes) {
+	ct = berth_http_header_get(r->headers, r->n_headers, "Content-Type");
+	if (l->spool_dir && ct &&
+	    (berth_startswith(ct, "application/octet-stream") || berth_startswith(ct, "multipart/"))) {
+		r->body_fd = open(l->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (r->body_fd < 0) {
+			c->error_status = 500;
+			return -1;
+		}
+	}
+	max = r->body_fd >= 0 ? l->max_upload_bytes : l->max_body_bytes;
+	if ((p->flags & F_CONTENTLENGTH) && p->content_length > max) {
 		c->error_status = 413;
 		return -1;
+	}
+	return 0;
+}
+
+/* Append to the spool file. A blocking write on the loop thread: it goes to the page
+ * cache in chunks of at most one read (64 KiB), which is cheap next to the network. */
+static int spool_write(int fd, const char *at, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, at, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		at += w;
+		n -= (size_t)w;
 	}
 	return 0;
 }
@@ -218,12 +255,25 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
 	struct berth_http_conn *c = parser_conn(p);
+	struct berth_http_request *r = &c->req;
 
-	if (c->req.body_len + n > c->server->limits.max_body_bytes) {
+	if (r->body_fd >= 0) {
+		if (r->body_len + n > c->server->limits.max_upload_bytes) {
+			c->error_status = 413;
+			return -1;
+		}
+		if (spool_write(r->body_fd, at, n) < 0) {
+			c->error_status = 507;
+			return -1;
+		}
+		r->body_len += n;
+		return 0;
+	}
+	if (r->body_len + n > c->server->limits.max_body_bytes) {
 		c->error_status = 413;
 		return -1;
 	}
-	return append(&c->req.body, &c->req.body_len, at, n) < 0 ? -1 : 0;
+	return append(&r->body, &r->body_len, at, n) < 0 ? -1 : 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -260,8 +310,10 @@ static int request_finish(struct berth_http_conn *c)
 	r->query = strdup(q ? q + 1 : "");
 	if (!r->query)
 		return -ENOMEM;
-	if (!r->body && append(&r->body, &r->body_len, "", 0) < 0)
+	if (!r->body && !(r->body = strdup("")))
 		return -ENOMEM;
+	if (r->body_fd >= 0 && lseek(r->body_fd, 0, SEEK_SET) < 0)
+		return -errno;
 	r->upgrade_websocket =
 		c->parser.upgrade &&
 		berth_http_header_has_token(
@@ -464,6 +516,14 @@ static void conn_feed(struct berth_http_conn *c, const char *data, size_t len)
 		conn_fail(c, 413, "Request body too large");
 		return;
 	}
+	if (c->error_status == 507) {
+		conn_fail(c, 507, "Not enough space to receive the upload");
+		return;
+	}
+	if (c->error_status == 500) {
+		conn_fail(c, 500, "Cannot store the upload");
+		return;
+	}
 	if (e == HPE_PAUSED) {
 		if (parsed < len) {
 			free(c->leftover);
@@ -564,6 +624,7 @@ static int conn_new(struct berth_http_server *s, struct berth_http_conn **ret)
 	c->timer.data = c;
 	c->open_handles = 2;
 	c->server = s;
+	c->req.body_fd = -EBADF;
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->next = s->conns;
 	if (s->conns)

@@ -40,8 +40,13 @@ struct berth_http_request {
 	char *query;		       /* owned: raw query string without '?', or "" */
 	struct berth_http_header *headers; /* owned */
 	size_t n_headers;
-	char *body; /* owned, NUL-terminated (not counted in body_len) */
+	char *body; /* owned, NUL-terminated (not counted in body_len); "" when spooled */
 	size_t body_len;
+	/* Owned, or -EBADF. Uploads (Content-Type application/octet-stream or
+	 * multipart/...) are spooled to an unlinked temp file in limits.spool_dir as
+	 * they arrive, instead of memory: body_fd is that file, positioned at 0, and
+	 * body_len its size. */
+	int body_fd;
 	bool upgrade_websocket; /* Upgrade: websocket was requested */
 };
 
@@ -54,6 +59,8 @@ struct berth_http_limits {
 	size_t max_body_bytes;	     /* default 16 MiB */
 	uint64_t idle_timeout_ms;    /* keep-alive idle; default 60 s */
 	uint64_t request_timeout_ms; /* first byte to complete request; default 30 s */
+	const char *spool_dir;	     /* borrowed; NULL: uploads are bounded like bodies */
+	uint64_t max_upload_bytes;   /* spooled bodies; default 64 GiB */
 };
 
 void berth_http_limits_default(struct berth_http_limits *limits);

@@ -21,6 +21,7 @@ struct fixture {
 	char last_body[256];
 	struct berth_ws_conn *ws;
 	char ws_msg[64];
+	bool spooled;
 };
 
 static void handler(struct berth_http_conn *conn, struct berth_http_request *req, void *data)
@@ -29,7 +30,14 @@ static void handler(struct berth_http_conn *conn, struct berth_http_request *req
 	char body[512];
 
 	f->handled++;
-	snprintf(f->last_body, sizeof(f->last_body), "%.*s", (int)req->body_len, req->body);
+	if (req->body_fd >= 0) {
+		ssize_t n = read(req->body_fd, f->last_body, sizeof(f->last_body) - 1);
+		f->last_body[n > 0 ? n : 0] = '\0';
+		f->spooled = true;
+	} else {
+		snprintf(f->last_body, sizeof(f->last_body), "%.*s", (int)req->body_len,
+			 req->body);
+	}
 	if (streq(req->path, "/ws")) {
 		berth_http_upgrade_ws(conn, &(struct berth_ws_callbacks){0}, f, &f->ws);
 		return;
@@ -61,6 +69,8 @@ static int setup(void **state)
 	limits.max_body_bytes = 4096;
 	limits.idle_timeout_ms = 100;
 	limits.request_timeout_ms = 100;
+	limits.spool_dir = "/tmp";
+	limits.max_upload_bytes = 65536;
 	setup_limits(f, &limits);
 	*state = f;
 	return 0;
@@ -231,6 +241,39 @@ static void test_chunked_too_large(void **state)
 	assert_int_equal(f->handled, 0);
 }
 
+static void test_upload_spooled(void **state)
+{
+	struct fixture *f = *state;
+	char req[16384], buf[4096];
+	bool eof;
+	size_t hl;
+
+	/* Larger than max_body_bytes (4096) but within max_upload_bytes: spooled. */
+	hl = (size_t)snprintf(req, sizeof(req), "POST /u HTTP/1.1\r\nContent-Type: "
+				"application/octet-stream\r\nContent-Length: 10000\r\n\r\n");
+	memset(req + hl, 'z', 10000);
+	memcpy(req + hl, "spool!", 6);
+	send_all(f, req, hl + 10000);
+	collect(f, buf, sizeof(buf), 1, 1000, &eof);
+	assert_non_null(strstr(buf, "n=10000"));
+	assert_true(f->spooled);
+	assert_true(strncmp(f->last_body, "spool!zz", 8) == 0);
+}
+
+static void test_upload_too_large(void **state)
+{
+	struct fixture *f = *state;
+	char buf[4096];
+	bool eof;
+	const char *req = "POST /u HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+			  "Content-Length: 70000\r\n\r\n";
+
+	send_all(f, req, strlen(req));
+	collect(f, buf, sizeof(buf), 0, 500, &eof);
+	assert_non_null(strstr(buf, "HTTP/1.1 413 "));
+	assert_int_equal(f->handled, 0);
+}
+
 static void test_malformed(void **state)
 {
 	struct fixture *f = *state;
@@ -327,6 +370,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_header_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunked_too_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_spooled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upload_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
