@@ -3,8 +3,10 @@
  *
  * A pool's row and its on-disk existence change together: the driver's work runs as
  * the database transaction's hook, so a failing driver leaves no row and a failing
- * commit makes us undo the driver's work. */
+ * commit makes us undo the driver's work. At start, what a killed berthd left on disk
+ * without a row (custom volumes, snapshots, half-done restores) is cleaned up. */
 #define LOG_CATEGORY "storage"
+#include <dirent.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -305,6 +307,114 @@ static int get_resources(struct api_request *req, struct api_response *resp,
 
 /* ---- daemon start and stop ---- */
 
+/* Names of the entries of directory `path` (without . and ..), in a new array. */
+static json_t *list_dir(const char *path)
+{
+	json_t *names = json_array();
+	DIR *d = opendir(path);
+	struct dirent *e;
+
+	if (!d)
+		return names;
+	while ((e = readdir(d)))
+		if (!streq(e->d_name, ".") && !streq(e->d_name, ".."))
+			json_array_append_new(names, json_string(e->d_name));
+	closedir(d);
+	return names;
+}
+
+/* Finish or undo a restore that a dying berthd left half-way (see the drivers' restore:
+ * copy or snapshot to "<vol>.restore", rename "<vol>" to "<vol>.old", rename the copy
+ * in, delete "<vol>.old"). */
+static void reconcile_restore(struct storage_pool *pool, const char *entry)
+{
+	_cleanup_free_ char *base = strdup(entry);
+	_cleanup_free_ char *vol_path = NULL;
+	_cleanup_free_ char *old_path = NULL;
+	struct storage_vol tmp = {STORAGE_VOL_CUSTOM, entry};
+	struct storage_vol vol = {STORAGE_VOL_CUSTOM, base};
+	bool old = berth_endswith(entry, ".old");
+
+	if (!base)
+		return;
+	base[strlen(base) - (old ? 4 : 8)] = '\0';
+	if (old && storage_volume_path(pool, &vol, NULL, &vol_path) >= 0 &&
+	    storage_volume_path(pool, &tmp, NULL, &old_path) >= 0 && access(vol_path, F_OK) < 0) {
+		log_warn("Pool \"%s\": putting \"%s\" back after an interrupted restore",
+			 pool->name, base);
+		if (rename(old_path, vol_path) == 0)
+			return;
+	}
+	log_warn("Pool \"%s\": removing \"%s\" left by an interrupted restore", pool->name, entry);
+	pool->driver->volume_delete(pool, &tmp, NULL);
+}
+
+/* Make the custom volumes on disk match the rows: a berthd killed between a driver's
+ * work and the COMMIT leaves a volume or snapshot without a row (never the reverse:
+ * rows are committed after the disk work). Those are removed. */
+static void reconcile_custom(struct storage_pool *pool)
+{
+	struct berth_error err = {0};
+	json_auto_t *rows = NULL;
+	json_auto_t *want = json_object();
+	json_auto_t *entries = NULL;
+	_cleanup_free_ char *custom = berth_strdup_printf("%s/custom", pool->path);
+	_cleanup_free_ char *snaps = berth_strdup_printf("%s/custom-snapshots", pool->path);
+	json_t *v;
+	size_t i;
+	int r = db_volume_list(pool->name, NULL, "custom", &rows, &err);
+
+	if (r < 0 || !want || !custom || !snaps) {
+		log_warn("Pool \"%s\": cannot list volumes (%s), not reconciling", pool->name,
+			 berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return;
+	}
+	json_array_foreach(rows, i, v) {
+		_cleanup_free_ char *disk = storage_vol_disk_name(
+			berth_json_string(v, "project") ?: "", berth_json_string(v, "name") ?: "");
+		if (disk)
+			json_object_set_new(want, disk, json_true());
+	}
+	entries = list_dir(custom);
+	json_array_foreach(entries, i, v) {
+		const char *e = json_string_value(v);
+		struct storage_vol vol = {STORAGE_VOL_CUSTOM, e};
+
+		if (json_object_get(want, e))
+			continue;
+		if (berth_endswith(e, ".old") || berth_endswith(e, ".restore")) {
+			reconcile_restore(pool, e);
+			continue;
+		}
+		log_warn("Pool \"%s\": removing volume \"%s\", which has no database record",
+			 pool->name, e);
+		pool->driver->volume_delete(pool, &vol, NULL);
+	}
+	json_decref(entries);
+	entries = list_dir(snaps);
+	json_array_foreach(entries, i, v) {
+		const char *e = json_string_value(v);
+		_cleanup_free_ char *dir = berth_strdup_printf("%s/%s", snaps, e);
+		json_auto_t *snap_entries = dir ? list_dir(dir) : NULL;
+		struct storage_vol vol = {STORAGE_VOL_CUSTOM, e};
+		json_t *s;
+		size_t j;
+
+		json_array_foreach(snap_entries, j, s) {
+			_cleanup_free_ char *key =
+				berth_strdup_printf("%s/%s", e, json_string_value(s));
+			if (!key || json_object_get(want, key))
+				continue;
+			log_warn("Pool \"%s\": removing snapshot \"%s\", which has no database"
+				 " record", pool->name, key);
+			pool->driver->volume_snapshot_delete(pool, &vol, json_string_value(s), NULL);
+		}
+		if (dir)
+			rmdir(dir); /* only when empty: a volume without snapshots has none */
+	}
+}
+
 int api_storage_pools_mount(const char *state_dir, bool mount)
 {
 	struct berth_error err = {0};
@@ -326,6 +436,8 @@ int api_storage_pools_mount(const char *state_dir, bool mount)
 		if (r >= 0)
 			r = mount ? pool->driver->pool_mount(pool, &err) :
 				    pool->driver->pool_unmount(pool, &err);
+		if (r >= 0 && mount)
+			reconcile_custom(pool);
 		if (r < 0) {
 			log_error("Cannot %s storage pool \"%s\": %s", mount ? "mount" : "unmount",
 				  name, berth_error_msg(&err, r));

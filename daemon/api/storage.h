@@ -12,5 +12,6 @@ int api_storage_pool_open(struct api_request *req, const char *name, struct stor
 			  struct berth_error *err);
 
 /* Mount (or unmount) every pool in the database, logging each failure; returns the last
- * failure or 0. Main thread, after db_init() / after the loop stopped. */
+ * failure or 0. Mounting also reconciles each pool's custom volumes with the database
+ * (removes what has no row). Main thread, after db_init() / after the loop stopped. */
 int api_storage_pools_mount(const char *state_dir, bool mount);

@@ -207,6 +207,15 @@ else
 	nok "create a small btrfs pool"
 fi
 
+# ---- restart: pools are unmounted at stop and mounted again at start; what a killed
+# berthd can leave on disk without a row (the driver's work done, the COMMIT not) is
+# cleaned up, and a restore cut between its two renames is put back ----
+bp=$BERTH_DIR/storage-pools/bt
+btrfs -q subvolume create "$bp/custom/default_orphan" >/dev/null &&
+	btrfs -q subvolume snapshot -r "$bp/custom/default_v2" "$bp/custom-snapshots/default_v2/ghost" >/dev/null &&
+	mv "$bp/custom/default_v2" "$bp/custom/default_v2.old" &&
+	ok "simulate a crash: orphan volume, orphan snapshot, restore cut half-way" ||
+	nok "simulate a crash"
 # ---- restart: pools are unmounted at stop and mounted again at start ----
 if stop_daemon; then ok "stop berthd"; else nok "stop berthd"; fi
 [ "$(mounts)" = 0 ] && ok "stopping unmounted the pools" || nok "stopping unmounted the pools ($(mounts) left)"
@@ -214,6 +223,11 @@ if stop_daemon; then ok "stop berthd"; else nok "stop berthd"; fi
 if start_daemon; then ok "berthd restarted"; else nok "berthd restarted"; fi
 [ "$(mounts)" = 1 ] && ok "the btrfs pool is mounted again" || nok "the btrfs pool is mounted again ($(mounts))"
 has "its volume is still there" "| custom (snapshot) | v2/snap0" berth storage volume list bt
+[ ! -e "$bp/custom/default_orphan" ] && ok "the orphan volume is gone" || nok "the orphan volume is gone"
+[ ! -e "$bp/custom-snapshots/default_v2/ghost" ] && ok "the orphan snapshot is gone" || nok "the orphan snapshot is gone"
+[ "$(cat "$bp/custom/default_v2/file" 2>/dev/null)" = one ] && [ ! -e "$bp/custom/default_v2.old" ] &&
+	ok "the half-done restore is put back" || nok "the half-done restore is put back"
+[ -e "$bp/custom-snapshots/default_v2/snap0" ] && ok "the recorded snapshot is kept" || nok "the recorded snapshot is kept"
 
 # ---- tear down through the API ----
 check "delete the volume with its snapshots" berth storage volume delete bt v2
