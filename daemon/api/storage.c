@@ -8,6 +8,7 @@
 #define LOG_CATEGORY "storage"
 #include <dirent.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/statvfs.h>
 
 #include "daemon/api/api.h"
@@ -415,6 +416,52 @@ static void reconcile_custom(struct storage_pool *pool)
 	}
 }
 
+/* A berthd killed inside a pool creation (after the driver, before COMMIT) leaves
+ * storage-pools/<name> (maybe mounted, with its autoclear loop device) and
+ * disks/<name>.img without a row: unmount and remove them. */
+static void reconcile_pools(const char *state_dir, const json_t *pools)
+{
+	_cleanup_free_ char *pools_dir = berth_strdup_printf("%s/storage-pools", state_dir);
+	_cleanup_free_ char *disks_dir = berth_strdup_printf("%s/disks", state_dir);
+	json_auto_t *entries = NULL;
+	json_t *e, *p;
+	size_t i, j;
+
+	if (!pools_dir || !disks_dir)
+		return;
+	entries = list_dir(pools_dir);
+	json_array_foreach(entries, i, e) {
+		const char *name = json_string_value(e);
+		_cleanup_free_ char *path = berth_strdup_printf("%s/%s", pools_dir, name);
+		bool known = false;
+
+		json_array_foreach(pools, j, p)
+			known = known || streq(berth_json_string(p, "name") ?: "", name);
+		if (known || !path)
+			continue;
+		log_warn("Removing storage pool directory \"%s\", which has no database record",
+			 path);
+		umount2(path, MNT_DETACH);
+		storage_layout_remove(path, NULL);
+	}
+	json_decref(entries);
+	entries = list_dir(disks_dir);
+	json_array_foreach(entries, i, e) {
+		_cleanup_free_ char *path =
+			berth_strdup_printf("%s/%s", disks_dir, json_string_value(e));
+		bool known = false;
+
+		json_array_foreach(pools, j, p)
+			known = known || (path && streq(berth_json_string(json_object_get(p, "config"),
+									   "source") ?: "",
+							path));
+		if (known || !path || !berth_endswith(path, ".img"))
+			continue;
+		log_warn("Removing \"%s\", which no storage pool uses", path);
+		unlink(path);
+	}
+}
+
 int api_storage_pools_mount(const char *state_dir, bool mount)
 {
 	struct berth_error err = {0};
@@ -428,6 +475,8 @@ int api_storage_pools_mount(const char *state_dir, bool mount)
 		berth_error_release(&err);
 		return r;
 	}
+	if (mount)
+		reconcile_pools(state_dir, list);
 	json_array_foreach(list, i, p) {
 		_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
 		const char *name = berth_json_string(p, "name");

@@ -214,15 +214,22 @@ bp=$BERTH_DIR/storage-pools/bt
 btrfs -q subvolume create "$bp/custom/default_orphan" >/dev/null &&
 	btrfs -q subvolume snapshot -r "$bp/custom/default_v2" "$bp/custom-snapshots/default_v2/ghost" >/dev/null &&
 	mv "$bp/custom/default_v2" "$bp/custom/default_v2.old" &&
-	ok "simulate a crash: orphan volume, orphan snapshot, restore cut half-way" ||
+	ok "simulate a crash: orphan volume and snapshot, restore cut half-way" ||
 	nok "simulate a crash"
 # ---- restart: pools are unmounted at stop and mounted again at start ----
 if stop_daemon; then ok "stop berthd"; else nok "stop berthd"; fi
 [ "$(mounts)" = 0 ] && ok "stopping unmounted the pools" || nok "stopping unmounted the pools ($(mounts) left)"
 [ "$(loops)" = 0 ] && ok "stopping detached the loop devices" || nok "stopping detached the loop devices"
+# A pool whose creation was cut before COMMIT: mounted, its loop file, no row.
+mkdir -p "$BERTH_DIR/storage-pools/ghostpool" &&
+	truncate -s 200M "$BERTH_DIR/disks/ghostpool.img" && mkfs.btrfs -q "$BERTH_DIR/disks/ghostpool.img" >/dev/null 2>&1 &&
+	mount -o loop "$BERTH_DIR/disks/ghostpool.img" "$BERTH_DIR/storage-pools/ghostpool" &&
+	ok "simulate a crash: an orphan pool, mounted" || nok "simulate a crash: an orphan pool"
 if start_daemon; then ok "berthd restarted"; else nok "berthd restarted"; fi
-[ "$(mounts)" = 1 ] && ok "the btrfs pool is mounted again" || nok "the btrfs pool is mounted again ($(mounts))"
+[ "$(mounts)" = 1 ] && ok "the btrfs pool is mounted again (and only it)" || nok "the btrfs pool is mounted again ($(mounts))"
 has "its volume is still there" "| custom (snapshot) | v2/snap0" berth storage volume list bt
+[ ! -e "$BERTH_DIR/storage-pools/ghostpool" ] && [ ! -e "$BERTH_DIR/disks/ghostpool.img" ] &&
+	ok "the orphan pool is unmounted and gone" || nok "the orphan pool is unmounted and gone"
 [ ! -e "$bp/custom/default_orphan" ] && ok "the orphan volume is gone" || nok "the orphan volume is gone"
 [ ! -e "$bp/custom-snapshots/default_v2/ghost" ] && ok "the orphan snapshot is gone" || nok "the orphan snapshot is gone"
 [ "$(cat "$bp/custom/default_v2/file" 2>/dev/null)" = one ] && [ ! -e "$bp/custom/default_v2.old" ] &&
