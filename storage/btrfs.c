@@ -325,7 +325,8 @@ static int do_mount(const struct storage_pool *pool, const char *source, struct 
 
 static int mkfs(const char *target, struct berth_error *err)
 {
-	const char *argv[] = {"mkfs.btrfs", "-q", "-f", target, NULL};
+	/* -K: no discard of the whole device first, which can take minutes on a big one. */
+	const char *argv[] = {"mkfs.btrfs", "-q", "-f", "-K", target, NULL};
 	int r = storage_run(argv, err);
 
 	return r < 0 ? berth_error_wrap(err, r, "Formatting \"%s\"", target) : 0;

@@ -1,8 +1,16 @@
 /* daemon/api/storage_volumes.c: /1.0/storage-pools/{pool}/volumes[/{type}[/{name}]] and
  * .../{name}/snapshots[/{snap}]: custom volumes and their snapshots.
  *
- * Every change runs the driver inside the row's transaction (see db.h's db_hook_fn):
- * a driver failure leaves no row, a failed commit makes us undo the driver's work.
+ * Rows and disk change together, without holding the database's write lock during
+ * slow disk work (a dir snapshot or restore copies a whole tree):
+ *   - fast work (create, rename, quota) runs inside the row's transaction as its hook
+ *     (db.h's db_hook_fn): a driver failure leaves no row, a failed commit is undone;
+ *   - snapshots are made first, then recorded; a failed insert removes the copy;
+ *   - deletions move the volume or snapshot aside inside the transaction (a rename)
+ *     and remove it after the commit;
+ *   - a restore changes no row and takes no transaction.
+ * What a killed berthd leaves between two steps has no row and is removed at the next
+ * start (storage.c's reconciliation).
  * Snapshot creation, deletion and rename are operations, as the lxc client expects. */
 #define LOG_CATEGORY "storage"
 #include <stdio.h>
@@ -301,13 +309,6 @@ static int quota_hook(void *data, struct berth_error *err)
 	return r;
 }
 
-static int restore_hook(void *data, struct berth_error *err)
-{
-	struct vol_ctx *c = data;
-
-	return c->pool->driver->volume_restore(c->pool, &c->vol, c->snap, c->size, err);
-}
-
 static int restore_volume(struct api_request *req, struct api_response *resp,
 			  const json_t *cur, const char *snap, struct berth_error *err)
 {
@@ -322,10 +323,10 @@ static int restore_volume(struct api_request *req, struct api_response *resp,
 		r = config_size(json_object_get(cur, "config"), &c->size, err);
 	if (r >= 0)
 		r = db_volume_get(req->params[0], req->project, "custom", full, NULL, err);
-	/* The rows do not change: the transaction only serializes with other writers. */
+	/* No row changes, so no transaction: a dir restore copies the whole tree and must
+	 * not hold the database's write lock meanwhile. */
 	if (r >= 0)
-		r = db_volume_update(req->params[0], req->project, "custom", req->params[2], cur,
-				     restore_hook, c, err);
+		r = c->pool->driver->volume_restore(c->pool, &c->vol, c->snap, c->size, err);
 	if (r < 0)
 		return r;
 	return api_sync(resp, NULL);
@@ -460,11 +461,17 @@ static int rename_volume(struct api_request *req, struct api_response *resp,
 	return api_created(resp, url);
 }
 
+/* Deleting moves the volume aside ("<disk>.deleting", a rename: instant on both drivers)
+ * inside the row's transaction, and removes it after the commit, so a long removal (a
+ * big dir volume) never holds the database's write lock. A berthd killed in between
+ * leaves "<disk>.deleting" without a row: the reconciliation at start removes it. */
 static int delete_hook(void *data, struct berth_error *err)
 {
 	struct vol_ctx *c = data;
+	int r = c->pool->driver->volume_rename(c->pool, &c->vol, c->new_name, err);
 
-	return c->pool->driver->volume_delete(c->pool, &c->vol, err);
+	c->done = r >= 0;
+	return r;
 }
 
 static int delete_volume(struct api_request *req, struct api_response *resp,
@@ -472,15 +479,31 @@ static int delete_volume(struct api_request *req, struct api_response *resp,
 {
 	_cleanup_(vol_ctx_freep) struct vol_ctx *c = NULL;
 	_cleanup_free_ char *url = NULL;
+	struct berth_error derr = {0};
+	struct storage_vol trash;
 	int r = require_custom(req->params[1], err);
 
 	if (r >= 0)
 		r = vol_ctx_new(req, req->params[2], NULL, &c, err);
-	if (r >= 0)
-		r = db_volume_delete(req->params[0], req->project, "custom", req->params[2],
-				     delete_hook, c, err);
 	if (r < 0)
 		return r;
+	c->new_name = berth_strdup_printf("%s.deleting", c->disk_name);
+	if (!c->new_name)
+		return -ENOMEM;
+	trash = (struct storage_vol){STORAGE_VOL_CUSTOM, c->new_name};
+	c->pool->driver->volume_delete(c->pool, &trash, NULL); /* an older leftover */
+	r = db_volume_delete(req->params[0], req->project, "custom", req->params[2], delete_hook,
+			     c, err);
+	if (r < 0) {
+		if (c->done)
+			c->pool->driver->volume_rename(c->pool, &trash, c->disk_name, NULL);
+		return r;
+	}
+	r = c->pool->driver->volume_delete(c->pool, &trash, &derr);
+	if (r < 0) /* the row is gone: the next start removes what is left */
+		log_warn("Cannot remove deleted volume \"%s\": %s", c->new_name,
+			 berth_error_msg(&derr, r));
+	berth_error_release(&derr);
 	url = volume_url(req->params[0], "custom", req->params[2], NULL, req->project);
 	events_lifecycle(req->d->events, req->project, "storage-volume-deleted", url, NULL);
 	return api_sync(resp, NULL);
@@ -550,15 +573,9 @@ static int next_snapshot_name(struct api_request *req, char **ret, struct berth_
 	}
 }
 
-static int snapshot_hook(void *data, struct berth_error *err)
-{
-	struct vol_ctx *c = data;
-	int r = c->pool->driver->volume_snapshot(c->pool, &c->vol, c->snap, err);
-
-	c->done = r >= 0;
-	return r;
-}
-
+/* The copy first (a dir snapshot copies the whole tree: no database lock held
+ * meanwhile), then the row; no row, no snapshot: it is removed again. A berthd killed in
+ * between leaves a snapshot without a row, which the reconciliation at start removes. */
 static int run_snapshot_create(struct operation *op, void *data, struct berth_error *err)
 {
 	struct vol_ctx *c = data;
@@ -572,8 +589,15 @@ static int run_snapshot_create(struct operation *op, void *data, struct berth_er
 			"description", "", "config", "content_type", "filesystem");
 	if (!obj)
 		return -ENOMEM;
-	r = db_volume_create(c->pool->name, c->project, obj, snapshot_hook, c, err);
-	if (r < 0 && c->done)
+	r = db_volume_get(c->pool->name, c->project, "custom", full, NULL, NULL);
+	if (r >= 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				       "Storage volume snapshot \"%s\" already exists", full);
+	r = c->pool->driver->volume_snapshot(c->pool, &c->vol, c->snap, err);
+	if (r < 0)
+		return r;
+	r = db_volume_create(c->pool->name, c->project, obj, NULL, NULL, err);
+	if (r < 0)
 		c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->snap, NULL);
 	return r;
 }
@@ -664,22 +688,43 @@ static int update_snapshot(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
+/* As for volumes: moved aside ("<snap>.deleting") inside the transaction, removed after. */
 static int snapshot_delete_hook(void *data, struct berth_error *err)
 {
 	struct vol_ctx *c = data;
+	int r = c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->snap, c->new_name,
+						       err);
 
-	return c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->snap, err);
+	c->done = r >= 0;
+	return r;
 }
 
 static int run_snapshot_delete(struct operation *op, void *data, struct berth_error *err)
 {
 	struct vol_ctx *c = data;
 	_cleanup_free_ char *full = berth_strdup_printf("%s/%s", c->name, c->snap);
+	struct berth_error derr = {0};
+	int r;
 
-	if (!full)
+	free(c->new_name);
+	c->new_name = berth_strdup_printf("%s.deleting", c->snap);
+	if (!full || !c->new_name)
 		return -ENOMEM;
-	return db_volume_delete(c->pool->name, c->project, "custom", full, snapshot_delete_hook,
-				c, err);
+	c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->new_name, NULL);
+	r = db_volume_delete(c->pool->name, c->project, "custom", full, snapshot_delete_hook, c,
+			     err);
+	if (r < 0) {
+		if (c->done)
+			c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->new_name,
+								c->snap, NULL);
+		return r;
+	}
+	r = c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->new_name, &derr);
+	if (r < 0) /* the row is gone: the next start removes what is left */
+		log_warn("Cannot remove deleted snapshot \"%s\": %s", full,
+			 berth_error_msg(&derr, r));
+	berth_error_release(&derr);
+	return 0;
 }
 
 static int snapshot_rename_hook(void *data, struct berth_error *err)
