@@ -282,7 +282,8 @@ static int mount_loop(const struct storage_pool *pool, const char *file, struct 
 		return r;
 	if (mount(dev, pool->path, "btrfs", 0, mount_options(pool)) < 0) {
 		r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				    "Cannot mount \"%s\" (%s) on \"%s\": %m", file, dev, pool->path);
+				    "Cannot mount \"%s\" (%s) on \"%s\": %m", file, dev,
+				    pool->path);
 		ioctl(lfd, LOOP_CLR_FD, 0);
 		return r;
 	}

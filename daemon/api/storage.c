@@ -135,7 +135,8 @@ static int create_pool(struct api_request *req, struct api_response *resp,
 				       "No driver provided");
 	if (!storage_driver_find(driver))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Storage driver \"%s\" isn't supported (dir, btrfs)", driver);
+				       "Storage driver \"%s\" isn't supported (dir, btrfs)",
+				       driver);
 	obj = json_pack("{s:s, s:s, s:s, s:o}", "name", name, "driver", driver, "description",
 			berth_json_string(req->body, "description") ?: "", "config",
 			berth_json_object_or_empty(req->body, "config"));
@@ -186,7 +187,8 @@ static int check_fixed_keys(const json_t *cur, const json_t *next, struct berth_
 
 		if (b && (!a || !streq(a, b)))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "Changing \"%s\" of an existing pool isn't supported",
+					       "Changing \"%s\" of an existing pool isn't"
+					       " supported",
 					       fixed_keys[i]);
 	}
 	return 0;
@@ -409,7 +411,8 @@ static void reconcile_custom(struct storage_pool *pool)
 				continue;
 			log_warn("Pool \"%s\": removing snapshot \"%s\", which has no database"
 				 " record", pool->name, key);
-			pool->driver->volume_snapshot_delete(pool, &vol, json_string_value(s), NULL);
+			pool->driver->volume_snapshot_delete(pool, &vol, json_string_value(s),
+							     NULL);
 		}
 		if (dir)
 			rmdir(dir); /* only when empty: a volume without snapshots has none */
@@ -451,10 +454,11 @@ static void reconcile_pools(const char *state_dir, const json_t *pools)
 			berth_strdup_printf("%s/%s", disks_dir, json_string_value(e));
 		bool known = false;
 
-		json_array_foreach(pools, j, p)
-			known = known || (path && streq(berth_json_string(json_object_get(p, "config"),
-									   "source") ?: "",
-							path));
+		json_array_foreach(pools, j, p) {
+			const char *source =
+				berth_json_string(json_object_get(p, "config"), "source");
+			known = known || (path && source && streq(source, path));
+		}
 		if (known || !path || !berth_endswith(path, ".img"))
 			continue;
 		log_warn("Removing \"%s\", which no storage pool uses", path);

@@ -528,7 +528,8 @@ static int list_snapshots(struct api_request *req, struct api_response *resp,
 	int r = require_custom(req->params[1], err);
 
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", req->params[2], NULL, err);
+		r = db_volume_get(req->params[0], req->project, "custom", req->params[2], NULL,
+				  err);
 	if (r >= 0)
 		r = db_volume_snapshot_list(req->params[0], req->project, "custom",
 					    req->params[2], &list, err);
@@ -624,7 +625,8 @@ static int create_snapshot(struct api_request *req, struct api_response *resp,
 	if (r >= 0 && req->body)
 		r = api_require_body(req, err);
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", req->params[2], NULL, err);
+		r = db_volume_get(req->params[0], req->project, "custom", req->params[2], NULL,
+				  err);
 	if (r < 0)
 		return r;
 	name = berth_json_string(req->body, "name");

@@ -341,7 +341,8 @@ static int volume_rename(sqlite3 *db, const char *pool, const char *project, con
 		r = db_exec(db, err,
 			    "UPDATE storage_volumes SET name = ?3 || substr(name, length(?2) + 1)"
 			    " WHERE pool_id = (SELECT pool_id FROM storage_volumes WHERE id = ?1)"
-			    " AND project_id = (SELECT project_id FROM storage_volumes WHERE id = ?1)"
+			    " AND project_id ="
+			    "  (SELECT project_id FROM storage_volumes WHERE id = ?1)"
 			    " AND type = ?4 AND substr(name, 1, length(?2) + 1) = ?2 || '/'",
 			    "itt" "t", id, name, new_name, type);
 	if (r < 0)
@@ -382,7 +383,8 @@ static int volume_delete(sqlite3 *db, const char *pool, const char *project, con
 		r = db_exec(db, err,
 			    "DELETE FROM storage_volumes"
 			    " WHERE pool_id = (SELECT pool_id FROM storage_volumes WHERE id = ?1)"
-			    " AND project_id = (SELECT project_id FROM storage_volumes WHERE id = ?1)"
+			    " AND project_id ="
+			    "  (SELECT project_id FROM storage_volumes WHERE id = ?1)"
 			    " AND type = ?3 AND substr(name, 1, length(?2) + 1) = ?2 || '/'",
 			    "itt", id, name, type);
 	}

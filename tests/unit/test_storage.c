@@ -298,7 +298,7 @@ static void test_dir_config(void **state)
 #define SKIP_UNLESS_BTRFS(f)                                                                       \
 	do {                                                                                       \
 		if (!(f)->pool) {                                                                  \
-			fprintf(stderr, "# SKIP btrfs: %s\n", btrfs_skip_reason);                   \
+			fprintf(stderr, "# SKIP btrfs: %s\n", btrfs_skip_reason);            \
 			skip();                                                                    \
 		}                                                                                  \
 	} while (0)
