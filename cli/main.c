@@ -19,6 +19,7 @@ static const struct verb verbs[] = {
 	{ "monitor", "Monitor events on the server", cmd_monitor },
 	{ "operation", "List, show and delete background operations", cmd_operation },
 	{ "profile", "Manage profiles", cmd_profile },
+	{ "storage", "Manage storage pools and volumes", cmd_storage },
 	{ "version", "Show local and remote versions", cmd_version },
 };
 

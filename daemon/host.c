@@ -85,6 +85,15 @@ static bool kvm_available(void)
 	return fd >= 0;
 }
 
+/* btrfs pools need the filesystem in the kernel (built in or loaded). */
+static bool kernel_has_btrfs(void)
+{
+	_cleanup_free_ char *buf = NULL;
+
+	return berth_read_file("/proc/filesystems", 65536, &buf, NULL) == 0 &&
+	       strstr(buf, "\tbtrfs\n") != NULL;
+}
+
 static const char *firewall_driver(void)
 {
 	if (path_exists("/sys/module/nf_tables") || path_exists("/usr/sbin/nft"))
@@ -144,7 +153,7 @@ json_t *host_environment_probe(void)
 	struct utsname u;
 	bool v1, v2;
 	const char *layout;
-	json_t *env = json_object(), *features;
+	json_t *env = json_object(), *features, *drivers;
 	char hostname[256] = "";
 
 	if (!env)
@@ -180,8 +189,10 @@ json_t *host_environment_probe(void)
 	json_object_set_new(env, "server_version", json_string(BERTH_VERSION));
 	json_object_set_new(env, "storage", json_string("dir"));
 	json_object_set_new(env, "storage_version", json_string("1"));
-	json_object_set_new(env, "storage_supported_drivers",
-			    json_pack("[{s:s, s:s, s:b}]", "name", "dir", "version", "1", "remote",
-				      0));
+	drivers = json_pack("[{s:s, s:s, s:b}]", "name", "dir", "version", "1", "remote", 0);
+	if (kernel_has_btrfs())
+		json_array_append_new(drivers, json_pack("{s:s, s:s, s:b}", "name", "btrfs",
+							 "version", "1", "remote", 0));
+	json_object_set_new(env, "storage_supported_drivers", drivers);
 	return env;
 }

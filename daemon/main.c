@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/storage.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
 #include "daemon/host.h"
@@ -264,6 +265,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 		berth_error_release(&err);
 		return r;
 	}
+	/* A pool that fails to mount is logged; the others and the API still work. */
+	api_storage_pools_mount(d->dir, true);
 	d->environment = host_environment_probe();
 	if (!d->environment)
 		return -ENOMEM;
@@ -344,6 +347,7 @@ int main(int argc, char **argv)
 	log_info("Stopped");
 	berth_http_server_free(d.http);
 	operation_registry_free(d.ops);
+	api_storage_pools_mount(d.dir, false);
 	unlink(d.socket_path);
 	db_shutdown();
 	json_decref(d.environment);

@@ -1,12 +1,13 @@
 # scripts/deps.sh: the Debian 12 packages berth needs, sourced by setup.sh and test.sh.
 
 # Build and run: the -dev packages pull in the runtime libraries; passwd has
-# groupadd (make install creates the berth group), procps has ps.
+# groupadd (make install creates the berth group), procps has ps; btrfs-progs
+# has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls).
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev
-	passwd procps
+	passwd procps btrfs-progs
 )
 
 # Tests on top: cmocka (unit), clang and its runtimes (clang build, fuzzing),

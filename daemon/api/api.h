@@ -71,6 +71,7 @@ extern const struct api_route api_instance_routes[];
 extern const struct api_route api_operation_routes[];
 extern const struct api_route api_event_routes[];
 extern const struct api_route api_storage_routes[];
+extern const struct api_route api_storage_volume_routes[];
 
 /* ---- helpers for handlers ---- */
 

@@ -27,6 +27,9 @@ static const char *const api_extensions[] = {
 	"firewall_driver",
 	"api_os",
 	"server_supported_storage_drivers",
+	"storage",
+	"storage_api_volume_rename",
+	"storage_api_volume_snapshots",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -103,6 +103,56 @@ int db_instance_delete(const char *project, const char *name, struct berth_error
 int db_instance_set_status(const char *project, const char *name, const char *status,
 			   int status_code, struct berth_error *err);
 
-/* ---- storage pools: {"name","driver","description","config":{str:str},"status":"Created"} ---- */
+/* ---- storage pools: {"name","driver","description","config":{str:str},"status":"Created"} ----
+ *
+ * On-disk work that must happen with a row change, or not at all, runs as a hook inside
+ * the mutation's transaction: after the rows are checked and written, before COMMIT. A
+ * hook failure rolls the rows back (the hook undoes its own partial disk work). When
+ * COMMIT itself fails after a successful hook, the function fails too: the caller, who
+ * knows the hook ran, undoes the disk work. */
+typedef int (*db_hook_fn)(void *data, struct berth_error *err);
+
 int db_pool_list(json_t **ret, struct berth_error *err);
 int db_pool_get(const char *name, json_t **ret, struct berth_error *err);
+/* Insert {"name","driver","description","config"}. `hook` (may be NULL) runs after the
+ * name is known free and may change pool["config"] (e.g. set "source"): the config is
+ * stored after it. -EEXIST for a taken name. */
+int db_pool_create(json_t *pool, db_hook_fn hook, void *data, struct berth_error *err);
+/* Replace description and config. */
+int db_pool_update(const char *name, const json_t *pool, struct berth_error *err);
+/* URLs of the profiles and instances whose disk devices name the pool and of its
+ * volumes ("/1.0/storage-pools/P/volumes/custom/V"), "?project=p" outside "default". */
+int db_pool_used_by(const char *name, json_t **ret, struct berth_error *err);
+/* -EBUSY (BERTH_ERR_BAD_REQUEST, "The storage pool is currently in use") while anything
+ * in db_pool_used_by uses it; `hook` (may be NULL) removes it from disk. */
+int db_pool_delete(const char *name, db_hook_fn hook, void *data, struct berth_error *err);
+
+/* ---- storage volumes (per pool and project): {"name","type","description",
+ *      "config":{str:str},"content_type","created_at","project"} ----
+ * `type` is the API name: "custom", "container", "image", "virtual-machine".
+ * A snapshot is the volume "<volume>/<snapshot>" for get/create/update/rename/delete;
+ * creating one needs its volume; renaming or deleting a volume carries its snapshots. */
+/* Volumes of `pool` and their snapshots (named "<volume>/<snapshot>", as LXD lists
+ * them); `project`, `type`: NULL for all. Sorted by project, type, name. */
+int db_volume_list(const char *pool, const char *project, const char *type, json_t **ret,
+		   struct berth_error *err);
+/* Snapshots of a volume, oldest first, "name" being the snapshot's own name. */
+int db_volume_snapshot_list(const char *pool, const char *project, const char *type,
+			    const char *volume, json_t **ret, struct berth_error *err);
+int db_volume_get(const char *pool, const char *project, const char *type, const char *name,
+		  json_t **ret, struct berth_error *err);
+/* created_at is set here. `hook` (may be NULL) creates it on disk. */
+int db_volume_create(const char *pool, const char *project, const json_t *vol,
+		     db_hook_fn hook, void *data, struct berth_error *err);
+/* Replace description and config; `hook` (may be NULL) applies them on disk. */
+int db_volume_update(const char *pool, const char *project, const char *type, const char *name,
+		     const json_t *vol, db_hook_fn hook, void *data, struct berth_error *err);
+int db_volume_rename(const char *pool, const char *project, const char *type, const char *name,
+		     const char *new_name, db_hook_fn hook, void *data, struct berth_error *err);
+/* -EBUSY (BERTH_ERR_BAD_REQUEST, "The storage volume is still in use") while an instance
+ * or profile has a disk device with this pool and volume as its source. */
+int db_volume_delete(const char *pool, const char *project, const char *type, const char *name,
+		     db_hook_fn hook, void *data, struct berth_error *err);
+/* URLs of the instances and profiles of `project` with a disk device {pool, source: name}. */
+int db_volume_used_by(const char *pool, const char *project, const char *name, json_t **ret,
+		      struct berth_error *err);

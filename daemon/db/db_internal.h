@@ -130,6 +130,7 @@ int db_devices_add_row(json_t *devices, const char *name, const char *type, cons
 int db_project_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err);
 int db_profile_id(sqlite3 *db, int64_t project_id, const char *name, int64_t *ret,
 		  struct berth_error *err);
+int db_pool_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err);
 
 /* ---- inserts used by db_init() for the defaults (caller holds the transaction) ---- */
 

@@ -1,7 +1,12 @@
 /* daemon/db/pools.c: storage pool records (`storage_pools`, `storage_pools_config`).
- * Only what berthd needs so far: the default pool created by db_init(), and reads. */
+ * The default pool is created by db_init(); the API creates, updates and deletes pools
+ * with the on-disk work done by a hook inside the same transaction. */
+#include <string.h>
+
 #include "daemon/db/db.h"
 #include "daemon/db/db_internal.h"
+#include "lib/json.h"
+#include "lib/util.h"
 
 static const char sql_config_load[] =
 	"SELECT key, value FROM storage_pools_config WHERE pool_id = ?1 ORDER BY key";
@@ -122,5 +127,205 @@ int db_pool_get(const char *name, json_t **ret, struct berth_error *err)
 	if (r < 0)
 		return r;
 	r = pool_get(db, name, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+/* ---- mutations ---- */
+
+static int pool_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int r;
+
+	r = db_prepare(db, &stmt, err, "SELECT id FROM storage_pools WHERE name = ?1", "t", name);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Storage pool \"%s\" not found", name);
+	*ret = sqlite3_column_int64(stmt, 0);
+	return 0;
+}
+
+int db_pool_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err)
+{
+	return pool_id(db, name, ret, err);
+}
+
+static int pool_store_config(sqlite3 *db, int64_t id, const json_t *config,
+			     struct berth_error *err)
+{
+	int r = db_exec(db, err, "DELETE FROM storage_pools_config WHERE pool_id = ?1", "i", id);
+
+	if (r < 0)
+		return r;
+	return db_kv_store(db,
+			   "INSERT INTO storage_pools_config (pool_id, key, value)"
+			   " VALUES (?1, ?2, ?3)",
+			   id, config, "Config", err);
+}
+
+static int pool_create(sqlite3 *db, json_t *pool, db_hook_fn hook, void *data,
+		       struct berth_error *err)
+{
+	const char *name = berth_json_string(pool, "name");
+	int64_t id;
+	int r;
+
+	r = db_pool_insert(db, name, berth_json_string(pool, "driver"),
+			   berth_json_string(pool, "description"), NULL, err);
+	if (r < 0)
+		return r;
+	id = sqlite3_last_insert_rowid(db);
+	if (hook) {
+		r = hook(data, err);
+		if (r < 0)
+			return r;
+	}
+	return pool_store_config(db, id, json_object_get(pool, "config"), err);
+}
+
+int db_pool_create(json_t *pool, db_hook_fn hook, void *data, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	if (!berth_json_string(pool, "name") || !berth_json_string(pool, "driver"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Storage pool name or driver is missing");
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = pool_create(db, pool, hook, data, err);
+	return db_tx_end(db, r, err);
+}
+
+static int pool_update(sqlite3 *db, const char *name, const json_t *pool,
+		       struct berth_error *err)
+{
+	int64_t id;
+	int r = pool_id(db, name, &id, err);
+
+	if (r < 0)
+		return r;
+	r = db_exec(db, err, "UPDATE storage_pools SET description = ?2 WHERE id = ?1", "it", id,
+		    berth_json_string(pool, "description") ?: "");
+	if (r < 0)
+		return r;
+	return pool_store_config(db, id, json_object_get(pool, "config"), err);
+}
+
+int db_pool_update(const char *name, const json_t *pool, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = pool_update(db, name, pool, err);
+	return db_tx_end(db, r, err);
+}
+
+/* URLs of what uses pool `name`: profiles and instances whose disk devices name it,
+ * then its volumes (snapshots excluded), each with ?project= outside "default". */
+static int pool_used_by(sqlite3 *db, const char *name, json_t **ret, struct berth_error *err)
+{
+	static const char sql[] =
+		"SELECT 'profiles', p.name, pr.name FROM profiles p"
+		" JOIN projects pr ON pr.id = p.project_id"
+		" JOIN profiles_devices d ON d.profile_id = p.id"
+		" JOIN profiles_devices_config c ON c.device_id = d.id"
+		" WHERE d.type = 'disk' AND c.key = 'pool' AND c.value = ?1"
+		" UNION SELECT 'instances', i.name, pr.name FROM instances i"
+		" JOIN projects pr ON pr.id = i.project_id"
+		" JOIN instances_devices d ON d.instance_id = i.id"
+		" JOIN instances_devices_config c ON c.device_id = d.id"
+		" WHERE d.type = 'disk' AND c.key = 'pool' AND c.value = ?1"
+		" UNION SELECT 'storage-pools/' || ?1 || '/volumes/' || v.type, v.name, pr.name"
+		" FROM storage_volumes v JOIN storage_pools sp ON sp.id = v.pool_id"
+		" JOIN projects pr ON pr.id = v.project_id"
+		" WHERE sp.name = ?1 AND instr(v.name, '/') = 0"
+		" ORDER BY 1, 3, 2";
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	json_auto_t *list = json_array();
+	int r;
+
+	if (!list)
+		return db_oom(err);
+	r = db_prepare(db, &stmt, err, sql, "t", name);
+	if (r < 0)
+		return r;
+	while ((r = db_step(stmt, err)) > 0) {
+		const char *project = db_column_text(stmt, 2);
+		_cleanup_free_ char *enc = berth_url_encode(db_column_text(stmt, 1));
+		_cleanup_free_ char *url = NULL;
+
+		if (!enc)
+			return db_oom(err);
+		url = berth_strdup_printf("/1.0/%s/%s%s%s", db_column_text(stmt, 0), enc,
+					  streq(project, "default") ? "" : "?project=",
+					  streq(project, "default") ? "" : project);
+		if (!url)
+			return db_oom(err);
+		r = db_json_append_str(list, url, err);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+int db_pool_used_by(const char *name, json_t **ret, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int64_t id;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = pool_id(db, name, &id, err);
+	if (r >= 0)
+		r = pool_used_by(db, name, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+static int pool_delete(sqlite3 *db, const char *name, db_hook_fn hook, void *data,
+		       struct berth_error *err)
+{
+	json_auto_t *used = NULL;
+	int64_t id;
+	int r = pool_id(db, name, &id, err);
+
+	if (r < 0)
+		return r;
+	r = pool_used_by(db, name, &used, err);
+	if (r < 0)
+		return r;
+	if (json_array_size(used) > 0)
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "The storage pool is currently in use");
+	/* Snapshot rows alone (their volume gone) would be a bug; they go with the pool. */
+	r = db_exec(db, err, "DELETE FROM storage_pools WHERE id = ?1", "i", id);
+	if (r < 0)
+		return r;
+	return hook ? hook(data, err) : 0;
+}
+
+int db_pool_delete(const char *name, db_hook_fn hook, void *data, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = pool_delete(db, name, hook, data, err);
 	return db_tx_end(db, r, err);
 }

@@ -698,6 +698,107 @@ static void test_use_before_init(void **state)
 	berth_error_release(&err);
 }
 
+static int fail_hook(void *data, struct berth_error *err)
+{
+	int *calls = data;
+
+	(*calls)++;
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "disk says no");
+}
+
+static int ok_hook(void *data, struct berth_error *err)
+{
+	int *calls = data;
+
+	(*calls)++;
+	return 0;
+}
+
+/* Pools and volumes: hooks run inside the transaction (a failing hook leaves no row),
+ * snapshots follow their volume on rename and delete, a used pool stays. */
+static void test_pool_volumes(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_error err = {0};
+	json_auto_t *pool = parse("{\"name\":\"p\",\"driver\":\"btrfs\",\"config\":{}}");
+	json_auto_t *vol = parse("{\"name\":\"v\",\"type\":\"custom\",\"config\":{\"size\":\"1GiB\"}}");
+	json_auto_t *snap = parse("{\"name\":\"v/s0\",\"type\":\"custom\"}");
+	json_auto_t *orphan = parse("{\"name\":\"nope/s0\",\"type\":\"custom\"}");
+	json_auto_t *list = NULL;
+	json_auto_t *used = NULL;
+	json_auto_t *got = NULL;
+	int calls = 0;
+
+	assert_int_equal(db_pool_create(pool, fail_hook, &calls, &err), -EIO);
+	berth_error_release(&err);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_pools WHERE name = 'p'"), 0);
+	json_object_set_new(json_object_get(pool, "config"), "size", json_string("1GiB"));
+	assert_int_equal(db_pool_create(pool, ok_hook, &calls, &err), 0);
+	assert_int_equal(calls, 2);
+	assert_int_equal(db_pool_create(pool, ok_hook, &calls, &err), -EEXIST);
+	berth_error_release(&err);
+	assert_int_equal(calls, 2); /* no disk work for a taken name */
+
+	assert_int_equal(db_volume_create("p", "default", vol, fail_hook, &calls, &err), -EIO);
+	berth_error_release(&err);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_volumes"), 0);
+	assert_int_equal(db_volume_create("p", "default", vol, NULL, NULL, &err), 0);
+	assert_int_equal(db_volume_create("p", "default", snap, NULL, NULL, &err), 0);
+	assert_int_equal(db_volume_create("p", "default", orphan, NULL, NULL, &err), -ENOENT);
+	berth_error_release(&err);
+	assert_int_equal(db_volume_list("p", "default", "custom", &list, &err), 0);
+	assert_int_equal(json_array_size(list), 2);
+	json_decref(list);
+	assert_int_equal(db_volume_snapshot_list("p", "default", "custom", "v", &list, &err), 0);
+	assert_int_equal(json_array_size(list), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "name")),
+			    "s0");
+
+	assert_int_equal(db_pool_used_by("p", &used, &err), 0);
+	assert_int_equal(json_array_size(used), 1);
+	assert_string_equal(json_string_value(json_array_get(used, 0)),
+			    "/1.0/storage-pools/p/volumes/custom/v");
+	assert_int_equal(db_pool_delete("p", ok_hook, &calls, &err), -EBUSY);
+	assert_string_equal(err.msg, "The storage pool is currently in use");
+	berth_error_release(&err);
+	/* The default pool is used by the default profile's root disk. */
+	assert_int_equal(db_pool_delete("default", NULL, NULL, &err), -EBUSY);
+	berth_error_release(&err);
+
+	assert_int_equal(db_volume_rename("p", "default", "custom", "v", "w", fail_hook, &calls,
+					  &err), -EIO);
+	berth_error_release(&err);
+	assert_int_equal(db_volume_get("p", "default", "custom", "v/s0", &got, &err), 0);
+	assert_int_equal(db_volume_rename("p", "default", "custom", "v", "w", NULL, NULL, &err),
+			 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_volumes WHERE name = 'w/s0'"),
+			 1);
+	/* Attached through a profile's disk device: in use. */
+	{
+		json_auto_t *prof = parse("{\"name\":\"att\",\"devices\":{\"data\":{\"type\":"
+					  "\"disk\",\"pool\":\"p\",\"source\":\"w\",\"path\":\"/d\"}}}");
+		json_auto_t *vused = NULL;
+
+		assert_int_equal(db_profile_create("default", prof, &err), 0);
+		assert_int_equal(db_volume_used_by("p", "default", "w", &vused, &err), 0);
+		assert_int_equal(json_array_size(vused), 1);
+		assert_string_equal(json_string_value(json_array_get(vused, 0)),
+				    "/1.0/profiles/att");
+		assert_int_equal(db_volume_delete("p", "default", "custom", "w", NULL, NULL, &err),
+				 -EBUSY);
+		assert_string_equal(err.msg, "The storage volume is still in use");
+		berth_error_release(&err);
+		assert_int_equal(db_profile_delete("default", "att", &err), 0);
+	}
+	assert_int_equal(db_volume_delete("p", "default", "custom", "w", NULL, NULL, &err), 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_volumes"), 0);
+	assert_int_equal(db_pool_delete("p", fail_hook, &calls, &err), -EIO);
+	berth_error_release(&err);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_pools WHERE name = 'p'"), 1);
+	assert_int_equal(db_pool_delete("p", ok_hook, &calls, &err), 0);
+	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_pools_config"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +818,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_server_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_use_before_init, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_volumes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,362 @@
+/* storage/driver.c: driver lookup, pool handles, the volume layout, size parsing and the
+ * helpers drivers share for running programs (cp, rm, mkfs.btrfs). */
+#include <ctype.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "lib/json.h"
+#include "lib/util.h"
+#include "storage/driver.h"
+
+const char *const storage_driver_names[] = {"btrfs", "dir", NULL};
+
+const struct storage_driver *storage_driver_find(const char *name)
+{
+	if (!name)
+		return NULL;
+	if (streq(name, "dir"))
+		return &storage_driver_dir;
+	if (streq(name, "btrfs"))
+		return &storage_driver_btrfs;
+	return NULL;
+}
+
+void storage_pool_free(struct storage_pool *pool)
+{
+	if (!pool)
+		return;
+	free(pool->name);
+	free(pool->state_dir);
+	free(pool->path);
+	json_decref(pool->config);
+	free(pool);
+}
+
+int storage_pool_new(const char *state_dir, const json_t *pool, struct storage_pool **ret,
+		     struct berth_error *err)
+{
+	_cleanup_(storage_pool_freep) struct storage_pool *p = calloc(1, sizeof(*p));
+	const char *name = berth_json_string(pool, "name");
+	const char *driver = berth_json_string(pool, "driver");
+	const json_t *config = json_object_get(pool, "config");
+	const char *source;
+
+	if (!p || !name)
+		return berth_error_set(err, p ? -EINVAL : -ENOMEM, BERTH_ERR_INTERNAL,
+				       p ? "Storage pool without a name" : "Out of memory");
+	p->driver = storage_driver_find(driver);
+	if (!p->driver)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Unknown storage pool driver \"%s\"", driver ? driver : "");
+	p->name = strdup(name);
+	p->state_dir = strdup(state_dir);
+	p->config = json_is_object(config) ? json_deep_copy(config) : json_object();
+	/* A dir pool lives in its source directory; everything else is mounted (or
+	 * bind-mounted) at storage-pools/<name>, as LXD does. */
+	source = berth_json_string(p->config, "source");
+	if (p->driver == &storage_driver_dir && source && *source)
+		p->path = strdup(source);
+	else
+		p->path = berth_strdup_printf("%s/storage-pools/%s", state_dir, name);
+	if (!p->name || !p->state_dir || !p->config || !p->path)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	*ret = TAKE_PTR(p);
+	return 0;
+}
+
+static const char *const type_dirs[STORAGE_VOL_MAX] = {
+	[STORAGE_VOL_CONTAINER] = "containers",
+	[STORAGE_VOL_IMAGE] = "images",
+	[STORAGE_VOL_CUSTOM] = "custom",
+	[STORAGE_VOL_VM] = "virtual-machines",
+};
+static const char *const type_names[STORAGE_VOL_MAX] = {
+	[STORAGE_VOL_CONTAINER] = "container",
+	[STORAGE_VOL_IMAGE] = "image",
+	[STORAGE_VOL_CUSTOM] = "custom",
+	[STORAGE_VOL_VM] = "virtual-machine",
+};
+
+const char *storage_volume_type_dir(enum storage_volume_type type)
+{
+	return type < STORAGE_VOL_MAX ? type_dirs[type] : NULL;
+}
+
+const char *storage_volume_type_name(enum storage_volume_type type)
+{
+	return type < STORAGE_VOL_MAX ? type_names[type] : NULL;
+}
+
+int storage_volume_type_from_name(const char *name, enum storage_volume_type *ret)
+{
+	for (int t = 0; t < STORAGE_VOL_MAX; t++)
+		if (name && streq(name, type_names[t])) {
+			*ret = (enum storage_volume_type)t;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int storage_volume_path(const struct storage_pool *pool, const struct storage_vol *vol,
+			const char *snap, char **ret)
+{
+	char *p;
+
+	if (snap)
+		p = berth_strdup_printf("%s/%s-snapshots/%s/%s", pool->path,
+					type_dirs[vol->type], vol->name, snap);
+	else
+		p = berth_strdup_printf("%s/%s/%s", pool->path, type_dirs[vol->type], vol->name);
+	if (!p)
+		return -ENOMEM;
+	*ret = p;
+	return 0;
+}
+
+int storage_snapshots_dir(const struct storage_pool *pool, const struct storage_vol *vol,
+			  char **ret)
+{
+	char *p = berth_strdup_printf("%s/%s-snapshots/%s", pool->path, type_dirs[vol->type],
+				      vol->name);
+
+	if (!p)
+		return -ENOMEM;
+	*ret = p;
+	return 0;
+}
+
+char *storage_vol_disk_name(const char *project, const char *name)
+{
+	return berth_strdup_printf("%s_%s", project, name);
+}
+
+int storage_parse_size(const char *s, const char *what, uint64_t *ret, struct berth_error *err)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t mult;
+	} units[] = {
+		{"", 1},
+		{"B", 1},
+		{"kB", 1000ULL},
+		{"KB", 1000ULL},
+		{"MB", 1000ULL * 1000},
+		{"GB", 1000ULL * 1000 * 1000},
+		{"TB", 1000ULL * 1000 * 1000 * 1000},
+		{"KiB", 1ULL << 10},
+		{"MiB", 1ULL << 20},
+		{"GiB", 1ULL << 30},
+		{"TiB", 1ULL << 40},
+	};
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)s[0]))
+		goto bad;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || v == 0)
+		goto bad;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+		if (streq(end, units[i].suffix)) {
+			if (v > UINT64_MAX / units[i].mult)
+				goto bad;
+			*ret = v * units[i].mult;
+			return 0;
+		}
+bad:
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "Invalid value \"%s\" for \"%s\": expected a size such as 10GiB",
+			       s ? s : "", what);
+}
+
+int storage_config_check(const json_t *config, const char *const *keys,
+			 struct berth_error *err)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)config, key, v) {
+		bool ok = berth_startswith(key, "volatile.");
+
+		for (size_t i = 0; keys[i] && !ok; i++)
+			ok = streq(key, keys[i]);
+		if (!ok)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid key \"%s\"", key);
+		if (!json_is_string(v))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid value for \"%s\": not a string", key);
+	}
+	return 0;
+}
+
+int storage_snapshot_rename(struct storage_pool *pool, const struct storage_vol *vol,
+			    const char *snap, const char *new_snap, struct berth_error *err)
+{
+	_cleanup_free_ char *from = NULL;
+	_cleanup_free_ char *to = NULL;
+
+	if (storage_volume_path(pool, vol, snap, &from) < 0 ||
+	    storage_volume_path(pool, vol, new_snap, &to) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	if (access(to, F_OK) == 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT, "\"%s\" already exists",
+				       to);
+	if (rename(from, to) < 0)
+		return berth_error_set(err, -errno, errno == ENOENT ? BERTH_ERR_NOT_FOUND :
+				       BERTH_ERR_INTERNAL, "rename \"%s\": %m", from);
+	return 0;
+}
+
+/* ---- layout ---- */
+
+/* The type directories a pool holds, each with its -snapshots twin except images. */
+static const char *const layout[] = {
+	"containers", "containers-snapshots", "custom", "custom-snapshots", "images",
+	"virtual-machines", "virtual-machines-snapshots", NULL,
+};
+
+int storage_layout_create(const char *path, struct berth_error *err)
+{
+	for (size_t i = 0; layout[i]; i++) {
+		_cleanup_free_ char *p = berth_strdup_printf("%s/%s", path, layout[i]);
+		if (!p)
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+		if (mkdir(p, 0711) < 0 && errno != EEXIST)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+					       "Cannot create \"%s\": %m", p);
+	}
+	return 0;
+}
+
+/* Remove the (empty) layout directories, then the pool directory itself. */
+int storage_layout_remove(const char *path, struct berth_error *err)
+{
+	for (size_t i = 0; layout[i]; i++) {
+		_cleanup_free_ char *p = berth_strdup_printf("%s/%s", path, layout[i]);
+		if (!p)
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+		if (rmdir(p) < 0 && errno != ENOENT)
+			return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+					       "Cannot remove \"%s\": %m", p);
+	}
+	if (rmdir(path) < 0 && errno != ENOENT)
+		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+				       "Cannot remove \"%s\": %m", path);
+	return 0;
+}
+
+/* ---- programs ---- */
+
+#define RUN_OUTPUT_MAX 2048
+
+/* Read the child's output until EOF, keeping the last RUN_OUTPUT_MAX bytes. */
+static void run_collect(int fd, char *buf, size_t *len)
+{
+	char chunk[RUN_OUTPUT_MAX / 2]; /* smaller than buf: the tail logic relies on it */
+
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		if (*len + (size_t)n >= RUN_OUTPUT_MAX) {
+			size_t drop = *len + (size_t)n - (RUN_OUTPUT_MAX - 1);
+			memmove(buf, buf + drop, *len - drop);
+			*len -= drop;
+		}
+		memcpy(buf + *len, chunk, (size_t)n);
+		*len += (size_t)n;
+	}
+}
+
+int storage_run(const char *const *argv, struct berth_error *err)
+{
+	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+	static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
+	_cleanup_free_ char *prog = NULL;
+	_cleanup_close_ int rfd = -EBADF;
+	posix_spawn_file_actions_t fa;
+	char out[RUN_OUTPUT_MAX] = "";
+	size_t out_len = 0;
+	int pipefd[2], status = 0, r;
+	pid_t pid;
+
+	if (argv[0][0] == '/') {
+		prog = strdup(argv[0]);
+	} else {
+		for (size_t i = 0; i < ARRAY_SIZE(dirs) && !prog; i++) {
+			_cleanup_free_ char *p = berth_strdup_printf("%s/%s", dirs[i], argv[0]);
+			if (p && access(p, X_OK) == 0)
+				prog = TAKE_PTR(p);
+		}
+		if (!prog)
+			return berth_error_set(err, -ENOENT, BERTH_ERR_INTERNAL,
+					       "Program \"%s\" not found (is it installed?)",
+					       argv[0]);
+	}
+	if (!prog)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
+	rfd = pipefd[0];
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+	r = posix_spawn(&pid, prog, &fa, NULL, (char *const *)argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pipefd[1]);
+	if (r != 0)
+		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "Cannot run \"%s\": %s", prog,
+				       strerror(r));
+	run_collect(rfd, out, &out_len);
+	out[out_len] = '\0';
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waitpid: %m");
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	while (out_len > 0 && (out[out_len - 1] == '\n' || out[out_len - 1] == ' '))
+		out[--out_len] = '\0';
+	if (WIFEXITED(status))
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+				       "\"%s\" failed (exit status %d): %s", argv[0],
+				       WEXITSTATUS(status), out_len ? out : "no output");
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "\"%s\" killed by signal %d",
+			       argv[0], WTERMSIG(status));
+}
+
+int storage_remove_tree(const char *path, struct berth_error *err)
+{
+	const char *argv[] = {"rm", "-rf", "--one-file-system", "--", path, NULL};
+
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	return storage_run(argv, err);
+}
+
+int storage_copy_tree(const char *src, const char *dst, struct berth_error *err)
+{
+	/* -a keeps owners, modes, times, links, special files and hardlinks (within the
+	 * tree); --preserve=all adds xattrs and ACLs; -T copies src itself as dst. */
+	const char *argv[] = {"cp", "-a", "--preserve=all", "--reflink=auto", "--sparse=auto",
+			      "-T", "--", src, dst, NULL};
+	int r;
+
+	if (access(dst, F_OK) == 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT, "\"%s\" already exists",
+				       dst);
+	r = storage_run(argv, err);
+	if (r < 0)
+		storage_remove_tree(dst, NULL);
+	return r;
+}

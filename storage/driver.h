@@ -1,0 +1,154 @@
+/* storage/driver.h: the storage pool driver interface: an ops table per driver (one file
+ * each: storage/dir.c, storage/btrfs.c), the pool and volume handles they work on, and
+ * the helpers they share (paths, sizes, running a program).
+ *
+ * On-disk layout under a pool's mount path, as LXD's:
+ *	containers/<project>_<name>		containers-snapshots/<project>_<name>/<snap>
+ *	virtual-machines/<project>_<name>	virtual-machines-snapshots/...
+ *	images/<fingerprint>
+ *	custom/<project>_<name>			custom-snapshots/<project>_<name>/<snap>
+ *
+ * Every op runs synchronously (call it from a worker thread, never the loop) and
+ * returns 0 or -errno with `err` set to a message a user can act on. An op that fails
+ * leaves nothing behind: what it created is removed before it returns. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/error.h"
+
+/* Volume types. The values are LXD's database codes; the API (and our storage_volumes
+ * rows, whose type column is TEXT) use storage_volume_type_name(). */
+enum storage_volume_type {
+	STORAGE_VOL_CONTAINER = 0,
+	STORAGE_VOL_IMAGE = 1,
+	STORAGE_VOL_CUSTOM = 2,
+	STORAGE_VOL_VM = 3,
+	STORAGE_VOL_MAX,
+};
+
+/* A pool as the drivers see it. Built from the database object by storage_pool_new. */
+struct storage_pool {
+	char *name;	 /* owned */
+	char *state_dir; /* owned: berthd's state directory (loop files go to disks/) */
+	char *path;	 /* owned: where the pool is mounted, volumes live below it */
+	json_t *config;	 /* owned: the pool's config; pool_create may add keys (source) */
+	const struct storage_driver *driver; /* borrowed, static */
+};
+
+/* A volume: its type and its on-disk name (<project>_<name> for instances and custom
+ * volumes, the fingerprint for images). Borrowed strings. */
+struct storage_vol {
+	enum storage_volume_type type;
+	const char *name;
+};
+
+struct storage_driver {
+	const char *name;
+	const char *const *pool_keys;	/* config keys a pool accepts (NULL-terminated) */
+	const char *const *volume_keys; /* config keys a volume accepts */
+	/* Validate the config (unknown keys, size= where unsupported), create the backing
+	 * store and mount it at pool->path. May set config keys (e.g. "source"). */
+	int (*pool_create)(struct storage_pool *pool, struct berth_error *err);
+	/* Unmount and remove what pool_create made. The pool must hold no volumes. */
+	int (*pool_delete)(struct storage_pool *pool, struct berth_error *err);
+	/* Make an existing pool usable (daemon start); a mounted pool is left alone. */
+	int (*pool_mount)(struct storage_pool *pool, struct berth_error *err);
+	/* Undo pool_mount (daemon stop, pool delete). */
+	int (*pool_unmount)(struct storage_pool *pool, struct berth_error *err);
+	int (*pool_usage)(struct storage_pool *pool, uint64_t *ret_used, uint64_t *ret_total,
+			  struct berth_error *err);
+	/* An empty volume; `size` > 0 limits it (-EOPNOTSUPP where quotas do not exist). */
+	int (*volume_create)(struct storage_pool *pool, const struct storage_vol *vol,
+			     uint64_t size, struct berth_error *err);
+	/* The volume and all its snapshots. */
+	int (*volume_delete)(struct storage_pool *pool, const struct storage_vol *vol,
+			     struct berth_error *err);
+	/* A read-only point-in-time copy named `snap`. */
+	int (*volume_snapshot)(struct storage_pool *pool, const struct storage_vol *vol,
+			       const char *snap, struct berth_error *err);
+	int (*volume_snapshot_delete)(struct storage_pool *pool, const struct storage_vol *vol,
+				      const char *snap, struct berth_error *err);
+	int (*volume_snapshot_rename)(struct storage_pool *pool, const struct storage_vol *vol,
+				      const char *snap, const char *new_snap,
+				      struct berth_error *err);
+	/* Replace the volume's content by snapshot `snap`'s; `size` > 0: its quota. */
+	int (*volume_restore)(struct storage_pool *pool, const struct storage_vol *vol,
+			      const char *snap, uint64_t size, struct berth_error *err);
+	/* A new volume `dst` with `src`'s content (and copies of its snapshots when
+	 * `with_snapshots`); `size` > 0: dst's quota. */
+	int (*volume_copy)(struct storage_pool *pool, const struct storage_vol *src,
+			   const struct storage_vol *dst, bool with_snapshots, uint64_t size,
+			   struct berth_error *err);
+	/* Rename the volume and its snapshots (same type). */
+	int (*volume_rename)(struct storage_pool *pool, const struct storage_vol *vol,
+			     const char *new_name, struct berth_error *err);
+	/* Limit (size > 0) or unlimit (0) the volume. */
+	int (*volume_set_quota)(struct storage_pool *pool, const struct storage_vol *vol,
+				uint64_t size, struct berth_error *err);
+};
+
+extern const struct storage_driver storage_driver_dir;
+extern const struct storage_driver storage_driver_btrfs;
+
+/* The driver called `name`, or NULL. */
+const struct storage_driver *storage_driver_find(const char *name);
+/* Names of all drivers, NULL-terminated. */
+extern const char *const storage_driver_names[];
+
+/* A pool handle for the database object `pool` ({"name","driver","config"}) under state
+ * directory `state_dir`. -EINVAL for an unknown driver. Free with storage_pool_free. */
+int storage_pool_new(const char *state_dir, const json_t *pool, struct storage_pool **ret,
+		     struct berth_error *err);
+void storage_pool_free(struct storage_pool *pool);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct storage_pool *, storage_pool_free)
+
+/* "containers", "images", "custom", "virtual-machines"; and the API names "container",
+ * "image", "custom", "virtual-machine". */
+const char *storage_volume_type_dir(enum storage_volume_type type);
+const char *storage_volume_type_name(enum storage_volume_type type);
+/* -EINVAL for an unknown API name. */
+int storage_volume_type_from_name(const char *name, enum storage_volume_type *ret);
+
+/* Paths (new strings): the volume, its snapshot directory, and one snapshot (`snap`
+ * NULL: same as storage_volume_path). -ENOMEM. */
+int storage_volume_path(const struct storage_pool *pool, const struct storage_vol *vol,
+			const char *snap, char **ret);
+int storage_snapshots_dir(const struct storage_pool *pool, const struct storage_vol *vol,
+			  char **ret);
+/* The on-disk name of a project's volume: "<project>_<name>". */
+char *storage_vol_disk_name(const char *project, const char *name);
+
+/* Create the type directories (containers/, custom/, ... and their -snapshots twins) in
+ * `path`; existing ones are fine. */
+int storage_layout_create(const char *path, struct berth_error *err);
+/* Remove the (empty) type directories, then `path` itself; missing ones are fine. A
+ * non-empty one is -ENOTEMPTY. */
+int storage_layout_remove(const char *path, struct berth_error *err);
+
+/* Parse a size like LXD's: "1GiB", "110MiB", "500MB", "1073741824", "10GB"; 0 is
+ * refused. -EINVAL with err naming `what`. */
+int storage_parse_size(const char *s, const char *what, uint64_t *ret, struct berth_error *err);
+/* Check that every key of `config` is in `keys` (NULL-terminated) or starts with
+ * "volatile."; -EINVAL 'Invalid key "x"' otherwise. */
+int storage_config_check(const json_t *config, const char *const *keys,
+			 struct berth_error *err);
+
+/* Run `argv` (argv[0] an absolute path or a name found in /usr/sbin:/usr/bin:/sbin:/bin)
+ * with a fixed environment (PATH as above, LC_ALL=C), stdin from /dev/null, and wait.
+ * A non-zero exit is -EIO with err quoting the program and the tail of its output.
+ * Never goes through a shell. */
+int storage_run(const char *const *argv, struct berth_error *err);
+
+/* Rename snapshot `snap` of `vol` to `new_snap` (a plain rename(2) for dir and btrfs). */
+int storage_snapshot_rename(struct storage_pool *pool, const struct storage_vol *vol,
+			    const char *snap, const char *new_snap, struct berth_error *err);
+
+/* Remove a directory tree (`rm -rf --one-file-system`); a missing path is fine. */
+int storage_remove_tree(const char *path, struct berth_error *err);
+/* Copy the tree `src` to the new path `dst` keeping owners, modes, timestamps, xattrs,
+ * ACLs, hardlinks, special files and sparseness; reflinks where the filesystem allows.
+ * `dst` must not exist; on failure it is removed. */
+int storage_copy_tree(const char *src, const char *dst, struct berth_error *err);
