@@ -29,8 +29,11 @@ install -m 0755 "$work/pkg/bin/busybox" bin/busybox
 	[ -e "$applet" ] || [ -L "$applet" ] && continue
 	dir=$(dirname "$applet")
 	mkdir -p "$dir"
-	up=$(echo "$dir" | sed -e 's|[^/]*|..|g')
-	ln -s "$up/bin/busybox" "$applet"
+	case $dir in
+	.) ln -s bin/busybox "$applet" ;;
+	bin) ln -s busybox "$applet" ;;
+	*) ln -s "$(echo "$dir" | sed -e 's|[^/]*|..|g')/bin/busybox" "$applet" ;;
+	esac
 done
 [ -L sbin/init ] || ln -s ../bin/busybox sbin/init
 
