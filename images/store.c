@@ -363,6 +363,42 @@ static int name_file(int fd, const char *dir, const char *name, bool *ret_named,
 	return 0;
 }
 
+/* name_file(), and when the file cannot be linked there (an upload spooled elsewhere),
+ * a copy of it that can. */
+static int name_or_copy(int *fd, const char *dir, const char *name, bool *ret_named,
+			struct berth_error *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_close_ int copy = -EBADF;
+	off_t off = 0;
+	int r = name_file(*fd, dir, name, ret_named, err);
+
+	if (r != -EXDEV && r != -ENOENT && r != -EPERM && r != -EINVAL)
+		return r;
+	buf = malloc(COPY_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	r = tmpfile_open(dir, &copy, err);
+	if (r < 0)
+		return r;
+	for (;;) {
+		ssize_t n = pread(*fd, buf, COPY_CHUNK, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "read: %m");
+		if (n == 0)
+			break;
+		r = write_all(copy, buf, (size_t)n, err);
+		if (r < 0)
+			return r;
+		off += n;
+	}
+	berth_closep(fd);
+	*fd = TAKE_FD(copy);
+	return name_file(*fd, dir, name, ret_named, err);
+}
+
 static void unname_files(struct import *im)
 {
 	char path[4096];
@@ -375,6 +411,40 @@ static void unname_files(struct import *im)
 		snprintf(path, sizeof(path), "%s/%s.rootfs", im->dir, im->fp);
 		unlink(path);
 	}
+}
+
+/* A unified tarball that is already a file of its own on this filesystem (the spooled
+ * upload) is only hashed and later named as it is; anything else (a memfd, another
+ * filesystem) is copied into an unnamed file here. */
+static int receive_unified(struct import *im, int in, struct berth_error *err)
+{
+	_cleanup_free_ char *buf = malloc(COPY_CHUNK);
+	struct stat in_st, dir_st;
+
+	if (!buf)
+		return -ENOMEM;
+	if (fstat(in, &in_st) < 0 || stat(im->dir, &dir_st) < 0 || !S_ISREG(in_st.st_mode) ||
+	    in_st.st_dev != dir_st.st_dev || in_st.st_nlink != 0)
+		return copy_all(in, &im->meta, err);
+	for (;;) {
+		ssize_t n = read(in, buf, COPY_CHUNK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+					       "Failed to read the upload: %m");
+		if (n == 0)
+			break;
+		if (EVP_DigestUpdate(im->meta.md, buf, (size_t)n) != 1)
+			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "SHA-256 failed");
+		im->meta.size += (uint64_t)n;
+	}
+	berth_closep(&im->meta.fd);
+	im->meta.fd = fcntl(in, F_DUPFD_CLOEXEC, 3);
+	if (im->meta.fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "dup: %m");
+	return 0;
 }
 
 static int import_receive(struct import *im, const struct image_upload *up,
@@ -398,7 +468,7 @@ static int import_receive(struct import *im, const struct image_upload *up,
 		if (r >= 0)
 			r = mp_split(up->fd, up->content_type, &im->meta, &im->rootfs, err);
 	} else {
-		r = copy_all(up->fd, &im->meta, err);
+		r = receive_unified(im, up->fd, err);
 	}
 	if (r < 0)
 		return r;
@@ -482,7 +552,7 @@ int image_store_import(const char *dir, const struct image_upload *up, image_com
 				: -ENOMEM;
 	}
 	if (r >= 0)
-		r = name_file(im.meta.fd, dir, im.fp, &im.named_meta, err);
+		r = name_or_copy(&im.meta.fd, dir, im.fp, &im.named_meta, err);
 	if (r >= 0)
 		r = commit(img, data, err);
 	if (r < 0)
