@@ -2,6 +2,7 @@
  * named atomically), removal, and opening for export. */
 #include "images/store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -574,6 +575,51 @@ int image_store_remove(const char *dir, const char *fingerprint, struct berth_er
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Failed to remove %s: %m",
 				       path);
 	return 0;
+}
+
+static bool is_fingerprint(const char *s, size_t len)
+{
+	if (len != IMAGE_FINGERPRINT_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+int image_store_reconcile(const char *dir, image_known_fn known, void *data,
+			  struct berth_error *err)
+{
+	_cleanup_(closedirp) DIR *d = opendir(dir);
+	struct dirent *e;
+	int removed = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0
+				       : berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+							 "Cannot open %s: %m", dir);
+	while ((e = readdir(d))) {
+		size_t len = strcspn(e->d_name, ".");
+		char fp[IMAGE_FINGERPRINT_LEN + 1];
+		bool is_known = true;
+
+		if (!is_fingerprint(e->d_name, len) ||
+		    !(e->d_name[len] == '\0' || streq(e->d_name + len, ".rootfs")))
+			continue;
+		memcpy(fp, e->d_name, len);
+		fp[len] = '\0';
+		if (known(fp, &is_known, data) < 0 || is_known)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			removed++;
+	}
+	return removed;
 }
 
 int image_store_open(const char *dir, const char *fingerprint, int *ret_meta, int *ret_rootfs,

@@ -42,6 +42,16 @@ int image_store_import(const char *dir, const struct image_upload *up, image_com
 /* Remove the files of `fingerprint` (missing ones are fine). */
 int image_store_remove(const char *dir, const char *fingerprint, struct berth_error *err);
 
+/* Whether `fingerprint` is recorded (in any project). -errno when that cannot be told. */
+typedef int (*image_known_fn)(const char *fingerprint, bool *ret, void *data);
+
+/* At start, before serving: remove the files in `dir` whose fingerprint `known` says is
+ * not recorded (an import killed between naming its files and recording them). Files
+ * that are not named like images, and fingerprints `known` fails on, are left alone.
+ * Returns how many files were removed. A missing `dir` is fine. */
+int image_store_reconcile(const char *dir, image_known_fn known, void *data,
+			  struct berth_error *err);
+
 /* Open the files of `fingerprint` for export: *ret_meta always, *ret_rootfs = -EBADF
  * for a unified image. */
 int image_store_open(const char *dir, const char *fingerprint, int *ret_meta, int *ret_rootfs,

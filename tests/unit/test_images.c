@@ -317,6 +317,45 @@ static void test_import_split(void **state)
 	close(rfd);
 }
 
+static int known_cb(const char *fp, bool *ret, void *data)
+{
+	*ret = streq(fp, data);
+	return 0;
+}
+
+static void touch(const char *dir, const char *name)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+}
+
+static void test_reconcile(void **state)
+{
+	struct store_fixture *f = *state;
+	struct berth_error err = {0};
+	char a[65], b[65], name[80];
+
+	memset(a, 'a', 64), a[64] = '\0';
+	memset(b, 'b', 64), b[64] = '\0';
+	assert_int_equal(image_store_reconcile(f->images, known_cb, a, &err), 0);
+	assert_int_equal(berth_mkdir_p(f->images, 0700), 0);
+	touch(f->images, a);
+	snprintf(name, sizeof(name), "%s.rootfs", a);
+	touch(f->images, name);
+	touch(f->images, b);
+	snprintf(name, sizeof(name), "%s.rootfs", b);
+	touch(f->images, name);
+	touch(f->images, "README");
+	/* b is not recorded: both its files go; a and the unknown file stay. */
+	assert_int_equal(image_store_reconcile(f->images, known_cb, a, &err), 2);
+	assert_int_equal(count_files(f->images), 3);
+}
+
 static void test_db_images(void **state)
 {
 	static const char fp1[] = "aaaa1111";
@@ -398,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_tar_escapes),
 		cmocka_unit_test_setup_teardown(test_import_unified, store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_import_split, store_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_reconcile, store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_db_images, store_setup, store_teardown),
 	};
 
