@@ -255,7 +255,7 @@ static int mp_boundary(const char *content_type, struct mp *m, struct berth_erro
 
 /* Parts "metadata" then "rootfs" (or "rootfs.img"), each into its sink. */
 static int mp_split(int fd, const char *content_type, struct sink *meta, struct sink *rootfs,
-		    struct berth_error *err)
+		    bool *ret_vm, struct berth_error *err)
 {
 	_cleanup_free_ char *buf = malloc(MP_BUF);
 	struct mp m = {.fd = fd};
@@ -295,7 +295,7 @@ static int mp_split(int fd, const char *content_type, struct sink *meta, struct 
 		if (n_parts == 0 && streq(name, "metadata"))
 			s = meta;
 		else if (n_parts == 1 && (streq(name, "rootfs") || streq(name, "rootfs.img")))
-			s = rootfs;
+			s = rootfs, *ret_vm = streq(name, "rootfs.img");
 		else
 			return mp_bad(err, "expected the parts \"metadata\" then \"rootfs\"");
 		r = mp_part_data(&m, s, err);
@@ -312,6 +312,7 @@ struct import {
 	const char *dir;
 	struct sink meta, rootfs;
 	bool split;
+	bool vm; /* the rootfs part was "rootfs.img": a virtual-machine image */
 	char fp[IMAGE_FINGERPRINT_LEN + 1];
 	struct image_metadata md;
 	enum image_file_kind rootfs_kind;
@@ -467,7 +468,7 @@ static int import_receive(struct import *im, const struct image_upload *up,
 		im->rootfs.md = im->meta.md;
 		r = tmpfile_open(im->dir, &im->rootfs.fd, err);
 		if (r >= 0)
-			r = mp_split(up->fd, up->content_type, &im->meta, &im->rootfs, err);
+			r = mp_split(up->fd, up->content_type, &im->meta, &im->rootfs, &im->vm, err);
 	} else {
 		r = receive_unified(im, up->fd, err);
 	}
@@ -496,7 +497,7 @@ static int import_check(struct import *im, struct berth_error *err)
 		return 0;
 	}
 	r = image_file_kind(im->rootfs.fd, &im->rootfs_kind, err);
-	if (r < 0 || im->rootfs_kind == IMAGE_FILE_SQUASHFS)
+	if (r < 0 || im->rootfs_kind == IMAGE_FILE_SQUASHFS || im->vm)
 		return r;
 	return image_tar_inspect(im->rootfs.fd, false, NULL, err);
 }
@@ -520,7 +521,7 @@ static int import_object(struct import *im, const struct image_upload *up, json_
 			im->fp, "filename", up->filename ? up->filename : "", "size",
 			(json_int_t)(im->meta.size + im->rootfs.size), "public", up->public_,
 			"auto_update", 0, "cached", 0, "architecture", im->md.architecture, "type",
-			"container", "created_at", created, "properties", props);
+			im->vm ? "virtual-machine" : "container", "created_at", created, "properties", props);
 	if (!img)
 		return -ENOMEM;
 	json_object_foreach((json_t *)up->properties, key, v)

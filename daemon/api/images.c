@@ -409,8 +409,8 @@ static int read_fd(int fd, struct berth_error *err, char **ret, size_t *ret_len)
 /* Both files of a split image as multipart/form-data, parts "metadata" then "rootfs",
  * as LXD sends them; the boundary is the fingerprint (the hash of the very bytes it
  * separates cannot occur in them in practice). */
-static int export_split(const char *fp, int meta, int rootfs, struct api_response *resp,
-			struct berth_error *err)
+static int export_split(const char *fp, bool vm, int meta, int rootfs,
+			struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *m = NULL, *rf = NULL, *h1 = NULL, *h2 = NULL, *tail = NULL;
 	size_t mlen = 0, rlen = 0, l1, l2, lt;
@@ -426,10 +426,11 @@ static int export_split(const char *fp, int meta, int rootfs, struct api_respons
 				 " filename=\"meta-%s%s\"\r\nContent-Type: application/octet-stream"
 				 "\r\n\r\n",
 				 fp, fp, image_file_suffix(meta));
-	h2 = berth_strdup_printf("\r\n--%s\r\nContent-Disposition: form-data; name=\"rootfs\";"
+	h2 = berth_strdup_printf("\r\n--%s\r\nContent-Disposition: form-data; name=\"%s\";"
 				 " filename=\"%s%s\"\r\nContent-Type: application/octet-stream"
 				 "\r\n\r\n",
-				 fp, fp, image_file_suffix(rootfs));
+				 fp, vm ? "rootfs.img" : "rootfs", fp,
+				 vm ? ".img" : image_file_suffix(rootfs));
 	tail = berth_strdup_printf("\r\n--%s--\r\n", fp);
 	resp->content_type_buf = berth_strdup_printf("multipart/form-data; boundary=%s", fp);
 	if (!h1 || !h2 || !tail || !resp->content_type_buf)
@@ -454,17 +455,20 @@ static int export_image(struct api_request *req, struct api_response *resp,
 {
 	_cleanup_free_ char *fp = NULL, *dir = images_dir(req);
 	_cleanup_close_ int meta = -EBADF, rootfs = -EBADF;
+	json_auto_t *img = NULL;
 	int r;
 
 	if (!dir)
 		return -ENOMEM;
-	r = image_lookup(req, &fp, NULL, err);
+	r = image_lookup(req, &fp, &img, err);
 	if (r >= 0)
 		r = image_store_open(dir, fp, &meta, &rootfs, err);
 	if (r < 0)
 		return r;
 	if (rootfs >= 0)
-		return export_split(fp, meta, rootfs, resp, err);
+		return export_split(fp,
+				    streq(berth_json_string(img, "type") ?: "", "virtual-machine"),
+				    meta, rootfs, resp, err);
 	r = read_fd(meta, err, &resp->raw, &resp->raw_len);
 	if (r < 0)
 		return r;
