@@ -63,8 +63,9 @@ IMAGE_CMD(export_cmd, "export", "<image> [<target>]",
 	  "  image's rootfs then goes to <target>.root). Default: the current directory.",
 	  1, 2, NULL);
 IMAGE_CMD(delete_cmd, "delete", "<image>...", "Delete images", 1, -1, NULL);
-IMAGE_CMD(alias_create_cmd, "alias create", "<alias> <fingerprint>", "Create aliases for images",
-	  2, 2, alias_create_options);
+IMAGE_CMD(alias_create_cmd, "alias create", "<alias> <image>",
+	  "Create aliases for images\n\n  <image> is a fingerprint (prefix) or another alias.", 2, 2,
+	  alias_create_options);
 IMAGE_CMD(alias_delete_cmd, "alias delete", "<alias>", "Delete image aliases", 1, 1, NULL);
 IMAGE_CMD(alias_rename_cmd, "alias rename", "<alias> <new-name>", "Rename aliases", 2, 2, NULL);
 IMAGE_CMD(alias_list_cmd, "alias list", "[flags]", "List image aliases", 0, 0, format_option);
@@ -620,9 +621,14 @@ static int image_delete(struct cli_ctx *ctx, struct cli_args *a, struct berth_er
 
 static int alias_create(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	json_auto_t *body = json_pack("{s:s, s:s, s:s}", "name", a->pos[0], "description",
-				      a->values[0] ? a->values[0] : "", "target", a->pos[1]);
+	_cleanup_free_ char *fp = NULL;
+	json_auto_t *body = NULL;
+	int r = image_resolve(ctx, a->pos[1], &fp, err);
 
+	if (r < 0)
+		return r;
+	body = json_pack("{s:s, s:s, s:s}", "name", a->pos[0], "description",
+			 a->values[0] ? a->values[0] : "", "target", fp);
 	if (!body)
 		return oom(err);
 	return cli_query(ctx, "POST", "/1.0/images/aliases", body, NULL, NULL, err);

@@ -481,10 +481,13 @@ static int export_image(struct api_request *req, struct api_response *resp,
 
 /* ---- aliases ---- */
 
-/* The alias name from the path: "{}" or "{}/{}" (a name with a slash, like "debian/12",
- * whose %2F the router has decoded). New string. */
+/* The alias name from the path: up to three segments, for names with slashes
+ * ("debian/12", "ubuntu/24.04/cloud") whose %2F the router has decoded. New string. */
 static char *alias_name(const struct api_request *req)
 {
+	if (req->params[2])
+		return berth_strdup_printf("%s/%s/%s", req->params[0], req->params[1],
+					   req->params[2]);
 	if (req->params[1])
 		return berth_strdup_printf("%s/%s", req->params[0], req->params[1]);
 	return strdup(req->params[0]);
@@ -502,6 +505,16 @@ static char *alias_etag(const json_t *a)
 	return e ? api_etag(e) : NULL;
 }
 
+static int slashes(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '/';
+	return n;
+}
+
+/* Names the routes below can address: at most three segments. */
 static int alias_name_check(const char *name, struct berth_error *err)
 {
 	if (!name || !*name)
@@ -512,7 +525,8 @@ static int alias_name_check(const char *name, struct berth_error *err)
 		    *p == '#')
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid alias name \"%s\"", name);
-	if (strlen(name) > 255 || berth_startswith(name, "/") || berth_endswith(name, "/"))
+	if (strlen(name) > 255 || berth_startswith(name, "/") || berth_endswith(name, "/") ||
+	    strstr(name, "//") || slashes(name) > 2)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid alias name \"%s\"", name);
 	return 0;
@@ -708,6 +722,11 @@ const struct api_route api_image_routes[] = {
 	{"PATCH", "/1.0/images/aliases/{}/{}", patch_alias, NULL},
 	{"POST", "/1.0/images/aliases/{}/{}", rename_alias, NULL},
 	{"DELETE", "/1.0/images/aliases/{}/{}", delete_alias, NULL},
+	{"GET", "/1.0/images/aliases/{}/{}/{}", get_alias, NULL},
+	{"PUT", "/1.0/images/aliases/{}/{}/{}", put_alias, NULL},
+	{"PATCH", "/1.0/images/aliases/{}/{}/{}", patch_alias, NULL},
+	{"POST", "/1.0/images/aliases/{}/{}/{}", rename_alias, NULL},
+	{"DELETE", "/1.0/images/aliases/{}/{}/{}", delete_alias, NULL},
 	{"GET", "/1.0/images", list_images, NULL},
 	{"POST", "/1.0/images", create_image, NULL},
 	{"GET", "/1.0/images/{}", get_image, NULL},

@@ -55,7 +55,7 @@ check() {
 	if (eval "$2") >"$work/last" 2>&1; then ok "$1"; else not_ok "$1"; sed 's/^/# /' "$work/last"; fi
 }
 
-echo "1..23"
+echo "1..24"
 [ -n "${T_IMAGES_NOTE:-}" ] && echo "# $T_IMAGES_NOTE"
 
 ip link set lo up 2>/dev/null
@@ -92,6 +92,10 @@ check "berth image export gives the same bytes" \
 	'"$berth" image export bb "$work/exp1" && cmp "$img" "$work/exp1/$fp.tar.gz"'
 check "berth image alias rename and list" \
 	'"$berth" image alias rename bb bb2 && "$berth" image alias list -f csv | grep -q "^bb2,"'
+check "aliases with slashes: create, show, delete; too many refused" \
+	'"$berth" image alias create ubuntu/24.04/cloud bb2 && "$berth" image info ubuntu/24.04/cloud |
+	 grep -q "ubuntu/24.04/cloud" && "$berth" image alias delete ubuntu/24.04/cloud &&
+	 ! "$berth" image alias create a/b/c/d bb2'
 check "a duplicate import is refused" '! "$berth" image import "$img"'
 check "berth image delete removes row and files" \
 	'"$berth" image delete bb2 && [ -z "$("$berth" image list -f csv)" ] && nothing_left 0 0'
