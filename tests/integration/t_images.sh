@@ -55,15 +55,19 @@ check() {
 	if (eval "$2") >"$work/last" 2>&1; then ok "$1"; else not_ok "$1"; sed 's/^/# /' "$work/last"; fi
 }
 
-echo "1..24"
+echo "1..25"
 [ -n "${T_IMAGES_NOTE:-}" ] && echo "# $T_IMAGES_NOTE"
 
 ip link set lo up 2>/dev/null
-"$builddir/berthd" -g root >"$work/berthd.log" 2>&1 &
-pid=$!
+start_berthd() {
+	rm -f "$sock"
+	"$builddir/berthd" -g root >>"$work/berthd.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+}
 cleanup() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
 trap cleanup EXIT INT TERM
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+start_berthd
 
 api() { curl -s --unix-socket "$sock" "$@"; }
 # Upload $1 with extra curl args; print the operation's final status code and error.
@@ -177,5 +181,18 @@ PY
 sleep 0.3
 check "interrupted upload leaves nothing" 'nothing_left $bi $bf'
 check "berthd still answers" '"$berth" image list -f csv'
+
+# ---- berthd killed between naming an import's files and recording them ----
+"$berth" image import "$img" >/dev/null
+orphan=$(echo "$fp" | tr 0-9a-f a-f0-9)
+cp "$img" "$BERTH_DIR/images/$orphan"
+cp "$img" "$BERTH_DIR/images/$orphan.rootfs"
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+start_berthd
+check "a restart removes unrecorded image files and keeps recorded ones" \
+	'[ ! -e "$BERTH_DIR/images/$orphan" ] && [ ! -e "$BERTH_DIR/images/$orphan.rootfs" ] &&
+	 mkdir -p "$work/exp4" && "$berth" image export "$fp" "$work/exp4" &&
+	 cmp "$img" "$work/exp4/$fp.tar.gz"'
 
 exit $failed
