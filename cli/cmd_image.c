@@ -64,8 +64,8 @@ IMAGE_CMD(export_cmd, "export", "<image> [<target>]",
 	  1, 2, NULL);
 IMAGE_CMD(delete_cmd, "delete", "<image>...", "Delete images", 1, -1, NULL);
 IMAGE_CMD(alias_create_cmd, "alias create", "<alias> <image>",
-	  "Create aliases for images\n\n  <image> is a fingerprint (prefix) or another alias.", 2, 2,
-	  alias_create_options);
+	  "Create aliases for images\n\n  <image> is a fingerprint (prefix) or another alias.",
+	  2, 2, alias_create_options);
 IMAGE_CMD(alias_delete_cmd, "alias delete", "<alias>", "Delete image aliases", 1, 1, NULL);
 IMAGE_CMD(alias_rename_cmd, "alias rename", "<alias> <new-name>", "Rename aliases", 2, 2, NULL);
 IMAGE_CMD(alias_list_cmd, "alias list", "[flags]", "List image aliases", 0, 0, format_option);
@@ -226,7 +226,8 @@ static int add_aliases(struct cli_ctx *ctx, const char *fp, const char *aliases,
 
 	if (aliases && !copy)
 		return oom(err);
-	for (char *a = copy ? strtok_r(copy, ",", &save) : NULL; a; a = strtok_r(NULL, ",", &save)) {
+	for (char *a = copy ? strtok_r(copy, ",", &save) : NULL; a;
+	     a = strtok_r(NULL, ",", &save)) {
 		json_auto_t *body = json_pack("{s:s, s:s, s:s}", "name", a, "description", "",
 					      "target", fp);
 		int r = body ? cli_query(ctx, "POST", "/1.0/images/aliases", body, NULL, NULL, err)
@@ -299,7 +300,8 @@ static char *date_cell(const char *rfc3339)
 	hour = tm.tm_hour % 12 ? tm.tm_hour % 12 : 12;
 	strftime(buf, sizeof(buf), "%b", &tm);
 	return berth_strdup_printf("%s %d, %d at %d:%02d%s (UTC)", buf, tm.tm_mday,
-				   tm.tm_year + 1900, hour, tm.tm_min, tm.tm_hour < 12 ? "am" : "pm");
+				   tm.tm_year + 1900, hour, tm.tm_min,
+				   tm.tm_hour < 12 ? "am" : "pm");
 }
 
 static char *aliases_cell(const json_t *img)
@@ -320,8 +322,8 @@ static char *aliases_cell(const json_t *img)
 
 static int image_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	static const char *headers[] = { "ALIAS",	 "FINGERPRINT", "PUBLIC",     "DESCRIPTION",
-					 "ARCHITECTURE", "TYPE",	"SIZE",	      "UPLOAD DATE" };
+	static const char *headers[] = { "ALIAS",	 "FINGERPRINT", "PUBLIC", "DESCRIPTION",
+					 "ARCHITECTURE", "TYPE",	"SIZE",	  "UPLOAD DATE" };
 	json_auto_t *list = NULL;
 	struct cli_table t;
 	enum cli_format fmt;
@@ -400,7 +402,8 @@ static int image_info(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 	if (r < 0)
 		return r;
 	printf("Fingerprint: %s\n", berth_json_string(img, "fingerprint"));
-	printf("Size: %.2fMB\n", (double)json_integer_value(json_object_get(img, "size")) / 1048576.0);
+	printf("Size: %.2fMB\n",
+	       (double)json_integer_value(json_object_get(img, "size")) / 1048576.0);
 	printf("Architecture: %s\n", berth_json_string(img, "architecture"));
 	printf("Type: %s\n", berth_json_string(img, "type"));
 	printf("Public: %s\n", json_is_true(json_object_get(img, "public")) ? "yes" : "no");

@@ -221,7 +221,8 @@ static int entry_check(struct archive_entry *e, const char *path, struct berth_e
 
 		if (target && symlink_escapes(rel, target))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "Image tarball symlink \"%s\" points outside (\"%s\")",
+					       "Image tarball symlink \"%s\" points outside"
+					       " (\"%s\")",
 					       raw, target);
 	}
 	return 0;

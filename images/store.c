@@ -468,7 +468,8 @@ static int import_receive(struct import *im, const struct image_upload *up,
 		im->rootfs.md = im->meta.md;
 		r = tmpfile_open(im->dir, &im->rootfs.fd, err);
 		if (r >= 0)
-			r = mp_split(up->fd, up->content_type, &im->meta, &im->rootfs, &im->vm, err);
+			r = mp_split(up->fd, up->content_type, &im->meta, &im->rootfs, &im->vm,
+				     err);
 	} else {
 		r = receive_unified(im, up->fd, err);
 	}
@@ -521,7 +522,8 @@ static int import_object(struct import *im, const struct image_upload *up, json_
 			im->fp, "filename", up->filename ? up->filename : "", "size",
 			(json_int_t)(im->meta.size + im->rootfs.size), "public", up->public_,
 			"auto_update", 0, "cached", 0, "architecture", im->md.architecture, "type",
-			im->vm ? "virtual-machine" : "container", "created_at", created, "properties", props);
+			im->vm ? "virtual-machine" : "container", "created_at", created,
+			"properties", props);
 	if (!img)
 		return -ENOMEM;
 	json_object_foreach((json_t *)up->properties, key, v)

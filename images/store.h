@@ -19,8 +19,8 @@
 
 /* An upload as it reached the API. */
 struct image_upload {
-	int fd;		    /* borrowed: the request body, read from its current offset to EOF */
-	const char *content_type; /* "application/octet-stream" or "multipart/form-data; boundary=" */
+	int fd;			  /* borrowed: the body, read from its current offset to EOF */
+	const char *content_type; /* application/octet-stream or multipart/form-data; boundary= */
 	const char *fingerprint;  /* X-LXD-fingerprint or NULL: must match when given */
 	const char *filename;	  /* X-LXD-filename or NULL */
 	bool public_;		  /* X-LXD-public */

@@ -436,7 +436,8 @@ static int upload_fd_part(int sock, int fd, uint64_t len, uint64_t *sent, uint64
 	if (!chunk)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	while (off < len) {
-		size_t want = len - off < CLIENT_READ_CHUNK ? (size_t)(len - off) : CLIENT_READ_CHUNK;
+		size_t want = len - off < CLIENT_READ_CHUNK ? (size_t)(len - off)
+							    : CLIENT_READ_CHUNK;
 		ssize_t n = pread(fd, chunk, want, (off_t)off);
 		int r;
 

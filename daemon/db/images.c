@@ -548,7 +548,8 @@ static int alias_rename(sqlite3 *db, const char *project, const char *name,
 	r = db_project_id(db, project, &project_id, err);
 	if (r >= 0)
 		r = db_exec(db, err,
-			    "UPDATE images_aliases SET name = ?3 WHERE project_id = ?1 AND name = ?2",
+			    "UPDATE images_aliases SET name = ?3"
+			    " WHERE project_id = ?1 AND name = ?2",
 			    "itt", project_id, name, new_name);
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Alias \"%s\" already exists",
@@ -581,8 +582,9 @@ static int alias_delete(sqlite3 *db, const char *project, const char *name,
 
 	r = db_project_id(db, project, &project_id, err);
 	if (r >= 0)
-		r = db_exec(db, err, "DELETE FROM images_aliases WHERE project_id = ?1 AND name = ?2",
-			    "it", project_id, name);
+		r = db_exec(db, err,
+			    "DELETE FROM images_aliases WHERE project_id = ?1 AND name = ?2", "it",
+			    project_id, name);
 	if (r < 0)
 		return r;
 	if (r == 0)

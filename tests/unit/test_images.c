@@ -67,7 +67,8 @@ static int make_tar(const struct entry *entries, size_t n, bool gz)
 		}
 		assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
 		if (len)
-			assert_int_equal(archive_write_data(a, entries[i].data, len), (la_ssize_t)len);
+			assert_int_equal(archive_write_data(a, entries[i].data, len),
+					 (la_ssize_t)len);
 		archive_entry_free(e);
 	}
 	archive_write_close(a);
