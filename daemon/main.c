@@ -250,7 +250,8 @@ static int reconcile_images(const char *dir)
 		return -ENOMEM;
 	r = image_store_reconcile(images, image_known, NULL, &err);
 	if (r < 0) {
-		log_warn("Cannot reconcile the image store: %s, ignoring", berth_error_msg(&err, r));
+		log_warn("Cannot reconcile the image store: %s, ignoring",
+			 berth_error_msg(&err, r));
 		berth_error_release(&err);
 	} else if (r > 0) {
 		log_info("Removed %d image files that no image record names", r);
