@@ -9,11 +9,19 @@
 
 #include "lib/util.h"
 
+/* Regular expressions are compiled once per filter, and only when the value looks
+ * like one and is small: glibc's regcomp is exponential on some patterns (a long
+ * run of '+'), and a filter comes from any client. */
+#define REGEX_MAX_LEN 128
+#define REGEX_MAX_REPEATS 8
+
 struct clause {
 	char *field;
 	char *value;
-	bool negate; /* "not" or "ne" */
+	bool negate;   /* "not" or "ne" */
 	bool and_next; /* joined to the next clause by "and" (else "or") */
+	bool has_re;
+	regex_t re;
 };
 
 struct api_filter {
@@ -28,6 +36,8 @@ void api_filter_free(struct api_filter *f)
 	for (size_t i = 0; i < f->n; i++) {
 		free(f->clauses[i].field);
 		free(f->clauses[i].value);
+		if (f->clauses[i].has_re)
+			regfree(&f->clauses[i].re);
 	}
 	free(f->clauses);
 	free(f);
@@ -63,6 +73,26 @@ static int next_token(const char **p, char **ret, struct berth_error *err)
 		*p = s;
 	}
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* Compile c->value as an anchored extended regex when it may be one; a value that
+ * is not a valid (or a safe) regex is compared literally only. */
+static void clause_compile(struct clause *c)
+{
+	_cleanup_free_ char *anchored = NULL;
+	size_t repeats = 0;
+
+	if (!strpbrk(c->value, ".*+?[]()|{}^$\\") || strlen(c->value) > REGEX_MAX_LEN)
+		return;
+	for (const char *p = c->value; *p; p++)
+		repeats += (*p == '*' || *p == '+' || *p == '?' || *p == '{');
+	if (repeats > REGEX_MAX_REPEATS)
+		return;
+	anchored = berth_strdup_printf("^(%s)$", c->value);
+	if (!anchored)
+		return;
+	c->has_re = regcomp(&c->re, anchored, REG_EXTENDED | REG_NOSUB |
+						 (streq(c->field, "status") ? REG_ICASE : 0)) == 0;
 }
 
 static int parse_clause(const char **p, struct clause *c, struct berth_error *err)
@@ -103,6 +133,7 @@ static int parse_clause(const char **p, struct clause *c, struct berth_error *er
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid filter: missing value for \"%s\"", tok);
 	c->field = TAKE_PTR(tok);
+	clause_compile(c);
 	return 0;
 }
 
@@ -169,20 +200,13 @@ static const json_t *resolve(const json_t *obj, const char *path)
 	return NULL;
 }
 
-static bool string_matches(const char *have, const char *want, bool icase)
+static bool string_matches(const struct clause *c, const char *have)
 {
-	regex_t re;
-	regmatch_t m;
-	bool ok;
+	bool icase = streq(c->field, "status");
 
-	if (icase ? strcasecmp(have, want) == 0 : streq(have, want))
+	if (icase ? strcasecmp(have, c->value) == 0 : streq(have, c->value))
 		return true;
-	if (regcomp(&re, want, REG_EXTENDED | (icase ? REG_ICASE : 0)) != 0)
-		return false;
-	ok = regexec(&re, have, 1, &m, 0) == 0 && m.rm_so == 0 &&
-	     (size_t)m.rm_eo == strlen(have);
-	regfree(&re);
-	return ok;
+	return c->has_re && regexec(&c->re, have, 0, NULL, 0) == 0;
 }
 
 static bool clause_match(const struct clause *c, const json_t *obj)
@@ -200,7 +224,7 @@ static bool clause_match(const struct clause *c, const json_t *obj)
 		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		have = buf;
 	}
-	ok = have && string_matches(have, c->value, streq(c->field, "status"));
+	ok = have && string_matches(c, have);
 	return c->negate ? !ok : ok;
 }
 

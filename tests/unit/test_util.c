@@ -13,10 +13,14 @@
 
 static void test_instance_names(void **state)
 {
-	const char *good[] = {"c1", "web-01", "A", "a123456789012345678901234567890123456789"
-						       "01234567890123456789012"};
-	const char *bad[] = {"", "1abc", "-a", "a-", "a_b", "a.b", "a b", "a/b",
-			     "a1234567890123456789012345678901234567890123456789012345678901234"};
+	char max63[64], long64[65];
+	const char *good[] = {"c1", "web-01", "A", max63};
+	const char *bad[] = {"", "1abc", "-a", "a-", "a_b", "a.b", "a b", "a/b", long64};
+
+	memset(max63, 'a', 63);
+	max63[63] = '\0';
+	memset(long64, 'a', 64);
+	long64[64] = '\0';
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		assert_int_equal(berth_name_check_instance(good[i], NULL), 0);

@@ -1,0 +1,18 @@
+# scripts/deps.sh: the Debian 12 packages berth needs, sourced by setup.sh and test.sh.
+
+# Build and run: the -dev packages pull in the runtime libraries; passwd has
+# groupadd (make install creates the berth group), procps has ps.
+BUILD_DEPS=(
+	autoconf automake libtool make gcc pkg-config
+	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
+	libwslay-dev libssl-dev
+	passwd procps
+)
+
+# Tests on top: cmocka (unit), clang and its runtimes (clang build, fuzzing),
+# the stock lxc client, ip and unshare (namespaces), python3 (rawhttp.py).
+TEST_DEPS=(
+	"${BUILD_DEPS[@]}"
+	libcmocka-dev clang libclang-rt-14-dev
+	lxd-client iproute2 util-linux python3
+)
