@@ -23,6 +23,11 @@ if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
 		tar -C "$T_IMAGES_OUT/syn" -czf "$T_IMAGES_OUT/busybox.tar.gz" metadata.yaml rootfs
 		sha256sum "$T_IMAGES_OUT/busybox.tar.gz" | cut -d' ' -f1 >"$T_IMAGES_OUT/fp"
 	fi
+	# debian/12 takes minutes to build: only with BERTH_TEST_FULL=1, else when cached.
+	cache_only=1
+	[ "${BERTH_TEST_FULL:-}" = 1 ] && cache_only=
+	BERTH_IMAGE_CACHE_ONLY=$cache_only "$srcdir/images/build" debian/12 "$T_IMAGES_OUT" \
+		>"$T_IMAGES_OUT/debian.fp" 2>>"$T_IMAGES_OUT/log" || rm -f "$T_IMAGES_OUT/debian.fp"
 	export T_IMAGES_OUT T_IMAGES_NOTE
 fi
 
@@ -135,6 +140,25 @@ else
 	for d in "unified import" list info alias export "split import" "split export metadata" \
 		"split export rootfs" delete; do
 		skip "lxc $d" "lxc not installed"
+	done
+fi
+
+# ---- debian/12 (systemd), when built ----
+if [ -s "$T_IMAGES_OUT/debian.fp" ]; then
+	dfp=$(cat "$T_IMAGES_OUT/debian.fp")
+	run_cli image import "$T_IMAGES_OUT/debian-12.tar.xz" --alias debian/12
+	is "$OUT" "Image imported with fingerprint: $dfp" "debian/12 imports"
+	run_cli image info debian/12
+	like "$OUT" "os: debian" "debian/12 carries its properties"
+	mkdir -p "$TEST_TMP/exp5"
+	run_cli image export debian/12 "$TEST_TMP/exp5"
+	ok "debian/12 exports byte for byte" cmp "$T_IMAGES_OUT/debian-12.tar.xz" \
+		"$TEST_TMP/exp5/$dfp.tar.xz"
+	run_cli image delete debian/12
+	ok "debian/12 deletes" nothing_left 0 0
+else
+	for d in import info export delete; do
+		skip "debian/12 $d" "not built (BERTH_TEST_FULL=1 builds it)"
 	done
 fi
 
