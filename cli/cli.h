@@ -98,6 +98,7 @@ int cli_set_pairs(json_t *config, char **args, int n, bool allow_pair, struct be
 void cli_print_config_value(const json_t *v);
 
 /* Verbs. Each returns 0 or -errno with err set. */
+int cmd_image(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_info(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_list(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

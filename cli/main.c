@@ -14,6 +14,7 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
+	{ "image", "Manage images", cmd_image },
 	{ "info", "Show instance or server information", cmd_info },
 	{ "list", "List instances", cmd_list },
 	{ "monitor", "Monitor events on the server", cmd_monitor },

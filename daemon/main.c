@@ -18,6 +18,7 @@
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
 #include "daemon/host.h"
+#include "images/store.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -234,6 +235,31 @@ static void on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&s->trim, NULL);
 }
 
+static int image_known(const char *fingerprint, bool *ret, void *data)
+{
+	return db_image_fingerprint_used(fingerprint, ret, NULL);
+}
+
+/* Image files that no row records are what an import killed mid-way leaves. */
+static int reconcile_images(const char *dir)
+{
+	struct berth_error err = {0};
+	_cleanup_free_ char *images = berth_strdup_printf("%s/images", dir);
+	int r;
+
+	if (!images)
+		return -ENOMEM;
+	r = image_store_reconcile(images, image_known, NULL, &err);
+	if (r < 0) {
+		log_warn("Cannot reconcile the image store: %s, ignoring",
+			 berth_error_msg(&err, r));
+		berth_error_release(&err);
+	} else if (r > 0) {
+		log_info("Removed %d image files that no image record names", r);
+	}
+	return 0;
+}
+
 static int daemon_setup(struct berth_daemon *d, const struct options *o)
 {
 	_cleanup_free_ char *db_path = NULL;
@@ -265,6 +291,9 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 		berth_error_release(&err);
 		return r;
 	}
+	r = reconcile_images(d->dir);
+	if (r < 0)
+		return r;
 	/* A pool that fails to mount is logged; the others and the API still work. */
 	api_storage_pools_mount(d->dir, true);
 	d->environment = host_environment_probe();

@@ -5,6 +5,7 @@
 #include "lib/client.h"
 
 #include <http_parser.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <poll.h>
@@ -418,6 +419,100 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 				       "berthd closed the connection without answering");
 	if (r < 0)
 		return r;
+	if (resp.body_len > 0 && resp.content_type &&
+	    berth_startswith(resp.content_type, "application/json"))
+		resp.json = json_loadb(resp.body, resp.body_len, JSON_DECODE_ANY, NULL);
+	*ret = resp;
+	return 0;
+}
+
+/* Write `len` bytes of `fd` from offset 0 to the connection, reporting progress. */
+static int upload_fd_part(int sock, int fd, uint64_t len, uint64_t *sent, uint64_t total,
+			  berth_progress_fn progress, void *data, struct berth_error *err)
+{
+	_cleanup_free_ char *chunk = malloc(CLIENT_READ_CHUNK);
+	uint64_t off = 0;
+
+	if (!chunk)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	while (off < len) {
+		size_t want = len - off < CLIENT_READ_CHUNK ? (size_t)(len - off)
+							    : CLIENT_READ_CHUNK;
+		ssize_t n = pread(fd, chunk, want, (off_t)off);
+		int r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return berth_error_set(err, n < 0 ? -errno : -EIO, BERTH_ERR_INTERNAL,
+					       "reading the file to upload: %s",
+					       n < 0 ? strerror(errno) : "it shrank");
+		r = write_all(sock, chunk, (size_t)n);
+		if (r < 0)
+			return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+					       "writing to berthd: %s", strerror(-r));
+		off += (uint64_t)n;
+		*sent += (uint64_t)n;
+		if (progress)
+			progress(*sent, total, data);
+	}
+	return 0;
+}
+
+int berth_client_request_upload(struct berth_client *c, const char *method, const char *path,
+				const char *content_type, const char *headers,
+				const struct berth_upload_part *parts, size_t n_parts,
+				berth_progress_fn progress, void *progress_data,
+				struct berth_response *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *target = client_target(c, path);
+	_cleanup_free_ char *head = NULL;
+	struct berth_response resp = { 0 };
+	uint64_t total = 0, sent = 0;
+	bool keep_alive = false;
+	int r;
+
+	for (size_t i = 0; i < n_parts; i++)
+		total += parts[i].len;
+	if (!target ||
+	    asprintf(&head,
+		     "%s %s HTTP/1.1\r\nHost: berth\r\nUser-Agent: berth/" BERTH_VERSION "\r\n"
+		     "Accept: application/json\r\nContent-Type: %s\r\n%sContent-Length: %" PRIu64
+		     "\r\n\r\n",
+		     method, target, content_type, headers ? headers : "", total) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	/* A fresh connection: the body cannot be replayed cheaply after a stale one failed. */
+	berth_closep(&c->fd);
+	c->fd = unix_connect(c->path, err);
+	if (c->fd < 0)
+		return c->fd;
+	r = write_all(c->fd, head, strlen(head));
+	if (r < 0)
+		r = berth_error_set(err, r, BERTH_ERR_UNAVAILABLE, "writing to berthd: %s",
+				    strerror(-r));
+	for (size_t i = 0; r >= 0 && i < n_parts; i++) {
+		if (parts[i].data) {
+			r = write_all(c->fd, parts[i].data, (size_t)parts[i].len);
+			if (r < 0)
+				r = berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+						    "writing to berthd: %s", strerror(-r));
+			sent += parts[i].len;
+		} else {
+			r = upload_fd_part(c->fd, parts[i].fd, parts[i].len, &sent, total, progress,
+					   progress_data, err);
+		}
+	}
+	if (r >= 0)
+		r = read_response(c, false, &resp, &keep_alive, err);
+	if (r == -ECONNRESET)
+		r = berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+				    "berthd closed the connection without answering");
+	if (r < 0 || !keep_alive)
+		berth_closep(&c->fd), c->fd = -EBADF;
+	if (r < 0) {
+		berth_response_release(&resp);
+		return r;
+	}
 	if (resp.body_len > 0 && resp.content_type &&
 	    berth_startswith(resp.content_type, "application/json"))
 		resp.json = json_loadb(resp.body, resp.body_len, JSON_DECODE_ANY, NULL);

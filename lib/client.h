@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/error.h"
 
@@ -56,6 +57,27 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 int berth_client_request_raw(struct berth_client *c, const char *method, const char *path,
 			     const char *content_type, const void *data, size_t len,
 			     struct berth_response *ret, struct berth_error *err);
+
+/* ---- streamed uploads (image import): the body is sent from files, never held whole ---- */
+
+/* One piece of an upload body: `len` bytes of memory `data`, or (data NULL) `len` bytes of
+ * file `fd` read from offset 0 (pread: the fd's offset is left alone). */
+struct berth_upload_part {
+	const void *data;
+	int fd;
+	uint64_t len;
+};
+/* Called after each chunk written; `sent` of `total` bytes. */
+typedef void (*berth_progress_fn)(uint64_t sent, uint64_t total, void *data);
+
+/* Like berth_client_request_full with the body made of `parts` in order, on a new
+ * connection. `headers` (may be NULL) holds extra "Name: value" header lines, each
+ * ending in CRLF. `progress` (may be NULL) reports the upload. */
+int berth_client_request_upload(struct berth_client *c, const char *method, const char *path,
+				const char *content_type, const char *headers,
+				const struct berth_upload_part *parts, size_t n_parts,
+				berth_progress_fn progress, void *progress_data,
+				struct berth_response *ret, struct berth_error *err);
 
 /* Send a request and unwrap LXD's envelope:
  *  - sync: *ret_metadata = metadata (new reference; JSON null when absent)

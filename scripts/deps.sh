@@ -6,14 +6,16 @@
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
-	libwslay-dev libssl-dev
+	libwslay-dev libssl-dev libarchive-dev
 	passwd procps btrfs-progs
 )
 
 # Tests on top: cmocka (unit), clang and its runtimes (clang build, fuzzing),
-# the stock lxc client, ip and unshare (namespaces), python3 (rawhttp.py).
+# the stock lxc client, ip and unshare (namespaces), python3 (rawhttp.py),
+# and what the image recipes and t_images.sh use (debootstrap, mksquashfs, xz, zstd).
 TEST_DEPS=(
 	"${BUILD_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev
 	lxd-client iproute2 util-linux python3
+	debootstrap squashfs-tools xz-utils zstd
 )

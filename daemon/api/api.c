@@ -14,6 +14,7 @@
 static const struct api_route *const route_tables[] = {
 	api_server_routes,    api_project_routes, api_profile_routes, api_instance_routes,
 	api_operation_routes, api_event_routes,	  api_storage_routes, api_storage_volume_routes,
+	api_image_routes,
 };
 
 struct api_work {
@@ -54,6 +55,8 @@ void api_response_release(struct api_response *resp)
 	free(resp->etag);
 	free(resp->location);
 	free(resp->raw);
+	free(resp->content_type_buf);
+	free(resp->disposition);
 	operation_unref(resp->op);
 	*resp = (struct api_response){0};
 }
@@ -65,8 +68,13 @@ void api_respond(struct berth_http_conn *conn, struct api_response *resp)
 	json_auto_t *body = NULL;
 
 	if (resp->type == API_RAW) {
-		berth_http_respond(conn, resp->status ? resp->status : 200, resp->content_type,
-				   NULL, 0, resp->raw, resp->raw_len);
+		if (resp->disposition)
+			h[n++] = (struct berth_http_header){.name = "Content-Disposition",
+							    .value = resp->disposition};
+		berth_http_respond(conn, resp->status ? resp->status : 200,
+				   resp->content_type_buf ? resp->content_type_buf
+							  : resp->content_type,
+				   h, n, resp->raw, resp->raw_len);
 		api_response_release(resp);
 		return;
 	}

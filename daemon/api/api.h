@@ -47,6 +47,8 @@ struct api_response {
 	char *raw;	    /* owned: API_RAW body, or a rendered API_SYNC envelope */
 	size_t raw_len;
 	const char *content_type; /* API_RAW */
+	char *content_type_buf;	  /* API_RAW: owned, used instead of content_type when set */
+	char *disposition;	  /* API_RAW: owned Content-Disposition header, or NULL */
 };
 
 typedef int (*api_handler_fn)(struct api_request *req, struct api_response *resp,
@@ -72,6 +74,7 @@ extern const struct api_route api_operation_routes[];
 extern const struct api_route api_event_routes[];
 extern const struct api_route api_storage_routes[];
 extern const struct api_route api_storage_volume_routes[];
+extern const struct api_route api_image_routes[];
 
 /* ---- helpers for handlers ---- */
 

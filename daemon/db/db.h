@@ -156,3 +156,42 @@ int db_volume_delete(const char *pool, const char *project, const char *type, co
 /* URLs of the instances and profiles of `project` with a disk device {pool, source: name}. */
 int db_volume_used_by(const char *pool, const char *project, const char *name, json_t **ret,
 		      struct berth_error *err);
+
+/* ==== images ==== (daemon/db/images.c)
+ * Image: {"fingerprint","filename","size":int,"public":bool,"auto_update":bool,
+ *  "cached":bool,"architecture","type","created_at","uploaded_at","expires_at",
+ *  "last_used_at","properties":{str:str},"aliases":[{"name","description"}]}
+ * Records only: the files are images/store.c's. An image belongs to one project; the
+ * same fingerprint may be recorded in several projects. */
+int db_image_list(const char *project, json_t **ret, struct berth_error *err); /* by fp */
+/* Exact fingerprint. -ENOENT "Image not found". */
+int db_image_get(const char *project, const char *fingerprint, json_t **ret,
+		 struct berth_error *err);
+/* The full fingerprint for a unique prefix (LXD's lookup): -ENOENT when none matches
+ * (or the prefix is not lower-case hex), -EINVAL (400) when several do. */
+int db_image_resolve(const char *project, const char *prefix, char **ret,
+		     struct berth_error *err);
+/* uploaded_at = now; created_at defaults to now, expires_at to the zero time.
+ * -EEXIST (409) when the project already has this fingerprint. */
+int db_image_create(const char *project, const json_t *image, struct berth_error *err);
+/* Replace public, auto_update, properties, and expires_at when present. */
+int db_image_update(const char *project, const char *fingerprint, const json_t *image,
+		    struct berth_error *err);
+/* Also deletes its aliases. */
+int db_image_delete(const char *project, const char *fingerprint, struct berth_error *err);
+/* Whether any project still records `fingerprint` (may its files go?). */
+int db_image_fingerprint_used(const char *fingerprint, bool *ret, struct berth_error *err);
+
+/* Alias: {"name","description","target":fingerprint,"type"}; type is the image's. */
+int db_image_alias_list(const char *project, json_t **ret, struct berth_error *err);
+int db_image_alias_get(const char *project, const char *name, json_t **ret,
+		       struct berth_error *err);
+/* `target` must be a full fingerprint of the project (-ENOENT); -EEXIST (409). */
+int db_image_alias_create(const char *project, const json_t *alias, struct berth_error *err);
+/* Replace target and description. */
+int db_image_alias_update(const char *project, const char *name, const json_t *alias,
+			  struct berth_error *err);
+int db_image_alias_rename(const char *project, const char *name, const char *new_name,
+			  struct berth_error *err);
+int db_image_alias_delete(const char *project, const char *name, struct berth_error *err);
+/* ==== end of images ==== */

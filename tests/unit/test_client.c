@@ -1,6 +1,7 @@
 /* tests/unit/test_client.c: lib/client against a scripted fake server in a thread on a
  * unix socket: keep-alive reuse, reconnect after an idle close, chunked bodies, error
- * envelopes, async operations, connection errors and the websocket handshake. */
+ * envelopes, async operations, connection errors, the websocket handshake and
+ * streamed uploads. */
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -332,6 +334,54 @@ static void test_websocket(void **state)
 	berth_error_release(&err);
 }
 
+struct upload_progress {
+	uint64_t sent, total;
+	int calls;
+};
+
+static void upload_progress_cb(uint64_t sent, uint64_t total, void *data)
+{
+	struct upload_progress *p = data;
+
+	assert_true(sent > p->sent);
+	p->sent = sent;
+	p->total = total;
+	p->calls++;
+}
+
+/* A body of memory pieces and a file range goes out whole, with its headers and length,
+ * reporting progress while the file is sent. */
+static void test_upload(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	struct berth_response resp = { 0 };
+	struct upload_progress p = { 0 };
+	static char blob[300000];
+	int fd = memfd_create("upload", 0);
+	const struct berth_upload_part parts[] = {
+		{ .data = "abc", .len = 3 },
+		{ .fd = fd, .len = sizeof(blob) },
+		{ .data = "xyz", .len = 3 },
+	};
+
+	memset(blob, 'q', sizeof(blob));
+	assert_int_equal(write(fd, blob, sizeof(blob)), (ssize_t)sizeof(blob));
+	assert_int_equal(berth_client_request_upload(c, "POST", "/1.0/async",
+						     "application/octet-stream",
+						     "X-LXD-filename: f.tar\r\n", parts, 3,
+						     upload_progress_cb, &p, &resp, NULL),
+			 0);
+	assert_int_equal(resp.status, 202);
+	assert_non_null(strstr(fake.last_req, "Content-Length: 300006\r\n"));
+	assert_non_null(strstr(fake.last_req, "X-LXD-filename: f.tar\r\n"));
+	assert_non_null(strstr(fake.last_req, "Content-Type: application/octet-stream\r\n"));
+	assert_true(p.calls >= 2);
+	assert_int_equal(p.sent, 300003);
+	assert_int_equal(p.total, 300006);
+	berth_response_release(&resp);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_project),
 		cmocka_unit_test(test_connect_error),
 		cmocka_unit_test(test_websocket),
+		cmocka_unit_test(test_upload),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

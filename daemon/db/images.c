@@ -1,0 +1,605 @@
+/* daemon/db/images.c: image records of a project (`images`, `images_properties`) and
+ * their aliases (`images_aliases`). The files themselves belong to images/store.c; this
+ * file only knows fingerprints. */
+#include <string.h>
+
+#include "daemon/db/db.h"
+#include "daemon/db/db_internal.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static const char sql_props_load[] =
+	"SELECT key, value FROM images_properties WHERE image_id = ?1 ORDER BY key";
+static const char sql_props_insert[] =
+	"INSERT INTO images_properties (image_id, key, value) VALUES (?1, ?2, ?3)";
+
+#define IMAGE_COLUMNS                                                                              \
+	"id, fingerprint, filename, size, public, auto_update, cached, architecture, type,"        \
+	" created_at, uploaded_at, expires_at, last_used_at"
+
+static int image_id(sqlite3 *db, int64_t project_id, const char *fingerprint, int64_t *ret,
+		    struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int r;
+
+	r = db_prepare(db, &stmt, err,
+		       "SELECT id FROM images WHERE project_id = ?1 AND fingerprint = ?2", "it",
+		       project_id, fingerprint);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+	*ret = sqlite3_column_int64(stmt, 0);
+	return 0;
+}
+
+/* [{"name","description"}] of the aliases pointing at image `id`, sorted by name. */
+static int image_aliases_load(sqlite3 *db, int64_t id, json_t **ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	json_auto_t *list = json_array();
+	int r;
+
+	if (!list)
+		return db_oom(err);
+	r = db_prepare(db, &stmt, err,
+		       "SELECT name, description FROM images_aliases WHERE image_id = ?1"
+		       " ORDER BY name",
+		       "i", id);
+	if (r < 0)
+		return r;
+	while ((r = db_step(stmt, err)) > 0) {
+		json_t *a = json_pack("{s:s, s:s}", "name", db_column_text(stmt, 0),
+				      "description", db_column_text(stmt, 1));
+		if (!a || json_array_append_new(list, a) < 0)
+			return db_oom(err);
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+/* The Image object from a row of IMAGE_COLUMNS. */
+static int image_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
+{
+	int64_t id = sqlite3_column_int64(stmt, 0);
+	json_t *props = NULL, *aliases = NULL;
+	json_auto_t *img = NULL;
+	int r;
+
+	img = json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:s}",
+			"fingerprint", db_column_text(stmt, 1), "filename",
+			db_column_text(stmt, 2), "size", (json_int_t)sqlite3_column_int64(stmt, 3),
+			"public", sqlite3_column_int(stmt, 4), "auto_update",
+			sqlite3_column_int(stmt, 5), "cached", sqlite3_column_int(stmt, 6),
+			"architecture", db_column_text(stmt, 7), "type", db_column_text(stmt, 8),
+			"created_at", db_column_text(stmt, 9), "uploaded_at",
+			db_column_text(stmt, 10), "expires_at", db_column_text(stmt, 11),
+			"last_used_at", db_column_text(stmt, 12));
+	if (!img)
+		return db_oom(err);
+	r = db_kv_load(db, sql_props_load, id, &props, err);
+	if (r >= 0)
+		r = db_json_set_new(img, "properties", props, err);
+	if (r >= 0)
+		r = image_aliases_load(db, id, &aliases, err);
+	if (r >= 0)
+		r = db_json_set_new(img, "aliases", aliases, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(img);
+	return 0;
+}
+
+static int image_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	json_auto_t *list = json_array();
+	int64_t project_id = 0;
+	int r;
+
+	if (!list)
+		return db_oom(err);
+	r = db_project_id(db, project, &project_id, err);
+	if (r < 0)
+		return r;
+	r = db_prepare(db, &stmt, err,
+		       "SELECT " IMAGE_COLUMNS " FROM images WHERE project_id = ?1"
+		       " ORDER BY fingerprint",
+		       "i", project_id);
+	if (r < 0)
+		return r;
+	while ((r = db_step(stmt, err)) > 0) {
+		json_t *img = NULL;
+
+		r = image_from_row(db, stmt, &img, err);
+		if (r < 0)
+			return r;
+		if (json_array_append_new(list, img) < 0)
+			return db_oom(err);
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+int db_image_list(const char *project, json_t **ret, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = image_list(db, project, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+static int image_get(sqlite3 *db, const char *project, const char *fingerprint, json_t **ret,
+		     struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int64_t project_id = 0;
+	int r;
+
+	r = db_project_id(db, project, &project_id, err);
+	if (r < 0)
+		return r;
+	r = db_prepare(db, &stmt, err,
+		       "SELECT " IMAGE_COLUMNS " FROM images WHERE project_id = ?1"
+		       " AND fingerprint = ?2",
+		       "it", project_id, fingerprint);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+	return image_from_row(db, stmt, ret, err);
+}
+
+int db_image_get(const char *project, const char *fingerprint, json_t **ret,
+		 struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = image_get(db, project, fingerprint, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+static bool is_hex(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return false;
+	return true;
+}
+
+static int image_resolve(sqlite3 *db, const char *project, const char *prefix, char **ret,
+			 struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_free_ char *found = NULL;
+	int64_t project_id = 0;
+	int r;
+
+	r = db_project_id(db, project, &project_id, err);
+	if (r < 0)
+		return r;
+	/* Only lower-case hex reaches the LIKE, so no wildcard needs escaping. */
+	if (!is_hex(prefix) || strlen(prefix) > 64)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+	r = db_prepare(db, &stmt, err,
+		       "SELECT fingerprint FROM images WHERE project_id = ?1"
+		       " AND fingerprint LIKE ?2 || '%' LIMIT 2",
+		       "it", project_id, prefix);
+	if (r < 0)
+		return r;
+	while ((r = db_step(stmt, err)) > 0) {
+		if (found)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "More than one image matches");
+		found = strdup(db_column_text(stmt, 0));
+		if (!found)
+			return db_oom(err);
+	}
+	if (r < 0)
+		return r;
+	if (!found)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+	*ret = TAKE_PTR(found);
+	return 0;
+}
+
+int db_image_resolve(const char *project, const char *prefix, char **ret,
+		     struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = image_resolve(db, project, prefix, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+static int image_create(sqlite3 *db, const char *project, const json_t *image,
+			struct berth_error *err)
+{
+	const char *fp = berth_json_string(image, "fingerprint");
+	const char *created = berth_json_string(image, "created_at");
+	const char *expires = berth_json_string(image, "expires_at");
+	const char *type = berth_json_string(image, "type");
+	char now[BERTH_RFC3339_MAX];
+	int64_t project_id = 0;
+	int r;
+
+	if (!fp || !is_hex(fp))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Image fingerprint is missing or invalid");
+	r = db_project_id(db, project, &project_id, err);
+	if (r < 0)
+		return r;
+	berth_now_rfc3339(now);
+	r = db_exec(db, err,
+		    "INSERT INTO images (project_id, fingerprint, filename, size, public,"
+		    " auto_update, cached, architecture, type, created_at, uploaded_at, expires_at)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+		    "ittibbbttttt", project_id, fp, berth_json_string(image, "filename") ?: "",
+		    (int64_t)json_integer_value(json_object_get(image, "size")),
+		    berth_json_bool(image, "public", false),
+		    berth_json_bool(image, "auto_update", false),
+		    berth_json_bool(image, "cached", false),
+		    berth_json_string(image, "architecture") ?: "", type ? type : "container",
+		    created ? created : now, now, expires ? expires : "0001-01-01T00:00:00Z");
+	if (r == -EEXIST)
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
+				       "Image with same fingerprint already exists");
+	if (r < 0)
+		return r;
+	return db_kv_store(db, sql_props_insert, sqlite3_last_insert_rowid(db),
+			   json_object_get(image, "properties"), "Properties", err);
+}
+
+int db_image_create(const char *project, const json_t *image, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = image_create(db, project, image, err);
+	return db_tx_end(db, r, err);
+}
+
+static int image_update(sqlite3 *db, const char *project, const char *fingerprint,
+			const json_t *image, struct berth_error *err)
+{
+	const char *expires = berth_json_string(image, "expires_at");
+	int64_t project_id = 0, id = 0;
+	int r;
+
+	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = image_id(db, project_id, fingerprint, &id, err);
+	if (r >= 0)
+		r = db_exec(db, err,
+			    "UPDATE images SET public = ?2, auto_update = ?3,"
+			    " expires_at = coalesce(?4, expires_at) WHERE id = ?1",
+			    "ibbt", id, berth_json_bool(image, "public", false),
+			    berth_json_bool(image, "auto_update", false), expires);
+	if (r >= 0)
+		r = db_exec(db, err, "DELETE FROM images_properties WHERE image_id = ?1", "i", id);
+	if (r < 0)
+		return r;
+	return db_kv_store(db, sql_props_insert, id, json_object_get(image, "properties"),
+			   "Properties", err);
+}
+
+int db_image_update(const char *project, const char *fingerprint, const json_t *image,
+		    struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = image_update(db, project, fingerprint, image, err);
+	return db_tx_end(db, r, err);
+}
+
+static int image_delete(sqlite3 *db, const char *project, const char *fingerprint,
+			struct berth_error *err)
+{
+	int64_t project_id = 0, id = 0;
+	int r;
+
+	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = image_id(db, project_id, fingerprint, &id, err);
+	if (r >= 0)
+		r = db_exec(db, err, "DELETE FROM images WHERE id = ?1", "i", id);
+	return r < 0 ? r : 0;
+}
+
+int db_image_delete(const char *project, const char *fingerprint, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = image_delete(db, project, fingerprint, err);
+	return db_tx_end(db, r, err);
+}
+
+int db_image_fingerprint_used(const char *fingerprint, bool *ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_conn(&db, err);
+	if (r < 0)
+		return r;
+	r = db_prepare(db, &stmt, err, "SELECT 1 FROM images WHERE fingerprint = ?1 LIMIT 1", "t",
+		       fingerprint);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	*ret = r > 0;
+	return 0;
+}
+
+/* ---- aliases ---- */
+
+#define ALIAS_SELECT                                                                               \
+	"SELECT a.name, a.description, i.fingerprint, i.type FROM images_aliases a"                \
+	" JOIN images i ON i.id = a.image_id WHERE a.project_id = ?1"
+
+static int alias_from_row(sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
+{
+	json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "name", db_column_text(stmt, 0),
+			      "description", db_column_text(stmt, 1), "target",
+			      db_column_text(stmt, 2), "type", db_column_text(stmt, 3));
+
+	if (!a)
+		return db_oom(err);
+	*ret = a;
+	return 0;
+}
+
+static int alias_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	json_auto_t *list = json_array();
+	int64_t project_id = 0;
+	int r;
+
+	if (!list)
+		return db_oom(err);
+	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = db_prepare(db, &stmt, err, ALIAS_SELECT " ORDER BY a.name", "i", project_id);
+	if (r < 0)
+		return r;
+	while ((r = db_step(stmt, err)) > 0) {
+		json_t *a = NULL;
+
+		r = alias_from_row(stmt, &a, err);
+		if (r < 0)
+			return r;
+		if (json_array_append_new(list, a) < 0)
+			return db_oom(err);
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+int db_image_alias_list(const char *project, json_t **ret, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = alias_list(db, project, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+static int alias_get(sqlite3 *db, const char *project, const char *name, json_t **ret,
+		     struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int64_t project_id = 0;
+	int r;
+
+	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = db_prepare(db, &stmt, err, ALIAS_SELECT " AND a.name = ?2", "it", project_id,
+			       name);
+	if (r >= 0)
+		r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+	return alias_from_row(stmt, ret, err);
+}
+
+int db_image_alias_get(const char *project, const char *name, json_t **ret,
+		       struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = alias_get(db, project, name, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+static int alias_create(sqlite3 *db, const char *project, const json_t *alias,
+			struct berth_error *err)
+{
+	const char *name = berth_json_string(alias, "name");
+	const char *target = berth_json_string(alias, "target");
+	int64_t project_id = 0, id = 0;
+	int r;
+
+	if (!name || !target)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Alias name or target is missing");
+	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = image_id(db, project_id, target, &id, err);
+	if (r < 0)
+		return r;
+	r = db_exec(db, err,
+		    "INSERT INTO images_aliases (project_id, name, image_id, description)"
+		    " VALUES (?1, ?2, ?3, ?4)",
+		    "itit", project_id, name, id, berth_json_string(alias, "description") ?: "");
+	if (r == -EEXIST)
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Alias \"%s\" already exists",
+				       name);
+	return r < 0 ? r : 0;
+}
+
+int db_image_alias_create(const char *project, const json_t *alias, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = alias_create(db, project, alias, err);
+	return db_tx_end(db, r, err);
+}
+
+static int alias_update(sqlite3 *db, const char *project, const char *name, const json_t *alias,
+			struct berth_error *err)
+{
+	const char *target = berth_json_string(alias, "target");
+	int64_t project_id = 0, id = 0;
+	int r;
+
+	if (!target)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Alias target is missing");
+	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = image_id(db, project_id, target, &id, err);
+	if (r >= 0)
+		r = db_exec(db, err,
+			    "UPDATE images_aliases SET image_id = ?3, description = ?4"
+			    " WHERE project_id = ?1 AND name = ?2",
+			    "itit", project_id, name, id,
+			    berth_json_string(alias, "description") ?: "");
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+	return 0;
+}
+
+int db_image_alias_update(const char *project, const char *name, const json_t *alias,
+			  struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = alias_update(db, project, name, alias, err);
+	return db_tx_end(db, r, err);
+}
+
+static int alias_rename(sqlite3 *db, const char *project, const char *name,
+			const char *new_name, struct berth_error *err)
+{
+	int64_t project_id = 0;
+	int r;
+
+	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = db_exec(db, err,
+			    "UPDATE images_aliases SET name = ?3"
+			    " WHERE project_id = ?1 AND name = ?2",
+			    "itt", project_id, name, new_name);
+	if (r == -EEXIST)
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Alias \"%s\" already exists",
+				       new_name);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+	return 0;
+}
+
+int db_image_alias_rename(const char *project, const char *name, const char *new_name,
+			  struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = alias_rename(db, project, name, new_name, err);
+	return db_tx_end(db, r, err);
+}
+
+static int alias_delete(sqlite3 *db, const char *project, const char *name,
+			struct berth_error *err)
+{
+	int64_t project_id = 0;
+	int r;
+
+	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = db_exec(db, err,
+			    "DELETE FROM images_aliases WHERE project_id = ?1 AND name = ?2", "it",
+			    project_id, name);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+	return 0;
+}
+
+int db_image_alias_delete(const char *project, const char *name, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = alias_delete(db, project, name, err);
+	return db_tx_end(db, r, err);
+}
