@@ -38,6 +38,18 @@ struct berth_ws_conn {
 	bool dead; /* the connection closed while busy */
 };
 
+#define STREAM_CHUNK (256u << 10)
+
+/* A response body being streamed by berth_http_respond_parts(). */
+struct stream {
+	struct berth_http_part *parts; /* owned; data copied, fds owned */
+	size_t n_parts, i;
+	uint64_t off;	    /* within parts[i] */
+	char *buf;	    /* owned: STREAM_CHUNK bytes for file reads */
+	uv_fs_t fs;
+	bool fs_pending;    /* a read is in flight: the conn may not be freed */
+};
+
 struct berth_http_conn {
 	uv_pipe_t handle;
 	uv_timer_t timer;
@@ -56,6 +68,7 @@ struct berth_http_conn {
 	char *leftover;	   /* owned: bytes read past the current request */
 	size_t leftover_len;
 	struct berth_ws_conn *ws; /* owned */
+	struct stream *stream;	  /* owned, while a streamed body is being sent */
 };
 
 struct berth_http_server {
@@ -81,6 +94,9 @@ struct write_req {
 };
 
 static const http_parser_settings parser_settings;
+static void stream_next(struct berth_http_conn *c);
+static void conn_next_request(struct berth_http_conn *c);
+static void stream_free(struct stream *st);
 static void conn_close(struct berth_http_conn *c);
 static void conn_feed(struct berth_http_conn *c, const char *data, size_t len);
 static void server_maybe_done(struct berth_http_server *s);
@@ -332,13 +348,27 @@ static void on_write(uv_write_t *req, int status)
 	free(w);
 	if (c->state == CONN_CLOSING)
 		return;
-	if (status < 0 || close_after || c->server->closing) {
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->stream) {
+		stream_next(c);
+		return;
+	}
+	if (close_after || c->server->closing) {
 		conn_close(c);
 		return;
 	}
 	if (c->state != CONN_WRITING)
 		return; /* websocket frames */
-	/* Keep-alive: back to reading, then feed what arrived early. */
+	conn_next_request(c);
+}
+
+/* The response went out on a keep-alive connection: back to reading, then feed
+ * what arrived early. */
+static void conn_next_request(struct berth_http_conn *c)
+{
 	request_release(&c->req);
 	c->state = CONN_IDLE;
 	conn_arm_timer(c, c->server->limits.idle_timeout_ms);
@@ -425,6 +455,7 @@ static void conn_free(struct berth_http_conn *c)
 	s->n_conns--;
 	request_release(&c->req);
 	free(c->leftover);
+	stream_free(c->stream);
 	free(c);
 	server_maybe_done(s);
 }
@@ -584,7 +615,8 @@ static void on_handle_closed(uv_handle_t *h)
 {
 	struct berth_http_conn *c = h->data;
 
-	if (--c->open_handles == 0 && !c->handler_pending)
+	if (--c->open_handles == 0 && !c->handler_pending &&
+	    !(c->stream && c->stream->fs_pending))
 		conn_free(c);
 }
 
@@ -771,6 +803,166 @@ int berth_http_conn_peer_uid(struct berth_http_conn *c, uid_t *ret)
 		return -errno;
 	*ret = cred.uid;
 	return 0;
+}
+
+/* ---- streamed bodies ---- */
+
+static void stream_free(struct stream *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->n_parts; i++) {
+		if (st->parts[i].fd >= 0)
+			close(st->parts[i].fd);
+		else
+			free((void *)st->parts[i].data);
+	}
+	free(st->parts);
+	free(st->buf);
+	free(st);
+}
+
+static void close_part_fds(const struct berth_http_part *parts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].fd >= 0)
+			close(parts[i].fd);
+}
+
+static void on_stream_read(uv_fs_t *req)
+{
+	struct berth_http_conn *c = req->data;
+	struct stream *st = c->stream;
+	ssize_t n = req->result;
+
+	uv_fs_req_cleanup(req);
+	st->fs_pending = false;
+	if (c->state == CONN_CLOSING) {
+		if (c->open_handles == 0 && !c->handler_pending)
+			conn_free(c);
+		return;
+	}
+	if (n <= 0 || conn_write(c, st->buf, (size_t)n, false) < 0) {
+		conn_close(c); /* a short file: the peer sees a truncated body, as it must */
+		return;
+	}
+	st->off += (uint64_t)n;
+}
+
+/* Send the next piece; when everything went out, finish like any response. */
+static void stream_next(struct berth_http_conn *c)
+{
+	struct stream *st = c->stream;
+
+	while (st->i < st->n_parts && st->off >= st->parts[st->i].len) {
+		st->i++;
+		st->off = 0;
+	}
+	if (st->i == st->n_parts) {
+		stream_free(TAKE_PTR(c->stream));
+		if (!c->keep_alive || c->server->closing)
+			conn_close(c);
+		else
+			conn_next_request(c);
+		return;
+	}
+	if (st->parts[st->i].fd < 0) {
+		const struct berth_http_part *p = &st->parts[st->i];
+
+		st->off = p->len;
+		if (conn_write(c, p->data, p->len, false) < 0)
+			conn_close(c);
+		return;
+	}
+	{
+		const struct berth_http_part *p = &st->parts[st->i];
+		uint64_t left = p->len - st->off;
+		uv_buf_t buf = uv_buf_init(st->buf, left < STREAM_CHUNK ? (unsigned)left
+								    : STREAM_CHUNK);
+
+		st->fs.data = c;
+		st->fs_pending = true;
+		if (uv_fs_read(c->server->loop, &st->fs, p->fd, &buf, 1, (int64_t)st->off,
+			       on_stream_read) < 0) {
+			st->fs_pending = false;
+			conn_close(c);
+		}
+	}
+}
+
+int berth_http_respond_parts(struct berth_http_conn *c, int status, const char *content_type,
+			     const struct berth_http_header *extra, size_t n_extra,
+			     const struct berth_http_part *parts, size_t n_parts)
+{
+	_cleanup_free_ char *head = NULL;
+	struct stream *st = NULL;
+	uint64_t total = 0;
+	size_t head_len = 0;
+	int r = -ENOMEM;
+
+	c->handler_pending = false;
+	if (c->state == CONN_CLOSING) {
+		close_part_fds(parts, n_parts);
+		if (c->open_handles == 0)
+			conn_free(c);
+		return -EPIPE;
+	}
+	for (size_t i = 0; i < n_parts; i++)
+		total += parts[i].len;
+	st = calloc(1, sizeof(*st));
+	if (st) {
+		st->parts = calloc(n_parts ? n_parts : 1, sizeof(*st->parts));
+		st->buf = malloc(STREAM_CHUNK);
+	}
+	if (!st || !st->parts || !st->buf) {
+		close_part_fds(parts, n_parts);
+		if (st) {
+			free(st->parts);
+			free(st->buf);
+			free(st);
+		}
+		goto fail;
+	}
+	for (size_t i = 0; i < n_parts; i++) {
+		st->parts[i] = parts[i];
+		if (parts[i].fd < 0) {
+			void *copy = malloc(parts[i].len ? parts[i].len : 1);
+			if (copy && parts[i].len)
+				memcpy(copy, parts[i].data, parts[i].len);
+			st->parts[i].data = copy;
+			st->n_parts = i + 1;
+			if (!copy) {
+				close_part_fds(parts + i + 1, n_parts - i - 1);
+				stream_free(st);
+				goto fail;
+			}
+		}
+		st->n_parts = i + 1;
+	}
+	c->keep_alive = c->keep_alive && !c->server->closing;
+	r = build_response(status, content_type, extra, n_extra, total, c->keep_alive, &head,
+			   &head_len);
+	if (r < 0) {
+		stream_free(st);
+		goto fail;
+	}
+	if (c->req.method && streq(c->req.method, "HEAD")) {
+		stream_free(st);
+		c->state = CONN_WRITING;
+		r = conn_write(c, head, head_len, !c->keep_alive);
+		if (r < 0)
+			goto fail;
+		return 0;
+	}
+	c->stream = st;
+	c->state = CONN_WRITING;
+	r = conn_write(c, head, head_len, false);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	conn_close(c);
+	return r;
 }
 
 /* ---- websockets ---- */

@@ -85,6 +85,23 @@ int berth_http_respond(struct berth_http_conn *conn, int status, const char *con
 		       const struct berth_http_header *extra, size_t n_extra, const void *body,
 		       size_t len);
 
+/* One piece of a streamed response: `len` bytes at `data` (copied), or, when fd >= 0,
+ * `len` bytes of the file `fd` from offset 0 (the server takes ownership of fd). */
+struct berth_http_part {
+	const void *data;
+	int fd;
+	uint64_t len;
+};
+
+/* Answer with a body made of `parts`, sent in order. File parts are read on the
+ * loop with uv_fs_read, 256 KiB at a time, each chunk written before the next is
+ * read, so a multi-GB image costs a fixed amount of memory. Every fd in `parts` is
+ * owned by the server from this call on, also on failure. Returns as
+ * berth_http_respond(). */
+int berth_http_respond_parts(struct berth_http_conn *conn, int status, const char *content_type,
+			     const struct berth_http_header *extra, size_t n_extra,
+			     const struct berth_http_part *parts, size_t n_parts);
+
 /* Peer credentials of the connection (SO_PEERCRED); -ENOTSUP for adopted fds. */
 int berth_http_conn_peer_uid(struct berth_http_conn *conn, uid_t *ret);
 

@@ -57,8 +57,41 @@ void api_response_release(struct api_response *resp)
 	free(resp->raw);
 	free(resp->content_type_buf);
 	free(resp->disposition);
+	for (size_t i = 0; i < resp->n_parts; i++) {
+		free(resp->part_bufs[i]);
+		if (resp->parts[i].fd >= 0)
+			close(resp->parts[i].fd);
+	}
 	operation_unref(resp->op);
 	*resp = (struct api_response){0};
+}
+
+int api_add_part_string(struct api_response *resp, char *s)
+{
+	size_t i = resp->n_parts;
+
+	if (i >= API_MAX_PARTS) {
+		free(s);
+		return -E2BIG;
+	}
+	resp->part_bufs[i] = s;
+	resp->parts[i] = (struct berth_http_part){.data = s, .fd = -EBADF, .len = strlen(s)};
+	resp->n_parts++;
+	return 0;
+}
+
+int api_add_part_fd(struct api_response *resp, int fd, uint64_t len)
+{
+	size_t i = resp->n_parts;
+
+	if (i >= API_MAX_PARTS) {
+		close(fd);
+		return -E2BIG;
+	}
+	resp->part_bufs[i] = NULL;
+	resp->parts[i] = (struct berth_http_part){.fd = fd, .len = len};
+	resp->n_parts++;
+	return 0;
 }
 
 void api_respond(struct berth_http_conn *conn, struct api_response *resp)
@@ -71,10 +104,18 @@ void api_respond(struct berth_http_conn *conn, struct api_response *resp)
 		if (resp->disposition)
 			h[n++] = (struct berth_http_header){.name = "Content-Disposition",
 							    .value = resp->disposition};
-		berth_http_respond(conn, resp->status ? resp->status : 200,
-				   resp->content_type_buf ? resp->content_type_buf
-							  : resp->content_type,
-				   h, n, resp->raw, resp->raw_len);
+		const char *ct =
+			resp->content_type_buf ? resp->content_type_buf : resp->content_type;
+
+		if (resp->n_parts > 0) {
+			berth_http_respond_parts(conn, resp->status ? resp->status : 200, ct, h,
+						 n, resp->parts, resp->n_parts);
+			for (size_t i = 0; i < resp->n_parts; i++)
+				resp->parts[i].fd = -EBADF; /* the server owns them now */
+		} else {
+			berth_http_respond(conn, resp->status ? resp->status : 200, ct, h, n,
+					   resp->raw, resp->raw_len);
+		}
 		api_response_release(resp);
 		return;
 	}

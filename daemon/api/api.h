@@ -18,6 +18,7 @@
 #include "lib/http_server.h"
 
 #define API_MAX_PARAMS 4
+#define API_MAX_PARTS 8
 
 struct api_request {
 	struct berth_daemon *d;
@@ -49,6 +50,12 @@ struct api_response {
 	const char *content_type; /* API_RAW */
 	char *content_type_buf;	  /* API_RAW: owned, used instead of content_type when set */
 	char *disposition;	  /* API_RAW: owned Content-Disposition header, or NULL */
+	/* API_RAW streamed from files: when n_parts > 0 the body is `parts` instead of
+	 * `raw` (see berth_http_respond_parts). Data parts point into `part_bufs` (owned);
+	 * fds are owned until the response is sent. Fill with api_add_part_*(). */
+	struct berth_http_part parts[API_MAX_PARTS];
+	char *part_bufs[API_MAX_PARTS];
+	size_t n_parts;
 };
 
 typedef int (*api_handler_fn)(struct api_request *req, struct api_response *resp,
@@ -95,6 +102,11 @@ void api_respond_error(struct berth_http_conn *conn, int status, const char *msg
 /* Render the envelope of `resp` and send it. Consumes resp's contents. */
 void api_respond(struct berth_http_conn *conn, struct api_response *resp);
 void api_response_release(struct api_response *resp);
+/* Append a part to a streamed API_RAW body: a string (taken over: freed with the
+ * response), or `len` bytes of `fd` (taken over, also on failure). -E2BIG past
+ * API_MAX_PARTS. */
+int api_add_part_string(struct api_response *resp, char *s);
+int api_add_part_fd(struct api_response *resp, int fd, uint64_t len);
 /* Render the sync envelope around resp->metadata (consumed) into resp->raw. */
 void api_render_sync(struct api_response *resp);
 /* Operation wrapper used by async handlers: creates and returns via resp. */

@@ -383,70 +383,50 @@ static int delete_image(struct api_request *req, struct api_response *resp,
 
 /* ---- export ---- */
 
-static int read_fd(int fd, struct berth_error *err, char **ret, size_t *ret_len)
+static int file_size(int fd, uint64_t *ret, struct berth_error *err)
 {
 	struct stat st;
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
 
 	if (fstat(fd, &st) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fstat: %m");
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Image too large");
-	while (len < (size_t)st.st_size) {
-		ssize_t n = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
-		if (n <= 0)
-			return berth_error_set(err, n < 0 ? -errno : -EIO, BERTH_ERR_INTERNAL,
-					       "Failed to read the image");
-		len += (size_t)n;
-	}
-	*ret = TAKE_PTR(buf);
-	*ret_len = len;
+	*ret = (uint64_t)st.st_size;
 	return 0;
 }
 
 /* Both files of a split image as multipart/form-data, parts "metadata" then "rootfs",
  * as LXD sends them; the boundary is the fingerprint (the hash of the very bytes it
  * separates cannot occur in them in practice). */
-static int export_split(const char *fp, bool vm, int meta, int rootfs,
+static int export_split(const char *fp, bool vm, int *meta, int *rootfs,
 			struct api_response *resp, struct berth_error *err)
 {
-	_cleanup_free_ char *m = NULL, *rf = NULL, *h1 = NULL, *h2 = NULL, *tail = NULL;
-	size_t mlen = 0, rlen = 0, l1, l2, lt;
-	char *out;
-	int r;
+	_cleanup_free_ char *h1 = NULL, *h2 = NULL, *tail = NULL;
+	uint64_t mlen = 0, rlen = 0;
+	int r = file_size(*meta, &mlen, err);
 
-	r = read_fd(meta, err, &m, &mlen);
 	if (r >= 0)
-		r = read_fd(rootfs, err, &rf, &rlen);
+		r = file_size(*rootfs, &rlen, err);
 	if (r < 0)
 		return r;
 	h1 = berth_strdup_printf("--%s\r\nContent-Disposition: form-data; name=\"metadata\";"
 				 " filename=\"meta-%s%s\"\r\nContent-Type: application/octet-stream"
 				 "\r\n\r\n",
-				 fp, fp, image_file_suffix(meta));
+				 fp, fp, image_file_suffix(*meta));
 	h2 = berth_strdup_printf("\r\n--%s\r\nContent-Disposition: form-data; name=\"%s\";"
 				 " filename=\"%s%s\"\r\nContent-Type: application/octet-stream"
 				 "\r\n\r\n",
 				 fp, vm ? "rootfs.img" : "rootfs", fp,
-				 vm ? ".img" : image_file_suffix(rootfs));
+				 vm ? ".img" : image_file_suffix(*rootfs));
 	tail = berth_strdup_printf("\r\n--%s--\r\n", fp);
 	resp->content_type_buf = berth_strdup_printf("multipart/form-data; boundary=%s", fp);
 	if (!h1 || !h2 || !tail || !resp->content_type_buf)
 		return -ENOMEM;
-	l1 = strlen(h1), l2 = strlen(h2), lt = strlen(tail);
-	out = malloc(l1 + mlen + l2 + rlen + lt);
-	if (!out)
-		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Image too large");
-	memcpy(out, h1, l1);
-	memcpy(out + l1, m, mlen);
-	memcpy(out + l1 + mlen, h2, l2);
-	memcpy(out + l1 + mlen + l2, rf, rlen);
-	memcpy(out + l1 + mlen + l2 + rlen, tail, lt);
+	/* Five parts, well within API_MAX_PARTS: these cannot fail. */
 	resp->type = API_RAW;
-	resp->raw = out;
-	resp->raw_len = l1 + mlen + l2 + rlen + lt;
+	api_add_part_string(resp, TAKE_PTR(h1));
+	api_add_part_fd(resp, TAKE_FD(*meta), mlen);
+	api_add_part_string(resp, TAKE_PTR(h2));
+	api_add_part_fd(resp, TAKE_FD(*rootfs), rlen);
+	api_add_part_string(resp, TAKE_PTR(tail));
 	return 0;
 }
 
@@ -456,6 +436,7 @@ static int export_image(struct api_request *req, struct api_response *resp,
 	_cleanup_free_ char *fp = NULL, *dir = images_dir(req);
 	_cleanup_close_ int meta = -EBADF, rootfs = -EBADF;
 	json_auto_t *img = NULL;
+	uint64_t len = 0;
 	int r;
 
 	if (!dir)
@@ -468,15 +449,18 @@ static int export_image(struct api_request *req, struct api_response *resp,
 	if (rootfs >= 0)
 		return export_split(fp,
 				    streq(berth_json_string(img, "type") ?: "", "virtual-machine"),
-				    meta, rootfs, resp, err);
-	r = read_fd(meta, err, &resp->raw, &resp->raw_len);
-	if (r < 0)
-		return r;
+				    &meta, &rootfs, resp, err);
 	resp->type = API_RAW;
-	resp->content_type = "application/octet-stream";
 	resp->disposition =
 		berth_strdup_printf("inline;filename=%s%s", fp, image_file_suffix(meta));
-	return resp->disposition ? 0 : -ENOMEM;
+	if (!resp->disposition)
+		return -ENOMEM;
+	r = file_size(meta, &len, err);
+	if (r < 0)
+		return r;
+	api_add_part_fd(resp, TAKE_FD(meta), len);
+	resp->content_type = "application/octet-stream";
+	return 0;
 }
 
 /* ---- aliases ---- */

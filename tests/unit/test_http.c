@@ -38,6 +38,25 @@ static void handler(struct berth_http_conn *conn, struct berth_http_request *req
 		snprintf(f->last_body, sizeof(f->last_body), "%.*s", (int)req->body_len,
 			 req->body);
 	}
+	if (streq(req->path, "/file")) {
+		/* "<" + 600,000 bytes of a file (three read chunks) + ">" */
+		char tmpl[] = "/tmp/berth-test-http-XXXXXX";
+		int fd = mkstemp(tmpl);
+		char *blob = malloc(600000);
+		struct berth_http_part parts[3] = {
+			{.data = "<", .fd = -EBADF, .len = 1},
+			{.fd = fd, .len = 600000},
+			{.data = ">", .fd = -EBADF, .len = 1},
+		};
+
+		unlink(tmpl);
+		for (size_t i = 0; i < 600000; i++)
+			blob[i] = (char)('a' + i % 26);
+		assert_int_equal(write(fd, blob, 600000), 600000);
+		free(blob);
+		berth_http_respond_parts(conn, 200, "application/octet-stream", NULL, 0, parts, 3);
+		return;
+	}
 	if (streq(req->path, "/ws")) {
 		berth_http_upgrade_ws(conn, &(struct berth_ws_callbacks){0}, f, &f->ws);
 		return;
@@ -274,6 +293,41 @@ static void test_upload_too_large(void **state)
 	assert_int_equal(f->handled, 0);
 }
 
+static void test_respond_parts(void **state)
+{
+	struct fixture *f = *state;
+	static char buf[700000];
+	size_t len = 0, body;
+	bool eof = false;
+	const char *req = "GET /file HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n";
+	uint64_t end = berth_monotonic_ns() + 3000000000ull;
+	char *p;
+
+	send_all(f, req, strlen(req));
+	while (!strstr(buf, "GET /after") && berth_monotonic_ns() < end) {
+		ssize_t n;
+
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		n = read(f->client, buf + len, sizeof(buf) - 1 - len);
+		if (n > 0) {
+			len += (size_t)n;
+			buf[len] = '\0';
+		} else if (n == 0) {
+			eof = true;
+			break;
+		}
+	}
+	assert_false(eof);
+	assert_non_null(strstr(buf, "Content-Length: 600002\r\n"));
+	p = strstr(buf, "\r\n\r\n") + 4;
+	body = (size_t)(strstr(p, "HTTP/1.1 200") - p);
+	assert_int_equal(body, 600002); /* then keep-alive served the next request */
+	assert_int_equal(p[0], '<');
+	assert_int_equal(p[1], 'a');
+	assert_int_equal(p[1 + 599999], (char)('a' + 599999 % 26));
+	assert_int_equal(p[600001], '>');
+}
+
 static void test_malformed(void **state)
 {
 	struct fixture *f = *state;
@@ -372,6 +426,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chunked_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_spooled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upload_too_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_respond_parts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
