@@ -501,3 +501,26 @@ int db_init(const char *path, const char *default_pool_source, struct berth_erro
 	}
 	return 0;
 }
+
+int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret,
+	       struct berth_error *err)
+{
+	json_auto_t *list = json_array();
+	int r;
+
+	if (!list)
+		return db_oom(err);
+	while ((r = db_step(stmt, err)) > 0) {
+		json_t *obj = NULL;
+
+		r = fn(db, stmt, &obj, err);
+		if (r < 0)
+			return r;
+		if (json_array_append_new(list, obj) < 0)
+			return db_oom(err);
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(list);
+	return 0;
+}

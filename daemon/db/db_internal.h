@@ -141,3 +141,11 @@ int db_profile_insert(sqlite3 *db, int64_t project_id, const json_t *profile,
 		      struct berth_error *err);
 int db_pool_insert(sqlite3 *db, const char *name, const char *driver, const char *description,
 		   const json_t *config, struct berth_error *err);
+
+/* ---- db.c: row collection ---- */
+
+/* Turns the current row of `stmt` into a new object in *ret. */
+typedef int (*db_row_fn)(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err);
+/* Step `stmt` to its end, making each row an object with `fn`; *ret is the array. */
+int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret,
+	       struct berth_error *err);

@@ -99,12 +99,9 @@ static int image_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct 
 static int image_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	json_auto_t *list = json_array();
 	int64_t project_id = 0;
 	int r;
 
-	if (!list)
-		return db_oom(err);
 	r = db_project_id(db, project, &project_id, err);
 	if (r < 0)
 		return r;
@@ -114,19 +111,7 @@ static int image_list(sqlite3 *db, const char *project, json_t **ret, struct ber
 		       "i", project_id);
 	if (r < 0)
 		return r;
-	while ((r = db_step(stmt, err)) > 0) {
-		json_t *img = NULL;
-
-		r = image_from_row(db, stmt, &img, err);
-		if (r < 0)
-			return r;
-		if (json_array_append_new(list, img) < 0)
-			return db_oom(err);
-	}
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(list);
-	return 0;
+	return db_collect(db, stmt, image_from_row, ret, err);
 }
 
 int db_image_list(const char *project, json_t **ret, struct berth_error *err)

@@ -108,12 +108,9 @@ static int profile_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret,
 static int profile_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	json_auto_t *list = json_array();
 	int64_t project_id = 0;
 	int r;
 
-	if (!list)
-		return db_oom(err);
 	r = db_project_id(db, project, &project_id, err);
 	if (r < 0)
 		return r;
@@ -123,19 +120,7 @@ static int profile_list(sqlite3 *db, const char *project, json_t **ret, struct b
 		       "i", project_id);
 	if (r < 0)
 		return r;
-	while ((r = db_step(stmt, err)) > 0) {
-		json_t *profile = NULL;
-
-		r = profile_from_row(db, stmt, &profile, err);
-		if (r < 0)
-			return r;
-		if (json_array_append_new(list, profile) < 0)
-			return db_oom(err);
-	}
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(list);
-	return 0;
+	return db_collect(db, stmt, profile_from_row, ret, err);
 }
 
 int db_profile_list(const char *project, json_t **ret, struct berth_error *err)

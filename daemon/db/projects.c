@@ -80,28 +80,13 @@ static int project_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret,
 static int project_list(sqlite3 *db, json_t **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	json_auto_t *list = json_array();
 	int r;
 
-	if (!list)
-		return db_oom(err);
 	r = db_prepare(db, &stmt, err, "SELECT id, name, description FROM projects ORDER BY name",
 		       NULL);
 	if (r < 0)
 		return r;
-	while ((r = db_step(stmt, err)) > 0) {
-		json_t *project = NULL;
-
-		r = project_from_row(db, stmt, &project, err);
-		if (r < 0)
-			return r;
-		if (json_array_append_new(list, project) < 0)
-			return db_oom(err);
-	}
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(list);
-	return 0;
+	return db_collect(db, stmt, project_from_row, ret, err);
 }
 
 int db_project_list(json_t **ret, struct berth_error *err)
