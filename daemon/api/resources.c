@@ -2,8 +2,10 @@
  *
  * CPU topology (sockets, cores, threads, caches, frequencies, NUMA nodes), memory and
  * hugepages (per NUMA node too), block devices and their partitions, and the DMI system
- * identity are real. GPUs, NICs, PCI and USB devices are reported as empty lists: naming
- * them needs the pci.ids/usb.ids databases, and nothing berth does depends on them yet.
+ * identity are real; so are PCI devices (GPUs and NICs among them, NICs with their ports
+ * as this network namespace sees them) and USB devices, by numeric IDs only: their vendor
+ * and product names would need the pci.ids/usb.ids databases, which the client shows
+ * only when set.
  * Everything is read on each request (the counters change); a missing file leaves its
  * field at LXD's zero value rather than failing the request, because sysfs differs
  * between kernels, VMs and containers. */
@@ -518,6 +520,188 @@ static int resources_storage(json_t **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* ---- PCI, GPU, network, USB ---- */
+
+#define SYS_PCI "/sys/bus/pci/devices"
+#define SYS_USB "/sys/bus/usb/devices"
+
+/* Basename of the symlink `dir`/`name`, or NULL. */
+static char *link_basename(const char *dir, const char *name)
+{
+	char path[PATH_MAX], target[PATH_MAX];
+	ssize_t n;
+	const char *slash;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return NULL;
+	target[n] = '\0';
+	slash = strrchr(target, '/');
+	return strdup(slash ? slash + 1 : target);
+}
+
+/* "0x1af4" -> "1af4", as LXD writes IDs. */
+static const char *strip_hex_prefix(const char *s)
+{
+	return s && berth_startswith(s, "0x") ? s + 2 : (s ? s : "");
+}
+
+/* The fields every PCI-attached LXD resource shares, as a new object. */
+static json_t *pci_common(const char *addr)
+{
+	char dir[PATH_MAX];
+	_cleanup_free_ char *vendor = NULL, *product = NULL, *driver = NULL, *version = NULL;
+	_cleanup_free_ char *group = NULL;
+	int64_t node;
+
+	snprintf(dir, sizeof(dir), SYS_PCI "/%s", addr);
+	vendor = read_linef("%s/vendor", dir);
+	product = read_linef("%s/device", dir);
+	driver = link_basename(dir, "driver");
+	if (driver)
+		version = read_linef("/sys/module/%s/version", driver);
+	group = link_basename(dir, "iommu_group");
+	node = read_int(0, "%s/numa_node", dir);
+	return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:i}", "driver",
+			 driver ? driver : "", "driver_version", version ? version : "",
+			 "numa_node", (int)(node < 0 ? 0 : node), "pci_address", addr, "vendor", "",
+			 "vendor_id", strip_hex_prefix(vendor), "product", "", "product_id",
+			 strip_hex_prefix(product), "iommu_group", group ? atoi(group) : 0);
+}
+
+/* The PCI address in the resolved sysfs path of network interface `ifname`, or NULL. */
+static char *netdev_pci_address(const char *ifname)
+{
+	char path[PATH_MAX], real[PATH_MAX];
+	char *best = NULL, *save = NULL;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s", ifname);
+	if (!realpath(path, real))
+		return NULL;
+	/* The last component shaped like DDDD:BB:DD.F is the function the port sits on. */
+	for (char *tok = strtok_r(real, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		unsigned dom, bus, slot, fn;
+		char tail;
+
+		if (sscanf(tok, "%4x:%2x:%2x.%1x%c", &dom, &bus, &slot, &fn, &tail) == 4)
+			best = tok;
+	}
+	return best ? strdup(best) : NULL;
+}
+
+static json_t *netdev_port(const char *ifname)
+{
+	_cleanup_free_ char *mac = read_linef("/sys/class/net/%s/address", ifname);
+	_cleanup_free_ char *duplex = read_linef("/sys/class/net/%s/duplex", ifname);
+	int64_t type = read_int(1, "/sys/class/net/%s/type", ifname);
+	int64_t speed = read_int(0, "/sys/class/net/%s/speed", ifname);
+
+	return json_pack("{s:s, s:s, s:I, s:s, s:b, s:b, s:I, s:s}", "id", ifname, "address",
+			 mac ? mac : "", "port",
+			 (json_int_t)read_int(0, "/sys/class/net/%s/dev_port", ifname), "protocol",
+			 type == 32 ? "infiniband" : "ethernet", "auto_negotiation", 0,
+			 "link_detected", read_int(0, "/sys/class/net/%s/carrier", ifname) == 1,
+			 "link_speed", (json_int_t)(speed > 0 ? speed : 0), "link_duplex",
+			 duplex ? duplex : "");
+}
+
+/* Attach the ports of this network namespace's interfaces to the NIC cards they sit on. */
+static void network_ports(json_t *cards)
+{
+	DIR *d = opendir("/sys/class/net");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		_cleanup_free_ char *addr = NULL;
+		size_t i;
+		json_t *card;
+
+		if (e->d_name[0] == '.')
+			continue;
+		addr = netdev_pci_address(e->d_name);
+		if (!addr)
+			continue;
+		json_array_foreach(cards, i, card)
+			if (streq(berth_json_string(card, "pci_address") ?: "", addr)) {
+				json_array_append_new(json_object_get(card, "ports"),
+						      netdev_port(e->d_name));
+				break;
+			}
+	}
+	closedir(d);
+}
+
+/* PCI devices, with the display controllers (class 0x03) also as GPU cards and the network
+ * controllers (0x02) also as NIC cards. */
+static void resources_pci(json_t **ret_pci, json_t **ret_gpu, json_t **ret_network)
+{
+	json_t *devices = json_array(), *gpus = json_array(), *nics = json_array();
+	DIR *d = opendir(SYS_PCI);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		_cleanup_free_ char *class = NULL;
+
+		if (e->d_name[0] == '.')
+			continue;
+		class = read_linef(SYS_PCI "/%s/class", e->d_name);
+		json_array_append_new(devices, pci_common(e->d_name));
+		if (class && berth_startswith(class, "0x03"))
+			json_array_append_new(gpus, pci_common(e->d_name));
+		if (class && berth_startswith(class, "0x02")) {
+			json_t *nic = pci_common(e->d_name);
+
+			json_object_set_new(nic, "ports", json_array());
+			json_array_append_new(nics, nic);
+		}
+	}
+	if (d)
+		closedir(d);
+	network_ports(nics);
+	*ret_pci = json_pack("{s:o, s:I}", "devices", devices, "total",
+			     (json_int_t)json_array_size(devices));
+	*ret_gpu = json_pack("{s:o, s:I}", "cards", gpus, "total",
+			     (json_int_t)json_array_size(gpus));
+	*ret_network = json_pack("{s:o, s:I}", "cards", nics, "total",
+				 (json_int_t)json_array_size(nics));
+}
+
+/* USB devices (not their interfaces, which have no idVendor). */
+static json_t *resources_usb(void)
+{
+	json_t *devices = json_array();
+	DIR *d = opendir(SYS_USB);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		_cleanup_free_ char *vendor = NULL, *product = NULL, *speed = NULL;
+
+		if (e->d_name[0] == '.')
+			continue;
+		vendor = read_linef(SYS_USB "/%s/idVendor", e->d_name);
+		if (!vendor)
+			continue;
+		product = read_linef(SYS_USB "/%s/idProduct", e->d_name);
+		speed = read_linef(SYS_USB "/%s/speed", e->d_name);
+		json_array_append_new(
+			devices,
+			json_pack("{s:I, s:I, s:[], s:s, s:s, s:f, s:s, s:s}", "bus_address",
+				  (json_int_t)read_int(0, SYS_USB "/%s/busnum", e->d_name),
+				  "device_address",
+				  (json_int_t)read_int(0, SYS_USB "/%s/devnum", e->d_name),
+				  "interfaces", "product", "", "product_id", product ? product : "",
+				  "speed", speed ? strtod(speed, NULL) : 0.0, "vendor", "",
+				  "vendor_id", vendor));
+	}
+	if (d)
+		closedir(d);
+	return json_pack("{s:o, s:I}", "devices", devices, "total",
+			 (json_int_t)json_array_size(devices));
+}
+
 /* ---- system ---- */
 
 #define DMI "/sys/class/dmi/id/"
@@ -579,16 +763,11 @@ static json_t *resources_system(void)
 
 /* ---- the handler ---- */
 
-static json_t *empty_list(const char *key)
-{
-	return json_pack("{s:[], s:i}", key, "total", 0);
-}
-
 static int get_resources(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
 	json_auto_t *res = NULL;
-	json_t *cpu = NULL, *memory = NULL, *storage = NULL;
+	json_t *cpu = NULL, *memory = NULL, *storage = NULL, *pci, *gpu, *network;
 	int r;
 
 	r = resources_cpu(&cpu);
@@ -605,10 +784,10 @@ static int get_resources(struct api_request *req, struct api_response *resp,
 		json_decref(memory);
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to list /sys/block");
 	}
+	resources_pci(&pci, &gpu, &network);
 	res = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "cpu", cpu, "memory", memory,
-			"storage", storage, "gpu", empty_list("cards"), "network",
-			empty_list("cards"), "pci", empty_list("devices"), "usb",
-			empty_list("devices"), "system", resources_system());
+			"storage", storage, "gpu", gpu, "network", network, "pci", pci, "usb",
+			resources_usb(), "system", resources_system());
 	if (!res)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 	return api_sync(resp, TAKE_PTR(res));

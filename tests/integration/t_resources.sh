@@ -51,8 +51,29 @@ else
 	skip "disk size" "no disk in /sys/block"
 	skip "disk major:minor" "no disk in /sys/block"
 fi
-is "$(jget '[j["metadata"][k]["total"] for k in ("gpu", "network", "pci", "usb")]' "$res")" \
-	"[0, 0, 0, 0]" "gpu, network, pci and usb are valid empty lists"
+npci=$(ls /sys/bus/pci/devices 2>/dev/null | wc -l)
+is "$(jget 'j["metadata"]["pci"]["total"]' "$res")" "$npci" "one PCI device per /sys/bus/pci/devices entry"
+is "$(jget 'len(j["metadata"]["pci"]["devices"])' "$res")" "$npci" "PCI devices list matches the total"
+if [ "$npci" -gt 0 ]; then
+	a=$(jget 'j["metadata"]["pci"]["devices"][0]["pci_address"]' "$res")
+	is "$(jget 'j["metadata"]["pci"]["devices"][0]["vendor_id"]' "$res")" \
+		"$(sed 's/^0x//' "/sys/bus/pci/devices/$a/vendor")" "PCI $a vendor id"
+fi
+nnic=$(cat /sys/bus/pci/devices/*/class 2>/dev/null | grep -c '^0x02')
+is "$(jget 'j["metadata"]["network"]["total"]' "$res")" "$nnic" "one NIC card per PCI network controller"
+ngpu=$(cat /sys/bus/pci/devices/*/class 2>/dev/null | grep -c '^0x03')
+is "$(jget 'j["metadata"]["gpu"]["total"]' "$res")" "$ngpu" "one GPU card per PCI display controller"
+nusb=$(ls /sys/bus/usb/devices/*/idVendor 2>/dev/null | wc -l)
+is "$(jget 'j["metadata"]["usb"]["total"]' "$res")" "$nusb" "one USB device per device with an idVendor"
+# Ports: the interfaces of berthd's network namespace that sit on a PCI network
+# controller (none when lib.sh could remount /sys for the test's namespace).
+nport=0
+for i in /sys/class/net/*; do
+	a=$(readlink -f "$i" | grep -oE '[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-9a-f]' | tail -n 1)
+	[ -n "$a" ] && grep -q '^0x02' "/sys/bus/pci/devices/$a/class" 2>/dev/null && nport=$((nport + 1))
+done
+is "$(jget 'sum(len(c["ports"]) for c in j["metadata"]["network"]["cards"])' "$res")" "$nport" \
+	"NIC ports are the interfaces of berthd's network namespace"
 like "$(jget 'j["metadata"]["system"]["type"]' "$res")" '^(physical|virtual-machine|container|unknown)$' \
 	"system type"
 expect_status 200 "GET /1.0 still answers" GET /1.0
