@@ -206,6 +206,8 @@ static int cmp_thread(const void *a, const void *b)
 
 	if (x->socket != y->socket)
 		return x->socket < y->socket ? -1 : 1;
+	if (x->die != y->die)
+		return x->die < y->die ? -1 : 1;
 	if (x->core != y->core)
 		return x->core < y->core ? -1 : 1;
 	return x->id < y->id ? -1 : x->id > y->id;
@@ -257,7 +259,7 @@ static json_t *socket_new(const struct cpu_thread *t, const char *vendor, const 
 	return s;
 }
 
-/* Group `threads` (sorted by socket, core, id) into LXD's sockets/cores/threads tree. */
+/* Group `threads` (sorted by socket, die, core, id) into LXD's sockets/cores/threads tree. */
 static json_t *cpu_sockets(const struct cpu_thread *threads, size_t n, const char *cpuinfo)
 {
 	_cleanup_free_ char *vendor = cpuinfo_value(cpuinfo, "vendor_id");
@@ -275,7 +277,8 @@ static json_t *cpu_sockets(const struct cpu_thread *threads, size_t n, const cha
 			json_array_append_new(sockets, socket);
 			core = NULL;
 		}
-		if (!core || t->core != threads[i - 1].core) {
+		/* core_id is only unique within a die. */
+		if (!core || t->core != threads[i - 1].core || t->die != threads[i - 1].die) {
 			json_int_t cur = cpu_freq(t->id, "scaling_cur_freq");
 
 			core = json_pack("{s:i, s:i, s:[], s:I}", "core", t->core, "die", t->die,
