@@ -10,7 +10,12 @@
  *	"n=N p50=X p90=X p99=X max=X" in milliseconds. Any status but 200 fails.
  *   bench_api create [-t THREADS] [-p PREFIX] SOCKET COUNT
  *	creates COUNT empty instances PREFIX0000.. (source type "none"), each
- *	waited for, THREADS connections in parallel; prints "created=N seconds=S". */
+ *	waited for, THREADS connections in parallel; prints "created=N seconds=S".
+ *   bench_api op [-n REQUESTS] [-w WARMUP] SOCKET METHOD PATH [JSON]
+ *	sends METHOD PATH with the JSON body and, when the answer is an operation, waits
+ *	for it; times each round trip like `latency`. "{i}" in PATH and JSON becomes the
+ *	run's number (0, 1, ...; warm-up runs first), for names that must be new each
+ *	time. A failed request or operation fails the command. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -207,13 +212,123 @@ static int cmd_create(int argc, char **argv)
 	return atomic_load(&job.failed) ? 1 : 0;
 }
 
+/* `tmpl` with every "{i}" replaced by `i`, in a new string (NULL: out of memory). */
+static char *expand_index(const char *tmpl, long i)
+{
+	char num[24];
+	size_t nlen = (size_t)snprintf(num, sizeof(num), "%ld", i), len = 0;
+	char *out = malloc(strlen(tmpl) * (nlen > 3 ? nlen : 3) / 3 + 1);
+
+	if (!out)
+		return NULL;
+	for (const char *p = tmpl; *p;) {
+		if (berth_startswith(p, "{i}")) {
+			memcpy(out + len, num, nlen);
+			len += nlen;
+			p += 3;
+		} else {
+			out[len++] = *p++;
+		}
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* One request (and its operation, if any), run number `i`; its duration in *ret_ns. */
+static int op_once(struct berth_client *c, const char *method, const char *path_tmpl,
+		   const char *body_tmpl, long i, uint64_t *ret_ns)
+{
+	_cleanup_free_ char *path = expand_index(path_tmpl, i);
+	_cleanup_free_ char *body_s = body_tmpl ? expand_index(body_tmpl, i) : NULL;
+	json_auto_t *body = NULL;
+	json_auto_t *meta = NULL;
+	struct berth_error err = {0};
+	uint64_t start;
+	int r;
+
+	if (!path || (body_tmpl && !body_s))
+		return -ENOMEM;
+	if (body_s) {
+		json_error_t jerr;
+
+		body = json_loads(body_s, 0, &jerr);
+		if (!body) {
+			fprintf(stderr, "bench_api: bad JSON body: %s\n", jerr.text);
+			return -EINVAL;
+		}
+	}
+	start = berth_monotonic_ns();
+	r = berth_client_query(c, method, path, body, &meta, NULL, &err);
+	if (r < 0) {
+		fprintf(stderr, "bench_api: %s %s: %s\n", method, path, berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return r;
+	}
+	if (ret_ns)
+		*ret_ns = berth_monotonic_ns() - start;
+	return 0;
+}
+
+static int cmd_op(int argc, char **argv)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
+	_cleanup_free_ uint64_t *samples = NULL;
+	struct berth_error err = {0};
+	long n = 20, warmup = 2, i = 0;
+	int opt, r;
+
+	while ((opt = getopt(argc, argv, "n:w:")) != -1) {
+		switch (opt) {
+		case 'n':
+			n = strtol(optarg, NULL, 10);
+			break;
+		case 'w':
+			warmup = strtol(optarg, NULL, 10);
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind < 3 || argc - optind > 4 || n < 1 || warmup < 0) {
+		fprintf(stderr,
+			"usage: bench_api op [-n REQUESTS] [-w WARMUP] SOCKET METHOD PATH [JSON]\n");
+		return 2;
+	}
+	const char *sock = argv[optind], *method = argv[optind + 1], *path = argv[optind + 2];
+	const char *body = argc - optind == 4 ? argv[optind + 3] : NULL;
+
+	r = berth_client_new(sock, &c, &err);
+	if (r < 0) {
+		fprintf(stderr, "bench_api: %s\n", berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return 1;
+	}
+	samples = calloc((size_t)n, sizeof(*samples));
+	if (!samples)
+		return 1;
+	for (; i < warmup; i++)
+		if (op_once(c, method, path, body, i, NULL) < 0)
+			return 1;
+	for (long k = 0; k < n; k++, i++)
+		if (op_once(c, method, path, body, i, &samples[k]) < 0)
+			return 1;
+	qsort(samples, (size_t)n, sizeof(*samples), cmp_u64);
+	printf("n=%ld p50=%.3f p90=%.3f p99=%.3f max=%.3f\n", n,
+	       percentile_ms(samples, (size_t)n, 50), percentile_ms(samples, (size_t)n, 90),
+	       percentile_ms(samples, (size_t)n, 99), (double)samples[n - 1] / 1e6);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && streq(argv[1], "latency"))
 		return cmd_latency(argc - 1, argv + 1);
 	if (argc >= 2 && streq(argv[1], "create"))
 		return cmd_create(argc - 1, argv + 1);
+	if (argc >= 2 && streq(argv[1], "op"))
+		return cmd_op(argc - 1, argv + 1);
 	fprintf(stderr, "usage: bench_api latency [-n REQUESTS] [-w WARMUP] SOCKET PATH\n"
-			"       bench_api create [-t THREADS] [-p PREFIX] SOCKET COUNT\n");
+			"       bench_api create [-t THREADS] [-p PREFIX] SOCKET COUNT\n"
+			"       bench_api op [-n REQUESTS] [-w WARMUP] SOCKET METHOD PATH [JSON]\n");
 	return 2;
 }

@@ -30,6 +30,8 @@ static const char *const api_extensions[] = {
 	"storage",
 	"storage_api_volume_rename",
 	"storage_api_volume_snapshots",
+	"resources",
+	"resources_v2",
 };
 
 static int server_config_etag(json_t *config, char **ret)
