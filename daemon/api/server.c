@@ -30,6 +30,7 @@ static const char *const api_extensions[] = {
 	"storage",
 	"storage_api_volume_rename",
 	"storage_api_volume_snapshots",
+	"container_only_migration",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -141,3 +141,16 @@ int db_profile_insert(sqlite3 *db, int64_t project_id, const json_t *profile,
 		      struct berth_error *err);
 int db_pool_insert(sqlite3 *db, const char *name, const char *driver, const char *description,
 		   const json_t *config, struct berth_error *err);
+
+/* ---- instances.c and volumes.c, for snapshots.c (caller holds the transaction) ---- */
+
+int db_instance_lookup(sqlite3 *db, const char *project, const char *name,
+		       int64_t *ret_project_id, int64_t *ret_id, struct berth_error *err);
+int db_instance_load(sqlite3 *db, const char *project, const char *name, json_t **ret,
+		     struct berth_error *err);
+/* Insert `instance` (as db_instance_create) and return its id. */
+int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance,
+		       int64_t *ret_id, struct berth_error *err);
+/* A bare volume row (no config). -EEXIST (409) when taken. */
+int db_volume_insert(sqlite3 *db, int64_t pool_id, int64_t project_id, const char *name,
+		     const char *type, struct berth_error *err);

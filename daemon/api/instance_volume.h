@@ -1,0 +1,25 @@
+/* daemon/api/instance_volume.h: what instances.c and instance_snapshots.c share: finding
+ * an instance's root volume, and the API shape of its snapshots. */
+#pragma once
+
+#include <jansson.h>
+
+#include "daemon/daemon.h"
+#include "lib/error.h"
+#include "storage/driver.h"
+
+/* An instance's root volume as the drivers need it. */
+struct instance_volume {
+	struct storage_pool *pool; /* owned; NULL: the instance has no root volume */
+	char *disk_name;	   /* owned: <project>_<name> */
+	struct storage_vol vol;	   /* borrows disk_name */
+};
+void instance_volume_release(struct instance_volume *v);
+
+/* Open the root volume of `project`/`name` on its pool (pool NULL when it has none). */
+int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
+			 struct instance_volume *ret, struct berth_error *err);
+
+/* The snapshot object of the API (InstanceSnapshot) from a db snapshot row and its
+ * instance (for architecture, profiles, ephemeral). New reference. */
+json_t *instance_snapshot_render(const json_t *snap, const json_t *inst);
