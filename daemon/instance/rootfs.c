@@ -5,11 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define LOG_CATEGORY "instances"
+#include "daemon/db/db.h"
 #include "daemon/instance/rootfs.h"
 #include "images/metadata.h"
 #include "images/template.h"
 #include "images/unpack.h"
 #include "lib/json.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 #define TMP_MARK ".unpack-"
@@ -188,4 +191,37 @@ int rootfs_from_image(struct storage_pool *pool, const char *fp, const char *dis
 	if (r < 0)
 		pool->driver->volume_delete(pool, &dst, NULL);
 	return r;
+}
+
+void rootfs_image_volumes_remove(const char *state_dir, const char *fp)
+{
+	struct berth_error err = {0};
+	json_auto_t *pools = NULL;
+	json_t *p;
+	size_t i;
+	int r = db_pool_list(&pools, &err);
+
+	if (r < 0) {
+		log_warn("Cannot list pools to remove image volume \"%s\": %s, ignoring", fp,
+			 berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return;
+	}
+	json_array_foreach(pools, i, p) {
+		_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
+		_cleanup_free_ char *path = NULL;
+		struct storage_vol vol = {STORAGE_VOL_IMAGE, fp};
+
+		if (storage_pool_new(state_dir, p, &pool, &err) < 0 ||
+		    vol_path(pool, STORAGE_VOL_IMAGE, fp, NULL, &path) < 0 ||
+		    access(path, F_OK) < 0) {
+			berth_error_release(&err);
+			continue;
+		}
+		r = pool->driver->volume_delete(pool, &vol, &err);
+		if (r < 0)
+			log_warn("Pool \"%s\": removing image volume \"%s\": %s, ignoring",
+				 pool->name, fp, berth_error_msg(&err, r));
+		berth_error_release(&err);
+	}
 }

@@ -32,3 +32,8 @@ int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, con
 
 /* Whether `name` is a temporary image volume left by an interrupted unpack. */
 bool rootfs_is_temporary_image(const char *name);
+
+/* Remove the image volume images/<fp> from every pool that has one (the image is gone
+ * from the store). Instances cloned from it keep their own volumes. Failures are logged
+ * and ignored: the start-up reconciliation retries them. */
+void rootfs_image_volumes_remove(const char *state_dir, const char *fp);

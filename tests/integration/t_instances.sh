@@ -202,11 +202,14 @@ fi
 # btrfs timing: init from the cached image volume
 timed "init from the cached image on btrfs" POST /1.0/instances '{"name":"fast","source":{"type":"image","alias":"busybox"},"devices":{"root":{"type":"disk","path":"/","pool":"bt"}}}'
 
+refuse "deleting a pool holding instance volumes is refused" "currently in use" berth storage delete bt
+
 # an image deleted under its instances
 check "delete the image" berth image delete busybox
 api GET /1.0/instances/fast
 is "$HTTP_STATUS" 200 "the instance survives its image"
 T="... with its rootfs"; yes_ test -x "$bp/containers/default_fast/rootfs/bin/busybox"
+T="the image volumes are removed from the pools"; yes_ test ! -e "$bp/images/$fp" -a ! -e "$dp/images/$fp"
 check "re-import the image" berth image import "$T_INST_OUT/busybox.tar.gz" --alias busybox
 
 # a full pool: the creation fails and no instance is left
