@@ -1,5 +1,6 @@
 /* daemon/instance/rootfs.c: instance root volumes from images (see rootfs.h). */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -104,6 +105,58 @@ static int flush(const char *path, struct berth_error *err)
 	return 0;
 }
 
+/* A full btrfs can accept the unpack's writes and lose them at writeback without telling
+ * syncfs (seen on 6.x: files read back as zeros). So refuse up front when the pool has
+ * less free space than the image could need: its files times four (xz and squashfs
+ * images expand about that much), and read metadata.yaml back afterwards. */
+#define EXPANSION_FACTOR 4
+
+static int check_space(struct storage_pool *pool, const char *images_dir, const char *fp,
+		       struct berth_error *err)
+{
+	uint64_t used = 0, total = 0, need = 0;
+	struct stat st;
+	int r;
+
+	for (int i = 0; i < 2; i++) {
+		_cleanup_free_ char *f = berth_strdup_printf("%s/%s%s", images_dir, fp,
+							     i ? ".rootfs" : "");
+		if (!f)
+			return -ENOMEM;
+		if (stat(f, &st) == 0)
+			need += (uint64_t)st.st_size * EXPANSION_FACTOR;
+	}
+	r = pool->driver->pool_usage(pool, &used, &total, err);
+	if (r < 0)
+		return r;
+	if (total > used && total - used >= need)
+		return 0;
+	return berth_error_set(err, -ENOSPC, BERTH_ERR_INTERNAL,
+			       "Not enough space on pool \"%s\" to unpack the image (%" PRIu64
+			       " bytes free, up to %" PRIu64 " needed)", pool->name,
+			       total > used ? total - used : 0, need);
+}
+
+static int verify(const char *path, struct berth_error *err)
+{
+	_cleanup_free_ char *meta = berth_strdup_printf("%s/metadata.yaml", path);
+	_cleanup_free_ char *yaml = NULL;
+	struct image_metadata m = {0};
+	size_t len = 0;
+	int r;
+
+	if (!meta)
+		return -ENOMEM;
+	r = berth_read_file(meta, IMAGE_METADATA_MAX, &yaml, &len);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading back \"%s\": %s",
+				       meta, strerror(-r));
+	r = image_metadata_parse(yaml, len, &m, err);
+	image_metadata_release(&m);
+	return r < 0 ? berth_error_wrap(err, r, "The unpacked image is damaged (disk full?)")
+		     : 0;
+}
+
 int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const char *fp,
 			image_unpack_progress_fn progress, void *data, struct berth_error *err)
 {
@@ -119,6 +172,9 @@ int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const
 		return r;
 	if (access(final, F_OK) == 0)
 		return 0;
+	r = check_space(pool, images_dir, fp, err);
+	if (r < 0)
+		return r;
 	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
 		rnd = (unsigned int)getpid();
 	tmp_name = berth_strdup_printf("%s" TMP_MARK "%08x", fp, rnd);
@@ -133,6 +189,8 @@ int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const
 		r = unpack_into(images_dir, fp, tmp_path, progress, data, err);
 	if (r >= 0)
 		r = flush(tmp_path, err);
+	if (r >= 0)
+		r = verify(tmp_path, err);
 	if (r >= 0) {
 		r = pool->driver->volume_rename(pool, &tmp, fp, err);
 		if (r == -EEXIST) { /* someone else unpacked it meanwhile */

@@ -227,6 +227,10 @@ if berth storage create small btrfs size=110MiB >/dev/null 2>&1 ||
 	T="... nor its volume"; yes_ test -z "$(ls -A "$sp/containers")"
 	T="... nor a half-unpacked image"; yes_ test -z "$(ls -A "$sp/images" | grep -F .unpack-)"
 	rm -f "$sp/filler"
+	sync
+	check "with space again, a creation on that pool works (no damaged cache left)" berth init busybox roomy -s small
+	T="... with its files whole"; yes_ grep -q roomy "$sp/containers/default_roomy/rootfs/etc/hostname"
+	check "delete it" berth delete roomy
 	check "delete the small pool" berth storage delete small
 else
 	fail "create a small btrfs pool"
