@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/instance_volume.h"
 #include "daemon/api/storage.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
@@ -185,6 +186,7 @@ static void log_to_events(enum berth_log_level level, const char *category, cons
  * arena with a high trim threshold keeps large responses fast; a periodic trim
  * after activity hands the memory back once the burst is over. */
 #define TRIM_INTERVAL_MS 30000
+#define PRUNE_INTERVAL_MS 60000
 
 static void malloc_setup(void)
 {
@@ -208,8 +210,14 @@ struct shutdown_state {
 	struct berth_daemon *d;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t trim;
+	uv_timer_t prune; /* expired snapshots, every PRUNE_INTERVAL_MS */
 	bool stopping;
 };
+
+static void on_prune_timer(uv_timer_t *t)
+{
+	api_snapshots_prune_start(t->data);
+}
 
 static void on_http_closed(void *data)
 {
@@ -233,6 +241,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 	uv_close((uv_handle_t *)&s->trim, NULL);
+	uv_close((uv_handle_t *)&s->prune, NULL);
 }
 
 static int image_known(const char *fingerprint, bool *ret, void *data)
@@ -305,6 +314,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = operation_registry_new(d->loop, d->events, &d->ops);
 	if (r < 0)
 		return r;
+	/* Snapshots that expired while berthd was down go before anything is served. */
+	api_snapshots_prune(d);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
 	if (!d->spool_dir)
 		return -ENOMEM;
@@ -367,6 +378,9 @@ int main(int argc, char **argv)
 	uv_timer_init(d.loop, &s.trim);
 	s.trim.data = &d;
 	uv_timer_start(&s.trim, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
+	uv_timer_init(d.loop, &s.prune);
+	s.prune.data = &d;
+	uv_timer_start(&s.prune, on_prune_timer, PRUNE_INTERVAL_MS, PRUNE_INTERVAL_MS);
 	berth_log_set_hook(log_to_events, &d);
 	log_info("berthd %s ready on \"%s\"", BERTH_VERSION, d.socket_path);
 	notify_ready();

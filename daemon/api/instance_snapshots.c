@@ -5,10 +5,16 @@
  * Disk and rows, as for custom volumes: a snapshot is taken, then recorded (a failed
  * insert removes it); a deletion removes the rows, then the snapshot; a rename renames on
  * disk inside the row's transaction. A berthd killed between the steps leaves a snapshot
- * without a row, which the start-up reconciliation (storage.c) removes. */
+ * without a row, which the start-up reconciliation (storage.c) removes.
+ *
+ * Expiry: a snapshot's expires_at comes from the request or, when absent, from the
+ * instance's snapshots.expiry ("1d", "2w 3d", LXD's units M H d w m y); expired snapshots
+ * are removed at start and then every minute (api_snapshots_prune). */
 #define LOG_CATEGORY "instances"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/api/api.h"
 #include "daemon/api/instance_volume.h"
@@ -233,6 +239,71 @@ static int run_snapshot(struct operation *op, void *data, struct berth_error *er
 	return 0;
 }
 
+/* snapshots.expiry ("1M 2H 3d 4w 5m 6y", each part optional) -> seconds. -EINVAL. */
+static int parse_expiry(const char *s, int64_t *ret)
+{
+	int64_t total = 0;
+
+	while (*s) {
+		char *end;
+		long long n;
+		int64_t unit;
+
+		while (*s == ' ')
+			s++;
+		if (!*s)
+			break;
+		n = strtoll(s, &end, 10);
+		if (end == s || n < 0)
+			return -EINVAL;
+		switch (*end) {
+		case 'M': unit = 60; break;
+		case 'H': unit = 3600; break;
+		case 'd': unit = 86400; break;
+		case 'w': unit = 7 * 86400; break;
+		case 'm': unit = 30 * 86400; break;
+		case 'y': unit = 365 * 86400; break;
+		default: return -EINVAL;
+		}
+		total += (int64_t)n * unit;
+		s = end + 1;
+	}
+	*ret = total;
+	return 0;
+}
+
+/* expires_at for a new snapshot: the request's, else now + snapshots.expiry, else NULL
+ * (never). */
+static int snapshot_expiry(const json_t *body, const json_t *inst, char **ret,
+			   struct berth_error *err)
+{
+	json_t *given = json_object_get(body, "expires_at");
+	const char *expiry = berth_json_string(json_object_get(inst, "config"),
+					       "snapshots.expiry");
+	int64_t secs = 0;
+	time_t t;
+	struct tm tm;
+	char buf[64];
+
+	*ret = NULL;
+	if (json_is_string(given)) {
+		*ret = strdup(json_string_value(given));
+		return *ret ? 0 : -ENOMEM;
+	}
+	if (!expiry || !*expiry)
+		return 0;
+	if (parse_expiry(expiry, &secs) < 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid snapshots.expiry \"%s\"", expiry);
+	if (secs == 0)
+		return 0;
+	t = time(NULL) + (time_t)secs;
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
 static int create_snapshot(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
@@ -240,8 +311,8 @@ static int create_snapshot(struct api_request *req, struct api_response *resp,
 	_cleanup_free_ char *gen = NULL;
 	json_auto_t *inst = NULL;
 	json_auto_t *list = NULL;
+	_cleanup_free_ char *expires = NULL;
 	const char *name, *pattern;
-	json_t *expires;
 	int r = api_require_body(req, err);
 
 	if (r >= 0)
@@ -273,9 +344,10 @@ static int create_snapshot(struct api_request *req, struct api_response *resp,
 	r = snap_job_new(req, name, &j, err);
 	if (r < 0)
 		return r;
-	expires = json_object_get(req->body, "expires_at");
-	j->snap = json_pack("{s:s, s:s?}", "name", name, "expires_at",
-			    json_is_string(expires) ? json_string_value(expires) : NULL);
+	r = snapshot_expiry(req->body, inst, &expires, err);
+	if (r < 0)
+		return r;
+	j->snap = json_pack("{s:s, s:s?}", "name", name, "expires_at", expires);
 	if (!j->snap)
 		return -ENOMEM;
 	return api_async(req, resp, "Snapshotting instance", resources(req), run_snapshot,
@@ -375,6 +447,88 @@ static int delete_snapshot(struct api_request *req, struct api_response *resp,
 	return api_async(req, resp, "Deleting snapshot",
 			 resources(req),
 			 run_snapshot_delete, TAKE_PTR(j), snap_job_free, err);
+}
+
+/* Whether RFC 3339 `ts` (UTC, "Z") is set and before `now` (same format). The zero time
+ * "0001-01-01T00:00:00Z" means never. Same-format UTC strings compare as text. */
+static bool expired(const char *ts, const char *now)
+{
+	return ts && *ts && !berth_startswith(ts, "0001-") && strcmp(ts, now) < 0;
+}
+
+static int prune_instance(struct berth_daemon *d, const char *project, const char *name,
+			  const char *now)
+{
+	struct berth_error err = {0};
+	json_auto_t *snaps = NULL;
+	json_t *s;
+	size_t i;
+	int r = db_snapshot_list(project, name, &snaps, &err), n = 0;
+
+	json_array_foreach(snaps, i, s) {
+		struct snap_job j = {.d = d, .project = (char *)project, .instance = (char *)name,
+				     .name = (char *)berth_json_string(s, "name")};
+
+		if (!expired(berth_json_string(s, "expires_at"), now))
+			continue;
+		r = instance_volume_open(d, project, name, &j.v, &err);
+		if (r >= 0)
+			r = run_snapshot_delete(NULL, &j, &err);
+		instance_volume_release(&j.v);
+		if (r < 0)
+			log_warn("Removing expired snapshot \"%s/%s\": %s, ignoring", name, j.name,
+				 berth_error_msg(&err, r));
+		else
+			n++;
+		berth_error_release(&err);
+	}
+	berth_error_release(&err);
+	return n;
+}
+
+int api_snapshots_prune(struct berth_daemon *d)
+{
+	struct berth_error err = {0};
+	json_auto_t *list = NULL;
+	char now[BERTH_RFC3339_MAX];
+	json_t *inst;
+	size_t i;
+	int r = db_instance_list(NULL, &list, &err), n = 0;
+
+	if (r < 0) {
+		log_warn("Cannot list instances to prune snapshots: %s, ignoring",
+			 berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return r;
+	}
+	berth_now_rfc3339(now);
+	json_array_foreach(list, i, inst)
+		n += prune_instance(d, berth_json_string(inst, "project") ?: "default",
+				    berth_json_string(inst, "name") ?: "", now);
+	if (n > 0)
+		log_info("Removed %d expired snapshot%s", n, n == 1 ? "" : "s");
+	return n;
+}
+
+static int run_prune(struct operation *op, void *data, struct berth_error *err)
+{
+	api_snapshots_prune(data);
+	return 0;
+}
+
+void api_snapshots_prune_start(struct berth_daemon *d)
+{
+	struct operation_spec spec = {
+		.description = "Cleaning up expired instance snapshots",
+		.run = run_prune,
+		.data = d,
+	};
+	struct operation *op = NULL;
+
+	if (operation_create(d->ops, &spec, &op) < 0)
+		return;
+	operation_start(op);
+	operation_unref(op);
 }
 
 const struct api_route api_instance_snapshot_routes[] = {

@@ -23,3 +23,9 @@ int instance_volume_open(struct berth_daemon *d, const char *project, const char
 /* The snapshot object of the API (InstanceSnapshot) from a db snapshot row and its
  * instance (for architecture, profiles, ephemeral). New reference. */
 json_t *instance_snapshot_render(const json_t *snap, const json_t *inst);
+
+/* Remove every snapshot whose expires_at has passed (rows, then disk). Synchronous: the
+ * main thread before the loop runs, or a worker. Returns how many went. */
+int api_snapshots_prune(struct berth_daemon *d);
+/* Loop thread: the same as an operation on the thread pool. */
+void api_snapshots_prune_start(struct berth_daemon *d);

@@ -31,6 +31,8 @@ static const char *const api_extensions[] = {
 	"storage_api_volume_rename",
 	"storage_api_volume_snapshots",
 	"container_only_migration",
+	"snapshot_expiry",
+	"snapshot_expiry_creation",
 };
 
 static int server_config_etag(json_t *config, char **ret)

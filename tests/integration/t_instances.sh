@@ -236,6 +236,22 @@ else
 	fail "create a small btrfs pool"
 fi
 
+# snapshot expiry: expires_at given, and from snapshots.expiry; pruned at start
+check "an instance for expiry" berth init busybox ex
+soon=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)
+op POST /1.0/instances/ex/snapshots "{\"name\":\"short\",\"expires_at\":\"$soon\"}" && pass "a snapshot with expires_at" || fail "a snapshot with expires_at" "$HTTP_BODY"
+check "snapshots.expiry set" berth config set ex snapshots.expiry 1d
+check "a snapshot under snapshots.expiry" berth snapshot ex long
+api GET /1.0/instances/ex/snapshots/long
+like "$(jget 'j["metadata"]["expires_at"]')" "^$(date -u -d '+1 day' +%Y-%m-%d)T" "expires_at is now + 1d"
+sleep 3
+daemon_restart
+api GET /1.0/instances/ex/snapshots/short
+is "$HTTP_STATUS" 404 "the expired snapshot is removed at start"
+T="... from disk too"; yes_ test ! -e "$dp/containers-snapshots/default_ex/short"
+api GET /1.0/instances/ex/snapshots/long
+is "$HTTP_STATUS" 200 "the unexpired one stays"
+
 # SIGKILL during a create on dir (a copy of the whole image: slow enough to be caught)
 api POST /1.0/instances '{"name":"killed","source":{"type":"image","alias":"busybox"}}'
 sleep 0.05
