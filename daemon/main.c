@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -186,7 +187,6 @@ static void log_to_events(enum berth_log_level level, const char *category, cons
  * arena with a high trim threshold keeps large responses fast; a periodic trim
  * after activity hands the memory back once the burst is over. */
 #define TRIM_INTERVAL_MS 30000
-#define PRUNE_INTERVAL_MS 60000
 
 static void malloc_setup(void)
 {
@@ -210,13 +210,37 @@ struct shutdown_state {
 	struct berth_daemon *d;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t trim;
-	uv_timer_t prune; /* expired snapshots, every PRUNE_INTERVAL_MS */
+	uv_timer_t tick; /* snapshot schedules and expiry, at each minute's start */
 	bool stopping;
 };
 
-static void on_prune_timer(uv_timer_t *t)
+/* Arm the tick for just after the next minute starts, so that cron schedules see every
+ * minute once. */
+static void tick_arm(uv_timer_t *t);
+
+static void on_tick(uv_timer_t *t)
 {
-	api_snapshots_prune_start(t->data);
+	time_t now = time(NULL);
+
+	api_snapshots_tick(t->data, now - now % 60);
+	tick_arm(t);
+}
+
+static void tick_arm(uv_timer_t *t)
+{
+	struct timespec ts;
+	uint64_t ms;
+	/* A test hook: tick every N ms instead (the schedule then sees the current minute
+	 * several times). */
+	const char *every = getenv("BERTH_SNAPSHOT_TICK_MS");
+
+	if (every && atoi(every) > 0) {
+		uv_timer_start(t, on_tick, (uint64_t)atoi(every), 0);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)(ts.tv_sec % 60) * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uv_timer_start(t, on_tick, 60000 - ms + 100, 0);
 }
 
 static void on_http_closed(void *data)
@@ -241,7 +265,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 	uv_close((uv_handle_t *)&s->trim, NULL);
-	uv_close((uv_handle_t *)&s->prune, NULL);
+	uv_close((uv_handle_t *)&s->tick, NULL);
 }
 
 static int image_known(const char *fingerprint, bool *ret, void *data)
@@ -378,9 +402,9 @@ int main(int argc, char **argv)
 	uv_timer_init(d.loop, &s.trim);
 	s.trim.data = &d;
 	uv_timer_start(&s.trim, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
-	uv_timer_init(d.loop, &s.prune);
-	s.prune.data = &d;
-	uv_timer_start(&s.prune, on_prune_timer, PRUNE_INTERVAL_MS, PRUNE_INTERVAL_MS);
+	uv_timer_init(d.loop, &s.tick);
+	s.tick.data = &d;
+	tick_arm(&s.tick);
 	berth_log_set_hook(log_to_events, &d);
 	log_info("berthd %s ready on \"%s\"", BERTH_VERSION, d.socket_path);
 	notify_ready();

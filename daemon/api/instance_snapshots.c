@@ -9,7 +9,11 @@
  *
  * Expiry: a snapshot's expires_at comes from the request or, when absent, from the
  * instance's snapshots.expiry ("1d", "2w 3d", LXD's units M H d w m y); expired snapshots
- * are removed at start and then every minute (api_snapshots_prune). */
+ * are removed at start and then every minute (api_snapshots_prune).
+ *
+ * Scheduling: every minute, instances whose snapshots.schedule fires in that minute get a
+ * snapshot named by snapshots.pattern; stopped instances (all of them until the runtime
+ * exists) only with snapshots.schedule.stopped=true, as in LXD. */
 #define LOG_CATEGORY "instances"
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 #include "daemon/api/instance_volume.h"
 #include "daemon/api/storage.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/schedule.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -510,25 +515,113 @@ int api_snapshots_prune(struct berth_daemon *d)
 	return n;
 }
 
-static int run_prune(struct operation *op, void *data, struct berth_error *err)
+static int take_scheduled(struct berth_daemon *d, const json_t *inst,
+			  struct berth_error *err)
 {
-	api_snapshots_prune(data);
-	return 0;
+	const char *project = berth_json_string(inst, "project") ?: "default";
+	const char *pattern = berth_json_string(json_object_get(inst, "config"),
+						"snapshots.pattern");
+	struct snap_job j = {.d = d, .project = (char *)project,
+			     .instance = (char *)berth_json_string(inst, "name")};
+	_cleanup_free_ char *name = NULL;
+	_cleanup_free_ char *expires = NULL;
+	json_auto_t *list = NULL;
+	int r = db_snapshot_list(project, j.instance, &list, err);
+
+	if (r < 0)
+		return r;
+	name = next_name(pattern && *pattern ? pattern : "snap%d", list);
+	if (!name)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "No free snapshot name for the pattern");
+	r = snapshot_expiry(NULL, inst, &expires, err);
+	if (r < 0)
+		return r;
+	j.name = name;
+	j.snap = json_pack("{s:s, s:s?}", "name", name, "expires_at", expires);
+	if (!j.snap)
+		return -ENOMEM;
+	r = instance_volume_open(d, project, j.instance, &j.v, err);
+	if (r >= 0)
+		r = run_snapshot(NULL, &j, err);
+	instance_volume_release(&j.v);
+	json_decref(j.snap);
+	return r;
 }
 
-void api_snapshots_prune_start(struct berth_daemon *d)
+int api_snapshots_schedule(struct berth_daemon *d, time_t minute)
 {
-	struct operation_spec spec = {
-		.description = "Cleaning up expired instance snapshots",
-		.run = run_prune,
-		.data = d,
-	};
-	struct operation *op = NULL;
+	struct berth_error err = {0};
+	json_auto_t *list = NULL;
+	json_t *inst;
+	struct tm tm;
+	size_t i;
+	int r = db_instance_list(NULL, &list, &err), n = 0;
 
-	if (operation_create(d->ops, &spec, &op) < 0)
+	if (r < 0) {
+		log_warn("Cannot list instances to take scheduled snapshots: %s, ignoring",
+			 berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return r;
+	}
+	localtime_r(&minute, &tm);
+	json_array_foreach(list, i, inst) {
+		const json_t *config = json_object_get(inst, "config");
+		const char *spec = berth_json_string(config, "snapshots.schedule");
+		const char *stopped = berth_json_string(config, "snapshots.schedule.stopped");
+		bool running = streq(berth_json_string(inst, "status") ?: "", "Running");
+		bool fires = false;
+
+		if (!spec || !*spec || (!running && !(stopped && streq(stopped, "true"))))
+			continue;
+		if (schedule_matches(spec, &tm, &fires) < 0) {
+			log_warn("Instance \"%s\": invalid snapshots.schedule \"%s\", ignoring",
+				 berth_json_string(inst, "name"), spec);
+			continue;
+		}
+		if (!fires)
+			continue;
+		r = take_scheduled(d, inst, &err);
+		if (r < 0)
+			log_warn("Instance \"%s\": scheduled snapshot: %s, ignoring",
+				 berth_json_string(inst, "name"), berth_error_msg(&err, r));
+		else
+			n++;
+		berth_error_release(&err);
+	}
+	return n;
+}
+
+/* One tick's work on the thread pool (not an operation: nothing a client waits for). */
+struct tick {
+	uv_work_t work;
+	struct berth_daemon *d;
+	time_t minute;
+};
+
+static void tick_work(uv_work_t *w)
+{
+	struct tick *t = container_of(w, struct tick, work);
+
+	api_snapshots_schedule(t->d, t->minute);
+	api_snapshots_prune(t->d);
+}
+
+static void tick_done(uv_work_t *w, int status)
+{
+	free(container_of(w, struct tick, work));
+}
+
+void api_snapshots_tick(struct berth_daemon *d, time_t minute)
+{
+	struct tick *t = calloc(1, sizeof(*t));
+
+	if (!t)
 		return;
-	operation_start(op);
-	operation_unref(op);
+	t->d = d;
+	t->minute = minute;
+	if (uv_queue_work(d->loop, &t->work, tick_work, tick_done) < 0)
+		free(t);
 }
 
 const struct api_route api_instance_snapshot_routes[] = {

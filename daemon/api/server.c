@@ -33,6 +33,7 @@ static const char *const api_extensions[] = {
 	"container_only_migration",
 	"snapshot_expiry",
 	"snapshot_expiry_creation",
+	"snapshot_scheduling",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -252,6 +252,23 @@ T="... from disk too"; yes_ test ! -e "$dp/containers-snapshots/default_ex/short
 api GET /1.0/instances/ex/snapshots/long
 is "$HTTP_STATUS" 200 "the unexpired one stays"
 
+# snapshots.schedule (the test hook makes the minute tick every 300 ms)
+BERTHD_ENV=(BERTH_SNAPSHOT_TICK_MS=300)
+daemon_restart
+check "snapshots.schedule set" berth config set ex snapshots.schedule '* * * * *'
+sleep 1
+api GET /1.0/instances/ex/snapshots
+is "$(jget 'len(j["metadata"])')" 1 "a stopped instance is not snapshotted by default"
+check "snapshots.schedule.stopped=true" berth config set ex snapshots.schedule.stopped true
+check "snapshots.pattern" berth config set ex snapshots.pattern 'auto-%d'
+sleep 1
+api GET /1.0/instances/ex/snapshots/auto-0
+is "$HTTP_STATUS" 200 "the schedule took a snapshot named by the pattern"
+T="... on disk"; yes_ test -d "$dp/containers-snapshots/default_ex/auto-0"
+check "unset the schedule" berth config unset ex snapshots.schedule
+BERTHD_ENV=()
+daemon_restart
+
 # SIGKILL during a create on dir (a copy of the whole image: slow enough to be caught)
 api POST /1.0/instances '{"name":"killed","source":{"type":"image","alias":"busybox"}}'
 sleep 0.05
