@@ -102,9 +102,7 @@ for pool in bt default; do
 	P=$BERTH_DIR/storage-pools/$pool
 	c=c-$pool
 	diag "---- pool $pool ----"
-	T="POST /1.0/instances from the image alias on $pool"
-	op POST /1.0/instances "{\"name\":\"$c\",\"source\":{\"type\":\"image\",\"alias\":\"busybox\"},\"devices\":{\"root\":{\"type\":\"disk\",\"path\":\"/\",\"pool\":\"$pool\"}}}" &&
-		pass "$T" || fail "$T" "$HTTP_BODY"
+	timed "init from the image alias on $pool (first: unpacks the image)" POST /1.0/instances "{\"name\":\"$c\",\"source\":{\"type\":\"image\",\"alias\":\"busybox\"},\"devices\":{\"root\":{\"type\":\"disk\",\"path\":\"/\",\"pool\":\"$pool\"}}}"
 	V=$P/containers/default_$c
 	T="the rootfs is there"; yes_ test -x "$V/rootfs/bin/busybox"
 	T="metadata.yaml and templates/ are there"; yes_ test -f "$V/metadata.yaml" -a -d "$V/templates"
@@ -275,8 +273,9 @@ sleep 0.05
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
-# and a volume left without its row, as a kill between clone and COMMIT leaves it
-mkdir -p "$dp/containers/default_ghost/rootfs"
+# and a volume left without its row, as a kill between clone and COMMIT leaves it, and a
+# snapshot left by a kill between the driver's snapshot and its row
+mkdir -p "$dp/containers/default_ghost/rootfs" "$dp/containers-snapshots/default_ex/ghost/rootfs"
 daemon_start && pass "berthd restarted after SIGKILL"
 api GET /1.0/instances/killed
 if [ "$HTTP_STATUS" = 200 ]; then
@@ -285,6 +284,8 @@ else
 	T="killed mid-create: no row and no volume"; yes_ test ! -e "$dp/containers/default_killed"
 fi
 T="the orphan volume is removed at start"; yes_ test ! -e "$dp/containers/default_ghost"
+T="the orphan snapshot is removed at start"; yes_ test ! -e "$dp/containers-snapshots/default_ex/ghost"
+T="... and the recorded one kept"; yes_ test -d "$dp/containers-snapshots/default_ex/long"
 T="no temporary image volume is left"; yes_ test -z "$(ls "$dp/images" | grep -F .unpack-)"
 
 # tear down
