@@ -650,6 +650,24 @@ static int prepare_copy(struct api_request *req, const json_t *source, json_t *o
 	json_object_set(obj, "devices", devices);
 	if (!json_is_array(json_object_get(req->body, "profiles")))
 		json_object_set(obj, "profiles", json_object_get(src, "profiles"));
+	{
+		/* The copy lives on the source's pool: moving volumes between pools is not
+		 * there yet, so a root device naming another pool is refused. */
+		_cleanup_free_ char *src_pool = NULL;
+		_cleanup_free_ char *want = NULL;
+
+		r = db_instance_pool(req->project, j->src_name, &src_pool, err);
+		if (r == -ENOENT)
+			berth_error_release(err);
+		else if (r < 0)
+			return r;
+		if (src_pool && root_pool(req->project, obj, &want, err) >= 0 &&
+		    !streq(want, src_pool))
+			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+					       "Copying to another storage pool (\"%s\" from \"%s\") "
+					       "is not supported yet", want, src_pool);
+		berth_error_release(err);
+	}
 	if (!*(berth_json_string(req->body, "architecture") ?: ""))
 		json_object_set(obj, "architecture", json_object_get(src, "architecture"));
 	if (snap || berth_json_bool(source, "instance_only", false))

@@ -147,6 +147,8 @@ for pool in bt default; do
 	op POST /1.0/instances "{\"name\":\"$c-fromsnap\",\"source\":{\"type\":\"copy\",\"source\":\"$c/s2\"}}" &&
 		pass "copy from a snapshot" || fail "copy from a snapshot" "$HTTP_BODY"
 	T="... has the snapshot's content"; yes_ test -f "$P/containers/default_$c-fromsnap/rootfs/bin/busybox"
+	other=bt; [ "$pool" = bt ] && other=default
+	expect_error 400 "a copy to another pool is refused" POST /1.0/instances "{\"name\":\"$c-x\",\"source\":{\"type\":\"copy\",\"source\":\"$c\"},\"devices\":{\"root\":{\"type\":\"disk\",\"path\":\"/\",\"pool\":\"$other\"}}}"
 
 	# rename and delete
 	op POST "/1.0/instances/$c-only" "{\"name\":\"$c-renamed\"}" && pass "rename" || fail "rename" "$HTTP_BODY"
