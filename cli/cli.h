@@ -107,3 +107,9 @@ int cmd_storage(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *
 int cmd_operation(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_monitor(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_version(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_init(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_copy(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_rename(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_delete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_snapshot(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_restore(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

@@ -14,12 +14,18 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
+	{ "copy", "Copy instances within the server", cmd_copy },
+	{ "delete", "Delete instances and snapshots", cmd_delete },
 	{ "image", "Manage images", cmd_image },
 	{ "info", "Show instance or server information", cmd_info },
+	{ "init", "Create instances from images", cmd_init },
 	{ "list", "List instances", cmd_list },
 	{ "monitor", "Monitor events on the server", cmd_monitor },
 	{ "operation", "List, show and delete background operations", cmd_operation },
 	{ "profile", "Manage profiles", cmd_profile },
+	{ "rename", "Rename instances and snapshots", cmd_rename },
+	{ "restore", "Restore instances from snapshots", cmd_restore },
+	{ "snapshot", "Create instance snapshots", cmd_snapshot },
 	{ "storage", "Manage storage pools and volumes", cmd_storage },
 	{ "version", "Show local and remote versions", cmd_version },
 };

@@ -8,12 +8,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/instance_volume.h"
 #include "daemon/api/storage.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
@@ -208,8 +210,38 @@ struct shutdown_state {
 	struct berth_daemon *d;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t trim;
+	uv_timer_t tick; /* snapshot schedules and expiry, at each minute's start */
 	bool stopping;
 };
+
+/* Arm the tick for just after the next minute starts, so that cron schedules see every
+ * minute once. */
+static void tick_arm(uv_timer_t *t);
+
+static void on_tick(uv_timer_t *t)
+{
+	time_t now = time(NULL);
+
+	api_snapshots_tick(t->data, now - now % 60);
+	tick_arm(t);
+}
+
+static void tick_arm(uv_timer_t *t)
+{
+	struct timespec ts;
+	uint64_t ms;
+	/* A test hook: tick every N ms instead (the schedule then sees the current minute
+	 * several times). */
+	const char *every = getenv("BERTH_SNAPSHOT_TICK_MS");
+
+	if (every && atoi(every) > 0) {
+		uv_timer_start(t, on_tick, (uint64_t)atoi(every), 0);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)(ts.tv_sec % 60) * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uv_timer_start(t, on_tick, 60000 - ms + 100, 0);
+}
 
 static void on_http_closed(void *data)
 {
@@ -233,6 +265,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 	uv_close((uv_handle_t *)&s->trim, NULL);
+	uv_close((uv_handle_t *)&s->tick, NULL);
 }
 
 static int image_known(const char *fingerprint, bool *ret, void *data)
@@ -305,6 +338,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = operation_registry_new(d->loop, d->events, &d->ops);
 	if (r < 0)
 		return r;
+	/* Snapshots that expired while berthd was down go before anything is served. */
+	api_snapshots_prune(d);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
 	if (!d->spool_dir)
 		return -ENOMEM;
@@ -367,6 +402,9 @@ int main(int argc, char **argv)
 	uv_timer_init(d.loop, &s.trim);
 	s.trim.data = &d;
 	uv_timer_start(&s.trim, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
+	uv_timer_init(d.loop, &s.tick);
+	s.tick.data = &d;
+	tick_arm(&s.tick);
 	berth_log_set_hook(log_to_events, &d);
 	log_info("berthd %s ready on \"%s\"", BERTH_VERSION, d.socket_path);
 	notify_ready();

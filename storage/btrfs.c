@@ -730,6 +730,19 @@ fail:
 	return r;
 }
 
+static int btrfs_volume_copy_snapshot(struct storage_pool *pool, const struct storage_vol *src,
+				      const char *snap, const struct storage_vol *dst,
+				      struct berth_error *err)
+{
+	_cleanup_free_ char *from = NULL;
+	_cleanup_free_ char *to = NULL;
+
+	if (storage_volume_path(pool, src, snap, &from) < 0 ||
+	    storage_volume_path(pool, dst, NULL, &to) < 0)
+		return oom(err);
+	return subvol_snapshot(from, to, false, err);
+}
+
 static int btrfs_volume_rename(struct storage_pool *pool, const struct storage_vol *vol,
 			       const char *new_name, struct berth_error *err)
 {
@@ -782,6 +795,7 @@ const struct storage_driver storage_driver_btrfs = {
 	.volume_snapshot_rename = storage_snapshot_rename,
 	.volume_restore = btrfs_volume_restore,
 	.volume_copy = btrfs_volume_copy,
+	.volume_copy_snapshot = btrfs_volume_copy_snapshot,
 	.volume_rename = btrfs_volume_rename,
 	.volume_set_quota = btrfs_volume_set_quota,
 };

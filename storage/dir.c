@@ -232,6 +232,19 @@ static int dir_volume_copy(struct storage_pool *pool, const struct storage_vol *
 	return r;
 }
 
+static int dir_volume_copy_snapshot(struct storage_pool *pool, const struct storage_vol *src,
+				    const char *snap, const struct storage_vol *dst,
+				    struct berth_error *err)
+{
+	_cleanup_free_ char *from = NULL;
+	_cleanup_free_ char *to = NULL;
+
+	if (storage_volume_path(pool, src, snap, &from) < 0 ||
+	    storage_volume_path(pool, dst, NULL, &to) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	return storage_copy_tree(from, to, err);
+}
+
 static int dir_volume_rename(struct storage_pool *pool, const struct storage_vol *vol,
 			     const char *new_name, struct berth_error *err)
 {
@@ -283,6 +296,7 @@ const struct storage_driver storage_driver_dir = {
 	.volume_snapshot_rename = storage_snapshot_rename,
 	.volume_restore = dir_volume_restore,
 	.volume_copy = dir_volume_copy,
+	.volume_copy_snapshot = dir_volume_copy_snapshot,
 	.volume_rename = dir_volume_rename,
 	.volume_set_quota = dir_volume_set_quota,
 };

@@ -82,6 +82,10 @@ struct storage_driver {
 	int (*volume_copy)(struct storage_pool *pool, const struct storage_vol *src,
 			   const struct storage_vol *dst, bool with_snapshots, uint64_t size,
 			   struct berth_error *err);
+	/* A new volume `dst` (no snapshots) with the content of snapshot `snap` of `src`. */
+	int (*volume_copy_snapshot)(struct storage_pool *pool, const struct storage_vol *src,
+				    const char *snap, const struct storage_vol *dst,
+				    struct berth_error *err);
 	/* Rename the volume and its snapshots (same type). */
 	int (*volume_rename)(struct storage_pool *pool, const struct storage_vol *vol,
 			     const char *new_name, struct berth_error *err);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "daemon/api/api.h"
+#include "daemon/instance/rootfs.h"
 #include "daemon/db/db.h"
 #include "images/metadata.h"
 #include "images/store.h"
@@ -320,6 +321,7 @@ static int patch_image(struct api_request *req, struct api_response *resp,
 
 struct delete_job {
 	char *dir, *project, *fp;
+	const char *state_dir; /* borrowed from the daemon */
 	struct events_hub *events;
 };
 
@@ -350,6 +352,9 @@ static int delete_run(struct operation *op, void *data, struct berth_error *err)
 		r = image_store_remove(j->dir, j->fp, err);
 	if (r < 0)
 		return r;
+	/* Its unpacked copies on the pools go too; instances made from them are clones. */
+	if (!used)
+		rootfs_image_volumes_remove(j->state_dir, j->fp);
 	url = api_url("images", j->fp, j->project);
 	events_lifecycle(j->events, j->project, "image-deleted", url, NULL);
 	return 0;
@@ -371,6 +376,7 @@ static int delete_image(struct api_request *req, struct api_response *resp,
 	}
 	j->dir = images_dir(req);
 	j->project = strdup(req->project);
+	j->state_dir = req->d->dir;
 	j->events = req->d->events;
 	url = api_url("images", j->fp, req->project);
 	if (!j->dir || !j->project || !url) {

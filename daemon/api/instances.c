@@ -1,18 +1,26 @@
-/* daemon/api/instances.c: /1.0/instances records: create, list (recursion 0/1/2),
- * get, update (PUT/PATCH with ETags), rename, delete, and their state.
+/* daemon/api/instances.c: /1.0/instances: create (empty, from an image, as a copy), list
+ * (recursion 0/1/2), get, update (PUT/PATCH with ETags, restore), rename, delete, and
+ * their state.
  *
- * Instances have no root filesystem and cannot start yet: a record is what the
- * storage and runtime layers will give a disk and a process. Creation, PUT,
- * rename and delete are operations, as in LXD; their checks run before the
- * operation is created so bad input fails at once with the right status. */
+ * An instance made from an image or a copy has a root volume (containers/<project>_<name>
+ * on the pool its root disk device names) and a volume row recorded with the instance row
+ * in one transaction. Disk work comes first on the way in (clone, templates, then rows) and
+ * last on the way out (rows, then disk): a berthd killed in between leaves a volume
+ * without a row, which storage.c's start-up reconciliation removes, never a row without
+ * its volume. Creation, PUT, rename and delete are operations, as in LXD; their checks run
+ * before the operation is created so bad input fails at once with the right status. */
+#define LOG_CATEGORY "instances"
 #include <string.h>
 #include <sys/random.h>
 
 #include "daemon/api/api.h"
 #include "daemon/api/filter.h"
+#include "daemon/api/instance_volume.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/rootfs.h"
 #include "lib/json.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 static const struct berth_json_field instance_fields[] = {
@@ -241,6 +249,16 @@ struct instance_job {
 	char *name;
 	char *new_name;
 	json_t *object; /* owned: what to create or store */
+	struct operation *op; /* borrowed while running: for progress */
+	char *fingerprint;    /* owned: source image (create from an image) */
+	char *pool_name;      /* owned: pool of the new root volume */
+	char *src_name;	      /* owned: copy source instance */
+	char *src_snap;	      /* owned: copy source snapshot, or NULL */
+	char *restore;	      /* owned: snapshot to restore */
+	json_t *snapshots;    /* owned: snapshot rows a copy records */
+	struct instance_volume v; /* the instance's own root volume (rename, delete, restore) */
+	int last_pct;
+	bool done;
 };
 
 static void instance_job_free(void *p)
@@ -253,6 +271,13 @@ static void instance_job_free(void *p)
 	free(j->name);
 	free(j->new_name);
 	json_decref(j->object);
+	free(j->fingerprint);
+	free(j->pool_name);
+	free(j->src_name);
+	free(j->src_snap);
+	free(j->restore);
+	json_decref(j->snapshots);
+	instance_volume_release(&j->v);
 	free(j);
 }
 
@@ -265,6 +290,7 @@ static struct instance_job *instance_job_new(struct api_request *req, const char
 	j->d = req->d;
 	j->project = strdup(req->project);
 	j->name = strdup(name);
+	j->last_pct = -1;
 	if (!j->project || !j->name) {
 		instance_job_free(j);
 		return NULL;
@@ -302,11 +328,33 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
+static int rename_hook(void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	_cleanup_free_ char *to = storage_vol_disk_name(j->project, j->new_name);
+	int r;
+
+	if (!j->v.pool)
+		return 0;
+	if (!to)
+		return -ENOMEM;
+	r = j->v.pool->driver->volume_rename(j->v.pool, &j->v.vol, to, err);
+	j->done = r >= 0;
+	return r;
+}
+
 static int run_rename(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
-	int r = db_instance_rename(j->project, j->name, j->new_name, err);
+	int r = db_instance_rename(j->project, j->name, j->new_name, rename_hook, j, err);
 
+	if (r < 0 && j->done) { /* the commit failed after the volume moved: move it back */
+		_cleanup_free_ char *to = storage_vol_disk_name(j->project, j->new_name);
+		struct storage_vol nv = {STORAGE_VOL_CONTAINER, to};
+
+		if (to)
+			j->v.pool->driver->volume_rename(j->v.pool, &nv, j->v.disk_name, NULL);
+	}
 	if (r < 0)
 		return r;
 	lifecycle(j, "instance-renamed", j->new_name, json_pack("{s:s}", "old_name", j->name));
@@ -320,7 +368,134 @@ static int run_delete(struct operation *op, void *data, struct berth_error *err)
 
 	if (r < 0)
 		return r;
+	if (j->v.pool) {
+		/* The volume and its snapshots; what fails here has no row any more and goes at
+		 * the next start. */
+		r = j->v.pool->driver->volume_delete(j->v.pool, &j->v.vol, err);
+		if (r < 0)
+			log_warn("Instance \"%s\": removing its volume: %s, ignoring", j->name,
+				 berth_error_msg(err, r));
+		berth_error_release(err);
+	}
 	lifecycle(j, "instance-deleted", j->name, NULL);
+	return 0;
+}
+
+/* ---- root volumes: from an image, as a copy, restored ---- */
+
+static void unpack_progress(uint64_t done, uint64_t total, void *data)
+{
+	struct instance_job *j = data;
+	int pct = total ? (int)(done * 100 / total) : 0;
+	_cleanup_free_ char *text = NULL;
+
+	if (pct > 100)
+		pct = 100;
+	if (pct == j->last_pct || !j->op)
+		return;
+	j->last_pct = pct;
+	text = berth_strdup_printf("Unpack: %d%%", pct);
+	if (text)
+		operation_set_metadata(j->op, json_pack("{s:s}",
+			"create_instance_from_image_unpack_progress", text));
+}
+
+static int open_pool(struct berth_daemon *d, const char *name, struct storage_pool **ret,
+		     struct berth_error *err)
+{
+	json_auto_t *p = NULL;
+	int r = db_pool_get(name, &p, err);
+
+	return r < 0 ? r : storage_pool_new(d->dir, p, ret, err);
+}
+
+static int run_create_image(struct operation *op, void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
+	_cleanup_free_ char *images = berth_strdup_printf("%s/images", j->d->dir);
+	_cleanup_free_ char *disk = storage_vol_disk_name(j->project, j->name);
+	struct storage_vol vol = {STORAGE_VOL_CONTAINER, disk};
+	int r;
+
+	if (!images || !disk)
+		return -ENOMEM;
+	r = open_pool(j->d, j->pool_name, &pool, err);
+	if (r < 0)
+		return r;
+	j->op = op;
+	r = rootfs_image_volume(pool, images, j->fingerprint, unpack_progress, j, err);
+	j->op = NULL;
+	if (r < 0)
+		return berth_error_wrap(err, r, "Unpacking image \"%.12s\" on pool \"%s\"",
+					j->fingerprint, pool->name);
+	r = rootfs_from_image(pool, j->fingerprint, disk, j->name, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Creating the root volume");
+	r = db_instance_create_with_volume(j->project, j->object, pool->name, NULL, err);
+	if (r < 0) {
+		pool->driver->volume_delete(pool, &vol, NULL);
+		return r;
+	}
+	lifecycle(j, "instance-created", j->name, NULL);
+	return 0;
+}
+
+static int run_copy(struct operation *op, void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	_cleanup_(instance_volume_release) struct instance_volume src = {0};
+	_cleanup_free_ char *disk = storage_vol_disk_name(j->project, j->name);
+	struct storage_vol vol = {STORAGE_VOL_CONTAINER, disk};
+	struct storage_pool *pool;
+	int r;
+
+	if (!disk)
+		return -ENOMEM;
+	r = instance_volume_open(j->d, j->project, j->src_name, &src, err);
+	if (r < 0)
+		return r;
+	pool = src.pool;
+	if (pool && j->src_snap)
+		r = pool->driver->volume_copy_snapshot(pool, &src.vol, j->src_snap, &vol, err);
+	else if (pool)
+		r = pool->driver->volume_copy(pool, &src.vol, &vol, json_array_size(j->snapshots),
+					      0, err);
+	if (r >= 0 && pool)
+		r = rootfs_apply_templates(pool, disk, j->name, "copy", err);
+	if (r >= 0)
+		r = db_instance_create_with_volume(j->project, j->object,
+						   pool ? pool->name : NULL, j->snapshots, err);
+	if (r < 0) {
+		if (pool)
+			pool->driver->volume_delete(pool, &vol, NULL);
+		return r;
+	}
+	lifecycle(j, "instance-created", j->name, NULL);
+	return 0;
+}
+
+/* Disk first (the drivers' restore is itself crash-safe), then the snapshot's config and
+ * devices back onto the instance, as LXD does. */
+static int run_restore(struct operation *op, void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	json_auto_t *snap = NULL;
+	json_auto_t *inst = NULL;
+	int r = db_snapshot_get(j->project, j->name, j->restore, &snap, err);
+
+	if (r >= 0)
+		r = db_instance_get(j->project, j->name, &inst, err);
+	if (r >= 0 && j->v.pool)
+		r = j->v.pool->driver->volume_restore(j->v.pool, &j->v.vol, j->restore, 0, err);
+	if (r < 0)
+		return r;
+	json_object_set(inst, "config", json_object_get(snap, "config"));
+	json_object_set(inst, "devices", json_object_get(snap, "devices"));
+	r = db_instance_update(j->project, j->name, inst, err);
+	if (r < 0)
+		return r;
+	lifecycle(j, "instance-restored", j->name, json_pack("{s:s}", "snapshot", j->restore));
 	return 0;
 }
 
@@ -348,6 +523,159 @@ static char *random_name(void)
 				   noun[b[1] % ARRAY_SIZE(noun)]);
 }
 
+/* The pool of the root disk device ("path": "/") of `obj` expanded with its profiles. */
+static int root_pool(const char *project, const json_t *obj, char **ret,
+		     struct berth_error *err)
+{
+	json_auto_t *profiles = NULL;
+	json_auto_t *inst = json_deep_copy(obj);
+	json_auto_t *pool_obj = NULL;
+	const char *pool = NULL, *dname;
+	json_t *dev;
+	int r = load_profiles(project, &profiles, err);
+
+	if (r < 0)
+		return r;
+	if (!inst)
+		return -ENOMEM;
+	expand(inst, profiles);
+	json_object_foreach(json_object_get(inst, "expanded_devices"), dname, dev)
+		if (streq(berth_json_string(dev, "type") ?: "", "disk") &&
+		    streq(berth_json_string(dev, "path") ?: "", "/"))
+			pool = berth_json_string(dev, "pool");
+	if (!pool || !*pool)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Failed to find root disk device with a pool (a disk "
+				       "device with path \"/\" in the profiles or devices)");
+	r = db_pool_get(pool, &pool_obj, err);
+	if (r < 0)
+		return r == -ENOENT ? berth_error_set(err, r, BERTH_ERR_BAD_REQUEST,
+						      "Storage pool \"%s\" not found", pool)
+				    : r;
+	*ret = strdup(pool);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* Source type "image": find the image in the local store, copy its properties into the
+ * config (image.*) and record volatile.base_image, as LXD does. */
+static int prepare_image(struct api_request *req, const json_t *source, json_t *obj,
+			 struct instance_job *j, struct berth_error *err)
+{
+	const char *alias = berth_json_string(source, "alias");
+	const char *fp = berth_json_string(source, "fingerprint");
+	const char *server = berth_json_string(source, "server");
+	json_t *config = json_object_get(obj, "config");
+	json_auto_t *img = NULL;
+	const char *key;
+	json_t *v;
+	int r;
+
+	if (server && *server)
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Images from a remote server are not supported yet: "
+				       "import the image first (berth image import)");
+	if (alias && *alias) {
+		json_auto_t *a = NULL;
+		r = db_image_alias_get(req->project, alias, &a, err);
+		if (r < 0)
+			return r;
+		r = db_image_resolve(req->project, berth_json_string(a, "target") ?: "",
+				     &j->fingerprint, err);
+	} else if (fp && *fp) {
+		r = db_image_resolve(req->project, fp, &j->fingerprint, err);
+	} else {
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Image source needs an alias or a fingerprint");
+	}
+	if (r >= 0)
+		r = db_image_get(req->project, j->fingerprint, &img, err);
+	if (r < 0)
+		return r;
+	if (!*(berth_json_string(req->body, "architecture") ?: ""))
+		json_object_set(obj, "architecture", json_object_get(img, "architecture"));
+	json_object_foreach(json_object_get(img, "properties"), key, v) {
+		_cleanup_free_ char *k = berth_strdup_printf("image.%s", key);
+		if (k && !json_object_get(config, k))
+			json_object_set(config, k, v);
+	}
+	json_object_set_new(config, "volatile.base_image", json_string(j->fingerprint));
+	return root_pool(req->project, obj, &j->pool_name, err);
+}
+
+/* Source type "copy": "c1" or "c1/snap". The new instance starts from the source's
+ * config and devices (the snapshot's for a snapshot), its profiles unless the request
+ * names some; the request's config and devices override. Volatile keys are the source's
+ * own and are not copied, volatile.base_image aside. */
+static int prepare_copy(struct api_request *req, const json_t *source, json_t *obj,
+			struct instance_job *j, struct berth_error *err)
+{
+	const char *from = berth_json_string(source, "source");
+	json_auto_t *src = NULL;
+	json_auto_t *snap = NULL;
+	json_auto_t *config = NULL;
+	json_auto_t *devices = NULL;
+	const json_t *base;
+	const char *slash, *key;
+	json_t *v;
+	void *tmp;
+	int r;
+
+	if (!from || !*from)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Copy source needs a \"source\" instance");
+	if (berth_json_bool(source, "refresh", false))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Refreshing copies is not supported yet");
+	slash = strchr(from, '/');
+	j->src_name = slash ? strndup(from, (size_t)(slash - from)) : strdup(from);
+	j->src_snap = slash ? strdup(slash + 1) : NULL;
+	if (!j->src_name || (slash && !j->src_snap))
+		return -ENOMEM;
+	r = db_instance_get(req->project, j->src_name, &src, err);
+	if (r >= 0 && j->src_snap)
+		r = db_snapshot_get(req->project, j->src_name, j->src_snap, &snap, err);
+	if (r < 0)
+		return r;
+	base = snap ? snap : src;
+	config = json_deep_copy(json_object_get(base, "config"));
+	devices = json_deep_copy(json_object_get(base, "devices"));
+	if (!config || !devices)
+		return -ENOMEM;
+	json_object_foreach_safe(config, tmp, key, v)
+		if (berth_startswith(key, "volatile.") && !streq(key, "volatile.base_image"))
+			json_object_del(config, key);
+	json_object_update(config, json_object_get(obj, "config"));
+	json_object_update(devices, json_object_get(obj, "devices"));
+	json_object_set(obj, "config", config);
+	json_object_set(obj, "devices", devices);
+	if (!json_is_array(json_object_get(req->body, "profiles")))
+		json_object_set(obj, "profiles", json_object_get(src, "profiles"));
+	{
+		/* The copy lives on the source's pool: moving volumes between pools is not
+		 * there yet, so a root device naming another pool is refused. */
+		_cleanup_free_ char *src_pool = NULL;
+		_cleanup_free_ char *want = NULL;
+
+		r = db_instance_pool(req->project, j->src_name, &src_pool, err);
+		if (r == -ENOENT)
+			berth_error_release(err);
+		else if (r < 0)
+			return r;
+		if (src_pool && root_pool(req->project, obj, &want, err) >= 0 &&
+		    !streq(want, src_pool))
+			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+					       "Copying to another storage pool (\"%s\" from \"%s\") "
+					       "is not supported yet", want, src_pool);
+		berth_error_release(err);
+	}
+	if (!*(berth_json_string(req->body, "architecture") ?: ""))
+		json_object_set(obj, "architecture", json_object_get(src, "architecture"));
+	if (snap || berth_json_bool(source, "instance_only", false))
+		return 0;
+	/* Snapshot rows keep their names and creation dates in the copy. */
+	return db_snapshot_list(req->project, j->src_name, &j->snapshots, err);
+}
+
 static int create_instance(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
@@ -356,6 +684,7 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	json_t *profiles, *source, *obj;
 	const char *name, *stype, *type, *arch;
 	struct instance_job *j;
+	operation_run_fn run = run_create;
 	int r;
 
 	r = api_require_body(req, err);
@@ -374,11 +703,12 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	source = json_object_get(req->body, "source");
 	stype = berth_json_string(source, "type");
-	if (stype && *stype && !streq(stype, "none"))
+	if (!stype || !*stype)
+		stype = "none";
+	if (!streq(stype, "none") && !streq(stype, "image") && !streq(stype, "copy"))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Instance source \"%s\" is not supported by this berthd yet: "
-				       "only empty instances (source type \"none\", lxc init "
-				       "--empty) can be created", stype);
+				       "Instance source \"%s\" is not supported by this berthd yet "
+				       "(none, image and copy are)", stype);
 	profiles = json_object_get(req->body, "profiles");
 	profiles = profiles && !json_is_null(profiles) ? json_incref(profiles)
 						       : json_pack("[s]", "default");
@@ -418,8 +748,20 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		return -ENOMEM;
 	}
 	j->object = obj;
-	return api_async(req, resp, "Creating instance", resources_for(req->project, name),
-			 run_create, j, instance_job_free, err);
+	r = 0;
+	if (streq(stype, "image")) {
+		r = prepare_image(req, source, obj, j, err);
+		run = run_create_image;
+	} else if (streq(stype, "copy")) {
+		r = prepare_copy(req, source, obj, j, err);
+		run = run_copy;
+	}
+	if (r < 0) {
+		instance_job_free(j);
+		return r;
+	}
+	return api_async(req, resp, "Creating instance", resources_for(req->project, name), run,
+			 j, instance_job_free, err);
 }
 
 static int get_instance(struct api_request *req, struct api_response *resp,
@@ -438,8 +780,22 @@ static int get_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	}
 	expand(inst, profiles);
-	if (req->recursion >= 1)
+	if (req->recursion >= 1) {
+		json_auto_t *snaps = NULL;
+		json_t *out = json_array(), *sn;
+		size_t i;
+
 		make_full(inst);
+		r = db_snapshot_list(req->project, req->params[0], &snaps, err);
+		if (r < 0) {
+			json_decref(out);
+			json_decref(inst);
+			return r;
+		}
+		json_array_foreach(snaps, i, sn)
+			json_array_append_new(out, instance_snapshot_render(sn, inst));
+		json_object_set_new(inst, "snapshots", out);
+	}
 	return api_sync(resp, inst);
 }
 
@@ -462,6 +818,36 @@ static int load_for_update(struct api_request *req, json_t **ret, struct berth_e
 	return 0;
 }
 
+/* {"restore": "snap"} or, as the lxc client sends it, "name/snap". */
+static int restore_instance(struct api_request *req, struct api_response *resp,
+			    struct berth_error *err)
+{
+	const char *snap_name = berth_json_string(req->body, "restore");
+	size_t n = strlen(req->params[0]);
+	json_auto_t *snap = NULL;
+	struct instance_job *j;
+	int r;
+
+	if (strncmp(snap_name, req->params[0], n) == 0 && snap_name[n] == '/')
+		snap_name += n + 1;
+	r = db_snapshot_get(req->project, req->params[0], snap_name, &snap, err);
+	if (r < 0)
+		return r;
+	j = instance_job_new(req, req->params[0]);
+	if (!j || !(j->restore = strdup(snap_name))) {
+		instance_job_free(j);
+		return -ENOMEM;
+	}
+	r = instance_volume_open(req->d, req->project, req->params[0], &j->v, err);
+	if (r < 0) {
+		instance_job_free(j);
+		return r;
+	}
+	return api_async(req, resp, "Restoring snapshot",
+			 resources_for(req->project, req->params[0]), run_restore, j,
+			 instance_job_free, err);
+}
+
 static int update_instance(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err, bool patch)
 {
@@ -475,9 +861,8 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 	r = api_require_body(req, err);
 	if (r < 0)
 		return r;
-	if (json_object_get(req->body, "restore"))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Restoring snapshots is not supported by this berthd yet");
+	if (!patch && *(berth_json_string(req->body, "restore") ?: ""))
+		return restore_instance(req, resp, err);
 	r = check_instance_body(req->body, req->d, err);
 	if (r < 0)
 		return r;
@@ -582,6 +967,11 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 		instance_job_free(j);
 		return -ENOMEM;
 	}
+	r = instance_volume_open(req->d, req->project, req->params[0], &j->v, err);
+	if (r < 0) {
+		instance_job_free(j);
+		return r;
+	}
 	return api_async(req, resp, "Renaming instance",
 			 resources_for(req->project, req->params[0]), run_rename, j,
 			 instance_job_free, err);
@@ -604,6 +994,11 @@ static int delete_instance(struct api_request *req, struct api_response *resp,
 	j = instance_job_new(req, req->params[0]);
 	if (!j)
 		return -ENOMEM;
+	r = instance_volume_open(req->d, req->project, req->params[0], &j->v, err);
+	if (r < 0) {
+		instance_job_free(j);
+		return r;
+	}
 	return api_async(req, resp, "Deleting instance",
 			 resources_for(req->project, req->params[0]), run_delete, j,
 			 instance_job_free, err);

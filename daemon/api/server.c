@@ -32,6 +32,10 @@ static const char *const api_extensions[] = {
 	"storage_api_volume_snapshots",
 	"resources",
 	"resources_v2",
+	"container_only_migration",
+	"snapshot_expiry",
+	"snapshot_expiry_creation",
+	"snapshot_scheduling",
 };
 
 static int server_config_etag(json_t *config, char **ret)

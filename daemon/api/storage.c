@@ -13,6 +13,7 @@
 
 #include "daemon/api/api.h"
 #include "daemon/api/storage.h"
+#include "daemon/instance/rootfs.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -329,13 +330,14 @@ static json_t *list_dir(const char *path)
 /* Finish or undo a restore that a dying berthd left half-way (see the drivers' restore:
  * copy or snapshot to "<vol>.restore", rename "<vol>" to "<vol>.old", rename the copy
  * in, delete "<vol>.old"). */
-static void reconcile_restore(struct storage_pool *pool, const char *entry)
+static void reconcile_restore(struct storage_pool *pool, enum storage_volume_type type,
+			      const char *entry)
 {
 	_cleanup_free_ char *base = strdup(entry);
 	_cleanup_free_ char *vol_path = NULL;
 	_cleanup_free_ char *old_path = NULL;
-	struct storage_vol tmp = {STORAGE_VOL_CUSTOM, entry};
-	struct storage_vol vol = {STORAGE_VOL_CUSTOM, base};
+	struct storage_vol tmp = {type, entry};
+	struct storage_vol vol = {type, base};
 	bool old = berth_endswith(entry, ".old");
 
 	if (!base)
@@ -352,20 +354,22 @@ static void reconcile_restore(struct storage_pool *pool, const char *entry)
 	pool->driver->volume_delete(pool, &tmp, NULL);
 }
 
-/* Make the custom volumes on disk match the rows: a berthd killed between a driver's
- * work and the COMMIT leaves a volume or snapshot without a row (never the reverse:
- * rows are committed after the disk work). Those are removed. */
-static void reconcile_custom(struct storage_pool *pool)
+/* Make the custom and instance volumes on disk match the rows: a berthd killed between a
+ * driver's work and the COMMIT leaves a volume or snapshot without a row (never the
+ * reverse: rows are committed after the disk work and removed before it). Those are
+ * removed. */
+static void reconcile_volumes(struct storage_pool *pool, enum storage_volume_type type)
 {
 	struct berth_error err = {0};
 	json_auto_t *rows = NULL;
 	json_auto_t *want = json_object();
 	json_auto_t *entries = NULL;
-	_cleanup_free_ char *custom = berth_strdup_printf("%s/custom", pool->path);
-	_cleanup_free_ char *snaps = berth_strdup_printf("%s/custom-snapshots", pool->path);
+	const char *tdir = storage_volume_type_dir(type);
+	_cleanup_free_ char *custom = berth_strdup_printf("%s/%s", pool->path, tdir);
+	_cleanup_free_ char *snaps = berth_strdup_printf("%s/%s-snapshots", pool->path, tdir);
 	json_t *v;
 	size_t i;
-	int r = db_volume_list(pool->name, NULL, "custom", &rows, &err);
+	int r = db_volume_list(pool->name, NULL, storage_volume_type_name(type), &rows, &err);
 
 	if (r < 0 || !want || !custom || !snaps) {
 		log_warn("Pool \"%s\": cannot list volumes (%s), not reconciling", pool->name,
@@ -382,12 +386,12 @@ static void reconcile_custom(struct storage_pool *pool)
 	entries = list_dir(custom);
 	json_array_foreach(entries, i, v) {
 		const char *e = json_string_value(v);
-		struct storage_vol vol = {STORAGE_VOL_CUSTOM, e};
+		struct storage_vol vol = {type, e};
 
 		if (json_object_get(want, e))
 			continue;
 		if (berth_endswith(e, ".old") || berth_endswith(e, ".restore")) {
-			reconcile_restore(pool, e);
+			reconcile_restore(pool, type, e);
 			continue;
 		}
 		log_warn("Pool \"%s\": removing volume \"%s\", which has no database record",
@@ -400,7 +404,7 @@ static void reconcile_custom(struct storage_pool *pool)
 		const char *e = json_string_value(v);
 		_cleanup_free_ char *dir = berth_strdup_printf("%s/%s", snaps, e);
 		json_auto_t *snap_entries = dir ? list_dir(dir) : NULL;
-		struct storage_vol vol = {STORAGE_VOL_CUSTOM, e};
+		struct storage_vol vol = {type, e};
 		json_t *s;
 		size_t j;
 
@@ -416,6 +420,33 @@ static void reconcile_custom(struct storage_pool *pool)
 		}
 		if (dir)
 			rmdir(dir); /* only when empty: a volume without snapshots has none */
+	}
+}
+
+/* Image volumes (images/<fp>, unpacked once per pool) are a cache of the image store:
+ * temporary ones left by an interrupted unpack go, and so do those of images no project
+ * records any more (deleted images; their instances are independent clones). */
+static void reconcile_images(struct storage_pool *pool)
+{
+	_cleanup_free_ char *dir = berth_strdup_printf("%s/images", pool->path);
+	json_auto_t *entries = dir ? list_dir(dir) : NULL;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(entries, i, v) {
+		const char *e = json_string_value(v);
+		struct storage_vol vol = {STORAGE_VOL_IMAGE, e};
+		struct berth_error err = {0};
+		bool used = true;
+
+		if (!rootfs_is_temporary_image(e) &&
+		    (db_image_fingerprint_used(e, &used, &err) < 0 || used)) {
+			berth_error_release(&err);
+			continue;
+		}
+		log_info("Pool \"%s\": removing image volume \"%s\", %s", pool->name, e,
+			 used ? "left by an interrupted unpack" : "whose image is gone");
+		pool->driver->volume_delete(pool, &vol, NULL);
 	}
 }
 
@@ -489,8 +520,11 @@ int api_storage_pools_mount(const char *state_dir, bool mount)
 		if (r >= 0)
 			r = mount ? pool->driver->pool_mount(pool, &err) :
 				    pool->driver->pool_unmount(pool, &err);
-		if (r >= 0 && mount)
-			reconcile_custom(pool);
+		if (r >= 0 && mount) {
+			reconcile_volumes(pool, STORAGE_VOL_CUSTOM);
+			reconcile_volumes(pool, STORAGE_VOL_CONTAINER);
+			reconcile_images(pool);
+		}
 		if (r < 0) {
 			log_error("Cannot %s storage pool \"%s\": %s", mount ? "mount" : "unmount",
 				  name, berth_error_msg(&err, r));

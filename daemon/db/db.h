@@ -41,6 +41,10 @@ void db_shutdown(void);
 /* Close the calling thread's connection (worker threads call this before they end). */
 void db_thread_release(void);
 
+/* Disk work that must happen with a row change, or not at all: see the storage pools
+ * section below. */
+typedef int (*db_hook_fn)(void *data, struct berth_error *err);
+
 /* ---- server config: a flat object of string -> string ---- */
 int db_server_config_get(json_t **ret, struct berth_error *err);
 /* Replace the whole server config with `config` (object of string values). */
@@ -96,12 +100,44 @@ int db_instance_create(const char *project, const json_t *instance, struct berth
 /* Replace architecture, description, config, devices, profiles, ephemeral. */
 int db_instance_update(const char *project, const char *name, const json_t *instance,
 		       struct berth_error *err);
+/* Also renames the root volume rows (type "container") and their snapshots'; `hook` (may
+ * be NULL) renames them on disk. */
 int db_instance_rename(const char *project, const char *name, const char *new_name,
-		       struct berth_error *err);
+		       db_hook_fn hook, void *data, struct berth_error *err);
+/* Also deletes its snapshots and its volume rows (root volume and snapshots). */
 int db_instance_delete(const char *project, const char *name, struct berth_error *err);
 /* Entering status_code 103 (Running) from another status also sets last_used_at to now. */
 int db_instance_set_status(const char *project, const char *name, const char *status,
 			   int status_code, struct berth_error *err);
+
+/* ---- instance root volumes and snapshots (daemon/db/snapshots.c) ----
+ * An instance with a root filesystem has a volume row of type "container" with its name on
+ * the pool that holds it, and one "<name>/<snap>" row per snapshot, as LXD lists them.
+ * Snapshot: {"name","description","stateful":bool,"created_at","expires_at",
+ *  "config":{str:str},"devices":{...}} (config and devices as the instance had them). */
+
+/* Create the instance, its root volume row on `pool` (NULL: no volume), and the
+ * snapshots in `snapshots` (array of snapshot objects, or NULL), in one transaction. */
+int db_instance_create_with_volume(const char *project, const json_t *instance,
+				   const char *pool, const json_t *snapshots,
+				   struct berth_error *err);
+/* The pool holding the instance's root volume. -ENOENT when it has none. */
+int db_instance_pool(const char *project, const char *name, char **ret,
+		     struct berth_error *err);
+/* Snapshots of the instance, oldest first. */
+int db_snapshot_list(const char *project, const char *instance, json_t **ret,
+		     struct berth_error *err);
+int db_snapshot_get(const char *project, const char *instance, const char *name, json_t **ret,
+		    struct berth_error *err);
+/* Record snapshot `snap` ({"name","description","expires_at"}) with the instance's current
+ * config and devices, and its volume row on `pool` (NULL: none). -EEXIST (409). */
+int db_snapshot_create(const char *project, const char *instance, const json_t *snap,
+		       const char *pool, struct berth_error *err);
+int db_snapshot_rename(const char *project, const char *instance, const char *name,
+		       const char *new_name, db_hook_fn hook, void *data,
+		       struct berth_error *err);
+int db_snapshot_delete(const char *project, const char *instance, const char *name,
+		       db_hook_fn hook, void *data, struct berth_error *err);
 
 /* ---- storage pools: {"name","driver","description","config":{str:str},"status":"Created"} ----
  *
@@ -110,7 +146,6 @@ int db_instance_set_status(const char *project, const char *name, const char *st
  * hook failure rolls the rows back (the hook undoes its own partial disk work). When
  * COMMIT itself fails after a successful hook, the function fails too: the caller, who
  * knows the hook ran, undoes the disk work. */
-typedef int (*db_hook_fn)(void *data, struct berth_error *err);
 
 int db_pool_list(json_t **ret, struct berth_error *err);
 int db_pool_get(const char *name, json_t **ret, struct berth_error *err);

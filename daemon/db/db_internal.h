@@ -149,3 +149,16 @@ typedef int (*db_row_fn)(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct b
 /* Step `stmt` to its end, making each row an object with `fn`; *ret is the array. */
 int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret,
 	       struct berth_error *err);
+
+/* ---- instances.c and volumes.c, for snapshots.c (caller holds the transaction) ---- */
+
+int db_instance_lookup(sqlite3 *db, const char *project, const char *name,
+		       int64_t *ret_project_id, int64_t *ret_id, struct berth_error *err);
+int db_instance_load(sqlite3 *db, const char *project, const char *name, json_t **ret,
+		     struct berth_error *err);
+/* Insert `instance` (as db_instance_create) and return its id. */
+int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance,
+		       int64_t *ret_id, struct berth_error *err);
+/* A bare volume row (no config). -EEXIST (409) when taken. */
+int db_volume_insert(sqlite3 *db, int64_t pool_id, int64_t project_id, const char *name,
+		     const char *type, struct berth_error *err);

@@ -505,6 +505,29 @@ static int instance_create(sqlite3 *db, const char *project, const json_t *insta
 				       err);
 }
 
+int db_instance_lookup(sqlite3 *db, const char *project, const char *name,
+		       int64_t *ret_project_id, int64_t *ret_id, struct berth_error *err)
+{
+	return instance_lookup(db, project, name, ret_project_id, ret_id, err);
+}
+
+int db_instance_load(sqlite3 *db, const char *project, const char *name, json_t **ret,
+		     struct berth_error *err)
+{
+	return instance_get(db, project, name, ret, err);
+}
+
+int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance,
+		       int64_t *ret_id, struct berth_error *err)
+{
+	int r = instance_create(db, project, instance, err);
+
+	if (r >= 0)
+		r = instance_lookup(db, project, berth_json_string(instance, "name"), NULL, ret_id,
+				    err);
+	return r;
+}
+
 int db_instance_create(const char *project, const json_t *instance, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
@@ -562,23 +585,34 @@ int db_instance_update(const char *project, const char *name, const json_t *inst
 }
 
 static int instance_rename(sqlite3 *db, const char *project, const char *name,
-			   const char *new_name, struct berth_error *err)
+			   const char *new_name, db_hook_fn hook, void *data,
+			   struct berth_error *err)
 {
-	int64_t id = 0;
+	int64_t id = 0, project_id = 0;
 	int r;
 
-	r = instance_lookup(db, project, name, NULL, &id, err);
+	r = instance_lookup(db, project, name, &project_id, &id, err);
 	if (r < 0)
 		return r;
 	r = db_exec(db, err, "UPDATE instances SET name = ?2 WHERE id = ?1", "it", id, new_name);
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
 				       "Instance \"%s\" already exists", new_name);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	/* The root volume and its snapshots ("<name>/<snap>") follow the instance. */
+	r = db_exec(db, err,
+		    "UPDATE storage_volumes SET name = ?3 || substr(name, length(?2) + 1)"
+		    " WHERE project_id = ?1 AND type = 'container'"
+		    " AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
+		    "itt", project_id, name, new_name);
+	if (r < 0)
+		return r;
+	return hook ? hook(data, err) : 0;
 }
 
 int db_instance_rename(const char *project, const char *name, const char *new_name,
-		       struct berth_error *err)
+		       db_hook_fn hook, void *data, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r;
@@ -586,7 +620,7 @@ int db_instance_rename(const char *project, const char *name, const char *new_na
 	r = db_tx_begin(&db, err);
 	if (r < 0)
 		return r;
-	r = instance_rename(db, project, name, new_name, err);
+	r = instance_rename(db, project, name, new_name, hook, data, err);
 	return db_tx_end(db, r, err);
 }
 
@@ -596,11 +630,20 @@ static int instance_delete(sqlite3 *db, const char *project, const char *name,
 	int64_t id = 0;
 	int r;
 
-	r = instance_lookup(db, project, name, NULL, &id, err);
+	int64_t project_id = 0;
+
+	r = instance_lookup(db, project, name, &project_id, &id, err);
 	if (r < 0)
 		return r;
 	/* Config, devices, profile links and snapshots follow (ON DELETE CASCADE). */
 	r = db_exec(db, err, "DELETE FROM instances WHERE id = ?1", "i", id);
+	if (r < 0)
+		return r;
+	/* Its root volume and the volumes of its snapshots. */
+	r = db_exec(db, err,
+		    "DELETE FROM storage_volumes WHERE project_id = ?1 AND type = 'container'"
+		    " AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
+		    "it", project_id, name);
 	return r < 0 ? r : 0;
 }
 

@@ -407,3 +407,20 @@ int db_volume_delete(const char *pool, const char *project, const char *type, co
 	r = volume_delete(db, pool, project, type, name, hook, data, err);
 	return db_tx_end(db, r, err);
 }
+
+int db_volume_insert(sqlite3 *db, int64_t pool_id, int64_t project_id, const char *name,
+		     const char *type, struct berth_error *err)
+{
+	char now[64];
+	int r;
+
+	berth_now_rfc3339(now);
+	r = db_exec(db, err,
+		    "INSERT INTO storage_volumes (pool_id, project_id, name, type, created_at)"
+		    " VALUES (?1, ?2, ?3, ?4, ?5)",
+		    "iittt", pool_id, project_id, name, type, now);
+	if (r == -EEXIST)
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
+				       "Storage volume \"%s\" already exists", name);
+	return r < 0 ? r : 0;
+}

@@ -399,7 +399,7 @@ static void test_instances_crud(void **state)
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM instances_devices_config"), 1);
 
 	assert_int_equal(db_instance_set_status("default", "c1", "Running", 103, &err), 0);
-	assert_int_equal(db_instance_rename("default", "c1", "c2", &err), 0);
+	assert_int_equal(db_instance_rename("default", "c1", "c2", NULL, NULL, &err), 0);
 	assert_fails(db_instance_get("default", "c1", &got3, &err), -ENOENT, BERTH_ERR_NOT_FOUND,
 		     &err, "Instance \"c1\" not found");
 	assert_int_equal(db_instance_get("default", "c2", &got3, &err), 0);
@@ -487,9 +487,9 @@ static void test_instance_conflicts(void **state)
 	assert_int_equal(db_project_create(p1, &err), 0);
 	assert_int_equal(db_instance_create("p1", c1, &err), 0);
 	create_instance("default", "{\"name\":\"c2\"}");
-	assert_fails(db_instance_rename("default", "c2", "c1", &err), -EEXIST, BERTH_ERR_CONFLICT,
-		     &err, "Instance \"c1\" already exists");
-	assert_fails(db_instance_rename("default", "zz", "c3", &err), -ENOENT,
+	assert_fails(db_instance_rename("default", "c2", "c1", NULL, NULL, &err), -EEXIST,
+		     BERTH_ERR_CONFLICT, &err, "Instance \"c1\" already exists");
+	assert_fails(db_instance_rename("default", "zz", "c3", NULL, NULL, &err), -ENOENT,
 		     BERTH_ERR_NOT_FOUND, &err, "Instance \"zz\" not found");
 	assert_fails(db_instance_create("default", dup, &err), -EINVAL, BERTH_ERR_BAD_REQUEST,
 		     &err, "Duplicate profile");

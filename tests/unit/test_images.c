@@ -16,12 +16,16 @@
 #include <dirent.h>
 #include <openssl/evp.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "daemon/db/db.h"
 #include "images/metadata.h"
 #include "images/store.h"
+#include "images/template.h"
+#include "images/unpack.h"
 #include "lib/json.h"
 #include "lib/util.h"
+#include "storage/driver.h"
 
 static const char meta_yaml[] = "architecture: amd64\n"
 				"creation_date: 1700000000\n"
@@ -148,6 +152,135 @@ static void test_tar_escapes(void **state)
 	expect_refused(absolute, ARRAY_SIZE(absolute), "escapes");
 	expect_refused(link, ARRAY_SIZE(link), "points outside");
 	expect_refused(none, ARRAY_SIZE(none), "no metadata.yaml");
+}
+
+static void render_is(const char *tpl, const char *want)
+{
+	json_auto_t *vars = json_pack("{s:s, s:s}", "container.name", "c1", "instance.name", "c1");
+	char *out = NULL;
+	size_t len = 0;
+
+	assert_int_equal(image_template_render(tpl, strlen(tpl), vars, &out, &len), 0);
+	assert_string_equal(out, want);
+	assert_int_equal(len, strlen(want));
+	free(out);
+}
+
+static void test_template_render(void **state)
+{
+	render_is("{{ container.name }}\n", "c1\n");
+	render_is("127.0.1.1\t{{instance.name}}.local", "127.0.1.1\tc1.local");
+	render_is("{{ container.name | upper }}", "c1");
+	render_is("[{{ nope }}]", "[]");
+	render_is("{% if true %}x{% endif %}{# note #}", "x");
+	render_is("a { b } {{ unterminated", "a { b } {{ unterminated");
+	render_is("", "");
+}
+
+/* A fresh directory: dir/root (the unpack target) and dir/outside (must stay empty). */
+static void unpack_dirs(char *dir, char *root, char *outside)
+{
+	strcpy(dir, "/tmp/berth-unpack.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	sprintf(root, "%s/root", dir);
+	sprintf(outside, "%s/outside", dir);
+	assert_int_equal(mkdir(root, 0755), 0);
+	assert_int_equal(mkdir(outside, 0755), 0);
+}
+
+static bool dir_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n == 0;
+}
+
+static void test_unpack(void **state)
+{
+	const struct entry good[] = {{"metadata.yaml", meta_yaml, NULL},
+				     {"rootfs", NULL, NULL},
+				     {"rootfs/bin", NULL, NULL},
+				     {"rootfs/bin/busybox", "elf", NULL},
+				     {"rootfs/bin/sh", NULL, "/bin/busybox"}};
+	const struct entry dotdot[] = {{"rootfs/../../outside/x", "x", NULL}};
+	const struct entry through[] = {{"etc", NULL, "../outside"}, {"etc/passwd", "x", NULL}};
+	char dir[64], root[96], outside[96], path[160], link[64];
+	struct berth_error err = {0};
+	ssize_t n;
+	int fd = make_tar(good, ARRAY_SIZE(good), true);
+
+	unpack_dirs(dir, root, outside);
+	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), 0);
+	close(fd);
+	sprintf(path, "%s/rootfs/bin/busybox", root);
+	assert_int_equal(access(path, F_OK), 0);
+	sprintf(path, "%s/rootfs/bin/sh", root);
+	n = readlink(path, link, sizeof(link) - 1);
+	assert_true(n > 0);
+	link[n] = '\0';
+	assert_string_equal(link, "/bin/busybox"); /* kept as it is, resolved in the container */
+
+	fd = make_tar(dotdot, ARRAY_SIZE(dotdot), false);
+	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "escapes"));
+	berth_error_release(&err);
+	close(fd);
+	/* A symlink met on the way is never followed: libarchive refuses the entry or (with
+	 * ARCHIVE_EXTRACT_UNLINK) replaces the link by a directory. Either way nothing lands
+	 * outside. */
+	fd = make_tar(through, ARRAY_SIZE(through), false);
+	image_unpack_tar(fd, root, NULL, NULL, &err);
+	berth_error_release(&err);
+	close(fd);
+	assert_true(dir_empty(outside));
+	{
+		const char *argv[] = {"rm", "-rf", dir, NULL};
+		assert_int_equal(storage_run(argv, NULL), 0);
+	}
+}
+
+/* Templates land inside the rootfs even through a symlink pointing out of it. */
+static void test_templates_apply(void **state)
+{
+	char dir[64], root[96], outside[96], path[400];
+	json_auto_t *meta = json_pack("{s:{s:{s:[s], s:s}, s:{s:[s], s:s}}}", "templates",
+				      "/etc/hostname", "when", "create", "template", "hostname.tpl",
+				      "/etc/hosts", "when", "copy", "template", "hostname.tpl");
+	json_auto_t *vars = json_pack("{s:s}", "container.name", "c7");
+	struct berth_error err = {0};
+	char *text = NULL;
+	size_t len = 0;
+
+	unpack_dirs(dir, root, outside);
+	sprintf(path, "%s/templates", root);
+	assert_int_equal(mkdir(path, 0755), 0);
+	sprintf(path, "%s/templates/hostname.tpl", root);
+	assert_int_equal(berth_write_file_atomic(path, "{{ container.name }}\n", 21, 0644), 0);
+	sprintf(path, "%s/rootfs", root);
+	assert_int_equal(mkdir(path, 0755), 0);
+	sprintf(path, "%s/rootfs/etc", root);
+	assert_int_equal(symlink(outside, path), 0); /* absolute: resolved in the rootfs */
+	sprintf(path, "%s/rootfs%s", root, outside);
+	assert_int_equal(berth_mkdir_p(path, 0755), 0);
+
+	assert_int_equal(image_templates_apply(root, meta, "create", vars, &err), 0);
+	assert_true(dir_empty(outside));
+	sprintf(path, "%s/rootfs%s/hostname", root, outside);
+	assert_int_equal(berth_read_file(path, 100, &text, &len), 0);
+	assert_string_equal(text, "c7\n");
+	free(text);
+	sprintf(path, "%s/rootfs%s/hosts", root, outside);
+	assert_int_equal(access(path, F_OK), -1); /* "copy" only */
+	{
+		const char *argv[] = {"rm", "-rf", dir, NULL};
+		assert_int_equal(storage_run(argv, NULL), 0);
+	}
 }
 
 struct store_fixture {
@@ -436,6 +569,9 @@ int main(void)
 		cmocka_unit_test(test_metadata_parse),
 		cmocka_unit_test(test_tar_inspect),
 		cmocka_unit_test(test_tar_escapes),
+		cmocka_unit_test(test_template_render),
+		cmocka_unit_test(test_unpack),
+		cmocka_unit_test(test_templates_apply),
 		cmocka_unit_test_setup_teardown(test_import_unified, store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_import_split, store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile, store_setup, store_teardown),

@@ -1,0 +1,295 @@
+/* cli/cmd_instance.c: the instance life-cycle verbs that need no runtime: `berth init`,
+ * `copy`, `rename`, `delete`, `snapshot` and `restore`, each one request (an operation
+ * the client waits for). Snapshots are named "NAME/SNAP" as lxc names them; `berth info
+ * NAME` lists them. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static const struct cli_option init_options[] = {
+	{ "storage", 's', "POOL", "Storage pool name" },
+	{ "profile", 'p', "PROFILE", "Profile to apply to the new instance (repeatable)" },
+	{ "config", 'c', "KEY=VALUE", "Config key/value to apply to the new instance" },
+	{ "empty", 0, NULL, "Create an empty instance" },
+	{ 0 },
+};
+static const struct cli_command init_cmd = {
+	.name = "init",
+	.usage = "berth init [<image>] [<instance>] [flags]",
+	.description = "Create instances from images\n\n"
+		       "  The image is an alias or a fingerprint (prefix) in the local store.",
+	.options = init_options,
+	.min_args = 0,
+	.max_args = 2,
+};
+static const struct cli_option copy_options[] = {
+	{ "instance-only", 0, NULL, "Copy the instance without its snapshots" },
+	{ "config", 'c', "KEY=VALUE", "Config key/value to apply to the new instance" },
+	{ "profile", 'p', "PROFILE", "Profile to apply to the new instance (repeatable)" },
+	{ 0 },
+};
+static const struct cli_command copy_cmd = {
+	.name = "copy",
+	.usage = "berth copy <source>[/<snapshot>] <destination> [flags]",
+	.description = "Copy instances within the server",
+	.options = copy_options,
+	.min_args = 2,
+	.max_args = 2,
+};
+static const struct cli_command rename_cmd = {
+	.name = "rename",
+	.usage = "berth rename <instance>[/<snapshot>] <new-name>",
+	.description = "Rename instances and snapshots",
+	.min_args = 2,
+	.max_args = 2,
+};
+static const struct cli_command delete_cmd = {
+	.name = "delete",
+	.usage = "berth delete <instance>[/<snapshot>]...",
+	.description = "Delete instances (with their snapshots and volumes) and snapshots",
+	.min_args = 1,
+	.max_args = -1,
+};
+static const struct cli_command snapshot_cmd = {
+	.name = "snapshot",
+	.usage = "berth snapshot <instance> [<snapshot name>]",
+	.description = "Create instance snapshots\n\n"
+		       "  Without a name: snap0, snap1, ... (or the instance's snapshots.pattern).\n"
+		       "  berth info <instance> lists them.",
+	.min_args = 1,
+	.max_args = 2,
+};
+static const struct cli_command restore_cmd = {
+	.name = "restore",
+	.usage = "berth restore <instance> <snapshot>",
+	.description = "Restore instances from snapshots",
+	.min_args = 2,
+	.max_args = 2,
+};
+
+static int oom(struct berth_error *err)
+{
+	return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+}
+
+/* "/1.0/instances/NAME" or ".../NAME/snapshots/SNAP" for "NAME/SNAP". */
+static char *instance_path(const char *spec)
+{
+	_cleanup_free_ char *name = strdup(spec);
+	_cleanup_free_ char *inst = NULL;
+	char *slash = name ? strchr(name, '/') : NULL;
+
+	if (!name)
+		return NULL;
+	if (slash)
+		*slash++ = '\0';
+	inst = cli_path("/1.0/instances/%s", name);
+	if (!inst || !slash)
+		return TAKE_PTR(inst);
+	{
+		_cleanup_free_ char *snap = cli_path("/snapshots/%s", slash);
+		return snap ? berth_strdup_printf("%s%s", inst, snap) : NULL;
+	}
+}
+
+/* -c k=v and -p a,b into the request body. */
+static int add_config_profiles(json_t *body, const char *config, const char *profiles,
+			       struct berth_error *err)
+{
+	if (config) {
+		_cleanup_free_ char *c = strdup(config);
+		json_t *cfg = json_object();
+		char *save = NULL;
+
+		if (!c || !cfg)
+			return oom(err);
+		json_object_set_new(body, "config", cfg);
+		for (char *kv = strtok_r(c, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(kv, '=');
+			if (!eq)
+				return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+						       "Bad key=value pair: \"%s\"", kv);
+			*eq = '\0';
+			json_object_set_new(cfg, kv, json_string(eq + 1));
+		}
+	}
+	if (profiles) {
+		_cleanup_free_ char *p = strdup(profiles);
+		json_t *list = json_array();
+		char *save = NULL;
+
+		if (!p || !list)
+			return oom(err);
+		json_object_set_new(body, "profiles", list);
+		for (char *n = strtok_r(p, ",", &save); n; n = strtok_r(NULL, ",", &save))
+			json_array_append_new(list, json_string(n));
+	}
+	return 0;
+}
+
+static int do_init(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	json_auto_t *body = json_object();
+	json_auto_t *created = NULL;
+	bool empty = a->values[3] != NULL;
+	const char *image = empty ? NULL : (a->n_pos > 0 ? a->pos[0] : NULL);
+	const char *name = empty ? (a->n_pos > 0 ? a->pos[0] : NULL)
+				 : (a->n_pos > 1 ? a->pos[1] : NULL);
+	int r;
+
+	if (!body)
+		return oom(err);
+	if (!empty && !image)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "An image is required (or --empty)");
+	if (name)
+		json_object_set_new(body, "name", json_string(name));
+	json_object_set_new(body, "type", json_string("container"));
+	if (empty) {
+		json_object_set_new(body, "source", json_pack("{s:s}", "type", "none"));
+	} else {
+		/* An alias if there is one by that name, else a fingerprint (prefix), as lxc
+		 * resolves it. */
+		_cleanup_free_ char *apath = cli_path("/1.0/images/aliases/%s", image);
+		bool alias;
+
+		if (!apath)
+			return oom(err);
+		alias = cli_query(ctx, "GET", apath, NULL, NULL, NULL, err) >= 0;
+		berth_error_release(err);
+		json_object_set_new(body, "source",
+				    json_pack("{s:s, s:s}", "type", "image",
+					      alias ? "alias" : "fingerprint", image));
+	}
+	r = add_config_profiles(body, a->values[2], a->values[1], err);
+	if (r < 0)
+		return r;
+	if (a->values[0])
+		json_object_set_new(body, "devices",
+				    json_pack("{s:{s:s, s:s, s:s}}", "root", "type", "disk", "path",
+					      "/", "pool", a->values[0]));
+	r = cli_query(ctx, "POST", "/1.0/instances", body, &created, NULL, err);
+	if (r >= 0 && !ctx->quiet) {
+		const char *n = name;
+		json_t *urls = json_object_get(json_object_get(created, "resources"), "instances");
+		const char *u = json_string_value(json_array_get(urls, 0));
+
+		if (!n && u)
+			n = strrchr(u, '/') ? strrchr(u, '/') + 1 : u;
+		printf("Creating %s\n", n ?: "the instance");
+	}
+	return r;
+}
+
+static int do_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	json_auto_t *body = json_pack("{s:s, s:s, s:{s:s, s:s, s:b}}", "name", a->pos[1], "type",
+				      "container", "source", "type", "copy", "source", a->pos[0],
+				      "instance_only", a->values[0] != NULL);
+	int r;
+
+	if (!body)
+		return oom(err);
+	r = add_config_profiles(body, a->values[1], a->values[2], err);
+	if (r >= 0)
+		r = cli_query(ctx, "POST", "/1.0/instances", body, NULL, NULL, err);
+	return r;
+}
+
+static int do_rename(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	_cleanup_free_ char *path = instance_path(a->pos[0]);
+	const char *new_name = a->pos[1];
+	json_auto_t *body = NULL;
+
+	/* For a snapshot, "inst/new" and "new" both name the new snapshot. */
+	if (strchr(a->pos[0], '/') && strchr(new_name, '/'))
+		new_name = strchr(new_name, '/') + 1;
+	body = json_pack("{s:s}", "name", new_name);
+	if (!path || !body)
+		return oom(err);
+	return cli_query(ctx, "POST", path, body, NULL, NULL, err);
+}
+
+static int do_delete(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	for (int i = 0; i < a->n_pos; i++) {
+		_cleanup_free_ char *path = instance_path(a->pos[i]);
+		int r;
+
+		if (!path)
+			return oom(err);
+		r = cli_query(ctx, "DELETE", path, NULL, NULL, NULL, err);
+		if (r < 0)
+			return berth_error_wrap(err, r, "%s", a->pos[i]);
+	}
+	return 0;
+}
+
+static int do_snapshot(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	_cleanup_free_ char *path = cli_path("/1.0/instances/%s/snapshots", a->pos[0]);
+	json_auto_t *body = a->n_pos > 1 ? json_pack("{s:s}", "name", a->pos[1]) : json_object();
+
+	if (!path || !body)
+		return oom(err);
+	return cli_query(ctx, "POST", path, body, NULL, NULL, err);
+}
+
+static int do_restore(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	_cleanup_free_ char *path = cli_path("/1.0/instances/%s", a->pos[0]);
+	json_auto_t *body = json_pack("{s:s}", "restore", a->pos[1]);
+
+	if (!path || !body)
+		return oom(err);
+	return cli_query(ctx, "PUT", path, body, NULL, NULL, err);
+}
+
+static int run_verb(struct cli_ctx *ctx, const struct cli_command *cmd,
+		    int (*fn)(struct cli_ctx *, struct cli_args *, struct berth_error *),
+		    int argc, char **argv, struct berth_error *err)
+{
+	struct cli_args a = { 0 };
+	int r = cli_parse(cmd, argc, argv, &a, err);
+
+	if (r == 0)
+		r = fn(ctx, &a, err);
+	else if (r > 0)
+		r = 0;
+	cli_args_release(&a);
+	return r;
+}
+
+int cmd_init(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return run_verb(ctx, &init_cmd, do_init, argc, argv, err);
+}
+
+int cmd_copy(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return run_verb(ctx, &copy_cmd, do_copy, argc, argv, err);
+}
+
+int cmd_rename(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return run_verb(ctx, &rename_cmd, do_rename, argc, argv, err);
+}
+
+int cmd_delete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return run_verb(ctx, &delete_cmd, do_delete, argc, argv, err);
+}
+
+int cmd_snapshot(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return run_verb(ctx, &snapshot_cmd, do_snapshot, argc, argv, err);
+}
+
+int cmd_restore(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return run_verb(ctx, &restore_cmd, do_restore, argc, argv, err);
+}

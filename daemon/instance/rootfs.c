@@ -1,0 +1,285 @@
+/* daemon/instance/rootfs.c: instance root volumes from images (see rootfs.h). */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_CATEGORY "instances"
+#include "daemon/db/db.h"
+#include "daemon/instance/rootfs.h"
+#include "images/metadata.h"
+#include "images/template.h"
+#include "images/unpack.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define TMP_MARK ".unpack-"
+
+bool rootfs_is_temporary_image(const char *name)
+{
+	return strstr(name, TMP_MARK) != NULL;
+}
+
+static int vol_path(struct storage_pool *pool, enum storage_volume_type type, const char *name,
+		    const char *sub, char **ret)
+{
+	struct storage_vol v = {type, name};
+	_cleanup_free_ char *p = NULL;
+
+	if (storage_volume_path(pool, &v, NULL, &p) < 0)
+		return -ENOMEM;
+	*ret = sub ? berth_strdup_printf("%s/%s", p, sub) : TAKE_PTR(p);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int open_image_file(const char *images_dir, const char *fp, const char *suffix,
+			   int *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *path = berth_strdup_printf("%s/%s%s", images_dir, fp, suffix);
+	int fd;
+
+	if (!path)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT && *suffix
+			       ? -ENOENT
+			       : berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+						 "Cannot open image file \"%s\": %m", path);
+	*ret = fd;
+	return 0;
+}
+
+/* Unpack image `fp` into the (existing, empty) volume directory `dst`. */
+static int unpack_into(const char *images_dir, const char *fp, const char *dst,
+		       image_unpack_progress_fn progress, void *data, struct berth_error *err)
+{
+	_cleanup_close_ int meta = -EBADF;
+	_cleanup_close_ int rootfs = -EBADF;
+	_cleanup_free_ char *rootfs_dir = NULL;
+	_cleanup_free_ char *rootfs_file = NULL;
+	enum image_file_kind kind;
+	int r;
+
+	r = open_image_file(images_dir, fp, "", &meta, err);
+	if (r < 0)
+		return r;
+	r = open_image_file(images_dir, fp, ".rootfs", &rootfs, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	/* Unified: metadata.yaml, templates/ and rootfs/ in one tarball. */
+	r = image_unpack_tar(meta, dst, rootfs < 0 ? progress : NULL, data, err);
+	if (r < 0 || rootfs < 0)
+		return r;
+	rootfs_dir = berth_strdup_printf("%s/rootfs", dst);
+	rootfs_file = berth_strdup_printf("%s/%s.rootfs", images_dir, fp);
+	if (!rootfs_dir || !rootfs_file)
+		return -ENOMEM;
+	r = image_file_kind(rootfs, &kind, err);
+	if (r < 0)
+		return r;
+	if (kind == IMAGE_FILE_SQUASHFS) {
+		const char *argv[] = {"unsquashfs", "-f", "-n", "-d", rootfs_dir, rootfs_file,
+				      NULL};
+		return storage_run(argv, err);
+	}
+	if (mkdir(rootfs_dir, 0755) < 0 && errno != EEXIST)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "mkdir \"%s\": %m",
+				       rootfs_dir);
+	return image_unpack_tar(rootfs, rootfs_dir, progress, data, err);
+}
+
+/* Write back what the unpack left in the page cache, and hear about it failing: a full
+ * filesystem may only say ENOSPC at writeback (btrfs' delayed allocation), and an image
+ * volume must be whole before it gets its name. */
+static int flush(const char *path, struct berth_error *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || syncfs(fd) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Writing the image volume \"%s\": %m", path);
+	return 0;
+}
+
+/* A full btrfs can accept the unpack's writes and lose them at writeback without telling
+ * syncfs (seen on 6.x: files read back as zeros). So refuse up front when the pool has
+ * less free space than the image could need: its files times four (xz and squashfs
+ * images expand about that much), and read metadata.yaml back afterwards. */
+#define EXPANSION_FACTOR 4
+
+static int check_space(struct storage_pool *pool, const char *images_dir, const char *fp,
+		       struct berth_error *err)
+{
+	uint64_t used = 0, total = 0, need = 0;
+	struct stat st;
+	int r;
+
+	for (int i = 0; i < 2; i++) {
+		_cleanup_free_ char *f = berth_strdup_printf("%s/%s%s", images_dir, fp,
+							     i ? ".rootfs" : "");
+		if (!f)
+			return -ENOMEM;
+		if (stat(f, &st) == 0)
+			need += (uint64_t)st.st_size * EXPANSION_FACTOR;
+	}
+	r = pool->driver->pool_usage(pool, &used, &total, err);
+	if (r < 0)
+		return r;
+	if (total > used && total - used >= need)
+		return 0;
+	return berth_error_set(err, -ENOSPC, BERTH_ERR_INTERNAL,
+			       "Not enough space on pool \"%s\" to unpack the image (%" PRIu64
+			       " bytes free, up to %" PRIu64 " needed)", pool->name,
+			       total > used ? total - used : 0, need);
+}
+
+static int verify(const char *path, struct berth_error *err)
+{
+	_cleanup_free_ char *meta = berth_strdup_printf("%s/metadata.yaml", path);
+	_cleanup_free_ char *yaml = NULL;
+	struct image_metadata m = {0};
+	size_t len = 0;
+	int r;
+
+	if (!meta)
+		return -ENOMEM;
+	r = berth_read_file(meta, IMAGE_METADATA_MAX, &yaml, &len);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading back \"%s\": %s",
+				       meta, strerror(-r));
+	r = image_metadata_parse(yaml, len, &m, err);
+	image_metadata_release(&m);
+	return r < 0 ? berth_error_wrap(err, r, "The unpacked image is damaged (disk full?)")
+		     : 0;
+}
+
+int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const char *fp,
+			image_unpack_progress_fn progress, void *data, struct berth_error *err)
+{
+	_cleanup_free_ char *final = NULL;
+	_cleanup_free_ char *tmp_name = NULL;
+	_cleanup_free_ char *tmp_path = NULL;
+	struct storage_vol tmp;
+	unsigned int rnd = 0;
+	int r;
+
+	r = vol_path(pool, STORAGE_VOL_IMAGE, fp, NULL, &final);
+	if (r < 0)
+		return r;
+	if (access(final, F_OK) == 0)
+		return 0;
+	r = check_space(pool, images_dir, fp, err);
+	if (r < 0)
+		return r;
+	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
+		rnd = (unsigned int)getpid();
+	tmp_name = berth_strdup_printf("%s" TMP_MARK "%08x", fp, rnd);
+	if (!tmp_name)
+		return -ENOMEM;
+	tmp = (struct storage_vol){STORAGE_VOL_IMAGE, tmp_name};
+	r = pool->driver->volume_create(pool, &tmp, 0, err);
+	if (r < 0)
+		return r;
+	r = vol_path(pool, STORAGE_VOL_IMAGE, tmp_name, NULL, &tmp_path);
+	if (r >= 0)
+		r = unpack_into(images_dir, fp, tmp_path, progress, data, err);
+	if (r >= 0)
+		r = flush(tmp_path, err);
+	if (r >= 0)
+		r = verify(tmp_path, err);
+	if (r >= 0) {
+		r = pool->driver->volume_rename(pool, &tmp, fp, err);
+		if (r == -EEXIST) { /* someone else unpacked it meanwhile */
+			berth_error_release(err);
+			r = 1;
+		}
+	}
+	if (r != 0)
+		pool->driver->volume_delete(pool, &tmp, NULL);
+	return r < 0 ? r : 0;
+}
+
+int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, const char *name,
+			   const char *trigger, struct berth_error *err)
+{
+	struct image_metadata m = {0};
+	_cleanup_free_ char *vol = NULL;
+	_cleanup_free_ char *meta_path = NULL;
+	_cleanup_free_ char *yaml = NULL;
+	json_auto_t *vars = NULL;
+	size_t len = 0;
+	int r;
+
+	r = vol_path(pool, STORAGE_VOL_CONTAINER, disk_name, NULL, &vol);
+	if (r < 0)
+		return r;
+	meta_path = berth_strdup_printf("%s/metadata.yaml", vol);
+	if (!meta_path)
+		return -ENOMEM;
+	r = berth_read_file(meta_path, IMAGE_METADATA_MAX, &yaml, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading \"%s\": %s",
+				       meta_path, strerror(-r));
+	r = image_metadata_parse(yaml, len, &m, err);
+	if (r < 0)
+		return r;
+	vars = json_pack("{s:s, s:s, s:s, s:s}", "container.name", name, "instance.name", name,
+			 "container.type", "container", "trigger", trigger);
+	r = vars ? image_templates_apply(vol, m.metadata, trigger, vars, err) : -ENOMEM;
+	image_metadata_release(&m);
+	return r;
+}
+
+int rootfs_from_image(struct storage_pool *pool, const char *fp, const char *disk_name,
+		      const char *name, struct berth_error *err)
+{
+	struct storage_vol src = {STORAGE_VOL_IMAGE, fp};
+	struct storage_vol dst = {STORAGE_VOL_CONTAINER, disk_name};
+	int r = pool->driver->volume_copy(pool, &src, &dst, false, 0, err);
+
+	if (r < 0)
+		return r;
+	r = rootfs_apply_templates(pool, disk_name, name, "create", err);
+	if (r < 0)
+		pool->driver->volume_delete(pool, &dst, NULL);
+	return r;
+}
+
+void rootfs_image_volumes_remove(const char *state_dir, const char *fp)
+{
+	struct berth_error err = {0};
+	json_auto_t *pools = NULL;
+	json_t *p;
+	size_t i;
+	int r = db_pool_list(&pools, &err);
+
+	if (r < 0) {
+		log_warn("Cannot list pools to remove image volume \"%s\": %s, ignoring", fp,
+			 berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return;
+	}
+	json_array_foreach(pools, i, p) {
+		_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
+		_cleanup_free_ char *path = NULL;
+		struct storage_vol vol = {STORAGE_VOL_IMAGE, fp};
+
+		if (storage_pool_new(state_dir, p, &pool, &err) < 0 ||
+		    vol_path(pool, STORAGE_VOL_IMAGE, fp, NULL, &path) < 0 ||
+		    access(path, F_OK) < 0) {
+			berth_error_release(&err);
+			continue;
+		}
+		r = pool->driver->volume_delete(pool, &vol, &err);
+		if (r < 0)
+			log_warn("Pool \"%s\": removing image volume \"%s\": %s, ignoring",
+				 pool->name, fp, berth_error_msg(&err, r));
+		berth_error_release(&err);
+	}
+}
