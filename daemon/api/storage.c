@@ -354,10 +354,34 @@ static void reconcile_restore(struct storage_pool *pool, enum storage_volume_typ
 	pool->driver->volume_delete(pool, &tmp, NULL);
 }
 
+/* A rename renames the volume on disk, then its row: a berthd killed in between leaves
+ * exactly one volume without a row and one row without a volume. Put the volume (and
+ * its snapshot directory) back under the row's name instead of deleting it. Returns
+ * true when `orphan` was such a volume. */
+static bool reconcile_rename(struct storage_pool *pool, enum storage_volume_type type,
+			     const char *orphan, const char *missing, const char *snaps)
+{
+	struct storage_vol from = {type, orphan}, to = {type, missing};
+	_cleanup_free_ char *from_path = NULL, *to_path = NULL;
+	_cleanup_free_ char *from_snaps = berth_strdup_printf("%s/%s", snaps, orphan);
+	_cleanup_free_ char *to_snaps = berth_strdup_printf("%s/%s", snaps, missing);
+
+	if (!from_snaps || !to_snaps || storage_volume_path(pool, &from, NULL, &from_path) < 0 ||
+	    storage_volume_path(pool, &to, NULL, &to_path) < 0)
+		return false;
+	if (rename(from_path, to_path) < 0)
+		return false;
+	if (access(from_snaps, F_OK) == 0 && access(to_snaps, F_OK) < 0)
+		rename(from_snaps, to_snaps);
+	log_warn("Pool \"%s\": volume \"%s\" renamed back to \"%s\" after an interrupted"
+		 " rename", pool->name, orphan, missing);
+	return true;
+}
+
 /* Make the custom and instance volumes on disk match the rows: a berthd killed between a
  * driver's work and the COMMIT leaves a volume or snapshot without a row (never the
- * reverse: rows are committed after the disk work and removed before it). Those are
- * removed. */
+ * reverse: rows are committed after the disk work and removed before it), except in a
+ * rename (see reconcile_rename). The others are removed. */
 static void reconcile_volumes(struct storage_pool *pool, enum storage_volume_type type)
 {
 	struct berth_error err = {0};
@@ -384,6 +408,37 @@ static void reconcile_volumes(struct storage_pool *pool, enum storage_volume_typ
 			json_object_set_new(want, disk, json_true());
 	}
 	entries = list_dir(custom);
+	{
+		/* Rows whose volume is missing, and volumes without a row. */
+		const char *missing = NULL, *orphan = NULL;
+		size_t n_missing = 0, n_orphans = 0;
+		const char *key;
+		json_t *val;
+
+		json_object_foreach(want, key, val) {
+			_cleanup_free_ char *path = berth_strdup_printf("%s/%s", custom, key);
+			if (!strchr(key, '/') && path && access(path, F_OK) < 0) {
+				missing = key;
+				n_missing++;
+			}
+		}
+		bool restoring = false;
+
+		json_array_foreach(entries, i, v) {
+			const char *e = json_string_value(v);
+			if (berth_endswith(e, ".old") || berth_endswith(e, ".restore")) {
+				restoring = true; /* reconcile_restore owns that case */
+			} else if (!json_object_get(want, e)) {
+				orphan = e;
+				n_orphans++;
+			}
+		}
+		if (!restoring && n_missing == 1 && n_orphans == 1 &&
+		    reconcile_rename(pool, type, orphan, missing, snaps)) {
+			json_decref(entries);
+			entries = list_dir(custom);
+		}
+	}
 	json_array_foreach(entries, i, v) {
 		const char *e = json_string_value(v);
 		struct storage_vol vol = {type, e};

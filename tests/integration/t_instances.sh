@@ -292,6 +292,22 @@ T="the orphan snapshot is removed at start"; yes_ test ! -e "$dp/containers-snap
 T="... and the recorded one kept"; yes_ test -d "$dp/containers-snapshots/default_ex/long"
 T="no temporary image volume is left"; yes_ test -z "$(ls "$dp/images" | grep -F .unpack-)"
 
+# A kill between a rename's disk work and its COMMIT leaves the volume (and its
+# snapshots) under the new name and the row under the old one: the volume must be
+# renamed back at start, not removed as an orphan.
+check "an instance for the rename window" berth init busybox rnw
+check "... with a snapshot" berth snapshot rnw s0
+echo keep > "$dp/containers/default_rnw/rootfs/marker"
+daemon_stop
+mv "$dp/containers/default_rnw" "$dp/containers/default_rnw2"
+mv "$dp/containers-snapshots/default_rnw" "$dp/containers-snapshots/default_rnw2"
+daemon_start && pass "berthd restarted after a cut rename"
+T="the volume is back under its recorded name"; yes_ test -f "$dp/containers/default_rnw/rootfs/marker"
+T="... with its snapshot"; yes_ test -d "$dp/containers-snapshots/default_rnw/s0"
+T="... and nothing under the unrecorded name"; yes_ test ! -e "$dp/containers/default_rnw2"
+api GET /1.0/instances/rnw/snapshots/s0
+is "$HTTP_STATUS" 200 "the snapshot is still served"
+
 # tear down
 for x in $(berth list -c n -f csv 2>/dev/null); do op DELETE "/1.0/instances/$x" || fail "delete $x" "$HTTP_BODY"; done
 api GET /1.0/instances
