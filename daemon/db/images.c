@@ -361,7 +361,7 @@ int db_image_fingerprint_used(const char *fingerprint, bool *ret, struct berth_e
 	"SELECT a.name, a.description, i.fingerprint, i.type FROM images_aliases a"                \
 	" JOIN images i ON i.id = a.image_id WHERE a.project_id = ?1"
 
-static int alias_from_row(sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
+static int alias_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
 {
 	json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "name", db_column_text(stmt, 0),
 			      "description", db_column_text(stmt, 1), "target",
@@ -376,30 +376,15 @@ static int alias_from_row(sqlite3_stmt *stmt, json_t **ret, struct berth_error *
 static int alias_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	json_auto_t *list = json_array();
 	int64_t project_id = 0;
 	int r;
 
-	if (!list)
-		return db_oom(err);
 	r = db_project_id(db, project, &project_id, err);
 	if (r >= 0)
 		r = db_prepare(db, &stmt, err, ALIAS_SELECT " ORDER BY a.name", "i", project_id);
 	if (r < 0)
 		return r;
-	while ((r = db_step(stmt, err)) > 0) {
-		json_t *a = NULL;
-
-		r = alias_from_row(stmt, &a, err);
-		if (r < 0)
-			return r;
-		if (json_array_append_new(list, a) < 0)
-			return db_oom(err);
-	}
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(list);
-	return 0;
+	return db_collect(db, stmt, alias_from_row, ret, err);
 }
 
 int db_image_alias_list(const char *project, json_t **ret, struct berth_error *err)
@@ -431,7 +416,7 @@ static int alias_get(sqlite3 *db, const char *project, const char *name, json_t 
 		return r;
 	if (r == 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
-	return alias_from_row(stmt, ret, err);
+	return alias_from_row(db, stmt, ret, err);
 }
 
 int db_image_alias_get(const char *project, const char *name, json_t **ret,
