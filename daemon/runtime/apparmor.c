@@ -127,11 +127,30 @@ static const char *const sys_keep[] = {
 	"fs/cgroup",
 };
 
-/* Filesystem types a container's init and services mount themselves. */
-static const char *const mount_fstypes[] = {
-	"proc", "sysfs", "tmpfs", "devpts", "mqueue", "hugetlbfs", "cgroup", "cgroup2",
-	"fuse", "fuse.*", "fusectl", "binfmt_misc", "securityfs", "configfs", "debugfs",
-	"tracefs", "efivarfs",
+/* Filesystems a container's init and services mount themselves, and where (NULL:
+ * anywhere). The kernel interfaces go only to their usual place, and the deny rules
+ * below keep them unwritable. */
+static const struct {
+	const char *fstype;
+	const char *target;
+} mounts[] = {
+	{ "proc", "/proc/" },
+	{ "sysfs", "/sys/" },
+	{ "cgroup", "/sys/fs/cgroup/{,**}" },
+	{ "cgroup2", "/sys/fs/cgroup/{,**}" },
+	{ "tmpfs", NULL },
+	{ "devpts", NULL },
+	{ "mqueue", NULL },
+	{ "hugetlbfs", NULL },
+	{ "fuse", NULL },
+	{ "fuse.*", NULL },
+	{ "fusectl", "/sys/fs/fuse/connections/" },
+	{ "binfmt_misc", "/proc/sys/fs/binfmt_misc/" },
+	{ "securityfs", "/sys/kernel/security/" },
+	{ "configfs", "/sys/kernel/config/" },
+	{ "debugfs", "/sys/kernel/debug/" },
+	{ "tracefs", "/sys/kernel/tracing/" },
+	{ "efivarfs", "/sys/firmware/efi/efivars/" },
 };
 
 /* Kernel interfaces that may be mounted (systemd does) but never written. */
@@ -171,8 +190,9 @@ static void write_profile(FILE *out, const char *profile_name, const char *raw)
 	deny_except(out, "/sys/", sys_keep, ARRAY_SIZE(sys_keep), "wklx");
 
 	fputs("\n  # Mounts a system container performs.\n", out);
-	for (size_t i = 0; i < ARRAY_SIZE(mount_fstypes); i++)
-		fprintf(out, "  mount fstype=%s,\n", mount_fstypes[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(mounts); i++)
+		fprintf(out, "  mount fstype=%s%s%s,\n", mounts[i].fstype,
+			mounts[i].target ? " -> " : "", mounts[i].target ? mounts[i].target : "");
 	for (size_t i = 0; i < ARRAY_SIZE(propagation); i++)
 		fprintf(out, "  mount options=(rw,%s) -> **,\n", propagation[i]);
 	fputs("  mount options=(rw,bind) / -> /**,\n"
@@ -180,7 +200,6 @@ static void write_profile(FILE *out, const char *profile_name, const char *raw)
 	      "  mount options=(rw,rbind) / -> /**,\n"
 	      "  mount options=(rw,rbind) /** -> /**,\n"
 	      "  mount options=(rw,move) /** -> /**,\n"
-	      "  mount options=(ro,remount) /,\n"
 	      "  mount options=(ro,remount) /**,\n"
 	      "  mount options=(ro,remount,bind) /**,\n"
 	      "  mount options=(ro,remount,bind,nosuid,nodev,noexec) /**,\n"
