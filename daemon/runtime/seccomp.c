@@ -174,7 +174,7 @@ static int refuse_force_umount(scmp_filter_ctx ctx, struct berth_error *err)
 static int refuse_new_listener(scmp_filter_ctx ctx, struct berth_error *err)
 {
 	const struct scmp_arg_cmp cmp[] = {
-		SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER),
+		SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER, 0),
 		SCMP_A1(SCMP_CMP_MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER,
 			SECCOMP_FILTER_FLAG_NEW_LISTENER),
 	};
@@ -206,7 +206,7 @@ static int allow_name(scmp_filter_ctx ctx, const char *name, struct berth_error 
 		return r < 0 ? r : refuse_force_umount(ctx, err);
 	}
 	if (streq(name, "seccomp")) {
-		const struct scmp_arg_cmp other_op = SCMP_A0(SCMP_CMP_NE, SECCOMP_SET_MODE_FILTER);
+		const struct scmp_arg_cmp other_op = SCMP_A0(SCMP_CMP_NE, SECCOMP_SET_MODE_FILTER, 0);
 		const struct scmp_arg_cmp no_listener =
 			SCMP_A1(SCMP_CMP_MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER, 0);
 
