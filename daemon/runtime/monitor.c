@@ -868,7 +868,7 @@ static int listen_on(struct monitor *m, struct berth_error *err)
 				       "a monitor already runs for %s", m->rundir);
 	}
 	unlink(path);
-	mode_t old = umask(0077);
+	mode_t old = umask(0177); /* the socket: 0600 */
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
 		int r = -errno;
 		umask(old);
