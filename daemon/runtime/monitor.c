@@ -698,8 +698,6 @@ static void set_reason(struct monitor *m, const char *fmt, ...)
 /* A failed (re)boot: clean up and end. */
 static void boot_failed(struct monitor *m, struct berth_error *err, int r)
 {
-	_cleanup_free_ char *tail = NULL;
-
 	console_output(m);
 	teardown(m, NULL);
 	set_reason(m, "failed: %s", berth_error_msg(err, r));
