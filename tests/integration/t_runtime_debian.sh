@@ -2,20 +2,27 @@
 # tests/integration/t_runtime_debian.sh: boot the cached Debian 12 image (systemd) with
 # berth-monitor and wait for `systemctl is-system-running`. Slow: only in the full run
 # (BERTH_TEST_FULL=1).
+# The image is built (or copied from /var/cache/berth-test) before lib.sh enters the
+# namespaces: building needs the network.
+if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ] && [ "${BERTH_TEST_FULL:-}" = 1 ]; then
+	T_RTD_OUT=$(mktemp -d /tmp/berth-t-rt.XXXXXX)
+	"${BERTH_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/images/build" debian-12 "$T_RTD_OUT" >/dev/null 2>"$T_RTD_OUT/log" || true
+	export T_RTD_OUT
+fi
 . "$(dirname "$0")/lib.sh"
 
 [ "${BERTH_TEST_FULL:-}" = 1 ] || skip_all "slow: set BERTH_TEST_FULL=1"
 _enter_namespaces "$@"
 MON="$BERTH_BUILDDIR/berth-monitor"
 CTL="$PY $BERTH_SRCDIR/tests/integration/monitorctl.py"
-IMAGE=$(ls /var/cache/berth-test/debian-12-*.tar.xz 2>/dev/null | head -n 1)
-[ -n "$IMAGE" ] || skip_all "no cached debian-12 image in /var/cache/berth-test"
+IMAGE=$(ls "$T_RTD_OUT"/*.tar.xz 2>/dev/null | head -n 1)
+[ -n "$IMAGE" ] || skip_all "the debian-12 image could not be built: $(tail -n 1 "$T_RTD_OUT/log" 2>/dev/null)"
 
 TEST_TMP=$(mktemp -d /tmp/berth-rtd.XXXXXX)
 CGP=berth-rtd-$$
 trap 'st=$?; [ -f "$TEST_TMP/run/monitor.pid" ] && kill -KILL "$(cat "$TEST_TMP/run/monitor.pid")"; sleep 0.3;
 for f in /sys/fs/cgroup/*/"$CGP" /sys/fs/cgroup/"$CGP"; do [ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} + 2>/dev/null; done;
-(exit $st); _berth_test_exit' EXIT
+rm -rf "$T_RTD_OUT"; (exit $st); _berth_test_exit' EXIT
 trap 'exit 1' INT TERM
 
 MOUNTS0=$(wc -l </proc/self/mountinfo)
