@@ -348,6 +348,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 		return log_error_errno(r, "Cannot create \"%s\"", d->spool_dir);
 	berth_http_limits_default(&limits);
 	limits.spool_dir = d->spool_dir;
+	limits.spool_url = api_spool_url;
 	limits.idle_timeout_ms = env_seconds("BERTH_HTTP_IDLE_TIMEOUT", limits.idle_timeout_ms);
 	limits.request_timeout_ms =
 		env_seconds("BERTH_HTTP_REQUEST_TIMEOUT", limits.request_timeout_ms);
