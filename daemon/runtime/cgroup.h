@@ -1,0 +1,80 @@
+/* daemon/runtime/cgroup.h: a container's cgroups on hybrid (v1 controllers plus a
+ * unified cgroup2 tree), pure v1 and pure v2 hosts: create, limit, delegate, freeze,
+ * kill, read usage, destroy (doc/runtime.md, "Creating the container", step 1).
+ *
+ * Plain C: berth-monitor uses all of it, berthd the usage readers and destroy (to clean
+ * up after a monitor that was killed). Functions return 0 or -errno. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/error.h"
+
+/* The v1 controllers a container uses, in this order. */
+enum runtime_cgroup_ctrl {
+	CGROUP_CPU,
+	CGROUP_CPUACCT,
+	CGROUP_CPUSET,
+	CGROUP_MEMORY,
+	CGROUP_PIDS,
+	CGROUP_FREEZER,
+	CGROUP_DEVICES,
+	CGROUP_BLKIO,
+	CGROUP_SYSTEMD, /* name=systemd */
+	CGROUP_UNIFIED, /* the cgroup2 tree (hybrid: /sys/fs/cgroup/unified) */
+	CGROUP_CTRL_MAX,
+};
+
+struct runtime_cgroup {
+	bool pure_v2;			  /* /sys/fs/cgroup itself is cgroup2 */
+	char *dirs[CGROUP_CTRL_MAX];	  /* owned absolute dirs; NULL: hierarchy absent or a
+					   * duplicate of an earlier one (cpu,cpuacct) */
+};
+
+struct runtime_cgroup_limits {
+	uint64_t memory;	 /* bytes, 0: none */
+	bool memory_swap;	 /* false: no swap */
+	const char *cpus;	 /* borrowed cpuset list or NULL */
+	uint64_t cpu_quota_us;	 /* 0: none */
+	uint64_t cpu_period_us;	 /* 0: the kernel's default (100000) */
+	uint64_t processes;	 /* 0: none */
+};
+
+struct runtime_cgroup_usage {
+	uint64_t memory;      /* bytes in use */
+	uint64_t memory_peak; /* bytes, 0 when unknown */
+	uint64_t swap;	      /* bytes, 0 when unknown */
+	uint64_t cpu_ns;      /* CPU time used */
+	uint64_t pids;	      /* tasks */
+};
+
+/* Work out the paths of cgroup `rel` (relative to each hierarchy's root) on this host
+ * without touching anything. Free with runtime_cgroup_free. */
+int runtime_cgroup_open(const char *rel, struct runtime_cgroup **ret);
+void runtime_cgroup_free(struct runtime_cgroup *cg);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct runtime_cgroup *, runtime_cgroup_free)
+
+/* Create the directories (parents as needed; cpuset parents get their parent's cpus and
+ * mems) and apply `limits`. A leftover cgroup of the same name (a killed monitor) is
+ * killed and removed first. */
+int runtime_cgroup_create(struct runtime_cgroup *cg, const struct runtime_cgroup_limits *limits,
+			  struct berth_error *err);
+/* Give the unified directory and its cgroup.procs, cgroup.subtree_control and
+ * cgroup.threads to uid:gid, so that systemd inside manages its own subtree. */
+int runtime_cgroup_delegate(const struct runtime_cgroup *cg, uid_t uid, gid_t gid);
+/* Move `pid` into every hierarchy's directory. */
+int runtime_cgroup_attach(const struct runtime_cgroup *cg, pid_t pid);
+int runtime_cgroup_freeze(const struct runtime_cgroup *cg, bool freeze);
+/* True when the freezer reports the cgroup frozen. */
+bool runtime_cgroup_is_frozen(const struct runtime_cgroup *cg);
+/* SIGKILL every process in the cgroup and below (cgroup.kill where the kernel has it). */
+int runtime_cgroup_kill(const struct runtime_cgroup *cg);
+/* True when no process is left in any hierarchy (missing directories count as empty). */
+bool runtime_cgroup_is_empty(const struct runtime_cgroup *cg);
+/* Remove the directories bottom-up, sub-cgroups made inside (by systemd) first. Fails with
+ * -EBUSY while processes remain. Missing directories are fine. */
+int runtime_cgroup_destroy(const struct runtime_cgroup *cg);
+/* Usage counters; fields the host cannot tell stay 0. */
+int runtime_cgroup_usage(const struct runtime_cgroup *cg, struct runtime_cgroup_usage *ret);

@@ -1,0 +1,334 @@
+/* daemon/runtime/exec.c: `berth-monitor exec` (see exec.h, doc/runtime.md).
+ *
+ * The parent joins PID 1's cgroups (host paths from /proc/PID/cgroup) while still in the
+ * host's cgroup namespace, then setns()es into every namespace of PID 1 through a pidfd
+ * and forks: only a child enters the pid namespace. The child drops privileges and execs;
+ * a close-on-exec pipe tells the parent whether that worked. The parent forwards signals
+ * and exits with the command's status. */
+#include "daemon/runtime/exec.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <linux/magic.h>
+
+#include "lib/util.h"
+#ifdef BERTH_HAVE_SECURITY
+#include "daemon/runtime/security.h"
+#endif
+
+extern char **environ;
+
+int runtime_exec_apply_security(const struct runtime_spec *spec, struct berth_error *err)
+{
+#ifdef BERTH_HAVE_SECURITY
+	struct runtime_seccomp_policy pol = {
+		.deny_default = spec->seccomp_default,
+		.deny = spec->seccomp_deny,
+		.allow = spec->seccomp_allow,
+	};
+	int r = runtime_caps_drop((const char *const *)spec->caps_drop, err);
+
+	if (r < 0)
+		return r;
+	r = runtime_seccomp_load(&pol, err);
+	if (r < 0)
+		return r;
+	if (spec->apparmor_profile && runtime_apparmor_enabled()) {
+		r = runtime_apparmor_change_onexec(spec->apparmor_profile, err);
+		if (r < 0)
+			return r;
+	}
+#endif
+	return 0;
+}
+
+static void status_line(int fd, const char *fmt, ...) _printf_(2, 3);
+static void status_line(int fd, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	if (fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(fd, line, strlen(line)) < 0) {
+		/* the reader went away */
+	}
+}
+
+static int join_fail(const struct runtime_exec_opts *o, const char *fmt, ...) _printf_(2, 3);
+static int join_fail(const struct runtime_exec_opts *o, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "berth-monitor exec: %s\n", msg);
+	status_line(o->status_fd, "error %s\n", msg);
+	if (o->status_fd >= 0)
+		close(o->status_fd);
+	return 255;
+}
+
+/* Move ourselves into each cgroup PID 1 is in. */
+static int join_cgroups(pid_t pid)
+{
+	char path[64], *buf = NULL;
+	struct statfs sf;
+	bool pure_v2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+	char self[32];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	r = berth_read_file(path, 65536, &buf, NULL);
+	if (r < 0)
+		return r;
+	snprintf(self, sizeof(self), "%d", (int)getpid());
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		_cleanup_free_ char *dir = NULL;
+		_cleanup_close_ int fd = -EBADF;
+		const char *ctrl;
+
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		ctrl = c1 + 1;
+		if (!*ctrl)
+			dir = berth_strdup_printf("/sys/fs/cgroup%s%s/cgroup.procs",
+						  pure_v2 ? "" : "/unified", c2 + 1);
+		else if (pure_v2)
+			continue;
+		else
+			dir = berth_strdup_printf("/sys/fs/cgroup/%s%s/cgroup.procs",
+						  berth_startswith(ctrl, "name=") ? ctrl + 5 : ctrl,
+						  c2 + 1);
+		if (!dir) {
+			r = -ENOMEM;
+			break;
+		}
+		fd = open(dir, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			continue; /* a hierarchy not mounted here */
+		if (fd < 0 || write(fd, self, strlen(self)) < 0) {
+			r = -errno;
+			break;
+		}
+	}
+	free(buf);
+	return r;
+}
+
+static bool same_userns(pid_t pid)
+{
+	char p[64];
+	struct stat a, b;
+
+	snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)pid);
+	return stat(p, &a) == 0 && stat("/proc/self/ns/user", &b) == 0 && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
+static char **exec_env(const struct runtime_exec_opts *o)
+{
+	const char *defaults[] = {
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"LANG=C.UTF-8",
+		o->uid == 0 ? "HOME=/root" : "HOME=/",
+		o->uid == 0 ? "USER=root" : NULL,
+	};
+	char **env = NULL;
+
+	for (char **e = o->env; e && *e; e++)
+		if (runtime_strv_push(&env, strdup(*e)) < 0)
+			return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
+		size_t kl;
+		bool given = false;
+		if (!defaults[i])
+			continue;
+		kl = (size_t)(strchr(defaults[i], '=') - defaults[i]) + 1;
+		for (char **e = o->env; e && *e; e++)
+			if (strneq(*e, defaults[i], kl))
+				given = true;
+		if (!given && runtime_strv_push(&env, strdup(defaults[i])) < 0)
+			return NULL;
+	}
+	return env;
+}
+
+struct exec_failure {
+	int err;      /* errno */
+	int stage;    /* 0: execvp, 1: setup */
+	char msg[200];
+};
+
+static _Noreturn void child_fail(int pipe_fd, int stage, int e, const char *msg)
+{
+	struct exec_failure f = {.err = e, .stage = stage};
+
+	snprintf(f.msg, sizeof(f.msg), "%s", msg);
+	if (write(pipe_fd, &f, sizeof(f)) < 0) {
+		/* the parent died */
+	}
+	_exit(stage ? 255 : (e == ENOENT ? 127 : 126));
+}
+
+static _Noreturn void exec_child(const struct runtime_exec_opts *o,
+				 const struct runtime_spec *spec, int pipe_fd)
+{
+	struct berth_error err = {0};
+	char **env;
+	int r;
+
+	if (o->pty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0))
+		child_fail(pipe_fd, 1, errno, "making stdin the controlling terminal");
+	r = runtime_exec_apply_security(spec, &err);
+	if (r < 0)
+		child_fail(pipe_fd, 1, -r, berth_error_msg(&err, r));
+	if (setgroups(0, NULL) < 0 && errno != EPERM)
+		child_fail(pipe_fd, 1, errno, "setgroups");
+	if (setresgid(o->gid, o->gid, o->gid) < 0)
+		child_fail(pipe_fd, 1, errno, "setgid");
+	if (setresuid(o->uid, o->uid, o->uid) < 0)
+		child_fail(pipe_fd, 1, errno, "setuid");
+	if (o->cwd) {
+		if (chdir(o->cwd) < 0)
+			child_fail(pipe_fd, 1, errno, "changing directory");
+	} else if (chdir("/root") < 0 && chdir("/") < 0) {
+		child_fail(pipe_fd, 1, errno, "changing directory");
+	}
+	env = exec_env(o);
+	if (!env)
+		child_fail(pipe_fd, 1, ENOMEM, "environment");
+	environ = env;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvp(o->argv[0], o->argv);
+	{
+		int e = errno;
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%s: %s", o->argv[0],
+			 e == ENOENT ? "command not found" : strerror(e));
+		child_fail(pipe_fd, 0, e, msg);
+	}
+}
+
+static volatile pid_t forward_to;
+
+static void forward_signal(int sig)
+{
+	if (forward_to > 0)
+		kill(forward_to, sig);
+}
+
+static int wait_child(pid_t pid)
+{
+	static const int sigs[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT, SIGUSR1,
+				   SIGUSR2, SIGWINCH, SIGTSTP, SIGCONT};
+	struct sigaction sa = {.sa_handler = forward_signal};
+	sigset_t none;
+	int st;
+
+	forward_to = pid;
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 255;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return 255;
+}
+
+int runtime_exec(const struct runtime_exec_opts *o)
+{
+	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = NULL;
+	_cleanup_free_ char *spec_path = NULL, *pid_path = NULL, *pid_text = NULL;
+	_cleanup_close_ int pidfd = -EBADF;
+	struct berth_error err = {0};
+	struct exec_failure f;
+	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+		    CLONE_NEWCGROUP;
+	int p[2], r;
+	sigset_t all, old;
+	pid_t pid, child;
+	ssize_t n;
+
+	spec_path = berth_strdup_printf("%s/spec", o->rundir);
+	pid_path = berth_strdup_printf("%s/init.pid", o->rundir);
+	if (!spec_path || !pid_path)
+		return join_fail(o, "out of memory");
+	r = runtime_spec_load(spec_path, &spec, &err);
+	if (r < 0) {
+		int ret = join_fail(o, "%s", berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return ret;
+	}
+	r = berth_read_file(pid_path, 64, &pid_text, NULL);
+	if (r < 0)
+		return join_fail(o, "the container is not running (%s: %s)", pid_path,
+				 strerror(-r));
+	pid = (pid_t)atoi(pid_text);
+	pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
+	if (pidfd < 0)
+		return join_fail(o, "the container is not running (pid %d: %m)", (int)pid);
+	if (!same_userns(pid))
+		flags |= CLONE_NEWUSER;
+	r = join_cgroups(pid);
+	if (r < 0)
+		return join_fail(o, "joining the cgroups of pid %d: %s", (int)pid, strerror(-r));
+	if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0) /* still the same process? */
+		return join_fail(o, "the container is not running (pid %d exited)", (int)pid);
+	if (setns(pidfd, flags) < 0)
+		return join_fail(o, "joining the namespaces of pid %d: %m", (int)pid);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return join_fail(o, "pipe: %m");
+	/* no forwarded signal may hit us before the child's pid is known */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	child = fork();
+	if (child < 0)
+		return join_fail(o, "fork: %m");
+	if (child == 0) {
+		close(p[0]);
+		if (o->status_fd >= 0)
+			close(o->status_fd);
+		exec_child(o, spec, p[1]);
+	}
+	close(p[1]);
+	forward_to = child;
+	do
+		n = read(p[0], &f, sizeof(f));
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	if (n == (ssize_t)sizeof(f)) {
+		fprintf(stderr, "berth-monitor exec: %s\n", f.msg);
+		status_line(o->status_fd, "error %s\n", f.msg);
+	} else {
+		status_line(o->status_fd, "started %d\n", (int)child);
+	}
+	if (o->status_fd >= 0)
+		close(o->status_fd);
+	return wait_child(child);
+}

@@ -1,0 +1,34 @@
+/* daemon/runtime/idmap.h: user namespace id maps and the container's view of its root
+ * filesystem (doc/runtime.md, steps 2 and 3): uid_map/gid_map, idmapped detached mounts
+ * made by the monitor and handed to the child over a socket, and the on-disk shift used
+ * where the kernel or the filesystem refuses idmapped mounts. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "daemon/runtime/spec.h"
+#include "lib/error.h"
+
+/* Write /proc/PID/uid_map and gid_map from the spec; when a map is absent, write "deny"
+ * to setgroups first (the kernel then lets a gid map in without CAP_SETGID). */
+int runtime_idmap_write(pid_t pid, const struct runtime_spec *spec, struct berth_error *err);
+
+/* A detached copy (open_tree OPEN_TREE_CLONE|AT_RECURSIVE) of the host tree at `path`,
+ * idmapped to the user namespace `userns_fd` when it is >= 0, read-only when `ro`.
+ * *ret is an O_CLOEXEC mount fd for move_mount(). -EINVAL/-EPERM/-EOPNOTSUPP/-ENOSYS
+ * from the idmap step mean "this kernel or filesystem cannot": fall back to a shift. */
+int runtime_idmap_open_tree(const char *path, int userns_fd, bool ro, int *ret,
+			    struct berth_error *err);
+
+/* Shift `rootfs` on disk so that it holds host ids for `spec`'s maps, recording the
+ * bases in `<volume>/berth-shift` (UIDBASE GIDBASE COUNT). A tree already shifted to the
+ * same bases is left alone; one shifted to other bases is moved from those. Needs the
+ * first line of each map to cover container id 0. */
+int runtime_idmap_shift(const struct runtime_spec *spec, struct berth_error *err);
+
+/* Send `n` fds (and one text line) over a unix socket with SCM_RIGHTS; receive them.
+ * runtime_recv_fds fills at most `max` fds into `fds` (closing extras), sets *ret_n and
+ * copies the text (NUL-terminated) into `buf`. */
+int runtime_send_fds(int sock, const char *msg, const int *fds, size_t n);
+int runtime_recv_fds(int sock, char *buf, size_t size, int *fds, size_t max, size_t *ret_n);

@@ -1,0 +1,1038 @@
+/* daemon/runtime/monitor.c: the per-container monitor (see monitor.h, doc/runtime.md).
+ *
+ * One process, one poll() loop: the listening socket, its clients, the console pty, a
+ * pidfd of PID 1 and a signalfd. States:
+ *
+ *   BOOTING --(PID 1 lived start_grace_ms)--> RUNNING --(stop/restart/kill)--> STOPPING
+ *      |                                        |  ^                            |
+ *      +--(PID 1 died: start failed)--> DONE    |  +--(reboot, restart)---------+
+ *                                               +--(poweroff, exit)--> DONE <---+
+ *
+ * The child side (clone with new namespaces, then mounts and exec of init) is
+ * child_main(); it talks to the monitor over a SOCK_SEQPACKET pair that closes on exec. */
+#include "daemon/runtime/monitor.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/pidfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <linux/openat2.h>
+#include <time.h>
+
+#include "daemon/runtime/cgroup.h"
+#include "daemon/runtime/console.h"
+#include "daemon/runtime/exec.h"
+#include "daemon/runtime/idmap.h"
+#include "daemon/runtime/mounts.h"
+#include "daemon/runtime/spec.h"
+#include "lib/util.h"
+
+enum monitor_state { ST_BOOTING, ST_RUNNING, ST_STOPPING, ST_DONE };
+enum stop_kind { STOP_NONE, STOP_STOP, STOP_RESTART };
+enum client_kind { CL_NEW, CL_WAIT, CL_CONSOLE, CL_STOP, CL_RESTART };
+
+struct client {
+	struct client *next;
+	int fd;			/* owned */
+	enum client_kind kind;
+	size_t len;
+	char buf[128];
+};
+
+struct monitor {
+	char *rundir;			/* owned */
+	struct runtime_spec *spec;	/* owned */
+	struct runtime_cgroup *cg;	/* owned */
+	struct runtime_console *console; /* owned */
+	int listen_fd;
+	int signal_fd;
+	int report_fd;			/* pipe to `start`, -EBADF once told */
+	int init_pidfd;
+	pid_t init_pid;
+	int stop_signal;
+	enum monitor_state state;
+	enum stop_kind stop_kind;
+	bool killed;			/* SIGKILL was how it ended */
+	uint64_t deadline_ns;		/* grace (BOOTING) or stop timeout (STOPPING); 0: none */
+	char *reason;			/* owned: how the container ended */
+	struct client *clients;		/* owned list */
+};
+
+static uint64_t now_ns(void)
+{
+	return berth_monotonic_ns();
+}
+
+static char *rpath(const struct monitor *m, const char *name)
+{
+	return berth_strdup_printf("%s/%s", m->rundir, name);
+}
+
+static void log_msg(const char *fmt, ...) _printf_(1, 2);
+static void log_msg(const char *fmt, ...)
+{
+	char ts[BERTH_RFC3339_MAX];
+	va_list ap;
+
+	berth_now_rfc3339(ts);
+	fprintf(stderr, "%s ", ts);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* ---- the child: becomes PID 1 ---- */
+
+static _Noreturn void child_fail(int sock, struct berth_error *err, int r, const char *what)
+{
+	char msg[1024];
+
+	snprintf(msg, sizeof(msg), "error %s: %s", what, berth_error_msg(err, r));
+	runtime_send_fds(sock, msg, NULL, 0);
+	_exit(1);
+}
+
+static int loopback_up(void)
+{
+	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+
+	if (s < 0)
+		return -errno;
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return -errno;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		return -errno;
+	return 0;
+}
+
+static char **child_env(const struct runtime_spec *spec)
+{
+	static const char *const defaults[] = {
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=linux",
+		"HOME=/"};
+	char **env = NULL;
+
+	for (char **e = spec->env; e && *e; e++)
+		if (!berth_startswith(*e, "container="))
+			runtime_strv_push(&env, strdup(*e));
+	runtime_strv_push(&env, strdup("container=lxc"));
+	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
+		size_t kl = (size_t)(strchr(defaults[i], '=') - defaults[i]) + 1;
+		bool given = false;
+		for (char **e = spec->env; e && *e; e++)
+			if (strneq(*e, defaults[i], kl))
+				given = true;
+		if (!given)
+			runtime_strv_push(&env, strdup(defaults[i]));
+	}
+	return env;
+}
+
+static _Noreturn void child_main(struct monitor *m, int sock)
+{
+	const struct runtime_spec *spec = m->spec;
+	struct berth_error err = {0};
+	int fds[256];
+	size_t nfds = 0;
+	char buf[64];
+	int r, slave = m->console->slave;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	r = runtime_recv_fds(sock, buf, sizeof(buf), fds, ARRAY_SIZE(fds), &nfds);
+	if (r < 0 || !streq(buf, "go") || nfds != spec->n_mounts + 1)
+		_exit(1); /* the monitor went away or failed; it reports why */
+	if (!spec->privileged) {
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			child_fail(sock, &err, -errno, "becoming root in the user namespace");
+		if (spec->n_gid_map && setgroups(0, NULL) < 0)
+			child_fail(sock, &err, -errno, "setgroups");
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL); /* a change of credentials clears it */
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		child_fail(sock, &err, -errno, "unsharing the cgroup namespace");
+	struct runtime_mounts_in in = {
+		.spec = spec, .root_tree = fds[0], .extra = fds + 1, .console_slave = slave,
+		.console_path = m->console->slave_path};
+	r = runtime_mounts_setup(&in, &err);
+	if (r < 0)
+		child_fail(sock, &err, r, "setting up mounts");
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+	{
+		const char *h = spec->hostname ? spec->hostname : spec->name ? spec->name : "berth";
+		if (sethostname(h, strlen(h)) < 0)
+			child_fail(sock, &err, -errno, "setting the hostname");
+	}
+	if ((r = loopback_up()) < 0)
+		child_fail(sock, &err, r, "bringing up lo");
+	if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
+		child_fail(sock, &err, -errno, "making the console the controlling terminal");
+	if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
+		child_fail(sock, &err, -errno, "console as stdio");
+	r = runtime_exec_apply_security(spec, &err);
+	if (r < 0)
+		child_fail(sock, &err, r, "applying security settings");
+	char **env = child_env(spec);
+	if (!env)
+		child_fail(sock, &err, -ENOMEM, "environment");
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	execve(spec->init[0], spec->init, env);
+	berth_error_set(&err, -errno, BERTH_ERR_INTERNAL, "%s: %m", spec->init[0]);
+	child_fail(sock, &err, -errno, "executing init");
+}
+
+/* ---- starting the container ---- */
+
+/* The signal that asks this init to power off, from what init[0] is inside the rootfs. */
+static int detect_stop_signal(const struct runtime_spec *spec)
+{
+	_cleanup_close_ int root = open(spec->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int fd = -EBADF;
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+	char link[64], target[4096];
+	const char *base;
+	ssize_t n;
+
+	if (spec->stop_signal)
+		return spec->stop_signal;
+	if (root < 0)
+		return SIGPWR;
+	fd = (int)syscall(SYS_openat2, root, spec->init[0], &how, sizeof(how));
+	if (fd < 0)
+		return SIGPWR;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return SIGPWR;
+	target[n] = '\0';
+	base = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+	if (streq(base, "systemd"))
+		return SIGRTMIN + 3;
+	if (streq(base, "busybox"))
+		return SIGUSR2;
+	return SIGPWR;
+}
+
+static bool idmap_unsupported(int r)
+{
+	return r == -EINVAL || r == -EPERM || r == -EOPNOTSUPP || r == -ENOSYS;
+}
+
+/* Detached trees for the root and each spec mount, idmapped for the child's userns. */
+static int make_trees(struct monitor *m, pid_t pid, int *fds, struct berth_error *err)
+{
+	const struct runtime_spec *spec = m->spec;
+	_cleanup_close_ int userns = -EBADF;
+	_cleanup_free_ char *marker = NULL;
+	bool shifted;
+	int r;
+
+	if (!spec->privileged) {
+		char p[64];
+		snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)pid);
+		userns = open(p, O_RDONLY | O_CLOEXEC);
+		if (userns < 0)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opening %s: %m", p);
+	}
+	marker = spec->volume ? berth_strdup_printf("%s/berth-shift", spec->volume) : NULL;
+	shifted = marker && access(marker, F_OK) == 0;
+	if (!spec->privileged && (shifted || getenv("BERTH_MONITOR_NO_IDMAP"))) {
+		r = runtime_idmap_shift(spec, err);
+		if (r < 0)
+			return r;
+		r = runtime_idmap_open_tree(spec->rootfs, -1, false, &fds[0], err);
+	} else {
+		r = runtime_idmap_open_tree(spec->rootfs, userns, false, &fds[0], err);
+		if (r < 0 && userns >= 0 && idmap_unsupported(r)) {
+			log_msg("idmapped mounts refused (%s), shifting the rootfs on disk",
+				berth_error_msg(err, r));
+			r = runtime_idmap_shift(spec, err);
+			if (r == 0)
+				r = runtime_idmap_open_tree(spec->rootfs, -1, false, &fds[0], err);
+		}
+	}
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct runtime_mount *mt = &spec->mounts[i];
+		r = runtime_idmap_open_tree(mt->source, mt->idmap ? userns : -1, mt->ro, &fds[i + 1],
+					    err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int write_pid_file(struct monitor *m, const char *name, pid_t pid)
+{
+	_cleanup_free_ char *p = rpath(m, name);
+	char v[32];
+
+	if (!p)
+		return -ENOMEM;
+	snprintf(v, sizeof(v), "%d\n", (int)pid);
+	return berth_write_file_atomic(p, v, strlen(v), 0644);
+}
+
+/* Tell the child to go on, and wait until it exec'd init (the socket closes on exec) or
+ * reported an error. */
+static int release_child(struct monitor *m, int sock, pid_t pid, struct berth_error *err)
+{
+	int fds[256];
+	size_t n = m->spec->n_mounts + 1, got = 0;
+	char msg[1024];
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		fds[i] = -EBADF;
+	r = make_trees(m, pid, fds, err);
+	if (r == 0)
+		r = runtime_send_fds(sock, "go", fds, n);
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (r < 0)
+		return berth_error_wrap(err, r, "preparing the root filesystem");
+	r = runtime_recv_fds(sock, msg, sizeof(msg), fds, 0, &got);
+	if (r == -ECONNRESET)
+		return 0; /* exec'd (or died; the grace period tells) */
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "waiting for the child: %s",
+				       strerror(-r));
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s",
+			       berth_startswith(msg, "error ") ? msg + 6 : msg);
+}
+
+static int boot(struct monitor *m, struct berth_error *err)
+{
+	const struct runtime_spec *spec = m->spec;
+	struct runtime_cgroup_limits lim = {
+		.memory = spec->limits_memory,
+		.memory_swap = spec->limits_memory_swap,
+		.cpus = spec->limits_cpus,
+		.cpu_quota_us = spec->limits_cpu_quota_us,
+		.cpu_period_us = spec->limits_cpu_period_us,
+		.processes = spec->limits_processes,
+	};
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
+			      CLONE_NEWNET | CLONE_PIDFD | SIGCHLD;
+	_cleanup_close_ int sp0 = -EBADF;
+	int sp[2], pidfd = -EBADF, r;
+	pid_t pid;
+
+	r = runtime_cgroup_create(m->cg, &lim, err);
+	if (r < 0)
+		return r;
+	if (!spec->privileged) {
+		uint32_t uid, gid;
+		flags |= CLONE_NEWUSER;
+		if (runtime_idmap_to_host(spec->uid_map, spec->n_uid_map, 0, &uid) == 0 &&
+		    runtime_idmap_to_host(spec->gid_map, spec->n_gid_map, 0, &gid) == 0) {
+			r = runtime_cgroup_delegate(m->cg, uid, gid);
+			if (r < 0)
+				return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+						       "delegating the cgroup: %s", strerror(-r));
+			uint32_t tty = gid;
+			runtime_idmap_to_host(spec->gid_map, spec->n_gid_map, 5, &tty);
+			if (fchown(m->console->slave, uid, tty) < 0)
+				return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+						       "chown of the console: %m");
+		}
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "socketpair: %m");
+	sp0 = sp[0];
+	/* the child finds the rootfs as its cwd, translated into its new mount namespace */
+	if (chdir(spec->rootfs) < 0) {
+		close(sp[1]);
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "entering \"%s\": %m",
+				       spec->rootfs);
+	}
+	pid = (pid_t)syscall(SYS_clone, flags, NULL, &pidfd, NULL, NULL);
+	if (pid == 0) {
+		close(sp0);
+		child_main(m, sp[1]);
+	}
+	r = -errno;
+	close(sp[1]);
+	if (chdir("/") < 0) {
+		/* "/" always exists */
+	}
+	if (pid < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "clone: %s", strerror(-r));
+	m->init_pid = pid;
+	m->init_pidfd = pidfd;
+	if (!spec->privileged && (r = runtime_idmap_write(pid, spec, err)) < 0)
+		return r;
+	r = runtime_cgroup_attach(m->cg, pid);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "joining the cgroups: %s",
+				       strerror(-r));
+	r = release_child(m, sp0, pid, err);
+	if (r < 0)
+		return r;
+	write_pid_file(m, "init.pid", pid);
+	log_msg("started init, pid %d", (int)pid);
+	return 0;
+}
+
+/* ---- tearing down ---- */
+
+static void kill_init(struct monitor *m)
+{
+	if (m->init_pidfd >= 0)
+		pidfd_send_signal(m->init_pidfd, SIGKILL, NULL, 0);
+	runtime_cgroup_kill(m->cg);
+}
+
+/* Reap PID 1 (killing it if needed), empty the cgroups and remove them. */
+static void teardown(struct monitor *m, siginfo_t *ret)
+{
+	siginfo_t si = {0};
+
+	if (m->init_pidfd >= 0) {
+		if (waitid(P_PIDFD, (id_t)m->init_pidfd, &si, WEXITED | WNOHANG) < 0 ||
+		    si.si_pid == 0) {
+			kill_init(m);
+			waitid(P_PIDFD, (id_t)m->init_pidfd, &si, WEXITED);
+		}
+		close(m->init_pidfd);
+	}
+	m->init_pidfd = -EBADF;
+	m->init_pid = 0;
+	for (int i = 0; i < 5000 && !runtime_cgroup_is_empty(m->cg); i++) {
+		if (i % 100 == 0)
+			runtime_cgroup_kill(m->cg);
+		usleep(1000);
+	}
+	for (int i = 0; i < 100 && runtime_cgroup_destroy(m->cg) < 0; i++)
+		usleep(10000);
+	if (ret)
+		*ret = si;
+}
+
+/* ---- clients ---- */
+
+static void client_send(struct client *c, const char *fmt, ...) _printf_(2, 3);
+static void client_send(struct client *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	if (send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* the client went away; it is dropped on its next poll */
+	}
+}
+
+static void client_drop(struct monitor *m, struct client *c)
+{
+	for (struct client **p = &m->clients; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	close(c->fd);
+	free(c);
+}
+
+static void begin_stop(struct monitor *m, enum stop_kind kind, long timeout_s, int sig)
+{
+	if (m->state == ST_STOPPING) {
+		if (kind == STOP_STOP)
+			m->stop_kind = STOP_STOP; /* a stop wins over a pending restart */
+		if (timeout_s >= 0) {
+			uint64_t d = now_ns() + (uint64_t)timeout_s * 1000000000ULL;
+			if (!m->deadline_ns || d < m->deadline_ns)
+				m->deadline_ns = d;
+		}
+		if (sig == SIGKILL)
+			m->deadline_ns = now_ns();
+		return;
+	}
+	m->state = ST_STOPPING;
+	m->stop_kind = kind;
+	m->killed = false;
+	m->deadline_ns = timeout_s < 0 ? 0 : now_ns() + (uint64_t)timeout_s * 1000000000ULL;
+	if (runtime_cgroup_is_frozen(m->cg))
+		runtime_cgroup_freeze(m->cg, false);
+	if (sig == SIGKILL) {
+		m->killed = true;
+		kill_init(m);
+	} else if (m->init_pidfd >= 0) {
+		pidfd_send_signal(m->init_pidfd, sig, NULL, 0);
+	}
+	log_msg("stopping with signal %d, timeout %ld s", sig, timeout_s);
+}
+
+static void handle_request(struct monitor *m, struct client *c, char *line)
+{
+	const char *state = runtime_cgroup_is_frozen(m->cg) ? "frozen" : "running";
+	long timeout = -1;
+	int sig = 0, n = 0;
+	unsigned w, h;
+
+	if (streq(line, "status")) {
+		if (m->state == ST_STOPPING)
+			state = "stopping";
+		client_send(c, "ok %s %d", state, (int)m->init_pid);
+	} else if (sscanf(line, "stop %ld%n %d%n", &timeout, &n, &sig, &n) >= 1 && !line[n]) {
+		if (sig < 0 || sig >= _NSIG || sig == SIGSTOP) {
+			client_send(c, "error bad signal");
+			client_drop(m, c);
+			return;
+		}
+		begin_stop(m, STOP_STOP, timeout, sig ? sig : m->stop_signal);
+		c->kind = CL_STOP;
+		return;
+	} else if (streq(line, "kill")) {
+		begin_stop(m, STOP_STOP, 0, SIGKILL);
+		c->kind = CL_STOP;
+		return;
+	} else if (sscanf(line, "restart %ld%n", &timeout, &n) == 1 && !line[n]) {
+		begin_stop(m, STOP_RESTART, timeout, m->stop_signal);
+		c->kind = CL_RESTART;
+		return;
+	} else if (streq(line, "freeze") || streq(line, "unfreeze")) {
+		int r = runtime_cgroup_freeze(m->cg, line[0] == 'f');
+		if (r < 0)
+			client_send(c, "error %s", strerror(-r));
+		else
+			client_send(c, "ok");
+	} else if (streq(line, "console")) {
+		client_send(c, "ok");
+		c->kind = CL_CONSOLE;
+		return;
+	} else if (sscanf(line, "console-resize %u %u%n", &w, &h, &n) == 2 && !line[n] &&
+		   w < 65536 && h < 65536) {
+		int r = runtime_console_resize(m->console, (unsigned short)w, (unsigned short)h);
+		if (r < 0)
+			client_send(c, "error %s", strerror(-r));
+		else
+			client_send(c, "ok");
+	} else if (streq(line, "wait")) {
+		c->kind = CL_WAIT;
+		return;
+	} else {
+		client_send(c, "error unknown request \"%.64s\"", line);
+	}
+	client_drop(m, c);
+}
+
+static void client_readable(struct monitor *m, struct client *c)
+{
+	char buf[4096];
+	ssize_t n;
+
+	if (c->kind == CL_CONSOLE) {
+		n = read(c->fd, buf, sizeof(buf));
+		if (n <= 0) {
+			client_drop(m, c);
+			return;
+		}
+		if (write(m->console->master, buf, (size_t)n) < 0) {
+			/* console input is best effort */
+		}
+		return;
+	}
+	if (c->kind != CL_NEW) {
+		/* waiting clients send nothing; EOF or data means they left */
+		n = read(c->fd, buf, sizeof(buf));
+		if (n <= 0)
+			client_drop(m, c);
+		return;
+	}
+	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+	if (n <= 0) {
+		client_drop(m, c);
+		return;
+	}
+	c->len += (size_t)n;
+	c->buf[c->len] = '\0';
+	char *nl = strchr(c->buf, '\n');
+	if (!nl) {
+		if (c->len == sizeof(c->buf) - 1) {
+			client_send(c, "error request too long");
+			client_drop(m, c);
+		}
+		return;
+	}
+	*nl = '\0';
+	if (nl > c->buf && nl[-1] == '\r')
+		nl[-1] = '\0';
+	handle_request(m, c, c->buf);
+}
+
+static void accept_client(struct monitor *m)
+{
+	int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	struct client *c;
+
+	if (fd < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->next = m->clients;
+	m->clients = c;
+}
+
+static void console_output(struct monitor *m)
+{
+	char buf[4096];
+
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = runtime_console_read(m->console, buf, sizeof(buf));
+		if (n <= 0)
+			return;
+		for (struct client *c = m->clients; c; c = c->next)
+			if (c->kind == CL_CONSOLE &&
+			    send(c->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+				/* a slow console client loses output rather than stall the rest */
+			}
+	}
+}
+
+/* ---- the end of a run ---- */
+
+static void report(struct monitor *m, const char *fmt, ...) _printf_(2, 3);
+static void report(struct monitor *m, const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+	int n;
+
+	if (m->report_fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(m->report_fd, line, strlen(line)) < 0) {
+		/* `start` was killed; nobody to tell */
+	}
+	close(m->report_fd);
+	m->report_fd = -EBADF;
+}
+
+static void finish(struct monitor *m)
+{
+	_cleanup_free_ char *stopped = rpath(m, "stopped");
+	const char *reason = m->reason ? m->reason : "poweroff";
+	static const char *const files[] = {"monitor.sock", "init.pid", "monitor.pid"};
+	char line[1024];
+
+	snprintf(line, sizeof(line), "%s\n", reason);
+	if (stopped)
+		berth_write_file_atomic(stopped, line, strlen(line), 0644);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		_cleanup_free_ char *p = rpath(m, files[i]);
+		if (p)
+			unlink(p);
+	}
+	while (m->clients) {
+		struct client *c = m->clients;
+		if (c->kind == CL_WAIT)
+			client_send(c, "ok stopped %s", reason);
+		else if (c->kind == CL_STOP || c->kind == CL_RESTART)
+			client_send(c, "ok %s", m->killed ? "killed" : "stopped");
+		client_drop(m, c);
+	}
+	log_msg("container stopped: %s", reason);
+	m->state = ST_DONE;
+}
+
+static void set_reason(struct monitor *m, const char *fmt, ...) _printf_(2, 3);
+static void set_reason(struct monitor *m, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (!s)
+		return;
+	for (char *p = s; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	free(m->reason);
+	m->reason = s;
+}
+
+/* A failed (re)boot: clean up and end. */
+static void boot_failed(struct monitor *m, struct berth_error *err, int r)
+{
+	_cleanup_free_ char *tail = NULL;
+
+	console_output(m);
+	teardown(m, NULL);
+	set_reason(m, "failed: %s", berth_error_msg(err, r));
+	report(m, "error %s\n", berth_error_msg(err, r));
+	finish(m);
+}
+
+static void reboot_container(struct monitor *m)
+{
+	struct berth_error err = {0};
+	int r;
+
+	log_msg("rebooting");
+	m->state = ST_RUNNING;
+	m->deadline_ns = 0;
+	r = boot(m, &err);
+	if (r < 0) {
+		boot_failed(m, &err, r);
+		berth_error_release(&err);
+		return;
+	}
+	for (struct client *c = m->clients, *next; c; c = next) {
+		next = c->next;
+		if (c->kind == CL_RESTART) {
+			client_send(c, "ok restarted %d", (int)m->init_pid);
+			client_drop(m, c);
+		}
+	}
+	m->stop_kind = STOP_NONE;
+}
+
+static void init_exited(struct monitor *m)
+{
+	siginfo_t si = {0};
+	bool was_booting = m->state == ST_BOOTING;
+
+	console_output(m);
+	teardown(m, &si);
+	if (si.si_code == CLD_EXITED)
+		log_msg("init exited with status %d", si.si_status);
+	else
+		log_msg("init killed by signal %d", si.si_status);
+	if (was_booting) {
+		_cleanup_free_ char *tail = NULL;
+		char what[64];
+		if (si.si_code == CLD_EXITED)
+			snprintf(what, sizeof(what), "init exited with status %d", si.si_status);
+		else
+			snprintf(what, sizeof(what), "init was killed by signal %d", si.si_status);
+		runtime_console_log_tail(m->console, 2048, &tail);
+		for (char *p = tail; p && *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+		set_reason(m, "failed: %s", what);
+		report(m, "error %s; console: %s\n", what, tail ? tail : "");
+		finish(m);
+		return;
+	}
+	bool sig = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+	if (m->stop_kind == STOP_RESTART ||
+	    (m->stop_kind == STOP_NONE && sig && si.si_status == SIGHUP)) {
+		reboot_container(m);
+		return;
+	}
+	if (m->killed || (sig && si.si_status == SIGKILL)) {
+		m->killed = true;
+		set_reason(m, "killed");
+	} else {
+		set_reason(m, "poweroff");
+	}
+	finish(m);
+}
+
+static void on_timer(struct monitor *m)
+{
+	if (m->state == ST_BOOTING) {
+		m->state = ST_RUNNING;
+		m->deadline_ns = 0;
+		report(m, "ok\n");
+	} else if (m->state == ST_STOPPING) {
+		log_msg("stop timeout, killing");
+		m->killed = true;
+		m->deadline_ns = 0;
+		kill_init(m);
+	}
+}
+
+static void on_signal(struct monitor *m)
+{
+	struct signalfd_siginfo si;
+
+	if (read(m->signal_fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (m->state == ST_RUNNING || m->state == ST_BOOTING)
+		begin_stop(m, STOP_STOP, 30, m->stop_signal);
+}
+
+/* ---- the loop ---- */
+
+static void loop(struct monitor *m)
+{
+	while (m->state != ST_DONE) {
+		struct pollfd pf[4 + 64];
+		struct client *cl[64];
+		nfds_t n = 0, nc = 0;
+		int timeout = -1;
+
+		pf[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = m->console->master, .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = m->signal_fd, .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = m->init_pidfd, .events = POLLIN};
+		for (struct client *c = m->clients; c && nc < ARRAY_SIZE(cl); c = c->next) {
+			cl[nc++] = c;
+			pf[n++] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+		}
+		if (m->deadline_ns) {
+			uint64_t now = now_ns();
+			timeout = m->deadline_ns <= now ? 0
+						       : (int)((m->deadline_ns - now) / 1000000 + 1);
+		}
+		int r = poll(pf, n, timeout);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			log_msg("poll: %m");
+			break;
+		}
+		if (pf[1].revents & POLLIN)
+			console_output(m);
+		if (pf[2].revents & POLLIN)
+			on_signal(m);
+		for (nfds_t i = 0; i < nc; i++)
+			if (pf[4 + i].revents)
+				client_readable(m, cl[i]);
+		if (pf[0].revents & POLLIN)
+			accept_client(m);
+		if (m->init_pidfd >= 0 && (pf[3].revents & POLLIN)) {
+			init_exited(m);
+			continue;
+		}
+		if (m->deadline_ns && now_ns() >= m->deadline_ns)
+			on_timer(m);
+	}
+}
+
+/* ---- setup and detaching ---- */
+
+static int listen_on(struct monitor *m, struct berth_error *err)
+{
+	_cleanup_free_ char *path = rpath(m, "monitor.sock");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (!path)
+		return -ENOMEM;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return berth_error_set(err, -ENAMETOOLONG, BERTH_ERR_INTERNAL,
+				       "socket path \"%s\" too long", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		return berth_error_set(err, -EBUSY, BERTH_ERR_CONFLICT,
+				       "a monitor already runs for %s", m->rundir);
+	}
+	unlink(path);
+	mode_t old = umask(0077);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		int r = -errno;
+		umask(old);
+		close(fd);
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "listening on %s: %s", path,
+				       strerror(-r));
+	}
+	umask(old);
+	m->listen_fd = fd;
+	return 0;
+}
+
+static void monitor_free(struct monitor *m)
+{
+	while (m->clients)
+		client_drop(m, m->clients);
+	runtime_spec_free(m->spec);
+	runtime_cgroup_free(m->cg);
+	runtime_console_free(m->console);
+	berth_closep(&m->listen_fd);
+	berth_closep(&m->signal_fd);
+	berth_closep(&m->report_fd);
+	berth_closep(&m->init_pidfd);
+	free(m->rundir);
+	free(m->reason);
+}
+
+static int monitor_prepare(struct monitor *m, struct berth_error *err)
+{
+	_cleanup_free_ char *spec_path = rpath(m, "spec"), *log = rpath(m, "console.log");
+	sigset_t mask;
+	int r;
+
+	if (!spec_path || !log)
+		return -ENOMEM;
+	r = runtime_spec_load(spec_path, &m->spec, err);
+	if (r < 0)
+		return r;
+	{
+		_cleanup_free_ char *stopped = rpath(m, "stopped");
+		if (stopped)
+			unlink(stopped); /* it describes the previous run */
+	}
+	r = runtime_cgroup_open(m->spec->cgroup, &m->cg);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "cgroup \"%s\": %s",
+				       m->spec->cgroup, strerror(-r));
+	r = runtime_console_open(log, m->spec->console_log_size, &m->console);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "console: %s", strerror(-r));
+	r = listen_on(m, err);
+	if (r < 0)
+		return r;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	m->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->signal_fd < 0)
+		return -errno;
+	m->stop_signal = detect_stop_signal(m->spec);
+	write_pid_file(m, "monitor.pid", getpid());
+	return 0;
+}
+
+/* The detached monitor process. Returns its exit status. */
+static int monitor_main(const char *rundir, int report_fd)
+{
+	struct monitor m = {.listen_fd = -EBADF, .signal_fd = -EBADF, .report_fd = report_fd,
+			    .init_pidfd = -EBADF};
+	struct berth_error err = {0};
+	int r;
+
+	m.rundir = strdup(rundir);
+	if (!m.rundir)
+		return 1;
+	r = monitor_prepare(&m, &err);
+	if (r < 0) {
+		_cleanup_free_ char *stopped = rpath(&m, "stopped");
+		char line[1024];
+		snprintf(line, sizeof(line), "failed: %s\n", berth_error_msg(&err, r));
+		if (stopped && r != -EBUSY)
+			berth_write_file_atomic(stopped, line, strlen(line), 0644);
+		if (m.listen_fd >= 0) {
+			_cleanup_free_ char *sock = rpath(&m, "monitor.sock");
+			if (sock)
+				unlink(sock);
+		}
+		report(&m, "error %s\n", berth_error_msg(&err, r));
+		berth_error_release(&err);
+		monitor_free(&m);
+		return 1;
+	}
+	log_msg("monitor %d for %s", (int)getpid(), rundir);
+	m.state = ST_BOOTING;
+	r = boot(&m, &err);
+	if (r < 0) {
+		boot_failed(&m, &err, r);
+	} else {
+		m.deadline_ns = now_ns() + m.spec->start_grace_ms * 1000000ULL;
+		loop(&m);
+	}
+	berth_error_release(&err);
+	monitor_free(&m);
+	return 0;
+}
+
+int runtime_monitor_start(const char *rundir)
+{
+	char line[4096];
+	size_t len = 0;
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "berth-monitor: pipe: %m\n");
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "berth-monitor: fork: %m\n");
+		return 1;
+	}
+	if (pid == 0) {
+		_cleanup_free_ char *logp = berth_strdup_printf("%s/monitor.log", rundir);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		int logfd = logp ? open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+		close(p[0]);
+		setsid();
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(logfd >= 0 ? logfd : null, 1);
+			dup2(logfd >= 0 ? logfd : null, 2);
+		}
+		signal(SIGPIPE, SIG_IGN);
+		if (chdir("/") < 0) {
+			/* "/" always exists */
+		}
+		close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+		_exit(monitor_main(rundir, p[1]));
+	}
+	close(p[1]);
+	for (;;) {
+		ssize_t n = read(p[0], line + len, sizeof(line) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(line) - 1)
+			break;
+	}
+	close(p[0]);
+	line[len] = '\0';
+	if (len >= 2 && strneq(line, "ok", 2)) {
+		/* reap nothing: the monitor lives on, reparented */
+		return 0;
+	}
+	if (len == 0)
+		fprintf(stderr, "berth-monitor: the monitor exited without saying why\n");
+	else
+		fprintf(stderr, "berth-monitor: %s%s", berth_startswith(line, "error ") ? line + 6 : line,
+			line[len - 1] == '\n' ? "" : "\n");
+	waitpid(pid, NULL, 0);
+	return 1;
+}
