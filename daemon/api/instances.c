@@ -12,6 +12,7 @@
 #define LOG_CATEGORY "instances"
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "daemon/api/api.h"
 #include "daemon/api/filter.h"
@@ -1174,7 +1175,59 @@ static int put_state(struct api_request *req, struct api_response *resp,
 	return queue_state(req, resp, req->params[0], req->body, err);
 }
 
+/* The console log the monitor keeps in the run directory (text/plain, empty when the
+ * container never ran). */
+static int get_console_log(struct api_request *req, struct api_response *resp,
+			   struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	_cleanup_free_ char *rundir = NULL, *path = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	int r = db_instance_get(req->project, req->params[0], &inst, err);
+
+	if (r < 0)
+		return r;
+	rundir = container_rundir(req->d, req->project, req->params[0]);
+	path = rundir ? berth_strdup_printf("%s/console.log", rundir) : NULL;
+	if (!path)
+		return -ENOMEM;
+	r = berth_read_file(path, 16 << 20, &buf, &len);
+	if (r == -ENOENT) {
+		buf = strdup("");
+		r = buf ? 0 : -ENOMEM;
+	}
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot read the console log");
+	resp->type = API_RAW;
+	resp->content_type = "text/plain";
+	resp->raw = buf;
+	resp->raw_len = len;
+	return 0;
+}
+
+static int delete_console_log(struct api_request *req, struct api_response *resp,
+			      struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	_cleanup_free_ char *rundir = NULL, *path = NULL;
+	int r = db_instance_get(req->project, req->params[0], &inst, err);
+
+	if (r < 0)
+		return r;
+	rundir = container_rundir(req->d, req->project, req->params[0]);
+	path = rundir ? berth_strdup_printf("%s/console.log", rundir) : NULL;
+	if (!path)
+		return -ENOMEM;
+	if (truncate(path, 0) < 0 && errno != ENOENT)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Cannot clear the console log: %m");
+	return api_sync(resp, NULL);
+}
+
 const struct api_route api_instance_routes[] = {
+	{"GET", "/1.0/instances/{}/console", get_console_log, NULL},
+	{"DELETE", "/1.0/instances/{}/console", delete_console_log, NULL},
 	{"GET", "/1.0/instances", list_instances, NULL},
 	{"POST", "/1.0/instances", create_instance, NULL},
 	{"GET", "/1.0/instances/{}", get_instance, NULL},

@@ -84,6 +84,32 @@ api POST /1.0/instances/c1/snapshots '{"name":"s0"}'
 wait_operation "$(jget 'j["operation"]')"
 ok "a snapshot of a running instance works" opok
 
+api GET /1.0/instances/c1/console
+like "$HTTP_BODY" 'BusyBox|/ #|login|c1' "GET console gives the console log"
+F=$(curl -s -D - -o /dev/null --unix-socket "$BERTH_SOCKET" http://b/1.0/instances/c1/console | tr -d '\r')
+like "$F" 'Content-Type: text/plain' "... as text/plain"
+api DELETE /1.0/instances/c1/console
+is "$HTTP_STATUS" 200 "DELETE console clears the log"
+is "$(stat -c %s "$BERTH_DIR/run/default_c1/console.log")" 0 "... it is empty"
+
+# ---- isolated idmap ----
+api POST /1.0/instances '{"name":"iso","source":{"type":"image","alias":"busybox"},"config":{"security.idmap.isolated":"true"}}'
+wait_operation "$(jget 'j["operation"]')"
+state start iso
+ok "start an instance with security.idmap.isolated" opok
+api GET /1.0/instances/iso
+base=$(jget 'j["metadata"]["config"].get("volatile.idmap.base")')
+is "$base" 65536 "volatile.idmap.base is the first block after the shared one"
+like "$(jget 'j["metadata"]["config"].get("volatile.idmap.current")')" '"Hostid": ?[0-9]+' "volatile.idmap.current holds LXD's map JSON"
+api GET /1.0/instances/iso/state
+ipid=$(jget 'j["metadata"]["pid"]')
+sub=$(awk -F: '$1 == "root" {print $2; exit}' /etc/subuid)
+is "$(awk '{print $1, $2, $3}' "/proc/$ipid/uid_map")" "0 $((sub + 65536)) 65536" "its uid_map is its own range"
+api GET /1.0/instances/c1/state
+is "$(awk '{print $1, $2, $3}' "/proc/$(jget 'j["metadata"]["pid"]')/uid_map")" "0 $sub 65536" "a default container uses the shared range"
+state stop iso '"force":true'
+ok "stop iso" opok
+
 # ---- lxc ----
 lxc remote add b "unix://$BERTH_SOCKET" >/dev/null 2>&1
 run lxc list b: -f csv -c ns
