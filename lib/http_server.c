@@ -111,6 +111,7 @@ void berth_http_limits_default(struct berth_http_limits *limits)
 	limits->request_timeout_ms = 30000;
 	limits->spool_dir = NULL;
 	limits->max_upload_bytes = 64ull << 30;
+	limits->spool_url = NULL;
 }
 
 /* ---- request bookkeeping ---- */
