@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/runtime/security.h"
 #include "lib/util.h"
 
 enum value_kind {
@@ -16,6 +17,7 @@ enum value_kind {
 	V_PERCENT_OR_TIME, /* 50%, 25ms/100ms */
 	V_ENUM,
 	V_NOT_YET, /* known to LXD, but its feature does not exist here yet */
+	V_SYSCALLS, /* syscall names libseccomp knows, separated by newlines, spaces or commas */
 };
 
 struct key_rule {
@@ -80,9 +82,11 @@ static const struct key_rule rules[] = {
 	{"security.nesting", false, V_BOOL, NULL, INS},
 	{"security.privileged", false, V_BOOL, NULL, INS},
 	{"security.protection.delete", false, V_BOOL, NULL, INS},
-	{"security.syscalls.allow", false, V_ANY, NULL, INS},
-	{"security.syscalls.deny", false, V_ANY, NULL, INS},
+	{"security.syscalls.allow", false, V_SYSCALLS, NULL, INS},
+	{"security.syscalls.deny", false, V_SYSCALLS, NULL, INS},
 	{"security.syscalls.deny_default", false, V_BOOL, NULL, INS},
+	{"security.syscalls.deny_compat", false, V_NOT_YET,
+	 "blocking compat system calls is not implemented", INS},
 	{"snapshots.schedule", false, V_ANY, NULL, INS},
 	{"snapshots.schedule.stopped", false, V_BOOL, NULL, INS},
 	{"snapshots.pattern", false, V_ANY, NULL, INS},
@@ -230,9 +234,29 @@ static bool value_ok(const struct key_rule *r, const char *v)
 	case V_ENUM:
 		return check_enum(v, r->choices);
 	case V_NOT_YET:
+	case V_SYSCALLS: /* checked by check_syscalls */
 		return false;
 	}
 	return false;
+}
+
+/* A syscall list is checked by the runtime's own tables, so that a name the runtime
+ * would refuse at start is refused now, by name. */
+static int check_syscalls(const char *key, const char *value, struct berth_error *err)
+{
+	struct runtime_seccomp_policy p = { 0 };
+	char **names = NULL;
+	int r;
+
+	r = runtime_seccomp_parse_list(value, &names);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "out of memory");
+	p.deny = names;
+	r = runtime_seccomp_validate(&p, err);
+	runtime_seccomp_list_free(names);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Invalid value for configuration key \"%s\"", key);
+	return 0;
 }
 
 int config_check(enum config_scope scope, const char *key, const char *value,
@@ -249,6 +273,8 @@ int config_check(enum config_scope scope, const char *key, const char *value,
 			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 					       "Configuration key \"%s\" is not supported: %s", key,
 					       r->choices);
+		if (r->kind == V_SYSCALLS)
+			return check_syscalls(key, value, err);
 		if (value[0] == '\0' || value_ok(r, value))
 			return 0;
 		if (r->kind == V_ENUM)
@@ -261,6 +287,19 @@ int config_check(enum config_scope scope, const char *key, const char *value,
 	}
 	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 			       "Unknown configuration key: %s", key);
+}
+
+/* LXD refuses an allow list together with a deny list: they are two modes. */
+static int check_syscall_modes(const json_t *config, struct berth_error *err)
+{
+	const char *allow = json_string_value(json_object_get(config, "security.syscalls.allow"));
+	const char *deny = json_string_value(json_object_get(config, "security.syscalls.deny"));
+
+	if (allow && allow[0] && deny && deny[0])
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "security.syscalls.allow is mutually exclusive with "
+				       "security.syscalls.deny");
+	return 0;
 }
 
 int config_check_all(enum config_scope scope, const json_t *config, struct berth_error *err)
@@ -281,7 +320,7 @@ int config_check_all(enum config_scope scope, const json_t *config, struct berth
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return check_syscall_modes(config, err);
 }
 
 static const char *const device_types[] = {

@@ -10,22 +10,12 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "daemon/runtime/security.h"
 #include "lib/util.h"
 
 static bool path_exists(const char *p)
 {
 	return access(p, F_OK) == 0;
-}
-
-static bool apparmor_enabled(void)
-{
-	_cleanup_free_ char *v = NULL;
-
-	if (!path_exists("/sys/kernel/security/apparmor"))
-		return false;
-	if (berth_read_file("/sys/module/apparmor/parameters/enabled", 16, &v, NULL) < 0)
-		return false;
-	return v[0] == 'Y';
 }
 
 static bool seccomp_filter_available(void)
@@ -162,7 +152,7 @@ json_t *host_environment_probe(void)
 	gethostname(hostname, sizeof(hostname) - 1);
 	layout = cgroup_layout(&v1, &v2);
 	features = json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o}", "apparmor",
-			     tf(apparmor_enabled()), "seccomp", tf(seccomp_filter_available()),
+			     tf(runtime_apparmor_enabled()), "seccomp", tf(seccomp_filter_available()),
 			     "seccomp_listener", tf(seccomp_listener_available()), "cgroup_v1",
 			     tf(v1), "cgroup_v2", tf(v2), "cgroup_layout", layout,
 			     "idmapped_mounts", tf(idmapped_mounts_available()), "kvm",

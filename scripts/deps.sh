@@ -6,7 +6,7 @@
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
-	libwslay-dev libssl-dev libarchive-dev
+	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
 	passwd procps btrfs-progs
 )
 

@@ -698,8 +698,6 @@ static void set_reason(struct monitor *m, const char *fmt, ...)
 /* A failed (re)boot: clean up and end. */
 static void boot_failed(struct monitor *m, struct berth_error *err, int r)
 {
-	_cleanup_free_ char *tail = NULL;
-
 	console_output(m);
 	teardown(m, NULL);
 	set_reason(m, "failed: %s", berth_error_msg(err, r));
@@ -868,7 +866,7 @@ static int listen_on(struct monitor *m, struct berth_error *err)
 				       "a monitor already runs for %s", m->rundir);
 	}
 	unlink(path);
-	mode_t old = umask(0077);
+	mode_t old = umask(0177); /* the socket: 0600 */
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
 		int r = -errno;
 		umask(old);

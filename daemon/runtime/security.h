@@ -35,6 +35,12 @@ int runtime_seccomp_validate(const struct runtime_seccomp_policy *p, struct bert
  * NEW_LISTENER flag, as LXD does. */
 int runtime_seccomp_load(const struct runtime_seccomp_policy *p, struct berth_error *err);
 
+/* Split a config value (security.syscalls.deny/allow: names separated by newlines,
+ * spaces or commas) into a NULL-terminated list of names, owned by the caller (free it
+ * with runtime_seccomp_list_free). An empty value gives an empty list. -ENOMEM. */
+int runtime_seccomp_parse_list(const char *value, char ***ret);
+void runtime_seccomp_list_free(char **list);
+
 /* ---- capabilities (caps.c) ---- */
 
 /* The default capabilities dropped from a container (NULL-terminated, static):
@@ -44,6 +50,14 @@ const char *const *runtime_caps_default_drop(void);
 /* Capability number from a name with or without "cap_" (case-insensitive); -EINVAL if
  * unknown. */
 int runtime_cap_from_name(const char *name);
+
+/* Lower-case name without "cap_" ("sys_admin") of capability `cap`, or NULL when this
+ * build does not know it. */
+const char *runtime_cap_name(int cap);
+
+/* The highest capability number of the running kernel (/proc/sys/kernel/cap_last_cap),
+ * or of this build when that file cannot be read. */
+int runtime_cap_last(void);
 
 /* Drop the default set plus `extra` (NULL-terminated names, may be NULL) from the
  * bounding set, and from the effective, permitted and inheritable sets, and clear the

@@ -132,29 +132,21 @@ isnt_rc=$RC
 [ "$isnt_rc" != 0 ] && pass "/proc/sysrq-trigger is not writable" || fail "/proc/sysrq-trigger is not writable" "$OUT"
 xc c1 cat /proc/mounts
 MNT=$OUT
-like "$MNT" '(^|
-)proc /proc/sys proc ro,' "/proc/sys is read-only"
-like "$MNT" '(^|
-)proc /proc/sys/net proc rw,' "/proc/sys/net is writable"
-like "$MNT" '(^|
-)sysfs /sys sysfs ro,' "/sys is a read-only sysfs"
-like "$MNT" '(^|
-)cgroup2 /sys/fs/cgroup cgroup2 rw,' "/sys/fs/cgroup is a cgroup2 mount"
-like "$MNT" '(^|
-)devpts /dev/pts devpts ' "/dev/pts is devpts"
-like "$MNT" '(^|
-)[^ ]+ /dev/console devpts ' "/dev/console is a pty"
-like "$MNT" '(^|
-)tmpfs /dev/shm tmpfs ' "/dev/shm is a tmpfs"
+like "$MNT" '^proc /proc/sys proc ro,' "/proc/sys is read-only"
+like "$MNT" '^proc /proc/sys/net proc rw,' "/proc/sys/net is writable"
+like "$MNT" '^sysfs /sys sysfs ro,' "/sys is a read-only sysfs"
+like "$MNT" '^cgroup2 /sys/fs/cgroup cgroup2 rw,' "/sys/fs/cgroup is a cgroup2 mount"
+like "$MNT" '^devpts /dev/pts devpts ' "/dev/pts is devpts"
+like "$MNT" '^[^ ]+ /dev/console devpts ' "/dev/console is a pty"
+like "$MNT" '^tmpfs /dev/shm tmpfs ' "/dev/shm is a tmpfs"
 xc c1 ls /sys/fs/cgroup/cgroup.procs
 is "$RC" 0 "the container's cgroup tree is visible at /sys/fs/cgroup"
 xc c1 sh -c 'mkdir /sys/fs/cgroup/sub && rmdir /sys/fs/cgroup/sub'
 is "$RC" 0 "the unified cgroup is delegated (root inside can make sub-cgroups)"
 xc c1 cat /proc/self/cgroup
-like "$OUT" '(^|
-)0::/$' "cgroup namespace: the container sees itself at /"
+like "$OUT" '^0::/$' "cgroup namespace: the container sees itself at /"
 xc c1 ip link
-unlike "$OUT" 'eth|veth|br' "network namespace has only lo"
+is "$(printf '%s\n' "$OUT" | grep -cE '^[0-9]+: ')" 1 "network namespace has only lo"
 like "$OUT" 'lo: <LOOPBACK,UP' "lo is up"
 like "$(cat "$(RUN c1)/console.log")" 'rcS-done' "console.log has the init's output"
 OUT=$($CTL "$(RUN c1)/monitor.sock" console --send '\necho con-$((6*7))\n' --expect 'con-42' --timeout 5)

@@ -34,13 +34,18 @@ gid_map=0 100000 65536
 SPEC
 ERR=$("$MON" start "$TEST_TMP/run" 2>&1)
 is "$?" 0 "debian 12 starts" || bail_out "$ERR"
-OUT=$(timeout 120 "$MON" exec "$TEST_TMP/run" -- systemctl is-system-running --wait 2>&1)
+# Until systemd has its private bus socket, systemctl cannot even ask: wait for it.
+for i in $(seq 240); do
+	OUT=$(timeout 120 "$MON" exec "$TEST_TMP/run" -- systemctl is-system-running --wait 2>&1)
+	case $OUT in *"Failed to connect to bus"*) sleep 0.5 ;; *) break ;; esac
+done
 like "$OUT" '^(running|degraded)$' "systemd is running or degraded"
 is "$OUT" running "systemd reports running (no failed unit)"
 [ "$OUT" = running ] || diag "$("$MON" exec "$TEST_TMP/run" -- systemctl --failed --no-pager 2>&1)"
 OUT=$("$MON" exec "$TEST_TMP/run" -- cat /proc/1/comm)
 is "$OUT" systemd "PID 1 is systemd"
 like "$("$MON" exec "$TEST_TMP/run" -- cat /proc/self/cgroup)" '0::/' "cgroup namespace rooted at the container"
+for i in $(seq 100); do grep -q 'd12 login:' "$TEST_TMP/run/console.log" && break; sleep 0.2; done
 like "$(cat "$TEST_TMP/run/console.log")" 'd12 login:' "console shows a getty"
 OUT=$($CTL "$TEST_TMP/run/monitor.sock" "stop 60" --timeout 90)
 is "$OUT" "ok stopped" "systemd powers off on SIGRTMIN+3"

@@ -86,6 +86,30 @@ static void test_devices(void **state)
 	berth_error_release(&err);
 }
 
+static void test_syscall_lists(void **state)
+{
+	struct berth_error err = {0};
+	json_auto_t *both = json_pack("{s:s, s:s}", "security.syscalls.allow", "getpid",
+				      "security.syscalls.deny", "uname");
+
+	ok(CONFIG_INSTANCE, "security.syscalls.deny", "kexec_load\nuname");
+	ok(CONFIG_PROFILE, "security.syscalls.deny", "getpid, mount");
+	ok(CONFIG_INSTANCE, "security.syscalls.allow", "read\nwrite\nexit_group");
+	ok(CONFIG_INSTANCE, "security.syscalls.deny", "");
+	ok(CONFIG_INSTANCE, "security.syscalls.deny_default", "false");
+	refused(CONFIG_INSTANCE, "security.syscalls.deny", "getpid\nnot_a_syscall",
+		"Invalid value for configuration key \"security.syscalls.deny\": unknown "
+		"system call \"not_a_syscall\"");
+	refused(CONFIG_PROFILE, "security.syscalls.allow", "read,bogus_call",
+		"\"bogus_call\"");
+	refused(CONFIG_INSTANCE, "security.syscalls.deny_compat", "true", "not implemented");
+	refused(CONFIG_INSTANCE, "security.syscalls.deny_default", "maybe", "true or false");
+
+	assert_int_equal(config_check_all(CONFIG_INSTANCE, both, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "mutually exclusive"));
+	berth_error_release(&err);
+}
+
 static void test_check_all(void **state)
 {
 	json_auto_t *c = json_pack("{s:s, s:i}", "limits.cpu", "1", "limits.memory", 5);
@@ -102,6 +126,7 @@ int main(void)
 		cmocka_unit_test(test_instance_keys),
 		cmocka_unit_test(test_scopes),
 		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_syscall_lists),
 		cmocka_unit_test(test_check_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
