@@ -178,6 +178,7 @@ api GET /1.0/instances/c1
 is "$(jget 'j["metadata"]["status"]')" Stopped "... in its record too"
 for _ in $(seq 50); do [ -z "$(cgdir c1)" ] && break; sleep 0.1; done
 ok "... no cgroup left" test -z "$(cgdir c1)"
+for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
 ok "... PID 1 gone" test ! -d "/proc/$pid"
 
 # ---- an init that exits at once ----
