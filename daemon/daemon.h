@@ -8,6 +8,8 @@
 #include "daemon/operation.h"
 #include "lib/http_server.h"
 
+struct container_watcher;
+
 struct berth_daemon {
 	uv_loop_t *loop;
 	char *dir;	   /* owned: state directory */
@@ -16,6 +18,7 @@ struct berth_daemon {
 	struct berth_http_server *http;	     /* owned */
 	struct events_hub *events;	     /* owned */
 	struct operation_registry *ops;	     /* owned */
+	struct container_watcher *containers; /* owned: wait connections to monitors */
 	json_t *environment;		     /* owned: host facts for GET /1.0, read-only */
 	unsigned long requests_since_trim;   /* loop thread: see main.c's malloc trimming */
 };

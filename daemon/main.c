@@ -19,6 +19,7 @@
 #include "daemon/api/storage.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/container.h"
 #include "daemon/host.h"
 #include "images/store.h"
 #include "lib/log.h"
@@ -261,6 +262,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	log_info("Received %s, shutting down", strsignal(signum));
 	berth_log_set_hook(NULL, NULL);
 	operation_registry_shutdown(s->d->ops);
+	container_watcher_close(s->d->containers);
 	berth_http_server_close(s->d->http, on_http_closed, s);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -338,6 +340,12 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = operation_registry_new(d->loop, d->events, &d->ops);
 	if (r < 0)
 		return r;
+	r = container_watcher_new(d, &d->containers);
+	if (r < 0)
+		return r;
+	/* Containers that kept running while berthd was down are re-attached, dead ones
+	 * cleaned up, before anything is served. */
+	container_reconcile(d);
 	/* Snapshots that expired while berthd was down go before anything is served. */
 	api_snapshots_prune(d);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
@@ -348,6 +356,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 		return log_error_errno(r, "Cannot create \"%s\"", d->spool_dir);
 	berth_http_limits_default(&limits);
 	limits.spool_dir = d->spool_dir;
+	limits.spool_url = api_spool_url;
 	limits.idle_timeout_ms = env_seconds("BERTH_HTTP_IDLE_TIMEOUT", limits.idle_timeout_ms);
 	limits.request_timeout_ms =
 		env_seconds("BERTH_HTTP_REQUEST_TIMEOUT", limits.request_timeout_ms);
@@ -414,6 +423,8 @@ int main(int argc, char **argv)
 	log_info("Stopped");
 	berth_http_server_free(d.http);
 	operation_registry_free(d.ops);
+	container_watcher_free(d.containers);
+	container_cleanup_cgroups(&d);
 	api_storage_pools_mount(d.dir, false);
 	unlink(d.socket_path);
 	db_shutdown();

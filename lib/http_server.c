@@ -111,6 +111,7 @@ void berth_http_limits_default(struct berth_http_limits *limits)
 	limits->request_timeout_ms = 30000;
 	limits->spool_dir = NULL;
 	limits->max_upload_bytes = 64ull << 30;
+	limits->spool_url = NULL;
 }
 
 /* ---- request bookkeeping ---- */
@@ -234,8 +235,10 @@ static int on_headers_complete(http_parser *p)
 		if (!r->headers[i].value && !(r->headers[i].value = strdup("")))
 			return -1;
 	ct = berth_http_header_get(r->headers, r->n_headers, "Content-Type");
-	if (l->spool_dir && ct &&
-	    (berth_startswith(ct, "application/octet-stream") || berth_startswith(ct, "multipart/"))) {
+	if (l->spool_dir &&
+	    ((ct && (berth_startswith(ct, "application/octet-stream") ||
+		     berth_startswith(ct, "multipart/"))) ||
+	     (l->spool_url && r->url && l->spool_url(http_method_str(p->method), r->url)))) {
 		r->body_fd = open(l->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (r->body_fd < 0) {
 			c->error_status = 500;

@@ -61,6 +61,9 @@ struct berth_http_limits {
 	uint64_t request_timeout_ms; /* first byte to complete request; default 30 s */
 	const char *spool_dir;	     /* borrowed; NULL: uploads are bounded like bodies */
 	uint64_t max_upload_bytes;   /* spooled bodies; default 64 GiB */
+	/* Optional: also spool the body of a request whose raw target `url` this returns
+	 * true for, whatever its Content-Type (clients that send none on raw uploads). */
+	bool (*spool_url)(const char *method, const char *url);
 };
 
 void berth_http_limits_default(struct berth_http_limits *limits);

@@ -13,6 +13,7 @@
 
 static const struct api_route *const route_tables[] = {
 	api_server_routes,    api_project_routes, api_profile_routes, api_instance_routes, api_instance_snapshot_routes,
+	api_instance_file_routes,
 	api_operation_routes, api_event_routes,	  api_storage_routes, api_storage_volume_routes,
 	api_image_routes,     api_resources_routes,
 };
@@ -62,6 +63,10 @@ void api_response_release(struct api_response *resp)
 		if (resp->parts[i].fd >= 0)
 			close(resp->parts[i].fd);
 	}
+	for (size_t i = 0; i < resp->n_headers; i++) {
+		free(resp->headers[i].name);
+		free(resp->headers[i].value);
+	}
 	operation_unref(resp->op);
 	*resp = (struct api_response){0};
 }
@@ -94,11 +99,31 @@ int api_add_part_fd(struct api_response *resp, int fd, uint64_t len)
 	return 0;
 }
 
+int api_add_header(struct api_response *resp, const char *name, const char *value)
+{
+	size_t i = resp->n_headers;
+
+	if (i >= API_MAX_HEADERS)
+		return -E2BIG;
+	resp->headers[i].name = strdup(name);
+	resp->headers[i].value = strdup(value);
+	if (!resp->headers[i].name || !resp->headers[i].value) {
+		free(resp->headers[i].name);
+		free(resp->headers[i].value);
+		return -ENOMEM;
+	}
+	resp->n_headers++;
+	return 0;
+}
+
 void api_respond(struct berth_http_conn *conn, struct api_response *resp)
 {
-	struct berth_http_header h[2];
+	struct berth_http_header h[2 + API_MAX_HEADERS];
 	size_t n = 0;
 	json_auto_t *body = NULL;
+
+	for (size_t i = 0; i < resp->n_headers; i++)
+		h[n++] = resp->headers[i];
 
 	if (resp->type == API_RAW) {
 		if (resp->disposition)
@@ -366,8 +391,9 @@ static int request_prepare(struct api_request *req, const struct berth_http_requ
 		const char *ct = berth_http_header_get(http->headers, http->n_headers,
 						       "Content-Type");
 		/* Like LXD, any body is JSON except raw uploads (files, images). */
-		bool json = !ct || !(berth_startswith(ct, "application/octet-stream") ||
-				     berth_startswith(ct, "multipart/"));
+		bool json = !(ct && (berth_startswith(ct, "application/octet-stream") ||
+				     berth_startswith(ct, "multipart/"))) &&
+			    !api_spool_url(method, http->url);
 		if (json) {
 			r = berth_json_parse(http->body, http->body_len, &req->body, err);
 			if (r < 0)
@@ -375,6 +401,15 @@ static int request_prepare(struct api_request *req, const struct berth_http_requ
 		}
 	}
 	return 0;
+}
+
+bool api_spool_url(const char *method, const char *url)
+{
+	size_t n = strcspn(url, "?");
+
+	/* POST /1.0/instances/{name}/files */
+	return streq(method, "POST") && berth_startswith(url, "/1.0/instances/") && n >= 6 &&
+	       strneq(url + n - 6, "/files", 6);
 }
 
 static void work_cb(uv_work_t *w)

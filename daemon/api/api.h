@@ -19,6 +19,7 @@
 
 #define API_MAX_PARAMS 4
 #define API_MAX_PARTS 8
+#define API_MAX_HEADERS 8
 
 struct api_request {
 	struct berth_daemon *d;
@@ -56,6 +57,10 @@ struct api_response {
 	struct berth_http_part parts[API_MAX_PARTS];
 	char *part_bufs[API_MAX_PARTS];
 	size_t n_parts;
+	/* Extra response headers (API_SYNC and API_RAW), names and values owned. Fill
+	 * with api_add_header(). */
+	struct berth_http_header headers[API_MAX_HEADERS];
+	size_t n_headers;
 };
 
 typedef int (*api_handler_fn)(struct api_request *req, struct api_response *resp,
@@ -72,12 +77,17 @@ struct api_route {
 /* The http server's request callback; `data` is the struct berth_daemon. */
 void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, void *data);
 
+/* Bodies that are raw bytes whatever their Content-Type (file pushes): spool them and
+ * never parse them as JSON. For berth_http_limits.spool_url. */
+bool api_spool_url(const char *method, const char *url);
+
 /* Per-resource route tables, each terminated by a zeroed entry. */
 extern const struct api_route api_server_routes[];
 extern const struct api_route api_project_routes[];
 extern const struct api_route api_profile_routes[];
 extern const struct api_route api_instance_routes[];
 extern const struct api_route api_instance_snapshot_routes[];
+extern const struct api_route api_instance_file_routes[];
 extern const struct api_route api_operation_routes[];
 extern const struct api_route api_event_routes[];
 extern const struct api_route api_storage_routes[];
@@ -109,6 +119,8 @@ void api_response_release(struct api_response *resp);
  * API_MAX_PARTS. */
 int api_add_part_string(struct api_response *resp, char *s);
 int api_add_part_fd(struct api_response *resp, int fd, uint64_t len);
+/* Add a response header (both strings copied). -E2BIG past API_MAX_HEADERS. */
+int api_add_header(struct api_response *resp, const char *name, const char *value);
 /* Render the sync envelope around resp->metadata (consumed) into resp->raw. */
 void api_render_sync(struct api_response *resp);
 /* Operation wrapper used by async handlers: creates and returns via resp. */

@@ -12,12 +12,14 @@
 #define LOG_CATEGORY "instances"
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "daemon/api/api.h"
 #include "daemon/api/filter.h"
 #include "daemon/api/instance_volume.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/container.h"
 #include "daemon/instance/rootfs.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -90,9 +92,24 @@ static json_t *stopped_state(const json_t *inst)
 			 0, "processes", 0, "cpu", "usage", 0);
 }
 
-static void make_full(json_t *inst)
+/* The state: read from the monitor and cgroups unless the record says Stopped. */
+static json_t *instance_state(struct berth_daemon *d, const char *project, const json_t *inst)
 {
-	json_object_set_new(inst, "state", stopped_state(inst));
+	const char *status = berth_json_string(inst, "status");
+
+	if (status && streq(status, "Stopped"))
+		return stopped_state(inst);
+	return container_state(d, project, berth_json_string(inst, "name"));
+}
+
+static void make_full(struct berth_daemon *d, const char *project, json_t *inst)
+{
+	json_t *state = instance_state(d, project, inst);
+
+	/* The record may lag behind the monitor by a moment: show what runs. */
+	json_object_set(inst, "status", json_object_get(state, "status"));
+	json_object_set(inst, "status_code", json_object_get(state, "status_code"));
+	json_object_set_new(inst, "state", state);
 	json_object_set_new(inst, "snapshots", json_array());
 	json_object_set_new(inst, "backups", json_array());
 }
@@ -166,7 +183,7 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 		}
 		expand(inst, profiles);
 		if (req->recursion >= 2 || filter)
-			make_full(inst);
+			make_full(req->d, iproj, inst);
 		if (!api_filter_match(filter, inst))
 			continue;
 		if (req->recursion == 0) {
@@ -785,7 +802,7 @@ static int get_instance(struct api_request *req, struct api_response *resp,
 		json_t *out = json_array(), *sn;
 		size_t i;
 
-		make_full(inst);
+		make_full(req->d, req->project, inst);
 		r = db_snapshot_list(req->project, req->params[0], &snaps, err);
 		if (r < 0) {
 			json_decref(out);
@@ -957,6 +974,9 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 	r = db_instance_get(req->project, req->params[0], &cur, err);
 	if (r < 0)
 		return r;
+	if (container_power(req->d, req->project, req->params[0], NULL) != CONTAINER_STOPPED)
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "Renaming of running instance not allowed");
 	r = db_instance_get(req->project, name, &other, err);
 	if (r == 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
@@ -987,6 +1007,8 @@ static int delete_instance(struct api_request *req, struct api_response *resp,
 
 	if (r < 0)
 		return r;
+	if (container_power(req->d, req->project, req->params[0], NULL) != CONTAINER_STOPPED)
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST, "Instance is running");
 	prot = berth_json_string(json_object_get(cur, "config"), "security.protection.delete");
 	if (prot && (streq(prot, "true") || streq(prot, "1")))
 		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
@@ -1012,7 +1034,131 @@ static int get_state(struct api_request *req, struct api_response *resp,
 
 	if (r < 0)
 		return r;
-	return api_sync(resp, stopped_state(inst));
+	return api_sync(resp, container_state(req->d, req->project, req->params[0]));
+}
+
+struct state_job {
+	struct berth_daemon *d;
+	char *project;
+	char *name;
+	char *action;
+	int timeout;
+	bool force;
+};
+
+static void state_job_free(void *p)
+{
+	struct state_job *j = p;
+
+	if (!j)
+		return;
+	free(j->project);
+	free(j->name);
+	free(j->action);
+	free(j);
+}
+
+/* The instance with its expanded config and devices. */
+static int load_expanded(const char *project, const char *name, json_t **ret,
+			 struct berth_error *err)
+{
+	json_auto_t *profiles = NULL;
+	json_t *inst = NULL;
+	int r = db_instance_get(project, name, &inst, err);
+
+	if (r >= 0)
+		r = load_profiles(project, &profiles, err);
+	if (r < 0) {
+		json_decref(inst);
+		return r;
+	}
+	expand(inst, profiles);
+	*ret = inst;
+	return 0;
+}
+
+static int run_state(struct operation *op, void *data, struct berth_error *err)
+{
+	struct state_job *j = data;
+	json_auto_t *inst = NULL;
+	int r;
+
+	if (streq(j->action, "start")) {
+		r = load_expanded(j->project, j->name, &inst, err);
+		if (r >= 0)
+			r = container_start(j->d, j->project, inst, err);
+		return r;
+	}
+	if (streq(j->action, "stop"))
+		return container_stop(j->d, j->project, j->name, j->timeout, j->force, err);
+	if (streq(j->action, "restart"))
+		return container_restart(j->d, j->project, j->name, j->timeout, j->force, err);
+	return container_freeze(j->d, j->project, j->name, streq(j->action, "freeze"), err);
+}
+
+static int state_precheck(struct berth_daemon *d, const char *project, const char *name,
+			  const char *action, struct berth_error *err)
+{
+	enum container_power p = container_power(d, project, name, NULL);
+
+	if (streq(action, "start") && p != CONTAINER_STOPPED)
+		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
+				       "The instance is already running");
+	if ((streq(action, "stop") || streq(action, "restart")) && p == CONTAINER_STOPPED)
+		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
+				       "The instance is already stopped");
+	if (streq(action, "freeze") && p == CONTAINER_FROZEN)
+		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
+				       "The instance is already frozen");
+	if ((streq(action, "freeze") || streq(action, "unfreeze")) && p == CONTAINER_STOPPED)
+		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
+				       "The instance isn't running");
+	if (streq(action, "unfreeze") && p != CONTAINER_FROZEN)
+		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
+				       "The instance is not frozen");
+	return 0;
+}
+
+static int queue_state(struct api_request *req, struct api_response *resp, const char *name,
+		       const json_t *body, struct berth_error *err)
+{
+	static const char *const actions[] = {"start", "stop", "restart", "freeze", "unfreeze"};
+	static const char *const descs[] = {"Starting instance", "Stopping instance",
+					    "Restarting instance", "Freezing instance",
+					    "Unfreezing instance"};
+	const char *action = berth_json_string(body, "action");
+	json_t *timeout = json_object_get(body, "timeout");
+	struct state_job *j;
+	size_t a;
+	int r;
+
+	for (a = 0; action && a < ARRAY_SIZE(actions); a++)
+		if (streq(action, actions[a]))
+			break;
+	if (!action || a == ARRAY_SIZE(actions))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Unknown action \"%s\"", action ? action : "");
+	if (berth_json_bool(body, "stateful", false))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Stateful stop and start are not supported");
+	r = state_precheck(req->d, req->project, name, action, err);
+	if (r < 0)
+		return r;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->d = req->d;
+	j->project = strdup(req->project);
+	j->name = strdup(name);
+	j->action = strdup(action);
+	j->timeout = json_is_integer(timeout) ? (int)json_integer_value(timeout) : -1;
+	j->force = berth_json_bool(body, "force", false);
+	if (!j->project || !j->name || !j->action) {
+		state_job_free(j);
+		return -ENOMEM;
+	}
+	return api_async(req, resp, descs[a], resources_for(req->project, name), run_state, j,
+			 state_job_free, err);
 }
 
 static int put_state(struct api_request *req, struct api_response *resp,
@@ -1023,12 +1169,65 @@ static int put_state(struct api_request *req, struct api_response *resp,
 
 	if (r < 0)
 		return r;
-	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-			       "Changing the state of instance \"%s\" is not supported by this "
-			       "berthd yet: it has no container runtime", req->params[0]);
+	r = api_require_body(req, err);
+	if (r < 0)
+		return r;
+	return queue_state(req, resp, req->params[0], req->body, err);
+}
+
+/* The console log the monitor keeps in the run directory (text/plain, empty when the
+ * container never ran). */
+static int get_console_log(struct api_request *req, struct api_response *resp,
+			   struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	_cleanup_free_ char *rundir = NULL, *path = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	int r = db_instance_get(req->project, req->params[0], &inst, err);
+
+	if (r < 0)
+		return r;
+	rundir = container_rundir(req->d, req->project, req->params[0]);
+	path = rundir ? berth_strdup_printf("%s/console.log", rundir) : NULL;
+	if (!path)
+		return -ENOMEM;
+	r = berth_read_file(path, 16 << 20, &buf, &len);
+	if (r == -ENOENT) {
+		buf = strdup("");
+		r = buf ? 0 : -ENOMEM;
+	}
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot read the console log");
+	resp->type = API_RAW;
+	resp->content_type = "text/plain";
+	resp->raw = buf;
+	resp->raw_len = len;
+	return 0;
+}
+
+static int delete_console_log(struct api_request *req, struct api_response *resp,
+			      struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	_cleanup_free_ char *rundir = NULL, *path = NULL;
+	int r = db_instance_get(req->project, req->params[0], &inst, err);
+
+	if (r < 0)
+		return r;
+	rundir = container_rundir(req->d, req->project, req->params[0]);
+	path = rundir ? berth_strdup_printf("%s/console.log", rundir) : NULL;
+	if (!path)
+		return -ENOMEM;
+	if (truncate(path, 0) < 0 && errno != ENOENT)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Cannot clear the console log: %m");
+	return api_sync(resp, NULL);
 }
 
 const struct api_route api_instance_routes[] = {
+	{"GET", "/1.0/instances/{}/console", get_console_log, NULL},
+	{"DELETE", "/1.0/instances/{}/console", delete_console_log, NULL},
 	{"GET", "/1.0/instances", list_instances, NULL},
 	{"POST", "/1.0/instances", create_instance, NULL},
 	{"GET", "/1.0/instances/{}", get_instance, NULL},

@@ -36,6 +36,13 @@ static const char *const api_extensions[] = {
 	"snapshot_expiry",
 	"snapshot_expiry_creation",
 	"snapshot_scheduling",
+	/* instance_files.c */
+	"directory_manipulation",
+	"file_delete",
+	"file_append",
+	"file_symlinks",
+	"file_get_symlink",
+	"instance_file_head",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -1,0 +1,1132 @@
+/* daemon/instance/container.c: berthd's side of the container runtime (doc/runtime.md).
+ *
+ * The actions (start, stop, restart, freeze) run on worker threads and talk to the
+ * monitor through short blocking connections on its socket. The watcher lives on the loop:
+ * one `wait` connection per running container; when it ends (a reply, or EOF because the
+ * monitor was killed) the instance is recorded Stopped on a worker, what a dead monitor
+ * left is removed, and a lifecycle event is sent unless an action already owns this stop.
+ *
+ *   watch requested (any thread) --async--> CONNECTING --connected, "wait" sent--> WAITING
+ *   WAITING --reply or EOF--> CLOSING --close_cb--> queue_work(record stop) --> freed
+ */
+#define LOG_CATEGORY "container"
+#include "daemon/instance/container.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/api/api.h"
+#include "daemon/api/instance_volume.h"
+#include "daemon/db/db.h"
+#include "daemon/runtime/cgroup.h"
+#include "daemon/runtime/spec.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "storage/driver.h"
+
+#define IDMAP_BLOCK 65536
+#define SUBID_DEFAULT_START 1000000
+#define SUBID_DEFAULT_COUNT 1000000000
+
+/* ---- paths ---- */
+
+char *container_rundir(const struct berth_daemon *d, const char *project, const char *name)
+{
+	return berth_strdup_printf("%s/run/%s_%s", d->dir, project, name);
+}
+
+char *container_cgroup(const struct berth_daemon *d, const char *project, const char *name)
+{
+	unsigned char h[SHA256_DIGEST_LENGTH];
+
+	if (streq(d->dir, "/var/lib/berth"))
+		return berth_strdup_printf("berth/%s_%s", project, name);
+	SHA256((const unsigned char *)d->dir, strlen(d->dir), h);
+	return berth_strdup_printf("berth-%02x%02x%02x%02x/%s_%s", h[0], h[1], h[2], h[3],
+				   project, name);
+}
+
+int container_monitor_binary(char **ret)
+{
+	char exe[PATH_MAX];
+	const char *env = getenv("BERTH_MONITOR");
+	ssize_t n;
+
+	if (env && *env) {
+		*ret = strdup(env);
+		return *ret ? 0 : -ENOMEM;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		return -errno;
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	for (int i = 0; i < 2; i++) {
+		_cleanup_free_ char *p = berth_strdup_printf(
+			i == 0 ? "%s/../libexec/berth/berth-monitor" : "%s/berth-monitor", exe);
+		if (!p)
+			return -ENOMEM;
+		if (access(p, X_OK) == 0) {
+			*ret = TAKE_PTR(p);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* ---- monitor requests ---- */
+
+static int monitor_connect(const char *rundir, int timeout_s)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = timeout_s};
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/monitor.sock", rundir) >=
+	    sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	if (timeout_s >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	return TAKE_FD(fd);
+}
+
+int container_request(const char *rundir, const char *request, int timeout_s, char **ret,
+		      struct berth_error *err)
+{
+	_cleanup_close_ int fd = monitor_connect(rundir, timeout_s);
+	_cleanup_free_ char *line = berth_strdup_printf("%s\n", request);
+	char buf[4096];
+	size_t len = 0;
+
+	if (fd < 0)
+		return fd;
+	if (!line)
+		return -ENOMEM;
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line))
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+				       "Cannot talk to the monitor: %m");
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+					       "No answer from the monitor: %m");
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (memchr(buf, '\n', len))
+			break;
+	}
+	buf[len] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (berth_startswith(buf, "ok")) {
+		*ret = strdup(buf[2] == ' ' ? buf + 3 : buf + 2);
+		return *ret ? 0 : -ENOMEM;
+	}
+	if (berth_startswith(buf, "error "))
+		return berth_error_set(err, -EIO, BERTH_ERR_BAD_REQUEST, "%s", buf + 6);
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+			       "The monitor closed the connection without an answer");
+}
+
+enum container_power container_power(const struct berth_daemon *d, const char *project,
+				     const char *name, pid_t *ret_pid)
+{
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	_cleanup_free_ char *reply = NULL;
+	char state[32];
+	int pid = 0;
+
+	if (ret_pid)
+		*ret_pid = 0;
+	if (!rundir || container_request(rundir, "status", 5, &reply, NULL) < 0)
+		return CONTAINER_STOPPED;
+	if (sscanf(reply, "%31s %d", state, &pid) != 2)
+		return CONTAINER_STOPPED;
+	if (ret_pid)
+		*ret_pid = pid;
+	if (streq(state, "frozen"))
+		return CONTAINER_FROZEN;
+	if (streq(state, "stopping"))
+		return CONTAINER_STOPPING;
+	return CONTAINER_RUNNING;
+}
+
+const char *container_power_status(enum container_power p)
+{
+	static const char *const names[] = {"Stopped", "Running", "Frozen", "Stopping"};
+	return p < CONTAINER_POWER_MAX ? names[p] : "Error";
+}
+
+int container_power_code(enum container_power p)
+{
+	static const int codes[] = {102, 103, 110, 107};
+	return p < CONTAINER_POWER_MAX ? codes[p] : 112;
+}
+
+/* ---- id maps ---- */
+
+/* Root's range in /etc/subuid or /etc/subgid; when it has none, add LXD's default. */
+static int subid_range(const char *file, uint64_t *start, uint64_t *count)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = berth_read_file(file, 1 << 20, &buf, &len);
+	FILE *f;
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	for (char *line = buf, *next; line && *line; line = next) {
+		unsigned long long s, c;
+		char user[64];
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (sscanf(line, "%63[^:]:%llu:%llu", user, &s, &c) == 3 &&
+		    (streq(user, "root") || streq(user, "0")) && c >= IDMAP_BLOCK) {
+			*start = s;
+			*count = c;
+			return 0;
+		}
+	}
+	f = fopen(file, "ae");
+	if (!f)
+		return -errno;
+	fprintf(f, "root:%d:%d\n", SUBID_DEFAULT_START, SUBID_DEFAULT_COUNT);
+	if (fclose(f) != 0)
+		return -errno;
+	*start = SUBID_DEFAULT_START;
+	*count = SUBID_DEFAULT_COUNT;
+	return 0;
+}
+
+static char *idmap_json(uint64_t uidbase, uint64_t gidbase, uint64_t size)
+{
+	json_auto_t *j = json_pack("[{s:b, s:b, s:I, s:i, s:I}, {s:b, s:b, s:I, s:i, s:I}]",
+				   "Isuid", 1, "Isgid", 0, "Hostid", (json_int_t)uidbase, "Nsid",
+				   0, "Maprange", (json_int_t)size, "Isuid", 0, "Isgid", 1,
+				   "Hostid", (json_int_t)gidbase, "Nsid", 0, "Maprange",
+				   (json_int_t)size);
+	return j ? json_dumps(j, JSON_COMPACT) : NULL;
+}
+
+static pthread_mutex_t idmap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* An isolated block of `size` ids, after the shared one, overlapping no other instance's
+ * volatile.idmap.base. Returns the offset from the range start. */
+static int idmap_allocate(const char *project, const char *name, uint64_t count,
+			  uint64_t size, uint64_t *ret, struct berth_error *err)
+{
+	json_auto_t *all = NULL;
+	json_t *inst;
+	size_t i;
+	uint64_t off = IDMAP_BLOCK;
+	bool moved = true;
+	int r = db_instance_list(NULL, &all, err);
+
+	if (r < 0)
+		return r;
+	while (moved) {
+		moved = false;
+		json_array_foreach(all, i, inst) {
+			json_t *cfg = json_object_get(inst, "config");
+			const char *b = berth_json_string(cfg, "volatile.idmap.base");
+			const char *sz = berth_json_string(cfg, "security.idmap.size");
+			uint64_t ob, os = sz ? strtoull(sz, NULL, 10) : IDMAP_BLOCK;
+
+			if (!b || (streq(berth_json_string(inst, "project"), project) &&
+				   streq(berth_json_string(inst, "name"), name)))
+				continue;
+			ob = strtoull(b, NULL, 10);
+			if (ob < off + size && off < ob + os) {
+				off = ob + os;
+				moved = true;
+			}
+		}
+	}
+	if (off + size > count)
+		return berth_error_set(err, -ENOSPC, BERTH_ERR_BAD_REQUEST,
+				       "No free id range of %" PRIu64 " for an isolated idmap",
+				       size);
+	*ret = off;
+	return 0;
+}
+
+/* Set `key` in the stored (unexpanded) config of the instance. */
+static int set_volatile(const char *project, const char *name, const char *const *kv,
+			struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	json_t *cfg;
+	int r = db_instance_get(project, name, &inst, err);
+
+	if (r < 0)
+		return r;
+	cfg = json_object_get(inst, "config");
+	for (size_t i = 0; kv[i]; i += 2)
+		json_object_set_new(cfg, kv[i], json_string(kv[i + 1]));
+	return db_instance_update(project, name, inst, err);
+}
+
+static int spec_idmap(struct runtime_spec *spec, const char *project, const char *name,
+		      const json_t *cfg, struct berth_error *err)
+{
+	uint64_t ustart, ucount, gstart, gcount, off = 0, size = IDMAP_BLOCK;
+	const char *iso = berth_json_string(cfg, "security.idmap.isolated");
+	const char *sz = berth_json_string(cfg, "security.idmap.size");
+	bool isolated = iso && streq(iso, "true");
+	_cleanup_free_ char *map = NULL, *base_s = NULL;
+	int r;
+
+	r = subid_range("/etc/subuid", &ustart, &ucount);
+	if (r >= 0)
+		r = subid_range("/etc/subgid", &gstart, &gcount);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "Cannot read root's subordinate ids: %s", strerror(-r));
+	if (sz && isolated)
+		size = strtoull(sz, NULL, 10);
+	if (size == 0 || size > ucount || size > gcount)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "security.idmap.size %" PRIu64 " does not fit root's range",
+				       size);
+	if (isolated) {
+		const char *b = berth_json_string(cfg, "volatile.idmap.base");
+
+		pthread_mutex_lock(&idmap_lock);
+		if (b) {
+			off = strtoull(b, NULL, 10);
+		} else {
+			r = idmap_allocate(project, name, ucount < gcount ? ucount : gcount, size,
+					   &off, err);
+		}
+		pthread_mutex_unlock(&idmap_lock);
+		if (r < 0)
+			return r;
+	}
+	spec->uid_map = calloc(1, sizeof(*spec->uid_map));
+	spec->gid_map = calloc(1, sizeof(*spec->gid_map));
+	if (!spec->uid_map || !spec->gid_map)
+		return -ENOMEM;
+	spec->uid_map[0] = (struct runtime_idmap){0, (uint32_t)(ustart + off), (uint32_t)size};
+	spec->gid_map[0] = (struct runtime_idmap){0, (uint32_t)(gstart + off), (uint32_t)size};
+	spec->n_uid_map = spec->n_gid_map = 1;
+	map = idmap_json(ustart + off, gstart + off, size);
+	base_s = berth_strdup_printf("%" PRIu64, off);
+	if (!map || !base_s)
+		return -ENOMEM;
+	{
+		const char *kv[] = {"volatile.idmap.next", map, "volatile.idmap.current", map,
+				    "volatile.last_state.idmap", map, isolated ? "volatile.idmap.base" : NULL,
+				    base_s, NULL};
+		return set_volatile(project, name, kv, err);
+	}
+}
+
+/* ---- limits ---- */
+
+static int online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+static int spec_limits(struct runtime_spec *spec, const json_t *cfg, struct berth_error *err)
+{
+	const char *mem = berth_json_string(cfg, "limits.memory");
+	const char *swap = berth_json_string(cfg, "limits.memory.swap");
+	const char *cpu = berth_json_string(cfg, "limits.cpu");
+	const char *allow = berth_json_string(cfg, "limits.cpu.allowance");
+	const char *procs = berth_json_string(cfg, "limits.processes");
+	int r;
+
+	if (mem && berth_endswith(mem, "%")) {
+		long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+		double pct = strtod(mem, NULL);
+
+		spec->limits_memory = (uint64_t)((double)pages * (double)psize * pct / 100.0);
+	} else if (mem) {
+		r = storage_parse_size(mem, "limits.memory", &spec->limits_memory, err);
+		if (r < 0)
+			return r;
+	}
+	if (swap)
+		spec->limits_memory_swap = !streq(swap, "false");
+	if (cpu && strpbrk(cpu, ",-")) {
+		spec->limits_cpus = strdup(cpu);
+	} else if (cpu) {
+		long n = strtol(cpu, NULL, 10);
+
+		if (n <= 0)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid limits.cpu \"%s\"", cpu);
+		if (n > online_cpus())
+			n = online_cpus();
+		spec->limits_cpus = n == 1 ? strdup("0") : berth_strdup_printf("0-%ld", n - 1);
+		if (!spec->limits_cpus)
+			return -ENOMEM;
+	}
+	if (allow && berth_endswith(allow, "%")) {
+		double pct = strtod(allow, NULL);
+
+		spec->limits_cpu_period_us = 100000;
+		spec->limits_cpu_quota_us = (uint64_t)(100000.0 * pct / 100.0);
+	} else if (allow) {
+		unsigned long long q, p;
+
+		if (sscanf(allow, "%llums/%llums", &q, &p) != 2 || q == 0 || p == 0)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid limits.cpu.allowance \"%s\"", allow);
+		spec->limits_cpu_quota_us = q * 1000;
+		spec->limits_cpu_period_us = p * 1000;
+	}
+	if (procs)
+		spec->limits_processes = strtoull(procs, NULL, 10);
+	return 0;
+}
+
+/* security.syscalls.{deny,allow}: names separated by newlines, commas or spaces. */
+static int syscall_list(const char *v, char ***list)
+{
+	_cleanup_free_ char *copy = v ? strdup(v) : NULL;
+	char *save = NULL;
+
+	if (!v)
+		return 0;
+	if (!copy)
+		return -ENOMEM;
+	for (char *t = strtok_r(copy, "\n, \t", &save); t; t = strtok_r(NULL, "\n, \t", &save)) {
+		char *item = strdup(t);
+		int r = item ? runtime_strv_push(list, item) : -ENOMEM;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int spec_devices(struct runtime_spec *spec, struct berth_daemon *d, const char *project,
+			const json_t *devices, struct berth_error *err)
+{
+	const char *dname;
+	json_t *dev;
+
+	json_object_foreach((json_t *)devices, dname, dev) {
+		const char *type = berth_json_string(dev, "type");
+		const char *path = berth_json_string(dev, "path");
+		const char *source = berth_json_string(dev, "source");
+		const char *pool = berth_json_string(dev, "pool");
+		const char *ro = berth_json_string(dev, "readonly");
+		const char *shift = berth_json_string(dev, "shift");
+		_cleanup_free_ char *src = NULL;
+		struct runtime_mount *m;
+		struct stat st;
+
+		if (!type || !streq(type, "disk") || !path || streq(path, "/") || !source)
+			continue;
+		if (pool) {
+			json_auto_t *pobj = NULL;
+			_cleanup_(storage_pool_freep) struct storage_pool *sp = NULL;
+			_cleanup_free_ char *disk = storage_vol_disk_name(project, source);
+			struct storage_vol vol = {STORAGE_VOL_CUSTOM, disk};
+			int r = db_pool_get(pool, &pobj, err);
+
+			if (r >= 0)
+				r = storage_pool_new(d->dir, pobj, &sp, err);
+			if (r >= 0)
+				r = storage_volume_path(sp, &vol, NULL, &src);
+			if (r < 0)
+				return berth_error_wrap(err, r, "Device \"%s\"", dname);
+		} else {
+			src = strdup(source);
+		}
+		if (!src)
+			return -ENOMEM;
+		if (stat(src, &st) < 0)
+			return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+					       "Device \"%s\": source \"%s\": %m", dname, src);
+		m = realloc(spec->mounts, (spec->n_mounts + 1) * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		spec->mounts = m;
+		m = &spec->mounts[spec->n_mounts];
+		*m = (struct runtime_mount){
+			.source = TAKE_PTR(src),
+			.target = strdup(path),
+			.ro = ro && streq(ro, "true"),
+			.create_dir = S_ISDIR(st.st_mode),
+			.create_file = !S_ISDIR(st.st_mode),
+			.idmap = shift && streq(shift, "true"),
+		};
+		spec->n_mounts++;
+		if (!m->target)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The spec of instance `inst` (with expanded_config and expanded_devices). */
+static int spec_build(struct berth_daemon *d, const char *project, const json_t *inst,
+		      struct runtime_spec **ret, struct berth_error *err)
+{
+	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = runtime_spec_new();
+	_cleanup_(instance_volume_release) struct instance_volume v = {0};
+	_cleanup_free_ char *vpath = NULL;
+	const char *name = berth_json_string(inst, "name");
+	const json_t *cfg = json_object_get(inst, "expanded_config");
+	const char *priv = berth_json_string(cfg, "security.privileged");
+	const char *raw = berth_json_string(cfg, "raw.lxc");
+	const char *deny_default = berth_json_string(cfg, "security.syscalls.deny_default");
+	const char *key;
+	json_t *val;
+	int r;
+
+	if (!spec)
+		return -ENOMEM;
+	if (raw && *raw)
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "raw.lxc is not supported: berth does not use liblxc");
+	r = instance_volume_open(d, project, name, &v, err);
+	if (r < 0)
+		return r;
+	if (!v.pool)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+				       "Instance \"%s\" has no root filesystem", name);
+	r = storage_volume_path(v.pool, &v.vol, NULL, &vpath);
+	if (r < 0)
+		return r;
+	spec->name = strdup(name);
+	spec->project = strdup(project);
+	spec->hostname = strdup(name);
+	spec->volume = strdup(vpath);
+	spec->rootfs = berth_strdup_printf("%s/rootfs", vpath);
+	spec->cgroup = container_cgroup(d, project, name);
+	if (!spec->name || !spec->project || !spec->hostname || !spec->volume || !spec->rootfs ||
+	    !spec->cgroup)
+		return -ENOMEM;
+	spec->privileged = priv && streq(priv, "true");
+	if (!spec->privileged) {
+		r = spec_idmap(spec, project, name, cfg, err);
+		if (r < 0)
+			return r;
+	}
+	json_object_foreach((json_t *)cfg, key, val) {
+		char *e;
+
+		if (!berth_startswith(key, "environment.") || !json_is_string(val))
+			continue;
+		e = berth_strdup_printf("%s=%s", key + strlen("environment."),
+					json_string_value(val));
+		if (!e || runtime_strv_push(&spec->env, e) < 0)
+			return -ENOMEM;
+	}
+	r = spec_limits(spec, cfg, err);
+	if (r < 0)
+		return r;
+	r = syscall_list(berth_json_string(cfg, "security.syscalls.deny"), &spec->seccomp_deny);
+	if (r >= 0)
+		r = syscall_list(berth_json_string(cfg, "security.syscalls.allow"),
+				 &spec->seccomp_allow);
+	if (r < 0)
+		return r;
+	if (spec->seccomp_allow && spec->seccomp_deny)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "security.syscalls.allow and security.syscalls.deny are "
+				       "mutually exclusive");
+	spec->seccomp_default = !(deny_default && streq(deny_default, "false"));
+	r = spec_devices(spec, d, project, json_object_get(inst, "expanded_devices"), err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(spec);
+	return 0;
+}
+
+/* Remove the parent of this daemon's container cgroups (berth-<hash> or berth) in every
+ * hierarchy once it is empty; a busy one stays (rmdir fails). */
+static void cgroup_parent_cleanup(const struct berth_daemon *d)
+{
+	static const char *const roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	_cleanup_free_ char *rel = container_cgroup(d, "x", "x");
+	char *slash = rel ? strchr(rel, '/') : NULL;
+
+	if (!slash)
+		return;
+	*slash = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+		_cleanup_free_ char *top = berth_strdup_printf("%s/%s", roots[i], rel);
+		DIR *dir = opendir(roots[i]);
+		struct dirent *de;
+
+		if (top)
+			rmdir(top);
+		if (!dir)
+			continue;
+		while ((de = readdir(dir))) {
+			_cleanup_free_ char *p = NULL;
+
+			if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+				continue;
+			p = berth_strdup_printf("%s/%s/%s", roots[i], de->d_name, rel);
+			if (p)
+				rmdir(p);
+		}
+		closedir(dir);
+	}
+}
+
+void container_cleanup_cgroups(const struct berth_daemon *d)
+{
+	cgroup_parent_cleanup(d);
+}
+
+/* ---- actions ---- */
+
+static void lifecycle(struct berth_daemon *d, const char *project, const char *name,
+		      const char *action)
+{
+	_cleanup_free_ char *url = api_url("instances", name, project);
+
+	events_lifecycle(d->events, project, action, url, NULL);
+}
+
+static int set_status(const char *project, const char *name, enum container_power p)
+{
+	return db_instance_set_status(project, name, container_power_status(p),
+				      container_power_code(p), NULL);
+}
+
+/* A stop that an action announced: the watcher must not report it again. */
+static void expect_stop(struct berth_daemon *d, const char *project, const char *name,
+			bool on);
+
+int container_start(struct berth_daemon *d, const char *project, json_t *inst,
+		    struct berth_error *err)
+{
+	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = NULL;
+	_cleanup_free_ char *rundir = NULL, *specpath = NULL, *monitor = NULL;
+	const char *name = berth_json_string(inst, "name");
+	const char *argv[4];
+	struct berth_error serr = {0};
+	int r;
+
+	if (container_power(d, project, name, NULL) != CONTAINER_STOPPED)
+		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
+				       "The instance is already running");
+	r = container_monitor_binary(&monitor);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "Cannot find berth-monitor (set BERTH_MONITOR)");
+	r = spec_build(d, project, inst, &spec, err);
+	if (r < 0)
+		return r;
+	rundir = container_rundir(d, project, name);
+	specpath = berth_strdup_printf("%s/spec", rundir ? rundir : "");
+	if (!rundir || !specpath)
+		return -ENOMEM;
+	r = berth_mkdir_p(rundir, 0700);
+	if (r < 0 || chmod(rundir, 0700) < 0)
+		return berth_error_set(err, r < 0 ? r : -errno, BERTH_ERR_INTERNAL,
+				       "Cannot create \"%s\"", rundir);
+	r = runtime_spec_write(specpath, spec);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot write the spec: %s",
+				       strerror(-r));
+	argv[0] = monitor;
+	argv[1] = "start";
+	argv[2] = rundir;
+	argv[3] = NULL;
+	r = storage_run(argv, &serr);
+	if (r < 0) {
+		const char *msg = berth_error_msg(&serr, r);
+		const char *colon = strstr(msg, "): ");
+
+		berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to start \"%s\": %s", name,
+				colon ? colon + 3 : msg);
+		cgroup_parent_cleanup(d);
+		berth_error_release(&serr);
+		return r;
+	}
+	set_status(project, name, CONTAINER_RUNNING);
+	container_watch(d, project, name);
+	lifecycle(d, project, name, "instance-started");
+	return 0;
+}
+
+static int running_rundir(struct berth_daemon *d, const char *project, const char *name,
+			   char **ret, struct berth_error *err)
+{
+	if (container_power(d, project, name, NULL) == CONTAINER_STOPPED)
+		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
+				       "The instance is already stopped");
+	*ret = container_rundir(d, project, name);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int container_stop(struct berth_daemon *d, const char *project, const char *name,
+		   int timeout_s, bool force, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = NULL, *reply = NULL, *req = NULL;
+	int r = running_rundir(d, project, name, &rundir, err);
+
+	if (r < 0)
+		return r;
+	/* LXD's default clean-stop timeout when none is given. */
+	if (!force && timeout_s < 0)
+		timeout_s = 30;
+	req = force ? strdup("kill") : berth_strdup_printf("stop %d", timeout_s);
+	if (!req)
+		return -ENOMEM;
+	expect_stop(d, project, name, true);
+	r = container_request(rundir, req, -1, &reply, err);
+	if (r < 0 && container_power(d, project, name, NULL) == CONTAINER_STOPPED) {
+		berth_error_release(err); /* it went away under us: stopped all the same */
+		r = 0;
+	}
+	if (r < 0) {
+		expect_stop(d, project, name, false);
+		return r;
+	}
+	/* The monitor replies before it exits: wait (briefly) until its socket is gone. */
+	for (int i = 0; i < 100 && container_power(d, project, name, NULL) != CONTAINER_STOPPED;
+	     i++)
+		usleep(20000);
+	set_status(project, name, CONTAINER_STOPPED);
+	cgroup_parent_cleanup(d);
+	lifecycle(d, project, name, force ? "instance-stopped" : "instance-shutdown");
+	return 0;
+}
+
+int container_restart(struct berth_daemon *d, const char *project, const char *name,
+		      int timeout_s, bool force, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = NULL, *reply = NULL, *req = NULL;
+	int r = running_rundir(d, project, name, &rundir, err);
+
+	if (r < 0)
+		return r;
+	req = berth_strdup_printf("restart %d", force ? 0 : timeout_s < 0 ? 30 : timeout_s);
+	if (!req)
+		return -ENOMEM;
+	r = container_request(rundir, req, -1, &reply, err);
+	if (r < 0)
+		return r;
+	set_status(project, name, CONTAINER_RUNNING);
+	lifecycle(d, project, name, "instance-restarted");
+	return 0;
+}
+
+int container_freeze(struct berth_daemon *d, const char *project, const char *name,
+		     bool freeze, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = NULL, *reply = NULL;
+	enum container_power p = container_power(d, project, name, NULL);
+	int r;
+
+	if (p == CONTAINER_STOPPED)
+		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
+				       "The instance isn't running");
+	if (freeze && p == CONTAINER_FROZEN)
+		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
+				       "The instance is already frozen");
+	if (!freeze && p != CONTAINER_FROZEN)
+		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
+				       "The instance is not frozen");
+	r = running_rundir(d, project, name, &rundir, err);
+	if (r >= 0)
+		r = container_request(rundir, freeze ? "freeze" : "unfreeze", 30, &reply, err);
+	if (r < 0)
+		return r;
+	set_status(project, name, freeze ? CONTAINER_FROZEN : CONTAINER_RUNNING);
+	lifecycle(d, project, name, freeze ? "instance-paused" : "instance-resumed");
+	return 0;
+}
+
+json_t *container_state(const struct berth_daemon *d, const char *project, const char *name)
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	_cleanup_free_ char *rel = NULL;
+	struct runtime_cgroup_usage u = {0};
+	pid_t pid = 0;
+	enum container_power p = container_power(d, project, name, &pid);
+
+	if (p != CONTAINER_STOPPED) {
+		rel = container_cgroup(d, project, name);
+		if (rel && runtime_cgroup_open(rel, &cg) >= 0)
+			runtime_cgroup_usage(cg, &u);
+	}
+	return json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:n, s:i, s:I, s:{s:I}}",
+			 "status", container_power_status(p), "status_code",
+			 container_power_code(p), "disk", "memory", "usage",
+			 (json_int_t)u.memory, "usage_peak", (json_int_t)u.memory_peak,
+			 "swap_usage", (json_int_t)u.swap, "swap_usage_peak", 0, "network",
+			 "pid", (int)pid, "processes",
+			 (json_int_t)(p == CONTAINER_STOPPED ? 0 : u.pids), "cpu", "usage",
+			 (json_int_t)u.cpu_ns);
+}
+
+/* ---- the watcher (loop thread) ---- */
+
+struct watch {
+	struct container_watcher *w; /* borrowed */
+	struct watch *next;
+	char *project;		     /* owned */
+	char *name;		     /* owned */
+	uv_pipe_t pipe;
+	uv_connect_t connect;
+	uv_write_t write;
+	uv_work_t work;
+	char reply[256];
+	size_t reply_len;
+	bool expected; /* an action owns this stop (guarded by w->lock) */
+	bool replied;  /* the monitor answered `wait` (it stopped on its own terms) */
+	bool closing;
+};
+
+struct container_watcher {
+	struct berth_daemon *d; /* borrowed */
+	uv_async_t async;
+	pthread_mutex_t lock;
+	struct watch *pending; /* requested from any thread, not yet connected */
+	struct watch *active;  /* loop thread: connected or connecting */
+	bool closed;
+};
+
+static void watch_free(struct watch *wt)
+{
+	free(wt->project);
+	free(wt->name);
+	free(wt);
+}
+
+static struct watch *find_watch(struct watch *list, const char *project, const char *name)
+{
+	for (; list; list = list->next)
+		if (streq(list->project, project) && streq(list->name, name))
+			return list;
+	return NULL;
+}
+
+static void unlink_watch(struct watch **list, struct watch *wt)
+{
+	for (; *list; list = &(*list)->next)
+		if (*list == wt) {
+			*list = wt->next;
+			return;
+		}
+}
+
+static void expect_stop(struct berth_daemon *d, const char *project, const char *name, bool on)
+{
+	struct container_watcher *w = d->containers;
+	struct watch *wt;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	wt = find_watch(w->active, project, name);
+	if (!wt)
+		wt = find_watch(w->pending, project, name);
+	if (wt)
+		wt->expected = on;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Worker: record the stop, clean what a killed monitor left, tell the listeners. */
+static void watch_work_cb(uv_work_t *req)
+{
+	struct watch *wt = container_of(req, struct watch, work);
+	struct berth_daemon *d = wt->w->d;
+	_cleanup_free_ char *rundir = container_rundir(d, wt->project, wt->name);
+	bool expected;
+
+	if (container_power(d, wt->project, wt->name, NULL) != CONTAINER_STOPPED)
+		return; /* a new monitor already runs (a quick restart from the API) */
+	if (!wt->replied && rundir) {
+		_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+		_cleanup_free_ char *rel = container_cgroup(d, wt->project, wt->name);
+		const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
+
+		log_warn("The monitor of \"%s\" went away without a word; cleaning up",
+			    wt->name);
+		if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
+			runtime_cgroup_kill(cg);
+			for (int i = 0; i < 50 && !runtime_cgroup_is_empty(cg); i++)
+				usleep(20000);
+			runtime_cgroup_destroy(cg);
+		}
+		for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+			_cleanup_free_ char *p = berth_strdup_printf("%s/%s", rundir, files[i]);
+			if (p)
+				unlink(p);
+		}
+	}
+	pthread_mutex_lock(&wt->w->lock);
+	expected = wt->expected;
+	pthread_mutex_unlock(&wt->w->lock);
+	set_status(wt->project, wt->name, CONTAINER_STOPPED);
+	cgroup_parent_cleanup(d);
+	if (!expected)
+		lifecycle(d, wt->project, wt->name,
+			  wt->replied && strstr(wt->reply, "poweroff") ? "instance-shutdown"
+								      : "instance-stopped");
+}
+
+static void watch_after_work_cb(uv_work_t *req, int status)
+{
+	struct watch *wt = container_of(req, struct watch, work);
+
+	watch_free(wt);
+}
+
+static void watch_close_cb(uv_handle_t *h)
+{
+	struct watch *wt = h->data;
+	struct container_watcher *w = wt->w;
+
+	pthread_mutex_lock(&w->lock);
+	unlink_watch(&w->active, wt);
+	pthread_mutex_unlock(&w->lock);
+	if (w->closed || uv_queue_work(w->d->loop, &wt->work, watch_work_cb,
+				       watch_after_work_cb) < 0)
+		watch_free(wt);
+}
+
+static void watch_end(struct watch *wt)
+{
+	if (wt->closing)
+		return;
+	wt->closing = true;
+	uv_close((uv_handle_t *)&wt->pipe, watch_close_cb);
+}
+
+static void watch_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct watch *wt = h->data;
+
+	buf->base = wt->reply + wt->reply_len;
+	buf->len = sizeof(wt->reply) - 1 - wt->reply_len;
+}
+
+static void watch_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct watch *wt = s->data;
+
+	if (n > 0) {
+		wt->reply_len += (size_t)n;
+		wt->reply[wt->reply_len] = '\0';
+		if (strchr(wt->reply, '\n') || wt->reply_len >= sizeof(wt->reply) - 1) {
+			wt->replied = berth_startswith(wt->reply, "ok");
+			watch_end(wt);
+		}
+		return;
+	}
+	if (n < 0)
+		watch_end(wt);
+}
+
+static void watch_write_cb(uv_write_t *req, int status)
+{
+	struct watch *wt = req->data;
+
+	if (status < 0 || uv_read_start((uv_stream_t *)&wt->pipe, watch_alloc_cb,
+					watch_read_cb) < 0)
+		watch_end(wt);
+}
+
+static void watch_connect_cb(uv_connect_t *req, int status)
+{
+	static char line[] = "wait\n";
+	struct watch *wt = req->data;
+	uv_buf_t buf = uv_buf_init(line, sizeof(line) - 1);
+
+	wt->write.data = wt;
+	if (status < 0 || uv_write(&wt->write, (uv_stream_t *)&wt->pipe, &buf, 1,
+				   watch_write_cb) < 0)
+		watch_end(wt);
+}
+
+static void watch_start(struct container_watcher *w, struct watch *wt)
+{
+	_cleanup_free_ char *rundir = container_rundir(w->d, wt->project, wt->name);
+	_cleanup_free_ char *sock = rundir ? berth_strdup_printf("%s/monitor.sock", rundir)
+					   : NULL;
+
+	wt->pipe.data = wt;
+	wt->connect.data = wt;
+	if (!sock || uv_pipe_init(w->d->loop, &wt->pipe, 0) < 0) {
+		watch_free(wt);
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	wt->next = w->active;
+	w->active = wt;
+	pthread_mutex_unlock(&w->lock);
+	uv_pipe_connect(&wt->connect, &wt->pipe, sock, watch_connect_cb);
+}
+
+static void watcher_async_cb(uv_async_t *a)
+{
+	struct container_watcher *w = a->data;
+	struct watch *list;
+
+	pthread_mutex_lock(&w->lock);
+	list = TAKE_PTR(w->pending);
+	pthread_mutex_unlock(&w->lock);
+	while (list) {
+		struct watch *wt = list;
+
+		list = wt->next;
+		wt->next = NULL;
+		if (w->closed)
+			watch_free(wt);
+		else
+			watch_start(w, wt);
+	}
+}
+
+int container_watcher_new(struct berth_daemon *d, struct container_watcher **ret)
+{
+	struct container_watcher *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	w->d = d;
+	pthread_mutex_init(&w->lock, NULL);
+	r = uv_async_init(d->loop, &w->async, watcher_async_cb);
+	if (r < 0) {
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return r;
+	}
+	w->async.data = w;
+	*ret = w;
+	return 0;
+}
+
+void container_watch(struct berth_daemon *d, const char *project, const char *name)
+{
+	struct container_watcher *w = d->containers;
+	struct watch *wt;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (w->closed || find_watch(w->active, project, name) ||
+	    find_watch(w->pending, project, name)) {
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	wt = calloc(1, sizeof(*wt));
+	if (wt) {
+		wt->w = w;
+		wt->project = strdup(project);
+		wt->name = strdup(name);
+		if (!wt->project || !wt->name) {
+			watch_free(wt);
+			wt = NULL;
+		}
+	}
+	if (wt) {
+		wt->next = w->pending;
+		w->pending = wt;
+	}
+	pthread_mutex_unlock(&w->lock);
+	uv_async_send(&w->async);
+}
+
+void container_watcher_close(struct container_watcher *w)
+{
+	if (!w || w->closed)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->closed = true;
+	pthread_mutex_unlock(&w->lock);
+	for (struct watch *wt = w->active; wt; wt = wt->next)
+		watch_end(wt);
+	uv_close((uv_handle_t *)&w->async, NULL);
+}
+
+void container_watcher_free(struct container_watcher *w)
+{
+	if (!w)
+		return;
+	while (w->pending) {
+		struct watch *wt = w->pending;
+		w->pending = wt->next;
+		watch_free(wt);
+	}
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+/* ---- reconciliation ---- */
+
+int container_reconcile(struct berth_daemon *d)
+{
+	json_auto_t *all = NULL;
+	json_t *inst;
+	size_t i;
+	int r = db_instance_list(NULL, &all, NULL);
+
+	if (r < 0)
+		return r;
+	json_array_foreach(all, i, inst) {
+		const char *project = berth_json_string(inst, "project");
+		const char *name = berth_json_string(inst, "name");
+		const char *status = berth_json_string(inst, "status");
+		_cleanup_free_ char *rundir = container_rundir(d, project, name);
+		enum container_power p = container_power(d, project, name, NULL);
+		struct stat st;
+
+		if (p != CONTAINER_STOPPED) {
+			log_info("Instance \"%s\" is still running: re-attached", name);
+			set_status(project, name, p);
+			container_watch(d, project, name);
+			continue;
+		}
+		if ((status && !streq(status, "Stopped")) ||
+		    (rundir && stat(rundir, &st) == 0)) {
+			_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+			_cleanup_free_ char *rel = container_cgroup(d, project, name);
+			const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
+
+			if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
+				runtime_cgroup_kill(cg);
+				for (int k = 0; k < 50 && !runtime_cgroup_is_empty(cg); k++)
+					usleep(20000);
+				runtime_cgroup_destroy(cg);
+			}
+			for (size_t k = 0; rundir && k < ARRAY_SIZE(files); k++) {
+				_cleanup_free_ char *f = berth_strdup_printf("%s/%s", rundir,
+									     files[k]);
+				if (f)
+					unlink(f);
+			}
+			if (status && !streq(status, "Stopped")) {
+				log_info("Instance \"%s\" no longer runs: marked stopped", name);
+				set_status(project, name, CONTAINER_STOPPED);
+			}
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,76 @@
+/* daemon/instance/container.h: berthd's side of the container runtime (doc/runtime.md):
+ * the spec an instance's expanded config and devices turn into, the run directory and
+ * cgroup of a container, `berth-monitor start`, requests on the monitor's socket
+ * (status, stop, restart, freeze), the state read from the cgroups, and a `wait`
+ * connection per running container on the loop so that berthd learns of stops it did
+ * not ask for. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "daemon/daemon.h"
+#include "lib/error.h"
+
+enum container_power {
+	CONTAINER_STOPPED,
+	CONTAINER_RUNNING,
+	CONTAINER_FROZEN,
+	CONTAINER_STOPPING,
+	CONTAINER_POWER_MAX,
+};
+
+/* $BERTH_DIR/run/<project>_<name> (new string). */
+char *container_rundir(const struct berth_daemon *d, const char *project, const char *name);
+/* The cgroup path of doc/runtime.md (new string). */
+char *container_cgroup(const struct berth_daemon *d, const char *project, const char *name);
+/* The berth-monitor binary: $BERTH_MONITOR, <exe dir>/../libexec/berth/berth-monitor,
+ * <exe dir>/berth-monitor (the build tree). -ENOENT when none is executable. */
+int container_monitor_binary(char **ret);
+
+/* Send one request line to the container's monitor and read its reply line (new string,
+ * without "ok "/newline; an "error MSG" reply is -EIO with err set to MSG). -ENOENT or
+ * -ECONNREFUSED when no monitor runs. Blocking: a worker thread. `timeout_s` < 0: none. */
+int container_request(const char *rundir, const char *request, int timeout_s, char **ret,
+		      struct berth_error *err);
+
+/* What the monitor says (STOPPED when none answers), and PID 1's host pid. Blocking. */
+enum container_power container_power(const struct berth_daemon *d, const char *project,
+				     const char *name, pid_t *ret_pid);
+const char *container_power_status(enum container_power p); /* "Running", ... */
+int container_power_code(enum container_power p);	     /* 103, ... */
+
+/* Worker thread. `inst` is the instance object with expanded_config and expanded_devices.
+ * Builds and writes the spec, starts the monitor, records status Running and watches it.
+ * -EALREADY (400 "The instance is already running") when it runs. */
+int container_start(struct berth_daemon *d, const char *project, json_t *inst,
+		    struct berth_error *err);
+/* Stop cleanly within `timeout_s` (then kill), or at once when `force`. Emits
+ * instance-shutdown (clean) or instance-stopped (forced). */
+int container_stop(struct berth_daemon *d, const char *project, const char *name,
+		   int timeout_s, bool force, struct berth_error *err);
+int container_restart(struct berth_daemon *d, const char *project, const char *name,
+		      int timeout_s, bool force, struct berth_error *err);
+int container_freeze(struct berth_daemon *d, const char *project, const char *name,
+		     bool freeze, struct berth_error *err);
+
+/* The InstanceState object (status, pid, processes, memory, cpu...) from the monitor and
+ * the cgroups. Blocking. */
+json_t *container_state(const struct berth_daemon *d, const char *project, const char *name);
+
+/* ---- the loop side ---- */
+struct container_watcher;
+/* Loop thread, at start. */
+int container_watcher_new(struct berth_daemon *d, struct container_watcher **ret);
+/* Any thread: have the loop keep a `wait` connection to this container's monitor. */
+void container_watch(struct berth_daemon *d, const char *project, const char *name);
+/* Loop thread, at shutdown: drop the connections (the containers keep running). */
+void container_watcher_close(struct container_watcher *w);
+void container_watcher_free(struct container_watcher *w);
+/* At start, before serving: every instance recorded Running or with a run directory is
+ * re-attached when its monitor answers, else marked Stopped with its leftover cgroups and
+ * run directory removed. Blocking (the main thread before the loop runs). */
+int container_reconcile(struct berth_daemon *d);
+/* Remove the now empty parent of this daemon's container cgroups (berthd's exit). */
+void container_cleanup_cgroups(const struct berth_daemon *d);
