@@ -372,6 +372,25 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	return 0;
 }
 
+/* Containers outlive berthd: their root filesystems stay where they are, so the pools
+ * under them must stay mounted when berthd stops. */
+static bool any_container_running(void)
+{
+	json_auto_t *list = NULL;
+	json_t *inst;
+	size_t i;
+
+	if (db_instance_list(NULL, &list, NULL) < 0)
+		return true;
+	json_array_foreach(list, i, inst) {
+		json_int_t code = json_integer_value(json_object_get(inst, "status_code"));
+
+		if (code != 102 /* Stopped */)
+			return true;
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct berth_daemon d = {0};
@@ -425,7 +444,10 @@ int main(int argc, char **argv)
 	operation_registry_free(d.ops);
 	container_watcher_free(d.containers);
 	container_cleanup_cgroups(&d);
-	api_storage_pools_mount(d.dir, false);
+	if (any_container_running())
+		log_info("Leaving storage pools mounted: containers run on them");
+	else
+		api_storage_pools_mount(d.dir, false);
 	unlink(d.socket_path);
 	db_shutdown();
 	json_decref(d.environment);

@@ -194,6 +194,33 @@ like "$(jget 'j["metadata"]["err"]')" 'init-says-goodbye' "... with the console 
 is "$(st bad)" Stopped "... and the instance is Stopped"
 ok "... no cgroup left" test -z "$(cgdir bad)"
 
+# ---- berthd stopped cleanly while a container runs on a btrfs pool ----
+# (its pools must stay mounted: the container's root lives there)
+if grep -qw btrfs /proc/filesystems && command -v mkfs.btrfs >/dev/null; then
+	check "create a btrfs loop pool" berth storage create bt btrfs size=512MiB
+	api POST /1.0/instances '{"name":"cb","source":{"type":"image","alias":"busybox"},"devices":{"root":{"type":"disk","path":"/","pool":"bt"}}}'
+	wait_operation "$(jget 'j["operation"]')"
+	state start cb
+	ok "start cb on btrfs" opok
+	api GET /1.0/instances/cb/state
+	pid=$(jget 'j["metadata"]["pid"]')
+	daemon_restart
+	ok "cb keeps running across a clean berthd restart" kill -0 "$pid"
+	is "$(st cb)" Running "... and shows Running"
+	ok "... its pool is still mounted" mountpoint -q "$BERTH_DIR/storage-pools/bt"
+	is "$(losetup -j "$BERTH_DIR/disks/bt.img" | grep -c .)" 1 "... on one loop device (not unmounted and mounted again)"
+	api GET "/1.0/instances/cb/files?path=/etc/hostname"
+	is "$HTTP_STATUS" 200 "... and its files are reachable"
+	state stop cb '"force":true'
+	ok "stop cb" opok
+	api DELETE /1.0/instances/cb
+	wait_operation "$(jget 'j["operation"]')"
+	ok "delete cb" opok
+	check "delete the btrfs pool" berth storage delete bt
+else
+	skip "berthd restart with a container on btrfs" "no btrfs here"
+fi
+
 # ---- leaks ----
 for _ in $(seq 50); do [ "$(monitors)" = 0 ] && break; sleep 0.1; done
 is "$(monitors)" 0 "no monitor left"
