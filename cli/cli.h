@@ -17,6 +17,7 @@ struct cli_ctx {
 	bool quiet;
 	struct berth_client *client; /* owned, made by cli_client() */
 	json_t *server;		     /* owned: GET /1.0 metadata once fetched, or NULL */
+	int exit_status;	     /* what main() returns when the verb succeeded (exec) */
 };
 
 /* One option of a verb. `arg` is the metavar shown in --help, NULL for a flag. */
@@ -97,6 +98,13 @@ int cli_set_pairs(json_t *config, char **args, int n, bool allow_pair, struct be
 /* Print a config value: strings as they are, absent as an empty line. */
 void cli_print_config_value(const json_t *v);
 
+/* `berth init`'s options and its request, shared with `berth launch`: creates the
+ * instance `a` describes (parsed with cli_init_options) and waits for it. *ret_name (may
+ * be NULL) receives the instance's name (new string), also when the server chose it. */
+extern const struct cli_option cli_init_options[];
+int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,
+		      struct berth_error *err);
+
 /* Verbs. Each returns 0 or -errno with err set. */
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_info(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
@@ -113,3 +121,12 @@ int cmd_rename(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 int cmd_delete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_snapshot(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_restore(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_start(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_stop(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_restart(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_pause(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_launch(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_exec(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_shell(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_console(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_file(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
