@@ -86,6 +86,8 @@ int cli_print_yaml(const json_t *value, struct berth_error *err);
 int cli_edit(struct cli_ctx *ctx, const json_t *value, const char *header,
 	     int (*apply)(struct cli_ctx *ctx, json_t *edited, void *data, struct berth_error *err),
 	     void *data, struct berth_error *err);
+/* Run $VISUAL, else $EDITOR, else vi on `path` and wait; an editor failing is -ECANCELED. */
+int cli_run_editor(const char *path, struct berth_error *err);
 /* URL path segment escaping, e.g. for instance or profile names. New string or NULL. */
 char *cli_path(const char *fmt, const char *name);
 
