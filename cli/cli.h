@@ -17,6 +17,7 @@ struct cli_ctx {
 	bool quiet;
 	struct berth_client *client; /* owned, made by cli_client() */
 	json_t *server;		     /* owned: GET /1.0 metadata once fetched, or NULL */
+	int exit_status;	     /* what main() returns when the verb succeeded (exec) */
 };
 
 /* One option of a verb. `arg` is the metavar shown in --help, NULL for a flag. */
@@ -85,6 +86,8 @@ int cli_print_yaml(const json_t *value, struct berth_error *err);
 int cli_edit(struct cli_ctx *ctx, const json_t *value, const char *header,
 	     int (*apply)(struct cli_ctx *ctx, json_t *edited, void *data, struct berth_error *err),
 	     void *data, struct berth_error *err);
+/* Run $VISUAL, else $EDITOR, else vi on `path` and wait; an editor failing is -ECANCELED. */
+int cli_run_editor(const char *path, struct berth_error *err);
 /* URL path segment escaping, e.g. for instance or profile names. New string or NULL. */
 char *cli_path(const char *fmt, const char *name);
 
@@ -96,6 +99,13 @@ json_t *cli_writable(const json_t *obj, const char *const *keys);
 int cli_set_pairs(json_t *config, char **args, int n, bool allow_pair, struct berth_error *err);
 /* Print a config value: strings as they are, absent as an empty line. */
 void cli_print_config_value(const json_t *v);
+
+/* `berth init`'s options and its request, shared with `berth launch`: creates the
+ * instance `a` describes (parsed with cli_init_options) and waits for it. *ret_name (may
+ * be NULL) receives the instance's name (new string), also when the server chose it. */
+extern const struct cli_option cli_init_options[];
+int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,
+		      struct berth_error *err);
 
 /* Verbs. Each returns 0 or -errno with err set. */
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
@@ -113,3 +123,12 @@ int cmd_rename(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 int cmd_delete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_snapshot(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_restore(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_start(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_stop(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_restart(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_pause(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_launch(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_exec(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_shell(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_console(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_file(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

@@ -12,6 +12,7 @@
 
 static const struct cli_option info_options[] = {
 	{ "resources", 0, NULL, "Show the resources available to the server" },
+	{ "show-log", 0, NULL, "Show the instance's last log (lxc.log)" },
 	{ 0 },
 };
 
@@ -72,14 +73,20 @@ static void print_network(const json_t *net)
 		json_t *c = json_object_get(iface, "counters");
 		const char *host = berth_json_string(iface, "host_name");
 
+		_cleanup_free_ char *state = strdup(berth_json_string(iface, "state") ?: "");
+		const char *mac = berth_json_string(iface, "hwaddr");
+		json_int_t mtu = json_integer_value(json_object_get(iface, "mtu"));
+
+		for (char *ch = state; ch && *ch; ch++)
+			*ch = (char)(*ch >= 'a' && *ch <= 'z' ? *ch - 'a' + 'A' : *ch);
 		printf("    %s:\n      Type: %s\n      State: %s\n", name,
-		       berth_json_string(iface, "type") ?: "",
-		       berth_json_string(iface, "state") ?: "");
+		       berth_json_string(iface, "type") ?: "", state ?: "");
 		if (host && *host)
 			printf("      Host interface: %s\n", host);
-		printf("      MAC address: %s\n      MTU: %" JSON_INTEGER_FORMAT "\n",
-		       berth_json_string(iface, "hwaddr") ?: "",
-		       json_integer_value(json_object_get(iface, "mtu")));
+		if (mac && *mac)
+			printf("      MAC address: %s\n", mac);
+		if (mtu)
+			printf("      MTU: %" JSON_INTEGER_FORMAT "\n", mtu);
 		format_size(json_integer_value(json_object_get(c, "bytes_received")), false, a, 32);
 		format_size(json_integer_value(json_object_get(c, "bytes_sent")), false, b, 32);
 		printf("      Bytes received: %s\n      Bytes sent: %s\n", a, b);
@@ -199,6 +206,29 @@ static int info_instance(struct cli_ctx *ctx, const char *name, struct berth_err
 	return print_snapshots(json_object_get(inst, "snapshots"));
 }
 
+/* The instance summary, then its log as lxc prints it with --show-log. */
+static int show_log(struct cli_ctx *ctx, const char *name, struct berth_error *err)
+{
+	_cleanup_free_ char *path = cli_path("/1.0/instances/%s/logs/lxc.log", name);
+	struct berth_response resp = { 0 };
+	struct berth_client *c = NULL;
+	int r = info_instance(ctx, name, err);
+
+	if (r >= 0)
+		r = cli_client(ctx, &c, err);
+	if (r < 0)
+		return r;
+	if (!path)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	r = berth_client_request(c, "GET", path, NULL, NULL, &resp, err);
+	if (r >= 0 && (resp.status != 200 || resp.json))
+		r = berth_client_unwrap(c, &resp, NULL, NULL, err), r = r < 0 ? r : -EPROTO;
+	if (r >= 0)
+		printf("\nLog:\n\n%s\n", resp.body);
+	berth_response_release(&resp);
+	return r;
+}
+
 int cmd_info(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 {
 	struct cli_args a = { 0 };
@@ -207,7 +237,9 @@ int cmd_info(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err
 
 	if (r != 0)
 		return r > 0 ? 0 : r;
-	if (a.n_pos == 1)
+	if (a.n_pos == 1 && a.values[1])
+		r = show_log(ctx, a.pos[0], err);
+	else if (a.n_pos == 1)
 		r = info_instance(ctx, a.pos[0], err);
 	else if (a.values[0])
 		r = cli_query(ctx, "GET", "/1.0/resources", NULL, &md, NULL, err);

@@ -9,7 +9,7 @@
 #include "lib/json.h"
 #include "lib/util.h"
 
-static const struct cli_option init_options[] = {
+const struct cli_option cli_init_options[] = {
 	{ "storage", 's', "POOL", "Storage pool name" },
 	{ "profile", 'p', "PROFILE", "Profile to apply to the new instance (repeatable)" },
 	{ "config", 'c', "KEY=VALUE", "Config key/value to apply to the new instance" },
@@ -21,7 +21,7 @@ static const struct cli_command init_cmd = {
 	.usage = "berth init [<image>] [<instance>] [flags]",
 	.description = "Create instances from images\n\n"
 		       "  The image is an alias or a fingerprint (prefix) in the local store.",
-	.options = init_options,
+	.options = cli_init_options,
 	.min_args = 0,
 	.max_args = 2,
 };
@@ -130,7 +130,8 @@ static int add_config_profiles(json_t *body, const char *config, const char *pro
 	return 0;
 }
 
-static int do_init(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,
+		      struct berth_error *err)
 {
 	json_auto_t *body = json_object();
 	json_auto_t *created = NULL;
@@ -172,16 +173,31 @@ static int do_init(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 				    json_pack("{s:{s:s, s:s, s:s}}", "root", "type", "disk", "path",
 					      "/", "pool", a->values[0]));
 	r = cli_query(ctx, "POST", "/1.0/instances", body, &created, NULL, err);
-	if (r >= 0 && !ctx->quiet) {
+	if (r >= 0) {
 		const char *n = name;
 		json_t *urls = json_object_get(json_object_get(created, "resources"), "instances");
 		const char *u = json_string_value(json_array_get(urls, 0));
 
 		if (!n && u)
 			n = strrchr(u, '/') ? strrchr(u, '/') + 1 : u;
-		printf("Creating %s\n", n ?: "the instance");
+		if (!ctx->quiet)
+			printf("Creating %s\n", n ?: "the instance");
+		if (ret_name) {
+			if (!n)
+				return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+						       "the server did not say which instance "
+						       "it created");
+			*ret_name = strdup(n);
+			if (!*ret_name)
+				return oom(err);
+		}
 	}
 	return r;
+}
+
+static int do_init(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	return cli_instance_init(ctx, a, NULL, err);
 }
 
 static int do_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)

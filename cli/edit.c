@@ -33,7 +33,7 @@ static int read_stream(FILE *f, char **ret, size_t *ret_len)
 	return 0;
 }
 
-static int run_editor(const char *path, struct berth_error *err)
+int cli_run_editor(const char *path, struct berth_error *err)
 {
 	const char *editor = getenv("VISUAL");
 	int status = 0;
@@ -43,6 +43,9 @@ static int run_editor(const char *path, struct berth_error *err)
 		editor = getenv("EDITOR");
 	if (!editor || !*editor)
 		editor = "vi";
+	if (setenv("BERTH_EDITOR", editor, 1) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "setenv: %s",
+				       strerror(errno));
 	pid = fork();
 	if (pid < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fork: %s",
@@ -104,7 +107,7 @@ static int edit_interactive(struct cli_ctx *ctx, const char *content,
 		size_t len = 0;
 		char line[64];
 
-		r = run_editor(path, err);
+		r = cli_run_editor(path, err);
 		if (r < 0)
 			break;
 		r = berth_read_file(path, CLI_EDIT_MAX, &text, &len);
@@ -147,12 +150,5 @@ int cli_edit(struct cli_ctx *ctx, const json_t *value, const char *header,
 	content = berth_strdup_printf("%s%s", header ? header : "", yaml);
 	if (!content)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	{
-		const char *editor = getenv("VISUAL");
-
-		if (!editor || !*editor)
-			editor = getenv("EDITOR");
-		setenv("BERTH_EDITOR", editor && *editor ? editor : "vi", 1);
-	}
 	return edit_interactive(ctx, content, apply, data, err);
 }

@@ -15,17 +15,26 @@ struct verb {
 static const struct verb verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
 	{ "copy", "Copy instances within the server", cmd_copy },
+	{ "console", "Attach to instance consoles", cmd_console },
 	{ "delete", "Delete instances and snapshots", cmd_delete },
+	{ "exec", "Execute commands in instances", cmd_exec },
+	{ "file", "Manage files in instances", cmd_file },
 	{ "image", "Manage images", cmd_image },
 	{ "info", "Show instance or server information", cmd_info },
 	{ "init", "Create instances from images", cmd_init },
+	{ "launch", "Create and start instances from images", cmd_launch },
 	{ "list", "List instances", cmd_list },
 	{ "monitor", "Monitor events on the server", cmd_monitor },
 	{ "operation", "List, show and delete background operations", cmd_operation },
+	{ "pause", "Pause instances", cmd_pause },
 	{ "profile", "Manage profiles", cmd_profile },
 	{ "rename", "Rename instances and snapshots", cmd_rename },
+	{ "restart", "Restart instances", cmd_restart },
 	{ "restore", "Restore instances from snapshots", cmd_restore },
+	{ "shell", "Open a login shell in an instance", cmd_shell },
 	{ "snapshot", "Create instance snapshots", cmd_snapshot },
+	{ "start", "Start instances", cmd_start },
+	{ "stop", "Stop instances", cmd_stop },
 	{ "storage", "Manage storage pools and volumes", cmd_storage },
 	{ "version", "Show local and remote versions", cmd_version },
 };
@@ -128,5 +137,5 @@ int main(int argc, char **argv)
 	berth_error_release(&err);
 	berth_client_free(ctx.client);
 	json_decref(ctx.server);
-	return r < 0 ? 1 : 0;
+	return r < 0 ? 1 : ctx.exit_status;
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <wslay/wslay.h>
+#include <ctype.h>
 
 #include "lib/json.h"
 #include "lib/util.h"
@@ -26,6 +27,9 @@ struct berth_client {
 	char *path;    /* owned: socket path */
 	char *project; /* owned or NULL: added as ?project= to /1.0 paths */
 	int fd;	       /* keep-alive connection or -EBADF */
+	int sink_fd;   /* borrowed: where berth_client_download writes a body, or -EBADF */
+	berth_progress_fn sink_progress;
+	void *sink_progress_data;
 };
 
 /* A growable byte buffer, always NUL-terminated when non-empty. */
@@ -112,6 +116,7 @@ int berth_client_new(const char *socket_path, struct berth_client **ret, struct 
 	if (!c)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	c->fd = -EBADF;
+	c->sink_fd = -EBADF;
 	c->path = strdup(socket_path);
 	if (!c->path) {
 		free(c);
@@ -163,6 +168,7 @@ void berth_response_release(struct berth_response *r)
 	free(r->etag);
 	free(r->location);
 	free(r->content_type);
+	json_decref(r->headers);
 	*r = (struct berth_response){ 0 };
 }
 
@@ -176,6 +182,11 @@ struct parse_state {
 	bool head; /* response to HEAD: no body */
 	bool complete;
 	struct berth_response *resp; /* borrowed */
+	int sink_fd;		     /* borrowed: the body goes here instead (see on_headers_complete) */
+	int sink_r;		     /* the first write error on sink_fd */
+	uint64_t sunk;
+	berth_progress_fn progress;
+	void *progress_data;
 };
 
 static int header_commit(struct parse_state *st)
@@ -196,6 +207,13 @@ static int header_commit(struct parse_state *st)
 		if (!*slot)
 			return -ENOMEM;
 	}
+	if (!st->resp->headers && !(st->resp->headers = json_object()))
+		return -ENOMEM;
+	for (char *ch = st->field.data; *ch; ch++)
+		*ch = (char)tolower((unsigned char)*ch);
+	if (json_object_set_new(st->resp->headers, st->field.data,
+				json_string(st->value.data ? st->value.data : "")) < 0)
+		return -ENOMEM;
 	st->field.len = 0;
 	st->field.data[0] = '\0';
 	if (st->value.data) {
@@ -229,14 +247,42 @@ static int on_headers_complete(http_parser *p)
 
 	if (header_commit(st) < 0)
 		return -1;
+	/* Only a successful non-JSON body is a download; errors and listings stay in memory. */
+	if (st->sink_fd >= 0 && (p->status_code != 200 ||
+				 (st->resp->content_type &&
+				  berth_startswith(st->resp->content_type, "application/json"))))
+		st->sink_fd = -EBADF;
 	return st->head ? 1 : 0; /* 1: no body follows */
+}
+
+static int fd_write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct parse_state *st = p->data;
 
-	return buf_append(&st->body, at, len) < 0 ? -1 : 0;
+	if (st->sink_fd < 0)
+		return buf_append(&st->body, at, len) < 0 ? -1 : 0;
+	if (st->sink_r < 0)
+		return 0; /* keep parsing so the connection stays in step */
+	st->sink_r = fd_write_all(st->sink_fd, at, len);
+	st->sunk += len;
+	if (st->sink_r >= 0 && st->progress)
+		st->progress(st->sunk, 0, st->progress_data);
+	return 0;
 }
 
 static int on_message_complete(http_parser *p)
@@ -279,7 +325,11 @@ static int write_all(int fd, const void *data, size_t len)
 static int read_response(struct berth_client *c, bool head, struct berth_response *resp,
 			 bool *ret_keep_alive, struct berth_error *err)
 {
-	struct parse_state st = { .head = head, .resp = resp };
+	struct parse_state st = { .head = head,
+				  .resp = resp,
+				  .sink_fd = c->sink_fd,
+				  .progress = c->sink_progress,
+				  .progress_data = c->sink_progress_data };
 	http_parser parser;
 	size_t total = 0;
 	int r = 0;
@@ -325,6 +375,11 @@ static int read_response(struct berth_client *c, bool head, struct berth_respons
 		}
 	}
 	resp->status = (int)parser.status_code;
+	if (st.sink_r < 0) {
+		r = berth_error_set(err, st.sink_r, BERTH_ERR_INTERNAL, "writing the download: %s",
+				    strerror(-st.sink_r));
+		goto out;
+	}
 	resp->body = st.body.data ? TAKE_PTR(st.body.data) : strdup("");
 	resp->body_len = st.body.len;
 	*ret_keep_alive = http_should_keep_alive(&parser);
@@ -518,6 +573,33 @@ int berth_client_request_upload(struct berth_client *c, const char *method, cons
 		resp.json = json_loadb(resp.body, resp.body_len, JSON_DECODE_ANY, NULL);
 	*ret = resp;
 	return 0;
+}
+
+int berth_client_download(struct berth_client *c, const char *path, int fd,
+			  berth_progress_fn progress, void *progress_data,
+			  struct berth_response *ret, struct berth_error *err)
+{
+	int r;
+
+	c->sink_fd = fd;
+	c->sink_progress = progress;
+	c->sink_progress_data = progress_data;
+	r = berth_client_request_full(c, "GET", path, NULL, NULL, 0, NULL, ret, err);
+	c->sink_fd = -EBADF;
+	c->sink_progress = NULL;
+	c->sink_progress_data = NULL;
+	return r;
+}
+
+const char *berth_response_header(const struct berth_response *r, const char *name)
+{
+	_cleanup_free_ char *lower = strdup(name);
+
+	if (!lower)
+		return NULL;
+	for (char *ch = lower; *ch; ch++)
+		*ch = (char)tolower((unsigned char)*ch);
+	return json_string_value(json_object_get(r->headers, lower));
 }
 
 int berth_client_request(struct berth_client *c, const char *method, const char *path,
@@ -954,6 +1036,29 @@ int berth_ws_send(struct berth_ws *ws, bool text, const void *data, size_t len,
 	};
 
 	if (ws->closed || wslay_event_queue_msg(ws->ctx, &msg) != 0 || ws_flush(ws) < 0)
+		return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
+				       "connection closed by server");
+	return 0;
+}
+
+int berth_ws_fd(const struct berth_ws *ws)
+{
+	return ws->fd;
+}
+
+bool berth_ws_has_buffered(const struct berth_ws *ws)
+{
+	return ws->head || ws->pending_off < ws->pending.len;
+}
+
+int berth_ws_send_close(struct berth_ws *ws, const char *reason, struct berth_error *err)
+{
+	size_t len = reason ? strlen(reason) : 0;
+
+	if (ws->closed ||
+	    wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, (const uint8_t *)reason,
+				    len) != 0 ||
+	    ws_flush(ws) < 0)
 		return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
 				       "connection closed by server");
 	return 0;

@@ -36,7 +36,10 @@ struct berth_response {
 	char *etag;	      /* owned: ETag header or NULL */
 	char *location;	      /* owned: Location header or NULL */
 	char *content_type;   /* owned or NULL */
+	json_t *headers;      /* owned: every header, lower-case name -> value (last wins) */
 };
+/* The value of header `name` (any case) in `r`, or NULL. Borrowed from r. */
+const char *berth_response_header(const struct berth_response *r, const char *name);
 void berth_response_release(struct berth_response *r);
 
 /* Send one request. `body` (may be NULL) is sent as JSON; `if_match` (may be NULL)
@@ -79,6 +82,13 @@ int berth_client_request_upload(struct berth_client *c, const char *method, cons
 				berth_progress_fn progress, void *progress_data,
 				struct berth_response *ret, struct berth_error *err);
 
+/* GET `path` with a 200 non-JSON body written to `fd` as it arrives (never held whole);
+ * any other response (an error, a JSON directory listing) lands in ret->body as usual.
+ * `progress` (may be NULL) gets the bytes written so far, total 0 (unknown). */
+int berth_client_download(struct berth_client *c, const char *path, int fd,
+			  berth_progress_fn progress, void *progress_data,
+			  struct berth_response *ret, struct berth_error *err);
+
 /* Send a request and unwrap LXD's envelope:
  *  - sync: *ret_metadata = metadata (new reference; JSON null when absent)
  *  - async: waits for the operation (GET /1.0/operations/ID/wait) and returns its
@@ -115,6 +125,13 @@ int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *
 		  bool *ret_text, struct berth_error *err);
 int berth_ws_send(struct berth_ws *ws, bool text, const void *data, size_t len,
 		  struct berth_error *err);
+/* The connection's fd, to poll() beside others; before polling it, drain the messages
+ * already read (berth_ws_has_buffered, then berth_ws_recv with timeout 0). */
+int berth_ws_fd(const struct berth_ws *ws);
+bool berth_ws_has_buffered(const struct berth_ws *ws);
+/* Send a close frame with a normal-closure code and `reason` (may be NULL). -EPIPE when
+ * the connection is already closed. */
+int berth_ws_send_close(struct berth_ws *ws, const char *reason, struct berth_error *err);
 /* Send a close frame (best effort) and free. Accepts NULL. */
 void berth_ws_close(struct berth_ws *ws);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct berth_ws *, berth_ws_close)

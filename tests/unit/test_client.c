@@ -196,6 +196,14 @@ static const struct route basic_routes[] = {
 		   "{\"type\":\"sync\",\"metadata\":{\"id\":\"op2\",\"status_code\":400,\"err\":"
 		   "\"disk full\"}}",
 	  false, false },
+	{ "GET /1.0/instances/c1/files?path=%2Fetc%2Fhosts",
+	  "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-LXD-type: file\r\n"
+	  "X-LXD-Mode: 0640\r\nContent-Length: 11\r\n\r\nhello world",
+	  false, false },
+	{ "GET /1.0/instances/c1/files?path=%2Fetc",
+	  SYNC_HDR "X-LXD-type: directory\r\nContent-Length: 45\r\n\r\n"
+		   "{\"type\":\"sync\",\"metadata\":[\"hosts\",\"passwd\"]}",
+	  false, false },
 	{ "GET /1.0/events", NULL, false, true },
 };
 
@@ -351,6 +359,38 @@ static void upload_progress_cb(uint64_t sent, uint64_t total, void *data)
 
 /* A body of memory pieces and a file range goes out whole, with its headers and length,
  * reporting progress while the file is sent. */
+/* A file's body goes to the fd, a JSON listing (and its headers) stays in the response. */
+static void test_download(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	struct berth_response resp = { 0 };
+	char path[] = "/tmp/berth-test-download-XXXXXX";
+	_cleanup_close_ int fd = mkstemp(path);
+	char buf[32] = "";
+
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(berth_client_download(c, "/1.0/instances/c1/files?path=%2Fetc%2Fhosts", fd,
+					       NULL, NULL, &resp, NULL),
+			 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(resp.body_len, 0);
+	assert_string_equal(berth_response_header(&resp, "X-LXD-Type"), "file");
+	assert_string_equal(berth_response_header(&resp, "x-lxd-mode"), "0640");
+	assert_null(berth_response_header(&resp, "X-LXD-uid"));
+	assert_int_equal(pread(fd, buf, sizeof(buf), 0), 11);
+	assert_string_equal(buf, "hello world");
+	berth_response_release(&resp);
+
+	assert_int_equal(berth_client_download(c, "/1.0/instances/c1/files?path=%2Fetc", fd, NULL,
+					       NULL, &resp, NULL),
+			 0);
+	assert_string_equal(berth_response_header(&resp, "X-LXD-type"), "directory");
+	assert_int_equal(json_array_size(json_object_get(resp.json, "metadata")), 2);
+	assert_int_equal(lseek(fd, 0, SEEK_END), 11); /* nothing more written */
+	berth_response_release(&resp);
+}
+
 static void test_upload(void **state)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
@@ -394,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_connect_error),
 		cmocka_unit_test(test_websocket),
 		cmocka_unit_test(test_upload),
+		cmocka_unit_test(test_download),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
