@@ -16,6 +16,7 @@
 #include "daemon/api/api.h"
 #include "daemon/api/filter.h"
 #include "daemon/api/instance_volume.h"
+#include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/rootfs.h"
@@ -188,7 +189,7 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 /* ---- checks shared by create and update ---- */
 
 static int check_instance_body(const json_t *body, struct berth_daemon *d,
-			       struct berth_error *err)
+			       const char *project, struct berth_error *err)
 {
 	const char *type, *arch;
 	json_t *archs;
@@ -204,6 +205,8 @@ static int check_instance_body(const json_t *body, struct berth_daemon *d,
 	if (r < 0)
 		return r;
 	r = config_check_devices(json_object_get(body, "devices"), err);
+	if (r >= 0)
+		r = api_disk_devices_check(project, json_object_get(body, "devices"), err);
 	if (r < 0)
 		return r;
 	type = berth_json_string(body, "type");
@@ -690,7 +693,7 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	r = api_require_body(req, err);
 	if (r < 0)
 		return r;
-	r = check_instance_body(req->body, req->d, err);
+	r = check_instance_body(req->body, req->d, req->project, err);
 	if (r < 0)
 		return r;
 	name = berth_json_string(req->body, "name");
@@ -863,7 +866,7 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	if (!patch && *(berth_json_string(req->body, "restore") ?: ""))
 		return restore_instance(req, resp, err);
-	r = check_instance_body(req->body, req->d, err);
+	r = check_instance_body(req->body, req->d, req->project, err);
 	if (r < 0)
 		return r;
 	r = load_for_update(req, &cur, err);

@@ -30,6 +30,7 @@ static const char *const api_extensions[] = {
 	"storage",
 	"storage_api_volume_rename",
 	"storage_api_volume_snapshots",
+	"storage_api_local_volume_handling",
 	"resources",
 	"resources_v2",
 	"container_only_migration",
