@@ -435,6 +435,7 @@ static int run_create_image(struct operation *op, void *data, struct berth_error
 	r = rootfs_from_image(pool, j->fingerprint, disk, j->name, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Creating the root volume");
+	berth_test_pause("instance-create-after-disk");
 	r = db_instance_create_with_volume(j->project, j->object, pool->name, NULL, err);
 	if (r < 0) {
 		pool->driver->volume_delete(pool, &vol, NULL);
@@ -466,6 +467,8 @@ static int run_copy(struct operation *op, void *data, struct berth_error *err)
 					      0, err);
 	if (r >= 0 && pool)
 		r = rootfs_apply_templates(pool, disk, j->name, "copy", err);
+	if (r >= 0)
+		berth_test_pause("instance-copy-after-disk");
 	if (r >= 0)
 		r = db_instance_create_with_volume(j->project, j->object,
 						   pool ? pool->name : NULL, j->snapshots, err);

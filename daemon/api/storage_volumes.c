@@ -883,6 +883,7 @@ static int run_snapshot_create(struct operation *op, void *data, struct berth_er
 	r = c->pool->driver->volume_snapshot(c->pool, &c->vol, c->snap, err);
 	if (r < 0)
 		return r;
+	berth_test_pause("volume-snapshot-after-disk");
 	r = db_volume_create(c->pool->name, c->project, obj, NULL, NULL, err);
 	if (r < 0)
 		c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->snap, NULL);
