@@ -2,6 +2,7 @@
  * helpers drivers share for running programs (cp, rm, mkfs.btrfs). */
 #include <ctype.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -446,5 +447,31 @@ int storage_writeback_check(int fd, const char *what, struct berth_error *err)
 	if (syncfs(fd) < 0)
 		return berth_error_set(err, -errno, errno == ENOSPC ? BERTH_ERR_BAD_REQUEST :
 				       BERTH_ERR_INTERNAL, "Writing %s: %m", what);
+	return 0;
+}
+
+/* nftw has no user pointer: the walk's state lives in a thread-local (each worker
+ * thread walks one tree at a time). */
+static _Thread_local uint64_t usage_bytes;
+
+static int usage_visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (flag != FTW_NS)
+		usage_bytes += (uint64_t)st->st_blocks * 512;
+	return 0;
+}
+
+int storage_volume_usage(const struct storage_pool *pool, const struct storage_vol *vol,
+			 uint64_t *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (storage_volume_path(pool, vol, NULL, &path) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	usage_bytes = 0;
+	if (nftw(path, usage_visit, 32, FTW_PHYS | FTW_MOUNT) < 0)
+		return berth_error_set(err, -errno, errno == ENOENT ? BERTH_ERR_NOT_FOUND :
+				       BERTH_ERR_INTERNAL, "Cannot walk \"%s\": %m", path);
+	*ret = usage_bytes;
 	return 0;
 }

@@ -177,3 +177,9 @@ int storage_volume_transfer(struct storage_pool *src_pool, const struct storage_
  * being written. */
 int storage_writeback_watch(const char *path, int *ret_fd, struct berth_error *err);
 int storage_writeback_check(int fd, const char *what, struct berth_error *err);
+
+/* Disk space used by the files of volume `vol`: their allocated blocks, a hardlinked
+ * file counted at each of its names (as `du -l`), extents shared with snapshots counted
+ * in full. Walks the tree: a worker thread only. */
+int storage_volume_usage(const struct storage_pool *pool, const struct storage_vol *vol,
+			 uint64_t *ret, struct berth_error *err);

@@ -587,6 +587,34 @@ static int get_volume(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, TAKE_PTR(v));
 }
 
+/* GET .../volumes/{type}/{name}/state: {"usage": {"used": bytes}} (storage_volume_state). */
+static int get_volume_state(struct api_request *req, struct api_response *resp,
+			    struct berth_error *err)
+{
+	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
+	_cleanup_free_ char *disk = storage_vol_disk_name(req->project, req->params[2]);
+	enum storage_volume_type t;
+	uint64_t used = 0;
+	int r;
+
+	if (!disk)
+		return -ENOMEM;
+	if (storage_volume_type_from_name(req->params[1], &t) < 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Invalid storage volume type \"%s\"", req->params[1]);
+	r = db_volume_get(req->params[0], req->project, req->params[1], req->params[2], NULL,
+			  err);
+	if (r >= 0)
+		r = api_storage_pool_open(req, req->params[0], &pool, err);
+	if (r >= 0) {
+		struct storage_vol vol = {t, t == STORAGE_VOL_IMAGE ? req->params[2] : disk};
+		r = storage_volume_usage(pool, &vol, &used, err);
+	}
+	if (r < 0)
+		return r;
+	return api_sync(resp, json_pack("{s:{s:I}}", "usage", "used", (json_int_t)used));
+}
+
 static int quota_hook(void *data, struct berth_error *err)
 {
 	struct vol_ctx *c = data;
@@ -1105,6 +1133,7 @@ const struct api_route api_storage_volume_routes[] = {
 	{"PATCH", VOL "/{}/{}", patch_volume, NULL},
 	{"POST", VOL "/{}/{}", rename_volume, NULL},
 	{"DELETE", VOL "/{}/{}", delete_volume, NULL},
+	{"GET", VOL "/{}/{}/state", get_volume_state, NULL},
 	{"GET", VOL "/{}/{}/snapshots", list_snapshots, NULL},
 	{"POST", VOL "/{}/{}/snapshots", create_snapshot, NULL},
 	{"GET", VOL "/{}/{}/snapshots/{}", get_snapshot, NULL},

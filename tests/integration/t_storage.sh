@@ -192,6 +192,10 @@ check "copy a snapshot to another pool" berth storage volume copy bt/cv/s0 dc/fr
 content "$cd_/custom/default_from-s0/file" a && pass "... with the snapshot's content" || fail "... with the snapshot's content"
 check "copy a snapshot within the pool" berth storage volume copy bt/cv/s1 bt/from-s1
 content "$cb/custom/default_from-s1/file" b && pass "... with the snapshot's content (btrfs)" || fail "... with the snapshot's content (btrfs)"
+api GET /1.0/storage-pools/bt/volumes/custom/cv/state
+used=$(jget 'j["metadata"]["usage"]["used"]')
+[ "${used:-0}" -gt 0 ] 2>/dev/null && pass "GET .../state gives the volume's usage ($used bytes)" || fail "GET .../state gives the volume's usage" "$HTTP_BODY"
+expect_error 404 "GET .../state of a missing volume is 404" GET /1.0/storage-pools/bt/volumes/custom/nope/state
 refuse "a copy onto an existing volume is refused" "already exists" berth storage volume copy bt/cv dc/cv
 refuse "a copy of a missing volume is refused" "not found" berth storage volume copy bt/nope dc/nope
 refuse "a copy to a missing pool is refused" "not found" berth storage volume copy bt/cv nopool/x
@@ -224,6 +228,9 @@ if command -v lxc >/dev/null; then
 	[ -d "$cb/custom/default_lcv2" ] && [ ! -e "$cb/custom-snapshots/default_lcv2" ] &&
 		pass "... without snapshots" || fail "... without snapshots"
 	has "lxc storage volume list shows the copy's snapshots" "lcv/s1" lxc storage volume list b:dc
+	head -c 1M /dev/urandom >"$cd_/custom/default_lcv/mib"
+	has "lxc storage volume info shows the usage" "Usage: 1.0" lxc storage volume info b:dc lcv
+	has "lxc storage volume info lists the snapshots" "| s1   |" lxc storage volume info b:dc lcv
 	has "lxc storage volume show of the copy" "name: lcv" lxc storage volume show b:dc lcv
 	check "lxc storage volume delete of the copies" sh -c "lxc storage volume delete b:dc lcv && lxc storage volume delete b:bt lcv2"
 else
