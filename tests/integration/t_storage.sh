@@ -224,6 +224,9 @@ if command -v lxc >/dev/null; then
 	check "lxc storage volume copy (across pools)" lxc storage volume copy b:bt/cv b:dc/lcv
 	content "$cd_/custom/default_lcv/file" c && content "$cd_/custom-snapshots/default_lcv/s1/file" b &&
 		pass "... with its snapshots" || fail "... with its snapshots"
+	check "lxc storage volume copy of a snapshot" lxc storage volume copy b:bt/cv/s0 b:dc/lcv-s0
+	content "$cd_/custom/default_lcv-s0/file" a && pass "... with the snapshot's content" || fail "... with the snapshot's content"
+	check "lxc storage volume delete of it" lxc storage volume delete b:dc lcv-s0
 	check "lxc storage volume copy --volume-only" lxc storage volume copy b:bt/cv b:bt/lcv2 --volume-only
 	[ -d "$cb/custom/default_lcv2" ] && [ ! -e "$cb/custom-snapshots/default_lcv2" ] &&
 		pass "... without snapshots" || fail "... without snapshots"
