@@ -92,10 +92,13 @@ static int unpack_into(const char *images_dir, const char *fp, const char *dst,
 	return image_unpack_tar(rootfs, rootfs_dir, progress, data, err);
 }
 
-/* A full btrfs can accept the unpack's writes and lose them at writeback without telling
- * syncfs (seen on 6.x: files read back as zeros). So refuse up front when the pool has
- * less free space than the image could need: its files times four (xz and squashfs
- * images expand about that much), and read metadata.yaml back afterwards. */
+/* Refuse up front when the pool has less free space than the image could need: its files
+ * times four (xz and squashfs images expand about that much). Only a fast answer for the
+ * common case: an image that expands more still fails cleanly, because the unpack fails
+ * on any failed write (images/unpack.c) and a syncfs on an fd opened before the unpack
+ * reports what failed at writeback; metadata.yaml is read back as a last check. (Files
+ * that came back zeroed on a full pool were libarchive's ENOSPC, reported as a mere
+ * ARCHIVE_WARN, being ignored, and a syncfs fd opened after the writes.) */
 #define EXPANSION_FACTOR 4
 
 static int check_space(struct storage_pool *pool, const char *images_dir, const char *fp,
