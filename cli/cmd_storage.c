@@ -33,6 +33,14 @@ static const struct cli_option description_option[] = {
 	{ 0 },
 };
 
+static const struct cli_option copy_options[] = {
+	{ "volume-only", 0, NULL, "Copy the volume without its snapshots" },
+	{ 0 },
+};
+static const char *const instance_keys[] = { "architecture", "config",	 "devices",	"ephemeral",
+					     "profiles",     "stateful", "description", NULL };
+static const char *const profile_keys[] = { "config", "description", "devices", NULL };
+
 static const struct cli_command storage_cmd = {
 	.name = "storage",
 	.usage = "berth storage [command]",
@@ -78,6 +86,26 @@ STORAGE_CMD(vol_set_cmd, "volume set", "<pool> <volume> <key>=<value>...",
 	    "Set storage volume configuration keys (size: a btrfs quota)", 3, -1, NULL);
 STORAGE_CMD(vol_rename_cmd, "volume rename", "<pool> <old name>[/<snapshot>] <new name>",
 	    "Rename storage volumes and storage volume snapshots", 3, 3, NULL);
+
+STORAGE_CMD(vol_copy_cmd, "volume copy", "<pool>/<volume>[/<snapshot>] <pool>/<volume> [flags]",
+	    "Copy storage volumes (to the same pool or another)", 2, 2, copy_options);
+STORAGE_CMD(vol_move_cmd, "volume move", "<pool>/<volume> <pool>/<volume>",
+	    "Move storage volumes between pools (with their snapshots), or rename them", 2, 2,
+	    NULL);
+STORAGE_CMD(vol_attach_cmd, "volume attach",
+	    "<pool> <volume> <instance> [<device name>] <path>",
+	    "Attach new storage volumes to instances\n\n"
+	    "  Adds the disk device {type: disk, pool, source: <volume>, path} to the instance;\n"
+	    "  the device is named after the volume unless a name is given.",
+	    4, 5, NULL);
+STORAGE_CMD(vol_attach_profile_cmd, "volume attach-profile",
+	    "<pool> <volume> <profile> [<device name>] <path>",
+	    "Attach new storage volumes to profiles", 4, 5, NULL);
+STORAGE_CMD(vol_detach_cmd, "volume detach", "<pool> <volume> <instance> [<device name>]",
+	    "Detach storage volumes from instances", 3, 4, NULL);
+STORAGE_CMD(vol_detach_profile_cmd, "volume detach-profile",
+	    "<pool> <volume> <profile> [<device name>]", "Detach storage volumes from profiles",
+	    3, 4, NULL);
 
 static int oom(struct berth_error *err)
 {
@@ -566,6 +594,195 @@ static int vol_rename(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 	return r;
 }
 
+/* "<pool>/<volume>[/<snapshot>]": the pool in *ret_pool (new string), the rest in
+ * *ret_name (borrowed from arg). */
+static int split_pool_volume(const char *arg, char **ret_pool, const char **ret_name,
+			     struct berth_error *err)
+{
+	const char *slash = strchr(arg, '/');
+
+	if (!slash || slash == arg || !slash[1])
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid argument \"%s\": expected <pool>/<volume>", arg);
+	*ret_pool = strndup(arg, (size_t)(slash - arg));
+	*ret_name = slash + 1;
+	if (berth_startswith(*ret_name, "custom/"))
+		*ret_name += strlen("custom/");
+	return *ret_pool ? 0 : oom(err);
+}
+
+static int vol_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	_cleanup_free_ char *src_pool = NULL;
+	_cleanup_free_ char *dst_pool = NULL;
+	_cleanup_free_ char *path = NULL;
+	json_auto_t *body = NULL;
+	const char *src, *dst;
+	int r = split_pool_volume(a->pos[0], &src_pool, &src, err);
+
+	if (r >= 0)
+		r = split_pool_volume(a->pos[1], &dst_pool, &dst, err);
+	if (r < 0)
+		return r;
+	if (strchr(dst, '/'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid destination \"%s\": a copy can't be a snapshot",
+				       a->pos[1]);
+	path = cli_path("/1.0/storage-pools/%s/volumes/custom", dst_pool);
+	body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:b}}", "name", dst, "type", "custom",
+			 "source", "type", "copy", "pool", src_pool, "name", src, "volume_only",
+			 a->values[0] != NULL);
+	if (!path || !body)
+		return oom(err);
+	r = cli_query(ctx, "POST", path, body, NULL, NULL, err);
+	if (r >= 0 && !ctx->quiet)
+		printf("Storage volume copied successfully!\n");
+	return r;
+}
+
+static int vol_move(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	_cleanup_free_ char *src_pool = NULL;
+	_cleanup_free_ char *dst_pool = NULL;
+	_cleanup_free_ char *path = NULL;
+	json_auto_t *body = NULL;
+	const char *src, *dst;
+	int r = split_pool_volume(a->pos[0], &src_pool, &src, err);
+
+	if (r >= 0)
+		r = split_pool_volume(a->pos[1], &dst_pool, &dst, err);
+	if (r < 0)
+		return r;
+	if (strchr(src, '/') || strchr(dst, '/'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Snapshots can't be moved; copy them instead");
+	path = volume_path(src_pool, src);
+	body = json_pack("{s:s, s:s}", "name", dst, "pool", dst_pool);
+	if (!path || !body)
+		return oom(err);
+	r = cli_query(ctx, "POST", path, body, NULL, NULL, err);
+	if (r >= 0 && !ctx->quiet)
+		printf("Storage volume moved successfully!\n");
+	return r;
+}
+
+/* attach and attach-profile: add {type: disk, pool, source, path} as a device of the
+ * instance or profile `a->pos[2]`, named a->pos[3] when five arguments are given, else
+ * after the volume (as lxc does). */
+static int attach(struct cli_ctx *ctx, struct cli_args *a, bool profile, struct berth_error *err)
+{
+	const char *dev_name = a->n_pos == 5 ? a->pos[3] : a->pos[1];
+	const char *dev_path = a->pos[a->n_pos - 1];
+	struct object o;
+	json_t *devices;
+	json_auto_t *vol = NULL;
+	json_auto_t *w = NULL;
+	int r;
+
+	if (strchr(a->pos[1], '/') && !berth_startswith(a->pos[1], "custom/"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Only \"custom\" volumes can be attached to instances");
+	/* The volume must exist (the server checks too; this gives lxc's early message). */
+	{
+		_cleanup_free_ char *vp = volume_path(a->pos[0], a->pos[1]);
+		if (!vp)
+			return oom(err);
+		r = cli_query(ctx, "GET", vp, NULL, &vol, NULL, err);
+		if (r < 0)
+			return r;
+	}
+	r = object_load(ctx, cli_path(profile ? "/1.0/profiles/%s" : "/1.0/instances/%s",
+				      a->pos[2]), &o, err);
+	if (r < 0) {
+		object_release(&o);
+		return r;
+	}
+	devices = child_object(o.obj, "devices");
+	if (json_object_get(devices, dev_name))
+		r = berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				    "The device already exists");
+	else
+		r = json_object_set_new(devices, dev_name,
+					json_pack("{s:s, s:s, s:s, s:s}", "type", "disk", "pool",
+						  a->pos[0], "source",
+						  berth_json_string(vol, "name") ?: a->pos[1],
+						  "path", dev_path)) < 0 ? oom(err) : 0;
+	if (r >= 0) {
+		w = cli_writable(o.obj, profile ? profile_keys : instance_keys);
+		r = w ? cli_query_if_match(ctx, "PUT", o.path, w, o.etag, NULL, err) : oom(err);
+	}
+	object_release(&o);
+	return r;
+}
+
+static int detach(struct cli_ctx *ctx, struct cli_args *a, bool profile, struct berth_error *err)
+{
+	const char *dev_name = a->n_pos == 4 ? a->pos[3] : NULL;
+	const char *vol = berth_startswith(a->pos[1], "custom/") ? a->pos[1] + strlen("custom/") :
+								    a->pos[1];
+	json_auto_t *w = NULL;
+	struct object o;
+	json_t *devices, *dev;
+	const char *key;
+	int r = object_load(ctx, cli_path(profile ? "/1.0/profiles/%s" : "/1.0/instances/%s",
+					  a->pos[2]), &o, err);
+
+	if (r < 0)
+		goto out;
+	devices = child_object(o.obj, "devices");
+	if (!dev_name) {
+		json_object_foreach(devices, key, dev) {
+			if (!streq(berth_json_string(dev, "type") ?: "", "disk") ||
+			    !streq(berth_json_string(dev, "pool") ?: "", a->pos[0]) ||
+			    !streq(berth_json_string(dev, "source") ?: "", vol))
+				continue;
+			if (dev_name) {
+				r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+						    "More than one device matches, specify the"
+						    " device name");
+				goto out;
+			}
+			dev_name = key;
+		}
+		if (!dev_name) {
+			r = berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+					    "No device found for this storage volume");
+			goto out;
+		}
+	}
+	if (!json_object_get(devices, dev_name)) {
+		r = berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				    "The specified device doesn't exist");
+		goto out;
+	}
+	json_object_del(devices, dev_name);
+	w = cli_writable(o.obj, profile ? profile_keys : instance_keys);
+	r = w ? cli_query_if_match(ctx, "PUT", o.path, w, o.etag, NULL, err) : oom(err);
+out:
+	object_release(&o);
+	return r;
+}
+
+static int vol_attach(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	return attach(ctx, a, false, err);
+}
+
+static int vol_attach_profile(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	return attach(ctx, a, true, err);
+}
+
+static int vol_detach(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	return detach(ctx, a, false, err);
+}
+
+static int vol_detach_profile(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	return detach(ctx, a, true, err);
+}
+
 int cmd_storage(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 {
 	static const struct cli_subcommand subs[] = {
@@ -578,6 +795,11 @@ int cmd_storage(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *
 		{ &vol_rename_cmd, vol_rename },   { &vol_restore_cmd, vol_restore },
 		{ &vol_set_cmd, vol_set },	   { &vol_show_cmd, vol_show },
 		{ &vol_snapshot_cmd, vol_snapshot },
+		{ &vol_copy_cmd, vol_copy },	   { &vol_attach_cmd, vol_attach },
+		{ &vol_move_cmd, vol_move },
+		{ &vol_attach_profile_cmd, vol_attach_profile },
+		{ &vol_detach_cmd, vol_detach },
+		{ &vol_detach_profile_cmd, vol_detach_profile },
 	};
 
 	return cli_dispatch(ctx, &storage_cmd, subs, ARRAY_SIZE(subs), argc, argv, err);

@@ -558,6 +558,8 @@ int image_store_import(const char *dir, const struct image_upload *up, image_com
 	if (r >= 0)
 		r = name_or_copy(&im.meta.fd, dir, im.fp, &im.named_meta, err);
 	if (r >= 0)
+		berth_test_pause("image-import-after-file");
+	if (r >= 0)
 		r = commit(img, data, err);
 	if (r < 0)
 		unname_files(&im);

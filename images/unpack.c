@@ -55,18 +55,30 @@ static int archive_fail(struct archive *a, const char *what, struct berth_error 
 			       "Unpacking %s: %s", what, archive_error_string(a) ?: "failed");
 }
 
+/* Errors that leave a file's data incomplete (finishing an entry also writes: the tail
+ * of a sparse file), as opposed to warnings about times, xattrs or ACLs. */
+static bool write_failed(int e)
+{
+	return e == ENOSPC || e == EDQUOT || e == EIO || e == EFBIG;
+}
+
 static int extract_entry(struct archive *in, struct archive *out, struct archive_entry *e,
 			 const char *dest, struct berth_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *link = NULL;
-	const char *name = archive_entry_pathname(e);
+	/* A copy: archive_entry_set_pathname() below frees the entry's own string. */
+	_cleanup_free_ char *name_copy = archive_entry_pathname(e) ?
+		strdup(archive_entry_pathname(e)) : NULL;
+	const char *name = name_copy;
 	const char *hard = archive_entry_hardlink(e);
 	const void *buf;
 	size_t size;
 	la_int64_t off;
 	int r;
 
+	if (archive_entry_pathname(e) && !name)
+		return -ENOMEM;
 	if (!path_safe(name))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Image entry \"%s\" escapes the image root", name ?: "");
@@ -82,12 +94,15 @@ static int extract_entry(struct archive *in, struct archive *out, struct archive
 	r = archive_write_header(out, e);
 	if (r < ARCHIVE_WARN)
 		return archive_fail(out, name, err);
+	/* libarchive reports a failed or short write(2) (ENOSPC, EDQUOT, EIO) as a mere
+	 * ARCHIVE_WARN: anything but ARCHIVE_OK here means the file is not whole. */
 	while ((r = archive_read_data_block(in, &buf, &size, &off)) == ARCHIVE_OK)
-		if (archive_write_data_block(out, buf, size, off) < ARCHIVE_WARN)
+		if (archive_write_data_block(out, buf, size, off) != ARCHIVE_OK)
 			return archive_fail(out, name, err);
 	if (r != ARCHIVE_EOF)
 		return archive_fail(in, name, err);
-	if (archive_write_finish_entry(out) < ARCHIVE_WARN)
+	r = archive_write_finish_entry(out);
+	if (r < ARCHIVE_WARN || (r == ARCHIVE_WARN && write_failed(archive_errno(out))))
 		return archive_fail(out, name, err);
 	return 0;
 }

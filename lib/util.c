@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void berth_time_rfc3339(const struct timespec *ts, char *buf)
 {
@@ -282,4 +284,25 @@ int berth_mkdir_p(const char *path, int mode)
 	if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+void berth_test_pause(const char *point)
+{
+	const char *list = getenv("BERTH_TEST_PAUSE_AT");
+	size_t len = strlen(point);
+
+	if (!list || !getenv("BERTH_TEST_HARNESS"))
+		return;
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+
+		if (n == len && strncmp(p, point, len) == 0) {
+			fprintf(stderr, "berth-test-pause: %s\n", point);
+			fflush(stderr);
+			for (;;)
+				pause();
+		}
+		p += n;
+		p += *p == ',';
+	}
 }

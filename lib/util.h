@@ -47,3 +47,10 @@ int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode);
 /* mkdir -p with `mode` for created components. */
 int berth_mkdir_p(const char *path, int mode);
+
+/* Test-only: when berthd runs under the test harness (BERTH_TEST_HARNESS set) and
+ * BERTH_TEST_PAUSE_AT (a comma-separated list) names `point`, print
+ * "berth-test-pause: POINT" on stderr and sleep until killed, so that a test can SIGKILL
+ * the daemon at exactly that point. Otherwise (always in production) returns at once.
+ * The points are listed in doc/internals.md. */
+void berth_test_pause(const char *point);

@@ -670,6 +670,7 @@ static int btrfs_volume_restore(struct storage_pool *pool, const struct storage_
 		r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "rename \"%s\": %m", p.vol);
 		goto fail;
 	}
+	berth_test_pause("restore-mid-swap");
 	if (rename(tmp, p.vol) < 0) {
 		r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "rename \"%s\": %m", tmp);
 		rename(old, p.vol);

@@ -195,6 +195,7 @@ static int dir_volume_restore(struct storage_pool *pool, const struct storage_vo
 		storage_remove_tree(tmp, NULL);
 		return r;
 	}
+	berth_test_pause("restore-mid-swap");
 	if (rename(tmp, path) < 0) {
 		r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "rename \"%s\": %m", tmp);
 		rename(old, path);

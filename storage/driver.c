@@ -2,12 +2,15 @@
  * helpers drivers share for running programs (cp, rm, mkfs.btrfs). */
 #include <ctype.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
-#include <spawn.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "lib/json.h"
 #include "lib/util.h"
@@ -278,17 +281,33 @@ static void run_collect(int fd, char *buf, size_t *len)
 	}
 }
 
+/* The child of storage_run: stdin from /dev/null, stdout and stderr into the pipe, and
+ * killed with its parent. A berthd killed with SIGKILL must not leave a cp or rm working
+ * on a volume that the next berthd's reconciliation is about to remove. Only
+ * async-signal-safe calls here: the parent has other threads. */
+static _Noreturn void run_child(const char *prog, const char *const *argv, char *const *envp,
+				 int out, pid_t parent)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+		_exit(127);
+	execve(prog, (char *const *)argv, envp);
+	_exit(127);
+}
+
 int storage_run(const char *const *argv, struct berth_error *err)
 {
 	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
 	static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
 	_cleanup_free_ char *prog = NULL;
 	_cleanup_close_ int rfd = -EBADF;
-	posix_spawn_file_actions_t fa;
 	char out[RUN_OUTPUT_MAX] = "";
 	size_t out_len = 0;
-	int pipefd[2], status = 0, r;
-	pid_t pid;
+	int pipefd[2], status = 0;
+	pid_t pid, self = getpid();
 
 	if (argv[0][0] == '/') {
 		prog = strdup(argv[0]);
@@ -308,16 +327,13 @@ int storage_run(const char *const *argv, struct berth_error *err)
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
 	rfd = pipefd[0];
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-	r = posix_spawn(&pid, prog, &fa, NULL, (char *const *)argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
+	pid = fork();
+	if (pid == 0)
+		run_child(prog, argv, envp, pipefd[1], self);
 	close(pipefd[1]);
-	if (r != 0)
-		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "Cannot run \"%s\": %s", prog,
-				       strerror(r));
+	if (pid < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot run \"%s\": %m",
+				       prog);
 	run_collect(rfd, out, &out_len);
 	out[out_len] = '\0';
 	while (waitpid(pid, &status, 0) < 0)
@@ -327,6 +343,8 @@ int storage_run(const char *const *argv, struct berth_error *err)
 		return 0;
 	while (out_len > 0 && (out[out_len - 1] == '\n' || out[out_len - 1] == ' '))
 		out[--out_len] = '\0';
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && !out_len)
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Cannot run \"%s\"", prog);
 	if (WIFEXITED(status))
 		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
 				       "\"%s\" failed (exit status %d): %s", argv[0],
@@ -359,4 +377,101 @@ int storage_copy_tree(const char *src, const char *dst, struct berth_error *err)
 	if (r < 0)
 		storage_remove_tree(dst, NULL);
 	return r;
+}
+
+int storage_tree_replace(const char *src, const char *dst, struct berth_error *err)
+{
+	/* Empty dst (staying on its filesystem), then copy src's content and attributes in:
+	 * with -T and an existing dst, cp merges src into it. */
+	const char *clear[] = {"find", dst, "-xdev", "-mindepth", "1", "-delete", NULL};
+	const char *copy[] = {"cp", "-a", "--preserve=all", "--reflink=auto", "--sparse=auto",
+			      "-T", "--", src, dst, NULL};
+	int r = storage_run(clear, err);
+
+	return r < 0 ? r : storage_run(copy, err);
+}
+
+/* Snapshots first, oldest first, each copied into the new volume and snapshotted there;
+ * then the volume's (or snapshot `src_snap`'s) own content. */
+int storage_volume_transfer(struct storage_pool *src_pool, const struct storage_vol *src,
+			    const char *src_snap, struct storage_pool *dst_pool,
+			    const struct storage_vol *dst, const char *const *snaps, uint64_t size,
+			    struct berth_error *err)
+{
+	_cleanup_free_ char *to = NULL;
+	_cleanup_free_ char *from = NULL;
+	_cleanup_close_ int wb = -EBADF;
+	int r;
+
+	if (storage_volume_path(dst_pool, dst, NULL, &to) < 0 ||
+	    storage_volume_path(src_pool, src, src_snap, &from) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	r = storage_writeback_watch(dst_pool->path, &wb, err);
+	if (r < 0)
+		return r;
+	r = dst_pool->driver->volume_create(dst_pool, dst, size, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; snaps && snaps[i] && r >= 0; i++) {
+		_cleanup_free_ char *snap = NULL;
+
+		if (storage_volume_path(src_pool, src, snaps[i], &snap) < 0)
+			r = berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+		if (r >= 0)
+			r = storage_tree_replace(snap, to, err);
+		if (r >= 0)
+			r = dst_pool->driver->volume_snapshot(dst_pool, dst, snaps[i], err);
+		berth_test_pause("transfer-after-snapshot");
+	}
+	if (r >= 0)
+		r = storage_tree_replace(from, to, err);
+	if (r >= 0)
+		r = storage_writeback_check(wb, "the copied volume", err);
+	if (r < 0)
+		dst_pool->driver->volume_delete(dst_pool, dst, NULL);
+	return r;
+}
+
+int storage_writeback_watch(const char *path, int *ret_fd, struct berth_error *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "open \"%s\": %m", path);
+	*ret_fd = fd;
+	return 0;
+}
+
+int storage_writeback_check(int fd, const char *what, struct berth_error *err)
+{
+	if (syncfs(fd) < 0)
+		return berth_error_set(err, -errno, errno == ENOSPC ? BERTH_ERR_BAD_REQUEST :
+				       BERTH_ERR_INTERNAL, "Writing %s: %m", what);
+	return 0;
+}
+
+/* nftw has no user pointer: the walk's state lives in a thread-local (each worker
+ * thread walks one tree at a time). */
+static _Thread_local uint64_t usage_bytes;
+
+static int usage_visit(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (flag != FTW_NS)
+		usage_bytes += (uint64_t)st->st_blocks * 512;
+	return 0;
+}
+
+int storage_volume_usage(const struct storage_pool *pool, const struct storage_vol *vol,
+			 uint64_t *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (storage_volume_path(pool, vol, NULL, &path) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	usage_bytes = 0;
+	if (nftw(path, usage_visit, 32, FTW_PHYS | FTW_MOUNT) < 0)
+		return berth_error_set(err, -errno, errno == ENOENT ? BERTH_ERR_NOT_FOUND :
+				       BERTH_ERR_INTERNAL, "Cannot walk \"%s\": %m", path);
+	*ret = usage_bytes;
+	return 0;
 }

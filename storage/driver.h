@@ -156,3 +156,30 @@ int storage_remove_tree(const char *path, struct berth_error *err);
  * ACLs, hardlinks, special files and sparseness; reflinks where the filesystem allows.
  * `dst` must not exist; on failure it is removed. */
 int storage_copy_tree(const char *src, const char *dst, struct berth_error *err);
+
+/* Make the existing directory `dst` a copy of the tree `src` (its content removed first,
+ * then src copied in as storage_copy_tree does). */
+int storage_tree_replace(const char *src, const char *dst, struct berth_error *err);
+
+/* Copy volume `src` of `src_pool` (or its snapshot `src_snap` when not NULL) to the new
+ * volume `dst` of another pool `dst_pool`, whatever their drivers, with the snapshots
+ * named in `snaps` (NULL-terminated, oldest first; NULL: none) recreated on dst. `size` >
+ * 0: dst's quota. On failure dst is removed. */
+int storage_volume_transfer(struct storage_pool *src_pool, const struct storage_vol *src,
+			    const char *src_snap, struct storage_pool *dst_pool,
+			    const struct storage_vol *dst, const char *const *snaps, uint64_t size,
+			    struct berth_error *err);
+
+/* Catching write errors that only show at writeback (a full btrfs, a full ext4 under
+ * delayed allocation): open an fd on the filesystem of `path` BEFORE writing (syncfs
+ * reports the errors recorded since its fd was opened, not older ones, so an fd opened
+ * afterwards can miss them), then check: syncfs, -ENOSPC/-EIO with err saying what was
+ * being written. */
+int storage_writeback_watch(const char *path, int *ret_fd, struct berth_error *err);
+int storage_writeback_check(int fd, const char *what, struct berth_error *err);
+
+/* Disk space used by the files of volume `vol`: their allocated blocks, a hardlinked
+ * file counted at each of its names (as `du -l`), extents shared with snapshots counted
+ * in full. Walks the tree: a worker thread only. */
+int storage_volume_usage(const struct storage_pool *pool, const struct storage_vol *vol,
+			 uint64_t *ret, struct berth_error *err);

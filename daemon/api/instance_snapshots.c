@@ -234,6 +234,7 @@ static int run_snapshot(struct operation *op, void *data, struct berth_error *er
 		r = pool->driver->volume_snapshot(pool, &j->v.vol, j->name, err);
 	if (r < 0)
 		return r;
+	berth_test_pause("instance-snapshot-after-disk");
 	r = db_snapshot_create(j->project, j->instance, j->snap, pool ? pool->name : NULL, err);
 	if (r < 0) {
 		if (pool)

@@ -17,6 +17,7 @@
 #include "daemon/api/api.h"
 #include "daemon/api/filter.h"
 #include "daemon/api/instance_volume.h"
+#include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
@@ -205,7 +206,7 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 /* ---- checks shared by create and update ---- */
 
 static int check_instance_body(const json_t *body, struct berth_daemon *d,
-			       struct berth_error *err)
+			       const char *project, struct berth_error *err)
 {
 	const char *type, *arch;
 	json_t *archs;
@@ -221,6 +222,8 @@ static int check_instance_body(const json_t *body, struct berth_daemon *d,
 	if (r < 0)
 		return r;
 	r = config_check_devices(json_object_get(body, "devices"), err);
+	if (r >= 0)
+		r = api_disk_devices_check(project, json_object_get(body, "devices"), err);
 	if (r < 0)
 		return r;
 	type = berth_json_string(body, "type");
@@ -449,6 +452,7 @@ static int run_create_image(struct operation *op, void *data, struct berth_error
 	r = rootfs_from_image(pool, j->fingerprint, disk, j->name, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Creating the root volume");
+	berth_test_pause("instance-create-after-disk");
 	r = db_instance_create_with_volume(j->project, j->object, pool->name, NULL, err);
 	if (r < 0) {
 		pool->driver->volume_delete(pool, &vol, NULL);
@@ -480,6 +484,8 @@ static int run_copy(struct operation *op, void *data, struct berth_error *err)
 					      0, err);
 	if (r >= 0 && pool)
 		r = rootfs_apply_templates(pool, disk, j->name, "copy", err);
+	if (r >= 0)
+		berth_test_pause("instance-copy-after-disk");
 	if (r >= 0)
 		r = db_instance_create_with_volume(j->project, j->object,
 						   pool ? pool->name : NULL, j->snapshots, err);
@@ -707,7 +713,7 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	r = api_require_body(req, err);
 	if (r < 0)
 		return r;
-	r = check_instance_body(req->body, req->d, err);
+	r = check_instance_body(req->body, req->d, req->project, err);
 	if (r < 0)
 		return r;
 	name = berth_json_string(req->body, "name");
@@ -880,7 +886,7 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	if (!patch && *(berth_json_string(req->body, "restore") ?: ""))
 		return restore_instance(req, resp, err);
-	r = check_instance_body(req->body, req->d, err);
+	r = check_instance_body(req->body, req->d, req->project, err);
 	if (r < 0)
 		return r;
 	r = load_for_update(req, &cur, err);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
@@ -14,7 +15,7 @@ static const struct berth_json_field profile_fields[] = {
 	{"devices", BERTH_JSON_DEVICE_MAP, false, true},
 };
 
-static int profile_check(const json_t *body, struct berth_error *err)
+static int profile_check(const json_t *body, const char *project, struct berth_error *err)
 {
 	int r = berth_json_check(body, profile_fields, ARRAY_SIZE(profile_fields), "profile", err);
 
@@ -23,7 +24,10 @@ static int profile_check(const json_t *body, struct berth_error *err)
 	r = config_check_all(CONFIG_PROFILE, json_object_get(body, "config"), err);
 	if (r < 0)
 		return r;
-	return config_check_devices(json_object_get(body, "devices"), err);
+	r = config_check_devices(json_object_get(body, "devices"), err);
+	if (r < 0)
+		return r;
+	return api_disk_devices_check(project, json_object_get(body, "devices"), err);
 }
 
 /* The profile's editable fields, in LXD's ETag order. */
@@ -105,7 +109,7 @@ static int create_profile(struct api_request *req, struct api_response *resp,
 	r = api_require_body(req, err);
 	if (r < 0)
 		return r;
-	r = profile_check(req->body, err);
+	r = profile_check(req->body, req->project, err);
 	if (r < 0)
 		return r;
 	name = berth_json_string(req->body, "name");
@@ -166,7 +170,7 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	r = api_require_body(req, err);
 	if (r < 0)
 		return r;
-	r = profile_check(req->body, err);
+	r = profile_check(req->body, req->project, err);
 	if (r < 0)
 		return r;
 	r = api_profile_project(req->project, &project, err);

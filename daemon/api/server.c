@@ -30,6 +30,8 @@ static const char *const api_extensions[] = {
 	"storage",
 	"storage_api_volume_rename",
 	"storage_api_volume_snapshots",
+	"storage_api_local_volume_handling",
+	"storage_volume_state",
 	"resources",
 	"resources_v2",
 	"container_only_migration",

@@ -133,15 +133,15 @@ static void vol_ctx_free(void *data)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct vol_ctx *, vol_ctx_free)
 
-static int vol_ctx_new(struct api_request *req, const char *name, const char *snap,
-		       struct vol_ctx **ret, struct berth_error *err)
+static int vol_ctx_new_on(struct api_request *req, const char *pool, const char *name,
+			  const char *snap, struct vol_ctx **ret, struct berth_error *err)
 {
 	_cleanup_(vol_ctx_freep) struct vol_ctx *c = calloc(1, sizeof(*c));
 	int r;
 
 	if (!c)
 		return -ENOMEM;
-	r = api_storage_pool_open(req, req->params[0], &c->pool, err);
+	r = api_storage_pool_open(req, pool, &c->pool, err);
 	if (r < 0)
 		return r;
 	c->project = strdup(req->project);
@@ -153,6 +153,13 @@ static int vol_ctx_new(struct api_request *req, const char *name, const char *sn
 	c->vol = (struct storage_vol){.type = STORAGE_VOL_CUSTOM, .name = c->disk_name};
 	*ret = TAKE_PTR(c);
 	return 0;
+}
+
+/* A volume of the request's pool (params[0]). */
+static int vol_ctx_new(struct api_request *req, const char *name, const char *snap,
+		       struct vol_ctx **ret, struct berth_error *err)
+{
+	return vol_ctx_new_on(req, req->params[0], name, snap, ret, err);
 }
 
 /* ---- volumes ---- */
@@ -206,6 +213,283 @@ static int list_typed_volumes(struct api_request *req, struct api_response *resp
 	return list_volumes(req, resp, req->params[1], err);
 }
 
+/* ---- copies ---- */
+
+/* POST .../volumes/custom with source {type: "copy", pool, name, volume_only}: a new
+ * custom volume with the content of another (or of one of its snapshots), on the same
+ * pool (the driver's copy: a btrfs snapshot, a dir copy) or another (any drivers: the
+ * files copied over, each snapshot recreated on the destination). Disk first, then the
+ * rows in one transaction; a berthd killed in between leaves a volume without a row,
+ * which the reconciliation at start removes. */
+struct copy_job {
+	struct berth_daemon *d;	       /* borrowed */
+	struct vol_ctx *dst;	       /* owned: the new volume */
+	struct storage_pool *src_pool; /* owned */
+	char *src_disk;		       /* owned: <project>_<volume> of the source */
+	char *src_snap;		       /* owned or NULL: copy that snapshot only */
+	json_t *obj;		       /* owned: the new volume's row */
+	json_t *snaps;		       /* owned: snapshot rows for the copy, oldest first */
+	char *url;		       /* owned: the new volume's URL */
+	char *src_name;		       /* owned: API name of the source (a move deletes it) */
+	char *trash;		       /* owned: a move's source, set aside before removal */
+	bool move;
+	bool trashed;		       /* the move's hook set the source aside */
+};
+
+static void copy_job_free(void *data)
+{
+	struct copy_job *j = data;
+
+	if (!j)
+		return;
+	vol_ctx_free(j->dst);
+	storage_pool_free(j->src_pool);
+	free(j->src_disk);
+	free(j->src_snap);
+	json_decref(j->obj);
+	json_decref(j->snaps);
+	free(j->url);
+	free(j->src_name);
+	free(j->trash);
+	free(j);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct copy_job *, copy_job_free)
+
+static int copy_disk(struct copy_job *j, struct berth_error *err)
+{
+	struct storage_pool *dp = j->dst->pool;
+	struct storage_vol src = {STORAGE_VOL_CUSTOM, j->src_disk};
+	size_t n = json_array_size(j->snaps);
+	_cleanup_free_ const char **names = calloc(n + 1, sizeof(*names));
+	json_t *s;
+	size_t i;
+	int r;
+
+	if (!names)
+		return -ENOMEM;
+	if (!streq(j->src_pool->name, dp->name)) {
+		json_array_foreach(j->snaps, i, s)
+			names[i] = strchr(berth_json_string(s, "name"), '/') + 1;
+		return storage_volume_transfer(j->src_pool, &src, j->src_snap, dp, &j->dst->vol,
+					       names, j->dst->size, err);
+	}
+	if (!j->src_snap)
+		return dp->driver->volume_copy(dp, &src, &j->dst->vol, n > 0, j->dst->size, err);
+	r = dp->driver->volume_copy_snapshot(dp, &src, j->src_snap, &j->dst->vol, err);
+	if (r >= 0 && j->dst->size > 0) {
+		r = dp->driver->volume_set_quota(dp, &j->dst->vol, j->dst->size, err);
+		if (r < 0)
+			dp->driver->volume_delete(dp, &j->dst->vol, NULL);
+	}
+	return r;
+}
+
+/* Inside a move's transaction: the source is set aside ("<disk>.deleting", a rename) and
+ * removed after the commit, as delete_volume does. */
+static int move_hook(void *data, struct berth_error *err)
+{
+	struct copy_job *j = data;
+	struct storage_vol src = {STORAGE_VOL_CUSTOM, j->src_disk};
+	int r = j->src_pool->driver->volume_rename(j->src_pool, &src, j->trash, err);
+
+	j->trashed = r >= 0;
+	return r;
+}
+
+static int run_volume_copy(struct operation *op, void *data, struct berth_error *err)
+{
+	struct copy_job *j = data;
+	struct vol_ctx *c = j->dst;
+	_cleanup_close_ int wb = -EBADF;
+	int r;
+
+	if (db_volume_get(c->pool->name, c->project, "custom", c->name, NULL, NULL) >= 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				       "Storage volume \"%s\" already exists", c->name);
+	r = storage_writeback_watch(c->pool->path, &wb, err);
+	if (r >= 0)
+		r = copy_disk(j, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Copying the volume");
+	r = storage_writeback_check(wb, "the copied volume", err);
+	berth_test_pause(j->move ? "volume-move-after-disk" : "volume-copy-after-disk");
+	if (r >= 0 && j->move)
+		r = db_volume_move(j->src_pool->name, c->project, j->src_name, c->pool->name,
+				   j->obj, j->snaps, move_hook, j, err);
+	else if (r >= 0)
+		r = db_volume_create_with_snapshots(c->pool->name, c->project, j->obj, j->snaps,
+						    err);
+	if (r < 0) {
+		struct storage_vol trash = {STORAGE_VOL_CUSTOM, j->trash};
+
+		if (j->trashed)
+			j->src_pool->driver->volume_rename(j->src_pool, &trash, j->src_disk, NULL);
+		c->pool->driver->volume_delete(c->pool, &c->vol, NULL);
+		return r;
+	}
+	if (j->move) {
+		struct storage_vol trash = {STORAGE_VOL_CUSTOM, j->trash};
+		struct berth_error derr = {0};
+
+		r = j->src_pool->driver->volume_delete(j->src_pool, &trash, &derr);
+		if (r < 0) /* the row is gone: the next start removes what is left */
+			log_warn("Cannot remove moved volume \"%s\": %s", j->trash,
+				 berth_error_msg(&derr, r));
+		berth_error_release(&derr);
+	}
+	events_lifecycle(j->d->events, c->project, "storage-volume-created", j->url, NULL);
+	return 0;
+}
+
+/* The new volume's snapshot rows: those of the source volume, oldest first. */
+static int copy_snapshot_rows(struct api_request *req, const char *src_pool, const char *src,
+			      const char *dst, json_t **ret, struct berth_error *err)
+{
+	json_auto_t *list = NULL;
+	json_auto_t *rows = json_array();
+	json_t *s;
+	size_t i;
+	int r = db_volume_snapshot_list(src_pool, req->project, "custom", src, &list, err);
+
+	if (r < 0)
+		return r;
+	json_array_foreach(list, i, s) {
+		_cleanup_free_ char *name =
+			berth_strdup_printf("%s/%s", dst, berth_json_string(s, "name") ?: "");
+		json_t *row = name ? json_pack("{s:s, s:s, s:s, s:{}, s:s}", "name", name, "type",
+					       "custom", "description",
+					       berth_json_string(s, "description") ?: "",
+					       "config", "content_type", "filesystem") : NULL;
+		if (!row || json_array_append_new(rows, row) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(rows);
+	return 0;
+}
+
+/* Check a copy of `src_name` ("<volume>[/<snapshot>]") of pool `src_pool` to the new
+ * volume `name` of `dst_pool`, and prepare its job. */
+static int copy_job_new(struct api_request *req, const char *src_pool, const char *src_name,
+			const char *dst_pool, const char *name, bool volume_only,
+			struct copy_job **ret, struct berth_error *err)
+{
+	_cleanup_(copy_job_freep) struct copy_job *j = calloc(1, sizeof(*j));
+	_cleanup_free_ char *src_vol = strdup(src_name);
+	json_auto_t *src = NULL;
+	const json_t *config = json_object_get(req->body, "config");
+	const char *desc = berth_json_string(req->body, "description");
+	char *slash;
+	int r;
+
+	if (!j || !src_vol)
+		return -ENOMEM;
+	slash = strchr(src_vol, '/');
+	if (slash)
+		*slash++ = '\0';
+	r = vol_ctx_new_on(req, dst_pool, name, NULL, &j->dst, err);
+	if (r >= 0)
+		r = api_storage_pool_open(req, src_pool, &j->src_pool, err);
+	if (r >= 0)
+		r = db_volume_get(src_pool, req->project, "custom", src_vol, &src, err);
+	if (r >= 0 && slash)
+		r = db_volume_get(src_pool, req->project, "custom", src_name, NULL, err);
+	if (r < 0)
+		return r;
+	if (db_volume_get(dst_pool, req->project, "custom", name, NULL, NULL) >= 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				       "Storage volume \"%s\" already exists", name);
+	j->d = req->d;
+	j->src_name = strdup(src_vol);
+	j->src_disk = storage_vol_disk_name(req->project, src_vol);
+	j->src_snap = slash ? strdup(slash) : NULL;
+	j->url = volume_url(dst_pool, "custom", name, NULL, req->project);
+	/* Without a config of its own, the copy takes the source's (LXD does the same),
+	 * less a size the destination's driver cannot enforce. */
+	config = json_object_size(config) ? config : json_object_get(src, "config");
+	j->obj = json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", name, "type", "custom",
+			   "description", desc && *desc ? desc :
+			   berth_json_string(src, "description") ?: "", "config",
+			   config ? json_deep_copy(config) : json_object(), "content_type",
+			   "filesystem");
+	if (!j->src_name || !j->src_disk || (slash && !j->src_snap) || !j->url || !j->obj)
+		return -ENOMEM;
+	if (!json_object_size(json_object_get(req->body, "config")) &&
+	    streq(j->dst->pool->driver->name, "dir"))
+		json_object_del(json_object_get(j->obj, "config"), "size");
+	api_config_drop_empty(json_object_get(j->obj, "config"));
+	r = storage_config_check(json_object_get(j->obj, "config"),
+				 j->dst->pool->driver->volume_keys, err);
+	if (r >= 0)
+		r = config_size(json_object_get(j->obj, "config"), &j->dst->size, err);
+	if (r >= 0 && !volume_only && !slash)
+		r = copy_snapshot_rows(req, src_pool, src_vol, name, &j->snaps, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(j);
+	return 0;
+}
+
+static int copy_volume(struct api_request *req, struct api_response *resp, const char *name,
+		       struct berth_error *err)
+{
+	const json_t *source = json_object_get(req->body, "source");
+	const char *src_name = berth_json_string(source, "name");
+	const char *src_pool = berth_json_string(source, "pool");
+	const char *src_project = berth_json_string(source, "project");
+	struct copy_job *j = NULL;
+	json_t *resources;
+	int r;
+
+	if (!src_name || !*src_name)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "No source volume name provided");
+	if (src_project && *src_project && !streq(src_project, req->project))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Copying volumes between projects isn't supported yet");
+	if (berth_json_bool(source, "refresh", false))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Refreshing a volume copy isn't supported yet");
+	r = copy_job_new(req, src_pool && *src_pool ? src_pool : req->params[0], src_name,
+			 req->params[0], name, berth_json_bool(source, "volume_only", false), &j,
+			 err);
+	if (r < 0)
+		return r;
+	resources = json_pack("{s:[s]}", "storage_volumes", j->url);
+	return api_async(req, resp, "Copying storage volume", resources, run_volume_copy, j,
+			 copy_job_free, err);
+}
+
+/* POST .../volumes/custom/V with {name, pool: other}: a copy with its snapshots to the
+ * other pool, the source's rows replaced by the copy's in one transaction, then the
+ * source removed. */
+static int move_volume(struct api_request *req, struct api_response *resp, const char *pool,
+		       const char *name, struct berth_error *err)
+{
+	struct copy_job *j = NULL;
+	json_auto_t *used = NULL;
+	json_t *resources;
+	int r = db_volume_used_by(req->params[0], req->project, req->params[2], &used, err);
+
+	if (r < 0)
+		return r;
+	if (json_array_size(used) > 0)
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "The storage volume is still in use");
+	r = copy_job_new(req, req->params[0], req->params[2], pool, name, false, &j, err);
+	if (r < 0)
+		return r;
+	j->move = true;
+	j->trash = berth_strdup_printf("%s.deleting", j->src_disk);
+	resources = json_pack("{s:[s]}", "storage_volumes", j->url);
+	if (!j->trash) {
+		copy_job_free(j);
+		json_decref(resources);
+		return -ENOMEM;
+	}
+	return api_async(req, resp, "Moving storage volume", resources, run_volume_copy, j,
+			 copy_job_free, err);
+}
+
 static int create_hook(void *data, struct berth_error *err)
 {
 	struct vol_ctx *c = data;
@@ -240,9 +524,12 @@ static int create_volume(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	source_type = berth_json_string(json_object_get(req->body, "source"), "type");
+	if (source_type && streq(source_type, "copy"))
+		return copy_volume(req, resp, name, err);
 	if (source_type && *source_type)
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Creating a volume from a source isn't supported yet");
+				       "Creating a volume from a \"%s\" source isn't supported yet",
+				       source_type);
 	obj = json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", name, "type", "custom",
 			"description", berth_json_string(req->body, "description") ?: "",
 			"config", berth_json_object_or_empty(req->body, "config"), "content_type",
@@ -298,6 +585,34 @@ static int get_volume(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	return api_sync(resp, TAKE_PTR(v));
+}
+
+/* GET .../volumes/{type}/{name}/state: {"usage": {"used": bytes}} (storage_volume_state). */
+static int get_volume_state(struct api_request *req, struct api_response *resp,
+			    struct berth_error *err)
+{
+	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
+	_cleanup_free_ char *disk = storage_vol_disk_name(req->project, req->params[2]);
+	enum storage_volume_type t;
+	uint64_t used = 0;
+	int r;
+
+	if (!disk)
+		return -ENOMEM;
+	if (storage_volume_type_from_name(req->params[1], &t) < 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Invalid storage volume type \"%s\"", req->params[1]);
+	r = db_volume_get(req->params[0], req->project, req->params[1], req->params[2], NULL,
+			  err);
+	if (r >= 0)
+		r = api_storage_pool_open(req, req->params[0], &pool, err);
+	if (r >= 0) {
+		struct storage_vol vol = {t, t == STORAGE_VOL_IMAGE ? req->params[2] : disk};
+		r = storage_volume_usage(pool, &vol, &used, err);
+	}
+	if (r < 0)
+		return r;
+	return api_sync(resp, json_pack("{s:{s:I}}", "usage", "used", (json_int_t)used));
 }
 
 static int quota_hook(void *data, struct berth_error *err)
@@ -433,12 +748,11 @@ static int rename_volume(struct api_request *req, struct api_response *resp,
 		return r;
 	name = berth_json_string(req->body, "name");
 	pool = berth_json_string(req->body, "pool");
-	if (pool && *pool && !streq(pool, req->params[0]))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Moving volumes between pools isn't supported yet");
 	if (!name)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No name provided");
 	r = berth_name_check_entity("storage volume name", name, err);
+	if (r >= 0 && pool && *pool && !streq(pool, req->params[0]))
+		return move_volume(req, resp, pool, name, err);
 	if (r >= 0)
 		r = vol_ctx_new(req, req->params[2], NULL, &c, err);
 	if (r < 0)
@@ -597,6 +911,7 @@ static int run_snapshot_create(struct operation *op, void *data, struct berth_er
 	r = c->pool->driver->volume_snapshot(c->pool, &c->vol, c->snap, err);
 	if (r < 0)
 		return r;
+	berth_test_pause("volume-snapshot-after-disk");
 	r = db_volume_create(c->pool->name, c->project, obj, NULL, NULL, err);
 	if (r < 0)
 		c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->snap, NULL);
@@ -818,6 +1133,7 @@ const struct api_route api_storage_volume_routes[] = {
 	{"PATCH", VOL "/{}/{}", patch_volume, NULL},
 	{"POST", VOL "/{}/{}", rename_volume, NULL},
 	{"DELETE", VOL "/{}/{}", delete_volume, NULL},
+	{"GET", VOL "/{}/{}/state", get_volume_state, NULL},
 	{"GET", VOL "/{}/{}/snapshots", list_snapshots, NULL},
 	{"POST", VOL "/{}/{}/snapshots", create_snapshot, NULL},
 	{"GET", VOL "/{}/{}/snapshots/{}", get_snapshot, NULL},
@@ -827,3 +1143,64 @@ const struct api_route api_storage_volume_routes[] = {
 	{"DELETE", VOL "/{}/{}/snapshots/{}", delete_snapshot, NULL},
 	{0},
 };
+
+/* ---- disk devices naming volumes ---- */
+
+static int disk_device_check(const char *project, const char *name, const json_t *dev,
+			     struct berth_error *err)
+{
+	const char *path = berth_json_string(dev, "path");
+	const char *pool = berth_json_string(dev, "pool");
+	const char *source = berth_json_string(dev, "source");
+	json_auto_t *p = NULL;
+	int r;
+
+	if (path && *path && *path != '/')
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid device \"%s\": the path \"%s\" isn't absolute",
+				       name, path);
+	if (!pool || !*pool)
+		return 0;
+	r = db_pool_get(pool, &p, err);
+	if (r == -ENOENT) {
+		berth_error_release(err);
+		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST,
+				       "Invalid device \"%s\": storage pool \"%s\" doesn't exist",
+				       name, pool);
+	}
+	if (r < 0 || (path && streq(path, "/")) || !source || !*source)
+		return r;
+	if (strchr(source, '/'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid device \"%s\": \"%s\" isn't a custom volume name"
+				       " (only custom volumes can be attached)", name, source);
+	r = db_volume_get(pool, project, "custom", source, NULL, err);
+	if (r != -ENOENT)
+		return r;
+	berth_error_release(err);
+	if (db_volume_get(pool, project, "container", source, NULL, NULL) >= 0 ||
+	    db_volume_get(pool, project, "image", source, NULL, NULL) >= 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid device \"%s\": only custom volumes can be attached,"
+				       " \"%s\" isn't one", name, source);
+	return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+			       "Invalid device \"%s\": storage volume \"%s\" doesn't exist on pool"
+			       " \"%s\"", name, source, pool);
+}
+
+int api_disk_devices_check(const char *project, const json_t *devices, struct berth_error *err)
+{
+	const char *name;
+	json_t *dev;
+
+	json_object_foreach((json_t *)devices, name, dev) {
+		int r;
+
+		if (!streq(berth_json_string(dev, "type") ?: "", "disk"))
+			continue;
+		r = disk_device_check(project, name, dev, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

@@ -179,6 +179,17 @@ int db_volume_get(const char *pool, const char *project, const char *type, const
 /* created_at is set here. `hook` (may be NULL) creates it on disk. */
 int db_volume_create(const char *pool, const char *project, const json_t *vol,
 		     db_hook_fn hook, void *data, struct berth_error *err);
+/* `vol` and then each object of `snapshots` (array, may be NULL: volume objects named
+ * "<vol>/<snap>") in one transaction: a copied volume and its copied snapshots. */
+int db_volume_create_with_snapshots(const char *pool, const char *project, const json_t *vol,
+				    const json_t *snapshots, struct berth_error *err);
+/* A volume moved to another pool: volume `name` of `src_pool` and its snapshots' rows
+ * deleted (refused while in use, as db_volume_delete), `vol` and `snapshots` created on
+ * `dst_pool` as db_volume_create_with_snapshots does, then `hook` (may be NULL), in one
+ * transaction. */
+int db_volume_move(const char *src_pool, const char *project, const char *name,
+		   const char *dst_pool, const json_t *vol, const json_t *snapshots,
+		   db_hook_fn hook, void *data, struct berth_error *err);
 /* Replace description and config; `hook` (may be NULL) applies them on disk. */
 int db_volume_update(const char *pool, const char *project, const char *type, const char *name,
 		     const json_t *vol, db_hook_fn hook, void *data, struct berth_error *err);

@@ -285,6 +285,26 @@ int db_volume_create(const char *pool, const char *project, const json_t *vol,
 	return db_tx_end(db, r, err);
 }
 
+int db_volume_create_with_snapshots(const char *pool, const char *project, const json_t *vol,
+				    const json_t *snapshots, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	json_t *s;
+	size_t i;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = volume_create(db, pool, project, vol, NULL, NULL, err);
+	json_array_foreach(snapshots, i, s) {
+		if (r < 0)
+			break;
+		r = volume_create(db, pool, project, s, NULL, NULL, err);
+	}
+	return db_tx_end(db, r, err);
+}
+
 static int volume_update(sqlite3 *db, const char *pool, const char *project, const char *type,
 			 const char *name, const json_t *vol, db_hook_fn hook, void *data,
 			 struct berth_error *err)
@@ -423,4 +443,29 @@ int db_volume_insert(sqlite3 *db, int64_t pool_id, int64_t project_id, const cha
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
 				       "Storage volume \"%s\" already exists", name);
 	return r < 0 ? r : 0;
+}
+
+int db_volume_move(const char *src_pool, const char *project, const char *name,
+		   const char *dst_pool, const json_t *vol, const json_t *snapshots,
+		   db_hook_fn hook, void *data, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	json_t *s;
+	size_t i;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = volume_delete(db, src_pool, project, "custom", name, NULL, NULL, err);
+	if (r >= 0)
+		r = volume_create(db, dst_pool, project, vol, NULL, NULL, err);
+	json_array_foreach(snapshots, i, s) {
+		if (r < 0)
+			break;
+		r = volume_create(db, dst_pool, project, s, NULL, NULL, err);
+	}
+	if (r >= 0 && hook)
+		r = hook(data, err);
+	return db_tx_end(db, r, err);
 }

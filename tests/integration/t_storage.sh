@@ -154,6 +154,138 @@ left=$(find "$BERTH_DIR/storage-pools/d1/custom" "$BERTH_DIR/storage-pools/d1/cu
 check "delete the dir pool" berth storage delete d1
 [ ! -e "$BERTH_DIR/storage-pools/d1" ] && pass "the dir pool is gone from disk" || fail "the dir pool is gone from disk"
 
+# ---- copies: same pool and across drivers, with and without snapshots ----
+check "a dir pool for copies" berth storage create dc dir
+cb=$BERTH_DIR/storage-pools/bt cd_=$BERTH_DIR/storage-pools/dc
+check "a btrfs volume to copy" berth storage volume create bt cv
+echo a >"$cb/custom/default_cv/file"; mkdir "$cb/custom/default_cv/sub"; ln -s file "$cb/custom/default_cv/sub/link"
+check "... snapshot s0" berth storage volume snapshot bt cv s0
+echo b >"$cb/custom/default_cv/file"
+check "... snapshot s1" berth storage volume snapshot bt cv s1
+echo c >"$cb/custom/default_cv/file"
+# content FILE WANT: the file holds WANT
+content() { [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
+check "copy within the btrfs pool" berth storage volume copy bt/cv bt/cv-same
+content "$cb/custom/default_cv-same/file" c && content "$cb/custom-snapshots/default_cv-same/s0/file" a &&
+	content "$cb/custom-snapshots/default_cv-same/s1/file" b && pass "... volume and snapshots copied" ||
+	fail "... volume and snapshots copied"
+has "... the copy's snapshots are listed" "| custom (snapshot) | cv-same/s1" berth storage volume list bt
+echo changed >"$cb/custom/default_cv-same/file"
+content "$cb/custom/default_cv/file" c && pass "... the copy is independent of its source" || fail "... the copy is independent of its source"
+check "copy btrfs -> dir with snapshots" berth storage volume copy bt/cv dc/cv
+content "$cd_/custom/default_cv/file" c && content "$cd_/custom-snapshots/default_cv/s0/file" a &&
+	content "$cd_/custom-snapshots/default_cv/s1/file" b && pass "... each snapshot has its own content on dir" ||
+	fail "... each snapshot has its own content on dir" "$(ls -R "$cd_" 2>&1 | head -20)"
+[ -L "$cd_/custom/default_cv/sub/link" ] && pass "... symlinks are kept" || fail "... symlinks are kept"
+has "... listed on the dir pool" "| custom (snapshot) | cv/s1" berth storage volume list dc
+check "copy dir -> btrfs with snapshots" berth storage volume copy dc/cv bt/cv-back
+content "$cb/custom/default_cv-back/file" c && content "$cb/custom-snapshots/default_cv-back/s0/file" a &&
+	content "$cb/custom-snapshots/default_cv-back/s1/file" b && pass "... each snapshot has its own content on btrfs" ||
+	fail "... each snapshot has its own content on btrfs"
+btrfs property get -ts "$cb/custom-snapshots/default_cv-back/s0" ro 2>/dev/null | grep -q true &&
+	pass "... recreated as read-only btrfs snapshots" || fail "... recreated as read-only btrfs snapshots"
+check "copy --volume-only" berth storage volume copy bt/cv dc/cv-only --volume-only
+content "$cd_/custom/default_cv-only/file" c && [ ! -e "$cd_/custom-snapshots/default_cv-only" ] &&
+	pass "... without snapshots" || fail "... without snapshots"
+hasnt "... none listed" "cv-only/" berth storage volume list dc
+check "copy a snapshot to another pool" berth storage volume copy bt/cv/s0 dc/from-s0
+content "$cd_/custom/default_from-s0/file" a && pass "... with the snapshot's content" || fail "... with the snapshot's content"
+check "copy a snapshot within the pool" berth storage volume copy bt/cv/s1 bt/from-s1
+content "$cb/custom/default_from-s1/file" b && pass "... with the snapshot's content (btrfs)" || fail "... with the snapshot's content (btrfs)"
+api GET /1.0/storage-pools/bt/volumes/custom/cv/state
+used=$(jget 'j["metadata"]["usage"]["used"]')
+[ "${used:-0}" -gt 0 ] 2>/dev/null && pass "GET .../state gives the volume's usage ($used bytes)" || fail "GET .../state gives the volume's usage" "$HTTP_BODY"
+expect_error 404 "GET .../state of a missing volume is 404" GET /1.0/storage-pools/bt/volumes/custom/nope/state
+refuse "a copy onto an existing volume is refused" "already exists" berth storage volume copy bt/cv dc/cv
+refuse "a copy of a missing volume is refused" "not found" berth storage volume copy bt/nope dc/nope
+refuse "a copy to a missing pool is refused" "not found" berth storage volume copy bt/cv nopool/x
+[ ! -e "$cd_/custom/default_nope" ] && pass "refused copies left nothing" || fail "refused copies left nothing"
+api POST /1.0/storage-pools/dc/volumes/custom '{"name":"cfg","source":{"type":"copy","pool":"bt","name":"v2"}}'
+[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "a copy of a volume with size= to dir (API, operation)"
+api GET /1.0/storage-pools/dc/volumes/custom/cfg
+is "$(jget 'j["metadata"]["config"].get("size", "none")')" none "... drops the size dir cannot enforce"
+api POST /1.0/storage-pools/bt/volumes/custom '{"name":"cfg2","source":{"type":"copy","pool":"bt","name":"v2","volume_only":true}}'
+[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+api GET /1.0/storage-pools/bt/volumes/custom/cfg2
+is "$(jget 'j["metadata"]["config"]["size"]')" 64MiB "a copy within btrfs keeps the source's config (size)"
+check "move a volume to another pool" berth storage volume move bt/cv-back dc/moved
+content "$cd_/custom/default_moved/file" c && content "$cd_/custom-snapshots/default_moved/s1/file" b &&
+	pass "... with its content and snapshots" || fail "... with its content and snapshots"
+[ ! -e "$cb/custom/default_cv-back" ] && [ ! -e "$cb/custom-snapshots/default_cv-back" ] &&
+	[ ! -e "$cb/custom/default_cv-back.deleting" ] && pass "... and the source is gone from disk" ||
+	fail "... and the source is gone from disk"
+hasnt "... and from the source pool's list" "cv-back" berth storage volume list bt
+has "... listed on the new pool with its snapshots" "moved/s0" berth storage volume list dc
+if command -v lxc >/dev/null; then
+	check "lxc storage volume move (across pools)" lxc storage volume move b:dc/moved b:bt/cv-back
+	content "$cb/custom-snapshots/default_cv-back/s0/file" a && [ ! -e "$cd_/custom/default_moved" ] &&
+		pass "... moved back with snapshots" || fail "... moved back with snapshots"
+	check "lxc storage volume copy (across pools)" lxc storage volume copy b:bt/cv b:dc/lcv
+	content "$cd_/custom/default_lcv/file" c && content "$cd_/custom-snapshots/default_lcv/s1/file" b &&
+		pass "... with its snapshots" || fail "... with its snapshots"
+	check "lxc storage volume copy of a snapshot" lxc storage volume copy b:bt/cv/s0 b:dc/lcv-s0
+	content "$cd_/custom/default_lcv-s0/file" a && pass "... with the snapshot's content" || fail "... with the snapshot's content"
+	check "lxc storage volume delete of it" lxc storage volume delete b:dc lcv-s0
+	check "lxc storage volume copy --volume-only" lxc storage volume copy b:bt/cv b:bt/lcv2 --volume-only
+	[ -d "$cb/custom/default_lcv2" ] && [ ! -e "$cb/custom-snapshots/default_lcv2" ] &&
+		pass "... without snapshots" || fail "... without snapshots"
+	has "lxc storage volume list shows the copy's snapshots" "lcv/s1" lxc storage volume list b:dc
+	head -c 1M /dev/urandom >"$cd_/custom/default_lcv/mib"
+	has "lxc storage volume info shows the usage" "Usage: 1.0" lxc storage volume info b:dc lcv
+	has "lxc storage volume info lists the snapshots" "| s1   |" lxc storage volume info b:dc lcv
+	has "lxc storage volume show of the copy" "name: lcv" lxc storage volume show b:dc lcv
+	check "lxc storage volume delete of the copies" sh -c "lxc storage volume delete b:dc lcv && lxc storage volume delete b:bt lcv2"
+else
+	skip "lxc storage volume copy" "lxc client not installed"
+fi
+
+# ---- attach and detach: disk devices naming custom volumes ----
+api POST /1.0/instances '{"name":"i1","source":{"type":"none"}}'
+[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+check "attach a volume to an instance (device named after the volume)" berth storage volume attach bt cv i1 /mnt/cv
+api GET /1.0/instances/i1
+is "$(jget 'json.dumps(j["metadata"]["devices"]["cv"], sort_keys=True)')" '{"path": "/mnt/cv", "pool": "bt", "source": "cv", "type": "disk"}' "... the disk device is on the instance"
+api GET /1.0/storage-pools/bt/volumes/custom/cv
+is "$(jget 'j["metadata"]["used_by"]')" '["/1.0/instances/i1"]' "... used_by lists the instance"
+has "... volume list counts the use" "custom,cv,,filesystem,1" berth storage volume list bt -f csv
+refuse "an attached volume can't be deleted" "The storage volume is still in use" berth storage volume delete bt cv
+expect_error 400 "... (400 through the API)" DELETE /1.0/storage-pools/bt/volumes/custom/cv
+refuse "the same device name twice is refused" "The device already exists" berth storage volume attach bt cv i1 /mnt/again
+check "attach with a device name" berth storage volume attach dc cv i1 data /srv/data
+api GET /1.0/instances/i1
+is "$(jget 'j["metadata"]["devices"]["data"]["source"]')" cv "... named as given"
+refuse "a relative path is refused" "isn't absolute" berth storage volume attach bt cv-same i1 rel mnt
+refuse "a missing volume is refused" "not found" berth storage volume attach bt nope i1 /x
+expect_error 400 "a device naming a missing volume is refused by the API" PATCH /1.0/instances/i1 '{"devices":{"x":{"type":"disk","pool":"bt","source":"nope","path":"/x"}}}'
+expect_error 400 "a device naming a missing pool is refused" PATCH /1.0/instances/i1 '{"devices":{"x":{"type":"disk","pool":"nopool","source":"cv","path":"/x"}}}'
+expect_error 400 "a device naming a snapshot is refused" PATCH /1.0/instances/i1 '{"devices":{"x":{"type":"disk","pool":"bt","source":"cv/s0","path":"/x"}}}'
+check "detach by volume" berth storage volume detach bt cv i1
+check "detach by device name" berth storage volume detach dc cv i1 data
+api GET /1.0/instances/i1
+is "$(jget 'len(j["metadata"]["devices"])')" 0 "... the devices are gone"
+refuse "detaching what is not attached is refused" "No device found for this storage volume" berth storage volume detach bt cv i1
+check "attach to a profile" berth storage volume attach-profile bt cv default pdata /pdata
+api GET /1.0/storage-pools/bt/volumes/custom/cv
+is "$(jget 'j["metadata"]["used_by"]')" '["/1.0/profiles/default"]' "... used_by lists the profile"
+check "detach from the profile" berth storage volume detach-profile bt cv default
+if command -v lxc >/dev/null; then
+	check "lxc storage volume attach" lxc storage volume attach b:bt cv i1 /mnt/lxc
+	api GET /1.0/instances/i1
+	is "$(jget 'j["metadata"]["devices"]["cv"]["path"]')" /mnt/lxc "... the device has the path"
+	refuse "lxc storage volume delete of the attached volume is refused" "still in use" lxc storage volume delete b:bt cv
+	check "lxc storage volume detach" lxc storage volume detach b:bt cv i1
+	check "lxc storage volume attach-profile" lxc storage volume attach-profile b:bt cv default lp /lp
+	check "lxc storage volume detach-profile" lxc storage volume detach-profile b:bt cv default
+else
+	skip "lxc storage volume attach" "lxc client not installed"
+fi
+api DELETE /1.0/instances/i1
+[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+for v in cv cv-same cv-back from-s1 cfg2; do berth storage volume delete bt $v >/dev/null 2>&1 || fail "delete bt/$v"; done
+for v in cv cv-only from-s0 cfg; do berth storage volume delete dc $v >/dev/null 2>&1 || fail "delete dc/$v"; done
+check "delete the copies' dir pool" berth storage delete dc
+
 # ---- full disk: a 110MiB pool (btrfs' minimum), a quota and the pool filling up ----
 if berth storage create small btrfs size=110MiB >/dev/null 2>&1 ||
 	berth storage create small btrfs size=128MiB >/dev/null 2>&1; then
