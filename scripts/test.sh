@@ -1,7 +1,8 @@
 #!/bin/bash
 # scripts/test.sh: README command 2 (and what CI runs). On Debian 12, as root:
 # installs what the tests need, then, out of tree under build-ci/:
-#   gcc    --enable-werror            make check (unit + integration tests)
+#   gcc    --enable-werror            make check (unit + integration tests, with the slow
+#                                     Debian 12 tests: BERTH_TEST_FULL=1)
 #   asan   --enable-sanitize          make check (unit + integration under ASan/UBSan)
 #   clang  --enable-werror CC=clang   builds everything, tests included
 #   fuzz   --enable-fuzz CC=clang     each libFuzzer target for $FUZZ_SECONDS s
@@ -11,7 +12,7 @@
 # failure.
 #
 # Environment: FUZZ_SECONDS (30), STAGES (default "gcc asan clang fuzz"),
-# NO_APT=1 to skip the apt step.
+# NO_APT=1 to skip the apt step, BERTH_TEST_FULL=0 to leave out the slow tests.
 set -uo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -122,7 +123,10 @@ check_build()
 
 stage_gcc()
 {
-	configure_build gcc --enable-werror CC=gcc && check_build gcc
+	# The full run: the slow tests (Debian 12 booting systemd) run here, once; the
+	# sanitizer build skips them. BERTH_TEST_FULL=0 leaves them out here too.
+	configure_build gcc --enable-werror CC=gcc &&
+		BERTH_TEST_FULL=${BERTH_TEST_FULL:-1} check_build gcc
 }
 
 stage_asan()
