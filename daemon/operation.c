@@ -30,6 +30,10 @@ struct operation {
 	json_t *resources, *metadata;
 	char *err;
 	operation_run_fn run;
+	int (*start)(struct operation *op, void *data);
+	void (*connect)(struct operation *op, void *data, const char *secret,
+			struct berth_http_conn *conn);
+	void (*cancel)(void *data);
 	void *data;
 	void (*free_data)(void *);
 	uv_work_t work;
@@ -218,6 +222,9 @@ int operation_create(struct operation_registry *reg, const struct operation_spec
 	op->resources = spec->resources ? spec->resources : json_object();
 	op->may_cancel = spec->may_cancel;
 	op->run = spec->run;
+	op->start = spec->start;
+	op->connect = spec->connect;
+	op->cancel = spec->cancel;
 	op->data = spec->data;
 	op->free_data = spec->free_data;
 	op->status = OPERATION_RUNNING;
@@ -281,13 +288,16 @@ static void work_cb(uv_work_t *req)
 	op->run_ret = op->run ? op->run(op, op->data, &op->run_err) : 0;
 }
 
-static void after_work_cb(uv_work_t *req, int status)
+/* Record the final state of `op` (r: 0 or -errno with err) and tell everyone. */
+static void finish(struct operation *op, int r, struct berth_error *err)
 {
-	struct operation *op = container_of(req, struct operation, work);
 	struct operation_registry *reg = op->reg;
-	int r = status < 0 ? status : op->run_ret;
 
 	pthread_mutex_lock(&reg->lock);
+	if (op->done_ns) {
+		pthread_mutex_unlock(&reg->lock);
+		return;
+	}
 	if (r == 0)
 		op->status = OPERATION_SUCCESS;
 	else if (r == -ECANCELED || op->cancel_requested)
@@ -295,20 +305,53 @@ static void after_work_cb(uv_work_t *req, int status)
 	else
 		op->status = OPERATION_FAILURE;
 	if (r < 0)
-		op->err = strdup(r == -ECANCELED ? "Operation cancelled"
-						 : berth_error_msg(&op->run_err, r));
+		op->err = strdup(r == -ECANCELED ? "Operation cancelled" : berth_error_msg(err, r));
 	berth_now_rfc3339(op->updated_at);
 	op->done_ns = berth_monotonic_ns();
 	pthread_mutex_unlock(&reg->lock);
 	emit(op);
 	wake_waiters(op);
+}
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+	struct operation *op = container_of(req, struct operation, work);
+
+	finish(op, status < 0 ? status : op->run_ret, &op->run_err);
 	operation_unref(op); /* the reference held by the running work */
+}
+
+void operation_finish(struct operation *op, int r, struct berth_error *err)
+{
+	finish(op, r, err);
+}
+
+int operation_connect(struct operation *op, const char *secret, struct berth_http_conn *conn)
+{
+	if (!op->connect)
+		return -ENOTSUP;
+	if (operation_done(op))
+		return -ESRCH;
+	op->connect(op, op->data, secret, conn);
+	return 0;
 }
 
 int operation_start(struct operation *op)
 {
 	int r;
 
+	if (op->start) {
+		r = op->start(op, op->data);
+		if (r < 0) {
+			struct berth_error err = {0};
+
+			berth_error_set(&err, r, BERTH_ERR_INTERNAL, "Cannot start: %s",
+					strerror(-r));
+			finish(op, r, &err);
+			berth_error_release(&err);
+		}
+		return 0;
+	}
 	operation_ref(op);
 	r = uv_queue_work(op->reg->loop, &op->work, work_cb, after_work_cb);
 	if (r < 0)
@@ -378,6 +421,8 @@ int operation_cancel(struct operation *op, struct berth_error *err)
 		}
 		op->cancel_requested = true;
 		op->status = OPERATION_CANCELLING;
+		if (op->cancel)
+			op->cancel(op->data);
 		berth_now_rfc3339(op->updated_at);
 		changed = true;
 	}
@@ -466,6 +511,9 @@ void operation_registry_shutdown(struct operation_registry *reg)
 	size_t n = 0;
 
 	pthread_mutex_lock(&reg->lock);
+	for (struct operation *op = reg->ops; op; op = op->next)
+		if (op->cancel && !op->done_ns)
+			op->cancel(op->data);
 	for (struct operation *op = reg->ops; op; op = op->next)
 		if (op->waiters) {
 			struct operation **nl = realloc(list, (n + 1) * sizeof(*nl));

@@ -19,6 +19,7 @@
 
 #include "daemon/events.h"
 #include "lib/error.h"
+#include "lib/http_server.h"
 
 #define OPERATION_KEEP_S 60
 
@@ -47,6 +48,16 @@ struct operation_spec {
 	operation_run_fn run;
 	void *data;		    /* owned by the operation once created */
 	void (*free_data)(void *); /* may be NULL */
+	/* Loop-driven operations (websocket class) leave `run` NULL and set `start`: it
+	 * runs on the loop thread from operation_start() and the owner ends the operation
+	 * with operation_finish(). `connect` (loop thread) serves
+	 * /1.0/operations/{id}/websocket while the operation runs: it answers `conn` itself
+	 * (upgrade or error). `cancel` runs on any thread with the registry locked, while
+	 * the operation runs, on DELETE and at shutdown: it may only signal (uv_async_send). */
+	int (*start)(struct operation *op, void *data);
+	void (*connect)(struct operation *op, void *data, const char *secret,
+			struct berth_http_conn *conn);
+	void (*cancel)(void *data);
 };
 
 int operation_registry_new(uv_loop_t *loop, struct events_hub *events,
@@ -71,6 +82,13 @@ const char *operation_id(const struct operation *op);
 json_t *operation_render(struct operation *op);
 bool operation_done(struct operation *op);
 bool operation_cancelled(struct operation *op);
+/* Loop thread: end a loop-driven operation: Success when r is 0, else Failure with
+ * err's message. Idempotent. */
+void operation_finish(struct operation *op, int r, struct berth_error *err);
+/* Loop thread: hand a websocket request to a running loop-driven operation, which
+ * answers `conn`. -ENOTSUP (no websockets) or -ESRCH (finished): nothing was answered. */
+int operation_connect(struct operation *op, const char *secret, struct berth_http_conn *conn);
+
 /* Replace the metadata (stolen) and emit an update event. */
 void operation_set_metadata(struct operation *op, json_t *metadata);
 

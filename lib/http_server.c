@@ -1166,3 +1166,22 @@ void berth_ws_conn_close(struct berth_ws_conn *ws, uint16_t code, const char *re
 	wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
 	ws_pump(ws);
 }
+
+size_t berth_ws_conn_queued(const struct berth_ws_conn *ws)
+{
+	if (ws->dead || ws->conn->state == CONN_CLOSING)
+		return 0;
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&ws->conn->handle) +
+	       wslay_event_get_queued_msg_length(ws->ctx);
+}
+
+int berth_ws_conn_pause(struct berth_ws_conn *ws, bool pause)
+{
+	struct berth_http_conn *c = ws->conn;
+
+	if (ws->dead || c->state != CONN_WEBSOCKET)
+		return -EPIPE;
+	if (pause)
+		return uv_read_stop((uv_stream_t *)&c->handle);
+	return uv_read_start((uv_stream_t *)&c->handle, on_alloc, on_read);
+}

@@ -125,5 +125,10 @@ int berth_http_upgrade_ws(struct berth_http_conn *conn, const struct berth_ws_ca
 /* Queue a message. -EPIPE when the connection is closing, -ENOBUFS when the peer
  * reads too slowly (more than 16 MiB queued): the connection is then closed. */
 int berth_ws_conn_send(struct berth_ws_conn *ws, bool text, const void *data, size_t len);
+/* Bytes queued for the peer and not yet written (for flow control). */
+size_t berth_ws_conn_queued(const struct berth_ws_conn *ws);
+/* Stop (pause true) or resume reading from the peer, so that a slow consumer of its
+ * messages holds it back. -EPIPE when the connection is closing. */
+int berth_ws_conn_pause(struct berth_ws_conn *ws, bool pause);
 /* Send a close frame and close once it is written. Idempotent. */
 void berth_ws_conn_close(struct berth_ws_conn *ws, uint16_t code, const char *reason);

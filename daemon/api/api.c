@@ -13,7 +13,7 @@
 
 static const struct api_route *const route_tables[] = {
 	api_server_routes,    api_project_routes, api_profile_routes, api_instance_routes, api_instance_snapshot_routes,
-	api_instance_file_routes,
+	api_instance_file_routes, api_instance_exec_routes,
 	api_operation_routes, api_event_routes,	  api_storage_routes, api_storage_volume_routes,
 	api_image_routes,     api_resources_routes,
 };
@@ -407,8 +407,11 @@ bool api_spool_url(const char *method, const char *url)
 {
 	size_t n = strcspn(url, "?");
 
-	/* POST /1.0/instances/{name}/files */
-	return streq(method, "POST") && berth_startswith(url, "/1.0/instances/") && n >= 6 &&
+	/* POST /1.0/instances/{name}/files (or its /1.0/containers alias) */
+	return streq(method, "POST") &&
+	       (berth_startswith(url, "/1.0/instances/") ||
+		berth_startswith(url, "/1.0/containers/")) &&
+	       n >= 6 &&
 	       strneq(url + n - 6, "/files", 6);
 }
 
@@ -462,6 +465,12 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 	aw->conn = conn;
 	aw->req.d = d;
 	aw->req.http = http;
+	/* LXD keeps /1.0/containers as an alias of /1.0/instances (pylxd 2.2 uses it) */
+	if (berth_startswith(http->path, "/1.0/containers") &&
+	    (http->path[15] == '\0' || http->path[15] == '/')) {
+		memcpy(http->path + 5, "instances", 9);
+		memmove(http->path + 14, http->path + 15, strlen(http->path + 15) + 1);
+	}
 	aw->req.storage = malloc(strlen(http->path) + 1);
 	if (!aw->req.storage) {
 		api_respond_error(conn, 500, "Out of memory");

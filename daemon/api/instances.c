@@ -1065,8 +1065,8 @@ static void state_job_free(void *p)
 }
 
 /* The instance with its expanded config and devices. */
-static int load_expanded(const char *project, const char *name, json_t **ret,
-			 struct berth_error *err)
+int api_instance_load_expanded(const char *project, const char *name, json_t **ret,
+			       struct berth_error *err)
 {
 	json_auto_t *profiles = NULL;
 	json_t *inst = NULL;
@@ -1090,7 +1090,7 @@ static int run_state(struct operation *op, void *data, struct berth_error *err)
 	int r;
 
 	if (streq(j->action, "start")) {
-		r = load_expanded(j->project, j->name, &inst, err);
+		r = api_instance_load_expanded(j->project, j->name, &inst, err);
 		if (r >= 0)
 			r = container_start(j->d, j->project, inst, err);
 		return r;

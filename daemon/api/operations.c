@@ -90,10 +90,34 @@ static void wait_operation(struct api_request *req, struct berth_http_conn *conn
 		api_respond_error(conn, 500, "Failed to wait for the operation");
 }
 
+/* Loop thread: connect one websocket of a websocket-class operation. The operation
+ * checks the secret (403 when it matches none of its sockets). */
+static void websocket_operation(struct api_request *req, struct berth_http_conn *conn)
+{
+	_cleanup_(operation_unrefp) struct operation *op = NULL;
+	_cleanup_free_ char *secret = NULL;
+	int r;
+
+	if (operation_find(req->d->ops, req->params[0], &op) < 0) {
+		api_respond_error(conn, 404, "Operation not found");
+		return;
+	}
+	if (berth_http_query_get(req->http->query, "secret", &secret) < 0) {
+		api_respond_error(conn, 400, "Missing websocket secret");
+		return;
+	}
+	r = operation_connect(op, secret, conn);
+	if (r == -ENOTSUP)
+		api_respond_error(conn, 400, "Only websocket operations can be connected");
+	else if (r < 0)
+		api_respond_error(conn, 400, "The operation has already finished");
+}
+
 const struct api_route api_operation_routes[] = {
 	{"GET", "/1.0/operations", list_operations, NULL},
 	{"GET", "/1.0/operations/{}", get_operation, NULL},
 	{"DELETE", "/1.0/operations/{}", delete_operation, NULL},
 	{"GET", "/1.0/operations/{}/wait", NULL, wait_operation},
+	{"GET", "/1.0/operations/{}/websocket", NULL, websocket_operation},
 	{0},
 };

@@ -45,6 +45,10 @@ static const char *const api_extensions[] = {
 	"file_symlinks",
 	"file_get_symlink",
 	"instance_file_head",
+	/* instance_exec.c */
+	"console",
+	"container_exec_signal_handling",
+	"container_exec_user_group_cwd",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -1,0 +1,1004 @@
+/* daemon/instance/exec_session.c: websockets bridged to an exec helper or a console (see
+ * exec_session.h).
+ *
+ * Framing (LXD 5.0.2): data in binary messages; an empty text message is the end of a
+ * stream (sent by the client on stdin EOF, by us at stdout/stderr EOF, followed by a
+ * Close). The control socket carries JSON: window-resize (strings) and signal.
+ *
+ * Flow control both ways: an output fd is not read while its websocket has more than
+ * EXEC_HIGH_WATER bytes queued (a timer looks again every EXEC_POLL_MS), and a websocket
+ * is not read while more than EXEC_HIGH_WATER bytes wait to be written to stdin.
+ *
+ * Lifetime: the session frees itself once it is DONE, every handle went through its
+ * close callback and every websocket reported on_close. */
+#define LOG_CATEGORY "exec"
+#include "daemon/instance/exec_session.h"
+
+#include <fcntl.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "daemon/instance/container.h"
+#include "lib/http_server.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/macros.h"
+#include "lib/util.h"
+
+#define EXEC_HIGH_WATER (1u << 20)
+#define EXEC_LOW_WATER (256u << 10)
+#define EXEC_POLL_MS 5
+#define EXEC_CONNECT_TIMEOUT_MS 5000
+#define EXEC_BUF 65536
+
+enum session_state {
+	SESSION_WAITING,
+	SESSION_RUNNING,
+	SESSION_DONE,
+};
+
+struct exec_session;
+
+struct session_ws {
+	struct exec_session *s;
+	int idx;
+	struct berth_ws_conn *ws; /* borrowed until on_close */
+	bool connected;		  /* ever connected (a socket connects once) */
+	bool closed_by_us;
+	bool paused; /* reading stopped: stdin is backed up */
+};
+
+/* One fd on the loop: index 0 is stdin (pipes) or the pty/console (both ways); 1 and 2
+ * stdout and stderr (pipes). */
+struct session_io {
+	uv_pipe_t pipe;
+	bool open, eof, paused;
+	size_t pending; /* bytes queued for writing (index 0) */
+	bool close_when_written;
+};
+
+struct exec_session {
+	struct exec_spec *spec; /* borrowed: the operation owns it and we hold the operation */
+	struct operation *op;	/* reference */
+	enum session_state state;
+	uv_process_t proc;
+	bool spawned, exited;
+	int exit_code;
+	uv_pipe_t status; /* the helper's --status-fd */
+	bool status_open, status_eof;
+	char status_buf[512];
+	size_t status_len;
+	pid_t cmd_pid;
+	bool helper_error;
+	struct session_io io[3];
+	/* Input that arrived before the command started (the client may write before it
+	 * connected every socket): owned, replayed at the start. */
+	char *early;
+	size_t early_len;
+	bool early_eof;
+	struct session_ws ws[EXEC_NSOCKETS];
+	uv_timer_t connect_timer, poll_timer;
+	uv_async_t cancel_async;
+	int open_handles, open_ws;
+	char buf[EXEC_BUF];
+};
+
+static void session_finish(struct exec_session *s, int r, const char *msg);
+static void on_poll(uv_timer_t *t);
+static void replay_early(struct exec_session *s);
+
+/* ---- specs ---- */
+
+static int draw_secret(char *out)
+{
+	unsigned char b[EXEC_SECRET_LEN / 2];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -EIO;
+	for (size_t i = 0; i < sizeof(b); i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+	return 0;
+}
+
+int exec_spec_new(enum exec_kind kind, uv_loop_t *loop, struct exec_spec **ret)
+{
+	struct exec_spec *spec = calloc(1, sizeof(*spec));
+	static const bool used[EXEC_KIND_MAX][EXEC_NSOCKETS] = {
+		[EXEC_PIPES] = {true, true, true, true},
+		[EXEC_PTY] = {true, false, false, true},
+		[EXEC_CONSOLE] = {true, false, false, true},
+	};
+
+	if (!spec)
+		return -ENOMEM;
+	spec->kind = kind;
+	spec->loop = loop;
+	spec->console_fd = -EBADF;
+	for (int i = 0; i < 3; i++)
+		spec->stdio[i] = -EBADF;
+	for (int i = 0; i < EXEC_NSOCKETS; i++)
+		if (used[kind][i] && draw_secret(spec->secret[i]) < 0) {
+			exec_spec_free(spec);
+			return -EIO;
+		}
+	*ret = spec;
+	return 0;
+}
+
+void exec_spec_free(void *data)
+{
+	struct exec_spec *spec = data;
+
+	if (!spec)
+		return;
+	if (spec->argv)
+		for (char **a = spec->argv; *a; a++)
+			free(*a);
+	free(spec->argv);
+	for (int i = 0; i < 3; i++)
+		if (spec->stdio[i] >= 0)
+			close(spec->stdio[i]);
+	if (spec->console_fd >= 0)
+		close(spec->console_fd);
+	free(spec->rundir);
+	json_decref(spec->metadata);
+	free(spec);
+}
+
+/* ---- freeing ---- */
+
+static void session_maybe_free(struct exec_session *s)
+{
+	if (s->state != SESSION_DONE || s->open_handles > 0 || s->open_ws > 0)
+		return;
+	operation_unref(s->op);
+	free(s->early);
+	free(s);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct exec_session *s = h->data;
+
+	s->open_handles--;
+	session_maybe_free(s);
+}
+
+static void close_handle(struct exec_session *s, uv_handle_t *h)
+{
+	if (uv_is_closing(h))
+		return;
+	h->data = s;
+	uv_close(h, handle_closed);
+}
+
+static void io_close(struct exec_session *s, int i)
+{
+	if (!s->io[i].open)
+		return;
+	s->io[i].open = false;
+	close_handle(s, (uv_handle_t *)&s->io[i].pipe);
+}
+
+/* ---- the command ---- */
+
+/* SIGKILL (or `sig`) to the command itself once the helper named it, else the helper. */
+static void kill_command(struct exec_session *s, int sig)
+{
+	if (!s->spawned || s->exited)
+		return;
+	if (s->cmd_pid > 0)
+		kill(s->cmd_pid, sig);
+	else
+		uv_process_kill(&s->proc, sig);
+}
+
+static int ws_of_output(const struct exec_session *s, int i)
+{
+	return s->spec->kind == EXEC_PIPES ? i : 0;
+}
+
+/* The end of output stream `i`: the barrier and a Close on its socket. */
+static void output_eof(struct exec_session *s, int i)
+{
+	struct session_ws *w = &s->ws[ws_of_output(s, i)];
+
+	if (s->io[i].eof)
+		return;
+	s->io[i].eof = true;
+	io_close(s, i);
+	if (w->ws && !w->closed_by_us) {
+		berth_ws_conn_send(w->ws, true, "", 0);
+		w->closed_by_us = true;
+		berth_ws_conn_close(w->ws, 1000, "");
+	}
+}
+
+static bool outputs_done(const struct exec_session *s)
+{
+	switch (s->spec->kind) {
+	case EXEC_PIPES:
+		return s->io[1].eof && s->io[2].eof;
+	case EXEC_PTY:
+		return s->io[0].eof;
+	default:
+		return true;
+	}
+}
+
+static void check_done(struct exec_session *s)
+{
+	if (s->state != SESSION_RUNNING || !s->exited || !s->status_eof || !outputs_done(s))
+		return;
+	session_finish(s, 0, NULL);
+}
+
+static void send_output(struct exec_session *s, int i, const char *data, size_t len)
+{
+	struct session_ws *w = &s->ws[ws_of_output(s, i)];
+
+	if (!w->ws || w->closed_by_us)
+		return; /* nobody listens: discard */
+	berth_ws_conn_send(w->ws, false, data, len);
+	if (s->io[i].open && !s->io[i].paused && berth_ws_conn_queued(w->ws) > EXEC_HIGH_WATER) {
+		uv_read_stop((uv_stream_t *)&s->io[i].pipe);
+		s->io[i].paused = true;
+		if (!uv_is_active((uv_handle_t *)&s->poll_timer))
+			uv_timer_start(&s->poll_timer, on_poll, EXEC_POLL_MS, EXEC_POLL_MS);
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct exec_session *s = h->data;
+
+	*buf = uv_buf_init(s->buf, sizeof(s->buf));
+}
+
+static int io_index(struct exec_session *s, uv_stream_t *stream)
+{
+	for (int i = 0; i < 3; i++)
+		if ((uv_stream_t *)&s->io[i].pipe == stream)
+			return i;
+	return -1;
+}
+
+static void on_output(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+	struct exec_session *s = stream->data;
+	int i = io_index(s, stream);
+
+	if (n > 0) {
+		send_output(s, i, buf->base, (size_t)n);
+		return;
+	}
+	if (n == 0)
+		return;
+	/* EOF, or EIO on a pty master whose slave is gone */
+	output_eof(s, i);
+	if (s->spec->kind == EXEC_CONSOLE) {
+		session_finish(s, 0, NULL);
+		return;
+	}
+	check_done(s);
+}
+
+/* After the helper exited: what is left in the pipe or pty is all there will be (a
+ * process it left behind may hold the other end open, as in LXD). Read it without
+ * waiting, then end the streams. The amount is bounded by the pipe's capacity since a
+ * paused stream held the writer back. */
+static void drain_output(struct exec_session *s, int i)
+{
+	int fd;
+
+	if (!s->io[i].open || s->io[i].eof)
+		return;
+	uv_read_stop((uv_stream_t *)&s->io[i].pipe);
+	if (uv_fileno((uv_handle_t *)&s->io[i].pipe, &fd) == 0) {
+		for (;;) {
+			ssize_t n = read(fd, s->buf, sizeof(s->buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			send_output(s, i, s->buf, (size_t)n);
+		}
+	}
+	output_eof(s, i);
+}
+
+static void on_helper_exit(uv_process_t *p, int64_t status, int term_signal)
+{
+	struct exec_session *s = container_of(p, struct exec_session, proc);
+
+	s->exited = true;
+	s->exit_code = term_signal ? 128 + term_signal : (int)status;
+	if (s->state == SESSION_DONE) { /* killed after a failure or a cancel */
+		close_handle(s, (uv_handle_t *)&s->proc);
+		return;
+	}
+	if (s->spec->kind == EXEC_PIPES) {
+		drain_output(s, 1);
+		drain_output(s, 2);
+		/* stdin has no reader any more */
+		if (s->io[0].pending == 0)
+			io_close(s, 0);
+		else
+			s->io[0].close_when_written = true;
+	} else if (s->spec->kind == EXEC_PTY) {
+		drain_output(s, 0);
+	}
+	check_done(s);
+}
+
+static void parse_status(struct exec_session *s)
+{
+	char *nl;
+
+	while ((nl = memchr(s->status_buf, '\n', s->status_len))) {
+		*nl = '\0';
+		if (berth_startswith(s->status_buf, "started "))
+			s->cmd_pid = (pid_t)atoi(s->status_buf + 8);
+		else if (berth_startswith(s->status_buf, "error "))
+			s->helper_error = true;
+		s->status_len -= (size_t)(nl + 1 - s->status_buf);
+		memmove(s->status_buf, nl + 1, s->status_len);
+	}
+}
+
+static void on_status_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct exec_session *s = h->data;
+
+	*buf = uv_buf_init(s->status_buf + s->status_len,
+			   sizeof(s->status_buf) - 1 - s->status_len);
+}
+
+static void on_status(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+	struct exec_session *s = stream->data;
+
+	if (n > 0) {
+		s->status_len += (size_t)n;
+		parse_status(s);
+		if (s->status_len >= sizeof(s->status_buf) - 1)
+			s->status_len = 0; /* a line too long to be ours */
+		return;
+	}
+	if (n == 0)
+		return;
+	s->status_eof = true;
+	s->status_open = false;
+	close_handle(s, (uv_handle_t *)&s->status);
+	check_done(s);
+}
+
+static int open_pipe(struct exec_session *s, uv_pipe_t *p, int fd)
+{
+	int r = uv_pipe_init(s->spec->loop, p, 0);
+
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	p->data = s;
+	s->open_handles++;
+	r = uv_pipe_open(p, fd);
+	if (r < 0) {
+		close(fd);
+		close_handle(s, (uv_handle_t *)p);
+	}
+	return r;
+}
+
+static void close_pair(int p[2])
+{
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0) {
+			close(p[i]);
+			p[i] = -EBADF;
+		}
+}
+
+/* Create the child's stdio: child[] are its fds 0-2 (closed here after the spawn),
+ * parent[] ours (-EBADF where unused). */
+static int make_stdio(struct exec_session *s, int child[3], int parent[3])
+{
+	struct exec_spec *spec = s->spec;
+	int p[3][2] = {{-EBADF, -EBADF}, {-EBADF, -EBADF}, {-EBADF, -EBADF}};
+
+	switch (spec->kind) {
+	case EXEC_PIPES:
+		for (int i = 0; i < 3; i++)
+			if (pipe2(p[i], O_CLOEXEC) < 0) {
+				int e = -errno;
+				for (int j = 0; j < 3; j++)
+					close_pair(p[j]);
+				return e;
+			}
+		child[0] = p[0][0], parent[0] = p[0][1];
+		child[1] = p[1][1], parent[1] = p[1][0];
+		child[2] = p[2][1], parent[2] = p[2][0];
+		return 0;
+	case EXEC_PTY: {
+		struct winsize ws = {.ws_col = (unsigned short)(spec->width > 0 ? spec->width : 80),
+				     .ws_row = (unsigned short)(spec->height > 0 ? spec->height : 24)};
+		int master, slave;
+
+		if (openpty(&master, &slave, NULL, NULL, &ws) < 0)
+			return -errno;
+		fcntl(master, F_SETFD, FD_CLOEXEC);
+		fcntl(slave, F_SETFD, FD_CLOEXEC);
+		child[0] = slave;
+		child[1] = dup(slave);
+		child[2] = dup(slave);
+		parent[0] = master;
+		if (child[1] < 0 || child[2] < 0)
+			return -errno;
+		return 0;
+	}
+	case EXEC_DETACHED:
+		for (int i = 0; i < 3; i++)
+			child[i] = TAKE_FD(spec->stdio[i]);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int spawn_helper(struct exec_session *s)
+{
+	static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	int child[3] = {-EBADF, -EBADF, -EBADF}, parent[3] = {-EBADF, -EBADF, -EBADF};
+	int st[2] = {-EBADF, -EBADF};
+	uv_stdio_container_t stdio[4];
+	uv_process_options_t o = {0};
+	int r;
+
+	r = make_stdio(s, child, parent);
+	if (r >= 0 && pipe2(st, O_CLOEXEC) < 0)
+		r = -errno;
+	if (r < 0)
+		goto out;
+	for (int i = 0; i < 3; i++) {
+		stdio[i].flags = child[i] >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+		stdio[i].data.fd = child[i];
+	}
+	stdio[3].flags = UV_INHERIT_FD;
+	stdio[3].data.fd = st[1];
+	o.file = s->spec->argv[0];
+	o.args = s->spec->argv;
+	o.env = (char **)env;
+	o.stdio = stdio;
+	o.stdio_count = 4;
+	o.exit_cb = on_helper_exit;
+	r = uv_spawn(s->spec->loop, &s->proc, &o);
+	s->open_handles++;
+	if (r < 0) {
+		close_handle(s, (uv_handle_t *)&s->proc);
+		goto out;
+	}
+	s->spawned = true;
+	log_debug("Exec helper %d started", s->proc.pid);
+	close(st[1]);
+	st[1] = -EBADF;
+	r = open_pipe(s, &s->status, TAKE_FD(st[0]));
+	if (r >= 0) {
+		s->status_open = true;
+		uv_read_start((uv_stream_t *)&s->status, on_status_alloc, on_status);
+	} else {
+		s->status_eof = true;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (parent[i] < 0) {
+			s->io[i].eof = true;
+			continue;
+		}
+		r = open_pipe(s, &s->io[i].pipe, TAKE_FD(parent[i]));
+		if (r < 0) {
+			s->io[i].eof = true;
+			continue;
+		}
+		s->io[i].open = true;
+		/* stdin of the pipes is write-only; everything else is read */
+		if (!(s->spec->kind == EXEC_PIPES && i == 0))
+			uv_read_start((uv_stream_t *)&s->io[i].pipe, on_alloc, on_output);
+	}
+	r = 0;
+out:
+	for (int i = 0; i < 3; i++) {
+		if (child[i] >= 0)
+			close(child[i]);
+		if (parent[i] >= 0)
+			close(parent[i]);
+	}
+	close_pair(st);
+	return r;
+}
+
+/* ---- input ---- */
+
+struct stdin_write {
+	uv_write_t req;
+	struct exec_session *s;
+	size_t len;
+	char data[];
+};
+
+static void on_stdin_written(uv_write_t *req, int status)
+{
+	struct stdin_write *w = container_of(req, struct stdin_write, req);
+	struct exec_session *s = w->s;
+	struct session_ws *sw = &s->ws[0];
+
+	s->io[0].pending -= w->len;
+	free(w);
+	if (status < 0 && s->spec->kind == EXEC_PIPES) {
+		io_close(s, 0); /* the command stopped reading */
+		return;
+	}
+	if (sw->paused && sw->ws && s->io[0].pending < EXEC_LOW_WATER) {
+		sw->paused = false;
+		berth_ws_conn_pause(sw->ws, false);
+	}
+	if (s->io[0].close_when_written && s->io[0].pending == 0)
+		io_close(s, 0);
+}
+
+static void write_input(struct exec_session *s, const void *data, size_t len)
+{
+	struct stdin_write *w;
+	uv_buf_t b;
+
+	if (!s->io[0].open || s->io[0].close_when_written || len == 0)
+		return;
+	w = malloc(sizeof(*w) + len);
+	if (!w)
+		return;
+	w->s = s;
+	w->len = len;
+	memcpy(w->data, data, len);
+	b = uv_buf_init(w->data, (unsigned)len);
+	if (uv_write(&w->req, (uv_stream_t *)&s->io[0].pipe, &b, 1, on_stdin_written) < 0) {
+		free(w);
+		return;
+	}
+	s->io[0].pending += len;
+	if (s->io[0].pending > EXEC_HIGH_WATER && s->ws[0].ws && !s->ws[0].paused) {
+		s->ws[0].paused = true;
+		berth_ws_conn_pause(s->ws[0].ws, true);
+	}
+}
+
+/* The client's end of stdin. */
+static void input_eof(struct exec_session *s)
+{
+	if (s->spec->kind == EXEC_PTY || s->spec->kind == EXEC_CONSOLE) {
+		write_input(s, "\x04", 1); /* EOT, as a terminal's ^D */
+		return;
+	}
+	if (s->io[0].pending == 0)
+		io_close(s, 0);
+	else
+		s->io[0].close_when_written = true;
+}
+
+struct resize_job {
+	uv_work_t work;
+	char *rundir;
+	int width, height;
+};
+
+static void resize_work(uv_work_t *req)
+{
+	struct resize_job *j = container_of(req, struct resize_job, work);
+	_cleanup_free_ char *line = berth_strdup_printf("console-resize %d %d", j->width,
+							 j->height);
+	_cleanup_free_ char *reply = NULL;
+	struct berth_error err = {0};
+
+	if (line && container_request(j->rundir, line, 5, &reply, &err) < 0)
+		log_debug("Console resize failed, ignoring");
+	berth_error_release(&err);
+}
+
+static void resize_done(uv_work_t *req, int status)
+{
+	struct resize_job *j = container_of(req, struct resize_job, work);
+
+	free(j->rundir);
+	free(j);
+}
+
+static void resize(struct exec_session *s, int width, int height)
+{
+	if (width <= 0 || height <= 0 || width > 65535 || height > 65535)
+		return;
+	if (s->spec->kind == EXEC_PTY && s->io[0].open) {
+		struct winsize ws = {.ws_col = (unsigned short)width,
+				     .ws_row = (unsigned short)height};
+		int fd;
+
+		if (uv_fileno((uv_handle_t *)&s->io[0].pipe, &fd) == 0)
+			ioctl(fd, TIOCSWINSZ, &ws);
+	} else if (s->spec->kind == EXEC_CONSOLE) {
+		struct resize_job *j = calloc(1, sizeof(*j));
+
+		if (!j)
+			return;
+		j->rundir = strdup(s->spec->rundir);
+		j->width = width;
+		j->height = height;
+		if (!j->rundir ||
+		    uv_queue_work(s->spec->loop, &j->work, resize_work, resize_done) < 0) {
+			free(j->rundir);
+			free(j);
+		}
+	}
+}
+
+static void on_control(struct exec_session *s, const uint8_t *data, size_t len)
+{
+	json_auto_t *msg = json_loadb((const char *)data, len, 0, NULL);
+	const char *cmd = berth_json_string(msg, "command");
+
+	if (!cmd)
+		return;
+	if (streq(cmd, "window-resize")) {
+		json_t *args = json_object_get(msg, "args");
+		const char *w = berth_json_string(args, "width");
+		const char *h = berth_json_string(args, "height");
+
+		if (w && h)
+			resize(s, atoi(w), atoi(h));
+	} else if (streq(cmd, "signal")) {
+		json_int_t sig = json_integer_value(json_object_get(msg, "signal"));
+
+		if (sig > 0 && sig < NSIG)
+			kill_command(s, (int)sig);
+	}
+}
+
+/* ---- websockets ---- */
+
+static bool required_connected(const struct exec_session *s)
+{
+	switch (s->spec->kind) {
+	case EXEC_PIPES: /* old clients never connect control */
+		return s->ws[0].connected && s->ws[1].connected && s->ws[2].connected;
+	case EXEC_PTY:
+		return s->ws[0].connected && s->ws[EXEC_SOCKET_CONTROL].connected;
+	case EXEC_CONSOLE:
+		return s->ws[0].connected;
+	default:
+		return true;
+	}
+}
+
+static void run(struct exec_session *s)
+{
+	int r;
+
+	s->state = SESSION_RUNNING;
+	uv_timer_stop(&s->connect_timer);
+	if (s->spec->kind == EXEC_CONSOLE) {
+		uv_read_start((uv_stream_t *)&s->io[0].pipe, on_alloc, on_output);
+		resize(s, s->spec->width, s->spec->height);
+		return;
+	}
+	r = spawn_helper(s);
+	if (r < 0) {
+		log_warn("Cannot start the exec helper: %s", strerror(-r));
+		session_finish(s, r, "Failed to start the command");
+		return;
+	}
+	replay_early(s);
+}
+
+static void keep_early(struct exec_session *s, bool eof, const uint8_t *data, size_t len)
+{
+	char *p;
+
+	if (eof) {
+		s->early_eof = true;
+		return;
+	}
+	if (s->early_eof || len == 0)
+		return;
+	p = realloc(s->early, s->early_len + len);
+	if (!p)
+		return;
+	memcpy(p + s->early_len, data, len);
+	s->early = p;
+	s->early_len += len;
+	/* hold the client back until the command runs */
+	if (s->early_len > EXEC_HIGH_WATER && s->ws[0].ws && !s->ws[0].paused) {
+		s->ws[0].paused = true;
+		berth_ws_conn_pause(s->ws[0].ws, true);
+	}
+}
+
+static void replay_early(struct exec_session *s)
+{
+	_cleanup_free_ char *early = TAKE_PTR(s->early);
+
+	if (s->early_len)
+		write_input(s, early, s->early_len);
+	s->early_len = 0;
+	if (s->early_eof)
+		input_eof(s);
+	if (s->ws[0].paused && s->ws[0].ws && s->io[0].pending < EXEC_HIGH_WATER) {
+		s->ws[0].paused = false;
+		berth_ws_conn_pause(s->ws[0].ws, false);
+	}
+}
+
+static void on_ws_message(struct berth_ws_conn *ws, bool text, const uint8_t *data, size_t len,
+			  void *ptr)
+{
+	struct session_ws *w = ptr;
+	struct exec_session *s = w->s;
+
+	if (s->state == SESSION_DONE)
+		return;
+	if (w->idx == EXEC_SOCKET_CONTROL) {
+		on_control(s, data, len);
+		return;
+	}
+	if (w->idx != 0)
+		return; /* nothing is expected from stdout/stderr sockets */
+	if (s->state == SESSION_WAITING) {
+		keep_early(s, text && len == 0, data, len);
+		return;
+	}
+	if (text && len == 0)
+		input_eof(s);
+	else
+		write_input(s, data, len);
+}
+
+static void on_ws_close(struct berth_ws_conn *ws, void *ptr)
+{
+	struct session_ws *w = ptr;
+	struct exec_session *s = w->s;
+	bool by_us = w->closed_by_us;
+
+	w->ws = NULL;
+	w->closed_by_us = true;
+	s->open_ws--;
+	if (s->state == SESSION_DONE) {
+		session_maybe_free(s);
+		return;
+	}
+	if (by_us)
+		return;
+	if (s->spec->kind == EXEC_CONSOLE) {
+		/* "Detaching from console" or the client went away: the container runs on */
+		if (w->idx == 0 || w->idx == EXEC_SOCKET_CONTROL)
+			session_finish(s, 0, NULL);
+		return;
+	}
+	if (w->idx == EXEC_SOCKET_CONTROL) {
+		/* a Close or a broken control connection kills the command */
+		if (s->state == SESSION_WAITING)
+			session_finish(s, -ECONNRESET, "The control connection closed");
+		else
+			kill_command(s, SIGKILL);
+	} else if (w->idx == 0 && s->spec->kind == EXEC_PIPES) {
+		if (s->state == SESSION_WAITING)
+			s->early_eof = true;
+		else
+			input_eof(s);
+	} else if (w->idx == 1 && !s->ws[EXEC_SOCKET_CONTROL].connected &&
+		   s->state == SESSION_RUNNING) {
+		kill_command(s, SIGKILL); /* no control socket: stdout going away means the client did */
+	}
+}
+
+static const struct berth_ws_callbacks ws_callbacks = {
+	.on_message = on_ws_message,
+	.on_close = on_ws_close,
+};
+
+static void respond_error(struct berth_http_conn *conn, int status, const char *msg)
+{
+	json_auto_t *body = json_pack("{s:s, s:s, s:i, s:n}", "type", "error", "error", msg,
+				      "error_code", status, "metadata");
+	_cleanup_free_ char *text = body ? berth_json_dumps(body) : NULL;
+
+	berth_http_respond(conn, status, "application/json", NULL, 0, text,
+			   text ? strlen(text) : 0);
+}
+
+/* Constant time in the secret's content: every socket's secret is compared in full. */
+static int find_socket(const struct exec_spec *spec, const char *secret)
+{
+	size_t len = strlen(secret);
+	int found = -1;
+
+	for (int i = 0; i < EXEC_NSOCKETS; i++) {
+		unsigned char diff = len == EXEC_SECRET_LEN ? 0 : 1;
+
+		if (!spec->secret[i][0])
+			continue;
+		for (size_t k = 0; k < EXEC_SECRET_LEN; k++)
+			diff |= (unsigned char)(spec->secret[i][k] ^ (k < len ? secret[k] : 0));
+		if (diff == 0)
+			found = i;
+	}
+	return found;
+}
+
+void exec_session_connect(struct operation *op, void *data, const char *secret,
+			  struct berth_http_conn *conn)
+{
+	struct exec_spec *spec = data;
+	struct exec_session *s = spec->session;
+	int i = find_socket(spec, secret);
+	struct berth_ws_conn *ws = NULL;
+
+	if (i < 0) {
+		respond_error(conn, 403, "Forbidden");
+		return;
+	}
+	if (!s || s->state == SESSION_DONE) {
+		respond_error(conn, 400, "The operation has already finished");
+		return;
+	}
+	if (s->ws[i].connected) {
+		respond_error(conn, 400, "Websocket number already connected");
+		return;
+	}
+	s->ws[i].s = s;
+	s->ws[i].idx = i;
+	if (berth_http_upgrade_ws(conn, &ws_callbacks, &s->ws[i], &ws) < 0)
+		return;
+	s->ws[i].ws = ws;
+	s->ws[i].connected = true;
+	s->open_ws++;
+	if (s->state == SESSION_WAITING && required_connected(s))
+		run(s);
+}
+
+/* ---- start, cancel, finish ---- */
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+	struct exec_session *s = t->data;
+
+	if (s->state == SESSION_WAITING)
+		session_finish(s, -ETIMEDOUT, "Timed out waiting for websockets to connect");
+}
+
+static void on_cancel(uv_async_t *a)
+{
+	struct exec_session *s = a->data;
+
+	if (s->state == SESSION_WAITING || s->spec->kind == EXEC_CONSOLE)
+		session_finish(s, s->spec->kind == EXEC_CONSOLE ? 0 : -ECANCELED, NULL);
+	else
+		kill_command(s, SIGKILL);
+}
+
+/* Resume output streams whose socket drained. */
+static void on_poll(uv_timer_t *t)
+{
+	struct exec_session *s = t->data;
+	bool still = false;
+
+	for (int i = 0; i < 3; i++) {
+		struct session_ws *w = &s->ws[ws_of_output(s, i)];
+
+		if (!s->io[i].paused || !s->io[i].open)
+			continue;
+		if (!w->ws || berth_ws_conn_queued(w->ws) < EXEC_LOW_WATER) {
+			s->io[i].paused = false;
+			uv_read_start((uv_stream_t *)&s->io[i].pipe, on_alloc, on_output);
+		} else {
+			still = true;
+		}
+	}
+	if (!still)
+		uv_timer_stop(&s->poll_timer);
+}
+
+int exec_session_start(struct operation *op, void *data)
+{
+	struct exec_spec *spec = data;
+	struct exec_session *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->spec = spec;
+	s->op = operation_ref(op);
+	spec->session = s;
+	for (int i = 0; i < EXEC_NSOCKETS; i++) {
+		s->ws[i].s = s;
+		s->ws[i].idx = i;
+	}
+	uv_timer_init(spec->loop, &s->connect_timer);
+	uv_timer_init(spec->loop, &s->poll_timer);
+	s->connect_timer.data = s->poll_timer.data = s;
+	uv_async_init(spec->loop, &s->cancel_async, on_cancel);
+	s->cancel_async.data = s;
+	s->open_handles = 3;
+	if (spec->kind == EXEC_CONSOLE) {
+		r = open_pipe(s, &s->io[0].pipe, TAKE_FD(spec->console_fd));
+		if (r < 0) {
+			session_finish(s, r, "Cannot attach to the console");
+			return 0;
+		}
+		s->io[0].open = true;
+	}
+	if (spec->kind == EXEC_DETACHED) {
+		run(s);
+		return 0;
+	}
+	uv_timer_start(&s->connect_timer, on_connect_timeout, EXEC_CONNECT_TIMEOUT_MS, 0);
+	return 0;
+}
+
+void exec_session_cancel(void *data)
+{
+	struct exec_spec *spec = data;
+
+	if (spec->session)
+		uv_async_send(&spec->session->cancel_async);
+}
+
+/* Record the result, end the operation, close everything; the session goes once the
+ * last handle and websocket are closed. */
+static void session_finish(struct exec_session *s, int r, const char *msg)
+{
+	struct berth_error err = {0};
+
+	if (s->state == SESSION_DONE)
+		return;
+	s->state = SESSION_DONE;
+	if (r == 0 && s->spec->kind != EXEC_CONSOLE) {
+		json_t *md = json_deep_copy(s->spec->metadata);
+		int ret = s->helper_error && s->exit_code == 255 ? -1 : s->exit_code;
+
+		if (md) {
+			json_object_set_new(md, "return", json_integer(ret));
+			operation_set_metadata(s->op, md);
+		}
+	}
+	if (r < 0)
+		berth_error_set(&err, r, BERTH_ERR_INTERNAL, "%s", msg ? msg : strerror(-r));
+	operation_finish(s->op, r, &err);
+	berth_error_release(&err);
+	s->spec->session = NULL; /* the operation is done: cancel never looks again */
+
+	kill_command(s, SIGKILL); /* only when it still runs (a failure path) */
+	for (int i = 0; i < EXEC_NSOCKETS; i++) {
+		struct session_ws *w = &s->ws[i];
+
+		if (!w->ws || w->closed_by_us)
+			continue;
+		w->closed_by_us = true;
+		if (i != EXEC_SOCKET_CONTROL && s->spec->kind != EXEC_CONSOLE && !(i == 0 && s->spec->kind == EXEC_PIPES))
+			berth_ws_conn_send(w->ws, true, "", 0);
+		berth_ws_conn_close(w->ws, 1000, "");
+	}
+	for (int i = 0; i < 3; i++)
+		io_close(s, i);
+	if (s->status_open) {
+		s->status_open = false;
+		close_handle(s, (uv_handle_t *)&s->status);
+	}
+	close_handle(s, (uv_handle_t *)&s->connect_timer);
+	close_handle(s, (uv_handle_t *)&s->poll_timer);
+	close_handle(s, (uv_handle_t *)&s->cancel_async);
+	/* the process handle closes once the helper is reaped */
+	if (s->spawned && s->exited)
+		close_handle(s, (uv_handle_t *)&s->proc);
+	session_maybe_free(s);
+}

@@ -1,0 +1,160 @@
+#!/bin/bash
+# tests/integration/t_exec.sh: exec and console through berthd (LXD-API.md §5, §6) with
+# the stock lxc client and raw websockets: output, stderr, exit codes, stdin, a 10 MB
+# stream both ways, --env/--cwd/--user, a pty (window size, exit code), signal
+# forwarding, operation websocket secrets, detached exec, exec on a stopped instance,
+# console attach and detach. berthd's fds, mounts, cgroups and container processes are
+# counted before and after. TAP output.
+if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
+	T_EX_OUT=$(mktemp -d /tmp/berth-t-exec.XXXXXX)
+	srcdir=${BERTH_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+	"$srcdir/images/build" busybox "$T_EX_OUT" >"$T_EX_OUT/fp" 2>"$T_EX_OUT/log" ||
+		rm -f "$T_EX_OUT/fp"
+	export T_EX_OUT
+fi
+
+. "$(dirname "$0")/lib.sh"
+[ -n "${BERTH_IN_NETNS:-}" ] && trap 'rm -rf "$T_EX_OUT"' EXIT
+: "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
+if [ "$(id -u)" = 0 ]; then
+	[ -s "$T_EX_OUT/fp" ] || skip_all "the busybox image could not be built: $(tail -n 1 "$T_EX_OUT/log")"
+	[ -x "$BERTH_MONITOR" ] || skip_all "no berth-monitor at $BERTH_MONITOR (build it first)"
+	command -v lxc >/dev/null || skip_all "lxc not installed"
+fi
+BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
+berth_test_init "$@"
+export PATH=$BERTH_BUILDDIR:$PATH
+export LXD_CONF=$TEST_TMP/lxd-conf
+mkdir -p "$LXD_CONF"
+WSC=$(dirname "$0")/wsclient.py
+
+mounts() { grep -c . /proc/self/mountinfo; }
+CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
+cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
+helpers() { pgrep -cf "^$BERTH_MONITOR exec $BERTH_DIR/" || true; }
+check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
+state()
+{
+	api PUT "/1.0/instances/$2/state" "{\"action\":\"$1\"${3:+,$3}}"
+	[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+	return 0
+}
+opok() { [ "$(jget 'j["metadata"]["status"]')" = Success ]; }
+# container processes: everything in the container's pids cgroup
+ctprocs() { cat "$(find /sys/fs/cgroup/pids -maxdepth 3 -type d -path "*$CGH/default_c1" | head -n 1)/cgroup.procs" 2>/dev/null | wc -l; }
+
+mounts0=$(mounts)
+cgroups0=$(cgroups)
+check "import the busybox image" berth image import "$T_EX_OUT/busybox.tar.gz" --alias busybox
+api POST /1.0/instances '{"name":"c1","source":{"type":"image","alias":"busybox"},"config":{"environment.FROMCONF":"conf-value"}}'
+wait_operation "$(jget 'j["operation"]')"
+ok "create c1" opok
+
+# ---- exec on a stopped instance ----
+expect_error 400 "exec on a stopped instance is refused" POST /1.0/instances/c1/exec '{"command":["true"],"wait-for-websocket":true}'
+like "$(jget 'j["error"]')" "not running" "... Instance is not running"
+run lxc remote add b "unix://$BERTH_SOCKET"
+rc_ok "lxc remote add"
+run lxc exec b:c1 -- true
+ok "lxc exec on a stopped instance fails" test "$RC" -ne 0
+
+state start c1
+ok "start c1" opok
+procs0=$(ctprocs)
+fds0=$(daemon_fds) # after the start: berthd keeps a wait connection per container
+diag "container processes at start: $procs0"
+
+# ---- lxc exec, non-interactive ----
+run lxc exec b:c1 -- echo hi
+rc_ok "lxc exec -- echo hi exits 0"
+is "$OUT" "hi" "... prints hi"
+out=$(lxc exec b:c1 -- sh -c 'echo out; echo err >&2; exit 7' 2>"$TEST_TMP/err")
+rc=$?
+is "$rc" 7 "exit 7 comes back as lxc's exit status"
+is "$out" "out" "... stdout separate"
+is "$(cat "$TEST_TMP/err")" "err" "... stderr separate"
+run lxc exec b:c1 -- /no/such/binary
+is "$RC" 127 "a missing binary exits 127"
+is "$(echo data | lxc exec b:c1 -- cat)" "data" "stdin is piped through (echo data | cat)"
+head -c 10000000 /dev/urandom >"$TEST_TMP/big"
+want=$(sha256sum <"$TEST_TMP/big" | cut -d' ' -f1)
+t0=$(date +%s%N)
+got=$(lxc exec b:c1 -- cat <"$TEST_TMP/big" | sha256sum | cut -d' ' -f1)
+t1=$(date +%s%N)
+is "$got" "$want" "10 MB through cat, both ways, intact"
+diag "10 MB round trip: $(((t1 - t0) / 1000000)) ms"
+got=$(lxc exec b:c1 -- sh -c 'head -c 3000000 /dev/zero' | wc -c)
+is "$got" 3000000 "3 MB of output without input"
+is "$(lxc exec b:c1 --env FOO=bar -- sh -c 'echo $FOO')" "bar" "--env FOO=bar"
+is "$(lxc exec b:c1 -- sh -c 'echo $FROMCONF')" "conf-value" "environment.* config reaches the command"
+is "$(lxc exec b:c1 -- sh -c 'echo $HOME:$USER:$LANG:$PATH')" "/root:root:C.UTF-8:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "default environment"
+is "$(lxc exec b:c1 --cwd /tmp -- pwd)" "/tmp" "--cwd /tmp"
+is "$(lxc exec b:c1 --user 1000 --group 1000 -- id -u)" "1000" "--user 1000"
+is "$(lxc exec b:c1 --user 1000 --group 1000 -- id -g)" "1000" "--group 1000"
+
+# ---- signal forwarding ----
+lxc exec b:c1 -- sleep 100 </dev/null &
+lpid=$!
+for i in $(seq 50); do
+	[ "$(helpers)" -ge 1 ] && break
+	sleep 0.1
+done
+sleep 0.3
+kill -TERM "$lpid"
+wait "$lpid"
+is "$?" 143 "SIGTERM to lxc exec kills the command: exit 143"
+
+# ---- interactive (pty) ----
+out=$($PY "$WSC" lxc-pty lxc exec b:c1 -- sh 2>&1)
+rc=$?
+is "$rc" 3 "interactive sh: exit 3 comes back"
+like "$out" "hi-[0-9]+" "interactive sh: output of echo hi-\$\$"
+like "$out" "size:40 120" "interactive sh: stty size after a window resize"
+like "$out" "tty:yes" "interactive sh: stdin is a terminal"
+
+# ---- raw websockets: secrets, fds, return ----
+out=$($PY "$WSC" raw "$BERTH_SOCKET" 2>&1)
+rc=$?
+is "$rc" 0 "raw websocket checks (bad secret 403, second connect refused, unknown op 404, return)"
+[ "$rc" = 0 ] || diag "$out"
+
+# ---- detached exec ----
+api POST /1.0/instances/c1/exec '{"command":["sh","-c","echo x > /tmp/detached; exit 5"]}'
+is "$HTTP_STATUS" 202 "exec without wait-for-websocket: 202"
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["metadata"]["return"]')" 5 "... metadata.return is 5"
+is "$(lxc exec b:c1 -- cat /tmp/detached)" "x" "... the command ran"
+
+# ---- console ----
+run lxc console b:c1 --show-log
+rc_ok "lxc console --show-log"
+out=$($PY "$WSC" lxc-console lxc console b:c1 2>&1)
+rc=$?
+is "$rc" 0 "lxc console: attach, Enter, output, ctrl+a q detaches"
+[ "$rc" = 0 ] || diag "$out"
+api GET /1.0/instances/c1/state
+is "$(jget 'j["metadata"]["status"]')" Running "the container keeps running after detaching"
+expect_error 400 "console type vga is refused for containers" POST /1.0/instances/c1/console '{"type":"vga"}'
+
+# ---- timings ----
+t0=$(date +%s%N)
+for i in 1 2 3 4 5 6 7 8 9 10; do lxc exec b:c1 -- true; done
+t1=$(date +%s%N)
+diag "lxc exec -- true: $(((t1 - t0) / 10000000)) ms each (10 runs)"
+rundir=$BERTH_DIR/run/default_c1
+t0=$(date +%s%N)
+for i in 1 2 3 4 5 6 7 8 9 10; do "$BERTH_MONITOR" exec "$rundir" -- true; done
+t1=$(date +%s%N)
+diag "berth-monitor exec -- true: $(((t1 - t0) / 10000000)) ms each (10 runs)"
+
+# ---- leaks ----
+sleep 0.5
+is "$(helpers)" 0 "no exec helper left"
+is "$(ctprocs)" "$procs0" "no command left in the container"
+check_no_fd_leak "$fds0" "no fd left in berthd"
+state stop c1 '"force":true'
+ok "stop c1" opok
+api DELETE /1.0/instances/c1
+wait_operation "$(jget 'j["operation"]')"
+is "$(mounts)" "$mounts0" "no mount left"
+is "$(cgroups)" "$cgroups0" "no cgroup left"
