@@ -24,7 +24,8 @@ trap 'rm -rf "$T_PYLXD_OUT"; _berth_test_exit' EXIT
 
 # What this daemon's containers may leave: cgroups under its own base (doc/runtime.md),
 # processes whose parent is a berth-monitor, mounts in this namespace.
-container_cgroups() { find /sys/fs/cgroup -mindepth 2 -type d -path "*/berth-*" 2>/dev/null | sort; }
+CGH=berth-$(printf "%s" "$BERTH_DIR" | sha256sum | cut -c1-8)
+container_cgroups() { find /sys/fs/cgroup -mindepth 2 -type d -path "*/$CGH/*" 2>/dev/null | sort; }
 container_processes() { pgrep -f "berth-monitor start $BERTH_DIR/" || true; }
 before_cg=$(container_cgroups)
 before_mounts=$(wc -l </proc/self/mountinfo)
