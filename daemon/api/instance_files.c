@@ -360,6 +360,9 @@ static int files_error(struct berth_error *err, int r, const char *what, const c
 		code = BERTH_ERR_BAD_REQUEST;
 		break;
 	}
+	/* LXD says "Not Found" for a missing path; clients (and admins' scripts) look for it. */
+	if (r == -ENOENT)
+		return berth_error_set(err, r, code, "%s \"%s\": not found", what, path);
 	return berth_error_set(err, r, code, "%s \"%s\": %s", what, path, strerror(-r));
 }
 
