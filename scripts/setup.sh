@@ -2,8 +2,12 @@
 # scripts/setup.sh: README command 1. On Debian 12, as root, from any cwd:
 # installs berth's build and run dependencies with apt, builds this checkout
 # out of tree (build/), installs it (binaries, systemd unit, `berth` group),
-# starts berthd with its embedded defaults (state in /var/lib/berth) and prints
-# `berth info`.
+# starts berthd with its embedded defaults (state in /var/lib/berth), prints
+# `berth info`, then builds the debian/12 image from images/recipes/debian-12
+# (debootstrap from the Debian archive, a few minutes the first time; cached in
+# /var/cache/berth-test), imports it as `debian/12`, launches a container `web`
+# from it, waits for its systemd (`systemctl is-system-running --wait`) and ends
+# with `berth list`.
 #
 # berthd is started by systemd when systemd is PID 1; otherwise (containers,
 # CI) it runs in the background with its log in /var/log/berth/berthd.log and
@@ -90,3 +94,38 @@ for _ in $(seq 300); do
 	sleep 0.1
 done
 "$bindir/berth" info
+
+# ---- the main job: a Debian 12 system container from the local recipe ----
+berth=$bindir/berth
+say "building the debian/12 image (images/recipes/debian-12; cached in /var/cache/berth-test)"
+imgdir=$(mktemp -d /tmp/berth-setup.XXXXXX)
+trap 'rm -rf "$imgdir"' EXIT
+"$src/images/build" debian/12 "$imgdir" >"$imgdir/fp"
+fp=$(cat "$imgdir/fp")
+if [ "$("$berth" image alias list -f csv 2>/dev/null | awk -F, '$1 == "debian/12" { print $2 }')" != "${fp:0:12}" ]; then
+	"$berth" image alias delete debian/12 >/dev/null 2>&1 || true
+	if "$berth" image info "$fp" >/dev/null 2>&1; then
+		"$berth" image alias create debian/12 "$fp"
+	else
+		say "importing it as debian/12"
+		"$berth" image import "$imgdir"/*.tar.* --alias debian/12
+	fi
+fi
+
+name=web
+if ! "$berth" info "$name" >/dev/null 2>&1; then
+	say "launching $name from debian/12"
+	"$berth" launch debian/12 "$name"
+elif ! "$berth" list "$name" -c s -f csv | grep -qx RUNNING; then
+	say "starting $name"
+	"$berth" start "$name"
+fi
+say "waiting for systemd in $name: berth exec $name -- systemctl is-system-running --wait"
+# (until systemd has opened its socket, systemctl cannot ask it and prints nothing)
+for _ in $(seq 120); do
+	state=$("$berth" exec "$name" -- systemctl is-system-running --wait 2>/dev/null || true)
+	[ -n "$state" ] && break
+	sleep 0.5
+done
+echo "${state:-no answer from systemd in $name}"
+"$berth" list
