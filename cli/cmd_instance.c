@@ -46,10 +46,16 @@ static const struct cli_command rename_cmd = {
 	.min_args = 2,
 	.max_args = 2,
 };
+static const struct cli_option delete_options[] = {
+	{ "force", 'f', NULL, "Stop running instances (killing them) before deleting them" },
+	{ 0 },
+};
 static const struct cli_command delete_cmd = {
 	.name = "delete",
-	.usage = "berth delete <instance>[/<snapshot>]...",
-	.description = "Delete instances (with their snapshots and volumes) and snapshots",
+	.usage = "berth delete <instance>[/<snapshot>]... [flags]",
+	.description = "Delete instances (with their snapshots and volumes) and snapshots\n\n"
+		       "  A running instance is refused unless --force is given.",
+	.options = delete_options,
 	.min_args = 1,
 	.max_args = -1,
 };
@@ -238,6 +244,18 @@ static int do_delete(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 
 		if (!path)
 			return oom(err);
+		if (a->values[0] && !strchr(a->pos[i], '/')) {
+			_cleanup_free_ char *state = cli_path("/1.0/instances/%s/state", a->pos[i]);
+			json_auto_t *stop = json_pack("{s:s, s:b, s:i}", "action", "stop", "force", 1,
+						      "timeout", -1);
+			struct berth_error ignored = { 0 };
+
+			if (!state || !stop)
+				return oom(err);
+			/* Refused when it is not running: nothing to stop then. */
+			cli_query(ctx, "PUT", state, stop, NULL, NULL, &ignored);
+			berth_error_release(&ignored);
+		}
 		r = cli_query(ctx, "DELETE", path, NULL, NULL, NULL, err);
 		if (r < 0)
 			return berth_error_wrap(err, r, "%s", a->pos[i]);

@@ -166,6 +166,47 @@ like "$OUT" 'c1,RUNNING' "... in lxc list too"
 state stop c1 '"timeout":10'
 ok "and it can be stopped" opok
 
+# ---- twenty containers, berthd SIGKILLed, a fork bomb in one of them ----
+# (issue 4: all keep running; after the restart `berth list` shows them RUNNING and exec
+# works in each; a fork bomb under limits.processes leaves the others responsive)
+names=
+for i in $(seq -w 1 20); do names="$names m$i"; done
+n_ok=0
+for n in $names; do
+	berth launch busybox "$n" -c limits.processes=50 >/dev/null 2>"$TEST_TMP/launch.err" && n_ok=$((n_ok + 1))
+done
+is "$n_ok" 20 "berth launch of 20 busybox containers" || diag "$(cat "$TEST_TMP/launch.err")"
+berth exec m01 -- sh -c 'i=0; while [ $i -lt 300 ]; do sleep 5 & i=$((i+1)); done 2>/dev/null; true' >/dev/null 2>&1
+pcg=$(find /sys/fs/cgroup/pids -maxdepth 3 -type d -path "*$CGH/default_m01" | head -n 1)
+ok "the fork bomb in m01 is capped at 50 processes" test "$(cat "$pcg/pids.current")" -le 50
+t0=$(date +%s%N)
+run berth exec m02 -- echo responsive
+t1=$(date +%s%N)
+is "$OUT" responsive "m02 answers while m01 is at its process limit ($(((t1 - t0) / 1000000)) ms)"
+pids=
+for n in $names; do
+	api GET "/1.0/instances/$n/state"
+	pids="$pids $(jget 'j["metadata"]["pid"]')"
+done
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+alive=0
+for p in $pids; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+is "$alive" 20 "all 20 keep running without berthd"
+daemon_start
+run berth list -c ns -f csv
+is "$(grep -c '^m[0-9]*,RUNNING$' <<<"$OUT")" 20 "after the restart berth list shows all 20 RUNNING"
+n_ok=0
+for n in $names; do
+	[ "$(berth exec "$n" -- hostname 2>/dev/null)" = "$n" ] && n_ok=$((n_ok + 1))
+done
+is "$n_ok" 20 "exec works in all 20"
+run berth delete --force $names
+rc_ok "berth delete --force of all 20"
+for _ in $(seq 100); do [ -z "$(find /sys/fs/cgroup/pids -maxdepth 3 -type d -path "*$CGH/default_m*")" ] && break; sleep 0.1; done
+ok "... their cgroups are gone" test -z "$(find /sys/fs/cgroup -maxdepth 4 -type d -path "*$CGH/default_m*")"
+
 # ---- a monitor killed ----
 state start c1
 api GET /1.0/instances/c1/state
