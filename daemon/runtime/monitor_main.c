@@ -4,6 +4,7 @@
  *                             [--status-fd FD] -- CMD [ARG]...
  *   berth-monitor --version | --help */
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "daemon/runtime/exec.h"
@@ -78,7 +79,11 @@ static int exec_main(int argc, char **argv)
 	o.argv = argv + i;
 	r = runtime_exec(&o);
 	free(env); /* the strings are argv's */
-	return r;
+	/* This process has joined the container's user namespace: exit() would run
+	 * LeakSanitizer's at-exit check in the sanitizer build, whose ptrace of this process
+	 * can no longer succeed, and it would spin forever. Nothing is left to flush. */
+	fflush(NULL);
+	_exit(r);
 bad:
 	free(env);
 	fprintf(stderr, "berth-monitor exec: bad arguments\n");
