@@ -8,7 +8,9 @@
 berth_test_init "$@"
 
 mounts() { grep -cF " $BERTH_DIR/" /proc/self/mountinfo; }
-cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name 'berth*' 2>/dev/null | wc -l; }
+# this daemon's cgroups only (doc/runtime.md: berth-<8 hex of sha256(BERTH_DIR)>): other tests run beside it
+CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
+cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
 children() { pgrep -P "$DAEMON_PID" | wc -l; }
 mounts0=$(mounts)
 cgroups0=$(cgroups)
