@@ -37,7 +37,8 @@ files_cleanup()
 trap files_cleanup EXIT
 
 mounts() { grep -c . /proc/self/mountinfo; }
-cgroups() { find /sys/fs/cgroup -type d 2>/dev/null | wc -l; }
+CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
+cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
 procs() { pgrep -c -P "$DAEMON_PID"; }
 check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
 
