@@ -808,7 +808,8 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 		free(m);
 		return;
 	}
-	memcpy(m->data, arg->msg, arg->msg_length);
+	if (arg->msg_length) /* an empty message (EOF barrier) has no buffer at all */
+		memcpy(m->data, arg->msg, arg->msg_length);
 	m->data[arg->msg_length] = '\0';
 	m->len = arg->msg_length;
 	m->text = arg->opcode == WSLAY_TEXT_FRAME;

@@ -221,7 +221,12 @@ diag "64 MiB: push $(((t1 - t0) / 1000000)) ms, pull $(((t2 - t1) / 1000000)) ms
 ok "pull it back intact" cmp -s "$TEST_TMP/big" "$TEST_TMP/body"
 hwm1=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
 diag "berthd peak RSS: $hwm0 kB before, $hwm1 kB after 64 MiB each way"
-ok "berthd's peak memory grew by less than 24 MiB" test $((hwm1 - hwm0)) -lt $((24 << 10))
+if ldd "$BERTHD" 2>/dev/null | grep -q libasan; then
+	# AddressSanitizer keeps freed buffers in quarantine (up to 256 MiB): RSS says nothing
+	skip "berthd's peak memory grew by less than 24 MiB" "AddressSanitizer build"
+else
+	ok "berthd's peak memory grew by less than 24 MiB" test $((hwm1 - hwm0)) -lt $((24 << 10))
+fi
 rm -f "$TEST_TMP/big"
 
 # ---- the stock lxc client ----
