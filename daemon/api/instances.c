@@ -842,6 +842,22 @@ static int load_for_update(struct api_request *req, json_t **ret, struct berth_e
 }
 
 /* {"restore": "snap"} or, as the lxc client sends it, "name/snap". */
+/* Open the instance's root volume into `j` and run `run` on it as an async operation.
+ * Takes `j` (freed here on failure). */
+static int start_volume_job(struct api_request *req, struct api_response *resp,
+			    struct instance_job *j, const char *description, operation_run_fn run,
+			    struct berth_error *err)
+{
+	int r = instance_volume_open(req->d, req->project, req->params[0], &j->v, err);
+
+	if (r < 0) {
+		instance_job_free(j);
+		return r;
+	}
+	return api_async(req, resp, description, resources_for(req->project, req->params[0]),
+			 run, j, instance_job_free, err);
+}
+
 static int restore_instance(struct api_request *req, struct api_response *resp,
 			    struct berth_error *err)
 {
@@ -861,14 +877,7 @@ static int restore_instance(struct api_request *req, struct api_response *resp,
 		instance_job_free(j);
 		return -ENOMEM;
 	}
-	r = instance_volume_open(req->d, req->project, req->params[0], &j->v, err);
-	if (r < 0) {
-		instance_job_free(j);
-		return r;
-	}
-	return api_async(req, resp, "Restoring snapshot",
-			 resources_for(req->project, req->params[0]), run_restore, j,
-			 instance_job_free, err);
+	return start_volume_job(req, resp, j, "Restoring snapshot", run_restore, err);
 }
 
 static int update_instance(struct api_request *req, struct api_response *resp,
@@ -993,14 +1002,7 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 		instance_job_free(j);
 		return -ENOMEM;
 	}
-	r = instance_volume_open(req->d, req->project, req->params[0], &j->v, err);
-	if (r < 0) {
-		instance_job_free(j);
-		return r;
-	}
-	return api_async(req, resp, "Renaming instance",
-			 resources_for(req->project, req->params[0]), run_rename, j,
-			 instance_job_free, err);
+	return start_volume_job(req, resp, j, "Renaming instance", run_rename, err);
 }
 
 static int delete_instance(struct api_request *req, struct api_response *resp,
@@ -1022,14 +1024,7 @@ static int delete_instance(struct api_request *req, struct api_response *resp,
 	j = instance_job_new(req, req->params[0]);
 	if (!j)
 		return -ENOMEM;
-	r = instance_volume_open(req->d, req->project, req->params[0], &j->v, err);
-	if (r < 0) {
-		instance_job_free(j);
-		return r;
-	}
-	return api_async(req, resp, "Deleting instance",
-			 resources_for(req->project, req->params[0]), run_delete, j,
-			 instance_job_free, err);
+	return start_volume_job(req, resp, j, "Deleting instance", run_delete, err);
 }
 
 static int get_state(struct api_request *req, struct api_response *resp,
