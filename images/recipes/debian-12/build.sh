@@ -1,6 +1,7 @@
 #!/bin/sh
 # debian-12: Debian bookworm by debootstrap, systemd as init, systemd-networkd taking
-# DHCP on eth0. Usage: build.sh ROOTFS (an empty directory).
+# DHCP on eth0 and systemd-resolved answering from the DHCP server's DNS
+# (so NAME.berth resolves). Usage: build.sh ROOTFS (an empty directory).
 # The mirror is the host's own Debian mirror (its apt sources) unless $BERTH_DEBIAN_MIRROR
 # says otherwise, so the build reaches nothing but the archive the host already uses.
 set -eu
@@ -17,7 +18,7 @@ fi
 command -v debootstrap >/dev/null || { echo "debian-12: apt-get install debootstrap" >&2; exit 1; }
 
 debootstrap --variant=minbase --arch=amd64 \
-	--include=systemd,systemd-sysv,dbus,iproute2,iputils-ping,ca-certificates,less,procps \
+	--include=systemd,systemd-sysv,systemd-resolved,dbus,iproute2,iputils-ping,ca-certificates,less,procps \
 	bookworm "$root" "$mirror" >&2
 
 cat >"$root/etc/apt/sources.list" <<EOT
