@@ -107,6 +107,15 @@ extern const struct cli_option cli_init_options[];
 int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,
 		      struct berth_error *err);
 
+/* The device sub-verbs (cli/cmd_device.c) of `berth config device` and `berth profile
+ * device`, and the dispatch of "device ..." for a parent verb. */
+extern const struct cli_subcommand cli_config_device_subs[];
+extern const size_t cli_config_device_n_subs;
+extern const struct cli_subcommand cli_profile_device_subs[];
+extern const size_t cli_profile_device_n_subs;
+int cli_device_dispatch(struct cli_ctx *ctx, const char *parent, int argc, char **argv,
+			struct berth_error *err);
+
 /* Verbs. Each returns 0 or -errno with err set. */
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_info(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

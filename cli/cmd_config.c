@@ -228,12 +228,30 @@ static int config_edit(struct cli_ctx *ctx, struct cli_args *a, struct berth_err
 	return r;
 }
 
+/* Listed in `berth config --help`; `config device ...` is dispatched before the table. */
+static const struct cli_command device_cmd = {
+	.name = "config device",
+	.usage = "berth config device [command]",
+	.description = "Manage instance devices",
+	.max_args = -1,
+};
+
+static int config_device(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "missing sub-command (see 'berth config device --help')");
+}
+
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 {
 	static const struct cli_subcommand subs[] = {
-		{ &edit_cmd, config_edit }, { &get_cmd, config_get },	  { &set_cmd, config_set },
-		{ &show_cmd, config_show }, { &unset_cmd, config_unset },
+		{ &device_cmd, config_device }, { &edit_cmd, config_edit },
+		{ &get_cmd, config_get },	{ &set_cmd, config_set },
+		{ &show_cmd, config_show },	{ &unset_cmd, config_unset },
 	};
+
+	if (argc >= 2 && streq(argv[1], "device"))
+		return cli_device_dispatch(ctx, "config", argc - 1, argv + 1, err);
 
 	return cli_dispatch(ctx, &config_cmd, subs, ARRAY_SIZE(subs), argc, argv, err);
 }

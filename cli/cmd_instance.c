@@ -14,6 +14,9 @@ const struct cli_option cli_init_options[] = {
 	{ "profile", 'p', "PROFILE", "Profile to apply to the new instance (repeatable)" },
 	{ "config", 'c', "KEY=VALUE", "Config key/value to apply to the new instance" },
 	{ "empty", 0, NULL, "Create an empty instance" },
+	{ "network", 'n', "NETWORK", "Network name: the instance's eth0 joins it" },
+	{ "device", 'd', "DEVICE,KEY=VALUE", "Change a device of the new instance (repeatable), e.g. "
+					       "-d root,size=10GiB" },
 	{ 0 },
 };
 static const struct cli_command init_cmd = {
@@ -136,6 +139,107 @@ static int add_config_profiles(json_t *body, const char *config, const char *pro
 	return 0;
 }
 
+/* The device `dev` as the instance's profiles give it (the last profile that has it
+ * wins), copied into `devices` so that it can be changed; -ENOENT when none has it. */
+static int copy_profile_device(struct cli_ctx *ctx, const json_t *profiles, json_t *devices,
+			       const char *dev, json_t **ret, struct berth_error *err)
+{
+	json_auto_t *fallback = json_pack("[s]", "default");
+	const json_t *list = profiles ?: fallback;
+	json_t *found = NULL, *pname;
+	size_t i;
+
+	json_array_foreach(list, i, pname) {
+		_cleanup_free_ char *path = cli_path("/1.0/profiles/%s", json_string_value(pname));
+		json_auto_t *prof = NULL;
+		json_t *d;
+		int r;
+
+		if (!path)
+			return oom(err);
+		r = cli_query(ctx, "GET", path, NULL, &prof, NULL, err);
+		if (r < 0)
+			return r;
+		d = json_object_get(json_object_get(prof, "devices"), dev);
+		if (d) {
+			json_decref(found);
+			found = json_deep_copy(d);
+			if (!found)
+				return oom(err);
+		}
+	}
+	if (!found)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+				       "Cannot override config for device \"%s\": Device not found "
+				       "in profile devices", dev);
+	*ret = found;
+	return json_object_set_new(devices, dev, found) < 0 ? oom(err) : 0;
+}
+
+/* eth0 for --network: a managed network by name, an unmanaged bridge as bridged, any
+ * other interface as macvlan (what lxc does). */
+static int network_device(struct cli_ctx *ctx, const char *network, json_t *devices,
+			  struct berth_error *err)
+{
+	_cleanup_free_ char *path = cli_path("/1.0/networks/%s", network);
+	json_auto_t *net = NULL;
+	json_t *nic;
+	int r;
+
+	if (!path)
+		return oom(err);
+	r = cli_query(ctx, "GET", path, NULL, &net, NULL, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Failed loading network \"%s\"", network);
+	const char *type = berth_json_string(net, "type");
+
+	if (json_is_true(json_object_get(net, "managed")))
+		nic = json_pack("{s:s, s:s, s:s}", "type", "nic", "network", network, "name", "eth0");
+	else
+		nic = json_pack("{s:s, s:s, s:s, s:s}", "type", "nic", "nictype",
+				type && streq(type, "bridge") ? "bridged" : "macvlan",
+				"parent", network, "name", "eth0");
+	if (!nic || json_object_set_new(devices, "eth0", nic) < 0)
+		return oom(err);
+	return 0;
+}
+
+/* -d DEV,KEY=VALUE... (repeated options arrive joined by ','): a token without '=' names
+ * the next device; the keys after it change that device, taken from the instance's own
+ * devices or copied from its profiles. */
+static int device_overrides(struct cli_ctx *ctx, const char *spec, const json_t *profiles,
+			    json_t *devices, struct berth_error *err)
+{
+	_cleanup_free_ char *s = strdup(spec);
+	json_t *dev = NULL;
+	char *save = NULL;
+
+	if (!s)
+		return oom(err);
+	for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		int r;
+
+		if (!eq) {
+			dev = json_object_get(devices, tok);
+			if (!dev) {
+				r = copy_profile_device(ctx, profiles, devices, tok, &dev, err);
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		if (!dev)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Bad device override \"%s\": expected "
+					       "DEVICE,KEY=VALUE", spec);
+		*eq = '\0';
+		if (json_object_set_new(dev, tok, json_string(eq + 1)) < 0)
+			return oom(err);
+	}
+	return 0;
+}
+
 int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,
 		      struct berth_error *err)
 {
@@ -174,10 +278,23 @@ int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_
 	r = add_config_profiles(body, a->values[2], a->values[1], err);
 	if (r < 0)
 		return r;
-	if (a->values[0])
-		json_object_set_new(body, "devices",
-				    json_pack("{s:{s:s, s:s, s:s}}", "root", "type", "disk", "path",
-					      "/", "pool", a->values[0]));
+	if (a->values[0] || a->values[4] || a->values[5]) {
+		json_t *devices = json_object();
+
+		if (!devices || json_object_set_new(body, "devices", devices) < 0)
+			return oom(err);
+		if (a->values[0] &&
+		    json_object_set_new(devices, "root",
+					json_pack("{s:s, s:s, s:s}", "type", "disk", "path", "/",
+						  "pool", a->values[0])) < 0)
+			return oom(err);
+		if (a->values[4] && (r = network_device(ctx, a->values[4], devices, err)) < 0)
+			return r;
+		if (a->values[5] &&
+		    (r = device_overrides(ctx, a->values[5], json_object_get(body, "profiles"),
+					  devices, err)) < 0)
+			return r;
+	}
 	r = cli_query(ctx, "POST", "/1.0/instances", body, &created, NULL, err);
 	if (r >= 0) {
 		const char *n = name;

@@ -55,12 +55,9 @@ PROFILE_CMD(unset_cmd, "unset", "<profile> <key>", "Unset profile configuration 
 PROFILE_CMD(get_cmd, "get", "<profile> <key>", "Get values for profile configuration keys", 2, 2,
 	    NULL);
 PROFILE_CMD(rename_cmd, "rename", "<profile> <new-name>", "Rename profiles", 2, 2, NULL);
-PROFILE_CMD(dev_add_cmd, "device add", "<profile> <device> <type> [key=value...]",
-	    "Add a device to a profile", 3, -1, NULL);
-PROFILE_CMD(dev_remove_cmd, "device remove", "<profile> <device>...",
-	    "Remove devices from a profile", 2, -1, NULL);
-PROFILE_CMD(dev_list_cmd, "device list", "<profile>", "List the devices of a profile", 1, 1, NULL);
-PROFILE_CMD(dev_show_cmd, "device show", "<profile>", "Show the devices of a profile", 1, 1, NULL);
+/* Listed in `berth profile --help`; `profile device ...` is dispatched before the table
+ * (cli/cmd_device.c). */
+PROFILE_CMD(device_cmd, "device", "[command]", "Manage devices of profiles", 0, -1, NULL);
 
 /* A profile loaded for read-modify-write. */
 struct profile {
@@ -304,79 +301,10 @@ static int profile_rename(struct cli_ctx *ctx, struct cli_args *a, struct berth_
 	return r;
 }
 
-static int dev_add(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+static int profile_device(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	const char *dev = a->pos[1];
-	struct profile p;
-	json_t *devices, *d = NULL;
-	int r = profile_load(ctx, a->pos[0], &p, err);
-
-	if (r >= 0) {
-		devices = child_object(p.obj, "devices");
-		if (json_object_get(devices, dev))
-			r = berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-					    "the device \"%s\" already exists in profile \"%s\"",
-					    dev, a->pos[0]);
-		else if (!(d = json_pack("{s:s}", "type", a->pos[2])) ||
-			 json_object_set_new(devices, dev, d) < 0)
-			r = berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	}
-	if (r >= 0)
-		r = cli_set_pairs(d, a->pos + 3, a->n_pos - 3, false, err);
-	if (r >= 0)
-		r = profile_put(ctx, &p, err);
-	if (r >= 0 && !ctx->quiet)
-		printf("Device %s added to %s\n", dev, a->pos[0]);
-	profile_release(&p);
-	return r;
-}
-
-static int dev_remove(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
-{
-	struct profile p;
-	json_t *devices;
-	int r = profile_load(ctx, a->pos[0], &p, err);
-
-	devices = r >= 0 ? child_object(p.obj, "devices") : NULL;
-	for (int i = 1; r >= 0 && i < a->n_pos; i++)
-		if (json_object_del(devices, a->pos[i]) < 0)
-			r = berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
-					    "the device \"%s\" doesn't exist in profile \"%s\"",
-					    a->pos[i], a->pos[0]);
-	if (r >= 0)
-		r = profile_put(ctx, &p, err);
-	for (int i = 1; r >= 0 && !ctx->quiet && i < a->n_pos; i++)
-		printf("Device %s removed from %s\n", a->pos[i], a->pos[0]);
-	profile_release(&p);
-	return r;
-}
-
-static int dev_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
-{
-	struct profile p;
-	const char *name;
-	json_t *d;
-	int r = profile_load(ctx, a->pos[0], &p, err);
-
-	if (r >= 0)
-		json_object_foreach(json_object_get(p.obj, "devices"), name, d)
-			printf("%s\n", name);
-	profile_release(&p);
-	return r;
-}
-
-static int dev_show(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
-{
-	struct profile p;
-	json_auto_t *devices = NULL;
-	int r = profile_load(ctx, a->pos[0], &p, err);
-
-	if (r >= 0) {
-		devices = berth_json_object_or_empty(p.obj, "devices");
-		r = cli_print_yaml(devices, err);
-	}
-	profile_release(&p);
-	return r;
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "missing sub-command (see 'berth profile device --help')");
 }
 
 static int read_stdin_yaml(json_t **ret, struct berth_error *err)
@@ -405,13 +333,14 @@ int cmd_profile(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *
 {
 	static const struct cli_subcommand subs[] = {
 		{ &copy_cmd, profile_copy },	 { &create_cmd, profile_create },
-		{ &delete_cmd, profile_delete }, { &dev_add_cmd, dev_add },
-		{ &dev_list_cmd, dev_list },	 { &dev_remove_cmd, dev_remove },
-		{ &dev_show_cmd, dev_show },	 { &edit_cmd, profile_edit },
+		{ &delete_cmd, profile_delete }, { &device_cmd, profile_device },
+		{ &edit_cmd, profile_edit },
 		{ &get_cmd, profile_get },	 { &list_cmd, profile_list },
 		{ &rename_cmd, profile_rename }, { &set_cmd, profile_set },
 		{ &show_cmd, profile_show },	 { &unset_cmd, profile_unset },
 	};
 
+	if (argc >= 2 && streq(argv[1], "device"))
+		return cli_device_dispatch(ctx, "profile", argc - 1, argv + 1, err);
 	return cli_dispatch(ctx, &profile_cmd, subs, ARRAY_SIZE(subs), argc, argv, err);
 }

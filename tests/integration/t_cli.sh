@@ -142,6 +142,62 @@ rc_ok "profile device add"
 run_cli profile show p1
 like "$OUT" 'limits\.cpu: "?2' "profile show has the key"
 like "$OUT" 'pool: default' "profile show has the device"
+run_cli profile device set p1 root size=1GiB
+rc_ok "profile device set"
+run_cli profile device get p1 root size
+is "$OUT" 1GiB "profile device get reads it back"
+run_cli profile device unset p1 root size
+run_cli profile device get p1 root size
+is "$OUT" "" "profile device unset"
+run_cli profile device unset p1 root type
+ok "a device's type cannot be unset" isnt_zero "$RC"
+run_cli profile device add p1 root disk path=/ pool=default
+ok "adding a device that exists fails" isnt_zero "$RC"
+like "$ERR" 'already exists' "... saying so"
+
+# ---- instance devices (berth config device ...) ----
+run_cli config device add c1 tmpdata disk source=/tmp path=/mnt/tmp
+rc_ok "config device add"
+run_cli config device list c1
+like "$OUT" '^tmpdata$' "config device list shows it"
+run_cli config device set c1 tmpdata readonly=true
+run_cli config device get c1 tmpdata readonly
+is "$OUT" true "config device set/get"
+run_cli config device show c1
+like "$OUT" 'path: /mnt/tmp' "config device show prints the YAML"
+api GET /1.0/instances/c1
+is "$(jget '"tmpdata" in j["metadata"]["devices"]')" true "the device is in the instance's own devices"
+run_cli config device remove c1 tmpdata
+rc_ok "config device remove"
+run_cli config device remove c1 tmpdata
+ok "removing it again fails" isnt_zero "$RC"
+like "$ERR" "doesn't exist" "... saying it doesn't exist"
+run_cli config device get c1 root path
+is "$OUT" / "config device get reads a device inherited from a profile"
+run_cli config device set c1 root size=2GiB
+ok "an inherited device cannot be set on the instance" isnt_zero "$RC"
+like "$ERR" 'override' "... and the message points at override"
+run_cli config device override c1 root size=2GiB
+rc_ok "config device override"
+run_cli config device show c1
+like "$OUT" 'size: 2GiB' "the override holds the change"
+run_cli config device override c1 root
+ok "overriding an own device fails" isnt_zero "$RC"
+run_cli config device override c1 nosuch
+ok "overriding a device no profile has fails" isnt_zero "$RC"
+run_cli config device remove c1 root
+rc_ok "removing the override"
+run_cli init --empty cdev -d root,size=1GiB -d root,size.state=2GiB
+rc_ok "init -d overrides a profile device"
+run_cli config device show cdev
+like "$OUT" 'size: 1GiB' "... with the first change"
+like "$OUT" 'size.state: 2GiB' "... and the second"
+run_cli init --empty cdev2 -d nosuch,x=1
+ok "init -d of a device no profile has fails" isnt_zero "$RC"
+like "$ERR" 'not found in profile devices' "... saying so"
+run_cli list -f csv -c n cdev2
+is "$OUT" "" "... and creates nothing"
+run_cli delete cdev
 run_cli profile list -f csv
 like "$OUT" '^p1,' "profile list -f csv shows p1"
 run_cli profile unset p1 limits.cpu
