@@ -150,6 +150,37 @@ _enter_namespaces()
 	exec unshare --net --mount --propagation slave -- /bin/bash "$0" "$@"
 }
 
+# ---- images ----
+
+# berth_test_images RECIPE...: call before berth_test_init. Outside the namespaces
+# (where the host's Debian mirror is reachable) it builds each image with images/build
+# (cached under /var/cache/berth-test) into $T_IMAGES, a temp dir removed at exit.
+# Inside, IMAGE[RECIPE] is set to each tarball; a recipe that could not be built
+# skips the whole test with the build's last line as the reason.
+declare -A IMAGE=()
+berth_test_images()
+{
+	local r f
+	if [ -z "${BERTH_IN_NETNS:-}" ]; then
+		[ "$(id -u)" = 0 ] || return 0
+		T_IMAGES=$(mktemp -d /tmp/berth-t-img.XXXXXX)
+		export T_IMAGES
+		for r in "$@"; do
+			"$BERTH_SRCDIR/images/build" "$r" "$T_IMAGES/$r" >"$T_IMAGES/$r.fp" \
+				2>"$T_IMAGES/$r.log" || rm -f "$T_IMAGES/$r.fp"
+		done
+		return 0
+	fi
+	for r in "$@"; do
+		if [ ! -s "$T_IMAGES/$r.fp" ]; then
+			f=$(tail -n 1 "$T_IMAGES/$r.log")
+			rm -rf "$T_IMAGES"
+			skip_all "the $r image could not be built: $f"
+		fi
+		for f in "$T_IMAGES/$r"/*.tar.*; do IMAGE[$r]=$f; done
+	done
+}
+
 # ---- daemon lifecycle ----
 
 # berth_test_init "$@": namespaces, temp dirs, berthd started. Extra
@@ -268,6 +299,7 @@ _berth_test_exit()
 	[ "$_tap_failed" -gt 0 ] && _print_daemon_log
 	_kill_leftover_containers
 	[ -n "$TEST_TMP" ] && rm -rf "$TEST_TMP"
+	[ -n "${T_IMAGES:-}" ] && rm -rf "$T_IMAGES"
 	echo "1..$_tap_n"
 	[ "$st" -ne 0 ] && [ "${BERTH_TEST_HARNESS:-}" != tap ] && exit "$st"
 	exit "$(_tap_exit_status)"
