@@ -15,23 +15,26 @@
 
 extern char **environ;
 
-/* Run tc with `argv` (argv[0] unused), its output discarded. */
-static int run_tc(char *const *argv, struct berth_error *err)
+/* Run iproute2's `tool` ("tc" or "ip") with `argv` (argv[0] unused), its output
+ * discarded. */
+static int run_iproute(const char *tool, char *const *argv, struct berth_error *err)
 {
-	static const char *const paths[] = {"/usr/sbin/tc", "/sbin/tc", "/usr/bin/tc"};
+	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
 	posix_spawn_file_actions_t fa;
-	const char *tc = NULL;
-	char *args[32];
+	char path[64] = "", *args[32];
 	pid_t pid;
 	int status = 0, r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(paths) && !tc; i++)
-		if (access(paths[i], X_OK) == 0)
-			tc = paths[i];
-	if (!tc)
+	for (size_t i = 0; i < ARRAY_SIZE(dirs) && !path[0]; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dirs[i], tool);
+		if (access(path, X_OK) < 0)
+			path[0] = '\0';
+	}
+	if (!path[0])
 		return berth_error_set(err, -ENOENT, BERTH_ERR_INTERNAL,
-				       "limits need iproute2's tc, which is not installed");
-	args[0] = (char *)tc;
+				       "limits need iproute2's %s, which is not installed", tool);
+	args[0] = path;
+	args[1] = NULL;
 	for (size_t i = 1; i < ARRAY_SIZE(args) - 1 && argv[i]; i++) {
 		args[i] = argv[i];
 		args[i + 1] = NULL;
@@ -40,50 +43,93 @@ static int run_tc(char *const *argv, struct berth_error *err)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	r = posix_spawn(&pid, tc, &fa, NULL, args, environ);
+	r = posix_spawn(&pid, path, &fa, NULL, args, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r != 0)
-		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "running tc: %s", strerror(r));
+		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "running %s: %s", tool,
+				       strerror(r));
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waiting for tc: %m");
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waiting for %s: %m",
+					       tool);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "tc %s %s on \"%s\" failed",
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s %s %s %s failed", tool,
 				       argv[1], argv[2], argv[4]);
 	return 0;
 }
 
+/* The ifb device that carries a veth's egress limit: "ifb" and the host name's random
+ * part for berth's own names (vethXXXXXXXX), else a prefix of the host name. */
+static void ifb_name(const struct runtime_nic *nic, char ret[IFNAMSIZ])
+{
+	if (berth_startswith(nic->host, "veth"))
+		snprintf(ret, IFNAMSIZ, "ifb%s", nic->host + 4);
+	else
+		snprintf(ret, IFNAMSIZ, "ifb%.12s", nic->host);
+}
+
+static void ifb_del(struct berth_nl *nl, const struct runtime_nic *nic)
+{
+	struct berth_nl_link l;
+	char ifb[IFNAMSIZ];
+
+	if (!nic->egress)
+		return;
+	ifb_name(nic, ifb);
+	if (berth_nl_link_get(nl, ifb, &l) == 0 && streq(l.kind, "ifb"))
+		berth_nl_link_del(nl, l.index);
+}
+
+static void burst_for(uint64_t rate, char buf[32])
+{
+	uint64_t b = rate / 8 / 100; /* about 10 ms at the rate, at least 64 KiB */
+
+	snprintf(buf, 32, "%llu", (unsigned long long)(b < 65536 ? 65536 : b));
+}
+
 /* Traffic into the container leaves the host end: a token bucket as its root qdisc.
- * Traffic out of the container enters the host end: policed on its ingress qdisc. The
- * bursts hold about 10 ms at the rate, at least 64 KiB. */
+ * Traffic out of the container enters the host end; ingress policing needs act_police,
+ * which kernels often lack, so it is redirected (act_mirred) to an ifb device whose root
+ * qdisc is the token bucket. */
 static int apply_limits(const struct runtime_nic *nic, struct berth_error *err)
 {
-	char rate[32], burst[32];
+	char rate[32], burst[32], ifb[IFNAMSIZ];
 	int r;
 
 	if (nic->ingress) {
-		uint64_t b = nic->ingress / 8 / 100;
 		snprintf(rate, sizeof(rate), "%llubit", (unsigned long long)nic->ingress);
-		snprintf(burst, sizeof(burst), "%llu", (unsigned long long)(b < 65536 ? 65536 : b));
-		char *const argv[] = {"", "qdisc", "replace", "dev", nic->host, "root", "handle",
-				      "1:", "tbf", "rate", rate, "burst", burst, "latency",
-				      "50ms", NULL};
-		r = run_tc(argv, err);
+		burst_for(nic->ingress, burst);
+		char *const q[] = {"", "qdisc", "replace", "dev", nic->host, "root", "handle",
+				   "1:", "tbf", "rate", rate, "burst", burst, "latency", "50ms",
+				   NULL};
+		r = run_iproute("tc", q, err);
 		if (r < 0)
 			return r;
 	}
 	if (nic->egress) {
-		uint64_t b = nic->egress / 8 / 100;
+		ifb_name(nic, ifb);
 		snprintf(rate, sizeof(rate), "%llubit", (unsigned long long)nic->egress);
-		snprintf(burst, sizeof(burst), "%llu", (unsigned long long)(b < 65536 ? 65536 : b));
-		char *const q[] = {"", "qdisc", "replace", "dev", nic->host, "handle", "ffff:",
-				   "ingress", NULL};
-		char *const f[] = {"", "filter", "add", "dev", nic->host, "parent", "ffff:",
-				   "protocol", "all", "u32", "match", "u32", "0", "0", "police",
-				   "rate", rate, "burst", burst, "drop", NULL};
-		r = run_tc(q, err);
+		burst_for(nic->egress, burst);
+		char *const add[] = {"", "link", "add", "name", ifb, "type", "ifb", NULL};
+		char *const up[] = {"", "link", "set", "dev", ifb, "up", NULL};
+		char *const shape[] = {"", "qdisc", "replace", "dev", ifb, "root", "handle", "1:",
+				       "tbf", "rate", rate, "burst", burst, "latency", "50ms",
+				       NULL};
+		char *const in[] = {"", "qdisc", "replace", "dev", nic->host, "handle", "ffff:",
+				    "ingress", NULL};
+		char *const redirect[] = {"", "filter", "add", "dev", nic->host, "parent", "ffff:",
+					  "protocol", "all", "u32", "match", "u32", "0", "0",
+					  "action", "mirred", "egress", "redirect", "dev", ifb,
+					  NULL};
+		r = run_iproute("ip", add, err);
 		if (r >= 0)
-			r = run_tc(f, err);
+			r = run_iproute("ip", up, err);
+		if (r >= 0)
+			r = run_iproute("tc", shape, err);
+		if (r >= 0)
+			r = run_iproute("tc", in, err);
+		if (r >= 0)
+			r = run_iproute("tc", redirect, err);
 		if (r < 0)
 			return r;
 	}
@@ -122,6 +168,7 @@ static int veth_add(struct berth_nl *nl, const struct runtime_nic *nic, int netn
 					       "host interface \"%s\" exists already", nic->host);
 		berth_nl_link_del(nl, host.index);
 	}
+	ifb_del(nl, nic);
 	r = berth_nl_veth_add(nl, &v);
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "creating veth \"%s\": %s",
@@ -142,6 +189,8 @@ static int veth_add(struct berth_nl *nl, const struct runtime_nic *nic, int netn
 		r = apply_limits(nic, err);
 	if (r < 0 && berth_nl_link_get(nl, nic->host, &host) == 0)
 		berth_nl_link_del(nl, host.index);
+	if (r < 0)
+		ifb_del(nl, nic);
 	return r;
 }
 
@@ -187,6 +236,7 @@ int runtime_net_nic_del(struct berth_nl *nl, const struct runtime_nic *nic, int 
 		r = berth_nl_link_get(nl, nic->host, &l);
 		if (r == 0)
 			r = berth_nl_link_del(nl, l.index);
+		ifb_del(nl, nic);
 	} else {
 		r = berth_nl_open_netns(&inside, netns_fd);
 		if (r == 0) {
@@ -231,9 +281,12 @@ void runtime_net_teardown(const struct runtime_spec *spec)
 
 	if (!spec->n_nics || berth_nl_open(&nl) < 0)
 		return;
-	for (size_t i = 0; i < spec->n_nics; i++)
-		if (spec->nics[i].type == RUNTIME_NIC_VETH &&
-		    berth_nl_link_get(&nl, spec->nics[i].host, &l) == 0 && streq(l.kind, "veth"))
+	for (size_t i = 0; i < spec->n_nics; i++) {
+		if (spec->nics[i].type != RUNTIME_NIC_VETH)
+			continue;
+		if (berth_nl_link_get(&nl, spec->nics[i].host, &l) == 0 && streq(l.kind, "veth"))
 			berth_nl_link_del(&nl, l.index);
+		ifb_del(&nl, &spec->nics[i]);
+	}
 	berth_nl_close(&nl);
 }
