@@ -15,10 +15,12 @@
 
 extern char **environ;
 
-/* Run iproute2's `tool` ("tc" or "ip") with `argv` (argv[0] unused), its output
- * discarded. */
-static int run_iproute(const char *tool, char *const *argv, struct berth_error *err)
+/* Run iproute2's `tool` ("tc" or "ip") with `argv` (argv[0] unused) and `input` (NULL:
+ * none; at most a pipe's buffer) on its stdin, its output discarded. */
+static int run_iproute(const char *tool, char *const *argv, const char *input,
+		       struct berth_error *err)
 {
+	int in[2] = {-EBADF, -EBADF};
 	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
 	posix_spawn_file_actions_t fa;
 	char path[64] = "", *args[32];
@@ -39,12 +41,24 @@ static int run_iproute(const char *tool, char *const *argv, struct berth_error *
 		args[i] = argv[i];
 		args[i + 1] = NULL;
 	}
+	if (input && pipe2(in, O_CLOEXEC) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (input)
+		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	r = posix_spawn(&pid, path, &fa, NULL, args, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	if (input) {
+		close(in[0]);
+		if (r == 0 && write(in[1], input, strlen(input)) < 0) {
+			/* tc died early; its exit status says so */
+		}
+		close(in[1]);
+	}
 	if (r != 0)
 		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "running %s: %s", tool,
 				       strerror(r));
@@ -53,8 +67,8 @@ static int run_iproute(const char *tool, char *const *argv, struct berth_error *
 			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waiting for %s: %m",
 					       tool);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s %s %s %s failed", tool,
-				       argv[1], argv[2], argv[4]);
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s %s %s failed", tool,
+				       argv[1], argv[2]);
 	return 0;
 }
 
@@ -90,49 +104,44 @@ static void burst_for(uint64_t rate, char buf[32])
 /* Traffic into the container leaves the host end: a token bucket as its root qdisc.
  * Traffic out of the container enters the host end; ingress policing needs act_police,
  * which kernels often lack, so it is redirected (act_mirred) to an ifb device whose root
- * qdisc is the token bucket. */
+ * qdisc is the token bucket. Each exec of ip or tc costs milliseconds, so: one `ip` for
+ * the ifb, one `tc -batch` for every qdisc and filter. */
 static int apply_limits(const struct runtime_nic *nic, struct berth_error *err)
 {
-	char rate[32], burst[32], ifb[IFNAMSIZ];
+	char batch[1024], burst[32], ifb[IFNAMSIZ];
+	size_t n = 0;
 	int r;
 
+	batch[0] = '\0';
 	if (nic->ingress) {
-		snprintf(rate, sizeof(rate), "%llubit", (unsigned long long)nic->ingress);
 		burst_for(nic->ingress, burst);
-		char *const q[] = {"", "qdisc", "replace", "dev", nic->host, "root", "handle",
-				   "1:", "tbf", "rate", rate, "burst", burst, "latency", "50ms",
-				   NULL};
-		r = run_iproute("tc", q, err);
-		if (r < 0)
-			return r;
+		n += (size_t)snprintf(batch + n, sizeof(batch) - n,
+				      "qdisc replace dev %s root handle 1: tbf rate %llubit burst "
+				      "%s latency 50ms\n",
+				      nic->host, (unsigned long long)nic->ingress, burst);
 	}
 	if (nic->egress) {
+		char *const add[] = {"", "link", "add", "name", ifb, "up", "type", "ifb", NULL};
+
 		ifb_name(nic, ifb);
-		snprintf(rate, sizeof(rate), "%llubit", (unsigned long long)nic->egress);
 		burst_for(nic->egress, burst);
-		char *const add[] = {"", "link", "add", "name", ifb, "type", "ifb", NULL};
-		char *const up[] = {"", "link", "set", "dev", ifb, "up", NULL};
-		char *const shape[] = {"", "qdisc", "replace", "dev", ifb, "root", "handle", "1:",
-				       "tbf", "rate", rate, "burst", burst, "latency", "50ms",
-				       NULL};
-		char *const in[] = {"", "qdisc", "replace", "dev", nic->host, "handle", "ffff:",
-				    "ingress", NULL};
-		char *const redirect[] = {"", "filter", "add", "dev", nic->host, "parent", "ffff:",
-					  "protocol", "all", "u32", "match", "u32", "0", "0",
-					  "action", "mirred", "egress", "redirect", "dev", ifb,
-					  NULL};
-		r = run_iproute("ip", add, err);
-		if (r >= 0)
-			r = run_iproute("ip", up, err);
-		if (r >= 0)
-			r = run_iproute("tc", shape, err);
-		if (r >= 0)
-			r = run_iproute("tc", in, err);
-		if (r >= 0)
-			r = run_iproute("tc", redirect, err);
+		r = run_iproute("ip", add, NULL, err);
 		if (r < 0)
 			return r;
+		snprintf(batch + n, sizeof(batch) - n,
+			 "qdisc replace dev %s root handle 1: tbf rate %llubit burst %s latency "
+			 "50ms\n"
+			 "qdisc replace dev %s handle ffff: ingress\n"
+			 "filter add dev %s parent ffff: protocol all u32 match u32 0 0 action "
+			 "mirred egress redirect dev %s\n",
+			 ifb, (unsigned long long)nic->egress, burst, nic->host, nic->host, ifb);
 	}
+	if (!batch[0])
+		return 0;
+	char *const tc[] = {"", "-batch", "-", NULL};
+	r = run_iproute("tc", tc, batch, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "limits on \"%s\"", nic->host);
 	return 0;
 }
 
