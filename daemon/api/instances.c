@@ -368,12 +368,14 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
-/* Whether an update changes the instance's devices: then even a PATCH goes through
- * run_update on a worker, which hot-plugs NICs and drops leases. */
-static bool devices_change(const json_t *cur, const json_t *next)
+/* Whether an update changes the devices of a running instance: then even a PATCH goes
+ * through run_update on a worker, which hot-plugs NICs. (A PATCH merges devices, so on a
+ * stopped instance it never removes one whose lease would have to go.) */
+static bool devices_change(struct api_request *req, const json_t *cur, const json_t *next)
 {
-	return !json_equal(json_object_get(cur, "devices"), json_object_get(next, "devices")) ||
-	       !json_equal(json_object_get(cur, "profiles"), json_object_get(next, "profiles"));
+	return (!json_equal(json_object_get(cur, "devices"), json_object_get(next, "devices")) ||
+		!json_equal(json_object_get(cur, "profiles"), json_object_get(next, "profiles"))) &&
+	       container_power(req->d, req->project, req->params[0], NULL) != CONTAINER_STOPPED;
 }
 
 /* volatile.* keys are the server's: an update that does not mention one keeps it. */
@@ -976,7 +978,7 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	}
 	keep_volatile(cur, next);
-	if (patch && !devices_change(cur, next)) {
+	if (patch && !devices_change(req, cur, next)) {
 		/* LXD answers PATCH synchronously. */
 		r = db_instance_update(req->project, req->params[0], next, err);
 		json_decref(next);
