@@ -364,6 +364,9 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 	} else {
 		nic_release_leases(j->d, j->project, before, after);
 	}
+	r = nic_forget_volatile(j->project, before, after, err);
+	if (r < 0)
+		return r;
 	lifecycle(j, "instance-updated", j->name, NULL);
 	return 0;
 }

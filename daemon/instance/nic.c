@@ -421,6 +421,38 @@ void nic_release_leases(struct berth_daemon *d, const char *project, const json_
 	}
 }
 
+int nic_forget_volatile(const char *project, const json_t *before, const json_t *after,
+			struct berth_error *err)
+{
+	const json_t *adevs = json_object_get(after, "expanded_devices");
+	const char *name = berth_json_string(after, "name");
+	json_auto_t *inst = NULL;
+	const char *devname, *key;
+	json_t *dev, *cfg, *v;
+	void *tmp;
+	bool changed = false;
+	int r = db_instance_get(project, name, &inst, err);
+
+	if (r < 0)
+		return r;
+	cfg = json_object_get(inst, "config");
+	json_object_foreach(json_object_get(before, "expanded_devices"), devname, dev) {
+		_cleanup_free_ char *prefix = NULL;
+
+		if (json_object_get(adevs, devname))
+			continue;
+		prefix = berth_strdup_printf("volatile.%s.", devname);
+		if (!prefix)
+			return -ENOMEM;
+		json_object_foreach_safe(cfg, tmp, key, v)
+			if (berth_startswith(key, prefix)) {
+				json_object_del(cfg, key);
+				changed = true;
+			}
+	}
+	return changed ? db_instance_update(project, name, inst, err) : 0;
+}
+
 /* ---- hot-plug ---- */
 
 /* Nic devices of `a` that `b` lacks or has differently (an object devname -> dev). */

@@ -245,6 +245,8 @@ api PUT /1.0/instances/c1 "$body"
 ok "PUT without eth1 succeeds" opok
 api GET /1.0/instances/c1
 is "$(jget '",".join(sorted(j["metadata"]["devices"]))')" eth0 "... and eth1 is gone from the config"
+is "$(jget '",".join(sorted(k for k in j["metadata"]["config"] if k.startswith("volatile.eth1.")))')" "" "... and so are volatile.eth1.*"
+is "$(cfg c1 volatile.eth0.hwaddr)" "$hw1" "... while volatile.eth0.hwaddr stays"
 ok "eth1 is gone from inside c1" test "$(inside c1 sh -c 'test -e /sys/class/net/eth1 && echo yes || echo no')" = no
 ok "eth1's host end is gone" wait_gone "$host1b"
 ok "the spec on disk has no eth1" test "$(grep -c 'name=eth1,' "$BERTH_DIR/run/default_c1/spec")" = 0
