@@ -14,10 +14,12 @@ BUILD_DEPS=(
 # the stock lxc client, ip and unshare (namespaces), python3 (rawhttp.py),
 # and what the image recipes and t_images.sh use (debootstrap, mksquashfs, xz, zstd);
 # python3-pylxd for t_pylxd.sh (it runs under Debian's /usr/bin/python3).
+# dnsmasq-base: t_nic.sh serves DHCP on the bridge it makes in its namespace.
 TEST_DEPS=(
 	"${BUILD_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev
 	lxd-client iproute2 util-linux python3
 	debootstrap squashfs-tools xz-utils zstd
 	python3-pylxd
+	dnsmasq-base
 )

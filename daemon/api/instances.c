@@ -21,6 +21,7 @@
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/nic.h"
 #include "daemon/instance/rootfs.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -337,15 +338,59 @@ static int run_create(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
+/* Store the update; on a running container, plug and unplug the NICs that changed (and
+ * put the old record back when that fails); drop the leases of NICs that went. */
 static int run_update(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
-	int r = db_instance_update(j->project, j->name, j->object, err);
+	json_auto_t *stored = NULL, *before = NULL, *after = NULL;
+	bool running = container_power(j->d, j->project, j->name, NULL) != CONTAINER_STOPPED;
+	int r = db_instance_get(j->project, j->name, &stored, err);
 
+	if (r >= 0)
+		r = api_instance_load_expanded(j->project, j->name, &before, err);
+	if (r >= 0)
+		r = db_instance_update(j->project, j->name, j->object, err);
+	if (r >= 0)
+		r = api_instance_load_expanded(j->project, j->name, &after, err);
+	if (r < 0)
+		return r;
+	if (running) {
+		r = nic_hotplug(j->d, j->project, before, after, err);
+		if (r < 0) {
+			db_instance_update(j->project, j->name, stored, NULL);
+			return r;
+		}
+	} else {
+		nic_release_leases(j->d, j->project, before, after);
+	}
+	r = nic_forget_volatile(j->project, before, after, err);
 	if (r < 0)
 		return r;
 	lifecycle(j, "instance-updated", j->name, NULL);
 	return 0;
+}
+
+/* Whether an update changes the devices of a running instance: then even a PATCH goes
+ * through run_update on a worker, which hot-plugs NICs. (A PATCH merges devices, so on a
+ * stopped instance it never removes one whose lease would have to go.) */
+static bool devices_change(struct api_request *req, const json_t *cur, const json_t *next)
+{
+	return (!json_equal(json_object_get(cur, "devices"), json_object_get(next, "devices")) ||
+		!json_equal(json_object_get(cur, "profiles"), json_object_get(next, "profiles"))) &&
+	       container_power(req->d, req->project, req->params[0], NULL) != CONTAINER_STOPPED;
+}
+
+/* volatile.* keys are the server's: an update that does not mention one keeps it. */
+static void keep_volatile(const json_t *cur, json_t *next)
+{
+	json_t *ncfg = json_object_get(next, "config");
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(json_object_get(cur, "config"), key, v)
+		if (ncfg && berth_startswith(key, "volatile.") && !json_object_get(ncfg, key))
+			json_object_set(ncfg, key, v);
 }
 
 static int rename_hook(void *data, struct berth_error *err)
@@ -384,10 +429,16 @@ static int run_rename(struct operation *op, void *data, struct berth_error *err)
 static int run_delete(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
-	int r = db_instance_delete(j->project, j->name, err);
+	json_auto_t *before = NULL;
+	int r;
 
+	if (api_instance_load_expanded(j->project, j->name, &before, NULL) < 0)
+		before = NULL;
+	r = db_instance_delete(j->project, j->name, err);
 	if (r < 0)
 		return r;
+	if (before)
+		nic_release_leases(j->d, j->project, before, NULL);
 	if (j->v.pool) {
 		/* The volume and its snapshots; what fails here has no row any more and goes at
 		 * the next start. */
@@ -929,7 +980,8 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 		json_decref(next);
 		return r;
 	}
-	if (patch) {
+	keep_volatile(cur, next);
+	if (patch && !devices_change(req, cur, next)) {
 		/* LXD answers PATCH synchronously. */
 		r = db_instance_update(req->project, req->params[0], next, err);
 		json_decref(next);

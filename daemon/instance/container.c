@@ -29,6 +29,7 @@
 #include "daemon/api/api.h"
 #include "daemon/api/instance_volume.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/nic.h"
 #include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
 #include "lib/json.h"
@@ -556,6 +557,9 @@ static int spec_build(struct berth_daemon *d, const char *project, const json_t 
 	r = spec_devices(spec, d, project, json_object_get(inst, "expanded_devices"), err);
 	if (r < 0)
 		return r;
+	r = nic_spec_build(d, project, inst, spec, err);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(spec);
 	return 0;
 }
@@ -767,17 +771,21 @@ json_t *container_state(const struct berth_daemon *d, const char *project, const
 	struct runtime_cgroup_usage u = {0};
 	pid_t pid = 0;
 	enum container_power p = container_power(d, project, name, &pid);
+	json_t *net = NULL;
 
 	if (p != CONTAINER_STOPPED) {
+		_cleanup_free_ char *rundir = container_rundir(d, project, name);
 		rel = container_cgroup(d, project, name);
 		if (rel && runtime_cgroup_open(rel, &cg) >= 0)
 			runtime_cgroup_usage(cg, &u);
+		if (rundir)
+			net = nic_state(rundir, pid);
 	}
-	return json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:n, s:i, s:I, s:{s:I}}",
+	return json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:o?, s:i, s:I, s:{s:I}}",
 			 "status", container_power_status(p), "status_code",
 			 container_power_code(p), "disk", "memory", "usage",
 			 (json_int_t)u.memory, "usage_peak", (json_int_t)u.memory_peak,
-			 "swap_usage", (json_int_t)u.swap, "swap_usage_peak", 0, "network",
+			 "swap_usage", (json_int_t)u.swap, "swap_usage_peak", 0, "network", net,
 			 "pid", (int)pid, "processes",
 			 (json_int_t)(p == CONTAINER_STOPPED ? 0 : u.pids), "cpu", "usage",
 			 (json_int_t)u.cpu_ns);

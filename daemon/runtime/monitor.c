@@ -39,6 +39,7 @@
 #include "daemon/runtime/exec.h"
 #include "daemon/runtime/idmap.h"
 #include "daemon/runtime/mounts.h"
+#include "daemon/runtime/net.h"
 #include "daemon/runtime/spec.h"
 #include "lib/util.h"
 
@@ -392,6 +393,14 @@ static int boot(struct monitor *m, struct berth_error *err)
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "joining the cgroups: %s",
 				       strerror(-r));
+	if (m->spec->n_nics) {
+		uint64_t t0 = now_ns();
+		r = runtime_net_setup(spec, pid, err);
+		if (r < 0)
+			return r;
+		log_msg("%zu NIC(s) set up in %llu us", spec->n_nics,
+			(unsigned long long)((now_ns() - t0) / 1000));
+	}
 	r = release_child(m, sp0, pid, err);
 	if (r < 0)
 		return r;
@@ -401,6 +410,26 @@ static int boot(struct monitor *m, struct berth_error *err)
 }
 
 /* ---- tearing down ---- */
+
+/* NICs hot-plugged or unplugged while the container ran are in the spec berthd rewrote:
+ * the teardown deletes the host ends of those, and a reboot from inside comes back with
+ * them. The rest of the spec stays as it was at the start. */
+static void reload_nics(struct monitor *m)
+{
+	_cleanup_(runtime_spec_freep) struct runtime_spec *now = NULL;
+	_cleanup_free_ char *path = rpath(m, "spec");
+	struct berth_error err = {0};
+
+	if (!path || runtime_spec_load(path, &now, &err) < 0) {
+		log_msg("re-reading the spec: %s, keeping its NICs as they were",
+			berth_error_msg(&err, -ENOMEM));
+		berth_error_release(&err);
+		return;
+	}
+	runtime_spec_set_nics(m->spec, now->nics, now->n_nics);
+	now->nics = NULL;
+	now->n_nics = 0;
+}
 
 static void kill_init(struct monitor *m)
 {
@@ -431,6 +460,8 @@ static void teardown(struct monitor *m, siginfo_t *ret)
 	}
 	for (int i = 0; i < 100 && runtime_cgroup_destroy(m->cg) < 0; i++)
 		usleep(10000);
+	reload_nics(m);
+	runtime_net_teardown(m->spec);
 	if (ret)
 		*ret = si;
 }

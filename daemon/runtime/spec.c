@@ -20,6 +20,7 @@ enum spec_type {
 	SPEC_UIDMAP,
 	SPEC_GIDMAP,
 	SPEC_MOUNT,
+	SPEC_NIC,
 	SPEC_TYPE_MAX,
 };
 
@@ -58,8 +59,11 @@ static const struct spec_key spec_keys[] = {
 	K(console_log_size, SPEC_U64),
 	K(apparmor_profile, SPEC_STR),
 	K(net, SPEC_STR),
+	{"nic", SPEC_NIC, offsetof(struct runtime_spec, nics)},
 };
 #undef K
+
+static int parse_u64(const char *s, uint64_t *ret);
 
 #define FIELD(spec, k, type) ((type *)((char *)(spec) + (k)->offset))
 
@@ -121,7 +125,193 @@ void runtime_spec_free(struct runtime_spec *spec)
 		free(spec->mounts[i].target);
 	}
 	free(spec->mounts);
+	runtime_spec_set_nics(spec, NULL, 0);
 	free(spec);
+}
+
+void runtime_nic_release(struct runtime_nic *nic)
+{
+	if (!nic)
+		return;
+	free(nic->name);
+	free(nic->host);
+	free(nic->link);
+	free(nic->parent);
+	free(nic->mode);
+	*nic = (struct runtime_nic){0};
+}
+
+void runtime_spec_set_nics(struct runtime_spec *spec, struct runtime_nic *nics, size_t n)
+{
+	for (size_t i = 0; i < spec->n_nics; i++)
+		runtime_nic_release(&spec->nics[i]);
+	free(spec->nics);
+	spec->nics = nics;
+	spec->n_nics = n;
+}
+
+/* An interface name the kernel takes and the nic line can carry. */
+static bool ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= 16 || streq(s, ".") || streq(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (*s <= ' ' || *s == '/' || *s == ':' || *s == ',' || *s == '=' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static int parse_mac(const char *s, unsigned char mac[6])
+{
+	unsigned v[6];
+	int used = 0;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &used) != 6 || s[used] || used != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (unsigned char)v[i];
+	return 0;
+}
+
+static int nic_set(struct runtime_nic *nic, const char *k, const char *v)
+{
+	char **str = NULL;
+	uint64_t u;
+
+	if (streq(k, "type")) {
+		if (streq(v, "veth"))
+			nic->type = RUNTIME_NIC_VETH;
+		else if (streq(v, "macvlan"))
+			nic->type = RUNTIME_NIC_MACVLAN;
+		else
+			return -EINVAL;
+		return 0;
+	}
+	if (streq(k, "hwaddr"))
+		return nic->has_hwaddr ? -EINVAL : (nic->has_hwaddr = true, parse_mac(v, nic->hwaddr));
+	if (streq(k, "mtu")) {
+		if (parse_u64(v, &u) < 0 || u < 68 || u > 65535)
+			return -EINVAL;
+		nic->mtu = (unsigned)u;
+		return 0;
+	}
+	if (streq(k, "ingress") || streq(k, "egress")) {
+		if (parse_u64(v, &u) < 0 || u == 0)
+			return -EINVAL;
+		*(k[0] == 'i' ? &nic->ingress : &nic->egress) = u;
+		return 0;
+	}
+	if (streq(k, "name"))
+		str = &nic->name;
+	else if (streq(k, "host"))
+		str = &nic->host;
+	else if (streq(k, "link"))
+		str = &nic->link;
+	else if (streq(k, "parent"))
+		str = &nic->parent;
+	else if (streq(k, "mode"))
+		str = &nic->mode;
+	if (!str || *str)
+		return -EINVAL;
+	if (str == &nic->mode ? !(streq(v, "bridge") || streq(v, "vepa") || streq(v, "private") ||
+				  streq(v, "passthru"))
+			      : !ifname_ok(v))
+		return -EINVAL;
+	*str = strdup(v);
+	return *str ? 0 : -ENOMEM;
+}
+
+int runtime_nic_parse(const char *value, struct runtime_nic *ret)
+{
+	_cleanup_free_ char *copy = strdup(value);
+	struct runtime_nic nic = {.type = RUNTIME_NIC_TYPE_MAX};
+	bool ok;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *save = NULL, *kv = strtok_r(copy, ",", &save); kv && r >= 0;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		if (!eq) {
+			r = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		r = nic_set(&nic, kv, eq + 1);
+	}
+	if (nic.type == RUNTIME_NIC_VETH)
+		ok = nic.name && nic.host && !nic.parent && !nic.mode;
+	else
+		ok = nic.type == RUNTIME_NIC_MACVLAN && nic.name && nic.parent && !nic.host &&
+		     !nic.link && !nic.ingress && !nic.egress;
+	if (r >= 0 && !ok)
+		r = -EINVAL;
+	if (r < 0) {
+		runtime_nic_release(&nic);
+		return r;
+	}
+	*ret = nic;
+	return 0;
+}
+
+int runtime_nic_render(const struct runtime_nic *nic, char **ret)
+{
+	char mac[32] = "", mtu[32] = "", in[48] = "", out[48] = "";
+	char *s;
+
+	if (!nic->name || !ifname_ok(nic->name) || (nic->host && !ifname_ok(nic->host)) ||
+	    (nic->link && !ifname_ok(nic->link)) || (nic->parent && !ifname_ok(nic->parent)) ||
+	    (nic->mode && (strchr(nic->mode, ',') || strchr(nic->mode, '\n'))))
+		return -EINVAL;
+	if (nic->has_hwaddr)
+		snprintf(mac, sizeof(mac), ",hwaddr=%02x:%02x:%02x:%02x:%02x:%02x", nic->hwaddr[0],
+			 nic->hwaddr[1], nic->hwaddr[2], nic->hwaddr[3], nic->hwaddr[4],
+			 nic->hwaddr[5]);
+	if (nic->mtu)
+		snprintf(mtu, sizeof(mtu), ",mtu=%u", nic->mtu);
+	if (nic->ingress)
+		snprintf(in, sizeof(in), ",ingress=%llu", (unsigned long long)nic->ingress);
+	if (nic->egress)
+		snprintf(out, sizeof(out), ",egress=%llu", (unsigned long long)nic->egress);
+	if (nic->type == RUNTIME_NIC_VETH)
+		s = berth_strdup_printf("type=veth,name=%s,host=%s%s%s%s%s%s%s", nic->name,
+					nic->host ? nic->host : "", nic->link ? ",link=" : "",
+					nic->link ? nic->link : "", mac, mtu, in, out);
+	else
+		s = berth_strdup_printf("type=macvlan,name=%s,parent=%s%s%s%s%s", nic->name,
+					nic->parent ? nic->parent : "", nic->mode ? ",mode=" : "",
+					nic->mode ? nic->mode : "", mac, mtu);
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static int push_nic(struct runtime_spec *spec, const char *value)
+{
+	struct runtime_nic nic, *na;
+	int r = runtime_nic_parse(value, &nic);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < spec->n_nics; i++)
+		if (streq(spec->nics[i].name, nic.name) ||
+		    (nic.host && spec->nics[i].host && streq(spec->nics[i].host, nic.host))) {
+			runtime_nic_release(&nic);
+			return -EINVAL;
+		}
+	na = realloc(spec->nics, (spec->n_nics + 1) * sizeof(nic));
+	if (!na) {
+		runtime_nic_release(&nic);
+		return -ENOMEM;
+	}
+	na[spec->n_nics++] = nic;
+	spec->nics = na;
+	return 0;
 }
 
 static int parse_u64(const char *s, uint64_t *ret)
@@ -265,6 +455,8 @@ static int set_value(struct runtime_spec *spec, const struct spec_key *k, const 
 		return push_idmap(&spec->gid_map, &spec->n_gid_map, value);
 	case SPEC_MOUNT:
 		return push_mount(spec, value);
+	case SPEC_NIC:
+		return push_nic(spec, value);
 	case SPEC_TYPE_MAX:
 		break;
 	}
@@ -472,6 +664,16 @@ static void render_key(struct buf *b, const struct runtime_spec *spec, const str
 			buf_addf(b, "mount=%s|%s|%s%s%s%s\n", m->source, m->target,
 				 m->ro ? "ro" : "rw", m->create_dir ? ",create=dir" : "",
 				 m->create_file ? ",create=file" : "", m->idmap ? ",idmap" : "");
+		}
+		return;
+	case SPEC_NIC:
+		for (size_t i = 0; i < spec->n_nics; i++) {
+			_cleanup_free_ char *v = NULL;
+			int r = runtime_nic_render(&spec->nics[i], &v);
+			if (r < 0)
+				b->error = r;
+			else
+				buf_addf(b, "nic=%s\n", v);
 		}
 		return;
 	case SPEC_TYPE_MAX:

@@ -28,6 +28,28 @@ struct runtime_mount {
 	bool idmap;
 };
 
+/* One `nic` entry: a network interface the monitor creates in the container's network
+ * namespace at every (re)boot (doc/runtime.md, "NICs"). */
+enum runtime_nic_type {
+	RUNTIME_NIC_VETH,    /* host end `host` (in `link` when set, else unbridged: p2p) */
+	RUNTIME_NIC_MACVLAN, /* on host interface `parent`, mode `mode` */
+	RUNTIME_NIC_TYPE_MAX,
+};
+
+struct runtime_nic {
+	enum runtime_nic_type type;
+	char *name;	/* owned: the interface name inside the container */
+	char *host;	/* owned: veth host end; NULL for macvlan */
+	char *link;	/* owned: bridge the host end joins; NULL: none */
+	char *parent;	/* owned: macvlan parent */
+	char *mode;	/* owned: macvlan mode; NULL: bridge */
+	unsigned char hwaddr[6];
+	bool has_hwaddr;
+	unsigned int mtu;	/* 0: the kernel's default */
+	uint64_t ingress;	/* bit/s into the container (veth only); 0: none */
+	uint64_t egress;	/* bit/s out of the container (veth only); 0: none */
+};
+
 struct runtime_spec {
 	char *name;	/* owned; every char * below is owned, NULL when absent */
 	char *project;
@@ -59,6 +81,8 @@ struct runtime_spec {
 	uint64_t console_log_size; /* default 1 MiB */
 	char *apparmor_profile;
 	char *net; /* "none" */
+	struct runtime_nic *nics; /* owned array of n_nics */
+	size_t n_nics;
 };
 
 /* A spec with every default set and nothing else (name, rootfs... NULL). */
@@ -79,6 +103,14 @@ int runtime_spec_load(const char *path, struct runtime_spec **ret, struct berth_
 int runtime_spec_render(const struct runtime_spec *spec, char **ret);
 /* Render and write atomically (mode 0600). */
 int runtime_spec_write(const char *path, const struct runtime_spec *spec);
+
+/* Parse one `nic` value (without "nic=") into *ret (fields owned by *ret). */
+int runtime_nic_parse(const char *value, struct runtime_nic *ret);
+/* Render one nic as a `nic` value (new string). -EINVAL for a value the format cannot carry. */
+int runtime_nic_render(const struct runtime_nic *nic, char **ret);
+void runtime_nic_release(struct runtime_nic *nic);
+/* Replace spec->nics by `nics` (n entries, taken). */
+void runtime_spec_set_nics(struct runtime_spec *spec, struct runtime_nic *nics, size_t n);
 
 /* Map a container id to the host through `map`; -ERANGE when unmapped. */
 int runtime_idmap_to_host(const struct runtime_idmap *map, size_t n, uint32_t id,

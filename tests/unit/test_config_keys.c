@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/config_keys.h"
+#include "daemon/instance/nic.h"
 #include "lib/json.h"
 
 static void ok(enum config_scope s, const char *k, const char *v)
@@ -86,6 +87,72 @@ static void test_devices(void **state)
 	berth_error_release(&err);
 }
 
+/* One nic device {k1: v1, ...} (NULL-terminated pairs after "type": "nic"). */
+static int check_nic(struct berth_error *err, ...)
+{
+	json_auto_t *devs = json_object();
+	json_t *dev = json_pack("{s:s}", "type", "nic");
+	va_list ap;
+	const char *k;
+
+	va_start(ap, err);
+	while ((k = va_arg(ap, const char *)))
+		json_object_set_new(dev, k, json_string(va_arg(ap, const char *)));
+	va_end(ap);
+	json_object_set_new(devs, "eth0", dev);
+	berth_error_release(err);
+	return config_check_devices(devs, err);
+}
+
+static void test_nic_devices(void **state)
+{
+	struct berth_error err = {0};
+	uint64_t rate = 0;
+
+	assert_int_equal(check_nic(&err, "nictype", "bridged", "parent", "br0", "hwaddr",
+				   "00:16:3e:01:02:03", "mtu", "1400", "limits.ingress", "10Mbit",
+				   "limits.egress", "1Gbit", "host_name", "vethx", NULL), 0);
+	assert_int_equal(check_nic(&err, "nictype", "p2p", "name", "eth1", NULL), 0);
+	assert_int_equal(check_nic(&err, "nictype", "macvlan", "parent", "dummy0", "mode",
+				   "bridge", NULL), 0);
+	assert_int_equal(check_nic(&err, "network", "berthbr0", "ipv4.address", "10.1.2.3",
+				   "ipv6.address", "fd00::5", NULL), 0);
+	assert_int_equal(check_nic(&err, "nictype", "tunnel", "parent", "x", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "unsupported nictype \"tunnel\""));
+	assert_int_equal(check_nic(&err, "nictype", "bridged", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "needs a \"parent\""));
+	assert_int_equal(check_nic(&err, NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "\"nictype\" or a \"network\""));
+	assert_int_equal(check_nic(&err, "nictype", "p2p", "hwaddr", "00:16:3e:01:02", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err.msg, "invalid MAC address"));
+	assert_int_equal(check_nic(&err, "nictype", "p2p", "hwaddr", "01:16:3e:01:02:03", NULL),
+			 -EINVAL);
+	assert_int_equal(check_nic(&err, "nictype", "bridged", "parent", "br0", "ipv4.address",
+				   "10.0.0.2", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "static addresses need \"network\""));
+	assert_int_equal(check_nic(&err, "network", "n", "ipv4.address", "10.0.0.300", NULL),
+			 -EINVAL);
+	assert_int_equal(check_nic(&err, "nictype", "p2p", "mtu", "60", NULL), -EINVAL);
+	assert_int_equal(check_nic(&err, "nictype", "p2p", "limits.ingress", "fast", NULL),
+			 -EINVAL);
+	assert_int_equal(check_nic(&err, "nictype", "macvlan", "parent", "d", "limits.egress",
+				   "1Mbit", NULL), -EINVAL);
+	assert_int_equal(check_nic(&err, "nictype", "p2p", "name", "a/b", NULL), -EINVAL);
+	assert_int_equal(check_nic(&err, "nictype", "p2p", "vlan", "5", NULL), -EINVAL);
+	assert_non_null(strstr(err.msg, "unknown nic option \"vlan\""));
+	assert_int_equal(check_nic(&err, "nictype", "bridged", "network", "n", NULL), -EINVAL);
+	berth_error_release(&err);
+	assert_int_equal(nic_parse_rate("10Mbit", &rate), 0);
+	assert_int_equal(rate, 10000000);
+	assert_int_equal(nic_parse_rate("500kbit", &rate), 0);
+	assert_int_equal(rate, 500000);
+	assert_int_equal(nic_parse_rate("8000", &rate), 0);
+	assert_int_equal(rate, 8000);
+	assert_int_equal(nic_parse_rate("10MB", &rate), -EINVAL);
+	assert_int_equal(nic_parse_rate("0Mbit", &rate), -EINVAL);
+}
+
 static void test_syscall_lists(void **state)
 {
 	struct berth_error err = {0};
@@ -126,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_instance_keys),
 		cmocka_unit_test(test_scopes),
 		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_nic_devices),
 		cmocka_unit_test(test_syscall_lists),
 		cmocka_unit_test(test_check_all),
 	};

@@ -40,7 +40,11 @@ static const char full[] = "name=c1\n"
 			   "mount=/etc/resolv.conf|/etc/resolv.conf|rw,create=file\n"
 			   "console_log_size=4096\n"
 			   "apparmor_profile=berth-default_c1\n"
-			   "net=none\n";
+			   "net=none\n"
+			   "nic=type=veth,name=eth0,host=veth1a2b3c4d,link=br0,"
+			   "hwaddr=00:16:3e:0a:0b:0c,mtu=1400,ingress=10000000,egress=2000000\n"
+			   "nic=type=veth,name=p2p0,host=vethp2p\n"
+			   "nic=type=macvlan,name=mv0,parent=dummy0,mode=vepa\n";
 
 static void test_parse_full(void **state)
 {
@@ -78,6 +82,24 @@ static void test_parse_full(void **state)
 	assert_int_equal(runtime_idmap_to_host(s->uid_map, s->n_uid_map, 65536, &host), 0);
 	assert_int_equal(host, 1000);
 	assert_int_equal(runtime_idmap_to_host(s->uid_map, s->n_uid_map, 70000, &host), -ERANGE);
+	assert_int_equal(s->n_nics, 3);
+	assert_int_equal(s->nics[0].type, RUNTIME_NIC_VETH);
+	assert_string_equal(s->nics[0].name, "eth0");
+	assert_string_equal(s->nics[0].host, "veth1a2b3c4d");
+	assert_string_equal(s->nics[0].link, "br0");
+	assert_true(s->nics[0].has_hwaddr);
+	assert_int_equal(s->nics[0].hwaddr[0], 0x00);
+	assert_int_equal(s->nics[0].hwaddr[2], 0x3e);
+	assert_int_equal(s->nics[0].hwaddr[5], 0x0c);
+	assert_int_equal(s->nics[0].mtu, 1400);
+	assert_int_equal(s->nics[0].ingress, 10000000);
+	assert_int_equal(s->nics[0].egress, 2000000);
+	assert_null(s->nics[1].link);
+	assert_false(s->nics[1].has_hwaddr);
+	assert_int_equal(s->nics[2].type, RUNTIME_NIC_MACVLAN);
+	assert_string_equal(s->nics[2].parent, "dummy0");
+	assert_string_equal(s->nics[2].mode, "vepa");
+	assert_null(s->nics[2].host);
 	runtime_spec_free(s);
 }
 
@@ -94,6 +116,11 @@ static void test_round_trip(void **state)
 	assert_string_equal(b->mounts[0].source, "/srv/data");
 	assert_string_equal(b->env[0], "A=b=c");
 	assert_int_equal(b->uid_map[1].count, 1);
+	assert_int_equal(b->n_nics, 3);
+	assert_non_null(strstr(t2, "nic=type=veth,name=eth0,host=veth1a2b3c4d,link=br0,"
+				   "hwaddr=00:16:3e:0a:0b:0c,mtu=1400,ingress=10000000,"
+				   "egress=2000000\n"));
+	assert_non_null(strstr(t2, "nic=type=macvlan,name=mv0,parent=dummy0,mode=vepa\n"));
 	free(t1);
 	free(t2);
 	runtime_spec_free(a);
@@ -164,6 +191,22 @@ static void test_refused(void **state)
 	expect_refused("seccomp_deny=bpf\nseccomp_allow=read\n", "exclude");
 	expect_refused("net=bridged\n", "net");
 	expect_refused("volume=rel\n", "volume");
+	expect_refused("nic=type=tap,name=eth0,host=v0\n", "nic");
+	expect_refused("nic=type=veth,name=eth0\n", "nic");
+	expect_refused("nic=type=veth,host=v0\n", "nic");
+	expect_refused("nic=type=veth,name=eth0,host=v0,parent=x\n", "nic");
+	expect_refused("nic=type=macvlan,name=eth0\n", "nic");
+	expect_refused("nic=type=macvlan,name=eth0,parent=d0,ingress=100\n", "nic");
+	expect_refused("nic=type=macvlan,name=eth0,parent=d0,mode=bogus\n", "nic");
+	expect_refused("nic=type=veth,name=eth0,host=v0,hwaddr=00:16:3e:0a:0b\n", "nic");
+	expect_refused("nic=type=veth,name=eth0,host=v0,mtu=10\n", "nic");
+	expect_refused("nic=type=veth,name=eth0,host=v0,colour=red\n", "nic");
+	expect_refused("nic=type=veth,name=a/b,host=v0\n", "nic");
+	expect_refused("nic=type=veth,name=0123456789abcdef,host=v0\n", "nic");
+	expect_refused("nic=type=veth,name=eth0,host=v0\nnic=type=veth,name=eth0,host=v1\n",
+		       "nic");
+	expect_refused("nic=type=veth,name=eth0,host=v0\nnic=type=veth,name=eth1,host=v0\n",
+		       "nic");
 	{
 		struct runtime_spec *s = NULL;
 		struct berth_error err = {0};

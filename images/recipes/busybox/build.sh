@@ -56,7 +56,7 @@ mkdir -p /run/udhcpc
 ip link set lo up
 if ip link show eth0 >/dev/null 2>&1; then
 	ip link set eth0 up
-	udhcpc -b -q -i eth0 -s /etc/udhcpc.script >/dev/null 2>&1 &
+	udhcpc -b -i eth0 -x "hostname:$(hostname)" -s /etc/udhcpc.script >/dev/null 2>&1 &
 fi
 EOT
 chmod 0755 etc/init.d/rcS
