@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/instance_logs.h"
 #include "daemon/api/instance_volume.h"
 #include "daemon/instance/container.h"
 #include "daemon/instance/exec_session.h"
@@ -213,6 +214,29 @@ static int create_operation(struct api_request *req, struct api_response *resp,
 	return 0;
 }
 
+/* record-output: the command's stdout and stderr go to exec-output/exec_<operation id>.*
+ * in the instance's log directory (as LXD names them, hence after the operation exists).
+ * The operation is not started before this handler returns, so `spec` is still ours to
+ * fill; a failure is kept in it and fails the operation at its start. */
+static void record_output(struct api_request *req, const char *id, struct exec_spec *spec)
+{
+	struct berth_error err = {0};
+	int out = -EBADF, errfd = -EBADF;
+	int r = instance_logs_exec_open(req->d, req->project, req->params[0], id, &out, &errfd,
+					&spec->output, &err);
+
+	if (r < 0) {
+		spec->setup_error = r;
+		spec->setup_msg = strdup(berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return;
+	}
+	close(spec->stdio[1]);
+	close(spec->stdio[2]);
+	spec->stdio[1] = out;
+	spec->stdio[2] = errfd;
+}
+
 static int exec_instance(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
@@ -221,7 +245,8 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 	json_auto_t *env = NULL;
 	json_t *fds;
 	const char *cwd = berth_json_string(req->body, "cwd");
-	bool wait_ws, interactive;
+	bool wait_ws, interactive, record;
+	struct exec_spec *borrowed;
 	enum exec_kind kind;
 	const char *uid_check[] = {"user", "group"};
 	int r;
@@ -246,9 +271,10 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 				       "The working directory must be an absolute path");
 	wait_ws = berth_json_bool(req->body, "wait-for-websocket", false);
 	interactive = berth_json_bool(req->body, "interactive", false);
-	if (berth_json_bool(req->body, "record-output", false) && (wait_ws || interactive))
+	record = berth_json_bool(req->body, "record-output", false);
+	if (record && (wait_ws || interactive))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Cannot use \"record-output\" with \"%s\"",
+				       "Cannot use \"record-output\" in combination with \"%s\"",
 				       wait_ws ? "wait-for-websocket" : "interactive");
 	r = check_running(req, &inst, err);
 	if (r < 0)
@@ -286,8 +312,12 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 		return -ENOMEM;
 	if (kind == EXEC_DETACHED)
 		json_object_del(spec->metadata, "fds");
-	return create_operation(req, resp, kind == EXEC_DETACHED ? "task" : "websocket",
-				"Executing command", TAKE_PTR(spec), err);
+	borrowed = spec;
+	r = create_operation(req, resp, kind == EXEC_DETACHED ? "task" : "websocket",
+			     "Executing command", TAKE_PTR(spec), err);
+	if (r >= 0 && record)
+		record_output(req, operation_id(resp->op), borrowed);
+	return r;
 }
 
 /* A connection to the monitor's console stream: the `console` request, its "ok" line

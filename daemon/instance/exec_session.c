@@ -147,6 +147,8 @@ void exec_spec_free(void *data)
 	if (spec->console_fd >= 0)
 		close(spec->console_fd);
 	free(spec->rundir);
+	free(spec->setup_msg);
+	json_decref(spec->output);
 	json_decref(spec->metadata);
 	free(spec);
 }
@@ -937,6 +939,10 @@ int exec_session_start(struct operation *op, void *data)
 		}
 		s->io[0].open = true;
 	}
+	if (spec->setup_error < 0) {
+		session_finish(s, spec->setup_error, spec->setup_msg);
+		return 0;
+	}
 	if (spec->kind == EXEC_DETACHED) {
 		run(s);
 		return 0;
@@ -968,6 +974,8 @@ static void session_finish(struct exec_session *s, int r, const char *msg)
 
 		if (md) {
 			json_object_set_new(md, "return", json_integer(ret));
+			if (s->spec->output)
+				json_object_set(md, "output", s->spec->output);
 			operation_set_metadata(s->op, md);
 		}
 	}

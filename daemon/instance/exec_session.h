@@ -44,6 +44,11 @@ struct exec_spec {
 	/* Secrets of the sockets this kind uses; "" for the others. */
 	char secret[EXEC_NSOCKETS][EXEC_SECRET_LEN + 1];
 	json_t *metadata; /* owned: the operation's metadata without "return" */
+	json_t *output;	  /* owned or NULL: record-output's {"1": URL, "2": URL} */
+	/* Set when preparing failed after the operation was created (record-output's
+	 * files): the operation fails with this at its start. */
+	int setup_error;
+	char *setup_msg; /* owned */
 	struct exec_session *session; /* loop thread; read by cancel under the registry lock */
 };
 
