@@ -45,7 +45,8 @@ static json_int_t int_field(const json_t *body, const char *key, json_int_t def)
 }
 
 /* The instance must exist and run. */
-static int check_running(struct api_request *req, json_t **ret_inst, struct berth_error *err)
+static int check_running(struct api_request *req, json_t **ret_inst, pid_t *ret_pid,
+			 struct berth_error *err)
 {
 	json_t *inst = NULL;
 	enum container_power p;
@@ -53,7 +54,7 @@ static int check_running(struct api_request *req, json_t **ret_inst, struct bert
 
 	if (r < 0)
 		return r;
-	p = container_power(req->d, req->project, req->params[0], NULL);
+	p = container_power(req->d, req->project, req->params[0], ret_pid);
 	if (p == CONTAINER_FROZEN) {
 		json_decref(inst);
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST, "Instance is frozen");
@@ -246,6 +247,7 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 	json_t *fds;
 	const char *cwd = berth_json_string(req->body, "cwd");
 	bool wait_ws, interactive, record;
+	pid_t init_pid = 0;
 	struct exec_spec *borrowed;
 	enum exec_kind kind;
 	const char *uid_check[] = {"user", "group"};
@@ -276,7 +278,7 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Cannot use \"record-output\" in combination with \"%s\"",
 				       wait_ws ? "wait-for-websocket" : "interactive");
-	r = check_running(req, &inst, err);
+	r = check_running(req, &inst, &init_pid, err);
 	if (r < 0)
 		return r;
 	env = exec_environment(inst, req->body, int_field(req->body, "user", 0));
@@ -291,6 +293,12 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 	r = helper_argv(req, req->body, env, kind == EXEC_PTY, &spec->argv, err);
 	if (r < 0)
 		return r;
+	if (kind == EXEC_PTY) {
+		r = exec_spec_open_pty(spec, init_pid);
+		if (r < 0)
+			return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+					       "Unable to open the PTY device: %s", strerror(-r));
+	}
 	if (kind == EXEC_DETACHED) {
 		spec->stdio[0] = open_null(O_RDONLY);
 		spec->stdio[1] = open_null(O_WRONLY);
@@ -391,7 +399,7 @@ static int console_instance(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Unknown console type \"%s\"", type);
 	}
-	r = check_running(req, &inst, err);
+	r = check_running(req, &inst, NULL, err);
 	if (r < 0)
 		return r;
 	r = exec_spec_new(EXEC_CONSOLE, req->d->loop, &spec);

@@ -15,12 +15,18 @@
 #include "daemon/instance/exec_session.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -120,6 +126,7 @@ int exec_spec_new(enum exec_kind kind, uv_loop_t *loop, struct exec_spec **ret)
 	spec->kind = kind;
 	spec->loop = loop;
 	spec->console_fd = -EBADF;
+	spec->pty_master = spec->pty_slave = -EBADF;
 	for (int i = 0; i < 3; i++)
 		spec->stdio[i] = -EBADF;
 	for (int i = 0; i < EXEC_NSOCKETS; i++)
@@ -146,11 +153,105 @@ void exec_spec_free(void *data)
 			close(spec->stdio[i]);
 	if (spec->console_fd >= 0)
 		close(spec->console_fd);
+	if (spec->pty_master >= 0)
+		close(spec->pty_master);
+	if (spec->pty_slave >= 0)
+		close(spec->pty_slave);
 	free(spec->rundir);
 	free(spec->setup_msg);
 	json_decref(spec->output);
 	json_decref(spec->metadata);
 	free(spec);
+}
+
+/* ---- the pty of an interactive exec ---- */
+
+/* The host id that id 0 of the container maps to (`map`: "uid_map" or "gid_map"); 0
+ * when the container has no user namespace or the map cannot be read. */
+static unsigned int root_host_id(pid_t pid, const char *map)
+{
+	char path[64];
+	unsigned long in, out, count;
+	unsigned int id = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, map);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fscanf(f, "%lu %lu %lu", &in, &out, &count) == 3)
+		if (in == 0 && count > 0) {
+			id = (unsigned int)out;
+			break;
+		}
+	fclose(f);
+	return id;
+}
+
+/* The ptmx of the container's own devpts, /dev/pts/ptmx seen from its root. The path
+ * is the container's to change, so it is resolved inside that root (a symlink cannot
+ * lead to the host) without waiting on what it finds (O_NONBLOCK), and what was opened
+ * must be a devpts ptmx. */
+static int open_container_ptmx(pid_t pid)
+{
+	struct open_how how = {
+		.flags = O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	_cleanup_close_ int root = -EBADF, fd = -EBADF;
+	char path[64];
+	struct stat st;
+	struct statfs sf;
+
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+	root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return -errno;
+	fd = (int)syscall(SYS_openat2, root, "dev/pts/ptmx", &how, sizeof(how));
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sf) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2 ||
+	    sf.f_type != DEVPTS_SUPER_MAGIC)
+		return -ENOTTY;
+	return TAKE_FD(fd);
+}
+
+int exec_spec_open_pty(struct exec_spec *spec, pid_t init_pid)
+{
+	struct winsize ws = {.ws_col = (unsigned short)(spec->width > 0 ? spec->width : 80),
+			     .ws_row = (unsigned short)(spec->height > 0 ? spec->height : 24)};
+	unsigned int uid = root_host_id(init_pid, "uid_map");
+	unsigned int gid = root_host_id(init_pid, "gid_map");
+	_cleanup_close_ int master = open_container_ptmx(init_pid);
+	_cleanup_close_ int slave = -EBADF;
+	int unlock = 0;
+
+	if (master >= 0) {
+		/* devpts gave the slave the tty group and mode 0620 (the container's mount
+		 * options) and our uid, which the container cannot see: make it its root's */
+		if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+			return -errno;
+		slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (slave < 0)
+			return -errno;
+		if (fchown(slave, uid, (gid_t)-1) < 0)
+			return -errno;
+	} else {
+		log_debug("No devpts of the container to open a pty in (%s), using the host's",
+			  strerror(-master));
+		if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
+			return -errno;
+		fcntl(master, F_SETFD, FD_CLOEXEC);
+		fcntl(slave, F_SETFD, FD_CLOEXEC);
+		if (fchown(slave, uid, gid) < 0 || fchmod(slave, 0620) < 0)
+			return -errno;
+	}
+	ioctl(master, TIOCSWINSZ, &ws);
+	spec->pty_master = TAKE_FD(master);
+	spec->pty_slave = TAKE_FD(slave);
+	return 0;
 }
 
 /* ---- freeing ---- */
@@ -428,23 +529,16 @@ static int make_stdio(struct exec_session *s, int child[3], int parent[3])
 		child[1] = p[1][1], parent[1] = p[1][0];
 		child[2] = p[2][1], parent[2] = p[2][0];
 		return 0;
-	case EXEC_PTY: {
-		struct winsize ws = {.ws_col = (unsigned short)(spec->width > 0 ? spec->width : 80),
-				     .ws_row = (unsigned short)(spec->height > 0 ? spec->height : 24)};
-		int master, slave;
-
-		if (openpty(&master, &slave, NULL, NULL, &ws) < 0)
-			return -errno;
-		fcntl(master, F_SETFD, FD_CLOEXEC);
-		fcntl(slave, F_SETFD, FD_CLOEXEC);
-		child[0] = slave;
-		child[1] = dup(slave);
-		child[2] = dup(slave);
-		parent[0] = master;
+	case EXEC_PTY:
+		if (spec->pty_master < 0 || spec->pty_slave < 0)
+			return -EBADF; /* exec_spec_open_pty() was not called or failed */
+		child[0] = TAKE_FD(spec->pty_slave);
+		parent[0] = TAKE_FD(spec->pty_master);
+		child[1] = dup(child[0]);
+		child[2] = dup(child[0]);
 		if (child[1] < 0 || child[2] < 0)
 			return -errno;
 		return 0;
-	}
 	case EXEC_DETACHED:
 		for (int i = 0; i < 3; i++)
 			child[i] = TAKE_FD(spec->stdio[i]);

@@ -112,6 +112,15 @@ like "$out" "hi-[0-9]+" "interactive sh: output of echo hi-\$\$"
 like "$out" "size:40 120" "interactive sh: stty size after a window resize"
 like "$out" "tty:yes" "interactive sh: stdin is a terminal"
 
+# the pty comes from the container's own devpts, owned by its root: a shell inside can
+# name it and reopen it
+out=$(berth exec -t c1 -- sh -c 'tty; stat -c "%u:%g:%a" "$(tty)"; echo reopen >"$(tty)" && echo reopened-ok; read x <"$(tty)" </dev/null; echo rc=$?' </dev/null 2>&1)
+like "$out" "/dev/pts/[0-9]+" "berth exec -t: tty names /dev/pts/N"
+like "$out" "0:5:620" "... owned by the container's root, group tty, mode 0620"
+like "$out" "reopened-ok" "... the shell can reopen its tty by name"
+unlike "$out" "not a tty|No such file|Permission denied" "... without errors"
+ok "... and the pty is not the host's" test "$(berth exec -t c1 -- sh -c 'ls /dev/pts | grep -c "^[0-9]"' </dev/null | tr -d '\r')" -ge 1
+
 # ---- raw websockets: secrets, fds, return ----
 out=$($PY "$WSC" raw "$BERTH_SOCKET" 2>&1)
 rc=$?
