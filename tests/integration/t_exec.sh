@@ -14,7 +14,6 @@ if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
 fi
 
 . "$(dirname "$0")/lib.sh"
-[ -n "${BERTH_IN_NETNS:-}" ] && trap 'rm -rf "$T_EX_OUT"' EXIT
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
 if [ "$(id -u)" = 0 ]; then
 	[ -s "$T_EX_OUT/fp" ] || skip_all "the busybox image could not be built: $(tail -n 1 "$T_EX_OUT/log")"
@@ -23,6 +22,11 @@ if [ "$(id -u)" = 0 ]; then
 fi
 BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
 berth_test_init "$@"
+# the image's directory goes with TEST_TMP (lib.sh's EXIT trap removes that one)
+if [ -d "$T_EX_OUT" ]; then
+	mv "$T_EX_OUT" "$TEST_TMP/image"
+	T_EX_OUT=$TEST_TMP/image
+fi
 export PATH=$BERTH_BUILDDIR:$PATH
 export LXD_CONF=$TEST_TMP/lxd-conf
 mkdir -p "$LXD_CONF"

@@ -14,7 +14,6 @@ if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
 fi
 
 . "$(dirname "$0")/lib.sh"
-[ -n "${BERTH_IN_NETNS:-}" ] && trap 'rm -rf "$T_EL_OUT"' EXIT
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
 if [ "$(id -u)" = 0 ]; then
 	[ -s "$T_EL_OUT/fp" ] || skip_all "the busybox image could not be built: $(tail -n 1 "$T_EL_OUT/log")"
@@ -22,6 +21,11 @@ if [ "$(id -u)" = 0 ]; then
 fi
 BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
 berth_test_init "$@"
+# the image's directory goes with TEST_TMP (lib.sh's EXIT trap removes that one)
+if [ -d "$T_EL_OUT" ]; then
+	mv "$T_EL_OUT" "$TEST_TMP/image"
+	T_EL_OUT=$TEST_TMP/image
+fi
 export PATH=$BERTH_BUILDDIR:$PATH
 
 mounts() { grep -c . /proc/self/mountinfo; }
