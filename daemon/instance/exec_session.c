@@ -19,6 +19,7 @@
 #include <linux/openat2.h>
 #include <pty.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -27,6 +28,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -73,7 +75,11 @@ struct exec_session {
 	struct exec_spec *spec; /* borrowed: the operation owns it and we hold the operation */
 	struct operation *op;	/* reference */
 	enum session_state state;
-	uv_process_t proc;
+	/* The helper, started with posix_spawn (a vfork: berthd's memory is neither copied
+	 * nor write-faulted page by page after a fork) and watched through a pidfd. */
+	pid_t pid;
+	int pidfd;
+	uv_poll_t exit_poll;
 	bool spawned, exited;
 	int exit_code;
 	uv_pipe_t status; /* the helper's --status-fd */
@@ -299,7 +305,7 @@ static void kill_command(struct exec_session *s, int sig)
 	if (s->cmd_pid > 0)
 		kill(s->cmd_pid, sig);
 	else
-		uv_process_kill(&s->proc, sig);
+		kill(s->pid, sig); /* not reaped yet (!exited): still our child */
 }
 
 static int ws_of_output(const struct exec_session *s, int i)
@@ -416,16 +422,29 @@ static void drain_output(struct exec_session *s, int i)
 	output_eof(s, i);
 }
 
-static void on_helper_exit(uv_process_t *p, int64_t status, int term_signal)
+/* Stop watching the helper: the poll handle, then its pidfd (uv_close stopped the
+ * watcher, so the fd may go at once). */
+static void close_exit_poll(struct exec_session *s)
 {
-	struct exec_session *s = container_of(p, struct exec_session, proc);
-
-	s->exited = true;
-	s->exit_code = term_signal ? 128 + term_signal : (int)status;
-	if (s->state == SESSION_DONE) { /* killed after a failure or a cancel */
-		close_handle(s, (uv_handle_t *)&s->proc);
+	if (s->pidfd < 0)
 		return;
-	}
+	close_handle(s, (uv_handle_t *)&s->exit_poll);
+	close(s->pidfd);
+	s->pidfd = -EBADF;
+}
+
+static void on_helper_exit(uv_poll_t *p, int status, int events)
+{
+	struct exec_session *s = container_of(p, struct exec_session, exit_poll);
+	siginfo_t si = {0};
+
+	if (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return; /* not yet: a spurious wake-up */
+	s->exited = true;
+	s->exit_code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	close_exit_poll(s);
+	if (s->state == SESSION_DONE) /* killed after a failure or a cancel */
+		return;
 	if (s->spec->kind == EXEC_PIPES) {
 		drain_output(s, 1);
 		drain_output(s, 2);
@@ -548,40 +567,86 @@ static int make_stdio(struct exec_session *s, int child[3], int parent[3])
 	}
 }
 
-static int spawn_helper(struct exec_session *s)
+/* posix_spawn the helper with `fds` as its 0-3, default signal handling and an empty
+ * mask (berthd ignores SIGPIPE; the command must not inherit that). */
+static int spawn_process(char *const argv[], const int fds[4], pid_t *ret)
 {
 	static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t all, none;
+	int r;
+
+	sigfillset(&all);
+	sigemptyset(&none);
+	r = posix_spawn_file_actions_init(&fa);
+	if (r)
+		return -r;
+	r = posix_spawnattr_init(&at);
+	if (r) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -r;
+	}
+	for (int i = 0; i < 4 && !r; i++)
+		r = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+	if (!r)
+		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(&at, &all);
+	if (!r)
+		r = posix_spawnattr_setsigmask(&at, &none);
+	if (!r)
+		r = posix_spawn(ret, argv[0], &fa, &at, argv, env);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return -r;
+}
+
+static int watch_helper(struct exec_session *s)
+{
+	int r;
+
+	s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+	if (s->pidfd < 0)
+		return -errno;
+	r = uv_poll_init(s->spec->loop, &s->exit_poll, s->pidfd);
+	if (r < 0) {
+		close(s->pidfd);
+		s->pidfd = -EBADF;
+		return r;
+	}
+	s->exit_poll.data = s;
+	s->open_handles++;
+	return uv_poll_start(&s->exit_poll, UV_READABLE, on_helper_exit);
+}
+
+static int spawn_helper(struct exec_session *s)
+{
 	int child[3] = {-EBADF, -EBADF, -EBADF}, parent[3] = {-EBADF, -EBADF, -EBADF};
 	int st[2] = {-EBADF, -EBADF};
-	uv_stdio_container_t stdio[4];
-	uv_process_options_t o = {0};
 	int r;
 
 	r = make_stdio(s, child, parent);
 	if (r >= 0 && pipe2(st, O_CLOEXEC) < 0)
 		r = -errno;
+	for (int i = 0; i < 3 && r >= 0; i++)
+		if (child[i] < 0)
+			r = -EBADF;
+	if (r >= 0)
+		r = spawn_process(s->spec->argv,
+				  (const int[4]){child[0], child[1], child[2], st[1]}, &s->pid);
 	if (r < 0)
 		goto out;
-	for (int i = 0; i < 3; i++) {
-		stdio[i].flags = child[i] >= 0 ? UV_INHERIT_FD : UV_IGNORE;
-		stdio[i].data.fd = child[i];
-	}
-	stdio[3].flags = UV_INHERIT_FD;
-	stdio[3].data.fd = st[1];
-	o.file = s->spec->argv[0];
-	o.args = s->spec->argv;
-	o.env = (char **)env;
-	o.stdio = stdio;
-	o.stdio_count = 4;
-	o.exit_cb = on_helper_exit;
-	r = uv_spawn(s->spec->loop, &s->proc, &o);
-	s->open_handles++;
-	if (r < 0) {
-		close_handle(s, (uv_handle_t *)&s->proc);
+	s->spawned = true;
+	r = watch_helper(s);
+	if (r < 0) { /* cannot watch it: it must not run unseen */
+		close_exit_poll(s);
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, NULL, 0);
+		s->exited = true;
 		goto out;
 	}
-	s->spawned = true;
-	log_debug("Exec helper %d started", s->proc.pid);
+	log_debug("Exec helper %d started", (int)s->pid);
 	close(st[1]);
 	st[1] = -EBADF;
 	r = open_pipe(s, &s->status, TAKE_FD(st[0]));
@@ -1013,6 +1078,7 @@ int exec_session_start(struct operation *op, void *data)
 	if (!s)
 		return -ENOMEM;
 	s->spec = spec;
+	s->pidfd = -EBADF;
 	s->op = operation_ref(op);
 	spec->session = s;
 	for (int i = 0; i < EXEC_NSOCKETS; i++) {
@@ -1099,8 +1165,6 @@ static void session_finish(struct exec_session *s, int r, const char *msg)
 	close_handle(s, (uv_handle_t *)&s->connect_timer);
 	close_handle(s, (uv_handle_t *)&s->poll_timer);
 	close_handle(s, (uv_handle_t *)&s->cancel_async);
-	/* the process handle closes once the helper is reaped */
-	if (s->spawned && s->exited)
-		close_handle(s, (uv_handle_t *)&s->proc);
+	/* the exit watch closes once the helper is reaped */
 	session_maybe_free(s);
 }
