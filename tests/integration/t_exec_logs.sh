@@ -116,6 +116,14 @@ like "$(jget '" ".join(j["metadata"])')" "/1.0/instances/c1/logs/lxc.log" "GET .
 is "$HTTP_STATUS" 200 "... 200"
 api GET /1.0/instances/c1/logs/lxc.log
 is "$HTTP_STATUS" 200 "GET .../logs/lxc.log (the monitor's log)"
+if command -v lxc >/dev/null; then
+	export LXD_CONF=$TEST_TMP/lxd-conf
+	mkdir -p "$LXD_CONF"
+	lxc remote add b "unix://$BERTH_SOCKET" >/dev/null 2>&1
+	like "$(lxc info --show-log b:c1 2>&1)" "started init" "lxc info --show-log shows the monitor's log"
+else
+	skip "lxc info --show-log" "lxc not installed"
+fi
 expect_error 400 "lxc.log may not be deleted" DELETE /1.0/instances/c1/logs/lxc.log
 expect_error 400 "an unknown log name is refused" GET /1.0/instances/c1/logs/passwd
 expect_error 404 "logs of a missing instance are 404" GET /1.0/instances/nope/logs
