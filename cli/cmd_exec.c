@@ -387,7 +387,14 @@ static int connect_streams(struct cli_ctx *ctx, struct exec_session *s, const ch
 			s->out_done[i] = true;
 			continue;
 		}
-		r = cli_op_websocket(ctx, op, secret, &s->ws[i], err);
+		r = cli_op_websocket_start(ctx, op, secret, &s->ws[i], err);
+		if (r < 0)
+			return r;
+	}
+	/* every upgrade is in flight: now collect the answers */
+	for (int i = 0; i < WS_MAX; i++) {
+		int r = s->ws[i] ? berth_ws_handshake_finish(s->ws[i], err) : 0;
+
 		if (r < 0)
 			return r;
 	}

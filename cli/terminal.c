@@ -87,8 +87,8 @@ void cli_signals_restore(int sigfd, const sigset_t *old)
 	sigprocmask(SIG_SETMASK, old, NULL);
 }
 
-int cli_op_websocket(struct cli_ctx *ctx, const char *op_url, const char *secret,
-		     struct berth_ws **ret, struct berth_error *err)
+static int op_websocket(struct cli_ctx *ctx, const char *op_url, const char *secret,
+			bool wait, struct berth_ws **ret, struct berth_error *err)
 {
 	_cleanup_free_ char *enc = berth_url_encode(secret);
 	_cleanup_free_ char *path = NULL;
@@ -103,7 +103,21 @@ int cli_op_websocket(struct cli_ctx *ctx, const char *op_url, const char *secret
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	if (ctx->debug)
 		fprintf(stderr, "DEBUG: websocket %s\n", path);
-	return berth_client_websocket(c, path, ret, err);
+	if (wait)
+		return berth_client_websocket(c, path, ret, err);
+	return berth_client_websocket_start(c, path, ret, err);
+}
+
+int cli_op_websocket(struct cli_ctx *ctx, const char *op_url, const char *secret,
+		     struct berth_ws **ret, struct berth_error *err)
+{
+	return op_websocket(ctx, op_url, secret, true, ret, err);
+}
+
+int cli_op_websocket_start(struct cli_ctx *ctx, const char *op_url, const char *secret,
+			   struct berth_ws **ret, struct berth_error *err)
+{
+	return op_websocket(ctx, op_url, secret, false, ret, err);
 }
 
 int cli_start_ws_operation(struct cli_ctx *ctx, const char *path, const json_t *body,

@@ -34,6 +34,10 @@ void cli_signals_restore(int sigfd, const sigset_t *old);
 /* Connect to websocket `secret` of operation `op_url` ("/1.0/operations/ID"). */
 int cli_op_websocket(struct cli_ctx *ctx, const char *op_url, const char *secret,
 		     struct berth_ws **ret, struct berth_error *err);
+/* Only connect and send the upgrade (berth_ws_handshake_finish() completes it): the
+ * sockets of one operation are opened without a round trip each. */
+int cli_op_websocket_start(struct cli_ctx *ctx, const char *op_url, const char *secret,
+			   struct berth_ws **ret, struct berth_error *err);
 /* POST `body` to `path` expecting 202 and a websocket operation: its URL and the
  * operation's metadata ({"fds": ...}), both new. Any error envelope is returned as one. */
 int cli_start_ws_operation(struct cli_ctx *ctx, const char *path, const json_t *body,

@@ -6,11 +6,10 @@
 
 #include <http_parser.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <wslay/wslay.h>
@@ -738,6 +737,7 @@ struct berth_ws {
 	size_t pending_off;
 	struct ws_msg *head, *tail; /* owned queue */
 	bool closed;
+	char accept[32]; /* the Sec-WebSocket-Accept expected while the handshake is pending */
 };
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len, int flags,
@@ -787,9 +787,18 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size
 	return n;
 }
 
+/* Masks and keys need unpredictable bytes, not a DRBG: OpenSSL's RAND_bytes first sets
+ * up its library context (config file, providers), most of a short exec's CPU time. */
+static int ws_random(void *buf, size_t len)
+{
+	ssize_t n = getrandom(buf, len, 0);
+
+	return n == (ssize_t)len ? 0 : -1;
+}
+
 static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user_data)
 {
-	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+	return ws_random(buf, len);
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -827,21 +836,101 @@ static const struct wslay_event_callbacks ws_callbacks = {
 	.on_msg_recv_callback = ws_msg_cb,
 };
 
-static int base64(const unsigned char *in, size_t len, char *out)
+/* Base64 of `len` bytes into `out` (4 * ((len + 2) / 3) + 1 bytes), NUL-terminated. */
+static void base64(const unsigned char *in, size_t len, char *out)
 {
-	return EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+	static const char digits[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		*out++ = digits[v >> 18 & 63];
+		*out++ = digits[v >> 12 & 63];
+		*out++ = i + 1 < len ? digits[v >> 6 & 63] : '=';
+		*out++ = i + 2 < len ? digits[v & 63] : '=';
+	}
+	*out = '\0';
+}
+
+/* SHA-1 (FIPS 180-4) for the one digest the handshake needs. The CLI has no other use
+ * for libcrypto, whose loading, relocation and first-use setup cost more CPU than
+ * the rest of a short `berth exec`. */
+static uint32_t rol32(uint32_t x, unsigned n)
+{
+	return x << n | x >> (32 - n);
+}
+
+static void sha1_block(uint32_t h[5], const unsigned char *p)
+{
+	uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+
+	for (int i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+	for (int i = 16; i < 80; i++)
+		w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+	for (int i = 0; i < 80; i++) {
+		uint32_t f, k, t;
+
+		if (i < 20)
+			f = (b & c) | (~b & d), k = 0x5a827999;
+		else if (i < 40)
+			f = b ^ c ^ d, k = 0x6ed9eba1;
+		else if (i < 60)
+			f = (b & c) | (b & d) | (c & d), k = 0x8f1bbcdc;
+		else
+			f = b ^ c ^ d, k = 0xca62c1d6;
+		t = rol32(a, 5) + f + e + k + w[i];
+		e = d;
+		d = c;
+		c = rol32(b, 30);
+		b = a;
+		a = t;
+	}
+	h[0] += a;
+	h[1] += b;
+	h[2] += c;
+	h[3] += d;
+	h[4] += e;
+}
+
+static void sha1(const void *data, size_t len, unsigned char out[20])
+{
+	uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
+	const unsigned char *p = data;
+	unsigned char tail[128] = {0};
+	size_t n = len, end;
+	uint64_t bits = (uint64_t)len * 8;
+
+	for (; n >= 64; n -= 64, p += 64)
+		sha1_block(h, p);
+	memcpy(tail, p, n);
+	tail[n] = 0x80;
+	end = n + 1 + 8 <= 64 ? 64 : 128;
+	for (int i = 0; i < 8; i++)
+		tail[end - 1 - i] = (unsigned char)(bits >> (8 * i));
+	sha1_block(h, tail);
+	if (end == 128)
+		sha1_block(h, tail + 64);
+	for (int i = 0; i < 20; i++)
+		out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
 }
 
 /* The Sec-WebSocket-Accept value expected for `key`, into `out` (>= 29 bytes). */
 static int ws_accept_for(const char *key, char *out)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
+	unsigned char md[20];
 	_cleanup_free_ char *cat = berth_strdup_printf("%s%s", key, WS_GUID);
 
-	if (!cat || EVP_Digest(cat, strlen(cat), md, &md_len, EVP_sha1(), NULL) != 1)
+	if (!cat)
 		return -ENOMEM;
-	base64(md, md_len, out);
+	sha1(cat, strlen(cat), md);
+	base64(md, sizeof(md), out);
 	return 0;
 }
 
@@ -910,18 +999,18 @@ static int ws_check_head(struct berth_ws *ws, const char *head, const char *acce
 	return 0;
 }
 
-static int ws_handshake(struct berth_ws *ws, const char *target, struct berth_error *err)
+/* Send the upgrade request; ws_handshake_finish() reads the answer. */
+static int ws_handshake_send(struct berth_ws *ws, const char *target, struct berth_error *err)
 {
 	unsigned char raw[16];
-	char key[32], accept[64];
+	char key[32];
 	_cleanup_free_ char *req = NULL;
-	struct buf head = { 0 };
 	int r;
 
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
+	if (ws_random(raw, sizeof(raw)) < 0)
 		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "no random bytes");
 	base64(raw, sizeof(raw), key);
-	if (ws_accept_for(key, accept) < 0)
+	if (ws_accept_for(key, ws->accept) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	req = berth_strdup_printf("GET %s HTTP/1.1\r\nHost: berth\r\nUpgrade: websocket\r\n"
 				  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
@@ -934,11 +1023,51 @@ static int ws_handshake(struct berth_ws *ws, const char *target, struct berth_er
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE, "websocket handshake: %s",
 				       strerror(-r));
+	return 0;
+}
+
+int berth_ws_handshake_finish(struct berth_ws *ws, struct berth_error *err)
+{
+	struct buf head = { 0 };
+	int r;
+
+	if (ws->ctx)
+		return 0; /* done already */
 	r = ws_read_head(ws, &head, err);
 	if (r >= 0)
-		r = ws_check_head(ws, head.data, accept, err);
+		r = ws_check_head(ws, head.data, ws->accept, err);
 	buf_release(&head);
-	return r;
+	if (r < 0)
+		return r;
+	if (wslay_event_context_client_init(&ws->ctx, &ws_callbacks, ws) != 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	ws->closed = false;
+	return 0;
+}
+
+int berth_client_websocket_start(struct berth_client *c, const char *path,
+				 struct berth_ws **ret, struct berth_error *err)
+{
+	_cleanup_(berth_ws_closep) struct berth_ws *ws = NULL;
+	_cleanup_free_ char *target = client_target(c, path);
+	int r;
+
+	if (!target)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	ws->fd = -EBADF;
+	ws->closed = true; /* no close frame until the handshake succeeded */
+	r = unix_connect(c->path, err);
+	if (r < 0)
+		return r;
+	ws->fd = r;
+	r = ws_handshake_send(ws, target, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(ws);
+	return 0;
 }
 
 int berth_client_websocket(struct berth_client *c, const char *path, struct berth_ws **ret,
@@ -959,12 +1088,11 @@ int berth_client_websocket(struct berth_client *c, const char *path, struct bert
 	if (r < 0)
 		return r;
 	ws->fd = r;
-	r = ws_handshake(ws, target, err);
+	r = ws_handshake_send(ws, target, err);
+	if (r >= 0)
+		r = berth_ws_handshake_finish(ws, err);
 	if (r < 0)
 		return r;
-	if (wslay_event_context_client_init(&ws->ctx, &ws_callbacks, ws) != 0)
-		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	ws->closed = false;
 	*ret = TAKE_PTR(ws);
 	return 0;
 }

@@ -118,6 +118,12 @@ struct berth_ws;
 /* Opens a new connection of its own (the client's keep-alive connection is untouched). */
 int berth_client_websocket(struct berth_client *c, const char *path, struct berth_ws **ret,
 			   struct berth_error *err);
+/* The same in two steps, so that several upgrades are in flight at once (exec's
+ * sockets): _start connects and sends the request; berth_ws_handshake_finish() waits
+ * for the 101 and must succeed before the socket is used (berth_ws_close() is fine). */
+int berth_client_websocket_start(struct berth_client *c, const char *path,
+				 struct berth_ws **ret, struct berth_error *err);
+int berth_ws_handshake_finish(struct berth_ws *ws, struct berth_error *err);
 /* Receive one whole message. *ret_text tells text (true) from binary. The payload is
  * NUL-terminated for convenience. Returns 0, or -EPIPE when the peer closed, or -ETIMEDOUT
  * after `timeout_ms` (<0: wait forever). Ping/pong handled internally. */

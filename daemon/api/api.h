@@ -89,6 +89,7 @@ extern const struct api_route api_instance_routes[];
 extern const struct api_route api_instance_snapshot_routes[];
 extern const struct api_route api_instance_file_routes[];
 extern const struct api_route api_instance_exec_routes[];
+extern const struct api_route api_instance_log_routes[];
 extern const struct api_route api_operation_routes[];
 extern const struct api_route api_event_routes[];
 extern const struct api_route api_storage_routes[];

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/instance_logs.h"
 #include "daemon/api/instance_volume.h"
 #include "daemon/instance/container.h"
 #include "daemon/instance/exec_session.h"
@@ -44,7 +45,8 @@ static json_int_t int_field(const json_t *body, const char *key, json_int_t def)
 }
 
 /* The instance must exist and run. */
-static int check_running(struct api_request *req, json_t **ret_inst, struct berth_error *err)
+static int check_running(struct api_request *req, json_t **ret_inst, pid_t *ret_pid,
+			 struct berth_error *err)
 {
 	json_t *inst = NULL;
 	enum container_power p;
@@ -52,7 +54,7 @@ static int check_running(struct api_request *req, json_t **ret_inst, struct bert
 
 	if (r < 0)
 		return r;
-	p = container_power(req->d, req->project, req->params[0], NULL);
+	p = container_power(req->d, req->project, req->params[0], ret_pid);
 	if (p == CONTAINER_FROZEN) {
 		json_decref(inst);
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST, "Instance is frozen");
@@ -213,6 +215,29 @@ static int create_operation(struct api_request *req, struct api_response *resp,
 	return 0;
 }
 
+/* record-output: the command's stdout and stderr go to exec-output/exec_<operation id>.*
+ * in the instance's log directory (as LXD names them, hence after the operation exists).
+ * The operation is not started before this handler returns, so `spec` is still ours to
+ * fill; a failure is kept in it and fails the operation at its start. */
+static void record_output(struct api_request *req, const char *id, struct exec_spec *spec)
+{
+	struct berth_error err = {0};
+	int out = -EBADF, errfd = -EBADF;
+	int r = instance_logs_exec_open(req->d, req->project, req->params[0], id, &out, &errfd,
+					&spec->output, &err);
+
+	if (r < 0) {
+		spec->setup_error = r;
+		spec->setup_msg = strdup(berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return;
+	}
+	close(spec->stdio[1]);
+	close(spec->stdio[2]);
+	spec->stdio[1] = out;
+	spec->stdio[2] = errfd;
+}
+
 static int exec_instance(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
@@ -221,7 +246,9 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 	json_auto_t *env = NULL;
 	json_t *fds;
 	const char *cwd = berth_json_string(req->body, "cwd");
-	bool wait_ws, interactive;
+	bool wait_ws, interactive, record;
+	pid_t init_pid = 0;
+	struct exec_spec *borrowed;
 	enum exec_kind kind;
 	const char *uid_check[] = {"user", "group"};
 	int r;
@@ -246,11 +273,12 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 				       "The working directory must be an absolute path");
 	wait_ws = berth_json_bool(req->body, "wait-for-websocket", false);
 	interactive = berth_json_bool(req->body, "interactive", false);
-	if (berth_json_bool(req->body, "record-output", false) && (wait_ws || interactive))
+	record = berth_json_bool(req->body, "record-output", false);
+	if (record && (wait_ws || interactive))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Cannot use \"record-output\" with \"%s\"",
+				       "Cannot use \"record-output\" in combination with \"%s\"",
 				       wait_ws ? "wait-for-websocket" : "interactive");
-	r = check_running(req, &inst, err);
+	r = check_running(req, &inst, &init_pid, err);
 	if (r < 0)
 		return r;
 	env = exec_environment(inst, req->body, int_field(req->body, "user", 0));
@@ -265,6 +293,12 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 	r = helper_argv(req, req->body, env, kind == EXEC_PTY, &spec->argv, err);
 	if (r < 0)
 		return r;
+	if (kind == EXEC_PTY) {
+		r = exec_spec_open_pty(spec, init_pid);
+		if (r < 0)
+			return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+					       "Unable to open the PTY device: %s", strerror(-r));
+	}
 	if (kind == EXEC_DETACHED) {
 		spec->stdio[0] = open_null(O_RDONLY);
 		spec->stdio[1] = open_null(O_WRONLY);
@@ -286,8 +320,12 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 		return -ENOMEM;
 	if (kind == EXEC_DETACHED)
 		json_object_del(spec->metadata, "fds");
-	return create_operation(req, resp, kind == EXEC_DETACHED ? "task" : "websocket",
-				"Executing command", TAKE_PTR(spec), err);
+	borrowed = spec;
+	r = create_operation(req, resp, kind == EXEC_DETACHED ? "task" : "websocket",
+			     "Executing command", TAKE_PTR(spec), err);
+	if (r >= 0 && record)
+		record_output(req, operation_id(resp->op), borrowed);
+	return r;
 }
 
 /* A connection to the monitor's console stream: the `console` request, its "ok" line
@@ -361,7 +399,7 @@ static int console_instance(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Unknown console type \"%s\"", type);
 	}
-	r = check_running(req, &inst, err);
+	r = check_running(req, &inst, NULL, err);
 	if (r < 0)
 		return r;
 	r = exec_spec_new(EXEC_CONSOLE, req->d->loop, &spec);

@@ -16,6 +16,7 @@
 
 #include "daemon/api/api.h"
 #include "daemon/api/filter.h"
+#include "daemon/api/instance_logs.h"
 #include "daemon/api/instance_volume.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
@@ -422,6 +423,7 @@ static int run_rename(struct operation *op, void *data, struct berth_error *err)
 	}
 	if (r < 0)
 		return r;
+	instance_logs_rename(j->d, j->project, j->name, j->new_name);
 	lifecycle(j, "instance-renamed", j->new_name, json_pack("{s:s}", "old_name", j->name));
 	return 0;
 }
@@ -448,6 +450,7 @@ static int run_delete(struct operation *op, void *data, struct berth_error *err)
 				 berth_error_msg(err, r));
 		berth_error_release(err);
 	}
+	instance_logs_remove(j->d, j->project, j->name);
 	lifecycle(j, "instance-deleted", j->name, NULL);
 	return 0;
 }

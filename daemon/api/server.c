@@ -49,6 +49,7 @@ static const char *const api_extensions[] = {
 	"console",
 	"container_exec_signal_handling",
 	"container_exec_user_group_cwd",
+	"container_exec_recording",
 };
 
 static int server_config_etag(json_t *config, char **ret)

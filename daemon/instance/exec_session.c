@@ -15,12 +15,20 @@
 #include "daemon/instance/exec_session.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <pty.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -67,7 +75,11 @@ struct exec_session {
 	struct exec_spec *spec; /* borrowed: the operation owns it and we hold the operation */
 	struct operation *op;	/* reference */
 	enum session_state state;
-	uv_process_t proc;
+	/* The helper, started with posix_spawn (a vfork: berthd's memory is neither copied
+	 * nor write-faulted page by page after a fork) and watched through a pidfd. */
+	pid_t pid;
+	int pidfd;
+	uv_poll_t exit_poll;
 	bool spawned, exited;
 	int exit_code;
 	uv_pipe_t status; /* the helper's --status-fd */
@@ -120,6 +132,7 @@ int exec_spec_new(enum exec_kind kind, uv_loop_t *loop, struct exec_spec **ret)
 	spec->kind = kind;
 	spec->loop = loop;
 	spec->console_fd = -EBADF;
+	spec->pty_master = spec->pty_slave = -EBADF;
 	for (int i = 0; i < 3; i++)
 		spec->stdio[i] = -EBADF;
 	for (int i = 0; i < EXEC_NSOCKETS; i++)
@@ -146,9 +159,105 @@ void exec_spec_free(void *data)
 			close(spec->stdio[i]);
 	if (spec->console_fd >= 0)
 		close(spec->console_fd);
+	if (spec->pty_master >= 0)
+		close(spec->pty_master);
+	if (spec->pty_slave >= 0)
+		close(spec->pty_slave);
 	free(spec->rundir);
+	free(spec->setup_msg);
+	json_decref(spec->output);
 	json_decref(spec->metadata);
 	free(spec);
+}
+
+/* ---- the pty of an interactive exec ---- */
+
+/* The host id that id 0 of the container maps to (`map`: "uid_map" or "gid_map"); 0
+ * when the container has no user namespace or the map cannot be read. */
+static unsigned int root_host_id(pid_t pid, const char *map)
+{
+	char path[64];
+	unsigned long in, out, count;
+	unsigned int id = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, map);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fscanf(f, "%lu %lu %lu", &in, &out, &count) == 3)
+		if (in == 0 && count > 0) {
+			id = (unsigned int)out;
+			break;
+		}
+	fclose(f);
+	return id;
+}
+
+/* The ptmx of the container's own devpts, /dev/pts/ptmx seen from its root. The path
+ * is the container's to change, so it is resolved inside that root (a symlink cannot
+ * lead to the host) without waiting on what it finds (O_NONBLOCK), and what was opened
+ * must be a devpts ptmx. */
+static int open_container_ptmx(pid_t pid)
+{
+	struct open_how how = {
+		.flags = O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	_cleanup_close_ int root = -EBADF, fd = -EBADF;
+	char path[64];
+	struct stat st;
+	struct statfs sf;
+
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)pid);
+	root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return -errno;
+	fd = (int)syscall(SYS_openat2, root, "dev/pts/ptmx", &how, sizeof(how));
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sf) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2 ||
+	    sf.f_type != DEVPTS_SUPER_MAGIC)
+		return -ENOTTY;
+	return TAKE_FD(fd);
+}
+
+int exec_spec_open_pty(struct exec_spec *spec, pid_t init_pid)
+{
+	struct winsize ws = {.ws_col = (unsigned short)(spec->width > 0 ? spec->width : 80),
+			     .ws_row = (unsigned short)(spec->height > 0 ? spec->height : 24)};
+	unsigned int uid = root_host_id(init_pid, "uid_map");
+	unsigned int gid = root_host_id(init_pid, "gid_map");
+	_cleanup_close_ int master = open_container_ptmx(init_pid);
+	_cleanup_close_ int slave = -EBADF;
+	int unlock = 0;
+
+	if (master >= 0) {
+		/* devpts gave the slave the tty group and mode 0620 (the container's mount
+		 * options) and our uid, which the container cannot see: make it its root's */
+		if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+			return -errno;
+		slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (slave < 0)
+			return -errno;
+		if (fchown(slave, uid, (gid_t)-1) < 0)
+			return -errno;
+	} else {
+		log_debug("No devpts of the container to open a pty in (%s), using the host's",
+			  strerror(-master));
+		if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
+			return -errno;
+		fcntl(master, F_SETFD, FD_CLOEXEC);
+		fcntl(slave, F_SETFD, FD_CLOEXEC);
+		if (fchown(slave, uid, gid) < 0 || fchmod(slave, 0620) < 0)
+			return -errno;
+	}
+	ioctl(master, TIOCSWINSZ, &ws);
+	spec->pty_master = TAKE_FD(master);
+	spec->pty_slave = TAKE_FD(slave);
+	return 0;
 }
 
 /* ---- freeing ---- */
@@ -196,7 +305,7 @@ static void kill_command(struct exec_session *s, int sig)
 	if (s->cmd_pid > 0)
 		kill(s->cmd_pid, sig);
 	else
-		uv_process_kill(&s->proc, sig);
+		kill(s->pid, sig); /* not reaped yet (!exited): still our child */
 }
 
 static int ws_of_output(const struct exec_session *s, int i)
@@ -313,16 +422,29 @@ static void drain_output(struct exec_session *s, int i)
 	output_eof(s, i);
 }
 
-static void on_helper_exit(uv_process_t *p, int64_t status, int term_signal)
+/* Stop watching the helper: the poll handle, then its pidfd (uv_close stopped the
+ * watcher, so the fd may go at once). */
+static void close_exit_poll(struct exec_session *s)
 {
-	struct exec_session *s = container_of(p, struct exec_session, proc);
-
-	s->exited = true;
-	s->exit_code = term_signal ? 128 + term_signal : (int)status;
-	if (s->state == SESSION_DONE) { /* killed after a failure or a cancel */
-		close_handle(s, (uv_handle_t *)&s->proc);
+	if (s->pidfd < 0)
 		return;
-	}
+	close_handle(s, (uv_handle_t *)&s->exit_poll);
+	close(s->pidfd);
+	s->pidfd = -EBADF;
+}
+
+static void on_helper_exit(uv_poll_t *p, int status, int events)
+{
+	struct exec_session *s = container_of(p, struct exec_session, exit_poll);
+	siginfo_t si = {0};
+
+	if (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return; /* not yet: a spurious wake-up */
+	s->exited = true;
+	s->exit_code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	close_exit_poll(s);
+	if (s->state == SESSION_DONE) /* killed after a failure or a cancel */
+		return;
 	if (s->spec->kind == EXEC_PIPES) {
 		drain_output(s, 1);
 		drain_output(s, 2);
@@ -426,23 +548,16 @@ static int make_stdio(struct exec_session *s, int child[3], int parent[3])
 		child[1] = p[1][1], parent[1] = p[1][0];
 		child[2] = p[2][1], parent[2] = p[2][0];
 		return 0;
-	case EXEC_PTY: {
-		struct winsize ws = {.ws_col = (unsigned short)(spec->width > 0 ? spec->width : 80),
-				     .ws_row = (unsigned short)(spec->height > 0 ? spec->height : 24)};
-		int master, slave;
-
-		if (openpty(&master, &slave, NULL, NULL, &ws) < 0)
-			return -errno;
-		fcntl(master, F_SETFD, FD_CLOEXEC);
-		fcntl(slave, F_SETFD, FD_CLOEXEC);
-		child[0] = slave;
-		child[1] = dup(slave);
-		child[2] = dup(slave);
-		parent[0] = master;
+	case EXEC_PTY:
+		if (spec->pty_master < 0 || spec->pty_slave < 0)
+			return -EBADF; /* exec_spec_open_pty() was not called or failed */
+		child[0] = TAKE_FD(spec->pty_slave);
+		parent[0] = TAKE_FD(spec->pty_master);
+		child[1] = dup(child[0]);
+		child[2] = dup(child[0]);
 		if (child[1] < 0 || child[2] < 0)
 			return -errno;
 		return 0;
-	}
 	case EXEC_DETACHED:
 		for (int i = 0; i < 3; i++)
 			child[i] = TAKE_FD(spec->stdio[i]);
@@ -452,40 +567,86 @@ static int make_stdio(struct exec_session *s, int child[3], int parent[3])
 	}
 }
 
-static int spawn_helper(struct exec_session *s)
+/* posix_spawn the helper with `fds` as its 0-3, default signal handling and an empty
+ * mask (berthd ignores SIGPIPE; the command must not inherit that). */
+static int spawn_process(char *const argv[], const int fds[4], pid_t *ret)
 {
 	static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t all, none;
+	int r;
+
+	sigfillset(&all);
+	sigemptyset(&none);
+	r = posix_spawn_file_actions_init(&fa);
+	if (r)
+		return -r;
+	r = posix_spawnattr_init(&at);
+	if (r) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -r;
+	}
+	for (int i = 0; i < 4 && !r; i++)
+		r = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+	if (!r)
+		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(&at, &all);
+	if (!r)
+		r = posix_spawnattr_setsigmask(&at, &none);
+	if (!r)
+		r = posix_spawn(ret, argv[0], &fa, &at, argv, env);
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return -r;
+}
+
+static int watch_helper(struct exec_session *s)
+{
+	int r;
+
+	s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+	if (s->pidfd < 0)
+		return -errno;
+	r = uv_poll_init(s->spec->loop, &s->exit_poll, s->pidfd);
+	if (r < 0) {
+		close(s->pidfd);
+		s->pidfd = -EBADF;
+		return r;
+	}
+	s->exit_poll.data = s;
+	s->open_handles++;
+	return uv_poll_start(&s->exit_poll, UV_READABLE, on_helper_exit);
+}
+
+static int spawn_helper(struct exec_session *s)
+{
 	int child[3] = {-EBADF, -EBADF, -EBADF}, parent[3] = {-EBADF, -EBADF, -EBADF};
 	int st[2] = {-EBADF, -EBADF};
-	uv_stdio_container_t stdio[4];
-	uv_process_options_t o = {0};
 	int r;
 
 	r = make_stdio(s, child, parent);
 	if (r >= 0 && pipe2(st, O_CLOEXEC) < 0)
 		r = -errno;
+	for (int i = 0; i < 3 && r >= 0; i++)
+		if (child[i] < 0)
+			r = -EBADF;
+	if (r >= 0)
+		r = spawn_process(s->spec->argv,
+				  (const int[4]){child[0], child[1], child[2], st[1]}, &s->pid);
 	if (r < 0)
 		goto out;
-	for (int i = 0; i < 3; i++) {
-		stdio[i].flags = child[i] >= 0 ? UV_INHERIT_FD : UV_IGNORE;
-		stdio[i].data.fd = child[i];
-	}
-	stdio[3].flags = UV_INHERIT_FD;
-	stdio[3].data.fd = st[1];
-	o.file = s->spec->argv[0];
-	o.args = s->spec->argv;
-	o.env = (char **)env;
-	o.stdio = stdio;
-	o.stdio_count = 4;
-	o.exit_cb = on_helper_exit;
-	r = uv_spawn(s->spec->loop, &s->proc, &o);
-	s->open_handles++;
-	if (r < 0) {
-		close_handle(s, (uv_handle_t *)&s->proc);
+	s->spawned = true;
+	r = watch_helper(s);
+	if (r < 0) { /* cannot watch it: it must not run unseen */
+		close_exit_poll(s);
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, NULL, 0);
+		s->exited = true;
 		goto out;
 	}
-	s->spawned = true;
-	log_debug("Exec helper %d started", s->proc.pid);
+	log_debug("Exec helper %d started", (int)s->pid);
 	close(st[1]);
 	st[1] = -EBADF;
 	r = open_pipe(s, &s->status, TAKE_FD(st[0]));
@@ -917,6 +1078,7 @@ int exec_session_start(struct operation *op, void *data)
 	if (!s)
 		return -ENOMEM;
 	s->spec = spec;
+	s->pidfd = -EBADF;
 	s->op = operation_ref(op);
 	spec->session = s;
 	for (int i = 0; i < EXEC_NSOCKETS; i++) {
@@ -936,6 +1098,10 @@ int exec_session_start(struct operation *op, void *data)
 			return 0;
 		}
 		s->io[0].open = true;
+	}
+	if (spec->setup_error < 0) {
+		session_finish(s, spec->setup_error, spec->setup_msg);
+		return 0;
 	}
 	if (spec->kind == EXEC_DETACHED) {
 		run(s);
@@ -968,6 +1134,8 @@ static void session_finish(struct exec_session *s, int r, const char *msg)
 
 		if (md) {
 			json_object_set_new(md, "return", json_integer(ret));
+			if (s->spec->output)
+				json_object_set(md, "output", s->spec->output);
 			operation_set_metadata(s->op, md);
 		}
 	}
@@ -997,8 +1165,6 @@ static void session_finish(struct exec_session *s, int r, const char *msg)
 	close_handle(s, (uv_handle_t *)&s->connect_timer);
 	close_handle(s, (uv_handle_t *)&s->poll_timer);
 	close_handle(s, (uv_handle_t *)&s->cancel_async);
-	/* the process handle closes once the helper is reaped */
-	if (s->spawned && s->exited)
-		close_handle(s, (uv_handle_t *)&s->proc);
+	/* the exit watch closes once the helper is reaped */
 	session_maybe_free(s);
 }

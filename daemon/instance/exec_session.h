@@ -38,12 +38,18 @@ struct exec_spec {
 	enum exec_kind kind;
 	char **argv;  /* owned, NULL-terminated: the helper's argv (not for the console) */
 	int stdio[3]; /* owned or -EBADF: EXEC_DETACHED's stdin, stdout, stderr */
+	int pty_master, pty_slave; /* owned or -EBADF: EXEC_PTY's terminal (exec_spec_open_pty) */
 	int console_fd; /* owned or -EBADF: EXEC_CONSOLE's stream to the monitor */
 	char *rundir;	/* owned: for console-resize */
 	int width, height;
 	/* Secrets of the sockets this kind uses; "" for the others. */
 	char secret[EXEC_NSOCKETS][EXEC_SECRET_LEN + 1];
 	json_t *metadata; /* owned: the operation's metadata without "return" */
+	json_t *output;	  /* owned or NULL: record-output's {"1": URL, "2": URL} */
+	/* Set when preparing failed after the operation was created (record-output's
+	 * files): the operation fails with this at its start. */
+	int setup_error;
+	char *setup_msg; /* owned */
 	struct exec_session *session; /* loop thread; read by cancel under the registry lock */
 };
 
@@ -54,6 +60,13 @@ static inline void exec_spec_freep(struct exec_spec **p)
 {
 	exec_spec_free(*p);
 }
+
+/* EXEC_PTY: open the command's terminal in the devpts instance of the container whose
+ * PID 1 is `init_pid` (host view), so that the command can reopen it by name inside
+ * (`tty`, `</dev/pts/N`), the slave owned by the container's root as devpts gives it
+ * there; a host pty, chowned the same way, when that devpts cannot be reached. Blocking
+ * (a worker thread). */
+int exec_spec_open_pty(struct exec_spec *spec, pid_t init_pid);
 
 /* The operation_spec callbacks (data: the exec_spec). */
 int exec_session_start(struct operation *op, void *data);

@@ -14,7 +14,6 @@ if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
 fi
 
 . "$(dirname "$0")/lib.sh"
-[ -n "${BERTH_IN_NETNS:-}" ] && trap 'rm -rf "$T_EX_OUT"' EXIT
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
 if [ "$(id -u)" = 0 ]; then
 	[ -s "$T_EX_OUT/fp" ] || skip_all "the busybox image could not be built: $(tail -n 1 "$T_EX_OUT/log")"
@@ -23,6 +22,11 @@ if [ "$(id -u)" = 0 ]; then
 fi
 BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
 berth_test_init "$@"
+# the image's directory goes with TEST_TMP (lib.sh's EXIT trap removes that one)
+if [ -d "$T_EX_OUT" ]; then
+	mv "$T_EX_OUT" "$TEST_TMP/image"
+	T_EX_OUT=$TEST_TMP/image
+fi
 export PATH=$BERTH_BUILDDIR:$PATH
 export LXD_CONF=$TEST_TMP/lxd-conf
 mkdir -p "$LXD_CONF"
@@ -111,6 +115,15 @@ is "$rc" 3 "interactive sh: exit 3 comes back"
 like "$out" "hi-[0-9]+" "interactive sh: output of echo hi-\$\$"
 like "$out" "size:40 120" "interactive sh: stty size after a window resize"
 like "$out" "tty:yes" "interactive sh: stdin is a terminal"
+
+# the pty comes from the container's own devpts, owned by its root: a shell inside can
+# name it and reopen it
+out=$(berth exec -t c1 -- sh -c 'tty; stat -c "%u:%g:%a" "$(tty)"; echo reopen >"$(tty)" && echo reopened-ok; read x <"$(tty)" </dev/null; echo rc=$?' </dev/null 2>&1)
+like "$out" "/dev/pts/[0-9]+" "berth exec -t: tty names /dev/pts/N"
+like "$out" "0:5:620" "... owned by the container's root, group tty, mode 0620"
+like "$out" "reopened-ok" "... the shell can reopen its tty by name"
+unlike "$out" "not a tty|No such file|Permission denied" "... without errors"
+ok "... and the pty is not the host's" test "$(berth exec -t c1 -- sh -c 'ls /dev/pts | grep -c "^[0-9]"' </dev/null | tr -d '\r')" -ge 1
 
 # ---- raw websockets: secrets, fds, return ----
 out=$($PY "$WSC" raw "$BERTH_SOCKET" 2>&1)
