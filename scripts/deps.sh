@@ -2,22 +2,26 @@
 
 # Build and run: the -dev packages pull in the runtime libraries; passwd has
 # groupadd (make install creates the berth group), procps has ps; btrfs-progs
-# has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls).
+# has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls);
+# managed networks run nft (NAT) and dnsmasq (DHCP and DNS).
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
 	passwd procps btrfs-progs
+	nftables dnsmasq-base
 )
 
 # Tests on top: cmocka (unit), clang and its runtimes (clang build, fuzzing),
 # the stock lxc client, ip and unshare (namespaces), python3 (rawhttp.py),
 # and what the image recipes and t_images.sh use (debootstrap, mksquashfs, xz, zstd);
 # python3-pylxd for t_pylxd.sh (it runs under Debian's /usr/bin/python3).
+# busybox-static: udhcpc, nslookup and nc in t_networks.sh.
 TEST_DEPS=(
 	"${BUILD_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev
 	lxd-client iproute2 util-linux python3
 	debootstrap squashfs-tools xz-utils zstd
 	python3-pylxd
+	busybox-static
 )
