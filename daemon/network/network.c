@@ -351,7 +351,11 @@ int network_nic_lease_add(struct berth_daemon *d, const char *project, const cha
 					       " in network \"%s\" (by %s)",
 					       device, ipv4 && !ipv6 ? ipv4 : (ipv6 ?: ipv4),
 					       network, owner ?: "another instance");
-		r = berth_write_file_atomic(path, line, strlen(line), 0644);
+		*strrchr(path, '/') = '\0';
+		r = berth_mkdir_p(path, 0755);
+		path[strlen(path)] = '/';
+		if (r >= 0)
+			r = berth_write_file_atomic(path, line, strlen(line), 0644);
 		if (r < 0)
 			return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 					       "Cannot write \"%s\": %s", path, strerror(-r));
