@@ -296,7 +296,7 @@ static int check_ranges(const char *self, const char *v, struct berth_error *err
 	char *save = NULL;
 
 	if (!copy)
-		return -ENOMEM;
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *dash = strchr(tok, '-');
 		struct in_addr a, b;

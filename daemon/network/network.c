@@ -63,7 +63,6 @@ int network_apply(struct berth_daemon *d, const char *name, const json_t *config
 int network_remove(struct berth_daemon *d, const char *name, struct berth_error *err)
 {
 	_cleanup_free_ char *dir = network_path(d, name, NULL);
-	_cleanup_free_ char *cmd = NULL;
 	int r, ret = 0;
 	LOCKED_SCOPE;
 
@@ -121,7 +120,7 @@ static int create_default(struct berth_daemon *d, struct berth_error *err)
 	int r;
 
 	if (!net)
-		return -ENOMEM;
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 	r = network_config_check(NETWORK_DEFAULT_NAME, config, true, err);
 	if (r >= 0)
 		r = db_network_create(net, create_hook, args, err);

@@ -11,6 +11,11 @@
 #include "lib/macros.h"
 #include "lib/util.h"
 
+static int oom(struct berth_error *err)
+{
+	return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+}
+
 /* The subnet of addr/prefix as text ("10.1.2.0/24"). */
 static void subnet_text(int family, const void *addr, unsigned int prefix, char *buf,
 			size_t size)
@@ -45,7 +50,7 @@ int network_nft_apply(const struct network_conf *c, struct berth_error *err)
 		v6 = berth_strdup_printf("\t\tip6 saddr %s ip6 daddr != %s masquerade\n", net6,
 					 net6);
 	if ((c->nat4 && !v4) || (c->nat6 && !v6))
-		return -ENOMEM;
+		return oom(err);
 	rules = berth_strdup_printf("table inet berth-%1$s\n"
 				    "delete table inet berth-%1$s\n"
 				    "table inet berth-%1$s {\n"
@@ -56,7 +61,7 @@ int network_nft_apply(const struct network_conf *c, struct berth_error *err)
 				    "}\n",
 				    c->name, v4 ?: "", v6 ?: "");
 	if (!rules)
-		return -ENOMEM;
+		return oom(err);
 	r = network_run(argv, rules, NULL, err);
 	return r < 0 ? berth_error_wrap(err, r, "Cannot load the NAT rules of \"%s\"", c->name) : 0;
 }
@@ -69,7 +74,7 @@ int network_nft_remove(const char *name, struct berth_error *err)
 	int r;
 
 	if (!rules)
-		return -ENOMEM;
+		return oom(err);
 	r = network_run(argv, rules, NULL, err);
 	return r < 0 ? berth_error_wrap(err, r, "Cannot remove the NAT rules of \"%s\"", name) : 0;
 }
