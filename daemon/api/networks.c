@@ -6,6 +6,7 @@
  * berthd's network namespace that are not managed networks are listed too, as LXD
  * lists the host's interfaces (managed: false), and can only be looked at. */
 #define LOG_CATEGORY "network"
+#include <pthread.h>
 #include <string.h>
 
 #include "daemon/api/api.h"
@@ -21,6 +22,10 @@ static const struct berth_json_field network_fields[] = {
 	{"description", BERTH_JSON_STRING, false, true},
 	{"config", BERTH_JSON_STRING_MAP, false, true},
 };
+
+/* Checks (subnet overlaps, names) and the row change they guard happen under this lock,
+ * so two requests cannot both take the same free subnet. */
+static pthread_mutex_t change_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char *network_etag(const json_t *n)
 {
@@ -125,7 +130,7 @@ static int apply_hook(void *data, struct berth_error *err)
 	return network_apply(c->d, c->name, c->config, err);
 }
 
-static int create_network(struct api_request *req, struct api_response *resp,
+static int create_network_locked(struct api_request *req, struct api_response *resp,
 			  struct berth_error *err)
 {
 	_cleanup_free_ char *url = NULL;
@@ -203,7 +208,7 @@ static int get_network(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, TAKE_PTR(n));
 }
 
-static int update_network(struct api_request *req, struct api_response *resp,
+static int update_network_locked(struct api_request *req, struct api_response *resp,
 			  struct berth_error *err, bool patch)
 {
 	static const char *const fields[] = {"description"};
@@ -260,6 +265,29 @@ static int update_network(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
+/* The changing handlers, one at a time (see change_lock). */
+static int create_network(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&change_lock);
+	r = create_network_locked(req, resp, err);
+	pthread_mutex_unlock(&change_lock);
+	return r;
+}
+
+static int update_network(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err, bool patch)
+{
+	int r;
+
+	pthread_mutex_lock(&change_lock);
+	r = update_network_locked(req, resp, err, patch);
+	pthread_mutex_unlock(&change_lock);
+	return r;
+}
+
 static int put_network(struct api_request *req, struct api_response *resp,
 		       struct berth_error *err)
 {
@@ -286,7 +314,7 @@ static int rename_hook(void *data, struct berth_error *err)
 	return r < 0 ? r : network_apply(c->d, c->to, c->config, err);
 }
 
-static int rename_network(struct api_request *req, struct api_response *resp,
+static int rename_network_locked(struct api_request *req, struct api_response *resp,
 			  struct berth_error *err)
 {
 	_cleanup_free_ char *url = NULL;
@@ -330,7 +358,7 @@ static int delete_hook(void *data, struct berth_error *err)
 	return network_remove(c->d, c->name, err);
 }
 
-static int delete_network(struct api_request *req, struct api_response *resp,
+static int delete_network_locked(struct api_request *req, struct api_response *resp,
 			  struct berth_error *err)
 {
 	_cleanup_free_ char *url = NULL;
@@ -346,6 +374,28 @@ static int delete_network(struct api_request *req, struct api_response *resp,
 	url = api_url("networks", req->params[0], NULL);
 	events_lifecycle(req->d->events, NULL, "network-deleted", url, NULL);
 	return api_sync(resp, NULL);
+}
+
+static int rename_network(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&change_lock);
+	r = rename_network_locked(req, resp, err);
+	pthread_mutex_unlock(&change_lock);
+	return r;
+}
+
+static int delete_network(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&change_lock);
+	r = delete_network_locked(req, resp, err);
+	pthread_mutex_unlock(&change_lock);
+	return r;
 }
 
 static int get_leases(struct api_request *req, struct api_response *resp,

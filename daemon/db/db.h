@@ -261,6 +261,7 @@ int db_network_rename(const char *name, const char *new_name, db_hook_fn hook, v
 		      struct berth_error *err);
 int db_network_delete(const char *name, db_hook_fn hook, void *data, struct berth_error *err);
 /* URLs of the profiles and instances (every project) with a nic device whose "network"
- * (or, for nictype=bridged, "parent") is `name`, sorted. Array of strings. */
+ * (or, for nictype=bridged, "parent") is `name`, an instance also when the device comes
+ * from one of its profiles, sorted. Array of strings. */
 int db_network_used_by(const char *name, json_t **ret, struct berth_error *err);
 /* ==== end of networks ==== */

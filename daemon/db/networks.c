@@ -184,7 +184,8 @@ int db_network_update(const char *name, const json_t *network, db_hook_fn hook, 
 	return db_tx_end(db, r, err);
 }
 
-/* URLs of the profiles and instances using network `name` through a nic device. */
+/* URLs of the profiles and instances using network `name` through a nic device (an
+ * instance also through its profiles, as LXD counts them). */
 static int network_used_by(sqlite3 *db, const char *name, json_t **ret,
 			   struct berth_error *err)
 {
@@ -205,6 +206,18 @@ static int network_used_by(sqlite3 *db, const char *name, json_t **ret,
 		" WHERE d.type = 'nic' AND c.value = ?1 AND (c.key = 'network' OR (c.key = 'parent'"
 		"  AND EXISTS (SELECT 1 FROM instances_devices_config c2 WHERE c2.device_id = d.id"
 		"  AND c2.key = 'nictype' AND c2.value = 'bridged')))"
+		/* Instances that get such a device from a profile and do not replace it with
+		 * a device of their own under that name. */
+		" UNION SELECT 'instances', i.name, pr.name FROM instances i"
+		" JOIN projects pr ON pr.id = i.project_id"
+		" JOIN instances_profiles ip ON ip.instance_id = i.id"
+		" JOIN profiles_devices d ON d.profile_id = ip.profile_id"
+		" JOIN profiles_devices_config c ON c.device_id = d.id"
+		" WHERE d.type = 'nic' AND c.value = ?1 AND (c.key = 'network' OR (c.key = 'parent'"
+		"  AND EXISTS (SELECT 1 FROM profiles_devices_config c2 WHERE c2.device_id = d.id"
+		"  AND c2.key = 'nictype' AND c2.value = 'bridged')))"
+		"  AND NOT EXISTS (SELECT 1 FROM instances_devices od"
+		"  WHERE od.instance_id = i.id AND od.name = d.name)"
 		" ORDER BY 1, 3, 2";
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	json_auto_t *list = json_array();

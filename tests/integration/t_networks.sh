@@ -90,6 +90,19 @@ check "berthbr0's dnsmasq runs" kill -0 "$(dnsmasq_pid berthbr0)"
 is "$(masq_rules berthbr0)" 2 "berthbr0's table has one masquerade rule per family"
 is "$(sysctl -n net.ipv4.ip_forward)" 1 "IPv4 forwarding is on in berthd's namespace"
 
+# An instance using berthbr0 through the default profile counts as a user.
+api POST /1.0/instances '{"name":"i1","source":{"type":"none"}}'
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "setup: instance record i1 (default profile)"
+api GET /1.0/networks/berthbr0
+is "$(jget 'j["metadata"]["used_by"]')" '["/1.0/instances/i1", "/1.0/profiles/default"]' \
+	"used_by lists the instance using berthbr0 through its profile"
+expect_error 400 "DELETE of berthbr0 in use is 400" DELETE /1.0/networks/berthbr0
+like "$(jget 'j["error"]')" 'in use by /1.0/instances/i1, /1.0/profiles/default' "... naming its users"
+api DELETE /1.0/instances/i1
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "instance record i1 deleted"
+
 # Unmanaged links are listed.
 api GET /1.0/networks
 like "$HTTP_BODY" '"/1.0/networks/lo"' "GET /1.0/networks lists lo"
@@ -305,3 +318,19 @@ check "delete berthbr0" berth network delete berthbr0
 is "$(nft list ruleset | grep -c berth)" 0 "no berth table left in the ruleset"
 is "$(dnsmasqs)" 0 "no dnsmasq left"
 refuse "no berthbr0 left" 'does not exist' ip link show berthbr0
+
+# ---- first start where berthbr0 cannot be made: a warning, berthd runs without it ----
+daemon_stop
+rm -rf "$BERTH_DIR"
+mkdir -p "$BERTH_DIR"
+check "a veth named berthbr0 is in the way" ip link add berthbr0 type veth peer name bbpeer0
+daemon_start
+has "berthd warns that it cannot create berthbr0" \
+	'Cannot create the default network "berthbr0".*goes on without it' cat "$DAEMON_LOG"
+api GET /1.0/networks/berthbr0
+is "$(jget 'j["metadata"]["managed"]')" false "berthbr0 is only the unmanaged veth"
+api GET /1.0/profiles/default
+is "$(jget '"eth0" in j["metadata"]["devices"]')" false "the default profile has no eth0 then"
+is "$(dnsmasqs)" 0 "no dnsmasq runs"
+is "$(nft list ruleset | grep -c berth)" 0 "no berth table"
+ip link del berthbr0
