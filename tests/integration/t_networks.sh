@@ -229,6 +229,11 @@ DPID2=$(dnsmasq_pid tnet)
 	fail "a dns.domain change restarts dnsmasq" "pid $DPID -> $DPID2"
 has "the new domain is served" '^domain=example.internal$' cat "$BERTH_DIR/networks/tnet/dnsmasq.conf"
 check "dns.domain unset" berth network unset tnet dns.domain
+refuse "a raw.dnsmasq that dnsmasq rejects fails the change" 'Cannot start dnsmasq for network "tnet"' \
+	berth network set tnet raw.dnsmasq=no-such-option=1
+is "$(berth network get tnet raw.dnsmasq)" "" "... and the config is unchanged"
+check "... and the old dnsmasq config runs again" kill -0 "$(dnsmasq_pid tnet)"
+has "... serving the old domain" '^domain=berth$' cat "$BERTH_DIR/networks/tnet/dnsmasq.conf"
 is "$(dnsmasqs)" 2 "still one dnsmasq per network"
 api PATCH /1.0/networks/tnet '{"config":{"user.note":"x"}}'
 is "$HTTP_STATUS" 200 "PATCH merges a user key"
@@ -266,6 +271,7 @@ daemon_stop
 kill -TERM "$DPID"
 sleep 0.3
 daemon_start
+FD0=$(daemon_fds)
 DPID2=$(dnsmasq_pid tnet)
 [ -n "$DPID2" ] && [ "$DPID2" != "$DPID" ] && kill -0 "$DPID2" && pass "a dead dnsmasq is restarted" ||
 	fail "a dead dnsmasq is restarted" "pid $DPID -> $DPID2"
@@ -310,6 +316,8 @@ is "$(mounts)" "$M0" "mounts: as before"
 is "$(cgroups)" "$C0" "cgroups: as before"
 P1=$(procs)
 [ "$P1" -le "$((P0 + 2))" ] && pass "processes: as before ($P0 -> $P1)" || fail "processes: as before" "$P0 -> $P1"
+
+check_no_fd_leak "$FD0" "berthd holds no more fds than before the lxc, rename and delete steps"
 
 # ---- the last network gone: nothing of berth in the ruleset ----
 api PUT /1.0/profiles/default '{"description":"Default LXD profile","config":{},"devices":{"root":{"type":"disk","path":"/","pool":"default"}}}'
