@@ -36,7 +36,7 @@ static const struct cli_option create_options[] = {
 static const struct cli_command network_cmd = {
 	.name = "network",
 	.usage = "berth network [command]",
-	.description = "Manage and attach instances to networks\n\n"
+	.description = "Manage networks\n\n"
 		       "  Managed networks are bridges with DHCP and DNS (dnsmasq) and NAT\n"
 		       "  (nftables); berthbr0 is made on first start. Config keys:\n"
 		       "  ipv4.address (auto|none|CIDR), ipv4.nat, ipv4.dhcp, ipv4.dhcp.ranges,\n"

@@ -238,8 +238,11 @@ is "$(dnsmasqs)" 2 "still one dnsmasq per network"
 api PATCH /1.0/networks/tnet '{"config":{"user.note":"x"}}'
 is "$HTTP_STATUS" 200 "PATCH merges a user key"
 has "... and keeps the rest" '^10\.123\.7\.1/24$' berth network get tnet ipv4.address
+printf 'description: edited\nconfig:\n  ipv4.address: 10.123.7.1/24\n  ipv6.address: none\n  ipv4.nat: "true"\n' >"$TEST_TMP/edit.yaml"
+check "berth network edit (YAML on stdin)" sh -c "berth network edit tnet <'$TEST_TMP/edit.yaml'"
+has "... sets the description" '^description: edited$' berth network show tnet
+is "$(berth network get tnet user.note)" "" "... and drops what the YAML leaves out"
 api GET /1.0/networks/tnet
-ETAG=$HTTP_ETAG
 api PUT /1.0/networks/tnet '{"config":{}}' -H 'If-Match: "nope"'
 is "$HTTP_STATUS" 412 "PUT with a stale ETag is 412"
 
