@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <linux/rtnetlink.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,42 @@ static int check_ranges(const char *self, const char *v, struct berth_error *err
 	return 0;
 }
 
+/* Every ipv4.dhcp.ranges address must be in the IPv4 subnet (checked once the address
+ * is known). */
+static int check_ranges_in_subnet(const char *self, const json_t *config,
+				  struct berth_error *err)
+{
+	const char *ranges = berth_json_string(config, "ipv4.dhcp.ranges");
+	const char *a4 = berth_json_string(config, "ipv4.address");
+	_cleanup_free_ char *copy = NULL;
+	struct in_addr gw;
+	unsigned int prefix;
+	uint32_t mask;
+	char *save = NULL;
+
+	if (!ranges)
+		return 0;
+	if (!a4 || parse_cidr(AF_INET, a4, &gw, &prefix) < 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Network \"%s\": ipv4.dhcp.ranges needs an ipv4.address",
+				       self);
+	mask = 0xffffffffu << (32 - prefix);
+	copy = strdup(ranges);
+	if (!copy)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	for (char *tok = strtok_r(copy, ",-", &save); tok; tok = strtok_r(NULL, ",-", &save)) {
+		struct in_addr a;
+
+		if (inet_pton(AF_INET, tok, &a) != 1 ||
+		    (ntohl(a.s_addr) & mask) != (ntohl(gw.s_addr) & mask))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid value for network \"%s\" option"
+					       " \"ipv4.dhcp.ranges\": %s is not in %s",
+					       self, tok, a4);
+	}
+	return 0;
+}
+
 static int check_value(const char *self, const char *key, enum key_kind kind, const char *v,
 		       struct berth_error *err)
 {
@@ -402,6 +439,8 @@ int network_config_check(const char *name, json_t *config, bool create,
 	r = check_address(name, config, "ipv4.address", AF_INET, err);
 	if (r >= 0)
 		r = check_address(name, config, "ipv6.address", AF_INET6, err);
+	if (r >= 0)
+		r = check_ranges_in_subnet(name, config, err);
 	return r;
 }
 

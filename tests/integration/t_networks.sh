@@ -143,6 +143,8 @@ refuse "a bad address is refused" 'option "ipv4.address"' berth network create b
 refuse "the subnet's own address is refused" "the subnet's own address" \
 	berth network create bad1 ipv4.address=10.1.2.0/24
 refuse "a bad MTU is refused" 'is not an MTU' berth network create bad1 bridge.mtu=12
+refuse "a DHCP range outside the subnet is refused" '10.200.0.1 is not in 10.123.8.1/24' \
+	berth network create bad1 ipv4.address=10.123.8.1/24 ipv4.dhcp.ranges=10.123.8.10-10.200.0.1
 refuse "a too long name is refused" 'must be 1 to 15 characters' berth network create abcdefghijklmnop
 refuse "another type is refused" "isn't supported" berth network create bad1 --type macvlan
 refuse "an existing name is refused" 'already exists' berth network create tnet
@@ -229,6 +231,10 @@ DPID2=$(dnsmasq_pid tnet)
 	fail "a dns.domain change restarts dnsmasq" "pid $DPID -> $DPID2"
 has "the new domain is served" '^domain=example.internal$' cat "$BERTH_DIR/networks/tnet/dnsmasq.conf"
 check "dns.domain unset" berth network unset tnet dns.domain
+check "ipv4.dhcp.ranges set" berth network set tnet ipv4.dhcp.ranges=10.123.7.100-10.123.7.150,10.123.7.200-10.123.7.210
+has "dnsmasq gets both ranges" '^dhcp-range=10\.123\.7\.100,10\.123\.7\.150,1h$' cat "$BERTH_DIR/networks/tnet/dnsmasq.conf"
+has "... the second one too" '^dhcp-range=10\.123\.7\.200,10\.123\.7\.210,1h$' cat "$BERTH_DIR/networks/tnet/dnsmasq.conf"
+check "ipv4.dhcp.ranges unset" berth network unset tnet ipv4.dhcp.ranges
 refuse "a raw.dnsmasq that dnsmasq rejects fails the change" 'Cannot start dnsmasq for network "tnet"' \
 	berth network set tnet raw.dnsmasq=no-such-option=1
 is "$(berth network get tnet raw.dnsmasq)" "" "... and the config is unchanged"
