@@ -338,6 +338,7 @@ refuse "no berthbr0 left" 'does not exist' ip link show berthbr0
 
 # ---- first start where berthbr0 cannot be made: a warning, berthd runs without it ----
 daemon_stop
+_kill_leftover_dnsmasq # none when the checks above passed; a failed one may leave some
 rm -rf "$BERTH_DIR"
 mkdir -p "$BERTH_DIR"
 check "a veth named berthbr0 is in the way" ip link add berthbr0 type veth peer name bbpeer0
