@@ -123,6 +123,7 @@ int cmd_list(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_profile(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_storage(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_network(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_operation(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_monitor(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_version(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

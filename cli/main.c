@@ -36,6 +36,7 @@ static const struct verb verbs[] = {
 	{ "start", "Start instances", cmd_start },
 	{ "stop", "Stop instances", cmd_stop },
 	{ "storage", "Manage storage pools and volumes", cmd_storage },
+	{ "network", "Manage networks", cmd_network },
 	{ "version", "Show local and remote versions", cmd_version },
 };
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
+#include "daemon/network/managed.h"
 #include "daemon/host.h"
 #include "images/store.h"
 #include "lib/log.h"
@@ -301,6 +303,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	_cleanup_free_ char *pool_path = NULL;
 	struct berth_error err = {0};
 	struct berth_http_limits limits;
+	bool fresh;
 	int r, fd;
 
 	r = berth_mkdir_p(d->dir, 0711);
@@ -320,6 +323,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	db_path = berth_strdup_printf("%s/database/berth.db", d->dir);
 	if (!db_path)
 		return -ENOMEM;
+	fresh = access(db_path, F_OK) < 0;
 	r = db_init(db_path, pool_path, &err);
 	if (r < 0) {
 		log_error("Cannot open the database \"%s\": %s", db_path, berth_error_msg(&err, r));
@@ -331,6 +335,9 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 		return r;
 	/* A pool that fails to mount is logged; the others and the API still work. */
 	api_storage_pools_mount(d->dir, true);
+	/* Networks before containers: re-attached ones keep their NICs on the bridges.
+	 * A fresh database gets the default network (a failure is only a warning). */
+	network_startup(d, fresh);
 	d->environment = host_environment_probe();
 	if (!d->environment)
 		return -ENOMEM;

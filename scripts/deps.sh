@@ -2,12 +2,14 @@
 
 # Build and run: the -dev packages pull in the runtime libraries; passwd has
 # groupadd (make install creates the berth group), procps has ps; btrfs-progs
-# has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls).
+# has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls);
+# managed networks run nft (NAT) and dnsmasq (DHCP and DNS).
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
 	passwd procps btrfs-progs
+	nftables dnsmasq-base
 )
 
 # Tests on top: cmocka (unit), clang and its runtimes (clang build, fuzzing),
@@ -15,6 +17,7 @@ BUILD_DEPS=(
 # and what the image recipes and t_images.sh use (debootstrap, mksquashfs, xz, zstd);
 # python3-pylxd for t_pylxd.sh (it runs under Debian's /usr/bin/python3).
 # dnsmasq-base: t_nic.sh serves DHCP on the bridge it makes in its namespace.
+# busybox-static: udhcpc, nslookup and nc in t_networks.sh.
 TEST_DEPS=(
 	"${BUILD_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev
@@ -22,4 +25,5 @@ TEST_DEPS=(
 	debootstrap squashfs-tools xz-utils zstd
 	python3-pylxd
 	dnsmasq-base
+	busybox-static
 )

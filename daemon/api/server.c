@@ -50,6 +50,12 @@ static const char *const api_extensions[] = {
 	"container_exec_signal_handling",
 	"container_exec_user_group_cwd",
 	"container_exec_recording",
+	/* networks.c */
+	"network",
+	"network_state",
+	"network_leases",
+	"network_leases_location",
+	"network_state_bond_bridge",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -241,3 +241,27 @@ int db_image_alias_rename(const char *project, const char *name, const char *new
 			  struct berth_error *err);
 int db_image_alias_delete(const char *project, const char *name, struct berth_error *err);
 /* ==== end of images ==== */
+
+/* ==== networks ==== (daemon/db/networks.c)
+ * Managed networks: {"name","type","description","config":{str:str},"status"}. They all
+ * live in project "default" (berth has no per-project networks). Records only: bridges,
+ * dnsmasq and NAT are daemon/network/'s. */
+int db_network_list(json_t **ret, struct berth_error *err); /* sorted by name */
+/* -ENOENT (404 'Network "x" not found'). */
+int db_network_get(const char *name, json_t **ret, struct berth_error *err);
+/* -EEXIST (409) for a taken name. `hook` (may be NULL) runs after the row is written,
+ * before COMMIT (it brings the network up). */
+int db_network_create(const json_t *network, db_hook_fn hook, void *data,
+		      struct berth_error *err);
+/* Replace description and config; `hook` as above (it applies the new config). */
+int db_network_update(const char *name, const json_t *network, db_hook_fn hook, void *data,
+		      struct berth_error *err);
+/* -EBUSY (400, naming the users) while db_network_used_by is not empty. */
+int db_network_rename(const char *name, const char *new_name, db_hook_fn hook, void *data,
+		      struct berth_error *err);
+int db_network_delete(const char *name, db_hook_fn hook, void *data, struct berth_error *err);
+/* URLs of the profiles and instances (every project) with a nic device whose "network"
+ * (or, for nictype=bridged, "parent") is `name`, an instance also when the device comes
+ * from one of its profiles, sorted. Array of strings. */
+int db_network_used_by(const char *name, json_t **ret, struct berth_error *err);
+/* ==== end of networks ==== */

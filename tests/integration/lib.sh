@@ -291,6 +291,22 @@ _kill_leftover_containers()
 	return 0
 }
 
+# Managed networks outlive berthd too (doc/networks.md): kill the dnsmasq of each of
+# this daemon's networks, by the PID it recorded and only when its command line is ours.
+_kill_leftover_dnsmasq()
+{
+	[ -n "${BERTH_DIR:-}" ] && [ -d "$BERTH_DIR/networks" ] || return 0
+	local f pid
+	for f in "$BERTH_DIR"/networks/*/dnsmasq.pid; do
+		[ -f "$f" ] || continue
+		pid=$(cat "$f")
+		case $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) in
+		*"--conf-file=$BERTH_DIR/networks/"*) kill -TERM "$pid" 2>/dev/null ;;
+		esac
+	done
+	return 0
+}
+
 _berth_test_exit()
 {
 	local st=$?
@@ -298,6 +314,7 @@ _berth_test_exit()
 	daemon_stop
 	[ "$_tap_failed" -gt 0 ] && _print_daemon_log
 	_kill_leftover_containers
+	_kill_leftover_dnsmasq
 	[ -n "$TEST_TMP" ] && rm -rf "$TEST_TMP"
 	[ -n "${T_IMAGES:-}" ] && rm -rf "$T_IMAGES"
 	echo "1..$_tap_n"

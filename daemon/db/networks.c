@@ -1,0 +1,361 @@
+/* daemon/db/networks.c: managed network records (`networks`, `networks_config`, both in
+ * schema migration 1). Every network is stored in project "default". */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/db/db.h"
+#include "daemon/db/db_internal.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static const char sql_config_load[] =
+	"SELECT key, value FROM networks_config WHERE network_id = ?1 ORDER BY key";
+static const char sql_config_insert[] =
+	"INSERT INTO networks_config (network_id, key, value) VALUES (?1, ?2, ?3)";
+
+/* {"name","type","description","config","status"} from (id, name, type, description,
+ * status). */
+static int network_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret,
+			    struct berth_error *err)
+{
+	json_auto_t *net = json_object();
+	json_t *config = NULL;
+	int r;
+
+	if (!net)
+		return db_oom(err);
+	r = db_json_set_str(net, "name", db_column_text(stmt, 1), err);
+	if (r >= 0)
+		r = db_json_set_str(net, "type", db_column_text(stmt, 2), err);
+	if (r >= 0)
+		r = db_json_set_str(net, "description", db_column_text(stmt, 3), err);
+	if (r >= 0)
+		r = db_kv_load(db, sql_config_load, sqlite3_column_int64(stmt, 0), &config, err);
+	if (r >= 0)
+		r = db_json_set_new(net, "config", config, err);
+	if (r >= 0)
+		r = db_json_set_str(net, "status", db_column_text(stmt, 4), err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(net);
+	return 0;
+}
+
+int db_network_list(json_t **ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = db_prepare(db, &stmt, err,
+		       "SELECT n.id, n.name, n.type, n.description, n.status FROM networks n"
+		       " JOIN projects p ON p.id = n.project_id WHERE p.name = 'default'"
+		       " ORDER BY n.name",
+		       NULL);
+	if (r >= 0)
+		r = db_collect(db, stmt, network_from_row, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+/* The row of `name`: stepped, ready for network_from_row. */
+static int network_row(sqlite3 *db, const char *name, sqlite3_stmt **ret,
+		       struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int r;
+
+	r = db_prepare(db, &stmt, err,
+		       "SELECT n.id, n.name, n.type, n.description, n.status FROM networks n"
+		       " JOIN projects p ON p.id = n.project_id"
+		       " WHERE p.name = 'default' AND n.name = ?1",
+		       "t", name);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Network \"%s\" not found", name);
+	*ret = TAKE_PTR(stmt);
+	return 0;
+}
+
+static int network_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int r = network_row(db, name, &stmt, err);
+
+	if (r < 0)
+		return r;
+	*ret = sqlite3_column_int64(stmt, 0);
+	return 0;
+}
+
+int db_network_get(const char *name, json_t **ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = network_row(db, name, &stmt, err);
+	if (r >= 0)
+		r = network_from_row(db, stmt, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+static int network_create(sqlite3 *db, const json_t *net, db_hook_fn hook, void *data,
+			  struct berth_error *err)
+{
+	const char *name = berth_json_string(net, "name");
+	int64_t project_id, id;
+	int r;
+
+	r = db_project_id(db, "default", &project_id, err);
+	if (r < 0)
+		return r;
+	r = db_exec(db, err,
+		    "INSERT INTO networks (project_id, name, type, description) VALUES (?1, ?2, ?3, ?4)",
+		    "ittt", project_id, name, berth_json_string(net, "type") ?: "bridge",
+		    berth_json_string(net, "description") ?: "");
+	if (r == -EEXIST)
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
+				       "Network \"%s\" already exists", name);
+	if (r < 0)
+		return r;
+	id = sqlite3_last_insert_rowid(db);
+	r = db_kv_store(db, sql_config_insert, id, json_object_get(net, "config"), "Config", err);
+	if (r < 0)
+		return r;
+	return hook ? hook(data, err) : 0;
+}
+
+int db_network_create(const json_t *network, db_hook_fn hook, void *data,
+		      struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	if (!berth_json_string(network, "name"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No name provided");
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = network_create(db, network, hook, data, err);
+	return db_tx_end(db, r, err);
+}
+
+static int network_update(sqlite3 *db, const char *name, const json_t *net, db_hook_fn hook,
+			  void *data, struct berth_error *err)
+{
+	int64_t id;
+	int r = network_id(db, name, &id, err);
+
+	if (r < 0)
+		return r;
+	r = db_exec(db, err, "UPDATE networks SET description = ?2 WHERE id = ?1", "it", id,
+		    berth_json_string(net, "description") ?: "");
+	if (r >= 0)
+		r = db_exec(db, err, "DELETE FROM networks_config WHERE network_id = ?1", "i", id);
+	if (r >= 0)
+		r = db_kv_store(db, sql_config_insert, id, json_object_get(net, "config"),
+				"Config", err);
+	if (r < 0)
+		return r;
+	return hook ? hook(data, err) : 0;
+}
+
+int db_network_update(const char *name, const json_t *network, db_hook_fn hook, void *data,
+		      struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = network_update(db, name, network, hook, data, err);
+	return db_tx_end(db, r, err);
+}
+
+/* URLs of the profiles and instances using network `name` through a nic device (an
+ * instance also through its profiles, as LXD counts them). */
+static int network_used_by(sqlite3 *db, const char *name, json_t **ret,
+			   struct berth_error *err)
+{
+	/* A nic device names its network with network=NAME, or (nictype=bridged) with
+	 * parent=NAME. */
+	static const char sql[] =
+		"SELECT 'profiles', p.name, pr.name FROM profiles p"
+		" JOIN projects pr ON pr.id = p.project_id"
+		" JOIN profiles_devices d ON d.profile_id = p.id"
+		" JOIN profiles_devices_config c ON c.device_id = d.id"
+		" WHERE d.type = 'nic' AND c.value = ?1 AND (c.key = 'network' OR (c.key = 'parent'"
+		"  AND EXISTS (SELECT 1 FROM profiles_devices_config c2 WHERE c2.device_id = d.id"
+		"  AND c2.key = 'nictype' AND c2.value = 'bridged')))"
+		" UNION SELECT 'instances', i.name, pr.name FROM instances i"
+		" JOIN projects pr ON pr.id = i.project_id"
+		" JOIN instances_devices d ON d.instance_id = i.id"
+		" JOIN instances_devices_config c ON c.device_id = d.id"
+		" WHERE d.type = 'nic' AND c.value = ?1 AND (c.key = 'network' OR (c.key = 'parent'"
+		"  AND EXISTS (SELECT 1 FROM instances_devices_config c2 WHERE c2.device_id = d.id"
+		"  AND c2.key = 'nictype' AND c2.value = 'bridged')))"
+		/* Instances that get such a device from a profile and do not replace it with
+		 * a device of their own under that name. */
+		" UNION SELECT 'instances', i.name, pr.name FROM instances i"
+		" JOIN projects pr ON pr.id = i.project_id"
+		" JOIN instances_profiles ip ON ip.instance_id = i.id"
+		" JOIN profiles_devices d ON d.profile_id = ip.profile_id"
+		" JOIN profiles_devices_config c ON c.device_id = d.id"
+		" WHERE d.type = 'nic' AND c.value = ?1 AND (c.key = 'network' OR (c.key = 'parent'"
+		"  AND EXISTS (SELECT 1 FROM profiles_devices_config c2 WHERE c2.device_id = d.id"
+		"  AND c2.key = 'nictype' AND c2.value = 'bridged')))"
+		"  AND NOT EXISTS (SELECT 1 FROM instances_devices od"
+		"  WHERE od.instance_id = i.id AND od.name = d.name)"
+		" ORDER BY 1, 3, 2";
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	json_auto_t *list = json_array();
+	int r;
+
+	if (!list)
+		return db_oom(err);
+	r = db_prepare(db, &stmt, err, sql, "t", name);
+	if (r < 0)
+		return r;
+	while ((r = db_step(stmt, err)) > 0) {
+		const char *project = db_column_text(stmt, 2);
+		_cleanup_free_ char *enc = berth_url_encode(db_column_text(stmt, 1));
+		_cleanup_free_ char *url = NULL;
+
+		if (!enc)
+			return db_oom(err);
+		url = berth_strdup_printf("/1.0/%s/%s%s%s", db_column_text(stmt, 0), enc,
+					  streq(project, "default") ? "" : "?project=",
+					  streq(project, "default") ? "" : project);
+		if (!url)
+			return db_oom(err);
+		r = db_json_append_str(list, url, err);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+int db_network_used_by(const char *name, json_t **ret, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = network_used_by(db, name, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+/* The strings of `list` joined with ", ", or NULL without memory. */
+static char *join_strings(const json_t *list)
+{
+	size_t len = 1, i;
+	json_t *v;
+	char *s;
+
+	json_array_foreach(list, i, v)
+		len += strlen(json_string_value(v) ?: "") + 2;
+	s = malloc(len);
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	json_array_foreach(list, i, v) {
+		if (i > 0)
+			strcat(s, ", ");
+		strcat(s, json_string_value(v) ?: "");
+	}
+	return s;
+}
+
+/* -EBUSY (400) naming the users when anything uses `name`. */
+static int network_check_unused(sqlite3 *db, const char *name, const char *what,
+				struct berth_error *err)
+{
+	json_auto_t *used = NULL;
+	_cleanup_free_ char *list = NULL;
+	int r = network_used_by(db, name, &used, err);
+
+	if (r < 0)
+		return r;
+	if (json_array_size(used) == 0)
+		return 0;
+	list = join_strings(used);
+	return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+			       "Cannot %s network \"%s\": it is in use by %s", what, name,
+			       list ?: "instances or profiles");
+}
+
+static int network_rename(sqlite3 *db, const char *name, const char *new_name,
+			  db_hook_fn hook, void *data, struct berth_error *err)
+{
+	int64_t id;
+	int r = network_id(db, name, &id, err);
+
+	if (r >= 0)
+		r = network_check_unused(db, name, "rename", err);
+	if (r < 0)
+		return r;
+	r = db_exec(db, err, "UPDATE networks SET name = ?2 WHERE id = ?1", "it", id, new_name);
+	if (r == -EEXIST)
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
+				       "Network \"%s\" already exists", new_name);
+	if (r < 0)
+		return r;
+	return hook ? hook(data, err) : 0;
+}
+
+int db_network_rename(const char *name, const char *new_name, db_hook_fn hook, void *data,
+		      struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = network_rename(db, name, new_name, hook, data, err);
+	return db_tx_end(db, r, err);
+}
+
+static int network_delete(sqlite3 *db, const char *name, db_hook_fn hook, void *data,
+			  struct berth_error *err)
+{
+	int64_t id;
+	int r = network_id(db, name, &id, err);
+
+	if (r >= 0)
+		r = network_check_unused(db, name, "delete", err);
+	if (r >= 0)
+		r = db_exec(db, err, "DELETE FROM networks WHERE id = ?1", "i", id);
+	if (r < 0)
+		return r;
+	return hook ? hook(data, err) : 0;
+}
+
+int db_network_delete(const char *name, db_hook_fn hook, void *data, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = network_delete(db, name, hook, data, err);
+	return db_tx_end(db, r, err);
+}
