@@ -6,17 +6,17 @@
 
 #include <http_parser.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <wslay/wslay.h>
 #include <ctype.h>
 
 #include "lib/json.h"
+#include "lib/sha1.h"
 #include "lib/util.h"
 
 #define CLIENT_READ_CHUNK  65536
@@ -789,7 +789,7 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size
 
 static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user_data)
 {
-	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+	return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -827,21 +827,16 @@ static const struct wslay_event_callbacks ws_callbacks = {
 	.on_msg_recv_callback = ws_msg_cb,
 };
 
-static int base64(const unsigned char *in, size_t len, char *out)
-{
-	return EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-}
-
 /* The Sec-WebSocket-Accept value expected for `key`, into `out` (>= 29 bytes). */
 static int ws_accept_for(const char *key, char *out)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
+	uint8_t md[BERTH_SHA1_LEN];
 	_cleanup_free_ char *cat = berth_strdup_printf("%s%s", key, WS_GUID);
 
-	if (!cat || EVP_Digest(cat, strlen(cat), md, &md_len, EVP_sha1(), NULL) != 1)
+	if (!cat)
 		return -ENOMEM;
-	base64(md, md_len, out);
+	berth_sha1(cat, strlen(cat), md);
+	berth_base64_encode(md, sizeof(md), out);
 	return 0;
 }
 
@@ -918,9 +913,9 @@ static int ws_handshake(struct berth_ws *ws, const char *target, struct berth_er
 	struct buf head = { 0 };
 	int r;
 
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
 		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "no random bytes");
-	base64(raw, sizeof(raw), key);
+	berth_base64_encode(raw, sizeof(raw), key);
 	if (ws_accept_for(key, accept) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	req = berth_strdup_printf("GET %s HTTP/1.1\r\nHost: berth\r\nUpgrade: websocket\r\n"
