@@ -406,10 +406,6 @@ int main(int argc, char **argv)
 	malloc_setup();
 	berth_log_set_level(o.debug ? BERTH_LOG_DEBUG : BERTH_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
-	/* Handlers and long work share libuv's pool, and a container start holds a worker
-	 * until its init runs: libuv's 4 would let 4 parallel starts stall every request.
-	 * Not many more: each worker opens its own SQLite connection on first use. */
-	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	dir = getenv("BERTH_DIR");
 	d.dir = strdup(dir && *dir ? dir : BERTH_DEFAULT_DIR);
 	d.loop = uv_default_loop();
