@@ -84,6 +84,7 @@ static const struct cli_command launch_cmd = {
 /* One instance's state change in flight. */
 struct state_req {
 	const char *name; /* borrowed */
+	bool created;	  /* just created by launch: it cannot be frozen */
 	char *op;	  /* owned: the operation's URL, NULL once failed */
 	char *error;	  /* owned: why it failed, or NULL */
 };
@@ -122,7 +123,7 @@ static void state_send(struct cli_ctx *ctx, struct berth_client *c, struct state
 	json_auto_t *body = NULL;
 	int r;
 
-	if (streq(action, "start"))
+	if (streq(action, "start") && !q->created)
 		action = start_action(ctx, q->name);
 	body = json_pack("{s:s, s:i, s:b, s:b}", "action", action, "timeout", timeout, "force",
 			 force, "stateful", 0);
@@ -215,7 +216,7 @@ static void wait_all(struct berth_client *c, struct state_req *reqs, size_t n)
 
 /* Run `action` on every name; returns 0 when all succeeded. */
 static int state_change(struct cli_ctx *ctx, const char *verb, const char *action,
-			const char *const *names, size_t n, int timeout, bool force,
+			const char *const *names, size_t n, int timeout, bool force, bool created,
 			struct berth_error *err)
 {
 	struct berth_client *c = NULL;
@@ -230,6 +231,7 @@ static int state_change(struct cli_ctx *ctx, const char *verb, const char *actio
 		return oom(err);
 	for (size_t i = 0; i < n; i++) {
 		reqs[i].name = names[i];
+		reqs[i].created = created;
 		state_send(ctx, c, &reqs[i], action, timeout, force);
 	}
 	wait_all(c, reqs, n);
@@ -333,7 +335,7 @@ static int run_state_verb(struct cli_ctx *ctx, const struct cli_command *cmd, co
 		n = (size_t)a.n_pos;
 	}
 	r = state_change(ctx, cmd->name, action, names, n, timeout,
-			 has_force && a.values[OPT_FORCE], err);
+			 has_force && a.values[OPT_FORCE], false, err);
 out:
 	cli_args_release(&a);
 	return r;
@@ -374,7 +376,7 @@ int cmd_launch(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 		if (!ctx->quiet)
 			printf("Starting %s\n", name);
 		fflush(stdout);
-		r = state_change(ctx, "start", "start", names, 1, -1, false, err);
+		r = state_change(ctx, "start", "start", names, 1, -1, false, true, err);
 	}
 	cli_args_release(&a);
 	return r;

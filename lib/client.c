@@ -16,6 +16,7 @@
 #include <ctype.h>
 
 #include "lib/json.h"
+#include "lib/sha1.h"
 #include "lib/util.h"
 
 #define CLIENT_READ_CHUNK  65536
@@ -787,18 +788,10 @@ static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size
 	return n;
 }
 
-/* Masks and keys need unpredictable bytes, not a DRBG: OpenSSL's RAND_bytes first sets
- * up its library context (config file, providers), most of a short exec's CPU time. */
-static int ws_random(void *buf, size_t len)
-{
-	ssize_t n = getrandom(buf, len, 0);
-
-	return n == (ssize_t)len ? 0 : -1;
-}
-
+/* Masks and keys need unpredictable bytes, not a DRBG (getrandom, not libcrypto). */
 static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user_data)
 {
-	return ws_random(buf, len);
+	return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -836,101 +829,16 @@ static const struct wslay_event_callbacks ws_callbacks = {
 	.on_msg_recv_callback = ws_msg_cb,
 };
 
-/* Base64 of `len` bytes into `out` (4 * ((len + 2) / 3) + 1 bytes), NUL-terminated. */
-static void base64(const unsigned char *in, size_t len, char *out)
-{
-	static const char digits[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-
-		if (i + 1 < len)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		*out++ = digits[v >> 18 & 63];
-		*out++ = digits[v >> 12 & 63];
-		*out++ = i + 1 < len ? digits[v >> 6 & 63] : '=';
-		*out++ = i + 2 < len ? digits[v & 63] : '=';
-	}
-	*out = '\0';
-}
-
-/* SHA-1 (FIPS 180-4) for the one digest the handshake needs. The CLI has no other use
- * for libcrypto, whose loading, relocation and first-use setup cost more CPU than
- * the rest of a short `berth exec`. */
-static uint32_t rol32(uint32_t x, unsigned n)
-{
-	return x << n | x >> (32 - n);
-}
-
-static void sha1_block(uint32_t h[5], const unsigned char *p)
-{
-	uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-
-	for (int i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-	for (int i = 16; i < 80; i++)
-		w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-	for (int i = 0; i < 80; i++) {
-		uint32_t f, k, t;
-
-		if (i < 20)
-			f = (b & c) | (~b & d), k = 0x5a827999;
-		else if (i < 40)
-			f = b ^ c ^ d, k = 0x6ed9eba1;
-		else if (i < 60)
-			f = (b & c) | (b & d) | (c & d), k = 0x8f1bbcdc;
-		else
-			f = b ^ c ^ d, k = 0xca62c1d6;
-		t = rol32(a, 5) + f + e + k + w[i];
-		e = d;
-		d = c;
-		c = rol32(b, 30);
-		b = a;
-		a = t;
-	}
-	h[0] += a;
-	h[1] += b;
-	h[2] += c;
-	h[3] += d;
-	h[4] += e;
-}
-
-static void sha1(const void *data, size_t len, unsigned char out[20])
-{
-	uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
-	const unsigned char *p = data;
-	unsigned char tail[128] = {0};
-	size_t n = len, end;
-	uint64_t bits = (uint64_t)len * 8;
-
-	for (; n >= 64; n -= 64, p += 64)
-		sha1_block(h, p);
-	memcpy(tail, p, n);
-	tail[n] = 0x80;
-	end = n + 1 + 8 <= 64 ? 64 : 128;
-	for (int i = 0; i < 8; i++)
-		tail[end - 1 - i] = (unsigned char)(bits >> (8 * i));
-	sha1_block(h, tail);
-	if (end == 128)
-		sha1_block(h, tail + 64);
-	for (int i = 0; i < 20; i++)
-		out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
-}
-
 /* The Sec-WebSocket-Accept value expected for `key`, into `out` (>= 29 bytes). */
 static int ws_accept_for(const char *key, char *out)
 {
-	unsigned char md[20];
+	uint8_t md[BERTH_SHA1_LEN];
 	_cleanup_free_ char *cat = berth_strdup_printf("%s%s", key, WS_GUID);
 
 	if (!cat)
 		return -ENOMEM;
-	sha1(cat, strlen(cat), md);
-	base64(md, sizeof(md), out);
+	berth_sha1(cat, strlen(cat), md);
+	berth_base64_encode(md, sizeof(md), out);
 	return 0;
 }
 
@@ -1007,10 +915,10 @@ static int ws_handshake_send(struct berth_ws *ws, const char *target, struct ber
 	_cleanup_free_ char *req = NULL;
 	int r;
 
-	if (ws_random(raw, sizeof(raw)) < 0)
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
 		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "no random bytes");
-	base64(raw, sizeof(raw), key);
-	if (ws_accept_for(key, ws->accept) < 0)
+	berth_base64_encode(raw, sizeof(raw), key);
+	if (ws_accept_for(key, accept) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	req = berth_strdup_printf("GET %s HTTP/1.1\r\nHost: berth\r\nUpgrade: websocket\r\n"
 				  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"

@@ -1,11 +1,10 @@
 /* lib/http_util.c: HTTP helpers (see http_util.h). */
 #include "lib/http_util.h"
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <string.h>
 #include <strings.h>
 
+#include "lib/sha1.h"
 #include "lib/util.h"
 
 const char *berth_http_reason(int status)
@@ -100,13 +99,13 @@ bool berth_http_header_has_token(const char *value, const char *token)
 int berth_ws_accept_key(const char *key, char *out)
 {
 	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-	unsigned char digest[SHA_DIGEST_LENGTH];
+	uint8_t digest[BERTH_SHA1_LEN];
 	_cleanup_free_ char *cat = berth_strdup_printf("%s%s", key, guid);
 
 	if (!cat)
 		return -ENOMEM;
-	SHA1((const unsigned char *)cat, strlen(cat), digest);
-	if (EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH) != 28)
+	berth_sha1(cat, strlen(cat), digest);
+	if (berth_base64_encode(digest, sizeof(digest), out) != 28)
 		return -EIO;
 	return 0;
 }

@@ -236,7 +236,8 @@ int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 	return 0;
 }
 
-int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode)
+static int write_file_via_tmp(const char *path, const void *data, size_t len, int mode,
+			      bool sync)
 {
 	_cleanup_free_ char *tmp = berth_strdup_printf("%s.tmp.XXXXXX", path);
 	_cleanup_close_ int fd = -EBADF;
@@ -259,12 +260,22 @@ int berth_write_file_atomic(const char *path, const void *data, size_t len, int 
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fchmod(fd, (mode_t)mode) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+	if (fchmod(fd, (mode_t)mode) < 0 || (sync && fsync(fd) < 0) || rename(tmp, path) < 0) {
 		int r = -errno;
 		unlink(tmp);
 		return r;
 	}
 	return 0;
+}
+
+int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode)
+{
+	return write_file_via_tmp(path, data, len, mode, true);
+}
+
+int berth_write_file_replace(const char *path, const void *data, size_t len, int mode)
+{
+	return write_file_via_tmp(path, data, len, mode, false);
 }
 
 int berth_mkdir_p(const char *path, int mode)

@@ -45,6 +45,9 @@ char *berth_url_encode(const char *in);
 int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Write `len` bytes to `path` atomically (temp file in the same dir, fsync, rename). */
 int berth_write_file_atomic(const char *path, const void *data, size_t len, int mode);
+/* The same without the fsync: readers never see a partial file, but a crash may lose it.
+ * For run-time state that a reboot makes meaningless (pid files, a container's spec). */
+int berth_write_file_replace(const char *path, const void *data, size_t len, int mode);
 /* mkdir -p with `mode` for created components. */
 int berth_mkdir_p(const char *path, int mode);
 

@@ -279,14 +279,20 @@ static int set_volatile(const char *project, const char *name, const char *const
 {
 	json_auto_t *inst = NULL;
 	json_t *cfg;
+	bool same = true;
 	int r = db_instance_get(project, name, &inst, err);
 
 	if (r < 0)
 		return r;
 	cfg = json_object_get(inst, "config");
-	for (size_t i = 0; kv[i]; i += 2)
+	for (size_t i = 0; kv[i]; i += 2) {
+		const char *old = berth_json_string(cfg, kv[i]);
+		if (!old || !streq(old, kv[i + 1]))
+			same = false;
 		json_object_set_new(cfg, kv[i], json_string(kv[i + 1]));
-	return db_instance_update(project, name, inst, err);
+	}
+	/* a restart with the same map writes nothing */
+	return same ? 0 : db_instance_update(project, name, inst, err);
 }
 
 static int spec_idmap(struct runtime_spec *spec, const char *project, const char *name,

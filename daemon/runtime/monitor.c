@@ -3,7 +3,7 @@
  * One process, one poll() loop: the listening socket, its clients, the console pty, a
  * pidfd of PID 1 and a signalfd. States:
  *
- *   BOOTING --(PID 1 lived start_grace_ms)--> RUNNING --(stop/restart/kill)--> STOPPING
+ *   BOOTING --(PID 1 ready, see init_ready())--> RUNNING --(stop/restart/kill)--> STOPPING
  *      |                                        |  ^                            |
  *      +--(PID 1 died: start failed)--> DONE    |  +--(reboot, restart)---------+
  *                                               +--(poweroff, exit)--> DONE <---+
@@ -43,6 +43,9 @@
 #include "daemon/runtime/spec.h"
 #include "lib/util.h"
 
+/* How often a booting PID 1 is checked for readiness. */
+#define READY_POLL_NS 1000000ULL
+
 enum monitor_state { ST_BOOTING, ST_RUNNING, ST_STOPPING, ST_DONE };
 enum stop_kind { STOP_NONE, STOP_STOP, STOP_RESTART };
 enum client_kind { CL_NEW, CL_WAIT, CL_CONSOLE, CL_STOP, CL_RESTART };
@@ -69,7 +72,9 @@ struct monitor {
 	enum monitor_state state;
 	enum stop_kind stop_kind;
 	bool killed;			/* SIGKILL was how it ended */
-	uint64_t deadline_ns;		/* grace (BOOTING) or stop timeout (STOPPING); 0: none */
+	uint64_t deadline_ns;		/* next readiness check (BOOTING) or stop timeout
+					 * (STOPPING); 0: none */
+	uint64_t exec_ns;		/* when PID 1 was exec'd */
 	char *reason;			/* owned: how the container ended */
 	struct client *clients;		/* owned list */
 };
@@ -296,7 +301,7 @@ static int write_pid_file(struct monitor *m, const char *name, pid_t pid)
 	if (!p)
 		return -ENOMEM;
 	snprintf(v, sizeof(v), "%d\n", (int)pid);
-	return berth_write_file_atomic(p, v, strlen(v), 0644);
+	return berth_write_file_replace(p, v, strlen(v), 0644);
 }
 
 /* Tell the child to go on, and wait until it exec'd init (the socket closes on exec) or
@@ -404,6 +409,7 @@ static int boot(struct monitor *m, struct berth_error *err)
 	r = release_child(m, sp0, pid, err);
 	if (r < 0)
 		return r;
+	m->exec_ns = now_ns();
 	write_pid_file(m, "init.pid", pid);
 	log_msg("started init, pid %d", (int)pid);
 	return 0;
@@ -689,7 +695,7 @@ static void finish(struct monitor *m)
 
 	snprintf(line, sizeof(line), "%s\n", reason);
 	if (stopped)
-		berth_write_file_atomic(stopped, line, strlen(line), 0644);
+		berth_write_file_replace(stopped, line, strlen(line), 0644);
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		_cleanup_free_ char *p = rpath(m, files[i]);
 		if (p)
@@ -760,6 +766,30 @@ static void reboot_container(struct monitor *m)
 	m->stop_kind = STOP_NONE;
 }
 
+/* Whether PID 1 is still within start_grace_ms of its exec. */
+static bool in_grace(const struct monitor *m)
+{
+	return now_ns() < m->exec_ns + m->spec->start_grace_ms * 1000000ULL;
+}
+
+/* Readiness: PID 1 has started a process of its own (busybox init runs rcS, systemd its
+ * first units), so it got past loading and its first steps. An init that never forks is
+ * ready once it lived start_grace_ms. */
+static bool init_ready(const struct monitor *m)
+{
+	char path[64], buf[32];
+	_cleanup_close_ int fd = -EBADF;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)m->init_pid,
+		 (int)m->init_pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf));
+	return n > 0;
+}
+
 static void init_exited(struct monitor *m)
 {
 	siginfo_t si = {0};
@@ -788,6 +818,19 @@ static void init_exited(struct monitor *m)
 		return;
 	}
 	bool sig = si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED;
+	if (m->stop_kind == STOP_NONE && !sig && in_grace(m)) {
+		/* ready (it had started a process) but gone within the grace period: the
+		 * start was reported, the failure is recorded */
+		_cleanup_free_ char *tail = NULL;
+		runtime_console_log_tail(m->console, 2048, &tail);
+		for (char *p = tail; p && *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+		set_reason(m, "failed: init exited with status %d right after the start; console: %s",
+			   si.si_status, tail ? tail : "");
+		finish(m);
+		return;
+	}
 	if (m->stop_kind == STOP_RESTART ||
 	    (m->stop_kind == STOP_NONE && sig && si.si_status == SIGHUP)) {
 		reboot_container(m);
@@ -805,9 +848,14 @@ static void init_exited(struct monitor *m)
 static void on_timer(struct monitor *m)
 {
 	if (m->state == ST_BOOTING) {
+		if (!init_ready(m) && in_grace(m)) {
+			m->deadline_ns = now_ns() + READY_POLL_NS;
+			return;
+		}
 		m->state = ST_RUNNING;
 		m->deadline_ns = 0;
 		report(m, "ok\n");
+		log_msg("init ready after %.1f ms", (double)(now_ns() - m->exec_ns) / 1e6);
 	} else if (m->state == ST_STOPPING) {
 		log_msg("stop timeout, killing");
 		m->killed = true;
@@ -981,7 +1029,7 @@ static int monitor_main(const char *rundir, int report_fd)
 		char line[1024];
 		snprintf(line, sizeof(line), "failed: %s\n", berth_error_msg(&err, r));
 		if (stopped && r != -EBUSY)
-			berth_write_file_atomic(stopped, line, strlen(line), 0644);
+			berth_write_file_replace(stopped, line, strlen(line), 0644);
 		if (m.listen_fd >= 0) {
 			_cleanup_free_ char *sock = rpath(&m, "monitor.sock");
 			if (sock)
@@ -998,7 +1046,7 @@ static int monitor_main(const char *rundir, int report_fd)
 	if (r < 0) {
 		boot_failed(&m, &err, r);
 	} else {
-		m.deadline_ns = now_ns() + m.spec->start_grace_ms * 1000000ULL;
+		m.deadline_ns = now_ns() + READY_POLL_NS;
 		loop(&m);
 	}
 	berth_error_release(&err);

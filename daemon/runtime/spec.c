@@ -704,7 +704,7 @@ int runtime_spec_write(const char *path, const struct runtime_spec *spec)
 
 	if (r < 0)
 		return r;
-	return berth_write_file_atomic(path, text, strlen(text), 0600);
+	return berth_write_file_replace(path, text, strlen(text), 0600);
 }
 
 int runtime_idmap_to_host(const struct runtime_idmap *map, size_t n, uint32_t id, uint32_t *ret)

@@ -85,7 +85,7 @@ wait_operation "$(jget 'j["operation"]')"
 ok "a snapshot of a running instance works" opok
 
 api GET /1.0/instances/c1/console
-like "$HTTP_BODY" 'BusyBox|/ #|login|c1' "GET console gives the console log"
+like "$HTTP_BODY" 'BusyBox|/ #|login|c1|activate this console' "GET console gives the console log"
 F=$(curl -s -D - -o /dev/null --unix-socket "$BERTH_SOCKET" http://b/1.0/instances/c1/console | tr -d '\r')
 like "$F" 'Content-Type: text/plain' "... as text/plain"
 api DELETE /1.0/instances/c1/console

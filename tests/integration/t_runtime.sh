@@ -227,6 +227,38 @@ ERR=$("$MON" start "$(RUN bad3)" 2>&1)
 is "$?" 1 "a spec with an unknown key is refused"
 like "$ERR" 'unknown key "colour"' "... naming the key"
 
+# ---- readiness: PID 1 started a process of its own; a failure after that is recorded ----
+# The grace period is long here: start must answer well before it (readiness), and the
+# init's exit 200 ms later, still inside it, must be recorded as a failed start.
+new_container late "$USERNS" "start_grace_ms=3000" "init=/bin/sh" "init=-c" \
+	"init=echo late-init-says-bye; sleep 0.2; exit 3"
+t0=$(date +%s%N)
+ERR=$("$MON" start "$(RUN late)" 2>&1)
+rc=$?
+t1=$(date +%s%N)
+is "$rc" 0 "start of an init that forks at once answers ok" || diag "$ERR"
+ok "... before the grace period is over ($(((t1 - t0) / 1000000)) ms < 2000)" \
+	test $(((t1 - t0) / 1000000)) -lt 2000
+LPID=$(cat "$(RUN late)/monitor.pid" 2>/dev/null)
+wait_gone "$LPID" && pass "... the monitor ends when init exits" || fail "... the monitor ends when init exits"
+like "$(cat "$(RUN late)/stopped" 2>/dev/null)" \
+	'^failed: init exited with status 3 right after the start; console: .*late-init-says-bye' \
+	"... RUNDIR/stopped records the failure with the console"
+is "$(count_cgroups_all)" 0 "... no cgroup left"
+# An init that never forks is ready once it lived start_grace_ms.
+new_container lone "$USERNS" "start_grace_ms=300" "init=/bin/sleep" "init=1000"
+t0=$(date +%s%N)
+ERR=$("$MON" start "$(RUN lone)" 2>&1)
+rc=$?
+t1=$(date +%s%N)
+is "$rc" 0 "start of an init that never forks" || diag "$ERR"
+ok "... answers after start_grace_ms ($(((t1 - t0) / 1000000)) ms >= 300)" \
+	test $(((t1 - t0) / 1000000)) -ge 300
+OUT=$($CTL "$(RUN lone)/monitor.sock" kill --timeout 30)
+is "$OUT" "ok killed" "... and is killed"
+sleep 0.2
+is "$(count_cgroups_all)" 0 "... no cgroup left"
+
 # ---- privileged ----
 new_container priv "privileged=1"
 ERR=$("$MON" start "$(RUN priv)" 2>&1)

@@ -5,10 +5,12 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "lib/http_util.h"
+#include "lib/sha1.h"
 #include "lib/util.h"
 
 static void test_instance_names(void **state)
@@ -135,6 +137,45 @@ static void test_headers(void **state)
 	assert_string_equal(berth_http_reason(431), "Request Header Fields Too Large");
 }
 
+static void hex(const uint8_t *d, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* FIPS 180 examples (one block, two blocks, a million bytes) and RFC 4648 section 10. */
+static void test_sha1_base64(void **state)
+{
+	static const char *const b64[][2] = {{"", ""},	       {"f", "Zg=="},
+					     {"fo", "Zm8="},	       {"foo", "Zm9v"},
+					     {"foob", "Zm9vYg=="},     {"fooba", "Zm9vYmE="},
+					     {"foobar", "Zm9vYmFy"}};
+	uint8_t md[BERTH_SHA1_LEN];
+	char h[2 * BERTH_SHA1_LEN + 1], out[16];
+	char *big = malloc(1000000);
+
+	berth_sha1("abc", 3, md);
+	hex(md, sizeof(md), h);
+	assert_string_equal(h, "a9993e364706816aba3e25717850c26c9cd0d89d");
+	berth_sha1("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56, md);
+	hex(md, sizeof(md), h);
+	assert_string_equal(h, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+	berth_sha1("", 0, md);
+	hex(md, sizeof(md), h);
+	assert_string_equal(h, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+	assert_non_null(big);
+	memset(big, 'a', 1000000);
+	berth_sha1(big, 1000000, md);
+	free(big);
+	hex(md, sizeof(md), h);
+	assert_string_equal(h, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+	for (size_t i = 0; i < sizeof(b64) / sizeof(b64[0]); i++) {
+		assert_int_equal(berth_base64_encode(b64[i][0], strlen(b64[i][0]), out),
+				 strlen(b64[i][1]));
+		assert_string_equal(out, b64[i][1]);
+	}
+}
+
 static void test_error_wrap(void **state)
 {
 	struct berth_error err = {0};
@@ -157,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_url_coding),     cmocka_unit_test(test_time_and_uuid),
 		cmocka_unit_test(test_files),	       cmocka_unit_test(test_query),
 		cmocka_unit_test(test_headers),	       cmocka_unit_test(test_error_wrap),
+		cmocka_unit_test(test_sha1_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
