@@ -918,7 +918,7 @@ static int ws_handshake_send(struct berth_ws *ws, const char *target, struct ber
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
 		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "no random bytes");
 	berth_base64_encode(raw, sizeof(raw), key);
-	if (ws_accept_for(key, accept) < 0)
+	if (ws_accept_for(key, ws->accept) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	req = berth_strdup_printf("GET %s HTTP/1.1\r\nHost: berth\r\nUpgrade: websocket\r\n"
 				  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
