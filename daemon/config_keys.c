@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/instance/proxy.h"
 #include "daemon/runtime/security.h"
 #include "lib/util.h"
 
@@ -360,6 +361,11 @@ int config_check_devices(const json_t *devices, struct berth_error *err)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid device \"%s\": disk devices need a "
 					       "\"source\" or a \"pool\"", name);
+		if (streq(type, "proxy")) {
+			r = proxy_device_check(name, dev, err);
+			if (r < 0)
+				return r;
+		}
 	}
 	return 0;
 }

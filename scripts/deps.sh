@@ -2,12 +2,14 @@
 
 # Build and run: the -dev packages pull in the runtime libraries; passwd has
 # groupadd (make install creates the berth group), procps has ps; btrfs-progs
-# has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls).
+# has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls); nftables has
+# nft, which nat=true proxy devices run.
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
 	passwd procps btrfs-progs
+	nftables
 )
 
 # Tests on top: cmocka (unit), clang and its runtimes (clang build, fuzzing),

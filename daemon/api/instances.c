@@ -21,6 +21,7 @@
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/proxy.h"
 #include "daemon/instance/rootfs.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -337,10 +338,28 @@ static int run_create(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
+/* Store `next` and apply its devices to the running container (hot-plug and unplug of
+ * proxy devices); when a device fails to start, put the old object and devices back. */
+static int update_with_devices(struct berth_daemon *d, const char *project, const char *name,
+			       json_t *next, struct berth_error *err)
+{
+	json_auto_t *cur = NULL;
+	int r = db_instance_get(project, name, &cur, err);
+
+	if (r >= 0)
+		r = db_instance_update(project, name, next, err);
+	if (r < 0)
+		return r;
+	r = proxy_instance_updated(d, project, name, err);
+	if (r < 0 && db_instance_update(project, name, cur, NULL) >= 0)
+		proxy_instance_updated(d, project, name, NULL);
+	return r;
+}
+
 static int run_update(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
-	int r = db_instance_update(j->project, j->name, j->object, err);
+	int r = update_with_devices(j->d, j->project, j->name, j->object, err);
 
 	if (r < 0)
 		return r;
@@ -931,7 +950,7 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 	}
 	if (patch) {
 		/* LXD answers PATCH synchronously. */
-		r = db_instance_update(req->project, req->params[0], next, err);
+		r = update_with_devices(req->d, req->project, req->params[0], next, err);
 		json_decref(next);
 		if (r < 0)
 			return r;
