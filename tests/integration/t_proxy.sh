@@ -318,6 +318,18 @@ like "$(jget 'j["error"]')" "must be one of the instance's static IPv4 addresses
 daemon_restart
 is "$(nft list ruleset 2>/dev/null | grep -c 'dport 8443 dnat')" 2 "after a berthd restart the nat rules are there exactly once"
 
+# ---- the stock lxc client: device add and remove ----
+export LXD_CONF=$TEST_TMP/lxd-conf
+mkdir -p "$LXD_CONF"
+lxc remote add b "unix://$BERTH_SOCKET" >/dev/null 2>&1
+run lxc config device add b:c1 web2 proxy listen=tcp:127.0.0.1:8181 connect=tcp:127.0.0.1:80
+rc_ok "lxc config device add b:c1 web2 proxy ..."
+ok "... it serves" wait_for serves 8181 hello-from-c1
+run lxc config device remove b:c1 web2
+rc_ok "lxc config device remove b:c1 web2"
+ok "... the port is closed" sh -c "! ss -Htln 'sport = :8181' | grep -q ."
+is "$(helpers)" $((helpers0 + 1)) "... and its helper is gone"
+
 # ---- stop ----
 sockpath=$TEST_TMP/c1.sock
 state stop c1 '"force":true'
@@ -342,7 +354,9 @@ state start c1
 ok "start c1 again" opok
 is "$(helpers)" $((helpers0 + 1)) "... its one forwarding device has its helper again"
 is "$(tables)" $((tables0 + 1)) "... and its nat table"
-state stop c1 '"force":true'
+kill -KILL "$(cat "$BERTH_DIR/run/default_c1/monitor.pid")"
+ok "SIGKILL of c1's monitor: its helper ends by itself" wait_for test "$(helpers)" = "$helpers0"
+ok "... and berthd removes the nat table" wait_for test "$(tables)" = "$tables0"
 api DELETE /1.0/instances/c1
 wait_operation "$(jget 'j["operation"]')"
 api DELETE /1.0/instances/c2
