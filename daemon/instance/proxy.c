@@ -120,10 +120,15 @@ static int check_unsupported(const char *name, const json_t *dev, struct berth_e
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": invalid binding side given. Must "
 				       "be \"host\" or \"instance\"", name);
-	if (bind && *bind && !streq(bind, "host"))
+	if (bind && *bind && !streq(bind, "host") && is_true(dev, "nat"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid device \"%s\": only host-bound proxies can use NAT",
+				       name);
+	if (bind && *bind && !streq(bind, "host") &&
+	    (*(berth_json_string(dev, "uid") ?: "") || *(berth_json_string(dev, "gid") ?: "")))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Invalid device \"%s\": bind=%s is not supported yet "
-				       "(only bind=host)", name, bind);
+				       "Invalid device \"%s\": uid and gid with bind=%s are not "
+				       "supported yet", name, bind);
 	if ((suid && *suid && strtoul(suid, NULL, 10) != 0) ||
 	    (sgid && *sgid && strtoul(sgid, NULL, 10) != 0))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
@@ -264,7 +269,7 @@ static void helper_stop(const char *rundir, const char *dev)
 		char *l = strstr(spec, "listen=unix:/");
 		struct stat st;
 
-		if (l && (l == spec || l[-1] == '\n')) {
+		if (l && (l == spec || l[-1] == '\n') && !strstr(spec, "bind=instance\n")) {
 			l += strlen("listen=unix:");
 			l[strcspn(l, "\n")] = '\0';
 			if (lstat(l, &st) == 0 && S_ISSOCK(st.st_mode) && !helper_pid(rundir, dev))
@@ -309,12 +314,17 @@ static char *render_spec(const json_t *dev)
 
 	if (!f)
 		return NULL;
+	const char *bind = berth_json_string(dev, "bind");
+
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 		const char *v = berth_json_string(dev, keys[i]);
 
 		if (v && *v)
 			fprintf(f, "%s=%s\n", keys[i], v);
 	}
+	/* LXD's legacy names for the instance side: "guest", "container". */
+	if (bind && *bind && !streq(bind, "host"))
+		fputs("bind=instance\n", f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

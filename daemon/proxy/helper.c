@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/openat2.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/fsuid.h>
 #include <sys/file.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
@@ -109,12 +111,16 @@ struct proxy {
 	gid_t gid;
 	mode_t mode;
 	bool set_uid, set_gid;
+	bool bind_instance; /* listen in the container, connect on the host */
+	int listen_dir;	    /* unix path listener: O_PATH of its directory, else -1 */
 	int epfd;
 	int host_netns;
 	struct ev monitor; /* pidfd */
 	struct ev init;	   /* pidfd, fd -1 while the container (re)boots */
 	struct ev signals; /* signalfd */
 	pid_t init_pid;
+	uid_t ct_root_uid; /* host ids of the container's root (uid_map, gid_map) */
+	gid_t ct_root_gid;
 	int ct_netns; /* -1 while unknown */
 	int ct_root;  /* O_PATH of PID 1's root, -1 while unknown */
 	struct listener *listeners;
@@ -195,6 +201,8 @@ static int read_spec(struct proxy *p, char *why, size_t why_len)
 		} else if (streq(line, "connect")) {
 			r = proxy_addr_parse(v, &p->connect, why, why_len);
 			have_connect = r == 0;
+		} else if (streq(line, "bind") && (streq(v, "host") || streq(v, "instance"))) {
+			p->bind_instance = streq(v, "instance");
 		} else if (streq(line, "uid") || streq(line, "gid") || streq(line, "mode")) {
 			r = parse_id(v, streq(line, "mode") ? 07777 : 0xfffffffeUL, &n);
 			if (r < 0)
@@ -271,6 +279,23 @@ static void forget_init(struct proxy *p)
 	p->ct_netns = p->ct_root = -1;
 }
 
+/* The host id that container id 0 maps to in /proc/PID/{uid,gid}_map (0 without one). */
+static unsigned long root_map(pid_t pid, const char *which)
+{
+	char path[64];
+	unsigned long inside, outside, count;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, which);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fscanf(f, "%lu %lu %lu", &inside, &outside, &count);
+	fclose(f);
+	return n == 3 && inside == 0 ? outside : 0;
+}
+
 /* Find the container's PID 1 (RUNDIR/init.pid) and open its network namespace and root.
  * -ESRCH while there is none (a reboot in progress). */
 static int attach_init(struct proxy *p)
@@ -301,6 +326,8 @@ static int attach_init(struct proxy *p)
 	p->init.fd = pidfd;
 	p->ct_netns = netns;
 	p->ct_root = root;
+	p->ct_root_uid = (uid_t)root_map(pid, "uid_map");
+	p->ct_root_gid = (gid_t)root_map(pid, "gid_map");
 	if (pid != p->init_pid && p->init_pid)
 		logmsg("the container's PID 1 is now %d", (int)pid);
 	p->init_pid = pid;
@@ -329,6 +356,17 @@ static int ct_socket(struct proxy *p, int family, int type)
 	return fd < 0 ? -saved : fd;
 }
 
+/* A socket on the connecting side: in the container (bind=host) or on the host. */
+static int connect_socket(struct proxy *p, int type)
+{
+	int fd;
+
+	if (!p->bind_instance)
+		return ct_socket(p, p->connect.family, type);
+	fd = socket(p->connect.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
+
 /* Connect `fd` to the connect address for listening port `i`. 0 or -EINPROGRESS. */
 static int ct_connect(struct proxy *p, int fd, size_t i)
 {
@@ -343,7 +381,7 @@ static int ct_connect(struct proxy *p, int fd, size_t i)
 			((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
 		else
 			((struct sockaddr_in *)&ss)->sin_port = htons(port);
-	} else if (!p->connect.abstract) {
+	} else if (!p->connect.abstract && !p->bind_instance) {
 		struct open_how how = {
 			.flags = O_PATH | O_CLOEXEC,
 			.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
@@ -363,72 +401,149 @@ static int ct_connect(struct proxy *p, int fd, size_t i)
 
 /* ---- listening ---- */
 
-static int unix_prepare(const struct proxy_addr *a, char *why, size_t why_len)
+/* The directory that will hold a unix listening socket, as an O_PATH fd: on the host, or
+ * (bind=instance) resolved inside the container's root. */
+static int unix_dir(struct proxy *p, const char *path)
+{
+	_cleanup_free_ char *dir = strndup(path, (size_t)(strrchr(path, '/') - path));
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+
+	int fd;
+
+	if (!dir)
+		return -ENOMEM;
+	if (!p->bind_instance) {
+		fd = open(*dir ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		if (p->ct_root < 0)
+			return -ESRCH;
+		fd = (int)syscall(SYS_openat2, p->ct_root, *dir ? dir : "/", &how, sizeof(how));
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+/* Replace a stale socket at the listening path (never anything else). */
+static int unix_prepare(struct proxy *p, const char *base, char *why, size_t why_len)
 {
 	struct stat st;
 
-	if (a->abstract || lstat(a->path, &st) < 0)
+	if (fstatat(p->listen_dir, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
 	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(why, why_len, "%s exists and is not a socket", a->path);
+		snprintf(why, why_len, "%s exists and is not a socket", p->listen.path);
 		return -EEXIST;
 	}
-	return unlink(a->path) < 0 ? -errno : 0;
+	return unlinkat(p->listen_dir, base, 0) < 0 ? -errno : 0;
+}
+
+static void close_listeners(struct proxy *p)
+{
+	for (size_t i = 0; i < p->n_listeners; i++)
+		close_ev(p, &p->listeners[i].ev);
+	free(p->listeners);
+	p->listeners = NULL;
+	p->n_listeners = 0;
+	if (p->listen_dir >= 0)
+		close(p->listen_dir);
+	p->listen_dir = -1;
+	p->unix_bound = false;
+}
+
+/* A unix path socket is bound through its directory's fd, so that bind=instance creates it
+ * inside the container's root and a symlink there cannot redirect it. */
+static int bind_unix(struct proxy *p, int fd, char *why, size_t why_len)
+{
+	const char *base = strrchr(p->listen.path, '/') + 1;
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	int r;
+
+	p->listen_dir = unix_dir(p, p->listen.path);
+	if (p->listen_dir < 0)
+		return p->listen_dir;
+	r = unix_prepare(p, base, why, why_len);
+	if (r < 0)
+		return r;
+	if ((size_t)snprintf(un.sun_path, sizeof(un.sun_path), "/proc/self/fd/%d/%s", p->listen_dir,
+			     base) >= sizeof(un.sun_path))
+		return -ENAMETOOLONG;
+	/* Inside the container the socket belongs to its root: an idmapped root filesystem
+	 * refuses to create files for an id it does not map (EOVERFLOW). */
+	if (p->bind_instance) {
+		setfsgid(p->ct_root_gid);
+		setfsuid(p->ct_root_uid);
+	}
+	r = bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 ? -errno : 0;
+	if (r == 0) {
+		p->unix_bound = true;
+		if ((p->set_uid || p->set_gid) &&
+		    fchownat(p->listen_dir, base, p->set_uid ? p->uid : (uid_t)-1,
+			     p->set_gid ? p->gid : (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+		else if (fchmodat(p->listen_dir, base, p->mode, AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+	}
+	if (p->bind_instance) {
+		setfsuid(0);
+		setfsgid(0);
+	}
+	return r;
+}
+
+static int listen_one(struct proxy *p, struct listener *l, int type, char *why, size_t why_len)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = proxy_addr_sockaddr(&p->listen, l->index, &ss);
+	int one = 1, r;
+
+	l->ev.fd = p->bind_instance ? ct_socket(p, p->listen.family, type)
+				    : socket(p->listen.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->ev.fd < 0)
+		return p->bind_instance ? l->ev.fd : -errno;
+	if (p->listen.family != AF_UNIX)
+		setsockopt(l->ev.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (p->listen.family == AF_INET6)
+		setsockopt(l->ev.fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (p->listen.family == AF_UNIX && !p->listen.abstract)
+		r = bind_unix(p, l->ev.fd, why, why_len);
+	else
+		r = bind(l->ev.fd, (struct sockaddr *)&ss, len) < 0 ? -errno : 0;
+	if (r < 0)
+		return r;
+	if (type == SOCK_STREAM && listen(l->ev.fd, 4096) < 0)
+		return -errno;
+	return watch(p, &l->ev, EPOLLIN);
 }
 
 static int open_listeners(struct proxy *p, char *why, size_t why_len)
 {
 	size_t n = p->listen.proto == PROXY_UNIX ? 1 : p->listen.n_ports;
 	int type = p->listen.proto == PROXY_UDP ? SOCK_DGRAM : SOCK_STREAM;
-	int r;
 
 	p->listeners = calloc(n, sizeof(*p->listeners));
 	if (!p->listeners)
 		return -ENOMEM;
-	if (p->listen.proto == PROXY_UNIX && (r = unix_prepare(&p->listen, why, why_len)) < 0)
-		return r;
 	for (size_t i = 0; i < n; i++) {
 		struct listener *l = &p->listeners[i];
-		struct sockaddr_storage ss;
-		socklen_t len = proxy_addr_sockaddr(&p->listen, i, &ss);
-		int one = 1, fd = socket(p->listen.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int r;
 
-		l->ev = (struct ev){EV_LISTENER, fd};
+		*why = '\0';
+		l->ev = (struct ev){EV_LISTENER, -1};
 		l->index = i;
 		p->n_listeners++;
-		if (fd < 0)
-			goto fail;
-		if (p->listen.family != AF_UNIX)
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (p->listen.family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if (bind(fd, (struct sockaddr *)&ss, len) < 0)
-			goto fail;
-		if (p->listen.family == AF_UNIX && !p->listen.abstract) {
-			p->unix_bound = true;
-			if ((p->set_uid || p->set_gid) &&
-			    chown(p->listen.path, p->set_uid ? p->uid : (uid_t)-1,
-				  p->set_gid ? p->gid : (gid_t)-1) < 0)
-				goto fail;
-			if (chmod(p->listen.path, p->mode) < 0)
-				goto fail;
-		}
-		if (type == SOCK_STREAM && listen(fd, 4096) < 0)
-			goto fail;
-		r = watch(p, &l->ev, EPOLLIN);
-		if (r < 0) {
-			errno = -r;
-			goto fail;
-		}
-		continue;
-fail:
-		r = -errno;
+		r = listen_one(p, l, type, why, why_len);
+		if (r >= 0)
+			continue;
+		if (*why)
+			return r;
 		if (p->listen.family == AF_UNIX)
 			snprintf(why, why_len, "cannot listen on %s%s: %s",
-				 p->listen.abstract ? "@" : "", p->listen.path, strerror(errno));
+				 p->listen.abstract ? "@" : "", p->listen.path, strerror(-r));
 		else
 			snprintf(why, why_len, "cannot listen on port %u: %s",
-				 (unsigned)p->listen.ports[i], strerror(errno));
+				 (unsigned)p->listen.ports[i], strerror(-r));
 		return r;
 	}
 	return 0;
@@ -499,8 +614,12 @@ static int pump(struct conn *c, int d)
 static void conn_run(struct proxy *p, struct conn *c)
 {
 	if (c->connecting) {
+		struct pollfd pf = {.fd = c->server.fd, .events = POLLOUT};
 		int err = 0;
 		socklen_t len = sizeof(err);
+
+		if (poll(&pf, 1, 0) == 0)
+			return; /* still connecting: the client's data waits in its socket */
 
 		if (getsockopt(c->server.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;
@@ -530,7 +649,7 @@ static void accept_stream(struct proxy *p, struct listener *l)
 
 		if (fd < 0)
 			return;
-		s = ct_socket(p, p->connect.family, SOCK_STREAM);
+		s = connect_socket(p, SOCK_STREAM);
 		if (s < 0) {
 			close(fd); /* no container to connect into right now */
 			continue;
@@ -639,7 +758,7 @@ static struct flow *flow_get(struct proxy *p, struct listener *l, const struct s
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
-	f->ev = (struct ev){EV_FLOW, ct_socket(p, p->connect.family, SOCK_DGRAM)};
+	f->ev = (struct ev){EV_FLOW, connect_socket(p, SOCK_DGRAM)};
 	f->l = l;
 	memcpy(&f->client, ss, len);
 	f->client_len = len;
@@ -735,7 +854,8 @@ static void handle(struct proxy *p, struct ev *ev, uint32_t events)
 		p->done = true;
 		break;
 	case EV_INIT:
-		/* PID 1 ended: a reboot (the monitor stays) or a stop (the monitor follows). */
+		/* PID 1 ended: a reboot (the monitor stays) or a stop (the monitor follows).
+		 * Listeners in its namespace went with it. */
 		forget_init(p);
 		break;
 	case EV_SIGNAL: {
@@ -773,8 +893,16 @@ static int run(struct proxy *p)
 			handle(p, ev, events[i].events);
 		}
 		free_dead(p);
-		if (p->ct_netns < 0 && !p->done)
-			attach_init(p);
+		if (p->ct_netns < 0 && p->bind_instance && p->n_listeners)
+			close_listeners(p); /* after the batch: events may point at them */
+		if (p->ct_netns < 0 && !p->done && attach_init(p) == 0 && p->bind_instance) {
+			char why[512];
+
+			if (open_listeners(p, why, sizeof(why)) < 0)
+				logmsg("after the reboot: %s", why);
+			else
+				logmsg("listening again in the container");
+		}
 		if (p->n_flows && time(NULL) != last_sweep) {
 			udp_expire(p);
 			last_sweep = time(NULL);
@@ -872,7 +1000,7 @@ static int start_main(const char *rundir, const char *device)
 	}
 	p->rundir = rundir;
 	p->device = device;
-	p->epfd = p->host_netns = p->ct_netns = p->ct_root = -1;
+	p->epfd = p->host_netns = p->ct_netns = p->ct_root = p->listen_dir = -1;
 	p->init.kind = EV_INIT;
 	p->init.fd = -1;
 	if (read_spec(p, why, sizeof(why)) < 0) {
@@ -925,7 +1053,7 @@ static int start_main(const char *rundir, const char *device)
 		logmsg("%s", why);
 		report(ready[1], why);
 		if (p->unix_bound)
-			unlink(p->listen.path);
+			unlinkat(p->listen_dir, strrchr(p->listen.path, '/') + 1, 0);
 		if (pidfd >= 0) {
 			snprintf(log, sizeof(log), "%s/proxy.%s.pid", rundir, device);
 			unlink(log);
@@ -939,7 +1067,7 @@ static int start_main(const char *rundir, const char *device)
 	if (r < 0)
 		logmsg("epoll: %s", strerror(-r));
 	if (p->unix_bound)
-		unlink(p->listen.path);
+		unlinkat(p->listen_dir, strrchr(p->listen.path, '/') + 1, 0);
 	snprintf(log, sizeof(log), "%s/proxy.%s.pid", rundir, device);
 	unlink(log); /* then the lock goes with the process */
 	logmsg("stopped");

@@ -2,7 +2,8 @@
 # tests/integration/t_proxy.sh: LXD's proxy device on busybox containers (doc/proxy.md):
 # tcp to busybox httpd inside, udp echo, a unix socket on the host to tcp inside, a unix
 # socket inside the container's root (and a symlink there that must not lead out), port
-# ranges (paired and many-to-one), hot-plug and unplug on a running container, a reboot of
+# ranges (paired and many-to-one), bind=instance (tcp and a unix socket made inside the
+# container's root, forwarding to a server on the host), hot-plug and unplug on a running container, a reboot of
 # the container (same helper, new namespace), berthd restarted with SIGTERM and SIGKILL
 # (helpers re-adopted, never duplicated; a killed helper restarted), stop (no helper, no
 # listener, no socket file left), nat=true rules (present once while running, gone after
@@ -43,7 +44,12 @@ state()
 	[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
 	return 0
 }
-opok() { [ "$(jget 'j["metadata"]["status"]')" = Success ]; }
+opok()
+{
+	[ "$(jget 'j["metadata"]["status"]')" = Success ] && return 0
+	diag "operation: $(jget 'j["metadata"]["status"]'): $(jget 'j["metadata"]["err"]')"
+	return 1
+}
 initpid() { api GET "/1.0/instances/$1/state"; jget 'j["metadata"]["pid"]'; }
 # devices JSON: PUT c1 with this whole device map (LXD's PATCH only adds devices) and
 # wait for the operation; sets HTTP_* to the finished operation.
@@ -190,7 +196,7 @@ bad "uid on tcp" '{"type":"proxy","listen":"tcp:127.0.0.1:80","connect":"tcp:127
 bad "bad mode" '{"type":"proxy","listen":"unix:/tmp/x.sock","connect":"tcp:127.0.0.1:80","mode":"999"}' 'octal'
 bad "unknown option" '{"type":"proxy","listen":"tcp:127.0.0.1:80","connect":"tcp:127.0.0.1:80","colour":"red"}' 'unknown proxy option "colour"'
 bad "relative unix path" '{"type":"proxy","listen":"unix:x.sock","connect":"tcp:127.0.0.1:80"}' 'must be absolute'
-bad "bind=instance (not yet)" '{"type":"proxy","listen":"tcp:127.0.0.1:80","connect":"tcp:127.0.0.1:80","bind":"instance"}' 'not supported yet'
+bad "nat with bind=instance" '{"type":"proxy","listen":"tcp:127.0.0.1:80","connect":"tcp:127.0.0.1:80","bind":"instance","nat":"true"}' 'only host-bound proxies can use NAT'
 bad "bad bind" '{"type":"proxy","listen":"tcp:127.0.0.1:80","connect":"tcp:127.0.0.1:80","bind":"moon"}' 'binding side'
 api GET /1.0/instances/bad
 is "$HTTP_STATUS" 404 "no instance was created by the refused requests"
@@ -217,6 +223,7 @@ expect_error 400 "PATCH with a bad proxy device is refused" PATCH /1.0/instances
 cpid=$(initpid c1)
 bg nsenter --net=/proc/$cpid/ns/net $PY "$TEST_TMP/udp_echo.py" 53
 bg nsenter --net=/proc/$cpid/ns/net $PY "$TEST_TMP/tcp_ports.py" 81 82 83 90
+bg $PY "$TEST_TMP/tcp_ports.py" 7777
 ROOT=$BERTH_DIR/storage-pools/default/containers/default_c1/rootfs
 bg $PY "$TEST_TMP/unix_server.py" "$ROOT/tmp/app.sock" inside-root
 bg $PY "$TEST_TMP/unix_server.py" "$TEST_TMP/host.sock" HOST-ESCAPE
@@ -228,11 +235,13 @@ DEVS='{"web":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.
 "range":{"type":"proxy","listen":"tcp:127.0.0.1:9001-9003","connect":"tcp:127.0.0.1:81-83"},
 "many":{"type":"proxy","listen":"tcp:127.0.0.1:9101,9102","connect":"tcp:127.0.0.1:90"},
 "app":{"type":"proxy","listen":"tcp:127.0.0.1:9200","connect":"unix:/tmp/app.sock"},
-"evil":{"type":"proxy","listen":"tcp:127.0.0.1:9201","connect":"unix:/tmp/evil.sock"}}'
+"evil":{"type":"proxy","listen":"tcp:127.0.0.1:9201","connect":"unix:/tmp/evil.sock"},
+"back":{"type":"proxy","listen":"tcp:127.0.0.1:7070","connect":"tcp:127.0.0.1:7777","bind":"instance"},
+"backsock":{"type":"proxy","listen":"unix:/tmp/host-svc.sock","connect":"tcp:127.0.0.1:7777","bind":"instance","mode":"0600"}}'
 webpid=$(helper_pid c1 web)
 devices "$DEVS"
-ok "PUT adds six proxy devices to the running c1" opok
-is "$(helpers)" $((helpers0 + 7)) "... seven helpers run"
+ok "PUT adds eight proxy devices to the running c1" opok
+is "$(helpers)" $((helpers0 + 9)) "... nine helpers run"
 is "$(helper_pid c1 web)" "$webpid" "... the unchanged device keeps its helper"
 is "$($PY "$TEST_TMP/udp_client.py" 5353)" "echo:ping0 echo:ping1" "udp: two clients get their own answers"
 is "$(curl -s -m 5 --unix-socket "$TEST_TMP/c1.sock" http://x/)" hello-from-c1 "unix socket on the host -> tcp inside"
@@ -241,6 +250,11 @@ is "$(tcp_read 9001) $(tcp_read 9002) $(tcp_read 9003)" "port81 port82 port83" "
 is "$(tcp_read 9101) $(tcp_read 9102)" "port90 port90" "several ports to one"
 is "$(tcp_read 9200)" inside-root "unix connect resolves inside the container's root"
 is "$(tcp_read 9201)" "" "a symlink inside the root does not lead to a host socket"
+back_ok() { [ "$(berth exec c1 -- nc 127.0.0.1 7070 </dev/null 2>/dev/null)" = port7777 ]; }
+ok "bind=instance: a port inside the container reaches a server on the host" back_ok
+ok "bind=instance: a unix socket is made inside the container's root" test -S "$ROOT/tmp/host-svc.sock"
+is "$(stat -c %a "$ROOT/tmp/host-svc.sock")" 600 "... with mode 0600"
+is "$($PY -c 'import socket,sys; c=socket.socket(socket.AF_UNIX); c.settimeout(3); c.connect(sys.argv[1]); print(c.recv(100).decode())' "$ROOT/tmp/host-svc.sock" 2>/dev/null)" port7777 "... and forwards to the host's tcp server"
 
 # ---- throughput and latency (figures for the report, not pass/fail) ----
 bg nsenter --net=/proc/$cpid/ns/net $PY "$TEST_TMP/bench.py" sink 7000
@@ -258,19 +272,20 @@ ok "the bench transfer went through the proxy" test -n "$proxied"
 devices "$DEVS"
 
 # ---- unplug ----
-devices '{"web":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.0.1:80"},"dns":{"type":"proxy","listen":"udp:127.0.0.1:5353","connect":"udp:127.0.0.1:53"},"sock":{"type":"proxy","listen":"unix:'$TEST_TMP'/c1.sock","connect":"tcp:127.0.0.1:80","mode":"0660"}}'
-ok "PUT without four devices unplugs them" opok
-is "$(helpers)" $((helpers0 + 3)) "... their helpers are gone"
+devices '{"web":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.0.1:80"},"dns":{"type":"proxy","listen":"udp:127.0.0.1:5353","connect":"udp:127.0.0.1:53"},"sock":{"type":"proxy","listen":"unix:'$TEST_TMP'/c1.sock","connect":"tcp:127.0.0.1:80","mode":"0660"},"back":{"type":"proxy","listen":"tcp:127.0.0.1:7070","connect":"tcp:127.0.0.1:7777","bind":"instance"}}'
+ok "PUT without five devices unplugs them" opok
+is "$(helpers)" $((helpers0 + 4)) "... their helpers are gone"
+ok "... the instance-side unix socket is removed" test ! -e "$ROOT/tmp/host-svc.sock"
 ok "... port 9001 no longer listens" sh -c "! ss -Htln 'sport = :9001' | grep -q ."
 ok "... the others still serve" serves 8080 hello-from-c1
 
 # ---- a failing hot-plug is rolled back ----
-devices '{"web":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.0.1:80"},"dns":{"type":"proxy","listen":"udp:127.0.0.1:5353","connect":"udp:127.0.0.1:53"},"sock":{"type":"proxy","listen":"unix:'$TEST_TMP'/c1.sock","connect":"tcp:127.0.0.1:80","mode":"0660"},"dup":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.0.1:80"}}'
+devices '{"web":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.0.1:80"},"dns":{"type":"proxy","listen":"udp:127.0.0.1:5353","connect":"udp:127.0.0.1:53"},"sock":{"type":"proxy","listen":"unix:'$TEST_TMP'/c1.sock","connect":"tcp:127.0.0.1:80","mode":"0660"},"back":{"type":"proxy","listen":"tcp:127.0.0.1:7070","connect":"tcp:127.0.0.1:7777","bind":"instance"},"dup":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.0.1:80"}}'
 is "$(jget 'j["metadata"]["status"]')" Failure "a device whose listen address is in use fails the update"
 like "$(jget 'j["metadata"]["err"]')" 'Failed to start device "dup".*[Aa]ddress already in use' "... saying why"
 api GET /1.0/instances/c1
-is "$(jget '",".join(sorted(j["metadata"]["devices"]))')" "dns,sock,web" "... and the devices are as before"
-is "$(helpers)" $((helpers0 + 3)) "... with the same helpers"
+is "$(jget '",".join(sorted(j["metadata"]["devices"]))')" "back,dns,sock,web" "... and the devices are as before"
+is "$(helpers)" $((helpers0 + 4)) "... with the same helpers"
 
 # ---- reboot of the container: same helper, new namespace ----
 webpid=$(helper_pid c1 web)
@@ -279,11 +294,12 @@ ok "restart c1" opok
 run berth exec c1 -- sh -c 'httpd -p 127.0.0.1:80 -h /www'
 ok "after the restart the same helper reaches the new httpd" wait_for serves 8080 hello-from-c1
 is "$(helper_pid c1 web)" "$webpid" "... it is the same helper process"
+ok "... and bind=instance listens again in the new namespace" wait_for back_ok
 cleanup_bg
 
 # ---- berthd restarts ----
 daemon_restart
-is "$(helpers)" $((helpers0 + 3)) "after a clean berthd restart the helpers are re-adopted, not duplicated"
+is "$(helpers)" $((helpers0 + 4)) "after a clean berthd restart the helpers are re-adopted, not duplicated"
 is "$(helper_pid c1 web)" "$webpid" "... the same processes"
 ok "... and serve" serves 8080 hello-from-c1
 kill -KILL "$DAEMON_PID"
@@ -293,7 +309,7 @@ ok "with berthd killed the proxy still serves" serves 8080 hello-from-c1
 kill -KILL "$(helper_pid c1 sock)"
 sleep 0.2
 daemon_start
-is "$(helpers)" $((helpers0 + 3)) "after berthd's SIGKILL: still one helper per device"
+is "$(helpers)" $((helpers0 + 4)) "after berthd's SIGKILL: still one helper per device"
 is "$(helper_pid c1 web)" "$webpid" "... web's is the same process"
 ok "... the killed helper was started again" test -n "$(helper_pid c1 sock)"
 is "$(curl -s -m 5 --unix-socket "$TEST_TMP/c1.sock" http://x/)" hello-from-c1 "... and serves"
@@ -306,7 +322,7 @@ NATDEVS='{"web":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127
 "natdns":{"type":"proxy","listen":"udp:127.0.0.2:5300-5301","connect":"udp:10.99.0.5:53-54","nat":"true"}}'
 devices "$NATDEVS"
 ok "PUT adds two nat=true devices" opok
-is "$(helpers)" $((helpers0 + 1)) "... nat devices run no helper (and the two unplugged ones stopped)"
+is "$(helpers)" $((helpers0 + 1)) "... nat devices run no helper (and the three unplugged ones stopped)"
 is "$(tables)" $((tables0 + 1)) "... one berth_proxy table exists"
 rules=$(nft list ruleset 2>/dev/null)
 is "$(grep -c 'ip daddr 127.0.0.2 tcp dport 8443 dnat ip to 10.99.0.5:443' <<<"$rules")" 2 "... the tcp DNAT rule is there once in prerouting and once in output"
