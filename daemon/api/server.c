@@ -49,6 +49,12 @@ static const char *const api_extensions[] = {
 	"console",
 	"container_exec_signal_handling",
 	"container_exec_user_group_cwd",
+	/* instance/proxy.c (not unix_priv_drop nor proxy_haproxy_protocol) */
+	"proxy_unix",
+	"proxy_udp",
+	"proxy_tcp_udp_multi_port_handling",
+	"proxy_unix_dac_properties",
+	"proxy_nat",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -29,6 +29,11 @@ int proxy_sync(struct berth_daemon *d, const char *project, const char *name,
 int proxy_instance_updated(struct berth_daemon *d, const char *project, const char *name,
 			   struct berth_error *err);
 
+/* A profile's devices may have changed: proxy_instance_updated for every instance that
+ * uses it (same-named profiles of other projects included: a sync that changes nothing
+ * keeps every helper). Failures are logged. Blocking. */
+void proxy_profile_updated(struct berth_daemon *d, const char *profile);
+
 /* The container stopped (or never ran): every helper of it stopped, their files and the
  * nat table removed. Idempotent; blocking. */
 void proxy_stop_all(struct berth_daemon *d, const char *project, const char *name);

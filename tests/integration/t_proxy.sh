@@ -2,7 +2,8 @@
 # tests/integration/t_proxy.sh: LXD's proxy device on busybox containers (doc/proxy.md):
 # tcp to busybox httpd inside, udp echo, a unix socket on the host to tcp inside, a unix
 # socket inside the container's root (and a symlink there that must not lead out), port
-# ranges (paired and many-to-one), bind=instance (tcp and a unix socket made inside the
+# ranges (paired and many-to-one), a device from a profile (and the profile changed),
+# bind=instance (tcp and a unix socket made inside the
 # container's root, forwarding to a server on the host), hot-plug and unplug on a running container, a reboot of
 # the container (same helper, new namespace), berthd restarted with SIGTERM and SIGKILL
 # (helpers re-adopted, never duplicated; a killed helper restarted), stop (no helper, no
@@ -35,6 +36,8 @@ mounts() { grep -c . /proc/self/mountinfo; }
 CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
 cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
 helpers() { pgrep -cf "^$BERTH_PROXY start $BERTH_DIR/" || true; }
+monitors() { pgrep -cf "^$BERTH_MONITOR start $BERTH_DIR/" || true; }
+nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 helper_pid() { pgrep -f "^$BERTH_PROXY start $BERTH_DIR/run/default_$1 $2\$" | head -n 1; }
 tables() { nft list tables 2>/dev/null | grep -c 'berth_proxy_' || true; }
 check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
@@ -168,6 +171,7 @@ mounts0=$(mounts)
 cgroups0=$(cgroups)
 fds0=$(daemon_fds)
 helpers0=$(helpers)
+monitors0=$(monitors)
 tables0=$(tables)
 
 check "import the busybox image" berth image import "$T_PX_OUT/busybox.tar.gz" --alias busybox
@@ -262,6 +266,8 @@ bench_dev='{"type":"proxy","listen":"tcp:127.0.0.1:7001","connect":"tcp:127.0.0.
 api PATCH /1.0/instances/c1 "{\"devices\":{\"bench\":$bench_dev}}"
 is "$HTTP_STATUS" 200 "PATCH hot-plugs a bench device"
 sleep 0.3
+bpid=$(helper_pid c1 bench)
+bfds0=$(nfds "$bpid")
 direct=$(nsenter --net=/proc/$cpid/ns/net $PY "$TEST_TMP/bench.py" put 7000 512)
 proxied=$($PY "$TEST_TMP/bench.py" put 7001 512)
 lat_direct=$(nsenter --net=/proc/$cpid/ns/net $PY "$TEST_TMP/bench.py" lat 7000 300)
@@ -269,6 +275,8 @@ lat_proxied=$($PY "$TEST_TMP/bench.py" lat 7001 300)
 diag "tcp throughput, 512 MiB: direct ${direct} MB/s, through berth-proxy ${proxied} MB/s"
 diag "connect + 1-byte round trip + close: direct ${lat_direct} ms, through berth-proxy ${lat_proxied} ms"
 ok "the bench transfer went through the proxy" test -n "$proxied"
+fds_back() { [ "$(nfds "$bpid")" -le "$bfds0" ]; }
+ok "after 300 connections the helper holds as many fds as before ($bfds0)" wait_for fds_back
 devices "$DEVS"
 
 # ---- unplug ----
@@ -334,6 +342,20 @@ like "$(jget 'j["error"]')" "must be one of the instance's static IPv4 addresses
 daemon_restart
 is "$(nft list ruleset 2>/dev/null | grep -c 'dport 8443 dnat')" 2 "after a berthd restart the nat rules are there exactly once"
 
+# ---- a proxy device from a profile ----
+api POST /1.0/profiles '{"name":"pxp","devices":{"pweb":{"type":"proxy","listen":"tcp:127.0.0.1:8282","connect":"tcp:127.0.0.1:80"}}}'
+is "$HTTP_STATUS" 201 "create a profile with a proxy device"
+api PATCH /1.0/instances/c1 '{"profiles":["default","pxp"]}'
+is "$HTTP_STATUS" 200 "PATCH c1 to use it"
+ok "... its device serves" wait_for serves 8282 hello-from-c1
+api PUT /1.0/profiles/pxp '{"description":"","config":{},"devices":{"pweb":{"type":"proxy","listen":"tcp:127.0.0.1:8283","connect":"tcp:127.0.0.1:80"}}}'
+is "$HTTP_STATUS" 200 "change the profile's device"
+ok "... the running instance follows: the new port serves" wait_for serves 8283 hello-from-c1
+ok "... and the old one is closed" sh -c "! ss -Htln 'sport = :8282' | grep -q ."
+api PATCH /1.0/instances/c1 '{"profiles":["default"]}'
+is "$(helpers)" $((helpers0 + 1)) "dropping the profile stops its helper"
+api DELETE /1.0/profiles/pxp
+
 # ---- the stock lxc client: device add and remove ----
 export LXD_CONF=$TEST_TMP/lxd-conf
 mkdir -p "$LXD_CONF"
@@ -371,8 +393,10 @@ ok "start c1 again" opok
 is "$(helpers)" $((helpers0 + 1)) "... its one forwarding device has its helper again"
 is "$(tables)" $((tables0 + 1)) "... and its nat table"
 kill -KILL "$(cat "$BERTH_DIR/run/default_c1/monitor.pid")"
-ok "SIGKILL of c1's monitor: its helper ends by itself" wait_for test "$(helpers)" = "$helpers0"
-ok "... and berthd removes the nat table" wait_for test "$(tables)" = "$tables0"
+helpers_gone() { [ "$(helpers)" = "$helpers0" ]; }
+tables_gone() { [ "$(tables)" = "$tables0" ]; }
+ok "SIGKILL of c1's monitor: its helper ends by itself" wait_for helpers_gone
+ok "... and berthd removes the nat table" wait_for tables_gone
 api DELETE /1.0/instances/c1
 wait_operation "$(jget 'j["operation"]')"
 api DELETE /1.0/instances/c2
@@ -380,6 +404,7 @@ wait_operation "$(jget 'j["operation"]')"
 ip link del brp0 2>/dev/null
 
 is "$(helpers)" "$helpers0" "no helper process left"
+is "$(monitors)" "$monitors0" "no monitor process left"
 is "$(tables)" "$tables0" "no nft table left"
 ok "no socket file left" test ! -e "$sockpath"
 is "$(mounts)" "$mounts0" "no mount left"
