@@ -804,11 +804,8 @@ static void udp_back(struct proxy *p, struct flow *f)
 	for (int k = 0; k < 64; k++) {
 		ssize_t n = recv(f->ev.fd, p->buf, sizeof(p->buf), MSG_DONTWAIT);
 
-		if (n < 0) {
-			if (errno != EAGAIN) /* ECONNREFUSED: nothing listens there (yet) */
-				return;
+		if (n < 0) /* EAGAIN, or ECONNREFUSED: nothing listens there (yet) */
 			return;
-		}
 		f->last = time(NULL);
 		sendto(f->l->ev.fd, p->buf, (size_t)n, MSG_DONTWAIT,
 		       (struct sockaddr *)&f->client, f->client_len);
