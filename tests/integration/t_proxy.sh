@@ -8,7 +8,8 @@
 # the container (same helper, new namespace), berthd restarted with SIGTERM and SIGKILL
 # (helpers re-adopted, never duplicated; a killed helper restarted), stop (no helper, no
 # listener, no socket file left), nat=true rules (present once while running, gone after
-# stop) and bad devices refused with 400. Processes, mounts, cgroups and berthd's fds are
+# stop; traffic through the DNAT to a veth the test gives the container by hand) and bad
+# devices refused with 400. Processes, mounts, cgroups and berthd's fds are
 # counted before and after. Everything runs in the test's own network namespace. TAP.
 if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
 	T_PX_OUT=$(mktemp -d /tmp/berth-t-px.XXXXXX)
@@ -74,6 +75,7 @@ tcp_get() { curl -s -m 5 "http://127.0.0.1:$1/" 2>/dev/null; }
 # wait_for CMD...: up to 5 s for CMD to succeed.
 wait_for() { local i; for i in $(seq 50); do "$@" && return 0; sleep 0.1; done; return 1; }
 serves() { [ "$(tcp_get "$1")" = "$2" ]; }
+serves_at() { [ "$(curl -s -m 5 "http://$1/" 2>/dev/null)" = "$2" ]; }
 # tcp_read PORT: what a server sends on connect (or nothing).
 tcp_read()
 {
@@ -327,15 +329,27 @@ ip link add brp0 type bridge 2>/dev/null
 NATDEVS='{"web":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.0.1:80"},
 "eth0":{"type":"nic","nictype":"bridged","parent":"brp0","ipv4.address":"10.99.0.5"},
 "natweb":{"type":"proxy","listen":"tcp:127.0.0.2:8443","connect":"tcp:10.99.0.5:443","nat":"true"},
-"natdns":{"type":"proxy","listen":"udp:127.0.0.2:5300-5301","connect":"udp:10.99.0.5:53-54","nat":"true"}}'
+"natdns":{"type":"proxy","listen":"udp:127.0.0.2:5300-5301","connect":"udp:10.99.0.5:53-54","nat":"true"},
+"natreal":{"type":"proxy","listen":"tcp:10.99.0.1:8444","connect":"tcp:10.99.0.5:443","nat":"true"}}'
 devices "$NATDEVS"
-ok "PUT adds two nat=true devices" opok
+ok "PUT adds three nat=true devices" opok
 is "$(helpers)" $((helpers0 + 1)) "... nat devices run no helper (and the three unplugged ones stopped)"
 is "$(tables)" $((tables0 + 1)) "... one berth_proxy table exists"
 rules=$(nft list ruleset 2>/dev/null)
 is "$(grep -c 'ip daddr 127.0.0.2 tcp dport 8443 dnat ip to 10.99.0.5:443' <<<"$rules")" 2 "... the tcp DNAT rule is there once in prerouting and once in output"
 is "$(grep -c 'ip daddr 127.0.0.2 udp dport 5301 dnat ip to 10.99.0.5:54' <<<"$rules")" 2 "... the udp range is paired port by port"
-is "$(grep -c 'masquerade' <<<"$rules")" 3 "... and a hairpin masquerade per connect port"
+is "$(grep -c 'masquerade' <<<"$rules")" 4 "... and a hairpin masquerade per connect port"
+# Traffic through the DNAT: this branch has no NIC devices yet, so the test gives c1 a
+# veth by hand, in the test's own namespaces: brp0 10.99.0.1 here, 10.99.0.5 inside.
+cpid=$(initpid c1)
+ip link add pxh0 type veth peer name pxc0 &&
+	ip link set pxh0 master brp0 up && ip link set brp0 up &&
+	ip addr add 10.99.0.1/24 dev brp0 && ip link set pxc0 netns "$cpid" &&
+	nsenter --net=/proc/$cpid/ns/net sh -c 'ip addr add 10.99.0.5/24 dev pxc0 && ip link set pxc0 up'
+run berth exec c1 -- httpd -p 10.99.0.5:443 -h /www
+rc_ok "httpd inside c1 on its static address 10.99.0.5:443"
+ok "a connection to 10.99.0.1:8444 reaches it through the DNAT rule" wait_for serves_at 10.99.0.1:8444 hello-from-c1
+ok "... no helper listens on 8444 (the kernel forwards it)" sh -c "! ss -Htln 'sport = :8444' | grep -q ."
 expect_error 400 "a nat device whose connect IP is not a static NIC address is refused" \
 	PATCH /1.0/instances/c1 "{\"devices\":$($PY -c 'import json,sys; d=json.loads(sys.argv[1]); d["natbad"]={"type":"proxy","listen":"tcp:127.0.0.2:9443","connect":"tcp:10.99.0.6:443","nat":"true"}; print(json.dumps(d))' "$NATDEVS")}"
 like "$(jget 'j["error"]')" "must be one of the instance's static IPv4 addresses" "... saying why"
