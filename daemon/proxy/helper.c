@@ -910,6 +910,29 @@ static int run(struct proxy *p)
 
 /* ---- start ---- */
 
+static void proxy_free(struct proxy *p)
+{
+	if (!p)
+		return;
+	while (p->conns)
+		conn_free(p, p->conns);
+	while (p->flows)
+		flow_free(p, p->flows);
+	free_dead(p);
+	close_listeners(p);
+	forget_init(p);
+	close_ev(p, &p->monitor);
+	close_ev(p, &p->signals);
+	if (p->host_netns >= 0)
+		close(p->host_netns);
+	if (p->epfd >= 0)
+		close(p->epfd);
+	proxy_addr_release(&p->listen);
+	proxy_addr_release(&p->connect);
+	free(p);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct proxy *, proxy_free);
+
 /* RUNDIR/proxy.DEVICE.pid, locked for as long as this process lives: berthd tells a live
  * helper from a stale file by trying the lock, so a reused pid cannot fool it. */
 static int lock_pid_file(struct proxy *p, char *why, size_t why_len)
@@ -985,7 +1008,7 @@ static void report(int fd, const char *msg)
 
 static int start_main(const char *rundir, const char *device)
 {
-	struct proxy *p = calloc(1, sizeof(*p));
+	_cleanup_(proxy_freep) struct proxy *p = calloc(1, sizeof(*p));
 	char why[512] = "", log[4096], reply[600];
 	int ready[2], pidfd, logfd, null, r;
 	ssize_t n;
@@ -998,8 +1021,9 @@ static int start_main(const char *rundir, const char *device)
 	p->rundir = rundir;
 	p->device = device;
 	p->epfd = p->host_netns = p->ct_netns = p->ct_root = p->listen_dir = -1;
-	p->init.kind = EV_INIT;
-	p->init.fd = -1;
+	p->init = (struct ev){EV_INIT, -1};
+	p->monitor = (struct ev){EV_MONITOR, -1};
+	p->signals = (struct ev){EV_SIGNAL, -1};
 	if (read_spec(p, why, sizeof(why)) < 0) {
 		fprintf(stderr, "berth-proxy: %s\n", why);
 		return 1;
