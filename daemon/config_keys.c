@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/instance/nic.h"
+#include "daemon/instance/proxy.h"
 #include "daemon/runtime/security.h"
 #include "lib/util.h"
 
@@ -363,6 +364,11 @@ int config_check_devices(const json_t *devices, struct berth_error *err)
 					       "\"source\" or a \"pool\"", name);
 		if (streq(type, "nic")) {
 			r = nic_check_device(name, dev, err);
+			if (r < 0)
+				return r;
+		}
+		if (streq(type, "proxy")) {
+			r = proxy_device_check(name, dev, err);
 			if (r < 0)
 				return r;
 		}

@@ -3,7 +3,7 @@
 # Build and run: the -dev packages pull in the runtime libraries; passwd has
 # groupadd (make install creates the berth group), procps has ps; btrfs-progs
 # has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls);
-# managed networks run nft (NAT) and dnsmasq (DHCP and DNS).
+# managed networks and nat=true proxy devices run nft; networks run dnsmasq (DHCP, DNS).
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev

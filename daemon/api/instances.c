@@ -23,6 +23,7 @@
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
 #include "daemon/instance/nic.h"
+#include "daemon/instance/proxy.h"
 #include "daemon/instance/rootfs.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -339,8 +340,27 @@ static int run_create(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
-/* Store the update; on a running container, plug and unplug the NICs that changed (and
- * put the old record back when that fails); drop the leases of NICs that went. */
+/* Store `next` and apply its devices to the running container (hot-plug and unplug of
+ * proxy devices); when a device fails to start, put the old object and devices back. */
+static int update_with_devices(struct berth_daemon *d, const char *project, const char *name,
+			       json_t *next, struct berth_error *err)
+{
+	json_auto_t *cur = NULL;
+	int r = db_instance_get(project, name, &cur, err);
+
+	if (r >= 0)
+		r = db_instance_update(project, name, next, err);
+	if (r < 0)
+		return r;
+	r = proxy_instance_updated(d, project, name, err);
+	if (r < 0 && db_instance_update(project, name, cur, NULL) >= 0)
+		proxy_instance_updated(d, project, name, NULL);
+	return r;
+}
+
+/* Store the update; on a running container, plug and unplug the NICs that changed, then
+ * the proxy devices (and put the old record and NICs back when either fails); drop the
+ * leases of NICs that went. */
 static int run_update(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
@@ -362,9 +382,17 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 			db_instance_update(j->project, j->name, stored, NULL);
 			return r;
 		}
-	} else {
-		nic_release_leases(j->d, j->project, before, after);
 	}
+	r = proxy_instance_updated(j->d, j->project, j->name, err);
+	if (r < 0) {
+		if (running)
+			nic_hotplug(j->d, j->project, after, before, NULL);
+		if (db_instance_update(j->project, j->name, stored, NULL) >= 0)
+			proxy_instance_updated(j->d, j->project, j->name, NULL);
+		return r;
+	}
+	if (!running)
+		nic_release_leases(j->d, j->project, before, after);
 	r = nic_forget_volatile(j->project, before, after, err);
 	if (r < 0)
 		return r;
@@ -986,7 +1014,7 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 	keep_volatile(cur, next);
 	if (patch && !devices_change(req, cur, next)) {
 		/* LXD answers PATCH synchronously. */
-		r = db_instance_update(req->project, req->params[0], next, err);
+		r = update_with_devices(req->d, req->project, req->params[0], next, err);
 		json_decref(next);
 		if (r < 0)
 			return r;

@@ -5,6 +5,7 @@
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/proxy.h"
 #include "lib/json.h"
 #include "lib/util.h"
 
@@ -196,6 +197,7 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	r = db_profile_update(project, req->params[0], next, err);
 	if (r < 0)
 		return r;
+	proxy_profile_updated(req->d, req->params[0]); /* running instances' proxy devices */
 	url = api_url("profiles", req->params[0], req->project);
 	events_lifecycle(req->d->events, req->project, "profile-updated", url, NULL);
 	return api_sync(resp, NULL);

@@ -56,6 +56,12 @@ static const char *const api_extensions[] = {
 	"network_leases",
 	"network_leases_location",
 	"network_state_bond_bridge",
+	/* instance/proxy.c (not unix_priv_drop nor proxy_haproxy_protocol) */
+	"proxy_unix",
+	"proxy_udp",
+	"proxy_tcp_udp_multi_port_handling",
+	"proxy_unix_dac_properties",
+	"proxy_nat",
 };
 
 static int server_config_etag(json_t *config, char **ret)

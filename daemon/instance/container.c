@@ -30,6 +30,7 @@
 #include "daemon/api/instance_volume.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/nic.h"
+#include "daemon/instance/proxy.h"
 #include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
 #include "lib/json.h"
@@ -677,6 +678,21 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 	}
 	set_status(project, name, CONTAINER_RUNNING);
 	container_watch(d, project, name);
+	/* Devices that need the container running (LXD fails the start when one fails). */
+	r = proxy_sync(d, project, name, json_object_get(inst, "expanded_devices"), err);
+	if (r < 0) {
+		_cleanup_free_ char *reply = NULL;
+
+		expect_stop(d, project, name, true);
+		container_request(rundir, "kill", 30, &reply, NULL);
+		for (int i = 0; i < 100 && container_power(d, project, name, NULL) !=
+						   CONTAINER_STOPPED; i++)
+			usleep(20000);
+		proxy_stop_all(d, project, name);
+		set_status(project, name, CONTAINER_STOPPED);
+		cgroup_parent_cleanup(d);
+		return r;
+	}
 	lifecycle(d, project, name, "instance-started");
 	return 0;
 }
@@ -720,6 +736,7 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 	     i++)
 		usleep(20000);
 	set_status(project, name, CONTAINER_STOPPED);
+	proxy_stop_all(d, project, name);
 	cgroup_parent_cleanup(d);
 	lifecycle(d, project, name, force ? "instance-stopped" : "instance-shutdown");
 	return 0;
@@ -897,6 +914,7 @@ static void watch_work_cb(uv_work_t *req)
 	expected = wt->expected;
 	pthread_mutex_unlock(&wt->w->lock);
 	set_status(wt->project, wt->name, CONTAINER_STOPPED);
+	proxy_stop_all(d, wt->project, wt->name);
 	cgroup_parent_cleanup(d);
 	if (!expected)
 		lifecycle(d, wt->project, wt->name,
@@ -1113,9 +1131,16 @@ int container_reconcile(struct berth_daemon *d)
 		struct stat st;
 
 		if (p != CONTAINER_STOPPED) {
+			struct berth_error perr = {0};
+
 			log_info("Instance \"%s\" is still running: re-attached", name);
 			set_status(project, name, p);
 			container_watch(d, project, name);
+			/* Helpers outlive berthd: keep those that run, restart the others. */
+			if (proxy_instance_updated(d, project, name, &perr) < 0)
+				log_warn("Instance \"%s\": %s, ignoring", name,
+					 berth_error_msg(&perr, -EIO));
+			berth_error_release(&perr);
 			continue;
 		}
 		if ((status && !streq(status, "Stopped")) ||
@@ -1136,6 +1161,7 @@ int container_reconcile(struct berth_daemon *d)
 				if (f)
 					unlink(f);
 			}
+			proxy_stop_all(d, project, name);
 			if (status && !streq(status, "Stopped")) {
 				log_info("Instance \"%s\" no longer runs: marked stopped", name);
 				set_status(project, name, CONTAINER_STOPPED);
