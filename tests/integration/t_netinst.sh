@@ -142,6 +142,41 @@ else
 	skip "lxc list with addresses" "the lxc client is not installed"
 fi
 
+# ---- proxy devices into c2: userspace from berthd's namespace, DNAT from the outside ----
+run berth exec c2 -- sh -c 'mkdir -p /www && echo "web-of-c2" >/www/index.html && httpd -p 80 -h /www'
+rc_ok "busybox httpd on port 80 in c2"
+run berth config device add c2 web proxy listen=tcp:127.0.0.1:8080 connect=tcp:127.0.0.1:80
+rc_ok "a proxy device on the running c2 (userspace, listen on berthd's loopback)"
+for _ in $(seq 50); do
+	got=$($PY -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8080/", timeout=2).read().decode().strip())' 2>/dev/null) && break
+	sleep 0.1
+done
+is "$got" web-of-c2 "the proxy serves c2's port 80 on 127.0.0.1:8080"
+run berth config device add c2 nat proxy listen=tcp:198.51.100.1:8081 "connect=tcp:$prefix.77:80" nat=true
+rc_ok "a nat=true proxy device to c2's static address"
+got=$(onet $PY -c 'import urllib.request; print(urllib.request.urlopen("http://198.51.100.1:8081/", timeout=3).read().decode().strip())' 2>&1)
+is "$got" web-of-c2 "the outside reaches c2's web server through the DNAT"
+run berth config device add c1 natbad proxy listen=tcp:198.51.100.1:8082 "connect=tcp:$ip1:80" nat=true
+ok "nat=true to a dynamic address is refused" isnt_zero "$RC"
+run berth config device remove c2 web nat
+rc_ok "remove both proxy devices"
+got=$(onet $PY -c 'import urllib.request; print(urllib.request.urlopen("http://198.51.100.1:8081/", timeout=2).read().decode().strip())' 2>&1)
+unlike "$got" web-of-c2 "... and the DNAT is gone"
+
+# ---- launch -n ----
+run berth launch busybox c3 -n berthbr0
+rc_ok "berth launch -n berthbr0"
+run berth config device get c3 eth0 network
+is "$OUT" berthbr0 "... gives c3 its own eth0 on berthbr0"
+like "$(ipv4_of c3)" "^$prefix\." "... which takes a lease"
+if command -v lxc >/dev/null; then
+	run lxc launch b:busybox b:c4 -n berthbr0
+	rc_ok "lxc launch -n berthbr0"
+	like "$(ipv4_of c4)" "^$prefix\." "... c4 takes a lease"
+	run berth delete --force c4
+fi
+run berth delete --force c3
+
 run berth network delete berthbr0
 ok "deleting berthbr0 while in use is refused" isnt_zero "$RC"
 like "$ERR" 'in use' "... saying it is in use"
