@@ -12,7 +12,7 @@
 # berthd is started by systemd when systemd is PID 1; otherwise (containers,
 # CI) it runs in the background with its log in /var/log/berth/berthd.log and
 # its PID in /run/berthd.pid. Running this again rebuilds, reinstalls and
-# restarts the daemon cleanly.
+# restarts the daemon cleanly. NO_APT=1 skips apt (the packages are there already).
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,10 +30,12 @@ die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
 . "$src/scripts/deps.sh"
 
-say "installing dependencies with apt"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y --no-install-recommends "${BUILD_DEPS[@]}"
+if [ "${NO_APT:-}" != 1 ]; then
+	say "installing dependencies with apt"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends "${BUILD_DEPS[@]}"
+fi
 
 say "building $src in $src/build"
 cd "$src"
