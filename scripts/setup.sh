@@ -130,4 +130,10 @@ for _ in $(seq 120); do
 	sleep 0.5
 done
 echo "${state:-no answer from systemd in $name}"
+# systemd's "running" does not wait for the network: give eth0 up to 30 s to lease its
+# address on berthbr0, so that the list below shows it.
+for _ in $(seq 60); do
+	[ -n "$("$berth" list "$name" -c 4 -f csv 2>/dev/null)" ] && break
+	sleep 0.5
+done
 "$berth" list
