@@ -340,24 +340,6 @@ static int run_create(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
-/* Store `next` and apply its devices to the running container (hot-plug and unplug of
- * proxy devices); when a device fails to start, put the old object and devices back. */
-static int update_with_devices(struct berth_daemon *d, const char *project, const char *name,
-			       json_t *next, struct berth_error *err)
-{
-	json_auto_t *cur = NULL;
-	int r = db_instance_get(project, name, &cur, err);
-
-	if (r >= 0)
-		r = db_instance_update(project, name, next, err);
-	if (r < 0)
-		return r;
-	r = proxy_instance_updated(d, project, name, err);
-	if (r < 0 && db_instance_update(project, name, cur, NULL) >= 0)
-		proxy_instance_updated(d, project, name, NULL);
-	return r;
-}
-
 /* Store the update; on a running container, plug and unplug the NICs that changed, then
  * the proxy devices (and put the old record and NICs back when either fails); drop the
  * leases of NICs that went. */
@@ -398,16 +380,6 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 		return r;
 	lifecycle(j, "instance-updated", j->name, NULL);
 	return 0;
-}
-
-/* Whether an update changes the devices of a running instance: then even a PATCH goes
- * through run_update on a worker, which hot-plugs NICs. (A PATCH merges devices, so on a
- * stopped instance it never removes one whose lease would have to go.) */
-static bool devices_change(struct api_request *req, const json_t *cur, const json_t *next)
-{
-	return (!json_equal(json_object_get(cur, "devices"), json_object_get(next, "devices")) ||
-		!json_equal(json_object_get(cur, "profiles"), json_object_get(next, "profiles"))) &&
-	       container_power(req->d, req->project, req->params[0], NULL) != CONTAINER_STOPPED;
 }
 
 /* volatile.* keys are the server's: an update that does not mention one keeps it. */
@@ -1012,25 +984,19 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	}
 	keep_volatile(cur, next);
-	if (patch && !devices_change(req, cur, next)) {
-		/* LXD answers PATCH synchronously. */
-		r = update_with_devices(req->d, req->project, req->params[0], next, err);
-		json_decref(next);
-		if (r < 0)
-			return r;
-		{
-			_cleanup_free_ char *url = api_url("instances", req->params[0], req->project);
-			events_lifecycle(req->d->events, req->project, "instance-updated", url,
-					 NULL);
-		}
-		return api_sync(resp, NULL);
-	}
 	j = instance_job_new(req, req->params[0]);
 	if (!j) {
 		json_decref(next);
 		return -ENOMEM;
 	}
 	j->object = next;
+	if (patch) {
+		/* LXD answers PATCH synchronously; this handler already runs on a worker, so
+		 * the hot-plug of NICs and proxy devices can happen right here. */
+		r = run_update(NULL, j, err);
+		instance_job_free(j);
+		return r < 0 ? r : api_sync(resp, NULL);
+	}
 	return api_async(req, resp, "Updating instance",
 			 resources_for(req->project, req->params[0]), run_update, j,
 			 instance_job_free, err);

@@ -325,9 +325,10 @@ ok "... the killed helper was started again" test -n "$(helper_pid c1 sock)"
 is "$(curl -s -m 5 --unix-socket "$TEST_TMP/c1.sock" http://x/)" hello-from-c1 "... and serves"
 
 # ---- nat=true: the rules ----
-ip link add brp0 type bridge 2>/dev/null
+# c1 gets a second NIC with a static address on a managed network of the test's own
+check "a managed network brp0" berth network create brp0 ipv4.address=10.99.0.1/24 ipv4.nat=false ipv6.address=none
 NATDEVS='{"web":{"type":"proxy","listen":"tcp:127.0.0.1:8080","connect":"tcp:127.0.0.1:80"},
-"eth0":{"type":"nic","nictype":"bridged","parent":"brp0","ipv4.address":"10.99.0.5"},
+"eth1":{"type":"nic","network":"brp0","name":"eth1","ipv4.address":"10.99.0.5"},
 "natweb":{"type":"proxy","listen":"tcp:127.0.0.2:8443","connect":"tcp:10.99.0.5:443","nat":"true"},
 "natdns":{"type":"proxy","listen":"udp:127.0.0.2:5300-5301","connect":"udp:10.99.0.5:53-54","nat":"true"},
 "natreal":{"type":"proxy","listen":"tcp:10.99.0.1:8444","connect":"tcp:10.99.0.5:443","nat":"true"}}'
@@ -335,17 +336,15 @@ devices "$NATDEVS"
 ok "PUT adds three nat=true devices" opok
 is "$(helpers)" $((helpers0 + 1)) "... nat devices run no helper (and the three unplugged ones stopped)"
 is "$(tables)" $((tables0 + 1)) "... one berth_proxy table exists"
-rules=$(nft list ruleset 2>/dev/null)
+# (the proxy table only: managed networks have masquerade rules of their own)
+rules=$(nft list tables 2>/dev/null | grep 'berth_proxy_' | while read -r _ fam t; do nft list table "$fam" "$t"; done)
 is "$(grep -c 'ip daddr 127.0.0.2 tcp dport 8443 dnat ip to 10.99.0.5:443' <<<"$rules")" 2 "... the tcp DNAT rule is there once in prerouting and once in output"
 is "$(grep -c 'ip daddr 127.0.0.2 udp dport 5301 dnat ip to 10.99.0.5:54' <<<"$rules")" 2 "... the udp range is paired port by port"
 is "$(grep -c 'masquerade' <<<"$rules")" 4 "... and a hairpin masquerade per connect port"
-# Traffic through the DNAT: this branch has no NIC devices yet, so the test gives c1 a
-# veth by hand, in the test's own namespaces: brp0 10.99.0.1 here, 10.99.0.5 inside.
-cpid=$(initpid c1)
-ip link add pxh0 type veth peer name pxc0 &&
-	ip link set pxh0 master brp0 up && ip link set brp0 up &&
-	ip addr add 10.99.0.1/24 dev brp0 && ip link set pxc0 netns "$cpid" &&
-	nsenter --net=/proc/$cpid/ns/net sh -c 'ip addr add 10.99.0.5/24 dev pxc0 && ip link set pxc0 up'
+# Traffic through the DNAT: eth1 was hot-plugged into the running c1, where nothing
+# runs a DHCP client on it; give it its static address by hand.
+run berth exec c1 -- sh -c 'ip link set eth1 up && ip addr add 10.99.0.5/24 dev eth1'
+rc_ok "eth1 is in c1 (hot-plugged) and takes 10.99.0.5"
 run berth exec c1 -- httpd -p 10.99.0.5:443 -h /www
 rc_ok "httpd inside c1 on its static address 10.99.0.5:443"
 ok "a connection to 10.99.0.1:8444 reaches it through the DNAT rule" wait_for serves_at 10.99.0.1:8444 hello-from-c1
@@ -415,7 +414,7 @@ api DELETE /1.0/instances/c1
 wait_operation "$(jget 'j["operation"]')"
 api DELETE /1.0/instances/c2
 wait_operation "$(jget 'j["operation"]')"
-ip link del brp0 2>/dev/null
+check "delete the network brp0" berth network delete brp0
 
 is "$(helpers)" "$helpers0" "no helper process left"
 is "$(monitors)" "$monitors0" "no monitor process left"
