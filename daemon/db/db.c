@@ -304,6 +304,36 @@ int db_json_append_str(json_t *array, const char *value, struct berth_error *err
 	return 0;
 }
 
+int db_used_by_urls(sqlite3_stmt *stmt, const char *project, json_t **ret,
+		    struct berth_error *err)
+{
+	json_auto_t *list = json_array();
+	int r;
+
+	if (!list)
+		return db_oom(err);
+	while ((r = db_step(stmt, err)) > 0) {
+		const char *p = project ?: db_column_text(stmt, 2);
+		bool def = streq(p, "default");
+		_cleanup_free_ char *enc = berth_url_encode(db_column_text(stmt, 1));
+		_cleanup_free_ char *url = NULL;
+
+		if (!enc)
+			return db_oom(err);
+		url = berth_strdup_printf("/1.0/%s/%s%s%s", db_column_text(stmt, 0), enc,
+					  def ? "" : "?project=", def ? "" : p);
+		if (!url)
+			return db_oom(err);
+		r = db_json_append_str(list, url, err);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
 int db_kv_load(sqlite3 *db, const char *sql, int64_t id, json_t **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;

@@ -101,6 +101,11 @@ int db_json_append_str(json_t *array, const char *value, struct berth_error *err
 /* ---- db.c: key/value children and devices ---- */
 
 /* Rows of `sql` (parameter ?1 = `id`, columns key, value) as a new object. */
+/* The used_by URLs of a prepared statement's rows: (kind, name) with every row in
+ * `project`, or (kind, name, project) when `project` is NULL; "/1.0/KIND/NAME" with
+ * "?project=P" outside the default project. */
+int db_used_by_urls(sqlite3_stmt *stmt, const char *project, json_t **ret,
+		    struct berth_error *err);
 int db_kv_load(sqlite3 *db, const char *sql, int64_t id, json_t **ret, struct berth_error *err);
 /* Insert every pair of `obj` (NULL or non-object: nothing) with `sql` taking
  * (?1 id, ?2 key, ?3 value). Non-string values are -EINVAL naming `what` and the key. */

@@ -236,34 +236,11 @@ static int pool_used_by(sqlite3 *db, const char *name, json_t **ret, struct bert
 		" WHERE sp.name = ?1 AND instr(v.name, '/') = 0"
 		" ORDER BY 1, 3, 2";
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	json_auto_t *list = json_array();
-	int r;
+	int r = db_prepare(db, &stmt, err, sql, "t", name);
 
-	if (!list)
-		return db_oom(err);
-	r = db_prepare(db, &stmt, err, sql, "t", name);
 	if (r < 0)
 		return r;
-	while ((r = db_step(stmt, err)) > 0) {
-		const char *project = db_column_text(stmt, 2);
-		_cleanup_free_ char *enc = berth_url_encode(db_column_text(stmt, 1));
-		_cleanup_free_ char *url = NULL;
-
-		if (!enc)
-			return db_oom(err);
-		url = berth_strdup_printf("/1.0/%s/%s%s%s", db_column_text(stmt, 0), enc,
-					  streq(project, "default") ? "" : "?project=",
-					  streq(project, "default") ? "" : project);
-		if (!url)
-			return db_oom(err);
-		r = db_json_append_str(list, url, err);
-		if (r < 0)
-			return r;
-	}
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(list);
-	return 0;
+	return db_used_by_urls(stmt, NULL, ret, err);
 }
 
 int db_pool_used_by(const char *name, json_t **ret, struct berth_error *err)

@@ -183,33 +183,11 @@ static int volume_used_by(sqlite3 *db, const char *pool, const char *project, co
 		" UNION " USED_BY_PART("profiles", "profiles", "profile") " ORDER BY 1, 2";
 #undef USED_BY_PART
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	json_auto_t *list = json_array();
-	bool def = streq(project, "default");
-	int r;
+	int r = db_prepare(db, &stmt, err, sql, "ttt", pool, project, name);
 
-	if (!list)
-		return db_oom(err);
-	r = db_prepare(db, &stmt, err, sql, "ttt", pool, project, name);
 	if (r < 0)
 		return r;
-	while ((r = db_step(stmt, err)) > 0) {
-		_cleanup_free_ char *enc = berth_url_encode(db_column_text(stmt, 1));
-		_cleanup_free_ char *url = NULL;
-
-		if (!enc)
-			return db_oom(err);
-		url = berth_strdup_printf("/1.0/%s/%s%s%s", db_column_text(stmt, 0), enc,
-					  def ? "" : "?project=", def ? "" : project);
-		if (!url)
-			return db_oom(err);
-		r = db_json_append_str(list, url, err);
-		if (r < 0)
-			return r;
-	}
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(list);
-	return 0;
+	return db_used_by_urls(stmt, project, ret, err);
 }
 
 int db_volume_used_by(const char *pool, const char *project, const char *name, json_t **ret,
