@@ -80,6 +80,10 @@ struct exec_session {
 	bool stdin_open;
 	bool out_done[WS_CONTROL]; /* stream ended (barrier or close) */
 	int sigfd;
+	/* A non-interactive exec connects its control socket only to pass a signal (one
+	 * connection fewer for every command): what that needs, borrowed. */
+	struct cli_ctx *ctx;
+	const char *op, *control_secret;
 };
 
 static int oom(struct berth_error *err)
@@ -282,6 +286,17 @@ static void forward_signal(struct exec_session *s, int sig)
 			(void)cli_send_resize(s->ws[WS_CONTROL], w, h, NULL);
 		return;
 	}
+	if (!s->ws[WS_CONTROL] && s->control_secret) {
+		struct berth_ws *ws = NULL;
+
+		if (cli_op_websocket_start(s->ctx, s->op, s->control_secret, &ws, NULL) < 0)
+			return;
+		if (berth_ws_handshake_finish(ws, NULL) < 0) {
+			berth_ws_close(ws);
+			return;
+		}
+		s->ws[WS_CONTROL] = ws;
+	}
 	if (!s->ws[WS_CONTROL])
 		return;
 	snprintf(msg, sizeof(msg), "{\"command\":\"signal\",\"signal\":%d}", sig);
@@ -387,6 +402,12 @@ static int connect_streams(struct cli_ctx *ctx, struct exec_session *s, const ch
 			s->out_done[i] = true;
 			continue;
 		}
+		if (i == WS_CONTROL && !s->interactive) {
+			s->ctx = ctx;
+			s->op = op;
+			s->control_secret = secret;
+			continue;
+		}
 		r = cli_op_websocket_start(ctx, op, secret, &s->ws[i], err);
 		if (r < 0)
 			return r;
@@ -404,7 +425,7 @@ static int connect_streams(struct cli_ctx *ctx, struct exec_session *s, const ch
 /* The exit status from the finished operation. A command that could not run is a failed
  * operation that still carries a return code (LXD: 127 "Command not found", 126 "Command
  * not executable"): the message goes to stderr and the code becomes the exit status. */
-static int exec_result(struct cli_ctx *ctx, const char *op, int *ret_status,
+static int exec_result(struct cli_ctx *ctx, const char *op, bool begun, int *ret_status,
 		       struct berth_error *err)
 {
 	_cleanup_free_ char *path = berth_strdup_printf("%s/wait?timeout=-1", op);
@@ -418,7 +439,8 @@ static int exec_result(struct cli_ctx *ctx, const char *op, int *ret_status,
 		return r;
 	if (!path)
 		return oom(err);
-	r = berth_client_request(c, "GET", path, NULL, NULL, &resp, err);
+	r = begun ? berth_client_finish(c, &resp, err)
+		  : berth_client_request(c, "GET", path, NULL, NULL, &resp, err);
 	if (r < 0)
 		return r;
 	if (resp.status != 200) {
@@ -456,6 +478,7 @@ static int do_exec(struct cli_ctx *ctx, int argc, char **argv, const struct cli_
 	_cleanup_free_ char *op = NULL;
 	json_auto_t *body = NULL, *md = NULL;
 	sigset_t old;
+	bool begun = false;
 	int status = 0;
 	int r = decide_mode(a, &s.interactive, err);
 
@@ -472,6 +495,14 @@ static int do_exec(struct cli_ctx *ctx, int argc, char **argv, const struct cli_
 	r = connect_streams(ctx, &s, op, json_object_get(md, "fds"), err);
 	if (r < 0)
 		goto out;
+	/* ask for the operation's end now: the answer comes once the command is done */
+	{
+		_cleanup_free_ char *wait = berth_strdup_printf("%s/wait?timeout=-1", op);
+		struct berth_client *c = NULL;
+
+		begun = wait && cli_client(ctx, &c, NULL) >= 0 &&
+			berth_client_begin(c, "GET", wait, NULL) >= 0;
+	}
 	if (a->values[OPT_NO_STDIN]) {
 		s.stdin_open = false;
 		if (!s.interactive)
@@ -494,7 +525,7 @@ static int do_exec(struct cli_ctx *ctx, int argc, char **argv, const struct cli_
 		s.ws[i] = NULL;
 	}
 	if (r >= 0)
-		r = exec_result(ctx, op, &status, err);
+		r = exec_result(ctx, op, begun, &status, err);
 	cli_signals_restore(s.sigfd, &old);
 out:
 	session_release(&s);

@@ -1,6 +1,6 @@
 /* lib/client.c: the blocking REST client (see client.h): one keep-alive HTTP/1.1
  * connection over AF_UNIX, responses parsed by http-parser, LXD envelopes unwrapped,
- * operations waited for, and websockets (client side, via wslay) on connections of
+ * operations waited for, and websockets (client side, framed here) on connections of
  * their own. */
 #include "lib/client.h"
 
@@ -12,7 +12,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <wslay/wslay.h>
 #include <ctype.h>
 
 #include "lib/json.h"
@@ -27,6 +26,7 @@ struct berth_client {
 	char *path;    /* owned: socket path */
 	char *project; /* owned or NULL: added as ?project= to /1.0 paths */
 	int fd;	       /* keep-alive connection or -EBADF */
+	char *begun;   /* owned or NULL: the head of a request begun and not finished */
 	int sink_fd;   /* borrowed: where berth_client_download writes a body, or -EBADF */
 	berth_progress_fn sink_progress;
 	void *sink_progress_data;
@@ -131,6 +131,7 @@ void berth_client_free(struct berth_client *c)
 	if (!c)
 		return;
 	berth_closep(&c->fd);
+	free(c->begun);
 	free(c->path);
 	free(c->project);
 	free(c);
@@ -442,6 +443,80 @@ static int request_once(struct berth_client *c, const char *head, const void *da
 	return r;
 }
 
+/* The end of every request: `r` as an error (a connection closed before any answer
+ * named as such), or `resp` handed to `ret` with its JSON body parsed. */
+static int response_done(int r, struct berth_response *resp, struct berth_response *ret,
+			 struct berth_error *err)
+{
+	if (r == -ECONNRESET)
+		r = berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+				    "berthd closed the connection without answering");
+	if (r < 0) {
+		berth_response_release(resp);
+		return r;
+	}
+	if (resp->body_len > 0 && resp->content_type &&
+	    berth_startswith(resp->content_type, "application/json"))
+		resp->json = json_loadb(resp->body, resp->body_len, JSON_DECODE_ANY, NULL);
+	*ret = *resp;
+	return 0;
+}
+
+int berth_client_begin(struct berth_client *c, const char *method, const char *path,
+		       struct berth_error *err)
+{
+	_cleanup_free_ char *target = client_target(c, path);
+	_cleanup_free_ char *head = NULL;
+	int r;
+
+	if (c->begun)
+		return berth_error_set(err, -EBUSY, BERTH_ERR_INTERNAL,
+				       "a request is already waiting for its response");
+	if (!target || build_request(method, target, NULL, 0, NULL, &head) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool fresh = c->fd < 0;
+
+		if (fresh) {
+			r = unix_connect(c->path, err);
+			if (r < 0)
+				return r;
+			c->fd = r;
+		}
+		r = write_all(c->fd, head, strlen(head));
+		if (r >= 0)
+			break;
+		berth_closep(&c->fd), c->fd = -EBADF;
+		if (fresh || (r != -EPIPE && r != -ECONNRESET))
+			return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+					       "writing to berthd: %s", strerror(-r));
+	}
+	c->begun = TAKE_PTR(head);
+	return 0;
+}
+
+int berth_client_finish(struct berth_client *c, struct berth_response *ret,
+			struct berth_error *err)
+{
+	_cleanup_free_ char *head = TAKE_PTR(c->begun);
+	struct berth_response resp = { 0 };
+	bool keep_alive = false, fresh;
+	int r;
+
+	if (!head)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL, "no request was begun");
+	r = c->fd >= 0 ? read_response(c, false, &resp, &keep_alive, err) : -ECONNRESET;
+	if (r < 0 || !keep_alive)
+		berth_closep(&c->fd), c->fd = -EBADF;
+	if (r == -ECONNRESET) {
+		/* the server had closed the idle connection before the request reached it:
+		 * send it again on a new one */
+		berth_response_release(&resp);
+		r = request_once(c, head, NULL, 0, false, &resp, &fresh, err);
+	}
+	return response_done(r, &resp, ret, err);
+}
+
 int berth_client_request_raw(struct berth_client *c, const char *method, const char *path,
 			     const char *content_type, const void *data, size_t len,
 			     struct berth_response *ret, struct berth_error *err)
@@ -460,6 +535,9 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 	bool fresh = true;
 	int r;
 
+	if (c->begun)
+		return berth_error_set(err, -EBUSY, BERTH_ERR_INTERNAL,
+				       "a request is still waiting for its response");
 	if (!target || build_request(method, target, content_type, len, if_match, &head) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -469,16 +547,7 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 			break;
 		/* the server closed an idle keep-alive connection: retry on a new one */
 	}
-	if (r == -ECONNRESET)
-		return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
-				       "berthd closed the connection without answering");
-	if (r < 0)
-		return r;
-	if (resp.body_len > 0 && resp.content_type &&
-	    berth_startswith(resp.content_type, "application/json"))
-		resp.json = json_loadb(resp.body, resp.body_len, JSON_DECODE_ANY, NULL);
-	*ret = resp;
-	return 0;
+	return response_done(r, &resp, ret, err);
 }
 
 /* Write `len` bytes of `fd` from offset 0 to the connection, reporting progress. */
@@ -559,20 +628,9 @@ int berth_client_request_upload(struct berth_client *c, const char *method, cons
 	}
 	if (r >= 0)
 		r = read_response(c, false, &resp, &keep_alive, err);
-	if (r == -ECONNRESET)
-		r = berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
-				    "berthd closed the connection without answering");
 	if (r < 0 || !keep_alive)
 		berth_closep(&c->fd), c->fd = -EBADF;
-	if (r < 0) {
-		berth_response_release(&resp);
-		return r;
-	}
-	if (resp.body_len > 0 && resp.content_type &&
-	    berth_startswith(resp.content_type, "application/json"))
-		resp.json = json_loadb(resp.body, resp.body_len, JSON_DECODE_ANY, NULL);
-	*ret = resp;
-	return 0;
+	return response_done(r, &resp, ret, err);
 }
 
 int berth_client_download(struct berth_client *c, const char *path, int fd,
@@ -731,90 +789,83 @@ struct ws_msg {
 	bool text;
 };
 
+/* The client side of RFC 6455, enough for LXD's exec, console and events sockets: our
+ * frames are masked and sent whole; the server's may be fragmented, with pings and a
+ * close among them. (The CLI links no websocket library: it starts faster.) */
+enum {
+	WS_OP_CONT = 0x0,
+	WS_OP_TEXT = 0x1,
+	WS_OP_BINARY = 0x2,
+	WS_OP_CLOSE = 0x8,
+	WS_OP_PING = 0x9,
+	WS_OP_PONG = 0xa,
+};
+/* A message larger than this from the server is a protocol error. */
+#define WS_MAX_MESSAGE (64u << 20)
+
 struct berth_ws {
 	int fd;
-	wslay_event_context_ptr ctx; /* owned */
-	struct buf pending;	     /* bytes read past the handshake, fed to wslay first */
+	bool open;		    /* the handshake succeeded */
+	struct buf pending;	    /* bytes read and not parsed yet (the handshake's rest first) */
 	size_t pending_off;
+	struct buf frag;	    /* the data of a fragmented message so far */
+	bool in_frag, frag_text;
 	struct ws_msg *head, *tail; /* owned queue */
-	bool closed;
+	bool closed;		    /* nothing more can be read or sent */
+	bool close_sent;
 	char accept[32]; /* the Sec-WebSocket-Accept expected while the handshake is pending */
 };
 
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len, int flags,
-			  void *user_data)
+static int ws_send_frame(struct berth_ws *ws, int opcode, const void *data, size_t len)
 {
-	struct berth_ws *ws = user_data;
-	ssize_t n;
+	_cleanup_free_ uint8_t *f = malloc(len + 14);
+	uint8_t *p = f, mask[4];
+	int r;
 
-	if (ws->pending_off < ws->pending.len) {
-		size_t k = ws->pending.len - ws->pending_off;
-
-		if (k > len)
-			k = len;
-		memcpy(data, ws->pending.data + ws->pending_off, k);
-		ws->pending_off += k;
-		return (ssize_t)k;
+	if (!f)
+		return -ENOMEM;
+	if (getrandom(mask, sizeof(mask), 0) != (ssize_t)sizeof(mask))
+		return -EIO;
+	*p++ = (uint8_t)(0x80 | opcode);
+	if (len < 126) {
+		*p++ = (uint8_t)(0x80 | len);
+	} else if (len <= 0xffff) {
+		*p++ = 0x80 | 126;
+		*p++ = (uint8_t)(len >> 8);
+		*p++ = (uint8_t)len;
+	} else {
+		*p++ = 0x80 | 127;
+		for (int i = 7; i >= 0; i--)
+			*p++ = (uint8_t)((uint64_t)len >> (8 * i));
 	}
-	do
-		n = recv(ws->fd, data, len, MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	if (n <= 0) {
+	memcpy(p, mask, 4);
+	p += 4;
+	for (size_t i = 0; i < len; i++)
+		p[i] = ((const uint8_t *)data)[i] ^ mask[i & 3];
+	if (opcode == WS_OP_CLOSE)
+		ws->close_sent = true; /* nothing may follow it */
+	r = write_all(ws->fd, f, (size_t)(p - f) + len);
+	if (r < 0)
 		ws->closed = true;
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	return n;
+	return r;
 }
 
-static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-			  void *user_data)
+static void ws_queue(struct berth_ws *ws, bool text, const char *data, size_t len)
 {
-	struct berth_ws *ws = user_data;
-	ssize_t n;
+	struct ws_msg *m = calloc(1, sizeof(*m));
 
-	do
-		n = send(ws->fd, data, len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		ws->closed = true;
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	return n;
-}
-
-/* Masks and keys need unpredictable bytes, not a DRBG (getrandom, not libcrypto). */
-static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user_data)
-{
-	return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
-}
-
-static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-		      void *user_data)
-{
-	struct berth_ws *ws = user_data;
-	struct ws_msg *m;
-
-	if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
-		return; /* ping, pong and close are wslay's business */
-	m = calloc(1, sizeof(*m));
 	if (!m)
 		return;
-	m->data = malloc(arg->msg_length + 1);
+	m->data = malloc(len + 1);
 	if (!m->data) {
 		free(m);
 		return;
 	}
-	if (arg->msg_length) /* an empty message (EOF barrier) has no buffer at all */
-		memcpy(m->data, arg->msg, arg->msg_length);
-	m->data[arg->msg_length] = '\0';
-	m->len = arg->msg_length;
-	m->text = arg->opcode == WSLAY_TEXT_FRAME;
+	if (len) /* an empty message (EOF barrier) */
+		memcpy(m->data, data, len);
+	m->data[len] = '\0';
+	m->len = len;
+	m->text = text;
 	if (ws->tail)
 		ws->tail->next = m;
 	else
@@ -822,12 +873,122 @@ static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_m
 	ws->tail = m;
 }
 
-static const struct wslay_event_callbacks ws_callbacks = {
-	.recv_callback = ws_recv_cb,
-	.send_callback = ws_send_cb,
-	.genmask_callback = ws_genmask_cb,
-	.on_msg_recv_callback = ws_msg_cb,
-};
+/* One whole frame from the server. */
+static void ws_frame(struct berth_ws *ws, int opcode, bool fin, const uint8_t *data, size_t len)
+{
+	switch (opcode) {
+	case WS_OP_PING:
+		ws_send_frame(ws, WS_OP_PONG, data, len);
+		return;
+	case WS_OP_PONG:
+		return;
+	case WS_OP_CLOSE:
+		if (!ws->close_sent) /* echo its status code */
+			ws_send_frame(ws, WS_OP_CLOSE, data, len >= 2 ? 2 : 0);
+		ws->closed = true;
+		return;
+	case WS_OP_TEXT:
+	case WS_OP_BINARY:
+		if (ws->in_frag) {
+			ws->closed = true; /* a new message inside a fragmented one */
+			return;
+		}
+		if (fin) {
+			ws_queue(ws, opcode == WS_OP_TEXT, (const char *)data, len);
+			return;
+		}
+		ws->in_frag = true;
+		ws->frag_text = opcode == WS_OP_TEXT;
+		ws->frag.len = 0;
+		break;
+	case WS_OP_CONT:
+		if (!ws->in_frag) {
+			ws->closed = true;
+			return;
+		}
+		break;
+	default:
+		ws->closed = true;
+		return;
+	}
+	if (ws->frag.len + len > WS_MAX_MESSAGE || buf_append(&ws->frag, data, len) < 0) {
+		ws->closed = true;
+		return;
+	}
+	if (fin) {
+		ws->in_frag = false;
+		ws_queue(ws, ws->frag_text, ws->frag.data ? ws->frag.data : "", ws->frag.len);
+		ws->frag.len = 0;
+	}
+}
+
+/* Handle every whole frame in ws->pending. */
+static void ws_parse(struct berth_ws *ws)
+{
+	while (!ws->closed) {
+		uint8_t *b = (uint8_t *)ws->pending.data + ws->pending_off;
+		size_t avail = ws->pending.len - ws->pending_off, hl = 2;
+		uint64_t len;
+		bool masked;
+
+		if (avail < 2)
+			break;
+		masked = b[1] & 0x80;
+		len = b[1] & 0x7f;
+		if (len == 126)
+			hl += 2;
+		else if (len == 127)
+			hl += 8;
+		if (masked)
+			hl += 4;
+		if (avail < hl)
+			break;
+		if (len == 126) {
+			len = (uint64_t)b[2] << 8 | b[3];
+		} else if (len == 127) {
+			len = 0;
+			for (int i = 0; i < 8; i++)
+				len = len << 8 | b[2 + i];
+		}
+		if (len > WS_MAX_MESSAGE || ((b[0] & 0x08) && (len > 125 || !(b[0] & 0x80)))) {
+			ws->closed = true; /* too big, or a long or fragmented control frame */
+			break;
+		}
+		if (avail - hl < len)
+			break;
+		if (masked)
+			for (uint64_t i = 0; i < len; i++)
+				b[hl + i] ^= b[hl - 4 + (i & 3)];
+		ws->pending_off += hl + (size_t)len;
+		ws_frame(ws, b[0] & 0x0f, b[0] & 0x80, b + hl, (size_t)len);
+	}
+	if (ws->pending_off == ws->pending.len) {
+		ws->pending.len = ws->pending_off = 0;
+	} else if (ws->pending_off > (1u << 16)) {
+		memmove(ws->pending.data, ws->pending.data + ws->pending_off,
+			ws->pending.len - ws->pending_off);
+		ws->pending.len -= ws->pending_off;
+		ws->pending_off = 0;
+	}
+}
+
+/* Read what the socket has (without waiting): 1 got some, 0 nothing yet, -EPIPE gone. */
+static int ws_read_some(struct berth_ws *ws)
+{
+	char chunk[65536];
+	ssize_t n;
+
+	do
+		n = recv(ws->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0 || buf_append(&ws->pending, chunk, (size_t)n) < 0) {
+		ws->closed = true;
+		return -EPIPE;
+	}
+	return 1;
+}
 
 /* The Sec-WebSocket-Accept value expected for `key`, into `out` (>= 29 bytes). */
 static int ws_accept_for(const char *key, char *out)
@@ -939,7 +1100,7 @@ int berth_ws_handshake_finish(struct berth_ws *ws, struct berth_error *err)
 	struct buf head = { 0 };
 	int r;
 
-	if (ws->ctx)
+	if (ws->open)
 		return 0; /* done already */
 	r = ws_read_head(ws, &head, err);
 	if (r >= 0)
@@ -947,9 +1108,9 @@ int berth_ws_handshake_finish(struct berth_ws *ws, struct berth_error *err)
 	buf_release(&head);
 	if (r < 0)
 		return r;
-	if (wslay_event_context_client_init(&ws->ctx, &ws_callbacks, ws) != 0)
-		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	ws->open = true;
 	ws->closed = false;
+	ws_parse(ws); /* frames that came with the head */
 	return 0;
 }
 
@@ -1005,14 +1166,6 @@ int berth_client_websocket(struct berth_client *c, const char *path, struct bert
 	return 0;
 }
 
-static int ws_flush(struct berth_ws *ws)
-{
-	while (!ws->closed && wslay_event_want_write(ws->ctx))
-		if (wslay_event_send(ws->ctx) != 0)
-			return -EPIPE;
-	return 0;
-}
-
 static int ws_pop(struct berth_ws *ws, char **ret_data, size_t *ret_len, bool *ret_text)
 {
 	struct ws_msg *m = ws->head;
@@ -1039,10 +1192,10 @@ int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *
 		struct pollfd pfd = { .fd = ws->fd, .events = POLLIN };
 		int wait = -1, n;
 
-		if (ws->closed || !wslay_event_want_read(ws->ctx))
+		if (ws->closed)
 			return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
 					       "connection closed by server");
-		if (ws->pending_off >= ws->pending.len) {
+		{
 			if (timeout_ms >= 0) {
 				uint64_t now = berth_monotonic_ns();
 
@@ -1056,9 +1209,8 @@ int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *
 				return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_UNAVAILABLE,
 						       "timed out waiting for a message");
 		}
-		if (wslay_event_recv(ws->ctx) != 0)
-			ws->closed = true;
-		ws_flush(ws); /* pongs and the answer to a close */
+		if (ws_read_some(ws) > 0)
+			ws_parse(ws);
 	}
 	return ws_pop(ws, ret_data, ret_len, ret_text);
 }
@@ -1066,13 +1218,8 @@ int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *
 int berth_ws_send(struct berth_ws *ws, bool text, const void *data, size_t len,
 		  struct berth_error *err)
 {
-	struct wslay_event_msg msg = {
-		.opcode = text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
-		.msg = data,
-		.msg_length = len,
-	};
-
-	if (ws->closed || wslay_event_queue_msg(ws->ctx, &msg) != 0 || ws_flush(ws) < 0)
+	if (ws->closed || ws->close_sent ||
+	    ws_send_frame(ws, text ? WS_OP_TEXT : WS_OP_BINARY, data, len) < 0)
 		return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
 				       "connection closed by server");
 	return 0;
@@ -1085,17 +1232,19 @@ int berth_ws_fd(const struct berth_ws *ws)
 
 bool berth_ws_has_buffered(const struct berth_ws *ws)
 {
-	return ws->head || ws->pending_off < ws->pending.len;
+	return ws->head != NULL; /* bytes in ws->pending are never a whole frame */
 }
 
 int berth_ws_send_close(struct berth_ws *ws, const char *reason, struct berth_error *err)
 {
 	size_t len = reason ? strlen(reason) : 0;
+	char body[125] = {0x03, (char)0xe8}; /* 1000: normal closure */
 
-	if (ws->closed ||
-	    wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, (const uint8_t *)reason,
-				    len) != 0 ||
-	    ws_flush(ws) < 0)
+	if (len > sizeof(body) - 2)
+		len = sizeof(body) - 2;
+	if (len)
+		memcpy(body + 2, reason, len);
+	if (ws->closed || ws->close_sent || ws_send_frame(ws, WS_OP_CLOSE, body, len + 2) < 0)
 		return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
 				       "connection closed by server");
 	return 0;
@@ -1105,12 +1254,9 @@ void berth_ws_close(struct berth_ws *ws)
 {
 	if (!ws)
 		return;
-	if (ws->ctx && !ws->closed) {
-		wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
-		ws_flush(ws);
-	}
-	if (ws->ctx)
-		wslay_event_context_free(ws->ctx);
+	if (ws->open && !ws->closed && !ws->close_sent)
+		ws_send_frame(ws, WS_OP_CLOSE, "\x03\xe8", 2);
+	buf_release(&ws->frag);
 	while (ws->head) {
 		char *d = NULL;
 

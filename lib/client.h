@@ -56,6 +56,15 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 			      const char *if_match, struct berth_response *ret,
 			      struct berth_error *err);
 
+/* A bodiless request sent now and answered later (its response read by
+ * berth_client_finish), so that its round trip overlaps other work: berth exec asks for
+ * its operation's end while the command runs. The connection is the request's until
+ * then; begin again or use another call only after finishing. */
+int berth_client_begin(struct berth_client *c, const char *method, const char *path,
+		       struct berth_error *err);
+int berth_client_finish(struct berth_client *c, struct berth_response *ret,
+			struct berth_error *err);
+
 /* Like berth_client_request, raw body of `len` bytes with the given content type. */
 int berth_client_request_raw(struct berth_client *c, const char *method, const char *path,
 			     const char *content_type, const void *data, size_t len,

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,6 +296,41 @@ int berth_mkdir_p(const char *path, int mode)
 	if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+bool berth_test_flag(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && getenv("BERTH_TEST_HARNESS");
+}
+
+int berth_helper_binary(const char *name, const char *env_var, char **ret)
+{
+	char exe[PATH_MAX];
+	const char *env = getenv(env_var);
+	ssize_t n;
+
+	if (env && *env) {
+		*ret = strdup(env);
+		return *ret ? 0 : -ENOMEM;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		return -errno;
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	for (int i = 0; i < 2; i++) {
+		_cleanup_free_ char *p = berth_strdup_printf(
+			i == 0 ? "%s/../libexec/berth/%s" : "%s/%s", exe, name);
+		if (!p)
+			return -ENOMEM;
+		if (access(p, X_OK) == 0) {
+			*ret = TAKE_PTR(p);
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 void berth_test_pause(const char *point)

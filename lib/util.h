@@ -48,6 +48,10 @@ int berth_write_file_atomic(const char *path, const void *data, size_t len, int 
 /* The same without the fsync: readers never see a partial file, but a crash may lose it.
  * For run-time state that a reboot makes meaningless (pid files, a container's spec). */
 int berth_write_file_replace(const char *path, const void *data, size_t len, int mode);
+/* A helper program of berth's (`name`): $`env_var` when set, else
+ * <our exe's dir>/../libexec/berth/NAME (installed), else <our exe's dir>/NAME (the
+ * build tree). New string in *ret; -ENOENT when none is executable. */
+int berth_helper_binary(const char *name, const char *env_var, char **ret);
 /* mkdir -p with `mode` for created components. */
 int berth_mkdir_p(const char *path, int mode);
 
@@ -57,3 +61,6 @@ int berth_mkdir_p(const char *path, int mode);
  * the daemon at exactly that point. Otherwise (always in production) returns at once.
  * The points are listed in doc/internals.md. */
 void berth_test_pause(const char *point);
+/* Test-only: whether the environment variable `name` is set and non-empty while under the
+ * test harness (BERTH_TEST_HARNESS set); always false in production. */
+bool berth_test_flag(const char *name);

@@ -75,6 +75,8 @@ static ssize_t read_request(int fd, char *buf, size_t size)
 	return (ssize_t)len;
 }
 
+static volatile int ws_pong_ok, ws_close_ok;
+
 static void ws_answer(int fd, const char *req)
 {
 	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -82,9 +84,17 @@ static void ws_answer(int fd, const char *req)
 	char cat[128], acc[64], resp[256];
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
-	static const unsigned char frames[] = { 0x89, 0x00, 0x81, 0x05, 'h',  'e', 'l',
-						'l',  'o',  0x88, 0x02, 0x03, 0xe8 };
-	unsigned char in[64];
+	/* a ping, "hello"; "abc" + a ping "pp" + "def" (one fragmented binary message); "xy"
+	 * masked (servers do not mask, the client unmasks anyway); then a 100000-byte
+	 * binary frame (64-bit length) and a close */
+	static const unsigned char frames[] = {
+		0x89, 0x00, 0x81, 0x05, 'h', 'e', 'l', 'l', 'o',
+		0x02, 0x03, 'a', 'b', 'c', 0x89, 0x02, 'p', 'p', 0x80, 0x03, 'd', 'e', 'f',
+		0x81, 0x82, 0x11, 0x22, 0x33, 0x44, 'x' ^ 0x11, 'y' ^ 0x22,
+		0x82, 0x7f, 0, 0, 0, 0, 0, 0x01, 0x86, 0xa0,
+	};
+	static const unsigned char close_frame[] = { 0x88, 0x02, 0x03, 0xe8 };
+	unsigned char in[64], *big = malloc(100000);
 
 	snprintf(cat, sizeof(cat), "%.*s%s", (int)strcspn(k, "\r"), k, guid);
 	EVP_Digest(cat, strlen(cat), md, &md_len, EVP_sha1(), NULL);
@@ -95,10 +105,24 @@ static void ws_answer(int fd, const char *req)
 		 acc);
 	send(fd, resp, strlen(resp), MSG_NOSIGNAL);
 	/* wait for the client's masked text frame "ping!" before answering */
-	if (recv(fd, in, 2, MSG_WAITALL) == 2 && (in[1] & 0x80) && (in[1] & 0x7f) == 5 &&
-	    recv(fd, in, 9, MSG_WAITALL) == 9)
+	if (big && recv(fd, in, 2, MSG_WAITALL) == 2 && (in[1] & 0x80) && (in[1] & 0x7f) == 5 &&
+	    recv(fd, in, 9, MSG_WAITALL) == 9) {
+		for (int i = 0; i < 100000; i++)
+			big[i] = (unsigned char)(i * 7);
 		send(fd, frames, sizeof(frames), MSG_NOSIGNAL);
-	recv(fd, in, sizeof(in), 0); /* the client's close */
+		send(fd, big, 100000, MSG_NOSIGNAL);
+		send(fd, close_frame, sizeof(close_frame), MSG_NOSIGNAL);
+		/* the client's empty pong, its pong "pp" (masked), then its close echoing 1000 */
+		if (recv(fd, in, 6, MSG_WAITALL) == 6 && in[0] == 0x8a && in[1] == 0x80 &&
+		    recv(fd, in, 8, MSG_WAITALL) == 8 && in[0] == 0x8a && in[1] == 0x82 &&
+		    (in[6] ^ in[2]) == 'p' && (in[7] ^ in[3]) == 'p')
+			ws_pong_ok = 1;
+		if (recv(fd, in, 8, MSG_WAITALL) == 8 && in[0] == 0x88 && in[1] == 0x82 &&
+		    (in[6] ^ in[2]) == 0x03 && (in[7] ^ in[3]) == 0xe8)
+			ws_close_ok = 1;
+	}
+	free(big);
+	recv(fd, in, sizeof(in), 0);
 }
 
 static void *fake_main(void *data)
@@ -245,6 +269,30 @@ static void test_sync_keepalive(void **state)
 	assert_int_equal(fake.accepts - before, 1);
 }
 
+/* A request begun, then finished, on the kept-alive connection; nothing else meanwhile. */
+static void test_begin_finish(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	struct berth_response resp = { 0 };
+	struct berth_error err = { 0 };
+	json_auto_t *md = NULL;
+	int before = fake.accepts;
+
+	assert_int_equal(berth_client_query(c, "GET", "/1.0", NULL, &md, NULL, NULL), 0);
+	assert_int_equal(berth_client_begin(c, "GET", "/1.0", NULL), 0);
+	assert_int_equal(berth_client_begin(c, "GET", "/1.0", &err), -EBUSY);
+	berth_error_release(&err);
+	assert_int_equal(berth_client_request(c, "GET", "/1.0", NULL, NULL, &resp, &err), -EBUSY);
+	berth_error_release(&err);
+	assert_int_equal(berth_client_finish(c, &resp, NULL), 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(resp.json, "metadata"), "a")), 1);
+	berth_response_release(&resp);
+	assert_int_equal(fake.accepts - before, 1); /* the same connection throughout */
+	assert_int_equal(berth_client_finish(c, &resp, &err), -EINVAL);
+	berth_error_release(&err);
+}
+
 static void test_chunked(void **state)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
@@ -338,8 +386,32 @@ static void test_websocket(void **state)
 	assert_true(text);
 	assert_int_equal(len, 5);
 	assert_string_equal(data, "hello");
+	assert_int_equal(berth_ws_recv(ws, 2000, &more, &len, &text, NULL), 0);
+	assert_false(text);
+	assert_int_equal(len, 6);
+	assert_memory_equal(more, "abcdef", 6);
+	free(more);
+	assert_int_equal(berth_ws_recv(ws, 2000, &more, &len, &text, NULL), 0);
+	assert_true(text);
+	assert_string_equal(more, "xy");
+	free(more);
+	assert_int_equal(berth_ws_recv(ws, 2000, &more, &len, &text, NULL), 0);
+	assert_false(text);
+	assert_int_equal(len, 100000);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)more[i] != (unsigned char)(i * 7))
+			fail_msg("byte %zu of the 100000-byte frame differs", i);
+	free(more);
+	more = NULL;
 	assert_int_equal(berth_ws_recv(ws, 2000, &more, &len, &text, &err), -EPIPE);
 	berth_error_release(&err);
+	/* a send after the server's close fails */
+	assert_int_equal(berth_ws_send(ws, true, "late", 4, &err), -EPIPE);
+	berth_error_release(&err);
+	for (int i = 0; i < 200 && !ws_close_ok; i++)
+		usleep(10000);
+	assert_true(ws_pong_ok);  /* the ping got its pong */
+	assert_true(ws_close_ok); /* and the close its echo */
 }
 
 struct upload_progress {
@@ -426,6 +498,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_keepalive),
+		cmocka_unit_test(test_begin_finish),
 		cmocka_unit_test(test_chunked),
 		cmocka_unit_test(test_error_envelope),
 		cmocka_unit_test(test_reconnect_after_idle_close),

@@ -1,2 +1,0 @@
-/* placeholder */
-extern int berth_placeholder_lib_ws_c;
