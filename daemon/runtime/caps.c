@@ -95,15 +95,20 @@ int runtime_cap_from_name(const char *name)
 
 int runtime_cap_last(void)
 {
+	static int cached = -1; /* the kernel's value does not change while we run */
 	int last = (int)ARRAY_SIZE(cap_names) - 1;
-	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	FILE *f;
 
+	if (cached >= 0)
+		return cached;
+	f = fopen("/proc/sys/kernel/cap_last_cap", "re");
 	if (f) {
 		int v;
 
 		if (fscanf(f, "%d", &v) == 1 && v >= 0 && v < 64)
 			last = v;
 		fclose(f);
+		cached = last;
 	}
 	return last;
 }

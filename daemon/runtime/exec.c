@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/pidfd.h>
@@ -28,19 +29,16 @@
 
 extern char **environ;
 
-int runtime_exec_apply_security(const struct runtime_spec *spec, struct berth_error *err)
+int runtime_exec_apply_security(const struct runtime_spec *spec,
+				const struct runtime_seccomp_prog *prog, struct berth_error *err)
 {
 #ifdef BERTH_HAVE_SECURITY
-	struct runtime_seccomp_policy pol = {
-		.deny_default = spec->seccomp_default,
-		.deny = spec->seccomp_deny,
-		.allow = spec->seccomp_allow,
-	};
+	struct runtime_seccomp_policy pol = runtime_spec_seccomp(spec);
 	int r = runtime_caps_drop((const char *const *)spec->caps_drop, err);
 
 	if (r < 0)
 		return r;
-	r = runtime_seccomp_load(&pol, err);
+	r = prog ? runtime_seccomp_install(prog, err) : runtime_seccomp_load(&pol, err);
 	if (r < 0)
 		return r;
 	if (spec->apparmor_profile && runtime_apparmor_enabled()) {
@@ -85,20 +83,17 @@ static int join_fail(const struct runtime_exec_opts *o, const char *fmt, ...)
 	return 255;
 }
 
-/* Move ourselves into each cgroup PID 1 is in. */
-static int join_cgroups(pid_t pid)
+int runtime_exec_join_cgroups(pid_t pid)
 {
 	char path[64], *buf = NULL;
 	struct statfs sf;
 	bool pure_v2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
-	char self[32];
 	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
 	r = berth_read_file(path, 65536, &buf, NULL);
 	if (r < 0)
 		return r;
-	snprintf(self, sizeof(self), "%d", (int)getpid());
 	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		_cleanup_free_ char *dir = NULL;
@@ -125,7 +120,8 @@ static int join_cgroups(pid_t pid)
 		fd = open(dir, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 && errno == ENOENT)
 			continue; /* a hierarchy not mounted here */
-		if (fd < 0 || write(fd, self, strlen(self)) < 0) {
+		/* "0": the writer itself, whatever pid namespace it is in */
+		if (fd < 0 || write(fd, "0", 1) < 0) {
 			r = -errno;
 			break;
 		}
@@ -134,7 +130,7 @@ static int join_cgroups(pid_t pid)
 	return r;
 }
 
-static bool same_userns(pid_t pid)
+bool runtime_exec_same_userns(pid_t pid)
 {
 	char p[64];
 	struct stat a, b;
@@ -172,50 +168,51 @@ static char **exec_env(const struct runtime_exec_opts *o)
 	return env;
 }
 
-struct exec_failure {
-	int err;      /* errno */
-	int stage;    /* 0: execvp, 1: setup */
-	char msg[200];
-};
-
-static _Noreturn void child_fail(int pipe_fd, int stage, int e, const char *msg)
+int runtime_exec_failure_status(const struct runtime_exec_failure *f)
 {
-	struct exec_failure f = {.err = e, .stage = stage};
+	return f->stage ? 255 : (f->err == ENOENT ? 127 : 126);
+}
+
+_Noreturn void runtime_exec_fail(int pipe_fd, int stage, int e, const char *msg)
+{
+	struct runtime_exec_failure f = {.err = e, .stage = stage};
 
 	snprintf(f.msg, sizeof(f.msg), "%s", msg);
+	fprintf(stderr, "berth-monitor exec: %s\n", f.msg); /* the command's stderr */
 	if (write(pipe_fd, &f, sizeof(f)) < 0) {
 		/* the parent died */
 	}
-	_exit(stage ? 255 : (e == ENOENT ? 127 : 126));
+	_exit(runtime_exec_failure_status(&f));
 }
 
-static _Noreturn void exec_child(const struct runtime_exec_opts *o,
-				 const struct runtime_spec *spec, int pipe_fd)
+_Noreturn void runtime_exec_child(const struct runtime_exec_opts *o,
+				  const struct runtime_spec *spec,
+				  const struct runtime_seccomp_prog *prog, int pipe_fd)
 {
 	struct berth_error err = {0};
 	char **env;
 	int r;
 
 	if (o->pty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0))
-		child_fail(pipe_fd, 1, errno, "making stdin the controlling terminal");
-	r = runtime_exec_apply_security(spec, &err);
+		runtime_exec_fail(pipe_fd, 1, errno, "making stdin the controlling terminal");
+	r = runtime_exec_apply_security(spec, prog, &err);
 	if (r < 0)
-		child_fail(pipe_fd, 1, -r, berth_error_msg(&err, r));
+		runtime_exec_fail(pipe_fd, 1, -r, berth_error_msg(&err, r));
 	if (setgroups(0, NULL) < 0 && errno != EPERM)
-		child_fail(pipe_fd, 1, errno, "setgroups");
+		runtime_exec_fail(pipe_fd, 1, errno, "setgroups");
 	if (setresgid(o->gid, o->gid, o->gid) < 0)
-		child_fail(pipe_fd, 1, errno, "setgid");
+		runtime_exec_fail(pipe_fd, 1, errno, "setgid");
 	if (setresuid(o->uid, o->uid, o->uid) < 0)
-		child_fail(pipe_fd, 1, errno, "setuid");
+		runtime_exec_fail(pipe_fd, 1, errno, "setuid");
 	if (o->cwd) {
 		if (chdir(o->cwd) < 0)
-			child_fail(pipe_fd, 1, errno, "changing directory");
+			runtime_exec_fail(pipe_fd, 1, errno, "changing directory");
 	} else if (chdir("/root") < 0 && chdir("/") < 0) {
-		child_fail(pipe_fd, 1, errno, "changing directory");
+		runtime_exec_fail(pipe_fd, 1, errno, "changing directory");
 	}
 	env = exec_env(o);
 	if (!env)
-		child_fail(pipe_fd, 1, ENOMEM, "environment");
+		runtime_exec_fail(pipe_fd, 1, ENOMEM, "environment");
 	environ = env;
 	sigset_t none;
 	sigemptyset(&none);
@@ -226,7 +223,7 @@ static _Noreturn void exec_child(const struct runtime_exec_opts *o,
 		char msg[200];
 		snprintf(msg, sizeof(msg), "%s: %s", o->argv[0],
 			 e == ENOENT ? "command not found" : strerror(e));
-		child_fail(pipe_fd, 0, e, msg);
+		runtime_exec_fail(pipe_fd, 0, e, msg);
 	}
 }
 
@@ -261,13 +258,72 @@ static int wait_child(pid_t pid)
 	return 255;
 }
 
+static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+	char *end = NULL;
+	unsigned long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int runtime_exec_parse(int argc, char **argv, struct runtime_exec_opts *o)
+{
+	char **env = NULL;
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		unsigned long n;
+
+		if (streq(a, "--")) {
+			i++;
+			break;
+		}
+		if (streq(a, "--pty")) {
+			o->pty = true;
+			continue;
+		}
+		if (!v)
+			goto bad;
+		if (streq(a, "--uid") && parse_uint(v, 0xfffffffeUL, &n) == 0)
+			o->uid = (uid_t)n;
+		else if (streq(a, "--gid") && parse_uint(v, 0xfffffffeUL, &n) == 0)
+			o->gid = (gid_t)n;
+		else if (streq(a, "--status-fd") && parse_uint(v, 65535, &n) == 0)
+			o->status_fd = (int)n;
+		else if (streq(a, "--cwd") && v[0] == '/')
+			o->cwd = v;
+		else if (streq(a, "--env") && strchr(v, '=') && v[0] != '=') {
+			if (runtime_strv_push(&env, (char *)v) < 0)
+				goto bad;
+		} else
+			goto bad;
+		i++;
+	}
+	if (i >= argc)
+		goto bad;
+	o->env = env;
+	o->argv = argv + i;
+	return 0;
+bad:
+	free(env);
+	return -EINVAL;
+}
+
 int runtime_exec(const struct runtime_exec_opts *o)
 {
 	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = NULL;
 	_cleanup_free_ char *spec_path = NULL, *pid_path = NULL, *pid_text = NULL;
 	_cleanup_close_ int pidfd = -EBADF;
 	struct berth_error err = {0};
-	struct exec_failure f;
+	struct runtime_exec_failure f;
 	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
 		    CLONE_NEWCGROUP;
 	int p[2], r;
@@ -293,9 +349,9 @@ int runtime_exec(const struct runtime_exec_opts *o)
 	pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
 	if (pidfd < 0)
 		return join_fail(o, "the container is not running (pid %d: %m)", (int)pid);
-	if (!same_userns(pid))
+	if (!runtime_exec_same_userns(pid))
 		flags |= CLONE_NEWUSER;
-	r = join_cgroups(pid);
+	r = runtime_exec_join_cgroups(pid);
 	if (r < 0)
 		return join_fail(o, "joining the cgroups of pid %d: %s", (int)pid, strerror(-r));
 	if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0) /* still the same process? */
@@ -314,7 +370,7 @@ int runtime_exec(const struct runtime_exec_opts *o)
 		close(p[0]);
 		if (o->status_fd >= 0)
 			close(o->status_fd);
-		exec_child(o, spec, p[1]);
+		runtime_exec_child(o, spec, NULL, p[1]);
 	}
 	close(p[1]);
 	forward_to = child;
@@ -323,7 +379,6 @@ int runtime_exec(const struct runtime_exec_opts *o)
 	while (n < 0 && errno == EINTR);
 	close(p[0]);
 	if (n == (ssize_t)sizeof(f)) {
-		fprintf(stderr, "berth-monitor exec: %s\n", f.msg);
 		status_line(o->status_fd, "error %s\n", f.msg);
 	} else {
 		status_line(o->status_fd, "started %d\n", (int)child);

@@ -20,8 +20,63 @@ struct runtime_exec_opts {
  * not run, 255 when the container could not be joined. */
 int runtime_exec(const struct runtime_exec_opts *o);
 
+/* Parse the options that follow RUNDIR (`--uid N ... -- CMD...`, argv[0] being the first
+ * of them) into `o`, whose rundir and status_fd the caller sets. o->env gets a new
+ * NULL-terminated array (free it; its strings are argv's), o->argv points into argv.
+ * Returns 0 or -EINVAL. */
+int runtime_exec_parse(int argc, char **argv, struct runtime_exec_opts *o);
+
+/* What a child that could not exec the command tells its parent over a close-on-exec
+ * pipe (EOF with nothing: the exec happened). */
+struct runtime_exec_failure {
+	int err;   /* errno */
+	int stage; /* 0: execvp, 1: setup */
+	char msg[200];
+};
+
+/* Exit status of a child that could not exec: 127/126 (not found, not runnable) or 255
+ * (setup). */
+int runtime_exec_failure_status(const struct runtime_exec_failure *f);
+
+/* Report a failure on `pipe_fd` and _exit with runtime_exec_failure_status(). */
+_Noreturn void runtime_exec_fail(int pipe_fd, int stage, int err, const char *msg);
+
+/* Move the calling process into every cgroup `pid` is in (host paths from
+ * /proc/PID/cgroup: call it while still in the host's cgroup namespace). */
+int runtime_exec_join_cgroups(pid_t pid);
+
+/* True when `pid` is in the caller's user namespace (a privileged container). */
+bool runtime_exec_same_userns(pid_t pid);
+
 #include "daemon/runtime/spec.h"
 
+struct runtime_seccomp_prog;
+
+#ifdef BERTH_HAVE_SECURITY
+#include "daemon/runtime/security.h"
+
+/* The seccomp policy `spec` asks for (borrowing its lists). */
+static inline struct runtime_seccomp_policy runtime_spec_seccomp(const struct runtime_spec *spec)
+{
+	return (struct runtime_seccomp_policy){
+		.deny_default = spec->seccomp_default,
+		.deny = spec->seccomp_deny,
+		.allow = spec->seccomp_allow,
+	};
+}
+#endif
+
 /* Capabilities, seccomp and AppArmor from `spec` for the calling process, in that order
- * (PID 1 before execve of init, and each exec'd command). */
-int runtime_exec_apply_security(const struct runtime_spec *spec, struct berth_error *err);
+ * (PID 1 before execve of init, and each exec'd command). The seccomp filter is `prog`
+ * when given (compiled from the same spec), else built from the spec. */
+int runtime_exec_apply_security(const struct runtime_spec *spec,
+				const struct runtime_seccomp_prog *prog, struct berth_error *err);
+
+/* In a child that has joined the container (cgroups, every namespace): make stdin the
+ * controlling terminal (o->pty), apply `spec`'s security, drop to o->uid/o->gid, change
+ * directory and exec o->argv with the environment. Never returns: on a failure it
+ * writes a struct runtime_exec_failure to `pipe_fd` and exits with
+ * runtime_exec_failure_status(). */
+_Noreturn void runtime_exec_child(const struct runtime_exec_opts *o,
+				  const struct runtime_spec *spec,
+				  const struct runtime_seccomp_prog *prog, int pipe_fd);

@@ -9,10 +9,17 @@
  *                                               +--(poweroff, exit)--> DONE <---+
  *
  * The child side (clone with new namespaces, then mounts and exec of init) is
- * child_main(); it talks to the monitor over a SOCK_SEQPACKET pair that closes on exec. */
+ * child_main(); it talks to the monitor over a SOCK_SEQPACKET pair that closes on exec.
+ *
+ * `exec` requests run a command in the container without a helper process: the monitor
+ * forks it straight into the container's pid namespace (exec_start()), the child joins
+ * the cgroups and the other namespaces and execs; its pidfd and a close-on-exec pipe are
+ * watched by the loop, which reports "started", "failed" and "exit" to the client. */
 #include "daemon/runtime/monitor.h"
 
+#include <ctype.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
@@ -40,6 +47,7 @@
 #include "daemon/runtime/idmap.h"
 #include "daemon/runtime/mounts.h"
 #include "daemon/runtime/net.h"
+#include "daemon/runtime/security.h"
 #include "daemon/runtime/spec.h"
 #include "lib/util.h"
 
@@ -48,14 +56,35 @@
 
 enum monitor_state { ST_BOOTING, ST_RUNNING, ST_STOPPING, ST_DONE };
 enum stop_kind { STOP_NONE, STOP_STOP, STOP_RESTART };
-enum client_kind { CL_NEW, CL_WAIT, CL_CONSOLE, CL_STOP, CL_RESTART };
+enum client_kind { CL_NEW, CL_WAIT, CL_CONSOLE, CL_STOP, CL_RESTART, CL_EXEC };
+
+/* The longest request: an exec's options, command and environment, %-encoded. */
+#define REQUEST_MAX (256u << 10)
+/* How many clients and exec'd commands one poll() watches (the rest wait a turn). */
+#define POLL_CLIENTS 64
+#define POLL_EXECS 256
+
+struct exec_child;
 
 struct client {
 	struct client *next;
 	int fd;			/* owned */
 	enum client_kind kind;
-	size_t len;
-	char buf[128];
+	char *buf;		/* owned: the request (or, for CL_EXEC, lines) being read */
+	size_t len, cap;
+	int fds[3];		/* owned or -EBADF: an exec's stdin, stdout, stderr */
+	size_t nfds;
+	struct exec_child *exec; /* CL_EXEC: its command, NULL once reaped */
+};
+
+/* A command run by an `exec` request, our child until reaped. */
+struct exec_child {
+	struct exec_child *next;
+	pid_t pid;
+	int pidfd;		/* owned */
+	int fail_fd;		/* owned, -EBADF once read: EOF when it exec'd, else a
+				 * struct runtime_exec_failure */
+	struct client *client;	/* borrowed, NULL once the client left */
 };
 
 struct monitor {
@@ -68,6 +97,7 @@ struct monitor {
 	int report_fd;			/* pipe to `start`, -EBADF once told */
 	int init_pidfd;
 	pid_t init_pid;
+	int pidns_fd;			/* our own pid namespace, to come back to after an exec */
 	int stop_signal;
 	enum monitor_state state;
 	enum stop_kind stop_kind;
@@ -77,6 +107,10 @@ struct monitor {
 	uint64_t exec_ns;		/* when PID 1 was exec'd */
 	char *reason;			/* owned: how the container ended */
 	struct client *clients;		/* owned list */
+	struct exec_child *execs;	/* owned list */
+	/* The seccomp filter of exec'd commands, compiled at the first exec. */
+	struct runtime_seccomp_prog seccomp;
+	bool seccomp_tried, seccomp_ready;
 };
 
 static uint64_t now_ns(void)
@@ -195,7 +229,7 @@ static _Noreturn void child_main(struct monitor *m, int sock)
 		child_fail(sock, &err, -errno, "making the console the controlling terminal");
 	if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
 		child_fail(sock, &err, -errno, "console as stdio");
-	r = runtime_exec_apply_security(spec, &err);
+	r = runtime_exec_apply_security(spec, NULL, &err);
 	if (r < 0)
 		child_fail(sock, &err, r, "applying security settings");
 	char **env = child_env(spec);
@@ -501,8 +535,312 @@ static void client_drop(struct monitor *m, struct client *c)
 			*p = c->next;
 			break;
 		}
+	if (c->exec)
+		c->exec->client = NULL; /* it runs on; nobody hears of its end */
+	for (size_t i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
 	close(c->fd);
+	free(c->buf);
 	free(c);
+}
+
+/* A client that stays after its request (waiting, console, exec): its request buffer
+ * goes, the line in it having been handled. */
+static void client_keep(struct client *c, enum client_kind kind)
+{
+	c->kind = kind;
+	free(c->buf);
+	c->buf = NULL;
+	c->len = c->cap = 0;
+}
+
+/* ---- exec ---- */
+
+static void exec_free(struct monitor *m, struct exec_child *e)
+{
+	for (struct exec_child **p = &m->execs; *p; p = &(*p)->next)
+		if (*p == e) {
+			*p = e->next;
+			break;
+		}
+	if (e->client)
+		e->client->exec = NULL;
+	berth_closep(&e->pidfd);
+	berth_closep(&e->fail_fd);
+	free(e);
+}
+
+/* The forked child: stdio from the request, every signal back to its default, the
+ * container's cgroups, then its namespaces (the pid one it was forked into). */
+static _Noreturn void exec_child_main(struct monitor *m, const int stdio[3],
+				      const struct runtime_exec_opts *o, int fail_fd)
+{
+	int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
+	int r;
+
+	/* The monitor handles no signal and ignores only SIGPIPE (the rest are blocked for its
+	 * signalfd; the mask is reset before the exec) */
+	signal(SIGPIPE, SIG_DFL);
+	for (int i = 0; i < 3; i++)
+		if (dup2(stdio[i], i) < 0)
+			runtime_exec_fail(fail_fd, 1, errno, "stdio");
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* the command gets 0-2 only */
+	r = runtime_exec_join_cgroups(m->init_pid);
+	if (r < 0)
+		runtime_exec_fail(fail_fd, 1, -r, "joining the container's cgroups");
+	if (!runtime_exec_same_userns(m->init_pid))
+		flags |= CLONE_NEWUSER;
+	if (setns(m->init_pidfd, flags) < 0)
+		runtime_exec_fail(fail_fd, 1, errno, "joining the container's namespaces");
+	runtime_exec_child(o, m->spec, m->seccomp_ready ? &m->seccomp : NULL, fail_fd);
+}
+
+static ssize_t read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static void write_full(int fd, const void *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		buf = (const char *)buf + n;
+		len -= (size_t)n;
+	}
+}
+
+/* Compile the commands' seccomp filter once, in a child: libseccomp's working memory
+ * would stay in this long-lived process (tens of KiB in each monitor) otherwise. The
+ * child writes the program's length (uint16_t) and instructions to a pipe; nothing when
+ * it fails, and then each command's child builds the filter itself and reports why. */
+static void exec_compile_seccomp(struct monitor *m)
+{
+	struct runtime_seccomp_prog prog = {0};
+	uint16_t len = 0;
+	int p[2];
+	pid_t pid;
+
+	m->seccomp_tried = true;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		struct runtime_seccomp_policy pol = runtime_spec_seccomp(m->spec);
+		struct berth_error err = {0};
+
+		close(p[0]);
+		if (runtime_seccomp_compile(&pol, &prog, &err) == 0) {
+			len = prog.len;
+			if (write(p[1], &len, sizeof(len)) == sizeof(len) && len)
+				write_full(p[1], prog.insns, (size_t)len * 8);
+		}
+		_exit(0);
+	}
+	close(p[1]);
+	if (pid > 0 && read_full(p[0], &len, sizeof(len)) == sizeof(len)) {
+		prog.insns = len ? malloc((size_t)len * 8) : NULL;
+		if (!len || (prog.insns &&
+			     read_full(p[0], prog.insns, (size_t)len * 8) == (ssize_t)len * 8)) {
+			prog.len = len;
+			m->seccomp = prog;
+			m->seccomp_ready = true;
+		} else {
+			free(prog.insns);
+		}
+	}
+	close(p[0]);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	if (!m->seccomp_ready)
+		log_msg("the exec seccomp filter could not be compiled ahead");
+}
+
+/* Fork the command of `c`'s request into the container. 0, or -errno with `why` set. */
+static int exec_start(struct monitor *m, struct client *c, const struct runtime_exec_opts *o,
+		      const char **why)
+{
+	struct exec_child *e;
+	int p[2], pidfd;
+	pid_t pid;
+
+	if (m->init_pidfd < 0 || (m->state != ST_RUNNING && m->state != ST_STOPPING)) {
+		*why = "the container is not running";
+		return -ESRCH;
+	}
+	if (!m->seccomp_tried)
+		exec_compile_seccomp(m);
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		free(e);
+		*why = "pipe";
+		return -errno;
+	}
+	/* Children are born in the container's pid namespace until we come back to ours:
+	 * nothing else forks in between. */
+	if (setns(m->init_pidfd, CLONE_NEWPID) < 0) {
+		int r = -errno;
+		close(p[0]);
+		close(p[1]);
+		free(e);
+		*why = "joining the container's pid namespace";
+		return r;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		exec_child_main(m, c->fds, o, p[1]);
+	}
+	int r = pid < 0 ? -errno : 0;
+	if (setns(m->pidns_fd, CLONE_NEWPID) < 0)
+		log_msg("returning to our pid namespace: %m");
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		free(e);
+		*why = "fork";
+		return r;
+	}
+	/* our child: its pid cannot be reused before we reap it */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	e->pid = pid;
+	e->pidfd = pidfd;
+	e->fail_fd = p[0];
+	e->client = c;
+	e->next = m->execs;
+	m->execs = e;
+	c->exec = e;
+	client_keep(c, CL_EXEC);
+	for (size_t i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	c->nfds = 0;
+	c->len = 0;
+	if (pidfd < 0) { /* cannot watch it: it must not run unseen */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		exec_free(m, e);
+		*why = "pidfd_open";
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The command exec'd (EOF) or said why it could not. */
+static void exec_fail_readable(struct exec_child *e)
+{
+	struct runtime_exec_failure f;
+	ssize_t n;
+
+	do
+		n = read(e->fail_fd, &f, sizeof(f));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	close(e->fail_fd);
+	e->fail_fd = -EBADF;
+	if (!e->client)
+		return;
+	if (n == (ssize_t)sizeof(f)) {
+		f.msg[sizeof(f.msg) - 1] = '\0';
+		for (char *q = f.msg; *q; q++)
+			if (*q == '\n')
+				*q = ' ';
+		client_send(e->client, "failed %s", f.msg);
+	} else {
+		client_send(e->client, "started %d", (int)e->pid);
+	}
+}
+
+static void exec_exited(struct monitor *m, struct exec_child *e)
+{
+	siginfo_t si = {0};
+
+	if (waitid(P_PIDFD, (id_t)e->pidfd, &si, WEXITED | WNOHANG) < 0) {
+		if (errno == EINTR)
+			return;
+	} else if (si.si_pid == 0) {
+		return; /* not yet */
+	}
+	if (e->fail_fd >= 0)
+		exec_fail_readable(e); /* "started" or "failed" comes before "exit" */
+	if (e->client) {
+		struct client *c = e->client;
+		client_send(c, "exit %d", si.si_code == CLD_EXITED ? si.si_status
+								 : 128 + si.si_status);
+		exec_free(m, e);
+		client_drop(m, c);
+		return;
+	}
+	exec_free(m, e);
+}
+
+/* Undo the %XX escapes of one request word in place. */
+static int unescape(char *w)
+{
+	char *out = w;
+
+	for (char *in = w; *in; in++) {
+		if (*in != '%') {
+			*out++ = *in;
+			continue;
+		}
+		unsigned v;
+		if (!isxdigit((unsigned char)in[1]) || !isxdigit((unsigned char)in[2]) ||
+		    sscanf(in + 1, "%2x", &v) != 1 || v == 0)
+			return -EINVAL;
+		*out++ = (char)v;
+		in += 2;
+	}
+	*out = '\0';
+	return 0;
+}
+
+/* "exec WORD..." with three fds: the words are `berth-monitor exec`'s options after
+ * RUNDIR, each %-escaped. */
+static void handle_exec(struct monitor *m, struct client *c, char *words)
+{
+	struct runtime_exec_opts o = {.rundir = m->rundir, .status_fd = -1};
+	_cleanup_free_ char **argv = NULL;
+	const char *why = "bad request";
+	size_t n = 0;
+	int r = -EINVAL;
+
+	for (char *save = NULL, *w = strtok_r(words, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save)) {
+		char **na = realloc(argv, (n + 2) * sizeof(*argv));
+		if (!na || unescape(w) < 0)
+			goto fail;
+		argv = na;
+		argv[n++] = w;
+		argv[n] = NULL;
+	}
+	if (c->nfds != 3 || n > INT_MAX || runtime_exec_parse((int)n, argv, &o) < 0)
+		goto fail;
+	r = exec_start(m, c, &o, &why);
+	free(o.env);
+	if (r == 0)
+		return;
+fail:
+	client_send(c, "error %s%s%s", why, r == -EINVAL ? "" : ": ",
+		    r == -EINVAL ? "" : strerror(-r));
+	client_drop(m, c);
 }
 
 static void begin_stop(struct monitor *m, enum stop_kind kind, long timeout_s, int sig)
@@ -536,12 +874,12 @@ static void begin_stop(struct monitor *m, enum stop_kind kind, long timeout_s, i
 
 static void handle_request(struct monitor *m, struct client *c, char *line)
 {
-	const char *state = runtime_cgroup_is_frozen(m->cg) ? "frozen" : "running";
 	long timeout = -1;
 	int sig = 0, n = 0;
 	unsigned w, h;
 
 	if (streq(line, "status")) {
+		const char *state = runtime_cgroup_is_frozen(m->cg) ? "frozen" : "running";
 		if (m->state == ST_STOPPING)
 			state = "stopping";
 		client_send(c, "ok %s %d", state, (int)m->init_pid);
@@ -552,15 +890,15 @@ static void handle_request(struct monitor *m, struct client *c, char *line)
 			return;
 		}
 		begin_stop(m, STOP_STOP, timeout, sig ? sig : m->stop_signal);
-		c->kind = CL_STOP;
+		client_keep(c, CL_STOP);
 		return;
 	} else if (streq(line, "kill")) {
 		begin_stop(m, STOP_STOP, 0, SIGKILL);
-		c->kind = CL_STOP;
+		client_keep(c, CL_STOP);
 		return;
 	} else if (sscanf(line, "restart %ld%n", &timeout, &n) == 1 && !line[n]) {
 		begin_stop(m, STOP_RESTART, timeout, m->stop_signal);
-		c->kind = CL_RESTART;
+		client_keep(c, CL_RESTART);
 		return;
 	} else if (streq(line, "freeze") || streq(line, "unfreeze")) {
 		int r = runtime_cgroup_freeze(m->cg, line[0] == 'f');
@@ -570,7 +908,7 @@ static void handle_request(struct monitor *m, struct client *c, char *line)
 			client_send(c, "ok");
 	} else if (streq(line, "console")) {
 		client_send(c, "ok");
-		c->kind = CL_CONSOLE;
+		client_keep(c, CL_CONSOLE);
 		return;
 	} else if (sscanf(line, "console-resize %u %u%n", &w, &h, &n) == 2 && !line[n] &&
 		   w < 65536 && h < 65536) {
@@ -580,7 +918,10 @@ static void handle_request(struct monitor *m, struct client *c, char *line)
 		else
 			client_send(c, "ok");
 	} else if (streq(line, "wait")) {
-		c->kind = CL_WAIT;
+		client_keep(c, CL_WAIT);
+		return;
+	} else if (berth_startswith(line, "exec ")) {
+		handle_exec(m, c, line + 5);
 		return;
 	} else {
 		client_send(c, "error unknown request \"%.64s\"", line);
@@ -604,6 +945,24 @@ static void client_readable(struct monitor *m, struct client *c)
 		}
 		return;
 	}
+	if (c->kind == CL_EXEC) {
+		/* "signal N" lines for the command; EOF: the client left, the command runs on */
+		n = read(c->fd, buf, sizeof(buf) - 1);
+		if (n <= 0) {
+			if (n == 0 || errno != EAGAIN)
+				client_drop(m, c);
+			return;
+		}
+		buf[n] = '\0';
+		for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l;
+		     l = strtok_r(NULL, "\n", &save)) {
+			int sig, k = 0;
+			if (sscanf(l, "signal %d%n", &sig, &k) == 1 && !l[k] && sig > 0 &&
+			    sig < _NSIG && c->exec)
+				pidfd_send_signal(c->exec->pidfd, sig, NULL, 0);
+		}
+		return;
+	}
 	if (c->kind != CL_NEW) {
 		/* waiting clients send nothing; EOF or data means they left */
 		n = read(c->fd, buf, sizeof(buf));
@@ -611,16 +970,37 @@ static void client_readable(struct monitor *m, struct client *c)
 			client_drop(m, c);
 		return;
 	}
-	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
-	if (n <= 0) {
+	if (c->cap - c->len < 128 && c->cap < REQUEST_MAX) {
+		size_t cap = c->cap ? c->cap * 4 : 256;
+		char *nb = realloc(c->buf, cap);
+		if (!nb) {
+			client_drop(m, c);
+			return;
+		}
+		c->buf = nb;
+		c->cap = cap;
+	}
+	if (c->cap - c->len < 2) {
+		client_send(c, "error request too long");
 		client_drop(m, c);
 		return;
 	}
-	c->len += (size_t)n;
-	c->buf[c->len] = '\0';
+	{
+		size_t got = 0;
+		int r = runtime_recv_fds(c->fd, c->buf + c->len, c->cap - c->len,
+					 c->fds + c->nfds, ARRAY_SIZE(c->fds) - c->nfds, &got);
+		if (r == -EAGAIN || r == -EINTR)
+			return;
+		if (r < 0) {
+			client_drop(m, c);
+			return;
+		}
+		c->nfds += got;
+		c->len += strlen(c->buf + c->len);
+	}
 	char *nl = strchr(c->buf, '\n');
 	if (!nl) {
-		if (c->len == sizeof(c->buf) - 1) {
+		if (c->len >= REQUEST_MAX - 2) {
 			client_send(c, "error request too long");
 			client_drop(m, c);
 		}
@@ -630,6 +1010,14 @@ static void client_readable(struct monitor *m, struct client *c)
 	if (nl > c->buf && nl[-1] == '\r')
 		nl[-1] = '\0';
 	handle_request(m, c, c->buf);
+}
+
+static bool client_alive(const struct monitor *m, const struct client *c)
+{
+	for (const struct client *x = m->clients; x; x = x->next)
+		if (x == c)
+			return true;
+	return false;
 }
 
 static void accept_client(struct monitor *m)
@@ -645,6 +1033,7 @@ static void accept_client(struct monitor *m)
 		return;
 	}
 	c->fd = fd;
+	c->fds[0] = c->fds[1] = c->fds[2] = -EBADF;
 	c->next = m->clients;
 	m->clients = c;
 }
@@ -879,9 +1268,10 @@ static void on_signal(struct monitor *m)
 static void loop(struct monitor *m)
 {
 	while (m->state != ST_DONE) {
-		struct pollfd pf[4 + 64];
-		struct client *cl[64];
-		nfds_t n = 0, nc = 0;
+		struct pollfd pf[4 + POLL_CLIENTS + 2 * POLL_EXECS];
+		struct client *cl[POLL_CLIENTS];
+		struct exec_child *ex[POLL_EXECS];
+		nfds_t n = 0, nc = 0, ne = 0;
 		int timeout = -1;
 
 		pf[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
@@ -891,6 +1281,11 @@ static void loop(struct monitor *m)
 		for (struct client *c = m->clients; c && nc < ARRAY_SIZE(cl); c = c->next) {
 			cl[nc++] = c;
 			pf[n++] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+		}
+		for (struct exec_child *e = m->execs; e && ne < ARRAY_SIZE(ex); e = e->next) {
+			ex[ne++] = e;
+			pf[n++] = (struct pollfd){.fd = e->fail_fd, .events = POLLIN};
+			pf[n++] = (struct pollfd){.fd = e->pidfd, .events = POLLIN};
 		}
 		if (m->deadline_ns) {
 			uint64_t now = now_ns();
@@ -908,8 +1303,16 @@ static void loop(struct monitor *m)
 			console_output(m);
 		if (pf[2].revents & POLLIN)
 			on_signal(m);
+		/* execs first: a client dropped below may be one of theirs */
+		for (nfds_t i = 0; i < ne; i++) {
+			struct pollfd *f = &pf[4 + nc + 2 * i];
+			if (f[0].revents && ex[i]->fail_fd >= 0)
+				exec_fail_readable(ex[i]);
+			if (f[1].revents)
+				exec_exited(m, ex[i]); /* may free ex[i] and drop its client */
+		}
 		for (nfds_t i = 0; i < nc; i++)
-			if (pf[4 + i].revents)
+			if (pf[4 + i].revents && client_alive(m, cl[i]))
 				client_readable(m, cl[i]);
 		if (pf[0].revents & POLLIN)
 			accept_client(m);
@@ -962,6 +1365,10 @@ static void monitor_free(struct monitor *m)
 {
 	while (m->clients)
 		client_drop(m, m->clients);
+	while (m->execs)
+		exec_free(m, m->execs);
+	berth_closep(&m->pidns_fd);
+	runtime_seccomp_prog_release(&m->seccomp);
 	runtime_spec_free(m->spec);
 	runtime_cgroup_free(m->cg);
 	runtime_console_free(m->console);
@@ -999,6 +1406,9 @@ static int monitor_prepare(struct monitor *m, struct berth_error *err)
 	r = listen_on(m, err);
 	if (r < 0)
 		return r;
+	m->pidns_fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (m->pidns_fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "/proc/self/ns/pid: %m");
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -1016,7 +1426,7 @@ static int monitor_prepare(struct monitor *m, struct berth_error *err)
 static int monitor_main(const char *rundir, int report_fd)
 {
 	struct monitor m = {.listen_fd = -EBADF, .signal_fd = -EBADF, .report_fd = report_fd,
-			    .init_pidfd = -EBADF};
+			    .init_pidfd = -EBADF, .pidns_fd = -EBADF};
 	struct berth_error err = {0};
 	int r;
 

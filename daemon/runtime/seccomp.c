@@ -21,7 +21,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "lib/macros.h"
 
@@ -253,12 +258,15 @@ static int build_deny(scmp_filter_ctx ctx, const struct runtime_seccomp_policy *
 	return deny_names(ctx, (const char *const *)p->deny, err);
 }
 
-int runtime_seccomp_load(const struct runtime_seccomp_policy *p, struct berth_error *err)
+/* The libseccomp context for `p` into *ret, or NULL when there is nothing to filter. */
+static int build_ctx(const struct runtime_seccomp_policy *p, scmp_filter_ctx *ret,
+		     struct berth_error *err)
 {
 	_cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
 	bool allow_mode = p->allow != NULL;
 	int r;
 
+	*ret = NULL;
 	r = runtime_seccomp_validate(p, err);
 	if (r < 0)
 		return r;
@@ -284,10 +292,77 @@ int runtime_seccomp_load(const struct runtime_seccomp_policy *p, struct berth_er
 	r = allow_mode ? build_allow(ctx, p, err) : build_deny(ctx, p, err);
 	if (r < 0)
 		return r;
+	*ret = TAKE_PTR(ctx);
+	return 0;
+}
 
+int runtime_seccomp_load(const struct runtime_seccomp_policy *p, struct berth_error *err)
+{
+	_cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+	int r = build_ctx(p, &ctx, err);
+
+	if (r < 0 || !ctx)
+		return r;
 	r = seccomp_load(ctx);
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 				       "loading the seccomp filter: %s", strerror(-r));
 	return 0;
+}
+
+int runtime_seccomp_compile(const struct runtime_seccomp_policy *p,
+			    struct runtime_seccomp_prog *ret, struct berth_error *err)
+{
+	_cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
+	void *insns;
+	int r = build_ctx(p, &ctx, err);
+
+	*ret = (struct runtime_seccomp_prog){0};
+	if (r < 0 || !ctx)
+		return r;
+	/* libseccomp 2.5 exports the program to an fd only */
+	fd = memfd_create("berth-seccomp", MFD_CLOEXEC);
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "memfd_create: %m");
+	r = seccomp_export_bpf(ctx, fd);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "compiling the seccomp filter: %s", strerror(-r));
+	if (fstat(fd, &st) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fstat: %m");
+	if (st.st_size <= 0 || st.st_size % (off_t)sizeof(struct sock_filter) != 0 ||
+	    st.st_size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
+				       "the seccomp filter has %lld bytes", (long long)st.st_size);
+	insns = malloc((size_t)st.st_size);
+	if (!insns)
+		return -ENOMEM;
+	if (pread(fd, insns, (size_t)st.st_size, 0) != st.st_size) {
+		free(insns);
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+				       "reading the seccomp filter back");
+	}
+	ret->insns = insns;
+	ret->len = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+	return 0;
+}
+
+int runtime_seccomp_install(const struct runtime_seccomp_prog *prog, struct berth_error *err)
+{
+	struct sock_fprog fp = {.len = prog->len, .filter = prog->insns};
+
+	if (!prog->len)
+		return 0;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "loading the seccomp filter: %m");
+	return 0;
+}
+
+void runtime_seccomp_prog_release(struct runtime_seccomp_prog *prog)
+{
+	free(prog->insns);
+	*prog = (struct runtime_seccomp_prog){0};
 }

@@ -35,6 +35,18 @@ int runtime_seccomp_validate(const struct runtime_seccomp_policy *p, struct bert
  * NEW_LISTENER flag, as LXD does. */
 int runtime_seccomp_load(const struct runtime_seccomp_policy *p, struct berth_error *err);
 
+/* The same filter compiled once, to be installed many times without libseccomp (the
+ * monitor keeps one for the commands it execs). len 0: no filter (an empty policy). */
+struct runtime_seccomp_prog {
+	void *insns; /* owned: struct sock_filter[len] */
+	unsigned short len;
+};
+int runtime_seccomp_compile(const struct runtime_seccomp_policy *p,
+			    struct runtime_seccomp_prog *ret, struct berth_error *err);
+/* Install `prog` for the calling thread as runtime_seccomp_load() would. */
+int runtime_seccomp_install(const struct runtime_seccomp_prog *prog, struct berth_error *err);
+void runtime_seccomp_prog_release(struct runtime_seccomp_prog *prog);
+
 /* Split a config value (security.syscalls.deny/allow: names separated by newlines,
  * spaces or commas) into a NULL-terminated list of names, owned by the caller (free it
  * with runtime_seccomp_list_free). An empty value gives an empty list. -ENOMEM. */

@@ -93,25 +93,37 @@ static void test_parse_list(void **state)
 	runtime_seccomp_list_free(NULL);
 }
 
-/* Run `fn` in a child that sets no_new_privs and loads `p`; return its exit status. */
-static int in_child(const struct runtime_seccomp_policy *p, int (*fn)(void))
+/* Run `fn` in a child that sets no_new_privs and loads `p` (with libseccomp, or when
+ * `compiled` the program runtime_seccomp_compile made here, as berth-monitor does for
+ * exec'd commands); return its exit status. */
+static int in_child_as(const struct runtime_seccomp_policy *p, bool compiled, int (*fn)(void))
 {
+	struct runtime_seccomp_prog prog = {0};
 	int status = 0;
-	pid_t pid = fork();
+	pid_t pid;
 
+	if (compiled)
+		assert_int_equal(runtime_seccomp_compile(p, &prog, NULL), 0);
+	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 			_exit(100);
-		if (runtime_seccomp_load(p, NULL) < 0)
+		if ((compiled ? runtime_seccomp_install(&prog, NULL) : runtime_seccomp_load(p, NULL)) < 0)
 			_exit(101);
 		/* exit_group directly: a sanitizer's exit hooks would make syscalls the
 		 * filter refuses in allow-list mode */
 		syscall(SYS_exit_group, fn());
 	}
+	runtime_seccomp_prog_release(&prog);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	return WEXITSTATUS(status);
+}
+
+static int in_child(const struct runtime_seccomp_policy *p, int (*fn)(void))
+{
+	return in_child_as(p, false, fn);
 }
 
 /* -1 and `err` from a raw syscall, else a distinct failure code. */
@@ -234,6 +246,27 @@ static void test_empty_policy_no_filter(void **state)
 	assert_int_equal(in_child(&p, nothing_checks), 0);
 }
 
+/* The program compiled once and installed without libseccomp behaves the same. */
+static void test_compiled(void **state)
+{
+	char *deny[] = { "getpid", "uname", NULL };
+	char *allow[] = { "getpid", "umount2", NULL };
+	struct runtime_seccomp_policy d = { .deny_default = true, .deny = deny };
+	struct runtime_seccomp_policy a = { .allow = allow };
+	struct runtime_seccomp_policy none = { .deny_default = false };
+	struct runtime_seccomp_prog prog = {0};
+
+	assert_int_equal(in_child_as(&d, true, deny_checks), 0);
+	assert_int_equal(in_child_as(&a, true, allow_checks), 0);
+	assert_int_equal(in_child_as(&none, true, nothing_checks), 0);
+	assert_int_equal(runtime_seccomp_compile(&none, &prog, NULL), 0);
+	assert_int_equal(prog.len, 0); /* nothing to filter: no program */
+	assert_int_equal(runtime_seccomp_compile(&d, &prog, NULL), 0);
+	assert_true(prog.len > 10);
+	runtime_seccomp_prog_release(&prog);
+	assert_null(prog.insns);
+}
+
 static void test_unknown_name_load(void **state)
 {
 	char *deny[] = { "not_a_syscall", NULL };
@@ -268,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_allow_loaded),
 		cmocka_unit_test(test_empty_policy_no_filter),
 		cmocka_unit_test(test_unknown_name_load),
+		cmocka_unit_test(test_compiled),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
