@@ -28,7 +28,8 @@ struct events_hub {
 	struct queued_event *head, *tail; /* under lock */
 	struct listener *listeners;	  /* loop thread only */
 	size_t n_listeners;
-	bool closing;
+	bool closing; /* no more events are queued */
+	bool closed;  /* the async handle's close callback ran */
 };
 
 static const struct {
@@ -123,11 +124,24 @@ int events_hub_new(uv_loop_t *loop, struct events_hub **ret)
 	return 0;
 }
 
+/* The hub outlives its async handle: worker threads may still emit (and find it closing)
+ * until the loop has run its last work request; events_hub_free() comes after that. */
 static void on_hub_closed(uv_handle_t *h)
 {
 	struct events_hub *hub = h->data;
-	struct queued_event *q = hub->head;
 
+	pthread_mutex_lock(&hub->lock);
+	hub->closed = true;
+	pthread_mutex_unlock(&hub->lock);
+}
+
+void events_hub_free(struct events_hub *hub)
+{
+	struct queued_event *q;
+
+	if (!hub || !hub->closed)
+		return; /* its async handle still belongs to the loop */
+	q = hub->head;
 	while (q) {
 		struct queued_event *next = q->next;
 		queued_free(q);

@@ -21,8 +21,12 @@ enum event_type {
 struct events_hub;
 
 int events_hub_new(uv_loop_t *loop, struct events_hub **ret);
-/* Drop every listener and close the async handle; the hub is freed in its callback. */
+/* Drop every listener and close the async handle; events emitted from then on are
+ * dropped. */
 void events_hub_close(struct events_hub *hub);
+/* Free a closed hub once the loop has run its last callback and work request (after
+ * uv_run returned): worker threads may emit until then. A hub not closed is left. */
+void events_hub_free(struct events_hub *hub);
 
 /* Parse "operation,lifecycle" (empty: all). -EINVAL naming the unknown type. */
 int events_parse_types(const char *s, unsigned *ret, struct berth_error *err);

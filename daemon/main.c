@@ -447,6 +447,7 @@ int main(int argc, char **argv)
 	uv_run(d.loop, UV_RUN_DEFAULT);
 
 	log_info("Stopped");
+	events_hub_free(d.events);
 	berth_http_server_free(d.http);
 	operation_registry_free(d.ops);
 	container_watcher_free(d.containers);

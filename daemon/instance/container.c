@@ -62,30 +62,7 @@ char *container_cgroup(const struct berth_daemon *d, const char *project, const 
 
 int container_monitor_binary(char **ret)
 {
-	char exe[PATH_MAX];
-	const char *env = getenv("BERTH_MONITOR");
-	ssize_t n;
-
-	if (env && *env) {
-		*ret = strdup(env);
-		return *ret ? 0 : -ENOMEM;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		return -errno;
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	for (int i = 0; i < 2; i++) {
-		_cleanup_free_ char *p = berth_strdup_printf(
-			i == 0 ? "%s/../libexec/berth/berth-monitor" : "%s/berth-monitor", exe);
-		if (!p)
-			return -ENOMEM;
-		if (access(p, X_OK) == 0) {
-			*ret = TAKE_PTR(p);
-			return 0;
-		}
-	}
-	return -ENOENT;
+	return berth_helper_binary("berth-monitor", "BERTH_MONITOR", ret);
 }
 
 /* ---- monitor requests ---- */

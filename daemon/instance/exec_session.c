@@ -1,5 +1,11 @@
-/* daemon/instance/exec_session.c: websockets bridged to an exec helper or a console (see
+/* daemon/instance/exec_session.c: websockets bridged to a command or a console (see
  * exec_session.h).
+ *
+ * The command: the container's monitor forks it (an `exec` request on monitor.sock with
+ * the stdio fds; the connection then says "started PID" or "failed MSG", then
+ * "exit CODE", and takes "signal N"). A monitor that refuses (one started by an older
+ * berth) or cannot be reached leaves it to a `berth-monitor exec` helper process, watched
+ * through a pidfd, with a status pipe.
  *
  * Framing (LXD 5.0.2): data in binary messages; an empty text message is the end of a
  * stream (sent by the client on stdin EOF, by us at stdout/stderr EOF, followed by a
@@ -14,6 +20,7 @@
 #define LOG_CATEGORY "exec"
 #include "daemon/instance/exec_session.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
@@ -24,10 +31,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -44,6 +53,8 @@
 #define EXEC_POLL_MS 5
 #define EXEC_CONNECT_TIMEOUT_MS 5000
 #define EXEC_BUF 65536
+/* Larger requests (a huge command line or environment) go to the helper. */
+#define EXEC_MONITOR_REQUEST_MAX (256u << 10)
 
 enum session_state {
 	SESSION_WAITING,
@@ -88,6 +99,12 @@ struct exec_session {
 	size_t status_len;
 	pid_t cmd_pid;
 	bool helper_error;
+	/* The monitor's connection when it runs the command (via_monitor). */
+	bool via_monitor, mon_open, mon_heard;
+	uv_pipe_t mon;
+	char mon_buf[512];
+	size_t mon_len;
+	int kept[3]; /* the child's stdio until the monitor answered: a fallback needs it */
 	struct session_io io[3];
 	/* Input that arrived before the command started (the client may write before it
 	 * connected every socket): owned, replayed at the start. */
@@ -297,11 +314,21 @@ static void io_close(struct exec_session *s, int i)
 
 /* ---- the command ---- */
 
-/* SIGKILL (or `sig`) to the command itself once the helper named it, else the helper. */
+/* `sig` to the command: through the monitor that runs it, else to the command itself once
+ * the helper named it, else to the helper. */
 static void kill_command(struct exec_session *s, int sig)
 {
 	if (!s->spawned || s->exited)
 		return;
+	if (s->via_monitor) {
+		char line[32];
+		int n = snprintf(line, sizeof(line), "signal %d\n", sig);
+		uv_buf_t b = uv_buf_init(line, (unsigned)n);
+
+		if (s->mon_open && uv_try_write((uv_stream_t *)&s->mon, &b, 1) != n)
+			log_debug("Cannot pass signal %d to the monitor", sig);
+		return;
+	}
 	if (s->cmd_pid > 0)
 		kill(s->cmd_pid, sig);
 	else
@@ -433,16 +460,11 @@ static void close_exit_poll(struct exec_session *s)
 	s->pidfd = -EBADF;
 }
 
-static void on_helper_exit(uv_poll_t *p, int status, int events)
+/* The command (or the helper) ended with `code`. */
+static void command_exited(struct exec_session *s, int code)
 {
-	struct exec_session *s = container_of(p, struct exec_session, exit_poll);
-	siginfo_t si = {0};
-
-	if (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-		return; /* not yet: a spurious wake-up */
 	s->exited = true;
-	s->exit_code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
-	close_exit_poll(s);
+	s->exit_code = code;
 	if (s->state == SESSION_DONE) /* killed after a failure or a cancel */
 		return;
 	if (s->spec->kind == EXEC_PIPES) {
@@ -457,6 +479,17 @@ static void on_helper_exit(uv_poll_t *p, int status, int events)
 		drain_output(s, 0);
 	}
 	check_done(s);
+}
+
+static void on_helper_exit(uv_poll_t *p, int status, int events)
+{
+	struct exec_session *s = container_of(p, struct exec_session, exit_poll);
+	siginfo_t si = {0};
+
+	if (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return; /* not yet: a spurious wake-up */
+	close_exit_poll(s);
+	command_exited(s, si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status);
 }
 
 static void parse_status(struct exec_session *s)
@@ -620,23 +653,24 @@ static int watch_helper(struct exec_session *s)
 	return uv_poll_start(&s->exit_poll, UV_READABLE, on_helper_exit);
 }
 
-static int spawn_helper(struct exec_session *s)
+/* The `berth-monitor exec` helper with `child` as its stdio (the caller closes those), its
+ * status pipe and its exit watch. */
+static int helper_start(struct exec_session *s, const int child[3])
 {
-	int child[3] = {-EBADF, -EBADF, -EBADF}, parent[3] = {-EBADF, -EBADF, -EBADF};
-	int st[2] = {-EBADF, -EBADF};
-	int r;
+	int st[2], r;
 
-	r = make_stdio(s, child, parent);
-	if (r >= 0 && pipe2(st, O_CLOEXEC) < 0)
-		r = -errno;
-	for (int i = 0; i < 3 && r >= 0; i++)
+	for (int i = 0; i < 3; i++)
 		if (child[i] < 0)
-			r = -EBADF;
-	if (r >= 0)
-		r = spawn_process(s->spec->argv,
-				  (const int[4]){child[0], child[1], child[2], st[1]}, &s->pid);
-	if (r < 0)
-		goto out;
+			return -EBADF;
+	if (pipe2(st, O_CLOEXEC) < 0)
+		return -errno;
+	r = spawn_process(s->spec->argv, (const int[4]){child[0], child[1], child[2], st[1]},
+			  &s->pid);
+	close(st[1]);
+	if (r < 0) {
+		close(st[0]);
+		return r;
+	}
 	s->spawned = true;
 	r = watch_helper(s);
 	if (r < 0) { /* cannot watch it: it must not run unseen */
@@ -644,18 +678,243 @@ static int spawn_helper(struct exec_session *s)
 		kill(s->pid, SIGKILL);
 		waitpid(s->pid, NULL, 0);
 		s->exited = true;
-		goto out;
+		close(st[0]);
+		return r;
 	}
 	log_debug("Exec helper %d started", (int)s->pid);
-	close(st[1]);
-	st[1] = -EBADF;
-	r = open_pipe(s, &s->status, TAKE_FD(st[0]));
+	r = open_pipe(s, &s->status, st[0]);
 	if (r >= 0) {
 		s->status_open = true;
 		uv_read_start((uv_stream_t *)&s->status, on_status_alloc, on_status);
 	} else {
 		s->status_eof = true;
 	}
+	return 0;
+}
+
+/* ---- the command run by the monitor ---- */
+
+static void drop_kept(struct exec_session *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (s->kept[i] >= 0) {
+			close(s->kept[i]);
+			s->kept[i] = -EBADF;
+		}
+}
+
+static void mon_close(struct exec_session *s)
+{
+	if (!s->mon_open)
+		return;
+	s->mon_open = false;
+	close_handle(s, (uv_handle_t *)&s->mon);
+}
+
+/* The monitor did not take the command: the helper runs it with the kept stdio. */
+static void mon_fallback(struct exec_session *s, const char *why)
+{
+	int r;
+
+	log_debug("The monitor did not run the command (%s), using the helper", why);
+	mon_close(s);
+	s->via_monitor = false;
+	s->spawned = false;
+	s->status_eof = false;
+	r = helper_start(s, s->kept);
+	drop_kept(s);
+	if (r < 0) {
+		log_warn("Cannot start the exec helper: %s", strerror(-r));
+		session_finish(s, r, "Failed to start the command");
+	}
+}
+
+static void parse_mon(struct exec_session *s)
+{
+	char *nl;
+
+	while (s->mon_open && (nl = memchr(s->mon_buf, '\n', s->mon_len))) {
+		const char *line = s->mon_buf;
+
+		*nl = '\0';
+		if (berth_startswith(line, "started ")) {
+			s->cmd_pid = (pid_t)atoi(line + 8);
+			s->mon_heard = true;
+			drop_kept(s);
+		} else if (berth_startswith(line, "failed ")) {
+			log_debug("The command could not run: %s", line + 7);
+			s->helper_error = true;
+			s->mon_heard = true;
+			drop_kept(s);
+		} else if (berth_startswith(line, "exit ") && s->mon_heard && !s->exited) {
+			command_exited(s, atoi(line + 5));
+		} else if (berth_startswith(line, "error ") && !s->mon_heard) {
+			mon_fallback(s, line + 6);
+			return;
+		}
+		s->mon_len -= (size_t)(nl + 1 - s->mon_buf);
+		memmove(s->mon_buf, nl + 1, s->mon_len);
+	}
+}
+
+static void on_mon_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct exec_session *s = h->data;
+
+	*buf = uv_buf_init(s->mon_buf + s->mon_len, sizeof(s->mon_buf) - 1 - s->mon_len);
+}
+
+static void on_mon_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+	struct exec_session *s = stream->data;
+
+	if (n > 0) {
+		s->mon_len += (size_t)n;
+		parse_mon(s);
+		if (s->mon_len >= sizeof(s->mon_buf) - 1)
+			s->mon_len = 0; /* a line too long to be ours */
+		return;
+	}
+	if (n == 0)
+		return;
+	if (!s->mon_heard) {
+		mon_fallback(s, "it closed the connection");
+		return;
+	}
+	mon_close(s);
+	if (!s->exited) { /* the monitor went away: so did the container */
+		s->helper_error = true;
+		command_exited(s, 255);
+	}
+	s->status_eof = true;
+	check_done(s);
+}
+
+/* One request word: bytes other than [A-Za-z0-9] and -_./=:,+@ as %XX. */
+static char *escape_word(char *out, const char *w)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)w; *p; p++) {
+		if (isalnum(*p) || strchr("-_./=:,+@", *p)) {
+			*out++ = (char)*p;
+		} else {
+			*out++ = '%';
+			*out++ = hex[*p >> 4];
+			*out++ = hex[*p & 15];
+		}
+	}
+	return out;
+}
+
+static int send_with_fds(int sock, const char *data, size_t len, const int fds[3])
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+	} u = {0};
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(3 * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, 3 * sizeof(int));
+	while (len > 0) { /* the fds go with the first part */
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		len -= (size_t)n;
+		iov.iov_base = (char *)iov.iov_base + n;
+		iov.iov_len = len;
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+	}
+	return 0;
+}
+
+/* Ask the container's monitor to run the command: the helper's options after RUNDIR
+ * (argv[3] on, without --status-fd) as an `exec` request, with `child` as SCM_RIGHTS.
+ * On success the child's fds are kept in s->kept until the monitor answers. */
+static int monitor_start(struct exec_session *s, int child[3])
+{
+	char *const *argv = s->spec->argv;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	_cleanup_free_ char *req = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	size_t size = sizeof("exec\n");
+	char *p;
+	int r;
+
+	if (berth_test_flag("BERTH_TEST_EXEC_HELPER"))
+		return -ENOTSUP;
+	if (!argv || !argv[0] || !argv[1] || !argv[2])
+		return -EINVAL;
+	for (int i = 3; argv[i]; i++)
+		size += 3 * strlen(argv[i]) + 1;
+	if (size > EXEC_MONITOR_REQUEST_MAX)
+		return -E2BIG;
+	req = malloc(size);
+	if (!req)
+		return -ENOMEM;
+	p = stpcpy(req, "exec");
+	for (int i = 3; argv[i]; i++) {
+		if (streq(argv[i], "--status-fd") && argv[i + 1]) {
+			i++;
+			continue;
+		}
+		*p++ = ' ';
+		p = escape_word(p, argv[i]);
+	}
+	*p++ = '\n';
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/monitor.sock", argv[2]) >=
+	    sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -errno;
+	r = send_with_fds(fd, req, (size_t)(p - req), child);
+	if (r < 0)
+		return r;
+	r = open_pipe(s, &s->mon, TAKE_FD(fd));
+	if (r < 0)
+		return r;
+	s->via_monitor = s->spawned = s->mon_open = true;
+	for (int i = 0; i < 3; i++) {
+		s->kept[i] = child[i];
+		child[i] = -EBADF;
+	}
+	uv_read_start((uv_stream_t *)&s->mon, on_mon_alloc, on_mon_read);
+	return 0;
+}
+
+/* Start the command: through the monitor, else the helper. */
+static int start_command(struct exec_session *s)
+{
+	int child[3] = {-EBADF, -EBADF, -EBADF}, parent[3] = {-EBADF, -EBADF, -EBADF};
+	int r;
+
+	r = make_stdio(s, child, parent);
+	for (int i = 0; i < 3 && r >= 0; i++)
+		if (child[i] < 0)
+			r = -EBADF;
+	if (r < 0)
+		goto out;
+	r = monitor_start(s, child);
+	if (r < 0) {
+		log_debug("The monitor cannot run the command (%s), using the helper",
+			  strerror(-r));
+		r = helper_start(s, child);
+	}
+	if (r < 0)
+		goto out;
 	for (int i = 0; i < 3; i++) {
 		if (parent[i] < 0) {
 			s->io[i].eof = true;
@@ -679,7 +938,6 @@ out:
 		if (parent[i] >= 0)
 			close(parent[i]);
 	}
-	close_pair(st);
 	return r;
 }
 
@@ -853,7 +1111,7 @@ static void run(struct exec_session *s)
 		resize(s, s->spec->width, s->spec->height);
 		return;
 	}
-	r = spawn_helper(s);
+	r = start_command(s);
 	if (r < 0) {
 		log_warn("Cannot start the exec helper: %s", strerror(-r));
 		session_finish(s, r, "Failed to start the command");
@@ -1079,6 +1337,7 @@ int exec_session_start(struct operation *op, void *data)
 		return -ENOMEM;
 	s->spec = spec;
 	s->pidfd = -EBADF;
+	s->kept[0] = s->kept[1] = s->kept[2] = -EBADF;
 	s->op = operation_ref(op);
 	spec->session = s;
 	for (int i = 0; i < EXEC_NSOCKETS; i++) {
@@ -1162,6 +1421,8 @@ static void session_finish(struct exec_session *s, int r, const char *msg)
 		s->status_open = false;
 		close_handle(s, (uv_handle_t *)&s->status);
 	}
+	mon_close(s);
+	drop_kept(s);
 	close_handle(s, (uv_handle_t *)&s->connect_timer);
 	close_handle(s, (uv_handle_t *)&s->poll_timer);
 	close_handle(s, (uv_handle_t *)&s->cancel_async);

@@ -193,30 +193,7 @@ int proxy_device_check(const char *name, const json_t *dev, struct berth_error *
 
 int proxy_helper_binary(char **ret)
 {
-	char exe[PATH_MAX];
-	const char *env = getenv("BERTH_PROXY");
-	ssize_t n;
-
-	if (env && *env) {
-		*ret = strdup(env);
-		return *ret ? 0 : -ENOMEM;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		return -errno;
-	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	for (int i = 0; i < 2; i++) {
-		_cleanup_free_ char *p = berth_strdup_printf(
-			i == 0 ? "%s/../libexec/berth/berth-proxy" : "%s/berth-proxy", exe);
-		if (!p)
-			return -ENOMEM;
-		if (access(p, X_OK) == 0) {
-			*ret = TAKE_PTR(p);
-			return 0;
-		}
-	}
-	return -ENOENT;
+	return berth_helper_binary("berth-proxy", "BERTH_PROXY", ret);
 }
 
 static char *dev_file(const char *rundir, const char *dev, const char *ext)

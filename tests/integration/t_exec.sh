@@ -96,17 +96,76 @@ is "$(lxc exec b:c1 --cwd /tmp -- pwd)" "/tmp" "--cwd /tmp"
 is "$(lxc exec b:c1 --user 1000 --group 1000 -- id -u)" "1000" "--user 1000"
 is "$(lxc exec b:c1 --user 1000 --group 1000 -- id -g)" "1000" "--group 1000"
 
+# ---- the command is the monitor's child: no helper process ----
+mpid=$(cat "$BERTH_DIR/run/default_c1/monitor.pid")
+ipid=$(cat "$BERTH_DIR/run/default_c1/init.pid")
+# sleep_of PARENT: the host PID of the `sleep 100` whose parent is PARENT (waits 5 s)
+sleep_of()
+{
+	local i p
+	for i in $(seq 100); do
+		p=$(pgrep -P "$1" -f '^sleep 100$' | head -n 1)
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		sleep 0.05
+	done
+	return 1
+}
+
 # ---- signal forwarding ----
 lxc exec b:c1 -- sleep 100 </dev/null &
 lpid=$!
-for i in $(seq 50); do
-	[ "$(helpers)" -ge 1 ] && break
-	sleep 0.1
-done
-sleep 0.3
+spid=$(sleep_of "$mpid")
+ok "exec: the command is a child of the container's monitor" test -n "$spid"
+is "$(helpers)" 0 "... with no berth-monitor exec helper"
+is "$(readlink "/proc/$spid/ns/pid" 2>/dev/null)" "$(readlink "/proc/$ipid/ns/pid")" "... in the container's pid namespace"
 kill -TERM "$lpid"
 wait "$lpid"
 is "$?" 143 "SIGTERM to lxc exec kills the command: exit 143"
+
+# long command lines: 60 kB in one monitor request; 3 x 40 kB is more than one request
+# takes (256 KiB, escaped), so the helper runs it
+long=$(head -c 60000 /dev/zero | tr '\0' 'x')
+is "$(lxc exec b:c1 -- sh -c 'echo ${#1}' sh "$long")" 60000 "a 60 kB argument arrives whole"
+long=$(head -c 40000 /dev/zero | tr '\0' '%')
+is "$(lxc exec b:c1 -- sh -c 'echo $((${#1} + ${#2} + ${#3}))' sh "$long" "$long" "$long")" 120000 \
+	"3 x 40 kB of arguments (the helper's path) arrive whole"
+
+# ---- the helper, as used with monitors that predate exec requests ----
+BERTHD_ENV+=(BERTH_TEST_EXEC_HELPER=1)
+daemon_restart
+out=$(lxc exec b:c1 -- sh -c 'echo out; echo err >&2; exit 7' 2>"$TEST_TMP/err")
+is "$?" 7 "helper: exit 7 comes back"
+is "$out:$(cat "$TEST_TMP/err")" "out:err" "helper: stdout and stderr separate"
+run lxc exec b:c1 -- /no/such/binary
+is "$RC" 127 "helper: a missing binary exits 127"
+is "$(echo data | lxc exec b:c1 -- cat)" "data" "helper: stdin is piped through"
+lxc exec b:c1 -- sleep 100 </dev/null &
+lpid=$!
+for i in $(seq 100); do [ "$(helpers)" -ge 1 ] && break; sleep 0.05; done
+is "$(helpers)" 1 "helper: one berth-monitor exec process runs the command"
+sleep_of "$(pgrep -f "^$BERTH_MONITOR exec $BERTH_DIR/" | head -n 1)" >/dev/null
+kill -TERM "$lpid"
+wait "$lpid"
+is "$?" 143 "helper: SIGTERM to lxc exec kills the command: exit 143"
+unset 'BERTHD_ENV[${#BERTHD_ENV[@]}-1]'
+daemon_restart
+fds0=$(daemon_fds)
+
+# a monitor from before exec requests (still running after an upgrade) answers
+# `error unknown request`: berthd runs the command through the helper instead
+rundir=$BERTH_DIR/run/default_c1
+mv "$rundir/monitor.sock" "$rundir/monitor.sock.real"
+$PY "$(dirname "$0")/old_monitor.py" "$rundir/monitor.sock" "$rundir/monitor.sock.real" >"$TEST_TMP/old.out" 2>&1 &
+oldpid=$!
+for i in $(seq 100); do grep -q ready "$TEST_TMP/old.out" 2>/dev/null && break; sleep 0.05; done
+out=$(lxc exec b:c1 -- sh -c 'echo via-old; exit 6' 2>&1)
+is "$?:$out" "6:via-old" "an older monitor refuses exec: the helper runs the command (output, exit 6)"
+is "$(grep -c refused "$rundir/monitor.sock.refused" 2>/dev/null)" 1 "... after the monitor refused it once"
+kill "$oldpid"
+wait "$oldpid" 2>/dev/null
+rm -f "$rundir/monitor.sock" "$rundir/monitor.sock.refused"
+mv "$rundir/monitor.sock.real" "$rundir/monitor.sock"
+is "$(lxc exec b:c1 -- echo back)" back "the real monitor again"
 
 # ---- interactive (pty) ----
 out=$($PY "$WSC" lxc-pty lxc exec b:c1 -- sh 2>&1)

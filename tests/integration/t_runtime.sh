@@ -134,6 +134,47 @@ like "$(cat "$TEST_TMP/status-fd")" '^started [0-9]+$' "--status-fd reports star
 OUT=$("$MON" exec "$TEST_TMP/nonexistent" --status-fd 3 -- true 3>"$TEST_TMP/status-fd" 2>/dev/null)
 is "$?" 255 "exec into a missing container exits 255"
 like "$(cat "$TEST_TMP/status-fd")" '^error ' "... and --status-fd says error"
+
+# ---- exec requests on monitor.sock: the monitor forks the command itself ----
+mx() { $CTL "$(RUN c1)/monitor.sock" exec --proto "$TEST_TMP/proto" "$@"; }
+OUT=$(mx -- --uid 1000 --gid 1000 --cwd /tmp --env FOO=bar -- sh -c 'echo "$(id -u):$(id -g):$(pwd):$FOO:$HOME:$$"; echo "a b%c"; exit 3' 2>&1)
+is "$?" 3 "monitor exec: the command's exit status in \"exit 3\""
+is "$OUT" "1000:1000:/tmp:bar:/:$(echo "$OUT" | head -n 1 | cut -d: -f6)
+a b%c" "... --uid --gid --cwd --env, and arguments with spaces and %"
+like "$(echo "$OUT" | head -n 1 | cut -d: -f6)" '^[0-9]{1,2}$' "... it runs in the container's pid namespace (a small PID)"
+like "$(tr '\n' ' ' <"$TEST_TMP/proto")" '^started [0-9]+ exit 3 $' "... the monitor says started HOSTPID, then exit 3"
+OUT=$(mx -- -- nosuch-command 2>&1)
+is "$?" 127 "monitor exec of a missing command exits 127"
+like "$OUT" 'nosuch-command: command not found' "... with the reason on the command's stderr"
+like "$(head -n 1 "$TEST_TMP/proto")" '^failed nosuch-command: command not found$' "... and \"failed\" on the connection"
+mx -- --cwd /no/such/dir -- true 2>/dev/null
+is "$?" 255 "monitor exec into a missing --cwd exits 255 (setup failure)"
+OUT=$(mx --signal-after 0.3 -- -- sleep 30 2>&1)
+is "$?" 143 "\"signal 15\" on the connection ends the command: exit 143"
+mx --nfds 1 -- -- true
+like "$(cat "$TEST_TMP/proto")" '^error ' "an exec request without three fds is refused"
+mx --raw 'x%zz'
+like "$(cat "$TEST_TMP/proto")" '^error ' "a malformed escape is refused"
+mx -- --bogus -- true
+like "$(cat "$TEST_TMP/proto")" '^error ' "an unknown option is refused"
+# the client may leave: the command runs on, and is reaped
+mx --leave -- -- sh -c 'sleep 0.3; echo left >/tmp/left' </dev/null >/dev/null 2>&1
+sleep 0.8
+xc c1 cat /tmp/left
+is "$OUT" left "a command whose client left runs to its end"
+is "$(ps -o stat= --ppid "$MPID" | grep -c Z)" 0 "... and the monitor reaped it (no zombie)"
+mx -- -- sh -c 'sleep 30' </dev/null >/dev/null 2>&1 &
+mxpid=$!
+for i in $(seq 50); do pgrep -P "$MPID" -x sleep >/dev/null && break; sleep 0.05; done
+spid=$(pgrep -P "$MPID" -x sleep | head -n 1)
+ok "the command is the monitor's child (no helper process)" test -n "$spid"
+is "$(readlink "/proc/$spid/ns/pid")" "$(readlink "/proc/$IPID/ns/pid")" "... in init's pid namespace"
+is "$(readlink "/proc/$spid/ns/mnt")" "$(readlink "/proc/$IPID/ns/mnt")" "... and mount namespace"
+is "$(grep -v '^0::' "/proc/$spid/cgroup" | sort)" "$(grep -v '^0::' "/proc/$IPID/cgroup" | sort)" "... and init's cgroups"
+kill -KILL "$spid"
+wait "$mxpid"
+is "$?" 137 "SIGKILL of the command comes back as exit 137"
+
 xc c1 sh -c 'echo h > /proc/sysrq-trigger'
 isnt_rc=$RC
 [ "$isnt_rc" != 0 ] && pass "/proc/sysrq-trigger is not writable" || fail "/proc/sysrq-trigger is not writable" "$OUT"
