@@ -18,6 +18,8 @@ BUILD_DEPS=(
 # python3-pylxd for t_pylxd.sh (it runs under Debian's /usr/bin/python3).
 # dnsmasq-base: t_nic.sh serves DHCP on the bridge it makes in its namespace.
 # busybox-static: udhcpc, nslookup and nc in t_networks.sh.
+# apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
+# the generated profiles.
 TEST_DEPS=(
 	"${BUILD_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev
@@ -26,4 +28,5 @@ TEST_DEPS=(
 	python3-pylxd
 	dnsmasq-base
 	busybox-static
+	apparmor
 )

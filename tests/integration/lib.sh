@@ -195,7 +195,19 @@ berth_test_init()
 	DAEMON_LOG=$TEST_TMP/berthd.log
 	export BERTH_DIR BERTH_SOCKET
 	mkdir -p "$BERTH_DIR"
-	trap _berth_test_exit EXIT
+	# An EXIT trap the test set before (removing its image directory, say) is kept:
+	# one that ends in _berth_test_exit as it is, another run by _berth_test_exit first.
+	local prev words
+	prev=$(trap -p EXIT)
+	if [[ $prev == *_berth_test_exit* ]]; then
+		eval "$prev"
+	else
+		if [ -n "$prev" ]; then
+			eval "words=($prev)" # trap -- 'COMMAND' EXIT, quoted for the shell
+			_BERTH_PREV_EXIT=${words[2]}
+		fi
+		trap _berth_test_exit EXIT
+	fi
 	trap 'exit 1' INT TERM
 	daemon_start
 }
@@ -311,6 +323,10 @@ _berth_test_exit()
 {
 	local st=$?
 	[ "$_tap_done" = 1 ] && return
+	if [ -n "${_BERTH_PREV_EXIT:-}" ]; then
+		eval "$_BERTH_PREV_EXIT"
+		_BERTH_PREV_EXIT=
+	fi
 	daemon_stop
 	[ "$_tap_failed" -gt 0 ] && _print_daemon_log
 	_kill_leftover_containers

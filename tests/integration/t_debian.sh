@@ -62,7 +62,8 @@ for _ in 1 2 3 4 5; do
 	sleep 0.5
 done
 is "$n_in" "$((n_host + 1))" "ps inside sees exactly the container's processes (and itself)"
-is "$(awk '/^Uid:/ { print $2 }' /proc/"$pid"/status)" 100000 "container root is host uid 100000"
+subuid0=$(awk -F: '$1 == "root" { print $2; exit }' /etc/subuid)
+is "$(awk '/^Uid:/ { print $2 }' /proc/"$pid"/status)" "$subuid0" "container root is host uid $subuid0 (root's first range in /etc/subuid)"
 run berth exec d1 -- sh -c 'tr "\0" "\n" </proc/1/environ'
 like "$OUT" '^container=lxc$' "PID 1 has container=lxc"
 run berth exec d1 -- hostname
