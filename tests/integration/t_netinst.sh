@@ -110,7 +110,7 @@ run berth network list-leases berthbr0
 like "$OUT" "c1 .*$ip1" "list-leases shows c1"
 like "$OUT" "c2 .*$prefix\\.77" "list-leases shows c2"
 
-run berth exec c1 -- ping -c 1 -W 3 c2.berth
+run berth exec c1 -- ping -4 -c 1 -W 3 c2.berth
 rc_ok "c1 pings c2.berth"
 like "$OUT" "$prefix\.77" "... which resolves to c2's static address"
 run berth exec c2 -- ping -c 1 -W 3 "$gw"
@@ -192,13 +192,15 @@ if [ -n "${IMAGE[debian-12]:-}" ]; then
 	d2=$(ipv4_of d2 90)
 	like "$d1" "^$prefix\." "d1 holds a lease ($d1)"
 	like "$d2" "^$prefix\." "d2 holds a lease ($d2)"
+	# -4: once SLAAC has given d2 an address, dnsmasq also answers AAAA and
+	# Debian's ping would take that one
 	for _ in $(seq 30); do
-		run berth exec d1 -- ping -c 1 -W 2 d2.berth
+		run berth exec d1 -- ping -4 -c 1 -W 2 d2.berth
 		[ "$RC" = 0 ] && break
 		sleep 1
 	done
 	rc_ok "d1 pings d2.berth"
-	like "$OUT" "$d2" "... at d2's address"
+	like "$OUT" "$d2" "... at d2's IPv4 address"
 	run berth exec d2 -- ping -c 1 -W 2 c1.berth
 	rc_ok "d2 pings c1.berth"
 	run berth delete --force d1 d2
