@@ -1259,6 +1259,7 @@ static void on_signal(struct monitor *m)
 
 	if (read(m->signal_fd, &si, sizeof(si)) != sizeof(si))
 		return;
+	log_msg("signal %u from pid %u", si.ssi_signo, si.ssi_pid);
 	if (m->state == ST_RUNNING || m->state == ST_BOOTING)
 		begin_stop(m, STOP_STOP, 30, m->stop_signal);
 }

@@ -223,7 +223,7 @@ for i in $(seq 150); do
 	sleep 0.1
 done
 [ -n "$NPID" ] && [ "$NPID" != "$IPID" ] && pass "reboot inside restarts with a new PID 1 ($IPID -> $NPID)" ||
-	fail "reboot inside restarts with a new PID 1" "status: $st" "$(tail -5 "$(RUN c1)/monitor.log")"
+	fail "reboot inside restarts with a new PID 1" "status: $st" "$(tail -8 "$(RUN c1)/monitor.log")" "console: $(tail -c 600 "$(RUN c1)/console.log")"
 is "$(cat "$(RUN c1)/init.pid")" "$NPID" "init.pid rewritten at reboot"
 kill -0 "$WAITER" 2>/dev/null && pass "wait client still connected after the reboot" ||
 	fail "wait client still connected after the reboot" "$(cat "$TEST_TMP/wait.out")"
