@@ -187,8 +187,9 @@ ok "... and the pty is not the host's" test "$(berth exec -t c1 -- sh -c 'ls /de
 # ---- raw websockets: secrets, fds, return ----
 out=$($PY "$WSC" raw "$BERTH_SOCKET" 2>&1)
 rc=$?
-is "$rc" 0 "raw websocket checks (bad secret 403, second connect refused, unknown op 404, return)"
+is "$rc" 0 "raw websocket checks (bad secret 403, second connect refused, unknown op 404, return, the command runs only once its websockets are connected and never without them)"
 [ "$rc" = 0 ] || diag "$out"
+is "$(pgrep -P "$(cat "$BERTH_DIR/run/default_c1/monitor.pid")" | wc -l)" 1 "... the monitor's only child left is PID 1 (no command left waiting)"
 
 # ---- detached exec ----
 api POST /1.0/instances/c1/exec '{"command":["sh","-c","echo x > /tmp/detached; exit 5"]}'

@@ -205,6 +205,42 @@ def cmd_raw(args):
           "closing control kills the command (return %r)" % j["metadata"]["metadata"].get("return"))
     s0.close()
     sc.close()
+
+    # the command runs only once its websockets are connected (berthd has the monitor
+    # fork it ahead, waiting), and never if they do not connect in time
+    def ran(path):
+        st, j = api(sock, "POST", "/1.0/instances/c1/exec",
+                    {"command": ["test", "-e", path], "wait-for-websocket": False})
+        st, j = api(sock, "GET", "/1.0/operations/%s/wait?timeout=10" % j["metadata"]["id"])
+        return j["metadata"]["metadata"].get("return") == 0
+
+    st, j = api(sock, "POST", "/1.0/instances/c1/exec",
+                {"command": ["sh", "-c", "echo held >/tmp/held-mark; echo done"],
+                 "wait-for-websocket": True})
+    op = j["metadata"]
+    fds = op["metadata"]["fds"]
+    time.sleep(0.5)
+    check(not ran("/tmp/held-mark"), "the command has not run before its websockets connect")
+    base = "/1.0/operations/%s/websocket?secret=" % op["id"]
+    conns = {k: rawhttp.ws_handshake(sock, base + fds[k], 10) for k in ("1", "2", "0")}
+    rawhttp.ws_send(conns["0"][0], 0x1, b"")
+    s1, rest = conns["1"]
+    out = b"".join(p for opc, p in rawhttp.ws_frames(s1, rest, time.monotonic() + 10) if opc == 2)
+    st, j = api(sock, "GET", "/1.0/operations/%s/wait?timeout=10" % op["id"])
+    check(out == b"done\n" and j["metadata"]["metadata"].get("return") == 0,
+          "... and runs once they are (%r)" % out)
+    check(ran("/tmp/held-mark"), "... its effect is there")
+    for s, _ in conns.values():
+        s.close()
+
+    st, j = api(sock, "POST", "/1.0/instances/c1/exec",
+                {"command": ["sh", "-c", "echo x >/tmp/never-mark"], "wait-for-websocket": True})
+    op = j["metadata"]
+    st, j = api(sock, "GET", "/1.0/operations/%s/wait?timeout=20" % op["id"])
+    check(j["metadata"]["status"] == "Failure" and "websockets" in j["metadata"]["err"],
+          "websockets never connected: the operation fails (%s)" % j["metadata"]["err"])
+    time.sleep(0.3)
+    check(not ran("/tmp/never-mark"), "... and the command never ran")
     return 0
 
 
