@@ -206,8 +206,8 @@ def cmd_raw(args):
     s0.close()
     sc.close()
 
-    # the command runs only once its websockets are connected (berthd has the monitor
-    # fork it ahead, waiting), and never if they do not connect in time
+    # the command runs only once its websockets are connected (LXD's wait-for-websocket),
+    # and never if they do not connect in time
     def ran(path):
         st, j = api(sock, "POST", "/1.0/instances/c1/exec",
                     {"command": ["test", "-e", path], "wait-for-websocket": False})
