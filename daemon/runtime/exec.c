@@ -193,6 +193,7 @@ _Noreturn void runtime_exec_child(const struct runtime_exec_opts *o,
 	char **env;
 	int r;
 
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* the command gets 0-2 only */
 	if (o->pty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0))
 		runtime_exec_fail(pipe_fd, 1, errno, "making stdin the controlling terminal");
 	r = runtime_exec_apply_security(spec, prog, &err);

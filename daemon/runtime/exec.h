@@ -72,9 +72,9 @@ static inline struct runtime_seccomp_policy runtime_spec_seccomp(const struct ru
 int runtime_exec_apply_security(const struct runtime_spec *spec,
 				const struct runtime_seccomp_prog *prog, struct berth_error *err);
 
-/* In a child that has joined the container (cgroups, every namespace): make stdin the
- * controlling terminal (o->pty), apply `spec`'s security, drop to o->uid/o->gid, change
- * directory and exec o->argv with the environment. Never returns: on a failure it
+/* In a child that has joined the container (cgroups, every namespace): every fd but 0-2
+ * close-on-exec, make stdin the controlling terminal (o->pty), apply `spec`'s security,
+ * drop to o->uid/o->gid, change directory and exec o->argv with the environment. Never returns: on a failure it
  * writes a struct runtime_exec_failure to `pipe_fd` and exits with
  * runtime_exec_failure_status(). */
 _Noreturn void runtime_exec_child(const struct runtime_exec_opts *o,

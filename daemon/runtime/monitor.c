@@ -584,7 +584,6 @@ static _Noreturn void exec_child_main(struct monitor *m, const int stdio[3],
 	for (int i = 0; i < 3; i++)
 		if (dup2(stdio[i], i) < 0)
 			runtime_exec_fail(fail_fd, 1, errno, "stdio");
-	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* the command gets 0-2 only */
 	r = runtime_exec_join_cgroups(m->init_pid);
 	if (r < 0)
 		runtime_exec_fail(fail_fd, 1, -r, "joining the container's cgroups");
