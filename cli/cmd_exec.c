@@ -8,12 +8,22 @@
  * stderr from "1" and "2" onto ours. In both modes SIGTERM, SIGINT, SIGHUP, SIGQUIT,
  * SIGUSR1, SIGUSR2 and SIGTSTP sent to berth go to the command as "signal" control
  * messages (a ^C typed in raw mode is just a byte for the remote pty). When the output
- * streams end, the operation's metadata.return becomes berth's exit status. */
+ * streams end, the operation's metadata.return becomes berth's exit status.
+ *
+ * Direct stdio (non-interactive, berth's own extension, doc/api.md): when none of our
+ * stdin, stdout and stderr is a terminal or a device other than /dev/null, they are
+ * handed to berthd over stdio.socket instead of connecting websockets 0-2, and the
+ * command reads and writes them itself; we only wait for the operation's end, passing
+ * signals on. An older berthd (no stdio.socket), a refusal, or BERTH_EXEC_WEBSOCKETS=1
+ * keep the websockets. */
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -47,7 +57,10 @@ static const struct cli_command exec_cmd = {
 		"  used when stdin and stdout are both terminals, or with -t; otherwise stdin,\n"
 		"  stdout and stderr stay separate streams. Signals sent to berth (TERM, INT,\n"
 		"  HUP, QUIT, USR1, USR2, TSTP) are forwarded to the command. The exit status\n"
-		"  is the command's.",
+		"  is the command's.\n\n"
+		"  Non-interactive, when stdin, stdout and stderr are pipes, files or\n"
+		"  /dev/null, the command gets them as they are (berth's direct stdio; set\n"
+		"  BERTH_EXEC_WEBSOCKETS=1 to relay them over websockets as lxc does).",
 	.options = exec_options,
 	.min_args = 2,
 	.max_args = -1,
@@ -84,6 +97,7 @@ struct exec_session {
 	 * connection fewer for every command): what that needs, borrowed. */
 	struct cli_ctx *ctx;
 	const char *op, *control_secret;
+	bool direct; /* our stdio went to the command (stdio.socket): nothing to relay */
 };
 
 static int oom(struct berth_error *err)
@@ -422,6 +436,87 @@ static int connect_streams(struct cli_ctx *ctx, struct exec_session *s, const ch
 	return 0;
 }
 
+/* Whether fd may go to a container's command as it is: berthd takes pipes, files,
+ * sockets and /dev/null, never a terminal (TIOCSTI could type into it). */
+static bool direct_fd_ok(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return false;
+	if (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode))
+		return true;
+	return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+/* Hand our stdio to the command (stdin from /dev/null with -n). 0 when berthd took
+ * them; < 0 (quietly) when the websockets must be used instead. */
+static int attach_direct(struct cli_ctx *ctx, struct exec_session *s, const char *op,
+			 const json_t *fds, bool no_stdin)
+{
+	const char *secret = berth_json_string(fds, "0");
+	const char *id = strrchr(op, '/');
+	const char *env = getenv("BERTH_EXEC_WEBSOCKETS");
+	struct berth_error err = { 0 };
+	_cleanup_close_ int null_fd = -EBADF;
+	struct berth_client *c = NULL;
+	int mine[3] = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO };
+	int r;
+
+	if ((env && *env && !streq(env, "0")) || !secret || !id ||
+	    !berth_json_string(fds, "control"))
+		return -ENOTSUP;
+	if (no_stdin) {
+		null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null_fd < 0)
+			return -errno;
+		mine[0] = null_fd;
+	}
+	for (int i = 0; i < 3; i++)
+		if (!direct_fd_ok(mine[i]))
+			return -ENOTSUP;
+	r = cli_client(ctx, &c, NULL);
+	if (r >= 0)
+		r = berth_client_attach_stdio(c, id + 1, secret, mine, &err);
+	if (r < 0 && ctx->debug)
+		fprintf(stderr, "Direct stdio not used: %s\n", berth_error_msg(&err, r));
+	berth_error_release(&err);
+	if (r < 0)
+		return r;
+	s->direct = true;
+	s->stdin_open = false;
+	for (int i = 0; i < WS_CONTROL; i++)
+		s->out_done[i] = true;
+	s->ctx = ctx;
+	s->op = op;
+	s->control_secret = berth_json_string(fds, "control");
+	return 0;
+}
+
+/* Direct stdio: wait for the operation's answer (begun), passing signals on. */
+static int direct_wait(struct exec_session *s, int wait_fd, struct berth_error *err)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = wait_fd, .events = POLLIN },
+			{ .fd = s->sigfd, .events = POLLIN },
+		};
+		struct signalfd_siginfo si;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "poll: %s",
+					       strerror(errno));
+		}
+		if (pfd[1].revents)
+			while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				forward_signal(s, (int)si.ssi_signo);
+		if (pfd[0].revents)
+			return 0;
+	}
+}
+
 /* The exit status from the finished operation. A command that could not run is a failed
  * operation that still carries a return code (LXD: 127 "Command not found", 126 "Command
  * not executable"): the message goes to stderr and the code becomes the exit status. */
@@ -492,9 +587,12 @@ static int do_exec(struct cli_ctx *ctx, int argc, char **argv, const struct cli_
 	r = cli_start_ws_operation(ctx, path, body, &op, &md, err);
 	if (r < 0)
 		return r;
-	r = connect_streams(ctx, &s, op, json_object_get(md, "fds"), err);
-	if (r < 0)
-		goto out;
+	if (s.interactive || attach_direct(ctx, &s, op, json_object_get(md, "fds"),
+					   a->values[OPT_NO_STDIN] != NULL) < 0) {
+		r = connect_streams(ctx, &s, op, json_object_get(md, "fds"), err);
+		if (r < 0)
+			goto out;
+	}
 	/* ask for the operation's end now: the answer comes once the command is done */
 	{
 		_cleanup_free_ char *wait = berth_strdup_printf("%s/wait?timeout=-1", op);
@@ -503,7 +601,7 @@ static int do_exec(struct cli_ctx *ctx, int argc, char **argv, const struct cli_
 		begun = wait && cli_client(ctx, &c, NULL) >= 0 &&
 			berth_client_begin(c, "GET", wait, NULL) >= 0;
 	}
-	if (a->values[OPT_NO_STDIN]) {
+	if (a->values[OPT_NO_STDIN] && !s.direct) {
 		s.stdin_open = false;
 		if (!s.interactive)
 			(void)berth_ws_send(s.ws[WS_STDIN], true, "", 0, NULL);
@@ -516,7 +614,14 @@ static int do_exec(struct cli_ctx *ctx, int argc, char **argv, const struct cli_
 	}
 	if (s.interactive && isatty(STDIN_FILENO))
 		(void)cli_term_raw(STDIN_FILENO, &term);
-	r = session_run(&s, err);
+	if (s.direct) {
+		struct berth_client *c = NULL;
+		int wait_fd = begun && cli_client(ctx, &c, NULL) >= 0 ? berth_client_pending_fd(c)
+								     : -1;
+		r = wait_fd >= 0 ? direct_wait(&s, wait_fd, err) : 0;
+	} else {
+		r = session_run(&s, err);
+	}
 	cli_term_restore(&term);
 	/* The server finishes the operation once the data streams are closed on our side
 	 * too; the control socket stays until then (closing it kills the command). */

@@ -9,6 +9,7 @@
 #include "lib/http_server.h"
 
 struct container_watcher;
+struct stdio_socket;
 
 struct berth_daemon {
 	uv_loop_t *loop;
@@ -16,6 +17,8 @@ struct berth_daemon {
 	char *socket_path; /* owned */
 	char *spool_dir;   /* owned: $BERTH_DIR/tmp, where uploads are received */
 	struct berth_http_server *http;	     /* owned */
+	char *stdio_path;		     /* owned: stdio.socket (doc/api.md) */
+	struct stdio_socket *stdio;	     /* owned, closed at shutdown */
 	struct events_hub *events;	     /* owned */
 	struct operation_registry *ops;	     /* owned */
 	struct container_watcher *containers; /* owned: wait connections to monitors */

@@ -17,6 +17,7 @@
 
 #include "daemon/api/api.h"
 #include "daemon/api/instance_volume.h"
+#include "daemon/api/stdio_socket.h"
 #include "daemon/api/storage.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
@@ -264,6 +265,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	log_info("Received %s, shutting down", strsignal(signum));
 	berth_log_set_hook(NULL, NULL);
 	operation_registry_shutdown(s->d->ops);
+	stdio_socket_close(s->d->stdio);
 	container_watcher_close(s->d->containers);
 	berth_http_server_close(s->d->http, on_http_closed, s);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -312,7 +314,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	db_path = berth_strdup_printf("%s/database", d->dir);
 	pool_path = berth_strdup_printf("%s/storage-pools/default", d->dir);
 	d->socket_path = berth_strdup_printf("%s/unix.socket", d->dir);
-	if (!db_path || !pool_path || !d->socket_path)
+	d->stdio_path = berth_strdup_printf("%s/stdio.socket", d->dir);
+	if (!db_path || !pool_path || !d->socket_path || !d->stdio_path)
 		return -ENOMEM;
 	r = berth_mkdir_p(db_path, 0700);
 	if (r >= 0)
@@ -376,6 +379,12 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = berth_http_server_listen_fd(d->http, fd);
 	if (r < 0)
 		return log_error_errno(r, "Cannot listen on \"%s\"", d->socket_path);
+	fd = open_socket(d->stdio_path, o->group);
+	if (fd < 0)
+		return fd;
+	r = stdio_socket_new(d->loop, d->ops, fd, &d->stdio);
+	if (r < 0)
+		return log_error_errno(r, "Cannot listen on \"%s\"", d->stdio_path);
 	return 0;
 }
 
@@ -413,6 +422,9 @@ int main(int argc, char **argv)
 	malloc_setup();
 	berth_log_set_level(o.debug ? BERTH_LOG_DEBUG : BERTH_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
+	/* What we inherited beyond stdio (a shell's or a service manager's fds) must not
+	 * reach the helpers we spawn, nor through them a container. */
+	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 	dir = getenv("BERTH_DIR");
 	d.dir = strdup(dir && *dir ? dir : BERTH_DEFAULT_DIR);
 	d.loop = uv_default_loop();
@@ -457,10 +469,13 @@ int main(int argc, char **argv)
 	else
 		api_storage_pools_mount(d.dir, false);
 	unlink(d.socket_path);
+	if (d.stdio_path)
+		unlink(d.stdio_path);
 	db_shutdown();
 	json_decref(d.environment);
 	uv_loop_close(d.loop);
 	free(d.socket_path);
+	free(d.stdio_path);
 	free(d.spool_dir);
 	free(d.dir);
 	return 0;

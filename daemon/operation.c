@@ -33,6 +33,8 @@ struct operation {
 	int (*start)(struct operation *op, void *data);
 	void (*connect)(struct operation *op, void *data, const char *secret,
 			struct berth_http_conn *conn);
+	int (*attach_fds)(struct operation *op, void *data, const char *secret, int fds[3],
+			  const char **why);
 	void (*cancel)(void *data);
 	void *data;
 	void (*free_data)(void *);
@@ -224,6 +226,7 @@ int operation_create(struct operation_registry *reg, const struct operation_spec
 	op->run = spec->run;
 	op->start = spec->start;
 	op->connect = spec->connect;
+	op->attach_fds = spec->attach_fds;
 	op->cancel = spec->cancel;
 	op->data = spec->data;
 	op->free_data = spec->free_data;
@@ -334,6 +337,19 @@ int operation_connect(struct operation *op, const char *secret, struct berth_htt
 		return -ESRCH;
 	op->connect(op, op->data, secret, conn);
 	return 0;
+}
+
+int operation_attach_fds(struct operation *op, const char *secret, int fds[3], const char **why)
+{
+	if (!op->attach_fds) {
+		*why = "This operation takes no file descriptors";
+		return -ENOTSUP;
+	}
+	if (operation_done(op)) {
+		*why = "The operation has already finished";
+		return -ESRCH;
+	}
+	return op->attach_fds(op, op->data, secret, fds, why);
 }
 
 int operation_start(struct operation *op)

@@ -57,6 +57,11 @@ struct operation_spec {
 	int (*start)(struct operation *op, void *data);
 	void (*connect)(struct operation *op, void *data, const char *secret,
 			struct berth_http_conn *conn);
+	/* Loop thread, berth's own stdio.socket: `fds` given to the operation by the holder
+	 * of `secret` (whatever it takes is set to -1, the caller closes the rest). 0, or
+	 * -errno with `why` set. */
+	int (*attach_fds)(struct operation *op, void *data, const char *secret, int fds[3],
+			  const char **why);
 	void (*cancel)(void *data);
 };
 
@@ -88,6 +93,8 @@ void operation_finish(struct operation *op, int r, struct berth_error *err);
 /* Loop thread: hand a websocket request to a running loop-driven operation, which
  * answers `conn`. -ENOTSUP (no websockets) or -ESRCH (finished): nothing was answered. */
 int operation_connect(struct operation *op, const char *secret, struct berth_http_conn *conn);
+/* Loop thread: the spec's attach_fds, -ENOTSUP or -ESRCH (finished) with `why` set. */
+int operation_attach_fds(struct operation *op, const char *secret, int fds[3], const char **why);
 
 /* Replace the metadata (stolen) and emit an update event. */
 void operation_set_metadata(struct operation *op, json_t *metadata);

@@ -109,6 +109,67 @@ static int unix_connect(const char *path, struct berth_error *err)
 	return TAKE_FD(fd);
 }
 
+int berth_client_attach_stdio(struct berth_client *c, const char *op_id, const char *secret,
+			      const int fds[3], struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL, *line = berth_strdup_printf("%s %s\n", op_id, secret);
+	_cleanup_close_ int fd = -EBADF;
+	const char *slash = strrchr(c->path, '/');
+	union {
+		struct cmsghdr align;
+		char data[CMSG_SPACE(3 * sizeof(int))];
+	} u = { 0 };
+	struct iovec iov;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.data,
+			     .msg_controllen = sizeof(u.data) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	char answer[256];
+	size_t got = 0;
+	ssize_t n;
+
+	path = slash ? berth_strdup_printf("%.*s/stdio.socket", (int)(slash - c->path), c->path)
+		     : strdup("stdio.socket");
+	if (!path || !line)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	fd = unix_connect(path, err);
+	if (fd < 0)
+		return fd;
+	iov = (struct iovec){ .iov_base = line, .iov_len = strlen(line) };
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)iov.iov_len)
+		return berth_error_set(err, n < 0 ? -errno : -EIO, BERTH_ERR_UNAVAILABLE,
+				       "writing to %s: %s", path,
+				       n < 0 ? strerror(errno) : "short write");
+	while (got < sizeof(answer) - 1) {
+		n = read(fd, answer + got, sizeof(answer) - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(answer, '\n', got))
+			break;
+	}
+	answer[got] = '\0';
+	answer[strcspn(answer, "\n")] = '\0';
+	if (streq(answer, "ok"))
+		return 0;
+	return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST, "%s",
+			       berth_startswith(answer, "error ") ? answer + 6
+								  : "no answer from berthd");
+}
+
+int berth_client_pending_fd(const struct berth_client *c)
+{
+	return c->begun ? c->fd : -1;
+}
+
 int berth_client_new(const char *socket_path, struct berth_client **ret, struct berth_error *err)
 {
 	struct berth_client *c = calloc(1, sizeof(*c));

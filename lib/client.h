@@ -64,6 +64,15 @@ int berth_client_begin(struct berth_client *c, const char *method, const char *p
 		       struct berth_error *err);
 int berth_client_finish(struct berth_client *c, struct berth_response *ret,
 			struct berth_error *err);
+/* The connection a begun request waits on (to poll it), or -1. */
+int berth_client_pending_fd(const struct berth_client *c);
+
+/* Berth's own stdio.socket, next to the API socket (doc/api.md, "Direct stdio"): hand
+ * `fds` (stdin, stdout, stderr) to operation `op_id` as the holder of `secret`. 0 once
+ * berthd took them; -ENOENT or -ECONNREFUSED (no such socket: an older berthd) or the
+ * refusal, with `err` set. */
+int berth_client_attach_stdio(struct berth_client *c, const char *op_id, const char *secret,
+			      const int fds[3], struct berth_error *err);
 
 /* Like berth_client_request, raw body of `len` bytes with the given content type. */
 int berth_client_request_raw(struct berth_client *c, const char *method, const char *path,

@@ -199,6 +199,7 @@ static int create_operation(struct api_request *req, struct api_response *resp,
 		.free_data = exec_spec_free,
 		.start = exec_session_start,
 		.connect = streq(class, "websocket") ? exec_session_connect : NULL,
+		.attach_fds = streq(class, "websocket") ? exec_session_attach_fds : NULL,
 		.cancel = exec_session_cancel,
 	};
 	json_t *md = json_incref(spec->metadata);

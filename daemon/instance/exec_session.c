@@ -7,6 +7,11 @@
  * berth) or cannot be reached leaves it to a `berth-monitor exec` helper process, watched
  * through a pidfd, with a status pipe.
  *
+ * Direct stdio (berth's own stdio.socket, EXEC_PIPES only): the client's own stdin,
+ * stdout and stderr, handed over with the secret of websocket "0", are the command's
+ * (no pipes, nothing relayed); the command starts at once, and its exit ends the
+ * operation. Signals still come over the control websocket.
+ *
  * Framing (LXD 5.0.2): data in binary messages; an empty text message is the end of a
  * stream (sent by the client on stdin EOF, by us at stdout/stderr EOF, followed by a
  * Close). The control socket carries JSON: window-resize (strings) and signal.
@@ -105,6 +110,8 @@ struct exec_session {
 	char mon_buf[512];
 	size_t mon_len;
 	int kept[3]; /* the child's stdio until the monitor answered: a fallback needs it */
+	int direct[3]; /* the client's stdio from stdio.socket until the start, else -EBADF */
+	bool is_direct;
 	struct session_io io[3];
 	/* Input that arrived before the command started (the client may write before it
 	 * connected every socket): owned, replayed at the start. */
@@ -570,6 +577,11 @@ static int make_stdio(struct exec_session *s, int child[3], int parent[3])
 
 	switch (spec->kind) {
 	case EXEC_PIPES:
+		if (s->is_direct) {
+			for (int i = 0; i < 3; i++)
+				child[i] = TAKE_FD(s->direct[i]);
+			return 0;
+		}
 		for (int i = 0; i < 3; i++)
 			if (pipe2(p[i], O_CLOEXEC) < 0) {
 				int e = -errno;
@@ -1270,7 +1282,7 @@ void exec_session_connect(struct operation *op, void *data, const char *secret,
 		respond_error(conn, 400, "The operation has already finished");
 		return;
 	}
-	if (s->ws[i].connected) {
+	if (s->ws[i].connected || (s->is_direct && i != EXEC_SOCKET_CONTROL)) {
 		respond_error(conn, 400, "Websocket number already connected");
 		return;
 	}
@@ -1283,6 +1295,37 @@ void exec_session_connect(struct operation *op, void *data, const char *secret,
 	s->open_ws++;
 	if (s->state == SESSION_WAITING && required_connected(s))
 		run(s);
+}
+
+int exec_session_attach_fds(struct operation *op, void *data, const char *secret, int fds[3],
+			    const char **why)
+{
+	struct exec_spec *spec = data;
+	struct exec_session *s = spec->session;
+
+	(void)op;
+	if (find_socket(spec, secret) != 0) {
+		*why = "Forbidden";
+		return -EPERM;
+	}
+	if (!s || s->state != SESSION_WAITING) {
+		*why = "The command has already started";
+		return -EALREADY;
+	}
+	if (spec->kind != EXEC_PIPES) {
+		*why = "Only a non-interactive exec takes file descriptors";
+		return -EINVAL;
+	}
+	for (int i = 0; i < 3; i++)
+		if (s->ws[i].connected) {
+			*why = "A websocket of this exec is already connected";
+			return -EALREADY;
+		}
+	for (int i = 0; i < 3; i++)
+		s->direct[i] = TAKE_FD(fds[i]);
+	s->is_direct = true;
+	run(s);
+	return 0;
 }
 
 /* ---- start, cancel, finish ---- */
@@ -1337,7 +1380,8 @@ int exec_session_start(struct operation *op, void *data)
 		return -ENOMEM;
 	s->spec = spec;
 	s->pidfd = -EBADF;
-	s->kept[0] = s->kept[1] = s->kept[2] = -EBADF;
+	for (int i = 0; i < 3; i++)
+		s->kept[i] = s->direct[i] = -EBADF;
 	s->op = operation_ref(op);
 	spec->session = s;
 	for (int i = 0; i < EXEC_NSOCKETS; i++) {
@@ -1423,6 +1467,11 @@ static void session_finish(struct exec_session *s, int r, const char *msg)
 	}
 	mon_close(s);
 	drop_kept(s);
+	for (int i = 0; i < 3; i++)
+		if (s->direct[i] >= 0) {
+			close(s->direct[i]);
+			s->direct[i] = -EBADF;
+		}
 	close_handle(s, (uv_handle_t *)&s->connect_timer);
 	close_handle(s, (uv_handle_t *)&s->poll_timer);
 	close_handle(s, (uv_handle_t *)&s->cancel_async);

@@ -72,4 +72,9 @@ int exec_spec_open_pty(struct exec_spec *spec, pid_t init_pid);
 int exec_session_start(struct operation *op, void *data);
 void exec_session_connect(struct operation *op, void *data, const char *secret,
 			  struct berth_http_conn *conn);
+/* Berth's own stdio.socket (doc/api.md): a non-interactive exec's client hands over its
+ * stdin, stdout and stderr with the secret of websocket "0", instead of connecting
+ * websockets 0-2; the command gets them as they are and starts at once. */
+int exec_session_attach_fds(struct operation *op, void *data, const char *secret, int fds[3],
+			    const char **why);
 void exec_session_cancel(void *data);

@@ -97,6 +97,16 @@ is()
 	fi
 }
 
+# isnt GOT UNWANTED DESC
+isnt()
+{
+	if [ "$1" != "$2" ]; then
+		pass "$3"
+	else
+		fail "$3" "got:  '$1'" "must differ"
+	fi
+}
+
 # like GOT ERE DESC
 like()
 {

@@ -191,6 +191,40 @@ is "$rc" 0 "raw websocket checks (bad secret 403, second connect refused, unknow
 [ "$rc" = 0 ] || diag "$out"
 is "$(pgrep -P "$(cat "$BERTH_DIR/run/default_c1/monitor.pid")" | wc -l)" 1 "... the monitor's only child left is PID 1 (no command left waiting)"
 
+# ---- berth exec: direct stdio (stdio.socket) ----
+# pipes, files and /dev/null go to the command as they are: nothing relayed
+pipe_pair=$(berth exec c1 -- readlink /proc/self/fd/1 </dev/null | { read -r x; echo "$x $(readlink /proc/self/fd/0)"; })
+like "$pipe_pair" '^pipe:\[[0-9]+\] pipe:\[[0-9]+\]$' "direct stdio: the command's stdout is a pipe ($pipe_pair)"
+is "${pipe_pair% *}" "${pipe_pair#* }" "... our own pipe, not a relay"
+berth exec c1 -- sh -c 'echo out; echo err >&2; exit 7' <"$TEST_TMP/big" >"$TEST_TMP/d.out" 2>"$TEST_TMP/d.err"
+is "$?" 7 "direct stdio: exit 7 comes back"
+is "$(cat "$TEST_TMP/d.out"):$(cat "$TEST_TMP/d.err")" "out:err" "... stdout and stderr into our files"
+is "$(berth exec c1 -- cat <"$TEST_TMP/big" | sha256sum | cut -d' ' -f1)" "$want" "... 10 MB through cat from a file, intact"
+is "$(echo data | berth exec c1 -- cat)" data "... stdin from a pipe"
+is "$(echo data | berth exec -n c1 -- cat)" "" "... -n: stdin is /dev/null"
+run berth exec c1 -- /no/such/binary
+is "$RC" 127 "... a missing binary exits 127"
+like "$ERR" "command not found" "... saying so on our stderr"
+berth exec c1 -- sleep 100 </dev/null >/dev/null &
+bpid=$!
+spid=$(sleep_of "$mpid")
+ok "... the command is the monitor's child" test -n "$spid"
+is "$(readlink "/proc/$spid/fd/1")" /dev/null "... writing to our /dev/null"
+kill -TERM "$bpid"
+wait "$bpid"
+is "$?" 143 "... SIGTERM to berth exec reaches the command (control websocket): exit 143"
+relay=$(BERTH_EXEC_WEBSOCKETS=1 berth exec c1 -- readlink /proc/self/fd/1 </dev/null | { read -r x; echo "$x $(readlink /proc/self/fd/0)"; })
+isnt "${relay% *}" "${relay#* }" "BERTH_EXEC_WEBSOCKETS=1: the output is relayed (another pipe)"
+if command -v script >/dev/null; then
+	out=$(script -qec "berth exec -T c1 -- readlink /proc/self/fd/1" /dev/null </dev/null | tr -d '\r')
+	like "$out" '^pipe:' "a terminal is never handed over: berth exec -T on a tty relays (websockets)"
+fi
+out=$($PY "$WSC" stdio "$BERTH_SOCKET" 2>&1)
+rc=$?
+is "$rc" 0 "stdio.socket refuses a terminal, a bad secret, an unknown operation, missing fds, a started exec"
+[ "$rc" = 0 ] || diag "$out"
+is "$(helpers)" 0 "... no helper left"
+
 # ---- detached exec ----
 api POST /1.0/instances/c1/exec '{"command":["sh","-c","echo x > /tmp/detached; exit 5"]}'
 is "$HTTP_STATUS" 202 "exec without wait-for-websocket: 202"

@@ -6,13 +6,16 @@
   wsclient.py lxc-console CMD...  run `lxc console ...` on a pty: Enter, expect output,
                                   ctrl+a q, expect a clean exit
   wsclient.py raw SOCKET          exec over raw websockets: secrets, sockets, framing, return
+  wsclient.py stdio SOCKET        berth's stdio.socket next to SOCKET: what it refuses
 """
+import array
 import fcntl
 import json
 import os
 import pty
 import select
 import signal
+import socket
 import struct
 import sys
 import termios
@@ -244,6 +247,77 @@ def cmd_raw(args):
     return 0
 
 
+def stdio_attach(path, line, fds):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(path)
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    s.sendmsg([line.encode()], anc)
+    answer = b""
+    while not answer.endswith(b"\n"):
+        d = s.recv(256)
+        if not d:
+            break
+        answer += d
+    s.close()
+    return answer.decode().strip()
+
+
+def cmd_stdio(args):
+    sock = args[0]
+    path = os.path.join(os.path.dirname(sock), "stdio.socket")
+    st, j = api(sock, "POST", "/1.0/instances/c1/exec",
+                {"command": ["sh", "-c", "echo x >/tmp/stdio-mark"], "wait-for-websocket": True})
+    op = j["metadata"]
+    fds = op["metadata"]["fds"]
+    r, w = os.pipe()
+    null = os.open("/dev/null", os.O_RDWR)
+    master, slave = pty.openpty()
+    ans = stdio_attach(path, "%s %s\n" % (op["id"], fds["0"]), [null, slave, w])
+    check(ans.startswith("error ") and "terminal" in ans, "a terminal is refused (%s)" % ans)
+    ans = stdio_attach(path, "%s %s\n" % (op["id"], "0" * 64), [null, w, w])
+    check(ans == "error Forbidden", "a bad secret is refused (%s)" % ans)
+    ans = stdio_attach(path, "%s %s\n" % (op["id"], fds["1"]), [null, w, w])
+    check(ans == "error Forbidden", "the secret of another socket is refused (%s)" % ans)
+    ans = stdio_attach(path, "nosuchop %s\n" % fds["0"], [null, w, w])
+    check(ans == "error Operation not found", "an unknown operation (%s)" % ans)
+    ans = stdio_attach(path, "%s %s\n" % (op["id"], fds["0"]), [null, w])
+    check(ans.startswith("error Bad request"), "two fds are refused (%s)" % ans)
+    ans = stdio_attach(path, "%s %s" % (op["id"], fds["0"]), [null, w, w])
+    check(ans.startswith("error Bad request"), "a request without its newline (%s)" % ans)
+    # a websocket connected first: the fds are refused, the websockets carry on
+    base = "/1.0/operations/%s/websocket?secret=" % op["id"]
+    s1, _ = rawhttp.ws_handshake(sock, base + fds["1"], 10)
+    ans = stdio_attach(path, "%s %s\n" % (op["id"], fds["0"]), [null, w, w])
+    check(ans.startswith("error ") and "websocket" in ans, "after a websocket connected (%s)" % ans)
+    s1.close()
+    st, j = api(sock, "DELETE", "/1.0/operations/%s" % op["id"])
+    # a command handed fds writes to them, and a second attach is refused
+    st, j = api(sock, "POST", "/1.0/instances/c1/exec",
+                {"command": ["echo", "direct"], "wait-for-websocket": True})
+    op = j["metadata"]
+    fds = op["metadata"]["fds"]
+    ans = stdio_attach(path, "%s %s\n" % (op["id"], fds["0"]), [null, w, w])
+    check(ans == "ok", "our fds are taken (%s)" % ans)
+    st, j = api(sock, "GET", "/1.0/operations/%s/wait?timeout=10" % op["id"])
+    check(j["metadata"]["status"] == "Success" and j["metadata"]["metadata"]["return"] == 0,
+          "the operation ends with the command (%s)" % j["metadata"]["status"])
+    os.close(w)
+    check(os.read(r, 100) == b"direct\n", "the command wrote straight into our pipe")
+    ans = stdio_attach(path, "%s %s\n" % (op["id"], fds["0"]), [null, null, null])
+    check(ans.startswith("error "), "a finished operation takes no fds (%s)" % ans)
+    st, j = api(sock, "POST", "/1.0/instances/c1/exec",
+                {"command": ["true"], "wait-for-websocket": True, "interactive": True})
+    op = j["metadata"]
+    ans = stdio_attach(path, "%s %s\n" % (op["id"], op["metadata"]["fds"]["0"]), [null, null, null])
+    check(ans.startswith("error ") and "non-interactive" in ans,
+          "an interactive exec takes no fds (%s)" % ans)
+    api(sock, "DELETE", "/1.0/operations/%s" % op["id"])
+    for fd in (r, null, master, slave):
+        os.close(fd)
+    return 0
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "lxc-pty":
@@ -252,6 +326,8 @@ def main():
         return cmd_lxc_console(args)
     if mode == "raw":
         return cmd_raw(args)
+    if mode == "stdio":
+        return cmd_stdio(args)
     return 2
 
 
