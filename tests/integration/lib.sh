@@ -222,7 +222,9 @@ berth_test_init()
 	daemon_start
 }
 
-# daemon_start: starts berthd and waits (10 s) until GET /1.0 answers 200.
+# daemon_start: starts berthd and waits (10 s) until GET /1.0 answers 200. With
+# BERTHD_INHERIT_FD=N, berthd also inherits fd N open on /dev/null (as from a careless
+# parent), to show that nothing passes it on.
 daemon_start()
 {
 	echo "==== berthd start $(date +%T.%N)" >>"$DAEMON_LOG"
@@ -233,6 +235,7 @@ daemon_start()
 			fd=${fd##*/}
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done
+		[ -n "${BERTHD_INHERIT_FD:-}" ] && eval "exec $BERTHD_INHERIT_FD</dev/null"
 		exec env ${BERTHD_ENV[@]+"${BERTHD_ENV[@]}"} BERTH_DIR="$BERTH_DIR" "$BERTHD" --debug
 	) </dev/null >>"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!

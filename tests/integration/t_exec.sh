@@ -132,7 +132,9 @@ is "$(lxc exec b:c1 -- sh -c 'echo $((${#1} + ${#2} + ${#3}))' sh "$long" "$long
 
 # ---- the helper, as used with monitors that predate exec requests ----
 BERTHD_ENV+=(BERTH_TEST_EXEC_HELPER=1)
+BERTHD_INHERIT_FD=47 # an fd berthd inherited: neither the helper nor the command gets it
 daemon_restart
+is "$(lxc exec b:c1 -- ls /proc/self/fd | sort -n | tr '\n' ' ')" "0 1 2 3 " "helper: the command has fds 0-2 only (ls's own 3), not berthd's inherited 47"
 out=$(lxc exec b:c1 -- sh -c 'echo out; echo err >&2; exit 7' 2>"$TEST_TMP/err")
 is "$?" 7 "helper: exit 7 comes back"
 is "$out:$(cat "$TEST_TMP/err")" "out:err" "helper: stdout and stderr separate"
@@ -149,6 +151,8 @@ wait "$lpid"
 is "$?" 143 "helper: SIGTERM to lxc exec kills the command: exit 143"
 unset 'BERTHD_ENV[${#BERTHD_ENV[@]}-1]'
 daemon_restart
+is "$(lxc exec b:c1 -- ls /proc/self/fd | sort -n | tr '\n' ' ')" "0 1 2 3 " "monitor: the command has fds 0-2 only, not berthd's inherited 47"
+BERTHD_INHERIT_FD=
 fds0=$(daemon_fds)
 
 # a monitor from before exec requests (still running after an upgrade) answers
