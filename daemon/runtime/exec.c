@@ -8,6 +8,7 @@
 #include "daemon/runtime/exec.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <sched.h>
 #include <signal.h>
@@ -27,7 +28,8 @@
 #include "daemon/runtime/security.h"
 #endif
 
-extern char **environ;
+/* glibc's execvp search when the environment has no PATH */
+#define EXEC_DEFAULT_SEARCH "/bin:/usr/bin"
 
 int runtime_exec_apply_security(const struct runtime_spec *spec,
 				const struct runtime_seccomp_prog *prog, struct berth_error *err)
@@ -83,11 +85,13 @@ static int join_fail(const struct runtime_exec_opts *o, const char *fmt, ...)
 	return 255;
 }
 
-int runtime_exec_join_cgroups(pid_t pid)
+int runtime_exec_cgroup_paths(pid_t pid, char ***ret)
 {
-	char path[64], *buf = NULL;
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
 	struct statfs sf;
 	bool pure_v2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+	char **paths = NULL;
 	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
@@ -96,9 +100,8 @@ int runtime_exec_join_cgroups(pid_t pid)
 		return r;
 	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		_cleanup_free_ char *dir = NULL;
-		_cleanup_close_ int fd = -EBADF;
 		const char *ctrl;
+		char *dir;
 
 		if (!c2)
 			continue;
@@ -113,20 +116,43 @@ int runtime_exec_join_cgroups(pid_t pid)
 			dir = berth_strdup_printf("/sys/fs/cgroup/%s%s/cgroup.procs",
 						  berth_startswith(ctrl, "name=") ? ctrl + 5 : ctrl,
 						  c2 + 1);
-		if (!dir) {
-			r = -ENOMEM;
-			break;
+		if (!dir || runtime_strv_push(&paths, dir) < 0) {
+			free(dir);
+			runtime_strv_free(paths);
+			return -ENOMEM;
 		}
-		fd = open(dir, O_WRONLY | O_CLOEXEC);
+	}
+	*ret = paths;
+	return 0;
+}
+
+int runtime_exec_enter_cgroups(char *const *paths)
+{
+	for (size_t i = 0; paths && paths[i]; i++) {
+		int fd = open(paths[i], O_WRONLY | O_CLOEXEC);
+		int r = 0;
+
 		if (fd < 0 && errno == ENOENT)
 			continue; /* a hierarchy not mounted here */
 		/* "0": the writer itself, whatever pid namespace it is in */
-		if (fd < 0 || write(fd, "0", 1) < 0) {
+		if (fd < 0 || write(fd, "0", 1) < 0)
 			r = -errno;
-			break;
-		}
+		if (fd >= 0)
+			close(fd);
+		if (r < 0)
+			return r;
 	}
-	free(buf);
+	return 0;
+}
+
+int runtime_exec_join_cgroups(pid_t pid)
+{
+	char **paths = NULL;
+	int r = runtime_exec_cgroup_paths(pid, &paths);
+
+	if (r >= 0)
+		r = runtime_exec_enter_cgroups(paths);
+	runtime_strv_free(paths);
 	return r;
 }
 
@@ -140,7 +166,18 @@ bool runtime_exec_same_userns(pid_t pid)
 	       a.st_dev == b.st_dev;
 }
 
-static char **exec_env(const struct runtime_exec_opts *o)
+static int push_copy(char ***list, const char *s)
+{
+	char *copy = strdup(s);
+
+	if (!copy || runtime_strv_push(list, copy) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+char **runtime_exec_env(const struct runtime_exec_opts *o)
 {
 	const char *defaults[] = {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -151,8 +188,8 @@ static char **exec_env(const struct runtime_exec_opts *o)
 	char **env = NULL;
 
 	for (char **e = o->env; e && *e; e++)
-		if (runtime_strv_push(&env, strdup(*e)) < 0)
-			return NULL;
+		if (push_copy(&env, *e) < 0)
+			goto oom;
 	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
 		size_t kl;
 		bool given = false;
@@ -162,10 +199,13 @@ static char **exec_env(const struct runtime_exec_opts *o)
 		for (char **e = o->env; e && *e; e++)
 			if (strneq(*e, defaults[i], kl))
 				given = true;
-		if (!given && runtime_strv_push(&env, strdup(defaults[i])) < 0)
-			return NULL;
+		if (!given && push_copy(&env, defaults[i]) < 0)
+			goto oom;
 	}
 	return env;
+oom:
+	runtime_strv_free(env);
+	return NULL;
 }
 
 int runtime_exec_failure_status(const struct runtime_exec_failure *f)
@@ -178,19 +218,69 @@ _Noreturn void runtime_exec_fail(int pipe_fd, int stage, int e, const char *msg)
 	struct runtime_exec_failure f = {.err = e, .stage = stage};
 
 	snprintf(f.msg, sizeof(f.msg), "%s", msg);
-	fprintf(stderr, "berth-monitor exec: %s\n", f.msg); /* the command's stderr */
+	dprintf(STDERR_FILENO, "berth-monitor exec: %s\n", f.msg); /* the command's stderr */
 	if (write(pipe_fd, &f, sizeof(f)) < 0) {
 		/* the parent died */
 	}
 	_exit(runtime_exec_failure_status(&f));
 }
 
+/* execvp's search with `env`'s PATH (the caller's environ is left alone: the monitor's
+ * child shares its memory). Returns only on failure, with errno set. */
+static void exec_search(char *const argv[], char *const env[])
+{
+	const char *path = NULL;
+	bool eacces = false;
+
+	if (strchr(argv[0], '/')) {
+		execve(argv[0], argv, env);
+		return;
+	}
+	for (size_t i = 0; env[i]; i++)
+		if (berth_startswith(env[i], "PATH="))
+			path = env[i] + 5;
+	if (!path)
+		path = EXEC_DEFAULT_SEARCH;
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		size_t dl = (size_t)(end - p), fl = strlen(argv[0]);
+		char buf[PATH_MAX];
+
+		if (dl + 1 + fl < sizeof(buf)) {
+			memcpy(buf, dl ? p : ".", dl ? dl : 1);
+			buf[dl ? dl : 1] = '/';
+			memcpy(buf + (dl ? dl : 1) + 1, argv[0], fl + 1);
+			execve(buf, argv, env);
+			switch (errno) {
+			case EACCES:
+				eacces = true;
+				break;
+			case ENOENT:
+			case ENOTDIR:
+			case ESTALE:
+			case ENODEV:
+			case ETIMEDOUT:
+			case ELOOP:
+			case ENAMETOOLONG:
+				break;
+			default:
+				return; /* found, but it cannot run */
+			}
+		}
+		if (!*end)
+			break;
+		p = end;
+	}
+	errno = eacces ? EACCES : ENOENT;
+}
+
 _Noreturn void runtime_exec_child(const struct runtime_exec_opts *o,
 				  const struct runtime_spec *spec,
-				  const struct runtime_seccomp_prog *prog, int pipe_fd)
+				  const struct runtime_seccomp_prog *prog, char *const env[],
+				  int pipe_fd)
 {
 	struct berth_error err = {0};
-	char **env;
+	sigset_t none;
 	int r;
 
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); /* the command gets 0-2 only */
@@ -206,19 +296,19 @@ _Noreturn void runtime_exec_child(const struct runtime_exec_opts *o,
 	if (setresuid(o->uid, o->uid, o->uid) < 0)
 		runtime_exec_fail(pipe_fd, 1, errno, "setuid");
 	if (o->cwd) {
-		if (chdir(o->cwd) < 0)
-			runtime_exec_fail(pipe_fd, 1, errno, "changing directory");
+		if (chdir(o->cwd) < 0) {
+			int e = errno;
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "changing directory to %s: %s", o->cwd, strerror(e));
+			runtime_exec_fail(pipe_fd, 1, e, msg);
+		}
 	} else if (chdir("/root") < 0 && chdir("/") < 0) {
 		runtime_exec_fail(pipe_fd, 1, errno, "changing directory");
 	}
-	env = exec_env(o);
-	if (!env)
-		runtime_exec_fail(pipe_fd, 1, ENOMEM, "environment");
-	environ = env;
-	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	execvp(o->argv[0], o->argv);
+	exec_search(o->argv, env);
 	{
 		int e = errno;
 		char msg[200];
@@ -325,6 +415,7 @@ int runtime_exec(const struct runtime_exec_opts *o)
 	_cleanup_close_ int pidfd = -EBADF;
 	struct berth_error err = {0};
 	struct runtime_exec_failure f;
+	char **env = NULL;
 	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
 		    CLONE_NEWCGROUP;
 	int p[2], r;
@@ -359,20 +450,28 @@ int runtime_exec(const struct runtime_exec_opts *o)
 		return join_fail(o, "the container is not running (pid %d exited)", (int)pid);
 	if (setns(pidfd, flags) < 0)
 		return join_fail(o, "joining the namespaces of pid %d: %m", (int)pid);
-	if (pipe2(p, O_CLOEXEC) < 0)
+	env = runtime_exec_env(o);
+	if (!env)
+		return join_fail(o, "out of memory");
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		runtime_strv_free(env);
 		return join_fail(o, "pipe: %m");
+	}
 	/* no forwarded signal may hit us before the child's pid is known */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	child = fork();
-	if (child < 0)
+	if (child < 0) {
+		runtime_strv_free(env);
 		return join_fail(o, "fork: %m");
+	}
 	if (child == 0) {
 		close(p[0]);
 		if (o->status_fd >= 0)
 			close(o->status_fd);
-		runtime_exec_child(o, spec, NULL, p[1]);
+		runtime_exec_child(o, spec, NULL, env, p[1]);
 	}
+	runtime_strv_free(env);
 	close(p[1]);
 	forward_to = child;
 	do

@@ -44,6 +44,15 @@ _Noreturn void runtime_exec_fail(int pipe_fd, int stage, int err, const char *ms
 /* Move the calling process into every cgroup `pid` is in (host paths from
  * /proc/PID/cgroup: call it while still in the host's cgroup namespace). */
 int runtime_exec_join_cgroups(pid_t pid);
+/* The same in two steps: the cgroup.procs paths of `pid` (a NULL-terminated list to free
+ * with runtime_strv_free), then the move, which allocates nothing (a child that shares
+ * its parent's memory may do it). */
+int runtime_exec_cgroup_paths(pid_t pid, char ***ret);
+int runtime_exec_enter_cgroups(char *const *paths);
+
+/* The command's environment: o->env, then PATH, LANG, HOME and USER defaults for what it
+ * does not set. NULL when out of memory. */
+char **runtime_exec_env(const struct runtime_exec_opts *o);
 
 /* True when `pid` is in the caller's user namespace (a privileged container). */
 bool runtime_exec_same_userns(pid_t pid);
@@ -74,9 +83,12 @@ int runtime_exec_apply_security(const struct runtime_spec *spec,
 
 /* In a child that has joined the container (cgroups, every namespace): every fd but 0-2
  * close-on-exec, make stdin the controlling terminal (o->pty), apply `spec`'s security,
- * drop to o->uid/o->gid, change directory and exec o->argv with the environment. Never returns: on a failure it
- * writes a struct runtime_exec_failure to `pipe_fd` and exits with
+ * drop to o->uid/o->gid, change directory and exec o->argv with `env` (from
+ * runtime_exec_env(), searched in its PATH). Allocates nothing on the way to the exec,
+ * so that a child sharing its parent's memory may call it. Never returns: on a failure
+ * it writes a struct runtime_exec_failure to `pipe_fd` and exits with
  * runtime_exec_failure_status(). */
 _Noreturn void runtime_exec_child(const struct runtime_exec_opts *o,
 				  const struct runtime_spec *spec,
-				  const struct runtime_seccomp_prog *prog, int pipe_fd);
+				  const struct runtime_seccomp_prog *prog, char *const env[],
+				  int pipe_fd);

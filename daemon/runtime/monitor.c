@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
@@ -60,6 +61,8 @@ enum client_kind { CL_NEW, CL_WAIT, CL_CONSOLE, CL_STOP, CL_RESTART, CL_EXEC };
 
 /* The longest request: an exec's options, command and environment, %-encoded. */
 #define REQUEST_MAX (256u << 10)
+/* The stack of an exec request's child while it shares our memory. */
+#define EXEC_CHILD_STACK (256u << 10)
 /* How many clients and exec'd commands one poll() watches (the rest wait a turn). */
 #define POLL_CLIENTS 64
 #define POLL_EXECS 256
@@ -98,6 +101,7 @@ struct monitor {
 	int init_pidfd;
 	pid_t init_pid;
 	int pidns_fd;			/* our own pid namespace, to come back to after an exec */
+	bool exec_forks_logged;		/* exec_clone() said once why it forks */
 	int stop_signal;
 	enum monitor_state state;
 	enum stop_kind stop_kind;
@@ -570,28 +574,73 @@ static void exec_free(struct monitor *m, struct exec_child *e)
 	free(e);
 }
 
-/* The forked child: stdio from the request, every signal back to its default, the
- * container's cgroups, then its namespaces (the pid one it was forked into). */
-static _Noreturn void exec_child_main(struct monitor *m, const int stdio[3],
-				      const struct runtime_exec_opts *o, int fail_fd)
+/* What the child of an exec request needs, made by the monitor before the clone. */
+struct exec_child_args {
+	struct monitor *m;
+	const int *stdio; /* 3 */
+	const struct runtime_exec_opts *o;
+	int fail_fd;
+	char **cgroups; /* cgroup.procs paths */
+	char **env;
+	int ns_flags;
+};
+
+/* The child: stdio from the request, every signal back to its default, the container's
+ * cgroups, then its namespaces (the pid one it was born into). It may share the
+ * monitor's memory (see exec_start): it allocates nothing and changes no global. */
+static int exec_child_main(void *data)
 {
-	int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP;
+	const struct exec_child_args *a = data;
 	int r;
 
 	/* The monitor handles no signal and ignores only SIGPIPE (the rest are blocked for its
 	 * signalfd; the mask is reset before the exec) */
 	signal(SIGPIPE, SIG_DFL);
 	for (int i = 0; i < 3; i++)
-		if (dup2(stdio[i], i) < 0)
-			runtime_exec_fail(fail_fd, 1, errno, "stdio");
-	r = runtime_exec_join_cgroups(m->init_pid);
+		if (dup2(a->stdio[i], i) < 0)
+			runtime_exec_fail(a->fail_fd, 1, errno, "stdio");
+	r = runtime_exec_enter_cgroups(a->cgroups);
 	if (r < 0)
-		runtime_exec_fail(fail_fd, 1, -r, "joining the container's cgroups");
-	if (!runtime_exec_same_userns(m->init_pid))
-		flags |= CLONE_NEWUSER;
-	if (setns(m->init_pidfd, flags) < 0)
-		runtime_exec_fail(fail_fd, 1, errno, "joining the container's namespaces");
-	runtime_exec_child(o, m->spec, m->seccomp_ready ? &m->seccomp : NULL, fail_fd);
+		runtime_exec_fail(a->fail_fd, 1, -r, "joining the container's cgroups");
+	if (setns(a->m->init_pidfd, a->ns_flags) < 0)
+		runtime_exec_fail(a->fail_fd, 1, errno, "joining the container's namespaces");
+	runtime_exec_child(a->o, a->m->spec, a->m->seccomp_ready ? &a->m->seccomp : NULL,
+			   a->env, a->fail_fd);
+}
+
+/* Start exec_child_main() in the container's pid namespace (joined by the caller). With
+ * a compiled seccomp filter and no AppArmor profile to apply, the child shares our memory
+ * and we sleep until it exec'd or died (CLONE_VM | CLONE_VFORK, as posix_spawn does):
+ * a fork would copy the page tables and fault on every page either side then writes,
+ * which costs about a millisecond here. */
+static pid_t exec_clone(struct exec_child_args *a)
+{
+	bool share = a->m->seccomp_ready &&
+		     !(a->m->spec->apparmor_profile && runtime_apparmor_enabled()) &&
+		     !berth_test_flag("BERTH_TEST_EXEC_FORK");
+	pid_t pid = -1;
+
+	if (share) {
+		void *stack = mmap(NULL, EXEC_CHILD_STACK, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+
+		if (stack != MAP_FAILED) {
+			pid = clone(exec_child_main, (char *)stack + EXEC_CHILD_STACK,
+				    CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+			munmap(stack, EXEC_CHILD_STACK);
+			if (pid > 0)
+				return pid;
+		}
+	}
+	if (!a->m->exec_forks_logged) {
+		log_msg("exec: forking each command (%s)",
+			share ? "no shared-memory child" : "no compiled filter, AppArmor or a test");
+		a->m->exec_forks_logged = true;
+	}
+	pid = fork();
+	if (pid == 0)
+		_exit(exec_child_main(a));
+	return pid;
 }
 
 static ssize_t read_full(int fd, void *buf, size_t len)
@@ -672,8 +721,15 @@ static void exec_compile_seccomp(struct monitor *m)
 static int exec_start(struct monitor *m, struct client *c, const struct runtime_exec_opts *o,
 		      const char **why)
 {
+	struct exec_child_args a = {
+		.m = m,
+		.stdio = c->fds,
+		.o = o,
+		.ns_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+			    CLONE_NEWCGROUP,
+	};
 	struct exec_child *e;
-	int p[2], pidfd;
+	int p[2], pidfd, r;
 	pid_t pid;
 
 	if (m->init_pidfd < 0 || (m->state != ST_RUNNING && m->state != ST_STOPPING)) {
@@ -682,34 +738,49 @@ static int exec_start(struct monitor *m, struct client *c, const struct runtime_
 	}
 	if (!m->seccomp_tried)
 		exec_compile_seccomp(m);
-	e = calloc(1, sizeof(*e));
+	runtime_cap_last(); /* read once here, cached for the child */
+	if (!runtime_exec_same_userns(m->init_pid))
+		a.ns_flags |= CLONE_NEWUSER;
+	r = runtime_exec_cgroup_paths(m->init_pid, &a.cgroups);
+	if (r < 0) {
+		*why = "reading the container's cgroups";
+		return r;
+	}
+	a.env = runtime_exec_env(o);
+	e = a.env ? calloc(1, sizeof(*e)) : NULL;
 	if (!e) {
+		runtime_strv_free(a.cgroups);
+		runtime_strv_free(a.env);
 		*why = "out of memory";
 		return -ENOMEM;
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
+		r = -errno;
+		runtime_strv_free(a.cgroups);
+		runtime_strv_free(a.env);
 		free(e);
 		*why = "pipe";
-		return -errno;
+		return r;
 	}
+	a.fail_fd = p[1];
 	/* Children are born in the container's pid namespace until we come back to ours:
 	 * nothing else forks in between. */
 	if (setns(m->init_pidfd, CLONE_NEWPID) < 0) {
-		int r = -errno;
+		r = -errno;
 		close(p[0]);
 		close(p[1]);
+		runtime_strv_free(a.cgroups);
+		runtime_strv_free(a.env);
 		free(e);
 		*why = "joining the container's pid namespace";
 		return r;
 	}
-	pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		exec_child_main(m, c->fds, o, p[1]);
-	}
-	int r = pid < 0 ? -errno : 0;
+	pid = exec_clone(&a);
+	r = pid < 0 ? -errno : 0;
 	if (setns(m->pidns_fd, CLONE_NEWPID) < 0)
 		log_msg("returning to our pid namespace: %m");
+	runtime_strv_free(a.cgroups);
+	runtime_strv_free(a.env);
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);

@@ -289,12 +289,22 @@ is "$(count_cgroups_all)" 0 "... no cgroup left"
 # An init that never forks is ready once it lived start_grace_ms.
 new_container lone "$USERNS" "start_grace_ms=300" "init=/bin/sleep" "init=1000"
 t0=$(date +%s%N)
-ERR=$("$MON" start "$(RUN lone)" 2>&1)
+ERR=$(BERTH_TEST_EXEC_FORK=1 "$MON" start "$(RUN lone)" 2>&1)
 rc=$?
 t1=$(date +%s%N)
 is "$rc" 0 "start of an init that never forks" || diag "$ERR"
 ok "... answers after start_grace_ms ($(((t1 - t0) / 1000000)) ms >= 300)" \
 	test $(((t1 - t0) / 1000000)) -ge 300
+# this monitor forks each exec'd command (the path without a compiled seccomp filter, or
+# with an AppArmor profile to apply) instead of sharing its memory with the child
+OUT=$($CTL "$(RUN lone)/monitor.sock" exec --proto "$TEST_TMP/proto" -- --cwd /tmp -- sh -c 'echo "forked:$(pwd):$(ls /proc/self/fd | tr -d "\n")"; exit 5' </dev/null 2>&1)
+is "$?:$OUT" "5:forked:/tmp:0123" "a forking monitor runs an exec request too (exit 5, cwd, fds 0-2)"
+like "$(cat "$(RUN lone)/monitor.log")" 'exec: forking each command' "... and says it forks"
+OUT=$($CTL "$(RUN lone)/monitor.sock" exec --proto "$TEST_TMP/proto" -- -- nosuch 2>&1)
+is "$?" 127 "... a missing command exits 127"
+c1log=$(cat "$(RUN c1)/monitor.log" 2>/dev/null)
+like "$c1log" 'init ready' "c1's monitor.log is still there"
+unlike "$c1log" 'exec: forking' "... c1's monitor shared its memory with each exec'd command (it never forked one)"
 OUT=$($CTL "$(RUN lone)/monitor.sock" kill --timeout 30)
 is "$OUT" "ok killed" "... and is killed"
 sleep 0.2
