@@ -63,6 +63,18 @@ enum client_kind { CL_NEW, CL_WAIT, CL_CONSOLE, CL_STOP, CL_RESTART, CL_EXEC };
 #define REQUEST_MAX (256u << 10)
 /* The stack of an exec request's child while it shares our memory. */
 #define EXEC_CHILD_STACK (256u << 10)
+/* AddressSanitizer keeps the shadow of a child's stack poisoned after the child is gone
+ * and the stack unmapped: its builds fork. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EXEC_CAN_SHARE_MEMORY false
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EXEC_CAN_SHARE_MEMORY false
+#endif
+#endif
+#ifndef EXEC_CAN_SHARE_MEMORY
+#define EXEC_CAN_SHARE_MEMORY true
+#endif
 /* How many clients and exec'd commands one poll() watches (the rest wait a turn). */
 #define POLL_CLIENTS 64
 #define POLL_EXECS 256
@@ -615,7 +627,7 @@ static int exec_child_main(void *data)
  * which costs about a millisecond here. */
 static pid_t exec_clone(struct exec_child_args *a)
 {
-	bool share = a->m->seccomp_ready &&
+	bool share = EXEC_CAN_SHARE_MEMORY && a->m->seccomp_ready &&
 		     !(a->m->spec->apparmor_profile && runtime_apparmor_enabled()) &&
 		     !berth_test_flag("BERTH_TEST_EXEC_FORK");
 	pid_t pid = -1;
@@ -634,7 +646,9 @@ static pid_t exec_clone(struct exec_child_args *a)
 	}
 	if (!a->m->exec_forks_logged) {
 		log_msg("exec: forking each command (%s)",
-			share ? "no shared-memory child" : "no compiled filter, AppArmor or a test");
+			share ? "no shared-memory child"
+			: !EXEC_CAN_SHARE_MEMORY ? "an AddressSanitizer build"
+						 : "no compiled filter, AppArmor or a test");
 		a->m->exec_forks_logged = true;
 	}
 	pid = fork();

@@ -304,7 +304,11 @@ OUT=$($CTL "$(RUN lone)/monitor.sock" exec --proto "$TEST_TMP/proto" -- -- nosuc
 is "$?" 127 "... a missing command exits 127"
 c1log=$(cat "$(RUN c1)/monitor.log" 2>/dev/null)
 like "$c1log" 'init ready' "c1's monitor.log is still there"
-unlike "$c1log" 'exec: forking' "... c1's monitor shared its memory with each exec'd command (it never forked one)"
+case $c1log in
+*"forking each command (an AddressSanitizer build)"*)
+	skip "... c1's monitor shared its memory with each exec'd command" "an ASan build forks" ;;
+*) unlike "$c1log" 'exec: forking' "... c1's monitor shared its memory with each exec'd command (it never forked one)" ;;
+esac
 OUT=$($CTL "$(RUN lone)/monitor.sock" kill --timeout 30)
 is "$OUT" "ok killed" "... and is killed"
 sleep 0.2
