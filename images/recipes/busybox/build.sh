@@ -20,6 +20,8 @@ dpkg-deb -x "$deb" "$work/pkg"
 cd "$root"
 mkdir -p bin sbin usr/bin usr/sbin etc/init.d dev proc sys run tmp root var/log var/run
 chmod 1777 tmp
+# Seen only while nothing is mounted on /run (rcS mounts its tmpfs then).
+: >run/.image
 chmod 0700 root
 install -m 0755 "$work/pkg/bin/busybox" bin/busybox
 
@@ -53,17 +55,15 @@ cat >etc/init.d/rcS <<'EOT'
 # brought lo up and set the hostname (from the name /etc/hostname is made from).
 [ -e /proc/self ] || mount -t proc proc /proc
 [ -d /sys/class ] || mount -t sysfs sysfs /sys 2>/dev/null
-run=
-while read -r _ mnt _; do [ "$mnt" = /run ] && run=1; done </proc/mounts
-[ -n "$run" ] || mount -t tmpfs -o mode=0755 tmpfs /run
+# the image's own /run (its marker file shows): nobody mounted one, so ours
+[ -e /run/.image ] && mount -t tmpfs -o mode=0755 tmpfs /run
 h= cur=
 [ -s /etc/hostname ] && read -r h </etc/hostname
 read -r cur </proc/sys/kernel/hostname
 [ -z "$h" ] || [ "$h" = "$cur" ] || hostname "$h"
 if [ -e /sys/class/net/eth0 ]; then
-	mkdir -p /run/udhcpc
 	ip link set eth0 up
-	udhcpc -b -i eth0 -x "hostname:$(hostname)" -s /etc/udhcpc.script >/dev/null 2>&1 &
+	udhcpc -b -i eth0 -x "hostname:${h:-$cur}" -s /etc/udhcpc.script >/dev/null 2>&1 &
 fi
 EOT
 chmod 0755 etc/init.d/rcS
@@ -120,13 +120,26 @@ EOT
 chmod 0755 sbin/reboot
 cat >etc/udhcpc.script <<'EOT'
 #!/bin/sh
-# udhcpc hook: configure the lease on $interface.
+# udhcpc hook: configure the lease on $interface. /run/udhcpc.$interface holds the
+# address configured (empty: none), so that the first deconfig and a renewal of the same
+# lease run no command (each costs a container's boot a few ms of CPU).
+state=/run/udhcpc.$interface
+old=
+[ -s "$state" ] && read -r old <"$state"
 case $1 in
-deconfig) ip addr flush dev "$interface" ;;
+deconfig)
+	if [ -n "$old" ]; then
+		ip addr flush dev "$interface"
+		: >"$state"
+	fi
+	;;
 bound | renew)
-	ip addr flush dev "$interface"
-	ip addr add "$ip/${mask:-24}" dev "$interface"
-	[ -n "${router:-}" ] && ip route replace default via "${router%% *}" dev "$interface"
+	if [ "$old" != "$ip/${mask:-24}" ]; then
+		[ -z "$old" ] || ip addr flush dev "$interface"
+		ip addr add "$ip/${mask:-24}" dev "$interface"
+		[ -n "${router:-}" ] && ip route replace default via "${router%% *}" dev "$interface"
+		echo "$ip/${mask:-24}" >"$state"
+	fi
 	: >/etc/resolv.conf
 	for d in ${dns:-}; do echo "nameserver $d" >>/etc/resolv.conf; done
 	;;
