@@ -16,6 +16,19 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* BERTH_ASAN: 1 in AddressSanitizer builds. A child started with CLONE_VM on a stack of
+ * its own leaves that stack's shadow poisoned after it is gone: such builds fork. */
+#if defined(__SANITIZE_ADDRESS__)
+#define BERTH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BERTH_ASAN 1
+#endif
+#endif
+#ifndef BERTH_ASAN
+#define BERTH_ASAN 0
+#endif
+
 static inline void berth_freep(void *p)
 {
 	free(*(void **)p);

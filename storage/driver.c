@@ -7,6 +7,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -284,7 +287,8 @@ static void run_collect(int fd, char *buf, size_t *len)
 /* The child of storage_run: stdin from /dev/null, stdout and stderr into the pipe, and
  * killed with its parent. A berthd killed with SIGKILL must not leave a cp or rm working
  * on a volume that the next berthd's reconciliation is about to remove. Only
- * async-signal-safe calls here: the parent has other threads. */
+ * async-signal-safe calls here: the parent has other threads, and the child may share
+ * its memory (see run_spawn). */
 static _Noreturn void run_child(const char *prog, const char *const *argv, char *const *envp,
 				 int out, pid_t parent)
 {
@@ -296,6 +300,72 @@ static _Noreturn void run_child(const char *prog, const char *const *argv, char 
 		_exit(127);
 	execve(prog, (char *const *)argv, envp);
 	_exit(127);
+}
+
+struct run_args {
+	const char *prog;
+	const char *const *argv;
+	char *const *envp;
+	int out;
+	pid_t parent;
+	const sigset_t *mask; /* the caller's, to restore before the exec */
+};
+
+static int run_child_shared(void *data)
+{
+	const struct run_args *a = data;
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+
+	/* Our handlers are the parent's code on the parent's data: none may run here. */
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction old;
+
+		if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &old) == 0 &&
+		    old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
+			sigaction(sig, &dfl, NULL);
+	}
+	sigprocmask(SIG_SETMASK, a->mask, NULL);
+	run_child(a->prog, a->argv, a->envp, a->out, a->parent);
+}
+
+#define RUN_CHILD_STACK (64u << 10)
+
+/* Start run_child(): a child that shares our memory while the calling thread sleeps until
+ * it exec'd or died (CLONE_VM | CLONE_VFORK, posix_spawn's way, every signal blocked
+ * meanwhile), so that berthd's page tables are not copied for every helper and none of
+ * its threads takes copy-on-write faults after it; fork() in ASan builds or when that
+ * fails. */
+static pid_t run_spawn(struct run_args *a)
+{
+	sigset_t all, old;
+	pid_t pid = -1;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	a->mask = &old;
+	if (!BERTH_ASAN) {
+		void *stack = mmap(NULL, RUN_CHILD_STACK, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+
+		if (stack != MAP_FAILED) {
+			pid = clone(run_child_shared, (char *)stack + RUN_CHILD_STACK,
+				    CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+			munmap(stack, RUN_CHILD_STACK);
+		}
+	}
+	if (pid < 0) {
+		pid = fork();
+		if (pid == 0) {
+			sigprocmask(SIG_SETMASK, &old, NULL);
+			run_child(a->prog, a->argv, a->envp, a->out, a->parent);
+		}
+	}
+	{
+		int e = errno;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		errno = e;
+	}
+	return pid;
 }
 
 int storage_run(const char *const *argv, struct berth_error *err)
@@ -327,9 +397,8 @@ int storage_run(const char *const *argv, struct berth_error *err)
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
 	rfd = pipefd[0];
-	pid = fork();
-	if (pid == 0)
-		run_child(prog, argv, envp, pipefd[1], self);
+	pid = run_spawn(&(struct run_args){.prog = prog, .argv = argv, .envp = envp,
+					   .out = pipefd[1], .parent = self});
 	close(pipefd[1]);
 	if (pid < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot run \"%s\": %m",

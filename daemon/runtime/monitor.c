@@ -63,18 +63,8 @@ enum client_kind { CL_NEW, CL_WAIT, CL_CONSOLE, CL_STOP, CL_RESTART, CL_EXEC };
 #define REQUEST_MAX (256u << 10)
 /* The stack of an exec request's child while it shares our memory. */
 #define EXEC_CHILD_STACK (256u << 10)
-/* AddressSanitizer keeps the shadow of a child's stack poisoned after the child is gone
- * and the stack unmapped: its builds fork. */
-#if defined(__SANITIZE_ADDRESS__)
-#define EXEC_CAN_SHARE_MEMORY false
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EXEC_CAN_SHARE_MEMORY false
-#endif
-#endif
-#ifndef EXEC_CAN_SHARE_MEMORY
-#define EXEC_CAN_SHARE_MEMORY true
-#endif
+/* AddressSanitizer builds fork (see BERTH_ASAN). */
+#define EXEC_CAN_SHARE_MEMORY (!BERTH_ASAN)
 /* How many clients and exec'd commands one poll() watches (the rest wait a turn). */
 #define POLL_CLIENTS 64
 #define POLL_EXECS 256
