@@ -79,8 +79,10 @@ onet ip addr add 198.51.100.2/24 dev vin
 onet ip link set vin up
 mkdir -p "$TEST_TMP/www"
 echo "outside-$$" >"$TEST_TMP/www/marker"
-onet $PY -m http.server 8000 --bind 198.51.100.2 --directory "$TEST_TMP/www" \
-	>"$TEST_TMP/http.log" 2>&1 &
+# nsenter itself, not the onet function: a background function is a subshell, and
+# killing that would leave the server running
+nsenter --net=/proc/"$outside"/ns/net $PY -m http.server 8000 --bind 198.51.100.2 \
+	--directory "$TEST_TMP/www" >"$TEST_TMP/http.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do onet $PY -c 'import socket; socket.create_connection(("198.51.100.2", 8000), 1)' 2>/dev/null && break; sleep 0.1; done
 is "$(onet ip -4 route show | grep -c "^$prefix\.")" 0 "the outside has no route back to berthbr0's subnet"
