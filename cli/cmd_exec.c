@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -436,19 +434,6 @@ static int connect_streams(struct cli_ctx *ctx, struct exec_session *s, const ch
 	return 0;
 }
 
-/* Whether fd may go to a container's command as it is: berthd takes pipes, files,
- * sockets and /dev/null, never a terminal (TIOCSTI could type into it). */
-static bool direct_fd_ok(int fd)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return false;
-	if (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode))
-		return true;
-	return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
-}
-
 /* Hand our stdio to the command (stdin from /dev/null with -n). 0 when berthd took
  * them; < 0 (quietly) when the websockets must be used instead. */
 static int attach_direct(struct cli_ctx *ctx, struct exec_session *s, const char *op,
@@ -473,7 +458,7 @@ static int attach_direct(struct cli_ctx *ctx, struct exec_session *s, const char
 		mine[0] = null_fd;
 	}
 	for (int i = 0; i < 3; i++)
-		if (!direct_fd_ok(mine[i]))
+		if (!berth_fd_may_enter_instance(mine[i]))
 			return -ENOTSUP;
 	r = cli_client(ctx, &c, NULL);
 	if (r >= 0)

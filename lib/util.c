@@ -8,8 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 void berth_time_rfc3339(const struct timespec *ts, char *buf)
@@ -352,4 +356,37 @@ void berth_test_pause(const char *point)
 		p += n;
 		p += *p == ',';
 	}
+}
+
+bool berth_fd_may_enter_instance(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return false;
+	if (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode))
+		return true;
+	return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+}
+
+int berth_spawn_shared(int (*fn)(void *), void *arg, size_t stack_size)
+{
+	void *stack;
+	int pid;
+
+	if (BERTH_ASAN) {
+		errno = ENOSYS;
+		return -1;
+	}
+	stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	pid = clone(fn, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+	{
+		int e = errno;
+		munmap(stack, stack_size); /* the child exec'd or died: its stack is free */
+		errno = e;
+	}
+	return pid;
 }

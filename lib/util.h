@@ -64,3 +64,15 @@ void berth_test_pause(const char *point);
 /* Test-only: whether the environment variable `name` is set and non-empty while under the
  * test harness (BERTH_TEST_HARNESS set); always false in production. */
 bool berth_test_flag(const char *name);
+
+/* Whether the open fd may be handed to a command in an instance as it is: a pipe, a
+ * regular file, a socket or /dev/null, never a terminal (TIOCSTI could type into it) or
+ * another device. */
+bool berth_fd_may_enter_instance(int fd);
+
+/* Run fn(arg) in a child that shares our memory, on a stack of `stack_size` bytes of its
+ * own, while the calling thread sleeps until the child exec'd or died (CLONE_VM |
+ * CLONE_VFORK, posix_spawn's way): no page tables copied, no copy-on-write fault either
+ * side. fn may allocate nothing and change no global. The child's pid, or -1 with errno
+ * set (ENOSYS in AddressSanitizer builds, see BERTH_ASAN): the caller forks instead. */
+int berth_spawn_shared(int (*fn)(void *), void *arg, size_t stack_size);

@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <pthread.h>
-#include <sched.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -330,29 +328,18 @@ static int run_child_shared(void *data)
 
 #define RUN_CHILD_STACK (64u << 10)
 
-/* Start run_child(): a child that shares our memory while the calling thread sleeps until
- * it exec'd or died (CLONE_VM | CLONE_VFORK, posix_spawn's way, every signal blocked
- * meanwhile), so that berthd's page tables are not copied for every helper and none of
- * its threads takes copy-on-write faults after it; fork() in ASan builds or when that
- * fails. */
+/* Start run_child() with berth_spawn_shared(), every signal blocked meanwhile, so that
+ * berthd's page tables are not copied for every helper and none of its threads takes
+ * copy-on-write faults after it; fork() in ASan builds or when that fails. */
 static pid_t run_spawn(struct run_args *a)
 {
 	sigset_t all, old;
-	pid_t pid = -1;
+	pid_t pid;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	a->mask = &old;
-	if (!BERTH_ASAN) {
-		void *stack = mmap(NULL, RUN_CHILD_STACK, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-
-		if (stack != MAP_FAILED) {
-			pid = clone(run_child_shared, (char *)stack + RUN_CHILD_STACK,
-				    CLONE_VM | CLONE_VFORK | SIGCHLD, a);
-			munmap(stack, RUN_CHILD_STACK);
-		}
-	}
+	pid = berth_spawn_shared(run_child_shared, a, RUN_CHILD_STACK);
 	if (pid < 0) {
 		pid = fork();
 		if (pid == 0) {

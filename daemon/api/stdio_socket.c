@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -94,19 +92,6 @@ static void reply(struct stdio_conn *c, const char *fmt, ...)
 		log_debug("stdio.socket: cannot answer: %m");
 }
 
-/* Whether `fd` may be given to a container's command: no terminal, no device but
- * /dev/null. */
-static bool fd_allowed(int fd)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return false;
-	if (S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode))
-		return true;
-	return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
-}
-
 /* Read the request with its fds and hand them to the operation. */
 static void conn_request(struct stdio_conn *c)
 {
@@ -160,7 +145,7 @@ static void conn_request(struct stdio_conn *c)
 	}
 	*nl = *sp = '\0';
 	for (int i = 0; i < 3; i++)
-		if (!fd_allowed(fds[i])) {
+		if (!berth_fd_may_enter_instance(fds[i])) {
 			reply(c, "error File descriptor %d is a terminal or a device: it cannot "
 				 "be given to an instance",
 			      i);

@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
@@ -63,8 +62,6 @@ enum client_kind { CL_NEW, CL_WAIT, CL_CONSOLE, CL_STOP, CL_RESTART, CL_EXEC };
 #define REQUEST_MAX (256u << 10)
 /* The stack of an exec request's child while it shares our memory. */
 #define EXEC_CHILD_STACK (256u << 10)
-/* AddressSanitizer builds fork (see BERTH_ASAN). */
-#define EXEC_CAN_SHARE_MEMORY (!BERTH_ASAN)
 /* How many clients and exec'd commands one poll() watches (the rest wait a turn). */
 #define POLL_CLIENTS 64
 #define POLL_EXECS 256
@@ -612,33 +609,25 @@ static int exec_child_main(void *data)
 
 /* Start exec_child_main() in the container's pid namespace (joined by the caller). With
  * a compiled seccomp filter and no AppArmor profile to apply, the child shares our memory
- * and we sleep until it exec'd or died (CLONE_VM | CLONE_VFORK, as posix_spawn does):
- * a fork would copy the page tables and fault on every page either side then writes,
- * which costs about a millisecond here. */
+ * (berth_spawn_shared): a fork would copy the page tables and fault on every page either
+ * side then writes, which costs about a millisecond here. */
 static pid_t exec_clone(struct exec_child_args *a)
 {
-	bool share = EXEC_CAN_SHARE_MEMORY && a->m->seccomp_ready &&
+	bool share = a->m->seccomp_ready &&
 		     !(a->m->spec->apparmor_profile && runtime_apparmor_enabled()) &&
 		     !berth_test_flag("BERTH_TEST_EXEC_FORK");
 	pid_t pid = -1;
 
 	if (share) {
-		void *stack = mmap(NULL, EXEC_CHILD_STACK, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-
-		if (stack != MAP_FAILED) {
-			pid = clone(exec_child_main, (char *)stack + EXEC_CHILD_STACK,
-				    CLONE_VM | CLONE_VFORK | SIGCHLD, a);
-			munmap(stack, EXEC_CHILD_STACK);
-			if (pid > 0)
-				return pid;
-		}
+		pid = berth_spawn_shared(exec_child_main, a, EXEC_CHILD_STACK);
+		if (pid > 0)
+			return pid;
 	}
 	if (!a->m->exec_forks_logged) {
 		log_msg("exec: forking each command (%s)",
-			share ? "no shared-memory child"
-			: !EXEC_CAN_SHARE_MEMORY ? "an AddressSanitizer build"
-						 : "no compiled filter, AppArmor or a test");
+			!share		  ? "no compiled filter, AppArmor or a test"
+			: errno == ENOSYS ? "an AddressSanitizer build"
+					  : "no shared-memory child");
 		a->m->exec_forks_logged = true;
 	}
 	pid = fork();
