@@ -472,6 +472,7 @@ int main(int argc, char **argv)
 	if (d.stdio_path)
 		unlink(d.stdio_path);
 	db_shutdown();
+	api_instance_cache_release();
 	json_decref(d.environment);
 	uv_loop_close(d.loop);
 	free(d.socket_path);

@@ -9,6 +9,7 @@
 #include "daemon/db/db.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,9 @@ static char *db_path;
 
 static __thread sqlite3 *thread_db;	      /* owned by the thread */
 static __thread uint64_t thread_statements; /* see db_thread_statements() */
+static __thread bool thread_writing;	      /* in a db_tx_begin() transaction */
+/* Bumped once a write transaction has ended: see db_generation(). */
+static _Atomic uint64_t generation;
 
 int db_errno(int rc)
 {
@@ -258,12 +262,26 @@ static int db_begin(const char *sql, sqlite3 **ret, struct berth_error *err)
 
 int db_tx_begin(sqlite3 **ret, struct berth_error *err)
 {
-	return db_begin("BEGIN IMMEDIATE", ret, err);
+	int r = db_begin("BEGIN IMMEDIATE", ret, err);
+
+	if (r >= 0)
+		thread_writing = true;
+	return r;
 }
 
 int db_read_begin(sqlite3 **ret, struct berth_error *err)
 {
 	return db_begin("BEGIN", ret, err);
+}
+
+/* After the COMMIT (or ROLLBACK), never before: a reader that saw the old generation
+ * may have read the old rows, and what it keeps must not outlive them. */
+static void tx_ended(void)
+{
+	if (thread_writing) {
+		thread_writing = false;
+		atomic_fetch_add(&generation, 1);
+	}
 }
 
 int db_tx_end(sqlite3 *db, int r, struct berth_error *err)
@@ -272,15 +290,23 @@ int db_tx_end(sqlite3 *db, int r, struct berth_error *err)
 
 	if (r >= 0) {
 		k = db_exec_script(db, "COMMIT", err);
-		if (k >= 0)
+		if (k >= 0) {
+			tx_ended();
 			return r;
+		}
 		r = k;
 	}
 	/* SQLite may already have rolled back (e.g. after SQLITE_FULL); then there is no
 	 * transaction left and ROLLBACK would fail, so only issue it when one is open. */
 	if (!sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	tx_ended();
 	return r;
+}
+
+uint64_t db_generation(void)
+{
+	return atomic_load(&generation);
 }
 
 int db_json_set_new(json_t *obj, const char *key, json_t *value, struct berth_error *err)

@@ -40,6 +40,10 @@ int db_init(const char *path, const char *default_pool_source, struct berth_erro
 void db_shutdown(void);
 /* Close the calling thread's connection (worker threads call this before they end). */
 void db_thread_release(void);
+/* A number that changes whenever a write transaction of this process has ended (berthd is
+ * the database's only writer). What was read while it kept one value is still what the
+ * database holds: read it before reading rows, and keep what they gave only under it. */
+uint64_t db_generation(void);
 
 /* Disk work that must happen with a row change, or not at all: see the storage pools
  * section below. */
