@@ -44,7 +44,8 @@ static json_int_t int_field(const json_t *body, const char *key, json_int_t def)
 	return json_is_integer(v) ? json_integer_value(v) : def;
 }
 
-/* The instance must exist and run. */
+/* The instance must exist and run. PID 1's host pid only when `ret_pid` is set (the
+ * monitor is asked then; otherwise berthd may already know that it runs). */
 static int check_running(struct api_request *req, json_t **ret_inst, pid_t *ret_pid,
 			 struct berth_error *err)
 {
@@ -54,7 +55,8 @@ static int check_running(struct api_request *req, json_t **ret_inst, pid_t *ret_
 
 	if (r < 0)
 		return r;
-	p = container_power(req->d, req->project, req->params[0], ret_pid);
+	p = ret_pid ? container_power(req->d, req->project, req->params[0], ret_pid)
+		    : container_power_quick(req->d, req->project, req->params[0]);
 	if (p == CONTAINER_FROZEN) {
 		json_decref(inst);
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST, "Instance is frozen");
@@ -279,7 +281,7 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Cannot use \"record-output\" in combination with \"%s\"",
 				       wait_ws ? "wait-for-websocket" : "interactive");
-	r = check_running(req, &inst, &init_pid, err);
+	r = check_running(req, &inst, interactive && wait_ws ? &init_pid : NULL, err);
 	if (r < 0)
 		return r;
 	env = exec_environment(inst, req->body, int_field(req->body, "user", 0));

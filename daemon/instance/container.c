@@ -605,6 +605,8 @@ static int set_status(const char *project, const char *name, enum container_powe
 /* A stop that an action announced: the watcher must not report it again. */
 static void expect_stop(struct berth_daemon *d, const char *project, const char *name,
 			bool on);
+/* The next container_power_quick() asks the monitor. */
+static void power_forget(struct berth_daemon *d, const char *project, const char *name);
 
 int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 		    struct berth_error *err)
@@ -699,7 +701,9 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 	if (!req)
 		return -ENOMEM;
 	expect_stop(d, project, name, true);
+	power_forget(d, project, name);
 	r = container_request(rundir, req, -1, &reply, err);
+	power_forget(d, project, name);
 	if (r < 0 && container_power(d, project, name, NULL) == CONTAINER_STOPPED) {
 		berth_error_release(err); /* it went away under us: stopped all the same */
 		r = 0;
@@ -730,7 +734,9 @@ int container_restart(struct berth_daemon *d, const char *project, const char *n
 	req = berth_strdup_printf("restart %d", force ? 0 : timeout_s < 0 ? 30 : timeout_s);
 	if (!req)
 		return -ENOMEM;
+	power_forget(d, project, name);
 	r = container_request(rundir, req, -1, &reply, err);
+	power_forget(d, project, name);
 	if (r < 0)
 		return r;
 	set_status(project, name, CONTAINER_RUNNING);
@@ -755,8 +761,10 @@ int container_freeze(struct berth_daemon *d, const char *project, const char *na
 		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
 				       "The instance is not frozen");
 	r = running_rundir(d, project, name, &rundir, err);
+	power_forget(d, project, name);
 	if (r >= 0)
 		r = container_request(rundir, freeze ? "freeze" : "unfreeze", 30, &reply, err);
+	power_forget(d, project, name);
 	if (r < 0)
 		return r;
 	set_status(project, name, freeze ? CONTAINER_FROZEN : CONTAINER_RUNNING);
@@ -807,6 +815,10 @@ struct watch {
 	bool expected; /* an action owns this stop (guarded by w->lock) */
 	bool replied;  /* the monitor answered `wait` (it stopped on its own terms) */
 	bool closing;
+	/* Guarded by w->lock, for container_power_quick(): */
+	bool waiting;	    /* `wait` sent, no answer yet: the monitor lives */
+	bool known_running; /* a status said running since the last action */
+	unsigned epoch;	    /* bumped by every action that may change the state */
 };
 
 struct container_watcher {
@@ -856,6 +868,57 @@ static void expect_stop(struct berth_daemon *d, const char *project, const char 
 	if (wt)
 		wt->expected = on;
 	pthread_mutex_unlock(&w->lock);
+}
+
+/* An action is about to change (or just changed) the state: what a status said before
+ * may be stale, and so may a status that is under way. */
+static void power_forget(struct berth_daemon *d, const char *project, const char *name)
+{
+	struct container_watcher *w = d->containers;
+	struct watch *wt;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	wt = find_watch(w->active, project, name);
+	if (wt) {
+		wt->epoch++;
+		wt->known_running = false;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+enum container_power container_power_quick(const struct berth_daemon *d, const char *project,
+					   const char *name)
+{
+	struct container_watcher *w = d->containers;
+	enum container_power p;
+	struct watch *wt;
+	unsigned epoch = 0;
+	bool watched = false;
+
+	if (w) {
+		pthread_mutex_lock(&w->lock);
+		wt = find_watch(w->active, project, name);
+		if (wt && wt->waiting) {
+			if (wt->known_running) {
+				pthread_mutex_unlock(&w->lock);
+				return CONTAINER_RUNNING;
+			}
+			epoch = wt->epoch;
+			watched = true;
+		}
+		pthread_mutex_unlock(&w->lock);
+	}
+	p = container_power(d, project, name, NULL);
+	if (watched && p == CONTAINER_RUNNING) {
+		pthread_mutex_lock(&w->lock);
+		wt = find_watch(w->active, project, name);
+		if (wt && wt->waiting && wt->epoch == epoch)
+			wt->known_running = true;
+		pthread_mutex_unlock(&w->lock);
+	}
+	return p;
 }
 
 /* Worker: record the stop, clean what a killed monitor left, tell the listeners. */
@@ -923,6 +986,10 @@ static void watch_end(struct watch *wt)
 {
 	if (wt->closing)
 		return;
+	pthread_mutex_lock(&wt->w->lock);
+	wt->waiting = false;
+	wt->known_running = false;
+	pthread_mutex_unlock(&wt->w->lock);
 	wt->closing = true;
 	uv_close((uv_handle_t *)&wt->pipe, watch_close_cb);
 }
@@ -957,8 +1024,13 @@ static void watch_write_cb(uv_write_t *req, int status)
 	struct watch *wt = req->data;
 
 	if (status < 0 || uv_read_start((uv_stream_t *)&wt->pipe, watch_alloc_cb,
-					watch_read_cb) < 0)
+					watch_read_cb) < 0) {
 		watch_end(wt);
+		return;
+	}
+	pthread_mutex_lock(&wt->w->lock);
+	wt->waiting = true;
+	pthread_mutex_unlock(&wt->w->lock);
 }
 
 static void watch_connect_cb(uv_connect_t *req, int status)

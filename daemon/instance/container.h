@@ -38,6 +38,13 @@ int container_request(const char *rundir, const char *request, int timeout_s, ch
 /* What the monitor says (STOPPED when none answers), and PID 1's host pid. Blocking. */
 enum container_power container_power(const struct berth_daemon *d, const char *project,
 				     const char *name, pid_t *ret_pid);
+/* The same, without asking the monitor again when it said "running" since berthd last
+ * started, stopped, restarted or froze the container and its `wait` connection is still
+ * open. A container that stops on its own is seen stopped once the monitor has answered
+ * that `wait`: in between, a caller may still hear RUNNING and meet a monitor that
+ * refuses. Blocking. */
+enum container_power container_power_quick(const struct berth_daemon *d, const char *project,
+					   const char *name);
 const char *container_power_status(enum container_power p); /* "Running", ... */
 int container_power_code(enum container_power p);	     /* 103, ... */
 

@@ -761,7 +761,16 @@ static void parse_mon(struct exec_session *s)
 		} else if (berth_startswith(line, "exit ") && s->mon_heard && !s->exited) {
 			command_exited(s, atoi(line + 5));
 		} else if (berth_startswith(line, "error ") && !s->mon_heard) {
-			mon_fallback(s, line + 6);
+			/* It refuses for the container's state (it stopped or was frozen
+			 * since the POST looked): so would the helper, or it would wait
+			 * in the frozen cgroup. Anything else (a monitor too old for the
+			 * request) is left to the helper. */
+			if (berth_startswith(line + 6, "the container is not running"))
+				session_finish(s, -ESRCH, "Instance is not running");
+			else if (berth_startswith(line + 6, "the container is frozen"))
+				session_finish(s, -EBUSY, "Instance is frozen");
+			else
+				mon_fallback(s, line + 6);
 			return;
 		}
 		s->mon_len -= (size_t)(nl + 1 - s->mon_buf);

@@ -236,6 +236,37 @@ wait_operation "$(jget 'j["operation"]')"
 is "$(jget 'j["metadata"]["metadata"]["return"]')" 5 "... metadata.return is 5"
 is "$(lxc exec b:c1 -- cat /tmp/detached)" "x" "... the command ran"
 
+# ---- what berthd keeps between execs: the expanded instance, and that it runs ----
+run berth config set c1 environment.LATER=later-value
+rc_ok "config set environment.LATER"
+is "$(berth exec c1 -- sh -c 'echo $LATER')" "later-value" "a config change reaches the next exec"
+run berth profile set default environment.FROMPROFILE=profile-value
+rc_ok "profile set environment.FROMPROFILE"
+is "$(berth exec c1 -- sh -c 'echo $FROMPROFILE')" "profile-value" "a profile change reaches the next exec"
+run berth profile unset default environment.FROMPROFILE
+rc_ok "profile unset environment.FROMPROFILE"
+is "$(berth exec c1 -- sh -c 'echo ${FROMPROFILE:-unset}')" "unset" "... and so does its removal"
+run berth pause c1
+rc_ok "pause c1, right after an exec"
+run timeout 10 berth exec c1 -- true
+isnt "$RC" 0 "exec on a paused instance fails"
+like "$ERR" "Instance is frozen" "... Instance is frozen"
+run berth start c1
+rc_ok "start resumes c1"
+is "$(berth exec c1 -- echo resumed)" "resumed" "exec works once resumed"
+# frozen behind berthd's back (berthd still believes it runs): the monitor refuses, and
+# berthd reports it instead of handing the command to a helper that would wait in the
+# frozen cgroup
+CTL="$PY $(dirname "$0")/monitorctl.py"
+is "$($CTL "$BERTH_DIR/run/default_c1/monitor.sock" freeze)" ok "the monitor freezes c1 on its own"
+run timeout 10 berth exec c1 -- true
+isnt "$RC" 0 "exec into it fails, at once"
+ok "... not after the timeout" test "$RC" -ne 124
+like "$ERR" "Instance is frozen" "... Instance is frozen"
+is "$(helpers)" 0 "... no helper started"
+is "$($CTL "$BERTH_DIR/run/default_c1/monitor.sock" unfreeze)" ok "the monitor thaws c1"
+is "$(berth exec c1 -- echo thawed)" "thawed" "exec works again"
+
 # ---- console ----
 run lxc console b:c1 --show-log
 rc_ok "lxc console --show-log"
@@ -265,6 +296,8 @@ is "$(ctprocs)" "$procs0" "no command left in the container"
 check_no_fd_leak "$fds0" "no fd left in berthd"
 state stop c1 '"force":true'
 ok "stop c1" opok
+expect_error 400 "exec right after a stop is refused" POST /1.0/instances/c1/exec '{"command":["true"],"wait-for-websocket":true}'
+like "$(jget 'j["error"]')" "not running" "... Instance is not running"
 api DELETE /1.0/instances/c1
 wait_operation "$(jget 'j["operation"]')"
 is "$(mounts)" "$mounts0" "no mount left"
