@@ -369,6 +369,15 @@ bool berth_fd_may_enter_instance(int fd)
 	return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
 }
 
+int berth_spawn_shared_on(int (*fn)(void *), void *arg, void *stack, size_t stack_size)
+{
+	if (BERTH_ASAN) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return clone(fn, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+}
+
 int berth_spawn_shared(int (*fn)(void *), void *arg, size_t stack_size)
 {
 	void *stack;
@@ -382,7 +391,7 @@ int berth_spawn_shared(int (*fn)(void *), void *arg, size_t stack_size)
 		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
 	if (stack == MAP_FAILED)
 		return -1;
-	pid = clone(fn, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+	pid = berth_spawn_shared_on(fn, arg, stack, stack_size);
 	{
 		int e = errno;
 		munmap(stack, stack_size); /* the child exec'd or died: its stack is free */

@@ -85,74 +85,118 @@ static int join_fail(const struct runtime_exec_opts *o, const char *fmt, ...)
 	return 255;
 }
 
-int runtime_exec_cgroup_paths(pid_t pid, char ***ret)
+void runtime_exec_cgroups_release(struct runtime_exec_cgroups *c)
 {
-	char path[64];
-	_cleanup_free_ char *buf = NULL;
+	for (size_t i = 0; i < c->n; i++)
+		close(c->fds[i]);
+	free(c->fds);
+	free(c->text);
+	*c = (struct runtime_exec_cgroups){0};
+}
+
+/* Open the cgroup.procs file of every line of /proc/PID/cgroup's `text` (changed in
+ * place). */
+static int cgroups_open(char *text, int **ret, size_t *ret_n)
+{
 	struct statfs sf;
 	bool pure_v2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
-	char **paths = NULL;
-	int r;
+	_cleanup_free_ int *fds = NULL;
+	size_t n = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	r = berth_read_file(path, 65536, &buf, NULL);
-	if (r < 0)
-		return r;
-	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save)) {
 		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		_cleanup_free_ char *path = NULL;
 		const char *ctrl;
-		char *dir;
+		int *nf, fd;
 
 		if (!c2)
 			continue;
 		*c2 = '\0';
 		ctrl = c1 + 1;
 		if (!*ctrl)
-			dir = berth_strdup_printf("/sys/fs/cgroup%s%s/cgroup.procs",
-						  pure_v2 ? "" : "/unified", c2 + 1);
+			path = berth_strdup_printf("/sys/fs/cgroup%s%s/cgroup.procs",
+						   pure_v2 ? "" : "/unified", c2 + 1);
 		else if (pure_v2)
 			continue;
 		else
-			dir = berth_strdup_printf("/sys/fs/cgroup/%s%s/cgroup.procs",
-						  berth_startswith(ctrl, "name=") ? ctrl + 5 : ctrl,
-						  c2 + 1);
-		if (!dir || runtime_strv_push(&paths, dir) < 0) {
-			free(dir);
-			runtime_strv_free(paths);
-			return -ENOMEM;
+			path = berth_strdup_printf("/sys/fs/cgroup/%s%s/cgroup.procs",
+						   berth_startswith(ctrl, "name=") ? ctrl + 5
+										   : ctrl,
+						   c2 + 1);
+		if (!path)
+			goto nomem;
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			continue; /* a hierarchy not mounted here */
+		if (fd < 0) {
+			int r = -errno;
+			for (size_t i = 0; i < n; i++)
+				close(fds[i]);
+			return r;
 		}
+		nf = realloc(fds, (n + 1) * sizeof(*fds));
+		if (!nf) {
+			close(fd);
+			goto nomem;
+		}
+		fds = nf;
+		fds[n++] = fd;
 	}
-	*ret = paths;
+	*ret = TAKE_PTR(fds);
+	*ret_n = n;
+	return 0;
+nomem:
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	return -ENOMEM;
+}
+
+int runtime_exec_cgroups_update(struct runtime_exec_cgroups *c, pid_t pid)
+{
+	char path[64];
+	_cleanup_free_ char *text = NULL, *work = NULL;
+	int *fds = NULL;
+	size_t n = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	r = berth_read_file(path, 65536, &text, NULL);
+	if (r < 0)
+		return r;
+	if (c->text && c->pid == pid && streq(c->text, text))
+		return 0;
+	work = strdup(text);
+	if (!work)
+		return -ENOMEM;
+	r = cgroups_open(work, &fds, &n);
+	if (r < 0)
+		return r;
+	runtime_exec_cgroups_release(c);
+	c->text = TAKE_PTR(text);
+	c->pid = pid;
+	c->fds = fds;
+	c->n = n;
 	return 0;
 }
 
-int runtime_exec_enter_cgroups(char *const *paths)
+int runtime_exec_cgroups_enter(const struct runtime_exec_cgroups *c)
 {
-	for (size_t i = 0; paths && paths[i]; i++) {
-		int fd = open(paths[i], O_WRONLY | O_CLOEXEC);
-		int r = 0;
-
-		if (fd < 0 && errno == ENOENT)
-			continue; /* a hierarchy not mounted here */
-		/* "0": the writer itself, whatever pid namespace it is in */
-		if (fd < 0 || write(fd, "0", 1) < 0)
-			r = -errno;
-		if (fd >= 0)
-			close(fd);
-		if (r < 0)
-			return r;
-	}
+	/* "0": the writer itself, whatever pid namespace it is in */
+	for (size_t i = 0; i < c->n; i++)
+		if (write(c->fds[i], "0", 1) < 0)
+			return -errno;
 	return 0;
 }
 
 int runtime_exec_join_cgroups(pid_t pid)
 {
-	char **paths = NULL;
-	int r = runtime_exec_cgroup_paths(pid, &paths);
+	struct runtime_exec_cgroups c = {0};
+	int r = runtime_exec_cgroups_update(&c, pid);
 
 	if (r >= 0)
-		r = runtime_exec_enter_cgroups(paths);
-	runtime_strv_free(paths);
+		r = runtime_exec_cgroups_enter(&c);
+	runtime_exec_cgroups_release(&c);
 	return r;
 }
 

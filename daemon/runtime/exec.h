@@ -44,11 +44,20 @@ _Noreturn void runtime_exec_fail(int pipe_fd, int stage, int err, const char *ms
 /* Move the calling process into every cgroup `pid` is in (host paths from
  * /proc/PID/cgroup: call it while still in the host's cgroup namespace). */
 int runtime_exec_join_cgroups(pid_t pid);
-/* The same in two steps: the cgroup.procs paths of `pid` (a NULL-terminated list to free
- * with runtime_strv_free), then the move, which allocates nothing (a child that shares
- * its parent's memory may do it). */
-int runtime_exec_cgroup_paths(pid_t pid, char ***ret);
-int runtime_exec_enter_cgroups(char *const *paths);
+
+/* The same in steps, for a monitor that runs many commands: the cgroup.procs files of
+ * PID 1, opened once and kept while /proc/PID/cgroup says the same (systemd moves itself
+ * into init.scope early at boot), then the move, a write of "0" to each, which allocates
+ * nothing (a child that shares its parent's memory may do it). */
+struct runtime_exec_cgroups {
+	char *text; /* owned: /proc/PID/cgroup when the files were opened */
+	pid_t pid;
+	int *fds; /* owned, close-on-exec */
+	size_t n;
+};
+int runtime_exec_cgroups_update(struct runtime_exec_cgroups *c, pid_t pid);
+int runtime_exec_cgroups_enter(const struct runtime_exec_cgroups *c);
+void runtime_exec_cgroups_release(struct runtime_exec_cgroups *c);
 
 /* The command's environment: o->env, then PATH, LANG, HOME and USER defaults for what it
  * does not set. NULL when out of memory. */

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
@@ -101,6 +102,11 @@ struct monitor {
 	pid_t init_pid;
 	int pidns_fd;			/* our own pid namespace, to come back to after an exec */
 	bool exec_forks_logged;		/* exec_clone() said once why it forks */
+	bool frozen;			/* by a `freeze` request, until `unfreeze` or a stop */
+	struct runtime_exec_cgroups exec_cgroups; /* PID 1's, for exec'd commands */
+	void *exec_stack;		/* EXEC_CHILD_STACK bytes, mapped at the first exec */
+	cpu_set_t cpus;			/* our affinity at start, for exec'd commands */
+	bool have_cpus;
 	int stop_signal;
 	enum monitor_state state;
 	enum stop_kind stop_kind;
@@ -496,6 +502,7 @@ static void teardown(struct monitor *m, siginfo_t *ret)
 	}
 	m->init_pidfd = -EBADF;
 	m->init_pid = 0;
+	runtime_exec_cgroups_release(&m->exec_cgroups);
 	for (int i = 0; i < 5000 && !runtime_cgroup_is_empty(m->cg); i++) {
 		if (i % 100 == 0)
 			runtime_cgroup_kill(m->cg);
@@ -579,9 +586,10 @@ struct exec_child_args {
 	const int *stdio; /* 3 */
 	const struct runtime_exec_opts *o;
 	int fail_fd;
-	char **cgroups; /* cgroup.procs paths */
+	const struct runtime_exec_cgroups *cgroups;
 	char **env;
 	int ns_flags;
+	bool pinned;
 };
 
 /* The child: stdio from the request, every signal back to its default, the container's
@@ -592,13 +600,17 @@ static int exec_child_main(void *data)
 	const struct exec_child_args *a = data;
 	int r;
 
+	/* Born on the monitor's CPU (see exec_clone): the command may run anywhere it may
+	 * (joining the cpuset cgroup then narrows it to the container's CPUs) */
+	if (a->pinned)
+		sched_setaffinity(0, sizeof(a->m->cpus), &a->m->cpus);
 	/* The monitor handles no signal and ignores only SIGPIPE (the rest are blocked for its
 	 * signalfd; the mask is reset before the exec) */
 	signal(SIGPIPE, SIG_DFL);
 	for (int i = 0; i < 3; i++)
 		if (dup2(a->stdio[i], i) < 0)
 			runtime_exec_fail(a->fail_fd, 1, errno, "stdio");
-	r = runtime_exec_enter_cgroups(a->cgroups);
+	r = runtime_exec_cgroups_enter(a->cgroups);
 	if (r < 0)
 		runtime_exec_fail(a->fail_fd, 1, -r, "joining the container's cgroups");
 	if (setns(a->m->init_pidfd, a->ns_flags) < 0)
@@ -618,8 +630,29 @@ static pid_t exec_clone(struct exec_child_args *a)
 		     !berth_test_flag("BERTH_TEST_EXEC_FORK");
 	pid_t pid = -1;
 
-	if (share) {
-		pid = berth_spawn_shared(exec_child_main, a, EXEC_CHILD_STACK);
+	if (share && !a->m->exec_stack) {
+		void *st = mmap(NULL, EXEC_CHILD_STACK, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+		a->m->exec_stack = st == MAP_FAILED ? NULL : st;
+	}
+	if (share && a->m->exec_stack) {
+		/* The child is born on this CPU, where we sleep until it exec'd: waking another
+		 * CPU for it costs more here than the two affinity changes */
+		int cpu = sched_getcpu();
+		cpu_set_t one;
+
+		CPU_ZERO(&one);
+		if (a->m->have_cpus && cpu >= 0 && cpu < CPU_SETSIZE) {
+			CPU_SET(cpu, &one);
+			a->pinned = sched_setaffinity(0, sizeof(one), &one) == 0;
+		}
+		pid = berth_spawn_shared_on(exec_child_main, a, a->m->exec_stack,
+					    EXEC_CHILD_STACK);
+		if (a->pinned) {
+			int e = errno;
+			sched_setaffinity(0, sizeof(a->m->cpus), &a->m->cpus);
+			errno = e;
+		}
 		if (pid > 0)
 			return pid;
 	}
@@ -729,12 +762,17 @@ static int exec_start(struct monitor *m, struct client *c, const struct runtime_
 		*why = "the container is not running";
 		return -ESRCH;
 	}
+	if (m->frozen) { /* its command would join a frozen cgroup and wait there */
+		*why = "the container is frozen";
+		return -EBUSY;
+	}
 	if (!m->seccomp_tried)
 		exec_compile_seccomp(m);
 	runtime_cap_last(); /* read once here, cached for the child */
 	if (!runtime_exec_same_userns(m->init_pid))
 		a.ns_flags |= CLONE_NEWUSER;
-	r = runtime_exec_cgroup_paths(m->init_pid, &a.cgroups);
+	r = runtime_exec_cgroups_update(&m->exec_cgroups, m->init_pid);
+	a.cgroups = &m->exec_cgroups;
 	if (r < 0) {
 		*why = "reading the container's cgroups";
 		return r;
@@ -742,14 +780,12 @@ static int exec_start(struct monitor *m, struct client *c, const struct runtime_
 	a.env = runtime_exec_env(o);
 	e = a.env ? calloc(1, sizeof(*e)) : NULL;
 	if (!e) {
-		runtime_strv_free(a.cgroups);
 		runtime_strv_free(a.env);
 		*why = "out of memory";
 		return -ENOMEM;
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		r = -errno;
-		runtime_strv_free(a.cgroups);
 		runtime_strv_free(a.env);
 		free(e);
 		*why = "pipe";
@@ -762,7 +798,6 @@ static int exec_start(struct monitor *m, struct client *c, const struct runtime_
 		r = -errno;
 		close(p[0]);
 		close(p[1]);
-		runtime_strv_free(a.cgroups);
 		runtime_strv_free(a.env);
 		free(e);
 		*why = "joining the container's pid namespace";
@@ -772,7 +807,6 @@ static int exec_start(struct monitor *m, struct client *c, const struct runtime_
 	r = pid < 0 ? -errno : 0;
 	if (setns(m->pidns_fd, CLONE_NEWPID) < 0)
 		log_msg("returning to our pid namespace: %m");
-	runtime_strv_free(a.cgroups);
 	runtime_strv_free(a.env);
 	close(p[1]);
 	if (pid < 0) {
@@ -926,6 +960,7 @@ static void begin_stop(struct monitor *m, enum stop_kind kind, long timeout_s, i
 	m->deadline_ns = timeout_s < 0 ? 0 : now_ns() + (uint64_t)timeout_s * 1000000000ULL;
 	if (runtime_cgroup_is_frozen(m->cg))
 		runtime_cgroup_freeze(m->cg, false);
+	m->frozen = false;
 	if (sig == SIGKILL) {
 		m->killed = true;
 		kill_init(m);
@@ -965,10 +1000,12 @@ static void handle_request(struct monitor *m, struct client *c, char *line)
 		return;
 	} else if (streq(line, "freeze") || streq(line, "unfreeze")) {
 		int r = runtime_cgroup_freeze(m->cg, line[0] == 'f');
-		if (r < 0)
+		if (r < 0) {
 			client_send(c, "error %s", strerror(-r));
-		else
+		} else {
+			m->frozen = line[0] == 'f';
 			client_send(c, "ok");
+		}
 	} else if (streq(line, "console")) {
 		client_send(c, "ok");
 		client_keep(c, CL_CONSOLE);
@@ -1433,6 +1470,9 @@ static void monitor_free(struct monitor *m)
 		exec_free(m, m->execs);
 	berth_closep(&m->pidns_fd);
 	runtime_seccomp_prog_release(&m->seccomp);
+	runtime_exec_cgroups_release(&m->exec_cgroups);
+	if (m->exec_stack)
+		munmap(m->exec_stack, EXEC_CHILD_STACK);
 	runtime_spec_free(m->spec);
 	runtime_cgroup_free(m->cg);
 	runtime_console_free(m->console);
@@ -1455,6 +1495,7 @@ static int monitor_prepare(struct monitor *m, struct berth_error *err)
 	r = runtime_spec_load(spec_path, &m->spec, err);
 	if (r < 0)
 		return r;
+	m->have_cpus = sched_getaffinity(0, sizeof(m->cpus), &m->cpus) == 0;
 	{
 		_cleanup_free_ char *stopped = rpath(m, "stopped");
 		if (stopped)

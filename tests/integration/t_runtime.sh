@@ -205,6 +205,8 @@ is "$($CTL "$(RUN c1)/monitor.sock" bogus)" 'error unknown request "bogus"' "unk
 # freeze
 is "$($CTL "$(RUN c1)/monitor.sock" freeze)" ok "freeze"
 is "$(status c1)" "ok frozen $IPID" "status says frozen"
+mx -- -- true </dev/null >/dev/null 2>&1
+like "$(cat "$TEST_TMP/proto")" '^error the container is frozen' "an exec request while frozen is refused (its command would wait in the frozen cgroup)"
 is "$($CTL "$(RUN c1)/monitor.sock" unfreeze)" ok "unfreeze"
 is "$(status c1)" "ok running $IPID" "status says running again"
 
@@ -230,6 +232,13 @@ kill -0 "$WAITER" 2>/dev/null && pass "wait client still connected after the reb
 sleep 0.3
 xc c1 id -u
 is "$OUT" 0 "exec works after the reboot"
+mx -- -- sh -c 'sleep 30' </dev/null >/dev/null 2>&1 &
+mxpid=$!
+for i in $(seq 50); do pgrep -P "$MPID" -x sleep >/dev/null && break; sleep 0.05; done
+spid=$(pgrep -P "$MPID" -x sleep | head -n 1)
+is "$(grep -v '^0::' "/proc/$spid/cgroup" 2>&1 | sort)" "$(grep -v '^0::' "/proc/$NPID/cgroup" | sort)" "a command after the reboot joins the new init's cgroups"
+kill -KILL "$spid" 2>/dev/null
+wait "$mxpid"
 
 # restart request
 OUT=$($CTL "$(RUN c1)/monitor.sock" "restart 10" --timeout 30)
