@@ -39,6 +39,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <grp.h>
+#include <linux/filter.h>
 #include <linux/openat2.h>
 #include <time.h>
 
@@ -197,8 +198,39 @@ static char **child_env(const struct runtime_spec *spec)
 	return env;
 }
 
+/* init's seccomp program. The first boot compiles it here, where libseccomp's memory
+ * goes away with the exec, and gives it to the monitor as well ("seccomp N" with a memfd
+ * of N instructions): exec'd commands get the same filter, which the monitor would
+ * otherwise compile in a fork of its own at the first exec (about 10 ms of a launch's
+ * first exec here). After a reboot the monitor has it already. NULL when it cannot be
+ * compiled: runtime_exec_apply_security() then builds it itself and says why. */
+static const struct runtime_seccomp_prog *child_seccomp(struct monitor *m, int sock,
+							struct runtime_seccomp_prog *own)
+{
+	struct runtime_seccomp_policy pol = runtime_spec_seccomp(m->spec);
+	struct berth_error err = {0};
+	_cleanup_close_ int fd = -EBADF;
+	size_t len;
+	char msg[32];
+
+	if (m->seccomp_ready)
+		return &m->seccomp;
+	if (runtime_seccomp_compile(&pol, own, &err) < 0) {
+		berth_error_release(&err);
+		return NULL;
+	}
+	len = (size_t)own->len * sizeof(struct sock_filter);
+	fd = memfd_create("berth-seccomp", MFD_CLOEXEC);
+	if (fd >= 0 && (len == 0 || write(fd, own->insns, len) == (ssize_t)len)) {
+		snprintf(msg, sizeof(msg), "seccomp %u", (unsigned)own->len);
+		runtime_send_fds(sock, msg, &fd, 1);
+	}
+	return own;
+}
+
 static _Noreturn void child_main(struct monitor *m, int sock)
 {
+	struct runtime_seccomp_prog own = {0};
 	const struct runtime_spec *spec = m->spec;
 	struct berth_error err = {0};
 	int fds[256];
@@ -238,7 +270,7 @@ static _Noreturn void child_main(struct monitor *m, int sock)
 		child_fail(sock, &err, -errno, "making the console the controlling terminal");
 	if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
 		child_fail(sock, &err, -errno, "console as stdio");
-	r = runtime_exec_apply_security(spec, NULL, &err);
+	r = runtime_exec_apply_security(spec, child_seccomp(m, sock, &own), &err);
 	if (r < 0)
 		child_fail(sock, &err, r, "applying security settings");
 	char **env = child_env(spec);
@@ -347,6 +379,29 @@ static int write_pid_file(struct monitor *m, const char *name, pid_t pid)
 	return berth_write_file_replace(p, v, strlen(v), 0644);
 }
 
+/* The child's "seccomp N" message: N instructions in the memfd `fd`. */
+static void keep_seccomp(struct monitor *m, const char *count, int fd)
+{
+	struct runtime_seccomp_prog prog = {0};
+	unsigned long n;
+	size_t bytes;
+	char *end;
+
+	errno = 0;
+	n = strtoul(count, &end, 10);
+	if (m->seccomp_tried || fd < 0 || errno || *end || n > BPF_MAXINSNS)
+		return;
+	bytes = n * sizeof(struct sock_filter);
+	prog.insns = n ? malloc(bytes) : NULL;
+	if (n && (!prog.insns || pread(fd, prog.insns, bytes, 0) != (ssize_t)bytes)) {
+		free(prog.insns);
+		return;
+	}
+	prog.len = (unsigned short)n;
+	m->seccomp = prog;
+	m->seccomp_ready = m->seccomp_tried = true;
+}
+
 /* Tell the child to go on, and wait until it exec'd init (the socket closes on exec) or
  * reported an error. */
 static int release_child(struct monitor *m, int sock, pid_t pid, struct berth_error *err)
@@ -366,7 +421,12 @@ static int release_child(struct monitor *m, int sock, pid_t pid, struct berth_er
 			close(fds[i]);
 	if (r < 0)
 		return berth_error_wrap(err, r, "preparing the root filesystem");
-	r = runtime_recv_fds(sock, msg, sizeof(msg), fds, 0, &got);
+	while ((r = runtime_recv_fds(sock, msg, sizeof(msg), fds, 1, &got)) == 0 &&
+	       berth_startswith(msg, "seccomp ")) {
+		keep_seccomp(m, msg + 8, got ? fds[0] : -EBADF);
+		if (got)
+			close(fds[0]);
+	}
 	if (r == -ECONNRESET)
 		return 0; /* exec'd (or died; the grace period tells) */
 	if (r < 0)
@@ -709,6 +769,7 @@ static void exec_compile_seccomp(struct monitor *m)
 	pid_t pid;
 
 	m->seccomp_tried = true;
+	log_msg("exec: compiling the seccomp filter (init's did not come)");
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return;
 	pid = fork();

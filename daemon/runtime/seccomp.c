@@ -283,14 +283,6 @@ static int build_ctx(const struct runtime_seccomp_policy *p, scmp_filter_ctx *re
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 				       "configuring the seccomp filter: %s", strerror(-r));
-	/* A binary tree of syscall numbers, not a list: the kernel runs the whole program
-	 * for every syscall number of every architecture when it is loaded (its cache of
-	 * always-allowed calls), and a shorter path makes that and each filtered call
-	 * quicker. */
-	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
-				       "configuring the seccomp filter: %s", strerror(-r));
 	r = add_compat_arches(ctx);
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL,

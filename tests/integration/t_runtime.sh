@@ -107,6 +107,8 @@ is "$(status c1)" "ok running $IPID" "status reports running with init.pid's PID
 is "$(stat -c %u "/proc/$IPID")" 100000 "PID 1 runs as host uid 100000"
 like "$(cat "/proc/$IPID/uid_map")" '^ +0 +100000 +65536$' "uid_map is 0 100000 65536"
 is "$(stat -c %a "$(RUN c1)/monitor.sock")" 600 "monitor.sock is 0600"
+is "$(grep -E '^Seccomp(_filters)?:' "/proc/$IPID/status" | tr -s '\t ' ' ')" "Seccomp: 2
+Seccomp_filters: 1" "PID 1 runs under one seccomp filter"
 
 xc c1 id -u
 is "$OUT" 0 "exec: id -u is 0 inside"
@@ -171,6 +173,9 @@ ok "the command is the monitor's child (no helper process)" test -n "$spid"
 is "$(readlink "/proc/$spid/ns/pid")" "$(readlink "/proc/$IPID/ns/pid")" "... in init's pid namespace"
 is "$(readlink "/proc/$spid/ns/mnt")" "$(readlink "/proc/$IPID/ns/mnt")" "... and mount namespace"
 is "$(grep -v '^0::' "/proc/$spid/cgroup" | sort)" "$(grep -v '^0::' "/proc/$IPID/cgroup" | sort)" "... and init's cgroups"
+is "$(grep -E '^Seccomp(_filters)?:' "/proc/$spid/status" | tr -s '\t ' ' ')" "Seccomp: 2
+Seccomp_filters: 1" "... under one seccomp filter"
+is "$(grep -c 'compiling the seccomp filter' "$(RUN c1)/monitor.log")" 0 "... the program init's child compiled (the monitor compiled none)"
 kill -KILL "$spid"
 wait "$mxpid"
 is "$?" 137 "SIGKILL of the command comes back as exit 137"
@@ -232,6 +237,8 @@ kill -0 "$WAITER" 2>/dev/null && pass "wait client still connected after the reb
 sleep 0.3
 xc c1 id -u
 is "$OUT" 0 "exec works after the reboot"
+is "$(grep -E '^Seccomp(_filters)?:' "/proc/$NPID/status" | tr -s '\t ' ' ')" "Seccomp: 2
+Seccomp_filters: 1" "the new PID 1 runs under one seccomp filter (the program kept from the first boot)"
 mx -- -- sh -c 'sleep 30' </dev/null >/dev/null 2>&1 &
 mxpid=$!
 for i in $(seq 50); do pgrep -P "$MPID" -x sleep >/dev/null && break; sleep 0.05; done
