@@ -369,27 +369,30 @@ bool berth_fd_may_enter_instance(int fd)
 	return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
 }
 
-int berth_spawn_shared_on(int (*fn)(void *), void *arg, void *stack, size_t stack_size)
+void *berth_spawn_stack_new(size_t stack_size)
 {
+	void *stack;
+
 	if (BERTH_ASAN) {
 		errno = ENOSYS;
-		return -1;
+		return NULL;
 	}
+	stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+	return stack == MAP_FAILED ? NULL : stack;
+}
+
+int berth_spawn_shared_on(int (*fn)(void *), void *arg, void *stack, size_t stack_size)
+{
 	return clone(fn, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
 }
 
 int berth_spawn_shared(int (*fn)(void *), void *arg, size_t stack_size)
 {
-	void *stack;
+	void *stack = berth_spawn_stack_new(stack_size);
 	int pid;
 
-	if (BERTH_ASAN) {
-		errno = ENOSYS;
-		return -1;
-	}
-	stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-	if (stack == MAP_FAILED)
+	if (!stack)
 		return -1;
 	pid = berth_spawn_shared_on(fn, arg, stack, stack_size);
 	{

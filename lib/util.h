@@ -76,6 +76,8 @@ bool berth_fd_may_enter_instance(int fd);
  * side. fn may allocate nothing and change no global. The child's pid, or -1 with errno
  * set (ENOSYS in AddressSanitizer builds, see BERTH_ASAN): the caller forks instead. */
 int berth_spawn_shared(int (*fn)(void *), void *arg, size_t stack_size);
-/* The same on the caller's `stack` of `stack_size` bytes, for a single-threaded caller that
- * keeps one (no mapping made and torn down each time). */
+/* The same in two steps, for a single-threaded caller that keeps the stack (no mapping
+ * made and torn down each time): a stack of `stack_size` bytes to munmap() once done
+ * (NULL with errno set: ENOSYS in AddressSanitizer builds), then the child on it. */
+void *berth_spawn_stack_new(size_t stack_size);
 int berth_spawn_shared_on(int (*fn)(void *), void *arg, void *stack, size_t stack_size);

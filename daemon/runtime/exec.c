@@ -102,6 +102,7 @@ static int cgroups_open(char *text, int **ret, size_t *ret_n)
 	bool pure_v2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
 	_cleanup_free_ int *fds = NULL;
 	size_t n = 0;
+	int r;
 
 	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
 	     l = strtok_r(NULL, "\n", &save)) {
@@ -124,21 +125,20 @@ static int cgroups_open(char *text, int **ret, size_t *ret_n)
 						   berth_startswith(ctrl, "name=") ? ctrl + 5
 										   : ctrl,
 						   c2 + 1);
+		r = -ENOMEM;
 		if (!path)
-			goto nomem;
+			goto fail;
 		fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 && errno == ENOENT)
 			continue; /* a hierarchy not mounted here */
 		if (fd < 0) {
-			int r = -errno;
-			for (size_t i = 0; i < n; i++)
-				close(fds[i]);
-			return r;
+			r = -errno;
+			goto fail;
 		}
 		nf = realloc(fds, (n + 1) * sizeof(*fds));
 		if (!nf) {
 			close(fd);
-			goto nomem;
+			goto fail;
 		}
 		fds = nf;
 		fds[n++] = fd;
@@ -146,10 +146,10 @@ static int cgroups_open(char *text, int **ret, size_t *ret_n)
 	*ret = TAKE_PTR(fds);
 	*ret_n = n;
 	return 0;
-nomem:
+fail:
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
-	return -ENOMEM;
+	return r;
 }
 
 int runtime_exec_cgroups_update(struct runtime_exec_cgroups *c, pid_t pid)

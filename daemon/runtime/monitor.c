@@ -118,9 +118,10 @@ struct monitor {
 	char *reason;			/* owned: how the container ended */
 	struct client *clients;		/* owned list */
 	struct exec_child *execs;	/* owned list */
-	/* The seccomp filter of exec'd commands, compiled at the first exec. */
+	/* The seccomp filter of PID 1 and exec'd commands, compiled by the first boot's
+	 * child (child_seccomp); without it each command's child builds its own. */
 	struct runtime_seccomp_prog seccomp;
-	bool seccomp_tried, seccomp_ready;
+	bool seccomp_ready;
 };
 
 static uint64_t now_ns(void)
@@ -200,10 +201,11 @@ static char **child_env(const struct runtime_spec *spec)
 
 /* init's seccomp program. The first boot compiles it here, where libseccomp's memory
  * goes away with the exec, and gives it to the monitor as well ("seccomp N" with a memfd
- * of N instructions): exec'd commands get the same filter, which the monitor would
- * otherwise compile in a fork of its own at the first exec (about 10 ms of a launch's
- * first exec here). After a reboot the monitor has it already. NULL when it cannot be
- * compiled: runtime_exec_apply_security() then builds it itself and says why. */
+ * of N instructions): exec'd commands get the same filter without libseccomp in the
+ * monitor (a compile in a fork of the monitor at the first exec cost about 10 ms of a
+ * launch's first exec here). After a reboot the monitor has it already. NULL when it
+ * cannot be compiled: runtime_exec_apply_security() then builds it itself and says why,
+ * and the monitor forks each command, whose child does the same. */
 static const struct runtime_seccomp_prog *child_seccomp(struct monitor *m, int sock,
 							struct runtime_seccomp_prog *own)
 {
@@ -389,7 +391,7 @@ static void keep_seccomp(struct monitor *m, const char *count, int fd)
 
 	errno = 0;
 	n = strtoul(count, &end, 10);
-	if (m->seccomp_tried || fd < 0 || errno || *end || n > BPF_MAXINSNS)
+	if (m->seccomp_ready || fd < 0 || errno || *end || n > BPF_MAXINSNS)
 		return;
 	bytes = n * sizeof(struct sock_filter);
 	prog.insns = n ? malloc(bytes) : NULL;
@@ -399,7 +401,7 @@ static void keep_seccomp(struct monitor *m, const char *count, int fd)
 	}
 	prog.len = (unsigned short)n;
 	m->seccomp = prog;
-	m->seccomp_ready = m->seccomp_tried = true;
+	m->seccomp_ready = true;
 }
 
 /* Tell the child to go on, and wait until it exec'd init (the socket closes on exec) or
@@ -690,11 +692,8 @@ static pid_t exec_clone(struct exec_child_args *a)
 		     !berth_test_flag("BERTH_TEST_EXEC_FORK");
 	pid_t pid = -1;
 
-	if (share && !a->m->exec_stack) {
-		void *st = mmap(NULL, EXEC_CHILD_STACK, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-		a->m->exec_stack = st == MAP_FAILED ? NULL : st;
-	}
+	if (share && !a->m->exec_stack)
+		a->m->exec_stack = berth_spawn_stack_new(EXEC_CHILD_STACK);
 	if (share && a->m->exec_stack) {
 		/* The child is born on this CPU, where we sleep until it exec'd: waking another
 		 * CPU for it costs more here than the two affinity changes */
@@ -729,81 +728,6 @@ static pid_t exec_clone(struct exec_child_args *a)
 	return pid;
 }
 
-static ssize_t read_full(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = read(fd, (char *)buf + got, len - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
-static void write_full(int fd, const void *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		buf = (const char *)buf + n;
-		len -= (size_t)n;
-	}
-}
-
-/* Compile the commands' seccomp filter once, in a child: libseccomp's working memory
- * would stay in this long-lived process (tens of KiB in each monitor) otherwise. The
- * child writes the program's length (uint16_t) and instructions to a pipe; nothing when
- * it fails, and then each command's child builds the filter itself and reports why. */
-static void exec_compile_seccomp(struct monitor *m)
-{
-	struct runtime_seccomp_prog prog = {0};
-	uint16_t len = 0;
-	int p[2];
-	pid_t pid;
-
-	m->seccomp_tried = true;
-	log_msg("exec: compiling the seccomp filter (init's did not come)");
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return;
-	pid = fork();
-	if (pid == 0) {
-		struct runtime_seccomp_policy pol = runtime_spec_seccomp(m->spec);
-		struct berth_error err = {0};
-
-		close(p[0]);
-		if (runtime_seccomp_compile(&pol, &prog, &err) == 0) {
-			len = prog.len;
-			if (write(p[1], &len, sizeof(len)) == sizeof(len) && len)
-				write_full(p[1], prog.insns, (size_t)len * 8);
-		}
-		_exit(0);
-	}
-	close(p[1]);
-	if (pid > 0 && read_full(p[0], &len, sizeof(len)) == sizeof(len)) {
-		prog.insns = len ? malloc((size_t)len * 8) : NULL;
-		if (!len || (prog.insns &&
-			     read_full(p[0], prog.insns, (size_t)len * 8) == (ssize_t)len * 8)) {
-			prog.len = len;
-			m->seccomp = prog;
-			m->seccomp_ready = true;
-		} else {
-			free(prog.insns);
-		}
-	}
-	close(p[0]);
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
-	if (!m->seccomp_ready)
-		log_msg("the exec seccomp filter could not be compiled ahead");
-}
-
 /* Fork the command of `c`'s request into the container. 0, or -errno with `why` set. */
 static int exec_start(struct monitor *m, struct client *c, const struct runtime_exec_opts *o,
 		      const char **why)
@@ -827,8 +751,6 @@ static int exec_start(struct monitor *m, struct client *c, const struct runtime_
 		*why = "the container is frozen";
 		return -EBUSY;
 	}
-	if (!m->seccomp_tried)
-		exec_compile_seccomp(m);
 	runtime_cap_last(); /* read once here, cached for the child */
 	if (!runtime_exec_same_userns(m->init_pid))
 		a.ns_flags |= CLONE_NEWUSER;
