@@ -119,6 +119,27 @@ static void make_full(struct berth_daemon *d, const char *project, json_t *inst)
 	json_object_set_new(inst, "backups", json_array());
 }
 
+/* Replace the "snapshots" of a full `inst` (expanded, of `project`) with its snapshots
+ * rendered as GET .../snapshots/NAME renders them: the same shape for the single GET
+ * (recursion=1) and the list (recursion=2). */
+static int add_snapshots(const char *project, json_t *inst, struct berth_error *err)
+{
+	json_auto_t *snaps = NULL;
+	json_t *out, *sn;
+	size_t i;
+	int r = db_snapshot_list(project, berth_json_string(inst, "name"), &snaps, err);
+
+	if (r < 0)
+		return r;
+	out = json_array();
+	if (!out)
+		return -ENOMEM;
+	json_array_foreach(snaps, i, sn)
+		json_array_append_new(out, instance_snapshot_render(sn, inst));
+	json_object_set_new(inst, "snapshots", out);
+	return 0;
+}
+
 static char *instance_etag(const json_t *inst)
 {
 	json_auto_t *e = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "architecture",
@@ -196,6 +217,13 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 				api_url("instances", berth_json_string(inst, "name"), iproj);
 			json_array_append_new(out, json_string(u));
 			continue;
+		}
+		if (req->recursion >= 2) {
+			r = add_snapshots(iproj, inst, err);
+			if (r < 0) {
+				json_decref(out);
+				return r;
+			}
 		}
 		if (req->recursion == 1) {
 			json_object_del(inst, "state");
@@ -859,20 +887,12 @@ static int get_instance(struct api_request *req, struct api_response *resp,
 	}
 	expand(inst, profiles);
 	if (req->recursion >= 1) {
-		json_auto_t *snaps = NULL;
-		json_t *out = json_array(), *sn;
-		size_t i;
-
 		make_full(req->d, req->project, inst);
-		r = db_snapshot_list(req->project, req->params[0], &snaps, err);
+		r = add_snapshots(req->project, inst, err);
 		if (r < 0) {
-			json_decref(out);
 			json_decref(inst);
 			return r;
 		}
-		json_array_foreach(snaps, i, sn)
-			json_array_append_new(out, instance_snapshot_render(sn, inst));
-		json_object_set_new(inst, "snapshots", out);
 	}
 	return api_sync(resp, inst);
 }

@@ -222,6 +222,37 @@ like "$events" '"action": ?"instance-created"' "lifecycle instance-created was s
 like "$events" '"/1.0/instances/c1"' "the lifecycle event names the instance"
 check_no_fd_leak "$fds_before_events" "no fd leaked by the events websocket and the instance operations"
 
+# ---- recursion=2 carries the snapshots the single GET shows ----
+api POST /1.0/instances '{"name":"sn1","source":{"type":"none"}}'
+wait_operation "$(jget 'j["operation"]')"
+for s in s1 s2; do
+	api POST /1.0/instances/sn1/snapshots "{\"name\":\"$s\"}"
+	wait_operation "$(jget 'j["operation"]')"
+	is "$(jget 'j["metadata"]["status"]')" Success "snapshot sn1/$s"
+done
+api GET "/1.0/instances/sn1?recursion=1"
+single=$(jget 'j["metadata"]["snapshots"]')
+is "$(jget '[s["name"] for s in j["metadata"]["snapshots"]]')" '["s1", "s2"]' \
+	"GET sn1?recursion=1 lists its snapshots"
+is "$(jget 'j["metadata"]["backups"]')" '[]' "... and an empty backups list"
+api GET "/1.0/instances?recursion=2"
+is "$(jget '[i["snapshots"] for i in j["metadata"] if i["name"] == "sn1"][0]')" "$single" \
+	"recursion=2 gives sn1 the same snapshots as the single GET (every field)"
+is "$(jget '[len(i["snapshots"]) for i in j["metadata"] if i["name"] == "c2"]')" '[0]' \
+	"recursion=2: c2 has none"
+is "$(jget '[i["backups"] for i in j["metadata"] if i["name"] == "sn1"]')" '[[]]' \
+	"recursion=2 backups as the single GET renders them"
+api GET "/1.0/instances?recursion=1"
+is "$(jget '["snapshots" in i for i in j["metadata"]]')" '[false, false]' \
+	"recursion=1 lists carry no snapshots"
+api GET "/1.0/instances?recursion=2&filter=name+eq+sn1"
+is "$(jget '[len(i["snapshots"]) for i in j["metadata"]]')" '[2]' \
+	"recursion=2 with a filter keeps the snapshots"
+
+api DELETE /1.0/instances/sn1
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "delete sn1"
+
 # ---- persistence across a restart ----
 daemon_restart
 api GET /1.0/profiles/p2
