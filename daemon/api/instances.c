@@ -662,6 +662,16 @@ static int root_pool(const char *project, const json_t *obj, char **ret,
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* Virtual machines need a driver berthd does not have yet: a record made for one could
+ * never start, so creation is refused up front. */
+static int refuse_vm(const char *name, struct berth_error *err)
+{
+	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+			       "Cannot create instance \"%s\": virtual machines (type "
+			       "\"virtual-machine\") are not supported by this server yet, only "
+			       "containers", name);
+}
+
 /* Source type "image": find the image in the local store, copy its properties into the
  * config (image.*) and record volatile.base_image, as LXD does. */
 static int prepare_image(struct api_request *req, const json_t *source, json_t *obj,
@@ -738,6 +748,8 @@ static int prepare_copy(struct api_request *req, const json_t *source, json_t *o
 	if (!j->src_name || (slash && !j->src_snap))
 		return -ENOMEM;
 	r = db_instance_get(req->project, j->src_name, &src, err);
+	if (r >= 0 && streq(berth_json_string(src, "type") ?: "", "virtual-machine"))
+		return refuse_vm(j->name, err);
 	if (r >= 0 && j->src_snap)
 		r = db_snapshot_get(req->project, j->src_name, j->src_snap, &snap, err);
 	if (r < 0)
@@ -807,6 +819,10 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	r = berth_name_check_instance(name, err);
 	if (r < 0)
 		return r;
+	type = berth_json_string(req->body, "type");
+	/* No VM driver yet: refuse before anything is written, whatever the source. */
+	if (type && streq(type, "virtual-machine"))
+		return refuse_vm(name, err);
 	source = json_object_get(req->body, "source");
 	stype = berth_json_string(source, "type");
 	if (!stype || !*stype)
@@ -834,7 +850,6 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	}
 	berth_error_release(err);
-	type = berth_json_string(req->body, "type");
 	arch = berth_json_string(req->body, "architecture");
 	if (!arch || !*arch)
 		arch = json_string_value(

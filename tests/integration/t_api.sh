@@ -249,6 +249,25 @@ api GET "/1.0/instances?recursion=2&filter=name+eq+sn1"
 is "$(jget '[len(i["snapshots"]) for i in j["metadata"]]')" '[2]' \
 	"recursion=2 with a filter keeps the snapshots"
 
+# ---- virtual machines are refused before anything is written ----
+vm_refused()
+{
+	local desc=$1 body=$2
+	api POST /1.0/instances "$body"
+	if is_error_json 400; then pass "$desc: 400"; else fail "$desc: 400" "got $HTTP_STATUS $HTTP_BODY"; fi
+	like "$(jget 'j["error"]')" 'Cannot create instance "vm1": virtual machines .*not supported' \
+		"$desc: the error names the instance and says why"
+	expect_error 404 "$desc: no vm1 record" GET /1.0/instances/vm1
+	is "$(find "$BERTH_DIR" -name 'vm1*' | head -n 3)" "" "$desc: nothing of vm1 on disk"
+}
+vm_refused "an empty VM" '{"name":"vm1","type":"virtual-machine","source":{"type":"none"}}'
+vm_refused "a VM from an image" \
+	'{"name":"vm1","type":"virtual-machine","source":{"type":"image","alias":"nope"}}'
+vm_refused "a VM copied from a container" \
+	'{"name":"vm1","type":"virtual-machine","source":{"type":"copy","source":"sn1"}}'
+api GET /1.0/operations
+is "$(jget 'len(j["metadata"].get("running", []))')" 0 "no operation left running by the refusals"
+
 api DELETE /1.0/instances/sn1
 wait_operation "$(jget 'j["operation"]')"
 is "$(jget 'j["metadata"]["status"]')" Success "delete sn1"
