@@ -373,6 +373,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = berth_http_server_new(d->loop, &limits, api_handle, d, &d->http);
 	if (r < 0)
 		return r;
+	berth_http_server_set_error_hook(d->http, api_log_error_response, NULL);
 	fd = open_socket(d->socket_path, o->group);
 	if (fd < 0)
 		return fd;

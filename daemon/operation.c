@@ -1,10 +1,12 @@
 /* daemon/operation.c: the operation engine (see operation.h). */
+#define LOG_CATEGORY "operation"
 #include "daemon/operation.h"
 
 #include <pthread.h>
 #include <string.h>
 
 #include "lib/json.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
 struct waiter {
@@ -291,10 +293,27 @@ static void work_cb(uv_work_t *req)
 	op->run_ret = op->run ? op->run(op, op->data, &op->run_err) : 0;
 }
 
+/* The log line of a failed operation: what it was doing, to what, and why. Runs once per
+ * operation (finish() returns early for a finished one). */
+static void log_failure(const struct operation *op)
+{
+	const char *kind, *what = NULL;
+	json_t *urls;
+
+	json_object_foreach(op->resources, kind, urls) {
+		what = json_string_value(json_array_get(urls, 0));
+		if (what)
+			break;
+	}
+	log_info("Operation %s (%s%s%s) failed: %s", op->id, op->description ?: "",
+		 what ? " " : "", what ?: "", op->err ?: "unknown error");
+}
+
 /* Record the final state of `op` (r: 0 or -errno with err) and tell everyone. */
 static void finish(struct operation *op, int r, struct berth_error *err)
 {
 	struct operation_registry *reg = op->reg;
+	bool failed;
 
 	pthread_mutex_lock(&reg->lock);
 	if (op->done_ns) {
@@ -311,7 +330,11 @@ static void finish(struct operation *op, int r, struct berth_error *err)
 		op->err = strdup(r == -ECANCELED ? "Operation cancelled" : berth_error_msg(err, r));
 	berth_now_rfc3339(op->updated_at);
 	op->done_ns = berth_monotonic_ns();
+	failed = op->status == OPERATION_FAILURE;
 	pthread_mutex_unlock(&reg->lock);
+	/* Done: nothing writes these fields any more. */
+	if (failed)
+		log_failure(op);
 	emit(op);
 	wake_waiters(op);
 }

@@ -84,6 +84,8 @@ struct berth_http_server {
 	bool listener_closed;
 	void (*close_cb)(void *);
 	void *close_data;
+	berth_http_error_hook_fn error_hook; /* may be NULL */
+	void *error_data;		     /* borrowed */
 };
 
 struct write_req {
@@ -473,6 +475,9 @@ int berth_http_respond(struct berth_http_conn *c, int status, const char *conten
 	int r;
 
 	c->handler_pending = false;
+	if (status >= 400 && c->server->error_hook)
+		c->server->error_hook(c->req.method, c->req.path, status, body, len,
+				      c->server->error_data);
 	if (c->state == CONN_CLOSING) {
 		if (c->open_handles == 0)
 			conn_free(c);
@@ -711,6 +716,13 @@ int berth_http_server_new(uv_loop_t *loop, const struct berth_http_limits *limit
 	s->data = data;
 	*ret = s;
 	return 0;
+}
+
+void berth_http_server_set_error_hook(struct berth_http_server *s, berth_http_error_hook_fn hook,
+				      void *data)
+{
+	s->error_hook = hook;
+	s->error_data = data;
 }
 
 int berth_http_server_listen_fd(struct berth_http_server *s, int fd)

@@ -78,6 +78,16 @@ int berth_http_server_adopt(struct berth_http_server *s, int fd);
 /* Stop accepting and close every connection; `close_cb` runs once everything is
  * closed (handlers still running will find their connection gone). Idempotent. */
 void berth_http_server_close(struct berth_http_server *s, void (*close_cb)(void *), void *data);
+
+/* Called on the loop thread for every response with a status of 400 or more, the
+ * server's own (bad syntax, limits) included, before it is sent. `method` and `path`
+ * (decoded, without the query string) are NULL when the request was not parsed that far;
+ * `body` is what the response carries (LXD's error JSON for API errors). */
+typedef void (*berth_http_error_hook_fn)(const char *method, const char *path, int status,
+					 const char *body, size_t len, void *data);
+/* Install (or with NULL remove) the error hook; `data` is borrowed. */
+void berth_http_server_set_error_hook(struct berth_http_server *s, berth_http_error_hook_fn hook,
+				      void *data);
 void berth_http_server_free(struct berth_http_server *s);
 size_t berth_http_server_n_conns(const struct berth_http_server *s);
 

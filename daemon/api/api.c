@@ -434,10 +434,7 @@ static void after_work_cb(uv_work_t *w, int status)
 		int code = berth_error_code_for(&aw->err, r);
 		const char *msg = berth_error_msg(&aw->err, r);
 
-		if (code >= 500)
-			log_error("%s %s: %s", aw->req.method, aw->req.http->path, msg);
-		else
-			log_debug("%s %s: %d %s", aw->req.method, aw->req.http->path, code, msg);
+		/* Logged by api_log_error_response() as it goes out. */
 		api_response_release(&aw->resp);
 		api_respond_error(aw->conn, code, msg);
 	} else {
@@ -446,6 +443,27 @@ static void after_work_cb(uv_work_t *w, int status)
 	request_release(&aw->req);
 	berth_error_release(&aw->err);
 	free(aw);
+}
+
+/* The request line at debug level, with the value of any "secret" in the query string
+ * (exec and console websockets) left out. */
+static void log_request(const char *method, const struct berth_http_request *http)
+{
+	_cleanup_free_ char *q = strdup(http->query ? http->query : "");
+	char *p = q;
+
+	while (p && *p) {
+		size_t n = strcspn(p, "&");
+
+		if (berth_startswith(p, "secret=")) {
+			memmove(p + 7, p + n, strlen(p + n) + 1);
+			n = 7;
+		}
+		p += n;
+		if (*p == '&')
+			p++;
+	}
+	log_debug("%s %s%s%s", method, http->path, q && *q ? "?" : "", q ? q : "");
 }
 
 void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, void *data)
@@ -460,7 +478,8 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 		api_respond_error(conn, 500, "Out of memory");
 		return;
 	}
-	log_debug("%s %s", method, http->url);
+	if (berth_log_get_level() >= BERTH_LOG_DEBUG)
+		log_request(method, http);
 	d->requests_since_trim++;
 	aw->conn = conn;
 	aw->req.d = d;
@@ -505,6 +524,25 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 		return;
 	}
 	TAKE_PTR(aw);
+}
+
+void api_log_error_response(const char *method, const char *path, int status, const char *body,
+			    size_t len, void *data)
+{
+	json_auto_t *j = NULL;
+	const char *msg = NULL;
+
+	(void)data;
+	/* The query string stays out: exec and console secrets travel in it. */
+	if (body && len > 0 && berth_json_parse(body, len, &j, NULL) < 0)
+		j = NULL;
+	msg = berth_json_string(j, "error");
+	if (!msg || !*msg)
+		msg = berth_http_reason(status);
+	if (status >= 500)
+		log_error("%s %s: %d %s", method ?: "-", path ?: "-", status, msg);
+	else
+		log_info("%s %s: %d %s", method ?: "-", path ?: "-", status, msg);
 }
 
 void api_config_drop_empty(json_t *config)

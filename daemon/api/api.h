@@ -114,6 +114,10 @@ int api_require_body(const struct api_request *req, struct berth_error *err);
 char *api_url(const char *kind, const char *name, const char *project);
 /* Send an error response from the loop thread. */
 void api_respond_error(struct berth_http_conn *conn, int status, const char *msg);
+/* berthd's berth_http_error_hook_fn: logs each failed request once, at info level (error
+ * level for 5xx), as "METHOD PATH: STATUS ERROR". The query string is never logged. */
+void api_log_error_response(const char *method, const char *path, int status, const char *body,
+			    size_t len, void *data);
 /* Render the envelope of `resp` and send it. Consumes resp's contents. */
 void api_respond(struct berth_http_conn *conn, struct api_response *resp);
 void api_response_release(struct api_response *resp);

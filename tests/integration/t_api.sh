@@ -268,6 +268,34 @@ vm_refused "a VM copied from a container" \
 api GET /1.0/operations
 is "$(jget 'len(j["metadata"].get("running", []))')" 0 "no operation left running by the refusals"
 
+# ---- failures are logged once, at info level, without query strings ----
+log_count() { grep -cF -- "$1" "$DAEMON_LOG"; }
+expect_error 404 "GET a missing instance" GET "/1.0/instances/nolog1?project=default"
+like "$(grep -F 'nolog1' "$DAEMON_LOG")" \
+	' info +\[api\] GET /1\.0/instances/nolog1: 404 Instance "nolog1" not found$' \
+	"the daemon log has method, path, status and error, at info level"
+is "$(log_count 'GET /1.0/instances/nolog1: ')" 1 "... once"
+expect_error 404 "a websocket with a secret for a missing operation" \
+	GET "/1.0/operations/00000000-0000-4000-8000-00000000abcd/websocket?secret=s3cr3tw0rd"
+like "$(grep -F 00000000abcd "$DAEMON_LOG")" \
+	'GET /1\.0/operations/00000000-0000-4000-8000-00000000abcd/websocket: 404 Operation not found' \
+	"a failed websocket connect is logged"
+is "$(log_count s3cr3tw0rd)" 0 "... without its secret"
+expect_error 400 "a bad body" POST /1.0/instances '{"name":'
+like "$(grep -F 'POST /1.0/instances:' "$DAEMON_LOG" | tail -n 1)" '400 Invalid JSON' \
+	"a refused body is logged with its reason"
+api POST /1.0/instances/sn1/snapshots '{"name":"s2"}'
+op=$(jget 'j["operation"]')
+if [ "$HTTP_STATUS" = 202 ]; then
+	wait_operation "$op"
+	is "$(jget 'j["metadata"]["status"]')" Failure "a second snapshot s2 fails"
+	like "$(grep -F "${op##*/}" "$DAEMON_LOG" | grep -F failed)" \
+		" info +\[operation\] Operation ${op##*/} \(.*/1\.0/instances/sn1.*\) failed: .*s2" \
+		"the failed operation is logged with what it was for and why"
+else
+	like "$(grep -F 'POST /1.0/instances/sn1/snapshots:' "$DAEMON_LOG")" "$HTTP_STATUS .*s2" \
+		"a second snapshot s2 is refused and logged"
+fi
 api DELETE /1.0/instances/sn1
 wait_operation "$(jget 'j["operation"]')"
 is "$(jget 'j["metadata"]["status"]')" Success "delete sn1"
