@@ -17,6 +17,7 @@ const struct cli_option cli_init_options[] = {
 	{ "network", 'n', "NETWORK", "Network name: the instance's eth0 joins it" },
 	{ "device", 'd', "DEVICE,KEY=VALUE", "Change a device of the new instance (repeatable), e.g. "
 					       "-d root,size=10GiB" },
+	{ "vm", 0, NULL, "Create a virtual machine (on servers that support them)" },
 	{ 0 },
 };
 static const struct cli_command init_cmd = {
@@ -240,6 +241,25 @@ static int device_overrides(struct cli_ctx *ctx, const char *spec, const json_t 
 	return 0;
 }
 
+/* "REMOTE:IMAGE" as lxc reads it: berth talks to one server, the "local" remote, so any
+ * other remote is refused by name. *ret points into `spec` past "local:", if any. */
+static int local_image(const char *spec, const char **ret, struct berth_error *err)
+{
+	const char *colon = strchr(spec, ':');
+
+	*ret = spec;
+	if (!colon)
+		return 0;
+	if ((size_t)(colon - spec) == strlen("local") && berth_startswith(spec, "local")) {
+		*ret = colon + 1;
+		return 0;
+	}
+	return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+			       "Image \"%s\": the remote \"%.*s\" doesn't exist (berth has no "
+			       "remotes besides \"local\": import the image with berth image "
+			       "import, then use its alias)", spec, (int)(colon - spec), spec);
+}
+
 int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,
 		      struct berth_error *err)
 {
@@ -256,9 +276,15 @@ int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_
 	if (!empty && !image)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "An image is required (or --empty)");
+	if (image) {
+		r = local_image(image, &image, err);
+		if (r < 0)
+			return r;
+	}
 	if (name)
 		json_object_set_new(body, "name", json_string(name));
-	json_object_set_new(body, "type", json_string("container"));
+	json_object_set_new(body, "type", json_string(a->values[6] ? "virtual-machine"
+								   : "container"));
 	if (empty) {
 		json_object_set_new(body, "source", json_pack("{s:s}", "type", "none"));
 	} else {
@@ -374,8 +400,11 @@ static int do_delete(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 			berth_error_release(&ignored);
 		}
 		r = cli_query(ctx, "DELETE", path, NULL, NULL, NULL, err);
-		if (r < 0)
+		/* The server's errors name the instance; a snapshot's name its snapshot only. */
+		if (r < 0 && strchr(a->pos[i], '/'))
 			return berth_error_wrap(err, r, "%s", a->pos[i]);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }

@@ -240,8 +240,15 @@ static int state_change(struct cli_ctx *ctx, const char *verb, const char *actio
 			failed++;
 	r = 0;
 	if (failed == 1 && n == 1) {
-		r = berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s",
-				    reqs[0].error ?: "failed");
+		const char *msg = reqs[0].error ?: "failed";
+		_cleanup_free_ char *quoted = berth_strdup_printf("\"%s\"", reqs[0].name);
+
+		/* Name the instance unless the server's message does already. */
+		if (quoted && strstr(msg, quoted))
+			r = berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s", msg);
+		else
+			r = berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s: %s", reqs[0].name,
+					    msg);
 	} else if (failed > 0) {
 		for (size_t i = 0; i < n; i++)
 			if (reqs[i].error)

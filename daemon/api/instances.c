@@ -1101,11 +1101,14 @@ static int delete_instance(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	if (container_power(req->d, req->project, req->params[0], NULL) != CONTAINER_STOPPED)
-		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST, "Instance is running");
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "The instance \"%s\" is currently running, stop it first "
+				       "or use --force", req->params[0]);
 	prot = berth_json_string(json_object_get(cur, "config"), "security.protection.delete");
 	if (prot && (streq(prot, "true") || streq(prot, "1")))
 		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
-				       "Instance is protected (security.protection.delete)");
+				       "Instance \"%s\" is protected "
+				       "(security.protection.delete)", req->params[0]);
 	j = instance_job_new(req, req->params[0]);
 	if (!j)
 		return -ENOMEM;

@@ -32,7 +32,8 @@ static int image_id(sqlite3 *db, int64_t project_id, const char *fingerprint, in
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Image \"%s\" not found", fingerprint);
 	*ret = sqlite3_column_int64(stmt, 0);
 	return 0;
 }
@@ -146,7 +147,8 @@ static int image_get(sqlite3 *db, const char *project, const char *fingerprint, 
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Image \"%s\" not found", fingerprint);
 	return image_from_row(db, stmt, ret, err);
 }
 
@@ -186,7 +188,8 @@ static int image_resolve(sqlite3 *db, const char *project, const char *prefix, c
 		return r;
 	/* Only lower-case hex reaches the LIKE, so no wildcard needs escaping. */
 	if (!is_hex(prefix) || strlen(prefix) > 64)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Image \"%s\" not found", prefix);
 	r = db_prepare(db, &stmt, err,
 		       "SELECT fingerprint FROM images WHERE project_id = ?1"
 		       " AND fingerprint LIKE ?2 || '%' LIMIT 2",
@@ -204,7 +207,8 @@ static int image_resolve(sqlite3 *db, const char *project, const char *prefix, c
 	if (r < 0)
 		return r;
 	if (!found)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Image \"%s\" not found", prefix);
 	*ret = TAKE_PTR(found);
 	return 0;
 }
@@ -415,7 +419,8 @@ static int alias_get(sqlite3 *db, const char *project, const char *name, json_t 
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Image alias \"%s\" not found", name);
 	return alias_from_row(db, stmt, ret, err);
 }
 
@@ -492,7 +497,8 @@ static int alias_update(sqlite3 *db, const char *project, const char *name, cons
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Image alias \"%s\" not found", name);
 	return 0;
 }
 
@@ -527,7 +533,8 @@ static int alias_rename(sqlite3 *db, const char *project, const char *name,
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Image alias \"%s\" not found", name);
 	return 0;
 }
 
@@ -558,7 +565,8 @@ static int alias_delete(sqlite3 *db, const char *project, const char *name,
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+				       "Image alias \"%s\" not found", name);
 	return 0;
 }
 

@@ -215,6 +215,45 @@ run_cli profile show p9
 ok "the deleted profile is gone" isnt_zero "$RC"
 like "$ERR" '[Nn]ot found' "... with a not-found message"
 
+# ---- virtual machines are refused, nothing is left ----
+run_cli init --vm --empty vm1
+ok "berth init --vm --empty exits non-zero" isnt_zero "$RC"
+like "$ERR" 'Cannot create instance "vm1": virtual machines .*not supported' \
+	"... saying why, naming the instance"
+run_cli list -c n -f csv
+unlike "$OUT" 'vm1' "... and no vm1 is listed"
+is "$(find "$BERTH_DIR" -name 'vm1*' | head -n 3)" "" "... nor anything of it on disk"
+run_cli copy c1 vm2 --vm
+ok "copy has no --vm flag" isnt_zero "$RC"
+
+# ---- errors name their object ----
+refused_cli()
+{
+	local desc=$1 pat=$2
+	shift 2
+	run_cli "$@"
+	if [ "$RC" != 0 ] && printf '%s' "$ERR" | grep -qE -- "$pat"; then
+		pass "$desc"
+	else
+		fail "$desc" "exit $RC" "stderr: $ERR" "want: $pat"
+	fi
+}
+refused_cli "launch of a missing image names it" 'Image "nosuchimage" not found' \
+	launch nosuchimage x1
+refused_cli "launch from the images: remote says the remote is unknown" \
+	'remote "images" doesn.t exist' launch images:debian/12 x
+refused_cli "a missing profile is named" 'Profile "nope" not found' profile show nope
+refused_cli "a missing network is named" 'Network "nope" not found' network show nope
+refused_cli "a missing storage pool is named" 'Storage pool "nope" not found' storage show nope
+refused_cli "a missing storage volume is named" 'Storage volume "nope" not found' \
+	storage volume show default nope
+refused_cli "a missing image is named" '"nope" not found' image show nope
+refused_cli "a missing image alias is named" 'Image alias "nope" not found' image alias delete nope
+refused_cli "a missing snapshot is named" 'Snapshot "nosnap" not found' delete c1/nosnap
+refused_cli "a missing instance is named" 'Instance "nope" not found' config show nope
+run_cli list -c n -f csv
+unlike "$OUT" '^x1?$' "... and no instance was made by the failed launches"
+
 # ---- operations ----
 run_cli operation list
 rc_ok "operation list exits 0"

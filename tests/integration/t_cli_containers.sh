@@ -269,6 +269,10 @@ is "$(status_of tcc-c)" Stopped "... the existing one still stopped"
 run "$B" start tcc-a
 is "$RC" 1 "start of a running instance exits 1"
 like "$ERR" "^Error: " "... with an error message"
+like "$ERR" "tcc-a" "... naming the instance"
+refused "delete of a running instance" \
+	'The instance "?tcc-a"? is currently running, stop it first or (use|pass) --force' delete tcc-a
+is "$(status_of tcc-a)" Running "... which still runs"
 run "$B" stop --all --force
 rc_ok "stop --all --force"
 is "$(statuses tcc-a tcc-b tcc-c)" "Stopped Stopped Stopped" "... stops every instance"
@@ -469,14 +473,38 @@ run "$B" info tcc-b
 like "$OUT" "Status: STOPPED" "info of a stopped instance: STOPPED"
 unlike "$OUT" "PID:" "... and no PID"
 
-# ---- a missing instance, everywhere ----
-for v in "start" "stop" "restart" "pause" "info" "console" "console --show-log"; do
+# ---- a missing instance, everywhere: the error names it ----
+missing='no-such-instance.*not found|not found.*no-such-instance'
+for v in "start" "stop" "restart" "pause" "info" "console" "console --show-log" "delete" \
+	"snapshot" "config show" "config set" "rename"; do
+	case $v in
+	"config set") args="user.x=1" ;;
+	rename) args="other-name" ;;
+	*) args="" ;;
+	esac
 	# shellcheck disable=SC2086
-	refused "$v of a missing instance" "not found" $v no-such-instance
+	refused "$v of a missing instance" "$missing" $v no-such-instance $args
 done
-refused "exec in a missing instance" "not found" exec no-such-instance -- true
-refused "file pull from a missing instance" "not found" file pull no-such-instance/etc/hosts "$W/out/h"
-refused "file push to a missing instance" "not found" file push "$W/src/a.txt" no-such-instance/tmp/a
+refused "exec in a missing instance" "$missing" exec no-such-instance -- true
+refused "file pull from a missing instance" "$missing" file pull no-such-instance/etc/hosts "$W/out/h"
+refused "file push to a missing instance" "$missing" file push "$W/src/a.txt" no-such-instance/tmp/a
+refused "copy of a missing instance" "$missing" copy no-such-instance other-name
+refused "restore of a missing snapshot" 'nosnap.*not found|not found.*nosnap' restore tcc-a nosnap
+refused "delete of a missing snapshot" 'nosnap.*not found|not found.*nosnap' delete tcc-a/nosnap
+
+# ---- images that are not there ----
+refused "launch of a missing image" 'nosuchimage.*not found|not found.*nosuchimage' \
+	launch nosuchimage tcc-x1
+refused "launch from an unknown remote" 'remote "images" (doesn.t exist|is unknown|not found)' \
+	launch images:debian/12 tcc-x2
+refused "init of a missing image" 'nosuchimage.*not found|not found.*nosuchimage' \
+	init nosuchimage tcc-x3
+run "$B" list -c n -f csv
+unlike "$OUT" "tcc-x" "... none of them left an instance"
+run "$B" init local:busybox tcc-x4
+rc_ok "init local:busybox (the local remote named)"
+run "$B" delete tcc-x4
+rc_ok "... and delete it"
 
 # ---- --help ----
 for v in start stop restart pause launch exec shell console info "file push" "file pull" \

@@ -42,6 +42,39 @@ is "$(jget '[(i["name"], i["config"].get("user.tag")) for i in j]' "$OUT")" '[["
 run_lxc list b: user.tag=nomatch -f csv
 is "$RC:$OUT" "0:" "lxc list with a non-matching filter is empty"
 
+# ---- snapshots: lxc list -c S reads them from recursion=2 ----
+run_lxc list b: -f csv -c nS
+is "$OUT" 'c1,0' "lxc list -c S: no snapshots yet"
+run_lxc snapshot b:c1 s1
+rc_ok "lxc snapshot b:c1 s1"
+run_lxc snapshot b:c1 s2
+rc_ok "lxc snapshot b:c1 s2"
+run_lxc list b: -f csv -c nS
+is "$OUT" 'c1,2' "lxc list -c S counts both snapshots"
+run_lxc list b: -f json
+is "$(jget '[[s["name"] for s in i["snapshots"]] for i in j]' "$OUT")" '[["s1", "s2"]]' \
+	"lxc list -f json carries the snapshots"
+run_lxc delete b:c1/s1
+rc_ok "lxc delete b:c1/s1"
+run_lxc list b: -f csv -c nS
+is "$OUT" 'c1,1' "lxc list -c S follows the delete"
+
+# ---- refusals leave nothing behind ----
+run_lxc init --empty b:vm1 --vm
+ok "lxc init --vm --empty is refused" test "$RC" != 0
+like "$ERR" 'Cannot create instance "vm1": virtual machines .*not supported' "... saying why"
+run_lxc list b: -f csv -c n
+is "$OUT" 'c1' "lxc list shows no VM record"
+is "$(find "$BERTH_DIR" -name 'vm1*' | head -n 3)" "" "... and nothing of one is on disk"
+run_lxc init b:nosuchimage b:x1
+ok "lxc init of a missing image fails" test "$RC" != 0
+like "$ERR" '[Nn]ot found' "... saying it is not found"
+run_lxc info b:nope
+ok "lxc info of a missing instance fails" test "$RC" != 0
+like "$ERR" 'Instance "nope" not found' "... naming it"
+like "$(grep -F 'GET /1.0/instances/nope: ' "$DAEMON_LOG")" ' info +\[api\] .*: 404 Instance "nope" not found' \
+	"berthd's log says which request failed and why"
+
 # ---- profiles ----
 run_lxc profile list b:
 rc_ok "lxc profile list b: exits 0"
