@@ -12,10 +12,11 @@ struct verb {
 	int (*run)(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 };
 
+/* In alphabetical order, as --help lists them. */
 static const struct verb verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
-	{ "copy", "Copy instances within the server", cmd_copy },
 	{ "console", "Attach to instance consoles", cmd_console },
+	{ "copy", "Copy instances within the server", cmd_copy },
 	{ "delete", "Delete instances and snapshots", cmd_delete },
 	{ "exec", "Execute commands in instances", cmd_exec },
 	{ "file", "Manage files in instances", cmd_file },
@@ -25,6 +26,7 @@ static const struct verb verbs[] = {
 	{ "launch", "Create and start instances from images", cmd_launch },
 	{ "list", "List instances", cmd_list },
 	{ "monitor", "Monitor events on the server", cmd_monitor },
+	{ "network", "Manage networks", cmd_network },
 	{ "operation", "List, show and delete background operations", cmd_operation },
 	{ "pause", "Pause instances", cmd_pause },
 	{ "profile", "Manage profiles", cmd_profile },
@@ -36,7 +38,6 @@ static const struct verb verbs[] = {
 	{ "start", "Start instances", cmd_start },
 	{ "stop", "Stop instances", cmd_stop },
 	{ "storage", "Manage storage pools and volumes", cmd_storage },
-	{ "network", "Manage networks", cmd_network },
 	{ "version", "Show local and remote versions", cmd_version },
 };
 
@@ -106,14 +107,16 @@ static int run(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 	}
 	verb = argv[1];
 	if (streq(verb, "help")) {
-		if (argc < 3) {
+		if (argc < 3 || streq(argv[2], "--help") || streq(argv[2], "-h") ||
+		    streq(argv[2], "help")) {
 			print_main_help();
 			return 0;
 		}
+		/* "help VERB [SUB...]" is "VERB [SUB...] --help". */
 		verb = argv[2];
-		argv[2] = (char *)"--help";
-		argv += 1;
-		argc -= 1;
+		for (int i = 1; i + 1 < argc; i++)
+			argv[i] = argv[i + 1];
+		argv[argc - 1] = (char *)"--help";
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
 		if (streq(verb, verbs[i].name))

@@ -276,6 +276,21 @@ for verb in "" info list config profile operation monitor version; do
 	rc_ok "berth $verb --help exits 0"
 	like "$OUT" '[Uu]sage' "berth $verb --help prints usage"
 done
+run_cli --help
+verbs=$(printf '%s\n' "$OUT" | sed -n '/^Available Commands:/,/^$/p' | awk 'NF > 1 && /^  / {print $1}')
+is "$(printf '%s\n' "$verbs" | grep -vx help | LC_ALL=C sort -c 2>&1 && echo sorted)" sorted \
+	"berth --help lists its verbs in alphabetical order"
+bad=
+for v in $verbs; do
+	run_cli $v --help
+	[ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q '[Uu]sage' || bad="$bad $v"
+done
+is "$bad" "" "every verb berth --help lists answers its own --help ($(echo $verbs | wc -w) verbs)"
+run_cli help list
+is "$RC" 0 "berth help list exits 0"
+like "$OUT" '^  berth list ' "... and is berth list --help"
+run_cli help storage volume show
+like "$OUT" 'berth storage volume show ' "berth help storage volume show shows that sub-verb's help"
 run_cli frobnicate
 ok "an unknown verb exits non-zero" isnt_zero "$RC"
 like "$ERR" 'frobnicate' "... and names it"
