@@ -59,12 +59,13 @@ static int check_running(struct api_request *req, json_t **ret_inst, pid_t *ret_
 		    : container_power_quick(req->d, req->project, req->params[0]);
 	if (p == CONTAINER_FROZEN) {
 		json_decref(inst);
-		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST, "Instance is frozen");
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "Instance \"%s\" is frozen", req->params[0]);
 	}
 	if (p != CONTAINER_RUNNING) {
 		json_decref(inst);
 		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
-				       "Instance is not running");
+				       "Instance \"%s\" is not running", req->params[0]);
 	}
 	*ret_inst = inst;
 	return 0;

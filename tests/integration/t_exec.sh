@@ -56,7 +56,7 @@ ok "create c1" opok
 
 # ---- exec on a stopped instance ----
 expect_error 400 "exec on a stopped instance is refused" POST /1.0/instances/c1/exec '{"command":["true"],"wait-for-websocket":true}'
-like "$(jget 'j["error"]')" "not running" "... Instance is not running"
+like "$(jget 'j["error"]')" 'Instance "c1" is not running' "... Instance \"c1\" is not running"
 run lxc remote add b "unix://$BERTH_SOCKET"
 rc_ok "lxc remote add"
 run lxc exec b:c1 -- true
@@ -250,7 +250,7 @@ run berth pause c1
 rc_ok "pause c1, right after an exec"
 run timeout 10 berth exec c1 -- true
 isnt "$RC" 0 "exec on a paused instance fails"
-like "$ERR" "Instance is frozen" "... Instance is frozen"
+like "$ERR" 'Instance "c1" is frozen' "... Instance \"c1\" is frozen"
 run berth start c1
 rc_ok "start resumes c1"
 is "$(berth exec c1 -- echo resumed)" "resumed" "exec works once resumed"
