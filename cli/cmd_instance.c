@@ -24,7 +24,8 @@ static const struct cli_command init_cmd = {
 	.name = "init",
 	.usage = "berth init [<image>] [<instance>] [flags]",
 	.description = "Create instances from images\n\n"
-		       "  The image is an alias or a fingerprint (prefix) in the local store.",
+		       "  The image is an alias or a fingerprint (prefix) in the local store,\n"
+		       "  optionally as local:IMAGE (berth has no other remotes).",
 	.options = cli_init_options,
 	.min_args = 0,
 	.max_args = 2,

@@ -75,7 +75,8 @@ static const struct cli_command launch_cmd = {
 	.usage = "berth launch <image> [<instance>] [flags]",
 	.description = "Create and start instances from images\n\n"
 		       "  `berth init` followed by `berth start`. The image is an alias or a\n"
-		       "  fingerprint (prefix) in the local store.",
+		       "  fingerprint (prefix) in the local store, optionally as local:IMAGE\n"
+		       "  (berth has no other remotes).",
 	.options = cli_init_options,
 	.min_args = 1,
 	.max_args = 2,
