@@ -265,6 +265,16 @@ vm_refused "a VM from an image" \
 	'{"name":"vm1","type":"virtual-machine","source":{"type":"image","alias":"nope"}}'
 vm_refused "a VM copied from a container" \
 	'{"name":"vm1","type":"virtual-machine","source":{"type":"copy","source":"sn1"}}'
+# A VM record an older berthd left behind cannot be copied either.
+api POST /1.0/instances '{"name":"oldvm","source":{"type":"none"}}'
+wait_operation "$(jget 'j["operation"]')"
+sqlite3 "$BERTH_DIR/database/berth.db" "UPDATE instances SET type = 'virtual-machine' WHERE name = 'oldvm'"
+api GET /1.0/instances/oldvm
+is "$(jget 'j["metadata"]["type"]')" virtual-machine "setup: oldvm is a VM record"
+vm_refused "a copy of a VM record" '{"name":"vm1","source":{"type":"copy","source":"oldvm"}}'
+api DELETE /1.0/instances/oldvm
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "the VM record can still be deleted"
 api GET /1.0/operations
 is "$(jget 'len(j["metadata"].get("running", []))')" 0 "no operation left running by the refusals"
 
