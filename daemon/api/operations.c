@@ -19,12 +19,21 @@ static int list_operations(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, l);
 }
 
+/* Loop thread: the 404 of an unknown operation, naming it. */
+static void respond_not_found(struct berth_http_conn *conn, const char *id)
+{
+	_cleanup_free_ char *msg = berth_strdup_printf("Operation \"%s\" not found", id);
+
+	api_respond_error(conn, 404, msg ? msg : "Operation not found");
+}
+
 static int find(struct api_request *req, struct operation **ret, struct berth_error *err)
 {
 	int r = operation_find(req->d->ops, req->params[0], ret);
 
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_NOT_FOUND, "Operation not found");
+		return berth_error_set(err, r, BERTH_ERR_NOT_FOUND, "Operation \"%s\" not found",
+				       req->params[0]);
 	return 0;
 }
 
@@ -74,7 +83,7 @@ static void wait_operation(struct api_request *req, struct berth_http_conn *conn
 	int64_t timeout_ms = -1;
 
 	if (operation_find(req->d->ops, req->params[0], &op) < 0) {
-		api_respond_error(conn, 404, "Operation not found");
+		respond_not_found(conn, req->params[0]);
 		return;
 	}
 	if (berth_http_query_get(req->http->query, "timeout", &t) == 0) {
@@ -99,7 +108,7 @@ static void websocket_operation(struct api_request *req, struct berth_http_conn 
 	int r;
 
 	if (operation_find(req->d->ops, req->params[0], &op) < 0) {
-		api_respond_error(conn, 404, "Operation not found");
+		respond_not_found(conn, req->params[0]);
 		return;
 	}
 	if (berth_http_query_get(req->http->query, "secret", &secret) < 0) {

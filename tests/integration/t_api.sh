@@ -288,7 +288,7 @@ is "$(log_count 'GET /1.0/instances/nolog1: ')" 1 "... once"
 expect_error 404 "a websocket with a secret for a missing operation" \
 	GET "/1.0/operations/00000000-0000-4000-8000-00000000abcd/websocket?secret=s3cr3tw0rd"
 like "$(grep -F 00000000abcd "$DAEMON_LOG")" \
-	'GET /1\.0/operations/00000000-0000-4000-8000-00000000abcd/websocket: 404 Operation not found' \
+	'GET /1\.0/operations/00000000-0000-4000-8000-00000000abcd/websocket: 404 Operation "00000000-0000-4000-8000-00000000abcd" not found' \
 	"a failed websocket connect is logged"
 is "$(log_count s3cr3tw0rd)" 0 "... without its secret"
 expect_error 400 "a bad body" POST /1.0/instances '{"name":'

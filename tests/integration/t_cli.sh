@@ -251,6 +251,8 @@ refused_cli "a missing image is named" '"nope" not found' image show nope
 refused_cli "a missing image alias is named" 'Image alias "nope" not found' image alias delete nope
 refused_cli "a missing snapshot is named" 'Snapshot "nosnap" not found' delete c1/nosnap
 refused_cli "a missing instance is named" 'Instance "nope" not found' config show nope
+refused_cli "a missing operation is named" 'Operation "nope" not found' operation show nope
+refused_cli "a stopped instance's stop names it" '^Error: c1: The instance is already stopped' stop c1
 run_cli list -c n -f csv
 unlike "$OUT" '^x1?$' "... and no instance was made by the failed launches"
 
