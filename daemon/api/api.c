@@ -539,10 +539,13 @@ void api_log_error_response(const char *method, const char *path, int status, co
 	msg = berth_json_string(j, "error");
 	if (!msg || !*msg)
 		msg = berth_http_reason(status);
-	if (status >= 500)
-		log_error("%s %s: %d %s", method ?: "-", path ?: "-", status, msg);
+	/* The server's own refusals may come before the request line was parsed. */
+	if (!path)
+		berth_log(status >= 500 ? BERTH_LOG_ERROR : BERTH_LOG_INFO, LOG_CATEGORY, 0,
+			  "Unparsed request: %d %s", status, msg);
 	else
-		log_info("%s %s: %d %s", method ?: "-", path ?: "-", status, msg);
+		berth_log(status >= 500 ? BERTH_LOG_ERROR : BERTH_LOG_INFO, LOG_CATEGORY, 0,
+			  "%s %s: %d %s", method ?: "-", path, status, msg);
 }
 
 void api_config_drop_empty(json_t *config)

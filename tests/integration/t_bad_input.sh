@@ -121,6 +121,8 @@ daemon_alive "berthd still serves after bad filters"
 api_raw $'GARBAGE\r\n\r\n'
 is "$HTTP_STATUS" 400 "a garbage request line gets 400"
 is "$(jget 'j["type"] + " " + str(j["error_code"])')" "error 400" "... with LXD's error JSON"
+like "$(grep -F 'Unparsed request: 400' "$DAEMON_LOG")" ' info +\[api\] Unparsed request: 400 .+' \
+	"... and berthd's log says so, at info level"
 api_raw $'GET /1.0 HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n'
 is "$HTTP_STATUS" 400 "a header line without a colon gets 400"
 api_raw $'POST /1.0/profiles HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}'
@@ -137,6 +139,8 @@ rawhttp big-header $((70 * 1024)) >"$TEST_TMP/resp"
 _read_response
 is "$HTTP_STATUS" 431 "headers over 64 KiB get 431"
 is "$(jget 'j["error_code"]')" 431 "... with LXD's error JSON"
+like "$(grep -F ': 431 ' "$DAEMON_LOG")" ' info +\[api\] .*: 431 Request header fields too large' \
+	"... logged with its reason"
 rawhttp big-header $((32 * 1024)) >"$TEST_TMP/resp"
 _read_response
 is "$HTTP_STATUS" 200 "a 32 KiB header is still fine"
@@ -144,6 +148,8 @@ rawhttp big-body /1.0/profiles $((17 * 1024 * 1024)) >"$TEST_TMP/resp"
 _read_response
 is "$HTTP_STATUS" 413 "a JSON body over 16 MiB gets 413"
 is "$(jget 'j["error_code"]')" 413 "... with LXD's error JSON"
+like "$(grep -F ': 413 ' "$DAEMON_LOG")" ' info +\[api\] .*: 413 Request body too large' \
+	"... logged with its reason"
 printf -v req 'POST /1.0/profiles HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{}' \
 	$((1024 * 1024 * 1024))
 api_raw "$req" --timeout 10
