@@ -67,9 +67,14 @@ static int disk_mount(struct berth_daemon *d, const char *project, bool privileg
 		r = -ENOMEM;
 	if (r < 0)
 		return berth_error_wrap(err, r, "Device \"%s\"", dname);
-	if (stat(src, &st) < 0)
+	if (stat(src, &st) < 0) {
+		if (errno == ENOENT)
+			return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+					       "Missing source path \"%s\" for disk \"%s\"", src,
+					       dname);
 		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
 				       "Device \"%s\": source \"%s\": %m", dname, src);
+	}
 	target = strdup(berth_json_string(dev, "path"));
 	if (!target)
 		return -ENOMEM;
@@ -220,9 +225,10 @@ static int plug(struct berth_daemon *d, const char *project, struct runtime_spec
 		_cleanup_close_ int tree = -EBADF;
 		int r = disk_mount(d, project, spec->privileged, dname, dev, &m, err);
 
-		if (r >= 0)
-			r = runtime_idmap_open_tree(m.source, m.idmap ? ns->userns : -EBADF, m.ro,
-						    &tree, err);
+		if (r < 0)
+			return r; /* its message names the device */
+		r = runtime_idmap_open_tree(m.source, m.idmap ? ns->userns : -EBADF, m.ro, &tree,
+					    err);
 		if (r >= 0)
 			r = runtime_mount_attach(ns->mntns, tree, &m, ns->uid, ns->gid, err);
 		if (r >= 0)

@@ -121,7 +121,11 @@ for pool in default bt; do
 	is "$(inside $c 'ls /srv/ro | tr "\n" " "')" "after-restart d f from-host " "[$pool] it shows the files"
 	[ ! -e "$vol/x" ] && pass "[$pool] nothing was written to the volume" ||
 		fail "[$pool] nothing was written to the volume"
-	check "[$pool] remove the read-only device" berth config device remove $c ro
+	check "[$pool] make it writable (berth config device set)" berth config device set $c ro readonly=false
+	is "$(inside $c 'touch /srv/ro/x && echo ok')" ok "[$pool] the device is mounted again, writable"
+	is "$(mounted $c /srv/ro)" 1 "[$pool] once"
+	check "[$pool] remove the device" berth config device remove $c ro
+	rm -f "$vol/x"
 done
 
 # ---- a volume shared with a container of another map ----
@@ -170,7 +174,7 @@ refuse "a directory onto a file is refused" 'Path "/etc/passwd" exists in the in
 is "$(mounted c-default /etc/passwd)" "$n0" "nothing was mounted on /etc/passwd"
 refuse "a missing volume is refused" 'storage volume "nope" doesn'"'"'t exist on pool "default"' \
 	berth config device add c-default bad disk pool=default source=nope path=/mnt/nope
-refuse "a missing host path is refused" "source \"$TEST_TMP/nonexistent\": No such file or directory" \
+refuse "a missing host path is refused" "Missing source path \"$TEST_TMP/nonexistent\" for disk \"bad\"" \
 	berth config device add c-default bad disk source="$TEST_TMP/nonexistent" path=/mnt/nope
 refuse "lxc storage volume attach of a missing volume is refused" "doesn't exist" \
 	lxc storage volume attach b:default nope c-default nope /mnt/nope
