@@ -133,9 +133,9 @@ check "launch c-iso (security.idmap.isolated)" \
 	berth launch busybox c-iso -c security.idmap.isolated=true
 uid_iso=$(inside c-iso 'cat /proc/self/uid_map' | awk '{print $2}')
 isnt "$uid_iso" 100000 "c-iso has a map of its own ($uid_iso)"
-check "attach v1 to c-default and to c-iso" sh -c \
+check "attach v1 to c-default and to c-iso (berth storage volume attach)" sh -c \
 	"berth config device add c-default data disk pool=default source=v1 path=/mnt/data &&
-	 berth config device add c-iso data disk pool=default source=v1 path=/mnt/data"
+	 berth storage volume attach default v1 c-iso data /mnt/data"
 is "$(inside c-iso 'stat -c %u:%g /mnt/data /mnt/data/f /mnt/data/d | tr "\n" " "')" "0:0 0:0 1000:1000 " \
 	"c-iso sees the same ids as c-default"
 inside c-iso 'echo iso > /mnt/data/shared' >/dev/null
@@ -144,6 +144,9 @@ is "$(inside c-default 'cat /mnt/data/shared; stat -c %u:%g /mnt/data/shared')" 
 check "stop c-iso with v1 attached" berth stop c-iso
 check "start it again" berth start c-iso
 is "$(inside c-iso 'cat /mnt/data/shared')" iso "the volume is mounted at start"
+check "berth storage volume detach" berth storage volume detach default v1 c-iso data
+is "$(mounted c-iso /mnt/data)" 0 "v1 is unmounted from c-iso"
+is "$(inside c-default 'cat /mnt/data/shared')" iso "and still mounted in c-default"
 
 # ---- host paths ----
 hp=$TEST_TMP/hostdir
