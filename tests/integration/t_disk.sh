@@ -8,7 +8,8 @@
 # shared with a container of another map (security.idmap.isolated); host paths without
 # shift (host root's files are nobody's inside) and with shift=true (they are root's);
 # a target that is a file, a missing volume and a missing host path refused with nothing
-# stored or mounted. Mounts are counted before and after. TAP output.
+# stored or mounted. Host mounts and berthd's fds are counted before and after. TAP
+# output.
 if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
 	T_DISK_OUT=$(mktemp -d /tmp/berth-t-disk.XXXXXX)
 	srcdir=${BERTH_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -76,6 +77,7 @@ check "import the busybox image" berth image import "$T_DISK_OUT/busybox.tar.gz"
 check "create a btrfs pool on a loop file" berth storage create bt btrfs size=512MiB
 lxc remote add b "unix://$BERTH_DIR/unix.socket" >/dev/null 2>&1
 mounts0=$(host_mounts)
+fds0=$(daemon_fds)
 
 # ---- custom volumes, on each pool ----
 for pool in default bt; do
@@ -83,8 +85,10 @@ for pool in default bt; do
 	vol=$BERTH_DIR/storage-pools/$pool/custom/default_v1
 	check "[$pool] create volume v1" berth storage volume create $pool v1
 	check "[$pool] launch $c" berth launch busybox $c -s $pool
+	t0=$(date +%s%N)
 	check "[$pool] attach v1 while $c runs (berth config device add)" \
 		berth config device add $c data disk pool=$pool source=v1 path=/mnt/data
+	diag "[$pool] berth config device add took $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 	is "$(mounted $c /mnt/data)" 1 "[$pool] /mnt/data is mounted inside at once"
 	is "$(inside $c 'stat -c %u:%g /mnt/data')" 0:0 "[$pool] the volume's root is the container root's"
 	is "$(inside $c 'touch /mnt/data/f && mkdir /mnt/data/d && chown 1000:1000 /mnt/data/d &&
@@ -98,7 +102,9 @@ for pool in default bt; do
 	touch "$vol/from-host" && chown 1234:4321 "$vol/from-host"
 	is "$(inside $c 'stat -c %u:%g /mnt/data/from-host')" 1234:4321 \
 		"[$pool] a file the host gives to 1234 is 1234's inside"
+	t0=$(date +%s%N)
 	check "[$pool] detach it live (berth config device remove)" berth config device remove $c data
+	diag "[$pool] berth config device remove took $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 	is "$(mounted $c /mnt/data)" 0 "[$pool] /mnt/data is no longer mounted"
 	is "$(inside $c 'ls /mnt/data')" "" "[$pool] its files are gone inside"
 	is "$(ids "$vol/f")" 0:0 "[$pool] and still on the volume"
@@ -192,3 +198,4 @@ is "$(mounted c-default /mnt/data)$(mounted c-default /mnt/hshift)$(mounted c-de
 for c in c-default c-bt c-iso; do berth delete -f $c >/dev/null 2>&1; done
 check "delete v1 on both pools" sh -c 'berth storage volume delete default v1 && berth storage volume delete bt v1'
 is "$(host_mounts)" "$mounts0" "no mount left on the host"
+check_no_fd_leak "$fds0" "berthd holds no more fds than before"
