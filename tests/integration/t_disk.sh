@@ -187,6 +187,9 @@ refuse "a missing host path is refused" "Missing source path \"$TEST_TMP/nonexis
 	berth config device add c-default bad disk source="$TEST_TMP/nonexistent" path=/mnt/nope
 refuse "lxc storage volume attach of a missing volume is refused" "doesn't exist" \
 	lxc storage volume attach b:default nope c-default nope /mnt/nope
+refuse "shift=true on a filesystem without idmapped mounts (procfs) is refused" \
+	'idmapped mount of "/proc/sys/kernel": this kernel or filesystem does not support it' \
+	berth config device add c-default bad disk source=/proc/sys/kernel path=/mnt/nope shift=true
 unlike "$(devices c-default)" "bad|nope" "no refused device is stored"
 is "$(inside c-default 'ls -d /mnt/nope 2>&1')" "ls: /mnt/nope: No such file or directory" \
 	"no mount point was made for them"
