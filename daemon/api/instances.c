@@ -23,6 +23,7 @@
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/disk.h"
 #include "daemon/instance/nic.h"
 #include "daemon/instance/proxy.h"
 #include "daemon/instance/rootfs.h"
@@ -369,9 +370,9 @@ static int run_create(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
-/* Store the update; on a running container, plug and unplug the NICs that changed, then
- * the proxy devices (and put the old record and NICs back when either fails); drop the
- * leases of NICs that went. */
+/* Store the update; on a running container, plug and unplug the NICs and disks that
+ * changed, then the proxy devices (and put the old record, NICs and disks back when one
+ * fails); drop the leases of NICs that went. */
 static int run_update(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
@@ -389,6 +390,13 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 		return r;
 	if (running) {
 		r = nic_hotplug(j->d, j->project, before, after, err);
+		if (r >= 0) {
+			r = disk_hotplug(j->d, j->project, before, after, err);
+			if (r < 0) {
+				disk_hotplug(j->d, j->project, after, before, NULL);
+				nic_hotplug(j->d, j->project, after, before, NULL);
+			}
+		}
 		if (r < 0) {
 			db_instance_update(j->project, j->name, stored, NULL);
 			return r;
@@ -396,8 +404,10 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 	}
 	r = proxy_instance_updated(j->d, j->project, j->name, err);
 	if (r < 0) {
-		if (running)
+		if (running) {
+			disk_hotplug(j->d, j->project, after, before, NULL);
 			nic_hotplug(j->d, j->project, after, before, NULL);
+		}
 		if (db_instance_update(j->project, j->name, stored, NULL) >= 0)
 			proxy_instance_updated(j->d, j->project, j->name, NULL);
 		return r;

@@ -29,6 +29,7 @@
 #include "daemon/api/api.h"
 #include "daemon/api/instance_volume.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/disk.h"
 #include "daemon/instance/nic.h"
 #include "daemon/instance/proxy.h"
 #include "daemon/runtime/cgroup.h"
@@ -409,66 +410,6 @@ static int syscall_list(const char *v, char ***list)
 	return 0;
 }
 
-static int spec_devices(struct runtime_spec *spec, struct berth_daemon *d, const char *project,
-			const json_t *devices, struct berth_error *err)
-{
-	const char *dname;
-	json_t *dev;
-
-	json_object_foreach((json_t *)devices, dname, dev) {
-		const char *type = berth_json_string(dev, "type");
-		const char *path = berth_json_string(dev, "path");
-		const char *source = berth_json_string(dev, "source");
-		const char *pool = berth_json_string(dev, "pool");
-		const char *ro = berth_json_string(dev, "readonly");
-		const char *shift = berth_json_string(dev, "shift");
-		_cleanup_free_ char *src = NULL;
-		struct runtime_mount *m;
-		struct stat st;
-
-		if (!type || !streq(type, "disk") || !path || streq(path, "/") || !source)
-			continue;
-		if (pool) {
-			json_auto_t *pobj = NULL;
-			_cleanup_(storage_pool_freep) struct storage_pool *sp = NULL;
-			_cleanup_free_ char *disk = storage_vol_disk_name(project, source);
-			struct storage_vol vol = {STORAGE_VOL_CUSTOM, disk};
-			int r = db_pool_get(pool, &pobj, err);
-
-			if (r >= 0)
-				r = storage_pool_new(d->dir, pobj, &sp, err);
-			if (r >= 0)
-				r = storage_volume_path(sp, &vol, NULL, &src);
-			if (r < 0)
-				return berth_error_wrap(err, r, "Device \"%s\"", dname);
-		} else {
-			src = strdup(source);
-		}
-		if (!src)
-			return -ENOMEM;
-		if (stat(src, &st) < 0)
-			return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
-					       "Device \"%s\": source \"%s\": %m", dname, src);
-		m = realloc(spec->mounts, (spec->n_mounts + 1) * sizeof(*m));
-		if (!m)
-			return -ENOMEM;
-		spec->mounts = m;
-		m = &spec->mounts[spec->n_mounts];
-		*m = (struct runtime_mount){
-			.source = TAKE_PTR(src),
-			.target = strdup(path),
-			.ro = ro && streq(ro, "true"),
-			.create_dir = S_ISDIR(st.st_mode),
-			.create_file = !S_ISDIR(st.st_mode),
-			.idmap = shift && streq(shift, "true"),
-		};
-		spec->n_mounts++;
-		if (!m->target)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
 /* The spec of instance `inst` (with expanded_config and expanded_devices). */
 static int spec_build(struct berth_daemon *d, const char *project, const json_t *inst,
 		      struct runtime_spec **ret, struct berth_error *err)
@@ -538,7 +479,7 @@ static int spec_build(struct berth_daemon *d, const char *project, const json_t 
 				       "security.syscalls.allow and security.syscalls.deny are "
 				       "mutually exclusive");
 	spec->seccomp_default = !(deny_default && streq(deny_default, "false"));
-	r = spec_devices(spec, d, project, json_object_get(inst, "expanded_devices"), err);
+	r = disk_spec_build(spec, d, project, json_object_get(inst, "expanded_devices"), err);
 	if (r < 0)
 		return r;
 	r = nic_spec_build(d, project, inst, spec, err);

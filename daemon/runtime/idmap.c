@@ -77,9 +77,16 @@ int runtime_idmap_open_tree(const char *path, int userns_fd, bool ro, int *ret,
 	if (userns_fd >= 0) {
 		attr.attr_set = MOUNT_ATTR_IDMAP;
 		attr.userns_fd = (uint64_t)userns_fd;
-		if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-					       "idmapped mount of \"%s\": %m", path);
+		if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+			int e = errno;
+			if (e == EINVAL || e == EOPNOTSUPP || e == ENOSYS)
+				return berth_error_set(err, -e, BERTH_ERR_BAD_REQUEST,
+						       "idmapped mount of \"%s\": this kernel or "
+						       "filesystem does not support it (%s)",
+						       path, strerror(e));
+			return berth_error_set(err, -e, BERTH_ERR_INTERNAL,
+					       "idmapped mount of \"%s\": %s", path, strerror(e));
+		}
 	}
 	if (ro) {
 		memset(&attr, 0, sizeof(attr));

@@ -522,9 +522,9 @@ static int boot(struct monitor *m, struct berth_error *err)
 
 /* ---- tearing down ---- */
 
-/* NICs hot-plugged or unplugged while the container ran are in the spec berthd rewrote:
- * the teardown deletes the host ends of those, and a reboot from inside comes back with
- * them. The rest of the spec stays as it was at the start. */
+/* NICs and disks hot-plugged or unplugged while the container ran are in the spec berthd
+ * rewrote: the teardown deletes the host ends of those NICs, and a reboot from inside (or
+ * a restart) comes back with them. The rest of the spec stays as it was at the start. */
 static void reload_nics(struct monitor *m)
 {
 	_cleanup_(runtime_spec_freep) struct runtime_spec *now = NULL;
@@ -540,6 +540,15 @@ static void reload_nics(struct monitor *m)
 	runtime_spec_set_nics(m->spec, now->nics, now->n_nics);
 	now->nics = NULL;
 	now->n_nics = 0;
+	{ /* the old mounts go with `now` */
+		struct runtime_mount *mounts = m->spec->mounts;
+		size_t n = m->spec->n_mounts;
+
+		m->spec->mounts = now->mounts;
+		m->spec->n_mounts = now->n_mounts;
+		now->mounts = mounts;
+		now->n_mounts = n;
+	}
 }
 
 static void kill_init(struct monitor *m)

@@ -13,6 +13,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/statfs.h>
+#include <sys/fsuid.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <sched.h>
 
 #include "lib/util.h"
 
@@ -329,4 +333,141 @@ int runtime_mounts_setup(const struct runtime_mounts_in *in, struct berth_error 
 	if (chdir("/") < 0)
 		return -errno;
 	return 0;
+}
+
+/* ---- hot-plug into a running container ---- */
+
+struct plug {
+	int tree;	/* the detached tree to attach; -EBADF to detach */
+	const struct runtime_mount *m;
+	uid_t uid;	/* owner of a target made here */
+	gid_t gid;
+};
+
+/* The target of a hot-plugged mount, made where missing, and refused when it exists as the wrong kind of file. */
+static int plug_target(int rootfd, const struct plug *p, struct berth_error *err)
+{
+	const struct runtime_mount *m = p->m;
+	struct stat st;
+	int fd = open_in_root(rootfd, m->target, O_PATH | O_NOFOLLOW);
+
+	if (fd == -ENOENT) {
+		fd = m->create_dir ? ensure_dir(rootfd, m->target, 0755)
+				   : ensure_file(rootfd, m->target);
+	}
+	if (fd < 0)
+		return berth_error_set(err, fd, BERTH_ERR_BAD_REQUEST, "Path \"%s\": %s",
+				       m->target, strerror(-fd));
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Path \"%s\": %m",
+				       m->target);
+	}
+	if (m->create_dir != !!S_ISDIR(st.st_mode)) {
+		close(fd);
+		return berth_error_set(err, m->create_dir ? -ENOTDIR : -EISDIR,
+				       BERTH_ERR_BAD_REQUEST,
+				       "Path \"%s\" exists in the instance and isn't a %s", m->target,
+				       m->create_dir ? "directory" : "regular file");
+	}
+	return fd;
+}
+
+/* In the child, inside the container's mount namespace (root and cwd are its root). */
+static int plug_in_ns(const struct plug *p, struct berth_error *err)
+{
+	_cleanup_close_ int rootfd = -EBADF, fd = -EBADF;
+
+	if (p->tree < 0) {
+		if (umount2(p->m->target, UMOUNT_NOFOLLOW | MNT_DETACH) < 0 && errno != EINVAL &&
+		    errno != ENOENT)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+					       "Unmounting \"%s\": %m", p->m->target);
+		return 0;
+	}
+	/* Look up and create the target as the container's root: what it made is its own,
+	 * and an idmapped root (host ids outside its map are refused there) takes it. */
+	if (setgroups(0, NULL) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "setgroups: %m");
+	setfsgid(p->gid);
+	setfsuid(p->uid);
+	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening the root: %m");
+	fd = plug_target(rootfd, p, err);
+	if (fd < 0)
+		return fd;
+	if (move_mount(p->tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Mounting on \"%s\": %m",
+				       p->m->target);
+	return 0;
+}
+
+struct plug_reply {
+	int r;
+	int code;
+	char msg[400];
+};
+
+/* A child that setns()es into `mntns` (berthd has threads: it cannot itself) and runs
+ * plug_in_ns there; its result comes back over a pipe. */
+static int plug_run(int mntns, const struct plug *p, struct berth_error *err)
+{
+	struct plug_reply rep = {.r = -EPIPE};
+	int fds[2], st = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		return berth_error_set(err, e, BERTH_ERR_INTERNAL, "fork: %s", strerror(-e));
+	}
+	if (pid == 0) {
+		struct berth_error cerr = {0};
+		int r = setns(mntns, CLONE_NEWNS) < 0
+				? berth_error_set(&cerr, -errno, BERTH_ERR_INTERNAL,
+						  "Entering the instance's mount namespace: %m")
+				: plug_in_ns(p, &cerr);
+
+		rep.r = r;
+		rep.code = berth_error_code_for(&cerr, r);
+		snprintf(rep.msg, sizeof(rep.msg), "%s", r < 0 ? berth_error_msg(&cerr, r) : "");
+		if (write(fds[1], &rep, sizeof(rep)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	do
+		n = read(fds[0], &rep, sizeof(rep));
+	while (n < 0 && errno == EINTR);
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(rep))
+		return berth_error_set(err, -EPIPE, BERTH_ERR_INTERNAL,
+				       "The mount helper for \"%s\" died (status %d)", p->m->target,
+				       st);
+	if (rep.r < 0)
+		return berth_error_set(err, rep.r, rep.code, "%s", rep.msg);
+	return 0;
+}
+
+int runtime_mount_attach(int mntns, int tree, const struct runtime_mount *m, uid_t uid,
+			 gid_t gid, struct berth_error *err)
+{
+	struct plug p = {.tree = tree, .m = m, .uid = uid, .gid = gid};
+
+	return plug_run(mntns, &p, err);
+}
+
+int runtime_mount_detach(int mntns, const struct runtime_mount *m, struct berth_error *err)
+{
+	struct plug p = {.tree = -EBADF, .m = m};
+
+	return plug_run(mntns, &p, err);
 }
