@@ -341,9 +341,9 @@ static int run_create(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
-/* Store the update; on a running container, plug and unplug the NICs that changed, then
- * the proxy devices (and put the old record and NICs back when either fails); drop the
- * leases of NICs that went. */
+/* Store the update; on a running container, apply the limits that changed, plug and
+ * unplug the NICs that changed, then the proxy devices (and put the old record, limits
+ * and NICs back when one fails); drop the leases of NICs that went. */
 static int run_update(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
@@ -360,16 +360,24 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 	if (r < 0)
 		return r;
 	if (running) {
+		r = container_update_limits(j->d, j->project, before, after, err);
+		if (r < 0) {
+			db_instance_update(j->project, j->name, stored, NULL);
+			return r;
+		}
 		r = nic_hotplug(j->d, j->project, before, after, err);
 		if (r < 0) {
+			container_update_limits(j->d, j->project, after, before, NULL);
 			db_instance_update(j->project, j->name, stored, NULL);
 			return r;
 		}
 	}
 	r = proxy_instance_updated(j->d, j->project, j->name, err);
 	if (r < 0) {
-		if (running)
+		if (running) {
 			nic_hotplug(j->d, j->project, after, before, NULL);
+			container_update_limits(j->d, j->project, after, before, NULL);
+		}
 		if (db_instance_update(j->project, j->name, stored, NULL) >= 0)
 			proxy_instance_updated(j->d, j->project, j->name, NULL);
 		return r;
