@@ -274,6 +274,7 @@ struct instance_job {
 	char *new_name;
 	json_t *object; /* owned: what to create or store */
 	struct operation *op; /* borrowed while running: for progress */
+	char *notice;	      /* owned: what an update of a running instance applies later */
 	char *fingerprint;    /* owned: source image (create from an image) */
 	char *pool_name;      /* owned: pool of the new root volume */
 	char *src_name;	      /* owned: copy source instance */
@@ -300,6 +301,7 @@ static void instance_job_free(void *p)
 	free(j->src_name);
 	free(j->src_snap);
 	free(j->restore);
+	free(j->notice);
 	json_decref(j->snapshots);
 	instance_volume_release(&j->v);
 	free(j);
@@ -387,6 +389,10 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 	r = nic_forget_volatile(j->project, before, after, err);
 	if (r < 0)
 		return r;
+	if (running)
+		j->notice = container_next_start_notice(j->d, j->project, before, after);
+	if (j->notice && op)
+		operation_set_metadata(op, json_pack("{s:s}", "warning", j->notice));
 	lifecycle(j, "instance-updated", j->name, NULL);
 	return 0;
 }
@@ -1002,9 +1008,13 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 	if (patch) {
 		/* LXD answers PATCH synchronously; this handler already runs on a worker, so
 		 * the hot-plug of NICs and proxy devices can happen right here. */
+		json_t *md = NULL;
+
 		r = run_update(NULL, j, err);
+		if (r >= 0 && j->notice)
+			md = json_pack("{s:s}", "warning", j->notice);
 		instance_job_free(j);
-		return r < 0 ? r : api_sync(resp, NULL);
+		return r < 0 ? r : api_sync(resp, md);
 	}
 	return api_async(req, resp, "Updating instance",
 			 resources_for(req->project, req->params[0]), run_update, j,

@@ -552,6 +552,49 @@ int container_update_limits(struct berth_daemon *d, const char *project, const j
 	return 0;
 }
 
+/* Keys a running container only reads at its start: the runtime builds the user namespace,
+ * seccomp, capabilities, AppArmor and PID 1's environment from them once. */
+static const char *const next_start_prefixes[] = {"security.", "raw.", "environment.",
+						  "linux.kernel_modules"};
+
+char *container_next_start_notice(struct berth_daemon *d, const char *project,
+				  const json_t *before, const json_t *after)
+{
+	const json_t *a = json_object_get(before, "expanded_config");
+	const json_t *b = json_object_get(after, "expanded_config");
+	const char *name = berth_json_string(after, "name");
+	_cleanup_free_ char *keys = NULL;
+	char *msg;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const char *key;
+		json_t *v;
+
+		json_object_foreach((json_t *)(pass ? a : b), key, v) {
+			const char *va = berth_json_string(a, key), *vb = berth_json_string(b, key);
+			bool listed = false;
+			char *more;
+
+			if ((pass && vb) || streq(va ?: "", vb ?: ""))
+				continue; /* the second pass only adds removed keys */
+			for (size_t i = 0; i < ARRAY_SIZE(next_start_prefixes); i++)
+				listed |= berth_startswith(key, next_start_prefixes[i]);
+			if (!listed)
+				continue;
+			more = berth_strdup_printf("%s%s%s", keys ?: "", keys ? ", " : "", key);
+			if (!more)
+				return NULL;
+			free(keys);
+			keys = more;
+		}
+	}
+	if (!keys || container_power(d, project, name, NULL) == CONTAINER_STOPPED)
+		return NULL;
+	msg = berth_strdup_printf("Instance \"%s\" is running: %s take%s effect at its next start",
+				  name, keys, strchr(keys, ',') ? "" : "s");
+	return msg;
+}
+
 /* security.syscalls.{deny,allow}: names separated by newlines, commas or spaces. */
 static int syscall_list(const char *v, char ***list)
 {

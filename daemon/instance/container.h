@@ -70,6 +70,12 @@ int container_freeze(struct berth_daemon *d, const char *project, const char *na
 int container_update_limits(struct berth_daemon *d, const char *project, const json_t *before,
 			    const json_t *after, struct berth_error *err);
 
+/* When `after` changes keys that the running container only reads at its start
+ * (security.*, raw.*, environment.*, linux.kernel_modules), a message saying so (new
+ * string); NULL when none changed, it is stopped or out of memory. Blocking. */
+char *container_next_start_notice(struct berth_daemon *d, const char *project,
+				  const json_t *before, const json_t *after);
+
 /* The InstanceState object (status, pid, processes, memory, cpu...) from the monitor and
  * the cgroups. Blocking. */
 json_t *container_state(const struct berth_daemon *d, const char *project, const char *name);

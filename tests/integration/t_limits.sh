@@ -4,7 +4,8 @@
 # limits.processes changed on a running busybox container reach its cgroups at once,
 # through `berth config set`, the stock `lxc config set`, PUT and PATCH of the instance and
 # a profile it uses; unset lifts them; invalid values are refused with the database
-# unchanged; a restart runs with the config as it is now. The values are read back from
+# unchanged; a restart runs with the config as it is now; a key that applies only at the
+# next start says so while the instance runs. The values are read back from
 # the container's cgroup files on the host and, where the kernel shows them, inside.
 if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
 	T_LIM_OUT=$(mktemp -d /tmp/berth-t-lim.XXXXXX)
@@ -217,6 +218,26 @@ is "$(pids l1):$(mem l1)" "22:$((72 << 20))" "after lxc restart: the limits are 
 run_cli config unset l1 limits.memory
 run lxc restart b:l1 --force
 is "$(mem l1)" "$UNLIM_MEM" "after a forced restart: unset limits.memory stays unset"
+
+# ---- keys a running container reads only at its start: the response says so ----
+run_cli config set l1 limits.processes 23
+is "$ERR" "" "a live limit change prints no warning"
+run_cli config set l1 environment.LIMTEST hello
+rc_ok "berth config set environment.LIMTEST on a running instance"
+like "$ERR" "environment.LIMTEST takes effect at its next start" "... warns that it applies at the next start"
+api PATCH /1.0/instances/l1 '{"config":{"security.nesting":"true"}}'
+is "$HTTP_STATUS" 200 "PATCH security.nesting on a running instance: 200"
+like "$(jget 'j["metadata"].get("warning", "")')" "security.nesting takes effect at its next start" "... its metadata carries the warning"
+api PATCH /1.0/instances/l1 '{"config":{"limits.processes":"24"}}'
+is "$(jget 'j["metadata"].get("warning", "none")')" none "PATCH of a live key: no warning"
+run berth exec l1 -- sh -c 'tr "\0" "\n" </proc/1/environ'
+unlike "$OUT" "LIMTEST" "PID 1 does not have LIMTEST yet"
+run_cli restart l1
+run berth exec l1 -- sh -c 'tr "\0" "\n" </proc/1/environ'
+like "$OUT" "LIMTEST=hello" "after restart PID 1 has LIMTEST=hello"
+run_cli stop l1
+run_cli config set l1 environment.LIMTEST bye
+is "$ERR" "" "the same change on a stopped instance prints no warning"
 
 run_cli delete -f l1
 rc_ok "delete l1"
