@@ -219,6 +219,27 @@ run_cli config unset l1 limits.memory
 run lxc restart b:l1 --force
 is "$(mem l1)" "$UNLIM_MEM" "after a forced restart: unset limits.memory stays unset"
 
+# ---- restart keeps attached volumes (it is a stop and a start with the current devices) ----
+run_cli storage volume create default lv1
+rc_ok "create custom volume lv1"
+run_cli stop l1
+run_cli storage volume attach default lv1 l1 /mnt/lv1
+rc_ok "attach lv1 to the stopped l1"
+run_cli start l1
+# (mounts only: who may write to a custom volume is another issue's)
+run berth exec l1 -- grep -c " /mnt/lv1 " /proc/mounts
+is "$OUT" 1 "lv1 is mounted after the start"
+run_cli restart l1
+rc_ok "restart l1 with lv1 attached"
+run berth exec l1 -- grep -c " /mnt/lv1 " /proc/mounts
+is "$OUT" 1 "after restart lv1 is still mounted"
+run_cli storage volume create default lv2
+run_cli storage volume attach default lv2 l1 /mnt/lv2
+rc_ok "attach lv2 to the running l1"
+run_cli restart l1
+run berth exec l1 -- sh -c 'grep -c " /mnt/lv[12] " /proc/mounts'
+is "$OUT" 2 "after restart both volumes, the one attached while it ran too, are mounted"
+
 # ---- keys a running container reads only at its start: the response says so ----
 run_cli config set l1 limits.processes 23
 is "$ERR" "" "a live limit change prints no warning"
