@@ -376,6 +376,10 @@ static void cpu_users(const struct berth_daemon *d, const char *project, const c
 	if (!dir || !(parent = strdup(dir)))
 		return;
 	self = strrchr(parent, '/');
+	if (!self) {
+		free(parent);
+		return;
+	}
 	*self++ = '\0';
 	dh = opendir(parent);
 	while (dh && (de = readdir(dh))) {

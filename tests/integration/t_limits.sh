@@ -60,9 +60,26 @@ is "$(mem l1)" "$UNLIM_MEM" "no limits.memory: unlimited"
 is "$(pids l1)" max "no limits.processes: max"
 
 # ---- berth config set: each limit at once ----
+t0=$(date +%s%N)
 run_cli config set l1 limits.memory 96MiB
+t1=$(date +%s%N)
 rc_ok "berth config set limits.memory 96MiB"
+diag "berth config set of a live limit took $(((t1 - t0) / 1000000)) ms"
 is "$(mem l1)" $((96 << 20)) "limits.memory reaches the running cgroup"
+MEMSW=$(cg l1 memory)/memory.memsw.limit_in_bytes
+if [ -z "$V2" ] && [ -f "$MEMSW" ]; then
+	run_cli config set l1 limits.memory.swap false
+	is "$(rd "$MEMSW")" $((96 << 20)) "limits.memory.swap=false: memsw limit = memory limit"
+	run_cli config set l1 limits.memory 48MiB
+	is "$(rd "$MEMSW"):$(mem l1)" "$((48 << 20)):$((48 << 20))" "lowering memory lowers both"
+	run_cli config unset l1 limits.memory.swap
+	is "$(rd "$MEMSW")" "$UNLIM_MEM" "limits.memory.swap unset: memsw unlimited again"
+	run_cli config set l1 limits.memory 96MiB
+elif [ -n "$V2" ]; then
+	run_cli config set l1 limits.memory.swap false
+	is "$(rd "$(cg l1 memory)/memory.swap.max")" 0 "limits.memory.swap=false: memory.swap.max 0"
+	run_cli config unset l1 limits.memory.swap
+fi
 run_cli config set l1 limits.processes 50
 rc_ok "berth config set limits.processes 50"
 is "$(pids l1)" 50 "limits.processes reaches pids.max"
@@ -183,6 +200,11 @@ isnt "$RC" 0 "a profile change that cannot apply to l1 is refused"
 like "$ERR" "l1" "... naming the instance"
 api GET /1.0/profiles/lim
 is "$(jget "j['metadata']['config'].get('limits.cpu', '<unset>')")" "<unset>" "... and the profile is unchanged"
+run_cli profile set lim limits.processes lots
+isnt "$RC" 0 "an invalid profile value is refused"
+api GET /1.0/profiles/lim
+is "$(jget "j['metadata']['config'].get('limits.processes')")" 34 "... and the profile keeps 34"
+is "$(pids l1)" 34 "... and so does the running instance"
 run_cli profile unset lim limits.processes
 is "$(pids l1)" max "profile unset: lifted on the instance"
 
@@ -204,8 +226,11 @@ run_cli start l1
 is "$(mem l1):$(pids l1)" "$((72 << 20)):21" "start after stop applies the stored limits"
 pid0=$(berth exec l1 -- cat /proc/1/stat 2>/dev/null | cut -d' ' -f22)
 run_cli config set l1 limits.processes 22
+t0=$(date +%s%N)
 run_cli restart l1
+t1=$(date +%s%N)
 rc_ok "berth restart l1"
+diag "berth restart (stop, then start with the current config) took $(((t1 - t0) / 1000000)) ms"
 is "$(pids l1)" 22 "after restart: limits.processes is the current value"
 is "$(mem l1)" $((72 << 20)) "after restart: limits.memory kept"
 api GET /1.0/instances/l1/state
