@@ -96,22 +96,6 @@ static int target_load(struct cli_ctx *ctx, const char *name, struct target *t,
 	return cli_query(ctx, "GET", t->path, NULL, &t->obj, &t->etag, err);
 }
 
-/* PUT `body` with the ETag; a "warning" the server puts in the operation's metadata (a
- * key a running instance only reads at its next start) goes to stderr. */
-static int put_warn(struct cli_ctx *ctx, struct target *t, const json_t *body,
-		    struct berth_error *err)
-{
-	json_auto_t *md = NULL;
-	const char *warning;
-	int r = cli_query_if_match(ctx, "PUT", t->path, body, t->etag, &md, err);
-
-	/* an async answer comes back as the finished operation */
-	warning = r >= 0 ? berth_json_string(json_object_get(md, "metadata"), "warning") : NULL;
-	if (warning)
-		fprintf(stderr, "Warning: %s\n", warning);
-	return r;
-}
-
 /* PUT the writable part of `obj` (already modified) back with the ETag. */
 static int target_put(struct cli_ctx *ctx, struct target *t, const json_t *obj,
 		      struct berth_error *err)
@@ -120,7 +104,7 @@ static int target_put(struct cli_ctx *ctx, struct target *t, const json_t *obj,
 
 	if (!w)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	return put_warn(ctx, t, w, err);
+	return cli_query_warn(ctx, "PUT", t->path, w, t->etag, err);
 }
 
 static json_t *target_config(struct target *t, bool expanded)
@@ -217,7 +201,7 @@ static int edit_apply(struct cli_ctx *ctx, json_t *edited, void *data, struct be
 	if (!json_is_object(edited))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "the edited YAML must be a mapping (key: value lines)");
-	return put_warn(ctx, t, edited, err);
+	return cli_query_warn(ctx, "PUT", t->path, edited, t->etag, err);
 }
 
 static const char edit_header[] =

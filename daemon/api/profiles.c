@@ -193,9 +193,30 @@ static int running_users(struct berth_daemon *d, const char *project, const char
 	return 0;
 }
 
+/* Append `more` (taken) to *notice, "; " between. */
+static void notice_add(char **notice, char *more)
+{
+	_cleanup_free_ char *m = more;
+	char *joined;
+
+	if (!m)
+		return;
+	if (!*notice) {
+		*notice = TAKE_PTR(m);
+		return;
+	}
+	joined = berth_strdup_printf("%s; %s", *notice, m);
+	if (joined) {
+		free(*notice);
+		*notice = joined;
+	}
+}
+
 /* The profile changed: the limits of each running user follow. When one fails, those
- * already changed go back to their `users` expansion and err names the instance. */
-static int users_apply(struct berth_daemon *d, const json_t *users, struct berth_error *err)
+ * already changed go back to their `users` expansion and err names the instance. On
+ * success *ret_notice (new string or left NULL) tells of keys that wait for a start. */
+static int users_apply(struct berth_daemon *d, const json_t *users, char **ret_notice,
+		       struct berth_error *err)
 {
 	json_auto_t *done = json_array();
 	json_t *u;
@@ -219,6 +240,7 @@ static int users_apply(struct berth_daemon *d, const json_t *users, struct berth
 			break;
 		}
 		json_array_append_new(done, after);
+		notice_add(ret_notice, container_next_start_notice(d, ip, before, after));
 	}
 	if (r < 0)
 		json_array_foreach(done, i, u)
@@ -238,6 +260,7 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	json_auto_t *cur = NULL;
 	json_auto_t *next = NULL;
 	json_auto_t *users = NULL;
+	_cleanup_free_ char *notice = NULL;
 	int r;
 
 	r = api_require_body(req, err);
@@ -272,7 +295,7 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	r = db_profile_update(project, req->params[0], next, err);
 	if (r < 0)
 		return r;
-	r = users_apply(req->d, users, err);
+	r = users_apply(req->d, users, &notice, err);
 	if (r < 0) {
 		db_profile_update(project, req->params[0], cur, NULL);
 		return r;
@@ -280,7 +303,7 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	proxy_profile_updated(req->d, req->params[0]); /* running instances' proxy devices */
 	url = api_url("profiles", req->params[0], req->project);
 	events_lifecycle(req->d->events, req->project, "profile-updated", url, NULL);
-	return api_sync(resp, NULL);
+	return api_sync(resp, notice ? json_pack("{s:s}", "warning", notice) : NULL);
 }
 
 static int put_profile(struct api_request *req, struct api_response *resp,

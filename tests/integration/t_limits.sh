@@ -207,6 +207,13 @@ is "$(jget "j['metadata']['config'].get('limits.processes')")" 34 "... and the p
 is "$(pids l1)" 34 "... and so does the running instance"
 run_cli profile unset lim limits.processes
 is "$(pids l1)" max "profile unset: lifted on the instance"
+run_cli profile set lim security.nesting true
+rc_ok "berth profile set lim security.nesting true"
+like "$ERR" 'Instance "l1" is running: security.nesting takes effect at its next start' "... warns for the running user l1"
+api PATCH /1.0/profiles/lim '{"config":{"limits.processes":"35"}}'
+is "$(jget 'j["metadata"].get("warning", "none")'):$(pids l1)" "none:35" "a profile PATCH of a live key: no warning, applied"
+run_cli profile unset lim limits.processes
+run_cli profile unset lim security.nesting
 
 # ---- balancing: limits.cpu=1 on a second container picks the other CPU ----
 if [ "$NCPU" -ge 2 ]; then
