@@ -104,7 +104,7 @@ static int target_put(struct cli_ctx *ctx, struct target *t, const json_t *obj,
 
 	if (!w)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	return cli_query_if_match(ctx, "PUT", t->path, w, t->etag, NULL, err);
+	return cli_query_warn(ctx, "PUT", t->path, w, t->etag, err);
 }
 
 static json_t *target_config(struct target *t, bool expanded)
@@ -201,7 +201,7 @@ static int edit_apply(struct cli_ctx *ctx, json_t *edited, void *data, struct be
 	if (!json_is_object(edited))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "the edited YAML must be a mapping (key: value lines)");
-	return cli_query_if_match(ctx, "PUT", t->path, edited, t->etag, NULL, err);
+	return cli_query_warn(ctx, "PUT", t->path, edited, t->etag, err);
 }
 
 static const char edit_header[] =

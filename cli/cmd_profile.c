@@ -89,7 +89,7 @@ static int profile_put(struct cli_ctx *ctx, struct profile *p, struct berth_erro
 
 	if (!w)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	return cli_query_if_match(ctx, "PUT", p->path, w, p->etag, NULL, err);
+	return cli_query_warn(ctx, "PUT", p->path, w, p->etag, err);
 }
 
 /* obj[key] as an object, created when absent. Borrowed. */
@@ -216,7 +216,7 @@ static int edit_apply(struct cli_ctx *ctx, json_t *edited, void *data, struct be
 	if (!json_is_object(edited))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "the edited YAML must be a mapping (key: value lines)");
-	return cli_query_if_match(ctx, "PUT", p->path, edited, p->etag, NULL, err);
+	return cli_query_warn(ctx, "PUT", p->path, edited, p->etag, err);
 }
 
 static const char edit_header[] =

@@ -237,6 +237,23 @@ int cli_query_if_match(struct cli_ctx *ctx, const char *method, const char *path
 	return r;
 }
 
+int cli_query_warn(struct cli_ctx *ctx, const char *method, const char *path,
+		   const json_t *body, const char *etag, struct berth_error *err)
+{
+	json_auto_t *md = NULL;
+	const char *warning;
+	int r = cli_query_if_match(ctx, method, path, body, etag, &md, err);
+
+	if (r < 0)
+		return r;
+	/* an async answer comes back as the finished operation */
+	warning = berth_json_string(md, "warning")
+			  ?: berth_json_string(json_object_get(md, "metadata"), "warning");
+	if (warning)
+		fprintf(stderr, "Warning: %s\n", warning);
+	return r;
+}
+
 int cli_server(struct cli_ctx *ctx, const json_t **ret, struct berth_error *err)
 {
 	int r;

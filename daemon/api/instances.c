@@ -303,6 +303,7 @@ struct instance_job {
 	char *new_name;
 	json_t *object; /* owned: what to create or store */
 	struct operation *op; /* borrowed while running: for progress */
+	char *notice;	      /* owned: what an update of a running instance applies later */
 	char *fingerprint;    /* owned: source image (create from an image) */
 	char *pool_name;      /* owned: pool of the new root volume */
 	char *src_name;	      /* owned: copy source instance */
@@ -329,6 +330,7 @@ static void instance_job_free(void *p)
 	free(j->src_name);
 	free(j->src_snap);
 	free(j->restore);
+	free(j->notice);
 	json_decref(j->snapshots);
 	instance_volume_release(&j->v);
 	free(j);
@@ -370,9 +372,10 @@ static int run_create(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
-/* Store the update; on a running container, plug and unplug the NICs and disks that
- * changed, then the proxy devices (and put the old record, NICs and disks back when one
- * fails); drop the leases of NICs that went. */
+/* Store the update; on a running container, apply the limits that changed, plug and
+ * unplug the NICs and disks that changed, then the proxy devices (and put the old
+ * record, limits, NICs and disks back when one fails); drop the leases of NICs that
+ * went. */
 static int run_update(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
@@ -389,6 +392,11 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 	if (r < 0)
 		return r;
 	if (running) {
+		r = container_update_limits(j->d, j->project, before, after, err);
+		if (r < 0) {
+			db_instance_update(j->project, j->name, stored, NULL);
+			return r;
+		}
 		r = nic_hotplug(j->d, j->project, before, after, err);
 		if (r >= 0) {
 			r = disk_hotplug(j->d, j->project, before, after, err);
@@ -398,6 +406,7 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 			}
 		}
 		if (r < 0) {
+			container_update_limits(j->d, j->project, after, before, NULL);
 			db_instance_update(j->project, j->name, stored, NULL);
 			return r;
 		}
@@ -407,6 +416,7 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 		if (running) {
 			disk_hotplug(j->d, j->project, after, before, NULL);
 			nic_hotplug(j->d, j->project, after, before, NULL);
+			container_update_limits(j->d, j->project, after, before, NULL);
 		}
 		if (db_instance_update(j->project, j->name, stored, NULL) >= 0)
 			proxy_instance_updated(j->d, j->project, j->name, NULL);
@@ -417,6 +427,10 @@ static int run_update(struct operation *op, void *data, struct berth_error *err)
 	r = nic_forget_volatile(j->project, before, after, err);
 	if (r < 0)
 		return r;
+	if (running)
+		j->notice = container_next_start_notice(j->d, j->project, before, after);
+	if (j->notice && op)
+		operation_set_metadata(op, json_pack("{s:s}", "warning", j->notice));
 	lifecycle(j, "instance-updated", j->name, NULL);
 	return 0;
 }
@@ -1039,9 +1053,13 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 	if (patch) {
 		/* LXD answers PATCH synchronously; this handler already runs on a worker, so
 		 * the hot-plug of NICs and proxy devices can happen right here. */
+		json_t *md = NULL;
+
 		r = run_update(NULL, j, err);
+		if (r >= 0 && j->notice)
+			md = json_pack("{s:s}", "warning", j->notice);
 		instance_job_free(j);
-		return r < 0 ? r : api_sync(resp, NULL);
+		return r < 0 ? r : api_sync(resp, md);
 	}
 	return api_async(req, resp, "Updating instance",
 			 resources_for(req->project, req->params[0]), run_update, j,

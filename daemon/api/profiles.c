@@ -2,9 +2,11 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/instance_volume.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/container.h"
 #include "daemon/instance/proxy.h"
 #include "lib/json.h"
 #include "lib/util.h"
@@ -157,6 +159,97 @@ static int get_profile(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, p);
 }
 
+/* The expanded objects of the running instances that use profile `name` (of the
+ * profile project `project`), before the profile changes. */
+static int running_users(struct berth_daemon *d, const char *project, const char *name,
+			 json_t **ret, struct berth_error *err)
+{
+	json_auto_t *all = NULL;
+	json_auto_t *out = json_array();
+	json_t *inst, *p;
+	size_t i, k;
+	int r = db_instance_list(NULL, &all, err);
+
+	if (r < 0 || !out)
+		return r < 0 ? r : -ENOMEM;
+	json_array_foreach(all, i, inst) {
+		const char *ip = berth_json_string(inst, "project") ?: "default";
+		const char *iname = berth_json_string(inst, "name");
+		_cleanup_free_ char *pp = NULL;
+		json_t *e = NULL;
+		bool uses = false;
+
+		json_array_foreach(json_object_get(inst, "profiles"), k, p)
+			uses |= json_is_string(p) && streq(json_string_value(p), name);
+		if (!uses || !iname || api_profile_project(ip, &pp, NULL) < 0 ||
+		    !streq(pp, project) || container_power(d, ip, iname, NULL) == CONTAINER_STOPPED)
+			continue;
+		r = api_instance_load_expanded(ip, iname, &e, err);
+		if (r < 0)
+			return r;
+		json_array_append_new(out, json_pack("{s:s, s:o}", "project", ip, "inst", e));
+	}
+	*ret = TAKE_PTR(out);
+	return 0;
+}
+
+/* Append `more` (taken) to *notice, "; " between. */
+static void notice_add(char **notice, char *more)
+{
+	_cleanup_free_ char *m = more;
+	char *joined;
+
+	if (!m)
+		return;
+	if (!*notice) {
+		*notice = TAKE_PTR(m);
+		return;
+	}
+	joined = berth_strdup_printf("%s; %s", *notice, m);
+	if (joined) {
+		free(*notice);
+		*notice = joined;
+	}
+}
+
+/* The profile changed: the limits of each running user follow. When one fails, those
+ * already changed go back to their `users` expansion and err names the instance. On
+ * success *ret_notice (new string or left NULL) tells of keys that wait for a start. */
+static int users_apply(struct berth_daemon *d, const json_t *users, char **ret_notice,
+		       struct berth_error *err)
+{
+	json_auto_t *done = json_array();
+	json_t *u;
+	size_t i;
+	int r = 0;
+
+	if (!done)
+		return -ENOMEM;
+	json_array_foreach(users, i, u) {
+		const char *ip = berth_json_string(u, "project");
+		const json_t *before = json_object_get(u, "inst");
+		const char *iname = berth_json_string(before, "name");
+		json_t *after = NULL;
+
+		r = api_instance_load_expanded(ip, iname, &after, err);
+		if (r >= 0)
+			r = container_update_limits(d, ip, before, after, err);
+		if (r < 0) {
+			json_decref(after);
+			berth_error_wrap(err, r, "Failed to update instance \"%s\"", iname);
+			break;
+		}
+		json_array_append_new(done, after);
+		notice_add(ret_notice, container_next_start_notice(d, ip, before, after));
+	}
+	if (r < 0)
+		json_array_foreach(done, i, u)
+			container_update_limits(
+				d, berth_json_string(json_array_get(users, i), "project"), u,
+				json_object_get(json_array_get(users, i), "inst"), NULL);
+	return r < 0 ? r : 0;
+}
+
 static int update_profile(struct api_request *req, struct api_response *resp,
 			  struct berth_error *err, bool patch)
 {
@@ -166,6 +259,8 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	_cleanup_free_ char *url = NULL;
 	json_auto_t *cur = NULL;
 	json_auto_t *next = NULL;
+	json_auto_t *users = NULL;
+	_cleanup_free_ char *notice = NULL;
 	int r;
 
 	r = api_require_body(req, err);
@@ -194,13 +289,21 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 				 berth_json_object_or_empty(req->body, "devices"));
 		api_config_drop_empty(json_object_get(next, "config"));
 	}
+	r = running_users(req->d, project, req->params[0], &users, err);
+	if (r < 0)
+		return r;
 	r = db_profile_update(project, req->params[0], next, err);
 	if (r < 0)
 		return r;
+	r = users_apply(req->d, users, &notice, err);
+	if (r < 0) {
+		db_profile_update(project, req->params[0], cur, NULL);
+		return r;
+	}
 	proxy_profile_updated(req->d, req->params[0]); /* running instances' proxy devices */
 	url = api_url("profiles", req->params[0], req->project);
 	events_lifecycle(req->d->events, req->project, "profile-updated", url, NULL);
-	return api_sync(resp, NULL);
+	return api_sync(resp, notice ? json_pack("{s:s}", "warning", notice) : NULL);
 }
 
 static int put_profile(struct api_request *req, struct api_response *resp,

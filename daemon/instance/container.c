@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <openssl/sha.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -331,13 +332,140 @@ static int spec_idmap(struct runtime_spec *spec, const char *project, const char
 
 /* ---- limits ---- */
 
-static int online_cpus(void)
+/* A cpuset list ("0-3,6") into `set`; -EINVAL when it is not one. */
+static int cpulist_parse(const char *s, cpu_set_t *set)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (int)n : 1;
+	CPU_ZERO(set);
+	while (*s && *s != '\n') {
+		char *end;
+		unsigned long a = strtoul(s, &end, 10), b = a;
+
+		if (end == s)
+			return -EINVAL;
+		if (*end == '-') {
+			s = end + 1;
+			b = strtoul(s, &end, 10);
+			if (end == s)
+				return -EINVAL;
+		}
+		if (b < a || b >= CPU_SETSIZE)
+			return -EINVAL;
+		for (unsigned long i = a; i <= b; i++)
+			CPU_SET(i, set);
+		s = *end == ',' ? end + 1 : end;
+		if (*s && *s != '\n' && end[0] != ',')
+			return -EINVAL;
+	}
+	return 0;
 }
 
-static int spec_limits(struct runtime_spec *spec, const json_t *cfg, struct berth_error *err)
+/* How many of this daemon's other running containers use each CPU, from the cpuset.cpus
+ * of the cgroups next to `name`'s (an empty v2 file: all of them, which counts for none). */
+static void cpu_users(const struct berth_daemon *d, const char *project, const char *name,
+		      int users[CPU_SETSIZE])
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	_cleanup_free_ char *rel = container_cgroup(d, project, name);
+	const char *dir;
+	char *parent, *self;
+	DIR *dh;
+	struct dirent *de;
+
+	if (!rel || runtime_cgroup_open(rel, &cg) < 0)
+		return;
+	dir = cg->pure_v2 ? cg->dirs[CGROUP_UNIFIED] : cg->dirs[CGROUP_CPUSET];
+	if (!dir || !(parent = strdup(dir)))
+		return;
+	self = strrchr(parent, '/');
+	if (!self) {
+		free(parent);
+		return;
+	}
+	*self++ = '\0';
+	dh = opendir(parent);
+	while (dh && (de = readdir(dh))) {
+		_cleanup_free_ char *path = NULL;
+		char buf[1024] = "";
+		cpu_set_t set;
+		FILE *f;
+
+		if (de->d_name[0] == '.' || de->d_type != DT_DIR || streq(de->d_name, self))
+			continue;
+		path = berth_strdup_printf("%s/%s/cpuset.cpus", parent, de->d_name);
+		f = path ? fopen(path, "re") : NULL;
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && cpulist_parse(buf, &set) == 0)
+			for (int i = 0; i < CPU_SETSIZE; i++)
+				users[i] += CPU_ISSET(i, &set) ? 1 : 0;
+		fclose(f);
+	}
+	if (dh)
+		closedir(dh);
+	free(parent);
+}
+
+/* limits.cpu=N as LXD reads it: N CPUs (all when N is more), those the fewest other
+ * containers of this daemon are pinned to, lowest number first on a tie. */
+static int pick_cpus(const struct berth_daemon *d, const char *project, const char *name,
+		     long n, const cpu_set_t *avail, char **ret)
+{
+	int users[CPU_SETSIZE] = {0};
+	cpu_set_t chosen;
+	char list[4096] = "";
+	size_t len = 0;
+
+	cpu_users(d, project, name, users);
+	CPU_ZERO(&chosen);
+	for (long k = 0; k < n && k < CPU_COUNT(avail); k++) {
+		int best = -1;
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, avail) && !CPU_ISSET(i, &chosen) &&
+			    (best < 0 || users[i] < users[best]))
+				best = i;
+		CPU_SET(best, &chosen);
+	}
+	for (int i = 0; i < CPU_SETSIZE && len < sizeof(list) - 16; i++)
+		if (CPU_ISSET(i, &chosen))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d",
+						len ? "," : "", i);
+	*ret = strdup(list);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int spec_cpus(struct runtime_spec *spec, const struct berth_daemon *d,
+		     const char *project, const char *name, const char *cpu,
+		     struct berth_error *err)
+{
+	cpu_set_t avail, want;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(avail), &avail) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Cannot read the host's CPUs: %m");
+	if (!strpbrk(cpu, ",-")) {
+		n = strtol(cpu, NULL, 10);
+		if (n <= 0)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid limits.cpu \"%s\"", cpu);
+		return pick_cpus(d, project, name, n, &avail, &spec->limits_cpus);
+	}
+	if (cpulist_parse(cpu, &want) < 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid limits.cpu \"%s\"", cpu);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, &want) && !CPU_ISSET(i, &avail))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid limits.cpu \"%s\": CPU %d is not "
+					       "available on this host",
+					       cpu, i);
+	spec->limits_cpus = strdup(cpu);
+	return spec->limits_cpus ? 0 : -ENOMEM;
+}
+
+static int spec_limits(struct runtime_spec *spec, const struct berth_daemon *d,
+		       const char *project, const char *name, const json_t *cfg,
+		       struct berth_error *err)
 {
 	const char *mem = berth_json_string(cfg, "limits.memory");
 	const char *swap = berth_json_string(cfg, "limits.memory.swap");
@@ -358,19 +486,10 @@ static int spec_limits(struct runtime_spec *spec, const json_t *cfg, struct bert
 	}
 	if (swap)
 		spec->limits_memory_swap = !streq(swap, "false");
-	if (cpu && strpbrk(cpu, ",-")) {
-		spec->limits_cpus = strdup(cpu);
-	} else if (cpu) {
-		long n = strtol(cpu, NULL, 10);
-
-		if (n <= 0)
-			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "Invalid limits.cpu \"%s\"", cpu);
-		if (n > online_cpus())
-			n = online_cpus();
-		spec->limits_cpus = n == 1 ? strdup("0") : berth_strdup_printf("0-%ld", n - 1);
-		if (!spec->limits_cpus)
-			return -ENOMEM;
+	if (cpu) {
+		r = spec_cpus(spec, d, project, name, cpu, err);
+		if (r < 0)
+			return r;
 	}
 	if (allow && berth_endswith(allow, "%")) {
 		double pct = strtod(allow, NULL);
@@ -389,6 +508,96 @@ static int spec_limits(struct runtime_spec *spec, const json_t *cfg, struct bert
 	if (procs)
 		spec->limits_processes = strtoull(procs, NULL, 10);
 	return 0;
+}
+
+static const char *const live_limit_keys[] = {"limits.memory", "limits.memory.swap", "limits.cpu",
+						"limits.cpu.allowance", "limits.processes"};
+
+static bool limits_differ(const json_t *a, const json_t *b)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(live_limit_keys); i++) {
+		const char *va = berth_json_string(a, live_limit_keys[i]);
+		const char *vb = berth_json_string(b, live_limit_keys[i]);
+
+		if (!streq(va ?: "", vb ?: ""))
+			return true;
+	}
+	return false;
+}
+
+int container_update_limits(struct berth_daemon *d, const char *project, const json_t *before,
+			    const json_t *after, struct berth_error *err)
+{
+	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = runtime_spec_new();
+	_cleanup_free_ char *rundir = NULL, *req = NULL, *reply = NULL;
+	const char *name = berth_json_string(after, "name");
+	const json_t *cfg = json_object_get(after, "expanded_config");
+	int r;
+
+	if (!spec)
+		return -ENOMEM;
+	if (!limits_differ(json_object_get(before, "expanded_config"), cfg) ||
+	    container_power(d, project, name, NULL) == CONTAINER_STOPPED)
+		return 0;
+	r = spec_limits(spec, d, project, name, cfg, err);
+	if (r < 0)
+		return r;
+	rundir = container_rundir(d, project, name);
+	req = berth_strdup_printf("limits %" PRIu64 " %d %s %" PRIu64 " %" PRIu64 " %" PRIu64,
+				  spec->limits_memory, spec->limits_memory_swap ? 1 : 0,
+				  spec->limits_cpus ?: "-", spec->limits_cpu_quota_us,
+				  spec->limits_cpu_period_us, spec->limits_processes);
+	if (!rundir || !req)
+		return -ENOMEM;
+	r = container_request(rundir, req, 30, &reply, err);
+	if (r == -ENOENT || r == -ECONNREFUSED)
+		return 0; /* it stopped meanwhile: the next start reads the new config */
+	if (r < 0)
+		return berth_error_wrap(err, r, "Failed to apply the limits of \"%s\"", name);
+	return 0;
+}
+
+/* Keys a running container only reads at its start: the runtime builds the user namespace,
+ * seccomp, capabilities, AppArmor and PID 1's environment from them once. */
+static const char *const next_start_prefixes[] = {"security.", "raw.", "environment.",
+						  "linux.kernel_modules"};
+
+char *container_next_start_notice(struct berth_daemon *d, const char *project,
+				  const json_t *before, const json_t *after)
+{
+	const json_t *a = json_object_get(before, "expanded_config");
+	const json_t *b = json_object_get(after, "expanded_config");
+	const char *name = berth_json_string(after, "name");
+	_cleanup_free_ char *keys = NULL;
+	char *msg;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const char *key;
+		json_t *v;
+
+		json_object_foreach((json_t *)(pass ? a : b), key, v) {
+			const char *va = berth_json_string(a, key), *vb = berth_json_string(b, key);
+			bool listed = false;
+			char *more;
+
+			if ((pass && vb) || streq(va ?: "", vb ?: ""))
+				continue; /* the second pass only adds removed keys */
+			for (size_t i = 0; i < ARRAY_SIZE(next_start_prefixes); i++)
+				listed |= berth_startswith(key, next_start_prefixes[i]);
+			if (!listed)
+				continue;
+			more = berth_strdup_printf("%s%s%s", keys ?: "", keys ? ", " : "", key);
+			if (!more)
+				return NULL;
+			free(keys);
+			keys = more;
+		}
+	}
+	if (!keys || container_power(d, project, name, NULL) == CONTAINER_STOPPED)
+		return NULL;
+	msg = berth_strdup_printf("Instance \"%s\" is running: %s take%s effect at its next start",
+				  name, keys, strchr(keys, ',') ? "" : "s");
+	return msg;
 }
 
 /* security.syscalls.{deny,allow}: names separated by newlines, commas or spaces. */
@@ -465,7 +674,7 @@ static int spec_build(struct berth_daemon *d, const char *project, const json_t 
 		if (!e || runtime_strv_push(&spec->env, e) < 0)
 			return -ENOMEM;
 	}
-	r = spec_limits(spec, cfg, err);
+	r = spec_limits(spec, d, project, name, cfg, err);
 	if (r < 0)
 		return r;
 	r = syscall_list(berth_json_string(cfg, "security.syscalls.deny"), &spec->seccomp_deny);
@@ -664,23 +873,22 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 	return 0;
 }
 
+/* A stop and a start, as LXD does it: the new monitor gets the spec of the config as it
+ * is now (limits, devices, NICs changed since the start), which the old monitor's own
+ * reboot would not know. */
 int container_restart(struct berth_daemon *d, const char *project, const char *name,
 		      int timeout_s, bool force, struct berth_error *err)
 {
-	_cleanup_free_ char *rundir = NULL, *reply = NULL, *req = NULL;
-	int r = running_rundir(d, project, name, &rundir, err);
+	json_auto_t *inst = NULL;
+	int r;
 
+	r = container_stop(d, project, name, force ? 0 : timeout_s, force, err);
+	if (r >= 0)
+		r = api_instance_load_expanded(project, name, &inst, err);
+	if (r >= 0)
+		r = container_start(d, project, inst, err);
 	if (r < 0)
 		return r;
-	req = berth_strdup_printf("restart %d", force ? 0 : timeout_s < 0 ? 30 : timeout_s);
-	if (!req)
-		return -ENOMEM;
-	power_forget(d, project, name);
-	r = container_request(rundir, req, -1, &reply, err);
-	power_forget(d, project, name);
-	if (r < 0)
-		return r;
-	set_status(project, name, CONTAINER_RUNNING);
 	lifecycle(d, project, name, "instance-restarted");
 	return 0;
 }

@@ -62,6 +62,20 @@ int container_restart(struct berth_daemon *d, const char *project, const char *n
 int container_freeze(struct berth_daemon *d, const char *project, const char *name,
 		     bool freeze, struct berth_error *err);
 
+/* Worker thread. `before` and `after` are the instance object before and after an update
+ * (with expanded_config). When the limits.* keys berth applies live differ and the
+ * container runs, its monitor sets its cgroups to the limits of `after` at once (a limit
+ * `after` lacks is lifted). BAD_REQUEST when a value does not fit this host (a CPU it
+ * lacks); the kernel's refusal (memory below what is in use) names the cgroup file. */
+int container_update_limits(struct berth_daemon *d, const char *project, const json_t *before,
+			    const json_t *after, struct berth_error *err);
+
+/* When `after` changes keys that the running container only reads at its start
+ * (security.*, raw.*, environment.*, linux.kernel_modules), a message saying so (new
+ * string); NULL when none changed, it is stopped or out of memory. Blocking. */
+char *container_next_start_notice(struct berth_daemon *d, const char *project,
+				  const json_t *before, const json_t *after);
+
 /* The InstanceState object (status, pid, processes, memory, cpu...) from the monitor and
  * the cgroups. Blocking. */
 json_t *container_state(const struct berth_daemon *d, const char *project, const char *name);

@@ -419,6 +419,130 @@ static int apply_limits(const struct runtime_cgroup *cg, const struct runtime_cg
 	return r;
 }
 
+/* ---- live changes ---- */
+
+/* A write that resets a limit: a file the host lacks (no swap accounting, a v2 controller
+ * not enabled) has nothing to reset. */
+static int reset_limit(const struct runtime_cgroup *cg, int ctrl, const char *file,
+		       const char *value, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (!cg->dirs[ctrl])
+		return 0;
+	path = berth_strdup_printf("%s/%s", cg->dirs[ctrl], file);
+	if (!path)
+		return -ENOMEM;
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	return set_limit(cg, ctrl, file, value, err);
+}
+
+/* v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes at every step: lift the
+ * combined limit first, then set memory, then put the combined limit back. */
+static int live_memory(const struct runtime_cgroup *cg, const struct runtime_cgroup_limits *l,
+		       struct berth_error *err)
+{
+	char v[32] = "max";
+	bool noswap = l->memory && !l->memory_swap;
+	int r;
+
+	if (l->memory)
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)l->memory);
+	if (cg->pure_v2) {
+		r = (l->memory ? set_limit : reset_limit)(cg, CGROUP_UNIFIED, "memory.max", v, err);
+		if (r == 0)
+			r = reset_limit(cg, CGROUP_UNIFIED, "memory.swap.max", noswap ? "0" : "max",
+					err);
+		return r;
+	}
+	r = reset_limit(cg, CGROUP_MEMORY, "memory.memsw.limit_in_bytes", "-1", err);
+	if (r == 0)
+		r = (l->memory ? set_limit : reset_limit)(cg, CGROUP_MEMORY,
+							  "memory.limit_in_bytes",
+							  l->memory ? v : "-1", err);
+	if (r == 0 && noswap)
+		r = reset_limit(cg, CGROUP_MEMORY, "memory.memsw.limit_in_bytes", v, err);
+	return r;
+}
+
+/* No cpu list: the parent's (v1 copies it, v2 inherits from an empty file). */
+static int live_cpuset(const struct runtime_cgroup *cg, const char *cpus,
+		       struct berth_error *err)
+{
+	_cleanup_free_ char *parent = NULL;
+	char buf[1024];
+	char *slash;
+	int r;
+
+	if (cpus)
+		return set_limit(cg, cg->pure_v2 ? CGROUP_UNIFIED : CGROUP_CPUSET, "cpuset.cpus",
+				 cpus, err);
+	if (cg->pure_v2)
+		return reset_limit(cg, CGROUP_UNIFIED, "cpuset.cpus", "\n", err);
+	if (!cg->dirs[CGROUP_CPUSET])
+		return 0;
+	parent = strdup(cg->dirs[CGROUP_CPUSET]);
+	if (!parent)
+		return -ENOMEM;
+	slash = strrchr(parent, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	r = read_at(parent, "cpuset.cpus", buf, sizeof(buf));
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "reading %s/cpuset.cpus: %s",
+				       parent, strerror(-r));
+	return set_limit(cg, CGROUP_CPUSET, "cpuset.cpus", buf, err);
+}
+
+static int live_cpu_quota(const struct runtime_cgroup *cg, const struct runtime_cgroup_limits *l,
+			  struct berth_error *err)
+{
+	unsigned long long period = l->cpu_period_us ? l->cpu_period_us : 100000;
+	char v[64];
+	int r;
+
+	if (cg->pure_v2) {
+		if (l->cpu_quota_us)
+			snprintf(v, sizeof(v), "%llu %llu", (unsigned long long)l->cpu_quota_us,
+				 period);
+		else
+			snprintf(v, sizeof(v), "max %llu", period);
+		return (l->cpu_quota_us ? set_limit : reset_limit)(cg, CGROUP_UNIFIED, "cpu.max",
+								   v, err);
+	}
+	/* lift the quota first: a short period under the old quota could be refused */
+	r = reset_limit(cg, CGROUP_CPU, "cpu.cfs_quota_us", "-1", err);
+	snprintf(v, sizeof(v), "%llu", period);
+	if (r == 0)
+		r = (l->cpu_quota_us ? set_limit : reset_limit)(cg, CGROUP_CPU,
+								"cpu.cfs_period_us", v, err);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)l->cpu_quota_us);
+	if (r == 0 && l->cpu_quota_us)
+		r = set_limit(cg, CGROUP_CPU, "cpu.cfs_quota_us", v, err);
+	return r;
+}
+
+int runtime_cgroup_set_limits(const struct runtime_cgroup *cg,
+			      const struct runtime_cgroup_limits *l, struct berth_error *err)
+{
+	char v[32] = "max";
+	int r;
+
+	r = live_memory(cg, l, err);
+	if (r == 0)
+		r = live_cpuset(cg, l->cpus, err);
+	if (r == 0)
+		r = live_cpu_quota(cg, l, err);
+	if (r < 0)
+		return r;
+	if (l->processes)
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)l->processes);
+	return (l->processes ? set_limit : reset_limit)(
+		cg, cg->pure_v2 ? CGROUP_UNIFIED : CGROUP_PIDS, "pids.max", v, err);
+}
+
 int runtime_cgroup_create(struct runtime_cgroup *cg, const struct runtime_cgroup_limits *limits,
 			  struct berth_error *err)
 {

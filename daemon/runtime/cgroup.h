@@ -61,6 +61,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct runtime_cgroup *, runtime_cgroup_free)
  * killed and removed first. */
 int runtime_cgroup_create(struct runtime_cgroup *cg, const struct runtime_cgroup_limits *limits,
 			  struct berth_error *err);
+/* Make the running cgroup's limits exactly `limits`: each limit it leaves at 0/NULL is
+ * lifted (memory and pids back to "max", no CPU quota, the parent's cpus). Stops at the
+ * first write the kernel refuses (say memory below what is in use: -EBUSY), with err
+ * naming the file; what was written before stays. */
+int runtime_cgroup_set_limits(const struct runtime_cgroup *cg,
+			      const struct runtime_cgroup_limits *limits, struct berth_error *err);
 /* Give the unified directory and its cgroup.procs, cgroup.subtree_control and
  * cgroup.threads to uid:gid, so that systemd inside manages its own subtree. */
 int runtime_cgroup_delegate(const struct runtime_cgroup *cg, uid_t uid, gid_t gid);

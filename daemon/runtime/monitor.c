@@ -962,6 +962,46 @@ static void begin_stop(struct monitor *m, enum stop_kind kind, long timeout_s, i
 	log_msg("stopping with signal %d, timeout %ld s", sig, timeout_s);
 }
 
+/* "limits MEMORY SWAP CPUS QUOTA PERIOD PROCESSES" (CPUS "-" for none, 0 for the others):
+ * the cgroup gets exactly these, and so does the next boot (a restart from inside). */
+static void handle_limits(struct monitor *m, struct client *c, const char *args)
+{
+	unsigned long long mem, quota, period, procs;
+	char cpus[256], *cpus_copy = NULL;
+	struct berth_error err = {0};
+	struct runtime_cgroup_limits l = {0};
+	int swap, n = 0, r;
+
+	if (sscanf(args, "%llu %d %255s %llu %llu %llu%n", &mem, &swap, cpus, &quota, &period,
+		   &procs, &n) != 6 || args[n] || (swap != 0 && swap != 1)) {
+		client_send(c, "error bad limits request");
+		return;
+	}
+	if (!streq(cpus, "-") && !(cpus_copy = strdup(cpus))) {
+		client_send(c, "error %s", strerror(ENOMEM));
+		return;
+	}
+	l = (struct runtime_cgroup_limits){.memory = mem, .memory_swap = swap,
+					   .cpus = cpus_copy, .cpu_quota_us = quota,
+					   .cpu_period_us = period, .processes = procs};
+	r = runtime_cgroup_set_limits(m->cg, &l, &err);
+	if (r < 0) {
+		client_send(c, "error %s", berth_error_msg(&err, r));
+		berth_error_release(&err);
+		free(cpus_copy);
+		return;
+	}
+	m->spec->limits_memory = mem;
+	m->spec->limits_memory_swap = swap;
+	free(m->spec->limits_cpus);
+	m->spec->limits_cpus = cpus_copy;
+	m->spec->limits_cpu_quota_us = quota;
+	m->spec->limits_cpu_period_us = period;
+	m->spec->limits_processes = procs;
+	log_msg("limits changed");
+	client_send(c, "ok");
+}
+
 static void handle_request(struct monitor *m, struct client *c, char *line)
 {
 	long timeout = -1;
@@ -1015,6 +1055,8 @@ static void handle_request(struct monitor *m, struct client *c, char *line)
 	} else if (berth_startswith(line, "exec ")) {
 		handle_exec(m, c, line + 5);
 		return;
+	} else if (berth_startswith(line, "limits ")) {
+		handle_limits(m, c, line + 7);
 	} else {
 		client_send(c, "error unknown request \"%.64s\"", line);
 	}

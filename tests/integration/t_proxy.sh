@@ -5,7 +5,8 @@
 # ranges (paired and many-to-one), a device from a profile (and the profile changed),
 # bind=instance (tcp and a unix socket made inside the
 # container's root, forwarding to a server on the host), hot-plug and unplug on a running container, a reboot of
-# the container (same helper, new namespace), berthd restarted with SIGTERM and SIGKILL
+# the container (same helper, new namespace; a restart from the API starts new ones),
+# berthd restarted with SIGTERM and SIGKILL
 # (helpers re-adopted, never duplicated; a killed helper restarted), stop (no helper, no
 # listener, no socket file left), nat=true rules (present once while running, gone after
 # stop; traffic through the DNAT to a veth the test gives the container by hand) and bad
@@ -297,14 +298,27 @@ api GET /1.0/instances/c1
 is "$(jget '",".join(sorted(j["metadata"]["devices"]))')" "back,dns,sock,web" "... and the devices are as before"
 is "$(helpers)" $((helpers0 + 4)) "... with the same helpers"
 
-# ---- reboot of the container: same helper, new namespace ----
+# ---- reboot inside the container: same helper, new namespace ----
 webpid=$(helper_pid c1 web)
+initpid() { api GET /1.0/instances/c1/state; jget 'j["metadata"]["pid"]'; }
+pid0=$(initpid)
+berth exec c1 -- reboot >/dev/null 2>&1
+rebooted() { p=$(initpid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != -1 ] && [ "$p" != "$pid0" ]; }
+ok "reboot inside c1 gives a new PID 1" wait_for rebooted
+run berth exec c1 -- sh -c 'httpd -p 127.0.0.1:80 -h /www'
+ok "after the reboot the same helper reaches the new httpd" wait_for serves 8080 hello-from-c1
+is "$(helper_pid c1 web)" "$webpid" "... it is the same helper process"
+ok "... and bind=instance listens again in the new namespace" wait_for back_ok
+
+# ---- restart through the API: a stop and a start (LXD's too), so new helpers ----
 state restart c1 '"timeout":10'
 ok "restart c1" opok
 run berth exec c1 -- sh -c 'httpd -p 127.0.0.1:80 -h /www'
-ok "after the restart the same helper reaches the new httpd" wait_for serves 8080 hello-from-c1
-is "$(helper_pid c1 web)" "$webpid" "... it is the same helper process"
+ok "after the restart a helper reaches the new httpd" wait_for serves 8080 hello-from-c1
+isnt "$(helper_pid c1 web)" "$webpid" "... a new one, started with the container"
+is "$(helpers)" $((helpers0 + 4)) "... still one helper per device"
 ok "... and bind=instance listens again in the new namespace" wait_for back_ok
+webpid=$(helper_pid c1 web)
 cleanup_bg
 
 # ---- berthd restarts ----

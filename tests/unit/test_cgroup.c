@@ -1,0 +1,226 @@
+/* tests/unit/test_cgroup.c: runtime_cgroup_set_limits() (daemon/runtime/cgroup.c), the
+ * live change of a running container's limits, on a fake cgroup tree in a temp dir laid
+ * out as a pure v2 host (one directory, cgroup2 file names) and as a v1/hybrid host (a
+ * directory per controller): each limit set, then each lifted, a file the host lacks
+ * skipped when lifting, a missing controller refused when setting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/runtime/cgroup.h"
+#include "lib/util.h"
+
+struct fake {
+	char root[64];
+	struct runtime_cgroup cg;
+};
+
+static void put(const char *dir, const char *file, const char *value)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(value, f);
+	fclose(f);
+}
+
+/* The file's text, newline dropped; "<none>" when it does not exist. */
+static const char *get(const char *dir, const char *file)
+{
+	static char buf[256];
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "r");
+	if (!f)
+		return "<none>";
+	buf[0] = '\0';
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+static char *mkdirf(const char *root, const char *sub)
+{
+	char *p = berth_strdup_printf("%s/%s", root, sub);
+
+	assert_non_null(p);
+	assert_int_equal(berth_mkdir_p(p, 0755), 0);
+	return p;
+}
+
+/* Empty every file the set call may write (the kernel's files have no offsets to keep). */
+static void clear(const struct fake *f)
+{
+	static const char *const files[] = {"memory.max", "memory.swap.max", "cpuset.cpus",
+					    "cpu.max", "pids.max", "memory.limit_in_bytes",
+					    "memory.memsw.limit_in_bytes", "cpu.cfs_quota_us",
+					    "cpu.cfs_period_us"};
+
+	for (int i = 0; i < CGROUP_CTRL_MAX; i++)
+		for (size_t k = 0; f->cg.dirs[i] && k < ARRAY_SIZE(files); k++)
+			if (strcmp(get(f->cg.dirs[i], files[k]), "<none>") != 0)
+				put(f->cg.dirs[i], files[k], "");
+}
+
+static void fake_release(struct fake *f)
+{
+	char cmd[128];
+
+	for (int i = 0; i < CGROUP_CTRL_MAX; i++)
+		free(f->cg.dirs[i]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void fake_v2(struct fake *f, bool swap_file)
+{
+	memset(f, 0, sizeof(*f));
+	strcpy(f->root, "/tmp/berth-test-cgroup.XXXXXX");
+	assert_non_null(mkdtemp(f->root));
+	f->cg.pure_v2 = true;
+	f->cg.dirs[CGROUP_UNIFIED] = mkdirf(f->root, "berth/default_c1");
+	put(f->cg.dirs[CGROUP_UNIFIED], "memory.max", "");
+	if (swap_file)
+		put(f->cg.dirs[CGROUP_UNIFIED], "memory.swap.max", "");
+	put(f->cg.dirs[CGROUP_UNIFIED], "cpuset.cpus", "");
+	put(f->cg.dirs[CGROUP_UNIFIED], "cpu.max", "");
+	put(f->cg.dirs[CGROUP_UNIFIED], "pids.max", "");
+}
+
+static void test_v2_set_and_lift(void **state)
+{
+	struct runtime_cgroup_limits l = {.memory = 64 << 20, .memory_swap = false, .cpus = "1",
+					  .cpu_quota_us = 25000, .cpu_period_us = 100000,
+					  .processes = 50};
+	struct berth_error err = {0};
+	struct fake f;
+	const char *d;
+
+	(void)state;
+	fake_v2(&f, true);
+	d = f.cg.dirs[CGROUP_UNIFIED];
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(d, "memory.max"), "67108864");
+	assert_string_equal(get(d, "memory.swap.max"), "0");
+	assert_string_equal(get(d, "cpuset.cpus"), "1");
+	assert_string_equal(get(d, "cpu.max"), "25000 100000");
+	assert_string_equal(get(d, "pids.max"), "50");
+
+	/* swap allowed, a 10ms/50ms slice */
+	clear(&f);
+	l.memory_swap = true;
+	l.cpu_quota_us = 10000;
+	l.cpu_period_us = 50000;
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(d, "memory.swap.max"), "max");
+	assert_string_equal(get(d, "cpu.max"), "10000 50000");
+
+	/* everything lifted: max, an empty cpuset (the parent's), no quota */
+	clear(&f);
+	l = (struct runtime_cgroup_limits){.memory_swap = true};
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(d, "memory.max"), "max");
+	assert_string_equal(get(d, "memory.swap.max"), "max");
+	assert_string_equal(get(d, "cpuset.cpus"), "");
+	assert_string_equal(get(d, "cpu.max"), "max 100000");
+	assert_string_equal(get(d, "pids.max"), "max");
+	assert_null(err.msg);
+	fake_release(&f);
+}
+
+static void test_v2_missing_files(void **state)
+{
+	struct runtime_cgroup_limits l = {.memory = 1 << 20, .memory_swap = false};
+	struct berth_error err = {0};
+	struct fake f;
+
+	(void)state;
+	/* no swap accounting: a memory limit without swap still applies */
+	fake_v2(&f, false);
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(f.cg.dirs[CGROUP_UNIFIED], "memory.max"), "1048576");
+	assert_string_equal(get(f.cg.dirs[CGROUP_UNIFIED], "memory.swap.max"), "<none>");
+	/* no pids controller enabled: lifting is fine, setting names the file */
+	{
+		char *p = berth_strdup_printf("%s/pids.max", f.cg.dirs[CGROUP_UNIFIED]);
+		assert_int_equal(unlink(p), 0);
+		free(p);
+	}
+	l = (struct runtime_cgroup_limits){0};
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	l.processes = 10;
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "pids.max"));
+	berth_error_release(&err);
+	fake_release(&f);
+}
+
+static void test_v1_set_and_lift(void **state)
+{
+	struct runtime_cgroup_limits l = {.memory = 96 << 20, .memory_swap = false,
+					  .cpus = "0,2", .cpu_quota_us = 50000, .processes = 7};
+	struct berth_error err = {0};
+	struct fake f;
+	char *cs_parent;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	strcpy(f.root, "/tmp/berth-test-cgroup.XXXXXX");
+	assert_non_null(mkdtemp(f.root));
+	f.cg.dirs[CGROUP_CPU] = mkdirf(f.root, "cpu/berth/default_c1");
+	f.cg.dirs[CGROUP_CPUSET] = mkdirf(f.root, "cpuset/berth/default_c1");
+	f.cg.dirs[CGROUP_MEMORY] = mkdirf(f.root, "memory/berth/default_c1");
+	f.cg.dirs[CGROUP_PIDS] = mkdirf(f.root, "pids/berth/default_c1");
+	cs_parent = berth_strdup_printf("%s/cpuset/berth", f.root);
+	put(cs_parent, "cpuset.cpus", "0-3\n");
+	put(f.cg.dirs[CGROUP_CPU], "cpu.cfs_quota_us", "");
+	put(f.cg.dirs[CGROUP_CPU], "cpu.cfs_period_us", "");
+	put(f.cg.dirs[CGROUP_CPUSET], "cpuset.cpus", "");
+	put(f.cg.dirs[CGROUP_MEMORY], "memory.limit_in_bytes", "");
+	put(f.cg.dirs[CGROUP_MEMORY], "memory.memsw.limit_in_bytes", "");
+	put(f.cg.dirs[CGROUP_PIDS], "pids.max", "");
+
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(f.cg.dirs[CGROUP_MEMORY], "memory.limit_in_bytes"), "100663296");
+	assert_string_equal(get(f.cg.dirs[CGROUP_MEMORY], "memory.memsw.limit_in_bytes"),
+			    "100663296");
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPUSET], "cpuset.cpus"), "0,2");
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.cfs_period_us"), "100000");
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.cfs_quota_us"), "50000");
+	assert_string_equal(get(f.cg.dirs[CGROUP_PIDS], "pids.max"), "7");
+
+	clear(&f);
+	l = (struct runtime_cgroup_limits){.memory_swap = true};
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(f.cg.dirs[CGROUP_MEMORY], "memory.limit_in_bytes"), "-1");
+	assert_string_equal(get(f.cg.dirs[CGROUP_MEMORY], "memory.memsw.limit_in_bytes"), "-1");
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPUSET], "cpuset.cpus"), "0-3");
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.cfs_quota_us"), "-1");
+	assert_string_equal(get(f.cg.dirs[CGROUP_PIDS], "pids.max"), "max");
+	free(cs_parent);
+	fake_release(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_v2_set_and_lift),
+		cmocka_unit_test(test_v2_missing_files),
+		cmocka_unit_test(test_v1_set_and_lift),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
