@@ -519,6 +519,15 @@ static int get_file(struct api_request *req, struct api_response *resp,
 		resp->content_type = "application/octet-stream";
 		resp->disposition = berth_strdup_printf("inline;filename=%s",
 							loc.name ? loc.name : "/");
+		if (!resp->disposition) {
+			close(fd);
+			return -ENOMEM;
+		}
+		/* A file name is any bytes; a header line is not: CR and LF become spaces
+		 * (as Go's net/http writes LXD's header), or a name would end the header. */
+		for (char *c = resp->disposition; *c; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = ' ';
 		if (st2.st_size == 0) {
 			close(fd); /* nothing to stream: an empty body */
 		} else {
