@@ -9,6 +9,7 @@
 #define LOG_CATEGORY "images"
 #include "images/unpack.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 static void archive_readp(struct archive **a)
@@ -21,58 +22,6 @@ static void archive_writep(struct archive **a)
 {
 	if (*a)
 		archive_write_free(*a);
-}
-
-/* Length of the UTF-8 sequence at `s` (1 to 4), or 0 when it is not a valid one. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n;
-	uint32_t c;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, c = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, c = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, c = s[0] & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) || (n == 4 && (c < 0x10000 ||
-									       c > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-char *image_name_quote(const char *name)
-{
-	const unsigned char *s = (const unsigned char *)(name ? name : "");
-	size_t len = strlen((const char *)s);
-	char *out = malloc(len * 4 + 1);
-	char *o = out;
-
-	if (!out)
-		return NULL;
-	while (*s) {
-		size_t n = utf8_len(s);
-
-		if (n == 0 || *s < 0x20 || *s == 0x7f || *s == '\\') {
-			o += sprintf(o, *s == '\n' ? "\\n" : *s == '\\' ? "\\\\" : "\\x%02x", *s);
-			s++;
-			continue;
-		}
-		memcpy(o, s, n);
-		o += n;
-		s += n;
-	}
-	*o = '\0';
-	return out;
 }
 
 /* "./a/b" -> "a/b"; "./" and "." -> "". */
@@ -131,8 +80,8 @@ static bool symlink_escapes(const char *path, const char *target)
 static int entry_refuse(const char *what, const char *name, const char *target,
 			struct berth_error *err)
 {
-	_cleanup_free_ char *qn = image_name_quote(name);
-	_cleanup_free_ char *qt = target ? image_name_quote(target) : NULL;
+	_cleanup_free_ char *qn = berth_utf8_quote(name);
+	_cleanup_free_ char *qt = target ? berth_utf8_quote(target) : NULL;
 
 	if (!qn || (target && !qt))
 		return -ENOMEM;
@@ -164,7 +113,7 @@ static int entry_check(struct archive_entry *e, const char *name, struct berth_e
 /* libarchive's error as ours, naming the entry: ENOSPC and friends stay what they are. */
 static int archive_fail(struct archive *a, const char *name, struct berth_error *err)
 {
-	_cleanup_free_ char *q = name ? image_name_quote(name) : NULL;
+	_cleanup_free_ char *q = name ? berth_utf8_quote(name) : NULL;
 	int e = archive_errno(a);
 
 	return berth_error_set(err, e > 0 ? -e : -EIO, BERTH_ERR_INTERNAL,
@@ -244,7 +193,7 @@ static int next_header(struct archive *in, struct archive_entry **e)
 	int r = archive_read_next_header(in, e);
 
 	if (r == ARCHIVE_WARN) {
-		_cleanup_free_ char *q = image_name_quote(archive_entry_pathname(*e));
+		_cleanup_free_ char *q = berth_utf8_quote(archive_entry_pathname(*e));
 		log_debug("Image entry \"%s\": %s, extracting it as it is", q ?: "?",
 			  archive_error_string(in) ?: "warning");
 		r = ARCHIVE_OK;

@@ -27,6 +27,3 @@ typedef void (*image_unpack_progress_fn)(uint64_t done, uint64_t total, void *da
 int image_unpack_tar(int fd, const char *dest, image_unpack_progress_fn progress, void *data,
 		     struct berth_error *err);
 
-/* `name` (any bytes) for a message: valid UTF-8 stays, other bytes and controls become
- * \xNN ("\n" for a newline, "\\" for a backslash). A new string, NULL without memory. */
-char *image_name_quote(const char *name);

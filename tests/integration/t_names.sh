@@ -174,5 +174,17 @@ for loc in C C.UTF-8; do
 	done
 done
 
+# A directory listing is JSON: a name that is not UTF-8 is listed as LXD lists it (U+FFFD
+# for each bad byte), not left out; an error names a path printably, in valid JSON.
+want=$($PY -c 'import os,sys; print(len(os.listdir(sys.argv[1])))' "$TEST_TMP/ref/rootfs/$sub")
+api GET "/1.0/instances/n1/files?path=/$sub"
+is "$(jget 'len(j["metadata"])'),$(jget '"caf\ufffd" in j["metadata"]')" "$want,true" \
+	"a directory listing keeps a Latin-1 name, as U+FFFD"
+run in_locale C "$BERTH" file pull "n1/root/$(printf 'absent\351')" "$TEST_TMP/pull/"
+like "$ERR" 'absent\\xe9": not found' "pulling a missing Latin-1 name: a clear error naming it"
+api GET "/1.0/instances/n1/files?path=/root/absent%E9%0A"
+is "$HTTP_STATUS,$(jget 'j["error"]')" '404,Cannot read "/root/absent\xe9\n": not found' \
+	"the error JSON quotes the name's bytes"
+
 run "$BERTH" delete -f n1 n2 n3 n1copy n1snapcopy nexp
 rc_ok "the instances delete"

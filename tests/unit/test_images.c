@@ -26,6 +26,7 @@
 #include "images/template.h"
 #include "images/unpack.h"
 #include "lib/json.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
@@ -397,6 +398,21 @@ static void test_unpack_refusal_names(void **state)
 	berth_error_release(&err);
 	close(fd);
 	rm_rf(dir);
+}
+
+/* Names in JSON and messages (lib/utf8): quoted for people, lossy as Go's JSON. */
+static void test_utf8_names(void **state)
+{
+	char *q = berth_utf8_quote("caf\xe9 \xc3\xa9\n\\\x7f\xed\xa0\x80\xf4\x90\x80\x80");
+	char *l = berth_utf8_lossy("caf\xe9\xc3\xa9\xc3");
+
+	assert_string_equal(q, "caf\\xe9 \xc3\xa9\\n\\\\\\x7f\\xed\\xa0\\x80\\xf4\\x90\\x80\\x80");
+	assert_string_equal(l, "caf\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd");
+	assert_true(berth_utf8_valid("F\xc5\x91t\xc3\xa1n\xf0\x9f\x90\xb3"));
+	assert_false(berth_utf8_valid("\xc0\xaf")); /* overlong "/" */
+	assert_false(berth_utf8_valid("lat\xe9n"));
+	free(q);
+	free(l);
 }
 
 static void test_unpack(void **state)
@@ -771,6 +787,7 @@ int main(void)
 		cmocka_unit_test(test_template_render),
 		cmocka_unit_test(test_unpack),
 		cmocka_unit_test(test_unpack_names),
+		cmocka_unit_test(test_utf8_names),
 		cmocka_unit_test(test_unpack_refusal_names),
 		cmocka_unit_test(test_templates_apply),
 		cmocka_unit_test_setup_teardown(test_import_unified, store_setup, store_teardown),
