@@ -2,8 +2,9 @@
 # t_names.sh: file names are bytes. The busybox image (a pax tarball, as LXD's are) carries
 # names in UTF-8, Latin-1, with a space, a newline, a backslash, a long one, a Latin-1
 # directory and links (images/recipes/busybox). Whatever the locale berthd and the CLIs
-# run under (C, C.UTF-8, none), the image imports and launches, and the instance's files
-# match what the recipe made byte for byte (names, contents, link targets, hardlinks);
+# run under (C, C.UTF-8, none; en_US.ISO-8859-1 where it exists), the image imports and
+# launches, and the instance's files match what the recipe made byte for byte (names,
+# contents, link targets, hardlinks);
 # so do a snapshot, a copy, and a launch from the image exported and imported again.
 # `berth file` and `lxc file` push and pull such names (paths in the query string).
 if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
@@ -88,8 +89,11 @@ tar -C "$TEST_TMP/ref" -xzf "$img" "rootfs/$sub"
 REF=$(manifest "$TEST_TMP/ref/rootfs/$sub") || bail_out "the recipe's names are missing: $REF"
 
 # ---- import and launch in each locale (berthd's and the CLI's) ----
+# A Latin-1 locale too where the host has one (Debian's locales package makes it).
+LOCALES=(C C.UTF-8 none)
+locale -a 2>/dev/null | grep -qix 'en_US.iso88591' && LOCALES+=(en_US.ISO-8859-1)
 i=0
-for loc in C C.UTF-8 none; do
+for loc in "${LOCALES[@]}"; do
 	i=$((i + 1))
 	daemon_stop
 	if [ "$loc" = none ]; then
@@ -137,7 +141,7 @@ names=("$(printf 'caf\351')" "$(printf 'new\nline')" "with space" 'back\slash'
 	"$(printf 'r\351pertoire/\303\251t\303\251')")
 root=$pool/containers/default_n1/rootfs
 lxc remote add b "unix://$BERTH_SOCKET" >/dev/null 2>&1
-for loc in C C.UTF-8; do
+for loc in "${LOCALES[@]}"; do
 	for cli in berth lxc; do
 		cmd=$BERTH
 		[ $cli = lxc ] && cmd=lxc
@@ -186,5 +190,5 @@ api GET "/1.0/instances/n1/files?path=/root/absent%E9%0A"
 is "$HTTP_STATUS,$(jget 'j["error"]')" '404,Cannot read "/root/absent\xe9\n": not found' \
 	"the error JSON quotes the name's bytes"
 
-run "$BERTH" delete -f n1 n2 n3 n1copy n1snapcopy nexp
+run "$BERTH" delete -f $(seq -f 'n%g' "$i") n1copy n1snapcopy nexp
 rc_ok "the instances delete"
