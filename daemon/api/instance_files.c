@@ -408,9 +408,11 @@ static int files_request_open(struct api_request *req, struct files_request *ret
 static void file_event(struct api_request *req, const char *action, const char *path)
 {
 	_cleanup_free_ char *url = api_url("instances", req->params[0], req->project);
+	/* JSON wants UTF-8: a path that is not goes out as LXD's would (U+FFFD). */
+	_cleanup_free_ char *lossy = berth_utf8_valid(path) ? NULL : berth_utf8_lossy(path);
 
 	events_lifecycle(req->d->events, req->project, action, url,
-			 json_pack("{s:s}", "path", path));
+			 json_pack("{s:s}", "path", lossy ?: path));
 }
 
 /* ---- GET / HEAD ---- */

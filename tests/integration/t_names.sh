@@ -190,5 +190,16 @@ api GET "/1.0/instances/n1/files?path=/root/absent%E9%0A"
 is "$HTTP_STATUS,$(jget 'j["error"]')" '404,Cannot read "/root/absent\xe9\n": not found' \
 	"the error JSON quotes the name's bytes"
 
+# The lifecycle event of a pull names the path as LXD would (U+FFFD for a Latin-1 byte).
+"$BERTH" monitor --type=lifecycle >"$TEST_TMP/monitor" 2>&1 &
+mon=$!
+sleep 1
+run "$BERTH" file pull "n1/$sub/$(printf 'caf\351')" "$TEST_TMP/pull/"
+for _ in $(seq 50); do grep -q 'instance-file-retrieved' "$TEST_TMP/monitor" && break; sleep 0.1; done
+kill "$mon" 2>/dev/null
+wait "$mon" 2>/dev/null
+like "$(cat "$TEST_TMP/monitor")" "path: /$sub/caf$(printf '\357\277\275')" \
+	"the file-retrieved event carries the Latin-1 path, as U+FFFD"
+
 run "$BERTH" delete -f $(seq -f 'n%g' "$i") n1copy n1snapcopy nexp
 rc_ok "the instances delete"
