@@ -180,7 +180,8 @@ refused_at_launch()
 		fail "$desc" "the import failed: $(jget 'j["metadata"]["err"]')"
 		return
 	fi
-	api POST /1.0/instances "{\"name\":\"h1\",\"source\":{\"type\":\"image\",\"fingerprint\":\"$ifp\"}}"
+	api POST /1.0/instances \
+		"{\"name\":\"h1\",\"source\":{\"type\":\"image\",\"fingerprint\":\"$ifp\"}}"
 	[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
 	code=$(jget 'j["metadata"]["status"]') err=$(jget 'j["metadata"]["err"]')
 	vols=$(ls -A "$BERTH_DIR/storage-pools/default/images" 2>/dev/null)
@@ -225,7 +226,8 @@ refused_at_launch "tarball symlink pointing out refused at launch" "$TEST_TMP/li
 	'symlink "rootfs/etc" points outside'
 refused_at_launch "an escape deep in rootfs/ refused at launch" "$TEST_TMP/later.tar" \
 	'escapes the image root'
-ok "no launch left an instance volume" test -z "$(ls -A "$BERTH_DIR/storage-pools/default/containers" 2>/dev/null)"
+ok "no launch left an instance volume" \
+	test -z "$(ls -A "$BERTH_DIR/storage-pools/default/containers" 2>/dev/null)"
 ok "nothing was written outside" test ! -e /etc/evil
 # A connection dropped half-way through the body: never handled, nothing kept.
 $PY - "$BERTH_SOCKET" "$img" <<'EOF'

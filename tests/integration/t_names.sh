@@ -17,7 +17,8 @@ fi
 
 . "$(dirname "$0")/lib.sh"
 if [ "$(id -u)" = 0 ]; then
-	[ -s "$T_NAMES_OUT/fp" ] || skip_all "the busybox image could not be built: $(tail -n 1 "$T_NAMES_OUT/log")"
+	[ -s "$T_NAMES_OUT/fp" ] ||
+		skip_all "the busybox image could not be built: $(tail -n 1 "$T_NAMES_OUT/log")"
 fi
 berth_test_init "$@"
 trap 'rm -rf "$T_NAMES_OUT"; _berth_test_exit' EXIT
@@ -115,7 +116,8 @@ unset BERTHD_ENV
 # ---- snapshot, copy ----
 run "$BERTH" snapshot n1 s0
 rc_ok "snapshot of the instance"
-same_tree "the snapshot holds the names byte for byte" "$pool/containers-snapshots/default_n1/s0/rootfs/$sub"
+same_tree "the snapshot holds the names byte for byte" \
+	"$pool/containers-snapshots/default_n1/s0/rootfs/$sub"
 run "$BERTH" copy n1 n1copy
 rc_ok "copy of the instance"
 same_tree "the copy holds the names byte for byte" "$pool/containers/default_n1copy/rootfs/$sub"
@@ -195,7 +197,10 @@ is "$HTTP_STATUS,$(jget 'j["error"]')" '404,Cannot read "/root/absent\xe9\n": no
 mon=$!
 sleep 1
 run "$BERTH" file pull "n1/$sub/$(printf 'caf\351')" "$TEST_TMP/pull/"
-for _ in $(seq 50); do grep -q 'instance-file-retrieved' "$TEST_TMP/monitor" && break; sleep 0.1; done
+for _ in $(seq 50); do
+	grep -q 'instance-file-retrieved' "$TEST_TMP/monitor" && break
+	sleep 0.1
+done
 kill "$mon" 2>/dev/null
 wait "$mon" 2>/dev/null
 like "$(cat "$TEST_TMP/monitor")" "path: /$sub/caf$(printf '\357\277\275')" \

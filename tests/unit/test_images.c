@@ -393,8 +393,8 @@ static void test_unpack_refusal_names(void **state)
 
 	unpack_dirs(dir, root, outside);
 	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), -EINVAL);
-	assert_string_equal(err.msg,
-			    "Image tarball entry \"rootfs/\\xe9/../../x\\ny\" escapes the image root");
+	assert_string_equal(err.msg, "Image tarball entry \"rootfs/\\xe9/../../x\\ny\""
+				     " escapes the image root");
 	berth_error_release(&err);
 	close(fd);
 	rm_rf(dir);
