@@ -14,8 +14,7 @@
 
 #include "lib/error.h"
 
-#define IMAGE_METADATA_MAX (1u << 20) /* metadata.yaml and each template */
-#define IMAGE_TEMPLATES_MAX (8u << 20)	/* all templates together */
+#define IMAGE_METADATA_MAX (1u << 20) /* metadata.yaml (templates: images/template.c) */
 
 enum image_file_kind {
 	IMAGE_FILE_TAR,
