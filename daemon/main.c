@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <locale.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -422,6 +423,12 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	malloc_setup();
 	berth_log_set_level(o.debug ? BERTH_LOG_DEBUG : BERTH_LOG_INFO);
+	/* Whatever locale we were started in: libarchive reads pax names as UTF-8 and then
+	 * converts them to the locale's charset, warning when it cannot. Names are bytes
+	 * either way (images/unpack.c keeps them as the tarball has them); a UTF-8 LC_CTYPE
+	 * only spares the warning for UTF-8 names. Nothing else here depends on LC_CTYPE. */
+	if (!setlocale(LC_CTYPE, "C.UTF-8") && !setlocale(LC_CTYPE, "C.utf8"))
+		log_debug("No C.UTF-8 locale: image file names are read in the C locale");
 	signal(SIGPIPE, SIG_IGN);
 	/* What we inherited beyond stdio (a shell's or a service manager's fds) must not
 	 * reach the helpers we spawn, nor through them a container. */

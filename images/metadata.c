@@ -1,5 +1,5 @@
 /* images/metadata.c: reading image tarballs in memory (libarchive): metadata.yaml,
- * templates/, the path checks on every entry, and the file kind by magic. */
+ * and the file kind by magic. */
 #include "images/metadata.h"
 
 #include <archive.h>
@@ -23,7 +23,6 @@ void image_metadata_release(struct image_metadata *m)
 	if (!m)
 		return;
 	json_decref(m->metadata);
-	json_decref(m->templates);
 	free(m->architecture);
 	*m = (struct image_metadata){0};
 }
@@ -161,73 +160,6 @@ static const char *path_strip(const char *p)
 	return streq(p, ".") ? "" : p;
 }
 
-/* A path with a ".." component (or absolute) escapes whatever root it is joined to. */
-static bool path_escapes(const char *p)
-{
-	if (p[0] == '/')
-		return true;
-	while (*p) {
-		const char *end = strchrnul(p, '/');
-
-		if (end - p == 2 && p[0] == '.' && p[1] == '.')
-			return true;
-		p = *end ? end + 1 : end;
-	}
-	return false;
-}
-
-/* Whether relative symlink `target` at `path` climbs above the root: ".." may undo only
- * the components of path's directory. Absolute targets resolve inside the instance's
- * root at run time and are fine. */
-static bool symlink_escapes(const char *path, const char *target)
-{
-	long depth = 0;
-
-	if (target[0] == '/')
-		return false;
-	for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/'))
-		depth++;
-	while (*target) {
-		const char *end = strchrnul(target, '/');
-		size_t n = (size_t)(end - target);
-
-		if (n == 2 && target[0] == '.' && target[1] == '.') {
-			if (--depth < 0)
-				return true;
-		} else if (n > 0 && !(n == 1 && target[0] == '.')) {
-			depth++;
-		}
-		target = *end ? end + 1 : end;
-	}
-	return false;
-}
-
-static int entry_check(struct archive_entry *e, const char *path, struct berth_error *err)
-{
-	const char *raw = archive_entry_pathname(e);
-	const char *hard = archive_entry_hardlink(e);
-	const char *rel = berth_startswith(path, "rootfs/") ? path + strlen("rootfs/") : path;
-
-	if (!raw || path_escapes(path))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Image tarball entry \"%s\" escapes the image root",
-				       raw ? raw : "(none)");
-	if (hard && path_escapes(path_strip(hard)))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Image tarball hardlink \"%s\" points outside (\"%s\")", raw,
-				       hard);
-	if (archive_entry_filetype(e) == AE_IFLNK) {
-		const char *target = archive_entry_symlink(e);
-
-		if (target && symlink_escapes(rel, target))
-			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "Image tarball symlink \"%s\" points outside"
-					       " (\"%s\")",
-					       raw, target);
-	}
-	return 0;
-}
-
 /* Read the current entry's data (at most `max` bytes) into a new NUL-terminated buffer. */
 static int entry_read(struct archive *a, struct archive_entry *e, const char *what, size_t max,
 		      char **ret, size_t *ret_len, struct berth_error *err)
@@ -258,7 +190,7 @@ static int entry_read(struct archive *a, struct archive_entry *e, const char *wh
 }
 
 static int collect_entry(struct archive *a, struct archive_entry *e, const char *path,
-			 struct image_metadata *m, size_t *templates_len, struct berth_error *err)
+			 struct image_metadata *m, struct berth_error *err)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
@@ -266,53 +198,44 @@ static int collect_entry(struct archive *a, struct archive_entry *e, const char 
 
 	if (berth_startswith(path, "rootfs/") || streq(path, "rootfs"))
 		m->has_rootfs = true;
-	if (archive_entry_filetype(e) != AE_IFREG)
+	if (archive_entry_filetype(e) != AE_IFREG || !streq(path, "metadata.yaml") || m->metadata)
 		return 0;
-	if (streq(path, "metadata.yaml")) {
-		r = entry_read(a, e, "metadata.yaml", IMAGE_METADATA_MAX, &buf, &len, err);
-		return r < 0 ? r : image_metadata_parse(buf, len, m, err);
-	}
-	if (berth_startswith(path, "templates/") && !strchr(path + strlen("templates/"), '/')) {
-		r = entry_read(a, e, path, IMAGE_METADATA_MAX, &buf, &len, err);
-		if (r < 0)
-			return r;
-		*templates_len += len;
-		if (*templates_len > IMAGE_TEMPLATES_MAX)
-			return berth_error_set(err, -EFBIG, BERTH_ERR_BAD_REQUEST,
-					       "The image's templates are too large");
-		json_object_set_new(m->templates, path + strlen("templates/"),
-				    json_stringn(buf, len));
-	}
-	return 0;
+	r = entry_read(a, e, "metadata.yaml", IMAGE_METADATA_MAX, &buf, &len, err);
+	return r < 0 ? r : image_metadata_parse(buf, len, m, err);
 }
 
-static int inspect(struct archive *a, bool want, struct image_metadata *m,
-		   struct berth_error *err)
+/* The next header; a warning (a pax name libarchive could not convert to the locale: it
+ * keeps the bytes) is no reason to stop. */
+static int next_header(struct archive *a, struct archive_entry **e, struct berth_error *err)
+{
+	int r = archive_read_next_header(a, e);
+
+	if (r == ARCHIVE_OK || r == ARCHIVE_WARN || r == ARCHIVE_EOF)
+		return r == ARCHIVE_EOF ? 0 : 1;
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Invalid image tarball: %s",
+			       archive_error_string(a) ?: "unreadable");
+}
+
+/* Read headers until metadata.yaml is parsed and rootfs/ seen (a unified image's usual
+ * order: both come first), or to the end. The rest of the tarball is not decompressed:
+ * the entries are checked as they are unpacked (images/unpack.c). */
+static int inspect(struct archive *a, struct image_metadata *m, struct berth_error *err)
 {
 	struct archive_entry *e;
-	size_t templates_len = 0;
 	int r;
 
-	for (;;) {
-		const char *path;
+	while (!(m->metadata && m->has_rootfs)) {
+		const char *name;
 
-		r = archive_read_next_header(a, &e);
-		if (r == ARCHIVE_EOF)
-			return 0;
-		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "Invalid image tarball: %s",
-					       archive_error_string(a) ?: "unreadable");
-		path = archive_entry_pathname(e) ? path_strip(archive_entry_pathname(e)) : "";
-		r = entry_check(e, path, err);
+		r = next_header(a, &e, err);
+		if (r <= 0)
+			return r;
+		name = archive_entry_pathname(e);
+		r = collect_entry(a, e, name ? path_strip(name) : "", m, err);
 		if (r < 0)
 			return r;
-		if (want) {
-			r = collect_entry(a, e, path, m, &templates_len, err);
-			if (r < 0)
-				return r;
-		}
 	}
+	return 0;
 }
 
 int image_tar_inspect(int fd, bool want_metadata, struct image_metadata *ret,
@@ -320,6 +243,7 @@ int image_tar_inspect(int fd, bool want_metadata, struct image_metadata *ret,
 {
 	_cleanup_archive_ struct archive *a = archive_read_new();
 	struct image_metadata m = {0};
+	struct archive_entry *e;
 	int r;
 
 	if (!a)
@@ -335,16 +259,13 @@ int image_tar_inspect(int fd, bool want_metadata, struct image_metadata *ret,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid image tarball: %s",
 				       archive_error_string(a) ?: "unreadable");
-	if (want_metadata) {
-		m.templates = json_object();
-		if (!m.templates)
-			return -ENOMEM;
-	}
-	r = inspect(a, want_metadata, &m, err);
-	if (r >= 0 && want_metadata && !m.metadata)
+	if (!want_metadata) /* a split image's rootfs: a tarball, by its first header */
+		return next_header(a, &e, err) < 0 ? -EINVAL : 0;
+	r = inspect(a, &m, err);
+	if (r >= 0 && !m.metadata)
 		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				    "The image tarball has no metadata.yaml");
-	if (r < 0 || !want_metadata) {
+	if (r < 0) {
 		image_metadata_release(&m);
 		return r;
 	}

@@ -1,11 +1,16 @@
 /* images/unpack.h: extracting an image tarball onto disk (an image volume in a pool).
  *
- * Every entry path is checked before anything is written: absolute paths, ".."
- * components and hardlinks whose target does either are refused (-EINVAL), and libarchive
- * is told not to follow symlinks met on the way (a symlink "etc -> /etc" followed by
- * "etc/passwd" is refused). Symlinks themselves are created as they are: an absolute
- * target ("/bin/busybox") is normal in a rootfs and is only resolved inside the
- * container. Owners, modes, timestamps, xattrs and ACLs are kept as in the tarball. */
+ * This is where an image's entries are checked (an import reads only its head): each
+ * entry is checked before it is written: absolute paths, ".." components, hardlinks whose
+ * target does either and symlinks whose relative target climbs above the image's root
+ * (or its rootfs/) are refused (-EINVAL), and libarchive is told not to follow symlinks
+ * met on the way (a symlink "etc -> /etc" followed by "etc/passwd" is refused). Other
+ * symlinks are created as they are: an absolute target ("/bin/busybox") is normal in a
+ * rootfs and is only resolved inside the container. Owners, modes, timestamps, xattrs
+ * and ACLs are kept as in the tarball.
+ *
+ * File names are bytes: they are written exactly as the tarball holds them (UTF-8, Latin-1
+ * or anything else, in gnu, ustar or pax headers, whatever the locale). */
 #pragma once
 
 #include <stdint.h>
@@ -18,6 +23,7 @@ typedef void (*image_unpack_progress_fn)(uint64_t done, uint64_t total, void *da
 /* Extract the tarball open at `fd` (read from offset 0; gzip, xz, zstd or plain) below the
  * existing directory `dest`. On failure what was written stays: the caller removes
  * `dest`. -EINVAL (400) names an entry that would escape, -ENOSPC/-EIO come from the
- * disk. */
+ * disk; other failures name the entry and say what libarchive said. */
 int image_unpack_tar(int fd, const char *dest, image_unpack_progress_fn progress, void *data,
 		     struct berth_error *err);
+

@@ -254,6 +254,7 @@ struct parse_state {
 static int header_commit(struct parse_state *st)
 {
 	char **slot = NULL;
+	json_t *value;
 
 	if (!st->field.data)
 		return 0;
@@ -273,8 +274,11 @@ static int header_commit(struct parse_state *st)
 		return -ENOMEM;
 	for (char *ch = st->field.data; *ch; ch++)
 		*ch = (char)tolower((unsigned char)*ch);
-	if (json_object_set_new(st->resp->headers, st->field.data,
-				json_string(st->value.data ? st->value.data : "")) < 0)
+	/* A value that is not UTF-8 (a file's name in Content-Disposition is any bytes) is
+	 * not one the client reads: it is left out of the JSON object rather than failing
+	 * the response. */
+	value = json_string(st->value.data ? st->value.data : "");
+	if (value && json_object_set_new(st->resp->headers, st->field.data, value) < 0)
 		return -ENOMEM;
 	st->field.len = 0;
 	st->field.data[0] = '\0';

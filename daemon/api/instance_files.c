@@ -39,6 +39,7 @@
 #include "daemon/db/db.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 #define FILES_MAX_SYMLINKS 40
@@ -338,6 +339,7 @@ static int loc_open_follow(int rootfd, const char *path, struct files_loc *ret,
 
 static int files_error(struct berth_error *err, int r, const char *what, const char *path)
 {
+	_cleanup_free_ char *quoted = NULL;
 	int code;
 
 	switch (r) {
@@ -360,10 +362,14 @@ static int files_error(struct berth_error *err, int r, const char *what, const c
 		code = BERTH_ERR_BAD_REQUEST;
 		break;
 	}
+	/* The path is any bytes, the message goes out as JSON: quoted (\xNN). */
+	quoted = berth_utf8_quote(path);
+	if (!quoted)
+		return -ENOMEM;
 	/* LXD says "Not Found" for a missing path; clients (and admins' scripts) look for it. */
 	if (r == -ENOENT)
-		return berth_error_set(err, r, code, "%s \"%s\": not found", what, path);
-	return berth_error_set(err, r, code, "%s \"%s\": %s", what, path, strerror(-r));
+		return berth_error_set(err, r, code, "%s \"%s\": not found", what, quoted);
+	return berth_error_set(err, r, code, "%s \"%s\": %s", what, quoted, strerror(-r));
 }
 
 /* ---- request parsing ---- */
@@ -402,9 +408,11 @@ static int files_request_open(struct api_request *req, struct files_request *ret
 static void file_event(struct api_request *req, const char *action, const char *path)
 {
 	_cleanup_free_ char *url = api_url("instances", req->params[0], req->project);
+	/* JSON wants UTF-8: a path that is not goes out as LXD's would (U+FFFD). */
+	_cleanup_free_ char *lossy = berth_utf8_valid(path) ? NULL : berth_utf8_lossy(path);
 
 	events_lifecycle(req->d->events, req->project, action, url,
-			 json_pack("{s:s}", "path", path));
+			 json_pack("{s:s}", "path", lossy ?: path));
 }
 
 /* ---- GET / HEAD ---- */
@@ -457,9 +465,15 @@ static int get_directory(struct files_loc *loc, struct api_response *resp)
 		return -errno;
 	}
 	while ((de = readdir(dir))) {
+		_cleanup_free_ char *lossy = NULL;
+
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
-		json_array_append_new(list, json_string(de->d_name));
+		/* A name that is not UTF-8 is listed as LXD (Go's JSON) lists it, with
+		 * U+FFFD for each bad byte, rather than left out. */
+		if (!berth_utf8_valid(de->d_name))
+			lossy = berth_utf8_lossy(de->d_name);
+		json_array_append_new(list, json_string(lossy ?: de->d_name));
 	}
 	closedir(dir);
 	return api_sync(resp, list);
@@ -519,6 +533,15 @@ static int get_file(struct api_request *req, struct api_response *resp,
 		resp->content_type = "application/octet-stream";
 		resp->disposition = berth_strdup_printf("inline;filename=%s",
 							loc.name ? loc.name : "/");
+		if (!resp->disposition) {
+			close(fd);
+			return -ENOMEM;
+		}
+		/* A file name is any bytes; a header line is not: CR and LF become spaces
+		 * (as Go's net/http writes LXD's header), or a name would end the header. */
+		for (char *c = resp->disposition; *c; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = ' ';
 		if (st2.st_size == 0) {
 			close(fd); /* nothing to stream: an empty body */
 		} else {

@@ -1,7 +1,9 @@
 /* tests/fuzz/fuzz_image.c: libFuzzer target for image uploads: the input is written to a
  * memfd and imported both as a unified tarball and as a multipart body (boundary "B"),
- * which drives the multipart parser, libarchive over every compression, the entry path
- * checks and metadata.yaml parsing. The commit always fails, so nothing is kept. */
+ * which drives the multipart parser, libarchive over every compression and the reading
+ * of a tarball's head with metadata.yaml parsing (the entry checks run at unpack,
+ * images/unpack.c, which this target does not reach). The commit always fails, so
+ * nothing is kept. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

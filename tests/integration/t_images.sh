@@ -2,8 +2,9 @@
 # t_images.sh: the image store end to end: the busybox recipe built (or taken from the
 # cache), imported with `berth image import` and with the stock `lxc image import`
 # (unified and split), listed, shown, aliased, exported byte for byte and deleted; bad
-# uploads (wrong fingerprint, truncated tarball, entries escaping the root, a dropped
-# connection) refused with nothing left; a berthd killed mid-import reconciled at start.
+# uploads (wrong fingerprint, no rootfs/, a dropped connection) refused with nothing left;
+# damaged or hostile tarballs (truncated, entries escaping the root) imported as LXD
+# does and refused at launch with nothing left; a berthd killed mid-import reconciled.
 #
 # The image is built before lib.sh moves the test into its own namespaces: the recipe
 # fetches busybox-static through the host's apt sources (Debian's archive), and the
@@ -165,16 +166,51 @@ fi
 # ---- bad uploads: refused with 400, nothing left ----
 refused "wrong X-LXD-fingerprint" "$img" "^Fingerprint mismatch" \
 	-H "X-LXD-fingerprint: $(echo "$fp" | tr 0-9a-f 1-9a-f0)"
+# The rest of a tarball is not read at import (only its head: metadata.yaml and the start
+# of rootfs/), as LXD does: a damaged or hostile body is refused when it is unpacked, at
+# the first launch, with an error naming the entry, and leaves no instance record and no
+# image volume (nor a temporary one) behind.
+# refused_at_launch DESC FILE ERE: FILE imports, a launch from it fails matching ERE.
+refused_at_launch()
+{
+	local desc=$1 f=$2 ere=$3 ifp code err vols
+	upload "$f"
+	ifp=$(jget 'j["metadata"]["metadata"]["fingerprint"]')
+	if [ "$(jget 'j["metadata"]["status"]')" != Success ] || [ -z "$ifp" ]; then
+		fail "$desc" "the import failed: $(jget 'j["metadata"]["err"]')"
+		return
+	fi
+	api POST /1.0/instances \
+		"{\"name\":\"h1\",\"source\":{\"type\":\"image\",\"fingerprint\":\"$ifp\"}}"
+	[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+	code=$(jget 'j["metadata"]["status"]') err=$(jget 'j["metadata"]["err"]')
+	vols=$(ls -A "$BERTH_DIR/storage-pools/default/images" 2>/dev/null)
+	api GET /1.0/instances/h1
+	if [ "$code" = Failure ] && printf '%s' "$err" | grep -Eq -- "$ere" &&
+		[ "$HTTP_STATUS" = 404 ] && [ -z "$vols" ]; then
+		pass "$desc"
+	else
+		fail "$desc" "launch: $code '$err' (want Failure matching $ere)" \
+			"GET h1 -> $HTTP_STATUS; image volumes: $vols"
+	fi
+	api DELETE "/1.0/images/$ifp"
+	[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+}
 head -c $(($(stat -c %s "$img") / 2)) "$img" >"$TEST_TMP/trunc.tar.gz"
-refused "truncated tarball" "$TEST_TMP/trunc.tar.gz" "."
+refused_at_launch "truncated tarball: imported, refused at launch" "$TEST_TMP/trunc.tar.gz" \
+	"^Unpacking .*(Truncated|truncated|unexpected end|Damaged)"
+head -c 300 "$img" >"$TEST_TMP/head.tar.gz"
+refused "a tarball cut before its rootfs/ is refused at import" "$TEST_TMP/head.tar.gz" "."
 $PY - "$TEST_TMP" <<'EOF'
 import io, sys, tarfile
 w = sys.argv[1]
 meta = b"architecture: x86_64\n"
 for name, kind, target in (("dotdot", "file", "rootfs/../../evil"), ("abs", "file", "/etc/evil"),
-                           ("link", "link", "rootfs/etc")):
+                           ("link", "link", "rootfs/etc"), ("later", "file", "rootfs/a/../../../evil")):
     t = tarfile.open(f"{w}/{name}.tar", "w")
     i = tarfile.TarInfo("metadata.yaml"); i.size = len(meta); t.addfile(i, io.BytesIO(meta))
+    if name in ("abs", "later"):
+        i = tarfile.TarInfo("rootfs/bin"); i.type = tarfile.DIRTYPE; t.addfile(i)
     if kind == "file":
         i = tarfile.TarInfo(target); i.size = 1; t.addfile(i, io.BytesIO(b"x"))
     else:
@@ -182,9 +218,16 @@ for name, kind, target in (("dotdot", "file", "rootfs/../../evil"), ("abs", "fil
         t.addfile(i)
     t.close()
 EOF
-refused "tarball entry with ../" "$TEST_TMP/dotdot.tar" "escapes"
-refused "tarball entry with an absolute path" "$TEST_TMP/abs.tar" "escapes"
-refused "tarball symlink pointing out" "$TEST_TMP/link.tar" "points outside"
+refused_at_launch "tarball entry with ../ refused at launch" "$TEST_TMP/dotdot.tar" \
+	'entry "rootfs/\.\./\.\./evil" escapes'
+refused_at_launch "tarball entry with an absolute path refused at launch" "$TEST_TMP/abs.tar" \
+	'entry "/etc/evil" escapes'
+refused_at_launch "tarball symlink pointing out refused at launch" "$TEST_TMP/link.tar" \
+	'symlink "rootfs/etc" points outside'
+refused_at_launch "an escape deep in rootfs/ refused at launch" "$TEST_TMP/later.tar" \
+	'escapes the image root'
+ok "no launch left an instance volume" \
+	test -z "$(ls -A "$BERTH_DIR/storage-pools/default/containers" 2>/dev/null)"
 ok "nothing was written outside" test ! -e /etc/evil
 # A connection dropped half-way through the body: never handled, nothing kept.
 $PY - "$BERTH_SOCKET" "$img" <<'EOF'

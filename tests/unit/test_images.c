@@ -14,6 +14,8 @@
 #include <archive_entry.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <locale.h>
 #include <openssl/evp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -24,6 +26,7 @@
 #include "images/template.h"
 #include "images/unpack.h"
 #include "lib/json.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
@@ -69,7 +72,8 @@ static int make_tar(const struct entry *entries, size_t n, bool gz)
 		} else {
 			archive_entry_set_filetype(e, AE_IFDIR);
 		}
-		assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+		/* A warning: a name the writer cannot convert, written as bytes. */
+		assert_true(archive_write_header(a, e) >= ARCHIVE_WARN);
 		if (len)
 			assert_int_equal(archive_write_data(a, entries[i].data, len),
 					 (la_ssize_t)len);
@@ -119,22 +123,65 @@ static void test_tar_inspect(void **state)
 
 	assert_int_equal(image_tar_inspect(fd, true, &m, &err), 0);
 	assert_true(m.has_rootfs);
-	assert_string_equal(berth_json_string(m.templates, "hostname.tpl"),
-			    "{{ container.name }}\n");
+	assert_string_equal(berth_json_string(m.metadata, "architecture"), "amd64");
 	image_metadata_release(&m);
 	close(fd);
 }
 
+/* An import reads only the head of the tarball: what follows metadata.yaml and the first
+ * rootfs/ entry is not even decompressed (here: it is garbage). */
+static void test_tar_inspect_head(void **state)
+{
+	const struct entry head[] = {
+		{"metadata.yaml", meta_yaml, NULL},
+		{"rootfs/", NULL, NULL},
+	};
+	struct image_metadata m = {0};
+	struct berth_error err = {0};
+	int fd = make_tar(head, ARRAY_SIZE(head), false);
+	off_t end = lseek(fd, 0, SEEK_END);
+	char junk[8192];
+
+	/* The two end-of-archive blocks become garbage, and more follows. */
+	memset(junk, 0x5a, sizeof(junk));
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), end - 1024), (ssize_t)sizeof(junk));
+	assert_int_equal(image_tar_inspect(fd, true, &m, &err), 0);
+	assert_true(m.has_rootfs);
+	image_metadata_release(&m);
+	/* The same garbage before rootfs/ is seen: refused, by what libarchive says. */
+	assert_int_equal(ftruncate(fd, 0), 0);
+	close(fd);
+	fd = make_tar(head, 1, false);
+	end = lseek(fd, 0, SEEK_END);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), end - 1024), (ssize_t)sizeof(junk));
+	assert_int_equal(image_tar_inspect(fd, true, &m, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "Invalid image tarball"));
+	berth_error_release(&err);
+	close(fd);
+}
+
+static void unpack_dirs(char *dir, char *root, char *outside);
+static bool dir_empty(const char *path);
+static void rm_rf(const char *dir);
+
+/* The import reads only the head; the unpack refuses the entry, naming it, and nothing
+ * lands outside the target. */
 static void expect_refused(const struct entry *entries, size_t n, const char *msg)
 {
+	char dir[64], root[96], outside[96];
 	struct image_metadata m = {0};
 	struct berth_error err = {0};
 	int fd = make_tar(entries, n, false);
 
-	assert_int_equal(image_tar_inspect(fd, true, &m, &err), -EINVAL);
+	unpack_dirs(dir, root, outside);
+	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, msg));
 	assert_int_equal(err.code, BERTH_ERR_BAD_REQUEST);
 	berth_error_release(&err);
+	assert_true(dir_empty(outside));
+	rm_rf(dir);
+	assert_int_equal(image_tar_inspect(fd, true, &m, &err), 0);
+	image_metadata_release(&m);
 	close(fd);
 }
 
@@ -143,15 +190,27 @@ static void test_tar_escapes(void **state)
 	const struct entry dotdot[] = {{"metadata.yaml", meta_yaml, NULL},
 				       {"rootfs/../../etc/passwd", "x", NULL}};
 	const struct entry absolute[] = {{"metadata.yaml", meta_yaml, NULL},
+					 {"rootfs/", NULL, NULL},
 					 {"/etc/passwd", "x", NULL}};
 	const struct entry link[] = {{"metadata.yaml", meta_yaml, NULL},
 				     {"rootfs/etc", NULL, "../../etc"}};
+	const struct entry toplink[] = {{"metadata.yaml", meta_yaml, NULL},
+					{"rootfs/", NULL, NULL},
+					{"etc", NULL, "../outside"}};
 	const struct entry none[] = {{"rootfs/x", "x", NULL}};
+	struct image_metadata m = {0};
+	struct berth_error err = {0};
+	int fd;
 
-	expect_refused(dotdot, ARRAY_SIZE(dotdot), "escapes");
-	expect_refused(absolute, ARRAY_SIZE(absolute), "escapes");
-	expect_refused(link, ARRAY_SIZE(link), "points outside");
-	expect_refused(none, ARRAY_SIZE(none), "no metadata.yaml");
+	expect_refused(dotdot, ARRAY_SIZE(dotdot), "\"rootfs/../../etc/passwd\" escapes");
+	expect_refused(absolute, ARRAY_SIZE(absolute), "\"/etc/passwd\" escapes");
+	expect_refused(link, ARRAY_SIZE(link), "symlink \"rootfs/etc\" points outside");
+	expect_refused(toplink, ARRAY_SIZE(toplink), "symlink \"etc\" points outside");
+	fd = make_tar(none, ARRAY_SIZE(none), false);
+	assert_int_equal(image_tar_inspect(fd, true, &m, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "no metadata.yaml"));
+	berth_error_release(&err);
+	close(fd);
 }
 
 static void render_is(const char *tpl, const char *want)
@@ -199,6 +258,161 @@ static bool dir_empty(const char *path)
 		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
 	closedir(d);
 	return n == 0;
+}
+
+static void rm_rf(const char *dir)
+{
+	const char *argv[] = {"rm", "-rf", dir, NULL};
+
+	assert_int_equal(storage_run(argv, NULL), 0);
+}
+
+/* File names as bytes: UTF-8 (ca-certificates' NetLock file), Latin-1, a space, a
+ * newline, a backslash, and names too long for a ustar header (a pax path record or a
+ * GNU long name). */
+static const char *const odd_names[] = {
+	"NetLock_Arany_=Class_Gold=_F\xc5\x91tan\xc3\xbas\xc3\xadtv\xc3\xa1ny.pem",
+	"lat\xe9n-1",
+	"with space",
+	"new\nline",
+	"back\\slash",
+	"\xc3\xa9t\xc3\xa9-long-------------------------------------------------------------"
+	"-------------------------------------------------------------------------------",
+	"\xe9t\xe9-long-latin-1-------------------------------------------------------------"
+	"------------------------------------------------------------------------------",
+};
+
+/* A tarball in `format` (ARCHIVE_FORMAT_TAR_*) holding rootfs/NAME for each odd name
+ * (contents: the name), a symlink and a hardlink to the Latin-1 one, written while the
+ * process runs in the current locale. */
+static int make_names_tar(int format)
+{
+	struct archive *a = archive_write_new();
+	int fd = memfd_create("t", 0);
+	char path[512], target[512];
+
+	assert_true(fd >= 0);
+	assert_int_equal(archive_write_set_format(a, format), ARCHIVE_OK);
+	assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
+	for (size_t i = 0; i < ARRAY_SIZE(odd_names) + 2; i++) {
+		struct archive_entry *e = archive_entry_new();
+		const char *name = i < ARRAY_SIZE(odd_names) ? odd_names[i] : NULL;
+		size_t len = name ? strlen(name) : 0;
+
+		snprintf(target, sizeof(target), "rootfs/%s", odd_names[1]);
+		snprintf(path, sizeof(path), "rootfs/%s", name ?: i == ARRAY_SIZE(odd_names)
+								   ? "sym\xe9" : "hard\xe9");
+		archive_entry_set_pathname(e, path);
+		archive_entry_set_perm(e, 0644);
+		archive_entry_set_filetype(e, name || i > ARRAY_SIZE(odd_names) ? AE_IFREG
+									  : AE_IFLNK);
+		if (!name && i == ARRAY_SIZE(odd_names))
+			archive_entry_set_symlink(e, odd_names[1]);
+		else if (!name)
+			archive_entry_set_hardlink(e, target);
+		archive_entry_set_size(e, (la_int64_t)len);
+		/* Warnings only: a name the writer cannot convert is written as bytes. */
+		assert_true(archive_write_header(a, e) >= ARCHIVE_WARN);
+		if (len)
+			assert_int_equal(archive_write_data(a, name, len), (la_ssize_t)len);
+		archive_entry_free(e);
+	}
+	assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}
+
+static void names_check(const char *root)
+{
+	char path[640], buf[512], link[64];
+	struct stat a, b;
+	ssize_t n;
+
+	for (size_t i = 0; i < ARRAY_SIZE(odd_names); i++) {
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/rootfs/%s", root, odd_names[i]);
+		fd = open(path, O_RDONLY);
+		assert_true(fd >= 0);
+		n = read(fd, buf, sizeof(buf));
+		close(fd);
+		assert_int_equal(n, (ssize_t)strlen(odd_names[i]));
+		assert_memory_equal(buf, odd_names[i], (size_t)n);
+	}
+	snprintf(path, sizeof(path), "%s/rootfs/sym\xe9", root);
+	n = readlink(path, link, sizeof(link) - 1);
+	assert_true(n > 0);
+	link[n] = '\0';
+	assert_string_equal(link, odd_names[1]);
+	snprintf(path, sizeof(path), "%s/rootfs/hard\xe9", root);
+	assert_int_equal(stat(path, &a), 0);
+	snprintf(path, sizeof(path), "%s/rootfs/%s", root, odd_names[1]);
+	assert_int_equal(stat(path, &b), 0);
+	assert_true(a.st_ino == b.st_ino);
+}
+
+/* Odd names come out byte for byte from pax (as libarchive and GNU tar --format=posix
+ * write them), ustar-with-pax-when-needed and GNU tarballs, whatever the locale the
+ * tarball was written and is unpacked in. */
+static void test_unpack_names(void **state)
+{
+	static const int formats[] = {ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE,
+				      ARCHIVE_FORMAT_TAR_PAX_RESTRICTED,
+				      ARCHIVE_FORMAT_TAR_GNUTAR};
+	static const char *const locales[] = {"C", "C.UTF-8"};
+	char dir[64], root[96], outside[96];
+
+	for (size_t w = 0; w < ARRAY_SIZE(locales); w++)
+		for (size_t f = 0; f < ARRAY_SIZE(formats); f++)
+			for (size_t u = 0; u < ARRAY_SIZE(locales); u++) {
+				struct berth_error err = {0};
+				int fd;
+
+				if (!setlocale(LC_CTYPE, locales[w]))
+					continue; /* no C.UTF-8 here: C covers it */
+				fd = make_names_tar(formats[f]);
+				if (!setlocale(LC_CTYPE, locales[u]))
+					continue;
+				unpack_dirs(dir, root, outside);
+				assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), 0);
+				names_check(root);
+				close(fd);
+				rm_rf(dir);
+			}
+	setlocale(LC_CTYPE, "C");
+}
+
+/* A refusal names the entry printably, whatever its bytes. */
+static void test_unpack_refusal_names(void **state)
+{
+	const struct entry bad[] = {{"rootfs/\xe9/../../x\ny", "x", NULL}};
+	char dir[64], root[96], outside[96];
+	struct berth_error err = {0};
+	int fd = make_tar(bad, ARRAY_SIZE(bad), false);
+
+	unpack_dirs(dir, root, outside);
+	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), -EINVAL);
+	assert_string_equal(err.msg, "Image tarball entry \"rootfs/\\xe9/../../x\\ny\""
+				     " escapes the image root");
+	berth_error_release(&err);
+	close(fd);
+	rm_rf(dir);
+}
+
+/* Names in JSON and messages (lib/utf8): quoted for people, lossy as Go's JSON. */
+static void test_utf8_names(void **state)
+{
+	char *q = berth_utf8_quote("caf\xe9 \xc3\xa9\n\\\x7f\xed\xa0\x80\xf4\x90\x80\x80");
+	char *l = berth_utf8_lossy("caf\xe9\xc3\xa9\xc3");
+
+	assert_string_equal(q, "caf\\xe9 \xc3\xa9\\n\\\\\\x7f\\xed\\xa0\\x80\\xf4\\x90\\x80\\x80");
+	assert_string_equal(l, "caf\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd");
+	assert_true(berth_utf8_valid("F\xc5\x91t\xc3\xa1n\xf0\x9f\x90\xb3"));
+	assert_false(berth_utf8_valid("\xc0\xaf")); /* overlong "/" */
+	assert_false(berth_utf8_valid("lat\xe9n"));
+	free(q);
+	free(l);
 }
 
 static void test_unpack(void **state)
@@ -568,9 +782,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metadata_parse),
 		cmocka_unit_test(test_tar_inspect),
+		cmocka_unit_test(test_tar_inspect_head),
 		cmocka_unit_test(test_tar_escapes),
 		cmocka_unit_test(test_template_render),
 		cmocka_unit_test(test_unpack),
+		cmocka_unit_test(test_unpack_names),
+		cmocka_unit_test(test_utf8_names),
+		cmocka_unit_test(test_unpack_refusal_names),
 		cmocka_unit_test(test_templates_apply),
 		cmocka_unit_test_setup_teardown(test_import_unified, store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_import_split, store_setup, store_teardown),

@@ -165,3 +165,17 @@ echo 'root::19000:0:99999:7:::' >etc/shadow
 chmod 0640 etc/shadow
 : >etc/resolv.conf
 echo 'export PS1="\h:\w\$ "' >etc/profile
+# File names as real images have them, so that every test run unpacks them (the tarball is
+# pax, tar-format): UTF-8 (ca-certificates' NetLock file), Latin-1, a space, a newline, a
+# backslash, one longer than a ustar header holds, a Latin-1 directory, and links to them.
+# Each file holds its own name. tests/integration/t_names.sh compares them byte for byte.
+names=usr/share/berth-names
+mkdir -p "$names/$(printf 'r\351pertoire')"
+for n in "NetLock_Arany_=Class_Gold=_F$(printf '\305\221tan\303\272s\303\255tv\303\241ny').pem" \
+	"$(printf 'caf\351')" "with space" "$(printf 'new\nline')" 'back\slash' \
+	"$(printf 'r\351pertoire')/$(printf '\303\251t\303\251')" \
+	"long-$(printf '\303\251%.0s' $(seq 60))-name"; do
+	printf '%s' "$n" >"$names/$n"
+done
+ln -s "$(printf 'caf\351')" "$names/$(printf 'lien-\351')"
+ln "$names/with space" "$names/$(printf 'dur-\351')"
