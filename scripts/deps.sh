@@ -3,27 +3,41 @@
 # Build and run: the -dev packages pull in the runtime libraries; passwd has
 # groupadd (make install creates the berth group), procps has ps; btrfs-progs
 # has mkfs.btrfs, which btrfs storage pools run (the rest is kernel ioctls);
-# managed networks and nat=true proxy devices run nft; networks run dnsmasq (DHCP, DNS).
+# managed networks and nat=true proxy devices run nft; networks run dnsmasq (DHCP, DNS);
+# NIC devices run ip and tc (iproute2); squashfs images are unpacked by unsquashfs;
+# util-linux has setsid (setup.sh starts berthd with it where systemd is not PID 1).
+# None of iproute2, squashfs-tools, nftables or dnsmasq-base is in a minimal Debian.
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
-	passwd procps btrfs-progs
-	nftables dnsmasq-base
+	passwd procps util-linux btrfs-progs
+	nftables dnsmasq-base iproute2 squashfs-tools
 )
+
+# What images/build and the debian-12 recipe run (setup.sh builds debian/12): debootstrap,
+# xz (the recipe's compression; gzip is essential), zstd (recipes that ask for it), and
+# the CA certificates an https mirror in the apt sources needs.
+IMAGE_DEPS=(
+	debootstrap xz-utils zstd ca-certificates
+)
+
+# README command 1 (scripts/setup.sh) installs these.
+SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 
 # Tests on top: cmocka (unit), clang and its runtimes (clang build, fuzzing),
 # the stock lxc client, ip and unshare (namespaces), python3 (rawhttp.py),
 # and what the image recipes and t_images.sh use (debootstrap, mksquashfs, xz, zstd);
-# python3-pylxd for t_pylxd.sh (it runs under Debian's /usr/bin/python3).
+# python3-pylxd for t_pylxd.sh (it runs under Debian's /usr/bin/python3);
+# curl for t_containers.sh, t_files.sh and t_instances.sh (HTTP on the unix socket).
 # dnsmasq-base: t_nic.sh serves DHCP on the bridge it makes in its namespace.
 # busybox-static: udhcpc, nslookup and nc in t_networks.sh.
 # apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
 # the generated profiles.
 TEST_DEPS=(
-	"${BUILD_DEPS[@]}"
+	"${SETUP_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev
-	lxd-client iproute2 util-linux python3
+	lxd-client iproute2 util-linux python3 curl
 	debootstrap squashfs-tools xz-utils zstd
 	python3-pylxd
 	dnsmasq-base

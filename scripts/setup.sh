@@ -12,7 +12,15 @@
 # berthd is started by systemd when systemd is PID 1; otherwise (containers,
 # CI) it runs in the background with its log in /var/log/berth/berthd.log and
 # its PID in /run/berthd.pid. Running this again rebuilds, reinstalls and
-# restarts the daemon cleanly. NO_APT=1 skips apt (the packages are there already).
+# restarts the daemon cleanly.
+#
+# Steps, in this order: deps (apt-get update and install of SETUP_DEPS from
+# scripts/deps.sh, waiting up to $APT_LOCK_TIMEOUT s (600) for a dpkg or apt lock another
+# apt holds), build, start (make install, berthd started), image (images/build
+# debian/12), web (import, launch `web`, wait, `berth list`). SETUP_STEPS picks some of
+# them (default: all; e.g. SETUP_STEPS="deps image" is what t_fresh.sh runs in a minimal
+# Debian root); NO_APT=1 leaves out deps (the packages are there already). A failing
+# step is named, with what to do about it.
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,24 +34,72 @@ pidfile=/run/berthd.pid
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
+# step NAME HINT: from here on a failure is reported as step NAME's, with HINT.
+step_name=
+step_hint=
+step()
+{
+	step_name=$1
+	step_hint=$2
+}
+on_exit()
+{
+	local st=$?
+	[ -n "${imgdir:-}" ] && rm -rf "$imgdir"
+	[ "$st" = 0 ] || [ -z "$step_name" ] ||
+		printf 'setup.sh: step "%s" failed (exit status %s): %s\n' "$step_name" "$st" "$step_hint" >&2
+}
+trap on_exit EXIT
+
+steps=" ${SETUP_STEPS:-deps build start image web} "
+want() { [[ $steps == *" $1 "* ]]; }
+for s in $steps; do
+	case $s in
+	deps | build | start | image | web) ;;
+	*) die "SETUP_STEPS: unknown step \"$s\" (steps: deps build start image web)" ;;
+	esac
+done
+[ "${NO_APT:-}" != 1 ] || steps=${steps/ deps / }
+
 [ "$(id -u)" = 0 ] || die "run as root: sudo bash $0"
 
 . "$src/scripts/deps.sh"
 
-if [ "${NO_APT:-}" != 1 ]; then
+if want deps; then
 	say "installing dependencies with apt"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update
-	apt-get install -y --no-install-recommends "${BUILD_DEPS[@]}"
+	# Wait for a lock another apt or dpkg holds (unattended-upgrades on a fresh machine)
+	# instead of failing at once: DPkg::Lock::Timeout makes apt-get install wait for
+	# dpkg's locks; apt-get update does not wait for the package lists' lock, so it is
+	# tried again every 5 s while that is what it failed on.
+	lock_timeout=${APT_LOCK_TIMEOUT:-600}
+	apt=(apt-get -o DPkg::Lock::Timeout="$lock_timeout")
+	step deps "apt-get update could not read the package lists: check the network and the \
+sources in /etc/apt (or that no other apt held its lock for $lock_timeout s), then run this again"
+	deadline=$((SECONDS + lock_timeout))
+	until out=$(LC_ALL=C "${apt[@]}" update 2>&1 </dev/null); do
+		printf '%s\n' "$out"
+		[[ $out == *"Could not get lock"* ]] && [ "$SECONDS" -lt "$deadline" ] || false
+		say "another apt holds the package lists' lock: apt-get update again in 5 s"
+		sleep 5
+	done
+	printf '%s\n' "$out"
+	step deps "apt-get install of the packages in scripts/deps.sh failed: see apt's message \
+above (\"dpkg --configure -a\" repairs an interrupted dpkg), then run this again"
+	"${apt[@]}" install -y --no-install-recommends "${SETUP_DEPS[@]}" </dev/null
 fi
 
-say "building $src in $src/build"
-cd "$src"
-./autogen.sh
-mkdir -p build
-cd build
-../configure --prefix="$prefix" --sysconfdir=/etc --localstatedir=/var
-make -j"$(nproc)"
+if want build; then
+	say "building $src in $src/build"
+	step build "the build failed (its errors are above); without the deps step (NO_APT=1) \
+the packages in scripts/deps.sh must be installed already"
+	cd "$src"
+	./autogen.sh
+	mkdir -p build
+	cd build
+	../configure --prefix="$prefix" --sysconfdir=/etc --localstatedir=/var
+	make -j"$(nproc)"
+fi
 
 # Stop our own previous berthd (by the PID we recorded) before replacing its binary.
 stop_berthd()
@@ -69,41 +125,57 @@ stop_berthd()
 	rm -f "$pidfile"
 }
 
-if [ -d /run/systemd/system ]; then
-	say "installing"
-	make install
-	say "starting berthd with systemd"
-	systemctl daemon-reload
-	systemctl enable berthd
-	systemctl restart berthd
-else
-	stop_berthd
-	say "installing"
-	make install
-	say "starting berthd in the background (no systemd), log in $logdir/berthd.log"
-	mkdir -p "$logdir"
-	setsid "$sbindir/berthd" </dev/null >>"$logdir/berthd.log" 2>&1 &
-	echo $! >"$pidfile"
-fi
-
-say "waiting for $statedir/unix.socket"
-for _ in $(seq 300); do
-	[ -S "$statedir/unix.socket" ] && "$bindir/berth" info >/dev/null 2>&1 && break
-	if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-		tail -n 50 "$logdir/berthd.log" >&2
-		die "berthd exited; log above"
+if want start; then
+	step start "make install or starting berthd failed: see the messages above (berthd's log: \
+journalctl -u berthd with systemd, $logdir/berthd.log without)"
+	[ -d "$src/build" ] || die "no build in $src/build: run the build step first"
+	cd "$src/build"
+	if [ -d /run/systemd/system ]; then
+		say "installing"
+		make install
+		say "starting berthd with systemd"
+		systemctl daemon-reload
+		systemctl enable berthd
+		systemctl restart berthd
+	else
+		stop_berthd
+		say "installing"
+		make install
+		say "starting berthd in the background (no systemd), log in $logdir/berthd.log"
+		mkdir -p "$logdir"
+		setsid "$sbindir/berthd" </dev/null >>"$logdir/berthd.log" 2>&1 &
+		echo $! >"$pidfile"
 	fi
-	sleep 0.1
-done
-"$bindir/berth" info
+
+	say "waiting for $statedir/unix.socket"
+	for _ in $(seq 300); do
+		[ -S "$statedir/unix.socket" ] && "$bindir/berth" info >/dev/null 2>&1 && break
+		if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+			tail -n 50 "$logdir/berthd.log" >&2
+			die "berthd exited; log above"
+		fi
+		sleep 0.1
+	done
+	"$bindir/berth" info
+fi
 
 # ---- the main job: a Debian 12 system container from the local recipe ----
 berth=$bindir/berth
-say "building the debian/12 image (images/recipes/debian-12; cached in /var/cache/berth-test)"
-imgdir=$(mktemp -d /tmp/berth-setup.XXXXXX)
-trap 'rm -rf "$imgdir"' EXIT
-"$src/images/build" debian/12 "$imgdir" >"$imgdir/fp"
-fp=$(cat "$imgdir/fp")
+fp=
+if want image; then
+	say "building the debian/12 image (images/recipes/debian-12; cached in /var/cache/berth-test)"
+	step image "images/build debian/12 failed (its messages are above): it runs debootstrap \
+from the Debian mirror in /etc/apt's sources (BERTH_DEBIAN_MIRROR overrides it), which must be \
+reachable; run this again when it is"
+	imgdir=$(mktemp -d /tmp/berth-setup.XXXXXX)
+	"$src/images/build" debian/12 "$imgdir" >"$imgdir/fp"
+	fp=$(cat "$imgdir/fp")
+	say "built: $(cd "$imgdir" && ls ./*.tar.*) (fingerprint $fp)"
+fi
+want web || exit 0
+[ -n "$fp" ] || die "the web step needs the image step"
+step web "importing debian/12 or launching web failed: see the messages above and \
+\"$berth info\" (is berthd running? the start step starts it)"
 if [ "$("$berth" image alias list -f csv 2>/dev/null | awk -F, '$1 == "debian/12" { print $2 }')" != "${fp:0:12}" ]; then
 	"$berth" image alias delete debian/12 >/dev/null 2>&1 || true
 	if "$berth" image info "$fp" >/dev/null 2>&1; then

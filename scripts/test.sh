@@ -12,7 +12,8 @@
 # failure.
 #
 # Environment: FUZZ_SECONDS (30), STAGES (default "gcc asan clang fuzz"),
-# NO_APT=1 to skip the apt step, BERTH_TEST_FULL=0 to leave out the slow tests.
+# NO_APT=1 to skip the apt step, BERTH_TEST_FULL=0 to leave out the slow tests,
+# APT_LOCK_TIMEOUT (600): how long apt waits for a lock another apt holds.
 set -uo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,8 +40,18 @@ if [ "${NO_APT:-}" != 1 ]; then
 	if [ ${#missing[@]} -gt 0 ]; then
 		say "installing ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
-		apt-get update </dev/null || exit 1
-		apt-get install -y --no-install-recommends "${missing[@]}" </dev/null || exit 1
+		# (waits up to $APT_LOCK_TIMEOUT s for a lock another apt or dpkg holds)
+		apt=(apt-get -o DPkg::Lock::Timeout="${APT_LOCK_TIMEOUT:-600}")
+		"${apt[@]}" update </dev/null || {
+			echo "test.sh: step \"install test deps\": apt-get update failed: check the network and" \
+				"/etc/apt's sources (or NO_APT=1 when the packages in scripts/deps.sh are there)" >&2
+			exit 1
+		}
+		"${apt[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null || {
+			echo "test.sh: step \"install test deps\": apt-get install ${missing[*]} failed:" \
+				"see apt's message above, then run this again" >&2
+			exit 1
+		}
 	fi
 fi
 

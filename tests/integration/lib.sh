@@ -191,6 +191,22 @@ berth_test_images()
 	done
 }
 
+# ---- counting what the test made ----
+
+# own_mounts: how many mounts the test's own mount namespace holds that the host did
+# not put there. The namespace is a slave of the host's (_enter_namespaces), so a mount
+# or unmount on the host after the unshare (`ip netns add` and `del` under /run/netns,
+# another test, a USB stick) shows up here too, tagged master:N in mountinfo: those
+# are left out, unless they are under the test's own temp dir. What the test and its
+# berthd mount here has no master tag. Compare one count before with one after.
+own_mounts()
+{
+	awk -v t="${TEST_TMP:-/nonexistent}/" '
+		{ m = 0; for (i = 7; i <= NF && $i != "-"; i++) if ($i ~ /^master:/) m = 1 }
+		!m || index($5, t) == 1 { n++ }
+		END { print n + 0 }' /proc/self/mountinfo
+}
+
 # ---- daemon lifecycle ----
 
 # berth_test_init "$@": namespaces, temp dirs, berthd started. Extra

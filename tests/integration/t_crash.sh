@@ -49,12 +49,10 @@ mounts() { grep -cF " $BERTH_DIR/" /proc/self/mountinfo; }
 loops() { losetup -a | grep -cF "$BERTH_DIR/"; }
 # Processes (other than berthd) working on the state directory: cp, rm, find, tar...
 helpers() { pgrep -f -- "$BERTH_DIR/storage-pools" | grep -vx "${DAEMON_PID:-0}" | wc -l; }
-# cgroups named after this test's instances (other tests on the machine make their own)
-cgroups()
-{
-	find /sys/fs/cgroup -maxdepth 4 \( -name '*c-bt*' -o -name '*c-default*' -o -name '*u-bt*' \
-		-o -name '*u-default*' -o -name '*big*' \) 2>/dev/null | wc -l
-}
+# cgroups of this daemon's instances: under berth-HASH, the parent cgroup named after
+# this test's BERTH_DIR (other tests on the machine have their own)
+CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
+cgroups() { find /sys/fs/cgroup -maxdepth 4 -type d -path "*/$CGH/*" 2>/dev/null | wc -l; }
 # tree_sum DIR: one checksum over the names, modes, link targets and contents of DIR.
 tree_sum()
 {

@@ -32,7 +32,7 @@ export LXD_CONF=$TEST_TMP/lxd-conf
 mkdir -p "$LXD_CONF"
 WSC=$(dirname "$0")/wsclient.py
 
-mounts() { grep -c . /proc/self/mountinfo; }
+mounts() { own_mounts; }
 CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
 cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
 helpers() { pgrep -cf "^$BERTH_MONITOR exec $BERTH_DIR/" || true; }

@@ -34,7 +34,7 @@ BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_PROXY="$BERTH_PROXY")
 berth_test_init "$@"
 export PATH=$BERTH_BUILDDIR:$PATH
 
-mounts() { grep -c . /proc/self/mountinfo; }
+mounts() { own_mounts; }
 CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
 cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
 helpers() { pgrep -cf "^$BERTH_PROXY start $BERTH_DIR/" || true; }

@@ -28,7 +28,7 @@ CGH=berth-$(printf "%s" "$BERTH_DIR" | sha256sum | cut -c1-8)
 container_cgroups() { find /sys/fs/cgroup -mindepth 2 -type d -path "*/$CGH/*" 2>/dev/null | sort; }
 container_processes() { pgrep -f "berth-monitor start $BERTH_DIR/" || true; }
 before_cg=$(container_cgroups)
-before_mounts=$(wc -l </proc/self/mountinfo)
+before_mounts=$(own_mounts)
 
 run berth image import "$T_PYLXD_OUT"/*.tar.gz --alias busybox
 rc_ok "import the busybox image"
@@ -49,5 +49,5 @@ done < <(LXD_DIR=$BERTH_DIR timeout 120 /usr/bin/python3 "$BERTH_SRCDIR/tests/in
 is "$((n_ok + n_bad))" 26 "every pylxd check ran"
 
 is "$(container_cgroups)" "$before_cg" "no cgroup of a container is left"
-is "$(wc -l </proc/self/mountinfo)" "$before_mounts" "no mount is left"
+is "$(own_mounts)" "$before_mounts" "no mount is left"
 is "$(container_processes)" "" "no container process is left"

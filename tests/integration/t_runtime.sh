@@ -36,7 +36,7 @@ rt_cleanup()
 trap 'st=$?; rt_cleanup; rm -rf "$T_RT_OUT"; (exit $st); _berth_test_exit' EXIT
 trap 'exit 1' INT TERM
 
-count_mounts() { wc -l </proc/self/mountinfo; }
+count_mounts() { own_mounts; }
 count_cgroups() { find /sys/fs/cgroup/ -mindepth 1 -maxdepth 2 -type d -path "*/$CGP*" 2>/dev/null | wc -l; }
 count_cgroups_all() { find /sys/fs/cgroup/*/"$CGP" /sys/fs/cgroup/"$CGP" -mindepth 1 -type d 2>/dev/null | wc -l; }
 # processes whose command line names our temp dir (monitors) or that run in our cgroups

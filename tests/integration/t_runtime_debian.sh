@@ -25,7 +25,7 @@ for f in /sys/fs/cgroup/*/"$CGP" /sys/fs/cgroup/"$CGP"; do [ -d "$f" ] && find "
 rm -rf "$T_RTD_OUT"; (exit $st); _berth_test_exit' EXIT
 trap 'exit 1' INT TERM
 
-MOUNTS0=$(wc -l </proc/self/mountinfo)
+MOUNTS0=$(own_mounts)
 mkdir -p "$TEST_TMP/run"
 tar -C "$TEST_TMP" -xJf "$IMAGE" --numeric-owner rootfs || bail_out "cannot unpack $IMAGE"
 echo d12 >"$TEST_TMP/rootfs/etc/hostname"
@@ -59,6 +59,6 @@ is "$OUT" "ok stopped" "systemd powers off on SIGRTMIN+3"
 is "$(cat "$TEST_TMP/run/stopped")" poweroff "RUNDIR/stopped says poweroff"
 is "$(find /sys/fs/cgroup/*/"$CGP" /sys/fs/cgroup/"$CGP" -mindepth 1 -type d 2>/dev/null | wc -l)" 0 \
 	"systemd's sub-cgroups removed"
-is "$(wc -l </proc/self/mountinfo)" "$MOUNTS0" "no mount left"
+is "$(own_mounts)" "$MOUNTS0" "no mount left"
 for f in /sys/fs/cgroup/*/"$CGP" /sys/fs/cgroup/"$CGP"; do [ -d "$f" ] && rmdir "$f"; done
 rm -rf "$TEST_TMP"
