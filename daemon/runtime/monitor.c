@@ -290,7 +290,13 @@ static _Noreturn void child_main(struct monitor *m, int sock)
 
 /* ---- starting the container ---- */
 
-/* The signal that asks this init to power off, from what init[0] is inside the rootfs. */
+/*
+ * The signal that asks this init to power off, from what init[0] is inside the rootfs
+ * (symlinks followed), as LXC's lxc.signal.halt: systemd powers off on SIGRTMIN+3,
+ * busybox init on SIGUSR2 (after its inittab's shutdown entries: Alpine's OpenRC);
+ * sysvinit's init runs its inittab's powerwait/powerfail entries on SIGPWR (an OpenRC
+ * image's "telinit 0") and openrc-init its shutdown runlevel, so SIGPWR for the rest.
+ */
 static int detect_stop_signal(const struct runtime_spec *spec)
 {
 	_cleanup_close_ int root = open(spec->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
