@@ -136,6 +136,10 @@ int db_project_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_erro
 int db_profile_id(sqlite3 *db, int64_t project_id, const char *name, int64_t *ret,
 		  struct berth_error *err);
 int db_pool_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err);
+/* Id of the project whose objects project `project_id` uses for `feature` (itself when
+ * the feature is on, else "default"'s), as db_project_feature_project. */
+int db_project_feature_id(sqlite3 *db, int64_t project_id, const char *feature, int64_t *ret,
+			  struct berth_error *err);
 
 /* ---- inserts used by db_init() for the defaults (caller holds the transaction) ---- */
 

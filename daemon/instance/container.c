@@ -431,10 +431,18 @@ static int spec_devices(struct runtime_spec *spec, struct berth_daemon *d, const
 		if (pool) {
 			json_auto_t *pobj = NULL;
 			_cleanup_(storage_pool_freep) struct storage_pool *sp = NULL;
-			_cleanup_free_ char *disk = storage_vol_disk_name(project, source);
-			struct storage_vol vol = {STORAGE_VOL_CUSTOM, disk};
-			int r = db_pool_get(pool, &pobj, err);
+			_cleanup_free_ char *owner = NULL; /* features.storage.volumes */
+			_cleanup_free_ char *disk = NULL;
+			struct storage_vol vol = {STORAGE_VOL_CUSTOM, NULL};
+			int r = db_project_feature_project(project, "features.storage.volumes",
+							   &owner, err);
 
+			if (r >= 0)
+				vol.name = disk = storage_vol_disk_name(owner, source);
+			if (r >= 0 && !disk)
+				r = -ENOMEM;
+			if (r >= 0)
+				r = db_pool_get(pool, &pobj, err);
 			if (r >= 0)
 				r = storage_pool_new(d->dir, pobj, &sp, err);
 			if (r >= 0)
