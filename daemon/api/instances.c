@@ -19,6 +19,7 @@
 #include "daemon/api/filter.h"
 #include "daemon/api/instance_logs.h"
 #include "daemon/api/instance_volume.h"
+#include "daemon/api/project_limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
@@ -838,6 +839,8 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		r = prepare_copy(req, source, obj, j, err);
 		run = run_copy;
 	}
+	if (r >= 0)
+		r = project_limits_check_instance(req->project, obj, true, err);
 	if (r < 0) {
 		instance_job_free(j);
 		return r;
@@ -984,6 +987,8 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 	if (!*(berth_json_string(next, "architecture") ?: ""))
 		json_object_set(next, "architecture", json_object_get(cur, "architecture"));
 	r = check_profiles_exist(req->project, json_object_get(next, "profiles"), err);
+	if (r >= 0)
+		r = project_limits_check_instance(req->project, next, false, err);
 	if (r < 0) {
 		json_decref(next);
 		return r;

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/project_limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
@@ -194,7 +195,9 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 				 berth_json_object_or_empty(req->body, "devices"));
 		api_config_drop_empty(json_object_get(next, "config"));
 	}
-	r = db_profile_update(project, req->params[0], next, err);
+	r = project_limits_check_profile(req->project, next, err);
+	if (r >= 0)
+		r = db_profile_update(project, req->params[0], next, err);
 	if (r < 0)
 		return r;
 	proxy_profile_updated(req->d, req->params[0]); /* running instances' proxy devices */

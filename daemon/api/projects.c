@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/project_limits.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
@@ -174,6 +175,10 @@ static int update_project(struct api_request *req, struct api_response *resp,
 				 berth_json_object_or_empty(req->body, "config"));
 		api_config_drop_empty(json_object_get(next, "config"));
 	}
+	r = project_limits_check_config(req->params[0], json_object_get(cur, "config"),
+					json_object_get(next, "config"), err);
+	if (r < 0)
+		return r;
 	r = db_project_update(req->params[0], next, err);
 	if (r < 0)
 		return r;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/project_limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
@@ -578,6 +579,8 @@ static int create_volume(struct api_request *req, struct api_response *resp,
 	if (r >= 0)
 		r = config_size(json_object_get(obj, "config"), &c->size, err);
 	if (r >= 0)
+		r = project_limits_check_volume(req->project, obj, err);
+	if (r >= 0)
 		r = db_volume_create(req->params[0], req->project, obj, create_hook, c, err);
 	if (r < 0) {
 		if (c && c->done)
@@ -731,6 +734,8 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 		r = config_size(json_object_get(cur, "config"), &old_size, err);
 	if (r >= 0)
 		r = config_size(json_object_get(next, "config"), &c->size, err);
+	if (r >= 0)
+		r = project_limits_check_volume(req->project, next, err);
 	if (r < 0)
 		return r;
 	r = db_volume_update(req->params[0], req->project, "custom", req->params[2], next,
