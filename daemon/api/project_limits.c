@@ -216,8 +216,10 @@ static const char *root_size(const json_t *devices)
 	return NULL;
 }
 
+/* The instance's value for `key`; with `skip_unset`, 0 for a missing or unusable one
+ * (what the state endpoint shows) instead of LXD's errors. */
 static int instance_value(const struct usage *u, const json_t *inst, const char *key,
-			  int64_t *ret, struct berth_error *err)
+			  bool skip_unset, int64_t *ret, struct berth_error *err)
 {
 	const char *name = berth_json_string(inst, "name") ?: "";
 	json_auto_t *x = expand(u, inst);
@@ -225,8 +227,11 @@ static int instance_value(const struct usage *u, const json_t *inst, const char 
 
 	if (!x)
 		return -ENOMEM;
+	*ret = 0;
 	if (streq(key, "limits.disk")) {
 		v = root_size(json_object_get(x, "devices"));
+		if ((!v || !*v) && skip_unset)
+			return 0;
 		if (!v || !*v)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Instance \"%s\" in project \"%s\" has no \"size\" "
@@ -234,13 +239,15 @@ static int instance_value(const struct usage *u, const json_t *inst, const char 
 					       "via a profile", name, u->project);
 	} else {
 		v = berth_json_string(json_object_get(x, "config"), key);
+		if ((!v || !*v) && skip_unset)
+			return 0;
 		if (!v || !*v)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Instance \"%s\" in project \"%s\" has no \"%s\" "
 					       "config, either directly or via a profile", name,
 					       u->project, key);
 	}
-	if (parse_value(key, v, ret, NULL) < 0)
+	if (parse_value(key, v, ret, NULL) < 0 && !skip_unset)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Failed parsing \"%s\" for instance \"%s\" in project "
 				       "\"%s\"", key, name, u->project);
@@ -248,7 +255,7 @@ static int instance_value(const struct usage *u, const json_t *inst, const char 
 }
 
 /* Sum of `key` over the instances (and, for limits.disk, the custom volumes). */
-static int usage_total(const struct usage *u, const char *key, int64_t *ret,
+static int usage_total(const struct usage *u, const char *key, bool skip_unset, int64_t *ret,
 		       struct berth_error *err)
 {
 	int64_t total = 0, v = 0;
@@ -257,7 +264,7 @@ static int usage_total(const struct usage *u, const char *key, int64_t *ret,
 	int r;
 
 	json_array_foreach(u->instances, i, x) {
-		r = instance_value(u, x, key, &v, err);
+		r = instance_value(u, x, key, skip_unset, &v, err);
 		if (r < 0)
 			return r;
 		total += v;
@@ -267,11 +274,15 @@ static int usage_total(const struct usage *u, const char *key, int64_t *ret,
 			const char *name = berth_json_string(x, "name") ?: "";
 			const char *size = berth_json_string(json_object_get(x, "config"), "size");
 
+			if ((!size || !*size) && skip_unset)
+				continue;
 			if (!size || !*size)
 				return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 						       "Custom volume \"%s\" in project \"%s\" has "
 						       "no \"size\" config set", name, u->project);
-			r = parse_value(key, size, &v, err);
+			r = parse_value(key, size, &v, skip_unset ? NULL : err);
+			if (r < 0 && skip_unset)
+				continue;
 			if (r < 0)
 				return r;
 			total += v;
@@ -293,7 +304,7 @@ static int check_aggregates(const struct usage *u, struct berth_error *err)
 			continue;
 		r = parse_value(key, value, &limit, err);
 		if (r >= 0)
-			r = usage_total(u, key, &total, err);
+			r = usage_total(u, key, false, &total, err);
 		if (r < 0)
 			return r;
 		if (total > limit)
@@ -447,7 +458,7 @@ static int check_lowered(const struct usage *u, const char *key, const char *val
 	if (r < 0)
 		return berth_error_wrap(err, r, "Invalid value \"%s\" for limit \"%s\"", value,
 					key);
-	r = usage_total(u, key, &total, err);
+	r = usage_total(u, key, false, &total, err);
 	if (r < 0 || limit >= total)
 		return r;
 	if (streq(key, "limits.memory") || streq(key, "limits.disk"))
@@ -483,4 +494,70 @@ int project_limits_check_config(const char *project, const json_t *cur, const js
 			return r;
 	}
 	return 0;
+}
+
+/* One {"limit", "usage"} entry: limit -1 when the project sets none. */
+static int state_add(json_t *resources, const char *name, const char *limit_value,
+		     const char *key, int64_t usage, struct berth_error *err)
+{
+	int64_t limit = -1;
+	int r;
+
+	if (limit_value && *limit_value) {
+		r = key ? parse_value(key, limit_value, &limit, err)
+			: (parse_count(limit_value, &limit) ? 0 : -EINVAL);
+		if (r < 0)
+			return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+					       "Invalid value \"%s\" for \"limits.%s\"", limit_value,
+					       name);
+	}
+	return json_object_set_new(resources, name,
+				   json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "usage",
+					     (json_int_t)usage)) < 0
+		       ? -ENOMEM
+		       : 0;
+}
+
+int project_limits_state(const char *project, json_t **ret, struct berth_error *err)
+{
+	static const struct {
+		const char *name, *key;
+	} aggregates[] = {
+		{"cpu", "limits.cpu"},
+		{"disk", "limits.disk"},
+		{"memory", "limits.memory"},
+		{"processes", "limits.processes"},
+	};
+	_cleanup_(usage_release) struct usage u = {0};
+	json_auto_t *resources = json_object();
+	bool limited = false;
+	int r;
+
+	if (!resources)
+		return -ENOMEM;
+	r = usage_load(project, true, &u, &limited, err);
+	if (r >= 0)
+		r = state_add(resources, "instances", berth_json_string(u.config, "limits.instances"),
+			      NULL, count_type(u.instances, NULL), err);
+	if (r >= 0)
+		r = state_add(resources, "containers",
+			      berth_json_string(u.config, "limits.containers"), NULL,
+			      count_type(u.instances, "container"), err);
+	if (r >= 0)
+		r = state_add(resources, "virtual-machines",
+			      berth_json_string(u.config, "limits.virtual-machines"), NULL,
+			      count_type(u.instances, "virtual-machine"), err);
+	for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(aggregates); i++) {
+		int64_t total = 0;
+
+		r = usage_total(&u, aggregates[i].key, true, &total, err);
+		if (r >= 0)
+			r = state_add(resources, aggregates[i].name,
+				      berth_json_string(u.config, aggregates[i].key),
+				      aggregates[i].key, total, err);
+	}
+	if (r < 0)
+		return r;
+	*ret = json_pack("{s:O}", "resources", resources);
+	return *ret ? 0 : -ENOMEM;
 }

@@ -30,3 +30,7 @@ int project_limits_check_volume(const char *project, const json_t *volume,
  * in it may be below the current use. */
 int project_limits_check_config(const char *project, const json_t *cur, const json_t *next,
 				struct berth_error *err);
+/* GET /1.0/projects/{name}/state: {"resources": {"instances", "containers",
+ * "virtual-machines", "cpu", "disk", "memory", "processes": {"limit", "usage"}}}, limit
+ * -1 when unset; usage adds up what instances and volumes set (unset counts 0). */
+int project_limits_state(const char *project, json_t **ret, struct berth_error *err);

@@ -277,10 +277,20 @@ int api_project_resolve(struct api_request *req, const char *pattern, struct ber
 	return 0;
 }
 
+static int get_project_state(struct api_request *req, struct api_response *resp,
+			     struct berth_error *err)
+{
+	json_t *state = NULL;
+	int r = project_limits_state(req->params[0], &state, err);
+
+	return r < 0 ? r : api_sync(resp, state);
+}
+
 const struct api_route api_project_routes[] = {
 	{"GET", "/1.0/projects", list_projects, NULL},
 	{"POST", "/1.0/projects", create_project, NULL},
 	{"GET", "/1.0/projects/{}", get_project, NULL},
+	{"GET", "/1.0/projects/{}/state", get_project_state, NULL},
 	{"PUT", "/1.0/projects/{}", put_project, NULL},
 	{"PATCH", "/1.0/projects/{}", patch_project, NULL},
 	{"POST", "/1.0/projects/{}", rename_project, NULL},

@@ -250,6 +250,13 @@ refused "limits.processes below the current total is refused" \
 api GET /1.0/projects/p4
 is "$(jget '[j["metadata"]["config"][k] for k in ("limits.memory", "limits.processes")]')" \
 	'["256MiB", "100"]' "... and p4 keeps its limits"
+api GET /1.0/projects/p4/state
+is "$(jget '[(k, v["limit"], v["usage"]) for k, v in sorted(j["metadata"]["resources"].items())]')" \
+	'[["containers", -1, 1], ["cpu", 2, 1], ["disk", -1, 0], ["instances", -1, 1], ["memory", 268435456, 262144000], ["processes", 100, 50], ["virtual-machines", -1, 0]]' \
+	"GET /1.0/projects/p4/state: each limit and its use"
+run_lxc project info b:p4
+like "$OUT" 'MEMORY +\| +256\.00MiB +\| +250\.00MiB' "lxc project info p4 shows memory's limit and use"
+like "$OUT" 'PROCESSES +\| +100 +\| +50 ' "... and the processes'"
 
 # profile changes count too (p5 has its own profiles)
 run_lxc project create b:p5 -c limits.memory=300MiB
