@@ -133,6 +133,8 @@ run_lxc storage volume list b:default --project p2 -f csv -c tn
 like "$OUT" '(^|[[:space:]])custom,vd($|[[:space:]])' \
 	"lxc storage volume list --project p2 shows the default project's vd"
 like "$OUT" 'container,c2' "... beside p2's own instance volume c2"
+run_cli --project p2 storage volume list default -f csv
+like "$OUT" '(^|[[:space:]])custom,vd,' "berth --project p2 storage volume list shows vd too"
 expect_status 200 "GET custom/vd?project=p2 finds it" \
 	GET "/1.0/storage-pools/default/volumes/custom/vd?project=p2"
 run_lxc storage volume create b:default v2 --project p2
@@ -189,6 +191,10 @@ run_lxc init b:bb b:c3 --project p2
 refused "a second container in p2 is refused" \
 	'Reached maximum number of instances of type "container" in project "p2"'
 gone "... and leaves no instance" "/1.0/instances/c3?project=p2"
+run_cli --project p2 init bb c3
+refused "berth --project p2 init is refused the same way" \
+	'Reached maximum number of instances of type "container" in project "p2"'
+gone "... and leaves no instance" "/1.0/instances/c3?project=p2"
 [ -e "$BERTH_DIR/storage-pools/default/containers/p2_c3" ] &&
 	fail "... nor its root volume" || pass "... nor its root volume"
 run_lxc project set b:p2 limits.containers 0
@@ -237,6 +243,8 @@ gone "... and none of them left an instance" "/1.0/instances/m2?project=p4"
 run_lxc config set b:m1 limits.memory 300MiB --project p4
 refused "raising m1 past limits.memory is refused" \
 	'Failed checking if instance update allowed: Reached maximum aggregate value "256MiB" for "limits.memory" in project "p4"'
+run_cli --project p4 config set m1 limits.memory 300MiB
+refused "... with berth too" 'Reached maximum aggregate value "256MiB" for "limits.memory"'
 api GET "/1.0/instances/m1?project=p4"
 is "$(jget 'j["metadata"]["config"]["limits.memory"]')" 200MiB "... and m1 keeps 200MiB"
 run_lxc config set b:m1 limits.memory 250MiB --project p4
