@@ -88,7 +88,9 @@ int db_profile_rename(const char *project, const char *name, const char *new_nam
 		      struct berth_error *err);
 /* -EBUSY when instances use it; -EPERM for "default". */
 int db_profile_delete(const char *project, const char *name, struct berth_error *err);
-/* Names of the instances (in `project`) that list this profile, sorted. Array of strings. */
+/* URLs of the instances that list this profile, "/1.0/instances/x" plus "?project=p"
+ * outside "default", sorted by project then name. Instances of other projects appear
+ * too: a project without features.profiles uses the "default" project's profiles. */
 int db_profile_used_by(const char *project, const char *name, json_t **ret,
 		       struct berth_error *err);
 

@@ -107,6 +107,18 @@ rc_ok "lxc init b:bb c2 --project p2: the default project's image and profile"
 api GET "/1.0/instances/c2?project=p2"
 is "$(jget '[j["metadata"]["profiles"], j["metadata"]["expanded_devices"]["root"]["pool"]]')" \
 	'[["default"], "default"]' "c2 has the default project's default profile, root disk included"
+api GET /1.0/profiles/default
+is "$(jget 'j["metadata"]["used_by"]')" '["/1.0/instances/c2?project=p2"]' \
+	"the default project's default profile is used by p2's c2"
+run_lxc profile create b:extra
+run_lxc profile add b:c2 extra --project p2
+rc_ok "lxc profile add: p2's c2 takes the default project's profile extra"
+run_lxc profile delete b:extra
+refused "... which then can't be deleted" 'Profile "extra" is used by 1 instance'
+run_lxc profile remove b:c2 extra --project p2
+rc_ok "lxc profile remove: c2 drops it"
+run_lxc profile delete b:extra
+rc_ok "... and it can be deleted"
 run_lxc image import "$IMG" b: --project p1 --alias own
 rc_ok "lxc image import --project p1 (its own images)"
 run_lxc image list b: --project p1 -f csv -c l

@@ -205,7 +205,7 @@ static void test_project_features(void **state)
 	json_auto_t *p = parse("{\"name\":\"pf\",\"config\":{\"features.images\":\"true\"}}");
 	json_auto_t *on = parse("{\"config\":{\"features.images\":\"true\","
 				"\"features.profiles\":\"true\"}}");
-	json_auto_t *used = NULL, *inst = NULL;
+	json_auto_t *used = NULL, *used2 = NULL, *inst = NULL;
 	_cleanup_free_ char *images = NULL, *profiles = NULL, *volumes = NULL, *def = NULL;
 	const struct fixture *f = *state;
 
@@ -231,6 +231,8 @@ static void test_project_features(void **state)
 	assert_int_equal(db_instance_get("pf", "c1", &inst, &err), 0);
 	assert_json_eq(json_object_get(inst, "profiles"), "[\"default\"]");
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM profiles"), 1);
+	assert_int_equal(db_profile_used_by("default", "default", &used2, &err), 0);
+	assert_json_eq(used2, "[\"/1.0/instances/c1?project=pf\"]");
 	assert_fails(db_project_update("pf", on, &err), -EBUSY, BERTH_ERR_BAD_REQUEST, &err,
 		     "Features can only be changed on empty projects");
 	assert_int_equal(db_instance_delete("pf", "c1", &err), 0);
@@ -369,7 +371,7 @@ static void test_profiles(void **state)
 	create_instance("default", "{\"name\":\"b\",\"profiles\":[\"default\",\"www\"]}");
 	create_instance("default", "{\"name\":\"a\",\"profiles\":[\"www\"]}");
 	assert_int_equal(db_profile_used_by("default", "www", &used, &err), 0);
-	assert_json_eq(used, "[\"a\",\"b\"]");
+	assert_json_eq(used, "[\"/1.0/instances/a\",\"/1.0/instances/b\"]");
 	assert_fails(db_profile_delete("default", "www", &err), -EBUSY, BERTH_ERR_CONFLICT, &err,
 		     "Profile \"www\" is used by 2 instances");
 	assert_int_equal(db_instance_delete("default", "a", &err), 0);
