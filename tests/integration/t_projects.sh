@@ -77,6 +77,9 @@ run_lxc profile list b: --project p1 -f csv
 like "$OUT" '^default,' "lxc profile list --project p1 shows its default profile"
 run_lxc project create b:p2 -c features.images=false -c features.profiles=false -c features.storage.volumes=false
 rc_ok "lxc project create b:p2 with every feature off"
+run_lxc project list b: -f csv
+like "$OUT" '(^|[[:space:]])p1,YES,YES,YES,NO,' "lxc project list: p1 has images, profiles, volumes, no networks"
+like "$OUT" '(^|[[:space:]])p2,NO,NO,NO,NO,' "lxc project list: p2 has none of them"
 api GET "/1.0/profiles?project=p2&recursion=1"
 is "$(jget '[(p["name"], "root" in p["devices"]) for p in j["metadata"]]')" '[["default", true]]' \
 	"p2 has no profile of its own: it sees the default project's (with its root disk)"
