@@ -491,6 +491,9 @@ static int instance_create(sqlite3 *db, const char *project, const json_t *insta
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Instance name is missing");
 	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = db_project_instance_room(db, project_id, project, type ? type : "container",
+					     err);
 	if (r < 0)
 		return r;
 	berth_now_rfc3339(now);

@@ -5,6 +5,7 @@
  * project is empty, never on "default"; a project that still holds anything cannot be
  * deleted; used_by lists its contents as URLs. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/db/db.h"
@@ -112,6 +113,60 @@ int db_project_feature_project(const char *project, const char *feature, char **
 		return r;
 	r = project_feature_name(db, project, feature, ret, err);
 	return db_tx_end(db, r, err);
+}
+
+/* Whether `limit_key` of project `id` leaves room for one more row counted by `sql`. */
+static int project_room(sqlite3 *db, int64_t id, const char *limit_key, const char *sql,
+			const char *type, bool *ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_free_ char *value = NULL;
+	char *end = NULL;
+	long long limit;
+	int r;
+
+	*ret = true;
+	r = project_config_value(db, id, limit_key, &value, err);
+	if (r < 0 || !value || !*value)
+		return r;
+	limit = strtoll(value, &end, 10);
+	if (*end || limit < 0)
+		return 0; /* config_check refuses such values: nothing to enforce */
+	r = db_prepare(db, &stmt, err, sql, type ? "it" : "i", id, type);
+	if (r >= 0)
+		r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	*ret = (r > 0 ? sqlite3_column_int64(stmt, 0) : 0) < limit;
+	return 0;
+}
+
+int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project,
+			     const char *type, struct berth_error *err)
+{
+	const char *key = streq(type, "virtual-machine") ? "limits.virtual-machines"
+							 : "limits.containers";
+	bool room = true;
+	int r;
+
+	r = project_room(db, project_id, key,
+			 "SELECT COUNT(*) FROM instances WHERE project_id = ?1 AND type = ?2", type,
+			 &room, err);
+	if (r < 0)
+		return r;
+	if (!room)
+		return berth_error_set(err, -EDQUOT, BERTH_ERR_BAD_REQUEST,
+				       "Reached maximum number of instances of type \"%s\" in "
+				       "project \"%s\"", type, project);
+	r = project_room(db, project_id, "limits.instances",
+			 "SELECT COUNT(*) FROM instances WHERE project_id = ?1", NULL, &room, err);
+	if (r < 0)
+		return r;
+	if (!room)
+		return berth_error_set(err, -EDQUOT, BERTH_ERR_BAD_REQUEST,
+				       "Reached maximum number of instances in project \"%s\"",
+				       project);
+	return 0;
 }
 
 int db_project_insert(sqlite3 *db, const char *name, const char *description,

@@ -228,6 +228,33 @@ run_lxc project unset b:p2 limits.instances
 create c3 p2
 is "$(jget 'j["metadata"]["status"]')" Success "without the limit the instance is made"
 
+# Six creations from the image at once under limits.instances=2: each request passes
+# the API's check before any row exists; the insert's own check lets exactly two in.
+run_lxc project create b:pc -c features.images=false -c features.profiles=false \
+	-c limits.instances=2
+rc_ok "pc: the default project's images and profiles, limits.instances=2"
+racers=()
+for i in 1 2 3 4 5 6; do
+	curl -s --unix-socket "$BERTH_SOCKET" -X POST \
+		-d "{\"name\":\"r$i\",\"source\":{\"type\":\"image\",\"alias\":\"bb\"}}" \
+		"http://b/1.0/instances?project=pc" >"$TEST_TMP/race$i" &
+	racers+=($!)
+done
+wait "${racers[@]}" # not berthd, also a child of this shell
+ok_ops=0
+for i in 1 2 3 4 5 6; do
+	HTTP_BODY=$(cat "$TEST_TMP/race$i")
+	op=$(jget 'j.get("operation") or ""')
+	[ -n "$op" ] || continue
+	wait_operation "$op"
+	[ "$(jget 'j["metadata"]["status"]')" = Success ] && ok_ops=$((ok_ops + 1))
+done
+is "$ok_ops" 2 "six concurrent creations under limits.instances=2: two succeed"
+api GET "/1.0/instances?project=pc"
+is "$(jget 'len(j["metadata"])')" 2 "... and pc holds two instances"
+is "$(find "$BERTH_DIR/storage-pools/default/containers" -maxdepth 1 -name 'pc_*' | wc -l)" 2 \
+	"... and two root volumes: the refused ones removed theirs"
+
 # ---- limits: aggregates ----
 run_lxc project set b:p2 limits.memory 1GiB
 refused "limits.memory on a project whose instances have none is refused" \
