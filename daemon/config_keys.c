@@ -58,6 +58,12 @@ static const struct key_rule rules[] = {
 	{"limits.instances", false, V_UINT, NULL, PRJ},
 	{"limits.containers", false, V_UINT, NULL, PRJ},
 	{"limits.virtual-machines", false, V_UINT, NULL, PRJ},
+	{"limits.cpu", false, V_UINT, NULL, PRJ},
+	{"limits.memory", false, V_SIZE, NULL, PRJ},
+	{"limits.processes", false, V_UINT, NULL, PRJ},
+	{"limits.disk", false, V_SIZE, NULL, PRJ},
+	{"limits.networks", false, V_NOT_YET,
+	 "berth keeps every network in the \"default\" project (no features.networks)", PRJ},
 	/* instances and profiles */
 	{"boot.autostart", false, V_BOOL, NULL, INS},
 	{"boot.autostart.delay", false, V_UINT, NULL, INS},

@@ -282,15 +282,7 @@ int api_async(struct api_request *req, struct api_response *resp, const char *de
 
 int api_profile_project(const char *project, char **ret, struct berth_error *err)
 {
-	json_auto_t *p = NULL;
-	const char *v;
-	int r = db_project_get(project, &p, err);
-
-	if (r < 0)
-		return r;
-	v = berth_json_string(json_object_get(p, "config"), "features.profiles");
-	*ret = strdup(v && streq(v, "false") ? "default" : project);
-	return *ret ? 0 : -ENOMEM;
+	return db_project_feature_project(project, "features.profiles", ret, err);
 }
 
 /* ---- routing ---- */
@@ -419,7 +411,9 @@ static void work_cb(uv_work_t *w)
 {
 	struct api_work *aw = container_of(w, struct api_work, work);
 
-	aw->ret = aw->route->handler(&aw->req, &aw->resp, &aw->err);
+	aw->ret = api_project_resolve(&aw->req, aw->route->pattern, &aw->err);
+	if (aw->ret >= 0)
+		aw->ret = aw->route->handler(&aw->req, &aw->resp, &aw->err);
 	/* Serialize here, off the loop thread: large listings take milliseconds. */
 	if (aw->ret >= 0 && aw->resp.type == API_SYNC)
 		api_render_sync(&aw->resp);

@@ -134,9 +134,14 @@ void api_render_sync(struct api_response *resp);
 int api_async(struct api_request *req, struct api_response *resp, const char *description,
 	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
 	      struct berth_error *err);
-/* Effective project for profiles: the project itself when features.profiles is on,
- * else "default". -ENOENT when the project does not exist. */
+/* Effective project for profiles: the project itself when features.profiles is on
+ * (always for "default"), else "default". -ENOENT when the project does not exist. */
 int api_profile_project(const char *project, char **ret, struct berth_error *err);
+/* Before a handler runs (projects.c): a request on an image or on a custom storage
+ * volume in a project without features.images or features.storage.volumes acts on the
+ * "default" project's, as in LXD: req->project is replaced by "default". A project that
+ * does not exist is 404. Other routes are left alone. */
+int api_project_resolve(struct api_request *req, const char *pattern, struct berth_error *err);
 
 /* PATCH semantics shared by profiles, projects and instances: "config" keys are
  * merged (an empty value removes the key), "devices" are replaced by name,

@@ -19,6 +19,7 @@
 #include "daemon/api/filter.h"
 #include "daemon/api/instance_logs.h"
 #include "daemon/api/instance_volume.h"
+#include "daemon/api/project_limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
@@ -705,30 +706,34 @@ static int prepare_image(struct api_request *req, const json_t *source, json_t *
 	const char *fp = berth_json_string(source, "fingerprint");
 	const char *server = berth_json_string(source, "server");
 	json_t *config = json_object_get(obj, "config");
+	_cleanup_free_ char *images = NULL; /* the project whose images it uses */
 	json_auto_t *img = NULL;
 	const char *key;
 	json_t *v;
 	int r;
 
+	r = db_project_feature_project(req->project, "features.images", &images, err);
+	if (r < 0)
+		return r;
 	if (server && *server)
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Images from a remote server are not supported yet: "
 				       "import the image first (berth image import)");
 	if (alias && *alias) {
 		json_auto_t *a = NULL;
-		r = db_image_alias_get(req->project, alias, &a, err);
+		r = db_image_alias_get(images, alias, &a, err);
 		if (r < 0)
 			return r;
-		r = db_image_resolve(req->project, berth_json_string(a, "target") ?: "",
+		r = db_image_resolve(images, berth_json_string(a, "target") ?: "",
 				     &j->fingerprint, err);
 	} else if (fp && *fp) {
-		r = db_image_resolve(req->project, fp, &j->fingerprint, err);
+		r = db_image_resolve(images, fp, &j->fingerprint, err);
 	} else {
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Image source needs an alias or a fingerprint");
 	}
 	if (r >= 0)
-		r = db_image_get(req->project, j->fingerprint, &img, err);
+		r = db_image_get(images, j->fingerprint, &img, err);
 	if (r < 0)
 		return r;
 	if (!*(berth_json_string(req->body, "architecture") ?: ""))
@@ -901,6 +906,8 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		r = prepare_copy(req, source, obj, j, err);
 		run = run_copy;
 	}
+	if (r >= 0)
+		r = project_limits_check_instance(req->project, obj, true, err);
 	if (r < 0) {
 		instance_job_free(j);
 		return r;
@@ -1039,6 +1046,8 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 	if (!*(berth_json_string(next, "architecture") ?: ""))
 		json_object_set(next, "architecture", json_object_get(cur, "architecture"));
 	r = check_profiles_exist(req->project, json_object_get(next, "profiles"), err);
+	if (r >= 0)
+		r = project_limits_check_instance(req->project, next, false, err);
 	if (r < 0) {
 		json_decref(next);
 		return r;

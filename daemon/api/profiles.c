@@ -3,6 +3,7 @@
 
 #include "daemon/api/api.h"
 #include "daemon/api/instance_volume.h"
+#include "daemon/api/project_limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
@@ -43,27 +44,14 @@ static char *profile_etag(const json_t *p)
 	return e ? api_etag(e) : NULL;
 }
 
-/* Add "used_by" (instance URLs) to a profile object. */
+/* Add "used_by" (instance URLs, of every project that uses the profile) to a profile. */
 static int profile_add_used_by(const char *project, json_t *profile, struct berth_error *err)
 {
-	json_auto_t *names = NULL;
-	json_t *urls = json_array(), *n;
-	size_t i;
-	int r = db_profile_used_by(project, berth_json_string(profile, "name"), &names, err);
+	json_t *urls = NULL;
+	int r = db_profile_used_by(project, berth_json_string(profile, "name"), &urls, err);
 
-	if (r < 0) {
-		json_decref(urls);
+	if (r < 0)
 		return r;
-	}
-	json_array_foreach(names, i, n) {
-		char *u = api_url("instances", json_string_value(n), project);
-		if (!u) {
-			json_decref(urls);
-			return -ENOMEM;
-		}
-		json_array_append_new(urls, json_string(u));
-		free(u);
-	}
 	json_object_set_new(profile, "used_by", urls);
 	return 0;
 }
@@ -290,9 +278,10 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 		api_config_drop_empty(json_object_get(next, "config"));
 	}
 	r = running_users(req->d, project, req->params[0], &users, err);
-	if (r < 0)
-		return r;
-	r = db_profile_update(project, req->params[0], next, err);
+	if (r >= 0)
+		r = project_limits_check_profile(req->project, next, err);
+	if (r >= 0)
+		r = db_profile_update(project, req->params[0], next, err);
 	if (r < 0)
 		return r;
 	r = users_apply(req->d, users, &notice, err);

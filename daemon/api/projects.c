@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/project_limits.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
@@ -15,11 +16,33 @@ static const struct berth_json_field project_fields[] = {
 
 static int project_check(const json_t *body, struct berth_error *err)
 {
+	const char *networks;
 	int r = berth_json_check(body, project_fields, ARRAY_SIZE(project_fields), "project", err);
 
+	if (r >= 0)
+		r = config_check_all(CONFIG_PROJECT, json_object_get(body, "config"), err);
 	if (r < 0)
 		return r;
-	return config_check_all(CONFIG_PROJECT, json_object_get(body, "config"), err);
+	/* Networks are not per project here: a project can't claim its own. */
+	networks = berth_json_string(json_object_get(body, "config"), "features.networks");
+	if (networks && (streq(networks, "true") || streq(networks, "1") ||
+			 streq(networks, "yes") || streq(networks, "on")))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Project feature \"features.networks\" isn't supported: "
+				       "berth keeps every network in the \"default\" project");
+	return 0;
+}
+
+/* LXD 5.0's defaults for a new project: its own images, profiles and custom volumes
+ * (features.networks stays off), unless the request says otherwise. */
+static void project_default_features(json_t *config)
+{
+	static const char *const features[] = {"features.images", "features.profiles",
+					       "features.storage.volumes"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(features); i++)
+		if (!json_object_get(config, features[i]))
+			json_object_set_new(config, features[i], json_string("true"));
 }
 
 static char *project_etag(const json_t *p)
@@ -92,9 +115,7 @@ static int create_project(struct api_request *req, struct api_response *resp,
 		return r;
 	config = berth_json_object_or_empty(req->body, "config");
 	api_config_drop_empty(config);
-	/* LXD's defaults for a new project: its own profiles (and so its own default one). */
-	if (!json_object_get(config, "features.profiles"))
-		json_object_set_new(config, "features.profiles", json_string("true"));
+	project_default_features(config);
 	p = json_pack("{s:s, s:s, s:o}", "name", name, "description",
 		      berth_json_string(req->body, "description") ?: "", "config", config);
 	r = db_project_create(p, err);
@@ -154,6 +175,10 @@ static int update_project(struct api_request *req, struct api_response *resp,
 				 berth_json_object_or_empty(req->body, "config"));
 		api_config_drop_empty(json_object_get(next, "config"));
 	}
+	r = project_limits_check_config(req->params[0], json_object_get(cur, "config"),
+					json_object_get(next, "config"), err);
+	if (r < 0)
+		return r;
 	r = db_project_update(req->params[0], next, err);
 	if (r < 0)
 		return r;
@@ -219,10 +244,53 @@ static int delete_project(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
+/* Which feature decides the project of a route's objects (NULL: the request's own). */
+static const char *route_feature(const struct api_request *req, const char *pattern)
+{
+	static const char vol[] = "/1.0/storage-pools/{}/volumes";
+
+	if (berth_startswith(pattern, "/1.0/images"))
+		return "features.images";
+	if (!berth_startswith(pattern, vol))
+		return NULL;
+	/* POST .../volumes creates custom volumes only; GET .../volumes lists the
+	 * instances' volumes of the project too (storage_volumes.c mixes both). */
+	if (streq(pattern, vol))
+		return streq(req->method, "POST") ? "features.storage.volumes" : NULL;
+	return req->params[1] && streq(req->params[1], "custom") ? "features.storage.volumes"
+								  : NULL;
+}
+
+int api_project_resolve(struct api_request *req, const char *pattern, struct berth_error *err)
+{
+	const char *feature = route_feature(req, pattern);
+	char *effective = NULL;
+	int r;
+
+	if (!feature || streq(req->project, "default"))
+		return 0;
+	r = db_project_feature_project(req->project, feature, &effective, err);
+	if (r < 0)
+		return r;
+	free(req->project);
+	req->project = effective;
+	return 0;
+}
+
+static int get_project_state(struct api_request *req, struct api_response *resp,
+			     struct berth_error *err)
+{
+	json_t *state = NULL;
+	int r = project_limits_state(req->params[0], &state, err);
+
+	return r < 0 ? r : api_sync(resp, state);
+}
+
 const struct api_route api_project_routes[] = {
 	{"GET", "/1.0/projects", list_projects, NULL},
 	{"POST", "/1.0/projects", create_project, NULL},
 	{"GET", "/1.0/projects/{}", get_project, NULL},
+	{"GET", "/1.0/projects/{}/state", get_project_state, NULL},
 	{"PUT", "/1.0/projects/{}", put_project, NULL},
 	{"PATCH", "/1.0/projects/{}", patch_project, NULL},
 	{"POST", "/1.0/projects/{}", rename_project, NULL},

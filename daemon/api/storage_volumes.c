@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/api/project_limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
@@ -164,6 +165,40 @@ static int vol_ctx_new(struct api_request *req, const char *name, const char *sn
 
 /* ---- volumes ---- */
 
+/* Rows of the listing: a project without features.storage.volumes shows the "default"
+ * project's custom volumes beside its own instances' volumes, as LXD does. (A route on
+ * custom volumes only already got the effective project: api_project_resolve.) */
+static int list_volume_rows(struct api_request *req, const char *type, json_t **ret,
+			    struct berth_error *err)
+{
+	_cleanup_free_ char *custom_project = NULL;
+	json_auto_t *custom = NULL;
+	json_auto_t *all = NULL;
+	json_t *v;
+	size_t i;
+	int r;
+
+	if (type)
+		return db_volume_list(req->params[0], req->project, type, ret, err);
+	r = db_project_feature_project(req->project, "features.storage.volumes",
+				       &custom_project, err);
+	if (r >= 0)
+		r = db_volume_list(req->params[0], req->project, NULL, &all, err);
+	if (r < 0 || streq(custom_project, req->project)) {
+		if (r >= 0)
+			*ret = TAKE_PTR(all);
+		return r;
+	}
+	r = db_volume_list(req->params[0], custom_project, "custom", &custom, err);
+	if (r < 0)
+		return r;
+	json_array_foreach(all, i, v)
+		if (!streq(berth_json_string(v, "type") ?: "", "custom"))
+			json_array_append(custom, v);
+	*ret = TAKE_PTR(custom);
+	return 0;
+}
+
 static int list_volumes(struct api_request *req, struct api_response *resp, const char *type,
 			struct berth_error *err)
 {
@@ -177,7 +212,7 @@ static int list_volumes(struct api_request *req, struct api_response *resp, cons
 	if (type && storage_volume_type_from_name(type, &t) < 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Invalid storage volume type \"%s\"", type);
-	r = db_volume_list(req->params[0], req->project, type, &list, err);
+	r = list_volume_rows(req, type, &list, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(list, i, v) {
@@ -544,6 +579,8 @@ static int create_volume(struct api_request *req, struct api_response *resp,
 	if (r >= 0)
 		r = config_size(json_object_get(obj, "config"), &c->size, err);
 	if (r >= 0)
+		r = project_limits_check_volume(req->project, obj, err);
+	if (r >= 0)
 		r = db_volume_create(req->params[0], req->project, obj, create_hook, c, err);
 	if (r < 0) {
 		if (c && c->done)
@@ -697,6 +734,8 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 		r = config_size(json_object_get(cur, "config"), &old_size, err);
 	if (r >= 0)
 		r = config_size(json_object_get(next, "config"), &c->size, err);
+	if (r >= 0)
+		r = project_limits_check_volume(req->project, next, err);
 	if (r < 0)
 		return r;
 	r = db_volume_update(req->params[0], req->project, "custom", req->params[2], next,
@@ -1190,15 +1229,18 @@ static int disk_device_check(const char *project, const char *name, const json_t
 
 int api_disk_devices_check(const char *project, const json_t *devices, struct berth_error *err)
 {
+	_cleanup_free_ char *custom = NULL; /* whose custom volumes `project` uses */
 	const char *name;
 	json_t *dev;
+	int r;
 
+	r = db_project_feature_project(project, "features.storage.volumes", &custom, err);
+	if (r < 0)
+		return r;
 	json_object_foreach((json_t *)devices, name, dev) {
-		int r;
-
 		if (!streq(berth_json_string(dev, "type") ?: "", "disk"))
 			continue;
-		r = disk_device_check(project, name, dev, err);
+		r = disk_device_check(custom, name, dev, err);
 		if (r < 0)
 			return r;
 	}

@@ -57,7 +57,8 @@ int db_server_config_replace(const json_t *config, struct berth_error *err);
 /* ---- projects: {"name","description","config":{str:str}} ---- */
 int db_project_list(json_t **ret, struct berth_error *err); /* array, sorted by name */
 int db_project_get(const char *name, json_t **ret, struct berth_error *err);
-/* Also creates the project's own empty "default" profile, as LXD does. */
+/* With features.profiles on, also creates the project's own empty "default" profile, as
+ * LXD does. */
 int db_project_create(const json_t *project, struct berth_error *err);
 /* Replace description and config of `name` from `project` (its "name" is ignored). */
 int db_project_update(const char *name, const json_t *project, struct berth_error *err);
@@ -69,6 +70,11 @@ int db_project_delete(const char *name, struct berth_error *err);
 /* URLs of what the project holds: "/1.0/instances/x?project=p", "/1.0/profiles/y?project=p"
  * (the "?project=p" suffix is omitted for project "default"). Array of strings. */
 int db_project_used_by(const char *name, json_t **ret, struct berth_error *err);
+/* The project whose objects `project` uses for `feature` ("features.images",
+ * "features.profiles", "features.storage.volumes"): itself when the feature is on (and
+ * always for "default"), else "default". -ENOENT when the project does not exist. */
+int db_project_feature_project(const char *project, const char *feature, char **ret,
+			       struct berth_error *err);
 
 /* ---- profiles (per project): {"name","description","config":{str:str},
  *      "devices":{devname:{str:str}}} ---- */
@@ -82,7 +88,9 @@ int db_profile_rename(const char *project, const char *name, const char *new_nam
 		      struct berth_error *err);
 /* -EBUSY when instances use it; -EPERM for "default". */
 int db_profile_delete(const char *project, const char *name, struct berth_error *err);
-/* Names of the instances (in `project`) that list this profile, sorted. Array of strings. */
+/* URLs of the instances that list this profile, "/1.0/instances/x" plus "?project=p"
+ * outside "default", sorted by project then name. Instances of other projects appear
+ * too: a project without features.profiles uses the "default" project's profiles. */
 int db_profile_used_by(const char *project, const char *name, json_t **ret,
 		       struct berth_error *err);
 

@@ -136,6 +136,16 @@ int db_project_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_erro
 int db_profile_id(sqlite3 *db, int64_t project_id, const char *name, int64_t *ret,
 		  struct berth_error *err);
 int db_pool_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err);
+/* Id of the project whose objects project `project_id` uses for `feature` (itself when
+ * the feature is on, else "default"'s), as db_project_feature_project. */
+int db_project_feature_id(sqlite3 *db, int64_t project_id, const char *feature, int64_t *ret,
+			  struct berth_error *err);
+/* Inside the transaction that inserts an instance of `type` ("container",
+ * "virtual-machine") into project `project_id` (named `project`): -EDQUOT (400, LXD's
+ * message) when limits.instances or the type's limit has no room left. The API checks
+ * first; this makes concurrent creations unable to pass a limit together. */
+int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project,
+			     const char *type, struct berth_error *err);
 
 /* ---- inserts used by db_init() for the defaults (caller holds the transaction) ---- */
 

@@ -425,12 +425,17 @@ int db_instance_get(const char *project, const char *name, json_t **ret, struct 
 static int instance_store_profiles(sqlite3 *db, int64_t project_id, int64_t id,
 				   const json_t *profiles, struct berth_error *err)
 {
+	int64_t profiles_project = 0;
 	size_t i;
 	json_t *v;
 	int r;
 
 	if (!json_is_array(profiles))
 		return 0;
+	/* A project without features.profiles uses the "default" project's profiles. */
+	r = db_project_feature_id(db, project_id, "features.profiles", &profiles_project, err);
+	if (r < 0)
+		return r;
 	json_array_foreach (profiles, i, v) {
 		const char *name = json_string_value(v);
 		int64_t profile_id = 0;
@@ -438,7 +443,7 @@ static int instance_store_profiles(sqlite3 *db, int64_t project_id, int64_t id,
 		if (!name)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Profile names must be strings");
-		r = db_profile_id(db, project_id, name, &profile_id, err);
+		r = db_profile_id(db, profiles_project, name, &profile_id, err);
 		if (r < 0)
 			return r;
 		r = db_exec(db, err,
@@ -486,6 +491,9 @@ static int instance_create(sqlite3 *db, const char *project, const json_t *insta
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Instance name is missing");
 	r = db_project_id(db, project, &project_id, err);
+	if (r >= 0)
+		r = db_project_instance_room(db, project_id, project, type ? type : "container",
+					     err);
 	if (r < 0)
 		return r;
 	berth_now_rfc3339(now);

@@ -7,6 +7,7 @@
 #include "daemon/db/db.h"
 #include "daemon/db/db_internal.h"
 #include "lib/json.h"
+#include "lib/util.h"
 
 static const char sql_config_load[] =
 	"SELECT key, value FROM profiles_config WHERE profile_id = ?1 ORDER BY key";
@@ -335,14 +336,25 @@ static int profile_used_by(sqlite3 *db, const char *project, const char *name, j
 	if (r < 0)
 		return r;
 	r = db_prepare(db, &stmt, err,
-		       "SELECT i.name FROM instances_profiles ip"
+		       "SELECT i.name, p.name FROM instances_profiles ip"
 		       " JOIN instances i ON i.id = ip.instance_id"
-		       " WHERE ip.profile_id = ?1 AND i.project_id = ?2 ORDER BY i.name",
-		       "ii", id, project_id);
+		       " JOIN projects p ON p.id = i.project_id"
+		       " WHERE ip.profile_id = ?1 ORDER BY p.name, i.name",
+		       "i", id);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
-		r = db_json_append_str(list, db_column_text(stmt, 0), err);
+		_cleanup_free_ char *inst = berth_url_encode(db_column_text(stmt, 0));
+		_cleanup_free_ char *proj = berth_url_encode(db_column_text(stmt, 1));
+		_cleanup_free_ char *url = NULL;
+
+		if (inst && proj)
+			url = streq(proj, "default")
+				      ? berth_strdup_printf("/1.0/instances/%s", inst)
+				      : berth_strdup_printf("/1.0/instances/%s?project=%s", inst, proj);
+		if (!url)
+			return db_oom(err);
+		r = db_json_append_str(list, url, err);
 		if (r < 0)
 			return r;
 	}

@@ -1,7 +1,11 @@
 /* daemon/db/projects.c: projects (`projects`, `projects_config`) and what refers to
- * them: a new project gets its own "default" profile; a project that still holds
- * instances or other profiles cannot be deleted; used_by lists its contents as URLs. */
+ * them. As in LXD 5.0: a project with features.profiles has its own (empty) "default"
+ * profile; without a feature (features.images, .profiles, .storage.volumes) the project
+ * uses the "default" project's objects of that kind; features change only while the
+ * project is empty, never on "default"; a project that still holds anything cannot be
+ * deleted; used_by lists its contents as URLs. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/db/db.h"
@@ -29,6 +33,139 @@ int db_project_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_erro
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Project \"%s\" not found", name);
 	*ret = sqlite3_column_int64(stmt, 0);
+	return 0;
+}
+
+/* LXD's IsTrue: "true", "1", "yes", "on"; absent or anything else is off. */
+static bool value_true(const char *v)
+{
+	return v && (streq(v, "true") || streq(v, "1") || streq(v, "yes") || streq(v, "on"));
+}
+
+static bool feature_on(const json_t *config, const char *feature)
+{
+	return value_true(berth_json_string(config, feature));
+}
+
+static int project_config_value(sqlite3 *db, int64_t id, const char *key, char **ret,
+				struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int r;
+
+	*ret = NULL;
+	r = db_prepare(db, &stmt, err,
+		       "SELECT value FROM projects_config WHERE project_id = ?1 AND key = ?2",
+		       "it", id, key);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r <= 0)
+		return r;
+	*ret = strdup(db_column_text(stmt, 0));
+	return *ret ? 0 : db_oom(err);
+}
+
+int db_project_feature_id(sqlite3 *db, int64_t project_id, const char *feature, int64_t *ret,
+			  struct berth_error *err)
+{
+	_cleanup_free_ char *value = NULL;
+	int r;
+
+	r = project_config_value(db, project_id, feature, &value, err);
+	if (r < 0)
+		return r;
+	if (value_true(value)) {
+		*ret = project_id;
+		return 0;
+	}
+	/* "default" itself has every feature: this finds its own id. */
+	return db_project_id(db, "default", ret, err);
+}
+
+static int project_feature_name(sqlite3 *db, const char *project, const char *feature,
+				char **ret, struct berth_error *err)
+{
+	_cleanup_free_ char *value = NULL;
+	int64_t id = 0;
+	int r;
+
+	r = db_project_id(db, project, &id, err);
+	if (r < 0)
+		return r;
+	if (!streq(project, "default")) {
+		r = project_config_value(db, id, feature, &value, err);
+		if (r < 0)
+			return r;
+	}
+	*ret = strdup(streq(project, "default") || value_true(value) ? project : "default");
+	return *ret ? 0 : db_oom(err);
+}
+
+int db_project_feature_project(const char *project, const char *feature, char **ret,
+			       struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = db_read_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = project_feature_name(db, project, feature, ret, err);
+	return db_tx_end(db, r, err);
+}
+
+/* Whether `limit_key` of project `id` leaves room for one more row counted by `sql`. */
+static int project_room(sqlite3 *db, int64_t id, const char *limit_key, const char *sql,
+			const char *type, bool *ret, struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_free_ char *value = NULL;
+	char *end = NULL;
+	long long limit;
+	int r;
+
+	*ret = true;
+	r = project_config_value(db, id, limit_key, &value, err);
+	if (r < 0 || !value || !*value)
+		return r;
+	limit = strtoll(value, &end, 10);
+	if (*end || limit < 0)
+		return 0; /* config_check refuses such values: nothing to enforce */
+	r = db_prepare(db, &stmt, err, sql, type ? "it" : "i", id, type);
+	if (r >= 0)
+		r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	*ret = (r > 0 ? sqlite3_column_int64(stmt, 0) : 0) < limit;
+	return 0;
+}
+
+int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project,
+			     const char *type, struct berth_error *err)
+{
+	const char *key = streq(type, "virtual-machine") ? "limits.virtual-machines"
+							 : "limits.containers";
+	bool room = true;
+	int r;
+
+	r = project_room(db, project_id, key,
+			 "SELECT COUNT(*) FROM instances WHERE project_id = ?1 AND type = ?2", type,
+			 &room, err);
+	if (r < 0)
+		return r;
+	if (!room)
+		return berth_error_set(err, -EDQUOT, BERTH_ERR_BAD_REQUEST,
+				       "Reached maximum number of instances of type \"%s\" in "
+				       "project \"%s\"", type, project);
+	r = project_room(db, project_id, "limits.instances",
+			 "SELECT COUNT(*) FROM instances WHERE project_id = ?1", NULL, &room, err);
+	if (r < 0)
+		return r;
+	if (!room)
+		return berth_error_set(err, -EDQUOT, BERTH_ERR_BAD_REQUEST,
+				       "Reached maximum number of instances in project \"%s\"",
+				       project);
 	return 0;
 }
 
@@ -131,10 +268,24 @@ int db_project_get(const char *name, json_t **ret, struct berth_error *err)
 	return db_tx_end(db, r, err);
 }
 
-static int project_create(sqlite3 *db, const json_t *project, struct berth_error *err)
+/* The empty "default" profile LXD gives a project with features.profiles. */
+static int project_default_profile(sqlite3 *db, int64_t id, const char *name,
+				   struct berth_error *err)
 {
 	_cleanup_free_ char *description = NULL;
 	json_auto_t *profile = NULL;
+
+	description = berth_strdup_printf("Default LXD profile for project %s", name);
+	if (!description)
+		return db_oom(err);
+	profile = json_pack("{s:s, s:s}", "name", "default", "description", description);
+	if (!profile)
+		return db_oom(err);
+	return db_profile_insert(db, id, profile, err);
+}
+
+static int project_create(sqlite3 *db, const json_t *project, struct berth_error *err)
+{
 	const char *name = berth_json_string(project, "name");
 	int64_t id = 0;
 	int r;
@@ -146,14 +297,10 @@ static int project_create(sqlite3 *db, const json_t *project, struct berth_error
 			      json_object_get(project, "config"), &id, err);
 	if (r < 0)
 		return r;
-	/* As LXD does, every new project starts with an empty "default" profile. */
-	description = berth_strdup_printf("Default LXD profile for project %s", name);
-	if (!description)
-		return db_oom(err);
-	profile = json_pack("{s:s, s:s}", "name", "default", "description", description);
-	if (!profile)
-		return db_oom(err);
-	return db_profile_insert(db, id, profile, err);
+	/* As LXD does, a project with its own profiles starts with an empty "default". */
+	if (!feature_on(json_object_get(project, "config"), "features.profiles"))
+		return 0;
+	return project_default_profile(db, id, name, err);
 }
 
 int db_project_create(const json_t *project, struct berth_error *err)
@@ -168,14 +315,109 @@ int db_project_create(const json_t *project, struct berth_error *err)
 	return db_tx_end(db, r, err);
 }
 
+/* Count rows of `sql` (?1 = project id, one COUNT(*) column). */
+static int project_count(sqlite3 *db, const char *sql, int64_t id, int64_t *ret,
+			 struct berth_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int r;
+
+	r = db_prepare(db, &stmt, err, sql, "i", id);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	*ret = r > 0 ? sqlite3_column_int64(stmt, 0) : 0;
+	return 0;
+}
+
+/* What a project holds besides its "default" profile, as LXD counts for "empty". */
+struct project_contents {
+	int64_t instances, images, profiles, volumes;
+};
+
+static int project_contents(sqlite3 *db, int64_t id, struct project_contents *ret,
+			    struct berth_error *err)
+{
+	int r;
+
+	r = project_count(db, "SELECT COUNT(*) FROM instances WHERE project_id = ?1", id,
+			  &ret->instances, err);
+	if (r >= 0)
+		r = project_count(db, "SELECT COUNT(*) FROM images WHERE project_id = ?1", id,
+				  &ret->images, err);
+	if (r >= 0)
+		r = project_count(db,
+				  "SELECT COUNT(*) FROM profiles"
+				  " WHERE project_id = ?1 AND name != 'default'",
+				  id, &ret->profiles, err);
+	if (r >= 0)
+		r = project_count(db,
+				  "SELECT COUNT(*) FROM storage_volumes"
+				  " WHERE project_id = ?1 AND type = 'custom'",
+				  id, &ret->volumes, err);
+	return r;
+}
+
+static bool project_contents_empty(const struct project_contents *c)
+{
+	return c->instances == 0 && c->images == 0 && c->profiles == 0 && c->volumes == 0;
+}
+
+static const char *const project_features[] = {
+	"features.images", "features.profiles", "features.storage.volumes", "features.networks",
+};
+
+/* LXD's rules for changing features: never on "default", only while the project is
+ * empty; features.profiles brings the project's own empty "default" profile or removes
+ * it. */
+static int project_features_change(sqlite3 *db, int64_t id, const char *name,
+				   const json_t *old_config, const json_t *new_config,
+				   struct berth_error *err)
+{
+	struct project_contents contents = {0};
+	bool changed = false;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(project_features); i++)
+		changed |= !streq(berth_json_string(old_config, project_features[i]) ?: "",
+				  berth_json_string(new_config, project_features[i]) ?: "");
+	if (!changed)
+		return 0;
+	if (streq(name, "default"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "You can't change the features of the default project");
+	r = project_contents(db, id, &contents, err);
+	if (r < 0)
+		return r;
+	if (!project_contents_empty(&contents))
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "Features can only be changed on empty projects");
+	if (feature_on(old_config, "features.profiles") ==
+	    feature_on(new_config, "features.profiles"))
+		return 0;
+	if (!feature_on(new_config, "features.profiles")) {
+		r = db_exec(db, err, "DELETE FROM profiles WHERE project_id = ?1", "i", id);
+		return r < 0 ? r : 0;
+	}
+	return project_default_profile(db, id, name, err);
+}
+
 static int project_update(sqlite3 *db, const char *name, const json_t *project,
 			  struct berth_error *err)
 {
 	const char *description = berth_json_string(project, "description");
+	json_auto_t *old_config = NULL;
 	int64_t id = 0;
 	int r;
 
 	r = db_project_id(db, name, &id, err);
+	if (r >= 0)
+		r = db_kv_load(db, sql_config_load, id, &old_config, err);
+	if (r >= 0)
+		r = project_features_change(db, id, name, old_config,
+					    json_object_get(project, "config"), err);
 	if (r < 0)
 		return r;
 	r = db_exec(db, err, "UPDATE projects SET description = ?2 WHERE id = ?1", "it", id,
@@ -232,49 +474,27 @@ int db_project_rename(const char *name, const char *new_name, struct berth_error
 	return db_tx_end(db, r, err);
 }
 
-/* Count rows of `sql` (?1 = project id, one COUNT(*) column). */
-static int project_count(sqlite3 *db, const char *sql, int64_t id, int64_t *ret,
-			 struct berth_error *err)
-{
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	int r;
-
-	r = db_prepare(db, &stmt, err, sql, "i", id);
-	if (r < 0)
-		return r;
-	r = db_step(stmt, err);
-	if (r < 0)
-		return r;
-	*ret = r > 0 ? sqlite3_column_int64(stmt, 0) : 0;
-	return 0;
-}
-
 static int project_delete(sqlite3 *db, const char *name, struct berth_error *err)
 {
-	int64_t id = 0, instances = 0, profiles = 0;
+	struct project_contents c = {0};
+	int64_t id = 0;
 	int r;
 
 	if (streq(name, "default"))
 		return berth_error_set(err, -EBUSY, BERTH_ERR_FORBIDDEN,
 				       "The \"default\" project cannot be deleted");
 	r = db_project_id(db, name, &id, err);
+	if (r >= 0)
+		r = project_contents(db, id, &c, err);
 	if (r < 0)
 		return r;
-	r = project_count(db, "SELECT COUNT(*) FROM instances WHERE project_id = ?1", id,
-			  &instances, err);
-	if (r < 0)
-		return r;
-	r = project_count(db,
-			  "SELECT COUNT(*) FROM profiles"
-			  " WHERE project_id = ?1 AND name != 'default'",
-			  id, &profiles, err);
-	if (r < 0)
-		return r;
-	if (instances > 0 || profiles > 0)
+	if (!project_contents_empty(&c))
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
 				       "Only empty projects can be removed: project \"%s\" has "
-				       "%lld instances and %lld profiles besides \"default\"",
-				       name, (long long)instances, (long long)profiles);
+				       "%lld instances, %lld images, %lld custom volumes and "
+				       "%lld profiles besides \"default\"",
+				       name, (long long)c.instances, (long long)c.images,
+				       (long long)c.volumes, (long long)c.profiles);
 	r = db_exec(db, err, "DELETE FROM projects WHERE id = ?1", "i", id);
 	return r < 0 ? r : 0;
 }

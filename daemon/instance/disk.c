@@ -36,10 +36,14 @@ static int volume_source(struct berth_daemon *d, const char *project, const char
 {
 	json_auto_t *pobj = NULL;
 	_cleanup_(storage_pool_freep) struct storage_pool *sp = NULL;
-	_cleanup_free_ char *disk = storage_vol_disk_name(project, source);
-	struct storage_vol vol = {STORAGE_VOL_CUSTOM, disk};
-	int r;
+	_cleanup_free_ char *owner = NULL; /* the project whose volumes this one sees */
+	_cleanup_free_ char *disk = NULL;
+	struct storage_vol vol = {STORAGE_VOL_CUSTOM, NULL};
+	int r = db_project_feature_project(project, "features.storage.volumes", &owner, err);
 
+	if (r < 0)
+		return r;
+	vol.name = disk = storage_vol_disk_name(owner, source);
 	if (!disk)
 		return -ENOMEM;
 	r = db_pool_get(pool, &pobj, err);

@@ -197,13 +197,60 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM projects"), 1);
 }
 
+/* A project without features.profiles has no profile of its own: its instances link
+ * the "default" project's; turning the feature on gives it an empty "default". */
+static void test_project_features(void **state)
+{
+	struct berth_error err = { 0 };
+	json_auto_t *p = parse("{\"name\":\"pf\",\"config\":{\"features.images\":\"true\"}}");
+	json_auto_t *on = parse("{\"config\":{\"features.images\":\"true\","
+				"\"features.profiles\":\"true\"}}");
+	json_auto_t *used = NULL, *used2 = NULL, *inst = NULL;
+	_cleanup_free_ char *images = NULL, *profiles = NULL, *volumes = NULL, *def = NULL;
+	const struct fixture *f = *state;
+
+	assert_int_equal(db_project_create(p, &err), 0);
+	assert_int_equal(db_project_used_by("pf", &used, &err), 0);
+	assert_json_eq(used, "[]");
+	assert_int_equal(db_project_feature_project("pf", "features.images", &images, &err), 0);
+	assert_string_equal(images, "pf");
+	assert_int_equal(db_project_feature_project("pf", "features.profiles", &profiles, &err),
+			 0);
+	assert_string_equal(profiles, "default");
+	assert_int_equal(
+		db_project_feature_project("pf", "features.storage.volumes", &volumes, &err), 0);
+	assert_string_equal(volumes, "default");
+	assert_int_equal(db_project_feature_project("default", "features.profiles", &def, &err),
+			 0);
+	assert_string_equal(def, "default");
+	assert_fails(db_project_feature_project("nope", "features.images", &def, &err), -ENOENT,
+		     BERTH_ERR_NOT_FOUND, &err, "Project \"nope\" not found");
+
+	/* Its instance links the default project's "default" profile. */
+	create_instance("pf", "{\"name\":\"c1\",\"profiles\":[\"default\"]}");
+	assert_int_equal(db_instance_get("pf", "c1", &inst, &err), 0);
+	assert_json_eq(json_object_get(inst, "profiles"), "[\"default\"]");
+	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM profiles"), 1);
+	assert_int_equal(db_profile_used_by("default", "default", &used2, &err), 0);
+	assert_json_eq(used2, "[\"/1.0/instances/c1?project=pf\"]");
+	assert_fails(db_project_update("pf", on, &err), -EBUSY, BERTH_ERR_BAD_REQUEST, &err,
+		     "Features can only be changed on empty projects");
+	assert_int_equal(db_instance_delete("pf", "c1", &err), 0);
+	assert_int_equal(db_project_update("pf", on, &err), 0);
+	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM profiles"), 2);
+	assert_int_equal(db_project_update("pf", p, &err), 0);
+	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM profiles"), 1);
+	assert_int_equal(db_project_delete("pf", &err), 0);
+}
+
 static void test_projects(void **state)
 {
 	struct berth_error err = { 0 };
 	json_auto_t *p1 = parse("{\"name\":\"p1\",\"description\":\"one\","
 				"\"config\":{\"features.profiles\":\"true\"}}");
-	json_auto_t *upd =
-		parse("{\"description\":\"uno\",\"config\":{\"limits.instances\":\"3\"}}");
+	json_auto_t *upd = parse("{\"description\":\"uno\",\"config\":{"
+				 "\"features.profiles\":\"true\",\"limits.instances\":\"3\"}}");
+	json_auto_t *nofeat = parse("{\"description\":\"uno\",\"config\":{}}");
 	json_auto_t *extra = parse("{\"name\":\"extra\"}");
 	json_auto_t *list = NULL, *got = NULL, *used = NULL, *used2 = NULL, *used3 = NULL;
 	const struct fixture *f = *state;
@@ -222,7 +269,7 @@ static void test_projects(void **state)
 	json_decref(got);
 	assert_int_equal(db_project_get("p1", &got, &err), 0);
 	assert_json_eq(got, "{\"name\":\"p1\",\"description\":\"uno\","
-			    "\"config\":{\"limits.instances\":\"3\"}}");
+			    "\"config\":{\"features.profiles\":\"true\",\"limits.instances\":\"3\"}}");
 
 	assert_int_equal(db_project_rename("p1", "p2", &err), 0);
 	assert_fails(db_project_get("p1", &got, &err), -ENOENT, BERTH_ERR_NOT_FOUND, &err,
@@ -246,6 +293,11 @@ static void test_projects(void **state)
 
 	assert_fails(db_project_delete("p2", &err), -EBUSY, BERTH_ERR_BAD_REQUEST, &err,
 		     "Only empty projects");
+	/* Features change only on an empty project, never on "default". */
+	assert_fails(db_project_update("p2", nofeat, &err), -EBUSY, BERTH_ERR_BAD_REQUEST, &err,
+		     "Features can only be changed on empty projects");
+	assert_fails(db_project_update("default", nofeat, &err), -EINVAL, BERTH_ERR_BAD_REQUEST,
+		     &err, "You can't change the features of the default project");
 	assert_int_equal(db_instance_delete("p2", "c1", &err), 0);
 	assert_fails(db_project_delete("p2", &err), -EBUSY, BERTH_ERR_BAD_REQUEST, &err,
 		     "1 profiles");
@@ -319,7 +371,7 @@ static void test_profiles(void **state)
 	create_instance("default", "{\"name\":\"b\",\"profiles\":[\"default\",\"www\"]}");
 	create_instance("default", "{\"name\":\"a\",\"profiles\":[\"www\"]}");
 	assert_int_equal(db_profile_used_by("default", "www", &used, &err), 0);
-	assert_json_eq(used, "[\"a\",\"b\"]");
+	assert_json_eq(used, "[\"/1.0/instances/a\",\"/1.0/instances/b\"]");
 	assert_fails(db_profile_delete("default", "www", &err), -EBUSY, BERTH_ERR_CONFLICT, &err,
 		     "Profile \"www\" is used by 2 instances");
 	assert_int_equal(db_instance_delete("default", "a", &err), 0);
@@ -806,6 +858,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_projects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_project_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_restrict_backstop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_instances_crud, setup, teardown),
