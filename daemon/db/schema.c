@@ -238,6 +238,13 @@ static const char *const migrations[] = {
 	"  project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,"
 	"  UNIQUE (certificate_id, project_id)"
 	");",
+
+	/* 2: projects made before berth knew LXD's feature defaults kept their own images
+	 * and custom volumes: say so, or they would now see the default project's. */
+	"INSERT OR IGNORE INTO projects_config (project_id, key, value)"
+	"  SELECT id, 'features.images', 'true' FROM projects WHERE name != 'default';"
+	"INSERT OR IGNORE INTO projects_config (project_id, key, value)"
+	"  SELECT id, 'features.storage.volumes', 'true' FROM projects WHERE name != 'default';",
 };
 
 int db_schema_version(void)

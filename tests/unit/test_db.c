@@ -197,6 +197,47 @@ static void test_newer_schema_refused(void **state)
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM projects"), 1);
 }
 
+/* A project made before schema 2 (only features.profiles stored) keeps its own images and
+ * custom volumes: the migration writes the two features; one already stored stays. */
+#define DEFAULT_CONFIG_ROWS                                                                  \
+	"SELECT COUNT(*) FROM projects_config c JOIN projects p ON p.id = c.project_id "      \
+	"WHERE p.name = 'default'"
+
+static void test_migration_project_features(void **state)
+{
+	struct berth_error err = { 0 };
+	const struct fixture *f = *state;
+	int default_rows = query_int(f, DEFAULT_CONFIG_ROWS);
+	sqlite3 *db = NULL;
+
+	db_shutdown();
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "INSERT INTO projects (name) VALUES ('old');"
+				      "INSERT INTO projects_config (project_id, key, value) "
+				      "  SELECT id, 'features.profiles', 'true' FROM projects "
+				      "  WHERE name = 'old';"
+				      "INSERT INTO projects_config (project_id, key, value) "
+				      "  SELECT id, 'features.storage.volumes', 'false' FROM projects "
+				      "  WHERE name = 'old';"
+				      "PRAGMA user_version = 1;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(db_init(f->path, POOL_SOURCE, &err), 0);
+	assert_int_equal(query_int(f, "PRAGMA user_version"), db_schema_version());
+	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM projects_config c JOIN projects p "
+				      "ON p.id = c.project_id WHERE p.name = 'old' AND "
+				      "c.key = 'features.images' AND c.value = 'true'"),
+			 1);
+	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM projects_config c JOIN projects p "
+				      "ON p.id = c.project_id WHERE p.name = 'old' AND "
+				      "c.key = 'features.storage.volumes' AND c.value = 'false'"),
+			 1);
+	/* The default project is left as it was. */
+	assert_int_equal(query_int(f, DEFAULT_CONFIG_ROWS), default_rows);
+}
+
 /* A project without features.profiles has no profile of its own: its instances link
  * the "default" project's; turning the feature on gives it an empty "default". */
 static void test_project_features(void **state)
@@ -857,6 +898,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_init_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_project_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_projects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_project_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
