@@ -14,6 +14,7 @@ enum value_kind {
 	V_ANY,
 	V_BOOL,
 	V_UINT,
+	V_PRIORITY, /* 0-10 */
 	V_SIZE,	 /* 512MiB, 2GB, 1024 */
 	V_CPU,	 /* count (2), set (0-3,5) */
 	V_PERCENT_OR_TIME, /* 50%, 25ms/100ms */
@@ -76,7 +77,7 @@ static const struct key_rule rules[] = {
 	{"environment.", true, V_ANY, NULL, INS},
 	{"limits.cpu", false, V_CPU, NULL, INS},
 	{"limits.cpu.allowance", false, V_PERCENT_OR_TIME, NULL, INS},
-	{"limits.cpu.priority", false, V_UINT, NULL, INS},
+	{"limits.cpu.priority", false, V_PRIORITY, NULL, INS},
 	{"limits.memory", false, V_SIZE, NULL, INS},
 	{"limits.memory.enforce", false, V_ENUM, "hard|soft", INS},
 	{"limits.memory.swap", false, V_BOOL, NULL, INS},
@@ -208,6 +209,8 @@ static const char *kind_hint(const struct key_rule *r)
 		return "must be true or false";
 	case V_UINT:
 		return "must be a non-negative integer";
+	case V_PRIORITY:
+		return "must be an integer from 0 to 10";
 	case V_SIZE:
 		return "must be a size such as 512MiB or 2GB, or a percentage";
 	case V_CPU:
@@ -233,6 +236,8 @@ static bool value_ok(const struct key_rule *r, const char *v)
 		       streq(v, "yes") || streq(v, "no") || streq(v, "on") || streq(v, "off");
 	case V_UINT:
 		return parse_uint(v, &n);
+	case V_PRIORITY:
+		return parse_uint(v, &n) && n <= 10;
 	case V_SIZE:
 		return check_size(v);
 	case V_CPU:

@@ -12,6 +12,7 @@
 #define LOG_CATEGORY "container"
 #include "daemon/instance/container.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -471,6 +472,7 @@ static int spec_limits(struct runtime_spec *spec, const struct berth_daemon *d,
 	const char *swap = berth_json_string(cfg, "limits.memory.swap");
 	const char *cpu = berth_json_string(cfg, "limits.cpu");
 	const char *allow = berth_json_string(cfg, "limits.cpu.allowance");
+	const char *prio = berth_json_string(cfg, "limits.cpu.priority");
 	const char *procs = berth_json_string(cfg, "limits.processes");
 	int r;
 
@@ -491,11 +493,9 @@ static int spec_limits(struct runtime_spec *spec, const struct berth_daemon *d,
 		if (r < 0)
 			return r;
 	}
+	/* as LXD: a percentage is a share of the CPU weight, a time slice a hard quota */
 	if (allow && berth_endswith(allow, "%")) {
-		double pct = strtod(allow, NULL);
-
-		spec->limits_cpu_period_us = 100000;
-		spec->limits_cpu_quota_us = (uint64_t)(100000.0 * pct / 100.0);
+		spec->limits_cpu_share_pct = strtoull(allow, NULL, 10);
 	} else if (allow) {
 		unsigned long long q, p;
 
@@ -505,13 +505,23 @@ static int spec_limits(struct runtime_spec *spec, const struct berth_daemon *d,
 		spec->limits_cpu_quota_us = q * 1000;
 		spec->limits_cpu_period_us = p * 1000;
 	}
+	if (prio) {
+		char *end;
+		unsigned long n = strtoul(prio, &end, 10);
+
+		if (!isdigit((unsigned char)prio[0]) || *end || n > 10)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid limits.cpu.priority \"%s\"", prio);
+		spec->limits_cpu_priority_drop = 10 - n;
+	}
 	if (procs)
 		spec->limits_processes = strtoull(procs, NULL, 10);
 	return 0;
 }
 
-static const char *const live_limit_keys[] = {"limits.memory", "limits.memory.swap", "limits.cpu",
-						"limits.cpu.allowance", "limits.processes"};
+static const char *const live_limit_keys[] = {
+	"limits.memory",       "limits.memory.swap", "limits.cpu", "limits.cpu.allowance",
+	"limits.cpu.priority", "limits.processes"};
 
 static bool limits_differ(const json_t *a, const json_t *b)
 {
@@ -543,10 +553,12 @@ int container_update_limits(struct berth_daemon *d, const char *project, const j
 	if (r < 0)
 		return r;
 	rundir = container_rundir(d, project, name);
-	req = berth_strdup_printf("limits %" PRIu64 " %d %s %" PRIu64 " %" PRIu64 " %" PRIu64,
+	req = berth_strdup_printf("limits %" PRIu64 " %d %s %" PRIu64 " %" PRIu64 " %" PRIu64
+				  " %" PRIu64 " %" PRIu64,
 				  spec->limits_memory, spec->limits_memory_swap ? 1 : 0,
 				  spec->limits_cpus ?: "-", spec->limits_cpu_quota_us,
-				  spec->limits_cpu_period_us, spec->limits_processes);
+				  spec->limits_cpu_period_us, spec->limits_processes,
+				  spec->limits_cpu_share_pct, spec->limits_cpu_priority_drop);
 	if (!rundir || !req)
 		return -ENOMEM;
 	r = container_request(rundir, req, 30, &reply, err);

@@ -371,6 +371,39 @@ static int set_limit(const struct runtime_cgroup *cg, int ctrl, const char *file
 	return 0;
 }
 
+uint64_t runtime_cgroup_cpu_weight(bool v2, const struct runtime_cgroup_limits *l)
+{
+	uint64_t full = v2 ? 100 : 1024, least = v2 ? 1 : 2;
+	uint64_t pct = l->cpu_share_pct ? l->cpu_share_pct : 100;
+	uint64_t w = full * pct / 100;
+
+	w = w > l->cpu_priority_drop ? w - l->cpu_priority_drop : 0;
+	return w < least ? least : w;
+}
+
+/* The weight file and the default weight of this host's cpu controller. */
+static const char *weight_file(const struct runtime_cgroup *cg, int *ctrl, uint64_t *full)
+{
+	*ctrl = cg->pure_v2 ? CGROUP_UNIFIED : CGROUP_CPU;
+	*full = cg->pure_v2 ? 100 : 1024;
+	return cg->pure_v2 ? "cpu.weight" : "cpu.shares";
+}
+
+/* At creation the cgroup has the full weight: only a lower one is written. */
+static int apply_weight(const struct runtime_cgroup *cg, const struct runtime_cgroup_limits *l,
+			struct berth_error *err)
+{
+	uint64_t full, w = runtime_cgroup_cpu_weight(cg->pure_v2, l);
+	int ctrl;
+	const char *file = weight_file(cg, &ctrl, &full);
+	char v[32];
+
+	if (w == full)
+		return 0;
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)w);
+	return set_limit(cg, ctrl, file, v, err);
+}
+
 static int apply_limits(const struct runtime_cgroup *cg, const struct runtime_cgroup_limits *l,
 			struct berth_error *err)
 {
@@ -412,7 +445,8 @@ static int apply_limits(const struct runtime_cgroup *cg, const struct runtime_cg
 		if (r < 0)
 			return r;
 	}
-	if (l->processes) {
+	r = apply_weight(cg, l, err);
+	if (r == 0 && l->processes) {
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)l->processes);
 		r = set_limit(cg, v2 ? CGROUP_UNIFIED : CGROUP_PIDS, "pids.max", v, err);
 	}
@@ -524,6 +558,19 @@ static int live_cpu_quota(const struct runtime_cgroup *cg, const struct runtime_
 	return r;
 }
 
+/* The full weight is the default: a host without the file has nothing to reset. */
+static int live_cpu_weight(const struct runtime_cgroup *cg,
+			   const struct runtime_cgroup_limits *l, struct berth_error *err)
+{
+	uint64_t full, w = runtime_cgroup_cpu_weight(cg->pure_v2, l);
+	int ctrl;
+	const char *file = weight_file(cg, &ctrl, &full);
+	char v[32];
+
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)w);
+	return (w == full ? reset_limit : set_limit)(cg, ctrl, file, v, err);
+}
+
 int runtime_cgroup_set_limits(const struct runtime_cgroup *cg,
 			      const struct runtime_cgroup_limits *l, struct berth_error *err)
 {
@@ -535,6 +582,8 @@ int runtime_cgroup_set_limits(const struct runtime_cgroup *cg,
 		r = live_cpuset(cg, l->cpus, err);
 	if (r == 0)
 		r = live_cpu_quota(cg, l, err);
+	if (r == 0)
+		r = live_cpu_weight(cg, l, err);
 	if (r < 0)
 		return r;
 	if (l->processes)

@@ -39,6 +39,8 @@ struct runtime_cgroup_limits {
 	const char *cpus;	 /* borrowed cpuset list or NULL */
 	uint64_t cpu_quota_us;	 /* 0: none */
 	uint64_t cpu_period_us;	 /* 0: the kernel's default (100000) */
+	uint32_t cpu_share_pct;	 /* soft limit: percent (1-100) of the full CPU weight; 0: 100 */
+	uint32_t cpu_priority_drop; /* 10 - limits.cpu.priority (0-10); 0: priority 10 */
 	uint64_t processes;	 /* 0: none */
 };
 
@@ -62,11 +64,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct runtime_cgroup *, runtime_cgroup_free)
 int runtime_cgroup_create(struct runtime_cgroup *cg, const struct runtime_cgroup_limits *limits,
 			  struct berth_error *err);
 /* Make the running cgroup's limits exactly `limits`: each limit it leaves at 0/NULL is
- * lifted (memory and pids back to "max", no CPU quota, the parent's cpus). Stops at the
- * first write the kernel refuses (say memory below what is in use: -EBUSY), with err
- * naming the file; what was written before stays. */
+ * lifted (memory and pids back to "max", no CPU quota, the full CPU weight, the parent's
+ * cpus). Stops at the first write the kernel refuses (say memory below what is in use:
+ * -EBUSY), with err naming the file; what was written before stays. */
 int runtime_cgroup_set_limits(const struct runtime_cgroup *cg,
 			      const struct runtime_cgroup_limits *limits, struct berth_error *err);
+/* The CPU weight `limits` asks for, as LXD computes it from limits.cpu.allowance and
+ * limits.cpu.priority: the full weight (v1 cpu.shares 1024, v2 cpu.weight 100) times the
+ * share percentage, less one per priority step below 10, never below the kernel's
+ * minimum (2, 1). */
+uint64_t runtime_cgroup_cpu_weight(bool v2, const struct runtime_cgroup_limits *limits);
 /* Give the unified directory and its cgroup.procs, cgroup.subtree_control and
  * cgroup.threads to uid:gid, so that systemd inside manages its own subtree. */
 int runtime_cgroup_delegate(const struct runtime_cgroup *cg, uid_t uid, gid_t gid);

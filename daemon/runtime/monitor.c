@@ -453,6 +453,8 @@ static int boot(struct monitor *m, struct berth_error *err)
 		.cpus = spec->limits_cpus,
 		.cpu_quota_us = spec->limits_cpu_quota_us,
 		.cpu_period_us = spec->limits_cpu_period_us,
+		.cpu_share_pct = (uint32_t)spec->limits_cpu_share_pct,
+		.cpu_priority_drop = (uint32_t)spec->limits_cpu_priority_drop,
 		.processes = spec->limits_processes,
 	};
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
@@ -968,18 +970,20 @@ static void begin_stop(struct monitor *m, enum stop_kind kind, long timeout_s, i
 	log_msg("stopping with signal %d, timeout %ld s", sig, timeout_s);
 }
 
-/* "limits MEMORY SWAP CPUS QUOTA PERIOD PROCESSES" (CPUS "-" for none, 0 for the others):
- * the cgroup gets exactly these, and so does the next boot (a restart from inside). */
+/* "limits MEMORY SWAP CPUS QUOTA PERIOD PROCESSES SHARE DROP" (CPUS "-" for none, 0 for the
+ * others): the cgroup gets exactly these, and so does the next boot (a restart from inside). */
 static void handle_limits(struct monitor *m, struct client *c, const char *args)
 {
 	unsigned long long mem, quota, period, procs;
+	unsigned share, drop;
 	char cpus[256], *cpus_copy = NULL;
 	struct berth_error err = {0};
 	struct runtime_cgroup_limits l = {0};
 	int swap, n = 0, r;
 
-	if (sscanf(args, "%llu %d %255s %llu %llu %llu%n", &mem, &swap, cpus, &quota, &period,
-		   &procs, &n) != 6 || args[n] || (swap != 0 && swap != 1)) {
+	if (sscanf(args, "%llu %d %255s %llu %llu %llu %u %u%n", &mem, &swap, cpus, &quota,
+		   &period, &procs, &share, &drop, &n) != 8 ||
+	    args[n] || (swap != 0 && swap != 1) || share > 100 || drop > 10) {
 		client_send(c, "error bad limits request");
 		return;
 	}
@@ -989,7 +993,8 @@ static void handle_limits(struct monitor *m, struct client *c, const char *args)
 	}
 	l = (struct runtime_cgroup_limits){.memory = mem, .memory_swap = swap,
 					   .cpus = cpus_copy, .cpu_quota_us = quota,
-					   .cpu_period_us = period, .processes = procs};
+					   .cpu_period_us = period, .processes = procs,
+					   .cpu_share_pct = share, .cpu_priority_drop = drop};
 	r = runtime_cgroup_set_limits(m->cg, &l, &err);
 	if (r < 0) {
 		client_send(c, "error %s", berth_error_msg(&err, r));
@@ -1003,6 +1008,8 @@ static void handle_limits(struct monitor *m, struct client *c, const char *args)
 	m->spec->limits_cpus = cpus_copy;
 	m->spec->limits_cpu_quota_us = quota;
 	m->spec->limits_cpu_period_us = period;
+	m->spec->limits_cpu_share_pct = share;
+	m->spec->limits_cpu_priority_drop = drop;
 	m->spec->limits_processes = procs;
 	log_msg("limits changed");
 	client_send(c, "ok");

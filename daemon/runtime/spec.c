@@ -50,6 +50,8 @@ static const struct spec_key spec_keys[] = {
 	K(limits_cpus, SPEC_STR),
 	K(limits_cpu_quota_us, SPEC_U64),
 	K(limits_cpu_period_us, SPEC_U64),
+	K(limits_cpu_share_pct, SPEC_U64),
+	K(limits_cpu_priority_drop, SPEC_U64),
 	K(limits_processes, SPEC_U64),
 	K(seccomp_deny, SPEC_STRV),
 	K(seccomp_allow, SPEC_STRV),
@@ -485,6 +487,12 @@ static int spec_check(struct runtime_spec *spec, struct berth_error *err)
 	    !spec->limits_cpu_quota_us)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "spec: \"limits_cpu_period_us\" needs \"limits_cpu_quota_us\"");
+	if (spec->limits_cpu_share_pct > 100)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "spec: \"limits_cpu_share_pct\" must be at most 100");
+	if (spec->limits_cpu_priority_drop > 10)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "spec: \"limits_cpu_priority_drop\" must be at most 10");
 	if (!spec->init) {
 		char *def = strdup("/sbin/init");
 		if (!def || runtime_strv_push(&spec->init, def) < 0) {

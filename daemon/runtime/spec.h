@@ -71,6 +71,8 @@ struct runtime_spec {
 	char *limits_cpus;
 	uint64_t limits_cpu_quota_us; /* 0: none */
 	uint64_t limits_cpu_period_us;
+	uint64_t limits_cpu_share_pct;	   /* 1-100: percent of the full CPU weight; 0: 100 */
+	uint64_t limits_cpu_priority_drop; /* 10 - limits.cpu.priority, 0-10 */
 	uint64_t limits_processes; /* 0: none */
 	char **seccomp_deny;
 	char **seccomp_allow;

@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/integration/t_limits.sh: limits.memory, limits.cpu (a count, balanced over the
-# CPUs, and a pinned set), limits.cpu.allowance (percent and time slice) and
+# CPUs, and a pinned set), limits.cpu.allowance (a percentage: a share of the CPU
+# weight, as LXD; a time slice: a hard quota), limits.cpu.priority and
 # limits.processes changed on a running busybox container reach its cgroups at once,
 # through `berth config set`, the stock `lxc config set`, PUT and PATCH of the instance and
 # a profile it uses; unset lifts them; invalid values are refused with the database
@@ -45,6 +46,12 @@ mem() { if [ -n "$V2" ]; then rd "$(cg "$1" memory)/memory.max"; else rd "$(cg "
 cpus() { rd "$(cg "$1" cpuset)/cpuset.cpus"; }
 quota() { if [ -n "$V2" ]; then rd "$(cg "$1" cpu)/cpu.max"; else echo "$(rd "$(cg "$1" cpu)/cpu.cfs_quota_us") $(rd "$(cg "$1" cpu)/cpu.cfs_period_us")"; fi; }
 pids() { rd "$(cg "$1" pids)/pids.max"; }
+weight() { if [ -n "$V2" ]; then rd "$(cg "$1" cpu)/cpu.weight"; else rd "$(cg "$1" cpu)/cpu.shares"; fi; }
+# CPU time used, in microseconds
+used() { if [ -n "$V2" ]; then sed -n 's/^usage_usec //p' "$(cg "$1" cpu)/cpu.stat"; else echo $(($(rd "$(cg "$1" cpuacct)/cpuacct.usage") / 1000)); fi; }
+# LXD's weight: full (v1 cpu.shares 1024, v2 cpu.weight 100) * percent / 100 - (10 - priority)
+FULL_W=1024; [ -n "$V2" ] && FULL_W=100
+lxdw() { echo $((FULL_W * $1 / 100 - (10 - $2))); }
 UNLIM_MEM=$(rd "/sys/fs/cgroup/memory/memory.limit_in_bytes"); [ -n "$V2" ] && UNLIM_MEM=max
 UNLIM_Q="-1 100000"; [ -n "$V2" ] && UNLIM_Q="max 100000"
 PARENT_CPUS=$(rd /sys/fs/cgroup/cpuset/cpuset.cpus); [ -n "$V2" ] && PARENT_CPUS=
@@ -92,12 +99,23 @@ if [ -n "$V2" ]; then
 	is "$OUT" 50 "inside: pids.max says 50"
 fi
 sleep 2
+is "$(weight l1)" "$FULL_W" "no limits.cpu.allowance: the full CPU weight $FULL_W"
 run_cli config set l1 limits.cpu.allowance 25%
 rc_ok "berth config set limits.cpu.allowance 25%"
-if [ -n "$V2" ]; then is "$(quota l1)" "25000 100000" "25% is 25 ms per 100 ms"; else is "$(quota l1)" "25000 100000" "25% is 25 ms per 100 ms"; fi
+is "$(weight l1)" "$(lxdw 25 10)" "25% is a soft limit: weight $(lxdw 25 10) (a quarter of $FULL_W)"
+is "$(quota l1)" "$UNLIM_Q" "... and no hard quota"
 run_cli config set l1 limits.cpu.allowance 10ms/50ms
 rc_ok "berth config set limits.cpu.allowance 10ms/50ms"
 is "$(quota l1)" "10000 50000" "10ms/50ms is quota 10000 us, period 50000 us"
+is "$(weight l1)" "$FULL_W" "... with the full weight"
+run_cli config set l1 limits.cpu.priority 5
+rc_ok "berth config set limits.cpu.priority 5"
+is "$(weight l1)" "$(lxdw 100 5)" "limits.cpu.priority=5: the weight drops by 5 to $(lxdw 100 5)"
+is "$(quota l1)" "10000 50000" "... the quota stays"
+run_cli config set l1 limits.cpu.allowance 50%
+is "$(weight l1):$(quota l1)" "$(lxdw 50 5):$UNLIM_Q" "50% with priority 5: weight $(lxdw 50 5), the quota lifted"
+run_cli config unset l1 limits.cpu.priority
+is "$(weight l1)" "$(lxdw 50 10)" "unset limits.cpu.priority: weight $(lxdw 50 10)"
 run_cli config set l1 limits.cpu 1
 rc_ok "berth config set limits.cpu 1"
 is "$(cpus l1)" 0 "limits.cpu=1: one CPU (the first, none in use)"
@@ -110,8 +128,10 @@ rc_ok "berth config unset limits.memory"
 is "$(mem l1)" "$UNLIM_MEM" "unset limits.memory: unlimited again"
 run_cli config unset l1 limits.processes
 is "$(pids l1)" max "unset limits.processes: max again"
+run_cli config set l1 limits.cpu.allowance 10ms/50ms
 run_cli config unset l1 limits.cpu.allowance
 is "$(quota l1)" "$UNLIM_Q" "unset limits.cpu.allowance: no quota"
+is "$(weight l1)" "$FULL_W" "... and the full weight"
 run_cli config unset l1 limits.cpu
 is "$(cpus l1)" "$PARENT_CPUS" "unset limits.cpu: every CPU again"
 run berth exec l1 -- nproc
@@ -120,7 +140,7 @@ is "$OUT" "$NCPU" "inside: nproc says $NCPU again"
 # ---- invalid values: refused, nothing written ----
 run_cli config set l1 limits.memory 64MiB
 for bad in "limits.memory=lots" "limits.cpu=0" "limits.cpu=1-" "limits.cpu.allowance=150%" \
-	"limits.cpu.allowance=10ms" "limits.processes=many"; do
+	"limits.cpu.allowance=10ms" "limits.cpu.priority=11" "limits.processes=many"; do
 	k=${bad%%=*} v=${bad#*=}
 	run_cli config set l1 "$k" "$v"
 	isnt "$RC" 0 "berth config set $k $v is refused"
@@ -155,7 +175,10 @@ if [ "$NCPU" -ge 2 ]; then
 	is "$(cpus l1)" 0-1 "lxc: limits.cpu=0,1 pins CPUs 0 and 1"
 fi
 run lxc config set b:l1 limits.cpu.allowance 50%
-is "$(quota l1)" "50000 100000" "lxc: limits.cpu.allowance=50% applied live"
+is "$(weight l1):$(quota l1)" "$(lxdw 50 10):$UNLIM_Q" "lxc: limits.cpu.allowance=50% applied live (weight, no quota)"
+run lxc config set b:l1 limits.cpu.priority 0
+is "$(weight l1)" "$(lxdw 50 0)" "lxc: limits.cpu.priority=0 applied live"
+run lxc config unset b:l1 limits.cpu.priority
 run lxc config set b:l1 limits.processes 77
 is "$(pids l1)" 77 "lxc: limits.processes applied live"
 run lxc config unset b:l1 limits.processes
@@ -225,12 +248,36 @@ if [ "$NCPU" -ge 2 ]; then
 	run_cli config unset l1 limits.cpu
 fi
 
+# ---- the weight at work: two busy containers on one CPU share it by their weights ----
+run_cli config set l1 limits.cpu 0-0
+run_cli config set l1 limits.cpu.allowance 20%
+run_cli launch busybox l3 -c limits.cpu=0-0
+rc_ok "launch l3 on CPU 0 beside l1 (l1 at 20%, l3 at the full weight)"
+a1=$(used l1) a3=$(used l3)
+berth exec l1 -- timeout 2 sh -c 'while :; do :; done' &
+p1=$!
+berth exec l3 -- timeout 2 sh -c 'while :; do :; done' &
+p3=$!
+wait "$p1" "$p3"
+b1=$(($(used l1) - a1)) b3=$(($(used l3) - a3))
+diag "2 s of contention on CPU 0: l1 (20%) used $((b1 / 1000)) ms, l3 (100%) $((b3 / 1000)) ms"
+ok "l3 ran (${b3} us)" test "$b3" -gt 200000
+ok "l1 at 20% got less than half of l3's CPU time (${b1} vs ${b3} us; 1:5 expected)" test $((b1 * 2)) -lt "$b3"
+run_cli delete -f l3
+run_cli config unset l1 limits.cpu.allowance
+run_cli config unset l1 limits.cpu
+
 # ---- restart: the config as it is now ----
 run_cli stop l1
 run_cli config set l1 limits.memory 72MiB
 run_cli config set l1 limits.processes 21
+run_cli config set l1 limits.cpu.allowance 40%
+run_cli config set l1 limits.cpu.priority 2
 run_cli start l1
 is "$(mem l1):$(pids l1)" "$((72 << 20)):21" "start after stop applies the stored limits"
+is "$(weight l1):$(quota l1)" "$(lxdw 40 2):$UNLIM_Q" "... limits.cpu.allowance=40% and priority 2 too: weight $(lxdw 40 2), no quota"
+run_cli config unset l1 limits.cpu.allowance
+run_cli config unset l1 limits.cpu.priority
 pid0=$(berth exec l1 -- cat /proc/1/stat 2>/dev/null | cut -d' ' -f22)
 run_cli config set l1 limits.processes 22
 t0=$(date +%s%N)

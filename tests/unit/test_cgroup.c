@@ -2,7 +2,8 @@
  * live change of a running container's limits, on a fake cgroup tree in a temp dir laid
  * out as a pure v2 host (one directory, cgroup2 file names) and as a v1/hybrid host (a
  * directory per controller): each limit set, then each lifted, a file the host lacks
- * skipped when lifting, a missing controller refused when setting. */
+ * skipped when lifting, a missing controller refused when setting; and the CPU weight
+ * limits.cpu.allowance (a percentage) and limits.cpu.priority give, as LXD computes it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,7 +69,7 @@ static void clear(const struct fake *f)
 	static const char *const files[] = {"memory.max", "memory.swap.max", "cpuset.cpus",
 					    "cpu.max", "pids.max", "memory.limit_in_bytes",
 					    "memory.memsw.limit_in_bytes", "cpu.cfs_quota_us",
-					    "cpu.cfs_period_us"};
+					    "cpu.cfs_period_us", "cpu.weight", "cpu.shares"};
 
 	for (int i = 0; i < CGROUP_CTRL_MAX; i++)
 		for (size_t k = 0; f->cg.dirs[i] && k < ARRAY_SIZE(files); k++)
@@ -98,6 +99,7 @@ static void fake_v2(struct fake *f, bool swap_file)
 		put(f->cg.dirs[CGROUP_UNIFIED], "memory.swap.max", "");
 	put(f->cg.dirs[CGROUP_UNIFIED], "cpuset.cpus", "");
 	put(f->cg.dirs[CGROUP_UNIFIED], "cpu.max", "");
+	put(f->cg.dirs[CGROUP_UNIFIED], "cpu.weight", "");
 	put(f->cg.dirs[CGROUP_UNIFIED], "pids.max", "");
 }
 
@@ -118,7 +120,21 @@ static void test_v2_set_and_lift(void **state)
 	assert_string_equal(get(d, "memory.swap.max"), "0");
 	assert_string_equal(get(d, "cpuset.cpus"), "1");
 	assert_string_equal(get(d, "cpu.max"), "25000 100000");
+	assert_string_equal(get(d, "cpu.weight"), "100");
 	assert_string_equal(get(d, "pids.max"), "50");
+
+	/* a percentage: a lower weight and no quota; a priority below 10 lowers it more */
+	clear(&f);
+	l.cpu_quota_us = l.cpu_period_us = 0;
+	l.cpu_share_pct = 50;
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(d, "cpu.weight"), "50");
+	assert_string_equal(get(d, "cpu.max"), "max 100000");
+	clear(&f);
+	l.cpu_priority_drop = 10 - 3;
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(d, "cpu.weight"), "43");
+	l.cpu_share_pct = 0;
 
 	/* swap allowed, a 10ms/50ms slice */
 	clear(&f);
@@ -128,6 +144,7 @@ static void test_v2_set_and_lift(void **state)
 	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
 	assert_string_equal(get(d, "memory.swap.max"), "max");
 	assert_string_equal(get(d, "cpu.max"), "10000 50000");
+	assert_string_equal(get(d, "cpu.weight"), "93");
 
 	/* everything lifted: max, an empty cpuset (the parent's), no quota */
 	clear(&f);
@@ -137,6 +154,7 @@ static void test_v2_set_and_lift(void **state)
 	assert_string_equal(get(d, "memory.swap.max"), "max");
 	assert_string_equal(get(d, "cpuset.cpus"), "");
 	assert_string_equal(get(d, "cpu.max"), "max 100000");
+	assert_string_equal(get(d, "cpu.weight"), "100");
 	assert_string_equal(get(d, "pids.max"), "max");
 	assert_null(err.msg);
 	fake_release(&f);
@@ -172,7 +190,8 @@ static void test_v2_missing_files(void **state)
 static void test_v1_set_and_lift(void **state)
 {
 	struct runtime_cgroup_limits l = {.memory = 96 << 20, .memory_swap = false,
-					  .cpus = "0,2", .cpu_quota_us = 50000, .processes = 7};
+					  .cpus = "0,2", .cpu_quota_us = 50000, .processes = 7,
+					  .cpu_priority_drop = 10 - 5};
 	struct berth_error err = {0};
 	struct fake f;
 	char *cs_parent;
@@ -189,6 +208,7 @@ static void test_v1_set_and_lift(void **state)
 	put(cs_parent, "cpuset.cpus", "0-3\n");
 	put(f.cg.dirs[CGROUP_CPU], "cpu.cfs_quota_us", "");
 	put(f.cg.dirs[CGROUP_CPU], "cpu.cfs_period_us", "");
+	put(f.cg.dirs[CGROUP_CPU], "cpu.shares", "");
 	put(f.cg.dirs[CGROUP_CPUSET], "cpuset.cpus", "");
 	put(f.cg.dirs[CGROUP_MEMORY], "memory.limit_in_bytes", "");
 	put(f.cg.dirs[CGROUP_MEMORY], "memory.memsw.limit_in_bytes", "");
@@ -201,7 +221,17 @@ static void test_v1_set_and_lift(void **state)
 	assert_string_equal(get(f.cg.dirs[CGROUP_CPUSET], "cpuset.cpus"), "0,2");
 	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.cfs_period_us"), "100000");
 	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.cfs_quota_us"), "50000");
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.shares"), "1019");
 	assert_string_equal(get(f.cg.dirs[CGROUP_PIDS], "pids.max"), "7");
+
+	/* 25%: a quarter of the shares, the quota lifted */
+	clear(&f);
+	l.cpu_quota_us = 0;
+	l.cpu_priority_drop = 0;
+	l.cpu_share_pct = 25;
+	assert_int_equal(runtime_cgroup_set_limits(&f.cg, &l, &err), 0);
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.shares"), "256");
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.cfs_quota_us"), "-1");
 
 	clear(&f);
 	l = (struct runtime_cgroup_limits){.memory_swap = true};
@@ -210,9 +240,38 @@ static void test_v1_set_and_lift(void **state)
 	assert_string_equal(get(f.cg.dirs[CGROUP_MEMORY], "memory.memsw.limit_in_bytes"), "-1");
 	assert_string_equal(get(f.cg.dirs[CGROUP_CPUSET], "cpuset.cpus"), "0-3");
 	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.cfs_quota_us"), "-1");
+	assert_string_equal(get(f.cg.dirs[CGROUP_CPU], "cpu.shares"), "1024");
 	assert_string_equal(get(f.cg.dirs[CGROUP_PIDS], "pids.max"), "max");
 	free(cs_parent);
 	fake_release(&f);
+}
+
+/* LXD's figures: full weight times the percentage (truncated), less 10 - priority, and
+ * never below what the kernel takes (v1 2, v2 1). */
+static void test_cpu_weight(void **state)
+{
+	struct runtime_cgroup_limits l = {0};
+
+	(void)state;
+	assert_int_equal(runtime_cgroup_cpu_weight(false, &l), 1024);
+	assert_int_equal(runtime_cgroup_cpu_weight(true, &l), 100);
+	l.cpu_share_pct = 50;
+	assert_int_equal(runtime_cgroup_cpu_weight(false, &l), 512);
+	assert_int_equal(runtime_cgroup_cpu_weight(true, &l), 50);
+	l.cpu_share_pct = 33;
+	assert_int_equal(runtime_cgroup_cpu_weight(false, &l), 337);
+	assert_int_equal(runtime_cgroup_cpu_weight(true, &l), 33);
+	l.cpu_share_pct = 10;
+	l.cpu_priority_drop = 10;
+	assert_int_equal(runtime_cgroup_cpu_weight(false, &l), 92);
+	assert_int_equal(runtime_cgroup_cpu_weight(true, &l), 1);
+	l.cpu_share_pct = 100;
+	l.cpu_priority_drop = 1;
+	assert_int_equal(runtime_cgroup_cpu_weight(false, &l), 1023);
+	assert_int_equal(runtime_cgroup_cpu_weight(true, &l), 99);
+	l.cpu_share_pct = 1;
+	l.cpu_priority_drop = 10;
+	assert_int_equal(runtime_cgroup_cpu_weight(false, &l), 2);
 }
 
 int main(void)
@@ -221,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_v2_set_and_lift),
 		cmocka_unit_test(test_v2_missing_files),
 		cmocka_unit_test(test_v1_set_and_lift),
+		cmocka_unit_test(test_cpu_weight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

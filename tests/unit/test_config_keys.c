@@ -38,6 +38,8 @@ static void test_instance_keys(void **state)
 	ok(CONFIG_INSTANCE, "limits.memory", "512MiB");
 	ok(CONFIG_INSTANCE, "limits.memory", "50%");
 	ok(CONFIG_INSTANCE, "limits.cpu.allowance", "25ms/100ms");
+	ok(CONFIG_INSTANCE, "limits.cpu.priority", "0");
+	ok(CONFIG_INSTANCE, "limits.cpu.priority", "10");
 	ok(CONFIG_INSTANCE, "security.privileged", "true");
 	ok(CONFIG_INSTANCE, "user.anything.goes", "x y z");
 	ok(CONFIG_INSTANCE, "environment.FOO", "bar");
@@ -49,6 +51,7 @@ static void test_instance_keys(void **state)
 	refused(CONFIG_INSTANCE, "limits.memory", "101%", "size");
 	refused(CONFIG_INSTANCE, "security.privileged", "maybe", "true or false");
 	refused(CONFIG_INSTANCE, "limits.processes", "-1", "integer");
+	refused(CONFIG_INSTANCE, "limits.cpu.priority", "11", "from 0 to 10");
 	refused(CONFIG_INSTANCE, "limits.memory.enforce", "medium", "one of");
 	refused(CONFIG_INSTANCE, "foo", "bar", "Unknown configuration key: foo");
 	refused(CONFIG_INSTANCE, "user.", "x", "Unknown configuration key");

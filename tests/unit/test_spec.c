@@ -31,6 +31,8 @@ static const char full[] = "name=c1\n"
 			   "limits_cpus=0-1\n"
 			   "limits_cpu_quota_us=50000\n"
 			   "limits_cpu_period_us=100000\n"
+			   "limits_cpu_share_pct=40\n"
+			   "limits_cpu_priority_drop=3\n"
 			   "limits_processes=100\n"
 			   "seccomp_deny=kexec_load\n"
 			   "seccomp_deny=bpf\n"
@@ -69,6 +71,8 @@ static void test_parse_full(void **state)
 	assert_int_equal(s->limits_memory, 268435456);
 	assert_false(s->limits_memory_swap);
 	assert_string_equal(s->limits_cpus, "0-1");
+	assert_int_equal(s->limits_cpu_share_pct, 40);
+	assert_int_equal(s->limits_cpu_priority_drop, 3);
 	assert_int_equal(s->limits_processes, 100);
 	assert_int_equal(runtime_strv_len(s->seccomp_deny), 2);
 	assert_false(s->seccomp_default);
@@ -179,6 +183,8 @@ static void test_refused(void **state)
 	expect_refused("limits_memory=12k\n", "limits_memory");
 	expect_refused("limits_memory=-1\n", "limits_memory");
 	expect_refused("limits_processes=\n", "limits_processes");
+	expect_refused("limits_cpu_share_pct=101\n", "limits_cpu_share_pct");
+	expect_refused("limits_cpu_priority_drop=11\n", "limits_cpu_priority_drop");
 	expect_refused("stop_signal=9\n", "stop_signal");
 	expect_refused("stop_signal=99\n", "stop_signal");
 	expect_refused("uid_map=0 100000\n", "uid_map");
