@@ -254,18 +254,21 @@ int runtime_idmap_shift_path(const char *path, const struct runtime_idmap_shift 
 
 /* ---- probing idmapped mounts ---- */
 
-/* A child in a new user namespace of its own, kept until `go` closes. */
-static pid_t probe_child(int ready, int go)
+/* A child in a new user namespace of its own, kept until the parent closes go[1]. */
+static pid_t probe_child(const int ready[2], const int go[2])
 {
 	pid_t pid = fork();
 	char c;
 
 	if (pid != 0)
 		return pid < 0 ? -errno : pid;
-	/* berthd has threads: only async-signal-safe calls from here on */
-	if (unshare(CLONE_NEWUSER) < 0 || write(ready, "u", 1) != 1)
+	/* berthd has threads: only async-signal-safe calls from here on. The parent's ends
+	 * are closed here, so that `go` reads EOF once the parent closes its own. */
+	close(ready[0]);
+	close(go[1]);
+	if (unshare(CLONE_NEWUSER) < 0 || write(ready[1], "u", 1) != 1)
 		_exit(1);
-	while (read(go, &c, 1) < 0 && errno == EINTR)
+	while (read(go[0], &c, 1) < 0 && errno == EINTR)
 		;
 	_exit(0);
 }
@@ -286,7 +289,7 @@ int runtime_idmap_probe(const char *path, const struct runtime_spec *spec,
 		close(ready[1]);
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "pipe: %s", strerror(-r));
 	}
-	pid = probe_child(ready[1], go[0]);
+	pid = probe_child(ready, go);
 	close(ready[1]);
 	close(go[0]);
 	if (pid < 0)
