@@ -1,7 +1,10 @@
 /* daemon/instance/disk.c: disk devices of containers (see disk.h). */
+#define LOG_CATEGORY "disk"
 #include "daemon/instance/disk.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +15,7 @@
 #include "daemon/runtime/idmap.h"
 #include "daemon/runtime/mounts.h"
 #include "lib/json.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
@@ -54,14 +58,213 @@ static int volume_source(struct berth_daemon *d, const char *project, const char
 	return r;
 }
 
-/* The mount of disk device `dname` for a container (privileged or not). */
-static int disk_mount(struct berth_daemon *d, const char *project, bool privileged,
-		      const char *dname, const json_t *dev, struct runtime_mount *ret,
-		      struct berth_error *err)
+/* ---- custom volumes shifted on disk (where idmapped mounts are refused) ----
+ *
+ * As LXD does for custom volumes: the volume's files are shifted once to the map of the
+ * container it is attached to, and the map recorded in the volume's config as
+ * volatile.idmap.last (and .next), in LXD's JSON idmap format. A volume shifted to the
+ * same map is mounted as it is; one shifted to another map is shifted again only when no
+ * other instance with another map uses it. */
+
+static pthread_mutex_t shift_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The LXD JSON idmap of `spec`'s first uid and gid lines; "[]" when privileged. */
+static char *map_json(const struct runtime_spec *spec)
+{
+	json_auto_t *j = NULL;
+
+	if (spec->privileged || !spec->n_uid_map || !spec->n_gid_map)
+		return strdup("[]");
+	j = json_pack("[{s:b, s:b, s:I, s:i, s:I}, {s:b, s:b, s:I, s:i, s:I}]", "Isuid", 1,
+		      "Isgid", 0, "Hostid", (json_int_t)spec->uid_map[0].host, "Nsid", 0,
+		      "Maprange", (json_int_t)spec->uid_map[0].count, "Isuid", 0, "Isgid", 1,
+		      "Hostid", (json_int_t)spec->gid_map[0].host, "Nsid", 0, "Maprange",
+		      (json_int_t)spec->gid_map[0].count);
+	return j ? json_dumps(j, JSON_COMPACT) : NULL;
+}
+
+/* Whether two JSON idmaps are the same map (absent and "[]" are both "unshifted"). */
+static bool map_equal(const char *a, const char *b)
+{
+	json_auto_t *ja = json_loads(a && *a ? a : "[]", 0, NULL);
+	json_auto_t *jb = json_loads(b && *b ? b : "[]", 0, NULL);
+
+	return ja && jb && json_equal(ja, jb);
+}
+
+/* The host bases of container id 0 in a JSON idmap (0 0 0 for "[]" or absent). */
+static int map_bases(const char *json, uint32_t *uid, uint32_t *gid, uint32_t *count)
+{
+	json_auto_t *j = json_loads(json && *json ? json : "[]", 0, NULL);
+	json_t *e;
+	size_t i;
+
+	*uid = *gid = *count = 0;
+	if (!json_is_array(j))
+		return -EINVAL;
+	json_array_foreach(j, i, e) {
+		json_int_t host = json_integer_value(json_object_get(e, "Hostid"));
+		json_int_t range = json_integer_value(json_object_get(e, "Maprange"));
+
+		if (json_integer_value(json_object_get(e, "Nsid")) != 0 || host < 0 || range <= 0)
+			continue;
+		if (json_is_true(json_object_get(e, "Isuid")))
+			*uid = (uint32_t)host;
+		if (json_is_true(json_object_get(e, "Isgid")))
+			*gid = (uint32_t)host;
+		if (!*count || (uint32_t)range < *count)
+			*count = (uint32_t)range;
+	}
+	return 0;
+}
+
+/* Refuse when another instance using volume `vol` has a map other than `next` (the map
+ * of a running instance, else its last one; one never started is checked at its start). */
+static int others_agree(const char *project, const char *name, const char *pool,
+			const char *vol, const char *next, struct berth_error *err)
+{
+	json_auto_t *users = NULL;
+	const char *prefix = "/1.0/instances/";
+	json_t *u;
+	size_t i;
+	int r = db_volume_used_by(pool, project, vol, &users, err);
+
+	if (r < 0)
+		return r;
+	json_array_foreach(users, i, u) {
+		const char *url = json_string_value(u);
+		_cleanup_free_ char *other = NULL;
+		json_auto_t *inst = NULL;
+		const json_t *cfg;
+		const char *map;
+
+		if (!url || !berth_startswith(url, prefix))
+			continue; /* a profile */
+		other = strndup(url + strlen(prefix), strcspn(url + strlen(prefix), "?"));
+		if (!other)
+			return -ENOMEM;
+		if (streq(other, name) || db_instance_get(project, other, &inst, NULL) < 0)
+			continue;
+		cfg = json_object_get(inst, "config");
+		map = berth_json_string(cfg, "volatile.idmap.current")
+			      ?: berth_json_string(cfg, "volatile.idmap.next");
+		if (map && !map_equal(map, next))
+			return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+					       "Idmaps of container \"%s\" and storage volume \"%s\" "
+					       "are not identical",
+					       other, vol);
+	}
+	return 0;
+}
+
+/* Shift volume `vol` (at `path`, row `row`) from map `last` to `next` and record it. */
+static int volume_reshift(const char *project, const char *pool, const char *vol,
+			  const char *path, const json_t *row, const char *last,
+			  const char *next, struct berth_error *err)
+{
+	json_auto_t *upd = json_deep_copy(row);
+	json_t *cfg = upd ? json_object_get(upd, "config") : NULL;
+	struct runtime_idmap_shift sh = {0}, back;
+	uint32_t lc = 0, nc = 0;
+	int r;
+
+	if (!upd)
+		return -ENOMEM;
+	if (map_bases(last, &sh.from_uid, &sh.from_gid, &lc) < 0 ||
+	    map_bases(next, &sh.to_uid, &sh.to_gid, &nc) < 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
+				       "Storage volume \"%s\": bad volatile.idmap.last", vol);
+	sh.count = !lc ? nc : !nc ? lc : lc < nc ? lc : nc;
+	if (!json_is_object(cfg)) {
+		cfg = json_object();
+		if (!cfg || json_object_set_new(upd, "config", cfg) < 0)
+			return -ENOMEM;
+	}
+	if (json_object_set_new(cfg, "volatile.idmap.last", json_string(next)) < 0 ||
+	    json_object_set_new(cfg, "volatile.idmap.next", json_string(next)) < 0)
+		return -ENOMEM;
+	log_info("Shifting storage volume \"%s\" on disk to %s", vol, next);
+	r = runtime_idmap_shift_path(path, &sh, err);
+	if (r >= 0)
+		r = db_volume_update(pool, project, "custom", vol, upd, NULL, NULL, err);
+	if (r < 0) {
+		/* nothing half-shifted: put the ids back as recorded */
+		back = (struct runtime_idmap_shift){sh.to_uid, sh.to_gid, sh.from_uid,
+						    sh.from_gid, sh.count};
+		if (runtime_idmap_shift_path(path, &back, NULL) < 0)
+			log_error("Storage volume \"%s\": shifting back failed", vol);
+		return berth_error_wrap(err, r, "Failed to shift storage volume \"%s\"", vol);
+	}
+	return 0;
+}
+
+/* 1 when `path` can be idmapped for `spec`'s container (its user namespace `userns`
+ * when >= 0, else a probe's), 0 when the kernel or filesystem refuses. */
+static int idmap_works(const char *path, const struct runtime_spec *spec, int userns,
+		       struct berth_error *err)
+{
+	_cleanup_(berth_error_release) struct berth_error perr = {0};
+	_cleanup_close_ int tree = -EBADF;
+	int r;
+
+	if (userns < 0)
+		return runtime_idmap_probe(path, spec, err);
+	r = runtime_idmap_open_tree(path, userns, false, &tree, &perr);
+	if (r == -EINVAL || r == -EPERM || r == -EOPNOTSUPP || r == -ENOSYS)
+		return 0;
+	if (r < 0)
+		return berth_error_set(err, r, berth_error_code_for(&perr, r), "%s",
+				       berth_error_msg(&perr, r));
+	return 1;
+}
+
+/* Whether custom volume `vol` at `path` is mounted shifted on disk (*ret_shifted) rather
+ * than idmapped for `spec`'s container: when BERTH_MONITOR_NO_IDMAP is set, when it is
+ * shifted already, or when the kernel or filesystem refuses the idmapped mount (probed
+ * with `userns` when >= 0, else with a throwaway user namespace). Shifts it as needed. */
+static int volume_shift(const char *project, const struct runtime_spec *spec, int userns,
+			const char *pool, const char *vol, const char *path, bool *ret_shifted,
+			struct berth_error *err)
+{
+	_cleanup_free_ char *next = map_json(spec);
+	json_auto_t *row = NULL;
+	const char *last;
+	int r;
+
+	if (!next)
+		return -ENOMEM;
+	r = db_volume_get(pool, project, "custom", vol, &row, err);
+	if (r < 0)
+		return r;
+	last = berth_json_string(json_object_get(row, "config"), "volatile.idmap.last");
+	*ret_shifted = !map_equal(last, "[]");
+	if (!*ret_shifted && (spec->privileged || !getenv("BERTH_MONITOR_NO_IDMAP"))) {
+		if (spec->privileged)
+			return 0;
+		r = idmap_works(path, spec, userns, err);
+		if (r != 0)
+			return r < 0 ? r : 0; /* idmapped it is (or the probe failed) */
+		log_info("Idmapped mounts of \"%s\" refused: shifting it on disk", path);
+	}
+	*ret_shifted = !spec->privileged;
+	if (map_equal(last, next))
+		return 0;
+	r = others_agree(project, spec->name, pool, vol, next, err);
+	if (r >= 0)
+		r = volume_reshift(project, pool, vol, path, row, last, next, err);
+	return r;
+}
+
+/* The mount of disk device `dname` for `spec`'s container (privileged or not); `userns`
+ * is its user namespace when it runs (hot-plug), else -EBADF. */
+static int disk_mount(struct berth_daemon *d, const char *project,
+		      const struct runtime_spec *spec, int userns, const char *dname,
+		      const json_t *dev, struct runtime_mount *ret, struct berth_error *err)
 {
 	const char *source = berth_json_string(dev, "source");
 	const char *pool = berth_json_string(dev, "pool");
 	_cleanup_free_ char *src = NULL, *target = NULL;
+	bool shifted = false;
 	struct stat st;
 	int r = 0;
 
@@ -79,6 +282,13 @@ static int disk_mount(struct berth_daemon *d, const char *project, bool privileg
 		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
 				       "Device \"%s\": source \"%s\": %m", dname, src);
 	}
+	if (pool && *pool && S_ISDIR(st.st_mode)) {
+		pthread_mutex_lock(&shift_lock);
+		r = volume_shift(project, spec, userns, pool, source, src, &shifted, err);
+		pthread_mutex_unlock(&shift_lock);
+		if (r < 0)
+			return r; /* its message names the volume */
+	}
 	target = strdup(berth_json_string(dev, "path"));
 	if (!target)
 		return -ENOMEM;
@@ -88,8 +298,9 @@ static int disk_mount(struct berth_daemon *d, const char *project, bool privileg
 		.ro = is_true(berth_json_string(dev, "readonly")),
 		.create_dir = S_ISDIR(st.st_mode),
 		.create_file = !S_ISDIR(st.st_mode),
-		/* a custom volume holds the container's own ids; a host path only with shift */
-		.idmap = !privileged &&
+		/* a custom volume holds the container's own ids (unless shifted on disk for
+		 * it); a host path only with shift */
+		.idmap = !spec->privileged && !shifted &&
 			 ((pool && *pool) || is_true(berth_json_string(dev, "shift"))),
 	};
 	return 0;
@@ -126,7 +337,7 @@ int disk_spec_build(struct runtime_spec *spec, struct berth_daemon *d, const cha
 
 		if (!is_disk_mount(dev))
 			continue;
-		r = disk_mount(d, project, spec->privileged, dname, dev, &m, err);
+		r = disk_mount(d, project, spec, -EBADF, dname, dev, &m, err);
 		if (r >= 0 && (r = mounts_push(spec, &m)) < 0)
 			mount_release(&m);
 		if (r < 0)
@@ -227,7 +438,7 @@ static int plug(struct berth_daemon *d, const char *project, struct runtime_spec
 	json_object_foreach((json_t *)added, dname, dev) {
 		struct runtime_mount m = {0};
 		_cleanup_close_ int tree = -EBADF;
-		int r = disk_mount(d, project, spec->privileged, dname, dev, &m, err);
+		int r = disk_mount(d, project, spec, ns->userns, dname, dev, &m, err);
 
 		if (r < 0)
 			return r; /* its message names the device */

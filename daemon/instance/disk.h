@@ -5,8 +5,11 @@
  * Custom volumes are stored with the ids the container sees (unshifted) and mounted
  * idmapped to the container's user namespace, so that its root owns the volume's root
  * and several containers with different maps can share one volume (LXD's
- * security.shifted behaviour). Host paths are mounted as they are, unless shift=true:
- * then idmapped too, host uid 0 showing as 0 inside. */
+ * security.shifted behaviour). Where the idmapped mount is refused (or
+ * BERTH_MONITOR_NO_IDMAP is set), a custom volume is shifted on disk once to the
+ * container's map instead and the map recorded on it as volatile.idmap.last/next, as LXD
+ * does. Host paths are mounted as they are, unless shift=true: then idmapped too, host
+ * uid 0 showing as 0 inside. */
 #pragma once
 
 #include <jansson.h>

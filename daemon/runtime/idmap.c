@@ -8,6 +8,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 
@@ -226,6 +229,91 @@ int runtime_idmap_shift(const struct runtime_spec *spec, struct berth_error *err
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "writing \"%s\": %s", marker,
 				       strerror(-r));
 	return 0;
+}
+
+int runtime_idmap_shift_path(const char *path, const struct runtime_idmap_shift *sh,
+			     struct berth_error *err)
+{
+	struct shift s = {sh->from_uid, sh->from_gid, sh->to_uid, sh->to_gid, sh->count};
+	_cleanup_close_ int root = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	int r;
+
+	if (root < 0 || fstat(root, &st) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opening \"%s\": %m", path);
+	if (s.from_uid == s.to_uid && s.from_gid == s.to_gid)
+		return 0;
+	r = shift_entry(root, ".", &s);
+	if (r == 0)
+		r = shift_tree(root, &s, st.st_dev);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "shifting \"%s\": %s", path,
+				       strerror(-r));
+	return 0;
+}
+
+/* ---- probing idmapped mounts ---- */
+
+/* A child in a new user namespace of its own, kept until the parent closes go[1]. */
+static pid_t probe_child(const int ready[2], const int go[2])
+{
+	pid_t pid = fork();
+	char c;
+
+	if (pid != 0)
+		return pid < 0 ? -errno : pid;
+	/* berthd has threads: only async-signal-safe calls from here on. The parent's ends
+	 * are closed here, so that `go` reads EOF once the parent closes its own. */
+	close(ready[0]);
+	close(go[1]);
+	if (unshare(CLONE_NEWUSER) < 0 || write(ready[1], "u", 1) != 1)
+		_exit(1);
+	while (read(go[0], &c, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+int runtime_idmap_probe(const char *path, const struct runtime_spec *spec,
+			struct berth_error *err)
+{
+	_cleanup_close_ int userns = -EBADF, tree = -EBADF;
+	int ready[2], go[2], st, r;
+	char c, p[64];
+	pid_t pid;
+
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
+	if (pipe2(go, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(ready[0]);
+		close(ready[1]);
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "pipe: %s", strerror(-r));
+	}
+	pid = probe_child(ready, go);
+	close(ready[1]);
+	close(go[0]);
+	if (pid < 0)
+		r = berth_error_set(err, pid, BERTH_ERR_INTERNAL, "fork: %s", strerror(-pid));
+	else if (read(ready[0], &c, 1) != 1)
+		r = berth_error_set(err, -ECHILD, BERTH_ERR_INTERNAL,
+				    "probing idmapped mounts: no user namespace");
+	else
+		r = runtime_idmap_write(pid, spec, err);
+	if (r >= 0) {
+		snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)pid);
+		userns = open(p, O_RDONLY | O_CLOEXEC);
+		r = userns < 0 ? berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opening %s: %m", p)
+			       : runtime_idmap_open_tree(path, userns, false, &tree, err);
+		if (r == -EINVAL || r == -EPERM || r == -EOPNOTSUPP || r == -ENOSYS)
+			r = 0; /* refused: the caller falls back to a shift */
+		else if (r >= 0)
+			r = 1;
+	}
+	close(ready[0]);
+	close(go[1]);
+	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return r;
 }
 
 /* ---- fd passing ---- */

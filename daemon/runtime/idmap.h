@@ -5,6 +5,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "daemon/runtime/spec.h"
@@ -26,6 +27,28 @@ int runtime_idmap_open_tree(const char *path, int userns_fd, bool ro, int *ret,
  * same bases is left alone; one shifted to other bases is moved from those. Needs the
  * first line of each map to cover container id 0. */
 int runtime_idmap_shift(const struct runtime_spec *spec, struct berth_error *err);
+
+/* One on-disk shift: ids in [from, from + count) become to + (id - from), uids and gids
+ * apart; other ids stay. */
+struct runtime_idmap_shift {
+	uint32_t from_uid, from_gid;
+	uint32_t to_uid, to_gid;
+	uint32_t count;
+};
+
+/* Shift every file under the directory `path` (itself included, not crossing into other
+ * filesystems) as `sh` says, keeping set-id bits. Stops at the first error (the tree is
+ * then partly shifted: shifting back with from and to swapped repairs it). */
+int runtime_idmap_shift_path(const char *path, const struct runtime_idmap_shift *sh,
+			     struct berth_error *err);
+
+/* Whether the kernel and the filesystem of `path` take an idmapped mount to a user
+ * namespace with `spec`'s maps: a throwaway child in a new user namespace is given the
+ * maps and an idmapped detached tree of `path` is made and dropped. 1: they do; 0: they
+ * refuse (EINVAL, EPERM, EOPNOTSUPP, ENOSYS); -errno (err set) when the probe itself
+ * failed. Callable from a threaded process (the child only makes syscalls). */
+int runtime_idmap_probe(const char *path, const struct runtime_spec *spec,
+			struct berth_error *err);
 
 /* Send `n` fds (and one text line) over a unix socket with SCM_RIGHTS; receive them.
  * runtime_recv_fds fills at most `max` fds into `fds` (closing extras), sets *ret_n and
