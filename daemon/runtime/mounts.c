@@ -16,7 +16,9 @@
 #include <sys/fsuid.h>
 #include <sys/wait.h>
 #include <grp.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 
 #include "lib/util.h"
 
@@ -45,15 +47,13 @@ static int open_in_root(int rootfd, const char *path, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-/* mkdir -p inside the root; returns an O_PATH fd of the directory. */
-static int ensure_dir(int rootfd, const char *path, mode_t mode)
+/* mkdir -p inside the root over `p`, a writable copy of the path that is given back
+ * unchanged; returns an O_PATH fd of the directory. Only syscalls: a forked child of the
+ * threaded daemon may run it. */
+static int ensure_dir_in(int rootfd, char *p, mode_t mode)
 {
-	_cleanup_free_ char *p = strdup(path);
-	int fd;
+	int fd = open_in_root(rootfd, p, O_PATH | O_DIRECTORY);
 
-	if (!p)
-		return -ENOMEM;
-	fd = open_in_root(rootfd, p, O_PATH | O_DIRECTORY);
 	if (fd >= 0 || fd != -ENOENT)
 		return fd;
 	for (char *s = p;; s++) {
@@ -75,39 +75,62 @@ static int ensure_dir(int rootfd, const char *path, mode_t mode)
 				name = slash + 1;
 			} else {
 				parent = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+				if (parent < 0)
+					parent = -errno;
 				name = slash ? slash + 1 : p;
 			}
-			if (parent < 0)
+			if (parent < 0) {
+				if (!last)
+					*s = '/';
 				return parent;
-			if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
-				return -errno;
+			}
+			if (mkdirat(parent, name, mode) < 0 && errno != EEXIST) {
+				int e = -errno;
+				if (!last)
+					*s = '/';
+				return e;
+			}
 			fd = open_in_root(rootfd, p, O_PATH | O_DIRECTORY);
 		}
-		if (fd < 0 || last)
+		if (fd < 0 || last) {
+			if (!last)
+				*s = '/';
 			return fd;
+		}
 		close(fd);
 		*s = '/';
 	}
 }
 
-/* Create an empty file inside the root (parents too); returns an O_PATH fd of it. */
-static int ensure_file(int rootfd, const char *path)
+/* mkdir -p inside the root; returns an O_PATH fd of the directory. */
+static int ensure_dir(int rootfd, const char *path, mode_t mode)
 {
-	_cleanup_free_ char *dir = strdup(path);
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	return ensure_dir_in(rootfd, p, mode);
+}
+
+/* Create an empty file `path` inside the root (parents too) with `scratch`, a writable
+ * copy of it; returns an O_PATH fd of it. Only syscalls, like ensure_dir_in. */
+static int ensure_file_in(int rootfd, const char *path, char *scratch)
+{
 	_cleanup_close_ int dfd = -EBADF, f = -EBADF;
 	char *slash;
 	int fd = open_in_root(rootfd, path, O_PATH);
 
 	if (fd >= 0 || fd != -ENOENT)
 		return fd;
-	if (!dir)
-		return -ENOMEM;
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
+	slash = strrchr(scratch, '/');
+	if (slash && slash != scratch) {
 		*slash = '\0';
-		dfd = ensure_dir(rootfd, dir, 0755);
+		dfd = ensure_dir_in(rootfd, scratch, 0755);
+		*slash = '/';
 	} else {
 		dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+		if (dfd < 0)
+			dfd = -errno;
 	}
 	if (dfd < 0)
 		return dfd;
@@ -116,6 +139,16 @@ static int ensure_file(int rootfd, const char *path)
 	if (f < 0 && errno != EEXIST)
 		return -errno;
 	return open_in_root(rootfd, path, O_PATH);
+}
+
+/* Create an empty file inside the root (parents too); returns an O_PATH fd of it. */
+static int ensure_file(int rootfd, const char *path)
+{
+	_cleanup_free_ char *dir = strdup(path);
+
+	if (!dir)
+		return -ENOMEM;
+	return ensure_file_in(rootfd, path, dir);
 }
 
 static int mount_fs(int rootfd, const char *target, const char *type, unsigned long flags,
@@ -335,89 +368,188 @@ int runtime_mounts_setup(const struct runtime_mounts_in *in, struct berth_error 
 	return 0;
 }
 
-/* ---- hot-plug into a running container ---- */
+/* ---- hot-plug into a running container ----
+ *
+ * berthd has threads, so the child forked to setns() into the container may inherit a
+ * lock (malloc's, stdio's) held by another thread: it only makes raw syscalls on what
+ * the parent prepared, and sends back {errno, step}; the parent words the error and
+ * bounds its wait. */
+
+#define PLUG_TIMEOUT_MS 30000
+
+enum plug_step {
+	PLUG_OK = 0,
+	PLUG_SETNS,
+	PLUG_UMOUNT,
+	PLUG_SETGROUPS,
+	PLUG_OPEN_ROOT,
+	PLUG_TARGET,	/* opening or creating the target */
+	PLUG_STAT,
+	PLUG_KIND,	/* the target exists as the wrong kind of file */
+	PLUG_MOVE_MOUNT,
+};
 
 struct plug {
 	int tree;	/* the detached tree to attach; -EBADF to detach */
 	const struct runtime_mount *m;
 	uid_t uid;	/* owner of a target made here */
 	gid_t gid;
+	char *scratch;	/* a writable copy of m->target, made before fork() */
 };
 
-/* The target of a hot-plugged mount, made where missing, and refused when it exists as the wrong kind of file. */
-static int plug_target(int rootfd, const struct plug *p, struct berth_error *err)
+struct plug_reply {
+	int err;	/* negative errno */
+	int step;	/* enum plug_step */
+};
+
+static struct plug_reply plug_fail(int e, enum plug_step step)
+{
+	return (struct plug_reply){.err = e < 0 ? e : -EIO, .step = step};
+}
+
+/* The target of a hot-plugged mount, made where missing, and refused when it exists as the
+ * wrong kind of file. In the child: syscalls only. */
+static struct plug_reply plug_target(int rootfd, const struct plug *p, int *out)
 {
 	const struct runtime_mount *m = p->m;
+	_cleanup_close_ int fd = open_in_root(rootfd, m->target, O_PATH | O_NOFOLLOW);
 	struct stat st;
-	int fd = open_in_root(rootfd, m->target, O_PATH | O_NOFOLLOW);
 
 	if (fd == -ENOENT) {
-		fd = m->create_dir ? ensure_dir(rootfd, m->target, 0755)
-				   : ensure_file(rootfd, m->target);
+		fd = m->create_dir ? ensure_dir_in(rootfd, p->scratch, 0755)
+				   : ensure_file_in(rootfd, m->target, p->scratch);
 	}
 	if (fd < 0)
-		return berth_error_set(err, fd, BERTH_ERR_BAD_REQUEST, "Path \"%s\": %s",
-				       m->target, strerror(-fd));
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Path \"%s\": %m",
-				       m->target);
-	}
-	if (m->create_dir != !!S_ISDIR(st.st_mode)) {
-		close(fd);
-		return berth_error_set(err, m->create_dir ? -ENOTDIR : -EISDIR,
-				       BERTH_ERR_BAD_REQUEST,
-				       "Path \"%s\" exists in the instance and isn't a %s", m->target,
-				       m->create_dir ? "directory" : "regular file");
-	}
-	return fd;
+		return plug_fail(fd, PLUG_TARGET);
+	if (fstat(fd, &st) < 0)
+		return plug_fail(-errno, PLUG_STAT);
+	if (m->create_dir != !!S_ISDIR(st.st_mode))
+		return plug_fail(m->create_dir ? -ENOTDIR : -EISDIR, PLUG_KIND);
+	*out = fd;
+	fd = -EBADF;
+	return (struct plug_reply){0};
 }
 
 /* In the child, inside the container's mount namespace (root and cwd are its root). */
-static int plug_in_ns(const struct plug *p, struct berth_error *err)
+static struct plug_reply plug_in_ns(const struct plug *p)
 {
 	_cleanup_close_ int rootfd = -EBADF, fd = -EBADF;
+	struct plug_reply rep;
 
 	if (p->tree < 0) {
 		if (umount2(p->m->target, UMOUNT_NOFOLLOW | MNT_DETACH) < 0 && errno != EINVAL &&
 		    errno != ENOENT)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-					       "Unmounting \"%s\": %m", p->m->target);
-		return 0;
+			return plug_fail(-errno, PLUG_UMOUNT);
+		return (struct plug_reply){0};
 	}
 	/* Look up and create the target as the container's root: what it made is its own,
-	 * and an idmapped root (host ids outside its map are refused there) takes it. */
-	if (setgroups(0, NULL) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "setgroups: %m");
-	setfsgid(p->gid);
-	setfsuid(p->uid);
+	 * and an idmapped root (host ids outside its map are refused there) takes it. The
+	 * raw syscalls skip libc's all-threads setxid machinery. */
+	if (syscall(SYS_setgroups, 0, NULL) < 0)
+		return plug_fail(-errno, PLUG_SETGROUPS);
+	syscall(SYS_setfsgid, p->gid);
+	syscall(SYS_setfsuid, p->uid);
 	rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening the root: %m");
-	fd = plug_target(rootfd, p, err);
-	if (fd < 0)
-		return fd;
+		return plug_fail(-errno, PLUG_OPEN_ROOT);
+	rep = plug_target(rootfd, p, &fd);
+	if (rep.err < 0)
+		return rep;
 	if (move_mount(p->tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Mounting on \"%s\": %m",
-				       p->m->target);
-	return 0;
+		return plug_fail(-errno, PLUG_MOVE_MOUNT);
+	return (struct plug_reply){0};
 }
 
-struct plug_reply {
-	int r;
-	int code;
-	char msg[400];
-};
+/* The child's whole life: no allocation, no stdio, no locks. */
+static _Noreturn void plug_child(int mntns, const struct plug *p, int wfd)
+{
+	struct plug_reply rep = setns(mntns, CLONE_NEWNS) < 0 ? plug_fail(-errno, PLUG_SETNS)
+							      : plug_in_ns(p);
+
+	if (write(wfd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+		_exit(1);
+	_exit(0);
+}
+
+/* The parent's words for what the child reported. */
+static int plug_error(const struct plug *p, struct plug_reply rep, struct berth_error *err)
+{
+	const char *t = p->m->target;
+	int e = rep.err;
+
+	switch (rep.step) {
+	case PLUG_SETNS:
+		return berth_error_set(err, e, BERTH_ERR_INTERNAL,
+				       "Entering the instance's mount namespace for \"%s\": %s", t,
+				       strerror(-e));
+	case PLUG_UMOUNT:
+		return berth_error_set(err, e, BERTH_ERR_INTERNAL, "Unmounting \"%s\": %s", t,
+				       strerror(-e));
+	case PLUG_SETGROUPS:
+		return berth_error_set(err, e, BERTH_ERR_INTERNAL, "setgroups for \"%s\": %s", t,
+				       strerror(-e));
+	case PLUG_OPEN_ROOT:
+		return berth_error_set(err, e, BERTH_ERR_INTERNAL,
+				       "Opening the root for \"%s\": %s", t, strerror(-e));
+	case PLUG_TARGET:
+		return berth_error_set(err, e, BERTH_ERR_BAD_REQUEST, "Path \"%s\": %s", t,
+				       strerror(-e));
+	case PLUG_STAT:
+		return berth_error_set(err, e, BERTH_ERR_INTERNAL, "Path \"%s\": %s", t,
+				       strerror(-e));
+	case PLUG_KIND:
+		return berth_error_set(err, e, BERTH_ERR_BAD_REQUEST,
+				       "Path \"%s\" exists in the instance and isn't a %s", t,
+				       p->m->create_dir ? "directory" : "regular file");
+	case PLUG_MOVE_MOUNT:
+		return berth_error_set(err, e, BERTH_ERR_INTERNAL, "Mounting on \"%s\": %s", t,
+				       strerror(-e));
+	default:
+		return berth_error_set(err, e, BERTH_ERR_INTERNAL,
+				       "The mount helper for \"%s\" failed: %s", t, strerror(-e));
+	}
+}
+
+/* Read the child's reply within PLUG_TIMEOUT_MS; kill it past that. Returns the bytes read,
+ * -ETIMEDOUT, or -errno. */
+static ssize_t plug_wait(pid_t pid, int rfd, struct plug_reply *rep)
+{
+	struct pollfd pfd = {.fd = rfd, .events = POLLIN};
+	int64_t deadline = (int64_t)(berth_monotonic_ns() / 1000000) + PLUG_TIMEOUT_MS;
+	ssize_t n;
+
+	for (;;) {
+		int64_t left = deadline - (int64_t)(berth_monotonic_ns() / 1000000);
+		int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) {
+			kill(pid, SIGKILL);
+			return -ETIMEDOUT;
+		}
+		break;
+	}
+	do
+		n = read(rfd, rep, sizeof(*rep));
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
 
 /* A child that setns()es into `mntns` (berthd has threads: it cannot itself) and runs
  * plug_in_ns there; its result comes back over a pipe. */
-static int plug_run(int mntns, const struct plug *p, struct berth_error *err)
+static int plug_run(int mntns, struct plug *p, struct berth_error *err)
 {
-	struct plug_reply rep = {.r = -EPIPE};
+	_cleanup_free_ char *scratch = strdup(p->m->target);
+	struct plug_reply rep = {0};
 	int fds[2], st = 0;
 	ssize_t n;
 	pid_t pid;
 
+	if (!scratch)
+		return -ENOMEM;
+	p->scratch = scratch;
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
 	pid = fork();
@@ -427,33 +559,23 @@ static int plug_run(int mntns, const struct plug *p, struct berth_error *err)
 		close(fds[1]);
 		return berth_error_set(err, e, BERTH_ERR_INTERNAL, "fork: %s", strerror(-e));
 	}
-	if (pid == 0) {
-		struct berth_error cerr = {0};
-		int r = setns(mntns, CLONE_NEWNS) < 0
-				? berth_error_set(&cerr, -errno, BERTH_ERR_INTERNAL,
-						  "Entering the instance's mount namespace: %m")
-				: plug_in_ns(p, &cerr);
-
-		rep.r = r;
-		rep.code = berth_error_code_for(&cerr, r);
-		snprintf(rep.msg, sizeof(rep.msg), "%s", r < 0 ? berth_error_msg(&cerr, r) : "");
-		if (write(fds[1], &rep, sizeof(rep)) < 0)
-			_exit(1);
-		_exit(0);
-	}
+	if (pid == 0)
+		plug_child(mntns, p, fds[1]);
 	close(fds[1]);
-	do
-		n = read(fds[0], &rep, sizeof(rep));
-	while (n < 0 && errno == EINTR);
+	n = plug_wait(pid, fds[0], &rep);
 	close(fds[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	if (n == -ETIMEDOUT)
+		return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
+				       "The mount helper for \"%s\" did not answer within %d s: "
+				       "killed", p->m->target, PLUG_TIMEOUT_MS / 1000);
 	if (n != (ssize_t)sizeof(rep))
 		return berth_error_set(err, -EPIPE, BERTH_ERR_INTERNAL,
 				       "The mount helper for \"%s\" died (status %d)", p->m->target,
 				       st);
-	if (rep.r < 0)
-		return berth_error_set(err, rep.r, rep.code, "%s", rep.msg);
+	if (rep.err < 0)
+		return plug_error(p, rep, err);
 	return 0;
 }
 
