@@ -412,9 +412,8 @@ static int pick_cpus(const struct berth_daemon *d, const char *project, const ch
 		     long n, const cpu_set_t *avail, char **ret)
 {
 	int users[CPU_SETSIZE] = {0};
+	bool mask[CPU_SETSIZE];
 	cpu_set_t chosen;
-	char list[4096] = "";
-	size_t len = 0;
 
 	cpu_users(d, project, name, users);
 	CPU_ZERO(&chosen);
@@ -426,12 +425,9 @@ static int pick_cpus(const struct berth_daemon *d, const char *project, const ch
 				best = i;
 		CPU_SET(best, &chosen);
 	}
-	for (int i = 0; i < CPU_SETSIZE && len < sizeof(list) - 16; i++)
-		if (CPU_ISSET(i, &chosen))
-			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d",
-						len ? "," : "", i);
-	*ret = strdup(list);
-	return *ret ? 0 : -ENOMEM;
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		mask[i] = CPU_ISSET(i, &chosen);
+	return runtime_cpulist_format(mask, CPU_SETSIZE, ret);
 }
 
 static int spec_cpus(struct runtime_spec *spec, const struct berth_daemon *d,

@@ -720,3 +720,32 @@ int runtime_cgroup_usage(const struct runtime_cgroup *cg, struct runtime_cgroup_
 	*ret = u;
 	return 0;
 }
+
+int runtime_cpulist_format(const bool *set, size_t n, char **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 0;
+	FILE *f = open_memstream(&buf, &cap);
+
+	if (!f)
+		return -errno;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+
+		if (!set[i])
+			continue;
+		while (j + 1 < n && set[j + 1])
+			j++;
+		if (j - i >= 2)
+			fprintf(f, "%s%zu-%zu", len++ ? "," : "", i, j);
+		else if (j > i)
+			fprintf(f, "%s%zu,%zu", len++ ? "," : "", i, j);
+		else
+			fprintf(f, "%s%zu", len++ ? "," : "", i);
+		i = j;
+	}
+	if (fclose(f) != 0)
+		return -ENOMEM;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}

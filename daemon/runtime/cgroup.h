@@ -91,3 +91,6 @@ bool runtime_cgroup_is_empty(const struct runtime_cgroup *cg);
 int runtime_cgroup_destroy(const struct runtime_cgroup *cg);
 /* Usage counters; fields the host cannot tell stay 0. */
 int runtime_cgroup_usage(const struct runtime_cgroup *cg, struct runtime_cgroup_usage *ret);
+/* Format the CPUs i with set[i] true (0 <= i < n) as a compact cpuset list, runs of three
+ * or more as ranges ("0-3,6,8-11"); "" when none. *ret is malloc'd. */
+int runtime_cpulist_format(const bool *set, size_t n, char **ret);

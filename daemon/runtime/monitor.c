@@ -976,12 +976,13 @@ static void handle_limits(struct monitor *m, struct client *c, const char *args)
 {
 	unsigned long long mem, quota, period, procs;
 	unsigned share, drop;
-	char cpus[256], *cpus_copy = NULL;
+	_cleanup_free_ char *cpus = NULL;
+	char *cpus_copy = NULL;
 	struct berth_error err = {0};
 	struct runtime_cgroup_limits l = {0};
 	int swap, n = 0, r;
 
-	if (sscanf(args, "%llu %d %255s %llu %llu %llu %u %u%n", &mem, &swap, cpus, &quota,
+	if (sscanf(args, "%llu %d %ms %llu %llu %llu %u %u%n", &mem, &swap, &cpus, &quota,
 		   &period, &procs, &share, &drop, &n) != 8 ||
 	    args[n] || (swap != 0 && swap != 1) || share > 100 || drop > 10) {
 		client_send(c, "error bad limits request");

@@ -274,6 +274,47 @@ static void test_cpu_weight(void **state)
 	assert_int_equal(runtime_cgroup_cpu_weight(false, &l), 2);
 }
 
+static void check_list(const bool *set, size_t n, const char *want)
+{
+	char *got = NULL;
+
+	assert_int_equal(runtime_cpulist_format(set, n, &got), 0);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* limits.cpu=N picks CPUs by number; the list sent to the monitor must stay short on
+ * big hosts (96 CPUs one by one were 277 characters, past the old 255 limit). */
+static void test_cpulist_format(void **state)
+{
+	bool set[1024] = {0};
+
+	(void)state;
+	check_list(set, 1024, "");
+	for (int i = 0; i < 96; i++)
+		set[i] = true;
+	check_list(set, 1024, "0-95");
+	check_list(set, 96, "0-95");
+	memset(set, 0, sizeof(set));
+	set[0] = set[1] = set[2] = set[3] = set[6] = true;
+	set[8] = set[9] = set[10] = set[11] = true;
+	check_list(set, 1024, "0-3,6,8-11");
+	memset(set, 0, sizeof(set));
+	set[1] = set[2] = set[5] = set[1023] = true;
+	check_list(set, 1024, "1,2,5,1023");
+	memset(set, 0, sizeof(set));
+	for (int i = 0; i < 96; i += 2)
+		set[i] = true;
+	check_list(set, 96, "0,2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,34,36,38,40,"
+			    "42,44,46,48,50,52,54,56,58,60,62,64,66,68,70,72,74,76,78,80,"
+			    "82,84,86,88,90,92,94");
+	memset(set, 0, sizeof(set));
+	for (int i = 48; i < 96; i++)
+		set[i] = true;
+	set[100] = set[101] = set[102] = true;
+	check_list(set, 1024, "48-95,100-102");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_v2_missing_files),
 		cmocka_unit_test(test_v1_set_and_lift),
 		cmocka_unit_test(test_cpu_weight),
+		cmocka_unit_test(test_cpulist_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
