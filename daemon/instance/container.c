@@ -891,6 +891,17 @@ int container_restart(struct berth_daemon *d, const char *project, const char *n
 	int r;
 
 	r = container_stop(d, project, name, force ? 0 : timeout_s, force, err);
+	/* container_stop waits only briefly for the old monitor to exit; a start while it
+	 * still tears down would be refused as "already running", leaving it down. */
+	for (int i = 0; r >= 0 && i < 1500 &&
+			container_power(d, project, name, NULL) != CONTAINER_STOPPED;
+	     i++)
+		usleep(20000);
+	if (r >= 0 && container_power(d, project, name, NULL) != CONTAINER_STOPPED)
+		r = berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
+				    "Restarting \"%s\": its monitor did not exit within 30 s of "
+				    "the stop",
+				    name);
 	if (r >= 0)
 		r = api_instance_load_expanded(project, name, &inst, err);
 	if (r >= 0)
