@@ -299,7 +299,7 @@ static int volume_shift(const char *owner, const char *project,
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Storage volume \"%s\" cannot be shifted on disk for "
 				       "container \"%s\": its idmap has more than one uid or gid "
-				       "range (raw.idmap)",
+				       "range",
 				       vol, spec->name);
 	if (map_equal(last, next))
 		return 0;
