@@ -34,9 +34,11 @@ static bool is_true(const char *v)
 	return v && (streq(v, "true") || streq(v, "1") || streq(v, "yes") || streq(v, "on"));
 }
 
-/* The host path of the custom volume `source` on pool `pool`. */
+/* The host path of the custom volume `source` on pool `pool` (*ret) and the project that
+ * owns it (*ret_owner: `project`, or "default" when its features.storage.volumes is off). */
 static int volume_source(struct berth_daemon *d, const char *project, const char *pool,
-			 const char *source, char **ret, struct berth_error *err)
+			 const char *source, char **ret, char **ret_owner,
+			 struct berth_error *err)
 {
 	json_auto_t *pobj = NULL;
 	_cleanup_(storage_pool_freep) struct storage_pool *sp = NULL;
@@ -55,6 +57,8 @@ static int volume_source(struct berth_daemon *d, const char *project, const char
 		r = storage_pool_new(d->dir, pobj, &sp, err);
 	if (r >= 0)
 		r = storage_volume_path(sp, &vol, NULL, ret);
+	if (r >= 0)
+		*ret_owner = TAKE_PTR(owner);
 	return r;
 }
 
@@ -68,7 +72,8 @@ static int volume_source(struct berth_daemon *d, const char *project, const char
 
 static pthread_mutex_t shift_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The LXD JSON idmap of `spec`'s first uid and gid lines; "[]" when privileged. */
+/* The LXD JSON idmap of `spec`'s uid and gid lines; "[]" when privileged. Only maps of one
+ * uid and one gid line are shifted on disk (volume_shift refuses others). */
 static char *map_json(const struct runtime_spec *spec)
 {
 	json_auto_t *j = NULL;
@@ -118,33 +123,61 @@ static int map_bases(const char *json, uint32_t *uid, uint32_t *gid, uint32_t *c
 	return 0;
 }
 
-/* Refuse when another instance using volume `vol` has a map other than `next` (the map
- * of a running instance, else its last one; one never started is checked at its start). */
-static int others_agree(const char *project, const char *name, const char *pool,
-			const char *vol, const char *next, struct berth_error *err)
+/* The instance name and project of used_by URL `url` ("/1.0/instances/x?project=p",
+ * "default" without ?project=); 0 with *ret_name NULL when it is not an instance's. */
+static int user_instance(const char *url, char **ret_name, char **ret_project)
+{
+	const char *prefix = "/1.0/instances/";
+	const char *rest, *q, *p;
+	_cleanup_free_ char *name = NULL, *project = NULL;
+
+	*ret_name = NULL;
+	if (!url || !berth_startswith(url, prefix))
+		return 0; /* a profile */
+	rest = url + strlen(prefix);
+	q = strchr(rest, '?');
+	name = strndup(rest, q ? (size_t)(q - rest) : strlen(rest));
+	p = q ? strstr(q, "project=") : NULL;
+	if (p && (p == q + 1 || p[-1] == '&'))
+		project = strndup(p + strlen("project="), strcspn(p + strlen("project="), "&"));
+	else
+		project = strdup("default");
+	if (!name || !project)
+		return -ENOMEM;
+	*ret_name = TAKE_PTR(name);
+	*ret_project = TAKE_PTR(project);
+	return 0;
+}
+
+/* Refuse when another instance (of any project) using volume `vol` of project `owner` has
+ * a map other than `next` (the map of a running instance, else its last one; one never
+ * started is checked at its start). `project`/`name` is the instance being started. */
+static int others_agree(const char *owner, const char *project, const char *name,
+			const char *pool, const char *vol, const char *next,
+			struct berth_error *err)
 {
 	json_auto_t *users = NULL;
-	const char *prefix = "/1.0/instances/";
 	json_t *u;
 	size_t i;
-	int r = db_volume_used_by(pool, project, vol, &users, err);
+	int r = db_volume_used_by(pool, owner, vol, &users, err);
 
 	if (r < 0)
 		return r;
 	json_array_foreach(users, i, u) {
-		const char *url = json_string_value(u);
-		_cleanup_free_ char *other = NULL;
+		_cleanup_free_ char *other = NULL, *oproj = NULL;
 		json_auto_t *inst = NULL;
 		const json_t *cfg;
 		const char *map;
 
-		if (!url || !berth_startswith(url, prefix))
-			continue; /* a profile */
-		other = strndup(url + strlen(prefix), strcspn(url + strlen(prefix), "?"));
-		if (!other)
-			return -ENOMEM;
-		if (streq(other, name) || db_instance_get(project, other, &inst, NULL) < 0)
+		r = user_instance(json_string_value(u), &other, &oproj);
+		if (r < 0)
+			return r;
+		if (!other || (streq(other, name) && streq(oproj, project)))
 			continue;
+		r = db_instance_get(oproj, other, &inst, err);
+		if (r < 0)
+			return berth_error_wrap(err, r, "Storage volume \"%s\": user \"%s\"",
+						vol, json_string_value(u));
 		cfg = json_object_get(inst, "config");
 		map = berth_json_string(cfg, "volatile.idmap.current")
 			      ?: berth_json_string(cfg, "volatile.idmap.next");
@@ -157,8 +190,16 @@ static int others_agree(const char *project, const char *name, const char *pool,
 	return 0;
 }
 
-/* Shift volume `vol` (at `path`, row `row`) from map `last` to `next` and record it. */
-static int volume_reshift(const char *project, const char *pool, const char *vol,
+/* Whether host ranges [a, a+n) and [b, b+n) share an id (not when either is unshifted). */
+static bool ranges_overlap(uint32_t a, uint32_t b, uint32_t n)
+{
+	return a && b && a != b && (uint64_t)a < (uint64_t)b + n && (uint64_t)b < (uint64_t)a + n;
+}
+
+/* Shift volume `vol` of project `owner` (at `path`, row `row`) from map `last` to `next`
+ * and record it. Refused between overlapping host ranges, which a failed shift could not
+ * put back (ids shifted and ids still to shift would be the same). */
+static int volume_reshift(const char *owner, const char *pool, const char *vol,
 			  const char *path, const json_t *row, const char *last,
 			  const char *next, struct berth_error *err)
 {
@@ -175,6 +216,12 @@ static int volume_reshift(const char *project, const char *pool, const char *vol
 		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
 				       "Storage volume \"%s\": bad volatile.idmap.last", vol);
 	sh.count = !lc ? nc : !nc ? lc : lc < nc ? lc : nc;
+	if (ranges_overlap(sh.from_uid, sh.to_uid, sh.count) ||
+	    ranges_overlap(sh.from_gid, sh.to_gid, sh.count))
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "Storage volume \"%s\" is shifted to a map overlapping "
+				       "%s: it cannot be shifted again in place",
+				       vol, next);
 	if (!json_is_object(cfg)) {
 		cfg = json_object();
 		if (!cfg || json_object_set_new(upd, "config", cfg) < 0)
@@ -186,7 +233,7 @@ static int volume_reshift(const char *project, const char *pool, const char *vol
 	log_info("Shifting storage volume \"%s\" on disk to %s", vol, next);
 	r = runtime_idmap_shift_path(path, &sh, err);
 	if (r >= 0)
-		r = db_volume_update(pool, project, "custom", vol, upd, NULL, NULL, err);
+		r = db_volume_update(pool, owner, "custom", vol, upd, NULL, NULL, err);
 	if (r < 0) {
 		/* nothing half-shifted: put the ids back as recorded */
 		back = (struct runtime_idmap_shift){sh.to_uid, sh.to_gid, sh.from_uid,
@@ -218,12 +265,13 @@ static int idmap_works(const char *path, const struct runtime_spec *spec, int us
 	return 1;
 }
 
-/* Whether custom volume `vol` at `path` is mounted shifted on disk (*ret_shifted) rather
+/* Whether custom volume `vol` of project `owner` at `path` is mounted shifted on disk (*ret_shifted) rather
  * than idmapped for `spec`'s container: when BERTH_MONITOR_NO_IDMAP is set, when it is
  * shifted already, or when the kernel or filesystem refuses the idmapped mount (probed
  * with `userns` when >= 0, else with a throwaway user namespace). Shifts it as needed. */
-static int volume_shift(const char *project, const struct runtime_spec *spec, int userns,
-			const char *pool, const char *vol, const char *path, bool *ret_shifted,
+static int volume_shift(const char *owner, const char *project,
+			const struct runtime_spec *spec, int userns, const char *pool,
+			const char *vol, const char *path, bool *ret_shifted,
 			struct berth_error *err)
 {
 	_cleanup_free_ char *next = map_json(spec);
@@ -233,7 +281,7 @@ static int volume_shift(const char *project, const struct runtime_spec *spec, in
 
 	if (!next)
 		return -ENOMEM;
-	r = db_volume_get(pool, project, "custom", vol, &row, err);
+	r = db_volume_get(pool, owner, "custom", vol, &row, err);
 	if (r < 0)
 		return r;
 	last = berth_json_string(json_object_get(row, "config"), "volatile.idmap.last");
@@ -247,11 +295,17 @@ static int volume_shift(const char *project, const struct runtime_spec *spec, in
 		log_info("Idmapped mounts of \"%s\" refused: shifting it on disk", path);
 	}
 	*ret_shifted = !spec->privileged;
+	if (!spec->privileged && (spec->n_uid_map > 1 || spec->n_gid_map > 1))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Storage volume \"%s\" cannot be shifted on disk for "
+				       "container \"%s\": its idmap has more than one uid or gid "
+				       "range",
+				       vol, spec->name);
 	if (map_equal(last, next))
 		return 0;
-	r = others_agree(project, spec->name, pool, vol, next, err);
+	r = others_agree(owner, project, spec->name, pool, vol, next, err);
 	if (r >= 0)
-		r = volume_reshift(project, pool, vol, path, row, last, next, err);
+		r = volume_reshift(owner, pool, vol, path, row, last, next, err);
 	return r;
 }
 
@@ -263,13 +317,13 @@ static int disk_mount(struct berth_daemon *d, const char *project,
 {
 	const char *source = berth_json_string(dev, "source");
 	const char *pool = berth_json_string(dev, "pool");
-	_cleanup_free_ char *src = NULL, *target = NULL;
+	_cleanup_free_ char *src = NULL, *target = NULL, *owner = NULL;
 	bool shifted = false;
 	struct stat st;
 	int r = 0;
 
 	if (pool && *pool)
-		r = volume_source(d, project, pool, source, &src, err);
+		r = volume_source(d, project, pool, source, &src, &owner, err);
 	else if (!(src = strdup(source)))
 		r = -ENOMEM;
 	if (r < 0)
@@ -284,7 +338,7 @@ static int disk_mount(struct berth_daemon *d, const char *project,
 	}
 	if (pool && *pool && S_ISDIR(st.st_mode)) {
 		pthread_mutex_lock(&shift_lock);
-		r = volume_shift(project, spec, userns, pool, source, src, &shifted, err);
+		r = volume_shift(owner, project, spec, userns, pool, source, src, &shifted, err);
 		pthread_mutex_unlock(&shift_lock);
 		if (r < 0)
 			return r; /* its message names the volume */

@@ -8,7 +8,8 @@
 # stop/start do not shift again; a container with another map
 # (security.idmap.isolated) is refused with LXD's error while the first uses the volume,
 # with nothing stored and nothing shifted; once the first no longer uses it, the volume
-# is shifted to the new container's map. TAP output.
+# is shifted to the new container's map; a default-project volume used from a project
+# without features.storage.volumes is found, shifted and recorded in "default". TAP output.
 if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
 	T_SHIFT_OUT=$(mktemp -d /tmp/berth-t-disk-shift.XXXXXX)
 	srcdir=${BERTH_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -142,6 +143,23 @@ is "$(inside c-iso 'stat -c %u:%g /mnt/data /mnt/data/d /mnt/data/d/g | tr "\n" 
 like "$(last_map v1)" "\"Hostid\":$bi," "volatile.idmap.last records c-iso's map"
 refuse "now c1 is refused it" 'Idmaps of container "c-iso" and storage volume "v1" are not identical' \
 	berth config device add c1 data disk pool=default source=v1 path=/mnt/data
+
+# ---- a default-project volume used from a project without features.storage.volumes ----
+vol3=$BERTH_DIR/storage-pools/default/custom/default_v3
+check "create project p2 (features.storage.volumes off)" lxc project create b:p2 \
+	-c features.images=false -c features.profiles=false -c features.storage.volumes=false
+check "create volume v3 (project default)" berth storage volume create default v3
+check "launch c3 in p2" lxc launch b:busybox b:c3 --project p2
+b3=$(lxc exec b:c3 --project p2 -- cat /proc/self/uid_map | awk '{print $2}')
+check "attach v3 to c3 while it runs (p2)" lxc config device add b:c3 data disk pool=default \
+	source=v3 path=/mnt/v3 --project p2
+is "$(ids "$vol3")" "$b3:$b3" "v3 is shifted to c3's map"
+like "$(last_map v3)" "\"Hostid\":$b3," "the default project's v3 records c3's map"
+check "restart c3 (p2) with v3 attached" lxc restart b:c3 --project p2
+is "$(lxc exec b:c3 --project p2 -- sh -c 'touch /mnt/v3/y && stat -c %u:%g /mnt/v3/y' 2>&1)" 0:0 \
+	"after the restart c3's root writes to v3"
+lxc delete -f b:c3 --project p2 >/dev/null 2>&1
+check "delete v3" berth storage volume delete default v3
 
 # ---- clean up ----
 for c in c1 c-iso; do berth delete -f $c >/dev/null 2>&1; done
