@@ -53,6 +53,28 @@ static int open_image_file(const char *images_dir, const char *fp, const char *s
 	return 0;
 }
 
+/* The split image's rootfs directory `dir`, made or, when the metadata tarball held a
+ * "rootfs" entry, checked with lstat: the squashfs or tarball is unpacked through this
+ * path as root, so a "rootfs" symlink (say to "/") would have it written onto the host.
+ * Nothing but berthd writes into the fresh volume between this check and the unpack. */
+static int rootfs_dir_prepare(const char *fp, const char *dir, struct berth_error *err)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0755) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "mkdir \"%s\": %m", dir);
+	if (lstat(dir, &st) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lstat \"%s\": %m", dir);
+	if (!S_ISDIR(st.st_mode))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Image \"%s\": the \"rootfs\" entry of its metadata tarball "
+				       "is not a directory",
+				       fp);
+	return 0;
+}
+
 /* Unpack image `fp` into the (existing, empty) volume directory `dst`. */
 static int unpack_into(const char *images_dir, const char *fp, const char *dst,
 		       image_unpack_progress_fn progress, void *data, struct berth_error *err)
@@ -81,14 +103,14 @@ static int unpack_into(const char *images_dir, const char *fp, const char *dst,
 	r = image_file_kind(rootfs, &kind, err);
 	if (r < 0)
 		return r;
+	r = rootfs_dir_prepare(fp, rootfs_dir, err);
+	if (r < 0)
+		return r;
 	if (kind == IMAGE_FILE_SQUASHFS) {
 		const char *argv[] = {"unsquashfs", "-f", "-n", "-d", rootfs_dir, rootfs_file,
 				      NULL};
 		return storage_run(argv, err);
 	}
-	if (mkdir(rootfs_dir, 0755) < 0 && errno != EEXIST)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "mkdir \"%s\": %m",
-				       rootfs_dir);
 	return image_unpack_tar(rootfs, rootfs_dir, progress, data, err);
 }
 

@@ -67,7 +67,14 @@ refuse()
 }
 # inside NAME CMD: a shell command inside the container, its output (stderr too).
 inside() { berth exec "$1" -- sh -c "$2" 2>&1; }
-mounted() { berth exec "$1" -- cat /proc/self/mountinfo | awk '{print $5}' | grep -cxF "$2"; }
+# mounted NAME PATH: how many mounts sit on PATH inside NAME; "ERR" when the exec
+# itself fails (e.g. the container died), so that an expected 0 cannot pass vacuously.
+mounted()
+{
+	local mi
+	mi=$(berth exec "$1" -- cat /proc/self/mountinfo) || { echo ERR; return; }
+	printf '%s\n' "$mi" | awk '{print $5}' | grep -cxF "$2"
+}
 host_mounts() { grep -c . /proc/self/mountinfo; }
 ids() { stat -c '%u:%g' "$1" 2>&1; }
 pid1() { api GET "/1.0/instances/$1/state"; jget 'j["metadata"]["pid"]'; }
@@ -178,6 +185,8 @@ is "$(mounted c-default /etc/hostfile)" 1 "the file is mounted"
 
 # ---- refusals: nothing stored, nothing mounted ----
 n0=$(mounted c-default /etc/passwd)
+# a failed first count must not match a failed second one
+case $n0 in '' | *[!0-9]*) n0="a count (first exec failed: $n0)" ;; esac
 refuse "a directory onto a file is refused" 'Path "/etc/passwd" exists in the instance and isn'"'"'t a directory' \
 	berth config device add c-default bad disk pool=default source=v1 path=/etc/passwd
 is "$(mounted c-default /etc/passwd)" "$n0" "nothing was mounted on /etc/passwd"

@@ -55,7 +55,14 @@ refuse()
 	fi
 }
 inside() { berth exec "$1" -- sh -c "$2" 2>&1; }
-mounted() { berth exec "$1" -- cat /proc/self/mountinfo | awk '{print $5}' | grep -cxF "$2"; }
+# mounted NAME PATH: how many mounts sit on PATH inside NAME; "ERR" when the exec
+# itself fails (e.g. the container died), so that an expected 0 cannot pass vacuously.
+mounted()
+{
+	local mi
+	mi=$(berth exec "$1" -- cat /proc/self/mountinfo) || { echo ERR; return; }
+	printf '%s\n' "$mi" | awk '{print $5}' | grep -cxF "$2"
+}
 ids() { stat -c '%u:%g' "$1" 2>&1; }
 base() { inside "$1" 'cat /proc/self/uid_map' | awk '{print $2}'; }
 last_map() { berth storage volume show default "$1" 2>&1 | grep 'volatile.idmap.last'; }

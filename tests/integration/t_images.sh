@@ -229,6 +229,40 @@ refused_at_launch "an escape deep in rootfs/ refused at launch" "$TEST_TMP/later
 ok "no launch left an instance volume" \
 	test -z "$(ls -A "$BERTH_DIR/storage-pools/default/containers" 2>/dev/null)"
 ok "nothing was written outside" test ! -e /etc/evil
+# A split image whose metadata tarball holds "rootfs" as a symlink (to a directory of the
+# test's): the squashfs rootfs is unpacked as root through <volume>/rootfs, so following
+# the link would write onto the host. The launch is refused naming the entry, and
+# nothing lands in the link's target.
+if command -v mksquashfs >/dev/null; then
+	hs=$TEST_TMP/hostile
+	mkdir -p "$hs/target" "$hs/sq/bin"
+	echo pwned >"$hs/sq/pwned"
+	mksquashfs "$hs/sq" "$hs/rootfs.sqfs" -quiet -noappend >/dev/null
+	$PY - "$hs" <<'PYEOF'
+import io, sys, tarfile
+w = sys.argv[1]
+meta = b"architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: busybox\n"
+with tarfile.open(f"{w}/meta.tar", "w") as t:
+    i = tarfile.TarInfo("metadata.yaml"); i.size = len(meta); t.addfile(i, io.BytesIO(meta))
+    i = tarfile.TarInfo("rootfs"); i.type = tarfile.SYMTYPE; i.linkname = f"{w}/target"
+    t.addfile(i)
+PYEOF
+	run_cli image import "$hs/meta.tar" "$hs/rootfs.sqfs" --alias hostile
+	rc_ok "a split image with a \"rootfs\" symlink in its metadata tarball imports"
+	run_cli launch hostile h2
+	isnt "$RC" 0 "its launch fails"
+	like "$ERR" 'the "rootfs" entry of its metadata tarball is not a directory' \
+		"... naming the \"rootfs\" entry"
+	is "$(ls -A "$hs/target")" "" "nothing was unpacked through the symlink"
+	api GET /1.0/instances/h2
+	is "$HTTP_STATUS" 404 "no instance record left"
+	is "$(ls -A "$BERTH_DIR/storage-pools/default/images" 2>/dev/null)" "" \
+		"no image volume (nor a temporary one) left"
+	run_cli image delete hostile
+	rc_ok "the hostile image is deleted"
+else
+	skip "a hostile split squashfs image is refused" "mksquashfs missing"
+fi
 # A connection dropped half-way through the body: never handled, nothing kept.
 $PY - "$BERTH_SOCKET" "$img" <<'EOF'
 import socket, sys

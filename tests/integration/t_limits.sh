@@ -57,6 +57,13 @@ UNLIM_Q="-1 100000"; [ -n "$V2" ] && UNLIM_Q="max 100000"
 PARENT_CPUS=$(rd /sys/fs/cgroup/cpuset/cpuset.cpus); [ -n "$V2" ] && PARENT_CPUS=
 cfg() { api GET "/1.0/instances/$1"; jget "j['metadata']['config'].get('$2', '<unset>')"; }
 opok() { [ "$(jget 'j["metadata"]["status"]')" = Success ]; }
+# starttime NAME: the start time of PID 1 inside NAME; "ERR" when the exec fails.
+starttime()
+{
+	local st
+	st=$(berth exec "$1" -- cat /proc/1/stat 2>/dev/null) || { echo ERR; return; }
+	printf "%s\n" "$st" | cut -d" " -f22
+}
 
 run_cli image import "$T_LIM_OUT/busybox.tar.gz" --alias busybox
 rc_ok "import the busybox image"
@@ -278,7 +285,7 @@ is "$(mem l1):$(pids l1)" "$((72 << 20)):21" "start after stop applies the store
 is "$(weight l1):$(quota l1)" "$(lxdw 40 2):$UNLIM_Q" "... limits.cpu.allowance=40% and priority 2 too: weight $(lxdw 40 2), no quota"
 run_cli config unset l1 limits.cpu.allowance
 run_cli config unset l1 limits.cpu.priority
-pid0=$(berth exec l1 -- cat /proc/1/stat 2>/dev/null | cut -d' ' -f22)
+pid0=$(starttime l1)
 run_cli config set l1 limits.processes 22
 t0=$(date +%s%N)
 run_cli restart l1
@@ -289,7 +296,8 @@ is "$(pids l1)" 22 "after restart: limits.processes is the current value"
 is "$(mem l1)" $((72 << 20)) "after restart: limits.memory kept"
 api GET /1.0/instances/l1/state
 is "$(jget 'j["metadata"]["status"]')" Running "l1 runs after the restart"
-pid1=$(berth exec l1 -- cat /proc/1/stat 2>/dev/null | cut -d' ' -f22)
+pid1=$(starttime l1)
+like "$pid0 $pid1" '^[0-9]+ [0-9]+$' "PID 1's start time read before and after the restart"
 isnt "$pid1" "$pid0" "PID 1 is a new process (start time $pid0 -> $pid1)"
 run lxc restart b:l1
 rc_ok "lxc restart l1"
