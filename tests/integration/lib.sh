@@ -127,6 +127,23 @@ unlike()
 	fi
 }
 
+# check DESC CMD [ARGS...]: passes when CMD succeeds; its output is shown when it fails.
+check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
+
+# refuse DESC TEXT CMD [ARGS...]: passes when CMD fails with TEXT in its output.
+refuse()
+{
+	local d=$1 pat=$2
+	shift 2
+	if out=$("$@" 2>&1); then
+		fail "$d (succeeded)" "$out"
+	elif printf '%s' "$out" | grep -qF -- "$pat"; then
+		pass "$d"
+	else
+		fail "$d (wrong message)" "$out" "want: $pat"
+	fi
+}
+
 skip_all()
 {
 	echo "1..0 # SKIP $*"

@@ -32,7 +32,6 @@ mounts() { own_mounts; }
 CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
 cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
 monitors() { pgrep -cf "^$BERTH_MONITOR start $BERTH_DIR/" || true; }
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
 # state ACTION NAME [extra json]: PUT state and wait for the operation; sets HTTP_*.
 state()
 {

@@ -43,7 +43,6 @@ crash_cleanup()
 }
 trap crash_cleanup EXIT
 
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
 yes_() { if "$@"; then pass "$T"; else fail "$T"; fi; }
 mounts() { grep -cF " $BERTH_DIR/" /proc/self/mountinfo; }
 loops() { losetup -a | grep -cF "$BERTH_DIR/"; }

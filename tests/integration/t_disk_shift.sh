@@ -41,19 +41,6 @@ shift_cleanup()
 }
 trap shift_cleanup EXIT
 
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
-refuse()
-{
-	local d=$1 pat=$2
-	shift 2
-	if out=$("$@" 2>&1); then
-		fail "$d (succeeded)" "$out"
-	elif printf '%s' "$out" | grep -qF -- "$pat"; then
-		pass "$d"
-	else
-		fail "$d (wrong message)" "$out" "want: $pat"
-	fi
-}
 inside() { berth exec "$1" -- sh -c "$2" 2>&1; }
 # mounted NAME PATH: how many mounts sit on PATH inside NAME; "ERR" when the exec
 # itself fails (e.g. the container died), so that an expected 0 cannot pass vacuously.

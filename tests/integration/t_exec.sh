@@ -36,7 +36,6 @@ mounts() { own_mounts; }
 CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
 cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
 helpers() { pgrep -cf "^$BERTH_MONITOR exec $BERTH_DIR/" || true; }
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
 state()
 {
 	api PUT "/1.0/instances/$2/state" "{\"action\":\"$1\"${3:+,$3}}"

@@ -31,7 +31,6 @@ faults_cleanup()
 }
 trap faults_cleanup EXIT
 
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
 refuse()
 {
 	local d=$1 pat=$2

@@ -40,7 +40,6 @@ mounts() { own_mounts; }
 CGH=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
 cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | wc -l; }
 procs() { pgrep -c -P "$DAEMON_PID"; }
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
 
 # F METHOD PATH [curl args]: a request with curl; sets HTTP_STATUS, HDR (the response
 # headers, lowercased names) and writes the body to $TEST_TMP/body (also in HTTP_BODY

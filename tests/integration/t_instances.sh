@@ -45,19 +45,6 @@ inst_cleanup()
 }
 trap inst_cleanup EXIT
 
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
-refuse()
-{
-	local d=$1 pat=$2
-	shift 2
-	if out=$("$@" 2>&1); then
-		fail "$d (succeeded)" "$out"
-	elif printf '%s' "$out" | grep -qF -- "$pat"; then
-		pass "$d"
-	else
-		fail "$d (wrong message)" "$out" "want: $pat"
-	fi
-}
 has()
 {
 	local d=$1 pat=$2

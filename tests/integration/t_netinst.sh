@@ -26,7 +26,6 @@ cgroups() { find /sys/fs/cgroup -maxdepth 3 -type d -name "$CGH" 2>/dev/null | w
 monitors() { pgrep -cf "^$BERTH_MONITOR start $BERTH_DIR/" || true; }
 veths() { ip -o link show type veth | grep -c . || true; }
 isnt_zero() { [ "$1" != 0 ]; }
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
 
 # ipv4_of NAME [SECONDS]: the IPv4 address on eth0 from the state API once the
 # container holds a lease (empty after SECONDS, default 30).

@@ -34,21 +34,6 @@ net_cleanup()
 }
 trap net_cleanup EXIT
 
-# check DESC CMD...: CMD succeeds (its output shown when not).
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
-# refuse DESC TEXT CMD...: CMD fails with TEXT in its output.
-refuse()
-{
-	local d=$1 pat=$2
-	shift 2
-	if out=$("$@" 2>&1); then
-		fail "$d (succeeded)" "$out"
-	elif printf '%s' "$out" | grep -qF -- "$pat"; then
-		pass "$d"
-	else
-		fail "$d (wrong message)" "$out" "want: $pat"
-	fi
-}
 has()
 {
 	local d=$1 pat=$2

@@ -42,7 +42,6 @@ monitors() { pgrep -cf "^$BERTH_MONITOR start $BERTH_DIR/" || true; }
 nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 helper_pid() { pgrep -f "^$BERTH_PROXY start $BERTH_DIR/run/default_$1 $2\$" | head -n 1; }
 tables() { nft list tables 2>/dev/null | grep -c 'berth_proxy_' || true; }
-check() { local d=$1; shift; if out=$("$@" 2>&1); then pass "$d"; else fail "$d" "$out"; fi; }
 state()
 {
 	api PUT "/1.0/instances/$2/state" "{\"action\":\"$1\"${3:+,$3}}"
