@@ -402,20 +402,6 @@ int disk_spec_build(struct runtime_spec *spec, struct berth_daemon *d, const cha
 
 /* ---- hot-plug ---- */
 
-/* Disk devices of `a` that `b` lacks or has differently (an object devname -> dev). */
-static json_t *disk_diff(const json_t *a, const json_t *b)
-{
-	const json_t *bdevs = json_object_get(b, "expanded_devices");
-	json_t *out = json_object();
-	const char *dname;
-	json_t *dev;
-
-	json_object_foreach(json_object_get(a, "expanded_devices"), dname, dev)
-		if (out && is_disk_mount(dev) && !json_equal(dev, json_object_get(bdevs, dname)))
-			json_object_set(out, dname, dev);
-	return out;
-}
-
 struct ct_ns {
 	int mntns;
 	int userns; /* -EBADF: privileged */
@@ -513,9 +499,10 @@ int disk_hotplug(struct berth_daemon *d, const char *project, const json_t *befo
 		 const json_t *after, struct berth_error *err)
 {
 	const char *name = berth_json_string(after, "name");
-	json_auto_t *gone = disk_diff(before, after), *added = disk_diff(after, before);
+	json_auto_t *gone = container_devices_diff(before, after, is_disk_mount);
+	json_auto_t *added = container_devices_diff(after, before, is_disk_mount);
 	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = NULL;
-	_cleanup_free_ char *rundir = NULL, *specpath = NULL;
+	_cleanup_free_ char *specpath = NULL;
 	struct ct_ns ns = {.mntns = -EBADF, .userns = -EBADF};
 	pid_t pid = 0;
 	int r, w;
@@ -526,8 +513,7 @@ int disk_hotplug(struct berth_daemon *d, const char *project, const json_t *befo
 		return 0;
 	if (container_power(d, project, name, &pid) == CONTAINER_STOPPED || pid <= 0)
 		return 0; /* it stopped meanwhile: the next start mounts them */
-	rundir = container_rundir(d, project, name);
-	specpath = rundir ? berth_strdup_printf("%s/spec", rundir) : NULL;
+	specpath = container_spec_path(d, project, name);
 	if (!specpath)
 		return -ENOMEM;
 	r = runtime_spec_load(specpath, &spec, err);

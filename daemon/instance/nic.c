@@ -455,21 +455,6 @@ int nic_forget_volatile(const char *project, const json_t *before, const json_t 
 
 /* ---- hot-plug ---- */
 
-/* Nic devices of `a` that `b` lacks or has differently (an object devname -> dev). */
-static json_t *nic_diff(const json_t *a, const json_t *b)
-{
-	json_t *out = json_object();
-	const char *devname;
-	json_t *dev;
-
-	json_object_foreach(json_object_get(a, "expanded_devices"), devname, dev)
-		if (out && is_nic(dev) &&
-		    !json_equal(dev, json_object_get(json_object_get(b, "expanded_devices"),
-						     devname)))
-			json_object_set(out, devname, dev);
-	return out;
-}
-
 static const char *inside_name(const char *devname, const json_t *dev)
 {
 	return berth_json_string(dev, "name") ?: devname;
@@ -479,9 +464,10 @@ int nic_hotplug(struct berth_daemon *d, const char *project, const json_t *befor
 		const json_t *after, struct berth_error *err)
 {
 	const char *name = berth_json_string(after, "name");
-	json_auto_t *gone = nic_diff(before, after), *added = nic_diff(after, before);
+	json_auto_t *gone = container_devices_diff(before, after, is_nic);
+	json_auto_t *added = container_devices_diff(after, before, is_nic);
 	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = NULL;
-	_cleanup_free_ char *rundir = NULL, *specpath = NULL;
+	_cleanup_free_ char *specpath = NULL;
 	_cleanup_close_ int netns = -EBADF;
 	struct berth_nl nl = {.fd = -1};
 	struct runtime_nic *nics = NULL;
@@ -498,8 +484,7 @@ int nic_hotplug(struct berth_daemon *d, const char *project, const json_t *befor
 		return 0;
 	if (container_power(d, project, name, &pid) == CONTAINER_STOPPED || pid <= 0)
 		return 0; /* it stopped meanwhile: the next start builds the NICs */
-	rundir = container_rundir(d, project, name);
-	specpath = rundir ? berth_strdup_printf("%s/spec", rundir) : NULL;
+	specpath = container_spec_path(d, project, name);
 	if (!specpath)
 		return -ENOMEM;
 	r = runtime_spec_load(specpath, &spec, err);
