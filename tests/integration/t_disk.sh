@@ -10,18 +10,10 @@
 # a target that is a file, a missing volume and a missing host path refused with nothing
 # stored or mounted. Host mounts and berthd's fds are counted before and after. TAP
 # output.
-if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
-	T_DISK_OUT=$(mktemp -d /tmp/berth-t-disk.XXXXXX)
-	srcdir=${BERTH_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-	"$srcdir/images/build" busybox "$T_DISK_OUT" >"$T_DISK_OUT/fp" 2>"$T_DISK_OUT/log" ||
-		rm -f "$T_DISK_OUT/fp"
-	export T_DISK_OUT
-fi
-
 . "$(dirname "$0")/lib.sh"
+berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
 if [ "$(id -u)" = 0 ]; then
-	[ -s "$T_DISK_OUT/fp" ] || skip_all "the busybox image could not be built: $(tail -n 1 "$T_DISK_OUT/log")"
 	[ -x "$BERTH_MONITOR" ] || skip_all "no berth-monitor at $BERTH_MONITOR (build it first)"
 	command -v mkfs.btrfs >/dev/null || skip_all "mkfs.btrfs not found (apt-get install btrfs-progs)"
 	grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null
@@ -45,7 +37,6 @@ disk_cleanup()
 	losetup -a | grep -F "$TEST_TMP/" | cut -d: -f1 | while read -r dev; do
 		losetup -d "$dev"
 	done
-	rm -rf "$T_DISK_OUT"
 	(exit $st)
 	_berth_test_exit
 }
@@ -66,7 +57,7 @@ ids() { stat -c '%u:%g' "$1" 2>&1; }
 pid1() { api GET "/1.0/instances/$1/state"; jget 'j["metadata"]["pid"]'; }
 devices() { berth config device list "$1" 2>&1 | tr '\n' ' '; }
 
-check "import the busybox image" berth image import "$T_DISK_OUT/busybox.tar.gz" --alias busybox
+check "import the busybox image" berth image import "${IMAGE[busybox]}" --alias busybox
 check "create a btrfs pool on a loop file" berth storage create bt btrfs size=512MiB
 lxc remote add b "unix://$BERTH_DIR/unix.socket" >/dev/null 2>&1
 mounts0=$(host_mounts)

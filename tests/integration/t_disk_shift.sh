@@ -10,18 +10,10 @@
 # with nothing stored and nothing shifted; once the first no longer uses it, the volume
 # is shifted to the new container's map; a default-project volume used from a project
 # without features.storage.volumes is found, shifted and recorded in "default". TAP output.
-if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
-	T_SHIFT_OUT=$(mktemp -d /tmp/berth-t-disk-shift.XXXXXX)
-	srcdir=${BERTH_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-	"$srcdir/images/build" busybox "$T_SHIFT_OUT" >"$T_SHIFT_OUT/fp" 2>"$T_SHIFT_OUT/log" ||
-		rm -f "$T_SHIFT_OUT/fp"
-	export T_SHIFT_OUT
-fi
-
 . "$(dirname "$0")/lib.sh"
+berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
 if [ "$(id -u)" = 0 ]; then
-	[ -s "$T_SHIFT_OUT/fp" ] || skip_all "the busybox image could not be built: $(tail -n 1 "$T_SHIFT_OUT/log")"
 	[ -x "$BERTH_MONITOR" ] || skip_all "no berth-monitor at $BERTH_MONITOR (build it first)"
 	command -v lxc >/dev/null || skip_all "the lxc client is not installed (lxd-client)"
 fi
@@ -35,7 +27,6 @@ shift_cleanup()
 {
 	local st=$?
 	daemon_stop
-	rm -rf "$T_SHIFT_OUT"
 	(exit $st)
 	_berth_test_exit
 }
@@ -55,7 +46,7 @@ base() { inside "$1" 'cat /proc/self/uid_map' | awk '{print $2}'; }
 last_map() { berth storage volume show default "$1" 2>&1 | grep 'volatile.idmap.last'; }
 devices() { berth config device list "$1" 2>&1 | tr '\n' ' '; }
 
-check "import the busybox image" berth image import "$T_SHIFT_OUT/busybox.tar.gz" --alias busybox
+check "import the busybox image" berth image import "${IMAGE[busybox]}" --alias busybox
 lxc remote add b "unix://$BERTH_DIR/unix.socket" >/dev/null 2>&1
 vol=$BERTH_DIR/storage-pools/default/custom/default_v1
 vol2=$BERTH_DIR/storage-pools/default/custom/default_v2

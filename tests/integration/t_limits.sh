@@ -8,19 +8,10 @@
 # unchanged; a restart runs with the config as it is now; a key that applies only at the
 # next start says so while the instance runs. The values are read back from
 # the container's cgroup files on the host and, where the kernel shows them, inside.
-if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
-	T_LIM_OUT=$(mktemp -d /tmp/berth-t-lim.XXXXXX)
-	srcdir=${BERTH_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-	"$srcdir/images/build" busybox "$T_LIM_OUT" >"$T_LIM_OUT/fp" 2>"$T_LIM_OUT/log" ||
-		rm -f "$T_LIM_OUT/fp"
-	export T_LIM_OUT
-fi
-
 . "$(dirname "$0")/lib.sh"
-[ -n "${BERTH_IN_NETNS:-}" ] && trap 'rm -rf "$T_LIM_OUT"' EXIT
+berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
 if [ "$(id -u)" = 0 ]; then
-	[ -s "$T_LIM_OUT/fp" ] || skip_all "the busybox image could not be built: $(tail -n 1 "$T_LIM_OUT/log")"
 	[ -x "$BERTH_MONITOR" ] || skip_all "no berth-monitor at $BERTH_MONITOR (build it first)"
 fi
 BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
@@ -65,7 +56,7 @@ starttime()
 	printf "%s\n" "$st" | cut -d" " -f22
 }
 
-run_cli image import "$T_LIM_OUT/busybox.tar.gz" --alias busybox
+run_cli image import "${IMAGE[busybox]}" --alias busybox
 rc_ok "import the busybox image"
 run_cli launch busybox l1
 rc_ok "launch l1"

@@ -7,25 +7,13 @@
 # contents, link targets, hardlinks);
 # so do a snapshot, a copy, and a launch from the image exported and imported again.
 # `berth file` and `lxc file` push and pull such names (paths in the query string).
-if [ -z "${BERTH_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
-	T_NAMES_OUT=$(mktemp -d /tmp/berth-t-names.XXXXXX)
-	srcdir=${BERTH_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-	"$srcdir/images/build" busybox "$T_NAMES_OUT" >"$T_NAMES_OUT/fp" 2>"$T_NAMES_OUT/log" ||
-		rm -f "$T_NAMES_OUT/fp"
-	export T_NAMES_OUT
-fi
-
 . "$(dirname "$0")/lib.sh"
-if [ "$(id -u)" = 0 ]; then
-	[ -s "$T_NAMES_OUT/fp" ] ||
-		skip_all "the busybox image could not be built: $(tail -n 1 "$T_NAMES_OUT/log")"
-fi
+berth_test_images busybox
 berth_test_init "$@"
-trap 'rm -rf "$T_NAMES_OUT"; _berth_test_exit' EXIT
 export LXD_CONF=$TEST_TMP/lxd-conf
 mkdir -p "$LXD_CONF"
 
-img=$T_NAMES_OUT/busybox.tar.gz
+img=${IMAGE[busybox]}
 sub=usr/share/berth-names
 pool=$BERTH_DIR/storage-pools/default
 
@@ -129,9 +117,9 @@ same_tree "a copy of the snapshot holds the names byte for byte" \
 run "$BERTH" image import "$img" --alias bb
 mkdir -p "$TEST_TMP/exp"
 run "$BERTH" image export bb "$TEST_TMP/exp"
-ok "the image exports byte for byte" cmp "$img" "$TEST_TMP/exp/$(cat "$T_NAMES_OUT/fp").tar.gz"
+ok "the image exports byte for byte" cmp "$img" "$TEST_TMP/exp/$(cat "$T_IMAGES/busybox.fp").tar.gz"
 run "$BERTH" image delete bb
-run "$BERTH" image import "$TEST_TMP/exp/$(cat "$T_NAMES_OUT/fp").tar.gz" --alias bb
+run "$BERTH" image import "$TEST_TMP/exp/$(cat "$T_IMAGES/busybox.fp").tar.gz" --alias bb
 rc_ok "the exported image imports again"
 run "$BERTH" launch bb nexp
 same_tree "a launch from the re-imported image holds the names byte for byte" \
