@@ -785,6 +785,17 @@ static void expect_stop(struct berth_daemon *d, const char *project, const char 
 /* The next container_power_quick() asks the monitor. */
 static void power_forget(struct berth_daemon *d, const char *project, const char *name);
 
+/* Waits up to `ms` for the container's monitor to be gone; true when it is. */
+static bool wait_stopped(struct berth_daemon *d, const char *project, const char *name, int ms)
+{
+	for (int i = 0; container_power(d, project, name, NULL) != CONTAINER_STOPPED; i++) {
+		if (i * 20 >= ms)
+			return false;
+		usleep(20000);
+	}
+	return true;
+}
+
 int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 		    struct berth_error *err)
 {
@@ -841,9 +852,7 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 
 		expect_stop(d, project, name, true);
 		container_request(rundir, "kill", 30, &reply, NULL);
-		for (int i = 0; i < 100 && container_power(d, project, name, NULL) !=
-						   CONTAINER_STOPPED; i++)
-			usleep(20000);
+		wait_stopped(d, project, name, 2000);
 		proxy_stop_all(d, project, name);
 		set_status(project, name, CONTAINER_STOPPED);
 		cgroup_parent_cleanup(d);
@@ -890,9 +899,7 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 		return r;
 	}
 	/* The monitor replies before it exits: wait (briefly) until its socket is gone. */
-	for (int i = 0; i < 100 && container_power(d, project, name, NULL) != CONTAINER_STOPPED;
-	     i++)
-		usleep(20000);
+	wait_stopped(d, project, name, 2000);
 	set_status(project, name, CONTAINER_STOPPED);
 	proxy_stop_all(d, project, name);
 	cgroup_parent_cleanup(d);
@@ -912,11 +919,7 @@ int container_restart(struct berth_daemon *d, const char *project, const char *n
 	r = container_stop(d, project, name, force ? 0 : timeout_s, force, err);
 	/* container_stop waits only briefly for the old monitor to exit; a start while it
 	 * still tears down would be refused as "already running", leaving it down. */
-	for (int i = 0; r >= 0 && i < 1500 &&
-			container_power(d, project, name, NULL) != CONTAINER_STOPPED;
-	     i++)
-		usleep(20000);
-	if (r >= 0 && container_power(d, project, name, NULL) != CONTAINER_STOPPED)
+	if (r >= 0 && !wait_stopped(d, project, name, 30000))
 		r = berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
 				    "Restarting \"%s\": its monitor did not exit within 30 s of "
 				    "the stop",
