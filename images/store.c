@@ -4,7 +4,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,15 +12,16 @@
 
 #include "images/metadata.h"
 #include "lib/json.h"
+#include "lib/sha256.h"
 #include "lib/util.h"
 
 #define COPY_CHUNK (1u << 16)
 #define MP_BUF (1u << 17)
 
-static void md_freep(EVP_MD_CTX **c)
+static void md_freep(struct berth_sha256 **c)
 {
-	if (*c)
-		EVP_MD_CTX_free(*c);
+	free(*c);
+	*c = NULL;
 }
 
 void image_fingerprint_hex(const unsigned char digest[32], char *buf)
@@ -78,7 +78,7 @@ static int write_all(int fd, const void *buf, size_t len, struct berth_error *er
 /* Where the bytes of one file go: the unnamed file and the running hash. */
 struct sink {
 	int fd;
-	EVP_MD_CTX *md;
+	struct berth_sha256 *md;
 	uint64_t size;
 };
 
@@ -86,8 +86,7 @@ static int sink_write(struct sink *s, const void *buf, size_t len, struct berth_
 {
 	if (len == 0)
 		return 0;
-	if (EVP_DigestUpdate(s->md, buf, len) != 1)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "SHA-256 failed");
+	berth_sha256_update(s->md, buf, len);
 	s->size += len;
 	return write_all(s->fd, buf, len, err);
 }
@@ -438,8 +437,7 @@ static int receive_unified(struct import *im, int in, struct berth_error *err)
 					       "Failed to read the upload: %m");
 		if (n == 0)
 			break;
-		if (EVP_DigestUpdate(im->meta.md, buf, (size_t)n) != 1)
-			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "SHA-256 failed");
+		berth_sha256_update(im->meta.md, buf, (size_t)n);
 		im->meta.size += (uint64_t)n;
 	}
 	berth_closep(&im->meta.fd);
@@ -452,13 +450,13 @@ static int receive_unified(struct import *im, int in, struct berth_error *err)
 static int import_receive(struct import *im, const struct image_upload *up,
 			  struct berth_error *err)
 {
-	unsigned char digest[32];
-	unsigned int dlen = 0;
+	unsigned char digest[BERTH_SHA256_LEN];
 	int r;
 
-	im->meta.md = EVP_MD_CTX_new();
-	if (!im->meta.md || EVP_DigestInit_ex(im->meta.md, EVP_sha256(), NULL) != 1)
+	im->meta.md = malloc(sizeof(*im->meta.md));
+	if (!im->meta.md)
 		return -ENOMEM;
+	berth_sha256_init(im->meta.md);
 	r = tmpfile_open(im->dir, &im->meta.fd, err);
 	if (r < 0)
 		return r;
@@ -475,8 +473,7 @@ static int import_receive(struct import *im, const struct image_upload *up,
 	}
 	if (r < 0)
 		return r;
-	if (EVP_DigestFinal_ex(im->meta.md, digest, &dlen) != 1 || dlen != 32)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "SHA-256 failed");
+	berth_sha256_final(im->meta.md, digest);
 	image_fingerprint_hex(digest, im->fp);
 	if (up->fingerprint && *up->fingerprint && !streq(up->fingerprint, im->fp))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,

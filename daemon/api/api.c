@@ -2,13 +2,13 @@
 #define LOG_CATEGORY "api"
 #include "daemon/api/api.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon/db/db.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/sha256.h"
 #include "lib/util.h"
 
 static const struct api_route *const route_tables[] = {
@@ -209,12 +209,12 @@ int api_created(struct api_response *resp, const char *location)
 char *api_etag(const json_t *value)
 {
 	_cleanup_free_ char *s = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-	unsigned char d[SHA256_DIGEST_LENGTH];
+	unsigned char d[BERTH_SHA256_LEN];
 	char *hex;
 
 	if (!s)
 		return NULL;
-	SHA256((const unsigned char *)s, strlen(s), d);
+	berth_sha256(s, strlen(s), d);
 	hex = malloc(2 * sizeof(d) + 1);
 	if (!hex)
 		return NULL;

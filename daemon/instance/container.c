@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -38,6 +37,7 @@
 #include "daemon/runtime/spec.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/sha256.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
@@ -73,11 +73,11 @@ json_t *container_devices_diff(const json_t *a, const json_t *b,
 
 char *container_cgroup(const struct berth_daemon *d, const char *project, const char *name)
 {
-	unsigned char h[SHA256_DIGEST_LENGTH];
+	unsigned char h[BERTH_SHA256_LEN];
 
 	if (streq(d->dir, "/var/lib/berth"))
 		return berth_strdup_printf("berth/%s_%s", project, name);
-	SHA256((const unsigned char *)d->dir, strlen(d->dir), h);
+	berth_sha256(d->dir, strlen(d->dir), h);
 	return berth_strdup_printf("berth-%02x%02x%02x%02x/%s_%s", h[0], h[1], h[2], h[3],
 				   project, name);
 }

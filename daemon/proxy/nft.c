@@ -2,16 +2,16 @@
 #include "daemon/proxy/nft.h"
 
 #include <arpa/inet.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/macros.h"
+#include "lib/sha256.h"
 
 char *proxy_nft_table(const char *berth_dir, const char *project, const char *instance)
 {
-	unsigned char h[SHA256_DIGEST_LENGTH];
+	unsigned char h[BERTH_SHA256_LEN];
 	size_t a = strlen(berth_dir) + 1, b = strlen(project) + 1, c = strlen(instance) + 1;
 	_cleanup_free_ char *key = malloc(a + b + c);
 	char *name = NULL;
@@ -21,7 +21,7 @@ char *proxy_nft_table(const char *berth_dir, const char *project, const char *in
 	memcpy(key, berth_dir, a);
 	memcpy(key + a, project, b);
 	memcpy(key + a + b, instance, c);
-	SHA256((const unsigned char *)key, a + b + c, h);
+	berth_sha256(key, a + b + c, h);
 	if (asprintf(&name, "berth_proxy_%02x%02x%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2],
 		     h[3], h[4], h[5], h[6], h[7]) < 0)
 		return NULL;

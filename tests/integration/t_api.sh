@@ -8,6 +8,23 @@ berth_test_init "$@"
 # user_config: the instance's config without LXD's volatile.* keys, sorted pairs.
 user_config='sorted((k, v) for k, v in j["metadata"]["config"].items() if not k.startswith("volatile."))'
 
+# ---- a fresh berthd is small ----
+# berth_test_init waited for a GET /1.0: one request served. About 5 MiB; 9 MiB idle
+# and 11 MiB after that request while libcrypto and libarchive (with libxml2, ICU,
+# libstdc++...) were linked in (bench/run idle-rss measures it before any request).
+# not_mapped LIB MAPS: MAPS (a /proc/PID/maps) is readable and maps no file named LIB.so...
+not_mapped() { [ -r "$2" ] && ! grep -q "/$1\.so" "$2"; }
+rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$DAEMON_PID/status")
+diag "fresh berthd after one GET /1.0: VmRSS $rss kB"
+if ldd "$BERTHD" 2>/dev/null | grep -q libasan; then
+	skip "a fresh berthd's RSS is under 8 MiB" "AddressSanitizer build (its shadow memory)"
+else
+	ok "a fresh berthd's RSS is under 8 MiB" test "$rss" -lt $((8 << 10))
+fi
+ok "... libarchive is not loaded before an image is read" \
+	not_mapped libarchive "/proc/$DAEMON_PID/maps"
+ok "... nor libcrypto" not_mapped libcrypto "/proc/$DAEMON_PID/maps"
+
 # ---- GET / and /1.0 ----
 api GET /
 is "$HTTP_STATUS" 200 "GET / answers 200"

@@ -11,6 +11,7 @@
 
 #include "lib/http_util.h"
 #include "lib/sha1.h"
+#include "lib/sha256.h"
 #include "lib/util.h"
 
 static void test_instance_names(void **state)
@@ -176,6 +177,56 @@ static void test_sha1_base64(void **state)
 	}
 }
 
+/* FIPS 180 examples, with the CPU's SHA extensions (where it has them) and without,
+ * and both ways against each other: lengths around the block and padding edges, fed
+ * whole and in uneven pieces. */
+static void test_sha256(void **state)
+{
+	static const char *const v[][2] = {
+		{"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+		{"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+		{"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+		{"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmno"
+		 "ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+		 "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+	};
+	uint8_t md[BERTH_SHA256_LEN], md2[BERTH_SHA256_LEN];
+	char h[2 * BERTH_SHA256_LEN + 1];
+	uint8_t *big = malloc(1000000);
+
+	assert_non_null(big);
+	for (int cpu = 0; cpu < 2; cpu++) {
+		berth_sha256_use_cpu(cpu);
+		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+			berth_sha256(v[i][0], strlen(v[i][0]), md);
+			hex(md, sizeof(md), h);
+			assert_string_equal(h, v[i][1]);
+		}
+		memset(big, 'a', 1000000);
+		berth_sha256(big, 1000000, md);
+		hex(md, sizeof(md), h);
+		assert_string_equal(h, "cdc76e5c9914fb9281a1c7e284d73e67"
+				       "f1809a48a497200e046d39ccc7112cd0");
+	}
+	for (size_t i = 0; i < 1000000; i++)
+		big[i] = (uint8_t)(i * 2654435761u >> 13);
+	for (size_t len = 0; len < 1000000; len = len < 300 ? len + 1 : len * 3 + 7) {
+		struct berth_sha256 c;
+
+		berth_sha256_use_cpu(true);
+		berth_sha256(big, len, md);
+		berth_sha256_use_cpu(false);
+		berth_sha256_init(&c);
+		for (size_t off = 0, n = 1; off < len; off += n, n = n * 5 % 97 + 1)
+			berth_sha256_update(&c, big + off, n < len - off ? n : len - off);
+		berth_sha256_final(&c, md2);
+		assert_memory_equal(md, md2, sizeof(md));
+	}
+	berth_sha256_use_cpu(true);
+	free(big);
+}
+
 static void test_error_wrap(void **state)
 {
 	struct berth_error err = {0};
@@ -198,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_url_coding),     cmocka_unit_test(test_time_and_uuid),
 		cmocka_unit_test(test_files),	       cmocka_unit_test(test_query),
 		cmocka_unit_test(test_headers),	       cmocka_unit_test(test_error_wrap),
+		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_sha1_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
