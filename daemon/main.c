@@ -17,7 +17,8 @@
 #include <sys/un.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/instance_volume.h"
+#include "daemon/api/instance_snapshots.h"
+#include "daemon/instance/volume.h"
 #include "daemon/api/stdio_socket.h"
 #include "daemon/api/storage.h"
 #include "daemon/daemon.h"

@@ -15,16 +15,17 @@
  * snapshot named by snapshots.pattern; stopped instances (all of them until the runtime
  * exists) only with snapshots.schedule.stopped=true, as in LXD. */
 #define LOG_CATEGORY "instances"
+#include "daemon/api/instance_snapshots.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/instance_volume.h"
-#include "daemon/api/storage.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/schedule.h"
+#include "daemon/instance/volume.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -37,40 +38,6 @@ static const struct berth_json_field snapshot_fields[] = {
 	{"live", BERTH_JSON_BOOL, false, true},
 	{"target", BERTH_JSON_ANY, false, true},
 };
-
-void instance_volume_release(struct instance_volume *v)
-{
-	storage_pool_free(v->pool);
-	free(v->disk_name);
-	*v = (struct instance_volume){0};
-}
-
-int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
-			 struct instance_volume *ret, struct berth_error *err)
-{
-	_cleanup_free_ char *pool_name = NULL;
-	json_auto_t *pool = NULL;
-	int r = db_instance_pool(project, name, &pool_name, err);
-
-	*ret = (struct instance_volume){0};
-	if (r == -ENOENT) {
-		berth_error_release(err);
-		return 0;
-	}
-	if (r >= 0)
-		r = db_pool_get(pool_name, &pool, err);
-	if (r >= 0)
-		r = storage_pool_new(d->dir, pool, &ret->pool, err);
-	if (r < 0)
-		return r;
-	ret->disk_name = storage_vol_disk_name(project, name);
-	if (!ret->disk_name) {
-		instance_volume_release(ret);
-		return -ENOMEM;
-	}
-	ret->vol = (struct storage_vol){STORAGE_VOL_CONTAINER, ret->disk_name};
-	return 0;
-}
 
 json_t *instance_snapshot_render(const json_t *snap, const json_t *inst)
 {
