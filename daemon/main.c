@@ -17,13 +17,13 @@
 #include <sys/un.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/instance_snapshots.h"
 #include "daemon/instance/volume.h"
 #include "daemon/api/stdio_socket.h"
 #include "daemon/api/storage.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/snapshot.h"
 #include "daemon/network/managed.h"
 #include "daemon/host.h"
 #include "images/store.h"
@@ -228,7 +228,7 @@ static void on_tick(uv_timer_t *t)
 {
 	time_t now = time(NULL);
 
-	api_snapshots_tick(t->data, now - now % 60);
+	snapshots_tick(t->data, now - now % 60);
 	tick_arm(t);
 }
 
@@ -359,7 +359,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	 * cleaned up, before anything is served. */
 	container_reconcile(d);
 	/* Snapshots that expired while berthd was down go before anything is served. */
-	api_snapshots_prune(d);
+	snapshots_prune(d);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
 	if (!d->spool_dir)
 		return -ENOMEM;
