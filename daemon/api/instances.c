@@ -20,7 +20,7 @@
 #include "daemon/api/instance_logs.h"
 #include "daemon/api/instance_snapshots.h"
 #include "daemon/instance/volume.h"
-#include "daemon/api/project_limits.h"
+#include "daemon/project/limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"

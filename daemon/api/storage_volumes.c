@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/project_limits.h"
+#include "daemon/project/limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
