@@ -10,7 +10,7 @@
  *     and remove it after the commit;
  *   - a restore changes no row and takes no transaction.
  * What a killed berthd leaves between two steps has no row and is removed at the next
- * start (storage.c's reconciliation).
+ * start (daemon/storage/pools.c's reconciliation).
  * Snapshot creation, deletion and rename are operations, as the lxc client expects. */
 #define LOG_CATEGORY "storage"
 #include <stdio.h>

@@ -8,7 +8,9 @@
  * - storage: the snapshot directory is a file (create), the new name is taken on disk by
  *   a non-empty directory (rename);
  * - database: a trigger that RAISE(ABORT)s on the snapshot's row, and (rename) a
- *   deferred foreign key that fails the COMMIT after the disk was renamed. */
+ *   deferred foreign key that fails the COMMIT after the disk was renamed.
+ * And the schedule and pruning: expired snapshots go (disk and rows), a schedule that
+ * fires takes a snapshot named by snapshots.pattern with snapshots.expiry's expiry. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -466,6 +469,84 @@ static void test_rename_commit_failure(void **state)
 	must(do_rename(f, "snap0", "daily", &err), &err, "rename");
 }
 
+static int create_expiring(struct fixture *f, const char *name, const char *expires_at)
+{
+	struct berth_error err = {0};
+	_cleanup_(snapshot_freep) struct snapshot *s = NULL;
+	int r = snapshot_open(&f->d, "default", "c1", name, &s, &err);
+
+	if (r >= 0)
+		r = snapshot_create(s, expires_at, &err);
+	must(r, &err, "create");
+	return r;
+}
+
+static void test_prune(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *after = NULL;
+
+	create_expiring(f, "old", "2001-01-01T00:00:00Z");
+	create_expiring(f, "later", "2999-01-01T00:00:00Z");
+	create_expiring(f, "kept", NULL);
+	assert_int_equal(snapshots_prune(&f->d), 1);
+	after = state_dump(f);
+	assert_null(strstr(after, "old"));
+	assert_has(after, "/containers-snapshots/default_c1/later/hello f\n");
+	assert_has(after, "/containers-snapshots/default_c1/kept/hello f\n");
+	assert_has(after, "snapshot row later\n");
+	assert_has(after, "snapshot row kept\n");
+	assert_int_equal(snapshots_prune(&f->d), 0);
+}
+
+static void set_config(const char *key, const char *value)
+{
+	struct berth_error err = {0};
+	json_auto_t *inst = NULL;
+
+	must(db_instance_get("default", "c1", &inst, &err), &err, "get");
+	json_object_set_new(json_object_get(inst, "config"), key, json_string(value));
+	must(db_instance_update("default", "c1", inst, &err), &err, "update");
+}
+
+static void test_schedule(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_error err = {0};
+	json_auto_t *snaps = NULL;
+	struct tm tm = {.tm_year = 126, .tm_mon = 0, .tm_mday = 1, .tm_hour = 3,
+			.tm_min = 15, .tm_isdst = -1};
+	time_t at = mktime(&tm);
+	_cleanup_free_ char *after = NULL;
+
+	set_config("snapshots.schedule", "15 3 * * *");
+	set_config("snapshots.pattern", "auto-%d");
+	set_config("snapshots.expiry", "1d");
+	/* Stopped: only with snapshots.schedule.stopped=true. */
+	assert_int_equal(snapshots_schedule(&f->d, at), 0);
+	set_config("snapshots.schedule.stopped", "true");
+	assert_int_equal(snapshots_schedule(&f->d, at), 1);
+	/* Another minute does not fire; the same one again takes the next name. */
+	assert_int_equal(snapshots_schedule(&f->d, at + 60), 0);
+	set_config("snapshots.schedule.stopped", "false");
+	must(db_instance_set_status("default", "c1", "Running", 103, &err), &err, "status");
+	assert_int_equal(snapshots_schedule(&f->d, at), 1);
+	after = state_dump(f);
+	assert_has(after, "/containers-snapshots/default_c1/auto-0/hello f\n");
+	assert_has(after, "/containers-snapshots/default_c1/auto-1/hello f\n");
+	assert_has(after, "snapshot row auto-0\nsnapshot row auto-1\n");
+	must(db_snapshot_list("default", "c1", &snaps, &err), &err, "list");
+	/* snapshots.expiry gave them an expiry a day from now. */
+	for (size_t i = 0; i < 2; i++) {
+		const char *exp = berth_json_string(json_array_get(snaps, i), "expires_at");
+		struct tm e = {0};
+
+		assert_non_null(exp);
+		assert_non_null(strptime(exp, "%Y-%m-%dT%H:%M:%SZ", &e));
+		assert_true(labs((long)(timegm(&e) - (time(NULL) + 86400))) < 120);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +558,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_db_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_db_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_commit_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedule, setup, teardown),
 	};
 
 	json_set_alloc_funcs(json_malloc, free);
