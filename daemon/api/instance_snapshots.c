@@ -4,7 +4,6 @@
  *
  * The handlers parse, call daemon/instance/snapshot.c (disk and rows, expiry, names; the
  * schedule and pruning live there too) and render. */
-#define LOG_CATEGORY "instances"
 #include "daemon/api/instance_snapshots.h"
 
 #include <stdio.h>
@@ -16,7 +15,6 @@
 #include "daemon/db/db.h"
 #include "daemon/instance/snapshot.h"
 #include "lib/json.h"
-#include "lib/log.h"
 #include "lib/util.h"
 
 static const struct berth_json_field snapshot_fields[] = {

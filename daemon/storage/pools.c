@@ -5,7 +5,7 @@
  * between leaves things on disk without a row (pools, custom and instance volumes,
  * snapshots, image volumes), a half-done restore, or one volume renamed on disk but not
  * in its row: each is removed, finished or put back here. */
-#define LOG_CATEGORY "storage"
+#define LOG_CATEGORY "pools"
 #include "daemon/storage/pools.h"
 
 #include <dirent.h>
