@@ -6,7 +6,8 @@
  * insert removes it); a deletion removes the rows, then the snapshot; a rename renames on
  * disk inside the row's transaction (a failed commit renames it back). A berthd killed
  * between the steps leaves a snapshot without a row, which the start-up reconciliation
- * of the pools removes. Every function here blocks: call it from a worker. */
+ * of the pools removes. snapshot_open, _create, _rename, _delete, snapshots_prune and
+ * snapshots_schedule block (database and disk): call them from a worker. */
 #pragma once
 
 #include <jansson.h>
