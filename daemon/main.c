@@ -17,13 +17,14 @@
 #include <sys/un.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/instance_volume.h"
+#include "daemon/instance/volume.h"
 #include "daemon/api/stdio_socket.h"
-#include "daemon/api/storage.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/snapshot.h"
 #include "daemon/network/managed.h"
+#include "daemon/storage/pools.h"
 #include "daemon/host.h"
 #include "images/store.h"
 #include "lib/log.h"
@@ -227,7 +228,7 @@ static void on_tick(uv_timer_t *t)
 {
 	time_t now = time(NULL);
 
-	api_snapshots_tick(t->data, now - now % 60);
+	snapshots_tick(t->data, now - now % 60);
 	tick_arm(t);
 }
 
@@ -338,7 +339,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	if (r < 0)
 		return r;
 	/* A pool that fails to mount is logged; the others and the API still work. */
-	api_storage_pools_mount(d->dir, true);
+	storage_pools_mount(d->dir, true);
 	/* Networks before containers: re-attached ones keep their NICs on the bridges.
 	 * A fresh database gets the default network (a failure is only a warning). */
 	network_startup(d, fresh);
@@ -358,7 +359,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	 * cleaned up, before anything is served. */
 	container_reconcile(d);
 	/* Snapshots that expired while berthd was down go before anything is served. */
-	api_snapshots_prune(d);
+	snapshots_prune(d);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
 	if (!d->spool_dir)
 		return -ENOMEM;
@@ -475,7 +476,7 @@ int main(int argc, char **argv)
 	if (any_container_running())
 		log_info("Leaving storage pools mounted: containers run on them");
 	else
-		api_storage_pools_mount(d.dir, false);
+		storage_pools_mount(d.dir, false);
 	unlink(d.socket_path);
 	if (d.stdio_path)
 		unlink(d.stdio_path);

@@ -15,7 +15,7 @@
 
 #include "daemon/api/api.h"
 #include "daemon/api/instance_logs.h"
-#include "daemon/api/instance_volume.h"
+#include "daemon/instance/volume.h"
 #include "daemon/instance/container.h"
 #include "daemon/instance/exec_session.h"
 #include "lib/json.h"

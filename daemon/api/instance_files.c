@@ -35,7 +35,7 @@
 #include <time.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/instance_volume.h"
+#include "daemon/instance/volume.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
 #include "lib/log.h"

@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/instance_volume.h"
-#include "daemon/api/project_limits.h"
+#include "daemon/instance/volume.h"
+#include "daemon/project/limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/project_limits.h"
+#include "daemon/project/limits.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"

@@ -1,27 +1,18 @@
 /* daemon/api/storage_volumes.c: /1.0/storage-pools/{pool}/volumes[/{type}[/{name}]] and
  * .../{name}/snapshots[/{snap}]: custom volumes and their snapshots.
  *
- * Rows and disk change together, without holding the database's write lock during
- * slow disk work (a dir snapshot or restore copies a whole tree):
- *   - fast work (create, rename, quota) runs inside the row's transaction as its hook
- *     (db.h's db_hook_fn): a driver failure leaves no row, a failed commit is undone;
- *   - snapshots are made first, then recorded; a failed insert removes the copy;
- *   - deletions move the volume or snapshot aside inside the transaction (a rename)
- *     and remove it after the commit;
- *   - a restore changes no row and takes no transaction.
- * What a killed berthd leaves between two steps has no row and is removed at the next
- * start (storage.c's reconciliation).
- * Snapshot creation, deletion and rename are operations, as the lxc client expects. */
-#define LOG_CATEGORY "storage"
+ * The handlers parse, call daemon/storage/custom_volume.c (rows and disk together) and
+ * render. Snapshot creation, deletion and rename are operations, as the lxc client
+ * expects. */
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/project_limits.h"
+#include "daemon/project/limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/db/db.h"
+#include "daemon/storage/custom_volume.h"
 #include "lib/json.h"
-#include "lib/log.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
@@ -105,62 +96,12 @@ static int config_size(const json_t *config, uint64_t *ret, struct berth_error *
 	return storage_parse_size(s, "size", ret, err);
 }
 
-/* A volume being worked on: the pool, the volume's on-disk identity and names. */
-struct vol_ctx {
-	struct storage_pool *pool; /* owned */
-	char *project;		   /* owned */
-	char *name;		   /* owned: API name */
-	char *disk_name;	   /* owned: <project>_<name> */
-	char *snap;		   /* owned or NULL */
-	char *new_name;		   /* owned or NULL: rename target */
-	struct storage_vol vol;	   /* borrows disk_name */
-	uint64_t size;
-	bool done; /* the hook's disk work happened */
-};
-
-static void vol_ctx_free(void *data)
-{
-	struct vol_ctx *c = data;
-
-	if (!c)
-		return;
-	storage_pool_free(c->pool);
-	free(c->project);
-	free(c->name);
-	free(c->disk_name);
-	free(c->snap);
-	free(c->new_name);
-	free(c);
-}
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct vol_ctx *, vol_ctx_free)
-
-static int vol_ctx_new_on(struct api_request *req, const char *pool, const char *name,
-			  const char *snap, struct vol_ctx **ret, struct berth_error *err)
-{
-	_cleanup_(vol_ctx_freep) struct vol_ctx *c = calloc(1, sizeof(*c));
-	int r;
-
-	if (!c)
-		return -ENOMEM;
-	r = api_storage_pool_open(req, pool, &c->pool, err);
-	if (r < 0)
-		return r;
-	c->project = strdup(req->project);
-	c->name = strdup(name);
-	c->disk_name = storage_vol_disk_name(req->project, name);
-	c->snap = snap ? strdup(snap) : NULL;
-	if (!c->project || !c->name || !c->disk_name || (snap && !c->snap))
-		return -ENOMEM;
-	c->vol = (struct storage_vol){.type = STORAGE_VOL_CUSTOM, .name = c->disk_name};
-	*ret = TAKE_PTR(c);
-	return 0;
-}
-
 /* A volume of the request's pool (params[0]). */
 static int vol_ctx_new(struct api_request *req, const char *name, const char *snap,
-		       struct vol_ctx **ret, struct berth_error *err)
+		       struct custom_volume **ret, struct berth_error *err)
 {
-	return vol_ctx_new_on(req, req->params[0], name, snap, ret, err);
+	return custom_volume_open(req->d->dir, req->params[0], req->project, name, snap, ret,
+				  err);
 }
 
 /* ---- volumes ---- */
@@ -256,19 +197,11 @@ static int list_typed_volumes(struct api_request *req, struct api_response *resp
  * files copied over, each snapshot recreated on the destination). Disk first, then the
  * rows in one transaction; a berthd killed in between leaves a volume without a row,
  * which the reconciliation at start removes. */
+/* A copy or a move, and what its lifecycle event needs. */
 struct copy_job {
-	struct berth_daemon *d;	       /* borrowed */
-	struct vol_ctx *dst;	       /* owned: the new volume */
-	struct storage_pool *src_pool; /* owned */
-	char *src_disk;		       /* owned: <project>_<volume> of the source */
-	char *src_snap;		       /* owned or NULL: copy that snapshot only */
-	json_t *obj;		       /* owned: the new volume's row */
-	json_t *snaps;		       /* owned: snapshot rows for the copy, oldest first */
-	char *url;		       /* owned: the new volume's URL */
-	char *src_name;		       /* owned: API name of the source (a move deletes it) */
-	char *trash;		       /* owned: a move's source, set aside before removal */
-	bool move;
-	bool trashed;		       /* the move's hook set the source aside */
+	struct berth_daemon *d;		 /* borrowed */
+	struct custom_volume_copy *copy; /* owned */
+	char *url;			 /* owned: the new volume's URL */
 };
 
 static void copy_job_free(void *data)
@@ -277,102 +210,21 @@ static void copy_job_free(void *data)
 
 	if (!j)
 		return;
-	vol_ctx_free(j->dst);
-	storage_pool_free(j->src_pool);
-	free(j->src_disk);
-	free(j->src_snap);
-	json_decref(j->obj);
-	json_decref(j->snaps);
+	custom_volume_copy_free(j->copy);
 	free(j->url);
-	free(j->src_name);
-	free(j->trash);
 	free(j);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct copy_job *, copy_job_free)
 
-static int copy_disk(struct copy_job *j, struct berth_error *err)
-{
-	struct storage_pool *dp = j->dst->pool;
-	struct storage_vol src = {STORAGE_VOL_CUSTOM, j->src_disk};
-	size_t n = json_array_size(j->snaps);
-	_cleanup_free_ const char **names = calloc(n + 1, sizeof(*names));
-	json_t *s;
-	size_t i;
-	int r;
-
-	if (!names)
-		return -ENOMEM;
-	if (!streq(j->src_pool->name, dp->name)) {
-		json_array_foreach(j->snaps, i, s)
-			names[i] = strchr(berth_json_string(s, "name"), '/') + 1;
-		return storage_volume_transfer(j->src_pool, &src, j->src_snap, dp, &j->dst->vol,
-					       names, j->dst->size, err);
-	}
-	if (!j->src_snap)
-		return dp->driver->volume_copy(dp, &src, &j->dst->vol, n > 0, j->dst->size, err);
-	r = dp->driver->volume_copy_snapshot(dp, &src, j->src_snap, &j->dst->vol, err);
-	if (r >= 0 && j->dst->size > 0) {
-		r = dp->driver->volume_set_quota(dp, &j->dst->vol, j->dst->size, err);
-		if (r < 0)
-			dp->driver->volume_delete(dp, &j->dst->vol, NULL);
-	}
-	return r;
-}
-
-/* Inside a move's transaction: the source is set aside ("<disk>.deleting", a rename) and
- * removed after the commit, as delete_volume does. */
-static int move_hook(void *data, struct berth_error *err)
-{
-	struct copy_job *j = data;
-	struct storage_vol src = {STORAGE_VOL_CUSTOM, j->src_disk};
-	int r = j->src_pool->driver->volume_rename(j->src_pool, &src, j->trash, err);
-
-	j->trashed = r >= 0;
-	return r;
-}
-
 static int run_volume_copy(struct operation *op, void *data, struct berth_error *err)
 {
 	struct copy_job *j = data;
-	struct vol_ctx *c = j->dst;
-	_cleanup_close_ int wb = -EBADF;
-	int r;
+	int r = custom_volume_copy_run(j->copy, err);
 
-	if (db_volume_get(c->pool->name, c->project, "custom", c->name, NULL, NULL) >= 0)
-		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				       "Storage volume \"%s\" already exists", c->name);
-	r = storage_writeback_watch(c->pool->path, &wb, err);
-	if (r >= 0)
-		r = copy_disk(j, err);
 	if (r < 0)
-		return berth_error_wrap(err, r, "Copying the volume");
-	r = storage_writeback_check(wb, "the copied volume", err);
-	berth_test_pause(j->move ? "volume-move-after-disk" : "volume-copy-after-disk");
-	if (r >= 0 && j->move)
-		r = db_volume_move(j->src_pool->name, c->project, j->src_name, c->pool->name,
-				   j->obj, j->snaps, move_hook, j, err);
-	else if (r >= 0)
-		r = db_volume_create_with_snapshots(c->pool->name, c->project, j->obj, j->snaps,
-						    err);
-	if (r < 0) {
-		struct storage_vol trash = {STORAGE_VOL_CUSTOM, j->trash};
-
-		if (j->trashed)
-			j->src_pool->driver->volume_rename(j->src_pool, &trash, j->src_disk, NULL);
-		c->pool->driver->volume_delete(c->pool, &c->vol, NULL);
 		return r;
-	}
-	if (j->move) {
-		struct storage_vol trash = {STORAGE_VOL_CUSTOM, j->trash};
-		struct berth_error derr = {0};
-
-		r = j->src_pool->driver->volume_delete(j->src_pool, &trash, &derr);
-		if (r < 0) /* the row is gone: the next start removes what is left */
-			log_warn("Cannot remove moved volume \"%s\": %s", j->trash,
-				 berth_error_msg(&derr, r));
-		berth_error_release(&derr);
-	}
-	events_lifecycle(j->d->events, c->project, "storage-volume-created", j->url, NULL);
+	events_lifecycle(j->d->events, j->copy->dst->project, "storage-volume-created", j->url,
+			 NULL);
 	return 0;
 }
 
@@ -410,20 +262,21 @@ static int copy_job_new(struct api_request *req, const char *src_pool, const cha
 {
 	_cleanup_(copy_job_freep) struct copy_job *j = calloc(1, sizeof(*j));
 	_cleanup_free_ char *src_vol = strdup(src_name);
+	struct custom_volume_copy *c = j ? (j->copy = calloc(1, sizeof(*c))) : NULL;
 	json_auto_t *src = NULL;
 	const json_t *config = json_object_get(req->body, "config");
 	const char *desc = berth_json_string(req->body, "description");
 	char *slash;
 	int r;
 
-	if (!j || !src_vol)
+	if (!j || !c || !src_vol)
 		return -ENOMEM;
 	slash = strchr(src_vol, '/');
 	if (slash)
 		*slash++ = '\0';
-	r = vol_ctx_new_on(req, dst_pool, name, NULL, &j->dst, err);
+	r = custom_volume_open(req->d->dir, dst_pool, req->project, name, NULL, &c->dst, err);
 	if (r >= 0)
-		r = api_storage_pool_open(req, src_pool, &j->src_pool, err);
+		r = api_storage_pool_open(req, src_pool, &c->src_pool, err);
 	if (r >= 0)
 		r = db_volume_get(src_pool, req->project, "custom", src_vol, &src, err);
 	if (r >= 0 && slash)
@@ -434,30 +287,30 @@ static int copy_job_new(struct api_request *req, const char *src_pool, const cha
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Storage volume \"%s\" already exists", name);
 	j->d = req->d;
-	j->src_name = strdup(src_vol);
-	j->src_disk = storage_vol_disk_name(req->project, src_vol);
-	j->src_snap = slash ? strdup(slash) : NULL;
+	c->src_name = strdup(src_vol);
+	c->src_disk = storage_vol_disk_name(req->project, src_vol);
+	c->src_snap = slash ? strdup(slash) : NULL;
 	j->url = volume_url(dst_pool, "custom", name, NULL, req->project);
 	/* Without a config of its own, the copy takes the source's (LXD does the same),
 	 * less a size the destination's driver cannot enforce. */
 	config = json_object_size(config) ? config : json_object_get(src, "config");
-	j->obj = json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", name, "type", "custom",
+	c->obj = json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", name, "type", "custom",
 			   "description", desc && *desc ? desc :
 			   berth_json_string(src, "description") ?: "", "config",
 			   config ? json_deep_copy(config) : json_object(), "content_type",
 			   "filesystem");
-	if (!j->src_name || !j->src_disk || (slash && !j->src_snap) || !j->url || !j->obj)
+	if (!c->src_name || !c->src_disk || (slash && !c->src_snap) || !j->url || !c->obj)
 		return -ENOMEM;
 	if (!json_object_size(json_object_get(req->body, "config")) &&
-	    streq(j->dst->pool->driver->name, "dir"))
-		json_object_del(json_object_get(j->obj, "config"), "size");
-	api_config_drop_empty(json_object_get(j->obj, "config"));
-	r = storage_config_check(json_object_get(j->obj, "config"),
-				 j->dst->pool->driver->volume_keys, err);
+	    streq(c->dst->pool->driver->name, "dir"))
+		json_object_del(json_object_get(c->obj, "config"), "size");
+	api_config_drop_empty(json_object_get(c->obj, "config"));
+	r = storage_config_check(json_object_get(c->obj, "config"),
+				 c->dst->pool->driver->volume_keys, err);
 	if (r >= 0)
-		r = config_size(json_object_get(j->obj, "config"), &j->dst->size, err);
+		r = config_size(json_object_get(c->obj, "config"), &c->dst->size, err);
 	if (r >= 0 && !volume_only && !slash)
-		r = copy_snapshot_rows(req, src_pool, src_vol, name, &j->snaps, err);
+		r = copy_snapshot_rows(req, src_pool, src_vol, name, &c->snaps, err);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(j);
@@ -513,10 +366,10 @@ static int move_volume(struct api_request *req, struct api_response *resp, const
 	r = copy_job_new(req, req->params[0], req->params[2], pool, name, false, &j, err);
 	if (r < 0)
 		return r;
-	j->move = true;
-	j->trash = berth_strdup_printf("%s.deleting", j->src_disk);
+	j->copy->move = true;
+	j->copy->trash = berth_strdup_printf("%s.deleting", j->copy->src_disk);
 	resources = json_pack("{s:[s]}", "storage_volumes", j->url);
-	if (!j->trash) {
+	if (!j->copy->trash) {
 		copy_job_free(j);
 		json_decref(resources);
 		return -ENOMEM;
@@ -525,19 +378,10 @@ static int move_volume(struct api_request *req, struct api_response *resp, const
 			 copy_job_free, err);
 }
 
-static int create_hook(void *data, struct berth_error *err)
-{
-	struct vol_ctx *c = data;
-	int r = c->pool->driver->volume_create(c->pool, &c->vol, c->size, err);
-
-	c->done = r >= 0;
-	return r;
-}
-
 static int create_volume(struct api_request *req, struct api_response *resp,
 			 const char *url_type, struct berth_error *err)
 {
-	_cleanup_(vol_ctx_freep) struct vol_ctx *c = NULL;
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *url = NULL;
 	json_auto_t *obj = NULL;
 	const char *name, *type, *source_type;
@@ -581,12 +425,9 @@ static int create_volume(struct api_request *req, struct api_response *resp,
 	if (r >= 0)
 		r = project_limits_check_volume(req->project, obj, err);
 	if (r >= 0)
-		r = db_volume_create(req->params[0], req->project, obj, create_hook, c, err);
-	if (r < 0) {
-		if (c && c->done)
-			c->pool->driver->volume_delete(c->pool, &c->vol, NULL);
+		r = custom_volume_create(c, obj, err);
+	if (r < 0)
 		return r;
-	}
 	url = volume_url(req->params[0], "custom", name, NULL, req->project);
 	events_lifecycle(req->d->events, req->project, "storage-volume-created", url, NULL);
 	return api_created(resp, url);
@@ -652,19 +493,10 @@ static int get_volume_state(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, json_pack("{s:{s:I}}", "usage", "used", (json_int_t)used));
 }
 
-static int quota_hook(void *data, struct berth_error *err)
-{
-	struct vol_ctx *c = data;
-	int r = c->pool->driver->volume_set_quota(c->pool, &c->vol, c->size, err);
-
-	c->done = r >= 0;
-	return r;
-}
-
 static int restore_volume(struct api_request *req, struct api_response *resp,
 			  const json_t *cur, const char *snap, struct berth_error *err)
 {
-	_cleanup_(vol_ctx_freep) struct vol_ctx *c = NULL;
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *full = berth_strdup_printf("%s/%s", req->params[2], snap);
 	int r;
 
@@ -675,10 +507,8 @@ static int restore_volume(struct api_request *req, struct api_response *resp,
 		r = config_size(json_object_get(cur, "config"), &c->size, err);
 	if (r >= 0)
 		r = db_volume_get(req->params[0], req->project, "custom", full, NULL, err);
-	/* No row changes, so no transaction: a dir restore copies the whole tree and must
-	 * not hold the database's write lock meanwhile. */
 	if (r >= 0)
-		r = c->pool->driver->volume_restore(c->pool, &c->vol, c->snap, c->size, err);
+		r = custom_volume_restore(c, err);
 	if (r < 0)
 		return r;
 	return api_sync(resp, NULL);
@@ -688,7 +518,7 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err, bool patch)
 {
 	static const char *const fields[] = {"description"};
-	_cleanup_(vol_ctx_freep) struct vol_ctx *c = NULL;
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *etag = NULL;
 	json_auto_t *cur = NULL;
 	json_auto_t *next = NULL;
@@ -738,13 +568,9 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 		r = project_limits_check_volume(req->project, next, err);
 	if (r < 0)
 		return r;
-	r = db_volume_update(req->params[0], req->project, "custom", req->params[2], next,
-			     c->size != old_size ? quota_hook : NULL, c, err);
-	if (r < 0) {
-		if (c->done)
-			c->pool->driver->volume_set_quota(c->pool, &c->vol, old_size, NULL);
+	r = custom_volume_update(c, next, old_size, err);
+	if (r < 0)
 		return r;
-	}
 	return api_sync(resp, NULL);
 }
 
@@ -760,19 +586,10 @@ static int patch_volume(struct api_request *req, struct api_response *resp,
 	return update_volume(req, resp, err, true);
 }
 
-static int rename_hook(void *data, struct berth_error *err)
-{
-	struct vol_ctx *c = data;
-	int r = c->pool->driver->volume_rename(c->pool, &c->vol, c->new_name, err);
-
-	c->done = r >= 0;
-	return r;
-}
-
 static int rename_volume(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
-	_cleanup_(vol_ctx_freep) struct vol_ctx *c = NULL;
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *url = NULL;
 	const char *name, *pool;
 	int r;
@@ -796,67 +613,28 @@ static int rename_volume(struct api_request *req, struct api_response *resp,
 		r = vol_ctx_new(req, req->params[2], NULL, &c, err);
 	if (r < 0)
 		return r;
-	c->new_name = storage_vol_disk_name(req->project, name);
-	if (!c->new_name)
-		return -ENOMEM;
-	r = db_volume_rename(req->params[0], req->project, "custom", req->params[2], name,
-			     rename_hook, c, err);
-	if (r < 0) {
-		if (c->done) {
-			struct storage_vol nv = {STORAGE_VOL_CUSTOM, c->new_name};
-			c->pool->driver->volume_rename(c->pool, &nv, c->disk_name, NULL);
-		}
+	r = custom_volume_rename(c, name, err);
+	if (r < 0)
 		return r;
-	}
 	url = volume_url(req->params[0], "custom", name, NULL, req->project);
 	events_lifecycle(req->d->events, req->project, "storage-volume-renamed", url,
 			 json_pack("{s:s}", "old_name", req->params[2]));
 	return api_created(resp, url);
 }
 
-/* Deleting moves the volume aside ("<disk>.deleting", a rename: instant on both drivers)
- * inside the row's transaction, and removes it after the commit, so a long removal (a
- * big dir volume) never holds the database's write lock. A berthd killed in between
- * leaves "<disk>.deleting" without a row: the reconciliation at start removes it. */
-static int delete_hook(void *data, struct berth_error *err)
-{
-	struct vol_ctx *c = data;
-	int r = c->pool->driver->volume_rename(c->pool, &c->vol, c->new_name, err);
-
-	c->done = r >= 0;
-	return r;
-}
-
 static int delete_volume(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
-	_cleanup_(vol_ctx_freep) struct vol_ctx *c = NULL;
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *url = NULL;
-	struct berth_error derr = {0};
-	struct storage_vol trash;
 	int r = require_custom(req->params[1], err);
 
 	if (r >= 0)
 		r = vol_ctx_new(req, req->params[2], NULL, &c, err);
+	if (r >= 0)
+		r = custom_volume_delete(c, err);
 	if (r < 0)
 		return r;
-	c->new_name = berth_strdup_printf("%s.deleting", c->disk_name);
-	if (!c->new_name)
-		return -ENOMEM;
-	trash = (struct storage_vol){STORAGE_VOL_CUSTOM, c->new_name};
-	c->pool->driver->volume_delete(c->pool, &trash, NULL); /* an older leftover */
-	r = db_volume_delete(req->params[0], req->project, "custom", req->params[2], delete_hook,
-			     c, err);
-	if (r < 0) {
-		if (c->done)
-			c->pool->driver->volume_rename(c->pool, &trash, c->disk_name, NULL);
-		return r;
-	}
-	r = c->pool->driver->volume_delete(c->pool, &trash, &derr);
-	if (r < 0) /* the row is gone: the next start removes what is left */
-		log_warn("Cannot remove deleted volume \"%s\": %s", c->new_name,
-			 berth_error_msg(&derr, r));
-	berth_error_release(&derr);
 	url = volume_url(req->params[0], "custom", req->params[2], NULL, req->project);
 	events_lifecycle(req->d->events, req->project, "storage-volume-deleted", url, NULL);
 	return api_sync(resp, NULL);
@@ -927,34 +705,9 @@ static int next_snapshot_name(struct api_request *req, char **ret, struct berth_
 	}
 }
 
-/* The copy first (a dir snapshot copies the whole tree: no database lock held
- * meanwhile), then the row; no row, no snapshot: it is removed again. A berthd killed in
- * between leaves a snapshot without a row, which the reconciliation at start removes. */
 static int run_snapshot_create(struct operation *op, void *data, struct berth_error *err)
 {
-	struct vol_ctx *c = data;
-	_cleanup_free_ char *full = berth_strdup_printf("%s/%s", c->name, c->snap);
-	json_auto_t *obj = NULL;
-	int r;
-
-	if (!full)
-		return -ENOMEM;
-	obj = json_pack("{s:s, s:s, s:s, s:{}, s:s}", "name", full, "type", "custom",
-			"description", "", "config", "content_type", "filesystem");
-	if (!obj)
-		return -ENOMEM;
-	r = db_volume_get(c->pool->name, c->project, "custom", full, NULL, NULL);
-	if (r >= 0)
-		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				       "Storage volume snapshot \"%s\" already exists", full);
-	r = c->pool->driver->volume_snapshot(c->pool, &c->vol, c->snap, err);
-	if (r < 0)
-		return r;
-	berth_test_pause("volume-snapshot-after-disk");
-	r = db_volume_create(c->pool->name, c->project, obj, NULL, NULL, err);
-	if (r < 0)
-		c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->snap, NULL);
-	return r;
+	return custom_volume_snapshot_create(data, err);
 }
 
 static json_t *snapshot_resources(struct api_request *req, const char *snap)
@@ -971,7 +724,7 @@ static json_t *snapshot_resources(struct api_request *req, const char *snap)
 static int create_snapshot(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
-	_cleanup_(vol_ctx_freep) struct vol_ctx *c = NULL;
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *snap = NULL;
 	const char *name;
 	int r = require_custom(req->params[1], err);
@@ -998,7 +751,7 @@ static int create_snapshot(struct api_request *req, struct api_response *resp,
 		return r;
 	return api_async(req, resp, "Creating storage volume snapshot",
 			 snapshot_resources(req, snap), run_snapshot_create, TAKE_PTR(c),
-			 vol_ctx_free, err);
+			 custom_volume_free, err);
 }
 
 static int get_snapshot(struct api_request *req, struct api_response *resp,
@@ -1044,70 +797,14 @@ static int update_snapshot(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
-/* As for volumes: moved aside ("<snap>.deleting") inside the transaction, removed after. */
-static int snapshot_delete_hook(void *data, struct berth_error *err)
-{
-	struct vol_ctx *c = data;
-	int r = c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->snap, c->new_name,
-						       err);
-
-	c->done = r >= 0;
-	return r;
-}
-
 static int run_snapshot_delete(struct operation *op, void *data, struct berth_error *err)
 {
-	struct vol_ctx *c = data;
-	_cleanup_free_ char *full = berth_strdup_printf("%s/%s", c->name, c->snap);
-	struct berth_error derr = {0};
-	int r;
-
-	free(c->new_name);
-	c->new_name = berth_strdup_printf("%s.deleting", c->snap);
-	if (!full || !c->new_name)
-		return -ENOMEM;
-	c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->new_name, NULL);
-	r = db_volume_delete(c->pool->name, c->project, "custom", full, snapshot_delete_hook, c,
-			     err);
-	if (r < 0) {
-		if (c->done)
-			c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->new_name,
-								c->snap, NULL);
-		return r;
-	}
-	r = c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->new_name, &derr);
-	if (r < 0) /* the row is gone: the next start removes what is left */
-		log_warn("Cannot remove deleted snapshot \"%s\": %s", full,
-			 berth_error_msg(&derr, r));
-	berth_error_release(&derr);
-	return 0;
-}
-
-static int snapshot_rename_hook(void *data, struct berth_error *err)
-{
-	struct vol_ctx *c = data;
-	int r = c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->snap, c->new_name,
-						       err);
-
-	c->done = r >= 0;
-	return r;
+	return custom_volume_snapshot_delete(data, err);
 }
 
 static int run_snapshot_rename(struct operation *op, void *data, struct berth_error *err)
 {
-	struct vol_ctx *c = data;
-	_cleanup_free_ char *full = berth_strdup_printf("%s/%s", c->name, c->snap);
-	_cleanup_free_ char *new_full = berth_strdup_printf("%s/%s", c->name, c->new_name);
-	int r;
-
-	if (!full || !new_full)
-		return -ENOMEM;
-	r = db_volume_rename(c->pool->name, c->project, "custom", full, new_full,
-			     snapshot_rename_hook, c, err);
-	if (r < 0 && c->done)
-		c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->new_name, c->snap,
-							NULL);
-	return r;
+	return custom_volume_snapshot_rename(data, err);
 }
 
 /* DELETE and POST (rename) on a snapshot: checked here, done by an operation. */
@@ -1115,7 +812,7 @@ static int snapshot_op(struct api_request *req, struct api_response *resp, bool 
 		       struct berth_error *err)
 {
 	_cleanup_free_ char *full = berth_strdup_printf("%s/%s", req->params[2], req->params[3]);
-	_cleanup_(vol_ctx_freep) struct vol_ctx *c = NULL;
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	const char *name = NULL;
 	int r = require_custom(req->params[1], err);
 
@@ -1142,11 +839,11 @@ static int snapshot_op(struct api_request *req, struct api_response *resp, bool 
 			return -ENOMEM;
 		return api_async(req, resp, "Renaming storage volume snapshot",
 				 snapshot_resources(req, req->params[3]), run_snapshot_rename,
-				 TAKE_PTR(c), vol_ctx_free, err);
+				 TAKE_PTR(c), custom_volume_free, err);
 	}
 	return api_async(req, resp, "Deleting storage volume snapshot",
 			 snapshot_resources(req, req->params[3]), run_snapshot_delete, TAKE_PTR(c),
-			 vol_ctx_free, err);
+			 custom_volume_free, err);
 }
 
 static int delete_snapshot(struct api_request *req, struct api_response *resp,

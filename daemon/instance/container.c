@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "daemon/api/api.h"
-#include "daemon/api/instance_volume.h"
+#include "daemon/instance/volume.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/disk.h"
 #include "daemon/instance/nic.h"

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/api/instance_volume.h"
+#include "daemon/instance/volume.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
 #include "daemon/proxy/addr.h"

@@ -1,4 +1,4 @@
-/* daemon/api/project_limits.h: a project's limits.* keys, enforced as LXD 5.0 does.
+/* daemon/project/limits.h: a project's limits.* keys, enforced as LXD 5.0 does.
  *
  * Counts: limits.instances, limits.containers, limits.virtual-machines refuse a new
  * instance past them. Aggregates: limits.memory, limits.processes, limits.cpu (summed

@@ -1,9 +1,9 @@
-/* daemon/api/project_limits.c: enforcing a project's limits.* keys (see the header).
+/* daemon/project/limits.c: enforcing a project's limits.* keys (see the header).
  *
  * Each check loads what the project holds (its config, the profiles its instances use,
  * its instances, its custom volumes), puts the object being created or changed in place
  * of the stored one, and adds up. Projects without any limits.* key cost one read. */
-#include "daemon/api/project_limits.h"
+#include "daemon/project/limits.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/api/api.h"
 #include "daemon/db/db.h"
 #include "lib/json.h"
 #include "lib/macros.h"
@@ -57,7 +56,7 @@ static int load_profiles(struct usage *u, struct berth_error *err)
 	size_t i;
 	int r;
 
-	r = api_profile_project(u->project, &pp, err);
+	r = db_project_feature_project(u->project, "features.profiles", &pp, err);
 	if (r >= 0)
 		r = db_profile_list(pp, &list, err);
 	if (r < 0)

@@ -1,9 +1,8 @@
-/* daemon/api/instance_volume.h: what instances.c and instance_snapshots.c share: finding
- * an instance's root volume, and the API shape of its snapshots. */
+/* daemon/instance/volume.h: finding an instance's root volume (its pool and its name on
+ * disk), for the instance, snapshot, file and exec code. */
 #pragma once
 
 #include <jansson.h>
-#include <time.h>
 
 #include "daemon/daemon.h"
 #include "lib/error.h"
@@ -20,20 +19,6 @@ void instance_volume_release(struct instance_volume *v);
 /* Open the root volume of `project`/`name` on its pool (pool NULL when it has none). */
 int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
 			 struct instance_volume *ret, struct berth_error *err);
-
-/* The snapshot object of the API (InstanceSnapshot) from a db snapshot row and its
- * instance (for architecture, profiles, ephemeral). New reference. */
-json_t *instance_snapshot_render(const json_t *snap, const json_t *inst);
-
-/* Remove every snapshot whose expires_at has passed (rows, then disk). Synchronous: the
- * main thread before the loop runs, or a worker. Returns how many went. */
-int api_snapshots_prune(struct berth_daemon *d);
-/* Take the snapshots whose snapshots.schedule fires in the minute of `minute` (local
- * time). Synchronous. Returns how many were taken. */
-int api_snapshots_schedule(struct berth_daemon *d, time_t minute);
-/* Loop thread, once a minute: api_snapshots_schedule, then api_snapshots_prune, on the
- * thread pool. */
-void api_snapshots_tick(struct berth_daemon *d, time_t minute);
 
 /* The instance object (db row) with expanded_config and expanded_devices, the caller's
  * to change. Blocking, except when it was loaded since the database last changed. */

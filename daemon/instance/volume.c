@@ -1,0 +1,42 @@
+/* daemon/instance/volume.c: an instance's root volume: its pool (from the database) and
+ * its name on disk. */
+#include "daemon/instance/volume.h"
+
+#include <stdlib.h>
+
+#include "daemon/db/db.h"
+#include "lib/macros.h"
+
+void instance_volume_release(struct instance_volume *v)
+{
+	storage_pool_free(v->pool);
+	free(v->disk_name);
+	*v = (struct instance_volume){0};
+}
+
+int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
+			 struct instance_volume *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *pool_name = NULL;
+	json_auto_t *pool = NULL;
+	int r = db_instance_pool(project, name, &pool_name, err);
+
+	*ret = (struct instance_volume){0};
+	if (r == -ENOENT) {
+		berth_error_release(err);
+		return 0;
+	}
+	if (r >= 0)
+		r = db_pool_get(pool_name, &pool, err);
+	if (r >= 0)
+		r = storage_pool_new(d->dir, pool, &ret->pool, err);
+	if (r < 0)
+		return r;
+	ret->disk_name = storage_vol_disk_name(project, name);
+	if (!ret->disk_name) {
+		instance_volume_release(ret);
+		return -ENOMEM;
+	}
+	ret->vol = (struct storage_vol){STORAGE_VOL_CONTAINER, ret->disk_name};
+	return 0;
+}
