@@ -1,7 +1,9 @@
 /* daemon/operation.h: background operations (LXD's /1.0/operations).
  *
  * An operation is created (any thread), started on the loop thread, and runs its
- * `run` function on libuv's thread pool. Its lifecycle, with LXD's status codes:
+ * `run` function on a worker of the registry's own pool (daemon/worker.h): a thread per
+ * running operation up to OPERATION_WORKERS_MAX, queued beyond, never shared with
+ * requests. Its lifecycle, with LXD's status codes:
  *
  *   Running(103) --run returns 0--> Success(200)
  *        |       --run fails------> Failure(400), "err" = the error message
@@ -22,6 +24,7 @@
 #include "lib/http_server.h"
 
 #define OPERATION_KEEP_S 60
+#define OPERATION_WORKERS_MAX 64
 
 enum operation_status {
 	OPERATION_RUNNING = 103,
