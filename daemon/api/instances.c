@@ -1313,6 +1313,8 @@ static int state_precheck(struct berth_daemon *d, const char *project, const cha
 {
 	enum container_power p = container_power(d, project, name, NULL);
 
+	if (p == CONTAINER_UNRESPONSIVE)
+		return container_timeout_error(name, CONTAINER_STATUS_TIMEOUT_S, err);
 	if (streq(action, "start") && p != CONTAINER_STOPPED)
 		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
 				       "The instance is already running");
