@@ -31,6 +31,7 @@ struct operation {
 	enum operation_status status;
 	bool may_cancel;
 	bool cancel_requested;
+	atomic_bool cancel_flag; /* cancel_requested, for operation_cancel_flag() */
 	json_t *resources, *metadata;
 	char *err;
 	operation_run_fn run;
@@ -436,6 +437,11 @@ bool operation_cancelled(struct operation *op)
 	return c;
 }
 
+const atomic_bool *operation_cancel_flag(struct operation *op)
+{
+	return &op->cancel_flag;
+}
+
 void operation_set_metadata(struct operation *op, json_t *metadata)
 {
 	pthread_mutex_lock(&op->reg->lock);
@@ -472,6 +478,7 @@ int operation_cancel(struct operation *op, struct berth_error *err)
 					       "This operation can't be cancelled");
 		}
 		op->cancel_requested = true;
+		atomic_store(&op->cancel_flag, true);
 		op->status = OPERATION_CANCELLING;
 		if (op->cancel)
 			op->cancel(op->data);

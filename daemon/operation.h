@@ -16,6 +16,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -90,6 +91,9 @@ const char *operation_id(const struct operation *op);
 json_t *operation_render(struct operation *op);
 bool operation_done(struct operation *op);
 bool operation_cancelled(struct operation *op);
+/* The same as a flag that long work below the daemon (storage, images) can look at
+ * without knowing operations: true once a cancel was accepted. Lives as long as `op`. */
+const atomic_bool *operation_cancel_flag(struct operation *op);
 /* Loop thread: end a loop-driven operation: Success when r is 0, else Failure with
  * err's message. Idempotent. */
 void operation_finish(struct operation *op, int r, struct berth_error *err);

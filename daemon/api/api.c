@@ -261,11 +261,13 @@ char *api_url(const char *kind, const char *name, const char *project)
 	return berth_strdup_printf("/1.0/%s/%s", kind, enc);
 }
 
-int api_async(struct api_request *req, struct api_response *resp, const char *description,
-	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
-	      struct berth_error *err)
+static int async_spec(struct api_request *req, struct api_response *resp,
+		      const char *description, json_t *resources, operation_run_fn run,
+		      void *data, void (*free_data)(void *), bool may_cancel,
+		      struct berth_error *err)
 {
 	struct operation_spec spec = {
+		.may_cancel = may_cancel,
 		.description = description,
 		.project = req->project,
 		.resources = resources,
@@ -279,6 +281,20 @@ int api_async(struct api_request *req, struct api_response *resp, const char *de
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");
 	resp->type = API_ASYNC;
 	return 0;
+}
+
+int api_async(struct api_request *req, struct api_response *resp, const char *description,
+	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
+	      struct berth_error *err)
+{
+	return async_spec(req, resp, description, resources, run, data, free_data, false, err);
+}
+
+int api_async_cancellable(struct api_request *req, struct api_response *resp,
+			  const char *description, json_t *resources, operation_run_fn run,
+			  void *data, void (*free_data)(void *), struct berth_error *err)
+{
+	return async_spec(req, resp, description, resources, run, data, free_data, true, err);
 }
 
 int api_profile_project(const char *project, char **ret, struct berth_error *err)

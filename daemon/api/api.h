@@ -134,6 +134,11 @@ void api_render_sync(struct api_response *resp);
 int api_async(struct api_request *req, struct api_response *resp, const char *description,
 	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
 	      struct berth_error *err);
+/* The same, for an operation that DELETE /1.0/operations/{id} may cancel (may_cancel):
+ * `run` looks at operation_cancel_flag() and returns -ECANCELED, leaving nothing. */
+int api_async_cancellable(struct api_request *req, struct api_response *resp,
+			  const char *description, json_t *resources, operation_run_fn run,
+			  void *data, void (*free_data)(void *), struct berth_error *err);
 /* Effective project for profiles: the project itself when features.profiles is on
  * (always for "default"), else "default". -ENOENT when the project does not exist. */
 int api_profile_project(const char *project, char **ret, struct berth_error *err);
