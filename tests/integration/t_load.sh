@@ -6,7 +6,9 @@
 # not in waves. Then a monitor stopped with SIGSTOP: its instance's stop, exec and start
 # fail with "Monitor of instance m1 did not answer within 5s" (its state shows Error)
 # while another instance starts, execs and stops as usual, and it recovers after
-# SIGCONT. A quick run does it with 4 stops, 4 launches and 10 execs; the full run
+# SIGCONT. A creation from an image cancelled during its unpack, and a copy cancelled
+# (DELETE /1.0/operations/ID), end Cancelled and leave no volume, row or temporary image
+# volume. A quick run does it with 4 stops, 4 launches and 10 execs; the full run
 # (BERTH_TEST_FULL=1) with the numbers above. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
@@ -133,3 +135,64 @@ while [ "$(st m1)" != Stopped ] && [ "$(date +%s)" -lt "$t_end" ]; do sleep 0.2;
 is "$(st m1)" Stopped "m1 stops once its monitor runs again"
 
 for c in e1 $(seq -f 'l%g' 1 "$N_LAUNCH"); do berth stop "$c" --force >/dev/null 2>&1; done
+
+# ---- cancelling an unpack and a copy ----
+dp=$BERTH_DIR/storage-pools/default
+# leftovers NAME: what a creation of NAME could have left: its volume, its row, temporary
+# image volumes.
+leftovers()
+{
+	local out=
+	[ -e "$dp/containers/default_$1" ] && out="$out volume"
+	api GET "/1.0/instances/$1"
+	[ "$HTTP_STATUS" = 404 ] || out="$out row($HTTP_STATUS)"
+	ls "$dp/images" 2>/dev/null | grep -q '\.unpack-' && out="$out unpack-tmp"
+	echo "${out:-none}"
+}
+# cancel_create NAME BODY: POST the creation, DELETE its operation after 0.3 s; sets
+# CANCEL_MS (DELETE to the operation's end) and the final operation in HTTP_*.
+cancel_create()
+{
+	local op t0 t1
+	api POST /1.0/instances "$2"
+	op=$(jget 'j["operation"]')
+	is "$(jget 'j["metadata"]["may_cancel"]')" true "creating $1 may be cancelled"
+	sleep 0.3
+	t0=$(date +%s%N)
+	api DELETE "$op"
+	is "$HTTP_STATUS" 200 "DELETE the operation creating $1"
+	wait_operation "$op"
+	t1=$(date +%s%N)
+	CANCEL_MS=$(((t1 - t0) / 1000000))
+}
+# An image slow to unpack: busybox plus 40,000 empty files.
+big=$TEST_TMP/big
+mkdir -p "$big/x"
+tar -xzf "${IMAGE[busybox]}" -C "$big/x"
+mkdir -p "$big/x/rootfs/many"
+(cd "$big/x/rootfs/many" && seq 1 40000 | xargs touch)
+tar -czf "$big/big.tar.gz" -C "$big/x" .
+rm -rf "$big/x"
+check "import an image slow to unpack" berth image import "$big/big.tar.gz" --alias big
+cancel_create u1 '{"name":"u1","source":{"type":"image","alias":"big"}}'
+is "$(jget 'j["metadata"]["status"]')" Cancelled "a cancelled unpack ends Cancelled"
+ok "... promptly (${CANCEL_MS} ms after the DELETE)" [ "$CANCEL_MS" -lt 2000 ]
+is "$(leftovers u1)" none "... and leaves no volume, no row, no temporary image volume"
+t0=$(date +%s%N)
+api POST /1.0/instances '{"name":"u2","source":{"type":"image","alias":"big"}}'
+wait_operation "$(jget 'j["operation"]')"
+t1=$(date +%s%N)
+is "$(jget 'j["metadata"]["status"]')" Success "the same creation, not cancelled, succeeds"
+diag "the unpack cancelled after 0.3 s takes $(((t1 - t0) / 1000000)) ms in full"
+# A copy: of an instance with 400 MiB in it (dir pool: cp -a).
+dd if=/dev/urandom of="$dp/containers/default_u2/rootfs/big" bs=1M count=400 status=none
+cancel_create k1 '{"name":"k1","source":{"type":"copy","source":"u2"}}'
+is "$(jget 'j["metadata"]["status"]')" Cancelled "a cancelled copy ends Cancelled"
+diag "the copy ended ${CANCEL_MS} ms after the DELETE"
+is "$(leftovers k1)" none "... and leaves no volume and no row"
+api POST /1.0/instances '{"name":"k2","source":{"type":"copy","source":"u2"}}'
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "the same copy, not cancelled, succeeds"
+api POST /1.0/instances '{"name":"n1"}'
+is "$(jget 'j["metadata"]["may_cancel"]')" false "an empty creation may not be cancelled (as before)"
+wait_operation "$(jget 'j["operation"]')"
