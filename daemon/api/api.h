@@ -1,8 +1,8 @@
 /* daemon/api/api.h: the REST layer. Routes requests to per-resource handlers
  * (one file per resource) and renders LXD's envelopes.
  *
- * Most handlers are plain synchronous functions that run on libuv's thread pool
- * (they query SQLite and build JSON): they fill a struct api_response or return
+ * Most handlers are plain synchronous functions that run on the request workers
+ * (daemon/worker.h; they query SQLite and build JSON, operations run elsewhere): they fill a struct api_response or return
  * -errno with `err` set, which becomes LXD's error JSON with the mapped status.
  * A handler may instead hand back an operation (async response, 202). A few
  * handlers must run on the loop thread because they keep the connection
