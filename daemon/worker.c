@@ -24,6 +24,7 @@ struct worker_pool {
 	struct worker_job *queue, **queue_tail;
 	struct worker_job *finished; /* newest first */
 	unsigned threads, idle, busy, queued, peak;
+	unsigned exiting; /* left `threads`, still running their thread_exit */
 	bool closing;
 	/* Loop thread: submitted jobs whose done has not run yet. */
 	unsigned outstanding;
@@ -84,11 +85,15 @@ static void *thread_main(void *data)
 		pool->finished = job;
 		uv_async_send(&pool->async);
 	}
+	/* No longer counted as a thread that will take jobs, under the lock that saw the
+	 * queue empty: a job submitted from now on gets a thread of its own. */
+	pool->threads--;
+	pool->exiting++;
 	pthread_mutex_unlock(&pool->lock);
 	if (pool->thread_exit)
 		pool->thread_exit();
 	pthread_mutex_lock(&pool->lock);
-	pool->threads--;
+	pool->exiting--;
 	pthread_cond_broadcast(&pool->gone);
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -238,7 +243,7 @@ void worker_pool_free(struct worker_pool *pool)
 	pthread_mutex_lock(&pool->lock);
 	pool->closing = true;
 	pthread_cond_broadcast(&pool->wake);
-	while (pool->threads > 0)
+	while (pool->threads > 0 || pool->exiting > 0)
 		pthread_cond_wait(&pool->gone, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
 	uv_close((uv_handle_t *)&pool->async, pool_closed);

@@ -1,7 +1,7 @@
 /* tests/unit/test_worker.c: worker pools on a real loop: jobs run off the loop thread
  * and finish on it in order, a pool never runs more threads than its cap and queues the
- * rest, a busy pool does not hold back another one, and an idle pool lets uv_run()
- * return. */
+ * rest, a busy pool does not hold back another one, an idle pool lets uv_run() return,
+ * and idle threads exit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,6 +197,34 @@ static void test_submit_from_done(void **state)
 	worker_pool_free(chain_pool);
 }
 
+/* Idle threads go (an idle daemon holds none); a job after that gets a new one. */
+static void test_idle_threads_exit(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_pool *pool = NULL;
+	struct worker_stats st;
+	struct job j;
+	int order[2], n = 0;
+
+	assert_int_equal(worker_pool_new(&f->loop, "t-idle", 1, thread_exit, &pool), 0);
+	submit(f, pool, &j, 1, NULL, order, &n);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	for (int i = 0; i < WORKER_IDLE_MS / 10 + 200; i++) {
+		worker_pool_stats(pool, &st);
+		if (st.threads == 0 && atomic_load(&exits) == 1)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.threads, 0);
+	assert_int_equal(atomic_load(&exits), 1);
+	submit(f, pool, &j, 2, NULL, order, &n);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	assert_int_equal(n, 2);
+	assert_int_equal(order[1], 2);
+	worker_pool_free(pool);
+	assert_int_equal(atomic_load(&exits), 2);
+}
+
 static void test_bad_cap(void **state)
 {
 	struct fixture *f = *state;
@@ -213,6 +241,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cap_and_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pools_are_independent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_submit_from_done, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_threads_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_cap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
