@@ -8,8 +8,12 @@
 #include "daemon/operation.h"
 #include "lib/http_server.h"
 
+/* Threads that run request handlers: quick work only (operations have their own). */
+#define API_REQUEST_WORKERS 16
+
 struct container_watcher;
 struct stdio_socket;
+struct worker_pool;
 
 struct berth_daemon {
 	uv_loop_t *loop;
@@ -21,6 +25,7 @@ struct berth_daemon {
 	struct stdio_socket *stdio;	     /* owned, closed at shutdown */
 	struct events_hub *events;	     /* owned */
 	struct operation_registry *ops;	     /* owned */
+	struct worker_pool *requests;	     /* owned: runs the handlers (api.c) */
 	struct container_watcher *containers; /* owned: wait connections to monitors */
 	json_t *environment;		     /* owned: host facts for GET /1.0, read-only */
 	unsigned long requests_since_trim;   /* loop thread: see main.c's malloc trimming */

@@ -26,6 +26,7 @@
 #include "daemon/network/managed.h"
 #include "daemon/storage/pools.h"
 #include "daemon/host.h"
+#include "daemon/worker.h"
 #include "images/store.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -352,6 +353,10 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = operation_registry_new(d->loop, d->events, &d->ops);
 	if (r < 0)
 		return r;
+	r = worker_pool_new(d->loop, "berth-api", API_REQUEST_WORKERS, db_thread_release,
+			    &d->requests);
+	if (r < 0)
+		return r;
 	r = container_watcher_new(d, &d->containers);
 	if (r < 0)
 		return r;
@@ -471,6 +476,7 @@ int main(int argc, char **argv)
 	events_hub_free(d.events);
 	berth_http_server_free(d.http);
 	operation_registry_free(d.ops);
+	worker_pool_free(d.requests);
 	container_watcher_free(d.containers);
 	container_cleanup_cgroups(&d);
 	if (any_container_running())

@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "daemon/db/db.h"
+#include "daemon/worker.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -29,6 +31,7 @@ struct operation {
 	enum operation_status status;
 	bool may_cancel;
 	bool cancel_requested;
+	atomic_bool cancel_flag; /* cancel_requested, for operation_cancel_flag() */
 	json_t *resources, *metadata;
 	char *err;
 	operation_run_fn run;
@@ -40,7 +43,7 @@ struct operation {
 	void (*cancel)(void *data);
 	void *data;
 	void (*free_data)(void *);
-	uv_work_t work;
+	struct worker_job job;
 	int run_ret;
 	struct berth_error run_err;
 	struct waiter *waiters; /* loop thread only */
@@ -49,6 +52,7 @@ struct operation {
 struct operation_registry {
 	uv_loop_t *loop;
 	struct events_hub *events;
+	struct worker_pool *workers; /* where `run` functions run */
 	pthread_mutex_t lock;
 	struct operation *ops;
 };
@@ -76,9 +80,16 @@ int operation_registry_new(uv_loop_t *loop, struct events_hub *events,
 			   struct operation_registry **ret)
 {
 	struct operation_registry *reg = calloc(1, sizeof(*reg));
+	int r;
 
 	if (!reg)
 		return -ENOMEM;
+	r = worker_pool_new(loop, "berth-op", OPERATION_WORKERS_MAX, db_thread_release,
+			    &reg->workers);
+	if (r < 0) {
+		free(reg);
+		return r;
+	}
 	reg->loop = loop;
 	reg->events = events;
 	pthread_mutex_init(&reg->lock, NULL);
@@ -128,6 +139,7 @@ void operation_registry_free(struct operation_registry *reg)
 	}
 	pthread_mutex_unlock(&reg->lock);
 	pthread_mutex_destroy(&reg->lock);
+	worker_pool_free(reg->workers);
 	free(reg);
 }
 
@@ -286,9 +298,9 @@ static void wake_waiters(struct operation *op)
 	}
 }
 
-static void work_cb(uv_work_t *req)
+static void work_cb(struct worker_job *job)
 {
-	struct operation *op = container_of(req, struct operation, work);
+	struct operation *op = container_of(job, struct operation, job);
 
 	op->run_ret = op->run ? op->run(op, op->data, &op->run_err) : 0;
 }
@@ -339,11 +351,11 @@ static void finish(struct operation *op, int r, struct berth_error *err)
 	wake_waiters(op);
 }
 
-static void after_work_cb(uv_work_t *req, int status)
+static void after_work_cb(struct worker_job *job)
 {
-	struct operation *op = container_of(req, struct operation, work);
+	struct operation *op = container_of(job, struct operation, job);
 
-	finish(op, status < 0 ? status : op->run_ret, &op->run_err);
+	finish(op, op->run_ret, &op->run_err);
 	operation_unref(op); /* the reference held by the running work */
 }
 
@@ -392,7 +404,9 @@ int operation_start(struct operation *op)
 		return 0;
 	}
 	operation_ref(op);
-	r = uv_queue_work(op->reg->loop, &op->work, work_cb, after_work_cb);
+	op->job.work = work_cb;
+	op->job.done = after_work_cb;
+	r = worker_submit(op->reg->workers, &op->job);
 	if (r < 0)
 		operation_unref(op);
 	return r;
@@ -421,6 +435,11 @@ bool operation_cancelled(struct operation *op)
 	c = op->cancel_requested;
 	pthread_mutex_unlock(&op->reg->lock);
 	return c;
+}
+
+const atomic_bool *operation_cancel_flag(struct operation *op)
+{
+	return &op->cancel_flag;
 }
 
 void operation_set_metadata(struct operation *op, json_t *metadata)
@@ -459,6 +478,7 @@ int operation_cancel(struct operation *op, struct berth_error *err)
 					       "This operation can't be cancelled");
 		}
 		op->cancel_requested = true;
+		atomic_store(&op->cancel_flag, true);
 		op->status = OPERATION_CANCELLING;
 		if (op->cancel)
 			op->cancel(op->data);

@@ -1,7 +1,9 @@
 /* daemon/operation.h: background operations (LXD's /1.0/operations).
  *
  * An operation is created (any thread), started on the loop thread, and runs its
- * `run` function on libuv's thread pool. Its lifecycle, with LXD's status codes:
+ * `run` function on a worker of the registry's own pool (daemon/worker.h): a thread per
+ * running operation up to OPERATION_WORKERS_MAX, queued beyond, never shared with
+ * requests. Its lifecycle, with LXD's status codes:
  *
  *   Running(103) --run returns 0--> Success(200)
  *        |       --run fails------> Failure(400), "err" = the error message
@@ -14,6 +16,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -22,6 +25,7 @@
 #include "lib/http_server.h"
 
 #define OPERATION_KEEP_S 60
+#define OPERATION_WORKERS_MAX 64
 
 enum operation_status {
 	OPERATION_RUNNING = 103,
@@ -87,6 +91,9 @@ const char *operation_id(const struct operation *op);
 json_t *operation_render(struct operation *op);
 bool operation_done(struct operation *op);
 bool operation_cancelled(struct operation *op);
+/* The same as a flag that long work below the daemon (storage, images) can look at
+ * without knowing operations: true once a cancel was accepted. Lives as long as `op`. */
+const atomic_bool *operation_cancel_flag(struct operation *op);
 /* Loop thread: end a loop-driven operation: Success when r is 0, else Failure with
  * err's message. Idempotent. */
 void operation_finish(struct operation *op, int r, struct berth_error *err);

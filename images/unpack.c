@@ -219,7 +219,7 @@ static void unpack_open(struct archive *in, struct archive *out)
 }
 
 int image_unpack_tar(int fd, const char *dest, image_unpack_progress_fn progress, void *data,
-		     struct berth_error *err)
+		     const atomic_bool *cancel, struct berth_error *err)
 {
 	_cleanup_(archive_readp) struct archive *in = archive_read_new();
 	_cleanup_(archive_writep) struct archive *out = archive_write_disk_new();
@@ -242,6 +242,9 @@ int image_unpack_tar(int fd, const char *dest, image_unpack_progress_fn progress
 			return r;
 		if (progress)
 			progress((uint64_t)archive_filter_bytes(in, -1), total, data);
+		if (cancel && atomic_load(cancel))
+			return berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL,
+					       "Unpack cancelled");
 	}
 	if (r != ARCHIVE_EOF)
 		return archive_fail(in, NULL, err);

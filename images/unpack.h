@@ -13,6 +13,7 @@
  * or anything else, in gnu, ustar or pax headers, whatever the locale). */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "lib/error.h"
@@ -22,8 +23,9 @@ typedef void (*image_unpack_progress_fn)(uint64_t done, uint64_t total, void *da
 
 /* Extract the tarball open at `fd` (read from offset 0; gzip, xz, zstd or plain) below the
  * existing directory `dest`. On failure what was written stays: the caller removes
- * `dest`. -EINVAL (400) names an entry that would escape, -ENOSPC/-EIO come from the
+ * `dest`. `cancel` (may be NULL) is looked at after each entry: -ECANCELED once it is
+ * true. -EINVAL (400) names an entry that would escape, -ENOSPC/-EIO come from the
  * disk; other failures name the entry and say what libarchive said. */
 int image_unpack_tar(int fd, const char *dest, image_unpack_progress_fn progress, void *data,
-		     struct berth_error *err);
+		     const atomic_bool *cancel, struct berth_error *err);
 

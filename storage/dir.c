@@ -227,7 +227,7 @@ static int dir_volume_copy(struct storage_pool *pool, const struct storage_vol *
 		return r;
 	if (!with_snapshots || access(from_snaps, F_OK) < 0)
 		return 0;
-	r = storage_copy_tree(from_snaps, to_snaps, err);
+	r = storage_cancelled(pool) ? -ECANCELED : storage_copy_tree(from_snaps, to_snaps, err);
 	if (r < 0)
 		storage_remove_tree(to, NULL);
 	return r;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,7 +37,17 @@ struct storage_pool {
 	char *path;	 /* owned: where the pool is mounted, volumes live below it */
 	json_t *config;	 /* owned: the pool's config; pool_create may add keys (source) */
 	const struct storage_driver *driver; /* borrowed, static */
+	/* Borrowed, may be NULL: set by a cancellable operation (an instance created from an
+	 * image or as a copy); long work on the pool stops with -ECANCELED once it is true
+	 * (unpacks after each entry, copies between steps). */
+	const atomic_bool *cancel;
 };
+
+/* True when the work under way on `pool` was cancelled (see storage_pool.cancel). */
+static inline bool storage_cancelled(const struct storage_pool *pool)
+{
+	return pool->cancel && atomic_load(pool->cancel);
+}
 
 /* A volume: its type and its on-disk name (<project>_<name> for instances and custom
  * volumes, the fingerprint for images). Borrowed strings. */

@@ -1,4 +1,4 @@
-/* daemon/api/api.c: routing, dispatch to the thread pool, and LXD's envelopes. */
+/* daemon/api/api.c: routing, dispatch to the request workers, and LXD's envelopes. */
 #define LOG_CATEGORY "api"
 #include "daemon/api/api.h"
 
@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/db/db.h"
+#include "daemon/worker.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/sha256.h"
@@ -19,7 +20,7 @@ static const struct api_route *const route_tables[] = {
 };
 
 struct api_work {
-	uv_work_t work;
+	struct worker_job job;
 	struct berth_http_conn *conn;
 	const struct api_route *route;
 	struct api_request req;
@@ -260,11 +261,13 @@ char *api_url(const char *kind, const char *name, const char *project)
 	return berth_strdup_printf("/1.0/%s/%s", kind, enc);
 }
 
-int api_async(struct api_request *req, struct api_response *resp, const char *description,
-	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
-	      struct berth_error *err)
+static int async_spec(struct api_request *req, struct api_response *resp,
+		      const char *description, json_t *resources, operation_run_fn run,
+		      void *data, void (*free_data)(void *), bool may_cancel,
+		      struct berth_error *err)
 {
 	struct operation_spec spec = {
+		.may_cancel = may_cancel,
 		.description = description,
 		.project = req->project,
 		.resources = resources,
@@ -278,6 +281,20 @@ int api_async(struct api_request *req, struct api_response *resp, const char *de
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");
 	resp->type = API_ASYNC;
 	return 0;
+}
+
+int api_async(struct api_request *req, struct api_response *resp, const char *description,
+	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
+	      struct berth_error *err)
+{
+	return async_spec(req, resp, description, resources, run, data, free_data, false, err);
+}
+
+int api_async_cancellable(struct api_request *req, struct api_response *resp,
+			  const char *description, json_t *resources, operation_run_fn run,
+			  void *data, void (*free_data)(void *), struct berth_error *err)
+{
+	return async_spec(req, resp, description, resources, run, data, free_data, true, err);
 }
 
 int api_profile_project(const char *project, char **ret, struct berth_error *err)
@@ -407,9 +424,9 @@ bool api_spool_url(const char *method, const char *url)
 	       strneq(url + n - 6, "/files", 6);
 }
 
-static void work_cb(uv_work_t *w)
+static void work_cb(struct worker_job *job)
 {
-	struct api_work *aw = container_of(w, struct api_work, work);
+	struct api_work *aw = container_of(job, struct api_work, job);
 
 	aw->ret = api_project_resolve(&aw->req, aw->route->pattern, &aw->err);
 	if (aw->ret >= 0)
@@ -419,10 +436,10 @@ static void work_cb(uv_work_t *w)
 		api_render_sync(&aw->resp);
 }
 
-static void after_work_cb(uv_work_t *w, int status)
+static void after_work_cb(struct worker_job *job)
 {
-	struct api_work *aw = container_of(w, struct api_work, work);
-	int r = status < 0 ? status : aw->ret;
+	struct api_work *aw = container_of(job, struct api_work, job);
+	int r = aw->ret;
 
 	if (r < 0) {
 		int code = berth_error_code_for(&aw->err, r);
@@ -511,7 +528,11 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 		request_release(&aw->req);
 		return;
 	}
-	r = uv_queue_work(d->loop, &aw->work, work_cb, after_work_cb);
+	/* The request workers: operations run on workers of their own (operation.c), so
+	 * no stop or unpack can hold a request back. */
+	aw->job.work = work_cb;
+	aw->job.done = after_work_cb;
+	r = worker_submit(d->requests, &aw->job);
 	if (r < 0) {
 		api_respond_error(conn, 500, "Failed to queue the request");
 		request_release(&aw->req);

@@ -1,8 +1,8 @@
 /* daemon/api/api.h: the REST layer. Routes requests to per-resource handlers
  * (one file per resource) and renders LXD's envelopes.
  *
- * Most handlers are plain synchronous functions that run on libuv's thread pool
- * (they query SQLite and build JSON): they fill a struct api_response or return
+ * Most handlers are plain synchronous functions that run on the request workers
+ * (daemon/worker.h; they query SQLite and build JSON, operations run elsewhere): they fill a struct api_response or return
  * -errno with `err` set, which becomes LXD's error JSON with the mapped status.
  * A handler may instead hand back an operation (async response, 202). A few
  * handlers must run on the loop thread because they keep the connection
@@ -134,6 +134,11 @@ void api_render_sync(struct api_response *resp);
 int api_async(struct api_request *req, struct api_response *resp, const char *description,
 	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),
 	      struct berth_error *err);
+/* The same, for an operation that DELETE /1.0/operations/{id} may cancel (may_cancel):
+ * `run` looks at operation_cancel_flag() and returns -ECANCELED, leaving nothing. */
+int api_async_cancellable(struct api_request *req, struct api_response *resp,
+			  const char *description, json_t *resources, operation_run_fn run,
+			  void *data, void (*free_data)(void *), struct berth_error *err);
 /* Effective project for profiles: the project itself when features.profiles is on
  * (always for "default"), else "default". -ENOENT when the project does not exist. */
 int api_profile_project(const char *project, char **ret, struct berth_error *err);

@@ -57,6 +57,10 @@ static int check_running(struct api_request *req, json_t **ret_inst, pid_t *ret_
 		return r;
 	p = ret_pid ? container_power(req->d, req->project, req->params[0], ret_pid)
 		    : container_power_quick(req->d, req->project, req->params[0]);
+	if (p == CONTAINER_UNRESPONSIVE) {
+		json_decref(inst);
+		return container_timeout_error(req->params[0], CONTAINER_STATUS_TIMEOUT_S, err);
+	}
 	if (p == CONTAINER_FROZEN) {
 		json_decref(inst);
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,

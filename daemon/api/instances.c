@@ -552,6 +552,7 @@ static int run_create_image(struct operation *op, void *data, struct berth_error
 	r = open_pool(j->d, j->pool_name, &pool, err);
 	if (r < 0)
 		return r;
+	pool->cancel = operation_cancel_flag(op);
 	j->op = op;
 	r = rootfs_image_volume(pool, images, j->fingerprint, unpack_progress, j, err);
 	j->op = NULL;
@@ -586,6 +587,8 @@ static int run_copy(struct operation *op, void *data, struct berth_error *err)
 	if (r < 0)
 		return r;
 	pool = src.pool;
+	if (pool)
+		pool->cancel = operation_cancel_flag(op);
 	if (pool && j->src_snap)
 		r = pool->driver->volume_copy_snapshot(pool, &src.vol, j->src_snap, &vol, err);
 	else if (pool)
@@ -593,6 +596,8 @@ static int run_copy(struct operation *op, void *data, struct berth_error *err)
 					      0, err);
 	if (r >= 0 && pool)
 		r = rootfs_apply_templates(pool, disk, j->name, "copy", err);
+	if (r >= 0 && pool && storage_cancelled(pool))
+		r = -ECANCELED;
 	if (r >= 0)
 		berth_test_pause("instance-copy-after-disk");
 	if (r >= 0)
@@ -913,8 +918,10 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		instance_job_free(j);
 		return r;
 	}
-	return api_async(req, resp, "Creating instance", resources_for(req->project, name), run,
-			 j, instance_job_free, err);
+	/* From an image or as a copy: long, so cancellable (storage sees the flag). */
+	return (run == run_create ? api_async : api_async_cancellable)(
+		req, resp, "Creating instance", resources_for(req->project, name), run, j,
+		instance_job_free, err);
 }
 
 static int get_instance(struct api_request *req, struct api_response *resp,
@@ -1314,6 +1321,8 @@ static int state_precheck(struct berth_daemon *d, const char *project, const cha
 {
 	enum container_power p = container_power(d, project, name, NULL);
 
+	if (p == CONTAINER_UNRESPONSIVE)
+		return container_timeout_error(name, CONTAINER_STATUS_TIMEOUT_S, err);
 	if (streq(action, "start") && p != CONTAINER_STOPPED)
 		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
 				       "The instance is already running");

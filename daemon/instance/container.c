@@ -22,6 +22,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -100,34 +102,62 @@ static int monitor_connect(const char *rundir, int timeout_s)
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/monitor.sock", rundir) >=
 	    sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+	/* Before connect(): a stopped monitor's full backlog makes connect() wait, and
+	 * SO_SNDTIMEO bounds that wait too. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
 		return -errno;
-	if (timeout_s >= 0) {
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
 	return TAKE_FD(fd);
+}
+
+/* The instance a run directory belongs to: what follows "<project>_" in its name. */
+static const char *rundir_instance(const char *rundir)
+{
+	const char *base = strrchr(rundir, '/');
+	const char *us;
+
+	base = base ? base + 1 : rundir;
+	us = strchr(base, '_');
+	return us ? us + 1 : base;
+}
+
+int container_timeout_error(const char *name, int timeout_s, struct berth_error *err)
+{
+	return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
+			       "Monitor of instance %s did not answer within %ds", name,
+			       timeout_s);
 }
 
 int container_request(const char *rundir, const char *request, int timeout_s, char **ret,
 		      struct berth_error *err)
 {
-	_cleanup_close_ int fd = monitor_connect(rundir, timeout_s);
+	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *line = berth_strdup_printf("%s\n", request);
 	char buf[4096];
 	size_t len = 0;
 
+	if (timeout_s <= 0)
+		return -EINVAL; /* every wait on a monitor is bounded */
+	fd = monitor_connect(rundir, timeout_s);
+	if (fd == -ETIMEDOUT)
+		return container_timeout_error(rundir_instance(rundir), timeout_s, err);
 	if (fd < 0)
 		return fd;
 	if (!line)
 		return -ENOMEM;
 	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line))
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-				       "Cannot talk to the monitor: %m");
+		return errno == EAGAIN
+			       ? container_timeout_error(rundir_instance(rundir), timeout_s, err)
+			       : berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+						 "Cannot talk to the monitor: %m");
 	while (len < sizeof(buf) - 1) {
 		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN)
+			return container_timeout_error(rundir_instance(rundir), timeout_s, err);
 		if (n < 0)
 			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 					       "No answer from the monitor: %m");
@@ -154,12 +184,21 @@ enum container_power container_power(const struct berth_daemon *d, const char *p
 {
 	_cleanup_free_ char *rundir = container_rundir(d, project, name);
 	_cleanup_free_ char *reply = NULL;
+	struct berth_error err = {0};
 	char state[32];
-	int pid = 0;
+	int pid = 0, r;
 
 	if (ret_pid)
 		*ret_pid = 0;
-	if (!rundir || container_request(rundir, "status", 5, &reply, NULL) < 0)
+	if (!rundir)
+		return CONTAINER_STOPPED;
+	r = container_request(rundir, "status", CONTAINER_STATUS_TIMEOUT_S, &reply, &err);
+	if (r == -ETIMEDOUT)
+		log_warn("%s", berth_error_msg(&err, r));
+	berth_error_release(&err);
+	if (r == -ETIMEDOUT)
+		return CONTAINER_UNRESPONSIVE;
+	if (r < 0)
 		return CONTAINER_STOPPED;
 	if (sscanf(reply, "%31s %d", state, &pid) != 2)
 		return CONTAINER_STOPPED;
@@ -174,13 +213,14 @@ enum container_power container_power(const struct berth_daemon *d, const char *p
 
 const char *container_power_status(enum container_power p)
 {
-	static const char *const names[] = {"Stopped", "Running", "Frozen", "Stopping"};
+	static const char *const names[] = {"Stopped", "Running", "Frozen", "Stopping",
+					    "Error"};
 	return p < CONTAINER_POWER_MAX ? names[p] : "Error";
 }
 
 int container_power_code(enum container_power p)
 {
-	static const int codes[] = {102, 103, 110, 107};
+	static const int codes[] = {102, 103, 110, 107, 112};
 	return p < CONTAINER_POWER_MAX ? codes[p] : 112;
 }
 
@@ -785,15 +825,34 @@ static void expect_stop(struct berth_daemon *d, const char *project, const char 
 /* The next container_power_quick() asks the monitor. */
 static void power_forget(struct berth_daemon *d, const char *project, const char *name);
 
-/* Waits up to `ms` for the container's monitor to be gone; true when it is. */
+/* Waits up to `ms` for the container's monitor to be gone (its process exits, through a
+ * pidfd); true when it is. */
 static bool wait_stopped(struct berth_daemon *d, const char *project, const char *name, int ms)
 {
-	for (int i = 0; container_power(d, project, name, NULL) != CONTAINER_STOPPED; i++) {
-		if (i * 20 >= ms)
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	_cleanup_free_ char *pidfile = rundir ? berth_strdup_printf("%s/monitor.pid", rundir)
+					      : NULL;
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_close_ int pidfd = -EBADF;
+	struct pollfd pfd;
+	size_t len;
+	int pid;
+
+	if (pidfile && berth_read_file(pidfile, 64, &buf, &len) >= 0 &&
+	    sscanf(buf, "%d", &pid) == 1 && pid > 0)
+		pidfd = pidfd_open(pid, 0);
+	/* With the pidfd open, a monitor that is not answering is gone for good (the pid
+	 * in the file may be that of a process that came after it). */
+	if (container_power(d, project, name, NULL) == CONTAINER_STOPPED)
+		return true;
+	if (pidfd < 0)
+		return false;
+	pfd = (struct pollfd){.fd = pidfd, .events = POLLIN};
+	while (poll(&pfd, 1, ms) < 0)
+		if (errno != EINTR)
 			return false;
-		usleep(20000);
-	}
-	return true;
+	return (pfd.revents & POLLIN) ||
+	       container_power(d, project, name, NULL) == CONTAINER_STOPPED;
 }
 
 int container_start(struct berth_daemon *d, const char *project, json_t *inst,
@@ -804,9 +863,12 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 	const char *name = berth_json_string(inst, "name");
 	const char *argv[4];
 	struct berth_error serr = {0};
+	enum container_power p = container_power(d, project, name, NULL);
 	int r;
 
-	if (container_power(d, project, name, NULL) != CONTAINER_STOPPED)
+	if (p == CONTAINER_UNRESPONSIVE)
+		return container_timeout_error(name, CONTAINER_STATUS_TIMEOUT_S, err);
+	if (p != CONTAINER_STOPPED)
 		return berth_error_set(err, -EALREADY, BERTH_ERR_BAD_REQUEST,
 				       "The instance is already running");
 	r = container_monitor_binary(&monitor);
@@ -851,7 +913,7 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 		_cleanup_free_ char *reply = NULL;
 
 		expect_stop(d, project, name, true);
-		container_request(rundir, "kill", 30, &reply, NULL);
+		container_request(rundir, "kill", CONTAINER_KILL_TIMEOUT_S, &reply, NULL);
 		wait_stopped(d, project, name, 2000);
 		proxy_stop_all(d, project, name);
 		set_status(project, name, CONTAINER_STOPPED);
@@ -865,7 +927,11 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 static int running_rundir(struct berth_daemon *d, const char *project, const char *name,
 			   char **ret, struct berth_error *err)
 {
-	if (container_power(d, project, name, NULL) == CONTAINER_STOPPED)
+	enum container_power p = container_power(d, project, name, NULL);
+
+	if (p == CONTAINER_UNRESPONSIVE)
+		return container_timeout_error(name, CONTAINER_STATUS_TIMEOUT_S, err);
+	if (p == CONTAINER_STOPPED)
 		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
 				       "The instance is already stopped");
 	*ret = container_rundir(d, project, name);
@@ -888,7 +954,11 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 		return -ENOMEM;
 	expect_stop(d, project, name, true);
 	power_forget(d, project, name);
-	r = container_request(rundir, req, -1, &reply, err);
+	/* The monitor answers once the container is down: its own timeout, then the kill. */
+	r = container_request(rundir, req,
+			      force ? CONTAINER_KILL_TIMEOUT_S
+				    : timeout_s + CONTAINER_KILL_TIMEOUT_S,
+			      &reply, err);
 	power_forget(d, project, name);
 	if (r < 0 && container_power(d, project, name, NULL) == CONTAINER_STOPPED) {
 		berth_error_release(err); /* it went away under us: stopped all the same */
@@ -941,6 +1011,8 @@ int container_freeze(struct berth_daemon *d, const char *project, const char *na
 	enum container_power p = container_power(d, project, name, NULL);
 	int r;
 
+	if (p == CONTAINER_UNRESPONSIVE)
+		return container_timeout_error(name, CONTAINER_STATUS_TIMEOUT_S, err);
 	if (p == CONTAINER_STOPPED)
 		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
 				       "The instance isn't running");
@@ -1130,8 +1202,7 @@ static void watch_work_cb(uv_work_t *req)
 			    wt->name);
 		if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
 			runtime_cgroup_kill(cg);
-			for (int i = 0; i < 50 && !runtime_cgroup_is_empty(cg); i++)
-				usleep(20000);
+			runtime_cgroup_wait_empty(cg, 1000);
 			runtime_cgroup_destroy(cg);
 		}
 		for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
@@ -1390,8 +1461,7 @@ int container_reconcile(struct berth_daemon *d)
 
 			if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
 				runtime_cgroup_kill(cg);
-				for (int k = 0; k < 50 && !runtime_cgroup_is_empty(cg); k++)
-					usleep(20000);
+				runtime_cgroup_wait_empty(cg, 1000);
 				runtime_cgroup_destroy(cg);
 			}
 			for (size_t k = 0; rundir && k < ARRAY_SIZE(files); k++) {

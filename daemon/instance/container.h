@@ -18,6 +18,7 @@ enum container_power {
 	CONTAINER_RUNNING,
 	CONTAINER_FROZEN,
 	CONTAINER_STOPPING,
+	CONTAINER_UNRESPONSIVE, /* the monitor did not answer in time: "Error" (112) */
 	CONTAINER_POWER_MAX,
 };
 
@@ -35,13 +36,23 @@ char *container_cgroup(const struct berth_daemon *d, const char *project, const 
  * <exe dir>/berth-monitor (the build tree). -ENOENT when none is executable. */
 int container_monitor_binary(char **ret);
 
+/* How long a status request waits for the monitor, and how long past its own timeout a
+ * stop (or a kill) waits for the monitor's answer. */
+#define CONTAINER_STATUS_TIMEOUT_S 5
+#define CONTAINER_KILL_TIMEOUT_S 30
+
 /* Send one request line to the container's monitor and read its reply line (new string,
  * without "ok "/newline; an "error MSG" reply is -EIO with err set to MSG). -ENOENT or
- * -ECONNREFUSED when no monitor runs. Blocking: a worker thread. `timeout_s` < 0: none. */
+ * -ECONNREFUSED when no monitor runs. Blocking: a worker thread. A monitor that does not
+ * answer within `timeout_s` (> 0; -EINVAL otherwise) is -ETIMEDOUT with err set by
+ * container_timeout_error(). */
 int container_request(const char *rundir, const char *request, int timeout_s, char **ret,
 		      struct berth_error *err);
+/* -ETIMEDOUT with "Monitor of instance NAME did not answer within Ns". */
+int container_timeout_error(const char *name, int timeout_s, struct berth_error *err);
 
-/* What the monitor says (STOPPED when none answers), and PID 1's host pid. Blocking. */
+/* What the monitor says (STOPPED when none answers, UNRESPONSIVE when it does not answer
+ * within CONTAINER_STATUS_TIMEOUT_S), and PID 1's host pid. Blocking. */
 enum container_power container_power(const struct berth_daemon *d, const char *project,
 				     const char *name, pid_t *ret_pid);
 /* The same, without asking the monitor again when it said "running" since berthd last

@@ -77,7 +77,8 @@ static int rootfs_dir_prepare(const char *fp, const char *dir, struct berth_erro
 
 /* Unpack image `fp` into the (existing, empty) volume directory `dst`. */
 static int unpack_into(const char *images_dir, const char *fp, const char *dst,
-		       image_unpack_progress_fn progress, void *data, struct berth_error *err)
+		       image_unpack_progress_fn progress, void *data, const atomic_bool *cancel,
+		       struct berth_error *err)
 {
 	_cleanup_close_ int meta = -EBADF;
 	_cleanup_close_ int rootfs = -EBADF;
@@ -93,7 +94,7 @@ static int unpack_into(const char *images_dir, const char *fp, const char *dst,
 	if (r < 0 && r != -ENOENT)
 		return r;
 	/* Unified: metadata.yaml, templates/ and rootfs/ in one tarball. */
-	r = image_unpack_tar(meta, dst, rootfs < 0 ? progress : NULL, data, err);
+	r = image_unpack_tar(meta, dst, rootfs < 0 ? progress : NULL, data, cancel, err);
 	if (r < 0 || rootfs < 0)
 		return r;
 	rootfs_dir = berth_strdup_printf("%s/rootfs", dst);
@@ -111,7 +112,7 @@ static int unpack_into(const char *images_dir, const char *fp, const char *dst,
 				      NULL};
 		return storage_run(argv, err);
 	}
-	return image_unpack_tar(rootfs, rootfs_dir, progress, data, err);
+	return image_unpack_tar(rootfs, rootfs_dir, progress, data, cancel, err);
 }
 
 /* Refuse up front when the pool has less free space than the image could need: its files
@@ -202,7 +203,7 @@ int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const
 		return r;
 	r = vol_path(pool, STORAGE_VOL_IMAGE, tmp_name, NULL, &tmp_path);
 	if (r >= 0)
-		r = unpack_into(images_dir, fp, tmp_path, progress, data, err);
+		r = unpack_into(images_dir, fp, tmp_path, progress, data, pool->cancel, err);
 	if (r >= 0)
 		r = storage_writeback_check(wb, "the image volume", err);
 	if (r >= 0)
@@ -264,10 +265,13 @@ int rootfs_from_image(struct storage_pool *pool, const char *fp, const char *dis
 
 	if (r < 0)
 		return r;
+	if (storage_cancelled(pool))
+		return -ECANCELED;
 	r = pool->driver->volume_copy(pool, &src, &dst, false, 0, err);
 	if (r < 0)
 		return r;
-	r = rootfs_apply_templates(pool, disk_name, name, "create", err);
+	r = storage_cancelled(pool) ? -ECANCELED
+				    : rootfs_apply_templates(pool, disk_name, name, "create", err);
 	/* A "successful" create must never hold files that read back as zeros: hear about
 	 * any write of the copy or the templates that failed at writeback. */
 	if (r >= 0)

@@ -15,13 +15,15 @@
 /* Make sure the image volume images/<fp> exists on `pool`, unpacking the image files
  * under `images_dir` (<fp> and maybe <fp>.rootfs) when it does not. Concurrent callers
  * each unpack into a private temporary volume; the first rename wins, the others drop
- * theirs. `progress` (may be NULL) sees the unpacking. */
+ * theirs. `progress` (may be NULL) sees the unpacking, which stops (the temporary volume
+ * removed) with -ECANCELED when pool->cancel turns true. */
 int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const char *fp,
 			image_unpack_progress_fn progress, void *data, struct berth_error *err);
 
 /* Volume `disk_name` (<project>_<name>, type container) as a clone of image volume `fp`
  * (which must exist), with the templates for `trigger` ("create") rendered for instance
- * `name`. */
+ * `name`. -ECANCELED, with nothing left, when pool->cancel is true before or after the
+ * copy. */
 int rootfs_from_image(struct storage_pool *pool, const char *fp, const char *disk_name,
 		      const char *name, struct berth_error *err);
 

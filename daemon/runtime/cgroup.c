@@ -8,9 +8,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
@@ -251,6 +253,48 @@ bool runtime_cgroup_is_empty(const struct runtime_cgroup *cg)
 		if (cg->dirs[i])
 			walk_bottom_up(cg->dirs[i], count_procs_cb, &busy);
 	return busy == 0;
+}
+
+int runtime_cgroup_wait_empty(const struct runtime_cgroup *cg, int timeout_ms)
+{
+	const char *dir = cg->dirs[CGROUP_UNIFIED];
+	_cleanup_close_ int ino = -EBADF;
+	_cleanup_free_ char *events = NULL;
+	uint64_t end = berth_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+
+	/* cgroup2's cgroup.events changes ("populated 0") when the subtree empties: watch
+	 * it. Without it (cgroup v1 only, which tells nothing short of a release agent),
+	 * look again every 10 ms. */
+	if (dir) {
+		events = berth_strdup_printf("%s/cgroup.events", dir);
+		if (!events)
+			return -ENOMEM;
+		ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		if (ino >= 0 && inotify_add_watch(ino, events, IN_MODIFY) < 0) {
+			close(ino);
+			ino = -EBADF;
+		}
+	}
+	for (;;) {
+		uint64_t now = berth_monotonic_ns();
+		struct pollfd pfd = {.fd = ino, .events = POLLIN};
+		char buf[4096];
+		int left;
+
+		if (runtime_cgroup_is_empty(cg))
+			return 0;
+		if (now >= end)
+			return -ETIMEDOUT;
+		left = (int)((end - now) / 1000000u) + 1;
+		if (ino < 0) {
+			poll(NULL, 0, left < 10 ? left : 10);
+			continue;
+		}
+		if (poll(&pfd, 1, left) < 0 && errno != EINTR)
+			return -errno;
+		while (read(ino, buf, sizeof(buf)) > 0)
+			;
+	}
 }
 
 int runtime_cgroup_destroy(const struct runtime_cgroup *cg)
@@ -599,8 +643,7 @@ int runtime_cgroup_create(struct runtime_cgroup *cg, const struct runtime_cgroup
 
 	if (!runtime_cgroup_is_empty(cg)) {
 		runtime_cgroup_kill(cg);
-		for (int i = 0; i < 500 && !runtime_cgroup_is_empty(cg); i++)
-			usleep(10000);
+		runtime_cgroup_wait_empty(cg, 5000);
 	}
 	runtime_cgroup_destroy(cg);
 	for (int i = 0; i < CGROUP_CTRL_MAX; i++) {
@@ -661,11 +704,13 @@ int runtime_cgroup_freeze(const struct runtime_cgroup *cg, bool freeze)
 		int r = write_at(v1, "freezer.state", freeze ? "FROZEN" : "THAWED");
 		if (r < 0 || !freeze)
 			return r;
-		for (int i = 0; i < 1000; i++) { /* FREEZING until every task stopped */
+		/* FREEZING until every task stopped. freezer.state notifies nobody when
+		 * it changes: look again every millisecond, for a second at most. */
+		for (int i = 0; i < 1000; i++) {
 			if (read_at(v1, "freezer.state", st, sizeof(st)) > 0 &&
 			    strneq(st, "FROZEN", 6))
 				return 0;
-			usleep(1000);
+			poll(NULL, 0, 1);
 		}
 		return -ETIMEDOUT;
 	}

@@ -86,6 +86,9 @@ bool runtime_cgroup_is_frozen(const struct runtime_cgroup *cg);
 int runtime_cgroup_kill(const struct runtime_cgroup *cg);
 /* True when no process is left in any hierarchy (missing directories count as empty). */
 bool runtime_cgroup_is_empty(const struct runtime_cgroup *cg);
+/* Wait up to `timeout_ms` for runtime_cgroup_is_empty(): 0, or -ETIMEDOUT. Watches
+ * cgroup2's cgroup.events (inotify); a v1-only host is looked at every 10 ms. */
+int runtime_cgroup_wait_empty(const struct runtime_cgroup *cg, int timeout_ms);
 /* Remove the directories bottom-up, sub-cgroups made inside (by systemd) first. Fails with
  * -EBUSY while processes remain. Missing directories are fine. */
 int runtime_cgroup_destroy(const struct runtime_cgroup *cg);

@@ -174,7 +174,7 @@ static void expect_refused(const struct entry *entries, size_t n, const char *ms
 	int fd = make_tar(entries, n, false);
 
 	unpack_dirs(dir, root, outside);
-	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), -EINVAL);
+	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, NULL, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, msg));
 	assert_int_equal(err.code, BERTH_ERR_BAD_REQUEST);
 	berth_error_release(&err);
@@ -375,7 +375,7 @@ static void test_unpack_names(void **state)
 				if (!setlocale(LC_CTYPE, locales[u]))
 					continue;
 				unpack_dirs(dir, root, outside);
-				assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), 0);
+				assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, NULL, &err), 0);
 				names_check(root);
 				close(fd);
 				rm_rf(dir);
@@ -392,7 +392,7 @@ static void test_unpack_refusal_names(void **state)
 	int fd = make_tar(bad, ARRAY_SIZE(bad), false);
 
 	unpack_dirs(dir, root, outside);
-	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), -EINVAL);
+	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, NULL, &err), -EINVAL);
 	assert_string_equal(err.msg, "Image tarball entry \"rootfs/\\xe9/../../x\\ny\""
 				     " escapes the image root");
 	berth_error_release(&err);
@@ -430,7 +430,7 @@ static void test_unpack(void **state)
 	int fd = make_tar(good, ARRAY_SIZE(good), true);
 
 	unpack_dirs(dir, root, outside);
-	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), 0);
+	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, NULL, &err), 0);
 	close(fd);
 	sprintf(path, "%s/rootfs/bin/busybox", root);
 	assert_int_equal(access(path, F_OK), 0);
@@ -441,7 +441,7 @@ static void test_unpack(void **state)
 	assert_string_equal(link, "/bin/busybox"); /* kept as it is, resolved in the container */
 
 	fd = make_tar(dotdot, ARRAY_SIZE(dotdot), false);
-	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, &err), -EINVAL);
+	assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, NULL, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "escapes"));
 	berth_error_release(&err);
 	close(fd);
@@ -449,7 +449,7 @@ static void test_unpack(void **state)
 	 * ARCHIVE_EXTRACT_UNLINK) replaces the link by a directory. Either way nothing lands
 	 * outside. */
 	fd = make_tar(through, ARRAY_SIZE(through), false);
-	image_unpack_tar(fd, root, NULL, NULL, &err);
+	image_unpack_tar(fd, root, NULL, NULL, NULL, &err);
 	berth_error_release(&err);
 	close(fd);
 	assert_true(dir_empty(outside));
