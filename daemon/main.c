@@ -22,6 +22,7 @@
 #include "daemon/api/storage.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/cleanup.h"
 #include "daemon/instance/container.h"
 #include "daemon/network/managed.h"
 #include "daemon/host.h"
@@ -357,6 +358,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	/* Containers that kept running while berthd was down are re-attached, dead ones
 	 * cleaned up, before anything is served. */
 	container_reconcile(d);
+	/* What a crash left of deleted instances (run and log directories, cgroups). */
+	cleanup_reconcile(d);
 	/* Snapshots that expired while berthd was down go before anything is served. */
 	api_snapshots_prune(d);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
