@@ -14,7 +14,7 @@
  * Scheduling: every minute, instances whose snapshots.schedule fires in that minute get a
  * snapshot named by snapshots.pattern; stopped instances (all of them until the runtime
  * exists) only with snapshots.schedule.stopped=true, as in LXD. */
-#define LOG_CATEGORY "instances"
+#define LOG_CATEGORY "snapshots"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

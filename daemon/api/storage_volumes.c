@@ -12,7 +12,7 @@
  * What a killed berthd leaves between two steps has no row and is removed at the next
  * start (storage.c's reconciliation).
  * Snapshot creation, deletion and rename are operations, as the lxc client expects. */
-#define LOG_CATEGORY "storage"
+#define LOG_CATEGORY "volumes"
 #include <stdio.h>
 #include <string.h>
 
