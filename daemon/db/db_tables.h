@@ -31,14 +31,14 @@ int db_project_feature_id(sqlite3 *db, int64_t project_id, const char *feature, 
  * "virtual-machine") into project `project_id` (named `project`): -EDQUOT (400, LXD's
  * message) when limits.instances or the type's limit has no room left. The API checks
  * first; this makes concurrent creations unable to pass a limit together. */
-int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project,
-			     const char *type, struct berth_error *err);
+int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project, const char *type,
+			     struct berth_error *err);
 
 /* ---- inserts used by db_init() for the defaults (caller holds the transaction) ---- */
 
 /* Insert project `name` (no profile: db_project_create adds its "default"). */
-int db_project_insert(sqlite3 *db, const char *name, const char *description,
-		      const json_t *config, int64_t *ret_id, struct berth_error *err);
+int db_project_insert(sqlite3 *db, const char *name, const char *description, const json_t *config,
+		      int64_t *ret_id, struct berth_error *err);
 int db_profile_insert(sqlite3 *db, int64_t project_id, const json_t *profile,
 		      struct berth_error *err);
 int db_pool_insert(sqlite3 *db, const char *name, const char *driver, const char *description,
@@ -46,13 +46,13 @@ int db_pool_insert(sqlite3 *db, const char *name, const char *driver, const char
 
 /* ---- instances.c and volumes.c, for snapshots.c (caller holds the transaction) ---- */
 
-int db_instance_lookup(sqlite3 *db, const char *project, const char *name,
-		       int64_t *ret_project_id, int64_t *ret_id, struct berth_error *err);
+int db_instance_lookup(sqlite3 *db, const char *project, const char *name, int64_t *ret_project_id,
+		       int64_t *ret_id, struct berth_error *err);
 int db_instance_load(sqlite3 *db, const char *project, const char *name, json_t **ret,
 		     struct berth_error *err);
 /* Insert `instance` (as db_instance_create) and return its id. */
-int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance,
-		       int64_t *ret_id, struct berth_error *err);
+int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance, int64_t *ret_id,
+		       struct berth_error *err);
 /* A bare volume row (no config). -EEXIST (409) when taken. */
 int db_volume_insert(sqlite3 *db, int64_t pool_id, int64_t project_id, const char *name,
 		     const char *type, struct berth_error *err);

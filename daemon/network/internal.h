@@ -16,15 +16,15 @@
 struct network_conf {
 	const char *name;
 	bool has4, has6;
-	struct in_addr addr4;  /* the bridge's (gateway) address */
+	struct in_addr addr4; /* the bridge's (gateway) address */
 	unsigned int prefix4;
 	struct in6_addr addr6;
 	unsigned int prefix6;
 	bool nat4, nat6, dhcp4, dhcp6;
-	unsigned int mtu;       /* 0: kernel default */
-	const char *domain;     /* dns.domain, "berth" by default */
-	const char *ranges4;    /* ipv4.dhcp.ranges or NULL */
-	const char *raw;        /* raw.dnsmasq or NULL */
+	unsigned int mtu;    /* 0: kernel default */
+	const char *domain;  /* dns.domain, "berth" by default */
+	const char *ranges4; /* ipv4.dhcp.ranges or NULL */
+	const char *raw;     /* raw.dnsmasq or NULL */
 };
 
 /* Parse a checked config. */
@@ -32,8 +32,7 @@ int network_conf_parse(const char *name, const json_t *config, struct network_co
 		       struct berth_error *err);
 
 /* $BERTH_DIR/networks/NAME[/file] as a new string. */
-static inline char *network_path(const struct berth_daemon *d, const char *name,
-				 const char *file)
+static inline char *network_path(const struct berth_daemon *d, const char *name, const char *file)
 {
 	if (file)
 		return berth_strdup_printf("%s/networks/%s/%s", d->dir, name, file);

@@ -103,8 +103,9 @@ static void loop(struct monitor *m)
 		}
 		if (m->deadline_ns) {
 			uint64_t now = now_ns();
-			timeout = m->deadline_ns <= now ? 0
-						       : (int)((m->deadline_ns - now) / 1000000 + 1);
+			timeout = m->deadline_ns <= now
+					  ? 0
+					  : (int)((m->deadline_ns - now) / 1000000 + 1);
 		}
 		int r = poll(pf, n, timeout);
 		if (r < 0) {
@@ -243,8 +244,11 @@ static int monitor_prepare(struct monitor *m, struct berth_error *err)
 /* The detached monitor process. Returns its exit status. */
 static int monitor_main(const char *rundir, int report_fd)
 {
-	struct monitor m = {.listen_fd = -EBADF, .signal_fd = -EBADF, .report_fd = report_fd,
-			    .init_pidfd = -EBADF, .pidns_fd = -EBADF};
+	struct monitor m = {.listen_fd = -EBADF,
+			    .signal_fd = -EBADF,
+			    .report_fd = report_fd,
+			    .init_pidfd = -EBADF,
+			    .pidns_fd = -EBADF};
 	struct berth_error err = {0};
 	int r;
 
@@ -336,7 +340,8 @@ int runtime_monitor_start(const char *rundir)
 	if (len == 0)
 		fprintf(stderr, "berth-monitor: the monitor exited without saying why\n");
 	else
-		fprintf(stderr, "berth-monitor: %s%s", berth_startswith(line, "error ") ? line + 6 : line,
+		fprintf(stderr, "berth-monitor: %s%s",
+			berth_startswith(line, "error ") ? line + 6 : line,
 			line[len - 1] == '\n' ? "" : "\n");
 	waitpid(pid, NULL, 0);
 	return 1;

@@ -127,9 +127,11 @@ static _Noreturn void child_main(struct monitor *m, int sock)
 	prctl(PR_SET_PDEATHSIG, SIGKILL); /* a change of credentials clears it */
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		child_fail(sock, &err, -errno, "unsharing the cgroup namespace");
-	struct runtime_mounts_in in = {
-		.spec = spec, .root_tree = fds[0], .extra = fds + 1, .console_slave = slave,
-		.console_path = m->console->slave_path};
+	struct runtime_mounts_in in = {.spec = spec,
+				       .root_tree = fds[0],
+				       .extra = fds + 1,
+				       .console_slave = slave,
+				       .console_path = m->console->slave_path};
 	r = runtime_mounts_setup(&in, &err);
 	if (r < 0)
 		child_fail(sock, &err, r, "setting up mounts");
@@ -219,7 +221,8 @@ static int make_trees(struct monitor *m, pid_t pid, int *fds, struct berth_error
 		snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)pid);
 		userns = open(p, O_RDONLY | O_CLOEXEC);
 		if (userns < 0)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opening %s: %m", p);
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opening %s: %m",
+					       p);
 	}
 	marker = spec->volume ? berth_strdup_printf("%s/berth-shift", spec->volume) : NULL;
 	shifted = marker && access(marker, F_OK) == 0;
@@ -242,8 +245,8 @@ static int make_trees(struct monitor *m, pid_t pid, int *fds, struct berth_error
 		return r;
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const struct runtime_mount *mt = &spec->mounts[i];
-		r = runtime_idmap_open_tree(mt->source, mt->idmap ? userns : -1, mt->ro, &fds[i + 1],
-					    err);
+		r = runtime_idmap_open_tree(mt->source, mt->idmap ? userns : -1, mt->ro,
+					    &fds[i + 1], err);
 		if (r < 0)
 			return r;
 	}

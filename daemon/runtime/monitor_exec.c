@@ -65,8 +65,8 @@ static int exec_child_main(void *data)
 		runtime_exec_fail(a->fail_fd, 1, -r, "joining the container's cgroups");
 	if (setns(a->m->init_pidfd, a->ns_flags) < 0)
 		runtime_exec_fail(a->fail_fd, 1, errno, "joining the container's namespaces");
-	runtime_exec_child(a->o, a->m->spec, a->m->seccomp_ready ? &a->m->seccomp : NULL,
-			   a->env, a->fail_fd);
+	runtime_exec_child(a->o, a->m->spec, a->m->seccomp_ready ? &a->m->seccomp : NULL, a->env,
+			   a->fail_fd);
 }
 
 /* Start exec_child_main() in the container's pid namespace (joined by the caller). With
@@ -93,8 +93,7 @@ static pid_t exec_clone(struct exec_child_args *a)
 			CPU_SET(cpu, &one);
 			a->pinned = sched_setaffinity(0, sizeof(one), &one) == 0;
 		}
-		pid = berth_spawn_shared_on(exec_child_main, a, a->m->exec_stack,
-					    EXEC_CHILD_STACK);
+		pid = berth_spawn_shared_on(exec_child_main, a, a->m->exec_stack, EXEC_CHILD_STACK);
 		if (a->pinned) {
 			int e = errno;
 			sched_setaffinity(0, sizeof(a->m->cpus), &a->m->cpus);
@@ -250,8 +249,8 @@ void exec_exited(struct monitor *m, struct exec_child *e)
 		exec_fail_readable(e); /* "started" or "failed" comes before "exit" */
 	if (e->client) {
 		struct client *c = e->client;
-		client_send(c, "exit %d", si.si_code == CLD_EXITED ? si.si_status
-								 : 128 + si.si_status);
+		client_send(c, "exit %d",
+			    si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status);
 		exec_free(m, e);
 		client_drop(m, c);
 		return;

@@ -38,11 +38,11 @@ struct exec_child;
 
 struct client {
 	struct client *next;
-	int fd;			/* owned */
+	int fd; /* owned */
 	enum client_kind kind;
-	char *buf;		/* owned: the request (or, for CL_EXEC, lines) being read */
+	char *buf; /* owned: the request (or, for CL_EXEC, lines) being read */
 	size_t len, cap;
-	int fds[3];		/* owned or -EBADF: an exec's stdin, stdout, stderr */
+	int fds[3]; /* owned or -EBADF: an exec's stdin, stdout, stderr */
 	size_t nfds;
 	struct exec_child *exec; /* CL_EXEC: its command, NULL once reaped */
 };
@@ -51,39 +51,39 @@ struct client {
 struct exec_child {
 	struct exec_child *next;
 	pid_t pid;
-	int pidfd;		/* owned */
-	int fail_fd;		/* owned, -EBADF once read: EOF when it exec'd, else a
+	int pidfd;	       /* owned */
+	int fail_fd;	       /* owned, -EBADF once read: EOF when it exec'd, else a
 				 * struct runtime_exec_failure */
-	struct client *client;	/* borrowed, NULL once the client left */
+	struct client *client; /* borrowed, NULL once the client left */
 };
 
 struct monitor {
-	char *rundir;			/* owned */
-	struct runtime_spec *spec;	/* owned */
-	struct runtime_cgroup *cg;	/* owned */
+	char *rundir;			 /* owned */
+	struct runtime_spec *spec;	 /* owned */
+	struct runtime_cgroup *cg;	 /* owned */
 	struct runtime_console *console; /* owned */
 	int listen_fd;
 	int signal_fd;
-	int report_fd;			/* pipe to `start`, -EBADF once told */
+	int report_fd; /* pipe to `start`, -EBADF once told */
 	int init_pidfd;
 	pid_t init_pid;
-	int pidns_fd;			/* our own pid namespace, to come back to after an exec */
-	bool exec_forks_logged;		/* exec_clone() said once why it forks */
-	bool frozen;			/* by a `freeze` request, until `unfreeze` or a stop */
+	int pidns_fd;		/* our own pid namespace, to come back to after an exec */
+	bool exec_forks_logged; /* exec_clone() said once why it forks */
+	bool frozen;		/* by a `freeze` request, until `unfreeze` or a stop */
 	struct runtime_exec_cgroups exec_cgroups; /* PID 1's, for exec'd commands */
-	void *exec_stack;		/* EXEC_CHILD_STACK bytes, mapped at the first exec */
-	cpu_set_t cpus;			/* our affinity at start, for exec'd commands */
+	void *exec_stack; /* EXEC_CHILD_STACK bytes, mapped at the first exec */
+	cpu_set_t cpus;	  /* our affinity at start, for exec'd commands */
 	bool have_cpus;
 	int stop_signal;
 	enum monitor_state state;
 	enum stop_kind stop_kind;
-	bool killed;			/* SIGKILL was how it ended */
-	uint64_t deadline_ns;		/* next readiness check (BOOTING) or stop timeout
+	bool killed;		  /* SIGKILL was how it ended */
+	uint64_t deadline_ns;	  /* next readiness check (BOOTING) or stop timeout
 					 * (STOPPING); 0: none */
-	uint64_t exec_ns;		/* when PID 1 was exec'd */
-	char *reason;			/* owned: how the container ended */
-	struct client *clients;		/* owned list */
-	struct exec_child *execs;	/* owned list */
+	uint64_t exec_ns;	  /* when PID 1 was exec'd */
+	char *reason;		  /* owned: how the container ended */
+	struct client *clients;	  /* owned list */
+	struct exec_child *execs; /* owned list */
 	/* The seccomp filter of PID 1 and exec'd commands, compiled by the first boot's
 	 * child (child_seccomp); without it each command's child builds its own. */
 	struct runtime_seccomp_prog seccomp;

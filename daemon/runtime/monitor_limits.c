@@ -22,8 +22,8 @@ void handle_limits(struct monitor *m, struct client *c, const char *args)
 	struct runtime_cgroup_limits l = {0};
 	int swap, n = 0, r;
 
-	if (sscanf(args, "%llu %d %ms %llu %llu %llu %u %u%n", &mem, &swap, &cpus, &quota,
-		   &period, &procs, &share, &drop, &n) != 8 ||
+	if (sscanf(args, "%llu %d %ms %llu %llu %llu %u %u%n", &mem, &swap, &cpus, &quota, &period,
+		   &procs, &share, &drop, &n) != 8 ||
 	    args[n] || (swap != 0 && swap != 1) || share > 100 || drop > 10) {
 		client_send(c, "error bad limits request");
 		return;
@@ -32,10 +32,14 @@ void handle_limits(struct monitor *m, struct client *c, const char *args)
 		client_send(c, "error %s", strerror(ENOMEM));
 		return;
 	}
-	l = (struct runtime_cgroup_limits){.memory = mem, .memory_swap = swap,
-					   .cpus = cpus_copy, .cpu_quota_us = quota,
-					   .cpu_period_us = period, .processes = procs,
-					   .cpu_share_pct = share, .cpu_priority_drop = drop};
+	l = (struct runtime_cgroup_limits){.memory = mem,
+					   .memory_swap = swap,
+					   .cpus = cpus_copy,
+					   .cpu_quota_us = quota,
+					   .cpu_period_us = period,
+					   .processes = procs,
+					   .cpu_share_pct = share,
+					   .cpu_priority_drop = drop};
 	r = runtime_cgroup_set_limits(m->cg, &l, &err);
 	if (r < 0) {
 		client_send(c, "error %s", berth_error_msg(&err, r));

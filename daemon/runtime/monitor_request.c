@@ -184,8 +184,8 @@ void client_readable(struct monitor *m, struct client *c)
 	}
 	{
 		size_t got = 0;
-		int r = runtime_recv_fds(c->fd, c->buf + c->len, c->cap - c->len,
-					 c->fds + c->nfds, ARRAY_SIZE(c->fds) - c->nfds, &got);
+		int r = runtime_recv_fds(c->fd, c->buf + c->len, c->cap - c->len, c->fds + c->nfds,
+					 ARRAY_SIZE(c->fds) - c->nfds, &got);
 		if (r == -EAGAIN || r == -EINTR)
 			return;
 		if (r < 0) {

@@ -246,7 +246,8 @@ void init_exited(struct monitor *m)
 		for (char *p = tail; p && *p; p++)
 			if (*p == '\n' || *p == '\r')
 				*p = ' ';
-		set_reason(m, "failed: init exited with status %d right after the start; console: %s",
+		set_reason(m,
+			   "failed: init exited with status %d right after the start; console: %s",
 			   si.si_status, tail ? tail : "");
 		finish(m);
 		return;
