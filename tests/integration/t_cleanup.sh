@@ -1,13 +1,12 @@
 #!/bin/bash
-# tests/integration/t_cleanup.sh: what an instance owns outside its volume goes with it.
-# A running busybox container with a proxy device and a recorded exec has a run directory
-# (console.log, monitor.log, spec, proxy.* files), a log directory and a cgroup; after
-# `lxc delete -f`, and after a DELETE of a stopped one, none is left under the state dir's
-# run/ and logs/ nor in the cgroup tree, while another instance's stay. Then berthd is
-# SIGKILLed between the delete of the row and this cleanup (BERTH_TEST_PAUSE_AT
-# instance-delete-before-cleanup) and leftovers are made by hand (run and log directories,
-# a cgroup with a process in it): the next start removes them all and leaves the running
-# instance alone. TAP output.
+# tests/integration/t_cleanup.sh: what an instance owns goes with it. A running busybox
+# container with a proxy device and a recorded exec has a run directory (console.log,
+# monitor.log, spec, proxy.* files), a log directory, a cgroup, a monitor and a volume;
+# after `lxc delete -f`, and after a DELETE of a stopped one, none is left, while another
+# instance's stay. Then berthd is SIGKILLed between the delete of the row and this cleanup
+# (BERTH_TEST_PAUSE_AT instance-delete-before-cleanup) and leftovers are made by hand (run
+# and log directories, a cgroup with a process in it): the next start removes them all
+# and leaves the running instance alone. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -35,6 +34,7 @@ leftovers()
 	[ -e "$BERTH_DIR/logs/default_$1" ] && out+=" logs/default_$1"
 	[ "$(cgroups_of "$1")" -gt 0 ] && out+=" cgroup"
 	[ "$(monitors_of "$1")" -gt 0 ] && out+=" monitor"
+	[ -e "$BERTH_DIR/storage-pools/default/containers/default_$1" ] && out+=" volume"
 	echo "${out# }"
 }
 # launch NAME: a running busybox container with a proxy device and a recorded exec
@@ -62,8 +62,9 @@ for f in console.log monitor.log spec proxy.p1.spec proxy.p1.pid; do
 done
 ok "c1 has a log directory" test -d "$BERTH_DIR/logs/default_c1/exec-output"
 ok "c1 has a cgroup" test "$(cgroups_of c1)" -gt 0
+is "$(leftovers c1)" "run/default_c1 logs/default_c1 cgroup monitor volume" "what c1 owns is seen"
 check "lxc delete -f a running c1" lxc delete -f b:c1
-is "$(leftovers c1)" "" "nothing of c1 left under run/, logs/, the cgroups or as a monitor"
+is "$(leftovers c1)" "" "nothing of c1 left: run/, logs/, cgroups, monitor, volume"
 api GET /1.0/instances/c1
 is "$HTTP_STATUS" 404 "c1 is gone"
 
