@@ -21,6 +21,7 @@
 #include "daemon/api/stdio_socket.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/cleanup.h"
 #include "daemon/instance/container.h"
 #include "daemon/instance/snapshot.h"
 #include "daemon/network/managed.h"
@@ -363,6 +364,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	/* Containers that kept running while berthd was down are re-attached, dead ones
 	 * cleaned up, before anything is served. */
 	container_reconcile(d);
+	/* What a crash left of deleted instances (run and log directories, cgroups). */
+	cleanup_reconcile(d);
 	/* Snapshots that expired while berthd was down go before anything is served. */
 	snapshots_prune(d);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);

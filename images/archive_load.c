@@ -12,7 +12,7 @@
  * already treat as an error, and the others return a failure value. A libarchive
  * function that images/ starts to call needs a line here: until then the link fails
  * with an undefined reference to it. */
-#define LOG_CATEGORY "images"
+#define LOG_CATEGORY "archive"
 #include <archive.h>
 #include <archive_entry.h>
 #include <dlfcn.h>

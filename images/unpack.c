@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LOG_CATEGORY "images"
+#define LOG_CATEGORY "unpack"
 #include "images/unpack.h"
 #include "lib/log.h"
 #include "lib/utf8.h"

@@ -34,9 +34,10 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 # busybox-static: udhcpc, nslookup and nc in t_networks.sh.
 # apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
 # the generated profiles.
+# clang-format: `make format` and `make format-check` (.clang-format).
 TEST_DEPS=(
 	"${SETUP_DEPS[@]}"
-	libcmocka-dev clang libclang-rt-14-dev
+	libcmocka-dev clang libclang-rt-14-dev clang-format
 	lxd-client iproute2 util-linux python3 curl
 	debootstrap squashfs-tools xz-utils zstd
 	python3-pylxd

@@ -20,6 +20,7 @@
 
 #include "daemon/api/api.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/cleanup.h"
 #include "daemon/instance/container.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -30,7 +31,7 @@
 
 char *instance_logs_dir(const struct berth_daemon *d, const char *project, const char *name)
 {
-	return berth_strdup_printf("%s/logs/%s_%s", d->dir, project, name);
+	return cleanup_logs_dir(d, project, name);
 }
 
 /* ---- file names ---- */

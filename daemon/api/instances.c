@@ -24,6 +24,7 @@
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/cleanup.h"
 #include "daemon/instance/container.h"
 #include "daemon/instance/disk.h"
 #include "daemon/instance/nic.h"
@@ -505,7 +506,7 @@ static int run_delete(struct operation *op, void *data, struct berth_error *err)
 				 berth_error_msg(err, r));
 		berth_error_release(err);
 	}
-	instance_logs_remove(j->d, j->project, j->name);
+	cleanup_instance(j->d, j->project, j->name);
 	lifecycle(j, "instance-deleted", j->name, NULL);
 	return 0;
 }

@@ -5,7 +5,7 @@
  * bridge, nft or dnsmasq leaves no row; a failing commit is undone by hand. Links of
  * berthd's network namespace that are not managed networks are listed too, as LXD
  * lists the host's interfaces (managed: false), and can only be looked at. */
-#define LOG_CATEGORY "network"
+#define LOG_CATEGORY "networks"
 #include <pthread.h>
 #include <string.h>
 

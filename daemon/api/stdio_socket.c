@@ -4,7 +4,7 @@
  * readable: the request must come whole in that first message (berth sends one
  * sendmsg of under 200 bytes). A client that says nothing for STDIO_TIMEOUT_MS is
  * dropped. */
-#define LOG_CATEGORY "api"
+#define LOG_CATEGORY "stdio"
 #include "daemon/api/stdio_socket.h"
 
 #include <errno.h>

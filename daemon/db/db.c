@@ -1,7 +1,8 @@
-/* daemon/db/db.c: the database's life cycle (db_init, per-thread connections, shutdown)
- * and the helpers every other daemon/db/ file builds on: statement preparation and
- * binding, transactions, SQLite error mapping, and the key/value and device child
- * tables that projects, profiles and instances all use.
+/* daemon/db/db.c: the database's connections (the path db_init() sets, per-thread
+ * connections, shutdown) and the helpers every other daemon/db/ file builds on
+ * (db_internal.h): statement preparation and binding, transactions, SQLite error mapping,
+ * and the key/value and device child tables that projects, profiles and instances all
+ * use. It uses no other daemon/db/ file: init.c creates the schema and the defaults.
  *
  * Each thread owns one connection in a __thread variable, opened lazily against the
  * path db_init() recorded. SQLite connections must not be shared between threads
@@ -498,64 +499,12 @@ int db_devices_store(sqlite3 *db, const struct db_device_sql *sql, int64_t id,
 	return 0;
 }
 
-static int db_create_defaults(sqlite3 *db, const char *pool_source, struct berth_error *err)
+int db_path_set(const char *path, struct berth_error *err)
 {
-	json_auto_t *project_config = NULL, *profile = NULL, *pool_config = NULL;
-	int64_t project_id = 0;
-	int r;
-
-	/* LXD's default project enables every per-project feature. */
-	project_config = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "features.images", "true",
-				   "features.networks", "true", "features.networks.zones", "true",
-				   "features.profiles", "true", "features.storage.buckets", "true",
-				   "features.storage.volumes", "true");
-	profile = json_pack("{s:s, s:s, s:{}, s:{s:{s:s, s:s, s:s}}}", "name", "default",
-			    "description", "Default LXD profile", "config", "devices", "root",
-			    "type", "disk", "path", "/", "pool", "default");
-	pool_config = json_pack("{s:s}", "source", pool_source ? pool_source : "");
-	if (!project_config || !profile || !pool_config)
-		return db_oom(err);
-
-	r = db_project_insert(db, "default", "Default LXD project", project_config, &project_id,
-			      err);
-	if (r < 0)
-		return r;
-	r = db_profile_insert(db, project_id, profile, err);
-	if (r < 0)
-		return r;
-	return db_pool_insert(db, "default", "dir", "", pool_config, err);
-}
-
-static int db_setup(const char *pool_source, struct berth_error *err)
-{
-	sqlite3 *db = NULL;
-	int old_version = 0;
-	int r;
-
-	r = db_tx_begin(&db, err);
-	if (r < 0)
-		return r;
-	r = db_schema_update(db, &old_version, err);
-	if (r >= 0 && old_version == 0)
-		r = db_create_defaults(db, pool_source, err);
-	return db_tx_end(db, r, err);
-}
-
-int db_init(const char *path, const char *default_pool_source, struct berth_error *err)
-{
-	int r;
-
 	assert(path);
 	db_shutdown();
 	db_path = strdup(path);
-	if (!db_path)
-		return db_oom(err);
-	r = db_setup(default_pool_source, err);
-	if (r < 0) {
-		db_shutdown();
-		return r;
-	}
-	return 0;
+	return db_path ? 0 : db_oom(err);
 }
 
 int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret,

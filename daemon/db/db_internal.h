@@ -1,7 +1,7 @@
-/* daemon/db/db_internal.h: what the daemon/db/ files share and nobody else sees: the
- * per-thread connection, statement and transaction helpers, SQLite error mapping, the
- * key/value and device table helpers, and the cross-file insert functions used to
- * create the defaults.
+/* daemon/db/db_internal.h: what db.c gives the other daemon/db/ files and nobody else
+ * sees: the per-thread connection, statement and transaction helpers, SQLite error
+ * mapping, the key/value and device table helpers. What the table files give each other
+ * and init.c is in db_tables.h.
  *
  * Conventions: every helper returns >= 0 on success and -errno on failure with `err`
  * set (the sqlite3_errmsg text for SQLite failures). A statement lives in a
@@ -15,18 +15,14 @@
 
 #include "lib/error.h"
 
-/* ---- schema.c ---- */
-
-/* Bring the schema on `db` up to db_schema_version(). The caller holds a write
- * transaction; every pending migration runs inside it. `*ret_old_version` receives the
- * version found (0 for a new database). -EPROTO when the database is newer. */
-int db_schema_update(sqlite3 *db, int *ret_old_version, struct berth_error *err);
-
 /* ---- db.c: connections ---- */
 
 /* The calling thread's connection, opened (and configured) on first use. Borrowed:
  * it stays owned by the thread until db_thread_release(). -EINVAL before db_init(). */
 int db_conn(sqlite3 **ret, struct berth_error *err);
+
+/* Record the database's path (db_init()); closes the calling thread's connection. */
+int db_path_set(const char *path, struct berth_error *err);
 
 /* Statements prepared by the calling thread since it started (a test hook: proves that
  * listing does not issue one query per row). */
@@ -130,33 +126,6 @@ int db_devices_store(sqlite3 *db, const struct db_device_sql *sql, int64_t id,
 int db_devices_add_row(json_t *devices, const char *name, const char *type, const char *key,
 		       const char *value, struct berth_error *err);
 
-/* ---- lookups: -ENOENT with 'Project "x" not found' and the like ---- */
-
-int db_project_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err);
-int db_profile_id(sqlite3 *db, int64_t project_id, const char *name, int64_t *ret,
-		  struct berth_error *err);
-int db_pool_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err);
-/* Id of the project whose objects project `project_id` uses for `feature` (itself when
- * the feature is on, else "default"'s), as db_project_feature_project. */
-int db_project_feature_id(sqlite3 *db, int64_t project_id, const char *feature, int64_t *ret,
-			  struct berth_error *err);
-/* Inside the transaction that inserts an instance of `type` ("container",
- * "virtual-machine") into project `project_id` (named `project`): -EDQUOT (400, LXD's
- * message) when limits.instances or the type's limit has no room left. The API checks
- * first; this makes concurrent creations unable to pass a limit together. */
-int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project,
-			     const char *type, struct berth_error *err);
-
-/* ---- inserts used by db_init() for the defaults (caller holds the transaction) ---- */
-
-/* Insert project `name` (no profile: db_project_create adds its "default"). */
-int db_project_insert(sqlite3 *db, const char *name, const char *description,
-		      const json_t *config, int64_t *ret_id, struct berth_error *err);
-int db_profile_insert(sqlite3 *db, int64_t project_id, const json_t *profile,
-		      struct berth_error *err);
-int db_pool_insert(sqlite3 *db, const char *name, const char *driver, const char *description,
-		   const json_t *config, struct berth_error *err);
-
 /* ---- db.c: row collection ---- */
 
 /* Turns the current row of `stmt` into a new object in *ret. */
@@ -164,16 +133,3 @@ typedef int (*db_row_fn)(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct b
 /* Step `stmt` to its end, making each row an object with `fn`; *ret is the array. */
 int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret,
 	       struct berth_error *err);
-
-/* ---- instances.c and volumes.c, for snapshots.c (caller holds the transaction) ---- */
-
-int db_instance_lookup(sqlite3 *db, const char *project, const char *name,
-		       int64_t *ret_project_id, int64_t *ret_id, struct berth_error *err);
-int db_instance_load(sqlite3 *db, const char *project, const char *name, json_t **ret,
-		     struct berth_error *err);
-/* Insert `instance` (as db_instance_create) and return its id. */
-int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance,
-		       int64_t *ret_id, struct berth_error *err);
-/* A bare volume row (no config). -EEXIST (409) when taken. */
-int db_volume_insert(sqlite3 *db, int64_t pool_id, int64_t project_id, const char *name,
-		     const char *type, struct berth_error *err);

@@ -10,6 +10,7 @@
 
 #include "daemon/db/db.h"
 #include "daemon/db/db_internal.h"
+#include "daemon/db/db_tables.h"
 
 static const char *const migrations[] = {
 	/* 1: everything berthd 0.1 stores. */

@@ -9,6 +9,7 @@
 
 #include "daemon/db/db.h"
 #include "daemon/db/db_internal.h"
+#include "daemon/db/db_tables.h"
 #include "lib/json.h"
 #include "lib/util.h"
 

@@ -22,7 +22,7 @@
  *
  * Lifetime: the session frees itself once it is DONE, every handle went through its
  * close callback and every websocket reported on_close. */
-#define LOG_CATEGORY "exec"
+#define LOG_CATEGORY "exec_session"
 #include "daemon/instance/exec_session.h"
 
 #include <ctype.h>

@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LOG_CATEGORY "instances"
+#define LOG_CATEGORY "rootfs"
 #include "daemon/db/db.h"
 #include "daemon/instance/rootfs.h"
 #include "images/metadata.h"

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/db/db.h"
+#include "daemon/network/internal.h"
 #include "daemon/network/managed.h"
 #include "lib/json.h"
 #include "lib/macros.h"

@@ -19,7 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "daemon/network/managed.h"
+#include "daemon/network/internal.h"
 #include "lib/macros.h"
 #include "lib/util.h"
 

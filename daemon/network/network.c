@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/db/db.h"
+#include "daemon/network/internal.h"
 #include "daemon/network/managed.h"
 #include "daemon/network/network.h"
 #include "lib/json.h"
@@ -35,13 +36,6 @@ static void unlockp(pthread_mutex_t **m)
 #define LOCKED_SCOPE                                                                             \
 	_cleanup_(unlockp) pthread_mutex_t *_held = &network_lock;                               \
 	pthread_mutex_lock(_held)
-
-char *network_path(const struct berth_daemon *d, const char *name, const char *file)
-{
-	if (file)
-		return berth_strdup_printf("%s/networks/%s/%s", d->dir, name, file);
-	return berth_strdup_printf("%s/networks/%s", d->dir, name);
-}
 
 int network_apply(struct berth_daemon *d, const char *name, const json_t *config,
 		  struct berth_error *err)

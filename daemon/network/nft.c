@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/network/managed.h"
+#include "daemon/network/internal.h"
 #include "lib/macros.h"
 #include "lib/util.h"
 

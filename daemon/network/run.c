@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon/network/managed.h"
+#include "daemon/network/internal.h"
 #include "lib/macros.h"
 #include "lib/util.h"
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "daemon/db/db.h"
+#include "daemon/network/internal.h"
 #include "daemon/network/managed.h"
 #include "daemon/network/network.h"
 #include "lib/json.h"

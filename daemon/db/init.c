@@ -1,0 +1,69 @@
+/* daemon/db/init.c: db_init(): the database's path, its schema brought up to date
+ * (schema.c) and, in a new database, LXD's defaults: the "default" project with every
+ * feature on, its "default" profile and the "default" dir pool. Above the table files
+ * (projects.c, profiles.c, pools.c) whose inserts it uses, so that db.c, which they all
+ * build on, depends on none of them. */
+#include "daemon/db/db.h"
+
+#include <jansson.h>
+
+#include "daemon/db/db_internal.h"
+#include "daemon/db/db_tables.h"
+#include "lib/json.h"
+
+static int db_create_defaults(sqlite3 *db, const char *pool_source, struct berth_error *err)
+{
+	json_auto_t *project_config = NULL, *profile = NULL, *pool_config = NULL;
+	int64_t project_id = 0;
+	int r;
+
+	/* LXD's default project enables every per-project feature. */
+	project_config = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "features.images", "true",
+				   "features.networks", "true", "features.networks.zones", "true",
+				   "features.profiles", "true", "features.storage.buckets", "true",
+				   "features.storage.volumes", "true");
+	profile = json_pack("{s:s, s:s, s:{}, s:{s:{s:s, s:s, s:s}}}", "name", "default",
+			    "description", "Default LXD profile", "config", "devices", "root",
+			    "type", "disk", "path", "/", "pool", "default");
+	pool_config = json_pack("{s:s}", "source", pool_source ? pool_source : "");
+	if (!project_config || !profile || !pool_config)
+		return db_oom(err);
+
+	r = db_project_insert(db, "default", "Default LXD project", project_config, &project_id,
+			      err);
+	if (r < 0)
+		return r;
+	r = db_profile_insert(db, project_id, profile, err);
+	if (r < 0)
+		return r;
+	return db_pool_insert(db, "default", "dir", "", pool_config, err);
+}
+
+static int db_setup(const char *pool_source, struct berth_error *err)
+{
+	sqlite3 *db = NULL;
+	int old_version = 0;
+	int r;
+
+	r = db_tx_begin(&db, err);
+	if (r < 0)
+		return r;
+	r = db_schema_update(db, &old_version, err);
+	if (r >= 0 && old_version == 0)
+		r = db_create_defaults(db, pool_source, err);
+	return db_tx_end(db, r, err);
+}
+
+int db_init(const char *path, const char *default_pool_source, struct berth_error *err)
+{
+	int r = db_path_set(path, err);
+
+	if (r < 0)
+		return r;
+	r = db_setup(default_pool_source, err);
+	if (r < 0) {
+		db_shutdown();
+		return r;
+	}
+	return 0;
+}

@@ -1,0 +1,216 @@
+/* daemon/instance/cleanup.c: an instance's run directory, log directory and cgroup go with
+ * it (cleanup.h).
+ *
+ * A delete removes the row first (the commit point), then the volume, then what is here:
+ * berthd killed in between leaves files and cgroups that no row names any more, and nothing
+ * else would ever remove them. So at start the daemon lists its run/ and logs/ directories
+ * and its cgroup parent (berth-<hash>, named after the state directory, so that daemons
+ * with other state directories on the same host are never touched) and removes every
+ * entry that is not "<project>_<name>" of an instance in the database. */
+#define LOG_CATEGORY "cleanup"
+#include "daemon/instance/cleanup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "daemon/db/db.h"
+#include "daemon/instance/container.h"
+#include "daemon/runtime/cgroup.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "storage/driver.h"
+
+static const char *const cgroup_roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+
+char *cleanup_logs_dir(const struct berth_daemon *d, const char *project, const char *name)
+{
+	return berth_strdup_printf("%s/logs/%s_%s", d->dir, project, name);
+}
+
+/* rm -rf `dir` ("what" names it in the warning). 0 when it is gone or never was. */
+static int remove_dir(const char *who, const char *what, const char *dir)
+{
+	struct berth_error err = {0};
+	struct stat st;
+	int r;
+
+	if (lstat(dir, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = storage_remove_tree(dir, &err);
+	if (r < 0)
+		log_warn("Instance \"%s\": removing its %s \"%s\": %s, ignoring", who, what, dir,
+			 berth_error_msg(&err, r));
+	berth_error_release(&err);
+	return r;
+}
+
+/* Kill what is left in cgroup `rel` (relative to each hierarchy's root) and remove it. */
+static int remove_cgroup(const char *who, const char *rel)
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	int r = runtime_cgroup_open(rel, &cg);
+
+	if (r < 0)
+		return r;
+	if (!runtime_cgroup_is_empty(cg)) {
+		runtime_cgroup_kill(cg);
+		for (int i = 0; i < 50 && !runtime_cgroup_is_empty(cg); i++)
+			usleep(20000);
+	}
+	r = runtime_cgroup_destroy(cg);
+	if (r < 0)
+		log_warn("Instance \"%s\": removing its cgroup \"%s\": %s, ignoring", who, rel,
+			 strerror(-r));
+	return r;
+}
+
+/* Remove the run directory, log directory and cgroup named `entry` ("<project>_<name>"),
+ * `who` naming the instance in warnings. A monitor that still answers in the run
+ * directory is told to kill its container first. */
+static int remove_entry(const struct berth_daemon *d, const char *who, const char *entry)
+{
+	_cleanup_free_ char *rundir = berth_strdup_printf("%s/run/%s", d->dir, entry);
+	_cleanup_free_ char *logdir = berth_strdup_printf("%s/logs/%s", d->dir, entry);
+	_cleanup_free_ char *any = container_cgroup(d, "x", "x");
+	_cleanup_free_ char *rel = NULL, *reply = NULL;
+	char *slash = any ? strchr(any, '/') : NULL;
+	int r = 0, k;
+
+	if (!rundir || !logdir || !slash)
+		return -ENOMEM;
+	*slash = '\0';
+	rel = berth_strdup_printf("%s/%s", any, entry);
+	if (!rel)
+		return -ENOMEM;
+	if (container_request(rundir, "kill", 5, &reply, NULL) >= 0)
+		log_info("Instance \"%s\": its monitor still ran: killed", who);
+	k = remove_cgroup(who, rel);
+	r = k < 0 ? k : r;
+	k = remove_dir(who, "run directory", rundir);
+	r = k < 0 ? k : r;
+	k = remove_dir(who, "log directory", logdir);
+	return k < 0 ? k : r;
+}
+
+int cleanup_instance(const struct berth_daemon *d, const char *project, const char *name)
+{
+	_cleanup_free_ char *entry = berth_strdup_printf("%s_%s", project, name);
+
+	/* Test-only: the row and the volume are gone, the rest stays (t_cleanup.sh). */
+	berth_test_pause("instance-delete-before-cleanup");
+	if (!entry)
+		return -ENOMEM;
+	return remove_entry(d, name, entry);
+}
+
+/* ---- start-up reconcile ---- */
+
+/* Add the entries of directory `path` (all but dot files) to the set `found`. */
+static int list_dir(const char *path, json_t *found)
+{
+	DIR *dir = opendir(path);
+	struct dirent *de;
+	int r = 0;
+
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(dir)))
+		if (de->d_name[0] != '.' && json_object_set_new(found, de->d_name, json_true()) < 0)
+			r = -ENOMEM;
+	closedir(dir);
+	return r;
+}
+
+/* Add the cgroups of this daemon's parent in every hierarchy to `found`: under
+ * <root>/<parent> (unified) and <root>/<controller>/<parent> (v1). Only directories:
+ * the parent also holds the cgroup interface files. */
+static int list_cgroups(const struct berth_daemon *d, json_t *found)
+{
+	_cleanup_free_ char *any = container_cgroup(d, "x", "x");
+	char *slash = any ? strchr(any, '/') : NULL;
+
+	if (!slash)
+		return -ENOMEM;
+	*slash = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(cgroup_roots); i++) {
+		DIR *dir = opendir(cgroup_roots[i]);
+		struct dirent *de;
+
+		while (dir && (de = readdir(dir))) {
+			_cleanup_free_ char *p = NULL;
+			DIR *sub;
+			struct dirent *se;
+
+			if (de->d_type != DT_DIR || streq(de->d_name, ".."))
+				continue;
+			/* "." is the root itself: <root>/<parent> (the unified layout) */
+			p = berth_strdup_printf("%s/%s/%s", cgroup_roots[i], de->d_name, any);
+			sub = p ? opendir(p) : NULL;
+			while (sub && (se = readdir(sub)))
+				if (se->d_type == DT_DIR && se->d_name[0] != '.')
+					json_object_set_new(found, se->d_name, json_true());
+			if (sub)
+				closedir(sub);
+		}
+		if (dir)
+			closedir(dir);
+	}
+	return 0;
+}
+
+/* The set of "<project>_<name>" of every instance in the database. */
+static int known_entries(json_t **ret)
+{
+	json_auto_t *all = NULL, *known = json_object();
+	json_t *inst;
+	size_t i;
+	int r = db_instance_list(NULL, &all, NULL);
+
+	if (r < 0)
+		return r;
+	if (!known)
+		return -ENOMEM;
+	json_array_foreach(all, i, inst) {
+		_cleanup_free_ char *e = berth_strdup_printf("%s_%s",
+							     berth_json_string(inst, "project"),
+							     berth_json_string(inst, "name"));
+
+		if (!e || json_object_set_new(known, e, json_true()) < 0)
+			return -ENOMEM;
+	}
+	*ret = TAKE_PTR(known);
+	return 0;
+}
+
+int cleanup_reconcile(const struct berth_daemon *d)
+{
+	_cleanup_free_ char *run = berth_strdup_printf("%s/run", d->dir);
+	_cleanup_free_ char *logs = berth_strdup_printf("%s/logs", d->dir);
+	json_auto_t *known = NULL, *found = json_object();
+	const char *entry;
+	json_t *v;
+	int r, n = 0;
+
+	if (!run || !logs || !found)
+		return -ENOMEM;
+	r = known_entries(&known);
+	if (r < 0)
+		return log_error_errno(r, "Cannot list the instances to clean up after");
+	if (list_dir(run, found) < 0 || list_dir(logs, found) < 0 || list_cgroups(d, found) < 0)
+		log_warn("Cannot list all that instances left, ignoring");
+	json_object_foreach(found, entry, v) {
+		if (json_object_get(known, entry))
+			continue;
+		log_info("\"%s\" belongs to no instance: removing what is left of it", entry);
+		remove_entry(d, entry, entry);
+		n++;
+	}
+	container_cleanup_cgroups(d);
+	return n;
+}
