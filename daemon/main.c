@@ -23,6 +23,7 @@
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/expand.h"
 #include "daemon/network/managed.h"
 #include "daemon/host.h"
 #include "images/store.h"
@@ -480,7 +481,7 @@ int main(int argc, char **argv)
 	if (d.stdio_path)
 		unlink(d.stdio_path);
 	db_shutdown();
-	api_instance_cache_release();
+	instance_expand_cache_release();
 	json_decref(d.environment);
 	uv_loop_close(d.loop);
 	free(d.socket_path);

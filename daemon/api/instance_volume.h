@@ -34,10 +34,3 @@ int api_snapshots_schedule(struct berth_daemon *d, time_t minute);
 /* Loop thread, once a minute: api_snapshots_schedule, then api_snapshots_prune, on the
  * thread pool. */
 void api_snapshots_tick(struct berth_daemon *d, time_t minute);
-
-/* The instance object (db row) with expanded_config and expanded_devices, the caller's
- * to change. Blocking, except when it was loaded since the database last changed. */
-int api_instance_load_expanded(const char *project, const char *name, json_t **ret,
-			       struct berth_error *err);
-/* Forget what api_instance_load_expanded keeps. At exit. */
-void api_instance_cache_release(void);
