@@ -255,7 +255,6 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
 	_cleanup_free_ char *gen = NULL;
-	json_auto_t *existing = NULL;
 	json_t *profiles, *source, *obj;
 	const char *name, *stype, *type, *arch;
 	const struct instance_driver *drv = NULL;
@@ -294,22 +293,6 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	profiles = json_object_get(req->body, "profiles");
 	profiles = profiles && !json_is_null(profiles) ? json_incref(profiles)
 						       : json_pack("[s]", "default");
-	r = instance_check_profiles(req->project, profiles, err);
-	if (r < 0) {
-		json_decref(profiles);
-		return r;
-	}
-	r = db_instance_get(req->project, name, &existing, err);
-	if (r == 0) {
-		json_decref(profiles);
-		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				       "Instance \"%s\" already exists", name);
-	}
-	if (r != -ENOENT) {
-		json_decref(profiles);
-		return r;
-	}
-	berth_error_release(err);
 	arch = berth_json_string(req->body, "architecture");
 	if (!arch || !*arch)
 		arch = json_string_value(
@@ -329,11 +312,11 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		return -ENOMEM;
 	}
 	j->object = obj;
-	r = 0;
-	if (streq(stype, "image")) {
+	r = instance_create_check(j, err);
+	if (r >= 0 && streq(stype, "image")) {
 		r = instance_prepare_image(j, req->body, source, err);
 		run = instance_create_image_run;
-	} else if (streq(stype, "copy")) {
+	} else if (r >= 0 && streq(stype, "copy")) {
 		r = instance_prepare_copy(j, req->body, source, err);
 		run = instance_copy_run;
 	}
@@ -546,7 +529,6 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
 	json_auto_t *cur = NULL;
-	json_auto_t *other = NULL;
 	const struct instance_driver *drv = NULL;
 	const char *name;
 	struct instance_job *j;
@@ -567,19 +549,16 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 	r = db_instance_get(req->project, req->params[0], &cur, err);
 	if (r < 0)
 		return r;
-	if (instance_running(req->d, req->project, cur))
-		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
-				       "Renaming of running instance not allowed");
-	r = db_instance_get(req->project, name, &other, err);
-	if (r == 0)
-		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				       "Name \"%s\" already in use", name);
-	berth_error_release(err);
 	record_driver(cur, &drv);
 	j = instance_job_new(req->d, req->project, req->params[0], drv);
 	if (!j || !(j->new_name = strdup(name))) {
 		instance_job_free(j);
 		return -ENOMEM;
+	}
+	r = instance_rename_check(j, err);
+	if (r < 0) {
+		instance_job_free(j);
+		return r;
 	}
 	return start_volume_job(req, resp, j, "Renaming instance", run_rename, err);
 }
@@ -589,25 +568,20 @@ static int delete_instance(struct api_request *req, struct api_response *resp,
 {
 	json_auto_t *cur = NULL;
 	const struct instance_driver *drv = NULL;
-	const char *prot;
 	struct instance_job *j;
 	int r = db_instance_get(req->project, req->params[0], &cur, err);
 
 	if (r < 0)
 		return r;
-	if (instance_running(req->d, req->project, cur))
-		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
-				       "The instance \"%s\" is currently running, stop it first "
-				       "or use --force", req->params[0]);
-	prot = berth_json_string(json_object_get(cur, "config"), "security.protection.delete");
-	if (prot && (streq(prot, "true") || streq(prot, "1")))
-		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
-				       "Instance \"%s\" is protected "
-				       "(security.protection.delete)", req->params[0]);
 	record_driver(cur, &drv);
 	j = instance_job_new(req->d, req->project, req->params[0], drv);
 	if (!j)
 		return -ENOMEM;
+	r = instance_delete_check(j, cur, err);
+	if (r < 0) {
+		instance_job_free(j);
+		return r;
+	}
 	return start_volume_job(req, resp, j, "Deleting instance", run_delete, err);
 }
 

@@ -69,6 +69,61 @@ int instance_check_profiles(const char *project, const json_t *profiles,
 	return 0;
 }
 
+static bool job_running(const struct instance_job *j)
+{
+	return j->drv && j->drv->power(j->d, j->project, j->name, NULL) != INSTANCE_STOPPED;
+}
+
+int instance_create_check(const struct instance_job *j, struct berth_error *err)
+{
+	json_auto_t *existing = NULL;
+	int r = instance_check_profiles(j->project, json_object_get(j->object, "profiles"), err);
+
+	if (r < 0)
+		return r;
+	r = db_instance_get(j->project, j->name, &existing, err);
+	if (r == 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				       "Instance \"%s\" already exists", j->name);
+	if (r != -ENOENT)
+		return r;
+	berth_error_release(err);
+	return 0;
+}
+
+int instance_rename_check(const struct instance_job *j, struct berth_error *err)
+{
+	json_auto_t *other = NULL;
+	int r;
+
+	if (job_running(j))
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "Renaming of running instance not allowed");
+	r = db_instance_get(j->project, j->new_name, &other, err);
+	if (r == 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				       "Name \"%s\" already in use", j->new_name);
+	berth_error_release(err);
+	return 0;
+}
+
+int instance_delete_check(const struct instance_job *j, const json_t *inst,
+			  struct berth_error *err)
+{
+	const char *prot;
+
+	if (job_running(j))
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "The instance \"%s\" is currently running, stop it first "
+				       "or use --force", j->name);
+	prot = berth_json_string(json_object_get(inst, "config"), "security.protection.delete");
+	if (prot && (streq(prot, "true") || streq(prot, "1")))
+		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
+				       "Instance \"%s\" is protected "
+				       "(security.protection.delete)", j->name);
+	return 0;
+}
+
 /* ---- operations ---- */
 
 void instance_job_free(void *p)
@@ -138,7 +193,7 @@ int instance_update_run(struct operation *op, void *data, struct berth_error *er
 {
 	struct instance_job *j = data;
 	json_auto_t *stored = NULL, *before = NULL, *after = NULL;
-	bool running = j->drv && j->drv->power(j->d, j->project, j->name, NULL) != INSTANCE_STOPPED;
+	bool running = job_running(j);
 	int r = db_instance_get(j->project, j->name, &stored, err);
 
 	if (r >= 0)

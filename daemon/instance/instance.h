@@ -64,6 +64,15 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
  * from the source's config and devices; j->src_name, j->src_snap, j->snapshots set. */
 int instance_prepare_copy(struct instance_job *j, const json_t *body, const json_t *source,
 			  struct berth_error *err);
+/* Creation of j->name (j->object built): the profiles it names exist (400) and no
+ * instance has that name (409 "Instance \"NAME\" already exists"). */
+int instance_create_check(const struct instance_job *j, struct berth_error *err);
+/* Rename to j->new_name: the instance does not run (400) and the name is free (409). */
+int instance_rename_check(const struct instance_job *j, struct berth_error *err);
+/* Delete of stored instance `inst`: it does not run (400 pointing at --force) and
+ * security.protection.delete is off (400). */
+int instance_delete_check(const struct instance_job *j, const json_t *inst,
+			  struct berth_error *err);
 /* volatile.* keys are the server's: copy those of `cur` that `next`'s config lacks. */
 void instance_keep_volatile(const json_t *cur, json_t *next);
 /* A state change `action` makes sense now: 400 "The instance is already running" ... */

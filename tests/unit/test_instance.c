@@ -457,8 +457,12 @@ static void test_create_empty(void **state)
 	assert_string_equal(berth_json_string(json_object_get(inst, "config"), "user.k"), "v");
 	assert_int_equal(count_rows(f, "storage_volumes"), 0);
 
-	/* The same name again: the db refuses, what exists stays. */
+	/* The same name again: refused by the check (409), and by the db had it raced. */
 	j = create_job(f, "c1", false);
+	assert_int_equal(instance_create_check(j, &err), -EEXIST);
+	assert_int_equal(err.code, BERTH_ERR_CONFLICT);
+	assert_string_equal(err.msg, "Instance \"c1\" already exists");
+	berth_error_release(&err);
 	assert_true(instance_create_run(NULL, j, &err) < 0);
 	berth_error_release(&err);
 	instance_job_free(j);
