@@ -24,6 +24,7 @@
 #include "daemon/instance/cleanup.h"
 #include "daemon/instance/container.h"
 #include "daemon/instance/snapshot.h"
+#include "daemon/instance/expand.h"
 #include "daemon/network/managed.h"
 #include "daemon/storage/pools.h"
 #include "daemon/host.h"
@@ -490,7 +491,7 @@ int main(int argc, char **argv)
 	if (d.stdio_path)
 		unlink(d.stdio_path);
 	db_shutdown();
-	api_instance_cache_release();
+	instance_expand_cache_release();
 	json_decref(d.environment);
 	uv_loop_close(d.loop);
 	free(d.socket_path);

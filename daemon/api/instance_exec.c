@@ -17,6 +17,7 @@
 #include "daemon/api/instance_logs.h"
 #include "daemon/instance/volume.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/expand.h"
 #include "daemon/instance/exec_session.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -51,7 +52,7 @@ static int check_running(struct api_request *req, json_t **ret_inst, pid_t *ret_
 {
 	json_t *inst = NULL;
 	enum container_power p;
-	int r = api_instance_load_expanded(req->project, req->params[0], &inst, err);
+	int r = instance_expand_load(req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;

@@ -7,8 +7,8 @@
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
-#include "daemon/instance/container.h"
-#include "daemon/instance/proxy.h"
+#include "daemon/instance/expand.h"
+#include "daemon/instance/instance.h"
 #include "lib/json.h"
 #include "lib/util.h"
 
@@ -170,9 +170,9 @@ static int running_users(struct berth_daemon *d, const char *project, const char
 		json_array_foreach(json_object_get(inst, "profiles"), k, p)
 			uses |= json_is_string(p) && streq(json_string_value(p), name);
 		if (!uses || !iname || api_profile_project(ip, &pp, NULL) < 0 ||
-		    !streq(pp, project) || container_power(d, ip, iname, NULL) == CONTAINER_STOPPED)
+		    !streq(pp, project) || !instance_running(d, ip, inst))
 			continue;
-		r = api_instance_load_expanded(ip, iname, &e, err);
+		r = instance_expand_load(ip, iname, &e, err);
 		if (r < 0)
 			return r;
 		json_array_append_new(out, json_pack("{s:s, s:o}", "project", ip, "inst", e));
@@ -219,20 +219,20 @@ static int users_apply(struct berth_daemon *d, const json_t *users, char **ret_n
 		const char *iname = berth_json_string(before, "name");
 		json_t *after = NULL;
 
-		r = api_instance_load_expanded(ip, iname, &after, err);
+		r = instance_expand_load(ip, iname, &after, err);
 		if (r >= 0)
-			r = container_update_limits(d, ip, before, after, err);
+			r = instance_update_limits(d, ip, before, after, err);
 		if (r < 0) {
 			json_decref(after);
 			berth_error_wrap(err, r, "Failed to update instance \"%s\"", iname);
 			break;
 		}
 		json_array_append_new(done, after);
-		notice_add(ret_notice, container_next_start_notice(d, ip, before, after));
+		notice_add(ret_notice, instance_next_start_notice(d, ip, before, after));
 	}
 	if (r < 0)
 		json_array_foreach(done, i, u)
-			container_update_limits(
+			instance_update_limits(
 				d, berth_json_string(json_array_get(users, i), "project"), u,
 				json_object_get(json_array_get(users, i), "inst"), NULL);
 	return r < 0 ? r : 0;
@@ -284,12 +284,14 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 		r = db_profile_update(project, req->params[0], next, err);
 	if (r < 0)
 		return r;
+	instance_expand_invalidate();
 	r = users_apply(req->d, users, &notice, err);
 	if (r < 0) {
 		db_profile_update(project, req->params[0], cur, NULL);
+		instance_expand_invalidate();
 		return r;
 	}
-	proxy_profile_updated(req->d, req->params[0]); /* running instances' proxy devices */
+	instance_profile_updated(req->d, req->params[0]); /* running instances' proxy devices */
 	url = api_url("profiles", req->params[0], req->project);
 	events_lifecycle(req->d->events, req->project, "profile-updated", url, NULL);
 	return api_sync(resp, notice ? json_pack("{s:s}", "warning", notice) : NULL);
@@ -330,6 +332,7 @@ static int rename_profile(struct api_request *req, struct api_response *resp,
 	r = db_profile_rename(project, req->params[0], name, err);
 	if (r < 0)
 		return r;
+	instance_expand_invalidate();
 	url = api_url("profiles", name, req->project);
 	events_lifecycle(req->d->events, req->project, "profile-renamed", url,
 			 json_pack("{s:s}", "old_name", req->params[0]));
@@ -348,6 +351,7 @@ static int delete_profile(struct api_request *req, struct api_response *resp,
 	r = db_profile_delete(project, req->params[0], err);
 	if (r < 0)
 		return r;
+	instance_expand_invalidate();
 	url = api_url("profiles", req->params[0], req->project);
 	events_lifecycle(req->d->events, req->project, "profile-deleted", url, NULL);
 	return api_sync(resp, NULL);

@@ -29,10 +29,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon/api/api.h"
 #include "daemon/instance/volume.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/disk.h"
+#include "daemon/instance/expand.h"
 #include "daemon/instance/nic.h"
 #include "daemon/instance/proxy.h"
 #include "daemon/runtime/cgroup.h"
@@ -48,30 +48,6 @@
 #define SUBID_DEFAULT_COUNT 1000000000
 
 /* ---- paths ---- */
-
-char *container_rundir(const struct berth_daemon *d, const char *project, const char *name)
-{
-	return berth_strdup_printf("%s/run/%s_%s", d->dir, project, name);
-}
-
-char *container_spec_path(const struct berth_daemon *d, const char *project, const char *name)
-{
-	return berth_strdup_printf("%s/run/%s_%s/spec", d->dir, project, name);
-}
-
-json_t *container_devices_diff(const json_t *a, const json_t *b,
-			       bool (*keep)(const json_t *dev))
-{
-	const json_t *bdevs = json_object_get(b, "expanded_devices");
-	json_t *out = json_object();
-	const char *devname;
-	json_t *dev;
-
-	json_object_foreach(json_object_get(a, "expanded_devices"), devname, dev)
-		if (out && keep(dev) && !json_equal(dev, json_object_get(bdevs, devname)))
-			json_object_set(out, devname, dev);
-	return out;
-}
 
 char *container_cgroup(const struct berth_daemon *d, const char *project, const char *name)
 {
@@ -808,7 +784,7 @@ void container_cleanup_cgroups(const struct berth_daemon *d)
 static void lifecycle(struct berth_daemon *d, const char *project, const char *name,
 		      const char *action)
 {
-	_cleanup_free_ char *url = api_url("instances", name, project);
+	_cleanup_free_ char *url = instance_url(project, name);
 
 	events_lifecycle(d->events, project, action, url, NULL);
 }
@@ -995,7 +971,7 @@ int container_restart(struct berth_daemon *d, const char *project, const char *n
 				    "the stop",
 				    name);
 	if (r >= 0)
-		r = api_instance_load_expanded(project, name, &inst, err);
+		r = instance_expand_load(project, name, &inst, err);
 	if (r >= 0)
 		r = container_start(d, project, inst, err);
 	if (r < 0)

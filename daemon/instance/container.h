@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "daemon/daemon.h"
+#include "daemon/instance/common.h"
 #include "lib/error.h"
 
 enum container_power {
@@ -22,14 +23,6 @@ enum container_power {
 	CONTAINER_POWER_MAX,
 };
 
-/* $BERTH_DIR/run/<project>_<name> (new string). */
-char *container_rundir(const struct berth_daemon *d, const char *project, const char *name);
-/* The spec file in that run directory (new string). */
-char *container_spec_path(const struct berth_daemon *d, const char *project, const char *name);
-/* The devices of expanded instance `a` for which `keep` is true and that `b` lacks or has
- * differently: a new object devname -> device (shared references); NULL when out of memory. */
-json_t *container_devices_diff(const json_t *a, const json_t *b,
-			       bool (*keep)(const json_t *dev));
 /* The cgroup path of doc/runtime.md (new string). */
 char *container_cgroup(const struct berth_daemon *d, const char *project, const char *name);
 /* The berth-monitor binary: $BERTH_MONITOR, <exe dir>/../libexec/berth/berth-monitor,

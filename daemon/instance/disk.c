@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "daemon/db/db.h"
-#include "daemon/instance/container.h"
+#include "daemon/instance/common.h"
 #include "daemon/runtime/idmap.h"
 #include "daemon/runtime/mounts.h"
 #include "lib/json.h"
@@ -495,7 +495,7 @@ static int plug(struct berth_daemon *d, const char *project, struct runtime_spec
 	return 0;
 }
 
-int disk_hotplug(struct berth_daemon *d, const char *project, const json_t *before,
+int disk_hotplug(struct berth_daemon *d, const char *project, pid_t pid, const json_t *before,
 		 const json_t *after, struct berth_error *err)
 {
 	const char *name = berth_json_string(after, "name");
@@ -504,14 +504,13 @@ int disk_hotplug(struct berth_daemon *d, const char *project, const json_t *befo
 	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = NULL;
 	_cleanup_free_ char *specpath = NULL;
 	struct ct_ns ns = {.mntns = -EBADF, .userns = -EBADF};
-	pid_t pid = 0;
 	int r, w;
 
 	if (!gone || !added)
 		return -ENOMEM;
 	if (!json_object_size(gone) && !json_object_size(added))
 		return 0;
-	if (container_power(d, project, name, &pid) == CONTAINER_STOPPED || pid <= 0)
+	if (pid <= 0)
 		return 0; /* it stopped meanwhile: the next start mounts them */
 	specpath = container_spec_path(d, project, name);
 	if (!specpath)

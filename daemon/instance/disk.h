@@ -27,7 +27,7 @@ int disk_spec_build(struct runtime_spec *spec, struct berth_daemon *d, const cha
 /* A running container's instance changed from `before` to `after` (both expanded): disk
  * devices that went away (or changed) are unmounted inside it, new or changed ones
  * mounted there, and the spec on disk rewritten to what is mounted now, so that a restart
- * keeps them. Calling it again with the arguments swapped undoes a failed call. Worker
- * thread. */
-int disk_hotplug(struct berth_daemon *d, const char *project, const json_t *before,
+ * keeps them. Calling it again with the arguments swapped undoes a failed call. `pid` is
+ * its PID 1 as the caller just read it (<= 0: stopped, nothing to do). Worker thread. */
+int disk_hotplug(struct berth_daemon *d, const char *project, pid_t pid, const json_t *before,
 		 const json_t *after, struct berth_error *err);

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/db/db.h"
-#include "daemon/instance/container.h"
+#include "daemon/instance/common.h"
 #include "daemon/network/network.h"
 #include "daemon/runtime/net.h"
 #include "lib/json.h"
@@ -460,7 +460,7 @@ static const char *inside_name(const char *devname, const json_t *dev)
 	return berth_json_string(dev, "name") ?: devname;
 }
 
-int nic_hotplug(struct berth_daemon *d, const char *project, const json_t *before,
+int nic_hotplug(struct berth_daemon *d, const char *project, pid_t pid, const json_t *before,
 		const json_t *after, struct berth_error *err)
 {
 	const char *name = berth_json_string(after, "name");
@@ -475,14 +475,13 @@ int nic_hotplug(struct berth_daemon *d, const char *project, const json_t *befor
 	const char *devname;
 	json_t *dev;
 	char path[64];
-	pid_t pid = 0;
 	int r;
 
 	if (!gone || !added)
 		return -ENOMEM;
 	if (!json_object_size(gone) && !json_object_size(added))
 		return 0;
-	if (container_power(d, project, name, &pid) == CONTAINER_STOPPED || pid <= 0)
+	if (pid <= 0)
 		return 0; /* it stopped meanwhile: the next start builds the NICs */
 	specpath = container_spec_path(d, project, name);
 	if (!specpath)

@@ -28,8 +28,9 @@ int nic_spec_build(struct berth_daemon *d, const char *project, const json_t *in
 
 /* A running container's instance changed from `before` to `after` (both expanded): NICs
  * that went away are removed from its namespace, new or changed ones created there, the
- * spec on disk rewritten so that a reboot from inside keeps them. Worker thread. */
-int nic_hotplug(struct berth_daemon *d, const char *project, const json_t *before,
+ * spec on disk rewritten so that a reboot from inside keeps them. `pid` is its PID 1 as
+ * the caller just read it (<= 0: stopped, nothing to do). Worker thread. */
+int nic_hotplug(struct berth_daemon *d, const char *project, pid_t pid, const json_t *before,
 		const json_t *after, struct berth_error *err);
 
 /* Drop the leases of the NICs of `before` that `after` (NULL: the instance is deleted)

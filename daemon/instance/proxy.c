@@ -25,7 +25,8 @@
 
 #include "daemon/instance/volume.h"
 #include "daemon/db/db.h"
-#include "daemon/instance/container.h"
+#include "daemon/instance/common.h"
+#include "daemon/instance/expand.h"
 #include "daemon/proxy/addr.h"
 #include "daemon/proxy/nft.h"
 #include "lib/json.h"
@@ -527,39 +528,11 @@ int proxy_instance_updated(struct berth_daemon *d, const char *project, const ch
 			   struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
-	int r;
+	int r = instance_expand_load(project, name, &inst, err);
 
-	if (container_power(d, project, name, NULL) == CONTAINER_STOPPED)
-		return 0;
-	r = api_instance_load_expanded(project, name, &inst, err);
 	if (r < 0)
 		return r;
 	return proxy_sync(d, project, name, json_object_get(inst, "expanded_devices"), err);
-}
-
-void proxy_profile_updated(struct berth_daemon *d, const char *profile)
-{
-	json_auto_t *all = NULL;
-	json_t *inst;
-	size_t i;
-
-	if (db_instance_list(NULL, &all, NULL) < 0)
-		return;
-	json_array_foreach(all, i, inst) {
-		const char *project = berth_json_string(inst, "project");
-		const char *name = berth_json_string(inst, "name");
-		struct berth_error err = {0};
-		json_t *p;
-		size_t k;
-		bool uses = false;
-
-		json_array_foreach(json_object_get(inst, "profiles"), k, p)
-			uses |= json_is_string(p) && streq(json_string_value(p), profile);
-		if (uses && project && name && proxy_instance_updated(d, project, name, &err) < 0)
-			log_warn("Instance \"%s\" after profile \"%s\" changed: %s, ignoring", name,
-				 profile, berth_error_msg(&err, -EIO));
-		berth_error_release(&err);
-	}
 }
 
 void proxy_stop_all(struct berth_daemon *d, const char *project, const char *name)

@@ -24,15 +24,11 @@ int proxy_device_check(const char *name, const json_t *dev, struct berth_error *
 int proxy_sync(struct berth_daemon *d, const char *project, const char *name,
 	       const json_t *devices, struct berth_error *err);
 
-/* The instance's devices changed (PUT, PATCH): when it runs, proxy_sync with its newly
- * expanded devices. Blocking. */
+/* The devices of a running instance changed (PUT, PATCH, a profile): proxy_sync with its
+ * newly expanded devices. The caller knows it runs (the instance driver's
+ * update_proxies). Blocking. */
 int proxy_instance_updated(struct berth_daemon *d, const char *project, const char *name,
 			   struct berth_error *err);
-
-/* A profile's devices may have changed: proxy_instance_updated for every instance that
- * uses it (same-named profiles of other projects included: a sync that changes nothing
- * keeps every helper). Failures are logged. Blocking. */
-void proxy_profile_updated(struct berth_daemon *d, const char *profile);
 
 /* The container stopped (or never ran): every helper of it stopped, their files and the
  * nat table removed. Idempotent; blocking. */

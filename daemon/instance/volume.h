@@ -20,9 +20,3 @@ void instance_volume_release(struct instance_volume *v);
 int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
 			 struct instance_volume *ret, struct berth_error *err);
 
-/* The instance object (db row) with expanded_config and expanded_devices, the caller's
- * to change. Blocking, except when it was loaded since the database last changed. */
-int api_instance_load_expanded(const char *project, const char *name, json_t **ret,
-			       struct berth_error *err);
-/* Forget what api_instance_load_expanded keeps. At exit. */
-void api_instance_cache_release(void);

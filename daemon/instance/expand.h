@@ -1,0 +1,30 @@
+/* daemon/instance/expand.h: profile expansion. An instance's expanded_config and
+ * expanded_devices are its profiles' config and devices, in the order the instance lists
+ * them, under its own. The expanded objects loaded last are cached here; whoever changes
+ * what an expansion reads (a profile, a project's features.profiles) calls
+ * instance_expand_invalidate(). */
+#pragma once
+
+#include <jansson.h>
+
+#include "lib/error.h"
+
+/* name -> profile object of the profiles instances of `project` use (the project's own
+ * with features.profiles, else the "default" project's): a new object in *ret. -ENOENT
+ * when the project does not exist. Blocking. */
+int instance_expand_profiles(const char *project, json_t **ret, struct berth_error *err);
+
+/* Add expanded_config, expanded_devices and location to the instance object `inst` (a db
+ * row) from `profiles` (as instance_expand_profiles gives them). Profiles it names that
+ * `profiles` lacks are skipped. -ENOMEM leaves `inst` as it was. */
+int instance_expand(json_t *inst, const json_t *profiles);
+
+/* The instance object (db row) with expanded_config and expanded_devices, the caller's
+ * to change. Blocking, except when it was loaded since the database last changed. */
+int instance_expand_load(const char *project, const char *name, json_t **ret,
+			 struct berth_error *err);
+
+/* Forget every cached expansion: a profile or a project changed. Any thread. */
+void instance_expand_invalidate(void);
+/* Free the cache. At exit. */
+void instance_expand_cache_release(void);
