@@ -439,7 +439,7 @@ bool operation_cancelled(struct operation *op)
 
 const atomic_bool *operation_cancel_flag(struct operation *op)
 {
-	return &op->cancel_flag;
+	return op ? &op->cancel_flag : NULL;
 }
 
 void operation_set_metadata(struct operation *op, json_t *metadata)

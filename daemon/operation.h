@@ -92,7 +92,8 @@ json_t *operation_render(struct operation *op);
 bool operation_done(struct operation *op);
 bool operation_cancelled(struct operation *op);
 /* The same as a flag that long work below the daemon (storage, images) can look at
- * without knowing operations: true once a cancel was accepted. Lives as long as `op`. */
+ * without knowing operations: true once a cancel was accepted. Lives as long as `op`;
+ * NULL (never cancelled) without an operation. */
 const atomic_bool *operation_cancel_flag(struct operation *op);
 /* Loop thread: end a loop-driven operation: Success when r is 0, else Failure with
  * err's message. Idempotent. */
