@@ -14,6 +14,7 @@
  * waitid(P_PIDFD). */
 #include "lib/spawn.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -57,7 +58,7 @@ int berth_program_find(const char *name, char **ret)
 	}
 	if (berth_startswith(name, "berth-") && strlen(name) < sizeof(env_var) - 6) {
 		for (size_t i = 6; name[i]; i++)
-			env_var[i] = name[i] == '-' ? '_' : (char)(name[i] & ~0x20);
+			env_var[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
 		env_var[strlen(name)] = '\0';
 		return berth_helper_binary(name, env_var, ret);
 	}

@@ -381,6 +381,11 @@ static void test_program_find(void **state)
 	assert_string_equal(p, "/bin/true");
 	free(p);
 	unsetenv("BERTH_TEST_HELPER");
+	setenv("BERTH_HELPER2", "/bin/false", 1);
+	assert_int_equal(berth_program_find("berth-helper2", &p), 0);
+	assert_string_equal(p, "/bin/false");
+	free(p);
+	unsetenv("BERTH_HELPER2");
 	assert_int_equal(berth_program_find("berth-test-helper", &p), -ENOENT);
 }
 
