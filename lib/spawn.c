@@ -207,9 +207,9 @@ static pid_t spawn_clone(struct spawn_plan *p, int *ret_pidfd)
 /* The per-run state of the parent. */
 struct spawn_run {
 	struct spawn_plan plan;
-	char *path;	   /* owned */
-	int own[4];	   /* owned descriptors to close after the start (null, memfd...) */
-	int pipe_r[3];	   /* our ends of the capture pipes (1, 2), -EBADF when none */
+	char *path;    /* owned */
+	int own[4];    /* owned descriptors to close after the start (null, memfd...) */
+	int pipe_r[3]; /* our ends of the capture pipes (1, 2), -EBADF when none */
 	int pidfd;
 	pid_t pid;
 };
@@ -319,8 +319,9 @@ static int spawn_begin(struct spawn_run *r, const struct berth_spawn *s, bool de
 	r->plan.nfds = 3 + (int)s->n_extra_fds;
 	r->plan.path = r->path;
 	r->plan.argv = (char *const *)s->argv;
-	r->plan.envp = (s->flags & BERTH_SPAWN_INHERIT_ENV) ? environ
-			: (char *const *)(s->env ? s->env : berth_spawn_env_default);
+	r->plan.envp = (s->flags & BERTH_SPAWN_INHERIT_ENV)
+			       ? environ
+			       : (char *const *)(s->env ? s->env : berth_spawn_env_default);
 	r->plan.flags = s->flags;
 	if (pipe2(ep, O_CLOEXEC) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
@@ -563,7 +564,7 @@ int berth_spawn_run(struct berth_spawn *s, struct berth_error *err)
 	struct capture cap[3] = {{0}};
 	struct deadline d = {.at = -1,
 			     .kill_after_ms = s->kill_after_ms > 0 ? s->kill_after_ms
-								  : SPAWN_KILL_AFTER_MS};
+								   : SPAWN_KILL_AFTER_MS};
 	const char *name = s->argv && s->argv[0] ? s->argv[0] : "";
 	struct spawn_run r;
 	int rc;
@@ -632,8 +633,8 @@ int berth_spawn_check(const struct berth_spawn *s, const char *what, struct bert
 	if (s->exit_code == 0 && !s->term_signal)
 		return 0;
 	if (s->term_signal)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-				       "\"%s\" killed by signal %d", name, s->term_signal);
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "\"%s\" killed by signal %d",
+				       name, s->term_signal);
 	berth_spawn_tail(s, tail, sizeof(tail));
 	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "\"%s\" failed (exit status %d): %s",
 			       name, s->exit_code, tail[0] ? tail : "no output");

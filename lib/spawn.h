@@ -67,23 +67,23 @@ struct berth_spawn {
 	const char *input;	 /* stdin's content (io[0] DEFAULT), passed in a memfd */
 	size_t input_len;
 	enum berth_spawn_io io[3];
-	int fds[3];		/* for io[i] == BERTH_SPAWN_FD */
-	const int *extra_fds;	/* borrowed, become the child's 3, 4, ... */
-	size_t n_extra_fds;	/* at most 8 */
-	size_t capture_max;	/* bytes kept per captured stream; 0: BERTH_SPAWN_CAPTURE_MAX */
-	int timeout_ms;		/* berth_spawn_run: 0 = none */
-	int kill_after_ms;	/* from SIGTERM to SIGKILL; 0: 2000 */
-	unsigned flags;		/* BERTH_SPAWN_* */
+	int fds[3];	      /* for io[i] == BERTH_SPAWN_FD */
+	const int *extra_fds; /* borrowed, become the child's 3, 4, ... */
+	size_t n_extra_fds;   /* at most 8 */
+	size_t capture_max;   /* bytes kept per captured stream; 0: BERTH_SPAWN_CAPTURE_MAX */
+	int timeout_ms;	      /* berth_spawn_run: 0 = none */
+	int kill_after_ms;    /* from SIGTERM to SIGKILL; 0: 2000 */
+	unsigned flags;	      /* BERTH_SPAWN_* */
 
 	/* ---- results of berth_spawn_run ---- */
-	char *out;	   /* owned: captured stdout (and stderr when TO_STDOUT), NUL-ended */
+	char *out; /* owned: captured stdout (and stderr when TO_STDOUT), NUL-ended */
 	size_t out_len;
-	char *err_out;	   /* owned: captured stderr, NUL-ended */
+	char *err_out; /* owned: captured stderr, NUL-ended */
 	size_t err_len;
-	bool truncated;	   /* a stream went past capture_max: a marker replaces its middle */
-	bool timed_out;	   /* killed at the deadline */
-	int exit_code;	   /* -1 when killed by a signal */
-	int term_signal;   /* 0 when it exited */
+	bool truncated;	 /* a stream went past capture_max: a marker replaces its middle */
+	bool timed_out;	 /* killed at the deadline */
+	int exit_code;	 /* -1 when killed by a signal */
+	int term_signal; /* 0 when it exited */
 };
 
 /* PATH=BERTH_SPAWN_PATH and LC_ALL=C. */

@@ -144,9 +144,10 @@ static void test_exit_codes(void **state)
 static void test_capture_capped(void **state)
 {
 	struct berth_spawn s = {
-		.argv = ARGV("sh", "-c",
-			     "printf HEAD; head -c 10485760 /dev/zero | tr '\\0' x; printf TAIL;"
-			     "head -c 10485760 /dev/zero | tr '\\0' y >&2; echo last words >&2; exit 2"),
+		.argv = ARGV(
+			"sh", "-c",
+			"printf HEAD; head -c 10485760 /dev/zero | tr '\\0' x; printf TAIL;"
+			"head -c 10485760 /dev/zero | tr '\\0' y >&2; echo last words >&2; exit 2"),
 		.capture_max = 4096,
 	};
 	struct berth_error err = {0};
@@ -218,7 +219,8 @@ static void test_cannot_start(void **state)
 	struct berth_error err = {0};
 
 	assert_int_equal(berth_spawn_run(&s, &err), -ENOENT);
-	assert_string_equal(err.msg, "Program \"no-such-program-here\" not found (is it installed?)");
+	assert_string_equal(err.msg,
+			    "Program \"no-such-program-here\" not found (is it installed?)");
 	berth_error_release(&err);
 
 	s.argv = ARGV("/nonexistent/prog");
@@ -336,8 +338,7 @@ struct thread_spawn {
 static void *spawn_in_thread(void *data)
 {
 	struct thread_spawn *t = data;
-	struct berth_spawn s = {.argv = ARGV("sleep", "30"),
-				.flags = BERTH_SPAWN_DIE_WITH_PARENT};
+	struct berth_spawn s = {.argv = ARGV("sleep", "30"), .flags = BERTH_SPAWN_DIE_WITH_PARENT};
 
 	if (berth_spawn_start(&s, &t->pid, &t->pidfd, NULL) < 0)
 		t->pidfd = -1;
