@@ -386,19 +386,3 @@ int berth_spawn_shared_on(int (*fn)(void *), void *arg, void *stack, size_t stac
 {
 	return clone(fn, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
 }
-
-int berth_spawn_shared(int (*fn)(void *), void *arg, size_t stack_size)
-{
-	void *stack = berth_spawn_stack_new(stack_size);
-	int pid;
-
-	if (!stack)
-		return -1;
-	pid = berth_spawn_shared_on(fn, arg, stack, stack_size);
-	{
-		int e = errno;
-		munmap(stack, stack_size); /* the child exec'd or died: its stack is free */
-		errno = e;
-	}
-	return pid;
-}

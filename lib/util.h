@@ -70,14 +70,12 @@ bool berth_test_flag(const char *name);
  * another device. */
 bool berth_fd_may_enter_instance(int fd);
 
-/* Run fn(arg) in a child that shares our memory, on a stack of `stack_size` bytes of its
- * own, while the calling thread sleeps until the child exec'd or died (CLONE_VM |
- * CLONE_VFORK, posix_spawn's way): no page tables copied, no copy-on-write fault either
- * side. fn may allocate nothing and change no global. The child's pid, or -1 with errno
- * set (ENOSYS in AddressSanitizer builds, see BERTH_ASAN): the caller forks instead. */
-int berth_spawn_shared(int (*fn)(void *), void *arg, size_t stack_size);
-/* The same in two steps, for a single-threaded caller that keeps the stack (no mapping
- * made and torn down each time): a stack of `stack_size` bytes to munmap() once done
- * (NULL with errno set: ENOSYS in AddressSanitizer builds), then the child on it. */
+/* A child that shares our memory (CLONE_VM | CLONE_VFORK, posix_spawn's way: no page
+ * tables copied, no copy-on-write fault either side), for the callers that are not
+ * starting a program (those use lib/spawn.h, which is built on these). A stack of
+ * `stack_size` bytes to munmap() once done (NULL with errno set: ENOSYS in
+ * AddressSanitizer builds, see BERTH_ASAN: the caller forks instead), then fn(arg) run
+ * on it while the calling thread sleeps until the child exec'd or died. fn may allocate
+ * nothing and change no global. The child's pid, or -1 with errno set. */
 void *berth_spawn_stack_new(size_t stack_size);
 int berth_spawn_shared_on(int (*fn)(void *), void *arg, void *stack, size_t stack_size);

@@ -3,17 +3,13 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <pthread.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/json.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
@@ -258,155 +254,20 @@ int storage_layout_remove(const char *path, struct berth_error *err)
 
 /* ---- programs ---- */
 
-#define RUN_OUTPUT_MAX 2048
+#define RUN_OUTPUT_MAX 4096
 
-/* Read the child's output until EOF, keeping the last RUN_OUTPUT_MAX bytes. */
-static void run_collect(int fd, char *buf, size_t *len)
-{
-	char chunk[RUN_OUTPUT_MAX / 2]; /* smaller than buf: the tail logic relies on it */
-
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		if (*len + (size_t)n >= RUN_OUTPUT_MAX) {
-			size_t drop = *len + (size_t)n - (RUN_OUTPUT_MAX - 1);
-			memmove(buf, buf + drop, *len - drop);
-			*len -= drop;
-		}
-		memcpy(buf + *len, chunk, (size_t)n);
-		*len += (size_t)n;
-	}
-}
-
-/* The child of storage_run: stdin from /dev/null, stdout and stderr into the pipe, and
- * killed with its parent. A berthd killed with SIGKILL must not leave a cp or rm working
- * on a volume that the next berthd's reconciliation is about to remove. Only
- * async-signal-safe calls here: the parent has other threads, and the child may share
- * its memory (see run_spawn). */
-static _Noreturn void run_child(const char *prog, const char *const *argv, char *const *envp,
-				 int out, pid_t parent)
-{
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-		_exit(127);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-		_exit(127);
-	execve(prog, (char *const *)argv, envp);
-	_exit(127);
-}
-
-struct run_args {
-	const char *prog;
-	const char *const *argv;
-	char *const *envp;
-	int out;
-	pid_t parent;
-	const sigset_t *mask; /* the caller's, to restore before the exec */
-};
-
-static int run_child_shared(void *data)
-{
-	const struct run_args *a = data;
-	struct sigaction dfl = {.sa_handler = SIG_DFL};
-
-	/* Our handlers are the parent's code on the parent's data: none may run here. */
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction old;
-
-		if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &old) == 0 &&
-		    old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
-			sigaction(sig, &dfl, NULL);
-	}
-	sigprocmask(SIG_SETMASK, a->mask, NULL);
-	run_child(a->prog, a->argv, a->envp, a->out, a->parent);
-}
-
-#define RUN_CHILD_STACK (64u << 10)
-
-/* Start run_child() with berth_spawn_shared(), every signal blocked meanwhile, so that
- * berthd's page tables are not copied for every helper and none of its threads takes
- * copy-on-write faults after it; fork() in ASan builds or when that fails. */
-static pid_t run_spawn(struct run_args *a)
-{
-	sigset_t all, old;
-	pid_t pid;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	a->mask = &old;
-	pid = berth_spawn_shared(run_child_shared, a, RUN_CHILD_STACK);
-	if (pid < 0) {
-		pid = fork();
-		if (pid == 0) {
-			sigprocmask(SIG_SETMASK, &old, NULL);
-			run_child(a->prog, a->argv, a->envp, a->out, a->parent);
-		}
-	}
-	{
-		int e = errno;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		errno = e;
-	}
-	return pid;
-}
-
+/* Killed with its parent: a berthd killed with SIGKILL must not leave a cp or rm working
+ * on a volume that the next berthd's reconciliation is about to remove. */
 int storage_run(const char *const *argv, struct berth_error *err)
 {
-	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-	static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
-	_cleanup_free_ char *prog = NULL;
-	_cleanup_close_ int rfd = -EBADF;
-	char out[RUN_OUTPUT_MAX] = "";
-	size_t out_len = 0;
-	int pipefd[2], status = 0;
-	pid_t pid, self = getpid();
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = argv,
+		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
+		.capture_max = RUN_OUTPUT_MAX,
+		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
+	};
 
-	if (argv[0][0] == '/') {
-		prog = strdup(argv[0]);
-	} else {
-		for (size_t i = 0; i < ARRAY_SIZE(dirs) && !prog; i++) {
-			_cleanup_free_ char *p = berth_strdup_printf("%s/%s", dirs[i], argv[0]);
-			if (p && access(p, X_OK) == 0)
-				prog = TAKE_PTR(p);
-		}
-		if (!prog)
-			return berth_error_set(err, -ENOENT, BERTH_ERR_INTERNAL,
-					       "Program \"%s\" not found (is it installed?)",
-					       argv[0]);
-	}
-	if (!prog)
-		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
-	rfd = pipefd[0];
-	pid = run_spawn(&(struct run_args){.prog = prog, .argv = argv, .envp = envp,
-					   .out = pipefd[1], .parent = self});
-	close(pipefd[1]);
-	if (pid < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot run \"%s\": %m",
-				       prog);
-	run_collect(rfd, out, &out_len);
-	out[out_len] = '\0';
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waitpid: %m");
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	while (out_len > 0 && (out[out_len - 1] == '\n' || out[out_len - 1] == ' '))
-		out[--out_len] = '\0';
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && !out_len)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Cannot run \"%s\"", prog);
-	if (WIFEXITED(status))
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-				       "\"%s\" failed (exit status %d): %s", argv[0],
-				       WEXITSTATUS(status), out_len ? out : "no output");
-	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "\"%s\" killed by signal %d",
-			       argv[0], WTERMSIG(status));
+	return berth_spawn_run(&s, err);
 }
 
 int storage_remove_tree(const char *path, struct berth_error *err)

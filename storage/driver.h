@@ -151,10 +151,10 @@ int storage_parse_size(const char *s, const char *what, uint64_t *ret, struct be
 int storage_config_check(const json_t *config, const char *const *keys,
 			 struct berth_error *err);
 
-/* Run `argv` (argv[0] an absolute path or a name found in /usr/sbin:/usr/bin:/sbin:/bin)
- * with a fixed environment (PATH as above, LC_ALL=C), stdin from /dev/null, and wait.
- * A non-zero exit is -EIO with err quoting the program and the tail of its output.
- * Never goes through a shell. */
+/* Run `argv` (argv[0] an absolute path or a name found by berth_program_find) through
+ * lib/spawn with its default environment (PATH=BERTH_SPAWN_PATH, LC_ALL=C), stdin from
+ * /dev/null, killed if berthd dies, and wait. A non-zero exit is -EIO with err quoting
+ * the program and the tail of its output. Never goes through a shell. */
 int storage_run(const char *const *argv, struct berth_error *err);
 
 /* Rename snapshot `snap` of `vol` to `new_snap` (a plain rename(2) for dir and btrfs). */

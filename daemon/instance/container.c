@@ -36,6 +36,7 @@
 #include "daemon/instance/nic.h"
 #include "daemon/instance/proxy.h"
 #include "daemon/runtime/cgroup.h"
+#include "daemon/runtime/launch.h"
 #include "daemon/runtime/spec.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -837,7 +838,6 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 	_cleanup_(runtime_spec_freep) struct runtime_spec *spec = NULL;
 	_cleanup_free_ char *rundir = NULL, *specpath = NULL, *monitor = NULL;
 	const char *name = berth_json_string(inst, "name");
-	const char *argv[4];
 	struct berth_error serr = {0};
 	enum container_power p = container_power(d, project, name, NULL);
 	int r;
@@ -866,11 +866,7 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot write the spec: %s",
 				       strerror(-r));
-	argv[0] = monitor;
-	argv[1] = "start";
-	argv[2] = rundir;
-	argv[3] = NULL;
-	r = storage_run(argv, &serr);
+	r = runtime_monitor_launch(rundir, &serr);
 	if (r < 0) {
 		const char *msg = berth_error_msg(&serr, r);
 		const char *colon = strstr(msg, "): ");

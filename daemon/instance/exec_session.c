@@ -31,7 +31,6 @@
 #include <linux/openat2.h>
 #include <pty.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -51,6 +50,7 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 
 #define EXEC_HIGH_WATER (1u << 20)
@@ -91,8 +91,9 @@ struct exec_session {
 	struct exec_spec *spec; /* borrowed: the operation owns it and we hold the operation */
 	struct operation *op;	/* reference */
 	enum session_state state;
-	/* The helper, started with posix_spawn (a vfork: berthd's memory is neither copied
-	 * nor write-faulted page by page after a fork) and watched through a pidfd. */
+	/* The helper, started by lib/spawn (sharing our memory until its exec: berthd's
+	 * memory is neither copied nor write-faulted page by page after a fork) and
+	 * watched through the pidfd it returns. */
 	pid_t pid;
 	int pidfd;
 	uv_poll_t exit_poll;
@@ -612,48 +613,33 @@ static int make_stdio(struct exec_session *s, int child[3], int parent[3])
 	}
 }
 
-/* posix_spawn the helper with `fds` as its 0-3, default signal handling and an empty
- * mask (berthd ignores SIGPIPE; the command must not inherit that). */
-static int spawn_process(char *const argv[], const int fds[4], pid_t *ret)
+/* Start the helper through lib/spawn with `fds` as its 0-3 and PATH alone in its
+ * environment; lib/spawn gives it default signal handling and an empty mask (berthd
+ * ignores SIGPIPE; the command must not inherit that). */
+static int spawn_process(char *const argv[], const int fds[4], pid_t *ret, int *ret_pidfd)
 {
-	static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t all, none;
-	int r;
+	static const char *const env[] = {"PATH=" BERTH_SPAWN_PATH, NULL};
+	struct berth_spawn sp = {
+		.argv = (const char *const *)argv,
+		.env = env,
+		.io = {BERTH_SPAWN_FD, BERTH_SPAWN_FD, BERTH_SPAWN_FD},
+		.fds = {fds[0], fds[1], fds[2]},
+		.extra_fds = &fds[3],
+		.n_extra_fds = 1,
+	};
+	struct berth_error err = {0};
+	int r = berth_spawn_start(&sp, ret, ret_pidfd, &err);
 
-	sigfillset(&all);
-	sigemptyset(&none);
-	r = posix_spawn_file_actions_init(&fa);
-	if (r)
-		return -r;
-	r = posix_spawnattr_init(&at);
-	if (r) {
-		posix_spawn_file_actions_destroy(&fa);
-		return -r;
-	}
-	for (int i = 0; i < 4 && !r; i++)
-		r = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
-	if (!r)
-		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-	if (!r)
-		r = posix_spawnattr_setsigdefault(&at, &all);
-	if (!r)
-		r = posix_spawnattr_setsigmask(&at, &none);
-	if (!r)
-		r = posix_spawn(ret, argv[0], &fa, &at, argv, env);
-	posix_spawnattr_destroy(&at);
-	posix_spawn_file_actions_destroy(&fa);
-	return -r;
+	if (r < 0)
+		log_debug("%s", berth_error_msg(&err, r));
+	berth_error_release(&err);
+	return r;
 }
 
 static int watch_helper(struct exec_session *s)
 {
 	int r;
 
-	s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
-	if (s->pidfd < 0)
-		return -errno;
 	r = uv_poll_init(s->spec->loop, &s->exit_poll, s->pidfd);
 	if (r < 0) {
 		close(s->pidfd);
@@ -677,7 +663,7 @@ static int helper_start(struct exec_session *s, const int child[3])
 	if (pipe2(st, O_CLOEXEC) < 0)
 		return -errno;
 	r = spawn_process(s->spec->argv, (const int[4]){child[0], child[1], child[2], st[1]},
-			  &s->pid);
+			  &s->pid, &s->pidfd);
 	close(st[1]);
 	if (r < 0) {
 		close(st[0]);

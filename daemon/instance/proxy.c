@@ -29,8 +29,10 @@
 #include "daemon/instance/expand.h"
 #include "daemon/proxy/addr.h"
 #include "daemon/proxy/nft.h"
+#include "daemon/runtime/launch.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
@@ -261,18 +263,12 @@ static int helper_start(const char *rundir, const char *dev, struct berth_error 
 {
 	_cleanup_free_ char *bin = NULL;
 	struct berth_error serr = {0};
-	const char *argv[5];
 	int r = proxy_helper_binary(&bin);
 
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 				       "Cannot find berth-proxy (set BERTH_PROXY)");
-	argv[0] = bin;
-	argv[1] = "start";
-	argv[2] = rundir;
-	argv[3] = dev;
-	argv[4] = NULL;
-	r = storage_run(argv, &serr);
+	r = runtime_proxy_launch(rundir, dev, &serr);
 	if (r < 0) {
 		const char *msg = berth_error_msg(&serr, r);
 		const char *colon = strstr(msg, "): ");
@@ -419,6 +415,11 @@ static int nft_apply(const char *rundir, const char *script, struct berth_error 
 {
 	_cleanup_free_ char *path = berth_strdup_printf("%s/proxy.nft", rundir);
 	const char *argv[] = {"nft", "-f", path, NULL};
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = argv,
+		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
+		.timeout_ms = 60000,
+	};
 	int r;
 
 	if (!path)
@@ -427,7 +428,7 @@ static int nft_apply(const char *rundir, const char *script, struct berth_error 
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot write \"%s\": %s", path,
 				       strerror(-r));
-	return storage_run(argv, err);
+	return berth_spawn_run(&s, err);
 }
 
 static void nat_rules_free(struct proxy_nat_rule *rules, struct proxy_addr *addrs, size_t n)

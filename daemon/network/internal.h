@@ -39,9 +39,10 @@ static inline char *network_path(const struct berth_daemon *d, const char *name,
 	return berth_strdup_printf("%s/networks/%s", d->dir, name);
 }
 
-/* Run argv (argv[0] searched in the sbin/bin dirs) with `input` (may be NULL) on
- * stdin; stdout+stderr go to `log_path` (truncated) or, when NULL, are kept for the
- * error message. Waits for the process (not for what it daemonizes). 0 on exit 0. */
+/* Run argv (argv[0] found by berth_program_find) through lib/spawn with `input` (may be
+ * NULL) on stdin; stdout+stderr go to `log_path` (truncated) or, when NULL, are kept
+ * for the error message. Waits for the process (not for what it daemonizes), at most
+ * a minute. 0 on exit 0. */
 int network_run(const char *const *argv, const char *input, const char *log_path,
 		struct berth_error *err);
 /* Write "1" or a value to a /proc/sys file. */

@@ -1,139 +1,66 @@
 /* daemon/network/run.c: running the programs networks need (nft, dnsmasq) from a
- * worker thread, and writing /proc/sys switches. fork + execve with a fixed PATH and
- * environment; the caller waits for the program itself, not for what it leaves
- * running (dnsmasq daemonizes: its parent exits once the daemon is ready). */
+ * worker thread through lib/spawn, and writing /proc/sys switches. The caller waits
+ * for the program itself, not for what it leaves running (dnsmasq daemonizes: its
+ * parent exits once the daemon is ready). */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon/network/internal.h"
 #include "lib/macros.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 
 #define RUN_OUTPUT_MAX 2048
+#define RUN_TIMEOUT_MS 60000
 
-static char *find_program(const char *name)
+/* The failure message when the output went to `log_path`: its head, as before. */
+static int log_failure(const struct berth_spawn *s, const char *log_path,
+		       struct berth_error *err)
 {
-	static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
 
-	if (name[0] == '/')
-		return strdup(name);
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		char *p = berth_strdup_printf("%s/%s", dirs[i], name);
-		if (!p || access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	return NULL;
-}
-
-/* The child: only async-signal-safe calls until execve. */
-__attribute__((noreturn)) static void run_child(const char *prog, const char *const *argv, int in_fd,
-				 int out_fd)
-{
-	static char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-	int null_fd = open("/dev/null", O_RDWR);
-	sigset_t all;
-
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (dup2(in_fd >= 0 ? in_fd : null_fd, STDIN_FILENO) < 0 ||
-	    dup2(out_fd >= 0 ? out_fd : null_fd, STDOUT_FILENO) < 0 ||
-	    dup2(out_fd >= 0 ? out_fd : null_fd, STDERR_FILENO) < 0)
-		_exit(126);
-	syscall(SYS_close_range, 3U, ~0U, 0U);
-	execve(prog, (char *const *)argv, envp);
-	_exit(127);
+	if (!s->term_signal && s->exit_code == 0)
+		return 0;
+	if (s->term_signal || berth_read_file(log_path, RUN_OUTPUT_MAX - 1, &text, &len) < 0)
+		return berth_spawn_check(s, NULL, err);
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "\"%s\" failed (exit status %d): %s",
+			       s->argv[0], s->exit_code, len ? text : "no output");
 }
 
 int network_run(const char *const *argv, const char *input, const char *log_path,
 		struct berth_error *err)
 {
-	_cleanup_free_ char *prog = find_program(argv[0]);
-	_cleanup_close_ int in_r = -EBADF, out_r = -EBADF, out_w = -EBADF;
-	char out[RUN_OUTPUT_MAX] = "";
-	size_t out_len = 0;
-	int fds[2], status = 0;
-	pid_t pid;
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = argv,
+		.input = input,
+		.input_len = input ? strlen(input) : 0,
+		.io = {BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
+		.capture_max = RUN_OUTPUT_MAX,
+		.timeout_ms = RUN_TIMEOUT_MS,
+	};
+	_cleanup_close_ int log_fd = -EBADF;
+	int r;
 
-	if (!prog)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_INTERNAL,
-				       "Program \"%s\" not found (is it installed?)", argv[0]);
-	if (input) {
-		size_t len = strlen(input);
-
-		/* Small inputs only (rulesets): they fit the pipe, so no writer thread. */
-		if (len > 60000 || pipe2(fds, O_CLOEXEC) < 0)
-			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-					       "Cannot pass input to \"%s\"", argv[0]);
-		in_r = fds[0];
-		if (write(fds[1], input, len) != (ssize_t)len) {
-			close(fds[1]);
-			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-					       "Cannot pass input to \"%s\": %m", argv[0]);
-		}
-		close(fds[1]);
-	}
 	if (log_path) {
-		out_w = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (out_w < 0)
+		log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (log_fd < 0)
 			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 					       "Cannot open \"%s\": %m", log_path);
-	} else {
-		if (pipe2(fds, O_CLOEXEC) < 0)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
-		out_r = fds[0];
-		out_w = fds[1];
+		s.io[1] = BERTH_SPAWN_FD;
+		s.fds[1] = log_fd;
+		s.flags = BERTH_SPAWN_NO_CHECK;
 	}
-	pid = fork();
-	if (pid == 0)
-		run_child(prog, argv, in_r, out_w);
-	if (pid < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot run \"%s\": %m",
-				       prog);
-	close(TAKE_FD(out_w));
-	while (out_r >= 0) {
-		char buf[512];
-		ssize_t n = read(out_r, buf, sizeof(buf));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (out_len + (size_t)n < sizeof(out) - 1) {
-			memcpy(out + out_len, buf, (size_t)n);
-			out_len += (size_t)n;
-		}
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waitpid: %m");
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	if (log_path) {
-		_cleanup_free_ char *text = NULL;
-		size_t len = 0;
-
-		if (berth_read_file(log_path, sizeof(out) - 1, &text, &len) >= 0) {
-			memcpy(out, text, len);
-			out_len = len;
-		}
-	}
-	out[out_len] = '\0';
-	while (out_len > 0 && (out[out_len - 1] == '\n' || out[out_len - 1] == ' '))
-		out[--out_len] = '\0';
-	if (WIFEXITED(status))
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-				       "\"%s\" failed (exit status %d): %s", argv[0],
-				       WEXITSTATUS(status), out_len ? out : "no output");
-	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "\"%s\" killed by signal %d",
-			       argv[0], WTERMSIG(status));
+	r = berth_spawn_run(&s, err);
+	if (r < 0 || !log_path)
+		return r;
+	return log_failure(&s, log_path, err);
 }
 
 int network_sysctl(const char *path, const char *value)

@@ -13,19 +13,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/apparmor.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/macros.h"
-
-extern char **environ;
+#include "lib/spawn.h"
 
 #define PARSER_OUTPUT_MAX 4096
 
@@ -245,114 +241,34 @@ static int not_enabled(struct berth_error *err, const char *what)
 			       "%s: AppArmor is not enabled in the running kernel", what);
 }
 
-/* apparmor_parser from PATH, else the places Debian and others install it. */
-static char *find_parser(void)
-{
-	static const char *const fallback[] = { "/sbin", "/usr/sbin", NULL };
-	const char *path = getenv("PATH");
-	_cleanup_free_ char *copy = strdup(path ? path : "");
-	char *save = NULL;
+#define PARSER_TIMEOUT_MS 120000
 
-	if (!copy)
-		return NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		char *p = NULL;
-
-		if (asprintf(&p, "%s/apparmor_parser", dir) < 0)
-			return NULL;
-		if (access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	for (size_t i = 0; fallback[i]; i++) {
-		char *p = NULL;
-
-		if (asprintf(&p, "%s/apparmor_parser", fallback[i]) < 0)
-			return NULL;
-		if (access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	return NULL;
-}
-
-/* Read what the parser says (capped) until it closes its end. */
-static void read_capped(int fd, char *buf, size_t size)
-{
-	size_t used = 0;
-
-	for (;;) {
-		char scratch[512];
-		ssize_t n = read(fd, scratch, sizeof(scratch));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		for (ssize_t i = 0; i < n && used + 1 < size; i++)
-			buf[used++] = scratch[i];
-	}
-	while (used > 0 && (buf[used - 1] == '\n' || buf[used - 1] == ' '))
-		used--;
-	buf[used] = '\0';
-}
-
-/* Run `parser -r` with the profile text on stdin (a memfd, so nothing reaches the
- * disk and no pipe can fill up) and its output on a pipe. Blocks until it exits:
- * berthd calls this from its thread pool. */
+/* Run `parser -r` with the profile text on stdin (a memfd, so nothing reaches the disk
+ * and no pipe can fill up) through lib/spawn. Blocks until it exits: berthd calls this
+ * from its thread pool. */
 static int run_parser(const char *parser, const char *text, struct berth_error *err)
 {
-	_cleanup_close_ int in = -EBADF, out_r = -EBADF, out_w = -EBADF;
-	char *const argv[] = { (char *)parser, (char *)"-r", NULL };
-	posix_spawn_file_actions_t fa;
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = (const char *const[]){parser, "-r", NULL},
+		.input = text,
+		.input_len = strlen(text),
+		.io = {BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
+		.capture_max = PARSER_OUTPUT_MAX,
+		.timeout_ms = PARSER_TIMEOUT_MS,
+		.flags = BERTH_SPAWN_NO_CHECK,
+	};
 	char output[PARSER_OUTPUT_MAX];
-	size_t len = strlen(text);
-	int pipefd[2];
-	pid_t pid;
-	int status, r;
+	int r = berth_spawn_run(&s, err);
 
-	in = memfd_create("berth-apparmor-profile", MFD_CLOEXEC);
-	if (in < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "creating the profile buffer: %s", strerror(errno));
-	if (write(in, text, len) != (ssize_t)len || lseek(in, 0, SEEK_SET) < 0)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-				       "writing the profile buffer failed");
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %s",
-				       strerror(errno));
-	out_r = pipefd[0];
-	out_w = pipefd[1];
-
-	r = posix_spawn_file_actions_init(&fa);
-	if (r != 0)
-		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "posix_spawn: %s",
-				       strerror(r));
-	/* dup2 clears close-on-exec on the new descriptors. */
-	r = posix_spawn_file_actions_adddup2(&fa, in, STDIN_FILENO);
-	if (r == 0)
-		r = posix_spawn_file_actions_adddup2(&fa, out_w, STDOUT_FILENO);
-	if (r == 0)
-		r = posix_spawn_file_actions_adddup2(&fa, out_w, STDERR_FILENO);
-	if (r == 0)
-		r = posix_spawn(&pid, parser, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (r != 0)
-		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "running %s: %s", parser,
-				       strerror(r));
-	close(TAKE_FD(out_w));
-
-	read_capped(out_r, output, sizeof(output));
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-					       "waiting for %s: %s", parser, strerror(errno));
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (r < 0)
+		return r;
+	if (s.exit_code == 0)
 		return 0;
+	berth_spawn_tail(&s, output, sizeof(output));
 	return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
 			       "apparmor_parser refused the profile (%s %d)%s%s",
-			       WIFEXITED(status) ? "exit" : "signal",
-			       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+			       s.term_signal ? "signal" : "exit",
+			       s.term_signal ? s.term_signal : s.exit_code,
 			       output[0] ? ": " : "", output);
 }
 
@@ -362,8 +278,7 @@ int runtime_apparmor_load(const char *profile_text, struct berth_error *err)
 
 	if (!runtime_apparmor_enabled())
 		return not_enabled(err, "loading the AppArmor profile");
-	parser = find_parser();
-	if (!parser)
+	if (berth_program_find("apparmor_parser", &parser) < 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_UNAVAILABLE,
 				       "loading the AppArmor profile: apparmor_parser not found "
 				       "(apt-get install apparmor)");

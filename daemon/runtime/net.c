@@ -4,72 +4,54 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/macros.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 
-extern char **environ;
+#define IPROUTE_TIMEOUT_MS 30000
 
 /* Run iproute2's `tool` ("tc" or "ip") with `argv` (argv[0] unused) and `input` (NULL:
- * none; at most a pipe's buffer) on its stdin, its output discarded. */
+ * none) on its stdin, through lib/spawn; its output only ends up in the error. */
 static int run_iproute(const char *tool, char *const *argv, const char *input,
 		       struct berth_error *err)
 {
-	int in[2] = {-EBADF, -EBADF};
-	static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
-	posix_spawn_file_actions_t fa;
-	char path[64] = "", *args[32];
-	pid_t pid;
-	int status = 0, r;
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.input = input,
+		.input_len = input ? strlen(input) : 0,
+		.io = {BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
+		.capture_max = 1024,
+		.timeout_ms = IPROUTE_TIMEOUT_MS,
+		.flags = BERTH_SPAWN_NO_CHECK,
+	};
+	_cleanup_free_ char *path = NULL;
+	const char *args[32];
+	char tail[512];
+	int r = berth_program_find(tool, &path);
 
-	for (size_t i = 0; i < ARRAY_SIZE(dirs) && !path[0]; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dirs[i], tool);
-		if (access(path, X_OK) < 0)
-			path[0] = '\0';
-	}
-	if (!path[0])
+	if (r == -ENOENT)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_INTERNAL,
 				       "limits need iproute2's %s, which is not installed", tool);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Out of memory");
 	args[0] = path;
 	args[1] = NULL;
 	for (size_t i = 1; i < ARRAY_SIZE(args) - 1 && argv[i]; i++) {
 		args[i] = argv[i];
 		args[i + 1] = NULL;
 	}
-	if (input && pipe2(in, O_CLOEXEC) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
-	posix_spawn_file_actions_init(&fa);
-	if (input)
-		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	else
-		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	r = posix_spawn(&pid, path, &fa, NULL, args, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (input) {
-		close(in[0]);
-		if (r == 0 && write(in[1], input, strlen(input)) < 0) {
-			/* tc died early; its exit status says so */
-		}
-		close(in[1]);
-	}
-	if (r != 0)
-		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "running %s: %s", tool,
-				       strerror(r));
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waiting for %s: %m",
-					       tool);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s %s %s failed", tool,
-				       argv[1], argv[2]);
-	return 0;
+	s.argv = args;
+	r = berth_spawn_run(&s, err);
+	if (r < 0)
+		return r;
+	if (s.exit_code == 0)
+		return 0;
+	berth_spawn_tail(&s, tail, sizeof(tail));
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s %s %s failed%s%s", tool,
+			       argv[1], argv[2], tail[0] ? ": " : "", tail);
 }
 
 /* The ifb device that carries a veth's egress limit: "ifb" and the host name's random
