@@ -597,8 +597,7 @@ int berth_spawn_run(struct berth_spawn *s, struct berth_error *err)
 	}
 	if (s->cancel && atomic_load(s->cancel)) { /* not even started */
 		s->cancelled = true;
-		rc = berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL, "\"%s\" cancelled",
-				     name);
+		rc = berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL, "\"%s\" cancelled", name);
 		goto out;
 	}
 	rc = spawn_begin(&r, s, false, err);

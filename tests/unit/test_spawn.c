@@ -462,18 +462,12 @@ static void test_program_find(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_argv_no_shell),
-		cmocka_unit_test(test_env_explicit),
-		cmocka_unit_test(test_stdin),
-		cmocka_unit_test(test_exit_codes),
-		cmocka_unit_test(test_capture_capped),
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_exit_leaves_pipe_open),
-		cmocka_unit_test(test_cannot_start),
-		cmocka_unit_test(test_close_on_exec),
-		cmocka_unit_test(test_detached),
-		cmocka_unit_test(test_die_with_parent),
+		cmocka_unit_test(test_argv_no_shell),  cmocka_unit_test(test_env_explicit),
+		cmocka_unit_test(test_stdin),	       cmocka_unit_test(test_exit_codes),
+		cmocka_unit_test(test_capture_capped), cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_cancel),	       cmocka_unit_test(test_exit_leaves_pipe_open),
+		cmocka_unit_test(test_cannot_start),   cmocka_unit_test(test_close_on_exec),
+		cmocka_unit_test(test_detached),       cmocka_unit_test(test_die_with_parent),
 		cmocka_unit_test(test_program_find),
 	};
 
