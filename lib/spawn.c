@@ -37,6 +37,7 @@
 #define SPAWN_CHILD_STACK (64u << 10)
 #define SPAWN_EOF_GRACE_MS 1000
 #define SPAWN_KILL_AFTER_MS 2000
+#define SPAWN_CANCEL_POLL_MS 50 /* how often berth_spawn.cancel is looked at */
 #define SPAWN_TAIL_MAX 2000
 
 extern char **environ;
@@ -438,11 +439,14 @@ static int64_t now_ms(void)
 	return (int64_t)(berth_monotonic_ns() / 1000000);
 }
 
-/* Signals at the deadline: SIGTERM, then SIGKILL kill_after_ms later. */
+/* Signals at the deadline: SIGTERM, then SIGKILL kill_after_ms later. A cancel moves
+ * the deadline to now. */
 struct deadline {
 	int64_t at; /* -1: none */
 	int stage;  /* 0 nothing sent, 1 SIGTERM sent, 2 SIGKILL sent */
 	int kill_after_ms;
+	const atomic_bool *cancel; /* borrowed, may be NULL */
+	bool cancelled;		   /* the signals are for the cancel, not the timeout */
 };
 
 static int deadline_poll_ms(const struct deadline *d, int64_t exited_at)
@@ -451,6 +455,12 @@ static int deadline_poll_ms(const struct deadline *d, int64_t exited_at)
 
 	if (exited_at >= 0 && (until < 0 || exited_at + SPAWN_EOF_GRACE_MS < until))
 		until = exited_at + SPAWN_EOF_GRACE_MS;
+	if (d->cancel && !d->cancelled && exited_at < 0) {
+		int64_t next = now_ms() + SPAWN_CANCEL_POLL_MS;
+
+		if (until < 0 || next < until)
+			until = next;
+	}
 	if (until < 0)
 		return -1;
 	until -= now_ms();
@@ -459,10 +469,18 @@ static int deadline_poll_ms(const struct deadline *d, int64_t exited_at)
 
 static void deadline_check(struct deadline *d, int pidfd, bool exited, bool *timed_out)
 {
-	if (d->at < 0 || d->stage >= 2 || now_ms() < d->at || exited)
+	if (exited)
+		return;
+	if (d->cancel && !d->cancelled && atomic_load(d->cancel)) {
+		d->cancelled = true;
+		if (d->stage == 0)
+			d->at = now_ms();
+	}
+	if (d->at < 0 || d->stage >= 2 || now_ms() < d->at)
 		return;
 	pidfd_send_signal(pidfd, d->stage == 0 ? SIGTERM : SIGKILL, NULL, 0);
-	*timed_out = true;
+	if (!d->cancelled)
+		*timed_out = true;
 	d->stage++;
 	d->at = now_ms() + d->kill_after_ms;
 }
@@ -564,7 +582,8 @@ int berth_spawn_run(struct berth_spawn *s, struct berth_error *err)
 	struct capture cap[3] = {{0}};
 	struct deadline d = {.at = -1,
 			     .kill_after_ms = s->kill_after_ms > 0 ? s->kill_after_ms
-								   : SPAWN_KILL_AFTER_MS};
+								   : SPAWN_KILL_AFTER_MS,
+			     .cancel = s->cancel};
 	const char *name = s->argv && s->argv[0] ? s->argv[0] : "";
 	struct spawn_run r;
 	int rc;
@@ -576,12 +595,18 @@ int berth_spawn_run(struct berth_spawn *s, struct berth_error *err)
 		berth_error_set(err, rc, BERTH_ERR_INTERNAL, "Out of memory");
 		goto out;
 	}
+	if (s->cancel && atomic_load(s->cancel)) { /* not even started */
+		s->cancelled = true;
+		rc = berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL, "\"%s\" cancelled", name);
+		goto out;
+	}
 	rc = spawn_begin(&r, s, false, err);
 	if (rc < 0)
 		goto out;
 	if (s->timeout_ms > 0)
 		d.at = now_ms() + s->timeout_ms;
 	spawn_wait(&r, cap, &d, &s->timed_out);
+	s->cancelled = d.cancelled;
 	rc = spawn_reap(&r, s);
 	if (rc < 0) {
 		berth_error_set(err, rc, BERTH_ERR_INTERNAL, "Waiting for \"%s\": %s", name,
@@ -591,6 +616,8 @@ int berth_spawn_run(struct berth_spawn *s, struct berth_error *err)
 	rc = captures_take(s, cap);
 	if (rc < 0)
 		berth_error_set(err, rc, BERTH_ERR_INTERNAL, "Out of memory");
+	else if (s->cancelled)
+		rc = berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL, "\"%s\" cancelled", name);
 	else if (s->timed_out)
 		rc = berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
 				     "\"%s\" timed out after %d ms (killed with %s)", name,
@@ -648,6 +675,6 @@ void berth_spawn_release(struct berth_spawn *s)
 	free(s->err_out);
 	s->out = s->err_out = NULL;
 	s->out_len = s->err_len = 0;
-	s->truncated = s->timed_out = false;
+	s->truncated = s->timed_out = s->cancelled = false;
 	s->exit_code = s->term_signal = 0;
 }

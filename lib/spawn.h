@@ -27,6 +27,7 @@
  * (with the tail of what it wrote on stderr, or on stdout when stderr goes there). */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,10 @@ struct berth_spawn {
 	int timeout_ms;	      /* berth_spawn_run: 0 = none */
 	int kill_after_ms;    /* from SIGTERM to SIGKILL; 0: 2000 */
 	unsigned flags;	      /* BERTH_SPAWN_* */
+	/* berth_spawn_run, borrowed, may be NULL: looked at every 50 ms
+	 * while the program runs; once true, the program gets SIGTERM (SIGKILL
+	 * `kill_after_ms` later) and the run ends with -ECANCELED. */
+	const atomic_bool *cancel;
 
 	/* ---- results of berth_spawn_run ---- */
 	char *out; /* owned: captured stdout (and stderr when TO_STDOUT), NUL-ended */
@@ -82,6 +87,7 @@ struct berth_spawn {
 	size_t err_len;
 	bool truncated;	 /* a stream went past capture_max: a marker replaces its middle */
 	bool timed_out;	 /* killed at the deadline */
+	bool cancelled;	 /* killed because `cancel` became true */
 	int exit_code;	 /* -1 when killed by a signal */
 	int term_signal; /* 0 when it exited */
 };
@@ -99,7 +105,8 @@ int berth_program_find(const char *name, char **ret);
 /* Run `s` to its end (see the top of this file). 0 when the program exited with status
  * 0 (any exit with BERTH_SPAWN_NO_CHECK); else -errno with `err` naming the program:
  * -ENOENT not found, -EACCES and friends could not start, -ETIMEDOUT killed at the
- * deadline, -EIO exited non-zero or killed (message: "\"PROG\" failed (exit status N):
+ * deadline, -ECANCELED killed because `cancel` became true ("\"PROG\" cancelled"),
+ * -EIO exited non-zero or killed (message: "\"PROG\" failed (exit status N):
  * TAIL" or "\"PROG\" killed by signal N"). The captured output is in `s` either way;
  * berth_spawn_release() frees it. */
 int berth_spawn_run(struct berth_spawn *s, struct berth_error *err);

@@ -142,7 +142,7 @@ static int dir_volume_snapshot(struct storage_pool *pool, const struct storage_v
 	if (!made_dir && errno != EEXIST)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 				       "Cannot create \"%s\": %m", snaps);
-	r = storage_copy_tree(src, dst, err);
+	r = storage_copy_tree(src, dst, pool->cancel, err);
 	if (r < 0 && made_dir)
 		rmdir(snaps);
 	return r;
@@ -187,7 +187,7 @@ static int dir_volume_restore(struct storage_pool *pool, const struct storage_vo
 				       "Snapshot \"%s\" not found", snap);
 	storage_remove_tree(tmp, NULL);
 	storage_remove_tree(old, NULL);
-	r = storage_copy_tree(src, tmp, err);
+	r = storage_copy_tree(src, tmp, pool->cancel, err);
 	if (r < 0)
 		return r;
 	if (rename(path, old) < 0) {
@@ -222,12 +222,12 @@ static int dir_volume_copy(struct storage_pool *pool, const struct storage_vol *
 	    storage_snapshots_dir(pool, src, &from_snaps) < 0 ||
 	    storage_snapshots_dir(pool, dst, &to_snaps) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
-	r = storage_copy_tree(from, to, err);
+	r = storage_copy_tree(from, to, pool->cancel, err);
 	if (r < 0)
 		return r;
 	if (!with_snapshots || access(from_snaps, F_OK) < 0)
 		return 0;
-	r = storage_cancelled(pool) ? -ECANCELED : storage_copy_tree(from_snaps, to_snaps, err);
+	r = storage_copy_tree(from_snaps, to_snaps, pool->cancel, err);
 	if (r < 0)
 		storage_remove_tree(to, NULL);
 	return r;
@@ -243,7 +243,7 @@ static int dir_volume_copy_snapshot(struct storage_pool *pool, const struct stor
 	if (storage_volume_path(pool, src, snap, &from) < 0 ||
 	    storage_volume_path(pool, dst, NULL, &to) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
-	return storage_copy_tree(from, to, err);
+	return storage_copy_tree(from, to, pool->cancel, err);
 }
 
 static int dir_volume_rename(struct storage_pool *pool, const struct storage_vol *vol,

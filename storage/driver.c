@@ -258,16 +258,23 @@ int storage_layout_remove(const char *path, struct berth_error *err)
 
 /* Killed with its parent: a berthd killed with SIGKILL must not leave a cp or rm working
  * on a volume that the next berthd's reconciliation is about to remove. */
-int storage_run(const char *const *argv, struct berth_error *err)
+static int run_cancellable(const char *const *argv, const atomic_bool *cancel,
+			   struct berth_error *err)
 {
 	_cleanup_(berth_spawn_release) struct berth_spawn s = {
 		.argv = argv,
 		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
 		.capture_max = RUN_OUTPUT_MAX,
 		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
+		.cancel = cancel,
 	};
 
 	return berth_spawn_run(&s, err);
+}
+
+int storage_run(const char *const *argv, struct berth_error *err)
+{
+	return run_cancellable(argv, NULL, err);
 }
 
 int storage_remove_tree(const char *path, struct berth_error *err)
@@ -279,7 +286,8 @@ int storage_remove_tree(const char *path, struct berth_error *err)
 	return storage_run(argv, err);
 }
 
-int storage_copy_tree(const char *src, const char *dst, struct berth_error *err)
+int storage_copy_tree(const char *src, const char *dst, const atomic_bool *cancel,
+		      struct berth_error *err)
 {
 	/* -a keeps owners, modes, times, links, special files and hardlinks (within the
 	 * tree); --preserve=all adds xattrs and ACLs; -T copies src itself as dst. */
@@ -290,7 +298,7 @@ int storage_copy_tree(const char *src, const char *dst, struct berth_error *err)
 	if (access(dst, F_OK) == 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT, "\"%s\" already exists",
 				       dst);
-	r = storage_run(argv, err);
+	r = run_cancellable(argv, cancel, err);
 	if (r < 0)
 		storage_remove_tree(dst, NULL);
 	return r;

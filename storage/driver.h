@@ -39,7 +39,7 @@ struct storage_pool {
 	const struct storage_driver *driver; /* borrowed, static */
 	/* Borrowed, may be NULL: set by a cancellable operation (an instance created from an
 	 * image or as a copy); long work on the pool stops with -ECANCELED once it is true
-	 * (unpacks after each entry, copies between steps). */
+	 * (unpacks after each entry; a running cp is killed, see storage_copy_tree). */
 	const atomic_bool *cancel;
 };
 
@@ -165,8 +165,10 @@ int storage_snapshot_rename(struct storage_pool *pool, const struct storage_vol 
 int storage_remove_tree(const char *path, struct berth_error *err);
 /* Copy the tree `src` to the new path `dst` keeping owners, modes, timestamps, xattrs,
  * ACLs, hardlinks, special files and sparseness; reflinks where the filesystem allows.
- * `dst` must not exist; on failure it is removed. */
-int storage_copy_tree(const char *src, const char *dst, struct berth_error *err);
+ * `dst` must not exist; on failure it is removed. `cancel` (may be NULL; a pool's
+ * storage_pool.cancel) stops the copy within a fraction of a second: -ECANCELED. */
+int storage_copy_tree(const char *src, const char *dst, const atomic_bool *cancel,
+		      struct berth_error *err);
 
 /* Make the existing directory `dst` a copy of the tree `src` (its content removed first,
  * then src copied in as storage_copy_tree does). */

@@ -16,7 +16,7 @@
 #include "daemon/api/api.h"
 #include "daemon/api/instance_logs.h"
 #include "daemon/instance/volume.h"
-#include "daemon/instance/container.h"
+#include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/exec_session.h"
 #include "lib/json.h"
@@ -47,32 +47,40 @@ static json_int_t int_field(const json_t *body, const char *key, json_int_t def)
 
 /* The instance must exist and run. PID 1's host pid only when `ret_pid` is set (the
  * monitor is asked then; otherwise berthd may already know that it runs). */
-static int check_running(struct api_request *req, json_t **ret_inst, pid_t *ret_pid,
+static int check_running(struct api_request *req, json_t **ret_inst,
+			 const struct instance_driver **ret_drv, pid_t *ret_pid,
 			 struct berth_error *err)
 {
 	json_t *inst = NULL;
-	enum container_power p;
+	const struct instance_driver *drv;
+	enum instance_power p;
 	int r = instance_expand_load(req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;
-	p = ret_pid ? container_power(req->d, req->project, req->params[0], ret_pid)
-		    : container_power_quick(req->d, req->project, req->params[0]);
-	if (p == CONTAINER_UNRESPONSIVE) {
+	r = instance_driver_of(inst, &drv, err);
+	if (r < 0) {
 		json_decref(inst);
-		return container_timeout_error(req->params[0], CONTAINER_STATUS_TIMEOUT_S, err);
+		return r;
 	}
-	if (p == CONTAINER_FROZEN) {
+	p = ret_pid ? drv->power(req->d, req->project, req->params[0], ret_pid)
+		    : drv->power_quick(req->d, req->project, req->params[0]);
+	if (p == INSTANCE_UNRESPONSIVE) {
+		json_decref(inst);
+		return drv->unresponsive_error(req->params[0], err);
+	}
+	if (p == INSTANCE_FROZEN) {
 		json_decref(inst);
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
 				       "Instance \"%s\" is frozen", req->params[0]);
 	}
-	if (p != CONTAINER_RUNNING) {
+	if (p != INSTANCE_RUNNING) {
 		json_decref(inst);
 		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
 				       "Instance \"%s\" is not running", req->params[0]);
 	}
 	*ret_inst = inst;
+	*ret_drv = drv;
 	return 0;
 }
 
@@ -139,8 +147,9 @@ static void argv_release(struct argv_builder *b)
 	free(b->v);
 }
 
-static int helper_argv(struct api_request *req, const json_t *body, const json_t *env,
-		       bool pty, char ***ret, struct berth_error *err)
+static int helper_argv(struct api_request *req, const struct instance_driver *drv,
+		       const json_t *body, const json_t *env, bool pty, char ***ret,
+		       struct berth_error *err)
 {
 	struct argv_builder b = {0};
 	_cleanup_free_ char *bin = NULL;
@@ -148,14 +157,14 @@ static int helper_argv(struct api_request *req, const json_t *body, const json_t
 	const char *k;
 	json_t *v;
 	size_t i;
-	int r = container_monitor_binary(&bin);
+	int r = drv->exec_helper(&bin);
 
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 				       "Cannot find berth-monitor (set BERTH_MONITOR)");
 	argv_add(&b, TAKE_PTR(bin));
 	argv_add(&b, strdup("exec"));
-	argv_add(&b, container_rundir(req->d, req->project, req->params[0]));
+	argv_add(&b, drv->run_dir(req->d, req->project, req->params[0]));
 	argv_add(&b, strdup("--uid"));
 	argv_add(&b, berth_strdup_printf("%lld", (long long)int_field(body, "user", 0)));
 	argv_add(&b, strdup("--gid"));
@@ -253,6 +262,7 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 	_cleanup_(exec_spec_freep) struct exec_spec *spec = NULL;
 	json_auto_t *inst = NULL;
 	json_auto_t *env = NULL;
+	const struct instance_driver *drv;
 	json_t *fds;
 	const char *cwd = berth_json_string(req->body, "cwd");
 	bool wait_ws, interactive, record;
@@ -287,7 +297,7 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Cannot use \"record-output\" in combination with \"%s\"",
 				       wait_ws ? "wait-for-websocket" : "interactive");
-	r = check_running(req, &inst, interactive && wait_ws ? &init_pid : NULL, err);
+	r = check_running(req, &inst, &drv, interactive && wait_ws ? &init_pid : NULL, err);
 	if (r < 0)
 		return r;
 	env = exec_environment(inst, req->body, int_field(req->body, "user", 0));
@@ -299,7 +309,7 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot set up exec");
 	spec->width = (int)int_field(req->body, "width", 0);
 	spec->height = (int)int_field(req->body, "height", 0);
-	r = helper_argv(req, req->body, env, kind == EXEC_PTY, &spec->argv, err);
+	r = helper_argv(req, drv, req->body, env, kind == EXEC_PTY, &spec->argv, err);
 	if (r < 0)
 		return r;
 	if (kind == EXEC_PTY) {
@@ -390,6 +400,7 @@ static int console_instance(struct api_request *req, struct api_response *resp,
 {
 	_cleanup_(exec_spec_freep) struct exec_spec *spec = NULL;
 	json_auto_t *inst = NULL;
+	const struct instance_driver *drv;
 	const char *type;
 	json_t *fds;
 	int r = 0;
@@ -408,7 +419,7 @@ static int console_instance(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Unknown console type \"%s\"", type);
 	}
-	r = check_running(req, &inst, NULL, err);
+	r = check_running(req, &inst, &drv, NULL, err);
 	if (r < 0)
 		return r;
 	r = exec_spec_new(EXEC_CONSOLE, req->d->loop, &spec);
@@ -416,7 +427,7 @@ static int console_instance(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot set up the console");
 	spec->width = (int)int_field(req->body, "width", 0);
 	spec->height = (int)int_field(req->body, "height", 0);
-	spec->rundir = container_rundir(req->d, req->project, req->params[0]);
+	spec->rundir = drv->run_dir(req->d, req->project, req->params[0]);
 	if (!spec->rundir)
 		return -ENOMEM;
 	r = console_connect(spec->rundir, &spec->console_fd, err);

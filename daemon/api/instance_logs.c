@@ -21,7 +21,7 @@
 #include "daemon/api/api.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/cleanup.h"
-#include "daemon/instance/container.h"
+#include "daemon/instance/driver.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -161,6 +161,22 @@ static int check_instance(struct api_request *req, struct berth_error *err)
 	return db_instance_get(req->project, req->params[0], &inst, err);
 }
 
+/* The instance must exist: its run directory, from its driver (new string in *ret). */
+static int instance_run_dir(struct api_request *req, char **ret, struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	const struct instance_driver *drv;
+	int r = db_instance_get(req->project, req->params[0], &inst, err);
+
+	if (r < 0)
+		return r;
+	r = instance_driver_of(inst, &drv, err);
+	if (r < 0)
+		return r;
+	*ret = drv->run_dir(req->d, req->project, req->params[0]);
+	return *ret ? 0 : -ENOMEM;
+}
+
 /* Answer with the bytes of `path` (streamed from its fd). */
 static int serve_file(struct api_response *resp, const char *path, const char *name,
 		      struct berth_error *err)
@@ -192,13 +208,12 @@ static int list_logs(struct api_request *req, struct api_response *resp,
 	_cleanup_free_ char *rundir = NULL;
 	static const char *const names[] = {"lxc.conf", "lxc.log"};
 	json_t *list;
-	int r = check_instance(req, err);
+	int r = instance_run_dir(req, &rundir, err);
 
 	if (r < 0)
 		return r;
-	rundir = container_rundir(req->d, req->project, req->params[0]);
 	list = json_array();
-	if (!rundir || !list) {
+	if (!list) {
 		json_decref(list);
 		return -ENOMEM;
 	}
@@ -221,11 +236,10 @@ static int get_log(struct api_request *req, struct api_response *resp, struct be
 	if (!real)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Log file name \"%s\" not valid", file);
-	r = check_instance(req, err);
+	r = instance_run_dir(req, &rundir, err);
 	if (r < 0)
 		return r;
-	rundir = container_rundir(req->d, req->project, req->params[0]);
-	path = rundir ? berth_strdup_printf("%s/%s", rundir, real) : NULL;
+	path = berth_strdup_printf("%s/%s", rundir, real);
 	if (!path)
 		return -ENOMEM;
 	return serve_file(resp, path, file, err);

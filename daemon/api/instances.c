@@ -21,7 +21,6 @@
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/cleanup.h"
-#include "daemon/instance/container.h"
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/instance.h"
@@ -669,11 +668,15 @@ static int get_console_log(struct api_request *req, struct api_response *resp,
 	_cleanup_free_ char *rundir = NULL, *path = NULL;
 	char *buf = NULL;
 	size_t len = 0;
+	const struct instance_driver *drv;
 	int r = db_instance_get(req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;
-	rundir = container_rundir(req->d, req->project, req->params[0]);
+	r = instance_driver_of(inst, &drv, err);
+	if (r < 0)
+		return r;
+	rundir = drv->run_dir(req->d, req->project, req->params[0]);
 	path = rundir ? berth_strdup_printf("%s/console.log", rundir) : NULL;
 	if (!path)
 		return -ENOMEM;
@@ -696,11 +699,15 @@ static int delete_console_log(struct api_request *req, struct api_response *resp
 {
 	json_auto_t *inst = NULL;
 	_cleanup_free_ char *rundir = NULL, *path = NULL;
+	const struct instance_driver *drv;
 	int r = db_instance_get(req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;
-	rundir = container_rundir(req->d, req->project, req->params[0]);
+	r = instance_driver_of(inst, &drv, err);
+	if (r < 0)
+		return r;
+	rundir = drv->run_dir(req->d, req->project, req->params[0]);
 	path = rundir ? berth_strdup_printf("%s/console.log", rundir) : NULL;
 	if (!path)
 		return -ENOMEM;

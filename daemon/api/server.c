@@ -18,7 +18,7 @@ static const char *const api_extensions[] = {
 	"event_location",
 	"event_project",
 	"projects",
-	"projects_limits", /* projects.c, project_limits.c */
+	"projects_limits", /* projects.c, daemon/project/limits.c */
 	"projects_limits_instances",
 	"projects_limits_disk",
 	"project_usage",

@@ -39,6 +39,14 @@ struct instance_driver {
 					   const char *name);
 	/* The error for INSTANCE_UNRESPONSIVE, naming the instance and the time waited. */
 	int (*unresponsive_error)(const char *name, struct berth_error *err);
+	/* The instance's run directory (new string, NULL when out of memory): its runtime
+	 * files (console.log, lxc.log, lxc.conf) and the sockets the exec helper and the
+	 * console stream connect to. */
+	char *(*run_dir)(const struct berth_daemon *d, const char *project, const char *name);
+	/* The program that runs a command in a running instance (new string in *ret; -ENOENT
+	 * when there is none), called as `PROGRAM exec RUN_DIR OPTIONS... -- COMMAND...`
+	 * (doc/runtime.md, "berth-monitor"). */
+	int (*exec_helper)(char **ret);
 	/* Start from the expanded instance `inst`. -EALREADY when it runs. */
 	int (*start)(struct berth_daemon *d, const char *project, json_t *inst,
 		     struct berth_error *err);

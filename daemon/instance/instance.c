@@ -7,8 +7,8 @@
  * on the pool its root disk device names) and a volume row recorded with the instance row
  * in one transaction. Disk work comes first on the way in (clone, templates, then rows) and
  * last on the way out (rows, then disk): a berthd killed in between leaves a volume
- * without a row, which storage.c's start-up reconciliation removes, never a row without
- * its volume. */
+ * without a row, which the start-up reconciliation (daemon/storage/pools.c) removes,
+ * never a row without its volume. */
 #define LOG_CATEGORY "instances"
 #include "daemon/instance/instance.h"
 

@@ -23,7 +23,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/instance/volume.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/common.h"
 #include "daemon/instance/expand.h"
@@ -34,7 +33,6 @@
 #include "lib/log.h"
 #include "lib/spawn.h"
 #include "lib/util.h"
-#include "storage/driver.h"
 
 /* ---- checks ---- */
 

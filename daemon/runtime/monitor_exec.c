@@ -71,7 +71,7 @@ static int exec_child_main(void *data)
 
 /* Start exec_child_main() in the container's pid namespace (joined by the caller). With
  * a compiled seccomp filter and no AppArmor profile to apply, the child shares our memory
- * (berth_spawn_shared): a fork would copy the page tables and fault on every page either
+ * (berth_spawn_shared_on): a fork would copy the page tables and fault on every page either
  * side then writes, which costs about a millisecond here. */
 static pid_t exec_clone(struct exec_child_args *a)
 {

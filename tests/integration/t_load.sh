@@ -7,9 +7,9 @@
 # fail with "Monitor of instance m1 did not answer within 5s" (its state shows Error)
 # while another instance starts, execs and stops as usual, and it recovers after
 # SIGCONT. A creation from an image cancelled during its unpack, and a copy cancelled
-# (DELETE /1.0/operations/ID), end Cancelled and leave no volume, row or temporary image
-# volume. A quick run does it with 4 stops, 4 launches and 10 execs; the full run
-# (BERTH_TEST_FULL=1) with the numbers above. TAP output.
+# (DELETE /1.0/operations/ID), end Cancelled within 2 s of the DELETE and leave no
+# volume, row or temporary image volume. A quick run does it with 4 stops, 4 launches
+# and 10 execs; the full run (BERTH_TEST_FULL=1) with the numbers above. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -184,15 +184,19 @@ wait_operation "$(jget 'j["operation"]')"
 t1=$(date +%s%N)
 is "$(jget 'j["metadata"]["status"]')" Success "the same creation, not cancelled, succeeds"
 diag "the unpack cancelled after 0.3 s takes $(((t1 - t0) / 1000000)) ms in full"
-# A copy: of an instance with 400 MiB in it (dir pool: cp -a).
-dd if=/dev/urandom of="$dp/containers/default_u2/rootfs/big" bs=1M count=400 status=none
+# A copy: of an instance with 800 MiB in it (dir pool: cp -a), a few seconds of work.
+dd if=/dev/urandom of="$dp/containers/default_u2/rootfs/big" bs=1M count=800 status=none
 cancel_create k1 '{"name":"k1","source":{"type":"copy","source":"u2"}}'
 is "$(jget 'j["metadata"]["status"]')" Cancelled "a cancelled copy ends Cancelled"
-diag "the copy ended ${CANCEL_MS} ms after the DELETE"
+# The running cp is killed (lib/spawn's cancel flag), not waited for to its end.
+ok "... promptly (${CANCEL_MS} ms after the DELETE)" [ "$CANCEL_MS" -lt 2000 ]
 is "$(leftovers k1)" none "... and leaves no volume and no row"
+t0=$(date +%s%N)
 api POST /1.0/instances '{"name":"k2","source":{"type":"copy","source":"u2"}}'
 wait_operation "$(jget 'j["operation"]')"
+t1=$(date +%s%N)
 is "$(jget 'j["metadata"]["status"]')" Success "the same copy, not cancelled, succeeds"
+diag "the copy, not cancelled, takes $(((t1 - t0) / 1000000)) ms in full"
 api POST /1.0/instances '{"name":"n1"}'
 is "$(jget 'j["metadata"]["may_cancel"]')" false "an empty creation may not be cancelled (as before)"
 wait_operation "$(jget 'j["operation"]')"

@@ -167,15 +167,18 @@ static void alloc_disarm(void)
 
 /* ---- storage: the dir driver's tree copy, failing on demand ---- */
 
-int __real_storage_copy_tree(const char *src, const char *dst, struct berth_error *err);
-int __wrap_storage_copy_tree(const char *src, const char *dst, struct berth_error *err);
+int __real_storage_copy_tree(const char *src, const char *dst, const atomic_bool *cancel,
+			     struct berth_error *err);
+int __wrap_storage_copy_tree(const char *src, const char *dst, const atomic_bool *cancel,
+			     struct berth_error *err);
 static bool copy_fails;
 
-int __wrap_storage_copy_tree(const char *src, const char *dst, struct berth_error *err)
+int __wrap_storage_copy_tree(const char *src, const char *dst, const atomic_bool *cancel,
+			     struct berth_error *err)
 {
 	if (copy_fails)
 		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "injected copy failure");
-	return __real_storage_copy_tree(src, dst, err);
+	return __real_storage_copy_tree(src, dst, cancel, err);
 }
 
 /* ---- fixture ---- */

@@ -1,6 +1,6 @@
 /* tests/unit/test_spawn.c: lib/spawn: argv without a shell, an explicit environment,
  * stdin, exit codes and their messages, capped capture, the deadline's SIGTERM then
- * SIGKILL, programs that cannot start, close-on-exec, detached children and the
+ * SIGKILL, a cancel flag that stops a running program, programs that cannot start, close-on-exec, detached children and the
  * program search path. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,74 @@ static void test_timeout(void **state)
 	s.argv = ARGV("true");
 	assert_int_equal(berth_spawn_run(&s, &err), 0);
 	assert_false(s.timed_out);
+	berth_spawn_release(&s);
+}
+
+struct cancel_later {
+	atomic_bool flag;
+	int after_ms;
+	int64_t set_at;
+};
+
+static void *cancel_in_thread(void *data)
+{
+	struct cancel_later *c = data;
+
+	usleep((useconds_t)c->after_ms * 1000);
+	c->set_at = ms_now();
+	atomic_store(&c->flag, true);
+	return NULL;
+}
+
+/* berth_spawn.cancel: a running program is stopped soon after the flag is set, one not
+ * yet started is never started, and a flag left false changes nothing. */
+static void test_cancel(void **state)
+{
+	struct cancel_later c = {.after_ms = 200};
+	struct berth_spawn s = {.argv = ARGV("sleep", "30"), .cancel = &c.flag};
+	struct berth_error err = {0};
+	char path[] = "/tmp/berth-spawn-cancel-XXXXXX";
+	pthread_t th;
+	int64_t t0 = ms_now();
+
+	/* SIGTERM is enough: ends within the poll period, well before the 30 s */
+	assert_int_equal(pthread_create(&th, NULL, cancel_in_thread, &c), 0);
+	assert_int_equal(berth_spawn_run(&s, &err), -ECANCELED);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(s.cancelled);
+	assert_false(s.timed_out);
+	assert_int_equal(s.term_signal, SIGTERM);
+	assert_true(ms_now() - c.set_at < 500);
+	assert_true(ms_now() - t0 < 2000);
+	assert_string_equal(err.msg, "\"sleep\" cancelled");
+	berth_error_release(&err);
+
+	/* SIGTERM ignored: SIGKILL kill_after_ms later */
+	atomic_store(&c.flag, false);
+	s.argv = ARGV("sh", "-c", "trap '' TERM; exec sleep 30");
+	s.kill_after_ms = 300;
+	assert_int_equal(pthread_create(&th, NULL, cancel_in_thread, &c), 0);
+	assert_int_equal(berth_spawn_run(&s, &err), -ECANCELED);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(s.term_signal, SIGKILL);
+	assert_true(ms_now() - c.set_at >= 300);
+	assert_true(ms_now() - c.set_at < 1500);
+	berth_error_release(&err);
+
+	/* already set: the program never runs */
+	assert_non_null(mkdtemp(path));
+	assert_int_equal(rmdir(path), 0);
+	s.argv = ARGV("mkdir", path);
+	assert_int_equal(berth_spawn_run(&s, &err), -ECANCELED);
+	assert_true(s.cancelled);
+	assert_int_equal(access(path, F_OK), -1);
+	berth_error_release(&err);
+
+	/* never set: as without a flag */
+	atomic_store(&c.flag, false);
+	assert_int_equal(berth_spawn_run(&s, &err), 0);
+	assert_false(s.cancelled);
+	assert_int_equal(rmdir(path), 0);
 	berth_spawn_release(&s);
 }
 
@@ -393,17 +462,12 @@ static void test_program_find(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_argv_no_shell),
-		cmocka_unit_test(test_env_explicit),
-		cmocka_unit_test(test_stdin),
-		cmocka_unit_test(test_exit_codes),
-		cmocka_unit_test(test_capture_capped),
-		cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_exit_leaves_pipe_open),
-		cmocka_unit_test(test_cannot_start),
-		cmocka_unit_test(test_close_on_exec),
-		cmocka_unit_test(test_detached),
-		cmocka_unit_test(test_die_with_parent),
+		cmocka_unit_test(test_argv_no_shell),  cmocka_unit_test(test_env_explicit),
+		cmocka_unit_test(test_stdin),	       cmocka_unit_test(test_exit_codes),
+		cmocka_unit_test(test_capture_capped), cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_cancel),	       cmocka_unit_test(test_exit_leaves_pipe_open),
+		cmocka_unit_test(test_cannot_start),   cmocka_unit_test(test_close_on_exec),
+		cmocka_unit_test(test_detached),       cmocka_unit_test(test_die_with_parent),
 		cmocka_unit_test(test_program_find),
 	};
 
