@@ -349,8 +349,8 @@ static int console_connect(const char *rundir, int *ret, struct berth_error *err
 
 	base = base ? strchr(base, '_') : NULL;
 	if (fd == -ETIMEDOUT)
-		return container_timeout_error(base ? base + 1 : rundir,
-					       CONTAINER_STATUS_TIMEOUT_S, err);
+		return container_timeout_error(base ? base + 1 : rundir, CONTAINER_STATUS_TIMEOUT_S,
+					       err);
 	if (fd == -ENAMETOOLONG || fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE)
 		return fd;
 	if (fd < 0)

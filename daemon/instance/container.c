@@ -161,10 +161,9 @@ int container_request(const char *rundir, const char *request, int timeout_s, ch
 			       "The monitor closed the connection without an answer");
 }
 
-static bool stuck_probe_begin(const struct berth_daemon *d, const char *project,
-			      const char *name);
-static void stuck_probe_end(const struct berth_daemon *d, const char *project,
-			    const char *name, bool timed_out);
+static bool stuck_probe_begin(const struct berth_daemon *d, const char *project, const char *name);
+static void stuck_probe_end(const struct berth_daemon *d, const char *project, const char *name,
+			    bool timed_out);
 
 enum container_power container_power(const struct berth_daemon *d, const char *project,
 				     const char *name, pid_t *ret_pid)
@@ -1126,8 +1125,7 @@ static void expect_stop(struct berth_daemon *d, const char *project, const char 
 /* A stuck monitor costs one request at a time: while one asks it again, the others
  * hear UNRESPONSIVE at once (true). The caller that gets false asks, then tells
  * stuck_probe_end() how it went. */
-static bool stuck_probe_begin(const struct berth_daemon *d, const char *project,
-			      const char *name)
+static bool stuck_probe_begin(const struct berth_daemon *d, const char *project, const char *name)
 {
 	struct container_watcher *w = d->containers;
 	struct watch *wt;
@@ -1145,8 +1143,8 @@ static bool stuck_probe_begin(const struct berth_daemon *d, const char *project,
 	return busy;
 }
 
-static void stuck_probe_end(const struct berth_daemon *d, const char *project,
-			    const char *name, bool timed_out)
+static void stuck_probe_end(const struct berth_daemon *d, const char *project, const char *name,
+			    bool timed_out)
 {
 	struct container_watcher *w = d->containers;
 	struct watch *wt;

@@ -925,8 +925,7 @@ static int monitor_start(struct exec_session *s, int child[3])
 		child[i] = -EBADF;
 	}
 	uv_read_start((uv_stream_t *)&s->mon, on_mon_alloc, on_mon_read);
-	uv_timer_start(&s->connect_timer, on_started_timeout,
-		       CONTAINER_STATUS_TIMEOUT_S * 1000, 0);
+	uv_timer_start(&s->connect_timer, on_started_timeout, CONTAINER_STATUS_TIMEOUT_S * 1000, 0);
 	return 0;
 }
 
