@@ -351,28 +351,32 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
  * read byte by byte so that no console output is swallowed. Blocking. */
 static int console_connect(const char *rundir, int *ret, struct berth_error *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct timeval tv = {.tv_sec = 5};
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {0};
+	_cleanup_close_ int fd = container_monitor_connect(rundir, CONTAINER_STATUS_TIMEOUT_S);
+	const char *base = strrchr(rundir, '/');
 	char line[256];
 	size_t len = 0;
 
+	base = base ? strchr(base, '_') : NULL;
+	if (fd == -ETIMEDOUT)
+		return container_timeout_error(base ? base + 1 : rundir, CONTAINER_STATUS_TIMEOUT_S,
+					       err);
+	if (fd == -ENAMETOOLONG || fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE)
+		return fd;
 	if (fd < 0)
-		return -errno;
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/monitor.sock", rundir) >=
-	    sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
-				       "Instance is not running");
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		return berth_error_set(err, fd, BERTH_ERR_BAD_REQUEST, "Instance is not running");
 	if (write(fd, "console\n", 8) != 8)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-				       "Cannot talk to the monitor: %m");
+		return errno == EAGAIN ? container_timeout_error(base ? base + 1 : rundir,
+								 CONTAINER_STATUS_TIMEOUT_S, err)
+				       : berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+							 "Cannot talk to the monitor: %m");
 	while (len < sizeof(line) - 1) {
 		ssize_t n = read(fd, line + len, 1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN)
+			return container_timeout_error(base ? base + 1 : rundir,
+						       CONTAINER_STATUS_TIMEOUT_S, err);
 		if (n <= 0)
 			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
 					       "No answer from the monitor");
@@ -383,8 +387,8 @@ static int console_connect(const char *rundir, int *ret, struct berth_error *err
 	line[len] = '\0';
 	if (!streq(line, "ok"))
 		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Console: %s", line);
-	tv.tv_sec = 0;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	*ret = TAKE_FD(fd);
 	return 0;
 }
@@ -431,6 +435,8 @@ static int console_instance(struct api_request *req, struct api_response *resp,
 	if (!spec->rundir)
 		return -ENOMEM;
 	r = console_connect(spec->rundir, &spec->console_fd, err);
+	if (r == -ETIMEDOUT)
+		container_power_forget(req->d, req->project, req->params[0]);
 	if (r < 0)
 		return r;
 	fds = json_pack("{s:s, s:s}", "0", spec->secret[0], "control",

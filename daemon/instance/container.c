@@ -89,6 +89,11 @@ static int monitor_connect(const char *rundir, int timeout_s)
 	return TAKE_FD(fd);
 }
 
+int container_monitor_connect(const char *rundir, int timeout_s)
+{
+	return monitor_connect(rundir, timeout_s);
+}
+
 /* The instance a run directory belongs to: what follows "<project>_" in its name. */
 static const char *rundir_instance(const char *rundir)
 {
@@ -156,6 +161,10 @@ int container_request(const char *rundir, const char *request, int timeout_s, ch
 			       "The monitor closed the connection without an answer");
 }
 
+static bool stuck_probe_begin(const struct berth_daemon *d, const char *project, const char *name);
+static void stuck_probe_end(const struct berth_daemon *d, const char *project, const char *name,
+			    bool timed_out);
+
 enum container_power container_power(const struct berth_daemon *d, const char *project,
 				     const char *name, pid_t *ret_pid)
 {
@@ -169,7 +178,10 @@ enum container_power container_power(const struct berth_daemon *d, const char *p
 		*ret_pid = 0;
 	if (!rundir)
 		return CONTAINER_STOPPED;
+	if (stuck_probe_begin(d, project, name))
+		return CONTAINER_UNRESPONSIVE; /* another request is asking it already */
 	r = container_request(rundir, "status", CONTAINER_STATUS_TIMEOUT_S, &reply, &err);
+	stuck_probe_end(d, project, name, r == -ETIMEDOUT);
 	if (r == -ETIMEDOUT)
 		log_warn("%s", berth_error_msg(&err, r));
 	berth_error_release(&err);
@@ -799,6 +811,7 @@ static int set_status(const char *project, const char *name, enum container_powe
 /* A stop that an action announced: the watcher must not report it again. */
 static void expect_stop(struct berth_daemon *d, const char *project, const char *name,
 			bool on);
+
 /* The next container_power_quick() asks the monitor. */
 static void power_forget(struct berth_daemon *d, const char *project, const char *name);
 
@@ -1049,6 +1062,9 @@ struct watch {
 	bool expected; /* an action owns this stop (guarded by w->lock) */
 	bool replied;  /* the monitor answered `wait` (it stopped on its own terms) */
 	bool closing;
+	/* Guarded by w->lock, for container_power(): */
+	bool stuck;   /* its last request timed out, no answer since */
+	bool probing; /* while stuck: a request asks it again, others answer at once */
 	/* Guarded by w->lock, for container_power_quick(): */
 	bool waiting;	    /* `wait` sent, no answer yet: the monitor lives */
 	bool known_running; /* a status said running since the last action */
@@ -1106,6 +1122,65 @@ static void expect_stop(struct berth_daemon *d, const char *project, const char 
 
 /* An action is about to change (or just changed) the state: what a status said before
  * may be stale, and so may a status that is under way. */
+/* A stuck monitor costs one request at a time: while one asks it again, the others
+ * hear UNRESPONSIVE at once (true). The caller that gets false asks, then tells
+ * stuck_probe_end() how it went. */
+static bool stuck_probe_begin(const struct berth_daemon *d, const char *project, const char *name)
+{
+	struct container_watcher *w = d->containers;
+	struct watch *wt;
+	bool busy = false;
+
+	if (!w)
+		return false;
+	pthread_mutex_lock(&w->lock);
+	wt = find_watch(w->active, project, name);
+	if (wt && wt->stuck) {
+		busy = wt->probing;
+		wt->probing = true;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return busy;
+}
+
+static void stuck_probe_end(const struct berth_daemon *d, const char *project, const char *name,
+			    bool timed_out)
+{
+	struct container_watcher *w = d->containers;
+	struct watch *wt;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	wt = find_watch(w->active, project, name);
+	if (wt) {
+		wt->stuck = timed_out;
+		wt->probing = false;
+		if (timed_out) { /* what a status said before no longer holds */
+			wt->epoch++;
+			wt->known_running = false;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+void container_power_forget(struct berth_daemon *d, const char *project, const char *name)
+{
+	struct container_watcher *w = d->containers;
+	struct watch *wt;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	wt = find_watch(w->active, project, name);
+	if (wt && !wt->probing) {
+		wt->stuck = true;
+		wt->epoch++;
+		wt->known_running = false;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 static void power_forget(struct berth_daemon *d, const char *project, const char *name)
 {
 	struct container_watcher *w = d->containers;

@@ -43,9 +43,14 @@ int container_request(const char *rundir, const char *request, int timeout_s, ch
 		      struct berth_error *err);
 /* -ETIMEDOUT with "Monitor of instance NAME did not answer within Ns". */
 int container_timeout_error(const char *name, int timeout_s, struct berth_error *err);
+/* A connection to the monitor's socket whose connect, sends and reads give up after
+ * `timeout_s` (-ETIMEDOUT when connect() did). Blocking. */
+int container_monitor_connect(const char *rundir, int timeout_s);
 
 /* What the monitor says (STOPPED when none answers, UNRESPONSIVE when it does not answer
- * within CONTAINER_STATUS_TIMEOUT_S), and PID 1's host pid. Blocking. */
+ * within CONTAINER_STATUS_TIMEOUT_S), and PID 1's host pid. Blocking. Once a request
+ * timed out, only one caller at a time waits on the monitor until it answers again;
+ * the others get UNRESPONSIVE at once. */
 enum container_power container_power(const struct berth_daemon *d, const char *project,
 				     const char *name, pid_t *ret_pid);
 /* The same, without asking the monitor again when it said "running" since berthd last
@@ -55,6 +60,10 @@ enum container_power container_power(const struct berth_daemon *d, const char *p
  * refuses. Blocking. */
 enum container_power container_power_quick(const struct berth_daemon *d, const char *project,
 					   const char *name);
+/* A request to the monitor timed out (outside container_power()): the next
+ * container_power_quick() asks it, and while it stays stuck container_power() lets one
+ * request at a time wait on it, the others hearing UNRESPONSIVE at once. */
+void container_power_forget(struct berth_daemon *d, const char *project, const char *name);
 const char *container_power_status(enum container_power p); /* "Running", ... */
 int container_power_code(enum container_power p);	     /* 103, ... */
 

@@ -845,6 +845,30 @@ static int send_with_fds(int sock, const char *data, size_t len, const int fds[3
 	return 0;
 }
 
+/* The monitor took no command within CONTAINER_STATUS_TIMEOUT_S: the exec fails with
+ * the monitor's timeout error (a stopped monitor would never answer). */
+static void monitor_timeout(struct exec_session *s)
+{
+	struct berth_error err = {0};
+	const char *rundir = s->spec->argv[2];
+	const char *base = strrchr(rundir, '/');
+	const char *name;
+
+	base = base ? base + 1 : rundir;
+	name = strchr(base, '_') ? strchr(base, '_') + 1 : base;
+	container_timeout_error(name, CONTAINER_STATUS_TIMEOUT_S, &err);
+	session_finish(s, -ETIMEDOUT, berth_error_msg(&err, -ETIMEDOUT));
+	berth_error_release(&err);
+}
+
+static void on_started_timeout(uv_timer_t *t)
+{
+	struct exec_session *s = t->data;
+
+	if (s->state != SESSION_DONE && s->via_monitor && !s->mon_heard)
+		monitor_timeout(s);
+}
+
 /* Ask the container's monitor to run the command: the helper's options after RUNDIR
  * (argv[3] on, without --status-fd) as an `exec` request, with `child` as SCM_RIGHTS.
  * On success the child's fds are kept in s->kept until the monitor answers. */
@@ -882,14 +906,16 @@ static int monitor_start(struct exec_session *s, int child[3])
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/monitor.sock", argv[2]) >=
 	    sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: this runs on the loop thread, and a stopped monitor's full
+	 * backlog or socket buffer must not hold it (EAGAIN: it does not answer). */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
 	r = send_with_fds(fd, req, (size_t)(p - req), child);
 	if (r < 0)
-		return r;
+		return r == -EAGAIN ? -ETIMEDOUT : r;
 	r = open_pipe(s, &s->mon, TAKE_FD(fd));
 	if (r < 0)
 		return r;
@@ -899,6 +925,7 @@ static int monitor_start(struct exec_session *s, int child[3])
 		child[i] = -EBADF;
 	}
 	uv_read_start((uv_stream_t *)&s->mon, on_mon_alloc, on_mon_read);
+	uv_timer_start(&s->connect_timer, on_started_timeout, CONTAINER_STATUS_TIMEOUT_S * 1000, 0);
 	return 0;
 }
 
@@ -915,6 +942,11 @@ static int start_command(struct exec_session *s)
 	if (r < 0)
 		goto out;
 	r = monitor_start(s, child);
+	if (r == -ETIMEDOUT) {
+		monitor_timeout(s);
+		r = 0;
+		goto out;
+	}
 	if (r < 0) {
 		log_debug("The monitor cannot run the command (%s), using the helper",
 			  strerror(-r));
@@ -1124,6 +1156,8 @@ static void run(struct exec_session *s)
 		session_finish(s, r, "Failed to start the command");
 		return;
 	}
+	if (s->state == SESSION_DONE)
+		return; /* the monitor did not answer */
 	replay_early(s);
 }
 

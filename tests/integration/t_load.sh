@@ -6,10 +6,12 @@
 # not in waves. Then a monitor stopped with SIGSTOP: its instance's stop, exec and start
 # fail with "Monitor of instance m1 did not answer within 5s" (its state shows Error)
 # while another instance starts, execs and stops as usual, and it recovers after
-# SIGCONT. A creation from an image cancelled during its unpack, and a copy cancelled
-# (DELETE /1.0/operations/ID), end Cancelled within 2 s of the DELETE and leave no
-# volume, row or temporary image volume. A quick run does it with 4 stops, 4 launches
-# and 10 execs; the full run (BERTH_TEST_FULL=1) with the numbers above. TAP output.
+# SIGCONT; exec and console to it fail within ~6 s even when berthd knew it ran, and 20
+# requests about it at once do not keep GET /1.0 waiting over 1 s. A creation from an
+# image cancelled during its unpack, and a copy cancelled (DELETE /1.0/operations/ID),
+# end Cancelled within 2 s of the DELETE and leave no volume, row or temporary image
+# volume. A quick run does it with 4 stops, 4 launches and 10 execs; the full run
+# (BERTH_TEST_FULL=1) with the numbers above. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -102,9 +104,45 @@ pass "every launched container runs"
 # ---- a stuck monitor ----
 run_cli launch busybox m1
 rc_ok "launch m1"
+run_cli exec m1 -- true
+rc_ok "exec in m1 (berthd now knows that it runs)"
 mpid=$(cat "$BERTH_DIR/run/default_m1/monitor.pid")
 kill -STOP "$mpid"
 want="Monitor of instance m1 did not answer within 5s"
+# What berthd knew of m1 does not make exec or console wait on its monitor for ever.
+t0=$(date +%s%N)
+api POST /1.0/instances/m1/exec '{"command":["true"],"wait-for-websocket":false,"interactive":false}'
+if [ "$HTTP_STATUS" = 202 ]; then
+	wait_operation "$HTTP_LOCATION"
+	is "$(jget 'j["metadata"]["err"]')" "$want" "an exec in m1 that berthd thought running fails with the monitor's timeout"
+else
+	is "$(jget 'j.get("error")')" "$want" "an exec in m1 that berthd thought running fails with the monitor's timeout"
+fi
+t1=$(date +%s%N)
+ok "... within 7 s ($(((t1 - t0) / 1000000)) ms)" [ $(((t1 - t0) / 1000000)) -lt 7000 ]
+t0=$(date +%s%N)
+api POST /1.0/instances/m1/console '{"width":80,"height":24}'
+t1=$(date +%s%N)
+is "$(jget 'j.get("error")')" "$want" "a console of m1 fails with the monitor's timeout"
+ok "... within 7 s ($(((t1 - t0) / 1000000)) ms)" [ $(((t1 - t0) / 1000000)) -lt 7000 ]
+# Requests about m1 do not hold every worker: GET /1.0 answers within 1 s meanwhile.
+probe_out=$TEST_TMP/probe-stuck.out
+$PY "$PROBE" "$BERTH_SOCKET" --interval-ms 20 --duration 7 >"$probe_out" 2>&1 &
+probe_pid=$!
+sleep 0.3
+pids=()
+for i in $(seq 1 20); do
+	rawhttp req GET /1.0/instances/m1/state >"$TEST_TMP/stuck-state$i.out" 2>&1 &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+wait "$probe_pid"
+probe=$(tail -n 1 "$probe_out")
+diag "20 GET /1.0/instances/m1/state at once while its monitor is stuck: GET /1.0 $probe"
+like "$probe" '^n=[0-9]+ errors=0 ' "GET /1.0 never fails meanwhile"
+pmax=$(sed -n 's/.* max=\([0-9.]*\).*/\1/p' <<<"$probe")
+ok "GET /1.0 always answers within 1 s meanwhile (max ${pmax} ms)" \
+	$PY -c "import sys; sys.exit(not float('$pmax') < 1000)"
 t0=$(date +%s%N)
 state_err m1 '{"action":"stop","timeout":5}'
 t1=$(date +%s%N)
@@ -133,6 +171,11 @@ run_cli stop m1 --force
 t_end=$(($(date +%s) + 15))
 while [ "$(st m1)" != Stopped ] && [ "$(date +%s)" -lt "$t_end" ]; do sleep 0.2; done
 is "$(st m1)" Stopped "m1 stops once its monitor runs again"
+run_cli start m1
+rc_ok "m1 starts again"
+run_cli exec m1 -- true
+rc_ok "exec in m1 works again"
+run_cli stop m1 --force
 
 for c in e1 $(seq -f 'l%g' 1 "$N_LAUNCH"); do berth stop "$c" --force >/dev/null 2>&1; done
 
