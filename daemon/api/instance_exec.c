@@ -347,52 +347,6 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 	return r;
 }
 
-/* A connection to the monitor's console stream: the `console` request, its "ok" line
- * read byte by byte so that no console output is swallowed. Blocking. */
-static int console_connect(const char *rundir, int *ret, struct berth_error *err)
-{
-	struct timeval tv = {0};
-	_cleanup_close_ int fd = container_monitor_connect(rundir, CONTAINER_STATUS_TIMEOUT_S);
-	const char *base = strrchr(rundir, '/');
-	char line[256];
-	size_t len = 0;
-
-	base = base ? strchr(base, '_') : NULL;
-	if (fd == -ETIMEDOUT)
-		return container_timeout_error(base ? base + 1 : rundir, CONTAINER_STATUS_TIMEOUT_S,
-					       err);
-	if (fd == -ENAMETOOLONG || fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE)
-		return fd;
-	if (fd < 0)
-		return berth_error_set(err, fd, BERTH_ERR_BAD_REQUEST, "Instance is not running");
-	if (write(fd, "console\n", 8) != 8)
-		return errno == EAGAIN ? container_timeout_error(base ? base + 1 : rundir,
-								 CONTAINER_STATUS_TIMEOUT_S, err)
-				       : berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-							 "Cannot talk to the monitor: %m");
-	while (len < sizeof(line) - 1) {
-		ssize_t n = read(fd, line + len, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return container_timeout_error(base ? base + 1 : rundir,
-						       CONTAINER_STATUS_TIMEOUT_S, err);
-		if (n <= 0)
-			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
-					       "No answer from the monitor");
-		if (line[len] == '\n')
-			break;
-		len++;
-	}
-	line[len] = '\0';
-	if (!streq(line, "ok"))
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Console: %s", line);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	*ret = TAKE_FD(fd);
-	return 0;
-}
-
 static const struct berth_json_field console_fields[] = {
 	{"width", BERTH_JSON_INT, false, true},
 	{"height", BERTH_JSON_INT, false, true},
@@ -434,9 +388,7 @@ static int console_instance(struct api_request *req, struct api_response *resp,
 	spec->rundir = drv->run_dir(req->d, req->project, req->params[0]);
 	if (!spec->rundir)
 		return -ENOMEM;
-	r = console_connect(spec->rundir, &spec->console_fd, err);
-	if (r == -ETIMEDOUT)
-		container_power_forget(req->d, req->project, req->params[0]);
+	r = drv->console_open(req->d, req->project, req->params[0], &spec->console_fd, err);
 	if (r < 0)
 		return r;
 	fds = json_pack("{s:s, s:s}", "0", spec->secret[0], "control",

@@ -1181,6 +1181,66 @@ void container_power_forget(struct berth_daemon *d, const char *project, const c
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* The monitor's side of container_console_open(): the `console` request, its "ok" line
+ * read byte by byte so that no console output is swallowed. */
+static int console_connect(const char *rundir, int *ret, struct berth_error *err)
+{
+	struct timeval tv = {0};
+	_cleanup_close_ int fd = container_monitor_connect(rundir, CONTAINER_STATUS_TIMEOUT_S);
+	const char *base = strrchr(rundir, '/');
+	char line[256];
+	size_t len = 0;
+
+	base = base ? strchr(base, '_') : NULL;
+	if (fd == -ETIMEDOUT)
+		return container_timeout_error(base ? base + 1 : rundir, CONTAINER_STATUS_TIMEOUT_S,
+					       err);
+	if (fd == -ENAMETOOLONG || fd == -ENOMEM || fd == -EMFILE || fd == -ENFILE)
+		return fd;
+	if (fd < 0)
+		return berth_error_set(err, fd, BERTH_ERR_BAD_REQUEST, "Instance is not running");
+	if (write(fd, "console\n", 8) != 8)
+		return errno == EAGAIN ? container_timeout_error(base ? base + 1 : rundir,
+								 CONTAINER_STATUS_TIMEOUT_S, err)
+				       : berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+							 "Cannot talk to the monitor: %m");
+	while (len < sizeof(line) - 1) {
+		ssize_t n = read(fd, line + len, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return container_timeout_error(base ? base + 1 : rundir,
+						       CONTAINER_STATUS_TIMEOUT_S, err);
+		if (n <= 0)
+			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+					       "No answer from the monitor");
+		if (line[len] == '\n')
+			break;
+		len++;
+	}
+	line[len] = '\0';
+	if (!streq(line, "ok"))
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Console: %s", line);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	*ret = TAKE_FD(fd);
+	return 0;
+}
+
+int container_console_open(struct berth_daemon *d, const char *project, const char *name,
+			   int *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	int r;
+
+	if (!rundir)
+		return -ENOMEM;
+	r = console_connect(rundir, ret, err);
+	if (r == -ETIMEDOUT)
+		container_power_forget(d, project, name);
+	return r;
+}
+
 static void power_forget(struct berth_daemon *d, const char *project, const char *name)
 {
 	struct container_watcher *w = d->containers;

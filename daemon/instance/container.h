@@ -64,6 +64,10 @@ enum container_power container_power_quick(const struct berth_daemon *d, const c
  * container_power_quick() asks it, and while it stays stuck container_power() lets one
  * request at a time wait on it, the others hearing UNRESPONSIVE at once. */
 void container_power_forget(struct berth_daemon *d, const char *project, const char *name);
+/* A stream of the running container's console (new fd in *ret): the monitor said "ok" to
+ * its `console` request. The monitor's timeout error when it does not answer. Blocking. */
+int container_console_open(struct berth_daemon *d, const char *project, const char *name,
+			   int *ret, struct berth_error *err);
 const char *container_power_status(enum container_power p); /* "Running", ... */
 int container_power_code(enum container_power p);	     /* 103, ... */
 

@@ -79,6 +79,7 @@ const struct instance_driver container_driver = {
 	.unresponsive_error = ct_unresponsive_error,
 	.run_dir = container_rundir,
 	.exec_helper = container_monitor_binary,
+	.console_open = container_console_open,
 	.start = container_start,
 	.stop = container_stop,
 	.restart = container_restart,

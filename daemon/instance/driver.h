@@ -47,6 +47,10 @@ struct instance_driver {
 	 * when there is none), called as `PROGRAM exec RUN_DIR OPTIONS... -- COMMAND...`
 	 * (doc/runtime.md, "berth-monitor"). */
 	int (*exec_helper)(char **ret);
+	/* A stream of the running instance's console (new fd in *ret), LXD's `console`
+	 * websocket's other end. The unresponsive error when the runtime does not answer. */
+	int (*console_open)(struct berth_daemon *d, const char *project, const char *name,
+			    int *ret, struct berth_error *err);
 	/* Start from the expanded instance `inst`. -EALREADY when it runs. */
 	int (*start)(struct berth_daemon *d, const char *project, json_t *inst,
 		     struct berth_error *err);
