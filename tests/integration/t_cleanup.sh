@@ -6,7 +6,8 @@
 # instance's stay. Then berthd is SIGKILLed between the delete of the row and this cleanup
 # (BERTH_TEST_PAUSE_AT instance-delete-before-cleanup) and leftovers are made by hand (run
 # and log directories, a cgroup with a process in it): the next start removes them all
-# and leaves the running instance alone. TAP output.
+# and leaves the running instance alone. A DELETE or rename of an instance whose monitor
+# is stopped (SIGSTOP) fails with the monitor's timeout, not "currently running". TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -131,6 +132,16 @@ ok "keep's run directory was left alone" test -S "$BERTH_DIR/run/default_keep/mo
 ok "keep's log directory was left alone" test -d "$BERTH_DIR/logs/default_keep/exec-output"
 ok "keep's cgroup was left alone" test "$(cgroups_of keep)" -gt 0
 check "exec in keep" lxc exec b:keep -- true
+
+# a stuck monitor: delete and rename say so rather than "currently running"
+kpid=$(cat "$BERTH_DIR/run/default_keep/monitor.pid")
+kill -STOP "$kpid"
+want="Monitor of instance keep did not answer within 5s"
+api DELETE /1.0/instances/keep
+is "$(jget 'j.get("error")')" "$want" "a DELETE of keep with a stuck monitor fails with its timeout"
+api POST /1.0/instances/keep '{"name":"keep2"}'
+is "$(jget 'j.get("error")')" "$want" "a rename of keep with a stuck monitor fails with its timeout"
+kill -CONT "$kpid"
 
 check "lxc delete -f keep" lxc delete -f b:keep
 is "$(leftovers keep)" "" "nothing of keep left"
