@@ -7,7 +7,8 @@
 # (BERTH_TEST_PAUSE_AT instance-delete-before-cleanup) and leftovers are made by hand (run
 # and log directories, a cgroup with a process in it): the next start removes them all
 # and leaves the running instance alone. A DELETE or rename of an instance whose monitor
-# is stopped (SIGSTOP) fails with the monitor's timeout, not "currently running". TAP output.
+# is stopped (SIGSTOP) fails with the monitor's timeout, not "currently running", and that timeout names the
+# instance also in a project whose name holds a '_'. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -142,6 +143,15 @@ is "$(jget 'j.get("error")')" "$want" "a DELETE of keep with a stuck monitor fai
 api POST /1.0/instances/keep '{"name":"keep2"}'
 is "$(jget 'j.get("error")')" "$want" "a rename of keep with a stuck monitor fails with its timeout"
 kill -CONT "$kpid"
+# ... and name the instance, also in a project whose name holds a '_'
+check "create project p_x" lxc project create b:p_x -c features.images=false -c features.profiles=false
+check "launch c1 in p_x" lxc launch b:busybox b:c1 --project p_x
+xpid=$(cat "$BERTH_DIR/run/p_x_c1/monitor.pid")
+kill -STOP "$xpid"
+api GET "/1.0/instances/c1/state?project=p_x"
+kill -CONT "$xpid"
+like "$(cat "$DAEMON_LOG")" 'Monitor of instance c1 did not answer' "the timeout names c1 of project p_x"
+check "lxc delete -f c1 in p_x" lxc delete -f b:c1 --project p_x
 
 check "lxc delete -f keep" lxc delete -f b:keep
 is "$(leftovers keep)" "" "nothing of keep left"
