@@ -8,7 +8,8 @@
 # and log directories, a cgroup with a process in it): the next start removes them all
 # and leaves the running instance alone. A DELETE or rename of an instance whose monitor
 # is stopped (SIGSTOP) fails with the monitor's timeout, not "currently running", and that timeout names the
-# instance also in a project whose name holds a '_'. TAP output.
+# instance also in a project whose name holds a '_'. A running container whose row is gone
+# keeps running across a start (its monitor answers), and goes once it does not. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -82,6 +83,7 @@ ok "keep (running) has its run directory" test -S "$BERTH_DIR/run/default_keep/m
 # ---- a crash between the row's delete and the cleanup ----
 
 launch c2 8113
+launch lost 8114
 BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_TEST_HARNESS=1
 	BERTH_TEST_PAUSE_AT=instance-delete-before-cleanup)
 daemon_restart
@@ -102,6 +104,10 @@ wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 wait $bg 2>/dev/null
 is "$(leftovers c2)" "run/default_c2 logs/default_c2" "the killed berthd left c2's run and log directories"
+
+# a running container whose row is gone (berthd is down): its monitor still answers
+sqlite3 "$BERTH_DIR/database/berth.db" "DELETE FROM instances WHERE name = 'lost'"
+lpid=$(cat "$BERTH_DIR/run/default_lost/monitor.pid")
 
 # by hand: what another crash could leave, a process still in the cgroup included
 mkdir -p "$BERTH_DIR/run/default_ghost" "$BERTH_DIR/logs/default_ghost/exec-output"
@@ -125,6 +131,16 @@ for i in $(seq 20); do [ "$(awk '{print $3}' /proc/$ghost/stat)" = Z ] && break;
 wait $ghost 2>/dev/null
 is $? 137 "the process in ghost's cgroup was killed (SIGKILL)"
 like "$(cat "$DAEMON_LOG")" '"default_c2" belongs to no instance' "berthd says what it removed"
+ok "lost's monitor was left alone" kill -0 "$lpid"
+ok "lost's run directory was left alone" test -S "$BERTH_DIR/run/default_lost/monitor.sock"
+like "$(cat "$DAEMON_LOG")" '"default_lost" belongs to no instance but its monitor runs: left alone' \
+	"berthd says why it left lost alone"
+# once its monitor is gone, the next start removes what is left of it
+kill -KILL "$lpid"
+daemon_restart
+# (its volume is the pool reconcile's business, not checked here)
+is "$(leftovers lost | sed 's/ *volume$//')" "" \
+	"with its monitor gone, the next start removed lost's run and log dirs and cgroup"
 api GET /1.0/instances/c2
 is "$HTTP_STATUS" 404 "c2 stays deleted"
 api GET /1.0/instances/keep
