@@ -111,6 +111,17 @@ int cleanup_instance(const struct berth_daemon *d, const char *project, const ch
 
 /* ---- start-up reconcile ---- */
 
+/* Whether a monitor answers in run directory `entry` under `run`: a container that
+ * still runs is never killed because our database lost track of it. */
+static bool monitor_answers(const char *run, const char *entry)
+{
+	_cleanup_free_ char *rundir = berth_strdup_printf("%s/%s", run, entry);
+	_cleanup_free_ char *reply = NULL;
+
+	return rundir && container_request(rundir, "status", CONTAINER_STATUS_TIMEOUT_S, &reply,
+					   NULL) >= 0;
+}
+
 /* Add the entries of directory `path` (all but dot files) to the set `found`. */
 static int list_dir(const char *path, json_t *found)
 {
@@ -207,6 +218,11 @@ int cleanup_reconcile(const struct berth_daemon *d)
 	json_object_foreach(found, entry, v) {
 		if (json_object_get(known, entry))
 			continue;
+		if (monitor_answers(run, entry)) {
+			log_warn("Run directory \"%s\" belongs to no instance but its monitor "
+				 "runs: left alone", entry);
+			continue;
+		}
 		log_info("\"%s\" belongs to no instance: removing what is left of it", entry);
 		remove_entry(d, entry, entry);
 		n++;

@@ -101,7 +101,7 @@ static const char *rundir_instance(const char *rundir)
 	const char *us;
 
 	base = base ? base + 1 : rundir;
-	us = strchr(base, '_');
+	us = strrchr(base, '_');
 	return us ? us + 1 : base;
 }
 

@@ -42,6 +42,13 @@ int instance_driver_get(const char *type, const char *name,
 int instance_driver_of(const json_t *inst, const struct instance_driver **ret,
 		       struct berth_error *err)
 {
-	return instance_driver_get(berth_json_string(inst, "type"),
-				   berth_json_string(inst, "name") ?: "", ret, err);
+	const char *type = berth_json_string(inst, "type");
+	const char *name = berth_json_string(inst, "name") ?: "";
+
+	/* A stored record is not being created: say what it is, not "Cannot create". */
+	if (type && streq(type, "virtual-machine") && instance_driver_get(type, name, ret, NULL) < 0)
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Instance \"%s\" is a virtual machine, which this server "
+				       "cannot run yet", name);
+	return instance_driver_get(type, name, ret, err);
 }

@@ -91,12 +91,28 @@ int instance_create_check(const struct instance_job *j, struct berth_error *err)
 	return 0;
 }
 
+/* 0 when the job's instance is stopped; the driver's error when its monitor does not
+ * answer; 1 when it runs. */
+static int job_stopped_check(const struct instance_job *j, struct berth_error *err)
+{
+	enum instance_power p;
+
+	if (!j->drv)
+		return 0;
+	p = j->drv->power(j->d, j->project, j->name, NULL);
+	if (p == INSTANCE_UNRESPONSIVE)
+		return j->drv->unresponsive_error(j->name, err);
+	return p != INSTANCE_STOPPED;
+}
+
 int instance_rename_check(const struct instance_job *j, struct berth_error *err)
 {
 	json_auto_t *other = NULL;
-	int r;
+	int r = job_stopped_check(j, err);
 
-	if (job_running(j))
+	if (r < 0)
+		return r;
+	if (r > 0)
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
 				       "Renaming of running instance not allowed");
 	r = db_instance_get(j->project, j->new_name, &other, err);
@@ -111,8 +127,11 @@ int instance_delete_check(const struct instance_job *j, const json_t *inst,
 			  struct berth_error *err)
 {
 	const char *prot;
+	int r = job_stopped_check(j, err);
 
-	if (job_running(j))
+	if (r < 0)
+		return r;
+	if (r > 0)
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
 				       "The instance \"%s\" is currently running, stop it first "
 				       "or use --force", j->name);

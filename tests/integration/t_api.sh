@@ -289,6 +289,9 @@ sqlite3 "$BERTH_DIR/database/berth.db" "UPDATE instances SET type = 'virtual-mac
 api GET /1.0/instances/oldvm
 is "$(jget 'j["metadata"]["type"]')" virtual-machine "setup: oldvm is a VM record"
 vm_refused "a copy of a VM record" '{"name":"vm1","source":{"type":"copy","source":"oldvm"}}'
+api PUT /1.0/instances/oldvm/state '{"action":"start"}'
+is "$(jget 'j.get("error")')" 'Instance "oldvm" is a virtual machine, which this server cannot run yet' \
+	"a start of the VM record says what it is"
 api DELETE /1.0/instances/oldvm
 wait_operation "$(jget 'j["operation"]')"
 is "$(jget 'j["metadata"]["status"]')" Success "the VM record can still be deleted"

@@ -6,7 +6,10 @@
 # instance's stay. Then berthd is SIGKILLed between the delete of the row and this cleanup
 # (BERTH_TEST_PAUSE_AT instance-delete-before-cleanup) and leftovers are made by hand (run
 # and log directories, a cgroup with a process in it): the next start removes them all
-# and leaves the running instance alone. TAP output.
+# and leaves the running instance alone. A DELETE or rename of an instance whose monitor
+# is stopped (SIGSTOP) fails with the monitor's timeout, not "currently running", and that timeout names the
+# instance also in a project whose name holds a '_'. A running container whose row is gone
+# keeps running across a start (its monitor answers), and goes once it does not. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -80,6 +83,7 @@ ok "keep (running) has its run directory" test -S "$BERTH_DIR/run/default_keep/m
 # ---- a crash between the row's delete and the cleanup ----
 
 launch c2 8113
+launch lost 8114
 BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_TEST_HARNESS=1
 	BERTH_TEST_PAUSE_AT=instance-delete-before-cleanup)
 daemon_restart
@@ -100,6 +104,10 @@ wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 wait $bg 2>/dev/null
 is "$(leftovers c2)" "run/default_c2 logs/default_c2" "the killed berthd left c2's run and log directories"
+
+# a running container whose row is gone (berthd is down): its monitor still answers
+sqlite3 "$BERTH_DIR/database/berth.db" "DELETE FROM instances WHERE name = 'lost'"
+lpid=$(cat "$BERTH_DIR/run/default_lost/monitor.pid")
 
 # by hand: what another crash could leave, a process still in the cgroup included
 mkdir -p "$BERTH_DIR/run/default_ghost" "$BERTH_DIR/logs/default_ghost/exec-output"
@@ -123,6 +131,16 @@ for i in $(seq 20); do [ "$(awk '{print $3}' /proc/$ghost/stat)" = Z ] && break;
 wait $ghost 2>/dev/null
 is $? 137 "the process in ghost's cgroup was killed (SIGKILL)"
 like "$(cat "$DAEMON_LOG")" '"default_c2" belongs to no instance' "berthd says what it removed"
+ok "lost's monitor was left alone" kill -0 "$lpid"
+ok "lost's run directory was left alone" test -S "$BERTH_DIR/run/default_lost/monitor.sock"
+like "$(cat "$DAEMON_LOG")" '"default_lost" belongs to no instance but its monitor runs: left alone' \
+	"berthd says why it left lost alone"
+# once its monitor is gone, the next start removes what is left of it
+kill -KILL "$lpid"
+daemon_restart
+# (its volume is the pool reconcile's business, not checked here)
+is "$(leftovers lost | sed 's/ *volume$//')" "" \
+	"with its monitor gone, the next start removed lost's run and log dirs and cgroup"
 api GET /1.0/instances/c2
 is "$HTTP_STATUS" 404 "c2 stays deleted"
 api GET /1.0/instances/keep
@@ -131,6 +149,25 @@ ok "keep's run directory was left alone" test -S "$BERTH_DIR/run/default_keep/mo
 ok "keep's log directory was left alone" test -d "$BERTH_DIR/logs/default_keep/exec-output"
 ok "keep's cgroup was left alone" test "$(cgroups_of keep)" -gt 0
 check "exec in keep" lxc exec b:keep -- true
+
+# a stuck monitor: delete and rename say so rather than "currently running"
+kpid=$(cat "$BERTH_DIR/run/default_keep/monitor.pid")
+kill -STOP "$kpid"
+want="Monitor of instance keep did not answer within 5s"
+api DELETE /1.0/instances/keep
+is "$(jget 'j.get("error")')" "$want" "a DELETE of keep with a stuck monitor fails with its timeout"
+api POST /1.0/instances/keep '{"name":"keep2"}'
+is "$(jget 'j.get("error")')" "$want" "a rename of keep with a stuck monitor fails with its timeout"
+kill -CONT "$kpid"
+# ... and name the instance, also in a project whose name holds a '_'
+check "create project p_x" lxc project create b:p_x -c features.images=false -c features.profiles=false
+check "launch c1 in p_x" lxc launch b:busybox b:c1 --project p_x
+xpid=$(cat "$BERTH_DIR/run/p_x_c1/monitor.pid")
+kill -STOP "$xpid"
+api GET "/1.0/instances/c1/state?project=p_x"
+kill -CONT "$xpid"
+like "$(cat "$DAEMON_LOG")" 'Monitor of instance c1 did not answer' "the timeout names c1 of project p_x"
+check "lxc delete -f c1 in p_x" lxc delete -f b:c1 --project p_x
 
 check "lxc delete -f keep" lxc delete -f b:keep
 is "$(leftovers keep)" "" "nothing of keep left"
