@@ -1416,7 +1416,10 @@ int container_reconcile(struct berth_daemon *d)
 			struct berth_error perr = {0};
 
 			log_info("Instance \"%s\" is still running: re-attached", name);
-			set_status(project, name, p);
+			/* An unresponsive monitor still has a running container: the row says
+			 * Running, not Error. */
+			set_status(project, name,
+				   p == CONTAINER_UNRESPONSIVE ? CONTAINER_RUNNING : p);
 			container_watch(d, project, name);
 			/* Helpers outlive berthd: keep those that run, restart the others. */
 			if (proxy_instance_updated(d, project, name, &perr) < 0)
