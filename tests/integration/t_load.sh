@@ -128,7 +128,13 @@ ok "... without waiting on m1 ($(((t1 - t0) / 1000000)) ms)" [ $(((t1 - t0) / 10
 api GET /1.0
 is "$HTTP_STATUS" 200 "GET /1.0 answers while m1's monitor is stuck"
 kill -CONT "$mpid"
-# The requests that timed out were still queued on its socket: it may now run the stop.
+# The requests that timed out are still queued on its socket, their clients gone: the
+# monitor drops them rather than do a stop that berthd already reported as failed.
+api GET /1.0/instances/m1/state
+pid=$(jget 'j["metadata"]["pid"]')
+sleep 3
+is "$(st m1)" Running "m1 still runs once its monitor runs again: the stop that failed is not done late"
+ok "... with the same PID 1" test -d "/proc/${pid:-none}"
 run_cli stop m1 --force
 t_end=$(($(date +%s) + 15))
 while [ "$(st m1)" != Stopped ] && [ "$(date +%s)" -lt "$t_end" ]; do sleep 0.2; done
