@@ -921,6 +921,9 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 	/* LXD's default clean-stop timeout when none is given. */
 	if (!force && timeout_s < 0)
 		timeout_s = 30;
+	/* Room for the kill that follows it in the wait below. */
+	if (timeout_s > INT_MAX - CONTAINER_KILL_TIMEOUT_S)
+		timeout_s = INT_MAX - CONTAINER_KILL_TIMEOUT_S;
 	req = force ? strdup("kill") : berth_strdup_printf("stop %d", timeout_s);
 	if (!req)
 		return -ENOMEM;

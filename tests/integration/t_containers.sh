@@ -136,6 +136,11 @@ ok "restart" opok
 api GET /1.0/instances/c1/state
 pid2=$(jget 'j["metadata"]["pid"]')
 ok "restart gives a new PID 1 ($pid1 -> $pid2)" test "$pid2" -gt 0 -a "$pid2" != "$pid1"
+# the largest timeout an int holds still leaves room for the kill's wait after it
+state restart c1 '"timeout":2147483647'
+ok "restart with timeout INT_MAX" opok
+api GET /1.0/instances/c1/state
+pid2=$(jget 'j["metadata"]["pid"]')
 t0=$(date +%s%N)
 state stop c1 '"timeout":10'
 t1=$(date +%s%N)
