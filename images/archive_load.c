@@ -8,8 +8,8 @@
  * to the library, which the first of these calls opens with dlopen(). It stays loaded.
  *
  * When the library or a function cannot be loaded (logged once per function),
- * archive_read_new() and archive_write_disk_new() return NULL, which their callers
- * already treat as an error, and the others return a failure value. A libarchive
+ * archive_read_new() and archive_write_disk_new() return NULL, and their callers ask
+ * image_archive_fail() for the error to give; the others return a failure value. A libarchive
  * function that images/ starts to call needs a line here: until then the link fails
  * with an undefined reference to it. */
 #define LOG_CATEGORY "archive"
@@ -18,7 +18,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 
+#include "images/archive_load.h"
 #include "lib/log.h"
 
 /* libarchive 3's soname, the same since 3.0 */
@@ -30,11 +32,26 @@
 static void *lib;
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 
+static char lib_why[256]; /* dlerror() when dlopen() failed */
+
 static void lib_open(void)
 {
 	lib = dlopen(ARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL);
-	if (!lib)
-		log_error("Cannot load %s, images cannot be read: %s", ARCHIVE_SONAME, dlerror());
+	if (!lib) {
+		const char *why = dlerror();
+
+		snprintf(lib_why, sizeof(lib_why), "%s", why ? why : ARCHIVE_SONAME);
+		log_error("Cannot load %s, images cannot be read: %s", ARCHIVE_SONAME, lib_why);
+	}
+}
+
+int image_archive_fail(struct berth_error *err)
+{
+	pthread_once(&lib_once, lib_open);
+	if (lib)
+		return -ENOMEM;
+	return berth_error_set(err, -ELIBACC, BERTH_ERR_INTERNAL,
+			       "libarchive is not available: %s", lib_why);
 }
 
 /* The function `name` of libarchive, remembered in *slot; NULL when it cannot be had. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "images/archive_load.h"
 #include "lib/json.h"
 #include "lib/util.h"
 #include "lib/yaml.h"
@@ -247,7 +248,7 @@ int image_tar_inspect(int fd, bool want_metadata, struct image_metadata *ret,
 	int r;
 
 	if (!a)
-		return -ENOMEM;
+		return image_archive_fail(err);
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lseek: %m");
 	archive_read_support_filter_gzip(a);

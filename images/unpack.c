@@ -8,6 +8,7 @@
 
 #define LOG_CATEGORY "unpack"
 #include "images/unpack.h"
+#include "images/archive_load.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
 #include "lib/util.h"
@@ -229,7 +230,7 @@ int image_unpack_tar(int fd, const char *dest, image_unpack_progress_fn progress
 	int r;
 
 	if (!in || !out)
-		return -ENOMEM;
+		return image_archive_fail(err);
 	if (fstat(fd, &st) < 0 || lseek(fd, 0, SEEK_SET) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Image file: %m");
 	total = (uint64_t)st.st_size;

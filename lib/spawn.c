@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +132,26 @@ static int child_place_fds(const struct spawn_plan *p, int *errfd)
 	return 0;
 }
 
+/* Without CLOSE_RANGE_CLOEXEC (Linux < 5.11): close every fd from `from` up but errfd
+ * (close-on-exec already), with close_range (5.9) or else one close() per fd up to the
+ * fd limit. Only system calls: this runs in a child that shares our memory. */
+static int child_close_others(int from, int errfd)
+{
+	struct rlimit rl;
+
+	if (errfd > from && close_range((unsigned)from, (unsigned)errfd - 1, 0) < 0)
+		goto loop;
+	if (close_range((unsigned)errfd + 1, ~0U, 0) == 0)
+		return 0;
+loop:
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	for (rlim_t fd = (rlim_t)from; fd < rl.rlim_cur && fd < (rlim_t)1 << 20; fd++)
+		if ((int)fd != errfd)
+			close((int)fd);
+	return 0;
+}
+
 static _Noreturn void child_exec(const struct spawn_plan *p)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -150,7 +171,8 @@ static _Noreturn void child_exec(const struct spawn_plan *p)
 	if (child_place_fds(p, &errfd) < 0)
 		child_fail(errfd);
 	/* Close-on-exec for everything else: errfd stays open until the exec. */
-	if (close_range((unsigned)p->nfds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+	if (close_range((unsigned)p->nfds, ~0U, CLOSE_RANGE_CLOEXEC) < 0 &&
+	    child_close_others(p->nfds, errfd) < 0)
 		child_fail(errfd);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -37,7 +37,7 @@
 
 /* The one list of directories where programs are looked for, also the PATH that a
  * program gets by default. */
-#define BERTH_SPAWN_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
+#define BERTH_SPAWN_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* Per captured stream, when `capture_max` is 0. */
 #define BERTH_SPAWN_CAPTURE_MAX (64u << 10)

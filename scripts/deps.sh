@@ -6,12 +6,14 @@
 # managed networks and nat=true proxy devices run nft; networks run dnsmasq (DHCP, DNS);
 # NIC devices run ip and tc (iproute2); squashfs images are unpacked by unsquashfs;
 # util-linux has setsid (setup.sh starts berthd with it where systemd is not PID 1).
+# libarchive13: berthd is not linked with libarchive but loads libarchive.so.13 when it
+# first reads an image, so no link pulls the library in: it is named here.
 # None of iproute2, squashfs-tools, nftables or dnsmasq-base is in a minimal Debian.
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
-	passwd procps util-linux btrfs-progs
+	libarchive13 passwd procps util-linux btrfs-progs
 	nftables dnsmasq-base iproute2 squashfs-tools
 )
 

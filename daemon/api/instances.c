@@ -7,6 +7,7 @@
  * Creation, PUT, rename and delete are operations, as in LXD; their checks run before the
  * operation is created so bad input fails at once with the right status. */
 #define LOG_CATEGORY "instances"
+#include <limits.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -602,6 +603,15 @@ static int get_state(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, drv->state(req->d, req->project, req->params[0]));
 }
 
+/* A stop's "timeout" in seconds: any negative means the default (as -1 does), and what
+ * does not fit an int waits as long as one can. */
+static int state_timeout(json_int_t t)
+{
+	if (t < 0)
+		return -1;
+	return t > INT_MAX ? INT_MAX : (int)t;
+}
+
 static int queue_state(struct api_request *req, struct api_response *resp, const json_t *inst,
 		       const json_t *body, struct berth_error *err)
 {
@@ -634,7 +644,7 @@ static int queue_state(struct api_request *req, struct api_response *resp, const
 		instance_job_free(j);
 		return -ENOMEM;
 	}
-	j->timeout = json_is_integer(timeout) ? (int)json_integer_value(timeout) : -1;
+	j->timeout = json_is_integer(timeout) ? state_timeout(json_integer_value(timeout)) : -1;
 	j->force = berth_json_bool(body, "force", false);
 	r = instance_state_check(j, action, err);
 	if (r < 0) {

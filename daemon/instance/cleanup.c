@@ -60,8 +60,7 @@ static int remove_cgroup(const char *who, const char *rel)
 		return r;
 	if (!runtime_cgroup_is_empty(cg)) {
 		runtime_cgroup_kill(cg);
-		for (int i = 0; i < 50 && !runtime_cgroup_is_empty(cg); i++)
-			usleep(20000);
+		runtime_cgroup_wait_empty(cg, 1000);
 	}
 	r = runtime_cgroup_destroy(cg);
 	if (r < 0)

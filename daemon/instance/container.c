@@ -845,6 +845,52 @@ static bool wait_stopped(struct berth_daemon *d, const char *project, const char
 	       container_power(d, project, name, NULL) == CONTAINER_STOPPED;
 }
 
+/* After a failed `berth-monitor start` (its timeout, or any failure once the monitor may
+ * have forked): kill the monitor it left (by its pid file, if that is still a
+ * berth-monitor) and whatever runs in the container's cgroup, and remove the run files,
+ * so that nothing keeps booting unwatched. */
+static void start_leftovers_kill(struct berth_daemon *d, const char *project, const char *name,
+				 const char *rundir)
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	_cleanup_free_ char *rel = container_cgroup(d, project, name);
+	_cleanup_free_ char *pidfile = berth_strdup_printf("%s/monitor.pid", rundir);
+	_cleanup_free_ char *buf = NULL, *comm = NULL;
+	_cleanup_close_ int pidfd = -EBADF;
+	const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
+	struct pollfd pfd;
+	size_t len;
+	int pid;
+
+	if (pidfile && berth_read_file(pidfile, 64, &buf, &len) >= 0 &&
+	    sscanf(buf, "%d", &pid) == 1 && pid > 0)
+		pidfd = pidfd_open(pid, 0);
+	/* With the pidfd open, the comm read next is that of the process it signals. */
+	if (pidfd >= 0) {
+		_cleanup_free_ char *path = berth_strdup_printf("/proc/%d/comm", pid);
+
+		if (path && berth_read_file(path, 64, &comm, &len) >= 0 &&
+		    berth_startswith(comm, "berth-monitor")) {
+			log_warn("Instance \"%s\": killing the monitor its failed start left",
+				 name);
+			pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
+			pfd = (struct pollfd){.fd = pidfd, .events = POLLIN};
+			while (poll(&pfd, 1, 1000) < 0 && errno == EINTR)
+				;
+		}
+	}
+	if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
+		runtime_cgroup_kill(cg);
+		runtime_cgroup_wait_empty(cg, 1000);
+		runtime_cgroup_destroy(cg);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		_cleanup_free_ char *f = berth_strdup_printf("%s/%s", rundir, files[i]);
+		if (f)
+			unlink(f);
+	}
+}
+
 int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 		    struct berth_error *err)
 {
@@ -886,6 +932,7 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 
 		berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to start \"%s\": %s", name,
 				colon ? colon + 3 : msg);
+		start_leftovers_kill(d, project, name, rundir);
 		cgroup_parent_cleanup(d);
 		berth_error_release(&serr);
 		return r;
@@ -934,6 +981,9 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 	/* LXD's default clean-stop timeout when none is given. */
 	if (!force && timeout_s < 0)
 		timeout_s = 30;
+	/* Room for the kill that follows it in the wait below. */
+	if (timeout_s > INT_MAX - CONTAINER_KILL_TIMEOUT_S)
+		timeout_s = INT_MAX - CONTAINER_KILL_TIMEOUT_S;
 	req = force ? strdup("kill") : berth_strdup_printf("stop %d", timeout_s);
 	if (!req)
 		return -ENOMEM;
@@ -1551,7 +1601,10 @@ int container_reconcile(struct berth_daemon *d)
 			struct berth_error perr = {0};
 
 			log_info("Instance \"%s\" is still running: re-attached", name);
-			set_status(project, name, p);
+			/* An unresponsive monitor still has a running container: the row says
+			 * Running, not Error. */
+			set_status(project, name,
+				   p == CONTAINER_UNRESPONSIVE ? CONTAINER_RUNNING : p);
 			container_watch(d, project, name);
 			/* Helpers outlive berthd: keep those that run, restart the others. */
 			if (proxy_instance_updated(d, project, name, &perr) < 0)

@@ -6,6 +6,7 @@
 #include "daemon/runtime/monitor_internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,13 @@ void client_send(struct client *c, const char *fmt, ...)
 	if (send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		/* the client went away; it is dropped on its next poll */
 	}
+}
+
+static bool client_hung_up(const struct client *c)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLRDHUP};
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 void client_drop(struct monitor *m, struct client *c)
@@ -206,6 +214,12 @@ void client_readable(struct monitor *m, struct client *c)
 	*nl = '\0';
 	if (nl > c->buf && nl[-1] == '\r')
 		nl[-1] = '\0';
+	/* A client gone before we read its request (berthd's wait timed out while we were
+	 * stuck) was told it failed: doing it now would surprise everyone. */
+	if (client_hung_up(c)) {
+		client_drop(m, c);
+		return;
+	}
 	handle_request(m, c, c->buf);
 }
 

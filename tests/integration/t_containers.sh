@@ -136,6 +136,11 @@ ok "restart" opok
 api GET /1.0/instances/c1/state
 pid2=$(jget 'j["metadata"]["pid"]')
 ok "restart gives a new PID 1 ($pid1 -> $pid2)" test "$pid2" -gt 0 -a "$pid2" != "$pid1"
+# the largest timeout an int holds still leaves room for the kill's wait after it
+state restart c1 '"timeout":2147483647'
+ok "restart with timeout INT_MAX" opok
+api GET /1.0/instances/c1/state
+pid2=$(jget 'j["metadata"]["pid"]')
 t0=$(date +%s%N)
 state stop c1 '"timeout":10'
 t1=$(date +%s%N)
@@ -260,6 +265,35 @@ if grep -qw btrfs /proc/filesystems && command -v mkfs.btrfs >/dev/null; then
 else
 	skip "berthd restart with a container on btrfs" "no btrfs here"
 fi
+
+# ---- a start whose `berth-monitor start` fails once the monitor has forked ----
+# (as when it hits its timeout): berthd reports the failure and leaves nothing running.
+cat >"$TEST_TMP/monitor-fails" <<EOF
+#!/bin/sh
+[ "\$1" = start ] || exec "$BERTH_MONITOR" "\$@"
+"$BERTH_MONITOR" "\$@"
+echo "injected failure"
+exit 1
+EOF
+chmod +x "$TEST_TMP/monitor-fails"
+api POST /1.0/instances '{"name":"cf","source":{"type":"image","alias":"busybox"}}'
+wait_operation "$(jget 'j["operation"]')"
+ok "create cf" opok
+daemon_stop
+BERTHD_ENV=(BERTH_MONITOR="$TEST_TMP/monitor-fails")
+daemon_start
+state start cf
+is "$(jget 'j["metadata"]["status"]')" Failure "a start whose monitor launch fails late fails"
+is "$(st cf)" Stopped "... cf is Stopped"
+is "$(monitors)" 0 "... no monitor is left running"
+ok "... nor its cgroup" test -z "$(cgdir cf)"
+ok "... nor its monitor.pid" test ! -e "$BERTH_DIR/run/default_cf/monitor.pid"
+daemon_stop
+BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
+daemon_start
+api DELETE /1.0/instances/cf
+wait_operation "$(jget 'j["operation"]')"
+ok "delete cf" opok
 
 # ---- leaks ----
 for _ in $(seq 50); do [ "$(monitors)" = 0 ] && break; sleep 0.1; done

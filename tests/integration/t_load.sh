@@ -165,8 +165,21 @@ t1=$(date +%s%N)
 ok "... without waiting on m1 ($(((t1 - t0) / 1000000)) ms)" [ $(((t1 - t0) / 1000000)) -lt 5000 ]
 api GET /1.0
 is "$HTTP_STATUS" 200 "GET /1.0 answers while m1's monitor is stuck"
+# A kill sent straight to the stuck monitor by a client that gives up and hangs up
+# (berthd's status requests above never got as far as a stop).
+$PY -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"kill\n")
+s.close()' "$BERTH_DIR/run/default_m1/monitor.sock"
 kill -CONT "$mpid"
-# The requests that timed out were still queued on its socket: it may now run the stop.
+# The requests that timed out are still queued on its socket, their clients gone: the
+# monitor drops them rather than do a stop that berthd already reported as failed.
+api GET /1.0/instances/m1/state
+pid=$(jget 'j["metadata"]["pid"]')
+sleep 3
+is "$(st m1)" Running "m1 still runs once its monitor runs again: the stop that failed is not done late"
+ok "... with the same PID 1" test -d "/proc/${pid:-none}"
 run_cli stop m1 --force
 t_end=$(($(date +%s) + 15))
 while [ "$(st m1)" != Stopped ] && [ "$(date +%s)" -lt "$t_end" ]; do sleep 0.2; done

@@ -445,6 +445,9 @@ static void test_program_find(void **state)
 	free(p);
 	assert_int_equal(berth_program_find("no-such-program-here", &p), -ENOENT);
 	assert_int_equal(berth_program_find("", &p), -ENOENT);
+	/* programs installed locally (apparmor_parser in /usr/local/sbin) are found too,
+	 * before the distribution's */
+	assert_non_null(strstr(BERTH_SPAWN_PATH, "/usr/local/sbin:/usr/local/bin:/usr/sbin"));
 	/* berth's own helpers: $BERTH_<NAME> first */
 	setenv("BERTH_TEST_HELPER", "/bin/true", 1);
 	assert_int_equal(berth_program_find("berth-test-helper", &p), 0);
