@@ -374,11 +374,15 @@ run_lxc profile create b:extra --project p1
 run_lxc project rename b:p1 p1x
 refused "... then a profile besides default" "Only empty projects can be renamed"
 run_lxc profile delete b:extra --project p1
-expect_status 201 "emptied, p1 is renamed p1x" POST /1.0/projects/p1 '{"name":"p1x"}'
+run_lxc project rename b:p1 p1x
+rc_ok "emptied, p1 is renamed p1x"
 gone "... p1 is gone" /1.0/projects/p1
 api GET /1.0/profiles/default?project=p1x
 is "$HTTP_STATUS" 200 "... and p1x has its default profile"
-expect_status 201 "... and back to p1" POST /1.0/projects/p1x '{"name":"p1"}'
+expect_status 202 "... and back to p1 through the API, an operation as in LXD" \
+	POST /1.0/projects/p1x '{"name":"p1"}'
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "... that succeeds"
 run_lxc project delete b:p1
 rc_ok "emptied, p1 is deleted"
 gone "... with its default profile" "/1.0/profiles/default?project=p1"
