@@ -1,9 +1,11 @@
 /* daemon/instance/cleanup.c: an instance's run directory, log directory and cgroup go with
  * it (cleanup.h).
  *
- * A delete removes the row first (the commit point), then the volume, then what is here:
- * berthd killed in between leaves files and cgroups that no row names any more, and nothing
- * else would ever remove them. So at start the daemon lists its run/ and logs/ directories
+ * A delete removes what is here first, while the instance is stopped and its name still
+ * taken (a same-named instance created meanwhile would otherwise lose its run directory and
+ * cgroup), then the row and the volume. Files and cgroups that no row names (an older
+ * berthd cleaned up after the row; or made by hand) would never go otherwise, so at start
+ * the daemon lists its run/ and logs/ directories
  * and its cgroup parent (berth-<hash>, named after the state directory, so that daemons
  * with other state directories on the same host are never touched) and removes every
  * entry that is not "<project>_<name>" of an instance in the database. */
@@ -12,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -102,11 +105,39 @@ int cleanup_instance(const struct berth_daemon *d, const char *project, const ch
 {
 	_cleanup_free_ char *entry = berth_strdup_printf("%s_%s", project, name);
 
-	/* Test-only: the row and the volume are gone, the rest stays (t_cleanup.sh). */
+	/* Test-only: nothing has gone yet, the row included (t_cleanup.sh). */
 	berth_test_pause("instance-delete-before-cleanup");
 	if (!entry)
 		return -ENOMEM;
 	return remove_entry(d, name, entry);
+}
+
+/* The log directory of an older instance of that name, which a rename onto it finds. */
+static void logs_remove(const struct berth_daemon *d, const char *project, const char *name)
+{
+	_cleanup_free_ char *dir = cleanup_logs_dir(d, project, name);
+	struct berth_error err = {0};
+	struct stat st;
+
+	if (!dir || lstat(dir, &st) < 0)
+		return;
+	if (storage_remove_tree(dir, &err) < 0)
+		log_warn("Instance \"%s\": removing its logs: %s, ignoring", name,
+			 berth_error_msg(&err, -EIO));
+	berth_error_release(&err);
+}
+
+void cleanup_logs_rename(const struct berth_daemon *d, const char *project, const char *from,
+			 const char *to)
+{
+	_cleanup_free_ char *src = cleanup_logs_dir(d, project, from);
+	_cleanup_free_ char *dst = cleanup_logs_dir(d, project, to);
+
+	if (!src || !dst)
+		return;
+	logs_remove(d, project, to); /* leftovers of an older instance of that name */
+	if (rename(src, dst) < 0 && errno != ENOENT)
+		log_warn("Instance \"%s\": moving its logs to \"%s\": %m, ignoring", from, dst);
 }
 
 /* ---- start-up reconcile ---- */
