@@ -5,10 +5,11 @@
  * taken (a same-named instance created meanwhile would otherwise lose its run directory and
  * cgroup), then the row and the volume. Files and cgroups that no row names (an older
  * berthd cleaned up after the row; or made by hand) would never go otherwise, so at start
- * the daemon lists its run/ and logs/ directories
- * and its cgroup parent (berth-<hash>, named after the state directory, so that daemons
- * with other state directories on the same host are never touched) and removes every
- * entry that is not "<project>_<name>" of an instance in the database. */
+ * the daemon lists its run/ and logs/ directories and removes every entry that is not
+ * "<project>_<name>" of an instance in the database, with the cgroup of that name under
+ * its cgroup parent (berth-<hash>, named after the state directory). A cgroup there with
+ * no such entry is left alone: a berthd with the same state path in another mount
+ * namespace shares the parent. */
 #define LOG_CATEGORY "cleanup"
 #include "daemon/instance/cleanup.h"
 
@@ -28,8 +29,6 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "storage/driver.h"
-
-static const char *const cgroup_roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 
 char *cleanup_logs_dir(const struct berth_daemon *d, const char *project, const char *name)
 {
@@ -169,43 +168,6 @@ static int list_dir(const char *path, json_t *found)
 	return r;
 }
 
-/* Add the cgroups of this daemon's parent in every hierarchy to `found`: under
- * <root>/<parent> (unified) and <root>/<controller>/<parent> (v1). Only directories:
- * the parent also holds the cgroup interface files. */
-static int list_cgroups(const struct berth_daemon *d, json_t *found)
-{
-	_cleanup_free_ char *any = container_cgroup(d, "x", "x");
-	char *slash = any ? strchr(any, '/') : NULL;
-
-	if (!slash)
-		return -ENOMEM;
-	*slash = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(cgroup_roots); i++) {
-		DIR *dir = opendir(cgroup_roots[i]);
-		struct dirent *de;
-
-		while (dir && (de = readdir(dir))) {
-			_cleanup_free_ char *p = NULL;
-			DIR *sub;
-			struct dirent *se;
-
-			if (de->d_type != DT_DIR || streq(de->d_name, ".."))
-				continue;
-			/* "." is the root itself: <root>/<parent> (the unified layout) */
-			p = berth_strdup_printf("%s/%s/%s", cgroup_roots[i], de->d_name, any);
-			sub = p ? opendir(p) : NULL;
-			while (sub && (se = readdir(sub)))
-				if (se->d_type == DT_DIR && se->d_name[0] != '.')
-					json_object_set_new(found, se->d_name, json_true());
-			if (sub)
-				closedir(sub);
-		}
-		if (dir)
-			closedir(dir);
-	}
-	return 0;
-}
-
 /* The set of "<project>_<name>" of every instance in the database. */
 static int known_entries(json_t **ret)
 {
@@ -244,7 +206,10 @@ int cleanup_reconcile(const struct berth_daemon *d)
 	r = known_entries(&known);
 	if (r < 0)
 		return log_error_errno(r, "Cannot list the instances to clean up after");
-	if (list_dir(run, found) < 0 || list_dir(logs, found) < 0 || list_cgroups(d, found) < 0)
+	/* Only what our own run/ and logs/ hold: another berthd with the same state path in
+	 * another mount namespace shares the cgroup parent, and its cgroups are not ours. An
+	 * entry's cgroup goes with it (remove_entry). */
+	if (list_dir(run, found) < 0 || list_dir(logs, found) < 0)
 		log_warn("Cannot list all that instances left, ignoring");
 	json_object_foreach(found, entry, v) {
 		if (json_object_get(known, entry))

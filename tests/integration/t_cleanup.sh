@@ -7,9 +7,11 @@
 # instance-delete-before-cleanup), which comes before the delete of the row: the instance
 # is left whole and stopped, and can be deleted after the restart. Leftovers are made by
 # hand (run and log directories, a cgroup with a process in it): the next start removes
-# them all and leaves the running instance alone. A DELETE or rename of an instance whose monitor
-# is stopped (SIGSTOP) fails with the monitor's timeout, not "currently running", and that timeout names the
-# instance also in a project whose name holds a '_'. A running container whose row is gone
+# them all and leaves alone the running instance and a cgroup under its parent that has
+# no run or log directory (another berthd's with the same state path). A DELETE or
+# rename of an instance whose monitor is stopped (SIGSTOP) fails with the monitor's
+# timeout, not "currently running", and that timeout names the instance also in a
+# project whose name holds a '_'. A running container whose row is gone
 # keeps running across a start (its monitor answers), and goes once it does not. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
@@ -122,6 +124,15 @@ ghost=$!
 echo $ghost >"$cg/cgroup.procs"
 ok "a hand-made cgroup with a process in it" test "$(cgroups_of ghost)" -gt 0
 is "$(leftovers ghost)" "run/default_ghost logs/default_ghost cgroup" "hand-made leftovers of ghost"
+# a cgroup under our parent with neither run/ nor logs/ entry: another berthd's with the
+# same state path in another mount namespace, as far as we know
+scg=${cg%/default_ghost}/default_stray
+mkdir -p "$scg"
+sleep 300 &
+stray=$!
+echo $stray >"$scg/cgroup.procs"
+ok "a hand-made cgroup default_stray with a process in it, nothing else" \
+	test "$(leftovers stray)" = cgroup
 
 BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
 daemon_start && pass "berthd restarted"
@@ -135,6 +146,11 @@ for i in $(seq 20); do [ "$(awk '{print $3}' /proc/$ghost/stat)" = Z ] && break;
 [ "$(awk '{print $3}' /proc/$ghost/stat)" = Z ] || kill -TERM $ghost
 wait $ghost 2>/dev/null
 is $? 137 "the process in ghost's cgroup was killed (SIGKILL)"
+ok "the cgroup default_stray, with no run or log directory, was left alone" test -d "$scg"
+ok "... and so was its process" kill -0 "$stray"
+kill -KILL "$stray"
+wait "$stray" 2>/dev/null
+for i in $(seq 20); do rmdir "$scg" 2>/dev/null && break; sleep 0.1; done
 like "$(cat "$DAEMON_LOG")" '"default_ghost" belongs to no instance' "berthd says what it removed"
 ok "lost's monitor was left alone" kill -0 "$lpid"
 ok "lost's run directory was left alone" test -S "$BERTH_DIR/run/default_lost/monitor.sock"
