@@ -17,4 +17,3 @@ char *instance_logs_dir(const struct berth_daemon *d, const char *project, const
 int instance_logs_exec_open(const struct berth_daemon *d, const char *project, const char *name,
 			    const char *id, int *ret_out, int *ret_err, json_t **ret_urls,
 			    struct berth_error *err);
-
