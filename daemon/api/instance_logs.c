@@ -25,7 +25,6 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "storage/driver.h"
 
 #define EXEC_OUTPUT "exec-output"
 
@@ -123,33 +122,6 @@ int instance_logs_exec_open(const struct berth_daemon *d, const char *project, c
 	*ret_err = TAKE_FD(fds[1]);
 	*ret_urls = TAKE_PTR(urls);
 	return 0;
-}
-
-void instance_logs_remove(const struct berth_daemon *d, const char *project, const char *name)
-{
-	_cleanup_free_ char *dir = instance_logs_dir(d, project, name);
-	struct berth_error err = {0};
-	struct stat st;
-
-	if (!dir || lstat(dir, &st) < 0)
-		return;
-	if (storage_remove_tree(dir, &err) < 0)
-		log_warn("Instance \"%s\": removing its logs: %s, ignoring", name,
-			 berth_error_msg(&err, -EIO));
-	berth_error_release(&err);
-}
-
-void instance_logs_rename(const struct berth_daemon *d, const char *project, const char *from,
-			  const char *to)
-{
-	_cleanup_free_ char *src = instance_logs_dir(d, project, from);
-	_cleanup_free_ char *dst = instance_logs_dir(d, project, to);
-
-	if (!src || !dst)
-		return;
-	instance_logs_remove(d, project, to); /* leftovers of an older instance of that name */
-	if (rename(src, dst) < 0 && errno != ENOENT)
-		log_warn("Instance \"%s\": moving its logs to \"%s\": %m, ignoring", from, dst);
 }
 
 /* ---- handlers ---- */

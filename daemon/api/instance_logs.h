@@ -17,10 +17,3 @@ char *instance_logs_dir(const struct berth_daemon *d, const char *project, const
 int instance_logs_exec_open(const struct berth_daemon *d, const char *project, const char *name,
 			    const char *id, int *ret_out, int *ret_err, json_t **ret_urls,
 			    struct berth_error *err);
-
-/* The log directory goes (what a rename onto its name finds; a delete's goes with the rest
- * of the instance in cleanup_instance()) or follows the instance (rename). Blocking;
- * failures are logged and ignored (the instance's own change already happened). */
-void instance_logs_remove(const struct berth_daemon *d, const char *project, const char *name);
-void instance_logs_rename(const struct berth_daemon *d, const char *project, const char *from,
-			  const char *to);

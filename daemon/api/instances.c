@@ -14,14 +14,12 @@
 
 #include "daemon/api/api.h"
 #include "daemon/api/filter.h"
-#include "daemon/api/instance_logs.h"
 #include "daemon/api/instance_snapshots.h"
 #include "daemon/instance/volume.h"
 #include "daemon/project/limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
-#include "daemon/instance/cleanup.h"
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/instance.h"
@@ -508,27 +506,6 @@ static int patch_instance(struct api_request *req, struct api_response *resp,
 	return update_instance(req, resp, err, true);
 }
 
-/* The log directory (instance_logs.c's) follows the instance. */
-static int run_rename(struct operation *op, void *data, struct berth_error *err)
-{
-	struct instance_job *j = data;
-	int r = instance_rename_run(op, j, err);
-
-	if (r >= 0)
-		instance_logs_rename(j->d, j->project, j->name, j->new_name);
-	return r;
-}
-
-static int run_delete(struct operation *op, void *data, struct berth_error *err)
-{
-	struct instance_job *j = data;
-	int r = instance_delete_run(op, j, err);
-
-	if (r >= 0)
-		cleanup_instance(j->d, j->project, j->name);
-	return r;
-}
-
 static int post_instance(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
@@ -564,7 +541,7 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 		instance_job_free(j);
 		return r;
 	}
-	return start_volume_job(req, resp, j, "Renaming instance", run_rename, err);
+	return start_volume_job(req, resp, j, "Renaming instance", instance_rename_run, err);
 }
 
 static int delete_instance(struct api_request *req, struct api_response *resp,
@@ -586,7 +563,7 @@ static int delete_instance(struct api_request *req, struct api_response *resp,
 		instance_job_free(j);
 		return r;
 	}
-	return start_volume_job(req, resp, j, "Deleting instance", run_delete, err);
+	return start_volume_job(req, resp, j, "Deleting instance", instance_delete_run, err);
 }
 
 static int get_state(struct api_request *req, struct api_response *resp,

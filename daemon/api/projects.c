@@ -201,6 +201,16 @@ static int patch_project(struct api_request *req, struct api_response *resp,
 	return update_project(req, resp, err, true);
 }
 
+/* The rename is done before the answer: the operation only tells the client so. */
+static int run_project_renamed(struct operation *op, void *data, struct berth_error *err)
+{
+	(void)op;
+	(void)data;
+	(void)err;
+	return 0;
+}
+
+/* As LXD 5.0 (and what the lxc client waits for), a rename answers with an operation. */
 static int rename_project(struct api_request *req, struct api_response *resp,
 			  struct berth_error *err)
 {
@@ -227,7 +237,8 @@ static int rename_project(struct api_request *req, struct api_response *resp,
 	url = api_url("projects", name, NULL);
 	events_lifecycle(req->d->events, NULL, "project-renamed", url,
 			 json_pack("{s:s}", "old_name", req->params[0]));
-	return api_created(resp, url);
+	return api_async(req, resp, "Renaming project", json_pack("{s:[s]}", "projects", url),
+			 run_project_renamed, NULL, NULL, err);
 }
 
 static int delete_project(struct api_request *req, struct api_response *resp,

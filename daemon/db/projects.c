@@ -3,7 +3,7 @@
  * profile; without a feature (features.images, .profiles, .storage.volumes) the project
  * uses the "default" project's objects of that kind; features change only while the
  * project is empty, never on "default"; a project that still holds anything cannot be
- * deleted; used_by lists its contents as URLs. */
+ * deleted or renamed; used_by lists its contents as URLs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +447,7 @@ int db_project_update(const char *name, const json_t *project, struct berth_erro
 static int project_rename(sqlite3 *db, const char *name, const char *new_name,
 			  struct berth_error *err)
 {
+	struct project_contents c = {0};
 	int64_t id = 0;
 	int r;
 
@@ -454,8 +455,15 @@ static int project_rename(sqlite3 *db, const char *name, const char *new_name,
 		return berth_error_set(err, -EPERM, BERTH_ERR_FORBIDDEN,
 				       "The \"default\" project cannot be renamed");
 	r = db_project_id(db, name, &id, err);
+	if (r >= 0)
+		r = project_contents(db, id, &c, err);
 	if (r < 0)
 		return r;
+	/* Run dirs, log dirs, cgroups and volumes carry <project>_<name>: a rename would
+	 * leave them to a project that no longer exists. */
+	if (!project_contents_empty(&c))
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "Only empty projects can be renamed");
 	r = db_exec(db, err, "UPDATE projects SET name = ?2 WHERE id = ?1", "it", id, new_name);
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Project \"%s\" already exists",

@@ -1,17 +1,21 @@
 /* daemon/instance/cleanup.c: an instance's run directory, log directory and cgroup go with
  * it (cleanup.h).
  *
- * A delete removes the row first (the commit point), then the volume, then what is here:
- * berthd killed in between leaves files and cgroups that no row names any more, and nothing
- * else would ever remove them. So at start the daemon lists its run/ and logs/ directories
- * and its cgroup parent (berth-<hash>, named after the state directory, so that daemons
- * with other state directories on the same host are never touched) and removes every
- * entry that is not "<project>_<name>" of an instance in the database. */
+ * A delete removes what is here first, while the instance is stopped and its name still
+ * taken (a same-named instance created meanwhile would otherwise lose its run directory and
+ * cgroup), then the row and the volume. Files and cgroups that no row names (an older
+ * berthd cleaned up after the row; or made by hand) would never go otherwise, so at start
+ * the daemon lists its run/ and logs/ directories and removes every entry that is not
+ * "<project>_<name>" of an instance in the database, with the cgroup of that name under
+ * its cgroup parent (berth-<hash>, named after the state directory). A cgroup there with
+ * no such entry is left alone: a berthd with the same state path in another mount
+ * namespace shares the parent. */
 #define LOG_CATEGORY "cleanup"
 #include "daemon/instance/cleanup.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,8 +29,6 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "storage/driver.h"
-
-static const char *const cgroup_roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 
 char *cleanup_logs_dir(const struct berth_daemon *d, const char *project, const char *name)
 {
@@ -101,11 +103,39 @@ int cleanup_instance(const struct berth_daemon *d, const char *project, const ch
 {
 	_cleanup_free_ char *entry = berth_strdup_printf("%s_%s", project, name);
 
-	/* Test-only: the row and the volume are gone, the rest stays (t_cleanup.sh). */
+	/* Test-only: nothing has gone yet, the row included (t_cleanup.sh). */
 	berth_test_pause("instance-delete-before-cleanup");
 	if (!entry)
 		return -ENOMEM;
 	return remove_entry(d, name, entry);
+}
+
+/* The log directory of an older instance of that name, which a rename onto it finds. */
+static void logs_remove(const struct berth_daemon *d, const char *project, const char *name)
+{
+	_cleanup_free_ char *dir = cleanup_logs_dir(d, project, name);
+	struct berth_error err = {0};
+	struct stat st;
+
+	if (!dir || lstat(dir, &st) < 0)
+		return;
+	if (storage_remove_tree(dir, &err) < 0)
+		log_warn("Instance \"%s\": removing its logs: %s, ignoring", name,
+			 berth_error_msg(&err, -EIO));
+	berth_error_release(&err);
+}
+
+void cleanup_logs_rename(const struct berth_daemon *d, const char *project, const char *from,
+			 const char *to)
+{
+	_cleanup_free_ char *src = cleanup_logs_dir(d, project, from);
+	_cleanup_free_ char *dst = cleanup_logs_dir(d, project, to);
+
+	if (!src || !dst)
+		return;
+	logs_remove(d, project, to); /* leftovers of an older instance of that name */
+	if (rename(src, dst) < 0 && errno != ENOENT)
+		log_warn("Instance \"%s\": moving its logs to \"%s\": %m, ignoring", from, dst);
 }
 
 /* ---- start-up reconcile ---- */
@@ -135,43 +165,6 @@ static int list_dir(const char *path, json_t *found)
 			r = -ENOMEM;
 	closedir(dir);
 	return r;
-}
-
-/* Add the cgroups of this daemon's parent in every hierarchy to `found`: under
- * <root>/<parent> (unified) and <root>/<controller>/<parent> (v1). Only directories:
- * the parent also holds the cgroup interface files. */
-static int list_cgroups(const struct berth_daemon *d, json_t *found)
-{
-	_cleanup_free_ char *any = container_cgroup(d, "x", "x");
-	char *slash = any ? strchr(any, '/') : NULL;
-
-	if (!slash)
-		return -ENOMEM;
-	*slash = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(cgroup_roots); i++) {
-		DIR *dir = opendir(cgroup_roots[i]);
-		struct dirent *de;
-
-		while (dir && (de = readdir(dir))) {
-			_cleanup_free_ char *p = NULL;
-			DIR *sub;
-			struct dirent *se;
-
-			if (de->d_type != DT_DIR || streq(de->d_name, ".."))
-				continue;
-			/* "." is the root itself: <root>/<parent> (the unified layout) */
-			p = berth_strdup_printf("%s/%s/%s", cgroup_roots[i], de->d_name, any);
-			sub = p ? opendir(p) : NULL;
-			while (sub && (se = readdir(sub)))
-				if (se->d_type == DT_DIR && se->d_name[0] != '.')
-					json_object_set_new(found, se->d_name, json_true());
-			if (sub)
-				closedir(sub);
-		}
-		if (dir)
-			closedir(dir);
-	}
-	return 0;
 }
 
 /* The set of "<project>_<name>" of every instance in the database. */
@@ -212,7 +205,10 @@ int cleanup_reconcile(const struct berth_daemon *d)
 	r = known_entries(&known);
 	if (r < 0)
 		return log_error_errno(r, "Cannot list the instances to clean up after");
-	if (list_dir(run, found) < 0 || list_dir(logs, found) < 0 || list_cgroups(d, found) < 0)
+	/* Only what our own run/ and logs/ hold: another berthd with the same state path in
+	 * another mount namespace shares the cgroup parent, and its cgroups are not ours. An
+	 * entry's cgroup goes with it (remove_entry). */
+	if (list_dir(run, found) < 0 || list_dir(logs, found) < 0)
 		log_warn("Cannot list all that instances left, ignoring");
 	json_object_foreach(found, entry, v) {
 		if (json_object_get(known, entry))

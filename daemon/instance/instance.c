@@ -17,6 +17,7 @@
 
 #include "daemon/db/db.h"
 #include "daemon/events.h"
+#include "daemon/instance/cleanup.h"
 #include "daemon/instance/common.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/rootfs.h"
@@ -300,6 +301,7 @@ int instance_rename_run(struct operation *op, void *data, struct berth_error *er
 	}
 	if (r < 0)
 		return r;
+	cleanup_logs_rename(j->d, j->project, j->name, j->new_name);
 	lifecycle(j, "instance-renamed", j->new_name, json_pack("{s:s}", "old_name", j->name));
 	return 0;
 }
@@ -312,6 +314,9 @@ int instance_delete_run(struct operation *op, void *data, struct berth_error *er
 
 	if (instance_expand_load(j->project, j->name, &before, NULL) < 0)
 		before = NULL;
+	/* Stopped, and the name is still ours: nothing of a new instance of that name can be
+	 * in its run directory or cgroup yet. */
+	cleanup_instance(j->d, j->project, j->name);
 	r = db_instance_delete(j->project, j->name, err);
 	if (r < 0)
 		return r;

@@ -3,12 +3,15 @@
 # container with a proxy device and a recorded exec has a run directory (console.log,
 # monitor.log, spec, proxy.* files), a log directory, a cgroup, a monitor and a volume;
 # after `lxc delete -f`, and after a DELETE of a stopped one, none is left, while another
-# instance's stay. Then berthd is SIGKILLed between the delete of the row and this cleanup
-# (BERTH_TEST_PAUSE_AT instance-delete-before-cleanup) and leftovers are made by hand (run
-# and log directories, a cgroup with a process in it): the next start removes them all
-# and leaves the running instance alone. A DELETE or rename of an instance whose monitor
-# is stopped (SIGSTOP) fails with the monitor's timeout, not "currently running", and that timeout names the
-# instance also in a project whose name holds a '_'. A running container whose row is gone
+# instance's stay. Then berthd is SIGKILLed just before that cleanup (BERTH_TEST_PAUSE_AT
+# instance-delete-before-cleanup), which comes before the delete of the row: the instance
+# is left whole and stopped, and can be deleted after the restart. Leftovers are made by
+# hand (run and log directories, a cgroup with a process in it): the next start removes
+# them all and leaves alone the running instance and a cgroup under its parent that has
+# no run or log directory (another berthd's with the same state path). A DELETE or
+# rename of an instance whose monitor is stopped (SIGSTOP) fails with the monitor's
+# timeout, not "currently running", and that timeout names the instance also in a
+# project whose name holds a '_'. A running container whose row is gone
 # keeps running across a start (its monitor answers), and goes once it does not. TAP output.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
@@ -80,7 +83,7 @@ is "$(leftovers keep)" "" "nothing of a stopped and deleted instance is left"
 launch keep 8112
 ok "keep (running) has its run directory" test -S "$BERTH_DIR/run/default_keep/monitor.sock"
 
-# ---- a crash between the row's delete and the cleanup ----
+# ---- a crash before the cleanup (and so before the row's delete) ----
 
 launch c2 8113
 launch lost 8114
@@ -95,15 +98,16 @@ for i in $(seq 300); do
 	sleep 0.1
 done
 if grep -q "berth-test-pause: instance-delete-before-cleanup" "$DAEMON_LOG"; then
-	pass "berthd paused after c2's row and volume went"
+	pass "berthd paused before c2's cleanup"
 else
-	fail "berthd paused after c2's row and volume went" "$(cat "$TEST_TMP/bg.out")"
+	fail "berthd paused before c2's cleanup" "$(cat "$TEST_TMP/bg.out")"
 fi
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=
 wait $bg 2>/dev/null
-is "$(leftovers c2)" "run/default_c2 logs/default_c2" "the killed berthd left c2's run and log directories"
+is "$(leftovers c2)" "run/default_c2 logs/default_c2 volume" \
+	"the killed berthd left c2 stopped and whole: run and log directories, volume"
 
 # a running container whose row is gone (berthd is down): its monitor still answers
 sqlite3 "$BERTH_DIR/database/berth.db" "DELETE FROM instances WHERE name = 'lost'"
@@ -120,17 +124,34 @@ ghost=$!
 echo $ghost >"$cg/cgroup.procs"
 ok "a hand-made cgroup with a process in it" test "$(cgroups_of ghost)" -gt 0
 is "$(leftovers ghost)" "run/default_ghost logs/default_ghost cgroup" "hand-made leftovers of ghost"
+# a cgroup under our parent with neither run/ nor logs/ entry: another berthd's with the
+# same state path in another mount namespace, as far as we know
+scg=${cg%/default_ghost}/default_stray
+mkdir -p "$scg"
+sleep 300 &
+stray=$!
+echo $stray >"$scg/cgroup.procs"
+ok "a hand-made cgroup default_stray with a process in it, nothing else" \
+	test "$(leftovers stray)" = cgroup
 
 BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
 daemon_start && pass "berthd restarted"
-is "$(leftovers c2)" "" "the start-up removed what the crash left of c2"
+api GET /1.0/instances/c2
+is "$(jget 'j["metadata"]["status"]')" Stopped "c2 is still there, stopped: its row had not gone"
+check "lxc delete c2 after the restart" lxc delete b:c2
+is "$(leftovers c2)" "" "... and nothing of c2 is left"
 is "$(leftovers ghost)" "" "the start-up removed ghost's directories and cgroup"
 # it is this shell's child: a zombie once killed, reaped with its status here
 for i in $(seq 20); do [ "$(awk '{print $3}' /proc/$ghost/stat)" = Z ] && break; sleep 0.1; done
 [ "$(awk '{print $3}' /proc/$ghost/stat)" = Z ] || kill -TERM $ghost
 wait $ghost 2>/dev/null
 is $? 137 "the process in ghost's cgroup was killed (SIGKILL)"
-like "$(cat "$DAEMON_LOG")" '"default_c2" belongs to no instance' "berthd says what it removed"
+ok "the cgroup default_stray, with no run or log directory, was left alone" test -d "$scg"
+ok "... and so was its process" kill -0 "$stray"
+kill -KILL "$stray"
+wait "$stray" 2>/dev/null
+for i in $(seq 20); do rmdir "$scg" 2>/dev/null && break; sleep 0.1; done
+like "$(cat "$DAEMON_LOG")" '"default_ghost" belongs to no instance' "berthd says what it removed"
 ok "lost's monitor was left alone" kill -0 "$lpid"
 ok "lost's run directory was left alone" test -S "$BERTH_DIR/run/default_lost/monitor.sock"
 like "$(cat "$DAEMON_LOG")" '"default_lost" belongs to no instance but its monitor runs: left alone' \

@@ -5,7 +5,8 @@
 # feature using the "default" project's images (list, aliases, launch), profiles and
 # custom volumes; features changed only on empty projects and never on "default"; each
 # limits.* key refusing what would pass it with LXD's wording and leaving nothing behind,
-# and refusing to be set below the current use; only empty projects deleted. TAP.
+# and refusing to be set below the current use; only empty projects renamed or deleted.
+# TAP.
 . "$(dirname "$0")/lib.sh"
 command -v lxc >/dev/null || skip_all "lxc not installed (apt-get install lxd-client)"
 berth_test_images busybox
@@ -349,14 +350,39 @@ is "$(jget 'j["metadata"]["status"]')" Success "a 30MiB root disk fits beside w1
 run_lxc project set b:p6 limits.disk 50MiB
 refused "limits.disk below 90MiB in use is refused" '"limits.disk" is too low: current total is "90MiB"'
 
-# ---- deleting ----
+# ---- renaming and deleting ----
+# Run dirs, cgroups and volumes are named <project>_<name>: as LXD, only an empty
+# project is renamed.
+run_lxc project rename b:p1 p1x
+refused "a project that holds instances can't be renamed" "Only empty projects can be renamed"
+api_refused "... nor through the API" "Only empty projects can be renamed" \
+	POST /1.0/projects/p1 '{"name":"p1x"}'
+gone "... and no p1x appears" /1.0/projects/p1x
 run_lxc project delete b:p1
 refused "a project that holds instances can't be deleted" "Only empty projects can be removed"
 api GET /1.0/projects/p1
 is "$HTTP_STATUS" 200 "... and p1 is still there"
 run_lxc delete b:c1 --project p1 --force
+run_lxc project rename b:p1 p1x
+refused "without instances, its custom volume keeps it from a rename" \
+	"Only empty projects can be renamed"
 run_lxc storage volume delete b:default v1 --project p1
+run_lxc project rename b:p1 p1x
+refused "... then its image" "Only empty projects can be renamed"
 run_lxc image delete b:own --project p1
+run_lxc profile create b:extra --project p1
+run_lxc project rename b:p1 p1x
+refused "... then a profile besides default" "Only empty projects can be renamed"
+run_lxc profile delete b:extra --project p1
+run_lxc project rename b:p1 p1x
+rc_ok "emptied, p1 is renamed p1x"
+gone "... p1 is gone" /1.0/projects/p1
+api GET /1.0/profiles/default?project=p1x
+is "$HTTP_STATUS" 200 "... and p1x has its default profile"
+expect_status 202 "... and back to p1 through the API, an operation as in LXD" \
+	POST /1.0/projects/p1x '{"name":"p1"}'
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "... that succeeds"
 run_lxc project delete b:p1
 rc_ok "emptied, p1 is deleted"
 gone "... with its default profile" "/1.0/profiles/default?project=p1"
