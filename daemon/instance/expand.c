@@ -1,6 +1,6 @@
 /* daemon/instance/expand.c: profile expansion and the cache of expanded instances (see
  * expand.h). */
-#define LOG_CATEGORY "instances"
+#define LOG_CATEGORY "expand"
 #include "daemon/instance/expand.h"
 
 #include <pthread.h>
@@ -147,7 +147,6 @@ static void expanded_cache_put(const char *project, const char *name, uint64_t g
 	*slot = fresh;
 	pthread_mutex_unlock(&expanded_cache.lock);
 }
-
 
 void instance_expand_invalidate(void)
 {

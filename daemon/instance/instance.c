@@ -9,7 +9,7 @@
  * last on the way out (rows, then disk): a berthd killed in between leaves a volume
  * without a row, which the start-up reconciliation (daemon/storage/pools.c) removes,
  * never a row without its volume. */
-#define LOG_CATEGORY "instances"
+#define LOG_CATEGORY "instance"
 #include "daemon/instance/instance.h"
 
 #include <stdlib.h>
@@ -52,8 +52,7 @@ json_t *instance_state(struct berth_daemon *d, const char *project, const json_t
 
 /* ---- checks ---- */
 
-int instance_check_profiles(const char *project, const json_t *profiles,
-			    struct berth_error *err)
+int instance_check_profiles(const char *project, const json_t *profiles, struct berth_error *err)
 {
 	json_auto_t *map = NULL;
 	json_t *n;
@@ -124,8 +123,7 @@ int instance_rename_check(const struct instance_job *j, struct berth_error *err)
 	return 0;
 }
 
-int instance_delete_check(const struct instance_job *j, const json_t *inst,
-			  struct berth_error *err)
+int instance_delete_check(const struct instance_job *j, const json_t *inst, struct berth_error *err)
 {
 	const char *prot;
 	int r = job_stopped_check(j, err);
@@ -135,12 +133,14 @@ int instance_delete_check(const struct instance_job *j, const json_t *inst,
 	if (r > 0)
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
 				       "The instance \"%s\" is currently running, stop it first "
-				       "or use --force", j->name);
+				       "or use --force",
+				       j->name);
 	prot = berth_json_string(json_object_get(inst, "config"), "security.protection.delete");
 	if (prot && (streq(prot, "true") || streq(prot, "1")))
 		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
 				       "Instance \"%s\" is protected "
-				       "(security.protection.delete)", j->name);
+				       "(security.protection.delete)",
+				       j->name);
 	return 0;
 }
 
@@ -168,8 +168,8 @@ void instance_job_free(void *p)
 	free(j);
 }
 
-struct instance_job *instance_job_new(struct berth_daemon *d, const char *project,
-				      const char *name, const struct instance_driver *drv)
+struct instance_job *instance_job_new(struct berth_daemon *d, const char *project, const char *name,
+				      const struct instance_driver *drv)
 {
 	struct instance_job *j = calloc(1, sizeof(*j));
 
@@ -187,8 +187,7 @@ struct instance_job *instance_job_new(struct berth_daemon *d, const char *projec
 	return j;
 }
 
-static void lifecycle(struct instance_job *j, const char *action, const char *name,
-		      json_t *context)
+static void lifecycle(struct instance_job *j, const char *action, const char *name, json_t *context)
 {
 	_cleanup_free_ char *url = instance_url(j->project, name);
 
@@ -350,8 +349,10 @@ static void unpack_progress(uint64_t done, uint64_t total, void *data)
 	j->last_pct = pct;
 	text = berth_strdup_printf("Unpack: %d%%", pct);
 	if (text)
-		operation_set_metadata(j->op, json_pack("{s:s}",
-			"create_instance_from_image_unpack_progress", text));
+		operation_set_metadata(j->op,
+				       json_pack("{s:s}",
+						 "create_instance_from_image_unpack_progress",
+						 text));
 }
 
 static int open_pool(struct berth_daemon *d, const char *name, struct storage_pool **ret,
@@ -426,8 +427,8 @@ int instance_copy_run(struct operation *op, void *data, struct berth_error *err)
 	if (r >= 0)
 		berth_test_pause("instance-copy-after-disk");
 	if (r >= 0)
-		r = db_instance_create_with_volume(j->project, j->object,
-						   pool ? pool->name : NULL, j->snapshots, err);
+		r = db_instance_create_with_volume(j->project, j->object, pool ? pool->name : NULL,
+						   j->snapshots, err);
 	if (r < 0) {
 		if (pool)
 			pool->driver->volume_delete(pool, &vol, NULL);
@@ -462,8 +463,7 @@ int instance_restore_run(struct operation *op, void *data, struct berth_error *e
 }
 
 /* The pool of the root disk device ("path": "/") of `obj` expanded with its profiles. */
-static int root_pool(const char *project, const json_t *obj, char **ret,
-		     struct berth_error *err)
+static int root_pool(const char *project, const json_t *obj, char **ret, struct berth_error *err)
 {
 	json_auto_t *profiles = NULL;
 	json_auto_t *inst = json_deep_copy(obj);
@@ -524,8 +524,8 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
 		r = db_image_alias_get(images, alias, &a, err);
 		if (r < 0)
 			return r;
-		r = db_image_resolve(images, berth_json_string(a, "target") ?: "",
-				     &j->fingerprint, err);
+		r = db_image_resolve(images, berth_json_string(a, "target") ?: "", &j->fingerprint,
+				     err);
 	} else if (fp && *fp) {
 		r = db_image_resolve(images, fp, &j->fingerprint, err);
 	} else {
@@ -612,9 +612,11 @@ int instance_prepare_copy(struct instance_job *j, const json_t *body, const json
 			return r;
 		if (src_pool && root_pool(j->project, obj, &want, err) >= 0 &&
 		    !streq(want, src_pool))
-			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-					       "Copying to another storage pool (\"%s\" from \"%s\") "
-					       "is not supported yet", want, src_pool);
+			return berth_error_set(
+				err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				"Copying to another storage pool (\"%s\" from \"%s\") "
+				"is not supported yet",
+				want, src_pool);
 		berth_error_release(err);
 	}
 	if (!*(berth_json_string(body, "architecture") ?: ""))
@@ -646,8 +648,7 @@ int instance_state_run(struct operation *op, void *data, struct berth_error *err
 	return j->drv->freeze(j->d, j->project, j->name, streq(j->action, "freeze"), err);
 }
 
-int instance_state_check(const struct instance_job *j, const char *action,
-			 struct berth_error *err)
+int instance_state_check(const struct instance_job *j, const char *action, struct berth_error *err)
 {
 	enum instance_power p = j->drv->power(j->d, j->project, j->name, NULL);
 
@@ -691,8 +692,8 @@ int instance_update_limits(struct berth_daemon *d, const char *project, const js
 	return r < 0 ? r : drv->update_limits(d, project, before, after, err);
 }
 
-char *instance_next_start_notice(struct berth_daemon *d, const char *project,
-				 const json_t *before, const json_t *after)
+char *instance_next_start_notice(struct berth_daemon *d, const char *project, const json_t *before,
+				 const json_t *after)
 {
 	const struct instance_driver *drv = NULL;
 
