@@ -137,8 +137,8 @@ static int create_one(struct berth_client *c, const char *prefix, long i)
 
 	if (!name)
 		return -ENOMEM;
-	body = json_pack("{s:s, s:s, s:{s:s}}", "name", name, "type", "container", "source",
-			 "type", "none");
+	body = json_pack("{s:s, s:s, s:{s:s}}", "name", name, "type", "container", "source", "type",
+			 "none");
 	if (!body)
 		return -ENOMEM;
 	r = berth_client_query(c, "POST", "/1.0/instances", body, &op, NULL, &err);
@@ -190,7 +190,8 @@ static int cmd_create(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 2 || n_threads < 1 || n_threads > (long)ARRAY_SIZE(threads)) {
-		fprintf(stderr, "usage: bench_api create [-t THREADS(1-64)] [-p PREFIX] SOCKET COUNT\n");
+		fprintf(stderr,
+			"usage: bench_api create [-t THREADS(1-64)] [-p PREFIX] SOCKET COUNT\n");
 		return 2;
 	}
 	job.sock = argv[optind];
@@ -327,8 +328,9 @@ int main(int argc, char **argv)
 		return cmd_create(argc - 1, argv + 1);
 	if (argc >= 2 && streq(argv[1], "op"))
 		return cmd_op(argc - 1, argv + 1);
-	fprintf(stderr, "usage: bench_api latency [-n REQUESTS] [-w WARMUP] SOCKET PATH\n"
-			"       bench_api create [-t THREADS] [-p PREFIX] SOCKET COUNT\n"
-			"       bench_api op [-n REQUESTS] [-w WARMUP] SOCKET METHOD PATH [JSON]\n");
+	fprintf(stderr,
+		"usage: bench_api latency [-n REQUESTS] [-w WARMUP] SOCKET PATH\n"
+		"       bench_api create [-t THREADS] [-p PREFIX] SOCKET COUNT\n"
+		"       bench_api op [-n REQUESTS] [-w WARMUP] SOCKET METHOD PATH [JSON]\n");
 	return 2;
 }

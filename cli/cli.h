@@ -80,8 +80,8 @@ int cli_query_if_match(struct cli_ctx *ctx, const char *method, const char *path
 /* cli_query_if_match without metadata, but a "warning" the server puts in it (a sync
  * response's metadata or a finished operation's: a key a running instance reads only at
  * its next start) is printed to stderr. */
-int cli_query_warn(struct cli_ctx *ctx, const char *method, const char *path,
-		   const json_t *body, const char *etag, struct berth_error *err);
+int cli_query_warn(struct cli_ctx *ctx, const char *method, const char *path, const json_t *body,
+		   const char *etag, struct berth_error *err);
 
 /* Print `value` as YAML on stdout. */
 int cli_print_yaml(const json_t *value, struct berth_error *err);

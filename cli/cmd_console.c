@@ -63,12 +63,13 @@ static int show_log(struct cli_ctx *ctx, const char *name, struct berth_error *e
 	r = berth_client_request(c, "GET", path, NULL, NULL, &resp, err);
 	if (r < 0)
 		return r;
-	if (resp.status != 200 || (resp.content_type &&
-				   berth_startswith(resp.content_type, "application/json"))) {
+	if (resp.status != 200 ||
+	    (resp.content_type && berth_startswith(resp.content_type, "application/json"))) {
 		r = berth_client_unwrap(c, &resp, NULL, NULL, err);
 		berth_response_release(&resp);
-		return r < 0 ? r : berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
-						   "unexpected answer to GET %s", path);
+		return r < 0 ? r
+			     : berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+					       "unexpected answer to GET %s", path);
 	}
 	printf("\nConsole log:\n\n");
 	fwrite(resp.body, 1, resp.body_len, stdout);

@@ -12,9 +12,9 @@
 #include "lib/util.h"
 
 struct device_kind {
-	const char *what;	  /* "instance" or "profile", in messages */
-	const char *path_fmt;	  /* "/1.0/instances/%s" */
-	const char *const *keys;  /* the writable keys sent back with PUT */
+	const char *what;	 /* "instance" or "profile", in messages */
+	const char *path_fmt;	 /* "/1.0/instances/%s" */
+	const char *const *keys; /* the writable keys sent back with PUT */
 };
 
 static const char *const instance_keys[] = { "architecture", "config",	 "devices",	"ephemeral",
@@ -99,8 +99,8 @@ static int device_add(struct cli_ctx *ctx, const struct device_kind *kind, struc
 
 	if (r >= 0 && json_object_get(o.devices, dev))
 		r = berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				    "The device \"%s\" already exists in %s \"%s\"", dev, kind->what,
-				    o.name);
+				    "The device \"%s\" already exists in %s \"%s\"", dev,
+				    kind->what, o.name);
 	if (r >= 0 && (!(d = json_pack("{s:s}", "type", a->pos[2])) ||
 		       json_object_set_new(o.devices, dev, d) < 0))
 		r = berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
@@ -249,43 +249,85 @@ static int device_unset(struct cli_ctx *ctx, const struct device_kind *kind, str
 }
 
 /* The verbs for one kind of owner: X is the owner's word in usage lines. */
-#define DEVICE_VERBS(k, parent, X)                                                                \
-	static const struct cli_command k##_add_cmd = {                                           \
-		parent " device add", "berth " parent " device add <" X "> <device> <type> [key=value...]", \
-		"Add a device to " X "s", NULL, 3, -1 };                                          \
-	static const struct cli_command k##_remove_cmd = {                                        \
-		parent " device remove", "berth " parent " device remove <" X "> <device>...",     \
-		"Remove devices from " X "s", NULL, 2, -1 };                                      \
-	static const struct cli_command k##_list_cmd = {                                          \
-		parent " device list", "berth " parent " device list <" X ">",                    \
-		"List the devices of " X "s", NULL, 1, 1 };                                       \
-	static const struct cli_command k##_show_cmd = {                                          \
-		parent " device show", "berth " parent " device show <" X ">",                    \
-		"Show the devices of " X "s as YAML", NULL, 1, 1 };                               \
-	static const struct cli_command k##_get_cmd = {                                           \
-		parent " device get", "berth " parent " device get <" X "> <device> <key>",       \
-		"Get values for device configuration keys", NULL, 3, 3 };                         \
-	static const struct cli_command k##_set_cmd = {                                           \
-		parent " device set", "berth " parent " device set <" X "> <device> <key>=<value>...", \
-		"Set device configuration keys\n\n  Also accepted: <" X "> <device> <key> <value>", \
-		NULL, 3, -1 };                                                                    \
-	static const struct cli_command k##_unset_cmd = {                                         \
-		parent " device unset", "berth " parent " device unset <" X "> <device> <key>",   \
-		"Unset device configuration keys", NULL, 3, 3 };                                  \
-	static int k##_add(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)          \
-	{ return device_add(c, &k##_kind, a, e); }                                                \
-	static int k##_remove(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)       \
-	{ return device_remove(c, &k##_kind, a, e); }                                             \
-	static int k##_list(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)         \
-	{ return device_list(c, &k##_kind, a, e); }                                               \
-	static int k##_show(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)         \
-	{ return device_show(c, &k##_kind, a, e); }                                               \
-	static int k##_get(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)          \
-	{ return device_get(c, &k##_kind, a, e); }                                                \
-	static int k##_set(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)          \
-	{ return device_set(c, &k##_kind, a, e); }                                                \
-	static int k##_unset(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)        \
-	{ return device_unset(c, &k##_kind, a, e); }
+#define DEVICE_VERBS(k, parent, X)                                                                 \
+	static const struct cli_command k##_add_cmd = { parent " device add",                      \
+							"berth " parent " device add <" X          \
+							"> <device> <type> [key=value...]",        \
+							"Add a device to " X "s",                  \
+							NULL,                                      \
+							3,                                         \
+							-1 };                                      \
+	static const struct cli_command k##_remove_cmd = { parent " device remove",                \
+							   "berth " parent " device remove <" X    \
+							   "> <device>...",                        \
+							   "Remove devices from " X "s",           \
+							   NULL,                                   \
+							   2,                                      \
+							   -1 };                                   \
+	static const struct cli_command k##_list_cmd = { parent " device list",                    \
+							 "berth " parent " device list <" X ">",   \
+							 "List the devices of " X "s",             \
+							 NULL,                                     \
+							 1,                                        \
+							 1 };                                      \
+	static const struct cli_command k##_show_cmd = { parent " device show",                    \
+							 "berth " parent " device show <" X ">",   \
+							 "Show the devices of " X "s as YAML",     \
+							 NULL,                                     \
+							 1,                                        \
+							 1 };                                      \
+	static const struct cli_command k##_get_cmd = {                                            \
+		parent " device get",                                                              \
+		"berth " parent " device get <" X "> <device> <key>",                              \
+		"Get values for device configuration keys",                                        \
+		NULL,                                                                              \
+		3,                                                                                 \
+		3                                                                                  \
+	};                                                                                         \
+	static const struct cli_command k##_set_cmd = {                                            \
+		parent " device set",                                                              \
+		"berth " parent " device set <" X "> <device> <key>=<value>...",                   \
+		"Set device configuration keys\n\n  Also accepted: <" X                            \
+		"> <device> <key> <value>",                                                        \
+		NULL,                                                                              \
+		3,                                                                                 \
+		-1                                                                                 \
+	};                                                                                         \
+	static const struct cli_command k##_unset_cmd = { parent " device unset",                  \
+							  "berth " parent " device unset <" X      \
+							  "> <device> <key>",                      \
+							  "Unset device configuration keys",       \
+							  NULL,                                    \
+							  3,                                       \
+							  3 };                                     \
+	static int k##_add(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)           \
+	{                                                                                          \
+		return device_add(c, &k##_kind, a, e);                                             \
+	}                                                                                          \
+	static int k##_remove(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)        \
+	{                                                                                          \
+		return device_remove(c, &k##_kind, a, e);                                          \
+	}                                                                                          \
+	static int k##_list(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)          \
+	{                                                                                          \
+		return device_list(c, &k##_kind, a, e);                                            \
+	}                                                                                          \
+	static int k##_show(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)          \
+	{                                                                                          \
+		return device_show(c, &k##_kind, a, e);                                            \
+	}                                                                                          \
+	static int k##_get(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)           \
+	{                                                                                          \
+		return device_get(c, &k##_kind, a, e);                                             \
+	}                                                                                          \
+	static int k##_set(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)           \
+	{                                                                                          \
+		return device_set(c, &k##_kind, a, e);                                             \
+	}                                                                                          \
+	static int k##_unset(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)         \
+	{                                                                                          \
+		return device_unset(c, &k##_kind, a, e);                                           \
+	}
 
 DEVICE_VERBS(instance, "config", "instance")
 DEVICE_VERBS(profile, "profile", "profile")
@@ -308,9 +350,9 @@ const struct cli_subcommand cli_config_device_subs[] = {
 const size_t cli_config_device_n_subs = ARRAY_SIZE(cli_config_device_subs);
 
 const struct cli_subcommand cli_profile_device_subs[] = {
-	{ &profile_add_cmd, profile_add },	 { &profile_get_cmd, profile_get },
-	{ &profile_list_cmd, profile_list },	 { &profile_remove_cmd, profile_remove },
-	{ &profile_set_cmd, profile_set },	 { &profile_show_cmd, profile_show },
+	{ &profile_add_cmd, profile_add },     { &profile_get_cmd, profile_get },
+	{ &profile_list_cmd, profile_list },   { &profile_remove_cmd, profile_remove },
+	{ &profile_set_cmd, profile_set },     { &profile_show_cmd, profile_show },
 	{ &profile_unset_cmd, profile_unset },
 };
 const size_t cli_profile_device_n_subs = ARRAY_SIZE(cli_profile_device_subs);

@@ -324,7 +324,8 @@ static void pump_stdin(struct exec_session *s)
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n > 0) {
-		if (!s->ws[WS_STDIN] || berth_ws_send(s->ws[WS_STDIN], false, buf, (size_t)n, NULL) < 0)
+		if (!s->ws[WS_STDIN] ||
+		    berth_ws_send(s->ws[WS_STDIN], false, buf, (size_t)n, NULL) < 0)
 			s->stdin_open = false;
 		return;
 	}
@@ -526,9 +527,10 @@ static int exec_result(struct cli_ctx *ctx, const char *op, bool begun, int *ret
 	if (resp.status != 200) {
 		r = berth_client_unwrap(c, &resp, NULL, NULL, err);
 		berth_response_release(&resp);
-		return r < 0 ? r : berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
-						   "waiting for the exec operation: status %d",
-						   resp.status);
+		return r < 0 ? r
+			     : berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+					       "waiting for the exec operation: status %d",
+					       resp.status);
 	}
 	md = json_object_get(resp.json, "metadata");
 	ret = json_object_get(json_object_get(md, "metadata"), "return");
@@ -602,7 +604,7 @@ static int do_exec(struct cli_ctx *ctx, int argc, char **argv, const struct cli_
 	if (s.direct) {
 		struct berth_client *c = NULL;
 		int wait_fd = begun && cli_client(ctx, &c, NULL) >= 0 ? berth_client_pending_fd(c)
-								     : -1;
+								      : -1;
 		r = wait_fd >= 0 ? direct_wait(&s, wait_fd, err) : 0;
 	} else {
 		r = session_run(&s, err);

@@ -71,11 +71,12 @@ static const struct cli_command push_cmd = {
 static const struct cli_command pull_cmd = {
 	.name = "file pull",
 	.usage = "berth file pull <instance>/<path>... <target path> [flags]",
-	.description = "Pull files from instances\n\n"
-		       "  Into an existing directory (or with several sources) each file keeps its\n"
-		       "  name; a target of - writes the file to stdout. A file is downloaded to a\n"
-		       "  temporary name and renamed when complete. -r copies directories.\n\n"
-		       "  Example: berth file pull c1/etc/hosts .",
+	.description =
+		"Pull files from instances\n\n"
+		"  Into an existing directory (or with several sources) each file keeps its\n"
+		"  name; a target of - writes the file to stdout. A file is downloaded to a\n"
+		"  temporary name and renamed when complete. -r copies directories.\n\n"
+		"  Example: berth file pull c1/etc/hosts .",
 	.options = pull_options,
 	.min_args = 2,
 	.max_args = -1,
@@ -118,8 +119,7 @@ static int oom(struct berth_error *err)
 }
 
 /* "c1/etc/hosts" -> "c1", "/etc/hosts". */
-static int split_target(const char *spec, char **ret_name, char **ret_path,
-			struct berth_error *err)
+static int split_target(const char *spec, char **ret_name, char **ret_path, struct berth_error *err)
 {
 	const char *slash = strchr(spec, '/');
 	_cleanup_free_ char *name = NULL, *path = NULL;
@@ -160,8 +160,8 @@ static char *base_name(const char *path)
 	return copy ? strdup(basename(copy)) : NULL;
 }
 
-static int parse_number(const char *flag, const char *v, int base, long long max,
-			long long *ret, struct berth_error *err)
+static int parse_number(const char *flag, const char *v, int base, long long max, long long *ret,
+			struct berth_error *err)
 {
 	char *end = NULL;
 	long long n;
@@ -230,8 +230,8 @@ static int post_file(struct cli_ctx *ctx, const char *name, const char *path, co
 		return oom(err);
 	if (ctx->debug)
 		fprintf(stderr, "DEBUG: POST %s (%s)\n", url, type);
-	r = berth_client_request_upload(c, "POST", url, "application/octet-stream", headers,
-					&part, len || data ? 1 : 0, NULL, NULL, &resp, err);
+	r = berth_client_request_upload(c, "POST", url, "application/octet-stream", headers, &part,
+					len || data ? 1 : 0, NULL, NULL, &resp, err);
 	if (r < 0)
 		return r;
 	r = berth_client_unwrap(c, &resp, NULL, NULL, err);
@@ -636,8 +636,8 @@ static int do_edit(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 		r = berth_client_download(c, url, fd, NULL, NULL, &resp, err);
 		if (r >= 0 && resp.status != 200)
 			r = berth_client_unwrap(c, &resp, NULL, NULL, err), r = r < 0 ? r : -EPROTO;
-		else if (r >= 0 && !streq(berth_response_header(&resp, "X-LXD-type") ?: "file",
-					  "file"))
+		else if (r >= 0 &&
+			 !streq(berth_response_header(&resp, "X-LXD-type") ?: "file", "file"))
 			r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					    "%s is not a regular file", a->pos[0]);
 		berth_response_release(&resp);
@@ -652,15 +652,15 @@ static int do_edit(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 			r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "%s: %s", tmp,
 					    strerror(errno));
 		else
-			r = post_file(ctx, name, path, "file", NULL, in, NULL,
-				      (uint64_t)st.st_size, err);
+			r = post_file(ctx, name, path, "file", NULL, in, NULL, (uint64_t)st.st_size,
+				      err);
 	}
 	unlink(tmp);
 	return r;
 }
 
 static const struct cli_subcommand file_subs[] = {
-	{ &delete_cmd, do_delete }, { &edit_cmd, do_edit },   { &mkdir_cmd, do_mkdir },
+	{ &delete_cmd, do_delete }, { &edit_cmd, do_edit }, { &mkdir_cmd, do_mkdir },
 	{ &pull_cmd, do_pull },	    { &push_cmd, do_push },
 };
 

@@ -64,8 +64,8 @@ IMAGE_CMD(export_cmd, "export", "<image> [<target>]",
 	  1, 2, NULL);
 IMAGE_CMD(delete_cmd, "delete", "<image>...", "Delete images", 1, -1, NULL);
 IMAGE_CMD(alias_create_cmd, "alias create", "<alias> <image>",
-	  "Create aliases for images\n\n  <image> is a fingerprint (prefix) or another alias.",
-	  2, 2, alias_create_options);
+	  "Create aliases for images\n\n  <image> is a fingerprint (prefix) or another alias.", 2,
+	  2, alias_create_options);
 IMAGE_CMD(alias_delete_cmd, "alias delete", "<alias>", "Delete image aliases", 1, 1, NULL);
 IMAGE_CMD(alias_rename_cmd, "alias rename", "<alias> <new-name>", "Rename aliases", 2, 2, NULL);
 IMAGE_CMD(alias_list_cmd, "alias list", "[flags]", "List image aliases", 0, 0, format_option);
@@ -76,8 +76,7 @@ static int oom(struct berth_error *err)
 }
 
 /* The full fingerprint for an alias or a fingerprint prefix. */
-static int image_resolve(struct cli_ctx *ctx, const char *name, char **ret,
-			 struct berth_error *err)
+static int image_resolve(struct cli_ctx *ctx, const char *name, char **ret, struct berth_error *err)
 {
 	_cleanup_free_ char *apath = cli_path("/1.0/images/aliases/%s", name);
 	_cleanup_free_ char *ipath = cli_path("/1.0/images/%s", name);
@@ -284,8 +283,9 @@ static int image_import(struct cli_ctx *ctx, struct cli_args *a, struct berth_er
 
 static char *size_mb(const json_t *img)
 {
-	return berth_strdup_printf(
-		"%.2fMB", (double)json_integer_value(json_object_get(img, "size")) / 1048576.0);
+	return berth_strdup_printf("%.2fMB",
+				   (double)json_integer_value(json_object_get(img, "size")) /
+					   1048576.0);
 }
 
 /* "Nov 23, 2026 at 5:04pm (UTC)", as lxc prints RFC 3339 times in tables. */
@@ -345,8 +345,8 @@ static int image_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 			aliases_cell(img),
 			strndup(fp, 12),
 			strdup(json_is_true(json_object_get(img, "public")) ? "yes" : "no"),
-			strdup(berth_json_string(json_object_get(img, "properties"),
-						 "description") ?: ""),
+			strdup(berth_json_string(json_object_get(img, "properties"), "description")
+				       ?: ""),
 			strdup(berth_json_string(img, "architecture") ?: ""),
 			strdup(streq(type, "virtual-machine") ? "VIRTUAL-MACHINE" : "CONTAINER"),
 			size_mb(img),
@@ -450,13 +450,12 @@ static int edit_apply(struct cli_ctx *ctx, json_t *edited, void *data, struct be
 	return cli_query_if_match(ctx, "PUT", t->path, edited, t->etag, NULL, err);
 }
 
-static const char edit_header[] =
-	"### This is a YAML representation of the image properties.\n"
-	"### Any line starting with a '# will be ignored.\n"
-	"###\n"
-	"### Each property is represented by a single line:\n"
-	"### An example would be:\n"
-	"###  description: My custom image\n";
+static const char edit_header[] = "### This is a YAML representation of the image properties.\n"
+				  "### Any line starting with a '# will be ignored.\n"
+				  "###\n"
+				  "### Each property is represented by a single line:\n"
+				  "### An example would be:\n"
+				  "###  description: My custom image\n";
 
 static int image_edit(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
@@ -500,7 +499,10 @@ static const char *suffix_of(const char *data, size_t len)
 {
 	if (len >= 2 && memcmp(data, "\x1f\x8b", 2) == 0)
 		return ".tar.gz";
-	if (len >= 5 && memcmp(data, "\xfd" "7zXZ", 5) == 0)
+	if (len >= 5 && memcmp(data,
+			       "\xfd"
+			       "7zXZ",
+			       5) == 0)
 		return ".tar.xz";
 	if (len >= 4 && memcmp(data, "\x28\xb5\x2f\xfd", 4) == 0)
 		return ".tar.zst";
@@ -521,8 +523,8 @@ static char *target_path(const char *target, const char *name, const char *alt_s
 }
 
 /* The bytes of part `idx` of a multipart body, found by the boundary. */
-static int part_find(const char *body, size_t len, const char *boundary, int idx,
-		     const char **ret, size_t *ret_len)
+static int part_find(const char *body, size_t len, const char *boundary, int idx, const char **ret,
+		     size_t *ret_len)
 {
 	_cleanup_free_ char *delim = berth_strdup_printf("--%s", boundary);
 	const char *p = body, *end = body + len;

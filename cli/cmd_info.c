@@ -107,8 +107,8 @@ static void print_network(const json_t *net)
 static void print_resources(const json_t *state)
 {
 	json_t *mem = json_object_get(state, "memory");
-	json_int_t cpu =
-		json_integer_value(json_object_get(json_object_get(state, "cpu"), "usage"));
+	json_int_t cpu = json_integer_value(
+		json_object_get(json_object_get(state, "cpu"), "usage"));
 	char a[32];
 
 	printf("\nResources:\n  Processes: %" JSON_INTEGER_FORMAT "\n",

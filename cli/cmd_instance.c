@@ -15,8 +15,9 @@ const struct cli_option cli_init_options[] = {
 	{ "config", 'c', "KEY=VALUE", "Config key/value to apply to the new instance" },
 	{ "empty", 0, NULL, "Create an empty instance" },
 	{ "network", 'n', "NETWORK", "Network name: the instance's eth0 joins it" },
-	{ "device", 'd', "DEVICE,KEY=VALUE", "Change a device of the new instance (repeatable), e.g. "
-					       "-d root,size=10GiB" },
+	{ "device", 'd', "DEVICE,KEY=VALUE",
+	  "Change a device of the new instance (repeatable), e.g. "
+	  "-d root,size=10GiB" },
 	{ "vm", 0, NULL, "Create a virtual machine (on servers that support them)" },
 	{ 0 },
 };
@@ -173,7 +174,8 @@ static int copy_profile_device(struct cli_ctx *ctx, const json_t *profiles, json
 	if (!found)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
 				       "Cannot override config for device \"%s\": Device not found "
-				       "in profile devices", dev);
+				       "in profile devices",
+				       dev);
 	*ret = found;
 	return json_object_set_new(devices, dev, found) < 0 ? oom(err) : 0;
 }
@@ -196,11 +198,12 @@ static int network_device(struct cli_ctx *ctx, const char *network, json_t *devi
 	const char *type = berth_json_string(net, "type");
 
 	if (json_is_true(json_object_get(net, "managed")))
-		nic = json_pack("{s:s, s:s, s:s}", "type", "nic", "network", network, "name", "eth0");
+		nic = json_pack("{s:s, s:s, s:s}", "type", "nic", "network", network, "name",
+				"eth0");
 	else
 		nic = json_pack("{s:s, s:s, s:s, s:s}", "type", "nic", "nictype",
-				type && streq(type, "bridge") ? "bridged" : "macvlan",
-				"parent", network, "name", "eth0");
+				type && streq(type, "bridge") ? "bridged" : "macvlan", "parent",
+				network, "name", "eth0");
 	if (!nic || json_object_set_new(devices, "eth0", nic) < 0)
 		return oom(err);
 	return 0;
@@ -234,7 +237,8 @@ static int device_overrides(struct cli_ctx *ctx, const char *spec, const json_t 
 		if (!dev)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Bad device override \"%s\": expected "
-					       "DEVICE,KEY=VALUE", spec);
+					       "DEVICE,KEY=VALUE",
+					       spec);
 		*eq = '\0';
 		if (json_object_set_new(dev, tok, json_string(eq + 1)) < 0)
 			return oom(err);
@@ -258,7 +262,8 @@ static int local_image(const char *spec, const char **ret, struct berth_error *e
 	return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 			       "Image \"%s\": the remote \"%.*s\" doesn't exist (berth has no "
 			       "remotes besides \"local\": import the image with berth image "
-			       "import, then use its alias)", spec, (int)(colon - spec), spec);
+			       "import, then use its alias)",
+			       spec, (int)(colon - spec), spec);
 }
 
 int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,
@@ -284,8 +289,8 @@ int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_
 	}
 	if (name)
 		json_object_set_new(body, "name", json_string(name));
-	json_object_set_new(body, "type", json_string(a->values[6] ? "virtual-machine"
-								   : "container"));
+	json_object_set_new(body, "type",
+			    json_string(a->values[6] ? "virtual-machine" : "container"));
 	if (empty) {
 		json_object_set_new(body, "source", json_pack("{s:s}", "type", "none"));
 	} else {
@@ -390,8 +395,8 @@ static int do_delete(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 			return oom(err);
 		if (a->values[0] && !strchr(a->pos[i], '/')) {
 			_cleanup_free_ char *state = cli_path("/1.0/instances/%s/state", a->pos[i]);
-			json_auto_t *stop = json_pack("{s:s, s:b, s:i}", "action", "stop", "force", 1,
-						      "timeout", -1);
+			json_auto_t *stop = json_pack("{s:s, s:b, s:i}", "action", "stop", "force",
+						      1, "timeout", -1);
 			struct berth_error ignored = { 0 };
 
 			if (!state || !stop)
@@ -431,8 +436,8 @@ static int do_restore(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 }
 
 static int run_verb(struct cli_ctx *ctx, const struct cli_command *cmd,
-		    int (*fn)(struct cli_ctx *, struct cli_args *, struct berth_error *),
-		    int argc, char **argv, struct berth_error *err)
+		    int (*fn)(struct cli_ctx *, struct cli_args *, struct berth_error *), int argc,
+		    char **argv, struct berth_error *err)
 {
 	struct cli_args a = { 0 };
 	int r = cli_parse(cmd, argc, argv, &a, err);

@@ -14,7 +14,7 @@
 #include "lib/util.h"
 
 #define LIST_DEFAULT_COLUMNS "ns46tS"
-#define LIST_MAX_COLUMNS     64
+#define LIST_MAX_COLUMNS 64
 
 static const struct cli_option list_options[] = {
 	{ "columns", 'c', "COLUMNS", "Columns (default \"" LIST_DEFAULT_COLUMNS "\")" },

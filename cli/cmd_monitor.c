@@ -52,7 +52,8 @@ static void print_pretty(const json_t *ev)
 		memcpy(level, "EROR", 4);
 	else
 		for (size_t i = 0; i < 4 && lvl[i]; i++)
-			level[i] = (char)(lvl[i] >= 'a' && lvl[i] <= 'z' ? lvl[i] - 'a' + 'A' : lvl[i]);
+			level[i] = (char)(lvl[i] >= 'a' && lvl[i] <= 'z' ? lvl[i] - 'a' + 'A'
+									 : lvl[i]);
 	printf("%s[%s] %s", level, when, berth_json_string(md, "message") ?: "");
 	json_object_foreach((json_t *)json_object_get(md, "context"), k, v)
 		printf(" %s=%s", k, json_is_string(v) ? json_string_value(v) : "");

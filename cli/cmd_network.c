@@ -61,10 +61,9 @@ NETWORK_CMD(delete_cmd, "delete", "<network>",
 NETWORK_CMD(set_cmd, "set", "<network> <key>=<value>...",
 	    "Set network configuration keys\n\n  Also accepted: <network> <key> <value>", 2, -1,
 	    NULL);
-NETWORK_CMD(unset_cmd, "unset", "<network> <key>", "Unset network configuration keys", 2, 2,
+NETWORK_CMD(unset_cmd, "unset", "<network> <key>", "Unset network configuration keys", 2, 2, NULL);
+NETWORK_CMD(get_cmd, "get", "<network> <key>", "Get values for network configuration keys", 2, 2,
 	    NULL);
-NETWORK_CMD(get_cmd, "get", "<network> <key>", "Get values for network configuration keys", 2,
-	    2, NULL);
 NETWORK_CMD(edit_cmd, "edit", "<network>",
 	    "Edit network configurations as YAML\n\n"
 	    "  With stdin not a terminal, the new YAML is read from stdin.",
@@ -122,8 +121,8 @@ static char *upper(const char *s)
 
 static int net_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	static const char *headers[] = { "NAME", "TYPE", "MANAGED", "IPV4", "IPV6",
-					 "DESCRIPTION", "USED BY", "STATE" };
+	static const char *headers[] = { "NAME", "TYPE",	"MANAGED", "IPV4",
+					 "IPV6", "DESCRIPTION", "USED BY", "STATE" };
 	json_auto_t *list = NULL;
 	struct cli_table t;
 	enum cli_format fmt;
@@ -328,7 +327,8 @@ static int net_get(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 	int r = object_load(ctx, a->pos[0], &o, err);
 
 	if (r >= 0)
-		cli_print_config_value(json_object_get(json_object_get(o.obj, "config"), a->pos[1]));
+		cli_print_config_value(
+			json_object_get(json_object_get(o.obj, "config"), a->pos[1]));
 	object_release(&o);
 	return r;
 }
@@ -407,12 +407,10 @@ static int net_leases(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 int cmd_network(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 {
 	static const struct cli_subcommand subs[] = {
-		{ &create_cmd, net_create }, { &delete_cmd, net_delete },
-		{ &edit_cmd, net_edit },     { &get_cmd, net_get },
-		{ &info_cmd, net_info },     { &list_cmd, net_list },
-		{ &leases_cmd, net_leases }, { &rename_cmd, net_rename },
-		{ &set_cmd, net_set },	     { &show_cmd, net_show },
-		{ &unset_cmd, net_unset },
+		{ &create_cmd, net_create }, { &delete_cmd, net_delete }, { &edit_cmd, net_edit },
+		{ &get_cmd, net_get },	     { &info_cmd, net_info },	  { &list_cmd, net_list },
+		{ &leases_cmd, net_leases }, { &rename_cmd, net_rename }, { &set_cmd, net_set },
+		{ &show_cmd, net_show },     { &unset_cmd, net_unset },
 	};
 
 	return cli_dispatch(ctx, &network_cmd, subs, ARRAY_SIZE(subs), argc, argv, err);

@@ -334,10 +334,10 @@ int cmd_profile(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *
 	static const struct cli_subcommand subs[] = {
 		{ &copy_cmd, profile_copy },	 { &create_cmd, profile_create },
 		{ &delete_cmd, profile_delete }, { &device_cmd, profile_device },
-		{ &edit_cmd, profile_edit },
-		{ &get_cmd, profile_get },	 { &list_cmd, profile_list },
-		{ &rename_cmd, profile_rename }, { &set_cmd, profile_set },
-		{ &show_cmd, profile_show },	 { &unset_cmd, profile_unset },
+		{ &edit_cmd, profile_edit },	 { &get_cmd, profile_get },
+		{ &list_cmd, profile_list },	 { &rename_cmd, profile_rename },
+		{ &set_cmd, profile_set },	 { &show_cmd, profile_show },
+		{ &unset_cmd, profile_unset },
 	};
 
 	if (argc >= 2 && streq(argv[1], "device"))

@@ -51,8 +51,7 @@ static const struct cli_command storage_cmd = {
 STORAGE_CMD(list_cmd, "list", "[flags]", "List available storage pools", 0, 0, format_option);
 STORAGE_CMD(show_cmd, "show", "<pool>", "Show storage pool configurations and resources", 1, 1,
 	    NULL);
-STORAGE_CMD(info_cmd, "info", "<pool>", "Show useful information about storage pools", 1, 1,
-	    NULL);
+STORAGE_CMD(info_cmd, "info", "<pool>", "Show useful information about storage pools", 1, 1, NULL);
 STORAGE_CMD(create_cmd, "create", "<pool> <driver> [key=value...] [flags]",
 	    "Create storage pools\n\n"
 	    "  Drivers: dir (config: source) and btrfs (config: source, size; without a\n"
@@ -64,8 +63,8 @@ STORAGE_CMD(set_cmd, "set", "<pool> <key>=<value>...",
 	    NULL);
 STORAGE_CMD(unset_cmd, "unset", "<pool> <key>", "Unset storage pool configuration keys", 2, 2,
 	    NULL);
-STORAGE_CMD(get_cmd, "get", "<pool> <key>", "Get values for storage pool configuration keys", 2,
-	    2, NULL);
+STORAGE_CMD(get_cmd, "get", "<pool> <key>", "Get values for storage pool configuration keys", 2, 2,
+	    NULL);
 STORAGE_CMD(edit_cmd, "edit", "<pool>",
 	    "Edit storage pool configurations as YAML\n\n"
 	    "  With stdin not a terminal, the new YAML is read from stdin.",
@@ -92,8 +91,7 @@ STORAGE_CMD(vol_copy_cmd, "volume copy", "<pool>/<volume>[/<snapshot>] <pool>/<v
 STORAGE_CMD(vol_move_cmd, "volume move", "<pool>/<volume> <pool>/<volume>",
 	    "Move storage volumes between pools (with their snapshots), or rename them", 2, 2,
 	    NULL);
-STORAGE_CMD(vol_attach_cmd, "volume attach",
-	    "<pool> <volume> <instance> [<device name>] <path>",
+STORAGE_CMD(vol_attach_cmd, "volume attach", "<pool> <volume> <instance> [<device name>] <path>",
 	    "Attach new storage volumes to instances\n\n"
 	    "  Adds the disk device {type: disk, pool, source: <volume>, path} to the instance;\n"
 	    "  the device is named after the volume unless a name is given.",
@@ -104,8 +102,8 @@ STORAGE_CMD(vol_attach_profile_cmd, "volume attach-profile",
 STORAGE_CMD(vol_detach_cmd, "volume detach", "<pool> <volume> <instance> [<device name>]",
 	    "Detach storage volumes from instances", 3, 4, NULL);
 STORAGE_CMD(vol_detach_profile_cmd, "volume detach-profile",
-	    "<pool> <volume> <profile> [<device name>]", "Detach storage volumes from profiles",
-	    3, 4, NULL);
+	    "<pool> <volume> <profile> [<device name>]", "Detach storage volumes from profiles", 3,
+	    4, NULL);
 
 static int oom(struct berth_error *err)
 {
@@ -190,8 +188,8 @@ static char *volume_path(const char *pool, const char *name)
 
 static int pool_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	static const char *headers[] = { "NAME", "DRIVER", "SOURCE", "DESCRIPTION", "USED BY",
-					 "STATE" };
+	static const char *headers[] = { "NAME",	"DRIVER",  "SOURCE",
+					 "DESCRIPTION", "USED BY", "STATE" };
 	json_auto_t *list = NULL;
 	struct cli_table t;
 	enum cli_format fmt;
@@ -413,17 +411,16 @@ static int edit_apply(struct cli_ctx *ctx, json_t *edited, void *data, struct be
 	return cli_query_if_match(ctx, "PUT", o->path, edited, o->etag, NULL, err);
 }
 
-static const char edit_header[] =
-	"### This is a YAML representation of a storage pool.\n"
-	"### Any line starting with a '#' will be ignored.\n"
-	"###\n"
-	"### A storage pool consists of a set of configuration items.\n"
-	"###\n"
-	"### An example would look like:\n"
-	"### description: \"\"\n"
-	"### config:\n"
-	"###   size: 5GiB\n"
-	"###   source: /var/lib/berth/disks/pool1.img\n";
+static const char edit_header[] = "### This is a YAML representation of a storage pool.\n"
+				  "### Any line starting with a '#' will be ignored.\n"
+				  "###\n"
+				  "### A storage pool consists of a set of configuration items.\n"
+				  "###\n"
+				  "### An example would look like:\n"
+				  "### description: \"\"\n"
+				  "### config:\n"
+				  "###   size: 5GiB\n"
+				  "###   source: /var/lib/berth/disks/pool1.img\n";
 
 static int pool_edit(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
@@ -462,8 +459,7 @@ static int vol_create(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 
 static int vol_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	static const char *headers[] = { "TYPE", "NAME", "DESCRIPTION", "CONTENT-TYPE",
-					 "USED BY" };
+	static const char *headers[] = { "TYPE", "NAME", "DESCRIPTION", "CONTENT-TYPE", "USED BY" };
 	_cleanup_free_ char *base = cli_path("/1.0/storage-pools/%s/volumes", a->pos[0]);
 	_cleanup_free_ char *path = NULL;
 	json_auto_t *list = NULL;
@@ -488,8 +484,8 @@ static int vol_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error 
 		const char *name = berth_json_string(v, "name") ?: "";
 		const char *type = berth_json_string(v, "type") ?: "";
 		char *cells[5] = {
-			strchr(name, '/') ? berth_strdup_printf("%s (snapshot)", type) :
-					    strdup(type),
+			strchr(name, '/') ? berth_strdup_printf("%s (snapshot)", type)
+					  : strdup(type),
 			strdup(name),
 			strdup(berth_json_string(v, "description") ?: ""),
 			strdup(berth_json_string(v, "content_type") ?: ""),
@@ -553,8 +549,7 @@ static int vol_restore(struct cli_ctx *ctx, struct cli_args *a, struct berth_err
 
 	if (r >= 0) {
 		body = json_pack("{s:s}", "restore", a->pos[2]);
-		r = body ? cli_query_if_match(ctx, "PUT", o.path, body, NULL, NULL, err) :
-			   oom(err);
+		r = body ? cli_query_if_match(ctx, "PUT", o.path, body, NULL, NULL, err) : oom(err);
 	}
 	object_release(&o);
 	return r;
@@ -691,22 +686,24 @@ static int attach(struct cli_ctx *ctx, struct cli_args *a, bool profile, struct 
 		if (r < 0)
 			return r;
 	}
-	r = object_load(ctx, cli_path(profile ? "/1.0/profiles/%s" : "/1.0/instances/%s",
-				      a->pos[2]), &o, err);
+	r = object_load(ctx,
+			cli_path(profile ? "/1.0/profiles/%s" : "/1.0/instances/%s", a->pos[2]), &o,
+			err);
 	if (r < 0) {
 		object_release(&o);
 		return r;
 	}
 	devices = child_object(o.obj, "devices");
 	if (json_object_get(devices, dev_name))
-		r = berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				    "The device already exists");
+		r = berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT, "The device already exists");
 	else
 		r = json_object_set_new(devices, dev_name,
 					json_pack("{s:s, s:s, s:s, s:s}", "type", "disk", "pool",
 						  a->pos[0], "source",
 						  berth_json_string(vol, "name") ?: a->pos[1],
-						  "path", dev_path)) < 0 ? oom(err) : 0;
+						  "path", dev_path)) < 0
+			    ? oom(err)
+			    : 0;
 	if (r >= 0) {
 		w = cli_writable(o.obj, profile ? profile_keys : instance_keys);
 		r = w ? cli_query_if_match(ctx, "PUT", o.path, w, o.etag, NULL, err) : oom(err);
@@ -718,14 +715,15 @@ static int attach(struct cli_ctx *ctx, struct cli_args *a, bool profile, struct 
 static int detach(struct cli_ctx *ctx, struct cli_args *a, bool profile, struct berth_error *err)
 {
 	const char *dev_name = a->n_pos == 4 ? a->pos[3] : NULL;
-	const char *vol = berth_startswith(a->pos[1], "custom/") ? a->pos[1] + strlen("custom/") :
-								    a->pos[1];
+	const char *vol = berth_startswith(a->pos[1], "custom/") ? a->pos[1] + strlen("custom/")
+								 : a->pos[1];
 	json_auto_t *w = NULL;
 	struct object o;
 	json_t *devices, *dev;
 	const char *key;
-	int r = object_load(ctx, cli_path(profile ? "/1.0/profiles/%s" : "/1.0/instances/%s",
-					  a->pos[2]), &o, err);
+	int r = object_load(ctx,
+			    cli_path(profile ? "/1.0/profiles/%s" : "/1.0/instances/%s", a->pos[2]),
+			    &o, err);
 
 	if (r < 0)
 		goto out;
@@ -786,16 +784,25 @@ static int vol_detach_profile(struct cli_ctx *ctx, struct cli_args *a, struct be
 int cmd_storage(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 {
 	static const struct cli_subcommand subs[] = {
-		{ &create_cmd, pool_create },	   { &delete_cmd, pool_delete },
-		{ &edit_cmd, pool_edit },	   { &get_cmd, pool_get },
-		{ &info_cmd, pool_info },	   { &list_cmd, pool_list },
-		{ &set_cmd, pool_set },		   { &show_cmd, pool_show },
-		{ &unset_cmd, pool_unset },	   { &vol_create_cmd, vol_create },
-		{ &vol_delete_cmd, vol_delete },   { &vol_list_cmd, vol_list },
-		{ &vol_rename_cmd, vol_rename },   { &vol_restore_cmd, vol_restore },
-		{ &vol_set_cmd, vol_set },	   { &vol_show_cmd, vol_show },
+		{ &create_cmd, pool_create },
+		{ &delete_cmd, pool_delete },
+		{ &edit_cmd, pool_edit },
+		{ &get_cmd, pool_get },
+		{ &info_cmd, pool_info },
+		{ &list_cmd, pool_list },
+		{ &set_cmd, pool_set },
+		{ &show_cmd, pool_show },
+		{ &unset_cmd, pool_unset },
+		{ &vol_create_cmd, vol_create },
+		{ &vol_delete_cmd, vol_delete },
+		{ &vol_list_cmd, vol_list },
+		{ &vol_rename_cmd, vol_rename },
+		{ &vol_restore_cmd, vol_restore },
+		{ &vol_set_cmd, vol_set },
+		{ &vol_show_cmd, vol_show },
 		{ &vol_snapshot_cmd, vol_snapshot },
-		{ &vol_copy_cmd, vol_copy },	   { &vol_attach_cmd, vol_attach },
+		{ &vol_copy_cmd, vol_copy },
+		{ &vol_attach_cmd, vol_attach },
 		{ &vol_move_cmd, vol_move },
 		{ &vol_attach_profile_cmd, vol_attach_profile },
 		{ &vol_detach_cmd, vol_detach },

@@ -237,8 +237,8 @@ int cli_query_if_match(struct cli_ctx *ctx, const char *method, const char *path
 	return r;
 }
 
-int cli_query_warn(struct cli_ctx *ctx, const char *method, const char *path,
-		   const json_t *body, const char *etag, struct berth_error *err)
+int cli_query_warn(struct cli_ctx *ctx, const char *method, const char *path, const json_t *body,
+		   const char *etag, struct berth_error *err)
 {
 	json_auto_t *md = NULL;
 	const char *warning;

@@ -22,9 +22,9 @@ int cli_format_parse(const char *s, enum cli_format *ret, struct berth_error *er
 			*ret = (enum cli_format)i;
 			return 0;
 		}
-	return berth_error_set(
-		err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-		"invalid format \"%s\" (use one of: table, compact, csv, json, yaml)", s);
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "invalid format \"%s\" (use one of: table, compact, csv, json, yaml)",
+			       s);
 }
 
 void cli_table_init(struct cli_table *t, size_t n_cols, const char **headers)

@@ -87,8 +87,8 @@ void cli_signals_restore(int sigfd, const sigset_t *old)
 	sigprocmask(SIG_SETMASK, old, NULL);
 }
 
-static int op_websocket(struct cli_ctx *ctx, const char *op_url, const char *secret,
-			bool wait, struct berth_ws **ret, struct berth_error *err)
+static int op_websocket(struct cli_ctx *ctx, const char *op_url, const char *secret, bool wait,
+			struct berth_ws **ret, struct berth_error *err)
 {
 	_cleanup_free_ char *enc = berth_url_encode(secret);
 	_cleanup_free_ char *path = NULL;
@@ -120,8 +120,8 @@ int cli_op_websocket_start(struct cli_ctx *ctx, const char *op_url, const char *
 	return op_websocket(ctx, op_url, secret, false, ret, err);
 }
 
-int cli_start_ws_operation(struct cli_ctx *ctx, const char *path, const json_t *body,
-			   char **ret_op, json_t **ret_metadata, struct berth_error *err)
+int cli_start_ws_operation(struct cli_ctx *ctx, const char *path, const json_t *body, char **ret_op,
+			   json_t **ret_metadata, struct berth_error *err)
 {
 	struct berth_response resp = { 0 };
 	struct berth_client *c = NULL;

@@ -40,5 +40,5 @@ int cli_op_websocket_start(struct cli_ctx *ctx, const char *op_url, const char *
 			   struct berth_ws **ret, struct berth_error *err);
 /* POST `body` to `path` expecting 202 and a websocket operation: its URL and the
  * operation's metadata ({"fds": ...}), both new. Any error envelope is returned as one. */
-int cli_start_ws_operation(struct cli_ctx *ctx, const char *path, const json_t *body,
-			   char **ret_op, json_t **ret_metadata, struct berth_error *err);
+int cli_start_ws_operation(struct cli_ctx *ctx, const char *path, const json_t *body, char **ret_op,
+			   json_t **ret_metadata, struct berth_error *err);

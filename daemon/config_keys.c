@@ -14,12 +14,12 @@ enum value_kind {
 	V_ANY,
 	V_BOOL,
 	V_UINT,
-	V_PRIORITY, /* 0-10 */
-	V_SIZE,	 /* 512MiB, 2GB, 1024 */
-	V_CPU,	 /* count (2), set (0-3,5) */
+	V_PRIORITY,	   /* 0-10 */
+	V_SIZE,		   /* 512MiB, 2GB, 1024 */
+	V_CPU,		   /* count (2), set (0-3,5) */
 	V_PERCENT_OR_TIME, /* 50%, 25ms/100ms */
 	V_ENUM,
-	V_NOT_YET, /* known to LXD, but its feature does not exist here yet */
+	V_NOT_YET,  /* known to LXD, but its feature does not exist here yet */
 	V_SYSCALLS, /* syscall names libseccomp knows, separated by newlines, spaces or commas */
 };
 
@@ -47,7 +47,8 @@ static const struct key_rule rules[] = {
 	{"core.shutdown_timeout", false, V_UINT, NULL, SRV},
 	{"images.auto_update_cached", false, V_BOOL, NULL, SRV},
 	{"images.auto_update_interval", false, V_UINT, NULL, SRV},
-	{"images.compression_algorithm", false, V_ENUM, "none|gzip|xz|zstd|bzip2|lzma|squashfs", SRV},
+	{"images.compression_algorithm", false, V_ENUM, "none|gzip|xz|zstd|bzip2|lzma|squashfs",
+	 SRV},
 	{"images.default_architecture", false, V_ANY, NULL, SRV},
 	{"images.remote_cache_expiry", false, V_UINT, NULL, SRV},
 	{"user.", true, V_ANY, NULL, SRV | PRJ | INS},
@@ -117,8 +118,8 @@ static bool parse_uint(const char *v, unsigned long long *ret)
 
 static bool check_size(const char *v)
 {
-	static const char *const units[] = {"", "B", "kB", "MB", "GB", "TB", "PB", "EB",
-					    "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	static const char *const units[] = {"",	  "B",	 "kB",	"MB",  "GB",  "TB",  "PB",
+					    "EB", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
 	char *end;
 	double d;
 
@@ -257,7 +258,7 @@ static bool value_ok(const struct key_rule *r, const char *v)
  * would refuse at start is refused now, by name. */
 static int check_syscalls(const char *key, const char *value, struct berth_error *err)
 {
-	struct runtime_seccomp_policy p = { 0 };
+	struct runtime_seccomp_policy p = {0};
 	char **names = NULL;
 	int r;
 
@@ -293,13 +294,14 @@ int config_check(enum config_scope scope, const char *key, const char *value,
 		if (r->kind == V_ENUM)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid value for configuration key \"%s\": \"%s\" "
-					       "is not one of %s", key, value, r->choices);
+					       "is not one of %s",
+					       key, value, r->choices);
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid value for configuration key \"%s\": \"%s\" %s", key,
 				       value, kind_hint(r));
 	}
-	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-			       "Unknown configuration key: %s", key);
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Unknown configuration key: %s",
+			       key);
 }
 
 /* LXD refuses an allow list together with a deny list: they are two modes. */
@@ -328,7 +330,8 @@ int config_check_all(enum config_scope scope, const json_t *config, struct berth
 		if (!json_is_string(v))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid value for configuration key \"%s\": must "
-					       "be a string", key);
+					       "be a string",
+					       key);
 		r = config_check(scope, key, json_string_value(v), err);
 		if (r < 0)
 			return r;
@@ -337,8 +340,8 @@ int config_check_all(enum config_scope scope, const json_t *config, struct berth
 }
 
 static const char *const device_types[] = {
-	"none", "disk", "nic", "unix-char", "unix-block", "unix-hotplug", "usb", "gpu",
-	"infiniband", "proxy", "tpm", "pci",
+	"none", "disk", "nic",	      "unix-char", "unix-block", "unix-hotplug",
+	"usb",	"gpu",	"infiniband", "proxy",	   "tpm",	 "pci",
 };
 
 int config_check_devices(const json_t *devices, struct berth_error *err)
@@ -372,7 +375,8 @@ int config_check_devices(const json_t *devices, struct berth_error *err)
 		    !json_object_get(dev, "pool"))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid device \"%s\": disk devices need a "
-					       "\"source\" or a \"pool\"", name);
+					       "\"source\" or a \"pool\"",
+					       name);
 		if (streq(type, "nic")) {
 			r = nic_check_device(name, dev, err);
 			if (r < 0)

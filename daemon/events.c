@@ -63,7 +63,8 @@ int events_parse_types(const char *s, unsigned *ret, struct berth_error *err)
 		if (!found)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Unknown event type \"%.*s\" (known: operation, "
-					       "lifecycle, logging)", (int)len, p);
+					       "lifecycle, logging)",
+					       (int)len, p);
 		p = *end ? end + 1 : end;
 	}
 	*ret = types;
@@ -170,7 +171,7 @@ void events_emit(struct events_hub *hub, enum event_type type, const char *proje
 	char stamp[BERTH_RFC3339_MAX];
 	json_t *ev;
 	struct queued_event *q;
-	const char *tname = type == EVENT_OPERATION ? "operation"
+	const char *tname = type == EVENT_OPERATION   ? "operation"
 			    : type == EVENT_LIFECYCLE ? "lifecycle"
 						      : "logging";
 

@@ -152,11 +152,11 @@ json_t *host_environment_probe(void)
 	gethostname(hostname, sizeof(hostname) - 1);
 	layout = cgroup_layout(&v1, &v2);
 	features = json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o}", "apparmor",
-			     tf(runtime_apparmor_enabled()), "seccomp", tf(seccomp_filter_available()),
-			     "seccomp_listener", tf(seccomp_listener_available()), "cgroup_v1",
-			     tf(v1), "cgroup_v2", tf(v2), "cgroup_layout", layout,
-			     "idmapped_mounts", tf(idmapped_mounts_available()), "kvm",
-			     tf(kvm_available()));
+			     tf(runtime_apparmor_enabled()), "seccomp",
+			     tf(seccomp_filter_available()), "seccomp_listener",
+			     tf(seccomp_listener_available()), "cgroup_v1", tf(v1), "cgroup_v2",
+			     tf(v2), "cgroup_layout", layout, "idmapped_mounts",
+			     tf(idmapped_mounts_available()), "kvm", tf(kvm_available()));
 	json_object_set_new(env, "addresses", json_array());
 	json_object_set_new(env, "architectures", architectures(u.machine));
 	json_object_set_new(env, "certificate", json_string(""));

@@ -62,8 +62,10 @@ static void usage(FILE *f)
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{"debug", no_argument, NULL, 'd'},   {"group", required_argument, NULL, 'g'},
-		{"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
+		{"debug", no_argument, NULL, 'd'},
+		{"group", required_argument, NULL, 'g'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -89,8 +91,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "berthd: unexpected argument '%s'\n"
-				"Try 'berthd --help' for more information.\n", argv[optind]);
+		fprintf(stderr,
+			"berthd: unexpected argument '%s'\n"
+			"Try 'berthd --help' for more information.\n",
+			argv[optind]);
 		return -EINVAL;
 	}
 	return 0;
@@ -379,8 +383,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	limits.spool_dir = d->spool_dir;
 	limits.spool_url = api_spool_url;
 	limits.idle_timeout_ms = env_seconds("BERTH_HTTP_IDLE_TIMEOUT", limits.idle_timeout_ms);
-	limits.request_timeout_ms =
-		env_seconds("BERTH_HTTP_REQUEST_TIMEOUT", limits.request_timeout_ms);
+	limits.request_timeout_ms = env_seconds("BERTH_HTTP_REQUEST_TIMEOUT",
+						limits.request_timeout_ms);
 	r = berth_http_server_new(d->loop, &limits, api_handle, d, &d->http);
 	if (r < 0)
 		return r;

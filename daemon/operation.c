@@ -22,7 +22,7 @@ struct waiter {
 struct operation {
 	struct operation *prev, *next; /* registry list, under reg->lock */
 	struct operation_registry *reg;
-	int refs;		       /* under reg->lock */
+	int refs; /* under reg->lock */
 	char id[BERTH_UUID_STR_LEN];
 	char *class, *description, *project;
 	char created_at[BERTH_RFC3339_MAX];
@@ -317,8 +317,8 @@ static void log_failure(const struct operation *op)
 		if (what)
 			break;
 	}
-	log_info("Operation %s (%s%s%s) failed: %s", op->id, op->description ?: "",
-		 what ? " " : "", what ?: "", op->err ?: "unknown error");
+	log_info("Operation %s (%s%s%s) failed: %s", op->id, op->description ?: "", what ? " " : "",
+		 what ?: "", op->err ?: "unknown error");
 }
 
 /* Record the final state of `op` (r: 0 or -errno with err) and tell everyone. */
@@ -491,8 +491,7 @@ int operation_cancel(struct operation *op, struct berth_error *err)
 	return 0;
 }
 
-json_t *operation_registry_list(struct operation_registry *reg, const char *project,
-				bool objects)
+json_t *operation_registry_list(struct operation_registry *reg, const char *project, bool objects)
 {
 	json_t *groups = json_object();
 

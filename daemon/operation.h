@@ -50,7 +50,7 @@ struct operation_spec {
 	json_t *resources;	 /* stolen; {"instances":["/1.0/instances/c1"]} */
 	bool may_cancel;
 	operation_run_fn run;
-	void *data;		    /* owned by the operation once created */
+	void *data;		   /* owned by the operation once created */
 	void (*free_data)(void *); /* may be NULL */
 	/* Loop-driven operations (websocket class) leave `run` NULL and set `start`: it
 	 * runs on the loop thread from operation_start() and the owner ends the operation
@@ -114,8 +114,7 @@ int operation_find(struct operation_registry *reg, const char *id, struct operat
 int operation_cancel(struct operation *op, struct berth_error *err);
 /* {"running":[...],"success":[...],...}: URLs (recursion 0) or objects. `project`
  * NULL: all projects. */
-json_t *operation_registry_list(struct operation_registry *reg, const char *project,
-				bool objects);
+json_t *operation_registry_list(struct operation_registry *reg, const char *project, bool objects);
 
 /* Loop thread: call `cb` once, when `op` finishes or after `timeout_ms` (<0: no
  * limit), whichever comes first, or at shutdown. */

@@ -50,8 +50,8 @@ int image_archive_fail(struct berth_error *err)
 	pthread_once(&lib_once, lib_open);
 	if (lib)
 		return -ENOMEM;
-	return berth_error_set(err, -ELIBACC, BERTH_ERR_INTERNAL,
-			       "libarchive is not available: %s", lib_why);
+	return berth_error_set(err, -ELIBACC, BERTH_ERR_INTERNAL, "libarchive is not available: %s",
+			       lib_why);
 }
 
 /* The function `name` of libarchive, remembered in *slot; NULL when it cannot be had. */
@@ -74,22 +74,22 @@ static void *lib_sym(void **slot, const char *name)
 }
 
 /* `ret name params`, forwarded with `args`; `fail` when libarchive cannot be had. */
-#define FORWARD(ret, fail, name, params, args)                                  \
-	ret name params                                                         \
-	{                                                                       \
-		static void *slot;                                              \
-		ret(*f) params = (ret(*) params)lib_sym(&slot, #name);          \
-                                                                                \
-		return f ? f args : (fail);                                     \
+#define FORWARD(ret, fail, name, params, args)                                                     \
+	ret name params                                                                            \
+	{                                                                                          \
+		static void *slot;                                                                 \
+		ret(*f) params = (ret(*) params)lib_sym(&slot, #name);                             \
+                                                                                                   \
+		return f ? f args : (fail);                                                        \
 	}
-#define FORWARD_VOID(name, params, args)                                        \
-	void name params                                                        \
-	{                                                                       \
-		static void *slot;                                              \
-		void(*f) params = (void(*) params)lib_sym(&slot, #name);        \
-                                                                                \
-		if (f)                                                          \
-			f args;                                                 \
+#define FORWARD_VOID(name, params, args)                                                           \
+	void name params                                                                           \
+	{                                                                                          \
+		static void *slot;                                                                 \
+		void(*f) params = (void(*) params)lib_sym(&slot, #name);                           \
+                                                                                                   \
+		if (f)                                                                             \
+			f args;                                                                    \
 	}
 
 #define A struct archive *a
@@ -114,8 +114,7 @@ FORWARD(int, ARCHIVE_FATAL, archive_read_support_format_tar, (A), (a))
 FORWARD(int, ARCHIVE_FATAL, archive_read_open_fd, (A, int fd, size_t block_size),
 	(a, fd, block_size))
 FORWARD(int, ARCHIVE_FATAL, archive_read_next_header, (A, struct archive_entry **e), (a, e))
-FORWARD(la_ssize_t, ARCHIVE_FATAL, archive_read_data, (A, void *buf, size_t len),
-	(a, buf, len))
+FORWARD(la_ssize_t, ARCHIVE_FATAL, archive_read_data, (A, void *buf, size_t len), (a, buf, len))
 FORWARD(int, ARCHIVE_FATAL, archive_read_data_block,
 	(A, const void **buf, size_t *len, la_int64_t *offset), (a, buf, len, offset))
 FORWARD(la_int64_t, -1, archive_filter_bytes, (A, int n), (a, n))

@@ -48,7 +48,9 @@ const char *image_file_suffix(int fd)
 		const char *suffix;
 	} table[] = {
 		{"\x1f\x8b", 2, ".tar.gz"},
-		{"\xfd" "7zXZ", 5, ".tar.xz"},
+		{"\xfd"
+		 "7zXZ",
+		 5, ".tar.xz"},
 		{"\x28\xb5\x2f\xfd", 4, ".tar.zst"},
 		{"BZh", 3, ".tar.bz2"},
 		{"hsqs", 4, ".squashfs"},
@@ -70,10 +72,10 @@ const char *image_file_suffix(int fd)
 static const char *arch_normalise(const char *a)
 {
 	static const char *const table[][2] = {
-		{"x86_64", "x86_64"},	{"amd64", "x86_64"},	 {"aarch64", "aarch64"},
-		{"arm64", "aarch64"},	{"i686", "i686"},	 {"i386", "i686"},
-		{"armv7l", "armv7l"},	{"armhf", "armv7l"},	 {"ppc64le", "ppc64le"},
-		{"ppc64el", "ppc64le"}, {"s390x", "s390x"},	 {"riscv64", "riscv64"},
+		{"x86_64", "x86_64"},	{"amd64", "x86_64"}, {"aarch64", "aarch64"},
+		{"arm64", "aarch64"},	{"i686", "i686"},    {"i386", "i686"},
+		{"armv7l", "armv7l"},	{"armhf", "armv7l"}, {"ppc64le", "ppc64le"},
+		{"ppc64el", "ppc64le"}, {"s390x", "s390x"},  {"riscv64", "riscv64"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(table); i++)

@@ -24,10 +24,10 @@ enum image_file_kind {
 
 /* What a metadata (or unified) tarball says about the image. */
 struct image_metadata {
-	json_t *metadata;  /* owned: metadata.yaml as parsed, an object */
-	char *architecture; /* owned: normalised ("x86_64", "aarch64", ...) */
+	json_t *metadata;      /* owned: metadata.yaml as parsed, an object */
+	char *architecture;    /* owned: normalised ("x86_64", "aarch64", ...) */
 	int64_t creation_date; /* seconds since the epoch, 0 when absent */
-	bool has_rootfs;      /* entries under rootfs/ were seen (a unified image) */
+	bool has_rootfs;       /* entries under rootfs/ were seen (a unified image) */
 };
 void image_metadata_release(struct image_metadata *m);
 

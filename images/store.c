@@ -219,8 +219,8 @@ static int mp_part_name(const char *headers, size_t len, char *name, size_t name
 			eol = end;
 		if ((size_t)(eol - p) > 20 && strncasecmp(p, "Content-Disposition:", 20) == 0) {
 			for (q = p; q + 6 <= eol; q++)
-				if (strncmp(q, "name=\"", 6) == 0 && (q == p || q[-1] == ' ' ||
-								      q[-1] == ';')) {
+				if (strncmp(q, "name=\"", 6) == 0 &&
+				    (q == p || q[-1] == ' ' || q[-1] == ';')) {
 					const char *v = q + 6;
 					const char *close = memchr(v, '"', (size_t)(eol - v));
 					if (!close || (size_t)(close - v) >= name_size)
@@ -447,8 +447,7 @@ static int receive_unified(struct import *im, int in, struct berth_error *err)
 	return 0;
 }
 
-static int import_receive(struct import *im, const struct image_upload *up,
-			  struct berth_error *err)
+static int import_receive(struct import *im, const struct image_upload *up, struct berth_error *err)
 {
 	unsigned char digest[BERTH_SHA256_LEN];
 	int r;
@@ -515,8 +514,8 @@ static int import_object(struct import *im, const struct image_upload *up, json_
 		berth_now_rfc3339(created);
 	}
 	props = berth_json_object_or_empty(im->md.metadata, "properties");
-	img = json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:s, s:s, s:s, s:o}", "fingerprint",
-			im->fp, "filename", up->filename ? up->filename : "", "size",
+	img = json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:s, s:s, s:s, s:o}", "fingerprint", im->fp,
+			"filename", up->filename ? up->filename : "", "size",
 			(json_int_t)(im->meta.size + im->rootfs.size), "public", up->public_,
 			"auto_update", 0, "cached", 0, "architecture", im->md.architecture, "type",
 			im->vm ? "virtual-machine" : "container", "created_at", created,
@@ -634,8 +633,8 @@ int image_store_open(const char *dir, const char *fingerprint, int *ret_meta, in
 	snprintf(path, sizeof(path), "%s/%s", dir, fingerprint);
 	meta = open(path, O_RDONLY | O_CLOEXEC);
 	if (meta < 0)
-		return berth_error_set(err, -errno, errno == ENOENT ? BERTH_ERR_NOT_FOUND
-								    : BERTH_ERR_INTERNAL,
+		return berth_error_set(err, -errno,
+				       errno == ENOENT ? BERTH_ERR_NOT_FOUND : BERTH_ERR_INTERNAL,
 				       "Failed to open the image file: %m");
 	snprintf(path, sizeof(path), "%s/%s.rootfs", dir, fingerprint);
 	rootfs = open(path, O_RDONLY | O_CLOEXEC);

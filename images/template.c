@@ -62,8 +62,8 @@ int image_template_render(const char *tpl, size_t len, const json_t *vars, char 
 		size_t k;
 
 		for (k = i; k + 1 < len; k++)
-			if (tpl[k] == '{' && (tpl[k + 1] == '{' || tpl[k + 1] == '%' ||
-					      tpl[k + 1] == '#')) {
+			if (tpl[k] == '{' &&
+			    (tpl[k + 1] == '{' || tpl[k + 1] == '%' || tpl[k + 1] == '#')) {
 				open = tpl + k;
 				break;
 			}

@@ -117,9 +117,9 @@ static int archive_fail(struct archive *a, const char *name, struct berth_error 
 	_cleanup_free_ char *q = name ? berth_utf8_quote(name) : NULL;
 	int e = archive_errno(a);
 
-	return berth_error_set(err, e > 0 ? -e : -EIO, BERTH_ERR_INTERNAL,
-			       "Unpacking %s%s%s: %s", q ? "\"" : "", q ?: "the image",
-			       q ? "\"" : "", archive_error_string(a) ?: "failed");
+	return berth_error_set(err, e > 0 ? -e : -EIO, BERTH_ERR_INTERNAL, "Unpacking %s%s%s: %s",
+			       q ? "\"" : "", q ?: "the image", q ? "\"" : "",
+			       archive_error_string(a) ?: "failed");
 }
 
 /* Errors that leave a file's data incomplete (finishing an entry also writes: the tail
@@ -156,8 +156,9 @@ static int extract_entry(struct archive *in, struct archive *out, struct archive
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ char *link = NULL;
 	/* A copy: archive_entry_set_pathname() below frees the entry's own string. */
-	_cleanup_free_ char *name = archive_entry_pathname(e) ?
-		strdup(path_strip(archive_entry_pathname(e))) : NULL;
+	_cleanup_free_ char *name = archive_entry_pathname(e)
+					    ? strdup(path_strip(archive_entry_pathname(e)))
+					    : NULL;
 	const char *hard = archive_entry_hardlink(e);
 	int r;
 
@@ -211,11 +212,13 @@ static void unpack_open(struct archive *in, struct archive *out)
 	 * unprivileged container gets its ids shifted by an idmapped mount at start (the
 	 * runtime's job), so nothing is chowned here and one image volume serves every
 	 * instance whatever its id map. */
-	archive_write_disk_set_options(
-		out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
-			     ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL |
-			     ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-			     ARCHIVE_EXTRACT_UNLINK | ARCHIVE_EXTRACT_SPARSE);
+	archive_write_disk_set_options(out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
+						    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |
+						    ARCHIVE_EXTRACT_ACL |
+						    ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+						    ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+						    ARCHIVE_EXTRACT_UNLINK |
+						    ARCHIVE_EXTRACT_SPARSE);
 	archive_write_disk_set_standard_lookup(out);
 }
 

@@ -28,4 +28,3 @@ typedef void (*image_unpack_progress_fn)(uint64_t done, uint64_t total, void *da
  * disk; other failures name the entry and say what libarchive said. */
 int image_unpack_tar(int fd, const char *dest, image_unpack_progress_fn progress, void *data,
 		     const atomic_bool *cancel, struct berth_error *err);
-

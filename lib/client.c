@@ -18,9 +18,9 @@
 #include "lib/sha1.h"
 #include "lib/util.h"
 
-#define CLIENT_READ_CHUNK  65536
+#define CLIENT_READ_CHUNK 65536
 #define CLIENT_MAX_HEADERS (64 * 1024)
-#define WS_GUID		   "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 struct berth_client {
 	char *path;    /* owned: socket path */
@@ -62,7 +62,7 @@ static int buf_append(struct buf *b, const void *data, size_t len)
 static void buf_release(struct buf *b)
 {
 	free(b->data);
-	*b = (struct buf){ 0 };
+	*b = (struct buf){0};
 }
 
 char *berth_client_default_socket(void)
@@ -95,7 +95,7 @@ static int connect_error(const char *path, int r, struct berth_error *err)
 static int unix_connect(const char *path, struct berth_error *err)
 {
 	_cleanup_close_ int fd = -EBADF;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return berth_error_set(err, -ENAMETOOLONG, BERTH_ERR_BAD_REQUEST,
@@ -118,10 +118,12 @@ int berth_client_attach_stdio(struct berth_client *c, const char *op_id, const c
 	union {
 		struct cmsghdr align;
 		char data[CMSG_SPACE(3 * sizeof(int))];
-	} u = { 0 };
+	} u = {0};
 	struct iovec iov;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.data,
-			     .msg_controllen = sizeof(u.data) };
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.data,
+			    .msg_controllen = sizeof(u.data)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	char answer[256];
 	size_t got = 0;
@@ -134,7 +136,7 @@ int berth_client_attach_stdio(struct berth_client *c, const char *op_id, const c
 	fd = unix_connect(path, err);
 	if (fd < 0)
 		return fd;
-	iov = (struct iovec){ .iov_base = line, .iov_len = strlen(line) };
+	iov = (struct iovec){.iov_base = line, .iov_len = strlen(line)};
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
@@ -231,7 +233,7 @@ void berth_response_release(struct berth_response *r)
 	free(r->location);
 	free(r->content_type);
 	json_decref(r->headers);
-	*r = (struct berth_response){ 0 };
+	*r = (struct berth_response){0};
 }
 
 /* ---- response parsing ---- */
@@ -244,8 +246,8 @@ struct parse_state {
 	bool head; /* response to HEAD: no body */
 	bool complete;
 	struct berth_response *resp; /* borrowed */
-	int sink_fd;		     /* borrowed: the body goes here instead (see on_headers_complete) */
-	int sink_r;		     /* the first write error on sink_fd */
+	int sink_fd; /* borrowed: the body goes here instead (see on_headers_complete) */
+	int sink_r;  /* the first write error on sink_fd */
 	uint64_t sunk;
 	berth_progress_fn progress;
 	void *progress_data;
@@ -391,11 +393,11 @@ static int write_all(int fd, const void *data, size_t len)
 static int read_response(struct berth_client *c, bool head, struct berth_response *resp,
 			 bool *ret_keep_alive, struct berth_error *err)
 {
-	struct parse_state st = { .head = head,
-				  .resp = resp,
-				  .sink_fd = c->sink_fd,
-				  .progress = c->sink_progress,
-				  .progress_data = c->sink_progress_data };
+	struct parse_state st = {.head = head,
+				 .resp = resp,
+				 .sink_fd = c->sink_fd,
+				 .progress = c->sink_progress,
+				 .progress_data = c->sink_progress_data};
 	http_parser parser;
 	size_t total = 0;
 	int r = 0;
@@ -560,11 +562,10 @@ int berth_client_begin(struct berth_client *c, const char *method, const char *p
 	return 0;
 }
 
-int berth_client_finish(struct berth_client *c, struct berth_response *ret,
-			struct berth_error *err)
+int berth_client_finish(struct berth_client *c, struct berth_response *ret, struct berth_error *err)
 {
 	_cleanup_free_ char *head = TAKE_PTR(c->begun);
-	struct berth_response resp = { 0 };
+	struct berth_response resp = {0};
 	bool keep_alive = false, fresh;
 	int r;
 
@@ -596,7 +597,7 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 {
 	_cleanup_free_ char *target = client_target(c, path);
 	_cleanup_free_ char *head = NULL;
-	struct berth_response resp = { 0 };
+	struct berth_response resp = {0};
 	bool fresh = true;
 	int r;
 
@@ -656,7 +657,7 @@ int berth_client_request_upload(struct berth_client *c, const char *method, cons
 {
 	_cleanup_free_ char *target = client_target(c, path);
 	_cleanup_free_ char *head = NULL;
-	struct berth_response resp = { 0 };
+	struct berth_response resp = {0};
 	uint64_t total = 0, sent = 0;
 	bool keep_alive = false;
 	int r;
@@ -803,7 +804,7 @@ int berth_client_query(struct berth_client *c, const char *method, const char *p
 		       const json_t *body, json_t **ret_metadata, char **ret_etag,
 		       struct berth_error *err)
 {
-	struct berth_response resp = { 0 };
+	struct berth_response resp = {0};
 	int r;
 
 	r = berth_client_request(c, method, path, body, NULL, &resp, err);
@@ -870,10 +871,10 @@ enum {
 
 struct berth_ws {
 	int fd;
-	bool open;		    /* the handshake succeeded */
-	struct buf pending;	    /* bytes read and not parsed yet (the handshake's rest first) */
+	bool open;	    /* the handshake succeeded */
+	struct buf pending; /* bytes read and not parsed yet (the handshake's rest first) */
 	size_t pending_off;
-	struct buf frag;	    /* the data of a fragmented message so far */
+	struct buf frag; /* the data of a fragmented message so far */
 	bool in_frag, frag_text;
 	struct ws_msg *head, *tail; /* owned queue */
 	bool closed;		    /* nothing more can be read or sent */
@@ -1162,7 +1163,7 @@ static int ws_handshake_send(struct berth_ws *ws, const char *target, struct ber
 
 int berth_ws_handshake_finish(struct berth_ws *ws, struct berth_error *err)
 {
-	struct buf head = { 0 };
+	struct buf head = {0};
 	int r;
 
 	if (ws->open)
@@ -1179,8 +1180,8 @@ int berth_ws_handshake_finish(struct berth_ws *ws, struct berth_error *err)
 	return 0;
 }
 
-int berth_client_websocket_start(struct berth_client *c, const char *path,
-				 struct berth_ws **ret, struct berth_error *err)
+int berth_client_websocket_start(struct berth_client *c, const char *path, struct berth_ws **ret,
+				 struct berth_error *err)
 {
 	_cleanup_(berth_ws_closep) struct berth_ws *ws = NULL;
 	_cleanup_free_ char *target = client_target(c, path);
@@ -1250,11 +1251,11 @@ static int ws_pop(struct berth_ws *ws, char **ret_data, size_t *ret_len, bool *r
 int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *ret_len,
 		  bool *ret_text, struct berth_error *err)
 {
-	uint64_t deadline =
-		berth_monotonic_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ULL;
+	uint64_t deadline = berth_monotonic_ns() +
+			    (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ULL;
 
 	while (!ws->head) {
-		struct pollfd pfd = { .fd = ws->fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = ws->fd, .events = POLLIN};
 		int wait = -1, n;
 
 		if (ws->closed)

@@ -29,14 +29,14 @@ void berth_client_free(struct berth_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct berth_client *, berth_client_free)
 
 struct berth_response {
-	int status;	      /* HTTP status */
-	json_t *json;	      /* owned: parsed body when it was JSON, else NULL */
-	char *body;	      /* owned: raw body, NUL-terminated */
+	int status;   /* HTTP status */
+	json_t *json; /* owned: parsed body when it was JSON, else NULL */
+	char *body;   /* owned: raw body, NUL-terminated */
 	size_t body_len;
-	char *etag;	      /* owned: ETag header or NULL */
-	char *location;	      /* owned: Location header or NULL */
-	char *content_type;   /* owned or NULL */
-	json_t *headers;      /* owned: every header, lower-case name -> value (last wins) */
+	char *etag;	    /* owned: ETag header or NULL */
+	char *location;	    /* owned: Location header or NULL */
+	char *content_type; /* owned or NULL */
+	json_t *headers;    /* owned: every header, lower-case name -> value (last wins) */
 };
 /* The value of header `name` (any case) in `r`, or NULL. Borrowed from r. */
 const char *berth_response_header(const struct berth_response *r, const char *name);
@@ -120,8 +120,8 @@ int berth_client_query(struct berth_client *c, const char *method, const char *p
 
 /* The envelope handling of berth_client_query for a response already received (e.g. one
  * sent with If-Match through berth_client_request). `resp` stays owned by the caller. */
-int berth_client_unwrap(struct berth_client *c, struct berth_response *resp,
-			json_t **ret_metadata, char **ret_etag, struct berth_error *err);
+int berth_client_unwrap(struct berth_client *c, struct berth_response *resp, json_t **ret_metadata,
+			char **ret_etag, struct berth_error *err);
 
 /* Add ?project=P (URL-encoded) to every later /1.0 request that has no project= of its
  * own; NULL clears it. -ENOMEM. */
@@ -139,8 +139,8 @@ int berth_client_websocket(struct berth_client *c, const char *path, struct bert
 /* The same in two steps, so that several upgrades are in flight at once (exec's
  * sockets): _start connects and sends the request; berth_ws_handshake_finish() waits
  * for the 101 and must succeed before the socket is used (berth_ws_close() is fine). */
-int berth_client_websocket_start(struct berth_client *c, const char *path,
-				 struct berth_ws **ret, struct berth_error *err);
+int berth_client_websocket_start(struct berth_client *c, const char *path, struct berth_ws **ret,
+				 struct berth_error *err);
 int berth_ws_handshake_finish(struct berth_ws *ws, struct berth_error *err);
 /* Receive one whole message. *ret_text tells text (true) from binary. The payload is
  * NUL-terminated for convenience. Returns 0, or -EPIPE when the peer closed, or -ETIMEDOUT

@@ -44,10 +44,10 @@ struct berth_ws_conn {
 struct stream {
 	struct berth_http_part *parts; /* owned; data copied, fds owned */
 	size_t n_parts, i;
-	uint64_t off;	    /* within parts[i] */
-	char *buf;	    /* owned: STREAM_CHUNK bytes for file reads */
+	uint64_t off; /* within parts[i] */
+	char *buf;    /* owned: STREAM_CHUNK bytes for file reads */
 	uv_fs_t fs;
-	bool fs_pending;    /* a read is in flight: the conn may not be freed */
+	bool fs_pending; /* a read is in flight: the conn may not be freed */
 };
 
 struct berth_http_conn {
@@ -63,9 +63,9 @@ struct berth_http_conn {
 	bool adopted;
 	struct berth_http_request req;
 	size_t header_bytes;
-	bool in_value;	   /* last header callback was a value */
-	int error_status;  /* set by parser callbacks on a limit violation */
-	char *leftover;	   /* owned: bytes read past the current request */
+	bool in_value;	  /* last header callback was a value */
+	int error_status; /* set by parser callbacks on a limit violation */
+	char *leftover;	  /* owned: bytes read past the current request */
 	size_t leftover_len;
 	struct berth_ws_conn *ws; /* owned */
 	struct stream *stream;	  /* owned, while a streamed body is being sent */
@@ -200,8 +200,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 	if (count_header_bytes(c, n) < 0)
 		return -1;
 	if (r->n_headers == 0 || c->in_value) {
-		struct berth_http_header *nh =
-			realloc(r->headers, (r->n_headers + 1) * sizeof(*nh));
+		struct berth_http_header *nh = realloc(r->headers,
+						       (r->n_headers + 1) * sizeof(*nh));
 		if (!nh)
 			return -1;
 		r->headers = nh;
@@ -335,10 +335,11 @@ static int request_finish(struct berth_http_conn *c)
 		return -ENOMEM;
 	if (r->body_fd >= 0 && lseek(r->body_fd, 0, SEEK_SET) < 0)
 		return -errno;
-	r->upgrade_websocket =
-		c->parser.upgrade &&
-		berth_http_header_has_token(
-			berth_http_header_get(r->headers, r->n_headers, "Upgrade"), "websocket");
+	r->upgrade_websocket = c->parser.upgrade &&
+			       berth_http_header_has_token(berth_http_header_get(r->headers,
+										 r->n_headers,
+										 "Upgrade"),
+							   "websocket");
 	return 0;
 }
 
@@ -623,8 +624,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
 	struct berth_http_conn *c = h->data;
 
-	if (--c->open_handles == 0 && !c->handler_pending &&
-	    !(c->stream && c->stream->fs_pending))
+	if (--c->open_handles == 0 && !c->handler_pending && !(c->stream && c->stream->fs_pending))
 		conn_free(c);
 }
 
@@ -700,8 +700,7 @@ static void on_connection(uv_stream_t *listener, int status)
 }
 
 int berth_http_server_new(uv_loop_t *loop, const struct berth_http_limits *limits,
-			  berth_http_handler_fn handler, void *data,
-			  struct berth_http_server **ret)
+			  berth_http_handler_fn handler, void *data, struct berth_http_server **ret)
 {
 	struct berth_http_server *s = calloc(1, sizeof(*s));
 
@@ -892,8 +891,8 @@ static void stream_next(struct berth_http_conn *c)
 	{
 		const struct berth_http_part *p = &st->parts[st->i];
 		uint64_t left = p->len - st->off;
-		uv_buf_t buf = uv_buf_init(st->buf, left < STREAM_CHUNK ? (unsigned)left
-								    : STREAM_CHUNK);
+		uv_buf_t buf = uv_buf_init(st->buf,
+					   left < STREAM_CHUNK ? (unsigned)left : STREAM_CHUNK);
 
 		st->fs.data = c;
 		st->fs_pending = true;
@@ -1175,7 +1174,8 @@ void berth_ws_conn_close(struct berth_ws_conn *ws, uint16_t code, const char *re
 	if (ws->close_sent || ws->dead || ws->conn->state == CONN_CLOSING)
 		return;
 	ws->close_sent = true;
-	wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+	wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason,
+				reason ? strlen(reason) : 0);
 	ws_pump(ws);
 }
 

@@ -34,10 +34,10 @@ struct berth_http_conn;
 struct berth_ws_conn;
 
 struct berth_http_request {
-	const char *method;	       /* "GET", ... */
-	char *url;		       /* owned: raw request target */
-	char *path;		       /* owned: percent-decoded path */
-	char *query;		       /* owned: raw query string without '?', or "" */
+	const char *method;		   /* "GET", ... */
+	char *url;			   /* owned: raw request target */
+	char *path;			   /* owned: percent-decoded path */
+	char *query;			   /* owned: raw query string without '?', or "" */
 	struct berth_http_header *headers; /* owned */
 	size_t n_headers;
 	char *body; /* owned, NUL-terminated (not counted in body_len); "" when spooled */
@@ -51,8 +51,8 @@ struct berth_http_request {
 };
 
 /* Called on the loop thread with a request that stays valid until the response. */
-typedef void (*berth_http_handler_fn)(struct berth_http_conn *conn,
-				      struct berth_http_request *req, void *data);
+typedef void (*berth_http_handler_fn)(struct berth_http_conn *conn, struct berth_http_request *req,
+				      void *data);
 
 struct berth_http_limits {
 	size_t max_header_bytes;     /* default 64 KiB */

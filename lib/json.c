@@ -47,7 +47,8 @@ static int check_device_map(const json_t *value, const char *key, struct berth_e
 			if (!json_is_string(v))
 				return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 						       "Invalid device \"%s\": value of \"%s\" "
-						       "must be a string", dev, k);
+						       "must be a string",
+						       dev, k);
 		if (!json_is_string(json_object_get(d, "type")))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid device \"%s\": missing device type", dev);
@@ -86,20 +87,20 @@ int berth_json_check_kind(const json_t *value, enum berth_json_kind kind, const 
 		if (ok)
 			json_object_foreach((json_t *)value, k, v)
 				if (!json_is_string(v))
-					return berth_error_set(err, -EINVAL,
-							       BERTH_ERR_BAD_REQUEST,
+					return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 							       "Invalid value for \"%s\" in \"%s\": "
-							       "must be a string", k, key);
+							       "must be a string",
+							       k, key);
 		break;
 	case BERTH_JSON_STRING_ARRAY:
 		ok = json_is_array(value);
 		if (ok)
 			json_array_foreach(value, i, v)
 				if (!json_is_string(v))
-					return berth_error_set(err, -EINVAL,
-							       BERTH_ERR_BAD_REQUEST,
+					return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 							       "Invalid \"%s\": element %zu must be "
-							       "a string", key, i);
+							       "a string",
+							       key, i);
 		break;
 	case BERTH_JSON_DEVICE_MAP:
 		if (!json_is_object(value)) {

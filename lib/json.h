@@ -21,9 +21,9 @@ enum berth_json_kind {
 	BERTH_JSON_INT,
 	BERTH_JSON_OBJECT,
 	BERTH_JSON_ARRAY,
-	BERTH_JSON_STRING_MAP,	  /* object whose values are all strings */
-	BERTH_JSON_STRING_ARRAY,  /* array of strings */
-	BERTH_JSON_DEVICE_MAP,	  /* object of objects of strings, each with a "type" */
+	BERTH_JSON_STRING_MAP,	 /* object whose values are all strings */
+	BERTH_JSON_STRING_ARRAY, /* array of strings */
+	BERTH_JSON_DEVICE_MAP,	 /* object of objects of strings, each with a "type" */
 	BERTH_JSON_KIND_MAX,
 };
 

@@ -21,8 +21,8 @@ enum berth_log_level {
 #define LOG_CATEGORY "berth"
 #endif
 
-typedef void (*berth_log_hook_fn)(enum berth_log_level level, const char *category,
-				  const char *msg, void *data);
+typedef void (*berth_log_hook_fn)(enum berth_log_level level, const char *category, const char *msg,
+				  void *data);
 
 void berth_log_set_level(enum berth_log_level level);
 enum berth_log_level berth_log_get_level(void);

@@ -243,7 +243,7 @@ static void attr_str(char *dst, size_t size, const struct rtattr *rta)
 static const char *operstate_name(unsigned int s)
 {
 	static const char *const names[] = {"unknown", "notpresent", "down", "lowerlayerdown",
-					    "testing", "dormant", "up"};
+					    "testing", "dormant",    "up"};
 
 	return s < ARRAY_SIZE(names) ? names[s] : "unknown";
 }

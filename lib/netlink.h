@@ -31,13 +31,13 @@ struct berth_nl_link {
 	int index;
 	char name[IFNAMSIZ];
 	char kind[BERTH_NL_KIND_MAX]; /* "bridge", "veth", "macvlan", "" for physical/lo */
-	int master;                   /* index of the bridge it is enslaved to, 0 if none */
+	int master;		      /* index of the bridge it is enslaved to, 0 if none */
 	unsigned int mtu;
-	unsigned int flags;     /* IFF_UP, IFF_LOWER_UP, IFF_LOOPBACK... */
-	unsigned int arphrd;    /* ARPHRD_ETHER, ARPHRD_LOOPBACK... */
+	unsigned int flags;  /* IFF_UP, IFF_LOWER_UP, IFF_LOOPBACK... */
+	unsigned int arphrd; /* ARPHRD_ETHER, ARPHRD_LOOPBACK... */
 	unsigned char mac[6];
 	bool has_mac;
-	char operstate[16];     /* "up", "down", "unknown" ... */
+	char operstate[16]; /* "up", "down", "unknown" ... */
 	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
 	uint64_t rx_errors, tx_errors, rx_dropped, tx_dropped;
 };
@@ -51,11 +51,11 @@ int berth_nl_link_get(struct berth_nl *nl, const char *name, struct berth_nl_lin
 int berth_nl_bridge_add(struct berth_nl *nl, const char *name, unsigned int mtu);
 
 struct berth_nl_veth {
-	const char *name;            /* this end, created in nl's namespace */
-	const char *peer;            /* the other end */
-	int peer_netns_fd;           /* -1: the peer stays in nl's namespace */
+	const char *name;	       /* this end, created in nl's namespace */
+	const char *peer;	       /* the other end */
+	int peer_netns_fd;	       /* -1: the peer stays in nl's namespace */
 	const unsigned char *peer_mac; /* 6 bytes or NULL */
-	unsigned int mtu;            /* both ends; 0 = default */
+	unsigned int mtu;	       /* both ends; 0 = default */
 };
 int berth_nl_veth_add(struct berth_nl *nl, const struct berth_nl_veth *veth);
 
@@ -66,24 +66,27 @@ int berth_nl_macvlan_add(struct berth_nl *nl, const char *name, int parent_index
 
 /* Changes to one link; each field applies only when set. */
 struct berth_nl_link_change {
-	const char *name;          /* rename (the link must be down) */
-	int up;                    /* 1 up, 0 down, -1 leave */
-	int master;                /* > 0 enslave to that index, 0 leave, -1 release */
-	unsigned int mtu;          /* 0 leave */
-	const unsigned char *mac;  /* 6 bytes or NULL */
-	int netns_fd;              /* >= 0: move into that namespace; -1 leave */
+	const char *name;	  /* rename (the link must be down) */
+	int up;			  /* 1 up, 0 down, -1 leave */
+	int master;		  /* > 0 enslave to that index, 0 leave, -1 release */
+	unsigned int mtu;	  /* 0 leave */
+	const unsigned char *mac; /* 6 bytes or NULL */
+	int netns_fd;		  /* >= 0: move into that namespace; -1 leave */
 };
-#define BERTH_NL_LINK_CHANGE_INIT { .name = NULL, .up = -1, .master = 0, .mtu = 0, .mac = NULL, .netns_fd = -1 }
+#define BERTH_NL_LINK_CHANGE_INIT                                                                  \
+	{                                                                                          \
+		.name = NULL, .up = -1, .master = 0, .mtu = 0, .mac = NULL, .netns_fd = -1         \
+	}
 int berth_nl_link_set(struct berth_nl *nl, int index, const struct berth_nl_link_change *change);
 int berth_nl_link_del(struct berth_nl *nl, int index);
 
 struct berth_nl_addr {
 	int index;
-	int family;               /* AF_INET or AF_INET6 */
+	int family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
 	unsigned int prefixlen;
-	unsigned int scope;       /* RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST */
-	unsigned int flags;       /* IFA_F_* (IFA_F_TENTATIVE...) */
+	unsigned int scope; /* RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST */
+	unsigned int flags; /* IFA_F_* (IFA_F_TENTATIVE...) */
 };
 /* Adds addr/prefixlen to `index`. -EEXIST if it is there already. */
 int berth_nl_addr_add(struct berth_nl *nl, int index, int family, const void *addr,
@@ -96,7 +99,7 @@ int berth_nl_addr_list(struct berth_nl *nl, int family, struct berth_nl_addr **a
 struct berth_nl_route {
 	int family;
 	unsigned char dst[16];
-	unsigned int dst_len;     /* 0: default route */
+	unsigned int dst_len; /* 0: default route */
 	unsigned char gateway[16];
 	bool has_gateway;
 	int oif;

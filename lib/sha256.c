@@ -74,16 +74,16 @@ static void blocks_portable(uint32_t h[8], const uint8_t *p, size_t n)
  * lane), does two rounds per instruction with W+K in the two low lanes, and
  * SHA256MSG1/SHA256MSG2 compute four words of the message schedule at a time. */
 __attribute__((target("sha,sse4.1"))) static void blocks_cpu(uint32_t h[8], const uint8_t *p,
-							       size_t n)
+							     size_t n)
 {
 	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
 	__m128i abcd = _mm_loadu_si128((const __m128i *)h);
 	__m128i efgh = _mm_loadu_si128((const __m128i *)(h + 4));
 	__m128i abef, cdgh;
 
-	abcd = _mm_shuffle_epi32(abcd, 0xb1); /* B A D C */
-	efgh = _mm_shuffle_epi32(efgh, 0x1b); /* H G F E */
-	abef = _mm_alignr_epi8(abcd, efgh, 8); /* F E B A */
+	abcd = _mm_shuffle_epi32(abcd, 0xb1);	  /* B A D C */
+	efgh = _mm_shuffle_epi32(efgh, 0x1b);	  /* H G F E */
+	abef = _mm_alignr_epi8(abcd, efgh, 8);	  /* F E B A */
 	cdgh = _mm_blend_epi16(efgh, abcd, 0xf0); /* H G D C */
 	for (; n > 0; n--, p += 64) {
 		__m128i m0, m1, m2, m3, wk, abef0 = abef, cdgh0 = cdgh;
@@ -93,16 +93,16 @@ __attribute__((target("sha,sse4.1"))) static void blocks_cpu(uint32_t h[8], cons
 		m2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), bswap);
 		m3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), bswap);
 /* Four rounds with the words in m, whose constants start at K[k]. */
-#define ROUNDS4(m, k)                                                                   \
-	do {                                                                            \
-		wk = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)(K + (k))));     \
-		cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);                           \
-		abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0e)); \
+#define ROUNDS4(m, k)                                                                              \
+	do {                                                                                       \
+		wk = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)(K + (k))));                \
+		cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);                                      \
+		abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0e));             \
 	} while (0)
 /* The next four words, W[t..t+3], into w16 (which holds W[t-16..t-13]). */
-#define SCHEDULE(w16, w12, w8, w4)                                                     \
-	w16 = _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(w16, w12),      \
-						 _mm_alignr_epi8(w4, w8, 4)),           \
+#define SCHEDULE(w16, w12, w8, w4)                                                                 \
+	w16 = _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(w16, w12),                   \
+						 _mm_alignr_epi8(w4, w8, 4)),                      \
 				   w4)
 		ROUNDS4(m0, 0);
 		ROUNDS4(m1, 4);

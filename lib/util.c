@@ -72,7 +72,8 @@ int berth_name_check_instance(const char *name, struct berth_error *err)
 	if (name[0] == '-' || name[len - 1] == '-')
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid instance name \"%s\": must not start or end with "
-				       "a hyphen", name);
+				       "a hyphen",
+				       name);
 	if (isdigit((unsigned char)name[0]))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid instance name \"%s\": must not start with a digit",
@@ -82,7 +83,8 @@ int berth_name_check_instance(const char *name, struct berth_error *err)
 		if (!isalnum(c) && c != '-')
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid instance name \"%s\": only letters, digits "
-					       "and hyphens are allowed", name);
+					       "and hyphens are allowed",
+					       name);
 	}
 	return 0;
 }
@@ -241,8 +243,7 @@ int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 	return 0;
 }
 
-static int write_file_via_tmp(const char *path, const void *data, size_t len, int mode,
-			      bool sync)
+static int write_file_via_tmp(const char *path, const void *data, size_t len, int mode, bool sync)
 {
 	_cleanup_free_ char *tmp = berth_strdup_printf("%s.tmp.XXXXXX", path);
 	_cleanup_close_ int fd = -EBADF;
@@ -325,8 +326,8 @@ int berth_helper_binary(const char *name, const char *env_var, char **ret)
 	exe[n] = '\0';
 	*strrchr(exe, '/') = '\0';
 	for (int i = 0; i < 2; i++) {
-		_cleanup_free_ char *p = berth_strdup_printf(
-			i == 0 ? "%s/../libexec/berth/%s" : "%s/%s", exe, name);
+		_cleanup_free_ char *p =
+			berth_strdup_printf(i == 0 ? "%s/../libexec/berth/%s" : "%s/%s", exe, name);
 		if (!p)
 			return -ENOMEM;
 		if (access(p, X_OK) == 0) {

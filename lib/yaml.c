@@ -264,8 +264,8 @@ int berth_yaml_render(const json_t *value, char **ret, struct berth_error *err)
 int berth_yaml_render_flags(const json_t *value, unsigned flags, char **ret,
 			    struct berth_error *err)
 {
-	struct out_buf out = { 0 };
-	struct emit_ctx c = { .flags = flags };
+	struct out_buf out = {0};
+	struct emit_ctx c = {.flags = flags};
 	yaml_emitter_t *e = &c.e;
 	int r;
 
@@ -394,7 +394,7 @@ static int push(struct parse_ctx *p, json_t *v, const yaml_event_t *ev, struct b
 		json_decref(v);
 		return r;
 	}
-	p->stack[p->depth++] = (struct frame){ .node = v };
+	p->stack[p->depth++] = (struct frame){.node = v};
 	json_decref(v); /* the parent (or root) holds it now */
 	return 0;
 }
@@ -433,7 +433,7 @@ static void parse_ctx_release(struct parse_ctx *p)
 
 int berth_yaml_parse(const char *buf, size_t len, json_t **ret, struct berth_error *err)
 {
-	struct parse_ctx p = { 0 };
+	struct parse_ctx p = {0};
 	bool done = false;
 	int r = 0;
 

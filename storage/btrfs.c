@@ -77,14 +77,13 @@ static int subvol_create(const char *path, struct berth_error *err)
 		return pfd;
 	snprintf(a.name, sizeof(a.name), "%s", base);
 	if (ioctl(pfd, BTRFS_IOC_SUBVOL_CREATE, &a) < 0)
-		return berth_error_set(err, -errno, errno == EEXIST ? BERTH_ERR_CONFLICT :
-				       BERTH_ERR_INTERNAL,
+		return berth_error_set(err, -errno,
+				       errno == EEXIST ? BERTH_ERR_CONFLICT : BERTH_ERR_INTERNAL,
 				       "Cannot create subvolume \"%s\": %m", path);
 	return 0;
 }
 
-static int subvol_snapshot(const char *src, const char *dst, bool readonly,
-			   struct berth_error *err)
+static int subvol_snapshot(const char *src, const char *dst, bool readonly, struct berth_error *err)
 {
 	_cleanup_free_ char *copy = strdup(dst);
 	_cleanup_close_ int pfd = -EBADF;
@@ -96,8 +95,9 @@ static int subvol_snapshot(const char *src, const char *dst, bool readonly,
 		return oom(err);
 	sfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sfd < 0)
-		return berth_error_set(err, -errno, errno == ENOENT ? BERTH_ERR_NOT_FOUND :
-				       BERTH_ERR_INTERNAL, "Cannot open \"%s\": %m", src);
+		return berth_error_set(err, -errno,
+				       errno == ENOENT ? BERTH_ERR_NOT_FOUND : BERTH_ERR_INTERNAL,
+				       "Cannot open \"%s\": %m", src);
 	pfd = open_parent(copy, &base, err);
 	if (pfd < 0)
 		return pfd;
@@ -105,8 +105,8 @@ static int subvol_snapshot(const char *src, const char *dst, bool readonly,
 	a.flags = readonly ? BTRFS_SUBVOL_RDONLY : 0;
 	snprintf(a.name, sizeof(a.name), "%s", base);
 	if (ioctl(pfd, BTRFS_IOC_SNAP_CREATE_V2, &a) < 0)
-		return berth_error_set(err, -errno, errno == EEXIST ? BERTH_ERR_CONFLICT :
-				       BERTH_ERR_INTERNAL,
+		return berth_error_set(err, -errno,
+				       errno == EEXIST ? BERTH_ERR_CONFLICT : BERTH_ERR_INTERNAL,
 				       "Cannot snapshot \"%s\" to \"%s\": %m", src, dst);
 	return 0;
 }
@@ -141,8 +141,9 @@ static int subvol_delete_all(const char *dir, struct berth_error *err)
 	int r = 0;
 
 	if (!d)
-		return errno == ENOENT ? 0 :
-		       berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opendir \"%s\": %m", dir);
+		return errno == ENOENT ? 0
+				       : berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+							 "opendir \"%s\": %m", dir);
 	while (r >= 0 && (e = readdir(d))) {
 		_cleanup_free_ char *p = NULL;
 
@@ -232,8 +233,7 @@ static int loop_attach(const char *file, int *ret_fd, char **ret_dev, struct ber
 			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 					       "Cannot open \"%s\": %m", dev);
 		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
-		snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s",
-			 file);
+		snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s", file);
 		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0) {
 			if (errno == EBUSY)
 				continue; /* someone took it between GET_FREE and here */
@@ -340,8 +340,9 @@ static int make_loop_file(const char *path, uint64_t size, struct berth_error *e
 	int r;
 
 	if (fd < 0)
-		return berth_error_set(err, -errno, errno == EEXIST ? BERTH_ERR_CONFLICT :
-				       BERTH_ERR_INTERNAL, "Cannot create \"%s\": %m", path);
+		return berth_error_set(err, -errno,
+				       errno == EEXIST ? BERTH_ERR_CONFLICT : BERTH_ERR_INTERNAL,
+				       "Cannot create \"%s\": %m", path);
 	if (ftruncate(fd, (off_t)size) < 0) {
 		r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot size \"%s\": %m",
 				    path);
@@ -397,7 +398,8 @@ static int prepare_source(struct storage_pool *pool, const char *source, const c
 	case SOURCE_LOOP:
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Source \"%s\" is a regular file: give no source and a"
-				       " size to make a loop file pool", source);
+				       " size to make a loop file pool",
+				       source);
 	case SOURCE_DIR:
 	default:
 		if (access(source, F_OK) < 0) {
@@ -407,12 +409,15 @@ static int prepare_source(struct storage_pool *pool, const char *source, const c
 			if (!is_btrfs(dirname(copy)))
 				return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 						       "Source \"%s\" isn't on a btrfs"
-						       " filesystem", source);
+						       " filesystem",
+						       source);
 			r = subvol_create(source, err);
 		} else {
-			r = is_btrfs(source) ? 0 :
-			    berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					    "Source \"%s\" isn't on a btrfs filesystem", source);
+			r = is_btrfs(source)
+				    ? 0
+				    : berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+						      "Source \"%s\" isn't on a btrfs filesystem",
+						      source);
 		}
 		break;
 	}
@@ -441,8 +446,8 @@ static int btrfs_pool_create(struct storage_pool *pool, struct berth_error *err)
 		return r;
 	r = berth_mkdir_p(pool->path, 0711);
 	if (r < 0) {
-		berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot create \"%s\": %s",
-				pool->path, strerror(-r));
+		berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot create \"%s\": %s", pool->path,
+				strerror(-r));
 		goto fail;
 	}
 	r = do_mount(pool, source, err);
@@ -489,8 +494,8 @@ static int btrfs_pool_mount(struct storage_pool *pool, struct berth_error *err)
 static int btrfs_pool_unmount(struct storage_pool *pool, struct berth_error *err)
 {
 	if (umount2(pool->path, 0) < 0 && errno != EINVAL && errno != ENOENT)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "Cannot unmount \"%s\": %m", pool->path);
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot unmount \"%s\": %m",
+				       pool->path);
 	return 0;
 }
 
@@ -622,9 +627,8 @@ static int btrfs_volume_snapshot(struct storage_pool *pool, const struct storage
 	return r;
 }
 
-static int btrfs_volume_snapshot_delete(struct storage_pool *pool,
-					const struct storage_vol *vol, const char *snap,
-					struct berth_error *err)
+static int btrfs_volume_snapshot_delete(struct storage_pool *pool, const struct storage_vol *vol,
+					const char *snap, struct berth_error *err)
 {
 	_cleanup_(paths_release) struct paths p = {0};
 	_cleanup_free_ char *path = NULL;
@@ -755,8 +759,8 @@ static int btrfs_volume_rename(struct storage_pool *pool, const struct storage_v
 	if ((r = paths_get(pool, vol, &from, err)) < 0 || (r = paths_get(pool, &nv, &to, err)) < 0)
 		return r;
 	if (access(to.vol, F_OK) == 0)
-		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				       "\"%s\" already exists", to.vol);
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT, "\"%s\" already exists",
+				       to.vol);
 	/* A subvolume renames like a directory, within its filesystem. */
 	if (rename(from.vol, to.vol) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "rename \"%s\": %m",

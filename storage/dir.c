@@ -104,8 +104,9 @@ static int dir_volume_create(struct storage_pool *pool, const struct storage_vol
 	if (storage_volume_path(pool, vol, NULL, &path) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 	if (mkdir(path, 0711) < 0)
-		return berth_error_set(err, -errno, errno == EEXIST ? BERTH_ERR_CONFLICT :
-				       BERTH_ERR_INTERNAL, "Cannot create \"%s\": %m", path);
+		return berth_error_set(err, -errno,
+				       errno == EEXIST ? BERTH_ERR_CONFLICT : BERTH_ERR_INTERNAL,
+				       "Cannot create \"%s\": %m", path);
 	return 0;
 }
 
@@ -140,8 +141,8 @@ static int dir_volume_snapshot(struct storage_pool *pool, const struct storage_v
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 	made_dir = mkdir(snaps, 0700) == 0;
 	if (!made_dir && errno != EEXIST)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "Cannot create \"%s\": %m", snaps);
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot create \"%s\": %m",
+				       snaps);
 	r = storage_copy_tree(src, dst, pool->cancel, err);
 	if (r < 0 && made_dir)
 		rmdir(snaps);
@@ -262,8 +263,8 @@ static int dir_volume_rename(struct storage_pool *pool, const struct storage_vol
 	    storage_snapshots_dir(pool, &nv, &to_snaps) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 	if (access(to, F_OK) == 0)
-		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				       "\"%s\" already exists", to);
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT, "\"%s\" already exists",
+				       to);
 	if (rename(from, to) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "rename \"%s\": %m", from);
 	if (rename(from_snaps, to_snaps) < 0 && errno != ENOENT) {

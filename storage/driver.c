@@ -108,8 +108,8 @@ int storage_volume_path(const struct storage_pool *pool, const struct storage_vo
 	char *p;
 
 	if (snap)
-		p = berth_strdup_printf("%s/%s-snapshots/%s/%s", pool->path,
-					type_dirs[vol->type], vol->name, snap);
+		p = berth_strdup_printf("%s/%s-snapshots/%s/%s", pool->path, type_dirs[vol->type],
+					vol->name, snap);
 	else
 		p = berth_strdup_printf("%s/%s/%s", pool->path, type_dirs[vol->type], vol->name);
 	if (!p)
@@ -175,8 +175,7 @@ bad:
 			       s ? s : "", what);
 }
 
-int storage_config_check(const json_t *config, const char *const *keys,
-			 struct berth_error *err)
+int storage_config_check(const json_t *config, const char *const *keys, struct berth_error *err)
 {
 	const char *key;
 	json_t *v;
@@ -209,8 +208,9 @@ int storage_snapshot_rename(struct storage_pool *pool, const struct storage_vol 
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT, "\"%s\" already exists",
 				       to);
 	if (rename(from, to) < 0)
-		return berth_error_set(err, -errno, errno == ENOENT ? BERTH_ERR_NOT_FOUND :
-				       BERTH_ERR_INTERNAL, "rename \"%s\": %m", from);
+		return berth_error_set(err, -errno,
+				       errno == ENOENT ? BERTH_ERR_NOT_FOUND : BERTH_ERR_INTERNAL,
+				       "rename \"%s\": %m", from);
 	return 0;
 }
 
@@ -218,7 +218,7 @@ int storage_snapshot_rename(struct storage_pool *pool, const struct storage_vol 
 
 /* The type directories a pool holds, each with its -snapshots twin except images. */
 static const char *const layout[] = {
-	"containers", "containers-snapshots", "custom", "custom-snapshots", "images",
+	"containers",	    "containers-snapshots",	  "custom", "custom-snapshots", "images",
 	"virtual-machines", "virtual-machines-snapshots", NULL,
 };
 
@@ -291,8 +291,9 @@ int storage_copy_tree(const char *src, const char *dst, const atomic_bool *cance
 {
 	/* -a keeps owners, modes, times, links, special files and hardlinks (within the
 	 * tree); --preserve=all adds xattrs and ACLs; -T copies src itself as dst. */
-	const char *argv[] = {"cp", "-a", "--preserve=all", "--reflink=auto", "--sparse=auto",
-			      "-T", "--", src, dst, NULL};
+	const char *argv[] = {
+		"cp", "-a", "--preserve=all", "--reflink=auto", "--sparse=auto", "-T", "--", src,
+		dst,  NULL};
 	int r;
 
 	if (access(dst, F_OK) == 0)
@@ -309,8 +310,9 @@ int storage_tree_replace(const char *src, const char *dst, struct berth_error *e
 	/* Empty dst (staying on its filesystem), then copy src's content and attributes in:
 	 * with -T and an existing dst, cp merges src into it. */
 	const char *clear[] = {"find", dst, "-xdev", "-mindepth", "1", "-delete", NULL};
-	const char *copy[] = {"cp", "-a", "--preserve=all", "--reflink=auto", "--sparse=auto",
-			      "-T", "--", src, dst, NULL};
+	const char *copy[] = {
+		"cp", "-a", "--preserve=all", "--reflink=auto", "--sparse=auto", "-T", "--", src,
+		dst,  NULL};
 	int r = storage_run(clear, err);
 
 	return r < 0 ? r : storage_run(copy, err);
@@ -370,8 +372,9 @@ int storage_writeback_watch(const char *path, int *ret_fd, struct berth_error *e
 int storage_writeback_check(int fd, const char *what, struct berth_error *err)
 {
 	if (syncfs(fd) < 0)
-		return berth_error_set(err, -errno, errno == ENOSPC ? BERTH_ERR_BAD_REQUEST :
-				       BERTH_ERR_INTERNAL, "Writing %s: %m", what);
+		return berth_error_set(err, -errno,
+				       errno == ENOSPC ? BERTH_ERR_BAD_REQUEST : BERTH_ERR_INTERNAL,
+				       "Writing %s: %m", what);
 	return 0;
 }
 
@@ -395,8 +398,9 @@ int storage_volume_usage(const struct storage_pool *pool, const struct storage_v
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 	usage_bytes = 0;
 	if (nftw(path, usage_visit, 32, FTW_PHYS | FTW_MOUNT) < 0)
-		return berth_error_set(err, -errno, errno == ENOENT ? BERTH_ERR_NOT_FOUND :
-				       BERTH_ERR_INTERNAL, "Cannot walk \"%s\": %m", path);
+		return berth_error_set(err, -errno,
+				       errno == ENOENT ? BERTH_ERR_NOT_FOUND : BERTH_ERR_INTERNAL,
+				       "Cannot walk \"%s\": %m", path);
 	*ret = usage_bytes;
 	return 0;
 }

@@ -148,8 +148,7 @@ int storage_layout_remove(const char *path, struct berth_error *err);
 int storage_parse_size(const char *s, const char *what, uint64_t *ret, struct berth_error *err);
 /* Check that every key of `config` is in `keys` (NULL-terminated) or starts with
  * "volatile."; -EINVAL 'Invalid key "x"' otherwise. */
-int storage_config_check(const json_t *config, const char *const *keys,
-			 struct berth_error *err);
+int storage_config_check(const json_t *config, const char *const *keys, struct berth_error *err);
 
 /* Run `argv` (argv[0] an absolute path or a name found by berth_program_find) through
  * lib/spawn with its default environment (PATH=BERTH_SPAWN_PATH, LC_ALL=C), stdin from

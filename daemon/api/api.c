@@ -13,10 +13,11 @@
 #include "lib/util.h"
 
 static const struct api_route *const route_tables[] = {
-	api_server_routes,    api_project_routes, api_profile_routes, api_instance_routes, api_instance_snapshot_routes,
-	api_instance_file_routes, api_instance_exec_routes, api_instance_log_routes,
-	api_operation_routes, api_event_routes,	  api_storage_routes, api_storage_volume_routes,
-	api_image_routes,     api_resources_routes, api_network_routes,
+	api_server_routes,	  api_project_routes,		api_profile_routes,
+	api_instance_routes,	  api_instance_snapshot_routes, api_instance_file_routes,
+	api_instance_exec_routes, api_instance_log_routes,	api_operation_routes,
+	api_event_routes,	  api_storage_routes,		api_storage_volume_routes,
+	api_image_routes,	  api_resources_routes,		api_network_routes,
 };
 
 struct api_work {
@@ -130,12 +131,12 @@ void api_respond(struct berth_http_conn *conn, struct api_response *resp)
 		if (resp->disposition)
 			h[n++] = (struct berth_http_header){.name = "Content-Disposition",
 							    .value = resp->disposition};
-		const char *ct =
-			resp->content_type_buf ? resp->content_type_buf : resp->content_type;
+		const char *ct = resp->content_type_buf ? resp->content_type_buf
+							: resp->content_type;
 
 		if (resp->n_parts > 0) {
-			berth_http_respond_parts(conn, resp->status ? resp->status : 200, ct, h,
-						 n, resp->parts, resp->n_parts);
+			berth_http_respond_parts(conn, resp->status ? resp->status : 200, ct, h, n,
+						 resp->parts, resp->n_parts);
 			for (size_t i = 0; i < resp->n_parts; i++)
 				resp->parts[i].fd = -EBADF; /* the server owns them now */
 		} else {
@@ -146,8 +147,8 @@ void api_respond(struct berth_http_conn *conn, struct api_response *resp)
 		return;
 	}
 	if (resp->type == API_ASYNC) {
-		_cleanup_free_ char *url =
-			berth_strdup_printf("/1.0/operations/%s", operation_id(resp->op));
+		_cleanup_free_ char *url = berth_strdup_printf("/1.0/operations/%s",
+							       operation_id(resp->op));
 		int r = operation_start(resp->op);
 
 		if (!url || r < 0) {
@@ -261,10 +262,9 @@ char *api_url(const char *kind, const char *name, const char *project)
 	return berth_strdup_printf("/1.0/%s/%s", kind, enc);
 }
 
-static int async_spec(struct api_request *req, struct api_response *resp,
-		      const char *description, json_t *resources, operation_run_fn run,
-		      void *data, void (*free_data)(void *), bool may_cancel,
-		      struct berth_error *err)
+static int async_spec(struct api_request *req, struct api_response *resp, const char *description,
+		      json_t *resources, operation_run_fn run, void *data,
+		      void (*free_data)(void *), bool may_cancel, struct berth_error *err)
 {
 	struct operation_spec spec = {
 		.may_cancel = may_cancel,
@@ -306,8 +306,7 @@ int api_profile_project(const char *project, char **ret, struct berth_error *err
 
 /* Match `path` against `pattern` segment by segment, capturing "{}" segments into
  * `params` (pointers into `storage`, a copy of `path` cut at the slashes). */
-static bool route_match(const char *pattern, const char *path, char *storage,
-			const char **params)
+static bool route_match(const char *pattern, const char *path, char *storage, const char **params)
 {
 	const char *p = pattern;
 	char *s = storage;
@@ -420,8 +419,7 @@ bool api_spool_url(const char *method, const char *url)
 	return streq(method, "POST") &&
 	       (berth_startswith(url, "/1.0/instances/") ||
 		berth_startswith(url, "/1.0/containers/")) &&
-	       n >= 6 &&
-	       strneq(url + n - 6, "/files", 6);
+	       n >= 6 && strneq(url + n - 6, "/files", 6);
 }
 
 static void work_cb(struct worker_job *job)
@@ -574,8 +572,7 @@ void api_config_drop_empty(json_t *config)
 			json_object_del(config, key);
 }
 
-int api_patch_merge(json_t *target, const json_t *patch, const char *const *fields,
-		    size_t n_fields)
+int api_patch_merge(json_t *target, const json_t *patch, const char *const *fields, size_t n_fields)
 {
 	json_t *config = json_object_get(patch, "config");
 	json_t *devices = json_object_get(patch, "devices");

@@ -41,12 +41,12 @@ enum api_response_type {
 
 struct api_response {
 	enum api_response_type type;
-	int status;	    /* HTTP status for API_SYNC (200 default; 201 with a location) */
-	json_t *metadata;   /* owned */
-	char *etag;	    /* owned or NULL */
-	char *location;	    /* owned or NULL */
+	int status;	      /* HTTP status for API_SYNC (200 default; 201 with a location) */
+	json_t *metadata;     /* owned */
+	char *etag;	      /* owned or NULL */
+	char *location;	      /* owned or NULL */
 	struct operation *op; /* owned reference (API_ASYNC) */
-	char *raw;	    /* owned: API_RAW body, or a rendered API_SYNC envelope */
+	char *raw;	      /* owned: API_RAW body, or a rendered API_SYNC envelope */
 	size_t raw_len;
 	const char *content_type; /* API_RAW */
 	char *content_type_buf;	  /* API_RAW: owned, used instead of content_type when set */

@@ -19,17 +19,17 @@
 enum quant { Q_ONE, Q_STAR, Q_PLUS, Q_OPT };
 
 struct atom {
-	bool any;	   /* '.' */
-	bool set[256];	   /* bracket set, or the single literal */
+	bool any;      /* '.' */
+	bool set[256]; /* bracket set, or the single literal */
 	enum quant quant;
-	bool last_in_alt;  /* ends one '|' alternative */
+	bool last_in_alt; /* ends one '|' alternative */
 };
 
 struct clause {
 	char *field;
 	char *value;
-	bool negate;   /* "not" or "ne" */
-	bool and_next; /* joined to the next clause by "and" (else "or") */
+	bool negate;	    /* "not" or "ne" */
+	bool and_next;	    /* joined to the next clause by "and" (else "or") */
 	struct atom *atoms; /* owned; NULL: compare literally only */
 	size_t n_atoms;
 };
@@ -157,7 +157,10 @@ static void clause_compile(struct clause *c)
 		if (streq(c->field, "status")) /* case-insensitive, like its literal compare */
 			for (unsigned ch = 'a'; ch <= 'z'; ch++)
 				a->set[ch] = a->set[ch - 32] = a->set[ch] || a->set[ch - 32];
-		a->quant = v[i] == '*' ? Q_STAR : v[i] == '+' ? Q_PLUS : v[i] == '?' ? Q_OPT : Q_ONE;
+		a->quant = v[i] == '*'	 ? Q_STAR
+			   : v[i] == '+' ? Q_PLUS
+			   : v[i] == '?' ? Q_OPT
+					 : Q_ONE;
 		if (a->quant != Q_ONE)
 			i++;
 		if (i < len && strchr("*+?", v[i]))
@@ -222,7 +225,8 @@ static bool pattern_match(const struct clause *c, const char *s)
 			if (!a->last_in_alt)
 				add_state(c, next, i + 1);
 			else
-				next[PATTERN_MAX] = true; /* consumed up to the end of the alternative */
+				next[PATTERN_MAX] =
+					true; /* consumed up to the end of the alternative */
 			any = true;
 		}
 		/* Accepting "end of alternative" only counts at the end of input. */
@@ -321,7 +325,8 @@ int api_filter_parse(const char *expr, struct api_filter **ret, struct berth_err
 		else if (strcasecmp(join, "or") != 0)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid filter: expected \"and\" or \"or\", got "
-					       "\"%s\"", join);
+					       "\"%s\"",
+					       join);
 	}
 	*ret = TAKE_PTR(f);
 	return 0;

@@ -177,12 +177,11 @@ static int create_image_upload(struct api_request *req, struct api_response *res
 	r = upload_fd(req, &j->fd, err);
 	if (r < 0)
 		return r;
-	return api_async(req, resp, "Downloading image", json_pack("{s:[]}", "images"),
-			 import_run, TAKE_PTR(j), import_job_free, err);
+	return api_async(req, resp, "Downloading image", json_pack("{s:[]}", "images"), import_run,
+			 TAKE_PTR(j), import_job_free, err);
 }
 
-static int create_image(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int create_image(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_t *source;
 
@@ -201,8 +200,7 @@ static int create_image(struct api_request *req, struct api_response *resp,
 
 /* ---- list, get, update, delete ---- */
 
-static int list_images(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int list_images(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *list = NULL;
 	json_t *out, *img;
@@ -214,9 +212,9 @@ static int list_images(struct api_request *req, struct api_response *resp,
 	out = json_array();
 	json_array_foreach(list, i, img) {
 		if (req->recursion == 0) {
-			_cleanup_free_ char *u =
-				api_url("images", berth_json_string(img, "fingerprint"),
-					req->project);
+			_cleanup_free_ char *u = api_url("images",
+							 berth_json_string(img, "fingerprint"),
+							 req->project);
 			json_array_append_new(out, json_string(u));
 		} else {
 			json_array_append(out, image_render(img));
@@ -241,8 +239,7 @@ static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img
 	return 0;
 }
 
-static int get_image(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int get_image(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_t *img = NULL;
 	int r = image_lookup(req, NULL, &img, err);
@@ -261,8 +258,8 @@ static const struct berth_json_field image_put_fields[] = {
 	{"profiles", BERTH_JSON_STRING_ARRAY, false, true},
 };
 
-static int update_image(struct api_request *req, struct api_response *resp,
-			struct berth_error *err, bool patch)
+static int update_image(struct api_request *req, struct api_response *resp, struct berth_error *err,
+			bool patch)
 {
 	_cleanup_free_ char *fp = NULL, *etag = NULL, *url = NULL;
 	json_auto_t *cur = NULL;
@@ -307,14 +304,12 @@ static int update_image(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
-static int put_image(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int put_image(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_image(req, resp, err, false);
 }
 
-static int patch_image(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int patch_image(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_image(req, resp, err, true);
 }
@@ -360,8 +355,7 @@ static int delete_run(struct operation *op, void *data, struct berth_error *err)
 	return 0;
 }
 
-static int delete_image(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int delete_image(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	struct delete_job *j = calloc(1, sizeof(*j));
 	_cleanup_free_ char *url = NULL;
@@ -402,8 +396,8 @@ static int file_size(int fd, uint64_t *ret, struct berth_error *err)
 /* Both files of a split image as multipart/form-data, parts "metadata" then "rootfs",
  * as LXD sends them; the boundary is the fingerprint (the hash of the very bytes it
  * separates cannot occur in them in practice). */
-static int export_split(const char *fp, bool vm, int *meta, int *rootfs,
-			struct api_response *resp, struct berth_error *err)
+static int export_split(const char *fp, bool vm, int *meta, int *rootfs, struct api_response *resp,
+			struct berth_error *err)
 {
 	_cleanup_free_ char *h1 = NULL, *h2 = NULL, *tail = NULL;
 	uint64_t mlen = 0, rlen = 0;
@@ -436,8 +430,7 @@ static int export_split(const char *fp, bool vm, int *meta, int *rootfs,
 	return 0;
 }
 
-static int export_image(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int export_image(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *fp = NULL, *dir = images_dir(req);
 	_cleanup_close_ int meta = -EBADF, rootfs = -EBADF;
@@ -457,8 +450,8 @@ static int export_image(struct api_request *req, struct api_response *resp,
 				    streq(berth_json_string(img, "type") ?: "", "virtual-machine"),
 				    &meta, &rootfs, resp, err);
 	resp->type = API_RAW;
-	resp->disposition =
-		berth_strdup_printf("inline;filename=%s%s", fp, image_file_suffix(meta));
+	resp->disposition = berth_strdup_printf("inline;filename=%s%s", fp,
+						image_file_suffix(meta));
 	if (!resp->disposition)
 		return -ENOMEM;
 	r = file_size(meta, &len, err);
@@ -511,8 +504,7 @@ static int alias_name_check(const char *name, struct berth_error *err)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Alias name and target are required");
 	for (const char *p = name; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == ' ' || *p == '?' ||
-		    *p == '#')
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == ' ' || *p == '?' || *p == '#')
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid alias name \"%s\"", name);
 	if (strlen(name) > 255 || berth_startswith(name, "/") || berth_endswith(name, "/") ||
@@ -529,8 +521,7 @@ static const struct berth_json_field alias_fields[] = {
 	{"type", BERTH_JSON_STRING, false, true},
 };
 
-static int list_aliases(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int list_aliases(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *list = NULL;
 	json_t *out, *a;
@@ -542,8 +533,8 @@ static int list_aliases(struct api_request *req, struct api_response *resp,
 	out = json_array();
 	json_array_foreach(list, i, a) {
 		if (req->recursion == 0) {
-			_cleanup_free_ char *u =
-				alias_url(berth_json_string(a, "name"), req->project);
+			_cleanup_free_ char *u = alias_url(berth_json_string(a, "name"),
+							   req->project);
 			json_array_append_new(out, json_string(u));
 		} else {
 			json_array_append(out, a);
@@ -552,8 +543,7 @@ static int list_aliases(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, out);
 }
 
-static int create_alias(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int create_alias(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *fp = NULL, *url = NULL;
 	json_auto_t *a = NULL;
@@ -587,8 +577,7 @@ static int create_alias(struct api_request *req, struct api_response *resp,
 	return api_created(resp, url);
 }
 
-static int get_alias(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int get_alias(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *name = alias_name(req);
 	json_t *a = NULL;
@@ -603,8 +592,8 @@ static int get_alias(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, a);
 }
 
-static int update_alias(struct api_request *req, struct api_response *resp,
-			struct berth_error *err, bool patch)
+static int update_alias(struct api_request *req, struct api_response *resp, struct berth_error *err,
+			bool patch)
 {
 	_cleanup_free_ char *name = alias_name(req), *etag = NULL, *fp = NULL, *url = NULL;
 	json_auto_t *cur = NULL;
@@ -646,20 +635,17 @@ static int update_alias(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
-static int put_alias(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int put_alias(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_alias(req, resp, err, false);
 }
 
-static int patch_alias(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int patch_alias(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_alias(req, resp, err, true);
 }
 
-static int rename_alias(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int rename_alias(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *name = alias_name(req), *url = NULL;
 	const char *new_name;
@@ -682,8 +668,7 @@ static int rename_alias(struct api_request *req, struct api_response *resp,
 	return api_created(resp, url);
 }
 
-static int delete_alias(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int delete_alias(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *name = alias_name(req), *url = NULL;
 	int r;

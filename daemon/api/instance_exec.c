@@ -202,8 +202,8 @@ static int open_null(int flags)
 }
 
 /* The operation that runs `spec` (taken over, also on failure). */
-static int create_operation(struct api_request *req, struct api_response *resp,
-			    const char *class, const char *description, struct exec_spec *spec,
+static int create_operation(struct api_request *req, struct api_response *resp, const char *class,
+			    const char *description, struct exec_spec *spec,
 			    struct berth_error *err)
 {
 	_cleanup_free_ char *url = api_url("instances", req->params[0], req->project);
@@ -274,8 +274,7 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 
 	r = api_require_body(req, err);
 	if (r >= 0)
-		r = berth_json_check(req->body, exec_fields, ARRAY_SIZE(exec_fields), "exec",
-				     err);
+		r = berth_json_check(req->body, exec_fields, ARRAY_SIZE(exec_fields), "exec", err);
 	if (r < 0)
 		return r;
 	if (json_array_size(json_object_get(req->body, "command")) == 0)

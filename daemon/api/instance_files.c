@@ -212,9 +212,9 @@ static int openat2_in_root(int rootfd, const char *path, int flags)
 /* A resolved location: the directory holding the last component (O_PATH) and that
  * component's name; name is NULL for the root itself (parent is then the root). */
 struct files_loc {
-	int parent;	 /* owned */
-	char *name;	 /* owned or NULL */
-	char *path;	 /* owned: cleaned container path of the location */
+	int parent; /* owned */
+	char *name; /* owned or NULL */
+	char *path; /* owned: cleaned container path of the location */
 };
 
 static void files_loc_release(struct files_loc *loc)
@@ -302,8 +302,8 @@ static int loc_link_target(const struct files_loc *loc, char **ret_raw, char **r
 /* Resolve `path` like loc_open, then follow symlinks in the last component (each hop
  * resolved in the root again) until it names something that is not a symlink, or
  * nothing. *ret_exists says which; *st is filled when it exists. */
-static int loc_open_follow(int rootfd, const char *path, struct files_loc *ret,
-			   bool *ret_exists, struct stat *st)
+static int loc_open_follow(int rootfd, const char *path, struct files_loc *ret, bool *ret_exists,
+			   struct stat *st)
 {
 	_cleanup_free_ char *cur = strdup(path);
 	int r;
@@ -393,7 +393,8 @@ static int files_request_open(struct api_request *req, struct files_request *ret
 
 	*ret = (struct files_request){.root = {.fd = -EBADF}};
 	if (r == -ENOENT || (r == 0 && !*path))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Missing path argument");
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Missing path argument");
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST, "Invalid query string");
 	if (strlen(path) >= PATH_MAX)
@@ -479,8 +480,7 @@ static int get_directory(struct files_loc *loc, struct api_response *resp)
 	return api_sync(resp, list);
 }
 
-static int get_file(struct api_request *req, struct api_response *resp,
-		    struct berth_error *err)
+static int get_file(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_(files_request_release) struct files_request fr = {.root = {.fd = -EBADF}};
 	_cleanup_(files_loc_release) struct files_loc loc = {.parent = -EBADF};
@@ -499,7 +499,8 @@ static int get_file(struct api_request *req, struct api_response *resp,
 	if (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISREG(st.st_mode))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Cannot read \"%s\": not a regular file, directory or "
-				       "symlink", fr.path);
+				       "symlink",
+				       fr.path);
 	r = add_stat_headers(resp, &fr.root, &st, type);
 	if (r < 0)
 		return r;
@@ -518,8 +519,8 @@ static int get_file(struct api_request *req, struct api_response *resp,
 		resp->raw_len = strlen(target);
 		resp->raw = target;
 	} else {
-		int fd = openat(loc.parent, loc.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-							      O_CLOEXEC);
+		int fd = openat(loc.parent, loc.name,
+				O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		struct stat st2;
 
 		if (fd < 0)
@@ -582,12 +583,15 @@ static void parse_file_headers(const struct berth_http_request *http, struct fil
 	const char *t, *w;
 
 	h->uid = parse_int_header(berth_http_header_get(http->headers, http->n_headers,
-							"X-LXD-uid"), 10);
+							"X-LXD-uid"),
+				  10);
 	h->gid = parse_int_header(berth_http_header_get(http->headers, http->n_headers,
-							"X-LXD-gid"), 10);
+							"X-LXD-gid"),
+				  10);
 	/* "0644" is octal, "420" decimal (Go's ParseInt with base 0). */
 	h->mode = parse_int_header(berth_http_header_get(http->headers, http->n_headers,
-							 "X-LXD-mode"), 0);
+							 "X-LXD-mode"),
+				   0);
 	if (h->mode >= 0)
 		h->mode &= 0777;
 	t = berth_http_header_get(http->headers, http->n_headers, "X-LXD-type");
@@ -618,8 +622,9 @@ static int copy_fd(int in, int out, uint64_t len)
 	_cleanup_free_ char *buf = NULL;
 
 	while ((uint64_t)off < len) {
-		size_t want = len - (uint64_t)off > FILES_COPY_CHUNK ? FILES_COPY_CHUNK
-								     : (size_t)(len - (uint64_t)off);
+		size_t want = len - (uint64_t)off > FILES_COPY_CHUNK
+				      ? FILES_COPY_CHUNK
+				      : (size_t)(len - (uint64_t)off);
 		ssize_t n = sendfile(out, in, &off, want);
 
 		if (n > 0)
@@ -754,8 +759,9 @@ static int post_regular(struct api_request *req, const struct files_root *root,
 		if (r < 0)
 			goto fail;
 	}
-	if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0 ||
-	    fchmod(fd, exists ? st->st_mode & 07777 : h->mode >= 0 ? (mode_t)h->mode : 0644) < 0) {
+	if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0 || fchmod(fd, exists ? st->st_mode & 07777
+								 : h->mode >= 0 ? (mode_t)h->mode
+										: 0644) < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -820,8 +826,8 @@ static int post_symlink(struct api_request *req, const struct files_root *root,
 	return r;
 }
 
-static int post_directory(const struct files_root *root, struct files_loc *loc,
-			  bool exists, const struct file_headers *h)
+static int post_directory(const struct files_root *root, struct files_loc *loc, bool exists,
+			  const struct file_headers *h)
 {
 	_cleanup_close_ int fd = -EBADF;
 	int64_t uid, gid;
@@ -846,8 +852,7 @@ static int post_directory(const struct files_root *root, struct files_loc *loc,
 	return 0;
 }
 
-static int post_file(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int post_file(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_(files_request_release) struct files_request fr = {.root = {.fd = -EBADF}};
 	_cleanup_(files_loc_release) struct files_loc loc = {.parent = -EBADF};
@@ -861,8 +866,8 @@ static int post_file(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Bad file write mode: %s", h.write);
 	if (!streq(h.type, "file") && !streq(h.type, "directory") && !streq(h.type, "symlink"))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Bad file type: %s", h.type);
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Bad file type: %s",
+				       h.type);
 	r = files_request_open(req, &fr, err);
 	if (r < 0)
 		return r;
@@ -889,7 +894,8 @@ static int post_file(struct api_request *req, struct api_response *resp,
 	if (r == -ERANGE)
 		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST,
 				       "Cannot write \"%s\": uid or gid outside the instance's "
-				       "id map", fr.path);
+				       "id map",
+				       fr.path);
 	if (r < 0)
 		return files_error(err, r, "Cannot write", fr.path);
 	file_event(req, "instance-file-pushed", loc.path ? loc.path : fr.path);
@@ -898,8 +904,7 @@ static int post_file(struct api_request *req, struct api_response *resp,
 
 /* ---- DELETE ---- */
 
-static int delete_file(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int delete_file(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_(files_request_release) struct files_request fr = {.root = {.fd = -EBADF}};
 	_cleanup_(files_loc_release) struct files_loc loc = {.parent = -EBADF};

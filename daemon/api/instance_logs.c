@@ -162,8 +162,8 @@ static int serve_file(struct api_response *resp, const char *path, const char *n
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot open \"%s\": %m",
 				       name);
 	if (!S_ISREG(st.st_mode))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "\"%s\" is not a file", name);
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "\"%s\" is not a file",
+				       name);
 	resp->type = API_RAW;
 	resp->content_type = "application/octet-stream";
 	resp->disposition = berth_strdup_printf("inline;filename=%s", name);
@@ -174,8 +174,7 @@ static int serve_file(struct api_response *resp, const char *path, const char *n
 	return api_add_part_fd(resp, TAKE_FD(fd), (uint64_t)st.st_size);
 }
 
-static int list_logs(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int list_logs(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *rundir = NULL;
 	static const char *const names[] = {"lxc.conf", "lxc.log"};
@@ -217,8 +216,7 @@ static int get_log(struct api_request *req, struct api_response *resp, struct be
 	return serve_file(resp, path, file, err);
 }
 
-static int delete_log(struct api_request *req, struct api_response *resp,
-		      struct berth_error *err)
+static int delete_log(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	const char *file = req->params[1];
 	int r;
@@ -259,8 +257,8 @@ static int list_exec_output(struct api_request *req, struct api_response *resp,
 	}
 	while (dp && (de = readdir(dp)))
 		if (exec_output_name(de->d_name))
-			json_array_append_new(list, log_url(req->params[0], EXEC_OUTPUT,
-								   de->d_name));
+			json_array_append_new(list,
+					      log_url(req->params[0], EXEC_OUTPUT, de->d_name));
 	if (dp)
 		closedir(dp);
 	return api_sync(resp, list);
@@ -280,8 +278,7 @@ static int exec_output_path(struct api_request *req, char **ret, struct berth_er
 	if (r < 0)
 		return r;
 	logdir = instance_logs_dir(req->d, req->project, req->params[0]);
-	*ret = logdir ? berth_strdup_printf("%s/" EXEC_OUTPUT "/%s", logdir, req->params[1])
-		      : NULL;
+	*ret = logdir ? berth_strdup_printf("%s/" EXEC_OUTPUT "/%s", logdir, req->params[1]) : NULL;
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -307,8 +304,8 @@ static int delete_exec_output(struct api_request *req, struct api_response *resp
 	if (unlink(path) < 0) {
 		if (errno == ENOENT)
 			return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "not found");
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "Cannot delete \"%s\": %m", req->params[1]);
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot delete \"%s\": %m",
+				       req->params[1]);
 	}
 	return api_sync(resp, NULL);
 }

@@ -18,12 +18,9 @@
 #include "lib/util.h"
 
 static const struct berth_json_field snapshot_fields[] = {
-	{"name", BERTH_JSON_STRING, false, true},
-	{"stateful", BERTH_JSON_BOOL, false, true},
-	{"expires_at", BERTH_JSON_ANY, false, true},
-	{"migration", BERTH_JSON_BOOL, false, true},
-	{"live", BERTH_JSON_BOOL, false, true},
-	{"target", BERTH_JSON_ANY, false, true},
+	{"name", BERTH_JSON_STRING, false, true},    {"stateful", BERTH_JSON_BOOL, false, true},
+	{"expires_at", BERTH_JSON_ANY, false, true}, {"migration", BERTH_JSON_BOOL, false, true},
+	{"live", BERTH_JSON_BOOL, false, true},	     {"target", BERTH_JSON_ANY, false, true},
 };
 
 json_t *instance_snapshot_render(const json_t *snap, const json_t *inst)
@@ -65,8 +62,9 @@ static int list_snapshots(struct api_request *req, struct api_response *resp,
 		return r;
 	json_array_foreach(list, i, s) {
 		if (req->recursion == 0) {
-			_cleanup_free_ char *u = snapshot_url(
-				req->params[0], berth_json_string(s, "name"), req->project);
+			_cleanup_free_ char *u = snapshot_url(req->params[0],
+							      berth_json_string(s, "name"),
+							      req->project);
 			json_array_append_new(out, json_string(u));
 		} else
 			json_array_append_new(out, instance_snapshot_render(s, inst));
@@ -74,8 +72,7 @@ static int list_snapshots(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, TAKE_PTR(out));
 }
 
-static int get_snapshot(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int get_snapshot(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 	json_auto_t *snap = NULL;
@@ -154,9 +151,9 @@ static int create_snapshot(struct api_request *req, struct api_response *resp,
 				       "Stateful snapshots are not supported");
 	name = berth_json_string(req->body, "name");
 	if (!name || !*name) {
-		name = gen = snapshot_next_name(
-			berth_json_string(json_object_get(inst, "config"), "snapshots.pattern"),
-			list);
+		name = gen = snapshot_next_name(berth_json_string(json_object_get(inst, "config"),
+								  "snapshots.pattern"),
+						list);
 		if (!name)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "No free snapshot name for the pattern");
@@ -218,9 +215,8 @@ static int post_snapshot(struct api_request *req, struct api_response *resp,
 	j->new_name = strdup(name);
 	if (!j->new_name)
 		return -ENOMEM;
-	return api_async(req, resp, "Renaming snapshot",
-			 resources(req),
-			 run_snapshot_rename, TAKE_PTR(j), snap_job_free, err);
+	return api_async(req, resp, "Renaming snapshot", resources(req), run_snapshot_rename,
+			 TAKE_PTR(j), snap_job_free, err);
 }
 
 static int delete_snapshot(struct api_request *req, struct api_response *resp,
@@ -234,9 +230,8 @@ static int delete_snapshot(struct api_request *req, struct api_response *resp,
 		r = snap_job_new(req, req->params[1], &j, err);
 	if (r < 0)
 		return r;
-	return api_async(req, resp, "Deleting snapshot",
-			 resources(req),
-			 run_snapshot_delete, TAKE_PTR(j), snap_job_free, err);
+	return api_async(req, resp, "Deleting snapshot", resources(req), run_snapshot_delete,
+			 TAKE_PTR(j), snap_job_free, err);
 }
 
 const struct api_route api_instance_snapshot_routes[] = {

@@ -7,4 +7,3 @@
 /* The snapshot object of the API (InstanceSnapshot) from a db snapshot row and its
  * instance (for architecture, profiles, ephemeral). New reference. */
 json_t *instance_snapshot_render(const json_t *snap, const json_t *inst);
-

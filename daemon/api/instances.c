@@ -130,8 +130,8 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 		json_t *profiles;
 
 		if (req->recursion == 0 && !filter) {
-			_cleanup_free_ char *u =
-				api_url("instances", berth_json_string(inst, "name"), iproj);
+			_cleanup_free_ char *u = api_url("instances",
+							 berth_json_string(inst, "name"), iproj);
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
@@ -154,8 +154,8 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 		if (!api_filter_match(filter, inst))
 			continue;
 		if (req->recursion == 0) {
-			_cleanup_free_ char *u =
-				api_url("instances", berth_json_string(inst, "name"), iproj);
+			_cleanup_free_ char *u = api_url("instances",
+							 berth_json_string(inst, "name"), iproj);
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
@@ -178,8 +178,8 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 
 /* ---- checks shared by create and update ---- */
 
-static int check_instance_body(const json_t *body, struct berth_daemon *d,
-			       const char *project, struct berth_error *err)
+static int check_instance_body(const json_t *body, struct berth_daemon *d, const char *project,
+			       struct berth_error *err)
 {
 	const char *type, *arch;
 	json_t *archs;
@@ -203,7 +203,8 @@ static int check_instance_body(const json_t *body, struct berth_daemon *d,
 	if (type && *type && !streq(type, "container") && !streq(type, "virtual-machine"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid instance type \"%s\" (container or "
-				       "virtual-machine)", type);
+				       "virtual-machine)",
+				       type);
 	arch = berth_json_string(body, "architecture");
 	if (!arch || !*arch)
 		return 0;
@@ -289,7 +290,8 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	if (!streq(stype, "none") && !streq(stype, "image") && !streq(stype, "copy"))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Instance source \"%s\" is not supported by this berthd yet "
-				       "(none, image and copy are)", stype);
+				       "(none, image and copy are)",
+				       stype);
 	profiles = json_object_get(req->body, "profiles");
 	profiles = profiles && !json_is_null(profiles) ? json_incref(profiles)
 						       : json_pack("[s]", "default");
@@ -298,9 +300,9 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		arch = json_string_value(
 			json_array_get(json_object_get(req->d->environment, "architectures"), 0));
 	obj = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:b, s:b}", "name", name, "type",
-			type && *type ? type : "container", "architecture", arch,
-			"description", berth_json_string(req->body, "description") ?: "",
-			"config", berth_json_object_or_empty(req->body, "config"), "devices",
+			type && *type ? type : "container", "architecture", arch, "description",
+			berth_json_string(req->body, "description") ?: "", "config",
+			berth_json_object_or_empty(req->body, "config"), "devices",
 			berth_json_object_or_empty(req->body, "devices"), "profiles", profiles,
 			"ephemeral", berth_json_bool(req->body, "ephemeral", false), "stateful", 0);
 	if (!obj)
@@ -327,13 +329,14 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		return r;
 	}
 	/* From an image or as a copy: long, so cancellable (storage sees the flag). */
-	return (run == instance_create_run ? api_async : api_async_cancellable)(
-		req, resp, "Creating instance", resources_for(req->project, name), run, j,
-		instance_job_free, err);
+	return (run == instance_create_run
+			? api_async
+			: api_async_cancellable)(req, resp, "Creating instance",
+						 resources_for(req->project, name), run, j,
+						 instance_job_free, err);
 }
 
-static int get_instance(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int get_instance(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *profiles = NULL;
 	json_t *inst = NULL;
@@ -392,8 +395,8 @@ static int start_volume_job(struct api_request *req, struct api_response *resp,
 		instance_job_free(j);
 		return r;
 	}
-	return api_async(req, resp, description, resources_for(req->project, req->params[0]),
-			 run, j, instance_job_free, err);
+	return api_async(req, resp, description, resources_for(req->project, req->params[0]), run,
+			 j, instance_job_free, err);
 }
 
 static int restore_instance(struct api_request *req, struct api_response *resp,
@@ -445,7 +448,8 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 		api_patch_merge(next, req->body, fields, ARRAY_SIZE(fields));
 	} else {
 		json_t *profiles = json_object_get(req->body, "profiles");
-		json_object_set_new(next, "config", berth_json_object_or_empty(req->body, "config"));
+		json_object_set_new(next, "config",
+				    berth_json_object_or_empty(req->body, "config"));
 		json_object_set_new(next, "devices",
 				    berth_json_object_or_empty(req->body, "devices"));
 		json_object_set_new(next, "description",
@@ -494,8 +498,7 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 			 instance_job_free, err);
 }
 
-static int put_instance(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int put_instance(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_instance(req, resp, err, false);
 }
@@ -566,8 +569,7 @@ static int delete_instance(struct api_request *req, struct api_response *resp,
 	return start_volume_job(req, resp, j, "Deleting instance", instance_delete_run, err);
 }
 
-static int get_state(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int get_state(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	const struct instance_driver *drv = NULL;
 	json_auto_t *inst = NULL;
@@ -608,8 +610,8 @@ static int queue_state(struct api_request *req, struct api_response *resp, const
 		if (streq(action, actions[a]))
 			break;
 	if (!action || a == ARRAY_SIZE(actions))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Unknown action \"%s\"", action ? action : "");
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Unknown action \"%s\"",
+				       action ? action : "");
 	if (berth_json_bool(body, "stateful", false))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Stateful stop and start are not supported");
@@ -628,12 +630,11 @@ static int queue_state(struct api_request *req, struct api_response *resp, const
 		instance_job_free(j);
 		return r;
 	}
-	return api_async(req, resp, descs[a], resources_for(req->project, name),
-			 instance_state_run, j, instance_job_free, err);
+	return api_async(req, resp, descs[a], resources_for(req->project, name), instance_state_run,
+			 j, instance_job_free, err);
 }
 
-static int put_state(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int put_state(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 	int r = db_instance_get(req->project, req->params[0], &inst, err);

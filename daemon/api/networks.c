@@ -100,8 +100,8 @@ static int list_networks(struct api_request *req, struct api_response *resp,
 	json_array_extend(list, links);
 	json_array_foreach(list, i, n) {
 		if (req->recursion == 0) {
-			_cleanup_free_ char *u =
-				api_url("networks", berth_json_string(n, "name"), NULL);
+			_cleanup_free_ char *u = api_url("networks", berth_json_string(n, "name"),
+							 NULL);
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
@@ -131,7 +131,7 @@ static int apply_hook(void *data, struct berth_error *err)
 }
 
 static int create_network_locked(struct api_request *req, struct api_response *resp,
-			  struct berth_error *err)
+				 struct berth_error *err)
 {
 	_cleanup_free_ char *url = NULL;
 	json_auto_t *obj = NULL, *link = NULL;
@@ -185,8 +185,7 @@ static int create_network_locked(struct api_request *req, struct api_response *r
 	return api_created(resp, url);
 }
 
-static int get_network(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int get_network(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *n = NULL;
 	int r = db_network_get(req->params[0], &n, err);
@@ -209,7 +208,7 @@ static int get_network(struct api_request *req, struct api_response *resp,
 }
 
 static int update_network_locked(struct api_request *req, struct api_response *resp,
-			  struct berth_error *err, bool patch)
+				 struct berth_error *err, bool patch)
 {
 	static const char *const fields[] = {"description"};
 	_cleanup_free_ char *etag = NULL, *url = NULL;
@@ -239,7 +238,8 @@ static int update_network_locked(struct api_request *req, struct api_response *r
 	} else {
 		json_object_set_new(next, "description",
 				    json_string(berth_json_string(req->body, "description") ?: ""));
-		json_object_set_new(next, "config", berth_json_object_or_empty(req->body, "config"));
+		json_object_set_new(next, "config",
+				    berth_json_object_or_empty(req->body, "config"));
 	}
 	config = json_object_get(next, "config");
 	api_config_drop_empty(config);
@@ -252,8 +252,8 @@ static int update_network_locked(struct api_request *req, struct api_response *r
 		struct berth_error ignored = {0};
 
 		/* Put the host back the way the old config wants it. */
-		if (c.ran && network_apply(req->d, name, json_object_get(cur, "config"),
-					   &ignored) < 0)
+		if (c.ran &&
+		    network_apply(req->d, name, json_object_get(cur, "config"), &ignored) < 0)
 			log_error("Network \"%s\": cannot restore the old config: %s", name,
 				  berth_error_msg(&ignored, -EIO));
 		berth_error_release(&ignored);
@@ -288,8 +288,7 @@ static int update_network(struct api_request *req, struct api_response *resp,
 	return r;
 }
 
-static int put_network(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int put_network(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_network(req, resp, err, false);
 }
@@ -315,7 +314,7 @@ static int rename_hook(void *data, struct berth_error *err)
 }
 
 static int rename_network_locked(struct api_request *req, struct api_response *resp,
-			  struct berth_error *err)
+				 struct berth_error *err)
 {
 	_cleanup_free_ char *url = NULL;
 	json_auto_t *cur = NULL, *link = NULL;
@@ -359,7 +358,7 @@ static int delete_hook(void *data, struct berth_error *err)
 }
 
 static int delete_network_locked(struct api_request *req, struct api_response *resp,
-			  struct berth_error *err)
+				 struct berth_error *err)
 {
 	_cleanup_free_ char *url = NULL;
 	json_auto_t *cur = NULL;
@@ -398,8 +397,7 @@ static int delete_network(struct api_request *req, struct api_response *resp,
 	return r;
 }
 
-static int get_leases(struct api_request *req, struct api_response *resp,
-		      struct berth_error *err)
+static int get_leases(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *cur = NULL;
 	json_t *leases = NULL;
@@ -412,8 +410,7 @@ static int get_leases(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, leases);
 }
 
-static int get_state(struct api_request *req, struct api_response *resp,
-		     struct berth_error *err)
+static int get_state(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_t *state = NULL;
 	int r = network_link_state(req->params[0], &state, err);

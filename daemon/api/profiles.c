@@ -73,8 +73,8 @@ static int list_profiles(struct api_request *req, struct api_response *resp,
 	out = json_array();
 	json_array_foreach(list, i, p) {
 		if (req->recursion == 0) {
-			_cleanup_free_ char *u =
-				api_url("profiles", berth_json_string(p, "name"), req->project);
+			_cleanup_free_ char *u = api_url("profiles", berth_json_string(p, "name"),
+							 req->project);
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
@@ -105,8 +105,7 @@ static int create_profile(struct api_request *req, struct api_response *resp,
 		return r;
 	name = berth_json_string(req->body, "name");
 	if (!name)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "No name provided");
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No name provided");
 	r = berth_name_check_entity("profile name", name, err);
 	if (r < 0)
 		return r;
@@ -126,8 +125,7 @@ static int create_profile(struct api_request *req, struct api_response *resp,
 	return api_created(resp, url);
 }
 
-static int get_profile(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int get_profile(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *project = NULL;
 	json_t *p = NULL;
@@ -297,8 +295,7 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, notice ? json_pack("{s:s}", "warning", notice) : NULL);
 }
 
-static int put_profile(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int put_profile(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_profile(req, resp, err, false);
 }

@@ -48,9 +48,8 @@ static void project_default_features(json_t *config)
 
 static char *project_etag(const json_t *p)
 {
-	json_auto_t *e = json_pack("{s:O?, s:O?}", "description",
-				   json_object_get(p, "description"), "config",
-				   json_object_get(p, "config"));
+	json_auto_t *e = json_pack("{s:O?, s:O?}", "description", json_object_get(p, "description"),
+				   "config", json_object_get(p, "config"));
 	return e ? api_etag(e) : NULL;
 }
 
@@ -127,8 +126,7 @@ static int create_project(struct api_request *req, struct api_response *resp,
 	return api_created(resp, url);
 }
 
-static int get_project(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int get_project(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_t *p = NULL;
 	int r = db_project_get(req->params[0], &p, err);
@@ -189,8 +187,7 @@ static int update_project(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
-static int put_project(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int put_project(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_project(req, resp, err, false);
 }
@@ -273,7 +270,7 @@ static const char *route_feature(const struct api_request *req, const char *patt
 	if (streq(pattern, vol))
 		return streq(req->method, "POST") ? "features.storage.volumes" : NULL;
 	return req->params[1] && streq(req->params[1], "custom") ? "features.storage.volumes"
-								  : NULL;
+								 : NULL;
 }
 
 int api_project_resolve(struct api_request *req, const char *pattern, struct berth_error *err)

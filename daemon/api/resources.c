@@ -145,10 +145,14 @@ static uint64_t parse_size_suffix(const char *s)
 	uint64_t v = strtoull(s, &end, 10);
 
 	switch (*end) {
-	case 'K': return v << 10;
-	case 'M': return v << 20;
-	case 'G': return v << 30;
-	default: return v;
+	case 'K':
+		return v << 10;
+	case 'M':
+		return v << 20;
+	case 'G':
+		return v << 30;
+	default:
+		return v;
 	}
 }
 
@@ -162,7 +166,8 @@ static char *cpuinfo_value(const char *cpuinfo, const char *key)
 	for (const char *l = cpuinfo; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		const char *colon, *v;
 
-		if (strncmp(l, key, klen) != 0 || (l[klen] != '\t' && l[klen] != ' ' && l[klen] != ':'))
+		if (strncmp(l, key, klen) != 0 ||
+		    (l[klen] != '\t' && l[klen] != ' ' && l[klen] != ':'))
 			continue;
 		colon = strchr(l, ':');
 		if (!colon || colon > strchrnul(l, '\n'))
@@ -178,11 +183,11 @@ static char *cpuinfo_value(const char *cpuinfo, const char *key)
 /* ---- CPU ---- */
 
 struct cpu_thread {
-	int id;	     /* logical CPU number */
-	int socket;  /* physical_package_id */
-	int die;     /* die_id */
-	int core;    /* core_id */
-	int node;    /* NUMA node */
+	int id;	    /* logical CPU number */
+	int socket; /* physical_package_id */
+	int die;    /* die_id */
+	int core;   /* core_id */
+	int node;   /* NUMA node */
 	bool online;
 };
 
@@ -224,11 +229,12 @@ static json_t *cpu_caches(int cpu)
 		if (!type)
 			break;
 		json_array_append_new(
-			caches, json_pack("{s:I, s:s, s:I}", "level",
-					  (json_int_t)read_int(0, SYS_CPU "/cpu%d/cache/index%d/level",
-							       cpu, i),
-					  "type", type, "size",
-					  (json_int_t)(size ? parse_size_suffix(size) : 0)));
+			caches,
+			json_pack("{s:I, s:s, s:I}", "level",
+				  (json_int_t)read_int(0, SYS_CPU "/cpu%d/cache/index%d/level", cpu,
+						       i),
+				  "type", type, "size",
+				  (json_int_t)(size ? parse_size_suffix(size) : 0)));
 	}
 	return caches;
 }
@@ -314,7 +320,8 @@ static int resources_cpu(json_t **ret)
 
 		threads[i] = (struct cpu_thread){
 			.id = id,
-			.socket = (int)read_int(0, SYS_CPU "/cpu%d/topology/physical_package_id", id),
+			.socket = (int)read_int(0, SYS_CPU "/cpu%d/topology/physical_package_id",
+						id),
 			.die = (int)read_int(0, SYS_CPU "/cpu%d/topology/die_id", id),
 			.core = (int)read_int(id, SYS_CPU "/cpu%d/topology/core_id", id),
 			.node = numa_node_of_cpu(id),
@@ -382,12 +389,12 @@ static json_t *memory_nodes(uint64_t hugepage_size)
 		free_ = meminfo_value(buf, "MemFree");
 		hp_total = meminfo_value(buf, "HugePages_Total") * hugepage_size;
 		hp_free = meminfo_value(buf, "HugePages_Free") * hugepage_size;
-		json_array_append_new(arr, json_pack("{s:i, s:I, s:I, s:I, s:I}", "numa_node",
-						     nodes[i], "hugepages_used",
-						     (json_int_t)(hp_total - hp_free),
-						     "hugepages_total", (json_int_t)hp_total, "used",
-						     (json_int_t)(total - free_), "total",
-						     (json_int_t)total));
+		json_array_append_new(arr,
+				      json_pack("{s:i, s:I, s:I, s:I, s:I}", "numa_node", nodes[i],
+						"hugepages_used", (json_int_t)(hp_total - hp_free),
+						"hugepages_total", (json_int_t)hp_total, "used",
+						(json_int_t)(total - free_), "total",
+						(json_int_t)total));
 	}
 	return arr;
 }
@@ -460,11 +467,12 @@ static json_t *disk_partitions(const char *dev)
 			continue;
 		devno = read_linef("%s/%s/dev", dir, e->d_name);
 		json_array_append_new(
-			parts, json_pack("{s:s, s:s, s:b, s:I, s:I}", "id", e->d_name, "device",
-					 devno ? devno : "", "read_only",
-					 read_int(0, "%s/%s/ro", dir, e->d_name) == 1, "size",
-					 (json_int_t)(read_int(0, "%s/%s/size", dir, e->d_name) * 512),
-					 "partition", (json_int_t)no));
+			parts,
+			json_pack("{s:s, s:s, s:b, s:I, s:I}", "id", e->d_name, "device",
+				  devno ? devno : "", "read_only",
+				  read_int(0, "%s/%s/ro", dir, e->d_name) == 1, "size",
+				  (json_int_t)(read_int(0, "%s/%s/size", dir, e->d_name) * 512),
+				  "partition", (json_int_t)no));
 	}
 	closedir(d);
 	return parts;
@@ -518,8 +526,7 @@ static int resources_storage(json_t **ret)
 		json_array_append_new(disks, disk_new(e->d_name));
 	}
 	closedir(d);
-	*ret = json_pack("{s:o, s:I}", "disks", disks, "total",
-			 (json_int_t)json_array_size(disks));
+	*ret = json_pack("{s:o, s:I}", "disks", disks, "total", (json_int_t)json_array_size(disks));
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -740,20 +747,21 @@ static json_t *dmi_object(const char *const *pairs)
 static json_t *resources_system(void)
 {
 	static const char *const sys[] = {
-		"uuid",	   "product_uuid", "vendor", "sys_vendor",	"product", "product_name",
-		"family",  "product_family", "version", "product_version", "sku", "product_sku",
-		"serial",  "product_serial", NULL,	  NULL,
+		"uuid",	   "product_uuid",    "vendor", "sys_vendor",
+		"product", "product_name",    "family", "product_family",
+		"version", "product_version", "sku",	"product_sku",
+		"serial",  "product_serial",  NULL,	NULL,
 	};
 	static const char *const firmware[] = {
 		"vendor", "bios_vendor", "date", "bios_date", "version", "bios_version", NULL, NULL,
 	};
 	static const char *const chassis[] = {
-		"vendor", "chassis_vendor", "type", "chassis_type", "serial", "chassis_serial",
-		"version", "chassis_version", NULL, NULL,
+		"vendor",  "chassis_vendor",  "type", "chassis_type", "serial", "chassis_serial",
+		"version", "chassis_version", NULL,   NULL,
 	};
 	static const char *const board[] = {
-		"vendor", "board_vendor", "product", "board_name", "serial", "board_serial",
-		"version", "board_version", NULL, NULL,
+		"vendor",	"board_vendor", "product",	 "board_name", "serial",
+		"board_serial", "version",	"board_version", NULL,	       NULL,
 	};
 	json_t *o = dmi_object(sys);
 
@@ -775,7 +783,8 @@ static int get_resources(struct api_request *req, struct api_response *resp,
 
 	r = resources_cpu(&cpu);
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to read the CPU topology");
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "Failed to read the CPU topology");
 	r = resources_memory(&memory);
 	if (r < 0) {
 		json_decref(cpu);

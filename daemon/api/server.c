@@ -79,8 +79,7 @@ static int get_root(struct api_request *req, struct api_response *resp, struct b
 	return api_sync(resp, json_pack("[s]", "/1.0"));
 }
 
-static int get_server(struct api_request *req, struct api_response *resp,
-		      struct berth_error *err)
+static int get_server(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *config = NULL;
 	json_t *ext = json_array(), *env;
@@ -153,14 +152,12 @@ static int update_server(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
-static int put_server(struct api_request *req, struct api_response *resp,
-		      struct berth_error *err)
+static int put_server(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_server(req, resp, err, false);
 }
 
-static int patch_server(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int patch_server(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_server(req, resp, err, true);
 }

@@ -101,7 +101,9 @@ static void conn_request(struct stdio_conn *c)
 		char data[CMSG_SPACE(4 * sizeof(int))];
 	} u;
 	struct iovec iov = {.iov_base = buf, .iov_len = STDIO_REQUEST_MAX};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.data,
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.data,
 			    .msg_controllen = sizeof(u.data)};
 	_cleanup_(operation_unrefp) struct operation *op = NULL;
 	int fds[3] = {-EBADF, -EBADF, -EBADF};
@@ -146,8 +148,9 @@ static void conn_request(struct stdio_conn *c)
 	*nl = *sp = '\0';
 	for (int i = 0; i < 3; i++)
 		if (!berth_fd_may_enter_instance(fds[i])) {
-			reply(c, "error File descriptor %d is a terminal or a device: it cannot "
-				 "be given to an instance",
+			reply(c,
+			      "error File descriptor %d is a terminal or a device: it cannot "
+			      "be given to an instance",
 			      i);
 			goto out;
 		}

@@ -60,8 +60,7 @@ int api_storage_pool_open(struct api_request *req, const char *name, struct stor
 	return storage_pool_new(req->d->dir, p, ret, err);
 }
 
-static int list_pools(struct api_request *req, struct api_response *resp,
-		      struct berth_error *err)
+static int list_pools(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *list = NULL;
 	json_auto_t *out = json_array();
@@ -73,8 +72,8 @@ static int list_pools(struct api_request *req, struct api_response *resp,
 		return r;
 	json_array_foreach(list, i, p) {
 		if (req->recursion == 0) {
-			_cleanup_free_ char *u =
-				api_url("storage-pools", berth_json_string(p, "name"), NULL);
+			_cleanup_free_ char *u = api_url("storage-pools",
+							 berth_json_string(p, "name"), NULL);
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
@@ -104,8 +103,7 @@ static int create_hook(void *data, struct berth_error *err)
 	return 0;
 }
 
-static int create_pool(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int create_pool(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
 	_cleanup_free_ char *url = NULL;
@@ -128,8 +126,7 @@ static int create_pool(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	if (!driver || !*driver)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "No driver provided");
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No driver provided");
 	if (!storage_driver_find(driver))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Storage driver \"%s\" isn't supported (dir, btrfs)",
@@ -160,8 +157,7 @@ static int create_pool(struct api_request *req, struct api_response *resp,
 	return api_created(resp, url);
 }
 
-static int get_pool(struct api_request *req, struct api_response *resp,
-		    struct berth_error *err)
+static int get_pool(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *p = NULL;
 	int r = db_pool_get(req->params[0], &p, err);
@@ -191,8 +187,8 @@ static int check_fixed_keys(const json_t *cur, const json_t *next, struct berth_
 	return 0;
 }
 
-static int update_pool(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err, bool patch)
+static int update_pool(struct api_request *req, struct api_response *resp, struct berth_error *err,
+		       bool patch)
 {
 	static const char *const fields[] = {"description"};
 	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
@@ -248,14 +244,12 @@ static int update_pool(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
-static int put_pool(struct api_request *req, struct api_response *resp,
-		    struct berth_error *err)
+static int put_pool(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_pool(req, resp, err, false);
 }
 
-static int patch_pool(struct api_request *req, struct api_response *resp,
-		      struct berth_error *err)
+static int patch_pool(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_pool(req, resp, err, true);
 }
@@ -267,8 +261,7 @@ static int delete_hook(void *data, struct berth_error *err)
 	return pool->driver->pool_delete(pool, err);
 }
 
-static int delete_pool(struct api_request *req, struct api_response *resp,
-		       struct berth_error *err)
+static int delete_pool(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
 	_cleanup_free_ char *url = NULL;

@@ -100,8 +100,7 @@ static int config_size(const json_t *config, uint64_t *ret, struct berth_error *
 static int vol_ctx_new(struct api_request *req, const char *name, const char *snap,
 		       struct custom_volume **ret, struct berth_error *err)
 {
-	return custom_volume_open(req->d->dir, req->params[0], req->project, name, snap, ret,
-				  err);
+	return custom_volume_open(req->d->dir, req->params[0], req->project, name, snap, ret, err);
 }
 
 /* ---- volumes ---- */
@@ -121,8 +120,8 @@ static int list_volume_rows(struct api_request *req, const char *type, json_t **
 
 	if (type)
 		return db_volume_list(req->params[0], req->project, type, ret, err);
-	r = db_project_feature_project(req->project, "features.storage.volumes",
-				       &custom_project, err);
+	r = db_project_feature_project(req->project, "features.storage.volumes", &custom_project,
+				       err);
 	if (r >= 0)
 		r = db_volume_list(req->params[0], req->project, NULL, &all, err);
 	if (r < 0 || streq(custom_project, req->project)) {
@@ -165,7 +164,8 @@ static int list_volumes(struct api_request *req, struct api_response *resp, cons
 			if (slash)
 				*slash++ = '\0';
 			u = name ? volume_url(req->params[0], berth_json_string(v, "type"), name,
-					      slash, req->project) : NULL;
+					      slash, req->project)
+				 : NULL;
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
@@ -241,12 +241,13 @@ static int copy_snapshot_rows(struct api_request *req, const char *src_pool, con
 	if (r < 0)
 		return r;
 	json_array_foreach(list, i, s) {
-		_cleanup_free_ char *name =
-			berth_strdup_printf("%s/%s", dst, berth_json_string(s, "name") ?: "");
+		_cleanup_free_ char *name = berth_strdup_printf("%s/%s", dst,
+								berth_json_string(s, "name") ?: "");
 		json_t *row = name ? json_pack("{s:s, s:s, s:s, s:{}, s:s}", "name", name, "type",
 					       "custom", "description",
-					       berth_json_string(s, "description") ?: "",
-					       "config", "content_type", "filesystem") : NULL;
+					       berth_json_string(s, "description") ?: "", "config",
+					       "content_type", "filesystem")
+				   : NULL;
 		if (!row || json_array_append_new(rows, row) < 0)
 			return -ENOMEM;
 	}
@@ -378,8 +379,8 @@ static int move_volume(struct api_request *req, struct api_response *resp, const
 			 copy_job_free, err);
 }
 
-static int create_volume(struct api_request *req, struct api_response *resp,
-			 const char *url_type, struct berth_error *err)
+static int create_volume(struct api_request *req, struct api_response *resp, const char *url_type,
+			 struct berth_error *err)
 {
 	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *url = NULL;
@@ -409,9 +410,9 @@ static int create_volume(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Creating a volume from a \"%s\" source isn't supported yet",
 				       source_type);
-	obj = json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", name, "type", "custom",
-			"description", berth_json_string(req->body, "description") ?: "",
-			"config", berth_json_object_or_empty(req->body, "config"), "content_type",
+	obj = json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", name, "type", "custom", "description",
+			berth_json_string(req->body, "description") ?: "", "config",
+			berth_json_object_or_empty(req->body, "config"), "content_type",
 			"filesystem");
 	if (!obj)
 		return -ENOMEM;
@@ -445,8 +446,7 @@ static int create_typed_volume(struct api_request *req, struct api_response *res
 	return create_volume(req, resp, req->params[1], err);
 }
 
-static int get_volume(struct api_request *req, struct api_response *resp,
-		      struct berth_error *err)
+static int get_volume(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *v = NULL;
 	enum storage_volume_type t;
@@ -480,8 +480,7 @@ static int get_volume_state(struct api_request *req, struct api_response *resp,
 	if (storage_volume_type_from_name(req->params[1], &t) < 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Invalid storage volume type \"%s\"", req->params[1]);
-	r = db_volume_get(req->params[0], req->project, req->params[1], req->params[2], NULL,
-			  err);
+	r = db_volume_get(req->params[0], req->project, req->params[1], req->params[2], NULL, err);
 	if (r >= 0)
 		r = api_storage_pool_open(req, req->params[0], &pool, err);
 	if (r >= 0) {
@@ -493,8 +492,8 @@ static int get_volume_state(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, json_pack("{s:{s:I}}", "usage", "used", (json_int_t)used));
 }
 
-static int restore_volume(struct api_request *req, struct api_response *resp,
-			  const json_t *cur, const char *snap, struct berth_error *err)
+static int restore_volume(struct api_request *req, struct api_response *resp, const json_t *cur,
+			  const char *snap, struct berth_error *err)
 {
 	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *full = berth_strdup_printf("%s/%s", req->params[2], snap);
@@ -574,14 +573,12 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 	return api_sync(resp, NULL);
 }
 
-static int put_volume(struct api_request *req, struct api_response *resp,
-		      struct berth_error *err)
+static int put_volume(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_volume(req, resp, err, false);
 }
 
-static int patch_volume(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int patch_volume(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	return update_volume(req, resp, err, true);
 }
@@ -662,15 +659,16 @@ static int list_snapshots(struct api_request *req, struct api_response *resp,
 		r = db_volume_get(req->params[0], req->project, "custom", req->params[2], NULL,
 				  err);
 	if (r >= 0)
-		r = db_volume_snapshot_list(req->params[0], req->project, "custom",
-					    req->params[2], &list, err);
+		r = db_volume_snapshot_list(req->params[0], req->project, "custom", req->params[2],
+					    &list, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(list, i, s) {
 		if (req->recursion == 0) {
-			_cleanup_free_ char *u =
-				volume_url(req->params[0], "custom", req->params[2],
-					   berth_json_string(s, "name"), req->project);
+			_cleanup_free_ char *u = volume_url(req->params[0], "custom",
+							    req->params[2],
+							    berth_json_string(s, "name"),
+							    req->project);
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
@@ -717,8 +715,7 @@ static json_t *snapshot_resources(struct api_request *req, const char *snap)
 	_cleanup_free_ char *s = volume_url(req->params[0], "custom", req->params[2], snap,
 					    req->project);
 
-	return json_pack("{s:[s?], s:[s?]}", "storage_volumes", vol, "storage_volume_snapshots",
-			 s);
+	return json_pack("{s:[s?], s:[s?]}", "storage_volumes", vol, "storage_volume_snapshots", s);
 }
 
 static int create_snapshot(struct api_request *req, struct api_response *resp,
@@ -754,8 +751,7 @@ static int create_snapshot(struct api_request *req, struct api_response *resp,
 			 custom_volume_free, err);
 }
 
-static int get_snapshot(struct api_request *req, struct api_response *resp,
-			struct berth_error *err)
+static int get_snapshot(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	_cleanup_free_ char *full = berth_strdup_printf("%s/%s", req->params[2], req->params[3]);
 	json_auto_t *s = NULL;
@@ -909,7 +905,8 @@ static int disk_device_check(const char *project, const char *name, const json_t
 	if (strchr(source, '/'))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": \"%s\" isn't a custom volume name"
-				       " (only custom volumes can be attached)", name, source);
+				       " (only custom volumes can be attached)",
+				       name, source);
 	r = db_volume_get(pool, project, "custom", source, NULL, err);
 	if (r != -ENOENT)
 		return r;
@@ -918,10 +915,12 @@ static int disk_device_check(const char *project, const char *name, const json_t
 	    db_volume_get(pool, project, "image", source, NULL, NULL) >= 0)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": only custom volumes can be attached,"
-				       " \"%s\" isn't one", name, source);
+				       " \"%s\" isn't one",
+				       name, source);
 	return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
 			       "Invalid device \"%s\": storage volume \"%s\" doesn't exist on pool"
-			       " \"%s\"", name, source, pool);
+			       " \"%s\"",
+			       name, source, pool);
 }
 
 int api_disk_devices_check(const char *project, const json_t *devices, struct berth_error *err)

@@ -25,9 +25,9 @@
  * read-only afterwards, freed by db_shutdown(). */
 static char *db_path;
 
-static __thread sqlite3 *thread_db;	      /* owned by the thread */
+static __thread sqlite3 *thread_db;	    /* owned by the thread */
 static __thread uint64_t thread_statements; /* see db_thread_statements() */
-static __thread bool thread_writing;	      /* in a db_tx_begin() transaction */
+static __thread bool thread_writing;	    /* in a db_tx_begin() transaction */
 /* Bumped once a write transaction has ended: see db_generation(). */
 static _Atomic uint64_t generation;
 
@@ -171,8 +171,8 @@ static int db_bind_va(sqlite3_stmt *stmt, const char *types, va_list ap)
 	return rc;
 }
 
-static int db_prepare_va(sqlite3 *db, sqlite3_stmt **ret, struct berth_error *err,
-			 const char *sql, const char *types, va_list ap)
+static int db_prepare_va(sqlite3 *db, sqlite3_stmt **ret, struct berth_error *err, const char *sql,
+			 const char *types, va_list ap)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	int rc;
@@ -331,8 +331,7 @@ int db_json_append_str(json_t *array, const char *value, struct berth_error *err
 	return 0;
 }
 
-int db_used_by_urls(sqlite3_stmt *stmt, const char *project, json_t **ret,
-		    struct berth_error *err)
+int db_used_by_urls(sqlite3_stmt *stmt, const char *project, json_t **ret, struct berth_error *err)
 {
 	json_auto_t *list = json_array();
 	int r;
@@ -396,7 +395,7 @@ int db_kv_store(sqlite3 *db, const char *sql, int64_t id, const json_t *obj, con
 	r = db_prepare(db, &stmt, err, sql, NULL);
 	if (r < 0)
 		return r;
-	json_object_foreach ((json_t *)obj, key, value) {
+	json_object_foreach((json_t *)obj, key, value) {
 		if (!json_is_string(value))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "%s key \"%s\" must be a string", what, key);
@@ -478,8 +477,8 @@ static int db_device_store(sqlite3 *db, const struct db_device_sql *sql, int64_t
 	if (!config)
 		return db_oom(err);
 	json_object_del(config, "type");
-	return db_kv_store(db, sql->insert_config, sqlite3_last_insert_rowid(db), config,
-			   "Device", err);
+	return db_kv_store(db, sql->insert_config, sqlite3_last_insert_rowid(db), config, "Device",
+			   err);
 }
 
 int db_devices_store(sqlite3 *db, const struct db_device_sql *sql, int64_t id,
@@ -491,7 +490,7 @@ int db_devices_store(sqlite3 *db, const struct db_device_sql *sql, int64_t id,
 
 	if (!json_is_object(devices))
 		return 0;
-	json_object_foreach ((json_t *)devices, name, dev) {
+	json_object_foreach((json_t *)devices, name, dev) {
 		r = db_device_store(db, sql, id, name, dev, err);
 		if (r < 0)
 			return r;
@@ -507,8 +506,7 @@ int db_path_set(const char *path, struct berth_error *err)
 	return db_path ? 0 : db_oom(err);
 }
 
-int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret,
-	       struct berth_error *err)
+int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret, struct berth_error *err)
 {
 	json_auto_t *list = json_array();
 	int r;

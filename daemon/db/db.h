@@ -114,8 +114,8 @@ int db_instance_update(const char *project, const char *name, const json_t *inst
 		       struct berth_error *err);
 /* Also renames the root volume rows (type "container") and their snapshots'; `hook` (may
  * be NULL) renames them on disk. */
-int db_instance_rename(const char *project, const char *name, const char *new_name,
-		       db_hook_fn hook, void *data, struct berth_error *err);
+int db_instance_rename(const char *project, const char *name, const char *new_name, db_hook_fn hook,
+		       void *data, struct berth_error *err);
 /* Also deletes its snapshots and its volume rows (root volume and snapshots). */
 int db_instance_delete(const char *project, const char *name, struct berth_error *err);
 /* Entering status_code 103 (Running) from another status also sets last_used_at to now. */
@@ -130,12 +130,10 @@ int db_instance_set_status(const char *project, const char *name, const char *st
 
 /* Create the instance, its root volume row on `pool` (NULL: no volume), and the
  * snapshots in `snapshots` (array of snapshot objects, or NULL), in one transaction. */
-int db_instance_create_with_volume(const char *project, const json_t *instance,
-				   const char *pool, const json_t *snapshots,
-				   struct berth_error *err);
+int db_instance_create_with_volume(const char *project, const json_t *instance, const char *pool,
+				   const json_t *snapshots, struct berth_error *err);
 /* The pool holding the instance's root volume. -ENOENT when it has none. */
-int db_instance_pool(const char *project, const char *name, char **ret,
-		     struct berth_error *err);
+int db_instance_pool(const char *project, const char *name, char **ret, struct berth_error *err);
 /* Snapshots of the instance, oldest first. */
 int db_snapshot_list(const char *project, const char *instance, json_t **ret,
 		     struct berth_error *err);
@@ -146,10 +144,9 @@ int db_snapshot_get(const char *project, const char *instance, const char *name,
 int db_snapshot_create(const char *project, const char *instance, const json_t *snap,
 		       const char *pool, struct berth_error *err);
 int db_snapshot_rename(const char *project, const char *instance, const char *name,
-		       const char *new_name, db_hook_fn hook, void *data,
-		       struct berth_error *err);
-int db_snapshot_delete(const char *project, const char *instance, const char *name,
-		       db_hook_fn hook, void *data, struct berth_error *err);
+		       const char *new_name, db_hook_fn hook, void *data, struct berth_error *err);
+int db_snapshot_delete(const char *project, const char *instance, const char *name, db_hook_fn hook,
+		       void *data, struct berth_error *err);
 
 /* ---- storage pools: {"name","driver","description","config":{str:str},"status":"Created"} ----
  *
@@ -189,8 +186,8 @@ int db_volume_snapshot_list(const char *pool, const char *project, const char *t
 int db_volume_get(const char *pool, const char *project, const char *type, const char *name,
 		  json_t **ret, struct berth_error *err);
 /* created_at is set here. `hook` (may be NULL) creates it on disk. */
-int db_volume_create(const char *pool, const char *project, const json_t *vol,
-		     db_hook_fn hook, void *data, struct berth_error *err);
+int db_volume_create(const char *pool, const char *project, const json_t *vol, db_hook_fn hook,
+		     void *data, struct berth_error *err);
 /* `vol` and then each object of `snapshots` (array, may be NULL: volume objects named
  * "<vol>/<snap>") in one transaction: a copied volume and its copied snapshots. */
 int db_volume_create_with_snapshots(const char *pool, const char *project, const json_t *vol,
@@ -227,8 +224,7 @@ int db_image_get(const char *project, const char *fingerprint, json_t **ret,
 		 struct berth_error *err);
 /* The full fingerprint for a unique prefix (LXD's lookup): -ENOENT when none matches
  * (or the prefix is not lower-case hex), -EINVAL (400) when several do. */
-int db_image_resolve(const char *project, const char *prefix, char **ret,
-		     struct berth_error *err);
+int db_image_resolve(const char *project, const char *prefix, char **ret, struct berth_error *err);
 /* uploaded_at = now; created_at defaults to now, expires_at to the zero time.
  * -EEXIST (409) when the project already has this fingerprint. */
 int db_image_create(const char *project, const json_t *image, struct berth_error *err);
@@ -263,8 +259,7 @@ int db_network_list(json_t **ret, struct berth_error *err); /* sorted by name */
 int db_network_get(const char *name, json_t **ret, struct berth_error *err);
 /* -EEXIST (409) for a taken name. `hook` (may be NULL) runs after the row is written,
  * before COMMIT (it brings the network up). */
-int db_network_create(const json_t *network, db_hook_fn hook, void *data,
-		      struct berth_error *err);
+int db_network_create(const json_t *network, db_hook_fn hook, void *data, struct berth_error *err);
 /* Replace description and config; `hook` as above (it applies the new config). */
 int db_network_update(const char *name, const json_t *network, db_hook_fn hook, void *data,
 		      struct berth_error *err);

@@ -100,8 +100,7 @@ int db_json_append_str(json_t *array, const char *value, struct berth_error *err
 /* The used_by URLs of a prepared statement's rows: (kind, name) with every row in
  * `project`, or (kind, name, project) when `project` is NULL; "/1.0/KIND/NAME" with
  * "?project=P" outside the default project. */
-int db_used_by_urls(sqlite3_stmt *stmt, const char *project, json_t **ret,
-		    struct berth_error *err);
+int db_used_by_urls(sqlite3_stmt *stmt, const char *project, json_t **ret, struct berth_error *err);
 int db_kv_load(sqlite3 *db, const char *sql, int64_t id, json_t **ret, struct berth_error *err);
 /* Insert every pair of `obj` (NULL or non-object: nothing) with `sql` taking
  * (?1 id, ?2 key, ?3 value). Non-string values are -EINVAL naming `what` and the key. */
@@ -110,9 +109,9 @@ int db_kv_store(sqlite3 *db, const char *sql, int64_t id, const json_t *obj, con
 
 /* The SQL a device table set needs. */
 struct db_device_sql {
-	const char *load;   /* ?1 = parent id; columns name, type, key, value (key NULL for
+	const char *load;	   /* ?1 = parent id; columns name, type, key, value (key NULL for
 			       a device without config), ordered by name */
-	const char *insert; /* (?1 parent id, ?2 name, ?3 type) */
+	const char *insert;	   /* (?1 parent id, ?2 name, ?3 type) */
 	const char *insert_config; /* (?1 device id, ?2 key, ?3 value) */
 };
 

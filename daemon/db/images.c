@@ -33,8 +33,8 @@ static int image_id(sqlite3 *db, int64_t project_id, const char *fingerprint, in
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
-				       "Image \"%s\" not found", fingerprint);
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image \"%s\" not found",
+				       fingerprint);
 	*ret = sqlite3_column_int64(stmt, 0);
 	return 0;
 }
@@ -55,8 +55,8 @@ static int image_aliases_load(sqlite3 *db, int64_t id, json_t **ret, struct bert
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
-		json_t *a = json_pack("{s:s, s:s}", "name", db_column_text(stmt, 0),
-				      "description", db_column_text(stmt, 1));
+		json_t *a = json_pack("{s:s, s:s}", "name", db_column_text(stmt, 0), "description",
+				      db_column_text(stmt, 1));
 		if (!a || json_array_append_new(list, a) < 0)
 			return db_oom(err);
 	}
@@ -75,14 +75,14 @@ static int image_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct 
 	int r;
 
 	img = json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:s}",
-			"fingerprint", db_column_text(stmt, 1), "filename",
-			db_column_text(stmt, 2), "size", (json_int_t)sqlite3_column_int64(stmt, 3),
-			"public", sqlite3_column_int(stmt, 4), "auto_update",
-			sqlite3_column_int(stmt, 5), "cached", sqlite3_column_int(stmt, 6),
-			"architecture", db_column_text(stmt, 7), "type", db_column_text(stmt, 8),
-			"created_at", db_column_text(stmt, 9), "uploaded_at",
-			db_column_text(stmt, 10), "expires_at", db_column_text(stmt, 11),
-			"last_used_at", db_column_text(stmt, 12));
+			"fingerprint", db_column_text(stmt, 1), "filename", db_column_text(stmt, 2),
+			"size", (json_int_t)sqlite3_column_int64(stmt, 3), "public",
+			sqlite3_column_int(stmt, 4), "auto_update", sqlite3_column_int(stmt, 5),
+			"cached", sqlite3_column_int(stmt, 6), "architecture",
+			db_column_text(stmt, 7), "type", db_column_text(stmt, 8), "created_at",
+			db_column_text(stmt, 9), "uploaded_at", db_column_text(stmt, 10),
+			"expires_at", db_column_text(stmt, 11), "last_used_at",
+			db_column_text(stmt, 12));
 	if (!img)
 		return db_oom(err);
 	r = db_kv_load(db, sql_props_load, id, &props, err);
@@ -148,8 +148,8 @@ static int image_get(sqlite3 *db, const char *project, const char *fingerprint, 
 	if (r < 0)
 		return r;
 	if (r == 0)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
-				       "Image \"%s\" not found", fingerprint);
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image \"%s\" not found",
+				       fingerprint);
 	return image_from_row(db, stmt, ret, err);
 }
 
@@ -189,8 +189,8 @@ static int image_resolve(sqlite3 *db, const char *project, const char *prefix, c
 		return r;
 	/* Only lower-case hex reaches the LIKE, so no wildcard needs escaping. */
 	if (!is_hex(prefix) || strlen(prefix) > 64)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
-				       "Image \"%s\" not found", prefix);
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image \"%s\" not found",
+				       prefix);
 	r = db_prepare(db, &stmt, err,
 		       "SELECT fingerprint FROM images WHERE project_id = ?1"
 		       " AND fingerprint LIKE ?2 || '%' LIMIT 2",
@@ -208,14 +208,13 @@ static int image_resolve(sqlite3 *db, const char *project, const char *prefix, c
 	if (r < 0)
 		return r;
 	if (!found)
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
-				       "Image \"%s\" not found", prefix);
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image \"%s\" not found",
+				       prefix);
 	*ret = TAKE_PTR(found);
 	return 0;
 }
 
-int db_image_resolve(const char *project, const char *prefix, char **ret,
-		     struct berth_error *err)
+int db_image_resolve(const char *project, const char *prefix, char **ret, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r;
@@ -425,8 +424,7 @@ static int alias_get(sqlite3 *db, const char *project, const char *name, json_t 
 	return alias_from_row(db, stmt, ret, err);
 }
 
-int db_image_alias_get(const char *project, const char *name, json_t **ret,
-		       struct berth_error *err)
+int db_image_alias_get(const char *project, const char *name, json_t **ret, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r;
@@ -516,8 +514,8 @@ int db_image_alias_update(const char *project, const char *name, const json_t *a
 	return db_tx_end(db, r, err);
 }
 
-static int alias_rename(sqlite3 *db, const char *project, const char *name,
-			const char *new_name, struct berth_error *err)
+static int alias_rename(sqlite3 *db, const char *project, const char *name, const char *new_name,
+			struct berth_error *err)
 {
 	int64_t project_id = 0;
 	int r;
@@ -552,8 +550,7 @@ int db_image_alias_rename(const char *project, const char *name, const char *new
 	return db_tx_end(db, r, err);
 }
 
-static int alias_delete(sqlite3 *db, const char *project, const char *name,
-			struct berth_error *err)
+static int alias_delete(sqlite3 *db, const char *project, const char *name, struct berth_error *err)
 {
 	int64_t project_id = 0;
 	int r;

@@ -31,7 +31,7 @@ static const struct db_device_sql device_sql = {
 
 /* Which instances a load covers: those of one project, one instance, or all. */
 struct instance_filter {
-	int64_t project_id; /* > 0: only this project */
+	int64_t project_id;  /* > 0: only this project */
 	int64_t instance_id; /* > 0: only this instance */
 };
 
@@ -45,7 +45,7 @@ struct instance_ref {
 
 /* What a load builds: the instances in list order plus an index sorted by id. */
 struct instance_set {
-	json_t *list; /* owned */
+	json_t *list;		   /* owned */
 	struct instance_ref *refs; /* owned array of n entries, sorted by id */
 	size_t n;
 	size_t last; /* index of the last lookup hit: child rows come grouped by id */
@@ -59,9 +59,8 @@ static void instance_set_release(struct instance_set *set)
 
 /* Prepare "<select> WHERE <filter condition> ORDER BY <order>" with the filter's value
  * bound to ?1. The condition is a constant of ours, never input. */
-static int instance_prepare(sqlite3 *db, const struct instance_filter *filter,
-			    const char *select, const char *order, sqlite3_stmt **ret,
-			    struct berth_error *err)
+static int instance_prepare(sqlite3 *db, const struct instance_filter *filter, const char *select,
+			    const char *order, sqlite3_stmt **ret, struct berth_error *err)
 {
 	_cleanup_free_ char *sql = NULL;
 	const char *where = "1 = 1";
@@ -89,7 +88,7 @@ static int instance_ref_cmp(const void *a, const void *b)
 
 static struct instance_ref *instance_set_find(struct instance_set *set, int64_t id)
 {
-	struct instance_ref key = { .id = id };
+	struct instance_ref key = {.id = id};
 	struct instance_ref *ref;
 
 	if (set->last < set->n && set->refs[set->last].id == id)
@@ -110,13 +109,13 @@ static int instance_from_row(sqlite3_stmt *stmt, struct instance_ref *ref, json_
 	inst = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{}, s:{}, s:[], s:b, s:b, s:s, s:s, s:s, "
 			 "s:I}",
 			 "name", db_column_text(stmt, 2), "project", db_column_text(stmt, 1),
-			 "type", db_column_text(stmt, 3), "architecture",
-			 db_column_text(stmt, 4), "description", db_column_text(stmt, 5),
-			 "config", "devices", "profiles", "ephemeral",
-			 sqlite3_column_int(stmt, 6), "stateful", sqlite3_column_int(stmt, 7),
-			 "created_at", db_column_text(stmt, 8), "last_used_at",
-			 db_column_text(stmt, 9), "status", db_column_text(stmt, 10),
-			 "status_code", (json_int_t)sqlite3_column_int64(stmt, 11));
+			 "type", db_column_text(stmt, 3), "architecture", db_column_text(stmt, 4),
+			 "description", db_column_text(stmt, 5), "config", "devices", "profiles",
+			 "ephemeral", sqlite3_column_int(stmt, 6), "stateful",
+			 sqlite3_column_int(stmt, 7), "created_at", db_column_text(stmt, 8),
+			 "last_used_at", db_column_text(stmt, 9), "status",
+			 db_column_text(stmt, 10), "status_code",
+			 (json_int_t)sqlite3_column_int64(stmt, 11));
 	if (!inst)
 		return db_oom(err);
 	ref->config = json_object_get(inst, "config");
@@ -141,8 +140,7 @@ static int instances_load_rows(sqlite3 *db, const struct instance_filter *filter
 			     " i.ephemeral, i.stateful, i.created_at, i.last_used_at, i.status,"
 			     " i.status_code FROM instances i"
 			     " JOIN projects p ON p.id = i.project_id",
-			     "p.name, i.name",
-			     &stmt, err);
+			     "p.name, i.name", &stmt, err);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
@@ -180,8 +178,7 @@ static int instances_load_config(sqlite3 *db, const struct instance_filter *filt
 	r = instance_prepare(db, filter,
 			     "SELECT c.instance_id, c.key, c.value FROM instances_config c"
 			     " JOIN instances i ON i.id = c.instance_id",
-			     "c.instance_id, c.key",
-			     &stmt, err);
+			     "c.instance_id, c.key", &stmt, err);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
@@ -207,8 +204,7 @@ static int instances_load_devices(sqlite3 *db, const struct instance_filter *fil
 			     "SELECT d.instance_id, d.name, d.type, c.key, c.value"
 			     " FROM instances_devices d JOIN instances i ON i.id = d.instance_id"
 			     " LEFT JOIN instances_devices_config c ON c.device_id = d.id",
-			     "d.instance_id, d.name, c.key",
-			     &stmt, err);
+			     "d.instance_id, d.name, c.key", &stmt, err);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
@@ -236,8 +232,7 @@ static int instances_load_profiles(sqlite3 *db, const struct instance_filter *fi
 			     "SELECT ip.instance_id, pr.name FROM instances_profiles ip"
 			     " JOIN instances i ON i.id = ip.instance_id"
 			     " JOIN profiles pr ON pr.id = ip.profile_id",
-			     "ip.instance_id, ip.apply_order",
-			     &stmt, err);
+			     "ip.instance_id, ip.apply_order", &stmt, err);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
@@ -257,7 +252,7 @@ static int instances_load_profiles(sqlite3 *db, const struct instance_filter *fi
 static int instances_load(sqlite3 *db, const struct instance_filter *filter, json_t **ret,
 			  struct berth_error *err)
 {
-	_cleanup_(instance_set_release) struct instance_set set = { 0 };
+	_cleanup_(instance_set_release) struct instance_set set = {0};
 	int r;
 
 	r = instances_load_rows(db, filter, &set, err);
@@ -323,10 +318,9 @@ static int instance_lookup(sqlite3 *db, const char *project, const char *name,
 	return 0;
 }
 
-static int instance_list(sqlite3 *db, const char *project, json_t **ret,
-			 struct berth_error *err)
+static int instance_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
 {
-	struct instance_filter filter = { 0 };
+	struct instance_filter filter = {0};
 	int r;
 
 	r = instance_project_filter(db, project, &filter.project_id, err);
@@ -347,11 +341,10 @@ int db_instance_list(const char *project, json_t **ret, struct berth_error *err)
 	return db_tx_end(db, r, err);
 }
 
-static int instance_names(sqlite3 *db, const char *project, json_t **ret,
-			  struct berth_error *err)
+static int instance_names(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	struct instance_filter filter = { 0 };
+	struct instance_filter filter = {0};
 	json_auto_t *names = json_array();
 	int r;
 
@@ -363,8 +356,7 @@ static int instance_names(sqlite3 *db, const char *project, json_t **ret,
 	r = instance_prepare(db, &filter,
 			     "SELECT i.name FROM instances i"
 			     " JOIN projects p ON p.id = i.project_id",
-			     "p.name, i.name",
-			     &stmt, err);
+			     "p.name, i.name", &stmt, err);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
@@ -393,7 +385,7 @@ int db_instance_names(const char *project, json_t **ret, struct berth_error *err
 static int instance_get(sqlite3 *db, const char *project, const char *name, json_t **ret,
 			struct berth_error *err)
 {
-	struct instance_filter filter = { 0 };
+	struct instance_filter filter = {0};
 	json_auto_t *list = NULL;
 	int r;
 
@@ -437,7 +429,7 @@ static int instance_store_profiles(sqlite3 *db, int64_t project_id, int64_t id,
 	r = db_project_feature_id(db, project_id, "features.profiles", &profiles_project, err);
 	if (r < 0)
 		return r;
-	json_array_foreach (profiles, i, v) {
+	json_array_foreach(profiles, i, v) {
 		const char *name = json_string_value(v);
 		int64_t profile_id = 0;
 
@@ -506,16 +498,16 @@ static int instance_create(sqlite3 *db, const char *project, const json_t *insta
 		    berth_json_bool(instance, "ephemeral", false),
 		    berth_json_bool(instance, "stateful", false), now);
 	if (r == -EEXIST)
-		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
-				       "Instance \"%s\" already exists", name);
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Instance \"%s\" already exists",
+				       name);
 	if (r < 0)
 		return r;
 	return instance_store_children(db, project_id, sqlite3_last_insert_rowid(db), instance,
 				       err);
 }
 
-int db_instance_lookup(sqlite3 *db, const char *project, const char *name,
-		       int64_t *ret_project_id, int64_t *ret_id, struct berth_error *err)
+int db_instance_lookup(sqlite3 *db, const char *project, const char *name, int64_t *ret_project_id,
+		       int64_t *ret_id, struct berth_error *err)
 {
 	return instance_lookup(db, project, name, ret_project_id, ret_id, err);
 }
@@ -526,8 +518,8 @@ int db_instance_load(sqlite3 *db, const char *project, const char *name, json_t 
 	return instance_get(db, project, name, ret, err);
 }
 
-int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance,
-		       int64_t *ret_id, struct berth_error *err)
+int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance, int64_t *ret_id,
+		       struct berth_error *err)
 {
 	int r = instance_create(db, project, instance, err);
 
@@ -593,9 +585,8 @@ int db_instance_update(const char *project, const char *name, const json_t *inst
 	return db_tx_end(db, r, err);
 }
 
-static int instance_rename(sqlite3 *db, const char *project, const char *name,
-			   const char *new_name, db_hook_fn hook, void *data,
-			   struct berth_error *err)
+static int instance_rename(sqlite3 *db, const char *project, const char *name, const char *new_name,
+			   db_hook_fn hook, void *data, struct berth_error *err)
 {
 	int64_t id = 0, project_id = 0;
 	int r;
@@ -605,8 +596,8 @@ static int instance_rename(sqlite3 *db, const char *project, const char *name,
 		return r;
 	r = db_exec(db, err, "UPDATE instances SET name = ?2 WHERE id = ?1", "it", id, new_name);
 	if (r == -EEXIST)
-		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
-				       "Instance \"%s\" already exists", new_name);
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Instance \"%s\" already exists",
+				       new_name);
 	if (r < 0)
 		return r;
 	/* The root volume and its snapshots ("<name>/<snap>") follow the instance. */
@@ -620,8 +611,8 @@ static int instance_rename(sqlite3 *db, const char *project, const char *name,
 	return hook ? hook(data, err) : 0;
 }
 
-int db_instance_rename(const char *project, const char *name, const char *new_name,
-		       db_hook_fn hook, void *data, struct berth_error *err)
+int db_instance_rename(const char *project, const char *name, const char *new_name, db_hook_fn hook,
+		       void *data, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r;

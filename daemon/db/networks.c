@@ -16,8 +16,7 @@ static const char sql_config_insert[] =
 
 /* {"name","type","description","config","status"} from (id, name, type, description,
  * status). */
-static int network_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret,
-			    struct berth_error *err)
+static int network_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
 {
 	json_auto_t *net = json_object();
 	json_t *config = NULL;
@@ -62,8 +61,7 @@ int db_network_list(json_t **ret, struct berth_error *err)
 }
 
 /* The row of `name`: stepped, ready for network_from_row. */
-static int network_row(sqlite3 *db, const char *name, sqlite3_stmt **ret,
-		       struct berth_error *err)
+static int network_row(sqlite3 *db, const char *name, sqlite3_stmt **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	int r;
@@ -121,13 +119,14 @@ static int network_create(sqlite3 *db, const json_t *net, db_hook_fn hook, void 
 	r = db_project_id(db, "default", &project_id, err);
 	if (r < 0)
 		return r;
-	r = db_exec(db, err,
-		    "INSERT INTO networks (project_id, name, type, description) VALUES (?1, ?2, ?3, ?4)",
-		    "ittt", project_id, name, berth_json_string(net, "type") ?: "bridge",
-		    berth_json_string(net, "description") ?: "");
+	r = db_exec(
+		db, err,
+		"INSERT INTO networks (project_id, name, type, description) VALUES (?1, ?2, ?3, ?4)",
+		"ittt", project_id, name, berth_json_string(net, "type") ?: "bridge",
+		berth_json_string(net, "description") ?: "");
 	if (r == -EEXIST)
-		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
-				       "Network \"%s\" already exists", name);
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Network \"%s\" already exists",
+				       name);
 	if (r < 0)
 		return r;
 	id = sqlite3_last_insert_rowid(db);
@@ -137,8 +136,7 @@ static int network_create(sqlite3 *db, const json_t *net, db_hook_fn hook, void 
 	return hook ? hook(data, err) : 0;
 }
 
-int db_network_create(const json_t *network, db_hook_fn hook, void *data,
-		      struct berth_error *err)
+int db_network_create(const json_t *network, db_hook_fn hook, void *data, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r;
@@ -165,8 +163,8 @@ static int network_update(sqlite3 *db, const char *name, const json_t *net, db_h
 	if (r >= 0)
 		r = db_exec(db, err, "DELETE FROM networks_config WHERE network_id = ?1", "i", id);
 	if (r >= 0)
-		r = db_kv_store(db, sql_config_insert, id, json_object_get(net, "config"),
-				"Config", err);
+		r = db_kv_store(db, sql_config_insert, id, json_object_get(net, "config"), "Config",
+				err);
 	if (r < 0)
 		return r;
 	return hook ? hook(data, err) : 0;
@@ -187,8 +185,7 @@ int db_network_update(const char *name, const json_t *network, db_hook_fn hook, 
 
 /* URLs of the profiles and instances using network `name` through a nic device (an
  * instance also through its profiles, as LXD counts them). */
-static int network_used_by(sqlite3 *db, const char *name, json_t **ret,
-			   struct berth_error *err)
+static int network_used_by(sqlite3 *db, const char *name, json_t **ret, struct berth_error *err)
 {
 	/* A nic device names its network with network=NAME, or (nictype=bridged) with
 	 * parent=NAME. */
@@ -279,8 +276,8 @@ static int network_check_unused(sqlite3 *db, const char *name, const char *what,
 			       list ?: "instances or profiles");
 }
 
-static int network_rename(sqlite3 *db, const char *name, const char *new_name,
-			  db_hook_fn hook, void *data, struct berth_error *err)
+static int network_rename(sqlite3 *db, const char *name, const char *new_name, db_hook_fn hook,
+			  void *data, struct berth_error *err)
 {
 	int64_t id;
 	int r = network_id(db, name, &id, err);
@@ -291,8 +288,8 @@ static int network_rename(sqlite3 *db, const char *name, const char *new_name,
 		return r;
 	r = db_exec(db, err, "UPDATE networks SET name = ?2 WHERE id = ?1", "it", id, new_name);
 	if (r == -EEXIST)
-		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
-				       "Network \"%s\" already exists", new_name);
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Network \"%s\" already exists",
+				       new_name);
 	if (r < 0)
 		return r;
 	return hook ? hook(data, err) : 0;

@@ -141,8 +141,7 @@ int db_pool_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *
 	return pool_id(db, name, ret, err);
 }
 
-static int pool_store_config(sqlite3 *db, int64_t id, const json_t *config,
-			     struct berth_error *err)
+static int pool_store_config(sqlite3 *db, int64_t id, const json_t *config, struct berth_error *err)
 {
 	int r = db_exec(db, err, "DELETE FROM storage_pools_config WHERE pool_id = ?1", "i", id);
 
@@ -189,8 +188,7 @@ int db_pool_create(json_t *pool, db_hook_fn hook, void *data, struct berth_error
 	return db_tx_end(db, r, err);
 }
 
-static int pool_update(sqlite3 *db, const char *name, const json_t *pool,
-		       struct berth_error *err)
+static int pool_update(sqlite3 *db, const char *name, const json_t *pool, struct berth_error *err)
 {
 	int64_t id;
 	int r = pool_id(db, name, &id, err);

@@ -80,8 +80,7 @@ int db_profile_insert(sqlite3 *db, int64_t project_id, const json_t *profile,
 }
 
 /* Build {"name","description","config","devices"} from a row (id, name, description). */
-static int profile_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret,
-			    struct berth_error *err)
+static int profile_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
 {
 	json_auto_t *profile = json_object();
 	int64_t id = sqlite3_column_int64(stmt, 0);
@@ -198,8 +197,8 @@ int db_profile_create(const char *project, const json_t *profile, struct berth_e
 	return db_tx_end(db, r, err);
 }
 
-static int profile_update(sqlite3 *db, const char *project, const char *name,
-			  const json_t *profile, struct berth_error *err)
+static int profile_update(sqlite3 *db, const char *project, const char *name, const json_t *profile,
+			  struct berth_error *err)
 {
 	const char *description = berth_json_string(profile, "description");
 	int64_t project_id = 0, id = 0;
@@ -238,8 +237,8 @@ int db_profile_update(const char *project, const char *name, const json_t *profi
 	return db_tx_end(db, r, err);
 }
 
-static int profile_rename(sqlite3 *db, const char *project, const char *name,
-			  const char *new_name, struct berth_error *err)
+static int profile_rename(sqlite3 *db, const char *project, const char *name, const char *new_name,
+			  struct berth_error *err)
 {
 	int64_t project_id = 0, id = 0;
 	int r;
@@ -352,7 +351,8 @@ static int profile_used_by(sqlite3 *db, const char *project, const char *name, j
 		if (inst && proj)
 			url = streq(proj, "default")
 				      ? berth_strdup_printf("/1.0/instances/%s", inst)
-				      : berth_strdup_printf("/1.0/instances/%s?project=%s", inst, proj);
+				      : berth_strdup_printf("/1.0/instances/%s?project=%s", inst,
+							    proj);
 		if (!url)
 			return db_oom(err);
 		r = db_json_append_str(list, url, err);
@@ -365,8 +365,7 @@ static int profile_used_by(sqlite3 *db, const char *project, const char *name, j
 	return 0;
 }
 
-int db_profile_used_by(const char *project, const char *name, json_t **ret,
-		       struct berth_error *err)
+int db_profile_used_by(const char *project, const char *name, json_t **ret, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r;

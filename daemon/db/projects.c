@@ -56,8 +56,8 @@ static int project_config_value(sqlite3 *db, int64_t id, const char *key, char *
 
 	*ret = NULL;
 	r = db_prepare(db, &stmt, err,
-		       "SELECT value FROM projects_config WHERE project_id = ?1 AND key = ?2",
-		       "it", id, key);
+		       "SELECT value FROM projects_config WHERE project_id = ?1 AND key = ?2", "it",
+		       id, key);
 	if (r < 0)
 		return r;
 	r = db_step(stmt, err);
@@ -84,8 +84,8 @@ int db_project_feature_id(sqlite3 *db, int64_t project_id, const char *feature, 
 	return db_project_id(db, "default", ret, err);
 }
 
-static int project_feature_name(sqlite3 *db, const char *project, const char *feature,
-				char **ret, struct berth_error *err)
+static int project_feature_name(sqlite3 *db, const char *project, const char *feature, char **ret,
+				struct berth_error *err)
 {
 	_cleanup_free_ char *value = NULL;
 	int64_t id = 0;
@@ -142,8 +142,8 @@ static int project_room(sqlite3 *db, int64_t id, const char *limit_key, const ch
 	return 0;
 }
 
-int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project,
-			     const char *type, struct berth_error *err)
+int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project, const char *type,
+			     struct berth_error *err)
 {
 	const char *key = streq(type, "virtual-machine") ? "limits.virtual-machines"
 							 : "limits.containers";
@@ -158,7 +158,8 @@ int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *projec
 	if (!room)
 		return berth_error_set(err, -EDQUOT, BERTH_ERR_BAD_REQUEST,
 				       "Reached maximum number of instances of type \"%s\" in "
-				       "project \"%s\"", type, project);
+				       "project \"%s\"",
+				       type, project);
 	r = project_room(db, project_id, "limits.instances",
 			 "SELECT COUNT(*) FROM instances WHERE project_id = ?1", NULL, &room, err);
 	if (r < 0)
@@ -170,14 +171,14 @@ int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *projec
 	return 0;
 }
 
-int db_project_insert(sqlite3 *db, const char *name, const char *description,
-		      const json_t *config, int64_t *ret_id, struct berth_error *err)
+int db_project_insert(sqlite3 *db, const char *name, const char *description, const json_t *config,
+		      int64_t *ret_id, struct berth_error *err)
 {
 	int64_t id;
 	int r;
 
-	r = db_exec(db, err, "INSERT INTO projects (name, description) VALUES (?1, ?2)", "tt",
-		    name, description ? description : "");
+	r = db_exec(db, err, "INSERT INTO projects (name, description) VALUES (?1, ?2)", "tt", name,
+		    description ? description : "");
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Project \"%s\" already exists",
 				       name);
@@ -193,8 +194,7 @@ int db_project_insert(sqlite3 *db, const char *name, const char *description,
 }
 
 /* Build {"name","description","config"} from a row (id, name, description). */
-static int project_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret,
-			    struct berth_error *err)
+static int project_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
 {
 	json_auto_t *project = json_object();
 	json_t *config = NULL;
@@ -367,7 +367,10 @@ static bool project_contents_empty(const struct project_contents *c)
 }
 
 static const char *const project_features[] = {
-	"features.images", "features.profiles", "features.storage.volumes", "features.networks",
+	"features.images",
+	"features.profiles",
+	"features.storage.volumes",
+	"features.networks",
 };
 
 /* LXD's rules for changing features: never on "default", only while the project is
@@ -428,8 +431,8 @@ static int project_update(sqlite3 *db, const char *name, const json_t *project,
 	r = db_exec(db, err, "DELETE FROM projects_config WHERE project_id = ?1", "i", id);
 	if (r < 0)
 		return r;
-	return db_kv_store(db, sql_config_insert, id, json_object_get(project, "config"),
-			   "Config", err);
+	return db_kv_store(db, sql_config_insert, id, json_object_get(project, "config"), "Config",
+			   err);
 }
 
 int db_project_update(const char *name, const json_t *project, struct berth_error *err)

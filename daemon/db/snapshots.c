@@ -55,8 +55,8 @@ static int snapshot_insert(sqlite3 *db, int64_t id, const json_t *snap, const js
 		    berth_json_bool(snap, "stateful", false), created && *created ? created : now,
 		    expires && *expires ? expires : never);
 	if (r == -EEXIST)
-		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
-				       "Snapshot \"%s\" already exists", name);
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Snapshot \"%s\" already exists",
+				       name);
 	if (r < 0)
 		return r;
 	sid = sqlite3_last_insert_rowid(db);
@@ -94,9 +94,8 @@ static int create_with_volume(sqlite3 *db, const char *project, const json_t *in
 	return r;
 }
 
-int db_instance_create_with_volume(const char *project, const json_t *instance,
-				   const char *pool, const json_t *snapshots,
-				   struct berth_error *err)
+int db_instance_create_with_volume(const char *project, const json_t *instance, const char *pool,
+				   const json_t *snapshots, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r = db_tx_begin(&db, err);
@@ -107,8 +106,7 @@ int db_instance_create_with_volume(const char *project, const json_t *instance,
 	return db_tx_end(db, r, err);
 }
 
-int db_instance_pool(const char *project, const char *name, char **ret,
-		     struct berth_error *err)
+int db_instance_pool(const char *project, const char *name, char **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	sqlite3 *db = NULL;
@@ -138,8 +136,7 @@ int db_instance_pool(const char *project, const char *name, char **ret,
 	return 0;
 }
 
-static int snapshot_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret,
-			     struct berth_error *err)
+static int snapshot_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
 {
 	int64_t sid = sqlite3_column_int64(stmt, 0);
 	json_t *config = NULL, *devices = NULL;
@@ -163,8 +160,8 @@ static int snapshot_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret,
 	return 0;
 }
 
-static int snapshot_query(sqlite3 *db, const char *project, const char *instance,
-			  const char *name, json_t **ret, struct berth_error *err)
+static int snapshot_query(sqlite3 *db, const char *project, const char *instance, const char *name,
+			  json_t **ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	json_auto_t *list = json_array();
@@ -256,9 +253,8 @@ int db_snapshot_create(const char *project, const char *instance, const json_t *
 	return db_tx_end(db, r, err);
 }
 
-static int snapshot_id(sqlite3 *db, const char *project, const char *instance,
-		       const char *name, int64_t *ret_project_id, int64_t *ret,
-		       struct berth_error *err)
+static int snapshot_id(sqlite3 *db, const char *project, const char *instance, const char *name,
+		       int64_t *ret_project_id, int64_t *ret, struct berth_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	int64_t id = 0;
@@ -267,7 +263,8 @@ static int snapshot_id(sqlite3 *db, const char *project, const char *instance,
 	if (r >= 0)
 		r = db_prepare(db, &stmt, err,
 			       "SELECT id FROM instances_snapshots WHERE instance_id = ?1"
-			       " AND name = ?2", "it", id, name);
+			       " AND name = ?2",
+			       "it", id, name);
 	if (r >= 0)
 		r = db_step(stmt, err);
 	if (r < 0)
@@ -279,8 +276,8 @@ static int snapshot_id(sqlite3 *db, const char *project, const char *instance,
 	return 0;
 }
 
-static int snapshot_rename(sqlite3 *db, const char *project, const char *instance,
-			   const char *name, const char *new_name, db_hook_fn hook, void *data,
+static int snapshot_rename(sqlite3 *db, const char *project, const char *instance, const char *name,
+			   const char *new_name, db_hook_fn hook, void *data,
 			   struct berth_error *err)
 {
 	_cleanup_free_ char *from = berth_strdup_printf("%s/%s", instance, name);
@@ -292,11 +289,11 @@ static int snapshot_rename(sqlite3 *db, const char *project, const char *instanc
 		return r;
 	if (!from || !to)
 		return db_oom(err);
-	r = db_exec(db, err, "UPDATE instances_snapshots SET name = ?2 WHERE id = ?1", "it",
-		    sid, new_name);
+	r = db_exec(db, err, "UPDATE instances_snapshots SET name = ?2 WHERE id = ?1", "it", sid,
+		    new_name);
 	if (r == -EEXIST)
-		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
-				       "Snapshot \"%s\" already exists", new_name);
+		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Snapshot \"%s\" already exists",
+				       new_name);
 	if (r >= 0)
 		r = db_exec(db, err,
 			    "UPDATE storage_volumes SET name = ?3 WHERE project_id = ?1"
@@ -308,8 +305,7 @@ static int snapshot_rename(sqlite3 *db, const char *project, const char *instanc
 }
 
 int db_snapshot_rename(const char *project, const char *instance, const char *name,
-		       const char *new_name, db_hook_fn hook, void *data,
-		       struct berth_error *err)
+		       const char *new_name, db_hook_fn hook, void *data, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r = db_tx_begin(&db, err);
@@ -320,9 +316,8 @@ int db_snapshot_rename(const char *project, const char *instance, const char *na
 	return db_tx_end(db, r, err);
 }
 
-static int snapshot_delete(sqlite3 *db, const char *project, const char *instance,
-			   const char *name, db_hook_fn hook, void *data,
-			   struct berth_error *err)
+static int snapshot_delete(sqlite3 *db, const char *project, const char *instance, const char *name,
+			   db_hook_fn hook, void *data, struct berth_error *err)
 {
 	_cleanup_free_ char *vname = berth_strdup_printf("%s/%s", instance, name);
 	int64_t project_id = 0, sid = 0;
@@ -343,8 +338,8 @@ static int snapshot_delete(sqlite3 *db, const char *project, const char *instanc
 	return hook ? hook(data, err) : 0;
 }
 
-int db_snapshot_delete(const char *project, const char *instance, const char *name,
-		       db_hook_fn hook, void *data, struct berth_error *err)
+int db_snapshot_delete(const char *project, const char *instance, const char *name, db_hook_fn hook,
+		       void *data, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r = db_tx_begin(&db, err);

@@ -19,8 +19,7 @@ static const char sql_config_insert[] =
 	"INSERT INTO storage_volumes_config (volume_id, key, value) VALUES (?1, ?2, ?3)";
 
 /* Columns every query selects, in this order. */
-#define VOLUME_COLUMNS                                                                             \
-	"v.id, v.name, v.type, v.description, v.content_type, v.created_at, pr.name"
+#define VOLUME_COLUMNS "v.id, v.name, v.type, v.description, v.content_type, v.created_at, pr.name"
 #define VOLUME_FROM                                                                                \
 	" FROM storage_volumes v JOIN projects pr ON pr.id = v.project_id"                         \
 	" JOIN storage_pools sp ON sp.id = v.pool_id"
@@ -144,8 +143,8 @@ static int volume_get(sqlite3 *db, const char *pool, const char *project, const 
 		return r;
 	if (r == 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
-				       slash ? "Storage volume snapshot \"%s\" not found" :
-					       "Storage volume \"%s\" not found",
+				       slash ? "Storage volume snapshot \"%s\" not found"
+					     : "Storage volume \"%s\" not found",
 				       name);
 	if (ret_id)
 		*ret_id = sqlite3_column_int64(stmt, 0);
@@ -176,12 +175,14 @@ static int volume_used_by(sqlite3 *db, const char *pool, const char *project, co
 	"SELECT '" kind "', o.name FROM " table " o JOIN projects pr ON pr.id = o.project_id"      \
 	" JOIN " table "_devices d ON d." owner "_id = o.id"                                       \
 	" WHERE pr.name = ?2 AND d.type = 'disk'"                                                  \
-	" AND EXISTS (SELECT 1 FROM " table "_devices_config c WHERE c.device_id = d.id"          \
+	" AND EXISTS (SELECT 1 FROM " table "_devices_config c WHERE c.device_id = d.id"           \
 	"  AND c.key = 'pool' AND c.value = ?1)"                                                   \
-	" AND EXISTS (SELECT 1 FROM " table "_devices_config c WHERE c.device_id = d.id"          \
+	" AND EXISTS (SELECT 1 FROM " table "_devices_config c WHERE c.device_id = d.id"           \
 	"  AND c.key = 'source' AND c.value = ?3)"
-	static const char sql[] = USED_BY_PART("instances", "instances", "instance")
-		" UNION " USED_BY_PART("profiles", "profiles", "profile") " ORDER BY 1, 2";
+	static const char sql[] =
+		USED_BY_PART("instances", "instances",
+			     "instance") " UNION " USED_BY_PART("profiles", "profiles",
+								"profile") " ORDER BY 1, 2";
 #undef USED_BY_PART
 	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
 	int r = db_prepare(db, &stmt, err, sql, "ttt", pool, project, name);
@@ -204,8 +205,8 @@ int db_volume_used_by(const char *pool, const char *project, const char *name, j
 	return db_tx_end(db, r, err);
 }
 
-static int volume_create(sqlite3 *db, const char *pool, const char *project,
-			 const json_t *vol, db_hook_fn hook, void *data, struct berth_error *err)
+static int volume_create(sqlite3 *db, const char *pool, const char *project, const json_t *vol,
+			 db_hook_fn hook, void *data, struct berth_error *err)
 {
 	const char *name = berth_json_string(vol, "name");
 	const char *type = berth_json_string(vol, "type");
@@ -239,8 +240,8 @@ static int volume_create(sqlite3 *db, const char *pool, const char *project,
 		    berth_json_string(vol, "content_type") ?: "filesystem", now);
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT,
-				       slash ? "Storage volume snapshot \"%s\" already exists" :
-					       "Storage volume \"%s\" already exists",
+				       slash ? "Storage volume snapshot \"%s\" already exists"
+					     : "Storage volume \"%s\" already exists",
 				       name);
 	if (r < 0)
 		return r;
@@ -251,8 +252,8 @@ static int volume_create(sqlite3 *db, const char *pool, const char *project,
 	return hook ? hook(data, err) : 0;
 }
 
-int db_volume_create(const char *pool, const char *project, const json_t *vol,
-		     db_hook_fn hook, void *data, struct berth_error *err)
+int db_volume_create(const char *pool, const char *project, const json_t *vol, db_hook_fn hook,
+		     void *data, struct berth_error *err)
 {
 	sqlite3 *db = NULL;
 	int r;
@@ -293,14 +294,14 @@ static int volume_update(sqlite3 *db, const char *pool, const char *project, con
 
 	if (r < 0)
 		return r;
-	r = db_exec(db, err, "UPDATE storage_volumes SET description = ?2 WHERE id = ?1", "it",
-		    id, berth_json_string(vol, "description") ?: "");
+	r = db_exec(db, err, "UPDATE storage_volumes SET description = ?2 WHERE id = ?1", "it", id,
+		    berth_json_string(vol, "description") ?: "");
 	if (r >= 0)
 		r = db_exec(db, err, "DELETE FROM storage_volumes_config WHERE volume_id = ?1", "i",
 			    id);
 	if (r >= 0)
-		r = db_kv_store(db, sql_config_insert, id, json_object_get(vol, "config"),
-				"Config", err);
+		r = db_kv_store(db, sql_config_insert, id, json_object_get(vol, "config"), "Config",
+				err);
 	if (r < 0)
 		return r;
 	return hook ? hook(data, err) : 0;
@@ -343,7 +344,9 @@ static int volume_rename(sqlite3 *db, const char *pool, const char *project, con
 			    " AND project_id ="
 			    "  (SELECT project_id FROM storage_volumes WHERE id = ?1)"
 			    " AND type = ?4 AND substr(name, 1, length(?2) + 1) = ?2 || '/'",
-			    "itt" "t", id, name, new_name, type);
+			    "itt"
+			    "t",
+			    id, name, new_name, type);
 	if (r < 0)
 		return r;
 	return hook ? hook(data, err) : 0;

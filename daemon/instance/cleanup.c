@@ -147,8 +147,8 @@ static bool monitor_answers(const char *run, const char *entry)
 	_cleanup_free_ char *rundir = berth_strdup_printf("%s/%s", run, entry);
 	_cleanup_free_ char *reply = NULL;
 
-	return rundir && container_request(rundir, "status", CONTAINER_STATUS_TIMEOUT_S, &reply,
-					   NULL) >= 0;
+	return rundir &&
+	       container_request(rundir, "status", CONTAINER_STATUS_TIMEOUT_S, &reply, NULL) >= 0;
 }
 
 /* Add the entries of directory `path` (all but dot files) to the set `found`. */
@@ -215,7 +215,8 @@ int cleanup_reconcile(const struct berth_daemon *d)
 			continue;
 		if (monitor_answers(run, entry)) {
 			log_warn("Run directory \"%s\" belongs to no instance but its monitor "
-				 "runs: left alone", entry);
+				 "runs: left alone",
+				 entry);
 			continue;
 		}
 		log_info("\"%s\" belongs to no instance: removing what is left of it", entry);

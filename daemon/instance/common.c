@@ -16,8 +16,7 @@ char *container_spec_path(const struct berth_daemon *d, const char *project, con
 	return berth_strdup_printf("%s/run/%s_%s/spec", d->dir, project, name);
 }
 
-json_t *container_devices_diff(const json_t *a, const json_t *b,
-			       bool (*keep)(const json_t *dev))
+json_t *container_devices_diff(const json_t *a, const json_t *b, bool (*keep)(const json_t *dev))
 {
 	const json_t *bdevs = json_object_get(b, "expanded_devices");
 	json_t *out = json_object();

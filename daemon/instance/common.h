@@ -15,8 +15,7 @@ char *container_rundir(const struct berth_daemon *d, const char *project, const 
 char *container_spec_path(const struct berth_daemon *d, const char *project, const char *name);
 /* The devices of expanded instance `a` for which `keep` is true and that `b` lacks or has
  * differently: a new object devname -> device (shared references); NULL when out of memory. */
-json_t *container_devices_diff(const json_t *a, const json_t *b,
-			       bool (*keep)(const json_t *dev));
+json_t *container_devices_diff(const json_t *a, const json_t *b, bool (*keep)(const json_t *dev));
 /* "/1.0/instances/<name>", plus "?project=<project>" outside "default" (new string, NULL
  * when out of memory): the source of an instance's lifecycle events. */
 char *instance_url(const char *project, const char *name);

@@ -57,8 +57,8 @@ char *container_cgroup(const struct berth_daemon *d, const char *project, const 
 	if (streq(d->dir, "/var/lib/berth"))
 		return berth_strdup_printf("berth/%s_%s", project, name);
 	berth_sha256(d->dir, strlen(d->dir), h);
-	return berth_strdup_printf("berth-%02x%02x%02x%02x/%s_%s", h[0], h[1], h[2], h[3],
-				   project, name);
+	return berth_strdup_printf("berth-%02x%02x%02x%02x/%s_%s", h[0], h[1], h[2], h[3], project,
+				   name);
 }
 
 int container_monitor_binary(char **ret)
@@ -108,8 +108,7 @@ static const char *rundir_instance(const char *rundir)
 int container_timeout_error(const char *name, int timeout_s, struct berth_error *err)
 {
 	return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
-			       "Monitor of instance %s did not answer within %ds", name,
-			       timeout_s);
+			       "Monitor of instance %s did not answer within %ds", name, timeout_s);
 }
 
 int container_request(const char *rundir, const char *request, int timeout_s, char **ret,
@@ -202,8 +201,7 @@ enum container_power container_power(const struct berth_daemon *d, const char *p
 
 const char *container_power_status(enum container_power p)
 {
-	static const char *const names[] = {"Stopped", "Running", "Frozen", "Stopping",
-					    "Error"};
+	static const char *const names[] = {"Stopped", "Running", "Frozen", "Stopping", "Error"};
 	return p < CONTAINER_POWER_MAX ? names[p] : "Error";
 }
 
@@ -253,10 +251,9 @@ static int subid_range(const char *file, uint64_t *start, uint64_t *count)
 static char *idmap_json(uint64_t uidbase, uint64_t gidbase, uint64_t size)
 {
 	json_auto_t *j = json_pack("[{s:b, s:b, s:I, s:i, s:I}, {s:b, s:b, s:I, s:i, s:I}]",
-				   "Isuid", 1, "Isgid", 0, "Hostid", (json_int_t)uidbase, "Nsid",
-				   0, "Maprange", (json_int_t)size, "Isuid", 0, "Isgid", 1,
-				   "Hostid", (json_int_t)gidbase, "Nsid", 0, "Maprange",
-				   (json_int_t)size);
+				   "Isuid", 1, "Isgid", 0, "Hostid", (json_int_t)uidbase, "Nsid", 0,
+				   "Maprange", (json_int_t)size, "Isuid", 0, "Isgid", 1, "Hostid",
+				   (json_int_t)gidbase, "Nsid", 0, "Maprange", (json_int_t)size);
 	return j ? json_dumps(j, JSON_COMPACT) : NULL;
 }
 
@@ -264,8 +261,8 @@ static pthread_mutex_t idmap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* An isolated block of `size` ids, after the shared one, overlapping no other instance's
  * volatile.idmap.base. Returns the offset from the range start. */
-static int idmap_allocate(const char *project, const char *name, uint64_t count,
-			  uint64_t size, uint64_t *ret, struct berth_error *err)
+static int idmap_allocate(const char *project, const char *name, uint64_t count, uint64_t size,
+			  uint64_t *ret, struct berth_error *err)
 {
 	json_auto_t *all = NULL;
 	json_t *inst;
@@ -372,9 +369,15 @@ static int spec_idmap(struct runtime_spec *spec, const char *project, const char
 	if (!map || !base_s)
 		return -ENOMEM;
 	{
-		const char *kv[] = {"volatile.idmap.next", map, "volatile.idmap.current", map,
-				    "volatile.last_state.idmap", map, isolated ? "volatile.idmap.base" : NULL,
-				    base_s, NULL};
+		const char *kv[] = {"volatile.idmap.next",
+				    map,
+				    "volatile.idmap.current",
+				    map,
+				    "volatile.last_state.idmap",
+				    map,
+				    isolated ? "volatile.idmap.base" : NULL,
+				    base_s,
+				    NULL};
 		return set_volatile(project, name, kv, err);
 	}
 }
@@ -456,8 +459,8 @@ static void cpu_users(const struct berth_daemon *d, const char *project, const c
 
 /* limits.cpu=N as LXD reads it: N CPUs (all when N is more), those the fewest other
  * containers of this daemon are pinned to, lowest number first on a tie. */
-static int pick_cpus(const struct berth_daemon *d, const char *project, const char *name,
-		     long n, const cpu_set_t *avail, char **ret)
+static int pick_cpus(const struct berth_daemon *d, const char *project, const char *name, long n,
+		     const cpu_set_t *avail, char **ret)
 {
 	int users[CPU_SETSIZE] = {0};
 	bool mask[CPU_SETSIZE];
@@ -478,9 +481,8 @@ static int pick_cpus(const struct berth_daemon *d, const char *project, const ch
 	return runtime_cpulist_format(mask, CPU_SETSIZE, ret);
 }
 
-static int spec_cpus(struct runtime_spec *spec, const struct berth_daemon *d,
-		     const char *project, const char *name, const char *cpu,
-		     struct berth_error *err)
+static int spec_cpus(struct runtime_spec *spec, const struct berth_daemon *d, const char *project,
+		     const char *name, const char *cpu, struct berth_error *err)
 {
 	cpu_set_t avail, want;
 	long n;
@@ -508,9 +510,8 @@ static int spec_cpus(struct runtime_spec *spec, const struct berth_daemon *d,
 	return spec->limits_cpus ? 0 : -ENOMEM;
 }
 
-static int spec_limits(struct runtime_spec *spec, const struct berth_daemon *d,
-		       const char *project, const char *name, const json_t *cfg,
-		       struct berth_error *err)
+static int spec_limits(struct runtime_spec *spec, const struct berth_daemon *d, const char *project,
+		       const char *name, const json_t *cfg, struct berth_error *err)
 {
 	const char *mem = berth_json_string(cfg, "limits.memory");
 	const char *swap = berth_json_string(cfg, "limits.memory.swap");
@@ -563,9 +564,9 @@ static int spec_limits(struct runtime_spec *spec, const struct berth_daemon *d,
 	return 0;
 }
 
-static const char *const live_limit_keys[] = {
-	"limits.memory",       "limits.memory.swap", "limits.cpu", "limits.cpu.allowance",
-	"limits.cpu.priority", "limits.processes"};
+static const char *const live_limit_keys[] = {"limits.memory",	     "limits.memory.swap",
+					      "limits.cpu",	     "limits.cpu.allowance",
+					      "limits.cpu.priority", "limits.processes"};
 
 static bool limits_differ(const json_t *a, const json_t *b)
 {
@@ -618,8 +619,8 @@ int container_update_limits(struct berth_daemon *d, const char *project, const j
 static const char *const next_start_prefixes[] = {"security.", "raw.", "environment.",
 						  "linux.kernel_modules"};
 
-char *container_next_start_notice(struct berth_daemon *d, const char *project,
-				  const json_t *before, const json_t *after)
+char *container_next_start_notice(struct berth_daemon *d, const char *project, const json_t *before,
+				  const json_t *after)
 {
 	const json_t *a = json_object_get(before, "expanded_config");
 	const json_t *b = json_object_get(after, "expanded_config");
@@ -809,8 +810,7 @@ static int set_status(const char *project, const char *name, enum container_powe
 }
 
 /* A stop that an action announced: the watcher must not report it again. */
-static void expect_stop(struct berth_daemon *d, const char *project, const char *name,
-			bool on);
+static void expect_stop(struct berth_daemon *d, const char *project, const char *name, bool on);
 
 /* The next container_power_quick() asks the monitor. */
 static void power_forget(struct berth_daemon *d, const char *project, const char *name);
@@ -956,8 +956,8 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 	return 0;
 }
 
-static int running_rundir(struct berth_daemon *d, const char *project, const char *name,
-			   char **ret, struct berth_error *err)
+static int running_rundir(struct berth_daemon *d, const char *project, const char *name, char **ret,
+			  struct berth_error *err)
 {
 	enum container_power p = container_power(d, project, name, NULL);
 
@@ -970,8 +970,8 @@ static int running_rundir(struct berth_daemon *d, const char *project, const cha
 	return *ret ? 0 : -ENOMEM;
 }
 
-int container_stop(struct berth_daemon *d, const char *project, const char *name,
-		   int timeout_s, bool force, struct berth_error *err)
+int container_stop(struct berth_daemon *d, const char *project, const char *name, int timeout_s,
+		   bool force, struct berth_error *err)
 {
 	_cleanup_free_ char *rundir = NULL, *reply = NULL, *req = NULL;
 	int r = running_rundir(d, project, name, &rundir, err);
@@ -1015,8 +1015,8 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 /* A stop and a start, as LXD does it: the new monitor gets the spec of the config as it
  * is now (limits, devices, NICs changed since the start), which the old monitor's own
  * reboot would not know. */
-int container_restart(struct berth_daemon *d, const char *project, const char *name,
-		      int timeout_s, bool force, struct berth_error *err)
+int container_restart(struct berth_daemon *d, const char *project, const char *name, int timeout_s,
+		      bool force, struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 	int r;
@@ -1039,8 +1039,8 @@ int container_restart(struct berth_daemon *d, const char *project, const char *n
 	return 0;
 }
 
-int container_freeze(struct berth_daemon *d, const char *project, const char *name,
-		     bool freeze, struct berth_error *err)
+int container_freeze(struct berth_daemon *d, const char *project, const char *name, bool freeze,
+		     struct berth_error *err)
 {
 	_cleanup_free_ char *rundir = NULL, *reply = NULL;
 	enum container_power p = container_power(d, project, name, NULL);
@@ -1088,10 +1088,9 @@ json_t *container_state(const struct berth_daemon *d, const char *project, const
 	}
 	return json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:o?, s:i, s:I, s:{s:I}}",
 			 "status", container_power_status(p), "status_code",
-			 container_power_code(p), "disk", "memory", "usage",
-			 (json_int_t)u.memory, "usage_peak", (json_int_t)u.memory_peak,
-			 "swap_usage", (json_int_t)u.swap, "swap_usage_peak", 0, "network", net,
-			 "pid", (int)pid, "processes",
+			 container_power_code(p), "disk", "memory", "usage", (json_int_t)u.memory,
+			 "usage_peak", (json_int_t)u.memory_peak, "swap_usage", (json_int_t)u.swap,
+			 "swap_usage_peak", 0, "network", net, "pid", (int)pid, "processes",
 			 (json_int_t)(p == CONTAINER_STOPPED ? 0 : u.pids), "cpu", "usage",
 			 (json_int_t)u.cpu_ns);
 }
@@ -1101,8 +1100,8 @@ json_t *container_state(const struct berth_daemon *d, const char *project, const
 struct watch {
 	struct container_watcher *w; /* borrowed */
 	struct watch *next;
-	char *project;		     /* owned */
-	char *name;		     /* owned */
+	char *project; /* owned */
+	char *name;    /* owned */
 	uv_pipe_t pipe;
 	uv_connect_t connect;
 	uv_write_t write;
@@ -1277,8 +1276,8 @@ static int console_connect(const char *rundir, int *ret, struct berth_error *err
 	return 0;
 }
 
-int container_console_open(struct berth_daemon *d, const char *project, const char *name,
-			   int *ret, struct berth_error *err)
+int container_console_open(struct berth_daemon *d, const char *project, const char *name, int *ret,
+			   struct berth_error *err)
 {
 	_cleanup_free_ char *rundir = container_rundir(d, project, name);
 	int r;
@@ -1355,8 +1354,7 @@ static void watch_work_cb(uv_work_t *req)
 		_cleanup_free_ char *rel = container_cgroup(d, wt->project, wt->name);
 		const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
 
-		log_warn("The monitor of \"%s\" went away without a word; cleaning up",
-			    wt->name);
+		log_warn("The monitor of \"%s\" went away without a word; cleaning up", wt->name);
 		if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
 			runtime_cgroup_kill(cg);
 			runtime_cgroup_wait_empty(cg, 1000);
@@ -1377,7 +1375,7 @@ static void watch_work_cb(uv_work_t *req)
 	if (!expected)
 		lifecycle(d, wt->project, wt->name,
 			  wt->replied && strstr(wt->reply, "poweroff") ? "instance-shutdown"
-								      : "instance-stopped");
+								       : "instance-stopped");
 }
 
 static void watch_after_work_cb(uv_work_t *req, int status)
@@ -1395,8 +1393,8 @@ static void watch_close_cb(uv_handle_t *h)
 	pthread_mutex_lock(&w->lock);
 	unlink_watch(&w->active, wt);
 	pthread_mutex_unlock(&w->lock);
-	if (w->closed || uv_queue_work(w->d->loop, &wt->work, watch_work_cb,
-				       watch_after_work_cb) < 0)
+	if (w->closed ||
+	    uv_queue_work(w->d->loop, &wt->work, watch_work_cb, watch_after_work_cb) < 0)
 		watch_free(wt);
 }
 
@@ -1441,8 +1439,8 @@ static void watch_write_cb(uv_write_t *req, int status)
 {
 	struct watch *wt = req->data;
 
-	if (status < 0 || uv_read_start((uv_stream_t *)&wt->pipe, watch_alloc_cb,
-					watch_read_cb) < 0) {
+	if (status < 0 ||
+	    uv_read_start((uv_stream_t *)&wt->pipe, watch_alloc_cb, watch_read_cb) < 0) {
 		watch_end(wt);
 		return;
 	}
@@ -1458,16 +1456,15 @@ static void watch_connect_cb(uv_connect_t *req, int status)
 	uv_buf_t buf = uv_buf_init(line, sizeof(line) - 1);
 
 	wt->write.data = wt;
-	if (status < 0 || uv_write(&wt->write, (uv_stream_t *)&wt->pipe, &buf, 1,
-				   watch_write_cb) < 0)
+	if (status < 0 ||
+	    uv_write(&wt->write, (uv_stream_t *)&wt->pipe, &buf, 1, watch_write_cb) < 0)
 		watch_end(wt);
 }
 
 static void watch_start(struct container_watcher *w, struct watch *wt)
 {
 	_cleanup_free_ char *rundir = container_rundir(w->d, wt->project, wt->name);
-	_cleanup_free_ char *sock = rundir ? berth_strdup_printf("%s/monitor.sock", rundir)
-					   : NULL;
+	_cleanup_free_ char *sock = rundir ? berth_strdup_printf("%s/monitor.sock", rundir) : NULL;
 
 	wt->pipe.data = wt;
 	wt->connect.data = wt;
@@ -1613,8 +1610,7 @@ int container_reconcile(struct berth_daemon *d)
 			berth_error_release(&perr);
 			continue;
 		}
-		if ((status && !streq(status, "Stopped")) ||
-		    (rundir && stat(rundir, &st) == 0)) {
+		if ((status && !streq(status, "Stopped")) || (rundir && stat(rundir, &st) == 0)) {
 			_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
 			_cleanup_free_ char *rel = container_cgroup(d, project, name);
 			const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};

@@ -66,10 +66,10 @@ enum container_power container_power_quick(const struct berth_daemon *d, const c
 void container_power_forget(struct berth_daemon *d, const char *project, const char *name);
 /* A stream of the running container's console (new fd in *ret): the monitor said "ok" to
  * its `console` request. The monitor's timeout error when it does not answer. Blocking. */
-int container_console_open(struct berth_daemon *d, const char *project, const char *name,
-			   int *ret, struct berth_error *err);
+int container_console_open(struct berth_daemon *d, const char *project, const char *name, int *ret,
+			   struct berth_error *err);
 const char *container_power_status(enum container_power p); /* "Running", ... */
-int container_power_code(enum container_power p);	     /* 103, ... */
+int container_power_code(enum container_power p);	    /* 103, ... */
 
 /* Worker thread. `inst` is the instance object with expanded_config and expanded_devices.
  * Builds and writes the spec, starts the monitor, records status Running and watches it.
@@ -78,12 +78,12 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 		    struct berth_error *err);
 /* Stop cleanly within `timeout_s` (then kill), or at once when `force`. Emits
  * instance-shutdown (clean) or instance-stopped (forced). */
-int container_stop(struct berth_daemon *d, const char *project, const char *name,
-		   int timeout_s, bool force, struct berth_error *err);
-int container_restart(struct berth_daemon *d, const char *project, const char *name,
-		      int timeout_s, bool force, struct berth_error *err);
-int container_freeze(struct berth_daemon *d, const char *project, const char *name,
-		     bool freeze, struct berth_error *err);
+int container_stop(struct berth_daemon *d, const char *project, const char *name, int timeout_s,
+		   bool force, struct berth_error *err);
+int container_restart(struct berth_daemon *d, const char *project, const char *name, int timeout_s,
+		      bool force, struct berth_error *err);
+int container_freeze(struct berth_daemon *d, const char *project, const char *name, bool freeze,
+		     struct berth_error *err);
 
 /* Worker thread. `before` and `after` are the instance object before and after an update
  * (with expanded_config). When the limits.* keys berth applies live differ and the
@@ -96,8 +96,8 @@ int container_update_limits(struct berth_daemon *d, const char *project, const j
 /* When `after` changes keys that the running container only reads at its start
  * (security.*, raw.*, environment.*, linux.kernel_modules), a message saying so (new
  * string); NULL when none changed, it is stopped or out of memory. Blocking. */
-char *container_next_start_notice(struct berth_daemon *d, const char *project,
-				  const json_t *before, const json_t *after);
+char *container_next_start_notice(struct berth_daemon *d, const char *project, const json_t *before,
+				  const json_t *after);
 
 /* The InstanceState object (status, pid, processes, memory, cpu...) from the monitor and
  * the cgroups. Blocking. */

@@ -37,8 +37,7 @@ static bool is_true(const char *v)
 /* The host path of the custom volume `source` on pool `pool` (*ret) and the project that
  * owns it (*ret_owner: `project`, or "default" when its features.storage.volumes is off). */
 static int volume_source(struct berth_daemon *d, const char *project, const char *pool,
-			 const char *source, char **ret, char **ret_owner,
-			 struct berth_error *err)
+			 const char *source, char **ret, char **ret_owner, struct berth_error *err)
 {
 	json_auto_t *pobj = NULL;
 	_cleanup_(storage_pool_freep) struct storage_pool *sp = NULL;
@@ -80,10 +79,10 @@ static char *map_json(const struct runtime_spec *spec)
 
 	if (spec->privileged || !spec->n_uid_map || !spec->n_gid_map)
 		return strdup("[]");
-	j = json_pack("[{s:b, s:b, s:I, s:i, s:I}, {s:b, s:b, s:I, s:i, s:I}]", "Isuid", 1,
-		      "Isgid", 0, "Hostid", (json_int_t)spec->uid_map[0].host, "Nsid", 0,
-		      "Maprange", (json_int_t)spec->uid_map[0].count, "Isuid", 0, "Isgid", 1,
-		      "Hostid", (json_int_t)spec->gid_map[0].host, "Nsid", 0, "Maprange",
+	j = json_pack("[{s:b, s:b, s:I, s:i, s:I}, {s:b, s:b, s:I, s:i, s:I}]", "Isuid", 1, "Isgid",
+		      0, "Hostid", (json_int_t)spec->uid_map[0].host, "Nsid", 0, "Maprange",
+		      (json_int_t)spec->uid_map[0].count, "Isuid", 0, "Isgid", 1, "Hostid",
+		      (json_int_t)spec->gid_map[0].host, "Nsid", 0, "Maprange",
 		      (json_int_t)spec->gid_map[0].count);
 	return j ? json_dumps(j, JSON_COMPACT) : NULL;
 }
@@ -152,9 +151,8 @@ static int user_instance(const char *url, char **ret_name, char **ret_project)
 /* Refuse when another instance (of any project) using volume `vol` of project `owner` has
  * a map other than `next` (the map of a running instance, else its last one; one never
  * started is checked at its start). `project`/`name` is the instance being started. */
-static int others_agree(const char *owner, const char *project, const char *name,
-			const char *pool, const char *vol, const char *next,
-			struct berth_error *err)
+static int others_agree(const char *owner, const char *project, const char *name, const char *pool,
+			const char *vol, const char *next, struct berth_error *err)
 {
 	json_auto_t *users = NULL;
 	json_t *u;
@@ -176,16 +174,17 @@ static int others_agree(const char *owner, const char *project, const char *name
 			continue;
 		r = db_instance_get(oproj, other, &inst, err);
 		if (r < 0)
-			return berth_error_wrap(err, r, "Storage volume \"%s\": user \"%s\"",
-						vol, json_string_value(u));
+			return berth_error_wrap(err, r, "Storage volume \"%s\": user \"%s\"", vol,
+						json_string_value(u));
 		cfg = json_object_get(inst, "config");
 		map = berth_json_string(cfg, "volatile.idmap.current")
 			      ?: berth_json_string(cfg, "volatile.idmap.next");
 		if (map && !map_equal(map, next))
-			return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
-					       "Idmaps of container \"%s\" and storage volume \"%s\" "
-					       "are not identical",
-					       other, vol);
+			return berth_error_set(
+				err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				"Idmaps of container \"%s\" and storage volume \"%s\" "
+				"are not identical",
+				other, vol);
 	}
 	return 0;
 }
@@ -199,9 +198,9 @@ static bool ranges_overlap(uint32_t a, uint32_t b, uint32_t n)
 /* Shift volume `vol` of project `owner` (at `path`, row `row`) from map `last` to `next`
  * and record it. Refused between overlapping host ranges, which a failed shift could not
  * put back (ids shifted and ids still to shift would be the same). */
-static int volume_reshift(const char *owner, const char *pool, const char *vol,
-			  const char *path, const json_t *row, const char *last,
-			  const char *next, struct berth_error *err)
+static int volume_reshift(const char *owner, const char *pool, const char *vol, const char *path,
+			  const json_t *row, const char *last, const char *next,
+			  struct berth_error *err)
 {
 	json_auto_t *upd = json_deep_copy(row);
 	json_t *cfg = upd ? json_object_get(upd, "config") : NULL;
@@ -236,8 +235,8 @@ static int volume_reshift(const char *owner, const char *pool, const char *vol,
 		r = db_volume_update(pool, owner, "custom", vol, upd, NULL, NULL, err);
 	if (r < 0) {
 		/* nothing half-shifted: put the ids back as recorded */
-		back = (struct runtime_idmap_shift){sh.to_uid, sh.to_gid, sh.from_uid,
-						    sh.from_gid, sh.count};
+		back = (struct runtime_idmap_shift){sh.to_uid, sh.to_gid, sh.from_uid, sh.from_gid,
+						    sh.count};
 		if (runtime_idmap_shift_path(path, &back, NULL) < 0)
 			log_error("Storage volume \"%s\": shifting back failed", vol);
 		return berth_error_wrap(err, r, "Failed to shift storage volume \"%s\"", vol);
@@ -269,10 +268,9 @@ static int idmap_works(const char *path, const struct runtime_spec *spec, int us
  * than idmapped for `spec`'s container: when BERTH_MONITOR_NO_IDMAP is set, when it is
  * shifted already, or when the kernel or filesystem refuses the idmapped mount (probed
  * with `userns` when >= 0, else with a throwaway user namespace). Shifts it as needed. */
-static int volume_shift(const char *owner, const char *project,
-			const struct runtime_spec *spec, int userns, const char *pool,
-			const char *vol, const char *path, bool *ret_shifted,
-			struct berth_error *err)
+static int volume_shift(const char *owner, const char *project, const struct runtime_spec *spec,
+			int userns, const char *pool, const char *vol, const char *path,
+			bool *ret_shifted, struct berth_error *err)
 {
 	_cleanup_free_ char *next = map_json(spec);
 	json_auto_t *row = NULL;
@@ -311,9 +309,9 @@ static int volume_shift(const char *owner, const char *project,
 
 /* The mount of disk device `dname` for `spec`'s container (privileged or not); `userns`
  * is its user namespace when it runs (hot-plug), else -EBADF. */
-static int disk_mount(struct berth_daemon *d, const char *project,
-		      const struct runtime_spec *spec, int userns, const char *dname,
-		      const json_t *dev, struct runtime_mount *ret, struct berth_error *err)
+static int disk_mount(struct berth_daemon *d, const char *project, const struct runtime_spec *spec,
+		      int userns, const char *dname, const json_t *dev, struct runtime_mount *ret,
+		      struct berth_error *err)
 {
 	const char *source = berth_json_string(dev, "source");
 	const char *pool = berth_json_string(dev, "pool");

@@ -20,11 +20,12 @@ static int refuse_vm(const char *name, struct berth_error *err)
 	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 			       "Cannot create instance \"%s\": virtual machines (type "
 			       "\"virtual-machine\") are not supported by this server yet, only "
-			       "containers", name);
+			       "containers",
+			       name);
 }
 
-int instance_driver_get(const char *type, const char *name,
-			const struct instance_driver **ret, struct berth_error *err)
+int instance_driver_get(const char *type, const char *name, const struct instance_driver **ret,
+			struct berth_error *err)
 {
 	if (!type || !*type)
 		type = "container";
@@ -46,9 +47,11 @@ int instance_driver_of(const json_t *inst, const struct instance_driver **ret,
 	const char *name = berth_json_string(inst, "name") ?: "";
 
 	/* A stored record is not being created: say what it is, not "Cannot create". */
-	if (type && streq(type, "virtual-machine") && instance_driver_get(type, name, ret, NULL) < 0)
+	if (type && streq(type, "virtual-machine") &&
+	    instance_driver_get(type, name, ret, NULL) < 0)
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Instance \"%s\" is a virtual machine, which this server "
-				       "cannot run yet", name);
+				       "cannot run yet",
+				       name);
 	return instance_driver_get(type, name, ret, err);
 }

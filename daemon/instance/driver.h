@@ -49,20 +49,20 @@ struct instance_driver {
 	int (*exec_helper)(char **ret);
 	/* A stream of the running instance's console (new fd in *ret), LXD's `console`
 	 * websocket's other end. The unresponsive error when the runtime does not answer. */
-	int (*console_open)(struct berth_daemon *d, const char *project, const char *name,
-			    int *ret, struct berth_error *err);
+	int (*console_open)(struct berth_daemon *d, const char *project, const char *name, int *ret,
+			    struct berth_error *err);
 	/* Start from the expanded instance `inst`. -EALREADY when it runs. */
 	int (*start)(struct berth_daemon *d, const char *project, json_t *inst,
 		     struct berth_error *err);
 	/* Stop cleanly within `timeout_s` (< 0: the driver's default), then kill; at once
 	 * when `force`. */
-	int (*stop)(struct berth_daemon *d, const char *project, const char *name,
-		    int timeout_s, bool force, struct berth_error *err);
-	int (*restart)(struct berth_daemon *d, const char *project, const char *name,
-		       int timeout_s, bool force, struct berth_error *err);
+	int (*stop)(struct berth_daemon *d, const char *project, const char *name, int timeout_s,
+		    bool force, struct berth_error *err);
+	int (*restart)(struct berth_daemon *d, const char *project, const char *name, int timeout_s,
+		       bool force, struct berth_error *err);
 	/* Freeze (`freeze` true) or thaw. */
-	int (*freeze)(struct berth_daemon *d, const char *project, const char *name,
-		      bool freeze, struct berth_error *err);
+	int (*freeze)(struct berth_daemon *d, const char *project, const char *name, bool freeze,
+		      struct berth_error *err);
 	/* The InstanceState object of a running (or frozen) instance. New reference. */
 	json_t *(*state)(const struct berth_daemon *d, const char *project, const char *name);
 
@@ -84,8 +84,8 @@ struct instance_driver {
 	/* After `after` replaced `before` (`after` NULL: the instance is deleted): the
 	 * network leases held for devices `after` lacks are dropped (call it only when the
 	 * instance does not run: a running one keeps them until it stops). */
-	void (*devices_release)(struct berth_daemon *d, const char *project,
-				const json_t *before, const json_t *after);
+	void (*devices_release)(struct berth_daemon *d, const char *project, const json_t *before,
+				const json_t *after);
 	/* The volatile keys of devices `after` lacks are removed from the stored instance. */
 	int (*devices_forget)(const char *project, const json_t *before, const json_t *after,
 			      struct berth_error *err);
@@ -94,8 +94,8 @@ struct instance_driver {
 /* The driver of instance type `type` (NULL or "": "container"). -EOPNOTSUPP when there is
  * none: for "virtual-machine" the 400 says virtual machines are not supported yet, naming
  * instance `name` ("Cannot create instance ..."). */
-int instance_driver_get(const char *type, const char *name,
-			const struct instance_driver **ret, struct berth_error *err);
+int instance_driver_get(const char *type, const char *name, const struct instance_driver **ret,
+			struct berth_error *err);
 
 /* The driver of a stored instance object (its "type"). */
 int instance_driver_of(const json_t *inst, const struct instance_driver **ret,

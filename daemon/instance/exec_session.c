@@ -110,7 +110,7 @@ struct exec_session {
 	uv_pipe_t mon;
 	char mon_buf[512];
 	size_t mon_len;
-	int kept[3]; /* the child's stdio until the monitor answered: a fallback needs it */
+	int kept[3];   /* the child's stdio until the monitor answered: a fallback needs it */
 	int direct[3]; /* the client's stdio from stdio.socket until the start, else -EBADF */
 	bool is_direct;
 	struct session_io io[3];
@@ -821,7 +821,9 @@ static int send_with_fds(int sock, const char *data, size_t len, const int fds[3
 		char buf[CMSG_SPACE(3 * sizeof(int))];
 	} u = {0};
 	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 
@@ -1057,7 +1059,7 @@ static void resize_work(uv_work_t *req)
 {
 	struct resize_job *j = container_of(req, struct resize_job, work);
 	_cleanup_free_ char *line = berth_strdup_printf("console-resize %d %d", j->width,
-							 j->height);
+							j->height);
 	_cleanup_free_ char *reply = NULL;
 	struct berth_error err = {0};
 
@@ -1257,7 +1259,8 @@ static void on_ws_close(struct berth_ws_conn *ws, void *ptr)
 			input_eof(s);
 	} else if (w->idx == 1 && !s->ws[EXEC_SOCKET_CONTROL].connected &&
 		   s->state == SESSION_RUNNING) {
-		kill_command(s, SIGKILL); /* no control socket: stdout going away means the client did */
+		kill_command(
+			s, SIGKILL); /* no control socket: stdout going away means the client did */
 	}
 }
 
@@ -1484,7 +1487,8 @@ static void session_finish(struct exec_session *s, int r, const char *msg)
 		if (!w->ws || w->closed_by_us)
 			continue;
 		w->closed_by_us = true;
-		if (i != EXEC_SOCKET_CONTROL && s->spec->kind != EXEC_CONSOLE && !(i == 0 && s->spec->kind == EXEC_PIPES))
+		if (i != EXEC_SOCKET_CONTROL && s->spec->kind != EXEC_CONSOLE &&
+		    !(i == 0 && s->spec->kind == EXEC_PIPES))
 			berth_ws_conn_send(w->ws, true, "", 0);
 		berth_ws_conn_close(w->ws, 1000, "");
 	}

@@ -29,7 +29,7 @@ enum exec_kind {
 	EXEC_KIND_MAX,
 };
 
-#define EXEC_NSOCKETS 4	    /* "0", "1", "2", "control" */
+#define EXEC_NSOCKETS 4 /* "0", "1", "2", "control" */
 #define EXEC_SOCKET_CONTROL 3
 #define EXEC_SECRET_LEN 64 /* hex of 32 random bytes */
 
@@ -39,8 +39,8 @@ struct exec_spec {
 	char **argv;  /* owned, NULL-terminated: the helper's argv (not for the console) */
 	int stdio[3]; /* owned or -EBADF: EXEC_DETACHED's stdin, stdout, stderr */
 	int pty_master, pty_slave; /* owned or -EBADF: EXEC_PTY's terminal (exec_spec_open_pty) */
-	int console_fd; /* owned or -EBADF: EXEC_CONSOLE's stream to the monitor */
-	char *rundir;	/* owned: for console-resize */
+	int console_fd;		   /* owned or -EBADF: EXEC_CONSOLE's stream to the monitor */
+	char *rundir;		   /* owned: for console-resize */
 	int width, height;
 	/* Secrets of the sockets this kind uses; "" for the others. */
 	char secret[EXEC_NSOCKETS][EXEC_SECRET_LEN + 1];
@@ -49,7 +49,7 @@ struct exec_spec {
 	/* Set when preparing failed after the operation was created (record-output's
 	 * files): the operation fails with this at its start. */
 	int setup_error;
-	char *setup_msg; /* owned */
+	char *setup_msg;	      /* owned */
 	struct exec_session *session; /* loop thread; read by cancel under the registry lock */
 };
 

@@ -26,26 +26,26 @@ struct instance_job {
 	char *project;
 	char *name;
 	char *new_name;
-	json_t *object; /* owned: what to create or store */
-	struct operation *op; /* borrowed while running: for progress */
-	char *notice;	      /* owned: what an update of a running instance applies later */
-	char *fingerprint;    /* owned: source image (create from an image) */
-	char *pool_name;      /* owned: pool of the new root volume */
-	char *src_name;	      /* owned: copy source instance */
-	char *src_snap;	      /* owned: copy source snapshot, or NULL */
-	char *restore;	      /* owned: snapshot to restore */
-	json_t *snapshots;    /* owned: snapshot rows a copy records */
+	json_t *object;		  /* owned: what to create or store */
+	struct operation *op;	  /* borrowed while running: for progress */
+	char *notice;		  /* owned: what an update of a running instance applies later */
+	char *fingerprint;	  /* owned: source image (create from an image) */
+	char *pool_name;	  /* owned: pool of the new root volume */
+	char *src_name;		  /* owned: copy source instance */
+	char *src_snap;		  /* owned: copy source snapshot, or NULL */
+	char *restore;		  /* owned: snapshot to restore */
+	json_t *snapshots;	  /* owned: snapshot rows a copy records */
 	struct instance_volume v; /* the instance's own root volume (rename, delete, restore) */
-	char *action;	      /* owned: state change: start, stop, restart, freeze, unfreeze */
-	int timeout;	      /* state change: seconds, < 0 the driver's default */
-	bool force;	      /* state change: kill rather than stop cleanly */
+	char *action;		  /* owned: state change: start, stop, restart, freeze, unfreeze */
+	int timeout;		  /* state change: seconds, < 0 the driver's default */
+	bool force;		  /* state change: kill rather than stop cleanly */
 	int last_pct;
 	bool done;
 };
 
 /* A job on instance `name` of `project` (copied), of type `drv`. NULL when out of memory. */
-struct instance_job *instance_job_new(struct berth_daemon *d, const char *project,
-				      const char *name, const struct instance_driver *drv);
+struct instance_job *instance_job_new(struct berth_daemon *d, const char *project, const char *name,
+				      const struct instance_driver *drv);
 /* Takes a struct instance_job (NULL: nothing). For operation_spec's free_data. */
 void instance_job_free(void *j);
 
@@ -53,8 +53,7 @@ void instance_job_free(void *j);
 
 /* Each profile name in the array `profiles` exists for instances of `project`: 400
  * "Profile \"NAME\" doesn't exist" otherwise. */
-int instance_check_profiles(const char *project, const json_t *profiles,
-			    struct berth_error *err);
+int instance_check_profiles(const char *project, const json_t *profiles, struct berth_error *err);
 /* Creation from an image (source type "image", LXD's fields alias/fingerprint/server):
  * j->object gets the image's properties as image.* config keys, volatile.base_image and
  * its architecture when `body` names none; j->fingerprint and j->pool_name are set. */
@@ -76,8 +75,7 @@ int instance_delete_check(const struct instance_job *j, const json_t *inst,
 /* volatile.* keys are the server's: copy those of `cur` that `next`'s config lacks. */
 void instance_keep_volatile(const json_t *cur, json_t *next);
 /* A state change `action` makes sense now: 400 "The instance is already running" ... */
-int instance_state_check(const struct instance_job *j, const char *action,
-			 struct berth_error *err);
+int instance_state_check(const struct instance_job *j, const char *action, struct berth_error *err);
 
 /* ---- operation bodies ---- */
 
@@ -110,8 +108,8 @@ bool instance_running(struct berth_daemon *d, const char *project, const json_t 
  * `after`, through its driver. */
 int instance_update_limits(struct berth_daemon *d, const char *project, const json_t *before,
 			   const json_t *after, struct berth_error *err);
-char *instance_next_start_notice(struct berth_daemon *d, const char *project,
-				 const json_t *before, const json_t *after);
+char *instance_next_start_notice(struct berth_daemon *d, const char *project, const json_t *before,
+				 const json_t *after);
 /* A profile's devices may have changed: every running instance that uses it has the
  * devices served from outside it follow (same-named profiles of other projects included:
  * a sync that changes nothing keeps every helper). Failures are logged. Blocking. */

@@ -37,13 +37,20 @@ static const struct {
 	const char *key;
 	unsigned kinds;
 } nic_keys[] = {
-	{"type", KN | KB | KM | KP},	 {"nictype", KB | KM | KP},
-	{"network", KN},		 {"parent", KB | KM},
-	{"name", KN | KB | KM | KP},	 {"hwaddr", KN | KB | KM | KP},
-	{"mtu", KN | KB | KM | KP},	 {"host_name", KN | KB | KP},
-	{"mode", KM},			 {"ipv4.address", KN},
-	{"ipv6.address", KN},		 {"limits.ingress", KN | KB | KP},
-	{"limits.egress", KN | KB | KP}, {"limits.max", KN | KB | KP},
+	{"type", KN | KB | KM | KP},
+	{"nictype", KB | KM | KP},
+	{"network", KN},
+	{"parent", KB | KM},
+	{"name", KN | KB | KM | KP},
+	{"hwaddr", KN | KB | KM | KP},
+	{"mtu", KN | KB | KM | KP},
+	{"host_name", KN | KB | KP},
+	{"mode", KM},
+	{"ipv4.address", KN},
+	{"ipv6.address", KN},
+	{"limits.ingress", KN | KB | KP},
+	{"limits.egress", KN | KB | KP},
+	{"limits.max", KN | KB | KP},
 };
 
 static bool ifname_ok(const char *s)
@@ -63,8 +70,10 @@ static int parse_mac(const char *s, unsigned char mac[6])
 	unsigned v[6];
 	int used = 0;
 
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3],
-				      &v[4], &v[5], &used) != 6 || used != 17)
+	if (strlen(s) != 17 ||
+	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &used) != 6 ||
+	    used != 17)
 		return -EINVAL;
 	for (int i = 0; i < 6; i++)
 		mac[i] = (unsigned char)v[i];
@@ -76,8 +85,12 @@ int nic_parse_rate(const char *s, uint64_t *ret)
 	static const struct {
 		const char *suffix;
 		uint64_t mult;
-	} units[] = {{"", 1},	      {"bit", 1},	      {"kbit", 1000ULL},
-		     {"Mbit", 1000000ULL}, {"Gbit", 1000000000ULL}, {"Tbit", 1000000000000ULL}};
+	} units[] = {{"", 1},
+		     {"bit", 1},
+		     {"kbit", 1000ULL},
+		     {"Mbit", 1000000ULL},
+		     {"Gbit", 1000000000ULL},
+		     {"Tbit", 1000000000000ULL}};
 	char *end = NULL;
 	unsigned long long v;
 
@@ -128,8 +141,9 @@ static int check_value(const char *name, const char *key, const char *v, struct 
 				   name, v, key);
 	} else if (streq(key, "hwaddr")) {
 		if (parse_mac(v, mac) < 0 || (mac[0] & 1))
-			return BAD("Invalid device \"%s\": invalid MAC address \"%s\" for \"hwaddr\"",
-				   name, v);
+			return BAD(
+				"Invalid device \"%s\": invalid MAC address \"%s\" for \"hwaddr\"",
+				name, v);
 	} else if (streq(key, "mtu")) {
 		char *end = NULL;
 		unsigned long m = strtoul(v, &end, 10);
@@ -149,7 +163,8 @@ static int check_value(const char *name, const char *key, const char *v, struct 
 	} else if (berth_startswith(key, "limits.")) {
 		if (nic_parse_rate(v, &u) < 0)
 			return BAD("Invalid device \"%s\": invalid rate \"%s\" for \"%s\" (e.g. "
-				   "10Mbit)", name, v, key);
+				   "10Mbit)",
+				   name, v, key);
 	}
 	return 0;
 }
@@ -167,16 +182,19 @@ int nic_check_device(const char *name, const json_t *dev, struct berth_error *er
 			   name);
 	if (!nictype && !network)
 		return BAD("Invalid device \"%s\": nic devices need a \"nictype\" or a "
-			   "\"network\"", name);
+			   "\"network\"",
+			   name);
 	if (kind == NIC_KIND_MAX)
 		return BAD("Invalid device \"%s\": unsupported nictype \"%s\" (bridged, macvlan "
-			   "or p2p)", name, nictype);
+			   "or p2p)",
+			   name, nictype);
 	if ((kind == NIC_BRIDGED || kind == NIC_MACVLAN) && !berth_json_string(dev, "parent"))
 		return BAD("Invalid device \"%s\": nictype \"%s\" needs a \"parent\"", name,
 			   nictype);
 	if (!berth_json_string(dev, "name") && !ifname_ok(name))
 		return BAD("Invalid device \"%s\": no \"name\" and the device name is not a valid "
-			   "interface name", name);
+			   "interface name",
+			   name);
 	json_object_foreach((json_t *)dev, key, val) {
 		size_t i;
 		int r;
@@ -285,9 +303,10 @@ static int build_one(struct berth_daemon *d, const char *project, const char *in
 	nic.type = kind == NIC_MACVLAN ? RUNTIME_NIC_MACVLAN : RUNTIME_NIC_VETH;
 	nic.name = dup_or_null(berth_json_string(dev, "name") ?: devname, &oom);
 	nic.host = dup_or_null(hn, &oom);
-	nic.link = dup_or_null(kind == NIC_NETWORK ? target.bridge
+	nic.link = dup_or_null(kind == NIC_NETWORK   ? target.bridge
 			       : kind == NIC_BRIDGED ? berth_json_string(dev, "parent")
-						     : NULL, &oom);
+						     : NULL,
+			       &oom);
 	nic.parent = dup_or_null(kind == NIC_MACVLAN ? berth_json_string(dev, "parent") : NULL,
 				 &oom);
 	nic.mode = dup_or_null(kind == NIC_MACVLAN ? berth_json_string(dev, "mode") : NULL, &oom);

@@ -37,8 +37,8 @@
 /* ---- checks ---- */
 
 static const char *const proxy_keys[] = {
-	"type", "listen", "connect", "bind", "nat", "uid", "gid", "mode", "security.uid",
-	"security.gid", "proxy_protocol",
+	"type", "listen",	"connect",	"bind",		  "nat", "uid", "gid",
+	"mode", "security.uid", "security.gid", "proxy_protocol",
 };
 
 static bool parse_bool(const char *v, bool *ret)
@@ -99,14 +99,17 @@ static int check_keys(const char *name, const json_t *dev, struct berth_error *e
 					       "Invalid device \"%s\": \"%s\" must be true or false",
 					       name, key);
 		if ((streq(key, "uid") || streq(key, "gid") || streq(key, "security.uid") ||
-		     streq(key, "security.gid")) && *s && !parse_u32(s, 10, 0xfffffffeUL))
+		     streq(key, "security.gid")) &&
+		    *s && !parse_u32(s, 10, 0xfffffffeUL))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid device \"%s\": \"%s\" must be a user or "
-					       "group id", name, key);
+					       "group id",
+					       name, key);
 		if (streq(key, "mode") && *s && !parse_u32(s, 8, 07777))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid device \"%s\": \"mode\" must be an octal "
-					       "file mode such as 0644", name);
+					       "file mode such as 0644",
+					       name);
 	}
 	return 0;
 }
@@ -121,7 +124,8 @@ static int check_unsupported(const char *name, const json_t *dev, struct berth_e
 	    !streq(bind, "guest") && !streq(bind, "container"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": invalid binding side given. Must "
-				       "be \"host\" or \"instance\"", name);
+				       "be \"host\" or \"instance\"",
+				       name);
 	if (bind && *bind && !streq(bind, "host") && is_true(dev, "nat"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": only host-bound proxies can use NAT",
@@ -130,16 +134,19 @@ static int check_unsupported(const char *name, const json_t *dev, struct berth_e
 	    (*(berth_json_string(dev, "uid") ?: "") || *(berth_json_string(dev, "gid") ?: "")))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": uid and gid with bind=%s are not "
-				       "supported yet", name, bind);
+				       "supported yet",
+				       name, bind);
 	if ((suid && *suid && strtoul(suid, NULL, 10) != 0) ||
 	    (sgid && *sgid && strtoul(sgid, NULL, 10) != 0))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": security.uid and security.gid "
-				       "are not supported yet", name);
+				       "are not supported yet",
+				       name);
 	if (is_true(dev, "proxy_protocol"))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": proxy_protocol is not supported "
-				       "yet", name);
+				       "yet",
+				       name);
 	return 0;
 }
 
@@ -156,20 +163,21 @@ int proxy_device_check(const char *name, const json_t *dev, struct berth_error *
 	if (!l || !*l || !c || !*c)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": proxy devices need \"listen\" and "
-				       "\"connect\"", name);
+				       "\"connect\"",
+				       name);
 	r = check_unsupported(name, dev, err);
 	if (r < 0)
 		return r;
 	r = proxy_addr_parse(l, &listen, why, sizeof(why));
 	if (r < 0)
-		return berth_error_set(err, r, r == -ENOMEM ? BERTH_ERR_INTERNAL
-							    : BERTH_ERR_BAD_REQUEST,
+		return berth_error_set(err, r,
+				       r == -ENOMEM ? BERTH_ERR_INTERNAL : BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": listen: %s", name, why);
 	r = proxy_addr_parse(c, &connect, why, sizeof(why));
 	if (r < 0) {
 		proxy_addr_release(&listen);
-		return berth_error_set(err, r, r == -ENOMEM ? BERTH_ERR_INTERNAL
-							    : BERTH_ERR_BAD_REQUEST,
+		return berth_error_set(err, r,
+				       r == -ENOMEM ? BERTH_ERR_INTERNAL : BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": connect: %s", name, why);
 	}
 	r = proxy_addr_check_pair(&listen, &connect, is_true(dev, "nat"), why, sizeof(why));
@@ -178,8 +186,9 @@ int proxy_device_check(const char *name, const json_t *dev, struct berth_error *
 		has_unix_opts |= v && *v;
 	}
 	if (r == 0 && has_unix_opts && (listen.proto != PROXY_UNIX || listen.abstract)) {
-		snprintf(why, sizeof(why), "Only proxy devices for non-abstract unix sockets can "
-					   "carry uid, gid, or mode properties");
+		snprintf(why, sizeof(why),
+			 "Only proxy devices for non-abstract unix sockets can "
+			 "carry uid, gid, or mode properties");
 		r = -EINVAL;
 	}
 	proxy_addr_release(&listen);
@@ -234,8 +243,9 @@ static void helper_stop(const char *rundir, const char *dev)
 
 			pidfd_send_signal(pidfd, SIGTERM, NULL, 0);
 			if (poll(&pfd, 1, 3000) == 0) {
-				log_warn("The proxy helper of device \"%s\" ignored SIGTERM; killing it",
-					 dev);
+				log_warn(
+					"The proxy helper of device \"%s\" ignored SIGTERM; killing it",
+					dev);
 				pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
 				poll(&pfd, 1, 1000);
 			}
@@ -345,8 +355,8 @@ static void helpers_prune(const char *rundir, const json_t *devices)
 		const json_t *d;
 		size_t len = strlen(de->d_name);
 
-		if (!berth_startswith(de->d_name, "proxy.") || !berth_endswith(de->d_name, ".spec") ||
-		    len <= strlen("proxy..spec"))
+		if (!berth_startswith(de->d_name, "proxy.") ||
+		    !berth_endswith(de->d_name, ".spec") || len <= strlen("proxy..spec"))
 			continue;
 		dev = strndup(de->d_name + 6, len - 6 - 5);
 		if (!dev)
@@ -406,7 +416,8 @@ static int nat_target(const char *name, const json_t *devices, struct proxy_addr
 	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 			       "Failed to start device \"%s\": Connect IP \"%s\" must be one of "
 			       "the instance's static IPv%d addresses (%s of a NIC on a managed "
-			       "bridge)", name, proxy_addr_ip_string(connect, ip), v, key);
+			       "bridge)",
+			       name, proxy_addr_ip_string(connect, ip), v, key);
 }
 
 static int nft_apply(const char *rundir, const char *script, struct berth_error *err)
@@ -494,8 +505,8 @@ static int nat_sync(struct berth_daemon *d, const char *project, const char *nam
 
 /* ---- entry points ---- */
 
-int proxy_sync(struct berth_daemon *d, const char *project, const char *name,
-	       const json_t *devices, struct berth_error *err)
+int proxy_sync(struct berth_daemon *d, const char *project, const char *name, const json_t *devices,
+	       struct berth_error *err)
 {
 	_cleanup_free_ char *rundir = container_rundir(d, project, name);
 	const char *dname;

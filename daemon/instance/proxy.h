@@ -21,8 +21,8 @@ int proxy_device_check(const char *name, const json_t *dev, struct berth_error *
  * device gone; the nat table replaced. Blocking (a worker, or the main thread at start).
  * The first failure is returned (400 for what the user can fix, such as a listen address
  * in use or a nat device without a static address), after every device was tried. */
-int proxy_sync(struct berth_daemon *d, const char *project, const char *name,
-	       const json_t *devices, struct berth_error *err);
+int proxy_sync(struct berth_daemon *d, const char *project, const char *name, const json_t *devices,
+	       struct berth_error *err);
 
 /* The devices of a running instance changed (PUT, PATCH, a profile): proxy_sync with its
  * newly expanded devices. The caller knows it runs (the instance driver's

@@ -35,8 +35,8 @@ static int vol_path(struct storage_pool *pool, enum storage_volume_type type, co
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int open_image_file(const char *images_dir, const char *fp, const char *suffix,
-			   int *ret, struct berth_error *err)
+static int open_image_file(const char *images_dir, const char *fp, const char *suffix, int *ret,
+			   struct berth_error *err)
 {
 	_cleanup_free_ char *path = berth_strdup_printf("%s/%s%s", images_dir, fp, suffix);
 	int fd;
@@ -108,8 +108,8 @@ static int unpack_into(const char *images_dir, const char *fp, const char *dst,
 	if (r < 0)
 		return r;
 	if (kind == IMAGE_FILE_SQUASHFS) {
-		const char *argv[] = {"unsquashfs", "-f", "-n", "-d", rootfs_dir, rootfs_file,
-				      NULL};
+		const char *argv[] = {"unsquashfs", "-f",	 "-n", "-d",
+				      rootfs_dir,   rootfs_file, NULL};
 		return storage_run(argv, err);
 	}
 	return image_unpack_tar(rootfs, rootfs_dir, progress, data, cancel, err);
@@ -146,8 +146,8 @@ static int check_space(struct storage_pool *pool, const char *images_dir, const 
 		return 0;
 	return berth_error_set(err, -ENOSPC, BERTH_ERR_INTERNAL,
 			       "Not enough space on pool \"%s\" to unpack the image (%" PRIu64
-			       " bytes free, up to %" PRIu64 " needed)", pool->name,
-			       total > used ? total - used : 0, need);
+			       " bytes free, up to %" PRIu64 " needed)",
+			       pool->name, total > used ? total - used : 0, need);
 }
 
 static int verify(const char *path, struct berth_error *err)
@@ -162,12 +162,11 @@ static int verify(const char *path, struct berth_error *err)
 		return -ENOMEM;
 	r = berth_read_file(meta, IMAGE_METADATA_MAX, &yaml, &len);
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading back \"%s\": %s",
-				       meta, strerror(-r));
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading back \"%s\": %s", meta,
+				       strerror(-r));
 	r = image_metadata_parse(yaml, len, &m, err);
 	image_metadata_release(&m);
-	return r < 0 ? berth_error_wrap(err, r, "The unpacked image is damaged (disk full?)")
-		     : 0;
+	return r < 0 ? berth_error_wrap(err, r, "The unpacked image is damaged (disk full?)") : 0;
 }
 
 int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const char *fp,
@@ -243,8 +242,8 @@ int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, con
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading \"%s\": %s",
-				       meta_path, strerror(-r));
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading \"%s\": %s", meta_path,
+				       strerror(-r));
 	r = image_metadata_parse(yaml, len, &m, err);
 	if (r < 0)
 		return r;

@@ -77,8 +77,7 @@ static int cron_matches(const char *spec, const struct tm *tm, bool *ret)
 	if (*s)
 		return -EINVAL;
 	/* Day of month and day of week: either matches when both are restricted (cron). */
-	*ret = m[0] && m[1] && m[3] &&
-	       (star[2] || star[4] ? m[2] && m[4] : m[2] || m[4]);
+	*ret = m[0] && m[1] && m[3] && (star[2] || star[4] ? m[2] && m[4] : m[2] || m[4]);
 	return 0;
 }
 
@@ -86,8 +85,8 @@ static const struct {
 	const char *name;
 	const char *cron;
 } shorthands[] = {
-	{"@hourly", "0 * * * *"},    {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
-	{"@weekly", "0 0 * * 0"},    {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
+	{"@hourly", "0 * * * *"},   {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
+	{"@weekly", "0 0 * * 0"},   {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
 	{"@annually", "0 0 1 1 *"},
 };
 

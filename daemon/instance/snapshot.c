@@ -138,13 +138,26 @@ static int parse_expiry(const char *s, int64_t *ret)
 		if (end == s || n < 0)
 			return -EINVAL;
 		switch (*end) {
-		case 'M': unit = 60; break;
-		case 'H': unit = 3600; break;
-		case 'd': unit = 86400; break;
-		case 'w': unit = 7 * 86400; break;
-		case 'm': unit = 30 * 86400; break;
-		case 'y': unit = 365 * 86400; break;
-		default: return -EINVAL;
+		case 'M':
+			unit = 60;
+			break;
+		case 'H':
+			unit = 3600;
+			break;
+		case 'd':
+			unit = 86400;
+			break;
+		case 'w':
+			unit = 7 * 86400;
+			break;
+		case 'm':
+			unit = 30 * 86400;
+			break;
+		case 'y':
+			unit = 365 * 86400;
+			break;
+		default:
+			return -EINVAL;
 		}
 		total += (int64_t)n * unit;
 		s = end + 1;
@@ -153,12 +166,10 @@ static int parse_expiry(const char *s, int64_t *ret)
 	return 0;
 }
 
-int snapshot_expiry(const json_t *body, const json_t *inst, char **ret,
-		    struct berth_error *err)
+int snapshot_expiry(const json_t *body, const json_t *inst, char **ret, struct berth_error *err)
 {
 	json_t *given = json_object_get(body, "expires_at");
-	const char *expiry = berth_json_string(json_object_get(inst, "config"),
-					       "snapshots.expiry");
+	const char *expiry = berth_json_string(json_object_get(inst, "config"), "snapshots.expiry");
 	int64_t secs = 0;
 	time_t t;
 	struct tm tm;
@@ -233,8 +244,9 @@ int snapshot_delete(struct snapshot *s, struct berth_error *err)
 	if (s->v.pool) {
 		r = s->v.pool->driver->volume_snapshot_delete(s->v.pool, &s->v.vol, s->name, err);
 		if (r < 0)
-			log_warn("Snapshot \"%s/%s\": %s; the start-up reconciliation will remove it",
-				 s->instance, s->name, berth_error_msg(err, r));
+			log_warn(
+				"Snapshot \"%s/%s\": %s; the start-up reconciliation will remove it",
+				s->instance, s->name, berth_error_msg(err, r));
 		berth_error_release(err);
 	}
 	snapshot_event(s, "instance-snapshot-deleted");
@@ -303,8 +315,7 @@ int snapshots_prune(struct berth_daemon *d)
 	return n;
 }
 
-static int take_scheduled(struct berth_daemon *d, const json_t *inst,
-			  struct berth_error *err)
+static int take_scheduled(struct berth_daemon *d, const json_t *inst, struct berth_error *err)
 {
 	const char *project = berth_json_string(inst, "project") ?: "default";
 	const char *pattern = berth_json_string(json_object_get(inst, "config"),

@@ -50,8 +50,7 @@ char *snapshot_next_name(const char *pattern, const json_t *existing);
 /* expires_at for a new snapshot: `body`'s "expires_at" when a string, else now +
  * `inst`'s snapshots.expiry ("1d", "2w 3d", LXD's units M H d w m y), else NULL (never).
  * -EINVAL (400) for a malformed snapshots.expiry. */
-int snapshot_expiry(const json_t *body, const json_t *inst, char **ret,
-		    struct berth_error *err);
+int snapshot_expiry(const json_t *body, const json_t *inst, char **ret, struct berth_error *err);
 /* "/1.0/instances/INST/snapshots/SNAP[?project=P]", names encoded. */
 char *snapshot_url(const char *inst, const char *snap, const char *project);
 

@@ -19,4 +19,3 @@ void instance_volume_release(struct instance_volume *v);
 /* Open the root volume of `project`/`name` on its pool (pool NULL when it has none). */
 int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
 			 struct instance_volume *ret, struct berth_error *err);
-

@@ -124,8 +124,7 @@ int network_bridge_apply(const struct network_conf *c, struct berth_error *err)
 	 * off. */
 	if (c->nat4 && network_sysctl("/proc/sys/net/ipv4/ip_forward", "1") < 0)
 		r = berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Cannot enable IPv4 forwarding");
-	if (r >= 0 && c->nat6 &&
-	    network_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1") < 0)
+	if (r >= 0 && c->nat6 && network_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1") < 0)
 		r = berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Cannot enable IPv6 forwarding");
 out:
 	berth_nl_close(&nl);

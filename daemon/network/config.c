@@ -27,9 +27,9 @@ static const struct {
 	const char *key;
 	enum key_kind kind;
 } keys[] = {
-	{"ipv4.address", KEY_ADDR4},   {"ipv4.nat", KEY_BOOL},	  {"ipv4.dhcp", KEY_BOOL},
+	{"ipv4.address", KEY_ADDR4},	   {"ipv4.nat", KEY_BOOL},	{"ipv4.dhcp", KEY_BOOL},
 	{"ipv4.dhcp.ranges", KEY_RANGES4}, {"ipv6.address", KEY_ADDR6}, {"ipv6.nat", KEY_BOOL},
-	{"ipv6.dhcp", KEY_BOOL},       {"bridge.mtu", KEY_MTU},	  {"dns.domain", KEY_DOMAIN},
+	{"ipv6.dhcp", KEY_BOOL},	   {"bridge.mtu", KEY_MTU},	{"dns.domain", KEY_DOMAIN},
 	{"raw.dnsmasq", KEY_STRING},
 };
 
@@ -177,9 +177,10 @@ static int check_overlap(const char *self, int family, const unsigned char *addr
 			continue;
 		inet_ntop(family, a->addr, other, sizeof(other));
 		ifname_of(links, n_links, a->index, ifname);
-		return berth_error_set(err, -EADDRINUSE, BERTH_ERR_BAD_REQUEST,
-				       "Network address \"%s\" overlaps with address %s/%u on dev %s",
-				       text, other, a->prefixlen, ifname);
+		return berth_error_set(
+			err, -EADDRINUSE, BERTH_ERR_BAD_REQUEST,
+			"Network address \"%s\" overlaps with address %s/%u on dev %s", text, other,
+			a->prefixlen, ifname);
 	}
 	r = db_network_list(&nets, err);
 	if (r < 0)
@@ -187,8 +188,8 @@ static int check_overlap(const char *self, int family, const unsigned char *addr
 	json_array_foreach(nets, i, net) {
 		const char *name = berth_json_string(net, "name");
 		const char *v = berth_json_string(json_object_get(net, "config"),
-						  family == AF_INET ? "ipv4.address" :
-								      "ipv6.address");
+						  family == AF_INET ? "ipv4.address"
+								    : "ipv6.address");
 		unsigned char oaddr[16];
 		unsigned int oprefix;
 
@@ -197,7 +198,8 @@ static int check_overlap(const char *self, int family, const unsigned char *addr
 		if (prefix_overlap(oaddr, oprefix, addr, prefix))
 			return berth_error_set(err, -EADDRINUSE, BERTH_ERR_BAD_REQUEST,
 					       "Network address \"%s\" overlaps with network \"%s\""
-					       " (%s)", text, name, v);
+					       " (%s)",
+					       text, name, v);
 	}
 	return 0;
 }
@@ -288,7 +290,8 @@ static int check_address(const char *self, json_t *config, const char *key, int 
 				       "Invalid value for network \"%s\" option \"%s\": \"%s\" is"
 				       " the subnet's own address, give the bridge's address"
 				       " (like %s)",
-				       self, key, v, family == AF_INET ? "10.1.2.1/24" : "fd42::1/64");
+				       self, key, v,
+				       family == AF_INET ? "10.1.2.1/24" : "fd42::1/64");
 	return check_overlap(self, family, net, prefix, v, err);
 }
 
@@ -318,8 +321,7 @@ static int check_ranges(const char *self, const char *v, struct berth_error *err
 
 /* Every ipv4.dhcp.ranges address must be in the IPv4 subnet (checked once the address
  * is known). */
-static int check_ranges_in_subnet(const char *self, const json_t *config,
-				  struct berth_error *err)
+static int check_ranges_in_subnet(const char *self, const json_t *config, struct berth_error *err)
 {
 	const char *ranges = berth_json_string(config, "ipv4.dhcp.ranges");
 	const char *a4 = berth_json_string(config, "ipv4.address");
@@ -386,7 +388,8 @@ static int check_value(const char *self, const char *key, enum key_kind kind, co
 		if (!*v)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid value for network \"%s\" option \"%s\":"
-					       " empty domain", self, key);
+					       " empty domain",
+					       self, key);
 		return 0;
 	case KEY_RANGES4:
 		return check_ranges(self, v, err);
@@ -395,8 +398,7 @@ static int check_value(const char *self, const char *key, enum key_kind kind, co
 	}
 }
 
-int network_config_check(const char *name, json_t *config, bool create,
-			 struct berth_error *err)
+int network_config_check(const char *name, json_t *config, bool create, struct berth_error *err)
 {
 	const char *key;
 	json_t *val;
@@ -426,7 +428,7 @@ int network_config_check(const char *name, json_t *config, bool create,
 	}
 	if (create) {
 		static const char *const fam[2][2] = {{"ipv4.address", "ipv4.nat"},
-						       {"ipv6.address", "ipv6.nat"}};
+						      {"ipv6.address", "ipv6.nat"}};
 
 		for (int f = 0; f < 2; f++) {
 			const char *a = berth_json_string(config, fam[f][0]);

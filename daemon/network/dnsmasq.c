@@ -53,8 +53,8 @@ static pid_t dnsmasq_pid(struct berth_daemon *d, const char *name)
 	{
 		const char *base = strrchr(cmdline, '/');
 		size_t want_len = strlen("dnsmasq") + 1 + strlen(conf) + strlen("--conf-file=");
-		const char *start = base && (size_t)(base - cmdline) < strlen(cmdline) ? base + 1 :
-											  cmdline;
+		const char *start = base && (size_t)(base - cmdline) < strlen(cmdline) ? base + 1
+										       : cmdline;
 		size_t rest = len - (size_t)(start - cmdline);
 
 		if (rest < want_len || memcmp(start, want, want_len) != 0)
@@ -202,8 +202,8 @@ int network_dnsmasq_apply(struct berth_daemon *d, const struct network_conf *c,
 		return oom(err);
 	r = berth_mkdir_p(hosts, 0755);
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot create \"%s\": %s", hosts,
-				       strerror(-r));
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot create \"%s\": %s",
+				       hosts, strerror(-r));
 	pid = dnsmasq_pid(d, c->name);
 	if (!c->has4 && !c->has6) {
 		/* Nothing to serve. */

@@ -29,8 +29,7 @@ int network_name_check(const char *name, struct berth_error *err);
  * unless set. "auto" is replaced by a free subnet; a given subnet overlapping a
  * route, an address or another network of berthd's namespace is refused (400 naming
  * the overlap). */
-int network_config_check(const char *name, json_t *config, bool create,
-			 struct berth_error *err);
+int network_config_check(const char *name, json_t *config, bool create, struct berth_error *err);
 /* Bring network `name` to `config`: bridge, addresses, forwarding, NAT, dnsmasq
  * (restarted when its config changed, re-adopted when it runs). */
 int network_apply(struct berth_daemon *d, const char *name, const json_t *config,
@@ -44,8 +43,7 @@ int network_remove(struct berth_daemon *d, const char *name, struct berth_error 
 void network_startup(struct berth_daemon *d, bool fresh);
 
 /* GET .../leases: [{"hostname","hwaddr","address","type","location","project"}]. */
-int network_leases(struct berth_daemon *d, const char *name, json_t **ret,
-		   struct berth_error *err);
+int network_leases(struct berth_daemon *d, const char *name, json_t **ret, struct berth_error *err);
 /* GET .../state of any link of berthd's namespace: -ENOENT (404) if none. */
 int network_link_state(const char *name, json_t **ret, struct berth_error *err);
 /* Links of berthd's namespace as unmanaged network objects, names not in `skip`

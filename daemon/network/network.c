@@ -33,8 +33,8 @@ static void unlockp(pthread_mutex_t **m)
 	if (*m)
 		pthread_mutex_unlock(*m);
 }
-#define LOCKED_SCOPE                                                                             \
-	_cleanup_(unlockp) pthread_mutex_t *_held = &network_lock;                               \
+#define LOCKED_SCOPE                                                                               \
+	_cleanup_(unlockp) pthread_mutex_t *_held = &network_lock;                                 \
 	pthread_mutex_lock(_held)
 
 int network_apply(struct berth_daemon *d, const char *name, const json_t *config,
@@ -172,8 +172,8 @@ void network_startup(struct berth_daemon *d, bool fresh)
 static char *host_entry_path(struct berth_daemon *d, const char *network, const char *project,
 			     const char *instance, const char *device)
 {
-	_cleanup_free_ char *file =
-		berth_strdup_printf("dnsmasq.hosts/%s_%s.%s", project, instance, device);
+	_cleanup_free_ char *file = berth_strdup_printf("dnsmasq.hosts/%s_%s.%s", project, instance,
+							device);
 
 	return file ? network_path(d, network, file) : NULL;
 }
@@ -221,8 +221,8 @@ static int check_static(const struct network_conf *c, int family, const char *de
 			const char *text, struct berth_error *err)
 {
 	unsigned char a[16];
-	const unsigned char *gw = family == AF_INET ? (const void *)&c->addr4 :
-						      (const void *)&c->addr6;
+	const unsigned char *gw = family == AF_INET ? (const void *)&c->addr4
+						    : (const void *)&c->addr6;
 	unsigned int prefix = family == AF_INET ? c->prefix4 : c->prefix6;
 	unsigned int bytes = family == AF_INET ? 4 : 16;
 	bool zero = true, ones = true;
@@ -374,13 +374,13 @@ int network_nic_lease_remove(struct berth_daemon *d, const char *project, const 
 
 /* ---- leases ---- */
 
-static int add_lease(json_t *list, const char *hostname, const char *hwaddr,
-		     const char *address, const char *type)
+static int add_lease(json_t *list, const char *hostname, const char *hwaddr, const char *address,
+		     const char *type)
 {
-	return json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
-						     "hostname", hostname, "hwaddr", hwaddr,
-						     "address", address, "type", type, "location",
-						     "none", "project", "default"));
+	return json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "hostname",
+						     hostname, "hwaddr", hwaddr, "address", address,
+						     "type", type, "location", "none", "project",
+						     "default"));
 }
 
 /* Static entries from dnsmasq.hosts/: "hwaddr[,ipv4][,[ipv6]],name". Also records
@@ -403,7 +403,8 @@ static void static_leases(const char *dir, json_t *list, json_t *seen)
 		if (!path || berth_read_file(path, 4096, &text, &len) < 0)
 			continue;
 		text[strcspn(text, "\n")] = '\0';
-		for (char *t = strtok_r(text, ",", &save); t && n < 4; t = strtok_r(NULL, ",", &save))
+		for (char *t = strtok_r(text, ",", &save); t && n < 4;
+		     t = strtok_r(NULL, ",", &save))
 			fields[n++] = t;
 		if (n < 3)
 			continue;
@@ -425,8 +426,7 @@ static void static_leases(const char *dir, json_t *list, json_t *seen)
 	closedir(dh);
 }
 
-int network_leases(struct berth_daemon *d, const char *name, json_t **ret,
-		   struct berth_error *err)
+int network_leases(struct berth_daemon *d, const char *name, json_t **ret, struct berth_error *err)
 {
 	_cleanup_free_ char *hosts = network_path(d, name, "dnsmasq.hosts");
 	_cleanup_free_ char *leases = network_path(d, name, "dnsmasq.leases");
@@ -528,8 +528,9 @@ int network_link_state(const char *name, json_t **ret, struct berth_error *err)
 				      json_pack("{s:s, s:s, s:s, s:s}", "family",
 						a->family == AF_INET ? "inet" : "inet6", "address",
 						text, "netmask", prefix, "scope",
-						a->scope == RT_SCOPE_LINK ? "link" :
-						a->scope == RT_SCOPE_HOST ? "local" : "global"));
+						a->scope == RT_SCOPE_LINK   ? "link"
+						: a->scope == RT_SCOPE_HOST ? "local"
+									    : "global"));
 	}
 	for (size_t i = 0; i < n_links; i++)
 		if (links[i].master == l->index)
@@ -552,8 +553,8 @@ int network_link_state(const char *name, json_t **ret, struct berth_error *err)
 		snprintf(id, sizeof(id), "8000.%.2s%.2s%.2s%.2s%.2s%.2s", mac, mac + 3, mac + 6,
 			 mac + 9, mac + 12, mac + 15);
 		json_object_set_new(state, "bridge",
-				    json_pack("{s:s, s:b, s:i, s:i, s:b, s:o}", "id", id, "stp",
-					      0, "forward_delay", 1500, "vlan_default", 1,
+				    json_pack("{s:s, s:b, s:i, s:i, s:b, s:o}", "id", id, "stp", 0,
+					      "forward_delay", 1500, "vlan_default", 1,
 					      "vlan_filtering", 0, "upper_devices", uppers));
 	} else {
 		json_decref(uppers);

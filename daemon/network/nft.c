@@ -17,8 +17,7 @@ static int oom(struct berth_error *err)
 }
 
 /* The subnet of addr/prefix as text ("10.1.2.0/24"). */
-static void subnet_text(int family, const void *addr, unsigned int prefix, char *buf,
-			size_t size)
+static void subnet_text(int family, const void *addr, unsigned int prefix, char *buf, size_t size)
 {
 	unsigned char net[16];
 	unsigned int bytes = family == AF_INET ? 4 : 16;
@@ -69,8 +68,8 @@ int network_nft_apply(const struct network_conf *c, struct berth_error *err)
 int network_nft_remove(const char *name, struct berth_error *err)
 {
 	static const char *const argv[] = {"nft", "-f", "-", NULL};
-	_cleanup_free_ char *rules = berth_strdup_printf(
-		"table inet berth-%1$s\ndelete table inet berth-%1$s\n", name);
+	_cleanup_free_ char *rules =
+		berth_strdup_printf("table inet berth-%1$s\ndelete table inet berth-%1$s\n", name);
 	int r;
 
 	if (!rules)

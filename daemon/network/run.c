@@ -18,8 +18,7 @@
 #define RUN_TIMEOUT_MS 60000
 
 /* The failure message when the output went to `log_path`: its head, as before. */
-static int log_failure(const struct berth_spawn *s, const char *log_path,
-		       struct berth_error *err)
+static int log_failure(const struct berth_spawn *s, const char *log_path, struct berth_error *err)
 {
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;

@@ -18,7 +18,10 @@
 #include "storage/driver.h"
 
 static const char *const aggregate_keys[] = {
-	"limits.memory", "limits.processes", "limits.cpu", "limits.disk",
+	"limits.memory",
+	"limits.processes",
+	"limits.cpu",
+	"limits.disk",
 };
 
 struct usage {
@@ -178,8 +181,7 @@ static bool parse_count(const char *v, int64_t *ret)
 
 /* A limit's value (or an instance's value for it) as a number: bytes for memory and
  * disk, a count for processes and CPUs (pinned CPU sets cannot be added up). */
-static int parse_value(const char *key, const char *value, int64_t *ret,
-		       struct berth_error *err)
+static int parse_value(const char *key, const char *value, int64_t *ret, struct berth_error *err)
 {
 	uint64_t bytes = 0;
 
@@ -197,8 +199,8 @@ static int parse_value(const char *key, const char *value, int64_t *ret,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "CPUs can't be pinned if project limits are used");
 	if (!parse_count(value, ret))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Invalid value \"%s\"", value);
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Invalid value \"%s\"",
+				       value);
 	return 0;
 }
 
@@ -235,7 +237,8 @@ static int instance_value(const struct usage *u, const json_t *inst, const char 
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Instance \"%s\" in project \"%s\" has no \"size\" "
 					       "config set on the root device either directly or "
-					       "via a profile", name, u->project);
+					       "via a profile",
+					       name, u->project);
 	} else {
 		v = berth_json_string(json_object_get(x, "config"), key);
 		if ((!v || !*v) && skip_unset)
@@ -243,13 +246,14 @@ static int instance_value(const struct usage *u, const json_t *inst, const char 
 		if (!v || !*v)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Instance \"%s\" in project \"%s\" has no \"%s\" "
-					       "config, either directly or via a profile", name,
-					       u->project, key);
+					       "config, either directly or via a profile",
+					       name, u->project, key);
 	}
 	if (parse_value(key, v, ret, NULL) < 0 && !skip_unset)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Failed parsing \"%s\" for instance \"%s\" in project "
-				       "\"%s\"", key, name, u->project);
+				       "\"%s\"",
+				       key, name, u->project);
 	return 0;
 }
 
@@ -278,7 +282,8 @@ static int usage_total(const struct usage *u, const char *key, bool skip_unset, 
 			if (!size || !*size)
 				return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 						       "Custom volume \"%s\" in project \"%s\" has "
-						       "no \"size\" config set", name, u->project);
+						       "no \"size\" config set",
+						       name, u->project);
 			r = parse_value(key, size, &v, skip_unset ? NULL : err);
 			if (r < 0 && skip_unset)
 				continue;
@@ -309,7 +314,8 @@ static int check_aggregates(const struct usage *u, struct berth_error *err)
 		if (total > limit)
 			return berth_error_set(err, -EDQUOT, BERTH_ERR_BAD_REQUEST,
 					       "Reached maximum aggregate value \"%s\" for \"%s\" "
-					       "in project \"%s\"", value, key, u->project);
+					       "in project \"%s\"",
+					       value, key, u->project);
 	}
 	return 0;
 }
@@ -337,7 +343,8 @@ static int check_counts(const struct usage *u, const char *type, struct berth_er
 	if (v && *v && parse_count(v, &limit) && count_type(u->instances, type) >= limit)
 		return berth_error_set(err, -EDQUOT, BERTH_ERR_BAD_REQUEST,
 				       "Reached maximum number of instances of type \"%s\" in "
-				       "project \"%s\"", type, u->project);
+				       "project \"%s\"",
+				       type, u->project);
 	v = berth_json_string(u->config, "limits.instances");
 	if (v && *v && parse_count(v, &limit) && count_type(u->instances, NULL) >= limit)
 		return berth_error_set(err, -EDQUOT, BERTH_ERR_BAD_REQUEST,
@@ -387,8 +394,7 @@ int project_limits_check_profile(const char *project, const json_t *profile,
 	return 0;
 }
 
-int project_limits_check_volume(const char *project, const json_t *volume,
-				struct berth_error *err)
+int project_limits_check_volume(const char *project, const json_t *volume, struct berth_error *err)
 {
 	_cleanup_(usage_release) struct usage u = {0};
 	bool limited = false;
@@ -431,7 +437,7 @@ static int check_lowered(const struct usage *u, const char *key, const char *val
 
 	if (streq(key, "limits.instances") || streq(key, "limits.containers") ||
 	    streq(key, "limits.virtual-machines")) {
-		const char *type = streq(key, "limits.containers")	 ? "container"
+		const char *type = streq(key, "limits.containers")	   ? "container"
 				   : streq(key, "limits.virtual-machines") ? "virtual-machine"
 									   : NULL;
 
@@ -450,8 +456,8 @@ static int check_lowered(const struct usage *u, const char *key, const char *val
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
 				       "Can't change \"%s\" in project \"%s\": \"%s\" is too low: "
 				       "there currently are %" PRId64 " instances of type %s in "
-				       "project \"%s\"", key, u->project, key, total, type,
-				       u->project);
+				       "project \"%s\"",
+				       key, u->project, key, total, type, u->project);
 	}
 	r = parse_value(key, value, &limit, err);
 	if (r < 0)
@@ -496,8 +502,8 @@ int project_limits_check_config(const char *project, const json_t *cur, const js
 }
 
 /* One {"limit", "usage"} entry: limit -1 when the project sets none. */
-static int state_add(json_t *resources, const char *name, const char *limit_value,
-		     const char *key, int64_t usage, struct berth_error *err)
+static int state_add(json_t *resources, const char *name, const char *limit_value, const char *key,
+		     int64_t usage, struct berth_error *err)
 {
 	int64_t limit = -1;
 	int r;
@@ -507,8 +513,8 @@ static int state_add(json_t *resources, const char *name, const char *limit_valu
 			: (parse_count(limit_value, &limit) ? 0 : -EINVAL);
 		if (r < 0)
 			return berth_error_set(err, r, BERTH_ERR_INTERNAL,
-					       "Invalid value \"%s\" for \"limits.%s\"", limit_value,
-					       name);
+					       "Invalid value \"%s\" for \"limits.%s\"",
+					       limit_value, name);
 	}
 	return json_object_set_new(resources, name,
 				   json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "usage",
@@ -536,8 +542,9 @@ int project_limits_state(const char *project, json_t **ret, struct berth_error *
 		return -ENOMEM;
 	r = usage_load(project, true, &u, &limited, err);
 	if (r >= 0)
-		r = state_add(resources, "instances", berth_json_string(u.config, "limits.instances"),
-			      NULL, count_type(u.instances, NULL), err);
+		r = state_add(resources, "instances",
+			      berth_json_string(u.config, "limits.instances"), NULL,
+			      count_type(u.instances, NULL), err);
 	if (r >= 0)
 		r = state_add(resources, "containers",
 			      berth_json_string(u.config, "limits.containers"), NULL,

@@ -24,8 +24,7 @@ int project_limits_check_instance(const char *project, const json_t *inst, bool 
 int project_limits_check_profile(const char *project, const json_t *profile,
 				 struct berth_error *err);
 /* Before creating or updating custom volume `volume` ({"name","config"}) of `project`. */
-int project_limits_check_volume(const char *project, const json_t *volume,
-				struct berth_error *err);
+int project_limits_check_volume(const char *project, const json_t *volume, struct berth_error *err);
 /* Before the project's config becomes `next`: values must parse, and no limit changed
  * in it may be below the current use. */
 int project_limits_check_config(const char *project, const json_t *cur, const json_t *next,

@@ -55,7 +55,8 @@ static int parse_ports(const char *s, struct proxy_addr *a, char *why, size_t wh
 
 		if (!dash) {
 			if (!parse_port(p, (size_t)(end - p), &first))
-				return fail(why, why_len, "Invalid port \"%.*s\"", (int)(end - p), p);
+				return fail(why, why_len, "Invalid port \"%.*s\"", (int)(end - p),
+					    p);
 			last = first;
 		} else if (!parse_port(p, (size_t)(dash - p), &first) ||
 			   !parse_port(dash + 1, (size_t)(end - dash - 1), &last) || last < first) {
@@ -87,7 +88,8 @@ static int parse_inet(const char *s, struct proxy_addr *a, char *why, size_t why
 		const char *close = strchr(s, ']');
 
 		if (!close || close[1] != ':')
-			return fail(why, why_len, "Invalid address \"%s\": expected [IPV6]:PORT", s);
+			return fail(why, why_len, "Invalid address \"%s\": expected [IPV6]:PORT",
+				    s);
 		hlen = (size_t)(close - s - 1);
 		if (hlen >= sizeof(host))
 			return fail(why, why_len, "Invalid IPv6 address in \"%s\"", s);
@@ -106,7 +108,8 @@ static int parse_inet(const char *s, struct proxy_addr *a, char *why, size_t why
 		if (memchr(s, ':', hlen))
 			return fail(why, why_len,
 				    "Invalid address \"%s\": IPv6 addresses go in brackets, "
-				    "[ADDR]:PORT", s);
+				    "[ADDR]:PORT",
+				    s);
 		if (hlen >= sizeof(host))
 			return fail(why, why_len, "Invalid IP address in \"%s\"", s);
 		memcpy(host, s, hlen);
@@ -129,7 +132,8 @@ int proxy_addr_parse(const char *s, struct proxy_addr *ret, char *why, size_t wh
 	int r;
 
 	for (size_t i = 0; colon && i < ARRAY_SIZE(protos); i++)
-		if (strlen(protos[i]) == (size_t)(colon - s) && strneq(s, protos[i], (size_t)(colon - s)))
+		if (strlen(protos[i]) == (size_t)(colon - s) &&
+		    strneq(s, protos[i], (size_t)(colon - s)))
 			a.proto = (enum proxy_proto)i;
 	if (a.proto == PROXY_PROTO_MAX)
 		return fail(why, why_len, "Unknown protocol type \"%.*s\" (tcp, udp or unix)",
@@ -214,8 +218,8 @@ uint16_t proxy_addr_connect_port(const struct proxy_addr *connect, size_t i)
 
 const char *proxy_addr_ip_string(const struct proxy_addr *a, char *buf)
 {
-	if (!inet_ntop(a->family, a->family == AF_INET6 ? (const void *)&a->ip.v6
-							 : (const void *)&a->ip.v4,
+	if (!inet_ntop(a->family,
+		       a->family == AF_INET6 ? (const void *)&a->ip.v6 : (const void *)&a->ip.v4,
 		       buf, INET6_ADDRSTRLEN))
 		buf[0] = '\0';
 	return buf;
@@ -239,10 +243,12 @@ int proxy_addr_check_pair(const struct proxy_addr *listen, const struct proxy_ad
 		return fail(why, why_len, "Proxying from %s to udp is not supported",
 			    names[listen->proto]);
 	if (listen->proto == PROXY_UNIX && connect->n_ports > 1)
-		return fail(why, why_len, "Mismatch between listen port(s) and connect port(s) count");
-	if (listen->proto != PROXY_UNIX && connect->proto != PROXY_UNIX &&
-	    connect->n_ports > 1 && connect->n_ports != listen->n_ports)
-		return fail(why, why_len, "Mismatch between listen port(s) and connect port(s) count");
+		return fail(why, why_len,
+			    "Mismatch between listen port(s) and connect port(s) count");
+	if (listen->proto != PROXY_UNIX && connect->proto != PROXY_UNIX && connect->n_ports > 1 &&
+	    connect->n_ports != listen->n_ports)
+		return fail(why, why_len,
+			    "Mismatch between listen port(s) and connect port(s) count");
 	if (!nat)
 		return 0;
 	if (listen->proto == PROXY_UNIX || connect->proto == PROXY_UNIX ||
@@ -250,9 +256,11 @@ int proxy_addr_check_pair(const struct proxy_addr *listen, const struct proxy_ad
 		return fail(why, why_len, "Proxying %s <-> %s is not supported when using NAT",
 			    names[listen->proto], names[connect->proto]);
 	if (proxy_addr_is_wildcard(listen))
-		return fail(why, why_len, "Cannot listen on wildcard address \"%s\" when in nat mode",
+		return fail(why, why_len,
+			    "Cannot listen on wildcard address \"%s\" when in nat mode",
 			    listen->family == AF_INET6 ? "::" : "0.0.0.0");
 	if (listen->family != connect->family)
-		return fail(why, why_len, "Cannot mix IP versions between listen and connect in nat mode");
+		return fail(why, why_len,
+			    "Cannot mix IP versions between listen and connect in nat mode");
 	return 0;
 }

@@ -26,11 +26,11 @@ struct proxy_addr {
 	union {
 		struct in_addr v4;
 		struct in6_addr v6;
-	} ip;	     /* tcp, udp; an empty host is the wildcard address */
+	} ip;		 /* tcp, udp; an empty host is the wildcard address */
 	uint16_t *ports; /* owned; tcp, udp: the ports in order, ranges expanded */
 	size_t n_ports;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix, without '@' */
-	bool abstract;						 /* unix: `unix:@NAME` */
+	bool abstract;						/* unix: `unix:@NAME` */
 };
 
 /* Parse `s`. -EINVAL with a message in `why` (LXD's wording where it has one) when it is

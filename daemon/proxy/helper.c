@@ -85,8 +85,8 @@ struct dir {
 };
 
 struct conn {
-	struct ev client; /* accepted socket */
-	struct ev server; /* socket in the container */
+	struct ev client;  /* accepted socket */
+	struct ev server;  /* socket in the container */
 	struct dir dir[2]; /* 0: client -> server, 1: server -> client */
 	bool connecting;
 	bool dead; /* closed; freed after the current batch of events */
@@ -392,7 +392,8 @@ static int ct_connect(struct proxy *p, int fd, size_t i)
 		if (target < 0)
 			return -errno;
 		snprintf(un->sun_path, sizeof(un->sun_path), "/proc/self/fd/%d", target);
-		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(un->sun_path) + 1);
+		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(un->sun_path) +
+				  1);
 	}
 	if (connect(fd, (struct sockaddr *)&ss, len) == 0)
 		return 0;
@@ -498,8 +499,9 @@ static int listen_one(struct proxy *p, struct listener *l, int type, char *why, 
 	socklen_t len = proxy_addr_sockaddr(&p->listen, l->index, &ss);
 	int one = 1, r;
 
-	l->ev.fd = p->bind_instance ? ct_socket(p, p->listen.family, type)
-				    : socket(p->listen.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	l->ev.fd = p->bind_instance
+			   ? ct_socket(p, p->listen.family, type)
+			   : socket(p->listen.family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l->ev.fd < 0)
 		return p->bind_instance ? l->ev.fd : -errno;
 	if (p->listen.family != AF_UNIX)
@@ -807,8 +809,8 @@ static void udp_back(struct proxy *p, struct flow *f)
 		if (n < 0) /* EAGAIN, or ECONNREFUSED: nothing listens there (yet) */
 			return;
 		f->last = time(NULL);
-		sendto(f->l->ev.fd, p->buf, (size_t)n, MSG_DONTWAIT,
-		       (struct sockaddr *)&f->client, f->client_len);
+		sendto(f->l->ev.fd, p->buf, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&f->client,
+		       f->client_len);
 	}
 }
 
@@ -949,8 +951,8 @@ static int lock_pid_file(struct proxy *p, char *why, size_t why_len)
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int r = -errno;
 
-		snprintf(why, why_len, "%s", r == -EWOULDBLOCK ? "a proxy for this device already runs"
-							       : strerror(-r));
+		snprintf(why, why_len, "%s",
+			 r == -EWOULDBLOCK ? "a proxy for this device already runs" : strerror(-r));
 		close(fd);
 		return r;
 	}

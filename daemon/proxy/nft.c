@@ -22,8 +22,8 @@ char *proxy_nft_table(const char *berth_dir, const char *project, const char *in
 	memcpy(key + a, project, b);
 	memcpy(key + a + b, instance, c);
 	berth_sha256(key, a + b + c, h);
-	if (asprintf(&name, "berth_proxy_%02x%02x%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2],
-		     h[3], h[4], h[5], h[6], h[7]) < 0)
+	if (asprintf(&name, "berth_proxy_%02x%02x%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3],
+		     h[4], h[5], h[6], h[7]) < 0)
 		return NULL;
 	return name;
 }

@@ -10,8 +10,8 @@
 #include "daemon/proxy/addr.h"
 
 struct proxy_nat_rule {
-	const char *device;		 /* borrowed; named in each rule's comment */
-	const struct proxy_addr *listen; /* borrowed; tcp or udp, a specific address */
+	const char *device;		  /* borrowed; named in each rule's comment */
+	const struct proxy_addr *listen;  /* borrowed; tcp or udp, a specific address */
 	const struct proxy_addr *connect; /* borrowed; the instance's static address */
 };
 

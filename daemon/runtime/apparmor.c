@@ -130,23 +130,23 @@ static const struct {
 	const char *fstype;
 	const char *target;
 } mounts[] = {
-	{ "proc", "/proc/" },
-	{ "sysfs", "/sys/" },
-	{ "cgroup", "/sys/fs/cgroup/{,**}" },
-	{ "cgroup2", "/sys/fs/cgroup/{,**}" },
-	{ "tmpfs", NULL },
-	{ "devpts", NULL },
-	{ "mqueue", NULL },
-	{ "hugetlbfs", NULL },
-	{ "fuse", NULL },
-	{ "fuse.*", NULL },
-	{ "fusectl", "/sys/fs/fuse/connections/" },
-	{ "binfmt_misc", "/proc/sys/fs/binfmt_misc/" },
-	{ "securityfs", "/sys/kernel/security/" },
-	{ "configfs", "/sys/kernel/config/" },
-	{ "debugfs", "/sys/kernel/debug/" },
-	{ "tracefs", "/sys/kernel/tracing/" },
-	{ "efivarfs", "/sys/firmware/efi/efivars/" },
+	{"proc", "/proc/"},
+	{"sysfs", "/sys/"},
+	{"cgroup", "/sys/fs/cgroup/{,**}"},
+	{"cgroup2", "/sys/fs/cgroup/{,**}"},
+	{"tmpfs", NULL},
+	{"devpts", NULL},
+	{"mqueue", NULL},
+	{"hugetlbfs", NULL},
+	{"fuse", NULL},
+	{"fuse.*", NULL},
+	{"fusectl", "/sys/fs/fuse/connections/"},
+	{"binfmt_misc", "/proc/sys/fs/binfmt_misc/"},
+	{"securityfs", "/sys/kernel/security/"},
+	{"configfs", "/sys/kernel/config/"},
+	{"debugfs", "/sys/kernel/debug/"},
+	{"tracefs", "/sys/kernel/tracing/"},
+	{"efivarfs", "/sys/firmware/efi/efivars/"},
 };
 
 /* Kernel interfaces that may be mounted (systemd does) but never written. */
@@ -168,7 +168,8 @@ static const char *const propagation[] = {
 static void write_profile(FILE *out, const char *profile_name, const char *raw)
 {
 	fprintf(out, "#include <tunables/global>\n");
-	fprintf(out, "profile \"%s\" flags=(attach_disconnected,mediate_deleted) {\n", profile_name);
+	fprintf(out, "profile \"%s\" flags=(attach_disconnected,mediate_deleted) {\n",
+		profile_name);
 	fputs("  # Everything not denied below.\n"
 	      "  capability,\n  dbus,\n  file,\n  network,\n  umount,\n  pivot_root,\n\n"
 	      "  # Signals and ptrace only within the container.\n"
@@ -268,8 +269,8 @@ static int run_parser(const char *parser, const char *text, struct berth_error *
 	return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
 			       "apparmor_parser refused the profile (%s %d)%s%s",
 			       s.term_signal ? "signal" : "exit",
-			       s.term_signal ? s.term_signal : s.exit_code,
-			       output[0] ? ": " : "", output);
+			       s.term_signal ? s.term_signal : s.exit_code, output[0] ? ": " : "",
+			       output);
 }
 
 int runtime_apparmor_load(const char *profile_text, struct berth_error *err)

@@ -135,8 +135,8 @@ static int mask_add(uint64_t *mask, const char *name, struct berth_error *err)
 
 static int drop_from_sets(uint64_t mask, struct berth_error *err)
 {
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = { 0 };
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2] = {0};
 
 	if (syscall(SYS_capget, &hdr, data) < 0)
 		return sys_fail(err, "reading the capability sets");
@@ -180,9 +180,10 @@ int runtime_caps_drop(const char *const *extra, struct berth_error *err)
 		if (prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0, 0, 0) < 0) {
 			int r2 = -errno;
 
-			return berth_error_set(err, r2, BERTH_ERR_INTERNAL,
-					       "dropping capability \"%s\" from the bounding set: %s",
-					       cap_names[cap] ? cap_names[cap] : "?", strerror(-r2));
+			return berth_error_set(
+				err, r2, BERTH_ERR_INTERNAL,
+				"dropping capability \"%s\" from the bounding set: %s",
+				cap_names[cap] ? cap_names[cap] : "?", strerror(-r2));
 		}
 	}
 	r = drop_from_sets(mask, err);

@@ -399,8 +399,8 @@ static size_t root_len_of(int ctrl, const struct runtime_cgroup *cg)
 	return strlen(CGROUP_ROOT) + 1 + strlen(ctrl_dirs[ctrl]);
 }
 
-static int set_limit(const struct runtime_cgroup *cg, int ctrl, const char *file,
-		     const char *value, struct berth_error *err)
+static int set_limit(const struct runtime_cgroup *cg, int ctrl, const char *file, const char *value,
+		     struct berth_error *err)
 {
 	int r;
 
@@ -462,7 +462,8 @@ static int apply_limits(const struct runtime_cgroup *cg, const struct runtime_cg
 		if (r == 0 && !l->memory_swap) {
 			if (v2)
 				r = set_limit(cg, mem, "memory.swap.max", "0", err);
-			else if (access("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", F_OK) == 0)
+			else if (access("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+					F_OK) == 0)
 				r = set_limit(cg, mem, "memory.memsw.limit_in_bytes", v, err);
 		}
 		if (r < 0)
@@ -545,8 +546,7 @@ static int live_memory(const struct runtime_cgroup *cg, const struct runtime_cgr
 }
 
 /* No cpu list: the parent's (v1 copies it, v2 inherits from an empty file). */
-static int live_cpuset(const struct runtime_cgroup *cg, const char *cpus,
-		       struct berth_error *err)
+static int live_cpuset(const struct runtime_cgroup *cg, const char *cpus, struct berth_error *err)
 {
 	_cleanup_free_ char *parent = NULL;
 	char buf[1024];
@@ -587,15 +587,15 @@ static int live_cpu_quota(const struct runtime_cgroup *cg, const struct runtime_
 				 period);
 		else
 			snprintf(v, sizeof(v), "max %llu", period);
-		return (l->cpu_quota_us ? set_limit : reset_limit)(cg, CGROUP_UNIFIED, "cpu.max",
-								   v, err);
+		return (l->cpu_quota_us ? set_limit : reset_limit)(cg, CGROUP_UNIFIED, "cpu.max", v,
+								   err);
 	}
 	/* lift the quota first: a short period under the old quota could be refused */
 	r = reset_limit(cg, CGROUP_CPU, "cpu.cfs_quota_us", "-1", err);
 	snprintf(v, sizeof(v), "%llu", period);
 	if (r == 0)
-		r = (l->cpu_quota_us ? set_limit : reset_limit)(cg, CGROUP_CPU,
-								"cpu.cfs_period_us", v, err);
+		r = (l->cpu_quota_us ? set_limit : reset_limit)(cg, CGROUP_CPU, "cpu.cfs_period_us",
+								v, err);
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)l->cpu_quota_us);
 	if (r == 0 && l->cpu_quota_us)
 		r = set_limit(cg, CGROUP_CPU, "cpu.cfs_quota_us", v, err);
@@ -603,8 +603,8 @@ static int live_cpu_quota(const struct runtime_cgroup *cg, const struct runtime_
 }
 
 /* The full weight is the default: a host without the file has nothing to reset. */
-static int live_cpu_weight(const struct runtime_cgroup *cg,
-			   const struct runtime_cgroup_limits *l, struct berth_error *err)
+static int live_cpu_weight(const struct runtime_cgroup *cg, const struct runtime_cgroup_limits *l,
+			   struct berth_error *err)
 {
 	uint64_t full, w = runtime_cgroup_cpu_weight(cg->pure_v2, l);
 	int ctrl;
@@ -632,8 +632,9 @@ int runtime_cgroup_set_limits(const struct runtime_cgroup *cg,
 		return r;
 	if (l->processes)
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)l->processes);
-	return (l->processes ? set_limit : reset_limit)(
-		cg, cg->pure_v2 ? CGROUP_UNIFIED : CGROUP_PIDS, "pids.max", v, err);
+	return (l->processes ? set_limit : reset_limit)(cg,
+							cg->pure_v2 ? CGROUP_UNIFIED : CGROUP_PIDS,
+							"pids.max", v, err);
 }
 
 int runtime_cgroup_create(struct runtime_cgroup *cg, const struct runtime_cgroup_limits *limits,

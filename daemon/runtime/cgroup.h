@@ -28,20 +28,20 @@ enum runtime_cgroup_ctrl {
 };
 
 struct runtime_cgroup {
-	bool pure_v2;			  /* /sys/fs/cgroup itself is cgroup2 */
-	char *dirs[CGROUP_CTRL_MAX];	  /* owned absolute dirs; NULL: hierarchy absent or a
+	bool pure_v2;		     /* /sys/fs/cgroup itself is cgroup2 */
+	char *dirs[CGROUP_CTRL_MAX]; /* owned absolute dirs; NULL: hierarchy absent or a
 					   * duplicate of an earlier one (cpu,cpuacct) */
 };
 
 struct runtime_cgroup_limits {
-	uint64_t memory;	 /* bytes, 0: none */
-	bool memory_swap;	 /* false: no swap */
-	const char *cpus;	 /* borrowed cpuset list or NULL */
-	uint64_t cpu_quota_us;	 /* 0: none */
-	uint64_t cpu_period_us;	 /* 0: the kernel's default (100000) */
-	uint32_t cpu_share_pct;	 /* soft limit: percent (1-100) of the full CPU weight; 0: 100 */
+	uint64_t memory;	    /* bytes, 0: none */
+	bool memory_swap;	    /* false: no swap */
+	const char *cpus;	    /* borrowed cpuset list or NULL */
+	uint64_t cpu_quota_us;	    /* 0: none */
+	uint64_t cpu_period_us;	    /* 0: the kernel's default (100000) */
+	uint32_t cpu_share_pct;	    /* soft limit: percent (1-100) of the full CPU weight; 0: 100 */
 	uint32_t cpu_priority_drop; /* 10 - limits.cpu.priority (0-10); 0: priority 10 */
-	uint64_t processes;	 /* 0: none */
+	uint64_t processes;	    /* 0: none */
 };
 
 struct runtime_cgroup_usage {

@@ -22,7 +22,7 @@ void runtime_console_free(struct runtime_console *c)
 int runtime_console_open(const char *log_path, uint64_t log_max, struct runtime_console **ret)
 {
 	_cleanup_(runtime_console_freep) struct runtime_console *c = calloc(1, sizeof(*c));
-	
+
 	if (!c)
 		return -ENOMEM;
 	c->master = c->slave = c->log_fd = -EBADF;

@@ -10,12 +10,12 @@
 #include "lib/macros.h"
 
 struct runtime_console {
-	int master;	   /* owned, non-blocking */
-	int slave;	   /* owned; kept open so the master never reads a hangup */
-	int log_fd;	   /* owned, console.log */
+	int master;	     /* owned, non-blocking */
+	int slave;	     /* owned; kept open so the master never reads a hangup */
+	int log_fd;	     /* owned, console.log */
 	char slave_path[64]; /* /dev/pts/N on the host */
-	uint64_t log_size; /* bytes in console.log */
-	uint64_t log_max;  /* console_log_size */
+	uint64_t log_size;   /* bytes in console.log */
+	uint64_t log_max;    /* console_log_size */
 };
 
 /* Open a pty on the host's /dev/ptmx and create (truncate) `log_path`. */

@@ -344,7 +344,8 @@ _Noreturn void runtime_exec_child(const struct runtime_exec_opts *o,
 			int e = errno;
 			char msg[200];
 
-			snprintf(msg, sizeof(msg), "changing directory to %s: %s", o->cwd, strerror(e));
+			snprintf(msg, sizeof(msg), "changing directory to %s: %s", o->cwd,
+				 strerror(e));
 			runtime_exec_fail(pipe_fd, 1, e, msg);
 		}
 	} else if (chdir("/root") < 0 && chdir("/") < 0) {
@@ -372,7 +373,7 @@ static void forward_signal(int sig)
 
 static int wait_child(pid_t pid)
 {
-	static const int sigs[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT, SIGUSR1,
+	static const int sigs[] = {SIGTERM, SIGINT,   SIGHUP,  SIGQUIT, SIGUSR1,
 				   SIGUSR2, SIGWINCH, SIGTSTP, SIGCONT};
 	struct sigaction sa = {.sa_handler = forward_signal};
 	sigset_t none;

@@ -9,11 +9,11 @@ struct runtime_exec_opts {
 	const char *rundir; /* borrowed, like every pointer here */
 	uid_t uid;
 	gid_t gid;
-	const char *cwd;   /* NULL: /root, then / */
-	char **env;	   /* NULL-terminated KEY=VALUE overrides, or NULL */
-	bool pty;	   /* stdin is a pty slave to make the controlling terminal */
-	int status_fd;	   /* -1: none */
-	char **argv;	   /* the command */
+	const char *cwd; /* NULL: /root, then / */
+	char **env;	 /* NULL-terminated KEY=VALUE overrides, or NULL */
+	bool pty;	 /* stdin is a pty slave to make the controlling terminal */
+	int status_fd;	 /* -1: none */
+	char **argv;	 /* the command */
 };
 
 /* Returns the exit status for main(): the command's, 128+signal, 126/127 when it could

@@ -188,12 +188,13 @@ int runtime_idmap_shift(const struct runtime_spec *spec, struct berth_error *err
 
 	if (!spec->volume || !spec->n_uid_map || !spec->n_gid_map ||
 	    spec->uid_map[0].container != 0 || spec->gid_map[0].container != 0)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
-				       "cannot shift the root filesystem: no volume or no map of id 0");
+		return berth_error_set(
+			err, -EINVAL, BERTH_ERR_INTERNAL,
+			"cannot shift the root filesystem: no volume or no map of id 0");
 	s.to_uid = spec->uid_map[0].host;
 	s.to_gid = spec->gid_map[0].host;
 	s.count = spec->uid_map[0].count < spec->gid_map[0].count ? spec->uid_map[0].count
-								   : spec->gid_map[0].count;
+								  : spec->gid_map[0].count;
 	marker = berth_strdup_printf("%s/berth-shift", spec->volume);
 	if (!marker)
 		return -ENOMEM;
@@ -273,8 +274,7 @@ static pid_t probe_child(const int ready[2], const int go[2])
 	_exit(0);
 }
 
-int runtime_idmap_probe(const char *path, const struct runtime_spec *spec,
-			struct berth_error *err)
+int runtime_idmap_probe(const char *path, const struct runtime_spec *spec, struct berth_error *err)
 {
 	_cleanup_close_ int userns = -EBADF, tree = -EBADF;
 	int ready[2], go[2], st, r;
@@ -302,8 +302,9 @@ int runtime_idmap_probe(const char *path, const struct runtime_spec *spec,
 	if (r >= 0) {
 		snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)pid);
 		userns = open(p, O_RDONLY | O_CLOEXEC);
-		r = userns < 0 ? berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opening %s: %m", p)
-			       : runtime_idmap_open_tree(path, userns, false, &tree, err);
+		r = userns < 0
+			    ? berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opening %s: %m", p)
+			    : runtime_idmap_open_tree(path, userns, false, &tree, err);
 		if (r == -EINVAL || r == -EPERM || r == -EOPNOTSUPP || r == -ENOSYS)
 			r = 0; /* refused: the caller falls back to a shift */
 		else if (r >= 0)
@@ -352,7 +353,9 @@ int runtime_recv_fds(int sock, char *buf, size_t size, int *fds, size_t max, siz
 		char buf[CMSG_SPACE(sizeof(int) * 250)];
 	} u;
 	struct iovec iov = {.iov_base = buf, .iov_len = size - 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf)};
 	ssize_t len;
 	size_t n = 0;

@@ -47,8 +47,7 @@ int runtime_idmap_shift_path(const char *path, const struct runtime_idmap_shift 
  * maps and an idmapped detached tree of `path` is made and dropped. 1: they do; 0: they
  * refuse (EINVAL, EPERM, EOPNOTSUPP, ENOSYS); -errno (err set) when the probe itself
  * failed. Callable from a threaded process (the child only makes syscalls). */
-int runtime_idmap_probe(const char *path, const struct runtime_spec *spec,
-			struct berth_error *err);
+int runtime_idmap_probe(const char *path, const struct runtime_spec *spec, struct berth_error *err);
 
 /* Send `n` fds (and one text line) over a unix socket with SCM_RIGHTS; receive them.
  * runtime_recv_fds fills at most `max` fds into `fds` (closing extras), sets *ret_n and

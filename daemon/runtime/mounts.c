@@ -190,8 +190,7 @@ static int bind_self(int rootfd, const char *target, bool rec, struct berth_erro
 	return bind_onto(rootfd, fdpath(fd).s, target, rec, err);
 }
 
-static int remount_ro(int rootfd, const char *target, unsigned long keep,
-		      struct berth_error *err)
+static int remount_ro(int rootfd, const char *target, unsigned long keep, struct berth_error *err)
 {
 	_cleanup_close_ int fd = open_in_root(rootfd, target, O_PATH);
 
@@ -245,7 +244,7 @@ static int setup_dev(int rootfd, const char *console_path, struct berth_error *e
 {
 	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 	static const char *const links[][2] = {
-		{"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd", "fd"},       {"/proc/self/fd/0", "stdin"},
 		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
 		{"pts/ptmx", "ptmx"},
 	};
@@ -280,7 +279,8 @@ static int setup_dev(int rootfd, const char *console_path, struct berth_error *e
 		r = mount_fs(rootfd, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 			     "newinstance,ptmxmode=0666,mode=0620", err);
 	if (r < 0 ||
-	    (r = mount_fs(rootfd, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", err)) < 0 ||
+	    (r = mount_fs(rootfd, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", err)) <
+		    0 ||
 	    (r = mount_fs(rootfd, "/dev/mqueue", "mqueue", MNT_NOSUID_NODEV_NOEXEC, NULL, err)) < 0)
 		return r;
 	{
@@ -297,7 +297,7 @@ static int setup_dev(int rootfd, const char *console_path, struct berth_error *e
 static int setup_lxcfs(int rootfd, struct berth_error *err)
 {
 	static const char *const files[] = {"cpuinfo", "diskstats", "loadavg", "meminfo",
-					    "stat",	   "swaps",	"uptime"};
+					    "stat",    "swaps",	    "uptime"};
 	struct statfs sf;
 
 	if (statfs("/var/lib/lxcfs/proc", &sf) < 0 || sf.f_type != 0x65735546 /* FUSE */)
@@ -329,9 +329,10 @@ static int setup_extra(int rootfd, const struct runtime_spec *spec, const int *f
 		else
 			fd = open_in_root(rootfd, m->target, O_PATH);
 		if (fd < 0)
-			return berth_error_set(err, fd, BERTH_ERR_INTERNAL,
-					       "mount target %s: %s", m->target, strerror(-fd));
-		if (move_mount(fds[i], "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			return berth_error_set(err, fd, BERTH_ERR_INTERNAL, "mount target %s: %s",
+					       m->target, strerror(-fd));
+		if (move_mount(fds[i], "", fd, "",
+			       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 					       "mounting %s on %s: %m", m->source, m->target);
 	}
@@ -356,7 +357,8 @@ int runtime_mounts_setup(const struct runtime_mounts_in *in, struct berth_error 
 		return -errno;
 	if ((r = setup_proc(rootfd, err)) < 0 || (r = setup_sys(rootfd, err)) < 0 ||
 	    (r = setup_dev(rootfd, in->console_path, err)) < 0 ||
-	    (r = setup_lxcfs(rootfd, err)) < 0 || (r = setup_extra(rootfd, in->spec, in->extra, err)) < 0)
+	    (r = setup_lxcfs(rootfd, err)) < 0 ||
+	    (r = setup_extra(rootfd, in->spec, in->extra, err)) < 0)
 		return r;
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pivot_root: %m");
@@ -383,23 +385,23 @@ enum plug_step {
 	PLUG_UMOUNT,
 	PLUG_SETGROUPS,
 	PLUG_OPEN_ROOT,
-	PLUG_TARGET,	/* opening or creating the target */
+	PLUG_TARGET, /* opening or creating the target */
 	PLUG_STAT,
-	PLUG_KIND,	/* the target exists as the wrong kind of file */
+	PLUG_KIND, /* the target exists as the wrong kind of file */
 	PLUG_MOVE_MOUNT,
 };
 
 struct plug {
-	int tree;	/* the detached tree to attach; -EBADF to detach */
+	int tree; /* the detached tree to attach; -EBADF to detach */
 	const struct runtime_mount *m;
-	uid_t uid;	/* owner of a target made here */
+	uid_t uid; /* owner of a target made here */
 	gid_t gid;
-	char *scratch;	/* a writable copy of m->target, made before fork() */
+	char *scratch; /* a writable copy of m->target, made before fork() */
 };
 
 struct plug_reply {
-	int err;	/* negative errno */
-	int step;	/* enum plug_step */
+	int err;  /* negative errno */
+	int step; /* enum plug_step */
 };
 
 static struct plug_reply plug_fail(int e, enum plug_step step)
@@ -569,7 +571,8 @@ static int plug_run(int mntns, struct plug *p, struct berth_error *err)
 	if (n == -ETIMEDOUT)
 		return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
 				       "The mount helper for \"%s\" did not answer within %d s: "
-				       "killed", p->m->target, PLUG_TIMEOUT_MS / 1000);
+				       "killed",
+				       p->m->target, PLUG_TIMEOUT_MS / 1000);
 	if (n != (ssize_t)sizeof(rep))
 		return berth_error_set(err, -EPIPE, BERTH_ERR_INTERNAL,
 				       "The mount helper for \"%s\" died (status %d)", p->m->target,
@@ -579,8 +582,8 @@ static int plug_run(int mntns, struct plug *p, struct berth_error *err)
 	return 0;
 }
 
-int runtime_mount_attach(int mntns, int tree, const struct runtime_mount *m, uid_t uid,
-			 gid_t gid, struct berth_error *err)
+int runtime_mount_attach(int mntns, int tree, const struct runtime_mount *m, uid_t uid, gid_t gid,
+			 struct berth_error *err)
 {
 	struct plug p = {.tree = tree, .m = m, .uid = uid, .gid = gid};
 

@@ -11,9 +11,9 @@
 
 struct runtime_mounts_in {
 	const struct runtime_spec *spec; /* borrowed */
-	int root_tree;	   /* detached mount of the root (open_tree), moved onto the cwd */
-	const int *extra;  /* one detached mount per spec->mounts entry */
-	int console_slave; /* the console pty's slave */
+	int root_tree;		  /* detached mount of the root (open_tree), moved onto the cwd */
+	const int *extra;	  /* one detached mount per spec->mounts entry */
+	int console_slave;	  /* the console pty's slave */
 	const char *console_path; /* its path on the host (/dev/pts/N) */
 };
 
@@ -29,8 +29,8 @@ int runtime_mounts_setup(const struct runtime_mounts_in *in, struct berth_error 
  * to `uid`:`gid` (the container's root on the host); an existing one of the other kind is
  * refused (-ENOTDIR/-EISDIR, 400). Runs in a short-lived child that joins the namespace,
  * so that a threaded caller can use it. */
-int runtime_mount_attach(int mntns, int tree, const struct runtime_mount *m, uid_t uid,
-			 gid_t gid, struct berth_error *err);
+int runtime_mount_attach(int mntns, int tree, const struct runtime_mount *m, uid_t uid, gid_t gid,
+			 struct berth_error *err);
 /* Hot-unplug: unmount (lazily) what is on `m->target` in `mntns`; nothing mounted there
  * is not an error. */
 int runtime_mount_detach(int mntns, const struct runtime_mount *m, struct berth_error *err);

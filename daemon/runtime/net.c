@@ -50,8 +50,8 @@ static int run_iproute(const char *tool, char *const *argv, const char *input,
 	if (s.exit_code == 0)
 		return 0;
 	berth_spawn_tail(&s, tail, sizeof(tail));
-	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s %s %s failed%s%s", tool,
-			       argv[1], argv[2], tail[0] ? ": " : "", tail);
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s %s %s failed%s%s", tool, argv[1],
+			       argv[2], tail[0] ? ": " : "", tail);
 }
 
 /* The ifb device that carries a veth's egress limit: "ifb" and the host name's random
@@ -131,9 +131,11 @@ static int veth_add(struct berth_nl *nl, const struct runtime_nic *nic, int netn
 		    struct berth_error *err)
 {
 	struct berth_nl_link host, br = {0};
-	struct berth_nl_veth v = {
-		.name = nic->host, .peer = nic->name, .peer_netns_fd = netns_fd,
-		.peer_mac = nic->has_hwaddr ? nic->hwaddr : NULL, .mtu = nic->mtu};
+	struct berth_nl_veth v = {.name = nic->host,
+				  .peer = nic->name,
+				  .peer_netns_fd = netns_fd,
+				  .peer_mac = nic->has_hwaddr ? nic->hwaddr : NULL,
+				  .mtu = nic->mtu};
 	struct berth_nl_link_change ch = BERTH_NL_LINK_CHANGE_INIT;
 	int r;
 
@@ -200,8 +202,9 @@ static int macvlan_add(struct berth_nl *nl, const struct runtime_nic *nic, int n
 	r = berth_nl_macvlan_add(nl, nic->name, parent.index, nic->mode, netns_fd,
 				 nic->has_hwaddr ? nic->hwaddr : NULL, nic->mtu);
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "creating macvlan \"%s\" on \"%s\": %s",
-				       nic->name, nic->parent, strerror(-r));
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "creating macvlan \"%s\" on \"%s\": %s", nic->name,
+				       nic->parent, strerror(-r));
 	return 0;
 }
 

@@ -35,8 +35,9 @@
 #endif
 
 static const char *const default_deny[] = {
-	"kexec_load",	 "kexec_file_load", "open_by_handle_at", "init_module",
-	"finit_module", "delete_module",   NULL,
+	"kexec_load",  "kexec_file_load", "open_by_handle_at",
+	"init_module", "finit_module",	  "delete_module",
+	NULL,
 };
 
 /* What berth-monitor does after the filter is in place and before the container's
@@ -121,10 +122,10 @@ void runtime_seccomp_list_free(char **list)
  * enter through other tables and must be filtered too. */
 static int add_compat_arches(scmp_filter_ctx ctx)
 {
-	static const uint32_t x86_64_compat[] = { SCMP_ARCH_X86, SCMP_ARCH_X32, 0 };
-	static const uint32_t aarch64_compat[] = { SCMP_ARCH_ARM, 0 };
-	static const uint32_t s390x_compat[] = { SCMP_ARCH_S390, 0 };
-	static const uint32_t ppc64le_compat[] = { 0 };
+	static const uint32_t x86_64_compat[] = {SCMP_ARCH_X86, SCMP_ARCH_X32, 0};
+	static const uint32_t aarch64_compat[] = {SCMP_ARCH_ARM, 0};
+	static const uint32_t s390x_compat[] = {SCMP_ARCH_S390, 0};
+	static const uint32_t ppc64le_compat[] = {0};
 	const uint32_t *compat = ppc64le_compat;
 
 	switch (seccomp_arch_native()) {
@@ -211,7 +212,8 @@ static int allow_name(scmp_filter_ctx ctx, const char *name, struct berth_error 
 		return r < 0 ? r : refuse_force_umount(ctx, err);
 	}
 	if (streq(name, "seccomp")) {
-		const struct scmp_arg_cmp other_op = SCMP_A0(SCMP_CMP_NE, SECCOMP_SET_MODE_FILTER, 0);
+		const struct scmp_arg_cmp other_op = SCMP_A0(SCMP_CMP_NE, SECCOMP_SET_MODE_FILTER,
+							     0);
 		const struct scmp_arg_cmp no_listener =
 			SCMP_A1(SCMP_CMP_MASKED_EQ, SECCOMP_FILTER_FLAG_NEW_LISTENER, 0);
 
@@ -305,8 +307,8 @@ int runtime_seccomp_load(const struct runtime_seccomp_policy *p, struct berth_er
 		return r;
 	r = seccomp_load(ctx);
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
-				       "loading the seccomp filter: %s", strerror(-r));
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "loading the seccomp filter: %s",
+				       strerror(-r));
 	return 0;
 }
 

@@ -14,9 +14,9 @@
 /* ---- seccomp (seccomp.c) ---- */
 
 struct runtime_seccomp_policy {
-	bool deny_default;	/* the default deny list (security.syscalls.deny_default) */
-	char **deny;		/* NULL-terminated extra syscall names refused (ENOSYS), or NULL */
-	char **allow;		/* NULL-terminated: allow-list mode when non-NULL (exclusive
+	bool deny_default; /* the default deny list (security.syscalls.deny_default) */
+	char **deny;	   /* NULL-terminated extra syscall names refused (ENOSYS), or NULL */
+	char **allow;	   /* NULL-terminated: allow-list mode when non-NULL (exclusive
 				 * with deny); everything else fails with ENOSYS */
 };
 

@@ -30,7 +30,10 @@ struct spec_key {
 	size_t offset;
 };
 
-#define K(name, type) {#name, type, offsetof(struct runtime_spec, name)}
+#define K(name, type)                                                                              \
+	{                                                                                          \
+#name, type, offsetof(struct runtime_spec, name)                                   \
+	}
 static const struct spec_key spec_keys[] = {
 	K(name, SPEC_STR),
 	K(project, SPEC_STR),
@@ -171,7 +174,8 @@ static int parse_mac(const char *s, unsigned char mac[6])
 	int used = 0;
 
 	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-		   &used) != 6 || s[used] || used != 17)
+		   &used) != 6 ||
+	    s[used] || used != 17)
 		return -EINVAL;
 	for (int i = 0; i < 6; i++)
 		mac[i] = (unsigned char)v[i];
@@ -193,7 +197,8 @@ static int nic_set(struct runtime_nic *nic, const char *k, const char *v)
 		return 0;
 	}
 	if (streq(k, "hwaddr"))
-		return nic->has_hwaddr ? -EINVAL : (nic->has_hwaddr = true, parse_mac(v, nic->hwaddr));
+		return nic->has_hwaddr ? -EINVAL
+				       : (nic->has_hwaddr = true, parse_mac(v, nic->hwaddr));
 	if (streq(k, "mtu")) {
 		if (parse_u64(v, &u) < 0 || u < 68 || u > 65535)
 			return -EINVAL;
@@ -362,7 +367,8 @@ static int push_idmap(struct runtime_idmap **arr, size_t *n, const char *value)
 
 static int parse_mount_options(char *opts, struct runtime_mount *m)
 {
-	for (char *save = NULL, *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+	for (char *save = NULL, *o = strtok_r(opts, ",", &save); o;
+	     o = strtok_r(NULL, ",", &save)) {
 		if (streq(o, "ro"))
 			m->ro = true;
 		else if (streq(o, "rw"))
@@ -478,15 +484,17 @@ static int spec_check(struct runtime_spec *spec, struct berth_error *err)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "spec: \"volume\" must be an absolute path");
 	if (spec->seccomp_allow && spec->seccomp_deny)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "spec: \"seccomp_allow\" and \"seccomp_deny\" exclude each other");
+		return berth_error_set(
+			err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			"spec: \"seccomp_allow\" and \"seccomp_deny\" exclude each other");
 	if (spec->net && !streq(spec->net, "none"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "spec: unsupported \"net\" value \"%s\"", spec->net);
 	if (!!spec->limits_cpu_quota_us != !!spec->limits_cpu_period_us &&
 	    !spec->limits_cpu_quota_us)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "spec: \"limits_cpu_period_us\" needs \"limits_cpu_quota_us\"");
+		return berth_error_set(
+			err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			"spec: \"limits_cpu_period_us\" needs \"limits_cpu_quota_us\"");
 	if (spec->limits_cpu_share_pct > 100)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "spec: \"limits_cpu_share_pct\" must be at most 100");
@@ -659,8 +667,7 @@ static void render_key(struct buf *b, const struct runtime_spec *spec, const str
 		const struct runtime_idmap *m = uid ? spec->uid_map : spec->gid_map;
 		size_t n = uid ? spec->n_uid_map : spec->n_gid_map;
 		for (size_t i = 0; i < n; i++)
-			buf_addf(b, "%s=%u %u %u\n", k->key, m[i].container, m[i].host,
-				 m[i].count);
+			buf_addf(b, "%s=%u %u %u\n", k->key, m[i].container, m[i].host, m[i].count);
 		return;
 	}
 	case SPEC_MOUNT:

@@ -38,20 +38,20 @@ enum runtime_nic_type {
 
 struct runtime_nic {
 	enum runtime_nic_type type;
-	char *name;	/* owned: the interface name inside the container */
-	char *host;	/* owned: veth host end; NULL for macvlan */
-	char *link;	/* owned: bridge the host end joins; NULL: none */
-	char *parent;	/* owned: macvlan parent */
-	char *mode;	/* owned: macvlan mode; NULL: bridge */
+	char *name;   /* owned: the interface name inside the container */
+	char *host;   /* owned: veth host end; NULL for macvlan */
+	char *link;   /* owned: bridge the host end joins; NULL: none */
+	char *parent; /* owned: macvlan parent */
+	char *mode;   /* owned: macvlan mode; NULL: bridge */
 	unsigned char hwaddr[6];
 	bool has_hwaddr;
-	unsigned int mtu;	/* 0: the kernel's default */
-	uint64_t ingress;	/* bit/s into the container (veth only); 0: none */
-	uint64_t egress;	/* bit/s out of the container (veth only); 0: none */
+	unsigned int mtu; /* 0: the kernel's default */
+	uint64_t ingress; /* bit/s into the container (veth only); 0: none */
+	uint64_t egress;  /* bit/s out of the container (veth only); 0: none */
 };
 
 struct runtime_spec {
-	char *name;	/* owned; every char * below is owned, NULL when absent */
+	char *name; /* owned; every char * below is owned, NULL when absent */
 	char *project;
 	char *rootfs;
 	char *volume;
@@ -64,16 +64,16 @@ struct runtime_spec {
 	size_t n_gid_map;
 	char **init; /* owned NULL-terminated lists; init is never empty after parsing */
 	char **env;
-	int stop_signal;	/* 0: detect */
+	int stop_signal;	 /* 0: detect */
 	uint64_t start_grace_ms; /* default 20 */
-	uint64_t limits_memory;	/* bytes; 0: none */
+	uint64_t limits_memory;	 /* bytes; 0: none */
 	bool limits_memory_swap; /* default true */
 	char *limits_cpus;
 	uint64_t limits_cpu_quota_us; /* 0: none */
 	uint64_t limits_cpu_period_us;
 	uint64_t limits_cpu_share_pct;	   /* 1-100: percent of the full CPU weight; 0: 100 */
 	uint64_t limits_cpu_priority_drop; /* 10 - limits.cpu.priority, 0-10 */
-	uint64_t limits_processes; /* 0: none */
+	uint64_t limits_processes;	   /* 0: none */
 	char **seccomp_deny;
 	char **seccomp_allow;
 	bool seccomp_default; /* default true */
@@ -82,7 +82,7 @@ struct runtime_spec {
 	size_t n_mounts;
 	uint64_t console_log_size; /* default 1 MiB */
 	char *apparmor_profile;
-	char *net; /* "none" */
+	char *net;		  /* "none" */
 	struct runtime_nic *nics; /* owned array of n_nics */
 	size_t n_nics;
 };
@@ -115,8 +115,7 @@ void runtime_nic_release(struct runtime_nic *nic);
 void runtime_spec_set_nics(struct runtime_spec *spec, struct runtime_nic *nics, size_t n);
 
 /* Map a container id to the host through `map`; -ERANGE when unmapped. */
-int runtime_idmap_to_host(const struct runtime_idmap *map, size_t n, uint32_t id,
-			  uint32_t *ret);
+int runtime_idmap_to_host(const struct runtime_idmap *map, size_t n, uint32_t id, uint32_t *ret);
 /* Append `item` to a NULL-terminated list *list (both owned by the list afterwards). */
 int runtime_strv_push(char ***list, char *item);
 void runtime_strv_free(char **list);

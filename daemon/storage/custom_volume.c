@@ -52,7 +52,6 @@ int custom_volume_open(const char *state_dir, const char *pool, const char *proj
 	return 0;
 }
 
-
 static int create_hook(void *data, struct berth_error *err)
 {
 	struct custom_volume *c = data;
@@ -176,8 +175,8 @@ int custom_volume_snapshot_create(struct custom_volume *c, struct berth_error *e
 
 	if (!full)
 		return -ENOMEM;
-	obj = json_pack("{s:s, s:s, s:s, s:{}, s:s}", "name", full, "type", "custom",
-			"description", "", "config", "content_type", "filesystem");
+	obj = json_pack("{s:s, s:s, s:s, s:{}, s:s}", "name", full, "type", "custom", "description",
+			"", "config", "content_type", "filesystem");
 	if (!obj)
 		return -ENOMEM;
 	r = db_volume_get(c->pool->name, c->project, "custom", full, NULL, NULL);
@@ -199,7 +198,7 @@ static int snapshot_delete_hook(void *data, struct berth_error *err)
 {
 	struct custom_volume *c = data;
 	int r = c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->snap, c->new_name,
-						       err);
+							err);
 
 	c->done = r >= 0;
 	return r;
@@ -236,7 +235,7 @@ static int snapshot_rename_hook(void *data, struct berth_error *err)
 {
 	struct custom_volume *c = data;
 	int r = c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->snap, c->new_name,
-						       err);
+							err);
 
 	c->done = r >= 0;
 	return r;

@@ -73,7 +73,7 @@ struct custom_volume_copy {
 	char *src_name;		       /* owned: API name of the source (a move deletes it) */
 	char *trash;		       /* owned: a move's source, set aside before removal */
 	bool move;
-	bool trashed;		       /* the move's hook set the source aside */
+	bool trashed; /* the move's hook set the source aside */
 };
 void custom_volume_copy_free(struct custom_volume_copy *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct custom_volume_copy *, custom_volume_copy_free)

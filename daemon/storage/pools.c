@@ -83,7 +83,8 @@ static bool reconcile_rename(struct storage_pool *pool, enum storage_volume_type
 	if (access(from_snaps, F_OK) == 0 && access(to_snaps, F_OK) < 0)
 		rename(from_snaps, to_snaps);
 	log_warn("Pool \"%s\": volume \"%s\" renamed back to \"%s\" after an interrupted"
-		 " rename", pool->name, orphan, missing);
+		 " rename",
+		 pool->name, orphan, missing);
 	return true;
 }
 
@@ -111,8 +112,9 @@ static void reconcile_volumes(struct storage_pool *pool, enum storage_volume_typ
 		return;
 	}
 	json_array_foreach(rows, i, v) {
-		_cleanup_free_ char *disk = storage_vol_disk_name(
-			berth_json_string(v, "project") ?: "", berth_json_string(v, "name") ?: "");
+		_cleanup_free_ char *disk =
+			storage_vol_disk_name(berth_json_string(v, "project") ?: "",
+					      berth_json_string(v, "name") ?: "");
 		if (disk)
 			json_object_set_new(want, disk, json_true());
 	}
@@ -173,12 +175,13 @@ static void reconcile_volumes(struct storage_pool *pool, enum storage_volume_typ
 		size_t j;
 
 		json_array_foreach(snap_entries, j, s) {
-			_cleanup_free_ char *key =
-				berth_strdup_printf("%s/%s", e, json_string_value(s));
+			_cleanup_free_ char *key = berth_strdup_printf("%s/%s", e,
+								       json_string_value(s));
 			if (!key || json_object_get(want, key))
 				continue;
 			log_warn("Pool \"%s\": removing snapshot \"%s\", which has no database"
-				 " record", pool->name, key);
+				 " record",
+				 pool->name, key);
 			pool->driver->volume_snapshot_delete(pool, &vol, json_string_value(s),
 							     NULL);
 		}
@@ -245,13 +248,13 @@ static void reconcile_pools(const char *state_dir, const json_t *pools)
 	json_decref(entries);
 	entries = list_dir(disks_dir);
 	json_array_foreach(entries, i, e) {
-		_cleanup_free_ char *path =
-			berth_strdup_printf("%s/%s", disks_dir, json_string_value(e));
+		_cleanup_free_ char *path = berth_strdup_printf("%s/%s", disks_dir,
+								json_string_value(e));
 		bool known = false;
 
 		json_array_foreach(pools, j, p) {
-			const char *source =
-				berth_json_string(json_object_get(p, "config"), "source");
+			const char *source = berth_json_string(json_object_get(p, "config"),
+							       "source");
 			known = known || (path && source && streq(source, path));
 		}
 		if (known || !path || !berth_endswith(path, ".img"))
@@ -282,8 +285,8 @@ int storage_pools_mount(const char *state_dir, bool mount)
 
 		r = storage_pool_new(state_dir, p, &pool, &err);
 		if (r >= 0)
-			r = mount ? pool->driver->pool_mount(pool, &err) :
-				    pool->driver->pool_unmount(pool, &err);
+			r = mount ? pool->driver->pool_mount(pool, &err)
+				  : pool->driver->pool_unmount(pool, &err);
 		if (r >= 0 && mount) {
 			reconcile_volumes(pool, STORAGE_VOL_CUSTOM);
 			reconcile_volumes(pool, STORAGE_VOL_CONTAINER);

@@ -33,8 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (berth_json_parse((const char *)data, size, &v, &err) == 0) {
 		for (int s = 0; s < CONFIG_SCOPE_MAX; s++)
 			config_check_all(s, json_object_get(v, "config"), &err);
-		if (berth_json_check(v, fields, sizeof(fields) / sizeof(fields[0]), "x", &err) ==
-		    0)
+		if (berth_json_check(v, fields, sizeof(fields) / sizeof(fields[0]), "x", &err) == 0)
 			config_check_devices(json_object_get(v, "devices"), &err);
 		if (api_filter_parse(berth_json_string(v, "filter") ?: "", &f, &err) == 0) {
 			api_filter_match(f, v);

@@ -130,7 +130,7 @@ static void test_enabled(void **state)
 
 static void test_without_apparmor(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	char *t;
 
 	if (runtime_apparmor_enabled())
@@ -149,10 +149,8 @@ static void test_without_apparmor(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_profile_name),
-		cmocka_unit_test(test_profile_text),
-		cmocka_unit_test(test_profile_parses),
-		cmocka_unit_test(test_enabled),
+		cmocka_unit_test(test_profile_name),	 cmocka_unit_test(test_profile_text),
+		cmocka_unit_test(test_profile_parses),	 cmocka_unit_test(test_enabled),
 		cmocka_unit_test(test_without_apparmor),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,8 +58,8 @@ static void test_names_round_trip(void **state)
 static void test_default_drop(void **state)
 {
 	const char *const *d = runtime_caps_default_drop();
-	static const char *const want[] = { "sys_module", "sys_time", "sys_rawio", "mac_admin",
-					    "mac_override" };
+	static const char *const want[] = {"sys_module", "sys_time", "sys_rawio", "mac_admin",
+					   "mac_override"};
 	size_t n = 0;
 
 	while (d[n]) {
@@ -85,13 +85,12 @@ static bool effective(const struct __user_cap_data_struct *data, int cap)
 /* In the child: 0 when every check held, else the number of the failed one. */
 static int drop_checks(void)
 {
-	static const char *const extra[] = { "net_raw", "CAP_SYS_BOOT", NULL };
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = { 0 };
-	static const int gone[] = { CAP_SYS_MODULE, CAP_SYS_TIME, CAP_SYS_RAWIO,
-				    CAP_MAC_ADMIN,  CAP_MAC_OVERRIDE, CAP_NET_RAW,
-				    CAP_SYS_BOOT };
-	static const int kept[] = { CAP_CHOWN, CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SETPCAP };
+	static const char *const extra[] = {"net_raw", "CAP_SYS_BOOT", NULL};
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2] = {0};
+	static const int gone[] = {CAP_SYS_MODULE,   CAP_SYS_TIME, CAP_SYS_RAWIO, CAP_MAC_ADMIN,
+				   CAP_MAC_OVERRIDE, CAP_NET_RAW,  CAP_SYS_BOOT};
+	static const int kept[] = {CAP_CHOWN, CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SETPCAP};
 
 	/* something in the ambient set to clear: it needs the cap inheritable first */
 	if (syscall(SYS_capget, &hdr, data) < 0)
@@ -146,8 +145,8 @@ static void test_drop(void **state)
 
 static void test_drop_unknown(void **state)
 {
-	static const char *const extra[] = { "not_a_cap", NULL };
-	struct berth_error err = { 0 };
+	static const char *const extra[] = {"not_a_cap", NULL};
+	struct berth_error err = {0};
 
 	/* refused before anything changes, so safe in the test process */
 	assert_int_equal(runtime_caps_drop(extra, &err), -EINVAL);

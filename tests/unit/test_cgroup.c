@@ -66,10 +66,17 @@ static char *mkdirf(const char *root, const char *sub)
 /* Empty every file the set call may write (the kernel's files have no offsets to keep). */
 static void clear(const struct fake *f)
 {
-	static const char *const files[] = {"memory.max", "memory.swap.max", "cpuset.cpus",
-					    "cpu.max", "pids.max", "memory.limit_in_bytes",
-					    "memory.memsw.limit_in_bytes", "cpu.cfs_quota_us",
-					    "cpu.cfs_period_us", "cpu.weight", "cpu.shares"};
+	static const char *const files[] = {"memory.max",
+					    "memory.swap.max",
+					    "cpuset.cpus",
+					    "cpu.max",
+					    "pids.max",
+					    "memory.limit_in_bytes",
+					    "memory.memsw.limit_in_bytes",
+					    "cpu.cfs_quota_us",
+					    "cpu.cfs_period_us",
+					    "cpu.weight",
+					    "cpu.shares"};
 
 	for (int i = 0; i < CGROUP_CTRL_MAX; i++)
 		for (size_t k = 0; f->cg.dirs[i] && k < ARRAY_SIZE(files); k++)
@@ -105,8 +112,11 @@ static void fake_v2(struct fake *f, bool swap_file)
 
 static void test_v2_set_and_lift(void **state)
 {
-	struct runtime_cgroup_limits l = {.memory = 64 << 20, .memory_swap = false, .cpus = "1",
-					  .cpu_quota_us = 25000, .cpu_period_us = 100000,
+	struct runtime_cgroup_limits l = {.memory = 64 << 20,
+					  .memory_swap = false,
+					  .cpus = "1",
+					  .cpu_quota_us = 25000,
+					  .cpu_period_us = 100000,
 					  .processes = 50};
 	struct berth_error err = {0};
 	struct fake f;
@@ -189,8 +199,11 @@ static void test_v2_missing_files(void **state)
 
 static void test_v1_set_and_lift(void **state)
 {
-	struct runtime_cgroup_limits l = {.memory = 96 << 20, .memory_swap = false,
-					  .cpus = "0,2", .cpu_quota_us = 50000, .processes = 7,
+	struct runtime_cgroup_limits l = {.memory = 96 << 20,
+					  .memory_swap = false,
+					  .cpus = "0,2",
+					  .cpu_quota_us = 50000,
+					  .processes = 7,
 					  .cpu_priority_drop = 10 - 5};
 	struct berth_error err = {0};
 	struct fake f;
@@ -305,9 +318,10 @@ static void test_cpulist_format(void **state)
 	memset(set, 0, sizeof(set));
 	for (int i = 0; i < 96; i += 2)
 		set[i] = true;
-	check_list(set, 96, "0,2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,34,36,38,40,"
-			    "42,44,46,48,50,52,54,56,58,60,62,64,66,68,70,72,74,76,78,80,"
-			    "82,84,86,88,90,92,94");
+	check_list(set, 96,
+		   "0,2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,34,36,38,40,"
+		   "42,44,46,48,50,52,54,56,58,60,62,64,66,68,70,72,74,76,78,80,"
+		   "82,84,86,88,90,92,94");
 	memset(set, 0, sizeof(set));
 	for (int i = 48; i < 96; i++)
 		set[i] = true;
@@ -318,10 +332,8 @@ static void test_cpulist_format(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_v2_set_and_lift),
-		cmocka_unit_test(test_v2_missing_files),
-		cmocka_unit_test(test_v1_set_and_lift),
-		cmocka_unit_test(test_cpu_weight),
+		cmocka_unit_test(test_v2_set_and_lift), cmocka_unit_test(test_v2_missing_files),
+		cmocka_unit_test(test_v1_set_and_lift), cmocka_unit_test(test_cpu_weight),
 		cmocka_unit_test(test_cpulist_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -88,12 +88,12 @@ static void ws_answer(int fd, const char *req)
 	 * masked (servers do not mask, the client unmasks anyway); then a 100000-byte
 	 * binary frame (64-bit length) and a close */
 	static const unsigned char frames[] = {
-		0x89, 0x00, 0x81, 0x05, 'h', 'e', 'l', 'l', 'o',
-		0x02, 0x03, 'a', 'b', 'c', 0x89, 0x02, 'p', 'p', 0x80, 0x03, 'd', 'e', 'f',
-		0x81, 0x82, 0x11, 0x22, 0x33, 0x44, 'x' ^ 0x11, 'y' ^ 0x22,
-		0x82, 0x7f, 0, 0, 0, 0, 0, 0x01, 0x86, 0xa0,
+		0x89, 0x00, 0x81, 0x05, 'h',  'e',  'l',  'l',	      'o',	  0x02, 0x03,
+		'a',  'b',  'c',  0x89, 0x02, 'p',  'p',  0x80,	      0x03,	  'd',	'e',
+		'f',  0x81, 0x82, 0x11, 0x22, 0x33, 0x44, 'x' ^ 0x11, 'y' ^ 0x22, 0x82, 0x7f,
+		0,    0,    0,	  0,	0,    0x01, 0x86, 0xa0,
 	};
-	static const unsigned char close_frame[] = { 0x88, 0x02, 0x03, 0xe8 };
+	static const unsigned char close_frame[] = {0x88, 0x02, 0x03, 0xe8};
 	unsigned char in[64], *big = malloc(100000);
 
 	snprintf(cat, sizeof(cat), "%.*s%s", (int)strcspn(k, "\r"), k, guid);
@@ -158,7 +158,7 @@ static void *fake_main(void *data)
 
 static void fake_start(struct fake *f, const struct route *routes, size_t n)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 	memset(f, 0, sizeof(*f));
 	strcpy(f->dir, "/tmp/berth-test-client-XXXXXX");
@@ -184,51 +184,51 @@ static void fake_stop(struct fake *f)
 }
 
 static const struct route basic_routes[] = {
-	{ "GET /1.0 ",
-	  SYNC_HDR "ETag: \"abc\"\r\nContent-Length: 53\r\n\r\n"
-		   "{\"type\":\"sync\",\"status_code\":200,\"metadata\":{\"a\":1}}\n",
-	  false, false },
-	{ "GET /1.0/chunked",
-	  SYNC_HDR "Transfer-Encoding: chunked\r\n\r\n"
-		   "10\r\n{\"type\":\"sync\",\"\r\n"
-		   "1c\r\nstatus_code\":200,\"metadata\":\r\n"
-		   "4\r\n[1]}\r\n0\r\n\r\n",
-	  false, false },
-	{ "GET /1.0/missing",
-	  "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 62\r\n\r\n"
-	  "{\"type\":\"error\",\"error\":\"Instance not found\",\"error_code\":404}",
-	  false, false },
-	{ "GET /1.0/idle",
-	  SYNC_HDR "Content-Length: 39\r\n\r\n{\"type\":\"sync\",\"metadata\":\"idle-reply\"}",
-	  true, false },
-	{ "POST /1.0/async",
-	  "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
-	  "Location: /1.0/operations/op1\r\nContent-Length: 64\r\n\r\n"
-	  "{\"type\":\"async\",\"operation\":\"/1.0/operations/op1\",\"metadata\":{}}",
-	  false, false },
-	{ "GET /1.0/operations/op1/wait?timeout=-1",
-	  SYNC_HDR
-	  "Content-Length: 68\r\n\r\n"
-	  "{\"type\":\"sync\",\"metadata\":{\"id\":\"op1\",\"status_code\":200,\"err\":\"\"}}  ",
-	  false, false },
-	{ "POST /1.0/fails",
-	  "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n"
-	  "{\"type\":\"async\",\"operation\":\"/1.0/operations/op2\",\"metadata\":{}}",
-	  false, false },
-	{ "GET /1.0/operations/op2/wait",
-	  SYNC_HDR "Content-Length: 75\r\n\r\n"
-		   "{\"type\":\"sync\",\"metadata\":{\"id\":\"op2\",\"status_code\":400,\"err\":"
-		   "\"disk full\"}}",
-	  false, false },
-	{ "GET /1.0/instances/c1/files?path=%2Fetc%2Fhosts",
-	  "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-LXD-type: file\r\n"
-	  "X-LXD-Mode: 0640\r\nContent-Length: 11\r\n\r\nhello world",
-	  false, false },
-	{ "GET /1.0/instances/c1/files?path=%2Fetc",
-	  SYNC_HDR "X-LXD-type: directory\r\nContent-Length: 45\r\n\r\n"
-		   "{\"type\":\"sync\",\"metadata\":[\"hosts\",\"passwd\"]}",
-	  false, false },
-	{ "GET /1.0/events", NULL, false, true },
+	{"GET /1.0 ",
+	 SYNC_HDR "ETag: \"abc\"\r\nContent-Length: 53\r\n\r\n"
+		  "{\"type\":\"sync\",\"status_code\":200,\"metadata\":{\"a\":1}}\n",
+	 false, false},
+	{"GET /1.0/chunked",
+	 SYNC_HDR "Transfer-Encoding: chunked\r\n\r\n"
+		  "10\r\n{\"type\":\"sync\",\"\r\n"
+		  "1c\r\nstatus_code\":200,\"metadata\":\r\n"
+		  "4\r\n[1]}\r\n0\r\n\r\n",
+	 false, false},
+	{"GET /1.0/missing",
+	 "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 62\r\n\r\n"
+	 "{\"type\":\"error\",\"error\":\"Instance not found\",\"error_code\":404}",
+	 false, false},
+	{"GET /1.0/idle",
+	 SYNC_HDR "Content-Length: 39\r\n\r\n{\"type\":\"sync\",\"metadata\":\"idle-reply\"}", true,
+	 false},
+	{"POST /1.0/async",
+	 "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+	 "Location: /1.0/operations/op1\r\nContent-Length: 64\r\n\r\n"
+	 "{\"type\":\"async\",\"operation\":\"/1.0/operations/op1\",\"metadata\":{}}",
+	 false, false},
+	{"GET /1.0/operations/op1/wait?timeout=-1",
+	 SYNC_HDR
+	 "Content-Length: 68\r\n\r\n"
+	 "{\"type\":\"sync\",\"metadata\":{\"id\":\"op1\",\"status_code\":200,\"err\":\"\"}}  ",
+	 false, false},
+	{"POST /1.0/fails",
+	 "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n"
+	 "{\"type\":\"async\",\"operation\":\"/1.0/operations/op2\",\"metadata\":{}}",
+	 false, false},
+	{"GET /1.0/operations/op2/wait",
+	 SYNC_HDR "Content-Length: 75\r\n\r\n"
+		  "{\"type\":\"sync\",\"metadata\":{\"id\":\"op2\",\"status_code\":400,\"err\":"
+		  "\"disk full\"}}",
+	 false, false},
+	{"GET /1.0/instances/c1/files?path=%2Fetc%2Fhosts",
+	 "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-LXD-type: file\r\n"
+	 "X-LXD-Mode: 0640\r\nContent-Length: 11\r\n\r\nhello world",
+	 false, false},
+	{"GET /1.0/instances/c1/files?path=%2Fetc",
+	 SYNC_HDR "X-LXD-type: directory\r\nContent-Length: 45\r\n\r\n"
+		  "{\"type\":\"sync\",\"metadata\":[\"hosts\",\"passwd\"]}",
+	 false, false},
+	{"GET /1.0/events", NULL, false, true},
 };
 
 static struct fake fake;
@@ -273,8 +273,8 @@ static void test_sync_keepalive(void **state)
 static void test_begin_finish(void **state)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
-	struct berth_response resp = { 0 };
-	struct berth_error err = { 0 };
+	struct berth_response resp = {0};
+	struct berth_error err = {0};
 	json_auto_t *md = NULL;
 	int before = fake.accepts;
 
@@ -286,7 +286,9 @@ static void test_begin_finish(void **state)
 	berth_error_release(&err);
 	assert_int_equal(berth_client_finish(c, &resp, NULL), 0);
 	assert_int_equal(resp.status, 200);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(resp.json, "metadata"), "a")), 1);
+	assert_int_equal(json_integer_value(
+				 json_object_get(json_object_get(resp.json, "metadata"), "a")),
+			 1);
 	berth_response_release(&resp);
 	assert_int_equal(fake.accepts - before, 1); /* the same connection throughout */
 	assert_int_equal(berth_client_finish(c, &resp, &err), -EINVAL);
@@ -306,7 +308,7 @@ static void test_chunked(void **state)
 static void test_error_envelope(void **state)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_t *md = NULL;
 
 	assert_int_equal(berth_client_query(c, "GET", "/1.0/missing", NULL, &md, NULL, &err), -EIO);
@@ -337,7 +339,7 @@ static void test_async_wait(void **state)
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
 	json_auto_t *body = json_pack("{s:s}", "name", "x");
 	json_auto_t *op = NULL;
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 
 	assert_int_equal(berth_client_query(c, "POST", "/1.0/async", body, &op, NULL, NULL), 0);
 	assert_string_equal(berth_json_string(op, "id"), "op1");
@@ -360,8 +362,8 @@ static void test_project(void **state)
 static void test_connect_error(void **state)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
-	struct berth_error err = { 0 };
-	struct berth_response resp = { 0 };
+	struct berth_error err = {0};
+	struct berth_response resp = {0};
 
 	assert_int_equal(berth_client_new("/nonexistent/unix.socket", &c, NULL), 0);
 	assert_int_equal(berth_client_request(c, "GET", "/1.0", NULL, NULL, &resp, &err), -ENOENT);
@@ -375,7 +377,7 @@ static void test_websocket(void **state)
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
 	_cleanup_(berth_ws_closep) struct berth_ws *ws = NULL;
 	_cleanup_free_ char *data = NULL;
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	size_t len = 0;
 	bool text = false;
 	char *more = NULL;
@@ -435,7 +437,7 @@ static void upload_progress_cb(uint64_t sent, uint64_t total, void *data)
 static void test_download(void **state)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
-	struct berth_response resp = { 0 };
+	struct berth_response resp = {0};
 	char path[] = "/tmp/berth-test-download-XXXXXX";
 	_cleanup_close_ int fd = mkstemp(path);
 	char buf[32] = "";
@@ -466,14 +468,14 @@ static void test_download(void **state)
 static void test_upload(void **state)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
-	struct berth_response resp = { 0 };
-	struct upload_progress p = { 0 };
+	struct berth_response resp = {0};
+	struct upload_progress p = {0};
 	static char blob[300000];
 	int fd = memfd_create("upload", 0);
 	const struct berth_upload_part parts[] = {
-		{ .data = "abc", .len = 3 },
-		{ .fd = fd, .len = sizeof(blob) },
-		{ .data = "xyz", .len = 3 },
+		{.data = "abc", .len = 3},
+		{.fd = fd, .len = sizeof(blob)},
+		{.data = "xyz", .len = 3},
 	};
 
 	memset(blob, 'q', sizeof(blob));

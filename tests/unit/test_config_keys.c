@@ -114,12 +114,15 @@ static void test_nic_devices(void **state)
 
 	assert_int_equal(check_nic(&err, "nictype", "bridged", "parent", "br0", "hwaddr",
 				   "00:16:3e:01:02:03", "mtu", "1400", "limits.ingress", "10Mbit",
-				   "limits.egress", "1Gbit", "host_name", "vethx", NULL), 0);
+				   "limits.egress", "1Gbit", "host_name", "vethx", NULL),
+			 0);
 	assert_int_equal(check_nic(&err, "nictype", "p2p", "name", "eth1", NULL), 0);
-	assert_int_equal(check_nic(&err, "nictype", "macvlan", "parent", "dummy0", "mode",
-				   "bridge", NULL), 0);
+	assert_int_equal(check_nic(&err, "nictype", "macvlan", "parent", "dummy0", "mode", "bridge",
+				   NULL),
+			 0);
 	assert_int_equal(check_nic(&err, "network", "berthbr0", "ipv4.address", "10.1.2.3",
-				   "ipv6.address", "fd00::5", NULL), 0);
+				   "ipv6.address", "fd00::5", NULL),
+			 0);
 	assert_int_equal(check_nic(&err, "nictype", "tunnel", "parent", "x", NULL), -EINVAL);
 	assert_non_null(strstr(err.msg, "unsupported nictype \"tunnel\""));
 	assert_int_equal(check_nic(&err, "nictype", "bridged", NULL), -EINVAL);
@@ -132,7 +135,8 @@ static void test_nic_devices(void **state)
 	assert_int_equal(check_nic(&err, "nictype", "p2p", "hwaddr", "01:16:3e:01:02:03", NULL),
 			 -EINVAL);
 	assert_int_equal(check_nic(&err, "nictype", "bridged", "parent", "br0", "ipv4.address",
-				   "10.0.0.2", NULL), -EINVAL);
+				   "10.0.0.2", NULL),
+			 -EINVAL);
 	assert_non_null(strstr(err.msg, "static addresses need \"network\""));
 	assert_int_equal(check_nic(&err, "network", "n", "ipv4.address", "10.0.0.300", NULL),
 			 -EINVAL);
@@ -140,7 +144,8 @@ static void test_nic_devices(void **state)
 	assert_int_equal(check_nic(&err, "nictype", "p2p", "limits.ingress", "fast", NULL),
 			 -EINVAL);
 	assert_int_equal(check_nic(&err, "nictype", "macvlan", "parent", "d", "limits.egress",
-				   "1Mbit", NULL), -EINVAL);
+				   "1Mbit", NULL),
+			 -EINVAL);
 	assert_int_equal(check_nic(&err, "nictype", "p2p", "name", "a/b", NULL), -EINVAL);
 	assert_int_equal(check_nic(&err, "nictype", "p2p", "vlan", "5", NULL), -EINVAL);
 	assert_non_null(strstr(err.msg, "unknown nic option \"vlan\""));
@@ -170,8 +175,7 @@ static void test_syscall_lists(void **state)
 	refused(CONFIG_INSTANCE, "security.syscalls.deny", "getpid\nnot_a_syscall",
 		"Invalid value for configuration key \"security.syscalls.deny\": unknown "
 		"system call \"not_a_syscall\"");
-	refused(CONFIG_PROFILE, "security.syscalls.allow", "read,bogus_call",
-		"\"bogus_call\"");
+	refused(CONFIG_PROFILE, "security.syscalls.allow", "read,bogus_call", "\"bogus_call\"");
 	refused(CONFIG_INSTANCE, "security.syscalls.deny_compat", "true", "not implemented");
 	refused(CONFIG_INSTANCE, "security.syscalls.deny_default", "maybe", "true or false");
 
@@ -193,12 +197,9 @@ static void test_check_all(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_instance_keys),
-		cmocka_unit_test(test_scopes),
-		cmocka_unit_test(test_devices),
-		cmocka_unit_test(test_nic_devices),
-		cmocka_unit_test(test_syscall_lists),
-		cmocka_unit_test(test_check_all),
+		cmocka_unit_test(test_instance_keys), cmocka_unit_test(test_scopes),
+		cmocka_unit_test(test_devices),	      cmocka_unit_test(test_nic_devices),
+		cmocka_unit_test(test_syscall_lists), cmocka_unit_test(test_check_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

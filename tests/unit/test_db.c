@@ -28,7 +28,7 @@ struct fixture {
 
 static int setup(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (!f)
@@ -100,8 +100,7 @@ static void assert_json_eq(const json_t *a, const char *expected)
 }
 
 /* Assert that `r` is `expected` and that the message contains `msg`; clear `err`. */
-static void assert_fails(int r, int expected, int code, struct berth_error *err,
-			 const char *msg)
+static void assert_fails(int r, int expected, int code, struct berth_error *err, const char *msg)
 {
 	assert_int_equal(r, expected);
 	assert_int_equal(err->code, code);
@@ -113,7 +112,7 @@ static void assert_fails(int r, int expected, int code, struct berth_error *err,
 
 static void create_instance(const char *project, const char *body)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *inst = parse(body);
 	int r = db_instance_create(project, inst, &err);
 
@@ -123,7 +122,7 @@ static void create_instance(const char *project, const char *body)
 
 static void test_init_defaults(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *projects = NULL, *profile = NULL, *pools = NULL, *pool = NULL;
 	const struct fixture *f = *state;
 
@@ -155,7 +154,7 @@ static void test_init_defaults(void **state)
 
 static void test_reopen_keeps_data(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *profile = parse("{\"name\":\"kept\",\"config\":{\"limits.cpu\":\"2\"}}");
 	json_auto_t *profiles = NULL, *got = NULL;
 	const struct fixture *f = *state;
@@ -175,7 +174,7 @@ static void test_reopen_keeps_data(void **state)
 
 static void test_newer_schema_refused(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	const struct fixture *f = *state;
 	char sql[64], newer[16], ours[16];
 	sqlite3 *db = NULL;
@@ -199,30 +198,31 @@ static void test_newer_schema_refused(void **state)
 
 /* A project made before schema 2 (only features.profiles stored) keeps its own images and
  * custom volumes: the migration writes the two features; one already stored stays. */
-#define DEFAULT_CONFIG_ROWS                                                                  \
-	"SELECT COUNT(*) FROM projects_config c JOIN projects p ON p.id = c.project_id "      \
+#define DEFAULT_CONFIG_ROWS                                                                        \
+	"SELECT COUNT(*) FROM projects_config c JOIN projects p ON p.id = c.project_id "           \
 	"WHERE p.name = 'default'"
 
 static void test_migration_project_features(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	const struct fixture *f = *state;
 	int default_rows = query_int(f, DEFAULT_CONFIG_ROWS);
 	sqlite3 *db = NULL;
 
 	db_shutdown();
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-				      "INSERT INTO projects (name) VALUES ('old');"
-				      "INSERT INTO projects_config (project_id, key, value) "
-				      "  SELECT id, 'features.profiles', 'true' FROM projects "
-				      "  WHERE name = 'old';"
-				      "INSERT INTO projects_config (project_id, key, value) "
-				      "  SELECT id, 'features.storage.volumes', 'false' FROM projects "
-				      "  WHERE name = 'old';"
-				      "PRAGMA user_version = 1;",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "INSERT INTO projects (name) VALUES ('old');"
+			     "INSERT INTO projects_config (project_id, key, value) "
+			     "  SELECT id, 'features.profiles', 'true' FROM projects "
+			     "  WHERE name = 'old';"
+			     "INSERT INTO projects_config (project_id, key, value) "
+			     "  SELECT id, 'features.storage.volumes', 'false' FROM projects "
+			     "  WHERE name = 'old';"
+			     "PRAGMA user_version = 1;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(db_init(f->path, POOL_SOURCE, &err), 0);
 	assert_int_equal(query_int(f, "PRAGMA user_version"), db_schema_version());
@@ -242,7 +242,7 @@ static void test_migration_project_features(void **state)
  * the "default" project's; turning the feature on gives it an empty "default". */
 static void test_project_features(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *p = parse("{\"name\":\"pf\",\"config\":{\"features.images\":\"true\"}}");
 	json_auto_t *on = parse("{\"config\":{\"features.images\":\"true\","
 				"\"features.profiles\":\"true\"}}");
@@ -255,14 +255,13 @@ static void test_project_features(void **state)
 	assert_json_eq(used, "[]");
 	assert_int_equal(db_project_feature_project("pf", "features.images", &images, &err), 0);
 	assert_string_equal(images, "pf");
-	assert_int_equal(db_project_feature_project("pf", "features.profiles", &profiles, &err),
-			 0);
+	assert_int_equal(db_project_feature_project("pf", "features.profiles", &profiles, &err), 0);
 	assert_string_equal(profiles, "default");
-	assert_int_equal(
-		db_project_feature_project("pf", "features.storage.volumes", &volumes, &err), 0);
-	assert_string_equal(volumes, "default");
-	assert_int_equal(db_project_feature_project("default", "features.profiles", &def, &err),
+	assert_int_equal(db_project_feature_project("pf", "features.storage.volumes", &volumes,
+						    &err),
 			 0);
+	assert_string_equal(volumes, "default");
+	assert_int_equal(db_project_feature_project("default", "features.profiles", &def, &err), 0);
 	assert_string_equal(def, "default");
 	assert_fails(db_project_feature_project("nope", "features.images", &def, &err), -ENOENT,
 		     BERTH_ERR_NOT_FOUND, &err, "Project \"nope\" not found");
@@ -286,7 +285,7 @@ static void test_project_features(void **state)
 
 static void test_projects(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *p1 = parse("{\"name\":\"p1\",\"description\":\"one\","
 				"\"config\":{\"features.profiles\":\"true\"}}");
 	json_auto_t *upd = parse("{\"description\":\"uno\",\"config\":{"
@@ -309,8 +308,9 @@ static void test_projects(void **state)
 	assert_int_equal(db_project_update("p1", upd, &err), 0);
 	json_decref(got);
 	assert_int_equal(db_project_get("p1", &got, &err), 0);
-	assert_json_eq(got, "{\"name\":\"p1\",\"description\":\"uno\","
-			    "\"config\":{\"features.profiles\":\"true\",\"limits.instances\":\"3\"}}");
+	assert_json_eq(got,
+		       "{\"name\":\"p1\",\"description\":\"uno\","
+		       "\"config\":{\"features.profiles\":\"true\",\"limits.instances\":\"3\"}}");
 
 	assert_int_equal(db_project_rename("p1", "p2", &err), 0);
 	assert_fails(db_project_get("p1", &got, &err), -ENOENT, BERTH_ERR_NOT_FOUND, &err,
@@ -360,7 +360,7 @@ static void test_projects(void **state)
 
 static void test_profiles(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *web = parse("{\"name\":\"web\",\"description\":\"Web\","
 				 "\"config\":{\"limits.memory\":\"1GiB\",\"boot.autostart\":\"1\"},"
 				 "\"devices\":{\"eth0\":{\"type\":\"nic\",\"network\":\"br0\","
@@ -386,8 +386,8 @@ static void test_profiles(void **state)
 	assert_string_equal(berth_json_string(json_array_get(list, 1), "name"), "web");
 
 	/* A bad device value fails the whole create: no profile row stays behind. */
-	assert_fails(db_profile_create("default", bad, &err), -EINVAL, BERTH_ERR_BAD_REQUEST,
-		     &err, "\"size\"");
+	assert_fails(db_profile_create("default", bad, &err), -EINVAL, BERTH_ERR_BAD_REQUEST, &err,
+		     "\"size\"");
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM profiles WHERE name = 'bad'"), 0);
 
 	/* Update replaces everything; missing devices mean none. */
@@ -406,8 +406,8 @@ static void test_profiles(void **state)
 		     BERTH_ERR_FORBIDDEN, &err, "The \"default\" profile cannot be renamed");
 	assert_fails(db_profile_delete("default", "default", &err), -EPERM, BERTH_ERR_FORBIDDEN,
 		     &err, "The \"default\" profile cannot be deleted");
-	assert_fails(db_profile_delete("default", "nope", &err), -ENOENT, BERTH_ERR_NOT_FOUND,
-		     &err, "Profile \"nope\" not found");
+	assert_fails(db_profile_delete("default", "nope", &err), -ENOENT, BERTH_ERR_NOT_FOUND, &err,
+		     "Profile \"nope\" not found");
 
 	create_instance("default", "{\"name\":\"b\",\"profiles\":[\"default\",\"www\"]}");
 	create_instance("default", "{\"name\":\"a\",\"profiles\":[\"www\"]}");
@@ -432,8 +432,7 @@ static void test_profile_restrict_backstop(void **state)
 	create_instance("default", "{\"name\":\"c\",\"profiles\":[\"default\"]}");
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	sqlite3_extended_result_codes(db, 1);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL),
-			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DELETE FROM profiles", NULL, NULL, NULL),
 			 SQLITE_CONSTRAINT_TRIGGER);
 	assert_int_equal(db_errno(SQLITE_CONSTRAINT_TRIGGER), -EBUSY);
@@ -444,7 +443,7 @@ static void test_profile_restrict_backstop(void **state)
 
 static void test_instances_crud(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *web = parse("{\"name\":\"web\"}");
 	json_auto_t *upd = parse("{\"description\":\"changed\",\"config\":{\"x\":\"y\"},"
 				 "\"devices\":{\"data\":{\"type\":\"disk\",\"path\":\"/srv\"}},"
@@ -512,10 +511,10 @@ static void test_instances_crud(void **state)
 	assert_string_equal(berth_json_string(got4, "type"), "container");
 
 	assert_int_equal(db_instance_delete("default", "c2", &err), 0);
-	assert_fails(db_instance_delete("default", "c2", &err), -ENOENT, BERTH_ERR_NOT_FOUND,
-		     &err, "Instance \"c2\" not found");
-	assert_fails(db_instance_get("nope", "c2", &got3, &err), -ENOENT, BERTH_ERR_NOT_FOUND,
-		     &err, "Project \"nope\" not found");
+	assert_fails(db_instance_delete("default", "c2", &err), -ENOENT, BERTH_ERR_NOT_FOUND, &err,
+		     "Instance \"c2\" not found");
+	assert_fails(db_instance_get("nope", "c2", &got3, &err), -ENOENT, BERTH_ERR_NOT_FOUND, &err,
+		     "Project \"nope\" not found");
 	/* Children went with it. */
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM instances_config"), 0);
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM instances_devices"), 0);
@@ -525,7 +524,7 @@ static void test_instances_crud(void **state)
 
 static void test_failed_create_leaves_nothing(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	/* The config, devices and the "default" link are written before "nope" fails. */
 	json_auto_t *inst = parse("{\"name\":\"c1\",\"config\":{\"a\":\"b\"},"
 				  "\"devices\":{\"eth0\":{\"type\":\"nic\",\"network\":\"x\"}},"
@@ -533,8 +532,8 @@ static void test_failed_create_leaves_nothing(void **state)
 	json_auto_t *got = NULL, *names = NULL;
 	const struct fixture *f = *state;
 
-	assert_fails(db_instance_create("default", inst, &err), -ENOENT, BERTH_ERR_NOT_FOUND,
-		     &err, "Profile \"nope\" not found");
+	assert_fails(db_instance_create("default", inst, &err), -ENOENT, BERTH_ERR_NOT_FOUND, &err,
+		     "Profile \"nope\" not found");
 	assert_fails(db_instance_get("default", "c1", &got, &err), -ENOENT, BERTH_ERR_NOT_FOUND,
 		     &err, "Instance \"c1\" not found");
 	assert_int_equal(db_instance_names(NULL, &names, &err), 0);
@@ -548,14 +547,14 @@ static void test_failed_create_leaves_nothing(void **state)
 
 static void test_failed_update_keeps_old(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *upd = parse("{\"config\":{\"new\":\"1\"},\"profiles\":[\"nope\"]}");
 	json_auto_t *got = NULL;
 
 	create_instance("default", "{\"name\":\"c1\",\"config\":{\"old\":\"1\"},"
 				   "\"profiles\":[\"default\"]}");
-	assert_fails(db_instance_update("default", "c1", upd, &err), -ENOENT,
-		     BERTH_ERR_NOT_FOUND, &err, "Profile \"nope\" not found");
+	assert_fails(db_instance_update("default", "c1", upd, &err), -ENOENT, BERTH_ERR_NOT_FOUND,
+		     &err, "Profile \"nope\" not found");
 	assert_int_equal(db_instance_get("default", "c1", &got, &err), 0);
 	assert_json_eq(json_object_get(got, "config"), "{\"old\":\"1\"}");
 	assert_json_eq(json_object_get(got, "profiles"), "[\"default\"]");
@@ -566,7 +565,7 @@ static void test_failed_update_keeps_old(void **state)
 
 static void test_instance_conflicts(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *c1 = parse("{\"name\":\"c1\"}");
 	json_auto_t *p1 = parse("{\"name\":\"p1\"}");
 	json_auto_t *dup = parse("{\"name\":\"d\",\"profiles\":[\"default\",\"default\"]}");
@@ -584,18 +583,17 @@ static void test_instance_conflicts(void **state)
 		     BERTH_ERR_CONFLICT, &err, "Instance \"c1\" already exists");
 	assert_fails(db_instance_rename("default", "zz", "c3", NULL, NULL, &err), -ENOENT,
 		     BERTH_ERR_NOT_FOUND, &err, "Instance \"zz\" not found");
-	assert_fails(db_instance_create("default", dup, &err), -EINVAL, BERTH_ERR_BAD_REQUEST,
-		     &err, "Duplicate profile");
+	assert_fails(db_instance_create("default", dup, &err), -EINVAL, BERTH_ERR_BAD_REQUEST, &err,
+		     "Duplicate profile");
 }
 
 static void test_instance_list_order(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *pb = parse("{\"name\":\"bbb\"}"), *pa = parse("{\"name\":\"aaa\"}");
 	json_auto_t *all = NULL, *names = NULL, *only = NULL, *none = NULL;
-	const char *expect[][2] = { { "aaa", "x" },	    { "aaa", "y" },
-				    { "bbb", "a" },	    { "bbb", "z" },
-				    { "default", "m" }, { "default", "n" } };
+	const char *expect[][2] = {{"aaa", "x"}, {"aaa", "y"},	   {"bbb", "a"},
+				   {"bbb", "z"}, {"default", "m"}, {"default", "n"}};
 
 	assert_int_equal(db_project_create(pb, &err), 0);
 	assert_int_equal(db_project_create(pa, &err), 0);
@@ -632,7 +630,7 @@ static void test_instance_list_order(void **state)
 
 static void test_instance_list_many(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *web = parse("{\"name\":\"web\"}");
 	json_auto_t *small = NULL, *list = NULL;
 	uint64_t t0, t1, before, small_queries, many_queries = 0, best = 0, first = 0;
@@ -685,8 +683,9 @@ static void test_instance_list_many(void **state)
 		json_t *inst = json_array_get(list, 501);
 
 		assert_string_equal(berth_json_string(inst, "name"), "c0501");
-		assert_string_equal(json_string_value(json_object_get(
-					    json_object_get(inst, "config"), "volatile.uuid")),
+		assert_string_equal(json_string_value(
+					    json_object_get(json_object_get(inst, "config"),
+							    "volatile.uuid")),
 				    "u-501");
 		assert_int_equal(json_object_size(json_object_get(inst, "devices")), 2);
 		assert_json_eq(json_object_get(inst, "profiles"), "[\"web\"]");
@@ -699,7 +698,7 @@ static void test_instance_list_many(void **state)
 
 static void test_server_config(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *c1 = parse("{\"core.https_address\":\":8443\",\"images.auto_update\":\"6\"}");
 	json_auto_t *c2 = parse("{\"core.trust_password\":\"x\"}");
 	json_auto_t *bad = parse("{\"a\":\"1\",\"b\":2}");
@@ -732,15 +731,17 @@ struct thread_arg {
 static void *thread_main(void *p)
 {
 	struct thread_arg *a = p;
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	char body[128];
 
 	a->result = db_conn(&a->conn, &err);
 	for (int i = 0; a->result >= 0 && i < PER_THREAD; i++) {
 		json_t *inst, *list = NULL;
 
-		snprintf(body, sizeof(body), "{\"name\":\"t%d-%d\",\"config\":{\"k\":\"%d\"},"
-					     "\"profiles\":[\"default\"]}", a->id, i, i);
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"t%d-%d\",\"config\":{\"k\":\"%d\"},"
+			 "\"profiles\":[\"default\"]}",
+			 a->id, i, i);
 		inst = json_loads(body, 0, NULL);
 		a->result = db_instance_create("default", inst, &err);
 		json_decref(inst);
@@ -757,8 +758,8 @@ static void *thread_main(void *p)
 
 static void test_threads(void **state)
 {
-	struct berth_error err = { 0 };
-	struct thread_arg args[2] = { { .id = 1 }, { .id = 2 } };
+	struct berth_error err = {0};
+	struct thread_arg args[2] = {{.id = 1}, {.id = 2}};
 	pthread_t threads[2];
 	json_auto_t *names = NULL, *used = NULL;
 	sqlite3 *main_conn = NULL;
@@ -782,7 +783,7 @@ static void test_threads(void **state)
 
 static void test_use_before_init(void **state)
 {
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_auto_t *got = NULL;
 
 	db_shutdown();
@@ -814,7 +815,8 @@ static void test_pool_volumes(void **state)
 	struct fixture *f = *state;
 	struct berth_error err = {0};
 	json_auto_t *pool = parse("{\"name\":\"p\",\"driver\":\"btrfs\",\"config\":{}}");
-	json_auto_t *vol = parse("{\"name\":\"v\",\"type\":\"custom\",\"config\":{\"size\":\"1GiB\"}}");
+	json_auto_t *vol = parse(
+		"{\"name\":\"v\",\"type\":\"custom\",\"config\":{\"size\":\"1GiB\"}}");
 	json_auto_t *snap = parse("{\"name\":\"v/s0\",\"type\":\"custom\"}");
 	json_auto_t *orphan = parse("{\"name\":\"nope/s0\",\"type\":\"custom\"}");
 	json_auto_t *list = NULL;
@@ -859,17 +861,18 @@ static void test_pool_volumes(void **state)
 	berth_error_release(&err);
 
 	assert_int_equal(db_volume_rename("p", "default", "custom", "v", "w", fail_hook, &calls,
-					  &err), -EIO);
+					  &err),
+			 -EIO);
 	berth_error_release(&err);
 	assert_int_equal(db_volume_get("p", "default", "custom", "v/s0", &got, &err), 0);
-	assert_int_equal(db_volume_rename("p", "default", "custom", "v", "w", NULL, NULL, &err),
-			 0);
+	assert_int_equal(db_volume_rename("p", "default", "custom", "v", "w", NULL, NULL, &err), 0);
 	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_volumes WHERE name = 'w/s0'"),
 			 1);
 	/* Attached through a profile's disk device: in use. */
 	{
-		json_auto_t *prof = parse("{\"name\":\"att\",\"devices\":{\"data\":{\"type\":"
-					  "\"disk\",\"pool\":\"p\",\"source\":\"w\",\"path\":\"/d\"}}}");
+		json_auto_t *prof = parse(
+			"{\"name\":\"att\",\"devices\":{\"data\":{\"type\":"
+			"\"disk\",\"pool\":\"p\",\"source\":\"w\",\"path\":\"/d\"}}}");
 		json_auto_t *vused = NULL;
 
 		assert_int_equal(db_profile_create("default", prof, &err), 0);
@@ -904,8 +907,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_restrict_backstop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_instances_crud, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failed_create_leaves_nothing, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_failed_create_leaves_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_update_keeps_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_instance_conflicts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_instance_list_order, setup, teardown),

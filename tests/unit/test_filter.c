@@ -10,9 +10,9 @@
 
 static json_t *inst(void)
 {
-	return json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:i}", "name", "web1", "status",
-			 "Running", "ephemeral", 0, "config", "image.os", "debian", "user.role",
-			 "db", "status_code", 103);
+	return json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:i}", "name", "web1", "status", "Running",
+			 "ephemeral", 0, "config", "image.os", "debian", "user.role", "db",
+			 "status_code", 103);
 }
 
 static bool match(const char *expr)
@@ -95,8 +95,13 @@ static void test_patterns(void **state)
 
 static void test_errors(void **state)
 {
-	const char *bad[] = {"name", "name eq", "name gt 3", "name eq x xor y eq z",
-			     "name eq \"unterminated", "not", "not \"unterminated",
+	const char *bad[] = {"name",
+			     "name eq",
+			     "name gt 3",
+			     "name eq x xor y eq z",
+			     "name eq \"unterminated",
+			     "not",
+			     "not \"unterminated",
 			     "not 'x"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -115,12 +120,9 @@ static void test_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_simple),
-		cmocka_unit_test(test_dotted_keys),
-		cmocka_unit_test(test_boolean_logic),
-		cmocka_unit_test(test_regex),
-		cmocka_unit_test(test_hostile_regex),
-		cmocka_unit_test(test_patterns),
+		cmocka_unit_test(test_simple),	      cmocka_unit_test(test_dotted_keys),
+		cmocka_unit_test(test_boolean_logic), cmocka_unit_test(test_regex),
+		cmocka_unit_test(test_hostile_regex), cmocka_unit_test(test_patterns),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,8 +35,7 @@ static void handler(struct berth_http_conn *conn, struct berth_http_request *req
 		f->last_body[n > 0 ? n : 0] = '\0';
 		f->spooled = true;
 	} else {
-		snprintf(f->last_body, sizeof(f->last_body), "%.*s", (int)req->body_len,
-			 req->body);
+		snprintf(f->last_body, sizeof(f->last_body), "%.*s", (int)req->body_len, req->body);
 	}
 	if (streq(req->path, "/file")) {
 		/* "<" + 600,000 bytes of a file (three read chunks) + ">" */
@@ -268,8 +267,9 @@ static void test_upload_spooled(void **state)
 	size_t hl;
 
 	/* Larger than max_body_bytes (4096) but within max_upload_bytes: spooled. */
-	hl = (size_t)snprintf(req, sizeof(req), "POST /u HTTP/1.1\r\nContent-Type: "
-				"application/octet-stream\r\nContent-Length: 10000\r\n\r\n");
+	hl = (size_t)snprintf(req, sizeof(req),
+			      "POST /u HTTP/1.1\r\nContent-Type: "
+			      "application/octet-stream\r\nContent-Length: 10000\r\n\r\n");
 	memset(req + hl, 'z', 10000);
 	memcpy(req + hl, "spool!", 6);
 	send_all(f, req, hl + 10000);
@@ -399,7 +399,7 @@ static void test_websocket(void **state)
 	assert_int_equal(read(f->client, buf, sizeof(buf)), 4);
 	frame = buf;
 	assert_int_equal((unsigned char)frame[0], 0x81); /* FIN + text */
-	assert_int_equal(frame[1], 2);			  /* unmasked, length 2 */
+	assert_int_equal(frame[1], 2);			 /* unmasked, length 2 */
 	assert_memory_equal(frame + 2, "hi", 2);
 }
 

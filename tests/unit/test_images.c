@@ -94,8 +94,7 @@ static void test_metadata_parse(void **state)
 	assert_string_equal(m.architecture, "x86_64");
 	assert_int_equal(m.creation_date, 1700000000);
 	/* A YAML integer property becomes the string LXD would read. */
-	assert_string_equal(berth_json_string(json_object_get(m.metadata, "properties"),
-					      "release"),
+	assert_string_equal(berth_json_string(json_object_get(m.metadata, "properties"), "release"),
 			    "1");
 	image_metadata_release(&m);
 
@@ -300,12 +299,14 @@ static int make_names_tar(int format)
 		size_t len = name ? strlen(name) : 0;
 
 		snprintf(target, sizeof(target), "rootfs/%s", odd_names[1]);
-		snprintf(path, sizeof(path), "rootfs/%s", name ?: i == ARRAY_SIZE(odd_names)
-								   ? "sym\xe9" : "hard\xe9");
+		snprintf(path, sizeof(path), "rootfs/%s",
+			 name
+				 ?: i == ARRAY_SIZE(odd_names) ? "sym\xe9"
+							       : "hard\xe9");
 		archive_entry_set_pathname(e, path);
 		archive_entry_set_perm(e, 0644);
-		archive_entry_set_filetype(e, name || i > ARRAY_SIZE(odd_names) ? AE_IFREG
-									  : AE_IFLNK);
+		archive_entry_set_filetype(e,
+					   name || i > ARRAY_SIZE(odd_names) ? AE_IFREG : AE_IFLNK);
 		if (!name && i == ARRAY_SIZE(odd_names))
 			archive_entry_set_symlink(e, odd_names[1]);
 		else if (!name)
@@ -358,8 +359,7 @@ static void names_check(const char *root)
 static void test_unpack_names(void **state)
 {
 	static const int formats[] = {ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE,
-				      ARCHIVE_FORMAT_TAR_PAX_RESTRICTED,
-				      ARCHIVE_FORMAT_TAR_GNUTAR};
+				      ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FORMAT_TAR_GNUTAR};
 	static const char *const locales[] = {"C", "C.UTF-8"};
 	char dir[64], root[96], outside[96];
 
@@ -375,7 +375,8 @@ static void test_unpack_names(void **state)
 				if (!setlocale(LC_CTYPE, locales[u]))
 					continue;
 				unpack_dirs(dir, root, outside);
-				assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, NULL, &err), 0);
+				assert_int_equal(image_unpack_tar(fd, root, NULL, NULL, NULL, &err),
+						 0);
 				names_check(root);
 				close(fd);
 				rm_rf(dir);
@@ -582,7 +583,8 @@ static void test_import_unified(void **state)
 	json_auto_t *props = NULL, *img = NULL;
 	char fp[65];
 	int fd = make_tar(unified, ARRAY_SIZE(unified), true);
-	struct image_upload up = {.fd = fd, .content_type = "application/octet-stream",
+	struct image_upload up = {.fd = fd,
+				  .content_type = "application/octet-stream",
 				  .filename = "u.tar.gz"};
 
 	sha256_hex_fds(fd, -1, fp);
@@ -630,8 +632,7 @@ static void test_import_split(void **state)
 	char fp[65], buf[8192];
 	FILE *out = fdopen(dup(body), "w");
 	ssize_t n;
-	struct image_upload up = {.fd = body,
-				  .content_type = "multipart/form-data; boundary=XyZ"};
+	struct image_upload up = {.fd = body, .content_type = "multipart/form-data; boundary=XyZ"};
 
 	sha256_hex_fds(mfd, rfd, fp);
 	fprintf(out, "--XyZ\r\nContent-Disposition: form-data; name=\"metadata\"; "

@@ -267,8 +267,8 @@ static int64_t count_rows(const struct fixture *f, const char *table)
 /* Entries of `dir` that are not `except` (NULL: none). */
 static int count_entries(const char *dir, const char *except)
 {
-	_cleanup_free_ char *cmd = berth_strdup_printf(
-		"ls -A %s | grep -vx '%s' | wc -l", dir, except ? except : "");
+	_cleanup_free_ char *cmd = berth_strdup_printf("ls -A %s | grep -vx '%s' | wc -l", dir,
+						       except ? except : "");
 	FILE *p = popen(cmd, "r");
 	int n = -1;
 
@@ -380,8 +380,8 @@ static void test_expand(void **state)
 	/* The caller's copy: changing it leaves the cache alone. */
 	json_object_set_new(cfg, "limits.cpu", json_string("7"));
 	assert_int_equal(instance_expand_load("default", "c1", &b, &err), 0);
-	assert_string_equal(berth_json_string(json_object_get(b, "expanded_config"),
-					      "limits.cpu"), "1");
+	assert_string_equal(berth_json_string(json_object_get(b, "expanded_config"), "limits.cpu"),
+			    "1");
 	json_decref(b);
 	b = NULL;
 
@@ -390,8 +390,8 @@ static void test_expand(void **state)
 	assert_int_equal(db_profile_update("default", "extra", prof, &err), 0);
 	instance_expand_invalidate();
 	assert_int_equal(instance_expand_load("default", "c1", &b, &err), 0);
-	assert_string_equal(berth_json_string(json_object_get(b, "expanded_config"),
-					      "limits.cpu"), "2");
+	assert_string_equal(berth_json_string(json_object_get(b, "expanded_config"), "limits.cpu"),
+			    "2");
 
 	/* Unknown instance: -ENOENT with its message. */
 	json_decref(b);
@@ -435,8 +435,7 @@ static void test_expand_alloc(void **state)
 		berth_error_release(&err);
 		instance_expand_invalidate();
 		if (live_count != before)
-			fail_msg("allocation %ld failed: %zu blocks kept", n,
-				 live_count - before);
+			fail_msg("allocation %ld failed: %zu blocks kept", n, live_count - before);
 		if (!alloc_fired)
 			break;
 	}
@@ -529,13 +528,13 @@ static void test_create_empty_db(void **state)
 {
 	struct fixture *f = *state;
 	struct berth_error err = {0};
-	static const char *const tables[] = {"instances", "instances_config",
-					     "instances_profiles"};
+	static const char *const tables[] = {"instances", "instances_config", "instances_profiles"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(tables); i++) {
-		_cleanup_free_ char *trig = berth_strdup_printf(
-			"CREATE TRIGGER fail BEFORE INSERT ON %s BEGIN "
-			"SELECT RAISE(ABORT, 'injected'); END", tables[i]);
+		_cleanup_free_ char *trig =
+			berth_strdup_printf("CREATE TRIGGER fail BEFORE INSERT ON %s BEGIN "
+					    "SELECT RAISE(ABORT, 'injected'); END",
+					    tables[i]);
 		struct instance_job *j = create_job(f, "c1", false);
 
 		sql(f, trig);
@@ -620,14 +619,14 @@ static void test_create_image_db(void **state)
 {
 	struct fixture *f = *state;
 	struct berth_error err = {0};
-	static const char *const tables[] = {"instances", "storage_volumes",
-					     "instances_config"};
+	static const char *const tables[] = {"instances", "storage_volumes", "instances_config"};
 
 	make_image(f);
 	for (size_t i = 0; i < ARRAY_SIZE(tables); i++) {
-		_cleanup_free_ char *trig = berth_strdup_printf(
-			"CREATE TRIGGER fail BEFORE INSERT ON %s BEGIN "
-			"SELECT RAISE(ABORT, 'injected'); END", tables[i]);
+		_cleanup_free_ char *trig =
+			berth_strdup_printf("CREATE TRIGGER fail BEFORE INSERT ON %s BEGIN "
+					    "SELECT RAISE(ABORT, 'injected'); END",
+					    tables[i]);
 		struct instance_job *j = create_job(f, "c1", true);
 
 		sql(f, trig);

@@ -45,7 +45,9 @@ static void test_valid(void **state)
 
 	assert_int_equal(check("{\"name\":\"a\",\"config\":{\"k\":\"v\"},\"devices\":{\"r\":"
 			       "{\"type\":\"disk\"}},\"profiles\":[\"x\"],\"ephemeral\":true,"
-			       "\"unknown\":1}", &msg), 0);
+			       "\"unknown\":1}",
+			       &msg),
+			 0);
 	assert_int_equal(check("{\"name\":\"a\",\"config\":null}", &msg), 0);
 }
 

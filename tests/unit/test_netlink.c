@@ -64,8 +64,11 @@ static void test_bridge_veth_addr(void **state)
 	assert_int_equal(br.mtu, 1400);
 	assert_true(br.has_mac);
 
-	struct berth_nl_veth veth = {.name = "vtest0", .peer = "eth0", .peer_netns_fd = other_ns,
-				     .peer_mac = mac, .mtu = 1400};
+	struct berth_nl_veth veth = {.name = "vtest0",
+				     .peer = "eth0",
+				     .peer_netns_fd = other_ns,
+				     .peer_mac = mac,
+				     .mtu = 1400};
 	assert_int_equal(berth_nl_veth_add(&nl, &veth), 0);
 	assert_int_equal(berth_nl_link_get(&nl, "vtest0", &v), 0);
 	assert_string_equal(v.kind, "veth");

@@ -65,8 +65,8 @@ static int teardown(void **state)
 
 static char *entry(struct fixture *f, const char *file)
 {
-	_cleanup_free_ char *path =
-		berth_strdup_printf("%s/networks/tnet0/dnsmasq.hosts/%s", f->dir, file);
+	_cleanup_free_ char *path = berth_strdup_printf("%s/networks/tnet0/dnsmasq.hosts/%s",
+							f->dir, file);
 	char *text = NULL;
 	size_t len = 0;
 
@@ -84,14 +84,16 @@ static void test_static_leases(void **state)
 
 	/* A dynamic NIC still gets an entry, so its name resolves. */
 	assert_int_equal(network_nic_lease_add(&f->d, "default", "tnet0", "c1", "eth0",
-					       "00:16:3e:00:00:01", NULL, NULL, &err), 0);
+					       "00:16:3e:00:00:01", NULL, NULL, &err),
+			 0);
 	e = entry(f, "default_c1.eth0");
 	assert_string_equal(e, "00:16:3e:00:00:01,c1\n");
 	free(e);
 	/* Static: replaced in place. */
 	assert_int_equal(network_nic_lease_add(&f->d, "default", "tnet0", "c1", "eth0",
 					       "00:16:3e:00:00:01", "10.55.0.10", "fd42:1::20",
-					       &err), 0);
+					       &err),
+			 0);
 	e = entry(f, "default_c1.eth0");
 	assert_string_equal(e, "00:16:3e:00:00:01,10.55.0.10,[fd42:1::20],c1\n");
 	/* Taken by c1. */
@@ -103,8 +105,8 @@ static void test_static_leases(void **state)
 	berth_error_release(&err);
 	assert_null(entry(f, "default_c2.eth0"));
 	/* Outside the subnet, the bridge's, the subnet's, the broadcast, garbage. */
-	static const char *const bad[] = {"10.56.0.10", "10.55.0.1", "10.55.0.0", "10.55.0.255",
-					  "10.55.0", "fd42:1::20"};
+	static const char *const bad[] = {"10.56.0.10",	 "10.55.0.1", "10.55.0.0",
+					  "10.55.0.255", "10.55.0",   "fd42:1::20"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(network_nic_lease_add(&f->d, "default", "tnet0", "c2", "eth0",
 						       "00:16:3e:00:00:02", bad[i], NULL, &err),
@@ -123,12 +125,15 @@ static void test_static_leases(void **state)
 	assert_string_equal(berth_json_string(json_array_get(leases, 0), "hostname"), "c1");
 	/* Removed: the address is free again. */
 	assert_int_equal(network_nic_lease_remove(&f->d, "default", "tnet0", "c1", "eth0",
-						  "00:16:3e:00:00:01"), 0);
+						  "00:16:3e:00:00:01"),
+			 0);
 	assert_null(entry(f, "default_c1.eth0"));
 	assert_int_equal(network_nic_lease_remove(&f->d, "default", "tnet0", "c1", "eth0",
-						  "00:16:3e:00:00:01"), 0);
+						  "00:16:3e:00:00:01"),
+			 0);
 	assert_int_equal(network_nic_lease_add(&f->d, "default", "tnet0", "c2", "eth0",
-					       "00:16:3e:00:00:02", "10.55.0.10", NULL, &err), 0);
+					       "00:16:3e:00:00:02", "10.55.0.10", NULL, &err),
+			 0);
 }
 
 static void test_resolve(void **state)
@@ -149,7 +154,8 @@ static void test_resolve(void **state)
 			 -EOPNOTSUPP);
 	berth_error_release(&err);
 	assert_int_equal(network_nic_lease_add(&f->d, "default", "nosuchnet9", "c1", "eth0",
-					       "00:16:3e:00:00:01", NULL, NULL, &err), 0);
+					       "00:16:3e:00:00:01", NULL, NULL, &err),
+			 0);
 }
 
 static void test_config(void **state)

@@ -101,8 +101,9 @@ static void test_success(void **state)
 	j = operation_render(op);
 	assert_int_equal(json_integer_value(json_object_get(j, "status_code")), 200);
 	assert_string_equal(berth_json_string(j, "status"), "Success");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "metadata"),
-							     "return")), 7);
+	assert_int_equal(json_integer_value(
+				 json_object_get(json_object_get(j, "metadata"), "return")),
+			 7);
 	assert_string_equal(berth_json_string(j, "description"), "Testing");
 	assert_int_equal(strlen(berth_json_string(j, "id")), 36);
 	operation_unref(op);

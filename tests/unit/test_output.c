@@ -11,13 +11,13 @@
 
 #include "cli/output.h"
 
-static const char *headers[] = { "NAME", "STATE", "TYPE" };
+static const char *headers[] = {"NAME", "STATE", "TYPE"};
 
 static void fill(struct cli_table *t, const char *rows[][3], size_t n)
 {
 	cli_table_init(t, 3, headers);
 	for (size_t i = 0; i < n; i++) {
-		char *cells[3] = { strdup(rows[i][0]), strdup(rows[i][1]), strdup(rows[i][2]) };
+		char *cells[3] = {strdup(rows[i][0]), strdup(rows[i][1]), strdup(rows[i][2])};
 
 		assert_int_equal(cli_table_add_row(t, cells), 0);
 	}
@@ -37,9 +37,9 @@ static char *render(struct cli_table *t, enum cli_format fmt)
 
 static void test_table(void **state)
 {
-	const char *rows[][3] = { { "web10", "STOPPED", "CONTAINER" },
-				  { "c1", "RUNNING", "VIRTUAL-MACHINE" },
-				  { "web2", "STOPPED", "CONTAINER" } };
+	const char *rows[][3] = {{"web10", "STOPPED", "CONTAINER"},
+				 {"c1", "RUNNING", "VIRTUAL-MACHINE"},
+				 {"web2", "STOPPED", "CONTAINER"}};
 	struct cli_table t;
 	_cleanup_free_ char *out = NULL;
 
@@ -60,7 +60,7 @@ static void test_table(void **state)
 
 static void test_multiline_and_utf8(void **state)
 {
-	const char *rows[][3] = { { "c1", "10.0.0.2 (eth0)\n10.0.0.3 (eth1)", "é" } };
+	const char *rows[][3] = {{"c1", "10.0.0.2 (eth0)\n10.0.0.3 (eth1)", "é"}};
 	struct cli_table t;
 	_cleanup_free_ char *out = NULL;
 
@@ -77,7 +77,7 @@ static void test_multiline_and_utf8(void **state)
 
 static void test_compact(void **state)
 {
-	const char *rows[][3] = { { "web10", "STOPPED", "CONTAINER" } };
+	const char *rows[][3] = {{"web10", "STOPPED", "CONTAINER"}};
 	struct cli_table t;
 	_cleanup_free_ char *out = NULL;
 
@@ -90,9 +90,9 @@ static void test_compact(void **state)
 
 static void test_csv(void **state)
 {
-	const char *rows[][3] = { { "a", "x,y", "say \"hi\"" },
-				  { "b", "", " lead" },
-				  { "c", "l1\nl2", "plain" } };
+	const char *rows[][3] = {{"a", "x,y", "say \"hi\""},
+				 {"b", "", " lead"},
+				 {"c", "l1\nl2", "plain"}};
 	struct cli_table t;
 	_cleanup_free_ char *out = NULL;
 
@@ -106,7 +106,7 @@ static void test_csv(void **state)
 static void test_formats(void **state)
 {
 	enum cli_format f = CLI_FORMAT_MAX;
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 
 	assert_int_equal(cli_format_parse(NULL, &f, NULL), 0);
 	assert_int_equal(f, CLI_FORMAT_TABLE);

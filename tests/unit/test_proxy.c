@@ -69,7 +69,8 @@ static void test_parse(void **state)
 	assert_string_equal(a.path, "/run/x.sock");
 	parse_ok("unix:@name", &a);
 	assert_true(a.abstract);
-	assert_int_equal(proxy_addr_sockaddr(&a, 0, &ss), offsetof(struct sockaddr_un, sun_path) + 5);
+	assert_int_equal(proxy_addr_sockaddr(&a, 0, &ss),
+			 offsetof(struct sockaddr_un, sun_path) + 5);
 	assert_int_equal(((struct sockaddr_un *)&ss)->sun_path[0], '\0');
 
 	parse_bad("tcp:127.0.0.1", "missing port");
@@ -165,15 +166,20 @@ static void test_device_check(void **state)
 	dev_bad("{\"web\":{\"type\":\"proxy\",\"listen\":\"tcp:1.2.3.4:1\",\"connect\":\"bad\"}}",
 		"connect: Unknown protocol");
 	dev_bad("{\"p\":{\"type\":\"proxy\",\"listen\":\"tcp:1.2.3.4:1\",\"connect\":\"tcp:1.2.3.4:1\","
-		"\"mode\":\"0660\"}}", "non-abstract unix");
+		"\"mode\":\"0660\"}}",
+		"non-abstract unix");
 	dev_bad("{\"p\":{\"type\":\"proxy\",\"listen\":\"unix:@a\",\"connect\":\"tcp:1.2.3.4:1\","
-		"\"uid\":\"5\"}}", "non-abstract unix");
+		"\"uid\":\"5\"}}",
+		"non-abstract unix");
 	dev_bad("{\"p\":{\"type\":\"proxy\",\"listen\":\"tcp:1.2.3.4:1\",\"connect\":\"tcp:1.2.3.4:1\","
-		"\"security.uid\":\"1000\"}}", "not supported yet");
+		"\"security.uid\":\"1000\"}}",
+		"not supported yet");
 	dev_bad("{\"p\":{\"type\":\"proxy\",\"listen\":\"tcp:1.2.3.4:1\",\"connect\":\"tcp:1.2.3.4:1\","
-		"\"proxy_protocol\":\"true\"}}", "not supported yet");
+		"\"proxy_protocol\":\"true\"}}",
+		"not supported yet");
 	dev_bad("{\"p\":{\"type\":\"proxy\",\"listen\":\"tcp:1.2.3.4:1\",\"connect\":\"tcp:1.2.3.4:1\","
-		"\"uid\":\"x\"}}", "user or group id");
+		"\"uid\":\"x\"}}",
+		"user or group id");
 	dev_bad("{\"p\":{\"type\":\"proxy\",\"connect\":\"tcp:1.2.3.4:1\"}}", "need \"listen\"");
 }
 

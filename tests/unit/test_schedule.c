@@ -44,8 +44,8 @@ static void test_cron(void **state)
 	assert_true(fires("0,30 1-4 * * *", at(3, 30, 23, 1)));
 	assert_false(fires("0,30 1-4 * * *", at(5, 30, 23, 1)));
 	assert_true(fires("0 0 * * 0", at(0, 0, 22, 0)));
-	assert_true(fires("0 0 * * 7", at(0, 0, 22, 0)));	/* Sunday as 7 */
-	assert_true(fires("0 0 1 * 1", at(0, 0, 23, 1)));	/* DoM or DoW when both set */
+	assert_true(fires("0 0 * * 7", at(0, 0, 22, 0))); /* Sunday as 7 */
+	assert_true(fires("0 0 1 * 1", at(0, 0, 23, 1))); /* DoM or DoW when both set */
 	assert_false(fires("0 0 1 11 *", at(0, 0, 23, 1)));
 	assert_true(fires("0 0 23 11 *", at(0, 0, 23, 1)));
 }
@@ -64,8 +64,9 @@ static void test_shorthands(void **state)
 
 static void test_bad(void **state)
 {
-	const char *bad[] = {"", "* * * *", "* * * * * *", "60 * * * *", "*/0 * * * *",
-			     "a * * * *", "5-1 * * * *", "@sometimes", "1,,2 * * * *"};
+	const char *bad[] = {
+		"",	     "* * * *",	    "* * * * * *", "60 * * * *",  "*/0 * * * *",
+		"a * * * *", "5-1 * * * *", "@sometimes",  "1,,2 * * * *"};
 	struct tm tm = at(0, 0, 23, 1);
 	bool m;
 

@@ -29,8 +29,8 @@ static void test_default_list(void **state)
 {
 	const char *const *d = runtime_seccomp_default_deny();
 	static const char *const want[] = {
-		"kexec_load",	"kexec_file_load", "open_by_handle_at",
-		"init_module", "finit_module",	   "delete_module",
+		"kexec_load",  "kexec_file_load", "open_by_handle_at",
+		"init_module", "finit_module",	  "delete_module",
 	};
 	size_t n = 0;
 
@@ -44,10 +44,10 @@ static void test_default_list(void **state)
 
 static void test_validate(void **state)
 {
-	char *good[] = { "getpid", "uname", "kexec_load", "socketcall", NULL };
-	char *bad[] = { "getpid", "not_a_syscall", "uname", NULL };
-	struct runtime_seccomp_policy p = { .deny_default = true, .deny = good };
-	struct berth_error err = { 0 };
+	char *good[] = {"getpid", "uname", "kexec_load", "socketcall", NULL};
+	char *bad[] = {"getpid", "not_a_syscall", "uname", NULL};
+	struct runtime_seccomp_policy p = {.deny_default = true, .deny = good};
+	struct berth_error err = {0};
 
 	assert_int_equal(runtime_seccomp_validate(&p, &err), 0);
 	assert_null(err.msg);
@@ -109,7 +109,8 @@ static int in_child_as(const struct runtime_seccomp_policy *p, bool compiled, in
 	if (pid == 0) {
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 			_exit(100);
-		if ((compiled ? runtime_seccomp_install(&prog, NULL) : runtime_seccomp_load(p, NULL)) < 0)
+		if ((compiled ? runtime_seccomp_install(&prog, NULL)
+			      : runtime_seccomp_load(p, NULL)) < 0)
 			_exit(101);
 		/* exit_group directly: a sanitizer's exit hooks would make syscalls the
 		 * filter refuses in allow-list mode */
@@ -154,8 +155,8 @@ static int deny_checks(void)
 	EXPECT_ERRNO(syscall(SYS_umount2, "/berth-test-not-a-mount", 0), ENOENT, 7);
 	/* a notify listener refused (EINVAL); without the flag the kernel sees the NULL
 	 * program (EFAULT) */
-	EXPECT_ERRNO(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-			     SECCOMP_FILTER_FLAG_NEW_LISTENER, NULL),
+	EXPECT_ERRNO(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+			     NULL),
 		     EINVAL, 8);
 	EXPECT_ERRNO(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, NULL), EFAULT, 9);
 	/* untouched calls work */
@@ -168,8 +169,8 @@ static int deny_checks(void)
 
 static void test_deny_loaded(void **state)
 {
-	char *deny[] = { "getpid", "uname", NULL };
-	struct runtime_seccomp_policy p = { .deny_default = true, .deny = deny };
+	char *deny[] = {"getpid", "uname", NULL};
+	struct runtime_seccomp_policy p = {.deny_default = true, .deny = deny};
 
 	assert_int_equal(in_child(&p, deny_checks), 0);
 }
@@ -198,8 +199,8 @@ static int no_default_checks(void)
 
 static void test_deny_without_default(void **state)
 {
-	char *deny[] = { "uname", NULL };
-	struct runtime_seccomp_policy p = { .deny_default = false, .deny = deny };
+	char *deny[] = {"uname", NULL};
+	struct runtime_seccomp_policy p = {.deny_default = false, .deny = deny};
 
 	assert_int_equal(in_child(&p, no_default_checks), 0);
 }
@@ -221,8 +222,8 @@ static int allow_checks(void)
 
 static void test_allow_loaded(void **state)
 {
-	char *allow[] = { "getpid", "umount2", NULL };
-	struct runtime_seccomp_policy p = { .allow = allow };
+	char *allow[] = {"getpid", "umount2", NULL};
+	struct runtime_seccomp_policy p = {.allow = allow};
 
 	assert_int_equal(in_child(&p, allow_checks), 0);
 }
@@ -241,7 +242,7 @@ static int nothing_checks(void)
 
 static void test_empty_policy_no_filter(void **state)
 {
-	struct runtime_seccomp_policy p = { .deny_default = false };
+	struct runtime_seccomp_policy p = {.deny_default = false};
 
 	assert_int_equal(in_child(&p, nothing_checks), 0);
 }
@@ -249,11 +250,11 @@ static void test_empty_policy_no_filter(void **state)
 /* The program compiled once and installed without libseccomp behaves the same. */
 static void test_compiled(void **state)
 {
-	char *deny[] = { "getpid", "uname", NULL };
-	char *allow[] = { "getpid", "umount2", NULL };
-	struct runtime_seccomp_policy d = { .deny_default = true, .deny = deny };
-	struct runtime_seccomp_policy a = { .allow = allow };
-	struct runtime_seccomp_policy none = { .deny_default = false };
+	char *deny[] = {"getpid", "uname", NULL};
+	char *allow[] = {"getpid", "umount2", NULL};
+	struct runtime_seccomp_policy d = {.deny_default = true, .deny = deny};
+	struct runtime_seccomp_policy a = {.allow = allow};
+	struct runtime_seccomp_policy none = {.deny_default = false};
 	struct runtime_seccomp_prog prog = {0};
 
 	assert_int_equal(in_child_as(&d, true, deny_checks), 0);
@@ -269,9 +270,9 @@ static void test_compiled(void **state)
 
 static void test_unknown_name_load(void **state)
 {
-	char *deny[] = { "not_a_syscall", NULL };
-	struct runtime_seccomp_policy p = { .deny_default = true, .deny = deny };
-	struct berth_error err = { 0 };
+	char *deny[] = {"not_a_syscall", NULL};
+	struct runtime_seccomp_policy p = {.deny_default = true, .deny = deny};
+	struct berth_error err = {0};
 	int status = 0;
 	pid_t pid = fork();
 

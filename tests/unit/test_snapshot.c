@@ -207,8 +207,7 @@ static char *state_dump(const struct fixture *f)
 	return buf;
 }
 
-static void assert_state(const struct fixture *f, const char *want, const char *what,
-			 long n)
+static void assert_state(const struct fixture *f, const char *want, const char *what, long n)
 {
 	_cleanup_free_ char *now = state_dump(f);
 
@@ -514,8 +513,12 @@ static void test_schedule(void **state)
 	struct fixture *f = *state;
 	struct berth_error err = {0};
 	json_auto_t *snaps = NULL;
-	struct tm tm = {.tm_year = 126, .tm_mon = 0, .tm_mday = 1, .tm_hour = 3,
-			.tm_min = 15, .tm_isdst = -1};
+	struct tm tm = {.tm_year = 126,
+			.tm_mon = 0,
+			.tm_mday = 1,
+			.tm_hour = 3,
+			.tm_min = 15,
+			.tm_isdst = -1};
 	time_t at = mktime(&tm);
 	_cleanup_free_ char *after = NULL;
 

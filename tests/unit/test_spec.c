@@ -209,10 +209,8 @@ static void test_refused(void **state)
 	expect_refused("nic=type=veth,name=eth0,host=v0,colour=red\n", "nic");
 	expect_refused("nic=type=veth,name=a/b,host=v0\n", "nic");
 	expect_refused("nic=type=veth,name=0123456789abcdef,host=v0\n", "nic");
-	expect_refused("nic=type=veth,name=eth0,host=v0\nnic=type=veth,name=eth0,host=v1\n",
-		       "nic");
-	expect_refused("nic=type=veth,name=eth0,host=v0\nnic=type=veth,name=eth1,host=v0\n",
-		       "nic");
+	expect_refused("nic=type=veth,name=eth0,host=v0\nnic=type=veth,name=eth0,host=v1\n", "nic");
+	expect_refused("nic=type=veth,name=eth0,host=v0\nnic=type=veth,name=eth1,host=v0\n", "nic");
 	{
 		struct runtime_spec *s = NULL;
 		struct berth_error err = {0};

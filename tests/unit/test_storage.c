@@ -298,7 +298,7 @@ static void test_dir_config(void **state)
 #define SKIP_UNLESS_BTRFS(f)                                                                       \
 	do {                                                                                       \
 		if (!(f)->pool) {                                                                  \
-			fprintf(stderr, "# SKIP btrfs: %s\n", btrfs_skip_reason);            \
+			fprintf(stderr, "# SKIP btrfs: %s\n", btrfs_skip_reason);                  \
 			skip();                                                                    \
 		}                                                                                  \
 	} while (0)
@@ -455,8 +455,8 @@ int main(void)
 	/* As root, run in a mount namespace of our own: whatever a failing or crashing test
 	 * leaves mounted goes away with the process, and with the mounts the autoclear loop
 	 * devices behind them. */
-	if (geteuid() == 0 && (unshare(CLONE_NEWNS) < 0 ||
-			       mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)) {
+	if (geteuid() == 0 &&
+	    (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)) {
 		perror("unshare/mount");
 		return 1;
 	}

@@ -38,8 +38,8 @@ static void test_instance_names(void **state)
 
 static void test_entity_names(void **state)
 {
-	const char *bad[] = {"", ".", "..", "a/b", "a b", "a\tb", "x'y", "x\"y", "x?y", "x*y",
-			     "x\\y"};
+	const char *bad[] = {"",    ".",    "..",  "a/b", "a b", "a\tb",
+			     "x'y", "x\"y", "x?y", "x*y", "x\\y"};
 
 	assert_int_equal(berth_name_check_entity("profile name", "web_servers-2.0", NULL), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -147,9 +147,12 @@ static void hex(const uint8_t *d, size_t n, char *out)
 /* FIPS 180 examples (one block, two blocks, a million bytes) and RFC 4648 section 10. */
 static void test_sha1_base64(void **state)
 {
-	static const char *const b64[][2] = {{"", ""},	       {"f", "Zg=="},
-					     {"fo", "Zm8="},	       {"foo", "Zm9v"},
-					     {"foob", "Zm9vYg=="},     {"fooba", "Zm9vYmE="},
+	static const char *const b64[][2] = {{"", ""},
+					     {"f", "Zg=="},
+					     {"fo", "Zm8="},
+					     {"foo", "Zm9v"},
+					     {"foob", "Zm9vYg=="},
+					     {"fooba", "Zm9vYmE="},
 					     {"foobar", "Zm9vYmFy"}};
 	uint8_t md[BERTH_SHA1_LEN];
 	char h[2 * BERTH_SHA1_LEN + 1], out[16];
@@ -249,8 +252,7 @@ int main(void)
 		cmocka_unit_test(test_url_coding),     cmocka_unit_test(test_time_and_uuid),
 		cmocka_unit_test(test_files),	       cmocka_unit_test(test_query),
 		cmocka_unit_test(test_headers),	       cmocka_unit_test(test_error_wrap),
-		cmocka_unit_test(test_sha256),
-		cmocka_unit_test(test_sha1_base64),
+		cmocka_unit_test(test_sha256),	       cmocka_unit_test(test_sha1_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

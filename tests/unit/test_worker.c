@@ -23,7 +23,7 @@ struct job {
 	struct fixture *f;
 	atomic_bool *gate; /* the work blocks until it is true (NULL: no wait) */
 	pthread_t ran_on;
-	int *order;	   /* done appends `id` here */
+	int *order; /* done appends `id` here */
 	int *n_done;
 	int id;
 };
@@ -83,8 +83,12 @@ static void thread_exit(void)
 static void submit(struct fixture *f, struct worker_pool *pool, struct job *j, int id,
 		   atomic_bool *gate, int *order, int *n_done)
 {
-	*j = (struct job){.job = {.work = work, .done = done}, .f = f, .gate = gate,
-			  .order = order, .n_done = n_done, .id = id};
+	*j = (struct job){.job = {.work = work, .done = done},
+			  .f = f,
+			  .gate = gate,
+			  .order = order,
+			  .n_done = n_done,
+			  .id = id};
 	assert_int_equal(worker_submit(pool, &j->job), 0);
 }
 

@@ -30,11 +30,10 @@ static void assert_render(const char *json_text, const char *expected)
 
 static void test_render_layout(void **state)
 {
-	assert_render(
-		"{\"config\":{},\"description\":\"Default LXD profile\",\"devices\":{\"root\":"
-		"{\"path\":\"/\",\"type\":\"disk\"}},\"name\":\"default\",\"used_by\":[]}",
-		"config: {}\ndescription: Default LXD profile\ndevices:\n  root:\n"
-		"    path: /\n    type: disk\nname: default\nused_by: []\n");
+	assert_render("{\"config\":{},\"description\":\"Default LXD profile\",\"devices\":{\"root\":"
+		      "{\"path\":\"/\",\"type\":\"disk\"}},\"name\":\"default\",\"used_by\":[]}",
+		      "config: {}\ndescription: Default LXD profile\ndevices:\n  root:\n"
+		      "    path: /\n    type: disk\nname: default\nused_by: []\n");
 	assert_render("{\"profiles\":[\"default\",\"x\"],\"num\":3,\"b\":true,\"z\":null}",
 		      "profiles:\n- default\n- x\nnum: 3\nb: true\nz: null\n");
 	assert_render("[{\"a\":1},{\"b\":[]}]", "- a: 1\n- b: []\n");
@@ -80,7 +79,7 @@ static void test_render_flags(void **state)
 static json_t *parse_ok(const char *yaml)
 {
 	json_t *v = NULL;
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 
 	assert_int_equal(berth_yaml_parse(yaml, strlen(yaml), &v, &err), 0);
 	assert_null(err.msg);
@@ -107,11 +106,11 @@ static void test_parse_empty(void **state)
 
 static void test_parse_errors(void **state)
 {
-	static const char *const bad[] = { "a: 1\nb: [1, 2\n", "a: 1\n  b: 2\n", "a: &x 1\nb: *x\n",
-					   "? [1]\n: 2\n" };
+	static const char *const bad[] = {"a: 1\nb: [1, 2\n", "a: 1\n  b: 2\n", "a: &x 1\nb: *x\n",
+					  "? [1]\n: 2\n"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		struct berth_error err = { 0 };
+		struct berth_error err = {0};
 		json_t *v = NULL;
 
 		assert_int_equal(berth_yaml_parse(bad[i], strlen(bad[i]), &v, &err), -EINVAL);
@@ -125,7 +124,7 @@ static void test_parse_errors(void **state)
 static void test_parse_error_line(void **state)
 {
 	const char *y = "config:\n  a: 1\n b: 2\n";
-	struct berth_error err = { 0 };
+	struct berth_error err = {0};
 	json_t *v = NULL;
 
 	assert_int_equal(berth_yaml_parse(y, strlen(y), &v, &err), -EINVAL);
