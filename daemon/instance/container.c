@@ -845,6 +845,27 @@ static bool wait_stopped(struct berth_daemon *d, const char *project, const char
 	       container_power(d, project, name, NULL) == CONTAINER_STOPPED;
 }
 
+/* What a container that is gone leaves on the host: whatever still runs in its cgroup is
+ * killed and the cgroup removed; the monitor's files go from its run directory. */
+static void gone_leftovers_remove(struct berth_daemon *d, const char *project, const char *name,
+				  const char *rundir)
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	_cleanup_free_ char *rel = container_cgroup(d, project, name);
+	const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
+
+	if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
+		runtime_cgroup_kill(cg);
+		runtime_cgroup_wait_empty(cg, 1000);
+		runtime_cgroup_destroy(cg);
+	}
+	for (size_t i = 0; rundir && i < ARRAY_SIZE(files); i++) {
+		_cleanup_free_ char *f = berth_strdup_printf("%s/%s", rundir, files[i]);
+		if (f)
+			unlink(f);
+	}
+}
+
 /* After a failed `berth-monitor start` (its timeout, or any failure once the monitor may
  * have forked): kill the monitor it left (by its pid file, if that is still a
  * berth-monitor) and whatever runs in the container's cgroup, and remove the run files,
@@ -852,12 +873,9 @@ static bool wait_stopped(struct berth_daemon *d, const char *project, const char
 static void start_leftovers_kill(struct berth_daemon *d, const char *project, const char *name,
 				 const char *rundir)
 {
-	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
-	_cleanup_free_ char *rel = container_cgroup(d, project, name);
 	_cleanup_free_ char *pidfile = berth_strdup_printf("%s/monitor.pid", rundir);
 	_cleanup_free_ char *buf = NULL, *comm = NULL;
 	_cleanup_close_ int pidfd = -EBADF;
-	const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
 	struct pollfd pfd;
 	size_t len;
 	int pid;
@@ -879,16 +897,7 @@ static void start_leftovers_kill(struct berth_daemon *d, const char *project, co
 				;
 		}
 	}
-	if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
-		runtime_cgroup_kill(cg);
-		runtime_cgroup_wait_empty(cg, 1000);
-		runtime_cgroup_destroy(cg);
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		_cleanup_free_ char *f = berth_strdup_printf("%s/%s", rundir, files[i]);
-		if (f)
-			unlink(f);
-	}
+	gone_leftovers_remove(d, project, name, rundir);
 }
 
 int container_start(struct berth_daemon *d, const char *project, json_t *inst,
@@ -1350,21 +1359,8 @@ static void watch_work_cb(uv_work_t *req)
 	if (container_power(d, wt->project, wt->name, NULL) != CONTAINER_STOPPED)
 		return; /* a new monitor already runs (a quick restart from the API) */
 	if (!wt->replied && rundir) {
-		_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
-		_cleanup_free_ char *rel = container_cgroup(d, wt->project, wt->name);
-		const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
-
 		log_warn("The monitor of \"%s\" went away without a word; cleaning up", wt->name);
-		if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
-			runtime_cgroup_kill(cg);
-			runtime_cgroup_wait_empty(cg, 1000);
-			runtime_cgroup_destroy(cg);
-		}
-		for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-			_cleanup_free_ char *p = berth_strdup_printf("%s/%s", rundir, files[i]);
-			if (p)
-				unlink(p);
-		}
+		gone_leftovers_remove(d, wt->project, wt->name, rundir);
 	}
 	pthread_mutex_lock(&wt->w->lock);
 	expected = wt->expected;
@@ -1611,21 +1607,7 @@ int container_reconcile(struct berth_daemon *d)
 			continue;
 		}
 		if ((status && !streq(status, "Stopped")) || (rundir && stat(rundir, &st) == 0)) {
-			_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
-			_cleanup_free_ char *rel = container_cgroup(d, project, name);
-			const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
-
-			if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
-				runtime_cgroup_kill(cg);
-				runtime_cgroup_wait_empty(cg, 1000);
-				runtime_cgroup_destroy(cg);
-			}
-			for (size_t k = 0; rundir && k < ARRAY_SIZE(files); k++) {
-				_cleanup_free_ char *f = berth_strdup_printf("%s/%s", rundir,
-									     files[k]);
-				if (f)
-					unlink(f);
-			}
+			gone_leftovers_remove(d, project, name, rundir);
 			proxy_stop_all(d, project, name);
 			if (status && !streq(status, "Stopped")) {
 				log_info("Instance \"%s\" no longer runs: marked stopped", name);
