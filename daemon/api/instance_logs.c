@@ -133,8 +133,7 @@ static int check_instance(struct api_request *req, struct berth_error *err)
 	return db_instance_get(req->project, req->params[0], &inst, err);
 }
 
-/* The instance must exist: its run directory, from its driver (new string in *ret). */
-static int instance_run_dir(struct api_request *req, char **ret, struct berth_error *err)
+int api_instance_run_dir(struct api_request *req, char **ret, struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 	const struct instance_driver *drv;
@@ -179,7 +178,7 @@ static int list_logs(struct api_request *req, struct api_response *resp, struct 
 	_cleanup_free_ char *rundir = NULL;
 	static const char *const names[] = {"lxc.conf", "lxc.log"};
 	json_t *list;
-	int r = instance_run_dir(req, &rundir, err);
+	int r = api_instance_run_dir(req, &rundir, err);
 
 	if (r < 0)
 		return r;
@@ -207,7 +206,7 @@ static int get_log(struct api_request *req, struct api_response *resp, struct be
 	if (!real)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Log file name \"%s\" not valid", file);
-	r = instance_run_dir(req, &rundir, err);
+	r = api_instance_run_dir(req, &rundir, err);
 	if (r < 0)
 		return r;
 	path = berth_strdup_printf("%s/%s", rundir, real);

@@ -8,6 +8,12 @@
 #include "daemon/daemon.h"
 #include "lib/error.h"
 
+struct api_request;
+
+/* The run directory of the request's instance (req->params[0]), from its driver (new
+ * string in *ret); 404 when the instance does not exist. Blocking. */
+int api_instance_run_dir(struct api_request *req, char **ret, struct berth_error *err);
+
 /* $BERTH_DIR/logs/<project>_<name> (new string, NULL on ENOMEM). */
 char *instance_logs_dir(const struct berth_daemon *d, const char *project, const char *name);
 

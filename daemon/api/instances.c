@@ -14,6 +14,7 @@
 
 #include "daemon/api/api.h"
 #include "daemon/api/filter.h"
+#include "daemon/api/instance_logs.h"
 #include "daemon/api/instance_snapshots.h"
 #include "daemon/instance/volume.h"
 #include "daemon/project/limits.h"
@@ -652,20 +653,14 @@ static int put_state(struct api_request *req, struct api_response *resp, struct 
 static int get_console_log(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
-	json_auto_t *inst = NULL;
 	_cleanup_free_ char *rundir = NULL, *path = NULL;
 	char *buf = NULL;
 	size_t len = 0;
-	const struct instance_driver *drv;
-	int r = db_instance_get(req->project, req->params[0], &inst, err);
+	int r = api_instance_run_dir(req, &rundir, err);
 
 	if (r < 0)
 		return r;
-	r = instance_driver_of(inst, &drv, err);
-	if (r < 0)
-		return r;
-	rundir = drv->run_dir(req->d, req->project, req->params[0]);
-	path = rundir ? berth_strdup_printf("%s/console.log", rundir) : NULL;
+	path = berth_strdup_printf("%s/console.log", rundir);
 	if (!path)
 		return -ENOMEM;
 	r = berth_read_file(path, 16 << 20, &buf, &len);
@@ -685,18 +680,12 @@ static int get_console_log(struct api_request *req, struct api_response *resp,
 static int delete_console_log(struct api_request *req, struct api_response *resp,
 			      struct berth_error *err)
 {
-	json_auto_t *inst = NULL;
 	_cleanup_free_ char *rundir = NULL, *path = NULL;
-	const struct instance_driver *drv;
-	int r = db_instance_get(req->project, req->params[0], &inst, err);
+	int r = api_instance_run_dir(req, &rundir, err);
 
 	if (r < 0)
 		return r;
-	r = instance_driver_of(inst, &drv, err);
-	if (r < 0)
-		return r;
-	rundir = drv->run_dir(req->d, req->project, req->params[0]);
-	path = rundir ? berth_strdup_printf("%s/console.log", rundir) : NULL;
+	path = berth_strdup_printf("%s/console.log", rundir);
 	if (!path)
 		return -ENOMEM;
 	if (truncate(path, 0) < 0 && errno != ENOENT)

@@ -815,22 +815,37 @@ static void expect_stop(struct berth_daemon *d, const char *project, const char 
 /* The next container_power_quick() asks the monitor. */
 static void power_forget(struct berth_daemon *d, const char *project, const char *name);
 
+/* A pidfd of the monitor named in `rundir`/monitor.pid (and its pid in *ret_pid), or
+ * -errno when there is none. */
+static int monitor_pidfd(const char *rundir, int *ret_pid)
+{
+	_cleanup_free_ char *pidfile = rundir ? berth_strdup_printf("%s/monitor.pid", rundir)
+					      : NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int pid, fd;
+
+	if (!pidfile)
+		return -ENOMEM;
+	if (berth_read_file(pidfile, 64, &buf, &len) < 0 || sscanf(buf, "%d", &pid) != 1 ||
+	    pid <= 0)
+		return -ENOENT;
+	fd = pidfd_open(pid, 0);
+	if (fd < 0)
+		return -errno;
+	*ret_pid = pid;
+	return fd;
+}
+
 /* Waits up to `ms` for the container's monitor to be gone (its process exits, through a
  * pidfd); true when it is. */
 static bool wait_stopped(struct berth_daemon *d, const char *project, const char *name, int ms)
 {
 	_cleanup_free_ char *rundir = container_rundir(d, project, name);
-	_cleanup_free_ char *pidfile = rundir ? berth_strdup_printf("%s/monitor.pid", rundir)
-					      : NULL;
-	_cleanup_free_ char *buf = NULL;
-	_cleanup_close_ int pidfd = -EBADF;
-	struct pollfd pfd;
-	size_t len;
 	int pid;
+	_cleanup_close_ int pidfd = monitor_pidfd(rundir, &pid);
+	struct pollfd pfd;
 
-	if (pidfile && berth_read_file(pidfile, 64, &buf, &len) >= 0 &&
-	    sscanf(buf, "%d", &pid) == 1 && pid > 0)
-		pidfd = pidfd_open(pid, 0);
 	/* With the pidfd open, a monitor that is not answering is gone for good (the pid
 	 * in the file may be that of a process that came after it). */
 	if (container_power(d, project, name, NULL) == CONTAINER_STOPPED)
@@ -873,16 +888,12 @@ static void gone_leftovers_remove(struct berth_daemon *d, const char *project, c
 static void start_leftovers_kill(struct berth_daemon *d, const char *project, const char *name,
 				 const char *rundir)
 {
-	_cleanup_free_ char *pidfile = berth_strdup_printf("%s/monitor.pid", rundir);
-	_cleanup_free_ char *buf = NULL, *comm = NULL;
-	_cleanup_close_ int pidfd = -EBADF;
+	_cleanup_free_ char *comm = NULL;
+	int pid;
+	_cleanup_close_ int pidfd = monitor_pidfd(rundir, &pid);
 	struct pollfd pfd;
 	size_t len;
-	int pid;
 
-	if (pidfile && berth_read_file(pidfile, 64, &buf, &len) >= 0 &&
-	    sscanf(buf, "%d", &pid) == 1 && pid > 0)
-		pidfd = pidfd_open(pid, 0);
 	/* With the pidfd open, the comm read next is that of the process it signals. */
 	if (pidfd >= 0) {
 		_cleanup_free_ char *path = berth_strdup_printf("/proc/%d/comm", pid);
