@@ -1,15 +1,18 @@
-/* daemon/db/db.c: the database's connections (the path db_init() sets, per-thread
- * connections, shutdown) and the helpers every other daemon/db/ file builds on
- * (db_internal.h): statement preparation and binding, transactions, SQLite error mapping,
+/* daemon/db/db.c: the database handle (struct db): its backend (backend.h), its pool of
+ * connections, its write generation, and the helpers every other daemon/db/ file builds
+ * on (db_internal.h): statement preparation and binding, transactions, error reporting,
  * and the key/value and device child tables that projects, profiles and instances all
  * use. It uses no other daemon/db/ file: init.c creates the schema and the defaults.
  *
- * Each thread owns one connection in a __thread variable, opened lazily against the
- * path db_init() recorded. SQLite connections must not be shared between threads
- * without its mutexes; one per thread lets WAL readers run beside the single writer. */
+ * Connections: a transaction borrows one from the handle's pool for its duration (an
+ * idle one, or a new one when all are in use) and gives it back at its end, so any
+ * number of threads can work at once, WAL readers beside the single writer. At most
+ * DB_IDLE_MAX stay open while idle; the rest are closed when given back, because each
+ * costs memory (SQLite's page cache) that an idle berthd should not hold. */
 #include "daemon/db/db.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,43 +22,33 @@
 #include "lib/json.h"
 #include "lib/util.h"
 
-#define DB_BUSY_TIMEOUT_MS 5000
+#define DB_IDLE_MAX 4
 
-/* Owned; set by db_init() on the main thread before any other thread uses the database,
- * read-only afterwards, freed by db_shutdown(). */
-static char *db_path;
+struct db_conn {
+	struct db *db;	      /* borrowed: the handle it belongs to */
+	void *impl;	      /* owned: the backend's connection */
+	bool writing;	      /* in a db_tx_begin() transaction */
+	unsigned n_stmts;     /* statements not yet finalized */
+	struct db_conn *next; /* next idle connection, while in the pool */
+};
 
-static __thread sqlite3 *thread_db;	    /* owned by the thread */
-static __thread uint64_t thread_statements; /* see db_thread_statements() */
-static __thread bool thread_writing;	    /* in a db_tx_begin() transaction */
-/* Bumped once a write transaction has ended: see db_generation(). */
-static _Atomic uint64_t generation;
+struct db_stmt {
+	struct db_conn *conn; /* borrowed */
+	void *impl;	      /* owned: the backend's statement */
+};
 
-int db_errno(int rc)
-{
-	switch (rc) {
-	case SQLITE_CONSTRAINT_UNIQUE:
-	case SQLITE_CONSTRAINT_PRIMARYKEY:
-		return -EEXIST;
-	case SQLITE_CONSTRAINT_FOREIGNKEY:
-	case SQLITE_CONSTRAINT_TRIGGER: /* how SQLite reports ON DELETE RESTRICT; the
-					   schema has no triggers of its own */
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	}
-	switch (rc & 0xff) {
-	case SQLITE_CONSTRAINT:
-		return -EINVAL;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EAGAIN;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
-}
+struct db {
+	const struct db_backend *backend; /* borrowed, static */
+	void *backend_data;		  /* borrowed, given to backend->open */
+	char *path;			  /* owned */
+	pthread_mutex_t lock;		  /* guards the fields below it */
+	struct db_conn *idle;		  /* owned: idle connections, a stack */
+	unsigned n_idle;
+	unsigned n_borrowed; /* lent out by db_conn_get(), not yet given back */
+	/* Bumped once a write transaction has ended: see db_generation(). */
+	_Atomic uint64_t generation;
+	_Atomic uint64_t statements; /* see db_statements() */
+};
 
 static int db_errno_code(int r)
 {
@@ -72,12 +65,13 @@ static int db_errno_code(int r)
 	}
 }
 
-int db_fail(sqlite3 *db, int rc, struct berth_error *err)
+int db_fail(struct db_conn *conn, int r, struct berth_error *err)
 {
-	int r = db_errno(rc);
+	const char *msg = conn ? conn->db->backend->errmsg(conn->impl) : NULL;
 
+	assert(r < 0);
 	return berth_error_set(err, r, db_errno_code(r), "Database error: %s",
-			       db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+			       msg ? msg : strerror(-r));
 }
 
 int db_oom(struct berth_error *err)
@@ -85,229 +79,344 @@ int db_oom(struct berth_error *err)
 	return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 }
 
-static int db_open(const char *path, sqlite3 **ret, struct berth_error *err)
+int db_handle_new(const struct db_backend *backend, void *data, const char *path, struct db **ret,
+		  struct berth_error *err)
 {
-	static const char pragmas[] = "PRAGMA journal_mode = WAL;"
-				      "PRAGMA foreign_keys = ON;"
-				      "PRAGMA synchronous = NORMAL;";
-	sqlite3 *db = NULL;
-	int rc, r;
+	struct db *db = NULL;
 
-	rc = sqlite3_open_v2(path, &db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		r = berth_error_set(err, db_errno(rc), BERTH_ERR_INTERNAL,
-				    "Failed to open database \"%s\": %s", path,
-				    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close_v2(db);
-		return r;
+	assert(backend && path);
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return db_oom(err);
+	db->path = strdup(path);
+	if (!db->path) {
+		free(db);
+		return db_oom(err);
 	}
-	sqlite3_extended_result_codes(db, 1);
-	sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
-	r = db_exec_script(db, pragmas, err);
-	if (r < 0) {
-		sqlite3_close_v2(db);
-		return berth_error_wrap(err, r, "Failed to configure database \"%s\"", path);
-	}
+	db->backend = backend;
+	db->backend_data = data;
+	pthread_mutex_init(&db->lock, NULL);
 	*ret = db;
 	return 0;
 }
 
-int db_conn(sqlite3 **ret, struct berth_error *err)
+static void db_conn_free(struct db_conn *conn)
 {
+	if (!conn)
+		return;
+	conn->db->backend->close(conn->impl);
+	free(conn);
+}
+
+void db_close(struct db *db)
+{
+	struct db_conn *conn;
+
+	if (!db)
+		return;
+	/* Every transaction must have ended: its connection would outlive the handle. */
+	assert(db->n_borrowed == 0);
+	while ((conn = db->idle)) {
+		db->idle = conn->next;
+		db_conn_free(conn);
+	}
+	pthread_mutex_destroy(&db->lock);
+	free(db->path);
+	free(db);
+}
+
+static int db_conn_new(struct db *db, struct db_conn **ret, struct berth_error *err)
+{
+	struct db_conn *conn = calloc(1, sizeof(*conn));
 	int r;
 
-	if (!thread_db) {
-		if (!db_path)
-			return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
-					       "Database used before db_init()");
-		r = db_open(db_path, &thread_db, err);
-		if (r < 0)
-			return r;
+	if (!conn)
+		return db_oom(err);
+	conn->db = db;
+	r = db->backend->open(db->backend_data, db->path, &conn->impl, err);
+	if (r < 0) {
+		free(conn);
+		return r;
 	}
-	*ret = thread_db;
+	*ret = conn;
 	return 0;
 }
 
-uint64_t db_thread_statements(void)
+int db_conn_get(struct db *db, struct db_conn **ret, struct berth_error *err)
 {
-	return thread_statements;
+	struct db_conn *conn;
+	int r = 0;
+
+	pthread_mutex_lock(&db->lock);
+	conn = db->idle;
+	if (conn) {
+		db->idle = conn->next;
+		db->n_idle--;
+	}
+	db->n_borrowed++;
+	pthread_mutex_unlock(&db->lock);
+	/* Opening takes a while (file, WAL index): not under the lock. */
+	if (!conn)
+		r = db_conn_new(db, &conn, err);
+	if (r < 0) {
+		pthread_mutex_lock(&db->lock);
+		db->n_borrowed--;
+		pthread_mutex_unlock(&db->lock);
+		return r;
+	}
+	conn->next = NULL;
+	*ret = conn;
+	return 0;
 }
 
-void db_thread_release(void)
+void db_conn_put(struct db_conn *conn)
 {
-	sqlite3_close_v2(thread_db);
-	thread_db = NULL;
+	struct db *db;
+	bool keep;
+
+	if (!conn)
+		return;
+	db = conn->db;
+	/* A statement must not outlive its borrowing: declare the connection's cleanup
+	 * variable before the statements'. */
+	assert(conn->n_stmts == 0);
+	/* A transaction left open would make the next borrower's BEGIN fail; closing the
+	 * connection rolls it back. */
+	keep = !db->backend->in_transaction(conn->impl);
+	conn->writing = false;
+	pthread_mutex_lock(&db->lock);
+	db->n_borrowed--;
+	keep = keep && db->n_idle < DB_IDLE_MAX;
+	if (keep) {
+		conn->next = db->idle;
+		db->idle = conn;
+		db->n_idle++;
+	}
+	pthread_mutex_unlock(&db->lock);
+	if (!keep)
+		db_conn_free(conn);
 }
 
-void db_shutdown(void)
+unsigned db_idle_connections(struct db *db)
 {
-	db_thread_release();
-	free(db_path);
-	db_path = NULL;
+	unsigned n;
+
+	pthread_mutex_lock(&db->lock);
+	n = db->n_idle;
+	pthread_mutex_unlock(&db->lock);
+	return n;
 }
 
-static int db_bind_va(sqlite3_stmt *stmt, const char *types, va_list ap)
+uint64_t db_statements(struct db *db)
 {
-	int rc = SQLITE_OK;
+	return atomic_load(&db->statements);
+}
 
-	for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
+static int db_bind_va(struct db_stmt *stmt, const char *types, va_list ap)
+{
+	const struct db_backend *b = stmt->conn->db->backend;
+	int r = 0;
+
+	for (int i = 0; types[i] && r >= 0; i++) {
 		switch (types[i]) {
 		case 't':
-			rc = sqlite3_bind_text(stmt, i + 1, va_arg(ap, const char *), -1,
-					       SQLITE_TRANSIENT);
+			r = b->bind_text(stmt->impl, i + 1, va_arg(ap, const char *));
 			break;
 		case 'i':
-			rc = sqlite3_bind_int64(stmt, i + 1, va_arg(ap, int64_t));
+			r = b->bind_int64(stmt->impl, i + 1, va_arg(ap, int64_t));
 			break;
 		case 'b':
-			rc = sqlite3_bind_int(stmt, i + 1, va_arg(ap, int) ? 1 : 0);
+			r = b->bind_int64(stmt->impl, i + 1, va_arg(ap, int) ? 1 : 0);
 			break;
 		default:
-			rc = SQLITE_MISUSE;
+			assert(!"unknown bind type");
+			r = -EINVAL;
 		}
 	}
-	return rc;
+	return r;
 }
 
-static int db_prepare_va(sqlite3 *db, sqlite3_stmt **ret, struct berth_error *err, const char *sql,
-			 const char *types, va_list ap)
+void db_finalize(struct db_stmt *stmt)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	int rc;
+	if (!stmt)
+		return;
+	stmt->conn->db->backend->finalize(stmt->impl);
+	stmt->conn->n_stmts--;
+	free(stmt);
+}
 
-	rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
-	if (rc != SQLITE_OK)
-		return db_fail(db, rc, err);
-	thread_statements++;
-	rc = db_bind_va(stmt, types ? types : "", ap);
-	if (rc != SQLITE_OK)
-		return db_fail(db, rc, err);
+static int db_prepare_va(struct db_conn *conn, struct db_stmt **ret, struct berth_error *err,
+			 const char *sql, const char *types, va_list ap)
+{
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	int r;
+
+	stmt = calloc(1, sizeof(*stmt));
+	if (!stmt)
+		return db_oom(err);
+	stmt->conn = conn;
+	conn->n_stmts++;
+	r = conn->db->backend->prepare(conn->impl, sql, &stmt->impl);
+	if (r < 0)
+		return db_fail(conn, r, err);
+	atomic_fetch_add(&conn->db->statements, 1);
+	r = db_bind_va(stmt, types ? types : "", ap);
+	if (r < 0)
+		return db_fail(conn, r, err);
 	*ret = TAKE_PTR(stmt);
 	return 0;
 }
 
-int db_prepare(sqlite3 *db, sqlite3_stmt **ret, struct berth_error *err, const char *sql,
+int db_prepare(struct db_conn *conn, struct db_stmt **ret, struct berth_error *err, const char *sql,
 	       const char *types, ...)
 {
 	va_list ap;
 	int r;
 
 	va_start(ap, types);
-	r = db_prepare_va(db, ret, err, sql, types, ap);
+	r = db_prepare_va(conn, ret, err, sql, types, ap);
 	va_end(ap);
 	return r;
 }
 
-int db_step(sqlite3_stmt *stmt, struct berth_error *err)
+int db_rebind(struct db_stmt *stmt, struct berth_error *err, const char *types, ...)
 {
-	int rc = sqlite3_step(stmt);
+	va_list ap;
+	int r;
 
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return db_fail(sqlite3_db_handle(stmt), rc, err);
+	r = stmt->conn->db->backend->reset(stmt->impl);
+	if (r < 0)
+		return db_fail(stmt->conn, r, err);
+	va_start(ap, types);
+	r = db_bind_va(stmt, types, ap);
+	va_end(ap);
+	return r < 0 ? db_fail(stmt->conn, r, err) : 0;
 }
 
-int db_exec(sqlite3 *db, struct berth_error *err, const char *sql, const char *types, ...)
+int db_step(struct db_stmt *stmt, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	int r = stmt->conn->db->backend->step(stmt->impl);
+
+	return r < 0 ? db_fail(stmt->conn, r, err) : r;
+}
+
+int db_exec(struct db_conn *conn, struct berth_error *err, const char *sql, const char *types, ...)
+{
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	va_list ap;
 	int r;
 
 	va_start(ap, types);
-	r = db_prepare_va(db, &stmt, err, sql, types, ap);
+	r = db_prepare_va(conn, &stmt, err, sql, types, ap);
 	va_end(ap);
 	if (r < 0)
 		return r;
 	r = db_step(stmt, err);
 	if (r < 0)
 		return r;
-	return sqlite3_changes(db);
+	return (int)db_changes(conn);
 }
 
-int db_exec_script(sqlite3 *db, const char *sql, struct berth_error *err)
+int db_exec_script(struct db_conn *conn, const char *sql, struct berth_error *err)
 {
-	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	int r = conn->db->backend->exec_script(conn->impl, sql);
 
-	if (rc != SQLITE_OK)
-		return db_fail(db, rc, err);
-	return 0;
+	return r < 0 ? db_fail(conn, r, err) : 0;
 }
 
-const char *db_column_text(sqlite3_stmt *stmt, int col)
+int64_t db_last_insert_id(struct db_conn *conn)
 {
-	const char *s = (const char *)sqlite3_column_text(stmt, col);
+	return conn->db->backend->last_insert_id(conn->impl);
+}
+
+int64_t db_changes(struct db_conn *conn)
+{
+	return conn->db->backend->changes(conn->impl);
+}
+
+const char *db_column_text_or_null(struct db_stmt *stmt, int col)
+{
+	return stmt->conn->db->backend->column_text(stmt->impl, col);
+}
+
+const char *db_column_text(struct db_stmt *stmt, int col)
+{
+	const char *s = db_column_text_or_null(stmt, col);
 
 	return s ? s : "";
 }
 
-static int db_begin(const char *sql, sqlite3 **ret, struct berth_error *err)
+int64_t db_column_int64(struct db_stmt *stmt, int col)
 {
-	sqlite3 *db = NULL;
+	return stmt->conn->db->backend->column_int64(stmt->impl, col);
+}
+
+int db_column_int(struct db_stmt *stmt, int col)
+{
+	return (int)db_column_int64(stmt, col);
+}
+
+bool db_column_is_null(struct db_stmt *stmt, int col)
+{
+	return stmt->conn->db->backend->column_is_null(stmt->impl, col);
+}
+
+static int db_begin(struct db *db, const char *sql, bool writing, struct db_conn **ret,
+		    struct berth_error *err)
+{
+	_cleanup_conn_ struct db_conn *conn = NULL;
 	int r;
 
-	r = db_conn(&db, err);
+	r = db_conn_get(db, &conn, err);
 	if (r < 0)
 		return r;
-	/* A transaction left open would make every later call on this thread fail. */
-	assert(sqlite3_get_autocommit(db));
-	r = db_exec_script(db, sql, err);
+	/* The pool holds no connection with a transaction open (db_conn_put). */
+	assert(!db->backend->in_transaction(conn->impl));
+	r = db_exec_script(conn, sql, err);
 	if (r < 0)
 		return r;
-	*ret = db;
+	conn->writing = writing;
+	*ret = TAKE_PTR(conn);
 	return 0;
 }
 
-int db_tx_begin(sqlite3 **ret, struct berth_error *err)
+int db_tx_begin(struct db *db, struct db_conn **ret, struct berth_error *err)
 {
-	int r = db_begin("BEGIN IMMEDIATE", ret, err);
-
-	if (r >= 0)
-		thread_writing = true;
-	return r;
+	return db_begin(db, "BEGIN IMMEDIATE", true, ret, err);
 }
 
-int db_read_begin(sqlite3 **ret, struct berth_error *err)
+int db_read_begin(struct db *db, struct db_conn **ret, struct berth_error *err)
 {
-	return db_begin("BEGIN", ret, err);
+	return db_begin(db, "BEGIN", false, ret, err);
 }
 
-/* After the COMMIT (or ROLLBACK), never before: a reader that saw the old generation
- * may have read the old rows, and what it keeps must not outlive them. */
-static void tx_ended(void)
+int db_tx_end(struct db *db, struct db_conn *conn, int r, struct berth_error *err)
 {
-	if (thread_writing) {
-		thread_writing = false;
-		atomic_fetch_add(&generation, 1);
-	}
-}
-
-int db_tx_end(sqlite3 *db, int r, struct berth_error *err)
-{
+	const struct db_backend *b = db->backend;
 	int k;
 
+	assert(conn && conn->db == db);
 	if (r >= 0) {
-		k = db_exec_script(db, "COMMIT", err);
-		if (k >= 0) {
-			tx_ended();
-			return r;
-		}
-		r = k;
+		k = db_exec_script(conn, "COMMIT", err);
+		if (k < 0)
+			r = k;
 	}
-	/* SQLite may already have rolled back (e.g. after SQLITE_FULL); then there is no
-	 * transaction left and ROLLBACK would fail, so only issue it when one is open. */
-	if (!sqlite3_get_autocommit(db))
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	tx_ended();
+	/* The database may already have rolled back (SQLite does after SQLITE_FULL); then
+	 * there is no transaction left and ROLLBACK would fail, so only issue it when one is
+	 * open. Should it fail, db_conn_put() closes the connection, which rolls back. */
+	if (r < 0 && b->in_transaction(conn->impl))
+		b->exec_script(conn->impl, "ROLLBACK");
+	/* After the COMMIT (or ROLLBACK), never before: a reader that saw the old generation
+	 * may have read the old rows, and what it keeps must not outlive them. */
+	if (conn->writing)
+		atomic_fetch_add(&db->generation, 1);
+	db_conn_put(conn);
 	return r;
 }
 
-uint64_t db_generation(void)
+uint64_t db_generation(struct db *db)
 {
-	return atomic_load(&generation);
+	return atomic_load(&db->generation);
 }
 
 int db_json_set_new(json_t *obj, const char *key, json_t *value, struct berth_error *err)
@@ -331,7 +440,8 @@ int db_json_append_str(json_t *array, const char *value, struct berth_error *err
 	return 0;
 }
 
-int db_used_by_urls(sqlite3_stmt *stmt, const char *project, json_t **ret, struct berth_error *err)
+int db_used_by_urls(struct db_stmt *stmt, const char *project, json_t **ret,
+		    struct berth_error *err)
 {
 	json_auto_t *list = json_array();
 	int r;
@@ -360,15 +470,16 @@ int db_used_by_urls(sqlite3_stmt *stmt, const char *project, json_t **ret, struc
 	return 0;
 }
 
-int db_kv_load(sqlite3 *db, const char *sql, int64_t id, json_t **ret, struct berth_error *err)
+int db_kv_load(struct db_conn *conn, const char *sql, int64_t id, json_t **ret,
+	       struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	json_auto_t *obj = json_object();
 	int r;
 
 	if (!obj)
 		return db_oom(err);
-	r = db_prepare(db, &stmt, err, sql, "i", id);
+	r = db_prepare(conn, &stmt, err, sql, "i", id);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
@@ -382,29 +493,26 @@ int db_kv_load(sqlite3 *db, const char *sql, int64_t id, json_t **ret, struct be
 	return 0;
 }
 
-int db_kv_store(sqlite3 *db, const char *sql, int64_t id, const json_t *obj, const char *what,
-		struct berth_error *err)
+int db_kv_store(struct db_conn *conn, const char *sql, int64_t id, const json_t *obj,
+		const char *what, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	const char *key;
 	json_t *value;
 	int r;
 
 	if (!json_is_object(obj) || json_object_size(obj) == 0)
 		return 0;
-	r = db_prepare(db, &stmt, err, sql, NULL);
+	r = db_prepare(conn, &stmt, err, sql, NULL);
 	if (r < 0)
 		return r;
 	json_object_foreach((json_t *)obj, key, value) {
 		if (!json_is_string(value))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "%s key \"%s\" must be a string", what, key);
-		sqlite3_reset(stmt);
-		if (sqlite3_bind_int64(stmt, 1, id) != SQLITE_OK ||
-		    sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC) != SQLITE_OK ||
-		    sqlite3_bind_text(stmt, 3, json_string_value(value), -1, SQLITE_STATIC) !=
-			    SQLITE_OK)
-			return db_fail(db, sqlite3_errcode(db), err);
+		r = db_rebind(stmt, err, "itt", id, key, json_string_value(value));
+		if (r < 0)
+			return r;
 		r = db_step(stmt, err);
 		if (r < 0)
 			return r;
@@ -434,20 +542,20 @@ int db_devices_add_row(json_t *devices, const char *name, const char *type, cons
 	return db_json_set_str(dev, key, value, err);
 }
 
-int db_devices_load(sqlite3 *db, const struct db_device_sql *sql, int64_t id, json_t **ret,
+int db_devices_load(struct db_conn *conn, const struct db_device_sql *sql, int64_t id, json_t **ret,
 		    struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	json_auto_t *devices = json_object();
 	int r;
 
 	if (!devices)
 		return db_oom(err);
-	r = db_prepare(db, &stmt, err, sql->load, "i", id);
+	r = db_prepare(conn, &stmt, err, sql->load, "i", id);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
-		const char *key = (const char *)sqlite3_column_text(stmt, 2);
+		const char *key = db_column_text_or_null(stmt, 2);
 
 		r = db_devices_add_row(devices, db_column_text(stmt, 0), db_column_text(stmt, 1),
 				       key, db_column_text(stmt, 3), err);
@@ -460,7 +568,7 @@ int db_devices_load(sqlite3 *db, const struct db_device_sql *sql, int64_t id, js
 	return 0;
 }
 
-static int db_device_store(sqlite3 *db, const struct db_device_sql *sql, int64_t parent_id,
+static int db_device_store(struct db_conn *conn, const struct db_device_sql *sql, int64_t parent_id,
 			   const char *name, const json_t *device, struct berth_error *err)
 {
 	json_auto_t *config = NULL;
@@ -470,18 +578,18 @@ static int db_device_store(sqlite3 *db, const struct db_device_sql *sql, int64_t
 	if (!json_is_object(device))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Device \"%s\" must be an object", name);
-	r = db_exec(db, err, sql->insert, "itt", parent_id, name, type ? type : "");
+	r = db_exec(conn, err, sql->insert, "itt", parent_id, name, type ? type : "");
 	if (r < 0)
 		return r;
 	config = json_deep_copy(device);
 	if (!config)
 		return db_oom(err);
 	json_object_del(config, "type");
-	return db_kv_store(db, sql->insert_config, sqlite3_last_insert_rowid(db), config, "Device",
+	return db_kv_store(conn, sql->insert_config, db_last_insert_id(conn), config, "Device",
 			   err);
 }
 
-int db_devices_store(sqlite3 *db, const struct db_device_sql *sql, int64_t id,
+int db_devices_store(struct db_conn *conn, const struct db_device_sql *sql, int64_t id,
 		     const json_t *devices, struct berth_error *err)
 {
 	const char *name;
@@ -491,22 +599,15 @@ int db_devices_store(sqlite3 *db, const struct db_device_sql *sql, int64_t id,
 	if (!json_is_object(devices))
 		return 0;
 	json_object_foreach((json_t *)devices, name, dev) {
-		r = db_device_store(db, sql, id, name, dev, err);
+		r = db_device_store(conn, sql, id, name, dev, err);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
-int db_path_set(const char *path, struct berth_error *err)
-{
-	assert(path);
-	db_shutdown();
-	db_path = strdup(path);
-	return db_path ? 0 : db_oom(err);
-}
-
-int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret, struct berth_error *err)
+int db_collect(struct db_conn *conn, struct db_stmt *stmt, db_row_fn fn, json_t **ret,
+	       struct berth_error *err)
 {
 	json_auto_t *list = json_array();
 	int r;
@@ -516,7 +617,7 @@ int db_collect(sqlite3 *db, sqlite3_stmt *stmt, db_row_fn fn, json_t **ret, stru
 	while ((r = db_step(stmt, err)) > 0) {
 		json_t *obj = NULL;
 
-		r = fn(db, stmt, &obj, err);
+		r = fn(conn, stmt, &obj, err);
 		if (r < 0)
 			return r;
 		if (json_array_append_new(list, obj) < 0)

@@ -18,13 +18,13 @@ static const char sql_props_insert[] =
 	"id, fingerprint, filename, size, public, auto_update, cached, architecture, type,"        \
 	" created_at, uploaded_at, expires_at, last_used_at"
 
-static int image_id(sqlite3 *db, int64_t project_id, const char *fingerprint, int64_t *ret,
+static int image_id(struct db_conn *conn, int64_t project_id, const char *fingerprint, int64_t *ret,
 		    struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT id FROM images WHERE project_id = ?1 AND fingerprint = ?2", "it",
 		       project_id, fingerprint);
 	if (r < 0)
@@ -35,20 +35,21 @@ static int image_id(sqlite3 *db, int64_t project_id, const char *fingerprint, in
 	if (r == 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image \"%s\" not found",
 				       fingerprint);
-	*ret = sqlite3_column_int64(stmt, 0);
+	*ret = db_column_int64(stmt, 0);
 	return 0;
 }
 
 /* [{"name","description"}] of the aliases pointing at image `id`, sorted by name. */
-static int image_aliases_load(sqlite3 *db, int64_t id, json_t **ret, struct berth_error *err)
+static int image_aliases_load(struct db_conn *conn, int64_t id, json_t **ret,
+			      struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	json_auto_t *list = json_array();
 	int r;
 
 	if (!list)
 		return db_oom(err);
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT name, description FROM images_aliases WHERE image_id = ?1"
 		       " ORDER BY name",
 		       "i", id);
@@ -67,29 +68,29 @@ static int image_aliases_load(sqlite3 *db, int64_t id, json_t **ret, struct bert
 }
 
 /* The Image object from a row of IMAGE_COLUMNS. */
-static int image_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
+static int image_from_row(struct db_conn *conn, struct db_stmt *stmt, json_t **ret,
+			  struct berth_error *err)
 {
-	int64_t id = sqlite3_column_int64(stmt, 0);
+	int64_t id = db_column_int64(stmt, 0);
 	json_t *props = NULL, *aliases = NULL;
 	json_auto_t *img = NULL;
 	int r;
 
 	img = json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:s, s:s, s:s, s:s, s:s, s:s}",
 			"fingerprint", db_column_text(stmt, 1), "filename", db_column_text(stmt, 2),
-			"size", (json_int_t)sqlite3_column_int64(stmt, 3), "public",
-			sqlite3_column_int(stmt, 4), "auto_update", sqlite3_column_int(stmt, 5),
-			"cached", sqlite3_column_int(stmt, 6), "architecture",
-			db_column_text(stmt, 7), "type", db_column_text(stmt, 8), "created_at",
-			db_column_text(stmt, 9), "uploaded_at", db_column_text(stmt, 10),
-			"expires_at", db_column_text(stmt, 11), "last_used_at",
-			db_column_text(stmt, 12));
+			"size", (json_int_t)db_column_int64(stmt, 3), "public",
+			db_column_int(stmt, 4), "auto_update", db_column_int(stmt, 5), "cached",
+			db_column_int(stmt, 6), "architecture", db_column_text(stmt, 7), "type",
+			db_column_text(stmt, 8), "created_at", db_column_text(stmt, 9),
+			"uploaded_at", db_column_text(stmt, 10), "expires_at",
+			db_column_text(stmt, 11), "last_used_at", db_column_text(stmt, 12));
 	if (!img)
 		return db_oom(err);
-	r = db_kv_load(db, sql_props_load, id, &props, err);
+	r = db_kv_load(conn, sql_props_load, id, &props, err);
 	if (r >= 0)
 		r = db_json_set_new(img, "properties", props, err);
 	if (r >= 0)
-		r = image_aliases_load(db, id, &aliases, err);
+		r = image_aliases_load(conn, id, &aliases, err);
 	if (r >= 0)
 		r = db_json_set_new(img, "aliases", aliases, err);
 	if (r < 0)
@@ -98,47 +99,48 @@ static int image_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct 
 	return 0;
 }
 
-static int image_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
+static int image_list(struct db_conn *conn, const char *project, json_t **ret,
+		      struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int64_t project_id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r < 0)
 		return r;
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT " IMAGE_COLUMNS " FROM images WHERE project_id = ?1"
 		       " ORDER BY fingerprint",
 		       "i", project_id);
 	if (r < 0)
 		return r;
-	return db_collect(db, stmt, image_from_row, ret, err);
+	return db_collect(conn, stmt, image_from_row, ret, err);
 }
 
-int db_image_list(const char *project, json_t **ret, struct berth_error *err)
+int db_image_list(struct db *db, const char *project, json_t **ret, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = image_list(db, project, ret, err);
-	return db_tx_end(db, r, err);
+	r = image_list(conn, project, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int image_get(sqlite3 *db, const char *project, const char *fingerprint, json_t **ret,
-		     struct berth_error *err)
+static int image_get(struct db_conn *conn, const char *project, const char *fingerprint,
+		     json_t **ret, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int64_t project_id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r < 0)
 		return r;
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT " IMAGE_COLUMNS " FROM images WHERE project_id = ?1"
 		       " AND fingerprint = ?2",
 		       "it", project_id, fingerprint);
@@ -150,20 +152,20 @@ static int image_get(sqlite3 *db, const char *project, const char *fingerprint, 
 	if (r == 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image \"%s\" not found",
 				       fingerprint);
-	return image_from_row(db, stmt, ret, err);
+	return image_from_row(conn, stmt, ret, err);
 }
 
-int db_image_get(const char *project, const char *fingerprint, json_t **ret,
+int db_image_get(struct db *db, const char *project, const char *fingerprint, json_t **ret,
 		 struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = image_get(db, project, fingerprint, ret, err);
-	return db_tx_end(db, r, err);
+	r = image_get(conn, project, fingerprint, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
 static bool is_hex(const char *s)
@@ -176,22 +178,22 @@ static bool is_hex(const char *s)
 	return true;
 }
 
-static int image_resolve(sqlite3 *db, const char *project, const char *prefix, char **ret,
+static int image_resolve(struct db_conn *conn, const char *project, const char *prefix, char **ret,
 			 struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	_cleanup_free_ char *found = NULL;
 	int64_t project_id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r < 0)
 		return r;
 	/* Only lower-case hex reaches the LIKE, so no wildcard needs escaping. */
 	if (!is_hex(prefix) || strlen(prefix) > 64)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image \"%s\" not found",
 				       prefix);
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT fingerprint FROM images WHERE project_id = ?1"
 		       " AND fingerprint LIKE ?2 || '%' LIMIT 2",
 		       "it", project_id, prefix);
@@ -214,19 +216,20 @@ static int image_resolve(sqlite3 *db, const char *project, const char *prefix, c
 	return 0;
 }
 
-int db_image_resolve(const char *project, const char *prefix, char **ret, struct berth_error *err)
+int db_image_resolve(struct db *db, const char *project, const char *prefix, char **ret,
+		     struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = image_resolve(db, project, prefix, ret, err);
-	return db_tx_end(db, r, err);
+	r = image_resolve(conn, project, prefix, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int image_create(sqlite3 *db, const char *project, const json_t *image,
+static int image_create(struct db_conn *conn, const char *project, const json_t *image,
 			struct berth_error *err)
 {
 	const char *fp = berth_json_string(image, "fingerprint");
@@ -240,11 +243,11 @@ static int image_create(sqlite3 *db, const char *project, const json_t *image,
 	if (!fp || !is_hex(fp))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Image fingerprint is missing or invalid");
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r < 0)
 		return r;
 	berth_now_rfc3339(now);
-	r = db_exec(db, err,
+	r = db_exec(conn, err,
 		    "INSERT INTO images (project_id, fingerprint, filename, size, public,"
 		    " auto_update, cached, architecture, type, created_at, uploaded_at, expires_at)"
 		    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -260,95 +263,99 @@ static int image_create(sqlite3 *db, const char *project, const json_t *image,
 				       "Image with same fingerprint already exists");
 	if (r < 0)
 		return r;
-	return db_kv_store(db, sql_props_insert, sqlite3_last_insert_rowid(db),
+	return db_kv_store(conn, sql_props_insert, db_last_insert_id(conn),
 			   json_object_get(image, "properties"), "Properties", err);
 }
 
-int db_image_create(const char *project, const json_t *image, struct berth_error *err)
+int db_image_create(struct db *db, const char *project, const json_t *image,
+		    struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = image_create(db, project, image, err);
-	return db_tx_end(db, r, err);
+	r = image_create(conn, project, image, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int image_update(sqlite3 *db, const char *project, const char *fingerprint,
+static int image_update(struct db_conn *conn, const char *project, const char *fingerprint,
 			const json_t *image, struct berth_error *err)
 {
 	const char *expires = berth_json_string(image, "expires_at");
 	int64_t project_id = 0, id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = image_id(db, project_id, fingerprint, &id, err);
+		r = image_id(conn, project_id, fingerprint, &id, err);
 	if (r >= 0)
-		r = db_exec(db, err,
+		r = db_exec(conn, err,
 			    "UPDATE images SET public = ?2, auto_update = ?3,"
 			    " expires_at = coalesce(?4, expires_at) WHERE id = ?1",
 			    "ibbt", id, berth_json_bool(image, "public", false),
 			    berth_json_bool(image, "auto_update", false), expires);
 	if (r >= 0)
-		r = db_exec(db, err, "DELETE FROM images_properties WHERE image_id = ?1", "i", id);
+		r = db_exec(conn, err, "DELETE FROM images_properties WHERE image_id = ?1", "i",
+			    id);
 	if (r < 0)
 		return r;
-	return db_kv_store(db, sql_props_insert, id, json_object_get(image, "properties"),
+	return db_kv_store(conn, sql_props_insert, id, json_object_get(image, "properties"),
 			   "Properties", err);
 }
 
-int db_image_update(const char *project, const char *fingerprint, const json_t *image,
-		    struct berth_error *err)
+int db_image_update(struct db *db, const char *project, const char *fingerprint,
+		    const json_t *image, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = image_update(db, project, fingerprint, image, err);
-	return db_tx_end(db, r, err);
+	r = image_update(conn, project, fingerprint, image, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int image_delete(sqlite3 *db, const char *project, const char *fingerprint,
+static int image_delete(struct db_conn *conn, const char *project, const char *fingerprint,
 			struct berth_error *err)
 {
 	int64_t project_id = 0, id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = image_id(db, project_id, fingerprint, &id, err);
+		r = image_id(conn, project_id, fingerprint, &id, err);
 	if (r >= 0)
-		r = db_exec(db, err, "DELETE FROM images WHERE id = ?1", "i", id);
+		r = db_exec(conn, err, "DELETE FROM images WHERE id = ?1", "i", id);
 	return r < 0 ? r : 0;
 }
 
-int db_image_delete(const char *project, const char *fingerprint, struct berth_error *err)
+int db_image_delete(struct db *db, const char *project, const char *fingerprint,
+		    struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = image_delete(db, project, fingerprint, err);
-	return db_tx_end(db, r, err);
+	r = image_delete(conn, project, fingerprint, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-int db_image_fingerprint_used(const char *fingerprint, bool *ret, struct berth_error *err)
+int db_image_fingerprint_used(struct db *db, const char *fingerprint, bool *ret,
+			      struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	sqlite3 *db = NULL;
+	_cleanup_conn_ struct db_conn *conn = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_conn(&db, err);
+	r = db_conn_get(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = db_prepare(db, &stmt, err, "SELECT 1 FROM images WHERE fingerprint = ?1 LIMIT 1", "t",
+	r = db_prepare(conn, &stmt, err, "SELECT 1 FROM images WHERE fingerprint = ?1 LIMIT 1", "t",
 		       fingerprint);
 	if (r < 0)
 		return r;
@@ -365,7 +372,8 @@ int db_image_fingerprint_used(const char *fingerprint, bool *ret, struct berth_e
 	"SELECT a.name, a.description, i.fingerprint, i.type FROM images_aliases a"                \
 	" JOIN images i ON i.id = a.image_id WHERE a.project_id = ?1"
 
-static int alias_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
+static int alias_from_row(struct db_conn *conn, struct db_stmt *stmt, json_t **ret,
+			  struct berth_error *err)
 {
 	json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "name", db_column_text(stmt, 0),
 			      "description", db_column_text(stmt, 1), "target",
@@ -377,42 +385,43 @@ static int alias_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct 
 	return 0;
 }
 
-static int alias_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
+static int alias_list(struct db_conn *conn, const char *project, json_t **ret,
+		      struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int64_t project_id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = db_prepare(db, &stmt, err, ALIAS_SELECT " ORDER BY a.name", "i", project_id);
+		r = db_prepare(conn, &stmt, err, ALIAS_SELECT " ORDER BY a.name", "i", project_id);
 	if (r < 0)
 		return r;
-	return db_collect(db, stmt, alias_from_row, ret, err);
+	return db_collect(conn, stmt, alias_from_row, ret, err);
 }
 
-int db_image_alias_list(const char *project, json_t **ret, struct berth_error *err)
+int db_image_alias_list(struct db *db, const char *project, json_t **ret, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = alias_list(db, project, ret, err);
-	return db_tx_end(db, r, err);
+	r = alias_list(conn, project, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int alias_get(sqlite3 *db, const char *project, const char *name, json_t **ret,
+static int alias_get(struct db_conn *conn, const char *project, const char *name, json_t **ret,
 		     struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int64_t project_id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = db_prepare(db, &stmt, err, ALIAS_SELECT " AND a.name = ?2", "it", project_id,
+		r = db_prepare(conn, &stmt, err, ALIAS_SELECT " AND a.name = ?2", "it", project_id,
 			       name);
 	if (r >= 0)
 		r = db_step(stmt, err);
@@ -421,22 +430,23 @@ static int alias_get(sqlite3 *db, const char *project, const char *name, json_t 
 	if (r == 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Image alias \"%s\" not found", name);
-	return alias_from_row(db, stmt, ret, err);
+	return alias_from_row(conn, stmt, ret, err);
 }
 
-int db_image_alias_get(const char *project, const char *name, json_t **ret, struct berth_error *err)
+int db_image_alias_get(struct db *db, const char *project, const char *name, json_t **ret,
+		       struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = alias_get(db, project, name, ret, err);
-	return db_tx_end(db, r, err);
+	r = alias_get(conn, project, name, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int alias_create(sqlite3 *db, const char *project, const json_t *alias,
+static int alias_create(struct db_conn *conn, const char *project, const json_t *alias,
 			struct berth_error *err)
 {
 	const char *name = berth_json_string(alias, "name");
@@ -447,12 +457,12 @@ static int alias_create(sqlite3 *db, const char *project, const json_t *alias,
 	if (!name || !target)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Alias name or target is missing");
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = image_id(db, project_id, target, &id, err);
+		r = image_id(conn, project_id, target, &id, err);
 	if (r < 0)
 		return r;
-	r = db_exec(db, err,
+	r = db_exec(conn, err,
 		    "INSERT INTO images_aliases (project_id, name, image_id, description)"
 		    " VALUES (?1, ?2, ?3, ?4)",
 		    "itit", project_id, name, id, berth_json_string(alias, "description") ?: "");
@@ -462,20 +472,21 @@ static int alias_create(sqlite3 *db, const char *project, const json_t *alias,
 	return r < 0 ? r : 0;
 }
 
-int db_image_alias_create(const char *project, const json_t *alias, struct berth_error *err)
+int db_image_alias_create(struct db *db, const char *project, const json_t *alias,
+			  struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = alias_create(db, project, alias, err);
-	return db_tx_end(db, r, err);
+	r = alias_create(conn, project, alias, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int alias_update(sqlite3 *db, const char *project, const char *name, const json_t *alias,
-			struct berth_error *err)
+static int alias_update(struct db_conn *conn, const char *project, const char *name,
+			const json_t *alias, struct berth_error *err)
 {
 	const char *target = berth_json_string(alias, "target");
 	int64_t project_id = 0, id = 0;
@@ -484,11 +495,11 @@ static int alias_update(sqlite3 *db, const char *project, const char *name, cons
 	if (!target)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Alias target is missing");
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = image_id(db, project_id, target, &id, err);
+		r = image_id(conn, project_id, target, &id, err);
 	if (r >= 0)
-		r = db_exec(db, err,
+		r = db_exec(conn, err,
 			    "UPDATE images_aliases SET image_id = ?3, description = ?4"
 			    " WHERE project_id = ?1 AND name = ?2",
 			    "itit", project_id, name, id,
@@ -501,28 +512,28 @@ static int alias_update(sqlite3 *db, const char *project, const char *name, cons
 	return 0;
 }
 
-int db_image_alias_update(const char *project, const char *name, const json_t *alias,
+int db_image_alias_update(struct db *db, const char *project, const char *name, const json_t *alias,
 			  struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = alias_update(db, project, name, alias, err);
-	return db_tx_end(db, r, err);
+	r = alias_update(conn, project, name, alias, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int alias_rename(sqlite3 *db, const char *project, const char *name, const char *new_name,
-			struct berth_error *err)
+static int alias_rename(struct db_conn *conn, const char *project, const char *name,
+			const char *new_name, struct berth_error *err)
 {
 	int64_t project_id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = db_exec(db, err,
+		r = db_exec(conn, err,
 			    "UPDATE images_aliases SET name = ?3"
 			    " WHERE project_id = ?1 AND name = ?2",
 			    "itt", project_id, name, new_name);
@@ -537,27 +548,28 @@ static int alias_rename(sqlite3 *db, const char *project, const char *name, cons
 	return 0;
 }
 
-int db_image_alias_rename(const char *project, const char *name, const char *new_name,
-			  struct berth_error *err)
+int db_image_alias_rename(struct db *db, const char *project, const char *name,
+			  const char *new_name, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = alias_rename(db, project, name, new_name, err);
-	return db_tx_end(db, r, err);
+	r = alias_rename(conn, project, name, new_name, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int alias_delete(sqlite3 *db, const char *project, const char *name, struct berth_error *err)
+static int alias_delete(struct db_conn *conn, const char *project, const char *name,
+			struct berth_error *err)
 {
 	int64_t project_id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = db_exec(db, err,
+		r = db_exec(conn, err,
 			    "DELETE FROM images_aliases WHERE project_id = ?1 AND name = ?2", "it",
 			    project_id, name);
 	if (r < 0)
@@ -568,14 +580,15 @@ static int alias_delete(sqlite3 *db, const char *project, const char *name, stru
 	return 0;
 }
 
-int db_image_alias_delete(const char *project, const char *name, struct berth_error *err)
+int db_image_alias_delete(struct db *db, const char *project, const char *name,
+			  struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = alias_delete(db, project, name, err);
-	return db_tx_end(db, r, err);
+	r = alias_delete(conn, project, name, err);
+	return db_tx_end(db, conn, r, err);
 }

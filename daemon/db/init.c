@@ -1,4 +1,4 @@
-/* daemon/db/init.c: db_init(): the database's path, its schema brought up to date
+/* daemon/db/init.c: db_open(): the database handle, its schema brought up to date
  * (schema.c) and, in a new database, LXD's defaults: the "default" project with every
  * feature on, its "default" profile and the "default" dir pool. Above the table files
  * (projects.c, profiles.c, pools.c) whose inserts it uses, so that db.c, which they all
@@ -11,7 +11,8 @@
 #include "daemon/db/db_tables.h"
 #include "lib/json.h"
 
-static int db_create_defaults(sqlite3 *db, const char *pool_source, struct berth_error *err)
+static int db_create_defaults(struct db_conn *conn, const char *pool_source,
+			      struct berth_error *err)
 {
 	json_auto_t *project_config = NULL, *profile = NULL, *pool_config = NULL;
 	int64_t project_id = 0;
@@ -29,41 +30,49 @@ static int db_create_defaults(sqlite3 *db, const char *pool_source, struct berth
 	if (!project_config || !profile || !pool_config)
 		return db_oom(err);
 
-	r = db_project_insert(db, "default", "Default LXD project", project_config, &project_id,
+	r = db_project_insert(conn, "default", "Default LXD project", project_config, &project_id,
 			      err);
 	if (r < 0)
 		return r;
-	r = db_profile_insert(db, project_id, profile, err);
+	r = db_profile_insert(conn, project_id, profile, err);
 	if (r < 0)
 		return r;
-	return db_pool_insert(db, "default", "dir", "", pool_config, err);
+	return db_pool_insert(conn, "default", "dir", "", pool_config, err);
 }
 
-static int db_setup(const char *pool_source, struct berth_error *err)
+static int db_setup(struct db *db, const char *pool_source, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int old_version = 0;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = db_schema_update(db, &old_version, err);
+	r = db_schema_update(conn, &old_version, err);
 	if (r >= 0 && old_version == 0)
-		r = db_create_defaults(db, pool_source, err);
-	return db_tx_end(db, r, err);
+		r = db_create_defaults(conn, pool_source, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-int db_init(const char *path, const char *default_pool_source, struct berth_error *err)
+int db_open_backend(const struct db_backend *backend, void *data, const char *path,
+		    const char *default_pool_source, struct db **ret, struct berth_error *err)
 {
-	int r = db_path_set(path, err);
+	_cleanup_db_ struct db *db = NULL;
+	int r;
 
+	r = db_handle_new(backend, data, path, &db, err);
 	if (r < 0)
 		return r;
-	r = db_setup(default_pool_source, err);
-	if (r < 0) {
-		db_shutdown();
+	r = db_setup(db, default_pool_source, err);
+	if (r < 0)
 		return r;
-	}
+	*ret = TAKE_PTR(db);
 	return 0;
+}
+
+int db_open(const char *path, const char *default_pool_source, struct db **ret,
+	    struct berth_error *err)
+{
+	return db_open_backend(&db_backend_sqlite, NULL, path, default_pool_source, ret, err);
 }

@@ -59,8 +59,9 @@ static void instance_set_release(struct instance_set *set)
 
 /* Prepare "<select> WHERE <filter condition> ORDER BY <order>" with the filter's value
  * bound to ?1. The condition is a constant of ours, never input. */
-static int instance_prepare(sqlite3 *db, const struct instance_filter *filter, const char *select,
-			    const char *order, sqlite3_stmt **ret, struct berth_error *err)
+static int instance_prepare(struct db_conn *conn, const struct instance_filter *filter,
+			    const char *select, const char *order, struct db_stmt **ret,
+			    struct berth_error *err)
 {
 	_cleanup_free_ char *sql = NULL;
 	const char *where = "1 = 1";
@@ -73,10 +74,10 @@ static int instance_prepare(sqlite3 *db, const struct instance_filter *filter, c
 	if (!sql)
 		return db_oom(err);
 	if (filter->instance_id > 0)
-		return db_prepare(db, ret, err, sql, "i", filter->instance_id);
+		return db_prepare(conn, ret, err, sql, "i", filter->instance_id);
 	if (filter->project_id > 0)
-		return db_prepare(db, ret, err, sql, "i", filter->project_id);
-	return db_prepare(db, ret, err, sql, NULL);
+		return db_prepare(conn, ret, err, sql, "i", filter->project_id);
+	return db_prepare(conn, ret, err, sql, NULL);
 }
 
 static int instance_ref_cmp(const void *a, const void *b)
@@ -100,22 +101,21 @@ static struct instance_ref *instance_set_find(struct instance_set *set, int64_t 
 }
 
 /* Build one instance object from a row of the first query; record its children. */
-static int instance_from_row(sqlite3_stmt *stmt, struct instance_ref *ref, json_t **ret,
+static int instance_from_row(struct db_stmt *stmt, struct instance_ref *ref, json_t **ret,
 			     struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 
-	ref->id = sqlite3_column_int64(stmt, 0);
+	ref->id = db_column_int64(stmt, 0);
 	inst = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{}, s:{}, s:[], s:b, s:b, s:s, s:s, s:s, "
 			 "s:I}",
 			 "name", db_column_text(stmt, 2), "project", db_column_text(stmt, 1),
 			 "type", db_column_text(stmt, 3), "architecture", db_column_text(stmt, 4),
 			 "description", db_column_text(stmt, 5), "config", "devices", "profiles",
-			 "ephemeral", sqlite3_column_int(stmt, 6), "stateful",
-			 sqlite3_column_int(stmt, 7), "created_at", db_column_text(stmt, 8),
-			 "last_used_at", db_column_text(stmt, 9), "status",
-			 db_column_text(stmt, 10), "status_code",
-			 (json_int_t)sqlite3_column_int64(stmt, 11));
+			 "ephemeral", db_column_int(stmt, 6), "stateful", db_column_int(stmt, 7),
+			 "created_at", db_column_text(stmt, 8), "last_used_at",
+			 db_column_text(stmt, 9), "status", db_column_text(stmt, 10), "status_code",
+			 (json_int_t)db_column_int64(stmt, 11));
 	if (!inst)
 		return db_oom(err);
 	ref->config = json_object_get(inst, "config");
@@ -125,17 +125,17 @@ static int instance_from_row(sqlite3_stmt *stmt, struct instance_ref *ref, json_
 	return 0;
 }
 
-static int instances_load_rows(sqlite3 *db, const struct instance_filter *filter,
+static int instances_load_rows(struct db_conn *conn, const struct instance_filter *filter,
 			       struct instance_set *set, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	size_t cap = 0;
 	int r;
 
 	set->list = json_array();
 	if (!set->list)
 		return db_oom(err);
-	r = instance_prepare(db, filter,
+	r = instance_prepare(conn, filter,
 			     "SELECT i.id, p.name, i.name, i.type, i.architecture, i.description,"
 			     " i.ephemeral, i.stateful, i.created_at, i.last_used_at, i.status,"
 			     " i.status_code FROM instances i"
@@ -169,20 +169,20 @@ static int instances_load_rows(sqlite3 *db, const struct instance_filter *filter
 	return 0;
 }
 
-static int instances_load_config(sqlite3 *db, const struct instance_filter *filter,
+static int instances_load_config(struct db_conn *conn, const struct instance_filter *filter,
 				 struct instance_set *set, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = instance_prepare(db, filter,
+	r = instance_prepare(conn, filter,
 			     "SELECT c.instance_id, c.key, c.value FROM instances_config c"
 			     " JOIN instances i ON i.id = c.instance_id",
 			     "c.instance_id, c.key", &stmt, err);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
-		struct instance_ref *ref = instance_set_find(set, sqlite3_column_int64(stmt, 0));
+		struct instance_ref *ref = instance_set_find(set, db_column_int64(stmt, 0));
 
 		if (!ref)
 			continue; /* cannot happen inside our read transaction */
@@ -194,13 +194,13 @@ static int instances_load_config(sqlite3 *db, const struct instance_filter *filt
 	return r;
 }
 
-static int instances_load_devices(sqlite3 *db, const struct instance_filter *filter,
+static int instances_load_devices(struct db_conn *conn, const struct instance_filter *filter,
 				  struct instance_set *set, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = instance_prepare(db, filter,
+	r = instance_prepare(conn, filter,
 			     "SELECT d.instance_id, d.name, d.type, c.key, c.value"
 			     " FROM instances_devices d JOIN instances i ON i.id = d.instance_id"
 			     " LEFT JOIN instances_devices_config c ON c.device_id = d.id",
@@ -208,13 +208,12 @@ static int instances_load_devices(sqlite3 *db, const struct instance_filter *fil
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
-		struct instance_ref *ref = instance_set_find(set, sqlite3_column_int64(stmt, 0));
+		struct instance_ref *ref = instance_set_find(set, db_column_int64(stmt, 0));
 
 		if (!ref)
 			continue;
 		r = db_devices_add_row(ref->devices, db_column_text(stmt, 1),
-				       db_column_text(stmt, 2),
-				       (const char *)sqlite3_column_text(stmt, 3),
+				       db_column_text(stmt, 2), db_column_text_or_null(stmt, 3),
 				       db_column_text(stmt, 4), err);
 		if (r < 0)
 			return r;
@@ -222,13 +221,13 @@ static int instances_load_devices(sqlite3 *db, const struct instance_filter *fil
 	return r;
 }
 
-static int instances_load_profiles(sqlite3 *db, const struct instance_filter *filter,
+static int instances_load_profiles(struct db_conn *conn, const struct instance_filter *filter,
 				   struct instance_set *set, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = instance_prepare(db, filter,
+	r = instance_prepare(conn, filter,
 			     "SELECT ip.instance_id, pr.name FROM instances_profiles ip"
 			     " JOIN instances i ON i.id = ip.instance_id"
 			     " JOIN profiles pr ON pr.id = ip.profile_id",
@@ -236,7 +235,7 @@ static int instances_load_profiles(sqlite3 *db, const struct instance_filter *fi
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
-		struct instance_ref *ref = instance_set_find(set, sqlite3_column_int64(stmt, 0));
+		struct instance_ref *ref = instance_set_find(set, db_column_int64(stmt, 0));
 
 		if (!ref)
 			continue;
@@ -249,19 +248,19 @@ static int instances_load_profiles(sqlite3 *db, const struct instance_filter *fi
 
 /* Load the instances `filter` selects into a new array, sorted by project then name.
  * Four queries whatever the number of instances. Caller holds a transaction. */
-static int instances_load(sqlite3 *db, const struct instance_filter *filter, json_t **ret,
+static int instances_load(struct db_conn *conn, const struct instance_filter *filter, json_t **ret,
 			  struct berth_error *err)
 {
 	_cleanup_(instance_set_release) struct instance_set set = {0};
 	int r;
 
-	r = instances_load_rows(db, filter, &set, err);
+	r = instances_load_rows(conn, filter, &set, err);
 	if (r >= 0 && set.n > 0)
-		r = instances_load_config(db, filter, &set, err);
+		r = instances_load_config(conn, filter, &set, err);
 	if (r >= 0 && set.n > 0)
-		r = instances_load_devices(db, filter, &set, err);
+		r = instances_load_devices(conn, filter, &set, err);
 	if (r >= 0 && set.n > 0)
-		r = instances_load_profiles(db, filter, &set, err);
+		r = instances_load_profiles(conn, filter, &set, err);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(set.list);
@@ -269,23 +268,23 @@ static int instances_load(sqlite3 *db, const struct instance_filter *filter, jso
 }
 
 /* Project id for a list: 0 (no filter) when `project` is NULL. */
-static int instance_project_filter(sqlite3 *db, const char *project, int64_t *ret,
+static int instance_project_filter(struct db_conn *conn, const char *project, int64_t *ret,
 				   struct berth_error *err)
 {
 	if (!project) {
 		*ret = 0;
 		return 0;
 	}
-	return db_project_id(db, project, ret, err);
+	return db_project_id(conn, project, ret, err);
 }
 
-static int instance_id(sqlite3 *db, int64_t project_id, const char *name, int64_t *ret,
+static int instance_id(struct db_conn *conn, int64_t project_id, const char *name, int64_t *ret,
 		       struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT id FROM instances WHERE project_id = ?1 AND name = ?2", "it",
 		       project_id, name);
 	if (r < 0)
@@ -296,21 +295,21 @@ static int instance_id(sqlite3 *db, int64_t project_id, const char *name, int64_
 	if (r == 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Instance \"%s\" not found", name);
-	*ret = sqlite3_column_int64(stmt, 0);
+	*ret = db_column_int64(stmt, 0);
 	return 0;
 }
 
 /* Project id and instance id of `project`/`name`, -ENOENT naming the missing one. */
-static int instance_lookup(sqlite3 *db, const char *project, const char *name,
+static int instance_lookup(struct db_conn *conn, const char *project, const char *name,
 			   int64_t *ret_project_id, int64_t *ret_id, struct berth_error *err)
 {
 	int64_t project_id = 0;
 	int r;
 
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r < 0)
 		return r;
-	r = instance_id(db, project_id, name, ret_id, err);
+	r = instance_id(conn, project_id, name, ret_id, err);
 	if (r < 0)
 		return r;
 	if (ret_project_id)
@@ -318,42 +317,44 @@ static int instance_lookup(sqlite3 *db, const char *project, const char *name,
 	return 0;
 }
 
-static int instance_list(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
+static int instance_list(struct db_conn *conn, const char *project, json_t **ret,
+			 struct berth_error *err)
 {
 	struct instance_filter filter = {0};
 	int r;
 
-	r = instance_project_filter(db, project, &filter.project_id, err);
+	r = instance_project_filter(conn, project, &filter.project_id, err);
 	if (r < 0)
 		return r;
-	return instances_load(db, &filter, ret, err);
+	return instances_load(conn, &filter, ret, err);
 }
 
-int db_instance_list(const char *project, json_t **ret, struct berth_error *err)
+int db_instance_list(struct db *db, const char *project, json_t **ret, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = instance_list(db, project, ret, err);
-	return db_tx_end(db, r, err);
+	r = instance_list(conn, project, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int instance_names(sqlite3 *db, const char *project, json_t **ret, struct berth_error *err)
+static int instance_names(struct db_conn *conn, const char *project, json_t **ret,
+			  struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	struct instance_filter filter = {0};
 	json_auto_t *names = json_array();
 	int r;
 
 	if (!names)
 		return db_oom(err);
-	r = instance_project_filter(db, project, &filter.project_id, err);
+	r = instance_project_filter(conn, project, &filter.project_id, err);
 	if (r < 0)
 		return r;
-	r = instance_prepare(db, &filter,
+	r = instance_prepare(conn, &filter,
 			     "SELECT i.name FROM instances i"
 			     " JOIN projects p ON p.id = i.project_id",
 			     "p.name, i.name", &stmt, err);
@@ -370,29 +371,29 @@ static int instance_names(sqlite3 *db, const char *project, json_t **ret, struct
 	return 0;
 }
 
-int db_instance_names(const char *project, json_t **ret, struct berth_error *err)
+int db_instance_names(struct db *db, const char *project, json_t **ret, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = instance_names(db, project, ret, err);
-	return db_tx_end(db, r, err);
+	r = instance_names(conn, project, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int instance_get(sqlite3 *db, const char *project, const char *name, json_t **ret,
+static int instance_get(struct db_conn *conn, const char *project, const char *name, json_t **ret,
 			struct berth_error *err)
 {
 	struct instance_filter filter = {0};
 	json_auto_t *list = NULL;
 	int r;
 
-	r = instance_lookup(db, project, name, NULL, &filter.instance_id, err);
+	r = instance_lookup(conn, project, name, NULL, &filter.instance_id, err);
 	if (r < 0)
 		return r;
-	r = instances_load(db, &filter, &list, err);
+	r = instances_load(conn, &filter, &list, err);
 	if (r < 0)
 		return r;
 	if (json_array_size(list) != 1)
@@ -402,20 +403,21 @@ static int instance_get(sqlite3 *db, const char *project, const char *name, json
 	return 0;
 }
 
-int db_instance_get(const char *project, const char *name, json_t **ret, struct berth_error *err)
+int db_instance_get(struct db *db, const char *project, const char *name, json_t **ret,
+		    struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = instance_get(db, project, name, ret, err);
-	return db_tx_end(db, r, err);
+	r = instance_get(conn, project, name, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
 /* Link the profiles named in `profiles` (an array; anything else: none), in order. */
-static int instance_store_profiles(sqlite3 *db, int64_t project_id, int64_t id,
+static int instance_store_profiles(struct db_conn *conn, int64_t project_id, int64_t id,
 				   const json_t *profiles, struct berth_error *err)
 {
 	int64_t profiles_project = 0;
@@ -426,7 +428,7 @@ static int instance_store_profiles(sqlite3 *db, int64_t project_id, int64_t id,
 	if (!json_is_array(profiles))
 		return 0;
 	/* A project without features.profiles uses the "default" project's profiles. */
-	r = db_project_feature_id(db, project_id, "features.profiles", &profiles_project, err);
+	r = db_project_feature_id(conn, project_id, "features.profiles", &profiles_project, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(profiles, i, v) {
@@ -436,10 +438,10 @@ static int instance_store_profiles(sqlite3 *db, int64_t project_id, int64_t id,
 		if (!name)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Profile names must be strings");
-		r = db_profile_id(db, profiles_project, name, &profile_id, err);
+		r = db_profile_id(conn, profiles_project, name, &profile_id, err);
 		if (r < 0)
 			return r;
-		r = db_exec(db, err,
+		r = db_exec(conn, err,
 			    "INSERT INTO instances_profiles (instance_id, profile_id, apply_order)"
 			    " VALUES (?1, ?2, ?3)",
 			    "iii", id, profile_id, (int64_t)i);
@@ -453,23 +455,23 @@ static int instance_store_profiles(sqlite3 *db, int64_t project_id, int64_t id,
 }
 
 /* Config, devices and profiles of instance `id` from `instance` (missing ones: none). */
-static int instance_store_children(sqlite3 *db, int64_t project_id, int64_t id,
+static int instance_store_children(struct db_conn *conn, int64_t project_id, int64_t id,
 				   const json_t *instance, struct berth_error *err)
 {
 	int r;
 
-	r = db_kv_store(db, sql_config_insert, id, json_object_get(instance, "config"), "Config",
+	r = db_kv_store(conn, sql_config_insert, id, json_object_get(instance, "config"), "Config",
 			err);
 	if (r < 0)
 		return r;
-	r = db_devices_store(db, &device_sql, id, json_object_get(instance, "devices"), err);
+	r = db_devices_store(conn, &device_sql, id, json_object_get(instance, "devices"), err);
 	if (r < 0)
 		return r;
-	return instance_store_profiles(db, project_id, id, json_object_get(instance, "profiles"),
+	return instance_store_profiles(conn, project_id, id, json_object_get(instance, "profiles"),
 				       err);
 }
 
-static int instance_create(sqlite3 *db, const char *project, const json_t *instance,
+static int instance_create(struct db_conn *conn, const char *project, const json_t *instance,
 			   struct berth_error *err)
 {
 	const char *name = berth_json_string(instance, "name");
@@ -483,14 +485,14 @@ static int instance_create(sqlite3 *db, const char *project, const json_t *insta
 	if (!name)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Instance name is missing");
-	r = db_project_id(db, project, &project_id, err);
+	r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0)
-		r = db_project_instance_room(db, project_id, project, type ? type : "container",
+		r = db_project_instance_room(conn, project_id, project, type ? type : "container",
 					     err);
 	if (r < 0)
 		return r;
 	berth_now_rfc3339(now);
-	r = db_exec(db, err,
+	r = db_exec(conn, err,
 		    "INSERT INTO instances (project_id, name, type, architecture, description,"
 		    " ephemeral, stateful, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 		    "ittttbbt", project_id, name, type ? type : "container",
@@ -502,106 +504,107 @@ static int instance_create(sqlite3 *db, const char *project, const json_t *insta
 				       name);
 	if (r < 0)
 		return r;
-	return instance_store_children(db, project_id, sqlite3_last_insert_rowid(db), instance,
-				       err);
+	return instance_store_children(conn, project_id, db_last_insert_id(conn), instance, err);
 }
 
-int db_instance_lookup(sqlite3 *db, const char *project, const char *name, int64_t *ret_project_id,
-		       int64_t *ret_id, struct berth_error *err)
+int db_instance_lookup(struct db_conn *conn, const char *project, const char *name,
+		       int64_t *ret_project_id, int64_t *ret_id, struct berth_error *err)
 {
-	return instance_lookup(db, project, name, ret_project_id, ret_id, err);
+	return instance_lookup(conn, project, name, ret_project_id, ret_id, err);
 }
 
-int db_instance_load(sqlite3 *db, const char *project, const char *name, json_t **ret,
+int db_instance_load(struct db_conn *conn, const char *project, const char *name, json_t **ret,
 		     struct berth_error *err)
 {
-	return instance_get(db, project, name, ret, err);
+	return instance_get(conn, project, name, ret, err);
 }
 
-int db_instance_insert(sqlite3 *db, const char *project, const json_t *instance, int64_t *ret_id,
-		       struct berth_error *err)
+int db_instance_insert(struct db_conn *conn, const char *project, const json_t *instance,
+		       int64_t *ret_id, struct berth_error *err)
 {
-	int r = instance_create(db, project, instance, err);
+	int r = instance_create(conn, project, instance, err);
 
 	if (r >= 0)
-		r = instance_lookup(db, project, berth_json_string(instance, "name"), NULL, ret_id,
-				    err);
+		r = instance_lookup(conn, project, berth_json_string(instance, "name"), NULL,
+				    ret_id, err);
 	return r;
 }
 
-int db_instance_create(const char *project, const json_t *instance, struct berth_error *err)
+int db_instance_create(struct db *db, const char *project, const json_t *instance,
+		       struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = instance_create(db, project, instance, err);
-	return db_tx_end(db, r, err);
+	r = instance_create(conn, project, instance, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int instance_update(sqlite3 *db, const char *project, const char *name,
+static int instance_update(struct db_conn *conn, const char *project, const char *name,
 			   const json_t *instance, struct berth_error *err)
 {
 	const char *description = berth_json_string(instance, "description");
 	int64_t project_id = 0, id = 0;
 	int r;
 
-	r = instance_lookup(db, project, name, &project_id, &id, err);
+	r = instance_lookup(conn, project, name, &project_id, &id, err);
 	if (r < 0)
 		return r;
 	/* As LXD does, an absent architecture keeps the current one. */
-	r = db_exec(db, err,
+	r = db_exec(conn, err,
 		    "UPDATE instances SET architecture = COALESCE(?2, architecture),"
 		    " description = ?3, ephemeral = ?4 WHERE id = ?1",
 		    "ittb", id, berth_json_string(instance, "architecture"),
 		    description ? description : "", berth_json_bool(instance, "ephemeral", false));
 	if (r < 0)
 		return r;
-	r = db_exec(db, err, "DELETE FROM instances_config WHERE instance_id = ?1", "i", id);
+	r = db_exec(conn, err, "DELETE FROM instances_config WHERE instance_id = ?1", "i", id);
 	if (r < 0)
 		return r;
 	/* Device config rows go with their devices (ON DELETE CASCADE). */
-	r = db_exec(db, err, "DELETE FROM instances_devices WHERE instance_id = ?1", "i", id);
+	r = db_exec(conn, err, "DELETE FROM instances_devices WHERE instance_id = ?1", "i", id);
 	if (r < 0)
 		return r;
-	r = db_exec(db, err, "DELETE FROM instances_profiles WHERE instance_id = ?1", "i", id);
+	r = db_exec(conn, err, "DELETE FROM instances_profiles WHERE instance_id = ?1", "i", id);
 	if (r < 0)
 		return r;
-	return instance_store_children(db, project_id, id, instance, err);
+	return instance_store_children(conn, project_id, id, instance, err);
 }
 
-int db_instance_update(const char *project, const char *name, const json_t *instance,
+int db_instance_update(struct db *db, const char *project, const char *name, const json_t *instance,
 		       struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = instance_update(db, project, name, instance, err);
-	return db_tx_end(db, r, err);
+	r = instance_update(conn, project, name, instance, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int instance_rename(sqlite3 *db, const char *project, const char *name, const char *new_name,
-			   db_hook_fn hook, void *data, struct berth_error *err)
+static int instance_rename(struct db_conn *conn, const char *project, const char *name,
+			   const char *new_name, db_hook_fn hook, void *data,
+			   struct berth_error *err)
 {
 	int64_t id = 0, project_id = 0;
 	int r;
 
-	r = instance_lookup(db, project, name, &project_id, &id, err);
+	r = instance_lookup(conn, project, name, &project_id, &id, err);
 	if (r < 0)
 		return r;
-	r = db_exec(db, err, "UPDATE instances SET name = ?2 WHERE id = ?1", "it", id, new_name);
+	r = db_exec(conn, err, "UPDATE instances SET name = ?2 WHERE id = ?1", "it", id, new_name);
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Instance \"%s\" already exists",
 				       new_name);
 	if (r < 0)
 		return r;
 	/* The root volume and its snapshots ("<name>/<snap>") follow the instance. */
-	r = db_exec(db, err,
+	r = db_exec(conn, err,
 		    "UPDATE storage_volumes SET name = ?3 || substr(name, length(?2) + 1)"
 		    " WHERE project_id = ?1 AND type = 'container'"
 		    " AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
@@ -611,20 +614,20 @@ static int instance_rename(sqlite3 *db, const char *project, const char *name, c
 	return hook ? hook(data, err) : 0;
 }
 
-int db_instance_rename(const char *project, const char *name, const char *new_name, db_hook_fn hook,
-		       void *data, struct berth_error *err)
+int db_instance_rename(struct db *db, const char *project, const char *name, const char *new_name,
+		       db_hook_fn hook, void *data, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = instance_rename(db, project, name, new_name, hook, data, err);
-	return db_tx_end(db, r, err);
+	r = instance_rename(conn, project, name, new_name, hook, data, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int instance_delete(sqlite3 *db, const char *project, const char *name,
+static int instance_delete(struct db_conn *conn, const char *project, const char *name,
 			   struct berth_error *err)
 {
 	int64_t id = 0;
@@ -632,46 +635,47 @@ static int instance_delete(sqlite3 *db, const char *project, const char *name,
 
 	int64_t project_id = 0;
 
-	r = instance_lookup(db, project, name, &project_id, &id, err);
+	r = instance_lookup(conn, project, name, &project_id, &id, err);
 	if (r < 0)
 		return r;
 	/* Config, devices, profile links and snapshots follow (ON DELETE CASCADE). */
-	r = db_exec(db, err, "DELETE FROM instances WHERE id = ?1", "i", id);
+	r = db_exec(conn, err, "DELETE FROM instances WHERE id = ?1", "i", id);
 	if (r < 0)
 		return r;
 	/* Its root volume and the volumes of its snapshots. */
-	r = db_exec(db, err,
+	r = db_exec(conn, err,
 		    "DELETE FROM storage_volumes WHERE project_id = ?1 AND type = 'container'"
 		    " AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
 		    "it", project_id, name);
 	return r < 0 ? r : 0;
 }
 
-int db_instance_delete(const char *project, const char *name, struct berth_error *err)
+int db_instance_delete(struct db *db, const char *project, const char *name,
+		       struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = instance_delete(db, project, name, err);
-	return db_tx_end(db, r, err);
+	r = instance_delete(conn, project, name, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int instance_set_status(sqlite3 *db, const char *project, const char *name,
+static int instance_set_status(struct db_conn *conn, const char *project, const char *name,
 			       const char *status, int status_code, struct berth_error *err)
 {
 	char now[BERTH_RFC3339_MAX];
 	int64_t id = 0;
 	int r;
 
-	r = instance_lookup(db, project, name, NULL, &id, err);
+	r = instance_lookup(conn, project, name, NULL, &id, err);
 	if (r < 0)
 		return r;
 	berth_now_rfc3339(now);
 	/* Entering Running is a use, as LXD's last_used_at counts starts. */
-	r = db_exec(db, err,
+	r = db_exec(conn, err,
 		    "UPDATE instances SET status = ?2, status_code = ?3,"
 		    " last_used_at = CASE WHEN ?3 = ?4 AND status_code != ?4 THEN ?5"
 		    " ELSE last_used_at END WHERE id = ?1",
@@ -680,15 +684,15 @@ static int instance_set_status(sqlite3 *db, const char *project, const char *nam
 	return r < 0 ? r : 0;
 }
 
-int db_instance_set_status(const char *project, const char *name, const char *status,
+int db_instance_set_status(struct db *db, const char *project, const char *name, const char *status,
 			   int status_code, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = instance_set_status(db, project, name, status, status_code, err);
-	return db_tx_end(db, r, err);
+	r = instance_set_status(conn, project, name, status, status_code, err);
+	return db_tx_end(db, conn, r, err);
 }

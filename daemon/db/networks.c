@@ -16,7 +16,8 @@ static const char sql_config_insert[] =
 
 /* {"name","type","description","config","status"} from (id, name, type, description,
  * status). */
-static int network_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
+static int network_from_row(struct db_conn *conn, struct db_stmt *stmt, json_t **ret,
+			    struct berth_error *err)
 {
 	json_auto_t *net = json_object();
 	json_t *config = NULL;
@@ -30,7 +31,7 @@ static int network_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struc
 	if (r >= 0)
 		r = db_json_set_str(net, "description", db_column_text(stmt, 3), err);
 	if (r >= 0)
-		r = db_kv_load(db, sql_config_load, sqlite3_column_int64(stmt, 0), &config, err);
+		r = db_kv_load(conn, sql_config_load, db_column_int64(stmt, 0), &config, err);
 	if (r >= 0)
 		r = db_json_set_new(net, "config", config, err);
 	if (r >= 0)
@@ -41,32 +42,35 @@ static int network_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struc
 	return 0;
 }
 
-int db_network_list(json_t **ret, struct berth_error *err)
+int db_network_list(struct db *db, json_t **ret, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	sqlite3 *db = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT n.id, n.name, n.type, n.description, n.status FROM networks n"
 		       " JOIN projects p ON p.id = n.project_id WHERE p.name = 'default'"
 		       " ORDER BY n.name",
 		       NULL);
 	if (r >= 0)
-		r = db_collect(db, stmt, network_from_row, ret, err);
-	return db_tx_end(db, r, err);
+		r = db_collect(conn, stmt, network_from_row, ret, err);
+	/* Before the connection goes back to the pool. */
+	db_finalize(TAKE_PTR(stmt));
+	return db_tx_end(db, conn, r, err);
 }
 
 /* The row of `name`: stepped, ready for network_from_row. */
-static int network_row(sqlite3 *db, const char *name, sqlite3_stmt **ret, struct berth_error *err)
+static int network_row(struct db_conn *conn, const char *name, struct db_stmt **ret,
+		       struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT n.id, n.name, n.type, n.description, n.status FROM networks n"
 		       " JOIN projects p ON p.id = n.project_id"
 		       " WHERE p.name = 'default' AND n.name = ?1",
@@ -83,44 +87,46 @@ static int network_row(sqlite3 *db, const char *name, sqlite3_stmt **ret, struct
 	return 0;
 }
 
-static int network_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err)
+static int network_id(struct db_conn *conn, const char *name, int64_t *ret, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	int r = network_row(db, name, &stmt, err);
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	int r = network_row(conn, name, &stmt, err);
 
 	if (r < 0)
 		return r;
-	*ret = sqlite3_column_int64(stmt, 0);
+	*ret = db_column_int64(stmt, 0);
 	return 0;
 }
 
-int db_network_get(const char *name, json_t **ret, struct berth_error *err)
+int db_network_get(struct db *db, const char *name, json_t **ret, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	sqlite3 *db = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = network_row(db, name, &stmt, err);
+	r = network_row(conn, name, &stmt, err);
 	if (r >= 0)
-		r = network_from_row(db, stmt, ret, err);
-	return db_tx_end(db, r, err);
+		r = network_from_row(conn, stmt, ret, err);
+	/* Before the connection goes back to the pool. */
+	db_finalize(TAKE_PTR(stmt));
+	return db_tx_end(db, conn, r, err);
 }
 
-static int network_create(sqlite3 *db, const json_t *net, db_hook_fn hook, void *data,
+static int network_create(struct db_conn *conn, const json_t *net, db_hook_fn hook, void *data,
 			  struct berth_error *err)
 {
 	const char *name = berth_json_string(net, "name");
 	int64_t project_id, id;
 	int r;
 
-	r = db_project_id(db, "default", &project_id, err);
+	r = db_project_id(conn, "default", &project_id, err);
 	if (r < 0)
 		return r;
 	r = db_exec(
-		db, err,
+		conn, err,
 		"INSERT INTO networks (project_id, name, type, description) VALUES (?1, ?2, ?3, ?4)",
 		"ittt", project_id, name, berth_json_string(net, "type") ?: "bridge",
 		berth_json_string(net, "description") ?: "");
@@ -129,63 +135,66 @@ static int network_create(sqlite3 *db, const json_t *net, db_hook_fn hook, void 
 				       name);
 	if (r < 0)
 		return r;
-	id = sqlite3_last_insert_rowid(db);
-	r = db_kv_store(db, sql_config_insert, id, json_object_get(net, "config"), "Config", err);
+	id = db_last_insert_id(conn);
+	r = db_kv_store(conn, sql_config_insert, id, json_object_get(net, "config"), "Config", err);
 	if (r < 0)
 		return r;
 	return hook ? hook(data, err) : 0;
 }
 
-int db_network_create(const json_t *network, db_hook_fn hook, void *data, struct berth_error *err)
+int db_network_create(struct db *db, const json_t *network, db_hook_fn hook, void *data,
+		      struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
 	if (!berth_json_string(network, "name"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No name provided");
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = network_create(db, network, hook, data, err);
-	return db_tx_end(db, r, err);
+	r = network_create(conn, network, hook, data, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int network_update(sqlite3 *db, const char *name, const json_t *net, db_hook_fn hook,
-			  void *data, struct berth_error *err)
+static int network_update(struct db_conn *conn, const char *name, const json_t *net,
+			  db_hook_fn hook, void *data, struct berth_error *err)
 {
 	int64_t id;
-	int r = network_id(db, name, &id, err);
+	int r = network_id(conn, name, &id, err);
 
 	if (r < 0)
 		return r;
-	r = db_exec(db, err, "UPDATE networks SET description = ?2 WHERE id = ?1", "it", id,
+	r = db_exec(conn, err, "UPDATE networks SET description = ?2 WHERE id = ?1", "it", id,
 		    berth_json_string(net, "description") ?: "");
 	if (r >= 0)
-		r = db_exec(db, err, "DELETE FROM networks_config WHERE network_id = ?1", "i", id);
+		r = db_exec(conn, err, "DELETE FROM networks_config WHERE network_id = ?1", "i",
+			    id);
 	if (r >= 0)
-		r = db_kv_store(db, sql_config_insert, id, json_object_get(net, "config"), "Config",
-				err);
+		r = db_kv_store(conn, sql_config_insert, id, json_object_get(net, "config"),
+				"Config", err);
 	if (r < 0)
 		return r;
 	return hook ? hook(data, err) : 0;
 }
 
-int db_network_update(const char *name, const json_t *network, db_hook_fn hook, void *data,
-		      struct berth_error *err)
+int db_network_update(struct db *db, const char *name, const json_t *network, db_hook_fn hook,
+		      void *data, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = network_update(db, name, network, hook, data, err);
-	return db_tx_end(db, r, err);
+	r = network_update(conn, name, network, hook, data, err);
+	return db_tx_end(db, conn, r, err);
 }
 
 /* URLs of the profiles and instances using network `name` through a nic device (an
  * instance also through its profiles, as LXD counts them). */
-static int network_used_by(sqlite3 *db, const char *name, json_t **ret, struct berth_error *err)
+static int network_used_by(struct db_conn *conn, const char *name, json_t **ret,
+			   struct berth_error *err)
 {
 	/* A nic device names its network with network=NAME, or (nictype=bridged) with
 	 * parent=NAME. */
@@ -217,24 +226,24 @@ static int network_used_by(sqlite3 *db, const char *name, json_t **ret, struct b
 		"  AND NOT EXISTS (SELECT 1 FROM instances_devices od"
 		"  WHERE od.instance_id = i.id AND od.name = d.name)"
 		" ORDER BY 1, 3, 2";
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-	int r = db_prepare(db, &stmt, err, sql, "t", name);
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	int r = db_prepare(conn, &stmt, err, sql, "t", name);
 
 	if (r < 0)
 		return r;
 	return db_used_by_urls(stmt, NULL, ret, err);
 }
 
-int db_network_used_by(const char *name, json_t **ret, struct berth_error *err)
+int db_network_used_by(struct db *db, const char *name, json_t **ret, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = network_used_by(db, name, ret, err);
-	return db_tx_end(db, r, err);
+	r = network_used_by(conn, name, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
 /* The strings of `list` joined with ", ", or NULL without memory. */
@@ -259,12 +268,12 @@ static char *join_strings(const json_t *list)
 }
 
 /* -EBUSY (400) naming the users when anything uses `name`. */
-static int network_check_unused(sqlite3 *db, const char *name, const char *what,
+static int network_check_unused(struct db_conn *conn, const char *name, const char *what,
 				struct berth_error *err)
 {
 	json_auto_t *used = NULL;
 	_cleanup_free_ char *list = NULL;
-	int r = network_used_by(db, name, &used, err);
+	int r = network_used_by(conn, name, &used, err);
 
 	if (r < 0)
 		return r;
@@ -276,17 +285,17 @@ static int network_check_unused(sqlite3 *db, const char *name, const char *what,
 			       list ?: "instances or profiles");
 }
 
-static int network_rename(sqlite3 *db, const char *name, const char *new_name, db_hook_fn hook,
-			  void *data, struct berth_error *err)
+static int network_rename(struct db_conn *conn, const char *name, const char *new_name,
+			  db_hook_fn hook, void *data, struct berth_error *err)
 {
 	int64_t id;
-	int r = network_id(db, name, &id, err);
+	int r = network_id(conn, name, &id, err);
 
 	if (r >= 0)
-		r = network_check_unused(db, name, "rename", err);
+		r = network_check_unused(conn, name, "rename", err);
 	if (r < 0)
 		return r;
-	r = db_exec(db, err, "UPDATE networks SET name = ?2 WHERE id = ?1", "it", id, new_name);
+	r = db_exec(conn, err, "UPDATE networks SET name = ?2 WHERE id = ?1", "it", id, new_name);
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Network \"%s\" already exists",
 				       new_name);
@@ -295,42 +304,43 @@ static int network_rename(sqlite3 *db, const char *name, const char *new_name, d
 	return hook ? hook(data, err) : 0;
 }
 
-int db_network_rename(const char *name, const char *new_name, db_hook_fn hook, void *data,
-		      struct berth_error *err)
+int db_network_rename(struct db *db, const char *name, const char *new_name, db_hook_fn hook,
+		      void *data, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = network_rename(db, name, new_name, hook, data, err);
-	return db_tx_end(db, r, err);
+	r = network_rename(conn, name, new_name, hook, data, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int network_delete(sqlite3 *db, const char *name, db_hook_fn hook, void *data,
+static int network_delete(struct db_conn *conn, const char *name, db_hook_fn hook, void *data,
 			  struct berth_error *err)
 {
 	int64_t id;
-	int r = network_id(db, name, &id, err);
+	int r = network_id(conn, name, &id, err);
 
 	if (r >= 0)
-		r = network_check_unused(db, name, "delete", err);
+		r = network_check_unused(conn, name, "delete", err);
 	if (r >= 0)
-		r = db_exec(db, err, "DELETE FROM networks WHERE id = ?1", "i", id);
+		r = db_exec(conn, err, "DELETE FROM networks WHERE id = ?1", "i", id);
 	if (r < 0)
 		return r;
 	return hook ? hook(data, err) : 0;
 }
 
-int db_network_delete(const char *name, db_hook_fn hook, void *data, struct berth_error *err)
+int db_network_delete(struct db *db, const char *name, db_hook_fn hook, void *data,
+		      struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = network_delete(db, name, hook, data, err);
-	return db_tx_end(db, r, err);
+	r = network_delete(conn, name, hook, data, err);
+	return db_tx_end(db, conn, r, err);
 }

@@ -19,12 +19,12 @@ static const char sql_config_load[] =
 static const char sql_config_insert[] =
 	"INSERT INTO projects_config (project_id, key, value) VALUES (?1, ?2, ?3)";
 
-int db_project_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_error *err)
+int db_project_id(struct db_conn *conn, const char *name, int64_t *ret, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err, "SELECT id FROM projects WHERE name = ?1", "t", name);
+	r = db_prepare(conn, &stmt, err, "SELECT id FROM projects WHERE name = ?1", "t", name);
 	if (r < 0)
 		return r;
 	r = db_step(stmt, err);
@@ -33,7 +33,7 @@ int db_project_id(sqlite3 *db, const char *name, int64_t *ret, struct berth_erro
 	if (r == 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Project \"%s\" not found", name);
-	*ret = sqlite3_column_int64(stmt, 0);
+	*ret = db_column_int64(stmt, 0);
 	return 0;
 }
 
@@ -48,14 +48,14 @@ static bool feature_on(const json_t *config, const char *feature)
 	return value_true(berth_json_string(config, feature));
 }
 
-static int project_config_value(sqlite3 *db, int64_t id, const char *key, char **ret,
+static int project_config_value(struct db_conn *conn, int64_t id, const char *key, char **ret,
 				struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
 	*ret = NULL;
-	r = db_prepare(db, &stmt, err,
+	r = db_prepare(conn, &stmt, err,
 		       "SELECT value FROM projects_config WHERE project_id = ?1 AND key = ?2", "it",
 		       id, key);
 	if (r < 0)
@@ -67,13 +67,13 @@ static int project_config_value(sqlite3 *db, int64_t id, const char *key, char *
 	return *ret ? 0 : db_oom(err);
 }
 
-int db_project_feature_id(sqlite3 *db, int64_t project_id, const char *feature, int64_t *ret,
-			  struct berth_error *err)
+int db_project_feature_id(struct db_conn *conn, int64_t project_id, const char *feature,
+			  int64_t *ret, struct berth_error *err)
 {
 	_cleanup_free_ char *value = NULL;
 	int r;
 
-	r = project_config_value(db, project_id, feature, &value, err);
+	r = project_config_value(conn, project_id, feature, &value, err);
 	if (r < 0)
 		return r;
 	if (value_true(value)) {
@@ -81,21 +81,21 @@ int db_project_feature_id(sqlite3 *db, int64_t project_id, const char *feature, 
 		return 0;
 	}
 	/* "default" itself has every feature: this finds its own id. */
-	return db_project_id(db, "default", ret, err);
+	return db_project_id(conn, "default", ret, err);
 }
 
-static int project_feature_name(sqlite3 *db, const char *project, const char *feature, char **ret,
-				struct berth_error *err)
+static int project_feature_name(struct db_conn *conn, const char *project, const char *feature,
+				char **ret, struct berth_error *err)
 {
 	_cleanup_free_ char *value = NULL;
 	int64_t id = 0;
 	int r;
 
-	r = db_project_id(db, project, &id, err);
+	r = db_project_id(conn, project, &id, err);
 	if (r < 0)
 		return r;
 	if (!streq(project, "default")) {
-		r = project_config_value(db, id, feature, &value, err);
+		r = project_config_value(conn, id, feature, &value, err);
 		if (r < 0)
 			return r;
 	}
@@ -103,54 +103,54 @@ static int project_feature_name(sqlite3 *db, const char *project, const char *fe
 	return *ret ? 0 : db_oom(err);
 }
 
-int db_project_feature_project(const char *project, const char *feature, char **ret,
+int db_project_feature_project(struct db *db, const char *project, const char *feature, char **ret,
 			       struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = project_feature_name(db, project, feature, ret, err);
-	return db_tx_end(db, r, err);
+	r = project_feature_name(conn, project, feature, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
 /* Whether `limit_key` of project `id` leaves room for one more row counted by `sql`. */
-static int project_room(sqlite3 *db, int64_t id, const char *limit_key, const char *sql,
+static int project_room(struct db_conn *conn, int64_t id, const char *limit_key, const char *sql,
 			const char *type, bool *ret, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	_cleanup_free_ char *value = NULL;
 	char *end = NULL;
 	long long limit;
 	int r;
 
 	*ret = true;
-	r = project_config_value(db, id, limit_key, &value, err);
+	r = project_config_value(conn, id, limit_key, &value, err);
 	if (r < 0 || !value || !*value)
 		return r;
 	limit = strtoll(value, &end, 10);
 	if (*end || limit < 0)
 		return 0; /* config_check refuses such values: nothing to enforce */
-	r = db_prepare(db, &stmt, err, sql, type ? "it" : "i", id, type);
+	r = db_prepare(conn, &stmt, err, sql, type ? "it" : "i", id, type);
 	if (r >= 0)
 		r = db_step(stmt, err);
 	if (r < 0)
 		return r;
-	*ret = (r > 0 ? sqlite3_column_int64(stmt, 0) : 0) < limit;
+	*ret = (r > 0 ? db_column_int64(stmt, 0) : 0) < limit;
 	return 0;
 }
 
-int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *project, const char *type,
-			     struct berth_error *err)
+int db_project_instance_room(struct db_conn *conn, int64_t project_id, const char *project,
+			     const char *type, struct berth_error *err)
 {
 	const char *key = streq(type, "virtual-machine") ? "limits.virtual-machines"
 							 : "limits.containers";
 	bool room = true;
 	int r;
 
-	r = project_room(db, project_id, key,
+	r = project_room(conn, project_id, key,
 			 "SELECT COUNT(*) FROM instances WHERE project_id = ?1 AND type = ?2", type,
 			 &room, err);
 	if (r < 0)
@@ -160,7 +160,7 @@ int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *projec
 				       "Reached maximum number of instances of type \"%s\" in "
 				       "project \"%s\"",
 				       type, project);
-	r = project_room(db, project_id, "limits.instances",
+	r = project_room(conn, project_id, "limits.instances",
 			 "SELECT COUNT(*) FROM instances WHERE project_id = ?1", NULL, &room, err);
 	if (r < 0)
 		return r;
@@ -171,21 +171,21 @@ int db_project_instance_room(sqlite3 *db, int64_t project_id, const char *projec
 	return 0;
 }
 
-int db_project_insert(sqlite3 *db, const char *name, const char *description, const json_t *config,
-		      int64_t *ret_id, struct berth_error *err)
+int db_project_insert(struct db_conn *conn, const char *name, const char *description,
+		      const json_t *config, int64_t *ret_id, struct berth_error *err)
 {
 	int64_t id;
 	int r;
 
-	r = db_exec(db, err, "INSERT INTO projects (name, description) VALUES (?1, ?2)", "tt", name,
-		    description ? description : "");
+	r = db_exec(conn, err, "INSERT INTO projects (name, description) VALUES (?1, ?2)", "tt",
+		    name, description ? description : "");
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Project \"%s\" already exists",
 				       name);
 	if (r < 0)
 		return r;
-	id = sqlite3_last_insert_rowid(db);
-	r = db_kv_store(db, sql_config_insert, id, config, "Config", err);
+	id = db_last_insert_id(conn);
+	r = db_kv_store(conn, sql_config_insert, id, config, "Config", err);
 	if (r < 0)
 		return r;
 	if (ret_id)
@@ -194,7 +194,8 @@ int db_project_insert(sqlite3 *db, const char *name, const char *description, co
 }
 
 /* Build {"name","description","config"} from a row (id, name, description). */
-static int project_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struct berth_error *err)
+static int project_from_row(struct db_conn *conn, struct db_stmt *stmt, json_t **ret,
+			    struct berth_error *err)
 {
 	json_auto_t *project = json_object();
 	json_t *config = NULL;
@@ -206,7 +207,7 @@ static int project_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struc
 	if (r >= 0)
 		r = db_json_set_str(project, "description", db_column_text(stmt, 2), err);
 	if (r >= 0)
-		r = db_kv_load(db, sql_config_load, sqlite3_column_int64(stmt, 0), &config, err);
+		r = db_kv_load(conn, sql_config_load, db_column_int64(stmt, 0), &config, err);
 	if (r >= 0)
 		r = db_json_set_new(project, "config", config, err);
 	if (r < 0)
@@ -215,37 +216,38 @@ static int project_from_row(sqlite3 *db, sqlite3_stmt *stmt, json_t **ret, struc
 	return 0;
 }
 
-static int project_list(sqlite3 *db, json_t **ret, struct berth_error *err)
+static int project_list(struct db_conn *conn, json_t **ret, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err, "SELECT id, name, description FROM projects ORDER BY name",
+	r = db_prepare(conn, &stmt, err, "SELECT id, name, description FROM projects ORDER BY name",
 		       NULL);
 	if (r < 0)
 		return r;
-	return db_collect(db, stmt, project_from_row, ret, err);
+	return db_collect(conn, stmt, project_from_row, ret, err);
 }
 
-int db_project_list(json_t **ret, struct berth_error *err)
+int db_project_list(struct db *db, json_t **ret, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = project_list(db, ret, err);
-	return db_tx_end(db, r, err);
+	r = project_list(conn, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int project_get(sqlite3 *db, const char *name, json_t **ret, struct berth_error *err)
+static int project_get(struct db_conn *conn, const char *name, json_t **ret,
+		       struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err, "SELECT id, name, description FROM projects WHERE name = ?1",
-		       "t", name);
+	r = db_prepare(conn, &stmt, err,
+		       "SELECT id, name, description FROM projects WHERE name = ?1", "t", name);
 	if (r < 0)
 		return r;
 	r = db_step(stmt, err);
@@ -254,23 +256,23 @@ static int project_get(sqlite3 *db, const char *name, json_t **ret, struct berth
 	if (r == 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Project \"%s\" not found", name);
-	return project_from_row(db, stmt, ret, err);
+	return project_from_row(conn, stmt, ret, err);
 }
 
-int db_project_get(const char *name, json_t **ret, struct berth_error *err)
+int db_project_get(struct db *db, const char *name, json_t **ret, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = project_get(db, name, ret, err);
-	return db_tx_end(db, r, err);
+	r = project_get(conn, name, ret, err);
+	return db_tx_end(db, conn, r, err);
 }
 
 /* The empty "default" profile LXD gives a project with features.profiles. */
-static int project_default_profile(sqlite3 *db, int64_t id, const char *name,
+static int project_default_profile(struct db_conn *conn, int64_t id, const char *name,
 				   struct berth_error *err)
 {
 	_cleanup_free_ char *description = NULL;
@@ -282,10 +284,10 @@ static int project_default_profile(sqlite3 *db, int64_t id, const char *name,
 	profile = json_pack("{s:s, s:s}", "name", "default", "description", description);
 	if (!profile)
 		return db_oom(err);
-	return db_profile_insert(db, id, profile, err);
+	return db_profile_insert(conn, id, profile, err);
 }
 
-static int project_create(sqlite3 *db, const json_t *project, struct berth_error *err)
+static int project_create(struct db_conn *conn, const json_t *project, struct berth_error *err)
 {
 	const char *name = berth_json_string(project, "name");
 	int64_t id = 0;
@@ -294,42 +296,42 @@ static int project_create(sqlite3 *db, const json_t *project, struct berth_error
 	if (!name)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Project name is missing");
-	r = db_project_insert(db, name, berth_json_string(project, "description"),
+	r = db_project_insert(conn, name, berth_json_string(project, "description"),
 			      json_object_get(project, "config"), &id, err);
 	if (r < 0)
 		return r;
 	/* As LXD does, a project with its own profiles starts with an empty "default". */
 	if (!feature_on(json_object_get(project, "config"), "features.profiles"))
 		return 0;
-	return project_default_profile(db, id, name, err);
+	return project_default_profile(conn, id, name, err);
 }
 
-int db_project_create(const json_t *project, struct berth_error *err)
+int db_project_create(struct db *db, const json_t *project, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = project_create(db, project, err);
-	return db_tx_end(db, r, err);
+	r = project_create(conn, project, err);
+	return db_tx_end(db, conn, r, err);
 }
 
 /* Count rows of `sql` (?1 = project id, one COUNT(*) column). */
-static int project_count(sqlite3 *db, const char *sql, int64_t id, int64_t *ret,
+static int project_count(struct db_conn *conn, const char *sql, int64_t id, int64_t *ret,
 			 struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err, sql, "i", id);
+	r = db_prepare(conn, &stmt, err, sql, "i", id);
 	if (r < 0)
 		return r;
 	r = db_step(stmt, err);
 	if (r < 0)
 		return r;
-	*ret = r > 0 ? sqlite3_column_int64(stmt, 0) : 0;
+	*ret = r > 0 ? db_column_int64(stmt, 0) : 0;
 	return 0;
 }
 
@@ -338,23 +340,23 @@ struct project_contents {
 	int64_t instances, images, profiles, volumes;
 };
 
-static int project_contents(sqlite3 *db, int64_t id, struct project_contents *ret,
+static int project_contents(struct db_conn *conn, int64_t id, struct project_contents *ret,
 			    struct berth_error *err)
 {
 	int r;
 
-	r = project_count(db, "SELECT COUNT(*) FROM instances WHERE project_id = ?1", id,
+	r = project_count(conn, "SELECT COUNT(*) FROM instances WHERE project_id = ?1", id,
 			  &ret->instances, err);
 	if (r >= 0)
-		r = project_count(db, "SELECT COUNT(*) FROM images WHERE project_id = ?1", id,
+		r = project_count(conn, "SELECT COUNT(*) FROM images WHERE project_id = ?1", id,
 				  &ret->images, err);
 	if (r >= 0)
-		r = project_count(db,
+		r = project_count(conn,
 				  "SELECT COUNT(*) FROM profiles"
 				  " WHERE project_id = ?1 AND name != 'default'",
 				  id, &ret->profiles, err);
 	if (r >= 0)
-		r = project_count(db,
+		r = project_count(conn,
 				  "SELECT COUNT(*) FROM storage_volumes"
 				  " WHERE project_id = ?1 AND type = 'custom'",
 				  id, &ret->volumes, err);
@@ -376,7 +378,7 @@ static const char *const project_features[] = {
 /* LXD's rules for changing features: never on "default", only while the project is
  * empty; features.profiles brings the project's own empty "default" profile or removes
  * it. */
-static int project_features_change(sqlite3 *db, int64_t id, const char *name,
+static int project_features_change(struct db_conn *conn, int64_t id, const char *name,
 				   const json_t *old_config, const json_t *new_config,
 				   struct berth_error *err)
 {
@@ -392,7 +394,7 @@ static int project_features_change(sqlite3 *db, int64_t id, const char *name,
 	if (streq(name, "default"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "You can't change the features of the default project");
-	r = project_contents(db, id, &contents, err);
+	r = project_contents(conn, id, &contents, err);
 	if (r < 0)
 		return r;
 	if (!project_contents_empty(&contents))
@@ -402,13 +404,13 @@ static int project_features_change(sqlite3 *db, int64_t id, const char *name,
 	    feature_on(new_config, "features.profiles"))
 		return 0;
 	if (!feature_on(new_config, "features.profiles")) {
-		r = db_exec(db, err, "DELETE FROM profiles WHERE project_id = ?1", "i", id);
+		r = db_exec(conn, err, "DELETE FROM profiles WHERE project_id = ?1", "i", id);
 		return r < 0 ? r : 0;
 	}
-	return project_default_profile(db, id, name, err);
+	return project_default_profile(conn, id, name, err);
 }
 
-static int project_update(sqlite3 *db, const char *name, const json_t *project,
+static int project_update(struct db_conn *conn, const char *name, const json_t *project,
 			  struct berth_error *err)
 {
 	const char *description = berth_json_string(project, "description");
@@ -416,38 +418,39 @@ static int project_update(sqlite3 *db, const char *name, const json_t *project,
 	int64_t id = 0;
 	int r;
 
-	r = db_project_id(db, name, &id, err);
+	r = db_project_id(conn, name, &id, err);
 	if (r >= 0)
-		r = db_kv_load(db, sql_config_load, id, &old_config, err);
+		r = db_kv_load(conn, sql_config_load, id, &old_config, err);
 	if (r >= 0)
-		r = project_features_change(db, id, name, old_config,
+		r = project_features_change(conn, id, name, old_config,
 					    json_object_get(project, "config"), err);
 	if (r < 0)
 		return r;
-	r = db_exec(db, err, "UPDATE projects SET description = ?2 WHERE id = ?1", "it", id,
+	r = db_exec(conn, err, "UPDATE projects SET description = ?2 WHERE id = ?1", "it", id,
 		    description ? description : "");
 	if (r < 0)
 		return r;
-	r = db_exec(db, err, "DELETE FROM projects_config WHERE project_id = ?1", "i", id);
+	r = db_exec(conn, err, "DELETE FROM projects_config WHERE project_id = ?1", "i", id);
 	if (r < 0)
 		return r;
-	return db_kv_store(db, sql_config_insert, id, json_object_get(project, "config"), "Config",
-			   err);
+	return db_kv_store(conn, sql_config_insert, id, json_object_get(project, "config"),
+			   "Config", err);
 }
 
-int db_project_update(const char *name, const json_t *project, struct berth_error *err)
+int db_project_update(struct db *db, const char *name, const json_t *project,
+		      struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = project_update(db, name, project, err);
-	return db_tx_end(db, r, err);
+	r = project_update(conn, name, project, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int project_rename(sqlite3 *db, const char *name, const char *new_name,
+static int project_rename(struct db_conn *conn, const char *name, const char *new_name,
 			  struct berth_error *err)
 {
 	struct project_contents c = {0};
@@ -457,9 +460,9 @@ static int project_rename(sqlite3 *db, const char *name, const char *new_name,
 	if (streq(name, "default"))
 		return berth_error_set(err, -EPERM, BERTH_ERR_FORBIDDEN,
 				       "The \"default\" project cannot be renamed");
-	r = db_project_id(db, name, &id, err);
+	r = db_project_id(conn, name, &id, err);
 	if (r >= 0)
-		r = project_contents(db, id, &c, err);
+		r = project_contents(conn, id, &c, err);
 	if (r < 0)
 		return r;
 	/* Run dirs, log dirs, cgroups and volumes carry <project>_<name>: a rename would
@@ -467,26 +470,27 @@ static int project_rename(sqlite3 *db, const char *name, const char *new_name,
 	if (!project_contents_empty(&c))
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
 				       "Only empty projects can be renamed");
-	r = db_exec(db, err, "UPDATE projects SET name = ?2 WHERE id = ?1", "it", id, new_name);
+	r = db_exec(conn, err, "UPDATE projects SET name = ?2 WHERE id = ?1", "it", id, new_name);
 	if (r == -EEXIST)
 		return berth_error_set(err, r, BERTH_ERR_CONFLICT, "Project \"%s\" already exists",
 				       new_name);
 	return r < 0 ? r : 0;
 }
 
-int db_project_rename(const char *name, const char *new_name, struct berth_error *err)
+int db_project_rename(struct db *db, const char *name, const char *new_name,
+		      struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = project_rename(db, name, new_name, err);
-	return db_tx_end(db, r, err);
+	r = project_rename(conn, name, new_name, err);
+	return db_tx_end(db, conn, r, err);
 }
 
-static int project_delete(sqlite3 *db, const char *name, struct berth_error *err)
+static int project_delete(struct db_conn *conn, const char *name, struct berth_error *err)
 {
 	struct project_contents c = {0};
 	int64_t id = 0;
@@ -495,9 +499,9 @@ static int project_delete(sqlite3 *db, const char *name, struct berth_error *err
 	if (streq(name, "default"))
 		return berth_error_set(err, -EBUSY, BERTH_ERR_FORBIDDEN,
 				       "The \"default\" project cannot be deleted");
-	r = db_project_id(db, name, &id, err);
+	r = db_project_id(conn, name, &id, err);
 	if (r >= 0)
-		r = project_contents(db, id, &c, err);
+		r = project_contents(conn, id, &c, err);
 	if (r < 0)
 		return r;
 	if (!project_contents_empty(&c))
@@ -507,27 +511,27 @@ static int project_delete(sqlite3 *db, const char *name, struct berth_error *err
 				       "%lld profiles besides \"default\"",
 				       name, (long long)c.instances, (long long)c.images,
 				       (long long)c.volumes, (long long)c.profiles);
-	r = db_exec(db, err, "DELETE FROM projects WHERE id = ?1", "i", id);
+	r = db_exec(conn, err, "DELETE FROM projects WHERE id = ?1", "i", id);
 	return r < 0 ? r : 0;
 }
 
-int db_project_delete(const char *name, struct berth_error *err)
+int db_project_delete(struct db *db, const char *name, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_tx_begin(&db, err);
+	r = db_tx_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = project_delete(db, name, err);
-	return db_tx_end(db, r, err);
+	r = project_delete(conn, name, err);
+	return db_tx_end(db, conn, r, err);
 }
 
 /* Append "/1.0/<kind>/<name>[?project=p]" for every row of `sql` (?1 = project id). */
-static int project_used_by_add(sqlite3 *db, const char *sql, int64_t id, const char *kind,
+static int project_used_by_add(struct db_conn *conn, const char *sql, int64_t id, const char *kind,
 			       const char *project, json_t *list, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	_cleanup_free_ char *suffix = NULL;
 	int r;
 
@@ -540,7 +544,7 @@ static int project_used_by_add(sqlite3 *db, const char *sql, int64_t id, const c
 	}
 	if (!suffix)
 		return db_oom(err);
-	r = db_prepare(db, &stmt, err, sql, "i", id);
+	r = db_prepare(conn, &stmt, err, sql, "i", id);
 	if (r < 0)
 		return r;
 	while ((r = db_step(stmt, err)) > 0) {
@@ -558,7 +562,8 @@ static int project_used_by_add(sqlite3 *db, const char *sql, int64_t id, const c
 	return r;
 }
 
-static int project_used_by(sqlite3 *db, const char *name, json_t **ret, struct berth_error *err)
+static int project_used_by(struct db_conn *conn, const char *name, json_t **ret,
+			   struct berth_error *err)
 {
 	json_auto_t *list = json_array();
 	int64_t id = 0;
@@ -566,30 +571,31 @@ static int project_used_by(sqlite3 *db, const char *name, json_t **ret, struct b
 
 	if (!list)
 		return db_oom(err);
-	r = db_project_id(db, name, &id, err);
+	r = db_project_id(conn, name, &id, err);
 	if (r < 0)
 		return r;
-	r = project_used_by_add(db,
+	r = project_used_by_add(conn,
 				"SELECT name FROM instances WHERE project_id = ?1 ORDER BY name",
 				id, "instances", name, list, err);
 	if (r < 0)
 		return r;
-	r = project_used_by_add(db, "SELECT name FROM profiles WHERE project_id = ?1 ORDER BY name",
-				id, "profiles", name, list, err);
+	r = project_used_by_add(conn,
+				"SELECT name FROM profiles WHERE project_id = ?1 ORDER BY name", id,
+				"profiles", name, list, err);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(list);
 	return 0;
 }
 
-int db_project_used_by(const char *name, json_t **ret, struct berth_error *err)
+int db_project_used_by(struct db *db, const char *name, json_t **ret, struct berth_error *err)
 {
-	sqlite3 *db = NULL;
+	struct db_conn *conn = NULL;
 	int r;
 
-	r = db_read_begin(&db, err);
+	r = db_read_begin(db, &conn, err);
 	if (r < 0)
 		return r;
-	r = project_used_by(db, name, ret, err);
-	return db_tx_end(db, r, err);
+	r = project_used_by(conn, name, ret, err);
+	return db_tx_end(db, conn, r, err);
 }

@@ -253,28 +253,28 @@ int db_schema_version(void)
 	return (int)ARRAY_SIZE(migrations);
 }
 
-static int schema_get_version(sqlite3 *db, int *ret, struct berth_error *err)
+static int schema_get_version(struct db_conn *conn, int *ret, struct berth_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *stmt = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
 	int r;
 
-	r = db_prepare(db, &stmt, err, "PRAGMA user_version", NULL);
+	r = db_prepare(conn, &stmt, err, "PRAGMA user_version", NULL);
 	if (r < 0)
 		return r;
 	r = db_step(stmt, err);
 	if (r < 0)
 		return r;
-	*ret = r > 0 ? sqlite3_column_int(stmt, 0) : 0;
+	*ret = r > 0 ? db_column_int(stmt, 0) : 0;
 	return 0;
 }
 
-int db_schema_update(sqlite3 *db, int *ret_old_version, struct berth_error *err)
+int db_schema_update(struct db_conn *conn, int *ret_old_version, struct berth_error *err)
 {
 	char set_version[64];
 	int version = 0;
 	int r;
 
-	r = schema_get_version(db, &version, err);
+	r = schema_get_version(conn, &version, err);
 	if (r < 0)
 		return r;
 	if (version > db_schema_version())
@@ -287,7 +287,7 @@ int db_schema_update(sqlite3 *db, int *ret_old_version, struct berth_error *err)
 				       "Database schema version %d is invalid", version);
 
 	for (int i = version; i < db_schema_version(); i++) {
-		r = db_exec_script(db, migrations[i], err);
+		r = db_exec_script(conn, migrations[i], err);
 		if (r < 0)
 			return berth_error_wrap(err, r, "Failed to apply schema migration %d",
 						i + 1);
@@ -296,7 +296,7 @@ int db_schema_update(sqlite3 *db, int *ret_old_version, struct berth_error *err)
 		/* PRAGMA takes no bound parameters; the number is ours, not input. */
 		snprintf(set_version, sizeof(set_version), "PRAGMA user_version = %d",
 			 db_schema_version());
-		r = db_exec_script(db, set_version, err);
+		r = db_exec_script(conn, set_version, err);
 		if (r < 0)
 			return r;
 	}
