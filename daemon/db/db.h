@@ -24,6 +24,10 @@
 #include <stdint.h>
 
 #include "lib/error.h"
+#include "lib/macros.h"
+
+/* One open database (opaque), whichever backend holds it. One per berthd. */
+struct db;
 
 /* The schema version this binary writes (the number of migrations it knows). */
 int db_schema_version(void);
@@ -34,64 +38,74 @@ int db_schema_version(void);
  * {"type":"disk","path":"/","pool":"default"}), storage pool "default" of driver
  * "dir" with config {"source": `default_pool_source`}. A database whose schema is
  * newer than db_schema_version() is refused with -EPROTO and a message naming both
- * versions. Call once, from the main thread, before any other db_ function. */
-int db_init(const char *path, const char *default_pool_source, struct berth_error *err);
-/* Close the calling thread's connection and forget the path. Main thread, at exit. */
-void db_shutdown(void);
-/* Close the calling thread's connection (worker threads call this before they end). */
-void db_thread_release(void);
-/* A number that changes whenever a write transaction of this process has ended (berthd is
+ * versions. On success *ret is the open handle, closed with db_close(). */
+int db_open(const char *path, const char *default_pool_source, struct db **ret,
+	    struct berth_error *err);
+/* Close the database (NULL is fine). At exit, after everything that uses it stopped. */
+void db_close(struct db *db);
+static inline void db_closep(struct db **p)
+{
+	db_close(*p);
+}
+#define _cleanup_db_ _cleanup_(db_closep)
+/* A number that changes whenever a write transaction of this handle has ended (berthd is
  * the database's only writer). What was read while it kept one value is still what the
  * database holds: read it before reading rows, and keep what they gave only under it. */
-uint64_t db_generation(void);
+uint64_t db_generation(struct db *db);
 
 /* Disk work that must happen with a row change, or not at all: see the storage pools
  * section below. */
 typedef int (*db_hook_fn)(void *data, struct berth_error *err);
 
 /* ---- server config: a flat object of string -> string ---- */
-int db_server_config_get(json_t **ret, struct berth_error *err);
+int db_server_config_get(struct db *db, json_t **ret, struct berth_error *err);
 /* Replace the whole server config with `config` (object of string values). */
-int db_server_config_replace(const json_t *config, struct berth_error *err);
+int db_server_config_replace(struct db *db, const json_t *config, struct berth_error *err);
 
 /* ---- projects: {"name","description","config":{str:str}} ---- */
-int db_project_list(json_t **ret, struct berth_error *err); /* array, sorted by name */
-int db_project_get(const char *name, json_t **ret, struct berth_error *err);
+int db_project_list(struct db *db, json_t **ret,
+		    struct berth_error *err); /* array, sorted by name */
+int db_project_get(struct db *db, const char *name, json_t **ret, struct berth_error *err);
 /* With features.profiles on, also creates the project's own empty "default" profile, as
  * LXD does. */
-int db_project_create(const json_t *project, struct berth_error *err);
+int db_project_create(struct db *db, const json_t *project, struct berth_error *err);
 /* Replace description and config of `name` from `project` (its "name" is ignored). */
-int db_project_update(const char *name, const json_t *project, struct berth_error *err);
+int db_project_update(struct db *db, const char *name, const json_t *project,
+		      struct berth_error *err);
 /* -EPERM for "default". */
-int db_project_rename(const char *name, const char *new_name, struct berth_error *err);
+int db_project_rename(struct db *db, const char *name, const char *new_name,
+		      struct berth_error *err);
 /* -EBUSY for "default" and for a project that still has instances or profiles other
  * than its own "default" profile. */
-int db_project_delete(const char *name, struct berth_error *err);
+int db_project_delete(struct db *db, const char *name, struct berth_error *err);
 /* URLs of what the project holds: "/1.0/instances/x?project=p", "/1.0/profiles/y?project=p"
  * (the "?project=p" suffix is omitted for project "default"). Array of strings. */
-int db_project_used_by(const char *name, json_t **ret, struct berth_error *err);
+int db_project_used_by(struct db *db, const char *name, json_t **ret, struct berth_error *err);
 /* The project whose objects `project` uses for `feature` ("features.images",
  * "features.profiles", "features.storage.volumes"): itself when the feature is on (and
  * always for "default"), else "default". -ENOENT when the project does not exist. */
-int db_project_feature_project(const char *project, const char *feature, char **ret,
+int db_project_feature_project(struct db *db, const char *project, const char *feature, char **ret,
 			       struct berth_error *err);
 
 /* ---- profiles (per project): {"name","description","config":{str:str},
  *      "devices":{devname:{str:str}}} ---- */
-int db_profile_list(const char *project, json_t **ret, struct berth_error *err);
-int db_profile_get(const char *project, const char *name, json_t **ret, struct berth_error *err);
-int db_profile_create(const char *project, const json_t *profile, struct berth_error *err);
-/* Replace description, config and devices. */
-int db_profile_update(const char *project, const char *name, const json_t *profile,
+int db_profile_list(struct db *db, const char *project, json_t **ret, struct berth_error *err);
+int db_profile_get(struct db *db, const char *project, const char *name, json_t **ret,
+		   struct berth_error *err);
+int db_profile_create(struct db *db, const char *project, const json_t *profile,
 		      struct berth_error *err);
-int db_profile_rename(const char *project, const char *name, const char *new_name,
+/* Replace description, config and devices. */
+int db_profile_update(struct db *db, const char *project, const char *name, const json_t *profile,
+		      struct berth_error *err);
+int db_profile_rename(struct db *db, const char *project, const char *name, const char *new_name,
 		      struct berth_error *err);
 /* -EBUSY when instances use it; -EPERM for "default". */
-int db_profile_delete(const char *project, const char *name, struct berth_error *err);
+int db_profile_delete(struct db *db, const char *project, const char *name,
+		      struct berth_error *err);
 /* URLs of the instances that list this profile, "/1.0/instances/x" plus "?project=p"
  * outside "default", sorted by project then name. Instances of other projects appear
  * too: a project without features.profiles uses the "default" project's profiles. */
-int db_profile_used_by(const char *project, const char *name, json_t **ret,
+int db_profile_used_by(struct db *db, const char *project, const char *name, json_t **ret,
 		       struct berth_error *err);
 
 /* ---- instances (per project) ----
@@ -103,23 +117,26 @@ int db_profile_used_by(const char *project, const char *name, json_t **ret,
  * "1970-01-01T00:00:00Z"; status/status_code default to "Stopped"/102. */
 /* All instances of `project` (all projects when NULL), sorted by project then name.
  * Must stay fast for thousands of rows: a fixed number of queries, not one per instance. */
-int db_instance_list(const char *project, json_t **ret, struct berth_error *err);
+int db_instance_list(struct db *db, const char *project, json_t **ret, struct berth_error *err);
 /* Just the names, sorted. Array of strings. */
-int db_instance_names(const char *project, json_t **ret, struct berth_error *err);
-int db_instance_get(const char *project, const char *name, json_t **ret, struct berth_error *err);
+int db_instance_names(struct db *db, const char *project, json_t **ret, struct berth_error *err);
+int db_instance_get(struct db *db, const char *project, const char *name, json_t **ret,
+		    struct berth_error *err);
 /* -ENOENT (message names it) when a listed profile does not exist in the project. */
-int db_instance_create(const char *project, const json_t *instance, struct berth_error *err);
+int db_instance_create(struct db *db, const char *project, const json_t *instance,
+		       struct berth_error *err);
 /* Replace architecture, description, config, devices, profiles, ephemeral. */
-int db_instance_update(const char *project, const char *name, const json_t *instance,
+int db_instance_update(struct db *db, const char *project, const char *name, const json_t *instance,
 		       struct berth_error *err);
 /* Also renames the root volume rows (type "container") and their snapshots'; `hook` (may
  * be NULL) renames them on disk. */
-int db_instance_rename(const char *project, const char *name, const char *new_name, db_hook_fn hook,
-		       void *data, struct berth_error *err);
+int db_instance_rename(struct db *db, const char *project, const char *name, const char *new_name,
+		       db_hook_fn hook, void *data, struct berth_error *err);
 /* Also deletes its snapshots and its volume rows (root volume and snapshots). */
-int db_instance_delete(const char *project, const char *name, struct berth_error *err);
+int db_instance_delete(struct db *db, const char *project, const char *name,
+		       struct berth_error *err);
 /* Entering status_code 103 (Running) from another status also sets last_used_at to now. */
-int db_instance_set_status(const char *project, const char *name, const char *status,
+int db_instance_set_status(struct db *db, const char *project, const char *name, const char *status,
 			   int status_code, struct berth_error *err);
 
 /* ---- instance root volumes and snapshots (daemon/db/snapshots.c) ----
@@ -130,23 +147,25 @@ int db_instance_set_status(const char *project, const char *name, const char *st
 
 /* Create the instance, its root volume row on `pool` (NULL: no volume), and the
  * snapshots in `snapshots` (array of snapshot objects, or NULL), in one transaction. */
-int db_instance_create_with_volume(const char *project, const json_t *instance, const char *pool,
-				   const json_t *snapshots, struct berth_error *err);
+int db_instance_create_with_volume(struct db *db, const char *project, const json_t *instance,
+				   const char *pool, const json_t *snapshots,
+				   struct berth_error *err);
 /* The pool holding the instance's root volume. -ENOENT when it has none. */
-int db_instance_pool(const char *project, const char *name, char **ret, struct berth_error *err);
-/* Snapshots of the instance, oldest first. */
-int db_snapshot_list(const char *project, const char *instance, json_t **ret,
+int db_instance_pool(struct db *db, const char *project, const char *name, char **ret,
 		     struct berth_error *err);
-int db_snapshot_get(const char *project, const char *instance, const char *name, json_t **ret,
-		    struct berth_error *err);
+/* Snapshots of the instance, oldest first. */
+int db_snapshot_list(struct db *db, const char *project, const char *instance, json_t **ret,
+		     struct berth_error *err);
+int db_snapshot_get(struct db *db, const char *project, const char *instance, const char *name,
+		    json_t **ret, struct berth_error *err);
 /* Record snapshot `snap` ({"name","description","expires_at"}) with the instance's current
  * config and devices, and its volume row on `pool` (NULL: none). -EEXIST (409). */
-int db_snapshot_create(const char *project, const char *instance, const json_t *snap,
+int db_snapshot_create(struct db *db, const char *project, const char *instance, const json_t *snap,
 		       const char *pool, struct berth_error *err);
-int db_snapshot_rename(const char *project, const char *instance, const char *name,
+int db_snapshot_rename(struct db *db, const char *project, const char *instance, const char *name,
 		       const char *new_name, db_hook_fn hook, void *data, struct berth_error *err);
-int db_snapshot_delete(const char *project, const char *instance, const char *name, db_hook_fn hook,
-		       void *data, struct berth_error *err);
+int db_snapshot_delete(struct db *db, const char *project, const char *instance, const char *name,
+		       db_hook_fn hook, void *data, struct berth_error *err);
 
 /* ---- storage pools: {"name","driver","description","config":{str:str},"status":"Created"} ----
  *
@@ -156,20 +175,22 @@ int db_snapshot_delete(const char *project, const char *instance, const char *na
  * COMMIT itself fails after a successful hook, the function fails too: the caller, who
  * knows the hook ran, undoes the disk work. */
 
-int db_pool_list(json_t **ret, struct berth_error *err);
-int db_pool_get(const char *name, json_t **ret, struct berth_error *err);
+int db_pool_list(struct db *db, json_t **ret, struct berth_error *err);
+int db_pool_get(struct db *db, const char *name, json_t **ret, struct berth_error *err);
 /* Insert {"name","driver","description","config"}. `hook` (may be NULL) runs after the
  * name is known free and may change pool["config"] (e.g. set "source"): the config is
  * stored after it. -EEXIST for a taken name. */
-int db_pool_create(json_t *pool, db_hook_fn hook, void *data, struct berth_error *err);
+int db_pool_create(struct db *db, json_t *pool, db_hook_fn hook, void *data,
+		   struct berth_error *err);
 /* Replace description and config. */
-int db_pool_update(const char *name, const json_t *pool, struct berth_error *err);
+int db_pool_update(struct db *db, const char *name, const json_t *pool, struct berth_error *err);
 /* URLs of the profiles and instances whose disk devices name the pool and of its
  * volumes ("/1.0/storage-pools/P/volumes/custom/V"), "?project=p" outside "default". */
-int db_pool_used_by(const char *name, json_t **ret, struct berth_error *err);
+int db_pool_used_by(struct db *db, const char *name, json_t **ret, struct berth_error *err);
 /* -EBUSY (BERTH_ERR_BAD_REQUEST, "The storage pool is currently in use") while anything
  * in db_pool_used_by uses it; `hook` (may be NULL) removes it from disk. */
-int db_pool_delete(const char *name, db_hook_fn hook, void *data, struct berth_error *err);
+int db_pool_delete(struct db *db, const char *name, db_hook_fn hook, void *data,
+		   struct berth_error *err);
 
 /* ---- storage volumes (per pool and project): {"name","type","description",
  *      "config":{str:str},"content_type","created_at","project"} ----
@@ -178,39 +199,42 @@ int db_pool_delete(const char *name, db_hook_fn hook, void *data, struct berth_e
  * creating one needs its volume; renaming or deleting a volume carries its snapshots. */
 /* Volumes of `pool` and their snapshots (named "<volume>/<snapshot>", as LXD lists
  * them); `project`, `type`: NULL for all. Sorted by project, type, name. */
-int db_volume_list(const char *pool, const char *project, const char *type, json_t **ret,
-		   struct berth_error *err);
+int db_volume_list(struct db *db, const char *pool, const char *project, const char *type,
+		   json_t **ret, struct berth_error *err);
 /* Snapshots of a volume, oldest first, "name" being the snapshot's own name. */
-int db_volume_snapshot_list(const char *pool, const char *project, const char *type,
+int db_volume_snapshot_list(struct db *db, const char *pool, const char *project, const char *type,
 			    const char *volume, json_t **ret, struct berth_error *err);
-int db_volume_get(const char *pool, const char *project, const char *type, const char *name,
-		  json_t **ret, struct berth_error *err);
+int db_volume_get(struct db *db, const char *pool, const char *project, const char *type,
+		  const char *name, json_t **ret, struct berth_error *err);
 /* created_at is set here. `hook` (may be NULL) creates it on disk. */
-int db_volume_create(const char *pool, const char *project, const json_t *vol, db_hook_fn hook,
-		     void *data, struct berth_error *err);
+int db_volume_create(struct db *db, const char *pool, const char *project, const json_t *vol,
+		     db_hook_fn hook, void *data, struct berth_error *err);
 /* `vol` and then each object of `snapshots` (array, may be NULL: volume objects named
  * "<vol>/<snap>") in one transaction: a copied volume and its copied snapshots. */
-int db_volume_create_with_snapshots(const char *pool, const char *project, const json_t *vol,
-				    const json_t *snapshots, struct berth_error *err);
+int db_volume_create_with_snapshots(struct db *db, const char *pool, const char *project,
+				    const json_t *vol, const json_t *snapshots,
+				    struct berth_error *err);
 /* A volume moved to another pool: volume `name` of `src_pool` and its snapshots' rows
  * deleted (refused while in use, as db_volume_delete), `vol` and `snapshots` created on
  * `dst_pool` as db_volume_create_with_snapshots does, then `hook` (may be NULL), in one
  * transaction. */
-int db_volume_move(const char *src_pool, const char *project, const char *name,
+int db_volume_move(struct db *db, const char *src_pool, const char *project, const char *name,
 		   const char *dst_pool, const json_t *vol, const json_t *snapshots,
 		   db_hook_fn hook, void *data, struct berth_error *err);
 /* Replace description and config; `hook` (may be NULL) applies them on disk. */
-int db_volume_update(const char *pool, const char *project, const char *type, const char *name,
-		     const json_t *vol, db_hook_fn hook, void *data, struct berth_error *err);
-int db_volume_rename(const char *pool, const char *project, const char *type, const char *name,
-		     const char *new_name, db_hook_fn hook, void *data, struct berth_error *err);
+int db_volume_update(struct db *db, const char *pool, const char *project, const char *type,
+		     const char *name, const json_t *vol, db_hook_fn hook, void *data,
+		     struct berth_error *err);
+int db_volume_rename(struct db *db, const char *pool, const char *project, const char *type,
+		     const char *name, const char *new_name, db_hook_fn hook, void *data,
+		     struct berth_error *err);
 /* -EBUSY (BERTH_ERR_BAD_REQUEST, "The storage volume is still in use") while an instance
  * or profile has a disk device with this pool and volume as its source. */
-int db_volume_delete(const char *pool, const char *project, const char *type, const char *name,
-		     db_hook_fn hook, void *data, struct berth_error *err);
+int db_volume_delete(struct db *db, const char *pool, const char *project, const char *type,
+		     const char *name, db_hook_fn hook, void *data, struct berth_error *err);
 /* URLs of the instances and profiles of `project` with a disk device {pool, source: name}. */
-int db_volume_used_by(const char *pool, const char *project, const char *name, json_t **ret,
-		      struct berth_error *err);
+int db_volume_used_by(struct db *db, const char *pool, const char *project, const char *name,
+		      json_t **ret, struct berth_error *err);
 
 /* ==== images ==== (daemon/db/images.c)
  * Image: {"fingerprint","filename","size":int,"public":bool,"auto_update":bool,
@@ -218,57 +242,66 @@ int db_volume_used_by(const char *pool, const char *project, const char *name, j
  *  "last_used_at","properties":{str:str},"aliases":[{"name","description"}]}
  * Records only: the files are images/store.c's. An image belongs to one project; the
  * same fingerprint may be recorded in several projects. */
-int db_image_list(const char *project, json_t **ret, struct berth_error *err); /* by fp */
+int db_image_list(struct db *db, const char *project, json_t **ret,
+		  struct berth_error *err); /* by fp */
 /* Exact fingerprint. -ENOENT "Image not found". */
-int db_image_get(const char *project, const char *fingerprint, json_t **ret,
+int db_image_get(struct db *db, const char *project, const char *fingerprint, json_t **ret,
 		 struct berth_error *err);
 /* The full fingerprint for a unique prefix (LXD's lookup): -ENOENT when none matches
  * (or the prefix is not lower-case hex), -EINVAL (400) when several do. */
-int db_image_resolve(const char *project, const char *prefix, char **ret, struct berth_error *err);
+int db_image_resolve(struct db *db, const char *project, const char *prefix, char **ret,
+		     struct berth_error *err);
 /* uploaded_at = now; created_at defaults to now, expires_at to the zero time.
  * -EEXIST (409) when the project already has this fingerprint. */
-int db_image_create(const char *project, const json_t *image, struct berth_error *err);
-/* Replace public, auto_update, properties, and expires_at when present. */
-int db_image_update(const char *project, const char *fingerprint, const json_t *image,
+int db_image_create(struct db *db, const char *project, const json_t *image,
 		    struct berth_error *err);
+/* Replace public, auto_update, properties, and expires_at when present. */
+int db_image_update(struct db *db, const char *project, const char *fingerprint,
+		    const json_t *image, struct berth_error *err);
 /* Also deletes its aliases. */
-int db_image_delete(const char *project, const char *fingerprint, struct berth_error *err);
+int db_image_delete(struct db *db, const char *project, const char *fingerprint,
+		    struct berth_error *err);
 /* Whether any project still records `fingerprint` (may its files go?). */
-int db_image_fingerprint_used(const char *fingerprint, bool *ret, struct berth_error *err);
+int db_image_fingerprint_used(struct db *db, const char *fingerprint, bool *ret,
+			      struct berth_error *err);
 
 /* Alias: {"name","description","target":fingerprint,"type"}; type is the image's. */
-int db_image_alias_list(const char *project, json_t **ret, struct berth_error *err);
-int db_image_alias_get(const char *project, const char *name, json_t **ret,
+int db_image_alias_list(struct db *db, const char *project, json_t **ret, struct berth_error *err);
+int db_image_alias_get(struct db *db, const char *project, const char *name, json_t **ret,
 		       struct berth_error *err);
 /* `target` must be a full fingerprint of the project (-ENOENT); -EEXIST (409). */
-int db_image_alias_create(const char *project, const json_t *alias, struct berth_error *err);
+int db_image_alias_create(struct db *db, const char *project, const json_t *alias,
+			  struct berth_error *err);
 /* Replace target and description. */
-int db_image_alias_update(const char *project, const char *name, const json_t *alias,
+int db_image_alias_update(struct db *db, const char *project, const char *name, const json_t *alias,
 			  struct berth_error *err);
-int db_image_alias_rename(const char *project, const char *name, const char *new_name,
+int db_image_alias_rename(struct db *db, const char *project, const char *name,
+			  const char *new_name, struct berth_error *err);
+int db_image_alias_delete(struct db *db, const char *project, const char *name,
 			  struct berth_error *err);
-int db_image_alias_delete(const char *project, const char *name, struct berth_error *err);
 /* ==== end of images ==== */
 
 /* ==== networks ==== (daemon/db/networks.c)
  * Managed networks: {"name","type","description","config":{str:str},"status"}. They all
  * live in project "default" (berth has no per-project networks). Records only: bridges,
  * dnsmasq and NAT are daemon/network/'s. */
-int db_network_list(json_t **ret, struct berth_error *err); /* sorted by name */
+int db_network_list(struct db *db, json_t **ret, struct berth_error *err); /* sorted by name */
 /* -ENOENT (404 'Network "x" not found'). */
-int db_network_get(const char *name, json_t **ret, struct berth_error *err);
+int db_network_get(struct db *db, const char *name, json_t **ret, struct berth_error *err);
 /* -EEXIST (409) for a taken name. `hook` (may be NULL) runs after the row is written,
  * before COMMIT (it brings the network up). */
-int db_network_create(const json_t *network, db_hook_fn hook, void *data, struct berth_error *err);
+int db_network_create(struct db *db, const json_t *network, db_hook_fn hook, void *data,
+		      struct berth_error *err);
 /* Replace description and config; `hook` as above (it applies the new config). */
-int db_network_update(const char *name, const json_t *network, db_hook_fn hook, void *data,
-		      struct berth_error *err);
+int db_network_update(struct db *db, const char *name, const json_t *network, db_hook_fn hook,
+		      void *data, struct berth_error *err);
 /* -EBUSY (400, naming the users) while db_network_used_by is not empty. */
-int db_network_rename(const char *name, const char *new_name, db_hook_fn hook, void *data,
+int db_network_rename(struct db *db, const char *name, const char *new_name, db_hook_fn hook,
+		      void *data, struct berth_error *err);
+int db_network_delete(struct db *db, const char *name, db_hook_fn hook, void *data,
 		      struct berth_error *err);
-int db_network_delete(const char *name, db_hook_fn hook, void *data, struct berth_error *err);
 /* URLs of the profiles and instances (every project) with a nic device whose "network"
  * (or, for nictype=bridged, "parent") is `name`, an instance also when the device comes
  * from one of its profiles, sorted. Array of strings. */
-int db_network_used_by(const char *name, json_t **ret, struct berth_error *err);
+int db_network_used_by(struct db *db, const char *name, json_t **ret, struct berth_error *err);
 /* ==== end of networks ==== */
