@@ -361,7 +361,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = operation_registry_new(d->loop, d->events, &d->ops);
 	if (r < 0)
 		return r;
-	r = worker_pool_new(d->loop, "berth-api", API_REQUEST_WORKERS, NULL, &d->requests);
+	r = worker_pool_new(d->loop, "berth-api", API_REQUEST_WORKERS, &d->requests);
 	if (r < 0)
 		return r;
 	r = container_watcher_new(d, &d->containers);

@@ -83,7 +83,7 @@ int operation_registry_new(uv_loop_t *loop, struct events_hub *events,
 
 	if (!reg)
 		return -ENOMEM;
-	r = worker_pool_new(loop, "berth-op", OPERATION_WORKERS_MAX, NULL, &reg->workers);
+	r = worker_pool_new(loop, "berth-op", OPERATION_WORKERS_MAX, &reg->workers);
 	if (r < 0) {
 		free(reg);
 		return r;
