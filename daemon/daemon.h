@@ -12,20 +12,22 @@
 #define API_REQUEST_WORKERS 16
 
 struct container_watcher;
+struct db;
 struct stdio_socket;
 struct worker_pool;
 
 struct berth_daemon {
 	uv_loop_t *loop;
-	char *dir;			/* owned: state directory */
-	char *socket_path;		/* owned */
-	char *spool_dir;		/* owned: $BERTH_DIR/tmp, where uploads are received */
-	struct berth_http_server *http; /* owned */
-	char *stdio_path;		/* owned: stdio.socket (doc/api.md) */
-	struct stdio_socket *stdio;	/* owned, closed at shutdown */
-	struct events_hub *events;	/* owned */
-	struct operation_registry *ops; /* owned */
-	struct worker_pool *requests;	/* owned: runs the handlers (api.c) */
+	char *dir;	   /* owned: state directory */
+	char *socket_path; /* owned */
+	char *spool_dir;   /* owned: $BERTH_DIR/tmp, where uploads are received */
+	struct db *db;	   /* owned: the database, closed after everything that uses it */
+	struct berth_http_server *http;	      /* owned */
+	char *stdio_path;		      /* owned: stdio.socket (doc/api.md) */
+	struct stdio_socket *stdio;	      /* owned, closed at shutdown */
+	struct events_hub *events;	      /* owned */
+	struct operation_registry *ops;	      /* owned */
+	struct worker_pool *requests;	      /* owned: runs the handlers (api.c) */
 	struct container_watcher *containers; /* owned: wait connections to monitors */
 	json_t *environment;		      /* owned: host facts for GET /1.0, read-only */
 	unsigned long requests_since_trim;    /* loop thread: see main.c's malloc trimming */

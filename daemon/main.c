@@ -285,11 +285,13 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static int image_known(const char *fingerprint, bool *ret, void *data)
 {
-	return db_image_fingerprint_used(fingerprint, ret, NULL);
+	struct db *db = data;
+
+	return db_image_fingerprint_used(db, fingerprint, ret, NULL);
 }
 
 /* Image files that no row records are what an import killed mid-way leaves. */
-static int reconcile_images(const char *dir)
+static int reconcile_images(struct db *db, const char *dir)
 {
 	struct berth_error err = {0};
 	_cleanup_free_ char *images = berth_strdup_printf("%s/images", dir);
@@ -297,7 +299,7 @@ static int reconcile_images(const char *dir)
 
 	if (!images)
 		return -ENOMEM;
-	r = image_store_reconcile(images, image_known, NULL, &err);
+	r = image_store_reconcile(images, image_known, db, &err);
 	if (r < 0) {
 		log_warn("Cannot reconcile the image store: %s, ignoring",
 			 berth_error_msg(&err, r));
@@ -336,17 +338,17 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	if (!db_path)
 		return -ENOMEM;
 	fresh = access(db_path, F_OK) < 0;
-	r = db_init(db_path, pool_path, &err);
+	r = db_open(db_path, pool_path, &d->db, &err);
 	if (r < 0) {
 		log_error("Cannot open the database \"%s\": %s", db_path, berth_error_msg(&err, r));
 		berth_error_release(&err);
 		return r;
 	}
-	r = reconcile_images(d->dir);
+	r = reconcile_images(d->db, d->dir);
 	if (r < 0)
 		return r;
 	/* A pool that fails to mount is logged; the others and the API still work. */
-	storage_pools_mount(d->dir, true);
+	storage_pools_mount(d->db, d->dir, true);
 	/* Networks before containers: re-attached ones keep their NICs on the bridges.
 	 * A fresh database gets the default network (a failure is only a warning). */
 	network_startup(d, fresh);
@@ -359,8 +361,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = operation_registry_new(d->loop, d->events, &d->ops);
 	if (r < 0)
 		return r;
-	r = worker_pool_new(d->loop, "berth-api", API_REQUEST_WORKERS, db_thread_release,
-			    &d->requests);
+	r = worker_pool_new(d->loop, "berth-api", API_REQUEST_WORKERS, &d->requests);
 	if (r < 0)
 		return r;
 	r = container_watcher_new(d, &d->containers);
@@ -406,13 +407,13 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 
 /* Containers outlive berthd: their root filesystems stay where they are, so the pools
  * under them must stay mounted when berthd stops. */
-static bool any_container_running(void)
+static bool any_container_running(struct db *db)
 {
 	json_auto_t *list = NULL;
 	json_t *inst;
 	size_t i;
 
-	if (db_instance_list(NULL, &list, NULL) < 0)
+	if (db_instance_list(db, NULL, &list, NULL) < 0)
 		return true;
 	json_array_foreach(list, i, inst) {
 		json_int_t code = json_integer_value(json_object_get(inst, "status_code"));
@@ -487,15 +488,15 @@ int main(int argc, char **argv)
 	worker_pool_free(d.requests);
 	container_watcher_free(d.containers);
 	container_cleanup_cgroups(&d);
-	if (any_container_running())
+	if (any_container_running(d.db))
 		log_info("Leaving storage pools mounted: containers run on them");
 	else
-		storage_pools_mount(d.dir, false);
+		storage_pools_mount(d.db, d.dir, false);
 	unlink(d.socket_path);
 	if (d.stdio_path)
 		unlink(d.stdio_path);
-	db_shutdown();
 	instance_expand_cache_release();
+	db_close(d.db);
 	json_decref(d.environment);
 	uv_loop_close(d.loop);
 	free(d.socket_path);

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "daemon/db/db.h"
 #include "daemon/worker.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -84,8 +83,7 @@ int operation_registry_new(uv_loop_t *loop, struct events_hub *events,
 
 	if (!reg)
 		return -ENOMEM;
-	r = worker_pool_new(loop, "berth-op", OPERATION_WORKERS_MAX, db_thread_release,
-			    &reg->workers);
+	r = worker_pool_new(loop, "berth-op", OPERATION_WORKERS_MAX, &reg->workers);
 	if (r < 0) {
 		free(reg);
 		return r;

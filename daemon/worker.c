@@ -16,7 +16,6 @@ struct worker_pool {
 	uv_async_t async; /* a job finished: run the done callbacks */
 	char name[16];
 	unsigned max_threads;
-	void (*thread_exit)(void);
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* a job was queued, or the pool closes */
 	pthread_cond_t gone; /* a thread exited */
@@ -24,7 +23,6 @@ struct worker_pool {
 	struct worker_job *queue, **queue_tail;
 	struct worker_job *finished; /* newest first */
 	unsigned threads, idle, busy, queued, peak;
-	unsigned exiting; /* left `threads`, still running their thread_exit */
 	bool closing;
 	/* Loop thread: submitted jobs whose done has not run yet. */
 	unsigned outstanding;
@@ -88,12 +86,6 @@ static void *thread_main(void *data)
 	/* No longer counted as a thread that will take jobs, under the lock that saw the
 	 * queue empty: a job submitted from now on gets a thread of its own. */
 	pool->threads--;
-	pool->exiting++;
-	pthread_mutex_unlock(&pool->lock);
-	if (pool->thread_exit)
-		pool->thread_exit();
-	pthread_mutex_lock(&pool->lock);
-	pool->exiting--;
 	pthread_cond_broadcast(&pool->gone);
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
@@ -128,7 +120,7 @@ static void async_cb(uv_async_t *a)
 }
 
 int worker_pool_new(uv_loop_t *loop, const char *name, unsigned max_threads,
-		    void (*thread_exit)(void), struct worker_pool **ret)
+		    struct worker_pool **ret)
 {
 	struct worker_pool *pool;
 	pthread_condattr_t attr;
@@ -142,7 +134,6 @@ int worker_pool_new(uv_loop_t *loop, const char *name, unsigned max_threads,
 	pool->loop = loop;
 	snprintf(pool->name, sizeof(pool->name), "%s", name);
 	pool->max_threads = max_threads;
-	pool->thread_exit = thread_exit;
 	pool->queue_tail = &pool->queue;
 	r = uv_async_init(loop, &pool->async, async_cb);
 	if (r < 0) {
@@ -243,7 +234,7 @@ void worker_pool_free(struct worker_pool *pool)
 	pthread_mutex_lock(&pool->lock);
 	pool->closing = true;
 	pthread_cond_broadcast(&pool->wake);
-	while (pool->threads > 0 || pool->exiting > 0)
+	while (pool->threads > 0)
 		pthread_cond_wait(&pool->gone, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
 	uv_close((uv_handle_t *)&pool->async, pool_closed);

@@ -33,10 +33,10 @@ struct worker_stats {
 	unsigned peak_threads;
 };
 
-/* `name` is for logs and thread names (up to 15 characters show); `thread_exit` (may be
- * NULL) runs on each worker thread as it exits, to release per-thread state. */
+/* `name` is for logs and thread names (up to 15 characters show). Workers hold no
+ * per-thread state: whatever a job needs (the database handle) comes with the job. */
 int worker_pool_new(uv_loop_t *loop, const char *name, unsigned max_threads,
-		    void (*thread_exit)(void), struct worker_pool **ret);
+		    struct worker_pool **ret);
 /* Loop thread: queue `job` (its work and done set). -ESHUTDOWN once the pool is being
  * freed; a failure to start a thread is not one while another thread of the pool lives. */
 int worker_submit(struct worker_pool *pool, struct worker_job *job);

@@ -297,9 +297,9 @@ int api_async_cancellable(struct api_request *req, struct api_response *resp,
 	return async_spec(req, resp, description, resources, run, data, free_data, true, err);
 }
 
-int api_profile_project(const char *project, char **ret, struct berth_error *err)
+int api_profile_project(struct db *db, const char *project, char **ret, struct berth_error *err)
 {
-	return db_project_feature_project(project, "features.profiles", ret, err);
+	return db_project_feature_project(db, project, "features.profiles", ret, err);
 }
 
 /* ---- routing ---- */

@@ -141,7 +141,7 @@ int api_async_cancellable(struct api_request *req, struct api_response *resp,
 			  void *data, void (*free_data)(void *), struct berth_error *err);
 /* Effective project for profiles: the project itself when features.profiles is on
  * (always for "default"), else "default". -ENOENT when the project does not exist. */
-int api_profile_project(const char *project, char **ret, struct berth_error *err);
+int api_profile_project(struct db *db, const char *project, char **ret, struct berth_error *err);
 /* Before a handler runs (projects.c): a request on an image or on a custom storage
  * volume in a project without features.images or features.storage.volumes acts on the
  * "default" project's, as in LXD: req->project is replaced by "default". A project that

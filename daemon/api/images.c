@@ -45,6 +45,7 @@ static char *image_etag(const json_t *img)
 /* ---- POST /1.0/images ---- */
 
 struct import_job {
+	struct db *db; /* borrowed from the daemon */
 	char *dir;
 	char *project;
 	int fd;
@@ -76,7 +77,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct import_job *, import_job_free)
 static int import_commit(const json_t *image, void *data, struct berth_error *err)
 {
 	struct import_job *j = data;
-	int r = db_image_create(j->project, image, err);
+	int r = db_image_create(j->db, j->project, image, err);
 
 	if (r < 0)
 		return r;
@@ -157,7 +158,7 @@ static int create_image_upload(struct api_request *req, struct api_response *res
 	if (!j)
 		return -ENOMEM;
 	j->fd = -EBADF;
-	r = db_project_get(req->project, &project, err);
+	r = db_project_get(req->d->db, req->project, &project, err);
 	if (r < 0)
 		return r;
 	if (props && *props) {
@@ -171,6 +172,7 @@ static int create_image_upload(struct api_request *req, struct api_response *res
 	j->fingerprint = strdup_or_null(header(req, "X-LXD-fingerprint"));
 	j->filename = strdup_or_null(header(req, "X-LXD-filename"));
 	j->public_ = pub && (streq(pub, "true") || streq(pub, "1"));
+	j->db = req->d->db;
 	j->events = req->d->events;
 	if (!j->dir || !j->project || !j->content_type)
 		return -ENOMEM;
@@ -205,7 +207,7 @@ static int list_images(struct api_request *req, struct api_response *resp, struc
 	json_auto_t *list = NULL;
 	json_t *out, *img;
 	size_t i;
-	int r = db_image_list(req->project, &list, err);
+	int r = db_image_list(req->d->db, req->project, &list, err);
 
 	if (r < 0)
 		return r;
@@ -228,10 +230,10 @@ static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img
 			struct berth_error *err)
 {
 	_cleanup_free_ char *fp = NULL;
-	int r = db_image_resolve(req->project, req->params[0], &fp, err);
+	int r = db_image_resolve(req->d->db, req->project, req->params[0], &fp, err);
 
 	if (r >= 0 && ret_img)
-		r = db_image_get(req->project, fp, ret_img, err);
+		r = db_image_get(req->d->db, req->project, fp, ret_img, err);
 	if (r < 0)
 		return r;
 	if (ret_fp)
@@ -296,7 +298,7 @@ static int update_image(struct api_request *req, struct api_response *resp, stru
 	}
 	if (berth_json_string(b, "expires_at"))
 		json_object_set(cur, "expires_at", json_object_get(b, "expires_at"));
-	r = db_image_update(req->project, fp, cur, err);
+	r = db_image_update(req->d->db, req->project, fp, cur, err);
 	if (r < 0)
 		return r;
 	url = api_url("images", fp, req->project);
@@ -315,6 +317,7 @@ static int patch_image(struct api_request *req, struct api_response *resp, struc
 }
 
 struct delete_job {
+	struct db *db; /* borrowed from the daemon */
 	char *dir, *project, *fp;
 	const char *state_dir; /* borrowed from the daemon */
 	struct events_hub *events;
@@ -337,19 +340,19 @@ static int delete_run(struct operation *op, void *data, struct berth_error *err)
 	struct delete_job *j = data;
 	_cleanup_free_ char *url = NULL;
 	bool used = true;
-	int r = db_image_delete(j->project, j->fp, err);
+	int r = db_image_delete(j->db, j->project, j->fp, err);
 
 	if (r < 0)
 		return r;
 	/* Another project may still record the same files. */
-	r = db_image_fingerprint_used(j->fp, &used, err);
+	r = db_image_fingerprint_used(j->db, j->fp, &used, err);
 	if (r >= 0 && !used)
 		r = image_store_remove(j->dir, j->fp, err);
 	if (r < 0)
 		return r;
 	/* Its unpacked copies on the pools go too; instances made from them are clones. */
 	if (!used)
-		rootfs_image_volumes_remove(j->state_dir, j->fp);
+		rootfs_image_volumes_remove(j->db, j->state_dir, j->fp);
 	url = api_url("images", j->fp, j->project);
 	events_lifecycle(j->events, j->project, "image-deleted", url, NULL);
 	return 0;
@@ -370,6 +373,7 @@ static int delete_image(struct api_request *req, struct api_response *resp, stru
 	}
 	j->dir = images_dir(req);
 	j->project = strdup(req->project);
+	j->db = req->d->db;
 	j->state_dir = req->d->dir;
 	j->events = req->d->events;
 	url = api_url("images", j->fp, req->project);
@@ -526,7 +530,7 @@ static int list_aliases(struct api_request *req, struct api_response *resp, stru
 	json_auto_t *list = NULL;
 	json_t *out, *a;
 	size_t i;
-	int r = db_image_alias_list(req->project, &list, err);
+	int r = db_image_alias_list(req->d->db, req->project, &list, err);
 
 	if (r < 0)
 		return r;
@@ -564,12 +568,12 @@ static int create_alias(struct api_request *req, struct api_response *resp, stru
 	if (!target || !*target)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Alias name and target are required");
-	r = db_image_resolve(req->project, target, &fp, err);
+	r = db_image_resolve(req->d->db, req->project, target, &fp, err);
 	if (r < 0)
 		return r;
 	a = json_pack("{s:s, s:s, s:s}", "name", name, "description",
 		      berth_json_string(req->body, "description") ?: "", "target", fp);
-	r = db_image_alias_create(req->project, a, err);
+	r = db_image_alias_create(req->d->db, req->project, a, err);
 	if (r < 0)
 		return r;
 	url = alias_url(name, req->project);
@@ -585,7 +589,7 @@ static int get_alias(struct api_request *req, struct api_response *resp, struct 
 
 	if (!name)
 		return -ENOMEM;
-	r = db_image_alias_get(req->project, name, &a, err);
+	r = db_image_alias_get(req->d->db, req->project, name, &a, err);
 	if (r < 0)
 		return r;
 	resp->etag = alias_etag(a);
@@ -607,7 +611,7 @@ static int update_alias(struct api_request *req, struct api_response *resp, stru
 		r = berth_json_check(req->body, alias_fields, ARRAY_SIZE(alias_fields), "alias",
 				     err);
 	if (r >= 0)
-		r = db_image_alias_get(req->project, name, &cur, err);
+		r = db_image_alias_get(req->d->db, req->project, name, &cur, err);
 	if (r < 0)
 		return r;
 	etag = alias_etag(cur);
@@ -617,7 +621,7 @@ static int update_alias(struct api_request *req, struct api_response *resp, stru
 	target = berth_json_string(req->body, "target");
 	desc = berth_json_string(req->body, "description");
 	if (target && *target) {
-		r = db_image_resolve(req->project, target, &fp, err);
+		r = db_image_resolve(req->d->db, req->project, target, &fp, err);
 		if (r < 0)
 			return r;
 		json_object_set_new(cur, "target", json_string(fp));
@@ -627,7 +631,7 @@ static int update_alias(struct api_request *req, struct api_response *resp, stru
 	}
 	if (desc || !patch)
 		json_object_set_new(cur, "description", json_string(desc ? desc : ""));
-	r = db_image_alias_update(req->project, name, cur, err);
+	r = db_image_alias_update(req->d->db, req->project, name, cur, err);
 	if (r < 0)
 		return r;
 	url = alias_url(name, req->project);
@@ -659,7 +663,7 @@ static int rename_alias(struct api_request *req, struct api_response *resp, stru
 	new_name = berth_json_string(req->body, "name");
 	r = alias_name_check(new_name, err);
 	if (r >= 0)
-		r = db_image_alias_rename(req->project, name, new_name, err);
+		r = db_image_alias_rename(req->d->db, req->project, name, new_name, err);
 	if (r < 0)
 		return r;
 	url = alias_url(new_name, req->project);
@@ -675,7 +679,7 @@ static int delete_alias(struct api_request *req, struct api_response *resp, stru
 
 	if (!name)
 		return -ENOMEM;
-	r = db_image_alias_delete(req->project, name, err);
+	r = db_image_alias_delete(req->d->db, req->project, name, err);
 	if (r < 0)
 		return r;
 	url = alias_url(name, req->project);

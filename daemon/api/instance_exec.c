@@ -54,7 +54,7 @@ static int check_running(struct api_request *req, json_t **ret_inst,
 	json_t *inst = NULL;
 	const struct instance_driver *drv;
 	enum instance_power p;
-	int r = instance_expand_load(req->project, req->params[0], &inst, err);
+	int r = instance_expand_load(req->d->db, req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;

@@ -96,7 +96,7 @@ static int files_root_open(struct berth_daemon *d, const char *project, const ch
 	struct files_root root = {.fd = -EBADF};
 	int r;
 
-	r = db_instance_get(project, name, &inst, err);
+	r = db_instance_get(d->db, project, name, &inst, err);
 	if (r < 0)
 		return r;
 	r = instance_volume_open(d, project, name, &v, err);

@@ -130,14 +130,14 @@ static int check_instance(struct api_request *req, struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 
-	return db_instance_get(req->project, req->params[0], &inst, err);
+	return db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
 }
 
 int api_instance_run_dir(struct api_request *req, char **ret, struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 	const struct instance_driver *drv;
-	int r = db_instance_get(req->project, req->params[0], &inst, err);
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;

@@ -54,10 +54,10 @@ static int list_snapshots(struct api_request *req, struct api_response *resp,
 	json_auto_t *out = json_array();
 	json_t *s;
 	size_t i;
-	int r = db_instance_get(req->project, req->params[0], &inst, err);
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
 
 	if (r >= 0)
-		r = db_snapshot_list(req->project, req->params[0], &list, err);
+		r = db_snapshot_list(req->d->db, req->project, req->params[0], &list, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(list, i, s) {
@@ -76,10 +76,11 @@ static int get_snapshot(struct api_request *req, struct api_response *resp, stru
 {
 	json_auto_t *inst = NULL;
 	json_auto_t *snap = NULL;
-	int r = db_instance_get(req->project, req->params[0], &inst, err);
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
 
 	if (r >= 0)
-		r = db_snapshot_get(req->project, req->params[0], req->params[1], &snap, err);
+		r = db_snapshot_get(req->d->db, req->project, req->params[0], req->params[1], &snap,
+				    err);
 	if (r < 0)
 		return r;
 	return api_sync(resp, instance_snapshot_render(snap, inst));
@@ -141,9 +142,9 @@ static int create_snapshot(struct api_request *req, struct api_response *resp,
 		r = berth_json_check(req->body, snapshot_fields, ARRAY_SIZE(snapshot_fields),
 				     "snapshot", err);
 	if (r >= 0)
-		r = db_instance_get(req->project, req->params[0], &inst, err);
+		r = db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
 	if (r >= 0)
-		r = db_snapshot_list(req->project, req->params[0], &list, err);
+		r = db_snapshot_list(req->d->db, req->project, req->params[0], &list, err);
 	if (r < 0)
 		return r;
 	if (berth_json_bool(req->body, "stateful", false))
@@ -200,7 +201,8 @@ static int post_snapshot(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Migration is not supported by this berthd yet");
 	if (r >= 0)
-		r = db_snapshot_get(req->project, req->params[0], req->params[1], &snap, err);
+		r = db_snapshot_get(req->d->db, req->project, req->params[0], req->params[1], &snap,
+				    err);
 	if (r < 0)
 		return r;
 	name = berth_json_string(req->body, "name");
@@ -224,7 +226,8 @@ static int delete_snapshot(struct api_request *req, struct api_response *resp,
 {
 	_cleanup_(snap_job_freep) struct snap_job *j = NULL;
 	json_auto_t *snap = NULL;
-	int r = db_snapshot_get(req->project, req->params[0], req->params[1], &snap, err);
+	int r = db_snapshot_get(req->d->db, req->project, req->params[0], req->params[1], &snap,
+				err);
 
 	if (r >= 0)
 		r = snap_job_new(req, req->params[1], &j, err);

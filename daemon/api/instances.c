@@ -60,12 +60,12 @@ static void make_full(struct berth_daemon *d, const char *project, json_t *inst)
 /* Replace the "snapshots" of a full `inst` (expanded, of `project`) with its snapshots
  * rendered as GET .../snapshots/NAME renders them: the same shape for the single GET
  * (recursion=1) and the list (recursion=2). */
-static int add_snapshots(const char *project, json_t *inst, struct berth_error *err)
+static int add_snapshots(struct db *db, const char *project, json_t *inst, struct berth_error *err)
 {
 	json_auto_t *snaps = NULL;
 	json_t *out, *sn;
 	size_t i;
-	int r = db_snapshot_list(project, berth_json_string(inst, "name"), &snaps, err);
+	int r = db_snapshot_list(db, project, berth_json_string(inst, "name"), &snaps, err);
 
 	if (r < 0)
 		return r;
@@ -118,11 +118,11 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 	}
 	if (!all) {
 		json_auto_t *p = NULL;
-		r = db_project_get(req->project, &p, err);
+		r = db_project_get(req->d->db, req->project, &p, err);
 		if (r < 0)
 			return r;
 	}
-	r = db_instance_list(project, &list, err);
+	r = db_instance_list(req->d->db, project, &list, err);
 	if (r < 0)
 		return r;
 	out = json_array();
@@ -138,7 +138,7 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 		}
 		profiles = json_object_get(profiles_by_project, iproj);
 		if (!profiles) {
-			r = instance_expand_profiles(iproj, &profiles, err);
+			r = instance_expand_profiles(req->d->db, iproj, &profiles, err);
 			if (r < 0) {
 				json_decref(out);
 				return r;
@@ -161,7 +161,7 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 			continue;
 		}
 		if (req->recursion >= 2) {
-			r = add_snapshots(iproj, inst, err);
+			r = add_snapshots(req->d->db, iproj, inst, err);
 			if (r < 0) {
 				json_decref(out);
 				return r;
@@ -197,7 +197,7 @@ static int check_instance_body(const json_t *body, struct berth_daemon *d, const
 		return r;
 	r = config_check_devices(json_object_get(body, "devices"), err);
 	if (r >= 0)
-		r = api_disk_devices_check(project, json_object_get(body, "devices"), err);
+		r = api_disk_devices_check(d->db, project, json_object_get(body, "devices"), err);
 	if (r < 0)
 		return r;
 	type = berth_json_string(body, "type");
@@ -324,7 +324,7 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		run = instance_copy_run;
 	}
 	if (r >= 0)
-		r = project_limits_check_instance(req->project, obj, true, err);
+		r = project_limits_check_instance(req->d->db, req->project, obj, true, err);
 	if (r < 0) {
 		instance_job_free(j);
 		return r;
@@ -341,12 +341,12 @@ static int get_instance(struct api_request *req, struct api_response *resp, stru
 {
 	json_auto_t *profiles = NULL;
 	json_t *inst = NULL;
-	int r = db_instance_get(req->project, req->params[0], &inst, err);
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;
 	resp->etag = instance_etag(inst);
-	r = instance_expand_profiles(req->project, &profiles, err);
+	r = instance_expand_profiles(req->d->db, req->project, &profiles, err);
 	if (r >= 0)
 		r = instance_expand(inst, profiles);
 	if (r < 0) {
@@ -355,7 +355,7 @@ static int get_instance(struct api_request *req, struct api_response *resp, stru
 	}
 	if (req->recursion >= 1) {
 		make_full(req->d, req->project, inst);
-		r = add_snapshots(req->project, inst, err);
+		r = add_snapshots(req->d->db, req->project, inst, err);
 		if (r < 0) {
 			json_decref(inst);
 			return r;
@@ -369,7 +369,7 @@ static int load_for_update(struct api_request *req, json_t **ret, struct berth_e
 {
 	_cleanup_free_ char *etag = NULL;
 	json_t *cur = NULL;
-	int r = db_instance_get(req->project, req->params[0], &cur, err);
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &cur, err);
 
 	if (r < 0)
 		return r;
@@ -411,7 +411,7 @@ static int restore_instance(struct api_request *req, struct api_response *resp,
 
 	if (strncmp(snap_name, req->params[0], n) == 0 && snap_name[n] == '/')
 		snap_name += n + 1;
-	r = db_snapshot_get(req->project, req->params[0], snap_name, &snap, err);
+	r = db_snapshot_get(req->d->db, req->project, req->params[0], snap_name, &snap, err);
 	if (r < 0)
 		return r;
 	j = instance_job_new(req->d, req->project, req->params[0], NULL);
@@ -468,9 +468,10 @@ static int update_instance(struct api_request *req, struct api_response *resp,
 	/* Clients send "" for "unchanged" (Go's zero value): keep the stored one. */
 	if (!*(berth_json_string(next, "architecture") ?: ""))
 		json_object_set(next, "architecture", json_object_get(cur, "architecture"));
-	r = instance_check_profiles(req->project, json_object_get(next, "profiles"), err);
+	r = instance_check_profiles(req->d->db, req->project, json_object_get(next, "profiles"),
+				    err);
 	if (r >= 0)
-		r = project_limits_check_instance(req->project, next, false, err);
+		r = project_limits_check_instance(req->d->db, req->project, next, false, err);
 	if (r < 0) {
 		json_decref(next);
 		return r;
@@ -531,7 +532,7 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 	r = berth_name_check_instance(name, err);
 	if (r < 0)
 		return r;
-	r = db_instance_get(req->project, req->params[0], &cur, err);
+	r = db_instance_get(req->d->db, req->project, req->params[0], &cur, err);
 	if (r < 0)
 		return r;
 	record_driver(cur, &drv);
@@ -554,7 +555,7 @@ static int delete_instance(struct api_request *req, struct api_response *resp,
 	json_auto_t *cur = NULL;
 	const struct instance_driver *drv = NULL;
 	struct instance_job *j;
-	int r = db_instance_get(req->project, req->params[0], &cur, err);
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &cur, err);
 
 	if (r < 0)
 		return r;
@@ -574,7 +575,7 @@ static int get_state(struct api_request *req, struct api_response *resp, struct 
 {
 	const struct instance_driver *drv = NULL;
 	json_auto_t *inst = NULL;
-	int r = db_instance_get(req->project, req->params[0], &inst, err);
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;
@@ -638,7 +639,7 @@ static int queue_state(struct api_request *req, struct api_response *resp, const
 static int put_state(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
-	int r = db_instance_get(req->project, req->params[0], &inst, err);
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
 
 	if (r < 0)
 		return r;

@@ -36,10 +36,10 @@ static char *network_etag(const json_t *n)
 	return e ? api_etag(e) : NULL;
 }
 
-static int network_decorate(json_t *net, struct berth_error *err)
+static int network_decorate(struct db *db, json_t *net, struct berth_error *err)
 {
 	json_t *used_by = NULL;
-	int r = db_network_used_by(berth_json_string(net, "name"), &used_by, err);
+	int r = db_network_used_by(db, berth_json_string(net, "name"), &used_by, err);
 
 	if (r < 0)
 		return r;
@@ -68,10 +68,10 @@ static int unmanaged_get(const char *name, json_t **ret, struct berth_error *err
 }
 
 /* The managed network `name`; for a link that is not one, 400 "not managed". */
-static int managed_get(const char *name, json_t **ret, struct berth_error *err)
+static int managed_get(struct db *db, const char *name, json_t **ret, struct berth_error *err)
 {
 	json_auto_t *link = NULL;
-	int r = db_network_get(name, ret, err);
+	int r = db_network_get(db, name, ret, err);
 
 	if (r != -ENOENT || unmanaged_get(name, &link, NULL) < 0)
 		return r;
@@ -88,7 +88,7 @@ static int list_networks(struct api_request *req, struct api_response *resp,
 	json_auto_t *out = json_array();
 	json_t *n;
 	size_t i;
-	int r = db_network_list(&list, err);
+	int r = db_network_list(req->d->db, &list, err);
 
 	if (r < 0)
 		return r;
@@ -106,7 +106,7 @@ static int list_networks(struct api_request *req, struct api_response *resp,
 			continue;
 		}
 		if (!json_object_get(n, "managed")) {
-			r = network_decorate(n, err);
+			r = network_decorate(req->d->db, n, err);
 			if (r < 0)
 				return r;
 		}
@@ -166,12 +166,12 @@ static int create_network_locked(struct api_request *req, struct api_response *r
 		return -ENOMEM;
 	config = json_object_get(obj, "config");
 	api_config_drop_empty(config);
-	r = network_config_check(name, config, true, err);
+	r = network_config_check(req->d->db, name, config, true, err);
 	if (r < 0)
 		return r;
 	c.name = name;
 	c.config = config;
-	r = db_network_create(obj, apply_hook, &c, err);
+	r = db_network_create(req->d->db, obj, apply_hook, &c, err);
 	if (r < 0) {
 		if (c.ran && network_remove(req->d, name, NULL) < 0)
 			log_error("Network \"%s\" left behind after a failed creation", name);
@@ -188,7 +188,7 @@ static int create_network_locked(struct api_request *req, struct api_response *r
 static int get_network(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *n = NULL;
-	int r = db_network_get(req->params[0], &n, err);
+	int r = db_network_get(req->d->db, req->params[0], &n, err);
 
 	if (r == -ENOENT) {
 		berth_error_release(err);
@@ -201,7 +201,7 @@ static int get_network(struct api_request *req, struct api_response *resp, struc
 	if (r < 0)
 		return r;
 	resp->etag = network_etag(n);
-	r = network_decorate(n, err);
+	r = network_decorate(req->d->db, n, err);
 	if (r < 0)
 		return r;
 	return api_sync(resp, TAKE_PTR(n));
@@ -223,7 +223,7 @@ static int update_network_locked(struct api_request *req, struct api_response *r
 		r = berth_json_check(req->body, network_fields, ARRAY_SIZE(network_fields),
 				     "network", err);
 	if (r >= 0)
-		r = managed_get(name, &cur, err);
+		r = managed_get(req->d->db, name, &cur, err);
 	if (r < 0)
 		return r;
 	etag = network_etag(cur);
@@ -243,11 +243,11 @@ static int update_network_locked(struct api_request *req, struct api_response *r
 	}
 	config = json_object_get(next, "config");
 	api_config_drop_empty(config);
-	r = network_config_check(name, config, false, err);
+	r = network_config_check(req->d->db, name, config, false, err);
 	if (r < 0)
 		return r;
 	c.config = config;
-	r = db_network_update(name, next, apply_hook, &c, err);
+	r = db_network_update(req->d->db, name, next, apply_hook, &c, err);
 	if (r < 0) {
 		struct berth_error ignored = {0};
 
@@ -323,7 +323,7 @@ static int rename_network_locked(struct api_request *req, struct api_response *r
 
 	r = api_require_body(req, err);
 	if (r >= 0)
-		r = managed_get(req->params[0], &cur, err);
+		r = managed_get(req->d->db, req->params[0], &cur, err);
 	if (r < 0)
 		return r;
 	c.to = berth_json_string(req->body, "name");
@@ -336,7 +336,7 @@ static int rename_network_locked(struct api_request *req, struct api_response *r
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Network \"%s\" already exists", c.to);
 	c.config = json_object_get(cur, "config");
-	r = db_network_rename(c.from, c.to, rename_hook, &c, err);
+	r = db_network_rename(req->d->db, c.from, c.to, rename_hook, &c, err);
 	if (r < 0)
 		return r;
 	url = api_url("networks", c.to, NULL);
@@ -363,10 +363,10 @@ static int delete_network_locked(struct api_request *req, struct api_response *r
 	_cleanup_free_ char *url = NULL;
 	json_auto_t *cur = NULL;
 	struct delete_ctx c = {req->d, req->params[0]};
-	int r = managed_get(req->params[0], &cur, err);
+	int r = managed_get(req->d->db, req->params[0], &cur, err);
 
 	if (r >= 0)
-		r = db_network_delete(req->params[0], delete_hook, &c, err);
+		r = db_network_delete(req->d->db, req->params[0], delete_hook, &c, err);
 	if (r < 0)
 		return r;
 	log_info("Deleted network \"%s\"", req->params[0]);
@@ -401,7 +401,7 @@ static int get_leases(struct api_request *req, struct api_response *resp, struct
 {
 	json_auto_t *cur = NULL;
 	json_t *leases = NULL;
-	int r = managed_get(req->params[0], &cur, err);
+	int r = managed_get(req->d->db, req->params[0], &cur, err);
 
 	if (r >= 0)
 		r = network_leases(req->d, req->params[0], &leases, err);

@@ -19,7 +19,8 @@ static const struct berth_json_field profile_fields[] = {
 	{"devices", BERTH_JSON_DEVICE_MAP, false, true},
 };
 
-static int profile_check(const json_t *body, const char *project, struct berth_error *err)
+static int profile_check(struct db *db, const json_t *body, const char *project,
+			 struct berth_error *err)
 {
 	int r = berth_json_check(body, profile_fields, ARRAY_SIZE(profile_fields), "profile", err);
 
@@ -31,7 +32,7 @@ static int profile_check(const json_t *body, const char *project, struct berth_e
 	r = config_check_devices(json_object_get(body, "devices"), err);
 	if (r < 0)
 		return r;
-	return api_disk_devices_check(project, json_object_get(body, "devices"), err);
+	return api_disk_devices_check(db, project, json_object_get(body, "devices"), err);
 }
 
 /* The profile's editable fields, in LXD's ETag order. */
@@ -45,10 +46,11 @@ static char *profile_etag(const json_t *p)
 }
 
 /* Add "used_by" (instance URLs, of every project that uses the profile) to a profile. */
-static int profile_add_used_by(const char *project, json_t *profile, struct berth_error *err)
+static int profile_add_used_by(struct db *db, const char *project, json_t *profile,
+			       struct berth_error *err)
 {
 	json_t *urls = NULL;
-	int r = db_profile_used_by(project, berth_json_string(profile, "name"), &urls, err);
+	int r = db_profile_used_by(db, project, berth_json_string(profile, "name"), &urls, err);
 
 	if (r < 0)
 		return r;
@@ -63,11 +65,11 @@ static int list_profiles(struct api_request *req, struct api_response *resp,
 	json_auto_t *list = NULL;
 	json_t *out, *p;
 	size_t i;
-	int r = api_profile_project(req->project, &project, err);
+	int r = api_profile_project(req->d->db, req->project, &project, err);
 
 	if (r < 0)
 		return r;
-	r = db_profile_list(project, &list, err);
+	r = db_profile_list(req->d->db, project, &list, err);
 	if (r < 0)
 		return r;
 	out = json_array();
@@ -78,7 +80,7 @@ static int list_profiles(struct api_request *req, struct api_response *resp,
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
-		r = profile_add_used_by(project, p, err);
+		r = profile_add_used_by(req->d->db, project, p, err);
 		if (r < 0) {
 			json_decref(out);
 			return r;
@@ -100,7 +102,7 @@ static int create_profile(struct api_request *req, struct api_response *resp,
 	r = api_require_body(req, err);
 	if (r < 0)
 		return r;
-	r = profile_check(req->body, req->project, err);
+	r = profile_check(req->d->db, req->body, req->project, err);
 	if (r < 0)
 		return r;
 	name = berth_json_string(req->body, "name");
@@ -109,7 +111,7 @@ static int create_profile(struct api_request *req, struct api_response *resp,
 	r = berth_name_check_entity("profile name", name, err);
 	if (r < 0)
 		return r;
-	r = api_profile_project(req->project, &project, err);
+	r = api_profile_project(req->d->db, req->project, &project, err);
 	if (r < 0)
 		return r;
 	p = json_pack("{s:s, s:s, s:o, s:o}", "name", name, "description",
@@ -117,7 +119,7 @@ static int create_profile(struct api_request *req, struct api_response *resp,
 		      berth_json_object_or_empty(req->body, "config"), "devices",
 		      berth_json_object_or_empty(req->body, "devices"));
 	api_config_drop_empty(json_object_get(p, "config"));
-	r = db_profile_create(project, p, err);
+	r = db_profile_create(req->d->db, project, p, err);
 	if (r < 0)
 		return r;
 	url = api_url("profiles", name, req->project);
@@ -129,15 +131,15 @@ static int get_profile(struct api_request *req, struct api_response *resp, struc
 {
 	_cleanup_free_ char *project = NULL;
 	json_t *p = NULL;
-	int r = api_profile_project(req->project, &project, err);
+	int r = api_profile_project(req->d->db, req->project, &project, err);
 
 	if (r < 0)
 		return r;
-	r = db_profile_get(project, req->params[0], &p, err);
+	r = db_profile_get(req->d->db, project, req->params[0], &p, err);
 	if (r < 0)
 		return r;
 	resp->etag = profile_etag(p);
-	r = profile_add_used_by(project, p, err);
+	r = profile_add_used_by(req->d->db, project, p, err);
 	if (r < 0) {
 		json_decref(p);
 		return r;
@@ -154,7 +156,7 @@ static int running_users(struct berth_daemon *d, const char *project, const char
 	json_auto_t *out = json_array();
 	json_t *inst, *p;
 	size_t i, k;
-	int r = db_instance_list(NULL, &all, err);
+	int r = db_instance_list(d->db, NULL, &all, err);
 
 	if (r < 0 || !out)
 		return r < 0 ? r : -ENOMEM;
@@ -167,10 +169,10 @@ static int running_users(struct berth_daemon *d, const char *project, const char
 
 		json_array_foreach(json_object_get(inst, "profiles"), k, p)
 			uses |= json_is_string(p) && streq(json_string_value(p), name);
-		if (!uses || !iname || api_profile_project(ip, &pp, NULL) < 0 ||
+		if (!uses || !iname || api_profile_project(d->db, ip, &pp, NULL) < 0 ||
 		    !streq(pp, project) || !instance_running(d, ip, inst))
 			continue;
-		r = instance_expand_load(ip, iname, &e, err);
+		r = instance_expand_load(d->db, ip, iname, &e, err);
 		if (r < 0)
 			return r;
 		json_array_append_new(out, json_pack("{s:s, s:o}", "project", ip, "inst", e));
@@ -217,7 +219,7 @@ static int users_apply(struct berth_daemon *d, const json_t *users, char **ret_n
 		const char *iname = berth_json_string(before, "name");
 		json_t *after = NULL;
 
-		r = instance_expand_load(ip, iname, &after, err);
+		r = instance_expand_load(d->db, ip, iname, &after, err);
 		if (r >= 0)
 			r = instance_update_limits(d, ip, before, after, err);
 		if (r < 0) {
@@ -252,13 +254,13 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	r = api_require_body(req, err);
 	if (r < 0)
 		return r;
-	r = profile_check(req->body, req->project, err);
+	r = profile_check(req->d->db, req->body, req->project, err);
 	if (r < 0)
 		return r;
-	r = api_profile_project(req->project, &project, err);
+	r = api_profile_project(req->d->db, req->project, &project, err);
 	if (r < 0)
 		return r;
-	r = db_profile_get(project, req->params[0], &cur, err);
+	r = db_profile_get(req->d->db, project, req->params[0], &cur, err);
 	if (r < 0)
 		return r;
 	etag = profile_etag(cur);
@@ -277,15 +279,15 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 	}
 	r = running_users(req->d, project, req->params[0], &users, err);
 	if (r >= 0)
-		r = project_limits_check_profile(req->project, next, err);
+		r = project_limits_check_profile(req->d->db, req->project, next, err);
 	if (r >= 0)
-		r = db_profile_update(project, req->params[0], next, err);
+		r = db_profile_update(req->d->db, project, req->params[0], next, err);
 	if (r < 0)
 		return r;
 	instance_expand_invalidate();
 	r = users_apply(req->d, users, &notice, err);
 	if (r < 0) {
-		db_profile_update(project, req->params[0], cur, NULL);
+		db_profile_update(req->d->db, project, req->params[0], cur, NULL);
 		instance_expand_invalidate();
 		return r;
 	}
@@ -323,10 +325,10 @@ static int rename_profile(struct api_request *req, struct api_response *resp,
 	r = berth_name_check_entity("profile name", name, err);
 	if (r < 0)
 		return r;
-	r = api_profile_project(req->project, &project, err);
+	r = api_profile_project(req->d->db, req->project, &project, err);
 	if (r < 0)
 		return r;
-	r = db_profile_rename(project, req->params[0], name, err);
+	r = db_profile_rename(req->d->db, project, req->params[0], name, err);
 	if (r < 0)
 		return r;
 	instance_expand_invalidate();
@@ -341,11 +343,11 @@ static int delete_profile(struct api_request *req, struct api_response *resp,
 {
 	_cleanup_free_ char *project = NULL;
 	_cleanup_free_ char *url = NULL;
-	int r = api_profile_project(req->project, &project, err);
+	int r = api_profile_project(req->d->db, req->project, &project, err);
 
 	if (r < 0)
 		return r;
-	r = db_profile_delete(project, req->params[0], err);
+	r = db_profile_delete(req->d->db, project, req->params[0], err);
 	if (r < 0)
 		return r;
 	instance_expand_invalidate();

@@ -53,10 +53,10 @@ static char *project_etag(const json_t *p)
 	return e ? api_etag(e) : NULL;
 }
 
-static int project_add_used_by(json_t *p, struct berth_error *err)
+static int project_add_used_by(struct db *db, json_t *p, struct berth_error *err)
 {
 	json_t *used = NULL;
-	int r = db_project_used_by(berth_json_string(p, "name"), &used, err);
+	int r = db_project_used_by(db, berth_json_string(p, "name"), &used, err);
 
 	if (r < 0)
 		return r;
@@ -70,7 +70,7 @@ static int list_projects(struct api_request *req, struct api_response *resp,
 	json_auto_t *list = NULL;
 	json_t *out, *p;
 	size_t i;
-	int r = db_project_list(&list, err);
+	int r = db_project_list(req->d->db, &list, err);
 
 	if (r < 0)
 		return r;
@@ -82,7 +82,7 @@ static int list_projects(struct api_request *req, struct api_response *resp,
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
-		r = project_add_used_by(p, err);
+		r = project_add_used_by(req->d->db, p, err);
 		if (r < 0) {
 			json_decref(out);
 			return r;
@@ -118,7 +118,7 @@ static int create_project(struct api_request *req, struct api_response *resp,
 	project_default_features(config);
 	p = json_pack("{s:s, s:s, s:o}", "name", name, "description",
 		      berth_json_string(req->body, "description") ?: "", "config", config);
-	r = db_project_create(p, err);
+	r = db_project_create(req->d->db, p, err);
 	if (r < 0)
 		return r;
 	url = api_url("projects", name, NULL);
@@ -129,12 +129,12 @@ static int create_project(struct api_request *req, struct api_response *resp,
 static int get_project(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_t *p = NULL;
-	int r = db_project_get(req->params[0], &p, err);
+	int r = db_project_get(req->d->db, req->params[0], &p, err);
 
 	if (r < 0)
 		return r;
 	resp->etag = project_etag(p);
-	r = project_add_used_by(p, err);
+	r = project_add_used_by(req->d->db, p, err);
 	if (r < 0) {
 		json_decref(p);
 		return r;
@@ -158,7 +158,7 @@ static int update_project(struct api_request *req, struct api_response *resp,
 	r = project_check(req->body, err);
 	if (r < 0)
 		return r;
-	r = db_project_get(req->params[0], &cur, err);
+	r = db_project_get(req->d->db, req->params[0], &cur, err);
 	if (r < 0)
 		return r;
 	etag = project_etag(cur);
@@ -174,11 +174,11 @@ static int update_project(struct api_request *req, struct api_response *resp,
 				 berth_json_object_or_empty(req->body, "config"));
 		api_config_drop_empty(json_object_get(next, "config"));
 	}
-	r = project_limits_check_config(req->params[0], json_object_get(cur, "config"),
+	r = project_limits_check_config(req->d->db, req->params[0], json_object_get(cur, "config"),
 					json_object_get(next, "config"), err);
 	if (r < 0)
 		return r;
-	r = db_project_update(req->params[0], next, err);
+	r = db_project_update(req->d->db, req->params[0], next, err);
 	if (r < 0)
 		return r;
 	instance_expand_invalidate(); /* expansions read projects: features.profiles */
@@ -227,7 +227,7 @@ static int rename_project(struct api_request *req, struct api_response *resp,
 	if (streq(req->params[0], "default"))
 		return berth_error_set(err, -EPERM, BERTH_ERR_FORBIDDEN,
 				       "The \"default\" project cannot be renamed");
-	r = db_project_rename(req->params[0], name, err);
+	r = db_project_rename(req->d->db, req->params[0], name, err);
 	if (r < 0)
 		return r;
 	instance_expand_invalidate(); /* expansions read projects: features.profiles */
@@ -247,7 +247,7 @@ static int delete_project(struct api_request *req, struct api_response *resp,
 	if (streq(req->params[0], "default"))
 		return berth_error_set(err, -EPERM, BERTH_ERR_FORBIDDEN,
 				       "The \"default\" project cannot be deleted");
-	r = db_project_delete(req->params[0], err);
+	r = db_project_delete(req->d->db, req->params[0], err);
 	if (r < 0)
 		return r;
 	instance_expand_invalidate(); /* expansions read projects: features.profiles */
@@ -281,7 +281,7 @@ int api_project_resolve(struct api_request *req, const char *pattern, struct ber
 
 	if (!feature || streq(req->project, "default"))
 		return 0;
-	r = db_project_feature_project(req->project, feature, &effective, err);
+	r = db_project_feature_project(req->d->db, req->project, feature, &effective, err);
 	if (r < 0)
 		return r;
 	free(req->project);
@@ -293,7 +293,7 @@ static int get_project_state(struct api_request *req, struct api_response *resp,
 			     struct berth_error *err)
 {
 	json_t *state = NULL;
-	int r = project_limits_state(req->params[0], &state, err);
+	int r = project_limits_state(req->d->db, req->params[0], &state, err);
 
 	return r < 0 ? r : api_sync(resp, state);
 }

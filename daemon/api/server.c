@@ -83,7 +83,7 @@ static int get_server(struct api_request *req, struct api_response *resp, struct
 {
 	json_auto_t *config = NULL;
 	json_t *ext = json_array(), *env;
-	int r = db_server_config_get(&config, err);
+	int r = db_server_config_get(req->d->db, &config, err);
 
 	if (r < 0) {
 		json_decref(ext);
@@ -128,7 +128,7 @@ static int update_server(struct api_request *req, struct api_response *resp,
 	r = config_check_all(CONFIG_SERVER, config, err);
 	if (r < 0)
 		return r;
-	r = db_server_config_get(&current, err);
+	r = db_server_config_get(req->d->db, &current, err);
 	if (r < 0)
 		return r;
 	r = server_config_etag(current, &etag);
@@ -145,7 +145,7 @@ static int update_server(struct api_request *req, struct api_response *resp,
 			else
 				json_object_set(next, key, v);
 		}
-	r = db_server_config_replace(next, err);
+	r = db_server_config_replace(req->d->db, next, err);
 	if (r < 0)
 		return r;
 	events_lifecycle(req->d->events, NULL, "config-updated", "/1.0", NULL);

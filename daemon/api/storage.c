@@ -35,10 +35,10 @@ static char *pool_etag(const json_t *p)
 	return e ? api_etag(e) : NULL;
 }
 
-static int pool_decorate(json_t *pool, struct berth_error *err)
+static int pool_decorate(struct db *db, json_t *pool, struct berth_error *err)
 {
 	json_t *used_by = NULL;
-	int r = db_pool_used_by(berth_json_string(pool, "name"), &used_by, err);
+	int r = db_pool_used_by(db, berth_json_string(pool, "name"), &used_by, err);
 
 	if (r < 0)
 		return r;
@@ -53,7 +53,7 @@ int api_storage_pool_open(struct api_request *req, const char *name, struct stor
 			  struct berth_error *err)
 {
 	json_auto_t *p = NULL;
-	int r = db_pool_get(name, &p, err);
+	int r = db_pool_get(req->d->db, name, &p, err);
 
 	if (r < 0)
 		return r;
@@ -66,7 +66,7 @@ static int list_pools(struct api_request *req, struct api_response *resp, struct
 	json_auto_t *out = json_array();
 	json_t *p;
 	size_t i;
-	int r = db_pool_list(&list, err);
+	int r = db_pool_list(req->d->db, &list, err);
 
 	if (r < 0)
 		return r;
@@ -77,7 +77,7 @@ static int list_pools(struct api_request *req, struct api_response *resp, struct
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
-		r = pool_decorate(p, err);
+		r = pool_decorate(req->d->db, p, err);
 		if (r < 0)
 			return r;
 		json_array_append(out, p);
@@ -145,7 +145,7 @@ static int create_pool(struct api_request *req, struct api_response *resp, struc
 		return r;
 	c.pool = pool;
 	c.obj = obj;
-	r = db_pool_create(obj, create_hook, &c, err);
+	r = db_pool_create(req->d->db, obj, create_hook, &c, err);
 	if (r < 0) {
 		if (c.created && pool->driver->pool_delete(pool, NULL) < 0)
 			log_error("Pool \"%s\" left on disk after a failed commit", name);
@@ -160,12 +160,12 @@ static int create_pool(struct api_request *req, struct api_response *resp, struc
 static int get_pool(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *p = NULL;
-	int r = db_pool_get(req->params[0], &p, err);
+	int r = db_pool_get(req->d->db, req->params[0], &p, err);
 
 	if (r < 0)
 		return r;
 	resp->etag = pool_etag(p);
-	r = pool_decorate(p, err);
+	r = pool_decorate(req->d->db, p, err);
 	if (r < 0)
 		return r;
 	return api_sync(resp, TAKE_PTR(p));
@@ -204,7 +204,7 @@ static int update_pool(struct api_request *req, struct api_response *resp, struc
 		r = berth_json_check(req->body, pool_fields, ARRAY_SIZE(pool_fields),
 				     "storage pool", err);
 	if (r >= 0)
-		r = db_pool_get(req->params[0], &cur, err);
+		r = db_pool_get(req->d->db, req->params[0], &cur, err);
 	if (r < 0)
 		return r;
 	etag = pool_etag(cur);
@@ -236,7 +236,7 @@ static int update_pool(struct api_request *req, struct api_response *resp, struc
 		r = storage_config_check(json_object_get(next, "config"), pool->driver->pool_keys,
 					 err);
 	if (r >= 0)
-		r = db_pool_update(req->params[0], next, err);
+		r = db_pool_update(req->d->db, req->params[0], next, err);
 	if (r < 0)
 		return r;
 	url = api_url("storage-pools", req->params[0], NULL);
@@ -268,7 +268,7 @@ static int delete_pool(struct api_request *req, struct api_response *resp, struc
 	int r = api_storage_pool_open(req, req->params[0], &pool, err);
 
 	if (r >= 0)
-		r = db_pool_delete(req->params[0], delete_hook, pool, err);
+		r = db_pool_delete(req->d->db, req->params[0], delete_hook, pool, err);
 	if (r < 0)
 		return r;
 	log_info("Deleted storage pool \"%s\"", req->params[0]);

@@ -16,4 +16,5 @@ int api_storage_pool_open(struct api_request *req, const char *name, struct stor
  * non-root disk with a pool must name a custom volume of that pool as its source (LXD's
  * `lxc storage volume attach` device: {type: disk, pool, source: VOL, path}). -EINVAL
  * (400) naming the device otherwise. */
-int api_disk_devices_check(const char *project, const json_t *devices, struct berth_error *err);
+int api_disk_devices_check(struct db *db, const char *project, const json_t *devices,
+			   struct berth_error *err);

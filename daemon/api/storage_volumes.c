@@ -59,7 +59,7 @@ static int require_custom(const char *type, struct berth_error *err)
 }
 
 /* The API shape of a volume row: used_by (custom volumes only) and location. */
-static int volume_decorate(const char *pool, json_t *v, struct berth_error *err)
+static int volume_decorate(struct db *db, const char *pool, json_t *v, struct berth_error *err)
 {
 	const char *name = berth_json_string(v, "name") ?: "";
 	const char *type = berth_json_string(v, "type") ?: "";
@@ -67,7 +67,7 @@ static int volume_decorate(const char *pool, json_t *v, struct berth_error *err)
 	int r;
 
 	if (streq(type, "custom") && !strchr(name, '/')) {
-		r = db_volume_used_by(pool, berth_json_string(v, "project") ?: "default", name,
+		r = db_volume_used_by(db, pool, berth_json_string(v, "project") ?: "default", name,
 				      &used_by, err);
 		if (r < 0)
 			return r;
@@ -100,7 +100,8 @@ static int config_size(const json_t *config, uint64_t *ret, struct berth_error *
 static int vol_ctx_new(struct api_request *req, const char *name, const char *snap,
 		       struct custom_volume **ret, struct berth_error *err)
 {
-	return custom_volume_open(req->d->dir, req->params[0], req->project, name, snap, ret, err);
+	return custom_volume_open(req->d->db, req->d->dir, req->params[0], req->project, name, snap,
+				  ret, err);
 }
 
 /* ---- volumes ---- */
@@ -119,17 +120,17 @@ static int list_volume_rows(struct api_request *req, const char *type, json_t **
 	int r;
 
 	if (type)
-		return db_volume_list(req->params[0], req->project, type, ret, err);
-	r = db_project_feature_project(req->project, "features.storage.volumes", &custom_project,
-				       err);
+		return db_volume_list(req->d->db, req->params[0], req->project, type, ret, err);
+	r = db_project_feature_project(req->d->db, req->project, "features.storage.volumes",
+				       &custom_project, err);
 	if (r >= 0)
-		r = db_volume_list(req->params[0], req->project, NULL, &all, err);
+		r = db_volume_list(req->d->db, req->params[0], req->project, NULL, &all, err);
 	if (r < 0 || streq(custom_project, req->project)) {
 		if (r >= 0)
 			*ret = TAKE_PTR(all);
 		return r;
 	}
-	r = db_volume_list(req->params[0], custom_project, "custom", &custom, err);
+	r = db_volume_list(req->d->db, req->params[0], custom_project, "custom", &custom, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(all, i, v)
@@ -169,7 +170,7 @@ static int list_volumes(struct api_request *req, struct api_response *resp, cons
 			json_array_append_new(out, json_string(u));
 			continue;
 		}
-		r = volume_decorate(req->params[0], v, err);
+		r = volume_decorate(req->d->db, req->params[0], v, err);
 		if (r < 0)
 			return r;
 		json_array_append(out, v);
@@ -236,7 +237,8 @@ static int copy_snapshot_rows(struct api_request *req, const char *src_pool, con
 	json_auto_t *rows = json_array();
 	json_t *s;
 	size_t i;
-	int r = db_volume_snapshot_list(src_pool, req->project, "custom", src, &list, err);
+	int r = db_volume_snapshot_list(req->d->db, src_pool, req->project, "custom", src, &list,
+					err);
 
 	if (r < 0)
 		return r;
@@ -275,16 +277,18 @@ static int copy_job_new(struct api_request *req, const char *src_pool, const cha
 	slash = strchr(src_vol, '/');
 	if (slash)
 		*slash++ = '\0';
-	r = custom_volume_open(req->d->dir, dst_pool, req->project, name, NULL, &c->dst, err);
+	r = custom_volume_open(req->d->db, req->d->dir, dst_pool, req->project, name, NULL, &c->dst,
+			       err);
 	if (r >= 0)
 		r = api_storage_pool_open(req, src_pool, &c->src_pool, err);
 	if (r >= 0)
-		r = db_volume_get(src_pool, req->project, "custom", src_vol, &src, err);
+		r = db_volume_get(req->d->db, src_pool, req->project, "custom", src_vol, &src, err);
 	if (r >= 0 && slash)
-		r = db_volume_get(src_pool, req->project, "custom", src_name, NULL, err);
+		r = db_volume_get(req->d->db, src_pool, req->project, "custom", src_name, NULL,
+				  err);
 	if (r < 0)
 		return r;
-	if (db_volume_get(dst_pool, req->project, "custom", name, NULL, NULL) >= 0)
+	if (db_volume_get(req->d->db, dst_pool, req->project, "custom", name, NULL, NULL) >= 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Storage volume \"%s\" already exists", name);
 	j->d = req->d;
@@ -357,7 +361,8 @@ static int move_volume(struct api_request *req, struct api_response *resp, const
 	struct copy_job *j = NULL;
 	json_auto_t *used = NULL;
 	json_t *resources;
-	int r = db_volume_used_by(req->params[0], req->project, req->params[2], &used, err);
+	int r = db_volume_used_by(req->d->db, req->params[0], req->project, req->params[2], &used,
+				  err);
 
 	if (r < 0)
 		return r;
@@ -424,7 +429,7 @@ static int create_volume(struct api_request *req, struct api_response *resp, con
 	if (r >= 0)
 		r = config_size(json_object_get(obj, "config"), &c->size, err);
 	if (r >= 0)
-		r = project_limits_check_volume(req->project, obj, err);
+		r = project_limits_check_volume(req->d->db, req->project, obj, err);
 	if (r >= 0)
 		r = custom_volume_create(c, obj, err);
 	if (r < 0)
@@ -455,11 +460,12 @@ static int get_volume(struct api_request *req, struct api_response *resp, struct
 	if (storage_volume_type_from_name(req->params[1], &t) < 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Invalid storage volume type \"%s\"", req->params[1]);
-	r = db_volume_get(req->params[0], req->project, req->params[1], req->params[2], &v, err);
+	r = db_volume_get(req->d->db, req->params[0], req->project, req->params[1], req->params[2],
+			  &v, err);
 	if (r < 0)
 		return r;
 	resp->etag = volume_etag(v);
-	r = volume_decorate(req->params[0], v, err);
+	r = volume_decorate(req->d->db, req->params[0], v, err);
 	if (r < 0)
 		return r;
 	return api_sync(resp, TAKE_PTR(v));
@@ -480,7 +486,8 @@ static int get_volume_state(struct api_request *req, struct api_response *resp,
 	if (storage_volume_type_from_name(req->params[1], &t) < 0)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 				       "Invalid storage volume type \"%s\"", req->params[1]);
-	r = db_volume_get(req->params[0], req->project, req->params[1], req->params[2], NULL, err);
+	r = db_volume_get(req->d->db, req->params[0], req->project, req->params[1], req->params[2],
+			  NULL, err);
 	if (r >= 0)
 		r = api_storage_pool_open(req, req->params[0], &pool, err);
 	if (r >= 0) {
@@ -505,7 +512,8 @@ static int restore_volume(struct api_request *req, struct api_response *resp, co
 	if (r >= 0)
 		r = config_size(json_object_get(cur, "config"), &c->size, err);
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", full, NULL, err);
+		r = db_volume_get(req->d->db, req->params[0], req->project, "custom", full, NULL,
+				  err);
 	if (r >= 0)
 		r = custom_volume_restore(c, err);
 	if (r < 0)
@@ -532,8 +540,8 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 	if (r >= 0)
 		r = require_custom(req->params[1], err);
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", req->params[2], &cur,
-				  err);
+		r = db_volume_get(req->d->db, req->params[0], req->project, "custom",
+				  req->params[2], &cur, err);
 	if (r < 0)
 		return r;
 	etag = volume_etag(cur);
@@ -564,7 +572,7 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 	if (r >= 0)
 		r = config_size(json_object_get(next, "config"), &c->size, err);
 	if (r >= 0)
-		r = project_limits_check_volume(req->project, next, err);
+		r = project_limits_check_volume(req->d->db, req->project, next, err);
 	if (r < 0)
 		return r;
 	r = custom_volume_update(c, next, old_size, err);
@@ -656,11 +664,11 @@ static int list_snapshots(struct api_request *req, struct api_response *resp,
 	int r = require_custom(req->params[1], err);
 
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", req->params[2], NULL,
-				  err);
+		r = db_volume_get(req->d->db, req->params[0], req->project, "custom",
+				  req->params[2], NULL, err);
 	if (r >= 0)
-		r = db_volume_snapshot_list(req->params[0], req->project, "custom", req->params[2],
-					    &list, err);
+		r = db_volume_snapshot_list(req->d->db, req->params[0], req->project, "custom",
+					    req->params[2], &list, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(list, i, s) {
@@ -682,8 +690,8 @@ static int list_snapshots(struct api_request *req, struct api_response *resp,
 static int next_snapshot_name(struct api_request *req, char **ret, struct berth_error *err)
 {
 	json_auto_t *list = NULL;
-	int r = db_volume_snapshot_list(req->params[0], req->project, "custom", req->params[2],
-					&list, err);
+	int r = db_volume_snapshot_list(req->d->db, req->params[0], req->project, "custom",
+					req->params[2], &list, err);
 
 	if (r < 0)
 		return r;
@@ -729,8 +737,8 @@ static int create_snapshot(struct api_request *req, struct api_response *resp,
 	if (r >= 0 && req->body)
 		r = api_require_body(req, err);
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", req->params[2], NULL,
-				  err);
+		r = db_volume_get(req->d->db, req->params[0], req->project, "custom",
+				  req->params[2], NULL, err);
 	if (r < 0)
 		return r;
 	name = berth_json_string(req->body, "name");
@@ -760,7 +768,8 @@ static int get_snapshot(struct api_request *req, struct api_response *resp, stru
 	if (!full)
 		return -ENOMEM;
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", full, &s, err);
+		r = db_volume_get(req->d->db, req->params[0], req->project, "custom", full, &s,
+				  err);
 	if (r < 0)
 		return r;
 	resp->etag = volume_etag(s);
@@ -781,13 +790,15 @@ static int update_snapshot(struct api_request *req, struct api_response *resp,
 	if (r >= 0)
 		r = api_require_body(req, err);
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", full, &cur, err);
+		r = db_volume_get(req->d->db, req->params[0], req->project, "custom", full, &cur,
+				  err);
 	if (r < 0)
 		return r;
 	desc = berth_json_string(req->body, "description");
 	if (desc || streq(req->method, "PUT"))
 		json_object_set_new(cur, "description", json_string(desc ?: ""));
-	r = db_volume_update(req->params[0], req->project, "custom", full, cur, NULL, NULL, err);
+	r = db_volume_update(req->d->db, req->params[0], req->project, "custom", full, cur, NULL,
+			     NULL, err);
 	if (r < 0)
 		return r;
 	return api_sync(resp, NULL);
@@ -815,7 +826,8 @@ static int snapshot_op(struct api_request *req, struct api_response *resp, bool 
 	if (!full)
 		return -ENOMEM;
 	if (r >= 0)
-		r = db_volume_get(req->params[0], req->project, "custom", full, NULL, err);
+		r = db_volume_get(req->d->db, req->params[0], req->project, "custom", full, NULL,
+				  err);
 	if (r >= 0 && rename) {
 		r = api_require_body(req, err);
 		name = r >= 0 ? berth_json_string(req->body, "name") : NULL;
@@ -878,8 +890,8 @@ const struct api_route api_storage_volume_routes[] = {
 
 /* ---- disk devices naming volumes ---- */
 
-static int disk_device_check(const char *project, const char *name, const json_t *dev,
-			     struct berth_error *err)
+static int disk_device_check(struct db *db, const char *project, const char *name,
+			     const json_t *dev, struct berth_error *err)
 {
 	const char *path = berth_json_string(dev, "path");
 	const char *pool = berth_json_string(dev, "pool");
@@ -893,7 +905,7 @@ static int disk_device_check(const char *project, const char *name, const json_t
 				       name, path);
 	if (!pool || !*pool)
 		return 0;
-	r = db_pool_get(pool, &p, err);
+	r = db_pool_get(db, pool, &p, err);
 	if (r == -ENOENT) {
 		berth_error_release(err);
 		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST,
@@ -907,12 +919,12 @@ static int disk_device_check(const char *project, const char *name, const json_t
 				       "Invalid device \"%s\": \"%s\" isn't a custom volume name"
 				       " (only custom volumes can be attached)",
 				       name, source);
-	r = db_volume_get(pool, project, "custom", source, NULL, err);
+	r = db_volume_get(db, pool, project, "custom", source, NULL, err);
 	if (r != -ENOENT)
 		return r;
 	berth_error_release(err);
-	if (db_volume_get(pool, project, "container", source, NULL, NULL) >= 0 ||
-	    db_volume_get(pool, project, "image", source, NULL, NULL) >= 0)
+	if (db_volume_get(db, pool, project, "container", source, NULL, NULL) >= 0 ||
+	    db_volume_get(db, pool, project, "image", source, NULL, NULL) >= 0)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid device \"%s\": only custom volumes can be attached,"
 				       " \"%s\" isn't one",
@@ -923,20 +935,21 @@ static int disk_device_check(const char *project, const char *name, const json_t
 			       name, source, pool);
 }
 
-int api_disk_devices_check(const char *project, const json_t *devices, struct berth_error *err)
+int api_disk_devices_check(struct db *db, const char *project, const json_t *devices,
+			   struct berth_error *err)
 {
 	_cleanup_free_ char *custom = NULL; /* whose custom volumes `project` uses */
 	const char *name;
 	json_t *dev;
 	int r;
 
-	r = db_project_feature_project(project, "features.storage.volumes", &custom, err);
+	r = db_project_feature_project(db, project, "features.storage.volumes", &custom, err);
 	if (r < 0)
 		return r;
 	json_object_foreach((json_t *)devices, name, dev) {
 		if (!streq(berth_json_string(dev, "type") ?: "", "disk"))
 			continue;
-		r = disk_device_check(custom, name, dev, err);
+		r = disk_device_check(db, custom, name, dev, err);
 		if (r < 0)
 			return r;
 	}

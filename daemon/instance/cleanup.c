@@ -168,12 +168,12 @@ static int list_dir(const char *path, json_t *found)
 }
 
 /* The set of "<project>_<name>" of every instance in the database. */
-static int known_entries(json_t **ret)
+static int known_entries(struct db *db, json_t **ret)
 {
 	json_auto_t *all = NULL, *known = json_object();
 	json_t *inst;
 	size_t i;
-	int r = db_instance_list(NULL, &all, NULL);
+	int r = db_instance_list(db, NULL, &all, NULL);
 
 	if (r < 0)
 		return r;
@@ -202,7 +202,7 @@ int cleanup_reconcile(const struct berth_daemon *d)
 
 	if (!run || !logs || !found)
 		return -ENOMEM;
-	r = known_entries(&known);
+	r = known_entries(d->db, &known);
 	if (r < 0)
 		return log_error_errno(r, "Cannot list the instances to clean up after");
 	/* Only what our own run/ and logs/ hold: another berthd with the same state path in

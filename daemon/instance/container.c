@@ -261,15 +261,15 @@ static pthread_mutex_t idmap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* An isolated block of `size` ids, after the shared one, overlapping no other instance's
  * volatile.idmap.base. Returns the offset from the range start. */
-static int idmap_allocate(const char *project, const char *name, uint64_t count, uint64_t size,
-			  uint64_t *ret, struct berth_error *err)
+static int idmap_allocate(struct db *db, const char *project, const char *name, uint64_t count,
+			  uint64_t size, uint64_t *ret, struct berth_error *err)
 {
 	json_auto_t *all = NULL;
 	json_t *inst;
 	size_t i;
 	uint64_t off = IDMAP_BLOCK;
 	bool moved = true;
-	int r = db_instance_list(NULL, &all, err);
+	int r = db_instance_list(db, NULL, &all, err);
 
 	if (r < 0)
 		return r;
@@ -300,13 +300,13 @@ static int idmap_allocate(const char *project, const char *name, uint64_t count,
 }
 
 /* Set `key` in the stored (unexpanded) config of the instance. */
-static int set_volatile(const char *project, const char *name, const char *const *kv,
+static int set_volatile(struct db *db, const char *project, const char *name, const char *const *kv,
 			struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 	json_t *cfg;
 	bool same = true;
-	int r = db_instance_get(project, name, &inst, err);
+	int r = db_instance_get(db, project, name, &inst, err);
 
 	if (r < 0)
 		return r;
@@ -318,11 +318,11 @@ static int set_volatile(const char *project, const char *name, const char *const
 		json_object_set_new(cfg, kv[i], json_string(kv[i + 1]));
 	}
 	/* a restart with the same map writes nothing */
-	return same ? 0 : db_instance_update(project, name, inst, err);
+	return same ? 0 : db_instance_update(db, project, name, inst, err);
 }
 
-static int spec_idmap(struct runtime_spec *spec, const char *project, const char *name,
-		      const json_t *cfg, struct berth_error *err)
+static int spec_idmap(struct db *db, struct runtime_spec *spec, const char *project,
+		      const char *name, const json_t *cfg, struct berth_error *err)
 {
 	uint64_t ustart, ucount, gstart, gcount, off = 0, size = IDMAP_BLOCK;
 	const char *iso = berth_json_string(cfg, "security.idmap.isolated");
@@ -350,8 +350,8 @@ static int spec_idmap(struct runtime_spec *spec, const char *project, const char
 		if (b) {
 			off = strtoull(b, NULL, 10);
 		} else {
-			r = idmap_allocate(project, name, ucount < gcount ? ucount : gcount, size,
-					   &off, err);
+			r = idmap_allocate(db, project, name, ucount < gcount ? ucount : gcount,
+					   size, &off, err);
 		}
 		pthread_mutex_unlock(&idmap_lock);
 		if (r < 0)
@@ -378,7 +378,7 @@ static int spec_idmap(struct runtime_spec *spec, const char *project, const char
 				    isolated ? "volatile.idmap.base" : NULL,
 				    base_s,
 				    NULL};
-		return set_volatile(project, name, kv, err);
+		return set_volatile(db, project, name, kv, err);
 	}
 }
 
@@ -717,7 +717,7 @@ static int spec_build(struct berth_daemon *d, const char *project, const json_t 
 		return -ENOMEM;
 	spec->privileged = priv && streq(priv, "true");
 	if (!spec->privileged) {
-		r = spec_idmap(spec, project, name, cfg, err);
+		r = spec_idmap(d->db, spec, project, name, cfg, err);
 		if (r < 0)
 			return r;
 	}
@@ -803,9 +803,9 @@ static void lifecycle(struct berth_daemon *d, const char *project, const char *n
 	events_lifecycle(d->events, project, action, url, NULL);
 }
 
-static int set_status(const char *project, const char *name, enum container_power p)
+static int set_status(struct db *db, const char *project, const char *name, enum container_power p)
 {
-	return db_instance_set_status(project, name, container_power_status(p),
+	return db_instance_set_status(db, project, name, container_power_status(p),
 				      container_power_code(p), NULL);
 }
 
@@ -957,7 +957,7 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 		berth_error_release(&serr);
 		return r;
 	}
-	set_status(project, name, CONTAINER_RUNNING);
+	set_status(d->db, project, name, CONTAINER_RUNNING);
 	container_watch(d, project, name);
 	/* Devices that need the container running (LXD fails the start when one fails). */
 	r = proxy_sync(d, project, name, json_object_get(inst, "expanded_devices"), err);
@@ -968,7 +968,7 @@ int container_start(struct berth_daemon *d, const char *project, json_t *inst,
 		container_request(rundir, "kill", CONTAINER_KILL_TIMEOUT_S, &reply, NULL);
 		wait_stopped(d, project, name, 2000);
 		proxy_stop_all(d, project, name);
-		set_status(project, name, CONTAINER_STOPPED);
+		set_status(d->db, project, name, CONTAINER_STOPPED);
 		cgroup_parent_cleanup(d);
 		return r;
 	}
@@ -1025,7 +1025,7 @@ int container_stop(struct berth_daemon *d, const char *project, const char *name
 	}
 	/* The monitor replies before it exits: wait (briefly) until its socket is gone. */
 	wait_stopped(d, project, name, 2000);
-	set_status(project, name, CONTAINER_STOPPED);
+	set_status(d->db, project, name, CONTAINER_STOPPED);
 	proxy_stop_all(d, project, name);
 	cgroup_parent_cleanup(d);
 	lifecycle(d, project, name, force ? "instance-stopped" : "instance-shutdown");
@@ -1050,7 +1050,7 @@ int container_restart(struct berth_daemon *d, const char *project, const char *n
 				    "the stop",
 				    name);
 	if (r >= 0)
-		r = instance_expand_load(project, name, &inst, err);
+		r = instance_expand_load(d->db, project, name, &inst, err);
 	if (r >= 0)
 		r = container_start(d, project, inst, err);
 	if (r < 0)
@@ -1084,7 +1084,7 @@ int container_freeze(struct berth_daemon *d, const char *project, const char *na
 	power_forget(d, project, name);
 	if (r < 0)
 		return r;
-	set_status(project, name, freeze ? CONTAINER_FROZEN : CONTAINER_RUNNING);
+	set_status(d->db, project, name, freeze ? CONTAINER_FROZEN : CONTAINER_RUNNING);
 	lifecycle(d, project, name, freeze ? "instance-paused" : "instance-resumed");
 	return 0;
 }
@@ -1376,7 +1376,7 @@ static void watch_work_cb(uv_work_t *req)
 	pthread_mutex_lock(&wt->w->lock);
 	expected = wt->expected;
 	pthread_mutex_unlock(&wt->w->lock);
-	set_status(wt->project, wt->name, CONTAINER_STOPPED);
+	set_status(d->db, wt->project, wt->name, CONTAINER_STOPPED);
 	proxy_stop_all(d, wt->project, wt->name);
 	cgroup_parent_cleanup(d);
 	if (!expected)
@@ -1589,7 +1589,7 @@ int container_reconcile(struct berth_daemon *d)
 	json_auto_t *all = NULL;
 	json_t *inst;
 	size_t i;
-	int r = db_instance_list(NULL, &all, NULL);
+	int r = db_instance_list(d->db, NULL, &all, NULL);
 
 	if (r < 0)
 		return r;
@@ -1607,7 +1607,7 @@ int container_reconcile(struct berth_daemon *d)
 			log_info("Instance \"%s\" is still running: re-attached", name);
 			/* An unresponsive monitor still has a running container: the row says
 			 * Running, not Error. */
-			set_status(project, name,
+			set_status(d->db, project, name,
 				   p == CONTAINER_UNRESPONSIVE ? CONTAINER_RUNNING : p);
 			container_watch(d, project, name);
 			/* Helpers outlive berthd: keep those that run, restart the others. */
@@ -1622,7 +1622,7 @@ int container_reconcile(struct berth_daemon *d)
 			proxy_stop_all(d, project, name);
 			if (status && !streq(status, "Stopped")) {
 				log_info("Instance \"%s\" no longer runs: marked stopped", name);
-				set_status(project, name, CONTAINER_STOPPED);
+				set_status(d->db, project, name, CONTAINER_STOPPED);
 			}
 		}
 	}

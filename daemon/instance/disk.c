@@ -44,14 +44,14 @@ static int volume_source(struct berth_daemon *d, const char *project, const char
 	_cleanup_free_ char *owner = NULL; /* the project whose volumes this one sees */
 	_cleanup_free_ char *disk = NULL;
 	struct storage_vol vol = {STORAGE_VOL_CUSTOM, NULL};
-	int r = db_project_feature_project(project, "features.storage.volumes", &owner, err);
+	int r = db_project_feature_project(d->db, project, "features.storage.volumes", &owner, err);
 
 	if (r < 0)
 		return r;
 	vol.name = disk = storage_vol_disk_name(owner, source);
 	if (!disk)
 		return -ENOMEM;
-	r = db_pool_get(pool, &pobj, err);
+	r = db_pool_get(d->db, pool, &pobj, err);
 	if (r >= 0)
 		r = storage_pool_new(d->dir, pobj, &sp, err);
 	if (r >= 0)
@@ -151,13 +151,14 @@ static int user_instance(const char *url, char **ret_name, char **ret_project)
 /* Refuse when another instance (of any project) using volume `vol` of project `owner` has
  * a map other than `next` (the map of a running instance, else its last one; one never
  * started is checked at its start). `project`/`name` is the instance being started. */
-static int others_agree(const char *owner, const char *project, const char *name, const char *pool,
-			const char *vol, const char *next, struct berth_error *err)
+static int others_agree(struct db *db, const char *owner, const char *project, const char *name,
+			const char *pool, const char *vol, const char *next,
+			struct berth_error *err)
 {
 	json_auto_t *users = NULL;
 	json_t *u;
 	size_t i;
-	int r = db_volume_used_by(pool, owner, vol, &users, err);
+	int r = db_volume_used_by(db, pool, owner, vol, &users, err);
 
 	if (r < 0)
 		return r;
@@ -172,7 +173,7 @@ static int others_agree(const char *owner, const char *project, const char *name
 			return r;
 		if (!other || (streq(other, name) && streq(oproj, project)))
 			continue;
-		r = db_instance_get(oproj, other, &inst, err);
+		r = db_instance_get(db, oproj, other, &inst, err);
 		if (r < 0)
 			return berth_error_wrap(err, r, "Storage volume \"%s\": user \"%s\"", vol,
 						json_string_value(u));
@@ -198,8 +199,8 @@ static bool ranges_overlap(uint32_t a, uint32_t b, uint32_t n)
 /* Shift volume `vol` of project `owner` (at `path`, row `row`) from map `last` to `next`
  * and record it. Refused between overlapping host ranges, which a failed shift could not
  * put back (ids shifted and ids still to shift would be the same). */
-static int volume_reshift(const char *owner, const char *pool, const char *vol, const char *path,
-			  const json_t *row, const char *last, const char *next,
+static int volume_reshift(struct db *db, const char *owner, const char *pool, const char *vol,
+			  const char *path, const json_t *row, const char *last, const char *next,
 			  struct berth_error *err)
 {
 	json_auto_t *upd = json_deep_copy(row);
@@ -232,7 +233,7 @@ static int volume_reshift(const char *owner, const char *pool, const char *vol, 
 	log_info("Shifting storage volume \"%s\" on disk to %s", vol, next);
 	r = runtime_idmap_shift_path(path, &sh, err);
 	if (r >= 0)
-		r = db_volume_update(pool, owner, "custom", vol, upd, NULL, NULL, err);
+		r = db_volume_update(db, pool, owner, "custom", vol, upd, NULL, NULL, err);
 	if (r < 0) {
 		/* nothing half-shifted: put the ids back as recorded */
 		back = (struct runtime_idmap_shift){sh.to_uid, sh.to_gid, sh.from_uid, sh.from_gid,
@@ -268,9 +269,10 @@ static int idmap_works(const char *path, const struct runtime_spec *spec, int us
  * than idmapped for `spec`'s container: when BERTH_MONITOR_NO_IDMAP is set, when it is
  * shifted already, or when the kernel or filesystem refuses the idmapped mount (probed
  * with `userns` when >= 0, else with a throwaway user namespace). Shifts it as needed. */
-static int volume_shift(const char *owner, const char *project, const struct runtime_spec *spec,
-			int userns, const char *pool, const char *vol, const char *path,
-			bool *ret_shifted, struct berth_error *err)
+static int volume_shift(struct db *db, const char *owner, const char *project,
+			const struct runtime_spec *spec, int userns, const char *pool,
+			const char *vol, const char *path, bool *ret_shifted,
+			struct berth_error *err)
 {
 	_cleanup_free_ char *next = map_json(spec);
 	json_auto_t *row = NULL;
@@ -279,7 +281,7 @@ static int volume_shift(const char *owner, const char *project, const struct run
 
 	if (!next)
 		return -ENOMEM;
-	r = db_volume_get(pool, owner, "custom", vol, &row, err);
+	r = db_volume_get(db, pool, owner, "custom", vol, &row, err);
 	if (r < 0)
 		return r;
 	last = berth_json_string(json_object_get(row, "config"), "volatile.idmap.last");
@@ -301,9 +303,9 @@ static int volume_shift(const char *owner, const char *project, const struct run
 				       vol, spec->name);
 	if (map_equal(last, next))
 		return 0;
-	r = others_agree(owner, project, spec->name, pool, vol, next, err);
+	r = others_agree(db, owner, project, spec->name, pool, vol, next, err);
 	if (r >= 0)
-		r = volume_reshift(owner, pool, vol, path, row, last, next, err);
+		r = volume_reshift(db, owner, pool, vol, path, row, last, next, err);
 	return r;
 }
 
@@ -336,7 +338,8 @@ static int disk_mount(struct berth_daemon *d, const char *project, const struct 
 	}
 	if (pool && *pool && S_ISDIR(st.st_mode)) {
 		pthread_mutex_lock(&shift_lock);
-		r = volume_shift(owner, project, spec, userns, pool, source, src, &shifted, err);
+		r = volume_shift(d->db, owner, project, spec, userns, pool, source, src, &shifted,
+				 err);
 		pthread_mutex_unlock(&shift_lock);
 		if (r < 0)
 			return r; /* its message names the volume */

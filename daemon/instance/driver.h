@@ -87,8 +87,8 @@ struct instance_driver {
 	void (*devices_release)(struct berth_daemon *d, const char *project, const json_t *before,
 				const json_t *after);
 	/* The volatile keys of devices `after` lacks are removed from the stored instance. */
-	int (*devices_forget)(const char *project, const json_t *before, const json_t *after,
-			      struct berth_error *err);
+	int (*devices_forget)(struct db *db, const char *project, const json_t *before,
+			      const json_t *after, struct berth_error *err);
 };
 
 /* The driver of instance type `type` (NULL or "": "container"). -EOPNOTSUPP when there is

@@ -12,18 +12,19 @@
 #include "lib/macros.h"
 #include "lib/util.h"
 
-int instance_expand_profiles(const char *project, json_t **ret, struct berth_error *err)
+int instance_expand_profiles(struct db *db, const char *project, json_t **ret,
+			     struct berth_error *err)
 {
 	_cleanup_free_ char *pp = NULL;
 	json_auto_t *list = NULL;
 	json_auto_t *map = NULL;
 	json_t *p;
 	size_t i;
-	int r = db_project_feature_project(project, "features.profiles", &pp, err);
+	int r = db_project_feature_project(db, project, "features.profiles", &pp, err);
 
 	if (r < 0)
 		return r;
-	r = db_profile_list(pp, &list, err);
+	r = db_profile_list(db, pp, &list, err);
 	if (r < 0)
 		return r;
 	map = json_object();
@@ -161,11 +162,11 @@ void instance_expand_cache_release(void)
 	instance_expand_invalidate();
 }
 
-int instance_expand_load(const char *project, const char *name, json_t **ret,
+int instance_expand_load(struct db *db, const char *project, const char *name, json_t **ret,
 			 struct berth_error *err)
 {
 	json_auto_t *profiles = NULL;
-	uint64_t gen = db_generation(); /* before the rows: see db_generation() */
+	uint64_t gen = db_generation(db); /* before the rows: see db_generation() */
 	json_t *inst = expanded_cache_get(project, name, gen);
 	int r;
 
@@ -173,9 +174,9 @@ int instance_expand_load(const char *project, const char *name, json_t **ret,
 		*ret = inst;
 		return 0;
 	}
-	r = db_instance_get(project, name, &inst, err);
+	r = db_instance_get(db, project, name, &inst, err);
 	if (r >= 0)
-		r = instance_expand_profiles(project, &profiles, err);
+		r = instance_expand_profiles(db, project, &profiles, err);
 	if (r >= 0)
 		r = instance_expand(inst, profiles);
 	if (r < 0) {

@@ -9,10 +9,13 @@
 
 #include "lib/error.h"
 
+struct db;
+
 /* name -> profile object of the profiles instances of `project` use (the project's own
  * with features.profiles, else the "default" project's): a new object in *ret. -ENOENT
  * when the project does not exist. Blocking. */
-int instance_expand_profiles(const char *project, json_t **ret, struct berth_error *err);
+int instance_expand_profiles(struct db *db, const char *project, json_t **ret,
+			     struct berth_error *err);
 
 /* Add expanded_config, expanded_devices and location to the instance object `inst` (a db
  * row) from `profiles` (as instance_expand_profiles gives them). Profiles it names that
@@ -21,7 +24,7 @@ int instance_expand(json_t *inst, const json_t *profiles);
 
 /* The instance object (db row) with expanded_config and expanded_devices, the caller's
  * to change. Blocking, except when it was loaded since the database last changed. */
-int instance_expand_load(const char *project, const char *name, json_t **ret,
+int instance_expand_load(struct db *db, const char *project, const char *name, json_t **ret,
 			 struct berth_error *err);
 
 /* Forget every cached expansion: a profile or a project changed. Any thread. */

@@ -52,12 +52,13 @@ json_t *instance_state(struct berth_daemon *d, const char *project, const json_t
 
 /* ---- checks ---- */
 
-int instance_check_profiles(const char *project, const json_t *profiles, struct berth_error *err)
+int instance_check_profiles(struct db *db, const char *project, const json_t *profiles,
+			    struct berth_error *err)
 {
 	json_auto_t *map = NULL;
 	json_t *n;
 	size_t i;
-	int r = instance_expand_profiles(project, &map, err);
+	int r = instance_expand_profiles(db, project, &map, err);
 
 	if (r < 0)
 		return r;
@@ -77,11 +78,12 @@ static bool job_running(const struct instance_job *j)
 int instance_create_check(const struct instance_job *j, struct berth_error *err)
 {
 	json_auto_t *existing = NULL;
-	int r = instance_check_profiles(j->project, json_object_get(j->object, "profiles"), err);
+	int r = instance_check_profiles(j->d->db, j->project,
+					json_object_get(j->object, "profiles"), err);
 
 	if (r < 0)
 		return r;
-	r = db_instance_get(j->project, j->name, &existing, err);
+	r = db_instance_get(j->d->db, j->project, j->name, &existing, err);
 	if (r == 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Instance \"%s\" already exists", j->name);
@@ -115,7 +117,7 @@ int instance_rename_check(const struct instance_job *j, struct berth_error *err)
 	if (r > 0)
 		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
 				       "Renaming of running instance not allowed");
-	r = db_instance_get(j->project, j->new_name, &other, err);
+	r = db_instance_get(j->d->db, j->project, j->new_name, &other, err);
 	if (r == 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Name \"%s\" already in use", j->new_name);
@@ -197,7 +199,7 @@ static void lifecycle(struct instance_job *j, const char *action, const char *na
 int instance_create_run(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
-	int r = db_instance_create(j->project, j->object, err);
+	int r = db_instance_create(j->d->db, j->project, j->object, err);
 
 	if (r < 0)
 		return r;
@@ -213,26 +215,26 @@ int instance_update_run(struct operation *op, void *data, struct berth_error *er
 	struct instance_job *j = data;
 	json_auto_t *stored = NULL, *before = NULL, *after = NULL;
 	bool running = job_running(j);
-	int r = db_instance_get(j->project, j->name, &stored, err);
+	int r = db_instance_get(j->d->db, j->project, j->name, &stored, err);
 
 	if (r >= 0)
-		r = instance_expand_load(j->project, j->name, &before, err);
+		r = instance_expand_load(j->d->db, j->project, j->name, &before, err);
 	if (r >= 0)
-		r = db_instance_update(j->project, j->name, j->object, err);
+		r = db_instance_update(j->d->db, j->project, j->name, j->object, err);
 	if (r >= 0)
-		r = instance_expand_load(j->project, j->name, &after, err);
+		r = instance_expand_load(j->d->db, j->project, j->name, &after, err);
 	if (r < 0)
 		return r;
 	if (running) {
 		r = j->drv->update_limits(j->d, j->project, before, after, err);
 		if (r < 0) {
-			db_instance_update(j->project, j->name, stored, NULL);
+			db_instance_update(j->d->db, j->project, j->name, stored, NULL);
 			return r;
 		}
 		r = j->drv->update_devices(j->d, j->project, before, after, err);
 		if (r < 0) {
 			j->drv->update_limits(j->d, j->project, after, before, NULL);
-			db_instance_update(j->project, j->name, stored, NULL);
+			db_instance_update(j->d->db, j->project, j->name, stored, NULL);
 			return r;
 		}
 	}
@@ -242,13 +244,13 @@ int instance_update_run(struct operation *op, void *data, struct berth_error *er
 			j->drv->update_devices(j->d, j->project, after, before, NULL);
 			j->drv->update_limits(j->d, j->project, after, before, NULL);
 		}
-		if (db_instance_update(j->project, j->name, stored, NULL) >= 0)
+		if (db_instance_update(j->d->db, j->project, j->name, stored, NULL) >= 0)
 			j->drv->update_outside(j->d, j->project, j->name, NULL);
 		return r;
 	}
 	if (!running && j->drv)
 		j->drv->devices_release(j->d, j->project, before, after);
-	r = j->drv ? j->drv->devices_forget(j->project, before, after, err) : 0;
+	r = j->drv ? j->drv->devices_forget(j->d->db, j->project, before, after, err) : 0;
 	if (r < 0)
 		return r;
 	if (running)
@@ -289,7 +291,7 @@ static int rename_hook(void *data, struct berth_error *err)
 int instance_rename_run(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
-	int r = db_instance_rename(j->project, j->name, j->new_name, rename_hook, j, err);
+	int r = db_instance_rename(j->d->db, j->project, j->name, j->new_name, rename_hook, j, err);
 
 	if (r < 0 && j->done) { /* the commit failed after the volume moved: move it back */
 		_cleanup_free_ char *to = storage_vol_disk_name(j->project, j->new_name);
@@ -311,12 +313,12 @@ int instance_delete_run(struct operation *op, void *data, struct berth_error *er
 	json_auto_t *before = NULL;
 	int r;
 
-	if (instance_expand_load(j->project, j->name, &before, NULL) < 0)
+	if (instance_expand_load(j->d->db, j->project, j->name, &before, NULL) < 0)
 		before = NULL;
 	/* Stopped, and the name is still ours: nothing of a new instance of that name can be
 	 * in its run directory or cgroup yet. */
 	cleanup_instance(j->d, j->project, j->name);
-	r = db_instance_delete(j->project, j->name, err);
+	r = db_instance_delete(j->d->db, j->project, j->name, err);
 	if (r < 0)
 		return r;
 	if (before && j->drv)
@@ -359,7 +361,7 @@ static int open_pool(struct berth_daemon *d, const char *name, struct storage_po
 		     struct berth_error *err)
 {
 	json_auto_t *p = NULL;
-	int r = db_pool_get(name, &p, err);
+	int r = db_pool_get(d->db, name, &p, err);
 
 	return r < 0 ? r : storage_pool_new(d->dir, p, ret, err);
 }
@@ -389,7 +391,7 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 	if (r < 0)
 		return berth_error_wrap(err, r, "Creating the root volume");
 	berth_test_pause("instance-create-after-disk");
-	r = db_instance_create_with_volume(j->project, j->object, pool->name, NULL, err);
+	r = db_instance_create_with_volume(j->d->db, j->project, j->object, pool->name, NULL, err);
 	if (r < 0) {
 		pool->driver->volume_delete(pool, &vol, NULL);
 		return r;
@@ -427,8 +429,8 @@ int instance_copy_run(struct operation *op, void *data, struct berth_error *err)
 	if (r >= 0)
 		berth_test_pause("instance-copy-after-disk");
 	if (r >= 0)
-		r = db_instance_create_with_volume(j->project, j->object, pool ? pool->name : NULL,
-						   j->snapshots, err);
+		r = db_instance_create_with_volume(j->d->db, j->project, j->object,
+						   pool ? pool->name : NULL, j->snapshots, err);
 	if (r < 0) {
 		if (pool)
 			pool->driver->volume_delete(pool, &vol, NULL);
@@ -445,17 +447,17 @@ int instance_restore_run(struct operation *op, void *data, struct berth_error *e
 	struct instance_job *j = data;
 	json_auto_t *snap = NULL;
 	json_auto_t *inst = NULL;
-	int r = db_snapshot_get(j->project, j->name, j->restore, &snap, err);
+	int r = db_snapshot_get(j->d->db, j->project, j->name, j->restore, &snap, err);
 
 	if (r >= 0)
-		r = db_instance_get(j->project, j->name, &inst, err);
+		r = db_instance_get(j->d->db, j->project, j->name, &inst, err);
 	if (r >= 0 && j->v.pool)
 		r = j->v.pool->driver->volume_restore(j->v.pool, &j->v.vol, j->restore, 0, err);
 	if (r < 0)
 		return r;
 	json_object_set(inst, "config", json_object_get(snap, "config"));
 	json_object_set(inst, "devices", json_object_get(snap, "devices"));
-	r = db_instance_update(j->project, j->name, inst, err);
+	r = db_instance_update(j->d->db, j->project, j->name, inst, err);
 	if (r < 0)
 		return r;
 	lifecycle(j, "instance-restored", j->name, json_pack("{s:s}", "snapshot", j->restore));
@@ -463,14 +465,15 @@ int instance_restore_run(struct operation *op, void *data, struct berth_error *e
 }
 
 /* The pool of the root disk device ("path": "/") of `obj` expanded with its profiles. */
-static int root_pool(const char *project, const json_t *obj, char **ret, struct berth_error *err)
+static int root_pool(struct db *db, const char *project, const json_t *obj, char **ret,
+		     struct berth_error *err)
 {
 	json_auto_t *profiles = NULL;
 	json_auto_t *inst = json_deep_copy(obj);
 	json_auto_t *pool_obj = NULL;
 	const char *pool = NULL, *dname;
 	json_t *dev;
-	int r = instance_expand_profiles(project, &profiles, err);
+	int r = instance_expand_profiles(db, project, &profiles, err);
 
 	if (r < 0)
 		return r;
@@ -487,7 +490,7 @@ static int root_pool(const char *project, const json_t *obj, char **ret, struct 
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Failed to find root disk device with a pool (a disk "
 				       "device with path \"/\" in the profiles or devices)");
-	r = db_pool_get(pool, &pool_obj, err);
+	r = db_pool_get(db, pool, &pool_obj, err);
 	if (r < 0)
 		return r == -ENOENT ? berth_error_set(err, r, BERTH_ERR_BAD_REQUEST,
 						      "Storage pool \"%s\" not found", pool)
@@ -512,7 +515,7 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
 	json_t *v;
 	int r;
 
-	r = db_project_feature_project(j->project, "features.images", &images, err);
+	r = db_project_feature_project(j->d->db, j->project, "features.images", &images, err);
 	if (r < 0)
 		return r;
 	if (server && *server)
@@ -521,19 +524,19 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
 				       "import the image first (berth image import)");
 	if (alias && *alias) {
 		json_auto_t *a = NULL;
-		r = db_image_alias_get(images, alias, &a, err);
+		r = db_image_alias_get(j->d->db, images, alias, &a, err);
 		if (r < 0)
 			return r;
-		r = db_image_resolve(images, berth_json_string(a, "target") ?: "", &j->fingerprint,
-				     err);
+		r = db_image_resolve(j->d->db, images, berth_json_string(a, "target") ?: "",
+				     &j->fingerprint, err);
 	} else if (fp && *fp) {
-		r = db_image_resolve(images, fp, &j->fingerprint, err);
+		r = db_image_resolve(j->d->db, images, fp, &j->fingerprint, err);
 	} else {
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Image source needs an alias or a fingerprint");
 	}
 	if (r >= 0)
-		r = db_image_get(images, j->fingerprint, &img, err);
+		r = db_image_get(j->d->db, images, j->fingerprint, &img, err);
 	if (r < 0)
 		return r;
 	if (!*(berth_json_string(body, "architecture") ?: ""))
@@ -544,7 +547,7 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
 			json_object_set(config, k, v);
 	}
 	json_object_set_new(config, "volatile.base_image", json_string(j->fingerprint));
-	return root_pool(j->project, obj, &j->pool_name, err);
+	return root_pool(j->d->db, j->project, obj, &j->pool_name, err);
 }
 
 /* Source type "copy": "c1" or "c1/snap". The new instance starts from the source's
@@ -578,11 +581,11 @@ int instance_prepare_copy(struct instance_job *j, const json_t *body, const json
 	j->src_snap = slash ? strdup(slash + 1) : NULL;
 	if (!j->src_name || (slash && !j->src_snap))
 		return -ENOMEM;
-	r = db_instance_get(j->project, j->src_name, &src, err);
+	r = db_instance_get(j->d->db, j->project, j->src_name, &src, err);
 	if (r >= 0) /* the source's type must have a driver too */
 		r = instance_driver_get(berth_json_string(src, "type"), j->name, &drv, err);
 	if (r >= 0 && j->src_snap)
-		r = db_snapshot_get(j->project, j->src_name, j->src_snap, &snap, err);
+		r = db_snapshot_get(j->d->db, j->project, j->src_name, j->src_snap, &snap, err);
 	if (r < 0)
 		return r;
 	base = snap ? snap : src;
@@ -605,12 +608,12 @@ int instance_prepare_copy(struct instance_job *j, const json_t *body, const json
 		_cleanup_free_ char *src_pool = NULL;
 		_cleanup_free_ char *want = NULL;
 
-		r = db_instance_pool(j->project, j->src_name, &src_pool, err);
+		r = db_instance_pool(j->d->db, j->project, j->src_name, &src_pool, err);
 		if (r == -ENOENT)
 			berth_error_release(err);
 		else if (r < 0)
 			return r;
-		if (src_pool && root_pool(j->project, obj, &want, err) >= 0 &&
+		if (src_pool && root_pool(j->d->db, j->project, obj, &want, err) >= 0 &&
 		    !streq(want, src_pool))
 			return berth_error_set(
 				err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
@@ -624,7 +627,7 @@ int instance_prepare_copy(struct instance_job *j, const json_t *body, const json
 	if (snap || berth_json_bool(source, "instance_only", false))
 		return 0;
 	/* Snapshot rows keep their names and creation dates in the copy. */
-	return db_snapshot_list(j->project, j->src_name, &j->snapshots, err);
+	return db_snapshot_list(j->d->db, j->project, j->src_name, &j->snapshots, err);
 }
 
 /* ---- state changes ---- */
@@ -636,7 +639,7 @@ int instance_state_run(struct operation *op, void *data, struct berth_error *err
 	int r;
 
 	if (streq(j->action, "start")) {
-		r = instance_expand_load(j->project, j->name, &inst, err);
+		r = instance_expand_load(j->d->db, j->project, j->name, &inst, err);
 		if (r >= 0)
 			r = j->drv->start(j->d, j->project, inst, err);
 		return r;
@@ -708,7 +711,7 @@ void instance_profile_updated(struct berth_daemon *d, const char *profile)
 	json_t *inst;
 	size_t i;
 
-	if (db_instance_list(NULL, &all, NULL) < 0)
+	if (db_instance_list(d->db, NULL, &all, NULL) < 0)
 		return;
 	json_array_foreach(all, i, inst) {
 		const char *project = berth_json_string(inst, "project");

@@ -53,7 +53,8 @@ void instance_job_free(void *j);
 
 /* Each profile name in the array `profiles` exists for instances of `project`: 400
  * "Profile \"NAME\" doesn't exist" otherwise. */
-int instance_check_profiles(const char *project, const json_t *profiles, struct berth_error *err);
+int instance_check_profiles(struct db *db, const char *project, const json_t *profiles,
+			    struct berth_error *err);
 /* Creation from an image (source type "image", LXD's fields alias/fingerprint/server):
  * j->object gets the image's properties as image.* config keys, volatile.base_image and
  * its architecture when `body` names none; j->fingerprint and j->pool_name are set. */

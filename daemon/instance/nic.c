@@ -337,7 +337,7 @@ static bool is_nic(const json_t *dev)
 }
 
 /* Store the generated volatile keys in the instance's own config. */
-static int store_volatile(const char *project, const char *name, const json_t *vol,
+static int store_volatile(struct db *db, const char *project, const char *name, const json_t *vol,
 			  struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
@@ -347,12 +347,12 @@ static int store_volatile(const char *project, const char *name, const json_t *v
 
 	if (!json_object_size(vol))
 		return 0;
-	r = db_instance_get(project, name, &inst, err);
+	r = db_instance_get(db, project, name, &inst, err);
 	if (r < 0)
 		return r;
 	json_object_foreach((json_t *)vol, k, v)
 		json_object_set(json_object_get(inst, "config"), k, v);
-	return db_instance_update(project, name, inst, err);
+	return db_instance_update(db, project, name, inst, err);
 }
 
 static int build_list(struct berth_daemon *d, const char *project, const json_t *inst,
@@ -387,7 +387,7 @@ static int build_list(struct berth_daemon *d, const char *project, const json_t 
 		n++;
 	}
 	if (r >= 0)
-		r = store_volatile(project, name, vol, err);
+		r = store_volatile(d->db, project, name, vol, err);
 	if (r < 0) {
 		for (size_t i = 0; i < n; i++)
 			runtime_nic_release(&nics[i]);
@@ -440,8 +440,8 @@ void nic_release_leases(struct berth_daemon *d, const char *project, const json_
 	}
 }
 
-int nic_forget_volatile(const char *project, const json_t *before, const json_t *after,
-			struct berth_error *err)
+int nic_forget_volatile(struct db *db, const char *project, const json_t *before,
+			const json_t *after, struct berth_error *err)
 {
 	const json_t *adevs = json_object_get(after, "expanded_devices");
 	const char *name = berth_json_string(after, "name");
@@ -450,7 +450,7 @@ int nic_forget_volatile(const char *project, const json_t *before, const json_t 
 	json_t *dev, *cfg, *v;
 	void *tmp;
 	bool changed = false;
-	int r = db_instance_get(project, name, &inst, err);
+	int r = db_instance_get(db, project, name, &inst, err);
 
 	if (r < 0)
 		return r;
@@ -469,7 +469,7 @@ int nic_forget_volatile(const char *project, const json_t *before, const json_t 
 				changed = true;
 			}
 	}
-	return changed ? db_instance_update(project, name, inst, err) : 0;
+	return changed ? db_instance_update(db, project, name, inst, err) : 0;
 }
 
 /* ---- hot-plug ---- */

@@ -40,8 +40,8 @@ void nic_release_leases(struct berth_daemon *d, const char *project, const json_
 
 /* Remove volatile.<dev>.* of the devices `before` had and `after` has not from the stored
  * instance `name` (LXD does the same: a device added again later is a new one). */
-int nic_forget_volatile(const char *project, const json_t *before, const json_t *after,
-			struct berth_error *err);
+int nic_forget_volatile(struct db *db, const char *project, const json_t *before,
+			const json_t *after, struct berth_error *err);
 
 /* The "network" object of GET /1.0/instances/NAME/state for the container whose PID 1 is
  * `pid`, read from its namespace; host_name from the spec in `rundir`. New reference;

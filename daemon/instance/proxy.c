@@ -538,7 +538,7 @@ int proxy_instance_updated(struct berth_daemon *d, const char *project, const ch
 			   struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
-	int r = instance_expand_load(project, name, &inst, err);
+	int r = instance_expand_load(d->db, project, name, &inst, err);
 
 	if (r < 0)
 		return r;

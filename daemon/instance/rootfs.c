@@ -280,13 +280,13 @@ int rootfs_from_image(struct storage_pool *pool, const char *fp, const char *dis
 	return r;
 }
 
-void rootfs_image_volumes_remove(const char *state_dir, const char *fp)
+void rootfs_image_volumes_remove(struct db *db, const char *state_dir, const char *fp)
 {
 	struct berth_error err = {0};
 	json_auto_t *pools = NULL;
 	json_t *p;
 	size_t i;
-	int r = db_pool_list(&pools, &err);
+	int r = db_pool_list(db, &pools, &err);
 
 	if (r < 0) {
 		log_warn("Cannot list pools to remove image volume \"%s\": %s, ignoring", fp,

@@ -12,6 +12,8 @@
 #include "lib/error.h"
 #include "storage/driver.h"
 
+struct db;
+
 /* Make sure the image volume images/<fp> exists on `pool`, unpacking the image files
  * under `images_dir` (<fp> and maybe <fp>.rootfs) when it does not. Concurrent callers
  * each unpack into a private temporary volume; the first rename wins, the others drop
@@ -38,4 +40,4 @@ bool rootfs_is_temporary_image(const char *name);
 /* Remove the image volume images/<fp> from every pool that has one (the image is gone
  * from the store). Instances cloned from it keep their own volumes. Failures are logged
  * and ignored: the start-up reconciliation retries them. */
-void rootfs_image_volumes_remove(const char *state_dir, const char *fp);
+void rootfs_image_volumes_remove(struct db *db, const char *state_dir, const char *fp);

@@ -110,7 +110,8 @@ int snapshot_create(struct snapshot *s, const char *expires_at, struct berth_err
 	if (r < 0)
 		return r;
 	berth_test_pause("instance-snapshot-after-disk");
-	r = db_snapshot_create(s->project, s->instance, row, pool ? pool->name : NULL, err);
+	r = db_snapshot_create(s->d->db, s->project, s->instance, row, pool ? pool->name : NULL,
+			       err);
 	if (r < 0) {
 		if (pool)
 			pool->driver->volume_snapshot_delete(pool, &s->v.vol, s->name, NULL);
@@ -222,7 +223,8 @@ int snapshot_rename(struct snapshot *s, const char *new_name, struct berth_error
 
 	if (!name)
 		return -ENOMEM;
-	r = db_snapshot_rename(s->project, s->instance, s->name, new_name, rename_hook, &c, err);
+	r = db_snapshot_rename(s->d->db, s->project, s->instance, s->name, new_name, rename_hook,
+			       &c, err);
 	if (r < 0) {
 		if (c.done)
 			s->v.pool->driver->volume_snapshot_rename(s->v.pool, &s->v.vol, new_name,
@@ -237,7 +239,7 @@ int snapshot_rename(struct snapshot *s, const char *new_name, struct berth_error
 
 int snapshot_delete(struct snapshot *s, struct berth_error *err)
 {
-	int r = db_snapshot_delete(s->project, s->instance, s->name, NULL, NULL, err);
+	int r = db_snapshot_delete(s->d->db, s->project, s->instance, s->name, NULL, NULL, err);
 
 	if (r < 0)
 		return r;
@@ -269,7 +271,7 @@ static int prune_instance(struct berth_daemon *d, const char *project, const cha
 	json_auto_t *snaps = NULL;
 	json_t *s;
 	size_t i;
-	int r = db_snapshot_list(project, name, &snaps, &err), n = 0;
+	int r = db_snapshot_list(d->db, project, name, &snaps, &err), n = 0;
 
 	json_array_foreach(snaps, i, s) {
 		_cleanup_(snapshot_freep) struct snapshot *snap = NULL;
@@ -298,7 +300,7 @@ int snapshots_prune(struct berth_daemon *d)
 	char now[BERTH_RFC3339_MAX];
 	json_t *inst;
 	size_t i;
-	int r = db_instance_list(NULL, &list, &err), n = 0;
+	int r = db_instance_list(d->db, NULL, &list, &err), n = 0;
 
 	if (r < 0) {
 		log_warn("Cannot list instances to prune snapshots: %s, ignoring",
@@ -325,7 +327,7 @@ static int take_scheduled(struct berth_daemon *d, const json_t *inst, struct ber
 	_cleanup_free_ char *name = NULL;
 	_cleanup_free_ char *expires = NULL;
 	json_auto_t *list = NULL;
-	int r = db_snapshot_list(project, instance, &list, err);
+	int r = db_snapshot_list(d->db, project, instance, &list, err);
 
 	if (r < 0)
 		return r;
@@ -348,7 +350,7 @@ int snapshots_schedule(struct berth_daemon *d, time_t minute)
 	json_t *inst;
 	struct tm tm;
 	size_t i;
-	int r = db_instance_list(NULL, &list, &err), n = 0;
+	int r = db_instance_list(d->db, NULL, &list, &err), n = 0;
 
 	if (r < 0) {
 		log_warn("Cannot list instances to take scheduled snapshots: %s, ignoring",

@@ -19,7 +19,7 @@ int instance_volume_open(struct berth_daemon *d, const char *project, const char
 {
 	_cleanup_free_ char *pool_name = NULL;
 	json_auto_t *pool = NULL;
-	int r = db_instance_pool(project, name, &pool_name, err);
+	int r = db_instance_pool(d->db, project, name, &pool_name, err);
 
 	*ret = (struct instance_volume){0};
 	if (r == -ENOENT) {
@@ -27,7 +27,7 @@ int instance_volume_open(struct berth_daemon *d, const char *project, const char
 		return 0;
 	}
 	if (r >= 0)
-		r = db_pool_get(pool_name, &pool, err);
+		r = db_pool_get(d->db, pool_name, &pool, err);
 	if (r >= 0)
 		r = storage_pool_new(d->dir, pool, &ret->pool, err);
 	if (r < 0)

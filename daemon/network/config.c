@@ -123,7 +123,7 @@ static void ifname_of(const struct berth_nl_link *links, size_t n, int index, ch
 /* Refuse addr/prefix of `family` (as the user wrote it: `text`) when it overlaps a
  * non-default route or an address of a link other than bridge `self`, or the subnet of
  * another network. -EADDRINUSE (400) naming the overlap. */
-static int check_overlap(const char *self, int family, const unsigned char *addr,
+static int check_overlap(struct db *db, const char *self, int family, const unsigned char *addr,
 			 unsigned int prefix, const char *text, struct berth_error *err)
 {
 	_cleanup_free_ struct berth_nl_link *links = NULL;
@@ -182,7 +182,7 @@ static int check_overlap(const char *self, int family, const unsigned char *addr
 			"Network address \"%s\" overlaps with address %s/%u on dev %s", text, other,
 			a->prefixlen, ifname);
 	}
-	r = db_network_list(&nets, err);
+	r = db_network_list(db, &nets, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(nets, i, net) {
@@ -205,7 +205,7 @@ static int check_overlap(const char *self, int family, const unsigned char *addr
 }
 
 /* A free random subnet for "auto", written as the gateway's CIDR into `buf`. */
-static int pick_subnet(const char *self, int family, char *buf, size_t size,
+static int pick_subnet(struct db *db, const char *self, int family, char *buf, size_t size,
 		       struct berth_error *err)
 {
 	for (int attempt = 0; attempt < 200; attempt++) {
@@ -230,7 +230,7 @@ static int pick_subnet(const char *self, int family, char *buf, size_t size,
 		}
 		inet_ntop(family, addr, text, sizeof(text));
 		snprintf(buf, size, "%s/%u", text, prefix);
-		r = check_overlap(self, family, addr, prefix, buf, NULL);
+		r = check_overlap(db, self, family, addr, prefix, buf, NULL);
 		if (r == -EADDRINUSE)
 			continue;
 		if (r < 0)
@@ -244,8 +244,8 @@ static int pick_subnet(const char *self, int family, char *buf, size_t size,
 }
 
 /* ipv4.address / ipv6.address: "auto" resolved, "none" kept, a CIDR checked. */
-static int check_address(const char *self, json_t *config, const char *key, int family,
-			 struct berth_error *err)
+static int check_address(struct db *db, const char *self, json_t *config, const char *key,
+			 int family, struct berth_error *err)
 {
 	const char *v = berth_json_string(config, key);
 	unsigned char addr[16], net[16];
@@ -261,7 +261,7 @@ static int check_address(const char *self, json_t *config, const char *key, int 
 			json_object_set_new(config, key, json_string("none"));
 			return 0;
 		}
-		r = pick_subnet(self, family, buf, sizeof(buf), err);
+		r = pick_subnet(db, self, family, buf, sizeof(buf), err);
 		if (r < 0)
 			return r;
 		json_object_set_new(config, key, json_string(buf));
@@ -292,7 +292,7 @@ static int check_address(const char *self, json_t *config, const char *key, int 
 				       " (like %s)",
 				       self, key, v,
 				       family == AF_INET ? "10.1.2.1/24" : "fd42::1/64");
-	return check_overlap(self, family, net, prefix, v, err);
+	return check_overlap(db, self, family, net, prefix, v, err);
 }
 
 static int check_ranges(const char *self, const char *v, struct berth_error *err)
@@ -398,7 +398,8 @@ static int check_value(const char *self, const char *key, enum key_kind kind, co
 	}
 }
 
-int network_config_check(const char *name, json_t *config, bool create, struct berth_error *err)
+int network_config_check(struct db *db, const char *name, json_t *config, bool create,
+			 struct berth_error *err)
 {
 	const char *key;
 	json_t *val;
@@ -439,9 +440,9 @@ int network_config_check(const char *name, json_t *config, bool create, struct b
 				json_object_set_new(config, fam[f][1], json_string("true"));
 		}
 	}
-	r = check_address(name, config, "ipv4.address", AF_INET, err);
+	r = check_address(db, name, config, "ipv4.address", AF_INET, err);
 	if (r >= 0)
-		r = check_address(name, config, "ipv6.address", AF_INET6, err);
+		r = check_address(db, name, config, "ipv6.address", AF_INET6, err);
 	if (r >= 0)
 		r = check_ranges_in_subnet(name, config, err);
 	return r;

@@ -29,7 +29,8 @@ int network_name_check(const char *name, struct berth_error *err);
  * unless set. "auto" is replaced by a free subnet; a given subnet overlapping a
  * route, an address or another network of berthd's namespace is refused (400 naming
  * the overlap). */
-int network_config_check(const char *name, json_t *config, bool create, struct berth_error *err);
+int network_config_check(struct db *db, const char *name, json_t *config, bool create,
+			 struct berth_error *err);
 /* Bring network `name` to `config`: bridge, addresses, forwarding, NAT, dnsmasq
  * (restarted when its config changed, re-adopted when it runs). */
 int network_apply(struct berth_daemon *d, const char *name, const json_t *config,

@@ -88,11 +88,11 @@ static int create_hook(void *data, struct berth_error *err)
 }
 
 /* The default profile gets eth0 on the default network, as `lxd init --auto` does. */
-static int default_profile_nic(struct berth_error *err)
+static int default_profile_nic(struct db *db, struct berth_error *err)
 {
 	json_auto_t *profile = NULL;
 	json_t *devices;
-	int r = db_profile_get("default", "default", &profile, err);
+	int r = db_profile_get(db, "default", "default", &profile, err);
 
 	if (r < 0)
 		return r;
@@ -102,7 +102,7 @@ static int default_profile_nic(struct berth_error *err)
 	json_object_set_new(devices, "eth0",
 			    json_pack("{s:s, s:s, s:s}", "type", "nic", "network",
 				      NETWORK_DEFAULT_NAME, "name", "eth0"));
-	return db_profile_update("default", "default", profile, err);
+	return db_profile_update(db, "default", "default", profile, err);
 }
 
 static int create_default(struct berth_daemon *d, struct berth_error *err)
@@ -115,9 +115,9 @@ static int create_default(struct berth_daemon *d, struct berth_error *err)
 
 	if (!net)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
-	r = network_config_check(NETWORK_DEFAULT_NAME, config, true, err);
+	r = network_config_check(d->db, NETWORK_DEFAULT_NAME, config, true, err);
 	if (r >= 0)
-		r = db_network_create(net, create_hook, args, err);
+		r = db_network_create(d->db, net, create_hook, args, err);
 	if (r < 0) {
 		struct berth_error ignored = {0};
 		network_remove(d, NETWORK_DEFAULT_NAME, &ignored);
@@ -127,7 +127,7 @@ static int create_default(struct berth_daemon *d, struct berth_error *err)
 	log_info("Created network \"%s\" (%s, %s)", NETWORK_DEFAULT_NAME,
 		 berth_json_string(config, "ipv4.address"),
 		 berth_json_string(config, "ipv6.address"));
-	return default_profile_nic(err);
+	return default_profile_nic(d->db, err);
 }
 
 void network_startup(struct berth_daemon *d, bool fresh)
@@ -147,7 +147,7 @@ void network_startup(struct berth_daemon *d, bool fresh)
 		berth_error_release(&err);
 		return;
 	}
-	r = db_network_list(&list, &err);
+	r = db_network_list(d->db, &list, &err);
 	if (r < 0) {
 		log_error("Cannot list networks: %s", berth_error_msg(&err, r));
 		berth_error_release(&err);
@@ -271,7 +271,7 @@ int network_nic_resolve(struct berth_daemon *d, const char *project, const char 
 	if (strlen(network) >= IFNAMSIZ)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
 				       "Network \"%s\" not found", network);
-	r = db_network_get(network, &net, NULL);
+	r = db_network_get(d->db, network, &net, NULL);
 	if (r >= 0) {
 		memset(target, 0, sizeof(*target));
 		strcpy(target->bridge, network);
@@ -312,7 +312,7 @@ int network_nic_lease_add(struct berth_daemon *d, const char *project, const cha
 		ipv4 = NULL;
 	if (ipv6 && !*ipv6)
 		ipv6 = NULL;
-	r = db_network_get(network, &net, NULL);
+	r = db_network_get(d->db, network, &net, NULL);
 	if (r < 0) {
 		if (ipv4 || ipv6)
 			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,

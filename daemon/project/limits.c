@@ -25,6 +25,7 @@ static const char *const aggregate_keys[] = {
 };
 
 struct usage {
+	struct db *db;	     /* borrowed */
 	const char *project; /* borrowed */
 	json_t *config;	     /* owned: the project's config */
 	json_t *profiles;    /* owned: name -> profile, from the project its instances use */
@@ -59,9 +60,9 @@ static int load_profiles(struct usage *u, struct berth_error *err)
 	size_t i;
 	int r;
 
-	r = db_project_feature_project(u->project, "features.profiles", &pp, err);
+	r = db_project_feature_project(u->db, u->project, "features.profiles", &pp, err);
 	if (r >= 0)
-		r = db_profile_list(pp, &list, err);
+		r = db_profile_list(u->db, pp, &list, err);
 	if (r < 0)
 		return r;
 	u->profiles = json_object();
@@ -83,7 +84,7 @@ static int load_volumes(struct usage *u, struct berth_error *err)
 	u->volumes = json_array();
 	if (!u->volumes)
 		return -ENOMEM;
-	r = db_pool_list(&pools, err);
+	r = db_pool_list(u->db, &pools, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(pools, i, pool) {
@@ -91,8 +92,8 @@ static int load_volumes(struct usage *u, struct berth_error *err)
 		json_t *v;
 		size_t k;
 
-		r = db_volume_list(berth_json_string(pool, "name"), u->project, "custom", &vols,
-				   err);
+		r = db_volume_list(u->db, berth_json_string(pool, "name"), u->project, "custom",
+				   &vols, err);
 		if (r < 0)
 			return r;
 		json_array_foreach(vols, k, v)
@@ -104,14 +105,14 @@ static int load_volumes(struct usage *u, struct berth_error *err)
 
 /* Fill `u` for `project`. *ret_limited is false (and nothing else is loaded) when the
  * project sets no limit and `always` is false. */
-static int usage_load(const char *project, bool always, struct usage *u, bool *ret_limited,
-		      struct berth_error *err)
+static int usage_load(struct db *db, const char *project, bool always, struct usage *u,
+		      bool *ret_limited, struct berth_error *err)
 {
 	json_auto_t *p = NULL;
 	int r;
 
-	*u = (struct usage){.project = project};
-	r = db_project_get(project, &p, err);
+	*u = (struct usage){.db = db, .project = project};
+	r = db_project_get(db, project, &p, err);
 	if (r < 0)
 		return r;
 	u->config = json_incref(json_object_get(p, "config"));
@@ -120,7 +121,7 @@ static int usage_load(const char *project, bool always, struct usage *u, bool *r
 		return 0;
 	r = load_profiles(u, err);
 	if (r >= 0)
-		r = db_instance_list(project, &u->instances, err);
+		r = db_instance_list(db, project, &u->instances, err);
 	if (r >= 0)
 		r = load_volumes(u, err);
 	return r;
@@ -353,15 +354,15 @@ static int check_counts(const struct usage *u, const char *type, struct berth_er
 	return 0;
 }
 
-int project_limits_check_instance(const char *project, const json_t *inst, bool creating,
-				  struct berth_error *err)
+int project_limits_check_instance(struct db *db, const char *project, const json_t *inst,
+				  bool creating, struct berth_error *err)
 {
 	_cleanup_(usage_release) struct usage u = {0};
 	const char *type = berth_json_string(inst, "type");
 	bool limited = false;
 	int r;
 
-	r = usage_load(project, false, &u, &limited, err);
+	r = usage_load(db, project, false, &u, &limited, err);
 	if (r < 0 || !limited)
 		return r;
 	if (creating) {
@@ -377,14 +378,14 @@ int project_limits_check_instance(const char *project, const json_t *inst, bool 
 	return 0;
 }
 
-int project_limits_check_profile(const char *project, const json_t *profile,
+int project_limits_check_profile(struct db *db, const char *project, const json_t *profile,
 				 struct berth_error *err)
 {
 	_cleanup_(usage_release) struct usage u = {0};
 	bool limited = false;
 	int r;
 
-	r = usage_load(project, false, &u, &limited, err);
+	r = usage_load(db, project, false, &u, &limited, err);
 	if (r < 0 || !limited)
 		return r;
 	json_object_set(u.profiles, berth_json_string(profile, "name") ?: "", (json_t *)profile);
@@ -394,13 +395,14 @@ int project_limits_check_profile(const char *project, const json_t *profile,
 	return 0;
 }
 
-int project_limits_check_volume(const char *project, const json_t *volume, struct berth_error *err)
+int project_limits_check_volume(struct db *db, const char *project, const json_t *volume,
+				struct berth_error *err)
 {
 	_cleanup_(usage_release) struct usage u = {0};
 	bool limited = false;
 	int r;
 
-	r = usage_load(project, false, &u, &limited, err);
+	r = usage_load(db, project, false, &u, &limited, err);
 	if (r < 0 || !limited || !*(berth_json_string(u.config, "limits.disk") ?: ""))
 		return r;
 	list_put(u.volumes, volume);
@@ -474,8 +476,8 @@ static int check_lowered(const struct usage *u, const char *key, const char *val
 			       "\"%s\" is too low: current total is \"%s\"", key, shown);
 }
 
-int project_limits_check_config(const char *project, const json_t *cur, const json_t *next,
-				struct berth_error *err)
+int project_limits_check_config(struct db *db, const char *project, const json_t *cur,
+				const json_t *next, struct berth_error *err)
 {
 	_cleanup_(usage_release) struct usage u = {0};
 	bool limited = false;
@@ -485,7 +487,7 @@ int project_limits_check_config(const char *project, const json_t *cur, const js
 
 	if (!has_limits(next))
 		return 0;
-	r = usage_load(project, true, &u, &limited, err);
+	r = usage_load(db, project, true, &u, &limited, err);
 	if (r < 0)
 		return r;
 	json_object_foreach((json_t *)next, key, v) {
@@ -523,7 +525,7 @@ static int state_add(json_t *resources, const char *name, const char *limit_valu
 		       : 0;
 }
 
-int project_limits_state(const char *project, json_t **ret, struct berth_error *err)
+int project_limits_state(struct db *db, const char *project, json_t **ret, struct berth_error *err)
 {
 	static const struct {
 		const char *name, *key;
@@ -540,7 +542,7 @@ int project_limits_state(const char *project, json_t **ret, struct berth_error *
 
 	if (!resources)
 		return -ENOMEM;
-	r = usage_load(project, true, &u, &limited, err);
+	r = usage_load(db, project, true, &u, &limited, err);
 	if (r >= 0)
 		r = state_add(resources, "instances",
 			      berth_json_string(u.config, "limits.instances"), NULL,

@@ -15,21 +15,24 @@
 
 #include "lib/error.h"
 
+struct db;
+
 /* Before creating (`creating`) or updating instance `inst` ({"name","type","config",
  * "devices","profiles"}, not expanded) in `project`. */
-int project_limits_check_instance(const char *project, const json_t *inst, bool creating,
-				  struct berth_error *err);
+int project_limits_check_instance(struct db *db, const char *project, const json_t *inst,
+				  bool creating, struct berth_error *err);
 /* Before replacing profile `profile` ({"name","config","devices"}) that the instances of
  * `project` may use. */
-int project_limits_check_profile(const char *project, const json_t *profile,
+int project_limits_check_profile(struct db *db, const char *project, const json_t *profile,
 				 struct berth_error *err);
 /* Before creating or updating custom volume `volume` ({"name","config"}) of `project`. */
-int project_limits_check_volume(const char *project, const json_t *volume, struct berth_error *err);
+int project_limits_check_volume(struct db *db, const char *project, const json_t *volume,
+				struct berth_error *err);
 /* Before the project's config becomes `next`: values must parse, and no limit changed
  * in it may be below the current use. */
-int project_limits_check_config(const char *project, const json_t *cur, const json_t *next,
-				struct berth_error *err);
+int project_limits_check_config(struct db *db, const char *project, const json_t *cur,
+				const json_t *next, struct berth_error *err);
 /* GET /1.0/projects/{name}/state: {"resources": {"instances", "containers",
  * "virtual-machines", "cpu", "disk", "memory", "processes": {"limit", "usage"}}}, limit
  * -1 when unset; usage adds up what instances and volumes set (unset counts 0). */
-int project_limits_state(const char *project, json_t **ret, struct berth_error *err);
+int project_limits_state(struct db *db, const char *project, json_t **ret, struct berth_error *err);

@@ -26,7 +26,7 @@ void custom_volume_free(void *data)
 	free(c);
 }
 
-int custom_volume_open(const char *state_dir, const char *pool, const char *project,
+int custom_volume_open(struct db *db, const char *state_dir, const char *pool, const char *project,
 		       const char *name, const char *snap, struct custom_volume **ret,
 		       struct berth_error *err)
 {
@@ -36,11 +36,12 @@ int custom_volume_open(const char *state_dir, const char *pool, const char *proj
 
 	if (!c)
 		return -ENOMEM;
-	r = db_pool_get(pool, &p, err);
+	r = db_pool_get(db, pool, &p, err);
 	if (r >= 0)
 		r = storage_pool_new(state_dir, p, &c->pool, err);
 	if (r < 0)
 		return r;
+	c->db = db;
 	c->project = strdup(project);
 	c->name = strdup(name);
 	c->disk_name = storage_vol_disk_name(project, name);
@@ -63,7 +64,7 @@ static int create_hook(void *data, struct berth_error *err)
 
 int custom_volume_create(struct custom_volume *c, const json_t *obj, struct berth_error *err)
 {
-	int r = db_volume_create(c->pool->name, c->project, obj, create_hook, c, err);
+	int r = db_volume_create(c->db, c->pool->name, c->project, obj, create_hook, c, err);
 
 	if (r < 0 && c->done)
 		c->pool->driver->volume_delete(c->pool, &c->vol, NULL);
@@ -82,7 +83,7 @@ static int quota_hook(void *data, struct berth_error *err)
 int custom_volume_update(struct custom_volume *c, const json_t *next, uint64_t old_size,
 			 struct berth_error *err)
 {
-	int r = db_volume_update(c->pool->name, c->project, "custom", c->name, next,
+	int r = db_volume_update(c->db, c->pool->name, c->project, "custom", c->name, next,
 				 c->size != old_size ? quota_hook : NULL, c, err);
 
 	if (r < 0 && c->done)
@@ -114,8 +115,8 @@ int custom_volume_rename(struct custom_volume *c, const char *name, struct berth
 	c->new_name = storage_vol_disk_name(c->project, name);
 	if (!c->new_name)
 		return -ENOMEM;
-	r = db_volume_rename(c->pool->name, c->project, "custom", c->name, name, rename_hook, c,
-			     err);
+	r = db_volume_rename(c->db, c->pool->name, c->project, "custom", c->name, name, rename_hook,
+			     c, err);
 	if (r < 0 && c->done) {
 		struct storage_vol nv = {STORAGE_VOL_CUSTOM, c->new_name};
 		c->pool->driver->volume_rename(c->pool, &nv, c->disk_name, NULL);
@@ -148,7 +149,8 @@ int custom_volume_delete(struct custom_volume *c, struct berth_error *err)
 		return -ENOMEM;
 	trash = (struct storage_vol){STORAGE_VOL_CUSTOM, c->new_name};
 	c->pool->driver->volume_delete(c->pool, &trash, NULL); /* an older leftover */
-	r = db_volume_delete(c->pool->name, c->project, "custom", c->name, delete_hook, c, err);
+	r = db_volume_delete(c->db, c->pool->name, c->project, "custom", c->name, delete_hook, c,
+			     err);
 	if (r < 0) {
 		if (c->done)
 			c->pool->driver->volume_rename(c->pool, &trash, c->disk_name, NULL);
@@ -179,7 +181,7 @@ int custom_volume_snapshot_create(struct custom_volume *c, struct berth_error *e
 			"", "config", "content_type", "filesystem");
 	if (!obj)
 		return -ENOMEM;
-	r = db_volume_get(c->pool->name, c->project, "custom", full, NULL, NULL);
+	r = db_volume_get(c->db, c->pool->name, c->project, "custom", full, NULL, NULL);
 	if (r >= 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Storage volume snapshot \"%s\" already exists", full);
@@ -187,7 +189,7 @@ int custom_volume_snapshot_create(struct custom_volume *c, struct berth_error *e
 	if (r < 0)
 		return r;
 	berth_test_pause("volume-snapshot-after-disk");
-	r = db_volume_create(c->pool->name, c->project, obj, NULL, NULL, err);
+	r = db_volume_create(c->db, c->pool->name, c->project, obj, NULL, NULL, err);
 	if (r < 0)
 		c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->snap, NULL);
 	return r;
@@ -215,8 +217,8 @@ int custom_volume_snapshot_delete(struct custom_volume *c, struct berth_error *e
 	if (!full || !c->new_name)
 		return -ENOMEM;
 	c->pool->driver->volume_snapshot_delete(c->pool, &c->vol, c->new_name, NULL);
-	r = db_volume_delete(c->pool->name, c->project, "custom", full, snapshot_delete_hook, c,
-			     err);
+	r = db_volume_delete(c->db, c->pool->name, c->project, "custom", full, snapshot_delete_hook,
+			     c, err);
 	if (r < 0) {
 		if (c->done)
 			c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->new_name,
@@ -249,7 +251,7 @@ int custom_volume_snapshot_rename(struct custom_volume *c, struct berth_error *e
 
 	if (!full || !new_full)
 		return -ENOMEM;
-	r = db_volume_rename(c->pool->name, c->project, "custom", full, new_full,
+	r = db_volume_rename(c->db, c->pool->name, c->project, "custom", full, new_full,
 			     snapshot_rename_hook, c, err);
 	if (r < 0 && c->done)
 		c->pool->driver->volume_snapshot_rename(c->pool, &c->vol, c->new_name, c->snap,
@@ -321,7 +323,7 @@ int custom_volume_copy_run(struct custom_volume_copy *j, struct berth_error *err
 	_cleanup_close_ int wb = -EBADF;
 	int r;
 
-	if (db_volume_get(c->pool->name, c->project, "custom", c->name, NULL, NULL) >= 0)
+	if (db_volume_get(c->db, c->pool->name, c->project, "custom", c->name, NULL, NULL) >= 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Storage volume \"%s\" already exists", c->name);
 	r = storage_writeback_watch(c->pool->path, &wb, err);
@@ -332,11 +334,11 @@ int custom_volume_copy_run(struct custom_volume_copy *j, struct berth_error *err
 	r = storage_writeback_check(wb, "the copied volume", err);
 	berth_test_pause(j->move ? "volume-move-after-disk" : "volume-copy-after-disk");
 	if (r >= 0 && j->move)
-		r = db_volume_move(j->src_pool->name, c->project, j->src_name, c->pool->name,
+		r = db_volume_move(c->db, j->src_pool->name, c->project, j->src_name, c->pool->name,
 				   j->obj, j->snaps, move_hook, j, err);
 	else if (r >= 0)
-		r = db_volume_create_with_snapshots(c->pool->name, c->project, j->obj, j->snaps,
-						    err);
+		r = db_volume_create_with_snapshots(c->db, c->pool->name, c->project, j->obj,
+						    j->snaps, err);
 	if (r < 0) {
 		struct storage_vol trash = {STORAGE_VOL_CUSTOM, j->trash};
 

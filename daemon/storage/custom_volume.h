@@ -22,8 +22,11 @@
 #include "lib/macros.h"
 #include "storage/driver.h"
 
+struct db;
+
 /* A volume being worked on: the pool, the volume's on-disk identity and names. */
 struct custom_volume {
+	struct db *db;		   /* borrowed: the handle it was opened with */
 	struct storage_pool *pool; /* owned */
 	char *project;		   /* owned */
 	char *name;		   /* owned: API name */
@@ -36,8 +39,8 @@ struct custom_volume {
 };
 
 /* Custom volume `name` (and snapshot `snap`, may be NULL) of `project` on pool `pool`
- * (-ENOENT 404 when the pool is unknown). The volume need not exist yet. */
-int custom_volume_open(const char *state_dir, const char *pool, const char *project,
+ * (-ENOENT 404 when the pool is unknown), its rows in `db`. The volume need not exist yet. */
+int custom_volume_open(struct db *db, const char *state_dir, const char *pool, const char *project,
 		       const char *name, const char *snap, struct custom_volume **ret,
 		       struct berth_error *err);
 void custom_volume_free(void *c);

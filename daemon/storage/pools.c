@@ -92,7 +92,8 @@ static bool reconcile_rename(struct storage_pool *pool, enum storage_volume_type
  * driver's work and the COMMIT leaves a volume or snapshot without a row (never the
  * reverse: rows are committed after the disk work and removed before it), except in a
  * rename (see reconcile_rename). The others are removed. */
-static void reconcile_volumes(struct storage_pool *pool, enum storage_volume_type type)
+static void reconcile_volumes(struct db *db, struct storage_pool *pool,
+			      enum storage_volume_type type)
 {
 	struct berth_error err = {0};
 	json_auto_t *rows = NULL;
@@ -103,7 +104,7 @@ static void reconcile_volumes(struct storage_pool *pool, enum storage_volume_typ
 	_cleanup_free_ char *snaps = berth_strdup_printf("%s/%s-snapshots", pool->path, tdir);
 	json_t *v;
 	size_t i;
-	int r = db_volume_list(pool->name, NULL, storage_volume_type_name(type), &rows, &err);
+	int r = db_volume_list(db, pool->name, NULL, storage_volume_type_name(type), &rows, &err);
 
 	if (r < 0 || !want || !custom || !snaps) {
 		log_warn("Pool \"%s\": cannot list volumes (%s), not reconciling", pool->name,
@@ -193,7 +194,7 @@ static void reconcile_volumes(struct storage_pool *pool, enum storage_volume_typ
 /* Image volumes (images/<fp>, unpacked once per pool) are a cache of the image store:
  * temporary ones left by an interrupted unpack go, and so do those of images no project
  * records any more (deleted images; their instances are independent clones). */
-static void reconcile_images(struct storage_pool *pool)
+static void reconcile_images(struct db *db, struct storage_pool *pool)
 {
 	_cleanup_free_ char *dir = berth_strdup_printf("%s/images", pool->path);
 	json_auto_t *entries = dir ? list_dir(dir) : NULL;
@@ -207,7 +208,7 @@ static void reconcile_images(struct storage_pool *pool)
 		bool used = true;
 
 		if (!rootfs_is_temporary_image(e) &&
-		    (db_image_fingerprint_used(e, &used, &err) < 0 || used)) {
+		    (db_image_fingerprint_used(db, e, &used, &err) < 0 || used)) {
 			berth_error_release(&err);
 			continue;
 		}
@@ -264,13 +265,13 @@ static void reconcile_pools(const char *state_dir, const json_t *pools)
 	}
 }
 
-int storage_pools_mount(const char *state_dir, bool mount)
+int storage_pools_mount(struct db *db, const char *state_dir, bool mount)
 {
 	struct berth_error err = {0};
 	json_auto_t *list = NULL;
 	json_t *p;
 	size_t i;
-	int r = db_pool_list(&list, &err), ret = 0;
+	int r = db_pool_list(db, &list, &err), ret = 0;
 
 	if (r < 0) {
 		log_error("Cannot list storage pools: %s", berth_error_msg(&err, r));
@@ -288,9 +289,9 @@ int storage_pools_mount(const char *state_dir, bool mount)
 			r = mount ? pool->driver->pool_mount(pool, &err)
 				  : pool->driver->pool_unmount(pool, &err);
 		if (r >= 0 && mount) {
-			reconcile_volumes(pool, STORAGE_VOL_CUSTOM);
-			reconcile_volumes(pool, STORAGE_VOL_CONTAINER);
-			reconcile_images(pool);
+			reconcile_volumes(db, pool, STORAGE_VOL_CUSTOM);
+			reconcile_volumes(db, pool, STORAGE_VOL_CONTAINER);
+			reconcile_images(db, pool);
 		}
 		if (r < 0) {
 			log_error("Cannot %s storage pool \"%s\": %s", mount ? "mount" : "unmount",

@@ -501,6 +501,7 @@ static void test_templates_apply(void **state)
 struct store_fixture {
 	char dir[64];
 	char images[96];
+	struct db *db;
 };
 
 static int store_setup(void **state)
@@ -513,7 +514,7 @@ static int store_setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->images, sizeof(f->images), "%s/images", f->dir);
 	snprintf(db, sizeof(db), "%s/berth.db", f->dir);
-	assert_int_equal(db_init(db, "/nonexistent", &err), 0);
+	assert_int_equal(db_open(db, "/nonexistent", &f->db, &err), 0);
 	*state = f;
 	return 0;
 }
@@ -523,7 +524,7 @@ static int store_teardown(void **state)
 	struct store_fixture *f = *state;
 	char cmd[128];
 
-	db_shutdown();
+	db_close(f->db);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
@@ -547,7 +548,9 @@ static int count_files(const char *dir)
 
 static int commit_db(const json_t *image, void *data, struct berth_error *err)
 {
-	return db_image_create("default", image, err);
+	struct db *db = data;
+
+	return db_image_create(db, "default", image, err);
 }
 
 static void sha256_hex_fds(int a, int b, char *out)
@@ -591,20 +594,20 @@ static void test_import_unified(void **state)
 	lseek(fd, 0, SEEK_SET);
 	/* A wrong fingerprint: refused, nothing kept. */
 	up.fingerprint = "0123";
-	assert_int_equal(image_store_import(f->images, &up, commit_db, NULL, &err), -EINVAL);
+	assert_int_equal(image_store_import(f->images, &up, commit_db, f->db, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "Fingerprint mismatch"));
 	berth_error_release(&err);
 	assert_int_equal(count_files(f->images), 0);
-	assert_int_equal(db_image_get("default", fp, &img, &err), -ENOENT);
+	assert_int_equal(db_image_get(f->db, "default", fp, &img, &err), -ENOENT);
 	berth_error_release(&err);
 
 	lseek(fd, 0, SEEK_SET);
 	up.fingerprint = fp;
 	assert_int_equal(image_properties_decode("os=bb&description=a+b%2Bc", &props, &err), 0);
 	up.properties = props;
-	assert_int_equal(image_store_import(f->images, &up, commit_db, NULL, &err), 0);
+	assert_int_equal(image_store_import(f->images, &up, commit_db, f->db, &err), 0);
 	assert_int_equal(count_files(f->images), 1);
-	assert_int_equal(db_image_get("default", fp, &img, &err), 0);
+	assert_int_equal(db_image_get(f->db, "default", fp, &img, &err), 0);
 	assert_string_equal(berth_json_string(img, "architecture"), "x86_64");
 	assert_string_equal(berth_json_string(img, "filename"), "u.tar.gz");
 	assert_string_equal(berth_json_string(img, "created_at"), "2023-11-14T22:13:20.000000000Z");
@@ -614,7 +617,7 @@ static void test_import_unified(void **state)
 
 	/* The same bytes again: a conflict that keeps the existing file. */
 	lseek(fd, 0, SEEK_SET);
-	assert_int_equal(image_store_import(f->images, &up, commit_db, NULL, &err), -EEXIST);
+	assert_int_equal(image_store_import(f->images, &up, commit_db, f->db, &err), -EEXIST);
 	berth_error_release(&err);
 	assert_int_equal(count_files(f->images), 1);
 	close(fd);
@@ -648,16 +651,16 @@ static void test_import_split(void **state)
 	fprintf(out, "\r\n--XyZ--\r\n");
 	fclose(out);
 	lseek(body, 0, SEEK_SET);
-	assert_int_equal(image_store_import(f->images, &up, commit_db, NULL, &err), 0);
-	assert_int_equal(db_image_get("default", fp, &img, &err), 0);
+	assert_int_equal(image_store_import(f->images, &up, commit_db, f->db, &err), 0);
+	assert_int_equal(db_image_get(f->db, "default", fp, &img, &err), 0);
 	assert_int_equal(count_files(f->images), 2);
 
 	/* Cut short inside the rootfs part: refused, nothing more kept. */
 	assert_int_equal(ftruncate(body, lseek(body, 0, SEEK_END) - 20), 0);
 	lseek(body, 0, SEEK_SET);
-	assert_int_equal(db_image_delete("default", fp, &err), 0);
+	assert_int_equal(db_image_delete(f->db, "default", fp, &err), 0);
 	assert_int_equal(image_store_remove(f->images, fp, &err), 0);
-	assert_int_equal(image_store_import(f->images, &up, commit_db, NULL, &err), -EINVAL);
+	assert_int_equal(image_store_import(f->images, &up, commit_db, f->db, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "multipart"));
 	berth_error_release(&err);
 	assert_int_equal(count_files(f->images), 0);
@@ -707,6 +710,7 @@ static void test_reconcile(void **state)
 
 static void test_db_images(void **state)
 {
+	struct store_fixture *f = *state;
 	static const char fp1[] = "aaaa1111";
 	static const char fp2[] = "aaaa2222";
 	struct berth_error err = {0};
@@ -716,65 +720,65 @@ static void test_db_images(void **state)
 
 	img = json_pack("{s:s, s:s, s:I, s:s, s:{s:s}}", "fingerprint", fp1, "architecture",
 			"x86_64", "size", (json_int_t)10, "filename", "f", "properties", "os", "x");
-	assert_int_equal(db_image_create("default", img, &err), 0);
+	assert_int_equal(db_image_create(f->db, "default", img, &err), 0);
 	json_object_set_new(img, "fingerprint", json_string(fp2));
-	assert_int_equal(db_image_create("default", img, &err), 0);
-	assert_int_equal(db_image_create("default", img, &err), -EEXIST);
+	assert_int_equal(db_image_create(f->db, "default", img, &err), 0);
+	assert_int_equal(db_image_create(f->db, "default", img, &err), -EEXIST);
 	assert_int_equal(err.code, BERTH_ERR_CONFLICT);
 	berth_error_release(&err);
-	assert_int_equal(db_image_create("nope", img, &err), -ENOENT);
+	assert_int_equal(db_image_create(f->db, "nope", img, &err), -ENOENT);
 	berth_error_release(&err);
 
 	/* Prefix lookup: unique, ambiguous, unknown, not hex. */
-	assert_int_equal(db_image_resolve("default", "aaaa1", &full, &err), 0);
+	assert_int_equal(db_image_resolve(f->db, "default", "aaaa1", &full, &err), 0);
 	assert_string_equal(full, fp1);
-	assert_int_equal(db_image_resolve("default", "aaaa", &full, &err), -EINVAL);
+	assert_int_equal(db_image_resolve(f->db, "default", "aaaa", &full, &err), -EINVAL);
 	assert_int_equal(err.code, BERTH_ERR_BAD_REQUEST);
 	berth_error_release(&err);
-	assert_int_equal(db_image_resolve("default", "b", &full, &err), -ENOENT);
+	assert_int_equal(db_image_resolve(f->db, "default", "b", &full, &err), -ENOENT);
 	berth_error_release(&err);
-	assert_int_equal(db_image_resolve("default", "a%", &full, &err), -ENOENT);
+	assert_int_equal(db_image_resolve(f->db, "default", "a%", &full, &err), -ENOENT);
 	berth_error_release(&err);
 
-	assert_int_equal(db_image_list("default", &list, &err), 0);
+	assert_int_equal(db_image_list(f->db, "default", &list, &err), 0);
 	assert_int_equal(json_array_size(list), 2);
 
 	a = json_pack("{s:s, s:s, s:s}", "name", "debian/12", "description", "d", "target", fp1);
-	assert_int_equal(db_image_alias_create("default", a, &err), 0);
-	assert_int_equal(db_image_alias_create("default", a, &err), -EEXIST);
+	assert_int_equal(db_image_alias_create(f->db, "default", a, &err), 0);
+	assert_int_equal(db_image_alias_create(f->db, "default", a, &err), -EEXIST);
 	berth_error_release(&err);
 	json_decref(img);
 	img = NULL;
-	assert_int_equal(db_image_get("default", fp1, &img, &err), 0);
+	assert_int_equal(db_image_get(f->db, "default", fp1, &img, &err), 0);
 	assert_string_equal(berth_json_string(json_array_get(json_object_get(img, "aliases"), 0),
 					      "name"),
 			    "debian/12");
 	json_object_set_new(a, "target", json_string(fp2));
-	assert_int_equal(db_image_alias_update("default", "debian/12", a, &err), 0);
-	assert_int_equal(db_image_alias_rename("default", "debian/12", "bookworm", &err), 0);
+	assert_int_equal(db_image_alias_update(f->db, "default", "debian/12", a, &err), 0);
+	assert_int_equal(db_image_alias_rename(f->db, "default", "debian/12", "bookworm", &err), 0);
 	json_decref(a);
 	a = NULL;
-	assert_int_equal(db_image_alias_get("default", "bookworm", &a, &err), 0);
+	assert_int_equal(db_image_alias_get(f->db, "default", "bookworm", &a, &err), 0);
 	assert_string_equal(berth_json_string(a, "target"), fp2);
 	assert_string_equal(berth_json_string(a, "type"), "container");
 
 	upd = json_pack("{s:b, s:{s:s}}", "public", 1, "properties", "k", "v");
-	assert_int_equal(db_image_update("default", fp2, upd, &err), 0);
+	assert_int_equal(db_image_update(f->db, "default", fp2, upd, &err), 0);
 	json_decref(img);
 	img = NULL;
-	assert_int_equal(db_image_get("default", fp2, &img, &err), 0);
+	assert_int_equal(db_image_get(f->db, "default", fp2, &img, &err), 0);
 	assert_true(json_is_true(json_object_get(img, "public")));
 	assert_int_equal(json_object_size(json_object_get(img, "properties")), 1);
 
 	/* Deleting an image takes its aliases along. */
-	assert_int_equal(db_image_delete("default", fp2, &err), 0);
-	assert_int_equal(db_image_alias_get("default", "bookworm", &a, &err), -ENOENT);
+	assert_int_equal(db_image_delete(f->db, "default", fp2, &err), 0);
+	assert_int_equal(db_image_alias_get(f->db, "default", "bookworm", &a, &err), -ENOENT);
 	berth_error_release(&err);
-	assert_int_equal(db_image_fingerprint_used(fp2, &used, &err), 0);
+	assert_int_equal(db_image_fingerprint_used(f->db, fp2, &used, &err), 0);
 	assert_false(used);
-	assert_int_equal(db_image_fingerprint_used(fp1, &used, &err), 0);
+	assert_int_equal(db_image_fingerprint_used(f->db, fp1, &used, &err), 0);
 	assert_true(used);
-	assert_int_equal(db_image_alias_delete("default", "bookworm", &err), -ENOENT);
+	assert_int_equal(db_image_alias_delete(f->db, "default", "bookworm", &err), -ENOENT);
 	berth_error_release(&err);
 }
 

@@ -208,9 +208,9 @@ static int setup(void **state)
 	snprintf(f->db, sizeof(f->db), "%s/berth.db", f->dir);
 	snprintf(f->pool, sizeof(f->pool), "%s/pool", f->dir);
 	f->d.dir = f->dir;
-	r = db_init(f->db, f->pool, &err);
+	r = db_open(f->db, f->pool, &f->d.db, &err);
 	if (r >= 0)
-		r = db_pool_get("default", &p, &err);
+		r = db_pool_get(f->d.db, "default", &p, &err);
 	if (r >= 0)
 		r = storage_pool_new(f->dir, p, &pool, &err);
 	if (r >= 0)
@@ -230,7 +230,7 @@ static int teardown(void **state)
 	char cmd[128];
 
 	instance_expand_cache_release();
-	db_shutdown();
+	db_close(f->d.db);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
@@ -340,7 +340,7 @@ static void assert_nothing(const struct fixture *f, const char *name)
 	json_auto_t *inst = NULL;
 	_cleanup_free_ char *containers = berth_strdup_printf("%s/containers", f->pool);
 
-	assert_int_equal(db_instance_get("default", name, &inst, &err), -ENOENT);
+	assert_int_equal(db_instance_get(f->d.db, "default", name, &inst, &err), -ENOENT);
 	berth_error_release(&err);
 	assert_int_equal(count_rows(f, "instances"), 0);
 	assert_int_equal(count_rows(f, "instances_config"), 0);
@@ -353,6 +353,7 @@ static void assert_nothing(const struct fixture *f, const char *name)
 
 static void test_expand(void **state)
 {
+	struct fixture *f = *state;
 	struct berth_error err = {0};
 	json_auto_t *row = new_row("c1");
 	json_auto_t *prof = parse("{\"name\": \"extra\", \"description\": \"\", "
@@ -363,11 +364,11 @@ static void test_expand(void **state)
 	json_auto_t *b = NULL;
 	json_t *cfg, *devs;
 
-	assert_int_equal(db_profile_create("default", prof, &err), 0);
+	assert_int_equal(db_profile_create(f->d.db, "default", prof, &err), 0);
 	json_array_append_new(json_object_get(row, "profiles"), json_string("extra"));
-	assert_int_equal(db_instance_create("default", row, &err), 0);
+	assert_int_equal(db_instance_create(f->d.db, "default", row, &err), 0);
 
-	assert_int_equal(instance_expand_load("default", "c1", &a, &err), 0);
+	assert_int_equal(instance_expand_load(f->d.db, "default", "c1", &a, &err), 0);
 	cfg = json_object_get(a, "expanded_config");
 	devs = json_object_get(a, "expanded_devices");
 	/* Profiles in order, the instance's own keys last. */
@@ -379,7 +380,7 @@ static void test_expand(void **state)
 
 	/* The caller's copy: changing it leaves the cache alone. */
 	json_object_set_new(cfg, "limits.cpu", json_string("7"));
-	assert_int_equal(instance_expand_load("default", "c1", &b, &err), 0);
+	assert_int_equal(instance_expand_load(f->d.db, "default", "c1", &b, &err), 0);
 	assert_string_equal(berth_json_string(json_object_get(b, "expanded_config"), "limits.cpu"),
 			    "1");
 	json_decref(b);
@@ -387,16 +388,16 @@ static void test_expand(void **state)
 
 	/* A profile change shows once the cache is invalidated. */
 	json_object_set_new(json_object_get(prof, "config"), "limits.cpu", json_string("2"));
-	assert_int_equal(db_profile_update("default", "extra", prof, &err), 0);
+	assert_int_equal(db_profile_update(f->d.db, "default", "extra", prof, &err), 0);
 	instance_expand_invalidate();
-	assert_int_equal(instance_expand_load("default", "c1", &b, &err), 0);
+	assert_int_equal(instance_expand_load(f->d.db, "default", "c1", &b, &err), 0);
 	assert_string_equal(berth_json_string(json_object_get(b, "expanded_config"), "limits.cpu"),
 			    "2");
 
 	/* Unknown instance: -ENOENT with its message. */
 	json_decref(b);
 	b = NULL;
-	assert_int_equal(instance_expand_load("default", "nope", &b, &err), -ENOENT);
+	assert_int_equal(instance_expand_load(f->d.db, "default", "nope", &b, &err), -ENOENT);
 	assert_null(b);
 	berth_error_release(&err);
 }
@@ -412,8 +413,8 @@ static void test_expand_alloc(void **state)
 	long n;
 
 	(void)f;
-	assert_int_equal(db_instance_create("default", row, &err), 0);
-	assert_int_equal(instance_expand_load("default", "c1", &want, &err), 0);
+	assert_int_equal(db_instance_create(f->d.db, "default", row, &err), 0);
+	assert_int_equal(instance_expand_load(f->d.db, "default", "c1", &want, &err), 0);
 	for (n = 0;; n++) {
 		json_t *got = NULL;
 		size_t before;
@@ -422,7 +423,7 @@ static void test_expand_alloc(void **state)
 		instance_expand_invalidate();
 		before = live_count;
 		alloc_arm(n);
-		r = instance_expand_load("default", "c1", &got, &err);
+		r = instance_expand_load(f->d.db, "default", "c1", &got, &err);
 		alloc_disarm();
 		if (r >= 0) {
 			/* A failure the cache absorbs (not kept) is fine: the result is whole. */
@@ -455,7 +456,7 @@ static void test_create_empty(void **state)
 	assert_non_null(j);
 	assert_int_equal(instance_create_run(NULL, j, &err), 0);
 	instance_job_free(j);
-	assert_int_equal(db_instance_get("default", "c1", &inst, &err), 0);
+	assert_int_equal(db_instance_get(f->d.db, "default", "c1", &inst, &err), 0);
 	assert_string_equal(berth_json_string(json_object_get(inst, "config"), "user.k"), "v");
 	assert_int_equal(count_rows(f, "storage_volumes"), 0);
 
@@ -499,7 +500,7 @@ static long create_alloc_loop(struct fixture *f, bool image)
 			 * whole. Remove it for the next round. */
 			json_auto_t *inst = NULL;
 
-			assert_int_equal(db_instance_get("default", "c1", &inst, &err), 0);
+			assert_int_equal(db_instance_get(f->d.db, "default", "c1", &inst, &err), 0);
 			assert_int_equal(instance_volume_open(&f->d, "default", "c1", &j->v, &err),
 					 0);
 			assert_int_equal(instance_delete_run(NULL, j, &err), 0);
@@ -562,7 +563,7 @@ static void test_create_image(void **state)
 	j = create_job(f, "c1", true);
 	assert_int_equal(instance_create_image_run(NULL, j, &err), 0);
 	instance_job_free(j);
-	assert_int_equal(db_instance_get("default", "c1", &inst, &err), 0);
+	assert_int_equal(db_instance_get(f->d.db, "default", "c1", &inst, &err), 0);
 	assert_int_equal(count_rows(f, "storage_volumes"), 1);
 	hostname = berth_strdup_printf("%s/containers/default_c1/rootfs/etc/hostname", f->pool);
 	os = berth_strdup_printf("%s/containers/default_c1/rootfs/etc/os", f->pool);

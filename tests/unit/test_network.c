@@ -40,12 +40,12 @@ static int setup(void **state)
 		return -1;
 	f->d.dir = f->dir;
 	db = berth_strdup_printf("%s/berth.db", f->dir);
-	if (db_init(db, "/nonexistent", &err) < 0)
+	if (db_open(db, "/nonexistent", &f->d.db, &err) < 0)
 		return -1;
 	net = json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "name", "tnet0", "type", "bridge",
 			"config", "ipv4.address", "10.55.0.1/24", "ipv6.address", "fd42:1::1/64",
 			"bridge.mtu", "1400");
-	if (db_network_create(net, NULL, NULL, &err) < 0)
+	if (db_network_create(f->d.db, net, NULL, NULL, &err) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -56,7 +56,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	_cleanup_free_ char *cmd = berth_strdup_printf("rm -rf '%s'", f->dir);
 
-	db_shutdown();
+	db_close(f->d.db);
 	if (cmd && system(cmd) != 0)
 		return -1;
 	free(f);
@@ -160,29 +160,29 @@ static void test_resolve(void **state)
 
 static void test_config(void **state)
 {
+	struct fixture *f = *state;
 	struct berth_error err = {0};
 	json_auto_t *c = NULL;
 	struct network_conf conf;
 
-	(void)state;
 	c = json_pack("{s:s}", "bogus", "1");
-	assert_int_equal(network_config_check("n1", c, true, &err), -EINVAL);
+	assert_int_equal(network_config_check(f->d.db, "n1", c, true, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "bogus"));
 	berth_error_release(&err);
 	json_decref(c);
 	c = json_pack("{s:s, s:s}", "ipv4.address", "none", "ipv4.nat", "perhaps");
-	assert_int_equal(network_config_check("n1", c, true, &err), -EINVAL);
+	assert_int_equal(network_config_check(f->d.db, "n1", c, true, &err), -EINVAL);
 	berth_error_release(&err);
 	json_decref(c);
 	/* Another network's subnet. */
 	c = json_pack("{s:s, s:s}", "ipv4.address", "10.55.0.200/16", "ipv6.address", "none");
-	assert_int_equal(network_config_check("n1", c, true, &err), -EADDRINUSE);
+	assert_int_equal(network_config_check(f->d.db, "n1", c, true, &err), -EADDRINUSE);
 	assert_non_null(strstr(err.msg, "overlaps with network \"tnet0\""));
 	berth_error_release(&err);
 	json_decref(c);
 	/* Defaults on create: auto, NAT on; auto is resolved to a /24 of 10/8. */
 	c = json_pack("{s:s}", "ipv6.address", "none");
-	assert_int_equal(network_config_check("n1", c, true, &err), 0);
+	assert_int_equal(network_config_check(f->d.db, "n1", c, true, &err), 0);
 	assert_string_equal(berth_json_string(c, "ipv4.nat"), "true");
 	assert_null(json_object_get(c, "ipv6.nat"));
 	assert_int_equal(network_conf_parse("n1", c, &conf, &err), 0);

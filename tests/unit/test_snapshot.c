@@ -29,7 +29,6 @@
 #include <sqlite3.h>
 
 #include "daemon/db/db.h"
-#include "daemon/db/db_internal.h"
 #include "daemon/instance/snapshot.h"
 #include "lib/json.h"
 #include "lib/util.h"
@@ -94,6 +93,7 @@ static void disarm(void)
 struct fixture {
 	char dir[64];
 	char pool_dir[96];
+	char db_path[128];
 	struct berth_daemon d;
 	struct storage_pool *pool;
 	struct storage_vol vol;
@@ -116,7 +116,6 @@ static int setup(void **state)
 {
 	struct berth_error err = {0};
 	struct fixture *f = calloc(1, sizeof(*f));
-	char db_path[128];
 	json_auto_t *pool = NULL;
 	json_auto_t *inst = NULL;
 	_cleanup_free_ char *path = NULL;
@@ -129,20 +128,20 @@ static int setup(void **state)
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->pool_dir, sizeof(f->pool_dir), "%s/pool", f->dir);
-	snprintf(db_path, sizeof(db_path), "%s/berth.db", f->dir);
+	snprintf(f->db_path, sizeof(f->db_path), "%s/berth.db", f->dir);
 	f->d.dir = f->dir;
 	f->vol = (struct storage_vol){STORAGE_VOL_CONTAINER, "default_c1"};
 	inst = json_pack("{s:s, s:s, s:s, s:{}, s:{}, s:[]}", "name", "c1", "type", "container",
 			 "architecture", "x86_64", "config", "devices", "profiles");
-	r = db_init(db_path, f->pool_dir, &err);
+	r = db_open(f->db_path, f->pool_dir, &f->d.db, &err);
 	if (r >= 0)
-		r = db_pool_get("default", &pool, &err);
+		r = db_pool_get(f->d.db, "default", &pool, &err);
 	if (r >= 0)
 		r = storage_pool_new(f->dir, pool, &f->pool, &err);
 	if (r >= 0)
 		r = f->pool->driver->pool_create(f->pool, &err);
 	if (r >= 0)
-		r = db_instance_create_with_volume("default", inst, "default", NULL, &err);
+		r = db_instance_create_with_volume(f->d.db, "default", inst, "default", NULL, &err);
 	if (r >= 0)
 		r = f->pool->driver->volume_create(f->pool, &f->vol, 0, &err);
 	if (r >= 0)
@@ -163,7 +162,7 @@ static int teardown(void **state)
 	const char *argv[] = {"rm", "-rf", "--one-file-system", f->dir, NULL};
 
 	disarm();
-	db_shutdown();
+	db_close(f->d.db);
 	storage_pool_free(f->pool);
 	storage_run(argv, NULL);
 	free(f);
@@ -197,10 +196,11 @@ static char *state_dump(const struct fixture *f)
 	assert_non_null(dump_fp);
 	dump_skip = strlen(f->pool_dir);
 	assert_int_equal(nftw(f->pool_dir, dump_entry, 16, FTW_PHYS), 0);
-	assert_int_equal(db_snapshot_list("default", "c1", &snaps, &err), 0);
+	assert_int_equal(db_snapshot_list(f->d.db, "default", "c1", &snaps, &err), 0);
 	json_array_foreach(snaps, i, v)
 		fprintf(dump_fp, "snapshot row %s\n", berth_json_string(v, "name"));
-	assert_int_equal(db_volume_list("default", "default", "container", &vols, &err), 0);
+	assert_int_equal(db_volume_list(f->d.db, "default", "default", "container", &vols, &err),
+			 0);
 	json_array_foreach(vols, i, v)
 		fprintf(dump_fp, "volume row %s\n", berth_json_string(v, "name"));
 	fclose(dump_fp);
@@ -392,15 +392,20 @@ static void test_rename_storage_failure(void **state)
 	assert_state(f, before, "rename on a failing pool", 0);
 }
 
-static void exec_sql(const char *sql)
+/* Run `sql` on a connection of our own to the test's database file (the handle's
+ * connections are its own business): triggers and tables that make berthd's next
+ * statement or commit fail. */
+static void exec_sql(const struct fixture *f, const char *sql)
 {
-	struct berth_error err = {0};
 	sqlite3 *db = NULL;
 	char *msg = NULL;
 
-	must(db_conn(&db, &err), &err, "db_conn");
+	if (sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", f->db_path, db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_busy_timeout(db, 5000);
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
 }
 
 static void test_create_db_failure(void **state)
@@ -410,8 +415,8 @@ static void test_create_db_failure(void **state)
 	_cleanup_free_ char *before = state_dump(f);
 	int r;
 
-	exec_sql("CREATE TRIGGER fail_insert BEFORE INSERT ON instances_snapshots"
-		 " BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+	exec_sql(f, "CREATE TRIGGER fail_insert BEFORE INSERT ON instances_snapshots"
+		    " BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
 	r = do_create(f, "snap0", &err);
 	assert_true(r < 0);
 	if (!strstr(berth_error_msg(&err, r), "injected failure"))
@@ -419,7 +424,7 @@ static void test_create_db_failure(void **state)
 	berth_error_release(&err);
 	/* The snapshot was made on disk before the insert failed: it must be gone. */
 	assert_state(f, before, "create with a failing insert", 0);
-	exec_sql("DROP TRIGGER fail_insert");
+	exec_sql(f, "DROP TRIGGER fail_insert");
 	must(do_create(f, "snap0", &err), &err, "create");
 }
 
@@ -432,15 +437,15 @@ static void test_rename_db_failure(void **state)
 
 	must(do_create(f, "snap0", &err), &err, "create");
 	before = state_dump(f);
-	exec_sql("CREATE TRIGGER fail_update BEFORE UPDATE ON instances_snapshots"
-		 " BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+	exec_sql(f, "CREATE TRIGGER fail_update BEFORE UPDATE ON instances_snapshots"
+		    " BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
 	r = do_rename(f, "snap0", "daily", &err);
 	assert_true(r < 0);
 	if (!strstr(berth_error_msg(&err, r), "injected failure"))
 		fail_msg("not the injected failure: %s", berth_error_msg(&err, r));
 	berth_error_release(&err);
 	assert_state(f, before, "rename with a failing update", 0);
-	exec_sql("DROP TRIGGER fail_update");
+	exec_sql(f, "DROP TRIGGER fail_update");
 	must(do_rename(f, "snap0", "daily", &err), &err, "rename");
 }
 
@@ -455,16 +460,16 @@ static void test_rename_commit_failure(void **state)
 
 	must(do_create(f, "snap0", &err), &err, "create");
 	before = state_dump(f);
-	exec_sql("CREATE TABLE injected_parent (id INTEGER PRIMARY KEY);"
-		 "CREATE TABLE injected_child (parent INTEGER REFERENCES injected_parent (id)"
-		 "  DEFERRABLE INITIALLY DEFERRED);"
-		 "CREATE TRIGGER fail_commit AFTER UPDATE ON instances_snapshots"
-		 " BEGIN INSERT INTO injected_child VALUES (42); END");
+	exec_sql(f, "CREATE TABLE injected_parent (id INTEGER PRIMARY KEY);"
+		    "CREATE TABLE injected_child (parent INTEGER REFERENCES injected_parent (id)"
+		    "  DEFERRABLE INITIALLY DEFERRED);"
+		    "CREATE TRIGGER fail_commit AFTER UPDATE ON instances_snapshots"
+		    " BEGIN INSERT INTO injected_child VALUES (42); END");
 	r = do_rename(f, "snap0", "daily", &err);
 	assert_true(r < 0);
 	berth_error_release(&err);
 	assert_state(f, before, "rename with a failing commit", 0);
-	exec_sql("DROP TRIGGER fail_commit");
+	exec_sql(f, "DROP TRIGGER fail_commit");
 	must(do_rename(f, "snap0", "daily", &err), &err, "rename");
 }
 
@@ -498,14 +503,14 @@ static void test_prune(void **state)
 	assert_int_equal(snapshots_prune(&f->d), 0);
 }
 
-static void set_config(const char *key, const char *value)
+static void set_config(const struct fixture *f, const char *key, const char *value)
 {
 	struct berth_error err = {0};
 	json_auto_t *inst = NULL;
 
-	must(db_instance_get("default", "c1", &inst, &err), &err, "get");
+	must(db_instance_get(f->d.db, "default", "c1", &inst, &err), &err, "get");
 	json_object_set_new(json_object_get(inst, "config"), key, json_string(value));
-	must(db_instance_update("default", "c1", inst, &err), &err, "update");
+	must(db_instance_update(f->d.db, "default", "c1", inst, &err), &err, "update");
 }
 
 static void test_schedule(void **state)
@@ -522,23 +527,24 @@ static void test_schedule(void **state)
 	time_t at = mktime(&tm);
 	_cleanup_free_ char *after = NULL;
 
-	set_config("snapshots.schedule", "15 3 * * *");
-	set_config("snapshots.pattern", "auto-%d");
-	set_config("snapshots.expiry", "1d");
+	set_config(f, "snapshots.schedule", "15 3 * * *");
+	set_config(f, "snapshots.pattern", "auto-%d");
+	set_config(f, "snapshots.expiry", "1d");
 	/* Stopped: only with snapshots.schedule.stopped=true. */
 	assert_int_equal(snapshots_schedule(&f->d, at), 0);
-	set_config("snapshots.schedule.stopped", "true");
+	set_config(f, "snapshots.schedule.stopped", "true");
 	assert_int_equal(snapshots_schedule(&f->d, at), 1);
 	/* Another minute does not fire; the same one again takes the next name. */
 	assert_int_equal(snapshots_schedule(&f->d, at + 60), 0);
-	set_config("snapshots.schedule.stopped", "false");
-	must(db_instance_set_status("default", "c1", "Running", 103, &err), &err, "status");
+	set_config(f, "snapshots.schedule.stopped", "false");
+	must(db_instance_set_status(f->d.db, "default", "c1", "Running", 103, &err), &err,
+	     "status");
 	assert_int_equal(snapshots_schedule(&f->d, at), 1);
 	after = state_dump(f);
 	assert_has(after, "/containers-snapshots/default_c1/auto-0/hello f\n");
 	assert_has(after, "/containers-snapshots/default_c1/auto-1/hello f\n");
 	assert_has(after, "snapshot row auto-0\nsnapshot row auto-1\n");
-	must(db_snapshot_list("default", "c1", &snaps, &err), &err, "list");
+	must(db_snapshot_list(f->d.db, "default", "c1", &snaps, &err), &err, "list");
 	/* snapshots.expiry gave them an expiry a day from now. */
 	for (size_t i = 0; i < 2; i++) {
 		const char *exp = berth_json_string(json_array_get(snaps, i), "expires_at");
