@@ -284,11 +284,9 @@ static int update_profile(struct api_request *req, struct api_response *resp,
 		r = db_profile_update(req->d->db, project, req->params[0], next, err);
 	if (r < 0)
 		return r;
-	instance_expand_invalidate();
 	r = users_apply(req->d, users, &notice, err);
 	if (r < 0) {
 		db_profile_update(req->d->db, project, req->params[0], cur, NULL);
-		instance_expand_invalidate();
 		return r;
 	}
 	instance_profile_updated(req->d, req->params[0]); /* running instances' proxy devices */
@@ -331,7 +329,6 @@ static int rename_profile(struct api_request *req, struct api_response *resp,
 	r = db_profile_rename(req->d->db, project, req->params[0], name, err);
 	if (r < 0)
 		return r;
-	instance_expand_invalidate();
 	url = api_url("profiles", name, req->project);
 	events_lifecycle(req->d->events, req->project, "profile-renamed", url,
 			 json_pack("{s:s}", "old_name", req->params[0]));
@@ -350,7 +347,6 @@ static int delete_profile(struct api_request *req, struct api_response *resp,
 	r = db_profile_delete(req->d->db, project, req->params[0], err);
 	if (r < 0)
 		return r;
-	instance_expand_invalidate();
 	url = api_url("profiles", req->params[0], req->project);
 	events_lifecycle(req->d->events, req->project, "profile-deleted", url, NULL);
 	return api_sync(resp, NULL);

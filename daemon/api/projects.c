@@ -5,7 +5,6 @@
 #include "daemon/project/limits.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
-#include "daemon/instance/expand.h"
 #include "lib/json.h"
 #include "lib/util.h"
 
@@ -181,7 +180,6 @@ static int update_project(struct api_request *req, struct api_response *resp,
 	r = db_project_update(req->d->db, req->params[0], next, err);
 	if (r < 0)
 		return r;
-	instance_expand_invalidate(); /* expansions read projects: features.profiles */
 	url = api_url("projects", req->params[0], NULL);
 	events_lifecycle(req->d->events, NULL, "project-updated", url, NULL);
 	return api_sync(resp, NULL);
@@ -230,7 +228,6 @@ static int rename_project(struct api_request *req, struct api_response *resp,
 	r = db_project_rename(req->d->db, req->params[0], name, err);
 	if (r < 0)
 		return r;
-	instance_expand_invalidate(); /* expansions read projects: features.profiles */
 	url = api_url("projects", name, NULL);
 	events_lifecycle(req->d->events, NULL, "project-renamed", url,
 			 json_pack("{s:s}", "old_name", req->params[0]));
@@ -250,7 +247,6 @@ static int delete_project(struct api_request *req, struct api_response *resp,
 	r = db_project_delete(req->d->db, req->params[0], err);
 	if (r < 0)
 		return r;
-	instance_expand_invalidate(); /* expansions read projects: features.profiles */
 	url = api_url("projects", req->params[0], NULL);
 	events_lifecycle(req->d->events, NULL, "project-deleted", url, NULL);
 	return api_sync(resp, NULL);

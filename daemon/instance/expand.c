@@ -77,14 +77,17 @@ int instance_expand(json_t *inst, const json_t *profiles)
 	return 0;
 }
 
-/* The instances expanded last, kept while the database's generation stays the same and
- * until instance_expand_invalidate(): an exec or a start then reads no row (three read
- * transactions, about half a millisecond here). Callers get a deep copy to change as they
+/* The instances expanded last, kept while their handle's generation stays the same: an
+ * exec or a start then reads no row (three read transactions, about half a millisecond
+ * here). Every committed write (a profile, a project's features.profiles, the instance)
+ * moves the generation on, so nothing else invalidates an entry. An entry is keyed on its
+ * handle too: two handles never share entries. Callers get a deep copy to change as they
  * like. */
 #define EXPANDED_CACHE_SIZE 32
 
 struct expanded_entry {
 	char *project, *name; /* owned; NULL: empty slot */
+	const struct db *db;  /* borrowed: only compared, never used */
 	uint64_t generation;
 	json_t *inst; /* owned */
 };
@@ -103,14 +106,15 @@ static void expanded_entry_clear(struct expanded_entry *e)
 	*e = (struct expanded_entry){0};
 }
 
-static json_t *expanded_cache_get(const char *project, const char *name, uint64_t gen)
+static json_t *expanded_cache_get(const struct db *db, const char *project, const char *name,
+				  uint64_t gen)
 {
 	json_t *copy = NULL;
 
 	pthread_mutex_lock(&expanded_cache.lock);
 	for (size_t i = 0; i < EXPANDED_CACHE_SIZE; i++) {
 		struct expanded_entry *e = &expanded_cache.e[i];
-		if (e->name && e->generation == gen && streq(e->name, name) &&
+		if (e->name && e->db == db && e->generation == gen && streq(e->name, name) &&
 		    streq(e->project, project)) {
 			copy = json_deep_copy(e->inst);
 			break;
@@ -120,12 +124,13 @@ static json_t *expanded_cache_get(const char *project, const char *name, uint64_
 	return copy;
 }
 
-static void expanded_cache_put(const char *project, const char *name, uint64_t gen,
-			       const json_t *inst)
+static void expanded_cache_put(const struct db *db, const char *project, const char *name,
+			       uint64_t gen, const json_t *inst)
 {
 	struct expanded_entry fresh = {
 		.project = strdup(project),
 		.name = strdup(name),
+		.db = db,
 		.generation = gen,
 		.inst = json_deep_copy(inst),
 	};
@@ -138,8 +143,8 @@ static void expanded_cache_put(const char *project, const char *name, uint64_t g
 	pthread_mutex_lock(&expanded_cache.lock);
 	for (size_t i = 0; i < EXPANDED_CACHE_SIZE && !slot; i++) {
 		struct expanded_entry *e = &expanded_cache.e[i];
-		if (!e->name || e->generation != gen ||
-		    (streq(e->name, name) && streq(e->project, project)))
+		if (!e->name || (e->db == db && e->generation != gen) ||
+		    (e->db == db && streq(e->name, name) && streq(e->project, project)))
 			slot = e;
 	}
 	if (!slot)
@@ -149,7 +154,7 @@ static void expanded_cache_put(const char *project, const char *name, uint64_t g
 	pthread_mutex_unlock(&expanded_cache.lock);
 }
 
-void instance_expand_invalidate(void)
+void instance_expand_cache_release(void)
 {
 	pthread_mutex_lock(&expanded_cache.lock);
 	for (size_t i = 0; i < EXPANDED_CACHE_SIZE; i++)
@@ -157,17 +162,12 @@ void instance_expand_invalidate(void)
 	pthread_mutex_unlock(&expanded_cache.lock);
 }
 
-void instance_expand_cache_release(void)
-{
-	instance_expand_invalidate();
-}
-
 int instance_expand_load(struct db *db, const char *project, const char *name, json_t **ret,
 			 struct berth_error *err)
 {
 	json_auto_t *profiles = NULL;
 	uint64_t gen = db_generation(db); /* before the rows: see db_generation() */
-	json_t *inst = expanded_cache_get(project, name, gen);
+	json_t *inst = expanded_cache_get(db, project, name, gen);
 	int r;
 
 	if (inst) {
@@ -183,7 +183,7 @@ int instance_expand_load(struct db *db, const char *project, const char *name, j
 		json_decref(inst);
 		return r;
 	}
-	expanded_cache_put(project, name, gen, inst);
+	expanded_cache_put(db, project, name, gen, inst);
 	*ret = inst;
 	return 0;
 }

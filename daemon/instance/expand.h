@@ -1,8 +1,8 @@
 /* daemon/instance/expand.h: profile expansion. An instance's expanded_config and
  * expanded_devices are its profiles' config and devices, in the order the instance lists
- * them, under its own. The expanded objects loaded last are cached here; whoever changes
- * what an expansion reads (a profile, a project's features.profiles) calls
- * instance_expand_invalidate(). */
+ * them, under its own. The expanded objects loaded last are cached here, per database
+ * handle, while the handle's db_generation() keeps its value: any committed write (a
+ * profile, a project's features.profiles) makes the next load read the rows again. */
 #pragma once
 
 #include <jansson.h>
@@ -27,7 +27,6 @@ int instance_expand(json_t *inst, const json_t *profiles);
 int instance_expand_load(struct db *db, const char *project, const char *name, json_t **ret,
 			 struct berth_error *err);
 
-/* Forget every cached expansion: a profile or a project changed. Any thread. */
-void instance_expand_invalidate(void);
-/* Free the cache. At exit. */
+/* Free the cache. At exit, before the handle closes (a handle opened later at the same
+ * address must not find the old one's entries). */
 void instance_expand_cache_release(void);

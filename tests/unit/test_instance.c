@@ -386,10 +386,9 @@ static void test_expand(void **state)
 	json_decref(b);
 	b = NULL;
 
-	/* A profile change shows once the cache is invalidated. */
+	/* A profile change shows at the next load: the write moved the generation on. */
 	json_object_set_new(json_object_get(prof, "config"), "limits.cpu", json_string("2"));
 	assert_int_equal(db_profile_update(f->d.db, "default", "extra", prof, &err), 0);
-	instance_expand_invalidate();
 	assert_int_equal(instance_expand_load(f->d.db, "default", "c1", &b, &err), 0);
 	assert_string_equal(berth_json_string(json_object_get(b, "expanded_config"), "limits.cpu"),
 			    "2");
@@ -400,6 +399,108 @@ static void test_expand(void **state)
 	assert_int_equal(instance_expand_load(f->d.db, "default", "nope", &b, &err), -ENOENT);
 	assert_null(b);
 	berth_error_release(&err);
+}
+
+/* limits.cpu of `project`/`name`'s expansion through the cache (NULL when unset). */
+static char *expanded_cpu(struct db *db, const char *project, const char *name)
+{
+	struct berth_error err = {0};
+	json_auto_t *inst = NULL;
+	const char *v;
+
+	if (instance_expand_load(db, project, name, &inst, &err) < 0)
+		fail_msg("expanding %s/%s: %s", project, name, err.msg);
+	v = berth_json_string(json_object_get(inst, "expanded_config"), "limits.cpu");
+	return v ? strdup(v) : NULL;
+}
+
+/* A project's features.profiles decides whose profiles an expansion reads: after it
+ * changes, an instance of the same name expands from the project's own profiles, not
+ * from what the cache kept for the old one. */
+static void test_expand_project_features(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_error err = {0};
+	json_auto_t *proj = parse("{\"name\": \"p\", \"description\": \"\", \"config\": "
+				  "{\"features.profiles\": \"false\"}}");
+	json_auto_t *dprof = parse("{\"name\": \"extra\", \"description\": \"\", "
+				   "\"config\": {\"limits.cpu\": \"1\"}, \"devices\": {}}");
+	json_auto_t *pprof = parse("{\"name\": \"extra\", \"description\": \"\", "
+				   "\"config\": {\"limits.cpu\": \"4\"}, \"devices\": {}}");
+	json_auto_t *row = new_row("c2");
+	char *v;
+
+	json_array_append_new(json_object_get(row, "profiles"), json_string("extra"));
+	assert_int_equal(db_profile_create(f->d.db, "default", dprof, &err), 0);
+	assert_int_equal(db_project_create(f->d.db, proj, &err), 0);
+	assert_int_equal(db_instance_create(f->d.db, "p", row, &err), 0);
+	v = expanded_cpu(f->d.db, "p", "c2"); /* from the "default" project's profile */
+	assert_string_equal(v, "1");
+	free(v);
+	v = expanded_cpu(f->d.db, "p", "c2"); /* the cached copy */
+	assert_string_equal(v, "1");
+	free(v);
+
+	/* LXD changes features only on an empty project. */
+	assert_int_equal(db_instance_delete(f->d.db, "p", "c2", &err), 0);
+	json_object_set_new(json_object_get(proj, "config"), "features.profiles",
+			    json_string("true"));
+	assert_int_equal(db_project_update(f->d.db, "p", proj, &err), 0);
+	assert_int_equal(db_profile_create(f->d.db, "p", pprof, &err), 0);
+	assert_int_equal(db_instance_create(f->d.db, "p", row, &err), 0);
+	v = expanded_cpu(f->d.db, "p", "c2");
+	assert_string_equal(v, "4");
+	free(v);
+}
+
+/* Bring two handles to the same generation with empty writes on the one behind. */
+static void generations_align(struct db *a, struct db *b)
+{
+	struct berth_error err = {0};
+	json_auto_t *empty = json_object();
+
+	for (int i = 0; i < 1000 && db_generation(a) != db_generation(b); i++) {
+		struct db *behind = db_generation(a) < db_generation(b) ? a : b;
+
+		assert_int_equal(db_server_config_replace(behind, empty, &err), 0);
+	}
+	assert_true(db_generation(a) == db_generation(b));
+}
+
+/* Two handles (two databases) at the same generation never share cached expansions. */
+static void test_expand_two_handles(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_error err = {0};
+	_cleanup_free_ char *path = berth_strdup_printf("%s/other.db", f->dir);
+	struct db *other = NULL;
+	json_auto_t *mine = new_row("c1");
+	json_auto_t *theirs = new_row("c1");
+	char *v;
+
+	assert_non_null(path);
+	assert_int_equal(db_open(path, f->pool, &other, &err), 0);
+	json_object_set_new(json_object_get(mine, "config"), "limits.cpu", json_string("1"));
+	json_object_set_new(json_object_get(theirs, "config"), "limits.cpu", json_string("2"));
+	assert_int_equal(db_instance_create(f->d.db, "default", mine, &err), 0);
+	assert_int_equal(db_instance_create(other, "default", theirs, &err), 0);
+	generations_align(f->d.db, other);
+
+	v = expanded_cpu(f->d.db, "default", "c1");
+	assert_string_equal(v, "1");
+	free(v);
+	v = expanded_cpu(other, "default", "c1");
+	assert_string_equal(v, "2");
+	free(v);
+	/* Both now cached, under the same project, name and generation. */
+	v = expanded_cpu(f->d.db, "default", "c1");
+	assert_string_equal(v, "1");
+	free(v);
+	v = expanded_cpu(other, "default", "c1");
+	assert_string_equal(v, "2");
+	free(v);
+	instance_expand_cache_release(); /* before the handle goes: see expand.h */
+	db_close(other);
 }
 
 /* Allocation N of an expansion fails: an error and no memory kept; at the end, the same
@@ -420,7 +521,7 @@ static void test_expand_alloc(void **state)
 		size_t before;
 		int r;
 
-		instance_expand_invalidate();
+		instance_expand_cache_release(); /* the load must read and expand again */
 		before = live_count;
 		alloc_arm(n);
 		r = instance_expand_load(f->d.db, "default", "c1", &got, &err);
@@ -434,7 +535,7 @@ static void test_expand_alloc(void **state)
 			assert_int_equal(r, -ENOMEM);
 		}
 		berth_error_release(&err);
-		instance_expand_invalidate();
+		instance_expand_cache_release();
 		if (live_count != before)
 			fail_msg("allocation %ld failed: %zu blocks kept", n, live_count - before);
 		if (!alloc_fired)
@@ -506,7 +607,7 @@ static long create_alloc_loop(struct fixture *f, bool image)
 			assert_int_equal(instance_delete_run(NULL, j, &err), 0);
 			instance_volume_release(&j->v);
 		}
-		instance_expand_invalidate();
+		instance_expand_cache_release();
 		if (live_count != before)
 			fail_msg("allocation %ld failed (r=%d): %zu blocks kept", n, r,
 				 live_count - before);
@@ -665,6 +766,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_expand, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expand_project_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expand_two_handles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expand_alloc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_empty_alloc, setup, teardown),
