@@ -38,7 +38,7 @@ int network_apply(struct berth_daemon *d, const char *name, const json_t *config
 /* Remove it all: dnsmasq (by PID), the NAT table, the bridge, the state directory. */
 int network_remove(struct berth_daemon *d, const char *name, struct berth_error *err);
 
-/* At berthd start (after db_init): apply every network of the database; on a fresh
+/* At berthd start (after db_open): apply every network of the database; on a fresh
  * database (`fresh`) first create NETWORK_DEFAULT_NAME and give the default profile
  * an eth0 nic on it. Failures are logged, never fatal. */
 void network_startup(struct berth_daemon *d, bool fresh);
