@@ -172,6 +172,9 @@ static int read_message(struct berth_qmp *q, uint64_t deadline, json_t **ret)
 		if (q->buf) {
 			q->buf[q->len] = '\0';
 			r = frame_message(q, ret);
+			if (r < 0)
+				/* nothing after it can be trusted to be framed right */
+				q->dead = true;
 			if (r < 0 || *ret)
 				return r;
 		}
@@ -244,9 +247,12 @@ static int command_failed(const char *command, int r, int timeout_ms, struct ber
 				       "QMP command \"%s\": no reply from QEMU within %d ms",
 				       command, timeout_ms);
 	case -ECONNRESET:
-	case -ENOTCONN:
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 				       "QMP command \"%s\": QEMU closed the connection", command);
+	case -ENOTCONN:
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "QMP command \"%s\": no connection to QEMU any more",
+				       command);
 	case -EPROTO:
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 				       "QMP command \"%s\": QEMU sent a message that is not QMP",

@@ -20,7 +20,8 @@
  *
  * Errors: -ETIMEDOUT (the deadline passed), -ECONNRESET (QEMU closed the socket or died:
  * every later command fails with -ENOTCONN; events read before the close stay queued),
- * -EPROTO (QEMU sent something that is not QMP), -EREMOTEIO (QEMU answered with an error:
+ * -EPROTO (QEMU sent something that is not QMP: the connection is given up as after a
+ * close), -EREMOTEIO (QEMU answered with an error:
  * berth_qmp_error_class() gives its class), -ENOMEM, or a socket -errno. The berth_error
  * says which command failed and why. */
 #pragma once

@@ -444,6 +444,23 @@ static void serve_no_qmp_key(struct fake *f, int fd)
 	wait_release(f);
 }
 
+/* A reply line that never ends. */
+static void serve_flood(struct fake *f, int fd)
+{
+	char id[64];
+	char *blank = malloc(BERTH_QMP_MESSAGE_MAX + 1);
+
+	srv_handshake(fd);
+	if (blank && srv_expect(fd, "query-status", id, sizeof(id))) {
+		memset(blank, ' ', BERTH_QMP_MESSAGE_MAX);
+		blank[0] = '{';
+		blank[BERTH_QMP_MESSAGE_MAX] = '\0';
+		srv_send(fd, blank);
+	}
+	free(blank);
+	wait_release(f);
+}
+
 static void test_not_qmp(void **state)
 {
 	struct fake *f = fake_start(serve_garbage, 0);
@@ -460,6 +477,21 @@ static void test_not_qmp(void **state)
 	assert_string_equal(err.msg, "QEMU's first message is not a QMP greeting");
 	berth_error_release(&err);
 	assert_null(q);
+	fake_stop(f);
+
+	/* a message past BERTH_QMP_MESSAGE_MAX: refused, and the connection given up */
+	f = fake_start(serve_flood, 0);
+	assert_int_equal(berth_qmp_connect(f->path, 2000, &q, NULL), 0);
+	assert_int_equal(berth_qmp_execute(q, "query-status", NULL, 5000, NULL, &err), -EPROTO);
+	assert_string_equal(err.msg, "QMP command \"query-status\": QEMU sent a message that is "
+				     "not QMP");
+	berth_error_release(&err);
+	assert_false(berth_qmp_connected(q));
+	assert_int_equal(berth_qmp_execute(q, "query-status", NULL, 5000, NULL, &err), -ENOTCONN);
+	assert_string_equal(err.msg,
+			    "QMP command \"query-status\": no connection to QEMU any more");
+	berth_error_release(&err);
+	berth_qmp_free(q);
 	fake_stop(f);
 }
 
@@ -570,13 +602,64 @@ static void test_real_qemu(void **state)
 	rmdir(dir);
 }
 
+/* QEMU killed while a command waits for its reply: a clean -ECONNRESET, no hang. */
+static void test_real_qemu_killed(void **state)
+{
+	char dir[] = "/tmp/berth-test-qmp-qemu-XXXXXX", sock[128];
+	struct berth_qmp *q = NULL;
+	struct berth_error err = {0};
+	json_t *args;
+	pid_t pid;
+	int status = -1, r;
+	uint64_t t0;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/qmp.sock", dir);
+	pid = qemu_start(sock);
+	if (berth_qmp_connect(sock, 10000, &q, &err) < 0)
+		fail_msg("connecting to QEMU: %s", err.msg);
+	/* one command answered; then QEMU stops answering and dies while the next waits */
+	args = json_pack("{s:s}", "command-line", "info status");
+	assert_int_equal(berth_qmp_execute(q, "human-monitor-command", args, 5000, NULL, NULL), 0);
+	json_decref(args);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	t0 = berth_monotonic_ns();
+	{
+		/* stopped QEMU: the command cannot be answered; kill it 100 ms in */
+		pid_t killer = fork();
+
+		assert_true(killer >= 0);
+		if (killer == 0) {
+			sleep_ms(100);
+			kill(pid, SIGKILL);
+			_exit(0);
+		}
+		r = berth_qmp_execute(q, "query-status", NULL, 10000, NULL, &err);
+		waitpid(killer, NULL, 0);
+	}
+	assert_int_equal(r, -ECONNRESET);
+	assert_true(berth_monotonic_ns() - t0 < 5000 * 1000000ull);
+	assert_string_equal(err.msg, "QMP command \"query-status\": QEMU closed the connection");
+	berth_error_release(&err);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	berth_qmp_free(q);
+	unlink(sock);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic),	     cmocka_unit_test(test_events),
-		cmocka_unit_test(test_timeout),	     cmocka_unit_test(test_no_greeting),
-		cmocka_unit_test(test_close),	     cmocka_unit_test(test_not_qmp),
-		cmocka_unit_test(test_connect_late), cmocka_unit_test(test_real_qemu),
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_no_greeting),
+		cmocka_unit_test(test_close),
+		cmocka_unit_test(test_not_qmp),
+		cmocka_unit_test(test_connect_late),
+		cmocka_unit_test(test_real_qemu),
+		cmocka_unit_test(test_real_qemu_killed),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
