@@ -2,6 +2,7 @@
  * qemu_config.h and doc/vm.md for the layout and why). */
 #include "daemon/vm/qemu_config.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -361,6 +362,30 @@ static void render_nic(struct cfg *c, const struct qemu_nic *nic, unsigned port)
 		kvf(c, "host_mtu", "%u", nic->mtu);
 }
 
+/* "xx:xx:xx:xx:xx:xx" in hex digits. */
+static bool mac_ok(const char *s)
+{
+	for (int i = 0; i < 17; i++) {
+		bool colon = i % 3 == 2;
+
+		if (colon ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return s[17] == '\0';
+}
+
+/* 8-4-4-4-12 hex digits. */
+static bool uuid_ok(const char *s)
+{
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return s[36] == '\0';
+}
+
 static int check_nic(const struct qemu_nic *nic, struct berth_error *err)
 {
 	if (!nic->name || !*nic->name)
@@ -370,6 +395,10 @@ static int check_nic(const struct qemu_nic *nic, struct berth_error *err)
 	    (nic->kind == QEMU_NIC_MACVTAP && nic->fd < 0))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "NIC \"%s\" has no host interface for QEMU", nic->name);
+	if (nic->hwaddr && !mac_ok(nic->hwaddr))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "NIC \"%s\": invalid MAC address \"%s\"", nic->name,
+				       nic->hwaddr);
 	if (nic->mtu && (nic->mtu < 68 || nic->mtu > 65535))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "NIC \"%s\": invalid MTU %u", nic->name, nic->mtu);
@@ -414,6 +443,9 @@ static int check_vm(const struct qemu_vm *vm, struct berth_error *err)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "A VM needs QEMU, a name, a UUID, a root disk, a QMP "
 				       "socket and a console socket");
+	if (!uuid_ok(vm->uuid))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Invalid UUID \"%s\"",
+				       vm->uuid);
 	if (vm->machine >= QEMU_MACHINE_MAX || vm->accel >= QEMU_ACCEL_MAX ||
 	    vm->root_format >= QEMU_DISK_FORMAT_MAX || vm->root_bus >= QEMU_DISK_BUS_MAX)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,

@@ -132,6 +132,12 @@ static void test_q35(void **state)
 		       "logappend = \"on\"\n");
 	assert_section(text, "[device \"qemu_serial\"]",
 		       "driver = \"isa-serial\"\nchardev = \"console\"\n");
+}
+
+static void test_q35_devices(void **state)
+{
+	struct qemu_vm vm = full_vm();
+	_cleanup_free_ char *text = render_ok(&vm);
 
 	/* 1 fixed + root disk + 2 NICs + 2 spare: six ports on slot 1 */
 	assert_int_equal(count(text, "driver = \"pcie-root-port\""), 6);
@@ -390,6 +396,10 @@ static void test_refusals(void **state)
 	refused(&vm, -EINVAL, "a whole number of MiB");
 	vm = full_vm(), vm.memory = 16ull << 20;
 	refused(&vm, -EINVAL, "at least 32 MiB");
+	vm = full_vm(), vm.uuid = "8e4a3a6b-9d7e-4c61-a3b0-2f5b1c0d9e1";
+	refused(&vm, -EINVAL, "Invalid UUID \"8e4a3a6b-9d7e-4c61-a3b0-2f5b1c0d9e1\"");
+	vm = full_vm(), vm.uuid = "8e4a3a6b-9d7e-4c61-a3b0-2f5b1c0d9e1g";
+	refused(&vm, -EINVAL, "Invalid UUID");
 	vm = full_vm(), vm.uuid = NULL;
 	refused(&vm, -EINVAL, "A VM needs QEMU, a name, a UUID");
 	vm = full_vm(), vm.machine = QEMU_MACHINE_MICROVM;
@@ -412,7 +422,11 @@ static void test_refusals(void **state)
 	nic = two_nics[0], nic.mtu = 20;
 	refused(&vm, -EINVAL, "invalid MTU 20");
 	nic = two_nics[0], nic.hwaddr = "00:16:3e\"";
-	refused(&vm, -EINVAL, "QEMU cannot be given mac");
+	refused(&vm, -EINVAL, "NIC \"eth0\": invalid MAC address \"00:16:3e\"\"");
+	nic = two_nics[0], nic.hwaddr = "00:16:3e:00:00:0g";
+	refused(&vm, -EINVAL, "invalid MAC address");
+	nic = two_nics[0], nic.hwaddr = "00:16:3e:00:00:001";
+	refused(&vm, -EINVAL, "invalid MAC address");
 	memset(long_path, 'n', 70);
 	long_path[70] = '\0';
 	nic = two_nics[0], nic.name = long_path;
@@ -592,6 +606,40 @@ static void assert_at(struct run *r, const char *id, const char *bus, int devfn)
 	json_decref(v);
 }
 
+/* QEMU opened the root disk as qcow2 under the id "drive-root". */
+static void check_root_drive(struct run *r)
+{
+	json_t *v = run_query(r, "query-block", NULL), *b;
+	bool found = false;
+	size_t i;
+
+	json_array_foreach(v, i, b) {
+		json_t *ins = json_object_get(b, "inserted");
+
+		if (!streq(berth_json_string(b, "device") ?: "", "drive-root"))
+			continue;
+		found = true;
+		assert_string_equal(berth_json_string(ins, "file"), r->path[P_DISK]);
+		assert_string_equal(berth_json_string(ins, "drv"), "qcow2");
+	}
+	assert_true(found);
+	json_decref(v);
+}
+
+/* The console and the agent's port are on their sockets; the console log was opened. */
+static void check_chardevs(struct run *r, const char *console_log)
+{
+	json_t *v = run_query(r, "query-chardev", NULL);
+	_cleanup_free_ char *dump = json_dumps(v, 0);
+
+	assert_non_null(strstr(dump, "\"label\": \"console\""));
+	assert_non_null(strstr(dump, "\"label\": \"qemu_agent\""));
+	assert_non_null(strstr(dump, r->path[P_CONSOLE]));
+	assert_non_null(strstr(dump, r->path[P_AGENT]));
+	assert_int_equal(access(console_log, F_OK), 0);
+	json_decref(v);
+}
+
 static void test_qemu_accepts_q35(void **state)
 {
 	struct run r = {0};
@@ -601,13 +649,16 @@ static void test_qemu_accepts_q35(void **state)
 	json_t *v, *pci;
 	unsigned last_port;
 	char last_id[QEMU_ID_MAX];
+	_cleanup_free_ char *console_log = NULL;
 	const char *ids[] = {"qemu_serial",	   "qemu_balloon",    "qemu_rng_dev",
 			     "qemu_virtio_serial", "qemu_agent_port", "dev-qemu_config",
 			     "dev-root",	   "qemu_pcie1",      "qemu_pcie2",
 			     "qemu_pcie3"};
 
 	run_prepare(&r);
+	console_log = berth_strdup_printf("%s/console.log", r.dir);
 	vm = run_vm(&r);
+	vm.console_log = console_log;
 	if (root) {
 		/* a tap that QEMU creates in the network namespace unshare made */
 		vm.nics = &nic;
@@ -656,34 +707,8 @@ static void test_qemu_accepts_q35(void **state)
 	}
 	json_decref(pci);
 
-	v = run_query(&r, "query-block", NULL);
-	{
-		size_t i;
-		json_t *b;
-		bool found = false;
-
-		json_array_foreach(v, i, b) {
-			json_t *ins = json_object_get(b, "inserted");
-
-			if (!streq(berth_json_string(b, "device") ?: "", "drive-root"))
-				continue;
-			found = true;
-			assert_string_equal(berth_json_string(ins, "file"), r.path[P_DISK]);
-			assert_string_equal(berth_json_string(ins, "drv"), "qcow2");
-		}
-		assert_true(found);
-	}
-	json_decref(v);
-
-	v = run_query(&r, "query-chardev", NULL);
-	{
-		_cleanup_free_ char *dump = json_dumps(v, 0);
-
-		assert_non_null(strstr(dump, "\"label\": \"console\""));
-		assert_non_null(strstr(dump, "\"label\": \"qemu_agent\""));
-		assert_non_null(strstr(dump, r.path[P_CONSOLE]));
-	}
-	json_decref(v);
+	check_root_drive(&r);
+	check_chardevs(&r, console_log);
 	run_stop(&r);
 }
 
@@ -752,6 +777,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_q35),
+		cmocka_unit_test(test_q35_devices),
 		cmocka_unit_test(test_q35_variants),
 		cmocka_unit_test(test_microvm),
 		cmocka_unit_test(test_argv),
