@@ -4,7 +4,8 @@
  * microvm, the command line, device ids, and every refusal; then the real
  * qemu-system-x86_64 is given what we generate (q35 with OVMF and a NIC on a tap in a
  * network namespace of its own, q35 with secure boot and direct kernel boot, microvm),
- * started paused (-S, no guest runs) and asked over QMP where each device is. */
+ * started paused (-S, no guest runs) and asked over QMP where each device is; a disk is
+ * hot-plugged onto the first spare root port. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -649,7 +650,8 @@ static void test_qemu_accepts_q35(void **state)
 	json_t *v, *pci;
 	unsigned last_port;
 	char last_id[QEMU_ID_MAX];
-	_cleanup_free_ char *console_log = NULL;
+	_cleanup_free_ char *console_log = NULL, *spare_bus = NULL;
+	char spare_id[QEMU_ID_MAX];
 	const char *ids[] = {"qemu_serial",	   "qemu_balloon",    "qemu_rng_dev",
 			     "qemu_virtio_serial", "qemu_agent_port", "dev-qemu_config",
 			     "dev-root",	   "qemu_pcie1",      "qemu_pcie2",
@@ -709,6 +711,16 @@ static void test_qemu_accepts_q35(void **state)
 
 	check_root_drive(&r);
 	check_chardevs(&r, console_log);
+
+	/* a disk plugged later goes onto the first spare port */
+	qemu_config_port_id(qemu_config_first_spare_port(&vm), spare_id);
+	json_decref(run_query(&r, "blockdev-add",
+			      json_pack("{s:s, s:s}", "driver", "null-co", "node-name", "hp0")));
+	json_decref(run_query(&r, "device_add",
+			      json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "id",
+					"dev-hp0", "bus", spare_id, "drive", "hp0")));
+	spare_bus = berth_strdup_printf("/%s/%s", spare_id, spare_id);
+	assert_at(&r, "dev-hp0", spare_bus, 0);
 	run_stop(&r);
 }
 
