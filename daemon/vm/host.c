@@ -170,11 +170,14 @@ static int probe_kvm(const char *root, struct vm_host *h)
 	if (!path)
 		return -ENOMEM;
 	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0 && errno == ENOENT)
 		return missing(h, VM_HOST_KVM,
-			       "%s %s: VMs run under TCG (emulated, many times slower); load "
+			       "%s missing: VMs run under TCG (emulated, many times slower); load "
 			       "kvm_intel or kvm_amd on a CPU with virtualization enabled",
-			       path, errno == ENOENT ? "missing" : "cannot be opened");
+			       path);
+	if (fd < 0)
+		return missing(h, VM_HOST_KVM, "%s cannot be opened (%s): VMs run under TCG", path,
+			       strerror(errno));
 	api = ioctl(fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API)
 		return missing(h, VM_HOST_KVM,

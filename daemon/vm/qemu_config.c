@@ -443,6 +443,10 @@ static int check_vm(const struct qemu_vm *vm, struct berth_error *err)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "A VM needs QEMU, a name, a UUID, a root disk, a QMP "
 				       "socket and a console socket");
+	for (const char *p = vm->name; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid VM name: control characters");
 	if (!uuid_ok(vm->uuid))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Invalid UUID \"%s\"",
 				       vm->uuid);

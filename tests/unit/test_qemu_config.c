@@ -401,6 +401,8 @@ static void test_refusals(void **state)
 	refused(&vm, -EINVAL, "Invalid UUID \"8e4a3a6b-9d7e-4c61-a3b0-2f5b1c0d9e1\"");
 	vm = full_vm(), vm.uuid = "8e4a3a6b-9d7e-4c61-a3b0-2f5b1c0d9e1g";
 	refused(&vm, -EINVAL, "Invalid UUID");
+	vm = full_vm(), vm.name = "v1\n[device \"x\"]";
+	refused(&vm, -EINVAL, "Invalid VM name: control characters");
 	vm = full_vm(), vm.uuid = NULL;
 	refused(&vm, -EINVAL, "A VM needs QEMU, a name, a UUID");
 	vm = full_vm(), vm.machine = QEMU_MACHINE_MICROVM;

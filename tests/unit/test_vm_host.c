@@ -221,6 +221,20 @@ static void test_partial_root(void **state)
 	assert_false(vm_host_usable(&h));
 	vm_host_release(&h);
 
+	/* a /dev/kvm that cannot be opened */
+	gone("dev/kvm");
+	{
+		_cleanup_free_ char *kvm = under_root("/dev/kvm");
+
+		assert_int_equal(mkdir(kvm, 0700), 0);
+		assert_int_equal(vm_host_probe(&w, &h), 0);
+		rmdir(kvm);
+	}
+	assert_missing(&h, VM_HOST_KVM,
+		       "/dev/kvm cannot be opened (Is a directory): VMs run "
+		       "under TCG");
+	vm_host_release(&h);
+
 	/* a QEMU that fails to run; one named by path */
 	put("usr/local/bin/qemu-custom", "#!/bin/sh\nexit 3\n", 0755);
 	assert_int_equal(vm_host_probe(&w, &h), 0);
