@@ -9,12 +9,16 @@
 # libarchive13: berthd is not linked with libarchive but loads libarchive.so.13 when it
 # first reads an image, so no link pulls the library in: it is named here.
 # None of iproute2, squashfs-tools, nftables or dnsmasq-base is in a minimal Debian.
+# Virtual machines (doc/vm.md): qemu-system-x86 (qemu-system-x86_64, KVM or TCG),
+# qemu-utils (qemu-img: disk images), ovmf (UEFI firmware, /usr/share/OVMF); test_qmp
+# and test_qemu_config run the real QEMU too.
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
 	libarchive13 passwd procps util-linux btrfs-progs
 	nftables dnsmasq-base iproute2 squashfs-tools
+	qemu-system-x86 qemu-utils ovmf
 )
 
 # What images/build and the debian-12 recipe run (setup.sh builds debian/12): debootstrap,
