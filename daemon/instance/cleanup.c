@@ -60,11 +60,7 @@ static int remove_cgroup(const char *who, const char *rel)
 
 	if (r < 0)
 		return r;
-	if (!runtime_cgroup_is_empty(cg)) {
-		runtime_cgroup_kill(cg);
-		runtime_cgroup_wait_empty(cg, 1000);
-	}
-	r = runtime_cgroup_destroy(cg);
+	r = runtime_cgroup_remove(cg, 1000);
 	if (r < 0)
 		log_warn("Instance \"%s\": removing its cgroup \"%s\": %s, ignoring", who, rel,
 			 strerror(-r));

@@ -869,11 +869,8 @@ static void gone_leftovers_remove(struct berth_daemon *d, const char *project, c
 	_cleanup_free_ char *rel = container_cgroup(d, project, name);
 	const char *files[] = {"monitor.sock", "monitor.pid", "init.pid"};
 
-	if (rel && runtime_cgroup_open(rel, &cg) >= 0) {
-		runtime_cgroup_kill(cg);
-		runtime_cgroup_wait_empty(cg, 1000);
-		runtime_cgroup_destroy(cg);
-	}
+	if (rel && runtime_cgroup_open(rel, &cg) >= 0)
+		runtime_cgroup_remove(cg, 1000);
 	for (size_t i = 0; rundir && i < ARRAY_SIZE(files); i++) {
 		_cleanup_free_ char *f = berth_strdup_printf("%s/%s", rundir, files[i]);
 		if (f)
@@ -1189,8 +1186,14 @@ static void expect_stop(struct berth_daemon *d, const char *project, const char 
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* An action is about to change (or just changed) the state: what a status said before
- * may be stale, and so may a status that is under way. */
+/* What a status said before no longer holds, and neither does one under way. Under the
+ * watcher's lock. */
+static void watch_stale(struct watch *wt)
+{
+	wt->epoch++;
+	wt->known_running = false;
+}
+
 /* A stuck monitor costs one request at a time: while one asks it again, the others
  * hear UNRESPONSIVE at once (true). The caller that gets false asks, then tells
  * stuck_probe_end() how it went. */
@@ -1225,10 +1228,8 @@ static void stuck_probe_end(const struct berth_daemon *d, const char *project, c
 	if (wt) {
 		wt->stuck = timed_out;
 		wt->probing = false;
-		if (timed_out) { /* what a status said before no longer holds */
-			wt->epoch++;
-			wt->known_running = false;
-		}
+		if (timed_out)
+			watch_stale(wt);
 	}
 	pthread_mutex_unlock(&w->lock);
 }
@@ -1244,8 +1245,7 @@ void container_power_forget(struct berth_daemon *d, const char *project, const c
 	wt = find_watch(w->active, project, name);
 	if (wt && !wt->probing) {
 		wt->stuck = true;
-		wt->epoch++;
-		wt->known_running = false;
+		watch_stale(wt);
 	}
 	pthread_mutex_unlock(&w->lock);
 }
@@ -1310,6 +1310,8 @@ int container_console_open(struct berth_daemon *d, const char *project, const ch
 	return r;
 }
 
+/* An action is about to change (or just changed) the state: what a status said before
+ * may be stale, and so may a status that is under way. */
 static void power_forget(struct berth_daemon *d, const char *project, const char *name)
 {
 	struct container_watcher *w = d->containers;
@@ -1319,10 +1321,8 @@ static void power_forget(struct berth_daemon *d, const char *project, const char
 		return;
 	pthread_mutex_lock(&w->lock);
 	wt = find_watch(w->active, project, name);
-	if (wt) {
-		wt->epoch++;
-		wt->known_running = false;
-	}
+	if (wt)
+		watch_stale(wt);
 	pthread_mutex_unlock(&w->lock);
 }
 

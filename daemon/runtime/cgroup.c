@@ -311,6 +311,15 @@ int runtime_cgroup_destroy(const struct runtime_cgroup *cg)
 	return r;
 }
 
+int runtime_cgroup_remove(const struct runtime_cgroup *cg, int timeout_ms)
+{
+	if (!runtime_cgroup_is_empty(cg)) {
+		runtime_cgroup_kill(cg);
+		runtime_cgroup_wait_empty(cg, timeout_ms);
+	}
+	return runtime_cgroup_destroy(cg);
+}
+
 /* ---- creation ---- */
 
 /* A new v1 cpuset cgroup starts with empty cpus and mems, which refuses tasks. */

@@ -92,6 +92,10 @@ int runtime_cgroup_wait_empty(const struct runtime_cgroup *cg, int timeout_ms);
 /* Remove the directories bottom-up, sub-cgroups made inside (by systemd) first. Fails with
  * -EBUSY while processes remain. Missing directories are fine. */
 int runtime_cgroup_destroy(const struct runtime_cgroup *cg);
+/* What a gone instance leaves: kill whatever still runs in the cgroup, wait up to
+ * `timeout_ms` for it to empty, then destroy it. The destroy's result (-EBUSY when a
+ * process outlived the wait). */
+int runtime_cgroup_remove(const struct runtime_cgroup *cg, int timeout_ms);
 /* Usage counters; fields the host cannot tell stay 0. */
 int runtime_cgroup_usage(const struct runtime_cgroup *cg, struct runtime_cgroup_usage *ret);
 /* Format the CPUs i with set[i] true (0 <= i < n) as a compact cpuset list, runs of three
