@@ -234,3 +234,62 @@ void berth_sha256(const void *data, size_t len, uint8_t out[BERTH_SHA256_LEN])
 	berth_sha256_update(&c, data, len);
 	berth_sha256_final(&c, out);
 }
+
+/* HMAC: H((K ^ opad) || H((K ^ ipad) || m)), with K hashed first when longer than a block
+ * and zero-padded to one. */
+void berth_hmac_sha256_init(struct berth_hmac_sha256 *c, const void *key, size_t key_len)
+{
+	uint8_t k[64] = {0}, ikey[64];
+
+	if (key_len > sizeof(k))
+		berth_sha256(key, key_len, k);
+	else if (key_len > 0)
+		memcpy(k, key, key_len);
+	for (size_t i = 0; i < sizeof(k); i++) {
+		ikey[i] = k[i] ^ 0x36;
+		c->okey[i] = k[i] ^ 0x5c;
+	}
+	berth_sha256_init(&c->inner);
+	berth_sha256_update(&c->inner, ikey, sizeof(ikey));
+	explicit_bzero(k, sizeof(k));
+	explicit_bzero(ikey, sizeof(ikey));
+}
+
+void berth_hmac_sha256_update(struct berth_hmac_sha256 *c, const void *data, size_t len)
+{
+	berth_sha256_update(&c->inner, data, len);
+}
+
+void berth_hmac_sha256_final(struct berth_hmac_sha256 *c, uint8_t out[BERTH_SHA256_LEN])
+{
+	uint8_t ih[BERTH_SHA256_LEN];
+	struct berth_sha256 outer;
+
+	berth_sha256_final(&c->inner, ih);
+	berth_sha256_init(&outer);
+	berth_sha256_update(&outer, c->okey, sizeof(c->okey));
+	berth_sha256_update(&outer, ih, sizeof(ih));
+	berth_sha256_final(&outer, out);
+	explicit_bzero(c, sizeof(*c));
+	explicit_bzero(ih, sizeof(ih));
+}
+
+void berth_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+		       uint8_t out[BERTH_SHA256_LEN])
+{
+	struct berth_hmac_sha256 c;
+
+	berth_hmac_sha256_init(&c, key, key_len);
+	berth_hmac_sha256_update(&c, data, len);
+	berth_hmac_sha256_final(&c, out);
+}
+
+bool berth_memeq_const(const void *a, const void *b, size_t len)
+{
+	const volatile uint8_t *x = a, *y = b;
+	uint8_t diff = 0;
+
+	for (size_t i = 0; i < len; i++)
+		diff |= x[i] ^ y[i];
+	return diff == 0;
+}

@@ -27,6 +27,25 @@ void berth_sha256_final(struct berth_sha256 *c, uint8_t out[BERTH_SHA256_LEN]);
 /* The SHA-256 digest of `len` bytes at `data` into `out`. */
 void berth_sha256(const void *data, size_t len, uint8_t out[BERTH_SHA256_LEN]);
 
+/* HMAC-SHA256 (RFC 2104): the tag of `len` bytes at `data` under `key` into `out`. */
+void berth_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+		       uint8_t out[BERTH_SHA256_LEN]);
+
+/* A running HMAC-SHA256 for messages made of several pieces: init with the key, any
+ * number of updates, one final (which wipes the keyed state). */
+struct berth_hmac_sha256 {
+	struct berth_sha256 inner;
+	uint8_t okey[64]; /* key ^ opad, for the outer hash */
+};
+
+void berth_hmac_sha256_init(struct berth_hmac_sha256 *c, const void *key, size_t key_len);
+void berth_hmac_sha256_update(struct berth_hmac_sha256 *c, const void *data, size_t len);
+void berth_hmac_sha256_final(struct berth_hmac_sha256 *c, uint8_t out[BERTH_SHA256_LEN]);
+
+/* Compares `len` bytes in time independent of where they differ (for MAC checks).
+ * Returns true when equal. */
+bool berth_memeq_const(const void *a, const void *b, size_t len);
+
 /* For tests: use the CPU's SHA extensions when `on` and the CPU has them, portable C
  * otherwise (the default is on). Returns whether the extensions are now in use. */
 bool berth_sha256_use_cpu(bool on);
