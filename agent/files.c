@@ -1,0 +1,400 @@
+/* agent/files.c: the instance files API inside the guest: pull (content, mode, owner,
+ * type; a directory's entries; a symlink's target), push (a file written to a temporary
+ * name and renamed over the destination, so no reader sees it half-written; a directory;
+ * a symlink), delete, mkdir. Paths are absolute and taken as they are: the agent runs as
+ * root in the guest, and the host's user may do anything root there may. */
+#include "agent/agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct info {
+	uint8_t type;
+	uint32_t mode, uid, gid;
+	uint64_t size;
+	const char *target;
+};
+
+static bool streq_dot(const char *name)
+{
+	return strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
+static int send_info(struct agent_conn *c, uint32_t id, const struct info *i)
+{
+	struct agent_buf p = {0};
+	int r;
+
+	agent_buf_u8(&p, i->type);
+	agent_buf_u32(&p, i->mode);
+	agent_buf_u32(&p, i->uid);
+	agent_buf_u32(&p, i->gid);
+	agent_buf_u64(&p, i->size);
+	agent_buf_str(&p, i->target);
+	r = p.failed ? -ENOMEM : agent_send(c, AGENT_T_FILE_INFO, id, p.data, p.len);
+	agent_buf_release(&p);
+	return r;
+}
+
+static int one_path(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t len,
+		    const char **ret)
+{
+	struct agent_rd rd;
+	const char *path;
+
+	agent_rd_init(&rd, p, len);
+	path = agent_rd_str(&rd);
+	if (agent_rd_done(&rd) < 0 || path[0] != '/')
+		return agent_send_error(c, id, -EINVAL, "path must be absolute");
+	*ret = path;
+	return 1;
+}
+
+static int get_file(struct agent_conn *c, uint32_t id, const char *path, struct info *i)
+{
+	uint8_t buf[AGENT_CHUNK];
+	ssize_t n;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return agent_send_error(c, id, -errno, "open \"%s\": %s", path, strerror(errno));
+	r = send_info(c, id, i);
+	while (r >= 0) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		r = agent_send(c, AGENT_T_FILE_DATA, id, buf, (size_t)n);
+	}
+	if (r >= 0 && n < 0) /* the host drops what came: the error ends the transfer */
+		r = agent_send_error(c, id, -errno, "read \"%s\": %s", path, strerror(errno));
+	else if (r >= 0)
+		r = agent_send(c, AGENT_T_FILE_END, id, NULL, 0);
+	close(fd);
+	return r;
+}
+
+/* The entries but "." and "..", as strs packed into data frames. */
+static int get_dir(struct agent_conn *c, uint32_t id, const char *path, struct info *i)
+{
+	struct agent_buf p = {0};
+	struct dirent *de;
+	DIR *d = opendir(path);
+	int r;
+
+	if (!d)
+		return agent_send_error(c, id, -errno, "opendir \"%s\": %s", path, strerror(errno));
+	r = send_info(c, id, i);
+	while (r >= 0 && (de = readdir(d))) {
+		if (streq_dot(de->d_name))
+			continue;
+		if (p.len + strlen(de->d_name) + 5 > AGENT_CHUNK) {
+			r = agent_send(c, AGENT_T_FILE_DATA, id, p.data, p.len);
+			p.len = 0;
+		}
+		agent_buf_str(&p, de->d_name);
+		if (p.failed)
+			r = -ENOMEM;
+	}
+	if (r >= 0 && p.len > 0)
+		r = agent_send(c, AGENT_T_FILE_DATA, id, p.data, p.len);
+	if (r >= 0)
+		r = agent_send(c, AGENT_T_FILE_END, id, NULL, 0);
+	agent_buf_release(&p);
+	closedir(d);
+	return r;
+}
+
+int agent_file_get(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t len)
+{
+	char target[PATH_MAX];
+	const char *path;
+	struct stat st;
+	struct info i;
+	ssize_t n;
+	int r = one_path(c, id, p, len, &path);
+
+	if (r <= 0)
+		return r;
+	if (lstat(path, &st) < 0)
+		return agent_send_error(c, id, -errno, "\"%s\": %s", path, strerror(errno));
+	i = (struct info){.mode = st.st_mode & 07777,
+			  .uid = st.st_uid,
+			  .gid = st.st_gid,
+			  .size = (uint64_t)st.st_size,
+			  .target = ""};
+	if (S_ISREG(st.st_mode)) {
+		i.type = AGENT_FILE_REGULAR;
+		return get_file(c, id, path, &i);
+	}
+	if (S_ISDIR(st.st_mode)) {
+		i.type = AGENT_FILE_DIRECTORY;
+		return get_dir(c, id, path, &i);
+	}
+	if (!S_ISLNK(st.st_mode))
+		return agent_send_error(c, id, -EINVAL, "\"%s\": not a file, directory or symlink",
+					path);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return agent_send_error(c, id, -errno, "readlink \"%s\": %s", path,
+					strerror(errno));
+	target[n] = 0;
+	i.type = AGENT_FILE_SYMLINK;
+	i.target = target;
+	r = send_info(c, id, &i);
+	return r < 0 ? r : agent_send(c, AGENT_T_FILE_END, id, NULL, 0);
+}
+
+/* The owner and mode to give `path`: those asked for, else those it has, else root's and
+ * `def_mode`. */
+static void put_attrs(const char *path, uint32_t *mode, uint32_t *uid, uint32_t *gid,
+		      uint32_t def_mode)
+{
+	struct stat st;
+	bool exists = lstat(path, &st) == 0;
+
+	if (*mode == AGENT_ID_NONE)
+		*mode = exists ? st.st_mode & 07777 : def_mode;
+	if (*uid == AGENT_ID_NONE)
+		*uid = exists ? st.st_uid : 0;
+	if (*gid == AGENT_ID_NONE)
+		*gid = exists ? st.st_gid : 0;
+}
+
+/* A regular file: open the temporary file (or the file appended to) now, so that data
+ * goes straight to it. */
+static int put_open(struct agent_chan *ch, bool append)
+{
+	_Static_assert(sizeof(".berth-agent.XXXXXX") < 32, "temporary name");
+	const char *slash = strrchr(ch->put_path, '/');
+	size_t dlen = (size_t)(slash - ch->put_path);
+
+	if (append) {
+		ch->put_fd = open(ch->put_path,
+				  O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+				  ch->put_mode & 07777);
+		if (ch->put_fd < 0)
+			return -errno;
+	} else {
+		ch->put_tmp = malloc(dlen + 32);
+		if (!ch->put_tmp)
+			return -ENOMEM;
+		snprintf(ch->put_tmp, dlen + 32, "%.*s/.berth-agent.XXXXXX", (int)dlen,
+			 ch->put_path);
+		ch->put_fd = mkostemp(ch->put_tmp, O_CLOEXEC);
+		if (ch->put_fd < 0) {
+			free(ch->put_tmp);
+			ch->put_tmp = NULL;
+			return -errno;
+		}
+	}
+	if (fchown(ch->put_fd, ch->put_uid, ch->put_gid) < 0 ||
+	    fchmod(ch->put_fd, ch->put_mode & 07777) < 0)
+		return -errno;
+	return 0;
+}
+
+int agent_file_put(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t len)
+{
+	struct agent_chan *ch;
+	struct agent_rd rd;
+	const char *path, *target;
+	uint8_t type, append;
+	uint32_t mode, uid, gid;
+	int r;
+
+	agent_rd_init(&rd, p, len);
+	type = agent_rd_u8(&rd);
+	append = agent_rd_u8(&rd);
+	mode = agent_rd_u32(&rd);
+	uid = agent_rd_u32(&rd);
+	gid = agent_rd_u32(&rd);
+	path = agent_rd_str(&rd);
+	target = agent_rd_str(&rd);
+	if (agent_rd_done(&rd) < 0 || type == 0 || type >= AGENT_FILE_TYPE_MAX)
+		return agent_send_error(c, id, -EBADMSG, "malformed FILE_PUT");
+	if (path[0] != '/' || streq_dot(strrchr(path, '/') + 1) || !strrchr(path, '/')[1])
+		return agent_send_error(c, id, -EINVAL, "\"%s\": not an absolute file path", path);
+	ch = agent_chan_new(c, id, &r);
+	if (!ch)
+		return agent_send_error(c, id, r, "channel %u: %s", id,
+					r == -EBUSY ? "in use" : "too many channels");
+	ch->kind = AGENT_CHAN_PUT;
+	ch->put_type = type;
+	ch->put_path = strdup(path);
+	ch->put_target = strdup(target);
+	if (!ch->put_path || !ch->put_target) {
+		agent_chan_release(ch);
+		return -ENOMEM;
+	}
+	put_attrs(path, &mode, &uid, &gid, type == AGENT_FILE_DIRECTORY ? 0755 : 0644);
+	ch->put_mode = mode;
+	ch->put_uid = uid;
+	ch->put_gid = gid;
+	if (type == AGENT_FILE_REGULAR)
+		ch->put_err = put_open(ch, append);
+	return 0;
+}
+
+int agent_file_data(struct agent_conn *c, struct agent_chan *ch, const uint8_t *p, size_t len)
+{
+	if (ch->put_err < 0)
+		return 0; /* reported at the end */
+	if (ch->put_type != AGENT_FILE_REGULAR) {
+		ch->put_err = -EINVAL;
+		return 0;
+	}
+	while (len > 0) {
+		ssize_t n = write(ch->put_fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ch->put_err = -errno;
+			return 0;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A symlink: made under a temporary name, renamed over the destination. */
+static int put_symlink(struct agent_chan *ch)
+{
+	size_t n = strlen(ch->put_path) + 32;
+	char *tmp = malloc(n);
+	int r = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	for (int tries = 0; tries < 16; tries++) {
+		snprintf(tmp, n, "%s.berth-agent.%08x", ch->put_path, (unsigned)random());
+		r = symlink(ch->put_target, tmp) < 0 ? -errno : 0;
+		if (r != -EEXIST)
+			break;
+	}
+	if (r >= 0 && lchown(tmp, ch->put_uid, ch->put_gid) < 0)
+		r = -errno;
+	if (r >= 0 && rename(tmp, ch->put_path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+static int put_finish(struct agent_chan *ch)
+{
+	struct stat st;
+
+	switch (ch->put_type) {
+	case AGENT_FILE_REGULAR:
+		if (close(ch->put_fd) < 0) {
+			ch->put_fd = -EBADF;
+			return -errno;
+		}
+		ch->put_fd = -EBADF;
+		if (ch->put_tmp && rename(ch->put_tmp, ch->put_path) < 0)
+			return -errno;
+		free(ch->put_tmp);
+		ch->put_tmp = NULL; /* renamed: not to be unlinked */
+		return 0;
+	case AGENT_FILE_DIRECTORY:
+		if (mkdir(ch->put_path, ch->put_mode & 07777) < 0 &&
+		    (errno != EEXIST || lstat(ch->put_path, &st) < 0 || !S_ISDIR(st.st_mode)))
+			return -errno;
+		if (chown(ch->put_path, ch->put_uid, ch->put_gid) < 0 ||
+		    chmod(ch->put_path, ch->put_mode & 07777) < 0)
+			return -errno;
+		return 0;
+	default:
+		return put_symlink(ch);
+	}
+}
+
+int agent_file_end(struct agent_conn *c, struct agent_chan *ch)
+{
+	uint32_t id = ch->id;
+	char path[PATH_MAX];
+	int r = ch->put_err;
+
+	snprintf(path, sizeof(path), "%s", ch->put_path);
+	if (r >= 0)
+		r = put_finish(ch);
+	agent_chan_release(ch); /* unlinks a temporary file left */
+	if (r < 0)
+		return agent_send_error(c, id, r, "push \"%s\": %s", path, strerror(-r));
+	return agent_send(c, AGENT_T_OK, id, NULL, 0);
+}
+
+int agent_file_delete(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t len)
+{
+	const char *path;
+	struct stat st;
+	int r = one_path(c, id, p, len, &path);
+
+	if (r <= 0)
+		return r;
+	if (lstat(path, &st) < 0 || (S_ISDIR(st.st_mode) ? rmdir(path) : unlink(path)) < 0)
+		return agent_send_error(c, id, -errno, "delete \"%s\": %s", path, strerror(errno));
+	return agent_send(c, AGENT_T_OK, id, NULL, 0);
+}
+
+/* mkdir of one directory, owned and moded as asked; `exist_ok` for parents. */
+static int mkdir_one(const char *path, uint32_t mode, uint32_t uid, uint32_t gid, bool exist_ok)
+{
+	struct stat st;
+
+	if (mkdir(path, mode & 07777) < 0) {
+		if (errno == EEXIST && exist_ok && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			return 0;
+		return -errno;
+	}
+	if (chown(path, uid == AGENT_ID_NONE ? 0 : uid, gid == AGENT_ID_NONE ? 0 : gid) < 0 ||
+	    chmod(path, mode & 07777) < 0) /* umask may have taken bits */
+		return -errno;
+	return 0;
+}
+
+int agent_file_mkdir(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t len)
+{
+	char path[PATH_MAX];
+	struct agent_rd rd;
+	uint8_t parents;
+	uint32_t mode, uid, gid;
+	const char *want;
+	int r = 0;
+
+	agent_rd_init(&rd, p, len);
+	parents = agent_rd_u8(&rd);
+	mode = agent_rd_u32(&rd);
+	uid = agent_rd_u32(&rd);
+	gid = agent_rd_u32(&rd);
+	want = agent_rd_str(&rd);
+	if (agent_rd_done(&rd) < 0 || want[0] != '/' || strlen(want) >= sizeof(path))
+		return agent_send_error(c, id, -EINVAL, "malformed MKDIR or relative path");
+	if (mode == AGENT_ID_NONE)
+		mode = 0755;
+	strcpy(path, want);
+	/* with parents: each prefix ending before a '/', then the whole path */
+	for (char *s = path + 1; parents && r >= 0 && (s = strchr(s, '/')); s++) {
+		*s = 0;
+		r = mkdir_one(path, mode, uid, gid, true);
+		*s = '/';
+	}
+	if (r >= 0)
+		r = mkdir_one(path, mode, uid, gid, parents);
+	if (r < 0)
+		return agent_send_error(c, id, r, "mkdir \"%s\": %s", want, strerror(-r));
+	return agent_send(c, AGENT_T_OK, id, NULL, 0);
+}

@@ -1,0 +1,400 @@
+/* tests/unit/test_agent.c: the berth-agent protocol without an agent: HMAC-SHA256
+ * against RFC 4231, the payload codec, framing (truncated, oversized, malformed frames),
+ * the mutual-authentication handshake (wrong key, replayed handshake, unauthenticated
+ * frames refused) and the per-frame tags (forged, replayed, reordered, reflected frames
+ * refused), and the state decoder against hostile payloads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/proto.h"
+#include "daemon/vm/agent_client.h"
+#include "lib/sha256.h"
+
+static void hex_of(const uint8_t *p, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+static void test_hmac_rfc4231(void **state)
+{
+	uint8_t k1[20], k6[131], md[32];
+	char hex[65];
+
+	memset(k1, 0x0b, sizeof(k1));
+	memset(k6, 0xaa, sizeof(k6));
+	berth_hmac_sha256(k1, sizeof(k1), "Hi There", 8, md);
+	hex_of(md, 32, hex);
+	assert_string_equal(hex,
+			    "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	berth_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, md);
+	hex_of(md, 32, hex);
+	assert_string_equal(hex,
+			    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	/* a key longer than a block is hashed first */
+	berth_hmac_sha256(k6, sizeof(k6), "Test Using Larger Than Block-Size Key - Hash Key First",
+			  54, md);
+	hex_of(md, 32, hex);
+	assert_string_equal(hex,
+			    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	assert_true(berth_memeq_const("abc", "abc", 3));
+	assert_false(berth_memeq_const("abc", "abd", 3));
+}
+
+static void test_codec(void **state)
+{
+	struct agent_buf b = {0};
+	struct agent_rd rd;
+	static const uint8_t nul_inside[] = {0, 0, 0, 2, 'a', 0, 0};
+	static const uint8_t no_nul[] = {0, 0, 0, 1, 'a', 'b'};
+	static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 'a', 0};
+
+	agent_buf_u8(&b, 7);
+	agent_buf_u16(&b, 0xbeef);
+	agent_buf_u32(&b, 0xdeadbeef);
+	agent_buf_u64(&b, 0x0123456789abcdefull);
+	agent_buf_str(&b, "héllo");
+	agent_buf_str(&b, NULL);
+	assert_false(b.failed);
+	agent_rd_init(&rd, b.data, b.len);
+	assert_int_equal(agent_rd_u8(&rd), 7);
+	assert_int_equal(agent_rd_u16(&rd), 0xbeef);
+	assert_int_equal(agent_rd_u32(&rd), 0xdeadbeef);
+	assert_true(agent_rd_u64(&rd) == 0x0123456789abcdefull);
+	assert_string_equal(agent_rd_str(&rd), "héllo");
+	assert_string_equal(agent_rd_str(&rd), "");
+	assert_int_equal(agent_rd_done(&rd), 0);
+	/* every truncation is noticed, nothing read past the end */
+	for (size_t n = 0; n < b.len; n++) {
+		agent_rd_init(&rd, b.data, n);
+		agent_rd_u8(&rd);
+		agent_rd_u16(&rd);
+		agent_rd_u32(&rd);
+		agent_rd_u64(&rd);
+		agent_rd_str(&rd);
+		agent_rd_str(&rd);
+		assert_int_equal(agent_rd_done(&rd), -EBADMSG);
+	}
+	/* trailing bytes are an error too */
+	agent_rd_init(&rd, b.data, b.len);
+	agent_rd_u8(&rd);
+	assert_int_equal(agent_rd_done(&rd), -EBADMSG);
+	agent_buf_release(&b);
+	/* strings: an embedded NUL, no terminator, a length beyond the payload */
+	agent_rd_init(&rd, nul_inside, sizeof(nul_inside));
+	assert_string_equal(agent_rd_str(&rd), "");
+	assert_true(rd.bad);
+	agent_rd_init(&rd, no_nul, sizeof(no_nul));
+	agent_rd_str(&rd);
+	assert_true(rd.bad);
+	agent_rd_init(&rd, huge, sizeof(huge));
+	agent_rd_str(&rd);
+	assert_true(rd.bad);
+}
+
+static const uint8_t key_a[AGENT_KEY_LEN] = "0123456789abcdef0123456789abcdef";
+static const uint8_t key_b[AGENT_KEY_LEN] = "0123456789abcdef0123456789abcdeX";
+
+/* Decode exactly one frame from `b` and drop it from the front. */
+static int take(struct agent_session *s, struct agent_buf *b, struct agent_frame *f, uint8_t *copy,
+		size_t *copy_len)
+{
+	size_t used = 0;
+	int r = agent_frame_decode(s, b->data, b->len, f, &used);
+
+	if (r < 0)
+		return r;
+	if (copy) {
+		memcpy(copy, f->payload, f->len);
+		*copy_len = f->len;
+	}
+	memmove(b->data, b->data + used, b->len - used);
+	b->len -= used;
+	return 0;
+}
+
+/* Run a handshake between `h` and `a`; keeps the host's HELLO and PROOF frames in
+ * `hello`/`proof` when asked (for replays). Returns the first failure. */
+static int handshake(struct agent_session *h, struct agent_session *a, struct agent_buf *hello,
+		     struct agent_buf *proof)
+{
+	struct agent_buf h2a = {0}, a2h = {0};
+	struct agent_frame f;
+	uint8_t p[128];
+	size_t n;
+	int r;
+
+	r = agent_hs_hello(h, &h2a);
+	if (r < 0)
+		goto out;
+	if (hello)
+		agent_buf_put(hello, h2a.data, h2a.len);
+	r = take(a, &h2a, &f, p, &n);
+	if (r >= 0)
+		r = agent_hs_challenge(a, p, n, &a2h);
+	if (r >= 0)
+		r = take(h, &a2h, &f, p, &n);
+	if (r >= 0)
+		r = agent_hs_check_challenge(h, p, n, &h2a);
+	if (r < 0)
+		goto out;
+	if (proof)
+		agent_buf_put(proof, h2a.data, h2a.len);
+	r = take(a, &h2a, &f, p, &n);
+	if (r >= 0)
+		r = agent_hs_check_proof(a, p, n);
+out:
+	agent_buf_release(&h2a);
+	agent_buf_release(&a2h);
+	return r;
+}
+
+static void test_handshake(void **state)
+{
+	struct agent_session h, a;
+	struct agent_buf b = {0};
+	struct agent_frame f;
+	uint8_t p[64];
+	size_t n;
+
+	agent_session_init(&h, AGENT_ROLE_HOST, key_a);
+	agent_session_init(&a, AGENT_ROLE_AGENT, key_a);
+	assert_int_equal(handshake(&h, &a, NULL, NULL), 0);
+	assert_int_equal(h.state, AGENT_HS_DONE);
+	assert_int_equal(a.state, AGENT_HS_DONE);
+	assert_memory_equal(h.skey, a.skey, sizeof(h.skey));
+	/* both ways, tagged */
+	assert_int_equal(agent_frame_encode(&h, &b, AGENT_T_STATE, 5, "x", 1), 0);
+	assert_int_equal(b.len, AGENT_HDR_LEN + 1 + AGENT_TAG_LEN);
+	assert_int_equal(take(&a, &b, &f, p, &n), 0);
+	assert_int_equal(f.type, AGENT_T_STATE);
+	assert_int_equal(f.channel, 5);
+	assert_int_equal(n, 1);
+	assert_int_equal(agent_frame_encode(&a, &b, AGENT_T_OK, 5, NULL, 0), 0);
+	assert_int_equal(take(&h, &b, &f, NULL, NULL), 0);
+	assert_int_equal(f.type, AGENT_T_OK);
+	agent_buf_release(&b);
+	agent_session_release(&h);
+	agent_session_release(&a);
+}
+
+static void test_wrong_key(void **state)
+{
+	struct agent_session h, a;
+	struct agent_buf b = {0};
+	struct agent_frame f;
+	uint8_t p[128], bogus[32];
+	size_t n;
+
+	/* the host sees an agent without the key (or another VM's agent) */
+	agent_session_init(&h, AGENT_ROLE_HOST, key_a);
+	agent_session_init(&a, AGENT_ROLE_AGENT, key_b);
+	assert_int_equal(handshake(&h, &a, NULL, NULL), -EACCES);
+	assert_int_equal(h.state, AGENT_HS_FAILED);
+	/* and a failed session decodes nothing more */
+	assert_int_equal(agent_frame_decode(&h, (const uint8_t *)"\0\0\0\5\0\0\0\0\0", 9, &f, &n),
+			 -EACCES);
+	agent_session_release(&h);
+	agent_session_release(&a);
+
+	/* the agent sees a host without the key: a PROOF it cannot have made */
+	agent_session_init(&h, AGENT_ROLE_HOST, key_b);
+	agent_session_init(&a, AGENT_ROLE_AGENT, key_a);
+	assert_int_equal(agent_hs_hello(&h, &b), 0);
+	assert_int_equal(take(&a, &b, &f, p, &n), 0);
+	assert_int_equal(agent_hs_challenge(&a, p, n, &b), 0);
+	b.len = 0;
+	memset(bogus, 0x42, sizeof(bogus));
+	assert_int_equal(agent_hs_check_proof(&a, bogus, sizeof(bogus)), -EACCES);
+	assert_int_equal(a.state, AGENT_HS_FAILED);
+	agent_buf_release(&b);
+	agent_session_release(&h);
+	agent_session_release(&a);
+}
+
+static void test_replayed_handshake(void **state)
+{
+	struct agent_session h, a, a2;
+	struct agent_buf hello = {0}, proof = {0}, out = {0};
+	struct agent_frame f;
+	uint8_t p[128];
+	size_t n;
+
+	agent_session_init(&h, AGENT_ROLE_HOST, key_a);
+	agent_session_init(&a, AGENT_ROLE_AGENT, key_a);
+	assert_int_equal(handshake(&h, &a, &hello, &proof), 0);
+	/* a guest process replays the host's recorded HELLO and PROOF to a new agent
+	 * session: the agent's fresh nonce makes the old proof worthless */
+	agent_session_init(&a2, AGENT_ROLE_AGENT, key_a);
+	assert_int_equal(take(&a2, &hello, &f, p, &n), 0);
+	assert_int_equal(agent_hs_challenge(&a2, p, n, &out), 0);
+	assert_int_equal(take(&a2, &proof, &f, p, &n), 0);
+	assert_int_equal(agent_hs_check_proof(&a2, p, n), -EACCES);
+	agent_buf_release(&hello);
+	agent_buf_release(&proof);
+	agent_buf_release(&out);
+	agent_session_release(&h);
+	agent_session_release(&a);
+	agent_session_release(&a2);
+}
+
+static void test_unauthenticated_frames(void **state)
+{
+	struct agent_session h, a;
+	struct agent_buf b = {0};
+	struct agent_frame f;
+	size_t n;
+
+	/* an EXEC before any handshake: the agent expects only HELLO */
+	agent_session_init(&h, AGENT_ROLE_HOST, key_a);
+	agent_session_init(&a, AGENT_ROLE_AGENT, key_a);
+	assert_int_equal(agent_frame_encode(&h, &b, AGENT_T_EXEC, 1, "x", 1), 0);
+	assert_int_equal(agent_frame_decode(&a, b.data, b.len, &f, &n), -EACCES);
+	/* a HELLO on another channel than 0 */
+	b.len = 0;
+	assert_int_equal(agent_frame_encode(&h, &b, AGENT_T_HELLO, 3, NULL, 0), 0);
+	assert_int_equal(agent_frame_decode(&a, b.data, b.len, &f, &n), -EACCES);
+	/* a HELLO with a bad magic or version */
+	b.len = 0;
+	assert_int_equal(agent_hs_challenge(&a,
+					    "BRTHAGNX\0\1"
+					    "0123456789abcdef0123456789abcdef",
+					    42, &b),
+			 -EPROTO);
+	agent_buf_release(&b);
+	agent_session_release(&h);
+	agent_session_release(&a);
+}
+
+static void test_tags(void **state)
+{
+	struct agent_session h, a;
+	struct agent_buf b = {0}, one = {0}, two = {0};
+	struct agent_frame f;
+	size_t n;
+
+	agent_session_init(&h, AGENT_ROLE_HOST, key_a);
+	agent_session_init(&a, AGENT_ROLE_AGENT, key_a);
+	assert_int_equal(handshake(&h, &a, NULL, NULL), 0);
+	assert_int_equal(agent_frame_encode(&h, &one, AGENT_T_STDIN, 1, "first", 5), 0);
+	assert_int_equal(agent_frame_encode(&h, &two, AGENT_T_STDIN, 1, "second", 6), 0);
+	/* reordered: the second first */
+	assert_int_equal(agent_frame_decode(&a, two.data, two.len, &f, &n), -EACCES);
+	assert_int_equal(agent_frame_decode(&a, one.data, one.len, &f, &n), 0);
+	/* replayed */
+	assert_int_equal(agent_frame_decode(&a, one.data, one.len, &f, &n), -EACCES);
+	/* tampered: a payload byte, then the channel */
+	two.data[AGENT_HDR_LEN] ^= 1;
+	assert_int_equal(agent_frame_decode(&a, two.data, two.len, &f, &n), -EACCES);
+	two.data[AGENT_HDR_LEN] ^= 1;
+	two.data[8] ^= 1;
+	assert_int_equal(agent_frame_decode(&a, two.data, two.len, &f, &n), -EACCES);
+	two.data[8] ^= 1;
+	assert_int_equal(agent_frame_decode(&a, two.data, two.len, &f, &n), 0);
+	/* reflected: the agent's own frame sent back to it */
+	assert_int_equal(agent_frame_encode(&a, &b, AGENT_T_STDOUT, 1, "x", 1), 0);
+	assert_int_equal(agent_frame_decode(&a, b.data, b.len, &f, &n), -EACCES);
+	agent_buf_release(&b);
+	agent_buf_release(&one);
+	agent_buf_release(&two);
+	agent_session_release(&h);
+	agent_session_release(&a);
+}
+
+static void test_framing_limits(void **state)
+{
+	struct agent_session h, a;
+	struct agent_buf b = {0};
+	struct agent_frame f;
+	uint8_t big[4] = {0, 1, 0, 0x20}; /* 64 KiB + 32: more than a payload may be */
+	static uint8_t payload[AGENT_MAX_PAYLOAD + 1];
+	size_t n;
+
+	agent_session_init(&h, AGENT_ROLE_HOST, key_a);
+	agent_session_init(&a, AGENT_ROLE_AGENT, key_a);
+	/* refused from the length alone, before the rest is buffered */
+	assert_int_equal(agent_frame_decode(&a, big, sizeof(big), &f, &n), -EMSGSIZE);
+	big[0] = 0xff;
+	assert_int_equal(agent_frame_decode(&a, big, sizeof(big), &f, &n), -EMSGSIZE);
+	/* shorter than a header */
+	assert_int_equal(agent_frame_decode(&a, (const uint8_t *)"\0\0\0\4xxxx", 8, &f, &n),
+			 -EBADMSG);
+	/* the encoder refuses oversize too */
+	assert_int_equal(agent_frame_encode(&h, &b, AGENT_T_STDIN, 1, payload, sizeof(payload)),
+			 -EMSGSIZE);
+	assert_int_equal(agent_frame_encode(&h, &b, AGENT_T_STDIN, 1, payload, sizeof(payload) - 1),
+			 0);
+	agent_buf_release(&b);
+	/* every truncation of a whole HELLO asks for more */
+	assert_int_equal(agent_hs_hello(&h, &b), 0);
+	for (size_t k = 0; k < b.len; k++)
+		assert_int_equal(agent_frame_decode(&a, b.data, k, &f, &n), -EAGAIN);
+	assert_int_equal(agent_frame_decode(&a, b.data, b.len, &f, &n), 0);
+	assert_int_equal(n, b.len);
+	agent_buf_release(&b);
+	agent_session_release(&h);
+	agent_session_release(&a);
+}
+
+static void test_state_decode(void **state)
+{
+	struct agent_buf b = {0};
+	struct agent_state s;
+
+	for (int i = 0; i < 6; i++)
+		agent_buf_u64(&b, 1000 + (uint64_t)i);
+	agent_buf_u32(&b, 42);
+	agent_buf_u64(&b, 7);
+	agent_buf_u32(&b, 1);
+	agent_buf_str(&b, "lo");
+	agent_buf_str(&b, "00:00:00:00:00:00");
+	agent_buf_str(&b, "loopback");
+	agent_buf_str(&b, "up");
+	agent_buf_u32(&b, 65536);
+	for (int i = 0; i < 8; i++)
+		agent_buf_u64(&b, (uint64_t)i);
+	agent_buf_u32(&b, 1);
+	agent_buf_str(&b, "inet");
+	agent_buf_str(&b, "127.0.0.1");
+	agent_buf_str(&b, "8");
+	agent_buf_str(&b, "local");
+	assert_int_equal(agent_state_decode(b.data, b.len, &s), 0);
+	assert_int_equal(s.processes, 42);
+	assert_true(s.disk_total == 1005);
+	assert_int_equal(s.n_ifaces, 1);
+	assert_string_equal(s.ifaces[0].name, "lo");
+	assert_true(s.ifaces[0].tx_dropped == 7);
+	assert_int_equal(s.ifaces[0].n_addrs, 1);
+	assert_string_equal(s.ifaces[0].addrs[0].scope, "local");
+	agent_state_release(&s);
+	/* every truncation fails cleanly (and ASan sees no leak or overread) */
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(agent_state_decode(b.data, n, &s), -EBADMSG);
+	/* a count of interfaces the payload cannot hold allocates nothing big */
+	b.data[60] = 0x7f; /* the interface count: after 6 u64, a u32, a u64 */
+	assert_int_equal(agent_state_decode(b.data, b.len, &s), -EBADMSG);
+	agent_buf_release(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hmac_rfc4231),
+		cmocka_unit_test(test_codec),
+		cmocka_unit_test(test_handshake),
+		cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_replayed_handshake),
+		cmocka_unit_test(test_unauthenticated_frames),
+		cmocka_unit_test(test_tags),
+		cmocka_unit_test(test_framing_limits),
+		cmocka_unit_test(test_state_decode),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

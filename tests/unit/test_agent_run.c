@@ -1,0 +1,766 @@
+/* tests/unit/test_agent_run.c: the real static berth-agent, run on the host over a
+ * socketpair standing for the VM's virtio-serial port, driven by daemon/vm/agent_client:
+ * exec (exit codes, separate streams, env, cwd, uid/gid, stdin, a pty with a resize seen
+ * by `stty size`, signals, two at once), files (push/pull with mode and owner, listing,
+ * symlinks, mkdir, delete), state, systemd readiness after the handshake, a peer without
+ * the key or without a handshake refused, and the loader convention (the agent started
+ * from a config drive's copy with no key option). Prints the exec round-trip latency.
+ * Needs root (owners, uid switches): skipped otherwise. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/vm/agent_client.h"
+#include "daemon/vm/config_drive.h"
+#include "lib/util.h"
+
+#define TIMEOUT 10000
+
+static char tmpdir[64];
+static char agent_bin[4096];
+static uint8_t key[AGENT_KEY_LEN];
+
+struct agent_proc {
+	pid_t pid;
+	int fd; /* our end */
+	struct agent_client *c;
+};
+
+/* Start berth-agent on a socketpair in `cwd` with `extra` options (NULL-terminated). */
+static void spawn_agent(struct agent_proc *p, const char *cwd, const char *const *extra)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	p->pid = fork();
+	assert_true(p->pid >= 0);
+	if (p->pid == 0) {
+		const char *argv[16] = {agent_bin, "--fd", "3"};
+		size_t n = 3;
+
+		for (size_t i = 0; extra && extra[i] && n < 15; i++)
+			argv[n++] = extra[i];
+		if (dup2(sv[1], 3) < 0 || (cwd && chdir(cwd) < 0))
+			_exit(99);
+		execv(agent_bin, (char *const *)argv);
+		_exit(98);
+	}
+	close(sv[1]);
+	p->fd = sv[0];
+	p->c = NULL;
+}
+
+/* Wait for the agent to exit; its exit status. */
+static int reap_agent(struct agent_proc *p)
+{
+	int status = -1;
+
+	agent_client_free(p->c);
+	p->c = NULL;
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int setup(void **state)
+{
+	static struct agent_proc p;
+	char keypath[128], hex[66];
+	const char *b = getenv("BERTH_BUILDDIR");
+	const char *extra[] = {"--key", keypath, NULL};
+	struct berth_error err = {0};
+
+	if (geteuid() != 0)
+		return 0;
+	snprintf(agent_bin, sizeof(agent_bin), "%s/berth-agent", b ? b : ".");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/berth-test-agent-XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	assert_int_equal(chmod(tmpdir, 0755), 0); /* the uid-switched commands chdir into it */
+	assert_int_equal(config_drive_new_key(key), 0);
+	config_drive_key_hex(key, hex);
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	assert_int_equal(berth_write_file_replace(keypath, hex, strlen(hex), 0600), 0);
+	spawn_agent(&p, NULL, extra);
+	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
+	assert_string_equal(agent_client_agent_version(p.c), BERTH_VERSION);
+	*state = &p;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct agent_proc *p = *state;
+	char cmd[128];
+
+	if (!p)
+		return 0;
+	/* the host hanging up ends the agent's session and, with --fd, the agent */
+	assert_int_equal(reap_agent(p), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+#define NEED_ROOT()                                                                                \
+	do {                                                                                       \
+		if (!*state)                                                                       \
+			skip();                                                                    \
+	} while (0)
+
+static int run(struct agent_client *c, const struct agent_exec_req *req, const char *in, char **out,
+	       char **err_out)
+{
+	struct berth_error err = {0};
+	int status = -1;
+
+	assert_int_equal(agent_client_exec_run(c, req, in, out, err_out, &status, TIMEOUT, &err),
+			 0);
+	return status;
+}
+
+static void test_exec_basic(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	const char *t[] = {"true", NULL}, *f[] = {"false", NULL};
+	const char *sh[] = {"sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+	const char *cat[] = {"cat", NULL};
+	const char *missing[] = {"/nonexistent/cmd", NULL};
+	struct agent_exec_req req = {.argv = t, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	char *out = NULL, *errs = NULL;
+	int status;
+
+	assert_int_equal(run(c, &req, NULL, NULL, NULL), 0);
+	req.argv = f;
+	assert_int_equal(run(c, &req, NULL, NULL, NULL), 1);
+	req.argv = sh;
+	assert_int_equal(run(c, &req, NULL, &out, &errs), 3);
+	assert_string_equal(out, "out\n");
+	assert_string_equal(errs, "err\n");
+	free(out);
+	free(errs);
+	req.argv = cat;
+	status = run(c, &req, "line one\nline two\n", &out, &errs);
+	if (status != 0)
+		fail_msg("cat: %d: %s / %s", status, out, errs);
+	free(errs);
+	assert_string_equal(out, "line one\nline two\n");
+	free(out);
+	/* a command that cannot start: the agent's error, not an exit code */
+	req.argv = missing;
+	assert_int_equal(agent_client_exec_run(c, &req, NULL, NULL, NULL, &status, TIMEOUT, &err),
+			 -ENOENT);
+	assert_non_null(strstr(err.msg, "/nonexistent/cmd"));
+	berth_error_release(&err);
+}
+
+static void test_exec_env_cwd_uid(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	const char *argv[] = {"sh", "-c", "echo \"$FOO\"; pwd; id -u; id -g; id -G", NULL};
+	const char *env[] = {"FOO=bar baz", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+	struct agent_exec_req req = {
+		.argv = argv, .env = env, .cwd = tmpdir, .uid = 1234, .gid = 2345};
+	char *out = NULL, want[256];
+
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	snprintf(want, sizeof(want), "bar baz\n%s\n1234\n2345\n2345\n", tmpdir);
+	assert_string_equal(out, want);
+	free(out);
+	/* no environment given: a default PATH, nothing of the agent's */
+	req = (struct agent_exec_req){.argv = (const char *[]){"sh", "-c", "env | sort", NULL},
+				      .uid = AGENT_ID_NONE,
+				      .gid = AGENT_ID_NONE};
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	assert_non_null(strstr(out, "PATH=/usr/local/sbin:"));
+	assert_null(strstr(out, "NOTIFY_SOCKET"));
+	free(out);
+}
+
+struct pty_capture {
+	struct agent_buf out;
+	int exits;
+	int status;
+};
+
+static void pty_output(void *data, uint32_t ch, int stream, const void *p, size_t len)
+{
+	struct pty_capture *cap = data;
+
+	assert_int_equal(stream, 1); /* a pty has one stream */
+	agent_buf_put(&cap->out, p, len);
+}
+
+static void pty_exit(void *data, uint32_t ch, int status)
+{
+	struct pty_capture *cap = data;
+
+	cap->exits++;
+	cap->status = status;
+}
+
+/* Pump until `text` shows in the capture. */
+static void wait_output(struct agent_client *c, struct pty_capture *cap, const char *text)
+{
+	struct berth_error err = {0};
+
+	for (int i = 0; i < 1000; i++) {
+		agent_buf_u8(&cap->out, 0);
+		cap->out.len--;
+		if (strstr((char *)cap->out.data, text))
+			return;
+		assert_int_equal(agent_client_pump(c, 10, &err), 0);
+	}
+	fail_msg("no \"%s\" in \"%s\"", text, (char *)cap->out.data);
+}
+
+static void test_exec_interactive(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	static const struct agent_exec_cbs cbs = {.output = pty_output, .exit = pty_exit};
+	const char *argv[] = {"sh", "-c", "tty; stty size; read x; stty size; echo got-$x", NULL};
+	struct agent_exec_req req = {.argv = argv,
+				     .uid = AGENT_ID_NONE,
+				     .gid = AGENT_ID_NONE,
+				     .interactive = true,
+				     .cols = 80,
+				     .rows = 24};
+	struct pty_capture cap = {0};
+	struct berth_error err = {0};
+	uint32_t ch, pid = 0;
+	int status = -1;
+
+	assert_int_equal(agent_client_exec_start(c, &req, &cbs, &cap, &ch, &pid, TIMEOUT, &err), 0);
+	assert_true(pid > 1);
+	wait_output(c, &cap, "24 80");
+	assert_non_null(strstr((char *)cap.out.data, "/dev/pts/"));
+	assert_int_equal(agent_client_exec_resize(c, ch, 132, 43, &err), 0);
+	assert_int_equal(agent_client_exec_stdin(c, ch, "hi\n", 3, &err), 0);
+	assert_int_equal(agent_client_exec_wait(c, ch, TIMEOUT, &status, &err), 0);
+	assert_int_equal(status, 0);
+	assert_int_equal(cap.exits, 1);
+	agent_buf_u8(&cap.out, 0);
+	assert_non_null(strstr((char *)cap.out.data, "43 132"));
+	assert_non_null(strstr((char *)cap.out.data, "got-hi"));
+	agent_buf_release(&cap.out);
+}
+
+static void test_exec_signal(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	const char *argv[] = {"sleep", "30", NULL};
+	struct agent_exec_req req = {.argv = argv, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	uint32_t ch;
+	int status = -1;
+
+	assert_int_equal(agent_client_exec_start(c, &req, NULL, NULL, &ch, NULL, TIMEOUT, &err), 0);
+	/* no answer yet: a wait times out and says so, the exec stays */
+	assert_int_equal(agent_client_exec_wait(c, ch, 50, &status, &err), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "no answer in time"));
+	berth_error_release(&err);
+	assert_int_equal(agent_client_exec_signal(c, ch, SIGTERM, &err), 0);
+	assert_int_equal(agent_client_exec_wait(c, ch, TIMEOUT, &status, &err), 0);
+	assert_int_equal(status, 128 + SIGTERM);
+}
+
+struct order {
+	uint32_t exited[2];
+	int n;
+	struct agent_buf out[2];
+	uint32_t ids[2];
+};
+
+static void order_output(void *data, uint32_t ch, int stream, const void *p, size_t len)
+{
+	struct order *o = data;
+
+	agent_buf_put(&o->out[ch == o->ids[0] ? 0 : 1], p, len);
+}
+
+static void order_exit(void *data, uint32_t ch, int status)
+{
+	struct order *o = data;
+
+	o->exited[o->n++] = ch;
+}
+
+static void test_exec_two_at_once(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	static const struct agent_exec_cbs cbs = {.output = order_output, .exit = order_exit};
+	const char *slow[] = {"sh", "-c", "read x; echo slow-$x", NULL};
+	const char *fast[] = {"sh", "-c", "echo fast", NULL};
+	struct agent_exec_req a = {.argv = slow, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct agent_exec_req b = {.argv = fast, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	struct order o = {0};
+	int status = -1;
+
+	assert_int_equal(agent_client_exec_start(c, &a, &cbs, &o, &o.ids[0], NULL, TIMEOUT, &err),
+			 0);
+	assert_int_equal(agent_client_exec_start(c, &b, &cbs, &o, &o.ids[1], NULL, TIMEOUT, &err),
+			 0);
+	assert_int_not_equal(o.ids[0], o.ids[1]);
+	/* the second finishes while the first waits for its input */
+	assert_int_equal(agent_client_exec_stdin(c, o.ids[1], NULL, 0, &err), 0);
+	assert_int_equal(agent_client_exec_wait(c, o.ids[1], TIMEOUT, &status, &err), 0);
+	assert_int_equal(o.n, 1);
+	assert_int_equal(o.exited[0], o.ids[1]);
+	assert_int_equal(agent_client_exec_stdin(c, o.ids[0], "go\n", 3, &err), 0);
+	assert_int_equal(agent_client_exec_stdin(c, o.ids[0], NULL, 0, &err), 0);
+	assert_int_equal(agent_client_exec_wait(c, o.ids[0], TIMEOUT, &status, &err), 0);
+	assert_int_equal(o.n, 2);
+	agent_buf_u8(&o.out[0], 0);
+	agent_buf_u8(&o.out[1], 0);
+	assert_string_equal((char *)o.out[0].data, "slow-go\n");
+	assert_string_equal((char *)o.out[1].data, "fast\n");
+	agent_buf_release(&o.out[0]);
+	agent_buf_release(&o.out[1]);
+}
+
+static int push_text(struct agent_client *c, const char *path, const char *text, uint32_t mode,
+		     uint32_t uid, uint32_t gid, bool append, struct berth_error *err)
+{
+	struct agent_file_info info = {.type = AGENT_FILE_REGULAR,
+				       .mode = mode,
+				       .uid = uid,
+				       .gid = gid};
+	int pfd[2], r;
+
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(write(pfd[1], text, strlen(text)), (ssize_t)strlen(text));
+	close(pfd[1]);
+	r = agent_client_file_push(c, path, &info, pfd[0], append, TIMEOUT, err);
+	close(pfd[0]);
+	return r;
+}
+
+static char *pull_text(struct agent_client *c, const char *path, struct agent_file_info *info)
+{
+	char tmpl[] = "/tmp/berth-test-pull-XXXXXX", *text = NULL;
+	struct berth_error err = {0};
+	int fd = mkstemp(tmpl);
+	size_t n;
+
+	assert_true(fd >= 0);
+	assert_int_equal(agent_client_file_pull(c, path, fd, info, TIMEOUT, &err), 0);
+	assert_int_equal(berth_read_file(tmpl, 1 << 24, &text, &n), 0);
+	close(fd);
+	unlink(tmpl);
+	return text;
+}
+
+static void test_files(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	struct agent_file_info info = {0}, link = {.type = AGENT_FILE_SYMLINK,
+						   .target = "f",
+						   .mode = AGENT_ID_NONE,
+						   .uid = 0,
+						   .gid = 0};
+	struct berth_error err = {0};
+	char d[128], f[160], l[160], deep[160], buf[256];
+	struct stat st;
+	char *text;
+	bool saw_f = false, saw_a = false;
+
+	snprintf(d, sizeof(d), "%s/sub", tmpdir);
+	snprintf(f, sizeof(f), "%s/f", d);
+	snprintf(l, sizeof(l), "%s/l", d);
+	snprintf(deep, sizeof(deep), "%s/a/b/c", d);
+	/* mkdir: without parents it needs them; with them, owners and mode on each */
+	assert_int_equal(agent_client_mkdir(c, deep, 0750, 1000, 1001, false, TIMEOUT, &err),
+			 -ENOENT);
+	berth_error_release(&err);
+	assert_int_equal(agent_client_mkdir(c, deep, 0750, 1000, 1001, true, TIMEOUT, &err), 0);
+	assert_int_equal(stat(deep, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0750);
+	assert_int_equal(st.st_uid, 1000);
+	assert_int_equal(st.st_gid, 1001);
+	snprintf(buf, sizeof(buf), "%s/a", d);
+	assert_int_equal(stat(buf, &st), 0);
+	assert_int_equal(st.st_uid, 1000);
+	assert_int_equal(agent_client_mkdir(c, deep, 0750, 0, 0, false, TIMEOUT, &err), -EEXIST);
+	berth_error_release(&err);
+	/* push: mode and owner; replaced whole; appended */
+	assert_int_equal(push_text(c, f, "first content\n", 0640, 1001, 1002, false, &err), 0);
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(st.st_uid, 1001);
+	assert_int_equal(st.st_gid, 1002);
+	assert_int_equal(push_text(c, f, "second\n", AGENT_ID_NONE, AGENT_ID_NONE, AGENT_ID_NONE,
+				   false, &err),
+			 0);
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640); /* kept */
+	assert_int_equal(st.st_uid, 1001);
+	assert_int_equal(push_text(c, f, "third\n", AGENT_ID_NONE, AGENT_ID_NONE, AGENT_ID_NONE,
+				   true, &err),
+			 0);
+	/* pull: content and attributes */
+	text = pull_text(c, f, &info);
+	assert_string_equal(text, "second\nthird\n");
+	free(text);
+	assert_int_equal(info.type, AGENT_FILE_REGULAR);
+	assert_int_equal(info.mode, 0640);
+	assert_int_equal(info.uid, 1001);
+	assert_int_equal(info.gid, 1002);
+	assert_int_equal(info.size, 13);
+	agent_file_info_release(&info);
+	/* a symlink, pushed and pulled */
+	assert_int_equal(agent_client_file_push(c, l, &link, -1, false, TIMEOUT, &err), 0);
+	assert_int_equal(readlink(l, buf, sizeof(buf)), 1);
+	text = pull_text(c, l, &info);
+	assert_int_equal(info.type, AGENT_FILE_SYMLINK);
+	assert_string_equal(info.target, "f");
+	free(text);
+	agent_file_info_release(&info);
+	/* a listing: exactly what is there, no temporary file left behind */
+	text = pull_text(c, d, &info);
+	free(text);
+	assert_int_equal(info.type, AGENT_FILE_DIRECTORY);
+	assert_int_equal(info.n_entries, 3);
+	for (size_t i = 0; i < info.n_entries; i++) {
+		saw_f |= strcmp(info.entries[i], "f") == 0;
+		saw_a |= strcmp(info.entries[i], "a") == 0;
+		assert_null(strstr(info.entries[i], "berth-agent"));
+	}
+	assert_true(saw_f && saw_a);
+	agent_file_info_release(&info);
+	/* errors name the path; a missing file is 404-shaped */
+	assert_int_equal(agent_client_file_pull(c, "/nonexistent/x", -1, &info, TIMEOUT, &err),
+			 -ENOENT);
+	assert_int_equal(err.code, BERTH_ERR_NOT_FOUND);
+	assert_non_null(strstr(err.msg, "/nonexistent/x"));
+	berth_error_release(&err);
+	assert_int_equal(push_text(c, "/nonexistent/dir/x", "x", 0644, 0, 0, false, &err), -ENOENT);
+	berth_error_release(&err);
+	assert_int_equal(agent_client_file_pull(c, "relative", -1, &info, TIMEOUT, &err), -EINVAL);
+	berth_error_release(&err);
+	/* delete: a file, a symlink, a non-empty directory refused */
+	assert_int_equal(agent_client_file_delete(c, l, TIMEOUT, &err), 0);
+	assert_int_equal(lstat(l, &st), -1);
+	assert_int_equal(agent_client_file_delete(c, f, TIMEOUT, &err), 0);
+	assert_int_equal(stat(f, &st), -1);
+	assert_int_equal(agent_client_file_delete(c, f, TIMEOUT, &err), -ENOENT);
+	berth_error_release(&err);
+	snprintf(buf, sizeof(buf), "%s/a/b", d);
+	assert_int_equal(agent_client_file_delete(c, buf, TIMEOUT, &err), -ENOTEMPTY);
+	berth_error_release(&err);
+	assert_int_equal(agent_client_file_delete(c, deep, TIMEOUT, &err), 0);
+	/* the session is still good after all those errors */
+	assert_int_equal(run(c,
+			     &(struct agent_exec_req){.argv = (const char *[]){"true", NULL},
+						      .uid = AGENT_ID_NONE,
+						      .gid = AGENT_ID_NONE},
+			     NULL, NULL, NULL),
+			 0);
+}
+
+static void test_big_file(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	struct agent_file_info info = {.type = AGENT_FILE_REGULAR, .mode = 0600, .uid = 0, .gid = 0};
+	struct berth_error err = {0};
+	char src[160], dst[160], *a = NULL, *b = NULL;
+	size_t n = 3 * 1024 * 1024 + 17, na, nb;
+	int fd;
+
+	snprintf(src, sizeof(src), "%s/big.src", tmpdir);
+	snprintf(dst, sizeof(dst), "%s/big.dst", tmpdir);
+	a = malloc(n);
+	assert_non_null(a);
+	for (size_t i = 0; i < n; i++)
+		a[i] = (char)(i * 7 + i / 4096);
+	assert_int_equal(berth_write_file_replace(src, a, n, 0600), 0);
+	free(a);
+	fd = open(src, O_RDONLY);
+	assert_int_equal(agent_client_file_push(c, dst, &info, fd, false, TIMEOUT, &err), 0);
+	close(fd);
+	assert_int_equal(berth_read_file(src, n + 1, &a, &na), 0);
+	assert_int_equal(berth_read_file(dst, n + 1, &b, &nb), 0);
+	assert_int_equal(na, nb);
+	assert_memory_equal(a, b, n);
+	free(a);
+	free(b);
+	a = pull_text(c, dst, &info);
+	agent_file_info_release(&info);
+	assert_int_equal(berth_read_file(src, n + 1, &b, &nb), 0);
+	assert_memory_equal(a, b, n);
+	free(a);
+	free(b);
+}
+
+static void test_state(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	struct berth_error err = {0};
+	struct agent_state s;
+	bool lo4 = false;
+
+	assert_int_equal(agent_client_state(c, &s, TIMEOUT, &err), 0);
+	assert_true(s.mem_total > 0 && s.mem_usage > 0 && s.mem_usage <= s.mem_total);
+	assert_true(s.disk_total > 0 && s.disk_usage <= s.disk_total);
+	assert_true(s.processes > 1);
+	assert_true(s.cpu_ns > 0);
+	for (size_t i = 0; i < s.n_ifaces; i++) {
+		struct agent_iface *f = &s.ifaces[i];
+
+		if (strcmp(f->name, "lo") != 0)
+			continue;
+		assert_string_equal(f->type, "loopback");
+		assert_string_equal(f->state, "up");
+		assert_true(f->mtu > 0);
+		for (size_t k = 0; k < f->n_addrs; k++)
+			if (!strcmp(f->addrs[k].address, "127.0.0.1")) {
+				assert_string_equal(f->addrs[k].family, "inet");
+				assert_string_equal(f->addrs[k].netmask, "8");
+				assert_string_equal(f->addrs[k].scope, "local");
+				lo4 = true;
+			}
+	}
+	assert_true(lo4);
+	agent_state_release(&s);
+}
+
+/* A datagram socket standing for systemd's $NOTIFY_SOCKET. */
+static int notify_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path));
+	unlink(path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static int notified(int fd, int timeout_ms, char *buf, size_t size)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	ssize_t n;
+
+	if (poll(&pfd, 1, timeout_ms) != 1)
+		return 0;
+	n = recv(fd, buf, size - 1, 0);
+	assert_true(n > 0);
+	buf[n] = 0;
+	return 1;
+}
+
+static void test_readiness(void **state)
+{
+	NEED_ROOT();
+	char keypath[128], sock[128], msg[64];
+	const char *extra[] = {"--key", keypath, NULL};
+	struct berth_error err = {0};
+	struct agent_proc p;
+	int nfd;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	snprintf(sock, sizeof(sock), "%s/notify", tmpdir);
+	nfd = notify_socket(sock);
+	setenv("NOTIFY_SOCKET", sock, 1);
+	spawn_agent(&p, NULL, extra);
+	unsetenv("NOTIFY_SOCKET");
+	/* not ready while no host authenticated */
+	assert_int_equal(notified(nfd, 300, msg, sizeof(msg)), 0);
+	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
+	assert_int_equal(notified(nfd, TIMEOUT, msg, sizeof(msg)), 1);
+	assert_string_equal(msg, "READY=1");
+	assert_int_equal(reap_agent(&p), 0);
+	close(nfd);
+	unlink(sock);
+}
+
+static void test_refused_peers(void **state)
+{
+	NEED_ROOT();
+	char keypath[128], marker[128];
+	const char *extra[] = {"--key", keypath, NULL};
+	const char *argv[] = {"touch", marker, NULL};
+	uint8_t wrong[AGENT_KEY_LEN];
+	struct berth_error err = {0};
+	struct agent_session s;
+	struct agent_buf b = {0};
+	struct agent_client *c = NULL;
+	struct agent_proc p;
+	struct stat st;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	snprintf(marker, sizeof(marker), "%s/pwned", tmpdir);
+	/* a host with the wrong key: the agent hangs up, the host says why */
+	memcpy(wrong, key, sizeof(wrong));
+	wrong[0] ^= 1;
+	spawn_agent(&p, NULL, extra);
+	assert_int_equal(agent_client_new(p.fd, wrong, TIMEOUT, &c, &err), -EACCES);
+	assert_int_equal(err.code, BERTH_ERR_FORBIDDEN);
+	assert_non_null(strstr(err.msg, "not authenticated"));
+	berth_error_release(&err);
+	assert_int_equal(reap_agent(&p), 1);
+
+	/* a peer that skips the handshake and asks for an exec: nothing runs */
+	spawn_agent(&p, NULL, extra);
+	agent_session_init(&s, AGENT_ROLE_HOST, key);
+	agent_buf_u8(&b, 0);
+	agent_buf_u32(&b, AGENT_ID_NONE);
+	agent_buf_u32(&b, AGENT_ID_NONE);
+	agent_buf_u16(&b, 0);
+	agent_buf_u16(&b, 0);
+	agent_buf_str(&b, "");
+	agent_buf_u32(&b, 2);
+	agent_buf_str(&b, argv[0]);
+	agent_buf_str(&b, argv[1]);
+	agent_buf_u32(&b, 0);
+	{
+		struct agent_buf frame = {0};
+
+		assert_int_equal(agent_frame_encode(&s, &frame, AGENT_T_EXEC, 1, b.data, b.len), 0);
+		assert_int_equal(agent_write_all(p.fd, frame.data, frame.len, TIMEOUT), 0);
+		agent_buf_release(&frame);
+	}
+	assert_int_equal(reap_agent(&p), 1);
+	assert_int_equal(stat(marker, &st), -1);
+	agent_buf_release(&b);
+	agent_session_release(&s);
+
+	/* an oversized frame announced: refused at once */
+	spawn_agent(&p, NULL, extra);
+	assert_int_equal(agent_write_all(p.fd, "\x7f\xff\xff\xff", 4, TIMEOUT), 0);
+	assert_int_equal(reap_agent(&p), 1);
+
+	/* an agent whose key file others can read refuses to start */
+	assert_int_equal(chmod(keypath, 0644), 0);
+	spawn_agent(&p, NULL, extra);
+	assert_int_equal(reap_agent(&p), 1);
+	assert_int_equal(chmod(keypath, 0600), 0);
+}
+
+/* The loader's way: a copy of the config drive as working directory, the agent run as
+ * lxd-agent with no key option (here only --fd and --seed-dir, for the socketpair and so
+ * that the seed lands in the test's directory). */
+static void test_loader_convention(void **state)
+{
+	NEED_ROOT();
+	char drive[128], rundir[128], seed[160], cmd[1024], *t = NULL;
+	const char *extra[] = {"--seed-dir", seed, NULL};
+	struct config_drive cd = {.agent_path = agent_bin,
+				  .key = key,
+				  .name = "v1",
+				  .user_data = "#cloud-config\nhostname: v1\n"};
+	struct berth_error err = {0};
+	struct agent_proc p;
+	char saved[4096];
+	size_t n;
+
+	snprintf(drive, sizeof(drive), "%s/drive", tmpdir);
+	snprintf(rundir, sizeof(rundir), "%s/lxd_agent", tmpdir);
+	snprintf(seed, sizeof(seed), "%s/seed/nocloud-net", tmpdir);
+	assert_int_equal(config_drive_build(drive, &cd, &err), 0);
+	/* what lxd-agent-setup does after mounting the share */
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp -Ra '%s'/* '%s' && chown -R root:root '%s'",
+		 rundir, drive, rundir, rundir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(saved, sizeof(saved), "%s", agent_bin);
+	snprintf(agent_bin, sizeof(agent_bin), "%s/lxd-agent", rundir);
+	spawn_agent(&p, rundir, extra);
+	snprintf(agent_bin, sizeof(agent_bin), "%s", saved);
+	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
+	/* its commands start in its working directory, as lxd-agent's */
+	{
+		const char *argv[] = {"pwd", NULL};
+		struct agent_exec_req req = {.argv = argv,
+					     .uid = AGENT_ID_NONE,
+					     .gid = AGENT_ID_NONE};
+		char *out = NULL, want[160];
+
+		assert_int_equal(run(p.c, &req, NULL, &out, NULL), 0);
+		snprintf(want, sizeof(want), "%s\n", rundir);
+		assert_string_equal(out, want);
+		free(out);
+	}
+	assert_int_equal(reap_agent(&p), 0);
+	snprintf(cmd, sizeof(cmd), "%s/user-data", seed);
+	assert_int_equal(berth_read_file(cmd, 4096, &t, &n), 0);
+	assert_string_equal(t, "#cloud-config\nhostname: v1\n");
+	free(t);
+	snprintf(cmd, sizeof(cmd), "%s/meta-data", seed);
+	assert_int_equal(berth_read_file(cmd, 4096, &t, &n), 0);
+	assert_non_null(strstr(t, "local-hostname: v1"));
+	free(t);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* exec -- true, start to exit, over the socketpair: printed, not judged (the issue's
+ * target, <= 30 ms in a VM, includes the virtio-serial hop this test lacks). */
+static void test_exec_latency(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	const char *argv[] = {"true", NULL};
+	struct agent_exec_req req = {.argv = argv, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	enum { N = 200 };
+	uint64_t ns[N], sum = 0;
+
+	for (int i = 0; i < N; i++) {
+		struct timespec a, b;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		assert_int_equal(run(c, &req, NULL, NULL, NULL), 0);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		ns[i] = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec -
+			(uint64_t)a.tv_nsec;
+		sum += ns[i];
+	}
+	qsort(ns, N, sizeof(ns[0]), cmp_u64);
+	printf("# exec -- true over a socketpair, %d runs: mean %.3f ms, p50 %.3f ms, "
+	       "p99 %.3f ms\n",
+	       N, (double)sum / N / 1e6, (double)ns[N / 2] / 1e6, (double)ns[N * 99 / 100] / 1e6);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exec_basic),	  cmocka_unit_test(test_exec_env_cwd_uid),
+		cmocka_unit_test(test_exec_interactive),  cmocka_unit_test(test_exec_signal),
+		cmocka_unit_test(test_exec_two_at_once),  cmocka_unit_test(test_files),
+		cmocka_unit_test(test_big_file),	  cmocka_unit_test(test_state),
+		cmocka_unit_test(test_readiness),	  cmocka_unit_test(test_refused_peers),
+		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_exec_latency),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
