@@ -399,7 +399,7 @@ static int run_session(int fd, const uint8_t key[AGENT_KEY_LEN], int sfd)
 	while (r >= 0);
 	if (r == -ETIMEDOUT)
 		agent_log("refusing the peer: no handshake within %d ms", HANDSHAKE_TIMEOUT_MS);
-	else if (r == -ECONNABORTED)
+	else if (r == -ECONNABORTED && c.s.state != AGENT_HS_START)
 		agent_log("the peer hung up before authenticating");
 	else if (r != -EPIPE && r != -EACCES && r != -EMSGSIZE && r != -EBADMSG)
 		agent_log("session ended: %s", strerror(-r));
