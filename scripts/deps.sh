@@ -12,8 +12,9 @@
 # Virtual machines (doc/vm.md): qemu-system-x86 (qemu-system-x86_64, KVM or TCG),
 # qemu-utils (qemu-img: disk images), ovmf (UEFI firmware, /usr/share/OVMF); test_qmp
 # and test_qemu_config run the real QEMU too.
+# musl-tools: musl-gcc, which links berth-agent (the program inside VMs) statically.
 BUILD_DEPS=(
-	autoconf automake libtool make gcc pkg-config
+	autoconf automake libtool make gcc pkg-config musl-tools
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
 	libarchive13 passwd procps util-linux btrfs-progs
