@@ -257,7 +257,8 @@ void berth_hmac_sha256_init(struct berth_hmac_sha256 *c, const void *key, size_t
 
 void berth_hmac_sha256_update(struct berth_hmac_sha256 *c, const void *data, size_t len)
 {
-	berth_sha256_update(&c->inner, data, len);
+	if (len > 0) /* data may be NULL then, which memcpy must not see */
+		berth_sha256_update(&c->inner, data, len);
 }
 
 void berth_hmac_sha256_final(struct berth_hmac_sha256 *c, uint8_t out[BERTH_SHA256_LEN])
