@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define DEFAULT_DEVICE "/dev/virtio-ports/org.linuxcontainers.lxd"
@@ -544,6 +545,20 @@ static int signals_setup(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* A terminal standing for the port (a serial line, a pty in tests) must pass bytes as
+ * they are: no echo, no line editing, no CR/LF translation. A virtio port is no tty. */
+static int raw_if_tty(int fd)
+{
+	struct termios t;
+
+	if (!isatty(fd))
+		return 0;
+	if (tcgetattr(fd, &t) < 0)
+		return -errno;
+	cfmakeraw(&t);
+	return tcsetattr(fd, TCSANOW, &t) < 0 ? -errno : 0;
+}
+
 /* Serve the device for ever: a session per connection of the host. */
 static int serve_device(const char *device, const uint8_t key[AGENT_KEY_LEN], int sfd)
 {
@@ -552,6 +567,11 @@ static int serve_device(const char *device, const uint8_t key[AGENT_KEY_LEN], in
 
 		if (fd < 0) {
 			agent_log("opening \"%s\": %s", device, strerror(errno));
+			return -errno;
+		}
+		if (raw_if_tty(fd) < 0) {
+			agent_log("raw mode on \"%s\": %s", device, strerror(errno));
+			close(fd);
 			return -errno;
 		}
 		run_session(fd, key, sfd);

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,7 +51,8 @@ static void spawn_agent(struct agent_proc *p, const char *cwd, const char *const
 	assert_true(p->pid >= 0);
 	if (p->pid == 0) {
 		const char *argv[16] = {agent_bin, "--fd", "3"};
-		size_t n = 3;
+		/* --device first in `extra`: the agent serves that instead */
+		size_t n = extra && extra[0] && !strcmp(extra[0], "--device") ? 1 : 3;
 
 		for (size_t i = 0; extra && extra[i] && n < 15; i++)
 			argv[n++] = extra[i];
@@ -716,6 +718,50 @@ static void test_loader_convention(void **state)
 	free(t);
 }
 
+/* The agent on a device, as in a guest: here a pty standing for the virtio-serial port.
+ * The agent makes it raw (binary frames would not survive a line discipline), serves it,
+ * and ends when the port is gone for good. */
+static void test_device_pty(void **state)
+{
+	NEED_ROOT();
+	char keypath[128], seed[128], pts[64];
+	const char *extra[] = {"--device", pts, "--key", keypath, "--seed-dir", seed, NULL};
+	const char *argv[] = {"sh", "-c", "printf 'a\\r\\nb\\0c'", NULL};
+	struct agent_exec_req req = {.argv = argv, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	struct termios t;
+	struct agent_proc p;
+	char *out = NULL;
+	int master, raw = 0;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	snprintf(seed, sizeof(seed), "%s/no-seed", tmpdir);
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	assert_true(master >= 0);
+	assert_int_equal(grantpt(master), 0);
+	assert_int_equal(unlockpt(master), 0);
+	assert_int_equal(ptsname_r(master, pts, sizeof(pts)), 0);
+	/* spawn_agent's socketpair is not used: the agent talks on the pty */
+	spawn_agent(&p, NULL, extra);
+	close(p.fd);
+	/* the master sees the slave's termios: wait for the agent's raw mode */
+	for (int i = 0; i < 500 && !raw; i++) {
+		assert_int_equal(tcgetattr(master, &t), 0);
+		raw = !(t.c_lflag & (ICANON | ECHO)) && !(t.c_iflag & ICRNL) &&
+		      !(t.c_oflag & OPOST);
+		if (!raw)
+			usleep(10000);
+	}
+	assert_true(raw);
+	p.fd = master;
+	assert_int_equal(agent_client_new(master, key, TIMEOUT, &p.c, &err), 0);
+	assert_int_equal(run(p.c, &req, NULL, &out, NULL), 0);
+	assert_memory_equal(out, "a\r\nb\0c", 6);
+	free(out);
+	/* the port goes away: the agent cannot reopen it and exits */
+	assert_int_equal(reap_agent(&p), 1);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -758,7 +804,8 @@ int main(void)
 		cmocka_unit_test(test_exec_two_at_once),  cmocka_unit_test(test_files),
 		cmocka_unit_test(test_big_file),	  cmocka_unit_test(test_state),
 		cmocka_unit_test(test_readiness),	  cmocka_unit_test(test_refused_peers),
-		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_exec_latency),
+		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_device_pty),
+		cmocka_unit_test(test_exec_latency),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
