@@ -108,7 +108,10 @@ static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char
 		if (fd > 2)
 			close(fd);
 	}
-	if (q->gid != AGENT_ID_NONE && (setgroups(0, NULL) < 0 || setgid(q->gid) < 0))
+	/* another identity keeps none of the agent's supplementary groups */
+	if ((q->uid != AGENT_ID_NONE || q->gid != AGENT_ID_NONE) && setgroups(0, NULL) < 0)
+		goto fail;
+	if (q->gid != AGENT_ID_NONE && setgid(q->gid) < 0)
 		goto fail;
 	if (q->uid != AGENT_ID_NONE && setuid(q->uid) < 0)
 		goto fail;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -98,6 +99,8 @@ static int setup(void **state)
 	config_drive_key_hex(key, hex);
 	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
 	assert_int_equal(berth_write_file_replace(keypath, hex, strlen(hex), 0600), 0);
+	/* a supplementary group for the agent, that commands run as others must not keep */
+	assert_int_equal(setgroups(2, (gid_t[]){0, 4321}), 0);
 	spawn_agent(&p, NULL, extra);
 	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
 	assert_string_equal(agent_client_agent_version(p.c), BERTH_VERSION);
@@ -185,6 +188,12 @@ static void test_exec_env_cwd_uid(void **state)
 	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
 	snprintf(want, sizeof(want), "bar baz\n%s\n1234\n2345\n2345\n", tmpdir);
 	assert_string_equal(out, want);
+	free(out);
+	/* a uid alone: none of the agent's supplementary groups (setup gave it 4321) */
+	req.gid = AGENT_ID_NONE;
+	req.argv = (const char *[]){"sh", "-c", "id -u; id -G", NULL};
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	assert_null(strstr(out, "4321"));
 	free(out);
 	/* no environment given: a default PATH, nothing of the agent's */
 	req = (struct agent_exec_req){.argv = (const char *[]){"sh", "-c", "env | sort", NULL},
@@ -794,6 +803,27 @@ static void test_exec_latency(void **state)
 	printf("# exec -- true over a socketpair, %d runs: mean %.3f ms, p50 %.3f ms, "
 	       "p99 %.3f ms\n",
 	       N, (double)sum / N / 1e6, (double)ns[N / 2] / 1e6, (double)ns[N * 99 / 100] / 1e6);
+	/* for scale: fork, exec and wait of the same command, here, without the agent */
+	sum = 0;
+	for (int i = 0; i < N; i++) {
+		struct timespec a, b;
+		pid_t pid;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		pid = fork();
+		if (pid == 0) {
+			execlp("true", "true", (char *)NULL);
+			_exit(127);
+		}
+		assert_int_equal(waitpid(pid, NULL, 0), pid);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		ns[i] = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec -
+			(uint64_t)a.tv_nsec;
+		sum += ns[i];
+	}
+	qsort(ns, N, sizeof(ns[0]), cmp_u64);
+	printf("# fork + exec + wait of true alone, %d runs: mean %.3f ms, p50 %.3f ms\n", N,
+	       (double)sum / N / 1e6, (double)ns[N / 2] / 1e6);
 }
 
 int main(void)
