@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +60,7 @@ struct agent_client {
 	uint32_t next_id;
 	char *agent_version; /* owned */
 	bool broken;	     /* the stream is out of step: every call fails */
+	bool is_socket;	     /* writes use send(MSG_NOSIGNAL) */
 };
 
 static int64_t now_ms(void)
@@ -106,7 +109,9 @@ static int write_frames(struct agent_client *c, const uint8_t *p, size_t len, in
 {
 	while (len > 0) {
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLOUT};
-		ssize_t n = write(c->fd, p, len);
+		/* no SIGPIPE when the agent is gone (on a socket; a pty or pipe raises none
+		 * that the daemon does not ignore anyway) */
+		ssize_t n = c->is_socket ? send(c->fd, p, len, MSG_NOSIGNAL) : write(c->fd, p, len);
 		int r;
 
 		if (n > 0) {
@@ -468,12 +473,14 @@ int agent_client_new(int fd, const uint8_t key[AGENT_KEY_LEN], int timeout_ms,
 		     struct agent_client **ret, struct berth_error *err)
 {
 	_cleanup_(agent_client_freep) struct agent_client *c = NULL;
+	struct stat st;
 	int fl, r;
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	c->fd = fd;
+	c->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 	agent_session_init(&c->s, AGENT_ROLE_HOST, key);
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)

@@ -167,6 +167,22 @@ static void test_exec_basic(void **state)
 	free(errs);
 	assert_string_equal(out, "line one\nline two\n");
 	free(out);
+	/* 4 MiB through cat: stdin written while its output comes back, neither side
+	 * blocking the other */
+	{
+		size_t n = 4u << 20;
+		char *big = malloc(n + 1);
+
+		assert_non_null(big);
+		for (size_t i = 0; i < n; i++)
+			big[i] = (char)('a' + i % 26);
+		big[n] = 0;
+		assert_int_equal(run(c, &req, big, &out, NULL), 0);
+		assert_int_equal(strlen(out), n);
+		assert_memory_equal(out, big, n);
+		free(out);
+		free(big);
+	}
 	/* a command that cannot start: the agent's error, not an exit code */
 	req.argv = missing;
 	assert_int_equal(agent_client_exec_run(c, &req, NULL, NULL, NULL, &status, TIMEOUT, &err),
@@ -771,6 +787,44 @@ static void test_device_pty(void **state)
 	assert_int_equal(reap_agent(&p), 1);
 }
 
+/* The host goes away: what the agent ran is killed, and the host's calls say why. */
+static void test_host_gone(void **state)
+{
+	NEED_ROOT();
+	char keypath[128];
+	const char *extra[] = {"--key", keypath, NULL};
+	const char *argv[] = {"sleep", "100", NULL};
+	struct agent_exec_req req = {.argv = argv, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	struct agent_proc p;
+	uint32_t ch, pid = 0;
+	int status;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	spawn_agent(&p, NULL, extra);
+	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
+	assert_int_equal(agent_client_exec_start(p.c, &req, NULL, NULL, &ch, &pid, TIMEOUT, &err),
+			 0);
+	assert_int_equal(kill((pid_t)pid, 0), 0);
+	assert_int_equal(reap_agent(&p), 0);
+	assert_int_equal(kill((pid_t)pid, 0), -1); /* killed, and reaped by the agent */
+	assert_int_equal(errno, ESRCH);
+
+	/* the agent goes away: a call fails at once, naming it */
+	spawn_agent(&p, NULL, extra);
+	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
+	kill(p.pid, SIGKILL);
+	waitpid(p.pid, NULL, 0);
+	assert_int_equal(agent_client_exec_run(p.c, &req, NULL, NULL, NULL, &status, TIMEOUT, &err),
+			 -EPIPE);
+	assert_non_null(strstr(err.msg, "agent: "));
+	assert_non_null(strstr(err.msg, "connection closed"));
+	assert_int_equal(err.code, BERTH_ERR_UNAVAILABLE);
+	berth_error_release(&err);
+	agent_client_free(p.c);
+	close(p.fd);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -835,9 +889,9 @@ int main(void)
 		cmocka_unit_test(test_big_file),	  cmocka_unit_test(test_state),
 		cmocka_unit_test(test_readiness),	  cmocka_unit_test(test_refused_peers),
 		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_device_pty),
-		cmocka_unit_test(test_exec_latency),
+		cmocka_unit_test(test_host_gone),	  cmocka_unit_test(test_exec_latency),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
+	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
