@@ -80,6 +80,12 @@ int agent_send_error(struct agent_conn *c, uint32_t ch, int ret, const char *fmt
 	return r;
 }
 
+static const struct agent_chan free_chan = {.kind = AGENT_CHAN_FREE,
+					    .in_fd = -EBADF,
+					    .out_fd = -EBADF,
+					    .err_fd = -EBADF,
+					    .put_fd = -EBADF};
+
 struct agent_chan *agent_chan_find(struct agent_conn *c, uint32_t id)
 {
 	for (size_t i = 0; i < AGENT_MAX_CHANNELS; i++)
@@ -99,11 +105,8 @@ struct agent_chan *agent_chan_new(struct agent_conn *c, uint32_t id, int *ret)
 
 		if (ch->kind != AGENT_CHAN_FREE)
 			continue;
-		*ch = (struct agent_chan){.id = id,
-					  .in_fd = -EBADF,
-					  .out_fd = -EBADF,
-					  .err_fd = -EBADF,
-					  .put_fd = -EBADF};
+		*ch = free_chan;
+		ch->id = id;
 		return ch;
 	}
 	*ret = -EMFILE;
@@ -123,11 +126,7 @@ void agent_chan_release(struct agent_chan *ch)
 	free(ch->put_path);
 	free(ch->put_tmp);
 	free(ch->put_target);
-	*ch = (struct agent_chan){.kind = AGENT_CHAN_FREE,
-				  .in_fd = -EBADF,
-				  .out_fd = -EBADF,
-				  .err_fd = -EBADF,
-				  .put_fd = -EBADF};
+	*ch = free_chan;
 }
 
 /* ---- the key: 64 hex digits (and an optional newline), readable by root only ---- */
@@ -393,7 +392,7 @@ static int run_session(int fd, const uint8_t key[AGENT_KEY_LEN], int sfd)
 
 	c = (struct agent_conn){.fd = fd, .debug = debug_on};
 	for (size_t i = 0; i < AGENT_MAX_CHANNELS; i++)
-		agent_chan_release(&c.chans[i]);
+		c.chans[i] = free_chan; /* not released: zeroed fds would close fd 0 */
 	agent_session_init(&c.s, AGENT_ROLE_AGENT, key);
 	do
 		r = session_step(&c, sfd);

@@ -621,6 +621,14 @@ static void test_readiness(void **state)
 	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
 	assert_int_equal(notified(nfd, TIMEOUT, msg, sizeof(msg)), 1);
 	assert_string_equal(msg, "READY=1");
+	/* the agent's 0, 1 and 2 stay open through a session (once, its channel table's
+	 * zeroed fds closed fd 0) */
+	for (int fd = 0; fd <= 2; fd++) {
+		char path[64], target[256];
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)p.pid, fd);
+		assert_true(readlink(path, target, sizeof(target)) > 0);
+	}
 	assert_int_equal(reap_agent(&p), 0);
 	close(nfd);
 	unlink(sock);
