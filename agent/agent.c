@@ -210,14 +210,19 @@ static int handshake_frame(struct agent_conn *c, const struct agent_frame *f)
 
 	if (f->type == AGENT_T_HELLO) {
 		r = agent_hs_challenge(&c->s, f->payload, f->len, &out);
+		if (r == -EPROTO || r == -EBADMSG)
+			agent_log("refusing the peer: %s",
+				  r == -EPROTO ? "not berth's protocol v1" : "malformed HELLO");
 		if (r >= 0)
 			r = agent_write_all(c->fd, out.data, out.len, -1);
 		agent_buf_release(&out);
-		return r;
+		return r == -EPROTO ? -EACCES : r;
 	}
 	r = agent_hs_check_proof(&c->s, f->payload, f->len);
-	if (r < 0)
-		return r;
+	if (r < 0) {
+		agent_log("refusing the peer: its proof is wrong (not the host, or a wrong key)");
+		return -EACCES;
+	}
 	r = agent_send(c, AGENT_T_READY, 0, BERTH_VERSION, sizeof(BERTH_VERSION) - 1);
 	if (r >= 0)
 		notify_ready();

@@ -634,6 +634,112 @@ static void test_readiness(void **state)
 	unlink(sock);
 }
 
+/* Read one frame from `fd` into `in` (blocking, with the test's timeout). */
+static int read_frame(int fd, struct agent_session *s, struct agent_inbuf *in,
+		      struct agent_frame *f, size_t *used)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int r = agent_frame_decode(s, in->data, in->len, f, used);
+
+		if (r != -EAGAIN)
+			return r;
+		if (poll(&pfd, 1, TIMEOUT) != 1)
+			return -ETIMEDOUT;
+		r = agent_inbuf_fill(in, fd);
+		if (r <= 0)
+			return r == 0 ? -EPIPE : r;
+	}
+}
+
+/* A handshake by hand against the agent on `fd`, recording the host's HELLO and PROOF
+ * frames. With `forged` ([0] a PROOF frame, [1] a HELLO frame or empty), those are sent
+ * instead, as an impostor would, and the agent's CHALLENGE is not checked: returns
+ * -EPIPE when the agent then hangs up without a word, 0 when it sends anything. */
+static int manual_handshake(int fd, struct agent_buf *hello, struct agent_buf *proof_out,
+			    const struct agent_buf *forged)
+{
+	struct agent_session s;
+	struct agent_inbuf in = {0};
+	struct agent_buf out = {0};
+	struct agent_frame f;
+	size_t used = 0;
+	int r;
+
+	agent_session_init(&s, AGENT_ROLE_HOST, key);
+	r = agent_hs_hello(&s, &out);
+	if (hello)
+		agent_buf_put(hello, out.data, out.len);
+	if (forged && forged[1].len)
+		r = agent_write_all(fd, forged[1].data, forged[1].len, TIMEOUT);
+	else if (r >= 0)
+		r = agent_write_all(fd, out.data, out.len, TIMEOUT);
+	out.len = 0;
+	if (r >= 0)
+		r = read_frame(fd, &s, &in, &f, &used);
+	if (r >= 0 && forged) {
+		agent_inbuf_consume(&in, used);
+		r = agent_write_all(fd, forged[0].data, forged[0].len, TIMEOUT);
+		if (r >= 0) {
+			r = agent_inbuf_fill(&in, fd); /* blocking: EOF or a frame */
+			r = r == 0 ? -EPIPE : r < 0 ? r : 0;
+		}
+		goto out;
+	}
+	if (r >= 0)
+		r = agent_hs_check_challenge(&s, f.payload, f.len, &out);
+	if (r >= 0 && proof_out)
+		agent_buf_put(proof_out, out.data, out.len);
+	if (r >= 0)
+		r = agent_write_all(fd, out.data, out.len, TIMEOUT);
+	agent_inbuf_consume(&in, used);
+	if (r >= 0) /* READY */
+		r = read_frame(fd, &s, &in, &f, &used);
+	if (r >= 0 && f.type != AGENT_T_READY)
+		r = -EPROTO;
+out:
+	agent_buf_release(&out);
+	agent_inbuf_release(&in);
+	agent_session_release(&s);
+	return r;
+}
+
+/* The real agent against a recorded handshake replayed, and a made-up proof. */
+static void test_replay_end_to_end(void **state)
+{
+	NEED_ROOT();
+	char keypath[128];
+	const char *extra[] = {"--key", keypath, NULL};
+	struct agent_buf rec[2] = {{0}}; /* [0] PROOF, [1] HELLO, as manual_handshake wants */
+	struct agent_buf bogus[2] = {{0}};
+	uint8_t junk[AGENT_HDR_LEN + 32] = {0, 0, 0, 37, AGENT_T_PROOF, 0, 0, 0, 0};
+	struct agent_proc p;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	/* a real handshake, recorded */
+	spawn_agent(&p, NULL, extra);
+	assert_int_equal(manual_handshake(p.fd, &rec[1], &rec[0], NULL), 0);
+	assert_int_equal(reap_agent(&p), 0);
+	/* replayed to a new agent: its fresh nonce makes the old PROOF wrong */
+	spawn_agent(&p, NULL, extra);
+	assert_int_equal(manual_handshake(p.fd, NULL, NULL, rec), -EPIPE);
+	assert_int_equal(reap_agent(&p), 1);
+	/* a proof made up without the key */
+	memset(junk + AGENT_HDR_LEN, 0x5a, 32);
+	agent_buf_put(&bogus[0], junk, sizeof(junk));
+	spawn_agent(&p, NULL, extra);
+	{
+		struct agent_buf hello = {0};
+
+		assert_int_equal(manual_handshake(p.fd, &hello, NULL, bogus), -EPIPE);
+		agent_buf_release(&hello);
+	}
+	assert_int_equal(reap_agent(&p), 1);
+	agent_buf_release(&rec[0]);
+	agent_buf_release(&rec[1]);
+	agent_buf_release(&bogus[0]);
+}
+
 static void test_refused_peers(void **state)
 {
 	NEED_ROOT();
@@ -897,7 +1003,8 @@ int main(void)
 		cmocka_unit_test(test_big_file),	  cmocka_unit_test(test_state),
 		cmocka_unit_test(test_readiness),	  cmocka_unit_test(test_refused_peers),
 		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_device_pty),
-		cmocka_unit_test(test_host_gone),	  cmocka_unit_test(test_exec_latency),
+		cmocka_unit_test(test_host_gone),	  cmocka_unit_test(test_replay_end_to_end),
+		cmocka_unit_test(test_exec_latency),
 	};
 
 	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */
