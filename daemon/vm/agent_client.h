@@ -40,6 +40,8 @@ struct agent_exec_req {
 	uint16_t cols, rows;	 /* the pty's first size */
 };
 
+/* Called from inside the client (whichever call is waiting): they must not call the
+ * client back; `p` is valid during the call only. */
 struct agent_exec_cbs {
 	/* `stream` 1 (stdout) or 2 (stderr); len 0: that stream ended. */
 	void (*output)(void *data, uint32_t ch, int stream, const void *p, size_t len);
@@ -48,8 +50,9 @@ struct agent_exec_cbs {
 };
 
 /* Start a command; returns its channel in *ret_ch and its pid in the guest in *ret_pid
- * (either may be NULL) once the agent started it. `cbs` and `data` are borrowed until
- * agent_client_exec_wait or _release. -ENOENT etc.: the agent's exec failed. */
+ * (either may be NULL) once the agent started it. `cbs` (or NULL: output dropped) and
+ * `data` are borrowed until agent_client_exec_wait or _release. -ENOENT etc.: the agent's
+ * exec failed. */
 int agent_client_exec_start(struct agent_client *c, const struct agent_exec_req *req,
 			    const struct agent_exec_cbs *cbs, void *data, uint32_t *ret_ch,
 			    uint32_t *ret_pid, int timeout_ms, struct berth_error *err);
