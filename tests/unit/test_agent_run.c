@@ -740,6 +740,120 @@ static void test_replay_end_to_end(void **state)
 	agent_buf_release(&bogus[0]);
 }
 
+/* An authenticated session by hand, to send what agent_client never would. */
+static void open_session(int fd, struct agent_session *s, struct agent_inbuf *in)
+{
+	struct agent_buf out = {0};
+	struct agent_frame f;
+	size_t used;
+
+	agent_session_init(s, AGENT_ROLE_HOST, key);
+	assert_int_equal(agent_hs_hello(s, &out), 0);
+	assert_int_equal(agent_write_all(fd, out.data, out.len, TIMEOUT), 0);
+	out.len = 0;
+	assert_int_equal(read_frame(fd, s, in, &f, &used), 0);
+	assert_int_equal(agent_hs_check_challenge(s, f.payload, f.len, &out), 0);
+	agent_inbuf_consume(in, used);
+	assert_int_equal(agent_write_all(fd, out.data, out.len, TIMEOUT), 0);
+	assert_int_equal(read_frame(fd, s, in, &f, &used), 0);
+	assert_int_equal(f.type, AGENT_T_READY);
+	agent_inbuf_consume(in, used);
+	agent_buf_release(&out);
+}
+
+/* Send one tagged frame; the agent's answer's type and (for ERROR) errno. */
+static uint8_t ask(int fd, struct agent_session *s, struct agent_inbuf *in, uint8_t type,
+		   uint32_t ch, const void *p, size_t len, uint32_t *ret_errno)
+{
+	struct agent_buf out = {0};
+	struct agent_frame f;
+	struct agent_rd rd;
+	size_t used;
+	uint8_t t;
+
+	assert_int_equal(agent_frame_encode(s, &out, type, ch, p, len), 0);
+	assert_int_equal(agent_write_all(fd, out.data, out.len, TIMEOUT), 0);
+	agent_buf_release(&out);
+	assert_int_equal(read_frame(fd, s, in, &f, &used), 0);
+	assert_int_equal(f.channel, ch);
+	t = f.type;
+	agent_rd_init(&rd, f.payload, f.len);
+	*ret_errno = t == AGENT_T_ERROR ? agent_rd_u32(&rd) : 0;
+	agent_inbuf_consume(in, used);
+	return t;
+}
+
+/* An authenticated host sending malformed requests gets an ERROR for each, and the
+ * session goes on. */
+static void test_hostile_payloads(void **state)
+{
+	NEED_ROOT();
+	char keypath[128];
+	const char *extra[] = {"--key", keypath, NULL};
+	struct agent_session s;
+	struct agent_inbuf in = {0};
+	struct agent_buf b = {0};
+	struct agent_proc p;
+	uint32_t e, ch = 1;
+	static const uint8_t bad_str[] = {0, 0, 0, 9, 'x', 0}, sig9[] = {0, 0, 0, 9}, one[] = {1};
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	spawn_agent(&p, NULL, extra);
+	open_session(p.fd, &s, &in);
+	/* EXEC: empty, truncated, no argv, a huge argc, a string running past the end */
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_EXEC, ch++, NULL, 0, &e), AGENT_T_ERROR);
+	assert_int_equal(e, EBADMSG);
+	agent_buf_u8(&b, 0);
+	agent_buf_u32(&b, AGENT_ID_NONE);
+	agent_buf_u32(&b, AGENT_ID_NONE);
+	agent_buf_u16(&b, 0);
+	agent_buf_u16(&b, 0);
+	agent_buf_str(&b, "");
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_EXEC, ch++, b.data, b.len, &e), AGENT_T_ERROR);
+	agent_buf_u32(&b, 0); /* argc 0 */
+	agent_buf_u32(&b, 0);
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_EXEC, ch++, b.data, b.len, &e), AGENT_T_ERROR);
+	assert_int_equal(e, EBADMSG);
+	b.len -= 8;
+	agent_buf_u32(&b, 0xffffffffu); /* argc: more than the payload */
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_EXEC, ch++, b.data, b.len, &e), AGENT_T_ERROR);
+	b.len -= 4;
+	agent_buf_u32(&b, 1);
+	agent_buf_put(&b, bad_str, sizeof(bad_str));
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_EXEC, ch++, b.data, b.len, &e), AGENT_T_ERROR);
+	agent_buf_release(&b);
+	/* files: no path, a relative one, a bad type, a short MKDIR */
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_FILE_GET, ch++, bad_str, sizeof(bad_str), &e),
+			 AGENT_T_ERROR);
+	agent_buf_str(&b, "etc/passwd");
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_FILE_DELETE, ch++, b.data, b.len, &e),
+			 AGENT_T_ERROR);
+	assert_int_equal(e, EINVAL);
+	agent_buf_release(&b);
+	agent_buf_u8(&b, 9); /* type */
+	agent_buf_u8(&b, 0);
+	agent_buf_u32(&b, 0644);
+	agent_buf_u32(&b, 0);
+	agent_buf_u32(&b, 0);
+	agent_buf_str(&b, "/tmp/x");
+	agent_buf_str(&b, "");
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_FILE_PUT, ch++, b.data, b.len, &e),
+			 AGENT_T_ERROR);
+	agent_buf_release(&b);
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_MKDIR, ch++, one, 1, &e), AGENT_T_ERROR);
+	/* exec controls on channels that run nothing, an unknown type, channel 0 */
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_SIGNAL, ch++, sig9, 4, &e), AGENT_T_ERROR);
+	assert_int_equal(e, ENOENT);
+	assert_int_equal(ask(p.fd, &s, &in, 0x7f, ch++, NULL, 0, &e), AGENT_T_ERROR);
+	assert_int_equal(e, EOPNOTSUPP);
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_STATE, 0, NULL, 0, &e), AGENT_T_ERROR);
+	/* still serving */
+	assert_int_equal(ask(p.fd, &s, &in, AGENT_T_STATE, ch++, NULL, 0, &e), AGENT_T_STATE_REPLY);
+	agent_inbuf_release(&in);
+	agent_session_release(&s);
+	assert_int_equal(reap_agent(&p), 0);
+}
+
 static void test_refused_peers(void **state)
 {
 	NEED_ROOT();
@@ -1004,7 +1118,7 @@ int main(void)
 		cmocka_unit_test(test_readiness),	  cmocka_unit_test(test_refused_peers),
 		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_device_pty),
 		cmocka_unit_test(test_host_gone),	  cmocka_unit_test(test_replay_end_to_end),
-		cmocka_unit_test(test_exec_latency),
+		cmocka_unit_test(test_hostile_payloads),  cmocka_unit_test(test_exec_latency),
 	};
 
 	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */
