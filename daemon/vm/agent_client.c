@@ -445,11 +445,12 @@ static int handshake(struct agent_client *c, int64_t deadline, struct berth_erro
 	if (r < 0)
 		return fail(c, err, r, "sending HELLO");
 	r = next_frame(c, deadline, &f, &used);
-	if (r >= 0)
-		r = agent_hs_check_challenge(&c->s, f.payload, f.len, &out);
+	if (r < 0)
+		return fail(c, err, r, "waiting for the agent's CHALLENGE");
+	r = agent_hs_check_challenge(&c->s, f.payload, f.len, &out);
 	if (r < 0) {
 		agent_buf_release(&out);
-		return fail(c, err, r == -EPROTO ? -EACCES : r, "checking the agent's proof");
+		return fail(c, err, r, "checking the agent's proof"); /* -EPROTO: version */
 	}
 	agent_inbuf_consume(&c->in, used);
 	r = write_frames(c, out.data, out.len, deadline);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "agent/proto.h"
 #include "daemon/vm/agent_client.h"
@@ -382,6 +384,43 @@ static void test_state_decode(void **state)
 	agent_buf_release(&b);
 }
 
+/* The client against peers that are not an agent: silent, garbage, an oversized frame. */
+static void test_client_errors(void **state)
+{
+	struct agent_client *c = NULL;
+	struct berth_error err = {0};
+	int sv[2];
+
+	/* nobody answers: the handshake times out and says so */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(agent_client_new(sv[0], key_a, 100, &c, &err), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "agent: waiting for the agent's CHALLENGE"));
+	assert_int_equal(err.code, BERTH_ERR_UNAVAILABLE);
+	berth_error_release(&err);
+	/* garbage where a CHALLENGE belongs */
+	assert_int_equal(write(sv[1], "\0\0\0\x09\x02\0\0\0\0xxxx", 13), 13);
+	assert_int_equal(agent_client_new(sv[0], key_a, 1000, &c, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "malformed"));
+	berth_error_release(&err);
+	close(sv[0]);
+	close(sv[1]);
+	/* an oversized frame announced */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(write(sv[1], "\x7f\xff\xff\xff", 4), 4);
+	assert_int_equal(agent_client_new(sv[0], key_a, 1000, &c, &err), -EMSGSIZE);
+	assert_non_null(strstr(err.msg, "too large"));
+	berth_error_release(&err);
+	close(sv[0]);
+	/* the peer hung up */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv + 0), 0);
+	close(sv[1]);
+	assert_int_equal(agent_client_new(sv[0], key_a, 1000, &c, &err), -EPIPE);
+	assert_non_null(strstr(err.msg, "connection closed"));
+	berth_error_release(&err);
+	close(sv[0]);
+	assert_null(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -394,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_tags),
 		cmocka_unit_test(test_framing_limits),
 		cmocka_unit_test(test_state_decode),
+		cmocka_unit_test(test_client_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
