@@ -27,7 +27,6 @@
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define REOPEN_DELAY_US 500000
 #define DEFAULT_SEED_DIR "/var/lib/cloud/seed/nocloud-net"
-#define SEED_MAX (1 << 20)
 
 struct options {
 	const char *device;
@@ -421,8 +420,7 @@ static int run_session(int fd, const uint8_t key[AGENT_KEY_LEN], int sfd)
 
 static int copy_seed_file(const char *name, const char *seed_dir)
 {
-	char src[64], dst[4096], tmp[4100];
-	static char data[SEED_MAX];
+	char src[64], dst[4096], tmp[4100], buf[16384];
 	ssize_t n;
 	int in, out, r = 0;
 
@@ -430,16 +428,18 @@ static int copy_seed_file(const char *name, const char *seed_dir)
 	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
 		return errno == ENOENT ? 0 : -errno;
-	n = read(in, data, sizeof(data));
-	close(in);
-	if (n < 0)
-		return -errno;
 	snprintf(dst, sizeof(dst), "%s/%s", seed_dir, name);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
 	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (out < 0)
-		return -errno;
-	r = agent_write_all(out, data, (size_t)n, -1);
+	if (out < 0) {
+		r = -errno;
+		close(in);
+		return r;
+	}
+	while (r >= 0 && (n = read(in, buf, sizeof(buf))) != 0)
+		r = n < 0 ? (errno == EINTR ? 0 : -errno)
+			  : agent_write_all(out, buf, (size_t)n, -1);
+	close(in);
 	if (close(out) < 0 && r >= 0)
 		r = -errno;
 	if (r >= 0 && rename(tmp, dst) < 0)

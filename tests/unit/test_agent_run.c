@@ -621,6 +621,19 @@ static void test_readiness(void **state)
 	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
 	assert_int_equal(notified(nfd, TIMEOUT, msg, sizeof(msg)), 1);
 	assert_string_equal(msg, "READY=1");
+	/* small: what an idle agent holds in the guest's memory */
+	{
+		char path[64], *status = NULL, *rss;
+		size_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)p.pid);
+		assert_int_equal(berth_read_file(path, 1 << 16, &status, &n), 0);
+		rss = strstr(status, "VmRSS:");
+		assert_non_null(rss);
+		printf("# berth-agent after a handshake: %.*s\n", (int)strcspn(rss, "\n"), rss);
+		assert_true(strtol(rss + 6, NULL, 10) < 2048); /* kB */
+		free(status);
+	}
 	/* the agent's 0, 1 and 2 stay open through a session (once, its channel table's
 	 * zeroed fds closed fd 0) */
 	for (int fd = 0; fd <= 2; fd++) {
