@@ -16,7 +16,6 @@
 #define LABEL_PROOF_HOST "berth-agent v1 proof host"
 #define LABEL_SESSION "berth-agent v1 session"
 #define HELLO_LEN (AGENT_MAGIC_LEN + 2 + AGENT_NONCE_LEN)
-#define CHALLENGE_LEN (2 + AGENT_NONCE_LEN + BERTH_SHA256_LEN)
 #define PROOF_LEN BERTH_SHA256_LEN
 
 /* ---- output buffer ---- */
@@ -258,7 +257,10 @@ int agent_hs_challenge(struct agent_session *s, const void *payload, size_t len,
 	uint16_t version;
 	int r;
 
-	if (s->role != AGENT_ROLE_AGENT || s->state != AGENT_HS_START)
+	/* a HELLO while a PROOF is awaited starts over: the host gave up on the first
+	 * attempt (or it was a stale one, queued in the port while the agent was away) */
+	if (s->role != AGENT_ROLE_AGENT ||
+	    (s->state != AGENT_HS_START && s->state != AGENT_HS_SENT_CHALLENGE))
 		return hs_fail(s, -EPROTO);
 	agent_rd_init(&rd, payload, len);
 	magic = agent_rd_bytes(&rd, AGENT_MAGIC_LEN);
@@ -274,6 +276,7 @@ int agent_hs_challenge(struct agent_session *s, const void *payload, size_t len,
 		return hs_fail(s, r);
 	keyed(s, LABEL_PROOF_AGENT, proof);
 	agent_buf_u16(&p, AGENT_PROTO_VERSION);
+	agent_buf_put(&p, s->nonce_h, AGENT_NONCE_LEN); /* which HELLO this answers */
 	agent_buf_put(&p, s->nonce_a, AGENT_NONCE_LEN);
 	agent_buf_put(&p, proof, sizeof(proof));
 	r = hs_send(s, out, AGENT_T_CHALLENGE, &p);
@@ -295,7 +298,7 @@ int agent_hs_check_challenge(struct agent_session *s, const void *payload, size_
 {
 	struct agent_buf p = {0};
 	struct agent_rd rd;
-	const uint8_t *nonce, *proof;
+	const uint8_t *echo, *nonce, *proof;
 	uint8_t want[BERTH_SHA256_LEN];
 	uint16_t version;
 	int r;
@@ -304,12 +307,17 @@ int agent_hs_check_challenge(struct agent_session *s, const void *payload, size_
 		return hs_fail(s, -EPROTO);
 	agent_rd_init(&rd, payload, len);
 	version = agent_rd_u16(&rd);
+	echo = agent_rd_bytes(&rd, AGENT_NONCE_LEN);
 	nonce = agent_rd_bytes(&rd, AGENT_NONCE_LEN);
 	proof = agent_rd_bytes(&rd, BERTH_SHA256_LEN);
 	if (agent_rd_done(&rd) < 0)
 		return hs_fail(s, -EBADMSG);
 	if (version != AGENT_PROTO_VERSION)
 		return hs_fail(s, -EPROTO);
+	/* the answer to another HELLO (an earlier attempt's): not ours, not a failure; the
+	 * proof binds nonce_h anyway, so a forged echo gains nothing */
+	if (memcmp(echo, s->nonce_h, AGENT_NONCE_LEN) != 0)
+		return -ESTALE;
 	memcpy(s->nonce_a, nonce, AGENT_NONCE_LEN);
 	keyed(s, LABEL_PROOF_AGENT, want);
 	if (!berth_memeq_const(want, proof, sizeof(want)))
@@ -392,16 +400,16 @@ int agent_frame_encode(struct agent_session *s, struct agent_buf *out, uint8_t t
 	return out->failed ? -ENOMEM : 0;
 }
 
-/* Before the handshake is done, the one frame type each side may receive next. */
-static int hs_expected(const struct agent_session *s)
+/* Before the handshake is done, the frame types each side may receive next. */
+static bool hs_expected(const struct agent_session *s, uint8_t type)
 {
 	if (s->role == AGENT_ROLE_AGENT && s->state == AGENT_HS_START)
-		return AGENT_T_HELLO;
+		return type == AGENT_T_HELLO;
 	if (s->role == AGENT_ROLE_HOST && s->state == AGENT_HS_SENT_HELLO)
-		return AGENT_T_CHALLENGE;
+		return type == AGENT_T_CHALLENGE;
 	if (s->role == AGENT_ROLE_AGENT && s->state == AGENT_HS_SENT_CHALLENGE)
-		return AGENT_T_PROOF;
-	return -1;
+		return type == AGENT_T_PROOF || type == AGENT_T_HELLO;
+	return false;
 }
 
 int agent_frame_decode(struct agent_session *s, const uint8_t *buf, size_t avail,
@@ -429,7 +437,7 @@ int agent_frame_decode(struct agent_session *s, const uint8_t *buf, size_t avail
 		if (!berth_memeq_const(tag, buf + AGENT_HDR_LEN + len, AGENT_TAG_LEN))
 			return -EACCES;
 		s->seq_rx++;
-	} else if (buf[4] != hs_expected(s) || get_be32(buf + 5) != 0) {
+	} else if (!hs_expected(s, buf[4]) || get_be32(buf + 5) != 0) {
 		return -EACCES;
 	}
 	*f = (struct agent_frame){.type = buf[4],

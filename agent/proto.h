@@ -32,7 +32,7 @@
 enum agent_msg_type {
 	/* handshake, channel 0, untagged */
 	AGENT_T_HELLO = 0x01,	  /* host: magic, u16 version, nonce_h */
-	AGENT_T_CHALLENGE = 0x02, /* agent: u16 version, nonce_a, proof_a */
+	AGENT_T_CHALLENGE = 0x02, /* agent: u16 version, nonce_h echoed, nonce_a, proof_a */
 	AGENT_T_PROOF = 0x03,	  /* host: proof_h */
 	AGENT_T_READY = 0x04,	  /* agent, tagged: str agent version */
 	/* host to agent */
@@ -139,12 +139,15 @@ void agent_session_release(struct agent_session *s);
 
 /* Host: append the HELLO frame to `out` (fresh nonce). 0, or -errno (no randomness). */
 int agent_hs_hello(struct agent_session *s, struct agent_buf *out);
-/* Agent: check a HELLO frame's payload, append the CHALLENGE to `out`. -EPROTO for a bad
- * magic or version, -EBADMSG for a malformed payload, -errno from getrandom. */
+/* Agent: check a HELLO frame's payload, append the CHALLENGE to `out`. A HELLO while the
+ * PROOF is awaited starts the handshake over. -EPROTO for a bad magic or version,
+ * -EBADMSG for a malformed payload, -errno from getrandom. */
 int agent_hs_challenge(struct agent_session *s, const void *payload, size_t len,
 		       struct agent_buf *out);
 /* Host: check the agent's proof in a CHALLENGE, append the PROOF to `out`; the session is
- * then DONE. -EACCES when the proof is wrong (wrong key, or not the agent). */
+ * then DONE. -ESTALE, the session unchanged, when the CHALLENGE answers another HELLO (an
+ * earlier attempt's, still queued in the stream): wait for the next one. -EACCES when the
+ * proof is wrong (wrong key, or not the agent). */
 int agent_hs_check_challenge(struct agent_session *s, const void *payload, size_t len,
 			     struct agent_buf *out);
 /* Agent: check the host's PROOF; the session is then DONE. -EACCES when wrong (wrong key,

@@ -444,10 +444,15 @@ static int handshake(struct agent_client *c, int64_t deadline, struct berth_erro
 	agent_buf_release(&out);
 	if (r < 0)
 		return fail(c, err, r, "sending HELLO");
-	r = next_frame(c, deadline, &f, &used);
-	if (r < 0)
-		return fail(c, err, r, "waiting for the agent's CHALLENGE");
-	r = agent_hs_check_challenge(&c->s, f.payload, f.len, &out);
+	/* answers to earlier attempts' HELLOs, still queued in a port, are skipped */
+	do {
+		r = next_frame(c, deadline, &f, &used);
+		if (r < 0)
+			return fail(c, err, r, "waiting for the agent's CHALLENGE");
+		r = agent_hs_check_challenge(&c->s, f.payload, f.len, &out);
+		if (r == -ESTALE)
+			agent_inbuf_consume(&c->in, used);
+	} while (r == -ESTALE);
 	if (r < 0) {
 		agent_buf_release(&out);
 		return fail(c, err, r, "checking the agent's proof"); /* -EPROTO: version */

@@ -246,6 +246,44 @@ static void test_replayed_handshake(void **state)
 	agent_session_release(&a2);
 }
 
+/* A host retrying: its first HELLO is still queued when the second comes. The agent
+ * starts over on each HELLO; the host skips the CHALLENGE that answers the old one. */
+static void test_handshake_restart(void **state)
+{
+	struct agent_session h1, h2, a;
+	struct agent_buf h2a = {0}, a2h = {0}, out = {0};
+	struct agent_frame f;
+	uint8_t p[128];
+	size_t n;
+
+	agent_session_init(&h1, AGENT_ROLE_HOST, key_a);
+	agent_session_init(&h2, AGENT_ROLE_HOST, key_a);
+	agent_session_init(&a, AGENT_ROLE_AGENT, key_a);
+	assert_int_equal(agent_hs_hello(&h1, &h2a), 0);
+	assert_int_equal(agent_hs_hello(&h2, &h2a), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(take(&a, &h2a, &f, p, &n), 0);
+		assert_int_equal(f.type, AGENT_T_HELLO);
+		assert_int_equal(agent_hs_challenge(&a, p, n, &a2h), 0);
+	}
+	/* the first CHALLENGE is the old attempt's: skipped, nothing changed */
+	assert_int_equal(take(&h2, &a2h, &f, p, &n), 0);
+	assert_int_equal(agent_hs_check_challenge(&h2, p, n, &out), -ESTALE);
+	assert_int_equal(h2.state, AGENT_HS_SENT_HELLO);
+	assert_int_equal(out.len, 0);
+	assert_int_equal(take(&h2, &a2h, &f, p, &n), 0);
+	assert_int_equal(agent_hs_check_challenge(&h2, p, n, &out), 0);
+	assert_int_equal(take(&a, &out, &f, p, &n), 0);
+	assert_int_equal(agent_hs_check_proof(&a, p, n), 0);
+	assert_memory_equal(h2.skey, a.skey, sizeof(a.skey));
+	agent_buf_release(&h2a);
+	agent_buf_release(&a2h);
+	agent_buf_release(&out);
+	agent_session_release(&h1);
+	agent_session_release(&h2);
+	agent_session_release(&a);
+}
+
 static void test_unauthenticated_frames(void **state)
 {
 	struct agent_session h, a;
@@ -429,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_handshake),
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_replayed_handshake),
+		cmocka_unit_test(test_handshake_restart),
 		cmocka_unit_test(test_unauthenticated_frames),
 		cmocka_unit_test(test_tags),
 		cmocka_unit_test(test_framing_limits),

@@ -1028,6 +1028,76 @@ static void test_device_pty(void **state)
 	assert_int_equal(reap_agent(&p), 1);
 }
 
+/* Wait until the pty's termios show the agent's raw mode. */
+static void wait_raw(int master)
+{
+	struct termios t;
+
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(tcgetattr(master, &t), 0);
+		if (!(t.c_lflag & (ICANON | ECHO)) && !(t.c_iflag & ICRNL) && !(t.c_oflag & OPOST))
+			return;
+		usleep(10000);
+	}
+	fail_msg("the agent did not make the pty raw");
+}
+
+/* The agent restarts behind a port that stays connected (systemd restarting it in a
+ * guest): the old session's calls fail, and a new handshake on the same stream, retried
+ * as doc/agent.md tells the VM driver, reaches the new agent. */
+static void test_agent_restart(void **state)
+{
+	NEED_ROOT();
+	char keypath[128], seed[128], pts[64];
+	const char *extra[] = {"--device", pts, "--key", keypath, "--seed-dir", seed, NULL};
+	const char *argv[] = {"true", NULL};
+	struct agent_exec_req req = {.argv = argv, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	struct agent_client *c = NULL;
+	struct agent_proc a, b;
+	int master, status, r = -1;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	snprintf(seed, sizeof(seed), "%s/no-seed", tmpdir);
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	assert_true(master >= 0);
+	assert_int_equal(grantpt(master), 0);
+	assert_int_equal(unlockpt(master), 0);
+	assert_int_equal(ptsname_r(master, pts, sizeof(pts)), 0);
+	spawn_agent(&a, NULL, extra);
+	close(a.fd);
+	wait_raw(master);
+	assert_int_equal(agent_client_new(master, key, TIMEOUT, &c, &err), 0);
+	assert_int_equal(agent_client_exec_run(c, &req, NULL, NULL, NULL, &status, TIMEOUT, &err),
+			 0);
+	/* the agent dies and another starts on the same port */
+	kill(a.pid, SIGKILL);
+	waitpid(a.pid, NULL, 0);
+	spawn_agent(&b, NULL, extra);
+	close(b.fd);
+	/* the old session's call fails (the new agent refuses its frames) */
+	assert_true(agent_client_exec_run(c, &req, NULL, NULL, NULL, &status, 1000, &err) < 0);
+	assert_non_null(strstr(err.msg, "agent: "));
+	berth_error_release(&err);
+	agent_client_free(c);
+	c = NULL;
+	/* a new handshake, retried until it gets through */
+	for (int i = 0; i < 20 && r < 0; i++) {
+		r = agent_client_new(master, key, 1000, &c, &err);
+		berth_error_release(&err);
+		if (r < 0)
+			usleep(100000);
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(agent_client_exec_run(c, &req, NULL, NULL, NULL, &status, TIMEOUT, &err),
+			 0);
+	assert_int_equal(status, 0);
+	agent_client_free(c);
+	close(master);
+	kill(b.pid, SIGKILL);
+	waitpid(b.pid, NULL, 0);
+}
+
 /* The host goes away: what the agent ran is killed, and the host's calls say why. */
 static void test_host_gone(void **state)
 {
@@ -1131,7 +1201,8 @@ int main(void)
 		cmocka_unit_test(test_readiness),	  cmocka_unit_test(test_refused_peers),
 		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_device_pty),
 		cmocka_unit_test(test_host_gone),	  cmocka_unit_test(test_replay_end_to_end),
-		cmocka_unit_test(test_hostile_payloads),  cmocka_unit_test(test_exec_latency),
+		cmocka_unit_test(test_hostile_payloads),  cmocka_unit_test(test_agent_restart),
+		cmocka_unit_test(test_exec_latency),
 	};
 
 	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */
