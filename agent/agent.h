@@ -31,11 +31,12 @@ struct agent_chan {
 	size_t stdin_off;	  /* written from stdin_q */
 	bool stdin_eof;		  /* close in_fd once stdin_q is written */
 	/* file push */
-	int put_fd;	  /* owned: the temporary file (or the file appended to) */
+	int put_fd;	  /* owned: the temporary file */
 	char *put_path;	  /* owned: destination */
 	char *put_tmp;	  /* owned: temporary name, renamed over put_path at the end */
 	char *put_target; /* owned: symlink target */
 	uint8_t put_type;
+	uint8_t put_flags; /* enum agent_put_flags */
 	uint32_t put_mode, put_uid, put_gid;
 	int put_err; /* first failure, reported at FILE_END */
 };

@@ -19,6 +19,8 @@ struct info {
 	uint8_t type;
 	uint32_t mode, uid, gid;
 	uint64_t size;
+	uint64_t mtime_s; /* modification time */
+	uint32_t mtime_ns;
 	const char *target;
 };
 
@@ -37,6 +39,8 @@ static int send_info(struct agent_conn *c, uint32_t id, const struct info *i)
 	agent_buf_u32(&p, i->uid);
 	agent_buf_u32(&p, i->gid);
 	agent_buf_u64(&p, i->size);
+	agent_buf_u64(&p, i->mtime_s);
+	agent_buf_u32(&p, i->mtime_ns);
 	agent_buf_str(&p, i->target);
 	r = p.failed ? -ENOMEM : agent_send(c, AGENT_T_FILE_INFO, id, p.data, p.len);
 	agent_buf_release(&p);
@@ -131,6 +135,8 @@ int agent_file_get(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t l
 			  .uid = st.st_uid,
 			  .gid = st.st_gid,
 			  .size = (uint64_t)st.st_size,
+			  .mtime_s = (uint64_t)st.st_mtim.tv_sec,
+			  .mtime_ns = (uint32_t)st.st_mtim.tv_nsec,
 			  .target = ""};
 	if (S_ISREG(st.st_mode)) {
 		i.type = AGENT_FILE_REGULAR;
@@ -154,48 +160,114 @@ int agent_file_get(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t l
 	return r < 0 ? r : agent_send(c, AGENT_T_FILE_END, id, NULL, 0);
 }
 
-/* The owner and mode to give `path`: those asked for, else those it has, else root's and
- * `def_mode`. */
-static void put_attrs(const char *path, uint32_t *mode, uint32_t *uid, uint32_t *gid,
-		      uint32_t def_mode)
+/* Follow symlinks in the last component of `path` (a relative target joined lexically to
+ * the link's directory, as LXD's sftp server and berth's containers do), at most 40:
+ * a new string naming what is not a symlink, or does not exist. */
+static int follow_last(const char *path, char **ret)
 {
+	char buf[PATH_MAX], *cur = strdup(path);
 	struct stat st;
-	bool exists = lstat(path, &st) == 0;
 
-	if (*mode == AGENT_ID_NONE)
-		*mode = exists ? st.st_mode & 07777 : def_mode;
-	if (*uid == AGENT_ID_NONE)
-		*uid = exists ? st.st_uid : 0;
-	if (*gid == AGENT_ID_NONE)
-		*gid = exists ? st.st_gid : 0;
-}
+	for (int hops = 0; cur && hops <= 40; hops++) {
+		const char *slash;
+		char *next;
+		ssize_t n;
 
-/* A regular file: open the temporary file (or the file appended to) now, so that data
- * goes straight to it. */
-static int put_open(struct agent_chan *ch, bool append)
-{
-	_Static_assert(sizeof(".berth-agent.XXXXXX") < 32, "temporary name");
-	const char *slash = strrchr(ch->put_path, '/');
-	size_t dlen = (size_t)(slash - ch->put_path);
-
-	if (append) {
-		ch->put_fd = open(ch->put_path,
-				  O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-				  ch->put_mode & 07777);
-		if (ch->put_fd < 0)
-			return -errno;
-	} else {
-		ch->put_tmp = malloc(dlen + 32);
-		if (!ch->put_tmp)
-			return -ENOMEM;
-		snprintf(ch->put_tmp, dlen + 32, "%.*s/.berth-agent.XXXXXX", (int)dlen,
-			 ch->put_path);
-		ch->put_fd = mkostemp(ch->put_tmp, O_CLOEXEC);
-		if (ch->put_fd < 0) {
-			free(ch->put_tmp);
-			ch->put_tmp = NULL;
+		if (lstat(cur, &st) < 0 || !S_ISLNK(st.st_mode)) {
+			*ret = cur;
+			return 0;
+		}
+		n = readlink(cur, buf, sizeof(buf) - 1);
+		if (n < 0) {
+			free(cur);
 			return -errno;
 		}
+		buf[n] = 0;
+		slash = strrchr(cur, '/');
+		next = malloc(strlen(cur) + (size_t)n + 2);
+		if (next && buf[0] == '/')
+			strcpy(next, buf);
+		else if (next)
+			sprintf(next, "%.*s/%s", (int)(slash - cur), cur, buf);
+		free(cur);
+		cur = next;
+	}
+	if (!cur)
+		return -ENOMEM;
+	free(cur);
+	return -ELOOP;
+}
+
+/* Owner and mode, as LXD 5.0.2: what the request gives (else root's and `def_mode`)
+ * applies to what it creates; an existing file keeps its own unless MODIFY_PERM. */
+static void put_attrs(struct agent_chan *ch, const struct stat *st, bool exists, uint32_t def_mode)
+{
+	bool keep = exists && !(ch->put_flags & AGENT_PUT_MODIFY_PERM);
+
+	if (keep || (exists && ch->put_mode == AGENT_ID_NONE))
+		ch->put_mode = st->st_mode & 07777;
+	else if (ch->put_mode == AGENT_ID_NONE)
+		ch->put_mode = def_mode;
+	if (keep || (exists && ch->put_uid == AGENT_ID_NONE))
+		ch->put_uid = st->st_uid;
+	else if (ch->put_uid == AGENT_ID_NONE)
+		ch->put_uid = 0;
+	if (keep || (exists && ch->put_gid == AGENT_ID_NONE))
+		ch->put_gid = st->st_gid;
+	else if (ch->put_gid == AGENT_ID_NONE)
+		ch->put_gid = 0;
+}
+
+/* Copy what `path` holds into `fd` (an append starts from the old content). */
+static int copy_into(const char *path, int fd)
+{
+	char buf[AGENT_CHUNK];
+	ssize_t n;
+	int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), r = 0;
+
+	if (in < 0)
+		return -errno;
+	while (r >= 0 && (n = read(in, buf, sizeof(buf))) != 0)
+		r = n < 0 ? (errno == EINTR ? 0 : -errno) : agent_write_all(fd, buf, (size_t)n, -1);
+	close(in);
+	return r;
+}
+
+/* A regular file: resolve the destination, open a temporary file beside it (holding the
+ * old content when appending), so that data goes straight to it and the rename at the
+ * end replaces the destination whole. */
+static int put_open(struct agent_chan *ch)
+{
+	_Static_assert(sizeof(".berth-agent.XXXXXX") < 32, "temporary name");
+	char *dest = NULL;
+	struct stat st;
+	bool exists;
+	size_t dlen;
+	int r = follow_last(ch->put_path, &dest);
+
+	if (r < 0)
+		return r;
+	free(ch->put_path);
+	ch->put_path = dest;
+	exists = lstat(dest, &st) == 0;
+	if (exists && !S_ISREG(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EEXIST;
+	put_attrs(ch, &st, exists, 0644);
+	dlen = (size_t)(strrchr(dest, '/') - dest);
+	ch->put_tmp = malloc(dlen + 32);
+	if (!ch->put_tmp)
+		return -ENOMEM;
+	snprintf(ch->put_tmp, dlen + 32, "%.*s/.berth-agent.XXXXXX", (int)dlen, dest);
+	ch->put_fd = mkostemp(ch->put_tmp, O_CLOEXEC);
+	if (ch->put_fd < 0) {
+		free(ch->put_tmp);
+		ch->put_tmp = NULL;
+		return -errno;
+	}
+	if (exists && (ch->put_flags & AGENT_PUT_APPEND)) {
+		r = copy_into(dest, ch->put_fd);
+		if (r < 0)
+			return r;
 	}
 	if (fchown(ch->put_fd, ch->put_uid, ch->put_gid) < 0 ||
 	    fchmod(ch->put_fd, ch->put_mode & 07777) < 0)
@@ -208,13 +280,13 @@ int agent_file_put(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t l
 	struct agent_chan *ch;
 	struct agent_rd rd;
 	const char *path, *target;
-	uint8_t type, append;
+	uint8_t type, flags;
 	uint32_t mode, uid, gid;
 	int r;
 
 	agent_rd_init(&rd, p, len);
 	type = agent_rd_u8(&rd);
-	append = agent_rd_u8(&rd);
+	flags = agent_rd_u8(&rd);
 	mode = agent_rd_u32(&rd);
 	uid = agent_rd_u32(&rd);
 	gid = agent_rd_u32(&rd);
@@ -224,24 +296,26 @@ int agent_file_put(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t l
 		return agent_send_error(c, id, -EBADMSG, "malformed FILE_PUT");
 	if (path[0] != '/' || streq_dot(strrchr(path, '/') + 1) || !strrchr(path, '/')[1])
 		return agent_send_error(c, id, -EINVAL, "\"%s\": not an absolute file path", path);
+	if (type == AGENT_FILE_SYMLINK && !target[0])
+		return agent_send_error(c, id, -EINVAL, "\"%s\": a symlink needs a target", path);
 	ch = agent_chan_new(c, id, &r);
 	if (!ch)
 		return agent_send_error(c, id, r, "channel %u: %s", id,
 					r == -EBUSY ? "in use" : "too many channels");
 	ch->kind = AGENT_CHAN_PUT;
 	ch->put_type = type;
+	ch->put_flags = flags;
+	ch->put_mode = mode;
+	ch->put_uid = uid;
+	ch->put_gid = gid;
 	ch->put_path = strdup(path);
 	ch->put_target = strdup(target);
 	if (!ch->put_path || !ch->put_target) {
 		agent_chan_release(ch);
 		return -ENOMEM;
 	}
-	put_attrs(path, &mode, &uid, &gid, type == AGENT_FILE_DIRECTORY ? 0755 : 0644);
-	ch->put_mode = mode;
-	ch->put_uid = uid;
-	ch->put_gid = gid;
 	if (type == AGENT_FILE_REGULAR)
-		ch->put_err = put_open(ch, append);
+		ch->put_err = put_open(ch);
 	return 0;
 }
 
@@ -268,35 +342,51 @@ int agent_file_data(struct agent_conn *c, struct agent_chan *ch, const uint8_t *
 	return 0;
 }
 
-/* A symlink: made under a temporary name, renamed over the destination. */
+/* A directory: made if missing; one already there is left alone (its owner and mode
+ * changed only with MODIFY_PERM). */
+static int put_directory(struct agent_chan *ch)
+{
+	struct stat st;
+	bool exists = lstat(ch->put_path, &st) == 0;
+
+	if (exists && !S_ISDIR(st.st_mode))
+		return -EEXIST;
+	if (exists && !(ch->put_flags & AGENT_PUT_MODIFY_PERM))
+		return 0;
+	put_attrs(ch, &st, exists, 0750);
+	if (!exists && mkdir(ch->put_path, 0700) < 0)
+		return -errno;
+	if (chown(ch->put_path, ch->put_uid, ch->put_gid) < 0 ||
+	    chmod(ch->put_path, ch->put_mode & 07777) < 0)
+		return -errno;
+	return 0;
+}
+
+/* A symlink: made if the path is free; the same link already there is fine, anything
+ * else there is not replaced (-EEXIST), as 5.0.2. Owned by the given ids, else root. */
 static int put_symlink(struct agent_chan *ch)
 {
-	size_t n = strlen(ch->put_path) + 32;
-	char *tmp = malloc(n);
-	int r = 0;
+	char cur[PATH_MAX];
+	ssize_t n = readlink(ch->put_path, cur, sizeof(cur) - 1);
 
-	if (!tmp)
-		return -ENOMEM;
-	for (int tries = 0; tries < 16; tries++) {
-		snprintf(tmp, n, "%s.berth-agent.%08x", ch->put_path, (unsigned)random());
-		r = symlink(ch->put_target, tmp) < 0 ? -errno : 0;
-		if (r != -EEXIST)
-			break;
+	if (n >= 0) {
+		cur[n] = 0;
+		return strcmp(cur, ch->put_target) == 0 ? 0 : -EEXIST;
 	}
-	if (r >= 0 && lchown(tmp, ch->put_uid, ch->put_gid) < 0)
-		r = -errno;
-	if (r >= 0 && rename(tmp, ch->put_path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	free(tmp);
-	return r;
+	if (symlink(ch->put_target, ch->put_path) < 0)
+		return -errno;
+	if (lchown(ch->put_path, ch->put_uid == AGENT_ID_NONE ? 0 : ch->put_uid,
+		   ch->put_gid == AGENT_ID_NONE ? 0 : ch->put_gid) < 0) {
+		int r = -errno;
+
+		unlink(ch->put_path);
+		return r;
+	}
+	return 0;
 }
 
 static int put_finish(struct agent_chan *ch)
 {
-	struct stat st;
-
 	switch (ch->put_type) {
 	case AGENT_FILE_REGULAR:
 		if (close(ch->put_fd) < 0) {
@@ -304,19 +394,13 @@ static int put_finish(struct agent_chan *ch)
 			return -errno;
 		}
 		ch->put_fd = -EBADF;
-		if (ch->put_tmp && rename(ch->put_tmp, ch->put_path) < 0)
+		if (rename(ch->put_tmp, ch->put_path) < 0)
 			return -errno;
 		free(ch->put_tmp);
 		ch->put_tmp = NULL; /* renamed: not to be unlinked */
 		return 0;
 	case AGENT_FILE_DIRECTORY:
-		if (mkdir(ch->put_path, ch->put_mode & 07777) < 0 &&
-		    (errno != EEXIST || lstat(ch->put_path, &st) < 0 || !S_ISDIR(st.st_mode)))
-			return -errno;
-		if (chown(ch->put_path, ch->put_uid, ch->put_gid) < 0 ||
-		    chmod(ch->put_path, ch->put_mode & 07777) < 0)
-			return -errno;
-		return 0;
+		return put_directory(ch);
 	default:
 		return put_symlink(ch);
 	}

@@ -41,7 +41,7 @@ enum agent_msg_type {
 	AGENT_T_RESIZE = 0x12,	    /* u16 cols, u16 rows */
 	AGENT_T_SIGNAL = 0x13,	    /* u32 signal */
 	AGENT_T_FILE_GET = 0x20,    /* str path */
-	AGENT_T_FILE_PUT = 0x21,    /* u8 type, u8 append, u32 mode, uid, gid, str path, target */
+	AGENT_T_FILE_PUT = 0x21,    /* u8 type, u8 flags, u32 mode, uid, gid, str path, target */
 	AGENT_T_FILE_DATA = 0x22,   /* both ways: raw bytes (file) or strs (directory) */
 	AGENT_T_FILE_END = 0x23,    /* both ways: end of data */
 	AGENT_T_FILE_DELETE = 0x24, /* str path */
@@ -52,7 +52,7 @@ enum agent_msg_type {
 	AGENT_T_STDOUT = 0x41,	  /* raw bytes; empty = end of stream */
 	AGENT_T_STDERR = 0x42,	  /* raw bytes; empty = end of stream */
 	AGENT_T_EXIT = 0x43,	  /* u32 exit status (128 + signal when killed) */
-	AGENT_T_FILE_INFO = 0x44, /* u8 type, u32 mode, uid, gid, u64 size, str target */
+	AGENT_T_FILE_INFO = 0x44, /* u8 type, u32 mode, uid, gid, u64 size, mtime s, u32 ns, str */
 	AGENT_T_OK = 0x45,	  /* empty */
 	AGENT_T_ERROR = 0x46,	  /* u32 errno, str message */
 	AGENT_T_STATE_REPLY = 0x47,
@@ -63,6 +63,11 @@ enum agent_file_type {
 	AGENT_FILE_DIRECTORY = 2,
 	AGENT_FILE_SYMLINK = 3,
 	AGENT_FILE_TYPE_MAX,
+};
+
+enum agent_put_flags {
+	AGENT_PUT_APPEND = 1 << 0,	/* a file: append to the old content */
+	AGENT_PUT_MODIFY_PERM = 1 << 1, /* apply mode/uid/gid to what exists too */
 };
 
 enum agent_exec_flags {

@@ -250,6 +250,8 @@ static void on_info(struct chan *ch, const struct agent_frame *f)
 	i->uid = agent_rd_u32(&rd);
 	i->gid = agent_rd_u32(&rd);
 	i->size = agent_rd_u64(&rd);
+	i->mtime_s = (int64_t)agent_rd_u64(&rd);
+	i->mtime_ns = agent_rd_u32(&rd);
 	free(i->target);
 	i->target = strdup(agent_rd_str(&rd));
 	if (agent_rd_done(&rd) < 0 || !i->target || i->type == 0 || i->type >= AGENT_FILE_TYPE_MAX)
@@ -764,8 +766,8 @@ int agent_client_file_pull(struct agent_client *c, const char *path, int fd,
 }
 
 int agent_client_file_push(struct agent_client *c, const char *path,
-			   const struct agent_file_info *info, int fd, bool append, int timeout_ms,
-			   struct berth_error *err)
+			   const struct agent_file_info *info, int fd, unsigned flags,
+			   int timeout_ms, struct berth_error *err)
 {
 	int64_t deadline = now_ms() + timeout_ms;
 	uint8_t buf[AGENT_CHUNK];
@@ -776,7 +778,7 @@ int agent_client_file_push(struct agent_client *c, const char *path,
 	if (!ch)
 		return -ENOMEM;
 	agent_buf_u8(&p, (uint8_t)info->type);
-	agent_buf_u8(&p, append);
+	agent_buf_u8(&p, (uint8_t)flags);
 	agent_buf_u32(&p, info->mode);
 	agent_buf_u32(&p, info->uid);
 	agent_buf_u32(&p, info->gid);

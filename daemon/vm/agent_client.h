@@ -85,6 +85,8 @@ struct agent_file_info {
 	uint32_t mode;	   /* permission bits; AGENT_ID_NONE on push: kept, or 0644/0755 */
 	uint32_t uid, gid; /* AGENT_ID_NONE on push: kept, or root */
 	uint64_t size;
+	int64_t mtime_s; /* modification time (pull) */
+	uint32_t mtime_ns;
 	char *target;	/* owned: a symlink's target ("" otherwise) */
 	char **entries; /* owned, NULL-terminated: a directory's entries (NULL otherwise) */
 	size_t n_entries;
@@ -96,11 +98,16 @@ void agent_file_info_release(struct agent_file_info *i);
  * info only... the content is then read and dropped). -ENOENT etc. from the guest. */
 int agent_client_file_pull(struct agent_client *c, const char *path, int fd,
 			   struct agent_file_info *ret, int timeout_ms, struct berth_error *err);
-/* Push `path` of `info->type`: a regular file's content read from `fd` to its end
- * (appended when `append`, else replacing the file whole), a symlink to info->target. */
+/* Push `path` of `info->type`, as LXD 5.0.2's POST .../files: a regular file's content
+ * read from `fd` to its end, written beside the destination and renamed over it (after
+ * the old content when `flags` has AGENT_PUT_APPEND), through a symlink in the last
+ * component; a directory made if missing; a symlink to info->target made if the path is
+ * free (the same link there is fine, else -EEXIST). info->mode, ->uid, ->gid
+ * (AGENT_ID_NONE: 0644 or 0750, root) apply to what is created; an existing file or
+ * directory keeps its own unless `flags` has AGENT_PUT_MODIFY_PERM. */
 int agent_client_file_push(struct agent_client *c, const char *path,
-			   const struct agent_file_info *info, int fd, bool append, int timeout_ms,
-			   struct berth_error *err);
+			   const struct agent_file_info *info, int fd, unsigned flags,
+			   int timeout_ms, struct berth_error *err);
 int agent_client_file_delete(struct agent_client *c, const char *path, int timeout_ms,
 			     struct berth_error *err);
 int agent_client_mkdir(struct agent_client *c, const char *path, uint32_t mode, uint32_t uid,

@@ -367,7 +367,7 @@ static void test_exec_two_at_once(void **state)
 }
 
 static int push_text(struct agent_client *c, const char *path, const char *text, uint32_t mode,
-		     uint32_t uid, uint32_t gid, bool append, struct berth_error *err)
+		     uint32_t uid, uint32_t gid, unsigned flags, struct berth_error *err)
 {
 	struct agent_file_info info = {.type = AGENT_FILE_REGULAR,
 				       .mode = mode,
@@ -378,7 +378,7 @@ static int push_text(struct agent_client *c, const char *path, const char *text,
 	assert_int_equal(pipe(pfd), 0);
 	assert_int_equal(write(pfd[1], text, strlen(text)), (ssize_t)strlen(text));
 	close(pfd[1]);
-	r = agent_client_file_push(c, path, &info, pfd[0], append, TIMEOUT, err);
+	r = agent_client_file_push(c, path, &info, pfd[0], flags, TIMEOUT, err);
 	close(pfd[0]);
 	return r;
 }
@@ -432,19 +432,20 @@ static void test_files(void **state)
 	assert_int_equal(agent_client_mkdir(c, deep, 0750, 0, 0, false, TIMEOUT, &err), -EEXIST);
 	berth_error_release(&err);
 	/* push: mode and owner; replaced whole; appended */
-	assert_int_equal(push_text(c, f, "first content\n", 0640, 1001, 1002, false, &err), 0);
+	assert_int_equal(push_text(c, f, "first content\n", 0640, 1001, 1002, 0, &err), 0);
 	assert_int_equal(stat(f, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640);
 	assert_int_equal(st.st_uid, 1001);
 	assert_int_equal(st.st_gid, 1002);
-	assert_int_equal(push_text(c, f, "second\n", AGENT_ID_NONE, AGENT_ID_NONE, AGENT_ID_NONE,
-				   false, &err),
+	assert_int_equal(push_text(c, f, "second\n", AGENT_ID_NONE, AGENT_ID_NONE, AGENT_ID_NONE, 0,
+				   &err),
 			 0);
 	assert_int_equal(stat(f, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640); /* kept */
 	assert_int_equal(st.st_uid, 1001);
+	/* appended: the old content and the new, renamed over it whole */
 	assert_int_equal(push_text(c, f, "third\n", AGENT_ID_NONE, AGENT_ID_NONE, AGENT_ID_NONE,
-				   true, &err),
+				   AGENT_PUT_APPEND, &err),
 			 0);
 	/* pull: content and attributes */
 	text = pull_text(c, f, &info);
@@ -455,15 +456,70 @@ static void test_files(void **state)
 	assert_int_equal(info.uid, 1001);
 	assert_int_equal(info.gid, 1002);
 	assert_int_equal(info.size, 13);
+	assert_true(info.mtime_s > time(NULL) - 60 && info.mtime_s <= time(NULL) + 1);
+	assert_true(info.mtime_ns < 1000000000u);
 	agent_file_info_release(&info);
-	/* a symlink, pushed and pulled */
-	assert_int_equal(agent_client_file_push(c, l, &link, -1, false, TIMEOUT, &err), 0);
+	/* as LXD 5.0.2: owner and mode given apply to what is created, not to an existing
+	 * file, unless MODIFY_PERM (newer LXD's X-LXD-modify-perm) */
+	assert_int_equal(push_text(c, f, "second\nthird\n", 0600, 5, 6, 0, &err), 0);
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(st.st_uid, 1001);
+	assert_int_equal(push_text(c, f, "second\nthird\n", 0600, 5, 6, AGENT_PUT_MODIFY_PERM,
+				   &err),
+			 0);
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_uid, 5);
+	assert_int_equal(st.st_gid, 6);
+	assert_int_equal(push_text(c, f, "second\nthird\n", 0640, 1001, 1002, AGENT_PUT_MODIFY_PERM,
+				   &err),
+			 0);
+	/* a symlink, pushed and pulled; the same link again is fine, another is refused */
+	assert_int_equal(agent_client_file_push(c, l, &link, -1, 0, TIMEOUT, &err), 0);
 	assert_int_equal(readlink(l, buf, sizeof(buf)), 1);
+	assert_int_equal(agent_client_file_push(c, l, &link, -1, 0, TIMEOUT, &err), 0);
+	link.target = "elsewhere";
+	assert_int_equal(agent_client_file_push(c, l, &link, -1, 0, TIMEOUT, &err), -EEXIST);
+	berth_error_release(&err);
+	link.target = "f";
 	text = pull_text(c, l, &info);
 	assert_int_equal(info.type, AGENT_FILE_SYMLINK);
 	assert_string_equal(info.target, "f");
 	free(text);
 	agent_file_info_release(&info);
+	/* a file pushed to the symlink is written through it, to f */
+	assert_int_equal(push_text(c, l, "through\n", AGENT_ID_NONE, AGENT_ID_NONE, AGENT_ID_NONE,
+				   0, &err),
+			 0);
+	assert_int_equal(lstat(l, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	text = pull_text(c, f, &info);
+	assert_string_equal(text, "through\n");
+	assert_int_equal(info.uid, 1001); /* f kept its owner */
+	free(text);
+	agent_file_info_release(&info);
+	assert_int_equal(push_text(c, f, "second\nthird\n", AGENT_ID_NONE, AGENT_ID_NONE,
+				   AGENT_ID_NONE, 0, &err),
+			 0);
+	/* a directory: made with its mode (0750 by default), one already there is fine,
+	 * a file in the way is not */
+	{
+		struct agent_file_info dir = {.type = AGENT_FILE_DIRECTORY,
+					      .mode = AGENT_ID_NONE,
+					      .uid = 1003,
+					      .gid = AGENT_ID_NONE};
+
+		snprintf(buf, sizeof(buf), "%s/a/newdir", d);
+		assert_int_equal(agent_client_file_push(c, buf, &dir, -1, 0, TIMEOUT, &err), 0);
+		assert_int_equal(stat(buf, &st), 0);
+		assert_int_equal(st.st_mode & 07777, 0750);
+		assert_int_equal(st.st_uid, 1003);
+		assert_int_equal(agent_client_file_push(c, buf, &dir, -1, 0, TIMEOUT, &err), 0);
+		assert_int_equal(rmdir(buf), 0);
+		assert_int_equal(agent_client_file_push(c, f, &dir, -1, 0, TIMEOUT, &err), -EEXIST);
+		berth_error_release(&err);
+	}
 	/* a listing: exactly what is there, no temporary file left behind */
 	text = pull_text(c, d, &info);
 	free(text);
@@ -482,7 +538,7 @@ static void test_files(void **state)
 	assert_int_equal(err.code, BERTH_ERR_NOT_FOUND);
 	assert_non_null(strstr(err.msg, "/nonexistent/x"));
 	berth_error_release(&err);
-	assert_int_equal(push_text(c, "/nonexistent/dir/x", "x", 0644, 0, 0, false, &err), -ENOENT);
+	assert_int_equal(push_text(c, "/nonexistent/dir/x", "x", 0644, 0, 0, 0, &err), -ENOENT);
 	berth_error_release(&err);
 	assert_int_equal(agent_client_file_pull(c, "relative", -1, &info, TIMEOUT, &err), -EINVAL);
 	berth_error_release(&err);
@@ -525,7 +581,7 @@ static void test_big_file(void **state)
 	assert_int_equal(berth_write_file_replace(src, a, n, 0600), 0);
 	free(a);
 	fd = open(src, O_RDONLY);
-	assert_int_equal(agent_client_file_push(c, dst, &info, fd, false, TIMEOUT, &err), 0);
+	assert_int_equal(agent_client_file_push(c, dst, &info, fd, 0, TIMEOUT, &err), 0);
 	close(fd);
 	assert_int_equal(berth_read_file(src, n + 1, &a, &na), 0);
 	assert_int_equal(berth_read_file(dst, n + 1, &b, &nb), 0);
