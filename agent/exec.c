@@ -77,12 +77,22 @@ static int exec_req_parse(const uint8_t *p, size_t len, struct exec_req *q)
 	return r;
 }
 
-/* In the child: report errno on `errfd` (the parent reads it as the exec's failure). */
-static _Noreturn void child_fail(int errfd)
-{
-	int e = errno;
+/* What the child was doing when it failed, for the host's error message. */
+enum child_step {
+	STEP_SETUP,    /* session, terminal, streams */
+	STEP_IDENTITY, /* groups, gid, uid */
+	STEP_CWD,
+	STEP_EXEC,
+	STEP_MAX,
+};
 
-	if (write(errfd, &e, sizeof(e)) < 0)
+/* In the child: report errno and the step on `errfd` (the parent reads them as the
+ * exec's failure). */
+static _Noreturn void child_fail(int errfd, enum child_step step)
+{
+	int e[2] = {errno, step};
+
+	if (write(errfd, e, sizeof(e)) < 0)
 		_exit(127);
 	_exit(127);
 }
@@ -97,31 +107,28 @@ static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	if (setsid() < 0)
-		goto fail;
+		child_fail(errfd, STEP_SETUP);
 	if (pts) {
 		int fd = open(pts, O_RDWR);
 
 		if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
-			goto fail;
+			child_fail(errfd, STEP_SETUP);
 		if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			goto fail;
+			child_fail(errfd, STEP_SETUP);
 		if (fd > 2)
 			close(fd);
 	}
 	/* another identity keeps none of the agent's supplementary groups */
-	if ((q->uid != AGENT_ID_NONE || q->gid != AGENT_ID_NONE) && setgroups(0, NULL) < 0)
-		goto fail;
-	if (q->gid != AGENT_ID_NONE && setgid(q->gid) < 0)
-		goto fail;
-	if (q->uid != AGENT_ID_NONE && setuid(q->uid) < 0)
-		goto fail;
+	if (((q->uid != AGENT_ID_NONE || q->gid != AGENT_ID_NONE) && setgroups(0, NULL) < 0) ||
+	    (q->gid != AGENT_ID_NONE && setgid(q->gid) < 0) ||
+	    (q->uid != AGENT_ID_NONE && setuid(q->uid) < 0))
+		child_fail(errfd, STEP_IDENTITY);
 	if (q->cwd[0] && chdir(q->cwd) < 0)
-		goto fail;
+		child_fail(errfd, STEP_CWD);
 	/* execvp searches the PATH of the environment it runs in: the command's */
 	environ = (char **)(q->envp[0] ? q->envp : fallback_env);
 	execvp(q->argv[0], (char *const *)q->argv);
-fail:
-	child_fail(errfd);
+	child_fail(errfd, STEP_EXEC);
 }
 
 /* The fds of the child's side and ours: a pty, or three pipes. */
@@ -173,10 +180,12 @@ static int move_fd(int fd, int to)
 	return dup2(fd, to);
 }
 
-/* Fork and exec; *ret_pid on success, -errno of the exec (or of the child's set-up). */
-static int spawn(const struct exec_req *q, struct exec_fds *x, pid_t *ret_pid)
+/* Fork and exec; *ret_pid on success, -errno of the exec (or of the child's set-up, the
+ * step in *ret_step). */
+static int spawn(const struct exec_req *q, struct exec_fds *x, pid_t *ret_pid,
+		 enum child_step *ret_step)
 {
-	int sync[2], e = 0;
+	int sync[2], e[2] = {0, STEP_SETUP};
 	ssize_t n;
 	pid_t pid;
 
@@ -184,26 +193,27 @@ static int spawn(const struct exec_req *q, struct exec_fds *x, pid_t *ret_pid)
 		return -errno;
 	pid = fork();
 	if (pid < 0) {
-		e = errno;
+		e[0] = errno;
 		close(sync[0]);
 		close(sync[1]);
-		return -e;
+		return -e[0];
 	}
 	if (pid == 0) {
 		close(sync[0]);
 		if (!x->pts[0] && (move_fd(x->in[0], 0) < 0 || move_fd(x->out[1], 1) < 0 ||
 				   move_fd(x->err[1], 2) < 0))
-			child_fail(sync[1]);
+			child_fail(sync[1], STEP_SETUP);
 		child_exec(q, sync[1], x->pts[0] ? x->pts : NULL);
 	}
 	close(sync[1]);
 	do
-		n = read(sync[0], &e, sizeof(e));
+		n = read(sync[0], e, sizeof(e));
 	while (n < 0 && errno == EINTR);
 	close(sync[0]);
 	if (n == sizeof(e)) {
 		waitpid(pid, NULL, 0);
-		return -e;
+		*ret_step = e[1] >= 0 && e[1] < STEP_MAX ? (enum child_step)e[1] : STEP_SETUP;
+		return e[0] > 0 ? -e[0] : -EIO;
 	}
 	*ret_pid = pid;
 	return 0;
@@ -239,8 +249,28 @@ static int chan_take_fds(struct agent_chan *ch, struct exec_fds *x)
 	return 0;
 }
 
+/* The exec failed at `step`: tell the host what, naming the command. */
+static int send_spawn_error(struct agent_conn *c, uint32_t id, int r, enum child_step step,
+			    const struct exec_req *q)
+{
+	switch (step) {
+	case STEP_EXEC:
+		return agent_send_error(c, id, r, "exec \"%s\": %s", q->argv[0], strerror(-r));
+	case STEP_CWD:
+		return agent_send_error(c, id, r, "exec \"%s\": cwd \"%s\": %s", q->argv[0], q->cwd,
+					strerror(-r));
+	case STEP_IDENTITY:
+		return agent_send_error(c, id, r, "exec \"%s\": uid %d gid %d: %s", q->argv[0],
+					(int)q->uid, (int)q->gid, strerror(-r));
+	default:
+		return agent_send_error(c, id, r, "exec \"%s\": set-up: %s", q->argv[0],
+					strerror(-r));
+	}
+}
+
 int agent_exec_start(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t len)
 {
+	enum child_step step = STEP_SETUP;
 	struct exec_req q = {0};
 	struct exec_fds x;
 	struct agent_chan *ch;
@@ -261,11 +291,11 @@ int agent_exec_start(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t
 	}
 	r = exec_fds_open(&q, &x);
 	if (r >= 0)
-		r = spawn(&q, &x, &pid);
+		r = spawn(&q, &x, &pid, &step);
 	if (r < 0) {
 		exec_fds_close(&x);
 		agent_chan_release(ch);
-		r = agent_send_error(c, id, r, "exec \"%s\": %s", q.argv[0], strerror(-r));
+		r = send_spawn_error(c, id, r, step, &q);
 		exec_req_release(&q);
 		return r;
 	}

@@ -189,6 +189,13 @@ static void test_exec_basic(void **state)
 			 -ENOENT);
 	assert_non_null(strstr(err.msg, "/nonexistent/cmd"));
 	berth_error_release(&err);
+	/* a missing working directory is named as such */
+	req.argv = t;
+	req.cwd = "/nonexistent/dir";
+	assert_int_equal(agent_client_exec_run(c, &req, NULL, NULL, NULL, &status, TIMEOUT, &err),
+			 -ENOENT);
+	assert_non_null(strstr(err.msg, "cwd \"/nonexistent/dir\""));
+	berth_error_release(&err);
 }
 
 static void test_exec_env_cwd_uid(void **state)
