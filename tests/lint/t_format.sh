@@ -19,7 +19,7 @@ case $("$cf" --version) in
 	exit 0
 	;;
 esac
-files=$(find bench cli daemon images lib storage tests -name '*.[ch]' -type f | LC_ALL=C sort)
+files=$(find agent bench cli daemon images lib storage tests -name '*.[ch]' -type f | LC_ALL=C sort)
 out=$("$cf" --style=file --dry-run $files 2>&1)
 if [ -z "$out" ]; then
 	echo "ok 1 - $(echo "$files" | wc -l) files as make format writes them"
