@@ -81,6 +81,12 @@ struct db_backend {
 	int (*exec_script)(void *conn, const char *sql);
 	/* Why the connection's last op failed. Borrowed until its next op. */
 	const char *(*errmsg)(void *conn);
+	/* Optional (NULL: none). A count that grows whenever a writer other than this process
+	 * commits to the database (another cluster member, for dqlite: its applied log
+	 * index), so that db_generation() moves for their writes too and caches keyed on it
+	 * drop what they changed. The SQLite backend has none: berthd is its file's only
+	 * writer. */
+	uint64_t (*data_version)(void *data);
 };
 
 /* backend_sqlite.c: SQLite in WAL mode, foreign keys on, synchronous NORMAL, a busy

@@ -8,7 +8,12 @@
  * idle one, or a new one when all are in use) and gives it back at its end, so any
  * number of threads can work at once, WAL readers beside the single writer. At most
  * DB_IDLE_MAX stay open while idle; the rest are closed when given back, because each
- * costs memory (SQLite's page cache) that an idle berthd should not hold. */
+ * costs memory (SQLite's page cache, up to about 2 MiB) that an idle berthd should not
+ * hold, and db_trim() closes all but one once the daemon is quiet again.
+ *
+ * Generations: each handle's count starts at a base no other handle of the process had
+ * (handles_made below), so a (handle, generation) pair never comes back, even when a new
+ * handle is allocated where a closed one was. */
 #include "daemon/db/db.h"
 
 #include <assert.h>
@@ -23,6 +28,11 @@
 #include "lib/util.h"
 
 #define DB_IDLE_MAX 4
+/* Room between two handles' generations: 2^40 write transactions. */
+#define DB_GENERATION_SPAN (UINT64_C(1) << 40)
+
+/* Handles this process has opened: the only process-wide state here, an identity. */
+static _Atomic uint64_t handles_made;
 
 struct db_conn {
 	struct db *db;	      /* borrowed: the handle it belongs to */
@@ -96,6 +106,7 @@ int db_handle_new(const struct db_backend *backend, void *data, const char *path
 	db->backend = backend;
 	db->backend_data = data;
 	pthread_mutex_init(&db->lock, NULL);
+	atomic_init(&db->generation, (atomic_fetch_add(&handles_made, 1) + 1) * DB_GENERATION_SPAN);
 	*ret = db;
 	return 0;
 }
@@ -416,7 +427,31 @@ int db_tx_end(struct db *db, struct db_conn *conn, int r, struct berth_error *er
 
 uint64_t db_generation(struct db *db)
 {
-	return atomic_load(&db->generation);
+	uint64_t g = atomic_load(&db->generation);
+
+	/* Writes of other writers, for a backend that has them (see backend.h). */
+	if (db->backend->data_version)
+		g += db->backend->data_version(db->backend_data);
+	return g;
+}
+
+void db_trim(struct db *db, unsigned keep)
+{
+	struct db_conn *closing = NULL, *conn;
+
+	pthread_mutex_lock(&db->lock);
+	while (db->n_idle > keep) {
+		conn = db->idle;
+		db->idle = conn->next;
+		db->n_idle--;
+		conn->next = closing;
+		closing = conn;
+	}
+	pthread_mutex_unlock(&db->lock);
+	while ((conn = closing)) {
+		closing = conn->next;
+		db_conn_free(conn);
+	}
 }
 
 int db_json_set_new(json_t *obj, const char *key, json_t *value, struct berth_error *err)

@@ -59,9 +59,14 @@ static inline void db_closep(struct db **p)
 }
 #define _cleanup_db_ _cleanup_(db_closep)
 /* A number that changes whenever a write transaction of this handle has ended (berthd is
- * the database's only writer). What was read while it kept one value is still what the
- * database holds: read it before reading rows, and keep what they gave only under it. */
+ * the database's only writer; a backend with other writers adds theirs: backend.h). What
+ * was read while it kept one value is still what the database holds: read it before
+ * reading rows, and keep what they gave only under it. No two handles of a process ever
+ * show the same number, so it also tells handles apart. */
 uint64_t db_generation(struct db *db);
+/* Close the handle's idle connections beyond `keep`, giving back their caches: when the
+ * daemon has been quiet a while. Any thread. */
+void db_trim(struct db *db, unsigned keep);
 
 /* Disk work that must happen with a row change, or not at all: see the storage pools
  * section below. */

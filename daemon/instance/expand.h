@@ -27,6 +27,6 @@ int instance_expand(json_t *inst, const json_t *profiles);
 int instance_expand_load(struct db *db, const char *project, const char *name, json_t **ret,
 			 struct berth_error *err);
 
-/* Free the cache. At exit, before the handle closes (a handle opened later at the same
- * address must not find the old one's entries). */
+/* Free the cache. At exit. (Entries of a closed handle are never found again: no
+ * handle shows a generation another one had, whatever its address.) */
 void instance_expand_cache_release(void);
