@@ -29,6 +29,14 @@ IMAGE_DEPS=(
 	debootstrap xz-utils zstd ca-certificates
 )
 
+# What the VM image recipe (debian-12-vm: images/vmdisk makes its disk without loop
+# devices) and a VM boot need: sfdisk (fdisk), mkfs.vfat (dosfstools), mcopy (mtools),
+# qemu-img (qemu-utils), QEMU itself and OVMF's UEFI firmware. t_vm_image.sh and
+# bench/vm-boot use them; debugfs and mkfs.ext4 -d are e2fsprogs' (in every Debian).
+VM_DEPS=(
+	fdisk dosfstools mtools qemu-utils qemu-system-x86 ovmf
+)
+
 # README command 1 (scripts/setup.sh) installs these.
 SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 
@@ -42,6 +50,7 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 # apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
 # the generated profiles.
 # clang-format: `make format` and `make format-check` (.clang-format).
+# VM_DEPS: the VM image recipe and t_vm_image.sh (above).
 TEST_DEPS=(
 	"${SETUP_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev clang-format
@@ -51,4 +60,5 @@ TEST_DEPS=(
 	dnsmasq-base
 	busybox-static
 	apparmor
+	"${VM_DEPS[@]}"
 )
