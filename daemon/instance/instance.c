@@ -295,7 +295,7 @@ int instance_rename_run(struct operation *op, void *data, struct berth_error *er
 
 	if (r < 0 && j->done) { /* the commit failed after the volume moved: move it back */
 		_cleanup_free_ char *to = storage_vol_disk_name(j->project, j->new_name);
-		struct storage_vol nv = {STORAGE_VOL_CONTAINER, to};
+		struct storage_vol nv = {j->v.vol.type, to};
 
 		if (to)
 			j->v.pool->driver->volume_rename(j->v.pool, &nv, j->v.disk_name, NULL);
@@ -372,7 +372,7 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
 	_cleanup_free_ char *images = berth_strdup_printf("%s/images", j->d->dir);
 	_cleanup_free_ char *disk = storage_vol_disk_name(j->project, j->name);
-	struct storage_vol vol = {STORAGE_VOL_CONTAINER, disk};
+	struct storage_vol vol = {instance_volume_type(j->object), disk};
 	int r;
 
 	if (!images || !disk)
@@ -387,7 +387,7 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 	if (r < 0)
 		return berth_error_wrap(err, r, "Unpacking image \"%.12s\" on pool \"%s\"",
 					j->fingerprint, pool->name);
-	r = rootfs_from_image(pool, j->fingerprint, disk, j->name, err);
+	r = rootfs_from_image(pool, j->fingerprint, vol.type, disk, j->name, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Creating the root volume");
 	berth_test_pause("instance-create-after-disk");
@@ -405,7 +405,7 @@ int instance_copy_run(struct operation *op, void *data, struct berth_error *err)
 	struct instance_job *j = data;
 	_cleanup_(instance_volume_release) struct instance_volume src = {0};
 	_cleanup_free_ char *disk = storage_vol_disk_name(j->project, j->name);
-	struct storage_vol vol = {STORAGE_VOL_CONTAINER, disk};
+	struct storage_vol vol = {instance_volume_type(j->object), disk};
 	struct storage_pool *pool;
 	int r;
 
@@ -422,7 +422,7 @@ int instance_copy_run(struct operation *op, void *data, struct berth_error *err)
 	else if (pool)
 		r = pool->driver->volume_copy(pool, &src.vol, &vol, json_array_size(j->snapshots),
 					      0, err);
-	if (r >= 0 && pool)
+	if (r >= 0 && pool && vol.type == STORAGE_VOL_CONTAINER)
 		r = rootfs_apply_templates(pool, disk, j->name, "copy", err);
 	if (r >= 0 && pool && storage_cancelled(pool))
 		r = -ECANCELED;
