@@ -29,11 +29,13 @@
 #include "daemon/instance/expand.h"
 #include "daemon/instance/nic.h"
 #include "daemon/instance/volume.h"
+#include "daemon/runtime/spec.h"
 #include "daemon/vm/host.h"
 #include "daemon/vm/qemu_config.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
+#include "lib/netlink.h"
 #include "lib/qmp.h"
 #include "lib/sha256.h"
 #include "lib/spawn.h"
@@ -200,6 +202,104 @@ static void remove_run_files(const char *rundir)
 		if (f)
 			unlink(f);
 	}
+}
+
+/* Kill the QEMU of `rundir` at once (a start that failed half-way). */
+static void qemu_kill_now(const char *rundir)
+{
+	pid_t pid = qemu_pid(rundir);
+	_cleanup_close_ int fd = pid ? pidfd_of(pid) : -EBADF;
+
+	if (fd >= 0 && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
+		wait_exit(fd, VM_KILL_WAIT_MS);
+	remove_run_files(rundir);
+}
+
+/* ---- NICs: a tap per bridged NIC ---- */
+
+struct vm_nics {
+	struct qemu_nic nics[QEMU_PORTS_MAX];
+	char macs[QEMU_PORTS_MAX][18];
+	const char *bridges[QEMU_PORTS_MAX]; /* borrowed from the spec */
+	size_t n;
+	struct runtime_spec *spec; /* owned: what nic_spec_build made */
+};
+
+static void vm_nics_release(struct vm_nics *v)
+{
+	runtime_spec_free(v->spec);
+	v->spec = NULL;
+}
+
+/* The instance's NICs as QEMU tap NICs: network= and nictype=bridged ones (their MAC
+ * and host name kept in volatile keys, their lease registered, as a container's). QEMU
+ * creates each tap (not persistent: it goes with QEMU); vm_nics_attach puts it on its
+ * bridge once QEMU runs. */
+static int vm_nics_build(struct berth_daemon *d, const char *project, const json_t *inst,
+			 struct vm_nics *v, struct berth_error *err)
+{
+	int r;
+
+	v->spec = runtime_spec_new();
+	if (!v->spec)
+		return -ENOMEM;
+	r = nic_spec_build(d, project, inst, v->spec, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < v->spec->n_nics; i++) {
+		const struct runtime_nic *n = &v->spec->nics[i];
+		const unsigned char *m = n->hwaddr;
+
+		if (n->type != RUNTIME_NIC_VETH || !n->link || !n->host)
+			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+					       "NIC \"%s\": a virtual machine takes only bridged "
+					       "NICs (network= or nictype=bridged) yet",
+					       n->name);
+		if (v->n >= QEMU_PORTS_MAX - QEMU_PORT_FIRST_NIC)
+			return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
+					       "Too many NICs for a virtual machine");
+		snprintf(v->macs[v->n], sizeof(v->macs[v->n]), "%02x:%02x:%02x:%02x:%02x:%02x",
+			 m[0], m[1], m[2], m[3], m[4], m[5]);
+		v->nics[v->n] = (struct qemu_nic){
+			.name = n->name,
+			.kind = QEMU_NIC_TAP,
+			.ifname = n->host,
+			.hwaddr = n->has_hwaddr ? v->macs[v->n] : NULL,
+			.mtu = n->mtu,
+		};
+		v->bridges[v->n++] = n->link;
+	}
+	return 0;
+}
+
+/* Each tap QEMU made onto its bridge, up. */
+static int vm_nics_attach(const struct vm_nics *v, struct berth_error *err)
+{
+	struct berth_nl nl;
+	int r = v->n ? berth_nl_open(&nl) : 0;
+
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "netlink: %s", strerror(-r));
+	for (size_t i = 0; i < v->n && r >= 0; i++) {
+		struct berth_nl_link tap, br;
+		struct berth_nl_link_change ch = BERTH_NL_LINK_CHANGE_INIT;
+
+		r = berth_nl_link_get(&nl, v->nics[i].ifname, &tap);
+		if (r >= 0)
+			r = berth_nl_link_get(&nl, v->bridges[i], &br);
+		if (r >= 0) {
+			ch.master = br.index;
+			ch.up = 1;
+			r = berth_nl_link_set(&nl, tap.index, &ch);
+		}
+		if (r < 0)
+			berth_error_set(err, r, BERTH_ERR_INTERNAL,
+					"Cannot put tap \"%s\" on bridge \"%s\": %s",
+					v->nics[i].ifname, v->bridges[i], strerror(-r));
+	}
+	if (v->n)
+		berth_nl_close(&nl);
+	return r;
 }
 
 /* ---- start ---- */
@@ -383,6 +483,7 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	const char *name = berth_json_string(inst, "name");
 	_cleanup_(vm_paths_release) struct vm_paths p = {0};
 	_cleanup_free_ char *disk = NULL;
+	_cleanup_(vm_nics_release) struct vm_nics nics = {0};
 	char uuid[37];
 	uint64_t size = 0;
 	struct qemu_vm vm = {
@@ -404,6 +505,8 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 		r = berth_mkdir_p(rundir, 0700) < 0 ? -ENOMEM : vm_paths_of(rundir, &p);
 	if (r >= 0)
 		r = vars_copy(h->ovmf_vars, p.vars, err);
+	if (r >= 0)
+		r = vm_nics_build(d, project, inst, &nics, err);
 	if (r < 0)
 		return r;
 	vm_uuid(project, name, uuid);
@@ -417,10 +520,15 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	vm.ovmf_vars = p.vars;
 	vm.pidfile = p.pid;
 	vm.log_file = p.qlog;
+	vm.nics = nics.nics;
+	vm.n_nics = nics.n;
 	r = qemu_launch(&vm, p.conf, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Starting QEMU for instance \"%s\"", name);
-	return 0;
+	r = vm_nics_attach(&nics, err);
+	if (r < 0)
+		qemu_kill_now(rundir);
+	return r;
 }
 
 static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,

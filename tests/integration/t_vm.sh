@@ -79,6 +79,13 @@ is "$(stat -c %s "$BERTH_DIR/storage-pools/default/virtual-machines/default_v1/r
 api GET /1.0/storage-pools/default/volumes
 like "$HTTP_BODY" '/1.0/storage-pools/default/volumes/virtual-machine/v1' \
 	"the volume is listed with type virtual-machine"
+# eth0 from the default profile: a tap QEMU made, on the managed bridge.
+api GET /1.0/instances/v1
+tap=$(jget 'j["metadata"]["config"].get("volatile.eth0.host_name")')
+mac=$(jget 'j["metadata"]["config"].get("volatile.eth0.hwaddr")')
+like "$(ip -o link show master berthbr0 2>&1)" ": $tap: .*UP" "v1's eth0 is tap $tap, up on berthbr0"
+grep -q "mac = \"$mac\"" "$BERTH_DIR/run/default_v1/qemu.conf" &&
+	pass "QEMU's NIC has volatile.eth0.hwaddr ($mac)" || fail "QEMU's NIC has volatile.eth0.hwaddr ($mac)"
 
 # The serial console: OVMF's own output, kept by QEMU's logfile= in console.log.
 for i in $(seq 120); do
@@ -109,6 +116,7 @@ is "$(status v1)" Stopped "v1 is Stopped"
 alive "$pid1" && fail "QEMU of v1 is gone" "pid $pid1 still runs" || pass "QEMU of v1 is gone"
 [ ! -e "$BERTH_DIR/run/default_v1/qmp.socket" ] && [ ! -e "$BERTH_DIR/run/default_v1/qemu.pid" ] &&
 	pass "its QMP socket and pid file are removed" || fail "its QMP socket and pid file are removed"
+ip link show "$tap" >/dev/null 2>&1 && fail "its tap went with QEMU" || pass "its tap went with QEMU"
 run_lxc start b:v1
 rc_ok "lxc start v1"
 is "$(status v1)" Running "v1 runs again"
@@ -227,3 +235,4 @@ is "$(qemus)" 0 "no QEMU left"
 	pass "no VM volume left" || fail "no VM volume left" "$(ls -R "$BERTH_DIR/storage-pools/default/virtual-machines"*)"
 [ -z "$(find "$BERTH_DIR/run" -name '*.socket' -path '*default_v*')" ] &&
 	pass "no QEMU socket left" || fail "no QEMU socket left"
+is "$(ip -o link show type tun 2>/dev/null | wc -l)" 0 "no tap left"
