@@ -70,6 +70,7 @@ like "$OUT" "novm.*,VIRTUAL-MACHINE" "lxc image list shows VIRTUAL-MACHINE"
 start_s=$(date +%s.%N)
 run_lxc launch b:novm b:v1 --vm -c limits.memory=256MiB -c limits.cpu=1
 rc_ok "lxc launch novm v1 --vm"
+diag "lxc launch --vm (unpack, clone, QEMU started): $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $start_s }") s"
 is "$(status v1)" Running "v1 is Running"
 is "$(qemus)" 1 "one QEMU runs for v1"
 run_lxc list b: --format csv -c nts
@@ -94,6 +95,20 @@ for i in $(seq 120); do
 	sleep 1
 done
 like "$OUT" "BdsDxe" "lxc console --show-log shows OVMF's boot output"
+# With nothing to boot, OVMF ends in its UEFI shell: talk to it through lxc console.
+for i in $(seq 120); do
+	grep -q "Shell> " "$BERTH_DIR/run/default_v1/console.log" 2>/dev/null && break
+	sleep 1
+done
+out=$($PY "$BERTH_SRCDIR/tests/integration/wsclient.py" lxc-console-send ver "Interactive Shell" \
+	lxc console b:v1 2>&1)
+rc=$?
+is "$rc" 0 "lxc console: the UEFI shell answers 'ver', ctrl+a q detaches"
+[ "$rc" = 0 ] || diag "$out"
+api GET /1.0/instances/v1/state
+rss=$(jget 'j["metadata"]["memory"]["usage"]')
+[ "${rss:-0}" -gt 0 ] && pass "the state has QEMU's memory ($((rss / 1048576)) MiB resident, 256 MiB guest)" ||
+	fail "the state has QEMU's memory" "$HTTP_BODY"
 api GET /1.0
 is "$(jget 'j["metadata"]["environment"]["vm"]["accelerator"]')" \
 	"$([ -c /dev/kvm ] && echo kvm || echo tcg)" "GET /1.0 says what VMs run on (tcg without /dev/kvm)"
