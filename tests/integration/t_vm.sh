@@ -112,6 +112,11 @@ rss=$(jget 'j["metadata"]["memory"]["usage"]')
 api GET /1.0
 is "$(jget 'j["metadata"]["environment"]["vm"]["accelerator"]')" \
 	"$([ -c /dev/kvm ] && echo kvm || echo tcg)" "GET /1.0 says what VMs run on (tcg without /dev/kvm)"
+if [ ! -c /dev/kvm ]; then
+	run_cli info
+	like "$OUT" "accelerator: tcg" "berth info says VMs run under TCG"
+	like "$OUT" "VMs run under TCG \(emulated" "... and why that is slow"
+fi
 
 # ---- freeze, stop, start ----
 run_lxc pause b:v1
@@ -135,6 +140,13 @@ ip link show "$tap" >/dev/null 2>&1 && fail "its tap went with QEMU" || pass "it
 run_lxc start b:v1
 rc_ok "lxc start v1"
 is "$(status v1)" Running "v1 runs again"
+pid1=$(qemu_pid_of v1)
+run_lxc restart b:v1 --force
+rc_ok "lxc restart --force v1"
+is "$(status v1)" Running "v1 runs after the restart"
+pid2=$(qemu_pid_of v1)
+[ -n "$pid2" ] && [ "$pid2" != "$pid1" ] && ! alive "$pid1" && pass "a new QEMU replaced the old one" ||
+	fail "a new QEMU replaced the old one" "before $pid1, after $pid2"
 run_lxc stop b:v1 --force
 rc_ok "lxc stop --force v1"
 is "$(qemus)" 0 "no QEMU runs"
