@@ -25,10 +25,12 @@
 
 #include "daemon/db/db.h"
 #include "daemon/instance/common.h"
+#include "daemon/instance/container.h"
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/nic.h"
 #include "daemon/instance/volume.h"
+#include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
 #include "daemon/vm/host.h"
 #include "daemon/vm/qemu_config.h"
@@ -302,6 +304,40 @@ static int vm_nics_attach(const struct vm_nics *v, struct berth_error *err)
 	return r;
 }
 
+/* ---- QEMU's cgroup: <berth's parent>/<project>_<name>, as a container's ---- */
+
+/* Move the running QEMU into its cgroup (no limits: the guest's RAM and CPUs are QEMU's
+ * own), so that what it uses is accounted under berth's. A failure is only logged: the
+ * VM runs the same without it. */
+static void qemu_cgroup_enter(const struct berth_daemon *d, const char *project, const char *name,
+			      pid_t pid)
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	_cleanup_free_ char *rel = container_cgroup(d, project, name);
+	struct runtime_cgroup_limits none = {0};
+	struct berth_error e = {0};
+	int r = rel ? runtime_cgroup_open(rel, &cg) : -ENOMEM;
+
+	if (r >= 0)
+		r = runtime_cgroup_create(cg, &none, &e);
+	if (r >= 0)
+		r = runtime_cgroup_attach(cg, pid);
+	if (r < 0)
+		log_warn("Instance \"%s\": QEMU stays outside its cgroup: %s", name,
+			 berth_error_msg(&e, r));
+	berth_error_release(&e);
+}
+
+/* Remove the (empty) cgroup of a stopped VM. */
+static void qemu_cgroup_remove(const struct berth_daemon *d, const char *project, const char *name)
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	_cleanup_free_ char *rel = container_cgroup(d, project, name);
+
+	if (rel && runtime_cgroup_open(rel, &cg) >= 0 && runtime_cgroup_wait_empty(cg, 2000) >= 0)
+		runtime_cgroup_destroy(cg);
+}
+
 /* ---- start ---- */
 
 /* The root disk's "size" (LXD's default for VMs: 10GiB). */
@@ -546,6 +582,7 @@ static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
 	r = vm_start_qemu(d, project, inst, rundir, err);
 	if (r < 0)
 		return r;
+	qemu_cgroup_enter(d, project, name, qemu_pid(rundir));
 	set_status(d, project, name, INSTANCE_RUNNING);
 	lifecycle(d, project, name, "instance-started");
 	return 0;
@@ -605,6 +642,7 @@ static int vm_stop(struct berth_daemon *d, const char *project, const char *name
 	if (r < 0)
 		return r;
 	remove_run_files(rundir);
+	qemu_cgroup_remove(d, project, name);
 	set_status(d, project, name, INSTANCE_STOPPED);
 	lifecycle(d, project, name, clean ? "instance-shutdown" : "instance-stopped");
 	return 0;

@@ -73,6 +73,8 @@ rc_ok "lxc launch novm v1 --vm"
 diag "lxc launch --vm (unpack, clone, QEMU started): $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $start_s }") s"
 is "$(status v1)" Running "v1 is Running"
 is "$(qemus)" 1 "one QEMU runs for v1"
+like "$(cat "/proc/$(qemu_pid_of v1)/cgroup")" "/berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)/default_v1\$" \
+	"QEMU runs in v1's cgroup under berth's"
 run_lxc list b: --format csv -c nts
 is "$OUT" "v1,VIRTUAL-MACHINE,RUNNING" "lxc list shows v1 RUNNING VIRTUAL-MACHINE"
 is "$(stat -c %s "$BERTH_DIR/storage-pools/default/virtual-machines/default_v1/root.img" 2>/dev/null)" \
@@ -263,3 +265,6 @@ is "$(qemus)" 0 "no QEMU left"
 [ -z "$(find "$BERTH_DIR/run" -name '*.socket' -path '*default_v*')" ] &&
 	pass "no QEMU socket left" || fail "no QEMU socket left"
 is "$(ip -o link show type tun 2>/dev/null | wc -l)" 0 "no tap left"
+cgh=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
+left=$(ls -d /sys/fs/cgroup/"$cgh"/default_v* /sys/fs/cgroup/*/"$cgh"/default_v* 2>/dev/null)
+[ -z "$left" ] && pass "no VM cgroup left" || fail "no VM cgroup left" "$left"
