@@ -603,11 +603,15 @@ static int kill_qemu(const char *name, int pidfd, struct berth_error *err)
 	return 0;
 }
 
-/* The ACPI power button, then up to `timeout_s` for the guest to power off. */
+/* The ACPI power button (a frozen guest is let run first, or nothing could answer it),
+ * then up to `timeout_s` for the guest to power off. */
 static int clean_stop(const char *rundir, int pidfd, int timeout_s)
 {
 	struct berth_error e = {0};
-	int r = qmp_run(rundir, "system_powerdown", NULL, &e);
+	int r;
+
+	qmp_run(rundir, "cont", NULL, NULL);
+	r = qmp_run(rundir, "system_powerdown", NULL, &e);
 
 	if (r < 0) {
 		log_info("ACPI power button: %s", berth_error_msg(&e, r));

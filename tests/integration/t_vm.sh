@@ -153,6 +153,22 @@ run_lxc stop b:v1 --force
 rc_ok "lxc stop --force v1"
 is "$(qemus)" 0 "no QEMU runs"
 
+# A frozen VM stops too: it is let run first, then the ACPI button, then the kill.
+run_lxc start b:v1
+run_lxc pause b:v1
+is "$(status v1)" Frozen "setup: v1 is Frozen"
+run_lxc stop b:v1 --timeout 1
+rc_ok "lxc stop --timeout 1 of a frozen VM"
+is "$(status v1)" Stopped "the frozen VM is Stopped"
+# delete --force of a running VM kills it first.
+run_lxc launch b:novm b:v4 --vm
+rc_ok "lxc launch novm v4 --vm"
+run_lxc delete --force b:v4
+rc_ok "lxc delete --force of the running v4"
+is "$(qemus)" 0 "its QEMU is gone"
+[ ! -e "$BERTH_DIR/storage-pools/default/virtual-machines/default_v4" ] && [ ! -e "$BERTH_DIR/run/default_v4" ] &&
+	pass "... with its volume and run dir" || fail "... with its volume and run dir"
+
 # ---- snapshot, restore, copy, rename ----
 run_lxc snapshot b:v1 s1
 rc_ok "lxc snapshot v1 s1"
