@@ -33,13 +33,13 @@
 #include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
 #include "daemon/vm/host.h"
+#include "daemon/vm/params.h"
 #include "daemon/vm/qemu_config.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
 #include "lib/netlink.h"
 #include "lib/qmp.h"
-#include "lib/sha256.h"
 #include "lib/spawn.h"
 #include "lib/util.h"
 #include "storage/driver.h"
@@ -48,8 +48,6 @@
 #define VM_START_TIMEOUT_MS 60000
 #define VM_STOP_DEFAULT_S 30
 #define VM_KILL_WAIT_MS 10000
-#define VM_DEFAULT_MEMORY (1024ull << 20)
-#define VM_DEFAULT_DISK (10ull << 30)
 
 static char *run_file(const char *rundir, const char *file)
 {
@@ -340,71 +338,6 @@ static void qemu_cgroup_remove(const struct berth_daemon *d, const char *project
 
 /* ---- start ---- */
 
-/* The root disk's "size" (LXD's default for VMs: 10GiB). */
-static int root_size(const json_t *inst, uint64_t *ret, struct berth_error *err)
-{
-	const char *key;
-	json_t *dev;
-
-	*ret = VM_DEFAULT_DISK;
-	json_object_foreach(json_object_get(inst, "expanded_devices"), key, dev) {
-		const char *type = berth_json_string(dev, "type");
-		const char *path = berth_json_string(dev, "path");
-		const char *size = berth_json_string(dev, "size");
-
-		if (type && streq(type, "disk") && path && streq(path, "/") && size && *size)
-			return storage_parse_size(size, "Root disk size", ret, err);
-	}
-	return 0;
-}
-
-/* limits.cpu (a count) and limits.memory (LXD's default for VMs: 1GiB) into `vm`. */
-static int vm_limits(const json_t *inst, struct qemu_vm *vm, struct berth_error *err)
-{
-	const json_t *cfg = json_object_get(inst, "expanded_config");
-	const char *cpu = berth_json_string(cfg, "limits.cpu");
-	const char *mem = berth_json_string(cfg, "limits.memory");
-	char *end = NULL;
-	unsigned long n = 1;
-
-	if (cpu && *cpu) {
-		errno = 0;
-		n = strtoul(cpu, &end, 10);
-		if (errno || *end || n < 1 || n > 255)
-			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-					       "limits.cpu \"%s\": a virtual machine takes a "
-					       "number of CPUs (1 to 255)",
-					       cpu);
-	}
-	vm->cpus = (unsigned)n;
-	vm->memory = VM_DEFAULT_MEMORY;
-	if (mem && *mem) {
-		int r = storage_parse_size(mem, "limits.memory", &vm->memory, err);
-
-		if (r < 0)
-			return r;
-		vm->memory &= ~((1ull << 20) - 1); /* QEMU counts whole MiB */
-	}
-	return 0;
-}
-
-/* A stable SMBIOS UUID for project/name (version 4 layout over its SHA-256). */
-static void vm_uuid(const char *project, const char *name, char buf[static 37])
-{
-	uint8_t h[BERTH_SHA256_LEN];
-	struct berth_sha256 c;
-
-	berth_sha256_init(&c);
-	berth_sha256_update(&c, project, strlen(project) + 1);
-	berth_sha256_update(&c, name, strlen(name));
-	berth_sha256_final(&c, h);
-	h[6] = (uint8_t)((h[6] & 0x0f) | 0x40);
-	h[8] = (uint8_t)((h[8] & 0x3f) | 0x80);
-	snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12],
-		 h[13], h[14], h[15]);
-}
-
 /* The raw root.img of the VM's volume, grown (never shrunk) to `size`. */
 static int root_disk(struct berth_daemon *d, const char *project, const char *name, uint64_t size,
 		     char **ret, struct berth_error *err)
@@ -532,9 +465,9 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	int r = vm_host_require(h, err);
 
 	if (r >= 0)
-		r = vm_limits(inst, &vm, err);
+		r = vm_params_limits(inst, &vm.cpus, &vm.memory, err);
 	if (r >= 0)
-		r = root_size(inst, &size, err);
+		r = vm_params_root_size(inst, &size, err);
 	if (r >= 0)
 		r = root_disk(d, project, name, size, &disk, err);
 	if (r >= 0)
@@ -545,7 +478,7 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 		r = vm_nics_build(d, project, inst, &nics, err);
 	if (r < 0)
 		return r;
-	vm_uuid(project, name, uuid);
+	vm_params_uuid(project, name, uuid);
 	vm.qemu = h->qemu;
 	vm.accel = h->kvm ? QEMU_ACCEL_KVM : QEMU_ACCEL_TCG;
 	vm.root_disk = disk;
