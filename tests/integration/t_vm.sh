@@ -65,6 +65,15 @@ is "$HTTP_STATUS" 200 "the image's fingerprint is sha256(metadata then rootfs)"
 is "$(jget 'j["metadata"]["type"]')" virtual-machine "the image's type is virtual-machine"
 run_lxc image list b: --format csv -c lt
 like "$OUT" "novm.*,VIRTUAL-MACHINE" "lxc image list shows VIRTUAL-MACHINE"
+# berth's own CLI sends the qcow2 as LXD's client does (the part "rootfs.img").
+qemu-img create -q -f qcow2 "$IMG/other.img" 32M
+fp2=$(cat "$IMG/meta.tar.xz" "$IMG/other.img" | sha256sum | cut -d' ' -f1)
+run_cli image import "$IMG/meta.tar.xz" "$IMG/other.img"
+rc_ok "berth image import meta.tar.xz other.img"
+api GET "/1.0/images/$fp2"
+is "$(jget 'j["metadata"]["type"]')" virtual-machine "... imports a virtual-machine image"
+run_cli image delete "$fp2"
+rc_ok "berth image delete of it"
 
 # ---- launch on dir ----
 start_s=$(date +%s.%N)
