@@ -499,6 +499,23 @@ static int root_pool(struct db *db, const char *project, const json_t *obj, char
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* A container from a VM image, or the reverse, could never start: refused as LXD does. */
+static int image_type_check(const json_t *img, const json_t *obj, struct berth_error *err)
+{
+	const char *itype = berth_json_string(img, "type");
+	const char *otype = berth_json_string(obj, "type");
+
+	if (!itype || !*itype)
+		itype = "container";
+	if (!otype || !*otype)
+		otype = "container";
+	if (streq(itype, otype))
+		return 0;
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "Requested image's type \"%s\" doesn't match instance type \"%s\"",
+			       itype, otype);
+}
+
 /* Source type "image": find the image in the local store, copy its properties into the
  * config (image.*) and record volatile.base_image, as LXD does. */
 int instance_prepare_image(struct instance_job *j, const json_t *body, const json_t *source,
@@ -537,6 +554,8 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
 	}
 	if (r >= 0)
 		r = db_image_get(j->d->db, images, j->fingerprint, &img, err);
+	if (r >= 0)
+		r = image_type_check(img, obj, err);
 	if (r < 0)
 		return r;
 	if (!*(berth_json_string(body, "architecture") ?: ""))

@@ -75,6 +75,15 @@ is "$(jget 'j["metadata"]["type"]')" virtual-machine "... imports a virtual-mach
 run_cli image delete "$fp2"
 rc_ok "berth image delete of it"
 
+# An image of one type does not make an instance of the other (LXD's message). lxc
+# takes the type from the image; the API is asked for a container outright.
+api POST /1.0/instances '{"name":"notvm","type":"container","source":{"type":"image","alias":"novm"}}'
+[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j.get("error") or (j.get("metadata") or {}).get("err") or ""')" \
+	"Requested image's type \"virtual-machine\" doesn't match instance type \"container\"" \
+	"a container from the VM image is refused with LXD's message"
+expect_error 404 "... and no notvm is left" GET /1.0/instances/notvm
+
 # ---- launch on dir ----
 start_s=$(date +%s.%N)
 run_lxc launch b:novm b:v1 --vm -c limits.memory=256MiB -c limits.cpu=1
