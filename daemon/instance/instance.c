@@ -21,6 +21,7 @@
 #include "daemon/instance/common.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/rootfs.h"
+#include "daemon/vm/params.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
@@ -366,6 +367,29 @@ static int open_pool(struct berth_daemon *d, const char *name, struct storage_po
 	return r < 0 ? r : storage_pool_new(d->dir, p, ret, err);
 }
 
+/* A VM's root.img grown to its root disk's size (the start grows it too, when the size
+ * changed since). */
+static int vm_root_grow(struct instance_job *j, struct storage_pool *pool,
+			const struct storage_vol *vol, struct berth_error *err)
+{
+	json_auto_t *profiles = NULL, *inst = json_deep_copy(j->object);
+	_cleanup_free_ char *dir = NULL, *img = NULL;
+	uint64_t size = 0;
+	int r = inst ? instance_expand_profiles(j->d->db, j->project, &profiles, err) : -ENOMEM;
+
+	if (r >= 0)
+		r = instance_expand(inst, profiles);
+	if (r >= 0)
+		r = vm_params_root_size(inst, &size, err);
+	if (r >= 0 && storage_volume_path(pool, vol, NULL, &dir) < 0)
+		r = -ENOMEM;
+	if (r >= 0)
+		img = berth_strdup_printf("%s/root.img", dir);
+	if (r >= 0 && !img)
+		r = -ENOMEM;
+	return r < 0 ? r : vm_disk_grow(img, size, j->name, err);
+}
+
 int instance_create_image_run(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
@@ -390,6 +414,13 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 	r = rootfs_from_image(pool, j->fingerprint, vol.type, disk, j->name, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Creating the root volume");
+	if (vol.type == STORAGE_VOL_VM) {
+		r = vm_root_grow(j, pool, &vol, err);
+		if (r < 0) {
+			pool->driver->volume_delete(pool, &vol, NULL);
+			return r;
+		}
+	}
 	berth_test_pause("instance-create-after-disk");
 	r = db_instance_create_with_volume(j->d->db, j->project, j->object, pool->name, NULL, err);
 	if (r < 0) {

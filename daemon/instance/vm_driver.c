@@ -344,7 +344,6 @@ static int root_disk(struct berth_daemon *d, const char *project, const char *na
 {
 	_cleanup_(instance_volume_release) struct instance_volume v = {0};
 	_cleanup_free_ char *dir = NULL;
-	struct stat st;
 	int r = instance_volume_open(d, project, name, &v, err);
 
 	if (r < 0)
@@ -353,17 +352,7 @@ static int root_disk(struct berth_daemon *d, const char *project, const char *na
 		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
 				       "Instance \"%s\" has no root volume", name);
 	*ret = run_file(dir, "root.img");
-	if (!*ret)
-		return -ENOMEM;
-	if (stat(*ret, &st) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
-				       "Instance \"%s\" has no disk image (%s: %m): was it made "
-				       "from a virtual-machine image?",
-				       name, *ret);
-	if ((uint64_t)st.st_size < size && truncate(*ret, (off_t)size) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "Cannot grow \"%s\" to %" PRIu64 " bytes: %m", *ret, size);
-	return 0;
+	return *ret ? vm_disk_grow(*ret, size, name, err) : -ENOMEM;
 }
 
 /* The VM's own copy of the OVMF variables, made at its first start and kept. */

@@ -2,9 +2,12 @@
 #include "daemon/vm/params.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lib/json.h"
 #include "lib/sha256.h"
@@ -77,6 +80,21 @@ int vm_params_root_size(const json_t *inst, uint64_t *ret, struct berth_error *e
 		if (type && streq(type, "disk") && path && streq(path, "/") && size && *size)
 			return storage_parse_size(size, "Root disk size", ret, err);
 	}
+	return 0;
+}
+
+int vm_disk_grow(const char *path, uint64_t size, const char *name, struct berth_error *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+				       "Instance \"%s\" has no disk image (%s: %m): was it made "
+				       "from a virtual-machine image?",
+				       name, path);
+	if ((uint64_t)st.st_size < size && truncate(path, (off_t)size) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Cannot grow \"%s\" to %" PRIu64 " bytes: %m", path, size);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* daemon/vm/params.h: what a VM's QEMU takes from its expanded instance object
  * (expanded_config, expanded_devices): CPUs and memory, the root disk's size, a stable
- * SMBIOS UUID. Pure functions (doc/vm.md, "The VM driver"). */
+ * SMBIOS UUID. Pure functions (doc/vm.md, "The VM driver"), and the growing of a disk
+ * file to that size. */
 #pragma once
 
 #include <jansson.h>
@@ -21,6 +22,11 @@ int vm_params_limits(const json_t *inst, unsigned *ret_cpus, uint64_t *ret_memor
 
 /* The "size" of the root disk device (type disk, path /), or the default. */
 int vm_params_root_size(const json_t *inst, uint64_t *ret, struct berth_error *err);
+
+/* Grow the disk image `path` (sparse: no block written) to `size` bytes when it is
+ * smaller; never shrink it. -ENOENT (the message says the instance `name` has no disk
+ * image: made from a container image?) when it does not exist. */
+int vm_disk_grow(const char *path, uint64_t size, const char *name, struct berth_error *err);
 
 /* A UUID (version 4 layout) derived from `project` and `name`: the same VM keeps its
  * SMBIOS identity across starts, two VMs never share one. */

@@ -100,6 +100,15 @@ is "$(stat -c %s "$BERTH_DIR/storage-pools/default/virtual-machines/default_v1/r
 api GET /1.0/storage-pools/default/volumes
 like "$HTTP_BODY" '/1.0/storage-pools/default/volumes/virtual-machine/v1' \
 	"the volume is listed with type virtual-machine"
+# The root disk's size is applied at creation already (and again at each start).
+api POST /1.0/instances '{"name":"v5","type":"virtual-machine","source":{"type":"image","alias":"novm"},"devices":{"root":{"type":"disk","path":"/","pool":"default","size":"12GiB"}}}'
+wait_operation "$(jget 'j["operation"]')"
+is "$(stat -c %s "$BERTH_DIR/storage-pools/default/virtual-machines/default_v5/root.img" 2>/dev/null)" \
+	12884901888 "root.img of a VM created with size=12GiB is 12GiB before any start"
+is "$(du -k "$BERTH_DIR/storage-pools/default/virtual-machines/default_v5/root.img" | cut -f1)" 0 \
+	"... and sparse"
+run_lxc delete b:v5
+rc_ok "lxc delete v5"
 # eth0 from the default profile: a tap QEMU made, on the managed bridge.
 api GET /1.0/instances/v1
 tap=$(jget 'j["metadata"]["config"].get("volatile.eth0.host_name")')

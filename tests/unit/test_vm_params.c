@@ -1,11 +1,16 @@
 /* tests/unit/test_vm_params.c: daemon/vm/params: CPUs, memory and root disk size from an
- * expanded instance (LXD's defaults, sizes, refusals), and the SMBIOS UUID (stable,
- * version 4 layout, distinct per project and name). */
+ * expanded instance (LXD's defaults, sizes, refusals), the SMBIOS UUID (stable,
+ * version 4 layout, distinct per project and name), and growing a disk file (never
+ * shrinking it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon/vm/params.h"
 #include "lib/json.h"
@@ -107,12 +112,35 @@ static void test_uuid(void **state)
 	assert_non_null(strchr("89ab", a[19])); /* RFC 4122 variant */
 }
 
+static void test_disk_grow(void **state)
+{
+	char path[] = "/tmp/berth-test-vmdisk-XXXXXX";
+	struct berth_error err = {0};
+	struct stat st;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	assert_int_equal(vm_disk_grow(path, 4u << 20, "v1", NULL), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 4 << 20);
+	assert_int_equal(vm_disk_grow(path, 2u << 20, "v1", NULL), 0); /* never shrinks */
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 4 << 20);
+	unlink(path);
+	assert_int_equal(vm_disk_grow(path, 4u << 20, "v1", &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "Instance \"v1\" has no disk image"));
+	berth_error_release(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_root_size),
 		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_disk_grow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
