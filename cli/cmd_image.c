@@ -48,7 +48,8 @@ static const struct cli_command image_cmd = {
 };
 IMAGE_CMD(import_cmd, "import", "<tarball> [<rootfs>] [key=value...] [flags]",
 	  "Import images into the image store\n\n"
-	  "  A unified tarball, or a metadata tarball and its rootfs (tarball or squashfs).\n"
+	  "  A unified tarball, or a metadata tarball and its rootfs (tarball or squashfs,\n"
+	  "  or a virtual machine's qcow2 disk: rootfs.img).\n"
 	  "  key=value arguments set image properties.",
 	  1, -1, import_options);
 IMAGE_CMD(list_cmd, "list", "[flags]", "List images", 0, 0, format_option);
@@ -169,6 +170,15 @@ static char *import_headers(const char *filename, bool public_, char **props, in
 	return TAKE_PTR(buf);
 }
 
+/* Whether `fd` (read at offset 0, -EBADF: no) holds a qcow2 image: a VM's disk. */
+static bool is_qcow2(int fd)
+{
+	unsigned char magic[4];
+
+	return fd >= 0 && pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+	       memcmp(magic, "QFI\xfb", 4) == 0;
+}
+
 static int import_send(struct cli_ctx *ctx, int meta_fd, uint64_t meta_size, int rootfs_fd,
 		       uint64_t rootfs_size, const char *headers, json_t **ret_op,
 		       struct berth_error *err)
@@ -182,6 +192,12 @@ static int import_send(struct cli_ctx *ctx, int meta_fd, uint64_t meta_size, int
 				 "Content-Disposition: form-data; name=\"rootfs\"; "
 				 "filename=\"rootfs\"\r\n"
 				 "Content-Type: application/octet-stream\r\n\r\n";
+	/* A VM image's disk goes as LXD's client sends it: the part "rootfs.img". */
+	static const char h2_vm[] = "\r\n--berth-image-upload-6a1f0c53e27d4b8e\r\n"
+				    "Content-Disposition: form-data; name=\"rootfs.img\"; "
+				    "filename=\"rootfs.img\"\r\n"
+				    "Content-Type: application/octet-stream\r\n\r\n";
+	const char *h2p = is_qcow2(rootfs_fd) ? h2_vm : h2;
 	static const char tail[] = "\r\n--berth-image-upload-6a1f0c53e27d4b8e--\r\n";
 	struct berth_upload_part parts[5];
 	struct progress p = { .start_ns = berth_monotonic_ns(), .last_pct = -1 };
@@ -200,7 +216,7 @@ static int import_send(struct cli_ctx *ctx, int meta_fd, uint64_t meta_size, int
 	} else {
 		parts[n++] = (struct berth_upload_part){ .data = h1, .len = strlen(h1) };
 		parts[n++] = (struct berth_upload_part){ .fd = meta_fd, .len = meta_size };
-		parts[n++] = (struct berth_upload_part){ .data = h2, .len = strlen(h2) };
+		parts[n++] = (struct berth_upload_part){ .data = h2p, .len = strlen(h2p) };
 		parts[n++] = (struct berth_upload_part){ .fd = rootfs_fd, .len = rootfs_size };
 		parts[n++] = (struct berth_upload_part){ .data = tail, .len = strlen(tail) };
 		ctype = berth_strdup_printf("multipart/form-data; boundary=%s", boundary);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon/runtime/security.h"
+#include "daemon/vm/host.h"
 #include "lib/util.h"
 
 static bool path_exists(const char *p)
@@ -173,6 +174,9 @@ json_t *host_environment_probe(void)
 	json_object_set_new(env, "project", json_string("default"));
 	json_object_set_new(env, "server", json_string("berth"));
 	json_object_set_new(env, "server_clustered", json_false());
+	/* What VMs run on: "tcg" means no KVM, emulated and slow (LXD would refuse). */
+	json_object_set_new(env, "vm",
+			    vm_host_get() ? vm_host_to_json(vm_host_get()) : json_null());
 	json_object_set_new(env, "server_event_mode", json_string("full-mesh"));
 	json_object_set_new(env, "server_name", json_string(hostname));
 	json_object_set_new(env, "server_pid", json_integer(getpid()));

@@ -606,7 +606,7 @@ static int instance_rename(struct db_conn *conn, const char *project, const char
 	/* The root volume and its snapshots ("<name>/<snap>") follow the instance. */
 	r = db_exec(conn, err,
 		    "UPDATE storage_volumes SET name = ?3 || substr(name, length(?2) + 1)"
-		    " WHERE project_id = ?1 AND type = 'container'"
+		    " WHERE project_id = ?1 AND type IN ('container', 'virtual-machine')"
 		    " AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
 		    "itt", project_id, name, new_name);
 	if (r < 0)
@@ -644,7 +644,8 @@ static int instance_delete(struct db_conn *conn, const char *project, const char
 		return r;
 	/* Its root volume and the volumes of its snapshots. */
 	r = db_exec(conn, err,
-		    "DELETE FROM storage_volumes WHERE project_id = ?1 AND type = 'container'"
+		    "DELETE FROM storage_volumes WHERE project_id = ?1"
+		    " AND type IN ('container', 'virtual-machine')"
 		    " AND (name = ?2 OR substr(name, 1, length(?2) + 1) = ?2 || '/')",
 		    "it", project_id, name);
 	return r < 0 ? r : 0;

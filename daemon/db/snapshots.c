@@ -24,13 +24,17 @@ static const char sql_snap_config_insert[] =
 static const char sql_snap_config_load[] =
 	"SELECT key, value FROM instances_snapshots_config WHERE snapshot_id = ?1";
 
+/* The root volume (or a snapshot's) of an instance of `type` ("virtual-machine" or the
+ * default, "container"): LXD's volume type is the instance's. */
 static int volume_row(struct db_conn *conn, const char *pool, int64_t project_id, const char *name,
-		      struct berth_error *err)
+		      const char *type, struct berth_error *err)
 {
 	int64_t pool_id = 0;
 	int r = db_pool_id(conn, pool, &pool_id, err);
 
-	return r < 0 ? r : db_volume_insert(conn, pool_id, project_id, name, "container", err);
+	if (!type || !streq(type, "virtual-machine"))
+		type = "container";
+	return r < 0 ? r : db_volume_insert(conn, pool_id, project_id, name, type, err);
 }
 
 /* Insert snapshot `snap` of instance `id` with `config` and `devices`. */
@@ -70,6 +74,7 @@ static int create_with_volume(struct db_conn *conn, const char *project, const j
 			      const char *pool, const json_t *snapshots, struct berth_error *err)
 {
 	const char *name = berth_json_string(instance, "name");
+	const char *type = berth_json_string(instance, "type");
 	int64_t project_id = 0, id = 0;
 	json_t *s;
 	size_t i;
@@ -78,7 +83,7 @@ static int create_with_volume(struct db_conn *conn, const char *project, const j
 	if (r >= 0)
 		r = db_project_id(conn, project, &project_id, err);
 	if (r >= 0 && pool)
-		r = volume_row(conn, pool, project_id, name, err);
+		r = volume_row(conn, pool, project_id, name, type, err);
 	json_array_foreach(snapshots, i, s) {
 		_cleanup_free_ char *vname = NULL;
 
@@ -89,7 +94,7 @@ static int create_with_volume(struct db_conn *conn, const char *project, const j
 		if (r < 0 || !pool)
 			continue;
 		vname = berth_strdup_printf("%s/%s", name, berth_json_string(s, "name"));
-		r = vname ? volume_row(conn, pool, project_id, vname, err) : db_oom(err);
+		r = vname ? volume_row(conn, pool, project_id, vname, type, err) : db_oom(err);
 	}
 	return r;
 }
@@ -121,7 +126,8 @@ int db_instance_pool(struct db *db, const char *project, const char *name, char 
 		       "SELECT p.name FROM storage_volumes v"
 		       " JOIN storage_pools p ON p.id = v.pool_id"
 		       " JOIN projects j ON j.id = v.project_id"
-		       " WHERE j.name = ?1 AND v.name = ?2 AND v.type = 'container'",
+		       " WHERE j.name = ?1 AND v.name = ?2"
+		       " AND v.type IN ('container', 'virtual-machine')",
 		       "tt", project, name);
 	if (r < 0)
 		return r;
@@ -241,7 +247,9 @@ static int snapshot_create(struct db_conn *conn, const char *project, const char
 	if (r < 0 || !pool)
 		return r;
 	vname = berth_strdup_printf("%s/%s", instance, berth_json_string(snap, "name"));
-	return vname ? volume_row(conn, pool, project_id, vname, err) : db_oom(err);
+	return vname ? volume_row(conn, pool, project_id, vname, berth_json_string(inst, "type"),
+				  err)
+		     : db_oom(err);
 }
 
 int db_snapshot_create(struct db *db, const char *project, const char *instance, const json_t *snap,
@@ -301,7 +309,7 @@ static int snapshot_rename(struct db_conn *conn, const char *project, const char
 	if (r >= 0)
 		r = db_exec(conn, err,
 			    "UPDATE storage_volumes SET name = ?3 WHERE project_id = ?1"
-			    " AND type = 'container' AND name = ?2",
+			    " AND type IN ('container', 'virtual-machine') AND name = ?2",
 			    "itt", project_id, from, to);
 	if (r < 0)
 		return r;
@@ -335,7 +343,7 @@ static int snapshot_delete(struct db_conn *conn, const char *project, const char
 	if (r >= 0)
 		r = db_exec(conn, err,
 			    "DELETE FROM storage_volumes WHERE project_id = ?1"
-			    " AND type = 'container' AND name = ?2",
+			    " AND type IN ('container', 'virtual-machine') AND name = ?2",
 			    "it", project_id, vname);
 	if (r < 0)
 		return r;

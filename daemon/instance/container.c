@@ -1598,9 +1598,14 @@ int container_reconcile(struct berth_daemon *d)
 		const char *name = berth_json_string(inst, "name");
 		const char *status = berth_json_string(inst, "status");
 		_cleanup_free_ char *rundir = container_rundir(d, project, name);
-		enum container_power p = container_power(d, project, name, NULL);
+		const char *type = berth_json_string(inst, "type");
+		enum container_power p;
 		struct stat st;
 
+		/* A VM's QEMU is found again at each query (vm_driver.c): nothing to attach. */
+		if (type && streq(type, "virtual-machine"))
+			continue;
+		p = container_power(d, project, name, NULL);
 		if (p != CONTAINER_STOPPED) {
 			struct berth_error perr = {0};
 

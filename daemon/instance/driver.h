@@ -3,9 +3,8 @@
  * it runs) is an ops table; the instance layer (instance.c) and the API reach a type's
  * runtime only through it.
  *
- * Drivers: "container" (container_driver.c over container.c, nic.c, disk.c, proxy.c).
- * The place of the VM driver: a `vm_driver` table beside it in driver.c's list; until it
- * exists, looking up "virtual-machine" fails with the message users see today. */
+ * Drivers: "container" (container_driver.c over container.c, nic.c, disk.c, proxy.c) and
+ * "virtual-machine" (vm_driver.c over daemon/vm/ and lib/qmp.c). */
 #pragma once
 
 #include <jansson.h>
@@ -92,8 +91,9 @@ struct instance_driver {
 };
 
 /* The driver of instance type `type` (NULL or "": "container"). -EOPNOTSUPP when there is
- * none: for "virtual-machine" the 400 says virtual machines are not supported yet, naming
- * instance `name` ("Cannot create instance ..."). */
+ * none, or for "virtual-machine" when this host cannot run VMs: the 400 names instance
+ * `name` and what is missing ("Cannot create instance ...: This host cannot run virtual
+ * machines: ..."). */
 int instance_driver_get(const char *type, const char *name, const struct instance_driver **ret,
 			struct berth_error *err);
 
@@ -103,3 +103,5 @@ int instance_driver_of(const json_t *inst, const struct instance_driver **ret,
 
 /* The container driver (container_driver.c). */
 extern const struct instance_driver container_driver;
+/* The virtual-machine driver (vm_driver.c): QEMU, doc/vm.md. */
+extern const struct instance_driver vm_driver;

@@ -21,6 +21,7 @@
 #include "daemon/instance/common.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/rootfs.h"
+#include "daemon/vm/params.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
@@ -295,7 +296,7 @@ int instance_rename_run(struct operation *op, void *data, struct berth_error *er
 
 	if (r < 0 && j->done) { /* the commit failed after the volume moved: move it back */
 		_cleanup_free_ char *to = storage_vol_disk_name(j->project, j->new_name);
-		struct storage_vol nv = {STORAGE_VOL_CONTAINER, to};
+		struct storage_vol nv = {j->v.vol.type, to};
 
 		if (to)
 			j->v.pool->driver->volume_rename(j->v.pool, &nv, j->v.disk_name, NULL);
@@ -366,13 +367,36 @@ static int open_pool(struct berth_daemon *d, const char *name, struct storage_po
 	return r < 0 ? r : storage_pool_new(d->dir, p, ret, err);
 }
 
+/* A VM's root.img grown to its root disk's size (the start grows it too, when the size
+ * changed since). */
+static int vm_root_grow(struct instance_job *j, struct storage_pool *pool,
+			const struct storage_vol *vol, struct berth_error *err)
+{
+	json_auto_t *profiles = NULL, *inst = json_deep_copy(j->object);
+	_cleanup_free_ char *dir = NULL, *img = NULL;
+	uint64_t size = 0;
+	int r = inst ? instance_expand_profiles(j->d->db, j->project, &profiles, err) : -ENOMEM;
+
+	if (r >= 0)
+		r = instance_expand(inst, profiles);
+	if (r >= 0)
+		r = vm_params_root_size(inst, &size, err);
+	if (r >= 0 && storage_volume_path(pool, vol, NULL, &dir) < 0)
+		r = -ENOMEM;
+	if (r >= 0)
+		img = berth_strdup_printf("%s/root.img", dir);
+	if (r >= 0 && !img)
+		r = -ENOMEM;
+	return r < 0 ? r : vm_disk_grow(img, size, j->name, err);
+}
+
 int instance_create_image_run(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
 	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
 	_cleanup_free_ char *images = berth_strdup_printf("%s/images", j->d->dir);
 	_cleanup_free_ char *disk = storage_vol_disk_name(j->project, j->name);
-	struct storage_vol vol = {STORAGE_VOL_CONTAINER, disk};
+	struct storage_vol vol = {instance_volume_type(j->object), disk};
 	int r;
 
 	if (!images || !disk)
@@ -387,9 +411,16 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 	if (r < 0)
 		return berth_error_wrap(err, r, "Unpacking image \"%.12s\" on pool \"%s\"",
 					j->fingerprint, pool->name);
-	r = rootfs_from_image(pool, j->fingerprint, disk, j->name, err);
+	r = rootfs_from_image(pool, j->fingerprint, vol.type, disk, j->name, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Creating the root volume");
+	if (vol.type == STORAGE_VOL_VM) {
+		r = vm_root_grow(j, pool, &vol, err);
+		if (r < 0) {
+			pool->driver->volume_delete(pool, &vol, NULL);
+			return r;
+		}
+	}
 	berth_test_pause("instance-create-after-disk");
 	r = db_instance_create_with_volume(j->d->db, j->project, j->object, pool->name, NULL, err);
 	if (r < 0) {
@@ -405,7 +436,7 @@ int instance_copy_run(struct operation *op, void *data, struct berth_error *err)
 	struct instance_job *j = data;
 	_cleanup_(instance_volume_release) struct instance_volume src = {0};
 	_cleanup_free_ char *disk = storage_vol_disk_name(j->project, j->name);
-	struct storage_vol vol = {STORAGE_VOL_CONTAINER, disk};
+	struct storage_vol vol = {instance_volume_type(j->object), disk};
 	struct storage_pool *pool;
 	int r;
 
@@ -422,7 +453,7 @@ int instance_copy_run(struct operation *op, void *data, struct berth_error *err)
 	else if (pool)
 		r = pool->driver->volume_copy(pool, &src.vol, &vol, json_array_size(j->snapshots),
 					      0, err);
-	if (r >= 0 && pool)
+	if (r >= 0 && pool && vol.type == STORAGE_VOL_CONTAINER)
 		r = rootfs_apply_templates(pool, disk, j->name, "copy", err);
 	if (r >= 0 && pool && storage_cancelled(pool))
 		r = -ECANCELED;
@@ -499,6 +530,23 @@ static int root_pool(struct db *db, const char *project, const json_t *obj, char
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* A container from a VM image, or the reverse, could never start: refused as LXD does. */
+static int image_type_check(const json_t *img, const json_t *obj, struct berth_error *err)
+{
+	const char *itype = berth_json_string(img, "type");
+	const char *otype = berth_json_string(obj, "type");
+
+	if (!itype || !*itype)
+		itype = "container";
+	if (!otype || !*otype)
+		otype = "container";
+	if (streq(itype, otype))
+		return 0;
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "Requested image's type \"%s\" doesn't match instance type \"%s\"",
+			       itype, otype);
+}
+
 /* Source type "image": find the image in the local store, copy its properties into the
  * config (image.*) and record volatile.base_image, as LXD does. */
 int instance_prepare_image(struct instance_job *j, const json_t *body, const json_t *source,
@@ -537,6 +585,8 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
 	}
 	if (r >= 0)
 		r = db_image_get(j->d->db, images, j->fingerprint, &img, err);
+	if (r >= 0)
+		r = image_type_check(img, obj, err);
 	if (r < 0)
 		return r;
 	if (!*(berth_json_string(body, "architecture") ?: ""))

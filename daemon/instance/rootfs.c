@@ -14,6 +14,7 @@
 #include "images/unpack.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 
 #define TMP_MARK ".unpack-"
@@ -75,6 +76,71 @@ static int rootfs_dir_prepare(const char *fp, const char *dir, struct berth_erro
 	return 0;
 }
 
+/* ---- VM images: rootfs.img (qcow2) becomes the raw root.img of the image volume ---- */
+
+#define QEMU_IMG_TIMEOUT_MS (30 * 60 * 1000)
+
+static bool is_qcow2(int fd)
+{
+	unsigned char buf[4];
+
+	return pread(fd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf) &&
+	       memcmp(buf, "QFI\xfb", 4) == 0;
+}
+
+/* What `qemu-img info` says of `file` must be a plain qcow2: a backing file or an
+ * external data file would have the conversion read a path of the host's choosing (say
+ * /etc/shadow) into the guest's disk. `info` itself never opens the backing chain. */
+static int vm_disk_check(const char *fp, const char *file, struct berth_error *err)
+{
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = (const char *const[]){"qemu-img", "info", "--output=json", "-f", "qcow2",
+					      "--", file, NULL},
+		.timeout_ms = 60000,
+	};
+	json_auto_t *info = NULL;
+	const json_t *fs;
+	const char *format;
+	int r = berth_spawn_run(&s, err);
+
+	if (r < 0)
+		return r;
+	info = json_loads(s.out ?: "", 0, NULL);
+	format = berth_json_string(info, "format");
+	fs = json_object_get(json_object_get(info, "format-specific"), "data");
+	if (!format || !streq(format, "qcow2"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Image \"%.12s\": its rootfs.img is not a qcow2 image", fp);
+	if (json_object_get(info, "backing-filename") ||
+	    json_object_get(info, "full-backing-filename") || json_object_get(fs, "data-file"))
+		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
+				       "Image \"%.12s\": its rootfs.img refers to another file "
+				       "(backing or data file), refused",
+				       fp);
+	return 0;
+}
+
+/* Convert the checked qcow2 `file` to the raw, sparse `dst`/root.img. */
+static int vm_disk_convert(const char *fp, const char *file, const char *dst,
+			   const atomic_bool *cancel, struct berth_error *err)
+{
+	_cleanup_free_ char *out = berth_strdup_printf("%s/root.img", dst);
+	int r;
+
+	if (!out)
+		return -ENOMEM;
+	r = vm_disk_check(fp, file, err);
+	if (r < 0)
+		return r;
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = (const char *const[]){"qemu-img", "convert", "-f", "qcow2", "-O", "raw",
+					      "-S", "4k", "--", file, out, NULL},
+		.timeout_ms = QEMU_IMG_TIMEOUT_MS,
+		.cancel = cancel,
+	};
+	return berth_spawn_run(&s, err);
+}
+
 /* Unpack image `fp` into the (existing, empty) volume directory `dst`. */
 static int unpack_into(const char *images_dir, const char *fp, const char *dst,
 		       image_unpack_progress_fn progress, void *data, const atomic_bool *cancel,
@@ -101,6 +167,8 @@ static int unpack_into(const char *images_dir, const char *fp, const char *dst,
 	rootfs_file = berth_strdup_printf("%s/%s.rootfs", images_dir, fp);
 	if (!rootfs_dir || !rootfs_file)
 		return -ENOMEM;
+	if (is_qcow2(rootfs))
+		return vm_disk_convert(fp, rootfs_file, dst, cancel, err);
 	r = image_file_kind(rootfs, &kind, err);
 	if (r < 0)
 		return r;
@@ -254,11 +322,11 @@ int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, con
 	return r;
 }
 
-int rootfs_from_image(struct storage_pool *pool, const char *fp, const char *disk_name,
-		      const char *name, struct berth_error *err)
+int rootfs_from_image(struct storage_pool *pool, const char *fp, enum storage_volume_type type,
+		      const char *disk_name, const char *name, struct berth_error *err)
 {
 	struct storage_vol src = {STORAGE_VOL_IMAGE, fp};
-	struct storage_vol dst = {STORAGE_VOL_CONTAINER, disk_name};
+	struct storage_vol dst = {type, disk_name};
 	_cleanup_close_ int wb = -EBADF;
 	int r = storage_writeback_watch(pool->path, &wb, err);
 
@@ -269,8 +337,11 @@ int rootfs_from_image(struct storage_pool *pool, const char *fp, const char *dis
 	r = pool->driver->volume_copy(pool, &src, &dst, false, 0, err);
 	if (r < 0)
 		return r;
-	r = storage_cancelled(pool) ? -ECANCELED
-				    : rootfs_apply_templates(pool, disk_name, name, "create", err);
+	/* A VM's templates are the guest's business (its agent applies them). */
+	if (storage_cancelled(pool))
+		r = -ECANCELED;
+	else if (type == STORAGE_VOL_CONTAINER)
+		r = rootfs_apply_templates(pool, disk_name, name, "create", err);
 	/* A "successful" create must never hold files that read back as zeros: hear about
 	 * any write of the copy or the templates that failed at writeback. */
 	if (r >= 0)

@@ -22,12 +22,14 @@ struct db;
 int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const char *fp,
 			image_unpack_progress_fn progress, void *data, struct berth_error *err);
 
-/* Volume `disk_name` (<project>_<name>, type container) as a clone of image volume `fp`
- * (which must exist), with the templates for `trigger` ("create") rendered for instance
- * `name`. -ECANCELED, with nothing left, when pool->cancel is true before or after the
- * copy. */
-int rootfs_from_image(struct storage_pool *pool, const char *fp, const char *disk_name,
-		      const char *name, struct berth_error *err);
+/* Volume `disk_name` (<project>_<name>, of `type`: container or virtual-machine) as a
+ * clone of image volume `fp` (which must exist), with, for a container, the templates for
+ * "create" rendered for instance `name`. A VM image volume holds metadata.yaml,
+ * templates/ and root.img, the raw disk converted from the image's qcow2 rootfs.img
+ * (refused when it names a backing or data file). -ECANCELED, with nothing left, when
+ * pool->cancel is true before or after the copy. */
+int rootfs_from_image(struct storage_pool *pool, const char *fp, enum storage_volume_type type,
+		      const char *disk_name, const char *name, struct berth_error *err);
 
 /* Render the templates of the volume `disk_name` for `trigger` ("create", "copy") and
  * instance `name`. A volume without metadata.yaml has none. */

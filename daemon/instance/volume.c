@@ -3,9 +3,19 @@
 #include "daemon/instance/volume.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "daemon/db/db.h"
+#include "lib/json.h"
 #include "lib/macros.h"
+#include "lib/util.h"
+
+enum storage_volume_type instance_volume_type(const json_t *inst)
+{
+	const char *type = berth_json_string(inst, "type");
+
+	return type && streq(type, "virtual-machine") ? STORAGE_VOL_VM : STORAGE_VOL_CONTAINER;
+}
 
 void instance_volume_release(struct instance_volume *v)
 {
@@ -18,7 +28,7 @@ int instance_volume_open(struct berth_daemon *d, const char *project, const char
 			 struct instance_volume *ret, struct berth_error *err)
 {
 	_cleanup_free_ char *pool_name = NULL;
-	json_auto_t *pool = NULL;
+	json_auto_t *pool = NULL, *inst = NULL;
 	int r = db_instance_pool(d->db, project, name, &pool_name, err);
 
 	*ret = (struct instance_volume){0};
@@ -38,5 +48,7 @@ int instance_volume_open(struct berth_daemon *d, const char *project, const char
 		return -ENOMEM;
 	}
 	ret->vol = (struct storage_vol){STORAGE_VOL_CONTAINER, ret->disk_name};
+	if (db_instance_get(d->db, project, name, &inst, NULL) >= 0)
+		ret->vol.type = instance_volume_type(inst);
 	return 0;
 }

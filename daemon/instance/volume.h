@@ -16,6 +16,10 @@ struct instance_volume {
 };
 void instance_volume_release(struct instance_volume *v);
 
+/* The type of the root volume of instance object `inst`: STORAGE_VOL_VM for a
+ * "virtual-machine", else STORAGE_VOL_CONTAINER. */
+enum storage_volume_type instance_volume_type(const json_t *inst);
+
 /* Open the root volume of `project`/`name` on its pool (pool NULL when it has none). */
 int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
 			 struct instance_volume *ret, struct berth_error *err);

@@ -291,6 +291,7 @@ int storage_pools_mount(struct db *db, const char *state_dir, bool mount)
 		if (r >= 0 && mount) {
 			reconcile_volumes(db, pool, STORAGE_VOL_CUSTOM);
 			reconcile_volumes(db, pool, STORAGE_VOL_CONTAINER);
+			reconcile_volumes(db, pool, STORAGE_VOL_VM);
 			reconcile_images(db, pool);
 		}
 		if (r < 0) {

@@ -3,6 +3,8 @@
 #include "daemon/vm/host.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <linux/kvm.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -271,6 +273,23 @@ int vm_host_probe(const struct vm_host_where *where, struct vm_host *ret)
 					?: probe_ovmf(root, ret) ?: probe_tools(root, ret);
 }
 
+static pthread_once_t this_host_once = PTHREAD_ONCE_INIT;
+static struct vm_host this_host;
+static bool this_host_ok;
+
+static void this_host_probe(void)
+{
+	struct vm_host_where w = {.qemu = getenv("BERTH_QEMU")};
+
+	this_host_ok = vm_host_probe(&w, &this_host) >= 0;
+}
+
+const struct vm_host *vm_host_get(void)
+{
+	pthread_once(&this_host_once, this_host_probe);
+	return this_host_ok ? &this_host : NULL;
+}
+
 const char *vm_host_accelerator(const struct vm_host *h)
 {
 	return h->kvm ? "kvm" : "tcg";
@@ -279,6 +298,28 @@ const char *vm_host_accelerator(const struct vm_host *h)
 bool vm_host_usable(const struct vm_host *h)
 {
 	return h->qemu && h->qemu_version && h->qemu_img && h->ovmf_code;
+}
+
+int vm_host_require(const struct vm_host *h, struct berth_error *err)
+{
+	static const enum vm_host_check needed[] = {VM_HOST_QEMU, VM_HOST_QEMU_IMG, VM_HOST_OVMF};
+	char msg[1024] = "";
+	size_t len = 0;
+
+	if (!h)
+		return -ENOMEM;
+	if (vm_host_usable(h))
+		return 0;
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+		const char *m = h->missing[needed[i]];
+
+		if (m && len < sizeof(msg))
+			len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s",
+						len ? "; " : "", m);
+	}
+	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+			       "This host cannot run virtual machines: %s",
+			       len ? msg : "QEMU is missing");
 }
 
 static json_t *string_or_null(const char *s)

@@ -52,11 +52,19 @@ struct vm_host {
  * Absent pieces are not errors: they are recorded with their message. -ENOMEM only. */
 int vm_host_probe(const struct vm_host_where *where, struct vm_host *ret);
 
+/* This host's probe, made once for the process (thread-safe), with $BERTH_QEMU as QEMU's
+ * binary when set (tests point it at a missing one). NULL when out of memory. */
+const struct vm_host *vm_host_get(void);
+
 /* "kvm" or "tcg". */
 const char *vm_host_accelerator(const struct vm_host *h);
 /* Whether berth can run VMs here: QEMU, qemu-img (disk images) and OVMF (UEFI images)
  * are all present. KVM is not required: without it VMs run under TCG. */
 bool vm_host_usable(const struct vm_host *h);
+
+/* 0 when `h` is usable; else -EOPNOTSUPP, the message naming every missing piece ("This
+ * host cannot run virtual machines: ..."); -ENOMEM when `h` is NULL. */
+int vm_host_require(const struct vm_host *h, struct berth_error *err);
 
 /* The probe as a JSON object (new reference; NULL on allocation failure), for GET /1.0's
  * environment: paths, version, accelerator, agent transport, and "missing", the list of

@@ -5,6 +5,9 @@
                                   type commands, print what came back, exit with its status
   wsclient.py lxc-console CMD...  run `lxc console ...` on a pty: Enter, expect output,
                                   ctrl+a q, expect a clean exit
+  wsclient.py lxc-console-send TEXT EXPECT CMD...
+                                  the same for any console: type TEXT then Enter,
+                                  expect EXPECT within 20 s, ctrl+a q, a clean exit
   wsclient.py raw SOCKET          exec over raw websockets: secrets, sockets, framing, return
   wsclient.py stdio SOCKET        berth's stdio.socket next to SOCKET: what it refuses
 """
@@ -95,6 +98,29 @@ def cmd_lxc_console(argv):
     sys.stdout.write(out.decode("utf-8", "replace"))
     if b"console-42" not in got:
         print("\nno output from the console shell")
+        return 1
+    if rc != 0:
+        print("\nlxc console did not exit 0 after ctrl+a q: %r" % rc)
+        return 1
+    return 0
+
+
+def cmd_lxc_console_send(argv):
+    text, expect, argv = argv[0].encode(), argv[1].encode(), argv[2:]
+    pid, fd = spawn_on_pty(argv)
+    out = read_for(fd, 2, b"ctrl+a q")
+    for ch in text + b"\r":  # a slow guest (firmware under TCG) takes one key at a time
+        os.write(fd, bytes([ch]))
+        time.sleep(0.05)
+    got = read_for(fd, 20, expect)
+    os.write(fd, b"\x01")
+    time.sleep(0.2)
+    os.write(fd, b"q")
+    rc = wait_exit(pid, 5)
+    out += got + read_for(fd, 0.2)
+    sys.stdout.write(out.decode("utf-8", "replace"))
+    if expect not in got:
+        print("\nno %r from the console" % expect)
         return 1
     if rc != 0:
         print("\nlxc console did not exit 0 after ctrl+a q: %r" % rc)
@@ -324,6 +350,8 @@ def main():
         return cmd_lxc_pty(args)
     if mode == "lxc-console":
         return cmd_lxc_console(args)
+    if mode == "lxc-console-send":
+        return cmd_lxc_console_send(args)
     if mode == "raw":
         return cmd_raw(args)
     if mode == "stdio":

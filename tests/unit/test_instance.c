@@ -1,7 +1,8 @@
 /* tests/unit/test_instance.c: the instance domain layer (daemon/instance/instance.c and
  * expand.c) against a real SQLite file and a dir pool in a fresh temp dir per test:
  * profile expansion and its cache, creation of an empty instance and of one from an
- * image, each with injected failures.
+ * image, each with injected failures; the driver lookup (virtual-machine refused on a
+ * host without QEMU, naming it).
  *
  * Failures are injected three ways:
  * - allocation: this binary is linked with -Wl,--wrap for malloc, calloc, realloc,
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -30,6 +32,7 @@
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/instance.h"
+#include "daemon/vm/host.h"
 #include "lib/json.h"
 #include "lib/macros.h"
 #include "lib/util.h"
@@ -775,13 +778,37 @@ static void test_driver_lookup(void **state)
 	assert_int_equal(instance_driver_get("container", "c1", &drv, &err), 0);
 	assert_ptr_equal(drv, &container_driver);
 	drv = NULL;
-	assert_int_equal(instance_driver_get("virtual-machine", "v1", &drv, &err), -EOPNOTSUPP);
+	assert_int_equal(instance_driver_get("vm", "v1", &drv, &err), -EOPNOTSUPP);
 	assert_null(drv);
 	assert_int_equal(err.code, BERTH_ERR_BAD_REQUEST);
-	assert_string_equal(err.msg, "Cannot create instance \"v1\": virtual machines (type "
-				     "\"virtual-machine\") are not supported by this server yet, "
-				     "only containers");
 	berth_error_release(&err);
+	/* A host without QEMU (the probe is made once per process: in a child, first). */
+	pid_t pid = fork();
+	int status = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv("BERTH_QEMU", "/nonexistent/qemu-system-x86_64", 1);
+		_exit(instance_driver_get("virtual-machine", "v1", &drv, &err) == -EOPNOTSUPP &&
+				      !drv && err.code == BERTH_ERR_BAD_REQUEST &&
+				      berth_startswith(err.msg, "Cannot create instance \"v1\": "
+								"This host cannot run virtual "
+								"machines: ") &&
+				      strstr(err.msg, "qemu-system-x86_64")
+			      ? 0
+			      : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* This host: the VM driver when QEMU, qemu-img and OVMF are there. */
+	if (vm_host_usable(vm_host_get())) {
+		assert_int_equal(instance_driver_get("virtual-machine", "v1", &drv, &err), 0);
+		assert_ptr_equal(drv, &vm_driver);
+	}
+	/* A stored VM record has its driver whatever the host. */
+	json_auto_t *rec = json_pack("{s:s, s:s}", "name", "v1", "type", "virtual-machine");
+	assert_int_equal(instance_driver_of(rec, &drv, &err), 0);
+	assert_ptr_equal(drv, &vm_driver);
 }
 
 int main(void)

@@ -1,0 +1,747 @@
+/* daemon/instance/vm_driver.c: the "virtual-machine" instance driver (driver.h): one
+ * QEMU process per VM (doc/vm.md, "The VM driver").
+ *
+ * It sits here, beside container_driver.c, because it joins the instance layer (records,
+ * root volumes, events) to the pieces in daemon/vm/ and lib/qmp.c, which know nothing of
+ * instances. QEMU runs detached (-daemonize: the starting process exits once QEMU is
+ * ready, as berth-monitor's does) in a session of its own, so it outlives berthd; the run
+ * directory ($BERTH_DIR/run/<project>_<name>) holds everything berthd needs to find it
+ * again: qemu.pid, the QMP and console sockets, the configuration, the VM's own copy of
+ * the OVMF variables and the console log. */
+#define LOG_CATEGORY "vm"
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/db/db.h"
+#include "daemon/instance/common.h"
+#include "daemon/instance/container.h"
+#include "daemon/instance/driver.h"
+#include "daemon/instance/expand.h"
+#include "daemon/instance/nic.h"
+#include "daemon/instance/volume.h"
+#include "daemon/runtime/cgroup.h"
+#include "daemon/runtime/spec.h"
+#include "daemon/vm/host.h"
+#include "daemon/vm/params.h"
+#include "daemon/vm/qemu_config.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/macros.h"
+#include "lib/netlink.h"
+#include "lib/qmp.h"
+#include "lib/spawn.h"
+#include "lib/util.h"
+#include "storage/driver.h"
+
+#define VM_QMP_TIMEOUT_MS 5000
+#define VM_START_TIMEOUT_MS 60000
+#define VM_STOP_DEFAULT_S 30
+#define VM_KILL_WAIT_MS 10000
+
+static char *run_file(const char *rundir, const char *file)
+{
+	return berth_strdup_printf("%s/%s", rundir, file);
+}
+
+static int vm_unresponsive_error(const char *name, struct berth_error *err)
+{
+	return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
+			       "QEMU of instance %s did not answer within %ds", name,
+			       VM_QMP_TIMEOUT_MS / 1000);
+}
+
+/* ---- finding QEMU ---- */
+
+/* The pid in the run directory's qemu.pid when that process runs, is not a zombie and is
+ * this VM's QEMU (its command line names this run directory's qemu.conf); else 0. */
+static pid_t qemu_pid(const char *rundir)
+{
+	_cleanup_free_ char *pidfile = run_file(rundir, "qemu.pid");
+	_cleanup_free_ char *conf = run_file(rundir, "qemu.conf");
+	_cleanup_free_ char *buf = NULL, *cmd = NULL, *stat = NULL, *path = NULL;
+	size_t len = 0, slen = 0;
+	const char *p;
+	int pid;
+
+	if (!pidfile || !conf || berth_read_file(pidfile, 64, &buf, &len) < 0 ||
+	    sscanf(buf, "%d", &pid) != 1 || pid <= 1)
+		return 0;
+	path = berth_strdup_printf("/proc/%d/cmdline", pid);
+	if (!path || berth_read_file(path, 1 << 16, &cmd, &len) < 0)
+		return 0;
+	for (p = cmd; p < cmd + len; p += strlen(p) + 1)
+		if (streq(p, conf))
+			break;
+	if (p >= cmd + len)
+		return 0;
+	free(path);
+	path = berth_strdup_printf("/proc/%d/stat", pid);
+	if (!path || berth_read_file(path, 4096, &stat, &slen) < 0)
+		return 0;
+	p = strrchr(stat, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X' ? pid : 0;
+}
+
+static int qmp_open(const char *rundir, struct berth_qmp **ret, struct berth_error *err)
+{
+	_cleanup_free_ char *sock = run_file(rundir, "qmp.socket");
+
+	return sock ? berth_qmp_connect(sock, VM_QMP_TIMEOUT_MS, ret, err) : -ENOMEM;
+}
+
+/* Run one QMP command in a session of its own (QEMU serves one client at a time). */
+static int qmp_run(const char *rundir, const char *command, json_t **ret, struct berth_error *err)
+{
+	_cleanup_(berth_qmp_freep) struct berth_qmp *q = NULL;
+	int r = qmp_open(rundir, &q, err);
+
+	return r < 0 ? r : berth_qmp_execute(q, command, NULL, VM_QMP_TIMEOUT_MS, ret, err);
+}
+
+static enum instance_power rundir_power(const char *rundir, pid_t *ret_pid)
+{
+	json_auto_t *st = NULL;
+	const char *status;
+	pid_t pid = rundir ? qemu_pid(rundir) : 0;
+
+	if (ret_pid)
+		*ret_pid = pid;
+	if (!pid)
+		return INSTANCE_STOPPED;
+	if (qmp_run(rundir, "query-status", &st, NULL) < 0)
+		return qemu_pid(rundir) ? INSTANCE_UNRESPONSIVE : INSTANCE_STOPPED;
+	status = berth_json_string(st, "status") ?: "";
+	if (streq(status, "paused"))
+		return INSTANCE_FROZEN;
+	if (streq(status, "shutdown"))
+		return INSTANCE_STOPPING;
+	return INSTANCE_RUNNING;
+}
+
+static enum instance_power vm_power(const struct berth_daemon *d, const char *project,
+				    const char *name, pid_t *ret_pid)
+{
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+
+	return rundir_power(rundir, ret_pid);
+}
+
+static enum instance_power vm_power_quick(const struct berth_daemon *d, const char *project,
+					  const char *name)
+{
+	return vm_power(d, project, name, NULL);
+}
+
+/* ---- helpers of the actions ---- */
+
+static const char *power_status(enum instance_power p)
+{
+	static const char *const names[] = {"Stopped", "Running", "Frozen", "Stopping", "Error"};
+
+	return p < INSTANCE_POWER_MAX ? names[p] : "Error";
+}
+
+static int power_code(enum instance_power p)
+{
+	static const int codes[] = {102, 103, 110, 107, 112};
+
+	return p < INSTANCE_POWER_MAX ? codes[p] : 112;
+}
+
+static void set_status(struct berth_daemon *d, const char *project, const char *name,
+		       enum instance_power p)
+{
+	db_instance_set_status(d->db, project, name, power_status(p), power_code(p), NULL);
+}
+
+static void lifecycle(struct berth_daemon *d, const char *project, const char *name,
+		      const char *action)
+{
+	_cleanup_free_ char *url = instance_url(project, name);
+
+	events_lifecycle(d->events, project, action, url, NULL);
+}
+
+static int pidfd_of(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Wait at most `ms` for process `pidfd` to end: 0 when it did, -ETIMEDOUT. */
+static int wait_exit(int pidfd, int ms)
+{
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	int r;
+
+	do
+		r = poll(&p, 1, ms);
+	while (r < 0 && errno == EINTR);
+	return r > 0 ? 0 : -ETIMEDOUT;
+}
+
+/* What a stopped QEMU leaves that the next start must not find: its pid and sockets.
+ * The configuration, the variables and the console log stay. */
+static void remove_run_files(const char *rundir)
+{
+	static const char *const files[] = {"qemu.pid", "qmp.socket", "console.socket"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		_cleanup_free_ char *f = run_file(rundir, files[i]);
+
+		if (f)
+			unlink(f);
+	}
+}
+
+/* Kill the QEMU of `rundir` at once (a start that failed half-way). */
+static void qemu_kill_now(const char *rundir)
+{
+	pid_t pid = qemu_pid(rundir);
+	_cleanup_close_ int fd = pid ? pidfd_of(pid) : -EBADF;
+
+	if (fd >= 0 && syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) == 0)
+		wait_exit(fd, VM_KILL_WAIT_MS);
+	remove_run_files(rundir);
+}
+
+/* ---- NICs: a tap per bridged NIC ---- */
+
+struct vm_nics {
+	struct qemu_nic nics[QEMU_PORTS_MAX];
+	char macs[QEMU_PORTS_MAX][18];
+	const char *bridges[QEMU_PORTS_MAX]; /* borrowed from the spec */
+	size_t n;
+	struct runtime_spec *spec; /* owned: what nic_spec_build made */
+};
+
+static void vm_nics_release(struct vm_nics *v)
+{
+	runtime_spec_free(v->spec);
+	v->spec = NULL;
+}
+
+/* The instance's NICs as QEMU tap NICs: network= and nictype=bridged ones (their MAC
+ * and host name kept in volatile keys, their lease registered, as a container's). QEMU
+ * creates each tap (not persistent: it goes with QEMU); vm_nics_attach puts it on its
+ * bridge once QEMU runs. */
+static int vm_nics_build(struct berth_daemon *d, const char *project, const json_t *inst,
+			 struct vm_nics *v, struct berth_error *err)
+{
+	int r;
+
+	v->spec = runtime_spec_new();
+	if (!v->spec)
+		return -ENOMEM;
+	r = nic_spec_build(d, project, inst, v->spec, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < v->spec->n_nics; i++) {
+		const struct runtime_nic *n = &v->spec->nics[i];
+		const unsigned char *m = n->hwaddr;
+
+		if (n->type != RUNTIME_NIC_VETH || !n->link || !n->host)
+			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+					       "NIC \"%s\": a virtual machine takes only bridged "
+					       "NICs (network= or nictype=bridged) yet",
+					       n->name);
+		if (v->n >= QEMU_PORTS_MAX - QEMU_PORT_FIRST_NIC)
+			return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
+					       "Too many NICs for a virtual machine");
+		snprintf(v->macs[v->n], sizeof(v->macs[v->n]), "%02x:%02x:%02x:%02x:%02x:%02x",
+			 m[0], m[1], m[2], m[3], m[4], m[5]);
+		v->nics[v->n] = (struct qemu_nic){
+			.name = n->name,
+			.kind = QEMU_NIC_TAP,
+			.ifname = n->host,
+			.hwaddr = n->has_hwaddr ? v->macs[v->n] : NULL,
+			.mtu = n->mtu,
+		};
+		v->bridges[v->n++] = n->link;
+	}
+	return 0;
+}
+
+/* Each tap QEMU made onto its bridge, up. */
+static int vm_nics_attach(const struct vm_nics *v, struct berth_error *err)
+{
+	struct berth_nl nl;
+	int r = v->n ? berth_nl_open(&nl) : 0;
+
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "netlink: %s", strerror(-r));
+	for (size_t i = 0; i < v->n && r >= 0; i++) {
+		struct berth_nl_link tap, br;
+		struct berth_nl_link_change ch = BERTH_NL_LINK_CHANGE_INIT;
+
+		r = berth_nl_link_get(&nl, v->nics[i].ifname, &tap);
+		if (r >= 0)
+			r = berth_nl_link_get(&nl, v->bridges[i], &br);
+		if (r >= 0) {
+			ch.master = br.index;
+			ch.up = 1;
+			r = berth_nl_link_set(&nl, tap.index, &ch);
+		}
+		if (r < 0)
+			berth_error_set(err, r, BERTH_ERR_INTERNAL,
+					"Cannot put tap \"%s\" on bridge \"%s\": %s",
+					v->nics[i].ifname, v->bridges[i], strerror(-r));
+	}
+	if (v->n)
+		berth_nl_close(&nl);
+	return r;
+}
+
+/* ---- QEMU's cgroup: <berth's parent>/<project>_<name>, as a container's ---- */
+
+/* Move the running QEMU into its cgroup (no limits: the guest's RAM and CPUs are QEMU's
+ * own), so that what it uses is accounted under berth's. A failure is only logged: the
+ * VM runs the same without it. */
+static void qemu_cgroup_enter(const struct berth_daemon *d, const char *project, const char *name,
+			      pid_t pid)
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	_cleanup_free_ char *rel = container_cgroup(d, project, name);
+	struct runtime_cgroup_limits none = {0};
+	struct berth_error e = {0};
+	int r = rel ? runtime_cgroup_open(rel, &cg) : -ENOMEM;
+
+	if (r >= 0)
+		r = runtime_cgroup_create(cg, &none, &e);
+	if (r >= 0)
+		r = runtime_cgroup_attach(cg, pid);
+	if (r < 0)
+		log_warn("Instance \"%s\": QEMU stays outside its cgroup: %s", name,
+			 berth_error_msg(&e, r));
+	berth_error_release(&e);
+}
+
+/* Remove the (empty) cgroup of a stopped VM. */
+static void qemu_cgroup_remove(const struct berth_daemon *d, const char *project, const char *name)
+{
+	_cleanup_(runtime_cgroup_freep) struct runtime_cgroup *cg = NULL;
+	_cleanup_free_ char *rel = container_cgroup(d, project, name);
+
+	if (rel && runtime_cgroup_open(rel, &cg) >= 0 && runtime_cgroup_wait_empty(cg, 2000) >= 0)
+		runtime_cgroup_destroy(cg);
+}
+
+/* ---- start ---- */
+
+/* The raw root.img of the VM's volume, grown (never shrunk) to `size`. */
+static int root_disk(struct berth_daemon *d, const char *project, const char *name, uint64_t size,
+		     char **ret, struct berth_error *err)
+{
+	_cleanup_(instance_volume_release) struct instance_volume v = {0};
+	_cleanup_free_ char *dir = NULL;
+	int r = instance_volume_open(d, project, name, &v, err);
+
+	if (r < 0)
+		return r;
+	if (!v.pool || storage_volume_path(v.pool, &v.vol, NULL, &dir) < 0)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+				       "Instance \"%s\" has no root volume", name);
+	*ret = run_file(dir, "root.img");
+	return *ret ? vm_disk_grow(*ret, size, name, err) : -ENOMEM;
+}
+
+/* The VM's own copy of the OVMF variables, made at its first start and kept. */
+static int vars_copy(const char *from, const char *to, struct berth_error *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (access(to, F_OK) == 0)
+		return 0;
+	r = berth_read_file(from, 64u << 20, &buf, &len);
+	if (r >= 0)
+		r = berth_write_file_atomic(to, buf, len, 0600);
+	return r < 0 ? berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "Cannot copy the OVMF variables \"%s\": %s", from,
+				       strerror(-r))
+		     : 0;
+}
+
+/* Write the configuration and run QEMU with -daemonize: it returns once QEMU runs. */
+static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_error *err)
+{
+	_cleanup_free_ char *text = NULL;
+	char **argv = NULL;
+	size_t n = 0;
+	int r = qemu_config_render(vm, &text, err);
+
+	if (r < 0)
+		return r;
+	r = berth_write_file_replace(conf, text, strlen(text), 0600);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Writing \"%s\": %s", conf,
+				       strerror(-r));
+	r = qemu_config_argv(vm, conf, &argv, err);
+	if (r < 0)
+		return r;
+	while (argv[n])
+		n++;
+	{
+		const char *full[n + 2];
+		_cleanup_(berth_spawn_release) struct berth_spawn s = {
+			.argv = full,
+			.timeout_ms = VM_START_TIMEOUT_MS,
+			.flags = BERTH_SPAWN_SETSID,
+			.io = {BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
+		};
+
+		for (size_t i = 0; i < n; i++)
+			full[i] = argv[i];
+		full[n] = "-daemonize";
+		full[n + 1] = NULL;
+		r = berth_spawn_run(&s, err);
+	}
+	qemu_config_argv_free(argv);
+	return r;
+}
+
+struct vm_paths {
+	char *conf, *pid, *qmp, *console, *log, *qlog, *vars;
+};
+
+static void vm_paths_release(struct vm_paths *p)
+{
+	free(p->conf), free(p->pid), free(p->qmp), free(p->console), free(p->log);
+	free(p->qlog), free(p->vars);
+}
+
+static int vm_paths_of(const char *rundir, struct vm_paths *p)
+{
+	p->conf = run_file(rundir, "qemu.conf");
+	p->pid = run_file(rundir, "qemu.pid");
+	p->qmp = run_file(rundir, "qmp.socket");
+	p->console = run_file(rundir, "console.socket");
+	p->log = run_file(rundir, "console.log");
+	p->qlog = run_file(rundir, "qemu.log");
+	p->vars = run_file(rundir, "qemu.nvram");
+	return p->conf && p->pid && p->qmp && p->console && p->log && p->qlog && p->vars ? 0
+											 : -ENOMEM;
+}
+
+static int vm_start_qemu(struct berth_daemon *d, const char *project, const json_t *inst,
+			 const char *rundir, struct berth_error *err)
+{
+	const struct vm_host *h = vm_host_get();
+	const char *name = berth_json_string(inst, "name");
+	_cleanup_(vm_paths_release) struct vm_paths p = {0};
+	_cleanup_free_ char *disk = NULL;
+	_cleanup_(vm_nics_release) struct vm_nics nics = {0};
+	char uuid[37];
+	uint64_t size = 0;
+	struct qemu_vm vm = {
+		.name = name,
+		.uuid = uuid,
+		.machine = QEMU_MACHINE_Q35,
+		.root_format = QEMU_DISK_RAW,
+		.root_bus = QEMU_DISK_VIRTIO_BLK,
+	};
+	int r = vm_host_require(h, err);
+
+	if (r >= 0)
+		r = vm_params_limits(inst, &vm.cpus, &vm.memory, err);
+	if (r >= 0)
+		r = vm_params_root_size(inst, &size, err);
+	if (r >= 0)
+		r = root_disk(d, project, name, size, &disk, err);
+	if (r >= 0)
+		r = berth_mkdir_p(rundir, 0700) < 0 ? -ENOMEM : vm_paths_of(rundir, &p);
+	if (r >= 0)
+		r = vars_copy(h->ovmf_vars, p.vars, err);
+	if (r >= 0)
+		r = vm_nics_build(d, project, inst, &nics, err);
+	if (r < 0)
+		return r;
+	vm_params_uuid(project, name, uuid);
+	vm.qemu = h->qemu;
+	vm.accel = h->kvm ? QEMU_ACCEL_KVM : QEMU_ACCEL_TCG;
+	vm.root_disk = disk;
+	vm.console_socket = p.console;
+	vm.console_log = p.log;
+	vm.qmp_socket = p.qmp;
+	vm.ovmf_code = h->ovmf_code;
+	vm.ovmf_vars = p.vars;
+	vm.pidfile = p.pid;
+	vm.log_file = p.qlog;
+	vm.nics = nics.nics;
+	vm.n_nics = nics.n;
+	r = qemu_launch(&vm, p.conf, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Starting QEMU for instance \"%s\"", name);
+	r = vm_nics_attach(&nics, err);
+	if (r < 0)
+		qemu_kill_now(rundir);
+	return r;
+}
+
+static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
+		    struct berth_error *err)
+{
+	const char *name = berth_json_string(inst, "name");
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	int r;
+
+	if (!rundir)
+		return -ENOMEM;
+	if (qemu_pid(rundir))
+		return -EALREADY;
+	remove_run_files(rundir);
+	r = vm_start_qemu(d, project, inst, rundir, err);
+	if (r < 0)
+		return r;
+	qemu_cgroup_enter(d, project, name, qemu_pid(rundir));
+	set_status(d, project, name, INSTANCE_RUNNING);
+	lifecycle(d, project, name, "instance-started");
+	return 0;
+}
+
+/* ---- stop, restart, freeze ---- */
+
+/* Kill QEMU `pidfd` and wait for it. */
+static int kill_qemu(const char *name, int pidfd, struct berth_error *err)
+{
+	if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Cannot kill QEMU of instance %s: %m", name);
+	if (wait_exit(pidfd, VM_KILL_WAIT_MS) < 0)
+		return berth_error_set(err, -ETIMEDOUT, BERTH_ERR_INTERNAL,
+				       "QEMU of instance %s did not die within %ds", name,
+				       VM_KILL_WAIT_MS / 1000);
+	return 0;
+}
+
+/* The ACPI power button (a frozen guest is let run first, or nothing could answer it),
+ * then up to `timeout_s` for the guest to power off. */
+static int clean_stop(const char *rundir, int pidfd, int timeout_s)
+{
+	struct berth_error e = {0};
+	int r;
+
+	qmp_run(rundir, "cont", NULL, NULL);
+	r = qmp_run(rundir, "system_powerdown", NULL, &e);
+
+	if (r < 0) {
+		log_info("ACPI power button: %s", berth_error_msg(&e, r));
+		berth_error_release(&e);
+		return r;
+	}
+	return wait_exit(pidfd, timeout_s * 1000);
+}
+
+static int vm_stop(struct berth_daemon *d, const char *project, const char *name, int timeout_s,
+		   bool force, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	_cleanup_close_ int pidfd = -EBADF;
+	bool clean = false;
+	pid_t pid;
+	int r = 0;
+
+	if (!rundir)
+		return -ENOMEM;
+	pid = qemu_pid(rundir);
+	if (pid)
+		pidfd = pidfd_of(pid);
+	if (pidfd >= 0 && !force)
+		clean = clean_stop(rundir, pidfd, timeout_s < 0 ? VM_STOP_DEFAULT_S : timeout_s) ==
+			0;
+	if (pidfd >= 0 && !clean) {
+		if (!force)
+			log_info("Instance \"%s\" did not power off in time: killing QEMU", name);
+		r = kill_qemu(name, pidfd, err);
+	}
+	if (r < 0)
+		return r;
+	remove_run_files(rundir);
+	qemu_cgroup_remove(d, project, name);
+	set_status(d, project, name, INSTANCE_STOPPED);
+	lifecycle(d, project, name, clean ? "instance-shutdown" : "instance-stopped");
+	return 0;
+}
+
+static int vm_restart(struct berth_daemon *d, const char *project, const char *name, int timeout_s,
+		      bool force, struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	int r = vm_stop(d, project, name, timeout_s, force, err);
+
+	if (r >= 0)
+		r = instance_expand_load(d->db, project, name, &inst, err);
+	if (r >= 0)
+		r = vm_start(d, project, inst, err);
+	if (r >= 0)
+		lifecycle(d, project, name, "instance-restarted");
+	return r;
+}
+
+static int vm_freeze(struct berth_daemon *d, const char *project, const char *name, bool freeze,
+		     struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	int r;
+
+	if (!rundir)
+		return -ENOMEM;
+	if (!qemu_pid(rundir))
+		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
+				       "The instance isn't running");
+	r = qmp_run(rundir, freeze ? "stop" : "cont", NULL, err);
+	if (r < 0)
+		return r;
+	set_status(d, project, name, freeze ? INSTANCE_FROZEN : INSTANCE_RUNNING);
+	lifecycle(d, project, name, freeze ? "instance-paused" : "instance-resumed");
+	return 0;
+}
+
+/* ---- state, console ---- */
+
+/* QEMU's resident memory (bytes) and CPU time (ns) from /proc. */
+static void qemu_usage(pid_t pid, uint64_t *ret_rss, uint64_t *ret_cpu_ns)
+{
+	_cleanup_free_ char *path = berth_strdup_printf("/proc/%d/stat", (int)pid);
+	_cleanup_free_ char *buf = NULL;
+	unsigned long utime = 0, stime = 0;
+	long rss = 0, tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	size_t len = 0;
+	const char *p;
+
+	*ret_rss = *ret_cpu_ns = 0;
+	if (!path || berth_read_file(path, 4096, &buf, &len) < 0 || !(p = strrchr(buf, ')')))
+		return;
+	/* after ")": state(3) ... utime(14) stime(15) ... rss(24) */
+	if (sscanf(p + 2,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d "
+		   "%*u %*u %ld",
+		   &utime, &stime, &rss) != 3)
+		return;
+	*ret_rss = (uint64_t)rss * (uint64_t)page;
+	*ret_cpu_ns = (uint64_t)(utime + stime) *
+		      (1000000000ull / (uint64_t)(tick > 0 ? tick : 100));
+}
+
+static json_t *vm_state(const struct berth_daemon *d, const char *project, const char *name)
+{
+	pid_t pid = 0;
+	enum instance_power p = vm_power(d, project, name, &pid);
+	uint64_t rss = 0, cpu = 0;
+
+	if (pid)
+		qemu_usage(pid, &rss, &cpu);
+	return json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:{}, s:i, s:i, s:{s:I}}",
+			 "status", power_status(p), "status_code", power_code(p), "disk", "memory",
+			 "usage", (json_int_t)rss, "usage_peak", (json_int_t)0, "swap_usage",
+			 (json_int_t)0, "swap_usage_peak", 0, "network", "pid", (int)pid,
+			 "processes", -1, "cpu", "usage", (json_int_t)cpu);
+}
+
+static int vm_console_open(struct berth_daemon *d, const char *project, const char *name, int *ret,
+			   struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	_cleanup_free_ char *sock = rundir ? run_file(rundir, "console.socket") : NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	if (!sock)
+		return -ENOMEM;
+	if (!qemu_pid(rundir))
+		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
+				       "Instance is not running");
+	if (strlen(sock) >= sizeof(sa.sun_path))
+		return berth_error_set(err, -ENAMETOOLONG, BERTH_ERR_INTERNAL,
+				       "Console socket path too long: %s", sock);
+	strcpy(sa.sun_path, sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Cannot connect to the console of instance %s: %m", name);
+	*ret = TAKE_FD(fd);
+	return 0;
+}
+
+/* ---- what a running VM cannot take yet ---- */
+
+static int vm_exec_helper(char **ret)
+{
+	*ret = NULL;
+	return -ENOENT;
+}
+
+static int vm_update_limits(struct berth_daemon *d, const char *project, const json_t *before,
+			    const json_t *after, struct berth_error *err)
+{
+	return 0; /* read at the next start: vm_next_start_notice says so */
+}
+
+static int vm_update_devices(struct berth_daemon *d, const char *project, const json_t *before,
+			     const json_t *after, struct berth_error *err)
+{
+	json_auto_t *diff = container_devices_diff(before, after, NULL);
+
+	if (!diff)
+		return -ENOMEM;
+	if (json_object_size(diff) == 0)
+		return 0;
+	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+			       "Devices cannot be changed on a running virtual machine yet: stop "
+			       "it first");
+}
+
+static int vm_update_outside(struct berth_daemon *d, const char *project, const char *name,
+			     struct berth_error *err)
+{
+	return 0;
+}
+
+static char *vm_next_start_notice(struct berth_daemon *d, const char *project, const json_t *before,
+				  const json_t *after)
+{
+	static const char *const keys[] = {"limits.cpu", "limits.memory"};
+	const json_t *b = json_object_get(before, "expanded_config");
+	const json_t *a = json_object_get(after, "expanded_config");
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		const char *x = berth_json_string(b, keys[i]), *y = berth_json_string(a, keys[i]);
+
+		if ((x || y) && (!x || !y || !streq(x, y)))
+			return strdup("limits.cpu and limits.memory of a running virtual "
+				      "machine apply at its next start");
+	}
+	return NULL;
+}
+
+const struct instance_driver vm_driver = {
+	.type = "virtual-machine",
+	.power = vm_power,
+	.power_quick = vm_power_quick,
+	.unresponsive_error = vm_unresponsive_error,
+	.run_dir = container_rundir,
+	.exec_helper = vm_exec_helper,
+	.console_open = vm_console_open,
+	.start = vm_start,
+	.stop = vm_stop,
+	.restart = vm_restart,
+	.freeze = vm_freeze,
+	.state = vm_state,
+	.update_limits = vm_update_limits,
+	.update_devices = vm_update_devices,
+	.update_outside = vm_update_outside,
+	.next_start_notice = vm_next_start_notice,
+	.devices_release = nic_release_leases,
+	.devices_forget = nic_forget_volatile,
+};

@@ -1,0 +1,313 @@
+#!/bin/bash
+# t_vm.sh: virtual machines under TCG (no /dev/kvm needed) through the stock `lxc`
+# client and the API: a VM image in LXD's split format (metadata tarball + qcow2
+# rootfs.img, made here: no OS, OVMF boots to its boot manager and prints on the serial
+# console), launched on dir and on btrfs; console log, freeze, stop (no OS answers the
+# ACPI button: the kill after the timeout), start again, snapshot, restore, copy, rename,
+# delete; berthd kill -9 with a VM running, then re-attached; a host without QEMU; a
+# hostile qcow2 (backing file on the host) refused. One QEMU at a time; every QEMU,
+# socket and volume counted gone at the end.
+. "$(dirname "$0")/lib.sh"
+command -v lxc >/dev/null || skip_all "lxc not installed (apt-get install lxd-client)"
+command -v qemu-system-x86_64 >/dev/null || skip_all "qemu-system-x86_64 not installed"
+command -v qemu-img >/dev/null || skip_all "qemu-img not installed (qemu-utils)"
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || [ -f /usr/share/OVMF/OVMF_CODE.fd ] ||
+	skip_all "OVMF not installed (ovmf)"
+# A backstop for a test that failed half-way: QEMU outlives berthd by design, so kill
+# what is left of this test's (by the PIDs in its run dirs, checked against their command
+# lines). Set before berth_test_init, which runs it before its own exit.
+qemu_pids()
+{
+	local p
+	for p in $(pgrep -x qemu-system-x86 2>/dev/null); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- " ${BERTH_DIR:-/nonexistent}/" && echo "$p"
+	done
+}
+kill_qemus() { local p; for p in $(qemu_pids); do kill -9 "$p"; done; }
+trap kill_qemus EXIT
+berth_test_init "$@"
+
+LXD_CONF=$TEST_TMP/lxc-conf
+mkdir -p "$LXD_CONF"
+export LXD_CONF
+unset LXD_DIR
+run_lxc() { run lxc "$@"; }
+run_lxc remote add b "unix://$BERTH_SOCKET"
+rc_ok "lxc remote add b unix://..."
+
+qemus() { qemu_pids | wc -l; }
+# status NAME: the instance's status through the API.
+status() { api GET "/1.0/instances/$1" && jget 'j["metadata"]["status"]'; }
+# alive PID: the process runs (a zombie waiting for its reaper, PID 1, does not).
+alive() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" | grep -q '^[ZX]'; }
+qemu_pid_of() { cat "$BERTH_DIR/run/default_$1/qemu.pid" 2>/dev/null; }
+
+# ---- the image ----
+IMG=$TEST_TMP/vmimg
+mkdir -p "$IMG"
+cat >"$IMG/metadata.yaml" <<'YAML'
+architecture: x86_64
+creation_date: 1700000000
+properties:
+  description: berth test VM (no OS)
+  os: none
+  release: test
+templates: {}
+YAML
+tar -C "$IMG" -cJf "$IMG/meta.tar.xz" metadata.yaml
+qemu-img create -q -f qcow2 "$IMG/rootfs.img" 64M
+fp=$(cat "$IMG/meta.tar.xz" "$IMG/rootfs.img" | sha256sum | cut -d' ' -f1)
+
+run_lxc image import "$IMG/meta.tar.xz" "$IMG/rootfs.img" b: --alias novm
+rc_ok "lxc image import meta.tar.xz rootfs.img"
+api GET "/1.0/images/$fp"
+is "$HTTP_STATUS" 200 "the image's fingerprint is sha256(metadata then rootfs)"
+is "$(jget 'j["metadata"]["type"]')" virtual-machine "the image's type is virtual-machine"
+run_lxc image list b: --format csv -c lt
+like "$OUT" "novm.*,VIRTUAL-MACHINE" "lxc image list shows VIRTUAL-MACHINE"
+# berth's own CLI sends the qcow2 as LXD's client does (the part "rootfs.img").
+qemu-img create -q -f qcow2 "$IMG/other.img" 32M
+fp2=$(cat "$IMG/meta.tar.xz" "$IMG/other.img" | sha256sum | cut -d' ' -f1)
+run_cli image import "$IMG/meta.tar.xz" "$IMG/other.img"
+rc_ok "berth image import meta.tar.xz other.img"
+api GET "/1.0/images/$fp2"
+is "$(jget 'j["metadata"]["type"]')" virtual-machine "... imports a virtual-machine image"
+run_cli image delete "$fp2"
+rc_ok "berth image delete of it"
+
+# An image of one type does not make an instance of the other (LXD's message). lxc
+# takes the type from the image; the API is asked for a container outright.
+api POST /1.0/instances '{"name":"notvm","type":"container","source":{"type":"image","alias":"novm"}}'
+[ "$HTTP_STATUS" = 202 ] && wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j.get("error") or (j.get("metadata") or {}).get("err") or ""')" \
+	"Requested image's type \"virtual-machine\" doesn't match instance type \"container\"" \
+	"a container from the VM image is refused with LXD's message"
+expect_error 404 "... and no notvm is left" GET /1.0/instances/notvm
+
+# ---- launch on dir ----
+start_s=$(date +%s.%N)
+run_lxc launch b:novm b:v1 --vm -c limits.memory=256MiB -c limits.cpu=1
+rc_ok "lxc launch novm v1 --vm"
+diag "lxc launch --vm (unpack, clone, QEMU started): $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $start_s }") s"
+is "$(status v1)" Running "v1 is Running"
+is "$(qemus)" 1 "one QEMU runs for v1"
+like "$(cat "/proc/$(qemu_pid_of v1)/cgroup")" "/berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)/default_v1\$" \
+	"QEMU runs in v1's cgroup under berth's"
+run_lxc list b: --format csv -c nts
+is "$OUT" "v1,VIRTUAL-MACHINE,RUNNING" "lxc list shows v1 RUNNING VIRTUAL-MACHINE"
+is "$(stat -c %s "$BERTH_DIR/storage-pools/default/virtual-machines/default_v1/root.img" 2>/dev/null)" \
+	10737418240 "root.img is grown to the default 10GiB root size"
+api GET /1.0/storage-pools/default/volumes
+like "$HTTP_BODY" '/1.0/storage-pools/default/volumes/virtual-machine/v1' \
+	"the volume is listed with type virtual-machine"
+# The root disk's size is applied at creation already (and again at each start).
+api POST /1.0/instances '{"name":"v5","type":"virtual-machine","source":{"type":"image","alias":"novm"},"devices":{"root":{"type":"disk","path":"/","pool":"default","size":"12GiB"}}}'
+wait_operation "$(jget 'j["operation"]')"
+is "$(stat -c %s "$BERTH_DIR/storage-pools/default/virtual-machines/default_v5/root.img" 2>/dev/null)" \
+	12884901888 "root.img of a VM created with size=12GiB is 12GiB before any start"
+is "$(du -k "$BERTH_DIR/storage-pools/default/virtual-machines/default_v5/root.img" | cut -f1)" 0 \
+	"... and sparse"
+run_lxc delete b:v5
+rc_ok "lxc delete v5"
+# eth0 from the default profile: a tap QEMU made, on the managed bridge.
+api GET /1.0/instances/v1
+tap=$(jget 'j["metadata"]["config"].get("volatile.eth0.host_name")')
+mac=$(jget 'j["metadata"]["config"].get("volatile.eth0.hwaddr")')
+like "$(ip -o link show master berthbr0 2>&1)" ": $tap: .*UP" "v1's eth0 is tap $tap, up on berthbr0"
+grep -q "mac = \"$mac\"" "$BERTH_DIR/run/default_v1/qemu.conf" &&
+	pass "QEMU's NIC has volatile.eth0.hwaddr ($mac)" || fail "QEMU's NIC has volatile.eth0.hwaddr ($mac)"
+
+# The serial console: OVMF's own output, kept by QEMU's logfile= in console.log.
+for i in $(seq 120); do
+	run_lxc console b:v1 --show-log
+	[[ $OUT == *BdsDxe* ]] && break
+	sleep 1
+done
+like "$OUT" "BdsDxe" "lxc console --show-log shows OVMF's boot output"
+# With nothing to boot, OVMF ends in its UEFI shell: talk to it through lxc console.
+for i in $(seq 120); do
+	grep -q "Shell> " "$BERTH_DIR/run/default_v1/console.log" 2>/dev/null && break
+	sleep 1
+done
+out=$($PY "$BERTH_SRCDIR/tests/integration/wsclient.py" lxc-console-send ver "Interactive Shell" \
+	lxc console b:v1 2>&1)
+rc=$?
+is "$rc" 0 "lxc console: the UEFI shell answers 'ver', ctrl+a q detaches"
+[ "$rc" = 0 ] || diag "$out"
+api GET /1.0/instances/v1/state
+rss=$(jget 'j["metadata"]["memory"]["usage"]')
+[ "${rss:-0}" -gt 0 ] && pass "the state has QEMU's memory ($((rss / 1048576)) MiB resident, 256 MiB guest)" ||
+	fail "the state has QEMU's memory" "$HTTP_BODY"
+api GET /1.0
+is "$(jget 'j["metadata"]["environment"]["vm"]["accelerator"]')" \
+	"$([ -c /dev/kvm ] && echo kvm || echo tcg)" "GET /1.0 says what VMs run on (tcg without /dev/kvm)"
+if [ ! -c /dev/kvm ]; then
+	run_cli info
+	like "$OUT" "accelerator: tcg" "berth info says VMs run under TCG"
+	like "$OUT" "VMs run under TCG \(emulated" "... and why that is slow"
+fi
+
+# ---- freeze, stop, start ----
+run_lxc pause b:v1
+rc_ok "lxc pause v1"
+is "$(status v1)" Frozen "v1 is Frozen (QMP stop)"
+run_lxc start b:v1
+rc_ok "lxc start v1 resumes it"
+is "$(status v1)" Running "v1 is Running again (QMP cont)"
+pid1=$(qemu_pid_of v1)
+t0=$(date +%s)
+run_lxc stop b:v1 --timeout 3
+rc_ok "lxc stop --timeout 3 v1"
+t1=$(date +%s)
+[ $((t1 - t0)) -ge 3 ] && pass "no OS answered the ACPI button: the kill came after the timeout ($((t1 - t0)) s)" ||
+	fail "the stop waited the timeout" "took $((t1 - t0)) s"
+is "$(status v1)" Stopped "v1 is Stopped"
+alive "$pid1" && fail "QEMU of v1 is gone" "pid $pid1 still runs" || pass "QEMU of v1 is gone"
+[ ! -e "$BERTH_DIR/run/default_v1/qmp.socket" ] && [ ! -e "$BERTH_DIR/run/default_v1/qemu.pid" ] &&
+	pass "its QMP socket and pid file are removed" || fail "its QMP socket and pid file are removed"
+ip link show "$tap" >/dev/null 2>&1 && fail "its tap went with QEMU" || pass "its tap went with QEMU"
+run_lxc start b:v1
+rc_ok "lxc start v1"
+is "$(status v1)" Running "v1 runs again"
+pid1=$(qemu_pid_of v1)
+run_lxc restart b:v1 --force
+rc_ok "lxc restart --force v1"
+is "$(status v1)" Running "v1 runs after the restart"
+pid2=$(qemu_pid_of v1)
+[ -n "$pid2" ] && [ "$pid2" != "$pid1" ] && ! alive "$pid1" && pass "a new QEMU replaced the old one" ||
+	fail "a new QEMU replaced the old one" "before $pid1, after $pid2"
+run_lxc stop b:v1 --force
+rc_ok "lxc stop --force v1"
+is "$(qemus)" 0 "no QEMU runs"
+
+# A frozen VM stops too: it is let run first, then the ACPI button, then the kill.
+run_lxc start b:v1
+run_lxc pause b:v1
+is "$(status v1)" Frozen "setup: v1 is Frozen"
+run_lxc stop b:v1 --timeout 1
+rc_ok "lxc stop --timeout 1 of a frozen VM"
+is "$(status v1)" Stopped "the frozen VM is Stopped"
+# delete --force of a running VM kills it first.
+run_lxc launch b:novm b:v4 --vm
+rc_ok "lxc launch novm v4 --vm"
+run_lxc delete --force b:v4
+rc_ok "lxc delete --force of the running v4"
+is "$(qemus)" 0 "its QEMU is gone"
+[ ! -e "$BERTH_DIR/storage-pools/default/virtual-machines/default_v4" ] && [ ! -e "$BERTH_DIR/run/default_v4" ] &&
+	pass "... with its volume and run dir" || fail "... with its volume and run dir"
+
+# ---- snapshot, restore, copy, rename ----
+run_lxc snapshot b:v1 s1
+rc_ok "lxc snapshot v1 s1"
+[ -f "$BERTH_DIR/storage-pools/default/virtual-machines-snapshots/default_v1/s1/root.img" ] &&
+	pass "the snapshot holds root.img" || fail "the snapshot holds root.img"
+echo scribble | dd of="$BERTH_DIR/storage-pools/default/virtual-machines/default_v1/root.img" \
+	conv=notrunc status=none
+run_lxc restore b:v1 s1
+rc_ok "lxc restore v1 s1"
+[ "$(head -c 8 "$BERTH_DIR/storage-pools/default/virtual-machines/default_v1/root.img" | tr -d '\0')" = "" ] &&
+	pass "restore brought the disk back" || fail "restore brought the disk back"
+run_lxc copy b:v1 b:v2
+rc_ok "lxc copy v1 v2"
+run_lxc list b: --format csv -c nt
+like "$OUT" "v2,VIRTUAL-MACHINE" "the copy is a VM"
+run_lxc start b:v2
+rc_ok "the copy starts"
+is "$(status v2)" Running "v2 is Running"
+run_lxc stop b:v2 --force
+rc_ok "lxc stop --force v2"
+run_lxc move b:v2 b:v3
+rc_ok "lxc move v2 v3 (rename)"
+[ -f "$BERTH_DIR/storage-pools/default/virtual-machines/default_v3/root.img" ] &&
+	[ ! -e "$BERTH_DIR/storage-pools/default/virtual-machines/default_v2" ] &&
+	pass "the volume follows the rename" || fail "the volume follows the rename"
+run_lxc delete b:v3
+rc_ok "lxc delete v3"
+[ ! -e "$BERTH_DIR/storage-pools/default/virtual-machines/default_v3" ] && [ ! -e "$BERTH_DIR/run/default_v3" ] &&
+	pass "delete removes the volume and the run dir" || fail "delete removes the volume and the run dir"
+
+# ---- berthd kill -9 with a VM running ----
+run_lxc start b:v1
+rc_ok "lxc start v1 before killing berthd"
+pid1=$(qemu_pid_of v1)
+kill -9 "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+alive "$pid1" && pass "QEMU outlives berthd's kill -9" || fail "QEMU outlives berthd's kill -9"
+daemon_start
+is "$(status v1)" Running "after the restart v1 is still Running"
+is "$(qemu_pid_of v1)" "$pid1" "the same QEMU"
+run_lxc stop b:v1 --force
+rc_ok "stop works after the re-attach"
+is "$(qemus)" 0 "no QEMU runs"
+
+# ---- btrfs ----
+if command -v mkfs.btrfs >/dev/null && { grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null; }; then
+	run_cli storage create bt btrfs size=1GiB
+	rc_ok "a btrfs pool"
+	run_lxc launch b:novm b:vb --vm -s bt
+	rc_ok "lxc launch --vm on btrfs"
+	is "$(status vb)" Running "vb is Running"
+	btrfs subvolume show "$BERTH_DIR/storage-pools/bt/virtual-machines/default_vb" >/dev/null 2>&1 &&
+		pass "its volume is a btrfs subvolume" || fail "its volume is a btrfs subvolume"
+	run_lxc stop b:vb --force
+	rc_ok "lxc stop --force vb"
+	run_lxc snapshot b:vb s1
+	rc_ok "snapshot on btrfs"
+	run_lxc copy b:vb b:vc
+	rc_ok "copy on btrfs"
+	btrfs subvolume show "$BERTH_DIR/storage-pools/bt/virtual-machines/default_vc" >/dev/null 2>&1 &&
+		pass "the copy is a subvolume" || fail "the copy is a subvolume"
+	run_lxc restore b:vb s1
+	rc_ok "restore on btrfs"
+	run_lxc delete b:vc
+	rc_ok "delete vc"
+	run_lxc delete b:vb
+	rc_ok "delete vb"
+	[ -z "$(ls "$BERTH_DIR/storage-pools/bt/virtual-machines/")" ] &&
+		[ -z "$(ls "$BERTH_DIR/storage-pools/bt/virtual-machines-snapshots/" 2>/dev/null)" ] &&
+		pass "no VM volume left on btrfs" || fail "no VM volume left on btrfs"
+	run_cli storage delete bt
+	rc_ok "the btrfs pool goes"
+else
+	skip "VMs on btrfs" "no btrfs here"
+fi
+
+# ---- a hostile qcow2: its backing file is a host path ----
+qemu-img create -q -f qcow2 -b /etc/hostname -F raw "$IMG/evil.img" 64M
+run_lxc image import "$IMG/meta.tar.xz" "$IMG/evil.img" b: --alias evil
+rc_ok "a qcow2 with a backing file imports (it is only bytes in the store)"
+run_lxc launch b:evil b:ev --vm
+isnt "$RC" 0 "launching from it fails"
+like "$ERR" "refers to another file" "the unpack refuses its backing file"
+run_lxc list b: --format csv -c n
+unlike "$OUT" "ev" "no instance ev is left"
+[ -z "$(ls "$BERTH_DIR/storage-pools/default/images/")" ] || [ "$(ls "$BERTH_DIR/storage-pools/default/images/" | grep -vc "^$fp")" = 0 ] &&
+	pass "no image volume is left of it" || fail "no image volume is left of it" "$(ls "$BERTH_DIR/storage-pools/default/images/")"
+
+# ---- a host without QEMU ----
+BERTHD_ENV=(BERTH_QEMU=/nonexistent/qemu-system-x86_64)
+daemon_restart
+run_lxc launch b:novm b:vq --vm
+isnt "$RC" 0 "without QEMU, lxc launch --vm fails"
+like "$ERR" "cannot run virtual machines: .*qemu" "the message names what is missing"
+run_lxc init b:novm b:vq --vm
+isnt "$RC" 0 "lxc init --vm fails too"
+BERTHD_ENV=()
+daemon_restart
+
+# ---- nothing left ----
+run_lxc delete b:v1
+rc_ok "lxc delete v1"
+run_lxc image delete b:novm
+rc_ok "lxc image delete novm"
+is "$(qemus)" 0 "no QEMU left"
+[ -z "$(ls "$BERTH_DIR/storage-pools/default/virtual-machines/")" ] &&
+	[ -z "$(ls "$BERTH_DIR/storage-pools/default/virtual-machines-snapshots/" 2>/dev/null)" ] &&
+	pass "no VM volume left" || fail "no VM volume left" "$(ls -R "$BERTH_DIR/storage-pools/default/virtual-machines"*)"
+[ -z "$(find "$BERTH_DIR/run" -name '*.socket' -path '*default_v*')" ] &&
+	pass "no QEMU socket left" || fail "no QEMU socket left"
+is "$(ip -o link show type tun 2>/dev/null | wc -l)" 0 "no tap left"
+cgh=berth-$(printf '%s' "$BERTH_DIR" | sha256sum | cut -c1-8)
+left=$(ls -d /sys/fs/cgroup/"$cgh"/default_v* /sys/fs/cgroup/*/"$cgh"/default_v* 2>/dev/null)
+[ -z "$left" ] && pass "no VM cgroup left" || fail "no VM cgroup left" "$left"

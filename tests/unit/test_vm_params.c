@@ -1,0 +1,147 @@
+/* tests/unit/test_vm_params.c: daemon/vm/params: CPUs, memory and root disk size from an
+ * expanded instance (LXD's defaults, sizes, refusals), the SMBIOS UUID (stable,
+ * version 4 layout, distinct per project and name), and growing a disk file (never
+ * shrinking it). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/vm/params.h"
+#include "lib/json.h"
+
+static json_t *inst_with(const char *cpu, const char *mem, const char *root_size)
+{
+	json_t *cfg = json_object(), *devs = json_object();
+
+	if (cpu)
+		json_object_set_new(cfg, "limits.cpu", json_string(cpu));
+	if (mem)
+		json_object_set_new(cfg, "limits.memory", json_string(mem));
+	json_object_set_new(devs, "data",
+			    json_pack("{s:s, s:s, s:s, s:s}", "type", "disk", "path", "/data",
+				      "source", "/srv", "size", "1GiB"));
+	if (root_size)
+		json_object_set_new(devs, "root",
+				    json_pack("{s:s, s:s, s:s, s:s}", "type", "disk", "path", "/",
+					      "pool", "default", "size", root_size));
+	return json_pack("{s:o, s:o}", "expanded_config", cfg, "expanded_devices", devs);
+}
+
+static void limits_ok(const char *cpu, const char *mem, unsigned want_cpus, uint64_t want_mem)
+{
+	json_auto_t *inst = inst_with(cpu, mem, NULL);
+	unsigned cpus = 0;
+	uint64_t memory = 0;
+
+	assert_int_equal(vm_params_limits(inst, &cpus, &memory, NULL), 0);
+	assert_int_equal(cpus, want_cpus);
+	assert_int_equal(memory, want_mem);
+}
+
+static void limits_refused(const char *cpu, const char *mem, const char *msg)
+{
+	json_auto_t *inst = inst_with(cpu, mem, NULL);
+	struct berth_error err = {0};
+	unsigned cpus = 0;
+	uint64_t memory = 0;
+
+	assert_int_equal(vm_params_limits(inst, &cpus, &memory, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, msg));
+	berth_error_release(&err);
+}
+
+static void test_limits(void **state)
+{
+	limits_ok(NULL, NULL, 1, 1024ull << 20); /* LXD's defaults for VMs */
+	limits_ok("", "", 1, 1024ull << 20);
+	limits_ok("2", "256MiB", 2, 256ull << 20);
+	limits_ok("255", "4GiB", 255, 4ull << 30);
+	limits_ok(NULL, "300MB", 1, 286ull << 20); /* 300,000,000 bytes: whole MiB */
+	limits_refused("0", NULL, "limits.cpu \"0\"");
+	limits_refused("256", NULL, "1 to 255");
+	limits_refused("0-3", NULL, "number of CPUs");
+	limits_refused("-1", NULL, "number of CPUs");
+	limits_refused("two", NULL, "number of CPUs");
+	limits_refused(NULL, "50%", "not a percentage");
+	limits_refused(NULL, "16MiB", "at least 32MiB");
+	limits_refused(NULL, "lots", "limits.memory");
+}
+
+static void test_root_size(void **state)
+{
+	json_auto_t *none = inst_with(NULL, NULL, NULL);
+	json_auto_t *some = inst_with(NULL, NULL, "20GiB");
+	json_auto_t *bad = inst_with(NULL, NULL, "big");
+	struct berth_error err = {0};
+	uint64_t size = 0;
+
+	/* The /data disk's size is not the root's. */
+	assert_int_equal(vm_params_root_size(none, &size, NULL), 0);
+	assert_int_equal(size, 10ull << 30);
+	assert_int_equal(vm_params_root_size(some, &size, NULL), 0);
+	assert_int_equal(size, 20ull << 30);
+	assert_true(vm_params_root_size(bad, &size, &err) < 0);
+	assert_non_null(strstr(err.msg, "Root disk size"));
+	berth_error_release(&err);
+}
+
+static void test_uuid(void **state)
+{
+	char a[37], b[37], c[37], d[37];
+
+	vm_params_uuid("default", "v1", a);
+	vm_params_uuid("default", "v1", b);
+	vm_params_uuid("default", "v2", c);
+	vm_params_uuid("defaultv", "1", d);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_string_not_equal(a, d);
+	assert_int_equal(strlen(a), 36);
+	for (int i = 0; i < 36; i++)
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			assert_int_equal(a[i], '-');
+		else
+			assert_non_null(strchr("0123456789abcdef", a[i]));
+	assert_int_equal(a[14], '4');		/* version 4 */
+	assert_non_null(strchr("89ab", a[19])); /* RFC 4122 variant */
+}
+
+static void test_disk_grow(void **state)
+{
+	char path[] = "/tmp/berth-test-vmdisk-XXXXXX";
+	struct berth_error err = {0};
+	struct stat st;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	assert_int_equal(vm_disk_grow(path, 4u << 20, "v1", NULL), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 4 << 20);
+	assert_int_equal(vm_disk_grow(path, 2u << 20, "v1", NULL), 0); /* never shrinks */
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 4 << 20);
+	unlink(path);
+	assert_int_equal(vm_disk_grow(path, 4u << 20, "v1", &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "Instance \"v1\" has no disk image"));
+	berth_error_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_root_size),
+		cmocka_unit_test(test_uuid),
+		cmocka_unit_test(test_disk_grow),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
