@@ -78,3 +78,69 @@ in_ct n1 -- stat -c '%u:%g' /home.txt /root.txt /
 is "$OUT" $'1000:1000\n0:0\n0:0' "n1: the file keeps 1000:1000, / and a new file are root's"
 in_ct n1 -- cat /home.txt
 is "$OUT" hello "n1: the file's content is there"
+
+# ---- refusals leave nothing behind ----
+imgs0=$(count_images) files0=$(count_files)
+expect_error 404 "publishing a missing instance is 404" POST /1.0/images '{"source":{"type":"instance","name":"nope"}}'
+expect_error 404 "publishing a missing snapshot is 404" POST /1.0/images '{"source":{"type":"snapshot","name":"c1/nope"}}'
+expect_error 400 "an unknown compression is refused" POST /1.0/images '{"source":{"type":"instance","name":"c1"},"compression_algorithm":"lz4"}'
+expect_error 400 "a snapshot source without INSTANCE/SNAP is refused" POST /1.0/images '{"source":{"type":"snapshot","name":"c1"}}'
+run berth publish c1 --alias pub1
+ok "berth publish with an alias that exists fails" test "$RC" != 0
+like "$ERR" 'Alias "pub1" already exists' "... saying so"
+is "$(count_images):$(count_files)" "$imgs0:$files0" "... and leaves no image row or file"
+spool_empty && pass "... nor a spooled file" || fail "... nor a spooled file" "$(ls -A "$BERTH_DIR/tmp")"
+
+# ---- berth publish of a snapshot: its content then, not now ----
+check "launch c3" berth launch busybox c3
+check "c3: write before" berth exec c3 -- sh -c 'echo before >/s.txt'
+check "snapshot c3 snap0" berth snapshot c3 snap0
+check "c3: write after" berth exec c3 -- sh -c 'echo after >/s.txt'
+run berth publish c3/snap0 --alias snapimg kind=snapshot
+rc_ok "berth publish c3/snap0 (of a running instance's snapshot)"
+like "$OUT" 'Instance published with fingerprint: [0-9a-f]{64}' "... prints the fingerprint"
+is "$(st c3)" Running "c3 still runs"
+check "launch s1 from the snapshot's image" berth launch snapimg s1
+in_ct s1 -- cat /s.txt
+is "$OUT" before "s1 has the file as it was at the snapshot"
+api GET "/1.0/images/$(image_fp snapimg)"
+is "$(jget 'j["metadata"]["properties"]["kind"]')" snapshot "berth publish key=value sets a property"
+is "$(jget 'j["metadata"]["public"]')" false "without --public the image is private"
+check "delete s1" berth delete -f s1
+
+# ---- a running instance: refused without --force, published with it ----
+run berth publish c3 --alias runimg
+ok "berth publish of a running instance fails" test "$RC" != 0
+like "$ERR" 'currently running. Use --force' "... saying --force stops and restarts it"
+expect_refused 400 "the server refuses it too" POST /1.0/images '{"source":{"type":"instance","name":"c3"}}'
+like "$(jget 'j["metadata"]["err"]')" 'Cannot export a running instance' "... as LXD says it"
+run berth publish c3 --alias runimg --force
+rc_ok "berth publish --force of a running instance"
+is "$(st c3)" Running "c3 runs again afterwards"
+run lxc publish b:c3 b: --alias runimg2
+ok "lxc publish of a running instance fails" test "$RC" != 0
+run lxc publish b:c3 b: --alias runimg2 --force
+rc_ok "lxc publish --force of a running instance"
+is "$(st c3)" Running "c3 runs again after lxc's publish too"
+check "launch r1 from the --force image" berth launch runimg r1
+in_ct r1 -- cat /s.txt
+is "$OUT" after "r1 has the instance's current content"
+check "delete r1" berth delete -f r1
+
+# ---- each compression launches ----
+for algo in xz zstd none; do
+	run berth publish c1 --compression "$algo" --alias "c-$algo"
+	rc_ok "berth publish --compression $algo"
+	f="$BERTH_DIR/images/$(image_fp "c-$algo")"
+	case $algo in xz) want='XZ' ;; zstd) want='Zstandard' ;; none) want='tar archive' ;; esac
+	like "$(file -b "$f")" "$want" "... gives a $algo file"
+	check "... which launches" berth launch "c-$algo" "l-$algo"
+	in_ct "l-$algo" -- stat -c %u:%g /home.txt
+	is "$OUT" 1000:1000 "... with the file's owner"
+	check "... deleted" berth delete -f "l-$algo"
+done
+api PATCH /1.0 '{"config":{"images.compression_algorithm":"zstd"}}'
+is "$HTTP_STATUS" 200 "set images.compression_algorithm=zstd"
+check "berth publish without --compression" berth publish c1 --alias c-server
+like "$(file -b "$BERTH_DIR/images/$(image_fp c-server)")" Zstandard "... follows the server's images.compression_algorithm"
+api PATCH /1.0 '{"config":{"images.compression_algorithm":""}}'
