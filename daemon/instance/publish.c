@@ -180,6 +180,10 @@ int publish_prepare(struct publish_job *j, const json_t *body, struct berth_erro
 	r = publish_options(j, body, err);
 	if (r < 0)
 		return r;
+	if (streq(type, "image") && berth_json_string(source, "server") &&
+	    *berth_json_string(source, "server"))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Images from remote servers are not supported");
 	if (streq(type, "image"))
 		return source_image(j, source, err);
 	if (!streq(type, "instance") && !streq(type, "snapshot") && !streq(type, "container"))
