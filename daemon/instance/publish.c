@@ -277,22 +277,90 @@ static void finished(struct operation *op, struct publish_job *j, json_int_t siz
 
 /* ---- packing ---- */
 
-/* A private directory in the spool holding the new metadata.yaml, removed on return. */
+/* A private directory in the spool holding the new metadata.yaml (and the id maps of a
+ * shifted volume), removed on return. */
 struct spool_dir {
 	char *path;
-	char *file;
+	char *file;    /* metadata.yaml */
+	char *maps[2]; /* owner and group maps, or NULL */
 };
+
+static void spool_unlink(char *path)
+{
+	if (path) {
+		unlink(path);
+		free(path);
+	}
+}
 
 static void spool_dir_release(struct spool_dir *s)
 {
-	if (s->file) {
-		unlink(s->file);
-		free(s->file);
-	}
+	spool_unlink(s->file);
+	spool_unlink(s->maps[0]);
+	spool_unlink(s->maps[1]);
 	if (s->path) {
 		rmdir(s->path);
 		free(s->path);
 	}
+}
+
+/* A volume shifted on disk (berth-shift: "UIDBASE GIDBASE COUNT"): host ids base + n
+ * are the container's n. */
+struct shift {
+	bool on;
+	unsigned long base[2]; /* uid, gid */
+	unsigned long count;
+};
+
+#define SHIFT_COUNT_MAX (1ul << 20) /* lines of a tar id map */
+
+/* `name` ("owner-map", "group-map") in the spool: "+HOST +CONTAINER" for each id. */
+static int shift_map_write(struct spool_dir *s, const char *name, unsigned long base,
+			   unsigned long count, char **ret, struct berth_error *err)
+{
+	_cleanup_free_ char *path = berth_strdup_printf("%s/%s", s->path, name);
+	FILE *f;
+	int r = 0;
+
+	if (!path)
+		return -ENOMEM;
+	f = fopen(path, "wxe");
+	if (!f)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Creating %s: %m", path);
+	*ret = TAKE_PTR(path);
+	for (unsigned long i = 0; i < count && r >= 0; i++)
+		if (fprintf(f, "+%lu +%lu\n", base + i, i) < 0)
+			r = -EIO;
+	if (fclose(f) != 0 && r >= 0)
+		r = -errno;
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Writing %s: %s", *ret,
+				       strerror(-r));
+	return 0;
+}
+
+/* Read `dir`/berth-shift into *ret (ret->on false when there is none). */
+static int shift_read(const char *dir, struct shift *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *marker = berth_strdup_printf("%s/berth-shift", dir);
+	_cleanup_free_ char *text = NULL;
+	int r;
+
+	*ret = (struct shift){0};
+	if (!marker)
+		return -ENOMEM;
+	r = berth_read_file(marker, 128, &text, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading %s: %s", marker,
+				       strerror(-r));
+	if (sscanf(text, "%lu %lu %lu", &ret->base[0], &ret->base[1], &ret->count) != 3 ||
+	    ret->count > SHIFT_COUNT_MAX)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
+				       "Cannot publish: bad or too large shift marker %s", marker);
+	ret->on = true;
+	return 0;
 }
 
 /* metadata.yaml for the image: the volume's own (the source image's, with its templates)
@@ -425,11 +493,16 @@ static int pack_wait(struct operation *op, pid_t pid, int pidfd, int out, int er
 }
 
 /* Tar metadata.yaml (from `spool`), rootfs/ and templates/ (from `voldir`) into `out`. The
- * ids are written as numbers, as they are on disk (the container's). */
-static int pack(struct operation *op, struct publish_job *j, const char *spool, const char *voldir,
-		int out, struct berth_error *err)
+ * ids are written as numbers, as they are on disk (the container's), or through the
+ * owner and group `maps` (NULL: none) of a shifted volume. */
+static int pack(struct operation *op, struct publish_job *j, const char *spool, char *const maps[2],
+		const char *voldir, int out, struct berth_error *err)
 {
 	_cleanup_free_ char *tmpl = berth_strdup_printf("%s/templates", voldir);
+	_cleanup_free_ char *owner = maps[0] ? berth_strdup_printf("--owner-map=%s", maps[0])
+					     : NULL;
+	_cleanup_free_ char *group = maps[0] ? berth_strdup_printf("--group-map=%s", maps[1])
+					     : NULL;
 	_cleanup_close_ int errfd = memfd_create("berth-publish-err", MFD_CLOEXEC);
 	_cleanup_close_ int pidfd = -EBADF;
 	const char *argv[24];
@@ -438,7 +511,7 @@ static int pack(struct operation *op, struct publish_job *j, const char *spool, 
 	pid_t pid;
 	int r;
 
-	if (!tmpl)
+	if (!tmpl || (maps[0] && (!owner || !group)))
 		return -ENOMEM;
 	if (errfd < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "memfd_create: %m");
@@ -450,6 +523,10 @@ static int pack(struct operation *op, struct publish_job *j, const char *spool, 
 		argv[n++] = *a;
 	if (compress_flag(j->compression))
 		argv[n++] = compress_flag(j->compression);
+	if (maps[0]) {
+		argv[n++] = owner;
+		argv[n++] = group;
+	}
 	argv[n++] = "-C";
 	argv[n++] = spool;
 	argv[n++] = "metadata.yaml";
@@ -470,30 +547,28 @@ static int pack(struct operation *op, struct publish_job *j, const char *spool, 
 	return pack_wait(op, pid, pidfd, out, errfd, err);
 }
 
-/* The directory of the volume to publish (the instance's or its snapshot's), refusing a
- * shifted one: its ids on disk are host ids. */
+/* The directory of the volume to publish (the instance's or its snapshot's). */
 static int source_dir(struct publish_job *j, const struct instance_volume *v, char **ret,
 		      struct berth_error *err)
 {
-	_cleanup_free_ char *dir = NULL, *marker = NULL;
-	int r;
-
 	if (!v->pool)
 		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
 				       "Instance \"%s\" has no root volume", j->instance);
-	r = storage_volume_path(v->pool, &v->vol, j->snapshot, &dir);
-	if (r < 0)
+	return storage_volume_path(v->pool, &v->vol, j->snapshot, ret);
+}
+
+/* The spool's id maps for a shifted volume `dir`: ids as the container sees them. */
+static int shift_maps(const char *dir, struct spool_dir *spool, struct berth_error *err)
+{
+	struct shift sh;
+	int r = shift_read(dir, &sh, err);
+
+	if (r < 0 || !sh.on)
 		return r;
-	marker = berth_strdup_printf("%s/berth-shift", dir);
-	if (!marker)
-		return -ENOMEM;
-	if (access(marker, F_OK) == 0)
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Instance \"%s\" has a shifted root filesystem (no idmapped "
-				       "mounts): publishing it is not supported",
-				       j->instance);
-	*ret = TAKE_PTR(dir);
-	return 0;
+	r = shift_map_write(spool, "owner-map", sh.base[0], sh.count, &spool->maps[0], err);
+	if (r >= 0)
+		r = shift_map_write(spool, "group-map", sh.base[1], sh.count, &spool->maps[1], err);
+	return r;
 }
 
 /* LXD refuses to publish a running container (the client stops it with --force). */
@@ -529,13 +604,15 @@ int publish_run(struct operation *op, void *data, struct berth_error *err)
 	if (r >= 0)
 		r = spool_metadata(j, dir, berth_json_string(inst, "architecture") ?: "x86_64",
 				   &spool, err);
+	if (r >= 0)
+		r = shift_maps(dir, &spool, err);
 	if (r < 0)
 		return r;
 	out = open(j->d->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (out < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Spool file in %s: %m",
 				       j->d->spool_dir);
-	r = pack(op, j, spool.path, dir, out, err);
+	r = pack(op, j, spool.path, spool.maps, dir, out, err);
 	if (r < 0)
 		return r;
 	if (operation_cancelled(op))

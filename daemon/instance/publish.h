@@ -7,8 +7,8 @@
  * spool directory, compressed as asked, then imports that file through the image store
  * (images/store.h) as an upload: the fingerprint is the SHA-256 of the tarball, and a
  * failure or a cancel at any point leaves no image file, row or temporary file. Ownership
- * is the container's view: an idmapped root volume holds the container's ids on disk,
- * and a shifted one (berth-shift) is refused rather than published with host ids. */
+ * is the container's view: an idmapped root volume holds the container's ids on disk;
+ * a shifted one (berth-shift) has its host ids mapped back by tar. */
 #pragma once
 
 #include <jansson.h>
