@@ -48,7 +48,9 @@ check "launch c1" berth launch busybox c1
 check "c1: a file owned by 1000:1000" berth exec c1 -- sh -c 'echo hello >/home.txt && chown 1000:1000 /home.txt'
 check "c1: a file owned by root" berth exec c1 -- sh -c 'echo rootfile >/root.txt'
 check "stop c1" berth stop c1
+t0=$(date +%s%N)
 run lxc publish b:c1 b: --alias pub1 --alias pub2 --public os=custom release=one
+diag "lxc publish of the busybox container (gzip) took $((($(date +%s%N) - t0) / 1000000)) ms"
 rc_ok "lxc publish b:c1 with two aliases, --public and properties"
 like "$OUT" 'Instance published with fingerprint: [0-9a-f]{64}' "... prints the fingerprint"
 fp=$(image_fp pub1)
@@ -179,6 +181,18 @@ api GET "/1.0/images/$fp?project=p1"
 is "$(jget '[j["metadata"]["properties"]["os"], j["metadata"]["public"], [a["name"] for a in j["metadata"]["aliases"]]]')" \
 	'["custom", true, ["inp1"]]' "p1's image has the properties, public and the alias"
 is "$(count_files)" "$files0" "no new image file: the store holds one copy"
+imgs0=$(count_images)
+expect_refused 409 "copying an image into a project that has it is refused" POST /1.0/images "{\"source\":{\"type\":\"image\",\"fingerprint\":\"$fp\"}}"
+like "$HTTP_BODY" 'same fingerprint already exists' "... as LXD says it"
+is "$(count_images)" "$imgs0" "... and adds nothing"
+expect_error 400 "an image source on a remote server is refused" POST /1.0/images '{"source":{"type":"image","mode":"pull","server":"https://example.invalid:8443","protocol":"simplestreams","alias":"x"}}'
+api POST /1.0/images '{"source":{"type":"instance","name":"c1"},"expires_at":"2031-02-03T04:05:06Z","compression_algorithm":"none","aliases":[{"name":"exp1","description":"expiring"}]}'
+wait_operation "$(jget 'j["operation"]')"
+ok "a publish with expires_at succeeds" opok
+api GET "/1.0/images/$(image_fp exp1)"
+is "$(jget 'j["metadata"]["expires_at"][:19]')" 2031-02-03T04:05:06 "... and the image expires then"
+api GET /1.0/images/aliases/exp1
+is "$(jget 'j["metadata"]["description"]')" expiring "... its alias has the description given"
 # (lxc 5.0.2's `image copy b:x b: --target-project p1` refuses client-side, "The source
 # server isn't listening on the network", as it does against a unix-only LXD.)
 check "launch in p1 from the copy" berth --project p1 launch inp1 pc1
