@@ -454,6 +454,31 @@ static void pack_progress(struct operation *op, int out, uint64_t start_ns)
 					     text));
 }
 
+/* The last line that says why tar failed, from its stderr (`fd`, a memfd), in `buf`. */
+static const char *last_line(int fd, char *buf, size_t size)
+{
+	struct stat st;
+	off_t off = 0;
+	ssize_t n;
+	char *nl;
+
+	if (fstat(fd, &st) == 0 && st.st_size > (off_t)size - 1)
+		off = st.st_size - (off_t)size + 1;
+	n = pread(fd, buf, size - 1, off);
+	buf[n > 0 ? n : 0] = '\0';
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	nl = strrchr(buf, '\n');
+	/* "tar: Exiting with failure status due to previous errors": the one before says why */
+	if (nl && strstr(nl + 1, "Exiting with failure status")) {
+		*nl = '\0';
+		nl = strrchr(buf, '\n');
+	}
+	if (nl)
+		return nl + 1;
+	return *buf ? buf : "tar failed";
+}
+
 /* Wait for tar (`pid`, `pidfd`), reporting the size written to `out` twice a second and
  * killing it when the operation is cancelled. */
 static int pack_wait(struct operation *op, pid_t pid, int pidfd, int out, int errfd,
@@ -464,7 +489,6 @@ static int pack_wait(struct operation *op, pid_t pid, int pidfd, int out, int er
 	bool killed = false;
 	siginfo_t si = {0};
 	char tail[512] = "";
-	ssize_t n;
 
 	for (;;) {
 		struct pollfd p = {.fd = pidfd, .events = POLLIN};
@@ -485,11 +509,8 @@ static int pack_wait(struct operation *op, pid_t pid, int pidfd, int out, int er
 		return berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL, "Publish cancelled");
 	if (si.si_code == CLD_EXITED && si.si_status == 0)
 		return 0;
-	n = pread(errfd, tail, sizeof(tail) - 1, 0);
-	tail[n > 0 ? n : 0] = '\0';
-	tail[strcspn(tail, "\n")] = '\0';
 	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Packing the image failed: %s",
-			       *tail ? tail : "tar failed");
+			       last_line(errfd, tail, sizeof(tail)));
 }
 
 /* Tar metadata.yaml (from `spool`), rootfs/ and templates/ (from `voldir`) into `out`. The
@@ -506,6 +527,11 @@ static int pack(struct operation *op, struct publish_job *j, const char *spool, 
 	_cleanup_close_ int errfd = memfd_create("berth-publish-err", MFD_CLOEXEC);
 	_cleanup_close_ int pidfd = -EBADF;
 	const char *argv[24];
+	struct berth_spawn s = {
+		.argv = argv,
+		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_FD, BERTH_SPAWN_FD},
+		.fds = {-1, out, errfd},
+	};
 	struct stat st;
 	size_t n = 0;
 	pid_t pid;
@@ -536,11 +562,6 @@ static int pack(struct operation *op, struct publish_job *j, const char *spool, 
 	if (lstat(tmpl, &st) == 0 && S_ISDIR(st.st_mode))
 		argv[n++] = "templates";
 	argv[n] = NULL;
-	struct berth_spawn s = {
-		.argv = argv,
-		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_FD, BERTH_SPAWN_FD},
-		.fds = {-1, out, errfd},
-	};
 	r = berth_spawn_start(&s, &pid, &pidfd, err);
 	if (r < 0)
 		return r;

@@ -247,3 +247,13 @@ check "launch sh2 from it" berth launch shimg sh2
 in_ct sh2 -- sh -c 'stat -c %u:%g /sh.txt /; cat /sh.txt'
 is "$OUT" $'1000:1000\n0:0\nshifted' "sh2 sees the owners sh1 had inside"
 check "delete sh1 and sh2" berth delete -f sh1 sh2
+
+# ---- tar failing: its error is shown, nothing is left ----
+check "init broken" berth init busybox broken
+rm -rf "$BERTH_DIR/storage-pools/default/containers/default_broken/rootfs"
+imgs0=$(count_images) files0=$(count_files)
+run berth publish broken --alias brokenimg
+ok "publishing an instance whose rootfs is gone fails" test "$RC" != 0
+like "$ERR" 'Packing the image failed: .*rootfs: Cannot stat' "... with tar's own error"
+is "$(count_images):$(count_files)" "$imgs0:$files0" "... and leaves no image row or file"
+spool_empty && pass "... nor a spooled file" || fail "... nor a spooled file" "$(ls -A "$BERTH_DIR/tmp")"
