@@ -174,7 +174,12 @@ int publish_prepare(struct publish_job *j, const json_t *body, struct berth_erro
 	const char *name = berth_json_string(source, "name");
 	int r;
 
-	j->src_project = strdup(src_project && *src_project ? src_project : j->project);
+	if (src_project && *src_project) {
+		free(j->src_project);
+		j->src_project = strdup(src_project);
+	} else if (!j->src_project) {
+		j->src_project = strdup(j->project);
+	}
 	if (!j->src_project)
 		return -ENOMEM;
 	r = publish_options(j, body, err);

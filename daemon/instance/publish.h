@@ -21,7 +21,9 @@
 struct publish_job {
 	struct berth_daemon *d; /* borrowed */
 	char *project;		/* the image's project */
-	char *src_project;	/* the source's project (the instance's, or the image's) */
+	char *src_project;	/* the source's project (the instance's, or the image's); the
+				 * caller may preset the request's own (an image request in a
+				 * project without features.images is the default project's) */
 	char *instance;		/* source type instance/snapshot */
 	char *snapshot;		/* NULL: the instance itself */
 	char *image;		/* source type image: the source's fingerprint */

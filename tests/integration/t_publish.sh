@@ -193,6 +193,15 @@ api GET "/1.0/images/$(image_fp exp1)"
 is "$(jget 'j["metadata"]["expires_at"][:19]')" 2031-02-03T04:05:06 "... and the image expires then"
 api GET /1.0/images/aliases/exp1
 is "$(jget 'j["metadata"]["description"]')" expiring "... its alias has the description given"
+# a project without features.images: the instance is the project's, the image the default's
+api POST /1.0/projects '{"name":"p2","config":{"features.images":"false","features.profiles":"false"}}'
+is "$HTTP_STATUS" 201 "create project p2 sharing the default project's images"
+check "init q1 in p2" berth --project p2 init busybox q1
+run berth --project p2 publish q1 --alias fromp2
+rc_ok "berth --project p2 publish q1"
+api GET /1.0/images/aliases/fromp2
+is "$HTTP_STATUS" 200 "... the image is in the default project"
+check "delete q1" berth --project p2 delete q1
 # (lxc 5.0.2's `image copy b:x b: --target-project p1` refuses client-side, "The source
 # server isn't listening on the network", as it does against a unix-only LXD.)
 check "launch in p1 from the copy" berth --project p1 launch inp1 pc1
