@@ -30,6 +30,7 @@ static const struct verb verbs[] = {
 	{ "operation", "List, show and delete background operations", cmd_operation },
 	{ "pause", "Pause instances", cmd_pause },
 	{ "profile", "Manage profiles", cmd_profile },
+	{ "publish", "Publish instances and snapshots as images", cmd_publish },
 	{ "rename", "Rename instances and snapshots", cmd_rename },
 	{ "restart", "Restart instances", cmd_restart },
 	{ "restore", "Restore instances from snapshots", cmd_restore },

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "daemon/api/api.h"
+#include "daemon/instance/publish.h"
 #include "daemon/instance/rootfs.h"
 #include "daemon/db/db.h"
 #include "images/metadata.h"
@@ -140,6 +141,11 @@ static int upload_fd(const struct api_request *req, int *ret, struct berth_error
 	return 0;
 }
 
+static void publish_job_freep(struct publish_job **j)
+{
+	publish_job_free(*j);
+}
+
 static char *strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -183,6 +189,38 @@ static int create_image_upload(struct api_request *req, struct api_response *res
 			 TAKE_PTR(j), import_job_free, err);
 }
 
+/* Source type instance, snapshot (publish) or image (a copy between projects). */
+static int create_image_publish(struct api_request *req, struct api_response *resp,
+				const json_t *source, struct berth_error *err)
+{
+	_cleanup_(publish_job_freep) struct publish_job *j = calloc(1, sizeof(*j));
+	bool copy = streq(berth_json_string(source, "type") ?: "", "image");
+	_cleanup_free_ char *url = NULL, *asked = NULL;
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	j->d = req->d;
+	j->project = strdup(req->project);
+	if (!j->project)
+		return -ENOMEM;
+	/* req->project is where images go; the instance is in the project asked for */
+	if (berth_http_query_get(req->http->query, "project", &asked) == 0 && *asked)
+		j->src_project = TAKE_PTR(asked);
+	r = publish_prepare(j, req->body, err);
+	if (r < 0)
+		return r;
+	if (copy)
+		return api_async(req, resp, "Downloading image", json_pack("{s:[]}", "images"),
+				 publish_copy_run, TAKE_PTR(j), publish_job_free, err);
+	url = api_url("instances", j->instance, j->src_project);
+	if (!url)
+		return -ENOMEM;
+	return api_async_cancellable(req, resp, "Creating image",
+				     json_pack("{s:[s]}", "instances", url), publish_run,
+				     TAKE_PTR(j), publish_job_free, err);
+}
+
 static int create_image(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_t *source;
@@ -193,9 +231,7 @@ static int create_image(struct api_request *req, struct api_response *resp, stru
 		return api_require_body(req, err);
 	source = json_object_get(req->body, "source");
 	if (json_is_object(source))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Image source type \"%s\" not supported yet",
-				       berth_json_string(source, "type") ?: "");
+		return create_image_publish(req, resp, source, err);
 	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 			       "No image source or upload given");
 }
