@@ -342,24 +342,67 @@ int agent_file_data(struct agent_conn *c, struct agent_chan *ch, const uint8_t *
 	return 0;
 }
 
+/* The directory holding `path`'s last component, opened; that component's name in *name
+ * (pointing into `path`). */
+static int open_parent(const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd;
+
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*name = slash + 1;
+	return fd;
+}
+
+/* Owner and mode of directory `name` in `dirfd`, set through a descriptor of its own that
+ * never follows a symlink: a guest user who may write in the parent cannot swap a link to
+ * something else in between. `made`: the agent just made it, so it must still be root's. */
+static int dir_set_perm(int dirfd, const char *name, bool made, uint32_t uid, uint32_t gid,
+			uint32_t mode)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISDIR(st.st_mode) || (made && st.st_uid != geteuid()))
+		r = -EPERM; /* not what was made */
+	else if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode & 07777) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 /* A directory: made if missing; one already there is left alone (its owner and mode
  * changed only with MODIFY_PERM). */
 static int put_directory(struct agent_chan *ch)
 {
+	const char *name;
 	struct stat st;
 	bool exists = lstat(ch->put_path, &st) == 0;
+	int dfd, r;
 
 	if (exists && !S_ISDIR(st.st_mode))
 		return -EEXIST;
 	if (exists && !(ch->put_flags & AGENT_PUT_MODIFY_PERM))
 		return 0;
 	put_attrs(ch, &st, exists, 0750);
-	if (!exists && mkdir(ch->put_path, 0700) < 0)
-		return -errno;
-	if (chown(ch->put_path, ch->put_uid, ch->put_gid) < 0 ||
-	    chmod(ch->put_path, ch->put_mode & 07777) < 0)
-		return -errno;
-	return 0;
+	dfd = open_parent(ch->put_path, &name);
+	if (dfd < 0)
+		return dfd;
+	r = !exists && mkdirat(dfd, name, 0700) < 0 ? -errno : 0;
+	if (r >= 0)
+		r = dir_set_perm(dfd, name, !exists, ch->put_uid, ch->put_gid, ch->put_mode);
+	close(dfd);
+	return r;
 }
 
 /* A symlink: made if the path is free; the same link already there is fine, anything
@@ -434,20 +477,28 @@ int agent_file_delete(struct agent_conn *c, uint32_t id, const uint8_t *p, size_
 	return agent_send(c, AGENT_T_OK, id, NULL, 0);
 }
 
-/* mkdir of one directory, owned and moded as asked; `exist_ok` for parents. */
+/* mkdir of one directory, owned and moded as asked; `exist_ok` for parents. Made 0700
+ * first, its owner and mode then set by descriptor (umask may have taken bits). */
 static int mkdir_one(const char *path, uint32_t mode, uint32_t uid, uint32_t gid, bool exist_ok)
 {
+	const char *name;
 	struct stat st;
+	int dfd = open_parent(path, &name), r = 0;
 
-	if (mkdir(path, mode & 07777) < 0) {
-		if (errno == EEXIST && exist_ok && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			return 0;
-		return -errno;
-	}
-	if (chown(path, uid == AGENT_ID_NONE ? 0 : uid, gid == AGENT_ID_NONE ? 0 : gid) < 0 ||
-	    chmod(path, mode & 07777) < 0) /* umask may have taken bits */
-		return -errno;
-	return 0;
+	if (dfd < 0)
+		return dfd;
+	if (!name[0]) /* "/" itself */
+		r = exist_ok ? 0 : -EEXIST;
+	else if (mkdirat(dfd, name, 0700) < 0)
+		r = errno == EEXIST && exist_ok && fstatat(dfd, name, &st, 0) == 0 &&
+				    S_ISDIR(st.st_mode)
+			    ? 0
+			    : -errno;
+	else
+		r = dir_set_perm(dfd, name, true, uid == AGENT_ID_NONE ? 0 : uid,
+				 gid == AGENT_ID_NONE ? 0 : gid, mode);
+	close(dfd);
+	return r;
 }
 
 int agent_file_mkdir(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t len)
@@ -470,8 +521,12 @@ int agent_file_mkdir(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t
 	if (mode == AGENT_ID_NONE)
 		mode = 0755;
 	strcpy(path, want);
+	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+		path[n - 1] = 0;
 	/* with parents: each prefix ending before a '/', then the whole path */
 	for (char *s = path + 1; parents && r >= 0 && (s = strchr(s, '/')); s++) {
+		if (s[-1] == '/')
+			continue; /* "//" */
 		*s = 0;
 		r = mkdir_one(path, mode, uid, gid, true);
 		*s = '/';

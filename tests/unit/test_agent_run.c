@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -602,6 +604,109 @@ static void test_big_file(void **state)
 	assert_memory_equal(a, b, n);
 	free(a);
 	free(b);
+}
+
+static bool is_mkdir(long nr)
+{
+#ifdef SYS_mkdir
+	if (nr == SYS_mkdir)
+		return true;
+#endif
+	return nr == SYS_mkdirat;
+}
+
+/* A ptrace'd stand-in for a guest user writing in the directory: right after the agent's
+ * successful syscall that `match` picks returns, after `skip` others, `path` is moved away and becomes a
+ * symlink to `victim`, or a FIFO if `victim` is NULL. Deterministic: the agent stays
+ * stopped at that syscall's exit while the swap is done. */
+static pid_t swap_after(pid_t agent, bool (*match)(long), int skip, const char *path,
+			const char *victim)
+{
+	int sync[2];
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(sync), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct __ptrace_syscall_info si;
+		char moved[256];
+		long nr = -1;
+		int st;
+
+		if (ptrace(PTRACE_SEIZE, agent, 0, PTRACE_O_TRACESYSGOOD) < 0 ||
+		    ptrace(PTRACE_INTERRUPT, agent, 0, 0) < 0 || waitpid(agent, &st, __WALL) < 0)
+			_exit(2);
+		if (write(sync[1], "r", 1) != 1 || ptrace(PTRACE_SYSCALL, agent, 0, 0) < 0)
+			_exit(3);
+		while (waitpid(agent, &st, __WALL) == agent && WIFSTOPPED(st)) {
+			int sig = WSTOPSIG(st) == (SIGTRAP | 0x80) ? 0 : WSTOPSIG(st);
+
+			if (WSTOPSIG(st) == SIGTRAP || sig == SIGTRAP)
+				sig = 0; /* the interrupt's own stop */
+			if (!sig && ptrace(PTRACE_GET_SYSCALL_INFO, agent, sizeof(si), &si) > 0) {
+				if (si.op == PTRACE_SYSCALL_INFO_ENTRY)
+					nr = (long)si.entry.nr;
+				else if (si.op == PTRACE_SYSCALL_INFO_EXIT && si.exit.rval == 0 &&
+					 match(nr) && skip-- == 0) {
+					snprintf(moved, sizeof(moved), "%s.moved", path);
+					if (rename(path, moved) < 0 ||
+					    (victim ? symlink(victim, path) : mkfifo(path, 0600)) <
+						    0)
+						_exit(4);
+					ptrace(PTRACE_DETACH, agent, 0, 0);
+					_exit(0);
+				}
+			}
+			if (ptrace(PTRACE_SYSCALL, agent, 0, sig) < 0)
+				_exit(5);
+		}
+		_exit(6);
+	}
+	close(sync[1]);
+	assert_int_equal(read(sync[0], &c, 1), 1);
+	close(sync[0]);
+	return pid;
+}
+
+/* Owner and mode go on the directory the agent made, by its descriptor: a symlink put in
+ * its place between the mkdir and the chown leaves what the link points to as it was. */
+static void test_mkdir_swapped_for_symlink(void **state)
+{
+	NEED_ROOT();
+	struct agent_proc *p = *state;
+	struct agent_file_info dir = {.type = AGENT_FILE_DIRECTORY,
+				      .mode = 0777,
+				      .uid = 1000,
+				      .gid = 1001};
+	struct berth_error err = {0};
+	char victim[160], made[160];
+	struct stat st;
+	int status;
+	pid_t tracer;
+
+	snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+	assert_int_equal(mkdir(victim, 0700), 0);
+	for (int push = 0; push <= 1; push++) {
+		snprintf(made, sizeof(made), "%s/made%d", tmpdir, push);
+		tracer = swap_after(p->pid, is_mkdir, 0, made, victim);
+		if (push)
+			assert_true(agent_client_file_push(p->c, made, &dir, -1, 0, TIMEOUT, &err) <
+				    0);
+		else
+			assert_true(agent_client_mkdir(p->c, made, 0777, 1000, 1001, false, TIMEOUT,
+						       &err) < 0);
+		berth_error_release(&err);
+		assert_int_equal(waitpid(tracer, &status, 0), tracer);
+		assert_int_equal(status, 0); /* the swap was done */
+		assert_int_equal(lstat(made, &st), 0);
+		assert_true(S_ISLNK(st.st_mode));
+		assert_int_equal(stat(victim, &st), 0);
+		assert_int_equal(st.st_uid, 0);
+		assert_int_equal(st.st_gid, 0);
+		assert_int_equal(st.st_mode & 07777, 0700);
+	}
 }
 
 static void test_state(void **state)
@@ -1257,15 +1362,24 @@ static void test_exec_latency(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exec_basic),	  cmocka_unit_test(test_exec_env_cwd_uid),
-		cmocka_unit_test(test_exec_interactive),  cmocka_unit_test(test_exec_signal),
-		cmocka_unit_test(test_exec_two_at_once),  cmocka_unit_test(test_files),
-		cmocka_unit_test(test_big_file),	  cmocka_unit_test(test_state),
-		cmocka_unit_test(test_readiness),	  cmocka_unit_test(test_refused_peers),
-		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_device_pty),
-		cmocka_unit_test(test_host_gone),	  cmocka_unit_test(test_replay_end_to_end),
-		cmocka_unit_test(test_hostile_payloads),  cmocka_unit_test(test_agent_restart),
+		cmocka_unit_test(test_exec_basic),
+		cmocka_unit_test(test_exec_env_cwd_uid),
+		cmocka_unit_test(test_exec_interactive),
+		cmocka_unit_test(test_exec_signal),
+		cmocka_unit_test(test_exec_two_at_once),
+		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_big_file),
+		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_readiness),
+		cmocka_unit_test(test_refused_peers),
+		cmocka_unit_test(test_loader_convention),
+		cmocka_unit_test(test_device_pty),
+		cmocka_unit_test(test_host_gone),
+		cmocka_unit_test(test_replay_end_to_end),
+		cmocka_unit_test(test_hostile_payloads),
+		cmocka_unit_test(test_agent_restart),
 		cmocka_unit_test(test_exec_latency),
+		cmocka_unit_test(test_mkdir_swapped_for_symlink),
 	};
 
 	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */
