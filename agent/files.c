@@ -61,15 +61,36 @@ static int one_path(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t 
 	return 1;
 }
 
-static int get_file(struct agent_conn *c, uint32_t id, const char *path, struct info *i)
+/* Open for reading the regular file at `path` that lstat found as `was`: O_NONBLOCK, so
+ * that a FIFO or device swapped in since cannot block the agent, and refused unless it is
+ * still that very file. */
+static int open_regular(const char *path, const struct stat *was)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || fcntl(fd, F_SETFL, O_RDONLY) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode) || st.st_dev != was->st_dev || st.st_ino != was->st_ino)
+		r = -ESTALE; /* replaced since the lstat */
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int get_file(struct agent_conn *c, uint32_t id, const char *path, const struct stat *st,
+		    struct info *i)
 {
 	uint8_t buf[AGENT_CHUNK];
 	ssize_t n;
-	int fd, r;
+	int fd = open_regular(path, st), r;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return agent_send_error(c, id, -errno, "open \"%s\": %s", path, strerror(errno));
+		return agent_send_error(c, id, fd, "open \"%s\": %s", path, strerror(-fd));
 	r = send_info(c, id, i);
 	while (r >= 0) {
 		n = read(fd, buf, sizeof(buf));
@@ -140,7 +161,7 @@ int agent_file_get(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t l
 			  .target = ""};
 	if (S_ISREG(st.st_mode)) {
 		i.type = AGENT_FILE_REGULAR;
-		return get_file(c, id, path, &i);
+		return get_file(c, id, path, &st, &i);
 	}
 	if (S_ISDIR(st.st_mode)) {
 		i.type = AGENT_FILE_DIRECTORY;
@@ -218,15 +239,16 @@ static void put_attrs(struct agent_chan *ch, const struct stat *st, bool exists,
 		ch->put_gid = 0;
 }
 
-/* Copy what `path` holds into `fd` (an append starts from the old content). */
-static int copy_into(const char *path, int fd)
+/* Copy what `path` (found by lstat as `st`) holds into `fd` (an append starts from the
+ * old content). */
+static int copy_into(const char *path, const struct stat *st, int fd)
 {
 	char buf[AGENT_CHUNK];
 	ssize_t n;
-	int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), r = 0;
+	int in = open_regular(path, st), r = 0;
 
 	if (in < 0)
-		return -errno;
+		return in;
 	while (r >= 0 && (n = read(in, buf, sizeof(buf))) != 0)
 		r = n < 0 ? (errno == EINTR ? 0 : -errno) : agent_write_all(fd, buf, (size_t)n, -1);
 	close(in);
@@ -265,7 +287,7 @@ static int put_open(struct agent_chan *ch)
 		return -errno;
 	}
 	if (exists && (ch->put_flags & AGENT_PUT_APPEND)) {
-		r = copy_into(dest, ch->put_fd);
+		r = copy_into(dest, &st, ch->put_fd);
 		if (r < 0)
 			return r;
 	}

@@ -615,6 +615,19 @@ static bool is_mkdir(long nr)
 	return nr == SYS_mkdirat;
 }
 
+static bool is_lstat(long nr)
+{
+#ifdef SYS_lstat
+	if (nr == SYS_lstat)
+		return true;
+#endif
+#ifdef SYS_newfstatat
+	if (nr == SYS_newfstatat)
+		return true;
+#endif
+	return nr == SYS_statx;
+}
+
 /* A ptrace'd stand-in for a guest user writing in the directory: right after the agent's
  * successful syscall that `match` picks returns, after `skip` others, `path` is moved away and becomes a
  * symlink to `victim`, or a FIFO if `victim` is NULL. Deterministic: the agent stays
@@ -707,6 +720,48 @@ static void test_mkdir_swapped_for_symlink(void **state)
 		assert_int_equal(st.st_gid, 0);
 		assert_int_equal(st.st_mode & 07777, 0700);
 	}
+}
+
+/* A file pulled, or appended to, that becomes a FIFO between the agent's lstat and open
+ * is refused: the agent neither blocks on it nor serves what is not that file. */
+static void test_pull_swapped_for_fifo(void **state)
+{
+	NEED_ROOT();
+	struct agent_proc *p = *state;
+	struct agent_file_info info = {.type = AGENT_FILE_REGULAR, .mode = 0600, .uid = 0, .gid = 0};
+	struct berth_error err = {0};
+	char f[160];
+	int status, fd;
+	pid_t tracer;
+	uint64_t t0;
+
+	for (int push = 0; push <= 1; push++) {
+		snprintf(f, sizeof(f), "%s/fifo%d", tmpdir, push);
+		assert_int_equal(berth_write_file_replace(f, "x", 1, 0600), 0);
+		tracer = swap_after(p->pid, is_lstat, push, f,
+				    NULL) /* a push: after follow_last's */;
+		t0 = berth_monotonic_ns();
+		if (push) {
+			fd = open("/dev/null", O_RDONLY);
+			assert_int_equal(agent_client_file_push(p->c, f, &info, fd,
+								AGENT_PUT_APPEND, TIMEOUT, &err),
+					 -ESTALE);
+			close(fd);
+		} else {
+			assert_int_equal(agent_client_file_pull(p->c, f, -1, &info, TIMEOUT, &err),
+					 -ESTALE);
+		}
+		assert_true(berth_monotonic_ns() - t0 < TIMEOUT / 2 * 1000000ull);
+		berth_error_release(&err);
+		assert_int_equal(waitpid(tracer, &status, 0), tracer);
+		assert_int_equal(status, 0);
+	}
+	assert_int_equal(run(p->c,
+			     &(struct agent_exec_req){.argv = (const char *[]){"true", NULL},
+						      .uid = AGENT_ID_NONE,
+						      .gid = AGENT_ID_NONE},
+			     NULL, NULL, NULL),
+			 0);
 }
 
 static void test_state(void **state)
@@ -1380,6 +1435,7 @@ int main(void)
 		cmocka_unit_test(test_agent_restart),
 		cmocka_unit_test(test_exec_latency),
 		cmocka_unit_test(test_mkdir_swapped_for_symlink),
+		cmocka_unit_test(test_pull_swapped_for_fifo),
 	};
 
 	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */
