@@ -97,6 +97,31 @@ static _Noreturn void child_fail(int errfd, enum child_step step)
 	_exit(127);
 }
 
+/* The value of `name` in `envp`, or NULL. */
+static const char *env_get(const char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; *envp; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/* In the child: the request's cwd; none given, as lxd-agent: the command's $HOME, else (or
+ * when that is no directory it may enter) "/". Never the agent's own. */
+static int child_chdir(const struct exec_req *q)
+{
+	const char *home;
+
+	if (q->cwd[0])
+		return chdir(q->cwd);
+	home = env_get(q->envp, "HOME");
+	if (home && home[0] && chdir(home) == 0)
+		return 0;
+	return chdir("/");
+}
+
 /* In the child: become what the request asks, then exec. Reports errno on `errfd`. */
 static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char *pts)
 {
@@ -123,7 +148,7 @@ static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char
 	    (q->gid != AGENT_ID_NONE && setgid(q->gid) < 0) ||
 	    (q->uid != AGENT_ID_NONE && setuid(q->uid) < 0))
 		child_fail(errfd, STEP_IDENTITY);
-	if (q->cwd[0] && chdir(q->cwd) < 0)
+	if (child_chdir(q) < 0)
 		child_fail(errfd, STEP_CWD);
 	/* execvp searches the PATH of the environment it runs in: the command's */
 	environ = (char **)(q->envp[0] ? q->envp : fallback_env);

@@ -220,6 +220,18 @@ static void test_exec_env_cwd_uid(void **state)
 	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
 	assert_null(strstr(out, "4321"));
 	free(out);
+	/* no cwd: the command's $HOME, else "/" (never the agent's own cwd) */
+	req = (struct agent_exec_req){.argv = (const char *[]){"pwd", NULL},
+				      .env = (const char *[]){"HOME=/tmp", NULL},
+				      .uid = AGENT_ID_NONE,
+				      .gid = AGENT_ID_NONE};
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	assert_string_equal(out, "/tmp\n");
+	free(out);
+	req.env = (const char *[]){"PATH=/usr/bin:/bin", NULL};
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	assert_string_equal(out, "/\n");
+	free(out);
 	/* no environment given: a default PATH, nothing of the agent's */
 	req = (struct agent_exec_req){.argv = (const char *[]){"sh", "-c", "env | sort", NULL},
 				      .uid = AGENT_ID_NONE,
@@ -1183,7 +1195,7 @@ static void test_loader_convention(void **state)
 	spawn_agent(&p, rundir, extra);
 	snprintf(agent_bin, sizeof(agent_bin), "%s", saved);
 	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
-	/* its commands start in its working directory, as lxd-agent's */
+	/* its commands never start in its working directory (no $HOME given: "/") */
 	{
 		const char *argv[] = {"pwd", NULL};
 		struct agent_exec_req req = {.argv = argv,
@@ -1192,7 +1204,7 @@ static void test_loader_convention(void **state)
 		char *out = NULL, want[160];
 
 		assert_int_equal(run(p.c, &req, NULL, &out, NULL), 0);
-		snprintf(want, sizeof(want), "%s\n", rundir);
+		snprintf(want, sizeof(want), "/\n");
 		assert_string_equal(out, want);
 		free(out);
 	}
