@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -122,6 +123,18 @@ static int child_chdir(const struct exec_req *q)
 	return chdir("/");
 }
 
+/* In the child: the pty's slave becomes the command's (its uid, and its gid when given;
+ * 0620), as a login's terminal is, before the identity is dropped. */
+static int child_own_tty(const struct exec_req *q, int fd)
+{
+	if (q->uid == AGENT_ID_NONE && q->gid == AGENT_ID_NONE)
+		return 0;
+	if (fchown(fd, q->uid == AGENT_ID_NONE ? (uid_t)-1 : q->uid,
+		   q->gid == AGENT_ID_NONE ? (gid_t)-1 : q->gid) < 0)
+		return -1;
+	return fchmod(fd, 0620);
+}
+
 /* In the child: become what the request asks, then exec. Reports errno on `errfd`. */
 static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char *pts)
 {
@@ -136,7 +149,7 @@ static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char
 	if (pts) {
 		int fd = open(pts, O_RDWR);
 
-		if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+		if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0 || child_own_tty(q, fd) < 0)
 			child_fail(errfd, STEP_SETUP);
 		if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			child_fail(errfd, STEP_SETUP);

@@ -232,6 +232,16 @@ static void test_exec_env_cwd_uid(void **state)
 	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
 	assert_string_equal(out, "/\n");
 	free(out);
+	/* a pty is the command's: its uid and gid, 0620 */
+	req = (struct agent_exec_req){.argv = (const char *[]){"sh", "-c",
+							       "stat -c %u:%g:%a \"$(tty)\"", NULL},
+				      .env = env,
+				      .interactive = true,
+				      .uid = 1234,
+				      .gid = 2345};
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	assert_non_null(strstr(out, "1234:2345:620"));
+	free(out);
 	/* no environment given: a default PATH, nothing of the agent's */
 	req = (struct agent_exec_req){.argv = (const char *[]){"sh", "-c", "env | sort", NULL},
 				      .uid = AGENT_ID_NONE,
