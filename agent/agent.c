@@ -306,7 +306,7 @@ static int on_transport(struct agent_conn *c)
 	if (r < 0)
 		return r;
 	for (;;) {
-		r = agent_frame_decode(&c->s, c->in.data, c->in.len, &f, &used);
+		r = agent_frame_decode(&c->s, agent_inbuf_head(&c->in), c->in.len, &f, &used);
 		if (r == -EAGAIN)
 			return 0;
 		if (r < 0) {

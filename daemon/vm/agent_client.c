@@ -20,7 +20,7 @@
 
 #include "lib/util.h"
 
-#define INBUF_MAX (64u << 20) /* bytes read ahead while a send waits */
+#define INBUF_MAX (4u << 20) /* bytes read ahead while a send waits */
 #define MAX_CHANNELS 1024
 #define RUN_OUTPUT_MAX (16u << 20)
 #define SEND_TIMEOUT_MS 30000 /* for stdin, resize and signal, which wait for nothing else */
@@ -361,7 +361,7 @@ static int next_frame(struct agent_client *c, int64_t deadline, struct agent_fra
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		int r = agent_frame_decode(&c->s, c->in.data, c->in.len, f, used);
+		int r = agent_frame_decode(&c->s, agent_inbuf_head(&c->in), c->in.len, f, used);
 
 		if (r != -EAGAIN)
 			return r;
@@ -411,7 +411,8 @@ static int wait_done(struct agent_client *c, struct chan *ch, int64_t deadline, 
 		     struct berth_error *err)
 {
 	while (!ch->done) {
-		int r = pump_one(c, deadline, err);
+		/* checked even while frames keep coming: a flood must not outlast it */
+		int r = now_ms() > deadline ? -ETIMEDOUT : pump_one(c, deadline, err);
 
 		if (r == -ETIMEDOUT)
 			return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
@@ -557,7 +558,7 @@ int agent_client_exec_start(struct agent_client *c, const struct agent_exec_req 
 	put_strv(&p, req->env);
 	r = send_buf(c, AGENT_T_EXEC, ch->id, &p, deadline, err);
 	while (r >= 0 && !ch->started && !ch->done)
-		r = pump_one(c, deadline, err);
+		r = now_ms() > deadline ? -ETIMEDOUT : pump_one(c, deadline, err);
 	if (r == -ETIMEDOUT)
 		berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
 				"agent: exec \"%s\": not started in time", req->argv[0]);

@@ -898,7 +898,7 @@ static int read_frame(int fd, struct agent_session *s, struct agent_inbuf *in,
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int r = agent_frame_decode(s, in->data, in->len, f, used);
+		int r = agent_frame_decode(s, agent_inbuf_head(in), in->len, f, used);
 
 		if (r != -EAGAIN)
 			return r;
