@@ -483,10 +483,42 @@ static int fake_read(int fd, struct agent_session *s, struct agent_inbuf *in, st
 	}
 }
 
+/* A pulled directory's listing, endless: FILE_INFO then entries until the host hangs up. */
+static void fake_listing(int fd, struct agent_session *s, struct agent_inbuf *in)
+{
+	struct agent_buf out = {0}, p = {0};
+	struct agent_frame f;
+	char name[32];
+	uint64_t n = 0;
+
+	if (fake_read(fd, s, in, &f) < 0 || f.type != AGENT_T_FILE_GET)
+		_exit(4);
+	agent_buf_u8(&p, AGENT_FILE_DIRECTORY);
+	for (int k = 0; k < 3; k++)
+		agent_buf_u32(&p, 0);
+	agent_buf_u64(&p, 0);
+	agent_buf_u64(&p, 0);
+	agent_buf_u32(&p, 0);
+	agent_buf_str(&p, "");
+	agent_frame_encode(s, &out, AGENT_T_FILE_INFO, f.channel, p.data, p.len);
+	for (;;) {
+		p.len = 0;
+		while (p.len < AGENT_CHUNK - 64) {
+			snprintf(name, sizeof(name), "entry-%llu", (unsigned long long)n++);
+			agent_buf_str(&p, name);
+		}
+		agent_frame_encode(s, &out, AGENT_T_FILE_DATA, f.channel, p.data, p.len);
+		if (agent_write_all(fd, out.data, out.len, -1) < 0)
+			_exit(0);
+		out.len = 0;
+	}
+}
+
 /* A hostile agent on `fd` (a child process): a good handshake, READY, then nothing but
  * one-byte STDOUT frames on a channel nobody opened, as fast as it can, until the host
- * hangs up. `host_fd`: the host's end, closed in the child. */
-static pid_t fake_flooding_agent(int fd, int host_fd)
+ * hangs up (or, with `listing`, an endless directory listing). `host_fd`: the host's end,
+ * closed in the child. */
+static pid_t fake_flooding_agent(int fd, int host_fd, bool listing)
 {
 	pid_t pid = fork();
 
@@ -510,6 +542,8 @@ static pid_t fake_flooding_agent(int fd, int host_fd)
 		if (agent_frame_encode(&s, &out, AGENT_T_READY, 0, "flood", 5) < 0 ||
 		    agent_write_all(fd, out.data, out.len, -1) < 0)
 			_exit(3);
+		if (listing)
+			fake_listing(fd, &s, &in);
 		for (;;) {
 			out.len = 0;
 			for (int i = 0; i < 4096; i++)
@@ -533,7 +567,7 @@ static void test_client_flooded(void **state)
 	pid_t pid;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid = fake_flooding_agent(sv[1], sv[0]);
+	pid = fake_flooding_agent(sv[1], sv[0], false);
 	close(sv[1]);
 	assert_int_equal(agent_client_new(sv[0], key_a, 5000, &c, &err), 0);
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -548,6 +582,29 @@ static void test_client_flooded(void **state)
 	close(fd);
 	agent_client_free(c);
 	close(sv[0]); /* the flood ends */
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+}
+
+/* A guest listing a directory without end: the pull stops at the cap (-E2BIG, said so),
+ * not when berthd runs out of memory. */
+static void test_client_huge_listing(void **state)
+{
+	struct agent_file_info info = {0};
+	struct agent_client *c = NULL;
+	struct berth_error err = {0};
+	int sv[2], status;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fake_flooding_agent(sv[1], sv[0], true);
+	close(sv[1]);
+	assert_int_equal(agent_client_new(sv[0], key_a, 5000, &c, &err), 0);
+	assert_int_equal(agent_client_file_pull(c, "/d", -1, &info, 20000, &err), -E2BIG);
+	assert_non_null(strstr(err.msg, "the listing is too large"));
+	berth_error_release(&err);
+	agent_client_free(c);
+	close(sv[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(status, 0);
 }
@@ -567,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_state_decode),
 		cmocka_unit_test(test_client_errors),
 		cmocka_unit_test(test_client_flooded),
+		cmocka_unit_test(test_client_huge_listing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
