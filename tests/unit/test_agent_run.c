@@ -1173,6 +1173,37 @@ static void test_refused_peers(void **state)
 	spawn_agent(&p, NULL, extra);
 	assert_int_equal(reap_agent(&p), 1);
 	assert_int_equal(chmod(keypath, 0600), 0);
+	/* nor one whose key file another user owns (and could have written) */
+	assert_int_equal(chown(keypath, 1000, 0), 0);
+	spawn_agent(&p, NULL, extra);
+	assert_true(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err) < 0); /* hung up */
+	berth_error_release(&err);
+	assert_int_equal(reap_agent(&p), 1);
+	assert_int_equal(chown(keypath, 0, 0), 0);
+}
+
+/* An fd the agent inherited (open without close-on-exec) reaches no command. */
+static void test_inherited_fd(void **state)
+{
+	NEED_ROOT();
+	char keypath[128];
+	const char *extra[] = {"--key", keypath, NULL};
+	const char *argv[] = {"sh", "-c", "test -e /proc/self/fd/57 && echo leaked || echo clean",
+			      NULL};
+	struct agent_exec_req req = {.argv = argv, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	struct agent_proc p;
+	char *out = NULL;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	assert_int_equal(dup2(2, 57), 57); /* no O_CLOEXEC */
+	spawn_agent(&p, NULL, extra);
+	close(57);
+	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
+	assert_int_equal(run(p.c, &req, NULL, &out, NULL), 0);
+	assert_string_equal(out, "clean\n");
+	free(out);
+	assert_int_equal(reap_agent(&p), 0);
 }
 
 /* The loader's way: a copy of the config drive as working directory, the agent run as
@@ -1458,6 +1489,7 @@ int main(void)
 		cmocka_unit_test(test_exec_latency),
 		cmocka_unit_test(test_mkdir_swapped_for_symlink),
 		cmocka_unit_test(test_pull_swapped_for_fifo),
+		cmocka_unit_test(test_inherited_fd),
 	};
 
 	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */
