@@ -1256,7 +1256,7 @@ static void test_loader_convention(void **state)
 	free(t);
 	snprintf(cmd, sizeof(cmd), "%s/meta-data", seed);
 	assert_int_equal(berth_read_file(cmd, 4096, &t, &n), 0);
-	assert_non_null(strstr(t, "local-hostname: v1"));
+	assert_non_null(strstr(t, "local-hostname: \"v1\""));
 	free(t);
 }
 
