@@ -326,8 +326,8 @@ static int on_frame(struct agent_client *c, const struct agent_frame *f)
 	struct chan *ch = chan_find(c, f->channel);
 	bool ok = true;
 
-	if (!ch)
-		return 0; /* a released channel's late frames */
+	if (!ch || ch->done)
+		return 0; /* a released or finished channel's late frames: a second EXIT too */
 	switch (f->type) {
 	case AGENT_T_ERROR:
 		on_error(ch, f);

@@ -514,11 +514,37 @@ static void fake_listing(int fd, struct agent_session *s, struct agent_inbuf *in
 	}
 }
 
+/* An exec answered STARTED, EXIT 3, then EXIT 5 and output, as a buggy or hostile agent
+ * might; then silence until the host hangs up. */
+static void fake_double_exit(int fd, struct agent_session *s, struct agent_inbuf *in)
+{
+	struct agent_buf out = {0}, p = {0};
+	struct agent_frame f;
+	char c;
+
+	if (fake_read(fd, s, in, &f) < 0 || f.type != AGENT_T_EXEC)
+		_exit(4);
+	agent_buf_u32(&p, 7);
+	agent_frame_encode(s, &out, AGENT_T_STARTED, f.channel, p.data, p.len);
+	p.len = 0;
+	agent_buf_u32(&p, 3);
+	agent_frame_encode(s, &out, AGENT_T_EXIT, f.channel, p.data, p.len);
+	p.len = 0;
+	agent_buf_u32(&p, 5);
+	agent_frame_encode(s, &out, AGENT_T_EXIT, f.channel, p.data, p.len);
+	agent_frame_encode(s, &out, AGENT_T_STDOUT, f.channel, "late", 4);
+	if (agent_write_all(fd, out.data, out.len, -1) < 0)
+		_exit(5);
+	while (read(fd, &c, 1) > 0)
+		;
+	_exit(0);
+}
+
 /* A hostile agent on `fd` (a child process): a good handshake, READY, then nothing but
  * one-byte STDOUT frames on a channel nobody opened, as fast as it can, until the host
- * hangs up (or, with `listing`, an endless directory listing). `host_fd`: the host's end,
- * closed in the child. */
-static pid_t fake_flooding_agent(int fd, int host_fd, bool listing)
+ * hangs up (or, `mode` 1, an endless directory listing; 2: an exec exiting twice).
+ * `host_fd`: the host's end, closed in the child. */
+static pid_t fake_flooding_agent(int fd, int host_fd, int mode)
 {
 	pid_t pid = fork();
 
@@ -542,8 +568,10 @@ static pid_t fake_flooding_agent(int fd, int host_fd, bool listing)
 		if (agent_frame_encode(&s, &out, AGENT_T_READY, 0, "flood", 5) < 0 ||
 		    agent_write_all(fd, out.data, out.len, -1) < 0)
 			_exit(3);
-		if (listing)
+		if (mode == 1)
 			fake_listing(fd, &s, &in);
+		if (mode == 2)
+			fake_double_exit(fd, &s, &in);
 		for (;;) {
 			out.len = 0;
 			for (int i = 0; i < 4096; i++)
@@ -567,7 +595,7 @@ static void test_client_flooded(void **state)
 	pid_t pid;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid = fake_flooding_agent(sv[1], sv[0], false);
+	pid = fake_flooding_agent(sv[1], sv[0], 0);
 	close(sv[1]);
 	assert_int_equal(agent_client_new(sv[0], key_a, 5000, &c, &err), 0);
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -597,12 +625,63 @@ static void test_client_huge_listing(void **state)
 	pid_t pid;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid = fake_flooding_agent(sv[1], sv[0], true);
+	pid = fake_flooding_agent(sv[1], sv[0], 1);
 	close(sv[1]);
 	assert_int_equal(agent_client_new(sv[0], key_a, 5000, &c, &err), 0);
 	assert_int_equal(agent_client_file_pull(c, "/d", -1, &info, 20000, &err), -E2BIG);
 	assert_non_null(strstr(err.msg, "the listing is too large"));
 	berth_error_release(&err);
+	agent_client_free(c);
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+}
+
+struct exits {
+	int n, status;
+	size_t output;
+};
+
+static void count_output(void *data, uint32_t ch, int stream, const void *p, size_t len)
+{
+	((struct exits *)data)->output += len;
+}
+
+static void count_exit(void *data, uint32_t ch, int status)
+{
+	struct exits *e = data;
+
+	e->n++;
+	e->status = status;
+}
+
+/* What an agent sends on a channel after its EXIT is dropped: one exit callback, the
+ * first status, no output after it. */
+static void test_client_double_exit(void **state)
+{
+	static const struct agent_exec_cbs cbs = {.output = count_output, .exit = count_exit};
+	struct agent_exec_req req = {.argv = (const char *[]){"x", NULL},
+				     .uid = AGENT_ID_NONE,
+				     .gid = AGENT_ID_NONE};
+	struct agent_client *c = NULL;
+	struct berth_error err = {0};
+	struct exits e = {0};
+	int sv[2], status = -1;
+	uint32_t ch;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fake_flooding_agent(sv[1], sv[0], 2);
+	close(sv[1]);
+	assert_int_equal(agent_client_new(sv[0], key_a, 5000, &c, &err), 0);
+	assert_int_equal(agent_client_exec_start(c, &req, &cbs, &e, &ch, NULL, 5000, &err), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(agent_client_pump(c, 20, &err), 0);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.status, 3);
+	assert_int_equal(e.output, 0);
+	assert_int_equal(agent_client_exec_wait(c, ch, 1000, &status, &err), 0);
+	assert_int_equal(status, 3);
 	agent_client_free(c);
 	close(sv[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -625,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_client_errors),
 		cmocka_unit_test(test_client_flooded),
 		cmocka_unit_test(test_client_huge_listing),
+		cmocka_unit_test(test_client_double_exit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
