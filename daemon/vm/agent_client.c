@@ -609,11 +609,17 @@ static struct chan *exec_chan(struct agent_client *c, uint32_t id, struct berth_
 int agent_client_exec_stdin(struct agent_client *c, uint32_t ch, const void *p, size_t len,
 			    struct berth_error *err)
 {
+	struct chan *x = exec_chan(c, ch, err);
 	const uint8_t *b = p;
 	int r = 0;
 
-	if (!exec_chan(c, ch, err))
+	if (!x)
 		return -ENOENT;
+	if (x->ret < 0) /* the agent refused stdin of this running command (ENOBUFS) */
+		return berth_error_set(err, x->ret,
+				       x->ret == -ENOBUFS ? BERTH_ERR_TOO_LARGE
+							  : BERTH_ERR_INTERNAL,
+				       "agent: %s", x->msg ? x->msg : strerror(-x->ret));
 	if (len == 0)
 		return send_frame(c, AGENT_T_STDIN, ch, NULL, 0, now_ms() + SEND_TIMEOUT_MS, err);
 	for (size_t off = 0; r >= 0 && off < len; off += AGENT_CHUNK) {

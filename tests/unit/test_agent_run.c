@@ -786,6 +786,37 @@ static void test_pull_swapped_for_fifo(void **state)
 			 0);
 }
 
+/* stdin a command does not read: past the agent's queue, the agent's ENOBUFS reaches the
+ * caller at its next stdin call. */
+static void test_stdin_overflow(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	struct agent_exec_req req = {.argv = (const char *[]){"sleep", "30", NULL},
+				     .uid = AGENT_ID_NONE,
+				     .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	size_t n = 1 << 20;
+	char *buf = calloc(1, n);
+	int r = 0, status;
+	uint32_t ch;
+
+	assert_non_null(buf);
+	assert_int_equal(agent_client_exec_start(c, &req, NULL, NULL, &ch, NULL, TIMEOUT, &err), 0);
+	for (int i = 0; i < 40 && r >= 0; i++) {
+		r = agent_client_exec_stdin(c, ch, buf, n, &err);
+		if (r >= 0)
+			r = agent_client_pump(c, 10, &err);
+	}
+	assert_int_equal(r, -ENOBUFS);
+	assert_non_null(strstr(err.msg, "has not read"));
+	berth_error_release(&err);
+	free(buf);
+	assert_int_equal(agent_client_exec_signal(c, ch, SIGKILL, &err), 0);
+	assert_int_equal(agent_client_exec_wait(c, ch, TIMEOUT, &status, &err), 0);
+	assert_int_equal(status, 128 + SIGKILL);
+}
+
 static void test_state(void **state)
 {
 	NEED_ROOT();
@@ -1490,6 +1521,7 @@ int main(void)
 		cmocka_unit_test(test_mkdir_swapped_for_symlink),
 		cmocka_unit_test(test_pull_swapped_for_fifo),
 		cmocka_unit_test(test_inherited_fd),
+		cmocka_unit_test(test_stdin_overflow),
 	};
 
 	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */
