@@ -18,6 +18,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -151,9 +152,10 @@ static int load_key(const char *path, uint8_t key[AGENT_KEY_LEN])
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || (st.st_mode & 077) || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0 || (st.st_mode & 077) || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid()) {
 		close(fd);
-		return -EPERM; /* a key others can read is no secret */
+		return -EPERM; /* a key others can read, or another user wrote, is no secret */
 	}
 	n = read(fd, text, sizeof(text));
 	close(fd);
@@ -306,7 +308,7 @@ static int on_transport(struct agent_conn *c)
 	if (r < 0)
 		return r;
 	for (;;) {
-		r = agent_frame_decode(&c->s, c->in.data, c->in.len, &f, &used);
+		r = agent_frame_decode(&c->s, agent_inbuf_head(&c->in), c->in.len, &f, &used);
 		if (r == -EAGAIN)
 			return 0;
 		if (r < 0) {
@@ -585,6 +587,22 @@ static int serve_device(const char *device, const uint8_t key[AGENT_KEY_LEN], in
 	}
 }
 
+/* Mark every fd inherited past 2 (the port given by --fd among them) close-on-exec: no
+ * command run by an exec gets one. */
+static void fds_cloexec(void)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 3u, ~0u, 4u /* CLOSE_RANGE_CLOEXEC */) == 0)
+		return;
+#endif
+	for (int fd = 3; fd < 4096; fd++) {
+		int fl = fcntl(fd, F_GETFD);
+
+		if (fl >= 0 && !(fl & FD_CLOEXEC))
+			fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	uint8_t key[AGENT_KEY_LEN];
@@ -598,6 +616,7 @@ int main(int argc, char **argv)
 		return r < 0 ? 2 : 0;
 	}
 	debug_on = o.debug;
+	fds_cloexec();
 	/* 0, 1 and 2 open, so that no pipe of a command's gets one of their numbers */
 	while ((sfd = open("/dev/null", O_RDWR)) >= 0 && sfd <= 2)
 		;
@@ -606,7 +625,7 @@ int main(int argc, char **argv)
 	r = load_key(o.key, key);
 	if (r < 0) {
 		agent_log("loading the key \"%s\": %s", o.key,
-			  r == -EPERM ? "not a regular file readable by its owner only"
+			  r == -EPERM ? "not a regular file of the agent's user readable by it only"
 				      : strerror(-r));
 		return 1;
 	}

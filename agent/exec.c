@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -97,6 +98,43 @@ static _Noreturn void child_fail(int errfd, enum child_step step)
 	_exit(127);
 }
 
+/* The value of `name` in `envp`, or NULL. */
+static const char *env_get(const char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; *envp; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/* In the child: the request's cwd; none given, as lxd-agent: the command's $HOME, else (or
+ * when that is no directory it may enter) "/". Never the agent's own. */
+static int child_chdir(const struct exec_req *q)
+{
+	const char *home;
+
+	if (q->cwd[0])
+		return chdir(q->cwd);
+	home = env_get(q->envp, "HOME");
+	if (home && home[0] && chdir(home) == 0)
+		return 0;
+	return chdir("/");
+}
+
+/* In the child: the pty's slave becomes the command's (its uid, and its gid when given;
+ * 0620), as a login's terminal is, before the identity is dropped. */
+static int child_own_tty(const struct exec_req *q, int fd)
+{
+	if (q->uid == AGENT_ID_NONE && q->gid == AGENT_ID_NONE)
+		return 0;
+	if (fchown(fd, q->uid == AGENT_ID_NONE ? (uid_t)-1 : q->uid,
+		   q->gid == AGENT_ID_NONE ? (gid_t)-1 : q->gid) < 0)
+		return -1;
+	return fchmod(fd, 0620);
+}
+
 /* In the child: become what the request asks, then exec. Reports errno on `errfd`. */
 static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char *pts)
 {
@@ -111,7 +149,7 @@ static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char
 	if (pts) {
 		int fd = open(pts, O_RDWR);
 
-		if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+		if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0 || child_own_tty(q, fd) < 0)
 			child_fail(errfd, STEP_SETUP);
 		if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			child_fail(errfd, STEP_SETUP);
@@ -123,7 +161,7 @@ static _Noreturn void child_exec(const struct exec_req *q, int errfd, const char
 	    (q->gid != AGENT_ID_NONE && setgid(q->gid) < 0) ||
 	    (q->uid != AGENT_ID_NONE && setuid(q->uid) < 0))
 		child_fail(errfd, STEP_IDENTITY);
-	if (q->cwd[0] && chdir(q->cwd) < 0)
+	if (child_chdir(q) < 0)
 		child_fail(errfd, STEP_CWD);
 	/* execvp searches the PATH of the environment it runs in: the command's */
 	environ = (char **)(q->envp[0] ? q->envp : fallback_env);

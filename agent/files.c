@@ -61,15 +61,36 @@ static int one_path(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t 
 	return 1;
 }
 
-static int get_file(struct agent_conn *c, uint32_t id, const char *path, struct info *i)
+/* Open for reading the regular file at `path` that lstat found as `was`: O_NONBLOCK, so
+ * that a FIFO or device swapped in since cannot block the agent, and refused unless it is
+ * still that very file. */
+static int open_regular(const char *path, const struct stat *was)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || fcntl(fd, F_SETFL, O_RDONLY) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode) || st.st_dev != was->st_dev || st.st_ino != was->st_ino)
+		r = -ESTALE; /* replaced since the lstat */
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int get_file(struct agent_conn *c, uint32_t id, const char *path, const struct stat *st,
+		    struct info *i)
 {
 	uint8_t buf[AGENT_CHUNK];
 	ssize_t n;
-	int fd, r;
+	int fd = open_regular(path, st), r;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return agent_send_error(c, id, -errno, "open \"%s\": %s", path, strerror(errno));
+		return agent_send_error(c, id, fd, "open \"%s\": %s", path, strerror(-fd));
 	r = send_info(c, id, i);
 	while (r >= 0) {
 		n = read(fd, buf, sizeof(buf));
@@ -140,7 +161,7 @@ int agent_file_get(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t l
 			  .target = ""};
 	if (S_ISREG(st.st_mode)) {
 		i.type = AGENT_FILE_REGULAR;
-		return get_file(c, id, path, &i);
+		return get_file(c, id, path, &st, &i);
 	}
 	if (S_ISDIR(st.st_mode)) {
 		i.type = AGENT_FILE_DIRECTORY;
@@ -218,15 +239,16 @@ static void put_attrs(struct agent_chan *ch, const struct stat *st, bool exists,
 		ch->put_gid = 0;
 }
 
-/* Copy what `path` holds into `fd` (an append starts from the old content). */
-static int copy_into(const char *path, int fd)
+/* Copy what `path` (found by lstat as `st`) holds into `fd` (an append starts from the
+ * old content). */
+static int copy_into(const char *path, const struct stat *st, int fd)
 {
 	char buf[AGENT_CHUNK];
 	ssize_t n;
-	int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), r = 0;
+	int in = open_regular(path, st), r = 0;
 
 	if (in < 0)
-		return -errno;
+		return in;
 	while (r >= 0 && (n = read(in, buf, sizeof(buf))) != 0)
 		r = n < 0 ? (errno == EINTR ? 0 : -errno) : agent_write_all(fd, buf, (size_t)n, -1);
 	close(in);
@@ -265,7 +287,7 @@ static int put_open(struct agent_chan *ch)
 		return -errno;
 	}
 	if (exists && (ch->put_flags & AGENT_PUT_APPEND)) {
-		r = copy_into(dest, ch->put_fd);
+		r = copy_into(dest, &st, ch->put_fd);
 		if (r < 0)
 			return r;
 	}
@@ -342,24 +364,67 @@ int agent_file_data(struct agent_conn *c, struct agent_chan *ch, const uint8_t *
 	return 0;
 }
 
+/* The directory holding `path`'s last component, opened; that component's name in *name
+ * (pointing into `path`). */
+static int open_parent(const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd;
+
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return -EINVAL;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*name = slash + 1;
+	return fd;
+}
+
+/* Owner and mode of directory `name` in `dirfd`, set through a descriptor of its own that
+ * never follows a symlink: a guest user who may write in the parent cannot swap a link to
+ * something else in between. `made`: the agent just made it, so it must still be root's. */
+static int dir_set_perm(int dirfd, const char *name, bool made, uint32_t uid, uint32_t gid,
+			uint32_t mode)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISDIR(st.st_mode) || (made && st.st_uid != geteuid()))
+		r = -EPERM; /* not what was made */
+	else if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode & 07777) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 /* A directory: made if missing; one already there is left alone (its owner and mode
  * changed only with MODIFY_PERM). */
 static int put_directory(struct agent_chan *ch)
 {
+	const char *name;
 	struct stat st;
 	bool exists = lstat(ch->put_path, &st) == 0;
+	int dfd, r;
 
 	if (exists && !S_ISDIR(st.st_mode))
 		return -EEXIST;
 	if (exists && !(ch->put_flags & AGENT_PUT_MODIFY_PERM))
 		return 0;
 	put_attrs(ch, &st, exists, 0750);
-	if (!exists && mkdir(ch->put_path, 0700) < 0)
-		return -errno;
-	if (chown(ch->put_path, ch->put_uid, ch->put_gid) < 0 ||
-	    chmod(ch->put_path, ch->put_mode & 07777) < 0)
-		return -errno;
-	return 0;
+	dfd = open_parent(ch->put_path, &name);
+	if (dfd < 0)
+		return dfd;
+	r = !exists && mkdirat(dfd, name, 0700) < 0 ? -errno : 0;
+	if (r >= 0)
+		r = dir_set_perm(dfd, name, !exists, ch->put_uid, ch->put_gid, ch->put_mode);
+	close(dfd);
+	return r;
 }
 
 /* A symlink: made if the path is free; the same link already there is fine, anything
@@ -434,20 +499,28 @@ int agent_file_delete(struct agent_conn *c, uint32_t id, const uint8_t *p, size_
 	return agent_send(c, AGENT_T_OK, id, NULL, 0);
 }
 
-/* mkdir of one directory, owned and moded as asked; `exist_ok` for parents. */
+/* mkdir of one directory, owned and moded as asked; `exist_ok` for parents. Made 0700
+ * first, its owner and mode then set by descriptor (umask may have taken bits). */
 static int mkdir_one(const char *path, uint32_t mode, uint32_t uid, uint32_t gid, bool exist_ok)
 {
+	const char *name;
 	struct stat st;
+	int dfd = open_parent(path, &name), r = 0;
 
-	if (mkdir(path, mode & 07777) < 0) {
-		if (errno == EEXIST && exist_ok && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			return 0;
-		return -errno;
-	}
-	if (chown(path, uid == AGENT_ID_NONE ? 0 : uid, gid == AGENT_ID_NONE ? 0 : gid) < 0 ||
-	    chmod(path, mode & 07777) < 0) /* umask may have taken bits */
-		return -errno;
-	return 0;
+	if (dfd < 0)
+		return dfd;
+	if (!name[0]) /* "/" itself */
+		r = exist_ok ? 0 : -EEXIST;
+	else if (mkdirat(dfd, name, 0700) < 0)
+		r = errno == EEXIST && exist_ok && fstatat(dfd, name, &st, 0) == 0 &&
+				    S_ISDIR(st.st_mode)
+			    ? 0
+			    : -errno;
+	else
+		r = dir_set_perm(dfd, name, true, uid == AGENT_ID_NONE ? 0 : uid,
+				 gid == AGENT_ID_NONE ? 0 : gid, mode);
+	close(dfd);
+	return r;
 }
 
 int agent_file_mkdir(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t len)
@@ -470,8 +543,12 @@ int agent_file_mkdir(struct agent_conn *c, uint32_t id, const uint8_t *p, size_t
 	if (mode == AGENT_ID_NONE)
 		mode = 0755;
 	strcpy(path, want);
+	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+		path[n - 1] = 0;
 	/* with parents: each prefix ending before a '/', then the whole path */
 	for (char *s = path + 1; parents && r >= 0 && (s = strchr(s, '/')); s++) {
+		if (s[-1] == '/')
+			continue; /* "//" */
 		*s = 0;
 		r = mkdir_one(path, mode, uid, gid, true);
 		*s = '/';

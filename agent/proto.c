@@ -456,12 +456,17 @@ void agent_inbuf_release(struct agent_inbuf *b)
 	*b = (struct agent_inbuf){0};
 }
 
-int agent_inbuf_fill(struct agent_inbuf *b, int fd)
+/* Make room for AGENT_MAX_FRAME bytes after the unread ones. */
+static int inbuf_reserve(struct agent_inbuf *b)
 {
-	ssize_t n;
-
-	if (b->cap - b->len < AGENT_MAX_FRAME) {
-		size_t cap = b->len + 2 * AGENT_MAX_FRAME;
+	if (b->off > 0 && (b->off >= b->cap / 2 || b->cap - b->off - b->len < AGENT_MAX_FRAME)) {
+		memmove(b->data, b->data + b->off, b->len);
+		b->off = 0;
+	}
+	if (b->cap - b->off - b->len < AGENT_MAX_FRAME) {
+		size_t cap = b->cap * 2 > b->len + 2 * AGENT_MAX_FRAME
+				     ? b->cap * 2
+				     : b->len + 2 * AGENT_MAX_FRAME;
 		uint8_t *p = realloc(b->data, cap);
 
 		if (!p)
@@ -469,8 +474,18 @@ int agent_inbuf_fill(struct agent_inbuf *b, int fd)
 		b->data = p;
 		b->cap = cap;
 	}
+	return 0;
+}
+
+int agent_inbuf_fill(struct agent_inbuf *b, int fd)
+{
+	ssize_t n;
+	int r = inbuf_reserve(b);
+
+	if (r < 0)
+		return r;
 	do
-		n = read(fd, b->data + b->len, b->cap - b->len);
+		n = read(fd, b->data + b->off + b->len, b->cap - b->off - b->len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
@@ -482,9 +497,10 @@ void agent_inbuf_consume(struct agent_inbuf *b, size_t n)
 {
 	if (n >= b->len) {
 		b->len = 0;
+		b->off = 0;
 		return;
 	}
-	memmove(b->data, b->data + n, b->len - n);
+	b->off += n;
 	b->len -= n;
 }
 

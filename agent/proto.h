@@ -184,14 +184,24 @@ int agent_frame_decode(struct agent_session *s, const uint8_t *buf, size_t avail
 /* ---- input buffer: bytes read from a stream, frames taken from its front ---- */
 struct agent_inbuf {
 	uint8_t *data; /* owned */
-	size_t len, cap;
+	size_t off;    /* where the unread bytes start */
+	size_t len;    /* how many there are, from `off` */
+	size_t cap;
 };
 
+/* The first unread byte. */
+static inline const uint8_t *agent_inbuf_head(const struct agent_inbuf *b)
+{
+	return b->data + b->off;
+}
+
 void agent_inbuf_release(struct agent_inbuf *b);
-/* read(2) once from `fd` into the buffer (growing it up to AGENT_MAX_FRAME spare).
+/* read(2) once from `fd` into the buffer (with AGENT_MAX_FRAME spare at least: the unread
+ * bytes moved to the front first when they sit past half the buffer or the spare is short,
+ * else the buffer doubled; so a stream of small frames costs linear time).
  * Returns bytes read, 0 at end of stream, or -errno (-EAGAIN when non-blocking). */
 int agent_inbuf_fill(struct agent_inbuf *b, int fd);
-/* Drop `n` bytes from the front (a decoded frame). */
+/* Drop `n` bytes from the front (a decoded frame): O(1), nothing moved. */
 void agent_inbuf_consume(struct agent_inbuf *b, size_t n);
 
 /* Write all of `len` bytes to `fd`, waiting on poll when it is non-blocking; `timeout_ms`

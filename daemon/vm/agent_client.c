@@ -20,7 +20,10 @@
 
 #include "lib/util.h"
 
-#define INBUF_MAX (64u << 20) /* bytes read ahead while a send waits */
+#define INBUF_MAX (4u << 20) /* bytes read ahead while a send waits */
+/* a directory pulled: what a guest may make berthd hold (-E2BIG past it) */
+#define PULL_MAX_ENTRIES (1u << 18)
+#define PULL_MAX_NAMES (16u << 20) /* bytes of names */
 #define MAX_CHANNELS 1024
 #define RUN_OUTPUT_MAX (16u << 20)
 #define SEND_TIMEOUT_MS 30000 /* for stdin, resize and signal, which wait for nothing else */
@@ -44,11 +47,13 @@ struct chan {
 	const struct agent_exec_cbs *cbs; /* borrowed */
 	void *data;			  /* borrowed */
 	/* request */
-	uint8_t reply;		      /* the message type that ends it */
-	int out_fd;		      /* borrowed: where a pulled file's content goes */
-	int out_ret;		      /* first failure writing it */
-	struct agent_file_info *info; /* borrowed: the caller's */
-	struct agent_state *state;    /* borrowed: the caller's */
+	uint8_t reply;		       /* the message type that ends it */
+	int out_fd;		       /* borrowed: where a pulled file's content goes */
+	int out_ret;		       /* first failure writing it */
+	int64_t deadline;	       /* the request's: writes to out_fd end by it too */
+	size_t entries_cap, names_len; /* a directory's listing so far */
+	struct agent_file_info *info;  /* borrowed: the caller's */
+	struct agent_state *state;     /* borrowed: the caller's */
 };
 
 struct agent_client {
@@ -267,19 +272,32 @@ static void on_data(struct chan *ch, const struct agent_frame *f)
 		return;
 	if (i->type == AGENT_FILE_REGULAR) {
 		if (ch->out_fd >= 0)
-			ch->out_ret = agent_write_all(ch->out_fd, f->payload, f->len, -1);
+			ch->out_ret = agent_write_all(ch->out_fd, f->payload, f->len,
+						      remaining(ch->deadline));
 		return;
 	}
 	agent_rd_init(&rd, f->payload, f->len);
 	while (rd.off < rd.len && !rd.bad) {
 		const char *name = agent_rd_str(&rd);
-		char **v = realloc(i->entries, (i->n_entries + 2) * sizeof(*v));
+		char **v = i->entries;
 
-		if (!v) {
-			ch->out_ret = -ENOMEM;
+		ch->names_len += strlen(name) + 1;
+		if (i->n_entries >= PULL_MAX_ENTRIES || ch->names_len > PULL_MAX_NAMES) {
+			ch->out_ret = -E2BIG;
+			ch->done = true; /* not waiting for the rest: dropped when it comes */
 			return;
 		}
-		i->entries = v;
+		if (i->n_entries + 2 > ch->entries_cap) {
+			size_t cap = ch->entries_cap ? ch->entries_cap * 2 : 64;
+
+			v = realloc(i->entries, cap * sizeof(*v));
+			if (!v) {
+				ch->out_ret = -ENOMEM;
+				return;
+			}
+			i->entries = v;
+			ch->entries_cap = cap;
+		}
 		v[i->n_entries] = strdup(name);
 		if (!v[i->n_entries]) {
 			ch->out_ret = -ENOMEM;
@@ -308,8 +326,8 @@ static int on_frame(struct agent_client *c, const struct agent_frame *f)
 	struct chan *ch = chan_find(c, f->channel);
 	bool ok = true;
 
-	if (!ch)
-		return 0; /* a released channel's late frames */
+	if (!ch || ch->done)
+		return 0; /* a released or finished channel's late frames: a second EXIT too */
 	switch (f->type) {
 	case AGENT_T_ERROR:
 		on_error(ch, f);
@@ -361,7 +379,7 @@ static int next_frame(struct agent_client *c, int64_t deadline, struct agent_fra
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		int r = agent_frame_decode(&c->s, c->in.data, c->in.len, f, used);
+		int r = agent_frame_decode(&c->s, agent_inbuf_head(&c->in), c->in.len, f, used);
 
 		if (r != -EAGAIN)
 			return r;
@@ -411,7 +429,8 @@ static int wait_done(struct agent_client *c, struct chan *ch, int64_t deadline, 
 		     struct berth_error *err)
 {
 	while (!ch->done) {
-		int r = pump_one(c, deadline, err);
+		/* checked even while frames keep coming: a flood must not outlast it */
+		int r = now_ms() > deadline ? -ETIMEDOUT : pump_one(c, deadline, err);
 
 		if (r == -ETIMEDOUT)
 			return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
@@ -557,7 +576,7 @@ int agent_client_exec_start(struct agent_client *c, const struct agent_exec_req 
 	put_strv(&p, req->env);
 	r = send_buf(c, AGENT_T_EXEC, ch->id, &p, deadline, err);
 	while (r >= 0 && !ch->started && !ch->done)
-		r = pump_one(c, deadline, err);
+		r = now_ms() > deadline ? -ETIMEDOUT : pump_one(c, deadline, err);
 	if (r == -ETIMEDOUT)
 		berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
 				"agent: exec \"%s\": not started in time", req->argv[0]);
@@ -590,11 +609,17 @@ static struct chan *exec_chan(struct agent_client *c, uint32_t id, struct berth_
 int agent_client_exec_stdin(struct agent_client *c, uint32_t ch, const void *p, size_t len,
 			    struct berth_error *err)
 {
+	struct chan *x = exec_chan(c, ch, err);
 	const uint8_t *b = p;
 	int r = 0;
 
-	if (!exec_chan(c, ch, err))
+	if (!x)
 		return -ENOENT;
+	if (x->ret < 0) /* the agent refused stdin of this running command (ENOBUFS) */
+		return berth_error_set(err, x->ret,
+				       x->ret == -ENOBUFS ? BERTH_ERR_TOO_LARGE
+							  : BERTH_ERR_INTERNAL,
+				       "agent: %s", x->msg ? x->msg : strerror(-x->ret));
 	if (len == 0)
 		return send_frame(c, AGENT_T_STDIN, ch, NULL, 0, now_ms() + SEND_TIMEOUT_MS, err);
 	for (size_t off = 0; r >= 0 && off < len; off += AGENT_CHUNK) {
@@ -725,11 +750,18 @@ static int request(struct agent_client *c, uint8_t type, struct agent_buf *p, st
 		   int timeout_ms, const char *what, struct berth_error *err)
 {
 	int64_t deadline = now_ms() + timeout_ms;
-	int r = send_buf(c, type, ch->id, p, deadline, err);
+	int r;
 
+	ch->deadline = deadline;
+	r = send_buf(c, type, ch->id, p, deadline, err);
 	if (r >= 0)
 		r = wait_done(c, ch, deadline, what, err);
-	if (r >= 0 && ch->out_ret < 0)
+	if (r >= 0 && ch->out_ret == -E2BIG)
+		r = berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
+				    "agent: %s: the listing is too large (over %u entries or "
+				    "%u MiB of names)",
+				    what, PULL_MAX_ENTRIES, PULL_MAX_NAMES >> 20);
+	else if (r >= 0 && ch->out_ret < 0)
 		r = berth_error_set(err, ch->out_ret, BERTH_ERR_INTERNAL, "agent: %s: %s", what,
 				    strerror(-ch->out_ret));
 	return r;

@@ -34,7 +34,7 @@ const char *agent_client_agent_version(const struct agent_client *c);
 struct agent_exec_req {
 	const char *const *argv; /* NULL-terminated, at least one */
 	const char *const *env;	 /* NULL-terminated "K=V", the whole environment; NULL: PATH */
-	const char *cwd;	 /* NULL: the agent's (/run/lxd_agent in a guest) */
+	const char *cwd;	 /* NULL: the command's $HOME (from env), else "/" */
 	uint32_t uid, gid;	 /* AGENT_ID_NONE: root's, as the agent runs */
 	bool interactive;	 /* a pty: stdout carries both streams */
 	uint16_t cols, rows;	 /* the pty's first size */

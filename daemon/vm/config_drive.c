@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -133,14 +134,44 @@ static int put_str(const char *dir, const char *rel, const char *text, int mode,
 	return put(dir, rel, text, strlen(text), mode, err);
 }
 
+/* Whether `s` holds no control character (\r, \n, escapes...): a YAML scalar must not. */
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* `s` (printable) as a YAML double-quoted string, which is JSON's: `"` and `\` escaped. */
+static char *yaml_quote(const char *s)
+{
+	char *out = malloc(2 * strlen(s) + 3), *o = out;
+
+	if (!out)
+		return NULL;
+	*o++ = '"';
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			*o++ = '\\';
+		*o++ = *s;
+	}
+	*o++ = '"';
+	*o = 0;
+	return out;
+}
+
 static int put_cloud_init(const char *dir, const struct config_drive *cd, struct berth_error *err)
 {
+	_cleanup_free_ char *id = yaml_quote(cd->instance_id ? cd->instance_id : cd->name);
+	_cleanup_free_ char *host = yaml_quote(cd->name);
 	_cleanup_free_ char *meta =
-		berth_strdup_printf("instance-id: %s\nlocal-hostname: %s\n",
-				    cd->instance_id ? cd->instance_id : cd->name, cd->name);
+		id && host ? berth_strdup_printf("instance-id: %s\nlocal-hostname: %s\n", id, host)
+			   : NULL;
+	_cleanup_free_ char *netcfg = berth_strdup_printf("%s/cloud-init/network-config", dir);
 	int r;
 
-	if (!meta)
+	if (!meta || !netcfg)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	r = put_str(dir, "cloud-init/meta-data", meta, 0600, err);
 	if (r >= 0)
@@ -151,6 +182,10 @@ static int put_cloud_init(const char *dir, const struct config_drive *cd, struct
 			    cd->vendor_data ? cd->vendor_data : empty_cloud_config, 0600, err);
 	if (r >= 0 && cd->network_config)
 		r = put_str(dir, "cloud-init/network-config", cd->network_config, 0600, err);
+	/* none now: one from an earlier build must not stay */
+	if (r >= 0 && !cd->network_config && unlink(netcfg) < 0 && errno != ENOENT)
+		r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				    "config drive: removing \"%s\": %m", netcfg);
 	return r;
 }
 
@@ -161,8 +196,8 @@ int config_drive_build(const char *dir, const struct config_drive *cd, struct be
 	size_t agent_len = 0;
 	int r;
 
-	if (!cd->name || !cd->name[0] || strchr(cd->name, '\n') ||
-	    (cd->instance_id && strchr(cd->instance_id, '\n')))
+	if (!cd->name || !cd->name[0] || !printable(cd->name) ||
+	    (cd->instance_id && !printable(cd->instance_id)))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "config drive: invalid instance name or id");
 	r = berth_mkdir_p(dir, 0700);

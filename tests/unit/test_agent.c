@@ -8,15 +8,21 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/proto.h"
 #include "daemon/vm/agent_client.h"
 #include "lib/sha256.h"
+#include "lib/util.h"
 
 static void hex_of(const uint8_t *p, size_t n, char *out)
 {
@@ -459,6 +465,229 @@ static void test_client_errors(void **state)
 	assert_null(c);
 }
 
+/* Read one frame from blocking `fd` into `in`: 0, or -errno. */
+static int fake_read(int fd, struct agent_session *s, struct agent_inbuf *in, struct agent_frame *f)
+{
+	size_t used;
+
+	for (;;) {
+		int r = agent_frame_decode(s, agent_inbuf_head(in), in->len, f, &used);
+
+		if (r == 0)
+			agent_inbuf_consume(in, used); /* the payload stays in the buffer */
+		if (r != -EAGAIN)
+			return r;
+		r = agent_inbuf_fill(in, fd);
+		if (r <= 0)
+			return r == 0 ? -EPIPE : r;
+	}
+}
+
+/* A pulled directory's listing, endless: FILE_INFO then entries until the host hangs up. */
+static void fake_listing(int fd, struct agent_session *s, struct agent_inbuf *in)
+{
+	struct agent_buf out = {0}, p = {0};
+	struct agent_frame f;
+	char name[32];
+	uint64_t n = 0;
+
+	if (fake_read(fd, s, in, &f) < 0 || f.type != AGENT_T_FILE_GET)
+		_exit(4);
+	agent_buf_u8(&p, AGENT_FILE_DIRECTORY);
+	for (int k = 0; k < 3; k++)
+		agent_buf_u32(&p, 0);
+	agent_buf_u64(&p, 0);
+	agent_buf_u64(&p, 0);
+	agent_buf_u32(&p, 0);
+	agent_buf_str(&p, "");
+	agent_frame_encode(s, &out, AGENT_T_FILE_INFO, f.channel, p.data, p.len);
+	for (;;) {
+		p.len = 0;
+		while (p.len < AGENT_CHUNK - 64) {
+			snprintf(name, sizeof(name), "entry-%llu", (unsigned long long)n++);
+			agent_buf_str(&p, name);
+		}
+		agent_frame_encode(s, &out, AGENT_T_FILE_DATA, f.channel, p.data, p.len);
+		if (agent_write_all(fd, out.data, out.len, -1) < 0)
+			_exit(0);
+		out.len = 0;
+	}
+}
+
+/* An exec answered STARTED, EXIT 3, then EXIT 5 and output, as a buggy or hostile agent
+ * might; then silence until the host hangs up. */
+static void fake_double_exit(int fd, struct agent_session *s, struct agent_inbuf *in)
+{
+	struct agent_buf out = {0}, p = {0};
+	struct agent_frame f;
+	char c;
+
+	if (fake_read(fd, s, in, &f) < 0 || f.type != AGENT_T_EXEC)
+		_exit(4);
+	agent_buf_u32(&p, 7);
+	agent_frame_encode(s, &out, AGENT_T_STARTED, f.channel, p.data, p.len);
+	p.len = 0;
+	agent_buf_u32(&p, 3);
+	agent_frame_encode(s, &out, AGENT_T_EXIT, f.channel, p.data, p.len);
+	p.len = 0;
+	agent_buf_u32(&p, 5);
+	agent_frame_encode(s, &out, AGENT_T_EXIT, f.channel, p.data, p.len);
+	agent_frame_encode(s, &out, AGENT_T_STDOUT, f.channel, "late", 4);
+	if (agent_write_all(fd, out.data, out.len, -1) < 0)
+		_exit(5);
+	while (read(fd, &c, 1) > 0)
+		;
+	_exit(0);
+}
+
+/* A hostile agent on `fd` (a child process): a good handshake, READY, then nothing but
+ * one-byte STDOUT frames on a channel nobody opened, as fast as it can, until the host
+ * hangs up (or, `mode` 1, an endless directory listing; 2: an exec exiting twice).
+ * `host_fd`: the host's end, closed in the child. */
+static pid_t fake_flooding_agent(int fd, int host_fd, int mode)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct agent_session s;
+		struct agent_inbuf in = {0};
+		struct agent_buf out = {0};
+		struct agent_frame f;
+
+		close(host_fd);
+		signal(SIGPIPE, SIG_IGN);
+		agent_session_init(&s, AGENT_ROLE_AGENT, key_a);
+		if (fake_read(fd, &s, &in, &f) < 0 ||
+		    agent_hs_challenge(&s, f.payload, f.len, &out) < 0 ||
+		    agent_write_all(fd, out.data, out.len, -1) < 0 ||
+		    fake_read(fd, &s, &in, &f) < 0 ||
+		    agent_hs_check_proof(&s, f.payload, f.len) < 0)
+			_exit(2);
+		out.len = 0;
+		if (agent_frame_encode(&s, &out, AGENT_T_READY, 0, "flood", 5) < 0 ||
+		    agent_write_all(fd, out.data, out.len, -1) < 0)
+			_exit(3);
+		if (mode == 1)
+			fake_listing(fd, &s, &in);
+		if (mode == 2)
+			fake_double_exit(fd, &s, &in);
+		for (;;) {
+			out.len = 0;
+			for (int i = 0; i < 4096; i++)
+				agent_frame_encode(&s, &out, AGENT_T_STDOUT, 999, "x", 1);
+			if (agent_write_all(fd, out.data, out.len, -1) < 0)
+				_exit(0);
+		}
+	}
+	return pid;
+}
+
+/* A guest flooding tiny frames makes a call fail with its timeout, near its deadline:
+ * frames kept buffered do not let it run past it, nor cost quadratic time. */
+static void test_client_flooded(void **state)
+{
+	struct agent_file_info info = {.type = AGENT_FILE_REGULAR, .mode = 0600, .uid = 0, .gid = 0};
+	struct agent_client *c = NULL;
+	struct berth_error err = {0};
+	uint64_t t0, ms;
+	int sv[2], fd, status;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fake_flooding_agent(sv[1], sv[0], 0);
+	close(sv[1]);
+	assert_int_equal(agent_client_new(sv[0], key_a, 5000, &c, &err), 0);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	t0 = berth_monotonic_ns();
+	assert_int_equal(agent_client_file_push(c, "/f", &info, fd, 0, 500, &err), -ETIMEDOUT);
+	ms = (berth_monotonic_ns() - t0) / 1000000;
+	print_message("flooded push: -ETIMEDOUT after %llu ms (timeout 500)\n",
+		      (unsigned long long)ms);
+	assert_true(ms >= 450 && ms < 1500);
+	berth_error_release(&err);
+	close(fd);
+	agent_client_free(c);
+	close(sv[0]); /* the flood ends */
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+}
+
+/* A guest listing a directory without end: the pull stops at the cap (-E2BIG, said so),
+ * not when berthd runs out of memory. */
+static void test_client_huge_listing(void **state)
+{
+	struct agent_file_info info = {0};
+	struct agent_client *c = NULL;
+	struct berth_error err = {0};
+	int sv[2], status;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fake_flooding_agent(sv[1], sv[0], 1);
+	close(sv[1]);
+	assert_int_equal(agent_client_new(sv[0], key_a, 5000, &c, &err), 0);
+	assert_int_equal(agent_client_file_pull(c, "/d", -1, &info, 20000, &err), -E2BIG);
+	assert_non_null(strstr(err.msg, "the listing is too large"));
+	berth_error_release(&err);
+	agent_client_free(c);
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+}
+
+struct exits {
+	int n, status;
+	size_t output;
+};
+
+static void count_output(void *data, uint32_t ch, int stream, const void *p, size_t len)
+{
+	((struct exits *)data)->output += len;
+}
+
+static void count_exit(void *data, uint32_t ch, int status)
+{
+	struct exits *e = data;
+
+	e->n++;
+	e->status = status;
+}
+
+/* What an agent sends on a channel after its EXIT is dropped: one exit callback, the
+ * first status, no output after it. */
+static void test_client_double_exit(void **state)
+{
+	static const struct agent_exec_cbs cbs = {.output = count_output, .exit = count_exit};
+	struct agent_exec_req req = {.argv = (const char *[]){"x", NULL},
+				     .uid = AGENT_ID_NONE,
+				     .gid = AGENT_ID_NONE};
+	struct agent_client *c = NULL;
+	struct berth_error err = {0};
+	struct exits e = {0};
+	int sv[2], status = -1;
+	uint32_t ch;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fake_flooding_agent(sv[1], sv[0], 2);
+	close(sv[1]);
+	assert_int_equal(agent_client_new(sv[0], key_a, 5000, &c, &err), 0);
+	assert_int_equal(agent_client_exec_start(c, &req, &cbs, &e, &ch, NULL, 5000, &err), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(agent_client_pump(c, 20, &err), 0);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(e.status, 3);
+	assert_int_equal(e.output, 0);
+	assert_int_equal(agent_client_exec_wait(c, ch, 1000, &status, &err), 0);
+	assert_int_equal(status, 3);
+	agent_client_free(c);
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +702,9 @@ int main(void)
 		cmocka_unit_test(test_framing_limits),
 		cmocka_unit_test(test_state_decode),
 		cmocka_unit_test(test_client_errors),
+		cmocka_unit_test(test_client_flooded),
+		cmocka_unit_test(test_client_huge_listing),
+		cmocka_unit_test(test_client_double_exit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

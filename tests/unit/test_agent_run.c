@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -217,6 +219,28 @@ static void test_exec_env_cwd_uid(void **state)
 	req.argv = (const char *[]){"sh", "-c", "id -u; id -G", NULL};
 	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
 	assert_null(strstr(out, "4321"));
+	free(out);
+	/* no cwd: the command's $HOME, else "/" (never the agent's own cwd) */
+	req = (struct agent_exec_req){.argv = (const char *[]){"pwd", NULL},
+				      .env = (const char *[]){"HOME=/tmp", NULL},
+				      .uid = AGENT_ID_NONE,
+				      .gid = AGENT_ID_NONE};
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	assert_string_equal(out, "/tmp\n");
+	free(out);
+	req.env = (const char *[]){"PATH=/usr/bin:/bin", NULL};
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	assert_string_equal(out, "/\n");
+	free(out);
+	/* a pty is the command's: its uid and gid, 0620 */
+	req = (struct agent_exec_req){.argv = (const char *[]){"sh", "-c",
+							       "stat -c %u:%g:%a \"$(tty)\"", NULL},
+				      .env = env,
+				      .interactive = true,
+				      .uid = 1234,
+				      .gid = 2345};
+	assert_int_equal(run(c, &req, NULL, &out, NULL), 0);
+	assert_non_null(strstr(out, "1234:2345:620"));
 	free(out);
 	/* no environment given: a default PATH, nothing of the agent's */
 	req = (struct agent_exec_req){.argv = (const char *[]){"sh", "-c", "env | sort", NULL},
@@ -604,6 +628,195 @@ static void test_big_file(void **state)
 	free(b);
 }
 
+static bool is_mkdir(long nr)
+{
+#ifdef SYS_mkdir
+	if (nr == SYS_mkdir)
+		return true;
+#endif
+	return nr == SYS_mkdirat;
+}
+
+static bool is_lstat(long nr)
+{
+#ifdef SYS_lstat
+	if (nr == SYS_lstat)
+		return true;
+#endif
+#ifdef SYS_newfstatat
+	if (nr == SYS_newfstatat)
+		return true;
+#endif
+	return nr == SYS_statx;
+}
+
+/* A ptrace'd stand-in for a guest user writing in the directory: right after the agent's
+ * successful syscall that `match` picks returns, after `skip` others, `path` is moved away and becomes a
+ * symlink to `victim`, or a FIFO if `victim` is NULL. Deterministic: the agent stays
+ * stopped at that syscall's exit while the swap is done. */
+static pid_t swap_after(pid_t agent, bool (*match)(long), int skip, const char *path,
+			const char *victim)
+{
+	int sync[2];
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(sync), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct __ptrace_syscall_info si;
+		char moved[256];
+		long nr = -1;
+		int st;
+
+		if (ptrace(PTRACE_SEIZE, agent, 0, PTRACE_O_TRACESYSGOOD) < 0 ||
+		    ptrace(PTRACE_INTERRUPT, agent, 0, 0) < 0 || waitpid(agent, &st, __WALL) < 0)
+			_exit(2);
+		if (write(sync[1], "r", 1) != 1 || ptrace(PTRACE_SYSCALL, agent, 0, 0) < 0)
+			_exit(3);
+		while (waitpid(agent, &st, __WALL) == agent && WIFSTOPPED(st)) {
+			int sig = WSTOPSIG(st) == (SIGTRAP | 0x80) ? 0 : WSTOPSIG(st);
+
+			if (WSTOPSIG(st) == SIGTRAP || sig == SIGTRAP)
+				sig = 0; /* the interrupt's own stop */
+			if (!sig && ptrace(PTRACE_GET_SYSCALL_INFO, agent, sizeof(si), &si) > 0) {
+				if (si.op == PTRACE_SYSCALL_INFO_ENTRY)
+					nr = (long)si.entry.nr;
+				else if (si.op == PTRACE_SYSCALL_INFO_EXIT && si.exit.rval == 0 &&
+					 match(nr) && skip-- == 0) {
+					snprintf(moved, sizeof(moved), "%s.moved", path);
+					if (rename(path, moved) < 0 ||
+					    (victim ? symlink(victim, path) : mkfifo(path, 0600)) <
+						    0)
+						_exit(4);
+					ptrace(PTRACE_DETACH, agent, 0, 0);
+					_exit(0);
+				}
+			}
+			if (ptrace(PTRACE_SYSCALL, agent, 0, sig) < 0)
+				_exit(5);
+		}
+		_exit(6);
+	}
+	close(sync[1]);
+	assert_int_equal(read(sync[0], &c, 1), 1);
+	close(sync[0]);
+	return pid;
+}
+
+/* Owner and mode go on the directory the agent made, by its descriptor: a symlink put in
+ * its place between the mkdir and the chown leaves what the link points to as it was. */
+static void test_mkdir_swapped_for_symlink(void **state)
+{
+	NEED_ROOT();
+	struct agent_proc *p = *state;
+	struct agent_file_info dir = {.type = AGENT_FILE_DIRECTORY,
+				      .mode = 0777,
+				      .uid = 1000,
+				      .gid = 1001};
+	struct berth_error err = {0};
+	char victim[160], made[160];
+	struct stat st;
+	int status;
+	pid_t tracer;
+
+	snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+	assert_int_equal(mkdir(victim, 0700), 0);
+	for (int push = 0; push <= 1; push++) {
+		snprintf(made, sizeof(made), "%s/made%d", tmpdir, push);
+		tracer = swap_after(p->pid, is_mkdir, 0, made, victim);
+		if (push)
+			assert_true(agent_client_file_push(p->c, made, &dir, -1, 0, TIMEOUT, &err) <
+				    0);
+		else
+			assert_true(agent_client_mkdir(p->c, made, 0777, 1000, 1001, false, TIMEOUT,
+						       &err) < 0);
+		berth_error_release(&err);
+		assert_int_equal(waitpid(tracer, &status, 0), tracer);
+		assert_int_equal(status, 0); /* the swap was done */
+		assert_int_equal(lstat(made, &st), 0);
+		assert_true(S_ISLNK(st.st_mode));
+		assert_int_equal(stat(victim, &st), 0);
+		assert_int_equal(st.st_uid, 0);
+		assert_int_equal(st.st_gid, 0);
+		assert_int_equal(st.st_mode & 07777, 0700);
+	}
+}
+
+/* A file pulled, or appended to, that becomes a FIFO between the agent's lstat and open
+ * is refused: the agent neither blocks on it nor serves what is not that file. */
+static void test_pull_swapped_for_fifo(void **state)
+{
+	NEED_ROOT();
+	struct agent_proc *p = *state;
+	struct agent_file_info info = {.type = AGENT_FILE_REGULAR, .mode = 0600, .uid = 0, .gid = 0};
+	struct berth_error err = {0};
+	char f[160];
+	int status, fd;
+	pid_t tracer;
+	uint64_t t0;
+
+	for (int push = 0; push <= 1; push++) {
+		snprintf(f, sizeof(f), "%s/fifo%d", tmpdir, push);
+		assert_int_equal(berth_write_file_replace(f, "x", 1, 0600), 0);
+		tracer = swap_after(p->pid, is_lstat, push, f,
+				    NULL) /* a push: after follow_last's */;
+		t0 = berth_monotonic_ns();
+		if (push) {
+			fd = open("/dev/null", O_RDONLY);
+			assert_int_equal(agent_client_file_push(p->c, f, &info, fd,
+								AGENT_PUT_APPEND, TIMEOUT, &err),
+					 -ESTALE);
+			close(fd);
+		} else {
+			assert_int_equal(agent_client_file_pull(p->c, f, -1, &info, TIMEOUT, &err),
+					 -ESTALE);
+		}
+		assert_true(berth_monotonic_ns() - t0 < TIMEOUT / 2 * 1000000ull);
+		berth_error_release(&err);
+		assert_int_equal(waitpid(tracer, &status, 0), tracer);
+		assert_int_equal(status, 0);
+	}
+	assert_int_equal(run(p->c,
+			     &(struct agent_exec_req){.argv = (const char *[]){"true", NULL},
+						      .uid = AGENT_ID_NONE,
+						      .gid = AGENT_ID_NONE},
+			     NULL, NULL, NULL),
+			 0);
+}
+
+/* stdin a command does not read: past the agent's queue, the agent's ENOBUFS reaches the
+ * caller at its next stdin call. */
+static void test_stdin_overflow(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	struct agent_exec_req req = {.argv = (const char *[]){"sleep", "30", NULL},
+				     .uid = AGENT_ID_NONE,
+				     .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	size_t n = 1 << 20;
+	char *buf = calloc(1, n);
+	int r = 0, status;
+	uint32_t ch;
+
+	assert_non_null(buf);
+	assert_int_equal(agent_client_exec_start(c, &req, NULL, NULL, &ch, NULL, TIMEOUT, &err), 0);
+	for (int i = 0; i < 40 && r >= 0; i++) {
+		r = agent_client_exec_stdin(c, ch, buf, n, &err);
+		if (r >= 0)
+			r = agent_client_pump(c, 10, &err);
+	}
+	assert_int_equal(r, -ENOBUFS);
+	assert_non_null(strstr(err.msg, "has not read"));
+	berth_error_release(&err);
+	free(buf);
+	assert_int_equal(agent_client_exec_signal(c, ch, SIGKILL, &err), 0);
+	assert_int_equal(agent_client_exec_wait(c, ch, TIMEOUT, &status, &err), 0);
+	assert_int_equal(status, 128 + SIGKILL);
+}
+
 static void test_state(void **state)
 {
 	NEED_ROOT();
@@ -716,7 +929,7 @@ static int read_frame(int fd, struct agent_session *s, struct agent_inbuf *in,
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int r = agent_frame_decode(s, in->data, in->len, f, used);
+		int r = agent_frame_decode(s, agent_inbuf_head(in), in->len, f, used);
 
 		if (r != -EAGAIN)
 			return r;
@@ -991,6 +1204,37 @@ static void test_refused_peers(void **state)
 	spawn_agent(&p, NULL, extra);
 	assert_int_equal(reap_agent(&p), 1);
 	assert_int_equal(chmod(keypath, 0600), 0);
+	/* nor one whose key file another user owns (and could have written) */
+	assert_int_equal(chown(keypath, 1000, 0), 0);
+	spawn_agent(&p, NULL, extra);
+	assert_true(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err) < 0); /* hung up */
+	berth_error_release(&err);
+	assert_int_equal(reap_agent(&p), 1);
+	assert_int_equal(chown(keypath, 0, 0), 0);
+}
+
+/* An fd the agent inherited (open without close-on-exec) reaches no command. */
+static void test_inherited_fd(void **state)
+{
+	NEED_ROOT();
+	char keypath[128];
+	const char *extra[] = {"--key", keypath, NULL};
+	const char *argv[] = {"sh", "-c", "test -e /proc/self/fd/57 && echo leaked || echo clean",
+			      NULL};
+	struct agent_exec_req req = {.argv = argv, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	struct berth_error err = {0};
+	struct agent_proc p;
+	char *out = NULL;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	assert_int_equal(dup2(2, 57), 57); /* no O_CLOEXEC */
+	spawn_agent(&p, NULL, extra);
+	close(57);
+	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
+	assert_int_equal(run(p.c, &req, NULL, &out, NULL), 0);
+	assert_string_equal(out, "clean\n");
+	free(out);
+	assert_int_equal(reap_agent(&p), 0);
 }
 
 /* The loader's way: a copy of the config drive as working directory, the agent run as
@@ -1023,7 +1267,7 @@ static void test_loader_convention(void **state)
 	spawn_agent(&p, rundir, extra);
 	snprintf(agent_bin, sizeof(agent_bin), "%s", saved);
 	assert_int_equal(agent_client_new(p.fd, key, TIMEOUT, &p.c, &err), 0);
-	/* its commands start in its working directory, as lxd-agent's */
+	/* its commands never start in its working directory (no $HOME given: "/") */
 	{
 		const char *argv[] = {"pwd", NULL};
 		struct agent_exec_req req = {.argv = argv,
@@ -1032,7 +1276,7 @@ static void test_loader_convention(void **state)
 		char *out = NULL, want[160];
 
 		assert_int_equal(run(p.c, &req, NULL, &out, NULL), 0);
-		snprintf(want, sizeof(want), "%s\n", rundir);
+		snprintf(want, sizeof(want), "/\n");
 		assert_string_equal(out, want);
 		free(out);
 	}
@@ -1043,7 +1287,7 @@ static void test_loader_convention(void **state)
 	free(t);
 	snprintf(cmd, sizeof(cmd), "%s/meta-data", seed);
 	assert_int_equal(berth_read_file(cmd, 4096, &t, &n), 0);
-	assert_non_null(strstr(t, "local-hostname: v1"));
+	assert_non_null(strstr(t, "local-hostname: \"v1\""));
 	free(t);
 }
 
@@ -1257,15 +1501,27 @@ static void test_exec_latency(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exec_basic),	  cmocka_unit_test(test_exec_env_cwd_uid),
-		cmocka_unit_test(test_exec_interactive),  cmocka_unit_test(test_exec_signal),
-		cmocka_unit_test(test_exec_two_at_once),  cmocka_unit_test(test_files),
-		cmocka_unit_test(test_big_file),	  cmocka_unit_test(test_state),
-		cmocka_unit_test(test_readiness),	  cmocka_unit_test(test_refused_peers),
-		cmocka_unit_test(test_loader_convention), cmocka_unit_test(test_device_pty),
-		cmocka_unit_test(test_host_gone),	  cmocka_unit_test(test_replay_end_to_end),
-		cmocka_unit_test(test_hostile_payloads),  cmocka_unit_test(test_agent_restart),
+		cmocka_unit_test(test_exec_basic),
+		cmocka_unit_test(test_exec_env_cwd_uid),
+		cmocka_unit_test(test_exec_interactive),
+		cmocka_unit_test(test_exec_signal),
+		cmocka_unit_test(test_exec_two_at_once),
+		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_big_file),
+		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_readiness),
+		cmocka_unit_test(test_refused_peers),
+		cmocka_unit_test(test_loader_convention),
+		cmocka_unit_test(test_device_pty),
+		cmocka_unit_test(test_host_gone),
+		cmocka_unit_test(test_replay_end_to_end),
+		cmocka_unit_test(test_hostile_payloads),
+		cmocka_unit_test(test_agent_restart),
 		cmocka_unit_test(test_exec_latency),
+		cmocka_unit_test(test_mkdir_swapped_for_symlink),
+		cmocka_unit_test(test_pull_swapped_for_fifo),
+		cmocka_unit_test(test_inherited_fd),
+		cmocka_unit_test(test_stdin_overflow),
 	};
 
 	/* SIGPIPE is left as it is: the client must not raise it (a dead agent) */

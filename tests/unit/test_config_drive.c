@@ -76,7 +76,7 @@ static void test_build(void **state)
 	assert_int_equal(mode, 0755);
 	free(t);
 	t = slurp(dir, "cloud-init/meta-data", &mode);
-	assert_string_equal(t, "instance-id: v1\nlocal-hostname: v1\n");
+	assert_string_equal(t, "instance-id: \"v1\"\nlocal-hostname: \"v1\"\n");
 	free(t);
 	t = slurp(dir, "cloud-init/user-data", &mode);
 	assert_string_equal(t, "#cloud-config\npackages: [hello]\n");
@@ -92,14 +92,17 @@ static void test_build(void **state)
 	/* rebuilt with another key and no network-config: replaced, the agent reads 0400 */
 	assert_int_equal(config_drive_new_key(key), 0);
 	cd.network_config = NULL;
-	cd.instance_id = "uuid-1";
+	cd.instance_id = "uuid-\"1\\";
 	assert_int_equal(config_drive_build(dir, &cd, &err), 0);
+	t = berth_strdup_printf("%s/cloud-init/network-config", dir);
+	assert_int_equal(stat(t, &st), -1); /* the earlier one is gone */
+	free(t);
 	t = slurp(dir, "berth-agent.key", &mode);
 	config_drive_key_hex(key, hex);
 	assert_string_equal(t, hex);
 	free(t);
 	t = slurp(dir, "cloud-init/meta-data", &mode);
-	assert_string_equal(t, "instance-id: uuid-1\nlocal-hostname: v1\n");
+	assert_string_equal(t, "instance-id: \"uuid-\\\"1\\\\\"\nlocal-hostname: \"v1\"\n");
 	free(t);
 
 	/* failures say what failed */
@@ -109,6 +112,10 @@ static void test_build(void **state)
 	berth_error_release(&err);
 	cd.agent_path = agent;
 	cd.name = "a\nb";
+	assert_int_equal(config_drive_build(dir, &cd, &err), -EINVAL);
+	berth_error_release(&err);
+	cd.name = "v1";
+	cd.instance_id = "x\ry"; /* any control character */
 	assert_int_equal(config_drive_build(dir, &cd, &err), -EINVAL);
 	berth_error_release(&err);
 	snprintf(dir, sizeof(dir), "rm -rf '%s'", tmpl);
