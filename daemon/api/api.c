@@ -269,7 +269,7 @@ static int async_spec(struct api_request *req, struct api_response *resp, const 
 	struct operation_spec spec = {
 		.may_cancel = may_cancel,
 		.description = description,
-		.project = req->project,
+		.project = req->named_project ? req->named_project : req->project,
 		.resources = resources,
 		.run = run,
 		.data = data,
@@ -360,6 +360,7 @@ static void request_release(struct api_request *req)
 {
 	free(req->storage);
 	free(req->project);
+	free(req->named_project);
 	json_decref(req->body);
 }
 

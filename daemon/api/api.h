@@ -28,6 +28,7 @@ struct api_request {
 	const char *params[API_MAX_PARAMS]; /* path captures, in order; owned by `storage` */
 	char *storage;			    /* owned: backing for params */
 	char *project;			    /* owned: ?project=, "default" when absent */
+	char *named_project;		    /* owned or NULL: see api_project_resolve() */
 	int recursion;			    /* ?recursion= */
 	json_t *body;			    /* owned: parsed JSON body, NULL when empty */
 	const char *if_match;		    /* borrowed header or NULL */
@@ -144,8 +145,10 @@ int api_async_cancellable(struct api_request *req, struct api_response *resp,
 int api_profile_project(struct db *db, const char *project, char **ret, struct berth_error *err);
 /* Before a handler runs (projects.c): a request on an image or on a custom storage
  * volume in a project without features.images or features.storage.volumes acts on the
- * "default" project's, as in LXD: req->project is replaced by "default". A project that
- * does not exist is 404. Other routes are left alone. */
+ * "default" project's, as in LXD: req->project is replaced by "default" and the project
+ * asked for kept in req->named_project, where the request's operation is (a client waits
+ * for it on /1.0/events?project= of the project it asked for). A project that does not
+ * exist is 404. Other routes are left alone. */
 int api_project_resolve(struct api_request *req, const char *pattern, struct berth_error *err);
 
 /* PATCH semantics shared by profiles, projects and instances: "config" keys are

@@ -195,7 +195,7 @@ static int create_image_publish(struct api_request *req, struct api_response *re
 {
 	_cleanup_(publish_job_freep) struct publish_job *j = calloc(1, sizeof(*j));
 	bool copy = streq(berth_json_string(source, "type") ?: "", "image");
-	_cleanup_free_ char *url = NULL, *asked = NULL;
+	_cleanup_free_ char *url = NULL;
 	int r;
 
 	if (!j)
@@ -205,8 +205,11 @@ static int create_image_publish(struct api_request *req, struct api_response *re
 	if (!j->project)
 		return -ENOMEM;
 	/* req->project is where images go; the instance is in the project asked for */
-	if (berth_http_query_get(req->http->query, "project", &asked) == 0 && *asked)
-		j->src_project = TAKE_PTR(asked);
+	if (req->named_project) {
+		j->src_project = strdup(req->named_project);
+		if (!j->src_project)
+			return -ENOMEM;
+	}
 	r = publish_prepare(j, req->body, err);
 	if (r < 0)
 		return r;

@@ -280,7 +280,11 @@ int api_project_resolve(struct api_request *req, const char *pattern, struct ber
 	r = db_project_feature_project(req->d->db, req->project, feature, &effective, err);
 	if (r < 0)
 		return r;
-	free(req->project);
+	if (streq(effective, req->project)) {
+		free(effective);
+		return 0;
+	}
+	req->named_project = req->project;
 	req->project = effective;
 	return 0;
 }

@@ -157,6 +157,16 @@ run_lxc storage volume create b:default v2 --project p2
 rc_ok "lxc storage volume create --project p2"
 expect_status 200 "... the volume lands in the default project" \
 	GET "/1.0/storage-pools/default/volumes/custom/v2"
+# lxc waits for these operations on /1.0/events?project=p2: they are p2's, as in LXD,
+# though the volumes are the default project's (it hung when they were "default"'s)
+run timeout 60 lxc storage volume snapshot b:default v2 s0 --project p2
+rc_ok "lxc storage volume snapshot --project p2 ends"
+expect_status 200 "... the snapshot is the default project's volume's" \
+	GET "/1.0/storage-pools/default/volumes/custom/v2/snapshots/s0"
+run timeout 60 lxc storage volume copy b:default/v2 b:default/v3 --project p2
+rc_ok "lxc storage volume copy --project p2 ends"
+expect_status 200 "... the copy lands in the default project" \
+	GET "/1.0/storage-pools/default/volumes/custom/v3"
 run_lxc storage volume attach b:default vd c2 /mnt --project p2
 rc_ok "p2's instance attaches the default project's volume vd"
 run_lxc start b:c2 --project p2

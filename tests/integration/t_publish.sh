@@ -202,6 +202,31 @@ rc_ok "berth --project p2 publish q1"
 api GET /1.0/images/aliases/fromp2
 is "$HTTP_STATUS" 200 "... the image is in the default project"
 check "delete q1" berth --project p2 delete q1
+# lxc waits for the operation on /1.0/events?project=p2: the operation is p2's, as in LXD,
+# though the image is the default project's (it hung when the operation was "default"'s)
+check "init q2 in p2" berth --project p2 init busybox q2
+run timeout 60 lxc publish --project p2 b:q2 b: --alias fromp2lxc
+rc_ok "lxc publish --project p2 of an instance of p2 ends"
+like "$OUT" 'Instance published with fingerprint: [0-9a-f]{64}' "... prints the fingerprint"
+api GET /1.0/images/aliases/fromp2lxc
+is "$HTTP_STATUS" 200 "... the image and its alias are in the default project"
+api POST /1.0/images?project=p2 '{"source":{"type":"instance","name":"q2"}}'
+op=$(jget 'j["operation"]')
+api GET "/1.0/operations?project=p2"
+like "$HTTP_BODY" "${op##*/}" "the operation of POST /1.0/images?project=p2 is listed in p2"
+wait_operation "$op"
+ok "... and succeeds" opok
+check "... its image deleted" berth image delete "$(jget 'j["metadata"]["metadata"]["fingerprint"]')"
+run timeout 60 lxc image delete --project p2 b:fromp2lxc
+rc_ok "lxc image delete --project p2 ends"
+api GET /1.0/images/aliases/fromp2lxc
+is "$HTTP_STATUS" 404 "... the image is gone"
+run timeout 60 lxc snapshot --project p2 b:q2 s0
+rc_ok "lxc snapshot --project p2 ends"
+run timeout 60 lxc copy --project p2 b:q2 b:q3
+rc_ok "lxc copy --project p2 ends"
+run timeout 60 lxc delete --project p2 b:q2 b:q3
+rc_ok "lxc delete --project p2 ends"
 # (lxc 5.0.2's `image copy b:x b: --target-project p1` refuses client-side, "The source
 # server isn't listening on the network", as it does against a unix-only LXD.)
 check "launch in p1 from the copy" berth --project p1 launch inp1 pc1
