@@ -21,13 +21,24 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_DEVICE "/dev/virtio-ports/org.linuxcontainers.lxd"
 #define DEFAULT_KEY "berth-agent.key" /* relative to the working directory */
-#define HANDSHAKE_TIMEOUT_MS 10000
+#define HANDSHAKE_TIMEOUT_MS 10000    /* default of --handshake-timeout */
 #define REOPEN_DELAY_US 500000
 #define DEFAULT_SEED_DIR "/var/lib/cloud/seed/nocloud-net"
+
+static int handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct options {
 	const char *device;
@@ -307,6 +318,9 @@ static int on_transport(struct agent_conn *c)
 		return c->s.state == AGENT_HS_DONE ? -EPIPE : -ECONNABORTED;
 	if (r < 0)
 		return r;
+	/* One deadline for the whole handshake, however the peer paces its bytes. */
+	if (c->s.state != AGENT_HS_DONE && !c->hs_deadline_ms)
+		c->hs_deadline_ms = now_ms() + handshake_timeout_ms;
 	for (;;) {
 		r = agent_frame_decode(&c->s, agent_inbuf_head(&c->in), c->in.len, &f, &used);
 		if (r == -EAGAIN)
@@ -357,10 +371,19 @@ static int session_step(struct agent_conn *c, int sfd)
 {
 	struct pollfd pfd[2 + 3 * AGENT_MAX_CHANNELS];
 	struct agent_chan *owner[2 + 3 * AGENT_MAX_CHANNELS] = {0};
-	int timeout = c->s.state == AGENT_HS_SENT_CHALLENGE ? HANDSHAKE_TIMEOUT_MS : -1;
 	size_t n = build_poll(c, sfd, pfd, owner);
-	int r = poll(pfd, n, timeout);
+	int timeout = -1, r;
 
+	if (c->s.state == AGENT_HS_DONE)
+		c->hs_deadline_ms = 0;
+	else if (c->hs_deadline_ms) {
+		int64_t left = c->hs_deadline_ms - now_ms();
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		timeout = (int)left;
+	}
+	r = poll(pfd, n, timeout);
 	if (r == 0)
 		return -ETIMEDOUT;
 	if (r < 0)
@@ -404,7 +427,7 @@ static int run_session(int fd, const uint8_t key[AGENT_KEY_LEN], int sfd)
 		r = session_step(&c, sfd);
 	while (r >= 0);
 	if (r == -ETIMEDOUT)
-		agent_log("refusing the peer: no handshake within %d ms", HANDSHAKE_TIMEOUT_MS);
+		agent_log("refusing the peer: no handshake within %d ms", handshake_timeout_ms);
 	else if (r == -ECONNABORTED && c.s.state != AGENT_HS_START)
 		agent_log("the peer hung up before authenticating");
 	else if (r != -EPIPE && r != -EACCES && r != -EMSGSIZE && r != -EBADMSG)
@@ -483,7 +506,7 @@ static void apply_seed(const char *seed_dir)
 static void usage(FILE *to)
 {
 	fputs("Usage: berth-agent [--fd N | --device PATH] [--key PATH] [--seed-dir DIR] "
-	      "[--debug]\n"
+	      "[--handshake-timeout MS] [--debug]\n"
 	      "The agent of berth inside a virtual machine (doc/agent.md). With no option it\n"
 	      "serves " DEFAULT_DEVICE "\nwith the key " DEFAULT_KEY
 	      " of its working directory, as LXD's loader starts it.\n",
@@ -498,6 +521,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{"key", required_argument, NULL, 'k'},
 		{"debug", no_argument, NULL, 'd'},
 		{"seed-dir", required_argument, NULL, 's'},
+		{"handshake-timeout", required_argument, NULL, 't'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -522,6 +546,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 's':
 			o->seed_dir = optarg;
+			break;
+		case 't':
+			errno = 0;
+			handshake_timeout_ms = (int)strtol(optarg, &end, 10);
+			if (errno || *end || handshake_timeout_ms <= 0)
+				return -EINVAL;
 			break;
 		case 'd':
 		case 'v': /* lxd-agent's flags, accepted from loaders that pass them */

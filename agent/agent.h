@@ -46,6 +46,9 @@ struct agent_conn {
 	struct agent_session s;
 	struct agent_inbuf in;
 	struct agent_chan chans[AGENT_MAX_CHANNELS];
+	/* CLOCK_MONOTONIC ms by which the handshake must be done, from the first byte the
+	 * peer sent (0: none sent yet, or authenticated). */
+	int64_t hs_deadline_ms;
 	bool debug;
 };
 

@@ -465,6 +465,9 @@ int agent_exec_output(struct agent_conn *c, struct agent_chan *ch, int fd)
 	return r < 0 ? r : 0;
 }
 
+/* Reads of up to AGENT_CHUNK bytes per stream after the command ended: 1 MiB pipes. */
+#define FINISH_DRAIN_READS (((size_t)1 << 20) / AGENT_CHUNK + 1)
+
 /* The process is gone: forward what its streams still hold, end them, send EXIT. */
 static int finish(struct agent_conn *c, struct agent_chan *ch, int status)
 {
@@ -476,8 +479,14 @@ static int finish(struct agent_conn *c, struct agent_chan *ch, int status)
 	int r = 0;
 
 	for (size_t i = 0; i < 2; i++) {
+		size_t reads = 0;
+
+		/* What the pipe held when the command ended is at most a pipe's capacity (or
+		 * a pty's buffer); a process left behind that keeps writing must not hold the
+		 * agent here, so the drain is bounded and the rest is dropped. */
 		r = 0;
-		while (*streams[i] >= 0 && (r = forward_once(c, ch, streams[i])) == 1)
+		while (*streams[i] >= 0 && reads++ < FINISH_DRAIN_READS &&
+		       (r = forward_once(c, ch, streams[i])) == 1)
 			;
 		if (*streams[i] >= 0) { /* held open by a process left behind */
 			close(*streams[i]);

@@ -170,7 +170,8 @@ static void put_interfaces(struct agent_buf *b)
 	unsigned long long v[16];
 	struct ifaddrs *all = NULL;
 	char line[512], name[IFNAMSIZ];
-	size_t count_at = b->len;
+	size_t count_at = b->len, before;
+	static bool cut_logged;
 	uint32_t n = 0;
 	unsigned flags;
 	FILE *f = fopen("/proc/net/dev", "re");
@@ -186,6 +187,7 @@ static void put_interfaces(struct agent_buf *b)
 			   name, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
 			   &v[9], &v[10], &v[11], &v[12], &v[13], &v[14], &v[15]) != 17)
 			continue;
+		before = b->len;
 		put_link(b, sock, name, &flags);
 		/* rx bytes, tx bytes, rx packets, tx packets, rx errs, tx errs, rx/tx drop */
 		agent_buf_u64(b, v[0]);
@@ -197,6 +199,16 @@ static void put_interfaces(struct agent_buf *b)
 		agent_buf_u64(b, v[3]);
 		agent_buf_u64(b, v[11]);
 		put_addresses(b, name, all);
+		if (b->len > AGENT_MAX_PAYLOAD) {
+			/* A guest with this many interfaces or addresses gets the ones that fit
+			 * in one frame, not an error: state is for listings. */
+			b->len = before;
+			if (!cut_logged)
+				agent_log("state: interfaces from %s on left out (over %u bytes)",
+					  name, (unsigned)AGENT_MAX_PAYLOAD);
+			cut_logged = true;
+			break;
+		}
 		n++;
 	}
 	if (f)
@@ -221,7 +233,7 @@ int agent_state(struct agent_conn *c, uint32_t id)
 	put_interfaces(&b);
 	if (b.failed || b.len > AGENT_MAX_PAYLOAD)
 		r = agent_send_error(c, id, b.failed ? -ENOMEM : -EMSGSIZE, "state: %s",
-				     b.failed ? "out of memory" : "too many interfaces");
+				     b.failed ? "out of memory" : "reply too large");
 	else
 		r = agent_send(c, AGENT_T_STATE_REPLY, id, b.data, b.len);
 	agent_buf_release(&b);

@@ -1213,6 +1213,74 @@ static void test_refused_peers(void **state)
 	assert_int_equal(chown(keypath, 0, 0), 0);
 }
 
+/* Processes left behind that keep writing to the command's stdout do not hold the
+ * EXIT back: once the command ended the agent drains a bounded amount, closes the stream
+ * on them (their writes fail) and sends EXIT. */
+static void count_output(void *data, uint32_t ch, int stream, const void *p, size_t len)
+{
+	(void)ch, (void)stream, (void)p;
+	*(size_t *)data += len;
+}
+
+static void test_exec_leftover_writer(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	const char *sh[] = {"sh", "-c",
+			    "for i in 1 2 3 4; do timeout 8 cat /dev/zero & done; sleep 0.1; exit 7",
+			    NULL};
+	struct agent_exec_req req = {.argv = sh, .uid = AGENT_ID_NONE, .gid = AGENT_ID_NONE};
+	const struct agent_exec_cbs cbs = {.output = count_output};
+	struct berth_error err = {0};
+	struct timespec t0, t1;
+	size_t bytes = 0;
+	uint32_t ch;
+	int status = -1;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(agent_client_exec_start(c, &req, &cbs, &bytes, &ch, NULL, TIMEOUT, &err),
+			 0);
+	assert_int_equal(agent_client_exec_wait(c, ch, TIMEOUT, &status, &err), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_int_equal(status, 7);
+	print_message("# leftover writer: %zu bytes, %ld ms\n", bytes, ms);
+	assert_true(bytes > 0);
+	assert_true(ms < 5000);
+}
+
+/* A peer that trickles bytes of a frame it never finishes is refused once the whole
+ * handshake's deadline passed, however often a byte arrives. */
+static void test_handshake_deadline(void **state)
+{
+	NEED_ROOT();
+	char keypath[128];
+	const char *extra[] = {"--key", keypath, "--handshake-timeout", "1000", NULL};
+	struct agent_proc p;
+	struct timespec t0, t1;
+	int status = -1;
+	pid_t got = 0;
+	long ms;
+
+	snprintf(keypath, sizeof(keypath), "%s/key", tmpdir);
+	spawn_agent(&p, NULL, extra);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* a frame of 64 bytes announced, then one byte every 100 ms for up to 5 s */
+	assert_int_equal(agent_write_all(p.fd, "\x00\x00\x00\x40", 4, TIMEOUT), 0);
+	for (int i = 0; i < 50 && got == 0; i++) {
+		usleep(100 * 1000);
+		(void)!send(p.fd, "x", 1, MSG_NOSIGNAL);
+		got = waitpid(p.pid, &status, WNOHANG);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_int_equal(got, p.pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	assert_true(ms >= 900 && ms < 3000);
+	close(p.fd);
+}
+
 /* An fd the agent inherited (open without close-on-exec) reaches no command. */
 static void test_inherited_fd(void **state)
 {
@@ -1511,6 +1579,8 @@ int main(void)
 		cmocka_unit_test(test_state),
 		cmocka_unit_test(test_readiness),
 		cmocka_unit_test(test_refused_peers),
+		cmocka_unit_test(test_handshake_deadline),
+		cmocka_unit_test(test_exec_leftover_writer),
 		cmocka_unit_test(test_loader_convention),
 		cmocka_unit_test(test_device_pty),
 		cmocka_unit_test(test_host_gone),
