@@ -269,7 +269,7 @@ static int async_spec(struct api_request *req, struct api_response *resp, const 
 	struct operation_spec spec = {
 		.may_cancel = may_cancel,
 		.description = description,
-		.project = req->named_project ? req->named_project : req->project,
+		.project = api_event_project(req),
 		.resources = resources,
 		.run = run,
 		.data = data,

@@ -150,6 +150,12 @@ int api_profile_project(struct db *db, const char *project, char **ret, struct b
  * for it on /1.0/events?project= of the project it asked for). A project that does not
  * exist is 404. Other routes are left alone. */
 int api_project_resolve(struct api_request *req, const char *pattern, struct berth_error *err);
+/* The project a request's operation and lifecycle events belong to: the one it asked for
+ * (req->named_project when api_project_resolve() replaced it), as LXD sends them. */
+static inline const char *api_event_project(const struct api_request *req)
+{
+	return req->named_project ? req->named_project : req->project;
+}
 
 /* PATCH semantics shared by profiles, projects and instances: "config" keys are
  * merged (an empty value removes the key), "devices" are replaced by name,

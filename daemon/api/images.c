@@ -49,6 +49,7 @@ struct import_job {
 	struct db *db; /* borrowed from the daemon */
 	char *dir;
 	char *project;
+	char *event_project; /* api_event_project() */
 	int fd;
 	char *content_type, *fingerprint, *filename;
 	bool public_;
@@ -66,6 +67,7 @@ static void import_job_free(void *p)
 		return;
 	free(j->dir);
 	free(j->project);
+	free(j->event_project);
 	berth_closep(&j->fd);
 	free(j->content_type);
 	free(j->fingerprint);
@@ -106,8 +108,8 @@ static int import_run(struct operation *op, void *data, struct berth_error *err)
 		return r;
 	snprintf(size, sizeof(size), "%" JSON_INTEGER_FORMAT, j->size);
 	operation_set_metadata(op, json_pack("{s:s, s:s}", "fingerprint", j->fp, "size", size));
-	url = api_url("images", j->fp, j->project);
-	events_lifecycle(j->events, j->project, "image-created", url, NULL);
+	url = api_url("images", j->fp, j->event_project);
+	events_lifecycle(j->events, j->event_project, "image-created", url, NULL);
 	return 0;
 }
 
@@ -174,13 +176,14 @@ static int create_image_upload(struct api_request *req, struct api_response *res
 	}
 	j->dir = images_dir(req);
 	j->project = strdup(req->project);
+	j->event_project = strdup(api_event_project(req));
 	j->content_type = strdup(ct ? ct : "application/octet-stream");
 	j->fingerprint = strdup_or_null(header(req, "X-LXD-fingerprint"));
 	j->filename = strdup_or_null(header(req, "X-LXD-filename"));
 	j->public_ = pub && (streq(pub, "true") || streq(pub, "1"));
 	j->db = req->d->db;
 	j->events = req->d->events;
-	if (!j->dir || !j->project || !j->content_type)
+	if (!j->dir || !j->project || !j->event_project || !j->content_type)
 		return -ENOMEM;
 	r = upload_fd(req, &j->fd, err);
 	if (r < 0)
@@ -204,10 +207,12 @@ static int create_image_publish(struct api_request *req, struct api_response *re
 	j->project = strdup(req->project);
 	if (!j->project)
 		return -ENOMEM;
-	/* req->project is where images go; the instance is in the project asked for */
+	/* req->project is where images go; the instance is in the project asked for, and
+	 * so is the event */
 	if (req->named_project) {
 		j->src_project = strdup(req->named_project);
-		if (!j->src_project)
+		j->event_project = strdup(req->named_project);
+		if (!j->src_project || !j->event_project)
 			return -ENOMEM;
 	}
 	r = publish_prepare(j, req->body, err);
@@ -340,8 +345,8 @@ static int update_image(struct api_request *req, struct api_response *resp, stru
 	r = db_image_update(req->d->db, req->project, fp, cur, err);
 	if (r < 0)
 		return r;
-	url = api_url("images", fp, req->project);
-	events_lifecycle(req->d->events, req->project, "image-updated", url, NULL);
+	url = api_url("images", fp, api_event_project(req));
+	events_lifecycle(req->d->events, api_event_project(req), "image-updated", url, NULL);
 	return api_sync(resp, NULL);
 }
 
@@ -358,6 +363,7 @@ static int patch_image(struct api_request *req, struct api_response *resp, struc
 struct delete_job {
 	struct db *db; /* borrowed from the daemon */
 	char *dir, *project, *fp;
+	char *event_project;   /* api_event_project() */
 	const char *state_dir; /* borrowed from the daemon */
 	struct events_hub *events;
 };
@@ -370,6 +376,7 @@ static void delete_job_free(void *p)
 		return;
 	free(j->dir);
 	free(j->project);
+	free(j->event_project);
 	free(j->fp);
 	free(j);
 }
@@ -392,8 +399,8 @@ static int delete_run(struct operation *op, void *data, struct berth_error *err)
 	/* Its unpacked copies on the pools go too; instances made from them are clones. */
 	if (!used)
 		rootfs_image_volumes_remove(j->db, j->state_dir, j->fp);
-	url = api_url("images", j->fp, j->project);
-	events_lifecycle(j->events, j->project, "image-deleted", url, NULL);
+	url = api_url("images", j->fp, j->event_project);
+	events_lifecycle(j->events, j->event_project, "image-deleted", url, NULL);
 	return 0;
 }
 
@@ -412,11 +419,12 @@ static int delete_image(struct api_request *req, struct api_response *resp, stru
 	}
 	j->dir = images_dir(req);
 	j->project = strdup(req->project);
+	j->event_project = strdup(api_event_project(req));
 	j->db = req->d->db;
 	j->state_dir = req->d->dir;
 	j->events = req->d->events;
-	url = api_url("images", j->fp, req->project);
-	if (!j->dir || !j->project || !url) {
+	url = api_url("images", j->fp, api_event_project(req));
+	if (!j->dir || !j->project || !j->event_project || !url) {
 		delete_job_free(j);
 		return -ENOMEM;
 	}
@@ -615,8 +623,8 @@ static int create_alias(struct api_request *req, struct api_response *resp, stru
 	r = db_image_alias_create(req->d->db, req->project, a, err);
 	if (r < 0)
 		return r;
-	url = alias_url(name, req->project);
-	events_lifecycle(req->d->events, req->project, "image-alias-created", url, NULL);
+	url = alias_url(name, api_event_project(req));
+	events_lifecycle(req->d->events, api_event_project(req), "image-alias-created", url, NULL);
 	return api_created(resp, url);
 }
 
@@ -673,8 +681,8 @@ static int update_alias(struct api_request *req, struct api_response *resp, stru
 	r = db_image_alias_update(req->d->db, req->project, name, cur, err);
 	if (r < 0)
 		return r;
-	url = alias_url(name, req->project);
-	events_lifecycle(req->d->events, req->project, "image-alias-updated", url, NULL);
+	url = alias_url(name, api_event_project(req));
+	events_lifecycle(req->d->events, api_event_project(req), "image-alias-updated", url, NULL);
 	return api_sync(resp, NULL);
 }
 
@@ -705,8 +713,8 @@ static int rename_alias(struct api_request *req, struct api_response *resp, stru
 		r = db_image_alias_rename(req->d->db, req->project, name, new_name, err);
 	if (r < 0)
 		return r;
-	url = alias_url(new_name, req->project);
-	events_lifecycle(req->d->events, req->project, "image-alias-renamed", url,
+	url = alias_url(new_name, api_event_project(req));
+	events_lifecycle(req->d->events, api_event_project(req), "image-alias-renamed", url,
 			 json_pack("{s:s}", "old_name", name));
 	return api_created(resp, url);
 }
@@ -721,8 +729,8 @@ static int delete_alias(struct api_request *req, struct api_response *resp, stru
 	r = db_image_alias_delete(req->d->db, req->project, name, err);
 	if (r < 0)
 		return r;
-	url = alias_url(name, req->project);
-	events_lifecycle(req->d->events, req->project, "image-alias-deleted", url, NULL);
+	url = alias_url(name, api_event_project(req));
+	events_lifecycle(req->d->events, api_event_project(req), "image-alias-deleted", url, NULL);
 	return api_sync(resp, NULL);
 }
 

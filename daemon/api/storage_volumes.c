@@ -203,6 +203,7 @@ struct copy_job {
 	struct berth_daemon *d;		 /* borrowed */
 	struct custom_volume_copy *copy; /* owned */
 	char *url;			 /* owned: the new volume's URL */
+	char *event_project;		 /* owned: api_event_project() */
 };
 
 static void copy_job_free(void *data)
@@ -213,6 +214,7 @@ static void copy_job_free(void *data)
 		return;
 	custom_volume_copy_free(j->copy);
 	free(j->url);
+	free(j->event_project);
 	free(j);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct copy_job *, copy_job_free)
@@ -224,8 +226,7 @@ static int run_volume_copy(struct operation *op, void *data, struct berth_error 
 
 	if (r < 0)
 		return r;
-	events_lifecycle(j->d->events, j->copy->dst->project, "storage-volume-created", j->url,
-			 NULL);
+	events_lifecycle(j->d->events, j->event_project, "storage-volume-created", j->url, NULL);
 	return 0;
 }
 
@@ -295,7 +296,8 @@ static int copy_job_new(struct api_request *req, const char *src_pool, const cha
 	c->src_name = strdup(src_vol);
 	c->src_disk = storage_vol_disk_name(req->project, src_vol);
 	c->src_snap = slash ? strdup(slash) : NULL;
-	j->url = volume_url(dst_pool, "custom", name, NULL, req->project);
+	j->url = volume_url(dst_pool, "custom", name, NULL, api_event_project(req));
+	j->event_project = strdup(api_event_project(req));
 	/* Without a config of its own, the copy takes the source's (LXD does the same),
 	 * less a size the destination's driver cannot enforce. */
 	config = json_object_size(config) ? config : json_object_get(src, "config");
@@ -304,7 +306,8 @@ static int copy_job_new(struct api_request *req, const char *src_pool, const cha
 			   berth_json_string(src, "description") ?: "", "config",
 			   config ? json_deep_copy(config) : json_object(), "content_type",
 			   "filesystem");
-	if (!c->src_name || !c->src_disk || (slash && !c->src_snap) || !j->url || !c->obj)
+	if (!c->src_name || !c->src_disk || (slash && !c->src_snap) || !j->url ||
+	    !j->event_project || !c->obj)
 		return -ENOMEM;
 	if (!json_object_size(json_object_get(req->body, "config")) &&
 	    streq(c->dst->pool->driver->name, "dir"))
@@ -434,8 +437,9 @@ static int create_volume(struct api_request *req, struct api_response *resp, con
 		r = custom_volume_create(c, obj, err);
 	if (r < 0)
 		return r;
-	url = volume_url(req->params[0], "custom", name, NULL, req->project);
-	events_lifecycle(req->d->events, req->project, "storage-volume-created", url, NULL);
+	url = volume_url(req->params[0], "custom", name, NULL, api_event_project(req));
+	events_lifecycle(req->d->events, api_event_project(req), "storage-volume-created", url,
+			 NULL);
 	return api_created(resp, url);
 }
 
@@ -621,8 +625,8 @@ static int rename_volume(struct api_request *req, struct api_response *resp,
 	r = custom_volume_rename(c, name, err);
 	if (r < 0)
 		return r;
-	url = volume_url(req->params[0], "custom", name, NULL, req->project);
-	events_lifecycle(req->d->events, req->project, "storage-volume-renamed", url,
+	url = volume_url(req->params[0], "custom", name, NULL, api_event_project(req));
+	events_lifecycle(req->d->events, api_event_project(req), "storage-volume-renamed", url,
 			 json_pack("{s:s}", "old_name", req->params[2]));
 	return api_created(resp, url);
 }
@@ -640,8 +644,9 @@ static int delete_volume(struct api_request *req, struct api_response *resp,
 		r = custom_volume_delete(c, err);
 	if (r < 0)
 		return r;
-	url = volume_url(req->params[0], "custom", req->params[2], NULL, req->project);
-	events_lifecycle(req->d->events, req->project, "storage-volume-deleted", url, NULL);
+	url = volume_url(req->params[0], "custom", req->params[2], NULL, api_event_project(req));
+	events_lifecycle(req->d->events, api_event_project(req), "storage-volume-deleted", url,
+			 NULL);
 	return api_sync(resp, NULL);
 }
 

@@ -35,6 +35,7 @@ void publish_job_free(void *p)
 		return;
 	free(j->project);
 	free(j->src_project);
+	free(j->event_project);
 	free(j->instance);
 	free(j->snapshot);
 	free(j->image);
@@ -266,18 +267,19 @@ static int record_commit(const json_t *image, void *data, struct berth_error *er
 
 static void finished(struct operation *op, struct publish_job *j, json_int_t size)
 {
+	const char *project = j->event_project ?: j->project;
 	_cleanup_free_ char *url = NULL;
 	char sz[32];
 
-	if (streq(j->project, "default"))
+	if (streq(project, "default"))
 		url = berth_strdup_printf("/1.0/images/%s", j->fp);
 	else
-		url = berth_strdup_printf("/1.0/images/%s?project=%s", j->fp, j->project);
+		url = berth_strdup_printf("/1.0/images/%s?project=%s", j->fp, project);
 
 	snprintf(sz, sizeof(sz), "%" JSON_INTEGER_FORMAT, size);
 	operation_set_metadata(op, json_pack("{s:s, s:s}", "fingerprint", j->fp, "size", sz));
 	if (url)
-		events_lifecycle(j->d->events, j->project, "image-created", url, NULL);
+		events_lifecycle(j->d->events, project, "image-created", url, NULL);
 }
 
 /* ---- packing ---- */

@@ -24,6 +24,8 @@ struct publish_job {
 	char *src_project;	/* the source's project (the instance's, or the image's); the
 				 * caller may preset the request's own (an image request in a
 				 * project without features.images is the default project's) */
+	char *event_project;	/* the project the request named, for its event; NULL:
+				 * `project` */
 	char *instance;		/* source type instance/snapshot */
 	char *snapshot;		/* NULL: the instance itself */
 	char *image;		/* source type image: the source's fingerprint */

@@ -167,6 +167,21 @@ run timeout 60 lxc storage volume copy b:default/v2 b:default/v3 --project p2
 rc_ok "lxc storage volume copy --project p2 ends"
 expect_status 200 "... the copy lands in the default project" \
 	GET "/1.0/storage-pools/default/volumes/custom/v3"
+# ... and so are their lifecycle events, as LXD sends them: in p2, with p2's URL
+mon=$TEST_TMP/p2-events.yaml
+timeout 20 lxc monitor b: --project p2 --type lifecycle >"$mon" 2>&1 &
+monpid=$!
+sleep 1
+run_lxc storage volume create b:default v4 --project p2
+rc_ok "setup: lxc storage volume create v4 --project p2"
+for _ in $(seq 50); do grep -q "storage-volume-created" "$mon" && break; sleep 0.1; done
+kill "$monpid" 2>/dev/null
+wait "$monpid" 2>/dev/null
+like "$(cat "$mon")" "action: storage-volume-created" \
+	"lxc monitor --project p2 sees the volume's storage-volume-created"
+like "$(cat "$mon")" "source: /1.0/storage-pools/default/volumes/custom/v4\\?project=p2" \
+	"... with p2's URL"
+like "$(cat "$mon")" "project: p2" "... in project p2"
 run_lxc storage volume attach b:default vd c2 /mnt --project p2
 rc_ok "p2's instance attaches the default project's volume vd"
 run_lxc start b:c2 --project p2
