@@ -367,18 +367,32 @@ static int open_pool(struct berth_daemon *d, const char *name, struct storage_po
 	return r < 0 ? r : storage_pool_new(d->dir, p, ret, err);
 }
 
+/* The job's instance object with its profiles expanded and its name (new in *ret). */
+static int job_expanded(struct instance_job *j, json_t **ret, struct berth_error *err)
+{
+	json_auto_t *profiles = NULL, *inst = json_deep_copy(j->object);
+	int r = inst ? instance_expand_profiles(j->d->db, j->project, &profiles, err) : -ENOMEM;
+
+	if (r >= 0)
+		r = instance_expand(inst, profiles);
+	if (r >= 0 && json_object_set_new(inst, "name", json_string(j->name)) < 0)
+		r = -ENOMEM;
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(inst);
+	return 0;
+}
+
 /* A VM's root.img grown to its root disk's size (the start grows it too, when the size
  * changed since). */
 static int vm_root_grow(struct instance_job *j, struct storage_pool *pool,
 			const struct storage_vol *vol, struct berth_error *err)
 {
-	json_auto_t *profiles = NULL, *inst = json_deep_copy(j->object);
+	json_auto_t *inst = NULL;
 	_cleanup_free_ char *dir = NULL, *img = NULL;
 	uint64_t size = 0;
-	int r = inst ? instance_expand_profiles(j->d->db, j->project, &profiles, err) : -ENOMEM;
+	int r = job_expanded(j, &inst, err);
 
-	if (r >= 0)
-		r = instance_expand(inst, profiles);
 	if (r >= 0)
 		r = vm_params_root_size(inst, &size, err);
 	if (r >= 0 && storage_volume_path(pool, vol, NULL, &dir) < 0)
@@ -397,6 +411,7 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 	_cleanup_free_ char *images = berth_strdup_printf("%s/images", j->d->dir);
 	_cleanup_free_ char *disk = storage_vol_disk_name(j->project, j->name);
 	struct storage_vol vol = {instance_volume_type(j->object), disk};
+	json_auto_t *inst = NULL;
 	int r;
 
 	if (!images || !disk)
@@ -411,7 +426,10 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 	if (r < 0)
 		return berth_error_wrap(err, r, "Unpacking image \"%.12s\" on pool \"%s\"",
 					j->fingerprint, pool->name);
-	r = rootfs_from_image(pool, j->fingerprint, vol.type, disk, j->name, err);
+	r = job_expanded(j, &inst, err);
+	if (r < 0)
+		return r;
+	r = rootfs_from_image(pool, j->fingerprint, vol.type, disk, inst, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Creating the root volume");
 	if (vol.type == STORAGE_VOL_VM) {
@@ -453,8 +471,13 @@ int instance_copy_run(struct operation *op, void *data, struct berth_error *err)
 	else if (pool)
 		r = pool->driver->volume_copy(pool, &src.vol, &vol, json_array_size(j->snapshots),
 					      0, err);
-	if (r >= 0 && pool && vol.type == STORAGE_VOL_CONTAINER)
-		r = rootfs_apply_templates(pool, disk, j->name, "copy", err);
+	if (r >= 0 && pool && vol.type == STORAGE_VOL_CONTAINER) {
+		json_auto_t *inst = NULL;
+
+		r = job_expanded(j, &inst, err);
+		if (r >= 0)
+			r = rootfs_apply_templates(pool, disk, inst, "copy", err);
+	}
 	if (r >= 0 && pool && storage_cancelled(pool))
 		r = -ECANCELED;
 	if (r >= 0)

@@ -289,7 +289,29 @@ int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const
 	return r < 0 ? r : 0;
 }
 
-int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, const char *name,
+/* LXD's variables for an instance's templates. New reference, NULL on failure. */
+static json_t *template_vars(const json_t *inst, const char *trigger)
+{
+	const json_t *config = json_object_get(inst, "expanded_config");
+	const json_t *devices = json_object_get(inst, "expanded_devices");
+	const char *priv = berth_json_string(config, "security.privileged");
+	json_t *meta = json_pack("{s:s, s:s, s:b, s:b}", "name",
+				 berth_json_string(inst, "name") ?: "", "architecture",
+				 berth_json_string(inst, "architecture") ?: "x86_64", "privileged",
+				 priv && (streq(priv, "true") || streq(priv, "1")), "ephemeral",
+				 json_is_true(json_object_get(inst, "ephemeral")));
+
+	if (!meta)
+		return NULL;
+	/* "o" takes the references given: meta's own (once), the others' made here */
+	return json_pack("{s:s, s:O, s:o, s:o, s:o}", "trigger", trigger, "container", meta,
+			 "instance", meta, "config",
+			 json_is_object(config) ? json_incref((json_t *)config) : json_object(),
+			 "devices",
+			 json_is_object(devices) ? json_incref((json_t *)devices) : json_object());
+}
+
+int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, const json_t *inst,
 			   const char *trigger, struct berth_error *err)
 {
 	struct image_metadata m = {0};
@@ -315,15 +337,14 @@ int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, con
 	r = image_metadata_parse(yaml, len, &m, err);
 	if (r < 0)
 		return r;
-	vars = json_pack("{s:s, s:s, s:s, s:s}", "container.name", name, "instance.name", name,
-			 "container.type", "container", "trigger", trigger);
+	vars = template_vars(inst, trigger);
 	r = vars ? image_templates_apply(vol, m.metadata, trigger, vars, err) : -ENOMEM;
 	image_metadata_release(&m);
 	return r;
 }
 
 int rootfs_from_image(struct storage_pool *pool, const char *fp, enum storage_volume_type type,
-		      const char *disk_name, const char *name, struct berth_error *err)
+		      const char *disk_name, const json_t *inst, struct berth_error *err)
 {
 	struct storage_vol src = {STORAGE_VOL_IMAGE, fp};
 	struct storage_vol dst = {type, disk_name};
@@ -341,7 +362,7 @@ int rootfs_from_image(struct storage_pool *pool, const char *fp, enum storage_vo
 	if (storage_cancelled(pool))
 		r = -ECANCELED;
 	else if (type == STORAGE_VOL_CONTAINER)
-		r = rootfs_apply_templates(pool, disk_name, name, "create", err);
+		r = rootfs_apply_templates(pool, disk_name, inst, "create", err);
 	/* A "successful" create must never hold files that read back as zeros: hear about
 	 * any write of the copy or the templates that failed at writeback. */
 	if (r >= 0)

@@ -24,16 +24,20 @@ int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const
 
 /* Volume `disk_name` (<project>_<name>, of `type`: container or virtual-machine) as a
  * clone of image volume `fp` (which must exist), with, for a container, the templates for
- * "create" rendered for instance `name`. A VM image volume holds metadata.yaml,
+ * "create" rendered for instance `inst` (its object with expanded_config, as
+ * rootfs_apply_templates takes it). A VM image volume holds metadata.yaml,
  * templates/ and root.img, the raw disk converted from the image's qcow2 rootfs.img
  * (refused when it names a backing or data file). -ECANCELED, with nothing left, when
  * pool->cancel is true before or after the copy. */
 int rootfs_from_image(struct storage_pool *pool, const char *fp, enum storage_volume_type type,
-		      const char *disk_name, const char *name, struct berth_error *err);
+		      const char *disk_name, const json_t *inst, struct berth_error *err);
 
 /* Render the templates of the volume `disk_name` for `trigger` ("create", "copy") and
- * instance `name`. A volume without metadata.yaml has none. */
-int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, const char *name,
+ * instance `inst`: the instance object with expanded_config and expanded_devices, whose
+ * name, architecture, ephemeral and security.privileged fill LXD's template variables
+ * (config_get reads the expanded config: cloud-init.user-data from a profile reaches an
+ * image's cloud-init templates). A volume without metadata.yaml has none. */
+int rootfs_apply_templates(struct storage_pool *pool, const char *disk_name, const json_t *inst,
 			   const char *trigger, struct berth_error *err);
 
 /* Whether `name` is a temporary image volume left by an interrupted unpack. */

@@ -235,6 +235,61 @@ static void test_template_render(void **state)
 	render_is("", "");
 }
 
+static void render_vars_is(const json_t *vars, const char *tpl, const char *want)
+{
+	char *out = NULL;
+
+	assert_int_equal(image_template_render(tpl, strlen(tpl), vars, &out, NULL), 0);
+	assert_string_equal(out, want);
+	free(out);
+}
+
+/* What LXD's images use: config_get, nested ifs, comparisons, properties. */
+static void test_template_language(void **state)
+{
+	json_auto_t *v = json_pack("{s:{s:s, s:b}, s:{s:s, s:s, s:s}, s:{s:s}}", "container",
+				   "name", "c1", "privileged", 0, "config", "cloud-init.user-data",
+				   "#cloud-config\nx: 1\n\n", "user.network_mode", "link-local",
+				   "empty", "", "properties", "default", "#cloud-config\n{}");
+	const char *net =
+		"{% if config_get(\"cloud-init.network-config\", \"\") == \"\" %}"
+		"type: {% if config_get(\"user.network_mode\", \"\") == \"link-local\" %}"
+		"manual{% else %}dhcp{% endif %}"
+		"{% else %}{{ config_get(\"cloud-init.network-config\", \"\") }}{% endif %}";
+	char *out = NULL;
+	size_t len;
+
+	render_vars_is(v, "{{ container.name }}/{{ container.privileged }}/{{ true }}",
+		       "c1/False/True");
+	render_vars_is(v, "{% if container.privileged %}p{% else %}u{% endif %}", "u");
+	render_vars_is(v, "{{ config_get(\"cloud-init.user-data\", properties.default) }}",
+		       "#cloud-config\nx: 1");
+	render_vars_is(v, "{{ config_get(\"cloud-init.vendor-data\", properties.default) }}",
+		       "#cloud-config\n{}");
+	render_vars_is(v, "{{ config_get('nope', \"a\\nb\") }}", "a\nb");
+	render_vars_is(v, net, "type: manual");
+	render_vars_is(v, "{% if not config.empty %}e{% elif 1 == 2 %}no{% else %}x{% endif %}",
+		       "e");
+	render_vars_is(v,
+		       "{% if 0 != 0 %}a{% elif container.name == 'c1' %}b{% else %}c{% endif %}",
+		       "b");
+	render_vars_is(v, "{% if '' %}a{% if 'x' %}b{% else %}c{% endif %}d{% else %}e{% endif %}",
+		       "e");
+	render_vars_is(v, "{% if 'x' and '' %}a{% elif '' or 'y' %}b{% endif %}", "b");
+	render_vars_is(v, "{{ nope | default:\"dflt\" }} {{ container.name|default:'z' }}",
+		       "dflt c1");
+	render_vars_is(v, "a  {%- if 'x' -%}  \n b {%- endif %}", "ab");
+	render_vars_is(v, "{% endif %}{% else %}x{% for i in y %}", "x");
+	/* ifs nested past 32 are refused, not mis-rendered */
+	{
+		char deep[33 * 10 + 1] = "";
+
+		for (int i = 0; i < 33; i++)
+			strcat(deep, "{% if 1 %}");
+		assert_int_equal(image_template_render(deep, strlen(deep), v, &out, &len), -EINVAL);
+	}
+}
+
 /* A fresh directory: dir/root (the unpack target) and dir/outside (must stay empty). */
 static void unpack_dirs(char *dir, char *root, char *outside)
 {
@@ -492,6 +547,42 @@ static void test_templates_apply(void **state)
 	free(text);
 	sprintf(path, "%s/rootfs%s/hosts", root, outside);
 	assert_int_equal(access(path, F_OK), -1); /* "copy" only */
+
+	/* LXD's cloud-init seed: directories made, the entry's properties, create_only */
+	{
+		json_auto_t *m2 = json_pack("{s:{s:{s:[s], s:s, s:{s:s}}, s:{s:[s], s:s, s:b}}}",
+					    "templates",
+					    "/var/lib/cloud/seed/nocloud-net/user-data", "when",
+					    "create", "template", "user.tpl", "properties",
+					    "default", "#cloud-config\n{}", "/keep", "when",
+					    "create", "template", "user.tpl", "create_only", 1);
+		json_auto_t *v2 = json_pack("{s:{}}", "config");
+		struct stat st;
+
+		sprintf(path, "%s/templates/user.tpl", root);
+		assert_int_equal(
+			berth_write_file_atomic(
+				path,
+				"{{ config_get(\"cloud-init.user-data\", properties.default) }}",
+				60, 0644),
+			0);
+		sprintf(path, "%s/rootfs/keep", root);
+		assert_int_equal(berth_write_file_atomic(path, "mine", 4, 0600), 0);
+		assert_int_equal(image_templates_apply(root, m2, "create", v2, &err), 0);
+		sprintf(path, "%s/rootfs/var/lib/cloud/seed/nocloud-net/user-data", root);
+		assert_int_equal(berth_read_file(path, 100, &text, &len), 0);
+		assert_string_equal(text, "#cloud-config\n{}");
+		free(text);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 07777, 0644);
+		sprintf(path, "%s/rootfs/var/lib/cloud", root);
+		assert_int_equal(stat(path, &st), 0);
+		assert_true(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0755);
+		sprintf(path, "%s/rootfs/keep", root);
+		assert_int_equal(berth_read_file(path, 100, &text, &len), 0);
+		assert_string_equal(text, "mine");
+		free(text);
+	}
 	{
 		const char *argv[] = {"rm", "-rf", dir, NULL};
 		assert_int_equal(storage_run(argv, NULL), 0);
@@ -790,6 +881,7 @@ int main(void)
 		cmocka_unit_test(test_tar_inspect_head),
 		cmocka_unit_test(test_tar_escapes),
 		cmocka_unit_test(test_template_render),
+		cmocka_unit_test(test_template_language),
 		cmocka_unit_test(test_unpack),
 		cmocka_unit_test(test_unpack_names),
 		cmocka_unit_test(test_utf8_names),

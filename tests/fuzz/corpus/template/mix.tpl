@@ -1,0 +1,1 @@
+{{ config_get("cloud-init.user-data", properties.default) }} {{ container.name | default:"x" }} {% if not a and b or (c != "d") %}y{% elif true %}z{% endif %}{# c #}

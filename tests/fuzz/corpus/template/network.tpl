@@ -1,0 +1,1 @@
+{%- if config_get("cloud-init.network-config", "") == "" %}type: {% if config_get("user.network_mode", "") == "link-local" %}manual{% else %}dhcp{% endif %}{%- else -%}{{ config_get("cloud-init.network-config", "") }}{%- endif %}
