@@ -53,6 +53,8 @@ void cli_args_release(struct cli_args *a);
 int cli_parse(const struct cli_command *cmd, int argc, char **argv, struct cli_args *ret,
 	      struct berth_error *err);
 void cli_print_help(const struct cli_command *cmd);
+/* One line of a Flags: list, as --help prints it. */
+void cli_print_option(const struct cli_option *o);
 
 /* A sub-verb table entry: the command and its handler. */
 struct cli_subcommand {
@@ -64,6 +66,50 @@ struct cli_subcommand {
 int cli_dispatch(struct cli_ctx *ctx, const struct cli_command *parent,
 		 const struct cli_subcommand *subs, size_t n_subs, int argc, char **argv,
 		 struct berth_error *err);
+
+/* ---- The catalog: every command, as the verb table and the tables each verb parses
+ * with. cli/catalog.c makes it by running each verb's --help path while cli_parse and
+ * cli_dispatch record the command they were given instead of printing it, so that
+ * completion (cli/complete.c) and the man pages (cli/man.c) can never list anything
+ * `--help` does not say. */
+
+/* One entry of the verb table (cli/main.c). */
+struct cli_verb {
+	const char *name;
+	const char *summary;
+	int (*run)(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+};
+extern const struct cli_verb cli_verbs[];
+extern const size_t cli_n_verbs;
+/* The options every verb takes (taken out of argv by main before the verb runs). */
+extern const struct cli_option cli_global_options[];
+
+/* A command found: a leaf (subs NULL) parsed with cli_parse, or a dispatcher. */
+struct cli_entry {
+	const struct cli_verb *verb;	   /* borrowed: the verb table's */
+	const struct cli_command *cmd;	   /* borrowed: static tables */
+	const struct cli_subcommand *subs; /* borrowed, NULL for a leaf */
+	size_t n_subs;
+};
+struct cli_catalog {
+	struct cli_entry *entries; /* owned, in the verb table's order, parents first */
+	size_t n;
+	size_t allocated;
+	size_t last; /* while building: the entry the last --help recorded, or SIZE_MAX */
+	bool oom;    /* while building: recording ran out of memory */
+};
+/* Walk every verb of cli_verbs (no server is contacted: cli_client refuses meanwhile).
+ * -ENOMEM, or -EINVAL when a verb's --help reaches neither cli_parse nor cli_dispatch. */
+int cli_catalog_build(struct cli_catalog *ret, struct berth_error *err);
+void cli_catalog_release(struct cli_catalog *c);
+/* The entry named `name` ("storage volume list"), or NULL. */
+const struct cli_entry *cli_catalog_find(const struct cli_catalog *c, const char *name);
+/* Make cli_parse and cli_dispatch record into `c` (NULL: stop recording). */
+void cli_catalog_record(struct cli_catalog *c);
+
+/* `berth __complete WORD...` (cli/complete.c): the candidates for the last word of a
+ * partial command line, one a line; see contrib/bash-completion/berth. */
+int cli_complete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 
 /* The connected client (made on first use). */
 int cli_client(struct cli_ctx *ctx, struct berth_client **ret, struct berth_error *err);

@@ -6,14 +6,15 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 
-struct verb {
-	const char *name;
-	const char *summary;
-	int (*run)(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
-};
-
-/* In alphabetical order, as --help lists them. */
-static const struct verb verbs[] = {
+/* In alphabetical order, as --help lists them.
+ *
+ * This table is the only list of verbs: completion (`berth __complete`) is made from it,
+ * by running each verb's --help path and recording the struct cli_command (and
+ * cli_subcommand tables) that reaches cli_parse or cli_dispatch. So a new verb is one
+ * entry here whose function parses its argv with cli_parse or cli_dispatch before doing
+ * anything else; its usage, description and options then show in --help and completion
+ * with no other list to keep. */
+const struct cli_verb cli_verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
 	{ "console", "Attach to instance consoles", cmd_console },
 	{ "copy", "Copy instances within the server", cmd_copy },
@@ -41,6 +42,7 @@ static const struct verb verbs[] = {
 	{ "storage", "Manage storage pools and volumes", cmd_storage },
 	{ "version", "Show local and remote versions", cmd_version },
 };
+const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 
 static void print_main_help(void)
 {
@@ -48,13 +50,14 @@ static void print_main_help(void)
 	       "  Command line client for berthd (and LXD servers)\n\n"
 	       "  The socket is $BERTH_SOCKET, else $BERTH_DIR/unix.socket, else\n"
 	       "  " BERTH_DEFAULT_DIR "/unix.socket.\n\nAvailable Commands:\n");
-	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-		printf("  %-12s %s\n", verbs[i].name, verbs[i].summary);
+	for (size_t i = 0; i < cli_n_verbs; i++)
+		printf("  %-12s %s\n", cli_verbs[i].name, cli_verbs[i].summary);
 	printf("  %-12s %s\n", "help", "Help about any command");
-	printf("\nFlags:\n  %-22s %s\n  %-22s %s\n  %-22s %s\n  %-22s %s\n  %-22s %s\n",
-	       "--project PROJECT", "Override the source project", "--debug",
-	       "Show all debug messages", "-q, --quiet", "Don't show progress information",
-	       "-h, --help", "Print help", "--version", "Print version number");
+	printf("\nFlags:\n");
+	for (const struct cli_option *o = cli_global_options; o->name; o++)
+		cli_print_option(o);
+	printf("  %-30s %s\n  %-30s %s\n", "-h, --help", "Print help", " --version",
+	       "Print version number");
 	printf("\nUse \"berth [command] --help\" for more information about a command.\n");
 }
 
@@ -95,6 +98,9 @@ static int run(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 {
 	const char *verb;
 
+	/* hidden: for the completion script (its words are not berth's options) */
+	if (argc >= 2 && streq(argv[1], "__complete"))
+		return cli_complete(ctx, argc - 2, argv + 2, err);
 	argc = take_globals(ctx, argc, argv, err);
 	if (argc < 0)
 		return argc;
@@ -119,9 +125,9 @@ static int run(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 			argv[i] = argv[i + 1];
 		argv[argc - 1] = (char *)"--help";
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-		if (streq(verb, verbs[i].name))
-			return verbs[i].run(ctx, argc - 1, argv + 1, err);
+	for (size_t i = 0; i < cli_n_verbs; i++)
+		if (streq(verb, cli_verbs[i].name))
+			return cli_verbs[i].run(ctx, argc - 1, argv + 1, err);
 	if (verb[0] == '-')
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "unknown flag: %s (see 'berth --help')", verb);
