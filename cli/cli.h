@@ -110,6 +110,8 @@ void cli_catalog_record(struct cli_catalog *c);
 /* `berth __complete WORD...` (cli/complete.c): the candidates for the last word of a
  * partial command line, one a line; see contrib/bash-completion/berth. */
 int cli_complete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+/* `berth __man DIR` (cli/man.c): write berth.1 and berth-VERB.1 for every verb. */
+int cli_man(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 
 /* The connected client (made on first use). */
 int cli_client(struct cli_ctx *ctx, struct berth_client **ret, struct berth_error *err);

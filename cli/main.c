@@ -8,12 +8,13 @@
 
 /* In alphabetical order, as --help lists them.
  *
- * This table is the only list of verbs: completion (`berth __complete`) is made from it,
- * by running each verb's --help path and recording the struct cli_command (and
- * cli_subcommand tables) that reaches cli_parse or cli_dispatch. So a new verb is one
- * entry here whose function parses its argv with cli_parse or cli_dispatch before doing
- * anything else; its usage, description and options then show in --help and completion
- * with no other list to keep. */
+ * This table is the only list of verbs: completion (`berth __complete`) and the man pages
+ * (`berth __man`, run by make) are made from it, by running each verb's --help path and
+ * recording the struct cli_command (and cli_subcommand tables) that reaches cli_parse or
+ * cli_dispatch. So a new verb is one entry here whose function parses its argv with
+ * cli_parse or cli_dispatch before doing anything else; its usage, description and options
+ * then show in --help, the man page berth-VERB.1 and completion with no other list to keep
+ * (tests/lint/t_man.sh fails for a verb without a page). */
 const struct cli_verb cli_verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
 	{ "console", "Attach to instance consoles", cmd_console },
@@ -98,9 +99,11 @@ static int run(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 {
 	const char *verb;
 
-	/* hidden: for the completion script (its words are not berth's options) */
+	/* hidden: for the completion script and make (their words are not berth's options) */
 	if (argc >= 2 && streq(argv[1], "__complete"))
 		return cli_complete(ctx, argc - 2, argv + 2, err);
+	if (argc >= 2 && streq(argv[1], "__man"))
+		return cli_man(ctx, argc - 2, argv + 2, err);
 	argc = take_globals(ctx, argc, argv, err);
 	if (argc < 0)
 		return argc;
