@@ -39,6 +39,9 @@ enum kind {
 	KIND_NETWORK,
 	KIND_OPERATION,
 	KIND_PROJECT,
+	KIND_DEVICE,	/* of the instance or profile given before it */
+	KIND_KEY,	/* a config key of the object given before it (or a device's) */
+	KIND_KEY_VALUE, /* <key>=<value>: the same, as "key=" */
 	KIND_MAX,
 };
 
@@ -52,7 +55,14 @@ static const struct {
 	{ "volume", KIND_VOLUME },	 { "old name", KIND_VOLUME }, { "network", KIND_NETWORK },
 	{ "operation", KIND_OPERATION }, { "project", KIND_PROJECT }, { "source path", KIND_FILE },
 	{ "target path", KIND_FILE },	 { "target", KIND_FILE },     { "tarball", KIND_FILE },
-	{ "rootfs", KIND_FILE },
+	{ "rootfs", KIND_FILE },	 { "device", KIND_DEVICE },   { "key", KIND_KEY },
+};
+
+/* The collections a name of a kind is listed from, for the kinds that are just that. */
+static const char *const collections[KIND_MAX] = {
+	[KIND_INSTANCE] = "/1.0/instances",   [KIND_PROFILE] = "/1.0/profiles",
+	[KIND_POOL] = "/1.0/storage-pools",   [KIND_NETWORK] = "/1.0/networks",
+	[KIND_OPERATION] = "/1.0/operations", [KIND_PROJECT] = "/1.0/projects",
 };
 
 /* A usage line's positional argument. */
@@ -101,6 +111,8 @@ static struct token token_parse(const char *t, size_t len)
 		tok.kind = KIND_INSTANCE_PATH;
 	else if (tok.kind == KIND_POOL && strstr(s, "/<volume>"))
 		tok.kind = KIND_POOL_VOLUME;
+	else if (tok.kind == KIND_KEY && strstr(s, ">=<value>"))
+		tok.kind = KIND_KEY_VALUE;
 	return tok;
 }
 
@@ -141,10 +153,14 @@ static void emit(const char *cur, const char *prefix, const char *word, const ch
 		printf("%s\n", full);
 }
 
+/* The option `a` ("--name", "--name=value", "-n") names in opts, or NULL. */
 static const struct cli_option *find_option(const struct cli_option *opts, const char *a)
 {
 	for (const struct cli_option *o = opts; o && o->name; o++) {
-		if (berth_startswith(a, "--") && streq(a + 2, o->name))
+		size_t len = strcspn(a + 2, "=");
+
+		if (berth_startswith(a, "--") && strlen(o->name) == len &&
+		    strneq(a + 2, o->name, len))
 			return o;
 		if (a[0] == '-' && a[1] == o->short_name && a[1] && !a[2])
 			return o;
@@ -244,14 +260,65 @@ static void fetch_pool_volume(struct cli_ctx *ctx, const char *cur)
 		fetch_names(ctx, "/1.0/storage-pools/%s/volumes/custom", pool, cur, prefix, "");
 }
 
-static void complete_kind(struct cli_ctx *ctx, enum kind kind, const char *cur, const char *pool)
+/* The objects the positional arguments before the cursor name. */
+struct named {
+	const char *instance, *profile, *pool, *volume, *network, *device; /* borrowed or NULL */
+};
+
+/* The URL of the object whose config keys or devices the line is about: the instance,
+ * profile, volume, pool or network given, else the server. New string or NULL. */
+static char *named_url(const struct named *nm)
 {
+	_cleanup_free_ char *pool = NULL, *volume = NULL;
+
+	if (nm->instance)
+		return cli_path("/1.0/instances/%s", nm->instance);
+	if (nm->profile)
+		return cli_path("/1.0/profiles/%s", nm->profile);
+	if (nm->pool && nm->volume) {
+		pool = cli_path("/1.0/storage-pools/%s/volumes/custom", nm->pool);
+		volume = berth_url_encode(nm->volume);
+		return pool && volume ? berth_strdup_printf("%s/%s", pool, volume) : NULL;
+	}
+	if (nm->pool)
+		return cli_path("/1.0/storage-pools/%s", nm->pool);
+	if (nm->network)
+		return cli_path("/1.0/networks/%s", nm->network);
+	return strdup("/1.0");
+}
+
+/* The device names, a device's keys or the config keys of the object named. */
+static void fetch_keys(struct cli_ctx *ctx, const struct named *nm, enum kind kind, const char *cur)
+{
+	_cleanup_free_ char *url = named_url(nm);
+	json_auto_t *md = NULL;
+	const json_t *map, *devices, *v;
+	const char *key;
+
+	if (!url || cli_query(ctx, "GET", url, NULL, &md, NULL, NULL) < 0)
+		return;
+	devices = json_object_get(md, "expanded_devices") ?: json_object_get(md, "devices");
+	map = json_object_get(md, "expanded_config") ?: json_object_get(md, "config");
+	if (kind == KIND_DEVICE)
+		map = devices;
+	else if (nm->device)
+		map = json_object_get(devices, nm->device);
+	if (kind == KIND_KEY_VALUE)
+		printf(":nospace\n");
+	json_object_foreach((json_t *)map, key, v)
+		emit(cur, "", key, kind == KIND_KEY_VALUE ? "=" : "");
+}
+
+static void complete_kind(struct cli_ctx *ctx, enum kind kind, const char *cur,
+			  const struct named *nm)
+{
+	if (collections[kind]) {
+		fetch_names(ctx, collections[kind], NULL, cur, "", "");
+		return;
+	}
 	switch (kind) {
 	case KIND_FILE:
 		printf(":files\n");
-		break;
-	case KIND_INSTANCE:
-		fetch_names(ctx, "/1.0/instances", NULL, cur, "", "");
 		break;
 	case KIND_INSTANCE_SNAPSHOT:
 	case KIND_INSTANCE_PATH:
@@ -261,42 +328,33 @@ static void complete_kind(struct cli_ctx *ctx, enum kind kind, const char *cur, 
 	case KIND_ALIAS:
 		fetch_images(ctx, cur, kind == KIND_IMAGE);
 		break;
-	case KIND_PROFILE:
-		fetch_names(ctx, "/1.0/profiles", NULL, cur, "", "");
-		break;
-	case KIND_POOL:
-		fetch_names(ctx, "/1.0/storage-pools", NULL, cur, "", "");
-		break;
 	case KIND_POOL_VOLUME:
 		fetch_pool_volume(ctx, cur);
 		break;
 	case KIND_VOLUME:
-		if (pool)
-			fetch_names(ctx, "/1.0/storage-pools/%s/volumes/custom", pool, cur, "", "");
+		if (nm->pool)
+			fetch_names(ctx, "/1.0/storage-pools/%s/volumes/custom", nm->pool, cur, "",
+				    "");
 		break;
-	case KIND_NETWORK:
-		fetch_names(ctx, "/1.0/networks", NULL, cur, "", "");
+	case KIND_DEVICE:
+	case KIND_KEY:
+	case KIND_KEY_VALUE:
+		fetch_keys(ctx, nm, kind, cur);
 		break;
-	case KIND_OPERATION:
-		fetch_names(ctx, "/1.0/operations", NULL, cur, "", "");
-		break;
-	case KIND_PROJECT:
-		fetch_names(ctx, "/1.0/projects", NULL, cur, "", "");
-		break;
-	case KIND_NONE:
-	case KIND_MAX:
+	default:
 		break;
 	}
 }
 
 /* A flag's argument: a kind named by its metavar, else the "(a|b|c)" of its help. */
-static void complete_option_arg(struct cli_ctx *ctx, const struct cli_option *o, const char *cur)
+static void complete_option_arg(struct cli_ctx *ctx, const struct cli_option *o, const char *cur,
+				const char *prefix)
 {
 	enum kind kind = kind_of_word(o->arg, strlen(o->arg));
 	const char *open = strchr(o->help, '('), *close;
 
-	if (kind != KIND_NONE && kind != KIND_FILE) {
-		complete_kind(ctx, kind, cur, NULL);
+	if (collections[kind]) {
+		fetch_names(ctx, collections[kind], NULL, cur, prefix, "");
 		return;
 	}
 	close = open ? strchr(open, ')') : NULL;
@@ -307,7 +365,7 @@ static void complete_option_arg(struct cli_ctx *ctx, const struct cli_option *o,
 		_cleanup_free_ char *choice = strndup(p, len);
 
 		if (choice)
-			emit(cur, "", choice, "");
+			emit(cur, prefix, choice, "");
 		p += len + 1;
 	}
 }
@@ -376,7 +434,7 @@ static int line_option(struct cli_ctx *ctx, struct line *l, char **words, int i,
 		o = find_option(l->leaf->cmd->options, a);
 	if (berth_startswith(a, "--project="))
 		ctx->project = a + strlen("--project=");
-	if (!o || !o->arg)
+	if (!o || !o->arg || strchr(a, '='))
 		return 1;
 	if (i + 1 == last) {
 		l->opt_arg = o;
@@ -445,22 +503,59 @@ static void complete_positional(struct cli_ctx *ctx, const struct line *l)
 {
 	struct token toks[COMPLETE_MAX_TOKENS];
 	size_t n = usage_tokens(l->leaf->cmd, toks), k = (size_t)l->n_pos;
-	const char *pool = NULL;
+	struct named nm = { 0 };
 
-	for (size_t t = 0; t < n && t < k; t++)
-		if (toks[t].kind == KIND_POOL)
-			pool = l->pos[t];
+	for (size_t t = 0; t < n && t < k; t++) {
+		const char *v = l->pos[t];
+
+		switch (toks[t].kind) {
+		case KIND_INSTANCE:
+		case KIND_INSTANCE_SNAPSHOT:
+			nm.instance = v;
+			break;
+		case KIND_PROFILE:
+			nm.profile = v;
+			break;
+		case KIND_POOL:
+			nm.pool = v;
+			break;
+		case KIND_VOLUME:
+			nm.volume = v;
+			break;
+		case KIND_NETWORK:
+			nm.network = v;
+			break;
+		case KIND_DEVICE:
+			nm.device = v;
+			break;
+		default:
+			break;
+		}
+	}
 	for (size_t t = 0; t < n; t++) {
 		if (toks[t].repeats && t <= k) {
 			for (size_t u = t; u < n; u++)
-				complete_kind(ctx, toks[u].kind, l->cur, pool);
+				complete_kind(ctx, toks[u].kind, l->cur, &nm);
 			return;
 		}
 		if (t == k) {
-			complete_kind(ctx, toks[t].kind, l->cur, pool);
+			complete_kind(ctx, toks[t].kind, l->cur, &nm);
 			return;
 		}
 	}
+}
+
+/* "--name=" under the cursor: the value of a flag of the command or a global one. */
+static void complete_value_flag(struct cli_ctx *ctx, const struct line *l)
+{
+	const struct cli_option *o = find_option(cli_global_options, l->cur);
+	size_t len = (size_t)(strchr(l->cur, '=') - l->cur) + 1;
+	_cleanup_free_ char *prefix = strndup(l->cur, len);
+
+	if (!o && l->leaf)
+		o = find_option(l->leaf->cmd->options, l->cur);
+	if (o && o->arg && prefix)
+		complete_option_arg(ctx, o, l->cur, prefix);
 }
 
 /* The time is up: no candidates (what was printed is dropped with stdout's buffer). */
@@ -485,7 +580,9 @@ int cli_complete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error 
 	    l.rest)
 		; /* nothing to offer */
 	else if (l.opt_arg)
-		complete_option_arg(ctx, l.opt_arg, l.cur);
+		complete_option_arg(ctx, l.opt_arg, l.cur, "");
+	else if (berth_startswith(l.cur, "--") && strchr(l.cur, '='))
+		complete_value_flag(ctx, &l);
 	else if (l.cur[0] == '-')
 		complete_flags(&l);
 	else if (!l.leaf)

@@ -18,16 +18,39 @@ export PATH=$BERTH_BUILDDIR:$PATH
 . "$BERTH_SRCDIR/contrib/bash-completion/berth"
 
 # comp WORD... : COMPREPLY for the line "berth WORD..." (the last word under the
-# cursor), sorted, on one line.
+# cursor), sorted, on one line. COMP_LINE and COMP_POINT are set as bash sets them;
+# COMP_WORDS too, split at blanks, '=' and ':' as bash's COMP_WORDBREAKS splits them.
 comp()
 {
-	COMP_WORDS=(berth "$@")
-	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-	COMP_LINE="${COMP_WORDS[*]}"
+	local w head
+	COMP_LINE="berth $*"
 	COMP_POINT=${#COMP_LINE}
+	COMP_WORDS=(berth)
+	for w in "$@"; do
+		while [[ $w == *[=:]* ]]; do
+			head=${w%%[=:]*}
+			[ -n "$head" ] && COMP_WORDS+=("$head")
+			COMP_WORDS+=("${w:${#head}:1}")
+			w=${w:${#head}+1}
+		done
+		COMP_WORDS+=("$w")
+	done
+	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
 	COMPREPLY=()
 	_berth 2>"$TEST_TMP/comp.err"
 	printf '%s\n' "${COMPREPLY[@]}" | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//'
+}
+# comp_words WORD...: the same with COMP_WORDS and COMP_CWORD only (no COMP_LINE)
+comp_words()
+{
+	(
+		unset COMP_LINE COMP_POINT
+		COMP_WORDS=(berth "$@")
+		COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		COMPREPLY=()
+		_berth
+		printf '%s\n' "${COMPREPLY[@]}" | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//'
+	)
 }
 
 is "$(complete -p berth)" "complete -F _berth berth" "the script registers _berth for berth"
@@ -48,6 +71,8 @@ is "$(comp list --)" "--all-projects --columns --debug --fast --format --help --
 	"berth list --<TAB>: its flags and the global ones"
 is "$(comp list --format '')" "compact csv json table yaml" "berth list --format <TAB>: the choices"
 is "$(comp image list -f j)" "json" "a short flag's argument"
+is "$(comp list --format=c)" "compact csv" "berth list --format=c<TAB>: after '=', as bash replaces it"
+is "$(comp_words storage volume li)" "list" "COMP_WORDS and COMP_CWORD alone (no COMP_LINE)"
 is "$(comp help sto)" "stop storage" "berth help sto<TAB>: verbs only"
 is "$(comp -)" "--debug --help --project --quiet --version" "berth -<TAB>: the global flags"
 is "$(comp bogus '')" "" "an unknown verb completes nothing"
@@ -63,6 +88,7 @@ check "profile create prof1" berth profile create prof1 </dev/null
 check "storage create pool2" berth storage create pool2 dir
 check "storage volume create pool2 vol1" berth storage volume create pool2 vol1
 check "storage volume create pool2 vol2" berth storage volume create pool2 vol2
+check "config set c1 user.foo=bar" berth config set c1 user.foo=bar
 api POST /1.0/projects '{"name": "proj1"}'
 is "$HTTP_STATUS" 201 "project proj1 made"
 
@@ -79,6 +105,17 @@ is "$(comp storage volume show pool2 '')" "vol1 vol2" \
 is "$(comp storage volume copy pool2/v)" "pool2/vol1 pool2/vol2" \
 	"berth storage volume copy pool2/v<TAB>: pool/volume"
 is "$(comp init bb c3 -s pool)" "pool2" "berth init -s pool<TAB>: a pool flag"
+is "$(comp init bb c3 --profile=pr)" "prof1" "berth init --profile=pr<TAB>"
+is "$(comp config get c1 user.)" "user.foo" "berth config get c1 user.<TAB>: its config keys"
+is "$(comp config set c1 user.f)" "user.foo=" "berth config set c1 user.f<TAB>: key="
+is "$(comp config unset c1 user.foo=)" "" "nothing after a key="
+like "$(comp config device get c1 '')" "(^| )root( |$)" \
+	"berth config device get c1 <TAB>: its devices (from the profile too)"
+like "$(comp config device get c1 root p)" "^(path pool|pool path)$" \
+	"berth config device get c1 root p<TAB>: the device's keys"
+is "$(comp storage get pool2 s)" "source" "berth storage get pool2 s<TAB>: the pool's keys"
+is "$(comp network get berthbr0 ipv4.addr)" "ipv4.address" \
+	"berth network get berthbr0 ipv4.addr<TAB>: the network's keys"
 like "$(comp network show '')" "(^| )berthbr0( |$)" "berth network show <TAB>: berthbr0"
 like "$(comp launch b)" "^(bb|bb [0-9a-f]{64}|[0-9a-f]{64} bb)$" "berth launch b<TAB>: the image alias"
 is "$(comp image show "${fp:0:6}")" "$fp" "berth image show <fingerprint prefix><TAB>"
