@@ -28,8 +28,8 @@ const struct cli_entry *cli_catalog_find(const struct cli_catalog *c, const char
 
 /* Run `verb`'s --help for the command `name` ("storage volume list"): argv is its words
  * then --help, as a user types it. Returns the index of the entry recorded. */
-static int walk_one(struct cli_ctx *ctx, struct cli_catalog *c, const struct cli_verb *verb,
-		    const char *name, size_t *ret_index, struct berth_error *err)
+static int walk_one(struct cli_ctx *ctx, struct cli_catalog *c, size_t verb, const char *name,
+		    size_t *ret_index, struct berth_error *err)
 {
 	_cleanup_free_ char *words = strdup(name);
 	char *argv[CATALOG_MAX_WORDS + 2], *save = NULL;
@@ -46,7 +46,7 @@ static int walk_one(struct cli_ctx *ctx, struct cli_catalog *c, const struct cli
 	argv[argc++] = (char *)"--help";
 	argv[argc] = NULL;
 	c->last = SIZE_MAX;
-	r = verb->run(ctx, argc, argv, err);
+	r = cli_verb_run(verb, ctx, argc, argv, err);
 	if (r < 0)
 		return r;
 	if (c->oom)
@@ -56,15 +56,13 @@ static int walk_one(struct cli_ctx *ctx, struct cli_catalog *c, const struct cli
 				       "\"berth %s --help\" reached neither cli_parse nor "
 				       "cli_dispatch",
 				       name);
-	if (!c->entries[c->last].verb)
-		c->entries[c->last].verb = verb;
 	*ret_index = c->last;
 	return 0;
 }
 
 /* Record `name` and, when it dispatches, each of its sub-commands not yet known. */
-static int walk(struct cli_ctx *ctx, struct cli_catalog *c, const struct cli_verb *verb,
-		const char *name, int depth, struct berth_error *err)
+static int walk(struct cli_ctx *ctx, struct cli_catalog *c, size_t verb, const char *name,
+		int depth, struct berth_error *err)
 {
 	const struct cli_subcommand *subs;
 	size_t i = 0, n_subs;
@@ -95,8 +93,10 @@ int cli_catalog_build(struct cli_catalog *ret, struct berth_error *err)
 	int r = 0;
 
 	cli_catalog_record(&c);
-	for (size_t i = 0; i < cli_n_verbs && r >= 0; i++)
-		r = walk(&ctx, &c, &cli_verbs[i], cli_verbs[i].name, 0, err);
+	for (size_t i = 0; i < cli_verb_count() && r >= 0; i++) {
+		c.verb = i;
+		r = walk(&ctx, &c, i, cli_verb_name(i), 0, err);
+	}
 	cli_catalog_record(NULL);
 	berth_client_free(ctx.client);
 	json_decref(ctx.server);

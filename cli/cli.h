@@ -73,20 +73,18 @@ int cli_dispatch(struct cli_ctx *ctx, const struct cli_command *parent,
  * completion (cli/complete.c) and the man pages (cli/man.c) can never list anything
  * `--help` does not say. */
 
-/* One entry of the verb table (cli/main.c). */
-struct cli_verb {
-	const char *name;
-	const char *summary;
-	int (*run)(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
-};
-extern const struct cli_verb cli_verbs[];
-extern const size_t cli_n_verbs;
+/* The verb table (cli/main.c): its size, and entry i's name, summary and function
+ * (i < cli_verb_count()). */
+size_t cli_verb_count(void);
+const char *cli_verb_name(size_t i);
+const char *cli_verb_summary(size_t i);
+int cli_verb_run(size_t i, struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 /* The options every verb takes (taken out of argv by main before the verb runs). */
 extern const struct cli_option cli_global_options[];
 
 /* A command found: a leaf (subs NULL) parsed with cli_parse, or a dispatcher. */
 struct cli_entry {
-	const struct cli_verb *verb;	   /* borrowed: the verb table's */
+	size_t verb;			   /* its verb's index in the verb table */
 	const struct cli_command *cmd;	   /* borrowed: static tables */
 	const struct cli_subcommand *subs; /* borrowed, NULL for a leaf */
 	size_t n_subs;
@@ -95,10 +93,11 @@ struct cli_catalog {
 	struct cli_entry *entries; /* owned, in the verb table's order, parents first */
 	size_t n;
 	size_t allocated;
+	size_t verb; /* while building: the index of the verb walked */
 	size_t last; /* while building: the entry the last --help recorded, or SIZE_MAX */
 	bool oom;    /* while building: recording ran out of memory */
 };
-/* Walk every verb of cli_verbs (no server is contacted: cli_client refuses meanwhile).
+/* Walk every verb of the table (no server is contacted: cli_client refuses meanwhile).
  * -ENOMEM, or -EINVAL when a verb's --help reaches neither cli_parse nor cli_dispatch. */
 int cli_catalog_build(struct cli_catalog *ret, struct berth_error *err);
 void cli_catalog_release(struct cli_catalog *c);

@@ -55,7 +55,8 @@ static void record(const struct cli_command *cmd, const struct cli_subcommand *s
 		c->entries = e;
 		c->allocated = n;
 	}
-	c->entries[c->n] = (struct cli_entry){ .cmd = cmd, .subs = subs, .n_subs = n_subs };
+	c->entries[c->n] =
+		(struct cli_entry){ .verb = c->verb, .cmd = cmd, .subs = subs, .n_subs = n_subs };
 	c->last = c->n++;
 }
 

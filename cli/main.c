@@ -6,16 +6,22 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 
-/* In alphabetical order, as --help lists them.
- *
- * This table is the only list of verbs: completion (`berth __complete`) and the man pages
+struct verb {
+	const char *name;
+	const char *summary;
+	int (*run)(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+};
+
+/* This table is the only list of verbs: completion (`berth __complete`) and the man pages
  * (`berth __man`, run by make) are made from it, by running each verb's --help path and
  * recording the struct cli_command (and cli_subcommand tables) that reaches cli_parse or
- * cli_dispatch. So a new verb is one entry here whose function parses its argv with
- * cli_parse or cli_dispatch before doing anything else; its usage, description and options
- * then show in --help, the man page berth-VERB.1 and completion with no other list to keep
- * (tests/lint/t_man.sh fails for a verb without a page). */
-const struct cli_verb cli_verbs[] = {
+ * cli_dispatch (cli/catalog.c). So a new verb is one entry here whose function parses its
+ * argv with cli_parse or cli_dispatch before doing anything else; its usage, description
+ * and options then show in --help, the man page berth-VERB.1 and completion with no other
+ * list to keep (tests/lint/t_man.sh fails for a verb without a page). */
+
+/* In alphabetical order, as --help lists them. */
+static const struct verb verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
 	{ "console", "Attach to instance consoles", cmd_console },
 	{ "copy", "Copy instances within the server", cmd_copy },
@@ -43,7 +49,6 @@ const struct cli_verb cli_verbs[] = {
 	{ "storage", "Manage storage pools and volumes", cmd_storage },
 	{ "version", "Show local and remote versions", cmd_version },
 };
-const size_t cli_n_verbs = ARRAY_SIZE(cli_verbs);
 
 static void print_main_help(void)
 {
@@ -51,8 +56,8 @@ static void print_main_help(void)
 	       "  Command line client for berthd (and LXD servers)\n\n"
 	       "  The socket is $BERTH_SOCKET, else $BERTH_DIR/unix.socket, else\n"
 	       "  " BERTH_DEFAULT_DIR "/unix.socket.\n\nAvailable Commands:\n");
-	for (size_t i = 0; i < cli_n_verbs; i++)
-		printf("  %-12s %s\n", cli_verbs[i].name, cli_verbs[i].summary);
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		printf("  %-12s %s\n", verbs[i].name, verbs[i].summary);
 	printf("  %-12s %s\n", "help", "Help about any command");
 	printf("\nFlags:\n");
 	for (const struct cli_option *o = cli_global_options; o->name; o++)
@@ -128,14 +133,34 @@ static int run(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 			argv[i] = argv[i + 1];
 		argv[argc - 1] = (char *)"--help";
 	}
-	for (size_t i = 0; i < cli_n_verbs; i++)
-		if (streq(verb, cli_verbs[i].name))
-			return cli_verbs[i].run(ctx, argc - 1, argv + 1, err);
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		if (streq(verb, verbs[i].name))
+			return verbs[i].run(ctx, argc - 1, argv + 1, err);
 	if (verb[0] == '-')
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "unknown flag: %s (see 'berth --help')", verb);
 	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 			       "unknown command \"%s\" for \"berth\" (see 'berth --help')", verb);
+}
+
+size_t cli_verb_count(void)
+{
+	return ARRAY_SIZE(verbs);
+}
+
+const char *cli_verb_name(size_t i)
+{
+	return verbs[i].name;
+}
+
+const char *cli_verb_summary(size_t i)
+{
+	return verbs[i].summary;
+}
+
+int cli_verb_run(size_t i, struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return verbs[i].run(ctx, argc, argv, err);
 }
 
 int main(int argc, char **argv)

@@ -3,6 +3,7 @@
  * catalog, the same tables --help prints, so that a page cannot say what --help does not.
  * The pages are man(7) source; tests/lint/t_man.sh renders them with warnings on. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -119,18 +120,19 @@ static void man_subcommands(FILE *f, const struct cli_catalog *c, const struct c
 	}
 }
 
-static int man_verb(FILE *f, const struct cli_catalog *c, const struct cli_verb *v)
+static int man_verb(FILE *f, const struct cli_catalog *c, size_t verb)
 {
-	const struct cli_entry *e = cli_catalog_find(c, v->name);
-	_cleanup_free_ char *title = berth_strdup_printf("BERTH-%s", v->name);
+	const char *name = cli_verb_name(verb);
+	const struct cli_entry *e = cli_catalog_find(c, name);
+	_cleanup_free_ char *title = berth_strdup_printf("BERTH-%s", name);
 
 	if (!e || !title)
 		return -ENOMEM;
 	for (char *p = title; *p; p++)
 		*p = (char)toupper((unsigned char)*p);
 	man_header(f, title, MAN_SECTION);
-	fprintf(f, ".SH NAME\nberth\\-%s \\- ", v->name);
-	roff_line(f, v->summary);
+	fprintf(f, ".SH NAME\nberth\\-%s \\- ", name);
+	roff_line(f, cli_verb_summary(verb));
 	fputs(".SH SYNOPSIS\n", f);
 	man_synopsis(f, e->cmd);
 	fputs(".SH DESCRIPTION\n", f);
@@ -161,9 +163,9 @@ static void man_overview(FILE *f)
 	      "by \\fBberth help\\fR \\fIcommand\\fR (or \\fBberth\\fR \\fIcommand\\fR "
 	      "\\fB\\-\\-help\\fR), which print the same text.\n.SH COMMANDS\n",
 	      f);
-	for (size_t i = 0; i < cli_n_verbs; i++) {
-		fprintf(f, ".TP\n.BR berth\\-%s (1)\n", cli_verbs[i].name);
-		roff_line(f, cli_verbs[i].summary);
+	for (size_t i = 0; i < cli_verb_count(); i++) {
+		fprintf(f, ".TP\n.BR berth\\-%s (1)\n", cli_verb_name(i));
+		roff_line(f, cli_verb_summary(i));
 	}
 	fputs(".SH GLOBAL OPTIONS\n", f);
 	man_options(f, cli_global_options, true);
@@ -180,8 +182,8 @@ static void man_overview(FILE *f)
 	      f);
 }
 
-static int man_write(const char *dir, const char *name, const struct cli_catalog *c,
-		     const struct cli_verb *v, struct berth_error *err)
+static int man_write(const char *dir, const char *name, const struct cli_catalog *c, size_t verb,
+		     struct berth_error *err)
 {
 	_cleanup_free_ char *path = berth_strdup_printf("%s/%s", dir, name);
 	FILE *f;
@@ -192,8 +194,8 @@ static int man_write(const char *dir, const char *name, const struct cli_catalog
 	f = fopen(path, "we");
 	if (!f)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "%s: %m", path);
-	if (v)
-		r = man_verb(f, c, v);
+	if (verb != SIZE_MAX)
+		r = man_verb(f, c, verb);
 	else
 		man_overview(f);
 	if (ferror(f) && r >= 0)
@@ -216,12 +218,12 @@ int cli_man(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 	r = cli_catalog_build(&c, err);
 	if (r < 0)
 		return r;
-	r = man_write(argv[0], "berth." MAN_SECTION, &c, NULL, err);
-	for (size_t i = 0; i < cli_n_verbs && r >= 0; i++) {
+	r = man_write(argv[0], "berth." MAN_SECTION, &c, SIZE_MAX, err);
+	for (size_t i = 0; i < cli_verb_count() && r >= 0; i++) {
 		_cleanup_free_ char *name = berth_strdup_printf("berth-%s." MAN_SECTION,
-								cli_verbs[i].name);
+								cli_verb_name(i));
 
-		r = name ? man_write(argv[0], name, &c, &cli_verbs[i], err)
+		r = name ? man_write(argv[0], name, &c, i, err)
 			 : berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	}
 	cli_catalog_release(&c);
