@@ -39,6 +39,7 @@ enum kind {
 	KIND_NETWORK,
 	KIND_OPERATION,
 	KIND_PROJECT,
+	KIND_WARNING,	/* <UUID> */
 	KIND_DEVICE,	/* of the instance or profile given before it */
 	KIND_KEY,	/* a config key of the object given before it (or a device's) */
 	KIND_KEY_VALUE, /* <key>=<value>: the same, as "key=" */
@@ -53,9 +54,9 @@ static const struct {
 	{ "instance", KIND_INSTANCE },	 { "source", KIND_INSTANCE }, { "image", KIND_IMAGE },
 	{ "alias", KIND_ALIAS },	 { "profile", KIND_PROFILE }, { "pool", KIND_POOL },
 	{ "volume", KIND_VOLUME },	 { "old name", KIND_VOLUME }, { "network", KIND_NETWORK },
-	{ "operation", KIND_OPERATION }, { "project", KIND_PROJECT }, { "source path", KIND_FILE },
-	{ "target path", KIND_FILE },	 { "target", KIND_FILE },     { "tarball", KIND_FILE },
-	{ "rootfs", KIND_FILE },	 { "device", KIND_DEVICE },   { "key", KIND_KEY },
+	{ "operation", KIND_OPERATION }, { "project", KIND_PROJECT }, { "uuid", KIND_WARNING },
+	{ "target", KIND_FILE },	 { "tarball", KIND_FILE },    { "rootfs", KIND_FILE },
+	{ "device", KIND_DEVICE },	 { "key", KIND_KEY },
 };
 
 /* The collections a name of a kind is listed from, for the kinds that are just that. */
@@ -63,6 +64,7 @@ static const char *const collections[KIND_MAX] = {
 	[KIND_INSTANCE] = "/1.0/instances",   [KIND_PROFILE] = "/1.0/profiles",
 	[KIND_POOL] = "/1.0/storage-pools",   [KIND_NETWORK] = "/1.0/networks",
 	[KIND_OPERATION] = "/1.0/operations", [KIND_PROJECT] = "/1.0/projects",
+	[KIND_WARNING] = "/1.0/warnings",
 };
 
 /* A usage line's positional argument. */
@@ -83,12 +85,17 @@ struct line {
 	int n_pos;
 };
 
+/* A placeholder's kind: the table's, else local files for "... file" and "... path"
+ * ("<backup file>", "<source path>"), so that new verbs get them too. */
 static enum kind kind_of_word(const char *w, size_t len)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(placeholder_kinds); i++)
 		if (strlen(placeholder_kinds[i].word) == len &&
 		    strncasecmp(placeholder_kinds[i].word, w, len) == 0)
 			return placeholder_kinds[i].kind;
+	if ((len >= 4 && strneq(w + len - 4, "file", 4)) ||
+	    (len >= 4 && strneq(w + len - 4, "path", 4)))
+		return KIND_FILE;
 	return KIND_NONE;
 }
 
@@ -357,6 +364,8 @@ static void complete_option_arg(struct cli_ctx *ctx, const struct cli_option *o,
 		fetch_names(ctx, collections[kind], NULL, cur, prefix, "");
 		return;
 	}
+	if (kind == KIND_FILE && !*prefix)
+		printf(":files\n");
 	close = open ? strchr(open, ')') : NULL;
 	if (!close || !memchr(open, '|', (size_t)(close - open)))
 		return;
