@@ -53,6 +53,8 @@ void cli_args_release(struct cli_args *a);
 int cli_parse(const struct cli_command *cmd, int argc, char **argv, struct cli_args *ret,
 	      struct berth_error *err);
 void cli_print_help(const struct cli_command *cmd);
+/* One line of a Flags: list, as --help prints it. */
+void cli_print_option(const struct cli_option *o);
 
 /* A sub-verb table entry: the command and its handler. */
 struct cli_subcommand {
@@ -64,6 +66,51 @@ struct cli_subcommand {
 int cli_dispatch(struct cli_ctx *ctx, const struct cli_command *parent,
 		 const struct cli_subcommand *subs, size_t n_subs, int argc, char **argv,
 		 struct berth_error *err);
+
+/* ---- The catalog: every command, as the verb table and the tables each verb parses
+ * with. cli/catalog.c makes it by running each verb's --help path while cli_parse and
+ * cli_dispatch record the command they were given instead of printing it, so that
+ * completion (cli/complete.c) and the man pages (cli/man.c) can never list anything
+ * `--help` does not say. */
+
+/* The verb table (cli/main.c): its size, and entry i's name, summary and function
+ * (i < cli_verb_count()). */
+size_t cli_verb_count(void);
+const char *cli_verb_name(size_t i);
+const char *cli_verb_summary(size_t i);
+int cli_verb_run(size_t i, struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+/* The options every verb takes (taken out of argv by main before the verb runs). */
+extern const struct cli_option cli_global_options[];
+
+/* A command found: a leaf (subs NULL) parsed with cli_parse, or a dispatcher. */
+struct cli_entry {
+	size_t verb;			   /* its verb's index in the verb table */
+	const struct cli_command *cmd;	   /* borrowed: static tables */
+	const struct cli_subcommand *subs; /* borrowed, NULL for a leaf */
+	size_t n_subs;
+};
+struct cli_catalog {
+	struct cli_entry *entries; /* owned, in the verb table's order, parents first */
+	size_t n;
+	size_t allocated;
+	size_t verb; /* while building: the index of the verb walked */
+	size_t last; /* while building: the entry the last --help recorded, or SIZE_MAX */
+	bool oom;    /* while building: recording ran out of memory */
+};
+/* Walk every verb of the table (no server is contacted: cli_client refuses meanwhile).
+ * -ENOMEM, or -EINVAL when a verb's --help reaches neither cli_parse nor cli_dispatch. */
+int cli_catalog_build(struct cli_catalog *ret, struct berth_error *err);
+void cli_catalog_release(struct cli_catalog *c);
+/* The entry named `name` ("storage volume list"), or NULL. */
+const struct cli_entry *cli_catalog_find(const struct cli_catalog *c, const char *name);
+/* Make cli_parse and cli_dispatch record into `c` (NULL: stop recording). */
+void cli_catalog_record(struct cli_catalog *c);
+
+/* `berth __complete WORD...` (cli/complete.c): the candidates for the last word of a
+ * partial command line, one a line; see contrib/bash-completion/berth. */
+int cli_complete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+/* `berth __man DIR` (cli/man.c): write berth.1 and berth-VERB.1 for every verb. */
+int cli_man(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 
 /* The connected client (made on first use). */
 int cli_client(struct cli_ctx *ctx, struct berth_client **ret, struct berth_error *err);

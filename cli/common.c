@@ -19,22 +19,67 @@ void cli_args_release(struct cli_args *a)
 	}
 }
 
+const struct cli_option cli_global_options[] = {
+	{ "project", 0, "PROJECT", "Override the source project" },
+	{ "debug", 0, NULL, "Show all debug messages" },
+	{ "quiet", 'q', NULL, "Don't show progress information" },
+	{ 0 },
+};
+
+/* Set while cli_catalog_build walks the verbs (cli_catalog_record). */
+static struct cli_catalog *recording;
+
+void cli_catalog_record(struct cli_catalog *c)
+{
+	recording = c;
+}
+
+static void record(const struct cli_command *cmd, const struct cli_subcommand *subs, size_t n_subs)
+{
+	struct cli_catalog *c = recording;
+	struct cli_entry *e;
+
+	for (size_t i = 0; i < c->n; i++)
+		if (streq(c->entries[i].cmd->name, cmd->name)) {
+			c->last = i;
+			return;
+		}
+	if (c->n == c->allocated) {
+		size_t n = c->allocated ? 2 * c->allocated : 64;
+
+		e = reallocarray(c->entries, n, sizeof(*e));
+		if (!e) {
+			c->oom = true;
+			return;
+		}
+		c->entries = e;
+		c->allocated = n;
+	}
+	c->entries[c->n] =
+		(struct cli_entry){ .verb = c->verb, .cmd = cmd, .subs = subs, .n_subs = n_subs };
+	c->last = c->n++;
+}
+
+void cli_print_option(const struct cli_option *o)
+{
+	char left[64];
+
+	snprintf(left, sizeof(left), "%s%c%s--%s%s%s", o->short_name ? "-" : "",
+		 o->short_name ? o->short_name : ' ', o->short_name ? ", " : "  ", o->name,
+		 o->arg ? " " : "", o->arg ? o->arg : "");
+	printf("  %-30s %s\n", o->short_name ? left : left + 2, o->help);
+}
+
 void cli_print_help(const struct cli_command *cmd)
 {
 	printf("Usage:\n  %s\n\nDescription:\n  %s\n", cmd->usage, cmd->description);
 	printf("\nFlags:\n");
-	for (const struct cli_option *o = cmd->options; o && o->name; o++) {
-		char left[64];
-
-		snprintf(left, sizeof(left), "%s%c%s--%s%s%s", o->short_name ? "-" : "",
-			 o->short_name ? o->short_name : ' ', o->short_name ? ", " : "  ", o->name,
-			 o->arg ? " " : "", o->arg ? o->arg : "");
-		printf("  %-30s %s\n", o->short_name ? left : left + 2, o->help);
-	}
+	for (const struct cli_option *o = cmd->options; o && o->name; o++)
+		cli_print_option(o);
 	printf("  %-30s %s\n", "-h, --help", "Print help");
-	printf("\nGlobal flags:\n  %-30s %s\n  %-30s %s\n  %-30s %s\n", "--project PROJECT",
-	       "Override the source project", "--debug", "Show all debug messages", "-q, --quiet",
-	       "Don't show progress information");
+	printf("\nGlobal flags:\n");
+	for (const struct cli_option *o = cli_global_options; o->name; o++)
+		cli_print_option(o);
 }
 
 static int store_value(struct cli_args *a, size_t i, const char *v)
@@ -100,6 +145,10 @@ int cli_parse(const struct cli_command *cmd, int argc, char **argv, struct cli_a
 	int c;
 
 	*ret = (struct cli_args){ 0 };
+	if (recording) {
+		record(cmd, NULL, 0);
+		return 1;
+	}
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
@@ -143,6 +192,10 @@ int cli_dispatch(struct cli_ctx *ctx, const struct cli_command *parent,
 	struct cli_args args = { 0 };
 	int r;
 
+	if (recording && argc >= 2 && streq(argv[1], "--help")) {
+		record(parent, subs, n_subs);
+		return 0;
+	}
 	if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") ||
 	    streq(argv[1], "help")) {
 		cli_print_help(parent);
@@ -188,6 +241,9 @@ int cli_client(struct cli_ctx *ctx, struct berth_client **ret, struct berth_erro
 	_cleanup_free_ char *path = NULL;
 	int r;
 
+	if (recording) /* a verb's --help path must not reach the server */
+		return berth_error_set(err, -EPERM, BERTH_ERR_INTERNAL,
+				       "no server while the commands are listed");
 	if (!ctx->client) {
 		path = berth_client_default_socket();
 		if (!path)

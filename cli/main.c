@@ -12,6 +12,14 @@ struct verb {
 	int (*run)(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 };
 
+/* This table is the only list of verbs: completion (`berth __complete`) and the man pages
+ * (`berth __man`, run by make) are made from it, by running each verb's --help path and
+ * recording the struct cli_command (and cli_subcommand tables) that reaches cli_parse or
+ * cli_dispatch (cli/catalog.c). So a new verb is one entry here whose function parses its
+ * argv with cli_parse or cli_dispatch before doing anything else; its usage, description
+ * and options then show in --help, the man page berth-VERB.1 and completion with no other
+ * list to keep (tests/lint/t_man.sh fails for a verb without a page). */
+
 /* In alphabetical order, as --help lists them. */
 static const struct verb verbs[] = {
 	{ "config", "Manage instance and server configuration options", cmd_config },
@@ -51,10 +59,11 @@ static void print_main_help(void)
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
 		printf("  %-12s %s\n", verbs[i].name, verbs[i].summary);
 	printf("  %-12s %s\n", "help", "Help about any command");
-	printf("\nFlags:\n  %-22s %s\n  %-22s %s\n  %-22s %s\n  %-22s %s\n  %-22s %s\n",
-	       "--project PROJECT", "Override the source project", "--debug",
-	       "Show all debug messages", "-q, --quiet", "Don't show progress information",
-	       "-h, --help", "Print help", "--version", "Print version number");
+	printf("\nFlags:\n");
+	for (const struct cli_option *o = cli_global_options; o->name; o++)
+		cli_print_option(o);
+	printf("  %-30s %s\n  %-30s %s\n", "-h, --help", "Print help", " --version",
+	       "Print version number");
 	printf("\nUse \"berth [command] --help\" for more information about a command.\n");
 }
 
@@ -95,6 +104,11 @@ static int run(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 {
 	const char *verb;
 
+	/* hidden: for the completion script and make (their words are not berth's options) */
+	if (argc >= 2 && streq(argv[1], "__complete"))
+		return cli_complete(ctx, argc - 2, argv + 2, err);
+	if (argc >= 2 && streq(argv[1], "__man"))
+		return cli_man(ctx, argc - 2, argv + 2, err);
 	argc = take_globals(ctx, argc, argv, err);
 	if (argc < 0)
 		return argc;
@@ -127,6 +141,26 @@ static int run(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 				       "unknown flag: %s (see 'berth --help')", verb);
 	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 			       "unknown command \"%s\" for \"berth\" (see 'berth --help')", verb);
+}
+
+size_t cli_verb_count(void)
+{
+	return ARRAY_SIZE(verbs);
+}
+
+const char *cli_verb_name(size_t i)
+{
+	return verbs[i].name;
+}
+
+const char *cli_verb_summary(size_t i)
+{
+	return verbs[i].summary;
+}
+
+int cli_verb_run(size_t i, struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return verbs[i].run(ctx, argc, argv, err);
 }
 
 int main(int argc, char **argv)

@@ -55,7 +55,8 @@ static void usage(FILE *f)
 		"Environment:\n"
 		"  BERTH_DIR                    state directory (default: %s)\n"
 		"  BERTH_HTTP_IDLE_TIMEOUT      seconds an idle client connection is kept (60)\n"
-		"  BERTH_HTTP_REQUEST_TIMEOUT   seconds a request may take to arrive (30)\n",
+		"  BERTH_HTTP_REQUEST_TIMEOUT   seconds a request may take to arrive (30)\n"
+		"  BERTH_QEMU                   QEMU for VMs (default: qemu-system-x86_64 in PATH)\n",
 		BERTH_DEFAULT_DIR);
 }
 

@@ -50,6 +50,7 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 # apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
 # the generated profiles.
 # clang-format: `make format` and `make format-check` (.clang-format).
+# man-db and groff-base: tests/lint/t_man.sh renders the generated man pages (man -l).
 # VM_DEPS: the VM image recipe and t_vm_image.sh (above).
 TEST_DEPS=(
 	"${SETUP_DEPS[@]}"
@@ -60,5 +61,6 @@ TEST_DEPS=(
 	dnsmasq-base
 	busybox-static
 	apparmor
+	man-db groff-base
 	"${VM_DEPS[@]}"
 )
