@@ -40,6 +40,7 @@ static const struct verb verbs[] = {
 	{ "stop", "Stop instances", cmd_stop },
 	{ "storage", "Manage storage pools and volumes", cmd_storage },
 	{ "version", "Show local and remote versions", cmd_version },
+	{ "warning", "Manage warnings", cmd_warning },
 };
 
 static void print_main_help(void)
