@@ -14,6 +14,7 @@ struct verb {
 
 /* In alphabetical order, as --help lists them. */
 static const struct verb verbs[] = {
+	{ "admin", "Initialise, wait for and shut down the local daemon", cmd_admin },
 	{ "config", "Manage instance and server configuration options", cmd_config },
 	{ "console", "Attach to instance consoles", cmd_console },
 	{ "copy", "Copy instances within the server", cmd_copy },
