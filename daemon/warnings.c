@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <uv.h>
 
 #include "daemon/daemon.h"
@@ -197,11 +198,32 @@ struct tick {
 	struct berth_daemon *d;
 };
 
+/* Resolved warnings go a day after they were resolved, as LXD prunes them. */
+static void prune(struct db *db)
+{
+	struct berth_error err = {0};
+	struct timespec ts;
+	char before[BERTH_RFC3339_MAX];
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec -= WARNINGS_PRUNE_AFTER_S;
+	berth_time_rfc3339(&ts, before);
+	r = db_warning_prune(db, before, &err);
+	if (r < 0) {
+		log_warn("Cannot prune resolved warnings: %s, ignoring", berth_error_msg(&err, r));
+		berth_error_release(&err);
+	} else if (r > 0) {
+		log_info("Pruned %d resolved warnings", r);
+	}
+}
+
 static void tick_work(uv_work_t *w)
 {
 	struct tick *t = container_of(w, struct tick, work);
 
 	warnings_check_pools(t->d->db, t->d->dir);
+	prune(t->d->db);
 }
 
 static void tick_done(uv_work_t *w, int status)

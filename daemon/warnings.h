@@ -23,6 +23,8 @@ enum warning_type {
 
 /* Below this share of free space on its filesystem, a pool is "nearly full". */
 #define WARNINGS_POOL_FREE_PERCENT 10
+/* Resolved warnings are deleted this long after they were resolved (LXD: a day). */
+#define WARNINGS_PRUNE_AFTER_S (24 * 3600)
 
 /* LXD's name of the type ("Network unavailable"). */
 const char *warnings_type_name(enum warning_type type);
@@ -50,5 +52,6 @@ void warnings_host(struct db *db, const json_t *environment);
  * how many pools are below WARNINGS_POOL_FREE_PERCENT, or -errno. Blocks (statvfs, SQLite):
  * off the loop. */
 int warnings_check_pools(struct db *db, const char *state_dir);
-/* Queue warnings_check_pools on the loop's thread pool (the minute tick calls it). */
+/* Queue warnings_check_pools and the pruning of resolved warnings on the loop's thread
+ * pool (the minute tick calls it). */
 void warnings_tick(struct berth_daemon *d);

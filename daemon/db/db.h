@@ -348,4 +348,7 @@ int db_warning_set_status(struct db *db, const char *uuid, const char *status,
 			  struct berth_error *err);
 /* -ENOENT (404). */
 int db_warning_delete(struct db *db, const char *uuid, struct berth_error *err);
+/* Delete the warnings resolved before `before` (RFC3339 as berth_time_rfc3339 writes it).
+ * Returns how many; takes no write lock when there are none. */
+int db_warning_prune(struct db *db, const char *before, struct berth_error *err);
 /* ==== end of warnings ==== */

@@ -211,3 +211,36 @@ int db_warning_delete(struct db *db, const char *uuid, struct berth_error *err)
 	r = warning_delete(conn, uuid, err);
 	return db_tx_end(db, conn, r, err);
 }
+
+static int warning_prunable(struct db *db, const char *before, struct berth_error *err)
+{
+	_cleanup_conn_ struct db_conn *conn = NULL;
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	int r;
+
+	r = db_conn_get(db, &conn, err);
+	if (r < 0)
+		return r;
+	r = db_prepare(conn, &stmt, err,
+		       "SELECT 1 FROM warnings WHERE status = 'resolved' AND updated_at < ?1", "t",
+		       before);
+	if (r < 0)
+		return r;
+	return db_step(stmt, err);
+}
+
+int db_warning_prune(struct db *db, const char *before, struct berth_error *err)
+{
+	struct db_conn *conn = NULL;
+	int r;
+
+	r = warning_prunable(db, before, err);
+	if (r <= 0)
+		return r;
+	r = db_tx_begin(db, &conn, err);
+	if (r < 0)
+		return r;
+	r = db_exec(conn, err, "DELETE FROM warnings WHERE status = 'resolved' AND updated_at < ?1",
+		    "t", before);
+	return db_tx_end(db, conn, r, err);
+}

@@ -1492,6 +1492,20 @@ static void test_warnings(void **state)
 	berth_error_release(&err);
 	assert_int_equal(db_warning_set_status(f->db, uuid, "new", &err), -ENOENT);
 	berth_error_release(&err);
+
+	/* Pruning takes only resolved warnings, resolved before the cut-off. */
+	w.entity_url = "/1.0/networks/m";
+	assert_int_equal(db_warning_raise(f->db, &w, &err), 1);
+	w.entity_url = "/1.0/networks/o";
+	assert_int_equal(db_warning_raise(f->db, &w, &err), 1);
+	assert_int_equal(db_warning_resolve(f->db, "default", w.type, "/1.0/networks/m", &err), 1);
+	assert_int_equal(db_warning_prune(f->db, "2000-01-01T00:00:00.000000000Z", &err), 0);
+	assert_int_equal(db_warning_prune(f->db, "9999-01-01T00:00:00.000000000Z", &err), 1);
+	json_decref(TAKE_PTR(list));
+	assert_int_equal(db_warning_list(f->db, NULL, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 1);
+	assert_string_equal(berth_json_string(json_array_get(list, 0), "entity_url"),
+			    "/1.0/networks/o");
 }
 
 int main(void)
