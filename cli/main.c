@@ -22,6 +22,7 @@ struct verb {
 
 /* In alphabetical order, as --help lists them. */
 static const struct verb verbs[] = {
+	{ "admin", "Initialise, wait for and shut down the local daemon", cmd_admin },
 	{ "config", "Manage instance and server configuration options", cmd_config },
 	{ "console", "Attach to instance consoles", cmd_console },
 	{ "copy", "Copy instances within the server", cmd_copy },
@@ -48,6 +49,7 @@ static const struct verb verbs[] = {
 	{ "stop", "Stop instances", cmd_stop },
 	{ "storage", "Manage storage pools and volumes", cmd_storage },
 	{ "version", "Show local and remote versions", cmd_version },
+	{ "warning", "Manage warnings", cmd_warning },
 };
 
 static void print_main_help(void)

@@ -28,6 +28,7 @@
 #include "daemon/network/managed.h"
 #include "daemon/storage/pools.h"
 #include "daemon/host.h"
+#include "daemon/warnings.h"
 #include "daemon/worker.h"
 #include "images/store.h"
 #include "lib/log.h"
@@ -227,7 +228,7 @@ struct shutdown_state {
 	struct berth_daemon *d;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t trim;
-	uv_timer_t tick; /* snapshot schedules and expiry, at each minute's start */
+	uv_timer_t tick; /* snapshot schedules and expiry, pool space, at each minute's start */
 	bool stopping;
 };
 
@@ -240,6 +241,7 @@ static void on_tick(uv_timer_t *t)
 	time_t now = time(NULL);
 
 	snapshots_tick(t->data, now - now % 60);
+	warnings_tick(t->data);
 	tick_arm(t);
 }
 
@@ -359,6 +361,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	d->environment = host_environment_probe();
 	if (!d->environment)
 		return -ENOMEM;
+	warnings_host(d->db, d->environment);
 	r = events_hub_new(d->loop, &d->events);
 	if (r < 0)
 		return r;

@@ -98,6 +98,8 @@ extern const struct api_route api_storage_volume_routes[];
 extern const struct api_route api_image_routes[];
 extern const struct api_route api_resources_routes[];
 extern const struct api_route api_network_routes[];
+extern const struct api_route api_warning_routes[];
+extern const struct api_route api_internal_routes[];
 
 /* ---- helpers for handlers ---- */
 

@@ -12,6 +12,7 @@
 #include "daemon/api/api.h"
 #include "daemon/db/db.h"
 #include "daemon/network/managed.h"
+#include "daemon/warnings.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -261,6 +262,9 @@ static int update_network_locked(struct api_request *req, struct api_response *r
 	}
 	log_info("Updated network \"%s\"", name);
 	url = api_url("networks", name, NULL);
+	/* It is up now, whatever kept it down at start. */
+	if (url)
+		warnings_resolve(req->d->db, WARNING_NETWORK_UNAVAILABLE, "default", url);
 	events_lifecycle(req->d->events, NULL, "network-updated", url, NULL);
 	return api_sync(resp, NULL);
 }
@@ -371,6 +375,8 @@ static int delete_network_locked(struct api_request *req, struct api_response *r
 		return r;
 	log_info("Deleted network \"%s\"", req->params[0]);
 	url = api_url("networks", req->params[0], NULL);
+	if (url)
+		warnings_resolve(req->d->db, WARNING_NETWORK_UNAVAILABLE, "default", url);
 	events_lifecycle(req->d->events, NULL, "network-deleted", url, NULL);
 	return api_sync(resp, NULL);
 }

@@ -66,6 +66,8 @@ static const char *const api_extensions[] = {
 	"proxy_tcp_udp_multi_port_handling",
 	"proxy_unix_dac_properties",
 	"proxy_nat",
+	/* warnings.c */
+	"warnings",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -320,3 +320,35 @@ int db_network_delete(struct db *db, const char *name, db_hook_fn hook, void *da
  * from one of its profiles, sorted. Array of strings. */
 int db_network_used_by(struct db *db, const char *name, json_t **ret, struct berth_error *err);
 /* ==== end of networks ==== */
+
+/* ==== warnings ==== (daemon/db/warnings.c)
+ * Warning: {"uuid","location":"none","project","type","count":int,"first_seen_at",
+ *  "last_seen_at","last_message","severity":"low"|"moderate"|"high",
+ *  "status":"new"|"acknowledged"|"resolved","entity_url"}, as LXD's API shows it. One per
+ * (type, project, entity_url); project "" and entity_url "" for the host's own. */
+struct db_warning {
+	const char *project;	/* NULL or "": the host's */
+	const char *type;	/* LXD's type name where LXD has one */
+	const char *entity_url; /* NULL or "": none */
+	const char *severity;
+	const char *message;
+};
+/* Warnings of `project` (every one when NULL), oldest first. */
+int db_warning_list(struct db *db, const char *project, json_t **ret, struct berth_error *err);
+/* -ENOENT (404 "Warning not found"). */
+int db_warning_get(struct db *db, const char *uuid, json_t **ret, struct berth_error *err);
+/* Record `w`: a new row (status "new", count 1; returns 1), or the existing one's count,
+ * last_seen_at, last_message and severity moved, a resolved one back to "new" (returns 0). */
+int db_warning_raise(struct db *db, const struct db_warning *w, struct berth_error *err);
+/* Mark the warning resolved: 1 when one was not yet, 0 when nothing changed. */
+int db_warning_resolve(struct db *db, const char *project, const char *type, const char *entity_url,
+		       struct berth_error *err);
+/* Set the status of warning `uuid` (the caller checks the value). -ENOENT. */
+int db_warning_set_status(struct db *db, const char *uuid, const char *status,
+			  struct berth_error *err);
+/* -ENOENT (404). */
+int db_warning_delete(struct db *db, const char *uuid, struct berth_error *err);
+/* Delete the warnings resolved before `before` (RFC3339 as berth_time_rfc3339 writes it).
+ * Returns how many; takes no write lock when there are none. */
+int db_warning_prune(struct db *db, const char *before, struct berth_error *err);
+/* ==== end of warnings ==== */

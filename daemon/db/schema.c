@@ -246,6 +246,26 @@ static const char *const migrations[] = {
 	"  SELECT id, 'features.images', 'true' FROM projects WHERE name != 'default';"
 	"INSERT OR IGNORE INTO projects_config (project_id, key, value)"
 	"  SELECT id, 'features.storage.volumes', 'true' FROM projects WHERE name != 'default';",
+
+	/* 3: warnings (LXD's /1.0/warnings). One row per (type, project, entity): raising it
+	 * again moves count and last_seen_at. The project is a name ('' for the host's own
+	 * warnings) rather than a reference, so a warning about a project outlives nothing
+	 * it cannot be shown without. */
+	"CREATE TABLE warnings ("
+	"  id INTEGER PRIMARY KEY,"
+	"  uuid TEXT NOT NULL UNIQUE,"
+	"  project TEXT NOT NULL DEFAULT '',"
+	"  type TEXT NOT NULL,"
+	"  entity_url TEXT NOT NULL DEFAULT '',"
+	"  severity TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'new',"
+	"  count INTEGER NOT NULL DEFAULT 1,"
+	"  last_message TEXT NOT NULL DEFAULT '',"
+	"  first_seen_at TEXT NOT NULL,"
+	"  last_seen_at TEXT NOT NULL,"
+	"  updated_at TEXT NOT NULL,"
+	"  UNIQUE (type, project, entity_url)"
+	");",
 };
 
 int db_schema_version(void)

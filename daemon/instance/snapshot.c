@@ -18,6 +18,7 @@
 
 #include "daemon/db/db.h"
 #include "daemon/instance/schedule.h"
+#include "daemon/warnings.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -343,6 +344,24 @@ static int take_scheduled(struct berth_daemon *d, const json_t *inst, struct ber
 	return r;
 }
 
+/* A scheduled snapshot that failed is a warning on its instance until one succeeds. */
+static void schedule_warn(struct berth_daemon *d, const json_t *inst, int r,
+			  const struct berth_error *err)
+{
+	const char *name = berth_json_string(inst, "name");
+	const char *project = berth_json_string(inst, "project") ?: "default";
+	_cleanup_free_ char *url = warnings_entity_url("instances", name, project);
+
+	if (!url)
+		return;
+	if (r >= 0)
+		warnings_resolve(d->db, WARNING_SNAPSHOT_FAILED, project, url);
+	else
+		warnings_raise(d->db, WARNING_SNAPSHOT_FAILED, project, url,
+			       "Instance \"%s\": scheduled snapshot failed: %s", name,
+			       berth_error_msg(err, r));
+}
+
 int snapshots_schedule(struct berth_daemon *d, time_t minute)
 {
 	struct berth_error err = {0};
@@ -376,10 +395,8 @@ int snapshots_schedule(struct berth_daemon *d, time_t minute)
 		if (!fires)
 			continue;
 		r = take_scheduled(d, inst, &err);
-		if (r < 0)
-			log_warn("Instance \"%s\": scheduled snapshot: %s, ignoring",
-				 berth_json_string(inst, "name"), berth_error_msg(&err, r));
-		else
+		schedule_warn(d, inst, r, &err);
+		if (r >= 0)
 			n++;
 		berth_error_release(&err);
 	}

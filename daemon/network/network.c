@@ -11,6 +11,7 @@
 #include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "daemon/network/internal.h"
 #include "daemon/network/managed.h"
 #include "daemon/network/network.h"
+#include "daemon/warnings.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
@@ -130,6 +132,29 @@ static int create_default(struct berth_daemon *d, struct berth_error *err)
 	return default_profile_nic(d->db, err);
 }
 
+/* Record (or with `fmt` NULL, resolve) the "Network unavailable" warning of `name`. */
+static void network_warn(struct berth_daemon *d, const char *name, const char *fmt, ...)
+	_printf_(3, 4);
+static void network_warn(struct berth_daemon *d, const char *name, const char *fmt, ...)
+{
+	_cleanup_free_ char *url = warnings_entity_url("networks", name, NULL);
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	if (!url)
+		return;
+	if (!fmt) {
+		warnings_resolve(d->db, WARNING_NETWORK_UNAVAILABLE, "default", url);
+		return;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	warnings_raise(d->db, WARNING_NETWORK_UNAVAILABLE, "default", url, "%s",
+		       msg ?: "Network unavailable");
+}
+
 void network_startup(struct berth_daemon *d, bool fresh)
 {
 	struct berth_error err = {0};
@@ -141,9 +166,10 @@ void network_startup(struct berth_daemon *d, bool fresh)
 	if (fresh) {
 		r = create_default(d, &err);
 		if (r < 0)
-			log_warn("Cannot create the default network \"%s\": %s; berthd goes on"
-				 " without it",
-				 NETWORK_DEFAULT_NAME, berth_error_msg(&err, r));
+			network_warn(d, NETWORK_DEFAULT_NAME,
+				     "Cannot create the default network \"%s\": %s; berthd goes on"
+				     " without it",
+				     NETWORK_DEFAULT_NAME, berth_error_msg(&err, r));
 		berth_error_release(&err);
 		return;
 	}
@@ -157,11 +183,13 @@ void network_startup(struct berth_daemon *d, bool fresh)
 		const char *name = berth_json_string(net, "name");
 
 		r = network_apply(d, name, json_object_get(net, "config"), &err);
-		if (r < 0)
-			log_error("Cannot bring up network \"%s\": %s", name,
-				  berth_error_msg(&err, r));
-		else
+		if (r < 0) {
+			network_warn(d, name, "Cannot bring up network \"%s\": %s", name,
+				     berth_error_msg(&err, r));
+		} else {
 			log_info("Network \"%s\" is up", name);
+			network_warn(d, name, NULL);
+		}
 		berth_error_release(&err);
 	}
 }

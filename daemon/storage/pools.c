@@ -15,6 +15,7 @@
 
 #include "daemon/db/db.h"
 #include "daemon/instance/rootfs.h"
+#include "daemon/warnings.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -265,6 +266,21 @@ static void reconcile_pools(const char *state_dir, const json_t *pools)
 	}
 }
 
+/* A pool that cannot be mounted at start is a warning until it mounts at a later start. */
+static void pool_warn(struct db *db, const char *name, int r, const struct berth_error *err)
+{
+	_cleanup_free_ char *url = warnings_entity_url("storage-pools", name, NULL);
+
+	if (!url)
+		return;
+	if (r >= 0)
+		warnings_resolve(db, WARNING_POOL_UNAVAILABLE, NULL, url);
+	else
+		warnings_raise(db, WARNING_POOL_UNAVAILABLE, NULL, url,
+			       "Cannot mount storage pool \"%s\": %s", name,
+			       berth_error_msg(err, r));
+}
+
 int storage_pools_mount(struct db *db, const char *state_dir, bool mount)
 {
 	struct berth_error err = {0};
@@ -294,12 +310,14 @@ int storage_pools_mount(struct db *db, const char *state_dir, bool mount)
 			reconcile_volumes(db, pool, STORAGE_VOL_VM);
 			reconcile_images(db, pool);
 		}
-		if (r < 0) {
-			log_error("Cannot %s storage pool \"%s\": %s", mount ? "mount" : "unmount",
-				  name, berth_error_msg(&err, r));
-			berth_error_release(&err);
+		if (mount)
+			pool_warn(db, name, r, &err);
+		else if (r < 0)
+			log_error("Cannot unmount storage pool \"%s\": %s", name,
+				  berth_error_msg(&err, r));
+		if (r < 0)
 			ret = r;
-		}
+		berth_error_release(&err);
 	}
 	return ret;
 }

@@ -225,6 +225,8 @@ static void test_migration_project_features(void **state)
 			     "INSERT INTO projects_config (project_id, key, value) "
 			     "  SELECT id, 'features.storage.volumes', 'false' FROM projects "
 			     "  WHERE name = 'old';"
+			     /* What later migrations made is not in a version 1 file. */
+			     "DROP TABLE warnings;"
 			     "PRAGMA user_version = 1;",
 			     NULL, NULL, NULL),
 		SQLITE_OK);
@@ -1441,6 +1443,71 @@ static void test_pool_volumes(void **state)
 	assert_int_equal(query_int(f, "SELECT count(*) FROM storage_pools_config"), 1);
 }
 
+/* Warnings: raised idempotently, resolved, back to new when raised again, an
+ * acknowledgement kept, deleted. */
+static void test_warnings(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_error err = {0};
+	struct db_warning w = {.type = "Network unavailable",
+			       .project = "default",
+			       .entity_url = "/1.0/networks/n",
+			       .severity = "high",
+			       .message = "first"};
+	json_auto_t *list = NULL;
+	json_auto_t *one = NULL;
+	char uuid[64];
+
+	assert_int_equal(db_warning_raise(f->db, &w, &err), 1);
+	w.message = "second";
+	assert_int_equal(db_warning_raise(f->db, &w, &err), 0);
+	assert_int_equal(db_warning_list(f->db, NULL, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "count")), 2);
+	assert_string_equal(berth_json_string(json_array_get(list, 0), "last_message"), "second");
+	snprintf(uuid, sizeof(uuid), "%s", berth_json_string(json_array_get(list, 0), "uuid"));
+	json_decref(TAKE_PTR(list));
+	assert_int_equal(db_warning_list(f->db, "other", &list, &err), 0);
+	assert_int_equal(json_array_size(list), 0);
+
+	assert_int_equal(db_warning_resolve(f->db, "default", w.type, w.entity_url, &err), 1);
+	assert_int_equal(db_warning_resolve(f->db, "default", w.type, w.entity_url, &err), 0);
+	assert_int_equal(db_warning_get(f->db, uuid, &one, &err), 0);
+	assert_string_equal(berth_json_string(one, "status"), "resolved");
+	json_decref(TAKE_PTR(one));
+	assert_int_equal(db_warning_raise(f->db, &w, &err), 0);
+	assert_int_equal(db_warning_get(f->db, uuid, &one, &err), 0);
+	assert_string_equal(berth_json_string(one, "status"), "new");
+	json_decref(TAKE_PTR(one));
+
+	assert_int_equal(db_warning_set_status(f->db, uuid, "acknowledged", &err), 0);
+	assert_int_equal(db_warning_raise(f->db, &w, &err), 0);
+	assert_int_equal(db_warning_get(f->db, uuid, &one, &err), 0);
+	assert_string_equal(berth_json_string(one, "status"), "acknowledged");
+	assert_int_equal(json_integer_value(json_object_get(one, "count")), 4);
+
+	assert_int_equal(db_warning_delete(f->db, uuid, &err), 0);
+	assert_int_equal(db_warning_delete(f->db, uuid, &err), -ENOENT);
+	assert_int_equal(err.code, BERTH_ERR_NOT_FOUND);
+	berth_error_release(&err);
+	assert_int_equal(db_warning_set_status(f->db, uuid, "new", &err), -ENOENT);
+	berth_error_release(&err);
+
+	/* Pruning takes only resolved warnings, resolved before the cut-off. */
+	w.entity_url = "/1.0/networks/m";
+	assert_int_equal(db_warning_raise(f->db, &w, &err), 1);
+	w.entity_url = "/1.0/networks/o";
+	assert_int_equal(db_warning_raise(f->db, &w, &err), 1);
+	assert_int_equal(db_warning_resolve(f->db, "default", w.type, "/1.0/networks/m", &err), 1);
+	assert_int_equal(db_warning_prune(f->db, "2000-01-01T00:00:00.000000000Z", &err), 0);
+	assert_int_equal(db_warning_prune(f->db, "9999-01-01T00:00:00.000000000Z", &err), 1);
+	json_decref(TAKE_PTR(list));
+	assert_int_equal(db_warning_list(f->db, NULL, &list, &err), 0);
+	assert_int_equal(json_array_size(list), 1);
+	assert_string_equal(berth_json_string(json_array_get(list, 0), "entity_url"),
+			    "/1.0/networks/o");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1468,6 +1535,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_injection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_rollback_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_volumes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
