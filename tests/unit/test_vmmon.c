@@ -710,6 +710,12 @@ static void test_takeover(void **state)
 	assert_false(alive(old));
 	assert_true(vmmon_status(rundir, &(bool){false}, NULL, &err) < 0);
 	berth_error_release(&err);
+	/* a key others can read is refused */
+	assert_int_equal(chmod(rpath("agent.key"), 0644), 0);
+	assert_true(vmmon_start(rundir, &err) < 0);
+	assert_non_null(strstr(err.msg, "agent.key"));
+	berth_error_release(&err);
+	assert_int_equal(chmod(rpath("agent.key"), 0600), 0);
 	if (vmmon_start(rundir, &err) < 0)
 		fail_msg("vmmon_start: %s", berth_error_msg(&err, -1));
 	assert_true(read_pid("vmmon.pid") != old);
@@ -737,6 +743,35 @@ static void test_qemu_gone(void **state)
 	assert_int_equal(count_in_log("QEMU exited"), 1);
 }
 
+/* agent.socket removed (QEMU gone, its pid not known to be): vmmon exits at its next
+ * connection attempt. */
+static void test_socket_gone(void **state)
+{
+	struct berth_error err = {0};
+	char pid[24];
+	pid_t p;
+
+	NEED_ROOT();
+	sleep_pid = fork();
+	if (sleep_pid == 0) {
+		execlp("sleep", "sleep", "1000", (char *)NULL);
+		_exit(98);
+	}
+	snprintf(pid, sizeof(pid), "%d\n", (int)sleep_pid);
+	assert_int_equal(berth_write_file_replace(rpath("qemu.pid"), pid, strlen(pid), 0644), 0);
+	if (vmmon_start(rundir, &err) < 0)
+		fail_msg("vmmon_start: %s", berth_error_msg(&err, -1));
+	assert_true(wait_ready(true, 20000));
+	p = read_pid("vmmon.pid");
+	assert_int_equal(unlink(rpath("agent.socket")), 0);
+	assert_int_equal(kill(read_pid("agent.pid"), SIGKILL), 0);
+	for (int i = 0; i < 50 && alive(p); i++)
+		msleep(100);
+	assert_false(alive(p));
+	assert_int_equal(count_in_log("agent.socket is gone"), 1);
+	assert_int_equal(access(rpath("monitor.sock"), F_OK), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -746,6 +781,7 @@ int main(void)
 		cmocka_unit_test(test_files),	      cmocka_unit_test(test_figures),
 		cmocka_unit_test(test_agent_restart), cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_takeover),      cmocka_unit_test(test_qemu_gone),
+		cmocka_unit_test(test_socket_gone),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
