@@ -299,15 +299,14 @@ static bool client_alive(const struct vmmon *m, const struct vmmon_client *c)
 	return false;
 }
 
-/* An exec's two poll entries: its stdin, and the output fd with bytes waiting. */
+/* An exec's three poll entries: its stdin, and each output fd with bytes waiting. */
 static void exec_pollfds(const struct vmmon_exec *e, struct pollfd *pf)
 {
-	int k = e->out[0].len && !e->out[0].closed   ? 0
-		: e->out[1].len && !e->out[1].closed ? 1
-						     : -1;
-
 	pf[0] = (struct pollfd){.fd = e->in_fd, .events = POLLIN};
-	pf[1] = (struct pollfd){.fd = k >= 0 ? e->out_fd[k] : -1, .events = POLLOUT};
+	for (int k = 0; k < 2; k++)
+		pf[1 + k] = (struct pollfd){.fd = e->out[k].len && !e->out[k].closed ? e->out_fd[k]
+										     : -1,
+					    .events = POLLOUT};
 }
 
 /* What poll() said, handled; the lists may change under us: each entry is checked. */
@@ -319,12 +318,12 @@ static void dispatch(struct vmmon *m, struct pollfd *pf, struct vmmon_client **c
 	else if (m->agent && pf[3].fd >= 0 && (pf[3].revents || agent_client_has_frame(m->agent)))
 		pump_agent(m);
 	for (nfds_t i = 0; i < ne; i++) {
-		struct pollfd *in = &pf[4 + nc + 2 * i];
+		struct pollfd *in = &pf[4 + nc + 3 * i];
 		if (!exec_alive(m, ex[i]))
 			continue;
 		if (in[0].revents)
 			vmmon_exec_input(m, ex[i]);
-		if (in[1].revents && exec_alive(m, ex[i]))
+		if ((in[1].revents || in[2].revents) && exec_alive(m, ex[i]))
 			vmmon_exec_flush(m, ex[i]);
 	}
 	for (nfds_t i = 0; i < nc; i++)
@@ -337,7 +336,7 @@ static void dispatch(struct vmmon *m, struct pollfd *pf, struct vmmon_client **c
 static void loop(struct vmmon *m, int signal_fd)
 {
 	while (!m->done) {
-		struct pollfd pf[4 + VMMON_POLL_CLIENTS + 2 * VMMON_POLL_EXECS];
+		struct pollfd pf[4 + VMMON_POLL_CLIENTS + 3 * VMMON_POLL_EXECS];
 		struct vmmon_client *cl[VMMON_POLL_CLIENTS];
 		struct vmmon_exec *ex[VMMON_POLL_EXECS];
 		nfds_t n = 0, nc = 0, ne = 0;
@@ -355,7 +354,7 @@ static void loop(struct vmmon *m, int signal_fd)
 		for (struct vmmon_exec *e = m->execs; e && ne < ARRAY_SIZE(ex); e = e->next) {
 			ex[ne++] = e;
 			exec_pollfds(e, &pf[n]);
-			n += 2;
+			n += 3;
 		}
 		if (poll(pf, n, timeout) < 0) {
 			if (errno == EINTR)

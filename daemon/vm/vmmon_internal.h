@@ -25,9 +25,11 @@
 #define VMMON_OUT_HIGH (1u << 20)
 /* ... unless that reader has been stuck this long: its output is then dropped. */
 #define VMMON_STALL_MS 10000
-/* How many clients and execs one poll() watches (the rest wait a turn). */
-#define VMMON_POLL_CLIENTS 64
-#define VMMON_POLL_EXECS 128
+/* How many clients and execs one poll() watches (the rest wait a turn): each exec keeps
+ * its client, and the agent runs AGENT_MAX_CHANNELS at once, so clients have room for
+ * that many execs and as many new requests. */
+#define VMMON_POLL_CLIENTS (2 * AGENT_MAX_CHANNELS)
+#define VMMON_POLL_EXECS AGENT_MAX_CHANNELS
 
 struct vmmon_exec;
 

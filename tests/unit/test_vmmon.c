@@ -607,6 +607,69 @@ static void test_files(void **state)
 	berth_error_release(&err);
 }
 
+/* A reader that is slow loses nothing (the guest waits for it); one that takes nothing
+ * holds the other execs back for VMMON_STALL_MS at most, then loses its output. */
+static void test_slow_reader(void **state)
+{
+	int i[2], o[2], e[2], s;
+	char line[128], *err_out;
+	struct run_result r;
+	uint64_t t0;
+	size_t total = 0;
+	char buf[65536];
+	ssize_t n;
+
+	NEED_ROOT();
+	/* slow: 3 MB read only after a second */
+	assert_int_equal(pipe2(i, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(o, O_CLOEXEC), 0);
+	s = exec_send((const char *[]){"--", "head", "-c", "3000000", "/dev/zero", NULL},
+		      (int[]){i[0], o[1], o[1]});
+	close(i[0]);
+	close(i[1]);
+	close(o[1]);
+	read_line(s, line, sizeof(line));
+	assert_true(berth_startswith(line, "started "));
+	msleep(1000);
+	while ((n = read(o[0], buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+	assert_int_equal(total, 3000000);
+	read_line(s, line, sizeof(line));
+	assert_string_equal(line, "exit 0");
+	close(s);
+	close(o[0]);
+	/* stuck: its stdout never read; another exec waits, then goes on */
+	assert_int_equal(pipe2(i, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(o, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(e, O_CLOEXEC), 0);
+	s = exec_send((const char *[]){"--", "sh", "-c", "head -c 4000000 /dev/zero; echo done >&2",
+				       NULL},
+		      (int[]){i[0], o[1], e[1]});
+	close(i[0]);
+	close(i[1]);
+	close(o[1]);
+	close(e[1]);
+	read_line(s, line, sizeof(line));
+	assert_true(berth_startswith(line, "started "));
+	msleep(500);
+	t0 = berth_monotonic_ns();
+	run_exec((const char *[]){"--", "echo", "B", NULL}, NULL, &r);
+	assert_string_equal(r.out, "B\n");
+	run_release(&r);
+	fprintf(stderr, "# an exec behind a stuck reader waited %.1f s\n",
+		(double)(berth_monotonic_ns() - t0) / 1e9);
+	assert_true(berth_monotonic_ns() - t0 < 15000000000ULL);
+	err_out = slurp(e[0]);
+	assert_string_equal(err_out, "done\n"); /* its other stream was not lost */
+	free(err_out);
+	read_line(s, line, sizeof(line));
+	assert_string_equal(line, "exit 0");
+	assert_int_equal(count_in_log("output dropped"), 1);
+	close(s);
+	close(o[0]);
+	close(e[0]);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -775,13 +838,13 @@ static void test_socket_gone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_connecting),    cmocka_unit_test(test_exec),
-		cmocka_unit_test(test_exec_pty),      cmocka_unit_test(test_exec_signal),
-		cmocka_unit_test(test_exec_two),      cmocka_unit_test(test_state),
-		cmocka_unit_test(test_files),	      cmocka_unit_test(test_figures),
-		cmocka_unit_test(test_agent_restart), cmocka_unit_test(test_wrong_key),
-		cmocka_unit_test(test_takeover),      cmocka_unit_test(test_qemu_gone),
-		cmocka_unit_test(test_socket_gone),
+		cmocka_unit_test(test_connecting), cmocka_unit_test(test_exec),
+		cmocka_unit_test(test_exec_pty),   cmocka_unit_test(test_exec_signal),
+		cmocka_unit_test(test_exec_two),   cmocka_unit_test(test_slow_reader),
+		cmocka_unit_test(test_state),	   cmocka_unit_test(test_files),
+		cmocka_unit_test(test_figures),	   cmocka_unit_test(test_agent_restart),
+		cmocka_unit_test(test_wrong_key),  cmocka_unit_test(test_takeover),
+		cmocka_unit_test(test_qemu_gone),  cmocka_unit_test(test_socket_gone),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
