@@ -245,6 +245,7 @@ static void try_session(struct vmmon *m)
 		return;
 	}
 	vmmon_log("agent ready: %s", agent_client_agent_version(m->agent));
+	m->next_probe_ns = berth_monotonic_ns() + VMMON_PROBE_MS * 1000000ULL;
 	free(m->last_fail);
 	m->last_fail = NULL;
 	m->fails = 0;
@@ -267,10 +268,27 @@ static void pump_agent(struct vmmon *m)
 	}
 }
 
+/* Ask the agent for its state: no answer in time means it is gone. */
+static void probe(struct vmmon *m)
+{
+	struct berth_error err = {0};
+	struct agent_state st = {0};
+	int r = agent_client_state(m->agent, &st, VMMON_PROBE_TIMEOUT_MS, &err);
+
+	agent_state_release(&st);
+	m->next_probe_ns = berth_monotonic_ns() + VMMON_PROBE_MS * 1000000ULL;
+	if (r < 0 && (r == -ETIMEDOUT || agent_client_broken(m->agent))) {
+		_cleanup_free_ char *why = berth_strdup_printf("probe: %s",
+							       berth_error_msg(&err, r));
+		vmmon_session_lost(m, why ? why : "probe failed");
+	}
+	berth_error_release(&err);
+}
+
 static int poll_timeout(struct vmmon *m, bool *ret_pump)
 {
 	uint64_t now = berth_monotonic_ns();
-	int timeout = -1;
+	int timeout = -1, left;
 
 	*ret_pump = false;
 	if (!m->agent) {
@@ -280,7 +298,8 @@ static int poll_timeout(struct vmmon *m, bool *ret_pump)
 	*ret_pump = vmmon_exec_may_pump(m, &timeout);
 	if (*ret_pump && agent_client_has_frame(m->agent))
 		timeout = 0; /* read already, by a call: the fd will not say so */
-	return timeout;
+	left = m->next_probe_ns <= now ? 0 : (int)((m->next_probe_ns - now) / 1000000 + 1);
+	return timeout < 0 || left < timeout ? left : timeout;
 }
 
 static bool exec_alive(const struct vmmon *m, const struct vmmon_exec *e)
@@ -317,6 +336,8 @@ static void dispatch(struct vmmon *m, struct pollfd *pf, struct vmmon_client **c
 		try_session(m);
 	else if (m->agent && pf[3].fd >= 0 && (pf[3].revents || agent_client_has_frame(m->agent)))
 		pump_agent(m);
+	if (m->agent && m->next_probe_ns <= berth_monotonic_ns())
+		probe(m);
 	for (nfds_t i = 0; i < ne; i++) {
 		struct pollfd *in = &pf[4 + nc + 3 * i];
 		if (!exec_alive(m, ex[i]))

@@ -16,6 +16,11 @@
 /* One handshake attempt, then the pause before the next one. */
 #define VMMON_HANDSHAKE_MS 1000
 #define VMMON_RETRY_MS 500
+/* An idle session is probed (a state request) this often, the probe answered within
+ * VMMON_PROBE_TIMEOUT_MS or the session re-made: a virtio-serial port gives no end of
+ * stream when the agent restarts in the guest. */
+#define VMMON_PROBE_MS 10000
+#define VMMON_PROBE_TIMEOUT_MS 5000
 /* An agent call that waits for one answer (exec start, state, delete, mkdir). */
 #define VMMON_CALL_MS 10000
 /* A file moved to or from the guest, whole. */
@@ -80,6 +85,7 @@ struct vmmon {
 	int agent_fd;		    /* the connection to QEMU's chardev, -EBADF: none */
 	struct agent_client *agent; /* owned: the authenticated session, NULL: none yet */
 	uint64_t next_try_ns;	    /* the next handshake attempt */
+	uint64_t next_probe_ns;	    /* the next probe of the session */
 	char *last_fail;	    /* owned: the last attempt's failure, logged once */
 	unsigned fails;		    /* attempts that failed the same way since logged */
 	uint64_t fail_logged_ns;

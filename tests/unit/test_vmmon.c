@@ -734,6 +734,25 @@ static void test_agent_restart(void **state)
 	run_release(&r);
 }
 
+/* An agent that goes silent (a virtio-serial port gives no end of stream when the
+ * guest's agent restarts) is found out by vmmon's probe, and the session re-made. */
+static void test_agent_silent(void **state)
+{
+	pid_t a = read_pid("agent.pid");
+	uint64_t t0 = berth_monotonic_ns();
+
+	NEED_ROOT();
+	assert_true(wait_ready(true, 1000));
+	assert_int_equal(kill(a, SIGSTOP), 0);
+	assert_true(wait_ready(false, 20000));
+	fprintf(stderr, "# a silent agent found out after %.1f s\n",
+		(double)(berth_monotonic_ns() - t0) / 1e9);
+	assert_true(count_in_log("agent session lost: probe:") >= 1);
+	/* the fake QEMU takes the next connection once that agent is gone */
+	assert_int_equal(kill(a, SIGKILL), 0);
+	assert_true(wait_ready(true, 10000));
+}
+
 /* An agent with another key is refused, again and again, logged once. */
 static void test_wrong_key(void **state)
 {
@@ -839,13 +858,14 @@ static void test_socket_gone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_connecting), cmocka_unit_test(test_exec),
-		cmocka_unit_test(test_exec_pty),   cmocka_unit_test(test_exec_signal),
-		cmocka_unit_test(test_exec_two),   cmocka_unit_test(test_slow_reader),
-		cmocka_unit_test(test_state),	   cmocka_unit_test(test_files),
-		cmocka_unit_test(test_figures),	   cmocka_unit_test(test_agent_restart),
-		cmocka_unit_test(test_wrong_key),  cmocka_unit_test(test_takeover),
-		cmocka_unit_test(test_qemu_gone),  cmocka_unit_test(test_socket_gone),
+		cmocka_unit_test(test_connecting),   cmocka_unit_test(test_exec),
+		cmocka_unit_test(test_exec_pty),     cmocka_unit_test(test_exec_signal),
+		cmocka_unit_test(test_exec_two),     cmocka_unit_test(test_slow_reader),
+		cmocka_unit_test(test_state),	     cmocka_unit_test(test_files),
+		cmocka_unit_test(test_figures),	     cmocka_unit_test(test_agent_restart),
+		cmocka_unit_test(test_agent_silent), cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_takeover),     cmocka_unit_test(test_qemu_gone),
+		cmocka_unit_test(test_socket_gone),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
