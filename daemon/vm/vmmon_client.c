@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include "daemon/runtime/exec_words.h"
@@ -37,9 +38,10 @@ static int left_ms(int64_t deadline)
 }
 
 /* Connect to RUNDIR/monitor.sock and send `line` with `fd` (when >= 0). */
-static int send_request(const char *rundir, const char *line, int fd, int *ret,
+static int send_request(const char *rundir, const char *line, int fd, int timeout_ms, int *ret,
 			struct berth_error *err)
 {
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	union {
 		struct cmsghdr align;
@@ -54,9 +56,15 @@ static int send_request(const char *rundir, const char *line, int fd, int *ret,
 		return berth_error_set(err, -ENAMETOOLONG, BERTH_ERR_INTERNAL,
 				       "The run directory's path is too long");
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
-				       "The instance isn't running (no berth-vmmon: %m)");
+	/* a vmmon busy with a long call lets connections queue: the wait is bounded too */
+	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "socket: %m");
+	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return errno == EAGAIN || errno == EINPROGRESS
+			       ? berth_error_set(err, -ETIMEDOUT, BERTH_ERR_UNAVAILABLE,
+						 "berth-vmmon did not answer in time")
+			       : berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+						 "The instance isn't running (no berth-vmmon: %m)");
 	if (fd >= 0) {
 		struct cmsghdr *c;
 
@@ -139,7 +147,7 @@ static int call(const char *rundir, const char *line, int fd, int timeout_ms, ch
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	char *nl;
-	int r = send_request(rundir, line, fd, &s, err);
+	int r = send_request(rundir, line, fd, timeout_ms > 0 ? timeout_ms : 1, &s, err);
 
 	if (r >= 0)
 		r = read_reply(s, timeout_ms, &buf, &len, err);

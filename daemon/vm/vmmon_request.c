@@ -137,7 +137,7 @@ static bool need_agent(struct vmmon *m, struct vmmon_client *c)
 static void call_failed(struct vmmon *m, struct vmmon_client *c, struct berth_error *err, int r)
 {
 	send_berr(c, err, r);
-	if (r == -ETIMEDOUT || r == -EPIPE || (m->agent && r == -ENOBUFS))
+	if (m->agent && (r == -ETIMEDOUT || agent_client_broken(m->agent)))
 		vmmon_session_lost(m, berth_error_msg(err, r));
 	berth_error_release(err);
 }
