@@ -492,6 +492,10 @@ static int vmmon_main(const char *rundir, int report_fd)
 fail:
 	vmmon_log("cannot start: %s", why);
 	report(report_fd, "error %s\n", why);
+	pidf = lock_fd >= 0 ? rpath(&m, "vmmon.pid") : NULL;
+	if (pidf) /* ours: nobody runs */
+		unlink(pidf);
+	explicit_bzero(m.key, sizeof(m.key));
 	berth_closep(&m.qemu_pidfd);
 	free(m.rundir);
 	return 1;

@@ -798,6 +798,7 @@ static void test_takeover(void **state)
 	assert_true(vmmon_start(rundir, &err) < 0);
 	assert_non_null(strstr(err.msg, "agent.key"));
 	berth_error_release(&err);
+	assert_int_equal(access(rpath("vmmon.pid"), F_OK), -1);
 	assert_int_equal(chmod(rpath("agent.key"), 0600), 0);
 	if (vmmon_start(rundir, &err) < 0)
 		fail_msg("vmmon_start: %s", berth_error_msg(&err, -1));
