@@ -200,7 +200,9 @@ static int connect_agent(struct vmmon *m)
 	int fd;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.socket", m->rundir);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: QEMU accepts one client at a time, and a full backlog behind
+	 * another client must not hold the loop (EAGAIN: tried again later) */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
