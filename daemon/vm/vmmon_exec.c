@@ -200,7 +200,7 @@ void vmmon_exec_input(struct vmmon *m, struct vmmon_exec *e)
 	} else if (!e->exited && m->agent) {
 		r = agent_client_exec_stdin(m->agent, e->ch, buf, (size_t)n, &err);
 	}
-	if (r < 0 && m->agent && agent_client_broken(m->agent))
+	if (r < 0 && m->agent && (r == -ETIMEDOUT || agent_client_broken(m->agent)))
 		vmmon_session_lost(m, berth_error_msg(&err, r));
 	else if (r < 0)
 		vmmon_log("exec %u: stdin: %s", e->ch, berth_error_msg(&err, r));
@@ -220,7 +220,7 @@ void vmmon_exec_control(struct vmmon *m, struct vmmon_exec *e, const char *line)
 	else if (sscanf(line, "resize %u %u%n", &cols, &rows, &k) == 2 && !line[k] && e->pty &&
 		 cols > 0 && rows > 0 && cols < 65536 && rows < 65536)
 		r = agent_client_exec_resize(m->agent, e->ch, (uint16_t)cols, (uint16_t)rows, &err);
-	if (r < 0 && agent_client_broken(m->agent))
+	if (r < 0 && (r == -ETIMEDOUT || agent_client_broken(m->agent)))
 		vmmon_session_lost(m, berth_error_msg(&err, r));
 	berth_error_release(&err);
 }
@@ -326,7 +326,8 @@ static int exec_start(struct vmmon *m, struct vmmon_client *c, const struct runt
 	r = agent_client_exec_start(m->agent, &req, &exec_cbs, e, &e->ch, &pid, VMMON_CALL_MS,
 				    &err);
 	runtime_exec_env_free(env);
-	if (r < 0 && agent_client_broken(m->agent)) {
+	if (r < 0 && (r == -ETIMEDOUT || agent_client_broken(m->agent))) {
+		/* no answer, or the session broke: the agent is not (or no longer) there */
 		vmmon_client_send(c, "error %s", VMMON_AGENT_OFFLINE);
 		vmmon_session_lost(m, berth_error_msg(&err, r));
 	} else if (r < 0) { /* the agent could not run it: as a container's exec fails */
