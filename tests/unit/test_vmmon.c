@@ -522,16 +522,14 @@ static void test_files(void **state)
 						  .mode = 0640,
 						  .uid = 1234,
 						  .gid = 2345};
-	char dir[128], sub[128], file[128], link[128], local[128], buf[64];
+	char sub[128], file[128], local[128];
 	_cleanup_free_ char *content = NULL;
 	struct stat st;
 	int fd;
 
 	NEED_ROOT();
-	snprintf(dir, sizeof(dir), "%s/d", rundir);
 	snprintf(sub, sizeof(sub), "%s/d/a/b", rundir);
 	snprintf(file, sizeof(file), "%s/d/f.txt", rundir);
-	snprintf(link, sizeof(link), "%s/d/l", rundir);
 	snprintf(local, sizeof(local), "%s/local", rundir);
 	/* mkdir with parents, mode and owner */
 	assert_int_equal(vmmon_mkdir(rundir, sub, 0750, 1234, 2345, true, TIMEOUT, &err), 0);
@@ -569,6 +567,20 @@ static void test_files(void **state)
 	content = NULL;
 	assert_int_equal(berth_read_file(local, 1024, &content, NULL), 0);
 	assert_string_equal(content, "hello vm\n");
+}
+
+/* After test_files: a symlink, an escaped name, a listing, deletes and their errors. */
+static void test_files_links(void **state)
+{
+	struct berth_error err = {0};
+	struct agent_file_info info = {0}, put;
+	char dir[128], sub[128], file[128], link[128], buf[64];
+	struct stat st;
+
+	NEED_ROOT();
+	snprintf(dir, sizeof(dir), "%s/d", rundir);
+	snprintf(file, sizeof(file), "%s/d/f.txt", rundir);
+	snprintf(link, sizeof(link), "%s/d/l", rundir);
 	/* a symlink, a name that needs escaping, a listing */
 	put = (struct agent_file_info){.type = AGENT_FILE_SYMLINK,
 				       .mode = AGENT_ID_NONE,
@@ -859,14 +871,14 @@ static void test_socket_gone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_connecting),   cmocka_unit_test(test_exec),
-		cmocka_unit_test(test_exec_pty),     cmocka_unit_test(test_exec_signal),
-		cmocka_unit_test(test_exec_two),     cmocka_unit_test(test_slow_reader),
-		cmocka_unit_test(test_state),	     cmocka_unit_test(test_files),
-		cmocka_unit_test(test_figures),	     cmocka_unit_test(test_agent_restart),
-		cmocka_unit_test(test_agent_silent), cmocka_unit_test(test_wrong_key),
-		cmocka_unit_test(test_takeover),     cmocka_unit_test(test_qemu_gone),
-		cmocka_unit_test(test_socket_gone),
+		cmocka_unit_test(test_connecting),    cmocka_unit_test(test_exec),
+		cmocka_unit_test(test_exec_pty),      cmocka_unit_test(test_exec_signal),
+		cmocka_unit_test(test_exec_two),      cmocka_unit_test(test_slow_reader),
+		cmocka_unit_test(test_state),	      cmocka_unit_test(test_files),
+		cmocka_unit_test(test_files_links),   cmocka_unit_test(test_figures),
+		cmocka_unit_test(test_agent_restart), cmocka_unit_test(test_agent_silent),
+		cmocka_unit_test(test_wrong_key),     cmocka_unit_test(test_takeover),
+		cmocka_unit_test(test_qemu_gone),     cmocka_unit_test(test_socket_gone),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
