@@ -25,7 +25,6 @@
 #define LOG_CATEGORY "exec_session"
 #include "daemon/instance/exec_session.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
@@ -46,6 +45,8 @@
 #include <unistd.h>
 
 #include "daemon/instance/container.h"
+#include "daemon/runtime/exec_words.h"
+#include "daemon/vm/vmmon_client.h"
 #include "lib/http_server.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -755,6 +756,10 @@ static void parse_mon(struct exec_session *s)
 				session_finish(s, -ESRCH, "Instance is not running");
 			else if (berth_startswith(line + 6, "the container is frozen"))
 				session_finish(s, -EBUSY, "Instance is frozen");
+			else if (streq(line + 6, vmmon_agent_not_running_msg))
+				/* a VM's berth-vmmon, its agent not up: no helper could do
+				 * better, and LXD fails the exec with this message */
+				session_finish(s, -EAGAIN, vmmon_agent_not_running_msg);
 			else
 				mon_fallback(s, line + 6);
 			return;
@@ -795,23 +800,6 @@ static void on_mon_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 	}
 	s->status_eof = true;
 	check_done(s);
-}
-
-/* One request word: bytes other than [A-Za-z0-9] and -_./=:,+@ as %XX. */
-static char *escape_word(char *out, const char *w)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (const unsigned char *p = (const unsigned char *)w; *p; p++) {
-		if (isalnum(*p) || strchr("-_./=:,+@", *p)) {
-			*out++ = (char)*p;
-		} else {
-			*out++ = '%';
-			*out++ = hex[*p >> 4];
-			*out++ = hex[*p & 15];
-		}
-	}
-	return out;
 }
 
 static int send_with_fds(int sock, const char *data, size_t len, const int fds[3])
@@ -902,7 +890,7 @@ static int monitor_start(struct exec_session *s, int child[3])
 			continue;
 		}
 		*p++ = ' ';
-		p = escape_word(p, argv[i]);
+		p = runtime_word_escape(p, argv[i]);
 	}
 	*p++ = '\n';
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/monitor.sock", argv[2]) >=
@@ -1087,6 +1075,16 @@ static void resize(struct exec_session *s, int width, int height)
 
 		if (uv_fileno((uv_handle_t *)&s->io[0].pipe, &fd) == 0)
 			ioctl(fd, TIOCSWINSZ, &ws);
+		if (s->via_monitor && s->mon_open) {
+			/* a VM's berth-vmmon passes it to the guest's terminal (a container's
+			 * monitor ignores it: the command's terminal is this pty) */
+			char line[48];
+			int n = snprintf(line, sizeof(line), "resize %d %d\n", width, height);
+			uv_buf_t b = uv_buf_init(line, (unsigned)n);
+
+			if (uv_try_write((uv_stream_t *)&s->mon, &b, 1) != n)
+				log_debug("Cannot pass the window size to the monitor");
+		}
 	} else if (s->spec->kind == EXEC_CONSOLE) {
 		struct resize_job *j = calloc(1, sizeof(*j));
 

@@ -178,6 +178,39 @@ like "$out" "hi-[0-9]+" "interactive sh: output of echo hi-\$\$"
 like "$out" "size:40 120" "interactive sh: stty size after a window resize"
 like "$out" "tty:yes" "interactive sh: stdin is a terminal"
 
+# through a monitor, the window size also goes to it as a line (a VM's berth-vmmon
+# needs it; the container's monitor ignores it): recorded by a proxy on the socket
+mv "$rundir/monitor.sock" "$rundir/monitor.sock.real"
+$PY "$(dirname "$0")/old_monitor.py" "$rundir/monitor.sock" "$rundir/monitor.sock.real" record \
+	>"$TEST_TMP/rec.out" 2>&1 &
+recpid=$!
+for i in $(seq 100); do grep -q ready "$TEST_TMP/rec.out" 2>/dev/null && break; sleep 0.05; done
+out=$($PY "$WSC" lxc-pty lxc exec b:c1 -- sh 2>&1)
+is "$?" 3 "interactive sh through a recording proxy: exit 3"
+like "$out" "size:40 120" "... stty size after the resize"
+is "$(grep -c '^resize 120 40$' "$rundir/monitor.sock.lines" 2>/dev/null)" 1 \
+	"... the window size went to the monitor as \"resize 120 40\""
+kill "$recpid"
+wait "$recpid" 2>/dev/null
+rm -f "$rundir/monitor.sock" "$rundir/monitor.sock.lines"
+mv "$rundir/monitor.sock.real" "$rundir/monitor.sock"
+
+# a VM's berth-vmmon refuses an exec with LXD 5.0.2's message while the guest's agent
+# is not up: berthd fails the exec with it instead of running a helper
+mv "$rundir/monitor.sock" "$rundir/monitor.sock.real"
+$PY "$(dirname "$0")/old_monitor.py" "$rundir/monitor.sock" "$rundir/monitor.sock.real" \
+	vm-offline >"$TEST_TMP/off.out" 2>&1 &
+offpid=$!
+for i in $(seq 100); do grep -q ready "$TEST_TMP/off.out" 2>/dev/null && break; sleep 0.05; done
+out=$(lxc exec b:c1 -- echo ran 2>&1)
+is "$?" 1 "agent not running: lxc exec fails"
+is "$out" "Error: LXD VM agent isn't currently running" "... with LXD's message, nothing run"
+kill "$offpid"
+wait "$offpid" 2>/dev/null
+rm -f "$rundir/monitor.sock"
+mv "$rundir/monitor.sock.real" "$rundir/monitor.sock"
+is "$(lxc exec b:c1 -- echo back)" back "the real monitor again"
+
 # the pty comes from the container's own devpts, owned by its root: a shell inside can
 # name it and reopen it
 out=$(berth exec -t c1 -- sh -c 'tty; stat -c "%u:%g:%a" "$(tty)"; echo reopen >"$(tty)" && echo reopened-ok; read x <"$(tty)" </dev/null; echo rc=$?' </dev/null 2>&1)
