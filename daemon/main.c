@@ -23,6 +23,7 @@
 #include "daemon/db/db.h"
 #include "daemon/instance/cleanup.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/backup.h"
 #include "daemon/instance/snapshot.h"
 #include "daemon/instance/expand.h"
 #include "daemon/network/managed.h"
@@ -239,6 +240,7 @@ static void on_tick(uv_timer_t *t)
 	time_t now = time(NULL);
 
 	snapshots_tick(t->data, now - now % 60);
+	backups_tick(t->data);
 	tick_arm(t);
 }
 
@@ -377,6 +379,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	cleanup_reconcile(d);
 	/* Snapshots that expired while berthd was down go before anything is served. */
 	snapshots_prune(d);
+	/* Backups too, and what a crash left of one being created. */
+	backups_prune(d, true);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
 	if (!d->spool_dir)
 		return -ENOMEM;

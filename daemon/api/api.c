@@ -13,11 +13,12 @@
 #include "lib/util.h"
 
 static const struct api_route *const route_tables[] = {
-	api_server_routes,	  api_project_routes,		api_profile_routes,
-	api_instance_routes,	  api_instance_snapshot_routes, api_instance_file_routes,
-	api_instance_exec_routes, api_instance_log_routes,	api_operation_routes,
-	api_event_routes,	  api_storage_routes,		api_storage_volume_routes,
-	api_image_routes,	  api_resources_routes,		api_network_routes,
+	api_server_routes,	    api_project_routes,		  api_profile_routes,
+	api_instance_routes,	    api_instance_snapshot_routes, api_instance_file_routes,
+	api_instance_exec_routes,   api_instance_log_routes,	  api_operation_routes,
+	api_event_routes,	    api_storage_routes,		  api_storage_volume_routes,
+	api_image_routes,	    api_resources_routes,	  api_network_routes,
+	api_instance_backup_routes,
 };
 
 struct api_work {
