@@ -169,6 +169,7 @@ static int list_records(int dfd, json_t **ret, struct berth_error *err)
 
 	if (!dir)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Backup store: %m");
+	rewinddir(dir); /* the dup shares dfd's offset, which an earlier listing moved */
 	while ((e = readdir(dir)) && n < ARRAY_SIZE(items)) {
 		size_t len = strlen(e->d_name);
 		_cleanup_free_ char *name = NULL;
@@ -613,6 +614,7 @@ static void remove_orphans(int dfd)
 
 	if (!dir)
 		return;
+	rewinddir(dir); /* the dup shares dfd's offset: list_records() read it to the end */
 	while ((e = readdir(dir))) {
 		if (e->d_name[0] == '.')
 			continue;

@@ -172,7 +172,12 @@ expect_error 404 "a backup of a missing instance" POST /1.0/instances/nope/backu
 expect_error 404 "a missing backup" GET /1.0/instances/c1/backups/nope
 expect_error 404 "the export of a missing backup" GET /1.0/instances/c1/backups/nope/export
 
-# ---- rename and delete ----
+# ---- rename and delete (and their lifecycle events) ----
+evlog=$TEST_TMP/events
+$PY "$RAWHTTP" ws "$BERTH_SOCKET" "/1.0/events?type=lifecycle" --count 100 --timeout 120 \
+	--ready "$TEST_TMP/ws-ready" >"$evlog" 2>"$TEST_TMP/ws.err" &
+ws_pid=$!
+for _ in $(seq 50); do [ -e "$TEST_TMP/ws-ready" ] && break; sleep 0.1; done
 api POST /1.0/instances/c1/backups/backup1 '{"name": "kept"}'
 wait_operation "$(jget 'j["operation"]')"
 opok && pass "rename backup1 to kept" || fail "rename" "$HTTP_BODY"
@@ -253,6 +258,14 @@ for i in $(seq 40); do [ -e "$BK/c1/short" ] || break; sleep 0.5; done
 expect_error 404 "the expired backup was pruned" GET /1.0/instances/c1/backups/short
 [ ! -e "$BK/c1/short" ] && [ ! -e "$BK/c1/.short.json" ] && pass "... with its files" || fail "pruned files"
 expect_status 200 "the other one stays" GET /1.0/instances/c1/backups/later
+kill "$ws_pid" 2>/dev/null
+wait "$ws_pid" 2>/dev/null
+for ev in "instance-backup-renamed.*/1.0/instances/c1/backups/kept" "instance-backup-deleted.*/1.0/instances/c1/backups/mine" \
+	"instance-backup-created.*/1.0/instances/c1/backups/backup1" "instance-backup-retrieved.*/1.0/instances/c1/backups/" \
+	"instance-backup-deleted.*/1.0/instances/c1/backups/short"; do
+	grep -qE "$ev" "$evlog" && pass "lifecycle event $ev" || fail "lifecycle event $ev" "$(head -c 2000 "$evlog")"
+done
+grep -q '"old_name": *"backup1"' "$evlog" && pass "... the rename's context names the old name" || fail "old_name" "$(grep renamed "$evlog")"
 
 # ---- a failed and a cancelled backup leave nothing ----
 before=$(store_files)
@@ -267,7 +280,13 @@ spool_empty && pass "... nor in the spool" || fail "spool after failure" "$(ls -
 check "c1: 48 MB of random data" sh -c "head -c 48M /dev/urandom >'$vol/rootfs/big'"
 api POST /1.0/instances/c1/backups '{"name": "slow", "compression_algorithm": "xz"}'
 op=$(jget 'j["operation"]')
-sleep 1
+for _ in $(seq 50); do
+	api GET "$op"
+	progress=$(jget 'j["metadata"]["metadata"].get("create_backup_progress", "")')
+	[ -n "$progress" ] && break
+	sleep 0.2
+done
+like "$progress" "^Backup: [0-9.]+MB \([0-9.]+MB/s\)$" "a long backup shows create_backup_progress"
 api DELETE "$op"
 wait_operation "$op"
 is "$(jget 'j["metadata"]["status"]')" Cancelled "a slow backup cancelled mid-way"
@@ -275,6 +294,28 @@ is "$(store_files)" "$before" "... leaves no file in the store"
 spool_empty && pass "... nor in the spool" || fail "spool after cancel" "$(ls -A "$BERTH_DIR/tmp")"
 expect_error 404 "... and no backup" GET /1.0/instances/c1/backups/slow
 rm -f "$vol/rootfs/big"
+# A crash between naming a tarball and writing its record leaves a tarball alone.
+head -c 100 /dev/zero >"$BK/c1/orphan"
+daemon_restart
+[ ! -e "$BK/c1/orphan" ] && pass "berthd removes at start a tarball without its record" || fail "orphan"
+expect_status 200 "... and keeps the backups" GET /1.0/instances/c1/backups/later
+
+# ---- a root volume shifted on disk: the container's ids, nothing of the marker ----
+check "init sh1" berth init busybox sh1
+V=$BERTH_DIR/storage-pools/default/containers/default_sh1
+echo "100000 200000 65536" >"$V/berth-shift"
+echo shifted >"$V/rootfs/sh.txt"
+chown 101000:201000 "$V/rootfs/sh.txt"
+chown 100000:200000 "$V/rootfs"
+run_cli export sh1 "$W/sh1.tar.gz"
+rc_ok "berth export of sh1, shifted on disk"
+run tar --numeric-owner -tvzf "$W/sh1.tar.gz"
+like "$(printf '%s\n' "$OUT" | grep -E ' backup/container/rootfs/?$')" ' 0/0 ' "rootfs/ is 0/0 in the backup, not the host's 100000/200000"
+like "$(printf '%s\n' "$OUT" | grep -E ' backup/container/rootfs/sh\.txt$')" ' 1000/1000 ' "the file is 1000/1000, not 101000/201000"
+is "$(printf '%s\n' "$OUT" | grep -c berth-shift)" 0 "the marker is not in the backup"
+is "$(index "$W/sh1.tar.gz" 'i["config"]["container"]["config"]["volatile.last_state.idmap"]')" "[]" "... which says nothing is shifted"
+spool_empty && pass "the id maps are gone from the spool" || fail "spool after shifted export" "$(ls -A "$BERTH_DIR/tmp")"
+check "delete sh1" berth delete sh1
 
 # ---- virtual machines: not yet ----
 api POST /1.0/instances '{"name": "v1", "type": "virtual-machine", "source": {"type": "none"}}'
