@@ -47,6 +47,7 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 # curl for t_containers.sh, t_files.sh and t_instances.sh (HTTP on the unix socket).
 # dnsmasq-base: t_nic.sh serves DHCP on the bridge it makes in its namespace.
 # busybox-static: udhcpc, nslookup and nc in t_networks.sh.
+# python3-yaml and bzip2: t_backup_export.sh parses backup/index.yaml and exports with bzip2.
 # apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
 # the generated profiles.
 # clang-format: `make format` and `make format-check` (.clang-format).
@@ -56,7 +57,7 @@ TEST_DEPS=(
 	libcmocka-dev clang libclang-rt-14-dev clang-format
 	lxd-client iproute2 util-linux python3 curl
 	debootstrap squashfs-tools xz-utils zstd
-	python3-pylxd
+	python3-pylxd python3-yaml bzip2
 	dnsmasq-base
 	busybox-static
 	apparmor

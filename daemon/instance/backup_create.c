@@ -133,13 +133,17 @@ static void ctx_release(struct ctx *c)
 
 /* ---- what the backup says of itself ---- */
 
-/* A snapshot row rendered as LXD's InstanceSnapshot. */
-static json_t *snapshot_object(const json_t *row, const json_t *inst)
+/* A snapshot row rendered as LXD's InstanceSnapshot, its volatile.last_state.idmap
+ * `idmap` (what its files in the backup are, as the instance's). */
+static json_t *snapshot_object(const json_t *row, const json_t *inst, const char *idmap)
 {
 	json_t *s = json_deep_copy(row);
+	json_t *config = json_object_get(s, "config");
 
 	if (!s)
 		return NULL;
+	if (json_is_object(config))
+		json_object_set_new(config, "volatile.last_state.idmap", json_string(idmap));
 	json_object_del(s, "id");
 	json_object_set(s, "architecture", json_object_get(inst, "architecture"));
 	json_object_set(s, "profiles", json_object_get(inst, "profiles"));
@@ -171,16 +175,12 @@ static int idmap_value(const struct ctx *c, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int container_object(struct ctx *c, json_t **ret)
+static int container_object(struct ctx *c, const char *idmap, json_t **ret)
 {
-	_cleanup_free_ char *idmap = NULL;
 	json_t *o = json_deep_copy(c->inst);
-	int r = idmap_value(c, &idmap);
 
-	if (!o || r < 0) {
-		json_decref(o);
+	if (!o)
 		return -ENOMEM;
-	}
 	json_object_del(o, "id");
 	json_object_del(o, "state");
 	json_object_del(o, "snapshots");
@@ -225,6 +225,7 @@ static int config_build(struct ctx *c, struct berth_error *err)
 	struct db *db = c->j->d->db;
 	json_auto_t *pool = NULL, *vol = NULL, *vsnaps = NULL, *snaps = json_array();
 	json_auto_t *profiles = NULL;
+	_cleanup_free_ char *idmap = NULL;
 	json_t *container = NULL, *s;
 	size_t i;
 	int r = db_pool_get(db, c->v.pool->name, &pool, err);
@@ -238,11 +239,13 @@ static int config_build(struct ctx *c, struct berth_error *err)
 	if (r >= 0)
 		r = profiles_of(c, &profiles, err);
 	if (r >= 0)
-		r = container_object(c, &container);
+		r = idmap_value(c, &idmap);
+	if (r >= 0)
+		r = container_object(c, idmap, &container);
 	if (r < 0)
 		return r;
 	json_array_foreach(c->snaps, i, s)
-		json_array_append_new(snaps, snapshot_object(s, c->inst));
+		json_array_append_new(snaps, snapshot_object(s, c->inst, idmap));
 	c->config = json_pack("{s:o, s:O, s:O, s:O, s:O}", "container", container, "snapshots",
 			      snaps, "pool", pool, "profiles", profiles, "volume", vol);
 	if (c->config && vsnaps && json_array_size(vsnaps) > 0)

@@ -153,6 +153,8 @@ is "$(index "$W/b0" '[i["config"]["pool"]["name"], i["config"]["pool"]["driver"]
 	'["default", "dir", "c1", "container"]' "config.pool and config.volume"
 is "$(index "$W/b0" 'i["config"]["container"]["config"]["volatile.last_state.idmap"]')" "[]" \
 	"volatile.last_state.idmap is [] (the ids are unshifted)"
+is "$(index "$W/b0" '[s["config"]["volatile.last_state.idmap"] for s in i["config"]["snapshots"]]')" '["[]", "[]"]' \
+	"... in the snapshots' config too"
 is "$(tar -xOf "$W/b0" backup/container/backup.yaml | $PY -c 'import sys,yaml; c=yaml.safe_load(sys.stdin); print(c["container"]["name"], [s["name"] for s in c["snapshots"]])')" \
 	"c1 ['snap0', 'snap1']" "backup/container/backup.yaml: the same config"
 
