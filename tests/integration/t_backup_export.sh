@@ -113,6 +113,10 @@ api GET /1.0/instances/c1/backups
 is "$(jget 'j["metadata"]')" '["/1.0/instances/c1/backups/backup0", "/1.0/instances/c1/backups/backup1"]' "GET lists both URLs"
 api GET '/1.0/instances/c1/backups?recursion=1'
 is "$(jget '[b["name"] for b in j["metadata"]]')" '["backup0", "backup1"]' "recursion=1: objects, oldest first"
+api GET '/1.0/instances/c1?recursion=1'
+is "$(jget '[b["name"] for b in j["metadata"]["backups"]]')" '["backup0", "backup1"]' "the full instance lists its backups"
+run lxc info b:c1
+like "$OUT" "backup1" "lxc info shows them"
 api GET /1.0/instances/c1/backups/backup0
 is "$(jget 'sorted(j["metadata"])')" '["container_only", "created_at", "expires_at", "instance_only", "name", "optimized_storage"]' "GET backup0: LXD's fields"
 is "$(jget '[j["metadata"]["expires_at"], j["metadata"]["instance_only"], j["metadata"]["optimized_storage"]]')" \
@@ -204,7 +208,9 @@ for algo in zstd bzip2 none; do
 	is "$(magic "$W/c1-$algo")" "$want" "... is $want"
 done
 check "set backups.compression_algorithm=xz" berth config set backups.compression_algorithm xz
+t0=$(date +%s%N)
 run lxc export b:c1 "$W/c1-default"
+diag "lxc export of the busybox container with two snapshots (xz, $(stat -c %s "$W/c1-default") bytes) took $((($(date +%s%N) - t0) / 1000000)) ms"
 rc_ok "lxc export with the server's default"
 is "$(magic "$W/c1-default")" xz "... is xz"
 check "unset backups.compression_algorithm" berth config unset backups.compression_algorithm
@@ -219,7 +225,9 @@ like "$OUT" "berth export <instance> \[<file>\]" "berth export --help: usage"
 like "$OUT" "--instance-only" "... --instance-only"
 like "$OUT" "--optimized-storage" "... --optimized-storage"
 like "$OUT" "--compression" "... --compression"
+t0=$(date +%s%N)
 run_cli export c1 "$W/berth-c1.tar.gz" --instance-only
+diag "berth export --instance-only of the busybox container (gzip) took $((($(date +%s%N) - t0) / 1000000)) ms"
 rc_ok "berth export c1 --instance-only"
 like "$OUT" "Backup exported successfully" "... says so"
 is "$(members "$W/berth-c1.tar.gz" | grep -c '^backup/snapshots')" 0 "... without the snapshots"
