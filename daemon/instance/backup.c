@@ -162,15 +162,15 @@ static int by_created(const void *a, const void *b)
 static int list_records(int dfd, json_t **ret, struct berth_error *err)
 {
 	DIR *dir = fdopendir(dup(dfd));
-	json_t *items[4096];
-	size_t n = 0;
+	json_t **items = NULL, *out;
+	size_t n = 0, cap = 0;
 	struct dirent *e;
-	json_t *out;
+	int r = 0;
 
 	if (!dir)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Backup store: %m");
 	rewinddir(dir); /* the dup shares dfd's offset, which an earlier listing moved */
-	while ((e = readdir(dir)) && n < ARRAY_SIZE(items)) {
+	while (r >= 0 && (e = readdir(dir))) {
 		size_t len = strlen(e->d_name);
 		_cleanup_free_ char *name = NULL;
 		json_t *meta = NULL;
@@ -178,15 +178,28 @@ static int list_records(int dfd, json_t **ret, struct berth_error *err)
 		if (e->d_name[0] != '.' || len < 7 || !berth_endswith(e->d_name, ".json"))
 			continue;
 		name = strndup(e->d_name + 1, len - 6);
-		if (name && meta_read(dfd, name, &meta, NULL) >= 0)
-			items[n++] = meta;
+		if (!name || meta_read(dfd, name, &meta, NULL) < 0)
+			continue;
+		if (n == cap) {
+			json_t **more = reallocarray(items, cap ? cap * 2 : 16, sizeof(*items));
+			if (!more) {
+				json_decref(meta);
+				r = -ENOMEM;
+				break;
+			}
+			items = more;
+			cap = cap ? cap * 2 : 16;
+		}
+		items[n++] = meta;
 	}
 	closedir(dir);
-	qsort(items, n, sizeof(items[0]), by_created);
-	out = json_array();
+	if (n > 0)
+		qsort(items, n, sizeof(items[0]), by_created);
+	out = r >= 0 ? json_array() : NULL;
 	for (size_t i = 0; i < n; i++)
 		if (!out || json_array_append_new(out, items[i]) < 0)
 			json_decref(items[i]);
+	free(items);
 	if (!out)
 		return -ENOMEM;
 	*ret = out;
@@ -387,7 +400,7 @@ int backup_prepare(struct backup_job *j, const json_t *body, struct berth_error 
 
 /* ---- create ---- */
 
-static int meta_write(int dfd, const char *dir, const json_t *meta, const char *name,
+static int meta_write(const char *dir, const json_t *meta, const char *name,
 		      struct berth_error *err)
 {
 	_cleanup_free_ char *text = berth_json_dumps(meta);
@@ -395,7 +408,6 @@ static int meta_write(int dfd, const char *dir, const json_t *meta, const char *
 	_cleanup_free_ char *path = mname ? berth_strdup_printf("%s/%s", dir, mname) : NULL;
 	int r;
 
-	(void)dfd;
 	if (!text || !path)
 		return -ENOMEM;
 	r = berth_write_file_atomic(path, text, strlen(text), 0600);
@@ -431,7 +443,7 @@ static int publish_file(struct backup_job *j, const char *dir, int dfd, int out,
 			 "expires_at", j->expires_at ?: BACKUP_NEVER, "instance_only",
 			 j->instance_only, "optimized_storage", j->optimized,
 			 "compression_algorithm", j->compression);
-	r = meta ? meta_write(dfd, dir, meta, j->name, err) : -ENOMEM;
+	r = meta ? meta_write(dir, meta, j->name, err) : -ENOMEM;
 	if (r < 0)
 		unlinkat(dfd, j->name, 0);
 	return r;
@@ -494,7 +506,7 @@ int backup_rename_run(struct operation *op, void *data, struct berth_error *err)
 				       : berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 							 "Renaming backup \"%s\": %m", j->name);
 	json_object_set_new(meta, "name", json_string(j->new_name));
-	r = meta_write(dfd, dir, meta, j->new_name, err);
+	r = meta_write(dir, meta, j->new_name, err);
 	if (r < 0) {
 		renameat(dfd, j->new_name, dfd, j->name);
 		return r;
