@@ -387,6 +387,7 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = berth_mkdir_p(d->spool_dir, 0700);
 	if (r < 0)
 		return log_error_errno(r, "Cannot create \"%s\"", d->spool_dir);
+	backup_leftovers_remove(d, d->spool_dir);
 	berth_http_limits_default(&limits);
 	limits.spool_dir = d->spool_dir;
 	limits.spool_url = api_spool_url;

@@ -92,3 +92,6 @@ void backups_tick(struct berth_daemon *d);
 /* Write the tarball of j's instance into `out` (an empty file): LXD's layout, see
  * backup_create.c. Refuses a virtual machine (-EOPNOTSUPP). Leaves nothing else behind. */
 int backup_write(struct operation *op, struct backup_job *j, int out, struct berth_error *err);
+/* At start: what a crash mid-backup left, the private directories in `spool_dir` and
+ * the temporary snapshots of instances' volumes. Failures are logged. */
+void backup_leftovers_remove(struct berth_daemon *d, const char *spool_dir);

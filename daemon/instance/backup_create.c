@@ -25,6 +25,7 @@
  * the instance's directory first, as LXD keeps it there. The temporary snapshot and the
  * spool directory go before returning, whatever happens. */
 #define LOG_CATEGORY "backup-create"
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,22 +105,35 @@ struct ctx {
 	bool btrfs;
 };
 
-static void ctx_release(struct ctx *c)
+#define TMP_SNAP_PREFIX ".berth-backup-"
+#define SPOOL_PREFIX "backup-"
+
+static void remove_tree(const char *path)
+{
+	const char *const argv[] = {"rm", "-rf", "--one-file-system", path, NULL};
+	struct berth_spawn s = {.argv = argv, .timeout_ms = 600000};
+
+	if (berth_spawn_run(&s, NULL) < 0)
+		log_warn("Removing \"%s\" failed, ignoring", path);
+	berth_spawn_release(&s);
+}
+
+static void tmp_snap_delete(struct instance_volume *v, const char *snap)
 {
 	struct berth_error err = {0};
 
-	if (c->tmp_snap &&
-	    c->v.pool->driver->volume_snapshot_delete(c->v.pool, &c->v.vol, c->tmp_snap, &err) < 0)
-		log_warn("Removing backup snapshot \"%s\": %s, ignoring", c->tmp_snap,
+	if (v->pool->driver->volume_snapshot_delete(v->pool, &v->vol, snap, &err) < 0)
+		log_warn("Removing backup snapshot \"%s\": %s, ignoring", snap,
 			 berth_error_msg(&err, -EIO));
 	berth_error_release(&err);
-	if (c->spool) {
-		const char *const argv[] = {"rm", "-rf", "--one-file-system", c->spool, NULL};
-		struct berth_spawn s = {.argv = argv, .timeout_ms = 600000};
-		if (berth_spawn_run(&s, NULL) < 0)
-			log_warn("Removing \"%s\" failed, ignoring", c->spool);
-		berth_spawn_release(&s);
-	}
+}
+
+static void ctx_release(struct ctx *c)
+{
+	if (c->tmp_snap)
+		tmp_snap_delete(&c->v, c->tmp_snap);
+	if (c->spool)
+		remove_tree(c->spool);
 	free(c->tmp_snap);
 	free(c->spool);
 	free(c->voldir);
@@ -345,7 +359,7 @@ static int spool_make(struct ctx *c, struct berth_error *err)
 {
 	_cleanup_free_ char *sub = NULL;
 
-	c->spool = berth_strdup_printf("%s/backup-XXXXXX", c->j->d->spool_dir);
+	c->spool = berth_strdup_printf("%s/" SPOOL_PREFIX "XXXXXX", c->j->d->spool_dir);
 	if (!c->spool)
 		return -ENOMEM;
 	if (!mkdtemp(c->spool)) {
@@ -372,7 +386,7 @@ static int tmp_snapshot(struct ctx *c, char **ret_path, struct berth_error *err)
 
 	if (r < 0)
 		return r;
-	name = berth_strdup_printf(".berth-backup-%.8s", uuid);
+	name = berth_strdup_printf(TMP_SNAP_PREFIX "%.8s", uuid);
 	if (!name)
 		return -ENOMEM;
 	r = c->v.pool->driver->volume_snapshot(c->v.pool, &c->v.vol, name, err);
@@ -647,5 +661,55 @@ int backup_write(struct operation *op, struct backup_job *j, int out, struct ber
 		r = tar_plain(&c, &a, main_path, err);
 	if (r < 0)
 		return r;
+	berth_test_pause("backup-before-pack");
 	return pack_run(op, (const char *const *)a.v, out, &labels, err);
+}
+
+/* ---- what a crash left ---- */
+
+/* The temporary snapshots of instance `name`'s volume. */
+static void leftover_snapshots(struct berth_daemon *d, const char *project, const char *name)
+{
+	_cleanup_(instance_volume_release) struct instance_volume v = {0};
+	_cleanup_free_ char *dir = NULL;
+	struct dirent *e;
+	DIR *dh;
+
+	if (instance_volume_open(d, project, name, &v, NULL) < 0 || !v.pool ||
+	    storage_snapshots_dir(v.pool, &v.vol, &dir) < 0)
+		return;
+	dh = opendir(dir);
+	if (!dh)
+		return;
+	while ((e = readdir(dh)))
+		if (berth_startswith(e->d_name, TMP_SNAP_PREFIX)) {
+			log_info("Removing \"%s\", left by a backup of \"%s\"", e->d_name, name);
+			tmp_snap_delete(&v, e->d_name);
+		}
+	closedir(dh);
+}
+
+void backup_leftovers_remove(struct berth_daemon *d, const char *spool_dir)
+{
+	json_auto_t *list = NULL;
+	const json_t *inst;
+	struct dirent *e;
+	size_t i;
+	DIR *dh = opendir(spool_dir);
+
+	while (dh && (e = readdir(dh))) {
+		_cleanup_free_ char *path = NULL;
+		if (!berth_startswith(e->d_name, SPOOL_PREFIX))
+			continue;
+		path = berth_strdup_printf("%s/%s", spool_dir, e->d_name);
+		if (path)
+			remove_tree(path);
+	}
+	if (dh)
+		closedir(dh);
+	if (db_instance_list(d->db, NULL, &list, NULL) < 0)
+		return;
+	json_array_foreach(list, i, inst)
+		leftover_snapshots(d, berth_json_string(inst, "project") ?: "default",
+				   berth_json_string(inst, "name") ?: "");
 }

@@ -403,6 +403,26 @@ if command -v mkfs.btrfs >/dev/null && { grep -qw btrfs /proc/filesystems || mod
 	rc_ok "berth export of the running b1 on btrfs (not optimized)"
 	is "$(tar -xOf "$W/b1-plain.tar.gz" backup/container/rootfs/f.txt)" third "... from a snapshot of it: its files"
 	is "$(index "$W/b1-plain.tar.gz" '[i["backend"], i["optimized"]]')" '["btrfs", false]' "... an ordinary backup"
+	# A crash mid-backup: what it left (spool directory, snapshot) goes at the next start.
+	BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_SNAPSHOT_TICK_MS=1000 BERTH_TEST_HARNESS=1
+		BERTH_TEST_PAUSE_AT=backup-before-pack)
+	daemon_restart
+	api POST /1.0/instances/b1/backups '{"name": "crash", "optimized_storage": true}'
+	for _ in $(seq 300); do grep -q "berth-test-pause: backup-before-pack" "$DAEMON_LOG" && break; sleep 0.1; done
+	grep -q "berth-test-pause: backup-before-pack" "$DAEMON_LOG" && pass "berthd paused before packing b1's backup" ||
+		fail "berthd paused before packing" "$HTTP_BODY"
+	snapdir=$BERTH_DIR/storage-pools/bt/containers-snapshots/default_b1
+	is "$(ls -A "$BERTH_DIR/tmp" | grep -c '^backup-')/$(ls -A "$snapdir" | grep -c '^\.berth-backup-')" 1/1 \
+		"... with its spool directory and its temporary snapshot"
+	kill -KILL "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+	BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_SNAPSHOT_TICK_MS=1000)
+	daemon_start
+	is "$(ls -A "$BERTH_DIR/tmp" | grep -c '^backup-')" 0 "after SIGKILL, the next start removes the spool directory"
+	is "$(ls -A "$snapdir" | tr '\n' ' ')" "s0 s1 " "... and the temporary snapshot"
+	expect_error 404 "... and there is no backup" GET /1.0/instances/b1/backups/crash
+	is "$(ls -A "$BK/b1" 2>/dev/null | wc -l)" 0 "... nor any file of one"
 	check "delete b1" berth delete -f b1
 	check "delete the btrfs pool" berth storage delete bt
 else
