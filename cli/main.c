@@ -28,6 +28,7 @@ static const struct verb verbs[] = {
 	{ "copy", "Copy instances within the server", cmd_copy },
 	{ "delete", "Delete instances and snapshots", cmd_delete },
 	{ "exec", "Execute commands in instances", cmd_exec },
+	{ "export", "Export instance backups", cmd_export },
 	{ "file", "Manage files in instances", cmd_file },
 	{ "image", "Manage images", cmd_image },
 	{ "info", "Show instance or server information", cmd_info },

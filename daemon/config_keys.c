@@ -45,6 +45,7 @@ static const struct key_rule rules[] = {
 	{"core.proxy_https", false, V_ANY, NULL, SRV},
 	{"core.proxy_ignore_hosts", false, V_ANY, NULL, SRV},
 	{"core.shutdown_timeout", false, V_UINT, NULL, SRV},
+	{"backups.compression_algorithm", false, V_ENUM, "none|gzip|xz|zstd|bzip2|lzma", SRV | PRJ},
 	{"images.auto_update_cached", false, V_BOOL, NULL, SRV},
 	{"images.auto_update_interval", false, V_UINT, NULL, SRV},
 	{"images.compression_algorithm", false, V_ENUM, "none|gzip|xz|zstd|bzip2|lzma|squashfs",

@@ -23,6 +23,7 @@
 #include "daemon/db/db.h"
 #include "daemon/instance/cleanup.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/backup.h"
 #include "daemon/instance/snapshot.h"
 #include "daemon/instance/expand.h"
 #include "daemon/network/managed.h"
@@ -242,6 +243,7 @@ static void on_tick(uv_timer_t *t)
 
 	snapshots_tick(t->data, now - now % 60);
 	warnings_tick(t->data);
+	backups_tick(t->data);
 	tick_arm(t);
 }
 
@@ -381,12 +383,15 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	cleanup_reconcile(d);
 	/* Snapshots that expired while berthd was down go before anything is served. */
 	snapshots_prune(d);
+	/* Backups too, and what a crash left of one being created. */
+	backups_prune(d, true);
 	d->spool_dir = berth_strdup_printf("%s/tmp", d->dir);
 	if (!d->spool_dir)
 		return -ENOMEM;
 	r = berth_mkdir_p(d->spool_dir, 0700);
 	if (r < 0)
 		return log_error_errno(r, "Cannot create \"%s\"", d->spool_dir);
+	backup_leftovers_remove(d, d->spool_dir);
 	berth_http_limits_default(&limits);
 	limits.spool_dir = d->spool_dir;
 	limits.spool_url = api_spool_url;

@@ -47,6 +47,8 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 # curl for t_containers.sh, t_files.sh and t_instances.sh (HTTP on the unix socket).
 # dnsmasq-base: t_nic.sh serves DHCP on the bridge it makes in its namespace.
 # busybox-static: udhcpc, nslookup and nc in t_networks.sh.
+# python3-yaml and bzip2: t_backup_export.sh parses backup/index.yaml and exports with bzip2.
+# lxd: t_backup_lxd.sh imports berth's exports into an LXD 5.0.2 daemon of its own.
 # apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
 # the generated profiles.
 # clang-format: `make format` and `make format-check` (.clang-format).
@@ -57,7 +59,7 @@ TEST_DEPS=(
 	libcmocka-dev clang libclang-rt-14-dev clang-format
 	lxd-client iproute2 util-linux python3 curl
 	debootstrap squashfs-tools xz-utils zstd
-	python3-pylxd
+	python3-pylxd python3-yaml bzip2 lxd
 	dnsmasq-base
 	busybox-static
 	apparmor

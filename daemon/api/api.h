@@ -88,6 +88,7 @@ extern const struct api_route api_project_routes[];
 extern const struct api_route api_profile_routes[];
 extern const struct api_route api_instance_routes[];
 extern const struct api_route api_instance_snapshot_routes[];
+extern const struct api_route api_instance_backup_routes[];
 extern const struct api_route api_instance_file_routes[];
 extern const struct api_route api_instance_exec_routes[];
 extern const struct api_route api_instance_log_routes[];

@@ -21,6 +21,7 @@
 #include "daemon/api/storage.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/backup.h"
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/instance.h"
@@ -45,6 +46,16 @@ static const struct berth_json_field instance_fields[] = {
 
 /* ---- rendering ---- */
 
+/* The instance's backups as GET .../backups?recursion=1 lists them (none when the store
+ * cannot be read: the instance itself is what was asked for). */
+static void add_backups(struct berth_daemon *d, const char *project, json_t *inst)
+{
+	json_t *list = NULL;
+
+	if (backup_list(d, project, berth_json_string(inst, "name") ?: "", &list, NULL) >= 0)
+		json_object_set_new(inst, "backups", list);
+}
+
 static void make_full(struct berth_daemon *d, const char *project, json_t *inst)
 {
 	json_t *state = instance_state(d, project, inst);
@@ -55,6 +66,7 @@ static void make_full(struct berth_daemon *d, const char *project, json_t *inst)
 	json_object_set_new(inst, "state", state);
 	json_object_set_new(inst, "snapshots", json_array());
 	json_object_set_new(inst, "backups", json_array());
+	add_backups(d, project, inst);
 }
 
 /* Replace the "snapshots" of a full `inst` (expanded, of `project`) with its snapshots

@@ -42,6 +42,10 @@ static const char *const api_extensions[] = {
 	"snapshot_expiry",
 	"snapshot_expiry_creation",
 	"snapshot_scheduling",
+	/* instance_backups.c */
+	"container_backup",
+	"backup_compression",
+	"backup_compression_algorithm",
 	/* instance_files.c */
 	"directory_manipulation",
 	"file_delete",

@@ -17,6 +17,7 @@
 
 #include "daemon/db/db.h"
 #include "daemon/events.h"
+#include "daemon/instance/backup.h"
 #include "daemon/instance/cleanup.h"
 #include "daemon/instance/common.h"
 #include "daemon/instance/expand.h"
@@ -304,6 +305,11 @@ int instance_rename_run(struct operation *op, void *data, struct berth_error *er
 	if (r < 0)
 		return r;
 	cleanup_logs_rename(j->d, j->project, j->name, j->new_name);
+	/* Its backups follow it, as LXD's. */
+	if (backup_instance_renamed(j->d, j->project, j->name, j->new_name, err) < 0) {
+		log_warn("Instance \"%s\": %s, ignoring", j->new_name, berth_error_msg(err, -EIO));
+		berth_error_release(err);
+	}
 	lifecycle(j, "instance-renamed", j->new_name, json_pack("{s:s}", "old_name", j->name));
 	return 0;
 }
@@ -333,6 +339,7 @@ int instance_delete_run(struct operation *op, void *data, struct berth_error *er
 				 berth_error_msg(err, r));
 		berth_error_release(err);
 	}
+	backup_instance_deleted(j->d, j->project, j->name);
 	lifecycle(j, "instance-deleted", j->name, NULL);
 	return 0;
 }

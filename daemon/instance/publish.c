@@ -19,6 +19,7 @@
 #include "daemon/events.h"
 #include "daemon/instance/volume.h"
 #include "daemon/instance/instance.h"
+#include "daemon/instance/pack.h"
 #include "images/metadata.h"
 #include "images/store.h"
 #include "lib/json.h"
@@ -311,65 +312,6 @@ static void spool_dir_release(struct spool_dir *s)
 	}
 }
 
-/* A volume shifted on disk (berth-shift: "UIDBASE GIDBASE COUNT"): host ids base + n
- * are the container's n. */
-struct shift {
-	bool on;
-	unsigned long base[2]; /* uid, gid */
-	unsigned long count;
-};
-
-#define SHIFT_COUNT_MAX (1ul << 20) /* lines of a tar id map */
-
-/* `name` ("owner-map", "group-map") in the spool: "+HOST +CONTAINER" for each id. */
-static int shift_map_write(struct spool_dir *s, const char *name, unsigned long base,
-			   unsigned long count, char **ret, struct berth_error *err)
-{
-	_cleanup_free_ char *path = berth_strdup_printf("%s/%s", s->path, name);
-	FILE *f;
-	int r = 0;
-
-	if (!path)
-		return -ENOMEM;
-	f = fopen(path, "wxe");
-	if (!f)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Creating %s: %m", path);
-	*ret = TAKE_PTR(path);
-	for (unsigned long i = 0; i < count && r >= 0; i++)
-		if (fprintf(f, "+%lu +%lu\n", base + i, i) < 0)
-			r = -EIO;
-	if (fclose(f) != 0 && r >= 0)
-		r = -errno;
-	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Writing %s: %s", *ret,
-				       strerror(-r));
-	return 0;
-}
-
-/* Read `dir`/berth-shift into *ret (ret->on false when there is none). */
-static int shift_read(const char *dir, struct shift *ret, struct berth_error *err)
-{
-	_cleanup_free_ char *marker = berth_strdup_printf("%s/berth-shift", dir);
-	_cleanup_free_ char *text = NULL;
-	int r;
-
-	*ret = (struct shift){0};
-	if (!marker)
-		return -ENOMEM;
-	r = berth_read_file(marker, 128, &text, NULL);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Reading %s: %s", marker,
-				       strerror(-r));
-	if (sscanf(text, "%lu %lu %lu", &ret->base[0], &ret->base[1], &ret->count) != 3 ||
-	    ret->count > SHIFT_COUNT_MAX)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
-				       "Cannot publish: bad or too large shift marker %s", marker);
-	ret->on = true;
-	return 0;
-}
-
 /* metadata.yaml for the image: the volume's own (the source image's, with its templates)
  * when it has one, with the instance's architecture, now as creation date, and the
  * requested properties instead of its own when some were given. */
@@ -436,126 +378,37 @@ static int spool_metadata(struct publish_job *j, const char *voldir, const char 
 	return 0;
 }
 
-static const char *compress_flag(const char *algo)
-{
-	if (streq(algo, "gzip"))
-		return "--gzip";
-	if (streq(algo, "xz"))
-		return "--xz";
-	if (streq(algo, "zstd"))
-		return "--zstd";
-	return NULL;
-}
-
-static void pack_progress(struct operation *op, int out, uint64_t start_ns)
-{
-	struct stat st;
-	double secs = (double)(berth_monotonic_ns() - start_ns) / 1e9;
-	char text[96];
-
-	if (fstat(out, &st) < 0)
-		return;
-	snprintf(text, sizeof(text), "Image pack: %.2fMB (%.2fMB/s)", (double)st.st_size / 1e6,
-		 secs > 0 ? (double)st.st_size / 1e6 / secs : 0.0);
-	operation_set_metadata(op, json_pack("{s:s}", "create_image_from_container_pack_progress",
-					     text));
-}
-
-/* The last line that says why tar failed, from its stderr (`fd`, a memfd), in `buf`. */
-static const char *last_line(int fd, char *buf, size_t size)
-{
-	struct stat st;
-	off_t off = 0;
-	ssize_t n;
-	char *nl;
-
-	if (fstat(fd, &st) == 0 && st.st_size > (off_t)size - 1)
-		off = st.st_size - (off_t)size + 1;
-	n = pread(fd, buf, size - 1, off);
-	buf[n > 0 ? n : 0] = '\0';
-	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	nl = strrchr(buf, '\n');
-	/* "tar: Exiting with failure status due to previous errors": the one before says why */
-	if (nl && strstr(nl + 1, "Exiting with failure status")) {
-		*nl = '\0';
-		nl = strrchr(buf, '\n');
-	}
-	if (nl)
-		return nl + 1;
-	return *buf ? buf : "tar failed";
-}
-
-/* Wait for tar (`pid`, `pidfd`), reporting the size written to `out` twice a second and
- * killing it when the operation is cancelled. */
-static int pack_wait(struct operation *op, pid_t pid, int pidfd, int out, int errfd,
-		     struct berth_error *err)
-{
-	const atomic_bool *cancel = operation_cancel_flag(op);
-	uint64_t start = berth_monotonic_ns();
-	bool killed = false;
-	siginfo_t si = {0};
-	char tail[512] = "";
-
-	for (;;) {
-		struct pollfd p = {.fd = pidfd, .events = POLLIN};
-		int r = poll(&p, 1, 500);
-		if (r < 0 && errno != EINTR)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "poll: %m");
-		if (r > 0)
-			break;
-		pack_progress(op, out, start);
-		if (!killed && cancel && atomic_load(cancel)) {
-			kill(pid, SIGTERM);
-			killed = true;
-		}
-	}
-	if (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waitid: %m");
-	if (killed || (cancel && atomic_load(cancel)))
-		return berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL, "Publish cancelled");
-	if (si.si_code == CLD_EXITED && si.si_status == 0)
-		return 0;
-	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Packing the image failed: %s",
-			       last_line(errfd, tail, sizeof(tail)));
-}
-
 /* Tar metadata.yaml (from `spool`), rootfs/ and templates/ (from `voldir`) into `out`. The
  * ids are written as numbers, as they are on disk (the container's), or through the
  * owner and group `maps` (NULL: none) of a shifted volume. */
 static int pack(struct operation *op, struct publish_job *j, const char *spool, char *const maps[2],
 		const char *voldir, int out, struct berth_error *err)
 {
+	static const struct pack_labels labels = {
+		.progress_key = "create_image_from_container_pack_progress",
+		.progress_text = "Image pack",
+		.cancelled = "Publish cancelled",
+		.failed = "Packing the image failed",
+	};
 	_cleanup_free_ char *tmpl = berth_strdup_printf("%s/templates", voldir);
 	_cleanup_free_ char *owner = maps[0] ? berth_strdup_printf("--owner-map=%s", maps[0])
 					     : NULL;
 	_cleanup_free_ char *group = maps[0] ? berth_strdup_printf("--group-map=%s", maps[1])
 					     : NULL;
-	_cleanup_close_ int errfd = memfd_create("berth-publish-err", MFD_CLOEXEC);
-	_cleanup_close_ int pidfd = -EBADF;
 	const char *argv[24];
-	struct berth_spawn s = {
-		.argv = argv,
-		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_FD, BERTH_SPAWN_FD},
-		.fds = {-1, out, errfd},
-	};
 	struct stat st;
 	size_t n = 0;
-	pid_t pid;
-	int r;
 
 	if (!tmpl || (maps[0] && (!owner || !group)))
 		return -ENOMEM;
-	if (errfd < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "memfd_create: %m");
 	for (const char *const *a =
 		     (const char *const[]){"tar", "--create", "--file=-", "--numeric-owner",
 					   "--sparse", "--xattrs", "--xattrs-include=*", "--acls",
 					   "--format=posix", NULL};
 	     *a; a++)
 		argv[n++] = *a;
-	if (compress_flag(j->compression))
-		argv[n++] = compress_flag(j->compression);
+	if (pack_compress_flag(j->compression))
+		argv[n++] = pack_compress_flag(j->compression);
 	if (maps[0]) {
 		argv[n++] = owner;
 		argv[n++] = group;
@@ -569,10 +422,7 @@ static int pack(struct operation *op, struct publish_job *j, const char *spool, 
 	if (lstat(tmpl, &st) == 0 && S_ISDIR(st.st_mode))
 		argv[n++] = "templates";
 	argv[n] = NULL;
-	r = berth_spawn_start(&s, &pid, &pidfd, err);
-	if (r < 0)
-		return r;
-	return pack_wait(op, pid, pidfd, out, errfd, err);
+	return pack_run(op, argv, out, &labels, err);
 }
 
 /* The directory of the volume to publish (the instance's or its snapshot's). */
@@ -588,15 +438,12 @@ static int source_dir(struct publish_job *j, const struct instance_volume *v, ch
 /* The spool's id maps for a shifted volume `dir`: ids as the container sees them. */
 static int shift_maps(const char *dir, struct spool_dir *spool, struct berth_error *err)
 {
-	struct shift sh;
-	int r = shift_read(dir, &sh, err);
+	struct pack_shift sh;
+	int r = pack_shift_read(dir, &sh, err);
 
 	if (r < 0 || !sh.on)
 		return r;
-	r = shift_map_write(spool, "owner-map", sh.base[0], sh.count, &spool->maps[0], err);
-	if (r >= 0)
-		r = shift_map_write(spool, "group-map", sh.base[1], sh.count, &spool->maps[1], err);
-	return r;
+	return pack_shift_maps_write(spool->path, &sh, spool->maps, err);
 }
 
 /* LXD refuses to publish a running container (the client stops it with --force). */
