@@ -143,6 +143,7 @@ int cmd_stop(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err
 int cmd_restart(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_pause(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_publish(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_import(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_launch(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_exec(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_shell(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

@@ -21,6 +21,7 @@ static const struct verb verbs[] = {
 	{ "exec", "Execute commands in instances", cmd_exec },
 	{ "file", "Manage files in instances", cmd_file },
 	{ "image", "Manage images", cmd_image },
+	{ "import", "Import instance backups", cmd_import },
 	{ "info", "Show instance or server information", cmd_info },
 	{ "init", "Create instances from images", cmd_init },
 	{ "launch", "Create and start instances from images", cmd_launch },

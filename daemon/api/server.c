@@ -66,6 +66,11 @@ static const char *const api_extensions[] = {
 	"proxy_tcp_udp_multi_port_handling",
 	"proxy_unix_dac_properties",
 	"proxy_nat",
+	/* instance/backup_import.c: POST /1.0/instances with a backup tarball (the import
+	 * half of container_backup; `lxc import` needs the name) */
+	"container_backup",
+	"container_backup_override_pool",
+	"backup_override_name",
 };
 
 static int server_config_etag(json_t *config, char **ret)
