@@ -222,11 +222,12 @@ static int scan_match(const struct backup_scan *s, struct berth_error *err)
 	const char *k;
 	json_t *v;
 	size_t i;
-	json_t *present = ix->optimized ? s->bins : s->trees;
+	json_t *present;
 
 	if (!ix)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Backup is missing index.yaml");
+	present = ix->optimized ? s->bins : s->trees;
 	if (ix->optimized ? (s->container_tree || json_object_size(s->trees))
 			  : json_object_size(s->bins) > 0)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
