@@ -50,11 +50,13 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 # apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
 # the generated profiles.
 # clang-format: `make format` and `make format-check` (.clang-format).
+# lxd: t_backup_import.sh's full run starts Debian's LXD 5.0.2 in its own namespaces and
+# state dir (never the host's /var/lib/lxd) to export a container berth imports.
 # VM_DEPS: the VM image recipe and t_vm_image.sh (above).
 TEST_DEPS=(
 	"${SETUP_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev clang-format
-	lxd-client iproute2 util-linux python3 curl
+	lxd-client lxd iproute2 util-linux python3 curl
 	debootstrap squashfs-tools xz-utils zstd
 	python3-pylxd
 	dnsmasq-base

@@ -21,6 +21,7 @@
 #include "daemon/instance/expand.h"
 #include "daemon/instance/instance.h"
 #include "daemon/project/limits.h"
+#include "daemon/runtime/idmap.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
@@ -40,6 +41,7 @@ struct backup_import {
 	struct backup_index *index; /* owned */
 	json_t *object;		    /* owned: the instance row, once built */
 	json_t *snapshots;	    /* owned: the snapshot rows, once built */
+	json_t *config;		    /* owned: the backup config the rows come from */
 	struct operation *op;	    /* borrowed while running */
 	unsigned pass, passes;	    /* extraction passes over the tarball, for progress */
 	int last_pct;
@@ -59,6 +61,7 @@ void backup_import_free(void *p)
 	backup_index_free(imp->index);
 	json_decref(imp->object);
 	json_decref(imp->snapshots);
+	json_decref(imp->config);
 	free(imp);
 }
 
@@ -231,6 +234,8 @@ static int build_rows(struct backup_import *imp, const json_t *c, struct berth_e
 	size_t i;
 	int r = instance_expand_profiles(imp->d->db, imp->project, &profiles, err);
 
+	json_decref(imp->config);
+	imp->config = json_incref((json_t *)c);
 	if (r >= 0)
 		r = build_object(imp, c, profiles, err);
 	if (r >= 0)
@@ -443,6 +448,102 @@ static int extract_into(struct backup_import *imp, const char *path, const char 
 	return r;
 }
 
+/* The exporter's on-disk shift of a tree: the volatile.last_state.idmap of snapshot
+ * `snap`'s config (NULL, or a snapshot without one: the instance's). LXD records there the
+ * map its container's files were shifted to on disk, and writes them so into the tarball.
+ * *ret is the shift back to berth's unshifted ids; 0 when there is none. */
+static int exporter_shift(const struct backup_import *imp, const char *snap,
+			  struct runtime_idmap_shift *ret)
+{
+	const json_t *cfg = json_object_get(json_object_get(imp->config, "container"), "config");
+	const json_t *sc = snap ? json_object_get(backup_config_snapshot(imp->config, snap),
+						  "config")
+				: NULL;
+	const char *map = berth_json_string(sc, "volatile.last_state.idmap");
+	json_auto_t *j = NULL;
+	json_t *e;
+	size_t i;
+
+	if (!map)
+		map = berth_json_string(cfg, "volatile.last_state.idmap");
+	*ret = (struct runtime_idmap_shift){0};
+	j = map ? json_loads(map, 0, NULL) : NULL;
+	json_array_foreach(j, i, e) {
+		json_int_t host = json_integer_value(json_object_get(e, "Hostid"));
+		json_int_t range = json_integer_value(json_object_get(e, "Maprange"));
+
+		if (json_integer_value(json_object_get(e, "Nsid")) != 0 || host <= 0 ||
+		    host > UINT32_MAX || range <= 0 || range > UINT32_MAX)
+			continue;
+		if (json_is_true(json_object_get(e, "Isuid")))
+			ret->from_uid = (uint32_t)host;
+		if (json_is_true(json_object_get(e, "Isgid")))
+			ret->from_gid = (uint32_t)host;
+		if (!ret->count || (uint32_t)range < ret->count)
+			ret->count = (uint32_t)range;
+	}
+	return ret->count && (ret->from_uid || ret->from_gid);
+}
+
+/* Shift the tree at `path` (of snapshot `snap`, NULL: the instance) back from the
+ * exporter's map, so that the volume holds container ids as berth's do. */
+static int unshift(const struct backup_import *imp, const char *snap, const char *path,
+		   struct berth_error *err)
+{
+	struct runtime_idmap_shift sh;
+	int r;
+
+	if (!exporter_shift(imp, snap, &sh))
+		return 0;
+	r = runtime_idmap_shift_path(path, &sh, err);
+	return r < 0 ? berth_error_wrap(err, r,
+					"Shifting the backup's files back from its "
+					"exporter's id map")
+		     : 0;
+}
+
+/* The same for a read-only btrfs snapshot: writable for the while. */
+static int unshift_ro(const struct backup_import *imp, const char *snap, const char *path,
+		      struct berth_error *err)
+{
+	const char *rw[] = {"btrfs", "property", "set", "-ts", path, "ro", "false", NULL};
+	const char *ro[] = {"btrfs", "property", "set", "-ts", path, "ro", "true", NULL};
+	struct runtime_idmap_shift sh;
+	int r;
+
+	if (!exporter_shift(imp, snap, &sh))
+		return 0;
+	r = storage_run(rw, err);
+	if (r >= 0)
+		r = unshift(imp, snap, path, err);
+	if (storage_run(ro, r < 0 ? NULL : err) < 0 && r >= 0)
+		r = -EIO;
+	return r;
+}
+
+/* After an optimized restore: the instance, then each snapshot. */
+static int unshift_received(struct backup_import *imp, struct storage_pool *pool,
+			    const struct storage_vol *vol, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	json_t *n;
+	size_t i;
+	int r = storage_volume_path(pool, vol, NULL, &path);
+
+	if (r >= 0)
+		r = unshift(imp, NULL, path, err);
+	json_array_foreach(imp->index->snapshots, i, n) {
+		_cleanup_free_ char *sp = NULL;
+
+		if (r < 0)
+			return r;
+		r = storage_volume_path(pool, vol, json_string_value(n), &sp);
+		if (r >= 0)
+			r = unshift_ro(imp, json_string_value(n), sp, err);
+	}
+	return r;
+}
+
 /* Each snapshot, oldest first: its tree extracted into the volume, then snapshotted;
  * then the instance's own tree. */
 static int fill_plain(struct backup_import *imp, struct storage_pool *pool,
@@ -463,12 +564,16 @@ static int fill_plain(struct backup_import *imp, struct storage_pool *pool,
 		if (r >= 0)
 			r = extract_into(imp, path, snap, pool->cancel, err);
 		if (r >= 0)
+			r = unshift(imp, snap, path, err);
+		if (r >= 0)
 			r = pool->driver->volume_snapshot(pool, vol, snap, err);
 		if (r < 0)
 			return r;
 	}
 	r = imp->passes > 1 ? dir_clear(path, err) : 0;
-	return r < 0 ? r : extract_into(imp, path, NULL, pool->cancel, err);
+	if (r >= 0)
+		r = extract_into(imp, path, NULL, pool->cancel, err);
+	return r < 0 ? r : unshift(imp, NULL, path, err);
 }
 
 static int fill_volume(struct backup_import *imp, struct storage_pool *pool,
@@ -476,9 +581,15 @@ static int fill_volume(struct backup_import *imp, struct storage_pool *pool,
 {
 	int r;
 
-	if (imp->index->optimized)
-		return backup_receive_btrfs(imp->fd, imp->d->spool_dir, pool, vol,
-					    imp->index->snapshots, err);
+	if (imp->index->optimized) {
+		r = backup_receive_btrfs(imp->fd, imp->d->spool_dir, pool, vol,
+					 imp->index->snapshots, err);
+		if (r >= 0)
+			r = unshift_received(imp, pool, vol, err);
+		if (r < 0)
+			pool->driver->volume_delete(pool, vol, NULL);
+		return r;
+	}
 	r = pool->driver->volume_create(pool, vol, 0, err);
 	if (r < 0)
 		return r;

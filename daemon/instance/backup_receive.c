@@ -41,7 +41,10 @@ static int new_entry(const char *dir, json_t *known, char **ret, struct berth_er
 	return r;
 }
 
-static int btrfs_cmd(const char *const *argv, int in_fd, struct berth_error *err)
+/* Run btrfs with `argv`, stdin from `in_fd` (-1: /dev/null); killed when `cancel` (may
+ * be NULL) turns true. */
+static int btrfs_cmd(const char *const *argv, int in_fd, const atomic_bool *cancel,
+		     struct berth_error *err)
 {
 	_cleanup_(berth_spawn_release) struct berth_spawn s = {
 		.argv = argv,
@@ -49,6 +52,7 @@ static int btrfs_cmd(const char *const *argv, int in_fd, struct berth_error *err
 		       BERTH_SPAWN_TO_STDOUT},
 		.fds = {in_fd, -1, -1},
 		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
+		.cancel = cancel,
 	};
 
 	return berth_spawn_run(&s, err);
@@ -56,7 +60,8 @@ static int btrfs_cmd(const char *const *argv, int in_fd, struct berth_error *err
 
 /* Receive the stream of `snap` (NULL: the instance) into `dir`; *ret the subvolume. */
 static int receive_one(int fd, const char *snap, const char *spool_dir, const char *dir,
-		       json_t *known, char **ret, struct berth_error *err)
+		       json_t *known, const atomic_bool *cancel, char **ret,
+		       struct berth_error *err)
 {
 	_cleanup_close_ int tmp = open(spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	const char *argv[] = {"btrfs", "receive", "-q", "-e", dir, NULL};
@@ -74,7 +79,7 @@ static int receive_one(int fd, const char *snap, const char *spool_dir, const ch
 	if (r >= 0 && lseek(tmp, 0, SEEK_SET) < 0)
 		r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lseek: %m");
 	if (r >= 0)
-		r = btrfs_cmd(argv, tmp, err);
+		r = btrfs_cmd(argv, tmp, cancel, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Receiving the btrfs stream of %s%s%s",
 					snap ? "snapshot \"" : "the instance", snap ?: "",
@@ -93,7 +98,7 @@ static void recv_dir_remove(const char *dir, const json_t *known)
 		const char *argv[] = {"btrfs", "subvolume", "delete", p, NULL};
 
 		if (p && access(p, F_OK) == 0)
-			btrfs_cmd(argv, -1, NULL);
+			btrfs_cmd(argv, -1, NULL, NULL);
 	}
 	if (rmdir(dir) < 0)
 		log_warn("Removing \"%s\": %m, ignoring", dir);
@@ -118,7 +123,8 @@ static int place_snapshots(int fd, const char *spool_dir, struct storage_pool *p
 	json_array_foreach(snapshots, i, n) {
 		_cleanup_free_ char *got = NULL;
 
-		r = receive_one(fd, json_string_value(n), spool_dir, dir, known, &got, err);
+		r = receive_one(fd, json_string_value(n), spool_dir, dir, known, pool->cancel, &got,
+				err);
 		if (r < 0)
 			return r;
 		json_object_set_new(paths, json_string_value(n), json_string(got));
@@ -143,7 +149,7 @@ static int move_snapshots(struct storage_pool *pool, const struct storage_vol *v
 		/* a read-only subvolume cannot move to another directory: a read-only
 		 * snapshot of it goes there, the received one with the rest */
 		const char *argv[] = {"btrfs", "subvolume", "snapshot", "-r", got, dst, NULL};
-		r = got ? btrfs_cmd(argv, -1, err) : -ENOENT;
+		r = got ? btrfs_cmd(argv, -1, NULL, err) : -ENOENT;
 		if (r < 0)
 			return berth_error_wrap(err, r, "Placing snapshot \"%s\"",
 						json_string_value(n));
@@ -163,10 +169,10 @@ static int receive_all(int fd, const char *spool_dir, struct storage_pool *pool,
 		return -ENOMEM;
 	r = place_snapshots(fd, spool_dir, pool, vol, snapshots, dir, known, snap_paths, err);
 	if (r >= 0)
-		r = receive_one(fd, NULL, spool_dir, dir, known, &got, err);
+		r = receive_one(fd, NULL, spool_dir, dir, known, pool->cancel, &got, err);
 	if (r >= 0) {
 		const char *argv[] = {"btrfs", "subvolume", "snapshot", got, vol_path, NULL};
-		r = btrfs_cmd(argv, -1, err);
+		r = btrfs_cmd(argv, -1, NULL, err);
 	}
 	if (r >= 0)
 		r = move_snapshots(pool, vol, snapshots, snap_paths, err);
