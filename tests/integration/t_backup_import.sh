@@ -479,6 +479,33 @@ run berth exec c12 -- stat -c %u:%g /state.txt /bin/busybox
 is "$(echo $OUT)" "1000:1000 0:0" "c12 sees its files owned by 1000 and root"
 check "delete c12" berth delete c12 --force
 
+# ---- berthd killed between the restored volume and its rows ----
+BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_TEST_HARNESS=1 BERTH_TEST_PAUSE_AT=backup-import-after-disk)
+daemon_restart
+n0=$(grep -c "berth-test-pause: backup-import-after-disk" "$DAEMON_LOG")
+berth import "$W/c1.tar.gz" c13 >"$TEST_TMP/bg.out" 2>&1 &
+bg=$!
+for _ in $(seq 600); do
+	[ "$(grep -c "berth-test-pause: backup-import-after-disk" "$DAEMON_LOG")" -gt "$n0" ] && break
+	sleep 0.05
+done
+[ -d "$BERTH_DIR/storage-pools/default/containers-snapshots/default_c13/snap1" ] &&
+	pass "killed import: berthd paused with c13's volume and snapshots on disk" ||
+	fail "killed import: berthd paused with c13's volume and snapshots on disk"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+wait $bg 2>/dev/null
+BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR")
+daemon_start
+api GET /1.0/instances/c13
+is "$HTTP_STATUS" 404 "killed import: no instance c13 after the restart"
+is "$(ls -A "$BERTH_DIR/storage-pools/default/containers" "$BERTH_DIR/storage-pools/default/containers-snapshots" | grep -c c13)" 0 \
+	"killed import: the start-up reconciliation removed its volume and snapshots"
+run berth import "$W/c1.tar.gz" c13
+rc_ok "the import works afterwards"
+check "delete c13" berth delete c13
+
 # ---- the full run: Debian's LXD 5.0.2 exports a container that berth imports and starts ----
 if [ "${BERTH_TEST_FULL:-}" = 1 ] && command -v lxd >/dev/null && [ -n "$HAVE_LXC" ]; then
 	# LXD's unprivileged containers need to traverse to their rootfs under LXD_DIR
