@@ -502,11 +502,13 @@ static int unshift(const struct backup_import *imp, const char *snap, const char
 		     : 0;
 }
 
-/* The same for a read-only btrfs snapshot: writable for the while. */
+/* The same for a read-only btrfs snapshot: writable for the while (forced: a snapshot of
+ * a received subvolume carries its received_uuid, which btrfs then drops; nothing is
+ * received against these snapshots any more). */
 static int unshift_ro(const struct backup_import *imp, const char *snap, const char *path,
 		      struct berth_error *err)
 {
-	const char *rw[] = {"btrfs", "property", "set", "-ts", path, "ro", "false", NULL};
+	const char *rw[] = {"btrfs", "property", "set", "-f", "-ts", path, "ro", "false", NULL};
 	const char *ro[] = {"btrfs", "property", "set", "-ts", path, "ro", "true", NULL};
 	struct runtime_idmap_shift sh;
 	int r;

@@ -536,9 +536,20 @@ if [ "${BERTH_TEST_FULL:-}" = 1 ] && command -v lxd >/dev/null && [ -n "$HAVE_LX
 			lxc exec x1 -- sh -c 'echo later >/later.txt' &&
 			lxc stop x1 --force &&
 			lxc config set x1 user.made-by lxd &&
-			lxc export x1 "$W/lxd-x1.tar.gz"
+			lxc export x1 "$W/lxd-x1.tar.gz" &&
+			if [ -n "$BTRFS" ]; then
+				lxc storage create lb btrfs size=1GiB &&
+					lxc launch bb x2 -s lb &&
+					lxc exec x2 -- sh -c 'echo opt-lxd >/opt.txt; chown 1000:1000 /opt.txt' &&
+					lxc snapshot x2 s0 &&
+					lxc exec x2 -- sh -c 'echo later >/later.txt' &&
+					lxc stop x2 --force &&
+					lxc export x2 "$W/lxd-x2.tar.gz" --optimized-storage
+			fi
 		rc=$?
 		lxc delete --force x1 >/dev/null 2>&1
+		lxc delete --force x2 >/dev/null 2>&1
+		lxc storage delete lb >/dev/null 2>&1
 		lxd shutdown >/dev/null 2>&1
 		exit $rc
 	) >"$TEST_TMP/lxd-side.log" 2>&1
@@ -565,6 +576,19 @@ if [ "${BERTH_TEST_FULL:-}" = 1 ] && command -v lxd >/dev/null && [ -n "$HAVE_LX
 		pass "x1's s0 holds what LXD's snapshot held (lxd.txt, not later.txt)" ||
 		fail "x1's s0 holds what LXD's snapshot held" "$(ls "$snap" 2>&1 | tr '\n' ' ')"
 	check "delete x1" berth delete x1
+	if [ -n "$BTRFS" ]; then
+		run berth import --storage bt "$W/lxd-x2.tar.gz"
+		rc_ok "berth import of LXD's optimized btrfs export"
+		s2=$bt/containers-snapshots/default_x2/s0
+		is "$(btrfs property get -ts "$s2" ro)" "ro=true" "x2: s0 a read-only subvolume"
+		[ -e "$s2/rootfs/opt.txt" ] && [ ! -e "$s2/rootfs/later.txt" ] &&
+			pass "x2's s0 holds what LXD's snapshot held" ||
+			fail "x2's s0 holds what LXD's snapshot held" "$(ls "$s2/rootfs" 2>&1 | tr '\n' ' ')"
+		check "start x2" berth start x2
+		run berth exec x2 -- stat -c %u:%g /opt.txt /later.txt
+		is "$(echo $OUT)" "1000:1000 0:0" "x2 runs, its files owned as inside LXD's container"
+		check "delete x2" berth delete x2 --force
+	fi
 else
 	skip "LXD 5.0.2 interop" "full run only (BERTH_TEST_FULL=1, lxd installed)"
 fi
