@@ -193,6 +193,7 @@ int cmd_restart(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *
 int cmd_pause(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_publish(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_import(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_launch(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_exec(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_shell(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

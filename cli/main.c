@@ -31,6 +31,7 @@ static const struct verb verbs[] = {
 	{ "export", "Export instance backups", cmd_export },
 	{ "file", "Manage files in instances", cmd_file },
 	{ "image", "Manage images", cmd_image },
+	{ "import", "Import instance backups", cmd_import },
 	{ "info", "Show instance or server information", cmd_info },
 	{ "init", "Create instances from images", cmd_init },
 	{ "launch", "Create and start instances from images", cmd_launch },

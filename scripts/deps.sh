@@ -48,7 +48,9 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 # dnsmasq-base: t_nic.sh serves DHCP on the bridge it makes in its namespace.
 # busybox-static: udhcpc, nslookup and nc in t_networks.sh.
 # python3-yaml and bzip2: t_backup_export.sh parses backup/index.yaml and exports with bzip2.
-# lxd: t_backup_lxd.sh imports berth's exports into an LXD 5.0.2 daemon of its own.
+# lxd: t_backup_lxd.sh imports berth's exports into an LXD 5.0.2 daemon of its own, and
+# t_backup_import.sh's full run has one export a container berth imports (each in the
+# test's own namespaces and state dir, never the host's /var/lib/lxd).
 # apparmor: apparmor_parser, which test_apparmor runs (-Q, no kernel support needed) on
 # the generated profiles.
 # clang-format: `make format` and `make format-check` (.clang-format).
@@ -57,9 +59,9 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 TEST_DEPS=(
 	"${SETUP_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev clang-format
-	lxd-client iproute2 util-linux python3 curl
+	lxd-client lxd iproute2 util-linux python3 curl
 	debootstrap squashfs-tools xz-utils zstd
-	python3-pylxd python3-yaml bzip2 lxd
+	python3-pylxd python3-yaml bzip2
 	dnsmasq-base
 	busybox-static
 	apparmor

@@ -7,6 +7,7 @@
  * Creation, PUT, rename and delete are operations, as in LXD; their checks run before the
  * operation is created so bad input fails at once with the right status. */
 #define LOG_CATEGORY "instances"
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/random.h>
@@ -22,6 +23,7 @@
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/backup.h"
+#include "daemon/instance/backup_import.h"
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/instance.h"
@@ -265,6 +267,28 @@ static char *random_name(void)
 				   noun[b[1] % ARRAY_SIZE(noun)]);
 }
 
+/* A backup tarball (Content-Type application/octet-stream, spooled to an unlinked file):
+ * restored as LXD does, under X-LXD-name on X-LXD-pool when given. */
+static int import_backup(struct api_request *req, struct api_response *resp,
+			 struct berth_error *err)
+{
+	const struct berth_http_request *http = req->http;
+	const char *pool = berth_http_header_get(http->headers, http->n_headers, "X-LXD-pool");
+	const char *name = berth_http_header_get(http->headers, http->n_headers, "X-LXD-name");
+	struct backup_import *imp = NULL;
+	int fd = fcntl(http->body_fd, F_DUPFD_CLOEXEC, 3);
+	int r;
+
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "dup: %m");
+	r = backup_import_prepare(req->d, req->project, fd, pool, name, &imp, err);
+	if (r < 0)
+		return r;
+	return api_async_cancellable(req, resp, "Restoring backup",
+				     resources_for(req->project, backup_import_name(imp)),
+				     backup_import_run, imp, backup_import_free, err);
+}
+
 static int create_instance(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
@@ -276,6 +300,8 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	operation_run_fn run = instance_create_run;
 	int r;
 
+	if (req->http->body_fd >= 0)
+		return import_backup(req, resp, err);
 	r = api_require_body(req, err);
 	if (r < 0)
 		return r;

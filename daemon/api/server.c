@@ -72,6 +72,10 @@ static const char *const api_extensions[] = {
 	"proxy_nat",
 	/* warnings.c */
 	"warnings",
+	/* instance/backup_import.c: POST /1.0/instances with a backup tarball (the import
+	 * half of container_backup; `lxc import` needs the name) */
+	"container_backup_override_pool",
+	"backup_override_name",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -1,0 +1,172 @@
+/* cli/cmd_import.c: `berth import FILE [NAME] [--storage POOL]`: an instance restored
+ * from a backup tarball (LXD's format, as `lxc export` and `berth export` write it), sent
+ * as `lxc import` sends it: POST /1.0/instances, application/octet-stream, the name and
+ * pool in X-LXD-name and X-LXD-pool. On a terminal the upload shows its progress on one
+ * line, then the restore's. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "lib/client.h"
+#include "lib/json.h"
+#include "lib/util.h"
+
+static const struct cli_option import_options[] = {
+	{ "storage", 's', "POOL", "Storage pool name" },
+	{ 0 },
+};
+enum { OPT_STORAGE };
+
+static const struct cli_command import_cmd = {
+	.name = "import",
+	.usage = "berth import <backup file> [<instance name>] [flags]",
+	.description = "Import instance backups\n\n"
+		       "  Create an instance, with its snapshots, from a backup tarball in LXD's\n"
+		       "  format (gzip, xz, zstd, bzip2 or uncompressed; optimized btrfs backups\n"
+		       "  into a btrfs pool). The instance keeps the backup's name unless one is\n"
+		       "  given, and goes to the backup's pool (or the default profile's) unless\n"
+		       "  --storage names one.",
+	.options = import_options,
+	.min_args = 1,
+	.max_args = 2,
+};
+
+struct progress {
+	uint64_t start_ns;
+	int last_pct;
+};
+
+static void progress_cb(uint64_t sent, uint64_t total, void *data)
+{
+	struct progress *p = data;
+	double secs = (double)(berth_monotonic_ns() - p->start_ns) / 1e9;
+	int pct = total ? (int)(sent * 100 / total) : 100;
+
+	if (pct == p->last_pct)
+		return;
+	p->last_pct = pct;
+	printf("\rImporting instance: %d%% (%.2fMB/s)   ", pct,
+	       secs > 0 ? (double)sent / 1e6 / secs : 0.0);
+	fflush(stdout);
+}
+
+static int open_backup(const char *path, int *ret_fd, uint64_t *ret_size, struct berth_error *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST, "open %s: %s", path,
+				       strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "%s is not a regular file", path);
+	}
+	*ret_fd = fd;
+	*ret_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* "X-LXD-name: ...\r\nX-LXD-pool: ...\r\n" for those given; NULL when out of memory. */
+static char *import_headers(const char *name, const char *pool)
+{
+	return berth_strdup_printf("%s%s%s%s%s%s", name ? "X-LXD-name: " : "", name ?: "",
+				   name ? "\r\n" : "", pool ? "X-LXD-pool: " : "", pool ?: "",
+				   pool ? "\r\n" : "");
+}
+
+/* Wait for the restore at `url`, its progress on the line (unless quiet). */
+static int wait_restore(struct cli_ctx *ctx, const char *url, bool bar, struct berth_error *err)
+{
+	const char *q = strchr(url, '?');
+	_cleanup_free_ char *path = berth_strdup_printf("%.*s/wait?timeout=1%s%s",
+							(int)(q ? q - url : (long)strlen(url)), url,
+							q ? "&" : "", q ? q + 1 : "");
+
+	if (!path)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	for (;;) {
+		json_auto_t *op = NULL;
+		const char *status, *text;
+		int r = cli_query(ctx, "GET", path, NULL, &op, NULL, err);
+
+		if (r < 0)
+			return r;
+		status = berth_json_string(op, "status") ?: "";
+		text = berth_json_string(json_object_get(op, "metadata"),
+					 "create_instance_from_backup_progress");
+		if (bar && text) {
+			printf("\rImporting instance: %s   ", text);
+			fflush(stdout);
+		}
+		if (streq(status, "Running") || streq(status, "Pending") ||
+		    streq(status, "Cancelling"))
+			continue;
+		if (bar)
+			printf("\r%*s\r", 60, "");
+		if (!streq(status, "Success"))
+			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s",
+					       berth_json_string(op, "err") ?: status);
+		return 0;
+	}
+}
+
+static int do_import(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ char *headers = NULL;
+	struct progress p = { .start_ns = berth_monotonic_ns(), .last_pct = -1 };
+	struct berth_response resp = { 0 };
+	struct berth_upload_part part;
+	struct berth_client *c = NULL;
+	bool bar = isatty(STDOUT_FILENO) && !ctx->quiet;
+	const char *url;
+	uint64_t size = 0;
+	int r = open_backup(a->pos[0], &fd, &size, err);
+
+	if (r >= 0)
+		r = cli_client(ctx, &c, err);
+	if (r < 0)
+		return r;
+	headers = import_headers(a->n_pos > 1 ? a->pos[1] : NULL, a->values[OPT_STORAGE]);
+	if (!headers)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	part = (struct berth_upload_part){ .fd = fd, .len = size };
+	r = berth_client_request_upload(c, "POST", "/1.0/instances", "application/octet-stream",
+					headers, &part, 1, bar ? progress_cb : NULL, &p, &resp,
+					err);
+	if (bar)
+		printf("\r%-60s\r", "");
+	if (r >= 0 && resp.status != 202) {
+		json_auto_t *md = NULL;
+		r = berth_client_unwrap(c, &resp, &md, NULL, err);
+		if (r >= 0)
+			r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+					    "The server did not start an operation (status %d)",
+					    resp.status);
+	}
+	url = r >= 0 ? berth_json_string(resp.json, "operation") : NULL;
+	if (r >= 0 && !url)
+		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL, "No operation in the answer");
+	if (r >= 0)
+		r = wait_restore(ctx, url, bar, err);
+	berth_response_release(&resp);
+	return r;
+}
+
+int cmd_import(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	struct cli_args a = { 0 };
+	int r = cli_parse(&import_cmd, argc, argv, &a, err);
+
+	if (r == 0)
+		r = do_import(ctx, &a, err);
+	else if (r > 0)
+		r = 0;
+	cli_args_release(&a);
+	return r;
+}

@@ -1,0 +1,636 @@
+/* daemon/instance/backup_archive.c: reading backup tarballs with libarchive and writing
+ * their trees without following links (see backup_archive.h). */
+#include "daemon/instance/backup_archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "images/archive_load.h"
+#include "lib/json.h"
+#include "lib/utf8.h"
+#include "lib/util.h"
+#include "lib/yaml.h"
+
+#define BOMB_FLOOR (1ull << 30)
+#define BOMB_RATIO 1000
+
+static void archive_readp(struct archive **a)
+{
+	if (*a)
+		archive_read_free(*a);
+}
+
+/* A reader on `fd` from offset 0, every filter, tar formats. */
+static int reader_open(int fd, struct archive **ret, struct berth_error *err)
+{
+	struct archive *a;
+
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Backup file: %m");
+	a = archive_read_new();
+	if (!a)
+		return image_archive_fail(err);
+	archive_read_support_filter_all(a);
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
+		int r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					"Backup file is not a (compressed) tarball: %s",
+					archive_error_string(a) ?: "unknown format");
+		archive_read_free(a);
+		return r;
+	}
+	*ret = a;
+	return 0;
+}
+
+static int read_fail(struct archive *a, struct berth_error *err)
+{
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "Backup tarball is truncated or corrupt: %s",
+			       archive_error_string(a) ?: "read error");
+}
+
+/* The next header; a warning (a name libarchive could not convert) is still a header. */
+static int next_header(struct archive *a, struct archive_entry **e)
+{
+	int r = archive_read_next_header(a, e);
+
+	return r == ARCHIVE_WARN ? ARCHIVE_OK : r;
+}
+
+static void entry_describe(struct archive_entry *ae, struct backup_entry *e)
+{
+	*e = (struct backup_entry){
+		.path = archive_entry_pathname(ae),
+		.type = archive_entry_filetype(ae),
+		.symlink = archive_entry_symlink(ae),
+		.hardlink = archive_entry_hardlink(ae),
+		.devmajor = (unsigned)archive_entry_rdevmajor(ae),
+		.devminor = (unsigned)archive_entry_rdevminor(ae),
+	};
+}
+
+/* The data of the current member, at most BACKUP_CONFIG_MAX bytes, as a new string. */
+static int read_small(struct archive *a, struct archive_entry *ae, char **ret, size_t *ret_len,
+		      struct berth_error *err)
+{
+	la_int64_t size = archive_entry_size(ae);
+	_cleanup_free_ char *buf = NULL;
+	la_ssize_t n;
+
+	if (size < 0 || (uint64_t)size > BACKUP_CONFIG_MAX)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Backup index or config larger than 1 MiB");
+	buf = malloc((size_t)size + 1);
+	if (!buf)
+		return -ENOMEM;
+	n = archive_read_data(a, buf, (size_t)size);
+	if (n < 0 || n != size)
+		return read_fail(a, err);
+	buf[size] = '\0';
+	*ret = TAKE_PTR(buf);
+	*ret_len = (size_t)size;
+	return 0;
+}
+
+int backup_read_index(int fd, struct backup_index **ret, struct berth_error *err)
+{
+	_cleanup_(archive_readp) struct archive *a = NULL;
+	struct archive_entry *ae;
+	int r = reader_open(fd, &a, err);
+
+	if (r < 0)
+		return r;
+	while ((r = next_header(a, &ae)) == ARCHIVE_OK) {
+		struct backup_entry e;
+		struct backup_member m;
+		_cleanup_free_ char *buf = NULL;
+		size_t len = 0;
+
+		entry_describe(ae, &e);
+		r = backup_member_check(&e, &m, err);
+		if (r < 0)
+			return r;
+		r = m.kind == BACKUP_MEMBER_INDEX;
+		backup_member_release(&m);
+		if (!r)
+			continue;
+		r = read_small(a, ae, &buf, &len, err);
+		return r < 0 ? r : backup_index_parse(buf, len, ret, err);
+	}
+	if (r != ARCHIVE_EOF)
+		return read_fail(a, err);
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Backup is missing index.yaml");
+}
+
+/* ---- scan ---- */
+
+void backup_scan_free(struct backup_scan *s)
+{
+	if (!s)
+		return;
+	backup_index_free(s->index);
+	json_decref(s->config);
+	json_decref(s->trees);
+	json_decref(s->bins);
+	free(s);
+}
+
+/* The decompressed stream so far against the compressed bytes read. */
+static int bomb_check(struct archive *a, struct berth_error *err)
+{
+	uint64_t raw = (uint64_t)archive_filter_bytes(a, -1);
+	uint64_t out = (uint64_t)archive_filter_bytes(a, 0);
+
+	if (out > BOMB_FLOOR && raw > 0 && out / raw > BOMB_RATIO)
+		return berth_error_set(err, -EFBIG, BERTH_ERR_BAD_REQUEST,
+				       "Backup decompresses to more than %d times its size: "
+				       "refused as a decompression bomb",
+				       BOMB_RATIO);
+	return 0;
+}
+
+static int scan_limits(struct archive *a, struct archive_entry *ae, struct backup_scan *s,
+		       const struct backup_limits *lim, struct berth_error *err)
+{
+	la_int64_t size = archive_entry_size(ae);
+
+	if (size > 0 && archive_entry_filetype(ae) == AE_IFREG && !archive_entry_hardlink(ae))
+		s->bytes += (uint64_t)size;
+	if (++s->members > lim->max_members)
+		return berth_error_set(err, -EFBIG, BERTH_ERR_BAD_REQUEST,
+				       "Backup has more than %" PRIu64 " members",
+				       lim->max_members);
+	if (s->bytes > lim->max_bytes)
+		return berth_error_set(err, -EFBIG, BERTH_ERR_BAD_REQUEST,
+				       "Backup holds more than the %" PRIu64
+				       " bytes free on the target storage pool",
+				       lim->max_bytes);
+	return bomb_check(a, err);
+}
+
+/* Record member `m` (read at `ae`) in the scan. */
+static int scan_member(struct archive *a, struct archive_entry *ae, struct backup_member *m,
+		       struct backup_scan *s, struct berth_error *err)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = 0;
+
+	switch (m->kind) {
+	case BACKUP_MEMBER_INDEX:
+		if (s->index)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Backup holds index.yaml twice");
+		r = read_small(a, ae, &buf, &len, err);
+		return r < 0 ? r : backup_index_parse(buf, len, &s->index, err);
+	case BACKUP_MEMBER_CONFIG:
+		json_decref(TAKE_PTR(s->config));
+		r = read_small(a, ae, &buf, &len, err);
+		if (r >= 0)
+			r = berth_yaml_parse(buf, len, &s->config, err);
+		if (r >= 0)
+			r = backup_config_check(s->config, err);
+		return r < 0 ? berth_error_wrap(err, -EINVAL, "Invalid backup.yaml") : 0;
+	case BACKUP_MEMBER_TREE:
+		if (!m->snap)
+			s->container_tree = true;
+		else
+			r = json_object_set_new(s->trees, m->snap, json_true());
+		return r < 0 ? -ENOMEM : 0;
+	case BACKUP_MEMBER_BIN:
+		return json_object_set_new(s->bins, m->snap ?: "", json_true()) < 0 ? -ENOMEM : 0;
+	default:
+		return 0;
+	}
+}
+
+/* Does what the archive holds match what its index says? */
+static int scan_match(const struct backup_scan *s, struct berth_error *err)
+{
+	const struct backup_index *ix = s->index;
+	const char *k;
+	json_t *v;
+	size_t i;
+	json_t *present;
+
+	if (!ix)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Backup is missing index.yaml");
+	present = ix->optimized ? s->bins : s->trees;
+	if (ix->optimized ? (s->container_tree || json_object_size(s->trees))
+			  : json_object_size(s->bins) > 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Backup index says optimized=%s but the tarball holds %s",
+				       ix->optimized ? "true" : "false",
+				       ix->optimized ? "plain directories" : ".bin streams");
+	if (ix->optimized ? !json_object_get(s->bins, "") : !s->container_tree)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Backup holds no instance (%s)",
+				       ix->optimized ? "backup/container.bin"
+						     : "backup/container/");
+	json_array_foreach(ix->snapshots, i, v)
+		if (!json_object_get(present, json_string_value(v)))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Backup index lists snapshot \"%s\" but the tarball "
+					       "does not hold it",
+					       json_string_value(v));
+	json_object_foreach(present, k, v) {
+		bool listed = !*k;
+		json_t *n;
+
+		json_array_foreach(ix->snapshots, i, n)
+			listed |= streq(json_string_value(n), k);
+		if (!listed)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Backup holds snapshot \"%s\" that its index does "
+					       "not list",
+					       k);
+	}
+	return 0;
+}
+
+static int scan_all(struct archive *a, const struct backup_limits *lim, struct backup_scan *s,
+		    struct berth_error *err)
+{
+	struct archive_entry *ae;
+	int r;
+
+	while ((r = next_header(a, &ae)) == ARCHIVE_OK) {
+		struct backup_entry e;
+		struct backup_member m;
+
+		entry_describe(ae, &e);
+		r = backup_member_check(&e, &m, err);
+		if (r < 0)
+			return r;
+		r = scan_member(a, ae, &m, s, err);
+		backup_member_release(&m);
+		if (r >= 0)
+			r = scan_limits(a, ae, s, lim, err);
+		if (r < 0)
+			return r;
+	}
+	return r == ARCHIVE_EOF ? bomb_check(a, err) : read_fail(a, err);
+}
+
+int backup_scan(int fd, const struct backup_limits *lim, struct backup_scan **ret,
+		struct berth_error *err)
+{
+	_cleanup_(archive_readp) struct archive *a = NULL;
+	_cleanup_(backup_scan_freep) struct backup_scan *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->trees = json_object();
+	s->bins = json_object();
+	if (!s->trees || !s->bins)
+		return -ENOMEM;
+	r = reader_open(fd, &a, err);
+	if (r >= 0)
+		r = scan_all(a, lim, s, err);
+	if (r >= 0)
+		r = scan_match(s, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+/* ---- extraction ---- */
+
+static int openat2_beneath(int dirfd, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			   RESOLVE_NO_XDEV,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+
+	return fd < 0 ? -errno : fd;
+}
+
+static int member_fail(const char *rel, int r, const char *what, struct berth_error *err)
+{
+	_cleanup_free_ char *q = berth_utf8_quote(rel);
+
+	if (r == -ELOOP || r == -EXDEV || r == -ENOTDIR)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Refusing backup tarball member \"%s\": it would be written "
+				       "through a symlink or outside its directory",
+				       q ?: "?");
+	if (r == -ENOSPC || r == -EDQUOT)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "No space left on the storage pool writing \"%s\"",
+				       q ?: "?");
+	return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Restoring \"%s\": %s: %s", q ?: "?",
+			       what, strerror(-r));
+}
+
+/* Open the parent directory of `rel` below `destfd` (creating missing directories, 0755
+ * root, as tar does), without following any symlink; *base points into rel. */
+static int open_parent(int destfd, const char *rel, const char **base, int *ret)
+{
+	const char *slash = strrchr(rel, '/');
+	_cleanup_free_ char *dir = slash ? strndup(rel, (size_t)(slash - rel)) : strdup(".");
+	_cleanup_close_ int cur = -EBADF;
+	char *p, *save = NULL;
+	int fd;
+
+	*base = slash ? slash + 1 : rel;
+	if (!dir)
+		return -ENOMEM;
+	fd = openat2_beneath(destfd, dir, O_PATH | O_DIRECTORY);
+	if (fd != -ENOENT) {
+		*ret = fd;
+		return fd < 0 ? fd : 0;
+	}
+	cur = openat2_beneath(destfd, ".", O_PATH | O_DIRECTORY);
+	for (p = strtok_r(dir, "/", &save); p && cur >= 0; p = strtok_r(NULL, "/", &save)) {
+		if (mkdirat(cur, p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		fd = openat2_beneath(cur, p, O_PATH | O_DIRECTORY);
+		close(cur);
+		cur = fd;
+	}
+	if (cur < 0)
+		return cur;
+	*ret = TAKE_FD(cur);
+	return 0;
+}
+
+static bool xattr_kept(const char *name)
+{
+	return berth_startswith(name, "user.") || streq(name, "security.capability") ||
+	       streq(name, "system.posix_acl_access") || streq(name, "system.posix_acl_default");
+}
+
+/* Owner, mode, xattrs and times of the new inode `fd` (not a symlink). */
+static int set_attrs(int fd, struct archive_entry *ae, bool is_dir)
+{
+	struct timespec ts[2] = {{archive_entry_atime(ae), archive_entry_atime_nsec(ae)},
+				 {archive_entry_mtime(ae), archive_entry_mtime_nsec(ae)}};
+	const char *name;
+	const void *value;
+	size_t size;
+
+	if (fchown(fd, (uid_t)archive_entry_uid(ae), (gid_t)archive_entry_gid(ae)) < 0)
+		return -errno;
+	/* after the chown, which drops set-id bits */
+	if (fchmod(fd, archive_entry_perm(ae) & 07777) < 0)
+		return -errno;
+	archive_entry_xattr_reset(ae);
+	while (archive_entry_xattr_next(ae, &name, &value, &size) == ARCHIVE_OK)
+		if (xattr_kept(name) && fsetxattr(fd, name, value, size, 0) < 0 &&
+		    errno != EOPNOTSUPP)
+			return -errno;
+	if (!archive_entry_mtime_is_set(ae) || is_dir)
+		return 0;
+	return futimens(fd, ts) < 0 ? -errno : 0;
+}
+
+/* Make room for a new non-directory `base`: an old one of that name goes. */
+static int make_room(int pfd, const char *base)
+{
+	if (unlinkat(pfd, base, 0) < 0 && errno != ENOENT)
+		return errno == EISDIR ? -EEXIST : -errno;
+	return 0;
+}
+
+static int write_data(struct archive *a, int fd, struct archive_entry *ae)
+{
+	const void *buf;
+	size_t size;
+	la_int64_t off;
+	int r;
+
+	while ((r = archive_read_data_block(a, &buf, &size, &off)) == ARCHIVE_OK) {
+		const char *p = buf;
+
+		while (size > 0) {
+			ssize_t w = pwrite(fd, p, size, off);
+
+			if (w < 0)
+				return errno == EINTR ? 0 : -errno;
+			p += w;
+			off += w;
+			size -= (size_t)w;
+		}
+	}
+	if (r != ARCHIVE_EOF)
+		return -EPROTO;
+	/* a sparse file's tail hole */
+	return ftruncate(fd, archive_entry_size(ae)) < 0 ? -errno : 0;
+}
+
+static int write_file(struct archive *a, struct archive_entry *ae, int pfd, const char *base)
+{
+	_cleanup_close_ int fd = -EBADF;
+	int r = make_room(pfd, base);
+
+	if (r < 0)
+		return r;
+	fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_data(a, fd, ae);
+	return r < 0 ? r : set_attrs(fd, ae, false);
+}
+
+static int write_dir(struct archive_entry *ae, int pfd, const char *base)
+{
+	_cleanup_close_ int fd = -EBADF;
+
+	if (*base && mkdirat(pfd, base, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = openat2_beneath(pfd, *base ? base : ".", O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
+	return set_attrs(fd, ae, true);
+}
+
+static int write_symlink(struct archive_entry *ae, int pfd, const char *base)
+{
+	struct timespec ts[2] = {{archive_entry_atime(ae), archive_entry_atime_nsec(ae)},
+				 {archive_entry_mtime(ae), archive_entry_mtime_nsec(ae)}};
+	int r = make_room(pfd, base);
+
+	if (r < 0)
+		return r;
+	if (symlinkat(archive_entry_symlink(ae), pfd, base) < 0 ||
+	    fchownat(pfd, base, (uid_t)archive_entry_uid(ae), (gid_t)archive_entry_gid(ae),
+		     AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static int write_node(struct archive_entry *ae, int pfd, const char *base)
+{
+	mode_t type = archive_entry_filetype(ae);
+	_cleanup_close_ int fd = -EBADF;
+	int r = make_room(pfd, base);
+
+	if (r < 0)
+		return r;
+	if (mknodat(pfd, base, type | 0600, archive_entry_rdev(ae)) < 0)
+		return -errno;
+	fd = openat2_beneath(pfd, base, O_PATH);
+	if (fd < 0)
+		return fd;
+	if (fchownat(fd, "", (uid_t)archive_entry_uid(ae), (gid_t)archive_entry_gid(ae),
+		     AT_EMPTY_PATH) < 0)
+		return -errno;
+	return fchmodat(pfd, base, archive_entry_perm(ae) & 0777, 0) < 0 ? -errno : 0;
+}
+
+/* A hard link to `target` (a path below destfd): only to a regular file already there. */
+static int write_hardlink(int destfd, const char *target, int pfd, const char *base)
+{
+	_cleanup_close_ int tpfd = -EBADF;
+	const char *tbase;
+	struct stat st;
+	int r = open_parent(destfd, target, &tbase, &tpfd);
+
+	if (r < 0)
+		return r;
+	if (fstatat(tpfd, tbase, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EPERM;
+	r = make_room(pfd, base);
+	if (r < 0)
+		return r;
+	return linkat(tpfd, tbase, pfd, base, 0) < 0 ? -errno : 0;
+}
+
+static int write_member(struct archive *a, struct archive_entry *ae, const struct backup_member *m,
+			int destfd, struct berth_error *err)
+{
+	_cleanup_close_ int pfd = -EBADF;
+	const char *base = "";
+	int r = *m->rel ? open_parent(destfd, m->rel, &base, &pfd) : 0;
+
+	if (r < 0)
+		return member_fail(m->rel, r, "opening its directory", err);
+	if (!*m->rel)
+		pfd = fcntl(destfd, F_DUPFD_CLOEXEC, 3);
+	if (pfd < 0)
+		return -errno;
+	if (m->link_rel) {
+		r = write_hardlink(destfd, m->link_rel, pfd, base);
+		if (r == -EPERM || r == -ENOENT) {
+			_cleanup_free_ char *q = berth_utf8_quote(m->rel);
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Refusing backup tarball member \"%s\": a hard link "
+					       "to something that is not a regular file before it",
+					       q ?: "?");
+		}
+	} else if (archive_entry_filetype(ae) == AE_IFREG) {
+		r = write_file(a, ae, pfd, base);
+	} else if (archive_entry_filetype(ae) == AE_IFDIR) {
+		r = write_dir(ae, pfd, base);
+	} else if (archive_entry_filetype(ae) == AE_IFLNK) {
+		r = write_symlink(ae, pfd, base);
+	} else {
+		r = write_node(ae, pfd, base);
+	}
+	if (r == -EPROTO)
+		return read_fail(a, err);
+	return r < 0 ? member_fail(m->rel, r, "writing it", err) : 0;
+}
+
+static int extract_all(struct archive *a, const char *snap, int destfd, backup_progress_fn progress,
+		       void *data, const atomic_bool *cancel, struct berth_error *err)
+{
+	struct archive_entry *ae;
+	int r;
+
+	while ((r = next_header(a, &ae)) == ARCHIVE_OK) {
+		struct backup_entry e;
+		struct backup_member m;
+		bool mine;
+
+		entry_describe(ae, &e);
+		r = backup_member_check(&e, &m, err);
+		if (r < 0)
+			return r;
+		mine = m.kind == BACKUP_MEMBER_TREE && !streq(m.rel, "backup.yaml") &&
+		       (snap ? m.snap && streq(m.snap, snap) : !m.snap);
+		r = mine ? write_member(a, ae, &m, destfd, err) : 0;
+		backup_member_release(&m);
+		if (r < 0)
+			return r;
+		if (progress)
+			progress((uint64_t)archive_filter_bytes(a, -1), data);
+		if (cancel && atomic_load(cancel))
+			return berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL,
+					       "Import cancelled");
+	}
+	return r == ARCHIVE_EOF ? 0 : read_fail(a, err);
+}
+
+int backup_extract_tree(int fd, const char *snap, int destfd, backup_progress_fn progress,
+			void *data, const atomic_bool *cancel, struct berth_error *err)
+{
+	_cleanup_(archive_readp) struct archive *a = NULL;
+	int r = reader_open(fd, &a, err);
+
+	return r < 0 ? r : extract_all(a, snap, destfd, progress, data, cancel, err);
+}
+
+static int copy_data(struct archive *a, int outfd, struct berth_error *err)
+{
+	char buf[1 << 16];
+	la_ssize_t n;
+
+	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0)
+		for (la_ssize_t off = 0; off < n;) {
+			ssize_t w = write(outfd, buf + off, (size_t)(n - off));
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+						       "Writing the backup stream: %m");
+			off += w;
+		}
+	return n < 0 ? read_fail(a, err) : 0;
+}
+
+int backup_extract_bin(int fd, const char *snap, int outfd, struct berth_error *err)
+{
+	_cleanup_(archive_readp) struct archive *a = NULL;
+	struct archive_entry *ae;
+	int r = reader_open(fd, &a, err);
+
+	if (r < 0)
+		return r;
+	while ((r = next_header(a, &ae)) == ARCHIVE_OK) {
+		struct backup_entry e;
+		struct backup_member m;
+		bool mine;
+
+		entry_describe(ae, &e);
+		r = backup_member_check(&e, &m, err);
+		if (r < 0)
+			return r;
+		mine = m.kind == BACKUP_MEMBER_BIN &&
+		       (snap ? m.snap && streq(m.snap, snap) : !m.snap);
+		backup_member_release(&m);
+		if (mine)
+			return copy_data(a, outfd, err);
+	}
+	return r == ARCHIVE_EOF ? -ENOENT : read_fail(a, err);
+}

@@ -1,0 +1,25 @@
+/* daemon/instance/backup_receive.h: the volumes of an optimized btrfs backup (LXD's
+ * backup/snapshots/SNAP.bin and backup/container.bin, `btrfs send` streams, each snapshot
+ * sent against the one before) received onto a btrfs pool with `btrfs receive`.
+ *
+ * Each stream is copied out of the tarball into an unlinked file in `spool_dir`, then
+ * received into a private directory of the pool (containers/.berth-import-XXXXXX); a
+ * received snapshot gets a read-only snapshot at containers-snapshots/<volume>/SNAP (as
+ * berth's snapshots are), the instance's a writable one at containers/<volume>; the
+ * received subvolumes are then deleted.
+ * Only root subvolumes are restored (LXD's optimized_header.yaml may list nested ones,
+ * whose streams the member checks refuse). On failure the volume, its snapshots and the
+ * private directory are removed. Blocking: a worker. */
+#pragma once
+
+#include <jansson.h>
+
+#include "lib/error.h"
+#include "storage/driver.h"
+
+/* Receive the streams of the tarball at `fd` into volume `vol` (which must not exist) of
+ * btrfs pool `pool`: the snapshots named in `snapshots` (array of names, oldest first),
+ * then the instance. */
+int backup_receive_btrfs(int fd, const char *spool_dir, struct storage_pool *pool,
+			 const struct storage_vol *vol, const json_t *snapshots,
+			 struct berth_error *err);
