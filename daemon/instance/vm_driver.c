@@ -412,13 +412,13 @@ static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_
 }
 
 struct vm_paths {
-	char *conf, *pid, *qmp, *console, *log, *qlog, *vars;
+	char *conf, *pid, *qmp, *console, *log, *qlog, *vars, *kernel, *initrd;
 };
 
 static void vm_paths_release(struct vm_paths *p)
 {
 	free(p->conf), free(p->pid), free(p->qmp), free(p->console), free(p->log);
-	free(p->qlog), free(p->vars);
+	free(p->qlog), free(p->vars), free(p->kernel), free(p->initrd);
 }
 
 static int vm_paths_of(const char *rundir, struct vm_paths *p)
@@ -430,8 +430,45 @@ static int vm_paths_of(const char *rundir, struct vm_paths *p)
 	p->log = run_file(rundir, "console.log");
 	p->qlog = run_file(rundir, "qemu.log");
 	p->vars = run_file(rundir, "qemu.nvram");
-	return p->conf && p->pid && p->qmp && p->console && p->log && p->qlog && p->vars ? 0
-											 : -ENOMEM;
+	p->kernel = run_file(rundir, "kernel");
+	p->initrd = run_file(rundir, "initrd");
+	return p->conf && p->pid && p->qmp && p->console && p->log && p->qlog && p->vars &&
+			       p->kernel && p->initrd
+		       ? 0
+		       : -ENOMEM;
+}
+
+/* How the VM boots: the image's own kernel and initrd, copied out of its root file
+ * system at every start (the guest may have upgraded them), when the image names them
+ * and boot.direct is not false; else OVMF with the VM's own copy of its variables. */
+static int vm_boot_setup(const json_t *inst, const char *disk, const struct vm_paths *p,
+			 struct qemu_vm *vm, struct berth_error *err)
+{
+	const struct vm_host *h = vm_host_get();
+	struct vm_direct_boot boot;
+	uint64_t offset = 0;
+	int r = vm_params_direct_boot(inst, &boot, err);
+
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		unlink(p->kernel);
+		unlink(p->initrd);
+		vm->ovmf_code = h->ovmf_code;
+		vm->ovmf_vars = p->vars;
+		return vars_copy(h->ovmf_vars, p->vars, err);
+	}
+	r = vm_disk_partition_offset(disk, boot.partition, &offset, err);
+	if (r >= 0)
+		r = vm_disk_extract(disk, offset, boot.kernel, p->kernel, err);
+	if (r >= 0 && boot.initrd)
+		r = vm_disk_extract(disk, offset, boot.initrd, p->initrd, err);
+	if (r < 0)
+		return r;
+	vm->kernel = p->kernel;
+	vm->initrd = boot.initrd ? p->initrd : NULL;
+	vm->cmdline = boot.cmdline;
+	return 0;
 }
 
 static int vm_start_qemu(struct berth_daemon *d, const char *project, const json_t *inst,
@@ -462,7 +499,7 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	if (r >= 0)
 		r = berth_mkdir_p(rundir, 0700) < 0 ? -ENOMEM : vm_paths_of(rundir, &p);
 	if (r >= 0)
-		r = vars_copy(h->ovmf_vars, p.vars, err);
+		r = vm_boot_setup(inst, disk, &p, &vm, err);
 	if (r >= 0)
 		r = vm_nics_build(d, project, inst, &nics, err);
 	if (r < 0)
@@ -474,8 +511,6 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	vm.console_socket = p.console;
 	vm.console_log = p.log;
 	vm.qmp_socket = p.qmp;
-	vm.ovmf_code = h->ovmf_code;
-	vm.ovmf_vars = p.vars;
 	vm.pidfile = p.pid;
 	vm.log_file = p.qlog;
 	vm.nics = nics.nics;
