@@ -32,6 +32,7 @@
 #include "daemon/instance/volume.h"
 #include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
+#include "daemon/vm/config_drive.h"
 #include "daemon/vm/host.h"
 #include "daemon/vm/params.h"
 #include "daemon/vm/qemu_config.h"
@@ -190,11 +191,13 @@ static int wait_exit(int pidfd, int ms)
 	return r > 0 ? 0 : -ETIMEDOUT;
 }
 
-/* What a stopped QEMU leaves that the next start must not find: its pid and sockets.
- * The configuration, the variables and the console log stay. */
+/* What a stopped QEMU leaves that the next start must not find: its pid, its sockets and
+ * the agent key of that start. The configuration, the variables, the config drive and
+ * the console log stay. */
 static void remove_run_files(const char *rundir)
 {
-	static const char *const files[] = {"qemu.pid", "qmp.socket", "console.socket"};
+	static const char *const files[] = {"qemu.pid", "qmp.socket", "console.socket",
+					    "agent.socket", "agent.key"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		_cleanup_free_ char *f = run_file(rundir, files[i]);
@@ -412,13 +415,15 @@ static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_
 }
 
 struct vm_paths {
-	char *conf, *pid, *qmp, *console, *log, *qlog, *vars, *kernel, *initrd;
+	char *conf, *pid, *qmp, *console, *log, *qlog, *vars, *agent, *key, *config;
+	char *kernel, *initrd;
 };
 
 static void vm_paths_release(struct vm_paths *p)
 {
 	free(p->conf), free(p->pid), free(p->qmp), free(p->console), free(p->log);
-	free(p->qlog), free(p->vars), free(p->kernel), free(p->initrd);
+	free(p->qlog), free(p->vars), free(p->agent), free(p->key), free(p->config);
+	free(p->kernel), free(p->initrd);
 }
 
 static int vm_paths_of(const char *rundir, struct vm_paths *p)
@@ -430,10 +435,13 @@ static int vm_paths_of(const char *rundir, struct vm_paths *p)
 	p->log = run_file(rundir, "console.log");
 	p->qlog = run_file(rundir, "qemu.log");
 	p->vars = run_file(rundir, "qemu.nvram");
+	p->agent = run_file(rundir, "agent.socket");
+	p->key = run_file(rundir, "agent.key");
+	p->config = run_file(rundir, "config");
 	p->kernel = run_file(rundir, "kernel");
 	p->initrd = run_file(rundir, "initrd");
 	return p->conf && p->pid && p->qmp && p->console && p->log && p->qlog && p->vars &&
-			       p->kernel && p->initrd
+			       p->agent && p->key && p->config && p->kernel && p->initrd
 		       ? 0
 		       : -ENOMEM;
 }
@@ -471,6 +479,44 @@ static int vm_boot_setup(const json_t *inst, const char *disk, const struct vm_p
 	return 0;
 }
 
+/* berth-agent's side of this start: a fresh key in agent.key (0400, for berth-vmmon) and
+ * the config drive (the host's berth-agent with the same key, the cloud-init keys, the
+ * instance's name), which QEMU shares with the guest as the 9p tag "config". */
+static int agent_prepare(const json_t *inst, const struct vm_paths *p, struct berth_error *err)
+{
+	const json_t *cfg = json_object_get(inst, "expanded_config");
+	_cleanup_free_ char *agent = NULL;
+	uint8_t key[AGENT_KEY_LEN];
+	char hex[2 * AGENT_KEY_LEN + 2];
+	struct config_drive cd = {
+		.key = key,
+		.name = berth_json_string(inst, "name"),
+		.user_data = berth_json_string(cfg, "cloud-init.user-data"),
+		.vendor_data = berth_json_string(cfg, "cloud-init.vendor-data"),
+		.network_config = berth_json_string(cfg, "cloud-init.network-config"),
+	};
+	int r = berth_program_find("berth-agent", &agent);
+
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "Cannot find berth-agent (set BERTH_AGENT)");
+	r = config_drive_new_key(key);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot draw the agent key: %s",
+				       strerror(-r));
+	config_drive_key_hex(key, hex);
+	r = berth_write_file_replace(p->key, hex, strlen(hex), 0400);
+	explicit_bzero(hex, sizeof(hex));
+	if (r < 0)
+		berth_error_set(err, r, BERTH_ERR_INTERNAL, "Writing \"%s\": %s", p->key,
+				strerror(-r));
+	cd.agent_path = agent;
+	if (r >= 0)
+		r = config_drive_build(p->config, &cd, err);
+	explicit_bzero(key, sizeof(key));
+	return r;
+}
+
 static int vm_start_qemu(struct berth_daemon *d, const char *project, const json_t *inst,
 			 const char *rundir, struct berth_error *err)
 {
@@ -502,6 +548,8 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 		r = vm_boot_setup(inst, disk, &p, &vm, err);
 	if (r >= 0)
 		r = vm_nics_build(d, project, inst, &nics, err);
+	if (r >= 0)
+		r = agent_prepare(inst, &p, err);
 	if (r < 0)
 		return r;
 	vm_params_uuid(project, name, uuid);
@@ -513,6 +561,8 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	vm.qmp_socket = p.qmp;
 	vm.pidfile = p.pid;
 	vm.log_file = p.qlog;
+	vm.agent_socket = p.agent;
+	vm.config_dir = p.config;
 	vm.nics = nics.nics;
 	vm.n_nics = nics.n;
 	r = qemu_launch(&vm, p.conf, err);
