@@ -25,7 +25,6 @@
 #define LOG_CATEGORY "exec_session"
 #include "daemon/instance/exec_session.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
@@ -46,6 +45,7 @@
 #include <unistd.h>
 
 #include "daemon/instance/container.h"
+#include "daemon/runtime/exec_words.h"
 #include "lib/http_server.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -797,23 +797,6 @@ static void on_mon_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 	check_done(s);
 }
 
-/* One request word: bytes other than [A-Za-z0-9] and -_./=:,+@ as %XX. */
-static char *escape_word(char *out, const char *w)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (const unsigned char *p = (const unsigned char *)w; *p; p++) {
-		if (isalnum(*p) || strchr("-_./=:,+@", *p)) {
-			*out++ = (char)*p;
-		} else {
-			*out++ = '%';
-			*out++ = hex[*p >> 4];
-			*out++ = hex[*p & 15];
-		}
-	}
-	return out;
-}
-
 static int send_with_fds(int sock, const char *data, size_t len, const int fds[3])
 {
 	union {
@@ -902,7 +885,7 @@ static int monitor_start(struct exec_session *s, int child[3])
 			continue;
 		}
 		*p++ = ' ';
-		p = escape_word(p, argv[i]);
+		p = runtime_word_escape(p, argv[i]);
 	}
 	*p++ = '\n';
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/monitor.sock", argv[2]) >=

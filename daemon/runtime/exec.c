@@ -210,48 +210,6 @@ bool runtime_exec_same_userns(pid_t pid)
 	       a.st_dev == b.st_dev;
 }
 
-static int push_copy(char ***list, const char *s)
-{
-	char *copy = strdup(s);
-
-	if (!copy || runtime_strv_push(list, copy) < 0) {
-		free(copy);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-char **runtime_exec_env(const struct runtime_exec_opts *o)
-{
-	const char *defaults[] = {
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"LANG=C.UTF-8",
-		o->uid == 0 ? "HOME=/root" : "HOME=/",
-		o->uid == 0 ? "USER=root" : NULL,
-	};
-	char **env = NULL;
-
-	for (char **e = o->env; e && *e; e++)
-		if (push_copy(&env, *e) < 0)
-			goto oom;
-	for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
-		size_t kl;
-		bool given = false;
-		if (!defaults[i])
-			continue;
-		kl = (size_t)(strchr(defaults[i], '=') - defaults[i]) + 1;
-		for (char **e = o->env; e && *e; e++)
-			if (strneq(*e, defaults[i], kl))
-				given = true;
-		if (!given && push_copy(&env, defaults[i]) < 0)
-			goto oom;
-	}
-	return env;
-oom:
-	runtime_strv_free(env);
-	return NULL;
-}
-
 int runtime_exec_failure_status(const struct runtime_exec_failure *f)
 {
 	return f->stage ? 255 : (f->err == ENOENT ? 127 : 126);
@@ -392,65 +350,6 @@ static int wait_child(pid_t pid)
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return 255;
-}
-
-static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
-{
-	char *end = NULL;
-	unsigned long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > max)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-int runtime_exec_parse(int argc, char **argv, struct runtime_exec_opts *o)
-{
-	char **env = NULL;
-	int i;
-
-	for (i = 0; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		unsigned long n;
-
-		if (streq(a, "--")) {
-			i++;
-			break;
-		}
-		if (streq(a, "--pty")) {
-			o->pty = true;
-			continue;
-		}
-		if (!v)
-			goto bad;
-		if (streq(a, "--uid") && parse_uint(v, 0xfffffffeUL, &n) == 0)
-			o->uid = (uid_t)n;
-		else if (streq(a, "--gid") && parse_uint(v, 0xfffffffeUL, &n) == 0)
-			o->gid = (gid_t)n;
-		else if (streq(a, "--status-fd") && parse_uint(v, 65535, &n) == 0)
-			o->status_fd = (int)n;
-		else if (streq(a, "--cwd") && v[0] == '/')
-			o->cwd = v;
-		else if (streq(a, "--env") && strchr(v, '=') && v[0] != '=') {
-			if (runtime_strv_push(&env, (char *)v) < 0)
-				goto bad;
-		} else
-			goto bad;
-		i++;
-	}
-	if (i >= argc)
-		goto bad;
-	o->env = env;
-	o->argv = argv + i;
-	return 0;
-bad:
-	free(env);
-	return -EINVAL;
 }
 
 int runtime_exec(const struct runtime_exec_opts *o)

@@ -62,6 +62,7 @@ void runtime_exec_cgroups_release(struct runtime_exec_cgroups *c);
 /* The command's environment: o->env, then PATH, LANG, HOME and USER defaults for what it
  * does not set. NULL when out of memory. */
 char **runtime_exec_env(const struct runtime_exec_opts *o);
+void runtime_exec_env_free(char **env);
 
 /* True when `pid` is in the caller's user namespace (a privileged container). */
 bool runtime_exec_same_userns(pid_t pid);

@@ -49,3 +49,9 @@ int runtime_proxy_launch(const char *rundir, const char *device, struct berth_er
 	return launch_helper("berth-proxy", (const char *const[]){"start", rundir, device, NULL},
 			     RUNTIME_PROXY_START_TIMEOUT_MS, err);
 }
+
+int runtime_vmmon_launch(const char *rundir, struct berth_error *err)
+{
+	return launch_helper("berth-vmmon", (const char *const[]){"start", rundir, NULL},
+			     RUNTIME_VMMON_START_TIMEOUT_MS, err);
+}

@@ -19,5 +19,10 @@ int runtime_monitor_launch(const char *rundir, struct berth_error *err);
 /* `berth-proxy start RUNDIR DEVICE`, the same way ($BERTH_PROXY, or next to berthd). */
 int runtime_proxy_launch(const char *rundir, const char *device, struct berth_error *err);
 
+/* `berth-vmmon start RUNDIR` ($BERTH_VMMON, or next to berthd): 0 once it listens on
+ * RUNDIR/monitor.sock (doc/vm.md, "berth-vmmon"). */
+int runtime_vmmon_launch(const char *rundir, struct berth_error *err);
+
 #define RUNTIME_MONITOR_START_TIMEOUT_MS (5 * 60 * 1000)
 #define RUNTIME_PROXY_START_TIMEOUT_MS (60 * 1000)
+#define RUNTIME_VMMON_START_TIMEOUT_MS (30 * 1000)

@@ -4,8 +4,8 @@
  * execs; its pidfd and a close-on-exec pipe are watched by the loop, which reports
  * "started", "failed" and "exit" to the client. */
 #include "daemon/runtime/monitor_internal.h"
+#include "daemon/runtime/exec_words.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -258,27 +258,6 @@ void exec_exited(struct monitor *m, struct exec_child *e)
 	exec_free(m, e);
 }
 
-/* Undo the %XX escapes of one request word in place. */
-static int unescape(char *w)
-{
-	char *out = w;
-
-	for (char *in = w; *in; in++) {
-		if (*in != '%') {
-			*out++ = *in;
-			continue;
-		}
-		unsigned v;
-		if (!isxdigit((unsigned char)in[1]) || !isxdigit((unsigned char)in[2]) ||
-		    sscanf(in + 1, "%2x", &v) != 1 || v == 0)
-			return -EINVAL;
-		*out++ = (char)v;
-		in += 2;
-	}
-	*out = '\0';
-	return 0;
-}
-
 /* "exec WORD..." with three fds: the words are `berth-monitor exec`'s options after
  * RUNDIR, each %-escaped. */
 void handle_exec(struct monitor *m, struct client *c, char *words)
@@ -289,15 +268,8 @@ void handle_exec(struct monitor *m, struct client *c, char *words)
 	size_t n = 0;
 	int r = -EINVAL;
 
-	for (char *save = NULL, *w = strtok_r(words, " ", &save); w;
-	     w = strtok_r(NULL, " ", &save)) {
-		char **na = realloc(argv, (n + 2) * sizeof(*argv));
-		if (!na || unescape(w) < 0)
-			goto fail;
-		argv = na;
-		argv[n++] = w;
-		argv[n] = NULL;
-	}
+	if (runtime_words_split(words, &argv, &n) < 0)
+		goto fail;
 	if (c->nfds != 3 || n > INT_MAX || runtime_exec_parse((int)n, argv, &o) < 0)
 		goto fail;
 	r = exec_start(m, c, &o, &why);

@@ -537,6 +537,22 @@ const char *agent_client_agent_version(const struct agent_client *c)
 	return c->agent_version;
 }
 
+bool agent_client_broken(const struct agent_client *c)
+{
+	return c->broken;
+}
+
+bool agent_client_has_frame(const struct agent_client *c)
+{
+	const uint8_t *p = agent_inbuf_head(&c->in);
+	uint32_t len;
+
+	if (c->in.len < 4)
+		return false;
+	len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	return c->in.len - 4 >= len;
+}
+
 /* ---- exec ---- */
 
 static void put_strv(struct agent_buf *b, const char *const *v)

@@ -29,6 +29,13 @@ void agent_client_free(struct agent_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct agent_client *, agent_client_free);
 /* The agent's version from its READY (borrowed). */
 const char *agent_client_agent_version(const struct agent_client *c);
+/* Whether the session failed (out of step, ended, refused): every later call fails, as
+ * opposed to a call the agent answered with an error. */
+bool agent_client_broken(const struct agent_client *c);
+/* Whether a whole frame waits in the client's buffer, read from the stream already (by
+ * an earlier call): an event loop must pump it without waiting for the fd to be
+ * readable, which it may never become again. */
+bool agent_client_has_frame(const struct agent_client *c);
 
 /* ---- exec ---- */
 struct agent_exec_req {
@@ -69,7 +76,8 @@ int agent_client_exec_wait(struct agent_client *c, uint32_t ch, int timeout_ms, 
 /* Forget a channel without waiting (its later frames are dropped). */
 void agent_client_exec_release(struct agent_client *c, uint32_t ch);
 /* Handle what arrives for up to `timeout_ms` (0: what is there already): callbacks run.
- * 0 on timeout or after a frame, -errno when the session failed. */
+ * 0 on timeout or after one frame (agent_client_has_frame() says whether more wait),
+ * -errno when the session failed. */
 int agent_client_pump(struct agent_client *c, int timeout_ms, struct berth_error *err);
 
 /* Run a command to its end: `in` (may be NULL) as stdin then end of input, stdout and
