@@ -29,6 +29,7 @@
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/nic.h"
+#include "daemon/instance/vm_driver.h"
 #include "daemon/instance/volume.h"
 #include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
@@ -36,6 +37,7 @@
 #include "daemon/vm/host.h"
 #include "daemon/vm/params.h"
 #include "daemon/vm/qemu_config.h"
+#include "daemon/vm/vmmon_client.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
@@ -49,6 +51,8 @@
 #define VM_START_TIMEOUT_MS 60000
 #define VM_STOP_DEFAULT_S 30
 #define VM_KILL_WAIT_MS 10000
+#define VM_VMMON_EXIT_MS 5000
+#define VM_STATE_TIMEOUT_MS 1000
 
 static char *run_file(const char *rundir, const char *file)
 {
@@ -590,12 +594,38 @@ static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
 	if (r < 0)
 		return r;
 	qemu_cgroup_enter(d, project, name, qemu_pid(rundir));
+	r = vmmon_start(rundir, err);
+	if (r < 0) {
+		qemu_kill_now(rundir);
+		qemu_cgroup_remove(d, project, name);
+		return berth_error_wrap(err, r, "Starting berth-vmmon for instance \"%s\"", name);
+	}
 	set_status(d, project, name, INSTANCE_RUNNING);
 	lifecycle(d, project, name, "instance-started");
 	return 0;
 }
 
 /* ---- stop, restart, freeze ---- */
+
+/* berth-vmmon exits when its QEMU does: wait (bounded) until monitor.sock no longer
+ * answers, so that a stop leaves no process behind. */
+static void vmmon_wait_gone(const char *rundir, const char *name)
+{
+	for (int waited = 0;; waited += 50) {
+		bool ready = false;
+		int r = vmmon_status(rundir, &ready, NULL, NULL);
+
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			return;
+		if (waited >= VM_VMMON_EXIT_MS) {
+			log_warn("Instance \"%s\": berth-vmmon still answers %ds after QEMU "
+				 "exited, ignoring",
+				 name, VM_VMMON_EXIT_MS / 1000);
+			return;
+		}
+		usleep(50 * 1000);
+	}
+}
 
 /* Kill QEMU `pidfd` and wait for it. */
 static int kill_qemu(const char *name, int pidfd, struct berth_error *err)
@@ -652,6 +682,7 @@ static int vm_stop(struct berth_daemon *d, const char *project, const char *name
 	}
 	if (r < 0)
 		return r;
+	vmmon_wait_gone(rundir, name);
 	remove_run_files(rundir);
 	qemu_cgroup_remove(d, project, name);
 	set_status(d, project, name, INSTANCE_STOPPED);
@@ -719,19 +750,68 @@ static void qemu_usage(pid_t pid, uint64_t *ret_rss, uint64_t *ret_cpu_ns)
 		      (1000000000ull / (uint64_t)(tick > 0 ? tick : 100));
 }
 
+int vm_monitor_ensure(const struct berth_daemon *d, const char *project, const char *name,
+		      char **ret_rundir, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	bool ready = false;
+	int r;
+
+	if (!rundir)
+		return -ENOMEM;
+	if (!qemu_pid(rundir))
+		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
+				       "Instance is not running");
+	r = vmmon_status(rundir, &ready, NULL, NULL);
+	if (r == -ENOENT || r == -ECONNREFUSED) {
+		log_info("Instance \"%s\": no berth-vmmon answers, starting one", name);
+		r = vmmon_start(rundir, err);
+		if (r < 0)
+			return berth_error_wrap(err, r, "Starting berth-vmmon for instance \"%s\"",
+						name);
+	}
+	*ret_rundir = TAKE_PTR(rundir);
+	return 0;
+}
+
+/* What the agent says of the guest (network, memory, disk, processes) into `st`, when it
+ * answers within VM_STATE_TIMEOUT_MS: a slow or absent agent leaves QEMU's figures. */
+static void vm_state_guest(const struct berth_daemon *d, const char *project, const char *name,
+			   json_t *st)
+{
+	static const char *const keys[] = {"network", "disk", "processes"};
+	_cleanup_free_ char *rundir = NULL;
+	json_auto_t *g = NULL;
+	json_t *mem;
+
+	if (vm_monitor_ensure(d, project, name, &rundir, NULL) < 0 ||
+	    vmmon_state(rundir, &g, VM_STATE_TIMEOUT_MS, NULL) < 0)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (json_object_get(g, keys[i]))
+			json_object_set(st, keys[i], json_object_get(g, keys[i]));
+	mem = json_object_get(g, "memory");
+	if (json_is_object(mem))
+		json_object_update(json_object_get(st, "memory"), mem);
+}
+
 static json_t *vm_state(const struct berth_daemon *d, const char *project, const char *name)
 {
 	pid_t pid = 0;
 	enum instance_power p = vm_power(d, project, name, &pid);
 	uint64_t rss = 0, cpu = 0;
+	json_t *st;
 
 	if (pid)
 		qemu_usage(pid, &rss, &cpu);
-	return json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:{}, s:i, s:i, s:{s:I}}",
-			 "status", power_status(p), "status_code", power_code(p), "disk", "memory",
-			 "usage", (json_int_t)rss, "usage_peak", (json_int_t)0, "swap_usage",
-			 (json_int_t)0, "swap_usage_peak", 0, "network", "pid", (int)pid,
-			 "processes", -1, "cpu", "usage", (json_int_t)cpu);
+	st = json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:{}, s:i, s:i, s:{s:I}}",
+		       "status", power_status(p), "status_code", power_code(p), "disk", "memory",
+		       "usage", (json_int_t)rss, "usage_peak", (json_int_t)0, "swap_usage",
+		       (json_int_t)0, "swap_usage_peak", 0, "network", "pid", (int)pid, "processes",
+		       -1, "cpu", "usage", (json_int_t)cpu);
+	if (st && p == INSTANCE_RUNNING)
+		vm_state_guest(d, project, name, st);
+	return st;
 }
 
 static int vm_console_open(struct berth_daemon *d, const char *project, const char *name, int *ret,
@@ -761,6 +841,7 @@ static int vm_console_open(struct berth_daemon *d, const char *project, const ch
 
 /* ---- what a running VM cannot take yet ---- */
 
+/* A VM has no exec helper: commands run only through berth-vmmon's monitor.sock. */
 static int vm_exec_helper(char **ret)
 {
 	*ret = NULL;
