@@ -46,6 +46,7 @@
 
 #include "daemon/instance/container.h"
 #include "daemon/runtime/exec_words.h"
+#include "daemon/vm/vmmon_client.h"
 #include "lib/http_server.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -755,6 +756,10 @@ static void parse_mon(struct exec_session *s)
 				session_finish(s, -ESRCH, "Instance is not running");
 			else if (berth_startswith(line + 6, "the container is frozen"))
 				session_finish(s, -EBUSY, "Instance is frozen");
+			else if (streq(line + 6, vmmon_agent_not_running_msg))
+				/* a VM's berth-vmmon, its agent not up: no helper could do
+				 * better, and LXD fails the exec with this message */
+				session_finish(s, -EAGAIN, vmmon_agent_not_running_msg);
 			else
 				mon_fallback(s, line + 6);
 			return;
@@ -1070,6 +1075,16 @@ static void resize(struct exec_session *s, int width, int height)
 
 		if (uv_fileno((uv_handle_t *)&s->io[0].pipe, &fd) == 0)
 			ioctl(fd, TIOCSWINSZ, &ws);
+		if (s->via_monitor && s->mon_open) {
+			/* a VM's berth-vmmon passes it to the guest's terminal (a container's
+			 * monitor ignores it: the command's terminal is this pty) */
+			char line[48];
+			int n = snprintf(line, sizeof(line), "resize %d %d\n", width, height);
+			uv_buf_t b = uv_buf_init(line, (unsigned)n);
+
+			if (uv_try_write((uv_stream_t *)&s->mon, &b, 1) != n)
+				log_debug("Cannot pass the window size to the monitor");
+		}
 	} else if (s->spec->kind == EXEC_CONSOLE) {
 		struct resize_job *j = calloc(1, sizeof(*j));
 

@@ -151,7 +151,9 @@ void client_readable(struct monitor *m, struct client *c)
 		return;
 	}
 	if (c->kind == CL_EXEC) {
-		/* "signal N" lines for the command; EOF: the client left, the command runs on */
+		/* "signal N" lines for the command ("resize COLS ROWS" too, which berth-vmmon
+		 * needs and we ignore: a --pty command's terminal is the client's own pty,
+		 * resized by the client); EOF: the client left, the command runs on */
 		n = read(c->fd, buf, sizeof(buf) - 1);
 		if (n <= 0) {
 			if (n == 0 || errno != EAGAIN)

@@ -607,6 +607,47 @@ static void test_files(void **state)
 	berth_error_release(&err);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Figures: an exec's round trip through vmmon and the agent, and vmmon's memory. */
+static void test_figures(void **state)
+{
+	_cleanup_free_ char *status = NULL;
+	uint64_t t[100];
+	const char *rss;
+	long kib;
+
+	NEED_ROOT();
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		struct run_result r;
+		uint64_t t0 = berth_monotonic_ns();
+
+		run_exec((const char *[]){"--", "true", NULL}, NULL, &r);
+		t[i] = berth_monotonic_ns() - t0;
+		assert_string_equal(r.last, "exit 0");
+		run_release(&r);
+	}
+	qsort(t, ARRAY_SIZE(t), sizeof(t[0]), cmp_u64);
+	assert_int_equal(berth_read_file(berth_strdup_printf("/proc/%d/status",
+							     (int)read_pid("vmmon.pid")),
+					 1 << 16, &status, NULL),
+			 0);
+	rss = strstr(status, "VmRSS:");
+	assert_non_null(rss);
+	kib = atol(rss + 6);
+	fprintf(stderr,
+		"# exec -- true through berth-vmmon: p50 %.2f ms, p90 %.2f ms (%zu runs); "
+		"berth-vmmon resident: %ld KiB\n",
+		(double)t[ARRAY_SIZE(t) / 2] / 1e6, (double)t[ARRAY_SIZE(t) * 9 / 10] / 1e6,
+		ARRAY_SIZE(t), kib);
+	assert_true(kib > 0 && kib < 16 * 1024);
+}
+
 /* The agent dies (the guest's restarts it): vmmon re-authenticates to the next one. */
 static void test_agent_restart(void **state)
 {
@@ -669,6 +710,12 @@ static void test_takeover(void **state)
 	assert_false(alive(old));
 	assert_true(vmmon_status(rundir, &(bool){false}, NULL, &err) < 0);
 	berth_error_release(&err);
+	/* a key others can read is refused */
+	assert_int_equal(chmod(rpath("agent.key"), 0644), 0);
+	assert_true(vmmon_start(rundir, &err) < 0);
+	assert_non_null(strstr(err.msg, "agent.key"));
+	berth_error_release(&err);
+	assert_int_equal(chmod(rpath("agent.key"), 0600), 0);
 	if (vmmon_start(rundir, &err) < 0)
 		fail_msg("vmmon_start: %s", berth_error_msg(&err, -1));
 	assert_true(read_pid("vmmon.pid") != old);
@@ -696,15 +743,45 @@ static void test_qemu_gone(void **state)
 	assert_int_equal(count_in_log("QEMU exited"), 1);
 }
 
+/* agent.socket removed (QEMU gone, its pid not known to be): vmmon exits at its next
+ * connection attempt. */
+static void test_socket_gone(void **state)
+{
+	struct berth_error err = {0};
+	char pid[24];
+	pid_t p;
+
+	NEED_ROOT();
+	sleep_pid = fork();
+	if (sleep_pid == 0) {
+		execlp("sleep", "sleep", "1000", (char *)NULL);
+		_exit(98);
+	}
+	snprintf(pid, sizeof(pid), "%d\n", (int)sleep_pid);
+	assert_int_equal(berth_write_file_replace(rpath("qemu.pid"), pid, strlen(pid), 0644), 0);
+	if (vmmon_start(rundir, &err) < 0)
+		fail_msg("vmmon_start: %s", berth_error_msg(&err, -1));
+	assert_true(wait_ready(true, 20000));
+	p = read_pid("vmmon.pid");
+	assert_int_equal(unlink(rpath("agent.socket")), 0);
+	assert_int_equal(kill(read_pid("agent.pid"), SIGKILL), 0);
+	for (int i = 0; i < 50 && alive(p); i++)
+		msleep(100);
+	assert_false(alive(p));
+	assert_int_equal(count_in_log("agent.socket is gone"), 1);
+	assert_int_equal(access(rpath("monitor.sock"), F_OK), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_connecting), cmocka_unit_test(test_exec),
-		cmocka_unit_test(test_exec_pty),   cmocka_unit_test(test_exec_signal),
-		cmocka_unit_test(test_exec_two),   cmocka_unit_test(test_state),
-		cmocka_unit_test(test_files),	   cmocka_unit_test(test_agent_restart),
-		cmocka_unit_test(test_wrong_key),  cmocka_unit_test(test_takeover),
-		cmocka_unit_test(test_qemu_gone),
+		cmocka_unit_test(test_connecting),    cmocka_unit_test(test_exec),
+		cmocka_unit_test(test_exec_pty),      cmocka_unit_test(test_exec_signal),
+		cmocka_unit_test(test_exec_two),      cmocka_unit_test(test_state),
+		cmocka_unit_test(test_files),	      cmocka_unit_test(test_figures),
+		cmocka_unit_test(test_agent_restart), cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_takeover),      cmocka_unit_test(test_qemu_gone),
+		cmocka_unit_test(test_socket_gone),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
