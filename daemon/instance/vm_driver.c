@@ -611,13 +611,15 @@ static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
  * answers, so that a stop leaves no process behind. */
 static void vmmon_wait_gone(const char *rundir, const char *name)
 {
-	for (int waited = 0;; waited += 50) {
+	uint64_t deadline = berth_monotonic_ns() + (uint64_t)VM_VMMON_EXIT_MS * 1000000;
+
+	for (;;) {
 		bool ready = false;
 		int r = vmmon_status(rundir, &ready, NULL, NULL);
 
 		if (r == -ENOENT || r == -ECONNREFUSED)
 			return;
-		if (waited >= VM_VMMON_EXIT_MS) {
+		if (berth_monotonic_ns() >= deadline) {
 			log_warn("Instance \"%s\": berth-vmmon still answers %ds after QEMU "
 				 "exited, ignoring",
 				 name, VM_VMMON_EXIT_MS / 1000);
@@ -780,12 +782,16 @@ static void vm_state_guest(const struct berth_daemon *d, const char *project, co
 			   json_t *st)
 {
 	static const char *const keys[] = {"network", "disk", "processes"};
-	_cleanup_free_ char *rundir = NULL;
+	_cleanup_free_ char *rundir = container_rundir(d, project, name), *again = NULL;
 	json_auto_t *g = NULL;
 	json_t *mem;
+	int r = rundir ? vmmon_state(rundir, &g, VM_STATE_TIMEOUT_MS, NULL) : -ENOMEM;
 
-	if (vm_monitor_ensure(d, project, name, &rundir, NULL) < 0 ||
-	    vmmon_state(rundir, &g, VM_STATE_TIMEOUT_MS, NULL) < 0)
+	/* no vmmon (killed): start it again, once */
+	if ((r == -ENOENT || r == -ECONNREFUSED) &&
+	    vm_monitor_ensure(d, project, name, &again, NULL) >= 0)
+		r = vmmon_state(again, &g, VM_STATE_TIMEOUT_MS, NULL);
+	if (r < 0)
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		if (json_object_get(g, keys[i]))
