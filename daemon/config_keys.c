@@ -71,6 +71,7 @@ static const struct key_rule rules[] = {
 	{"boot.autostart", false, V_BOOL, NULL, INS},
 	{"boot.autostart.delay", false, V_UINT, NULL, INS},
 	{"boot.autostart.priority", false, V_UINT, NULL, INS},
+	{"boot.direct", false, V_BOOL, NULL, INS},
 	{"boot.host_shutdown_timeout", false, V_UINT, NULL, INS},
 	{"boot.stop.priority", false, V_UINT, NULL, INS},
 	{"cloud-init.network-config", false, V_ANY, NULL, INS},

@@ -19,6 +19,8 @@
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/exec_session.h"
+#include "daemon/instance/vm_driver.h"
+#include "daemon/vm/vmmon_client.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -157,12 +159,14 @@ static int helper_argv(struct api_request *req, const struct instance_driver *dr
 	const char *k;
 	json_t *v;
 	size_t i;
-	int r = drv->exec_helper(&bin);
+	int r = drv == &vm_driver ? 0 : drv->exec_helper(&bin);
 
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 				       "Cannot find berth-monitor (set BERTH_MONITOR)");
-	argv_add(&b, TAKE_PTR(bin));
+	/* A VM's commands run only through its berth-vmmon (monitor.sock): no program is
+	 * named, so that a fall-back to a helper fails instead of running anything. */
+	argv_add(&b, drv == &vm_driver ? strdup("") : TAKE_PTR(bin));
 	argv_add(&b, strdup("exec"));
 	argv_add(&b, drv->run_dir(req->d, req->project, req->params[0]));
 	argv_add(&b, strdup("--uid"));
@@ -256,6 +260,23 @@ static void record_output(struct api_request *req, const char *id, struct exec_s
 	spec->stdio[2] = errfd;
 }
 
+/* A VM runs commands through its berth-vmmon and agent: vmmon started again if it is
+ * missing; LXD's agent-not-running error while the agent is not up. Its pty is a host
+ * pty (init_pid stays 0: there is no container devpts). */
+static int vm_exec_ready(struct api_request *req, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = NULL;
+	bool ready = false;
+	int r = vm_monitor_ensure(req->d, req->project, req->params[0], &rundir, err);
+
+	if (r >= 0)
+		r = vmmon_status(rundir, &ready, NULL, err);
+	if (r >= 0 && !ready)
+		r = berth_error_set(err, -EAGAIN, BERTH_ERR_BAD_REQUEST, "%s",
+				    vmmon_agent_not_running_msg);
+	return r;
+}
+
 static int exec_instance(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
@@ -297,6 +318,10 @@ static int exec_instance(struct api_request *req, struct api_response *resp,
 				       "Cannot use \"record-output\" in combination with \"%s\"",
 				       wait_ws ? "wait-for-websocket" : "interactive");
 	r = check_running(req, &inst, &drv, interactive && wait_ws ? &init_pid : NULL, err);
+	if (r >= 0 && drv == &vm_driver) {
+		init_pid = 0; /* QEMU's: not a container's PID 1 */
+		r = vm_exec_ready(req, err);
+	}
 	if (r < 0)
 		return r;
 	env = exec_environment(inst, req->body, int_field(req->body, "user", 0));

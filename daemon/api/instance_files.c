@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -35,8 +36,10 @@
 #include <time.h>
 
 #include "daemon/api/api.h"
+#include "daemon/instance/vm_driver.h"
 #include "daemon/instance/volume.h"
 #include "daemon/db/db.h"
+#include "daemon/vm/vmmon_client.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
@@ -45,6 +48,7 @@
 #define FILES_MAX_SYMLINKS 40
 #define FILES_NOBODY 65534
 #define FILES_COPY_CHUNK (256 * 1024)
+#define FILES_VM_TIMEOUT_MS 60000
 
 /* Where an instance's files are and how its ids map. */
 struct files_root {
@@ -385,13 +389,12 @@ static void files_request_release(struct files_request *fr)
 	free(fr->path);
 }
 
-static int files_request_open(struct api_request *req, struct files_request *ret,
-			      struct berth_error *err)
+/* The request's ?path= (new string in *ret). */
+static int files_path_arg(struct api_request *req, char **ret, struct berth_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	int r = berth_http_query_get(req->http->query, "path", &path);
 
-	*ret = (struct files_request){.root = {.fd = -EBADF}};
 	if (r == -ENOENT || (r == 0 && !*path))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Missing path argument");
@@ -399,6 +402,20 @@ static int files_request_open(struct api_request *req, struct files_request *ret
 		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST, "Invalid query string");
 	if (strlen(path) >= PATH_MAX)
 		return berth_error_set(err, -ENAMETOOLONG, BERTH_ERR_BAD_REQUEST, "Path too long");
+	*ret = TAKE_PTR(path);
+	return 0;
+}
+
+static int files_request_open(struct api_request *req, struct files_request *ret,
+			      struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	*ret = (struct files_request){.root = {.fd = -EBADF}};
+	r = files_path_arg(req, &path, err);
+	if (r < 0)
+		return r;
 	r = files_root_open(req->d, req->project, req->params[0], &ret->root, err);
 	if (r < 0)
 		return r;
@@ -927,9 +944,277 @@ static int delete_file(struct api_request *req, struct api_response *resp, struc
 	return api_sync(resp, NULL);
 }
 
+/* ---- virtual machines: through berth-vmmon and the guest's berth-agent ---- */
+
+/* The run directory of the instance when it is a VM (running, its vmmon answering),
+ * else NULL in *ret_rundir: a container's files are handled above. */
+static int vm_rundir(struct api_request *req, char **ret_rundir, struct berth_error *err)
+{
+	json_auto_t *inst = NULL;
+	const char *type;
+	int r = db_instance_get(req->d->db, req->project, req->params[0], &inst, err);
+
+	*ret_rundir = NULL;
+	if (r < 0)
+		return r;
+	type = berth_json_string(inst, "type");
+	if (!type || !streq(type, "virtual-machine"))
+		return 0;
+	return vm_monitor_ensure(req->d, req->project, req->params[0], ret_rundir, err);
+}
+
+/* The guest's errno as a container's would be reported (same code and words); the
+ * agent's own failures (not up, no answer) keep vmmon's message. */
+static int vm_files_error(struct berth_error *err, int r, const char *what, const char *path)
+{
+	static const int mapped[] = {-ENOENT, -EACCES,	-EPERM, -EROFS,	    -EEXIST,
+				     -EISDIR, -ENOTDIR, -ELOOP, -ENOTEMPTY, -EINVAL};
+
+	for (size_t i = 0; i < ARRAY_SIZE(mapped); i++)
+		if (r == mapped[i]) {
+			berth_error_release(err);
+			return files_error(err, r, what, path);
+		}
+	return r;
+}
+
+static int vm_stat_headers(struct api_response *resp, const struct agent_file_info *info,
+			   const char *type)
+{
+	struct timespec ts = {.tv_sec = info->mtime_s, .tv_nsec = info->mtime_ns};
+	char buf[64];
+	int r;
+
+	snprintf(buf, sizeof(buf), "%" PRIu32, info->uid);
+	r = api_add_header(resp, "X-LXD-uid", buf);
+	snprintf(buf, sizeof(buf), "%" PRIu32, info->gid);
+	if (r >= 0)
+		r = api_add_header(resp, "X-LXD-gid", buf);
+	snprintf(buf, sizeof(buf), "%04o", (unsigned)(info->mode & 07777));
+	if (r >= 0)
+		r = api_add_header(resp, "X-LXD-mode", buf);
+	if (r >= 0)
+		r = api_add_header(resp, "X-LXD-type", type);
+	berth_time_rfc3339(&ts, buf);
+	if (r >= 0)
+		r = api_add_header(resp, "X-LXD-modified", buf);
+	return r;
+}
+
+static int vm_get_listing(struct api_response *resp, const struct agent_file_info *info)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < info->n_entries; i++) {
+		const char *e = info->entries[i];
+		_cleanup_free_ char *lossy = berth_utf8_valid(e) ? NULL : berth_utf8_lossy(e);
+
+		json_array_append_new(list, json_string(lossy ?: e));
+	}
+	return list ? api_sync(resp, list) : -ENOMEM;
+}
+
+/* A symlink's target as the container path it names (as loc_link_target). */
+static int vm_get_symlink(struct api_response *resp, const char *clean, const char *target)
+{
+	const char *slash = strrchr(clean, '/');
+	_cleanup_free_ char *joined = target[0] == '/'
+					      ? strdup(target)
+					      : berth_strdup_printf("%.*s/%s", (int)(slash - clean),
+								    clean, target);
+
+	resp->raw = joined ? clean_path(joined) : NULL;
+	if (!resp->raw)
+		return -ENOMEM;
+	resp->type = API_RAW;
+	resp->content_type = "application/octet-stream";
+	resp->raw_len = strlen(resp->raw);
+	return 0;
+}
+
+static int vm_get_regular(struct api_response *resp, const char *clean, int *fd)
+{
+	const char *name = strrchr(clean, '/') + 1;
+	off_t size = lseek(*fd, 0, SEEK_END);
+
+	if (size < 0 || lseek(*fd, 0, SEEK_SET) < 0)
+		return -errno;
+	resp->type = API_RAW;
+	resp->content_type = "application/octet-stream";
+	resp->disposition = berth_strdup_printf("inline;filename=%s", *name ? name : "/");
+	if (!resp->disposition)
+		return -ENOMEM;
+	for (char *c = resp->disposition; *c; c++)
+		if (*c == '\r' || *c == '\n')
+			*c = ' ';
+	return size == 0 ? 0 : api_add_part_fd(resp, TAKE_FD(*fd), (uint64_t)size);
+}
+
+static int vm_get_file(struct api_request *req, struct api_response *resp, const char *rundir,
+		       struct berth_error *err)
+{
+	_cleanup_(agent_file_info_release) struct agent_file_info info = {0};
+	_cleanup_free_ char *path = NULL, *clean = NULL;
+	_cleanup_close_ int fd = memfd_create("berth-file", MFD_CLOEXEC);
+	int r = files_path_arg(req, &path, err);
+
+	if (r < 0)
+		return r;
+	clean = clean_path(path);
+	if (!clean || fd < 0)
+		return clean ? -errno : -ENOMEM;
+	r = vmmon_file_pull(rundir, clean, fd, &info, FILES_VM_TIMEOUT_MS, err);
+	if (r < 0)
+		return vm_files_error(err, r, "Cannot read", path);
+	switch (info.type) {
+	case AGENT_FILE_DIRECTORY:
+		r = vm_stat_headers(resp, &info, "directory");
+		if (r >= 0)
+			r = vm_get_listing(resp, &info);
+		break;
+	case AGENT_FILE_SYMLINK:
+		r = vm_stat_headers(resp, &info, "symlink");
+		if (r >= 0)
+			r = vm_get_symlink(resp, clean, info.target ?: "");
+		break;
+	default:
+		r = vm_stat_headers(resp, &info, "file");
+		if (r >= 0)
+			r = vm_get_regular(resp, clean, &fd);
+		break;
+	}
+	if (r >= 0 && !streq(req->method, "HEAD"))
+		file_event(req, "instance-file-retrieved", clean);
+	return r;
+}
+
+/* The request's body as an fd read from its start: the spooled body reopened (its own
+ * offset), or the in-memory one in a memfd. */
+static int vm_body_fd(const struct berth_http_request *http)
+{
+	char proc[64];
+	int fd, r;
+
+	if (http->body_fd >= 0) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", http->body_fd);
+		fd = open(proc, O_RDONLY | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	fd = memfd_create("berth-push", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = write_body(http, fd);
+	if (r >= 0 && lseek(fd, 0, SEEK_SET) < 0)
+		r = -errno;
+	if (r < 0)
+		close(fd);
+	return r < 0 ? r : fd;
+}
+
+static int vm_post_file(struct api_request *req, struct api_response *resp, const char *rundir,
+			const struct file_headers *h, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL, *clean = NULL, *target = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	struct agent_file_info info = {
+		.type = AGENT_FILE_REGULAR,
+		.mode = h->mode >= 0 ? (uint32_t)h->mode : AGENT_ID_NONE,
+		.uid = h->uid >= 0 ? (uint32_t)h->uid : AGENT_ID_NONE,
+		.gid = h->gid >= 0 ? (uint32_t)h->gid : AGENT_ID_NONE,
+	};
+	int r = files_path_arg(req, &path, err);
+
+	if (r < 0)
+		return r;
+	clean = clean_path(path);
+	if (!clean)
+		return -ENOMEM;
+	if (streq(h->type, "file")) {
+		fd = vm_body_fd(req->http);
+		r = fd < 0 ? fd : 0;
+	} else if (streq(h->type, "directory")) {
+		info.type = AGENT_FILE_DIRECTORY;
+	} else {
+		info.type = AGENT_FILE_SYMLINK;
+		r = read_small_body(req->http, &target);
+		if (r >= 0 && (!*target || strlen(target) != req->http->body_len))
+			r = -EINVAL;
+		info.target = target;
+	}
+	if (r >= 0)
+		r = vmmon_file_push(rundir, clean, &info, fd,
+				    streq(h->write, "append") ? AGENT_PUT_APPEND : 0,
+				    FILES_VM_TIMEOUT_MS, err);
+	if (r < 0)
+		return vm_files_error(err, r, "Cannot write", path);
+	file_event(req, "instance-file-pushed", clean);
+	return api_sync(resp, NULL);
+}
+
+static int vm_delete_file(struct api_request *req, struct api_response *resp, const char *rundir,
+			  struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL, *clean = NULL;
+	int r = files_path_arg(req, &path, err);
+
+	if (r < 0)
+		return r;
+	clean = clean_path(path);
+	if (!clean)
+		return -ENOMEM;
+	if (streq(clean, "/"))
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "Cannot delete the root directory");
+	r = vmmon_file_delete(rundir, clean, FILES_VM_TIMEOUT_MS, err);
+	if (r < 0)
+		return vm_files_error(err, r, "Cannot delete", path);
+	file_event(req, "instance-file-deleted", clean);
+	return api_sync(resp, NULL);
+}
+
+/* ---- routes: a VM's requests go to its agent, a container's are served here ---- */
+
+static int files_get(struct api_request *req, struct api_response *resp, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = NULL;
+	int r = vm_rundir(req, &rundir, err);
+
+	if (r < 0)
+		return r;
+	return rundir ? vm_get_file(req, resp, rundir, err) : get_file(req, resp, err);
+}
+
+static int files_post(struct api_request *req, struct api_response *resp, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = NULL;
+	struct file_headers h;
+	int r = vm_rundir(req, &rundir, err);
+
+	if (r < 0 || !rundir)
+		return r < 0 ? r : post_file(req, resp, err);
+	parse_file_headers(req->http, &h);
+	if (!streq(h.write, "overwrite") && !streq(h.write, "append"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Bad file write mode: %s", h.write);
+	if (!streq(h.type, "file") && !streq(h.type, "directory") && !streq(h.type, "symlink"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "Bad file type: %s",
+				       h.type);
+	return vm_post_file(req, resp, rundir, &h, err);
+}
+
+static int files_delete(struct api_request *req, struct api_response *resp, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = NULL;
+	int r = vm_rundir(req, &rundir, err);
+
+	if (r < 0)
+		return r;
+	return rundir ? vm_delete_file(req, resp, rundir, err) : delete_file(req, resp, err);
+}
+
 const struct api_route api_instance_file_routes[] = {
-	{"GET", "/1.0/instances/{}/files", get_file, NULL},
-	{"POST", "/1.0/instances/{}/files", post_file, NULL},
-	{"DELETE", "/1.0/instances/{}/files", delete_file, NULL},
+	{"GET", "/1.0/instances/{}/files", files_get, NULL},
+	{"POST", "/1.0/instances/{}/files", files_post, NULL},
+	{"DELETE", "/1.0/instances/{}/files", files_delete, NULL},
 	{0},
 };

@@ -29,12 +29,15 @@
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/nic.h"
+#include "daemon/instance/vm_driver.h"
 #include "daemon/instance/volume.h"
 #include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
+#include "daemon/vm/config_drive.h"
 #include "daemon/vm/host.h"
 #include "daemon/vm/params.h"
 #include "daemon/vm/qemu_config.h"
+#include "daemon/vm/vmmon_client.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
@@ -48,6 +51,8 @@
 #define VM_START_TIMEOUT_MS 60000
 #define VM_STOP_DEFAULT_S 30
 #define VM_KILL_WAIT_MS 10000
+#define VM_VMMON_EXIT_MS 5000
+#define VM_STATE_TIMEOUT_MS 1000
 
 static char *run_file(const char *rundir, const char *file)
 {
@@ -190,11 +195,13 @@ static int wait_exit(int pidfd, int ms)
 	return r > 0 ? 0 : -ETIMEDOUT;
 }
 
-/* What a stopped QEMU leaves that the next start must not find: its pid and sockets.
- * The configuration, the variables and the console log stay. */
+/* What a stopped QEMU leaves that the next start must not find: its pid, its sockets and
+ * the agent key of that start. The configuration, the variables, the config drive and
+ * the console log stay. */
 static void remove_run_files(const char *rundir)
 {
-	static const char *const files[] = {"qemu.pid", "qmp.socket", "console.socket"};
+	static const char *const files[] = {"qemu.pid", "qmp.socket", "console.socket",
+					    "agent.socket", "agent.key"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		_cleanup_free_ char *f = run_file(rundir, files[i]);
@@ -412,13 +419,15 @@ static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_
 }
 
 struct vm_paths {
-	char *conf, *pid, *qmp, *console, *log, *qlog, *vars;
+	char *conf, *pid, *qmp, *console, *log, *qlog, *vars, *agent, *key, *config;
+	char *kernel, *initrd;
 };
 
 static void vm_paths_release(struct vm_paths *p)
 {
 	free(p->conf), free(p->pid), free(p->qmp), free(p->console), free(p->log);
-	free(p->qlog), free(p->vars);
+	free(p->qlog), free(p->vars), free(p->agent), free(p->key), free(p->config);
+	free(p->kernel), free(p->initrd);
 }
 
 static int vm_paths_of(const char *rundir, struct vm_paths *p)
@@ -430,8 +439,86 @@ static int vm_paths_of(const char *rundir, struct vm_paths *p)
 	p->log = run_file(rundir, "console.log");
 	p->qlog = run_file(rundir, "qemu.log");
 	p->vars = run_file(rundir, "qemu.nvram");
-	return p->conf && p->pid && p->qmp && p->console && p->log && p->qlog && p->vars ? 0
-											 : -ENOMEM;
+	p->agent = run_file(rundir, "agent.socket");
+	p->key = run_file(rundir, "agent.key");
+	p->config = run_file(rundir, "config");
+	p->kernel = run_file(rundir, "kernel");
+	p->initrd = run_file(rundir, "initrd");
+	return p->conf && p->pid && p->qmp && p->console && p->log && p->qlog && p->vars &&
+			       p->agent && p->key && p->config && p->kernel && p->initrd
+		       ? 0
+		       : -ENOMEM;
+}
+
+/* How the VM boots: the image's own kernel and initrd, copied out of its root file
+ * system at every start (the guest may have upgraded them), when the image names them
+ * and boot.direct is not false; else OVMF with the VM's own copy of its variables. */
+static int vm_boot_setup(const json_t *inst, const char *disk, const struct vm_paths *p,
+			 struct qemu_vm *vm, struct berth_error *err)
+{
+	const struct vm_host *h = vm_host_get();
+	struct vm_direct_boot boot;
+	uint64_t offset = 0;
+	int r = vm_params_direct_boot(inst, &boot, err);
+
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		unlink(p->kernel);
+		unlink(p->initrd);
+		vm->ovmf_code = h->ovmf_code;
+		vm->ovmf_vars = p->vars;
+		return vars_copy(h->ovmf_vars, p->vars, err);
+	}
+	r = vm_disk_partition_offset(disk, boot.partition, &offset, err);
+	if (r >= 0)
+		r = vm_disk_extract(disk, offset, boot.kernel, p->kernel, err);
+	if (r >= 0 && boot.initrd)
+		r = vm_disk_extract(disk, offset, boot.initrd, p->initrd, err);
+	if (r < 0)
+		return r;
+	vm->kernel = p->kernel;
+	vm->initrd = boot.initrd ? p->initrd : NULL;
+	vm->cmdline = boot.cmdline;
+	return 0;
+}
+
+/* berth-agent's side of this start: a fresh key in agent.key (0400, for berth-vmmon) and
+ * the config drive (the host's berth-agent with the same key, the cloud-init keys, the
+ * instance's name), which QEMU shares with the guest as the 9p tag "config". */
+static int agent_prepare(const json_t *inst, const struct vm_paths *p, struct berth_error *err)
+{
+	const json_t *cfg = json_object_get(inst, "expanded_config");
+	_cleanup_free_ char *agent = NULL;
+	uint8_t key[AGENT_KEY_LEN];
+	char hex[2 * AGENT_KEY_LEN + 2];
+	struct config_drive cd = {
+		.key = key,
+		.name = berth_json_string(inst, "name"),
+		.user_data = berth_json_string(cfg, "cloud-init.user-data"),
+		.vendor_data = berth_json_string(cfg, "cloud-init.vendor-data"),
+		.network_config = berth_json_string(cfg, "cloud-init.network-config"),
+	};
+	int r = berth_program_find("berth-agent", &agent);
+
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "Cannot find berth-agent (set BERTH_AGENT)");
+	r = config_drive_new_key(key);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot draw the agent key: %s",
+				       strerror(-r));
+	config_drive_key_hex(key, hex);
+	r = berth_write_file_replace(p->key, hex, strlen(hex), 0400);
+	explicit_bzero(hex, sizeof(hex));
+	if (r < 0)
+		berth_error_set(err, r, BERTH_ERR_INTERNAL, "Writing \"%s\": %s", p->key,
+				strerror(-r));
+	cd.agent_path = agent;
+	if (r >= 0)
+		r = config_drive_build(p->config, &cd, err);
+	explicit_bzero(key, sizeof(key));
+	return r;
 }
 
 static int vm_start_qemu(struct berth_daemon *d, const char *project, const json_t *inst,
@@ -462,9 +549,11 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	if (r >= 0)
 		r = berth_mkdir_p(rundir, 0700) < 0 ? -ENOMEM : vm_paths_of(rundir, &p);
 	if (r >= 0)
-		r = vars_copy(h->ovmf_vars, p.vars, err);
+		r = vm_boot_setup(inst, disk, &p, &vm, err);
 	if (r >= 0)
 		r = vm_nics_build(d, project, inst, &nics, err);
+	if (r >= 0)
+		r = agent_prepare(inst, &p, err);
 	if (r < 0)
 		return r;
 	vm_params_uuid(project, name, uuid);
@@ -474,10 +563,10 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	vm.console_socket = p.console;
 	vm.console_log = p.log;
 	vm.qmp_socket = p.qmp;
-	vm.ovmf_code = h->ovmf_code;
-	vm.ovmf_vars = p.vars;
 	vm.pidfile = p.pid;
 	vm.log_file = p.qlog;
+	vm.agent_socket = p.agent;
+	vm.config_dir = p.config;
 	vm.nics = nics.nics;
 	vm.n_nics = nics.n;
 	r = qemu_launch(&vm, p.conf, err);
@@ -505,12 +594,40 @@ static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
 	if (r < 0)
 		return r;
 	qemu_cgroup_enter(d, project, name, qemu_pid(rundir));
+	r = vmmon_start(rundir, err);
+	if (r < 0) {
+		qemu_kill_now(rundir);
+		qemu_cgroup_remove(d, project, name);
+		return berth_error_wrap(err, r, "Starting berth-vmmon for instance \"%s\"", name);
+	}
 	set_status(d, project, name, INSTANCE_RUNNING);
 	lifecycle(d, project, name, "instance-started");
 	return 0;
 }
 
 /* ---- stop, restart, freeze ---- */
+
+/* berth-vmmon exits when its QEMU does: wait (bounded) until monitor.sock no longer
+ * answers, so that a stop leaves no process behind. */
+static void vmmon_wait_gone(const char *rundir, const char *name)
+{
+	uint64_t deadline = berth_monotonic_ns() + (uint64_t)VM_VMMON_EXIT_MS * 1000000;
+
+	for (;;) {
+		bool ready = false;
+		int r = vmmon_status(rundir, &ready, NULL, NULL);
+
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			return;
+		if (berth_monotonic_ns() >= deadline) {
+			log_warn("Instance \"%s\": berth-vmmon still answers %ds after QEMU "
+				 "exited, ignoring",
+				 name, VM_VMMON_EXIT_MS / 1000);
+			return;
+		}
+		usleep(50 * 1000);
+	}
+}
 
 /* Kill QEMU `pidfd` and wait for it. */
 static int kill_qemu(const char *name, int pidfd, struct berth_error *err)
@@ -567,6 +684,7 @@ static int vm_stop(struct berth_daemon *d, const char *project, const char *name
 	}
 	if (r < 0)
 		return r;
+	vmmon_wait_gone(rundir, name);
 	remove_run_files(rundir);
 	qemu_cgroup_remove(d, project, name);
 	set_status(d, project, name, INSTANCE_STOPPED);
@@ -634,19 +752,72 @@ static void qemu_usage(pid_t pid, uint64_t *ret_rss, uint64_t *ret_cpu_ns)
 		      (1000000000ull / (uint64_t)(tick > 0 ? tick : 100));
 }
 
+int vm_monitor_ensure(const struct berth_daemon *d, const char *project, const char *name,
+		      char **ret_rundir, struct berth_error *err)
+{
+	_cleanup_free_ char *rundir = container_rundir(d, project, name);
+	bool ready = false;
+	int r;
+
+	if (!rundir)
+		return -ENOMEM;
+	if (!qemu_pid(rundir))
+		return berth_error_set(err, -ESRCH, BERTH_ERR_BAD_REQUEST,
+				       "Instance is not running");
+	r = vmmon_status(rundir, &ready, NULL, NULL);
+	if (r == -ENOENT || r == -ECONNREFUSED) {
+		log_info("Instance \"%s\": no berth-vmmon answers, starting one", name);
+		r = vmmon_start(rundir, err);
+		if (r < 0)
+			return berth_error_wrap(err, r, "Starting berth-vmmon for instance \"%s\"",
+						name);
+	}
+	*ret_rundir = TAKE_PTR(rundir);
+	return 0;
+}
+
+/* What the agent says of the guest (network, memory, disk, processes) into `st`, when it
+ * answers within VM_STATE_TIMEOUT_MS: a slow or absent agent leaves QEMU's figures. */
+static void vm_state_guest(const struct berth_daemon *d, const char *project, const char *name,
+			   json_t *st)
+{
+	static const char *const keys[] = {"network", "disk", "processes"};
+	_cleanup_free_ char *rundir = container_rundir(d, project, name), *again = NULL;
+	json_auto_t *g = NULL;
+	json_t *mem;
+	int r = rundir ? vmmon_state(rundir, &g, VM_STATE_TIMEOUT_MS, NULL) : -ENOMEM;
+
+	/* no vmmon (killed): start it again, once */
+	if ((r == -ENOENT || r == -ECONNREFUSED) &&
+	    vm_monitor_ensure(d, project, name, &again, NULL) >= 0)
+		r = vmmon_state(again, &g, VM_STATE_TIMEOUT_MS, NULL);
+	if (r < 0)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (json_object_get(g, keys[i]))
+			json_object_set(st, keys[i], json_object_get(g, keys[i]));
+	mem = json_object_get(g, "memory");
+	if (json_is_object(mem))
+		json_object_update(json_object_get(st, "memory"), mem);
+}
+
 static json_t *vm_state(const struct berth_daemon *d, const char *project, const char *name)
 {
 	pid_t pid = 0;
 	enum instance_power p = vm_power(d, project, name, &pid);
 	uint64_t rss = 0, cpu = 0;
+	json_t *st;
 
 	if (pid)
 		qemu_usage(pid, &rss, &cpu);
-	return json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:{}, s:i, s:i, s:{s:I}}",
-			 "status", power_status(p), "status_code", power_code(p), "disk", "memory",
-			 "usage", (json_int_t)rss, "usage_peak", (json_int_t)0, "swap_usage",
-			 (json_int_t)0, "swap_usage_peak", 0, "network", "pid", (int)pid,
-			 "processes", -1, "cpu", "usage", (json_int_t)cpu);
+	st = json_pack("{s:s, s:i, s:{}, s:{s:I, s:I, s:I, s:i}, s:{}, s:i, s:i, s:{s:I}}",
+		       "status", power_status(p), "status_code", power_code(p), "disk", "memory",
+		       "usage", (json_int_t)rss, "usage_peak", (json_int_t)0, "swap_usage",
+		       (json_int_t)0, "swap_usage_peak", 0, "network", "pid", (int)pid, "processes",
+		       -1, "cpu", "usage", (json_int_t)cpu);
+	if (st && p == INSTANCE_RUNNING)
+		vm_state_guest(d, project, name, st);
+	return st;
 }
 
 static int vm_console_open(struct berth_daemon *d, const char *project, const char *name, int *ret,
@@ -676,6 +847,7 @@ static int vm_console_open(struct berth_daemon *d, const char *project, const ch
 
 /* ---- what a running VM cannot take yet ---- */
 
+/* A VM has no exec helper: commands run only through berth-vmmon's monitor.sock. */
 static int vm_exec_helper(char **ret)
 {
 	*ret = NULL;

@@ -1,7 +1,10 @@
 /* daemon/vm/params.c: a VM's QEMU parameters from its expanded instance (see params.h). */
 #include "daemon/vm/params.h"
 
+#include <endian.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +13,9 @@
 #include <unistd.h>
 
 #include "lib/json.h"
+#include "lib/macros.h"
 #include "lib/sha256.h"
+#include "lib/spawn.h"
 #include "lib/util.h"
 #include "storage/driver.h"
 
@@ -113,4 +118,117 @@ void vm_params_uuid(const char *project, const char *name, char buf[static 37])
 	snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12],
 		 h[13], h[14], h[15]);
+}
+
+int vm_params_direct_boot(const json_t *inst, struct vm_direct_boot *ret, struct berth_error *err)
+{
+	const json_t *cfg = json_object_get(inst, "expanded_config");
+	const char *kernel = berth_json_string(cfg, "image.boot.kernel");
+	const char *part = berth_json_string(cfg, "image.boot.root_partition");
+	const char *direct = berth_json_string(cfg, "boot.direct");
+	char *end = NULL;
+	unsigned long n;
+
+	if (!kernel || !*kernel || !part || !*part ||
+	    (direct && (streq(direct, "false") || streq(direct, "0"))))
+		return 0;
+	errno = 0;
+	n = strtoul(part, &end, 10);
+	if (errno || *end || !isdigit((unsigned char)*part) || n < 1 || n > 128)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "image.boot.root_partition \"%s\": a GPT partition number "
+				       "(1 to 128)",
+				       part);
+	*ret = (struct vm_direct_boot){
+		.kernel = kernel,
+		.initrd = berth_json_string(cfg, "image.boot.initrd"),
+		.cmdline = berth_json_string(cfg, "image.boot.cmdline"),
+		.partition = (unsigned)n,
+	};
+	if (ret->initrd && !*ret->initrd)
+		ret->initrd = NULL;
+	return 1;
+}
+
+static int read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = pread(fd, buf, len, (off_t)off);
+
+	return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+}
+
+int vm_disk_partition_offset(const char *path, unsigned partition, uint64_t *ret,
+			     struct berth_error *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t hdr[92], entry[48];
+	uint64_t table, first;
+	uint32_t count, size;
+	int r;
+
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening \"%s\": %m", path);
+	/* GPT header at LBA 1: the entries' LBA at 72, their count at 80, size at 84. */
+	r = read_at(fd, hdr, sizeof(hdr), 512);
+	if (r < 0 || memcmp(hdr, "EFI PART", 8) != 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "The disk of the instance has no GPT partition table: "
+				       "direct kernel boot needs one (set boot.direct=false)");
+	memcpy(&table, hdr + 72, 8);
+	memcpy(&count, hdr + 80, 4);
+	memcpy(&size, hdr + 84, 4);
+	table = le64toh(table);
+	count = le32toh(count);
+	size = le32toh(size);
+	if (partition > count || size < 128 || size > 4096 || table > (UINT64_MAX >> 10))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "The disk of the instance has no partition %u", partition);
+	/* An entry: type GUID (16), unique GUID (16), first LBA (8), last LBA (8). */
+	r = read_at(fd, entry, sizeof(entry), table * 512 + (uint64_t)(partition - 1) * size);
+	memcpy(&first, entry + 32, 8);
+	first = le64toh(first);
+	if (r < 0 || first == 0 || first > (UINT64_MAX >> 10) ||
+	    !memcmp(entry, (const uint8_t[16]){0}, 16))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "The disk of the instance has no partition %u", partition);
+	*ret = first * 512;
+	return 0;
+}
+
+int vm_disk_extract(const char *disk, uint64_t offset, const char *guest_path, const char *out,
+		    struct berth_error *err)
+{
+	_cleanup_free_ char *req = NULL, *dev = NULL;
+	struct stat st;
+	int r;
+
+	/* debugfs reads its request as words: a path with blanks or quotes is refused. */
+	if (guest_path[0] != '/' || strpbrk(guest_path, " \t\n\"'\\"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Direct kernel boot: unusable path \"%s\"", guest_path);
+	req = berth_strdup_printf("dump %s %s", guest_path, out);
+	dev = berth_strdup_printf("%s?offset=%" PRIu64, disk, offset);
+	if (!req || !dev)
+		return -ENOMEM;
+	unlink(out);
+	{
+		const char *argv[] = {"debugfs", "-R", req, dev, NULL};
+		_cleanup_(berth_spawn_release) struct berth_spawn s = {
+			.argv = argv,
+			.timeout_ms = 60000,
+			.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT},
+		};
+
+		r = berth_spawn_run(&s, err);
+	}
+	if (r < 0)
+		return r;
+	if (stat(out, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		unlink(out);
+		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+				       "Direct kernel boot: the guest has no file \"%s\" (set "
+				       "boot.direct=false to boot through firmware)",
+				       guest_path);
+	}
+	return 0;
 }

@@ -31,3 +31,29 @@ int vm_disk_grow(const char *path, uint64_t size, const char *name, struct berth
 /* A UUID (version 4 layout) derived from `project` and `name`: the same VM keeps its
  * SMBIOS identity across starts, two VMs never share one. */
 void vm_params_uuid(const char *project, const char *name, char buf[static 37]);
+
+/* Direct kernel boot (doc/vm.md, "Direct kernel boot"): the image's boot.* properties,
+ * copied into the instance's config as image.boot.kernel, .initrd, .cmdline and
+ * .root_partition. All borrowed from `inst`. */
+struct vm_direct_boot {
+	const char *kernel;  /* a path in the guest's root file system */
+	const char *initrd;  /* may be NULL */
+	const char *cmdline; /* may be NULL */
+	unsigned partition;  /* 1-based GPT partition holding the root file system */
+};
+
+/* 1 with *ret filled when the instance boots its image's kernel directly: the image
+ * names a kernel and a root partition (1 to 128), and `boot.direct` is not false;
+ * 0 when it boots through firmware. -EINVAL (a 400) for a bad root partition. */
+int vm_params_direct_boot(const json_t *inst, struct vm_direct_boot *ret, struct berth_error *err);
+
+/* The byte offset of GPT partition `partition` (1-based) of the raw disk `path`. -EINVAL
+ * with `err` set when the disk has no GPT or no such partition. */
+int vm_disk_partition_offset(const char *path, unsigned partition, uint64_t *ret,
+			     struct berth_error *err);
+
+/* Copy the file `guest_path` of the ext2/3/4 file system at byte `offset` of the raw disk
+ * `disk` to `out` (replaced), with debugfs (e2fsprogs): the guest's file system is read,
+ * never mounted. -ENOENT (a 400 naming the path) when it holds no such regular file. */
+int vm_disk_extract(const char *disk, uint64_t offset, const char *guest_path, const char *out,
+		    struct berth_error *err);

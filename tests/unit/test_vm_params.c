@@ -1,7 +1,7 @@
 /* tests/unit/test_vm_params.c: daemon/vm/params: CPUs, memory and root disk size from an
  * expanded instance (LXD's defaults, sizes, refusals), the SMBIOS UUID (stable,
- * version 4 layout, distinct per project and name), and growing a disk file (never
- * shrinking it). */
+ * version 4 layout, distinct per project and name), growing a disk file (never
+ * shrinking it), direct kernel boot's keys and the GPT partition a kernel is read from. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,13 +134,138 @@ static void test_disk_grow(void **state)
 	berth_error_release(&err);
 }
 
+static json_t *inst_boot(const char *kernel, const char *part, const char *direct)
+{
+	json_t *cfg = json_object();
+
+	if (kernel)
+		json_object_set_new(cfg, "image.boot.kernel", json_string(kernel));
+	if (part)
+		json_object_set_new(cfg, "image.boot.root_partition", json_string(part));
+	if (direct)
+		json_object_set_new(cfg, "boot.direct", json_string(direct));
+	json_object_set_new(cfg, "image.boot.initrd", json_string("/boot/initrd.img"));
+	json_object_set_new(cfg, "image.boot.cmdline", json_string("root=LABEL=rootfs"));
+	return json_pack("{s:o}", "expanded_config", cfg);
+}
+
+static void test_direct_boot(void **state)
+{
+	struct vm_direct_boot b = {0};
+	struct berth_error err = {0};
+	json_t *i;
+
+	i = inst_boot("/boot/vmlinuz", "2", NULL);
+	assert_int_equal(vm_params_direct_boot(i, &b, NULL), 1);
+	assert_string_equal(b.kernel, "/boot/vmlinuz");
+	assert_string_equal(b.initrd, "/boot/initrd.img");
+	assert_string_equal(b.cmdline, "root=LABEL=rootfs");
+	assert_int_equal(b.partition, 2);
+	json_decref(i);
+	i = inst_boot("/boot/vmlinuz", "2", "false"); /* the opt-out */
+	assert_int_equal(vm_params_direct_boot(i, &b, NULL), 0);
+	json_decref(i);
+	i = inst_boot("/boot/vmlinuz", "2", "true");
+	assert_int_equal(vm_params_direct_boot(i, &b, NULL), 1);
+	json_decref(i);
+	i = inst_boot(NULL, "2", NULL); /* no kernel named: firmware */
+	assert_int_equal(vm_params_direct_boot(i, &b, NULL), 0);
+	json_decref(i);
+	i = inst_boot("/boot/vmlinuz", NULL, NULL);
+	assert_int_equal(vm_params_direct_boot(i, &b, NULL), 0);
+	json_decref(i);
+	for (const char *const *p = (const char *const[]){"0", "129", "-1", "2x", "+2", NULL}; *p;
+	     p++) {
+		i = inst_boot("/boot/vmlinuz", *p, NULL);
+		assert_int_equal(vm_params_direct_boot(i, &b, &err), -EINVAL);
+		assert_non_null(strstr(err.msg, "image.boot.root_partition"));
+		berth_error_release(&err);
+		json_decref(i);
+	}
+}
+
+static void put_le(int fd, off_t off, uint64_t v, size_t n)
+{
+	uint8_t b[8];
+
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	assert_int_equal(pwrite(fd, b, n, off), (ssize_t)n);
+}
+
+static void test_partition_offset(void **state)
+{
+	char path[] = "/tmp/test_vm_params_gpt.XXXXXX";
+	struct berth_error err = {0};
+	uint64_t off = 0;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	assert_int_equal(vm_disk_partition_offset(path, 1, &off, &err), -EINVAL); /* no GPT */
+	assert_non_null(strstr(err.msg, "no GPT"));
+	berth_error_release(&err);
+	assert_int_equal(pwrite(fd, "EFI PART", 8, 512), 8);
+	put_le(fd, 512 + 72, 2, 8);	      /* entries at LBA 2 */
+	put_le(fd, 512 + 80, 128, 4);	      /* 128 of them */
+	put_le(fd, 512 + 84, 128, 4);	      /* of 128 bytes */
+	put_le(fd, 1024 + 128, 0xaf, 1);      /* partition 2: a type */
+	put_le(fd, 1024 + 128 + 32, 4096, 8); /* first LBA */
+	close(fd);
+	assert_int_equal(vm_disk_partition_offset(path, 2, &off, NULL), 0);
+	assert_int_equal(off, 4096ull * 512);
+	assert_int_equal(vm_disk_partition_offset(path, 1, &off, &err), -EINVAL); /* unused */
+	assert_non_null(strstr(err.msg, "no partition 1"));
+	berth_error_release(&err);
+	assert_int_equal(vm_disk_partition_offset(path, 129, &off, &err), -EINVAL);
+	berth_error_release(&err);
+	unlink(path);
+}
+
+/* A kernel read out of an ext4 file system (made by mkfs.ext4 -d, never mounted). */
+static void test_extract(void **state)
+{
+	char dir[] = "/tmp/test_vm_params_fs.XXXXXX";
+	char cmd[512], img[600], out[600], content[64] = "";
+	struct berth_error err = {0};
+	FILE *f;
+
+	if (system("command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null") != 0)
+		skip();
+	assert_non_null(mkdtemp(dir));
+	snprintf(
+		cmd, sizeof(cmd),
+		"mkdir -p %s/root/boot && echo kernel-bytes >%s/root/boot/vmlinuz && "
+		"ln -s vmlinuz %s/root/boot/link && mkfs.ext4 -q -d %s/root %s/fs.img 8M >/dev/null",
+		dir, dir, dir, dir, dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(img, sizeof(img), "%s/fs.img", dir);
+	snprintf(out, sizeof(out), "%s/kernel", dir);
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/vmlinuz", out, NULL), 0);
+	f = fopen(out, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(content, sizeof(content), f));
+	fclose(f);
+	assert_string_equal(content, "kernel-bytes\n");
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/missing", out, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "no file \"/boot/missing\""));
+	berth_error_release(&err);
+	assert_int_equal(access(out, F_OK), -1); /* nothing half-made left */
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/a b", out, &err), -EINVAL);
+	berth_error_release(&err);
+	assert_int_equal(vm_disk_extract(img, 0, "boot/vmlinuz", out, &err), -EINVAL);
+	berth_error_release(&err);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_root_size),
-		cmocka_unit_test(test_uuid),
-		cmocka_unit_test(test_disk_grow),
+		cmocka_unit_test(test_limits),	    cmocka_unit_test(test_root_size),
+		cmocka_unit_test(test_uuid),	    cmocka_unit_test(test_disk_grow),
+		cmocka_unit_test(test_direct_boot), cmocka_unit_test(test_partition_offset),
+		cmocka_unit_test(test_extract),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

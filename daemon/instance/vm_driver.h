@@ -1,0 +1,15 @@
+/* daemon/instance/vm_driver.h: what the API needs of the VM driver beyond the driver
+ * seam (driver.h): the per-VM berth-vmmon that holds the berth-agent session, for files,
+ * exec and the guest's state (doc/vm.md, "berth-agent in a VM"). */
+#pragma once
+
+#include "daemon/daemon.h"
+#include "lib/error.h"
+
+/* The run directory of the running VM `name` (new string in *ret_rundir) with its
+ * berth-vmmon answering on monitor.sock: one is started when none answers (killed, or
+ * lost with the host's processes) while QEMU runs. -ESRCH ("Instance is not running")
+ * when QEMU does not run; the vmmon start's error otherwise. The agent may still be
+ * down: vmmon_* calls then fail with LXD's agent-not-running message. */
+int vm_monitor_ensure(const struct berth_daemon *d, const char *project, const char *name,
+		      char **ret_rundir, struct berth_error *err);
