@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,23 @@ int pack_shift_maps_write(const char *dir, const struct pack_shift *sh, char *re
 	return r;
 }
 
+/* pigz on PATH: gzip's format, compressed on every CPU (tar's --gzip runs one gzip). */
+static pthread_once_t pigz_once = PTHREAD_ONCE_INIT;
+static bool pigz_found;
+
+static void pigz_look(void)
+{
+	_cleanup_free_ char *path = strdup(getenv("PATH") ?: "/usr/bin:/bin");
+	char *save = NULL;
+
+	for (char *d = path ? strtok_r(path, ":", &save) : NULL; d && !pigz_found;
+	     d = strtok_r(NULL, ":", &save)) {
+		_cleanup_free_ char *bin = berth_strdup_printf("%s/pigz", d);
+
+		pigz_found = bin && access(bin, X_OK) == 0;
+	}
+}
+
 const char *pack_compress_flag(const char *algo)
 {
 	static const char *const flags[][2] = {
@@ -84,6 +102,11 @@ const char *pack_compress_flag(const char *algo)
 		{"bzip2", "--bzip2"}, {"lzma", "--lzma"},
 	};
 
+	if (streq(algo, "gzip")) {
+		pthread_once(&pigz_once, pigz_look);
+		if (pigz_found)
+			return "--use-compress-program=pigz";
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
 		if (streq(algo, flags[i][0]))
 			return flags[i][1];
