@@ -38,6 +38,8 @@
 struct options {
 	bool debug;
 	const char *group;
+	/* The API socket systemd passed us (berthd.socket), or -EBADF. */
+	int listen_fd;
 };
 
 static void usage(FILE *f)
@@ -58,7 +60,9 @@ static void usage(FILE *f)
 		"  BERTH_DIR                    state directory (default: %s)\n"
 		"  BERTH_HTTP_IDLE_TIMEOUT      seconds an idle client connection is kept (60)\n"
 		"  BERTH_HTTP_REQUEST_TIMEOUT   seconds a request may take to arrive (30)\n"
-		"  BERTH_QEMU                   QEMU for VMs (default: qemu-system-x86_64 in PATH)\n",
+		"  BERTH_QEMU                   QEMU for VMs (default: qemu-system-x86_64 in PATH)\n"
+		"  LISTEN_PID, LISTEN_FDS       socket activation: fd 3, bound to the socket's\n"
+		"                               path, is served instead of a socket of our own\n",
 		BERTH_DEFAULT_DIR);
 }
 
@@ -166,6 +170,54 @@ static int open_socket(const char *path, const char *group)
 	if (listen(fd, 511) < 0)
 		return log_error_errno(-errno, "listen()");
 	return TAKE_FD(fd);
+}
+
+/* Socket activation (sd_listen_fds(3)'s protocol, by hand): the first fd passed, 3, when
+ * LISTEN_PID names us. The variables are dropped so that nothing we spawn sees them. */
+static int activation_take_fd(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	struct stat st;
+	int fd = 3;
+
+	if (!pid || !fds)
+		return -EBADF;
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (strtol(pid, NULL, 10) != (long)getpid() || strtol(fds, NULL, 10) < 1)
+		return -EBADF;
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		log_warn("LISTEN_FDS is set but fd 3 is not a socket, ignoring");
+		return -EBADF;
+	}
+	return fd;
+}
+
+/* The socket systemd passed, if it is the unix stream socket listening on @path. */
+static int adopt_socket(int fd, const char *path)
+{
+	struct sockaddr_un sa = {0};
+	socklen_t len = sizeof(sa);
+	int type = 0, listening = 0;
+	socklen_t optlen = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen) < 0 || type != SOCK_STREAM)
+		return log_error_errno(-EINVAL, "The socket systemd passed is not a stream socket");
+	optlen = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) < 0 || !listening)
+		return log_error_errno(-EINVAL, "The socket systemd passed is not listening");
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		return log_error_errno(-errno, "getsockname()");
+	if (sa.sun_family != AF_UNIX || strncmp(sa.sun_path, path, sizeof(sa.sun_path)) != 0)
+		return log_error_errno(-EINVAL,
+				       "The socket systemd passed is not \"%s\" (ListenStream=)",
+				       path);
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return log_error_errno(-errno, "fcntl()");
+	log_info("Listening on \"%s\" passed by systemd", path);
+	return fd;
 }
 
 /* Tell systemd we are ready (Type=notify), when it asked. */
@@ -402,7 +454,10 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	if (r < 0)
 		return r;
 	berth_http_server_set_error_hook(d->http, api_log_error_response, NULL);
-	fd = open_socket(d->socket_path, o->group);
+	if (o->listen_fd >= 0)
+		fd = adopt_socket(o->listen_fd, d->socket_path);
+	else
+		fd = open_socket(d->socket_path, o->group);
 	if (fd < 0)
 		return fd;
 	r = berth_http_server_listen_fd(d->http, fd);
@@ -440,7 +495,7 @@ int main(int argc, char **argv)
 {
 	struct berth_daemon d = {0};
 	struct shutdown_state s = {.d = &d};
-	struct options o = {0};
+	struct options o = {.listen_fd = -EBADF};
 	_cleanup_close_ int lock_fd = -EBADF;
 	const char *dir;
 	int r;
@@ -457,6 +512,7 @@ int main(int argc, char **argv)
 	if (!setlocale(LC_CTYPE, "C.UTF-8") && !setlocale(LC_CTYPE, "C.utf8"))
 		log_debug("No C.UTF-8 locale: image file names are read in the C locale");
 	signal(SIGPIPE, SIG_IGN);
+	o.listen_fd = activation_take_fd();
 	/* What we inherited beyond stdio (a shell's or a service manager's fds) must not
 	 * reach the helpers we spawn, nor through them a container. */
 	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -504,7 +560,9 @@ int main(int argc, char **argv)
 		log_info("Leaving storage pools mounted: containers run on them");
 	else
 		storage_pools_mount(d.db, d.dir, false);
-	unlink(d.socket_path);
+	/* A socket systemd passed is systemd's: it listens on it again once we are gone. */
+	if (o.listen_fd < 0)
+		unlink(d.socket_path);
 	if (d.stdio_path)
 		unlink(d.stdio_path);
 	instance_expand_cache_release();

@@ -57,6 +57,12 @@ SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 # clang-format: `make format` and `make format-check` (.clang-format).
 # man-db and groff-base: tests/lint/t_man.sh renders the generated man pages (man -l).
 # VM_DEPS: the VM image recipe and t_vm_image.sh (above).
+# PACKAGE_DEPS: `make deb` (debhelper, with dpkg-dev), lintian over the package, and
+# t_deb.sh's boot of a root with it under systemd-nspawn (systemd-container);
+# systemd's systemd-socket-activate for t_socket_activation.sh.
+PACKAGE_DEPS=(
+	debhelper lintian systemd-container systemd
+)
 TEST_DEPS=(
 	"${SETUP_DEPS[@]}"
 	libcmocka-dev clang libclang-rt-14-dev clang-format
@@ -68,4 +74,5 @@ TEST_DEPS=(
 	apparmor
 	man-db groff-base
 	"${VM_DEPS[@]}"
+	"${PACKAGE_DEPS[@]}"
 )
