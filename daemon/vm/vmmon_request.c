@@ -245,7 +245,7 @@ static void send_words(struct vmmon_client *c, const char *const *w, size_t n)
 	char *p;
 
 	for (size_t i = 0; i < n; i++)
-		size += 3 * strlen(w[i]) + 1;
+		size += runtime_word_room(w[i]) + 1;
 	p = line = malloc(size);
 	if (!line) {
 		send_error(c, 500, -ENOMEM, "out of memory");
@@ -290,7 +290,7 @@ static void req_file_pull(struct vmmon *m, struct vmmon_client *c, char **w, siz
 	words[7] = info.type == AGENT_FILE_SYMLINK ? info.target : NULL;
 	send_words(c, words, words[7] ? 8 : 7);
 	for (size_t i = 0; i < info.n_entries; i++) {
-		_cleanup_free_ char *e = malloc(3 * strlen(info.entries[i]) + 2);
+		_cleanup_free_ char *e = malloc(runtime_word_room(info.entries[i]) + 2);
 		char *p = e ? runtime_word_escape(e, info.entries[i]) : NULL;
 
 		if (!p || (*p++ = '\n', send_all(c, e, (size_t)(p - e)) < 0))
@@ -377,7 +377,7 @@ static void req_mkdir(struct vmmon *m, struct vmmon_client *c, char **w, size_t 
 static void req_status(struct vmmon *m, struct vmmon_client *c)
 {
 	const char *v = m->agent ? agent_client_agent_version(m->agent) : NULL;
-	_cleanup_free_ char *esc = v ? malloc(3 * strlen(v) + 1) : NULL;
+	_cleanup_free_ char *esc = v ? malloc(runtime_word_room(v) + 1) : NULL;
 
 	if (!m->agent) {
 		vmmon_client_send(c, "ok agent-connecting");
