@@ -144,14 +144,24 @@ static int listen_socket(struct vmmon *m, const char **why)
 	}
 	unlink(sa.sun_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+	if (fd >= 0) {
+		/* 0600 from the bind on: no window where another user could connect */
+		mode_t old = umask(0177);
+		int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+		umask(old);
+		if (b < 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd < 0 || listen(fd, 64) < 0) {
 		int r = -errno;
 		if (fd >= 0)
 			close(fd);
 		*why = "cannot listen on monitor.sock";
 		return r;
 	}
-	chmod(sa.sun_path, 0600);
 	m->listen_fd = fd;
 	return 0;
 }

@@ -92,8 +92,17 @@ void vmmon_accept(struct vmmon *m)
 	int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	struct vmmon_client *c;
 
+	struct ucred cred = {.uid = (uid_t)-1};
+	socklen_t len = sizeof(cred);
+
 	if (fd < 0)
 		return;
+	/* Only our own user (berthd's): the socket's mode says so too, this does not rely on it */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid()) {
+		vmmon_log("refused a client of uid %d", (int)cred.uid);
+		close(fd);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
