@@ -110,8 +110,12 @@ void vmmon_accept(struct vmmon *m)
 	}
 	c->fd = fd;
 	c->fds[0] = c->fds[1] = c->fds[2] = -EBADF;
-	c->next = m->clients;
-	m->clients = c;
+	/* at the tail: the loop polls the first VMMON_POLL_CLIENTS, oldest first, so that a
+	 * flood of new connections cannot keep the older ones out of every poll */
+	struct vmmon_client **tail = &m->clients;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = c;
 }
 
 /* ---- replies ---- */
