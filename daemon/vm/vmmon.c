@@ -521,8 +521,15 @@ static int vmmon_start_cmd(const char *rundir)
 	int p[2];
 	pid_t pid;
 
-	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+	if (pipe2(p, O_CLOEXEC) < 0) {
 		fprintf(stderr, "berth-vmmon: %m\n");
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "berth-vmmon: %m\n");
+		close(p[0]);
+		close(p[1]);
 		return 1;
 	}
 	if (pid == 0) {
