@@ -30,6 +30,9 @@
 #define VMMON_OUT_HIGH (1u << 20)
 /* ... unless that reader has been stuck this long: its output is then dropped. */
 #define VMMON_STALL_MS 10000
+/* Output that arrives while vmmon sits in a blocking agent call (a probe, a state, a file
+ * transfer) is buffered whatever the pumping says: past this, per stream, it is dropped. */
+#define VMMON_OUT_MAX (2u * VMMON_OUT_HIGH)
 /* How many clients and execs one poll() watches (the rest wait a turn): each exec keeps
  * its client, and the agent runs AGENT_MAX_CHANNELS at once, so clients have room for
  * that many execs and as many new requests. */
