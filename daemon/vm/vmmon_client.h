@@ -15,6 +15,13 @@
 #include "daemon/vm/agent_client.h"
 #include "lib/error.h"
 
+/* How long vmmon gives the agent for a file moved to or from the guest, whole; berthd
+ * waits VMMON_FILE_TIMEOUT_MS + VMMON_FILE_MARGIN_MS for vmmon's answer, so that vmmon's
+ * own time-out (its loop free again) is what berthd reports, never a call given up while
+ * vmmon still waits. */
+#define VMMON_FILE_TIMEOUT_MS 120000
+#define VMMON_FILE_MARGIN_MS 5000
+
 /* LXD 5.0.2's message for a request to a VM whose agent is not running (doc/vm.md). */
 extern const char vmmon_agent_not_running_msg[];
 

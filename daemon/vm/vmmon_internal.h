@@ -9,6 +9,7 @@
 
 #include "agent/proto.h"
 #include "daemon/vm/agent_client.h"
+#include "daemon/vm/vmmon_client.h"
 #include "lib/macros.h"
 
 /* The longest request line: an exec's options, command and environment, %-encoded. */
@@ -23,8 +24,8 @@
 #define VMMON_PROBE_TIMEOUT_MS 5000
 /* An agent call that waits for one answer (exec start, state, delete, mkdir). */
 #define VMMON_CALL_MS 10000
-/* A file moved to or from the guest, whole. */
-#define VMMON_FILE_MS 300000
+/* A file moved to or from the guest, whole (berthd's wait is set from the same value). */
+#define VMMON_FILE_MS VMMON_FILE_TIMEOUT_MS
 /* Output of a command buffered for a reader that does not keep up, per stream: past it the
  * agent's stream is not pumped (the guest waits) ... */
 #define VMMON_OUT_HIGH (1u << 20)
