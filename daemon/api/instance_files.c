@@ -48,7 +48,7 @@
 #define FILES_MAX_SYMLINKS 40
 #define FILES_NOBODY 65534
 #define FILES_COPY_CHUNK (256 * 1024)
-#define FILES_VM_TIMEOUT_MS 60000
+#define FILES_VM_TIMEOUT_MS (VMMON_FILE_TIMEOUT_MS + VMMON_FILE_MARGIN_MS)
 
 /* Where an instance's files are and how its ids map. */
 struct files_root {

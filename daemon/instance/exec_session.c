@@ -877,7 +877,7 @@ static int monitor_start(struct exec_session *s, int child[3])
 	if (!argv || !argv[0] || !argv[1] || !argv[2])
 		return -EINVAL;
 	for (int i = 3; argv[i]; i++)
-		size += 3 * strlen(argv[i]) + 1;
+		size += runtime_word_room(argv[i]) + 1;
 	if (size > EXEC_MONITOR_REQUEST_MAX)
 		return -E2BIG;
 	req = malloc(size);

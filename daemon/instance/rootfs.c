@@ -9,6 +9,7 @@
 #define LOG_CATEGORY "rootfs"
 #include "daemon/db/db.h"
 #include "daemon/instance/rootfs.h"
+#include "daemon/vm/params.h"
 #include "images/metadata.h"
 #include "images/template.h"
 #include "images/unpack.h"
@@ -237,6 +238,33 @@ static int verify(const char *path, struct berth_error *err)
 	return r < 0 ? berth_error_wrap(err, r, "The unpacked image is damaged (disk full?)") : 0;
 }
 
+/* A VM image's kernel and initrd, copied once out of its root.img (the image the admin
+ * imported, never a guest's disk) beside it, for direct kernel boot. A failure leaves
+ * neither file: instances of that image then boot only with boot.direct=false. */
+static void vm_boot_files(const char *fp, const char *path)
+{
+	_cleanup_free_ char *meta = berth_strdup_printf("%s/metadata.yaml", path);
+	_cleanup_free_ char *disk = berth_strdup_printf("%s/root.img", path);
+	_cleanup_free_ char *yaml = NULL;
+	struct berth_error e = {0};
+	struct image_metadata m = {0};
+	size_t len = 0;
+	int r;
+
+	if (!meta || !disk || access(disk, F_OK) < 0)
+		return;
+	r = berth_read_file(meta, IMAGE_METADATA_MAX, &yaml, &len);
+	if (r >= 0)
+		r = image_metadata_parse(yaml, len, &m, &e);
+	if (r >= 0)
+		r = vm_boot_files_extract(path, json_object_get(m.metadata, "properties"), &e);
+	if (r < 0)
+		log_warn("Image \"%.12s\": no kernel for direct boot: %s, ignoring", fp,
+			 berth_error_msg(&e, r));
+	image_metadata_release(&m);
+	berth_error_release(&e);
+}
+
 int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const char *fp,
 			image_unpack_progress_fn progress, void *data, struct berth_error *err)
 {
@@ -275,6 +303,8 @@ int rootfs_image_volume(struct storage_pool *pool, const char *images_dir, const
 		r = storage_writeback_check(wb, "the image volume", err);
 	if (r >= 0)
 		r = verify(tmp_path, err);
+	if (r >= 0)
+		vm_boot_files(fp, tmp_path);
 	if (r >= 0)
 		berth_test_pause("image-unpack-before-rename");
 	if (r >= 0) {

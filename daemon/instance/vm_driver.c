@@ -195,13 +195,15 @@ static int wait_exit(int pidfd, int ms)
 	return r > 0 ? 0 : -ETIMEDOUT;
 }
 
-/* What a stopped QEMU leaves that the next start must not find: its pid, its sockets and
- * the agent key of that start. The configuration, the variables, the config drive and
- * the console log stay. */
+/* What a stopped QEMU (or a failed start) leaves that the next start must not find: its
+ * pid, its sockets and the agent key of that start, in the run directory and on the config
+ * drive; the kernel and initrd older versions copied here. The configuration, the
+ * variables, the rest of the config drive and the console log stay. */
 static void remove_run_files(const char *rundir)
 {
-	static const char *const files[] = {"qemu.pid", "qmp.socket", "console.socket",
-					    "agent.socket", "agent.key"};
+	static const char *const files[] = {"qemu.pid",	    "qmp.socket", "console.socket",
+					    "agent.socket", "agent.key",  "config/berth-agent.key",
+					    "kernel",	    "initrd"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		_cleanup_free_ char *f = run_file(rundir, files[i]);
@@ -420,7 +422,7 @@ static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_
 
 struct vm_paths {
 	char *conf, *pid, *qmp, *console, *log, *qlog, *vars, *agent, *key, *config;
-	char *kernel, *initrd;
+	char *kernel, *initrd; /* in the instance's volume, set by vm_boot_setup */
 };
 
 static void vm_paths_release(struct vm_paths *p)
@@ -442,44 +444,48 @@ static int vm_paths_of(const char *rundir, struct vm_paths *p)
 	p->agent = run_file(rundir, "agent.socket");
 	p->key = run_file(rundir, "agent.key");
 	p->config = run_file(rundir, "config");
-	p->kernel = run_file(rundir, "kernel");
-	p->initrd = run_file(rundir, "initrd");
 	return p->conf && p->pid && p->qmp && p->console && p->log && p->qlog && p->vars &&
-			       p->agent && p->key && p->config && p->kernel && p->initrd
+			       p->agent && p->key && p->config
 		       ? 0
 		       : -ENOMEM;
 }
 
-/* How the VM boots: the image's own kernel and initrd, copied out of its root file
- * system at every start (the guest may have upgraded them), when the image names them
- * and boot.direct is not false; else OVMF with the VM's own copy of its variables. */
-static int vm_boot_setup(const json_t *inst, const char *disk, const struct vm_paths *p,
+/* How the VM boots: the kernel and initrd that were copied out of the image's disk when
+ * it was unpacked (kept beside root.img in the volume; the guest's own disk is never
+ * parsed on the host), when the image names them and boot.direct is not false; else
+ * OVMF with the VM's own copy of its variables. */
+static int vm_boot_setup(const json_t *inst, const char *disk, struct vm_paths *p,
 			 struct qemu_vm *vm, struct berth_error *err)
 {
 	const struct vm_host *h = vm_host_get();
+	_cleanup_free_ char *dir = strdup(disk);
 	struct vm_direct_boot boot;
-	uint64_t offset = 0;
+	char *slash;
 	int r = vm_params_direct_boot(inst, &boot, err);
 
 	if (r < 0)
 		return r;
 	if (r == 0) {
-		unlink(p->kernel);
-		unlink(p->initrd);
 		vm->ovmf_code = h->ovmf_code;
 		vm->ovmf_vars = p->vars;
 		return vars_copy(h->ovmf_vars, p->vars, err);
 	}
-	r = vm_disk_partition_offset(disk, boot.partition, &offset, err);
-	if (r >= 0)
-		r = vm_disk_extract(disk, offset, boot.kernel, p->kernel, err);
-	if (r >= 0 && boot.initrd)
-		r = vm_disk_extract(disk, offset, boot.initrd, p->initrd, err);
-	if (r < 0)
-		return r;
+	slash = dir ? strrchr(dir, '/') : NULL;
+	if (!slash)
+		return -ENOMEM;
+	*slash = '\0';
+	p->kernel = run_file(dir, VM_BOOT_KERNEL);
+	p->initrd = boot.initrd ? run_file(dir, VM_BOOT_INITRD) : NULL;
+	if (!p->kernel || (boot.initrd && !p->initrd))
+		return -ENOMEM;
 	vm->kernel = p->kernel;
-	vm->initrd = boot.initrd ? p->initrd : NULL;
+	vm->initrd = p->initrd;
 	vm->cmdline = boot.cmdline;
+	if (access(p->kernel, R_OK) < 0 || (p->initrd && access(p->initrd, R_OK) < 0))
+		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+				       "Direct kernel boot: the instance's volume holds no kernel "
+				       "copied from its image (see berthd's log of the image "
+				       "unpack; set boot.direct=false to boot through firmware)");
 	return 0;
 }
 
@@ -591,8 +597,10 @@ static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
 		return -EALREADY;
 	remove_run_files(rundir);
 	r = vm_start_qemu(d, project, inst, rundir, err);
-	if (r < 0)
+	if (r < 0) {
+		qemu_kill_now(rundir);
 		return r;
+	}
 	qemu_cgroup_enter(d, project, name, qemu_pid(rundir));
 	r = vmmon_start(rundir, err);
 	if (r < 0) {

@@ -12,10 +12,17 @@
 
 #include "lib/macros.h"
 
+size_t runtime_word_room(const char *w)
+{
+	return *w ? 3 * strlen(w) : 3;
+}
+
 char *runtime_word_escape(char *out, const char *w)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
+	if (!*w) /* the empty word: an escaped NUL, which no other word holds */
+		return memcpy(out, "%00", 3), out + 3;
 	for (const unsigned char *p = (const unsigned char *)w; *p; p++) {
 		if (isalnum(*p) || strchr("-_./=:,+@", *p)) {
 			*out++ = (char)*p;
@@ -32,6 +39,10 @@ int runtime_word_unescape(char *w)
 {
 	char *out = w;
 
+	if (strcmp(w, "%00") == 0) {
+		*w = '\0';
+		return 0;
+	}
 	for (char *in = w; *in; in++) {
 		if (*in != '%') {
 			*out++ = *in;

@@ -5,10 +5,14 @@
 
 #include <stddef.h>
 
-/* Write `w` escaped at `out` (which has room for 3 * strlen(w) bytes) and return the end
- * (not NUL-terminated): bytes other than [A-Za-z0-9] and -_./=:,+@ become %XX. */
+/* The most bytes runtime_word_escape writes for `w`. */
+size_t runtime_word_room(const char *w);
+/* Write `w` escaped at `out` (which has room for runtime_word_room(w) bytes) and return
+ * the end (not NUL-terminated): bytes other than [A-Za-z0-9] and -_./=:,+@ become %XX;
+ * the empty word is "%00" (older writers never sent one; older readers refuse it). */
 char *runtime_word_escape(char *out, const char *w);
-/* Undo the escapes of one word in place. -EINVAL on a bad escape or an escaped NUL. */
+/* Undo the escapes of one word in place: "%00" alone is the empty word. -EINVAL on a bad
+ * escape or an escaped NUL within a word. */
 int runtime_word_unescape(char *w);
 /* Split `line` in place at spaces and unescape each word: a new NULL-terminated array
  * (free it; the strings are `line`'s) in *ret and the count in *ret_n. -EINVAL, -ENOMEM. */

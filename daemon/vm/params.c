@@ -195,40 +195,138 @@ int vm_disk_partition_offset(const char *path, unsigned partition, uint64_t *ret
 	return 0;
 }
 
-int vm_disk_extract(const char *disk, uint64_t offset, const char *guest_path, const char *out,
-		    struct berth_error *err)
+/* debugfs's `stat` of `req` on `dev`: the file's size, -ENOENT when it is no regular file. */
+static int extract_size(const char *dev, const char *guest_path, uint64_t *ret,
+			struct berth_error *err)
 {
-	_cleanup_free_ char *req = NULL, *dev = NULL;
+	_cleanup_free_ char *req = berth_strdup_printf("stat %s", guest_path);
+	const char *type, *size;
+	int r;
+
+	if (!req)
+		return -ENOMEM;
+	const char *argv[] = {"debugfs", "-R", req, dev, NULL};
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = argv,
+		.timeout_ms = 60000,
+		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT},
+	};
+
+	r = berth_spawn_run(&s, err);
+	if (r < 0)
+		return r;
+	/* "Inode: 12   Type: regular    Mode: ..." then "...   Size: 1234" */
+	type = s.out ? strstr(s.out, "Type: ") : NULL;
+	size = s.out ? strstr(s.out, "Size: ") : NULL;
+	if (!type || strncmp(type + 6, "regular ", 8) != 0 || !size ||
+	    !isdigit((unsigned char)size[6]))
+		return -ENOENT;
+	errno = 0;
+	*ret = strtoull(size + 6, NULL, 10);
+	return errno ? -ERANGE : 0;
+}
+
+static int dump_file(const char *dev, const char *guest_path, const char *out,
+		     struct berth_error *err)
+{
+	_cleanup_free_ char *req = berth_strdup_printf("dump %s %s", guest_path, out);
+
+	if (!req)
+		return -ENOMEM;
+	const char *argv[] = {"debugfs", "-R", req, dev, NULL};
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = argv,
+		.timeout_ms = 60000,
+		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT},
+	};
+
+	return berth_spawn_run(&s, err);
+}
+
+static int extract_checked(const char *dev, const char *guest_path, const char *out, uint64_t max,
+			   struct berth_error *err)
+{
 	struct stat st;
+	uint64_t size = 0;
+	int r = extract_size(dev, guest_path, &size, err);
+
+	if (r == -ENOENT)
+		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
+				       "Direct kernel boot: the image has no regular file \"%s\" "
+				       "(set boot.direct=false to boot through firmware)",
+				       guest_path);
+	if (r < 0)
+		return r;
+	if (size == 0 || size > max)
+		return berth_error_set(err, -EFBIG, BERTH_ERR_BAD_REQUEST,
+				       "Direct kernel boot: \"%s\" is %" PRIu64
+				       " bytes (1 to %" PRIu64 " accepted)",
+				       guest_path, size, max);
+	r = dump_file(dev, guest_path, out, err);
+	if (r < 0)
+		return r;
+	if (stat(out, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+				       "Direct kernel boot: copying \"%s\" out of the image failed",
+				       guest_path);
+	return 0;
+}
+
+int vm_disk_extract(const char *disk, uint64_t offset, const char *guest_path, const char *out,
+		    uint64_t max, struct berth_error *err)
+{
+	_cleanup_free_ char *dev = NULL;
 	int r;
 
 	/* debugfs reads its request as words: a path with blanks or quotes is refused. */
-	if (guest_path[0] != '/' || strpbrk(guest_path, " \t\n\"'\\"))
+	if (guest_path[0] != '/' || strpbrk(guest_path, " \t\n\"'\\") || strpbrk(out, " \t\n\"'\\"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Direct kernel boot: unusable path \"%s\"", guest_path);
-	req = berth_strdup_printf("dump %s %s", guest_path, out);
 	dev = berth_strdup_printf("%s?offset=%" PRIu64, disk, offset);
-	if (!req || !dev)
+	if (!dev)
 		return -ENOMEM;
 	unlink(out);
-	{
-		const char *argv[] = {"debugfs", "-R", req, dev, NULL};
-		_cleanup_(berth_spawn_release) struct berth_spawn s = {
-			.argv = argv,
-			.timeout_ms = 60000,
-			.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT},
-		};
-
-		r = berth_spawn_run(&s, err);
-	}
+	r = extract_checked(dev, guest_path, out, max, err);
 	if (r < 0)
-		return r;
-	if (stat(out, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
 		unlink(out);
-		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
-				       "Direct kernel boot: the guest has no file \"%s\" (set "
-				       "boot.direct=false to boot through firmware)",
-				       guest_path);
+	return r;
+}
+
+int vm_boot_files_extract(const char *dir, const json_t *properties, struct berth_error *err)
+{
+	const char *kernel = berth_json_string(properties, "boot.kernel");
+	const char *initrd = berth_json_string(properties, "boot.initrd");
+	const char *part = berth_json_string(properties, "boot.root_partition");
+	_cleanup_free_ char *disk = berth_strdup_printf("%s/root.img", dir);
+	_cleanup_free_ char *kout = berth_strdup_printf("%s/" VM_BOOT_KERNEL, dir);
+	_cleanup_free_ char *iout = berth_strdup_printf("%s/" VM_BOOT_INITRD, dir);
+	json_auto_t *cfg = NULL, *inst = NULL;
+	struct vm_direct_boot boot;
+	uint64_t offset = 0;
+	int r;
+
+	if (!disk || !kout || !iout)
+		return -ENOMEM;
+	if (!kernel || !*kernel || !part || !*part)
+		return 0;
+	cfg = json_pack("{s:s, s:s}", "image.boot.kernel", kernel, "image.boot.root_partition",
+			part);
+	if (cfg && initrd && *initrd)
+		json_object_set_new(cfg, "image.boot.initrd", json_string(initrd));
+	inst = cfg ? json_pack("{s:O}", "expanded_config", cfg) : NULL;
+	if (!inst)
+		return -ENOMEM;
+	r = vm_params_direct_boot(inst, &boot, err);
+	if (r <= 0)
+		return r;
+	r = vm_disk_partition_offset(disk, boot.partition, &offset, err);
+	if (r >= 0)
+		r = vm_disk_extract(disk, offset, boot.kernel, kout, VM_BOOT_FILE_MAX, err);
+	if (r >= 0 && boot.initrd)
+		r = vm_disk_extract(disk, offset, boot.initrd, iout, VM_BOOT_FILE_MAX, err);
+	if (r < 0) {
+		unlink(kout);
+		unlink(iout);
 	}
-	return 0;
+	return r;
 }

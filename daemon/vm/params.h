@@ -52,8 +52,25 @@ int vm_params_direct_boot(const json_t *inst, struct vm_direct_boot *ret, struct
 int vm_disk_partition_offset(const char *path, unsigned partition, uint64_t *ret,
 			     struct berth_error *err);
 
-/* Copy the file `guest_path` of the ext2/3/4 file system at byte `offset` of the raw disk
- * `disk` to `out` (replaced), with debugfs (e2fsprogs): the guest's file system is read,
- * never mounted. -ENOENT (a 400 naming the path) when it holds no such regular file. */
+/* Copy the regular file `guest_path` of the ext2/3/4 file system at byte `offset` of the
+ * raw disk `disk` to `out` (replaced), with debugfs (e2fsprogs): the file system is read,
+ * never mounted. Only ever an image's disk, never a guest's (libext2fs is not hardened
+ * against a hostile file system). Its size is read first (debugfs `stat`): -EFBIG past
+ * `max` bytes; -ENOENT (a 400 naming the path) when there is no such regular file.
+ * `out` is removed on any failure. */
 int vm_disk_extract(const char *disk, uint64_t offset, const char *guest_path, const char *out,
-		    struct berth_error *err);
+		    uint64_t max, struct berth_error *err);
+
+/* The most a kernel or initrd copied out of an image may weigh. */
+#define VM_BOOT_FILE_MAX (256ull << 20)
+
+/* The kernel and initrd of a VM image, copied beside root.img in the image volume `dir`
+ * when it is unpacked (instances cloned from it carry them). */
+#define VM_BOOT_KERNEL "boot.kernel"
+#define VM_BOOT_INITRD "boot.initrd"
+
+/* Copy the kernel and initrd that the image's `properties` (metadata.yaml's: boot.kernel,
+ * boot.initrd, boot.root_partition) name out of `dir`/root.img into `dir`/VM_BOOT_KERNEL
+ * and VM_BOOT_INITRD. 0 when the properties name no kernel (nothing done); on failure
+ * neither file is left. */
+int vm_boot_files_extract(const char *dir, const json_t *properties, struct berth_error *err);

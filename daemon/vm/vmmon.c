@@ -144,14 +144,24 @@ static int listen_socket(struct vmmon *m, const char **why)
 	}
 	unlink(sa.sun_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+	if (fd >= 0) {
+		/* 0600 from the bind on: no window where another user could connect */
+		mode_t old = umask(0177);
+		int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+		umask(old);
+		if (b < 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd < 0 || listen(fd, 64) < 0) {
 		int r = -errno;
 		if (fd >= 0)
 			close(fd);
 		*why = "cannot listen on monitor.sock";
 		return r;
 	}
-	chmod(sa.sun_path, 0600);
 	m->listen_fd = fd;
 	return 0;
 }
@@ -511,8 +521,15 @@ static int vmmon_start_cmd(const char *rundir)
 	int p[2];
 	pid_t pid;
 
-	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+	if (pipe2(p, O_CLOEXEC) < 0) {
 		fprintf(stderr, "berth-vmmon: %m\n");
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "berth-vmmon: %m\n");
+		close(p[0]);
+		close(p[1]);
 		return 1;
 	}
 	if (pid == 0) {

@@ -172,7 +172,7 @@ static char *request_line(const char *const *w)
 	char *line, *p;
 
 	for (size_t i = 0; w[i]; i++)
-		size += 3 * strlen(w[i]) + 1;
+		size += runtime_word_room(w[i]) + 1;
 	p = line = malloc(size);
 	if (!line)
 		return NULL;

@@ -15,11 +15,19 @@
 #include "daemon/vm/agent_client.h"
 #include "lib/error.h"
 
+/* How long vmmon gives the agent for a file moved to or from the guest, whole; berthd
+ * waits VMMON_FILE_TIMEOUT_MS + VMMON_FILE_MARGIN_MS for vmmon's answer, so that vmmon's
+ * own time-out (its loop free again) is what berthd reports, never a call given up while
+ * vmmon still waits. */
+#define VMMON_FILE_TIMEOUT_MS 120000
+#define VMMON_FILE_MARGIN_MS 5000
+
 /* LXD 5.0.2's message for a request to a VM whose agent is not running (doc/vm.md). */
 extern const char vmmon_agent_not_running_msg[];
 
-/* -EAGAIN with LXD's agent-not-running message in err when the agent is not up;
- * -ENOENT/-ECONNREFUSED when no vmmon runs (VM stopped). timeout_ms on every wait. */
+/* 0 with *ret_ready false (and *ret_version NULL) while the agent is not up, true with
+ * the agent's version (owned by the caller; ret_version may be NULL) once it is;
+ * -ENOENT/-ECONNREFUSED when no vmmon runs (VM stopped). */
 int vmmon_status(const char *rundir, bool *ret_ready, char **ret_version, struct berth_error *err);
 /* The guest's state in LXD's InstanceState shape for what the agent knows: network,
  * memory, disk, processes (and cpu). */

@@ -12,7 +12,9 @@
  * take waits in a buffer per stream. Past VMMON_OUT_HIGH bytes the loop stops pumping
  * the agent's stream, so the guest waits for the slow reader (no loss), but for
  * VMMON_STALL_MS at most: a reader stuck that long loses that command's output from then
- * on (logged) and the other channels go on. The callbacks never call the agent client
+ * on (logged) and the other channels go on. Output that comes while vmmon is in a
+ * blocking agent call is buffered regardless, up to VMMON_OUT_MAX, then dropped the same
+ * way. The callbacks never call the agent client
  * back (agent_client.h): the end of a command (release of its channel, the exit line)
  * is done by the loop, in vmmon_exec_flush(). */
 #include "daemon/vm/vmmon_internal.h"
@@ -78,6 +80,16 @@ static void obuf_append(struct vmmon_exec *e, int k, const void *p, size_t len)
 
 	if (o->closed || o->dropped)
 		return;
+	if (o->len + len > VMMON_OUT_MAX) {
+		vmmon_log("exec %u: over %u bytes of output waiting for its reader: output dropped",
+			  e->ch, VMMON_OUT_MAX);
+		o->dropped = true;
+		o->len = 0;
+		o->stuck_ns = 0;
+		if (o->eof)
+			obuf_close(e, k);
+		return;
+	}
 	if (o->off + o->len + len > o->cap) {
 		size_t cap = o->cap ? o->cap : 4096;
 		char *nd;

@@ -9,6 +9,7 @@
 
 #include "agent/proto.h"
 #include "daemon/vm/agent_client.h"
+#include "daemon/vm/vmmon_client.h"
 #include "lib/macros.h"
 
 /* The longest request line: an exec's options, command and environment, %-encoded. */
@@ -23,13 +24,16 @@
 #define VMMON_PROBE_TIMEOUT_MS 5000
 /* An agent call that waits for one answer (exec start, state, delete, mkdir). */
 #define VMMON_CALL_MS 10000
-/* A file moved to or from the guest, whole. */
-#define VMMON_FILE_MS 300000
+/* A file moved to or from the guest, whole (berthd's wait is set from the same value). */
+#define VMMON_FILE_MS VMMON_FILE_TIMEOUT_MS
 /* Output of a command buffered for a reader that does not keep up, per stream: past it the
  * agent's stream is not pumped (the guest waits) ... */
 #define VMMON_OUT_HIGH (1u << 20)
 /* ... unless that reader has been stuck this long: its output is then dropped. */
 #define VMMON_STALL_MS 10000
+/* Output that arrives while vmmon sits in a blocking agent call (a probe, a state, a file
+ * transfer) is buffered whatever the pumping says: past this, per stream, it is dropped. */
+#define VMMON_OUT_MAX (2u * VMMON_OUT_HIGH)
 /* How many clients and execs one poll() watches (the rest wait a turn): each exec keeps
  * its client, and the agent runs AGENT_MAX_CHANNELS at once, so clients have room for
  * that many execs and as many new requests. */

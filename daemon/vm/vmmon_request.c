@@ -92,8 +92,17 @@ void vmmon_accept(struct vmmon *m)
 	int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	struct vmmon_client *c;
 
+	struct ucred cred = {.uid = (uid_t)-1};
+	socklen_t len = sizeof(cred);
+
 	if (fd < 0)
 		return;
+	/* Only our own user (berthd's): the socket's mode says so too, this does not rely on it */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid()) {
+		vmmon_log("refused a client of uid %d", (int)cred.uid);
+		close(fd);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
@@ -101,8 +110,12 @@ void vmmon_accept(struct vmmon *m)
 	}
 	c->fd = fd;
 	c->fds[0] = c->fds[1] = c->fds[2] = -EBADF;
-	c->next = m->clients;
-	m->clients = c;
+	/* at the tail: the loop polls the first VMMON_POLL_CLIENTS, oldest first, so that a
+	 * flood of new connections cannot keep the older ones out of every poll */
+	struct vmmon_client **tail = &m->clients;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = c;
 }
 
 /* ---- replies ---- */
@@ -245,7 +258,7 @@ static void send_words(struct vmmon_client *c, const char *const *w, size_t n)
 	char *p;
 
 	for (size_t i = 0; i < n; i++)
-		size += 3 * strlen(w[i]) + 1;
+		size += runtime_word_room(w[i]) + 1;
 	p = line = malloc(size);
 	if (!line) {
 		send_error(c, 500, -ENOMEM, "out of memory");
@@ -290,7 +303,7 @@ static void req_file_pull(struct vmmon *m, struct vmmon_client *c, char **w, siz
 	words[7] = info.type == AGENT_FILE_SYMLINK ? info.target : NULL;
 	send_words(c, words, words[7] ? 8 : 7);
 	for (size_t i = 0; i < info.n_entries; i++) {
-		_cleanup_free_ char *e = malloc(3 * strlen(info.entries[i]) + 2);
+		_cleanup_free_ char *e = malloc(runtime_word_room(info.entries[i]) + 2);
 		char *p = e ? runtime_word_escape(e, info.entries[i]) : NULL;
 
 		if (!p || (*p++ = '\n', send_all(c, e, (size_t)(p - e)) < 0))
@@ -377,7 +390,7 @@ static void req_mkdir(struct vmmon *m, struct vmmon_client *c, char **w, size_t 
 static void req_status(struct vmmon *m, struct vmmon_client *c)
 {
 	const char *v = m->agent ? agent_client_agent_version(m->agent) : NULL;
-	_cleanup_free_ char *esc = v ? malloc(3 * strlen(v) + 1) : NULL;
+	_cleanup_free_ char *esc = v ? malloc(runtime_word_room(v) + 1) : NULL;
 
 	if (!m->agent) {
 		vmmon_client_send(c, "ok agent-connecting");

@@ -79,6 +79,8 @@ is "$(cat "$TEST_TMP/err")" "err" "... stderr separate"
 run lxc exec b:c1 -- /no/such/binary
 is "$RC" 127 "a missing binary exits 127"
 is "$(echo data | lxc exec b:c1 -- cat)" "data" "stdin is piped through (echo data | cat)"
+is "$(lxc exec b:c1 -- sh -c 'echo "$#[$1][$2]"' x "" "a b")" "2[][a b]" \
+	"an empty argument reaches the command (sh -c ... x \"\" \"a b\")"
 head -c 10000000 /dev/urandom >"$TEST_TMP/big"
 want=$(sha256sum <"$TEST_TMP/big" | cut -d' ' -f1)
 t0=$(date +%s%N)

@@ -233,28 +233,83 @@ static void test_extract(void **state)
 	if (system("command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null") != 0)
 		skip();
 	assert_non_null(mkdtemp(dir));
-	snprintf(
-		cmd, sizeof(cmd),
-		"mkdir -p %s/root/boot && echo kernel-bytes >%s/root/boot/vmlinuz && "
-		"ln -s vmlinuz %s/root/boot/link && mkfs.ext4 -q -d %s/root %s/fs.img 8M >/dev/null",
-		dir, dir, dir, dir, dir);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s/root/boot && echo kernel-bytes >%s/root/boot/vmlinuz && "
+		 "ln -s vmlinuz %s/root/boot/link && truncate -s 3G %s/root/boot/big && "
+		 "mkfs.ext4 -q -d %s/root %s/fs.img 8M >/dev/null",
+		 dir, dir, dir, dir, dir, dir);
 	assert_int_equal(system(cmd), 0);
 	snprintf(img, sizeof(img), "%s/fs.img", dir);
 	snprintf(out, sizeof(out), "%s/kernel", dir);
-	assert_int_equal(vm_disk_extract(img, 0, "/boot/vmlinuz", out, NULL), 0);
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/vmlinuz", out, 1024, NULL), 0);
 	f = fopen(out, "r");
 	assert_non_null(f);
 	assert_non_null(fgets(content, sizeof(content), f));
 	fclose(f);
 	assert_string_equal(content, "kernel-bytes\n");
-	assert_int_equal(vm_disk_extract(img, 0, "/boot/missing", out, &err), -ENOENT);
-	assert_non_null(strstr(err.msg, "no file \"/boot/missing\""));
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/missing", out, 1024, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "no regular file \"/boot/missing\""));
 	berth_error_release(&err);
 	assert_int_equal(access(out, F_OK), -1); /* nothing half-made left */
-	assert_int_equal(vm_disk_extract(img, 0, "/boot/a b", out, &err), -EINVAL);
+	/* a sparse 3 GiB file is refused before anything is written; a link is no file */
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/big", out, 1024, &err), -EFBIG);
 	berth_error_release(&err);
-	assert_int_equal(vm_disk_extract(img, 0, "boot/vmlinuz", out, &err), -EINVAL);
+	assert_int_equal(access(out, F_OK), -1);
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/link", out, 1024, &err), -ENOENT);
 	berth_error_release(&err);
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/vmlinuz", out, 4, &err), -EFBIG);
+	berth_error_release(&err);
+	assert_int_equal(access(out, F_OK), -1);
+	assert_int_equal(vm_disk_extract(img, 0, "/boot/a b", out, 1024, &err), -EINVAL);
+	berth_error_release(&err);
+	assert_int_equal(vm_disk_extract(img, 0, "boot/vmlinuz", out, 1024, &err), -EINVAL);
+	berth_error_release(&err);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* An image volume: root.img with a GPT whose partition 1 (at 1 MiB) is an ext4 holding
+ * a kernel; the image's properties name it; a 3 GiB sparse "kernel" is refused. */
+static void test_boot_files(void **state)
+{
+	char dir[] = "/tmp/test_vm_params_vol.XXXXXX";
+	char cmd[768], img[600], kout[600], iout[600];
+	struct berth_error err = {0};
+	json_auto_t *props = NULL;
+	int fd;
+
+	if (system("command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null") != 0)
+		skip();
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s/root/boot && echo k >%s/root/boot/vmlinuz && echo i "
+		 ">%s/root/boot/initrd.img && truncate -s 3G %s/root/boot/big && "
+		 "mkfs.ext4 -q -d %s/root %s/fs.img 8M >/dev/null && truncate -s 1M %s/root.img && "
+		 "cat %s/fs.img >>%s/root.img",
+		 dir, dir, dir, dir, dir, dir, dir, dir, dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(img, sizeof(img), "%s/root.img", dir);
+	snprintf(kout, sizeof(kout), "%s/" VM_BOOT_KERNEL, dir);
+	snprintf(iout, sizeof(iout), "%s/" VM_BOOT_INITRD, dir);
+	fd = open(img, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "EFI PART", 8, 512), 8);
+	put_le(fd, 512 + 72, 2, 8), put_le(fd, 512 + 80, 128, 4), put_le(fd, 512 + 84, 128, 4);
+	put_le(fd, 1024, 0xaf, 1), put_le(fd, 1024 + 32, 2048, 8);
+	close(fd);
+	props = json_pack("{s:s, s:s, s:s}", "boot.kernel", "/boot/vmlinuz", "boot.initrd",
+			  "/boot/initrd.img", "boot.root_partition", "1");
+	assert_int_equal(vm_boot_files_extract(dir, props, NULL), 0);
+	assert_int_equal(access(kout, R_OK), 0);
+	assert_int_equal(access(iout, R_OK), 0);
+	json_object_set_new(props, "boot.initrd", json_string("/boot/big"));
+	assert_int_equal(vm_boot_files_extract(dir, props, &err), -EFBIG);
+	berth_error_release(&err);
+	assert_int_equal(access(kout, F_OK), -1); /* neither file is left */
+	assert_int_equal(access(iout, F_OK), -1);
+	json_object_del(props, "boot.kernel");
+	assert_int_equal(vm_boot_files_extract(dir, props, NULL), 0); /* firmware boot */
+	assert_int_equal(access(kout, F_OK), -1);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
 }
@@ -265,7 +320,7 @@ int main(void)
 		cmocka_unit_test(test_limits),	    cmocka_unit_test(test_root_size),
 		cmocka_unit_test(test_uuid),	    cmocka_unit_test(test_disk_grow),
 		cmocka_unit_test(test_direct_boot), cmocka_unit_test(test_partition_offset),
-		cmocka_unit_test(test_extract),
+		cmocka_unit_test(test_extract),	    cmocka_unit_test(test_boot_files),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
