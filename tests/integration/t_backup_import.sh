@@ -435,6 +435,16 @@ evil blockdev 'add("backup/container/rootfs/dev/sda", tarfile.BLKTYPE, devmajor=
 expect_hostile "a block device" "$W/blockdev.tar" 'a block device'
 evil kmem 'add("backup/container/rootfs/dev/kmem", tarfile.CHRTYPE, devmajor=1, devminor=2)'
 expect_hostile "a character device (kmem)" "$W/kmem.tar" 'character device other than null'
+# allowed nodes keep the tarball's mode (set through the node's descriptor)
+evil devok 'add("backup/container/rootfs/null2", tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o640)
+add("backup/container/rootfs/fifo1", tarfile.FIFOTYPE, mode=0o604)'
+run berth import "$W/devok.tar" cdev
+rc_ok "berth import of a backup with a 1:3 node and a FIFO"
+is "$(stat -c '%a %t:%T' "$BERTH_DIR/storage-pools/default/containers/default_cdev/rootfs/null2")" \
+	"640 1:3" "... the node made with its mode"
+is "$(stat -c '%a %F' "$BERTH_DIR/storage-pools/default/containers/default_cdev/rootfs/fifo1")" \
+	"604 fifo" "... the FIFO too"
+check "delete cdev" berth delete cdev
 evil nodev_meta 'add("backup/container/templates/null", tarfile.CHRTYPE, devmajor=1, devminor=3)'
 expect_hostile "a device node outside rootfs" "$W/nodev_meta.tar" 'not a regular file or directory'
 evil stray 'add("backup/evil.sh")'
