@@ -143,6 +143,7 @@ static int download(struct cli_ctx *ctx, const char *name, const char *backup, c
 			   : NULL;
 	struct berth_response resp = { 0 };
 	struct berth_client *c = NULL;
+	_cleanup_free_ char *tmp = NULL;
 	int fd, r;
 
 	if (!path)
@@ -150,9 +151,14 @@ static int download(struct cli_ctx *ctx, const char *name, const char *backup, c
 	r = cli_client(ctx, &c, err);
 	if (r < 0)
 		return r;
-	fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* into a new file beside the target, renamed over it once complete: a failed
+	 * export leaves an existing file as it was */
+	tmp = berth_strdup_printf("%s.berth-XXXXXX", target);
+	if (!tmp)
+		return oom(err);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Creating %s: %s", target,
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Creating %s: %s", tmp,
 				       strerror(errno));
 	r = berth_client_download(c, path, fd, download_progress, ctx, &resp, err);
 	if (r >= 0 && resp.status != 200)
@@ -168,8 +174,11 @@ static int download(struct cli_ctx *ctx, const char *name, const char *backup, c
 	if (show_progress(ctx))
 		printf("\r%*s\r", 60, "");
 	berth_response_release(&resp);
+	if (r >= 0 && rename(tmp, target) < 0)
+		r = berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Renaming %s to %s: %s", tmp,
+				    target, strerror(errno));
 	if (r < 0)
-		unlink(target);
+		unlink(tmp);
 	return r;
 }
 

@@ -2,6 +2,7 @@
  * into an instance's rootfs on the triggers metadata.yaml names. */
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -500,17 +501,42 @@ static bool fires(const json_t *entry, const char *trigger)
 	return false;
 }
 
+/* Open the file at O_PATH descriptor `pfd` with `flags` (and O_NONBLOCK) when it is a
+ * regular file, else -EMEDIUMTYPE: a FIFO or a device node never gets opened, so it can
+ * neither block us nor take what we write. Reopening through /proc/self/fd reaches the
+ * same inode that was checked. */
+static int reopen_regular(int pfd, int flags)
+{
+	char proc[64];
+	struct stat st;
+	int fd;
+
+	if (fstat(pfd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EMEDIUMTYPE;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	fd = open(proc, flags | O_NONBLOCK | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 static int read_file(int dirfd, const char *name, char **ret, size_t *ret_len,
 		     struct berth_error *err)
 {
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_close_ int pfd = openat(dirfd, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *buf = NULL;
 	struct stat st;
 	size_t got = 0;
 
+	fd = pfd < 0 ? -errno : reopen_regular(pfd, O_RDONLY);
+	if (fd == -EMEDIUMTYPE)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
+				       "Template \"%s\" is not a regular file", name);
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "Cannot read template \"%s\": %m", name);
+		return berth_error_set(err, fd < 0 ? fd : -errno, BERTH_ERR_INTERNAL,
+				       "Cannot read template \"%s\": %s", name,
+				       strerror(fd < 0 ? -fd : errno));
 	if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
 				       "Template \"%s\" is not a regular file under 1 MiB", name);
@@ -606,12 +632,20 @@ static int parents_in_root(int rootfd, const char *path, struct owner o)
 
 /* Open (create, truncate) `path` below the rootfs at `rootfd`, resolving every component
  * inside it: symlinks in the image cannot make us write on the host. A file made here
- * is 0644 and belongs to `o`. */
+ * is 0644 and belongs to `o`; an existing one that is not a regular file (a FIFO, a
+ * device node) is refused: -EMEDIUMTYPE. */
 static int open_in_root(int rootfd, const char *path, struct owner o)
 {
-	long fd = openat2_in(rootfd, path, O_WRONLY | O_TRUNC | O_NOFOLLOW, 0);
+	long fd = openat2_in(rootfd, path, O_PATH | O_NOFOLLOW, 0);
 
-	if (fd < 0 && errno == ENOENT) {
+	if (fd >= 0) {
+		int pfd = (int)fd;
+
+		fd = reopen_regular(pfd, O_WRONLY | O_TRUNC);
+		close(pfd);
+		return (int)fd;
+	}
+	if (errno == ENOENT) {
 		int r = parents_in_root(rootfd, path, o);
 
 		if (r < 0)
@@ -693,6 +727,9 @@ static int apply_one(int tpldir, int rootfd, const char *path, const json_t *ent
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Out of memory");
 	fd = open_in_root(rootfd, path, o);
+	if (fd == -EMEDIUMTYPE)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Template target \"%s\" is not a regular file", path);
 	if (fd < 0)
 		return berth_error_set(err, fd, BERTH_ERR_INTERNAL,
 				       "Cannot write template target \"%s\": %s", path,

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -480,6 +481,7 @@ static int write_node(struct archive_entry *ae, int pfd, const char *base)
 {
 	mode_t type = archive_entry_filetype(ae);
 	_cleanup_close_ int fd = -EBADF;
+	char proc[64];
 	int r = make_room(pfd, base);
 
 	if (r < 0)
@@ -492,7 +494,10 @@ static int write_node(struct archive_entry *ae, int pfd, const char *base)
 	if (fchownat(fd, "", (uid_t)archive_entry_uid(ae), (gid_t)archive_entry_gid(ae),
 		     AT_EMPTY_PATH) < 0)
 		return -errno;
-	return fchmodat(pfd, base, archive_entry_perm(ae) & 0777, 0) < 0 ? -errno : 0;
+	/* through the descriptor of what was just made: chmod(2) on the name follows a
+	 * symlink put there in between */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return chmod(proc, archive_entry_perm(ae) & 0777) < 0 ? -errno : 0;
 }
 
 /* A hard link to `target` (a path below destfd): only to a regular file already there. */

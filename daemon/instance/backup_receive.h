@@ -6,7 +6,9 @@
  * received into a private directory of the pool (containers/.berth-import-XXXXXX); a
  * received snapshot gets a read-only snapshot at containers-snapshots/<volume>/SNAP (as
  * berth's snapshots are), the instance's a writable one at containers/<volume>; the
- * received subvolumes are then deleted.
+ * received subvolumes are then deleted. Each stream is first read with `btrfs receive
+ * --dump` and refused unless it makes one new subvolume (a snapshot only of the one
+ * received before) and all its paths stay inside it; the receive runs chrooted (-C).
  * Only root subvolumes are restored (LXD's optimized_header.yaml may list nested ones,
  * whose streams the member checks refuse). On failure the volume, its snapshots and the
  * private directory are removed. Blocking: a worker. */
@@ -23,3 +25,6 @@
 int backup_receive_btrfs(int fd, const char *spool_dir, struct storage_pool *pool,
 			 const struct storage_vol *vol, const json_t *snapshots,
 			 struct berth_error *err);
+/* Delete everything in the private receive directory `dir` (subvolumes or not), then
+ * `dir`. Failures are logged. */
+void backup_receive_dir_remove(const char *dir);

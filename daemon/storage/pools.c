@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/db/db.h"
+#include "daemon/instance/backup_receive.h"
 #include "daemon/instance/rootfs.h"
 #include "daemon/warnings.h"
 #include "lib/json.h"
@@ -141,7 +142,8 @@ static void reconcile_volumes(struct db *db, struct storage_pool *pool,
 			const char *e = json_string_value(v);
 			if (berth_endswith(e, ".old") || berth_endswith(e, ".restore")) {
 				restoring = true; /* reconcile_restore owns that case */
-			} else if (!json_object_get(want, e)) {
+			} else if (!json_object_get(want, e) &&
+				   !berth_startswith(e, ".berth-import-")) {
 				orphan = e;
 				n_orphans++;
 			}
@@ -160,6 +162,15 @@ static void reconcile_volumes(struct db *db, struct storage_pool *pool,
 			continue;
 		if (berth_endswith(e, ".old") || berth_endswith(e, ".restore")) {
 			reconcile_restore(pool, type, e);
+			continue;
+		}
+		if (berth_startswith(e, ".berth-import-")) {
+			_cleanup_free_ char *path = berth_strdup_printf("%s/%s", custom, e);
+
+			log_warn("Pool \"%s\": removing \"%s\", left by a backup import",
+				 pool->name, e);
+			if (path)
+				backup_receive_dir_remove(path);
 			continue;
 		}
 		log_warn("Pool \"%s\": removing volume \"%s\", which has no database record",

@@ -237,6 +237,20 @@ is "$(tar -xOf "$W/berth-c1.tar.gz" backup/container/rootfs/late.txt)" late "...
 run_cli export nope "$W/nope.tar.gz"
 [ "$RC" != 0 ] && [ ! -e "$W/nope.tar.gz" ] && pass "berth export of a missing instance fails, no file" ||
 	fail "berth export nope" "rc $RC"
+# a download that fails half-way (a full filesystem) leaves an existing file as it was
+mkdir -p "$W/small"
+if mount -t tmpfs -o size=64k tmpfs "$W/small"; then
+	head -c 32768 /dev/urandom >"$W/small/keep.tar.gz"
+	sum0=$(md5sum <"$W/small/keep.tar.gz")
+	run_cli export c1 "$W/small/keep.tar.gz" --instance-only
+	[ "$RC" != 0 ] && pass "berth export onto a full filesystem fails" ||
+		fail "berth export onto a full filesystem fails"
+	is "$(md5sum <"$W/small/keep.tar.gz")" "$sum0" "... the existing file untouched"
+	is "$(ls -A "$W/small")" keep.tar.gz "... no temporary file left"
+	umount "$W/small"
+else
+	fail "mount a small tmpfs"
+fi
 
 # ---- optimized_storage on dir: LXD makes an ordinary backup ----
 run lxc export b:c1 "$W/c1-opt-dir" --optimized-storage

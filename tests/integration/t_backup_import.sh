@@ -316,6 +316,59 @@ if [ -n "$BTRFS" ]; then
 	is "$HTTP_STATUS" 400 "an optimized btrfs backup into a dir pool: 400"
 	like "$(jget 'j["error"]')" 'Optimized backup storage driver "btrfs" differs from the target storage pool driver "dir"' \
 		"... LXD's error"
+
+	# ---- hostile btrfs streams: real `btrfs send` output with its paths patched ----
+	# lnk -> $W/outside (a directory here), then xxx/pwned renamed to lnk/pwned: written
+	# through the symlink unless the receive is chrooted; aaaaaaaaaaaa renamed to
+	# ../../escape: out of the receive directory.
+	mkdir -p "$W/bfs" "$W/outside"
+	truncate -s 256M "$W/bfs.img"
+	mkfs.btrfs -q "$W/bfs.img"
+	mount -o loop "$W/bfs.img" "$W/bfs"
+	btrfs -q subvolume create "$W/bfs/sv" >/dev/null
+	ln -s "$W/outside" "$W/bfs/sv/lnk"
+	mkdir "$W/bfs/sv/xxx"
+	printf 'pwned\n' >"$W/bfs/sv/xxx/pwned"
+	printf 'escaped\n' >"$W/bfs/sv/aaaaaaaaaaaa"
+	btrfs -q subvolume snapshot -r "$W/bfs/sv" "$W/bfs/ro" >/dev/null
+	btrfs -q send -f "$W/good.bin" "$W/bfs/ro" 2>/dev/null
+	umount "$W/bfs"
+	rm -f "$W/bfs.img"
+	hostile_stream() # NAME OLD=NEW...: backup NAME.tar.gz whose container.bin is patched
+	{
+		local name=$1 h=$W/h-$1
+		shift
+		mkdir -p "$h/backup"
+		python3 "$BERTH_SRCDIR/tests/integration/btrfs_stream_patch.py" "$W/good.bin" \
+			"$h/backup/container.bin" "$@"
+		index_yaml "$name" btrfs true >"$h/backup/index.yaml"
+		tar -C "$h" -czf "$W/$name.tar.gz" backup
+	}
+	hostile_stream hsym 'xxx/=lnk/'
+	hostile_stream hdot 'aaaaaaaaaaaa=../../escape'
+	# a stream cut short: the receive fails half-way
+	hostile_stream htrunc
+	truncate -s $(($(stat -c %s "$W/h-htrunc/backup/container.bin") / 2)) "$W/h-htrunc/backup/container.bin"
+	tar -C "$W/h-htrunc" -czf "$W/htrunc.tar.gz" backup
+	n_inst=$(count_instances)
+	for h in hsym hdot htrunc; do
+		run berth import --storage bt "$W/$h.tar.gz"
+		[ "$RC" != 0 ] && pass "berth import of the hostile stream $h: refused" ||
+			fail "berth import of the hostile stream $h: refused"
+		diag "$h: $ERR"
+	done
+	like "$ERR" "btrfs stream" "the truncated stream: an error naming the btrfs stream"
+	run berth import --storage bt "$W/hsym.tar.gz"
+	like "$ERR" "Receiving the btrfs stream" "the symlinked path: refused by the chrooted receive"
+	run berth import --storage bt "$W/hdot.tar.gz"
+	like "$ERR" "reaches outside its subvolume" "a ../ path: refused before the receive"
+	is "$(ls -A "$W/outside")" "" "nothing written through the stream's symlink"
+	[ ! -e "$bt/escape" ] && [ ! -e "$bt/containers/escape" ] && [ ! -e "$BERTH_DIR/escape" ] &&
+		pass "nothing written at ../../escape" || fail "nothing written at ../../escape"
+	is "$(count_instances)" "$n_inst" "the hostile streams made no instance"
+	is "$(ls -A "$bt/containers" | grep -c berth-import)" 0 "no receive directory left"
+	is "$(btrfs subvolume list -o "$bt/containers" 2>/dev/null | grep -c berth-import)" 0 \
+		"no received subvolume left"
 else
 	skip "btrfs pools" "no mkfs.btrfs or no btrfs in the kernel"
 fi
@@ -382,6 +435,16 @@ evil blockdev 'add("backup/container/rootfs/dev/sda", tarfile.BLKTYPE, devmajor=
 expect_hostile "a block device" "$W/blockdev.tar" 'a block device'
 evil kmem 'add("backup/container/rootfs/dev/kmem", tarfile.CHRTYPE, devmajor=1, devminor=2)'
 expect_hostile "a character device (kmem)" "$W/kmem.tar" 'character device other than null'
+# allowed nodes keep the tarball's mode (set through the node's descriptor)
+evil devok 'add("backup/container/rootfs/null2", tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o640)
+add("backup/container/rootfs/fifo1", tarfile.FIFOTYPE, mode=0o604)'
+run berth import "$W/devok.tar" cdev
+rc_ok "berth import of a backup with a 1:3 node and a FIFO"
+is "$(stat -c '%a %t:%T' "$BERTH_DIR/storage-pools/default/containers/default_cdev/rootfs/null2")" \
+	"640 1:3" "... the node made with its mode"
+is "$(stat -c '%a %F' "$BERTH_DIR/storage-pools/default/containers/default_cdev/rootfs/fifo1")" \
+	"604 fifo" "... the FIFO too"
+check "delete cdev" berth delete cdev
 evil nodev_meta 'add("backup/container/templates/null", tarfile.CHRTYPE, devmajor=1, devminor=3)'
 expect_hostile "a device node outside rootfs" "$W/nodev_meta.tar" 'not a regular file or directory'
 evil stray 'add("backup/evil.sh")'

@@ -589,6 +589,48 @@ static void test_templates_apply(void **state)
 	}
 }
 
+/* A FIFO as a template's target or as the template itself: an error naming it, no hang
+ * (alarm: a blocking open would end the test with SIGALRM). */
+static void test_templates_special_files(void **state)
+{
+	char dir[64], root[96], outside[96], path[400];
+	json_auto_t *meta = json_pack("{s:{s:{s:[s], s:s}}}", "templates", "/etc/hostname", "when",
+				      "create", "template", "hostname.tpl");
+	json_auto_t *vars = json_pack("{s:s}", "container.name", "c7");
+	struct berth_error err = {0};
+
+	(void)state;
+	unpack_dirs(dir, root, outside);
+	sprintf(path, "%s/templates", root);
+	assert_int_equal(mkdir(path, 0755), 0);
+	sprintf(path, "%s/templates/hostname.tpl", root);
+	assert_int_equal(berth_write_file_atomic(path, "{{ container.name }}\n", 21, 0644), 0);
+	sprintf(path, "%s/rootfs/etc", root);
+	assert_int_equal(berth_mkdir_p(path, 0755), 0);
+	sprintf(path, "%s/rootfs/etc/hostname", root);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	alarm(10);
+	assert_int_equal(image_templates_apply(root, meta, "create", vars, &err), -EINVAL);
+	assert_non_null(
+		strstr(berth_error_msg(&err, 0), "\"/etc/hostname\" is not a regular file"));
+	berth_error_release(&err);
+
+	assert_int_equal(unlink(path), 0);
+	sprintf(path, "%s/templates/hostname.tpl", root);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	assert_int_equal(image_templates_apply(root, meta, "create", vars, &err), -EINVAL);
+	assert_non_null(strstr(berth_error_msg(&err, 0), "\"hostname.tpl\" is not a regular file"));
+	berth_error_release(&err);
+	alarm(0);
+	sprintf(path, "%s/rootfs/etc/hostname", root);
+	assert_int_equal(access(path, F_OK), -1); /* nothing made in its place */
+	{
+		const char *argv[] = {"rm", "-rf", dir, NULL};
+		assert_int_equal(storage_run(argv, NULL), 0);
+	}
+}
+
 struct store_fixture {
 	char dir[64];
 	char images[96];
@@ -887,6 +929,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_names),
 		cmocka_unit_test(test_unpack_refusal_names),
 		cmocka_unit_test(test_templates_apply),
+		cmocka_unit_test(test_templates_special_files),
 		cmocka_unit_test_setup_teardown(test_import_unified, store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_import_split, store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile, store_setup, store_teardown),
