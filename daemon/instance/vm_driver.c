@@ -465,28 +465,30 @@ static int vm_boot_setup(const json_t *inst, const char *disk, struct vm_paths *
 
 	if (r < 0)
 		return r;
-	if (r == 0) {
-		vm->ovmf_code = h->ovmf_code;
-		vm->ovmf_vars = p->vars;
-		return vars_copy(h->ovmf_vars, p->vars, err);
+	if (r > 0) {
+		slash = dir ? strrchr(dir, '/') : NULL;
+		if (!slash)
+			return -ENOMEM;
+		*slash = '\0';
+		p->kernel = run_file(dir, VM_BOOT_KERNEL);
+		p->initrd = boot.initrd ? run_file(dir, VM_BOOT_INITRD) : NULL;
+		if (!p->kernel || (boot.initrd && !p->initrd))
+			return -ENOMEM;
+		if (access(p->kernel, R_OK) == 0 && (!p->initrd || access(p->initrd, R_OK) == 0)) {
+			vm->kernel = p->kernel;
+			vm->initrd = p->initrd;
+			vm->cmdline = boot.cmdline;
+			return 0;
+		}
+		/* An image volume unpacked before the copies were made there, or whose copy
+		 * failed (logged at unpack): the image boots through its firmware too. */
+		log_warn("Instance \"%s\": no kernel copied from its image for direct boot; "
+			 "booting through the firmware",
+			 berth_json_string(inst, "name") ?: "?");
 	}
-	slash = dir ? strrchr(dir, '/') : NULL;
-	if (!slash)
-		return -ENOMEM;
-	*slash = '\0';
-	p->kernel = run_file(dir, VM_BOOT_KERNEL);
-	p->initrd = boot.initrd ? run_file(dir, VM_BOOT_INITRD) : NULL;
-	if (!p->kernel || (boot.initrd && !p->initrd))
-		return -ENOMEM;
-	vm->kernel = p->kernel;
-	vm->initrd = p->initrd;
-	vm->cmdline = boot.cmdline;
-	if (access(p->kernel, R_OK) < 0 || (p->initrd && access(p->initrd, R_OK) < 0))
-		return berth_error_set(err, -ENOENT, BERTH_ERR_BAD_REQUEST,
-				       "Direct kernel boot: the instance's volume holds no kernel "
-				       "copied from its image (see berthd's log of the image "
-				       "unpack; set boot.direct=false to boot through firmware)");
-	return 0;
+	vm->ovmf_code = h->ovmf_code;
+	vm->ovmf_vars = p->vars;
+	return vars_copy(h->ovmf_vars, p->vars, err);
 }
 
 /* berth-agent's side of this start: a fresh key in agent.key (0400, for berth-vmmon) and
