@@ -216,7 +216,10 @@ int storage_snapshot_rename(struct storage_pool *pool, const struct storage_vol 
 
 /* ---- layout ---- */
 
-/* The type directories a pool holds, each with its -snapshots twin except images. */
+/* The type directories a pool holds, each with its -snapshots twin except images. They
+ * are root's alone (0700; a pool made by an older berth is put right at its next open):
+ * containers are stored unshifted, their root's files are the host's uid 0 on disk, and
+ * another host user who could reach a rootfs could run its setuid binaries as root. */
 static const char *const layout[] = {
 	"containers",	    "containers-snapshots",	  "custom", "custom-snapshots", "images",
 	"virtual-machines", "virtual-machines-snapshots", NULL,
@@ -228,7 +231,7 @@ int storage_layout_create(const char *path, struct berth_error *err)
 		_cleanup_free_ char *p = berth_strdup_printf("%s/%s", path, layout[i]);
 		if (!p)
 			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
-		if (mkdir(p, 0711) < 0 && errno != EEXIST)
+		if ((mkdir(p, 0700) < 0 && errno != EEXIST) || chmod(p, 0700) < 0)
 			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 					       "Cannot create \"%s\": %m", p);
 	}

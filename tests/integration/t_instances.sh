@@ -94,6 +94,12 @@ for pool in bt default; do
 	timed "init from the image alias on $pool (first: unpacks the image)" POST /1.0/instances "{\"name\":\"$c\",\"source\":{\"type\":\"image\",\"alias\":\"busybox\"},\"devices\":{\"root\":{\"type\":\"disk\",\"path\":\"/\",\"pool\":\"$pool\"}}}"
 	V=$P/containers/default_$c
 	T="the rootfs is there"; yes_ test -x "$V/rootfs/bin/busybox"
+	# the container root's files are the host's uid 0 on disk: no other host user reaches them
+	if setpriv --reuid=65534 --regid=65534 --clear-groups test -e "$V/rootfs/bin/busybox"; then
+		fail "another host user cannot reach the rootfs on $pool" "nobody can stat $V/rootfs/bin/busybox"
+	else
+		pass "another host user cannot reach the rootfs on $pool"
+	fi
 	T="metadata.yaml and templates/ are there"; yes_ test -f "$V/metadata.yaml" -a -d "$V/templates"
 	T="the hostname template is applied"; yes_ test "$(cat "$V/rootfs/etc/hostname")" = "$c"
 	T="/etc/hosts names the instance"; yes_ grep -q "127.0.1.1.*$c" "$V/rootfs/etc/hosts"
