@@ -50,10 +50,7 @@ static bool path_escapes(const char *p)
 	return false;
 }
 
-/* Whether relative symlink `target` at `path` climbs above the root: ".." may undo only
- * the components of path's directory. Absolute targets resolve inside the instance's
- * root at run time and are fine. */
-static bool symlink_escapes(const char *path, const char *target)
+bool image_symlink_escapes(const char *path, const char *target)
 {
 	long depth = 0;
 
@@ -105,7 +102,7 @@ static int entry_check(struct archive_entry *e, const char *name, struct berth_e
 	if (archive_entry_filetype(e) == AE_IFLNK) {
 		const char *target = archive_entry_symlink(e);
 
-		if (target && symlink_escapes(rel, target))
+		if (target && image_symlink_escapes(rel, target))
 			return entry_refuse("symlink", name, target, err);
 	}
 	return 0;

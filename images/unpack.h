@@ -14,11 +14,18 @@
 #pragma once
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lib/error.h"
 
 /* Progress: bytes of the (compressed) file read so far, out of `total`. */
+/* Whether relative symlink `target` at `path` (relative to a root, no leading "/")
+ * climbs above that root: ".." may undo only the components of path's directory.
+ * Absolute targets resolve inside the instance's root at run time and are fine. Image
+ * unpacking and backup imports both refuse such links. */
+bool image_symlink_escapes(const char *path, const char *target);
+
 typedef void (*image_unpack_progress_fn)(uint64_t done, uint64_t total, void *data);
 
 /* Extract the tarball open at `fd` (read from offset 0; gzip, xz, zstd or plain) below the

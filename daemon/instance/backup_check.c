@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include "images/unpack.h"
 #include "lib/json.h"
 #include "lib/utf8.h"
 #include "lib/util.h"
@@ -287,31 +288,6 @@ static int member_refuse(const struct backup_entry *e, const char *why, struct b
 			       "Refusing backup tarball member \"%s\": %s", q, why);
 }
 
-/* Whether relative symlink `target` at `rel` (a path below rootfs/) climbs above
- * rootfs/. Absolute targets resolve inside the container's root and are fine. */
-static bool symlink_escapes(const char *rel, const char *target)
-{
-	long depth = 0;
-
-	if (target[0] == '/')
-		return false;
-	for (const char *s = strchr(rel, '/'); s; s = strchr(s + 1, '/'))
-		depth++;
-	while (*target) {
-		const char *end = strchrnul(target, '/');
-		size_t n = (size_t)(end - target);
-
-		if (n == 2 && target[0] == '.' && target[1] == '.') {
-			if (--depth < 0)
-				return true;
-		} else if (n > 0 && !(n == 1 && target[0] == '.')) {
-			depth++;
-		}
-		target = *end ? end + 1 : end;
-	}
-	return false;
-}
-
 /* The character devices a root file system legitimately holds in /dev (debootstrap makes
  * them; a container sees its own /dev tmpfs over them anyway), and overlayfs whiteouts. */
 static bool harmless_chardev(unsigned maj, unsigned min)
@@ -336,7 +312,7 @@ static int rootfs_type_check(const struct backup_entry *e, const char *rel, stru
 	case S_IFLNK:
 		if (!e->symlink)
 			return member_refuse(e, "a symlink without a target", err);
-		if (symlink_escapes(rel + strlen("rootfs/"), e->symlink))
+		if (image_symlink_escapes(rel + strlen("rootfs/"), e->symlink))
 			return member_refuse(e, "a relative symlink that climbs out of rootfs/",
 					     err);
 		return 0;
