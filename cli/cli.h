@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lib/client.h"
 #include "lib/error.h"
@@ -140,6 +141,17 @@ int cli_edit(struct cli_ctx *ctx, const json_t *value, const char *header,
 	     void *data, struct berth_error *err);
 /* Run $VISUAL, else $EDITOR, else vi on `path` and wait; an editor failing is -ECANCELED. */
 int cli_run_editor(const char *path, struct berth_error *err);
+/* An upload's progress on one line of stdout: "LABEL: 42% (1.23MB/s)", for
+ * berth_client's progress callback (data: a struct cli_upload_progress). */
+struct cli_upload_progress {
+	const char *label;
+	uint64_t start_ns;
+	int last_pct; /* -1 before the first call */
+};
+void cli_upload_progress_cb(uint64_t sent, uint64_t total, void *data);
+/* Open `path` for reading; it must be a regular file. Its fd and size. */
+int cli_open_regular(const char *path, int *ret_fd, uint64_t *ret_size, struct berth_error *err);
+
 /* URL path segment escaping, e.g. for instance or profile names. New string or NULL. */
 char *cli_path(const char *fmt, const char *name);
 

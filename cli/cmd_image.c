@@ -104,43 +104,6 @@ static int image_resolve(struct cli_ctx *ctx, const char *name, char **ret, stru
 
 /* ---- import ---- */
 
-struct progress {
-	uint64_t start_ns;
-	int last_pct;
-};
-
-static void progress_cb(uint64_t sent, uint64_t total, void *data)
-{
-	struct progress *p = data;
-	double secs = (double)(berth_monotonic_ns() - p->start_ns) / 1e9;
-	int pct = total ? (int)(sent * 100 / total) : 100;
-
-	if (pct == p->last_pct)
-		return;
-	p->last_pct = pct;
-	printf("\rTransferring image: %d%% (%.2fMB/s)   ", pct,
-	       secs > 0 ? (double)sent / 1e6 / secs : 0.0);
-	fflush(stdout);
-}
-
-static int open_file(const char *path, int *ret_fd, uint64_t *ret_size, struct berth_error *err)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST, "open %s: %s", path,
-				       strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "%s is not a regular file", path);
-	}
-	*ret_fd = fd;
-	*ret_size = (uint64_t)st.st_size;
-	return 0;
-}
-
 /* "X-LXD-filename: ...\r\n" and friends; properties URL-encoded as Go's url.Values. */
 static char *import_headers(const char *filename, bool public_, char **props, int n_props)
 {
@@ -200,7 +163,9 @@ static int import_send(struct cli_ctx *ctx, int meta_fd, uint64_t meta_size, int
 	const char *h2p = is_qcow2(rootfs_fd) ? h2_vm : h2;
 	static const char tail[] = "\r\n--berth-image-upload-6a1f0c53e27d4b8e--\r\n";
 	struct berth_upload_part parts[5];
-	struct progress p = { .start_ns = berth_monotonic_ns(), .last_pct = -1 };
+	struct cli_upload_progress p = { .label = "Transferring image",
+					 .start_ns = berth_monotonic_ns(),
+					 .last_pct = -1 };
 	struct berth_response resp = { 0 };
 	_cleanup_free_ char *ctype = NULL;
 	struct berth_client *c = NULL;
@@ -224,7 +189,7 @@ static int import_send(struct cli_ctx *ctx, int meta_fd, uint64_t meta_size, int
 	if (!ctype)
 		return oom(err);
 	r = berth_client_request_upload(c, "POST", "/1.0/images", ctype, headers, parts, n,
-					bar ? progress_cb : NULL, &p, &resp, err);
+					bar ? cli_upload_progress_cb : NULL, &p, &resp, err);
 	if (bar)
 		printf("\r%-60s\r", "");
 	if (r >= 0)
@@ -272,9 +237,9 @@ static int image_import(struct cli_ctx *ctx, struct cli_args *a, struct berth_er
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "bad property \"%s\": expected key=value",
 					       a->pos[i]);
-	r = open_file(a->pos[0], &meta, &meta_size, err);
+	r = cli_open_regular(a->pos[0], &meta, &meta_size, err);
 	if (r >= 0 && n_files == 2)
-		r = open_file(a->pos[1], &rootfs, &rootfs_size, err);
+		r = cli_open_regular(a->pos[1], &rootfs, &rootfs_size, err);
 	if (r < 0)
 		return r;
 	headers = import_headers(n_files == 2 ? a->pos[1] : a->pos[0], a->values[1] != NULL,

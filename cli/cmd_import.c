@@ -34,43 +34,6 @@ static const struct cli_command import_cmd = {
 	.max_args = 2,
 };
 
-struct progress {
-	uint64_t start_ns;
-	int last_pct;
-};
-
-static void progress_cb(uint64_t sent, uint64_t total, void *data)
-{
-	struct progress *p = data;
-	double secs = (double)(berth_monotonic_ns() - p->start_ns) / 1e9;
-	int pct = total ? (int)(sent * 100 / total) : 100;
-
-	if (pct == p->last_pct)
-		return;
-	p->last_pct = pct;
-	printf("\rImporting instance: %d%% (%.2fMB/s)   ", pct,
-	       secs > 0 ? (double)sent / 1e6 / secs : 0.0);
-	fflush(stdout);
-}
-
-static int open_backup(const char *path, int *ret_fd, uint64_t *ret_size, struct berth_error *err)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST, "open %s: %s", path,
-				       strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "%s is not a regular file", path);
-	}
-	*ret_fd = fd;
-	*ret_size = (uint64_t)st.st_size;
-	return 0;
-}
-
 /* "X-LXD-name: ...\r\nX-LXD-pool: ...\r\n" for those given; NULL when out of memory. */
 static char *import_headers(const char *name, const char *pool)
 {
@@ -119,14 +82,16 @@ static int do_import(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 {
 	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *headers = NULL;
-	struct progress p = { .start_ns = berth_monotonic_ns(), .last_pct = -1 };
+	struct cli_upload_progress p = { .label = "Importing instance",
+					 .start_ns = berth_monotonic_ns(),
+					 .last_pct = -1 };
 	struct berth_response resp = { 0 };
 	struct berth_upload_part part;
 	struct berth_client *c = NULL;
 	bool bar = isatty(STDOUT_FILENO) && !ctx->quiet;
 	const char *url;
 	uint64_t size = 0;
-	int r = open_backup(a->pos[0], &fd, &size, err);
+	int r = cli_open_regular(a->pos[0], &fd, &size, err);
 
 	if (r >= 0)
 		r = cli_client(ctx, &c, err);
@@ -137,8 +102,8 @@ static int do_import(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
 	part = (struct berth_upload_part){ .fd = fd, .len = size };
 	r = berth_client_request_upload(c, "POST", "/1.0/instances", "application/octet-stream",
-					headers, &part, 1, bar ? progress_cb : NULL, &p, &resp,
-					err);
+					headers, &part, 1, bar ? cli_upload_progress_cb : NULL, &p,
+					&resp, err);
 	if (bar)
 		printf("\r%-60s\r", "");
 	if (r >= 0 && resp.status != 202) {

@@ -1,10 +1,13 @@
 /* cli/common.c: the pieces every berth verb uses (see cli.h): option parsing and help,
  * sub-verb dispatch, the lazily connected client, YAML printing and the edit loop. */
 #include <assert.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "lib/json.h"
@@ -406,4 +409,36 @@ void cli_print_config_value(const json_t *v)
 		s = berth_json_dumps(v);
 		printf("%s\n", s ? s : "");
 	}
+}
+
+void cli_upload_progress_cb(uint64_t sent, uint64_t total, void *data)
+{
+	struct cli_upload_progress *p = data;
+	double secs = (double)(berth_monotonic_ns() - p->start_ns) / 1e9;
+	int pct = total ? (int)(sent * 100 / total) : 100;
+
+	if (pct == p->last_pct)
+		return;
+	p->last_pct = pct;
+	printf("\r%s: %d%% (%.2fMB/s)   ", p->label, pct,
+	       secs > 0 ? (double)sent / 1e6 / secs : 0.0);
+	fflush(stdout);
+}
+
+int cli_open_regular(const char *path, int *ret_fd, uint64_t *ret_size, struct berth_error *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST, "open %s: %s", path,
+				       strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "%s is not a regular file", path);
+	}
+	*ret_fd = fd;
+	*ret_size = (uint64_t)st.st_size;
+	return 0;
 }
