@@ -86,18 +86,20 @@ static int get_file(struct agent_conn *c, uint32_t id, const char *path, const s
 		    struct info *i)
 {
 	uint8_t buf[AGENT_CHUNK];
-	ssize_t n;
+	uint64_t left = i->size; /* what FILE_INFO announced: a file growing meanwhile is cut */
+	ssize_t n = 0;
 	int fd = open_regular(path, st), r;
 
 	if (fd < 0)
 		return agent_send_error(c, id, fd, "open \"%s\": %s", path, strerror(-fd));
 	r = send_info(c, id, i);
-	while (r >= 0) {
-		n = read(fd, buf, sizeof(buf));
+	while (r >= 0 && left > 0) {
+		n = read(fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
+		left -= (uint64_t)n;
 		r = agent_send(c, AGENT_T_FILE_DATA, id, buf, (size_t)n);
 	}
 	if (r >= 0 && n < 0) /* the host drops what came: the error ends the transfer */

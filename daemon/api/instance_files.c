@@ -1055,7 +1055,8 @@ static int vm_get_file(struct api_request *req, struct api_response *resp, const
 {
 	_cleanup_(agent_file_info_release) struct agent_file_info info = {0};
 	_cleanup_free_ char *path = NULL, *clean = NULL;
-	_cleanup_close_ int fd = memfd_create("berth-file", MFD_CLOEXEC);
+	/* on disk (the spool), not in memory: a guest's file can be large */
+	_cleanup_close_ int fd = open(req->d->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	int r = files_path_arg(req, &path, err);
 
 	if (r < 0)

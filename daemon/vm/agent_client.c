@@ -52,6 +52,7 @@ struct chan {
 	int out_ret;		       /* first failure writing it */
 	int64_t deadline;	       /* the request's: writes to out_fd end by it too */
 	size_t entries_cap, names_len; /* a directory's listing so far */
+	uint64_t got;		       /* a regular file's bytes so far */
 	struct agent_file_info *info;  /* borrowed: the caller's */
 	struct agent_state *state;     /* borrowed: the caller's */
 };
@@ -271,8 +272,13 @@ static void on_data(struct chan *ch, const struct agent_frame *f)
 	if (ch->out_ret < 0)
 		return;
 	if (i->type == AGENT_FILE_REGULAR) {
-		if (ch->out_fd >= 0)
-			ch->out_ret = agent_write_all(ch->out_fd, f->payload, f->len,
+		/* The size FILE_INFO announced, no more: a file that grows meanwhile (or a
+		 * guest that sends without end) cannot make the host store more. */
+		size_t n = i->size - ch->got < f->len ? (size_t)(i->size - ch->got) : f->len;
+
+		ch->got += n;
+		if (ch->out_fd >= 0 && n > 0)
+			ch->out_ret = agent_write_all(ch->out_fd, f->payload, n,
 						      remaining(ch->deadline));
 		return;
 	}

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -626,6 +627,39 @@ static void test_big_file(void **state)
 	assert_memory_equal(a, b, n);
 	free(a);
 	free(b);
+}
+
+/* A file that grows while it is pulled: the host keeps the size FILE_INFO announced. */
+static void test_pull_growing(void **state)
+{
+	NEED_ROOT();
+	struct agent_client *c = ((struct agent_proc *)*state)->c;
+	struct agent_file_info info = {0};
+	struct berth_error err = {0};
+	char path[160], cmd[256];
+	struct stat st;
+	int fd = memfd_create("pulled", MFD_CLOEXEC);
+	pid_t writer;
+
+	snprintf(path, sizeof(path), "%s/growing", tmpdir);
+	assert_int_equal(berth_write_file_replace(path, "start\n", 6, 0600), 0);
+	snprintf(cmd, sizeof(cmd), "exec timeout 3 yes >>'%s'", path);
+	writer = fork();
+	assert_true(writer >= 0);
+	if (writer == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	usleep(200 * 1000);
+	assert_true(fd >= 0);
+	assert_int_equal(agent_client_file_pull(c, path, fd, &info, TIMEOUT, &err), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, info.size);
+	kill(writer, SIGKILL);
+	waitpid(writer, NULL, 0);
+	agent_file_info_release(&info);
+	close(fd);
+	unlink(path);
 }
 
 static bool is_mkdir(long nr)
@@ -1576,6 +1610,7 @@ int main(void)
 		cmocka_unit_test(test_exec_two_at_once),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_big_file),
+		cmocka_unit_test(test_pull_growing),
 		cmocka_unit_test(test_state),
 		cmocka_unit_test(test_readiness),
 		cmocka_unit_test(test_refused_peers),
