@@ -1,6 +1,6 @@
 /* daemon/instance/backup_receive.c: optimized btrfs backups received onto a pool (see
  * backup_receive.h). */
-#define LOG_CATEGORY "backup-import"
+#define LOG_CATEGORY "backup-receive"
 #include "daemon/instance/backup_receive.h"
 
 #include <dirent.h>

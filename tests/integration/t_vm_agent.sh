@@ -90,8 +90,9 @@ cmp -s "$RUN/config/lxd-agent" "$BERTH_BUILDDIR/berth-agent" &&
 grep -q 'agent.socket' "$RUN/qemu.conf" && grep -q "$RUN/config" "$RUN/qemu.conf" &&
 	pass "QEMU has the agent's port and the config share" || fail "QEMU has the agent's port and the config share"
 qcmd=$(tr '\0' ' ' <"/proc/$(cat "$RUN/qemu.pid")/cmdline")
-like "$qcmd" "-kernel $RUN/kernel -initrd $RUN/initrd -append root=LABEL=rootfs rw console=ttyS0" \
-	"direct kernel boot: the image's kernel and initrd, read out of its disk, and its command line"
+VMVOL=$BERTH_DIR/storage-pools/default/virtual-machines/default_v1
+like "$qcmd" "-kernel $VMVOL/boot.kernel -initrd $VMVOL/boot.initrd -append root=LABEL=rootfs rw console=ttyS0" \
+	"direct kernel boot: the kernel and initrd copied out of the image at unpack, and its command line"
 unlike "$qcmd" "OVMF" "... and no firmware"
 
 ready=
