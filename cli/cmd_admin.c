@@ -600,8 +600,11 @@ static int wait_daemon(bool want_up, long timeout, struct berth_error *err)
 		struct berth_error e = { 0 };
 		bool up = ping(&e) >= 0;
 
-		if (up == want_up)
+		if (up == want_up) {
+			berth_error_release(
+				&e); /* the refused connection's, when waiting for down */
 			return 0;
+		}
 		if (timeout >= 0 && now_s() - start >= (double)timeout) {
 			int r = berth_error_set(
 				err, -ETIMEDOUT, BERTH_ERR_UNAVAILABLE,
