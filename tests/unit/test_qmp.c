@@ -591,10 +591,14 @@ static void test_real_qemu(void **state)
 	assert_string_equal(berth_qmp_error_class(q), "CommandNotFound");
 	berth_error_release(&err);
 
-	assert_int_equal(berth_qmp_execute(q, "quit", NULL, 5000, NULL, NULL), 0);
-	next_event(q, 5000, "SHUTDOWN");
-	r = berth_qmp_event_next(q, 5000, &ev);
-	assert_int_equal(r, -ECONNRESET);
+	/* QEMU may close the socket before its answer to quit is out (a loaded host) */
+	r = berth_qmp_execute(q, "quit", NULL, 5000, NULL, NULL);
+	assert_true(r == 0 || r == -ECONNRESET);
+	if (r == 0) {
+		next_event(q, 5000, "SHUTDOWN");
+		r = berth_qmp_event_next(q, 5000, &ev);
+		assert_int_equal(r, -ECONNRESET);
+	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	berth_qmp_free(q);
