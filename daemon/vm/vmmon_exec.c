@@ -78,7 +78,8 @@ static void obuf_append(struct vmmon_exec *e, int k, const void *p, size_t len)
 {
 	struct vmmon_obuf *o = &e->out[k];
 
-	if (o->closed || o->dropped)
+	/* len 0: the reader took it all (o->data may not exist yet: no memcpy to NULL) */
+	if (o->closed || o->dropped || len == 0)
 		return;
 	if (o->len + len > VMMON_OUT_MAX) {
 		vmmon_log("exec %u: over %u bytes of output waiting for its reader: output dropped",
