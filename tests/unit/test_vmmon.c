@@ -155,8 +155,17 @@ static int setup(void **state)
 	assert_int_equal(config_drive_new_key(key), 0);
 	write_key(rpath("agent.key"), key);
 	write_key(guest_key, key);
+	if (sleep_pid > 0 && alive(sleep_pid)) { /* a failed setup's (no teardown ran) */
+		kill(sleep_pid, SIGKILL);
+		waitpid(sleep_pid, NULL, 0);
+	}
 	sleep_pid = fork();
 	if (sleep_pid == 0) {
+		/* not the test's stdout: a sleep left behind would hold the harness's pipe */
+		int null = open("/dev/null", O_RDWR);
+
+		if (null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(97);
 		execlp("sleep", "sleep", "1000", (char *)NULL);
 		_exit(98);
 	}
@@ -692,7 +701,7 @@ static int cmp_u64(const void *a, const void *b)
 /* Figures: an exec's round trip through vmmon and the agent, and vmmon's memory. */
 static void test_figures(void **state)
 {
-	_cleanup_free_ char *status = NULL;
+	_cleanup_free_ char *status = NULL, *status_path = NULL;
 	uint64_t t[100];
 	const char *rss;
 	long kib;
@@ -708,10 +717,9 @@ static void test_figures(void **state)
 		run_release(&r);
 	}
 	qsort(t, ARRAY_SIZE(t), sizeof(t[0]), cmp_u64);
-	assert_int_equal(berth_read_file(berth_strdup_printf("/proc/%d/status",
-							     (int)read_pid("vmmon.pid")),
-					 1 << 16, &status, NULL),
-			 0);
+	status_path = berth_strdup_printf("/proc/%d/status", (int)read_pid("vmmon.pid"));
+	assert_non_null(status_path);
+	assert_int_equal(berth_read_file(status_path, 1 << 16, &status, NULL), 0);
 	rss = strstr(status, "VmRSS:");
 	assert_non_null(rss);
 	kib = atol(rss + 6);
@@ -848,8 +856,17 @@ static void test_socket_gone(void **state)
 	pid_t p;
 
 	NEED_ROOT();
+	if (sleep_pid > 0 && alive(sleep_pid)) { /* a failed setup's (no teardown ran) */
+		kill(sleep_pid, SIGKILL);
+		waitpid(sleep_pid, NULL, 0);
+	}
 	sleep_pid = fork();
 	if (sleep_pid == 0) {
+		/* not the test's stdout: a sleep left behind would hold the harness's pipe */
+		int null = open("/dev/null", O_RDWR);
+
+		if (null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(97);
 		execlp("sleep", "sleep", "1000", (char *)NULL);
 		_exit(98);
 	}
