@@ -149,6 +149,12 @@ struct cli_upload_progress {
 	int last_pct; /* -1 before the first call */
 };
 void cli_upload_progress_cb(uint64_t sent, uint64_t total, void *data);
+/* Wait for the operation at `url` (polled with /wait?timeout=1), showing its metadata's
+ * `key` as "LABEL: TEXT" on one line of stdout while it runs when `show`, the line
+ * cleared at its end. 0 and the final operation object in *ret when it succeeded; else
+ * its error ("FAIL_PREFIX: ERR" when `fail_prefix` is given). */
+int cli_wait_progress(struct cli_ctx *ctx, const char *url, const char *key, const char *label,
+		      bool show, const char *fail_prefix, json_t **ret, struct berth_error *err);
 /* Open `path` for reading; it must be a regular file. Its fd and size. */
 int cli_open_regular(const char *path, int *ret_fd, uint64_t *ret_size, struct berth_error *err);
 

@@ -52,49 +52,23 @@ static bool show_progress(const struct cli_ctx *ctx)
  * name (the last part of its resource URL, as `lxc export` takes it). */
 static int wait_backup(struct cli_ctx *ctx, const char *url, char **ret, struct berth_error *err)
 {
-	const char *q = strchr(url, '?');
-	_cleanup_free_ char *path = berth_strdup_printf("%.*s/wait?timeout=1%s%s",
-							(int)(q ? q - url : (long)strlen(url)), url,
-							q ? "&" : "", q ? q + 1 : "");
-	bool shown = false;
+	json_auto_t *op = NULL;
+	const char *res, *base, *qm;
+	int r = cli_wait_progress(ctx, url, "create_backup_progress", "Backing up instance",
+				  show_progress(ctx), "Create backup", &op, err);
 
-	if (!path)
-		return oom(err);
-	for (;;) {
-		json_auto_t *op = NULL;
-		const char *status, *text, *res, *base, *qm;
-		int r = cli_query(ctx, "GET", path, NULL, &op, NULL, err);
-
-		if (r < 0)
-			return r;
-		status = berth_json_string(op, "status") ?: "";
-		text = berth_json_string(json_object_get(op, "metadata"), "create_backup_progress");
-		if (text && show_progress(ctx) && !streq(status, "Success")) {
-			printf("\rBacking up instance: %s   ", text);
-			fflush(stdout);
-			shown = true;
-		}
-		if (streq(status, "Running") || streq(status, "Pending") ||
-		    streq(status, "Cancelling"))
-			continue;
-		if (shown)
-			printf("\r%*s\r", 60, "");
-		if (!streq(status, "Success"))
-			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Create backup: %s",
-					       berth_json_string(op, "err") ?: status);
-		res = json_string_value(
-			json_array_get(json_object_get(json_object_get(op, "resources"), "backups"),
-				       0));
-		if (!res)
-			return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
-					       "The operation names no backup");
-		qm = strchr(res, '?');
-		base = memrchr(res, '/', qm ? (size_t)(qm - res) : strlen(res));
-		base = base ? base + 1 : res;
-		return berth_url_decode(base, qm ? (size_t)(qm - base) : strlen(base), ret) < 0
-			       ? oom(err)
-			       : 0;
-	}
+	if (r < 0)
+		return r;
+	res = json_string_value(
+		json_array_get(json_object_get(json_object_get(op, "resources"), "backups"), 0));
+	if (!res)
+		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				       "The operation names no backup");
+	qm = strchr(res, '?');
+	base = memrchr(res, '/', qm ? (size_t)(qm - res) : strlen(res));
+	base = base ? base + 1 : res;
+	return berth_url_decode(base, qm ? (size_t)(qm - base) : strlen(base), ret) < 0 ? oom(err)
+											: 0;
 }
 
 static int create_backup(struct cli_ctx *ctx, const char *name, const json_t *body, char **ret,

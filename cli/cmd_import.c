@@ -42,44 +42,9 @@ static char *import_headers(const char *name, const char *pool)
 				   pool ? "\r\n" : "");
 }
 
-/* Wait for the restore at `url`, its progress on the line (unless quiet). */
-static int wait_restore(struct cli_ctx *ctx, const char *url, bool bar, struct berth_error *err)
-{
-	const char *q = strchr(url, '?');
-	_cleanup_free_ char *path = berth_strdup_printf("%.*s/wait?timeout=1%s%s",
-							(int)(q ? q - url : (long)strlen(url)), url,
-							q ? "&" : "", q ? q + 1 : "");
-
-	if (!path)
-		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
-	for (;;) {
-		json_auto_t *op = NULL;
-		const char *status, *text;
-		int r = cli_query(ctx, "GET", path, NULL, &op, NULL, err);
-
-		if (r < 0)
-			return r;
-		status = berth_json_string(op, "status") ?: "";
-		text = berth_json_string(json_object_get(op, "metadata"),
-					 "create_instance_from_backup_progress");
-		if (bar && text) {
-			printf("\rImporting instance: %s   ", text);
-			fflush(stdout);
-		}
-		if (streq(status, "Running") || streq(status, "Pending") ||
-		    streq(status, "Cancelling"))
-			continue;
-		if (bar)
-			printf("\r%*s\r", 60, "");
-		if (!streq(status, "Success"))
-			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s",
-					       berth_json_string(op, "err") ?: status);
-		return 0;
-	}
-}
-
 static int do_import(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
+	json_auto_t *op = NULL; /* the restore's, once it ended */
 	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *headers = NULL;
 	struct cli_upload_progress p = { .label = "Importing instance",
@@ -118,7 +83,8 @@ static int do_import(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 	if (r >= 0 && !url)
 		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL, "No operation in the answer");
 	if (r >= 0)
-		r = wait_restore(ctx, url, bar, err);
+		r = cli_wait_progress(ctx, url, "create_instance_from_backup_progress",
+				      "Importing instance", bar, NULL, &op, err);
 	berth_response_release(&resp);
 	return r;
 }

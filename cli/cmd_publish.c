@@ -95,41 +95,14 @@ static int publish_body(const struct cli_args *a, json_t **ret, struct berth_err
  * *ret gets the image's fingerprint. */
 static int wait_publish(struct cli_ctx *ctx, const char *url, char **ret, struct berth_error *err)
 {
-	const char *q = strchr(url, '?');
-	_cleanup_free_ char *path = berth_strdup_printf("%.*s/wait?timeout=1%s%s",
-							(int)(q ? q - url : (long)strlen(url)), url,
-							q ? "&" : "", q ? q + 1 : "");
-	bool shown = false;
+	json_auto_t *op = NULL;
+	int r = cli_wait_progress(ctx, url, "create_image_from_container_pack_progress",
+				  "Publishing instance", !ctx->quiet, NULL, &op, err);
 
-	if (!path)
-		return oom(err);
-	for (;;) {
-		json_auto_t *op = NULL;
-		const json_t *md;
-		const char *status, *text;
-		int r = cli_query(ctx, "GET", path, NULL, &op, NULL, err);
-
-		if (r < 0)
-			return r;
-		md = json_object_get(op, "metadata");
-		status = berth_json_string(op, "status") ?: "";
-		text = berth_json_string(md, "create_image_from_container_pack_progress");
-		if (text && !ctx->quiet && !streq(status, "Success")) {
-			printf("\rPublishing instance: %s   ", text);
-			fflush(stdout);
-			shown = true;
-		}
-		if (streq(status, "Running") || streq(status, "Pending") ||
-		    streq(status, "Cancelling"))
-			continue;
-		if (shown)
-			printf("\r%*s\r", 60, "");
-		if (!streq(status, "Success"))
-			return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s",
-					       berth_json_string(op, "err") ?: status);
-		*ret = strdup(berth_json_string(md, "fingerprint") ?: "");
-		return *ret ? 0 : oom(err);
-	}
+	if (r < 0)
+		return r;
+	*ret = strdup(berth_json_string(json_object_get(op, "metadata"), "fingerprint") ?: "");
+	return *ret ? 0 : oom(err);
 }
 
 static int create_image(struct cli_ctx *ctx, const json_t *body, char **ret,

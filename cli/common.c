@@ -442,3 +442,45 @@ int cli_open_regular(const char *path, int *ret_fd, uint64_t *ret_size, struct b
 	*ret_size = (uint64_t)st.st_size;
 	return 0;
 }
+
+int cli_wait_progress(struct cli_ctx *ctx, const char *url, const char *key, const char *label,
+		      bool show, const char *fail_prefix, json_t **ret, struct berth_error *err)
+{
+	const char *q = strchr(url, '?');
+	_cleanup_free_ char *path = berth_strdup_printf("%.*s/wait?timeout=1%s%s",
+							(int)(q ? q - url : (long)strlen(url)), url,
+							q ? "&" : "", q ? q + 1 : "");
+	bool shown = false;
+
+	if (!path)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	for (;;) {
+		json_auto_t *op = NULL;
+		const char *status, *text, *why;
+		int r = cli_query(ctx, "GET", path, NULL, &op, NULL, err);
+
+		if (r < 0)
+			return r;
+		status = berth_json_string(op, "status") ?: "";
+		text = berth_json_string(json_object_get(op, "metadata"), key);
+		if (show && text && !streq(status, "Success")) {
+			printf("\r%s: %s   ", label, text);
+			fflush(stdout);
+			shown = true;
+		}
+		if (streq(status, "Running") || streq(status, "Pending") ||
+		    streq(status, "Cancelling"))
+			continue;
+		if (shown)
+			printf("\r%*s\r", 60, "");
+		if (!streq(status, "Success")) {
+			why = berth_json_string(op, "err") ?: status;
+			return fail_prefix
+				       ? berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s: %s",
+							 fail_prefix, why)
+				       : berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s", why);
+		}
+		*ret = TAKE_PTR(op);
+		return 0;
+	}
+}
