@@ -435,27 +435,35 @@ static void file_event(struct api_request *req, const char *action, const char *
 
 /* ---- GET / HEAD ---- */
 
-static int add_stat_headers(struct api_response *resp, const struct files_root *root,
-			    const struct stat *st, const char *type)
+/* LXD's headers of a file's owner, mode, type and modification time (containers and VMs). */
+static int stat_headers(struct api_response *resp, uint64_t uid, uint64_t gid, unsigned mode,
+			struct timespec mtime, const char *type)
 {
 	char buf[64];
-	struct timespec ts = st->st_mtim;
 	int r;
 
-	snprintf(buf, sizeof(buf), "%" PRIu64, id_to_container(root, st->st_uid, false));
+	snprintf(buf, sizeof(buf), "%" PRIu64, uid);
 	r = api_add_header(resp, "X-LXD-uid", buf);
-	snprintf(buf, sizeof(buf), "%" PRIu64, id_to_container(root, st->st_gid, true));
+	snprintf(buf, sizeof(buf), "%" PRIu64, gid);
 	if (r >= 0)
 		r = api_add_header(resp, "X-LXD-gid", buf);
-	snprintf(buf, sizeof(buf), "%04o", (unsigned)(st->st_mode & 07777));
+	snprintf(buf, sizeof(buf), "%04o", mode & 07777);
 	if (r >= 0)
 		r = api_add_header(resp, "X-LXD-mode", buf);
 	if (r >= 0)
 		r = api_add_header(resp, "X-LXD-type", type);
-	berth_time_rfc3339(&ts, buf);
+	berth_time_rfc3339(&mtime, buf);
 	if (r >= 0)
 		r = api_add_header(resp, "X-LXD-modified", buf);
 	return r;
+}
+
+static int add_stat_headers(struct api_response *resp, const struct files_root *root,
+			    const struct stat *st, const char *type)
+{
+	return stat_headers(resp, id_to_container(root, st->st_uid, false),
+			    id_to_container(root, st->st_gid, true), (unsigned)st->st_mode,
+			    st->st_mtim, type);
 }
 
 static int get_directory(struct files_loc *loc, struct api_response *resp)
@@ -981,24 +989,9 @@ static int vm_files_error(struct berth_error *err, int r, const char *what, cons
 static int vm_stat_headers(struct api_response *resp, const struct agent_file_info *info,
 			   const char *type)
 {
-	struct timespec ts = {.tv_sec = info->mtime_s, .tv_nsec = info->mtime_ns};
-	char buf[64];
-	int r;
-
-	snprintf(buf, sizeof(buf), "%" PRIu32, info->uid);
-	r = api_add_header(resp, "X-LXD-uid", buf);
-	snprintf(buf, sizeof(buf), "%" PRIu32, info->gid);
-	if (r >= 0)
-		r = api_add_header(resp, "X-LXD-gid", buf);
-	snprintf(buf, sizeof(buf), "%04o", (unsigned)(info->mode & 07777));
-	if (r >= 0)
-		r = api_add_header(resp, "X-LXD-mode", buf);
-	if (r >= 0)
-		r = api_add_header(resp, "X-LXD-type", type);
-	berth_time_rfc3339(&ts, buf);
-	if (r >= 0)
-		r = api_add_header(resp, "X-LXD-modified", buf);
-	return r;
+	return stat_headers(resp, info->uid, info->gid, info->mode,
+			    (struct timespec){.tv_sec = info->mtime_s, .tv_nsec = info->mtime_ns},
+			    type);
 }
 
 static int vm_get_listing(struct api_response *resp, const struct agent_file_info *info)
