@@ -390,18 +390,15 @@ static int job_expanded(struct instance_job *j, json_t **ret, struct berth_error
 	return 0;
 }
 
-/* A VM's root.img grown to its root disk's size (the start grows it too, when the size
- * changed since). */
-static int vm_root_grow(struct instance_job *j, struct storage_pool *pool,
+/* A VM's root.img grown to the root disk's size of `inst` (the job's expanded instance;
+ * the start grows it too, when the size changed since). */
+static int vm_root_grow(struct instance_job *j, const json_t *inst, struct storage_pool *pool,
 			const struct storage_vol *vol, struct berth_error *err)
 {
-	json_auto_t *inst = NULL;
 	_cleanup_free_ char *dir = NULL, *img = NULL;
 	uint64_t size = 0;
-	int r = job_expanded(j, &inst, err);
+	int r = vm_params_root_size(inst, &size, err);
 
-	if (r >= 0)
-		r = vm_params_root_size(inst, &size, err);
 	if (r >= 0 && storage_volume_path(pool, vol, NULL, &dir) < 0)
 		r = -ENOMEM;
 	if (r >= 0)
@@ -440,7 +437,7 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 	if (r < 0)
 		return berth_error_wrap(err, r, "Creating the root volume");
 	if (vol.type == STORAGE_VOL_VM) {
-		r = vm_root_grow(j, pool, &vol, err);
+		r = vm_root_grow(j, inst, pool, &vol, err);
 		if (r < 0) {
 			pool->driver->volume_delete(pool, &vol, NULL);
 			return r;
