@@ -78,21 +78,16 @@ int pack_shift_maps_write(const char *dir, const struct pack_shift *sh, char *re
 	return r;
 }
 
-/* pigz on PATH: gzip's format, compressed on every CPU (tar's --gzip runs one gzip). */
+/* pigz where tar looks for programs (berth_program_find: BERTH_SPAWN_PATH, tar's PATH):
+ * gzip's format, compressed on every CPU (tar's --gzip runs one gzip). */
 static pthread_once_t pigz_once = PTHREAD_ONCE_INIT;
 static bool pigz_found;
 
 static void pigz_look(void)
 {
-	_cleanup_free_ char *path = strdup(getenv("PATH") ?: "/usr/bin:/bin");
-	char *save = NULL;
+	_cleanup_free_ char *path = NULL;
 
-	for (char *d = path ? strtok_r(path, ":", &save) : NULL; d && !pigz_found;
-	     d = strtok_r(NULL, ":", &save)) {
-		_cleanup_free_ char *bin = berth_strdup_printf("%s/pigz", d);
-
-		pigz_found = bin && access(bin, X_OK) == 0;
-	}
+	pigz_found = berth_program_find("pigz", &path) == 0;
 }
 
 const char *pack_compress_flag(const char *algo)

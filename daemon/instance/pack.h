@@ -28,7 +28,7 @@ int pack_shift_maps_write(const char *dir, const struct pack_shift *sh, char *re
 
 /* tar's flag for compression `algo` ("gzip", "xz", "zstd", "bzip2", "lzma"), NULL for
  * "none" (or an unknown name: callers check names first). gzip goes through pigz when it
- * is on PATH: the same format, made on every CPU. */
+ * is installed (berth_program_find): the same format, made on every CPU. */
 const char *pack_compress_flag(const char *algo);
 
 /* What a pack reports and says when it fails. */
