@@ -13,14 +13,14 @@
 # qemu-utils (qemu-img: disk images), ovmf (UEFI firmware, /usr/share/OVMF); test_qmp
 # and test_qemu_config run the real QEMU too.
 # musl-tools: musl-gcc, which links berth-agent (the program inside VMs) statically.
-# pigz: publish and backups compress gzip with it on every CPU when it is there.
+# isal (igzip) and pigz: publish and backups make gzip with the first there, on every CPU.
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config musl-tools
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
 	libarchive13 passwd procps util-linux btrfs-progs
 	nftables dnsmasq-base iproute2 squashfs-tools
-	qemu-system-x86 qemu-utils ovmf pigz
+	qemu-system-x86 qemu-utils ovmf isal pigz
 )
 
 # What images/build and the debian-12 recipe run (setup.sh builds debian/12): debootstrap,
