@@ -65,12 +65,21 @@ static const struct cli_command delete_cmd = {
 	.min_args = 1,
 	.max_args = -1,
 };
+static const struct cli_option snapshot_options[] = {
+	{ "no-expiry", 0, NULL, "Ignore any configured auto-expiry for the instance" },
+	{ "reuse", 0, NULL, "If the snapshot name already exists, delete and create a new one" },
+	{ 0 },
+};
 static const struct cli_command snapshot_cmd = {
 	.name = "snapshot",
-	.usage = "berth snapshot <instance> [<snapshot name>]",
+	.usage = "berth snapshot <instance> [<snapshot name>] [flags]",
 	.description = "Create instance snapshots\n\n"
 		       "  Without a name: snap0, snap1, ... (or the instance's snapshots.pattern).\n"
-		       "  berth info <instance> lists them.",
+		       "  A snapshot expires after the instance's snapshots.expiry unless\n"
+		       "  --no-expiry is given; `lxc config edit <instance>/<snapshot>` (a PUT of\n"
+		       "  the snapshot) changes its expires_at later. berth info <instance> lists\n"
+		       "  them.",
+	.options = snapshot_options,
 	.min_args = 1,
 	.max_args = 2,
 };
@@ -422,6 +431,23 @@ static int do_snapshot(struct cli_ctx *ctx, struct cli_args *a, struct berth_err
 
 	if (!path || !body)
 		return oom(err);
+	if (a->values[0] &&
+	    json_object_set_new(body, "expires_at", json_string(BERTH_TIME_ZERO)) < 0)
+		return oom(err);
+	if (a->values[1] && a->n_pos > 1) {
+		_cleanup_free_ char *spec = berth_strdup_printf("%s/%s", a->pos[0], a->pos[1]);
+		_cleanup_free_ char *old = spec ? instance_path(spec) : NULL;
+		json_auto_t *exists = NULL;
+		struct berth_error absent = { 0 };
+		int r;
+
+		if (!old)
+			return oom(err);
+		r = cli_query(ctx, "GET", old, NULL, &exists, NULL, &absent);
+		berth_error_release(&absent);
+		if (r >= 0 && (r = cli_query(ctx, "DELETE", old, NULL, NULL, NULL, err)) < 0)
+			return r;
+	}
 	return cli_query(ctx, "POST", path, body, NULL, NULL, err);
 }
 

@@ -181,6 +181,9 @@ int db_snapshot_rename(struct db *db, const char *project, const char *instance,
 		       const char *new_name, db_hook_fn hook, void *data, struct berth_error *err);
 int db_snapshot_delete(struct db *db, const char *project, const char *instance, const char *name,
 		       db_hook_fn hook, void *data, struct berth_error *err);
+/* Set its expires_at (normalized RFC 3339; NULL or "": never). -ENOENT (404). */
+int db_snapshot_set_expiry(struct db *db, const char *project, const char *instance,
+			   const char *name, const char *expires_at, struct berth_error *err);
 
 /* ---- storage pools: {"name","driver","description","config":{str:str},"status":"Created"} ----
  *
