@@ -18,6 +18,7 @@ BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config musl-tools
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
+	libcurl4-openssl-dev
 	libarchive13 passwd procps util-linux btrfs-progs
 	nftables dnsmasq-base iproute2 squashfs-tools
 	qemu-system-x86 qemu-utils ovmf pigz
