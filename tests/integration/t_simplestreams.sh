@@ -173,6 +173,12 @@ is "$(opstatus)" Failure "a rootfs whose sha256 differs is refused"
 like "$(jget 'j["metadata"]["err"]')" 'SHA-256' "... naming the mismatch"
 is "$(count_images)" "$nimg" "... leaving no image"
 is "$(count_files)" "$nfiles" "... nor any file"
+run timeout 60 lxc launch ss:bad b:c9
+isnt "$RC" 0 "lxc launch ss:bad fails"
+isnt "$RC" 124 "... without hanging"
+like "$ERR" 'SHA-256' "... naming the mismatch"
+expect_status 404 "... and no instance c9 is left" GET /1.0/instances/c9
+is "$(count_files)" "$nfiles" "... nor any image file"
 
 serve dying --die-after 200000
 dying_pid=$SRV_PID
