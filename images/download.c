@@ -1,11 +1,20 @@
 /* images/download.c: one blocking libcurl transfer per call (easy interface), its body
- * hashed and written as it arrives, progress reported at most every PROGRESS_MS. */
+ * hashed and written as it arrives, progress reported at most every PROGRESS_MS.
+ *
+ * libcurl (with OpenSSL, nghttp2, libssh2, LDAP and Kerberos behind it) is not linked:
+ * mapped at start-up it would cost every idle berthd resident memory and load libcrypto
+ * for work only a pull does (doc/internals.md). The first download opens it with
+ * dlopen(), as images/archive_load.c does for libarchive, and it stays loaded. */
+#define LOG_CATEGORY "download"
+#define CURL_DISABLE_TYPECHECK
 #include "images/download.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +22,7 @@
 #include <unistd.h>
 
 #include "images/store.h"
+#include "lib/log.h"
 #include "lib/macros.h"
 #include "lib/sha256.h"
 
@@ -21,12 +31,56 @@
 /* A server that sends nothing for this long is given up on. */
 #define STALL_S 60L
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
+/* libcurl 7.16 and later: the soname has not changed since. */
+#define CURL_SONAME "libcurl.so.4"
 
-static void curl_init(void)
+/* The libcurl functions used here, from the library opened at the first download. */
+static struct {
+	CURLcode (*global_init)(long flags);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *c, CURLoption option, ...);
+	CURLcode (*easy_perform)(CURL *c);
+	CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+	void (*easy_cleanup)(CURL *c);
+	const char *(*easy_strerror)(CURLcode code);
+} curl;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static char curl_why[256]; /* why libcurl cannot be used; empty when it can */
+
+static bool curl_sym(void *lib, void *slot, const char *name)
 {
-	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+	void *f = dlsym(lib, name);
+
+	if (!f) {
+		snprintf(curl_why, sizeof(curl_why), "no %s in %s", name, CURL_SONAME);
+		return false;
+	}
+	memcpy(slot, &f, sizeof(f));
+	return true;
+}
+
+static void curl_load(void)
+{
+	void *lib = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	CURLcode rc;
+
+	if (!lib) {
+		const char *why = dlerror();
+		snprintf(curl_why, sizeof(curl_why), "%s", why ? why : CURL_SONAME);
+	} else if (curl_sym(lib, &curl.global_init, "curl_global_init") &&
+		   curl_sym(lib, &curl.easy_init, "curl_easy_init") &&
+		   curl_sym(lib, &curl.easy_setopt, "curl_easy_setopt") &&
+		   curl_sym(lib, &curl.easy_perform, "curl_easy_perform") &&
+		   curl_sym(lib, &curl.easy_getinfo, "curl_easy_getinfo") &&
+		   curl_sym(lib, &curl.easy_cleanup, "curl_easy_cleanup") &&
+		   curl_sym(lib, &curl.easy_strerror, "curl_easy_strerror")) {
+		rc = curl.global_init(CURL_GLOBAL_DEFAULT);
+		if (rc != CURLE_OK)
+			snprintf(curl_why, sizeof(curl_why), "curl_global_init: %s",
+				 curl.easy_strerror(rc));
+	}
+	if (curl_why[0])
+		log_error("Cannot load %s, images cannot be downloaded: %s", CURL_SONAME, curl_why);
 }
 
 struct transfer {
@@ -157,8 +211,8 @@ static int transfer_result(struct transfer *t, CURL *c, CURLcode rc, const char 
 	if (rc != CURLE_OK)
 		return berth_error_set(err, -EIO, BERTH_ERR_BAD_REQUEST,
 				       "Failed to download the %s from %s: %s", what, url,
-				       curl_easy_strerror(rc));
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+				       curl.easy_strerror(rc));
+	curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (status >= 400)
 		return berth_error_set(err, -EIO, BERTH_ERR_BAD_REQUEST,
 				       "Failed to download the %s from %s: HTTP %ld", what, url,
@@ -173,32 +227,32 @@ static int transfer_run(struct transfer *t, const char *url, const char *what,
 	CURLcode rc;
 	int r;
 
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_result != CURLE_OK)
-		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "libcurl failed to start: %s",
-				       curl_easy_strerror(curl_init_result));
-	c = curl_easy_init();
+	pthread_once(&curl_once, curl_load);
+	if (curl_why[0])
+		return berth_error_set(err, -ELIBACC, BERTH_ERR_INTERNAL,
+				       "libcurl is not available: %s", curl_why);
+	c = curl.easy_init();
 	if (!c)
 		return -ENOMEM;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_S);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" PACKAGE_VERSION);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, t);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl.easy_setopt(c, CURLOPT_URL, url);
+	curl.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl.easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+	curl.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+	curl.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, STALL_S);
+	curl.easy_setopt(c, CURLOPT_USERAGENT, "berth/" PACKAGE_VERSION);
+	curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl.easy_setopt(c, CURLOPT_WRITEDATA, t);
+	curl.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl.easy_setopt(c, CURLOPT_XFERINFODATA, t);
+	curl.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	t->start_ms = t->last_ms = now_ms();
-	rc = curl_easy_perform(c);
+	rc = curl.easy_perform(c);
 	r = transfer_result(t, c, rc, url, what, err);
-	curl_easy_cleanup(c);
+	curl.easy_cleanup(c);
 	return r;
 }
 
