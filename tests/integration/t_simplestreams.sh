@@ -4,7 +4,7 @@
 # served on 127.0.0.1 inside the test's namespace by ss_server.py (which logs every GET).
 # The stock `lxc` client launches from it (`lxc launch ss:busybox b:c1`: the image is
 # downloaded once, cached with its source, reused by the next launch without a download)
-# and copies from it (`lxc image copy ss:busybox b: --alias ...`); the API pulls by alias
+# and copies from it (`lxc image copy ss:slow b: --alias ...`: downloaded, not cached); the API pulls by alias
 # with aliases of its own; progress shows in the operation (download_progress) and the
 # pull can be cancelled; a rootfs whose sha256 is wrong and a server dying mid-download
 # leave nothing; POST /1.0/images/FP/refresh and images.auto_update_interval replace the
@@ -67,6 +67,8 @@ expect_status 200 "image tasks off for now" PATCH /1.0 \
 fp1=$($SSTREE "$TREE" --image "${IMAGE[busybox]}" --serial 20260101_0000 \
 	--aliases busybox,busybox/1.36 --mark v1)
 like "$fp1" '^[0-9a-f]{64}$' "sstree.py publishes busybox (v1)"
+fp_slow=$($SSTREE "$TREE" --image "${IMAGE[busybox]}" --serial 20260101_0000 --aliases slow \
+	--os Slowbox --mark slow)
 serve main
 like "$URL" '^http://127\.0\.0\.1:[0-9]+$' "the simplestreams server listens on loopback"
 
@@ -112,10 +114,14 @@ is "$(gets main 'lxd.tar.xz')" 1 "... nor of the metadata"
 run berth exec c2 -- cat /etc/sstree-mark
 is "$OUT" v1 "c2 runs the v1 rootfs"
 
-run timeout 120 lxc image copy ss:busybox b: --alias viacopy
-rc_ok "lxc image copy ss:busybox b: --alias viacopy"
+run timeout 120 lxc image copy ss:slow b: --alias viacopy
+rc_ok "lxc image copy ss:slow b: --alias viacopy"
 api GET /1.0/images/aliases/viacopy
-is "$(jget 'j["metadata"]["target"]')" "$fp1" "the alias names the image"
+is "$(jget 'j["metadata"]["target"]')" "$fp_slow" "the alias names the downloaded image"
+api GET "/1.0/images/$fp_slow"
+is "$(jget 'j["metadata"]["cached"]')" false "... which is not a cache entry"
+is "$(jget 'j["metadata"]["update_source"]["alias"]')" slow "... and records its source"
+is "$(gets main 'slowbox.*root.tar.xz')" 1 "... downloaded once"
 
 # ---- the API: a pull with aliases of its own, errors ----
 pull "{\"source\":$(src "$URL" busybox/1.36/amd64),\"aliases\":[{\"name\":\"bb\"}]}"
@@ -136,8 +142,10 @@ expect_error 400 "an instance from protocol lxd is refused" POST /1.0/instances 
 	"{\"name\":\"c9\",\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"server\":\"https://127.0.0.1:1\",\"protocol\":\"lxd\",\"alias\":\"x\"}}"
 
 # ---- progress and cancel, on a slow server ----
-$SSTREE "$TREE" --image "${IMAGE[busybox]}" --serial 20260101_0000 --aliases slow \
-	--os Slowbox --mark slow >/dev/null
+api DELETE "/1.0/images/$fp_slow"
+wait_operation "$(jget 'j["operation"]')"
+nimg=$(count_images)
+nfiles=$(count_files)
 serve slow --rate 150000
 slow_url=$URL
 api POST /1.0/images "{\"source\":$(src "$slow_url" slow)}"
@@ -240,7 +248,7 @@ for i in $(seq 150); do
 	sleep 0.1
 done
 is "$HTTP_STATUS" 404 "the cached image expired"
-is "$(count_files)" 0 "... with its files"
+ok "... with its files" test ! -e "$BERTH_DIR/images/$fp3" -a ! -e "$BERTH_DIR/images/$fp3.rootfs"
 run berth exec c3 -- cat /etc/sstree-mark
 is "$OUT" v2 "c3 still runs"
 
