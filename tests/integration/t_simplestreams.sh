@@ -130,6 +130,16 @@ is "$(jget 'j["metadata"]["metadata"]["fingerprint"]')" "$fp1" "... its metadata
 api GET /1.0/images/aliases/bb
 is "$(jget 'j["metadata"]["target"]')" "$fp1" "... and the request's alias was made"
 
+# A unified image (lxd_combined.tar.gz): its fingerprint is the tarball's own hash.
+fp_combo=$($SSTREE "$TREE" --image "${IMAGE[busybox]}" --serial 20260101_0000 --aliases combo \
+	--os Combo --combined)
+is "$fp_combo" "$(sha256sum "${IMAGE[busybox]}" | cut -d' ' -f1)" "sstree.py publishes the unified tarball"
+pull "{\"source\":$(src "$URL" combo)}"
+is "$(jget 'j["metadata"]["metadata"]["fingerprint"]')" "$fp_combo" "a unified image is pulled"
+ok "... as one file" test -f "$BERTH_DIR/images/$fp_combo" -a ! -e "$BERTH_DIR/images/$fp_combo.rootfs"
+api DELETE "/1.0/images/$fp_combo"
+wait_operation "$(jget 'j["operation"]')"
+
 nimg=$(count_images)
 nfiles=$(count_files)
 pull "{\"source\":$(src "$URL" nosuch)}"
