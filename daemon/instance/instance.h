@@ -41,6 +41,8 @@ struct instance_job {
 	bool force;		  /* state change: kill rather than stop cleanly */
 	int last_pct;
 	bool done;
+	json_t *pull_source; /* owned: create from an image on a server: the request's source */
+	bool arch_given;     /* create from an image: the request named an architecture */
 };
 
 /* A job on instance `name` of `project` (copied), of type `drv`. NULL when out of memory. */
