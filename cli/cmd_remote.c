@@ -276,8 +276,9 @@ static int server_auth(struct berth_client *c, char **ret, json_t **ret_server,
 	return 0;
 }
 
-/* POST /1.0/certificates for our client certificate with a password or a trust token,
- * then the server must call us trusted. */
+/* POST /1.0/certificates for our client certificate with a password or a certificate
+ * add token (the whole token, as lxc sends it: LXD 5.0 reads it from "password", later
+ * servers from "trust_token"), then the server must call us trusted. */
 static int get_trusted(struct berth_client *c, const char *password, const char *token,
 		       struct berth_error *err)
 {
@@ -285,8 +286,9 @@ static int get_trusted(struct berth_client *c, const char *password, const char 
 	_cleanup_free_ char *auth = NULL;
 	int r;
 
-	if (!body || json_object_set_new(body, token ? "trust_token" : "password",
-					 json_string(token ? token : password)) < 0)
+	if (!body ||
+	    json_object_set_new(body, "password", json_string(token ? token : password)) < 0 ||
+	    (token && json_object_set_new(body, "trust_token", json_string(token)) < 0))
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	r = berth_client_query(c, "POST", "/1.0/certificates", body, NULL, NULL, err);
 	if (r >= 0)
@@ -374,7 +376,7 @@ static int add_authenticate(struct berth_client *c, const char *password, const 
 	int r;
 
 	if (berth_remote_token_decode(password, &token) >= 0)
-		r = get_trusted(c, NULL, berth_json_string(token, "secret"), err);
+		r = get_trusted(c, NULL, password, err);
 	else
 		r = get_trusted(c, password, NULL, err);
 	if (r < 0)
@@ -414,8 +416,8 @@ static int add_lxd(struct berth_remote_config *conf, const char *name, const cha
 
 /* A certificate add token: each of its addresses in turn, the server's certificate
  * checked against the token's fingerprint. */
-static int add_token(struct berth_remote_config *conf, const char *name, const json_t *token,
-		     struct berth_error *err)
+static int add_token(struct berth_remote_config *conf, const char *name, const char *text,
+		     const json_t *token, struct berth_error *err)
 {
 	const char *want = berth_json_string(token, "fingerprint");
 	const json_t *addr;
@@ -446,7 +448,7 @@ static int add_token(struct berth_remote_config *conf, const char *name, const j
 		if (r >= 0)
 			r = remote_client(conf, name, url, &c, err);
 		if (r >= 0)
-			r = get_trusted(c, NULL, berth_json_string(token, "secret"), err);
+			r = get_trusted(c, NULL, text, err);
 		if (r >= 0)
 			r = store_remote(conf, name, url, "lxd", "tls", false, err);
 		if (r >= 0)
@@ -495,7 +497,7 @@ static int remote_add(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 				       name, berth_json_string(existing, "addr") ?: "");
 	forget_server_cert(conf, name); /* a stale one of an earlier remote of that name */
 	if (!ss && a->n_pos > 1 && berth_remote_token_decode(addr, &token) >= 0)
-		r = add_token(conf, name, token, err);
+		r = add_token(conf, name, addr, token, err);
 	else if (!(url = normalize_url(addr, ss)))
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	else if (ss && !berth_startswith(url, "https://") && !berth_startswith(url, "http://"))
