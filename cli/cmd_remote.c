@@ -329,6 +329,8 @@ static int remote_client(struct berth_remote_config *conf, const char *name, con
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	r = berth_remote_config_client(conf, name, ret, err);
 	json_object_del(remotes, name);
+	if (r >= 0) /* remote_add names the remote in its errors */
+		(void)berth_client_set_name(*ret, NULL);
 	return r;
 }
 

@@ -32,6 +32,7 @@ struct berth_client {
 	char *port;		/* owned, TLS */
 	char *host_header;	/* owned: "berth" on the unix socket, else HOST:PORT */
 	char *peer_cert;	/* owned, TLS: the server's certificate (PEM) once connected */
+	char *name;		/* owned or NULL: the remote's name, for messages */
 	char *begun;		/* owned or NULL: the head of a request begun and not finished */
 	int sink_fd;		/* borrowed: where berth_client_download writes a body, or -EBADF */
 	berth_progress_fn sink_progress;
@@ -130,7 +131,7 @@ static int client_connect(struct berth_client *c, struct berth_conn *ret, struct
 	}
 	r = berth_tls_connect(c->tls, c->host, c->port, ret, err);
 	if (r < 0)
-		return r;
+		return c->name ? berth_error_wrap(err, r, "remote \"%s\"", c->name) : r;
 	if (berth_conn_peer_cert(ret, &pem) >= 0) {
 		free(c->peer_cert);
 		c->peer_cert = TAKE_PTR(pem);
@@ -290,6 +291,17 @@ int berth_client_new_url(const char *url, const struct berth_tls_options *tls,
 	return 0;
 }
 
+int berth_client_set_name(struct berth_client *c, const char *name)
+{
+	char *n = name ? strdup(name) : NULL;
+
+	if (name && !n)
+		return -ENOMEM;
+	free(c->name);
+	c->name = n;
+	return 0;
+}
+
 const char *berth_client_peer_certificate(const struct berth_client *c)
 {
 	return c->peer_cert;
@@ -305,6 +317,7 @@ void berth_client_free(struct berth_client *c)
 	free(c->port);
 	free(c->host_header);
 	free(c->peer_cert);
+	free(c->name);
 	free(c->begun);
 	free(c->path);
 	free(c->project);

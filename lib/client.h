@@ -37,6 +37,8 @@ int berth_client_new(const char *socket_path, struct berth_client **ret, struct 
  * contacted yet: the first request connects. -EINVAL for a URL of another form. */
 int berth_client_new_url(const char *url, const struct berth_tls_options *tls,
 			 struct berth_client **ret, struct berth_error *err);
+/* Name the server (a remote's name) in connection errors: "remote \"NAME\": ...". -ENOMEM. */
+int berth_client_set_name(struct berth_client *c, const char *name);
 /* The server's certificate (PEM) seen on the last TLS connection, or NULL (none yet, or
  * the unix socket). Borrowed from `c`. */
 const char *berth_client_peer_certificate(const struct berth_client *c);

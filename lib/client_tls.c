@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -184,6 +185,32 @@ static int tcp_connect(const char *host, const char *shown, const char *port,
 	return fd;
 }
 
+/* OpenSSL writes to the socket with write(2), not send(2) with MSG_NOSIGNAL as the plain
+ * path does: a peer gone would kill the process with SIGPIPE. Around each TLS write,
+ * SIGPIPE is blocked, and one it raised is taken back before unblocking. */
+static void sigpipe_block(sigset_t *old)
+{
+	sigset_t pipe;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, old);
+}
+
+static void sigpipe_restore(const sigset_t *old)
+{
+	sigset_t pipe, pending;
+	const struct timespec zero = {0};
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	sigpending(&pending);
+	if (!sigismember(old, SIGPIPE) && sigismember(&pending, SIGPIPE))
+		while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 /* Wait as SSL_get_error's `e` says: 0 when the operation may be retried. */
 static int ssl_wait(int fd, int e, int timeout_ms)
 {
@@ -218,12 +245,15 @@ static int tls_handshake(struct berth_tls *t, SSL *ssl, int fd, const char *host
 	for (;;) {
 		int n, e, r;
 		uint64_t now;
+		sigset_t old;
 
 		ERR_clear_error();
+		sigpipe_block(&old);
 		n = SSL_connect(ssl);
+		e = n == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, n);
+		sigpipe_restore(&old);
 		if (n == 1)
 			break;
-		e = SSL_get_error(ssl, n);
 		now = berth_monotonic_ns();
 		r = now >= deadline ? -ETIMEDOUT
 				    : ssl_wait(fd, e, (int)((deadline - now) / 1000000ULL));
@@ -324,7 +354,8 @@ int berth_conn_write(struct berth_conn *c, const void *data, size_t len)
 
 	while (len > 0) {
 		size_t put = 0;
-		int n, e, r;
+		int n, e, r, saved;
+		sigset_t old;
 
 		if (!c->ssl) {
 			ssize_t m = send(c->fd, p, len, MSG_NOSIGNAL);
@@ -338,13 +369,18 @@ int berth_conn_write(struct berth_conn *c, const void *data, size_t len)
 			continue;
 		}
 		ERR_clear_error();
+		errno = 0;
+		sigpipe_block(&old);
 		n = SSL_write_ex(c->ssl, p, len, &put);
+		e = n == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+		saved = errno;
+		sigpipe_restore(&old);
+		errno = saved;
 		if (n == 1) {
 			p += put;
 			len -= put;
 			continue;
 		}
-		e = SSL_get_error(c->ssl, n);
 		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
 			return e == SSL_ERROR_SYSCALL && errno == EPIPE ? -EPIPE : -ECONNRESET;
 		r = ssl_wait(c->fd, e, -1);
@@ -362,9 +398,13 @@ bool berth_conn_pending(const struct berth_conn *c)
 void berth_conn_close(struct berth_conn *c)
 {
 	if (c->ssl) {
+		sigset_t old;
+
 		/* one try, never waiting: the socket is non-blocking */
 		ERR_clear_error();
+		sigpipe_block(&old);
 		(void)SSL_shutdown(c->ssl);
+		sigpipe_restore(&old);
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 	}

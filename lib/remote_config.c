@@ -302,7 +302,8 @@ int berth_remote_config_client(const struct berth_remote_config *c, const char *
 	r = berth_client_new_url(addr, &o, &client, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "remote \"%s\"", name);
-	if (project && *project && berth_client_set_project(client, project) < 0)
+	if (berth_client_set_name(client, name) < 0 ||
+	    (project && *project && berth_client_set_project(client, project) < 0))
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	*ret = TAKE_PTR(client);
 	return 0;
