@@ -129,6 +129,9 @@ int cli_remote_arg(struct cli_ctx *ctx, const char *arg, const char **ret_name,
 /* cli_remote_arg over pos[0..n): each "REMOTE:NAME" replaced by NAME in place (pointers
  * into the same strings); all must be on one remote, which is then used. */
 int cli_remote_args(struct cli_ctx *ctx, char **pos, int n, struct berth_error *err);
+/* A list verb's optional "[<remote>:]": used when given; anything after the colon is
+ * refused (-EINVAL naming it). */
+int cli_remote_only(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err);
 /* Release what the context owns (main's end). */
 void cli_ctx_release(struct cli_ctx *ctx);
 

@@ -375,6 +375,16 @@ int cli_remote_args(struct cli_ctx *ctx, char **pos, int n, struct berth_error *
 	return 0;
 }
 
+int cli_remote_only(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	int r = cli_remote_args(ctx, a->pos, a->n_pos, err);
+
+	if (r >= 0 && a->n_pos > 0 && *a->pos[0])
+		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				    "a remote (\"REMOTE:\") expected, not \"%s\"", a->pos[0]);
+	return r;
+}
+
 void cli_ctx_release(struct cli_ctx *ctx)
 {
 	berth_client_free(ctx->client);

@@ -8,7 +8,8 @@
 # inside the test's network namespace, stopped by PID): a wrong trust password refused
 # and nothing kept, the fingerprint confirmation (n refused, y accepted), the client
 # certificate made on first use (ECDSA P-384), the pinned certificate equal to LXD's,
-# list/info/launch/exec/file/snapshot/config/stop/delete through lxd:, a certificate add
+# list/info/launch/exec/file/snapshot/config/monitor/stop/delete and the profile, storage,
+# network and operation lists through lxd:, a certificate add
 # token (used once: the second use refused), an image pulled by LXD from another remote
 # (the source lxc sends), a pinned certificate that does not match refused by name, and
 # lxc itself using the files berth wrote. Skipped without lxd. TAP output.
@@ -131,7 +132,20 @@ run lxl exec c1 -- cat /tmp/f
 is "$OUT" "pushed over TLS" "... LXD's c1 has it"
 check "berth file pull from lxd:c1" berth file pull lxd:c1/tmp/f "$TEST_TMP/g"
 is "$(cat "$TEST_TMP/g")" "pushed over TLS" "... the same content back"
+berth monitor lxd: --type lifecycle >"$TEST_TMP/events" 2>&1 &
+MON=$!
+sleep 1 # its websocket up
 check "berth snapshot lxd:c1 s0" berth snapshot lxd:c1 s0
+for _ in $(seq 50); do grep -q 'instance-snapshot-created' "$TEST_TMP/events" && break; sleep 0.1; done
+kill "$MON" 2>/dev/null
+wait "$MON" 2>/dev/null
+like "$(cat "$TEST_TMP/events")" 'action: instance-snapshot-created' "berth monitor lxd: (events over TLS) saw the snapshot made"
+for what in profile storage network operation; do
+	run berth "$what" list lxd: --format csv
+	rc_ok "berth $what list lxd:"
+done
+like "$(berth profile list lxd: --format csv)" '^default,' "... LXD's default profile listed"
+like "$(berth storage list lxd: --format csv)" '^default,dir,' "... LXD's dir pool listed"
 check "berth config set lxd:c1" berth config set lxd:c1 user.k v1
 run berth config get lxd:c1 user.k
 is "$OUT" v1 "berth config get lxd:c1"
