@@ -244,7 +244,7 @@ static int confirm_cert(const char *pem, bool accept, struct berth_error *err)
 
 	if (accept)
 		return 0;
-	if (berth_cert_fingerprint(pem, fp) < 0)
+	if (berth_remote_cert_fingerprint(pem, fp) < 0)
 		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
 				       "the server's certificate cannot be read");
 	printf("Certificate fingerprint: %s\n", fp);
@@ -441,7 +441,7 @@ static int add_token(struct berth_remote_config *conf, const char *name, const c
 			return r;
 		if (r < 0)
 			continue; /* not reachable there: the next address */
-		if (berth_cert_fingerprint(pem, fp) < 0 || !streq(fp, want))
+		if (berth_remote_cert_fingerprint(pem, fp) < 0 || !streq(fp, want))
 			return berth_error_set(err, -EKEYREJECTED, BERTH_ERR_FORBIDDEN,
 					       "Certificate fingerprint mismatch between "
 					       "certificate token and server %s",

@@ -1,7 +1,9 @@
 /* lib/client.c: the blocking REST client (see client.h): one keep-alive HTTP/1.1
- * connection over AF_UNIX, or over TCP under TLS to a remote (lib/client_tls.c),
- * responses parsed by http-parser, LXD envelopes unwrapped, operations waited for, and
- * websockets (client side, framed here) on connections of their own. */
+ * connection over AF_UNIX, or to a remote over TLS through the berth-tls helper
+ * (cli/tls_helper.c: this code then speaks plain HTTP on a socketpair, so that no TLS
+ * library is linked into the CLI), responses parsed by http-parser, LXD envelopes
+ * unwrapped, operations waited for, and websockets (client side, framed here) on
+ * connections of their own. */
 #include "lib/client.h"
 
 #include <http_parser.h>
@@ -13,8 +15,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <ctype.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
-#include "lib/client_tls.h"
 #include "lib/json.h"
 #include "lib/sha1.h"
 #include "lib/util.h"
@@ -23,18 +27,26 @@
 #define CLIENT_MAX_HEADERS (64 * 1024)
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+/* A connection: a socket, and the berth-tls helper behind it for a remote. */
+struct client_conn {
+	int fd;	   /* owned, or -EBADF */
+	pid_t pid; /* the helper relaying it over TLS, or 0 */
+};
+#define CLIENT_CONN_NULL ((struct client_conn){.fd = -EBADF, .pid = 0})
+
 struct berth_client {
-	char *path;		/* owned: socket path, or NULL for a remote over TLS */
-	char *project;		/* owned or NULL: added as ?project= to /1.0 paths */
-	struct berth_conn conn; /* keep-alive connection (fd -EBADF when none) */
-	struct berth_tls *tls;	/* owned, or NULL on the unix socket */
-	char *host;		/* owned, TLS: the server's host (an IPv6 one in brackets) */
-	char *port;		/* owned, TLS */
-	char *host_header;	/* owned: "berth" on the unix socket, else HOST:PORT */
-	char *peer_cert;	/* owned, TLS: the server's certificate (PEM) once connected */
-	char *name;		/* owned or NULL: the remote's name, for messages */
-	char *begun;		/* owned or NULL: the head of a request begun and not finished */
-	int sink_fd;		/* borrowed: where berth_client_download writes a body, or -EBADF */
+	char *path;		 /* owned: socket path, or NULL for a remote over TLS */
+	char *project;		 /* owned or NULL: added as ?project= to /1.0 paths */
+	struct client_conn conn; /* keep-alive connection (fd -EBADF when none) */
+	bool tls;		 /* a remote, reached through berth-tls */
+	char **tls_args;	 /* owned, NULL-terminated: berth-tls's options */
+	char *host;		 /* owned, TLS: the server's host (an IPv6 one in brackets) */
+	char *port;		 /* owned, TLS */
+	char *host_header;	 /* owned: "berth" on the unix socket, else HOST:PORT */
+	char *peer_cert;	 /* owned, TLS: the server's certificate (PEM) once connected */
+	char *name;		 /* owned or NULL: the remote's name, for messages */
+	char *begun;		 /* owned or NULL: the head of a request begun and not finished */
+	int sink_fd; /* borrowed: where berth_client_download writes a body, or -EBADF */
 	berth_progress_fn sink_progress;
 	void *sink_progress_data;
 };
@@ -116,26 +128,140 @@ static int unix_connect(const char *path, struct berth_error *err)
 	return TAKE_FD(fd);
 }
 
-/* A new connection to the client's server: the unix socket, or TCP + TLS. */
-static int client_connect(struct berth_client *c, struct berth_conn *ret, struct berth_error *err)
+/* Read up to `len` bytes: > 0, 0 at the end, -EAGAIN (when not `wait`ing), -errno. */
+static ssize_t conn_read(struct client_conn *c, void *buf, size_t len, bool wait)
 {
-	_cleanup_free_ char *pem = NULL;
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, len, wait ? 0 : MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		return n;
+	}
+}
+
+/* Close; a helper is given a moment to finish (it ends when its socket does), then
+ * killed, and reaped either way. */
+static void conn_close(struct client_conn *c)
+{
+	berth_closep(&c->fd);
+	c->fd = -EBADF;
+	if (c->pid > 0) {
+		for (int i = 0; i < 50; i++) {
+			if (waitpid(c->pid, NULL, WNOHANG) != 0)
+				goto reaped;
+			usleep(2000);
+		}
+		kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+reaped:
+	c->pid = 0;
+}
+
+/* The helper's first line: "ok LEN" then the PEM, or "error ERRNO MESSAGE". Read a byte at
+ * a time: what follows is the server's. */
+static int helper_preamble(struct berth_client *c, int fd, struct berth_error *err)
+{
+	char line[1024];
+	size_t n = 0, len = 0;
+	int code = 0, off = 0;
+
+	while (n < sizeof(line) - 1) {
+		ssize_t m = read(fd, line + n, 1);
+
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m <= 0)
+			return berth_error_set(err, -EPROTO, BERTH_ERR_UNAVAILABLE,
+					       "berth-tls ended before connecting to %s:%s",
+					       c->host, c->port);
+		if (line[n++] == '\n')
+			break;
+	}
+	line[n ? n - 1 : 0] = '\0';
+	if (sscanf(line, "error %d %n", &code, &off) == 1 && off > 0)
+		return berth_error_set(err, code > 0 ? -code : -EPROTO, BERTH_ERR_UNAVAILABLE, "%s",
+				       line + off);
+	if (sscanf(line, "ok %zu", &len) != 1 || len > (1 << 20))
+		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				       "berth-tls: unexpected answer \"%s\"", line);
+	free(c->peer_cert);
+	c->peer_cert = calloc(1, len + 1);
+	if (!c->peer_cert)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	for (size_t got = 0; got < len;) {
+		ssize_t m = read(fd, c->peer_cert + got, len - got);
+
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m <= 0)
+			return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+					       "berth-tls: short certificate");
+		got += (size_t)m;
+	}
+	return 0;
+}
+
+/* Start berth-tls for one connection to the remote; its socket in *ret. */
+static int helper_connect(struct berth_client *c, struct client_conn *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *helper = NULL;
+	_cleanup_close_ int mine = -EBADF, theirs = -EBADF;
+	posix_spawn_file_actions_t fa;
+	extern char **environ;
+	int sv[2], r;
+	pid_t pid;
+
+	r = berth_helper_binary("berth-tls", "BERTH_TLS_HELPER", &helper);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "berth-tls, the TLS helper, is not installed: %s",
+				       strerror(-r));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "socketpair: %s",
+				       strerror(errno));
+	mine = sv[0];
+	theirs = sv[1];
+	c->tls_args[0] = helper;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, theirs, 0);
+	r = posix_spawn(&pid, helper, &fa, NULL, c->tls_args, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	c->tls_args[0] = NULL;
+	if (r != 0)
+		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "starting %s: %s", helper,
+				       strerror(r));
+	berth_closep(&theirs);
+	*ret = (struct client_conn){.fd = mine, .pid = pid};
+	r = helper_preamble(c, mine, err);
+	if (r < 0) {
+		mine = -EBADF; /* conn_close closes it */
+		conn_close(ret);
+		return r;
+	}
+	mine = -EBADF;
+	return 0;
+}
+
+/* A new connection to the client's server: the unix socket, or TCP + TLS. */
+static int client_connect(struct berth_client *c, struct client_conn *ret, struct berth_error *err)
+{
 	int r;
 
 	if (!c->tls) {
 		r = unix_connect(c->path, err);
 		if (r < 0)
 			return r;
-		*ret = (struct berth_conn){.fd = r, .ssl = NULL};
+		*ret = (struct client_conn){.fd = r, .pid = 0};
 		return 0;
 	}
-	r = berth_tls_connect(c->tls, c->host, c->port, ret, err);
+	r = helper_connect(c, ret, err);
 	if (r < 0)
 		return c->name ? berth_error_wrap(err, r, "remote \"%s\"", c->name) : r;
-	if (berth_conn_peer_cert(ret, &pem) >= 0) {
-		free(c->peer_cert);
-		c->peer_cert = TAKE_PTR(pem);
-	}
 	return 0;
 }
 
@@ -211,7 +337,7 @@ int berth_client_new(const char *socket_path, struct berth_client **ret, struct 
 
 	if (!c)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	c->conn = BERTH_CONN_NULL;
+	c->conn = CLIENT_CONN_NULL;
 	c->sink_fd = -EBADF;
 	c->path = strdup(socket_path);
 	c->host_header = strdup("berth");
@@ -252,6 +378,33 @@ static int url_host_port(const char *hp, char **ret_host, char **ret_port)
 	return 0;
 }
 
+/* berth-tls's argv: [0] left for its path, connect HOST PORT, then the options. */
+static int tls_args_make(struct berth_client *c, const struct berth_tls_options *o)
+{
+	const char *v[12] = {NULL, "connect", c->host, c->port};
+	size_t n = 4;
+
+	if (o && o->cert_file) {
+		v[n++] = "--cert";
+		v[n++] = o->cert_file;
+		v[n++] = "--key";
+		v[n++] = o->key_file ? o->key_file : o->cert_file;
+	}
+	if (o && o->accept_any) {
+		v[n++] = "--accept-any";
+	} else if (o && o->server_cert_pem) {
+		v[n++] = "--pinned";
+		v[n++] = o->server_cert_pem;
+	}
+	c->tls_args = calloc(n + 1, sizeof(char *));
+	if (!c->tls_args)
+		return -ENOMEM;
+	for (size_t i = 1; i < n; i++)
+		if (!(c->tls_args[i] = strdup(v[i])))
+			return -ENOMEM;
+	return 0;
+}
+
 int berth_client_new_url(const char *url, const struct berth_tls_options *tls,
 			 struct berth_client **ret, struct berth_error *err)
 {
@@ -276,7 +429,7 @@ int berth_client_new_url(const char *url, const struct berth_tls_options *tls,
 	c = calloc(1, sizeof(*c));
 	if (!hp || !c)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	c->conn = BERTH_CONN_NULL;
+	c->conn = CLIENT_CONN_NULL;
 	c->sink_fd = -EBADF;
 	r = url_host_port(hp, &c->host, &c->port);
 	if (r < 0)
@@ -284,9 +437,10 @@ int berth_client_new_url(const char *url, const struct berth_tls_options *tls,
 	c->host_header = berth_strdup_printf("%s:%s", c->host, c->port);
 	if (!c->host_header)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	r = berth_tls_new(tls ? tls : &(struct berth_tls_options){0}, &c->tls, err);
+	r = tls_args_make(c, tls);
 	if (r < 0)
-		return r;
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "out of memory");
+	c->tls = true;
 	*ret = TAKE_PTR(c);
 	return 0;
 }
@@ -311,8 +465,10 @@ void berth_client_free(struct berth_client *c)
 {
 	if (!c)
 		return;
-	berth_conn_close(&c->conn);
-	berth_tls_free(c->tls);
+	conn_close(&c->conn);
+	for (size_t i = 1; c->tls_args && c->tls_args[i]; i++)
+		free(c->tls_args[i]);
+	free(c->tls_args);
 	free(c->host);
 	free(c->port);
 	free(c->host_header);
@@ -494,9 +650,22 @@ static const http_parser_settings parser_settings = {
 	.on_message_complete = on_message_complete,
 };
 
-static int write_all(struct berth_conn *conn, const void *data, size_t len)
+static int write_all(struct client_conn *conn, const void *data, size_t len)
 {
-	return berth_conn_write(conn, data, len);
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(conn->fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 /* Read one response from c->conn. Returns 0, -ECONNRESET when the peer closed before
@@ -519,7 +688,7 @@ static int read_response(struct berth_client *c, bool head, struct berth_respons
 	http_parser_init(&parser, HTTP_RESPONSE);
 	parser.data = &st;
 	while (!st.complete) {
-		ssize_t n = berth_conn_read(&c->conn, chunk, CLIENT_READ_CHUNK, true);
+		ssize_t n = conn_read(&c->conn, chunk, CLIENT_READ_CHUNK, true);
 		size_t used;
 
 		if (n == -ECONNRESET && total == 0) {
@@ -614,7 +783,7 @@ static int request_once(struct berth_client *c, const char *head, const void *da
 	if (r >= 0)
 		r = read_response(c, is_head, resp, &keep_alive, err);
 	if (r < 0 || !keep_alive)
-		berth_conn_close(&c->conn);
+		conn_close(&c->conn);
 	return r;
 }
 
@@ -660,7 +829,7 @@ int berth_client_begin(struct berth_client *c, const char *method, const char *p
 		r = write_all(&c->conn, head, strlen(head));
 		if (r >= 0)
 			break;
-		berth_conn_close(&c->conn);
+		conn_close(&c->conn);
 		if (fresh || (r != -EPIPE && r != -ECONNRESET))
 			return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
 					       "writing to berthd: %s", strerror(-r));
@@ -680,7 +849,7 @@ int berth_client_finish(struct berth_client *c, struct berth_response *ret, stru
 		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL, "no request was begun");
 	r = c->conn.fd >= 0 ? read_response(c, false, &resp, &keep_alive, err) : -ECONNRESET;
 	if (r < 0 || !keep_alive)
-		berth_conn_close(&c->conn);
+		conn_close(&c->conn);
 	if (r == -ECONNRESET) {
 		/* the server had closed the idle connection before the request reached it:
 		 * send it again on a new one */
@@ -724,7 +893,7 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 }
 
 /* Write `len` bytes of `fd` from offset 0 to the connection, reporting progress. */
-static int upload_fd_part(struct berth_conn *sock, int fd, uint64_t len, uint64_t *sent,
+static int upload_fd_part(struct client_conn *sock, int fd, uint64_t len, uint64_t *sent,
 			  uint64_t total, berth_progress_fn progress, void *data,
 			  struct berth_error *err)
 {
@@ -781,7 +950,7 @@ int berth_client_request_upload(struct berth_client *c, const char *method, cons
 		     total) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	/* A fresh connection: the body cannot be replayed cheaply after a stale one failed. */
-	berth_conn_close(&c->conn);
+	conn_close(&c->conn);
 	r = client_connect(c, &c->conn, err);
 	if (r < 0)
 		return r;
@@ -804,7 +973,7 @@ int berth_client_request_upload(struct berth_client *c, const char *method, cons
 	if (r >= 0)
 		r = read_response(c, false, &resp, &keep_alive, err);
 	if (r < 0 || !keep_alive)
-		berth_conn_close(&c->conn);
+		conn_close(&c->conn);
 	return response_done(r, &resp, ret, err);
 }
 
@@ -979,7 +1148,7 @@ enum {
 #define WS_MAX_MESSAGE (64u << 20)
 
 struct berth_ws {
-	struct berth_conn conn;
+	struct client_conn conn;
 	bool open;	    /* the handshake succeeded */
 	struct buf pending; /* bytes read and not parsed yet (the handshake's rest first) */
 	size_t pending_off;
@@ -1147,26 +1316,19 @@ static void ws_parse(struct berth_ws *ws)
 	}
 }
 
-/* Read what the socket has (without waiting): 1 got some, 0 nothing yet, -EPIPE gone.
- * Under TLS, also what the TLS layer holds decrypted, so that polling the socket
- * afterwards misses nothing. */
+/* Read what the socket has (without waiting): 1 got some, 0 nothing yet, -EPIPE gone. */
 static int ws_read_some(struct berth_ws *ws)
 {
 	char chunk[65536];
-	int got = 0;
+	ssize_t n = conn_read(&ws->conn, chunk, sizeof(chunk), false);
 
-	do {
-		ssize_t n = berth_conn_read(&ws->conn, chunk, sizeof(chunk), false);
-
-		if (n == -EAGAIN)
-			return got;
-		if (n <= 0 || buf_append(&ws->pending, chunk, (size_t)n) < 0) {
-			ws->closed = true;
-			return -EPIPE;
-		}
-		got = 1;
-	} while (berth_conn_pending(&ws->conn));
-	return got;
+	if (n == -EAGAIN)
+		return 0;
+	if (n <= 0 || buf_append(&ws->pending, chunk, (size_t)n) < 0) {
+		ws->closed = true;
+		return -EPIPE;
+	}
+	return 1;
 }
 
 /* The Sec-WebSocket-Accept value expected for `key`, into `out` (>= 29 bytes). */
@@ -1203,7 +1365,7 @@ static int ws_read_head(struct berth_ws *ws, struct buf *head, struct berth_erro
 		if (head->len > CLIENT_MAX_HEADERS)
 			return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
 					       "websocket handshake response too large");
-		n = berth_conn_read(&ws->conn, chunk, sizeof(chunk), true);
+		n = conn_read(&ws->conn, chunk, sizeof(chunk), true);
 		if (n <= 0)
 			return berth_error_set(err, n < 0 ? (int)n : -EPIPE, BERTH_ERR_UNAVAILABLE,
 					       "websocket handshake: connection closed");
@@ -1288,8 +1450,6 @@ int berth_ws_handshake_finish(struct berth_ws *ws, struct berth_error *err)
 		return r;
 	ws->open = true;
 	ws->closed = false;
-	if (berth_conn_pending(&ws->conn) && ws_read_some(ws) < 0)
-		ws->closed = true;
 	ws_parse(ws); /* frames that came with the head */
 	return 0;
 }
@@ -1306,7 +1466,7 @@ int berth_client_websocket_start(struct berth_client *c, const char *path, struc
 	ws = calloc(1, sizeof(*ws));
 	if (!ws)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	ws->conn = BERTH_CONN_NULL;
+	ws->conn = CLIENT_CONN_NULL;
 	ws->closed = true; /* no close frame until the handshake succeeded */
 	r = client_connect(c, &ws->conn, err);
 	if (r < 0)
@@ -1330,7 +1490,7 @@ int berth_client_websocket(struct berth_client *c, const char *path, struct bert
 	ws = calloc(1, sizeof(*ws));
 	if (!ws)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	ws->conn = BERTH_CONN_NULL;
+	ws->conn = CLIENT_CONN_NULL;
 	ws->closed = true; /* no close frame until the handshake succeeded */
 	r = client_connect(c, &ws->conn, err);
 	if (r < 0)
@@ -1442,6 +1602,6 @@ void berth_ws_close(struct berth_ws *ws)
 		free(d);
 	}
 	buf_release(&ws->pending);
-	berth_conn_close(&ws->conn);
+	conn_close(&ws->conn);
 	free(ws);
 }

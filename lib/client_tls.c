@@ -432,20 +432,6 @@ int berth_conn_peer_cert(const struct berth_conn *c, char **ret_pem)
 	return 0;
 }
 
-int berth_cert_fingerprint(const char *pem, char out[65])
-{
-	_cleanup_(X509_freep) X509 *x = pem_to_x509(pem);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	ERR_clear_error();
-	if (!x || X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32)
-		return -EINVAL;
-	for (unsigned int i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return 0;
-}
-
 /* "USER@HOST", as lxc names its client certificates. */
 static char *cert_common_name(void)
 {

@@ -1,5 +1,6 @@
-/* lib/client_tls.h: the client side of TLS for lib/client.c (OpenSSL underneath): a
- * connection that is either a plain socket (the unix socket: no TLS, no cost) or a TCP
+/* lib/client_tls.h: the client side of TLS (OpenSSL underneath), linked only into the
+ * berth-tls helper (cli/tls_helper.c) that lib/client.c starts for a remote, so that the
+ * static CLI carries no TLS library: a connection that is either a plain socket or a TCP
  * socket under TLS 1.2+, the server checked against a pinned certificate (exact match, as
  * the lxc client does with servercerts/NAME.crt) or the system's CAs; and the client
  * certificate an LXD-style remote trusts (ECDSA P-384, self-signed, made on first use).
@@ -60,10 +61,6 @@ void berth_conn_close(struct berth_conn *c);
 /* The server's certificate on a TLS connection, as PEM (a new string). -ENOENT on a plain
  * connection. */
 int berth_conn_peer_cert(const struct berth_conn *c, char **ret_pem);
-
-/* The SHA-256 fingerprint (64 lower-case hex digits + NUL) of the first certificate in
- * `pem`. -EINVAL when it holds none. */
-int berth_cert_fingerprint(const char *pem, char out[65]);
 
 /* Make a self-signed ECDSA P-384 client certificate as lxc 5.0 does (O=linuxcontainers.org,
  * CN=USER@HOST, ten years, extended key usage clientAuth), writing `key_file` (mode 0600)

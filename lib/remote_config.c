@@ -3,13 +3,15 @@
  * makes. */
 #include "lib/remote_config.h"
 
-#include <openssl/evp.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/json.h"
+#include "lib/sha256.h"
 #include "lib/util.h"
 #include "lib/yaml.h"
 
@@ -228,6 +230,33 @@ char *berth_remote_config_server_cert_path(const struct berth_remote_config *c, 
 	return berth_strdup_printf("%s/servercerts/%s.crt", c->dir, name);
 }
 
+/* berth-tls gen-cert: the CLI links no TLS library (cli/tls_helper.c says why). */
+static int make_client_cert(const char *crt, const char *key, struct berth_error *err)
+{
+	_cleanup_free_ char *helper = NULL;
+	extern char **environ;
+	char *argv[] = {NULL, (char *)"gen-cert", (char *)crt, (char *)key, NULL};
+	int r, status = 0;
+	pid_t pid;
+
+	r = berth_helper_binary("berth-tls", "BERTH_TLS_HELPER", &helper);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "berth-tls, the TLS helper, is not installed: %s",
+				       strerror(-r));
+	argv[0] = helper;
+	r = posix_spawn(&pid, helper, NULL, NULL, argv, environ);
+	if (r != 0)
+		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "starting %s: %s", helper,
+				       strerror(r));
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL,
+				       "making the client certificate %s failed", crt);
+	return 0;
+}
+
 int berth_remote_config_ensure_client_cert(const struct berth_remote_config *c,
 					   struct berth_error *err)
 {
@@ -243,7 +272,7 @@ int berth_remote_config_ensure_client_cert(const struct berth_remote_config *c,
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "creating %s: %s", c->dir,
 				       strerror(-r));
-	r = berth_cert_generate_client(crt, key, err);
+	r = make_client_cert(crt, key, err);
 	return r < 0 ? r : 1;
 }
 
@@ -309,29 +338,84 @@ int berth_remote_config_client(const struct berth_remote_config *c, const char *
 	return 0;
 }
 
+/* Standard base64 (padding optional, no whitespace) into `out` (>= len / 4 * 3 + 3 bytes).
+ * The decoded length, or -EINVAL. */
+static ssize_t base64_decode(const char *in, size_t len, unsigned char *out)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint32_t acc = 0;
+	size_t n = 0;
+	int bits = 0;
+
+	while (len > 0 && in[len - 1] == '=')
+		len--;
+	for (size_t i = 0; i < len; i++) {
+		const char *p = memchr(alphabet, in[i], 64);
+
+		if (!p || !in[i])
+			return -EINVAL;
+		acc = acc << 6 | (uint32_t)(p - alphabet);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	return (ssize_t)n;
+}
+
+int berth_remote_cert_fingerprint(const char *pem, char out[65])
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----",
+			  end[] = "-----END CERTIFICATE-----";
+	const char *b = strstr(pem, begin), *e = b ? strstr(b, end) : NULL;
+	_cleanup_free_ char *b64 = NULL;
+	_cleanup_free_ unsigned char *der = NULL;
+	uint8_t md[BERTH_SHA256_LEN];
+	size_t n = 0;
+	ssize_t len;
+
+	if (!e)
+		return -EINVAL;
+	b += strlen(begin);
+	b64 = malloc((size_t)(e - b) + 1);
+	der = malloc((size_t)(e - b) + 3);
+	if (!b64 || !der)
+		return -ENOMEM;
+	for (const char *p = b; p < e; p++)
+		if (!strchr(" \t\r\n", *p))
+			b64[n++] = *p;
+	len = base64_decode(b64, n, der);
+	if (len <= 0)
+		return -EINVAL;
+	berth_sha256(der, (size_t)len, md);
+	for (size_t i = 0; i < sizeof(md); i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
 int berth_remote_token_decode(const char *text, json_t **ret)
 {
-	size_t len = strlen(text), pad = 0;
+	size_t len = strlen(text);
 	_cleanup_free_ unsigned char *raw = NULL;
 	json_auto_t *j = NULL;
 	json_t *addrs;
 	size_t i;
 	json_t *a;
-	int n;
+	ssize_t n;
 
 	if (len == 0 || len % 4 != 0 || len > CONFIG_MAX ||
 	    strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			 "abcdefghijklmnopqrstuvwxyz0123456789+/=") != len)
 		return -EINVAL;
-	raw = malloc(len / 4 * 3 + 1);
+	raw = malloc(len / 4 * 3 + 3);
 	if (!raw)
 		return -ENOMEM;
-	n = EVP_DecodeBlock(raw, (const unsigned char *)text, (int)len);
-	if (n < 0)
+	n = base64_decode(text, len, raw);
+	if (n <= 0)
 		return -EINVAL;
-	while (pad < 2 && text[len - 1 - pad] == '=')
-		pad++;
-	j = json_loadb((const char *)raw, (size_t)n - pad, 0, NULL);
+	j = json_loadb((const char *)raw, (size_t)n, 0, NULL);
 	addrs = json_object_get(j, "addresses");
 	if (!json_is_object(j) || !berth_json_string(j, "fingerprint") ||
 	    !berth_json_string(j, "secret") || !json_is_array(addrs))

@@ -70,6 +70,10 @@ int berth_remote_config_ensure_client_cert(const struct berth_remote_config *c,
 int berth_remote_config_client(const struct berth_remote_config *c, const char *name,
 			       struct berth_client **ret, struct berth_error *err);
 
+/* The SHA-256 fingerprint (64 lower-case hex digits + NUL) of the first certificate in
+ * `pem`, as lxc shows it. -EINVAL when `pem` holds none. */
+int berth_remote_cert_fingerprint(const char *pem, char out[65]);
+
 /* A certificate add token (as `lxc config trust add` prints it): base64 of a JSON object
  * with client_name, fingerprint, addresses (HOST:PORT strings), secret and expires_at.
  * *ret is that object; -EINVAL when `text` is not such a token (so an address or a
