@@ -1,7 +1,7 @@
 /* daemon/api/certificates.c: /1.0/certificates, LXD's trust store: list, add (by a
  * trusted caller with a certificate or as a token; by an untrusted caller with the trust
  * password or a token, adding its own TLS client certificate), show, edit, delete. */
-#define LOG_CATEGORY "api"
+#define LOG_CATEGORY "certificates"
 #include <string.h>
 
 #include "daemon/api/api.h"
