@@ -207,7 +207,7 @@ static void token_free(void *data)
 int trust_token_spec(struct trust *t, json_t *request, uint64_t expiry_s,
 		     struct operation_spec *ret)
 {
-	struct token *tk = calloc(1, sizeof(*tk));
+	struct token *tk = request ? calloc(1, sizeof(*tk)) : NULL;
 	int r;
 
 	if (!tk) {

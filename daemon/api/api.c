@@ -494,6 +494,14 @@ static bool untrusted_allowed(const char *method, const char *pattern)
 		{"GET", "/1.0"},
 		{"POST", "/1.0/certificates"},
 		{"GET", "/1.0/operations/{}/websocket"},
+		/* public images only (images.c) */
+		{"GET", "/1.0/images"},
+		{"GET", "/1.0/images/{}"},
+		{"GET", "/1.0/images/{}/export"},
+		{"GET", "/1.0/images/aliases"},
+		{"GET", "/1.0/images/aliases/{}"},
+		{"GET", "/1.0/images/aliases/{}/{}"},
+		{"GET", "/1.0/images/aliases/{}/{}/{}"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
@@ -531,8 +539,8 @@ static int authorize_restricted(const struct trust_client *c, const struct api_r
 	if (berth_startswith(route->pattern, "/1.0/operations/{}"))
 		return 0; /* by its id, which only who started it knows */
 	if (project_scoped(route->pattern)) {
-		if (berth_http_query_get(http->query, "all-projects", &all) == 0 &&
-		    streq(all, "true"))
+		/* operations.c and events.c take any all-projects= as every project */
+		if (berth_http_query_get(http->query, "all-projects", &all) == 0)
 			return -EACCES;
 		return trust_client_allows_project(c, req->project) ? 0 : -EACCES;
 	}
@@ -541,6 +549,11 @@ static int authorize_restricted(const struct trust_client *c, const struct api_r
 			       ? 0
 			       : -EACCES;
 	return streq(req->method, "GET") ? 0 : -EACCES;
+}
+
+bool api_untrusted(const struct api_request *req)
+{
+	return req->client && (!req->client->trusted || req->client->metrics);
 }
 
 static int authorize(const struct trust_client *c, const struct api_route *route,

@@ -174,3 +174,6 @@ void api_config_drop_empty(json_t *config);
 /* LXD's expiry durations (core.remote_token_expiry): "<n><unit>", units S, M, H, d, w,
  * m (30 days), y (365 days), into seconds. -EINVAL. */
 int api_parse_expiry(const char *v, uint64_t *ret);
+/* The caller is not trusted (an HTTPS client without a trusted certificate, or with a
+ * metrics one): it sees public images only (images.c). */
+bool api_untrusted(const struct api_request *req);

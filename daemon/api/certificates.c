@@ -68,6 +68,17 @@ static json_t *cert_object(const json_t *fields, const char *fingerprint, const 
 			 json_is_array(projects) ? json_deep_copy(projects) : json_array());
 }
 
+/* Without a name, a certificate is named after its subject's common name, as in LXD. */
+static void name_from_cn(json_t *cert)
+{
+	_cleanup_free_ char *cn = NULL;
+
+	if (*berth_json_string(cert, "name"))
+		return;
+	if (berth_tls_cert_common_name(berth_json_string(cert, "certificate"), &cn) == 0)
+		json_object_set_new(cert, "name", json_string(cn));
+}
+
 static int add_certificate(struct api_request *req, struct api_response *resp, json_t *cert,
 			   struct berth_error *err)
 {
@@ -102,7 +113,18 @@ static int create_token(struct api_request *req, struct api_response *resp, stru
 	r = token_expiry(req, &expiry, err);
 	if (r < 0)
 		return r;
-	r = trust_token_spec(req->d->trust, json_deep_copy(req->body), expiry, &spec);
+	/* The request as LXD keeps it in the token's metadata, every field present. */
+	r = trust_token_spec(
+		req->d->trust,
+		json_pack("{s:s, s:s, s:b, s:o, s:s, s:s, s:b}", "name",
+			  berth_json_string(req->body, "name"), "type",
+			  berth_json_string(req->body, "type") ?: "client", "restricted",
+			  json_is_true(json_object_get(req->body, "restricted")), "projects",
+			  json_is_array(json_object_get(req->body, "projects"))
+				  ? json_deep_copy(json_object_get(req->body, "projects"))
+				  : json_array(),
+			  "certificate", "", "password", "", "token", 1),
+		expiry, &spec);
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot make a token");
 	spec.project = api_event_project(req);
@@ -157,6 +179,8 @@ static int add_self(struct api_request *req, struct api_response *resp, struct b
 	cert = cert_object(NULL, c->fingerprint, c->cert_pem, "");
 	if (cert && berth_json_string(req->body, "name"))
 		json_object_set(cert, "name", json_object_get(req->body, "name"));
+	if (cert)
+		name_from_cn(cert);
 	return cert ? add_certificate(req, resp, cert, err) : -ENOMEM;
 }
 
@@ -197,12 +221,8 @@ static int post_certificates(struct api_request *req, struct api_response *resp,
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid certificate material");
 	cert = cert_object(req->body, fp, pem, "");
-	if (cert && !*berth_json_string(cert, "name")) {
-		_cleanup_free_ char *cn = NULL;
-
-		if (berth_tls_cert_common_name(pem, &cn) == 0)
-			json_object_set_new(cert, "name", json_string(cn));
-	}
+	if (cert)
+		name_from_cn(cert);
 	return cert ? add_certificate(req, resp, cert, err) : -ENOMEM;
 }
 

@@ -78,6 +78,20 @@ like "$OUT" "certificate_fingerprint: $fp" "lxc info b: shows the server fingerp
 # ---- instances over HTTPS: list and exec (websockets over TLS) ----
 run_cli image import "${IMAGE[busybox]}" --alias busybox
 rc_ok "import the busybox image"
+out=$(curl -sk "$URL/1.0/images")
+is "$(jget 'j["metadata"]' "$out")" '[]' \
+	"untrusted GET /1.0/images: a private image is not listed"
+api GET /1.0/images/aliases/busybox
+ifp=$(jget 'j["metadata"]["target"]')
+is "$(curl -sk -o /dev/null -w '%{http_code}' "$URL/1.0/images/$ifp")" 404 \
+	"untrusted GET of a private image: 404"
+api PATCH "/1.0/images/$ifp" '{"public":true}'
+out=$(curl -sk "$URL/1.0/images")
+is "$(jget 'j["metadata"]' "$out")" "[\"/1.0/images/$ifp\"]" "untrusted: a public image is listed"
+is "$(jget '[a["name"] for a in j["metadata"]]' "$(curl -sk "$URL/1.0/images/aliases?recursion=1")")" \
+	'["busybox"]' "untrusted: its alias is listed"
+curl -sk -o "$TEST_TMP/export" "$URL/1.0/images/$ifp/export"
+is "$(sha256sum <"$TEST_TMP/export" | cut -d' ' -f1)" "$ifp" "untrusted: a public image exports"
 run_lxc launch b:busybox b:c1
 rc_ok "lxc launch b:busybox b:c1"
 run_lxc list b: -f csv -c ns
@@ -138,10 +152,10 @@ s_client() { timeout 10 openssl s_client -connect "$ADDR" "$@" </dev/null 2>&1; 
 out=$(s_client -tls1_1)
 like "$out" 'alert protocol version' "TLS 1.1 is refused (protocol version alert)"
 out=$(s_client -tls1_2)
-like "$out" 'Protocol *: TLSv1\.2' "TLS 1.2 is taken"
-like "$out" 'Cipher *: ECDHE-ECDSA-(AES(128|256)-GCM|CHACHA20)' "... with an ECDHE AEAD cipher"
+like "$out" 'New, TLSv1\.2, Cipher is ECDHE-ECDSA-(AES(128|256)-GCM|CHACHA20)' \
+	"TLS 1.2 is taken, with an ECDHE AEAD cipher"
 out=$(s_client -tls1_3)
-like "$out" 'Protocol *: TLSv1\.3' "TLS 1.3 is taken"
+like "$out" 'New, TLSv1\.3, Cipher is TLS_(AES_(128|256)_GCM|CHACHA20_POLY1305)' "TLS 1.3 is taken"
 out=$(s_client -tls1_2 -cipher AES128-SHA)
 unlike "$out" 'Cipher is AES128-SHA' "a weak cipher (AES128-SHA, no ECDHE, CBC) is refused"
 out=$(s_client -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA)

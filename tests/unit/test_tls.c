@@ -68,7 +68,9 @@ static void test_certificate(void **state)
 static void test_token(void **state)
 {
 	char *addrs[] = {"127.0.0.1:8443", "[::1]:8443", NULL};
-	struct berth_trust_token t = {.client_name = "c", .fingerprint = "ab", .addresses = addrs,
+	struct berth_trust_token t = {.client_name = "c",
+				      .fingerprint = "ab",
+				      .addresses = addrs,
 				      .secret = "s"};
 	struct berth_trust_token back = {0};
 	_cleanup_free_ char *s = NULL;
@@ -103,8 +105,9 @@ static void parses(const char *addr, int family, unsigned port, bool wildcard)
 
 static void test_address(void **state)
 {
-	const char *bad[] = {"", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "[::1",
-			     "[::1]x", "host.example:8443", "1.2.3.4:80x", "300.1.1.1"};
+	const char *bad[] = {"",	 "127.0.0.1:", "127.0.0.1:0",	    "127.0.0.1:65536",
+			     "[::1",	 "[::1]x",     "host.example:8443", "1.2.3.4:80x",
+			     "300.1.1.1"};
 	struct sockaddr_storage ss;
 	socklen_t len;
 	bool wc;
