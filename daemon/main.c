@@ -383,7 +383,7 @@ static int https_setup(struct berth_daemon *d, const struct berth_http_limits *l
 	json_auto_t *config = NULL;
 	int r;
 
-	r = trust_new(d->db, &d->trust);
+	r = trust_new(d->db, d->loop, &d->trust);
 	if (r < 0)
 		return log_error_errno(r, "Cannot read the trust store");
 	r = db_server_config_get(d->db, &config, &err);

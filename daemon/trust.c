@@ -1,7 +1,8 @@
 /* daemon/trust.c: the cached trust store and the trust tokens (see trust.h).
  *
- * A token's operation runs on an operation worker that sleeps until the token is used,
- * cancelled or expired: the worker pool (daemon/operation.h) is the timer. */
+ * A token's operation is loop-driven (no worker waits on it): using or cancelling the
+ * token, from any thread, marks it and wakes the loop through `async`; the loop then
+ * finishes its operation. One timer, armed for the nearest expiry, ends expired ones. */
 #include "daemon/trust.h"
 
 #include <pthread.h>
@@ -16,17 +17,20 @@
 struct token {
 	struct trust *trust; /* borrowed: outlives every operation */
 	struct token *prev, *next;
-	char *secret;	   /* owned */
-	json_t *request;   /* owned */
-	time_t expires_at; /* 0: never */
+	struct operation *op; /* borrowed (it owns us), set when it starts; loop thread */
+	bool finished;	      /* its operation was finished */
+	char *secret;	      /* owned */
+	json_t *request;      /* owned */
+	time_t expires_at;    /* 0: never */
 	bool used, cancelled;
 };
 
 struct trust {
 	struct db *db; /* borrowed */
+	uv_async_t async;
+	uv_timer_t timer;
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* a token changed */
-	json_t *certs;	     /* owned: db_certificate_list() */
+	json_t *certs; /* owned: db_certificate_list() */
 	struct token *tokens;
 };
 
@@ -50,7 +54,19 @@ bool trust_client_allows_project(const struct trust_client *c, const char *proje
 	return false;
 }
 
-int trust_new(struct db *db, struct trust **ret)
+static void tokens_process(struct trust *t);
+
+static void on_async(uv_async_t *a)
+{
+	tokens_process(a->data);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+	tokens_process(timer->data);
+}
+
+int trust_new(struct db *db, uv_loop_t *loop, struct trust **ret)
 {
 	struct trust *t = calloc(1, sizeof(*t));
 	int r;
@@ -59,12 +75,14 @@ int trust_new(struct db *db, struct trust **ret)
 		return -ENOMEM;
 	t->db = db;
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
 	r = trust_reload(t, NULL);
 	if (r < 0) {
 		trust_free(t);
 		return r;
 	}
+	uv_async_init(loop, &t->async, on_async);
+	uv_timer_init(loop, &t->timer);
+	t->async.data = t->timer.data = t;
 	*ret = t;
 	return 0;
 }
@@ -74,8 +92,10 @@ void trust_shutdown(struct trust *t)
 	pthread_mutex_lock(&t->lock);
 	for (struct token *tk = t->tokens; tk; tk = tk->next)
 		tk->cancelled = true;
-	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+	tokens_process(t);
+	uv_close((uv_handle_t *)&t->async, NULL);
+	uv_close((uv_handle_t *)&t->timer, NULL);
 }
 
 void trust_free(struct trust *t)
@@ -84,7 +104,6 @@ void trust_free(struct trust *t)
 		return;
 	json_decref(t->certs);
 	pthread_mutex_destroy(&t->lock);
-	pthread_cond_destroy(&t->cond);
 	free(t);
 }
 
@@ -151,30 +170,55 @@ int trust_identify(struct trust *t, struct berth_http_conn *conn, struct trust_c
 
 /* ---- tokens ---- */
 
-static int token_run(struct operation *op, void *data, struct berth_error *err)
+#define MAX_BATCH 64
+
+/* Loop thread: finish the operations of used, cancelled and expired tokens, and arm the
+ * timer for the next expiry. */
+static void tokens_process(struct trust *t)
 {
-	struct token *tk = data;
-	struct trust *t = tk->trust;
-	bool used;
+	struct operation *done[MAX_BATCH];
+	bool used[MAX_BATCH];
+	time_t next = 0, now = time(NULL);
+	size_t n = 0;
 
-	(void)op;
 	pthread_mutex_lock(&t->lock);
-	while (!tk->used && !tk->cancelled) {
-		if (tk->expires_at) {
-			struct timespec ts = {.tv_sec = tk->expires_at};
-
-			if (pthread_cond_timedwait(&t->cond, &t->lock, &ts) == ETIMEDOUT &&
-			    !tk->used)
-				tk->cancelled = true;
-		} else {
-			pthread_cond_wait(&t->cond, &t->lock);
+	for (struct token *tk = t->tokens; tk && n < MAX_BATCH; tk = tk->next) {
+		if (!tk->op || tk->finished)
+			continue;
+		if (tk->expires_at && now >= tk->expires_at && !tk->used)
+			tk->cancelled = true;
+		if (tk->used || tk->cancelled) {
+			tk->finished = true;
+			used[n] = tk->used;
+			done[n++] = operation_ref(tk->op);
+		} else if (tk->expires_at && (!next || tk->expires_at < next)) {
+			next = tk->expires_at;
 		}
 	}
-	used = tk->used;
 	pthread_mutex_unlock(&t->lock);
-	return used ? 0 : -ECANCELED;
+	for (size_t i = 0; i < n; i++) {
+		operation_finish(done[i], used[i] ? 0 : -ECANCELED, NULL);
+		operation_unref(done[i]);
+	}
+	if (n == MAX_BATCH)
+		uv_async_send(&t->async); /* the rest next time round */
+	if (next && !uv_is_closing((uv_handle_t *)&t->timer))
+		uv_timer_start(&t->timer, on_timer, (uint64_t)(next - now) * 1000 + 100, 0);
 }
 
+/* Loop thread, from operation_start(). */
+static int token_start(struct operation *op, void *data)
+{
+	struct token *tk = data;
+
+	pthread_mutex_lock(&tk->trust->lock);
+	tk->op = op;
+	pthread_mutex_unlock(&tk->trust->lock);
+	tokens_process(tk->trust);
+	return 0;
+}
+
+/* Any thread, the registry locked: only mark it and wake the loop. */
 static void token_cancel(void *data)
 {
 	struct token *tk = data;
@@ -182,8 +226,8 @@ static void token_cancel(void *data)
 
 	pthread_mutex_lock(&t->lock);
 	tk->cancelled = true;
-	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+	uv_async_send(&t->async);
 }
 
 static void token_free(void *data)
@@ -238,7 +282,7 @@ int trust_token_spec(struct trust *t, json_t *request, uint64_t expiry_s,
 		.class = "token",
 		.description = "Executing operation",
 		.may_cancel = true,
-		.run = token_run,
+		.start = token_start,
 		.cancel = token_cancel,
 		.data = tk,
 		.free_data = token_free,
@@ -291,15 +335,14 @@ int trust_token_consume(struct trust *t, const char *secret, json_t **ret_reques
 			continue;
 		if (tk->expires_at && now.tv_sec >= tk->expires_at) {
 			tk->cancelled = true;
-			pthread_cond_broadcast(&t->cond);
 			break;
 		}
 		tk->used = true;
 		*ret_request = json_incref(tk->request);
-		pthread_cond_broadcast(&t->cond);
 		r = 0;
 		break;
 	}
 	pthread_mutex_unlock(&t->lock);
+	uv_async_send(&t->async);
 	return r;
 }

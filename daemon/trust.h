@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "daemon/operation.h"
 #include "lib/error.h"
@@ -39,8 +40,10 @@ void trust_client_release(struct trust_client *c);
 /* A restricted client may use `project`; everyone else may use any. */
 bool trust_client_allows_project(const struct trust_client *c, const char *project);
 
-int trust_new(struct db *db, struct trust **ret);
-/* At shutdown: end every token, so that no operation worker waits on one. */
+/* Loop thread. */
+int trust_new(struct db *db, uv_loop_t *loop, struct trust **ret);
+/* Loop thread, at shutdown: end every token's operation and close the handles; free
+ * after the loop has drained. */
 void trust_shutdown(struct trust *t);
 void trust_free(struct trust *t);
 /* Any thread: read the trust store again after a change. */

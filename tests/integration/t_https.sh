@@ -143,6 +143,8 @@ token3=$(printf '%s\n' "$OUT" | sed -n 2p)
 like "$($PY -c 'import base64,json,sys; print(json.loads(base64.b64decode(sys.argv[1]))["expires_at"])' "$token3")" \
 	'^20[0-9-]+T' "a token made with an expiry carries expires_at"
 sleep 3
+run_cli config trust list-tokens -f csv
+is "$OUT" "" "an expired token's operation ends on its own"
 run_lxc remote add b3 "$token3"
 isnt "$RC" 0 "an expired token is refused"
 api PATCH /1.0 '{"config":{"core.remote_token_expiry":""}}'
@@ -237,4 +239,11 @@ is "$RC:$OUT" "0:c1" "lxc list b: works on the moved listener"
 api PATCH /1.0 '{"config":{"core.https_address":""}}'
 is "$HTTP_STATUS" 200 "unset core.https_address"
 is "$(curl -sk -o /dev/null -w '%{http_code}' "$URL/1.0")" 000 "nothing listens any more"
-run_cli delete --force c1
+
+# ---- tokens hold no worker: 70 live tokens, and operations still run ----
+for i in $(seq 70); do api POST /1.0/certificates "{\"name\":\"many$i\",\"token\":true}"; done
+is "$HTTP_STATUS" 202 "70 tokens made"
+run timeout 30 berth delete --force c1
+rc_ok "an operation (delete --force c1) runs beside 70 live tokens"
+run_cli config trust list-tokens -f csv
+is "$(printf '%s\n' "$OUT" | grep -c '^many')" 70 "all 70 are listed"
