@@ -561,6 +561,9 @@ static int authorize(const struct trust_client *c, const struct api_route *route
 {
 	if (!c->remote)
 		return 0;
+	/* berthd's own internal calls (admin shutdown) stay on the unix socket. */
+	if (berth_startswith(route->pattern, "/internal"))
+		return -EACCES;
 	if (!c->trusted || c->metrics)
 		return untrusted_allowed(req->method, route->pattern) ? 0 : -EACCES;
 	if (c->restricted)

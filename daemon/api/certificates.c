@@ -24,6 +24,17 @@ static int get_certificates(struct api_request *req, struct api_response *resp,
 
 	if (r < 0)
 		return r;
+	/* A restricted client sees its own certificate only. */
+	if (req->client && req->client->restricted) {
+		json_t *own = json_array();
+
+		json_array_foreach(certs, i, c)
+			if (streq(berth_json_string(c, "fingerprint") ?: "",
+				  req->client->fingerprint))
+				json_array_append(own, c);
+		json_decref(certs);
+		certs = own;
+	}
 	if (req->recursion > 0)
 		return api_sync(resp, TAKE_PTR(certs));
 	out = json_array();

@@ -49,6 +49,8 @@ is "$(jget 'j["metadata"]["auth"]' "$out")" untrusted "curl without a certificat
 is "$(jget 'sorted(j["metadata"])' "$out")" \
 	'["api_extensions", "api_status", "api_version", "auth", "auth_methods", "public"]' \
 	"an untrusted GET /1.0 shows only LXD's untrusted fields"
+code=$(curl -sk -o /dev/null -w '%{http_code}' -X PUT "$URL/internal/shutdown")
+is "$code" 403 "untrusted PUT /internal/shutdown: 403"
 code=$(curl -sk -o "$TEST_TMP/o" -w '%{http_code}' "$URL/1.0/instances")
 is "$code:$(jget 'j["error"]' "$(cat "$TEST_TMP/o")")" "403:not authorized" \
 	"untrusted GET /1.0/instances: 403 not authorized"
@@ -186,6 +188,8 @@ code=$(rcurl -o /dev/null -w '%{http_code}' -X PATCH -d '{"config":{}}' "$URL/1.
 is "$code" 403 "restricted: server configuration is refused"
 out=$(rcurl "$URL/1.0")
 is "$(jget 'j["metadata"]["auth"]' "$out")" trusted "restricted: GET /1.0 says trusted"
+out=$(rcurl "$URL/1.0/certificates?recursion=1")
+is "$(jget '[c["name"] for c in j["metadata"]]' "$out")" '["r"]' "restricted: it sees its own certificate only"
 rfp=$(openssl x509 -in "$TEST_TMP/r.crt" -outform der | sha256sum | cut -d' ' -f1)
 api PATCH "/1.0/certificates/${rfp:0:16}" '{"projects":["default"]}'
 is "$HTTP_STATUS" 200 "PATCH the certificate by a fingerprint prefix: projects default"
