@@ -18,12 +18,15 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon/api/api.h"
 #include "daemon/daemon.h"
 #include "lib/log.h"
+#include "lib/sha256.h"
 #include "lib/tls.h"
+#include "lib/trust_token.h"
 #include "lib/util.h"
 
 #define HTTPS_DEFAULT_PORT 8443
@@ -38,7 +41,7 @@ enum loop_cmd {
 struct https {
 	struct berth_daemon *d; /* borrowed */
 	struct berth_http_limits limits;
-	struct berth_tls_ctx *tls; /* owned */
+	struct berth_tls_ctx *tls; /* owned, made when a listener first starts (under lock) */
 	char *cert_pem;		   /* owned */
 	char fingerprint[BERTH_TLS_FINGERPRINT_LEN + 1];
 	struct berth_http_server *server; /* loop thread: the listener, or NULL */
@@ -253,38 +256,90 @@ static int cert_make(const char *crt, const char *key)
 	if (r < 0) {
 		log_error("Cannot make the server certificate: %s", berth_error_msg(&err, r));
 		berth_error_release(&err);
-		return r;
 	}
+	return r;
+}
+
+int https_certificate_ensure(const char *dir)
+{
+	_cleanup_free_ char *crt = berth_strdup_printf("%s/server.crt", dir);
+	_cleanup_free_ char *key = berth_strdup_printf("%s/server.key", dir);
+	int status = 0;
+	pid_t pid;
+
+	if (!crt || !key)
+		return -ENOMEM;
+	if (access(crt, F_OK) == 0 && access(key, F_OK) == 0)
+		return 0;
+	/* In a child, so that this berthd never maps libcrypto for it. */
+	pid = fork();
+	if (pid < 0)
+		return log_error_errno(-errno, "fork()");
+	if (pid == 0)
+		_exit(cert_make(crt, key) < 0 ? 1 : 0);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return log_error_errno(-EIO, "Cannot make the server certificate \"%s\"", crt);
 	log_info("Made the server certificate \"%s\"", crt);
+	return 0;
+}
+
+/* The fingerprint of a PEM certificate without openssl: SHA-256 of its base64 body. */
+static int pem_fingerprint(const char *pem, char ret[BERTH_TLS_FINGERPRINT_LEN + 1])
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----";
+	const char *b = strstr(pem, begin), *e = b ? strstr(b, "-----END CERTIFICATE-----") : NULL;
+	_cleanup_free_ char *body = NULL;
+	_cleanup_free_ unsigned char *der = NULL;
+	unsigned char md[BERTH_SHA256_LEN];
+	size_t n = 0, der_len = 0;
+
+	if (!e)
+		return -EINVAL;
+	b += strlen(begin);
+	body = malloc((size_t)(e - b) + 1);
+	if (!body)
+		return -ENOMEM;
+	for (const char *p = b; p < e; p++)
+		if (*p != '\n' && *p != '\r')
+			body[n++] = *p;
+	if (berth_base64_decode(body, n, &der, &der_len) < 0)
+		return -EINVAL;
+	berth_sha256(der, der_len, md);
+	for (size_t i = 0; i < sizeof(md); i++)
+		sprintf(ret + 2 * i, "%02x", md[i]);
 	return 0;
 }
 
 static int cert_load(struct https *h)
 {
 	_cleanup_free_ char *crt = berth_strdup_printf("%s/server.crt", h->d->dir);
-	_cleanup_free_ char *key = berth_strdup_printf("%s/server.key", h->d->dir);
-	struct berth_error err = {0};
 	size_t len = 0;
 	int r;
 
-	if (!crt || !key)
+	if (!crt)
 		return -ENOMEM;
-	if (access(crt, F_OK) < 0 || access(key, F_OK) < 0) {
-		r = cert_make(crt, key);
-		if (r < 0)
-			return r;
-	}
 	r = berth_read_file(crt, 1 << 20, &h->cert_pem, &len);
 	if (r < 0)
 		return log_error_errno(r, "Cannot read \"%s\"", crt);
-	r = berth_tls_cert_pem_fingerprint(h->cert_pem, h->fingerprint);
+	r = pem_fingerprint(h->cert_pem, h->fingerprint);
 	if (r < 0)
 		return log_error_errno(r, "\"%s\" is not a PEM certificate", crt);
-	r = berth_tls_server_ctx_new(crt, key, &h->tls, &err);
-	if (r < 0) {
-		log_error("%s", berth_error_msg(&err, r));
-		berth_error_release(&err);
-	}
+	return 0;
+}
+
+/* The TLS context, made on first use (it loads openssl). Any thread. */
+static int tls_ctx_get(struct https *h, struct berth_error *err)
+{
+	_cleanup_free_ char *crt = berth_strdup_printf("%s/server.crt", h->d->dir);
+	_cleanup_free_ char *key = berth_strdup_printf("%s/server.key", h->d->dir);
+	int r = 0;
+
+	if (!crt || !key)
+		return -ENOMEM;
+	pthread_mutex_lock(&h->lock);
+	if (!h->tls)
+		r = berth_tls_server_ctx_new(crt, key, &h->tls, err);
+	pthread_mutex_unlock(&h->lock);
 	return r;
 }
 
@@ -405,6 +460,11 @@ static int set_address_locked(struct https *h, const char *address, struct berth
 	}
 	if (r < 0)
 		return r;
+	r = tls_ctx_get(h, err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	r = loop_call(h, CMD_START, fd);
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot listen on \"%s\": %s",
@@ -450,6 +510,11 @@ int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, co
 		int fd = -EBADF;
 
 		r = bind_address(address, &fd, &err);
+		if (r >= 0) {
+			r = tls_ctx_get(h, &err);
+			if (r < 0)
+				close(fd);
+		}
 		if (r >= 0)
 			r = listener_start(h, fd);
 		if (r < 0)

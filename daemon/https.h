@@ -23,7 +23,10 @@
 struct berth_daemon;
 struct https;
 
-/* Loop thread, at start: load (or make) the server certificate and listen on
+/* At start, before any thread: make STATE/server.crt and server.key unless they exist
+ * (in a child process, so that berthd itself does not load openssl for it). */
+int https_certificate_ensure(const char *dir);
+/* Loop thread, at start: load the server certificate and listen on
  * `address` (NULL or "": not yet). A bad or busy address is logged and left off. */
 int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, const char *address,
 	      struct https **ret);

@@ -426,6 +426,9 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	if (!db_path)
 		return -ENOMEM;
 	fresh = access(db_path, F_OK) < 0;
+	r = https_certificate_ensure(d->dir);
+	if (r < 0)
+		return r;
 	r = db_open(db_path, pool_path, &d->db, &err);
 	if (r < 0) {
 		log_error("Cannot open the database \"%s\": %s", db_path, berth_error_msg(&err, r));

@@ -1,5 +1,6 @@
 /* lib/tls.c: openssl under the HTTP server, certificates and LXD's trust password
- * (see tls.h). */
+ * (see tls.h). Built as the module berth-tls.so, which lib/tls_load.c loads when first
+ * needed; only lib/error.c comes with it. */
 #include "lib/tls.h"
 
 #include <arpa/inet.h>
@@ -17,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "lib/util.h"
+#include "lib/macros.h"
 
 /* TLS 1.2's ECDHE suites with an AEAD cipher; TLS 1.3 keeps openssl's defaults. */
 #define TLS12_CIPHERS                                                                              \
@@ -411,11 +412,11 @@ static int cert_build(X509 *x, EVP_PKEY *key, const char *common_name, const cha
 /* Write through `path`.tmp, renamed into place once complete. */
 static int write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *key)
 {
-	_cleanup_free_ char *tmp = berth_strdup_printf("%s.tmp", path);
+	_cleanup_free_ char *tmp = NULL;
 	int fd, ok;
 	FILE *f;
 
-	if (!tmp)
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
 		return -ENOMEM;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
