@@ -102,6 +102,13 @@ run_lxc exec b:c1 -- echo hi
 is "$RC:$OUT" "0:hi" "lxc exec b:c1 -- echo hi"
 run_lxc exec b:c1 -- sh -c 'exit 3'
 is "$RC" 3 "lxc exec b:c1 passes the exit status back"
+timeout 8 lxc monitor b: --type lifecycle --format json >"$TEST_TMP/monitor" 2>&1 &
+mon=$!
+sleep 2
+run_lxc config set b:c1 user.seen yes
+for _ in $(seq 20); do grep -q instance-updated "$TEST_TMP/monitor" && break; sleep 0.3; done
+kill "$mon" 2>/dev/null; wait "$mon" 2>/dev/null
+like "$(cat "$TEST_TMP/monitor")" '"action": ?"instance-updated"' "lxc monitor b: gets events over TLS"
 
 # ---- tokens, made with `berth config trust add` ----
 export PATH=$BERTH_BUILDDIR:$PATH
