@@ -195,6 +195,8 @@ code=$(rcurl -o /dev/null -w '%{http_code}' -X PATCH -d '{"config":{}}' "$URL/1.
 is "$code" 403 "restricted: server configuration is refused"
 out=$(rcurl "$URL/1.0")
 is "$(jget 'j["metadata"]["auth"]' "$out")" trusted "restricted: GET /1.0 says trusted"
+out=$(rcurl "$URL/1.0/projects")
+is "$(jget 'j["metadata"]' "$out")" '["/1.0/projects/p1"]' "restricted: it lists its own projects only"
 out=$(rcurl "$URL/1.0/certificates?recursion=1")
 is "$(jget '[c["name"] for c in j["metadata"]]' "$out")" '["r"]' "restricted: it sees its own certificate only"
 rfp=$(openssl x509 -in "$TEST_TMP/r.crt" -outform der | sha256sum | cut -d' ' -f1)
