@@ -213,6 +213,8 @@ int cmd_image(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *er
 int cmd_info(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_list(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+/* `berth config trust ...` (cli/cmd_trust.c), dispatched by cmd_config. */
+int cmd_config_trust(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_profile(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_storage(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_network(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

@@ -39,11 +39,12 @@ static const struct cli_option init_options[] = {
 	  "Storage backend to use (btrfs or dir) (default \"dir\")" },
 	{ "storage-pool", 0, "NAME", "Storage pool to use or create (default \"default\")" },
 	{ "storage-create-loop", 0, "SIZE", "Setup loop based storage with SIZE in GiB (btrfs)" },
-	{ "network-address", 0, "ADDRESS", "Address to bind to (not offered yet)" },
-	{ "network-port", 0, "PORT", "Port to bind to (not offered yet)" },
+	{ "network-address", 0, "ADDRESS", "Address to bind to (default: none)" },
+	{ "network-port", 0, "PORT", "Port to bind to (default 8443)" },
+	{ "trust-password", 0, "PASSWORD", "Password required to add new clients" },
 	{ 0 },
 };
-enum { O_AUTO, O_PRESEED, O_DUMP, O_BACKEND, O_POOL, O_LOOP, O_ADDRESS, O_PORT };
+enum { O_AUTO, O_PRESEED, O_DUMP, O_BACKEND, O_POOL, O_LOOP, O_ADDRESS, O_PORT, O_TRUST };
 
 static const struct cli_command init_cmd = {
 	.name = "admin init",
@@ -256,6 +257,9 @@ static int parse_gib(const char *s, long *ret, struct berth_error *err)
 /* --auto: what `lxd init --auto` makes, where it is missing: a pool (--storage-backend,
  * default dir), a managed bridge when there is none, the default profile's root disk
  * and eth0 when it has no disk or nic. */
+static int https_config(json_t *doc, const char *address, const char *port, const char *password,
+			struct berth_error *err);
+
 static int auto_doc(const struct state *s, const struct cli_args *a, json_t *doc,
 		    struct berth_error *err)
 {
@@ -287,6 +291,9 @@ static int auto_doc(const struct state *s, const struct cli_args *a, json_t *doc
 		if (r < 0)
 			return r;
 	}
+	if (a->values[O_ADDRESS] && (r = https_config(doc, a->values[O_ADDRESS], a->values[O_PORT],
+						      a->values[O_TRUST], err)) < 0)
+		return r;
 	if (profile_has(s, "disk") && profile_has(s, "nic"))
 		return 0;
 	if (!bridge && !profile_has(s, "nic"))
@@ -443,16 +450,48 @@ static int ask_network(const struct state *s, json_t *doc, char **ret_bridge,
 	return r;
 }
 
-/* LXD asks for an HTTPS address; berthd offers one once it has an HTTPS listener (a
- * server certificate in its environment). */
-static void ask_https(const struct state *s)
+/* doc's server config: core.https_address from an address ("" or "all": every one) and
+ * a port, and core.trust_password when `password` is set. */
+static int https_config(json_t *doc, const char *address, const char *port, const char *password,
+			struct berth_error *err)
 {
-	const char *cert = berth_json_string(json_object_get(s->server, "environment"),
-					     "certificate");
+	json_t *config = json_object_get(doc, "config");
+	bool v6 = address && strchr(address, ':') && address[0] != '[';
+	_cleanup_free_ char *value = NULL;
 
-	if (!cert || !*cert)
-		printf("(Not asking whether the server should be available over the network: "
-		       "berthd has no HTTPS listener yet.)\n");
+	if (!config) {
+		config = json_object();
+		if (!config || json_object_set_new(doc, "config", config) < 0)
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	}
+	if (!address || !*address || streq(address, "all"))
+		address = "[::]";
+	value = berth_strdup_printf("%s%s%s:%s", v6 ? "[" : "", address, v6 ? "]" : "",
+				    port && *port ? port : "8443");
+	if (!value)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	json_object_set_new(config, "core.https_address", json_string(value));
+	if (password && *password)
+		json_object_set_new(config, "core.trust_password", json_string(password));
+	return 0;
+}
+
+/* As LXD asks: over the network? where? with which trust password? */
+static int ask_https(json_t *doc, struct berth_error *err)
+{
+	_cleanup_free_ char *address = NULL, *port = NULL, *password = NULL;
+	bool yes = false;
+	int r = ask_bool("Would you like the server to be available over the network? (yes/no)",
+			 false, &yes);
+
+	if (r < 0 || !yes)
+		return r;
+	address = ask("Address to bind to (not including port)", "all");
+	port = ask("Port to bind to", "8443");
+	password = ask("Trust password for new clients", "none");
+	if (!address || !port || !password)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	return https_config(doc, address, port, streq(password, "none") ? NULL : password, err);
 }
 
 static int interactive_doc(const struct state *s, json_t *doc, struct berth_error *err)
@@ -463,9 +502,10 @@ static int interactive_doc(const struct state *s, json_t *doc, struct berth_erro
 	r = ask_pool(s, doc, &pool, err);
 	if (r >= 0)
 		r = ask_network(s, doc, &bridge, err);
+	if (r >= 0)
+		r = ask_https(doc, err);
 	if (r < 0)
 		return r;
-	ask_https(s);
 	/* A new pool and bridge are what the default profile's instances get. */
 	if (pool || bridge || !profile_has(s, "disk"))
 		r = append(doc, "profiles",
@@ -526,11 +566,11 @@ static int admin_init(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 	if (modes > 1)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Can't use --auto, --preseed and --dump together");
-	if (a->values[O_ADDRESS] || a->values[O_PORT])
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "--network-address is not offered yet: berthd has no HTTPS "
-				       "listener");
-	if (!a->values[O_AUTO] && (a->values[O_BACKEND] || a->values[O_POOL] || a->values[O_LOOP]))
+	if ((a->values[O_PORT] || a->values[O_TRUST]) && !a->values[O_ADDRESS])
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "--network-port and --trust-password need --network-address");
+	if (!a->values[O_AUTO] && (a->values[O_BACKEND] || a->values[O_POOL] || a->values[O_LOOP] ||
+				   a->values[O_ADDRESS]))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Configuration flags require --auto");
 	if (a->values[O_DUMP]) {

@@ -242,6 +242,20 @@ static const struct cli_command device_cmd = {
 	.max_args = -1,
 };
 
+/* Listed in `berth config --help`; `config trust ...` is dispatched before the table. */
+static const struct cli_command trust_cmd = {
+	.name = "config trust",
+	.usage = "berth config trust [command]",
+	.description = "Manage trusted clients",
+	.max_args = -1,
+};
+
+static int config_trust(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "missing sub-command (see 'berth config trust --help')");
+}
+
 static int config_device(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
 	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
@@ -253,11 +267,14 @@ int cmd_config(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *e
 	static const struct cli_subcommand subs[] = {
 		{ &device_cmd, config_device }, { &edit_cmd, config_edit },
 		{ &get_cmd, config_get },	{ &set_cmd, config_set },
-		{ &show_cmd, config_show },	{ &unset_cmd, config_unset },
+		{ &show_cmd, config_show },	{ &trust_cmd, config_trust },
+		{ &unset_cmd, config_unset },
 	};
 
 	if (argc >= 2 && streq(argv[1], "device"))
 		return cli_device_dispatch(ctx, "config", argc - 1, argv + 1, err);
+	if (argc >= 2 && streq(argv[1], "trust"))
+		return cmd_config_trust(ctx, argc - 1, argv + 1, err);
 
 	return cli_dispatch(ctx, &config_cmd, subs, ARRAY_SIZE(subs), argc, argv, err);
 }

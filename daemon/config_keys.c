@@ -39,8 +39,9 @@ struct key_rule {
 
 static const struct key_rule rules[] = {
 	/* server */
-	{"core.https_address", false, V_NOT_YET, "berthd has no HTTPS listener yet", SRV},
-	{"core.trust_password", false, V_NOT_YET, "berthd has no HTTPS listener yet", SRV},
+	{"core.https_address", false, V_ANY, NULL, SRV},       /* checked by daemon/https.c */
+	{"core.trust_password", false, V_ANY, NULL, SRV},      /* hashed by api/server.c */
+	{"core.remote_token_expiry", false, V_ANY, NULL, SRV}, /* api_parse_expiry() */
 	{"core.proxy_http", false, V_ANY, NULL, SRV},
 	{"core.proxy_https", false, V_ANY, NULL, SRV},
 	{"core.proxy_ignore_hosts", false, V_ANY, NULL, SRV},

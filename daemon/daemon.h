@@ -12,6 +12,8 @@
 #define API_REQUEST_WORKERS 16
 
 struct container_watcher;
+struct https;
+struct trust;
 struct db;
 struct stdio_socket;
 struct worker_pool;
@@ -30,5 +32,7 @@ struct berth_daemon {
 	struct worker_pool *requests;	      /* owned: runs the handlers (api.c) */
 	struct container_watcher *containers; /* owned: wait connections to monitors */
 	json_t *environment;		      /* owned: host facts for GET /1.0, read-only */
+	struct https *https;		      /* owned: server certificate, HTTPS listener */
+	struct trust *trust;		      /* owned: the cached trust store, tokens */
 	unsigned long requests_since_trim;    /* loop thread: see main.c's malloc trimming */
 };

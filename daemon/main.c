@@ -30,9 +30,12 @@
 #include "daemon/network/managed.h"
 #include "daemon/storage/pools.h"
 #include "daemon/host.h"
+#include "daemon/https.h"
+#include "daemon/trust.h"
 #include "daemon/warnings.h"
 #include "daemon/worker.h"
 #include "images/store.h"
+#include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
 
@@ -338,6 +341,9 @@ static void on_signal(uv_signal_t *h, int signum)
 	operation_registry_shutdown(s->d->ops);
 	stdio_socket_close(s->d->stdio);
 	container_watcher_close(s->d->containers);
+	if (s->d->trust)
+		trust_shutdown(s->d->trust);
+	https_close(s->d->https);
 	berth_http_server_close(s->d->http, on_http_closed, s);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -372,6 +378,28 @@ static int reconcile_images(struct db *db, const char *dir)
 	return 0;
 }
 
+/* The trust store and the HTTPS listener on core.https_address, if set. */
+static int https_setup(struct berth_daemon *d, const struct berth_http_limits *limits)
+{
+	struct berth_error err = {0};
+	json_auto_t *config = NULL;
+	int r;
+
+	r = trust_new(d->db, d->loop, &d->trust);
+	if (r < 0)
+		return log_error_errno(r, "Cannot read the trust store");
+	r = db_server_config_get(d->db, &config, &err);
+	if (r < 0) {
+		log_error("Cannot read the server configuration: %s", berth_error_msg(&err, r));
+		berth_error_release(&err);
+		return r;
+	}
+	r = https_new(d, limits, berth_json_string(config, "core.https_address"), &d->https);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the HTTPS endpoint");
+	return 0;
+}
+
 static int daemon_setup(struct berth_daemon *d, const struct options *o)
 {
 	_cleanup_free_ char *db_path = NULL;
@@ -400,6 +428,9 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	if (!db_path)
 		return -ENOMEM;
 	fresh = access(db_path, F_OK) < 0;
+	r = https_certificate_ensure(d->dir);
+	if (r < 0)
+		return r;
 	r = db_open(db_path, pool_path, &d->db, &err);
 	if (r < 0) {
 		log_error("Cannot open the database \"%s\": %s", db_path, berth_error_msg(&err, r));
@@ -465,6 +496,9 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = berth_http_server_listen_fd(d->http, fd);
 	if (r < 0)
 		return log_error_errno(r, "Cannot listen on \"%s\"", d->socket_path);
+	r = https_setup(d, &limits);
+	if (r < 0)
+		return r;
 	fd = open_socket(d->stdio_path, o->group);
 	if (fd < 0)
 		return fd;
@@ -554,6 +588,7 @@ int main(int argc, char **argv)
 	log_info("Stopped");
 	events_hub_free(d.events);
 	berth_http_server_free(d.http);
+	https_free(d.https);
 	operation_registry_free(d.ops);
 	worker_pool_free(d.requests);
 	container_watcher_free(d.containers);
@@ -568,6 +603,7 @@ int main(int argc, char **argv)
 	if (d.stdio_path)
 		unlink(d.stdio_path);
 	instance_expand_cache_release();
+	trust_free(d.trust);
 	db_close(d.db);
 	json_decref(d.environment);
 	uv_loop_close(d.loop);

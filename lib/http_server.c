@@ -13,6 +13,7 @@
 #include <sys/statvfs.h>
 #include <wslay/wslay.h>
 
+#include "lib/tls.h"
 #include "lib/util.h"
 
 #define WS_MAX_QUEUED (16u << 20)
@@ -52,7 +53,11 @@ struct stream {
 };
 
 struct berth_http_conn {
-	uv_pipe_t handle;
+	union {
+		uv_pipe_t pipe; /* unix socket listeners, adopted fds */
+		uv_tcp_t tcp;	/* TCP listeners (HTTPS) */
+	} handle;
+	struct berth_tls_conn *tls; /* owned, NULL without TLS */
 	uv_timer_t timer;
 	struct berth_http_server *server;
 	struct berth_http_conn *prev, *next;
@@ -74,7 +79,12 @@ struct berth_http_conn {
 
 struct berth_http_server {
 	uv_loop_t *loop;
-	uv_pipe_t listener;
+	union {
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+	} listener;
+	bool tcp;		       /* the listener is listener.tcp */
+	struct berth_tls_ctx *tls_ctx; /* borrowed, NULL: plain HTTP */
 	bool listening;
 	struct berth_http_limits limits;
 	berth_http_handler_fn handler;
@@ -93,6 +103,7 @@ struct write_req {
 	uv_write_t req;
 	struct berth_http_conn *conn;
 	bool close_after;
+	bool raw; /* TLS bytes of no response (handshake, alerts): no state change */
 	char data[];
 };
 
@@ -372,11 +383,18 @@ static void on_write(uv_write_t *req, int status)
 	struct berth_http_conn *c = w->conn;
 	bool close_after = w->close_after;
 
+	bool raw = w->raw;
+
 	free(w);
 	if (c->state == CONN_CLOSING)
 		return;
 	if (status < 0) {
 		conn_close(c);
+		return;
+	}
+	if (raw) {
+		if (close_after)
+			conn_close(c);
 		return;
 	}
 	if (c->stream) {
@@ -413,11 +431,11 @@ static void conn_next_request(struct berth_http_conn *c)
 	}
 }
 
-/* Queue `head` then `body` (either may be empty) as one write; both are copied. */
-static int conn_write2(struct berth_http_conn *c, const void *head, size_t head_len,
-		       const void *body, size_t body_len, bool close_after)
+/* Queue bytes as they go on the wire (ciphertext under TLS); copied. */
+static int conn_write_raw(struct berth_http_conn *c, const void *data, size_t len, bool raw,
+			  bool close_after)
 {
-	struct write_req *w = malloc(sizeof(*w) + head_len + body_len);
+	struct write_req *w = malloc(sizeof(*w) + len);
 	uv_buf_t buf;
 	int r;
 
@@ -425,6 +443,50 @@ static int conn_write2(struct berth_http_conn *c, const void *head, size_t head_
 		return -ENOMEM;
 	w->conn = c;
 	w->close_after = close_after;
+	w->raw = raw;
+	if (len)
+		memcpy(w->data, data, len);
+	buf = uv_buf_init(w->data, (unsigned)len);
+	r = uv_write(&w->req, (uv_stream_t *)&c->handle, &buf, 1, on_write);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	return 0;
+}
+
+/* Under TLS: encrypt `head` then `body` and queue the records as one write. */
+static int conn_write_tls(struct berth_http_conn *c, const void *head, size_t head_len,
+			  const void *body, size_t body_len, bool close_after)
+{
+	struct berth_tls_buf out = {0};
+	int r = berth_tls_conn_encrypt(c->tls, head, head_len, &out);
+
+	if (r >= 0)
+		r = berth_tls_conn_encrypt(c->tls, body, body_len, &out);
+	if (r >= 0)
+		r = conn_write_raw(c, out.data, out.len, false, close_after);
+	berth_tls_buf_release(&out);
+	return r;
+}
+
+/* Queue `head` then `body` (either may be empty) as one write; both are copied. */
+static int conn_write2(struct berth_http_conn *c, const void *head, size_t head_len,
+		       const void *body, size_t body_len, bool close_after)
+{
+	struct write_req *w;
+
+	if (c->tls)
+		return conn_write_tls(c, head, head_len, body, body_len, close_after);
+	w = malloc(sizeof(*w) + head_len + body_len);
+	uv_buf_t buf;
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	w->conn = c;
+	w->close_after = close_after;
+	w->raw = false;
 	if (head_len)
 		memcpy(w->data, head, head_len);
 	if (body_len)
@@ -473,6 +535,7 @@ static void conn_free(struct berth_http_conn *c)
 {
 	struct berth_http_server *s = c->server;
 
+	berth_tls_conn_free(c->tls);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -613,6 +676,24 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = sizeof(slab);
 }
 
+/* Ciphertext from the peer: answer the handshake, then feed what it decrypts to. */
+static void conn_feed_tls(struct berth_http_conn *c, const char *data, size_t len)
+{
+	struct berth_tls_buf plain = {0}, out = {0};
+	int r = berth_tls_conn_feed(c->tls, data, len, &plain, &out);
+
+	if (out.len > 0 && conn_write_raw(c, out.data, out.len, true, r < 0) < 0)
+		r = -EPIPE;
+	else if (r < 0 && out.len == 0)
+		conn_close(c);
+	berth_tls_buf_release(&out);
+	if (r >= 0 && plain.len > 0)
+		conn_feed(c, plain.data, plain.len);
+	berth_tls_buf_release(&plain);
+	if (r == -EPIPE)
+		conn_close(c);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
 	struct berth_http_conn *c = stream->data;
@@ -623,7 +704,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
-	conn_feed(c, buf->base, (size_t)nread);
+	if (c->tls)
+		conn_feed_tls(c, buf->base, (size_t)nread);
+	else
+		conn_feed(c, buf->base, (size_t)nread);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -675,13 +759,19 @@ static int conn_new(struct berth_http_server *s, struct berth_http_conn **ret)
 
 	if (!c)
 		return -ENOMEM;
-	r = uv_pipe_init(s->loop, &c->handle, 0);
+	if (s->tcp && s->tls_ctx && berth_tls_conn_new(s->tls_ctx, &c->tls) < 0) {
+		free(c);
+		return -ENOMEM;
+	}
+	r = s->tcp ? uv_tcp_init(s->loop, &c->handle.tcp)
+		   : uv_pipe_init(s->loop, &c->handle.pipe, 0);
 	if (r < 0) {
+		berth_tls_conn_free(c->tls);
 		free(c);
 		return r;
 	}
 	uv_timer_init(s->loop, &c->timer);
-	c->handle.data = c;
+	c->handle.pipe.data = c;
 	c->timer.data = c;
 	c->open_handles = 2;
 	c->server = s;
@@ -747,15 +837,36 @@ void berth_http_server_set_error_hook(struct berth_http_server *s, berth_http_er
 
 int berth_http_server_listen_fd(struct berth_http_server *s, int fd)
 {
-	int r = uv_pipe_init(s->loop, &s->listener, 0);
+	int r = uv_pipe_init(s->loop, &s->listener.pipe, 0);
 
 	if (r < 0)
 		return r;
-	s->listener.data = s;
+	s->listener.pipe.data = s;
 	s->listening = true;
-	r = uv_pipe_open(&s->listener, fd);
+	r = uv_pipe_open(&s->listener.pipe, fd);
 	if (r < 0)
 		return r;
+	return uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+}
+
+int berth_http_server_listen_tcp_fd(struct berth_http_server *s, int fd,
+				    struct berth_tls_ctx *tls_ctx)
+{
+	int r = uv_tcp_init(s->loop, &s->listener.tcp);
+
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	s->listener.tcp.data = s;
+	s->listening = true;
+	s->tcp = true;
+	s->tls_ctx = tls_ctx;
+	r = uv_tcp_open(&s->listener.tcp, fd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	return uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
 }
 
@@ -769,7 +880,7 @@ int berth_http_server_adopt(struct berth_http_server *s, int fd)
 		return r;
 	}
 	c->adopted = true;
-	r = uv_pipe_open(&c->handle, fd);
+	r = uv_pipe_open(&c->handle.pipe, fd);
 	if (r < 0) {
 		close(fd);
 		conn_close(c);
@@ -830,7 +941,7 @@ int berth_http_conn_peer_uid(struct berth_http_conn *c, uid_t *ret)
 	socklen_t len = sizeof(cred);
 	uv_os_fd_t fd;
 
-	if (c->adopted)
+	if (c->adopted || c->server->tcp)
 		return -ENOTSUP;
 	if (uv_fileno((uv_handle_t *)&c->handle, &fd) < 0)
 		return -EBADF;
@@ -838,6 +949,16 @@ int berth_http_conn_peer_uid(struct berth_http_conn *c, uid_t *ret)
 		return -errno;
 	*ret = cred.uid;
 	return 0;
+}
+
+struct berth_tls_conn *berth_http_conn_tls(struct berth_http_conn *c)
+{
+	return c->tls;
+}
+
+bool berth_http_conn_is_tcp(const struct berth_http_conn *c)
+{
+	return c->server->tcp;
 }
 
 /* ---- streamed bodies ---- */

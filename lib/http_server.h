@@ -73,6 +73,13 @@ int berth_http_server_new(uv_loop_t *loop, const struct berth_http_limits *limit
 			  struct berth_http_server **ret);
 /* Listen on an already bound, listening socket fd (the server owns it afterwards). */
 int berth_http_server_listen_fd(struct berth_http_server *s, int fd);
+struct berth_tls_ctx;
+struct berth_tls_conn;
+/* Listen on an already bound, listening TCP socket fd (owned from this call on, also on
+ * failure), with TLS on every connection when `tls_ctx` (borrowed: it must outlive the
+ * server) is not NULL. */
+int berth_http_server_listen_tcp_fd(struct berth_http_server *s, int fd,
+				    struct berth_tls_ctx *tls_ctx);
 /* Serve an already connected stream fd (tests, fuzzing). Owns `fd`. */
 int berth_http_server_adopt(struct berth_http_server *s, int fd);
 /* Stop accepting and close every connection; `close_cb` runs once everything is
@@ -115,8 +122,12 @@ int berth_http_respond_parts(struct berth_http_conn *conn, int status, const cha
 			     const struct berth_http_header *extra, size_t n_extra,
 			     const struct berth_http_part *parts, size_t n_parts);
 
-/* Peer credentials of the connection (SO_PEERCRED); -ENOTSUP for adopted fds. */
+/* Peer credentials of the connection (SO_PEERCRED); -ENOTSUP for adopted fds and TCP. */
 int berth_http_conn_peer_uid(struct berth_http_conn *conn, uid_t *ret);
+/* The connection's TLS session (borrowed), or NULL on a plain connection. */
+struct berth_tls_conn *berth_http_conn_tls(struct berth_http_conn *conn);
+/* The connection came through a TCP listener (a remote client). */
+bool berth_http_conn_is_tcp(const struct berth_http_conn *conn);
 
 /* ---- websockets ---- */
 struct berth_ws_callbacks {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/db/db.h"
+#include "daemon/trust.h"
 #include "daemon/worker.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -19,6 +20,7 @@ static const struct api_route *const route_tables[] = {
 	api_event_routes,	  api_storage_routes,		api_storage_volume_routes,
 	api_image_routes,	  api_resources_routes,		api_network_routes,
 	api_warning_routes,	  api_internal_routes,		api_instance_backup_routes,
+	api_certificate_routes,
 };
 
 struct api_work {
@@ -359,6 +361,10 @@ static const struct api_route *route_find(const char *method, const char *path, 
 
 static void request_release(struct api_request *req)
 {
+	if (req->client) {
+		trust_client_release(req->client);
+		free(req->client);
+	}
 	free(req->storage);
 	free(req->project);
 	free(req->named_project);
@@ -477,6 +483,94 @@ static void log_request(const char *method, const struct berth_http_request *htt
 	log_debug("%s %s%s%s", method, http->path, q && *q ? "?" : "", q ? q : "");
 }
 
+/* ---- authorization (LXD's trust model; see daemon/trust.h) ---- */
+
+/* What an untrusted client may reach: the server's public face, adding itself, and an
+ * operation's websocket, which its secret guards. */
+static bool untrusted_allowed(const char *method, const char *pattern)
+{
+	static const char *const allowed[][2] = {
+		{"GET", "/"},
+		{"GET", "/1.0"},
+		{"POST", "/1.0/certificates"},
+		{"GET", "/1.0/operations/{}/websocket"},
+		/* public images only (images.c) */
+		{"GET", "/1.0/images"},
+		{"GET", "/1.0/images/{}"},
+		{"GET", "/1.0/images/{}/export"},
+		{"GET", "/1.0/images/aliases"},
+		{"GET", "/1.0/images/aliases/{}"},
+		{"GET", "/1.0/images/aliases/{}/{}"},
+		{"GET", "/1.0/images/aliases/{}/{}/{}"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
+		if (streq(method, allowed[i][0]) && streq(pattern, allowed[i][1]))
+			return true;
+	return false;
+}
+
+/* Routes whose objects live in a project (?project=). */
+static bool project_scoped(const char *pattern)
+{
+	static const char *const prefixes[] = {
+		"/1.0/instances",  "/1.0/images", "/1.0/profiles",
+		"/1.0/operations", "/1.0/events", "/1.0/warnings",
+	};
+
+	if (berth_startswith(pattern, "/1.0/storage-pools/{}/volumes"))
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
+		size_t n = strlen(prefixes[i]);
+
+		if (strneq(pattern, prefixes[i], n) && (pattern[n] == '\0' || pattern[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
+/* A restricted certificate reaches its projects only, and changes nothing server-wide. */
+static int authorize_restricted(const struct trust_client *c, const struct api_route *route,
+				const struct api_request *req,
+				const struct berth_http_request *http)
+{
+	_cleanup_free_ char *all = NULL;
+
+	if (berth_startswith(route->pattern, "/1.0/operations/{}"))
+		return 0; /* by its id, which only who started it knows */
+	if (project_scoped(route->pattern)) {
+		/* operations.c and events.c take any all-projects= as every project */
+		if (berth_http_query_get(http->query, "all-projects", &all) == 0)
+			return -EACCES;
+		return trust_client_allows_project(c, req->project) ? 0 : -EACCES;
+	}
+	if (streq(route->pattern, "/1.0/projects/{}"))
+		return streq(req->method, "GET") && trust_client_allows_project(c, req->params[0])
+			       ? 0
+			       : -EACCES;
+	return streq(req->method, "GET") ? 0 : -EACCES;
+}
+
+bool api_untrusted(const struct api_request *req)
+{
+	return req->client && (!req->client->trusted || req->client->metrics);
+}
+
+static int authorize(const struct trust_client *c, const struct api_route *route,
+		     const struct api_request *req, const struct berth_http_request *http)
+{
+	if (!c->remote)
+		return 0;
+	/* berthd's own internal calls (admin shutdown) stay on the unix socket. */
+	if (berth_startswith(route->pattern, "/internal"))
+		return -EACCES;
+	if (!c->trusted || c->metrics)
+		return untrusted_allowed(req->method, route->pattern) ? 0 : -EACCES;
+	if (c->restricted)
+		return authorize_restricted(c, route, req, http);
+	return 0;
+}
+
 void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, void *data)
 {
 	struct berth_daemon *d = data;
@@ -506,6 +600,12 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 		api_respond_error(conn, 500, "Out of memory");
 		return;
 	}
+	aw->req.client = calloc(1, sizeof(*aw->req.client));
+	if (!aw->req.client || trust_identify(d->trust, conn, aw->req.client) < 0) {
+		request_release(&aw->req);
+		api_respond_error(conn, 500, "Cannot identify the client");
+		return;
+	}
 	aw->route = route_find(method, http->path, aw->req.storage, aw->req.params, &path_known);
 	if (!aw->route) {
 		request_release(&aw->req);
@@ -521,6 +621,12 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 				  berth_error_msg(&aw->err, r));
 		request_release(&aw->req);
 		berth_error_release(&aw->err);
+		return;
+	}
+	r = authorize(aw->req.client, aw->route, &aw->req, http);
+	if (r < 0) {
+		api_respond_error(conn, 403, "not authorized");
+		request_release(&aw->req);
 		return;
 	}
 	if (aw->route->loop_handler) {

@@ -21,6 +21,8 @@
 #define API_MAX_PARTS 8
 #define API_MAX_HEADERS 8
 
+struct trust_client;
+
 struct api_request {
 	struct berth_daemon *d;
 	struct berth_http_request *http; /* borrowed */
@@ -32,6 +34,7 @@ struct api_request {
 	int recursion;			    /* ?recursion= */
 	json_t *body;			    /* owned: parsed JSON body, NULL when empty */
 	const char *if_match;		    /* borrowed header or NULL */
+	struct trust_client *client;	    /* owned: who asks (daemon/trust.h) */
 };
 
 enum api_response_type {
@@ -101,6 +104,7 @@ extern const struct api_route api_resources_routes[];
 extern const struct api_route api_network_routes[];
 extern const struct api_route api_warning_routes[];
 extern const struct api_route api_internal_routes[];
+extern const struct api_route api_certificate_routes[];
 
 /* ---- helpers for handlers ---- */
 
@@ -167,3 +171,9 @@ int api_patch_merge(json_t *target, const json_t *patch, const char *const *fiel
 		    size_t n_fields);
 /* Drop empty config values in place (PUT with "" means unset). */
 void api_config_drop_empty(json_t *config);
+/* LXD's expiry durations (core.remote_token_expiry): "<n><unit>", units S, M, H, d, w,
+ * m (30 days), y (365 days), into seconds. -EINVAL. */
+int api_parse_expiry(const char *v, uint64_t *ret);
+/* The caller is not trusted (an HTTPS client without a trusted certificate, or with a
+ * metrics one): it sees public images only (images.c). */
+bool api_untrusted(const struct api_request *req);

@@ -382,6 +382,8 @@ static int list_images(struct api_request *req, struct api_response *resp, struc
 		return r;
 	out = json_array();
 	json_array_foreach(list, i, img) {
+		if (api_untrusted(req) && !json_is_true(json_object_get(img, "public")))
+			continue;
 		if (req->recursion == 0) {
 			_cleanup_free_ char *u = api_url("images",
 							 berth_json_string(img, "fingerprint"),
@@ -399,12 +401,18 @@ static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img
 			struct berth_error *err)
 {
 	_cleanup_free_ char *fp = NULL;
+	json_auto_t *img = NULL;
 	int r = db_image_resolve(req->d->db, req->project, req->params[0], &fp, err);
 
-	if (r >= 0 && ret_img)
-		r = db_image_get(req->d->db, req->project, fp, ret_img, err);
+	if (r >= 0 && (ret_img || api_untrusted(req)))
+		r = db_image_get(req->d->db, req->project, fp, &img, err);
 	if (r < 0)
 		return r;
+	/* An untrusted client sees public images only, as in LXD. */
+	if (api_untrusted(req) && !json_is_true(json_object_get(img, "public")))
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+	if (ret_img)
+		*ret_img = TAKE_PTR(img);
 	if (ret_fp)
 		*ret_fp = TAKE_PTR(fp);
 	return 0;
@@ -725,6 +733,18 @@ static const struct berth_json_field alias_fields[] = {
 	{"type", BERTH_JSON_STRING, false, true},
 };
 
+/* An untrusted client sees the aliases of public images only. */
+static bool alias_visible(struct api_request *req, const json_t *alias)
+{
+	json_auto_t *img = NULL;
+
+	if (!api_untrusted(req))
+		return true;
+	return db_image_get(req->d->db, req->project, berth_json_string(alias, "target") ?: "",
+			    &img, NULL) >= 0 &&
+	       json_is_true(json_object_get(img, "public"));
+}
+
 static int list_aliases(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *list = NULL;
@@ -736,6 +756,8 @@ static int list_aliases(struct api_request *req, struct api_response *resp, stru
 		return r;
 	out = json_array();
 	json_array_foreach(list, i, a) {
+		if (!alias_visible(req, a))
+			continue;
 		if (req->recursion == 0) {
 			_cleanup_free_ char *u = alias_url(berth_json_string(a, "name"),
 							   req->project);
@@ -792,6 +814,10 @@ static int get_alias(struct api_request *req, struct api_response *resp, struct 
 	r = db_image_alias_get(req->d->db, req->project, name, &a, err);
 	if (r < 0)
 		return r;
+	if (!alias_visible(req, a)) {
+		json_decref(a);
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image alias not found");
+	}
 	resp->etag = alias_etag(a);
 	return api_sync(resp, a);
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/trust.h"
 #include "daemon/project/limits.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
@@ -75,6 +76,10 @@ static int list_projects(struct api_request *req, struct api_response *resp,
 		return r;
 	out = json_array();
 	json_array_foreach(list, i, p) {
+		/* A restricted certificate sees its own projects only. */
+		if (req->client &&
+		    !trust_client_allows_project(req->client, berth_json_string(p, "name") ?: ""))
+			continue;
 		if (req->recursion == 0) {
 			_cleanup_free_ char *u = api_url("projects", berth_json_string(p, "name"),
 							 NULL);

@@ -4,7 +4,11 @@
 #include "daemon/api/api.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
+#include "daemon/https.h"
+#include "daemon/trust.h"
 #include "lib/json.h"
+#include "lib/tls.h"
+#include "lib/util.h"
 
 /* Only what this berthd really implements (LXD-API.md §10): the client trusts it. */
 static const char *const api_extensions[] = {
@@ -76,6 +80,10 @@ static const char *const api_extensions[] = {
 	 * half of container_backup; `lxc import` needs the name) */
 	"container_backup_override_pool",
 	"backup_override_name",
+	/* certificates.c, daemon/https.c, daemon/trust.c */
+	"certificate_update",
+	"certificate_token",
+	"certificate_project",
 };
 
 static int server_config_etag(json_t *config, char **ret)
@@ -89,30 +97,97 @@ static int get_root(struct api_request *req, struct api_response *resp, struct b
 	return api_sync(resp, json_pack("[s]", "/1.0"));
 }
 
+static json_t *extensions(void)
+{
+	json_t *ext = json_array();
+
+	for (size_t i = 0; ext && i < ARRAY_SIZE(api_extensions); i++)
+		json_array_append_new(ext, json_string(api_extensions[i]));
+	return ext;
+}
+
+/* What LXD shows a client it does not trust (api.ServerUntrusted). */
+static int get_server_untrusted(struct api_response *resp)
+{
+	return api_sync(resp, json_pack("{s:o, s:s, s:s, s:s, s:b, s:[s]}", "api_extensions",
+					extensions(), "api_status", "stable", "api_version", "1.0",
+					"auth", "untrusted", "public", 0, "auth_methods", "tls"));
+}
+
+/* The config as clients see it: the trust password's hash is shown as `true`. */
+static void config_hide_password(json_t *config)
+{
+	if (json_object_get(config, "core.trust_password"))
+		json_object_set_new(config, "core.trust_password", json_true());
+}
+
+static void environment_add_https(struct api_request *req, json_t *env)
+{
+	struct https *h = req->d->https;
+
+	json_object_set_new(env, "addresses", https_addresses(h));
+	json_object_set_new(env, "certificate", json_string(https_certificate(h)));
+	json_object_set_new(env, "certificate_fingerprint", json_string(https_fingerprint(h)));
+}
+
 static int get_server(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	json_auto_t *config = NULL;
-	json_t *ext = json_array(), *env;
-	int r = db_server_config_get(req->d->db, &config, err);
+	json_t *ext, *env;
+	int r;
 
-	if (r < 0) {
-		json_decref(ext);
+	if (req->client && (!req->client->trusted || req->client->metrics))
+		return get_server_untrusted(resp);
+	r = db_server_config_get(req->d->db, &config, err);
+	if (r < 0)
 		return r;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(api_extensions); i++)
-		json_array_append_new(ext, json_string(api_extensions[i]));
+	ext = extensions();
 	env = json_deep_copy(req->d->environment);
 	json_object_set_new(env, "project", json_string(req->project));
+	environment_add_https(req, env);
 	r = server_config_etag(config, &resp->etag);
 	if (r < 0) {
 		json_decref(ext);
 		json_decref(env);
 		return r;
 	}
+	config_hide_password(config);
 	return api_sync(resp, json_pack("{s:O, s:o, s:s, s:s, s:s, s:b, s:[s], s:o}", "config",
 					config, "api_extensions", ext, "api_status", "stable",
 					"api_version", "1.0", "auth", "trusted", "public", 0,
 					"auth_methods", "tls", "environment", env));
+}
+
+/* A new core.trust_password is stored as LXD stores it: salted and hashed (scrypt). */
+static int hash_password(json_t *next, const json_t *config, struct berth_error *err)
+{
+	const char *pw = berth_json_string(config, "core.trust_password");
+	_cleanup_free_ char *hash = NULL;
+	int r;
+
+	if (!pw || !*pw)
+		return 0;
+	r = berth_tls_password_hash(pw, &hash);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "Cannot hash the trust password");
+	json_object_set_new(next, "core.trust_password", json_string(hash));
+	return 0;
+}
+
+/* Start, move or stop the HTTPS listener before the change is recorded: a refused
+ * address changes nothing. */
+static int apply_https_address(struct api_request *req, const json_t *current, const json_t *next,
+			       struct berth_error *err)
+{
+	const char *from = berth_json_string(current, "core.https_address");
+	const char *to = berth_json_string(next, "core.https_address");
+
+	if (streq(from ? from : "", to ? to : ""))
+		return 0;
+	/* Stopped from over HTTPS, the answer still goes out: a listener that closes lets
+	 * the requests it is answering finish. */
+	return https_set_address(req->d->https, to ? to : "", err);
 }
 
 static int update_server(struct api_request *req, struct api_response *resp,
@@ -130,6 +205,9 @@ static int update_server(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	config = json_object_get(req->body, "config");
+	/* GET shows the password as `true`; a PUT of that config back keeps it. */
+	if (json_is_true(json_object_get(config, "core.trust_password")))
+		json_object_del(config, "core.trust_password");
 	if (config && !json_is_null(config)) {
 		r = berth_json_check_kind(config, BERTH_JSON_STRING_MAP, "config", err);
 		if (r < 0)
@@ -148,6 +226,11 @@ static int update_server(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	next = patch ? json_deep_copy(current) : json_object();
+	if (!patch && json_object_get(current, "core.trust_password") &&
+	    !json_object_get(req->body ? json_object_get(req->body, "config") : NULL,
+			     "core.trust_password"))
+		json_object_set(next, "core.trust_password",
+				json_object_get(current, "core.trust_password"));
 	if (config)
 		json_object_foreach(config, key, v) {
 			if (json_string_value(v)[0] == '\0')
@@ -155,9 +238,29 @@ static int update_server(struct api_request *req, struct api_response *resp,
 			else
 				json_object_set(next, key, v);
 		}
-	r = db_server_config_replace(req->d->db, next, err);
+	{
+		const char *expiry = berth_json_string(next, "core.remote_token_expiry");
+		uint64_t secs;
+
+		if (expiry && api_parse_expiry(expiry, &secs) < 0)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid value for configuration key "
+					       "\"core.remote_token_expiry\": \"%s\" must be a "
+					       "duration such as 30M, 1H or 2d",
+					       expiry);
+	}
+	r = hash_password(next, config, err);
 	if (r < 0)
 		return r;
+	r = apply_https_address(req, current, next, err);
+	if (r < 0)
+		return r;
+	r = db_server_config_replace(req->d->db, next, err);
+	if (r < 0) {
+		https_set_address(req->d->https, berth_json_string(current, "core.https_address"),
+				  NULL);
+		return r;
+	}
 	events_lifecycle(req->d->events, NULL, "config-updated", "/1.0", NULL);
 	return api_sync(resp, NULL);
 }

@@ -370,3 +370,17 @@ int db_warning_delete(struct db *db, const char *uuid, struct berth_error *err);
  * Returns how many; takes no write lock when there are none. */
 int db_warning_prune(struct db *db, const char *before, struct berth_error *err);
 /* ==== end of warnings ==== */
+
+/* ==== certificates ==== (daemon/db/certificates.c)
+ * The trust store: LXD's Certificate objects {"fingerprint", "type" ("client" or
+ * "metrics"), "name", "certificate" (PEM), "restricted", "projects"}. */
+int db_certificate_list(struct db *db, json_t **ret, struct berth_error *err);
+/* The one certificate whose fingerprint starts with `prefix`: -ENOENT (404) when none,
+ * -EINVAL (400) when several. */
+int db_certificate_get(struct db *db, const char *prefix, json_t **ret, struct berth_error *err);
+/* Add `cert` (the fields above). -EEXIST (409) when its fingerprint is already trusted. */
+int db_certificate_add(struct db *db, const json_t *cert, struct berth_error *err);
+/* Replace name, type, restricted and projects of certificate `fingerprint` (exact). */
+int db_certificate_update(struct db *db, const char *fingerprint, const json_t *cert,
+			  struct berth_error *err);
+int db_certificate_delete(struct db *db, const char *fingerprint, struct berth_error *err);

@@ -157,7 +157,16 @@ like "$ERR" 'Profile "broken"' "... naming what failed"
 is "$(dump)" "$d2" "... and what it did is undone (pool, network, profile update)"
 refuse "not a preseed" "not a YAML map" sh -c 'echo "- a" | "$0" admin init --preseed' "$BERTH"
 refuse "cluster refused" "Clustering" sh -c 'printf "cluster:\n  enabled: true\n" | "$0" admin init --preseed' "$BERTH"
-refuse "an HTTPS address is not offered yet" "not offered yet" "$BERTH" admin init --auto --network-address 127.0.0.1
+run_cli admin init --auto --network-address 127.0.0.1 --network-port 8443 --trust-password pw
+rc_ok "--auto --network-address 127.0.0.1 --network-port 8443 --trust-password pw"
+api GET /1.0
+is "$(jget '[j["metadata"]["config"].get(k) for k in ("core.https_address", "core.trust_password")]')" \
+	'["127.0.0.1:8443", true]' "... sets core.https_address and core.trust_password"
+is "$(jget 'j["metadata"]["environment"]["addresses"]')" '["127.0.0.1:8443"]' "... and listens there"
+check "unset them" "$BERTH" config unset core.https_address
+check "... both" "$BERTH" config unset core.trust_password
+refuse "--network-port without --network-address" "need --network-address" \
+	"$BERTH" admin init --auto --network-port 8443
 
 # ---- --auto ----
 check "remove eth0 from the default profile" "$BERTH" profile device remove default eth0
@@ -185,7 +194,7 @@ refuse "configuration flags want --auto" "require --auto" "$BERTH" admin init --
 
 # ---- interactive, answers on stdin ----
 check "remove eth0 again" "$BERTH" profile device remove default eth0
-run sh -c 'printf "yes\nasked\ndir\nyes\n\nnone\nnone\nyes\n" | "$0" admin init' "$BERTH"
+run sh -c 'printf "yes\nasked\ndir\nyes\n\nnone\nnone\nno\nyes\n" | "$0" admin init' "$BERTH"
 rc_ok "interactive init answered on stdin"
 like "$OUT" 'Do you want to configure a new storage pool\? \(yes/no\) \[default=no\]' \
 	"it asks for a pool (default no: pools exist)"
@@ -193,7 +202,8 @@ like "$OUT" 'Name of the storage backend to use \(btrfs, dir\) \[default=btrfs\]
 	"... offers btrfs and dir, btrfs first"
 like "$OUT" 'What should the new bridge be called\? \[default=berthbr1\]' \
 	"... proposes a free bridge name"
-like "$OUT" 'no HTTPS listener yet' "... says the HTTPS address is not offered yet"
+like "$OUT" 'Would you like the server to be available over the network\? \(yes/no\) \[default=no\]' \
+	"... asks whether to listen on the network (answered no)"
 like "$OUT" 'name: asked' "... printed the preseed when asked"
 api GET /1.0/storage-pools/asked
 is "$(jget 'j["metadata"]["driver"]')" dir "the pool named in the answers exists"
@@ -202,7 +212,7 @@ is "$(jget 'j["metadata"]["config"]["ipv4.address"]')" none "the bridge with the
 api GET /1.0/profiles/default
 is "$(jget 'j["metadata"]["devices"]["root"]["pool"]')" asked "the default profile's root disk is on the new pool"
 is "$(jget 'j["metadata"]["devices"]["eth0"]["network"]')" berthbr1 "... its eth0 on the new bridge"
-run sh -c 'printf "yes\nasked\nnew2\nzfs\ndir\nno\nno\n" | "$0" admin init' "$BERTH"
+run sh -c 'printf "yes\nasked\nnew2\nzfs\ndir\nno\nno\nno\n" | "$0" admin init' "$BERTH"
 rc_ok "interactive init with a taken name and a bad backend"
 like "$OUT" 'storage pool "asked" already exists. Please choose another name' "... asks again for a taken name"
 like "$OUT" "backend \"zfs\" isn't supported" "... and for an unknown backend"
