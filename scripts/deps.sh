@@ -14,6 +14,7 @@
 # and test_qemu_config run the real QEMU too.
 # musl-tools: musl-gcc, which links berth-agent (the program inside VMs) statically.
 # pigz: publish and backups compress gzip with it on every CPU when it is there.
+# rsync: migrations between hosts send volumes with it, as LXD's protocol does.
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config musl-tools
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
@@ -21,6 +22,7 @@ BUILD_DEPS=(
 	libarchive13 passwd procps util-linux btrfs-progs
 	nftables dnsmasq-base iproute2 squashfs-tools
 	qemu-system-x86 qemu-utils ovmf pigz
+	rsync
 )
 
 # What images/build and the debian-12 recipe run (setup.sh builds debian/12): debootstrap,

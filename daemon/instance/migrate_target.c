@@ -1,0 +1,333 @@
+/* daemon/instance/migrate_target.c: the target of a migration, pull mode (see
+ * migrate_target.h). The order keeps a failure cheap to undo: the root volume first
+ * (snapshots taken on it as each lands), the database rows last, in one transaction; any
+ * failure before the rows deletes the volume with its snapshots. */
+#define LOG_CATEGORY "migrate-target"
+#include "daemon/instance/migrate_target.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/db/db.h"
+#include "daemon/events.h"
+#include "daemon/instance/common.h"
+#include "daemon/instance/migrate_io.h"
+#include "daemon/instance/migrate_proto.h"
+#include "daemon/instance/migrate_source.h"
+#include "daemon/instance/volume.h"
+#include "lib/client.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "storage/driver.h"
+
+#define MIGRATE_OFFER_MS (60 * 1000)
+#define GO_ZERO_TIME (-62135596800LL)
+
+static int refuse(struct berth_error *err, const char *what)
+{
+	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST, "%s", what);
+}
+
+/* "unix://SOCKET/1.0/operations/ID" -> socket path and "/1.0/operations/ID". */
+static int parse_operation_url(const char *url, json_t *m, struct berth_error *err)
+{
+	const char *rest, *op;
+	_cleanup_free_ char *sock = NULL;
+
+	if (!url || !*url)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Migration source needs an \"operation\" URL");
+	if (berth_startswith(url, "https://"))
+		return refuse(err, "Migration sources over HTTPS are not supported by this "
+				   "berthd yet (a berthd on this host: unix://SOCKET/1.0/"
+				   "operations/ID)");
+	if (!berth_startswith(url, "unix://"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid migration operation URL \"%s\"", url);
+	rest = url + strlen("unix://");
+	op = strstr(rest, "/1.0/operations/");
+	if (!op || rest[0] != '/' || op == rest || !op[strlen("/1.0/operations/")] ||
+	    strchr(op + strlen("/1.0/operations/"), '/'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid migration operation URL \"%s\"", url);
+	sock = strndup(rest, (size_t)(op - rest));
+	if (!sock || json_object_set_new(m, "socket", json_string(sock)) < 0 ||
+	    json_object_set_new(m, "operation", json_string(op)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* volatile.* keys belong to the instance they were made for: the copy makes its own
+ * (MAC addresses, idmap, uuid) on its first start. volatile.base_image stays. */
+static void drop_volatile(json_t *config)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(config, tmp, key, v)
+		if (berth_startswith(key, "volatile.") && !streq(key, "volatile.base_image"))
+			json_object_del(config, key);
+}
+
+int migrate_target_prepare(struct instance_job *j, const json_t *source, struct berth_error *err)
+{
+	const json_t *secrets = json_object_get(source, "secrets");
+	const char *mode = berth_json_string(source, "mode");
+	json_auto_t *m = json_object();
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	if (streq(berth_json_string(j->object, "type") ?: "", "virtual-machine"))
+		return refuse(err, "Migrating virtual machines is not supported yet");
+	if (mode && *mode && !streq(mode, "pull"))
+		return refuse(err, "Only the pull mode of migration is supported by this berthd");
+	if (berth_json_bool(source, "live", false) || json_object_get(secrets, "criu"))
+		return refuse(err, "Live migration is not supported: CRIU isn't used by berth");
+	if (berth_json_bool(source, "refresh", false))
+		return refuse(err, "Refreshing a migrated instance is not supported yet");
+	if (!berth_json_string(secrets, "control") || !berth_json_string(secrets, "fs"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Migration source needs the \"control\" and \"fs\" secrets");
+	r = parse_operation_url(berth_json_string(source, "operation"), m, err);
+	if (r < 0)
+		return r;
+	if (json_object_set(m, "secrets", (json_t *)secrets) < 0 ||
+	    json_object_set_new(m, "instance_only",
+				json_boolean(berth_json_bool(source, "instance_only", false))) < 0)
+		return -ENOMEM;
+	drop_volatile(json_object_get(j->object, "config"));
+	r = instance_job_root_pool(j, err);
+	if (r < 0)
+		return r;
+	j->migration = TAKE_PTR(m);
+	return 0;
+}
+
+/* ---- the transfer ---- */
+
+struct target {
+	struct instance_job *j;		 /* borrowed */
+	struct storage_pool *pool;	 /* owned */
+	char *disk;			 /* owned: <project>_<name> */
+	struct storage_vol vol;		 /* borrows disk */
+	bool created;			 /* the volume exists: delete it on failure */
+	json_t *rows;			 /* owned: snapshot rows to record */
+	struct migrate_chan ctl, fs;	 /* their ws are borrowed from below */
+	struct berth_ws *ws_ctl, *ws_fs; /* owned */
+	struct berth_client *client;	 /* owned */
+	struct migrate_rsync_opts opts;
+};
+
+static int connect_one(struct target *t, const char *which, struct berth_ws **ret,
+		       struct berth_error *err)
+{
+	const json_t *m = t->j->migration;
+	_cleanup_free_ char *path =
+		berth_strdup_printf("%s/websocket?secret=%s", berth_json_string(m, "operation"),
+				    berth_json_string(json_object_get(m, "secrets"), which));
+
+	if (!path)
+		return -ENOMEM;
+	return berth_client_websocket(t->client, path, ret, err);
+}
+
+static int connect_source(struct target *t, struct berth_error *err)
+{
+	int r = berth_client_new(berth_json_string(t->j->migration, "socket"), &t->client, err);
+
+	if (r >= 0)
+		r = connect_one(t, "control", &t->ws_ctl, err);
+	if (r >= 0)
+		r = connect_one(t, "fs", &t->ws_fs, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Connecting to the migration source");
+	t->ctl.ws = t->ws_ctl;
+	t->fs.ws = t->ws_fs;
+	return 0;
+}
+
+/* Our answer: rsync, with the features of the offer that we use too (no compression:
+ * CPU costs more than bytes on the links migrations take), the same snapshots. */
+static json_t *answer_for(const json_t *offer, bool final_sync)
+{
+	const json_t *f = json_object_get(offer, "rsyncFeatures");
+	json_t *a = json_pack("{s:i, s:O, s:O, s:b, s:b, s:{s:b, s:b, s:b, s:b}}", "fs",
+			      MIGRATE_FS_RSYNC, "snapshotNames",
+			      json_object_get(offer, "snapshotNames") ?: json_null(), "snapshots",
+			      json_object_get(offer, "snapshots") ?: json_null(), "refresh", 0,
+			      "predump", 0, "rsyncFeatures", "xattrs",
+			      berth_json_bool(f, "xattrs", false), "delete",
+			      berth_json_bool(f, "delete", false), "compress", 0, "bidirectional",
+			      1);
+
+	if (a && final_sync)
+		json_object_set_new(a, "criu", json_integer(MIGRATE_CRIU_NONE));
+	return a;
+}
+
+/* Whole seconds, as LXD's messages carry them: "2030-01-01T00:00:00Z". */
+static char *rfc3339_of(json_int_t secs)
+{
+	time_t t = (time_t)secs;
+	char buf[64];
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return strdup("");
+	return strdup(buf);
+}
+
+/* The snapshot row of LXD's Snapshot message `s`. */
+static json_t *snapshot_row(const json_t *s)
+{
+	json_int_t created = json_integer_value(json_object_get(s, "creation_date"));
+	json_int_t expiry = json_integer_value(json_object_get(s, "expiry_date"));
+	_cleanup_free_ char *c = created > 0 ? rfc3339_of(created) : strdup("");
+	_cleanup_free_ char *e = expiry > 0 ? rfc3339_of(expiry) : strdup("");
+	json_t *config = json_object_get(s, "localConfig");
+	json_t *devices = json_object_get(s, "localDevices");
+
+	if (!c || !e)
+		return NULL;
+	return json_pack("{s:s, s:s, s:b, s:s, s:s, s:o, s:o}", "name",
+			 berth_json_string(s, "name"), "description", "", "stateful",
+			 berth_json_bool(s, "stateful", false), "created_at", c, "expires_at", e,
+			 "config", config ? json_incref(config) : json_object(), "devices",
+			 devices ? json_incref(devices) : json_object());
+}
+
+static int receive_into_volume(struct target *t, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	int r = storage_volume_path(t->pool, &t->vol, NULL, &path);
+
+	return r < 0 ? r : migrate_rsync_recv(&t->fs, path, &t->opts, err);
+}
+
+/* Each snapshot of the offer lands in the volume and is snapshotted there (instance_only:
+ * the next transfer replaces it), then the instance itself, twice after a running
+ * source's final sync. */
+static int receive_volumes(struct target *t, const json_t *offer, bool final_sync,
+			   struct berth_error *err)
+{
+	bool only = berth_json_bool(t->j->migration, "instance_only", false);
+	const json_t *snaps = json_object_get(offer, "snapshots");
+	size_t i;
+	json_t *s;
+	int r = t->pool->driver->volume_create(t->pool, &t->vol, 0, err);
+
+	if (r < 0)
+		return r;
+	t->created = true;
+	json_array_foreach(snaps, i, s) {
+		const char *name = berth_json_string(s, "name");
+
+		r = receive_into_volume(t, err);
+		if (r >= 0 && !only)
+			r = t->pool->driver->volume_snapshot(t->pool, &t->vol, name, err);
+		if (r >= 0 && !only && json_array_append_new(t->rows, snapshot_row(s)) < 0)
+			r = -ENOMEM;
+		if (r < 0)
+			return berth_error_wrap(err, r, "Receiving snapshot \"%s\"", name);
+	}
+	for (int pass = 0; r >= 0 && pass < (final_sync ? 2 : 1); pass++)
+		r = receive_into_volume(t, err);
+	return r;
+}
+
+static int exchange(struct target *t, struct berth_error *err)
+{
+	json_auto_t *offer = NULL;
+	json_auto_t *answer = NULL;
+	json_t *criu;
+	bool final_sync;
+	int r = migrate_recv_header(&t->ctl, MIGRATE_OFFER_MS, &offer, err);
+
+	if (r < 0)
+		return r;
+	criu = json_object_get(offer, "criu");
+	if (criu && json_integer_value(criu) != MIGRATE_CRIU_NONE)
+		return refuse(err, "Live migration is not supported: CRIU isn't used by berth");
+	final_sync = criu != NULL;
+	if (json_array_size(json_object_get(offer, "snapshots")) !=
+	    json_array_size(json_object_get(offer, "snapshotNames")))
+		return berth_error_set(err, -EPROTO, BERTH_ERR_BAD_REQUEST,
+				       "The migration source sent snapshot names without their "
+				       "details (a pre-3.0 LXD)");
+	answer = answer_for(offer, final_sync);
+	if (!answer)
+		return -ENOMEM;
+	t->opts.xattrs = berth_json_bool(json_object_get(answer, "rsyncFeatures"), "xattrs", 0);
+	t->opts.delete = berth_json_bool(json_object_get(answer, "rsyncFeatures"), "delete", 0);
+	r = migrate_send_header(&t->ctl, answer, err);
+	if (r >= 0)
+		r = receive_volumes(t, offer, final_sync, err);
+	if (r >= 0)
+		r = db_instance_create_with_volume(t->j->d->db, t->j->project, t->j->object,
+						   t->pool->name, t->rows, err);
+	return r;
+}
+
+static void target_release(struct target *t)
+{
+	if (t->created)
+		t->pool->driver->volume_delete(t->pool, &t->vol, NULL);
+	migrate_chan_release(&t->ctl);
+	migrate_chan_release(&t->fs);
+	berth_ws_close(t->ws_ctl);
+	berth_ws_close(t->ws_fs);
+	berth_client_free(t->client);
+	storage_pool_free(t->pool);
+	free(t->disk);
+	json_decref(t->rows);
+}
+
+static int open_target(struct target *t, struct berth_error *err)
+{
+	json_auto_t *p = NULL;
+	int r = db_pool_get(t->j->d->db, t->j->pool_name, &p, err);
+
+	if (r >= 0)
+		r = storage_pool_new(t->j->d->dir, p, &t->pool, err);
+	if (r < 0)
+		return r;
+	t->disk = storage_vol_disk_name(t->j->project, t->j->name);
+	t->rows = json_array();
+	if (!t->disk || !t->rows)
+		return -ENOMEM;
+	t->vol = (struct storage_vol){instance_volume_type(t->j->object), t->disk};
+	return 0;
+}
+
+int migrate_target_run(struct operation *op, void *data, struct berth_error *err)
+{
+	struct instance_job *j = data;
+	struct target t = {.j = j, .ctl.fd = -EBADF, .fs.fd = -EBADF};
+	_cleanup_free_ char *url = NULL;
+	int r;
+
+	t.opts.cancel = operation_cancel_flag(op);
+	r = open_target(&t, err);
+	if (r >= 0)
+		r = connect_source(&t, err);
+	if (r >= 0) {
+		t.pool->cancel = t.opts.cancel;
+		r = exchange(&t, err);
+		if (r >= 0)
+			t.created = false; /* the rows own it now */
+		if (r != -EPIPE && t.ws_ctl)
+			migrate_send_control(&t.ctl, r, err);
+	}
+	target_release(&t);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Migration of instance \"%s\"", j->name);
+	url = instance_url(j->project, j->name);
+	events_lifecycle(j->d->events, j->project, "instance-created", url, NULL);
+	log_info("Instance \"%s\" received by migration", j->name);
+	return 0;
+}
