@@ -357,6 +357,11 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	}
 	j->object = obj;
 	r = instance_create_check(j, err);
+	if (r == -EEXIST && streq(stype, "migration") &&
+	    berth_json_bool(source, "refresh", false)) {
+		berth_error_release(err); /* a refresh of what exists: migrate_target_prepare */
+		r = 0;
+	}
 	if (r >= 0 && streq(stype, "image")) {
 		r = instance_prepare_image(j, req->body, source, err);
 		run = instance_create_image_run;

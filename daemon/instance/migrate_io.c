@@ -57,8 +57,15 @@ int migrate_chan_send(struct migrate_chan *c, bool text, const void *data, size_
 				  (uint8_t)(len >> 8), (uint8_t)len};
 	int r;
 
-	if (c->ws)
-		return berth_ws_send(c->ws, text, data, len, err);
+	if (c->ws) {
+		r = berth_ws_send(c->ws, text, data, len, err);
+		if (r == -EPIPE) {
+			berth_error_release(err);
+			return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
+					       "The migration peer went away");
+		}
+		return r;
+	}
 	r = write_all(c->fd, hdr, sizeof(hdr));
 	if (r >= 0 && len)
 		r = write_all(c->fd, data, len);
@@ -125,8 +132,15 @@ int migrate_chan_recv(struct migrate_chan *c, int timeout_ms, uint8_t **ret, siz
 {
 	int r;
 
-	if (c->ws)
-		return berth_ws_recv(c->ws, timeout_ms, (char **)ret, ret_len, ret_text, err);
+	if (c->ws) {
+		r = berth_ws_recv(c->ws, timeout_ms, (char **)ret, ret_len, ret_text, err);
+		if (r == -EPIPE) {
+			berth_error_release(err);
+			return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
+					       "The migration peer went away");
+		}
+		return r;
+	}
 	while (!frame_ready(c)) {
 		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 
@@ -366,7 +380,8 @@ static int rsync_start(const char *const *argv, int peer_end, bool as_stdio, int
 		.fds = {peer_end, peer_end, errfd},
 		.extra_fds = as_stdio ? NULL : &peer_end,
 		.n_extra_fds = as_stdio ? 0 : 1,
-		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
+		/* A session of its own: rsync forks, and a failed transfer kills them all. */
+		.flags = BERTH_SPAWN_DIE_WITH_PARENT | BERTH_SPAWN_SETSID,
 	};
 
 	return berth_spawn_start(&s, ret_pid, ret_pidfd, err);
@@ -381,9 +396,15 @@ static int rsync_wait(pid_t pid, int errfd, bool kill_it, const char *what, stru
 	off_t end;
 
 	if (kill_it)
-		kill(pid, SIGKILL);
+		kill(-pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	/* rsync's own children (generator, receiver) must be gone before the caller removes
+	 * what they write: wait for the process group to empty (10 s at most). */
+	for (int i = 0; kill_it && i < 1000 && kill(-pid, 0) == 0; i++) {
+		kill(-pid, SIGKILL);
+		usleep(10000);
+	}
 	if (kill_it || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
 		return 0;
 	end = lseek(errfd, 0, SEEK_END);

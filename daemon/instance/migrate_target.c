@@ -16,6 +16,7 @@
 #include "daemon/instance/migrate_io.h"
 #include "daemon/instance/migrate_proto.h"
 #include "daemon/instance/migrate_source.h"
+#include "daemon/instance/snapshot.h"
 #include "daemon/instance/volume.h"
 #include "lib/client.h"
 #include "lib/json.h"
@@ -73,6 +74,33 @@ static void drop_volatile(json_t *config)
 			json_object_del(config, key);
 }
 
+/* A refresh of an instance that exists (the caller let its name through): it must be
+ * stopped, and it keeps its pool. 1 when refreshing, 0 for a plain creation. */
+static int prepare_refresh(struct instance_job *j, const json_t *source, json_t *m,
+			   struct berth_error *err)
+{
+	json_auto_t *cur = NULL;
+	int r;
+
+	if (!berth_json_bool(source, "refresh", false))
+		return 0;
+	r = db_instance_get(j->d->db, j->project, j->name, &cur, err);
+	if (r == -ENOENT) {
+		berth_error_release(err);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (instance_running(j->d, j->project, cur))
+		return berth_error_set(err, -EBUSY, BERTH_ERR_BAD_REQUEST,
+				       "Cannot refresh a running instance: stop \"%s\" first",
+				       j->name);
+	r = db_instance_pool(j->d->db, j->project, j->name, &j->pool_name, err);
+	if (r < 0)
+		return r;
+	return json_object_set_new(m, "refresh", json_true()) < 0 ? -ENOMEM : 1;
+}
+
 int migrate_target_prepare(struct instance_job *j, const json_t *source, struct berth_error *err)
 {
 	const json_t *secrets = json_object_get(source, "secrets");
@@ -88,8 +116,6 @@ int migrate_target_prepare(struct instance_job *j, const json_t *source, struct 
 		return refuse(err, "Only the pull mode of migration is supported by this berthd");
 	if (berth_json_bool(source, "live", false) || json_object_get(secrets, "criu"))
 		return refuse(err, "Live migration is not supported: CRIU isn't used by berth");
-	if (berth_json_bool(source, "refresh", false))
-		return refuse(err, "Refreshing a migrated instance is not supported yet");
 	if (!berth_json_string(secrets, "control") || !berth_json_string(secrets, "fs"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Migration source needs the \"control\" and \"fs\" secrets");
@@ -101,7 +127,9 @@ int migrate_target_prepare(struct instance_job *j, const json_t *source, struct 
 				json_boolean(berth_json_bool(source, "instance_only", false))) < 0)
 		return -ENOMEM;
 	drop_volatile(json_object_get(j->object, "config"));
-	r = instance_job_root_pool(j, err);
+	r = prepare_refresh(j, source, m, err);
+	if (r == 0)
+		r = instance_job_root_pool(j, err);
 	if (r < 0)
 		return r;
 	j->migration = TAKE_PTR(m);
@@ -121,6 +149,7 @@ struct target {
 	struct berth_ws *ws_ctl, *ws_fs; /* owned */
 	struct berth_client *client;	 /* owned */
 	struct migrate_rsync_opts opts;
+	bool refresh; /* into the existing instance: its volume and rows stay on failure */
 };
 
 static int connect_one(struct target *t, const char *which, struct berth_ws **ret,
@@ -168,6 +197,70 @@ static json_t *answer_for(const json_t *offer, bool final_sync)
 	if (a && final_sync)
 		json_object_set_new(a, "criu", json_integer(MIGRATE_CRIU_NONE));
 	return a;
+}
+
+static json_int_t unix_of(const char *rfc)
+{
+	struct tm tm = {0};
+
+	if (!rfc || !strptime(rfc, "%Y-%m-%dT%H:%M:%S", &tm))
+		return 0;
+	return (json_int_t)timegm(&tm);
+}
+
+static const json_t *find_named(const json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *x;
+
+	json_array_foreach(arr, i, x)
+		if (streq(berth_json_string(x, "name") ?: "", name))
+			return x;
+	return NULL;
+}
+
+/* A refresh, as LXD's: our snapshots that the source lacks, or has with another creation
+ * date, go; the offer's snapshots that we lack (or just deleted) are the ones to receive:
+ * `offer` keeps only those. */
+static int refresh_plan(struct target *t, json_t *offer, struct berth_error *err)
+{
+	json_auto_t *local = NULL;
+	json_auto_t *sync = json_array();
+	json_auto_t *names = json_array();
+	size_t i;
+	json_t *x;
+	int r = db_snapshot_list(t->j->d->db, t->j->project, t->j->name, &local, err);
+
+	if (r < 0 || !sync || !names)
+		return r < 0 ? r : -ENOMEM;
+	json_array_foreach(local, i, x) {
+		const char *name = berth_json_string(x, "name");
+		const json_t *o = find_named(json_object_get(offer, "snapshots"), name);
+		_cleanup_(snapshot_freep) struct snapshot *snap = NULL;
+
+		if (o && json_integer_value(json_object_get(o, "creation_date")) ==
+				 unix_of(berth_json_string(x, "created_at")))
+			continue;
+		r = snapshot_open(t->j->d, t->j->project, t->j->name, name, &snap, err);
+		if (r >= 0)
+			r = snapshot_delete(snap, err);
+		if (r < 0)
+			return r;
+	}
+	r = db_snapshot_list(t->j->d->db, t->j->project, t->j->name, &local, err);
+	json_array_foreach(json_object_get(offer, "snapshots"), i, x) {
+		if (r < 0)
+			return r;
+		if (find_named(local, berth_json_string(x, "name")))
+			continue;
+		if (json_array_append(sync, x) < 0 ||
+		    json_array_append(names, json_object_get(x, "name")) < 0)
+			return -ENOMEM;
+	}
+	if (json_object_set(offer, "snapshots", sync) < 0 ||
+	    json_object_set(offer, "snapshotNames", names) < 0)
+		return -ENOMEM;
+	return r;
 }
 
 /* Whole seconds, as LXD's messages carry them: "2030-01-01T00:00:00Z". */
@@ -219,11 +312,11 @@ static int receive_volumes(struct target *t, const json_t *offer, bool final_syn
 	const json_t *snaps = json_object_get(offer, "snapshots");
 	size_t i;
 	json_t *s;
-	int r = t->pool->driver->volume_create(t->pool, &t->vol, 0, err);
+	int r = t->refresh ? 0 : t->pool->driver->volume_create(t->pool, &t->vol, 0, err);
 
 	if (r < 0)
 		return r;
-	t->created = true;
+	t->created = !t->refresh;
 	json_array_foreach(snaps, i, s) {
 		const char *name = berth_json_string(s, "name");
 
@@ -232,6 +325,11 @@ static int receive_volumes(struct target *t, const json_t *offer, bool final_syn
 			r = t->pool->driver->volume_snapshot(t->pool, &t->vol, name, err);
 		if (r >= 0 && !only && json_array_append_new(t->rows, snapshot_row(s)) < 0)
 			r = -ENOMEM;
+		if (r >= 0 && !only && t->refresh) /* rows of an existing instance: now */
+			r = db_snapshot_create(t->j->d->db, t->j->project, t->j->name,
+					       json_array_get(t->rows,
+							      json_array_size(t->rows) - 1),
+					       t->pool->name, err);
 		if (r < 0)
 			return berth_error_wrap(err, r, "Receiving snapshot \"%s\"", name);
 	}
@@ -259,15 +357,20 @@ static int exchange(struct target *t, struct berth_error *err)
 		return berth_error_set(err, -EPROTO, BERTH_ERR_BAD_REQUEST,
 				       "The migration source sent snapshot names without their "
 				       "details (a pre-3.0 LXD)");
+	if (t->refresh) {
+		r = refresh_plan(t, offer, err);
+		if (r < 0)
+			return r;
+	}
 	answer = answer_for(offer, final_sync);
-	if (!answer)
+	if (!answer || json_object_set_new(answer, "refresh", json_boolean(t->refresh)) < 0)
 		return -ENOMEM;
 	t->opts.xattrs = berth_json_bool(json_object_get(answer, "rsyncFeatures"), "xattrs", 0);
 	t->opts.delete = berth_json_bool(json_object_get(answer, "rsyncFeatures"), "delete", 0);
 	r = migrate_send_header(&t->ctl, answer, err);
 	if (r >= 0)
 		r = receive_volumes(t, offer, final_sync, err);
-	if (r >= 0)
+	if (r >= 0 && !t->refresh)
 		r = db_instance_create_with_volume(t->j->d->db, t->j->project, t->j->object,
 						   t->pool->name, t->rows, err);
 	return r;
@@ -312,6 +415,7 @@ int migrate_target_run(struct operation *op, void *data, struct berth_error *err
 	int r;
 
 	t.opts.cancel = operation_cancel_flag(op);
+	t.refresh = berth_json_bool(j->migration, "refresh", false);
 	r = open_target(&t, err);
 	if (r >= 0)
 		r = connect_source(&t, err);
