@@ -578,10 +578,15 @@ static int migrate_instance(struct api_request *req, struct api_response *resp,
 	};
 	int r = migrate_source_new(req->d, req->project, req->params[0],
 				   berth_json_bool(req->body, "live", false),
-				   berth_json_bool(req->body, "instance_only", false), &s, err);
+				   berth_json_bool(req->body, "instance_only", false),
+				   json_object_get(req->body, "target"), &s, err);
 
 	if (r < 0)
 		return r;
+	if (migrate_source_pushes(s)) {
+		os.class = "task";
+		os.connect = NULL;
+	}
 	os.data = s;
 	os.resources = resources_for(req->project, req->params[0]);
 	r = operation_create(req->d->ops, &os, &resp->op);

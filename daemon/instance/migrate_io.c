@@ -171,6 +171,64 @@ static bool chan_buffered(const struct migrate_chan *c)
 	return c->ws ? berth_ws_has_buffered(c->ws) : frame_ready(c);
 }
 
+/* ---- reaching the peer's operation ---- */
+
+int migrate_parse_operation_url(const char *url, json_t *m, struct berth_error *err)
+{
+	const char *rest, *op;
+	_cleanup_free_ char *sock = NULL;
+
+	if (!url || !*url)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Migration source needs an \"operation\" URL");
+	if (berth_startswith(url, "https://"))
+		return berth_error_set(
+			err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+			"Migration peers over HTTPS are not supported by this berthd "
+			"yet (a daemon on this host: unix://SOCKET/1.0/operations/ID)");
+	if (!berth_startswith(url, "unix://"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid migration operation URL \"%s\"", url);
+	rest = url + strlen("unix://");
+	op = strstr(rest, "/1.0/operations/");
+	if (!op || rest[0] != '/' || op == rest || !op[strlen("/1.0/operations/")] ||
+	    strchr(op + strlen("/1.0/operations/"), '/'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid migration operation URL \"%s\"", url);
+	sock = strndup(rest, (size_t)(op - rest));
+	if (!sock || json_object_set_new(m, "socket", json_string(sock)) < 0 ||
+	    json_object_set_new(m, "operation", json_string(op)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int connect_one(struct berth_client *c, const char *op, const json_t *secrets,
+		       const char *which, struct berth_ws **ret, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *enc = berth_url_encode(berth_json_string(secrets, which) ?: "");
+
+	if (!enc)
+		return -ENOMEM;
+	path = berth_strdup_printf("%s/websocket?secret=%s", op, enc);
+	if (!path)
+		return -ENOMEM;
+	return berth_client_websocket(c, path, ret, err);
+}
+
+int migrate_connect(const json_t *m, const json_t *secrets, struct berth_client **ret_client,
+		    struct berth_ws **ret_ctl, struct berth_ws **ret_fs, struct berth_error *err)
+{
+	const char *op = berth_json_string(m, "operation");
+	int r = berth_client_new(berth_json_string(m, "socket"), ret_client, err);
+
+	if (r >= 0)
+		r = connect_one(*ret_client, op, secrets, "control", ret_ctl, err);
+	if (r >= 0)
+		r = connect_one(*ret_client, op, secrets, "fs", ret_fs, err);
+	return r;
+}
+
 /* ---- protobuf messages ---- */
 
 int migrate_send_header(struct migrate_chan *c, const json_t *header, struct berth_error *err)

@@ -55,6 +55,7 @@ struct migrate_source {
 	pthread_cond_t cond;
 	int fds[SOCK_MAX]; /* worker ends of the bridges, -EBADF until connected */
 	bool connected[SOCK_MAX];
+	json_t *target; /* owned, push mode: {"socket","operation"} and "websockets" */
 };
 
 /* ---- the loop's bridges ---- */
@@ -307,18 +308,49 @@ void migrate_source_free(void *p)
 			close(s->fds[i]);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
+	json_decref(s->target);
 	free(s->project);
 	free(s->name);
 	free(s);
 }
 
+/* Push mode: the target's operation URL and its websockets' secrets, as LXD's
+ * InstancePostTarget ({"operation", "websockets": {"control", "fs"}, "certificate"}). */
+static int parse_target(const json_t *target, json_t **ret, struct berth_error *err)
+{
+	const json_t *ws = json_object_get(target, "websockets");
+	json_auto_t *m = json_object();
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	if (!berth_json_string(ws, "control") || !berth_json_string(ws, "fs"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Migration target needs the \"control\" and \"fs\" "
+				       "websocket secrets");
+	if (json_object_get(ws, "criu"))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Live migration is not supported: CRIU isn't used by berth");
+	r = migrate_parse_operation_url(berth_json_string(target, "operation"), m, err);
+	if (r < 0)
+		return r;
+	if (json_object_set(m, "websockets", (json_t *)ws) < 0)
+		return -ENOMEM;
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
 int migrate_source_new(struct berth_daemon *d, const char *project, const char *name, bool live,
-		       bool instance_only, struct migrate_source **ret, struct berth_error *err)
+		       bool instance_only, const json_t *target, struct migrate_source **ret,
+		       struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
+	json_auto_t *push = NULL;
 	struct migrate_source *s;
 	int r = db_instance_get(d->db, project, name, &inst, err);
 
+	if (r >= 0 && target && !json_is_null(target))
+		r = parse_target(target, &push, err);
 	if (r < 0)
 		return r;
 	if (streq(berth_json_string(inst, "type") ?: "", "virtual-machine"))
@@ -336,6 +368,7 @@ int migrate_source_new(struct berth_daemon *d, const char *project, const char *
 	s->fds[0] = s->fds[1] = -EBADF;
 	s->d = d;
 	s->instance_only = instance_only;
+	s->target = TAKE_PTR(push);
 	s->project = strdup(project);
 	s->name = strdup(name);
 	r = s->project && s->name ? 0 : -ENOMEM;
@@ -349,8 +382,15 @@ int migrate_source_new(struct berth_daemon *d, const char *project, const char *
 	return 0;
 }
 
+bool migrate_source_pushes(const struct migrate_source *s)
+{
+	return s->target != NULL;
+}
+
 json_t *migrate_source_metadata(const struct migrate_source *s)
 {
+	if (s->target)
+		return json_object();
 	return json_pack("{s:s, s:s}", "control", s->secret[SOCK_CONTROL], "fs",
 			 s->secret[SOCK_FS]);
 }
@@ -620,14 +660,36 @@ static int exchange(struct migrate_source *s, struct migrate_chan *ctl, struct m
 	return migrate_recv_control(ctl, -1, err);
 }
 
+/* Push mode: we connect to the target's websockets, then the same exchange. */
+static int push(struct migrate_source *s, const atomic_bool *cancel, struct berth_error *err)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
+	_cleanup_(berth_ws_closep) struct berth_ws *wctl = NULL;
+	_cleanup_(berth_ws_closep) struct berth_ws *wfs = NULL;
+	struct migrate_chan ctl = {.fd = -EBADF}, fs = {.fd = -EBADF};
+	int r = migrate_connect(s->target, json_object_get(s->target, "websockets"), &c, &wctl,
+				&wfs, err);
+
+	if (r < 0)
+		return berth_error_wrap(err, r, "Connecting to the migration target");
+	ctl.ws = wctl;
+	fs.ws = wfs;
+	r = exchange(s, &ctl, &fs, cancel, err);
+	if (r < 0 && r != -EPIPE)
+		migrate_send_control(&ctl, r, err);
+	migrate_chan_release(&ctl);
+	migrate_chan_release(&fs);
+	return r;
+}
+
 int migrate_source_run(struct operation *op, void *data, struct berth_error *err)
 {
 	struct migrate_source *s = data;
 	const atomic_bool *cancel = operation_cancel_flag(op);
 	struct migrate_chan ctl = {.fd = -EBADF}, fs = {.fd = -EBADF};
-	int r = wait_connected(s, cancel, err);
+	int r = s->target ? push(s, cancel, err) : wait_connected(s, cancel, err);
 
-	if (r >= 0) {
+	if (r >= 0 && !s->target) {
 		pthread_mutex_lock(&s->lock);
 		ctl.fd = s->fds[SOCK_CONTROL];
 		fs.fd = s->fds[SOCK_FS];

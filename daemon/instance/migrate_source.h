@@ -22,8 +22,13 @@ struct migrate_source;
 
 /* A source for instance `name` of `project`: 404 when it does not exist; `live` on a
  * running container is refused as LXD refuses it without CRIU. Blocking (database). */
+/* `target` (may be NULL): push mode, LXD's {"operation": URL, "websockets": {"control",
+ * "fs"}}: the worker connects to the target's operation (URL forms: migrate_io.h). */
 int migrate_source_new(struct berth_daemon *d, const char *project, const char *name, bool live,
-		       bool instance_only, struct migrate_source **ret, struct berth_error *err);
+		       bool instance_only, const json_t *target, struct migrate_source **ret,
+		       struct berth_error *err);
+/* Push mode: the operation has no websockets of its own (class "task"). */
+bool migrate_source_pushes(const struct migrate_source *s);
 /* Takes a struct migrate_source (NULL: nothing). For operation_spec's free_data. */
 void migrate_source_free(void *s);
 /* {"control": SECRET, "fs": SECRET}: the operation's metadata (new reference). */

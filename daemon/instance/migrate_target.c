@@ -32,35 +32,6 @@ static int refuse(struct berth_error *err, const char *what)
 	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST, "%s", what);
 }
 
-/* "unix://SOCKET/1.0/operations/ID" -> socket path and "/1.0/operations/ID". */
-static int parse_operation_url(const char *url, json_t *m, struct berth_error *err)
-{
-	const char *rest, *op;
-	_cleanup_free_ char *sock = NULL;
-
-	if (!url || !*url)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Migration source needs an \"operation\" URL");
-	if (berth_startswith(url, "https://"))
-		return refuse(err, "Migration sources over HTTPS are not supported by this "
-				   "berthd yet (a berthd on this host: unix://SOCKET/1.0/"
-				   "operations/ID)");
-	if (!berth_startswith(url, "unix://"))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Invalid migration operation URL \"%s\"", url);
-	rest = url + strlen("unix://");
-	op = strstr(rest, "/1.0/operations/");
-	if (!op || rest[0] != '/' || op == rest || !op[strlen("/1.0/operations/")] ||
-	    strchr(op + strlen("/1.0/operations/"), '/'))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "Invalid migration operation URL \"%s\"", url);
-	sock = strndup(rest, (size_t)(op - rest));
-	if (!sock || json_object_set_new(m, "socket", json_string(sock)) < 0 ||
-	    json_object_set_new(m, "operation", json_string(op)) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
 /* volatile.* keys belong to the instance they were made for: the copy makes its own
  * (MAC addresses, idmap, uuid) on its first start. volatile.base_image stays. */
 static void drop_volatile(json_t *config)
@@ -119,7 +90,7 @@ int migrate_target_prepare(struct instance_job *j, const json_t *source, struct 
 	if (!berth_json_string(secrets, "control") || !berth_json_string(secrets, "fs"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Migration source needs the \"control\" and \"fs\" secrets");
-	r = parse_operation_url(berth_json_string(source, "operation"), m, err);
+	r = migrate_parse_operation_url(berth_json_string(source, "operation"), m, err);
 	if (r < 0)
 		return r;
 	if (json_object_set(m, "secrets", (json_t *)secrets) < 0 ||
@@ -152,27 +123,11 @@ struct target {
 	bool refresh; /* into the existing instance: its volume and rows stay on failure */
 };
 
-static int connect_one(struct target *t, const char *which, struct berth_ws **ret,
-		       struct berth_error *err)
-{
-	const json_t *m = t->j->migration;
-	_cleanup_free_ char *path =
-		berth_strdup_printf("%s/websocket?secret=%s", berth_json_string(m, "operation"),
-				    berth_json_string(json_object_get(m, "secrets"), which));
-
-	if (!path)
-		return -ENOMEM;
-	return berth_client_websocket(t->client, path, ret, err);
-}
-
 static int connect_source(struct target *t, struct berth_error *err)
 {
-	int r = berth_client_new(berth_json_string(t->j->migration, "socket"), &t->client, err);
+	int r = migrate_connect(t->j->migration, json_object_get(t->j->migration, "secrets"),
+				&t->client, &t->ws_ctl, &t->ws_fs, err);
 
-	if (r >= 0)
-		r = connect_one(t, "control", &t->ws_ctl, err);
-	if (r >= 0)
-		r = connect_one(t, "fs", &t->ws_fs, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Connecting to the migration source");
 	t->ctl.ws = t->ws_ctl;

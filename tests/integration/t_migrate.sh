@@ -10,8 +10,10 @@
 # order with their dates, config and content; config, devices and profiles are kept,
 # volatile keys are not (a new MAC on B's first start); the copy starts; the source is
 # untouched. A running source migrates stateless (LXD's final sync), live is refused
-# (no CRIU) as LXD refuses it. --instance-only leaves the snapshots out. A source daemon
-# killed mid-transfer (a big file) leaves B with no instance, no volume, no rows.
+# (no CRIU) as LXD refuses it. --instance-only leaves the snapshots out. refresh moves only
+# what changed. A source daemon killed mid-transfer (a big file) leaves B with no instance,
+# no volume, no rows. With Debian's LXD 5.0.2 installed: LXD -> berth (pull) and berth ->
+# LXD (push), with a snapshot, and the copy boots on the other side.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -340,3 +342,88 @@ pgrep -f "rsync --server.*$B_DIR" >/dev/null && fail "kill: no rsync left on B" 
 daemon_start
 apia GET /1.0/instances/big
 is "$HTTP_STATUS" 200 "kill: A's big is still there after A's restart"
+
+# ---- LXD 5.0.2 (its own daemon and state dir in the test's namespaces) as a peer: a berth
+# target pulls from LXD's source operation through LXD's unix socket; a berth source
+# pushes to LXD's target operation (push mode) the same way ----
+if ! command -v lxd >/dev/null || ! command -v lxc >/dev/null; then
+	skip "LXD -> berth" "the lxd daemon or lxc client is not installed (apt-get install lxd)"
+else
+	LXD_HOME=$TEST_TMP/lxd
+	LXD_PID=
+	lxl() { LXD_DIR=$LXD_HOME LXD_CONF=$TEST_TMP/lxd-conf lxc "$@"; }
+	lxd_stop()
+	{
+		[ -n "$LXD_PID" ] || return 0
+		LXD_DIR=$LXD_HOME timeout 60 lxd shutdown >/dev/null 2>&1
+		kill "$LXD_PID" 2>/dev/null
+		wait "$LXD_PID" 2>/dev/null
+		LXD_PID=
+	}
+	trap 'lxd_stop; mig_cleanup' EXIT
+	mkdir -p "$LXD_HOME" "$TEST_TMP/lxd-conf"
+	chmod 0711 "$TEST_TMP"
+	LXD_DIR=$LXD_HOME lxd --group root --logfile "$TEST_TMP/lxd.log" >/dev/null 2>&1 &
+	LXD_PID=$!
+	if LXD_DIR=$LXD_HOME timeout 90 lxd waitready --timeout 90; then
+		pass "LXD $(lxd --version) of the test's own starts"
+		check "LXD: a dir pool" lxl storage create default dir
+		check "LXD: the default profile's root disk" lxl profile device add default root disk path=/ pool=default
+		check "LXD: import the busybox image" lxl image import "${IMAGE[busybox]}" --alias busybox
+		check "LXD: init l1" lxl init busybox l1 -c user.from=lxd
+		lrf=$LXD_HOME/storage-pools/default/containers/l1/rootfs
+		check "LXD: l1 state zero" sh -c "echo zero >$lrf/state.txt"
+		check "LXD: snapshot l1 s0" lxl snapshot l1 s0
+		check "LXD: l1 state one" sh -c "echo one >$lrf/state.txt"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" POST /1.0/instances/l1 -d '{"migration": true}' >"$TEST_TMP/resp" 2>&1
+		_read_response
+		is "$HTTP_STATUS" 202 "LXD: the source operation"
+		lop=$(jget 'j["operation"]')
+		lsec=$(jget 'json.dumps(j["metadata"]["metadata"])')
+		apib POST /1.0/instances "{\"name\": \"l1\", \"config\": {\"user.from\": \"lxd\"}, \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"operation\": \"unix://$LXD_HOME/unix.socket$lop\", \"secrets\": $lsec}}"
+		BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
+		is "$(jget 'j["metadata"]["status"]')" Success "LXD -> berth: the target's operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" GET "$lop/wait?timeout=30" >"$TEST_TMP/resp" 2>&1
+		_read_response
+		is "$(jget 'j["metadata"]["status"]')" Success "LXD -> berth: LXD's source operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		apib GET /1.0/instances/l1/snapshots
+		is "$(jget '[s.rsplit("/", 1)[1] for s in j["metadata"]]')" '["s0"]' "LXD -> berth: the snapshot arrived"
+		same_tree "LXD -> berth: the instance's files" "$lrf" "$(vol "$B_DIR" default l1)/rootfs"
+		is "$(cat "$(snapvol "$B_DIR" default l1 s0)/rootfs/state.txt")" zero "LXD -> berth: the snapshot's content"
+		check "LXD -> berth: l1 starts on berth" on_b berth start l1
+		on_b berth exec l1 -- cat /state.txt >"$TEST_TMP/st" 2>&1
+		is "$(cat "$TEST_TMP/st")" one "LXD -> berth: l1 runs with its content"
+		check "B: stop l1" on_b berth stop -f l1
+
+		# berth -> LXD: push mode (LXD's target operation holds the secrets, berth's
+		# source connects to it through LXD's unix socket)
+		check "A: init p1 (default profile only)" on_a berth init busybox p1 -c user.to=lxd
+		prf=$(vol "$A_DIR" default p1)/rootfs
+		check "A: p1 state zero" sh -c "echo zero >$prf/state.txt && chown 1000:1000 $prf/state.txt"
+		check "A: snapshot p1 s0" on_a berth snapshot p1 s0
+		check "A: p1 state one" sh -c "echo one >$prf/state.txt"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" POST /1.0/instances -d '{"name": "p1", "architecture": "x86_64", "profiles": ["default"], "config": {"user.to": "lxd"}, "source": {"type": "migration", "mode": "push"}}' >"$TEST_TMP/resp" 2>&1
+		_read_response
+		is "$HTTP_STATUS" 202 "LXD: the push target's operation" "$HTTP_BODY"
+		lop=$(jget 'j["operation"]')
+		lsec=$(jget 'json.dumps(j["metadata"]["metadata"])')
+		apia POST /1.0/instances/p1 "{\"migration\": true, \"target\": {\"operation\": \"unix://$LXD_HOME/unix.socket$lop\", \"websockets\": $lsec}}"
+		is "$HTTP_STATUS" 202 "berth -> LXD: berth's push source operation"
+		BERTH_SOCKET=$A_SOCK wait_operation "$(jget 'j["operation"]')"
+		is "$(jget 'j["metadata"]["status"]')" Success "berth -> LXD: berth's source operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" GET "$lop/wait?timeout=30" >"$TEST_TMP/resp" 2>&1
+		_read_response
+		is "$(jget 'j["metadata"]["status"]')" Success "berth -> LXD: LXD's target operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" GET /1.0/instances/p1/snapshots >"$TEST_TMP/resp" 2>&1
+		_read_response
+		is "$(jget '[s.rsplit("/", 1)[1] for s in j["metadata"]]')" '["s0"]' "berth -> LXD: LXD lists the snapshot"
+		check "berth -> LXD: p1 starts on LXD" timeout 120 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc start p1
+		run timeout 30 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc exec p1 -- sh -c 'cat /state.txt; stat -c %u:%g /state.txt'
+		is "$OUT" "one
+1000:1000" "berth -> LXD: p1 runs on LXD with its content and owner" "$ERR"
+		check "LXD: stop p1" timeout 60 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc stop -f p1
+	else
+		fail "LXD starts" "$(tail -n 20 "$TEST_TMP/lxd.log")"
+	fi
+	lxd_stop
+fi
