@@ -560,10 +560,11 @@ static int patch_instance(struct api_request *req, struct api_response *resp,
 	return update_instance(req, resp, err, true);
 }
 
-/* POST {"migration": true, "live", "instance_only"}: the source of a migration, a
- * websocket operation whose metadata holds the secrets (daemon/instance/migrate_source.h). */
-static int migrate_instance(struct api_request *req, struct api_response *resp,
-			    struct berth_error *err)
+/* POST {"migration": true, "live", "instance_only", "target"}: the source of a migration, a
+ * websocket operation whose metadata holds the secrets (daemon/instance/migrate_source.h);
+ * of snapshot `snap` (not NULL) of the instance: POST on the snapshot. */
+int api_instance_migrate(struct api_request *req, struct api_response *resp, const char *snap,
+			 struct berth_error *err)
 {
 	struct migrate_source *s = NULL;
 	struct operation_spec os = {
@@ -581,8 +582,12 @@ static int migrate_instance(struct api_request *req, struct api_response *resp,
 				   berth_json_bool(req->body, "instance_only", false),
 				   json_object_get(req->body, "target"), &s, err);
 
-	if (r < 0)
+	if (r >= 0 && snap)
+		r = migrate_source_set_snapshot(s, snap, err);
+	if (r < 0) {
+		migrate_source_free(s);
 		return r;
+	}
 	if (migrate_source_pushes(s)) {
 		os.class = "task";
 		os.connect = NULL;
@@ -610,7 +615,7 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	if (berth_json_bool(req->body, "migration", false))
-		return migrate_instance(req, resp, err);
+		return api_instance_migrate(req, resp, NULL, err);
 	name = berth_json_string(req->body, "name");
 	if (!name)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No name provided");

@@ -56,6 +56,7 @@ struct migrate_source {
 	int fds[SOCK_MAX]; /* worker ends of the bridges, -EBADF until connected */
 	bool connected[SOCK_MAX];
 	json_t *target; /* owned, push mode: {"socket","operation"} and "websockets" */
+	char *snap;	/* owned: the snapshot sent as the instance, or NULL */
 };
 
 /* ---- the loop's bridges ---- */
@@ -309,6 +310,7 @@ void migrate_source_free(void *p)
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	json_decref(s->target);
+	free(s->snap);
 	free(s->project);
 	free(s->name);
 	free(s);
@@ -380,6 +382,18 @@ int migrate_source_new(struct berth_daemon *d, const char *project, const char *
 	}
 	*ret = s;
 	return 0;
+}
+
+int migrate_source_set_snapshot(struct migrate_source *s, const char *snap, struct berth_error *err)
+{
+	json_auto_t *row = NULL;
+	int r = db_snapshot_get(s->d->db, s->project, s->name, snap, &row, err);
+
+	if (r < 0)
+		return r;
+	s->snap = strdup(snap);
+	s->instance_only = true;
+	return s->snap ? 0 : -ENOMEM;
 }
 
 bool migrate_source_pushes(const struct migrate_source *s)
@@ -618,7 +632,7 @@ static int send_volumes(struct migrate_source *s, struct migrate_chan *fs, const
 	for (int pass = 0; r >= 0 && pass < (running ? 2 : 1); pass++) {
 		_cleanup_free_ char *path = NULL;
 
-		r = storage_volume_path(v.pool, &v.vol, NULL, &path);
+		r = storage_volume_path(v.pool, &v.vol, s->snap, &path);
 		if (r >= 0)
 			r = migrate_rsync_send(fs, path, o, err);
 	}
@@ -638,7 +652,7 @@ static int exchange(struct migrate_source *s, struct migrate_chan *ctl, struct m
 
 	if (r < 0)
 		return r;
-	running = instance_running(s->d, s->project, inst);
+	running = !s->snap && instance_running(s->d, s->project, inst);
 	r = offer_header(s, inst, running, &offer, err);
 	if (r >= 0)
 		r = migrate_send_header(ctl, offer, err);

@@ -27,6 +27,10 @@ struct migrate_source;
 int migrate_source_new(struct berth_daemon *d, const char *project, const char *name, bool live,
 		       bool instance_only, const json_t *target, struct migrate_source **ret,
 		       struct berth_error *err);
+/* Send snapshot `snap` as the instance (no snapshots of its own): 404 when it does not
+ * exist. Blocking (database). */
+int migrate_source_set_snapshot(struct migrate_source *s, const char *snap,
+				struct berth_error *err);
 /* Push mode: the operation has no websockets of its own (class "task"). */
 bool migrate_source_pushes(const struct migrate_source *s);
 /* Takes a struct migrate_source (NULL: nothing). For operation_spec's free_data. */

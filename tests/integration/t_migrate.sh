@@ -343,6 +343,20 @@ daemon_start
 apia GET /1.0/instances/big
 is "$HTTP_STATUS" 200 "kill: A's big is still there after A's restart"
 
+# ---- a snapshot as the source: POST /1.0/instances/c1/snapshots/snap1 ----
+apia POST /1.0/instances/c1/snapshots/snap1 '{"migration": true}'
+is "$HTTP_STATUS" 202 "snapshot source: the operation"
+src_op=$(jget 'j["operation"]')
+secrets=$(jget 'json.dumps(j["metadata"]["metadata"])')
+apib POST /1.0/instances "{\"name\": \"fromsnap\", \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"operation\": \"unix://$A_SOCK$src_op\", \"secrets\": $secrets}}"
+BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "snapshot source: the target's operation succeeds" "$(jget 'j["metadata"]["err"]')"
+is "$(snaps b fromsnap)" "[]" "snapshot source: the copy has no snapshots"
+same_tree "snapshot source: the copy holds the snapshot's files" "$(snapvol "$A_DIR" default c1 snap1)" "$(vol "$B_DIR" default fromsnap)"
+is "$(cat "$(vol "$B_DIR" default fromsnap)/rootfs/state.txt")" one "snapshot source: the snapshot's content, not the instance's"
+apia POST /1.0/instances/c1/snapshots/nosuch '{"migration": true}'
+is "$HTTP_STATUS" 404 "snapshot source: an unknown snapshot is 404"
+
 # ---- LXD 5.0.2 (its own daemon and state dir in the test's namespaces) as a peer: a berth
 # target pulls from LXD's source operation through LXD's unix socket; a berth source
 # pushes to LXD's target operation (push mode) the same way ----
