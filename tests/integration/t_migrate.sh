@@ -221,6 +221,8 @@ b_mac=$(jget 'j["metadata"]["config"].get("volatile.eth0.hwaddr", "")')
 like "$b_mac" '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' "B: the copy has a MAC of its own"
 isnt "$b_mac" "$a_mac" "B: the copy's MAC is not the source's"
 check "B: stop c1" on_b berth stop -f c1
+# Baselines for the fd check below, once each daemon has started a container.
+a_fds0=$(daemon_fds) b_fds0=$(DAEMON_PID=$B_PID daemon_fds)
 is "$(snaps a c1)" "$a_snaps" "dir->dir: the source's snapshots are untouched"
 is "$(cat "$rf/state.txt")" current "dir->dir: the source's files are untouched"
 
@@ -310,6 +312,9 @@ like "$MIG_B_ERR" 'instance "c7"' "wrong secrets: the error names the instance"
 apib GET /1.0/instances/c7
 is "$HTTP_STATUS" 404 "wrong secrets: no instance c7 on the target"
 ok "wrong secrets: no volume left on the target" test ! -e "$(vol "$B_DIR" default c7)"
+
+check_no_fd_leak "$a_fds0" "A: no fd left behind by its migrations"
+DAEMON_PID=$B_PID check_no_fd_leak "$b_fds0" "B: no fd left behind by its migrations"
 
 # ---- the source killed mid-transfer ----
 check "A: init big" on_a berth init busybox big
