@@ -76,6 +76,8 @@ static const char *const api_extensions[] = {
 	 * half of container_backup; `lxc import` needs the name) */
 	"container_backup_override_pool",
 	"backup_override_name",
+	/* instance/migrate_target.c: refresh of a migrated instance (lxc copy --refresh) */
+	"container_incremental_copy",
 };
 
 static int server_config_etag(json_t *config, char **ret)

@@ -275,6 +275,9 @@ is "$(cat "$(vol "$B_DIR" default c6)/rootfs/state.txt")" current "running sourc
 check "A: stop c1" on_a berth stop -f c1
 
 # ---- refresh: only what changed moves; snapshots follow the source's ----
+apib GET /1.0
+is "$(jget '"container_incremental_copy" in j["metadata"]["api_extensions"]')" true \
+	"GET /1.0 lists container_incremental_copy (what lxc copy --refresh asks for)"
 bvol=$(vol "$B_DIR" default c1)/rootfs
 ino() { stat -c %i "$1"; }
 before_busybox=$(ino "$bvol/bin/busybox") before_later=$(ino "$bvol/later.txt")
