@@ -9,6 +9,7 @@
 
 #include "lib/client.h"
 #include "lib/error.h"
+#include "lib/remote_config.h"
 
 #define CLI_MAX_OPTIONS 16
 
@@ -16,9 +17,11 @@ struct cli_ctx {
 	const char *project; /* borrowed from argv: --project, or NULL */
 	bool debug;
 	bool quiet;
-	struct berth_client *client; /* owned, made by cli_client() */
-	json_t *server;		     /* owned: GET /1.0 metadata once fetched, or NULL */
-	int exit_status;	     /* what main() returns when the verb succeeded (exec) */
+	struct berth_client *client;	  /* owned, made by cli_client() */
+	json_t *server;			  /* owned: GET /1.0 metadata once fetched, or NULL */
+	int exit_status;		  /* what main() returns when the verb succeeded (exec) */
+	struct berth_remote_config *conf; /* owned: config.yml, loaded on first use, or NULL */
+	char *remote; /* owned: the remote cli_client talks to; NULL: the default one */
 };
 
 /* One option of a verb. `arg` is the metavar shown in --help, NULL for a flag. */
@@ -112,6 +115,25 @@ void cli_catalog_record(struct cli_catalog *c);
 int cli_complete(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 /* `berth __man DIR` (cli/man.c): write berth.1 and berth-VERB.1 for every verb. */
 int cli_man(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+
+/* The client configuration ($BERTH_CONF/config.yml), loaded on first use. Borrowed. */
+int cli_remote_config(struct cli_ctx *ctx, struct berth_remote_config **ret,
+		      struct berth_error *err);
+/* Make `remote` (NULL: the default remote) the server cli_client talks to from now on; a
+ * client made for another one is dropped. */
+int cli_use_remote(struct cli_ctx *ctx, const char *remote, struct berth_error *err);
+/* "REMOTE:NAME" (or NAME, on the default remote) as lxc parses it: REMOTE is then used
+ * (cli_use_remote) and *ret_name, borrowed from `arg`, is the rest. */
+int cli_remote_arg(struct cli_ctx *ctx, const char *arg, const char **ret_name,
+		   struct berth_error *err);
+/* cli_remote_arg over pos[0..n): each "REMOTE:NAME" replaced by NAME in place (pointers
+ * into the same strings); all must be on one remote, which is then used. */
+int cli_remote_args(struct cli_ctx *ctx, char **pos, int n, struct berth_error *err);
+/* A list verb's optional "[<remote>:]": used when given; anything after the colon is
+ * refused (-EINVAL naming it). */
+int cli_remote_only(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err);
+/* Release what the context owns (main's end). */
+void cli_ctx_release(struct cli_ctx *ctx);
 
 /* The connected client (made on first use). */
 int cli_client(struct cli_ctx *ctx, struct berth_client **ret, struct berth_error *err);
@@ -217,3 +239,4 @@ int cmd_exec(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err
 int cmd_shell(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_console(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_file(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_remote(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

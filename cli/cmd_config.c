@@ -89,6 +89,12 @@ static void target_release(struct target *t)
 static int target_load(struct cli_ctx *ctx, const char *name, struct target *t,
 		       struct berth_error *err)
 {
+	int r = name ? cli_remote_arg(ctx, name, &name, err) : 0;
+
+	if (r < 0)
+		return r;
+	if (name && !*name)
+		name = NULL; /* "REMOTE:": the server's own configuration */
 	*t = (struct target){ .name = name };
 	t->path = name ? cli_path("/1.0/instances/%s", name) : strdup("/1.0");
 	if (!t->path)

@@ -252,7 +252,10 @@ int cmd_console(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *
 
 	if (r != 0)
 		return r > 0 ? 0 : r;
-	if (a.values[OPT_TYPE] && !streq(a.values[OPT_TYPE], "console"))
+	r = cli_remote_args(ctx, a.pos, 1, err);
+	if (r < 0)
+		;
+	else if (a.values[OPT_TYPE] && !streq(a.values[OPT_TYPE], "console"))
 		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				    "Unknown console type \"%s\" (only \"console\" is supported)",
 				    a.values[OPT_TYPE]);

@@ -633,7 +633,9 @@ int cmd_exec(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err
 
 	if (r != 0)
 		return r > 0 ? 0 : r;
-	r = do_exec(ctx, argc, argv, &a, err);
+	r = cli_remote_args(ctx, a.pos, 1, err);
+	if (r >= 0)
+		r = do_exec(ctx, argc, argv, &a, err);
 	cli_args_release(&a);
 	return r;
 }

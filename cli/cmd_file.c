@@ -119,11 +119,16 @@ static int oom(struct berth_error *err)
 }
 
 /* "c1/etc/hosts" -> "c1", "/etc/hosts". */
-static int split_target(const char *spec, char **ret_name, char **ret_path, struct berth_error *err)
+static int split_target(struct cli_ctx *ctx, const char *spec, char **ret_name, char **ret_path,
+			struct berth_error *err)
 {
-	const char *slash = strchr(spec, '/');
+	const char *slash;
 	_cleanup_free_ char *name = NULL, *path = NULL;
+	int r = cli_remote_arg(ctx, spec, &spec, err); /* "REMOTE:INSTANCE/PATH" */
 
+	if (r < 0)
+		return r;
+	slash = strchr(spec, '/');
 	if (!slash || slash == spec)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid target \"%s\": expected <instance>/<path>", spec);
@@ -349,7 +354,7 @@ static int do_push(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 
 	if (r < 0)
 		return r;
-	r = split_target(a->pos[a->n_pos - 1], &name, &target, err);
+	r = split_target(ctx, a->pos[a->n_pos - 1], &name, &target, err);
 	if (r < 0)
 		return r;
 	into_dir = into_dir || target[strlen(target) - 1] == '/';
@@ -537,7 +542,7 @@ static int do_pull(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 	for (int i = 0; i < a->n_pos - 1; i++) {
 		_cleanup_free_ char *name = NULL, *path = NULL, *base = NULL, *dest = NULL;
 
-		r = split_target(a->pos[i], &name, &path, err);
+		r = split_target(ctx, a->pos[i], &name, &path, err);
 		if (r < 0)
 			return r;
 		base = base_name(path);
@@ -557,7 +562,7 @@ static int do_delete(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 {
 	for (int i = 0; i < a->n_pos; i++) {
 		_cleanup_free_ char *name = NULL, *path = NULL, *url = NULL;
-		int r = split_target(a->pos[i], &name, &path, err);
+		int r = split_target(ctx, a->pos[i], &name, &path, err);
 
 		if (r < 0)
 			return r;
@@ -581,7 +586,7 @@ static int do_mkdir(struct cli_ctx *ctx, struct cli_args *a, struct berth_error 
 	for (int i = 0; r >= 0 && i < a->n_pos; i++) {
 		_cleanup_free_ char *name = NULL, *path = NULL;
 
-		r = split_target(a->pos[i], &name, &path, err);
+		r = split_target(ctx, a->pos[i], &name, &path, err);
 		if (r < 0)
 			break;
 		if (a->values[OPT_PARENTS])
@@ -616,7 +621,7 @@ static int do_edit(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 	struct berth_response resp = { 0 };
 	struct berth_client *c = NULL;
 	struct stat st;
-	int r = split_target(a->pos[0], &name, &path, err);
+	int r = split_target(ctx, a->pos[0], &name, &path, err);
 
 	if (r < 0)
 		return r;

@@ -52,7 +52,7 @@ IMAGE_CMD(import_cmd, "import", "<tarball> [<rootfs>] [key=value...] [flags]",
 	  "  or a virtual machine's qcow2 disk: rootfs.img).\n"
 	  "  key=value arguments set image properties.",
 	  1, -1, import_options);
-IMAGE_CMD(list_cmd, "list", "[flags]", "List images", 0, 0, format_option);
+IMAGE_CMD(list_cmd, "list", "[<remote>:] [flags]", "List images", 0, 1, format_option);
 IMAGE_CMD(info_cmd, "info", "<image>", "Show useful information about images", 1, 1, NULL);
 IMAGE_CMD(show_cmd, "show", "<image>", "Show image properties", 1, 1, NULL);
 IMAGE_CMD(edit_cmd, "edit", "<image>",
@@ -312,6 +312,11 @@ static int image_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 	size_t i;
 	int r = cli_format_parse(a->values[0], &fmt, err);
 
+	if (r >= 0)
+		r = cli_remote_args(ctx, a->pos, a->n_pos, err);
+	if (r >= 0 && a->n_pos > 0 && *a->pos[0])
+		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				    "image filters are not supported: %s", a->pos[0]);
 	if (r >= 0)
 		r = cli_query(ctx, "GET", "/1.0/images?recursion=1", NULL, &list, NULL, err);
 	if (r < 0)

@@ -237,6 +237,13 @@ int cmd_info(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err
 
 	if (r != 0)
 		return r > 0 ? 0 : r;
+	r = cli_remote_args(ctx, a.pos, a.n_pos, err);
+	if (r < 0) {
+		cli_args_release(&a);
+		return r;
+	}
+	if (a.n_pos == 1 && !*a.pos[0]) /* "REMOTE:": the server */
+		a.n_pos = 0;
 	if (a.n_pos == 1 && a.values[1])
 		r = show_log(ctx, a.pos[0], err);
 	else if (a.n_pos == 1)

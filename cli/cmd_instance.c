@@ -65,12 +65,21 @@ static const struct cli_command delete_cmd = {
 	.min_args = 1,
 	.max_args = -1,
 };
+static const struct cli_option snapshot_options[] = {
+	{ "no-expiry", 0, NULL, "Ignore any configured auto-expiry for the instance" },
+	{ "reuse", 0, NULL, "If the snapshot name already exists, delete and create a new one" },
+	{ 0 },
+};
 static const struct cli_command snapshot_cmd = {
 	.name = "snapshot",
-	.usage = "berth snapshot <instance> [<snapshot name>]",
+	.usage = "berth snapshot <instance> [<snapshot name>] [flags]",
 	.description = "Create instance snapshots\n\n"
 		       "  Without a name: snap0, snap1, ... (or the instance's snapshots.pattern).\n"
-		       "  berth info <instance> lists them.",
+		       "  A snapshot expires after the instance's snapshots.expiry unless\n"
+		       "  --no-expiry is given; `lxc config edit <instance>/<snapshot>` (a PUT of\n"
+		       "  the snapshot) changes its expires_at later. berth info <instance> lists\n"
+		       "  them.",
+	.options = snapshot_options,
 	.min_args = 1,
 	.max_args = 2,
 };
@@ -246,24 +255,125 @@ static int device_overrides(struct cli_ctx *ctx, const char *spec, const json_t 
 	return 0;
 }
 
-/* "REMOTE:IMAGE" as lxc reads it: berth talks to one server, the "local" remote, so any
- * other remote is refused by name. *ret points into `spec` past "local:", if any. */
-static int local_image(const char *spec, const char **ret, struct berth_error *err)
+/* The source of an image on the target server itself: an alias if there is one by that
+ * name, else a fingerprint (prefix), as lxc resolves it. */
+static int own_image_source(struct cli_ctx *ctx, const char *image, json_t **ret,
+			    struct berth_error *err)
 {
-	const char *colon = strchr(spec, ':');
+	_cleanup_free_ char *apath = cli_path("/1.0/images/aliases/%s", image);
+	bool alias;
 
-	*ret = spec;
-	if (!colon)
+	if (!apath)
+		return oom(err);
+	alias = cli_query(ctx, "GET", apath, NULL, NULL, NULL, err) >= 0;
+	berth_error_release(err);
+	*ret = json_pack("{s:s, s:s}", "type", "image", alias ? "alias" : "fingerprint", image);
+	return *ret ? 0 : oom(err);
+}
+
+/* An LXD-protocol image server's image `image` (alias or fingerprint) as the target pulls
+ * it, as lxc sends it: the full fingerprint, and for a private image a secret the image
+ * server handed out for it. */
+static int lxd_image_pull(const struct berth_remote_config *conf, const char *iremote,
+			  const char *image, json_t *src, struct berth_error *err)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
+	_cleanup_free_ char *apath = cli_path("/1.0/images/aliases/%s", image);
+	_cleanup_free_ char *ipath = NULL, *spath = NULL;
+	json_auto_t *alias = NULL, *info = NULL, *op = NULL;
+	const char *fp = image;
+	int r = berth_remote_config_client(conf, iremote, &c, err);
+
+	if (r < 0)
+		return r;
+	if (!apath)
+		return oom(err);
+	if (berth_client_query(c, "GET", apath, NULL, &alias, NULL, NULL) >= 0 &&
+	    berth_json_string(alias, "target"))
+		fp = berth_json_string(alias, "target");
+	ipath = cli_path("/1.0/images/%s", fp);
+	if (!ipath)
+		return oom(err);
+	r = berth_client_query(c, "GET", ipath, NULL, &info, NULL, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "image \"%s\" on remote %s", image, iremote);
+	fp = berth_json_string(info, "fingerprint") ?: fp;
+	if (json_object_set_new(src, "fingerprint", json_string(fp)) < 0)
+		return oom(err);
+	if (json_is_true(json_object_get(info, "public")))
 		return 0;
-	if ((size_t)(colon - spec) == strlen("local") && berth_startswith(spec, "local")) {
-		*ret = colon + 1;
+	spath = cli_path("/1.0/images/%s/secret", fp);
+	if (!spath)
+		return oom(err);
+	r = berth_client_query(c, "POST", spath, NULL, &op, NULL, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "a secret for image \"%s\" on remote %s", image,
+					iremote);
+	if (json_object_set(src, "secret",
+			    json_object_get(json_object_get(op, "metadata"), "secret")) < 0)
+		return oom(err);
+	return 0;
+}
+
+/* The source of an image that the target pulls from remote `iremote`. */
+static int remote_image_source(const struct berth_remote_config *conf, const char *iremote,
+			       const char *image, json_t **ret, struct berth_error *err)
+{
+	const json_t *rem = berth_remote_config_get(conf, iremote);
+	const char *addr = berth_json_string(rem, "addr") ?: "";
+	const char *proto = berth_json_string(rem, "protocol") ?: "lxd";
+	_cleanup_free_ char *cpath = berth_remote_config_server_cert_path(conf, iremote);
+	_cleanup_free_ char *pem = NULL;
+	json_auto_t *src = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!berth_startswith(addr, "https://") && !berth_startswith(addr, "http://"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Image \"%s\": remote %s (%s) is not one another server "
+				       "can pull from",
+				       image, iremote, addr);
+	src = json_pack("{s:s, s:s, s:s, s:s}", "type", "image", "mode", "pull", "server", addr,
+			"protocol", proto);
+	if (!src || !cpath)
+		return oom(err);
+	if (streq(proto, "simplestreams")) {
+		if (json_object_set_new(src, "alias", json_string(image)) < 0)
+			return oom(err);
+		*ret = TAKE_PTR(src);
 		return 0;
 	}
-	return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
-			       "Image \"%s\": the remote \"%.*s\" doesn't exist (berth has no "
-			       "remotes besides \"local\": import the image with berth image "
-			       "import, then use its alias)",
-			       spec, (int)(colon - spec), spec);
+	if (berth_read_file(cpath, 65536, &pem, &len) >= 0 &&
+	    json_object_set_new(src, "certificate", json_string(pem)) < 0)
+		return oom(err);
+	r = lxd_image_pull(conf, iremote, image, src, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(src);
+	return 0;
+}
+
+/* The "source" of an instance made from "[REMOTE:]IMAGE", once the target's remote was
+ * chosen: an image without a remote, or on the target's remote, is the target's own;
+ * one on another remote is pulled from there by the target. */
+static int image_source(struct cli_ctx *ctx, const char *spec, json_t **ret,
+			struct berth_error *err)
+{
+	struct berth_remote_config *conf = NULL;
+	const char *iremote = NULL, *image = spec, *target;
+	int r;
+
+	if (!strchr(spec, ':'))
+		return own_image_source(ctx, spec, ret, err);
+	r = cli_remote_config(ctx, &conf, err);
+	if (r >= 0)
+		r = berth_remote_config_split(conf, spec, &iremote, &image, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Image \"%s\"", spec);
+	target = ctx->remote ? ctx->remote : berth_remote_config_default(conf);
+	if (streq(iremote, target))
+		return own_image_source(ctx, image, ret, err);
+	return remote_image_source(conf, iremote, image, ret, err);
 }
 
 int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,
@@ -282,11 +392,10 @@ int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_
 	if (!empty && !image)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "An image is required (or --empty)");
-	if (image) {
-		r = local_image(image, &image, err);
-		if (r < 0)
-			return r;
-	}
+	if (name && (r = cli_remote_arg(ctx, name, &name, err)) < 0)
+		return r;
+	if (name && !*name)
+		name = NULL; /* "REMOTE:": the server names it */
 	if (name)
 		json_object_set_new(body, "name", json_string(name));
 	json_object_set_new(body, "type",
@@ -294,18 +403,12 @@ int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_
 	if (empty) {
 		json_object_set_new(body, "source", json_pack("{s:s}", "type", "none"));
 	} else {
-		/* An alias if there is one by that name, else a fingerprint (prefix), as lxc
-		 * resolves it. */
-		_cleanup_free_ char *apath = cli_path("/1.0/images/aliases/%s", image);
-		bool alias;
+		json_t *src = NULL;
 
-		if (!apath)
-			return oom(err);
-		alias = cli_query(ctx, "GET", apath, NULL, NULL, NULL, err) >= 0;
-		berth_error_release(err);
-		json_object_set_new(body, "source",
-				    json_pack("{s:s, s:s}", "type", "image",
-					      alias ? "alias" : "fingerprint", image));
+		r = image_source(ctx, image, &src, err);
+		if (r < 0)
+			return r;
+		json_object_set_new(body, "source", src);
 	}
 	r = add_config_profiles(body, a->values[2], a->values[1], err);
 	if (r < 0)
@@ -355,7 +458,7 @@ static int do_init(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 	return cli_instance_init(ctx, a, NULL, err);
 }
 
-static int do_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+static int do_copy_local(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
 	json_auto_t *body = json_pack("{s:s, s:s, s:{s:s, s:s, s:b}}", "name", a->pos[1], "type",
 				      "container", "source", "type", "copy", "source", a->pos[0],
@@ -370,11 +473,27 @@ static int do_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 	return r;
 }
 
+static int do_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	int r = cli_remote_args(ctx, a->pos, 2, err);
+
+	if (r < 0)
+		return berth_error_wrap(err, r, "copying between remotes is not supported yet");
+	return do_copy_local(ctx, a, err);
+}
+
 static int do_rename(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	_cleanup_free_ char *path = instance_path(a->pos[0]);
+	_cleanup_free_ char *path = NULL;
 	const char *new_name = a->pos[1];
 	json_auto_t *body = NULL;
+	/* the new name is on the instance's remote unless it names one (the same) */
+	int r = cli_remote_args(ctx, a->pos, strchr(a->pos[1], ':') ? 2 : 1, err);
+
+	if (r < 0)
+		return r;
+	new_name = a->pos[1];
+	path = instance_path(a->pos[0]);
 
 	/* For a snapshot, "inst/new" and "new" both name the new snapshot. */
 	if (strchr(a->pos[0], '/') && strchr(new_name, '/'))
@@ -387,6 +506,10 @@ static int do_rename(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 
 static int do_delete(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
+	int r0 = cli_remote_args(ctx, a->pos, a->n_pos, err);
+
+	if (r0 < 0)
+		return r0;
 	for (int i = 0; i < a->n_pos; i++) {
 		_cleanup_free_ char *path = instance_path(a->pos[i]);
 		int r;
@@ -415,17 +538,41 @@ static int do_delete(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 	return 0;
 }
 
-static int do_snapshot(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+static int do_snapshot_on(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
 	_cleanup_free_ char *path = cli_path("/1.0/instances/%s/snapshots", a->pos[0]);
 	json_auto_t *body = a->n_pos > 1 ? json_pack("{s:s}", "name", a->pos[1]) : json_object();
 
 	if (!path || !body)
 		return oom(err);
+	if (a->values[0] &&
+	    json_object_set_new(body, "expires_at", json_string(BERTH_TIME_ZERO)) < 0)
+		return oom(err);
+	if (a->values[1] && a->n_pos > 1) {
+		_cleanup_free_ char *spec = berth_strdup_printf("%s/%s", a->pos[0], a->pos[1]);
+		_cleanup_free_ char *old = spec ? instance_path(spec) : NULL;
+		json_auto_t *exists = NULL;
+		struct berth_error absent = { 0 };
+		int r;
+
+		if (!old)
+			return oom(err);
+		r = cli_query(ctx, "GET", old, NULL, &exists, NULL, &absent);
+		berth_error_release(&absent);
+		if (r >= 0 && (r = cli_query(ctx, "DELETE", old, NULL, NULL, NULL, err)) < 0)
+			return r;
+	}
 	return cli_query(ctx, "POST", path, body, NULL, NULL, err);
 }
 
-static int do_restore(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+static int do_snapshot(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	int r = cli_remote_args(ctx, a->pos, 1, err);
+
+	return r < 0 ? r : do_snapshot_on(ctx, a, err);
+}
+
+static int do_restore_on(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
 	_cleanup_free_ char *path = cli_path("/1.0/instances/%s", a->pos[0]);
 	json_auto_t *body = json_pack("{s:s}", "restore", a->pos[1]);
@@ -433,6 +580,13 @@ static int do_restore(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 	if (!path || !body)
 		return oom(err);
 	return cli_query(ctx, "PUT", path, body, NULL, NULL, err);
+}
+
+static int do_restore(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	int r = cli_remote_args(ctx, a->pos, 1, err);
+
+	return r < 0 ? r : do_restore_on(ctx, a, err);
 }
 
 static int run_verb(struct cli_ctx *ctx, const struct cli_command *cmd,

@@ -508,6 +508,16 @@ static int list_run(struct cli_ctx *ctx, struct cli_args *a, struct berth_error 
 	size_t i;
 	int r;
 
+	/* "REMOTE:" or "REMOTE:FILTER" first */
+	if (a->n_pos > 0 && strchr(a->pos[0], ':')) {
+		r = cli_remote_args(ctx, a->pos, 1, err);
+		if (r < 0)
+			return r;
+		if (!*a->pos[0]) {
+			a->pos++;
+			a->n_pos--;
+		}
+	}
 	if (a->values[OPT_FAST] && !a->values[OPT_COLUMNS])
 		cols = "nsacPt";
 	if (all && !a->values[OPT_COLUMNS] && !a->values[OPT_FAST])

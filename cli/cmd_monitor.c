@@ -24,12 +24,12 @@ enum { OPT_TYPE, OPT_PRETTY, OPT_FORMAT, OPT_ALL_PROJECTS };
 
 static const struct cli_command monitor_cmd = {
 	.name = "monitor",
-	.usage = "berth monitor [flags]",
+	.usage = "berth monitor [<remote>:] [flags]",
 	.description = "Monitor a local or remote server\n\n"
 		       "  By default the monitor will listen to all message types.",
 	.options = monitor_options,
 	.min_args = 0,
-	.max_args = 0,
+	.max_args = 1,
 };
 
 /* lxc's --pretty line: "INFO[11-23|16:11:33] message key=value ...". */
@@ -128,7 +128,12 @@ static int monitor_run(struct cli_ctx *ctx, struct cli_args *a, struct berth_err
 					   : "");
 	if (!path || (a->values[OPT_TYPE] && !types))
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	r = cli_client(ctx, &c, err);
+	r = cli_remote_args(ctx, a->pos, a->n_pos, err);
+	if (r >= 0 && a->n_pos > 0 && *a->pos[0])
+		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				    "monitor takes a remote (\"%s\"), not a name", a->pos[0]);
+	if (r >= 0)
+		r = cli_client(ctx, &c, err);
 	if (r >= 0)
 		r = berth_client_websocket(c, path, &ws, err);
 	if (r < 0)

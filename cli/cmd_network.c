@@ -45,8 +45,8 @@ static const struct cli_command network_cmd = {
 	.min_args = 0,
 	.max_args = -1,
 };
-NETWORK_CMD(list_cmd, "list", "[flags]",
-	    "List available networks (managed ones and the host's interfaces)", 0, 0,
+NETWORK_CMD(list_cmd, "list", "[<remote>:] [flags]",
+	    "List available networks (managed ones and the host's interfaces)", 0, 1,
 	    format_option);
 NETWORK_CMD(show_cmd, "show", "<network>", "Show network configurations", 1, 1, NULL);
 NETWORK_CMD(info_cmd, "info", "<network>", "Get runtime information on networks", 1, 1, NULL);
@@ -130,6 +130,8 @@ static int net_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error 
 	size_t i;
 	int r = cli_format_parse(a->values[0], &fmt, err);
 
+	if (r >= 0)
+		r = cli_remote_only(ctx, a, err);
 	if (r >= 0)
 		r = cli_query(ctx, "GET", "/1.0/networks?recursion=1", NULL, &list, NULL, err);
 	if (r < 0)

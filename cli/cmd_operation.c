@@ -24,11 +24,11 @@ static const struct cli_option list_options[] = {
 
 static const struct cli_command list_cmd = {
 	.name = "operation list",
-	.usage = "berth operation list [flags]",
+	.usage = "berth operation list [<remote>:] [flags]",
 	.description = "List background operations",
 	.options = list_options,
 	.min_args = 0,
-	.max_args = 0,
+	.max_args = 1,
 };
 
 static const struct cli_command show_cmd = {
@@ -94,6 +94,8 @@ static int op_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *
 	size_t i;
 	int r = cli_format_parse(a->values[0], &fmt, err);
 
+	if (r >= 0)
+		r = cli_remote_only(ctx, a, err);
 	if (r >= 0)
 		r = cli_query(ctx, "GET",
 			      a->values[1] ? "/1.0/operations?recursion=1&all-projects=true"

@@ -37,7 +37,7 @@ static const struct cli_command profile_cmd = {
 	.min_args = 0,
 	.max_args = -1,
 };
-PROFILE_CMD(list_cmd, "list", "[flags]", "List profiles", 0, 0, format_option);
+PROFILE_CMD(list_cmd, "list", "[<remote>:] [flags]", "List profiles", 0, 1, format_option);
 PROFILE_CMD(show_cmd, "show", "<profile>", "Show profile configurations", 1, 1, NULL);
 PROFILE_CMD(create_cmd, "create", "<profile> [flags]",
 	    "Create profiles\n\n  With stdin not a terminal, the profile's YAML is read from it.",
@@ -114,6 +114,8 @@ static int profile_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_er
 	size_t i;
 	int r = cli_format_parse(a->values[0], &fmt, err);
 
+	if (r >= 0)
+		r = cli_remote_only(ctx, a, err);
 	if (r >= 0)
 		r = cli_query(ctx, "GET", "/1.0/profiles?recursion=1", NULL, &list, NULL, err);
 	if (r < 0)

@@ -333,6 +333,9 @@ static int run_state_verb(struct cli_ctx *ctx, const struct cli_command *cmd, co
 				    cmd->usage, cmd->name);
 		goto out;
 	}
+	r = cli_remote_args(ctx, a.pos, a.n_pos, err);
+	if (r < 0)
+		goto out;
 	if (a.values[OPT_ALL]) {
 		r = all_names(ctx, cmd->name, &list, &all, &n, err);
 		if (r < 0)

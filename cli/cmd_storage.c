@@ -48,7 +48,8 @@ static const struct cli_command storage_cmd = {
 	.min_args = 0,
 	.max_args = -1,
 };
-STORAGE_CMD(list_cmd, "list", "[flags]", "List available storage pools", 0, 0, format_option);
+STORAGE_CMD(list_cmd, "list", "[<remote>:] [flags]", "List available storage pools", 0, 1,
+	    format_option);
 STORAGE_CMD(show_cmd, "show", "<pool>", "Show storage pool configurations and resources", 1, 1,
 	    NULL);
 STORAGE_CMD(info_cmd, "info", "<pool>", "Show useful information about storage pools", 1, 1, NULL);
@@ -197,6 +198,8 @@ static int pool_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 	size_t i;
 	int r = cli_format_parse(a->values[0], &fmt, err);
 
+	if (r >= 0)
+		r = cli_remote_only(ctx, a, err);
 	if (r >= 0)
 		r = cli_query(ctx, "GET", "/1.0/storage-pools?recursion=1", NULL, &list, NULL, err);
 	if (r < 0)

@@ -248,12 +248,31 @@ int cli_client(struct cli_ctx *ctx, struct berth_client **ret, struct berth_erro
 		return berth_error_set(err, -EPERM, BERTH_ERR_INTERNAL,
 				       "no server while the commands are listed");
 	if (!ctx->client) {
-		path = berth_client_default_socket();
-		if (!path)
-			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-		if (ctx->debug)
-			fprintf(stderr, "DEBUG: connecting to %s\n", path);
-		r = berth_client_new(path, &ctx->client, err);
+		struct berth_remote_config *conf = NULL;
+		const char *remote = ctx->remote;
+		const char *addr;
+
+		r = cli_remote_config(ctx, &conf, err);
+		if (r < 0)
+			return r;
+		if (!remote)
+			remote = berth_remote_config_default(conf);
+		addr = berth_json_string(berth_remote_config_get(conf, remote), "addr");
+		if (addr && streq(addr, "unix://")) {
+			/* the local socket, as before remotes existed */
+			path = berth_client_default_socket();
+			if (!path)
+				return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL,
+						       "out of memory");
+			if (ctx->debug)
+				fprintf(stderr, "DEBUG: connecting to %s\n", path);
+			r = berth_client_new(path, &ctx->client, err);
+		} else {
+			if (ctx->debug)
+				fprintf(stderr, "DEBUG: connecting to remote %s (%s)\n", remote,
+					addr ? addr : "?");
+			r = berth_remote_config_client(conf, remote, &ctx->client, err);
+		}
 		if (r < 0)
 			return r;
 		if (ctx->project && berth_client_set_project(ctx->client, ctx->project) < 0)
@@ -261,6 +280,122 @@ int cli_client(struct cli_ctx *ctx, struct berth_client **ret, struct berth_erro
 	}
 	*ret = ctx->client;
 	return 0;
+}
+
+int cli_remote_config(struct cli_ctx *ctx, struct berth_remote_config **ret,
+		      struct berth_error *err)
+{
+	_cleanup_free_ char *dir = NULL;
+	struct berth_remote_config *c;
+	int r;
+
+	if (!ctx->conf) {
+		r = berth_remote_config_dir(&dir, err);
+		if (r < 0)
+			return r;
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+		r = berth_remote_config_load(dir, c, err);
+		if (r < 0) {
+			free(c);
+			return r;
+		}
+		ctx->conf = c;
+	}
+	*ret = ctx->conf;
+	return 0;
+}
+
+int cli_use_remote(struct cli_ctx *ctx, const char *remote, struct berth_error *err)
+{
+	struct berth_remote_config *conf = NULL;
+	char *copy = NULL;
+	int r;
+
+	if (remote) {
+		r = cli_remote_config(ctx, &conf, err);
+		if (r < 0)
+			return r;
+		if (streq(remote, berth_remote_config_default(conf)))
+			remote = NULL; /* the default: the same client as without a prefix */
+	}
+	if ((!remote && !ctx->remote) || (remote && ctx->remote && streq(remote, ctx->remote)))
+		return 0;
+	if (remote && !(copy = strdup(remote)))
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	free(ctx->remote);
+	ctx->remote = copy;
+	berth_client_free(ctx->client);
+	ctx->client = NULL;
+	json_decref(ctx->server);
+	ctx->server = NULL;
+	return 0;
+}
+
+int cli_remote_arg(struct cli_ctx *ctx, const char *arg, const char **ret_name,
+		   struct berth_error *err)
+{
+	struct berth_remote_config *conf = NULL;
+	const char *remote = NULL;
+	int r;
+
+	if (!strchr(arg, ':')) { /* no config needed: the default remote */
+		*ret_name = arg;
+		return cli_use_remote(ctx, NULL, err);
+	}
+	r = cli_remote_config(ctx, &conf, err);
+	if (r >= 0)
+		r = berth_remote_config_split(conf, arg, &remote, ret_name, err);
+	if (r >= 0)
+		r = cli_use_remote(ctx, remote, err);
+	return r;
+}
+
+int cli_remote_args(struct cli_ctx *ctx, char **pos, int n, struct berth_error *err)
+{
+	_cleanup_free_ char *first = NULL;
+	int r;
+
+	for (int i = 0; i < n; i++) {
+		const char *name = NULL;
+
+		r = cli_remote_arg(ctx, pos[i], &name, err);
+		if (r < 0)
+			return r;
+		if (i == 0 && ctx->remote && !(first = strdup(ctx->remote)))
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+		if (i > 0 && !streq(first ? first : "", ctx->remote ? ctx->remote : ""))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "%s: every name of one command must be on the same "
+					       "remote",
+					       pos[i]);
+		pos[i] = (char *)name;
+	}
+	return 0;
+}
+
+int cli_remote_only(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	int r = cli_remote_args(ctx, a->pos, a->n_pos, err);
+
+	if (r >= 0 && a->n_pos > 0 && *a->pos[0])
+		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				    "a remote (\"REMOTE:\") expected, not \"%s\"", a->pos[0]);
+	return r;
+}
+
+void cli_ctx_release(struct cli_ctx *ctx)
+{
+	berth_client_free(ctx->client);
+	ctx->client = NULL;
+	json_decref(ctx->server);
+	ctx->server = NULL;
+	berth_remote_config_release(ctx->conf);
+	free(ctx->conf);
+	ctx->conf = NULL;
+	free(ctx->remote);
+	ctx->remote = NULL;
 }
 
 int cli_query(struct cli_ctx *ctx, const char *method, const char *path, const json_t *body,

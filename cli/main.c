@@ -42,6 +42,7 @@ static const struct verb verbs[] = {
 	{ "pause", "Pause instances", cmd_pause },
 	{ "profile", "Manage profiles", cmd_profile },
 	{ "publish", "Publish instances and snapshots as images", cmd_publish },
+	{ "remote", "Manage the list of remote servers", cmd_remote },
 	{ "rename", "Rename instances and snapshots", cmd_rename },
 	{ "restart", "Restart instances", cmd_restart },
 	{ "restore", "Restore instances from snapshots", cmd_restore },
@@ -178,7 +179,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Error: %s\n", berth_error_msg(&err, r));
 	fflush(stdout);
 	berth_error_release(&err);
-	berth_client_free(ctx.client);
-	json_decref(ctx.server);
+	cli_ctx_release(&ctx);
 	return r < 0 ? 1 : ctx.exit_status;
 }

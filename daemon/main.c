@@ -24,6 +24,7 @@
 #include "daemon/instance/cleanup.h"
 #include "daemon/instance/container.h"
 #include "daemon/instance/backup.h"
+#include "daemon/image_cache.h"
 #include "daemon/instance/snapshot.h"
 #include "daemon/instance/expand.h"
 #include "daemon/network/managed.h"
@@ -296,6 +297,7 @@ static void on_tick(uv_timer_t *t)
 	snapshots_tick(t->data, now - now % 60);
 	warnings_tick(t->data);
 	backups_tick(t->data);
+	images_tick(t->data);
 	tick_arm(t);
 }
 

@@ -8,6 +8,7 @@
 #include "daemon/worker.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "lib/util.h"
 
 struct waiter {
@@ -336,8 +337,11 @@ static void finish(struct operation *op, int r, struct berth_error *err)
 		op->status = OPERATION_CANCELLED;
 	else
 		op->status = OPERATION_FAILURE;
+	/* A message may carry a file name that is not UTF-8: JSON cannot, and an operation
+	 * that does not render sends no event to the client waiting for it. */
 	if (r < 0)
-		op->err = strdup(r == -ECANCELED ? "Operation cancelled" : berth_error_msg(err, r));
+		op->err = berth_utf8_lossy(r == -ECANCELED ? "Operation cancelled"
+							   : berth_error_msg(err, r));
 	berth_now_rfc3339(op->updated_at);
 	op->done_ns = berth_monotonic_ns();
 	failed = op->status == OPERATION_FAILURE;

@@ -22,6 +22,8 @@
 
 #include "images/archive_load.h"
 #include "lib/log.h"
+#include "lib/spawn.h"
+#include "lib/util.h"
 
 /* libarchive 3's soname, the same since 3.0 */
 #if ARCHIVE_VERSION_NUMBER < 3000000 || ARCHIVE_VERSION_NUMBER >= 4000000
@@ -106,9 +108,15 @@ FORWARD(const char *, "libarchive cannot be loaded", archive_error_string, (A), 
 /* reading */
 FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_all, (A), (a))
 FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_bzip2, (A), (a))
+FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_compress, (A), (a))
 FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_gzip, (A), (a))
+FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_lz4, (A), (a))
+FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_lzip, (A), (a))
+FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_lzma, (A), (a))
 FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_xz, (A), (a))
 FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_zstd, (A), (a))
+FORWARD(int, ARCHIVE_FATAL, archive_read_support_filter_program_signature,
+	(A, const char *cmd, const void *sig, size_t sig_len), (a, cmd, sig, sig_len))
 FORWARD(int, ARCHIVE_FATAL, archive_read_support_format_gnutar, (A), (a))
 FORWARD(int, ARCHIVE_FATAL, archive_read_support_format_tar, (A), (a))
 FORWARD(int, ARCHIVE_FATAL, archive_read_open_fd, (A, int fd, size_t block_size),
@@ -151,3 +159,32 @@ FORWARD(int, ARCHIVE_FATAL, archive_entry_xattr_reset, (E), (e))
 FORWARD(int, ARCHIVE_WARN, archive_entry_xattr_next,
 	(E, const char **name, const void **value, size_t *size), (e, name, value, size))
 FORWARD_VOID(archive_entry_set_hardlink, (E, const char *name), (e, name))
+
+/* igzip (ISA-L) where berth finds programs, as "PATH -d -c"; NULL without it. */
+static pthread_once_t igzip_once = PTHREAD_ONCE_INIT;
+static char *igzip_cmd;
+
+static void igzip_look(void)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (berth_program_find("igzip", &path) == 0)
+		igzip_cmd = berth_strdup_printf("%s -d -c", path);
+}
+
+void image_archive_read_filters(struct archive *a)
+{
+	pthread_once(&igzip_once, igzip_look);
+	if (!igzip_cmd) {
+		archive_read_support_filter_all(a);
+		return;
+	}
+	archive_read_support_filter_program_signature(a, igzip_cmd, "\x1f\x8b", 2);
+	archive_read_support_filter_bzip2(a);
+	archive_read_support_filter_compress(a);
+	archive_read_support_filter_lz4(a);
+	archive_read_support_filter_lzip(a);
+	archive_read_support_filter_lzma(a);
+	archive_read_support_filter_xz(a);
+	archive_read_support_filter_zstd(a);
+}

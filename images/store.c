@@ -414,10 +414,10 @@ static void unname_files(struct import *im)
 	}
 }
 
-/* A unified tarball that is already a file of its own on this filesystem (the spooled
- * upload) is only hashed and later named as it is; anything else (a memfd, another
- * filesystem) is copied into an unnamed file here. */
-static int receive_unified(struct import *im, int in, struct berth_error *err)
+/* A file that is already one of our own on this filesystem (the spooled upload, a
+ * download into the images directory) is only hashed and later named as it is; anything
+ * else (a memfd, another filesystem) is copied into the sink's unnamed file here. */
+static int receive_file(struct import *im, int in, struct sink *s, struct berth_error *err)
 {
 	_cleanup_free_ char *buf = malloc(COPY_CHUNK);
 	struct stat in_st, dir_st;
@@ -426,7 +426,7 @@ static int receive_unified(struct import *im, int in, struct berth_error *err)
 		return -ENOMEM;
 	if (fstat(in, &in_st) < 0 || stat(im->dir, &dir_st) < 0 || !S_ISREG(in_st.st_mode) ||
 	    in_st.st_dev != dir_st.st_dev || in_st.st_nlink != 0)
-		return copy_all(in, &im->meta, err);
+		return copy_all(in, s, err);
 	for (;;) {
 		ssize_t n = read(in, buf, COPY_CHUNK);
 
@@ -437,12 +437,12 @@ static int receive_unified(struct import *im, int in, struct berth_error *err)
 					       "Failed to read the upload: %m");
 		if (n == 0)
 			break;
-		berth_sha256_update(im->meta.md, buf, (size_t)n);
-		im->meta.size += (uint64_t)n;
+		berth_sha256_update(s->md, buf, (size_t)n);
+		s->size += (uint64_t)n;
 	}
-	berth_closep(&im->meta.fd);
-	im->meta.fd = fcntl(in, F_DUPFD_CLOEXEC, 3);
-	if (im->meta.fd < 0)
+	berth_closep(&s->fd);
+	s->fd = fcntl(in, F_DUPFD_CLOEXEC, 3);
+	if (s->fd < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "dup: %m");
 	return 0;
 }
@@ -460,7 +460,17 @@ static int import_receive(struct import *im, const struct image_upload *up, stru
 	if (r < 0)
 		return r;
 	im->split = up->content_type && berth_startswith(up->content_type, "multipart/");
-	if (im->split) {
+	if (up->two_files) {
+		/* Two files, hashed in order: metadata, then rootfs. */
+		im->split = true;
+		im->vm = up->vm;
+		im->rootfs.md = im->meta.md;
+		r = tmpfile_open(im->dir, &im->rootfs.fd, err);
+		if (r >= 0)
+			r = receive_file(im, up->fd, &im->meta, err);
+		if (r >= 0)
+			r = receive_file(im, up->rootfs_fd, &im->rootfs, err);
+	} else if (im->split) {
 		/* One hash over both parts, in order. */
 		im->rootfs.md = im->meta.md;
 		r = tmpfile_open(im->dir, &im->rootfs.fd, err);
@@ -468,7 +478,7 @@ static int import_receive(struct import *im, const struct image_upload *up, stru
 			r = mp_split(up->fd, up->content_type, &im->meta, &im->rootfs, &im->vm,
 				     err);
 	} else {
-		r = receive_unified(im, up->fd, err);
+		r = receive_file(im, up->fd, &im->meta, err);
 	}
 	if (r < 0)
 		return r;

@@ -25,6 +25,12 @@ struct image_upload {
 	const char *filename;	  /* X-LXD-filename or NULL */
 	bool public_;		  /* X-LXD-public */
 	const json_t *properties; /* X-LXD-properties decoded, override metadata.yaml's; or NULL */
+	/* A split image given as two files (a download) rather than a multipart body: fd
+	 * is the metadata tarball and rootfs_fd (borrowed, read from its current offset) the
+	 * rootfs; vm says it is a VM disk (rootfs.img). */
+	bool two_files;
+	int rootfs_fd;
+	bool vm;
 };
 
 /* Called once the files have their names; `image` is the new Image object (without

@@ -1,7 +1,9 @@
 /* lib/client.c: the blocking REST client (see client.h): one keep-alive HTTP/1.1
- * connection over AF_UNIX, responses parsed by http-parser, LXD envelopes unwrapped,
- * operations waited for, and websockets (client side, framed here) on connections of
- * their own. */
+ * connection over AF_UNIX, or to a remote over TLS through the berth-tls helper
+ * (cli/tls_helper.c: this code then speaks plain HTTP on a socketpair, so that no TLS
+ * library is linked into the CLI), responses parsed by http-parser, LXD envelopes
+ * unwrapped, operations waited for, and websockets (client side, framed here) on
+ * connections of their own. */
 #include "lib/client.h"
 
 #include <http_parser.h>
@@ -13,6 +15,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <ctype.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
 #include "lib/json.h"
 #include "lib/sha1.h"
@@ -22,12 +27,26 @@
 #define CLIENT_MAX_HEADERS (64 * 1024)
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+/* A connection: a socket, and the berth-tls helper behind it for a remote. */
+struct client_conn {
+	int fd;	   /* owned, or -EBADF */
+	pid_t pid; /* the helper relaying it over TLS, or 0 */
+};
+#define CLIENT_CONN_NULL ((struct client_conn){.fd = -EBADF, .pid = 0})
+
 struct berth_client {
-	char *path;    /* owned: socket path */
-	char *project; /* owned or NULL: added as ?project= to /1.0 paths */
-	int fd;	       /* keep-alive connection or -EBADF */
-	char *begun;   /* owned or NULL: the head of a request begun and not finished */
-	int sink_fd;   /* borrowed: where berth_client_download writes a body, or -EBADF */
+	char *path;		 /* owned: socket path, or NULL for a remote over TLS */
+	char *project;		 /* owned or NULL: added as ?project= to /1.0 paths */
+	struct client_conn conn; /* keep-alive connection (fd -EBADF when none) */
+	bool tls;		 /* a remote, reached through berth-tls */
+	char **tls_args;	 /* owned, NULL-terminated: berth-tls's options */
+	char *host;		 /* owned, TLS: the server's host (an IPv6 one in brackets) */
+	char *port;		 /* owned, TLS */
+	char *host_header;	 /* owned: "berth" on the unix socket, else HOST:PORT */
+	char *peer_cert;	 /* owned, TLS: the server's certificate (PEM) once connected */
+	char *name;		 /* owned or NULL: the remote's name, for messages */
+	char *begun;		 /* owned or NULL: the head of a request begun and not finished */
+	int sink_fd; /* borrowed: where berth_client_download writes a body, or -EBADF */
 	berth_progress_fn sink_progress;
 	void *sink_progress_data;
 };
@@ -109,12 +128,152 @@ static int unix_connect(const char *path, struct berth_error *err)
 	return TAKE_FD(fd);
 }
 
+/* Read up to `len` bytes: > 0, 0 at the end, -EAGAIN (when not `wait`ing), -errno. */
+static ssize_t conn_read(struct client_conn *c, void *buf, size_t len, bool wait)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, len, wait ? 0 : MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		return n;
+	}
+}
+
+/* Close; a helper is given a moment to finish (it ends when its socket does), then
+ * killed, and reaped either way. */
+static void conn_close(struct client_conn *c)
+{
+	berth_closep(&c->fd);
+	c->fd = -EBADF;
+	if (c->pid > 0) {
+		for (int i = 0; i < 50; i++) {
+			if (waitpid(c->pid, NULL, WNOHANG) != 0)
+				goto reaped;
+			usleep(2000);
+		}
+		kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+reaped:
+	c->pid = 0;
+}
+
+/* The helper's first line: "ok LEN" then the PEM, or "error ERRNO MESSAGE". Read a byte at
+ * a time: what follows is the server's. */
+static int helper_preamble(struct berth_client *c, int fd, struct berth_error *err)
+{
+	char line[1024];
+	size_t n = 0, len = 0;
+	int code = 0, off = 0;
+
+	while (n < sizeof(line) - 1) {
+		ssize_t m = read(fd, line + n, 1);
+
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m <= 0)
+			return berth_error_set(err, -EPROTO, BERTH_ERR_UNAVAILABLE,
+					       "berth-tls ended before connecting to %s:%s",
+					       c->host, c->port);
+		if (line[n++] == '\n')
+			break;
+	}
+	line[n ? n - 1 : 0] = '\0';
+	if (sscanf(line, "error %d %n", &code, &off) == 1 && off > 0)
+		return berth_error_set(err, code > 0 ? -code : -EPROTO, BERTH_ERR_UNAVAILABLE, "%s",
+				       line + off);
+	if (sscanf(line, "ok %zu", &len) != 1 || len > (1 << 20))
+		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				       "berth-tls: unexpected answer \"%s\"", line);
+	free(c->peer_cert);
+	c->peer_cert = calloc(1, len + 1);
+	if (!c->peer_cert)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	for (size_t got = 0; got < len;) {
+		ssize_t m = read(fd, c->peer_cert + got, len - got);
+
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m <= 0)
+			return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+					       "berth-tls: short certificate");
+		got += (size_t)m;
+	}
+	return 0;
+}
+
+/* Start berth-tls for one connection to the remote; its socket in *ret. */
+static int helper_connect(struct berth_client *c, struct client_conn *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *helper = NULL;
+	_cleanup_close_ int mine = -EBADF, theirs = -EBADF;
+	posix_spawn_file_actions_t fa;
+	extern char **environ;
+	int sv[2], r;
+	pid_t pid;
+
+	r = berth_helper_binary("berth-tls", "BERTH_TLS_HELPER", &helper);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "berth-tls, the TLS helper, is not installed: %s",
+				       strerror(-r));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "socketpair: %s",
+				       strerror(errno));
+	mine = sv[0];
+	theirs = sv[1];
+	c->tls_args[0] = helper;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, theirs, 0);
+	r = posix_spawn(&pid, helper, &fa, NULL, c->tls_args, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	c->tls_args[0] = NULL;
+	if (r != 0)
+		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "starting %s: %s", helper,
+				       strerror(r));
+	berth_closep(&theirs);
+	*ret = (struct client_conn){.fd = mine, .pid = pid};
+	r = helper_preamble(c, mine, err);
+	if (r < 0) {
+		mine = -EBADF; /* conn_close closes it */
+		conn_close(ret);
+		return r;
+	}
+	mine = -EBADF;
+	return 0;
+}
+
+/* A new connection to the client's server: the unix socket, or TCP + TLS. */
+static int client_connect(struct berth_client *c, struct client_conn *ret, struct berth_error *err)
+{
+	int r;
+
+	if (!c->tls) {
+		r = unix_connect(c->path, err);
+		if (r < 0)
+			return r;
+		*ret = (struct client_conn){.fd = r, .pid = 0};
+		return 0;
+	}
+	r = helper_connect(c, ret, err);
+	if (r < 0)
+		return c->name ? berth_error_wrap(err, r, "remote \"%s\"", c->name) : r;
+	return 0;
+}
+
 int berth_client_attach_stdio(struct berth_client *c, const char *op_id, const char *secret,
 			      const int fds[3], struct berth_error *err)
 {
 	_cleanup_free_ char *path = NULL, *line = berth_strdup_printf("%s %s\n", op_id, secret);
 	_cleanup_close_ int fd = -EBADF;
-	const char *slash = strrchr(c->path, '/');
+	const char *slash = c->path ? strrchr(c->path, '/') : NULL;
+	if (!c->path)
+		return berth_error_set(err, -ENOTSUP, BERTH_ERR_BAD_REQUEST,
+				       "direct stdio is for the local socket only");
 	union {
 		struct cmsghdr align;
 		char data[CMSG_SPACE(3 * sizeof(int))];
@@ -169,7 +328,7 @@ int berth_client_attach_stdio(struct berth_client *c, const char *op_id, const c
 
 int berth_client_pending_fd(const struct berth_client *c)
 {
-	return c->begun ? c->fd : -1;
+	return c->begun ? c->conn.fd : -1;
 }
 
 int berth_client_new(const char *socket_path, struct berth_client **ret, struct berth_error *err)
@@ -178,22 +337,143 @@ int berth_client_new(const char *socket_path, struct berth_client **ret, struct 
 
 	if (!c)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	c->fd = -EBADF;
+	c->conn = CLIENT_CONN_NULL;
 	c->sink_fd = -EBADF;
 	c->path = strdup(socket_path);
-	if (!c->path) {
-		free(c);
+	c->host_header = strdup("berth");
+	if (!c->path || !c->host_header) {
+		berth_client_free(c);
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	}
 	*ret = c;
 	return 0;
 }
 
+/* Split "HOST[:PORT]" (HOST may be a bracketed IPv6 address) of an https URL. */
+static int url_host_port(const char *hp, char **ret_host, char **ret_port)
+{
+	const char *colon = NULL;
+	char *host, *port;
+
+	if (hp[0] == '[') {
+		const char *end = strchr(hp, ']');
+
+		if (!end || (end[1] && end[1] != ':'))
+			return -EINVAL;
+		colon = end[1] ? end + 1 : NULL;
+	} else {
+		colon = strrchr(hp, ':');
+		if (colon && strchr(hp, ':') != colon)
+			return -EINVAL; /* an IPv6 address needs its brackets */
+	}
+	host = strndup(hp, colon ? (size_t)(colon - hp) : strlen(hp));
+	port = strdup(colon && colon[1] ? colon + 1 : BERTH_CLIENT_DEFAULT_PORT);
+	if (!host || !port || !*host || strspn(port, "0123456789") != strlen(port)) {
+		free(host);
+		free(port);
+		return !host || !port ? -ENOMEM : -EINVAL;
+	}
+	*ret_host = host;
+	*ret_port = port;
+	return 0;
+}
+
+/* berth-tls's argv: [0] left for its path, connect HOST PORT, then the options. */
+static int tls_args_make(struct berth_client *c, const struct berth_tls_options *o)
+{
+	const char *v[12] = {NULL, "connect", c->host, c->port};
+	size_t n = 4;
+
+	if (o && o->cert_file) {
+		v[n++] = "--cert";
+		v[n++] = o->cert_file;
+		v[n++] = "--key";
+		v[n++] = o->key_file ? o->key_file : o->cert_file;
+	}
+	if (o && o->accept_any) {
+		v[n++] = "--accept-any";
+	} else if (o && o->server_cert_pem) {
+		v[n++] = "--pinned";
+		v[n++] = o->server_cert_pem;
+	}
+	c->tls_args = calloc(n + 1, sizeof(char *));
+	if (!c->tls_args)
+		return -ENOMEM;
+	for (size_t i = 1; i < n; i++)
+		if (!(c->tls_args[i] = strdup(v[i])))
+			return -ENOMEM;
+	return 0;
+}
+
+int berth_client_new_url(const char *url, const struct berth_tls_options *tls,
+			 struct berth_client **ret, struct berth_error *err)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
+	_cleanup_free_ char *hp = NULL;
+	const char *rest;
+	int r;
+
+	if (berth_startswith(url, "unix://")) {
+		_cleanup_free_ char *def = NULL;
+
+		rest = url + strlen("unix://");
+		if (!*rest && !(def = berth_client_default_socket()))
+			return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+		return berth_client_new(*rest ? rest : def, ret, err);
+	}
+	if (!berth_startswith(url, "https://"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "unsupported URL %s: https:// or unix:// expected", url);
+	rest = url + strlen("https://");
+	hp = strndup(rest, strcspn(rest, "/"));
+	c = calloc(1, sizeof(*c));
+	if (!hp || !c)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	c->conn = CLIENT_CONN_NULL;
+	c->sink_fd = -EBADF;
+	r = url_host_port(hp, &c->host, &c->port);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST, "bad address in URL %s", url);
+	c->host_header = berth_strdup_printf("%s:%s", c->host, c->port);
+	if (!c->host_header)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
+	r = tls_args_make(c, tls);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "out of memory");
+	c->tls = true;
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+int berth_client_set_name(struct berth_client *c, const char *name)
+{
+	char *n = name ? strdup(name) : NULL;
+
+	if (name && !n)
+		return -ENOMEM;
+	free(c->name);
+	c->name = n;
+	return 0;
+}
+
+const char *berth_client_peer_certificate(const struct berth_client *c)
+{
+	return c->peer_cert;
+}
+
 void berth_client_free(struct berth_client *c)
 {
 	if (!c)
 		return;
-	berth_closep(&c->fd);
+	conn_close(&c->conn);
+	for (size_t i = 1; c->tls_args && c->tls_args[i]; i++)
+		free(c->tls_args[i]);
+	free(c->tls_args);
+	free(c->host);
+	free(c->port);
+	free(c->host_header);
+	free(c->peer_cert);
+	free(c->name);
 	free(c->begun);
 	free(c->path);
 	free(c->project);
@@ -370,12 +650,12 @@ static const http_parser_settings parser_settings = {
 	.on_message_complete = on_message_complete,
 };
 
-static int write_all(int fd, const void *data, size_t len)
+static int write_all(struct client_conn *conn, const void *data, size_t len)
 {
 	const char *p = data;
 
 	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = send(conn->fd, p, len, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -388,7 +668,7 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-/* Read one response from c->fd. Returns 0, -ECONNRESET when the peer closed before
+/* Read one response from c->conn. Returns 0, -ECONNRESET when the peer closed before
  * sending a byte (a stale keep-alive connection), or another -errno. */
 static int read_response(struct berth_client *c, bool head, struct berth_response *resp,
 			 bool *ret_keep_alive, struct berth_error *err)
@@ -408,18 +688,16 @@ static int read_response(struct berth_client *c, bool head, struct berth_respons
 	http_parser_init(&parser, HTTP_RESPONSE);
 	parser.data = &st;
 	while (!st.complete) {
-		ssize_t n = recv(c->fd, chunk, CLIENT_READ_CHUNK, 0);
+		ssize_t n = conn_read(&c->conn, chunk, CLIENT_READ_CHUNK, true);
 		size_t used;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && total == 0 && errno == ECONNRESET) {
+		if (n == -ECONNRESET && total == 0) {
 			r = -ECONNRESET;
 			goto out;
 		}
 		if (n < 0) {
-			r = berth_error_set(err, -errno, BERTH_ERR_UNAVAILABLE,
-					    "reading from berthd: %s", strerror(errno));
+			r = berth_error_set(err, (int)n, BERTH_ERR_UNAVAILABLE,
+					    "reading from berthd: %s", strerror((int)-n));
 			goto out;
 		}
 		if (n == 0 && total == 0) {
@@ -460,16 +738,16 @@ out:
 	return r;
 }
 
-static int build_request(const char *method, const char *target, const char *content_type,
-			 size_t len, const char *if_match, char **ret)
+static int build_request(const struct berth_client *c, const char *method, const char *target,
+			 const char *content_type, size_t len, const char *if_match, char **ret)
 {
 	char *req = NULL;
 	int n;
 
 	n = asprintf(&req,
-		     "%s %s HTTP/1.1\r\nHost: berth\r\nUser-Agent: berth/" BERTH_VERSION "\r\n"
+		     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: berth/" BERTH_VERSION "\r\n"
 		     "Accept: application/json\r\n%s%s%s%s%s%sContent-Length: %zu\r\n\r\n",
-		     method, target, content_type ? "Content-Type: " : "",
+		     method, target, c->host_header, content_type ? "Content-Type: " : "",
 		     content_type ? content_type : "", content_type ? "\r\n" : "",
 		     if_match ? "If-Match: " : "", if_match ? if_match : "", if_match ? "\r\n" : "",
 		     len);
@@ -488,16 +766,15 @@ static int request_once(struct berth_client *c, const char *head, const void *da
 	bool keep_alive = false;
 	int r;
 
-	*ret_fresh = c->fd < 0;
-	if (c->fd < 0) {
-		r = unix_connect(c->path, err);
+	*ret_fresh = c->conn.fd < 0;
+	if (c->conn.fd < 0) {
+		r = client_connect(c, &c->conn, err);
 		if (r < 0)
 			return r;
-		c->fd = r;
 	}
-	r = write_all(c->fd, head, strlen(head));
+	r = write_all(&c->conn, head, strlen(head));
 	if (r >= 0 && len > 0)
-		r = write_all(c->fd, data, len);
+		r = write_all(&c->conn, data, len);
 	if (r == -EPIPE || r == -ECONNRESET)
 		r = -ECONNRESET;
 	else if (r < 0)
@@ -506,7 +783,7 @@ static int request_once(struct berth_client *c, const char *head, const void *da
 	if (r >= 0)
 		r = read_response(c, is_head, resp, &keep_alive, err);
 	if (r < 0 || !keep_alive)
-		berth_closep(&c->fd), c->fd = -EBADF;
+		conn_close(&c->conn);
 	return r;
 }
 
@@ -539,21 +816,20 @@ int berth_client_begin(struct berth_client *c, const char *method, const char *p
 	if (c->begun)
 		return berth_error_set(err, -EBUSY, BERTH_ERR_INTERNAL,
 				       "a request is already waiting for its response");
-	if (!target || build_request(method, target, NULL, 0, NULL, &head) < 0)
+	if (!target || build_request(c, method, target, NULL, 0, NULL, &head) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	for (int attempt = 0; attempt < 2; attempt++) {
-		bool fresh = c->fd < 0;
+		bool fresh = c->conn.fd < 0;
 
 		if (fresh) {
-			r = unix_connect(c->path, err);
+			r = client_connect(c, &c->conn, err);
 			if (r < 0)
 				return r;
-			c->fd = r;
 		}
-		r = write_all(c->fd, head, strlen(head));
+		r = write_all(&c->conn, head, strlen(head));
 		if (r >= 0)
 			break;
-		berth_closep(&c->fd), c->fd = -EBADF;
+		conn_close(&c->conn);
 		if (fresh || (r != -EPIPE && r != -ECONNRESET))
 			return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
 					       "writing to berthd: %s", strerror(-r));
@@ -571,9 +847,9 @@ int berth_client_finish(struct berth_client *c, struct berth_response *ret, stru
 
 	if (!head)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL, "no request was begun");
-	r = c->fd >= 0 ? read_response(c, false, &resp, &keep_alive, err) : -ECONNRESET;
+	r = c->conn.fd >= 0 ? read_response(c, false, &resp, &keep_alive, err) : -ECONNRESET;
 	if (r < 0 || !keep_alive)
-		berth_closep(&c->fd), c->fd = -EBADF;
+		conn_close(&c->conn);
 	if (r == -ECONNRESET) {
 		/* the server had closed the idle connection before the request reached it:
 		 * send it again on a new one */
@@ -604,7 +880,7 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 	if (c->begun)
 		return berth_error_set(err, -EBUSY, BERTH_ERR_INTERNAL,
 				       "a request is still waiting for its response");
-	if (!target || build_request(method, target, content_type, len, if_match, &head) < 0)
+	if (!target || build_request(c, method, target, content_type, len, if_match, &head) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	for (int attempt = 0; attempt < 2; attempt++) {
 		r = request_once(c, head, data, len, streq(method, "HEAD"), &resp, &fresh, err);
@@ -617,8 +893,9 @@ int berth_client_request_full(struct berth_client *c, const char *method, const 
 }
 
 /* Write `len` bytes of `fd` from offset 0 to the connection, reporting progress. */
-static int upload_fd_part(int sock, int fd, uint64_t len, uint64_t *sent, uint64_t total,
-			  berth_progress_fn progress, void *data, struct berth_error *err)
+static int upload_fd_part(struct client_conn *sock, int fd, uint64_t len, uint64_t *sent,
+			  uint64_t total, berth_progress_fn progress, void *data,
+			  struct berth_error *err)
 {
 	_cleanup_free_ char *chunk = malloc(CLIENT_READ_CHUNK);
 	uint64_t off = 0;
@@ -666,36 +943,37 @@ int berth_client_request_upload(struct berth_client *c, const char *method, cons
 		total += parts[i].len;
 	if (!target ||
 	    asprintf(&head,
-		     "%s %s HTTP/1.1\r\nHost: berth\r\nUser-Agent: berth/" BERTH_VERSION "\r\n"
+		     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: berth/" BERTH_VERSION "\r\n"
 		     "Accept: application/json\r\nContent-Type: %s\r\n%sContent-Length: %" PRIu64
 		     "\r\n\r\n",
-		     method, target, content_type, headers ? headers : "", total) < 0)
+		     method, target, c->host_header, content_type, headers ? headers : "",
+		     total) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
 	/* A fresh connection: the body cannot be replayed cheaply after a stale one failed. */
-	berth_closep(&c->fd);
-	c->fd = unix_connect(c->path, err);
-	if (c->fd < 0)
-		return c->fd;
-	r = write_all(c->fd, head, strlen(head));
+	conn_close(&c->conn);
+	r = client_connect(c, &c->conn, err);
+	if (r < 0)
+		return r;
+	r = write_all(&c->conn, head, strlen(head));
 	if (r < 0)
 		r = berth_error_set(err, r, BERTH_ERR_UNAVAILABLE, "writing to berthd: %s",
 				    strerror(-r));
 	for (size_t i = 0; r >= 0 && i < n_parts; i++) {
 		if (parts[i].data) {
-			r = write_all(c->fd, parts[i].data, (size_t)parts[i].len);
+			r = write_all(&c->conn, parts[i].data, (size_t)parts[i].len);
 			if (r < 0)
 				r = berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
 						    "writing to berthd: %s", strerror(-r));
 			sent += parts[i].len;
 		} else {
-			r = upload_fd_part(c->fd, parts[i].fd, parts[i].len, &sent, total, progress,
-					   progress_data, err);
+			r = upload_fd_part(&c->conn, parts[i].fd, parts[i].len, &sent, total,
+					   progress, progress_data, err);
 		}
 	}
 	if (r >= 0)
 		r = read_response(c, false, &resp, &keep_alive, err);
 	if (r < 0 || !keep_alive)
-		berth_closep(&c->fd), c->fd = -EBADF;
+		conn_close(&c->conn);
 	return response_done(r, &resp, ret, err);
 }
 
@@ -870,7 +1148,7 @@ enum {
 #define WS_MAX_MESSAGE (64u << 20)
 
 struct berth_ws {
-	int fd;
+	struct client_conn conn;
 	bool open;	    /* the handshake succeeded */
 	struct buf pending; /* bytes read and not parsed yet (the handshake's rest first) */
 	size_t pending_off;
@@ -910,7 +1188,7 @@ static int ws_send_frame(struct berth_ws *ws, int opcode, const void *data, size
 		p[i] = ((const uint8_t *)data)[i] ^ mask[i & 3];
 	if (opcode == WS_OP_CLOSE)
 		ws->close_sent = true; /* nothing may follow it */
-	r = write_all(ws->fd, f, (size_t)(p - f) + len);
+	r = write_all(&ws->conn, f, (size_t)(p - f) + len);
 	if (r < 0)
 		ws->closed = true;
 	return r;
@@ -1042,12 +1320,9 @@ static void ws_parse(struct berth_ws *ws)
 static int ws_read_some(struct berth_ws *ws)
 {
 	char chunk[65536];
-	ssize_t n;
+	ssize_t n = conn_read(&ws->conn, chunk, sizeof(chunk), false);
 
-	do
-		n = recv(ws->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+	if (n == -EAGAIN)
 		return 0;
 	if (n <= 0 || buf_append(&ws->pending, chunk, (size_t)n) < 0) {
 		ws->closed = true;
@@ -1090,11 +1365,9 @@ static int ws_read_head(struct berth_ws *ws, struct buf *head, struct berth_erro
 		if (head->len > CLIENT_MAX_HEADERS)
 			return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
 					       "websocket handshake response too large");
-		n = recv(ws->fd, chunk, sizeof(chunk), 0);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = conn_read(&ws->conn, chunk, sizeof(chunk), true);
 		if (n <= 0)
-			return berth_error_set(err, n < 0 ? -errno : -EPIPE, BERTH_ERR_UNAVAILABLE,
+			return berth_error_set(err, n < 0 ? (int)n : -EPIPE, BERTH_ERR_UNAVAILABLE,
 					       "websocket handshake: connection closed");
 		if (buf_append(head, chunk, (size_t)n) < 0)
 			return -ENOMEM;
@@ -1135,7 +1408,8 @@ static int ws_check_head(struct berth_ws *ws, const char *head, const char *acce
 }
 
 /* Send the upgrade request; ws_handshake_finish() reads the answer. */
-static int ws_handshake_send(struct berth_ws *ws, const char *target, struct berth_error *err)
+static int ws_handshake_send(struct berth_ws *ws, const char *host, const char *target,
+			     struct berth_error *err)
 {
 	unsigned char raw[16];
 	char key[32];
@@ -1147,14 +1421,14 @@ static int ws_handshake_send(struct berth_ws *ws, const char *target, struct ber
 	berth_base64_encode(raw, sizeof(raw), key);
 	if (ws_accept_for(key, ws->accept) < 0)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	req = berth_strdup_printf("GET %s HTTP/1.1\r\nHost: berth\r\nUpgrade: websocket\r\n"
+	req = berth_strdup_printf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
 				  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 				  "Sec-WebSocket-Version: 13\r\nUser-Agent: berth/" BERTH_VERSION
 				  "\r\n\r\n",
-				  target, key);
+				  target, host, key);
 	if (!req)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	r = write_all(ws->fd, req, strlen(req));
+	r = write_all(&ws->conn, req, strlen(req));
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE, "websocket handshake: %s",
 				       strerror(-r));
@@ -1192,13 +1466,12 @@ int berth_client_websocket_start(struct berth_client *c, const char *path, struc
 	ws = calloc(1, sizeof(*ws));
 	if (!ws)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	ws->fd = -EBADF;
+	ws->conn = CLIENT_CONN_NULL;
 	ws->closed = true; /* no close frame until the handshake succeeded */
-	r = unix_connect(c->path, err);
+	r = client_connect(c, &ws->conn, err);
 	if (r < 0)
 		return r;
-	ws->fd = r;
-	r = ws_handshake_send(ws, target, err);
+	r = ws_handshake_send(ws, c->host_header, target, err);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(ws);
@@ -1217,13 +1490,12 @@ int berth_client_websocket(struct berth_client *c, const char *path, struct bert
 	ws = calloc(1, sizeof(*ws));
 	if (!ws)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "out of memory");
-	ws->fd = -EBADF;
+	ws->conn = CLIENT_CONN_NULL;
 	ws->closed = true; /* no close frame until the handshake succeeded */
-	r = unix_connect(c->path, err);
+	r = client_connect(c, &ws->conn, err);
 	if (r < 0)
 		return r;
-	ws->fd = r;
-	r = ws_handshake_send(ws, target, err);
+	r = ws_handshake_send(ws, c->host_header, target, err);
 	if (r >= 0)
 		r = berth_ws_handshake_finish(ws, err);
 	if (r < 0)
@@ -1255,7 +1527,7 @@ int berth_ws_recv(struct berth_ws *ws, int timeout_ms, char **ret_data, size_t *
 			    (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ULL;
 
 	while (!ws->head) {
-		struct pollfd pfd = {.fd = ws->fd, .events = POLLIN};
+		struct pollfd pfd = {.fd = ws->conn.fd, .events = POLLIN};
 		int wait = -1, n;
 
 		if (ws->closed)
@@ -1293,7 +1565,7 @@ int berth_ws_send(struct berth_ws *ws, bool text, const void *data, size_t len,
 
 int berth_ws_fd(const struct berth_ws *ws)
 {
-	return ws->fd;
+	return ws->conn.fd;
 }
 
 bool berth_ws_has_buffered(const struct berth_ws *ws)
@@ -1330,6 +1602,6 @@ void berth_ws_close(struct berth_ws *ws)
 		free(d);
 	}
 	buf_release(&ws->pending);
-	berth_closep(&ws->fd);
+	conn_close(&ws->conn);
 	free(ws);
 }

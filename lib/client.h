@@ -1,5 +1,7 @@
 /* lib/client.h: a blocking client for berthd's (and LXD's) REST API over a unix
- * socket. Used by the berth CLI, the benchmarks and the tests.
+ * socket, or over HTTPS to a remote (a client certificate, the server pinned or checked
+ * against the system CAs: lib/client_tls.h). Used by the berth CLI, the benchmarks and
+ * the tests.
  *
  * One struct berth_client holds one keep-alive HTTP/1.1 connection; it reconnects
  * transparently when the server closed an idle connection. Responses may use
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/client_tls.h"
 #include "lib/error.h"
 
 struct berth_client;
@@ -25,6 +28,20 @@ struct berth_client;
 char *berth_client_default_socket(void);
 
 int berth_client_new(const char *socket_path, struct berth_client **ret, struct berth_error *err);
+
+/* The port of an https:// URL that names none (LXD's). */
+#define BERTH_CLIENT_DEFAULT_PORT "8443"
+/* A client for `url`: "unix://" (the default socket), "unix:///PATH", or
+ * "https://HOST[:PORT]" (HOST a name, an IPv4 address or a bracketed IPv6 one) spoken to
+ * under TLS with `tls` (may be NULL: no client certificate, the system CAs). Nothing is
+ * contacted yet: the first request connects. -EINVAL for a URL of another form. */
+int berth_client_new_url(const char *url, const struct berth_tls_options *tls,
+			 struct berth_client **ret, struct berth_error *err);
+/* Name the server (a remote's name) in connection errors: "remote \"NAME\": ...". -ENOMEM. */
+int berth_client_set_name(struct berth_client *c, const char *name);
+/* The server's certificate (PEM) seen on the last TLS connection, or NULL (none yet, or
+ * the unix socket). Borrowed from `c`. */
+const char *berth_client_peer_certificate(const struct berth_client *c);
 void berth_client_free(struct berth_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct berth_client *, berth_client_free)
 

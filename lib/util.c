@@ -387,3 +387,34 @@ int berth_spawn_shared_on(int (*fn)(void *), void *arg, void *stack, size_t stac
 {
 	return clone(fn, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
 }
+
+int berth_time_normalize(const char *s, char *buf)
+{
+	struct tm tm = {0};
+	struct timespec ts = {0};
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	long scale = 100000000;
+	int sign, hh, mm;
+
+	if (!p)
+		return -EINVAL;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+			ts.tv_nsec += scale > 0 ? (*p - '0') * scale : 0;
+	ts.tv_sec = timegm(&tm);
+	if (*p == 'Z' && !p[1]) {
+		/* as given */
+	} else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2 &&
+		   strlen(p) == 6) {
+		sign = *p == '+' ? 1 : -1;
+		ts.tv_sec -= sign * (hh * 3600 + mm * 60);
+	} else {
+		return -EINVAL;
+	}
+	if (tm.tm_year + 1900 <= 1) {
+		snprintf(buf, BERTH_RFC3339_MAX, "%s", BERTH_TIME_ZERO);
+		return 0;
+	}
+	berth_time_rfc3339(&ts, buf);
+	return 0;
+}

@@ -7,21 +7,23 @@
 # NIC devices run ip and tc (iproute2); squashfs images are unpacked by unsquashfs;
 # util-linux has setsid (setup.sh starts berthd with it where systemd is not PID 1).
 # libarchive13: berthd is not linked with libarchive but loads libarchive.so.13 when it
-# first reads an image, so no link pulls the library in: it is named here.
+# first reads an image, so no link pulls the library in: it is named here. The same goes
+# for libcurl4 (libcurl.so.4, loaded at the first download from an image server).
 # None of iproute2, squashfs-tools, nftables or dnsmasq-base is in a minimal Debian.
 # Virtual machines (doc/vm.md): qemu-system-x86 (qemu-system-x86_64, KVM or TCG),
 # qemu-utils (qemu-img: disk images), ovmf (UEFI firmware, /usr/share/OVMF); test_qmp
 # and test_qemu_config run the real QEMU too.
 # musl-tools: musl-gcc, which links berth-agent (the program inside VMs) statically.
-# pigz: publish and backups compress gzip with it on every CPU when it is there.
+# isal (igzip) and pigz: publish and backups make gzip with the first there, on every CPU.
 # rsync: migrations between hosts send volumes with it, as LXD's protocol does.
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config musl-tools
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
 	libwslay-dev libssl-dev libarchive-dev libseccomp-dev libapparmor-dev
-	libarchive13 passwd procps util-linux btrfs-progs
+	libcurl4-openssl-dev
+	libarchive13 libcurl4 passwd procps util-linux btrfs-progs
 	nftables dnsmasq-base iproute2 squashfs-tools
-	qemu-system-x86 qemu-utils ovmf pigz
+	qemu-system-x86 qemu-utils ovmf isal pigz
 	rsync
 )
 

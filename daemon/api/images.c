@@ -12,6 +12,7 @@
 #include "daemon/instance/publish.h"
 #include "daemon/instance/rootfs.h"
 #include "daemon/db/db.h"
+#include "daemon/image_cache.h"
 #include "images/metadata.h"
 #include "images/store.h"
 #include "lib/json.h"
@@ -192,6 +193,126 @@ static int create_image_upload(struct api_request *req, struct api_response *res
 			 TAKE_PTR(j), import_job_free, err);
 }
 
+/* ---- pull from an image server (source type "image", mode "pull") ---- */
+
+struct pull_job {
+	struct berth_daemon *d; /* borrowed */
+	char *project, *event_project;
+	json_t *source;	 /* owned */
+	json_t *aliases; /* owned: [{"name","description"}] to create, or NULL */
+	bool public_, auto_update;
+	char *fp; /* refresh: the image */
+};
+
+static void pull_job_free(void *p)
+{
+	struct pull_job *j = p;
+
+	if (!j)
+		return;
+	free(j->project);
+	free(j->event_project);
+	free(j->fp);
+	json_decref(j->source);
+	json_decref(j->aliases);
+	free(j);
+}
+
+static int pull_aliases(struct pull_job *j, const char *fp, struct berth_error *err)
+{
+	size_t i;
+	json_t *a;
+
+	json_array_foreach(j->aliases, i, a) {
+		const char *name = berth_json_string(a, "name");
+		json_auto_t *alias = NULL;
+		int r;
+
+		if (!name || !*name)
+			continue;
+		alias = json_pack("{s:s, s:s, s:s}", "name", name, "description",
+				  berth_json_string(a, "description") ?: "", "target", fp);
+		r = alias ? db_image_alias_create(j->d->db, j->project, alias, err) : -ENOMEM;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int pull_run(struct operation *op, void *data, struct berth_error *err)
+{
+	struct pull_job *j = data;
+	struct image_pull p = {
+		.project = j->project,
+		.event_project = j->event_project,
+		.source = j->source,
+		.type = berth_json_string(j->source, "image_type"),
+		.auto_update = j->auto_update,
+		.public_ = j->public_,
+		.op = op,
+	};
+	_cleanup_free_ char *fp = NULL;
+	json_auto_t *img = NULL;
+	char size[32];
+	int r;
+
+	if (p.type && !*p.type)
+		p.type = NULL;
+	r = image_pull(j->d, &p, &fp, err);
+	if (r >= 0)
+		r = pull_aliases(j, fp, err);
+	if (r >= 0)
+		r = db_image_get(j->d->db, j->project, fp, &img, err);
+	if (r < 0)
+		return r;
+	snprintf(size, sizeof(size), "%" JSON_INTEGER_FORMAT,
+		 json_integer_value(json_object_get(img, "size")));
+	operation_set_metadata(op, json_pack("{s:s, s:s}", "fingerprint", fp, "size", size));
+	return 0;
+}
+
+static int create_image_pull(struct api_request *req, struct api_response *resp,
+			     const json_t *source, struct berth_error *err)
+{
+	struct pull_job *j;
+	json_t *aliases = json_object_get(req->body, "aliases");
+	int r = image_pull_check(source, err);
+
+	if (r < 0)
+		return r;
+	if (aliases && !json_is_array(aliases) && !json_is_null(aliases))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid \"aliases\": an array is expected");
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->d = req->d;
+	j->project = strdup(req->project);
+	j->event_project = strdup(api_event_project(req));
+	j->source = json_deep_copy(source);
+	j->aliases = json_is_array(aliases) ? json_incref(aliases) : NULL;
+	j->public_ = berth_json_bool(req->body, "public", false);
+	j->auto_update = berth_json_bool(req->body, "auto_update", false);
+	if (!j->project || !j->event_project || !j->source) {
+		pull_job_free(j);
+		return -ENOMEM;
+	}
+	return api_async_cancellable(req, resp, "Downloading image", json_pack("{s:[]}", "images"),
+				     pull_run, j, pull_job_free, err);
+}
+
+static int refresh_run(struct operation *op, void *data, struct berth_error *err)
+{
+	struct pull_job *j = data;
+	bool refreshed = false;
+	int r = image_refresh(j->d, j->project, j->fp, op, &refreshed, err);
+
+	if (r < 0)
+		return r;
+	operation_set_metadata(op, json_pack("{s:b}", "refreshed", refreshed));
+	return 0;
+}
+
 /* Source type instance, snapshot (publish) or image (a copy between projects). */
 static int create_image_publish(struct api_request *req, struct api_response *resp,
 				const json_t *source, struct berth_error *err)
@@ -238,6 +359,10 @@ static int create_image(struct api_request *req, struct api_response *resp, stru
 	if (!json_is_object(req->body))
 		return api_require_body(req, err);
 	source = json_object_get(req->body, "source");
+	if (json_is_object(source) && streq(berth_json_string(source, "type") ?: "", "image") &&
+	    (streq(berth_json_string(source, "mode") ?: "", "pull") ||
+	     *(berth_json_string(source, "server") ?: "")))
+		return create_image_pull(req, resp, source, err);
 	if (json_is_object(source))
 		return create_image_publish(req, resp, source, err);
 	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
@@ -430,6 +555,34 @@ static int delete_image(struct api_request *req, struct api_response *resp, stru
 	}
 	return api_async(req, resp, "Deleting image", json_pack("{s:[s]}", "images", url),
 			 delete_run, j, delete_job_free, err);
+}
+
+/* POST /1.0/images/{fp}/refresh: the operation's metadata says {"refreshed": bool}. */
+static int refresh_image(struct api_request *req, struct api_response *resp,
+			 struct berth_error *err)
+{
+	struct pull_job *j = calloc(1, sizeof(*j));
+	_cleanup_free_ char *url = NULL;
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	r = image_lookup(req, &j->fp, NULL, err);
+	if (r < 0) {
+		pull_job_free(j);
+		return r;
+	}
+	j->d = req->d;
+	j->project = strdup(req->project);
+	j->event_project = strdup(api_event_project(req));
+	url = api_url("images", j->fp, api_event_project(req));
+	if (!j->project || !j->event_project || !url) {
+		pull_job_free(j);
+		return -ENOMEM;
+	}
+	return api_async_cancellable(req, resp, "Refreshing image",
+				     json_pack("{s:[s]}", "images", url), refresh_run, j,
+				     pull_job_free, err);
 }
 
 /* ---- export ---- */
@@ -760,5 +913,6 @@ const struct api_route api_image_routes[] = {
 	{"PATCH", "/1.0/images/{}", patch_image, NULL},
 	{"DELETE", "/1.0/images/{}", delete_image, NULL},
 	{"GET", "/1.0/images/{}/export", export_image, NULL},
+	{"POST", "/1.0/images/{}/refresh", refresh_image, NULL},
 	{0},
 };

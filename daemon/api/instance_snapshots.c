@@ -1,5 +1,6 @@
 /* daemon/api/instance_snapshots.c: /1.0/instances/{name}/snapshots[/{snap}]: create
- * (snap0, snap1, ... or snapshots.pattern), list, get, rename, delete. Restores are a PUT
+ * (snap0, snap1, ... or snapshots.pattern), list, get, rename, expiry update (PUT,
+ * PATCH), delete. Restores are a PUT
  * on the instance (instances.c).
  *
  * The handlers parse, call daemon/instance/snapshot.c (disk and rows, expiry, names; the
@@ -90,7 +91,7 @@ static int get_snapshot(struct api_request *req, struct api_response *resp, stru
 struct snap_job {
 	struct snapshot *s; /* owned */
 	char *new_name;	    /* owned: rename only */
-	char *expires_at;   /* owned: create only; NULL: never */
+	char *expires_at;   /* owned: create and update; NULL: never */
 };
 
 static void snap_job_free(void *p)
@@ -220,6 +221,52 @@ static int post_snapshot(struct api_request *req, struct api_response *resp,
 			 TAKE_PTR(j), snap_job_free, err);
 }
 
+static int run_snapshot_update(struct operation *op, void *data, struct berth_error *err)
+{
+	struct snap_job *j = data;
+
+	return snapshot_set_expiry(j->s, j->expires_at, err);
+}
+
+/* PUT and PATCH: of InstanceSnapshotPut only expires_at can change, as in LXD 5.0 (the
+ * rest is the instance's and ignored; `lxc config edit INST/SNAP` sends it all). PUT
+ * without expires_at means never; PATCH without it keeps the current one. */
+static int update_snapshot(struct api_request *req, struct api_response *resp, bool patch,
+			   struct berth_error *err)
+{
+	_cleanup_(snap_job_freep) struct snap_job *j = NULL;
+	json_auto_t *snap = NULL;
+	json_t *given;
+	int r = api_require_body(req, err);
+
+	if (r >= 0)
+		r = db_snapshot_get(req->d->db, req->project, req->params[0], req->params[1], &snap,
+				    err);
+	if (r >= 0)
+		r = snap_job_new(req, req->params[1], &j, err);
+	if (r < 0)
+		return r;
+	given = json_object_get(req->body, "expires_at");
+	if (patch && !given)
+		given = json_object_get(snap, "expires_at");
+	r = snapshot_expiry_parse(given, &j->expires_at, err);
+	if (r < 0)
+		return r;
+	return api_async(req, resp, "Updating snapshot", resources(req), run_snapshot_update,
+			 TAKE_PTR(j), snap_job_free, err);
+}
+
+static int put_snapshot(struct api_request *req, struct api_response *resp, struct berth_error *err)
+{
+	return update_snapshot(req, resp, false, err);
+}
+
+static int patch_snapshot(struct api_request *req, struct api_response *resp,
+			  struct berth_error *err)
+{
+	return update_snapshot(req, resp, true, err);
+}
+
 static int delete_snapshot(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
@@ -241,6 +288,8 @@ const struct api_route api_instance_snapshot_routes[] = {
 	{"POST", "/1.0/instances/{}/snapshots", create_snapshot, NULL},
 	{"GET", "/1.0/instances/{}/snapshots/{}", get_snapshot, NULL},
 	{"POST", "/1.0/instances/{}/snapshots/{}", post_snapshot, NULL},
+	{"PUT", "/1.0/instances/{}/snapshots/{}", put_snapshot, NULL},
+	{"PATCH", "/1.0/instances/{}/snapshots/{}", patch_snapshot, NULL},
 	{"DELETE", "/1.0/instances/{}/snapshots/{}", delete_snapshot, NULL},
 	{0},
 };

@@ -181,6 +181,9 @@ int db_snapshot_rename(struct db *db, const char *project, const char *instance,
 		       const char *new_name, db_hook_fn hook, void *data, struct berth_error *err);
 int db_snapshot_delete(struct db *db, const char *project, const char *instance, const char *name,
 		       db_hook_fn hook, void *data, struct berth_error *err);
+/* Set its expires_at (normalized RFC 3339; NULL or "": never). -ENOENT (404). */
+int db_snapshot_set_expiry(struct db *db, const char *project, const char *instance,
+			   const char *name, const char *expires_at, struct berth_error *err);
 
 /* ---- storage pools: {"name","driver","description","config":{str:str},"status":"Created"} ----
  *
@@ -294,6 +297,21 @@ int db_image_alias_rename(struct db *db, const char *project, const char *name,
 			  const char *new_name, struct berth_error *err);
 int db_image_alias_delete(struct db *db, const char *project, const char *name,
 			  struct berth_error *err);
+/* Pulled images (an image whose record carries "update_source" {server, protocol,
+ * certificate, alias} is recorded with it by db_image_create):
+ * the newest image of `project` pulled from source {server, protocol, alias} with
+ * auto_update on, of `type` and architecture `arch`: -ENOENT (err untouched) when none. */
+int db_image_cached_find(struct db *db, const char *project, const json_t *source, const char *type,
+			 const char *arch, char **ret, struct berth_error *err);
+/* last_used_at = now. */
+int db_image_touch(struct db *db, const char *project, const char *fingerprint,
+		   struct berth_error *err);
+/* Every alias of image `from` now points at image `to` (both of `project`). */
+int db_image_aliases_move(struct db *db, const char *project, const char *from, const char *to,
+			  struct berth_error *err);
+/* [{"project","fingerprint","auto_update","cached","last_used_at","uploaded_at",
+ * "protocol"}] of every image that has a source, in every project. */
+int db_image_pulled_list(struct db *db, json_t **ret, struct berth_error *err);
 /* ==== end of images ==== */
 
 /* ==== networks ==== (daemon/db/networks.c)

@@ -67,6 +67,30 @@ static int image_aliases_load(struct db_conn *conn, int64_t id, json_t **ret,
 	return 0;
 }
 
+/* "update_source" {alias, certificate, protocol, server, image_type} of image `id` into
+ * `img`, when it was pulled from a server. */
+static int image_source_load(struct db_conn *conn, int64_t id, json_t *img, struct berth_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	json_t *src;
+	int r;
+
+	r = db_prepare(conn, &stmt, err,
+		       "SELECT s.alias, s.certificate, s.protocol, s.server, i.type"
+		       " FROM images_source s JOIN images i ON i.id = s.image_id"
+		       " WHERE s.image_id = ?1",
+		       "i", id);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r <= 0)
+		return r;
+	src = json_pack("{s:s, s:s, s:s, s:s, s:s}", "alias", db_column_text(stmt, 0),
+			"certificate", db_column_text(stmt, 1), "protocol", db_column_text(stmt, 2),
+			"server", db_column_text(stmt, 3), "image_type", db_column_text(stmt, 4));
+	return db_json_set_new(img, "update_source", src, err);
+}
+
 /* The Image object from a row of IMAGE_COLUMNS. */
 static int image_from_row(struct db_conn *conn, struct db_stmt *stmt, json_t **ret,
 			  struct berth_error *err)
@@ -93,6 +117,8 @@ static int image_from_row(struct db_conn *conn, struct db_stmt *stmt, json_t **r
 		r = image_aliases_load(conn, id, &aliases, err);
 	if (r >= 0)
 		r = db_json_set_new(img, "aliases", aliases, err);
+	if (r >= 0)
+		r = image_source_load(conn, id, img, err);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(img);
@@ -237,7 +263,8 @@ static int image_create(struct db_conn *conn, const char *project, const json_t 
 	const char *expires = berth_json_string(image, "expires_at");
 	const char *type = berth_json_string(image, "type");
 	char now[BERTH_RFC3339_MAX];
-	int64_t project_id = 0;
+	int64_t project_id = 0, id;
+	json_t *src;
 	int r;
 
 	if (!fp || !is_hex(fp))
@@ -263,8 +290,20 @@ static int image_create(struct db_conn *conn, const char *project, const json_t 
 				       "Image with same fingerprint already exists");
 	if (r < 0)
 		return r;
-	return db_kv_store(conn, sql_props_insert, db_last_insert_id(conn),
-			   json_object_get(image, "properties"), "Properties", err);
+	id = db_last_insert_id(conn);
+	src = json_object_get(image, "update_source");
+	if (json_is_object(src))
+		r = db_exec(conn, err,
+			    "INSERT INTO images_source (image_id, server, protocol, certificate,"
+			    " alias) VALUES (?1, ?2, ?3, ?4, ?5)",
+			    "itttt", id, berth_json_string(src, "server") ?: "",
+			    berth_json_string(src, "protocol") ?: "",
+			    berth_json_string(src, "certificate") ?: "",
+			    berth_json_string(src, "alias") ?: "");
+	if (r < 0)
+		return r;
+	return db_kv_store(conn, sql_props_insert, id, json_object_get(image, "properties"),
+			   "Properties", err);
 }
 
 int db_image_create(struct db *db, const char *project, const json_t *image,
@@ -590,5 +629,143 @@ int db_image_alias_delete(struct db *db, const char *project, const char *name,
 	if (r < 0)
 		return r;
 	r = alias_delete(conn, project, name, err);
+	return db_tx_end(db, conn, r, err);
+}
+
+/* ---- pulled images: the cache and its refresh ---- */
+
+static int cached_find(struct db_conn *conn, const char *project, const json_t *source,
+		       const char *type, const char *arch, char **ret, struct berth_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	int64_t project_id = 0;
+	int r;
+
+	r = db_project_id(conn, project, &project_id, err);
+	if (r < 0)
+		return r;
+	r = db_prepare(conn, &stmt, err,
+		       "SELECT i.fingerprint FROM images i JOIN images_source s ON s.image_id = i.id"
+		       " WHERE i.project_id = ?1 AND s.server = ?2 AND s.protocol = ?3"
+		       " AND s.alias = ?4 AND i.type = ?5 AND i.architecture = ?6"
+		       " AND i.auto_update = 1 ORDER BY i.created_at DESC, i.id DESC LIMIT 1",
+		       "ittttt", project_id, berth_json_string(source, "server") ?: "",
+		       berth_json_string(source, "protocol") ?: "",
+		       berth_json_string(source, "alias") ?: "", type, arch);
+	if (r < 0)
+		return r;
+	r = db_step(stmt, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -ENOENT;
+	*ret = strdup(db_column_text(stmt, 0));
+	return *ret ? 0 : db_oom(err);
+}
+
+int db_image_cached_find(struct db *db, const char *project, const json_t *source, const char *type,
+			 const char *arch, char **ret, struct berth_error *err)
+{
+	struct db_conn *conn = NULL;
+	int r;
+
+	r = db_read_begin(db, &conn, err);
+	if (r < 0)
+		return r;
+	r = cached_find(conn, project, source, type, arch, ret, err);
+	if (r == -ENOENT) {
+		db_tx_end(db, conn, 0, err);
+		return -ENOENT;
+	}
+	return db_tx_end(db, conn, r, err);
+}
+
+int db_image_touch(struct db *db, const char *project, const char *fingerprint,
+		   struct berth_error *err)
+{
+	struct db_conn *conn = NULL;
+	char now[BERTH_RFC3339_MAX];
+	int64_t project_id = 0, id = 0;
+	int r;
+
+	berth_now_rfc3339(now);
+	r = db_tx_begin(db, &conn, err);
+	if (r < 0)
+		return r;
+	r = db_project_id(conn, project, &project_id, err);
+	if (r >= 0)
+		r = image_id(conn, project_id, fingerprint, &id, err);
+	if (r >= 0)
+		r = db_exec(conn, err, "UPDATE images SET last_used_at = ?2 WHERE id = ?1", "it",
+			    id, now);
+	return db_tx_end(db, conn, r < 0 ? r : 0, err);
+}
+
+static int aliases_move(struct db_conn *conn, const char *project, const char *from, const char *to,
+			struct berth_error *err)
+{
+	int64_t project_id = 0, from_id = 0, to_id = 0;
+	int r;
+
+	r = db_project_id(conn, project, &project_id, err);
+	if (r >= 0)
+		r = image_id(conn, project_id, from, &from_id, err);
+	if (r >= 0)
+		r = image_id(conn, project_id, to, &to_id, err);
+	if (r >= 0)
+		r = db_exec(conn, err,
+			    "UPDATE images_aliases SET image_id = ?2 WHERE image_id = ?1", "ii",
+			    from_id, to_id);
+	return r < 0 ? r : 0;
+}
+
+int db_image_aliases_move(struct db *db, const char *project, const char *from, const char *to,
+			  struct berth_error *err)
+{
+	struct db_conn *conn = NULL;
+	int r;
+
+	r = db_tx_begin(db, &conn, err);
+	if (r < 0)
+		return r;
+	r = aliases_move(conn, project, from, to, err);
+	return db_tx_end(db, conn, r, err);
+}
+
+static int pulled_from_row(struct db_conn *conn, struct db_stmt *stmt, json_t **ret,
+			   struct berth_error *err)
+{
+	json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:s, s:s, s:s}", "project",
+			      db_column_text(stmt, 0), "fingerprint", db_column_text(stmt, 1),
+			      "auto_update", db_column_int(stmt, 2), "cached",
+			      db_column_int(stmt, 3), "last_used_at", db_column_text(stmt, 4),
+			      "uploaded_at", db_column_text(stmt, 5), "protocol",
+			      db_column_text(stmt, 6));
+
+	(void)conn;
+	if (!o)
+		return db_oom(err);
+	*ret = o;
+	return 0;
+}
+
+int db_image_pulled_list(struct db *db, json_t **ret, struct berth_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *stmt = NULL;
+	struct db_conn *conn = NULL;
+	int r;
+
+	r = db_read_begin(db, &conn, err);
+	if (r < 0)
+		return r;
+	r = db_prepare(
+		conn, &stmt, err,
+		"SELECT p.name, i.fingerprint, i.auto_update, i.cached, i.last_used_at,"
+		" i.uploaded_at, s.protocol FROM images i JOIN projects p ON p.id = i.project_id"
+		" JOIN images_source s ON s.image_id = i.id ORDER BY p.name, i.fingerprint",
+		NULL);
+	if (r >= 0)
+		r = db_collect(conn, stmt, pulled_from_row, ret, err);
+	db_finalize(TAKE_PTR(stmt));
 	return db_tx_end(db, conn, r, err);
 }

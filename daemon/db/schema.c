@@ -266,6 +266,18 @@ static const char *const migrations[] = {
 	"  updated_at TEXT NOT NULL,"
 	"  UNIQUE (type, project, entity_url)"
 	");",
+
+	/* 4: where a pulled image came from (LXD's images_source), for auto-update and the
+	 * cache: one row per image that has a remote source. The protocol is a name
+	 * ("simplestreams", "lxd") rather than LXD's number. */
+	"CREATE TABLE images_source ("
+	"  id INTEGER PRIMARY KEY,"
+	"  image_id INTEGER NOT NULL UNIQUE REFERENCES images (id) ON DELETE CASCADE,"
+	"  server TEXT NOT NULL,"
+	"  protocol TEXT NOT NULL,"
+	"  certificate TEXT NOT NULL DEFAULT '',"
+	"  alias TEXT NOT NULL DEFAULT ''"
+	");",
 };
 
 int db_schema_version(void)

@@ -361,3 +361,27 @@ int db_snapshot_delete(struct db *db, const char *project, const char *instance,
 	r = snapshot_delete(conn, project, instance, name, hook, data, err);
 	return db_tx_end(db, conn, r, err);
 }
+
+static int snapshot_set_expiry(struct db_conn *conn, const char *project, const char *instance,
+			       const char *name, const char *expires_at, struct berth_error *err)
+{
+	int64_t project_id = 0, sid = 0;
+	int r = snapshot_id(conn, project, instance, name, &project_id, &sid, err);
+
+	if (r < 0)
+		return r;
+	return db_exec(conn, err, "UPDATE instances_snapshots SET expires_at = ?2 WHERE id = ?1",
+		       "it", sid, expires_at && *expires_at ? expires_at : never);
+}
+
+int db_snapshot_set_expiry(struct db *db, const char *project, const char *instance,
+			   const char *name, const char *expires_at, struct berth_error *err)
+{
+	struct db_conn *conn = NULL;
+	int r = db_tx_begin(db, &conn, err);
+
+	if (r < 0)
+		return r;
+	r = snapshot_set_expiry(conn, project, instance, name, expires_at, err);
+	return db_tx_end(db, conn, r, err);
+}

@@ -306,39 +306,6 @@ char *backup_next_name(const json_t *list)
 	return berth_strdup_printf("backup%d", max);
 }
 
-/* RFC 3339 `s` (any offset, optional fraction) as UTC with nanoseconds, into `buf`
- * (BERTH_RFC3339_MAX); Go's zero time stays the zero time. -EINVAL. */
-static int time_normalize(const char *s, char *buf)
-{
-	struct tm tm = {0};
-	struct timespec ts = {0};
-	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	long scale = 100000000;
-	int sign, hh, mm;
-
-	if (!p)
-		return -EINVAL;
-	if (*p == '.')
-		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
-			ts.tv_nsec += scale > 0 ? (*p - '0') * scale : 0;
-	ts.tv_sec = timegm(&tm);
-	if (*p == 'Z' && !p[1]) {
-		/* as given */
-	} else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &hh, &mm) == 2 &&
-		   strlen(p) == 6) {
-		sign = *p == '+' ? 1 : -1;
-		ts.tv_sec -= sign * (hh * 3600 + mm * 60);
-	} else {
-		return -EINVAL;
-	}
-	if (tm.tm_year + 1900 <= 1) {
-		snprintf(buf, BERTH_RFC3339_MAX, "%s", BACKUP_NEVER);
-		return 0;
-	}
-	berth_time_rfc3339(&ts, buf);
-	return 0;
-}
-
 static const char *const algorithms[] = {"gzip", "xz", "zstd", "bzip2", "lzma", "none"};
 
 static int compression_pick(struct backup_job *j, const json_t *body, struct berth_error *err)
@@ -382,7 +349,7 @@ int backup_prepare(struct backup_job *j, const json_t *body, struct berth_error 
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Field \"expires_at\" must be a string");
 	if (json_is_string(exp) && *json_string_value(exp)) {
-		if (time_normalize(json_string_value(exp), buf) < 0)
+		if (berth_time_normalize(json_string_value(exp), buf) < 0)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid expires_at \"%s\" (RFC 3339)",
 					       json_string_value(exp));

@@ -40,7 +40,7 @@ static int reader_open(int fd, struct archive **ret, struct berth_error *err)
 	a = archive_read_new();
 	if (!a)
 		return image_archive_fail(err);
-	archive_read_support_filter_all(a);
+	image_archive_read_filters(a);
 	archive_read_support_format_tar(a);
 	archive_read_support_format_gnutar(a);
 	if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {

@@ -256,7 +256,7 @@ static int idmap_works(const char *path, const struct runtime_spec *spec, int us
 
 	if (userns < 0)
 		return runtime_idmap_probe(path, spec, err);
-	r = runtime_idmap_open_tree(path, userns, false, &tree, &perr);
+	r = runtime_idmap_open_tree(path, userns, 0, &tree, &perr);
 	if (r == -EINVAL || r == -EPERM || r == -EOPNOTSUPP || r == -ENOSYS)
 		return 0;
 	if (r < 0)
@@ -483,8 +483,8 @@ static int plug(struct berth_daemon *d, const char *project, struct runtime_spec
 
 		if (r < 0)
 			return r; /* its message names the device */
-		r = runtime_idmap_open_tree(m.source, m.idmap ? ns->userns : -EBADF, m.ro, &tree,
-					    err);
+		r = runtime_idmap_open_tree(m.source, m.idmap ? ns->userns : -EBADF,
+					    runtime_tree_attrs(spec, m.ro), &tree, err);
 		if (r >= 0)
 			r = runtime_mount_attach(ns->mntns, tree, &m, ns->uid, ns->gid, err);
 		if (r >= 0)

@@ -17,6 +17,7 @@
 
 #include "daemon/db/db.h"
 #include "daemon/events.h"
+#include "daemon/image_cache.h"
 #include "daemon/instance/backup.h"
 #include "daemon/instance/cleanup.h"
 #include "daemon/instance/common.h"
@@ -168,6 +169,7 @@ void instance_job_free(void *p)
 	free(j->notice);
 	free(j->action);
 	json_decref(j->snapshots);
+	json_decref(j->pull_source);
 	json_decref(j->migration);
 	instance_volume_release(&j->v);
 	free(j);
@@ -409,6 +411,8 @@ static int vm_root_grow(struct instance_job *j, const json_t *inst, struct stora
 	return r < 0 ? r : vm_disk_grow(img, size, j->name, err);
 }
 
+static int pull_image(struct instance_job *j, struct operation *op, struct berth_error *err);
+
 int instance_create_image_run(struct operation *op, void *data, struct berth_error *err)
 {
 	struct instance_job *j = data;
@@ -421,6 +425,11 @@ int instance_create_image_run(struct operation *op, void *data, struct berth_err
 
 	if (!images || !disk)
 		return -ENOMEM;
+	if (j->pull_source && !j->fingerprint) {
+		r = pull_image(j, op, err);
+		if (r < 0)
+			return r;
+	}
 	r = open_pool(j->d, j->pool_name, &pool, err);
 	if (r < 0)
 		return r;
@@ -575,8 +584,35 @@ static int image_type_check(const json_t *img, const json_t *obj, struct berth_e
 			       itype, otype);
 }
 
-/* Source type "image": find the image in the local store, copy its properties into the
- * config (image.*) and record volatile.base_image, as LXD does. */
+/* j->fingerprint of project `images` into j->object: the image's properties as image.*
+ * config keys, volatile.base_image, and its architecture unless the request named one. */
+static int apply_image(struct instance_job *j, const char *images, struct berth_error *err)
+{
+	json_t *obj = j->object;
+	json_t *config = json_object_get(obj, "config");
+	json_auto_t *img = NULL;
+	const char *key;
+	json_t *v;
+	int r = db_image_get(j->d->db, images, j->fingerprint, &img, err);
+
+	if (r >= 0)
+		r = image_type_check(img, obj, err);
+	if (r < 0)
+		return r;
+	if (!j->arch_given)
+		json_object_set(obj, "architecture", json_object_get(img, "architecture"));
+	json_object_foreach(json_object_get(img, "properties"), key, v) {
+		_cleanup_free_ char *k = berth_strdup_printf("image.%s", key);
+		if (k && !json_object_get(config, k))
+			json_object_set(config, k, v);
+	}
+	json_object_set_new(config, "volatile.base_image", json_string(j->fingerprint));
+	return 0;
+}
+
+/* Source type "image": find the image in the local store (or, with a server, leave the
+ * pull to the operation), copy its properties into the config (image.*) and record
+ * volatile.base_image, as LXD does. */
 int instance_prepare_image(struct instance_job *j, const json_t *body, const json_t *source,
 			   struct berth_error *err)
 {
@@ -584,20 +620,22 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
 	const char *alias = berth_json_string(source, "alias");
 	const char *fp = berth_json_string(source, "fingerprint");
 	const char *server = berth_json_string(source, "server");
-	json_t *config = json_object_get(obj, "config");
 	_cleanup_free_ char *images = NULL; /* the project whose images it uses */
-	json_auto_t *img = NULL;
-	const char *key;
-	json_t *v;
 	int r;
 
+	j->arch_given = *(berth_json_string(body, "architecture") ?: "") != '\0';
 	r = db_project_feature_project(j->d->db, j->project, "features.images", &images, err);
 	if (r < 0)
 		return r;
-	if (server && *server)
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Images from a remote server are not supported yet: "
-				       "import the image first (berth image import)");
+	if (server && *server) {
+		r = image_pull_check(source, err);
+		if (r < 0)
+			return r;
+		j->pull_source = json_deep_copy(source);
+		if (!j->pull_source)
+			return -ENOMEM;
+		return root_pool(j->d->db, j->project, obj, &j->pool_name, err);
+	}
 	if (alias && *alias) {
 		json_auto_t *a = NULL;
 		r = db_image_alias_get(j->d->db, images, alias, &a, err);
@@ -612,20 +650,41 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
 				       "Image source needs an alias or a fingerprint");
 	}
 	if (r >= 0)
-		r = db_image_get(j->d->db, images, j->fingerprint, &img, err);
-	if (r >= 0)
-		r = image_type_check(img, obj, err);
+		r = apply_image(j, images, err);
 	if (r < 0)
 		return r;
-	if (!*(berth_json_string(body, "architecture") ?: ""))
-		json_object_set(obj, "architecture", json_object_get(img, "architecture"));
-	json_object_foreach(json_object_get(img, "properties"), key, v) {
-		_cleanup_free_ char *k = berth_strdup_printf("image.%s", key);
-		if (k && !json_object_get(config, k))
-			json_object_set(config, k, v);
-	}
-	json_object_set_new(config, "volatile.base_image", json_string(j->fingerprint));
 	return root_pool(j->d->db, j->project, obj, &j->pool_name, err);
+}
+
+/* The pull of a creation from an image server, in the operation: the image is cached (an
+ * entry of the cache, auto-updated as images.auto_update_cached says), then applied. */
+static int pull_image(struct instance_job *j, struct operation *op, struct berth_error *err)
+{
+	_cleanup_free_ char *images = NULL;
+	json_auto_t *config = NULL;
+	const char *auto_cached;
+	struct image_pull p = {
+		.source = j->pull_source,
+		.type = berth_json_string(j->object, "type"),
+		.cached = true,
+		.prefer_cached = true,
+		.op = op,
+	};
+	int r = db_project_feature_project(j->d->db, j->project, "features.images", &images, err);
+
+	if (r >= 0)
+		r = db_server_config_get(j->d->db, &config, err);
+	if (r < 0)
+		return r;
+	auto_cached = berth_json_string(config, "images.auto_update_cached");
+	p.auto_update = !auto_cached || !*auto_cached || streq(auto_cached, "true") ||
+			streq(auto_cached, "1");
+	p.project = images;
+	p.event_project = j->project;
+	r = image_pull(j->d, &p, &j->fingerprint, err);
+	if (r < 0)
+		return r;
+	return apply_image(j, images, err);
 }
 
 /* Source type "copy": "c1" or "c1/snap". The new instance starts from the source's

@@ -41,6 +41,8 @@ struct instance_job {
 	bool force;		  /* state change: kill rather than stop cleanly */
 	int last_pct;
 	bool done;
+	json_t *pull_source; /* owned: create from an image on a server: the request's source */
+	bool arch_given;     /* create from an image: the request named an architecture */
 	json_t *migration; /* owned: the source of a migration (migrate_target.h) */
 };
 

@@ -78,29 +78,40 @@ int pack_shift_maps_write(const char *dir, const struct pack_shift *sh, char *re
 	return r;
 }
 
-/* pigz where tar looks for programs (berth_program_find: BERTH_SPAWN_PATH, tar's PATH):
- * gzip's format, compressed on every CPU (tar's --gzip runs one gzip). */
-static pthread_once_t pigz_once = PTHREAD_ONCE_INIT;
-static bool pigz_found;
+/* The fastest gzip-format compressor installed where tar looks for programs
+ * (berth_program_find: BERTH_SPAWN_PATH, tar's PATH). The format is what the caller asked
+ * for; only the speed and a little of the size differ: igzip (ISA-L) at level 1 on every
+ * CPU is ten times pigz -6 here for output about a tenth larger; pigz keeps gzip's ratio
+ * on every CPU; tar's --gzip runs one gzip. */
+static pthread_once_t gzip_once = PTHREAD_ONCE_INIT;
+static char gzip_flag[64];
 
-static void pigz_look(void)
+static void gzip_look(void)
 {
 	_cleanup_free_ char *path = NULL;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	pigz_found = berth_program_find("pigz", &path) == 0;
+	if (berth_program_find("igzip", &path) == 0)
+		snprintf(gzip_flag, sizeof(gzip_flag), "--use-compress-program=igzip -1 -T %ld",
+			 cpus > 0 ? cpus : 1);
+	else if (berth_program_find("pigz", &path) == 0)
+		snprintf(gzip_flag, sizeof(gzip_flag), "--use-compress-program=pigz");
+	else
+		snprintf(gzip_flag, sizeof(gzip_flag), "--gzip");
 }
 
 const char *pack_compress_flag(const char *algo)
 {
 	static const char *const flags[][2] = {
-		{"gzip", "--gzip"},   {"xz", "--xz"},	  {"zstd", "--zstd"},
-		{"bzip2", "--bzip2"}, {"lzma", "--lzma"},
+		{"xz", "--xz"},
+		{"zstd", "--zstd"},
+		{"bzip2", "--bzip2"},
+		{"lzma", "--lzma"},
 	};
 
 	if (streq(algo, "gzip")) {
-		pthread_once(&pigz_once, pigz_look);
-		if (pigz_found)
-			return "--use-compress-program=pigz";
+		pthread_once(&gzip_once, gzip_look);
+		return gzip_flag;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
 		if (streq(algo, flags[i][0]))

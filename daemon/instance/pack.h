@@ -27,8 +27,8 @@ int pack_shift_maps_write(const char *dir, const struct pack_shift *sh, char *re
 			  struct berth_error *err);
 
 /* tar's flag for compression `algo` ("gzip", "xz", "zstd", "bzip2", "lzma"), NULL for
- * "none" (or an unknown name: callers check names first). gzip goes through pigz when it
- * is installed (berth_program_find): the same format, made on every CPU. */
+ * "none" (or an unknown name: callers check names first). gzip goes through igzip or pigz
+ * when one is installed (berth_program_find): the same format, made faster on every CPU. */
 const char *pack_compress_flag(const char *algo);
 
 /* What a pack reports and says when it fails. */

@@ -168,6 +168,26 @@ static int parse_expiry(const char *s, int64_t *ret)
 	return 0;
 }
 
+int snapshot_expiry_parse(const json_t *v, char **ret, struct berth_error *err)
+{
+	char buf[BERTH_RFC3339_MAX];
+
+	*ret = NULL;
+	if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
+		return 0;
+	if (!json_is_string(v))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Field \"expires_at\" must be a string");
+	if (berth_time_normalize(json_string_value(v), buf) < 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid expires_at \"%s\" (RFC 3339)",
+				       json_string_value(v));
+	if (streq(buf, BERTH_TIME_ZERO))
+		return 0;
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
+}
+
 int snapshot_expiry(const json_t *body, const json_t *inst, char **ret, struct berth_error *err)
 {
 	json_t *given = json_object_get(body, "expires_at");
@@ -178,10 +198,8 @@ int snapshot_expiry(const json_t *body, const json_t *inst, char **ret, struct b
 	char buf[64];
 
 	*ret = NULL;
-	if (json_is_string(given)) {
-		*ret = strdup(json_string_value(given));
-		return *ret ? 0 : -ENOMEM;
-	}
+	if (json_is_string(given))
+		return snapshot_expiry_parse(given, ret, err);
 	if (!expiry || !*expiry)
 		return 0;
 	if (parse_expiry(expiry, &secs) < 0)
@@ -235,6 +253,16 @@ int snapshot_rename(struct snapshot *s, const char *new_name, struct berth_error
 	free(s->name);
 	s->name = TAKE_PTR(name);
 	snapshot_event(s, "instance-snapshot-renamed");
+	return 0;
+}
+
+int snapshot_set_expiry(struct snapshot *s, const char *expires_at, struct berth_error *err)
+{
+	int r = db_snapshot_set_expiry(s->d->db, s->project, s->instance, s->name, expires_at, err);
+
+	if (r < 0)
+		return r;
+	snapshot_event(s, "instance-snapshot-updated");
 	return 0;
 }
 

@@ -43,14 +43,20 @@ int snapshot_rename(struct snapshot *s, const char *new_name, struct berth_error
 /* Remove its rows, then its disk (a disk failure is logged and left to the start-up
  * reconciliation). Emits instance-snapshot-deleted. */
 int snapshot_delete(struct snapshot *s, struct berth_error *err);
+/* Set its expiry to `expires_at` (from snapshot_expiry_parse; NULL: never). Emits
+ * instance-snapshot-updated. */
+int snapshot_set_expiry(struct snapshot *s, const char *expires_at, struct berth_error *err);
 
 /* The first name of `pattern` ("snap%d" when NULL or empty) that no snapshot of
  * `existing` (an array of rows) has. NULL when none is free or on allocation failure. */
 char *snapshot_next_name(const char *pattern, const json_t *existing);
 /* expires_at for a new snapshot: `body`'s "expires_at" when a string, else now +
  * `inst`'s snapshots.expiry ("1d", "2w 3d", LXD's units M H d w m y), else NULL (never).
- * -EINVAL (400) for a malformed snapshots.expiry. */
+ * -EINVAL (400) for a malformed snapshots.expiry or expires_at. */
 int snapshot_expiry(const json_t *body, const json_t *inst, char **ret, struct berth_error *err);
+/* `v` (a request's "expires_at": RFC 3339 with any offset, Go's zero time, "" or null) as
+ * *ret: UTC, NULL for never. -EINVAL (400, naming the value) for anything else. */
+int snapshot_expiry_parse(const json_t *v, char **ret, struct berth_error *err);
 /* "/1.0/instances/INST/snapshots/SNAP[?project=P]", names encoded. */
 char *snapshot_url(const char *inst, const char *snap, const char *project);
 

@@ -67,7 +67,12 @@ int runtime_idmap_write(pid_t pid, const struct runtime_spec *spec, struct berth
 	return 0;
 }
 
-int runtime_idmap_open_tree(const char *path, int userns_fd, bool ro, int *ret,
+uint64_t runtime_tree_attrs(const struct runtime_spec *spec, bool ro)
+{
+	return (ro ? MOUNT_ATTR_RDONLY : 0) | (spec->privileged ? 0 : MOUNT_ATTR_NODEV);
+}
+
+int runtime_idmap_open_tree(const char *path, int userns_fd, uint64_t attrs, int *ret,
 			    struct berth_error *err)
 {
 	_cleanup_close_ int fd = open_tree(AT_FDCWD, path,
@@ -91,12 +96,14 @@ int runtime_idmap_open_tree(const char *path, int userns_fd, bool ro, int *ret,
 					       "idmapped mount of \"%s\": %s", path, strerror(e));
 		}
 	}
-	if (ro) {
+	if (attrs) {
 		memset(&attr, 0, sizeof(attr));
-		attr.attr_set = MOUNT_ATTR_RDONLY;
+		attr.attr_set = attrs;
 		if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
 			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-					       "read-only mount of \"%s\": %m", path);
+					       "%s%smount of \"%s\": %m",
+					       attrs & MOUNT_ATTR_RDONLY ? "read-only " : "",
+					       attrs & MOUNT_ATTR_NODEV ? "nodev " : "", path);
 	}
 	*ret = TAKE_FD(fd);
 	return 0;
@@ -304,7 +311,7 @@ int runtime_idmap_probe(const char *path, const struct runtime_spec *spec, struc
 		userns = open(p, O_RDONLY | O_CLOEXEC);
 		r = userns < 0
 			    ? berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "opening %s: %m", p)
-			    : runtime_idmap_open_tree(path, userns, false, &tree, err);
+			    : runtime_idmap_open_tree(path, userns, 0, &tree, err);
 		if (r == -EINVAL || r == -EPERM || r == -EOPNOTSUPP || r == -ENOSYS)
 			r = 0; /* refused: the caller falls back to a shift */
 		else if (r >= 0)

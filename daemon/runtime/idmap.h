@@ -16,11 +16,19 @@
 int runtime_idmap_write(pid_t pid, const struct runtime_spec *spec, struct berth_error *err);
 
 /* A detached copy (open_tree OPEN_TREE_CLONE|AT_RECURSIVE) of the host tree at `path`,
- * idmapped to the user namespace `userns_fd` when it is >= 0, read-only when `ro`.
+ * idmapped to the user namespace `userns_fd` when it is >= 0, with the mount attributes
+ * `attrs` (MOUNT_ATTR_RDONLY, MOUNT_ATTR_NODEV: runtime_tree_attrs) on every mount in it.
  * *ret is an O_CLOEXEC mount fd for move_mount(). -EINVAL/-EPERM/-EOPNOTSUPP/-ENOSYS
  * from the idmap step mean "this kernel or filesystem cannot": fall back to a shift. */
-int runtime_idmap_open_tree(const char *path, int userns_fd, bool ro, int *ret,
+int runtime_idmap_open_tree(const char *path, int userns_fd, uint64_t attrs, int *ret,
 			    struct berth_error *err);
+
+/* The attributes of a tree mounted into `spec`'s container: read-only when `ro`; nodev
+ * unless the container is privileged. berth sets no device cgroup policy: an
+ * unprivileged container must not open a device node that an image, a backup or a
+ * host directory put in its root or a disk (the host's console, ttys, input devices).
+ * Its /dev holds bind mounts of the host's standard nodes, which stay usable. */
+uint64_t runtime_tree_attrs(const struct runtime_spec *spec, bool ro);
 
 /* Shift `rootfs` on disk so that it holds host ids for `spec`'s maps, recording the
  * bases in `<volume>/berth-shift` (UIDBASE GIDBASE COUNT). A tree already shifted to the

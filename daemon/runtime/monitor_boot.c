@@ -213,6 +213,7 @@ static int make_trees(struct monitor *m, pid_t pid, int *fds, struct berth_error
 	const struct runtime_spec *spec = m->spec;
 	_cleanup_close_ int userns = -EBADF;
 	_cleanup_free_ char *marker = NULL;
+	uint64_t attrs = runtime_tree_attrs(spec, false);
 	bool shifted;
 	int r;
 
@@ -230,23 +231,23 @@ static int make_trees(struct monitor *m, pid_t pid, int *fds, struct berth_error
 		r = runtime_idmap_shift(spec, err);
 		if (r < 0)
 			return r;
-		r = runtime_idmap_open_tree(spec->rootfs, -1, false, &fds[0], err);
+		r = runtime_idmap_open_tree(spec->rootfs, -1, attrs, &fds[0], err);
 	} else {
-		r = runtime_idmap_open_tree(spec->rootfs, userns, false, &fds[0], err);
+		r = runtime_idmap_open_tree(spec->rootfs, userns, attrs, &fds[0], err);
 		if (r < 0 && userns >= 0 && idmap_unsupported(r)) {
 			log_msg("idmapped mounts refused (%s), shifting the rootfs on disk",
 				berth_error_msg(err, r));
 			r = runtime_idmap_shift(spec, err);
 			if (r == 0)
-				r = runtime_idmap_open_tree(spec->rootfs, -1, false, &fds[0], err);
+				r = runtime_idmap_open_tree(spec->rootfs, -1, attrs, &fds[0], err);
 		}
 	}
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const struct runtime_mount *mt = &spec->mounts[i];
-		r = runtime_idmap_open_tree(mt->source, mt->idmap ? userns : -1, mt->ro,
-					    &fds[i + 1], err);
+		r = runtime_idmap_open_tree(mt->source, mt->idmap ? userns : -1,
+					    runtime_tree_attrs(spec, mt->ro), &fds[i + 1], err);
 		if (r < 0)
 			return r;
 	}

@@ -237,6 +237,8 @@ berth_test_init()
 	BERTH_SOCKET=$BERTH_DIR/unix.socket
 	DAEMON_LOG=$TEST_TMP/berthd.log
 	export BERTH_DIR BERTH_SOCKET
+	# the CLI's config.yml and certificates (doc/remotes.md): the test's own, never ~/.config
+	export BERTH_CONF=$TEST_TMP/berth-conf
 	mkdir -p "$BERTH_DIR"
 	# An EXIT trap the test set before (removing its image directory, say) is kept:
 	# one that ends in _berth_test_exit as it is, another run by _berth_test_exit first.

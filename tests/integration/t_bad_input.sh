@@ -154,6 +154,17 @@ printf -v req 'POST /1.0/profiles HTTP/1.1\r\nHost: x\r\nContent-Type: applicati
 	$((1024 * 1024 * 1024))
 api_raw "$req" --timeout 10
 is "$HTTP_STATUS" 413 "a declared 1 GiB body is refused up front with 413"
+# An upload the spool's file system cannot hold is refused before a byte is written:
+# the spool (STATE/tmp) on a 16 MiB tmpfs in this test's mount namespace, 64 MiB declared.
+mount -t tmpfs -o size=16m berth-test-spool "$BERTH_DIR/tmp"
+printf -v req 'POST /1.0/instances HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n%s' \
+	$((64 * 1024 * 1024)) "$(head -c 4096 /dev/zero | tr '\0' x)"
+api_raw "$req" --timeout 10
+is "$HTTP_STATUS" 507 "an upload larger than the spool's free space is refused up front with 507"
+like "$(grep -F ': 507 ' "$DAEMON_LOG")" '\[api\] .*: 507 Not enough space to receive the upload' \
+	"... logged with its reason"
+is "$(df --output=used -k "$BERTH_DIR/tmp" | tail -n 1 | tr -d ' ')" 0 "... and nothing of it was written"
+umount "$BERTH_DIR/tmp"
 daemon_alive "berthd still serves after oversize requests"
 state_unchanged "nothing changed after oversize requests"
 

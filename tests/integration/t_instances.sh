@@ -239,10 +239,43 @@ check "snapshots.expiry set" berth config set ex snapshots.expiry 1d
 check "a snapshot under snapshots.expiry" berth snapshot ex long
 api GET /1.0/instances/ex/snapshots/long
 like "$(jget 'j["metadata"]["expires_at"]')" "^$(date -u -d '+1 day' +%Y-%m-%d)T" "expires_at is now + 1d"
+check "berth snapshot --no-expiry ignores snapshots.expiry" berth snapshot ex later --no-expiry
+api GET /1.0/instances/ex/snapshots/later
+is "$(jget 'j["metadata"]["expires_at"]')" 0001-01-01T00:00:00Z "... its expires_at is never"
+refuse "a taken name without --reuse" "already exists" berth snapshot ex later
+created=$(jget 'j["metadata"]["created_at"]')
+sleep 1
+check "berth snapshot --reuse replaces it" berth snapshot ex later --reuse --no-expiry
+api GET /1.0/instances/ex/snapshots/later
+isnt "$(jget 'j["metadata"]["created_at"]')" "$created" "... a new snapshot (created_at moved)"
+# PUT and PATCH change expires_at (LXD's InstanceSnapshotPut; the rest is ignored)
+soon2=$(TZ=Etc/GMT-2 date -d '+2 seconds' +%Y-%m-%dT%H:%M:%S+02:00)
+op PUT /1.0/instances/ex/snapshots/later "{\"expires_at\":\"$soon2\",\"config\":{},\"profiles\":[\"default\"]}" &&
+	pass "PUT sets a snapshot's expires_at (given with an offset)" || fail "PUT expires_at" "$HTTP_BODY"
+api GET /1.0/instances/ex/snapshots/later
+is "$(jget 'j["metadata"]["expires_at"]')" "$(date -u -d "$soon2" +%Y-%m-%dT%H:%M:%S).000000000Z" "... stored in UTC"
+op PATCH /1.0/instances/ex/snapshots/long '{}' && pass "PATCH without expires_at" || fail "PATCH {}" "$HTTP_BODY"
+api GET /1.0/instances/ex/snapshots/long
+like "$(jget 'j["metadata"]["expires_at"]')" "^$(date -u -d '+1 day' +%Y-%m-%d)T" "... keeps expires_at"
+check "a snapshot to clear" berth snapshot ex cleared
+api GET /1.0/instances/ex/snapshots/cleared
+like "$(jget 'j["metadata"]["expires_at"]')" "^$(date -u -d '+1 day' +%Y-%m-%d)T" "... expiring in 1d"
+op PUT /1.0/instances/ex/snapshots/cleared '{}' && pass "PUT without expires_at" || fail "PUT {}" "$HTTP_BODY"
+api GET /1.0/instances/ex/snapshots/cleared
+is "$(jget 'j["metadata"]["expires_at"]')" 0001-01-01T00:00:00Z "... makes it never expire"
+expect_error 400 "PUT with a malformed expires_at" PUT /1.0/instances/ex/snapshots/long '{"expires_at":"soon"}'
+is "$(jget 'j["error"]')" 'Invalid expires_at "soon" (RFC 3339)' "... named in the error"
+expect_error 404 "PUT on a missing snapshot" PUT /1.0/instances/ex/snapshots/nosuch '{"expires_at":"0001-01-01T00:00:00Z"}'
+expect_error 400 "a creation with a malformed expires_at" POST /1.0/instances/ex/snapshots '{"name":"bad","expires_at":"2026-13-01"}'
 sleep 3
 daemon_restart
 api GET /1.0/instances/ex/snapshots/short
 is "$HTTP_STATUS" 404 "the expired snapshot is removed at start"
+api GET /1.0/instances/ex/snapshots/later
+is "$HTTP_STATUS" 404 "the snapshot whose expiry a PUT set is removed at start too"
+api GET /1.0/instances/ex/snapshots/cleared
+is "$HTTP_STATUS" 200 "the one whose expiry a PUT cleared stays"
+check "delete it" berth delete ex/cleared
 T="... from disk too"; yes_ test ! -e "$dp/containers-snapshots/default_ex/short"
 api GET /1.0/instances/ex/snapshots/long
 is "$HTTP_STATUS" 200 "the unexpired one stays"

@@ -227,6 +227,7 @@ static void test_migration_project_features(void **state)
 			     "  WHERE name = 'old';"
 			     /* What later migrations made is not in a version 1 file. */
 			     "DROP TABLE warnings;"
+			     "DROP TABLE images_source;"
 			     "PRAGMA user_version = 1;",
 			     NULL, NULL, NULL),
 		SQLITE_OK);

@@ -51,6 +51,12 @@ static int run_fail(struct operation *op, void *data, struct berth_error *err)
 	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "disk on fire");
 }
 
+/* A file name of an image, in Latin-1, in the error (an unpack's). */
+static int run_fail_latin1(struct operation *op, void *data, struct berth_error *err)
+{
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "Unpacking \"dur-\xe9\" failed");
+}
+
 static int run_until_cancelled(struct operation *op, void *data, struct berth_error *err)
 {
 	atomic_store(&started, 1);
@@ -119,6 +125,22 @@ static void test_failure(void **state)
 	j = operation_render(op);
 	assert_int_equal(json_integer_value(json_object_get(j, "status_code")), 400);
 	assert_string_equal(berth_json_string(j, "err"), "disk on fire");
+	operation_unref(op);
+}
+
+/* An error that is not UTF-8 still renders (as Go writes it: U+FFFD), so the operation's
+ * event goes out and a client waiting for it learns of the failure. */
+static void test_failure_not_utf8(void **state)
+{
+	struct fixture *f = *state;
+	struct operation *op = create(f, run_fail_latin1, false);
+	json_auto_t *j = NULL;
+
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	j = operation_render(op);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "status_code")), 400);
+	assert_string_equal(berth_json_string(j, "err"), "Unpacking \"dur-\xef\xbf\xbd\" failed");
 	operation_unref(op);
 }
 
@@ -210,6 +232,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_not_utf8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_timeout_then_done, setup, teardown),
