@@ -43,7 +43,7 @@ struct instance_job {
 	bool done;
 	json_t *pull_source; /* owned: create from an image on a server: the request's source */
 	bool arch_given;     /* create from an image: the request named an architecture */
-	json_t *migration; /* owned: the source of a migration (migrate_target.h) */
+	json_t *migration;   /* owned: the source of a migration (migrate_target.h) */
 };
 
 /* A job on instance `name` of `project` (copied), of type `drv`. NULL when out of memory. */
