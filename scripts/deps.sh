@@ -15,6 +15,7 @@
 # and test_qemu_config run the real QEMU too.
 # musl-tools: musl-gcc, which links berth-agent (the program inside VMs) statically.
 # isal (igzip) and pigz: publish and backups make gzip with the first there, on every CPU.
+# rsync: migrations between hosts send volumes with it, as LXD's protocol does.
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config musl-tools
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
@@ -23,6 +24,7 @@ BUILD_DEPS=(
 	libarchive13 libcurl4 passwd procps util-linux btrfs-progs
 	nftables dnsmasq-base iproute2 squashfs-tools
 	qemu-system-x86 qemu-utils ovmf isal pigz
+	rsync
 )
 
 # What images/build and the debian-12 recipe run (setup.sh builds debian/12): debootstrap,

@@ -138,6 +138,10 @@ int api_add_part_fd(struct api_response *resp, int fd, uint64_t len);
 int api_add_header(struct api_response *resp, const char *name, const char *value);
 /* Render the sync envelope around resp->metadata (consumed) into resp->raw. */
 void api_render_sync(struct api_response *resp);
+/* The source of a migration of instance req->params[0] (its snapshot `snap` when not
+ * NULL) from req->body (daemon/api/instances.c, doc/migration.md). */
+int api_instance_migrate(struct api_request *req, struct api_response *resp, const char *snap,
+			 struct berth_error *err);
 /* Operation wrapper used by async handlers: creates and returns via resp. */
 int api_async(struct api_request *req, struct api_response *resp, const char *description,
 	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),

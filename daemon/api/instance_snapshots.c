@@ -199,8 +199,7 @@ static int post_snapshot(struct api_request *req, struct api_response *resp,
 	int r = api_require_body(req, err);
 
 	if (r >= 0 && berth_json_bool(req->body, "migration", false))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Migration is not supported by this berthd yet");
+		return api_instance_migrate(req, resp, req->params[1], err);
 	if (r >= 0)
 		r = db_snapshot_get(req->d->db, req->project, req->params[0], req->params[1], &snap,
 				    err);

@@ -27,6 +27,8 @@
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/instance.h"
+#include "daemon/instance/migrate_source.h"
+#include "daemon/instance/migrate_target.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -326,10 +328,11 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	stype = berth_json_string(source, "type");
 	if (!stype || !*stype)
 		stype = "none";
-	if (!streq(stype, "none") && !streq(stype, "image") && !streq(stype, "copy"))
+	if (!streq(stype, "none") && !streq(stype, "image") && !streq(stype, "copy") &&
+	    !streq(stype, "migration"))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Instance source \"%s\" is not supported by this berthd yet "
-				       "(none, image and copy are)",
+				       "(none, image, copy and migration are)",
 				       stype);
 	profiles = json_object_get(req->body, "profiles");
 	profiles = profiles && !json_is_null(profiles) ? json_incref(profiles)
@@ -354,12 +357,20 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 	}
 	j->object = obj;
 	r = instance_create_check(j, err);
+	if (r == -EEXIST && streq(stype, "migration") &&
+	    berth_json_bool(source, "refresh", false)) {
+		berth_error_release(err); /* a refresh of what exists: migrate_target_prepare */
+		r = 0;
+	}
 	if (r >= 0 && streq(stype, "image")) {
 		r = instance_prepare_image(j, req->body, source, err);
 		run = instance_create_image_run;
 	} else if (r >= 0 && streq(stype, "copy")) {
 		r = instance_prepare_copy(j, req->body, source, err);
 		run = instance_copy_run;
+	} else if (r >= 0 && streq(stype, "migration")) {
+		r = migrate_target_prepare(j, source, err);
+		run = migrate_target_run;
 	}
 	if (r >= 0)
 		r = project_limits_check_instance(req->d->db, req->project, obj, true, err);
@@ -549,6 +560,48 @@ static int patch_instance(struct api_request *req, struct api_response *resp,
 	return update_instance(req, resp, err, true);
 }
 
+/* POST {"migration": true, "live", "instance_only", "target"}: the source of a migration, a
+ * websocket operation whose metadata holds the secrets (daemon/instance/migrate_source.h);
+ * of snapshot `snap` (not NULL) of the instance: POST on the snapshot. */
+int api_instance_migrate(struct api_request *req, struct api_response *resp, const char *snap,
+			 struct berth_error *err)
+{
+	struct migrate_source *s = NULL;
+	struct operation_spec os = {
+		.class = "websocket",
+		.description = "Migrating instance",
+		.project = api_event_project(req),
+		.may_cancel = true,
+		.run = migrate_source_run,
+		.free_data = migrate_source_free,
+		.connect = migrate_source_connect,
+		.cancel = migrate_source_cancel,
+	};
+	int r = migrate_source_new(req->d, req->project, req->params[0],
+				   berth_json_bool(req->body, "live", false),
+				   berth_json_bool(req->body, "instance_only", false),
+				   json_object_get(req->body, "target"), &s, err);
+
+	if (r >= 0 && snap)
+		r = migrate_source_set_snapshot(s, snap, err);
+	if (r < 0) {
+		migrate_source_free(s);
+		return r;
+	}
+	if (migrate_source_pushes(s)) {
+		os.class = "task";
+		os.connect = NULL;
+	}
+	os.data = s;
+	os.resources = resources_for(req->project, req->params[0]);
+	r = operation_create(req->d->ops, &os, &resp->op);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");
+	operation_set_metadata(resp->op, migrate_source_metadata(s));
+	resp->type = API_ASYNC;
+	return 0;
+}
+
 static int post_instance(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
 {
@@ -562,8 +615,7 @@ static int post_instance(struct api_request *req, struct api_response *resp,
 	if (r < 0)
 		return r;
 	if (berth_json_bool(req->body, "migration", false))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Migration is not supported by this berthd yet");
+		return api_instance_migrate(req, resp, NULL, err);
 	name = berth_json_string(req->body, "name");
 	if (!name)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST, "No name provided");

@@ -84,6 +84,8 @@ static const char *const api_extensions[] = {
 	"certificate_update",
 	"certificate_token",
 	"certificate_project",
+	/* instance/migrate_target.c: refresh of a migrated instance (lxc copy --refresh) */
+	"container_incremental_copy",
 };
 
 static int server_config_etag(json_t *config, char **ret)

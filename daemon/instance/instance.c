@@ -170,6 +170,7 @@ void instance_job_free(void *p)
 	free(j->action);
 	json_decref(j->snapshots);
 	json_decref(j->pull_source);
+	json_decref(j->migration);
 	instance_volume_release(&j->v);
 	free(j);
 }
@@ -764,6 +765,11 @@ int instance_prepare_copy(struct instance_job *j, const json_t *body, const json
 		return 0;
 	/* Snapshot rows keep their names and creation dates in the copy. */
 	return db_snapshot_list(j->d->db, j->project, j->src_name, &j->snapshots, err);
+}
+
+int instance_job_root_pool(struct instance_job *j, struct berth_error *err)
+{
+	return root_pool(j->d->db, j->project, j->object, &j->pool_name, err);
 }
 
 /* ---- state changes ---- */

@@ -43,6 +43,7 @@ struct instance_job {
 	bool done;
 	json_t *pull_source; /* owned: create from an image on a server: the request's source */
 	bool arch_given;     /* create from an image: the request named an architecture */
+	json_t *migration;   /* owned: the source of a migration (migrate_target.h) */
 };
 
 /* A job on instance `name` of `project` (copied), of type `drv`. NULL when out of memory. */
@@ -66,6 +67,9 @@ int instance_prepare_image(struct instance_job *j, const json_t *body, const jso
  * from the source's config and devices; j->src_name, j->src_snap, j->snapshots set. */
 int instance_prepare_copy(struct instance_job *j, const json_t *body, const json_t *source,
 			  struct berth_error *err);
+/* j->pool_name: the pool of j->object's root disk device, expanded with its profiles (400
+ * when there is none or the pool does not exist). */
+int instance_job_root_pool(struct instance_job *j, struct berth_error *err);
 /* Creation of j->name (j->object built): the profiles it names exist (400) and no
  * instance has that name (409 "Instance \"NAME\" already exists"). */
 int instance_create_check(const struct instance_job *j, struct berth_error *err);

@@ -1,0 +1,24 @@
+/* daemon/instance/migrate_target.h: the target of a migration (LXD's POST /1.0/instances
+ * with "source": {"type": "migration", "mode": "pull", "operation": URL, "secrets":
+ * {"control", "fs"}, "certificate", "instance_only"}): connect to the source's operation
+ * websockets (through lib/client), read its offer, answer rsync, receive each snapshot
+ * (recorded as it lands) and then the instance into a new root volume, and only then
+ * write the rows. A failure (or a source that goes away mid-stream) deletes the volume:
+ * no half instance stays. doc/migration.md tells the whole exchange.
+ *
+ * The source's URL: LXD's "https://HOST:PORT/1.0/operations/ID" goes through lib/client
+ * once it speaks TLS; today the one other form is a berthd on this host,
+ * "unix://SOCKET_PATH/1.0/operations/ID" (SOCKET_PATH absolute). */
+#pragma once
+
+#include <jansson.h>
+
+#include "daemon/instance/instance.h"
+#include "lib/error.h"
+
+/* Check `source` and attach what the transfer needs to `j` (built as for any creation,
+ * its config's volatile keys dropped: the copy gets its own). 400 for what is refused:
+ * push mode, live (CRIU) sources, refresh, a malformed operation URL. */
+int migrate_target_prepare(struct instance_job *j, const json_t *source, struct berth_error *err);
+/* The operation body (operation_run_fn): `data` is the job. */
+int migrate_target_run(struct operation *op, void *data, struct berth_error *err);
