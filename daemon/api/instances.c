@@ -29,6 +29,7 @@
 #include "daemon/instance/instance.h"
 #include "daemon/instance/migrate_source.h"
 #include "daemon/instance/migrate_target.h"
+#include "daemon/trust.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -291,6 +292,22 @@ static int import_backup(struct api_request *req, struct api_response *resp,
 				     backup_import_run, imp, backup_import_free, err);
 }
 
+/* A migration peer reached through a unix socket on this host (unix://SOCKET/...) is only
+ * for callers on berthd's own unix socket: over HTTPS it would let a remote client make
+ * berthd connect to any local socket. */
+static int migrate_peer_check(const struct api_request *req, const json_t *spec,
+			      struct berth_error *err)
+{
+	const char *url = berth_json_string(spec, "operation");
+
+	if (req->client && req->client->remote && url && berth_startswith(url, "unix:"))
+		return berth_error_set(err, -EPERM, BERTH_ERR_FORBIDDEN,
+				       "A migration peer on a local unix socket (\"%s\") is only "
+				       "allowed to clients of berthd's unix socket",
+				       url);
+	return 0;
+}
+
 static int create_instance(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
@@ -369,7 +386,9 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		r = instance_prepare_copy(j, req->body, source, err);
 		run = instance_copy_run;
 	} else if (r >= 0 && streq(stype, "migration")) {
-		r = migrate_target_prepare(j, source, err);
+		r = migrate_peer_check(req, source, err);
+		if (r >= 0)
+			r = migrate_target_prepare(j, source, err);
 		run = migrate_target_run;
 	}
 	if (r >= 0)
@@ -577,10 +596,14 @@ int api_instance_migrate(struct api_request *req, struct api_response *resp, con
 		.connect = migrate_source_connect,
 		.cancel = migrate_source_cancel,
 	};
-	int r = migrate_source_new(req->d, req->project, req->params[0],
-				   berth_json_bool(req->body, "live", false),
-				   berth_json_bool(req->body, "instance_only", false),
-				   json_object_get(req->body, "target"), &s, err);
+	int r = migrate_peer_check(req, json_object_get(req->body, "target"), err);
+
+	if (r < 0)
+		return r;
+	r = migrate_source_new(req->d, req->project, req->params[0],
+			       berth_json_bool(req->body, "live", false),
+			       berth_json_bool(req->body, "instance_only", false),
+			       json_object_get(req->body, "target"), &s, err);
 
 	if (r >= 0 && snap)
 		r = migrate_source_set_snapshot(s, snap, err);

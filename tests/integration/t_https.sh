@@ -206,6 +206,14 @@ code=$(rcurl -o /dev/null -w '%{http_code}' "$URL/1.0/instances?project=p1")
 is "$code" 403 "restricted: p1 refused once taken away"
 code=$(rcurl -o /dev/null -w '%{http_code}' "$URL/1.0/instances")
 is "$code" 200 "restricted: default allowed once given"
+# a migration peer on a local unix socket is for unix-socket clients only
+out=$(rcurl -X POST -d "{\"name\":\"m1\",\"source\":{\"type\":\"migration\",\"mode\":\"pull\",\"operation\":\"unix://$BERTH_DIR/unix.socket/1.0/operations/x\",\"secrets\":{\"control\":\"a\",\"fs\":\"b\"}}}" "$URL/1.0/instances")
+is "$(jget '[j["error_code"], "local unix socket" in j["error"]]' "$out")" '[403, true]' \
+	"over HTTPS, a migration source on a local unix socket is refused (403)"
+out=$(rcurl -X POST -d "{\"migration\":true,\"target\":{\"operation\":\"unix:///run/x.sock/1.0/operations/x\",\"websockets\":{\"control\":\"a\",\"fs\":\"b\"}}}" "$URL/1.0/instances/r1")
+is "$(jget 'j["error_code"]' "$out")" 403 "... and so is a push target there"
+api GET /1.0/instances/m1
+is "$HTTP_STATUS" 404 "... with no instance made"
 run_cli config trust show "${rfp:0:12}"
 like "$OUT" 'restricted: true' "berth config trust show"
 run_cli config trust remove "${rfp:0:12}"
