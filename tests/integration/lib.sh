@@ -559,10 +559,10 @@ expect_create_rejected()
 	fi
 }
 
-# wait_operation OP_URL: waits (30 s) and sets HTTP_* to the final operation.
+# wait_operation OP_URL [SECONDS]: waits (30 s by default) and sets HTTP_* to the final operation.
 wait_operation()
 {
-	api GET "$1/wait?timeout=30"
+	api GET "$1/wait?timeout=${2:-30}"
 }
 
 # ---- CLI ----
