@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "daemon/instance/migrate_proto.h"
+#include "lib/client_tls.h"
 #include "lib/log.h"
 #include "lib/macros.h"
 #include "lib/json.h"
@@ -173,7 +174,35 @@ static bool chan_buffered(const struct migrate_chan *c)
 
 /* ---- reaching the peer's operation ---- */
 
-int migrate_parse_operation_url(const char *url, json_t *m, struct berth_error *err)
+/* https://HOST[:PORT]/1.0/operations/ID: the base URL and the operation's path into `m`,
+ * with what pins the peer and shows us to it. */
+static int parse_https(const char *url, const char *certificate, const char *state_dir, json_t *m,
+		       struct berth_error *err)
+{
+	const char *host = url + strlen("https://");
+	const char *op = strchr(host, '/');
+	_cleanup_free_ char *base = NULL, *crt = NULL, *key = NULL;
+
+	if (!op || op == host || !berth_startswith(op, "/1.0/operations/") ||
+	    !op[strlen("/1.0/operations/")] || strchr(op + strlen("/1.0/operations/"), '/'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid migration operation URL \"%s\"", url);
+	base = strndup(url, (size_t)(op - url));
+	crt = berth_strdup_printf("%s/server.crt", state_dir);
+	key = berth_strdup_printf("%s/server.key", state_dir);
+	if (!base || !crt || !key || json_object_set_new(m, "url", json_string(base)) < 0 ||
+	    json_object_set_new(m, "operation", json_string(op)) < 0 ||
+	    json_object_set_new(m, "client_cert", json_string(crt)) < 0 ||
+	    json_object_set_new(m, "client_key", json_string(key)) < 0)
+		return -ENOMEM;
+	if (certificate && *certificate &&
+	    json_object_set_new(m, "certificate", json_string(certificate)) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int migrate_parse_operation_url(const char *url, const char *certificate, const char *state_dir,
+				json_t *m, struct berth_error *err)
 {
 	const char *rest, *op;
 	_cleanup_free_ char *sock = NULL;
@@ -182,10 +211,7 @@ int migrate_parse_operation_url(const char *url, json_t *m, struct berth_error *
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Migration source needs an \"operation\" URL");
 	if (berth_startswith(url, "https://"))
-		return berth_error_set(
-			err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-			"Migration peers over HTTPS are not supported by this berthd "
-			"yet (a daemon on this host: unix://SOCKET/1.0/operations/ID)");
+		return parse_https(url, certificate, state_dir, m, err);
 	if (!berth_startswith(url, "unix://"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid migration operation URL \"%s\"", url);
@@ -220,8 +246,17 @@ int migrate_connect(const json_t *m, const json_t *secrets, struct berth_client 
 		    struct berth_ws **ret_ctl, struct berth_ws **ret_fs, struct berth_error *err)
 {
 	const char *op = berth_json_string(m, "operation");
-	int r = berth_client_new(berth_json_string(m, "socket"), ret_client, err);
+	const char *url = berth_json_string(m, "url");
+	struct berth_tls_options tls = {
+		.cert_file = berth_json_string(m, "client_cert"),
+		.key_file = berth_json_string(m, "client_key"),
+		.server_cert_pem = berth_json_string(m, "certificate"),
+	};
+	int r = url ? berth_client_new_url(url, &tls, ret_client, err)
+		    : berth_client_new(berth_json_string(m, "socket"), ret_client, err);
 
+	if (r >= 0 && url)
+		r = berth_client_set_name(*ret_client, url);
 	if (r >= 0)
 		r = connect_one(*ret_client, op, secrets, "control", ret_ctl, err);
 	if (r >= 0)

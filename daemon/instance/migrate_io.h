@@ -35,11 +35,14 @@ struct migrate_chan {
 
 void migrate_chan_release(struct migrate_chan *c);
 
-/* The peer's operation URL into `m`: "socket" and "operation" ("/1.0/operations/ID").
- * LXD's "https://HOST:PORT/1.0/operations/ID" waits for lib/client's TLS (refused with
- * 400 until then); "unix://SOCKET/1.0/operations/ID" reaches a daemon on this host
- * (SOCKET absolute). 400 for anything else. */
-int migrate_parse_operation_url(const char *url, json_t *m, struct berth_error *err);
+/* The peer's operation URL into `m`: "operation" ("/1.0/operations/ID"), and "socket" for
+ * "unix://SOCKET/1.0/operations/ID" (a daemon on this host, SOCKET absolute), or for LXD's
+ * "https://HOST[:PORT]/1.0/operations/ID": "url" (https://HOST[:PORT]), "certificate"
+ * (the peer's PEM, pinned; empty or NULL: the system's CAs) and our own client
+ * certificate, STATE_DIR/server.crt and server.key, as LXD shows its server's. 400 for
+ * anything else. */
+int migrate_parse_operation_url(const char *url, const char *certificate, const char *state_dir,
+				json_t *m, struct berth_error *err);
 /* Connect the "control" and "fs" websockets of the operation in `m` (as parsed above)
  * with `secrets` ({"control", "fs"}); the caller frees what was made, also on failure. */
 int migrate_connect(const json_t *m, const json_t *secrets, struct berth_client **ret_client,

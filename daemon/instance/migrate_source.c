@@ -318,7 +318,8 @@ void migrate_source_free(void *p)
 
 /* Push mode: the target's operation URL and its websockets' secrets, as LXD's
  * InstancePostTarget ({"operation", "websockets": {"control", "fs"}, "certificate"}). */
-static int parse_target(const json_t *target, json_t **ret, struct berth_error *err)
+static int parse_target(const json_t *target, const char *state_dir, json_t **ret,
+			struct berth_error *err)
 {
 	const json_t *ws = json_object_get(target, "websockets");
 	json_auto_t *m = json_object();
@@ -333,7 +334,9 @@ static int parse_target(const json_t *target, json_t **ret, struct berth_error *
 	if (json_object_get(ws, "criu"))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Live migration is not supported: CRIU isn't used by berth");
-	r = migrate_parse_operation_url(berth_json_string(target, "operation"), m, err);
+	r = migrate_parse_operation_url(berth_json_string(target, "operation"),
+					berth_json_string(target, "certificate"), state_dir, m,
+					err);
 	if (r < 0)
 		return r;
 	if (json_object_set(m, "websockets", (json_t *)ws) < 0)
@@ -352,7 +355,7 @@ int migrate_source_new(struct berth_daemon *d, const char *project, const char *
 	int r = db_instance_get(d->db, project, name, &inst, err);
 
 	if (r >= 0 && target && !json_is_null(target))
-		r = parse_target(target, &push, err);
+		r = parse_target(target, d->dir, &push, err);
 	if (r < 0)
 		return r;
 	if (streq(berth_json_string(inst, "type") ?: "", "virtual-machine"))

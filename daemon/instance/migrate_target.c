@@ -90,7 +90,9 @@ int migrate_target_prepare(struct instance_job *j, const json_t *source, struct 
 	if (!berth_json_string(secrets, "control") || !berth_json_string(secrets, "fs"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Migration source needs the \"control\" and \"fs\" secrets");
-	r = migrate_parse_operation_url(berth_json_string(source, "operation"), m, err);
+	r = migrate_parse_operation_url(berth_json_string(source, "operation"),
+					berth_json_string(source, "certificate"), j->d->dir, m,
+					err);
 	if (r < 0)
 		return r;
 	if (json_object_set(m, "secrets", (json_t *)secrets) < 0 ||
