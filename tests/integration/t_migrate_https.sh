@@ -1,0 +1,178 @@
+#!/bin/bash
+# tests/integration/t_migrate_https.sh: migration between two berthds over HTTPS (issue 16,
+# Deliver 4), driven by the stock `lxc` client (Debian's 5.0.2): daemons A and B in the
+# test's namespaces, each with core.https_address on 127.0.0.1 (ports of their own), both
+# remotes of one lxc client. The target connects to the source's operation at
+# https://127.0.0.1:PORT/1.0/operations/ID, pinning the certificate the request gives and
+# showing its own server.crt as LXD does. `lxc copy a:c1 b:c1` (pull) with two snapshots,
+# the copy starts on B; `lxc copy --refresh` after a change; `lxc move a:c3 b:c3`; a target
+# given a wrong certificate fails naming the host, with nothing left on it.
+. "$(dirname "$0")/lib.sh"
+command -v lxc >/dev/null || skip_all "lxc not installed (apt-get install lxd-client)"
+berth_test_images busybox
+: "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
+: "${BERTH_TLS_HELPER:=$BERTH_BUILDDIR/berth-tls}"
+if [ "$(id -u)" = 0 ]; then
+	[ -x "$BERTH_MONITOR" ] || skip_all "no berth-monitor at $BERTH_MONITOR (build it first)"
+	[ -x "$BERTH_TLS_HELPER" ] || skip_all "no berth-tls at $BERTH_TLS_HELPER (build it first)"
+	command -v rsync >/dev/null || skip_all "rsync not found (apt-get install rsync)"
+fi
+BERTHD_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_TLS_HELPER="$BERTH_TLS_HELPER")
+berth_test_init "$@"
+export PATH=$BERTH_BUILDDIR:$PATH
+
+A_DIR=$BERTH_DIR
+A_SOCK=$BERTH_SOCKET
+B_DIR=$TEST_TMP/b
+B_SOCK=$B_DIR/unix.socket
+B_LOG=$TEST_TMP/berthd-b.log
+B_PID=
+A_ADDR=127.0.0.1:8443
+B_ADDR=127.0.0.1:8444
+mkdir -p "$B_DIR"
+LXD_CONF=$TEST_TMP/lxc-conf
+mkdir -p "$LXD_CONF"
+export LXD_CONF
+unset LXD_DIR
+run_lxc() { run timeout 60 lxc "$@"; }
+
+b_start()
+{
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec env BERTH_MONITOR="$BERTH_MONITOR" BERTH_TLS_HELPER="$BERTH_TLS_HELPER" \
+			BERTH_DIR="$B_DIR" "$BERTHD" --debug
+	) </dev/null >>"$B_LOG" 2>&1 &
+	B_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ -S "$B_SOCK" ] &&
+			[ "$($PY "$RAWHTTP" req "$B_SOCK" GET /1.0 --timeout 2 2>/dev/null | head -n 1)" = 200 ] &&
+			return 0
+		sleep 0.1
+	done
+	bail_out "berthd B did not start"
+}
+b_stop()
+{
+	[ -n "$B_PID" ] || return 0
+	local pid=$B_PID i
+	B_PID=
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+	wait "$pid"
+	is "$?" 0 "berthd B exits cleanly on SIGTERM"
+}
+mig_cleanup()
+{
+	local st=$?
+	[ "$_tap_failed" -gt 0 ] && [ -f "$B_LOG" ] && diag "---- berthd B log ----" && tail -n 80 "$B_LOG" | sed 's/^/# /'
+	BERTH_DIR=$B_DIR BERTH_SOCKET=$B_SOCK berth list -f csv -c n 2>/dev/null |
+		while read -r n; do BERTH_DIR=$B_DIR BERTH_SOCKET=$B_SOCK berth stop -f "$n" >/dev/null 2>&1; done
+	berth list -f csv -c n 2>/dev/null | while read -r n; do berth stop -f "$n" >/dev/null 2>&1; done
+	b_stop
+	daemon_stop
+	(exit $st)
+	_berth_test_exit
+}
+trap mig_cleanup EXIT
+b_start
+
+on_a() { BERTH_SOCKET=$A_SOCK BERTH_DIR=$A_DIR "$@"; }
+on_b() { BERTH_SOCKET=$B_SOCK BERTH_DIR=$B_DIR "$@"; }
+apia() { BERTH_SOCKET=$A_SOCK api "$@"; }
+apib() { BERTH_SOCKET=$B_SOCK api "$@"; }
+
+# ---- both daemons on HTTPS, both remotes of the lxc client ----
+apia PATCH /1.0 '{"config":{"core.https_address":"'$A_ADDR'","core.trust_password":"pa"}}'
+is "$HTTP_STATUS" 200 "A: core.https_address=$A_ADDR"
+apib PATCH /1.0 '{"config":{"core.https_address":"'$B_ADDR'","core.trust_password":"pb"}}'
+is "$HTTP_STATUS" 200 "B: core.https_address=$B_ADDR"
+run_lxc remote add a "https://$A_ADDR" --accept-certificate --password pa
+rc_ok "lxc remote add a"
+run_lxc remote add b "https://$B_ADDR" --accept-certificate --password pb
+rc_ok "lxc remote add b"
+
+# ---- c1 on A: two snapshots ----
+check "A: import the busybox image" on_a berth image import "${IMAGE[busybox]}" --alias busybox
+check "A: init c1" on_a berth init busybox c1 -c user.x=kept
+rf=$A_DIR/storage-pools/default/containers/default_c1/rootfs
+check "A: c1 state zero" sh -c "echo zero >$rf/state.txt"
+check "A: snapshot snap0" on_a berth snapshot c1 snap0
+check "A: c1 state one" sh -c "echo one >$rf/state.txt"
+check "A: snapshot snap1" on_a berth snapshot c1 snap1
+check "A: c1 state current" sh -c "echo current >$rf/state.txt"
+
+# ---- pull: lxc copy a:c1 b:c1 ----
+t0=$(date +%s%N)
+run_lxc copy a:c1 b:c1
+rc_ok "lxc copy a:c1 b:c1 (pull over HTTPS)"
+diag "lxc copy a:c1 b:c1 with two snapshots: $((($(date +%s%N) - t0) / 1000000)) ms"
+bf=$B_DIR/storage-pools/default/containers/default_c1/rootfs
+is "$(cat "$bf/state.txt" 2>&1)" current "B: c1 has the current content"
+is "$(cat "$B_DIR/storage-pools/default/containers-snapshots/default_c1/snap0/rootfs/state.txt" 2>&1)" zero \
+	"B: snap0 has its content"
+is "$(cat "$B_DIR/storage-pools/default/containers-snapshots/default_c1/snap1/rootfs/state.txt" 2>&1)" one \
+	"B: snap1 has its content"
+apib GET /1.0/instances/c1/snapshots
+is "$(jget 'j["metadata"]')" '["/1.0/instances/c1/snapshots/snap0", "/1.0/instances/c1/snapshots/snap1"]' \
+	"B: c1's snapshots in order"
+apib GET /1.0/instances/c1
+is "$(jget 'j["metadata"]["config"]["user.x"]')" kept "B: c1 keeps its config"
+run_lxc start b:c1
+rc_ok "lxc start b:c1"
+run_lxc exec b:c1 -- cat /state.txt
+is "$RC:$OUT" "0:current" "the copy runs on B and shows its content"
+run_lxc stop -f b:c1
+rc_ok "lxc stop -f b:c1"
+apia GET /1.0/instances/c1
+is "$(jget 'j["metadata"]["status"]')" Stopped "A: c1 is untouched (stopped)"
+
+# ---- refresh after a change ----
+check "A: c1 changes" sh -c "echo refreshed >$rf/state.txt && echo new >$rf/new.txt"
+t0=$(date +%s%N)
+run_lxc copy a:c1 b:c1 --refresh
+rc_ok "lxc copy a:c1 b:c1 --refresh"
+diag "lxc copy --refresh after a small change: $((($(date +%s%N) - t0) / 1000000)) ms"
+is "$(cat "$bf/state.txt" "$bf/new.txt" 2>&1 | tr '\n' ' ')" "refreshed new " "B: c1 has the change"
+
+# ---- move: lxc move a:c3 b:c3 ----
+check "A: init c3" on_a berth init busybox c3
+check "A: c3 gets a file" sh -c "echo moved >$A_DIR/storage-pools/default/containers/default_c3/rootfs/m.txt"
+check "A: snapshot c3/s0" on_a berth snapshot c3 s0
+run_lxc move a:c3 b:c3
+rc_ok "lxc move a:c3 b:c3"
+apia GET /1.0/instances/c3
+is "$HTTP_STATUS" 404 "A: c3 is gone"
+is "$(cat "$B_DIR/storage-pools/default/containers/default_c3/rootfs/m.txt" 2>&1)" moved "B: c3 has its content"
+apib GET /1.0/instances/c3/snapshots
+is "$(jget 'j["metadata"]')" '["/1.0/instances/c3/snapshots/s0"]' "B: c3 keeps its snapshot"
+
+# ---- a wrong certificate: the target refuses the source, nothing left ----
+apia POST /1.0/instances/c1 '{"migration": true}'
+is "$HTTP_STATUS" 202 "A: a source operation for c1"
+src_op=$(jget 'j["operation"]')
+secrets=$(jget 'json.dumps(j["metadata"]["metadata"])')
+body=$($PY -c '
+import json, sys
+print(json.dumps({"name": "bad", "architecture": "x86_64", "config": {}, "devices": {}, "profiles": ["default"],
+    "source": {"type": "migration", "mode": "pull", "operation": "https://" + sys.argv[1] + sys.argv[2],
+               "secrets": json.loads(sys.argv[3]), "certificate": open(sys.argv[4]).read()}}))' \
+	"$A_ADDR" "$src_op" "$secrets" "$B_DIR/server.crt")
+apib POST /1.0/instances "$body"
+is "$HTTP_STATUS" 202 "B: a target pinning the wrong certificate starts"
+BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Failure "B: the migration fails"
+like "$(jget 'j["metadata"]["err"]')" "127\.0\.0\.1:8443" "... naming the source's host and port"
+like "$(jget 'j["metadata"]["err"]')" "[Cc]ertificate" "... saying the certificate is wrong"
+apib GET /1.0/instances/bad
+is "$HTTP_STATUS" 404 "B: no instance bad"
+ok "B: no volume for bad" test ! -e "$B_DIR/storage-pools/default/containers/default_bad"
+apia DELETE "$src_op"
