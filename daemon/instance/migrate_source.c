@@ -317,11 +317,13 @@ void migrate_source_free(void *p)
 }
 
 /* Push mode: the target's operation URL and its websockets' secrets, as LXD's
- * InstancePostTarget ({"operation", "websockets": {"control", "fs"}, "certificate"}). */
+ * InstancePostTarget ({"operation", "secrets": {"control", "fs"}, "certificate"}; the
+ * Go field is Websockets, and "websockets" is taken too). */
 static int parse_target(const json_t *target, const char *state_dir, json_t **ret,
 			struct berth_error *err)
 {
-	const json_t *ws = json_object_get(target, "websockets");
+	const json_t *ws = json_object_get(target, "secrets")
+				   ?: json_object_get(target, "websockets");
 	json_auto_t *m = json_object();
 	int r;
 
