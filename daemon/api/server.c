@@ -86,6 +86,11 @@ static const char *const api_extensions[] = {
 	"certificate_project",
 	/* instance/migrate_target.c: refresh of a migrated instance (lxc copy --refresh) */
 	"container_incremental_copy",
+	/* instance/migrate_source.c: a source that pushes to the target's operation given in
+	 * "target" (lxc copy --mode push asks the source for both; berth's own target takes
+	 * pull mode only) */
+	"container_push",
+	"container_push_target",
 };
 
 static int server_config_etag(json_t *config, char **ret)
