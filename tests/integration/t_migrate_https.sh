@@ -6,7 +6,8 @@
 # https://127.0.0.1:PORT/1.0/operations/ID, pinning the certificate the request gives and
 # showing its own server.crt as LXD does. `lxc copy a:c1 b:c1` (pull) with two snapshots,
 # the copy starts on B; `lxc copy --refresh` after a change; `lxc move a:c3 b:c3`; a target
-# given a wrong certificate fails naming the host, with nothing left on it.
+# given a wrong certificate fails naming the host, with nothing left on it. Full run
+# (BERTH_TEST_FULL=1): LXD 5.0.2 on HTTPS as a third remote, both ways.
 . "$(dirname "$0")/lib.sh"
 command -v lxc >/dev/null || skip_all "lxc not installed (apt-get install lxd-client)"
 berth_test_images busybox
@@ -176,3 +177,75 @@ apib GET /1.0/instances/bad
 is "$HTTP_STATUS" 404 "B: no instance bad"
 ok "B: no volume for bad" test ! -e "$B_DIR/storage-pools/default/containers/default_bad"
 apia DELETE "$src_op"
+
+# ---- full run: LXD 5.0.2 (its own daemon and state dir in the test's namespaces) on
+# HTTPS as the third remote: lxc copy lxd:l1 b:l1 (berth pulls from LXD), lxc copy
+# a:p2 lxd:p2 (LXD pulls from berth) and --mode push (berth pushes to LXD), each with a
+# snapshot and booting on the other side ----
+if [ "${BERTH_TEST_FULL:-}" != 1 ] || ! command -v lxd >/dev/null; then
+	skip "LXD <-> berth over HTTPS" "full run only (BERTH_TEST_FULL=1, lxd installed)"
+else
+	LXD_HOME=$TEST_TMP/lxd
+	LXD_PID=
+	lxl() { LXD_DIR=$LXD_HOME lxc "$@"; }
+	lxd_stop()
+	{
+		[ -n "$LXD_PID" ] || return 0
+		LXD_DIR=$LXD_HOME timeout 60 lxd shutdown >/dev/null 2>&1
+		kill "$LXD_PID" 2>/dev/null
+		wait "$LXD_PID" 2>/dev/null
+		LXD_PID=
+	}
+	trap 'lxd_stop; mig_cleanup' EXIT
+	mkdir -p "$LXD_HOME"
+	chmod 0711 "$TEST_TMP"
+	LXD_DIR=$LXD_HOME lxd --group root --logfile "$TEST_TMP/lxd.log" >/dev/null 2>&1 &
+	LXD_PID=$!
+	if LXD_DIR=$LXD_HOME timeout 90 lxd waitready --timeout 90; then
+		pass "LXD $(lxd --version) of the test's own starts"
+		check "LXD: a dir pool" lxl storage create default dir
+		check "LXD: the default profile's root disk" lxl profile device add default root disk path=/ pool=default
+		check "LXD: core.https_address=127.0.0.1:8445" lxl config set core.https_address 127.0.0.1:8445
+		check "LXD: a trust password" lxl config set core.trust_password pl
+		run_lxc remote add lxd https://127.0.0.1:8445 --accept-certificate --password pl
+		rc_ok "lxc remote add lxd"
+		check "LXD: import the busybox image" lxl image import "${IMAGE[busybox]}" --alias busybox
+		check "LXD: init l1" lxl init busybox l1
+		lrf=$LXD_HOME/storage-pools/default/containers/l1/rootfs
+		check "LXD: l1 state zero" sh -c "echo zero >$lrf/state.txt"
+		check "LXD: snapshot l1 s0" lxl snapshot l1 s0
+		check "LXD: l1 state one" sh -c "echo one >$lrf/state.txt"
+		run_lxc copy lxd:l1 b:l1
+		rc_ok "lxc copy lxd:l1 b:l1 (berth pulls from LXD over HTTPS)"
+		apib GET /1.0/instances/l1/snapshots
+		is "$(jget 'j["metadata"]')" '["/1.0/instances/l1/snapshots/s0"]' "LXD -> berth: the snapshot arrived"
+		run_lxc start b:l1
+		rc_ok "lxc start b:l1"
+		run_lxc exec b:l1 -- cat /state.txt
+		is "$RC:$OUT" "0:one" "LXD -> berth: l1 runs on berth with its content"
+		run_lxc stop -f b:l1
+		check "A: init p2" on_a berth init busybox p2
+		check "A: p2 state zero" sh -c "echo zero >$A_DIR/storage-pools/default/containers/default_p2/rootfs/state.txt"
+		check "A: snapshot p2 s0" on_a berth snapshot p2 s0
+		check "A: p2 state one" sh -c "echo one >$A_DIR/storage-pools/default/containers/default_p2/rootfs/state.txt"
+		run_lxc copy a:p2 lxd:p2
+		rc_ok "lxc copy a:p2 lxd:p2 (LXD pulls from berth over HTTPS)"
+		run_lxc info lxd:p2
+		like "$OUT" 's0' "berth -> LXD: LXD lists the snapshot"
+		run_lxc start lxd:p2
+		rc_ok "lxc start lxd:p2"
+		run_lxc exec lxd:p2 -- cat /state.txt
+		is "$RC:$OUT" "0:one" "berth -> LXD: p2 runs on LXD with its content"
+		run_lxc stop -f lxd:p2
+		run_lxc copy a:p2 lxd:p3 --mode push
+		rc_ok "lxc copy a:p2 lxd:p3 --mode push (berth pushes to LXD over HTTPS)"
+		run_lxc start lxd:p3
+		rc_ok "lxc start lxd:p3"
+		run_lxc exec lxd:p3 -- cat /state.txt
+		is "$RC:$OUT" "0:one" "berth -> LXD pushed: p3 runs on LXD with its content"
+		run_lxc stop -f lxd:p3
+	else
+		fail "LXD starts" "$(tail -n 20 "$TEST_TMP/lxd.log")"
+	fi
+	lxd_stop
+fi
