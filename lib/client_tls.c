@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/tls_cert.h"
 #include "lib/util.h"
 
 /* TCP connect and TLS handshake each give up after this long. */
@@ -32,7 +33,6 @@ struct berth_tls {
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(SSL *, SSL_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct berth_tls *, berth_tls_free)
@@ -443,92 +443,18 @@ static char *cert_common_name(void)
 	return berth_strdup_printf("%s@%s", user && *user ? user : "root", host);
 }
 
-/* A new self-signed certificate for `key`. */
-static X509 *cert_make(EVP_PKEY *key, const char *cn)
-{
-	_cleanup_(X509_freep) X509 *x = X509_new();
-	unsigned char serial[16];
-	X509_NAME *name;
-	BIGNUM *bn;
-	X509V3_CTX v3;
-	X509_EXTENSION *ext;
-	bool ok;
-
-	if (!x || RAND_bytes(serial, sizeof(serial)) != 1)
-		return NULL;
-	serial[0] &= 0x7f; /* positive */
-	bn = BN_bin2bn(serial, sizeof(serial), NULL);
-	ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-	BN_free(bn);
-	name = X509_get_subject_name(x);
-	ok = ok && X509_set_version(x, 2) &&
-	     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-					(const unsigned char *)"linuxcontainers.org", -1, -1, 0) &&
-	     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
-					-1, 0) &&
-	     X509_set_issuer_name(x, name) && X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
-	     X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600) &&
-	     X509_set_pubkey(x, key);
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	for (size_t i = 0; ok && i < 3; i++) {
-		static const int nid[] = {NID_key_usage, NID_ext_key_usage, NID_basic_constraints};
-		static const char *const val[] = {"critical,digitalSignature,keyEncipherment",
-						  "clientAuth", "critical,CA:FALSE"};
-
-		ext = X509V3_EXT_conf_nid(NULL, &v3, nid[i], val[i]);
-		ok = ext && X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	if (!ok || !X509_sign(x, key, EVP_sha384()))
-		return NULL;
-	return TAKE_PTR(x);
-}
-
-/* `write` (a PEM writer) into a string written to `path` with `mode`. */
-static int pem_save(const char *path, int mode, int (*write)(BIO *, const void *), const void *obj)
-{
-	_cleanup_(BIO_freep) BIO *b = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long len;
-
-	if (!b || write(b, obj) != 1)
-		return -ENOMEM;
-	len = BIO_get_mem_data(b, &data);
-	return berth_write_file_atomic(path, data, (size_t)len, mode);
-}
-
-static int write_key(BIO *b, const void *key)
-{
-	/* "EC PRIVATE KEY", the form lxc writes (and reads) */
-	return PEM_write_bio_PrivateKey_traditional(b, (EVP_PKEY *)key, NULL, NULL, 0, NULL, NULL);
-}
-
-static int write_cert(BIO *b, const void *x)
-{
-	return PEM_write_bio_X509(b, (X509 *)x);
-}
-
 int berth_cert_generate_client(const char *cert_file, const char *key_file, struct berth_error *err)
 {
-	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-	_cleanup_(X509_freep) X509 *x = NULL;
 	_cleanup_free_ char *cn = cert_common_name();
-	int r;
+	const struct berth_cert_spec spec = {
+		.organization = "linuxcontainers.org",
+		.common_name = cn,
+		.ext_key_usage = "clientAuth",
+		.days = 3650,
+		.traditional_key = true, /* "EC PRIVATE KEY", the form lxc writes (and reads) */
+	};
 
-	ERR_clear_error();
-	key = EVP_EC_gen("P-384");
-	if (key && cn)
-		x = cert_make(key, cn);
-	if (!x)
-		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL,
-				       "making the client certificate: %s", ssl_reason());
-	r = pem_save(key_file, 0600, write_key, key);
-	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "writing %s: %s", key_file,
-				       strerror(-r));
-	r = pem_save(cert_file, 0644, write_cert, x);
-	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "writing %s: %s", cert_file,
-				       strerror(-r));
-	return 0;
+	if (!cn)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	return berth_cert_generate(&spec, cert_file, key_file, err);
 }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "lib/macros.h"
+#include "lib/tls_cert.h"
 
 /* TLS 1.2's ECDHE suites with an AEAD cipher; TLS 1.3 keeps openssl's defaults. */
 #define TLS12_CIPHERS                                                                              \
@@ -329,139 +330,18 @@ int berth_tls_cert_common_name(const char *pem, char **ret)
 
 /* ---- certificate generation ---- */
 
-static int add_ext(X509 *x, int nid, const char *value)
-{
-	X509V3_CTX v3;
-	X509_EXTENSION *e;
-	int ok;
-
-	X509V3_set_ctx_nodb(&v3);
-	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-	if (!e)
-		return -EINVAL;
-	ok = X509_add_ext(x, e, -1);
-	X509_EXTENSION_free(e);
-	return ok == 1 ? 0 : -ENOMEM;
-}
-
-/* "DNS:host,IP:127.0.0.1,..." for the subject alternative names. */
-static char *san_list(const char *const *names)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	unsigned char addr[16];
-
-	if (!f)
-		return NULL;
-	for (size_t i = 0; names && names[i]; i++) {
-		bool ip = inet_pton(AF_INET, names[i], addr) == 1 ||
-			  inet_pton(AF_INET6, names[i], addr) == 1;
-
-		fprintf(f, "%s%s:%s", i ? "," : "", ip ? "IP" : "DNS", names[i]);
-	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-static int cert_build(X509 *x, EVP_PKEY *key, const char *common_name, const char *const *names,
-		      int days)
-{
-	_cleanup_free_ char *san = san_list(names);
-	X509_NAME *subject = X509_get_subject_name(x);
-	unsigned char serial[16];
-	BIGNUM *bn;
-	ASN1_INTEGER *ai;
-	int r;
-
-	if (!san || RAND_bytes(serial, sizeof(serial)) != 1)
-		return -ENOMEM;
-	serial[0] &= 0x7f;
-	bn = BN_bin2bn(serial, sizeof(serial), NULL);
-	ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-	BN_free(bn);
-	if (!ai || X509_set_serialNumber(x, ai) != 1) {
-		ASN1_INTEGER_free(ai);
-		return -ENOMEM;
-	}
-	ASN1_INTEGER_free(ai);
-	if (X509_set_version(x, 2) != 1 || !X509_gmtime_adj(X509_getm_notBefore(x), -60) ||
-	    !X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL) ||
-	    X509_NAME_add_entry_by_txt(subject, "O", MBSTRING_UTF8, (const unsigned char *)"berth",
-				       -1, -1, 0) != 1 ||
-	    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
-				       (const unsigned char *)common_name, -1, -1, 0) != 1 ||
-	    X509_set_issuer_name(x, subject) != 1 || X509_set_pubkey(x, key) != 1)
-		return -ENOMEM;
-	r = add_ext(x, NID_basic_constraints, "critical,CA:FALSE");
-	if (r >= 0)
-		r = add_ext(x, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-	if (r >= 0)
-		r = add_ext(x, NID_ext_key_usage, "serverAuth,clientAuth");
-	if (r >= 0 && *san)
-		r = add_ext(x, NID_subject_alt_name, san);
-	if (r < 0)
-		return r;
-	return X509_sign(x, key, EVP_sha384()) > 0 ? 0 : -EPROTO;
-}
-
-/* Write through `path`.tmp, renamed into place once complete. */
-static int write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *key)
-{
-	_cleanup_free_ char *tmp = NULL;
-	int fd, ok;
-	FILE *f;
-
-	if (asprintf(&tmp, "%s.tmp", path) < 0)
-		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		unlink(tmp);
-		return -ENOMEM;
-	}
-	ok = x ? PEM_write_X509(f, x) : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
-		ok = 0;
-	if (fclose(f) != 0 || ok != 1 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -EIO;
-	}
-	return 0;
-}
-
 int berth_tls_cert_generate(const char *cert_path, const char *key_path, const char *common_name,
 			    const char *const *names, int days, struct berth_error *err)
 {
-	EVP_PKEY *key = EVP_EC_gen("P-384");
-	X509 *x = X509_new();
-	int r = -ENOMEM;
+	const struct berth_cert_spec spec = {
+		.organization = "berth",
+		.common_name = common_name,
+		.names = names,
+		.ext_key_usage = "serverAuth,clientAuth",
+		.days = days,
+	};
 
-	if (!key || !x)
-		goto out;
-	r = cert_build(x, key, common_name, names, days);
-	if (r < 0) {
-		r = tls_error(err, "Cannot make the server certificate");
-		goto out;
-	}
-	r = write_pem(key_path, 0600, NULL, key);
-	if (r >= 0)
-		r = write_pem(cert_path, 0644, x, NULL);
-	if (r < 0)
-		berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot write \"%s\": %s", cert_path,
-				strerror(-r));
-out:
-	X509_free(x);
-	EVP_PKEY_free(key);
-	ERR_clear_error();
-	return r;
+	return berth_cert_generate(&spec, cert_path, key_path, err);
 }
 
 /* ---- trust password ---- */
