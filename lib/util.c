@@ -416,5 +416,16 @@ int berth_time_normalize(const char *s, char *buf)
 		return 0;
 	}
 	berth_time_rfc3339(&ts, buf);
+	/* as Go's RFC3339Nano writes it (LXD's JSON): no trailing zeros in the fraction */
+	char *dot = strchr(buf, '.');
+	if (dot) {
+		size_t end = strlen(buf) - 1; /* the 'Z' */
+
+		while (end > (size_t)(dot - buf) + 1 && buf[end - 1] == '0')
+			end--;
+		if (end == (size_t)(dot - buf) + 1)
+			end--;
+		memmove(buf + end, "Z", 2);
+	}
 	return 0;
 }

@@ -16,9 +16,11 @@
 void berth_time_rfc3339(const struct timespec *ts, char *buf);
 /* Go's zero time, LXD's "never" for expiry dates. */
 #define BERTH_TIME_ZERO "0001-01-01T00:00:00Z"
-/* RFC 3339 `s` (any offset, optional fraction) as UTC with nanoseconds, into `buf`
- * (BERTH_RFC3339_MAX); a year 1 or earlier (Go's zero time) gives BERTH_TIME_ZERO. The
- * results compare as text in time order. -EINVAL when `s` is not RFC 3339. */
+/* RFC 3339 `s` (any offset, optional fraction) as UTC, into `buf` (BERTH_RFC3339_MAX), the
+ * way Go's RFC3339Nano writes it (LXD's JSON): "2030-01-01T00:00:00Z",
+ * "2030-01-01T00:00:00.5Z". A year 1 or earlier (Go's zero time) gives BERTH_TIME_ZERO.
+ * Compared as text, results are in time order to the second. -EINVAL when `s` is not
+ * RFC 3339. */
 int berth_time_normalize(const char *s, char *buf);
 void berth_now_rfc3339(char *buf);
 /* Monotonic clock in nanoseconds. */

@@ -245,14 +245,38 @@ static void test_error_wrap(void **state)
 	assert_string_equal(berth_error_msg(NULL, -ENOENT), "No such file or directory");
 }
 
+static void test_time_normalize(void **state)
+{
+	static const char *const cases[][2] = {
+		{"2030-01-01T00:00:00Z", "2030-01-01T00:00:00Z"},
+		{"2030-01-01T02:00:00+02:00", "2030-01-01T00:00:00Z"},
+		{"2029-12-31T23:30:00-00:30", "2030-01-01T00:00:00Z"},
+		{"2030-01-01T00:00:00.500Z", "2030-01-01T00:00:00.5Z"},
+		{"2030-01-01T00:00:00.000000001Z", "2030-01-01T00:00:00.000000001Z"},
+		{"2030-01-01T00:00:00.000Z", "2030-01-01T00:00:00Z"},
+		{"0001-01-01T00:00:00Z", BERTH_TIME_ZERO},
+	};
+	char buf[BERTH_RFC3339_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		assert_int_equal(berth_time_normalize(cases[i][0], buf), 0);
+		assert_string_equal(buf, cases[i][1]);
+	}
+	assert_int_equal(berth_time_normalize("soon", buf), -EINVAL);
+	assert_int_equal(berth_time_normalize("2030-01-01T00:00:00", buf), -EINVAL);
+	assert_int_equal(berth_time_normalize("2030-01-01T00:00:00+2", buf), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_instance_names), cmocka_unit_test(test_entity_names),
 		cmocka_unit_test(test_url_coding),     cmocka_unit_test(test_time_and_uuid),
-		cmocka_unit_test(test_files),	       cmocka_unit_test(test_query),
-		cmocka_unit_test(test_headers),	       cmocka_unit_test(test_error_wrap),
-		cmocka_unit_test(test_sha256),	       cmocka_unit_test(test_sha1_base64),
+		cmocka_unit_test(test_time_normalize), cmocka_unit_test(test_files),
+		cmocka_unit_test(test_query),	       cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_error_wrap),     cmocka_unit_test(test_sha256),
+		cmocka_unit_test(test_sha1_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
