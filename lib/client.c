@@ -72,7 +72,8 @@ static int buf_append(struct buf *b, const void *data, size_t len)
 		b->data = p;
 		b->cap = cap;
 	}
-	memcpy(b->data + b->len, data, len);
+	if (len)
+		memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';
 	return 0;

@@ -152,7 +152,8 @@ static int append(char **buf, size_t *len, const char *data, size_t n)
 
 	if (!nb)
 		return -ENOMEM;
-	memcpy(nb + *len, data, n);
+	if (n)
+		memcpy(nb + *len, data, n);
 	*len += n;
 	nb[*len] = '\0';
 	*buf = nb;

@@ -151,7 +151,8 @@ static void bridge_on_message(struct berth_ws_conn *ws, bool text, const uint8_t
 	w->data[2] = (uint8_t)(len >> 16);
 	w->data[3] = (uint8_t)(len >> 8);
 	w->data[4] = (uint8_t)len;
-	memcpy(w->data + 5, data, len);
+	if (len) /* rsync's barrier is an empty message: data may be NULL then */
+		memcpy(w->data + 5, data, len);
 	buf = uv_buf_init((char *)w->data, (unsigned)(5 + len));
 	if (uv_write(&w->req, (uv_stream_t *)&b->pipe, &buf, 1, bridge_write_cb) < 0) {
 		free(w);
