@@ -204,6 +204,9 @@ static int refresh_plan(struct target *t, json_t *offer, struct berth_error *err
 		if (r < 0)
 			return r;
 	}
+	/* again, after the deletions: the first list is let go */
+	json_decref(local);
+	local = NULL;
 	r = db_snapshot_list(t->j->d->db, t->j->project, t->j->name, &local, err);
 	json_array_foreach(json_object_get(offer, "snapshots"), i, x) {
 		if (r < 0)
