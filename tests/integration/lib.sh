@@ -322,6 +322,47 @@ daemon_restart()
 	daemon_start
 }
 
+# ---- a second daemon (the migration tests) ----
+
+# daemon_b_start: a second berthd with state B_DIR (socket B_SOCK, log B_LOG), started as
+# daemon A is; BERTHD_B_ENV (an array of VAR=value) goes into its environment. Sets B_PID.
+daemon_b_start()
+{
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec env ${BERTHD_B_ENV[@]+"${BERTHD_B_ENV[@]}"} BERTH_DIR="$B_DIR" "$BERTHD" --debug
+	) </dev/null >>"$B_LOG" 2>&1 &
+	B_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ -S "$B_SOCK" ] &&
+			[ "$($PY "$RAWHTTP" req "$B_SOCK" GET /1.0 --timeout 2 2>/dev/null | head -n 1)" = 200 ] &&
+			return 0
+		sleep 0.1
+	done
+	bail_out "berthd B did not start"
+}
+
+# daemon_b_stop: SIGTERM to the second berthd (SIGKILL after 15 s); one TAP line: it
+# exited with status 0.
+daemon_b_stop()
+{
+	[ -n "$B_PID" ] || return 0
+	local pid=$B_PID i
+	B_PID=
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+	wait "$pid"
+	is "$?" 0 "berthd B exits cleanly on SIGTERM"
+}
+
 _print_daemon_log()
 {
 	[ -n "$DAEMON_LOG" ] && [ -f "$DAEMON_LOG" ] || return 0

@@ -37,40 +37,7 @@ export LXD_CONF
 unset LXD_DIR
 run_lxc() { run timeout 60 lxc "$@"; }
 
-b_start()
-{
-	(
-		for fd in /proc/$BASHPID/fd/*; do
-			fd=${fd##*/}
-			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-		done
-		exec env BERTH_MONITOR="$BERTH_MONITOR" BERTH_TLS_HELPER="$BERTH_TLS_HELPER" \
-			BERTH_DIR="$B_DIR" "$BERTHD" --debug
-	) </dev/null >>"$B_LOG" 2>&1 &
-	B_PID=$!
-	local i
-	for i in $(seq 100); do
-		[ -S "$B_SOCK" ] &&
-			[ "$($PY "$RAWHTTP" req "$B_SOCK" GET /1.0 --timeout 2 2>/dev/null | head -n 1)" = 200 ] &&
-			return 0
-		sleep 0.1
-	done
-	bail_out "berthd B did not start"
-}
-b_stop()
-{
-	[ -n "$B_PID" ] || return 0
-	local pid=$B_PID i
-	B_PID=
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 150); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-	wait "$pid"
-	is "$?" 0 "berthd B exits cleanly on SIGTERM"
-}
+BERTHD_B_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_TLS_HELPER="$BERTH_TLS_HELPER")
 mig_cleanup()
 {
 	local st=$?
@@ -78,13 +45,13 @@ mig_cleanup()
 	BERTH_DIR=$B_DIR BERTH_SOCKET=$B_SOCK berth list -f csv -c n 2>/dev/null |
 		while read -r n; do BERTH_DIR=$B_DIR BERTH_SOCKET=$B_SOCK berth stop -f "$n" >/dev/null 2>&1; done
 	berth list -f csv -c n 2>/dev/null | while read -r n; do berth stop -f "$n" >/dev/null 2>&1; done
-	b_stop
+	daemon_b_stop
 	daemon_stop
 	(exit $st)
 	_berth_test_exit
 }
 trap mig_cleanup EXIT
-b_start
+daemon_b_start
 
 on_a() { BERTH_SOCKET=$A_SOCK BERTH_DIR=$A_DIR "$@"; }
 on_b() { BERTH_SOCKET=$B_SOCK BERTH_DIR=$B_DIR "$@"; }
