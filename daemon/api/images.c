@@ -90,6 +90,15 @@ static int import_commit(const json_t *image, void *data, struct berth_error *er
 	return 0;
 }
 
+/* An image operation's result, as LXD gives it: {"fingerprint", "size" (a string)}. */
+static void set_image_result(struct operation *op, const char *fp, json_int_t size)
+{
+	char sz[32];
+
+	snprintf(sz, sizeof(sz), "%" JSON_INTEGER_FORMAT, size);
+	operation_set_metadata(op, json_pack("{s:s, s:s}", "fingerprint", fp, "size", sz));
+}
+
 static int import_run(struct operation *op, void *data, struct berth_error *err)
 {
 	struct import_job *j = data;
@@ -102,13 +111,11 @@ static int import_run(struct operation *op, void *data, struct berth_error *err)
 		.properties = j->properties,
 	};
 	_cleanup_free_ char *url = NULL;
-	char size[32];
 	int r = image_store_import(j->dir, &up, import_commit, j, err);
 
 	if (r < 0)
 		return r;
-	snprintf(size, sizeof(size), "%" JSON_INTEGER_FORMAT, j->size);
-	operation_set_metadata(op, json_pack("{s:s, s:s}", "fingerprint", j->fp, "size", size));
+	set_image_result(op, j->fp, j->size);
 	url = api_url("images", j->fp, j->event_project);
 	events_lifecycle(j->events, j->event_project, "image-created", url, NULL);
 	return 0;
@@ -218,27 +225,6 @@ static void pull_job_free(void *p)
 	free(j);
 }
 
-static int pull_aliases(struct pull_job *j, const char *fp, struct berth_error *err)
-{
-	size_t i;
-	json_t *a;
-
-	json_array_foreach(j->aliases, i, a) {
-		const char *name = berth_json_string(a, "name");
-		json_auto_t *alias = NULL;
-		int r;
-
-		if (!name || !*name)
-			continue;
-		alias = json_pack("{s:s, s:s, s:s}", "name", name, "description",
-				  berth_json_string(a, "description") ?: "", "target", fp);
-		r = alias ? db_image_alias_create(j->d->db, j->project, alias, err) : -ENOMEM;
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 static int pull_run(struct operation *op, void *data, struct berth_error *err)
 {
 	struct pull_job *j = data;
@@ -253,21 +239,18 @@ static int pull_run(struct operation *op, void *data, struct berth_error *err)
 	};
 	_cleanup_free_ char *fp = NULL;
 	json_auto_t *img = NULL;
-	char size[32];
 	int r;
 
 	if (p.type && !*p.type)
 		p.type = NULL;
 	r = image_pull(j->d, &p, &fp, err);
 	if (r >= 0)
-		r = pull_aliases(j, fp, err);
+		r = db_image_aliases_create(j->d->db, j->project, j->aliases, fp, err);
 	if (r >= 0)
 		r = db_image_get(j->d->db, j->project, fp, &img, err);
 	if (r < 0)
 		return r;
-	snprintf(size, sizeof(size), "%" JSON_INTEGER_FORMAT,
-		 json_integer_value(json_object_get(img, "size")));
-	operation_set_metadata(op, json_pack("{s:s, s:s}", "fingerprint", fp, "size", size));
+	set_image_result(op, fp, json_integer_value(json_object_get(img, "size")));
 	return 0;
 }
 

@@ -290,6 +290,10 @@ int db_image_alias_get(struct db *db, const char *project, const char *name, jso
 /* `target` must be a full fingerprint of the project (-ENOENT); -EEXIST (409). */
 int db_image_alias_create(struct db *db, const char *project, const json_t *alias,
 			  struct berth_error *err);
+/* Each of `aliases` ([{"name","description"}]; entries without a name are passed over)
+ * pointing at `target`, in one transaction: all or none. -EEXIST (409) names the alias. */
+int db_image_aliases_create(struct db *db, const char *project, const json_t *aliases,
+			    const char *target, struct berth_error *err);
 /* Replace target and description. */
 int db_image_alias_update(struct db *db, const char *project, const char *name, const json_t *alias,
 			  struct berth_error *err);

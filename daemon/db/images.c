@@ -524,6 +524,31 @@ int db_image_alias_create(struct db *db, const char *project, const json_t *alia
 	return db_tx_end(db, conn, r, err);
 }
 
+int db_image_aliases_create(struct db *db, const char *project, const json_t *aliases,
+			    const char *target, struct berth_error *err)
+{
+	struct db_conn *conn = NULL;
+	const json_t *a;
+	size_t i;
+	int r = db_tx_begin(db, &conn, err);
+
+	if (r < 0)
+		return r;
+	json_array_foreach(aliases, i, a) {
+		const char *name = berth_json_string(a, "name");
+		json_auto_t *row = NULL;
+
+		if (!name || !*name)
+			continue;
+		row = json_pack("{s:s, s:s, s:s}", "name", name, "description",
+				berth_json_string(a, "description") ?: "", "target", target);
+		r = row ? alias_create(conn, project, row, err) : db_oom(err);
+		if (r < 0)
+			break;
+	}
+	return db_tx_end(db, conn, r, err);
+}
+
 static int alias_update(struct db_conn *conn, const char *project, const char *name,
 			const json_t *alias, struct berth_error *err)
 {

@@ -208,28 +208,6 @@ int publish_prepare(struct publish_job *j, const json_t *body, struct berth_erro
 
 /* ---- the record: image row and aliases in one go ---- */
 
-static int aliases_create(struct publish_job *j, const char *fp, struct berth_error *err)
-{
-	const json_t *a;
-	size_t i;
-
-	json_array_foreach(j->aliases, i, a) {
-		json_auto_t *row = json_pack("{s:s, s:s, s:s}", "name",
-					     berth_json_string(a, "name"), "description",
-					     berth_json_string(a, "description"), "target", fp);
-		int r = row ? db_image_alias_create(j->d->db, j->project, row, err) : -ENOMEM;
-		if (r == -EEXIST) {
-			berth_error_release(err);
-			return berth_error_set(err, r, BERTH_ERR_CONFLICT,
-					       "Alias \"%s\" already exists",
-					       berth_json_string(a, "name"));
-		}
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 /* Record `image` (an Image object) in j->project with j's expiry and aliases; on a
  * failure nothing stays recorded. */
 static int record(struct publish_job *j, const json_t *image, struct berth_error *err)
@@ -250,7 +228,7 @@ static int record(struct publish_job *j, const json_t *image, struct berth_error
 	}
 	if (r < 0)
 		return r;
-	r = aliases_create(j, fp, err);
+	r = db_image_aliases_create(j->d->db, j->project, j->aliases, fp, err);
 	if (r < 0) {
 		struct berth_error ignore = {0};
 		db_image_delete(j->d->db, j->project, fp, &ignore);
