@@ -207,6 +207,17 @@ static int helper_preamble(struct berth_client *c, int fd, struct berth_error *e
 	return 0;
 }
 
+int berth_tls_helper_find(char **ret, struct berth_error *err)
+{
+	int r = berth_helper_binary("berth-tls", "BERTH_TLS_HELPER", ret);
+
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+				       "berth-tls, the TLS helper, is not installed: %s",
+				       strerror(-r));
+	return 0;
+}
+
 /* Start berth-tls for one connection to the remote; its socket in *ret. */
 static int helper_connect(struct berth_client *c, struct client_conn *ret, struct berth_error *err)
 {
@@ -217,11 +228,9 @@ static int helper_connect(struct berth_client *c, struct client_conn *ret, struc
 	int sv[2], r;
 	pid_t pid;
 
-	r = berth_helper_binary("berth-tls", "BERTH_TLS_HELPER", &helper);
+	r = berth_tls_helper_find(&helper, err);
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
-				       "berth-tls, the TLS helper, is not installed: %s",
-				       strerror(-r));
+		return r;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "socketpair: %s",
 				       strerror(errno));

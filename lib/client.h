@@ -29,6 +29,10 @@ char *berth_client_default_socket(void);
 
 int berth_client_new(const char *socket_path, struct berth_client **ret, struct berth_error *err);
 
+/* The berth-tls helper program (BERTH_TLS_HELPER, else beside this binary or in
+ * libexec: berth_helper_binary), which speaks TLS for the CLI and berthd; an error naming
+ * it when it is not installed. */
+int berth_tls_helper_find(char **ret, struct berth_error *err);
 /* The port of an https:// URL that names none (LXD's). */
 #define BERTH_CLIENT_DEFAULT_PORT "8443"
 /* A client for `url`: "unix://" (the default socket), "unix:///PATH", or

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/client.h"
 #include "lib/json.h"
 #include "lib/sha256.h"
 #include "lib/util.h"
@@ -239,11 +240,9 @@ static int make_client_cert(const char *crt, const char *key, struct berth_error
 	int r, status = 0;
 	pid_t pid;
 
-	r = berth_helper_binary("berth-tls", "BERTH_TLS_HELPER", &helper);
+	r = berth_tls_helper_find(&helper, err);
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_INTERNAL,
-				       "berth-tls, the TLS helper, is not installed: %s",
-				       strerror(-r));
+		return r;
 	argv[0] = helper;
 	r = posix_spawn(&pid, helper, NULL, NULL, argv, environ);
 	if (r != 0)
