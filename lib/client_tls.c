@@ -94,11 +94,11 @@ int berth_tls_new(const struct berth_tls_options *o, struct berth_tls **ret,
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (!t->ctx)
 		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "TLS: %s", ssl_reason());
-	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
+	r = berth_tls_policy_apply(t->ctx, err);
+	if (r < 0)
+		return r;
 	/* A peer closing without close_notify is an end of stream, as for a plain socket. */
-	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-	if (SSL_CTX_set_cipher_list(t->ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL, "TLS: %s", ssl_reason());
+	SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	r = tls_load_identity(t->ctx, o, err);
 	if (r < 0)
 		return r;

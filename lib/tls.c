@@ -21,12 +21,6 @@
 #include "lib/macros.h"
 #include "lib/tls_cert.h"
 
-/* TLS 1.2's ECDHE suites with an AEAD cipher; TLS 1.3 keeps openssl's defaults. */
-#define TLS12_CIPHERS                                                                              \
-	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                               \
-	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                               \
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
-
 #define SCRYPT_SALT 32
 #define SCRYPT_LEN 64
 
@@ -72,17 +66,18 @@ int berth_tls_server_ctx_new(const char *cert_path, const char *key_path,
 		free(ctx);
 		return tls_error(err, "Cannot create a TLS context");
 	}
-	if (SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_set_cipher_list(c, TLS12_CIPHERS) != 1 ||
-	    SSL_CTX_use_certificate_chain_file(c, cert_path) != 1 ||
+	if (berth_tls_policy_apply(c, err) < 0) {
+		berth_tls_ctx_free(ctx);
+		return -EPROTO;
+	}
+	if (SSL_CTX_use_certificate_chain_file(c, cert_path) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(c, key_path, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(c) != 1 ||
 	    SSL_CTX_set_session_id_context(c, (const unsigned char *)"berthd", 6) != 1) {
 		berth_tls_ctx_free(ctx);
 		return tls_error(err, "Cannot load the server certificate");
 	}
-	SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-				       SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_verify(c, SSL_VERIFY_PEER, accept_any_cert);
 	*ret = ctx;
 	return 0;

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,4 +199,18 @@ int berth_cert_generate(const struct berth_cert_spec *s, const char *cert_path,
 	EVP_PKEY_free(key);
 	ERR_clear_error();
 	return r;
+}
+
+int berth_tls_policy_apply(SSL_CTX *ctx, struct berth_error *err)
+{
+	static const char tls12_ciphers[] =
+		"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+		"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1)
+		return ssl_fail(err, "Cannot set the TLS policy");
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	return 0;
 }

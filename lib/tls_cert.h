@@ -1,8 +1,9 @@
 /* lib/tls_cert.h: self-signed ECDSA P-384 certificates as LXD and the lxc client make them:
  * the server's (lib/tls.c, in berth-tls.so) and a remote client's (lib/client_tls.c, in the
- * berth-tls helper). openssl underneath; libc and lib/error otherwise, so that both
+ * berth-tls helper), and the TLS policy both sides apply. openssl underneath; libc and lib/error otherwise, so that both
  * link it without the rest of lib/. */
 #pragma once
+#include <openssl/types.h>
 #include <stdbool.h>
 
 #include "lib/error.h"
@@ -23,3 +24,8 @@ struct berth_cert_spec {
  * replaced. -EPROTO (openssl's reason in `err`) or -errno (naming the file). */
 int berth_cert_generate(const struct berth_cert_spec *s, const char *cert_path,
 			const char *key_path, struct berth_error *err);
+
+/* berth's TLS policy, the same for the server and the client: TLS 1.2 or later; in TLS 1.2
+ * only ECDHE suites with an AEAD cipher (AES-GCM, ChaCha20-Poly1305), TLS 1.3 keeping
+ * openssl's defaults; no renegotiation, no compression. -EPROTO (openssl's reason in `err`). */
+int berth_tls_policy_apply(SSL_CTX *ctx, struct berth_error *err);
