@@ -111,8 +111,8 @@ static void test_q35(void **state)
 	_cleanup_free_ char *text = render_ok(&vm);
 
 	assert_true(berth_startswith(text, "# berth: QEMU configuration of VM \"v1\""));
-	assert_section(text, "[machine]",
-		       "type = \"q35\"\naccel = \"tcg\"\nusb = \"off\"\nsmm = \"off\"\n");
+	assert_section(text, "[machine]", "type = \"q35\"\nusb = \"off\"\nsmm = \"off\"\n");
+	assert_section(text, "[accel]", "accel = \"tcg\"\ntb-size = \"64\"\n");
 	assert_section(text, "[memory]", "size = \"512M\"\n");
 	assert_section(text, "[smp-opts]",
 		       "cpus = \"2\"\nsockets = \"1\"\ncores = \"2\"\nthreads = \"1\"\n");
@@ -213,6 +213,7 @@ static void test_q35_variants(void **state)
 	text = render_ok(&vm);
 	assert_section(text, "[machine]",
 		       "type = \"q35\"\naccel = \"kvm\"\nusb = \"off\"\nsmm = \"on\"\n");
+	assert_null(strstr(text, "[accel]"));
 	assert_non_null(strstr(text, "driver = \"cfi.pflash01\"\nproperty = \"secure\"\nvalue = "
 				     "\"on\"\n"));
 	assert_int_equal(count(text, "driver = \"pcie-root-port\""), 2);
@@ -249,8 +250,8 @@ static void test_microvm(void **state)
 	vm.kernel = "/var/lib/berth/v1/vmlinuz";
 	vm.n_nics = 1;
 	text = render_ok(&vm);
-	assert_section(text, "[machine]",
-		       "type = \"microvm\"\naccel = \"tcg\"\nisa-serial = \"off\"\n");
+	assert_section(text, "[machine]", "type = \"microvm\"\nisa-serial = \"off\"\n");
+	assert_section(text, "[accel]", "accel = \"tcg\"\ntb-size = \"64\"\n");
 	assert_null(strstr(text, "pcie"));
 	assert_null(strstr(text, "pflash"));
 	assert_null(strstr(text, "ICH9"));
