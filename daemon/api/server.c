@@ -30,6 +30,7 @@ static const char *const api_extensions[] = {
 	"container_full",
 	"instance_get_full",
 	"instance_all_projects",
+	"image_compression_algorithm", /* instance/publish.c: compression_algorithm */
 	"api_filtering",
 	"kernel_features",
 	"firewall_driver",

@@ -118,9 +118,8 @@ static int source_instance(struct publish_job *j, const char *type, const char *
 	if (!j->instance || (slash && !j->snapshot))
 		return -ENOMEM;
 	r = db_instance_get(j->d->db, j->src_project, j->instance, &obj, err);
-	if (r >= 0 && !streq(berth_json_string(obj, "type") ?: "container", "container"))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Publishing a virtual machine is not supported");
+	if (r >= 0)
+		j->vm = streq(berth_json_string(obj, "type") ?: "", "virtual-machine");
 	if (r >= 0 && j->snapshot) {
 		json_decref(obj);
 		obj = NULL;
@@ -193,7 +192,8 @@ int publish_prepare(struct publish_job *j, const json_t *body, struct berth_erro
 				       "Images from remote servers are not supported");
 	if (streq(type, "image"))
 		return source_image(j, source, err);
-	if (!streq(type, "instance") && !streq(type, "snapshot") && !streq(type, "container"))
+	if (!streq(type, "instance") && !streq(type, "snapshot") && !streq(type, "container") &&
+	    !streq(type, "virtual-machine"))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Image source type \"%s\" not supported", type);
 	if (!name || !*name)
@@ -290,9 +290,13 @@ static void spool_dir_release(struct spool_dir *s)
 	}
 }
 
+static const char *const direct_boot_keys[] = {"boot.kernel", "boot.initrd", "boot.cmdline",
+					       "boot.root_partition"};
+
 /* metadata.yaml for the image: the volume's own (the source image's, with its templates)
  * when it has one, with the instance's architecture, now as creation date, and the
- * requested properties instead of its own when some were given. */
+ * requested properties instead of its own when some were given. A VM's own properties lose
+ * the keys of direct kernel boot. */
 static int metadata_make(struct publish_job *j, const char *voldir, const char *arch, char **ret,
 			 struct berth_error *err)
 {
@@ -325,6 +329,12 @@ static int metadata_make(struct publish_job *j, const char *voldir, const char *
 		json_object_set(meta, "properties", j->properties);
 	else if (!json_is_object(json_object_get(meta, "properties")))
 		json_object_set_new(meta, "properties", json_object());
+	else if (j->vm)
+		/* Direct kernel boot would have the host copy the kernel out of the guest's
+		 * own file system when the image is unpacked (doc/vm.md: never a guest's
+		 * disk); the published image boots through its firmware and bootloader. */
+		for (size_t i = 0; i < ARRAY_SIZE(direct_boot_keys); i++)
+			json_object_del(json_object_get(meta, "properties"), direct_boot_keys[i]);
 	return berth_yaml_render(meta, ret, err);
 }
 
@@ -356,9 +366,9 @@ static int spool_metadata(struct publish_job *j, const char *voldir, const char 
 	return 0;
 }
 
-/* Tar metadata.yaml (from `spool`), rootfs/ and templates/ (from `voldir`) into `out`. The
- * ids are written as numbers, as they are on disk (the container's), or through the
- * owner and group `maps` (NULL: none) of a shifted volume. */
+/* Tar metadata.yaml (from `spool`), rootfs/ (a container's) and templates/ (from `voldir`)
+ * into `out`. The ids are written as numbers, as they are on disk (the container's), or
+ * through the owner and group `maps` (NULL: none) of a shifted volume. */
 static int pack(struct operation *op, struct publish_job *j, const char *spool, char *const maps[2],
 		const char *voldir, int out, struct berth_error *err)
 {
@@ -394,13 +404,60 @@ static int pack(struct operation *op, struct publish_job *j, const char *spool, 
 	argv[n++] = "-C";
 	argv[n++] = spool;
 	argv[n++] = "metadata.yaml";
-	argv[n++] = "-C";
-	argv[n++] = voldir;
-	argv[n++] = "rootfs";
-	if (lstat(tmpl, &st) == 0 && S_ISDIR(st.st_mode))
+	bool templates = lstat(tmpl, &st) == 0 && S_ISDIR(st.st_mode);
+	if (!j->vm || templates) {
+		argv[n++] = "-C";
+		argv[n++] = voldir;
+	}
+	if (!j->vm)
+		argv[n++] = "rootfs";
+	if (templates)
 		argv[n++] = "templates";
 	argv[n] = NULL;
 	return pack_run(op, argv, out, &labels, err);
+}
+
+/* A VM's image is split as LXD's VM images are: the metadata tarball (pack() without
+ * rootfs/), and the raw disk `voldir`/root.img converted to qcow2 as rootfs.img, its
+ * clusters compressed unless the image is to be uncompressed. qemu-img writes it into an
+ * unnamed file in the spool (`ret_fd`), which the image store names: nothing is left
+ * behind. */
+static int vm_disk_pack(struct operation *op, struct publish_job *j, const char *voldir,
+			int *ret_fd, struct berth_error *err)
+{
+	_cleanup_free_ char *src = berth_strdup_printf("%s/root.img", voldir);
+	_cleanup_close_ int fd = open(j->d->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	const char *argv[16] = {"qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-S", "4k"};
+	size_t n = 8;
+	int r;
+
+	if (!src)
+		return -ENOMEM;
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Spool file in %s: %m",
+				       j->d->spool_dir);
+	if (!streq(j->compression, "none"))
+		argv[n++] = "-c";
+	argv[n++] = "--";
+	argv[n++] = src;
+	argv[n++] = "/dev/fd/3"; /* `fd`, the child's 3 */
+	_cleanup_(berth_spawn_release) struct berth_spawn s = {
+		.argv = argv,
+		.extra_fds = &fd,
+		.n_extra_fds = 1,
+		.timeout_ms = 60 * 60 * 1000,
+		.cancel = operation_cancel_flag(op),
+	};
+	r = berth_spawn_run(&s, err);
+	if (r == -ECANCELED)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Publish cancelled");
+	if (r < 0)
+		return berth_error_wrap(err, r, "Converting the disk of VM \"%s\" to qcow2",
+					j->instance);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lseek: %m");
+	*ret_fd = TAKE_FD(fd);
+	return 0;
 }
 
 /* The directory of the volume to publish (the instance's or its snapshot's). */
@@ -443,11 +500,13 @@ int publish_run(struct operation *op, void *data, struct berth_error *err)
 	_cleanup_(instance_volume_release) struct instance_volume v = {0};
 	_cleanup_(spool_dir_release) struct spool_dir spool = {0};
 	_cleanup_close_ int out = -EBADF;
+	_cleanup_close_ int disk = -EBADF;
 	_cleanup_free_ char *dir = NULL, *images = NULL;
 	json_auto_t *inst = NULL;
 	struct image_upload up = {.content_type = "application/octet-stream",
 				  .public_ = j->public_};
 	struct stat st;
+	json_int_t size;
 	int r = check_stopped(j, &inst, err);
 
 	if (r >= 0)
@@ -466,6 +525,8 @@ int publish_run(struct operation *op, void *data, struct berth_error *err)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Spool file in %s: %m",
 				       j->d->spool_dir);
 	r = pack(op, j, spool.path, spool.maps, dir, out, err);
+	if (r >= 0 && j->vm)
+		r = vm_disk_pack(op, j, dir, &disk, err);
 	if (r < 0)
 		return r;
 	if (operation_cancelled(op))
@@ -476,10 +537,15 @@ int publish_run(struct operation *op, void *data, struct berth_error *err)
 	if (lseek(out, 0, SEEK_SET) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lseek: %m");
 	up.fd = out;
+	up.two_files = up.vm = j->vm;
+	up.rootfs_fd = disk;
 	r = image_store_import(images, &up, record_commit, j, err);
 	if (r < 0)
 		return r;
-	finished(op, j, fstat(out, &st) == 0 ? (json_int_t)st.st_size : 0);
+	size = fstat(out, &st) == 0 ? (json_int_t)st.st_size : 0;
+	if (disk >= 0 && fstat(disk, &st) == 0)
+		size += (json_int_t)st.st_size;
+	finished(op, j, size);
 	return 0;
 }
 

@@ -34,6 +34,7 @@ struct publish_job {
 	json_t *aliases;	/* [{"name","description"}] or NULL */
 	char *expires_at;	/* RFC 3339 or NULL */
 	bool public_;
+	bool vm;     /* the source is a virtual machine: a split image with a qcow2 disk */
 	char fp[65]; /* set once the image exists */
 };
 void publish_job_free(void *j);

@@ -50,6 +50,7 @@ architecture: x86_64
 creation_date: 1700000000
 properties:
   description: berth test VM (no OS)
+  boot.cmdline: console=ttyS0
   os: none
   release: test
 templates: {}
@@ -225,6 +226,51 @@ run_lxc delete b:v3
 rc_ok "lxc delete v3"
 [ ! -e "$BERTH_DIR/storage-pools/default/virtual-machines/default_v3" ] && [ ! -e "$BERTH_DIR/run/default_v3" ] &&
 	pass "delete removes the volume and the run dir" || fail "delete removes the volume and the run dir"
+
+# ---- publish: a VM (and a VM's snapshot) as a split image, as LXD's VM images are ----
+VMDIR=$BERTH_DIR/storage-pools/default/virtual-machines
+printf 'berth-publish-marker' | dd of="$VMDIR/default_v1/root.img" bs=1M seek=1 conv=notrunc status=none
+run_lxc publish b:v1 b: --alias vmpub
+rc_ok "lxc publish of the stopped VM v1"
+api GET /1.0/images/aliases/vmpub
+pfp=$(jget 'j["metadata"]["target"]')
+api GET "/1.0/images/$pfp"
+is "$(jget 'j["metadata"]["type"]')" virtual-machine "the published image is a virtual-machine image"
+is "$(jget 'j["metadata"]["properties"].get("description")')" "berth test VM (no OS)" \
+	"... keeping the source image's properties"
+is "$(jget '"boot.cmdline" in j["metadata"]["properties"]')" false \
+	"... but not the keys of direct kernel boot (the guest's disk is not parsed on the host)"
+EXP=$TEST_TMP/vmexport
+mkdir -p "$EXP"
+run_lxc image export b:vmpub "$EXP/"
+rc_ok "lxc image export of it"
+pdisk=$(for f in "$EXP"/*; do head -c 4 "$f" | grep -q 'QFI' && echo "$f"; done)
+pmeta=$(ls "$EXP"/*.tar.* 2>/dev/null)
+is "$(ls "$EXP" | wc -l) $([ -n "$pdisk" ] && qemu-img info "$pdisk" | sed -n 's/^file format: //p')" \
+	"2 qcow2" "the export is two files: a metadata tarball and a qcow2 disk"
+is "$(tar -tf "$pmeta" | grep -c '^rootfs')/$(tar -tf "$pmeta" | grep -c '^metadata.yaml$')" 0/1 \
+	"the metadata tarball has metadata.yaml and no rootfs/"
+is "$(cat "$pmeta" "$pdisk" | sha256sum | cut -d' ' -f1)" "$pfp" \
+	"its fingerprint is sha256(metadata then rootfs.img)"
+run_lxc init b:vmpub b:v6
+rc_ok "lxc init from the published image"
+is "$(dd if="$VMDIR/default_v6/root.img" bs=1M skip=1 count=1 status=none | head -c 20)" \
+	berth-publish-marker "the new VM's disk has what v1's had"
+qemu-img compare -q -f raw -F raw "$VMDIR/default_v1/root.img" "$VMDIR/default_v6/root.img" &&
+	pass "... byte for byte (qemu-img compare)" || fail "... byte for byte (qemu-img compare)"
+run_lxc start b:v6
+rc_ok "the VM from the published image starts"
+run_lxc delete b:v6 --force
+rc_ok "lxc delete v6"
+run_lxc publish b:v1/s1 b: --alias vmsnap --compression none
+rc_ok "lxc publish of the VM's snapshot, uncompressed"
+api GET /1.0/images/aliases/vmsnap
+sfp=$(jget 'j["metadata"]["target"]')
+api GET "/1.0/images/$sfp"
+is "$(jget 'j["metadata"]["type"]')" virtual-machine "... is a virtual-machine image too"
+run_lxc image delete b:vmpub b:vmsnap
+rc_ok "the published images are deleted"
+is "$(ls "$BERTH_DIR/tmp" | grep -c publish)" 0 "no publish spool is left"
 
 # ---- berthd kill -9 with a VM running ----
 run_lxc start b:v1
