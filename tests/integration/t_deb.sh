@@ -203,6 +203,15 @@ is "$OUT" "c1,RUNNING" "berth list shows it running"
 run inside sh -c 'grep -c "/containers/default_c1/rootfs/" /proc/$(pidof berthd)/mountinfo'
 is "$OUT" 0 "none of the container's mounts shows in berthd's namespace"
 
+# ---- admin shutdown under socket activation: a new connection would start berthd again ----
+run inside timeout 60 berth admin shutdown --timeout 30
+rc_ok "berth admin shutdown returns under socket activation"
+for _ in $(seq 100); do [ "$(inside systemctl is-active berthd.service)" = inactive ] && break; sleep 0.1; done
+is "$(inside systemctl is-active berthd.service)" inactive "berthd has stopped"
+is "$(inside systemctl is-active berthd.socket)" active "its socket still listens"
+run inside timeout 60 berth list -c ns -f csv
+is "$OUT" "c1,STOPPED" "the next client starts berthd again, and shutdown had stopped c1"
+
 # ---- purge: nothing left ----
 run inside timeout 300 dpkg --purge berth
 rc_ok "dpkg --purge berth"
