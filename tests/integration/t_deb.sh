@@ -235,6 +235,34 @@ unlike "$OUT" '^(berthd|berth-monitor|berth-proxy|dnsmasq)$' "no berthd, berth-m
 is "$(dpkg-query --admindir="$ROOT/var/lib/dpkg" -W -f '${Status}' berth 2>/dev/null)" "" \
 	"dpkg knows nothing of berth any more"
 
+# ---- README command 1's install through the package: scripts/setup.sh's start step ----
+# In the booted root systemd is PID 1, so setup.sh takes its package path: apt-get
+# installs build/deb's package, berthd.socket starts berthd on the first `berth info`.
+# Run twice: the second time the package is reinstalled in place, berthd restarted,
+# its state kept. (Its deps and build steps need the network: they are not run here.)
+mkdir -p "$ROOT/root/src/build/deb"
+cp -r "$BERTH_SRCDIR/scripts" "$ROOT/root/src/"
+cp "$deb" "$ROOT/root/src/build/deb/"
+run inside timeout 300 env SETUP_STEPS=start NO_APT=1 bash /root/src/scripts/setup.sh
+rc_ok "setup.sh's start step"
+[ "$RC" = 0 ] || diag "$OUT" "$ERR"
+like "$OUT" '^==> install path: the Debian package' "it took the package path (systemd is PID 1)"
+is "$(inside dpkg-query -W -f '${Status}' berth 2>&1)" "install ok installed" "apt installed the package"
+is "$(inside systemctl is-active berthd.service)" active "berthd runs, started through its socket"
+pid1=$(inside systemctl show -P MainPID berthd.service)
+run inside timeout 60 berth profile create kept
+rc_ok "a profile made before setup.sh runs again"
+run inside timeout 300 env SETUP_STEPS=start NO_APT=1 bash /root/src/scripts/setup.sh
+rc_ok "setup.sh's start step again"
+[ "$RC" = 0 ] || diag "$OUT" "$ERR"
+like "$OUT" 'Preparing to unpack .*berth_' "the package is unpacked over itself"
+pid2=$(inside systemctl show -P MainPID berthd.service)
+isnt "$pid2" "$pid1" "berthd was restarted (MainPID $pid1 -> $pid2)"
+run inside timeout 60 berth profile list -f csv
+like "$OUT" '^kept,' "berthd's state is kept"
+run inside timeout 300 dpkg --purge berth
+rc_ok "dpkg --purge berth again"
+
 # (SIGRTMIN+4 asks systemd for a poweroff, as systemctl poweroff would)
 kill -s SIGRTMIN+4 "$LEADER"
 for _ in $(seq 600); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
