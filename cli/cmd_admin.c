@@ -53,6 +53,14 @@ static const struct cli_command init_cmd = {
 	.options = init_options,
 	.min_args = 0,
 	.max_args = 0,
+	.examples = "berth admin init\n"
+		    "    Answer the questions (storage pool, bridge) with their defaults offered\n"
+		    "\n"
+		    "berth admin init --auto\n"
+		    "    The defaults without questions\n"
+		    "\n"
+		    "berth admin init --preseed < preseed.yaml\n"
+		    "    Apply LXD's preseed YAML (pools, networks, profiles, config)",
 };
 
 static const struct cli_option timeout_options[] = {
@@ -67,6 +75,8 @@ static const struct cli_command waitready_cmd = {
 	.options = timeout_options,
 	.min_args = 0,
 	.max_args = 0,
+	.examples = "berth admin waitready --timeout 60\n"
+		    "    Wait up to a minute for berthd to answer",
 };
 
 static const struct cli_command shutdown_cmd = {
@@ -76,6 +86,8 @@ static const struct cli_command shutdown_cmd = {
 	.options = timeout_options,
 	.min_args = 0,
 	.max_args = 0,
+	.examples = "berth admin shutdown --timeout 30\n"
+		    "    Stop every instance (30 s each at most), then berthd",
 };
 
 static int oom(struct berth_error *err)
