@@ -41,6 +41,10 @@ struct cli_command {
 	const struct cli_option *options;
 	int min_args;
 	int max_args;
+	/* NULL, or examples: each a command line followed by lines indented 4 spaces that
+	 * say what it does, blank lines between. --help, `berth help` and the man page
+	 * print them. */
+	const char *examples;
 };
 
 /* The result of cli_parse. values[i] belongs to options[i]: NULL when not given, "" for

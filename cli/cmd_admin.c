@@ -53,6 +53,14 @@ static const struct cli_command init_cmd = {
 	.options = init_options,
 	.min_args = 0,
 	.max_args = 0,
+	.examples = "berth admin init\n"
+		    "    Answer the questions (storage pool, bridge) with their defaults offered\n"
+		    "\n"
+		    "berth admin init --auto\n"
+		    "    The defaults without questions\n"
+		    "\n"
+		    "berth admin init --preseed < preseed.yaml\n"
+		    "    Apply LXD's preseed YAML (pools, networks, profiles, config)",
 };
 
 static const struct cli_option timeout_options[] = {
@@ -67,6 +75,8 @@ static const struct cli_command waitready_cmd = {
 	.options = timeout_options,
 	.min_args = 0,
 	.max_args = 0,
+	.examples = "berth admin waitready --timeout 60\n"
+		    "    Wait up to a minute for berthd to answer",
 };
 
 static const struct cli_command shutdown_cmd = {
@@ -76,6 +86,8 @@ static const struct cli_command shutdown_cmd = {
 	.options = timeout_options,
 	.min_args = 0,
 	.max_args = 0,
+	.examples = "berth admin shutdown --timeout 30\n"
+		    "    Stop every instance (30 s each at most), then berthd",
 };
 
 static int oom(struct berth_error *err)
@@ -700,21 +712,57 @@ static int stop_instances(struct cli_ctx *ctx, long timeout, struct berth_error 
 	return r;
 }
 
+/* Read `ws` until berthd closes it (0), or the timeout (seconds, -1: none) passes. */
+static int wait_closed(struct berth_ws *ws, long timeout, struct berth_error *err)
+{
+	double start = now_s();
+
+	for (;;) {
+		struct berth_error e = { 0 };
+		_cleanup_free_ char *data = NULL;
+		double left = timeout < 0 ? -1 : (double)timeout - (now_s() - start);
+		size_t len;
+		bool text;
+		int r;
+
+		if (timeout >= 0 && left <= 0)
+			r = -ETIMEDOUT;
+		else
+			r = berth_ws_recv(ws, timeout < 0 ? -1 : (int)(left * 1000) + 1, &data,
+					  &len, &text, &e);
+		berth_error_release(&e);
+		if (r == -ETIMEDOUT)
+			return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+					       "Daemon still running after %lds timeout", timeout);
+		if (r < 0)
+			return 0; /* closed, or reset: the daemon is gone */
+	}
+}
+
+/* berthd's end is seen on an events websocket opened before the request, as `lxd
+ * shutdown` watches its event stream: no new connection is made to find out, since under
+ * socket activation (berthd.socket) a connection would start berthd again. */
 static int admin_shutdown(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
+	_cleanup_(berth_ws_closep) struct berth_ws *ws = NULL;
 	struct berth_error e = { 0 };
+	struct berth_client *c = NULL;
 	long timeout;
 	int r = parse_timeout(a->values[0], &timeout, err);
 
 	if (r >= 0)
 		r = stop_instances(ctx, timeout, err);
+	if (r >= 0)
+		r = cli_client(ctx, &c, err);
+	if (r >= 0)
+		r = berth_client_websocket(c, "/1.0/events", &ws, err);
 	if (r < 0)
 		return r;
 	/* The daemon may close the connection before its answer is out: what counts is that
 	 * it goes away. */
 	cli_query(ctx, "PUT", "/internal/shutdown", NULL, NULL, NULL, &e);
 	berth_error_release(&e);
-	return wait_daemon(false, timeout, err);
+	return wait_closed(ws, timeout, err);
 }
 
 int cmd_admin(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)

@@ -33,6 +33,8 @@ static const struct cli_command get_cmd = {
 	.options = expanded_option,
 	.min_args = 1,
 	.max_args = 2,
+	.examples = "berth config get web limits.memory\n"
+		    "    The value of one key of web",
 };
 
 static const struct cli_command set_cmd = {
@@ -42,6 +44,11 @@ static const struct cli_command set_cmd = {
 		       "  Also accepted: berth config set [<instance>] <key> <value>",
 	.min_args = 1,
 	.max_args = -1,
+	.examples = "berth config set web limits.cpu=2 limits.memory=1GiB\n"
+		    "    Two CPUs and 1 GiB of memory for web\n"
+		    "\n"
+		    "berth config set core.https_address=:8443\n"
+		    "    A server key: the API over HTTPS on port 8443",
 };
 
 static const struct cli_command unset_cmd = {

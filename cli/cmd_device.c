@@ -256,33 +256,38 @@ static int device_unset(struct cli_ctx *ctx, const struct device_kind *kind, str
 							"Add a device to " X "s",                  \
 							NULL,                                      \
 							3,                                         \
-							-1 };                                      \
+							-1,                                        \
+							NULL };                                    \
 	static const struct cli_command k##_remove_cmd = { parent " device remove",                \
 							   "berth " parent " device remove <" X    \
 							   "> <device>...",                        \
 							   "Remove devices from " X "s",           \
 							   NULL,                                   \
 							   2,                                      \
-							   -1 };                                   \
+							   -1,                                     \
+							   NULL };                                 \
 	static const struct cli_command k##_list_cmd = { parent " device list",                    \
 							 "berth " parent " device list <" X ">",   \
 							 "List the devices of " X "s",             \
 							 NULL,                                     \
 							 1,                                        \
-							 1 };                                      \
+							 1,                                        \
+							 NULL };                                   \
 	static const struct cli_command k##_show_cmd = { parent " device show",                    \
 							 "berth " parent " device show <" X ">",   \
 							 "Show the devices of " X "s as YAML",     \
 							 NULL,                                     \
 							 1,                                        \
-							 1 };                                      \
+							 1,                                        \
+							 NULL };                                   \
 	static const struct cli_command k##_get_cmd = {                                            \
 		parent " device get",                                                              \
 		"berth " parent " device get <" X "> <device> <key>",                              \
 		"Get values for device configuration keys",                                        \
 		NULL,                                                                              \
 		3,                                                                                 \
-		3                                                                                  \
+		3,                                                                                 \
+		NULL                                                                               \
 	};                                                                                         \
 	static const struct cli_command k##_set_cmd = {                                            \
 		parent " device set",                                                              \
@@ -291,7 +296,8 @@ static int device_unset(struct cli_ctx *ctx, const struct device_kind *kind, str
 		"> <device> <key> <value>",                                                        \
 		NULL,                                                                              \
 		3,                                                                                 \
-		-1                                                                                 \
+		-1,                                                                                \
+		NULL                                                                               \
 	};                                                                                         \
 	static const struct cli_command k##_unset_cmd = { parent " device unset",                  \
 							  "berth " parent " device unset <" X      \
@@ -299,7 +305,8 @@ static int device_unset(struct cli_ctx *ctx, const struct device_kind *kind, str
 							  "Unset device configuration keys",       \
 							  NULL,                                    \
 							  3,                                       \
-							  3 };                                     \
+							  3,                                       \
+							  NULL };                                  \
 	static int k##_add(struct cli_ctx *c, struct cli_args *a, struct berth_error *e)           \
 	{                                                                                          \
 		return device_add(c, &k##_kind, a, e);                                             \
@@ -339,6 +346,7 @@ static const struct cli_command instance_override_cmd = {
 	NULL,
 	2,
 	-1,
+	NULL,
 };
 
 const struct cli_subcommand cli_config_device_subs[] = {

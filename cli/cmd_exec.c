@@ -62,6 +62,11 @@ static const struct cli_command exec_cmd = {
 	.options = exec_options,
 	.min_args = 2,
 	.max_args = -1,
+	.examples = "berth exec web -- systemctl is-system-running --wait\n"
+		    "    Run a command in web and wait for it\n"
+		    "\n"
+		    "berth exec web -- bash\n"
+		    "    An interactive shell (a terminal when stdin is one)",
 };
 
 /* The shell `berth shell` runs: su -l (a login shell as the user, like `lxc shell`) when

@@ -36,6 +36,8 @@ static const struct cli_command export_cmd = {
 	.options = export_options,
 	.min_args = 1,
 	.max_args = 2,
+	.examples = "berth export web web.tar.gz\n"
+		    "    A backup of web and its snapshots, in LXD's format",
 };
 
 static int oom(struct berth_error *err)

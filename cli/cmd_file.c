@@ -67,6 +67,11 @@ static const struct cli_command push_cmd = {
 	.options = push_options,
 	.min_args = 2,
 	.max_args = -1,
+	.examples = "berth file push index.html web/var/www/html/\n"
+		    "    Copy a local file into web's /var/www/html\n"
+		    "\n"
+		    "berth file push -r -p site web/srv/\n"
+		    "    A directory, recursively, making the missing directories",
 };
 static const struct cli_command pull_cmd = {
 	.name = "file pull",
@@ -80,6 +85,8 @@ static const struct cli_command pull_cmd = {
 	.options = pull_options,
 	.min_args = 2,
 	.max_args = -1,
+	.examples = "berth file pull web/etc/hostname .\n"
+		    "    Copy web's /etc/hostname into the current directory",
 };
 static const struct cli_command delete_cmd = {
 	.name = "file delete",

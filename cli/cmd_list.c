@@ -39,6 +39,11 @@ static const struct cli_command list_cmd = {
 	.options = list_options,
 	.min_args = 0,
 	.max_args = -1,
+	.examples = "berth list\n"
+		    "    Every instance: name, state, addresses, type, snapshots\n"
+		    "\n"
+		    "berth list web -c ns4 -f csv\n"
+		    "    Name, state and IPv4 address of web, as CSV",
 };
 
 /* A column: its header and how a cell is made from an instance object. */

@@ -30,6 +30,8 @@ static const struct cli_command monitor_cmd = {
 	.options = monitor_options,
 	.min_args = 0,
 	.max_args = 1,
+	.examples = "berth monitor --type lifecycle\n"
+		    "    Print the lifecycle events (instance started, stopped...) as they come",
 };
 
 /* lxc's --pretty line: "INFO[11-23|16:11:33] message key=value ...". */

@@ -32,6 +32,8 @@ static const struct cli_command publish_cmd = {
 	.options = publish_options,
 	.min_args = 1,
 	.max_args = -1,
+	.examples = "berth publish web --alias web-image\n"
+		    "    Make an image of web (stopped), named web-image",
 };
 
 static int oom(struct berth_error *err)

@@ -47,6 +47,12 @@ static const struct cli_command add_cmd = {
 	.options = add_options,
 	.min_args = 1,
 	.max_args = 2,
+	.examples =
+		"berth remote add host2 TOKEN\n"
+		"    Add a berthd or LXD server with a token its admin made (berth config trust add)\n"
+		"\n"
+		"berth remote add host2 https://192.0.2.2:8443 --accept-certificate --password PW\n"
+		"    By address, with the server's trust password (core.trust_password)",
 };
 
 static const struct cli_option list_options[] = {
@@ -85,6 +91,8 @@ static const struct cli_command switch_cmd = {
 	.description = "Switch the default remote",
 	.min_args = 1,
 	.max_args = 1,
+	.examples = "berth remote switch host2\n"
+		    "    Commands without a REMOTE: prefix go to host2 from now on",
 };
 
 static const struct cli_command get_default_cmd = {

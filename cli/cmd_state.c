@@ -41,6 +41,8 @@ static const struct cli_command start_cmd = {
 	.options = start_options,
 	.min_args = 0,
 	.max_args = -1,
+	.examples = "berth start web db\n"
+		    "    Start the instances web and db",
 };
 static const struct cli_command stop_cmd = {
 	.name = "stop",
@@ -51,6 +53,11 @@ static const struct cli_command stop_cmd = {
 	.options = stop_options,
 	.min_args = 0,
 	.max_args = -1,
+	.examples = "berth stop web\n"
+		    "    Stop web cleanly (its init is asked to power off)\n"
+		    "\n"
+		    "berth stop web --force\n"
+		    "    Kill it at once",
 };
 static const struct cli_command restart_cmd = {
 	.name = "restart",
@@ -80,6 +87,14 @@ static const struct cli_command launch_cmd = {
 	.options = cli_init_options,
 	.min_args = 1,
 	.max_args = 2,
+	.examples = "berth launch debian/12 web\n"
+		    "    Create and start a container named web from the image debian/12\n"
+		    "\n"
+		    "berth launch busybox b1 -c limits.memory=256MiB -p default\n"
+		    "    The same with a memory limit, from the default profile\n"
+		    "\n"
+		    "berth launch debian/12 db -s pool2 -d root,size=10GiB\n"
+		    "    Its root disk on the storage pool pool2, 10 GiB",
 };
 
 /* One instance's state change in flight. */

@@ -31,6 +31,8 @@ static const struct cli_command list_cmd = {
 	.options = list_options,
 	.min_args = 0,
 	.max_args = 0,
+	.examples = "berth warning list\n"
+		    "    The warnings berthd recorded and nobody acknowledged",
 };
 
 static const struct cli_command show_cmd = {

@@ -76,6 +76,14 @@ void cli_print_option(const struct cli_option *o)
 void cli_print_help(const struct cli_command *cmd)
 {
 	printf("Usage:\n  %s\n\nDescription:\n  %s\n", cmd->usage, cmd->description);
+	if (cmd->examples) {
+		printf("\nExamples:\n");
+		for (const char *p = cmd->examples; *p;) {
+			size_t len = strcspn(p, "\n");
+			printf(len ? "  %.*s\n" : "\n", (int)len, p);
+			p += len + (p[len] == '\n');
+		}
+	}
 	printf("\nFlags:\n");
 	for (const struct cli_option *o = cmd->options; o && o->name; o++)
 		cli_print_option(o);

@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "lib/json.h"
+#include "lib/remote_config.h"
 #include "lib/util.h"
 
 #define COMPLETE_MAX_TOKENS 16
@@ -152,12 +153,16 @@ static size_t usage_tokens(const struct cli_command *cmd, struct token *toks)
 	return n;
 }
 
+/* "REMOTE:" while the names of the cursor's word are those of another remote (its word
+ * then is "REMOTE:..." and `cur` below the part after the colon), else "". */
+static const char *remote_prefix = "";
+
 static void emit(const char *cur, const char *prefix, const char *word, const char *suffix)
 {
 	_cleanup_free_ char *full = berth_strdup_printf("%s%s%s", prefix, word, suffix);
 
 	if (full && berth_startswith(full, cur))
-		printf("%s\n", full);
+		printf("%s%s\n", remote_prefix, full);
 }
 
 /* The option `a` ("--name", "--name=value", "-n") names in opts, or NULL. */
@@ -353,6 +358,59 @@ static void complete_kind(struct cli_ctx *ctx, enum kind kind, const char *cur,
 	}
 }
 
+/* The kinds of name that take a "REMOTE:" prefix, as lxc's arguments do. */
+static bool remote_kind(enum kind kind)
+{
+	switch (kind) {
+	case KIND_INSTANCE:
+	case KIND_INSTANCE_SNAPSHOT:
+	case KIND_INSTANCE_PATH:
+	case KIND_IMAGE:
+	case KIND_ALIAS:
+	case KIND_PROFILE:
+	case KIND_POOL:
+	case KIND_NETWORK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A name that may be "REMOTE:NAME" (config.yml's remotes): after a remote's colon, the
+ * names on that remote; before one, the remotes (as "REMOTE:") whose name starts with a
+ * non-empty word, beside the default remote's names. */
+static void complete_remote_kind(struct cli_ctx *ctx, enum kind kind, const char *cur,
+				 const struct named *nm)
+{
+	struct berth_remote_config *conf = NULL;
+	const char *colon = strchr(cur, ':'), *name;
+	const json_t *v;
+
+	if (!remote_kind(kind) || cli_remote_config(ctx, &conf, NULL) < 0) {
+		complete_kind(ctx, kind, cur, nm);
+		return;
+	}
+	if (colon && !memchr(cur, '/', (size_t)(colon - cur))) {
+		_cleanup_free_ char *remote = strndup(cur, (size_t)(colon - cur));
+		_cleanup_free_ char *prefix = remote ? berth_strdup_printf("%s:", remote) : NULL;
+
+		if (!prefix || !berth_remote_config_get(conf, remote) ||
+		    cli_use_remote(ctx, remote, NULL) < 0)
+			return;
+		remote_prefix = prefix;
+		complete_kind(ctx, kind, colon + 1, nm);
+		remote_prefix = "";
+		return;
+	}
+	complete_kind(ctx, kind, cur, nm);
+	if (!*cur || colon)
+		return;
+	json_object_foreach(json_object_get(conf->yml, "remotes"), name, v) {
+		if (berth_startswith(name, cur))
+			printf(":nospace\n%s:\n", name); /* "REMOTE:" is not a whole word */
+	}
+}
+
 /* A flag's argument: a kind named by its metavar, else the "(a|b|c)" of its help. */
 static void complete_option_arg(struct cli_ctx *ctx, const struct cli_option *o, const char *cur,
 				const char *prefix)
@@ -544,11 +602,11 @@ static void complete_positional(struct cli_ctx *ctx, const struct line *l)
 	for (size_t t = 0; t < n; t++) {
 		if (toks[t].repeats && t <= k) {
 			for (size_t u = t; u < n; u++)
-				complete_kind(ctx, toks[u].kind, l->cur, &nm);
+				complete_remote_kind(ctx, toks[u].kind, l->cur, &nm);
 			return;
 		}
 		if (t == k) {
-			complete_kind(ctx, toks[t].kind, l->cur, &nm);
+			complete_remote_kind(ctx, toks[t].kind, l->cur, &nm);
 			return;
 		}
 	}

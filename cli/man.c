@@ -61,6 +61,29 @@ static void man_description(FILE *f, const char *d)
 	}
 }
 
+/* Examples (struct cli_command): each command line in bold, what it does indented. */
+static void man_examples(FILE *f, const char *ex)
+{
+	while (*ex) {
+		size_t len = strcspn(ex, "\n"), indent = strspn(ex, " ");
+
+		if (indent >= len) {
+			/* a blank line: the next command starts a paragraph of its own */
+		} else if (indent == 0) {
+			fputs(".PP\n\\fB", f);
+			roff_text(f, ex, len, false);
+			fputs("\\fR\n", f);
+		} else {
+			fputs(".RS 4\n", f);
+			roff_text(f, ex + indent, len - indent, true);
+			fputs("\n.RE\n", f);
+		}
+		ex += len;
+		if (*ex == '\n')
+			ex++;
+	}
+}
+
 static void man_options(FILE *f, const struct cli_option *opts, bool help)
 {
 	for (const struct cli_option *o = opts; o && o->name; o++) {
@@ -120,6 +143,30 @@ static void man_subcommands(FILE *f, const struct cli_catalog *c, const struct c
 	}
 }
 
+/* EXAMPLES: the verb's own, then those of its sub-commands; none, no section. */
+static void man_examples_section(FILE *f, const struct cli_catalog *c, const struct cli_entry *e)
+{
+	size_t len = strlen(e->cmd->name);
+	bool any = e->cmd->examples != NULL;
+
+	for (size_t i = 0; i < c->n && !any; i++)
+		any = c->entries[i].cmd->examples &&
+		      berth_startswith(c->entries[i].cmd->name, e->cmd->name) &&
+		      c->entries[i].cmd->name[len] == ' ';
+	if (!any)
+		return;
+	fputs(".SH EXAMPLES\n", f);
+	if (e->cmd->examples)
+		man_examples(f, e->cmd->examples);
+	for (size_t i = 0; i < c->n; i++) {
+		const struct cli_command *sub = c->entries[i].cmd;
+
+		if (sub->examples && berth_startswith(sub->name, e->cmd->name) &&
+		    sub->name[len] == ' ')
+			man_examples(f, sub->examples);
+	}
+}
+
 static int man_verb(FILE *f, const struct cli_catalog *c, size_t verb)
 {
 	const char *name = cli_verb_name(verb);
@@ -137,6 +184,7 @@ static int man_verb(FILE *f, const struct cli_catalog *c, size_t verb)
 	man_synopsis(f, e->cmd);
 	fputs(".SH DESCRIPTION\n", f);
 	man_description(f, e->cmd->description);
+	man_examples_section(f, c, e);
 	fputs(".SH OPTIONS\n", f);
 	man_options(f, e->cmd->options, true);
 	if (e->subs)

@@ -45,6 +45,12 @@ VM_DEPS=(
 # README command 1 (scripts/setup.sh) installs these.
 SETUP_DEPS=("${BUILD_DEPS[@]}" "${IMAGE_DEPS[@]}")
 
+# And these where it installs berth as the Debian package (systemd as PID 1): what
+# `make deb` (dpkg-buildpackage, dh) runs; debian/control's Build-Depends are BUILD_DEPS.
+DEB_BUILD_DEPS=(
+	debhelper dpkg-dev
+)
+
 # Tests on top: cmocka (unit), clang and its runtimes (clang build, fuzzing),
 # the stock lxc client, ip and unshare (namespaces), python3 (rawhttp.py),
 # and what the image recipes and t_images.sh use (debootstrap, mksquashfs, xz, zstd);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # scripts/setup.sh: README command 1. On Debian 12, as root, from any cwd:
 # installs berth's build and run dependencies with apt, builds this checkout
-# out of tree (build/), installs it (binaries, systemd unit, `berth` group),
+# out of tree (build/), installs it (binaries, systemd units, `berth` group),
 # starts berthd with its embedded defaults (state in /var/lib/berth), prints
 # `berth info`, then builds the debian/12 image from images/recipes/debian-12
 # (debootstrap from the Debian archive, a few minutes the first time; cached in
@@ -9,15 +9,24 @@
 # from it, waits for its systemd (`systemctl is-system-running --wait`) and ends
 # with `berth list`.
 #
-# berthd is started by systemd when systemd is PID 1; otherwise (containers,
-# CI) it runs in the background with its log in /var/log/berth/berthd.log and
-# its PID in /run/berthd.pid. Running this again rebuilds, reinstalls and
-# restarts the daemon cleanly.
+# Two ways to install, chosen by what runs as PID 1 (SETUP_INSTALL=package or
+# source forces one; the script says which it took):
+# - package, where systemd is PID 1: the build step makes the Debian package
+#   with `make deb` (debhelper and dpkg-dev are installed for it), the start
+#   step installs it with `apt-get install --reinstall ./build/deb/berth_*.deb`:
+#   berthd.socket listens and starts berthd on the first connection. Run again,
+#   the package is upgraded (or reinstalled) in place and a running berthd
+#   restarted; its state stays.
+# - source, elsewhere (containers, CI): `make install`, and berthd runs in the
+#   background with its log in /var/log/berth/berthd.log and its PID in
+#   /run/berthd.pid. Running this again rebuilds, reinstalls and restarts the
+#   daemon cleanly.
 #
 # Steps, in this order: deps (apt-get update and install of SETUP_DEPS from
 # scripts/deps.sh, waiting up to $APT_LOCK_TIMEOUT s (600) for a dpkg or apt lock another
-# apt holds), build, start (make install, berthd started), image (images/build
-# debian/12), web (import, launch `web`, wait, `berth list`). SETUP_STEPS picks some of
+# apt holds), build (make, or make deb), start (make install or the package installed,
+# berthd started), image (images/build debian/12), web (import, launch `web`, wait,
+# `berth list`). SETUP_STEPS picks some of
 # them (default: all; e.g. SETUP_STEPS="deps image" is what t_fresh.sh runs in a minimal
 # Debian root); NO_APT=1 leaves out deps (the packages are there already). A failing
 # step is named, with what to do about it.
@@ -65,6 +74,20 @@ done
 
 . "$src/scripts/deps.sh"
 
+how=${SETUP_INSTALL:-}
+case $how in
+package | source) ;;
+"") if [ -d /run/systemd/system ] && command -v dpkg >/dev/null; then how=package; else how=source; fi ;;
+*) die "SETUP_INSTALL: \"$how\" is neither package nor source" ;;
+esac
+if [ "$how" = package ]; then
+	say "install path: the Debian package (make deb, apt-get install; systemd runs berthd)"
+else
+	say "install path: make install (systemd is not PID 1 here: berthd runs in the background)"
+fi
+lock_timeout=${APT_LOCK_TIMEOUT:-600}
+apt=(apt-get -o DPkg::Lock::Timeout="$lock_timeout")
+
 if want deps; then
 	say "installing dependencies with apt"
 	export DEBIAN_FRONTEND=noninteractive
@@ -72,8 +95,6 @@ if want deps; then
 	# instead of failing at once: DPkg::Lock::Timeout makes apt-get install wait for
 	# dpkg's locks; apt-get update does not wait for the package lists' lock, so it is
 	# tried again every 5 s while that is what it failed on.
-	lock_timeout=${APT_LOCK_TIMEOUT:-600}
-	apt=(apt-get -o DPkg::Lock::Timeout="$lock_timeout")
 	step deps "apt-get update could not read the package lists: check the network and the \
 sources in /etc/apt (or that no other apt held its lock for $lock_timeout s), then run this again"
 	deadline=$((SECONDS + lock_timeout))
@@ -86,7 +107,9 @@ sources in /etc/apt (or that no other apt held its lock for $lock_timeout s), th
 	printf '%s\n' "$out"
 	step deps "apt-get install of the packages in scripts/deps.sh failed: see apt's message \
 above (\"dpkg --configure -a\" repairs an interrupted dpkg), then run this again"
-	"${apt[@]}" install -y --no-install-recommends "${SETUP_DEPS[@]}" </dev/null
+	deps=("${SETUP_DEPS[@]}")
+	[ "$how" = source ] || deps+=("${DEB_BUILD_DEPS[@]}")
+	"${apt[@]}" install -y --no-install-recommends "${deps[@]}" </dev/null
 fi
 
 if want build; then
@@ -98,7 +121,12 @@ the packages in scripts/deps.sh must be installed already"
 	mkdir -p build
 	cd build
 	../configure --prefix="$prefix" --sysconfdir=/etc --localstatedir=/var
-	make -j"$(nproc)"
+	if [ "$how" = package ]; then
+		say "making the Debian package (make deb: dpkg-buildpackage in build/deb)"
+		DEB_BUILD_OPTIONS="parallel=$(nproc)" make deb
+	else
+		make -j"$(nproc)"
+	fi
 fi
 
 # Stop our own previous berthd (by the PID we recorded) before replacing its binary.
@@ -126,11 +154,18 @@ stop_berthd()
 }
 
 if want start; then
-	step start "make install or starting berthd failed: see the messages above (berthd's log: \
+	step start "installing berth (make install, or apt-get install of the package) or starting \
+berthd failed: see the messages above (berthd's log: \
 journalctl -u berthd with systemd, $logdir/berthd.log without)"
 	[ -d "$src/build" ] || die "no build in $src/build: run the build step first"
 	cd "$src/build"
-	if [ -d /run/systemd/system ]; then
+	if [ "$how" = package ]; then
+		deb=$(ls "$src"/build/deb/berth_*.deb 2>/dev/null | head -n 1)
+		[ -n "$deb" ] || die "no package in $src/build/deb: run the build step first"
+		stop_berthd
+		say "installing $(basename "$deb") with apt (berthd.socket starts berthd on first use)"
+		DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --reinstall "$deb" </dev/null
+	elif [ -d /run/systemd/system ]; then
 		say "installing"
 		make install
 		say "starting berthd with systemd"

@@ -82,6 +82,14 @@ int runtime_idmap_open_tree(const char *path, int userns_fd, uint64_t attrs, int
 	if (fd < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "open_tree(\"%s\"): %m",
 				       path);
+	/* A clone of a shared mount joins its peer group: the container's mounts on it would
+	 * show on the host (and pivot_root refuses a shared new root). Where systemd is PID 1,
+	 * "/" is shared. */
+	attr.propagation = MS_PRIVATE;
+	if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "making the copy of \"%s\" private: %m", path);
+	memset(&attr, 0, sizeof(attr));
 	if (userns_fd >= 0) {
 		attr.attr_set = MOUNT_ATTR_IDMAP;
 		attr.userns_fd = (uint64_t)userns_fd;

@@ -17,7 +17,8 @@ int runtime_idmap_write(pid_t pid, const struct runtime_spec *spec, struct berth
 
 /* A detached copy (open_tree OPEN_TREE_CLONE|AT_RECURSIVE) of the host tree at `path`,
  * idmapped to the user namespace `userns_fd` when it is >= 0, with the mount attributes
- * `attrs` (MOUNT_ATTR_RDONLY, MOUNT_ATTR_NODEV: runtime_tree_attrs) on every mount in it.
+ * `attrs` (MOUNT_ATTR_RDONLY, MOUNT_ATTR_NODEV: runtime_tree_attrs) on every mount in it,
+ * every one private (no propagation to or from the host's mounts).
  * *ret is an O_CLOEXEC mount fd for move_mount(). -EINVAL/-EPERM/-EOPNOTSUPP/-ENOSYS
  * from the idmap step mean "this kernel or filesystem cannot": fall back to a shift. */
 int runtime_idmap_open_tree(const char *path, int userns_fd, uint64_t attrs, int *ret,

@@ -5,7 +5,8 @@
 # (`storage volume <TAB>`, `config device <TAB>`), flags and a flag's choices come from
 # berth's tables without the server; instance names (and instance/snapshot), a profile,
 # a pool, a `pool volume` pair, a network, an image alias and fingerprint, a project and
-# an operation come from the server; the same line with the server gone completes the
+# an operation come from the server, and "REMOTE:" prefixes from config.yml's remotes
+# (names after one from that remote); the same line with the server gone completes the
 # static words and prints nothing for names, quietly.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
@@ -123,6 +124,27 @@ is "$(comp image alias delete '')" "bb" "berth image alias delete <TAB>: aliases
 is "$(comp --proj)" "--project" "berth --proj<TAB>"
 is "$(comp list --project p)" "proj1" "berth list --project p<TAB>: a project"
 is "$(comp --project proj1 start '')" "" "the instances of the project given with --project"
+
+# REMOTE: prefixes, from config.yml's remotes: "other" is this berthd too, in a project
+# of its own whose only instance is rc1
+api POST /1.0/projects '{"name": "rproj", "config": {"features.images": "false", "features.profiles": "false"}}'
+is "$HTTP_STATUS" 201 "project rproj made"
+check "init rc1 in rproj" berth --project rproj init bb rc1
+mkdir -p "$BERTH_CONF"
+printf 'default-remote: local\nremotes:\n  other:\n    addr: unix://%s\n    project: rproj\n' \
+	"$BERTH_SOCKET" >"$BERTH_CONF/config.yml"
+is "$(comp start o)" "other:" "berth start o<TAB>: the remote, as other:"
+is "$(comp start l)" "local:" "berth start l<TAB>: local: as well"
+is "$(comp start other:)" "rc1" "berth start other:<TAB>: the instances on other (after the colon)"
+is "$(comp start other:r)" "rc1" "berth start other:r<TAB>"
+is "$(comp config show other:)" "rc1" "berth config show other:<TAB>"
+is "$(comp profile show other:)" "$(comp --project rproj profile show '')" \
+	"berth profile show other:<TAB>: other's profiles"
+is "$(comp start nope:)" "" "an unknown remote: nothing"
+is "$(comp start '')" "c1 c2" "an empty word: the default remote's names only"
+run berth __complete start o
+is "$OUT" $':nospace\nother:' "berth __complete: other: with :nospace (the word goes on)"
+rm "$BERTH_CONF/config.yml"
 
 # an operation: a command left running in a started c2
 check "start c2" berth start c2

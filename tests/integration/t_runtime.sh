@@ -390,6 +390,26 @@ is "$?" 0 "restart with another map" || diag "$ERR"
 is "$(stat -c %u "$TEST_TMP/shift/rootfs/bin/busybox")" 300000 "the tree is shifted from the recorded base"
 $CTL "$(RUN shift)/monitor.sock" "stop 0" --timeout 30 >/dev/null
 
+# ---- a rootfs on a shared mount, as anywhere systemd is PID 1 ("/" shared) ----
+# The monitor's copy of the root must not join the host mount's peer group: pivot_root
+# refuses a shared new root (EINVAL), and the container's /proc, /sys, /dev would show
+# on the host. Both kinds of container, each on a shared bind mount of its own.
+for c in shr "shp privileged=1"; do
+	set -- $c
+	new_container "$1" "${2:-$USERNS}" || bail_out "cannot unpack $IMAGE"
+	mount --bind "$TEST_TMP/$1" "$TEST_TMP/$1" && mount --make-shared "$TEST_TMP/$1"
+	ok "$1: its volume is a shared mount" grep -q " $TEST_TMP/$1 [^-]* shared:" /proc/self/mountinfo
+	ERR=$("$MON" start "$(RUN "$1")" 2>&1)
+	is "$?" 0 "$1: starts on a shared mount" || diag "$ERR"
+	xc "$1" hostname
+	is "$OUT" "rt-$1" "$1: exec in it answers"
+	xc "$1" sh -c 'grep -c " /proc " /proc/self/mountinfo'
+	is "$OUT" 1 "$1: its /proc is mounted inside"
+	is "$(grep -c " $TEST_TMP/$1/rootfs/" /proc/self/mountinfo)" 0 "$1: none of its mounts shows here"
+	$CTL "$(RUN "$1")/monitor.sock" "stop 0" --timeout 30 >/dev/null
+	umount "$TEST_TMP/$1"
+done
+
 # ---- leaks ----
 sleep 0.3
 is "$(count_mounts)" "$MOUNTS0" "no mount left in the test's namespace"

@@ -4,8 +4,9 @@
 # warning (--warnings=w: every category, not only man's default "mac"); every verb of
 # `berth --help` has its page berth-VERB.1 and is listed in berth.1; every sub-command's
 # usage line and every flag `berth VERB [SUB...] --help` prints appear in the verb's
-# page; `berth help VERB` prints what `berth VERB --help` prints; berthd.8 has every
-# option and environment variable of `berthd --help`.
+# page, and every example it prints (its "Examples:", held in the same tables) in the
+# page's EXAMPLES section; `berth help VERB` prints what `berth VERB --help` prints;
+# berthd.8 has every option and environment variable of `berthd --help`.
 # TAP output. Needs the build (BERTH_BUILDDIR) and man-db (scripts/deps.sh).
 builddir=${BERTH_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 berth=$builddir/berth
@@ -38,6 +39,12 @@ plain() { sed -e 's/\\f[BIR]//g' -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' "$
 help_list()
 {
 	awk -v s="$1:" '$0 == s { on = 1; next } /^$/ { on = 0 } on { print $1 }'
+}
+# the command lines of a --help output's "Examples:" (their explanations are indented more)
+help_examples()
+{
+	awk '$0 == "Examples:" { on = 1; next } /^[A-Z][A-Za-z ]*:$/ { on = 0 }
+		on && /^  [^ ]/ { sub(/^  /, ""); print }'
 }
 # the long flags of a --help output (and of its Global flags)
 help_flags() { grep -Eo -- '(^|  |, )--[a-z0-9-]+' | grep -Eo -- '--[a-z0-9-]+' | sort -u; }
@@ -72,6 +79,7 @@ for v in $verbs; do
 		not_ok "berth help $v prints berth $v --help"
 	fi
 	text=$(plain "$page")
+	examples=$(awk '/^\.SH / { on = ($0 == ".SH EXAMPLES") } on' "$page" | plain /dev/stdin)
 	missing=
 	# the verb and every command under it, as --help reaches them
 	cmds=$v
@@ -86,16 +94,25 @@ for v in $verbs; do
 		for f in $(printf '%s\n' "$h" | help_flags); do
 			grep -qF -- "$f" <<<"$text" || missing="$missing $cmd:$f"
 		done
+		while IFS= read -r x; do
+			[ -z "$x" ] || grep -qxF -- "$x" <<<"$examples" || missing="$missing example:'$x'"
+		done < <(printf '%s\n' "$h" | help_examples)
 		for s in $(printf '%s\n' "$h" | help_list "Sub-commands"); do
 			cmds="$cmds $(echo "$cmd $s" | tr ' ' +)"
 		done
 	done
 	if [ -z "$missing" ]; then
-		ok "berth-$v.1 has the usage lines and flags of every $v command"
+		ok "berth-$v.1 has the usage lines, flags and examples of every $v command"
 	else
-		not_ok "berth-$v.1 has the usage lines and flags of every $v command" "missing:$missing"
+		not_ok "berth-$v.1 has the usage lines, flags and examples of every $v command" "missing:$missing"
 	fi
 done
+n_ex=$(grep -l '^\.SH EXAMPLES$' "$man"/berth-*.1 | wc -l)
+if [ "$n_ex" -ge 10 ] && grep -q '^\.SH EXAMPLES$' "$man/berth-launch.1"; then
+	ok "$n_ex pages have an EXAMPLES section (berth-launch.1 among them)"
+else
+	not_ok "pages have an EXAMPLES section" "$n_ex pages with one"
+fi
 pages=$(cd "$man" && ls berth-*.1 | sed 's/^berth-//; s/\.1$//' | sort | tr '\n' ' ')
 want=$(printf '%s\n' $verbs | sort | tr '\n' ' ')
 if [ "$pages" = "$want" ]; then
