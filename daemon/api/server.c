@@ -91,6 +91,9 @@ static const char *const api_extensions[] = {
 	 * pull mode only) */
 	"container_push",
 	"container_push_target",
+	/* metrics.c, daemon/instance/metrics.c: GET /1.0/metrics, CPU time in seconds */
+	"metrics",
+	"metrics_cpu_seconds",
 };
 
 static int server_config_etag(json_t *config, char **ret)
