@@ -650,6 +650,17 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 	TAKE_PTR(aw);
 }
 
+void api_handle_metrics(struct berth_http_conn *conn, struct berth_http_request *http, void *data)
+{
+	/* LXD's metrics listener serves these and nothing else. */
+	if (!streq(http->path, "/") && !streq(http->path, "/1.0") &&
+	    !streq(http->path, "/1.0/metrics")) {
+		api_respond_error(conn, 404, "not found");
+		return;
+	}
+	api_handle(conn, http, data);
+}
+
 void api_log_error_response(const char *method, const char *path, int status, const char *body,
 			    size_t len, void *data)
 {

@@ -5,8 +5,10 @@
 # process lines with sane values, counters that grow after work in the container, a
 # stopped instance and other projects left out (?project=); over HTTPS a `metrics`
 # certificate reads it and is refused (403) everywhere else, an untrusted client is
-# refused, a restricted client sees only its projects. All on the loopback of the
-# test's own network namespace.
+# refused, a restricted client sees only its projects; core.metrics_address (LXD's
+# metrics-only listener, port 9100 by default) serves it and nothing else, is refused
+# when bad or busy, comes back after a restart and goes when unset. All on the
+# loopback of the test's own network namespace.
 . "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || skip_all "curl not installed"
 command -v openssl >/dev/null || skip_all "openssl not installed"
@@ -58,10 +60,13 @@ is "$(jget '"metrics" in j["metadata"]["api_extensions"]')" true "the metrics AP
 
 # ---- the text ----
 fds0=$(daemon_fds)
-t0=$(date +%s%N)
 scrape s1
+t0=$(date +%s%N)
+curl -s --unix-socket "$BERTH_SOCKET" -o /dev/null http://berth/1.0/metrics
 t1=$(date +%s%N)
-diag "a scrape with one running container took $(((t1 - t0) / 1000000)) ms, $(wc -l <"$TEST_TMP/s1.txt") lines:"
+curl -s --unix-socket "$BERTH_SOCKET" -o /dev/null http://berth/1.0
+t2=$(date +%s%N)
+diag "curl of /1.0/metrics with one running container: $(((t1 - t0) / 1000000)) ms (of /1.0: $(((t2 - t1) / 1000000)) ms), $(wc -l <"$TEST_TMP/s1.txt") lines:"
 diag "$(grep -v "^#" "$TEST_TMP/s1.txt" | awk '!seen[$1 ~ /^lxd_memory/ ? "m" : $1]++' | head -n 20)"
 is "$CODE" 200 "GET /1.0/metrics on the unix socket: 200"
 like "$(cat "$TEST_TMP/s1.hdr")" 'Content-Type: text/plain' "served as text/plain"
@@ -146,3 +151,33 @@ is "$CODE:$(grep -c 'name="c1"' "$TEST_TMP/h3.txt")" 200:0 \
 scrape h4 "${R[@]}" "$URL/1.0/metrics?project=default"
 is "$CODE" 403 "... and is refused ?project=default (403)"
 
+# ---- core.metrics_address: a listener for metrics only ----
+api PATCH /1.0 '{"config":{"core.metrics_address":"127.0.0.1:99999"}}'
+is "$HTTP_STATUS" 400 "core.metrics_address with a bad port is refused (400)"
+like "$HTTP_BODY" 'core.metrics_address' "... naming the key"
+api PATCH /1.0 '{"config":{"core.metrics_address":"'$ADDR'"}}'
+is "$HTTP_STATUS" 400 "core.metrics_address on core.https_address's port is refused (400)"
+curl -sk -o /dev/null "$URL/1.0" && pass "... and the HTTPS listener still answers" ||
+	fail "... and the HTTPS listener still answers"
+api PATCH /1.0 '{"config":{"core.metrics_address":"127.0.0.1"}}'
+is "$HTTP_STATUS" 200 "core.metrics_address=127.0.0.1 (LXD's default port 9100)"
+MURL=https://127.0.0.1:9100
+scrape h5 "${M[@]}" "$MURL/1.0/metrics"
+is "$CODE:$(cat "$TEST_TMP/h5.err")" 200: "the metrics certificate reads Prometheus text on port 9100"
+ok "... with c1's processes" gt "$(val h5 lxd_procs_total name=c1)" 0
+out=$(curl -sk "${M[@]}" "$MURL/1.0")
+is "$(jget 'j["metadata"]["auth"]' "$out")" untrusted "GET /1.0 is served there too"
+code=$(curl -sk "${R[@]}" -o /dev/null -w '%{http_code}' "$MURL/1.0/instances?project=p1")
+is "$code" 404 "anything but /, /1.0 and /1.0/metrics is 404 there, even for a trusted client"
+code=$(curl -sk "${R[@]}" -o /dev/null -w '%{http_code}' "$URL/1.0/instances?project=p1")
+is "$code" 200 "... which core.https_address serves"
+scrape h6 "$MURL/1.0/metrics"
+is "$CODE" 403 "no certificate: refused there too (403)"
+daemon_restart
+scrape h7 "${M[@]}" "$MURL/1.0/metrics"
+is "$CODE:$(val h7 lxd_procs_total name=c1 | grep -c '^[1-9]')" 200:1 \
+	"after a restart of berthd it listens on 9100 again, c1 still reported"
+api PATCH /1.0 '{"config":{"core.metrics_address":""}}'
+is "$HTTP_STATUS" 200 "core.metrics_address unset"
+code=$(curl -sk -o /dev/null -w '%{http_code}' "$MURL/1.0")
+is "$code" 000 "... nothing listens on 9100 any more"
