@@ -40,6 +40,7 @@ struct key_rule {
 static const struct key_rule rules[] = {
 	/* server */
 	{"core.https_address", false, V_ANY, NULL, SRV},       /* checked by daemon/https.c */
+	{"core.metrics_address", false, V_ANY, NULL, SRV},     /* checked by daemon/https.c */
 	{"core.trust_password", false, V_ANY, NULL, SRV},      /* hashed by api/server.c */
 	{"core.remote_token_expiry", false, V_ANY, NULL, SRV}, /* api_parse_expiry() */
 	{"core.proxy_http", false, V_ANY, NULL, SRV},

@@ -33,6 +33,7 @@ struct berth_daemon {
 	struct container_watcher *containers; /* owned: wait connections to monitors */
 	json_t *environment;		      /* owned: host facts for GET /1.0, read-only */
 	struct https *https;		      /* owned: server certificate, HTTPS listener */
+	struct https *metrics_https;	      /* owned: the core.metrics_address listener */
 	struct trust *trust;		      /* owned: the cached trust store, tokens */
 	unsigned long requests_since_trim;    /* loop thread: see main.c's malloc trimming */
 };

@@ -30,6 +30,7 @@
 #include "lib/util.h"
 
 #define HTTPS_DEFAULT_PORT 8443
+#define METRICS_DEFAULT_PORT 9100 /* LXD's for core.metrics_address */
 #define CERT_DAYS (10 * 365)
 
 enum loop_cmd {
@@ -40,6 +41,9 @@ enum loop_cmd {
 
 struct https {
 	struct berth_daemon *d; /* borrowed */
+	const char *key;	/* static: the config key of the address, for messages */
+	unsigned default_port;
+	berth_http_handler_fn handler; /* api_handle, or api_handle_metrics */
 	struct berth_http_limits limits;
 	struct berth_tls_ctx *tls; /* owned, made when a listener first starts (under lock) */
 	char *cert_pem;		   /* owned */
@@ -58,11 +62,12 @@ struct https {
 
 /* ---- addresses ---- */
 
-static int split_address(const char *address, char **ret_host, unsigned *ret_port)
+static int split_address(const char *address, unsigned default_port, char **ret_host,
+			 unsigned *ret_port)
 {
 	_cleanup_free_ char *host = NULL;
 	const char *port = NULL;
-	unsigned long p = HTTPS_DEFAULT_PORT;
+	unsigned long p = default_port;
 
 	if (address[0] == '[') {
 		const char *end = strchr(address, ']');
@@ -93,14 +98,14 @@ static int split_address(const char *address, char **ret_host, unsigned *ret_por
 	return 0;
 }
 
-int https_address_parse(const char *address, struct sockaddr_storage *ret, socklen_t *ret_len,
-			bool *ret_wildcard)
+static int address_parse(const char *address, unsigned default_port, struct sockaddr_storage *ret,
+			 socklen_t *ret_len, bool *ret_wildcard)
 {
 	_cleanup_free_ char *host = NULL;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ret;
 	struct sockaddr_in *in4 = (struct sockaddr_in *)ret;
 	unsigned port;
-	int r = split_address(address, &host, &port);
+	int r = split_address(address, default_port, &host, &port);
 
 	if (r < 0)
 		return r;
@@ -122,18 +127,25 @@ int https_address_parse(const char *address, struct sockaddr_storage *ret, sockl
 	return 0;
 }
 
+int https_address_parse(const char *address, struct sockaddr_storage *ret, socklen_t *ret_len,
+			bool *ret_wildcard)
+{
+	return address_parse(address, HTTPS_DEFAULT_PORT, ret, ret_len, ret_wildcard);
+}
+
 /* A listening socket on `address`, or -errno with `err` naming it. */
-static int bind_address(const char *address, int *ret_fd, struct berth_error *err)
+static int bind_address(const struct https *h, const char *address, int *ret_fd,
+			struct berth_error *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = 0;
 	bool wildcard = false;
 	int fd, one = 1, zero = 0, r;
 
-	r = https_address_parse(address, &ss, &len, &wildcard);
+	r = address_parse(address, h->default_port, &ss, &len, &wildcard);
 	if (r < 0)
-		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST,
-				       "Invalid core.https_address \"%s\"", address);
+		return berth_error_set(err, r, BERTH_ERR_BAD_REQUEST, "Invalid %s \"%s\"", h->key,
+				       address);
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
@@ -208,7 +220,7 @@ json_t *https_addresses(struct https *h)
 	pthread_mutex_lock(&h->lock);
 	address = h->address ? strdup(h->address) : NULL;
 	pthread_mutex_unlock(&h->lock);
-	if (!address || split_address(address, &host, &port) < 0)
+	if (!address || split_address(address, h->default_port, &host, &port) < 0)
 		return json_array();
 	if (!*host || streq(host, "::") || streq(host, "0.0.0.0"))
 		return host_addresses(port, true);
@@ -361,7 +373,7 @@ static void listener_stop(struct https *h)
 static int listener_start(struct https *h, int fd)
 {
 	struct berth_http_server *s = NULL;
-	int r = berth_http_server_new(h->d->loop, &h->limits, api_handle, h->d, &s);
+	int r = berth_http_server_new(h->d->loop, &h->limits, h->handler, h->d, &s);
 
 	if (r < 0) {
 		close(fd);
@@ -439,17 +451,17 @@ static int set_address_locked(struct https *h, const char *address, struct berth
 			address_set(h, NULL);
 		return r;
 	}
-	r = bind_address(address, &fd, err);
+	r = bind_address(h, address, &fd, err);
 	if (r == -EADDRINUSE && old) {
 		/* Perhaps our own listener holds the port: free it and try again. */
 		struct berth_error again = {0};
 
 		loop_call(h, CMD_STOP, -EBADF);
-		if (bind_address(address, &fd, &again) < 0) {
+		if (bind_address(h, address, &fd, &again) < 0) {
 			int old_fd = -EBADF;
 
 			berth_error_release(&again);
-			if (bind_address(old, &old_fd, NULL) >= 0)
+			if (bind_address(h, old, &old_fd, NULL) >= 0)
 				loop_call(h, CMD_START, old_fd);
 			else
 				address_set(h, NULL);
@@ -484,8 +496,8 @@ int https_set_address(struct https *h, const char *address, struct berth_error *
 	return r;
 }
 
-int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, const char *address,
-	      struct https **ret)
+static int listener_new(struct berth_daemon *d, const struct berth_http_limits *limits,
+			const char *address, bool metrics, struct https **ret)
 {
 	struct https *h = calloc(1, sizeof(*h));
 	int r;
@@ -493,6 +505,9 @@ int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, co
 	if (!h)
 		return -ENOMEM;
 	h->d = d;
+	h->key = metrics ? "core.metrics_address" : "core.https_address";
+	h->default_port = metrics ? METRICS_DEFAULT_PORT : HTTPS_DEFAULT_PORT;
+	h->handler = metrics ? api_handle_metrics : api_handle;
 	h->limits = *limits;
 	pthread_mutex_init(&h->change, NULL);
 	pthread_mutex_init(&h->lock, NULL);
@@ -509,7 +524,7 @@ int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, co
 		struct berth_error err = {0};
 		int fd = -EBADF;
 
-		r = bind_address(address, &fd, &err);
+		r = bind_address(h, address, &fd, &err);
 		if (r >= 0) {
 			r = tls_ctx_get(h, &err);
 			if (r < 0)
@@ -518,8 +533,8 @@ int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, co
 		if (r >= 0)
 			r = listener_start(h, fd);
 		if (r < 0)
-			log_error("Cannot listen on core.https_address \"%s\": %s, ignoring",
-				  address, berth_error_msg(&err, r));
+			log_error("Cannot listen on %s \"%s\": %s, ignoring", h->key, address,
+				  berth_error_msg(&err, r));
 		else {
 			address_set(h, address);
 			log_info("Listening on \"%s\"", address);
@@ -527,6 +542,18 @@ int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, co
 		berth_error_release(&err);
 	}
 	return 0;
+}
+
+int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, const char *address,
+	      struct https **ret)
+{
+	return listener_new(d, limits, address, false, ret);
+}
+
+int https_new_metrics(struct berth_daemon *d, const struct berth_http_limits *limits,
+		      const char *address, struct https **ret)
+{
+	return listener_new(d, limits, address, true, ret);
 }
 
 void https_close(struct https *h)

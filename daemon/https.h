@@ -10,7 +10,11 @@
  *
  *   NONE --https_set_address(addr)--> LISTENING(addr) --set(other)--> LISTENING(other)
  *     ^                                   |
- *     +------------ set("") --------------+      (a refused address changes nothing) */
+ *     +------------ set("") --------------+      (a refused address changes nothing)
+ *
+ * A second one, made by https_new_metrics(), listens on core.metrics_address (LXD's
+ * metrics-only listener, port 9100 by default) with the same certificate and serves
+ * only GET /, GET /1.0 and GET /1.0/metrics (api_handle_metrics()). */
 #pragma once
 
 #include <jansson.h>
@@ -30,6 +34,9 @@ int https_certificate_ensure(const char *dir);
  * `address` (NULL or "": not yet). A bad or busy address is logged and left off. */
 int https_new(struct berth_daemon *d, const struct berth_http_limits *limits, const char *address,
 	      struct https **ret);
+/* The same for core.metrics_address. */
+int https_new_metrics(struct berth_daemon *d, const struct berth_http_limits *limits,
+		      const char *address, struct https **ret);
 /* Loop thread, at shutdown: stop listening and close every HTTPS connection. */
 void https_close(struct https *h);
 /* After the loop has drained. NULL is fine. */

@@ -344,6 +344,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	if (s->d->trust)
 		trust_shutdown(s->d->trust);
 	https_close(s->d->https);
+	https_close(s->d->metrics_https);
 	berth_http_server_close(s->d->http, on_http_closed, s);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -378,7 +379,8 @@ static int reconcile_images(struct db *db, const char *dir)
 	return 0;
 }
 
-/* The trust store and the HTTPS listener on core.https_address, if set. */
+/* The trust store and the HTTPS listeners on core.https_address and core.metrics_address,
+ * if set. */
 static int https_setup(struct berth_daemon *d, const struct berth_http_limits *limits)
 {
 	struct berth_error err = {0};
@@ -397,6 +399,10 @@ static int https_setup(struct berth_daemon *d, const struct berth_http_limits *l
 	r = https_new(d, limits, berth_json_string(config, "core.https_address"), &d->https);
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up the HTTPS endpoint");
+	r = https_new_metrics(d, limits, berth_json_string(config, "core.metrics_address"),
+			      &d->metrics_https);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the metrics endpoint");
 	return 0;
 }
 
@@ -589,6 +595,7 @@ int main(int argc, char **argv)
 	events_hub_free(d.events);
 	berth_http_server_free(d.http);
 	https_free(d.https);
+	https_free(d.metrics_https);
 	operation_registry_free(d.ops);
 	worker_pool_free(d.requests);
 	container_watcher_free(d.containers);

@@ -20,7 +20,7 @@ static const struct api_route *const route_tables[] = {
 	api_event_routes,	  api_storage_routes,		api_storage_volume_routes,
 	api_image_routes,	  api_resources_routes,		api_network_routes,
 	api_warning_routes,	  api_internal_routes,		api_instance_backup_routes,
-	api_certificate_routes,
+	api_certificate_routes,	  api_metrics_routes,
 };
 
 struct api_work {
@@ -564,6 +564,9 @@ static int authorize(const struct trust_client *c, const struct api_route *route
 	/* berthd's own internal calls (admin shutdown) stay on the unix socket. */
 	if (berth_startswith(route->pattern, "/internal"))
 		return -EACCES;
+	/* A metrics certificate reads /1.0/metrics, and is untrusted anywhere else. */
+	if (c->trusted && c->metrics && streq(route->pattern, "/1.0/metrics"))
+		return trust_client_allows_project(c, req->project) ? 0 : -EACCES;
 	if (!c->trusted || c->metrics)
 		return untrusted_allowed(req->method, route->pattern) ? 0 : -EACCES;
 	if (c->restricted)
@@ -645,6 +648,17 @@ void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, v
 		return;
 	}
 	TAKE_PTR(aw);
+}
+
+void api_handle_metrics(struct berth_http_conn *conn, struct berth_http_request *http, void *data)
+{
+	/* LXD's metrics listener serves these and nothing else. */
+	if (!streq(http->path, "/") && !streq(http->path, "/1.0") &&
+	    !streq(http->path, "/1.0/metrics")) {
+		api_respond_error(conn, 404, "not found");
+		return;
+	}
+	api_handle(conn, http, data);
 }
 
 void api_log_error_response(const char *method, const char *path, int status, const char *body,

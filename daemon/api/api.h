@@ -81,6 +81,10 @@ struct api_route {
 /* The http server's request callback; `data` is the struct berth_daemon. */
 void api_handle(struct berth_http_conn *conn, struct berth_http_request *http, void *data);
 
+/* The same for the core.metrics_address listener: GET /, /1.0 and /1.0/metrics only, the
+ * rest 404. */
+void api_handle_metrics(struct berth_http_conn *conn, struct berth_http_request *http, void *data);
+
 /* Bodies that are raw bytes whatever their Content-Type (file pushes): spool them and
  * never parse them as JSON. For berth_http_limits.spool_url. */
 bool api_spool_url(const char *method, const char *url);
@@ -105,6 +109,7 @@ extern const struct api_route api_network_routes[];
 extern const struct api_route api_warning_routes[];
 extern const struct api_route api_internal_routes[];
 extern const struct api_route api_certificate_routes[];
+extern const struct api_route api_metrics_routes[];
 
 /* ---- helpers for handlers ---- */
 

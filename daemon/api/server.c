@@ -92,6 +92,9 @@ static const char *const api_extensions[] = {
 	 * pull mode only) */
 	"container_push",
 	"container_push_target",
+	/* metrics.c, daemon/instance/metrics.c: GET /1.0/metrics, CPU time in seconds */
+	"metrics",
+	"metrics_cpu_seconds",
 };
 
 static int server_config_etag(json_t *config, char **ret)
@@ -198,6 +201,18 @@ static int apply_https_address(struct api_request *req, const json_t *current, c
 	return https_set_address(req->d->https, to ? to : "", err);
 }
 
+/* The same for the metrics listener (daemon/https.h). */
+static int apply_metrics_address(struct api_request *req, const json_t *current, const json_t *next,
+				 struct berth_error *err)
+{
+	const char *from = berth_json_string(current, "core.metrics_address");
+	const char *to = berth_json_string(next, "core.metrics_address");
+
+	if (streq(from ? from : "", to ? to : ""))
+		return 0;
+	return https_set_address(req->d->metrics_https, to ? to : "", err);
+}
+
 static int update_server(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err, bool patch)
 {
@@ -263,10 +278,14 @@ static int update_server(struct api_request *req, struct api_response *resp,
 	r = apply_https_address(req, current, next, err);
 	if (r < 0)
 		return r;
-	r = db_server_config_replace(req->d->db, next, err);
+	r = apply_metrics_address(req, current, next, err);
+	if (r >= 0)
+		r = db_server_config_replace(req->d->db, next, err);
 	if (r < 0) {
 		https_set_address(req->d->https, berth_json_string(current, "core.https_address"),
 				  NULL);
+		https_set_address(req->d->metrics_https,
+				  berth_json_string(current, "core.metrics_address"), NULL);
 		return r;
 	}
 	events_lifecycle(req->d->events, NULL, "config-updated", "/1.0", NULL);
