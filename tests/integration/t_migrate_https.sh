@@ -57,6 +57,26 @@ on_a() { BERTH_SOCKET=$A_SOCK BERTH_DIR=$A_DIR "$@"; }
 on_b() { BERTH_SOCKET=$B_SOCK BERTH_DIR=$B_DIR "$@"; }
 apia() { BERTH_SOCKET=$A_SOCK api "$@"; }
 apib() { BERTH_SOCKET=$B_SOCK api "$@"; }
+SEEN_OPS=
+# src_ops_ok DESC [SOCKET]: every migration source operation of a berthd (A's by default)
+# ends "Success" once waited for: the target's last message and its close arrive together
+# over TLS, and the source used to lose the message ("The migration peer went away").
+src_ops_ok()
+{
+	local sock=${2:-$A_SOCK} ops op bad=
+	BERTH_SOCKET=$sock api GET '/1.0/operations?recursion=1'
+	ops=$(jget '" ".join(o["id"] for v in (j["metadata"] or {}).values() for o in (v or [])
+		if o["description"] == "Migrating instance")')
+	for op in $SEEN_OPS; do ops=${ops//$op/}; done
+	[ -n "${ops// /}" ] || bad="no new source operation"
+	for op in $ops; do
+		SEEN_OPS="$SEEN_OPS $op"
+		BERTH_SOCKET=$sock wait_operation "/1.0/operations/$op" 20
+		[ "$(jget 'j["metadata"]["status"]')" = Success ] ||
+			bad="$bad $op: $(jget 'j["metadata"]["status"] + " " + str(j["metadata"]["err"])')"
+	done
+	if [ -z "$bad" ]; then pass "$1"; else fail "$1" "$bad"; fi
+}
 
 # ---- both daemons on HTTPS, both remotes of the lxc client ----
 apia PATCH /1.0 '{"config":{"core.https_address":"'$A_ADDR'","core.trust_password":"pa"}}'
@@ -82,6 +102,7 @@ check "A: c1 state current" sh -c "echo current >$rf/state.txt"
 t0=$(date +%s%N)
 run_lxc copy a:c1 b:c1
 rc_ok "lxc copy a:c1 b:c1 (pull over HTTPS)"
+src_ops_ok "A: the source operation of the copy ends Success"
 diag "lxc copy a:c1 b:c1 with two snapshots: $((($(date +%s%N) - t0) / 1000000)) ms"
 bf=$B_DIR/storage-pools/default/containers/default_c1/rootfs
 is "$(cat "$bf/state.txt" 2>&1)" current "B: c1 has the current content"
@@ -108,6 +129,7 @@ check "A: c1 changes" sh -c "echo refreshed >$rf/state.txt && echo new >$rf/new.
 t0=$(date +%s%N)
 run_lxc copy a:c1 b:c1 --refresh
 rc_ok "lxc copy a:c1 b:c1 --refresh"
+src_ops_ok "A: the source operation of the refresh ends Success"
 diag "lxc copy --refresh after a small change: $((($(date +%s%N) - t0) / 1000000)) ms"
 is "$(cat "$bf/state.txt" "$bf/new.txt" 2>&1 | tr '\n' ' ')" "refreshed new " "B: c1 has the change"
 
@@ -144,6 +166,7 @@ apib GET /1.0/instances/bad
 is "$HTTP_STATUS" 404 "B: no instance bad"
 ok "B: no volume for bad" test ! -e "$B_DIR/storage-pools/default/containers/default_bad"
 apia DELETE "$src_op"
+SEEN_OPS="$SEEN_OPS ${src_op##*/}"
 
 # ---- full run: LXD 5.0.2 (its own daemon and state dir in the test's namespaces) on
 # HTTPS as the third remote: lxc copy lxd:l1 b:l1 (berth pulls from LXD), lxc copy
@@ -197,6 +220,7 @@ else
 		check "A: p2 state one" sh -c "echo one >$A_DIR/storage-pools/default/containers/default_p2/rootfs/state.txt"
 		run_lxc copy a:p2 lxd:p2
 		rc_ok "lxc copy a:p2 lxd:p2 (LXD pulls from berth over HTTPS)"
+		src_ops_ok "A: the source operation LXD pulled from ends Success"
 		run_lxc info lxd:p2
 		like "$OUT" 's0' "berth -> LXD: LXD lists the snapshot"
 		run_lxc start lxd:p2
