@@ -1,13 +1,15 @@
 #!/bin/bash
 # tests/integration/t_migrate_https.sh: migration between two berthds over HTTPS (issue 16,
-# Deliver 4), driven by the stock `lxc` client (Debian's 5.0.2): daemons A and B in the
-# test's namespaces, each with core.https_address on 127.0.0.1 (ports of their own), both
-# remotes of one lxc client. The target connects to the source's operation at
-# https://127.0.0.1:PORT/1.0/operations/ID, pinning the certificate the request gives and
-# showing its own server.crt as LXD does. `lxc copy a:c1 b:c1` (pull) with two snapshots,
-# the copy starts on B; `lxc copy --refresh` after a change; `lxc move a:c3 b:c3`; a target
-# given a wrong certificate fails naming the host, with nothing left on it. Full run
-# (BERTH_TEST_FULL=1): LXD 5.0.2 on HTTPS as a third remote, both ways.
+# Deliver 4), driven by the stock `lxc` client (Debian's 5.0.2):
+# daemon A in the test's network namespace, daemon B in a second one the test made,
+# joined by a veth pair (10.231.0.1 and .2; nothing else routed), each with
+# core.https_address on its veth address. The target connects to the source's operation
+# at https://ADDR/1.0/operations/ID, pinning the certificate the request gives and
+# showing its own server.crt as LXD does. `lxc copy a:c1 b:c1` (pull) with two
+# snapshots, the copy starts on B, the source's operation ends Success; `lxc copy
+# --refresh`; `lxc move a:c3 b:c3`; lxc's push and relay modes;
+# a target given a wrong certificate fails naming the host, with nothing left on it. Full
+# run (BERTH_TEST_FULL=1): LXD 5.0.2 on HTTPS as a third remote, both ways.
 . "$(dirname "$0")/lib.sh"
 command -v lxc >/dev/null || skip_all "lxc not installed (apt-get install lxd-client)"
 berth_test_images busybox
@@ -28,8 +30,10 @@ B_DIR=$TEST_TMP/b
 B_SOCK=$B_DIR/unix.socket
 B_LOG=$TEST_TMP/berthd-b.log
 B_PID=
-A_ADDR=127.0.0.1:8443
-B_ADDR=127.0.0.1:8444
+A_IP=10.231.0.1
+B_IP=10.231.0.2
+A_ADDR=$A_IP:8443
+B_ADDR=$B_IP:8443
 mkdir -p "$B_DIR"
 LXD_CONF=$TEST_TMP/lxc-conf
 mkdir -p "$LXD_CONF"
@@ -51,7 +55,8 @@ mig_cleanup()
 	_berth_test_exit
 }
 trap mig_cleanup EXIT
-daemon_b_start
+command -v nsenter >/dev/null || skip_all "nsenter (util-linux) not installed"
+daemon_b_start_netns "$A_IP" "$B_IP"
 
 on_a() { BERTH_SOCKET=$A_SOCK BERTH_DIR=$A_DIR "$@"; }
 on_b() { BERTH_SOCKET=$B_SOCK BERTH_DIR=$B_DIR "$@"; }
@@ -145,6 +150,16 @@ is "$(cat "$B_DIR/storage-pools/default/containers/default_c3/rootfs/m.txt" 2>&1
 apib GET /1.0/instances/c3/snapshots
 is "$(jget 'j["metadata"]')" '["/1.0/instances/c3/snapshots/s0"]' "B: c3 keeps its snapshot"
 
+# ---- lxc copy --mode push and relay between the two berthds ----
+for mode in push relay; do
+	run_lxc copy a:c1 b:lc-$mode --mode $mode
+	rc_ok "lxc copy a:c1 b:lc-$mode --mode $mode"
+	src_ops_ok "A: the source operation of lxc's $mode copy ends Success"
+	is "$(cat "$B_DIR/storage-pools/default/containers/default_lc-$mode/rootfs/state.txt" \
+		"$B_DIR/storage-pools/default/containers-snapshots/default_lc-$mode/snap1/rootfs/state.txt" 2>&1 |
+		tr '\n' ' ')" "refreshed one " "B: lc-$mode has c1's content and snapshots"
+done
+
 # ---- a wrong certificate: the target refuses the source, nothing left ----
 apia POST /1.0/instances/c1 '{"migration": true}'
 is "$HTTP_STATUS" 202 "A: a source operation for c1"
@@ -160,7 +175,7 @@ apib POST /1.0/instances "$body"
 is "$HTTP_STATUS" 202 "B: a target pinning the wrong certificate starts"
 BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
 is "$(jget 'j["metadata"]["status"]')" Failure "B: the migration fails"
-like "$(jget 'j["metadata"]["err"]')" "127\.0\.0\.1:8443" "... naming the source's host and port"
+like "$(jget 'j["metadata"]["err"]')" "${A_ADDR//./\\.}" "... naming the source's host and port"
 like "$(jget 'j["metadata"]["err"]')" "[Cc]ertificate" "... saying the certificate is wrong"
 apib GET /1.0/instances/bad
 is "$HTTP_STATUS" 404 "B: no instance bad"
@@ -195,9 +210,9 @@ else
 		pass "LXD $(lxd --version) of the test's own starts"
 		check "LXD: a dir pool" lxl storage create default dir
 		check "LXD: the default profile's root disk" lxl profile device add default root disk path=/ pool=default
-		check "LXD: core.https_address=127.0.0.1:8445" lxl config set core.https_address 127.0.0.1:8445
+		check "LXD: core.https_address=$A_IP:8445" lxl config set core.https_address $A_IP:8445
 		check "LXD: a trust password" lxl config set core.trust_password pl
-		run_lxc remote add lxd https://127.0.0.1:8445 --accept-certificate --password pl
+		run_lxc remote add lxd https://$A_IP:8445 --accept-certificate --password pl
 		rc_ok "lxc remote add lxd"
 		check "LXD: import the busybox image" lxl image import "${IMAGE[busybox]}" --alias busybox
 		check "LXD: init l1" lxl init busybox l1
