@@ -246,3 +246,21 @@ int cmd_shell(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *er
 int cmd_console(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_file(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_remote(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+
+/* `berth copy` and `berth move` between two remotes (cli/copy_remote.c), through LXD's
+ * migration API in lxc's three modes. */
+struct cli_copy_remote {
+	const char *src_remote, *dst_remote; /* remote names, both given */
+	const char *src, *snap;		     /* the source instance, its snapshot or NULL */
+	const char *dst;		     /* the new instance's name */
+	const char *mode;		     /* "pull" (NULL), "push" or "relay" */
+	const char *config, *devices, *profiles, *storage; /* -c, -d, -p, -s, or NULL */
+	bool no_profiles, instance_only, refresh, stateless;
+	bool keep_volatile; /* a move keeps the volatile keys (the target makes its own) */
+};
+/* Copy; errors name the instance and both remotes. */
+int cli_copy_remote(struct cli_ctx *ctx, const struct cli_copy_remote *o, struct berth_error *err);
+/* After a move's copy: stop (when running) and delete the source. */
+int cli_move_remote_finish(struct cli_ctx *ctx, const struct cli_copy_remote *o,
+			   struct berth_error *err);
+int cmd_move(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

@@ -35,13 +35,45 @@ static const struct cli_option copy_options[] = {
 	{ "instance-only", 0, NULL, "Copy the instance without its snapshots" },
 	{ "config", 'c', "KEY=VALUE", "Config key/value to apply to the new instance" },
 	{ "profile", 'p', "PROFILE", "Profile to apply to the new instance (repeatable)" },
+	{ "mode", 0, "MODE", "Transfer mode between remotes: pull (default), push or relay" },
+	{ "refresh", 0, NULL, "Update the target instance from the source (between remotes)" },
+	{ "stateless", 0, NULL, "Copy a running instance stateless (between remotes)" },
+	{ "device", 'd', "DEVICE,KEY=VALUE",
+	  "Change a device of the new instance (repeatable; between remotes)" },
+	{ "no-profiles", 0, NULL, "Create the new instance with no profiles (between remotes)" },
+	{ "storage", 's', "POOL", "Storage pool of the new instance (between remotes)" },
 	{ 0 },
 };
 static const struct cli_command copy_cmd = {
 	.name = "copy",
-	.usage = "berth copy <source>[/<snapshot>] <destination> [flags]",
-	.description = "Copy instances within the server",
+	.usage = "berth copy [<remote>:]<source>[/<snapshot>] [[<remote>:]<destination>] "
+		 "[flags]",
+	.description = "Copy instances within or between servers\n\n"
+		       "  Between two remotes the servers migrate the instance (LXD's API): the\n"
+		       "  target pulls from the source (--mode pull), the source pushes to the\n"
+		       "  target (push), or this client relays between them (relay).",
 	.options = copy_options,
+	.min_args = 2,
+	.max_args = 2,
+};
+static const struct cli_option move_options[] = {
+	{ "instance-only", 0, NULL, "Move the instance without its snapshots" },
+	{ "config", 'c', "KEY=VALUE", "Config key/value to apply to the moved instance" },
+	{ "profile", 'p', "PROFILE", "Profile to apply to the moved instance (repeatable)" },
+	{ "mode", 0, "MODE", "Transfer mode between remotes: pull (default), push or relay" },
+	{ "stateless", 0, NULL, "Move a running instance stateless (it is stopped)" },
+	{ "device", 'd', "DEVICE,KEY=VALUE", "Change a device of the moved instance" },
+	{ "no-profiles", 0, NULL, "Move the instance with no profiles" },
+	{ "storage", 's', "POOL", "Storage pool of the moved instance" },
+	{ 0 },
+};
+static const struct cli_command move_cmd = {
+	.name = "move",
+	.usage = "berth move [<remote>:]<instance> [<remote>:][<new-name>] [flags]",
+	.description = "Move instances within or between servers\n\n"
+		       "  On one server: a rename. Between remotes: a copy (see berth copy),\n"
+		       "  then the source deleted once the copy succeeded.",
+	.options = move_options,
 	.min_args = 2,
 	.max_args = 2,
 };
@@ -473,13 +505,91 @@ static int do_copy_local(struct cli_ctx *ctx, struct cli_args *a, struct berth_e
 	return r;
 }
 
+/* "[REMOTE:]NAME": the remote (the default one when none is named) and the name. */
+static int split_remote(struct cli_ctx *ctx, const char *arg, const char **ret_remote,
+			const char **ret_name, struct berth_error *err)
+{
+	struct berth_remote_config *conf = NULL;
+	int r = cli_remote_config(ctx, &conf, err);
+
+	if (r >= 0)
+		r = berth_remote_config_split(conf, arg, ret_remote, ret_name, err);
+	if (r >= 0 && !*ret_remote)
+		*ret_remote = berth_remote_config_default(conf);
+	return r;
+}
+
+/* The two names of a copy or move and whether they are on two remotes. */
+static int remote_pair(struct cli_ctx *ctx, struct cli_args *a, struct cli_copy_remote *o,
+		       struct berth_error *err)
+{
+	const char *src = NULL, *dst = NULL;
+	int r = split_remote(ctx, a->pos[0], &o->src_remote, &src, err);
+
+	if (r >= 0)
+		r = split_remote(ctx, a->pos[1], &o->dst_remote, &dst, err);
+	if (r < 0)
+		return r;
+	o->src = src;
+	o->dst = *dst ? dst : NULL;
+	return streq(o->src_remote, o->dst_remote) ? 0 : 1;
+}
+
+/* Between remotes: "SRC[/SNAP]" split, the new name defaulting to the source's. */
+static int copy_between(struct cli_ctx *ctx, struct cli_copy_remote *o, bool move,
+			struct berth_error *err)
+{
+	_cleanup_free_ char *src = strdup(o->src);
+	char *slash = src ? strchr(src, '/') : NULL;
+	int r;
+
+	if (!src)
+		return oom(err);
+	if (slash) {
+		*slash = '\0';
+		o->snap = slash + 1;
+	}
+	if (move && slash)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Snapshot \"%s\" of remote %s cannot be moved: copy it",
+				       o->src, o->src_remote);
+	o->src = src;
+	if (!o->dst)
+		o->dst = src;
+	if (strchr(o->dst, '/'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "The new instance's name \"%s\" cannot be a snapshot",
+				       o->dst);
+	r = cli_copy_remote(ctx, o, err);
+	if (r >= 0 && move)
+		r = cli_move_remote_finish(ctx, o, err);
+	return r;
+}
+
 static int do_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
 {
-	int r = cli_remote_args(ctx, a->pos, 2, err);
+	struct cli_copy_remote o = {
+		.instance_only = a->values[0] != NULL,
+		.config = a->values[1],
+		.profiles = a->values[2],
+		.mode = a->values[3],
+		.refresh = a->values[4] != NULL,
+		.stateless = a->values[5] != NULL,
+		.devices = a->values[6],
+		.no_profiles = a->values[7] != NULL,
+		.storage = a->values[8],
+	};
+	int r = remote_pair(ctx, a, &o, err);
 
-	if (r < 0)
-		return berth_error_wrap(err, r, "copying between remotes is not supported yet");
-	return do_copy_local(ctx, a, err);
+	if (r > 0)
+		return copy_between(ctx, &o, false, err);
+	if (r >= 0 &&
+	    (o.mode || o.refresh || o.stateless || o.devices || o.no_profiles || o.storage))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "--mode, --refresh, --stateless, --device, --no-profiles "
+				       "and --storage are for copies between two remotes");
+	r = r < 0 ? r : cli_remote_args(ctx, a->pos, 2, err);
+	return r < 0 ? r : do_copy_local(ctx, a, err);
 }
 
 static int do_rename(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
@@ -612,6 +722,38 @@ int cmd_init(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err
 int cmd_copy(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 {
 	return run_verb(ctx, &copy_cmd, do_copy, argc, argv, err);
+}
+
+static int do_move(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	struct cli_copy_remote o = {
+		.instance_only = a->values[0] != NULL,
+		.config = a->values[1],
+		.profiles = a->values[2],
+		.mode = a->values[3],
+		.stateless = a->values[4] != NULL,
+		.devices = a->values[5],
+		.no_profiles = a->values[6] != NULL,
+		.storage = a->values[7],
+		.keep_volatile = true,
+	};
+	int r = remote_pair(ctx, a, &o, err);
+	bool opts = false;
+
+	if (r > 0)
+		return copy_between(ctx, &o, true, err);
+	for (int i = 0; i < CLI_MAX_OPTIONS; i++)
+		opts |= a->values[i] != NULL;
+	if (r >= 0 && opts)
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "A move on one server is a rename: its flags are for moves "
+				       "between two remotes");
+	return r < 0 ? r : do_rename(ctx, a, err);
+}
+
+int cmd_move(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
+{
+	return run_verb(ctx, &move_cmd, do_move, argc, argv, err);
 }
 
 int cmd_rename(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)

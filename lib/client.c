@@ -245,7 +245,7 @@ static int helper_connect(struct berth_client *c, struct client_conn *ret, struc
 	if (r != 0)
 		return berth_error_set(err, -r, BERTH_ERR_INTERNAL, "starting %s: %s", helper,
 				       strerror(r));
-	berth_closep(&theirs);
+	close(TAKE_FD(theirs)); /* now: the helper holds it */
 	*ret = (struct client_conn){.fd = mine, .pid = pid};
 	r = helper_preamble(c, mine, err);
 	if (r < 0) {

@@ -682,16 +682,19 @@ static void conn_feed_tls(struct berth_http_conn *c, const char *data, size_t le
 {
 	struct berth_tls_buf plain = {0}, out = {0};
 	int r = berth_tls_conn_feed(c->tls, data, len, &plain, &out);
+	/* What was decrypted before the peer's close_notify is still its data: a websocket
+	 * peer's last message often comes in the same read as its close. */
+	bool feed = plain.len > 0 && r != -ENOMEM;
 
-	if (out.len > 0 && conn_write_raw(c, out.data, out.len, true, r < 0) < 0)
+	if (out.len > 0 && conn_write_raw(c, out.data, out.len, true, r < 0 && !feed) < 0)
 		r = -EPIPE;
-	else if (r < 0 && out.len == 0)
+	else if (r < 0 && out.len == 0 && !feed)
 		conn_close(c);
 	berth_tls_buf_release(&out);
-	if (r >= 0 && plain.len > 0)
+	if (feed && r != -EPIPE)
 		conn_feed(c, plain.data, plain.len);
 	berth_tls_buf_release(&plain);
-	if (r == -EPIPE)
+	if (r == -EPIPE || (feed && r < 0))
 		conn_close(c);
 }
 

@@ -308,6 +308,33 @@ static int migrate_peer_check(const struct api_request *req, const json_t *spec,
 	return 0;
 }
 
+/* A migration target in push mode: a websocket operation whose metadata holds the
+ * secrets the pushing source (or a relaying client) connects with. Takes `j`. */
+static int push_target(struct api_request *req, struct api_response *resp, struct instance_job *j,
+		       const char *name, struct berth_error *err)
+{
+	struct operation_spec os = {
+		.description = "Creating instance",
+		.project = api_event_project(req),
+	};
+	json_t *md = NULL;
+	int r = migrate_target_push_spec(j, &os, &md);
+
+	if (r < 0) {
+		instance_job_free(j);
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");
+	}
+	os.resources = resources_for(req->project, name);
+	r = operation_create(req->d->ops, &os, &resp->op);
+	if (r < 0) {
+		json_decref(md);
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");
+	}
+	operation_set_metadata(resp->op, md);
+	resp->type = API_ASYNC;
+	return 0;
+}
+
 static int create_instance(struct api_request *req, struct api_response *resp,
 			   struct berth_error *err)
 {
@@ -397,6 +424,8 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		instance_job_free(j);
 		return r;
 	}
+	if (run == migrate_target_run && migrate_target_pushed(j))
+		return push_target(req, resp, j, name, err);
 	/* From an image or as a copy: long, so cancellable (storage sees the flag). */
 	return (run == instance_create_run
 			? api_async

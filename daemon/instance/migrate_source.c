@@ -733,3 +733,55 @@ int migrate_source_run(struct operation *op, void *data, struct berth_error *err
 	log_info("Instance \"%s\" sent to its migration target", s->name);
 	return 0;
 }
+
+/* ---- a listener: the accepting half alone, for a target in push mode ---- */
+
+int migrate_listener_new(struct berth_daemon *d, const char *project, const char *name,
+			 struct migrate_source **ret)
+{
+	struct migrate_source *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->fds[0] = s->fds[1] = -EBADF;
+	s->d = d;
+	s->project = strdup(project);
+	s->name = strdup(name);
+	r = s->project && s->name ? 0 : -ENOMEM;
+	for (int i = 0; r >= 0 && i < SOCK_MAX; i++)
+		r = draw_secret(s->secret[i]);
+	if (r < 0) {
+		migrate_source_free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int migrate_listener_wait(struct migrate_source *s, const atomic_bool *cancel, int *ret_ctl,
+			  int *ret_fs, struct berth_error *err)
+{
+	int r = wait_connected(s, cancel, err);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	*ret_ctl = s->fds[SOCK_CONTROL];
+	*ret_fs = s->fds[SOCK_FS];
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void migrate_listener_close(struct migrate_source *s)
+{
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < SOCK_MAX; i++) {
+		if (s->fds[i] >= 0)
+			close(s->fds[i]);
+		s->fds[i] = -EBADF;
+	}
+	pthread_mutex_unlock(&s->lock);
+}

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "daemon/daemon.h"
@@ -42,6 +43,18 @@ int migrate_source_run(struct operation *op, void *data, struct berth_error *err
 void migrate_source_connect(struct operation *op, void *data, const char *secret,
 			    struct berth_http_conn *conn);
 void migrate_source_cancel(void *data);
+
+/* A listener: the secrets and websockets of a source without its transfer, for a target
+ * in push mode (the pushing source connects to it). Its metadata, connect, cancel and
+ * free are the source's. migrate_listener_wait (worker) waits as the source does for
+ * both websockets and gives the worker ends of their bridges (borrowed: they close with
+ * the listener, which closes the websockets). */
+int migrate_listener_new(struct berth_daemon *d, const char *project, const char *name,
+			 struct migrate_source **ret);
+int migrate_listener_wait(struct migrate_source *s, const atomic_bool *cancel, int *ret_ctl,
+			  int *ret_fs, struct berth_error *err);
+/* Close the worker ends: the websockets close once what was written is sent. */
+void migrate_listener_close(struct migrate_source *s);
 
 /* LXD's architecture number of `name` ("x86_64": 2), 0 when unknown; and back (NULL). */
 int migrate_arch_id(const char *name);

@@ -1,4 +1,4 @@
-/* daemon/instance/migrate_target.c: the target of a migration, pull mode (see
+/* daemon/instance/migrate_target.c: the target of a migration, pull or push mode (see
  * migrate_target.h). The order keeps a failure cheap to undo: the root volume first
  * (snapshots taken on it as each lands), the database rows last, in one transaction; any
  * failure before the rows deletes the volume with its snapshots. */
@@ -83,20 +83,27 @@ int migrate_target_prepare(struct instance_job *j, const json_t *source, struct 
 		return -ENOMEM;
 	if (streq(berth_json_string(j->object, "type") ?: "", "virtual-machine"))
 		return refuse(err, "Migrating virtual machines is not supported yet");
-	if (mode && *mode && !streq(mode, "pull"))
-		return refuse(err, "Only the pull mode of migration is supported by this berthd");
+	if (mode && *mode && !streq(mode, "pull") && !streq(mode, "push"))
+		return refuse(err, "Unknown migration mode: pull and push are supported");
 	if (berth_json_bool(source, "live", false) || json_object_get(secrets, "criu"))
 		return refuse(err, "Live migration is not supported: CRIU isn't used by berth");
-	if (!berth_json_string(secrets, "control") || !berth_json_string(secrets, "fs"))
+	if (mode && streq(mode, "push")) {
+		/* the source connects to us: secrets and websockets of our own */
+		if (json_object_set_new(m, "push", json_true()) < 0)
+			return -ENOMEM;
+	} else if (!berth_json_string(secrets, "control") || !berth_json_string(secrets, "fs")) {
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Migration source needs the \"control\" and \"fs\" secrets");
-	r = migrate_parse_operation_url(berth_json_string(source, "operation"),
-					berth_json_string(source, "certificate"), j->d->dir, m,
-					err);
-	if (r < 0)
-		return r;
-	if (json_object_set(m, "secrets", (json_t *)secrets) < 0 ||
-	    json_object_set_new(m, "instance_only",
+	} else {
+		r = migrate_parse_operation_url(berth_json_string(source, "operation"),
+						berth_json_string(source, "certificate"), j->d->dir,
+						m, err);
+		if (r < 0)
+			return r;
+		if (json_object_set(m, "secrets", (json_t *)secrets) < 0)
+			return -ENOMEM;
+	}
+	if (json_object_set_new(m, "instance_only",
 				json_boolean(berth_json_bool(source, "instance_only", false))) < 0)
 		return -ENOMEM;
 	drop_volatile(json_object_get(j->object, "config"));
@@ -367,31 +374,117 @@ static int open_target(struct target *t, struct berth_error *err)
 	return 0;
 }
 
-int migrate_target_run(struct operation *op, void *data, struct berth_error *err)
+/* Pull mode: connect to the source's operation; push mode: wait for the source on our
+ * listener's websockets. Then the same exchange. */
+static int target_run(struct operation *op, struct instance_job *j, struct migrate_source *l,
+		      struct berth_error *err)
 {
-	struct instance_job *j = data;
 	struct target t = {.j = j, .ctl.fd = -EBADF, .fs.fd = -EBADF};
 	_cleanup_free_ char *url = NULL;
+	bool connected = false;
 	int r;
 
 	t.opts.cancel = operation_cancel_flag(op);
 	t.refresh = berth_json_bool(j->migration, "refresh", false);
 	r = open_target(&t, err);
-	if (r >= 0)
+	if (r >= 0 && l)
+		r = migrate_listener_wait(l, t.opts.cancel, &t.ctl.fd, &t.fs.fd, err);
+	else if (r >= 0)
 		r = connect_source(&t, err);
 	if (r >= 0) {
+		connected = true;
 		t.pool->cancel = t.opts.cancel;
 		r = exchange(&t, err);
 		if (r >= 0)
 			t.created = false; /* the rows own it now */
-		if (r != -EPIPE && t.ws_ctl)
+		if (r != -EPIPE)
 			migrate_send_control(&t.ctl, r, err);
 	}
 	target_release(&t);
+	if (l && connected)
+		migrate_listener_close(l);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Migration of instance \"%s\"", j->name);
 	url = instance_url(j->project, j->name);
 	events_lifecycle(j->d->events, j->project, "instance-created", url, NULL);
 	log_info("Instance \"%s\" received by migration", j->name);
+	return 0;
+}
+
+int migrate_target_run(struct operation *op, void *data, struct berth_error *err)
+{
+	return target_run(op, data, NULL, err);
+}
+
+/* ---- push mode: the operation holds the websockets the source connects to ---- */
+
+struct push_target {
+	struct instance_job *j;	  /* owned */
+	struct migrate_source *l; /* owned */
+};
+
+static void push_target_free(void *data)
+{
+	struct push_target *p = data;
+
+	if (!p)
+		return;
+	instance_job_free(p->j);
+	migrate_source_free(p->l);
+	free(p);
+}
+
+static int push_target_run(struct operation *op, void *data, struct berth_error *err)
+{
+	struct push_target *p = data;
+
+	return target_run(op, p->j, p->l, err);
+}
+
+static void push_target_connect(struct operation *op, void *data, const char *secret,
+				struct berth_http_conn *conn)
+{
+	struct push_target *p = data;
+
+	migrate_source_connect(op, p->l, secret, conn);
+}
+
+static void push_target_cancel(void *data)
+{
+	struct push_target *p = data;
+
+	migrate_source_cancel(p->l);
+}
+
+bool migrate_target_pushed(const struct instance_job *j)
+{
+	return j->migration && berth_json_bool(j->migration, "push", false);
+}
+
+int migrate_target_push_spec(struct instance_job *j, struct operation_spec *os,
+			     json_t **ret_metadata)
+{
+	struct push_target *p = calloc(1, sizeof(*p));
+	json_t *md;
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	r = migrate_listener_new(j->d, j->project, j->name, &p->l);
+	md = r >= 0 ? migrate_source_metadata(p->l) : NULL;
+	if (!md) {
+		migrate_source_free(p->l);
+		free(p);
+		return r < 0 ? r : -ENOMEM;
+	}
+	p->j = j;
+	os->class = "websocket";
+	os->may_cancel = true;
+	os->run = push_target_run;
+	os->data = p;
+	os->free_data = push_target_free;
+	os->connect = push_target_connect;
+	os->cancel = push_target_cancel;
+	*ret_metadata = md;
 	return 0;
 }

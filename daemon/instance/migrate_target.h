@@ -6,6 +6,10 @@
  * write the rows. A failure (or a source that goes away mid-stream) deletes the volume:
  * no half instance stays. doc/migration.md tells the whole exchange.
  *
+ * Push mode ("mode": "push", no operation or secrets): the operation holds the websockets
+ * instead (migrate_target_push_spec) and the source connects to them; the rest is the
+ * same.
+ *
  * The source's URL: LXD's "https://HOST:PORT/1.0/operations/ID" goes through lib/client
  * once it speaks TLS; today the one other form is a berthd on this host,
  * "unix://SOCKET_PATH/1.0/operations/ID" (SOCKET_PATH absolute). */
@@ -14,11 +18,20 @@
 #include <jansson.h>
 
 #include "daemon/instance/instance.h"
+#include "daemon/operation.h"
 #include "lib/error.h"
 
 /* Check `source` and attach what the transfer needs to `j` (built as for any creation,
  * its config's volatile keys dropped: the copy gets its own). 400 for what is refused:
- * push mode, live (CRIU) sources, refresh, a malformed operation URL. */
+ * an unknown mode, live (CRIU) sources, a refresh of a running instance, a malformed
+ * operation URL. */
 int migrate_target_prepare(struct instance_job *j, const json_t *source, struct berth_error *err);
+/* A push-mode target (source "mode": "push"): the source connects to our operation. */
+bool migrate_target_pushed(const struct instance_job *j);
+/* Its operation, a websocket one: `os` gets class, run, data (taking `j`), free_data,
+ * connect and cancel; *ret_metadata its secrets {"control", "fs"} (new reference). On
+ * failure `j` is still the caller's. */
+int migrate_target_push_spec(struct instance_job *j, struct operation_spec *os,
+			     json_t **ret_metadata);
 /* The operation body (operation_run_fn): `data` is the job. */
 int migrate_target_run(struct operation *op, void *data, struct berth_error *err);

@@ -363,6 +363,43 @@ daemon_b_stop()
 	is "$?" 0 "berthd B exits cleanly on SIGTERM"
 }
 
+# daemon_b_start_netns ADDR_A ADDR_B: daemon_b_start, but berthd B in a network (and
+# mount) namespace of its own, joined to the test's by a veth pair: ADDR_A/24 on this
+# side (veth "mig-a"), ADDR_B/24 on B's ("mig-b"). Nothing else is routed: no traffic
+# leaves the two namespaces. B gets a fresh /sys there (netns.sh, not `ip netns exec`).
+daemon_b_start_netns()
+{
+	local a=$1 b=$2 host
+	host=$(readlink /proc/self/ns/net)
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec unshare --net --mount --propagation slave -- /bin/bash -c '
+			. "$BERTH_SRCDIR/tests/integration/netns.sh"
+			berth_netns_prepare "$1" || exit 1
+			shift
+			exec env "$@"' _ "$host" ${BERTHD_B_ENV[@]+"${BERTHD_B_ENV[@]}"} \
+			BERTH_DIR="$B_DIR" "$BERTHD" --debug
+	) </dev/null >>"$B_LOG" 2>&1 &
+	B_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ -S "$B_SOCK" ] &&
+			[ "$($PY "$RAWHTTP" req "$B_SOCK" GET /1.0 --timeout 2 2>/dev/null | head -n 1)" = 200 ] &&
+			break
+		kill -0 "$B_PID" 2>/dev/null || bail_out "berthd B exited: $(tail -n 5 "$B_LOG")"
+		sleep 0.1
+	done
+	[ "$(readlink /proc/$B_PID/ns/net)" != "$host" ] || bail_out "berthd B is not in a namespace of its own"
+	ip link add mig-a type veth peer name mig-b netns "$B_PID" &&
+		ip addr add "$a/24" dev mig-a && ip link set mig-a up &&
+		nsenter --net="/proc/$B_PID/ns/net" ip addr add "$b/24" dev mig-b &&
+		nsenter --net="/proc/$B_PID/ns/net" ip link set mig-b up ||
+		bail_out "cannot join berthd B's namespace with a veth pair"
+}
+
 _print_daemon_log()
 {
 	[ -n "$DAEMON_LOG" ] && [ -f "$DAEMON_LOG" ] || return 0

@@ -1,13 +1,17 @@
 #!/bin/bash
 # tests/integration/t_migrate_https.sh: migration between two berthds over HTTPS (issue 16,
-# Deliver 4), driven by the stock `lxc` client (Debian's 5.0.2): daemons A and B in the
-# test's namespaces, each with core.https_address on 127.0.0.1 (ports of their own), both
-# remotes of one lxc client. The target connects to the source's operation at
-# https://127.0.0.1:PORT/1.0/operations/ID, pinning the certificate the request gives and
-# showing its own server.crt as LXD does. `lxc copy a:c1 b:c1` (pull) with two snapshots,
-# the copy starts on B; `lxc copy --refresh` after a change; `lxc move a:c3 b:c3`; a target
-# given a wrong certificate fails naming the host, with nothing left on it. Full run
-# (BERTH_TEST_FULL=1): LXD 5.0.2 on HTTPS as a third remote, both ways.
+# Deliver 4), driven by the stock `lxc` client (Debian's 5.0.2) and by `berth copy/move`:
+# daemon A in the test's network namespace, daemon B in a second one the test made,
+# joined by a veth pair (10.231.0.1 and .2; nothing else routed), each with
+# core.https_address on its veth address. The target connects to the source's operation
+# at https://ADDR/1.0/operations/ID, pinning the certificate the request gives and
+# showing its own server.crt as LXD does. `lxc copy a:c1 b:c1` (pull) with two
+# snapshots, the copy starts on B, the source's operation ends Success; `lxc copy
+# --refresh`; `lxc move a:c3 b:c3`; lxc's push and relay modes;
+# berth copy and move in each mode (a running source, a snapshot source, --refresh); a
+# target given a wrong certificate fails naming the host, and a source killed mid-stream
+# leaves nothing on the target. Full run (BERTH_TEST_FULL=1): LXD 5.0.2 on HTTPS as a
+# third remote, both ways, and doc/migration.md's recipe moving LXD's instances to berth.
 . "$(dirname "$0")/lib.sh"
 command -v lxc >/dev/null || skip_all "lxc not installed (apt-get install lxd-client)"
 berth_test_images busybox
@@ -28,8 +32,10 @@ B_DIR=$TEST_TMP/b
 B_SOCK=$B_DIR/unix.socket
 B_LOG=$TEST_TMP/berthd-b.log
 B_PID=
-A_ADDR=127.0.0.1:8443
-B_ADDR=127.0.0.1:8444
+A_IP=10.231.0.1
+B_IP=10.231.0.2
+A_ADDR=$A_IP:8443
+B_ADDR=$B_IP:8443
 mkdir -p "$B_DIR"
 LXD_CONF=$TEST_TMP/lxc-conf
 mkdir -p "$LXD_CONF"
@@ -51,12 +57,33 @@ mig_cleanup()
 	_berth_test_exit
 }
 trap mig_cleanup EXIT
-daemon_b_start
+command -v nsenter >/dev/null || skip_all "nsenter (util-linux) not installed"
+daemon_b_start_netns "$A_IP" "$B_IP"
 
 on_a() { BERTH_SOCKET=$A_SOCK BERTH_DIR=$A_DIR "$@"; }
 on_b() { BERTH_SOCKET=$B_SOCK BERTH_DIR=$B_DIR "$@"; }
 apia() { BERTH_SOCKET=$A_SOCK api "$@"; }
 apib() { BERTH_SOCKET=$B_SOCK api "$@"; }
+SEEN_OPS=
+# src_ops_ok DESC [SOCKET]: every migration source operation of a berthd (A's by default)
+# ends "Success" once waited for: the target's last message and its close arrive together
+# over TLS, and the source used to lose the message ("The migration peer went away").
+src_ops_ok()
+{
+	local sock=${2:-$A_SOCK} ops op bad=
+	BERTH_SOCKET=$sock api GET '/1.0/operations?recursion=1'
+	ops=$(jget '" ".join(o["id"] for v in (j["metadata"] or {}).values() for o in (v or [])
+		if o["description"] == "Migrating instance")')
+	for op in $SEEN_OPS; do ops=${ops//$op/}; done
+	[ -n "${ops// /}" ] || bad="no new source operation"
+	for op in $ops; do
+		SEEN_OPS="$SEEN_OPS $op"
+		BERTH_SOCKET=$sock wait_operation "/1.0/operations/$op" 20
+		[ "$(jget 'j["metadata"]["status"]')" = Success ] ||
+			bad="$bad $op: $(jget 'j["metadata"]["status"] + " " + str(j["metadata"]["err"])')"
+	done
+	if [ -z "$bad" ]; then pass "$1"; else fail "$1" "$bad"; fi
+}
 
 # ---- both daemons on HTTPS, both remotes of the lxc client ----
 apia PATCH /1.0 '{"config":{"core.https_address":"'$A_ADDR'","core.trust_password":"pa"}}'
@@ -82,6 +109,7 @@ check "A: c1 state current" sh -c "echo current >$rf/state.txt"
 t0=$(date +%s%N)
 run_lxc copy a:c1 b:c1
 rc_ok "lxc copy a:c1 b:c1 (pull over HTTPS)"
+src_ops_ok "A: the source operation of the copy ends Success"
 diag "lxc copy a:c1 b:c1 with two snapshots: $((($(date +%s%N) - t0) / 1000000)) ms"
 bf=$B_DIR/storage-pools/default/containers/default_c1/rootfs
 is "$(cat "$bf/state.txt" 2>&1)" current "B: c1 has the current content"
@@ -108,6 +136,7 @@ check "A: c1 changes" sh -c "echo refreshed >$rf/state.txt && echo new >$rf/new.
 t0=$(date +%s%N)
 run_lxc copy a:c1 b:c1 --refresh
 rc_ok "lxc copy a:c1 b:c1 --refresh"
+src_ops_ok "A: the source operation of the refresh ends Success"
 diag "lxc copy --refresh after a small change: $((($(date +%s%N) - t0) / 1000000)) ms"
 is "$(cat "$bf/state.txt" "$bf/new.txt" 2>&1 | tr '\n' ' ')" "refreshed new " "B: c1 has the change"
 
@@ -122,6 +151,83 @@ is "$HTTP_STATUS" 404 "A: c3 is gone"
 is "$(cat "$B_DIR/storage-pools/default/containers/default_c3/rootfs/m.txt" 2>&1)" moved "B: c3 has its content"
 apib GET /1.0/instances/c3/snapshots
 is "$(jget 'j["metadata"]')" '["/1.0/instances/c3/snapshots/s0"]' "B: c3 keeps its snapshot"
+
+# ---- lxc copy --mode push and relay between the two berthds ----
+for mode in push relay; do
+	run_lxc copy a:c1 b:lc-$mode --mode $mode
+	rc_ok "lxc copy a:c1 b:lc-$mode --mode $mode"
+	src_ops_ok "A: the source operation of lxc's $mode copy ends Success"
+	is "$(cat "$B_DIR/storage-pools/default/containers/default_lc-$mode/rootfs/state.txt" \
+		"$B_DIR/storage-pools/default/containers-snapshots/default_lc-$mode/snap1/rootfs/state.txt" 2>&1 |
+		tr '\n' ' ')" "refreshed one " "B: lc-$mode has c1's content and snapshots"
+done
+
+# ---- berth copy and move between remotes, in each mode ----
+run berth remote add a "https://$A_ADDR" --accept-certificate --password pa
+rc_ok "berth remote add a"
+run berth remote add b "https://$B_ADDR" --accept-certificate --password pb
+rc_ok "berth remote add b"
+bpool=$B_DIR/storage-pools/default
+for mode in pull push relay; do
+	run berth copy a:c1 b:bc-$mode --mode $mode -c user.mode=$mode
+	rc_ok "berth copy a:c1 b:bc-$mode --mode $mode"
+	[ $mode = relay ] && src_ops_ok "A: the source operation of berth's $mode copy ends Success"
+	is "$(cat "$bpool/containers/default_bc-$mode/rootfs/state.txt" \
+		"$bpool/containers-snapshots/default_bc-$mode/snap0/rootfs/state.txt" \
+		"$bpool/containers-snapshots/default_bc-$mode/snap1/rootfs/state.txt" 2>&1 | tr '\n' ' ')" \
+		"refreshed zero one " "B: bc-$mode and its two snapshots have their content"
+	[ $mode = pull ] || continue
+	apib GET /1.0/instances/bc-$mode
+	is "$(jget 'j["metadata"]["config"]["user.x"] + " " + j["metadata"]["config"]["user.mode"]')" \
+		"kept $mode" "B: bc-$mode keeps c1's config, with -c applied"
+done
+run berth copy a:c1 b:bc-pull
+like "$RC:$ERR" '^[1-9].*c1.*remote' "a copy onto an existing name fails, naming the instance and remote"
+run berth start b:bc-relay
+rc_ok "berth start b:bc-relay: the relayed copy starts"
+run berth exec b:bc-relay -- cat /state.txt
+is "$RC:$OUT" "0:refreshed" "... and runs with its content"
+run berth stop -f b:bc-relay
+run berth copy a:c1/snap0 b:from-snap
+rc_ok "berth copy a:c1/snap0 b:from-snap (a snapshot as the source)"
+is "$(cat "$bpool/containers/default_from-snap/rootfs/state.txt" 2>&1)" zero "B: from-snap has snap0's content"
+
+# --refresh sends only what changed: rsync leaves unchanged files as they are (same inode)
+ino() { stat -c %i "$bpool/containers/default_bc-pull/rootfs/$1" 2>&1; }
+new_ino=$(ino new.txt)
+state_ino=$(ino state.txt)
+check "A: c1 changes again" sh -c "echo again >$rf/state.txt"
+t0=$(date +%s%N)
+run berth copy a:c1 b:bc-pull --refresh
+rc_ok "berth copy a:c1 b:bc-pull --refresh"
+diag "berth copy --refresh after a small change: $((($(date +%s%N) - t0) / 1000000)) ms"
+is "$(cat "$bpool/containers/default_bc-pull/rootfs/state.txt" 2>&1)" again "B: the change arrived"
+is "$(ino new.txt)" "$new_ino" "B: an unchanged file was not rewritten"
+isnt "$(ino state.txt)" "$state_ino" "B: the changed file was"
+
+for mode in pull push relay; do
+	check "A: init m-$mode" on_a berth init busybox m-$mode
+	check "A: m-$mode gets a file" sh -c "echo $mode >$A_DIR/storage-pools/default/containers/default_m-$mode/rootfs/m.txt"
+	check "A: snapshot m-$mode/s0" on_a berth snapshot m-$mode s0
+	run berth move a:m-$mode b: --mode $mode
+	rc_ok "berth move a:m-$mode b: --mode $mode"
+	ok "A: m-$mode is gone" test ! -e "$A_DIR/storage-pools/default/containers/default_m-$mode"
+	is "$(cat "$bpool/containers/default_m-$mode/rootfs/m.txt" \
+		"$bpool/containers-snapshots/default_m-$mode/s0/rootfs/m.txt" 2>&1 | tr '\n' ' ')" \
+		"$mode $mode " "B: m-$mode has its content and its snapshot"
+done
+
+# a running source: refused without --stateless (no CRIU, as LXD says), moved with it
+check "A: init and start mr" on_a berth launch busybox mr
+run berth move a:mr b:mr
+like "$RC:$ERR" '^[1-9].*CRIU' "berth move of a running instance without --stateless is refused"
+ok "... and leaves nothing on B" test ! -e "$bpool/containers/default_mr"
+ok "... and A keeps mr" test -e "$A_DIR/storage-pools/default/containers/default_mr"
+run berth move a:mr b:mr --stateless
+rc_ok "berth move a:mr b:mr --stateless"
+ok "A: mr is gone" test ! -e "$A_DIR/storage-pools/default/containers/default_mr"
+apib GET /1.0/instances/mr
+is "$(jget 'j["metadata"]["status"]')" Stopped "B: mr arrived, stopped"
 
 # ---- a wrong certificate: the target refuses the source, nothing left ----
 apia POST /1.0/instances/c1 '{"migration": true}'
@@ -138,12 +244,37 @@ apib POST /1.0/instances "$body"
 is "$HTTP_STATUS" 202 "B: a target pinning the wrong certificate starts"
 BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
 is "$(jget 'j["metadata"]["status"]')" Failure "B: the migration fails"
-like "$(jget 'j["metadata"]["err"]')" "127\.0\.0\.1:8443" "... naming the source's host and port"
+like "$(jget 'j["metadata"]["err"]')" "${A_ADDR//./\\.}" "... naming the source's host and port"
 like "$(jget 'j["metadata"]["err"]')" "[Cc]ertificate" "... saying the certificate is wrong"
 apib GET /1.0/instances/bad
 is "$HTTP_STATUS" 404 "B: no instance bad"
 ok "B: no volume for bad" test ! -e "$B_DIR/storage-pools/default/containers/default_bad"
 apia DELETE "$src_op"
+SEEN_OPS="$SEEN_OPS ${src_op##*/}"
+
+# ---- the source killed mid-stream: the target keeps nothing ----
+check "A: init big" on_a berth init busybox big
+check "A: big gets a 2 GiB file" truncate -s 2G "$A_DIR/storage-pools/default/containers/default_big/rootfs/big.img"
+berth copy a:big b:big >"$TEST_TMP/big.out" 2>&1 &
+cpid=$!
+for i in $(seq 400); do
+	ls -a "$bpool/containers/default_big/rootfs" 2>/dev/null | grep -q '^\.big\.img\.' && break
+	sleep 0.05
+done
+ok "B: big.img is being received" sh -c "ls -a '$bpool/containers/default_big/rootfs' | grep -q '^\.big\.img\.'"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+wait "$cpid"
+isnt "$?" 0 "berth copy fails when the source dies mid-stream"
+apib GET '/1.0/operations?recursion=1'
+for op in $(jget '" ".join(o["id"] for o in (j["metadata"] or {}).get("running") or [])'); do
+	BERTH_SOCKET=$B_SOCK wait_operation "/1.0/operations/$op" 30
+done
+apib GET /1.0/instances/big
+is "$HTTP_STATUS" 404 "B: no instance big"
+ok "B: no volume for big" test ! -e "$bpool/containers/default_big"
+daemon_start
 
 # ---- full run: LXD 5.0.2 (its own daemon and state dir in the test's namespaces) on
 # HTTPS as the third remote: lxc copy lxd:l1 b:l1 (berth pulls from LXD), lxc copy
@@ -172,9 +303,9 @@ else
 		pass "LXD $(lxd --version) of the test's own starts"
 		check "LXD: a dir pool" lxl storage create default dir
 		check "LXD: the default profile's root disk" lxl profile device add default root disk path=/ pool=default
-		check "LXD: core.https_address=127.0.0.1:8445" lxl config set core.https_address 127.0.0.1:8445
+		check "LXD: core.https_address=$A_IP:8445" lxl config set core.https_address $A_IP:8445
 		check "LXD: a trust password" lxl config set core.trust_password pl
-		run_lxc remote add lxd https://127.0.0.1:8445 --accept-certificate --password pl
+		run_lxc remote add lxd https://$A_IP:8445 --accept-certificate --password pl
 		rc_ok "lxc remote add lxd"
 		check "LXD: import the busybox image" lxl image import "${IMAGE[busybox]}" --alias busybox
 		check "LXD: init l1" lxl init busybox l1
@@ -197,6 +328,7 @@ else
 		check "A: p2 state one" sh -c "echo one >$A_DIR/storage-pools/default/containers/default_p2/rootfs/state.txt"
 		run_lxc copy a:p2 lxd:p2
 		rc_ok "lxc copy a:p2 lxd:p2 (LXD pulls from berth over HTTPS)"
+		src_ops_ok "A: the source operation LXD pulled from ends Success"
 		run_lxc info lxd:p2
 		like "$OUT" 's0' "berth -> LXD: LXD lists the snapshot"
 		run_lxc start lxd:p2
@@ -211,6 +343,20 @@ else
 		run_lxc exec lxd:p3 -- cat /state.txt
 		is "$RC:$OUT" "0:one" "berth -> LXD pushed: p3 runs on LXD with its content"
 		run_lxc stop -f lxd:p3
+		# doc/migration.md's recipe: every instance of the LXD host moved onto berth
+		check "LXD: p2 and p3 deleted (copies of A's p2)" lxl delete -f p2 p3
+		check "LXD: init r1" lxl init busybox r1
+		run berth remote add lxd "https://$A_IP:8445" --accept-certificate --password pl
+		rc_ok "berth remote add lxd"
+		run sh -c 'for c in $(berth list lxd: -c n -f csv); do berth move lxd:$c local:$c --stateless || exit 1; done'
+		rc_ok "the recipe: berth move lxd:\$c local:\$c for each LXD instance"
+		run berth list lxd: -c n -f csv
+		is "$RC:$OUT" "0:" "LXD: no instance left"
+		apia GET /1.0/instances
+		is "$(jget '" ".join(sorted(u.split("/")[-1] for u in j["metadata"] if u.split("/")[-1] in ("l1", "r1")))')" \
+			"l1 r1" "A: l1 and r1 arrived"
+		is "$(cat "$A_DIR/storage-pools/default/containers/default_l1/rootfs/state.txt" 2>&1)" one \
+			"A: l1 has its content"
 	else
 		fail "LXD starts" "$(tail -n 20 "$TEST_TMP/lxd.log")"
 	fi
