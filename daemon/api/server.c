@@ -91,6 +91,9 @@ static const char *const api_extensions[] = {
 	 * pull mode only) */
 	"container_push",
 	"container_push_target",
+	/* instance/migrate_volume.c: custom volumes between hosts (lxc storage volume copy
+	 * a:pool/v b:pool/v), pull mode on the target, either on the source */
+	"storage_api_remote_volume_handling",
 };
 
 static int server_config_etag(json_t *config, char **ret)
