@@ -655,7 +655,8 @@ static int send_volumes(struct migrate_source *s, struct migrate_chan *fs, const
 	_cleanup_(instance_volume_release) struct instance_volume v = {0};
 	size_t i;
 	json_t *name;
-	int r = s->pool ? migrate_volume_open(s->d, s->project, s->pool, s->name, &v, err)
+	int r = s->pool ? instance_volume_open_on(s->d, s->pool, s->project, s->name,
+						  STORAGE_VOL_CUSTOM, &v, err)
 			: instance_volume_open(s->d, s->project, s->name, &v, err);
 
 	if (r >= 0 && !v.pool)

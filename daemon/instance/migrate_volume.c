@@ -69,26 +69,6 @@ int migrate_volume_snapshots(struct berth_daemon *d, const char *project, const 
 	return 0;
 }
 
-int migrate_volume_open(struct berth_daemon *d, const char *project, const char *pool,
-			const char *name, struct instance_volume *ret, struct berth_error *err)
-{
-	json_auto_t *p = NULL;
-	int r = db_pool_get(d->db, pool, &p, err);
-
-	*ret = (struct instance_volume){0};
-	if (r >= 0)
-		r = storage_pool_new(d->dir, p, &ret->pool, err);
-	if (r < 0)
-		return r;
-	ret->disk_name = storage_vol_disk_name(project, name);
-	if (!ret->disk_name) {
-		instance_volume_release(ret);
-		return -ENOMEM;
-	}
-	ret->vol = (struct storage_vol){STORAGE_VOL_CUSTOM, ret->disk_name};
-	return 0;
-}
-
 /* ---- the target ---- */
 
 struct migrate_volume_job {

@@ -2,9 +2,10 @@
  * (lxd/migrate_storage_volumes.go), between two hosts.
  *
  * The source is migrate_source.c's, which serves a volume as it serves an instance
- * (migrate_source_new_volume): the functions below tell it what a volume offers and where
- * its content is. The offer lists the volume's snapshots, oldest first, each as a
- * Snapshot message that carries its config (as LXD's volumeSnapshotToProtobuf does).
+ * (migrate_source_new_volume, its content opened with instance_volume_open_on): the
+ * functions below check the source and tell what a volume offers. The offer lists the
+ * volume's snapshots, oldest first, each as a Snapshot message that carries its config
+ * (as LXD's volumeSnapshotToProtobuf does).
  *
  * The target: POST /1.0/storage-pools/POOL/volumes/custom with {"name", "description",
  * "config", "source": {"type": "migration", "mode": "pull", "operation": URL,
@@ -19,7 +20,6 @@
 #include <stdbool.h>
 
 #include "daemon/daemon.h"
-#include "daemon/instance/volume.h"
 #include "daemon/operation.h"
 #include "lib/error.h"
 
@@ -30,9 +30,6 @@ int migrate_volume_source_check(struct berth_daemon *d, const char *project, con
 /* The Snapshot messages (migrate_proto.h) of its snapshots, oldest first. */
 int migrate_volume_snapshots(struct berth_daemon *d, const char *project, const char *pool,
 			     const char *name, json_t **ret, struct berth_error *err);
-/* Its pool and name on disk, as an instance's root volume is opened. */
-int migrate_volume_open(struct berth_daemon *d, const char *project, const char *pool,
-			const char *name, struct instance_volume *ret, struct berth_error *err);
 
 struct migrate_volume_job;
 
