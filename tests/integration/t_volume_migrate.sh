@@ -15,7 +15,8 @@
 # `lxc storage volume move` across remotes: the copy on B, the source gone from A. Refused:
 # a taken name (409), push mode and refresh (400), a unix:// source over HTTPS (403). The
 # source daemon SIGKILLed mid-transfer: the target's operation fails naming the volume; no
-# volume, no row, no rsync left on B.
+# volume, no row, no rsync left on B. Full run (BERTH_TEST_FULL=1): LXD 5.0.2 on HTTPS as a
+# third remote, lxc storage volume copy lxd:default/lv b:default/lv with a snapshot.
 . "$(dirname "$0")/lib.sh"
 command -v lxc >/dev/null || skip_all "lxc not installed (apt-get install lxd-client)"
 : "${BERTH_TLS_HELPER:=$BERTH_BUILDDIR/berth-tls}"
@@ -232,3 +233,48 @@ ok "kill: no snapshot left on the target" test ! -e "$(csnap "$B_DIR" default bi
 pgrep -f "rsync --server.*$B_DIR" >/dev/null && fail "kill: no rsync left on B" || pass "kill: no rsync left on B"
 daemon_start
 is "$(rows a default big)" '["big", "big/s0"]' "kill: A's big is still there after A's restart"
+
+# ---- full run: Debian's LXD 5.0.2 (a daemon of the test's own) on HTTPS as a third
+# remote, one direction: lxc storage volume copy lxd:default/lv b:default/lv (berth pulls
+# a volume with a snapshot from LXD) ----
+if [ "${BERTH_TEST_FULL:-}" != 1 ] || ! command -v lxd >/dev/null; then
+	skip "LXD -> berth volume copy over HTTPS" "full run only (BERTH_TEST_FULL=1, lxd installed)"
+else
+	LXD_HOME=$TEST_TMP/lxd
+	LXD_PID=
+	lxl() { LXD_DIR=$LXD_HOME lxc "$@"; }
+	lxd_stop()
+	{
+		[ -n "$LXD_PID" ] || return 0
+		LXD_DIR=$LXD_HOME timeout 60 lxd shutdown >/dev/null 2>&1
+		kill "$LXD_PID" 2>/dev/null
+		wait "$LXD_PID" 2>/dev/null
+		LXD_PID=
+	}
+	trap 'lxd_stop; vm_cleanup' EXIT
+	mkdir -p "$LXD_HOME"
+	chmod 0711 "$TEST_TMP"
+	LXD_DIR=$LXD_HOME lxd --group root --logfile "$TEST_TMP/lxd.log" >/dev/null 2>&1 &
+	LXD_PID=$!
+	if LXD_DIR=$LXD_HOME timeout 90 lxd waitready --timeout 90; then
+		pass "LXD $(lxd --version) of the test's own starts"
+		check "LXD: a dir pool" lxl storage create default dir
+		check "LXD: core.https_address=127.0.0.1:8445" lxl config set core.https_address 127.0.0.1:8445
+		check "LXD: a trust password" lxl config set core.trust_password pl
+		run_lxc remote add lxd https://127.0.0.1:8445 --accept-certificate --password pl
+		rc_ok "lxc remote add lxd"
+		check "LXD: volume lv" lxl storage volume create default lv
+		lv=$LXD_HOME/storage-pools/default/custom/default_lv
+		check "LXD: lv state zero" sh -c "echo zero >$lv/state.txt && chown 1000:1000 $lv/state.txt"
+		check "LXD: snapshot lv s0" lxl storage volume snapshot default lv s0
+		check "LXD: lv state one" sh -c "echo one >$lv/state.txt"
+		run_lxc storage volume copy lxd:default/lv b:default/lv
+		rc_ok "lxc storage volume copy lxd:default/lv b:default/lv (berth pulls from LXD)"
+		is "$(vinfo b default lv)" '["", {}, "filesystem", ["s0"]]' "LXD -> berth: the snapshot arrived"
+		same_tree "LXD -> berth: the volume's files" "$lv" "$(cvol "$B_DIR" default lv)"
+		is "$(cat "$(csnap "$B_DIR" default lv s0)/state.txt" 2>&1)" zero "LXD -> berth: s0 holds its content"
+	else
+		fail "LXD starts" "$(tail -n 20 "$TEST_TMP/lxd.log")"
+	fi
+	lxd_stop
+fi
