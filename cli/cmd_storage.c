@@ -35,6 +35,8 @@ static const struct cli_option description_option[] = {
 
 static const struct cli_option copy_options[] = {
 	{ "volume-only", 0, NULL, "Copy the volume without its snapshots" },
+	{ "refresh", 0, NULL,
+	  "Refresh and update the existing storage volume copies (between remotes)" },
 	{ 0 },
 };
 static const char *const instance_keys[] = { "architecture", "config",	 "devices",	"ephemeral",
@@ -716,23 +718,24 @@ static int start_source(struct cli_ctx *ctx, const char *path, const json_t *bod
 /* The target's request: the source volume's description, config and content type, and
  * the source operation `op` to pull from. */
 static json_t *target_request(const struct vol_ends *e, const json_t *vol, const json_t *op,
-			      const char *url, const char *cert, bool volume_only)
+			      const char *url, const char *cert, bool volume_only, bool refresh)
 {
 	const json_t *config = json_object_get(vol, "config");
 
-	return json_pack("{s:s, s:s, s:s, s:O, s:s, s:{s:s, s:s, s:s, s:s, s:O, s:b}}", "name",
+	return json_pack("{s:s, s:s, s:s, s:O, s:s, s:{s:s, s:s, s:s, s:s, s:O, s:b, s:b}}", "name",
 			 e->dst, "type", "custom", "description",
 			 berth_json_string(vol, "description") ?: "", "config",
 			 config ? config : json_object(), "content_type",
 			 berth_json_string(vol, "content_type") ?: "filesystem", "source", "type",
 			 "migration", "mode", "pull", "operation", url, "certificate", cert,
-			 "secrets", json_object_get(op, "metadata"), "volume_only", volume_only);
+			 "secrets", json_object_get(op, "metadata"), "volume_only", volume_only,
+			 "refresh", refresh);
 }
 
 /* A copy from one remote to another: the source's operation (on its remote), then the
  * target's (on the destination's), which pulls. A failed target cancels the source. */
 static int vol_copy_remote(struct cli_ctx *ctx, const struct vol_ends *e, bool volume_only,
-			   struct berth_error *err)
+			   bool refresh, struct berth_error *err)
 {
 	_cleanup_free_ char *src_path = volume_path(e->src_pool, e->src);
 	_cleanup_free_ char *dst_path = cli_path("/1.0/storage-pools/%s/volumes/custom",
@@ -759,7 +762,7 @@ static int vol_copy_remote(struct cli_ctx *ctx, const struct vol_ends *e, bool v
 		r = source_operation_url(ctx, berth_json_string(op, "id"), &url, &cert, err);
 	if (r >= 0)
 		r = cli_use_remote(ctx, e->dst_remote, err);
-	if (r >= 0 && !(body = target_request(e, vol, op, url, cert, volume_only)))
+	if (r >= 0 && !(body = target_request(e, vol, op, url, cert, volume_only, refresh)))
 		r = oom(err);
 	if (r >= 0)
 		r = cli_query(ctx, "POST", dst_path, body, NULL, NULL, err);
@@ -792,15 +795,15 @@ static int vol_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error 
 				       "Invalid destination \"%s\": a copy can't be a snapshot",
 				       a->pos[1]);
 	if (vol_ends_remote(&e)) {
-		r = vol_copy_remote(ctx, &e, a->values[0] != NULL, err);
+		r = vol_copy_remote(ctx, &e, a->values[0] != NULL, a->values[1] != NULL, err);
 		if (r >= 0 && !ctx->quiet)
 			printf("Storage volume copied successfully!\n");
 		return r;
 	}
 	path = cli_path("/1.0/storage-pools/%s/volumes/custom", dst_pool);
-	body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:b}}", "name", dst, "type", "custom",
+	body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:b, s:b}}", "name", dst, "type", "custom",
 			 "source", "type", "copy", "pool", src_pool, "name", src, "volume_only",
-			 a->values[0] != NULL);
+			 a->values[0] != NULL, "refresh", a->values[1] != NULL);
 	if (!path || !body)
 		return oom(err);
 	r = cli_query(ctx, "POST", path, body, NULL, NULL, err);
@@ -813,7 +816,7 @@ static int vol_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error 
 static int vol_move_remote(struct cli_ctx *ctx, const struct vol_ends *e, struct berth_error *err)
 {
 	_cleanup_free_ char *path = volume_path(e->src_pool, e->src);
-	int r = path ? vol_copy_remote(ctx, e, false, err) : oom(err);
+	int r = path ? vol_copy_remote(ctx, e, false, false, err) : oom(err);
 
 	if (r >= 0)
 		r = cli_use_remote(ctx, e->src_remote, err);

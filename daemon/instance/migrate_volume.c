@@ -77,6 +77,7 @@ struct migrate_volume_job {
 	json_t *obj;		   /* owned: its row */
 	json_t *peer;		   /* owned: the source's operation, parsed, and "secrets" */
 	bool volume_only;
+	bool refresh;		   /* into the existing volume: it stays on failure */
 	char *url, *event_project; /* owned */
 };
 
@@ -109,9 +110,6 @@ static int check_source(const json_t *obj, const json_t *source, struct berth_er
 				       mode);
 	if (ct && *ct && !streq(ct, "filesystem"))
 		return refuse_block(err);
-	if (berth_json_bool(source, "refresh", false))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Refreshing a volume copy isn't supported yet");
 	if (!berth_json_string(secrets, "control") || !berth_json_string(secrets, "fs"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Migration source needs the \"control\" and \"fs\" secrets");
@@ -172,9 +170,13 @@ int migrate_volume_prepare(struct berth_daemon *d, const char *project, const ch
 		r = -ENOMEM;
 	if (r >= 0)
 		r = custom_volume_open(d->db, d->dir, pool, project, name, NULL, &j->dst, err);
-	if (r >= 0 && db_volume_get(d->db, pool, project, "custom", name, NULL, NULL) >= 0)
-		r = berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
-				    "Storage volume \"%s\" already exists", name);
+	/* a refresh updates the volume when it exists, else it is a plain copy */
+	if (r >= 0 && db_volume_get(d->db, pool, project, "custom", name, NULL, NULL) >= 0) {
+		j->refresh = berth_json_bool(source, "refresh", false);
+		if (!j->refresh)
+			r = berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+					    "Storage volume \"%s\" already exists", name);
+	}
 	if (r >= 0)
 		r = target_row(j, obj, err);
 	if (r < 0)
@@ -243,11 +245,11 @@ static int receive_all(struct vol_target *t, const json_t *offer, struct berth_e
 	json_t *msg;
 	int r = storage_volume_path(c->pool, &c->vol, NULL, &path);
 
-	if (r >= 0)
+	if (r >= 0 && !t->j->refresh)
 		r = c->pool->driver->volume_create(c->pool, &c->vol, c->size, err);
 	if (r < 0)
 		return r;
-	t->created = true;
+	t->created = !t->j->refresh;
 	json_array_foreach(json_object_get(offer, "snapshots"), i, msg) {
 		const char *name = berth_json_string(msg, "name") ?: "";
 
@@ -256,10 +258,70 @@ static int receive_all(struct vol_target *t, const json_t *offer, struct berth_e
 			r = migrate_rsync_recv(&t->fs, path, &t->opts, err);
 		if (r >= 0 && !t->j->volume_only)
 			r = c->pool->driver->volume_snapshot(c->pool, &c->vol, name, err);
+		if (r >= 0 && !t->j->volume_only && t->j->refresh) /* rows of a volume: now */
+			r = db_volume_create(t->j->d->db, c->pool->name, c->project,
+					     json_array_get(t->rows, json_array_size(t->rows) - 1),
+					     NULL, NULL, err);
 		if (r < 0)
 			return berth_error_wrap(err, r, "Receiving snapshot \"%s\"", name);
 	}
 	return migrate_rsync_recv(&t->fs, path, &t->opts, err);
+}
+
+/* Whether `arr` holds `name`: as a string, or as an object's "name". */
+static bool named_in(const json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *x;
+
+	json_array_foreach(arr, i, x)
+		if (streq(json_is_string(x) ? json_string_value(x)
+					    : berth_json_string(x, "name") ?: "",
+			  name))
+			return true;
+	return false;
+}
+
+/* A refresh: our snapshots that the source lacks go; the offer keeps only the snapshots
+ * we lack, the ones to receive. (A volume's Snapshot messages carry no dates: names
+ * decide.) */
+static int refresh_plan(struct vol_target *t, json_t *offer, struct berth_error *err)
+{
+	struct custom_volume *c = t->j->dst;
+	json_auto_t *local = NULL;
+	json_auto_t *keep = json_array();
+	json_auto_t *names = json_array();
+	size_t i;
+	json_t *x;
+	int r = db_volume_snapshot_list(t->j->d->db, c->pool->name, c->project, "custom", c->name,
+					&local, err);
+
+	if (r < 0 || !keep || !names)
+		return r < 0 ? r : -ENOMEM;
+	json_array_foreach(local, i, x) {
+		const char *name = berth_json_string(x, "name") ?: "";
+		_cleanup_(custom_volume_freep) struct custom_volume *snap = NULL;
+
+		if (named_in(json_object_get(offer, "snapshotNames"), name))
+			continue;
+		r = custom_volume_open(t->j->d->db, t->j->d->dir, c->pool->name, c->project,
+				       c->name, name, &snap, err);
+		if (r >= 0)
+			r = custom_volume_snapshot_delete(snap, err);
+		if (r < 0)
+			return r;
+	}
+	json_array_foreach(json_object_get(offer, "snapshots"), i, x) {
+		const char *name = berth_json_string(x, "name") ?: "";
+
+		if (!named_in(local, name) && (json_array_append(keep, x) < 0 ||
+					       json_array_append_new(names, json_string(name)) < 0))
+			return -ENOMEM;
+	}
+	if (json_object_set(offer, "snapshots", keep) < 0 ||
+	    json_object_set(offer, "snapshotNames", names) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 static int vol_exchange(struct vol_target *t, struct berth_error *err)
@@ -276,8 +338,13 @@ static int vol_exchange(struct vol_target *t, struct berth_error *err)
 		return berth_error_set(err, -EPROTO, BERTH_ERR_BAD_REQUEST,
 				       "The migration source sent snapshot names without their "
 				       "details");
+	if (t->j->refresh) {
+		r = refresh_plan(t, offer, err);
+		if (r < 0)
+			return r;
+	}
 	answer = migrate_target_answer(offer, false);
-	if (!answer)
+	if (!answer || json_object_set_new(answer, "refresh", json_boolean(t->j->refresh)) < 0)
 		return -ENOMEM;
 	f = json_object_get(answer, "rsyncFeatures");
 	t->opts.xattrs = berth_json_bool(f, "xattrs", false);
@@ -285,7 +352,7 @@ static int vol_exchange(struct vol_target *t, struct berth_error *err)
 	r = migrate_send_header(&t->ctl, answer, err);
 	if (r >= 0)
 		r = receive_all(t, offer, err);
-	if (r >= 0)
+	if (r >= 0 && !t->j->refresh)
 		r = db_volume_create_with_snapshots(t->j->d->db, t->j->dst->pool->name,
 						    t->j->dst->project, t->j->obj, t->rows, err);
 	return r;

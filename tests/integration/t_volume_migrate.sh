@@ -11,9 +11,11 @@
 # `berth storage volume copy a:bt/v1 b:default/v1`, then dir->btrfs with the stock
 # `lxc storage volume copy b:default/v1 a:bt/v2`: the snapshots in order with their content,
 # every file's owner, mode and xattrs the same, config and description kept, the source
-# untouched. --volume-only leaves the snapshots out; `berth storage volume move` and
+# untouched. --volume-only leaves the snapshots out; --refresh (berth's, then lxc's) after
+# changes moves only what changed (an untouched file keeps its inode) and follows the
+# source's snapshots (one deleted, one added); `berth storage volume move` and
 # `lxc storage volume move` across remotes: the copy on B, the source gone from A. Refused:
-# a taken name (409), push mode and refresh (400), a unix:// source over HTTPS (403). The
+# a taken name (409), push mode (400), a unix:// source over HTTPS (403). The
 # source daemon SIGKILLed mid-transfer: the target's operation fails naming the volume; no
 # volume, no row, no rsync left on B. Full run (BERTH_TEST_FULL=1): LXD 5.0.2 on HTTPS as a
 # third remote, lxc storage volume copy lxd:default/lv b:default/lv with a snapshot.
@@ -180,6 +182,31 @@ rc_ok "lxc storage volume move b:default/v2 a:default/v4"
 is "$(vinfo a default v4)" "$dir_info" "lxc move: on A with its snapshots"
 is "$(rows b default v2)" "[]" "lxc move: no row of v2 left on B"
 
+# ---- --refresh after changes on the source: a file changed, one added, one deleted,
+# snapshot s0 deleted and s2 taken ----
+bv1=$(cvol "$B_DIR" default v1)
+ino0=$(stat -c %i "$bv1/d/e/f")
+check "A: v1 changes" sh -c "echo refreshed >$v1/state.txt && echo new >$v1/new.txt && rm $v1/later.txt"
+apia DELETE /1.0/storage-pools/bt/volumes/custom/v1/snapshots/s0
+BERTH_SOCKET=$A_SOCK wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "A: snapshot s0 deleted"
+check "A: snapshot s2" on_a berth storage volume snapshot bt v1 s2
+t0=$(date +%s%N)
+run_berth storage volume copy a:bt/v1 b:default/v1 --refresh
+rc_ok "berth storage volume copy a:bt/v1 b:default/v1 --refresh"
+diag "volume copy --refresh after a small change: $((($(date +%s%N) - t0) / 1000000)) ms"
+is "$(vinfo b default v1)" '["data of v1", {}, "filesystem", ["s1", "s2"]]' "refresh: s0 gone, s2 added, in order"
+same_tree "refresh: the volume's files follow the source" "$v1" "$bv1"
+same_tree "refresh: snapshot s2's files" "$(csnap "$A_DIR" bt v1 s2)" "$(csnap "$B_DIR" default v1 s2)"
+is "$(cat "$(csnap "$B_DIR" default v1 s1)/state.txt" 2>&1)" one "refresh: s1 is left as it was"
+ok "refresh: no s0 directory left" test ! -e "$(csnap "$B_DIR" default v1 s0)"
+is "$(stat -c %i "$bv1/d/e/f")" "$ino0" "refresh: an unchanged file is not rewritten (same inode)"
+check "A: v1 changes again" sh -c "echo again >$v1/state.txt"
+run_lxc storage volume copy a:bt/v1 b:default/v1 --refresh
+rc_ok "lxc storage volume copy a:bt/v1 b:default/v1 --refresh (the stock client)"
+is "$(cat "$bv1/state.txt" 2>&1)" again "lxc refresh: the change arrived"
+is "$(vinfo b default v1)" '["data of v1", {}, "filesystem", ["s1", "s2"]]' "lxc refresh: the snapshots as they were"
+
 # ---- refusals ----
 apia POST /1.0/storage-pools/bt/volumes/custom/v1 '{"name": "v1", "migration": true}'
 is "$HTTP_STATUS" 202 "A: a source operation for v1"
@@ -190,8 +217,6 @@ apib POST /1.0/storage-pools/default/volumes/custom "{\"name\": \"v1\", \"source
 is "$HTTP_STATUS:$(jget 'j["error_code"]')" 409:409 "a taken name is refused (409)"
 apib POST /1.0/storage-pools/default/volumes/custom "{\"name\": \"p\", \"source\": {\"type\": \"migration\", \"mode\": \"push\", $src}}"
 is "$HTTP_STATUS" 400 "push mode on the target is refused (400)"
-apib POST /1.0/storage-pools/default/volumes/custom "{\"name\": \"p\", \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"refresh\": true, $src}}"
-is "$HTTP_STATUS" 400 "refresh is refused (400)"
 apib POST /1.0/storage-pools/default/volumes/custom "{\"name\": \"p\", \"content_type\": \"block\", \"source\": {\"type\": \"migration\", \"mode\": \"pull\", $src}}"
 like "$HTTP_STATUS $(jget 'j["error"]')" '^400 .*block' "a block volume is refused (400)"
 apia POST /1.0/storage-pools/default/volumes/custom/nosuch '{"name": "nosuch", "migration": true}'
