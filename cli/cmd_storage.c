@@ -89,13 +89,15 @@ STORAGE_CMD(vol_set_cmd, "volume set", "<pool> <volume> <key>=<value>...",
 STORAGE_CMD(vol_rename_cmd, "volume rename", "<pool> <old name>[/<snapshot>] <new name>",
 	    "Rename storage volumes and storage volume snapshots", 3, 3, NULL);
 
-STORAGE_CMD(vol_copy_cmd, "volume copy",
-	    "[<remote>:]<pool>/<volume>[/<snapshot>] [<remote>:]<pool>/<volume> [flags]",
-	    "Copy storage volumes (to the same pool or another, or to another remote)", 2, 2,
-	    copy_options);
-STORAGE_CMD(vol_move_cmd, "volume move", "[<remote>:]<pool>/<volume> [<remote>:]<pool>/<volume>",
-	    "Move storage volumes between pools (with their snapshots), or rename them, or move\n"
-	    "them to another remote (a copy, then the source deleted)",
+STORAGE_CMD(vol_copy_cmd, "volume copy", "<pool>/<volume>[/<snapshot>] <pool>/<volume> [flags]",
+	    "Copy storage volumes (to the same pool or another)\n\n"
+	    "  Either name may start with \"<remote>:\": a copy between two remotes pulls the\n"
+	    "  volume from the source's server, as lxc does (--refresh updates an earlier copy).",
+	    2, 2, copy_options);
+STORAGE_CMD(vol_move_cmd, "volume move", "<pool>/<volume> <pool>/<volume>",
+	    "Move storage volumes between pools (with their snapshots), or rename them\n\n"
+	    "  Either name may start with \"<remote>:\": a move between two remotes is a copy,\n"
+	    "  then the source deleted.",
 	    2, 2, NULL);
 STORAGE_CMD(vol_attach_cmd, "volume attach", "<pool> <volume> <instance> [<device name>] <path>",
 	    "Attach new storage volumes to instances\n\n"
