@@ -35,6 +35,8 @@ static const struct cli_option description_option[] = {
 
 static const struct cli_option copy_options[] = {
 	{ "volume-only", 0, NULL, "Copy the volume without its snapshots" },
+	{ "refresh", 0, NULL,
+	  "Refresh and update the existing storage volume copies (between remotes)" },
 	{ 0 },
 };
 static const char *const instance_keys[] = { "architecture", "config",	 "devices",	"ephemeral",
@@ -88,10 +90,15 @@ STORAGE_CMD(vol_rename_cmd, "volume rename", "<pool> <old name>[/<snapshot>] <ne
 	    "Rename storage volumes and storage volume snapshots", 3, 3, NULL);
 
 STORAGE_CMD(vol_copy_cmd, "volume copy", "<pool>/<volume>[/<snapshot>] <pool>/<volume> [flags]",
-	    "Copy storage volumes (to the same pool or another)", 2, 2, copy_options);
+	    "Copy storage volumes (to the same pool or another)\n\n"
+	    "  Either name may start with \"<remote>:\": a copy between two remotes pulls the\n"
+	    "  volume from the source's server, as lxc does (--refresh updates an earlier copy).",
+	    2, 2, copy_options);
 STORAGE_CMD(vol_move_cmd, "volume move", "<pool>/<volume> <pool>/<volume>",
-	    "Move storage volumes between pools (with their snapshots), or rename them", 2, 2,
-	    NULL);
+	    "Move storage volumes between pools (with their snapshots), or rename them\n\n"
+	    "  Either name may start with \"<remote>:\": a move between two remotes is a copy,\n"
+	    "  then the source deleted.",
+	    2, 2, NULL);
 STORAGE_CMD(vol_attach_cmd, "volume attach", "<pool> <volume> <instance> [<device name>] <path>",
 	    "Attach new storage volumes to instances\n\n"
 	    "  Adds the disk device {type: disk, pool, source: <volume>, path} to the instance;\n"
@@ -609,27 +616,196 @@ static int split_pool_volume(const char *arg, char **ret_pool, const char **ret_
 	return *ret_pool ? 0 : oom(err);
 }
 
-static int vol_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
-{
-	_cleanup_free_ char *src_pool = NULL;
-	_cleanup_free_ char *dst_pool = NULL;
-	_cleanup_free_ char *path = NULL;
-	json_auto_t *body = NULL;
-	const char *src, *dst;
-	int r = split_pool_volume(a->pos[0], &src_pool, &src, err);
+/* ---- copy and move between remotes: LXD's volume migration, pull mode ---- */
 
+/* Both ends of a copy: "[REMOTE:]POOL/VOLUME[/SNAPSHOT]" each, split. */
+struct vol_ends {
+	char *src_remote, *dst_remote; /* owned; NULL: the default remote */
+	char *src_pool, *dst_pool;     /* owned */
+	const char *src, *dst;	       /* borrowed from the arguments */
+};
+
+static void vol_ends_release(struct vol_ends *e)
+{
+	free(e->src_remote);
+	free(e->dst_remote);
+	free(e->src_pool);
+	free(e->dst_pool);
+}
+
+/* The destination's remote is left in use. */
+static int vol_ends_parse(struct cli_ctx *ctx, char **pos, struct vol_ends *e,
+			  struct berth_error *err)
+{
+	const char *src = NULL, *dst = NULL;
+	int r = cli_remote_arg(ctx, pos[0], &src, err);
+
+	if (r >= 0 && ctx->remote && !(e->src_remote = strdup(ctx->remote)))
+		r = oom(err);
 	if (r >= 0)
-		r = split_pool_volume(a->pos[1], &dst_pool, &dst, err);
+		r = cli_remote_arg(ctx, pos[1], &dst, err);
+	if (r >= 0 && ctx->remote && !(e->dst_remote = strdup(ctx->remote)))
+		r = oom(err);
+	if (r >= 0)
+		r = split_pool_volume(src, &e->src_pool, &e->src, err);
+	if (r >= 0)
+		r = split_pool_volume(dst, &e->dst_pool, &e->dst, err);
+	return r;
+}
+
+static bool vol_ends_remote(const struct vol_ends *e)
+{
+	return !streq(e->src_remote ?: "", e->dst_remote ?: "");
+}
+
+/* Where the target reaches operation `id` of the remote in use: "unix://SOCKET/..." for a
+ * unix socket of this host, else the remote's https address, with the server's
+ * certificate (to pin; a new string, "" for a unix socket). */
+static int source_operation_url(struct cli_ctx *ctx, const char *id, char **ret_url,
+				char **ret_cert, struct berth_error *err)
+{
+	struct berth_remote_config *conf = NULL;
+	const json_t *server = NULL;
+	_cleanup_free_ char *sock = NULL;
+	const char *addr;
+	int r = cli_remote_config(ctx, &conf, err);
+
 	if (r < 0)
 		return r;
+	addr = berth_json_string(berth_remote_config_get(
+					 conf, ctx->remote ?: berth_remote_config_default(conf)),
+				 "addr")
+		       ?: "";
+	if (berth_startswith(addr, "unix:")) {
+		if (!(*ret_cert = strdup("")))
+			return oom(err);
+		sock = strlen(addr) > 7 ? strdup(addr + 7) : berth_client_default_socket();
+		*ret_url = sock ? berth_strdup_printf("unix://%s/1.0/operations/%s", sock, id)
+				: NULL;
+		return *ret_url ? 0 : oom(err);
+	}
+	r = cli_server(ctx, &server, err);
+	if (r < 0)
+		return r;
+	*ret_cert = strdup(berth_json_string(json_object_get(server, "environment"), "certificate")
+				   ?: "");
+	if (!*ret_cert)
+		return oom(err);
+	*ret_url = berth_strdup_printf("%.*s/1.0/operations/%s",
+				       (int)(strlen(addr) - berth_endswith(addr, "/")), addr, id);
+	return *ret_url ? 0 : oom(err);
+}
+
+/* POST the source's request without waiting: its operation (new reference). */
+static int start_source(struct cli_ctx *ctx, const char *path, const json_t *body, json_t **ret,
+			struct berth_error *err)
+{
+	struct berth_response resp = { 0 };
+	struct berth_client *c = NULL;
+	int r = cli_client(ctx, &c, err);
+
+	if (r >= 0)
+		r = berth_client_request(c, "POST", path, body, NULL, &resp, err);
+	if (r >= 0 && resp.status != 202)
+		r = berth_client_unwrap(c, &resp, NULL, NULL, err);
+	if (r >= 0 && !berth_json_string(json_object_get(resp.json, "metadata"), "id"))
+		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				    "The source server answered no migration operation");
+	if (r >= 0)
+		*ret = json_incref(json_object_get(resp.json, "metadata"));
+	berth_response_release(&resp);
+	return r;
+}
+
+/* The target's request: the source volume's description, config and content type, and
+ * the source operation `op` to pull from. */
+static json_t *target_request(const struct vol_ends *e, const json_t *vol, const json_t *op,
+			      const char *url, const char *cert, bool volume_only, bool refresh)
+{
+	const json_t *config = json_object_get(vol, "config");
+
+	return json_pack("{s:s, s:s, s:s, s:O, s:s, s:{s:s, s:s, s:s, s:s, s:O, s:b, s:b}}", "name",
+			 e->dst, "type", "custom", "description",
+			 berth_json_string(vol, "description") ?: "", "config",
+			 config ? config : json_object(), "content_type",
+			 berth_json_string(vol, "content_type") ?: "filesystem", "source", "type",
+			 "migration", "mode", "pull", "operation", url, "certificate", cert,
+			 "secrets", json_object_get(op, "metadata"), "volume_only", volume_only,
+			 "refresh", refresh);
+}
+
+/* A copy from one remote to another: the source's operation (on its remote), then the
+ * target's (on the destination's), which pulls. A failed target cancels the source. */
+static int vol_copy_remote(struct cli_ctx *ctx, const struct vol_ends *e, bool volume_only,
+			   bool refresh, struct berth_error *err)
+{
+	_cleanup_free_ char *src_path = volume_path(e->src_pool, e->src);
+	_cleanup_free_ char *dst_path = cli_path("/1.0/storage-pools/%s/volumes/custom",
+						 e->dst_pool);
+	_cleanup_free_ char *url = NULL;
+	_cleanup_free_ char *cert = NULL;
+	json_auto_t *vol = NULL, *op = NULL, *body = NULL, *req = NULL;
+	int r;
+
+	if (!src_path || !dst_path)
+		return oom(err);
+	if (strchr(e->src, '/'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Copying a volume snapshot to another remote isn't "
+				       "supported: copy the volume");
+	req = json_pack("{s:s, s:s, s:b, s:b}", "name", e->src, "pool", e->src_pool, "migration", 1,
+			"volume_only", volume_only);
+	r = req ? cli_use_remote(ctx, e->src_remote, err) : oom(err);
+	if (r >= 0)
+		r = cli_query(ctx, "GET", src_path, NULL, &vol, NULL, err);
+	if (r >= 0)
+		r = start_source(ctx, src_path, req, &op, err);
+	if (r >= 0)
+		r = source_operation_url(ctx, berth_json_string(op, "id"), &url, &cert, err);
+	if (r >= 0)
+		r = cli_use_remote(ctx, e->dst_remote, err);
+	if (r >= 0 && !(body = target_request(e, vol, op, url, cert, volume_only, refresh)))
+		r = oom(err);
+	if (r >= 0)
+		r = cli_query(ctx, "POST", dst_path, body, NULL, NULL, err);
+	if (r < 0 && op) { /* the source's operation ends now rather than at its timeout */
+		_cleanup_free_ char *op_path = cli_path("/1.0/operations/%s",
+							berth_json_string(op, "id"));
+
+		if (op_path && cli_use_remote(ctx, e->src_remote, NULL) >= 0)
+			cli_query(ctx, "DELETE", op_path, NULL, NULL, NULL, NULL);
+	}
+	return r;
+}
+
+static int vol_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	_cleanup_(vol_ends_release) struct vol_ends e = { 0 };
+	_cleanup_free_ char *path = NULL;
+	json_auto_t *body = NULL;
+	const char *src, *dst, *src_pool, *dst_pool;
+	int r = vol_ends_parse(ctx, a->pos, &e, err);
+
+	if (r < 0)
+		return r;
+	src = e.src;
+	dst = e.dst;
+	src_pool = e.src_pool;
+	dst_pool = e.dst_pool;
 	if (strchr(dst, '/'))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid destination \"%s\": a copy can't be a snapshot",
 				       a->pos[1]);
+	if (vol_ends_remote(&e)) {
+		r = vol_copy_remote(ctx, &e, a->values[0] != NULL, a->values[1] != NULL, err);
+		if (r >= 0 && !ctx->quiet)
+			printf("Storage volume copied successfully!\n");
+		return r;
+	}
 	path = cli_path("/1.0/storage-pools/%s/volumes/custom", dst_pool);
-	body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:b}}", "name", dst, "type", "custom",
+	body = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:b, s:b}}", "name", dst, "type", "custom",
 			 "source", "type", "copy", "pool", src_pool, "name", src, "volume_only",
-			 a->values[0] != NULL);
+			 a->values[0] != NULL, "refresh", a->values[1] != NULL);
 	if (!path || !body)
 		return oom(err);
 	r = cli_query(ctx, "POST", path, body, NULL, NULL, err);
@@ -638,23 +814,42 @@ static int vol_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error 
 	return r;
 }
 
-static int vol_move(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+/* Between remotes, as lxc does it: a copy with the snapshots, then the source deleted. */
+static int vol_move_remote(struct cli_ctx *ctx, const struct vol_ends *e, struct berth_error *err)
 {
-	_cleanup_free_ char *src_pool = NULL;
-	_cleanup_free_ char *dst_pool = NULL;
-	_cleanup_free_ char *path = NULL;
-	json_auto_t *body = NULL;
-	const char *src, *dst;
-	int r = split_pool_volume(a->pos[0], &src_pool, &src, err);
+	_cleanup_free_ char *path = volume_path(e->src_pool, e->src);
+	int r = path ? vol_copy_remote(ctx, e, false, false, err) : oom(err);
 
 	if (r >= 0)
-		r = split_pool_volume(a->pos[1], &dst_pool, &dst, err);
+		r = cli_use_remote(ctx, e->src_remote, err);
+	if (r >= 0)
+		r = cli_query(ctx, "DELETE", path, NULL, NULL, NULL, err);
+	return r;
+}
+
+static int vol_move(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	_cleanup_(vol_ends_release) struct vol_ends e = { 0 };
+	_cleanup_free_ char *path = NULL;
+	json_auto_t *body = NULL;
+	const char *src, *dst, *dst_pool;
+	int r = vol_ends_parse(ctx, a->pos, &e, err);
+
 	if (r < 0)
 		return r;
+	src = e.src;
+	dst = e.dst;
+	dst_pool = e.dst_pool;
 	if (strchr(src, '/') || strchr(dst, '/'))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Snapshots can't be moved; copy them instead");
-	path = volume_path(src_pool, src);
+	if (vol_ends_remote(&e)) {
+		r = vol_move_remote(ctx, &e, err);
+		if (r >= 0 && !ctx->quiet)
+			printf("Storage volume moved successfully!\n");
+		return r;
+	}
+	path = volume_path(e.src_pool, src);
 	body = json_pack("{s:s, s:s}", "name", dst, "pool", dst_pool);
 	if (!path || !body)
 		return oom(err);

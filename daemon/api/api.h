@@ -147,6 +147,16 @@ void api_render_sync(struct api_response *resp);
  * NULL) from req->body (daemon/api/instances.c, doc/migration.md). */
 int api_instance_migrate(struct api_request *req, struct api_response *resp, const char *snap,
 			 struct berth_error *err);
+/* The operation of migration source `s` (taken, also on failure), with its secrets as
+ * metadata: "websocket" class, or "task" when it pushes (daemon/api/instances.c). */
+struct migrate_source;
+int api_migrate_source_start(struct api_request *req, struct api_response *resp,
+			     struct migrate_source *s, const char *description, json_t *resources,
+			     struct berth_error *err);
+/* A migration peer on a unix socket of this host ("unix://..." operation URL in `spec`)
+ * only for callers of berthd's unix socket: 403 over HTTPS. */
+int api_migrate_peer_check(const struct api_request *req, const json_t *spec,
+			   struct berth_error *err);
 /* Operation wrapper used by async handlers: creates and returns via resp. */
 int api_async(struct api_request *req, struct api_response *resp, const char *description,
 	      json_t *resources, operation_run_fn run, void *data, void (*free_data)(void *),

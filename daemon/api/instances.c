@@ -295,8 +295,8 @@ static int import_backup(struct api_request *req, struct api_response *resp,
 /* A migration peer reached through a unix socket on this host (unix://SOCKET/...) is only
  * for callers on berthd's own unix socket: over HTTPS it would let a remote client make
  * berthd connect to any local socket. */
-static int migrate_peer_check(const struct api_request *req, const json_t *spec,
-			      struct berth_error *err)
+int api_migrate_peer_check(const struct api_request *req, const json_t *spec,
+			   struct berth_error *err)
 {
 	const char *url = berth_json_string(spec, "operation");
 
@@ -413,7 +413,7 @@ static int create_instance(struct api_request *req, struct api_response *resp,
 		r = instance_prepare_copy(j, req->body, source, err);
 		run = instance_copy_run;
 	} else if (r >= 0 && streq(stype, "migration")) {
-		r = migrate_peer_check(req, source, err);
+		r = api_migrate_peer_check(req, source, err);
 		if (r >= 0)
 			r = migrate_target_prepare(j, source, err);
 		run = migrate_target_run;
@@ -615,17 +615,7 @@ int api_instance_migrate(struct api_request *req, struct api_response *resp, con
 			 struct berth_error *err)
 {
 	struct migrate_source *s = NULL;
-	struct operation_spec os = {
-		.class = "websocket",
-		.description = "Migrating instance",
-		.project = api_event_project(req),
-		.may_cancel = true,
-		.run = migrate_source_run,
-		.free_data = migrate_source_free,
-		.connect = migrate_source_connect,
-		.cancel = migrate_source_cancel,
-	};
-	int r = migrate_peer_check(req, json_object_get(req->body, "target"), err);
+	int r = api_migrate_peer_check(req, json_object_get(req->body, "target"), err);
 
 	if (r < 0)
 		return r;
@@ -640,12 +630,32 @@ int api_instance_migrate(struct api_request *req, struct api_response *resp, con
 		migrate_source_free(s);
 		return r;
 	}
+	return api_migrate_source_start(req, resp, s, "Migrating instance",
+					resources_for(req->project, req->params[0]), err);
+}
+
+int api_migrate_source_start(struct api_request *req, struct api_response *resp,
+			     struct migrate_source *s, const char *description, json_t *resources,
+			     struct berth_error *err)
+{
+	struct operation_spec os = {
+		.class = "websocket",
+		.description = description,
+		.project = api_event_project(req),
+		.resources = resources,
+		.may_cancel = true,
+		.run = migrate_source_run,
+		.data = s,
+		.free_data = migrate_source_free,
+		.connect = migrate_source_connect,
+		.cancel = migrate_source_cancel,
+	};
+	int r;
+
 	if (migrate_source_pushes(s)) {
 		os.class = "task";
 		os.connect = NULL;
 	}
-	os.data = s;
-	os.resources = resources_for(req->project, req->params[0]);
 	r = operation_create(req->d->ops, &os, &resp->op);
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");

@@ -95,6 +95,12 @@ static const char *const api_extensions[] = {
 	/* metrics.c, daemon/instance/metrics.c: GET /1.0/metrics, CPU time in seconds */
 	"metrics",
 	"metrics_cpu_seconds",
+	/* instance/migrate_volume.c: custom volumes between hosts (lxc storage volume copy
+	 * a:pool/v b:pool/v), pull mode on the target, either on the source */
+	"storage_api_remote_volume_handling",
+	/* instance/migrate_volume.c: refresh of a volume copied from another host (lxc
+	 * storage volume copy --refresh a:p/v b:p/v); within one server it is refused (400) */
+	"custom_volume_refresh",
 };
 
 static int server_config_etag(json_t *config, char **ret)

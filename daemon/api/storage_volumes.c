@@ -11,6 +11,8 @@
 #include "daemon/project/limits.h"
 #include "daemon/api/storage.h"
 #include "daemon/db/db.h"
+#include "daemon/instance/migrate_source.h"
+#include "daemon/instance/migrate_volume.h"
 #include "daemon/storage/custom_volume.h"
 #include "lib/json.h"
 #include "lib/util.h"
@@ -25,6 +27,9 @@ static const struct berth_json_field volume_fields[] = {
 	{"restore", BERTH_JSON_STRING, false, true},
 	{"pool", BERTH_JSON_STRING, false, true},
 	{"source", BERTH_JSON_OBJECT, false, true},
+	{"migration", BERTH_JSON_BOOL, false, true},
+	{"volume_only", BERTH_JSON_BOOL, false, true},
+	{"target", BERTH_JSON_OBJECT, false, true},
 };
 
 static const char never[] = "0001-01-01T00:00:00Z";
@@ -387,6 +392,65 @@ static int move_volume(struct api_request *req, struct api_response *resp, const
 			 copy_job_free, err);
 }
 
+/* ---- between hosts (daemon/instance/migrate_volume.h) ---- */
+
+/* POST .../volumes/custom/V {"migration": true, "volume_only", "target"}: the source, a
+ * websocket operation whose metadata holds the secrets (push mode with "target"). */
+static int migrate_volume_source(struct api_request *req, struct api_response *resp,
+				 struct berth_error *err)
+{
+	const json_t *target = json_object_get(req->body, "target");
+	_cleanup_free_ char *url = volume_url(req->params[0], "custom", req->params[2], NULL,
+					      api_event_project(req));
+	struct migrate_source *s = NULL;
+	int r = require_custom(req->params[1], err);
+
+	if (r >= 0)
+		r = api_migrate_peer_check(req, target, err);
+	if (r >= 0)
+		r = migrate_source_new_volume(req->d, req->project, req->params[0], req->params[2],
+					      berth_json_bool(req->body, "volume_only", false),
+					      target, &s, err);
+	if (r < 0)
+		return r;
+	return api_migrate_source_start(req, resp, s, "Migrating storage volume",
+					json_pack("{s:[s?]}", "storage_volumes", url), err);
+}
+
+/* POST .../volumes/custom {"name", "source": {"type": "migration", ...}}: the target. */
+static int migrate_volume_target(struct api_request *req, struct api_response *resp,
+				 const char *name, struct berth_error *err)
+{
+	const json_t *source = json_object_get(req->body, "source");
+	_cleanup_free_ char *url = volume_url(req->params[0], "custom", name, NULL,
+					      api_event_project(req));
+	struct migrate_volume_job *j = NULL;
+	json_auto_t *obj = json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", name, "type", "custom",
+				     "description",
+				     berth_json_string(req->body, "description") ?: "", "config",
+				     berth_json_object_or_empty(req->body, "config"),
+				     "content_type",
+				     berth_json_string(req->body, "content_type") ?: "filesystem");
+	int r;
+
+	if (!obj || !url)
+		return -ENOMEM;
+	api_config_drop_empty(json_object_get(obj, "config"));
+	r = api_migrate_peer_check(req, source, err);
+	if (r >= 0)
+		r = migrate_volume_prepare(req->d, req->project, req->params[0], obj, source, url,
+					   api_event_project(req), &j, err);
+	if (r >= 0)
+		r = project_limits_check_volume(req->d->db, req->project, obj, err);
+	if (r < 0) {
+		migrate_volume_job_free(j);
+		return r;
+	}
+	return api_async_cancellable(req, resp, "Copying storage volume",
+				     json_pack("{s:[s]}", "storage_volumes", url),
+				     migrate_volume_run, j, migrate_volume_job_free, err);
+}
+
 static int create_volume(struct api_request *req, struct api_response *resp, const char *url_type,
 			 struct berth_error *err)
 {
@@ -414,6 +478,8 @@ static int create_volume(struct api_request *req, struct api_response *resp, con
 	source_type = berth_json_string(json_object_get(req->body, "source"), "type");
 	if (source_type && streq(source_type, "copy"))
 		return copy_volume(req, resp, name, err);
+	if (source_type && streq(source_type, "migration"))
+		return migrate_volume_target(req, resp, name, err);
 	if (source_type && *source_type)
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Creating a volume from a \"%s\" source isn't supported yet",
@@ -611,6 +677,8 @@ static int rename_volume(struct api_request *req, struct api_response *resp,
 		r = require_custom(req->params[1], err);
 	if (r < 0)
 		return r;
+	if (berth_json_bool(req->body, "migration", false))
+		return migrate_volume_source(req, resp, err);
 	name = berth_json_string(req->body, "name");
 	pool = berth_json_string(req->body, "pool");
 	if (!name)

@@ -30,6 +30,7 @@
 #include "daemon/instance/instance.h"
 #include "daemon/instance/migrate_io.h"
 #include "daemon/instance/migrate_proto.h"
+#include "daemon/instance/migrate_volume.h"
 #include "daemon/instance/volume.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -57,6 +58,7 @@ struct migrate_source {
 	bool connected[SOCK_MAX];
 	json_t *target; /* owned, push mode: {"socket","operation"} and "websockets" */
 	char *snap;	/* owned: the snapshot sent as the instance, or NULL */
+	char *pool;	/* owned: a custom volume's pool (migrate_volume.h), or NULL */
 };
 
 /* ---- the loop's bridges ---- */
@@ -312,6 +314,7 @@ void migrate_source_free(void *p)
 	pthread_cond_destroy(&s->cond);
 	json_decref(s->target);
 	free(s->snap);
+	free(s->pool);
 	free(s->project);
 	free(s->name);
 	free(s);
@@ -348,13 +351,42 @@ static int parse_target(const json_t *target, const char *state_dir, json_t **re
 	return 0;
 }
 
+/* A source of `name` with its secrets drawn; takes `push`. */
+static int source_alloc(struct berth_daemon *d, const char *project, const char *name,
+			bool instance_only, json_t *push, struct migrate_source **ret)
+{
+	struct migrate_source *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s) {
+		json_decref(push);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->fds[0] = s->fds[1] = -EBADF;
+	s->d = d;
+	s->instance_only = instance_only;
+	s->target = push;
+	s->project = strdup(project);
+	s->name = strdup(name);
+	r = s->project && s->name ? 0 : -ENOMEM;
+	for (int i = 0; r >= 0 && i < SOCK_MAX; i++)
+		r = draw_secret(s->secret[i]);
+	if (r < 0) {
+		migrate_source_free(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
 int migrate_source_new(struct berth_daemon *d, const char *project, const char *name, bool live,
 		       bool instance_only, const json_t *target, struct migrate_source **ret,
 		       struct berth_error *err)
 {
 	json_auto_t *inst = NULL;
 	json_auto_t *push = NULL;
-	struct migrate_source *s;
 	int r = db_instance_get(d->db, project, name, &inst, err);
 
 	if (r >= 0 && target && !json_is_null(target))
@@ -368,26 +400,25 @@ int migrate_source_new(struct berth_daemon *d, const char *project, const char *
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Unable to perform container live migration. CRIU isn't "
 				       "installed on the source server");
-	s = calloc(1, sizeof(*s));
-	if (!s)
+	return source_alloc(d, project, name, instance_only, TAKE_PTR(push), ret);
+}
+
+int migrate_source_new_volume(struct berth_daemon *d, const char *project, const char *pool,
+			      const char *name, bool volume_only, const json_t *target,
+			      struct migrate_source **ret, struct berth_error *err)
+{
+	json_auto_t *push = NULL;
+	int r = migrate_volume_source_check(d, project, pool, name, err);
+
+	if (r >= 0 && target && !json_is_null(target))
+		r = parse_target(target, d->dir, &push, err);
+	if (r >= 0)
+		r = source_alloc(d, project, name, volume_only, TAKE_PTR(push), ret);
+	if (r >= 0 && !((*ret)->pool = strdup(pool))) {
+		migrate_source_free(*ret);
 		return -ENOMEM;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
-	s->fds[0] = s->fds[1] = -EBADF;
-	s->d = d;
-	s->instance_only = instance_only;
-	s->target = TAKE_PTR(push);
-	s->project = strdup(project);
-	s->name = strdup(name);
-	r = s->project && s->name ? 0 : -ENOMEM;
-	for (int i = 0; r >= 0 && i < SOCK_MAX; i++)
-		r = draw_secret(s->secret[i]);
-	if (r < 0) {
-		migrate_source_free(s);
-		return r;
 	}
-	*ret = s;
-	return 0;
+	return r;
 }
 
 int migrate_source_set_snapshot(struct migrate_source *s, const char *snap, struct berth_error *err)
@@ -584,12 +615,15 @@ static int offer_header(struct migrate_source *s, const json_t *inst, bool runni
 	if (running && json_object_set_new(hdr, "criu", json_integer(MIGRATE_CRIU_NONE)) < 0)
 		return -ENOMEM;
 	if (!s->instance_only) {
-		r = db_snapshot_list(s->d->db, s->project, s->name, &snaps, err);
+		r = s->pool ? migrate_volume_snapshots(s->d, s->project, s->pool, s->name, &snaps,
+						       err)
+			    : db_snapshot_list(s->d->db, s->project, s->name, &snaps, err);
 		if (r < 0)
 			return r;
 		json_array_foreach(snaps, i, snap) {
 			if (json_array_append_new(json_object_get(hdr, "snapshots"),
-						  snapshot_message(snap, inst)) < 0 ||
+						  s->pool ? json_incref(snap)
+							  : snapshot_message(snap, inst)) < 0 ||
 			    json_array_append(json_object_get(hdr, "snapshotNames"),
 					      json_object_get(snap, "name")) < 0)
 				return -ENOMEM;
@@ -621,7 +655,9 @@ static int send_volumes(struct migrate_source *s, struct migrate_chan *fs, const
 	_cleanup_(instance_volume_release) struct instance_volume v = {0};
 	size_t i;
 	json_t *name;
-	int r = instance_volume_open(s->d, s->project, s->name, &v, err);
+	int r = s->pool ? instance_volume_open_on(s->d, s->pool, s->project, s->name,
+						  STORAGE_VOL_CUSTOM, &v, err)
+			: instance_volume_open(s->d, s->project, s->name, &v, err);
 
 	if (r >= 0 && !v.pool)
 		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
@@ -654,11 +690,11 @@ static int exchange(struct migrate_source *s, struct migrate_chan *ctl, struct m
 	struct migrate_rsync_opts o = {.cancel = cancel};
 	const json_t *names;
 	bool running;
-	int r = db_instance_get(s->d->db, s->project, s->name, &inst, err);
+	int r = s->pool ? 0 : db_instance_get(s->d->db, s->project, s->name, &inst, err);
 
 	if (r < 0)
 		return r;
-	running = !s->snap && instance_running(s->d, s->project, inst);
+	running = !s->snap && !s->pool && instance_running(s->d, s->project, inst);
 	r = offer_header(s, inst, running, &offer, err);
 	if (r >= 0)
 		r = migrate_send_header(ctl, offer, err);
@@ -729,8 +765,10 @@ int migrate_source_run(struct operation *op, void *data, struct berth_error *err
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
-		return berth_error_wrap(err, r, "Migration of instance \"%s\"", s->name);
-	log_info("Instance \"%s\" sent to its migration target", s->name);
+		return berth_error_wrap(err, r, "Migration of %s \"%s\"",
+					s->pool ? "storage volume" : "instance", s->name);
+	log_info("%s \"%s\" sent to its migration target", s->pool ? "Volume" : "Instance",
+		 s->name);
 	return 0;
 }
 

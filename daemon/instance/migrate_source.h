@@ -28,6 +28,13 @@ struct migrate_source;
 int migrate_source_new(struct berth_daemon *d, const char *project, const char *name, bool live,
 		       bool instance_only, const json_t *target, struct migrate_source **ret,
 		       struct berth_error *err);
+/* A source for custom volume `name` of `pool` (LXD's POST
+ * /1.0/storage-pools/POOL/volumes/custom/NAME {"migration": true}): the same exchange,
+ * the volume's snapshots offered (volume_only: none), then its content. 404 when it does
+ * not exist, 400 for a block volume. Blocking (database). */
+int migrate_source_new_volume(struct berth_daemon *d, const char *project, const char *pool,
+			      const char *name, bool volume_only, const json_t *target,
+			      struct migrate_source **ret, struct berth_error *err);
 /* Send snapshot `snap` as the instance (no snapshots of its own): 404 when it does not
  * exist. Blocking (database). */
 int migrate_source_set_snapshot(struct migrate_source *s, const char *snap,

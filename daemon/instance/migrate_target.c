@@ -146,7 +146,7 @@ static int connect_source(struct target *t, struct berth_error *err)
 
 /* Our answer: rsync, with the features of the offer that we use too (no compression:
  * CPU costs more than bytes on the links migrations take), the same snapshots. */
-static json_t *answer_for(const json_t *offer, bool final_sync)
+json_t *migrate_target_answer(const json_t *offer, bool final_sync)
 {
 	const json_t *f = json_object_get(offer, "rsyncFeatures");
 	json_t *a = json_pack("{s:i, s:O, s:O, s:b, s:b, s:{s:b, s:b, s:b, s:b}}", "fs",
@@ -329,7 +329,7 @@ static int exchange(struct target *t, struct berth_error *err)
 		if (r < 0)
 			return r;
 	}
-	answer = answer_for(offer, final_sync);
+	answer = migrate_target_answer(offer, final_sync);
 	if (!answer || json_object_set_new(answer, "refresh", json_boolean(t->refresh)) < 0)
 		return -ENOMEM;
 	t->opts.xattrs = berth_json_bool(json_object_get(answer, "rsyncFeatures"), "xattrs", 0);

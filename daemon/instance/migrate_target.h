@@ -35,3 +35,7 @@ int migrate_target_push_spec(struct instance_job *j, struct operation_spec *os,
 			     json_t **ret_metadata);
 /* The operation body (operation_run_fn): `data` is the job. */
 int migrate_target_run(struct operation *op, void *data, struct berth_error *err);
+/* The answer to `offer`: rsync with the offer's features that berth uses, the same
+ * snapshots (new reference, NULL: no memory); `final_sync`: criu NONE, a running source's
+ * second pass expected. For the volume target too (migrate_volume.c). */
+json_t *migrate_target_answer(const json_t *offer, bool final_sync);

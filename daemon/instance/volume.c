@@ -24,11 +24,32 @@ void instance_volume_release(struct instance_volume *v)
 	*v = (struct instance_volume){0};
 }
 
+int instance_volume_open_on(struct berth_daemon *d, const char *pool, const char *project,
+			    const char *name, enum storage_volume_type type,
+			    struct instance_volume *ret, struct berth_error *err)
+{
+	json_auto_t *p = NULL;
+	int r = db_pool_get(d->db, pool, &p, err);
+
+	*ret = (struct instance_volume){0};
+	if (r >= 0)
+		r = storage_pool_new(d->dir, p, &ret->pool, err);
+	if (r < 0)
+		return r;
+	ret->disk_name = storage_vol_disk_name(project, name);
+	if (!ret->disk_name) {
+		instance_volume_release(ret);
+		return -ENOMEM;
+	}
+	ret->vol = (struct storage_vol){type, ret->disk_name};
+	return 0;
+}
+
 int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
 			 struct instance_volume *ret, struct berth_error *err)
 {
 	_cleanup_free_ char *pool_name = NULL;
-	json_auto_t *pool = NULL, *inst = NULL;
+	json_auto_t *inst = NULL;
 	int r = db_instance_pool(d->db, project, name, &pool_name, err);
 
 	*ret = (struct instance_volume){0};
@@ -37,17 +58,10 @@ int instance_volume_open(struct berth_daemon *d, const char *project, const char
 		return 0;
 	}
 	if (r >= 0)
-		r = db_pool_get(d->db, pool_name, &pool, err);
-	if (r >= 0)
-		r = storage_pool_new(d->dir, pool, &ret->pool, err);
+		r = instance_volume_open_on(d, pool_name, project, name, STORAGE_VOL_CONTAINER, ret,
+					    err);
 	if (r < 0)
 		return r;
-	ret->disk_name = storage_vol_disk_name(project, name);
-	if (!ret->disk_name) {
-		instance_volume_release(ret);
-		return -ENOMEM;
-	}
-	ret->vol = (struct storage_vol){STORAGE_VOL_CONTAINER, ret->disk_name};
 	if (db_instance_get(d->db, project, name, &inst, NULL) >= 0)
 		ret->vol.type = instance_volume_type(inst);
 	return 0;

@@ -23,3 +23,8 @@ enum storage_volume_type instance_volume_type(const json_t *inst);
 /* Open the root volume of `project`/`name` on its pool (pool NULL when it has none). */
 int instance_volume_open(struct berth_daemon *d, const char *project, const char *name,
 			 struct instance_volume *ret, struct berth_error *err);
+/* Open volume `name` of `project` and `type` on pool `pool` (a custom volume being
+ * migrated: daemon/instance/migrate_volume.h). */
+int instance_volume_open_on(struct berth_daemon *d, const char *pool, const char *project,
+			    const char *name, enum storage_volume_type type,
+			    struct instance_volume *ret, struct berth_error *err);
