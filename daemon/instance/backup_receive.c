@@ -379,3 +379,27 @@ int backup_receive_btrfs(int fd, const char *spool_dir, struct storage_pool *poo
 	backup_receive_dir_remove(dir);
 	return r;
 }
+
+int backup_receive_stream(int stream, const char *spool_dir, const char *dir, json_t *known,
+			  char *prev_uuid, const atomic_bool *cancel, char **ret,
+			  struct berth_error *err)
+{
+	_cleanup_close_ int dump = open(spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	const char *argv[] = {"btrfs", "receive", "-q", "-e", "-C", dir, NULL};
+	struct stream_check c = {.known = known};
+	int r;
+
+	if (dump < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Temporary file in \"%s\": %m", spool_dir);
+	snprintf(c.prev_uuid, sizeof(c.prev_uuid), "%s", prev_uuid);
+	if (lseek(stream, 0, SEEK_SET) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lseek: %m");
+	r = stream_check(stream, dump, &c, cancel, err);
+	if (r >= 0)
+		r = btrfs_cmd(argv, stream, cancel, err);
+	if (r < 0)
+		return r;
+	strcpy(prev_uuid, c.uuid);
+	return new_entry(dir, known, ret, err);
+}

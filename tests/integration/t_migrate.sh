@@ -216,6 +216,35 @@ is "$MIG_B_STATUS" Success "btrfs->btrfs: the target's operation succeeds" "$MIG
 is "$(snaps b c3)" "$a3_snaps" "btrfs->btrfs: snapshots in order"
 same_tree "btrfs->btrfs: the instance's files" "$(vol "$A_DIR" bt c3)" "$(vol "$B_DIR" bt c3)"
 same_tree "btrfs->btrfs: snapshot snap1's files" "$(snapvol "$A_DIR" bt c3 snap1)" "$(snapvol "$B_DIR" bt c3 snap1)"
+# the type negotiated (each daemon logs it): btrfs streams between btrfs pools, rsync when
+# either side is not btrfs
+mig_type() { grep -o "Migration of \"$2\": [a-z /]*" "$1" | tail -n 1 | sed 's/.*": //'; }
+is "$(mig_type "$B_LOG" c3)" "btrfs send/receive" "btrfs->btrfs: the target took the BTRFS type"
+is "$(mig_type "$DAEMON_LOG" c3)" "btrfs send/receive" "btrfs->btrfs: the source sent btrfs streams"
+is "$(mig_type "$B_LOG" c2)" "rsync" "dir->btrfs: rsync (the source is not btrfs)"
+same_tree "btrfs->btrfs: snapshot snap0's files" "$(snapvol "$A_DIR" bt c3 snap0)" "$(snapvol "$B_DIR" bt c3 snap0)"
+is "$(btrfs property get -ts "$(snapvol "$B_DIR" bt c3 snap0)" ro)" "ro=true" "btrfs->btrfs: a received snapshot is read-only"
+is "$(btrfs property get -ts "$(vol "$B_DIR" bt c3)" ro)" "ro=false" "btrfs->btrfs: the received instance is writable"
+is "$(ls -A "$B_DIR/storage-pools/bt/containers" "$A_DIR/storage-pools/bt/containers" | grep -c '^\.berth-import')" 0 \
+	"btrfs->btrfs: no private receive or send directory left on either side"
+check "B: c3 (received by btrfs streams) starts" on_b berth start c3
+on_b berth exec c3 -- cat /state.txt >"$TEST_TMP/st" 2>&1
+is "$(cat "$TEST_TMP/st")" current "B: c3 runs with the instance's content"
+check "B: stop c3" on_b berth stop -f c3
+migrate c3 c3o '{"devices": {"root": {"type": "disk", "path": "/", "pool": "bt"}}, "source": {"instance_only": true}}' '{"instance_only": true}'
+is "$MIG_B_STATUS" Success "btrfs->btrfs instance only: the target's operation succeeds" "$MIG_B_ERR"
+is "$(mig_type "$B_LOG" c3o)" "btrfs send/receive" "btrfs->btrfs instance only: BTRFS"
+is "$(snaps b c3o)" "[]" "btrfs->btrfs instance only: no snapshot"
+same_tree "btrfs->btrfs instance only: the instance's files" "$(vol "$A_DIR" bt c3)" "$(vol "$B_DIR" bt c3o)"
+apia POST /1.0/instances/c3/snapshots/snap0 '{"migration": true}'
+src_op=$(jget 'j["operation"]')
+secrets=$(jget 'json.dumps(j["metadata"]["metadata"])')
+apib POST /1.0/instances "{\"name\": \"c3s\", \"devices\": {\"root\": {\"type\": \"disk\", \"path\": \"/\", \"pool\": \"bt\"}}, \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"operation\": \"unix://$A_SOCK$src_op\", \"secrets\": $secrets}}"
+BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "btrfs snapshot as the source: the target's operation succeeds" "$(jget 'j["metadata"]["err"]')"
+is "$(cat "$(vol "$B_DIR" bt c3s)/rootfs/state.txt")" zero "btrfs snapshot as the source: its content, by btrfs stream"
+is "$(btrfs property get -ts "$(vol "$B_DIR" bt c3s)" ro)" "ro=false" "btrfs snapshot as the source: a writable instance"
+on_b berth delete c3s >/dev/null 2>&1
 
 migrate c3 c4 '{"devices": {"root": {"type": "disk", "path": "/", "pool": "default"}}}'
 is "$MIG_B_STATUS" Success "btrfs->dir: the target's operation succeeds" "$MIG_B_ERR"
@@ -312,11 +341,40 @@ ok "kill: no volume left on the target" test ! -e "$bigvol"
 apib GET "/1.0/storage-pools/default/volumes?recursion=1"
 is "$(jget '[v["name"] for v in j["metadata"] if v["name"].startswith("big")]')" "[]" "kill: no volume row on the target"
 apib GET /1.0/instances
-is "$(jget 'len(j["metadata"])')" 6 "kill: B holds the instances it had, no more"
+is "$(jget 'len(j["metadata"])')" 7 "kill: B holds the instances it had, no more"
 pgrep -f "rsync --server.*$B_DIR" >/dev/null && fail "kill: no rsync left on B" || pass "kill: no rsync left on B"
 daemon_start
 apia GET /1.0/instances/big
 is "$HTTP_STATUS" 200 "kill: A's big is still there after A's restart"
+
+# ---- the source killed mid-stream of a btrfs transfer ----
+check "A: init bigb on btrfs" on_a berth init busybox bigb -s bt
+check "A: a 300 MiB file in bigb" dd if=/dev/urandom of="$(vol "$A_DIR" bt bigb)/rootfs/big.bin" bs=1M count=300 status=none
+apia POST /1.0/instances/bigb '{"migration": true}'
+src_op=$(jget 'j["operation"]')
+secrets=$(jget 'json.dumps(j["metadata"]["metadata"])')
+apib POST /1.0/instances "{\"name\": \"bigb\", \"devices\": {\"root\": {\"type\": \"disk\", \"path\": \"/\", \"pool\": \"bt\"}}, \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"operation\": \"unix://$A_SOCK$src_op\", \"secrets\": $secrets}}"
+tgt_op=$(jget 'j["operation"]')
+for i in $(seq 200); do
+	pgrep -f "btrfs send -q .*$A_DIR/storage-pools/bt/containers/\.berth-import-mig" >/dev/null && break
+	sleep 0.05
+done
+ok "btrfs kill: A was sending the stream when killed" pgrep -f "btrfs send -q .*$A_DIR/storage-pools/bt"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+BERTH_SOCKET=$B_SOCK wait_operation "$tgt_op"
+is "$(jget 'j["metadata"]["status"]')" Failure "btrfs kill: the target's operation fails"
+like "$(jget 'j["metadata"]["err"]')" 'instance "bigb".*went away' "btrfs kill: the error says the source went away"
+apib GET /1.0/instances/bigb
+is "$HTTP_STATUS" 404 "btrfs kill: no instance bigb on the target"
+ok "btrfs kill: no volume left on the target" test ! -e "$(vol "$B_DIR" bt bigb)"
+is "$(ls -A "$B_DIR/storage-pools/bt/containers" | grep -c '^\.berth-import')" 0 "btrfs kill: no private receive directory left on the target"
+is "$(btrfs subvolume list -o "$B_DIR/storage-pools/bt/containers" 2>/dev/null | grep -c bigb)" 0 "btrfs kill: no subvolume of bigb on the target"
+pgrep -f "btrfs receive.*$B_DIR" >/dev/null && fail "btrfs kill: no btrfs receive left on B" || pass "btrfs kill: no btrfs receive left on B"
+daemon_start
+pgrep -f "btrfs send -q .*$A_DIR" >/dev/null && fail "btrfs kill: no btrfs send left of A" || pass "btrfs kill: no btrfs send left of A"
+is "$(ls -A "$A_DIR/storage-pools/bt/containers" | grep -c '^\.berth-import')" 0 "btrfs kill: A's restart removed the snapshot it was sending"
 
 # ---- a snapshot as the source: POST /1.0/instances/c1/snapshots/snap1 ----
 apia POST /1.0/instances/c1/snapshots/snap1 '{"migration": true}'
