@@ -469,6 +469,57 @@ else
 		is "$OUT" "one
 1000:1000" "berth -> LXD: p1 runs on LXD with its content and owner" "$ERR"
 		check "LXD: stop p1" timeout 60 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc stop -f p1
+
+		# btrfs pools on both sides: LXD and berth negotiate the BTRFS type, both ways
+		check "LXD: a btrfs pool on a loop file" lxl storage create lbt btrfs size=1GiB
+		check "LXD: init l2 on btrfs" lxl init busybox l2 -s lbt
+		lrf2=$LXD_HOME/storage-pools/lbt/containers/l2/rootfs
+		check "LXD: l2 state zero" sh -c "echo zero >$lrf2/state.txt"
+		check "LXD: snapshot l2 s0" lxl snapshot l2 s0
+		check "LXD: l2 state one" sh -c "echo one >$lrf2/state.txt"
+		check "LXD: snapshot l2 s1" lxl snapshot l2 s1
+		check "LXD: l2 state two" sh -c "echo two >$lrf2/state.txt"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" POST /1.0/instances/l2 -d '{"migration": true}' >"$TEST_TMP/resp" 2>&1
+		_read_response
+		lop=$(jget 'j["operation"]')
+		lsec=$(jget 'json.dumps(j["metadata"]["metadata"])')
+		apib POST /1.0/instances "{\"name\": \"l2\", \"devices\": {\"root\": {\"type\": \"disk\", \"path\": \"/\", \"pool\": \"bt\"}}, \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"operation\": \"unix://$LXD_HOME/unix.socket$lop\", \"secrets\": $lsec}}"
+		BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
+		is "$(jget 'j["metadata"]["status"]')" Success "LXD btrfs -> berth btrfs: the target's operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		is "$(mig_type "$B_LOG" l2)" "btrfs send/receive" "LXD btrfs -> berth btrfs: the BTRFS type negotiated"
+		apib GET /1.0/instances/l2/snapshots
+		is "$(jget '[s.rsplit("/", 1)[1] for s in j["metadata"]]')" '["s0", "s1"]' "LXD btrfs -> berth btrfs: the snapshots arrived in order"
+		is "$(cat "$(snapvol "$B_DIR" bt l2 s0)/rootfs/state.txt") $(cat "$(snapvol "$B_DIR" bt l2 s1)/rootfs/state.txt")" "zero one" \
+			"LXD btrfs -> berth btrfs: each snapshot's content"
+		same_tree "LXD btrfs -> berth btrfs: the instance's files" "$lrf2" "$(vol "$B_DIR" bt l2)/rootfs"
+		check "LXD btrfs -> berth btrfs: l2 starts on berth" on_b berth start l2
+		on_b berth exec l2 -- cat /state.txt >"$TEST_TMP/st" 2>&1
+		is "$(cat "$TEST_TMP/st")" two "LXD btrfs -> berth btrfs: l2 runs with its content"
+		check "B: stop l2" on_b berth stop -f l2
+
+		check "A: init p2 on btrfs" on_a berth init busybox p2 -s bt
+		prf2=$(vol "$A_DIR" bt p2)/rootfs
+		check "A: p2 state zero" sh -c "echo zero >$prf2/state.txt && chown 1000:1000 $prf2/state.txt"
+		check "A: snapshot p2 s0" on_a berth snapshot p2 s0
+		check "A: p2 state one" sh -c "echo one >$prf2/state.txt"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" POST /1.0/instances -d '{"name": "p2", "architecture": "x86_64", "profiles": ["default"], "devices": {"root": {"type": "disk", "path": "/", "pool": "lbt"}}, "source": {"type": "migration", "mode": "push"}}' >"$TEST_TMP/resp" 2>&1
+		_read_response
+		lop=$(jget 'j["operation"]')
+		lsec=$(jget 'json.dumps(j["metadata"]["metadata"])')
+		apia POST /1.0/instances/p2 "{\"migration\": true, \"target\": {\"operation\": \"unix://$LXD_HOME/unix.socket$lop\", \"websockets\": $lsec}}"
+		BERTH_SOCKET=$A_SOCK wait_operation "$(jget 'j["operation"]')"
+		is "$(jget 'j["metadata"]["status"]')" Success "berth btrfs -> LXD btrfs: berth's source operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" GET "$lop/wait?timeout=30" >"$TEST_TMP/resp" 2>&1
+		_read_response
+		is "$(jget 'j["metadata"]["status"]')" Success "berth btrfs -> LXD btrfs: LXD's target operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		is "$(mig_type "$DAEMON_LOG" p2)" "btrfs send/receive" "berth btrfs -> LXD btrfs: LXD took the BTRFS type"
+		is "$(cat "$LXD_HOME/storage-pools/lbt/containers-snapshots/p2/s0/rootfs/state.txt")" zero \
+			"berth btrfs -> LXD btrfs: the snapshot's content on LXD"
+		check "berth btrfs -> LXD btrfs: p2 starts on LXD" timeout 120 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc start p2
+		run timeout 30 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc exec p2 -- sh -c 'cat /state.txt; stat -c %u:%g /state.txt'
+		is "$OUT" "one
+1000:1000" "berth btrfs -> LXD btrfs: p2 runs on LXD with its content and owner" "$ERR"
+		check "LXD: stop p2" timeout 60 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc stop -f p2
 	else
 		fail "LXD starts" "$(tail -n 20 "$TEST_TMP/lxd.log")"
 	fi
