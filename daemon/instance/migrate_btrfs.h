@@ -11,8 +11,8 @@
  * each ended by a barrier. berth sends and takes root subvolumes only.
  *
  * The receiving side treats the peer as untrusted, as an optimized backup: each stream
- * is spooled, checked (backup_receive_stream: one new subvolume, a snapshot only of the
- * one received before, every path inside it) and received chrooted into a private
+ * is spooled while `btrfs receive --dump` reads it, then checked (backup_receive_stream:
+ * one new subvolume, a snapshot only of the one received before, every path inside it) and received chrooted into a private
  * directory of the pool; the snapshots and the instance are placed once all arrived. A
  * failure (the peer gone mid-stream included) leaves no subvolume behind.
  *
