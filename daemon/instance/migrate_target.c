@@ -306,12 +306,18 @@ static int receive_volumes_btrfs(struct target *t, const json_t *offer, const js
 				 struct berth_error *err)
 {
 	bool only = berth_json_bool(t->j->migration, "instance_only", false);
+	json_auto_t *names = json_array();
 	size_t i;
 	json_t *s;
-	int r = migrate_btrfs_recv(&t->fs, t->pool, &t->vol,
-				   json_object_get(offer, "snapshotNames"), !only, answer,
-				   t->j->d->spool_dir, err);
+	int r;
 
+	/* the names of the rows to be, whatever snapshotNames says */
+	json_array_foreach(json_object_get(offer, "snapshots"), i, s)
+		if (!names || json_array_append_new(names, json_string(berth_json_string(s, "name")
+									       ?: "")) < 0)
+			return -ENOMEM;
+	r = migrate_btrfs_recv(&t->fs, t->pool, &t->vol, names, !only, answer, t->j->d->spool_dir,
+			       err);
 	if (r < 0)
 		return r;
 	t->created = true;
