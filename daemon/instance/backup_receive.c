@@ -379,3 +379,33 @@ int backup_receive_btrfs(int fd, const char *spool_dir, struct storage_pool *poo
 	backup_receive_dir_remove(dir);
 	return r;
 }
+
+int backup_receive_stream(int stream, int dump, const char *dir, json_t *known, char *prev_uuid,
+			  const atomic_bool *cancel, char **ret, struct berth_error *err)
+{
+	const char *argv[] = {"btrfs", "receive", "-q", "-e", "-C", dir, NULL};
+	struct stream_check c = {.known = known};
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int r = 0;
+
+	snprintf(c.prev_uuid, sizeof(c.prev_uuid), "%s", prev_uuid);
+	if (lseek(stream, 0, SEEK_SET) < 0 || lseek(dump, 0, SEEK_SET) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lseek: %m");
+	f = fdopen(dup(dump), "r");
+	if (!f)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fdopen: %m");
+	while (r >= 0 && getline(&line, &cap, f) >= 0)
+		r = check_dump_line(&c, line, err);
+	fclose(f);
+	if (r >= 0 && !*c.name)
+		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				    "The btrfs stream made no subvolume");
+	if (r >= 0)
+		r = btrfs_cmd(argv, stream, cancel, err);
+	if (r < 0)
+		return r;
+	strcpy(prev_uuid, c.uuid);
+	return new_entry(dir, known, ret, err);
+}

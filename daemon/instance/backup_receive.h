@@ -28,3 +28,13 @@ int backup_receive_btrfs(int fd, const char *spool_dir, struct storage_pool *poo
 /* Delete everything in the private receive directory `dir` (subvolumes or not), then
  * `dir`. Failures are logged. */
 void backup_receive_dir_remove(const char *dir);
+
+/* One `btrfs send` stream already in the seekable file `stream` (a migration's, spooled)
+ * and what `btrfs receive --dump` printed of it in `dump` (the caller ran it, alongside
+ * the spooling), with the same checks as a backup's: refused unless it makes one new
+ * subvolume (not in `known`, added to it) and, when it is a snapshot, one of the
+ * subvolume whose uuid is `prev_uuid` (in: "" for none; out: this stream's uuid, at least
+ * 64 bytes), with every path inside it; then received chrooted into the private
+ * directory `dir`. *ret: the received subvolume's path. */
+int backup_receive_stream(int stream, int dump, const char *dir, json_t *known, char *prev_uuid,
+			  const atomic_bool *cancel, char **ret, struct berth_error *err);

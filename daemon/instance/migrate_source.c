@@ -28,6 +28,7 @@
 
 #include "daemon/db/db.h"
 #include "daemon/instance/instance.h"
+#include "daemon/instance/migrate_btrfs.h"
 #include "daemon/instance/migrate_io.h"
 #include "daemon/instance/migrate_proto.h"
 #include "daemon/instance/migrate_volume.h"
@@ -681,6 +682,36 @@ static int send_volumes(struct migrate_source *s, struct migrate_chan *fs, const
 	return r;
 }
 
+/* A volume on a btrfs pool offers BTRFS first (the rsync features stay: the fallback). */
+static int offer_btrfs(struct migrate_source *s, json_t *offer, struct berth_error *err)
+{
+	_cleanup_(instance_volume_release) struct instance_volume v = {0};
+	int r = instance_volume_open(s->d, s->project, s->name, &v, err);
+
+	if (r < 0 || !migrate_btrfs_pool(v.pool))
+		return r;
+	return migrate_btrfs_offer(offer);
+}
+
+/* The BTRFS type: the snapshots in `names`, then the instance, as btrfs streams; once
+ * for a running instance too (LXD sends no final sync with btrfs). */
+static int send_volumes_btrfs(struct migrate_source *s, struct migrate_chan *fs,
+			      const json_t *names, const json_t *answer, const atomic_bool *cancel,
+			      struct berth_error *err)
+{
+	_cleanup_(instance_volume_release) struct instance_volume v = {0};
+	int r = instance_volume_open(s->d, s->project, s->name, &v, err);
+
+	if (r < 0)
+		return r;
+	if (!migrate_btrfs_pool(v.pool))
+		return berth_error_set(
+			err, -EPROTO, BERTH_ERR_INTERNAL,
+			"The target asked for btrfs streams of a volume not on btrfs");
+	log_info("Migration of \"%s\": btrfs send/receive", s->name);
+	return migrate_btrfs_send(fs, v.pool, &v.vol, names, s->snap, answer, cancel, err);
+}
+
 static int exchange(struct migrate_source *s, struct migrate_chan *ctl, struct migrate_chan *fs,
 		    const atomic_bool *cancel, struct berth_error *err)
 {
@@ -697,19 +728,25 @@ static int exchange(struct migrate_source *s, struct migrate_chan *ctl, struct m
 	running = !s->snap && !s->pool && instance_running(s->d, s->project, inst);
 	r = offer_header(s, inst, running, &offer, err);
 	if (r >= 0)
+		r = offer_btrfs(s, offer, err);
+	if (r >= 0)
 		r = migrate_send_header(ctl, offer, err);
 	if (r >= 0)
 		r = migrate_recv_header(ctl, MIGRATE_ANSWER_MS, &answer, err);
 	if (r < 0)
 		return r;
+	/* A refresh sends only the snapshots the target asks for. */
+	names = berth_json_bool(answer, "refresh", false) ? json_object_get(answer, "snapshotNames")
+							  : json_object_get(offer, "snapshotNames");
+	if (migrate_btrfs_taken(answer)) {
+		r = send_volumes_btrfs(s, fs, names, answer, cancel, err);
+		return r < 0 ? r : migrate_recv_control(ctl, -1, err);
+	}
 	if (json_integer_value(json_object_get(answer, "fs")) != MIGRATE_FS_RSYNC)
 		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
 				       "The target asked for migration type %d, berth sends rsync",
 				       (int)json_integer_value(json_object_get(answer, "fs")));
 	answer_rsync_opts(answer, &o);
-	/* A refresh sends only the snapshots the target asks for. */
-	names = berth_json_bool(answer, "refresh", false) ? json_object_get(answer, "snapshotNames")
-							  : json_object_get(offer, "snapshotNames");
 	r = send_volumes(s, fs, names, running, &o, err);
 	if (r < 0)
 		return r;

@@ -13,6 +13,7 @@
 #include "daemon/db/db.h"
 #include "daemon/events.h"
 #include "daemon/instance/common.h"
+#include "daemon/instance/migrate_btrfs.h"
 #include "daemon/instance/migrate_io.h"
 #include "daemon/instance/migrate_proto.h"
 #include "daemon/instance/migrate_source.h"
@@ -130,6 +131,7 @@ struct target {
 	struct berth_client *client;	 /* owned */
 	struct migrate_rsync_opts opts;
 	bool refresh; /* into the existing instance: its volume and rows stay on failure */
+	bool btrfs;   /* the BTRFS type was taken: btrfs streams, not rsync */
 };
 
 static int connect_source(struct target *t, struct berth_error *err)
@@ -305,6 +307,33 @@ static int receive_volumes(struct target *t, const json_t *offer, bool final_syn
 	return r;
 }
 
+/* The BTRFS type: every stream received, then placed (migrate_btrfs.h); the rows of the
+ * snapshots kept. */
+static int receive_volumes_btrfs(struct target *t, const json_t *offer, const json_t *answer,
+				 struct berth_error *err)
+{
+	bool only = berth_json_bool(t->j->migration, "instance_only", false);
+	json_auto_t *names = json_array();
+	size_t i;
+	json_t *s;
+	int r;
+
+	/* the names of the rows to be, whatever snapshotNames says */
+	json_array_foreach(json_object_get(offer, "snapshots"), i, s)
+		if (!names || json_array_append_new(names, json_string(berth_json_string(s, "name")
+									       ?: "")) < 0)
+			return -ENOMEM;
+	r = migrate_btrfs_recv(&t->fs, t->pool, &t->vol, names, !only, answer, t->j->d->spool_dir,
+			       err);
+	if (r < 0)
+		return r;
+	t->created = true;
+	json_array_foreach(only ? NULL : json_object_get(offer, "snapshots"), i, s)
+		if (json_array_append_new(t->rows, snapshot_row(s)) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
 static int exchange(struct target *t, struct berth_error *err)
 {
 	json_auto_t *offer = NULL;
@@ -334,8 +363,12 @@ static int exchange(struct target *t, struct berth_error *err)
 		return -ENOMEM;
 	t->opts.xattrs = berth_json_bool(json_object_get(answer, "rsyncFeatures"), "xattrs", 0);
 	t->opts.delete = berth_json_bool(json_object_get(answer, "rsyncFeatures"), "delete", 0);
+	t->btrfs = migrate_btrfs_answer(offer, t->pool, t->refresh, answer);
+	log_info("Migration of \"%s\": %s", t->j->name, t->btrfs ? "btrfs send/receive" : "rsync");
 	r = migrate_send_header(&t->ctl, answer, err);
-	if (r >= 0)
+	if (r >= 0 && t->btrfs)
+		r = receive_volumes_btrfs(t, offer, answer, err);
+	else if (r >= 0)
 		r = receive_volumes(t, offer, final_sync, err);
 	if (r >= 0 && !t->refresh)
 		r = db_instance_create_with_volume(t->j->d->db, t->j->project, t->j->object,

@@ -216,6 +216,35 @@ is "$MIG_B_STATUS" Success "btrfs->btrfs: the target's operation succeeds" "$MIG
 is "$(snaps b c3)" "$a3_snaps" "btrfs->btrfs: snapshots in order"
 same_tree "btrfs->btrfs: the instance's files" "$(vol "$A_DIR" bt c3)" "$(vol "$B_DIR" bt c3)"
 same_tree "btrfs->btrfs: snapshot snap1's files" "$(snapvol "$A_DIR" bt c3 snap1)" "$(snapvol "$B_DIR" bt c3 snap1)"
+# the type negotiated (each daemon logs it): btrfs streams between btrfs pools, rsync when
+# either side is not btrfs
+mig_type() { grep -o "Migration of \"$2\": [a-z /]*" "$1" | tail -n 1 | sed 's/.*": //'; }
+is "$(mig_type "$B_LOG" c3)" "btrfs send/receive" "btrfs->btrfs: the target took the BTRFS type"
+is "$(mig_type "$DAEMON_LOG" c3)" "btrfs send/receive" "btrfs->btrfs: the source sent btrfs streams"
+is "$(mig_type "$B_LOG" c2)" "rsync" "dir->btrfs: rsync (the source is not btrfs)"
+same_tree "btrfs->btrfs: snapshot snap0's files" "$(snapvol "$A_DIR" bt c3 snap0)" "$(snapvol "$B_DIR" bt c3 snap0)"
+is "$(btrfs property get -ts "$(snapvol "$B_DIR" bt c3 snap0)" ro)" "ro=true" "btrfs->btrfs: a received snapshot is read-only"
+is "$(btrfs property get -ts "$(vol "$B_DIR" bt c3)" ro)" "ro=false" "btrfs->btrfs: the received instance is writable"
+is "$(ls -A "$B_DIR/storage-pools/bt/containers" "$A_DIR/storage-pools/bt/containers" | grep -c '^\.berth-import')" 0 \
+	"btrfs->btrfs: no private receive or send directory left on either side"
+check "B: c3 (received by btrfs streams) starts" on_b berth start c3
+on_b berth exec c3 -- cat /state.txt >"$TEST_TMP/st" 2>&1
+is "$(cat "$TEST_TMP/st")" current "B: c3 runs with the instance's content"
+check "B: stop c3" on_b berth stop -f c3
+migrate c3 c3o '{"devices": {"root": {"type": "disk", "path": "/", "pool": "bt"}}, "source": {"instance_only": true}}' '{"instance_only": true}'
+is "$MIG_B_STATUS" Success "btrfs->btrfs instance only: the target's operation succeeds" "$MIG_B_ERR"
+is "$(mig_type "$B_LOG" c3o)" "btrfs send/receive" "btrfs->btrfs instance only: BTRFS"
+is "$(snaps b c3o)" "[]" "btrfs->btrfs instance only: no snapshot"
+same_tree "btrfs->btrfs instance only: the instance's files" "$(vol "$A_DIR" bt c3)" "$(vol "$B_DIR" bt c3o)"
+apia POST /1.0/instances/c3/snapshots/snap0 '{"migration": true}'
+src_op=$(jget 'j["operation"]')
+secrets=$(jget 'json.dumps(j["metadata"]["metadata"])')
+apib POST /1.0/instances "{\"name\": \"c3s\", \"devices\": {\"root\": {\"type\": \"disk\", \"path\": \"/\", \"pool\": \"bt\"}}, \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"operation\": \"unix://$A_SOCK$src_op\", \"secrets\": $secrets}}"
+BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "btrfs snapshot as the source: the target's operation succeeds" "$(jget 'j["metadata"]["err"]')"
+is "$(cat "$(vol "$B_DIR" bt c3s)/rootfs/state.txt")" zero "btrfs snapshot as the source: its content, by btrfs stream"
+is "$(btrfs property get -ts "$(vol "$B_DIR" bt c3s)" ro)" "ro=false" "btrfs snapshot as the source: a writable instance"
+on_b berth delete c3s >/dev/null 2>&1
 
 migrate c3 c4 '{"devices": {"root": {"type": "disk", "path": "/", "pool": "default"}}}'
 is "$MIG_B_STATUS" Success "btrfs->dir: the target's operation succeeds" "$MIG_B_ERR"
@@ -312,11 +341,40 @@ ok "kill: no volume left on the target" test ! -e "$bigvol"
 apib GET "/1.0/storage-pools/default/volumes?recursion=1"
 is "$(jget '[v["name"] for v in j["metadata"] if v["name"].startswith("big")]')" "[]" "kill: no volume row on the target"
 apib GET /1.0/instances
-is "$(jget 'len(j["metadata"])')" 6 "kill: B holds the instances it had, no more"
+is "$(jget 'len(j["metadata"])')" 7 "kill: B holds the instances it had, no more"
 pgrep -f "rsync --server.*$B_DIR" >/dev/null && fail "kill: no rsync left on B" || pass "kill: no rsync left on B"
 daemon_start
 apia GET /1.0/instances/big
 is "$HTTP_STATUS" 200 "kill: A's big is still there after A's restart"
+
+# ---- the source killed mid-stream of a btrfs transfer ----
+check "A: init bigb on btrfs" on_a berth init busybox bigb -s bt
+check "A: a 300 MiB file in bigb" dd if=/dev/urandom of="$(vol "$A_DIR" bt bigb)/rootfs/big.bin" bs=1M count=300 status=none
+apia POST /1.0/instances/bigb '{"migration": true}'
+src_op=$(jget 'j["operation"]')
+secrets=$(jget 'json.dumps(j["metadata"]["metadata"])')
+apib POST /1.0/instances "{\"name\": \"bigb\", \"devices\": {\"root\": {\"type\": \"disk\", \"path\": \"/\", \"pool\": \"bt\"}}, \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"operation\": \"unix://$A_SOCK$src_op\", \"secrets\": $secrets}}"
+tgt_op=$(jget 'j["operation"]')
+for i in $(seq 200); do
+	pgrep -f "btrfs send -q .*$A_DIR/storage-pools/bt/containers/\.berth-import-mig" >/dev/null && break
+	sleep 0.05
+done
+ok "btrfs kill: A was sending the stream when killed" pgrep -f "btrfs send -q .*$A_DIR/storage-pools/bt"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+BERTH_SOCKET=$B_SOCK wait_operation "$tgt_op"
+is "$(jget 'j["metadata"]["status"]')" Failure "btrfs kill: the target's operation fails"
+like "$(jget 'j["metadata"]["err"]')" 'instance "bigb".*went away' "btrfs kill: the error says the source went away"
+apib GET /1.0/instances/bigb
+is "$HTTP_STATUS" 404 "btrfs kill: no instance bigb on the target"
+ok "btrfs kill: no volume left on the target" test ! -e "$(vol "$B_DIR" bt bigb)"
+is "$(ls -A "$B_DIR/storage-pools/bt/containers" | grep -c '^\.berth-import')" 0 "btrfs kill: no private receive directory left on the target"
+is "$(btrfs subvolume list -o "$B_DIR/storage-pools/bt/containers" 2>/dev/null | grep -c bigb)" 0 "btrfs kill: no subvolume of bigb on the target"
+pgrep -f "btrfs receive.*$B_DIR" >/dev/null && fail "btrfs kill: no btrfs receive left on B" || pass "btrfs kill: no btrfs receive left on B"
+daemon_start
+pgrep -f "btrfs send -q .*$A_DIR" >/dev/null && fail "btrfs kill: no btrfs send left of A" || pass "btrfs kill: no btrfs send left of A"
+is "$(ls -A "$A_DIR/storage-pools/bt/containers" | grep -c '^\.berth-import')" 0 "btrfs kill: A's restart removed the snapshot it was sending"
 
 # ---- a snapshot as the source: POST /1.0/instances/c1/snapshots/snap1 ----
 apia POST /1.0/instances/c1/snapshots/snap1 '{"migration": true}'
@@ -411,6 +469,57 @@ else
 		is "$OUT" "one
 1000:1000" "berth -> LXD: p1 runs on LXD with its content and owner" "$ERR"
 		check "LXD: stop p1" timeout 60 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc stop -f p1
+
+		# btrfs pools on both sides: LXD and berth negotiate the BTRFS type, both ways
+		check "LXD: a btrfs pool on a loop file" lxl storage create lbt btrfs size=1GiB
+		check "LXD: init l2 on btrfs" lxl init busybox l2 -s lbt
+		lrf2=$LXD_HOME/storage-pools/lbt/containers/l2/rootfs
+		check "LXD: l2 state zero" sh -c "echo zero >$lrf2/state.txt"
+		check "LXD: snapshot l2 s0" lxl snapshot l2 s0
+		check "LXD: l2 state one" sh -c "echo one >$lrf2/state.txt"
+		check "LXD: snapshot l2 s1" lxl snapshot l2 s1
+		check "LXD: l2 state two" sh -c "echo two >$lrf2/state.txt"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" POST /1.0/instances/l2 -d '{"migration": true}' >"$TEST_TMP/resp" 2>&1
+		_read_response
+		lop=$(jget 'j["operation"]')
+		lsec=$(jget 'json.dumps(j["metadata"]["metadata"])')
+		apib POST /1.0/instances "{\"name\": \"l2\", \"devices\": {\"root\": {\"type\": \"disk\", \"path\": \"/\", \"pool\": \"bt\"}}, \"source\": {\"type\": \"migration\", \"mode\": \"pull\", \"operation\": \"unix://$LXD_HOME/unix.socket$lop\", \"secrets\": $lsec}}"
+		BERTH_SOCKET=$B_SOCK wait_operation "$(jget 'j["operation"]')"
+		is "$(jget 'j["metadata"]["status"]')" Success "LXD btrfs -> berth btrfs: the target's operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		is "$(mig_type "$B_LOG" l2)" "btrfs send/receive" "LXD btrfs -> berth btrfs: the BTRFS type negotiated"
+		apib GET /1.0/instances/l2/snapshots
+		is "$(jget '[s.rsplit("/", 1)[1] for s in j["metadata"]]')" '["s0", "s1"]' "LXD btrfs -> berth btrfs: the snapshots arrived in order"
+		is "$(cat "$(snapvol "$B_DIR" bt l2 s0)/rootfs/state.txt") $(cat "$(snapvol "$B_DIR" bt l2 s1)/rootfs/state.txt")" "zero one" \
+			"LXD btrfs -> berth btrfs: each snapshot's content"
+		same_tree "LXD btrfs -> berth btrfs: the instance's files" "$lrf2" "$(vol "$B_DIR" bt l2)/rootfs"
+		check "LXD btrfs -> berth btrfs: l2 starts on berth" on_b berth start l2
+		on_b berth exec l2 -- cat /state.txt >"$TEST_TMP/st" 2>&1
+		is "$(cat "$TEST_TMP/st")" two "LXD btrfs -> berth btrfs: l2 runs with its content"
+		check "B: stop l2" on_b berth stop -f l2
+
+		check "A: init p2 on btrfs" on_a berth init busybox p2 -s bt
+		prf2=$(vol "$A_DIR" bt p2)/rootfs
+		check "A: p2 state zero" sh -c "echo zero >$prf2/state.txt && chown 1000:1000 $prf2/state.txt"
+		check "A: snapshot p2 s0" on_a berth snapshot p2 s0
+		check "A: p2 state one" sh -c "echo one >$prf2/state.txt"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" POST /1.0/instances -d '{"name": "p2", "architecture": "x86_64", "profiles": ["default"], "devices": {"root": {"type": "disk", "path": "/", "pool": "lbt"}}, "source": {"type": "migration", "mode": "push"}}' >"$TEST_TMP/resp" 2>&1
+		_read_response
+		lop=$(jget 'j["operation"]')
+		lsec=$(jget 'json.dumps(j["metadata"]["metadata"])')
+		apia POST /1.0/instances/p2 "{\"migration\": true, \"target\": {\"operation\": \"unix://$LXD_HOME/unix.socket$lop\", \"websockets\": $lsec}}"
+		BERTH_SOCKET=$A_SOCK wait_operation "$(jget 'j["operation"]')"
+		is "$(jget 'j["metadata"]["status"]')" Success "berth btrfs -> LXD btrfs: berth's source operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		$PY "$RAWHTTP" req "$LXD_HOME/unix.socket" GET "$lop/wait?timeout=30" >"$TEST_TMP/resp" 2>&1
+		_read_response
+		is "$(jget 'j["metadata"]["status"]')" Success "berth btrfs -> LXD btrfs: LXD's target operation succeeds" "$(jget 'j["metadata"]["err"]')"
+		is "$(mig_type "$DAEMON_LOG" p2)" "btrfs send/receive" "berth btrfs -> LXD btrfs: LXD took the BTRFS type"
+		is "$(cat "$LXD_HOME/storage-pools/lbt/containers-snapshots/p2/s0/rootfs/state.txt")" zero \
+			"berth btrfs -> LXD btrfs: the snapshot's content on LXD"
+		check "berth btrfs -> LXD btrfs: p2 starts on LXD" timeout 120 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc start p2
+		run timeout 30 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc exec p2 -- sh -c 'cat /state.txt; stat -c %u:%g /state.txt'
+		is "$OUT" "one
+1000:1000" "berth btrfs -> LXD btrfs: p2 runs on LXD with its content and owner" "$ERR"
+		check "LXD: stop p2" timeout 60 env LXD_DIR="$LXD_HOME" LXD_CONF="$TEST_TMP/lxd-conf" lxc stop -f p2
 	else
 		fail "LXD starts" "$(tail -n 20 "$TEST_TMP/lxd.log")"
 	fi
