@@ -35,6 +35,9 @@ static inline void berth_freep(void *p)
 }
 #define _cleanup_free_ _cleanup_(berth_freep)
 
+/* Close *fd if open and mark it closed, so that a second call (an explicit close, then the
+ * cleanup at the end of the scope) never closes a number another thread has since been
+ * given. */
 static inline void berth_closep(int *fd)
 {
 	if (*fd >= 0) {
@@ -42,6 +45,7 @@ static inline void berth_closep(int *fd)
 		close(*fd);
 		errno = saved;
 	}
+	*fd = -EBADF;
 }
 #define _cleanup_close_ _cleanup_(berth_closep)
 
