@@ -82,6 +82,13 @@ struct storage_driver {
 			       const char *snap, struct berth_error *err);
 	int (*volume_snapshot_delete)(struct storage_pool *pool, const struct storage_vol *vol,
 				      const char *snap, struct berth_error *err);
+	/* For a restore that writes each snapshot's files itself (a backup import): an empty
+	 * writable snapshot `snap`, made read-only as volume_snapshot's are by
+	 * volume_snapshot_seal once filled. volume_delete removes it either way. */
+	int (*volume_snapshot_empty)(struct storage_pool *pool, const struct storage_vol *vol,
+				     const char *snap, struct berth_error *err);
+	int (*volume_snapshot_seal)(struct storage_pool *pool, const struct storage_vol *vol,
+				    const char *snap, struct berth_error *err);
 	int (*volume_snapshot_rename)(struct storage_pool *pool, const struct storage_vol *vol,
 				      const char *snap, const char *new_snap,
 				      struct berth_error *err);
