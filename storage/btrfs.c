@@ -644,47 +644,6 @@ static int btrfs_volume_snapshot_delete(struct storage_pool *pool, const struct 
 	return r;
 }
 
-static int btrfs_volume_snapshot_empty(struct storage_pool *pool, const struct storage_vol *vol,
-				       const char *snap, struct berth_error *err)
-{
-	_cleanup_(paths_release) struct paths p = {0};
-	_cleanup_free_ char *path = NULL;
-	int r = paths_get(pool, vol, &p, err);
-
-	if (r < 0)
-		return r;
-	if (storage_volume_path(pool, vol, snap, &path) < 0)
-		return oom(err);
-	if (mkdir(p.snaps, 0700) < 0 && errno != EEXIST)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "mkdir \"%s\": %m",
-				       p.snaps);
-	return subvol_create(path, err);
-}
-
-/* Read-only, as subvol_snapshot makes the others. */
-static int btrfs_volume_snapshot_seal(struct storage_pool *pool, const struct storage_vol *vol,
-				      const char *snap, struct berth_error *err)
-{
-	_cleanup_free_ char *path = NULL;
-	_cleanup_close_ int fd = -EBADF;
-	uint64_t flags = 0;
-
-	if (storage_volume_path(pool, vol, snap, &path) < 0)
-		return oom(err);
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot open \"%s\": %m",
-				       path);
-	if (ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "Cannot read the flags of \"%s\": %m", path);
-	flags |= BTRFS_SUBVOL_RDONLY;
-	if (ioctl(fd, BTRFS_IOC_SUBVOL_SETFLAGS, &flags) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "Cannot make \"%s\" read-only: %m", path);
-	return 0;
-}
-
 /* Snapshot the snapshot (writable) next to the volume, then swap and drop the old one. */
 static int btrfs_volume_restore(struct storage_pool *pool, const struct storage_vol *vol,
 				const char *snap, uint64_t size, struct berth_error *err)
@@ -838,8 +797,6 @@ const struct storage_driver storage_driver_btrfs = {
 	.volume_delete = btrfs_volume_delete,
 	.volume_snapshot = btrfs_volume_snapshot,
 	.volume_snapshot_delete = btrfs_volume_snapshot_delete,
-	.volume_snapshot_empty = btrfs_volume_snapshot_empty,
-	.volume_snapshot_seal = btrfs_volume_snapshot_seal,
 	.volume_snapshot_rename = storage_snapshot_rename,
 	.volume_restore = btrfs_volume_restore,
 	.volume_copy = btrfs_volume_copy,

@@ -527,30 +527,62 @@ uint64_t backup_stream_done(const struct backup_stream *st)
 	return (uint64_t)archive_filter_bytes(st->a, -1);
 }
 
-/* The directory of the tree of `snap` (NULL: the instance's) in `d`. */
-static int tree_fd(const struct backup_dest *d, const char *snap, int *ret, struct berth_error *err)
+/* The place of the tree of `snap` (NULL: the instance's) in d->index's order: the
+ * snapshots oldest first, then the instance. */
+static int tree_pos(const struct backup_dest *d, const char *snap, size_t *ret,
+		    struct berth_error *err)
 {
 	json_t *n;
 	size_t i;
 
-	if (!snap) {
-		*ret = d->container_fd;
+	*ret = json_array_size(d->index->snapshots);
+	if (!snap)
 		return 0;
-	}
 	json_array_foreach(d->index->snapshots, i, n)
 		if (streq(json_string_value(n), snap)) {
-			*ret = d->snap_fds ? d->snap_fds[i] : -1;
+			*ret = i;
 			return 0;
 		}
 	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 			       "Backup holds snapshot \"%s\" that its index does not list", snap);
 }
 
-/* Write member `m` where `d` says (nothing without `d`). */
+/* In a chain (d->tree_done), the trees before the one at `p` completed; *pos the tree
+ * being written. */
+static int chain_to(const struct backup_dest *d, size_t p, size_t *pos, struct berth_error *err)
+{
+	int r = 0;
+
+	if (p < *pos)
+		return berth_error_set(err, -ESPIPE, BERTH_ERR_BAD_REQUEST,
+				       "Backup tarball's trees are out of order");
+	for (; r >= 0 && *pos < p; (*pos)++)
+		r = d->tree_done(json_string_value(json_array_get(d->index->snapshots, *pos)),
+				 d->data, err);
+	return r;
+}
+
+/* The directory of the tree at `p` in `d`; -1: not written. */
+static int tree_fd(const struct backup_dest *d, size_t p, size_t *pos, int *ret,
+		   struct berth_error *err)
+{
+	size_t n = json_array_size(d->index->snapshots);
+
+	if (d->only)
+		*ret = d->only - 1 == p ? d->container_fd : -1;
+	else if (d->tree_done)
+		*ret = d->container_fd;
+	else
+		*ret = p == n ? d->container_fd : d->snap_fds ? d->snap_fds[p] : -1;
+	return d->tree_done && !d->only ? chain_to(d, p, pos, err) : 0;
+}
+
+/* Write member `m` where `d` says (nothing without `d`); *pos: see chain_to. */
 static int member_out(struct archive *a, struct archive_entry *ae, const struct backup_member *m,
-		      const struct backup_dest *d, struct berth_error *err)
+		      const struct backup_dest *d, size_t *pos, struct berth_error *err)
 {
 	struct backup_stream st = {a};
+	size_t p = 0;
 	int fd = -1, r;
 
 	if (!d)
@@ -559,7 +591,9 @@ static int member_out(struct archive *a, struct archive_entry *ae, const struct 
 		return d->bin ? d->bin(m->snap, &st, d->data, err) : 0;
 	if (m->kind != BACKUP_MEMBER_TREE || streq(m->rel, "backup.yaml"))
 		return 0;
-	r = tree_fd(d, m->snap, &fd, err);
+	r = tree_pos(d, m->snap, &p, err);
+	if (r >= 0)
+		r = tree_fd(d, p, pos, &fd, err);
 	/* a tree not written (an optimized backup's): the end of the pass refuses it */
 	return r < 0 || fd < 0 ? r : write_member(a, ae, m, fd, err);
 }
@@ -568,6 +602,7 @@ static int pass_all(struct archive *a, const struct backup_limits *lim, const st
 		    struct backup_scan *s, struct berth_error *err)
 {
 	struct archive_entry *ae;
+	size_t pos = 0;
 	int r;
 
 	while ((r = next_header(a, &ae)) == ARCHIVE_OK) {
@@ -582,7 +617,7 @@ static int pass_all(struct archive *a, const struct backup_limits *lim, const st
 		if (r >= 0)
 			r = scan_member(a, ae, &m, s, err);
 		if (r >= 0)
-			r = member_out(a, ae, &m, d, err);
+			r = member_out(a, ae, &m, d, &pos, err);
 		backup_member_release(&m);
 		if (r < 0)
 			return r;

@@ -64,18 +64,26 @@ ssize_t backup_stream_read(struct backup_stream *st, void *buf, size_t size,
 /* Bytes of the tarball file read so far (for progress). */
 uint64_t backup_stream_done(const struct backup_stream *st);
 
-/* Where one pass over the tarball writes what it reads. */
+/* Where one pass over the tarball writes what it reads. The trees go to their own
+ * directories (snap_fds, container_fd); or, in a chain (tree_done set), all below
+ * container_fd one after the other in the index's order (the snapshots oldest first,
+ * then the instance's): tree_done is called as each is complete, before the next is
+ * written; a member of a tree already complete fails the pass with -ESPIPE (the caller
+ * may then read the tarball once per tree, with `only`). */
 struct backup_dest {
 	const struct backup_index *index; /* the one read first: routes the snapshots */
 	int container_fd;		  /* backup/container/'s tree goes below it (-1: not
 					   * written) */
 	const int *snap_fds;		  /* one per index->snapshots, in its order (NULL:
 					   * none written) */
+	int (*tree_done)(const char *snap, void *data, struct berth_error *err);
+	size_t only; /* > 0: only the tree at place only - 1 in that order, below
+		      * container_fd */
 	/* Each .bin stream as it comes (`snap` NULL: the instance's), read to its end or
 	 * not; NULL: a .bin member is skipped. */
 	int (*bin)(const char *snap, struct backup_stream *st, void *data, struct berth_error *err);
 	backup_progress_fn progress; /* may be NULL; after each member */
-	void *data;		     /* for bin and progress */
+	void *data;		     /* for tree_done, bin and progress */
 	const atomic_bool *cancel;   /* may be NULL: looked at after each member */
 };
 

@@ -563,7 +563,8 @@ static int trees_make(struct backup_import *imp, struct storage_pool *pool,
 	return 0;
 }
 
-/* Back from the exporter's shift, then read-only: each snapshot, then the instance. */
+/* Back from the exporter's shift, then read-only: each empty snapshot filled, then the
+ * instance. */
 static int trees_finish(struct backup_import *imp, struct storage_pool *pool,
 			const struct storage_vol *vol, struct berth_error *err)
 {
@@ -576,6 +577,8 @@ static int trees_finish(struct backup_import *imp, struct storage_pool *pool,
 		const char *snap = json_string_value(n);
 		_cleanup_free_ char *sp = NULL;
 
+		if (!pool->driver->volume_snapshot_empty)
+			break; /* a chain: each done as it was snapshotted */
 		r = storage_volume_path(pool, vol, snap, &sp);
 		if (r >= 0)
 			r = unshift(imp, snap, sp, err);
@@ -588,26 +591,142 @@ static int trees_finish(struct backup_import *imp, struct storage_pool *pool,
 	return r < 0 ? r : unshift(imp, NULL, path, err);
 }
 
-/* One pass over the tarball: each member written into its tree as it comes (the
- * instance's into the volume, each snapshot's into its own empty snapshot), checked as
- * backup_scan checks it; then the rows from the backup's config. */
+/* The empty snapshots filled in one pass. */
+static int trees_fill(struct backup_import *imp, struct storage_pool *pool, const struct trees *t,
+		      const struct backup_limits *lim, struct backup_scan **ret,
+		      struct berth_error *err)
+{
+	struct backup_dest dest = {.index = imp->index,
+				   .container_fd = t->container,
+				   .snap_fds = t->snaps,
+				   .progress = progress_cb,
+				   .data = imp,
+				   .cancel = pool->cancel};
+
+	return backup_restore(imp->fd, lim, &dest, ret, err);
+}
+
+/* Empty the directory `path` (the volume between two snapshots). */
+static int dir_clear(const char *path, struct berth_error *err)
+{
+	DIR *dir = opendir(path);
+	struct dirent *de;
+	int r = 0;
+
+	if (!dir)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening \"%s\": %m", path);
+	while (r >= 0 && (de = readdir(dir))) {
+		_cleanup_free_ char *p = NULL;
+
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		p = berth_strdup_printf("%s/%s", path, de->d_name);
+		r = p ? storage_remove_tree(p, err) : -ENOMEM;
+	}
+	closedir(dir);
+	return r;
+}
+
+/* A chain (a pool without volume_snapshot_empty): each snapshot's tree written into the
+ * volume, then snapshotted, the volume emptied for the next; the instance's last. */
+struct chain {
+	struct backup_import *imp;
+	struct storage_pool *pool;
+	const struct storage_vol *vol;
+	const char *path; /* the volume's */
+};
+
+static void chain_progress(uint64_t done, void *data)
+{
+	progress_cb(done, ((struct chain *)data)->imp);
+}
+
+/* The volume holds snapshot `snap`'s tree, whole. */
+static int chain_next(const char *snap, void *data, struct berth_error *err)
+{
+	struct chain *c = data;
+	int r = unshift(c->imp, snap, c->path, err);
+
+	if (r >= 0)
+		r = c->pool->driver->volume_snapshot(c->pool, c->vol, snap, err);
+	return r < 0 ? r : dir_clear(c->path, err);
+}
+
+/* The chain in one pass; *ret what it found. -ESPIPE: the trees are out of order. */
+static int chain_fill(struct chain *c, int fd, const struct backup_limits *lim,
+		      struct backup_scan **ret, struct berth_error *err)
+{
+	struct backup_dest dest = {.index = c->imp->index,
+				   .container_fd = fd,
+				   .tree_done = chain_next,
+				   .progress = chain_progress,
+				   .data = c,
+				   .cancel = c->pool->cancel};
+
+	return backup_restore(c->imp->fd, lim, &dest, ret, err);
+}
+
+/* The chain for a tarball whose trees are out of order: one pass per tree, into a new
+ * volume. */
+static int chain_fill_per_tree(struct chain *c, int *fd, const struct backup_limits *lim,
+			       struct backup_scan **ret, struct berth_error *err)
+{
+	const json_t *snaps = c->imp->index->snapshots;
+	size_t n = json_array_size(snaps);
+	int r;
+
+	c->pool->driver->volume_delete(c->pool, c->vol, NULL);
+	close(*fd);
+	*fd = -1;
+	r = c->pool->driver->volume_create(c->pool, c->vol, 0, err);
+	if (r >= 0)
+		r = open_dir(c->pool, c->vol, NULL, fd, err);
+	for (size_t k = 0; r >= 0 && k <= n; k++) {
+		struct backup_dest dest = {.index = c->imp->index,
+					   .container_fd = *fd,
+					   .only = k + 1,
+					   .progress = chain_progress,
+					   .data = c,
+					   .cancel = c->pool->cancel};
+
+		backup_scan_free(*ret);
+		*ret = NULL;
+		r = backup_restore(c->imp->fd, lim, &dest, ret, err);
+		if (r >= 0 && k < n)
+			r = chain_next(json_string_value(json_array_get(snaps, k)), c, err);
+	}
+	return r;
+}
+
+/* One pass over the tarball: each member written into its tree as it comes, checked as
+ * backup_scan checks it (the instance's into the volume, each snapshot's into its own
+ * empty snapshot; or as a chain); then the rows from the backup's config. */
 static int fill_plain(struct backup_import *imp, struct storage_pool *pool,
 		      const struct storage_vol *vol, struct berth_error *err)
 {
 	_cleanup_(trees_release) struct trees t = {.container = -1};
 	_cleanup_(backup_scan_freep) struct backup_scan *s = NULL;
+	_cleanup_free_ char *path = NULL;
 	struct backup_limits lim = {.max_members = MAX_MEMBERS};
-	struct backup_dest dest = {.index = imp->index, .progress = progress_cb, .data = imp};
+	struct chain c = {imp, pool, vol, NULL};
 	int r = pool_free(pool, &lim.max_bytes, err);
 
-	if (r >= 0)
+	if (r >= 0 && !pool->driver->volume_snapshot_empty) {
+		r = storage_volume_path(pool, vol, NULL, &path);
+		c.path = path;
+		if (r >= 0)
+			r = open_dir(pool, vol, NULL, &t.container, err);
+		if (r >= 0)
+			r = chain_fill(&c, t.container, &lim, &s, err);
+		if (r == -ESPIPE) {
+			berth_error_release(err);
+			r = chain_fill_per_tree(&c, &t.container, &lim, &s, err);
+		}
+	} else if (r >= 0) {
 		r = trees_make(imp, pool, vol, &t, err);
-	if (r < 0)
-		return r;
-	dest.container_fd = t.container;
-	dest.snap_fds = t.snaps;
-	dest.cancel = pool->cancel;
-	r = backup_restore(imp->fd, &lim, &dest, &s, err);
+		if (r >= 0)
+			r = trees_fill(imp, pool, &t, &lim, &s, err);
+	}
 	/* the index read in the request is the one the pass found (the first) */
 	if (r >= 0)
 		r = build_rows(imp, imp->index->config ?: s->config, err);

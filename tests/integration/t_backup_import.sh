@@ -277,6 +277,11 @@ if [ -n "$BTRFS" ]; then
 	is "$(btrfs property get -ts "$bt/containers-snapshots/default_c6/snap0" ro)" "ro=true" \
 		"c6: snap0 is a read-only subvolume"
 	is "$(cat "$bt/containers-snapshots/default_c6/snap1/rootfs/state.txt")" one "c6: snap1's content"
+	run berth import --storage bt "$W/rev.tar.gz" c6r
+	rc_ok "btrfs: a tarball whose trees are out of order (read again tree by tree)"
+	is "$(cat "$bt/containers-snapshots/default_c6r/snap0/rootfs/state.txt"):$(cat "$bt/containers-snapshots/default_c6r/snap1/rootfs/state.txt"):$(cat "$bt/containers/default_c6r/rootfs/state.txt")" \
+		"zero:one:current" "c6r: each tree's content"
+	check "delete c6r" berth delete c6r
 	check "start c6" berth start c6
 	run berth exec c6 -- cat /state.txt
 	is "$OUT" current "c6 runs from pool bt"
