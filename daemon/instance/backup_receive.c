@@ -252,8 +252,8 @@ struct feed {
 	int to_dump, to_recv, from_dump; /* -1 once closed */
 	char buf[1 << 16];
 	size_t len, off_dump, off_recv;
-	bool eof;	 /* the stream was read to its end */
-	char line[8192]; /* the dump's line being read */
+	bool eof;	    /* the stream was read to its end */
+	char line[1 << 16]; /* the dump's line being read (paths escaped) */
 	size_t line_len;
 	backup_progress_fn progress;
 	void *data;
