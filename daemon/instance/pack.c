@@ -300,6 +300,7 @@ int pack_run(struct operation *op, const char *const *argv, int out,
 	r = berth_spawn_start(&s, &pid, &pidfd, err);
 	/* the compressor's input ends with tar: its only writer */
 	berth_closep(&zin);
+	zin = -EBADF;
 	if (r >= 0)
 		r = wait_tar(op, labels, pid, pidfd, out, errfd, err);
 	if (zpidfd >= 0) {
