@@ -166,6 +166,34 @@ static int dir_volume_snapshot_delete(struct storage_pool *pool, const struct st
 	return 0;
 }
 
+/* A snapshot is a plain copy: an empty directory is one to fill, with the volume's mode. */
+static int dir_volume_snapshot_empty(struct storage_pool *pool, const struct storage_vol *vol,
+				     const char *snap, struct berth_error *err)
+{
+	_cleanup_free_ char *snaps = NULL;
+	_cleanup_free_ char *path = NULL;
+
+	if (storage_snapshots_dir(pool, vol, &snaps) < 0 ||
+	    storage_volume_path(pool, vol, snap, &path) < 0)
+		return berth_error_set(err, -ENOMEM, BERTH_ERR_INTERNAL, "Out of memory");
+	if (mkdir(snaps, 0700) < 0 && errno != EEXIST)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot create \"%s\": %m",
+				       snaps);
+	if (mkdir(path, 0711) < 0)
+		return berth_error_set(err, -errno,
+				       errno == EEXIST ? BERTH_ERR_CONFLICT : BERTH_ERR_INTERNAL,
+				       "Cannot create \"%s\": %m", path);
+	return 0;
+}
+
+/* Nothing to do: the dir driver's snapshots are not read-only. */
+static int dir_volume_snapshot_seal(struct storage_pool *pool, const struct storage_vol *vol,
+				    const char *snap, struct berth_error *err)
+{
+	(void)pool, (void)vol, (void)snap, (void)err;
+	return 0;
+}
+
 /* Copy the snapshot next to the volume, then swap: the volume is never half-restored. */
 static int dir_volume_restore(struct storage_pool *pool, const struct storage_vol *vol,
 			      const char *snap, uint64_t size, struct berth_error *err)
@@ -295,6 +323,8 @@ const struct storage_driver storage_driver_dir = {
 	.volume_delete = dir_volume_delete,
 	.volume_snapshot = dir_volume_snapshot,
 	.volume_snapshot_delete = dir_volume_snapshot_delete,
+	.volume_snapshot_empty = dir_volume_snapshot_empty,
+	.volume_snapshot_seal = dir_volume_snapshot_seal,
 	.volume_snapshot_rename = storage_snapshot_rename,
 	.volume_restore = dir_volume_restore,
 	.volume_copy = dir_volume_copy,

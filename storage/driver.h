@@ -82,6 +82,15 @@ struct storage_driver {
 			       const char *snap, struct berth_error *err);
 	int (*volume_snapshot_delete)(struct storage_pool *pool, const struct storage_vol *vol,
 				      const char *snap, struct berth_error *err);
+	/* For a restore that writes each snapshot's files itself (a backup import): an empty
+	 * writable snapshot `snap`, made read-only as volume_snapshot's are by
+	 * volume_snapshot_seal once filled. volume_delete removes it either way. NULL where
+	 * a snapshot must come from the volume: btrfs, whose snapshots must share their
+	 * history for `btrfs send -p` (an optimized export) to be right. */
+	int (*volume_snapshot_empty)(struct storage_pool *pool, const struct storage_vol *vol,
+				     const char *snap, struct berth_error *err);
+	int (*volume_snapshot_seal)(struct storage_pool *pool, const struct storage_vol *vol,
+				    const char *snap, struct berth_error *err);
 	int (*volume_snapshot_rename)(struct storage_pool *pool, const struct storage_vol *vol,
 				      const char *snap, const char *new_snap,
 				      struct berth_error *err);

@@ -261,54 +261,6 @@ static int scan_match(const struct backup_scan *s, struct berth_error *err)
 	return 0;
 }
 
-static int scan_all(struct archive *a, const struct backup_limits *lim, struct backup_scan *s,
-		    struct berth_error *err)
-{
-	struct archive_entry *ae;
-	int r;
-
-	while ((r = next_header(a, &ae)) == ARCHIVE_OK) {
-		struct backup_entry e;
-		struct backup_member m;
-
-		entry_describe(ae, &e);
-		r = backup_member_check(&e, &m, err);
-		if (r < 0)
-			return r;
-		r = scan_member(a, ae, &m, s, err);
-		backup_member_release(&m);
-		if (r >= 0)
-			r = scan_limits(a, ae, s, lim, err);
-		if (r < 0)
-			return r;
-	}
-	return r == ARCHIVE_EOF ? bomb_check(a, err) : read_fail(a, err);
-}
-
-int backup_scan(int fd, const struct backup_limits *lim, struct backup_scan **ret,
-		struct berth_error *err)
-{
-	_cleanup_(archive_readp) struct archive *a = NULL;
-	_cleanup_(backup_scan_freep) struct backup_scan *s = calloc(1, sizeof(*s));
-	int r;
-
-	if (!s)
-		return -ENOMEM;
-	s->trees = json_object();
-	s->bins = json_object();
-	if (!s->trees || !s->bins)
-		return -ENOMEM;
-	r = reader_open(fd, &a, err);
-	if (r >= 0)
-		r = scan_all(a, lim, s, err);
-	if (r >= 0)
-		r = scan_match(s, err);
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(s);
-	return 0;
-}
-
 /* ---- extraction ---- */
 
 static int openat2_beneath(int dirfd, const char *path, int flags)
@@ -556,86 +508,154 @@ static int write_member(struct archive *a, struct archive_entry *ae, const struc
 	return r < 0 ? member_fail(m->rel, r, "writing it", err) : 0;
 }
 
-static int extract_all(struct archive *a, const char *snap, int destfd, backup_progress_fn progress,
-		       void *data, const atomic_bool *cancel, struct berth_error *err)
+/* ---- the pass ---- */
+
+struct backup_stream {
+	struct archive *a;
+};
+
+ssize_t backup_stream_read(struct backup_stream *st, void *buf, size_t size,
+			   struct berth_error *err)
+{
+	la_ssize_t n = archive_read_data(st->a, buf, size);
+
+	return n < 0 ? read_fail(st->a, err) : (ssize_t)n;
+}
+
+uint64_t backup_stream_done(const struct backup_stream *st)
+{
+	return (uint64_t)archive_filter_bytes(st->a, -1);
+}
+
+/* The place of the tree of `snap` (NULL: the instance's) in d->index's order: the
+ * snapshots oldest first, then the instance. */
+static int tree_pos(const struct backup_dest *d, const char *snap, size_t *ret,
+		    struct berth_error *err)
+{
+	json_t *n;
+	size_t i;
+
+	*ret = json_array_size(d->index->snapshots);
+	if (!snap)
+		return 0;
+	json_array_foreach(d->index->snapshots, i, n)
+		if (streq(json_string_value(n), snap)) {
+			*ret = i;
+			return 0;
+		}
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "Backup holds snapshot \"%s\" that its index does not list", snap);
+}
+
+/* In a chain (d->tree_done), the trees before the one at `p` completed; *pos the tree
+ * being written. */
+static int chain_to(const struct backup_dest *d, size_t p, size_t *pos, struct berth_error *err)
+{
+	int r = 0;
+
+	if (p < *pos)
+		return berth_error_set(err, -ESPIPE, BERTH_ERR_BAD_REQUEST,
+				       "Backup tarball's trees are out of order");
+	for (; r >= 0 && *pos < p; (*pos)++)
+		r = d->tree_done(json_string_value(json_array_get(d->index->snapshots, *pos)),
+				 d->data, err);
+	return r;
+}
+
+/* The directory of the tree at `p` in `d`; -1: not written. */
+static int tree_fd(const struct backup_dest *d, size_t p, size_t *pos, int *ret,
+		   struct berth_error *err)
+{
+	size_t n = json_array_size(d->index->snapshots);
+
+	if (d->only)
+		*ret = d->only - 1 == p ? d->container_fd : -1;
+	else if (d->tree_done)
+		*ret = d->container_fd;
+	else
+		*ret = p == n ? d->container_fd : d->snap_fds ? d->snap_fds[p] : -1;
+	return d->tree_done && !d->only ? chain_to(d, p, pos, err) : 0;
+}
+
+/* Write member `m` where `d` says (nothing without `d`); *pos: see chain_to. */
+static int member_out(struct archive *a, struct archive_entry *ae, const struct backup_member *m,
+		      const struct backup_dest *d, size_t *pos, struct berth_error *err)
+{
+	struct backup_stream st = {a};
+	size_t p = 0;
+	int fd = -1, r;
+
+	if (!d)
+		return 0;
+	if (m->kind == BACKUP_MEMBER_BIN)
+		return d->bin ? d->bin(m->snap, &st, d->data, err) : 0;
+	if (m->kind != BACKUP_MEMBER_TREE || streq(m->rel, "backup.yaml"))
+		return 0;
+	r = tree_pos(d, m->snap, &p, err);
+	if (r >= 0)
+		r = tree_fd(d, p, pos, &fd, err);
+	/* a tree not written (an optimized backup's): the end of the pass refuses it */
+	return r < 0 || fd < 0 ? r : write_member(a, ae, m, fd, err);
+}
+
+static int pass_all(struct archive *a, const struct backup_limits *lim, const struct backup_dest *d,
+		    struct backup_scan *s, struct berth_error *err)
 {
 	struct archive_entry *ae;
+	size_t pos = 0;
 	int r;
 
 	while ((r = next_header(a, &ae)) == ARCHIVE_OK) {
 		struct backup_entry e;
 		struct backup_member m;
-		bool mine;
 
 		entry_describe(ae, &e);
 		r = backup_member_check(&e, &m, err);
 		if (r < 0)
 			return r;
-		mine = m.kind == BACKUP_MEMBER_TREE && !streq(m.rel, "backup.yaml") &&
-		       (snap ? m.snap && streq(m.snap, snap) : !m.snap);
-		r = mine ? write_member(a, ae, &m, destfd, err) : 0;
+		r = scan_limits(a, ae, s, lim, err);
+		if (r >= 0)
+			r = scan_member(a, ae, &m, s, err);
+		if (r >= 0)
+			r = member_out(a, ae, &m, d, &pos, err);
 		backup_member_release(&m);
 		if (r < 0)
 			return r;
-		if (progress)
-			progress((uint64_t)archive_filter_bytes(a, -1), data);
-		if (cancel && atomic_load(cancel))
+		if (d && d->progress)
+			d->progress((uint64_t)archive_filter_bytes(a, -1), d->data);
+		if (d && d->cancel && atomic_load(d->cancel))
 			return berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL,
 					       "Import cancelled");
 	}
-	return r == ARCHIVE_EOF ? 0 : read_fail(a, err);
+	return r == ARCHIVE_EOF ? bomb_check(a, err) : read_fail(a, err);
 }
 
-int backup_extract_tree(int fd, const char *snap, int destfd, backup_progress_fn progress,
-			void *data, const atomic_bool *cancel, struct berth_error *err)
+int backup_restore(int fd, const struct backup_limits *lim, const struct backup_dest *dest,
+		   struct backup_scan **ret, struct berth_error *err)
 {
 	_cleanup_(archive_readp) struct archive *a = NULL;
-	int r = reader_open(fd, &a, err);
+	_cleanup_(backup_scan_freep) struct backup_scan *s = calloc(1, sizeof(*s));
+	int r;
 
-	return r < 0 ? r : extract_all(a, snap, destfd, progress, data, cancel, err);
-}
-
-static int copy_data(struct archive *a, int outfd, struct berth_error *err)
-{
-	char buf[1 << 16];
-	la_ssize_t n;
-
-	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0)
-		for (la_ssize_t off = 0; off < n;) {
-			ssize_t w = write(outfd, buf + off, (size_t)(n - off));
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-						       "Writing the backup stream: %m");
-			off += w;
-		}
-	return n < 0 ? read_fail(a, err) : 0;
-}
-
-int backup_extract_bin(int fd, const char *snap, int outfd, struct berth_error *err)
-{
-	_cleanup_(archive_readp) struct archive *a = NULL;
-	struct archive_entry *ae;
-	int r = reader_open(fd, &a, err);
-
+	if (!s)
+		return -ENOMEM;
+	s->trees = json_object();
+	s->bins = json_object();
+	if (!s->trees || !s->bins)
+		return -ENOMEM;
+	r = reader_open(fd, &a, err);
+	if (r >= 0)
+		r = pass_all(a, lim, dest, s, err);
+	if (r >= 0)
+		r = scan_match(s, err);
 	if (r < 0)
 		return r;
-	while ((r = next_header(a, &ae)) == ARCHIVE_OK) {
-		struct backup_entry e;
-		struct backup_member m;
-		bool mine;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
 
-		entry_describe(ae, &e);
-		r = backup_member_check(&e, &m, err);
-		if (r < 0)
-			return r;
-		mine = m.kind == BACKUP_MEMBER_BIN &&
-		       (snap ? m.snap && streq(m.snap, snap) : !m.snap);
-		backup_member_release(&m);
-		if (mine)
-			return copy_data(a, outfd, err);
-	}
-	return r == ARCHIVE_EOF ? -ENOENT : read_fail(a, err);
+int backup_scan(int fd, const struct backup_limits *lim, struct backup_scan **ret,
+		struct berth_error *err)
+{
+	return backup_restore(fd, lim, NULL, ret, err);
 }

@@ -1,7 +1,8 @@
 /* daemon/instance/backup_archive.h: reading an instance backup tarball (LXD 5.0's layout,
  * gzip, xz, zstd, bzip2 or plain) with libarchive, in-process: its index, a scan of every
- * member (each checked by backup_check.h before anything is written), and the extraction
- * of one tree (the instance's or one snapshot's) or one .bin stream.
+ * member (each checked by backup_check.h before anything of it is written), and the
+ * restore: the same pass writing every tree, and handing on every .bin stream, as it
+ * comes.
  *
  * Extraction never follows a link: each member's parent directory is opened with
  * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV) from the destination,
@@ -16,6 +17,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "daemon/instance/backup_check.h"
 #include "lib/error.h"
@@ -50,16 +52,45 @@ int backup_read_index(int fd, struct backup_index **ret, struct berth_error *err
 int backup_scan(int fd, const struct backup_limits *lim, struct backup_scan **ret,
 		struct berth_error *err);
 
-/* Progress of an extraction: bytes of the tarball file read so far. */
+/* Progress of a restore: bytes of the tarball file read so far. */
 typedef void (*backup_progress_fn)(uint64_t done, void *data);
 
-/* Extract the tree of snapshot `snap` (NULL: the instance's backup/container/) below the
- * directory `destfd`: rootfs/, metadata.yaml, templates/ (backup.yaml is not kept).
- * `cancel` (may be NULL) is looked at after each member: -ECANCELED. On failure what was
- * written stays: the caller removes the volume. */
-int backup_extract_tree(int fd, const char *snap, int destfd, backup_progress_fn progress,
-			void *data, const atomic_bool *cancel, struct berth_error *err);
+/* A .bin stream being read (backup_restore's `bin` callback). */
+struct backup_stream;
+/* Up to `size` bytes of the stream's data: their count, 0 at its end, -EINVAL with `err`
+ * set when the tarball is truncated or corrupt. */
+ssize_t backup_stream_read(struct backup_stream *st, void *buf, size_t size,
+			   struct berth_error *err);
+/* Bytes of the tarball file read so far (for progress). */
+uint64_t backup_stream_done(const struct backup_stream *st);
 
-/* Copy the .bin stream of `snap` (NULL: backup/container.bin) to `outfd` (a pipe to
- * `btrfs receive`). -ENOENT when the tarball has none. */
-int backup_extract_bin(int fd, const char *snap, int outfd, struct berth_error *err);
+/* Where one pass over the tarball writes what it reads. The trees go to their own
+ * directories (snap_fds, container_fd); or, in a chain (tree_done set), all below
+ * container_fd one after the other in the index's order (the snapshots oldest first,
+ * then the instance's): tree_done is called as each is complete, before the next is
+ * written; a member of a tree already complete fails the pass with -ESPIPE (the caller
+ * may then read the tarball once per tree, with `only`). */
+struct backup_dest {
+	const struct backup_index *index; /* the one read first: routes the snapshots */
+	int container_fd;		  /* backup/container/'s tree goes below it (-1: not
+					   * written) */
+	const int *snap_fds;		  /* one per index->snapshots, in its order (NULL:
+					   * none written) */
+	int (*tree_done)(const char *snap, void *data, struct berth_error *err);
+	size_t only; /* > 0: only the tree at place only - 1 in that order, below
+		      * container_fd */
+	/* Each .bin stream as it comes (`snap` NULL: the instance's), read to its end or
+	 * not; NULL: a .bin member is skipped. */
+	int (*bin)(const char *snap, struct backup_stream *st, void *data, struct berth_error *err);
+	backup_progress_fn progress; /* may be NULL; after each member */
+	void *data;		     /* for tree_done, bin and progress */
+	const atomic_bool *cancel;   /* may be NULL: looked at after each member */
+};
+
+/* backup_scan and the restore in the same single pass: each tree member, once checked,
+ * written below its tree's directory in `dest` (rootfs/, metadata.yaml, templates/;
+ * backup.yaml is not kept), each .bin stream handed to dest->bin. A tree member of a
+ * snapshot `dest->index` does not list is refused when it comes. Cancelled:
+ * -ECANCELED. On failure what was written stays: the caller removes it. */
+int backup_restore(int fd, const struct backup_limits *lim, const struct backup_dest *dest,
+		   struct backup_scan **ret, struct berth_error *err);

@@ -43,7 +43,6 @@ struct backup_import {
 	json_t *snapshots;	    /* owned: the snapshot rows, once built */
 	json_t *config;		    /* owned: the backup config the rows come from */
 	struct operation *op;	    /* borrowed while running */
-	unsigned pass, passes;	    /* extraction passes over the tarball, for progress */
 	int last_pct;
 };
 
@@ -398,8 +397,7 @@ int backup_import_prepare(struct berth_daemon *d, const char *project, int fd, c
 static void progress_cb(uint64_t done, void *data)
 {
 	struct backup_import *imp = data;
-	uint64_t all = imp->size * (imp->passes ?: 1);
-	int pct = all ? (int)((imp->pass * imp->size + done) * 100 / all) : 0;
+	int pct = imp->size ? (int)(done * 100 / imp->size) : 0;
 	_cleanup_free_ char *text = NULL;
 
 	if (pct > 100)
@@ -412,40 +410,6 @@ static void progress_cb(uint64_t done, void *data)
 		operation_set_metadata(imp->op,
 				       json_pack("{s:s}", "create_instance_from_backup_progress",
 						 text));
-}
-
-/* Empty the directory `path` (the volume between two snapshots). */
-static int dir_clear(const char *path, struct berth_error *err)
-{
-	DIR *dir = opendir(path);
-	struct dirent *de;
-	int r = 0;
-
-	if (!dir)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening \"%s\": %m", path);
-	while (r >= 0 && (de = readdir(dir))) {
-		_cleanup_free_ char *p = NULL;
-
-		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-			continue;
-		p = berth_strdup_printf("%s/%s", path, de->d_name);
-		r = p ? storage_remove_tree(p, err) : -ENOMEM;
-	}
-	closedir(dir);
-	return r;
-}
-
-static int extract_into(struct backup_import *imp, const char *path, const char *snap,
-			const atomic_bool *cancel, struct berth_error *err)
-{
-	_cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
-
-	if (dfd < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening \"%s\": %m", path);
-	r = backup_extract_tree(imp->fd, snap, dfd, progress_cb, imp, cancel, err);
-	imp->pass++;
-	return r;
 }
 
 /* The exporter's on-disk shift of a tree: the volatile.last_state.idmap of snapshot
@@ -546,36 +510,244 @@ static int unshift_received(struct backup_import *imp, struct storage_pool *pool
 	return r;
 }
 
-/* Each snapshot, oldest first: its tree extracted into the volume, then snapshotted;
- * then the instance's own tree. */
-static int fill_plain(struct backup_import *imp, struct storage_pool *pool,
-		      const struct storage_vol *vol, struct berth_error *err)
+/* The directories a plain restore writes: the volume's, and one empty snapshot of it per
+ * snapshot of the backup. */
+struct trees {
+	int container;
+	int *snaps;
+	size_t n;
+};
+
+static void trees_release(struct trees *t)
+{
+	if (t->container >= 0)
+		close(t->container);
+	for (size_t i = 0; i < t->n; i++)
+		if (t->snaps[i] >= 0)
+			close(t->snaps[i]);
+	free(t->snaps);
+}
+
+static int open_dir(struct storage_pool *pool, const struct storage_vol *vol, const char *snap,
+		    int *ret, struct berth_error *err)
+{
+	_cleanup_free_ char *path = NULL;
+
+	if (storage_volume_path(pool, vol, snap, &path) < 0)
+		return -ENOMEM;
+	*ret = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*ret < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening \"%s\": %m", path);
+	return 0;
+}
+
+static int trees_make(struct backup_import *imp, struct storage_pool *pool,
+		      const struct storage_vol *vol, struct trees *t, struct berth_error *err)
+{
+	size_t n = json_array_size(imp->index->snapshots);
+	json_t *s;
+	size_t i;
+	int r = open_dir(pool, vol, NULL, &t->container, err);
+
+	t->snaps = calloc(n ?: 1, sizeof(*t->snaps));
+	if (r < 0 || !t->snaps)
+		return r < 0 ? r : -ENOMEM;
+	json_array_foreach(imp->index->snapshots, i, s) {
+		t->snaps[t->n++] = -1;
+		r = pool->driver->volume_snapshot_empty(pool, vol, json_string_value(s), err);
+		if (r >= 0)
+			r = open_dir(pool, vol, json_string_value(s), &t->snaps[i], err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Back from the exporter's shift, then read-only: each empty snapshot filled, then the
+ * instance. */
+static int trees_finish(struct backup_import *imp, struct storage_pool *pool,
+			const struct storage_vol *vol, struct berth_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	json_t *n;
 	size_t i;
-	int r = storage_volume_path(pool, vol, NULL, &path);
+	int r = 0;
 
-	if (r < 0)
-		return r;
-	imp->passes = (unsigned)json_array_size(imp->index->snapshots) + 1;
 	json_array_foreach(imp->index->snapshots, i, n) {
 		const char *snap = json_string_value(n);
+		_cleanup_free_ char *sp = NULL;
 
-		r = i > 0 ? dir_clear(path, err) : 0;
+		if (!pool->driver->volume_snapshot_empty)
+			break; /* a chain: each done as it was snapshotted */
+		r = storage_volume_path(pool, vol, snap, &sp);
 		if (r >= 0)
-			r = extract_into(imp, path, snap, pool->cancel, err);
+			r = unshift(imp, snap, sp, err);
 		if (r >= 0)
-			r = unshift(imp, snap, path, err);
-		if (r >= 0)
-			r = pool->driver->volume_snapshot(pool, vol, snap, err);
+			r = pool->driver->volume_snapshot_seal(pool, vol, snap, err);
 		if (r < 0)
 			return r;
 	}
-	r = imp->passes > 1 ? dir_clear(path, err) : 0;
-	if (r >= 0)
-		r = extract_into(imp, path, NULL, pool->cancel, err);
+	r = storage_volume_path(pool, vol, NULL, &path);
 	return r < 0 ? r : unshift(imp, NULL, path, err);
+}
+
+/* The empty snapshots filled in one pass. */
+static int trees_fill(struct backup_import *imp, struct storage_pool *pool, const struct trees *t,
+		      const struct backup_limits *lim, struct backup_scan **ret,
+		      struct berth_error *err)
+{
+	struct backup_dest dest = {.index = imp->index,
+				   .container_fd = t->container,
+				   .snap_fds = t->snaps,
+				   .progress = progress_cb,
+				   .data = imp,
+				   .cancel = pool->cancel};
+
+	return backup_restore(imp->fd, lim, &dest, ret, err);
+}
+
+/* Empty the directory `path` (the volume between two snapshots). */
+static int dir_clear(const char *path, struct berth_error *err)
+{
+	DIR *dir = opendir(path);
+	struct dirent *de;
+	int r = 0;
+
+	if (!dir)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening \"%s\": %m", path);
+	while (r >= 0 && (de = readdir(dir))) {
+		_cleanup_free_ char *p = NULL;
+
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		p = berth_strdup_printf("%s/%s", path, de->d_name);
+		r = p ? storage_remove_tree(p, err) : -ENOMEM;
+	}
+	closedir(dir);
+	return r;
+}
+
+/* A chain (a pool without volume_snapshot_empty): each snapshot's tree written into the
+ * volume, then snapshotted, the volume emptied for the next; the instance's last. */
+struct chain {
+	struct backup_import *imp;
+	struct storage_pool *pool;
+	const struct storage_vol *vol;
+	const char *path; /* the volume's */
+};
+
+static void chain_progress(uint64_t done, void *data)
+{
+	progress_cb(done, ((struct chain *)data)->imp);
+}
+
+/* The volume holds snapshot `snap`'s tree, whole. */
+static int chain_next(const char *snap, void *data, struct berth_error *err)
+{
+	struct chain *c = data;
+	int r = unshift(c->imp, snap, c->path, err);
+
+	if (r >= 0)
+		r = c->pool->driver->volume_snapshot(c->pool, c->vol, snap, err);
+	return r < 0 ? r : dir_clear(c->path, err);
+}
+
+/* The chain in one pass; *ret what it found. -ESPIPE: the trees are out of order. */
+static int chain_fill(struct chain *c, int fd, const struct backup_limits *lim,
+		      struct backup_scan **ret, struct berth_error *err)
+{
+	struct backup_dest dest = {.index = c->imp->index,
+				   .container_fd = fd,
+				   .tree_done = chain_next,
+				   .progress = chain_progress,
+				   .data = c,
+				   .cancel = c->pool->cancel};
+
+	return backup_restore(c->imp->fd, lim, &dest, ret, err);
+}
+
+/* The chain for a tarball whose trees are out of order: one pass per tree, into a new
+ * volume. */
+static int chain_fill_per_tree(struct chain *c, int *fd, const struct backup_limits *lim,
+			       struct backup_scan **ret, struct berth_error *err)
+{
+	const json_t *snaps = c->imp->index->snapshots;
+	size_t n = json_array_size(snaps);
+	int r;
+
+	c->pool->driver->volume_delete(c->pool, c->vol, NULL);
+	close(*fd);
+	*fd = -1;
+	r = c->pool->driver->volume_create(c->pool, c->vol, 0, err);
+	if (r >= 0)
+		r = open_dir(c->pool, c->vol, NULL, fd, err);
+	for (size_t k = 0; r >= 0 && k <= n; k++) {
+		struct backup_dest dest = {.index = c->imp->index,
+					   .container_fd = *fd,
+					   .only = k + 1,
+					   .progress = chain_progress,
+					   .data = c,
+					   .cancel = c->pool->cancel};
+
+		backup_scan_free(*ret);
+		*ret = NULL;
+		r = backup_restore(c->imp->fd, lim, &dest, ret, err);
+		if (r >= 0 && k < n)
+			r = chain_next(json_string_value(json_array_get(snaps, k)), c, err);
+	}
+	return r;
+}
+
+/* One pass over the tarball: each member written into its tree as it comes, checked as
+ * backup_scan checks it (the instance's into the volume, each snapshot's into its own
+ * empty snapshot; or as a chain); then the rows from the backup's config. */
+static int fill_plain(struct backup_import *imp, struct storage_pool *pool,
+		      const struct storage_vol *vol, struct berth_error *err)
+{
+	_cleanup_(trees_release) struct trees t = {.container = -1};
+	_cleanup_(backup_scan_freep) struct backup_scan *s = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct backup_limits lim = {.max_members = MAX_MEMBERS};
+	struct chain c = {imp, pool, vol, NULL};
+	int r = pool_free(pool, &lim.max_bytes, err);
+
+	if (r >= 0 && !pool->driver->volume_snapshot_empty) {
+		r = storage_volume_path(pool, vol, NULL, &path);
+		c.path = path;
+		if (r >= 0)
+			r = open_dir(pool, vol, NULL, &t.container, err);
+		if (r >= 0)
+			r = chain_fill(&c, t.container, &lim, &s, err);
+		if (r == -ESPIPE) {
+			berth_error_release(err);
+			r = chain_fill_per_tree(&c, &t.container, &lim, &s, err);
+		}
+	} else if (r >= 0) {
+		r = trees_make(imp, pool, vol, &t, err);
+		if (r >= 0)
+			r = trees_fill(imp, pool, &t, &lim, &s, err);
+	}
+	/* the index read in the request is the one the pass found (the first) */
+	if (r >= 0)
+		r = build_rows(imp, imp->index->config ?: s->config, err);
+	return r < 0 ? r : trees_finish(imp, pool, vol, err);
+}
+
+/* An optimized backup: its streams received in one pass, then the rows from its
+ * config. */
+static int fill_received(struct backup_import *imp, struct storage_pool *pool,
+			 const struct storage_vol *vol, struct berth_error *err)
+{
+	_cleanup_(backup_scan_freep) struct backup_scan *s = NULL;
+	struct backup_limits lim = {.max_members = MAX_MEMBERS};
+	int r = pool_free(pool, &lim.max_bytes, err);
+
+	if (r >= 0)
+		r = backup_receive_btrfs(imp->fd, pool, vol, imp->index, &lim, progress_cb, imp, &s,
+					 err);
+	if (r >= 0)
+		r = build_rows(imp, imp->index->config ?: s->config, err);
+	return r < 0 ? r : unshift_received(imp, pool, vol, err);
 }
 
 static int fill_volume(struct backup_import *imp, struct storage_pool *pool,
@@ -584,10 +756,7 @@ static int fill_volume(struct backup_import *imp, struct storage_pool *pool,
 	int r;
 
 	if (imp->index->optimized) {
-		r = backup_receive_btrfs(imp->fd, imp->d->spool_dir, pool, vol,
-					 imp->index->snapshots, err);
-		if (r >= 0)
-			r = unshift_received(imp, pool, vol, err);
+		r = fill_received(imp, pool, vol, err);
 		if (r < 0)
 			pool->driver->volume_delete(pool, vol, NULL);
 		return r;
@@ -599,20 +768,6 @@ static int fill_volume(struct backup_import *imp, struct storage_pool *pool,
 	if (r < 0)
 		pool->driver->volume_delete(pool, vol, NULL);
 	return r;
-}
-
-static int scan(struct backup_import *imp, struct storage_pool *pool, struct berth_error *err)
-{
-	_cleanup_(backup_scan_freep) struct backup_scan *s = NULL;
-	struct backup_limits lim = {.max_members = MAX_MEMBERS};
-	int r = pool_free(pool, &lim.max_bytes, err);
-
-	if (r >= 0)
-		r = backup_scan(imp->fd, &lim, &s, err);
-	if (r < 0)
-		return r;
-	/* the index read in the request is the one the scan found (the first) */
-	return build_rows(imp, imp->index->config ?: s->config, err);
 }
 
 int backup_import_run(struct operation *op, void *data, struct berth_error *err)
@@ -631,9 +786,7 @@ int backup_import_run(struct operation *op, void *data, struct berth_error *err)
 		return r;
 	pool->cancel = operation_cancel_flag(op);
 	imp->op = op;
-	r = scan(imp, pool, err);
-	if (r >= 0)
-		r = fill_volume(imp, pool, &vol, err);
+	r = fill_volume(imp, pool, &vol, err);
 	imp->op = NULL;
 	if (r < 0)
 		return r;

@@ -2,28 +2,34 @@
  * backup/snapshots/SNAP.bin and backup/container.bin, `btrfs send` streams, each snapshot
  * sent against the one before) received onto a btrfs pool with `btrfs receive`.
  *
- * Each stream is copied out of the tarball into an unlinked file in `spool_dir`, then
- * received into a private directory of the pool (containers/.berth-import-XXXXXX); a
- * received snapshot gets a read-only snapshot at containers-snapshots/<volume>/SNAP (as
- * berth's snapshots are), the instance's a writable one at containers/<volume>; the
- * received subvolumes are then deleted. Each stream is first read with `btrfs receive
- * --dump` and refused unless it makes one new subvolume (a snapshot only of the one
- * received before) and all its paths stay inside it; the receive runs chrooted (-C).
- * Only root subvolumes are restored (LXD's optimized_header.yaml may list nested ones,
- * whose streams the member checks refuse). On failure the volume, its snapshots and the
- * private directory are removed. Blocking: a worker. */
+ * One pass over the tarball (backup_restore): each stream, as it comes, goes at once to
+ * `btrfs receive --dump`, whose every line is checked, and to `btrfs receive` chrooted
+ * (-C) into a private directory of the pool (containers/.berth-import-XXXXXX), in a mount
+ * namespace of its own. The check refuses a stream unless it makes one new subvolume (a
+ * snapshot only of the one received before) and all its paths stay inside it; a failed
+ * check kills the receive. The streams must come in the order LXD and berth write them:
+ * the snapshots', oldest first, then the instance's. Once all are in: a received
+ * snapshot gets a read-only snapshot at containers-snapshots/<volume>/SNAP (as berth's
+ * snapshots are), the instance's a writable one at containers/<volume>; the received
+ * subvolumes are then deleted. Only root subvolumes are restored (LXD's
+ * optimized_header.yaml may list nested ones, whose streams the member checks refuse).
+ * On failure the volume, its snapshots and the private directory (with whatever a
+ * receive made there) are removed. Blocking: a worker. */
 #pragma once
 
 #include <jansson.h>
 
+#include "daemon/instance/backup_archive.h"
 #include "lib/error.h"
 #include "storage/driver.h"
 
-/* Receive the streams of the tarball at `fd` into volume `vol` (which must not exist) of
- * btrfs pool `pool`: the snapshots named in `snapshots` (array of names, oldest first),
- * then the instance. */
-int backup_receive_btrfs(int fd, const char *spool_dir, struct storage_pool *pool,
-			 const struct storage_vol *vol, const json_t *snapshots,
+/* Receive the streams of the tarball at `fd`, checked as backup_restore checks it
+ * against `index` (the one read first) and `lim`, into volume `vol` (which must not
+ * exist) of btrfs pool `pool`: the snapshots `index` names, then the instance. *ret:
+ * what the pass found. `progress` (may be NULL) gets the bytes read so far. */
+int backup_receive_btrfs(int fd, struct storage_pool *pool, const struct storage_vol *vol,
+			 const struct backup_index *index, const struct backup_limits *lim,
+			 backup_progress_fn progress, void *data, struct backup_scan **ret,
 			 struct berth_error *err);
 /* Delete everything in the private receive directory `dir` (subvolumes or not), then
  * `dir`. Failures are logged. */

@@ -2,6 +2,7 @@
 #include "daemon/instance/pack.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -191,23 +192,121 @@ static int wait_tar(struct operation *op, const struct pack_labels *l, pid_t pid
 			       last_line(errfd, tail, sizeof(tail)));
 }
 
+#define COMPRESS_FLAG "--use-compress-program="
+
+/* A pack as two programs: tar, and the compressor it was told to run (one of
+ * pack_compress_flag's, "PROG ARGS..."), which berthd starts itself on tar's output:
+ * tar would put a shell in between, one more program to start for each pack. */
+struct pipeline {
+	const char **tar; /* tar's argv without the flag */
+	char *words;	  /* the compressor's command line, split in place */
+	const char *z[8]; /* its argv; z[0] NULL: none */
+};
+
+static void pipeline_release(struct pipeline *p)
+{
+	free(p->tar);
+	free(p->words);
+}
+
+static int pipeline_split(const char *const *argv, struct pipeline *p)
+{
+	size_t n = 0, k = 0;
+	char *save = NULL;
+
+	while (argv[n])
+		n++;
+	p->tar = calloc(n + 1, sizeof(*p->tar));
+	if (!p->tar)
+		return -ENOMEM;
+	for (n = 0; *argv; argv++) {
+		if (!p->words && berth_startswith(*argv, COMPRESS_FLAG)) {
+			p->words = strdup(*argv + strlen(COMPRESS_FLAG));
+			if (!p->words)
+				return -ENOMEM;
+			for (char *w = strtok_r(p->words, " ", &save);
+			     w && k + 1 < ARRAY_SIZE(p->z); w = strtok_r(NULL, " ", &save))
+				p->z[k++] = w;
+			continue;
+		}
+		p->tar[n++] = *argv;
+	}
+	return 0;
+}
+
+/* The compressor's exit, once tar is done: 0, or -EIO. */
+static int wait_compressor(int pidfd, const struct pack_labels *l, int errfd,
+			   struct berth_error *err)
+{
+	siginfo_t si = {0};
+	char tail[512] = "";
+
+	if (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "waitid: %m");
+	if (si.si_code == CLD_EXITED && si.si_status == 0)
+		return 0;
+	return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "%s: %s", l->failed,
+			       last_line(errfd, tail, sizeof(tail)));
+}
+
+/* Start the compressor of `p` reading a pipe and writing `out`; *ret_in: the pipe's
+ * end tar writes to. */
+static int start_compressor(const struct pipeline *p, int out, int errfd, int *ret_in, pid_t *pid,
+			    int *pidfd, struct berth_error *err)
+{
+	int fds[2], r;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
+	struct berth_spawn z = {
+		.argv = p->z,
+		.io = {BERTH_SPAWN_FD, BERTH_SPAWN_FD, BERTH_SPAWN_FD},
+		.fds = {fds[0], out, errfd},
+	};
+	r = berth_spawn_start(&z, pid, pidfd, err);
+	close(fds[0]);
+	if (r < 0) {
+		close(fds[1]);
+		return r;
+	}
+	*ret_in = fds[1];
+	return 0;
+}
+
 int pack_run(struct operation *op, const char *const *argv, int out,
 	     const struct pack_labels *labels, struct berth_error *err)
 {
 	_cleanup_close_ int errfd = memfd_create("berth-pack-err", MFD_CLOEXEC);
-	_cleanup_close_ int pidfd = -EBADF;
+	_cleanup_close_ int pidfd = -EBADF, zpidfd = -EBADF, zin = -EBADF;
+	_cleanup_(pipeline_release) struct pipeline p = {0};
 	struct berth_spawn s = {
-		.argv = argv,
 		.io = {BERTH_SPAWN_NULL, BERTH_SPAWN_FD, BERTH_SPAWN_FD},
 		.fds = {-1, out, errfd},
 	};
-	pid_t pid;
-	int r;
+	pid_t pid, zpid;
+	int r = pipeline_split(argv, &p);
 
-	if (errfd < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "memfd_create: %m");
-	r = berth_spawn_start(&s, &pid, &pidfd, err);
 	if (r < 0)
 		return r;
-	return wait_tar(op, labels, pid, pidfd, out, errfd, err);
+	if (errfd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "memfd_create: %m");
+	if (p.z[0]) {
+		r = start_compressor(&p, out, errfd, &zin, &zpid, &zpidfd, err);
+		if (r < 0)
+			return r;
+		s.fds[1] = zin;
+	}
+	s.argv = p.z[0] ? p.tar : argv;
+	r = berth_spawn_start(&s, &pid, &pidfd, err);
+	/* the compressor's input ends with tar: its only writer */
+	berth_closep(&zin);
+	zin = -EBADF;
+	if (r >= 0)
+		r = wait_tar(op, labels, pid, pidfd, out, errfd, err);
+	if (zpidfd >= 0) {
+		int z = wait_compressor(zpidfd, labels, errfd, r < 0 ? NULL : err);
+		if (r >= 0)
+			r = z;
+	}
+	return r;
 }

@@ -359,7 +359,8 @@ static int spool_metadata(struct publish_job *j, const char *voldir, const char 
 	s->file = berth_strdup_printf("%s/metadata.yaml", s->path);
 	if (!s->file)
 		return -ENOMEM;
-	r = berth_write_file_atomic(s->file, yaml, strlen(yaml), 0644);
+	/* a scratch file, gone once packed: no fsync */
+	r = berth_write_file_replace(s->file, yaml, strlen(yaml), 0644);
 	if (r < 0)
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Writing %s: %s", s->file,
 				       strerror(-r));

@@ -240,6 +240,19 @@ run berth import "$W/c1.tar.gz" c4
 like "$ERR" 'Instance "c4" already exists' "berth import to a taken name: LXD's error"
 check "delete c4" berth delete c4
 
+# ---- members in any order: one pass writes each into its own tree as it comes ----
+index_yaml c4 dir false snap0 snap1 >"$stage/backup/index.yaml"
+tar -C "$stage" -czf "$W/rev.tar.gz" backup/container backup/snapshots/snap1 \
+	backup/snapshots/snap0 backup/index.yaml
+run berth import "$W/rev.tar.gz" c4r
+rc_ok "berth import of a tarball holding the instance first, its index last"
+is "$(cat "$vol/containers-snapshots/default_c4r/snap0/rootfs/state.txt")" zero "c4r: snap0's content"
+is "$(cat "$vol/containers-snapshots/default_c4r/snap1/rootfs/state.txt")" one "c4r: snap1's content"
+is "$(cat "$vol/containers/default_c4r/rootfs/state.txt")" current "c4r: the instance's content"
+is "$(stat -c %u:%g "$vol/containers-snapshots/default_c4r/snap0/rootfs/state.txt")" "1000:1000" \
+	"c4r: a snapshot's owners kept"
+check "delete c4r" berth delete c4r
+
 # ---- a missing profile ----
 sed 's/^    - extra$/    - ghost/' "$stage/backup/index.yaml" >/dev/null
 index_yaml c5 dir false | sed 's/^    - extra$/    - ghost/' >"$stage/backup/index.yaml"
@@ -264,6 +277,11 @@ if [ -n "$BTRFS" ]; then
 	is "$(btrfs property get -ts "$bt/containers-snapshots/default_c6/snap0" ro)" "ro=true" \
 		"c6: snap0 is a read-only subvolume"
 	is "$(cat "$bt/containers-snapshots/default_c6/snap1/rootfs/state.txt")" one "c6: snap1's content"
+	run berth import --storage bt "$W/rev.tar.gz" c6r
+	rc_ok "btrfs: a tarball whose trees are out of order (read again tree by tree)"
+	is "$(cat "$bt/containers-snapshots/default_c6r/snap0/rootfs/state.txt"):$(cat "$bt/containers-snapshots/default_c6r/snap1/rootfs/state.txt"):$(cat "$bt/containers/default_c6r/rootfs/state.txt")" \
+		"zero:one:current" "c6r: each tree's content"
+	check "delete c6r" berth delete c6r
 	check "start c6" berth start c6
 	run berth exec c6 -- cat /state.txt
 	is "$OUT" current "c6 runs from pool bt"
@@ -312,6 +330,13 @@ if [ -n "$BTRFS" ]; then
 	run berth exec c9 -- cat /state.txt
 	is "$OUT" current "c9 runs the received instance"
 	check "stop c9" berth stop c9 --force
+	# the streams out of order: the instance's is received against a parent not there
+	tar -C "$ostage" -czf "$W/optrev.tar.gz" backup/index.yaml backup/container.bin \
+		backup/snapshots
+	run berth import --storage bt "$W/optrev.tar.gz" c9r
+	like "$ERR" "stream of the instance is out of order" "streams out of order: refused, naming the first"
+	[ ! -e "$bt/containers/default_c9r" ] && [ ! -e "$bt/containers-snapshots/default_c9r" ] &&
+		pass "... no volume or snapshot left" || fail "... no volume or snapshot left"
 	api POST /1.0/instances -d "@$W/opt.tar.gz" -H 'Content-Type: application/octet-stream' -H 'X-LXD-name: c10'
 	is "$HTTP_STATUS" 400 "an optimized btrfs backup into a dir pool: 400"
 	like "$(jget 'j["error"]')" 'Optimized backup storage driver "btrfs" differs from the target storage pool driver "dir"' \
@@ -361,7 +386,7 @@ if [ -n "$BTRFS" ]; then
 	run berth import --storage bt "$W/hsym.tar.gz"
 	like "$ERR" "Receiving the btrfs stream" "the symlinked path: refused by the chrooted receive"
 	run berth import --storage bt "$W/hdot.tar.gz"
-	like "$ERR" "reaches outside its subvolume" "a ../ path: refused before the receive"
+	like "$ERR" "reaches outside its subvolume" "a ../ path: refused by the check, the receive killed"
 	is "$(ls -A "$W/outside")" "" "nothing written through the stream's symlink"
 	[ ! -e "$bt/escape" ] && [ ! -e "$bt/containers/escape" ] && [ ! -e "$BERTH_DIR/escape" ] &&
 		pass "nothing written at ../../escape" || fail "nothing written at ../../escape"
