@@ -352,7 +352,7 @@ static int parse_target(const json_t *target, const char *state_dir, json_t **re
 	return 0;
 }
 
-/* A source of `name` with its secrets drawn; takes `push`. */
+/* A source of `name` with its secrets drawn; takes `push` (NULL for a listener). */
 static int source_alloc(struct berth_daemon *d, const char *project, const char *name,
 			bool instance_only, json_t *push, struct migrate_source **ret)
 {
@@ -814,26 +814,7 @@ int migrate_source_run(struct operation *op, void *data, struct berth_error *err
 int migrate_listener_new(struct berth_daemon *d, const char *project, const char *name,
 			 struct migrate_source **ret)
 {
-	struct migrate_source *s = calloc(1, sizeof(*s));
-	int r;
-
-	if (!s)
-		return -ENOMEM;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
-	s->fds[0] = s->fds[1] = -EBADF;
-	s->d = d;
-	s->project = strdup(project);
-	s->name = strdup(name);
-	r = s->project && s->name ? 0 : -ENOMEM;
-	for (int i = 0; r >= 0 && i < SOCK_MAX; i++)
-		r = draw_secret(s->secret[i]);
-	if (r < 0) {
-		migrate_source_free(s);
-		return r;
-	}
-	*ret = s;
-	return 0;
+	return source_alloc(d, project, name, false, NULL, ret);
 }
 
 int migrate_listener_wait(struct migrate_source *s, const atomic_bool *cancel, int *ret_ctl,
