@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/json.h"
 #include "lib/macros.h"
+#include "lib/util.h"
 
 enum pkind {
 	P_BOOL,
@@ -562,9 +564,36 @@ static int decode_msg(const struct pmsg *m, const uint8_t *p, size_t len, json_t
 	return 0;
 }
 
+/* The peer names the snapshots a target creates: each must be a name berth would give (no
+ * '/', no ".."), or it would be a path of the peer's choosing. */
+static int header_names_check(const json_t *h, struct berth_error *err)
+{
+	const json_t *v;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(json_object_get(h, "snapshotNames"), i, v)
+		if (r >= 0)
+			r = berth_name_check_entity("snapshot name from the migration peer",
+						    json_string_value(v) ?: "", err);
+	json_array_foreach(json_object_get(h, "snapshots"), i, v)
+		if (r >= 0)
+			r = berth_name_check_entity("snapshot name from the migration peer",
+						    berth_json_string(v, "name") ?: "", err);
+	return r;
+}
+
 int migrate_header_decode(const uint8_t *buf, size_t len, json_t **ret, struct berth_error *err)
 {
-	return decode_msg(&header_msg, buf, len, ret, err);
+	json_auto_t *h = NULL;
+	int r = decode_msg(&header_msg, buf, len, &h, err);
+
+	if (r >= 0)
+		r = header_names_check(h, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(h);
+	return 0;
 }
 
 int migrate_control_decode(const uint8_t *buf, size_t len, json_t **ret, struct berth_error *err)

@@ -334,22 +334,6 @@ static int receive_volumes_btrfs(struct target *t, const json_t *offer, const js
 	return 0;
 }
 
-/* The peer names the snapshots the target creates: each must be a name berth would give
- * (no '/', no "..": a path of the peer's choosing), for rsync as for btrfs. */
-static int check_snapshot_names(const json_t *offer, struct berth_error *err)
-{
-	const json_t *s;
-	size_t i;
-
-	json_array_foreach(json_object_get(offer, "snapshots"), i, s) {
-		int r = berth_name_check_entity("snapshot name from the migration source",
-						berth_json_string(s, "name") ?: "", err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
 static int exchange(struct target *t, struct berth_error *err)
 {
 	json_auto_t *offer = NULL;
@@ -369,9 +353,6 @@ static int exchange(struct target *t, struct berth_error *err)
 		return berth_error_set(err, -EPROTO, BERTH_ERR_BAD_REQUEST,
 				       "The migration source sent snapshot names without their "
 				       "details (a pre-3.0 LXD)");
-	r = check_snapshot_names(offer, err);
-	if (r < 0)
-		return r;
 	if (t->refresh) {
 		r = refresh_plan(t, offer, err);
 		if (r < 0)

@@ -77,6 +77,37 @@ static void test_header_encode(void **state)
 	free(out);
 }
 
+/* A header naming a snapshot as a path ("../x", "a/b") is refused: the target would
+ * create it there. */
+static void test_hostile_names(void **state)
+{
+	static const char *const bad[] = {"../x", "a/b", "..", ""};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		for (int where = 0; where < 2; where++) {
+			json_auto_t *h = expected_header();
+			json_auto_t *got = NULL;
+			struct berth_error err = {0};
+			uint8_t *out = NULL;
+			size_t len = 0;
+
+			if (where == 0)
+				json_array_set_new(json_object_get(h, "snapshotNames"), 0,
+						   json_string(bad[i]));
+			else
+				json_object_set_new(json_array_get(json_object_get(h, "snapshots"),
+								   0),
+						    "name", json_string(bad[i]));
+			assert_int_equal(migrate_header_encode(h, &out, &len, &err), 0);
+			assert_true(migrate_header_decode(out, len, &got, &err) < 0);
+			assert_null(got);
+			assert_non_null(strstr(err.msg, "snapshot name from the migration peer"));
+			free(out);
+			berth_error_release(&err);
+		}
+}
+
 static void test_control(void **state)
 {
 	static const uint8_t fail[] = {0x08, 0x00, 0x12, 0x04, 'b', 'o', 'o', 'm'};
@@ -207,7 +238,7 @@ int main(void)
 		cmocka_unit_test(test_header_decode), cmocka_unit_test(test_header_encode),
 		cmocka_unit_test(test_control),	      cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_malformed),     cmocka_unit_test(test_unknown_fields),
-		cmocka_unit_test(test_encode_errors),
+		cmocka_unit_test(test_encode_errors), cmocka_unit_test(test_hostile_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
