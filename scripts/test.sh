@@ -106,13 +106,24 @@ configure_build()
 	}
 }
 
+# slowest DIR: the ten integration tests under DIR that took longest ("# took N s", lib.sh).
+slowest()
+{
+	local f
+	for f in "$1"/tests/integration/*.log; do
+		sed -n "s|^# took \([0-9]*\)s$|\1 s  $(basename "$f" .log)|p" "$f"
+	done 2>/dev/null | sort -rn | head -n 10
+}
+
 # check_build NAME: make check, counts, test-suite.log printed on failure.
 check_build()
 {
-	local name=$1 rc
+	local name=$1 rc t0=$SECONDS
 	say "[$name] make check"
 	make -C "$out/$name" -j"$jobs" check >"$out/$name/check.out" 2>&1
 	rc=$?
+	say "[$name] make check took $((SECONDS - t0)) s; the slowest tests:"
+	slowest "$out/$name" | sed "s/^/[$name]   /"
 	grep -E '^(PASS|FAIL|ERROR|SKIP|XFAIL|XPASS):' "$out/$name/check.out" |
 		grep -Ev '^PASS:' | sed "s/^/[$name] /"
 	local log=$out/$name/test-suite.log

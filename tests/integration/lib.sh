@@ -93,7 +93,13 @@ is()
 	if [ "$1" = "$2" ]; then
 		pass "$3"
 	else
-		fail "$3" "got:  '$1'" "want: '$2'"
+		if [ "$(printf '%s' "$1$2" | wc -l)" -gt 4 ]; then
+			# Long values: the lines that differ, not two listings.
+			fail "$3" "$(diff -u --label want --label got <(printf '%s\n' "$2") \
+				<(printf '%s\n' "$1") | head -n 60)"
+		else
+			fail "$3" "got:  '$1'" "want: '$2'"
+		fi
 	fi
 }
 
@@ -459,6 +465,8 @@ _berth_test_exit()
 	_kill_leftover_dnsmasq
 	[ -n "$TEST_TMP" ] && rm -rf "$TEST_TMP"
 	[ -n "${T_IMAGES:-}" ] && rm -rf "$T_IMAGES"
+	# (scripts/test.sh lists the slowest tests from these lines)
+	echo "# took ${SECONDS}s"
 	echo "1..$_tap_n"
 	[ "$st" -ne 0 ] && [ "${BERTH_TEST_HARNESS:-}" != tap ] && exit "$st"
 	exit "$(_tap_exit_status)"
