@@ -23,13 +23,22 @@ const struct cli_option cli_init_options[] = {
 };
 static const struct cli_command init_cmd = {
 	.name = "init",
-	.usage = "berth init [<image>] [<instance>] [flags]",
+	.usage = "berth init [[<remote>:]<image>] [[<remote>:]<instance>] [flags]",
 	.description = "Create instances from images\n\n"
-		       "  The image is an alias or a fingerprint (prefix) in the local store,\n"
-		       "  optionally as local:IMAGE (berth has no other remotes).",
+		       "  The image is an alias or a fingerprint (prefix) on the server, or\n"
+		       "  REMOTE:IMAGE on an image server (berth remote add), which the server\n"
+		       "  pulls it from. With --empty, an instance with no image.",
 	.options = cli_init_options,
 	.min_args = 0,
 	.max_args = 2,
+	.examples = "berth init debian/12 web\n"
+		    "    Create (not start) a container named web from the image debian/12\n"
+		    "\n"
+		    "berth init debian/12 vm1 --vm -c limits.memory=2GiB\n"
+		    "    A virtual machine with 2 GiB of memory\n"
+		    "\n"
+		    "berth init hostb:debian/12 web2\n"
+		    "    From the image debian/12 of the remote hostb, pulled by the server",
 };
 static const struct cli_option copy_options[] = {
 	{ "instance-only", 0, NULL, "Copy the instance without its snapshots" },
@@ -55,6 +64,17 @@ static const struct cli_command copy_cmd = {
 	.options = copy_options,
 	.min_args = 2,
 	.max_args = 2,
+	.examples = "berth copy web web-test\n"
+		    "    Copy web, with its snapshots, as web-test on the same server\n"
+		    "\n"
+		    "berth copy web/snap0 web-old --instance-only\n"
+		    "    A new instance from web's snapshot snap0\n"
+		    "\n"
+		    "berth copy web hostb: --mode push\n"
+		    "    Copy web to the remote hostb, this server pushing it\n"
+		    "\n"
+		    "berth copy web hostb: --refresh\n"
+		    "    Bring hostb's copy of web up to date, sending only what changed",
 };
 static const struct cli_option move_options[] = {
 	{ "instance-only", 0, NULL, "Move the instance without its snapshots" },
@@ -96,6 +116,14 @@ static const struct cli_command delete_cmd = {
 	.options = delete_options,
 	.min_args = 1,
 	.max_args = -1,
+	.examples = "berth delete web-test\n"
+		    "    Delete the stopped instance web-test, its snapshots and its volume\n"
+		    "\n"
+		    "berth delete web/snap0\n"
+		    "    Delete only web's snapshot snap0\n"
+		    "\n"
+		    "berth delete web --force\n"
+		    "    Kill web if it runs, then delete it",
 };
 static const struct cli_option snapshot_options[] = {
 	{ "no-expiry", 0, NULL, "Ignore any configured auto-expiry for the instance" },
@@ -114,6 +142,11 @@ static const struct cli_command snapshot_cmd = {
 	.options = snapshot_options,
 	.min_args = 1,
 	.max_args = 2,
+	.examples = "berth snapshot web\n"
+		    "    Snapshot web under the next free name (snap0, snap1, ...)\n"
+		    "\n"
+		    "berth snapshot web before-upgrade --no-expiry\n"
+		    "    A named snapshot that snapshots.expiry does not remove",
 };
 static const struct cli_command restore_cmd = {
 	.name = "restore",
@@ -121,6 +154,8 @@ static const struct cli_command restore_cmd = {
 	.description = "Restore instances from snapshots",
 	.min_args = 2,
 	.max_args = 2,
+	.examples = "berth restore web before-upgrade\n"
+		    "    Put web's files and config back as they were in that snapshot",
 };
 
 static int oom(struct berth_error *err)

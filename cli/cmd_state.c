@@ -79,11 +79,11 @@ static const struct cli_command pause_cmd = {
 };
 static const struct cli_command launch_cmd = {
 	.name = "launch",
-	.usage = "berth launch <image> [<instance>] [flags]",
+	.usage = "berth launch [<remote>:]<image> [[<remote>:]<instance>] [flags]",
 	.description = "Create and start instances from images\n\n"
 		       "  `berth init` followed by `berth start`. The image is an alias or a\n"
-		       "  fingerprint (prefix) in the local store, optionally as local:IMAGE\n"
-		       "  (berth has no other remotes).",
+		       "  fingerprint (prefix) on the server, or REMOTE:IMAGE on an image server\n"
+		       "  (berth remote add), which the server pulls it from.",
 	.options = cli_init_options,
 	.min_args = 1,
 	.max_args = 2,

@@ -49,6 +49,18 @@ static const struct cli_command storage_cmd = {
 	.description = "Manage storage pools and volumes",
 	.min_args = 0,
 	.max_args = -1,
+	.examples = "berth storage create fast btrfs size=20GiB\n"
+		    "    A btrfs pool on a 20 GiB loop file under the state directory\n"
+		    "\n"
+		    "berth storage create big dir source=/srv/berth\n"
+		    "    A dir pool in /srv/berth\n"
+		    "\n"
+		    "berth storage volume create fast data\n"
+		    "berth config device add web data disk pool=fast source=data path=/srv/data\n"
+		    "    A custom volume, attached to the instance web at /srv/data\n"
+		    "\n"
+		    "berth storage volume snapshot fast data\n"
+		    "    Snapshot that volume",
 };
 STORAGE_CMD(list_cmd, "list", "[<remote>:] [flags]", "List available storage pools", 0, 1,
 	    format_option);
