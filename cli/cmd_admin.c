@@ -643,27 +643,21 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Poll until ping() gives `want_up`, or the timeout (seconds, -1: none). */
-static int wait_daemon(bool want_up, long timeout, struct berth_error *err)
+/* Poll until the daemon answers, or the timeout (seconds, -1: none). */
+static int wait_daemon_up(long timeout, struct berth_error *err)
 {
 	double start = now_s();
 
 	for (;;) {
 		struct berth_error e = { 0 };
-		bool up = ping(&e) >= 0;
+		int r;
 
-		if (up == want_up) {
-			berth_error_release(
-				&e); /* the refused connection's, when waiting for down */
+		if (ping(&e) >= 0)
 			return 0;
-		}
 		if (timeout >= 0 && now_s() - start >= (double)timeout) {
-			int r = berth_error_set(
-				err, -ETIMEDOUT, BERTH_ERR_UNAVAILABLE,
-				want_up ? "Daemon still not running after %lds "
-					  "timeout (%s)"
-					: "Daemon still running after %lds timeout%s",
-				timeout, want_up ? berth_error_msg(&e, -EIO) : "");
+			r = berth_error_set(err, -ETIMEDOUT, BERTH_ERR_UNAVAILABLE,
+					    "Daemon still not running after %lds timeout (%s)",
+					    timeout, berth_error_msg(&e, -EIO));
 			berth_error_release(&e);
 			return r;
 		}
@@ -677,7 +671,7 @@ static int admin_waitready(struct cli_ctx *ctx, struct cli_args *a, struct berth
 	long timeout;
 	int r = parse_timeout(a->values[0], &timeout, err);
 
-	return r < 0 ? r : wait_daemon(true, timeout, err);
+	return r < 0 ? r : wait_daemon_up(timeout, err);
 }
 
 /* Stop every running instance of every project, as `lxd shutdown` has LXD do. */
