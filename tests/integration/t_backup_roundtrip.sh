@@ -109,6 +109,7 @@ same()
 	run berth exec "$n" -- sh -c 'cat /state.txt; stat -c %u:%g /state.txt; cat /mnt/data/hello'
 	is "$OUT" "$(printf 'current\n1000:1000\nshared-file')" "$n runs its content, owners and the device"
 	check "stop $n" berth stop "$n" --force
+	is "$(files "$(rootfs "$n" "$pool")")" "$want_files" "$n: its files as they were before the start"
 }
 # restore_each NAME: each snapshot restored brings its own content back.
 restore_each()
