@@ -57,14 +57,25 @@ diag()
 	printf '%s\n' "$@" | sed 's/^/# /'
 }
 
+# _tap_slow: a note when the check being reported took 5 s or more since the last one
+# (where a test's time goes, in its log).
+_tap_last=0
+_tap_slow()
+{
+	[ $((SECONDS - _tap_last)) -ge 5 ] && echo "# ($((SECONDS - _tap_last)) s since the last check)"
+	_tap_last=$SECONDS
+}
+
 pass()
 {
+	_tap_slow
 	_tap_n=$((_tap_n + 1))
 	echo "ok $_tap_n - $1"
 }
 
 fail()
 {
+	_tap_slow
 	_tap_n=$((_tap_n + 1))
 	_tap_failed=$((_tap_failed + 1))
 	echo "not ok $_tap_n - $1"
@@ -75,6 +86,7 @@ fail()
 
 skip()
 {
+	_tap_slow
 	_tap_n=$((_tap_n + 1))
 	echo "ok $_tap_n - $1 # SKIP $2"
 }
