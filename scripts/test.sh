@@ -169,27 +169,48 @@ stage_clang()
 	}
 }
 
+# fuzz_one NAME: runs the target NAME for $FUZZ_SECONDS s; its exit status into NAME.rc.
+fuzz_one()
+{
+	local name=$1 corpus=$out/fuzz/corpus/$1 seeds=$src/tests/fuzz/corpus/${1#fuzz_}
+	mkdir -p "$corpus"
+	# Seeds: tests/fuzz/corpus/http for fuzz_http, and so on. The copy grows.
+	[ -d "$seeds" ] && cp -r "$seeds/." "$corpus/"
+	(cd "$out/fuzz" && "$out/fuzz/tests/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 "$corpus" >"$out/fuzz/$name.out" 2>&1)
+	echo $? >"$out/fuzz/$name.rc"
+}
+
 stage_fuzz()
 {
 	configure_build fuzz --enable-fuzz CC=clang || return
-	local t name corpus seeds rc n=0
+	local t name rc names=() running=0
 	for t in "$out"/fuzz/tests/fuzz/fuzz_*; do
-		[ -x "$t" ] && [ -f "$t" ] || continue
-		name=$(basename "$t")
-		corpus=$out/fuzz/corpus/$name
-		mkdir -p "$corpus"
-		# Seeds: tests/fuzz/corpus/http for fuzz_http, and so on. The copy grows.
-		seeds=$src/tests/fuzz/corpus/${name#fuzz_}
-		[ -d "$seeds" ] && cp -r "$seeds/." "$corpus/"
-		say "[fuzz] $name for ${FUZZ_SECONDS}s"
-		(cd "$out/fuzz" && "$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-			-print_final_stats=1 "$corpus" >"$out/fuzz/$name.out" 2>&1)
-		rc=$?
-		n=$((n + 1))
-		if [ $rc = 0 ]; then
+		[ -x "$t" ] && [ -f "$t" ] && names+=("$(basename "$t")")
+	done
+	[ ${#names[@]} -gt 0 ] || {
+		stage_failed "fuzz: no targets built"
+		return
+	}
+	# Each target is one process: $jobs of them at a time.
+	say "[fuzz] ${#names[@]} targets for ${FUZZ_SECONDS}s each, $jobs at a time"
+	for name in "${names[@]}"; do
+		rm -f "$out/fuzz/$name.rc"
+		if [ $running -ge "$jobs" ]; then
+			wait -n
+			running=$((running - 1))
+		fi
+		fuzz_one "$name" &
+		running=$((running + 1))
+	done
+	wait
+	for name in "${names[@]}"; do
+		rc=$(cat "$out/fuzz/$name.rc" 2>/dev/null || echo 1)
+		say "[fuzz] $name: exit $rc"
+		if [ "$rc" = 0 ]; then
 			passed=$((passed + 1))
 			grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' "$out/fuzz/$name.out" | tail -n 1
-		elif [ $rc = 77 ]; then
+		elif [ "$rc" = 77 ]; then
 			skipped=$((skipped + 1))
 			say "[fuzz] $name skipped (exit 77)"
 		else
@@ -197,7 +218,6 @@ stage_fuzz()
 			stage_failed "fuzz: $name (exit $rc)"
 		fi
 	done
-	[ $n -gt 0 ] || stage_failed "fuzz: no targets built"
 }
 
 start=$(date +%s)
