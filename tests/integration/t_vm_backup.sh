@@ -87,38 +87,39 @@ properties:
 templates: {}
 YAML
 tar -C "$IMG" -cJf "$IMG/meta.tar.xz" metadata.yaml
-qemu-img create -q -f qcow2 "$IMG/rootfs.img" 64M
+qemu-img create -q -f qcow2 "$IMG/rootfs.img" 16M
 fp=$(cat "$IMG/meta.tar.xz" "$IMG/rootfs.img" | sha256sum | cut -d' ' -f1)
 check "berth image import meta.tar.xz rootfs.img" berth image import "$IMG/meta.tar.xz" "$IMG/rootfs.img"
 check "profile extra" berth profile create extra
 check "profile extra: a key" berth profile set extra user.from-profile yes
-api POST /1.0/instances "{\"name\":\"v1\",\"type\":\"virtual-machine\",\"description\":\"the VM\",\"profiles\":[\"default\",\"extra\"],\"source\":{\"type\":\"image\",\"fingerprint\":\"$fp\"},\"config\":{\"limits.memory\":\"256MiB\",\"user.k\":\"v\"},\"devices\":{\"root\":{\"type\":\"disk\",\"path\":\"/\",\"pool\":\"default\",\"size\":\"96MiB\"},\"data\":{\"type\":\"disk\",\"source\":\"$W/shared\",\"path\":\"/mnt/data\"}}}"
+api POST /1.0/instances "{\"name\":\"v1\",\"type\":\"virtual-machine\",\"description\":\"the VM\",\"profiles\":[\"default\",\"extra\"],\"source\":{\"type\":\"image\",\"fingerprint\":\"$fp\"},\"config\":{\"limits.memory\":\"256MiB\",\"user.k\":\"v\"},\"devices\":{\"root\":{\"type\":\"disk\",\"path\":\"/\",\"pool\":\"default\",\"size\":\"32MiB\"},\"data\":{\"type\":\"disk\",\"source\":\"$W/shared\",\"path\":\"/mnt/data\"}}}"
 wait_operation "$(jget 'j["operation"]')"
 is "$(jget 'j["metadata"]["status"]')" Success "v1: a VM made from the image, not started"
 V1=$POOL/virtual-machines/default_v1
-# mark DIR TEXT OFFSET-MIB: TEXT written into DIR/root.img, and 1 MiB of random bytes
+# mark DIR TEXT OFFSET-MIB: TEXT written into DIR/root.img, and 64 KiB of random bytes
 mark()
 {
 	printf '%s' "$2" | dd of="$1/root.img" bs=1M seek="$3" conv=notrunc status=none
-	head -c 1048576 /dev/urandom | dd of="$1/root.img" bs=1M seek=$(($3 + 1)) conv=notrunc status=none
+	head -c 65536 /dev/urandom | dd of="$1/root.img" bs=64K seek=$((($3 + 1) * 16)) conv=notrunc status=none
 }
-mark "$V1" marker-s0 20
+mark "$V1" marker-s0 4
 check "snapshot v1 s0" berth snapshot v1 s0
-mark "$V1" marker-s1 40
+mark "$V1" marker-s1 12
 check "snapshot v1 s1" berth snapshot v1 s1
-mark "$V1" marker-now 60
+mark "$V1" marker-now 20
 want_sums=$(sums "$POOL" v1)
 want_obj=$(inst_json v1)
 want_snaps=$(snaps_json v1)
 alloc=$(du -k "$V1/root.img" | cut -f1)
-[ "$alloc" -lt 8192 ] && pass "v1's 96 MiB disk is sparse ($alloc KiB allocated)" ||
+[ "$alloc" -lt 2048 ] && pass "v1's 32 MiB disk is sparse ($alloc KiB allocated)" ||
 	fail "v1's disk is sparse" "$alloc KiB"
 
 # ---- berth export: the layout ----
-SECONDS=0
+diag "set-up done after ${SECONDS}s"
+t0=$(date +%s.%N)
 run berth export v1 "$W/v1.tar.gz"
 rc_ok "berth export v1 (a stopped VM, two snapshots)"
-diag "export: ${SECONDS}s, $(stat -c %s "$W/v1.tar.gz") bytes"
+diag "export: $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $t0 }") s, $(stat -c %s "$W/v1.tar.gz") bytes"
 is "$(tar -tzf "$W/v1.tar.gz" | grep -v '/templates/' | tr '\n' ' ')" \
 	"backup/index.yaml backup/virtual-machine-snapshots/s0/ backup/virtual-machine-snapshots/s0/metadata.yaml backup/virtual-machine-snapshots/s0.img backup/virtual-machine-snapshots/s1/ backup/virtual-machine-snapshots/s1/metadata.yaml backup/virtual-machine-snapshots/s1.img backup/virtual-machine/ backup/virtual-machine/backup.yaml backup/virtual-machine/metadata.yaml backup/virtual-machine.img " \
 	"the tarball's members in LXD's order: each snapshot's directory then its disk, the VM's last"
@@ -136,36 +137,36 @@ for m in t:
         out.append("%s:%d:%s" % (m.name.split("/")[-1], m.size, h))
 print(" ".join(out))
 EOF
-)" "s0.img:100663296:$(sha256sum <"$POOL/virtual-machines-snapshots/default_v1/s0/root.img" | cut -c1-16) s1.img:100663296:$(sha256sum <"$POOL/virtual-machines-snapshots/default_v1/s1/root.img" | cut -c1-16) virtual-machine.img:100663296:$(sha256sum <"$V1/root.img" | cut -c1-16)" \
-	"each .img is the raw disk (Python's tarfile reads it whole, 96 MiB)"
+)" "s0.img:33554432:$(sha256sum <"$POOL/virtual-machines-snapshots/default_v1/s0/root.img" | cut -c1-16) s1.img:33554432:$(sha256sum <"$POOL/virtual-machines-snapshots/default_v1/s1/root.img" | cut -c1-16) virtual-machine.img:33554432:$(sha256sum <"$V1/root.img" | cut -c1-16)" \
+	"each .img is the raw disk (Python's tarfile reads it whole, 32 MiB)"
 
 # ---- delete, import, compare ----
 check "delete v1" berth delete v1
-SECONDS=0
+t0=$(date +%s.%N)
 run berth import "$W/v1.tar.gz"
 rc_ok "berth import of the export"
-diag "import: ${SECONDS}s"
+diag "import: $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $t0 }") s"
 is "$(sums "$POOL" v1)" "$want_sums" "the disk and both snapshots' disks byte for byte"
 alloc=$(du -k "$V1/root.img" | cut -f1)
-[ "$alloc" -lt 8192 ] && pass "... and the disk still sparse ($alloc KiB allocated)" ||
+[ "$alloc" -lt 2048 ] && pass "... and the disk still sparse ($alloc KiB allocated)" ||
 	fail "the imported disk is sparse" "$alloc KiB"
 is "$(inst_json v1)" "$want_obj" "config, devices, profiles, description, type as v1's"
 is "$(snaps_json v1)" "$want_snaps" "the snapshots: names, dates, config, profiles"
 is "$(ls -A "$V1" | tr '\n' ' ')" "metadata.yaml root.img " "the volume holds metadata.yaml and root.img (not backup.yaml)"
 
 # ---- each compression, --instance-only, another name; lxc export / lxc import ----
-for z in none xz zstd bzip2; do
+for z in none xz zstd; do
 	run berth export v1 "$W/v1-$z.tar" --compression "$z"
 	rc_ok "berth export --compression $z"
 done
-# 6 MiB of random bytes in the three disks of 96 MiB: the holes are not in the tarball
+# 384 KiB of random bytes in the three disks of 32 MiB: the holes are not in the tarball
 size=$(stat -c %s "$W/v1-none.tar")
-[ "$size" -lt $((8 << 20)) ] && pass "the disks' holes are not in the tarball ($size bytes uncompressed)" ||
+[ "$size" -lt $((2 << 20)) ] && pass "the disks' holes are not in the tarball ($size bytes uncompressed)" ||
 	fail "the disks' holes are not in the tarball" "$size bytes"
 run berth export v1 "$W/v1-io.tar.gz" --instance-only
 rc_ok "berth export --instance-only"
 [ -z "$(tar -tzf "$W/v1-io.tar.gz" | grep snapshots)" ] && pass "... holds no snapshot" || fail "--instance-only holds no snapshot"
-for z in none xz zstd bzip2; do
+for z in none xz zstd; do
 	run berth import "$W/v1-$z.tar" "v1$z"
 	rc_ok "berth import of the $z export as v1$z"
 	is "$(sums "$POOL" "v1$z")" "$want_sums" "v1$z: the disks byte for byte"
@@ -189,6 +190,7 @@ else
 	skip "lxc export / lxc import" "lxc not installed"
 fi
 
+diag "compressions and lxc done after ${SECONDS}s"
 # ---- a running VM: exported as LXD 5.0 does (its disk as QEMU has it) ----
 check "start v1 (QEMU, OVMF: nothing to boot)" berth start v1
 run berth export v1 "$W/v1-running.tar.gz" --instance-only
@@ -197,7 +199,7 @@ check "stop v1" berth stop v1 --force
 is "$(qemu_pids | wc -l)" 0 "no QEMU left"
 run berth import "$W/v1-running.tar.gz" v1run
 rc_ok "... and it imports"
-run dd if="$POOL/virtual-machines/default_v1run/root.img" bs=1M skip=60 count=1 status=none
+run dd if="$POOL/virtual-machines/default_v1run/root.img" bs=1M skip=20 count=1 status=none
 is "${OUT:0:10}" marker-now "... with the marker written before the start"
 check "delete v1run" berth delete v1run
 
@@ -205,6 +207,7 @@ check "delete v1run" berth delete v1run
 run berth export v1 "$W/v1-opt.tar.gz" --optimized-storage
 rc_ok "--optimized-storage on a dir pool: an ordinary backup, as LXD"
 
+diag "running VM done after ${SECONDS}s"
 # ---- btrfs ----
 BTRFS=
 if command -v mkfs.btrfs >/dev/null && { grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null; }; then
@@ -217,7 +220,7 @@ if [ -n "$BTRFS" ]; then
 	rc_ok "berth import --storage bt of the export as v3"
 	is "$(sums "$BT" v3)" "$want_sums" "v3 on btrfs: the disks byte for byte"
 	alloc=$(du -k "$BT/virtual-machines/default_v3/root.img" | cut -f1)
-	[ "$alloc" -lt 8192 ] && pass "... sparse on btrfs ($alloc KiB allocated)" || fail "v3's disk is sparse" "$alloc KiB"
+	[ "$alloc" -lt 2048 ] && pass "... sparse on btrfs ($alloc KiB allocated)" || fail "v3's disk is sparse" "$alloc KiB"
 	is "$(btrfs property get -ts "$BT/virtual-machines-snapshots/default_v3/s0" ro)" "ro=true" "v3's s0 is a read-only subvolume"
 	api GET /1.0/instances/v3
 	is "$(jget 'j["metadata"]["devices"]["root"]["pool"]')" bt "v3's root device is on bt"
@@ -235,6 +238,7 @@ else
 	skip "btrfs pools" "no btrfs here"
 fi
 
+diag "btrfs done after ${SECONDS}s"
 # ---- a tarball of LXD's own shape: a non-sparse .img (Go's tar writer), LXD's files ----
 mkdir -p "$W/lxdshape"
 $PY - "$W/v1-none.tar" "$W/lxd-shape.tar" <<'EOF'
@@ -261,20 +265,34 @@ run berth import "$W/lxd-shape.tar" v5
 rc_ok "berth import of a tarball of LXD's shape (dense .img, agent files, qemu.nvram)"
 is "$(sums "$POOL" v5)" "$want_sums" "v5: the disks byte for byte"
 alloc=$(du -k "$POOL/virtual-machines/default_v5/root.img" | cut -f1)
-[ "$alloc" -lt 8192 ] && pass "... the dense member's zeros left as holes ($alloc KiB allocated)" ||
+[ "$alloc" -lt 2048 ] && pass "... the dense member's zeros left as holes ($alloc KiB allocated)" ||
 	fail "the dense member is written sparse" "$alloc KiB"
 is "$(ls -A "$POOL/virtual-machines/default_v5" | tr '\n' ' ')" "metadata.yaml root.img " \
 	"LXD's agent files, qemu.nvram and config/ are not kept"
 check "delete v5" berth delete v5
 
 # ---- hostile tarballs: refused, nothing left ----
-# vmtar NAME PYTHON: a copy of the instance-only export (uncompressed) through PYTHON,
-# which sees each member as `m` (its data `data`) and calls keep(m, data) or add(...).
+# (refused as each member comes, at the end of the pass, before the operation; the other
+# member checks are test_backup_check's)
+# vmtar NAME PYTHON: a copy of the instance-only export (uncompressed, its disk cut to
+# 64 KiB: small files to copy and send) through PYTHON, which sees each member as `m`
+# (its data `data`) and calls keep(m, data) or add(...).
 run berth export v1 "$W/io.tar" --instance-only --compression none
 rc_ok "an uncompressed --instance-only export to build on"
+$PY - "$W/io.tar" "$W/small.tar" <<'EOF'
+import io, sys, tarfile
+src = tarfile.open(sys.argv[1])
+out = tarfile.open(sys.argv[2], "w", format=tarfile.PAX_FORMAT)
+for m in src:
+    data = src.extractfile(m).read() if m.isfile() else None
+    if m.name.endswith(".img"):
+        m = tarfile.TarInfo(m.name); m.mode = 0o600; data = data[:65536]; m.size = len(data)
+    out.addfile(m, io.BytesIO(data) if data is not None else None)
+out.close()
+EOF
 vmtar()
 {
-	$PY - "$W/io.tar" "$W/$1.tar" <<EOF
+	$PY - "$W/small.tar" "$W/$1.tar" <<EOF
 import io, sys, tarfile
 src = tarfile.open(sys.argv[1])
 out = tarfile.open(sys.argv[2], "w", format=tarfile.PAX_FORMAT)
@@ -313,21 +331,12 @@ expect_hostile "the disk a symlink" "$W/symdisk.tar" 'virtual-machine.img": a di
 vmtar devdisk "if m.name == '$IMGM': add(m.name, tarfile.BLKTYPE, devmajor=8, devminor=0)
 else: keep(m, data)"
 expect_hostile "the disk a block device" "$W/devdisk.tar" 'a disk that is not a regular file'
-vmtar hardisk "keep(m, data)
-if m.name == 'backup/virtual-machine/metadata.yaml': add('$IMGM', tarfile.LNKTYPE, linkname=m.name)"
-expect_hostile "the disk a hard link" "$W/hardisk.tar" 'a disk that is not a regular file'
 vmtar dotdot "keep(m, data)
 if m.name == 'backup/index.yaml': add('backup/virtual-machine-snapshots/../../x.img')"
 expect_hostile "a disk named through .." "$W/dotdot.tar" 'absolute name, or one with ".."'
 vmtar cfgsym "if m.name == 'backup/virtual-machine/metadata.yaml': add(m.name, tarfile.SYMTYPE, linkname='/etc/shadow')
 else: keep(m, data)"
 expect_hostile "a symlink in the config directory" "$W/cfgsym.tar" 'not a regular file or directory'
-vmtar cfgdev "keep(m, data)
-if m.name == 'backup/virtual-machine/metadata.yaml': add('backup/virtual-machine/null', tarfile.CHRTYPE, devmajor=1, devminor=3)"
-expect_hostile "a device node in the config directory" "$W/cfgdev.tar" 'not a regular file or directory'
-vmtar innerdisk "keep(m, data)
-if m.name == 'backup/virtual-machine/metadata.yaml': add('backup/virtual-machine/root.img')"
-expect_hostile "a root.img inside the config directory" "$W/innerdisk.tar" 'a disk inside the config directory'
 vmtar nodisk "if m.name != '$IMGM': keep(m, data)"
 expect_hostile "no disk" "$W/nodisk.tar" 'holds no disk'
 vmtar strays0 "keep(m, data)
@@ -336,9 +345,6 @@ expect_hostile "a snapshot disk the index does not list" "$W/strays0.tar" 'snaps
 vmtar ctlayout "keep(m, data)
 if m.name == 'backup/index.yaml': add('backup/container/metadata.yaml')"
 expect_hostile "a container's member in a VM backup" "$W/ctlayout.tar" 'says type "virtual-machine" but the tarball holds a container'
-vmtar ctindex "if m.name == 'backup/index.yaml': add(m.name, data=data.replace(b'\\ntype: virtual-machine\\n', b'\\ntype: container\\n'))
-else: keep(m, data)"
-expect_hostile "a VM's layout under a container's index" "$W/ctindex.tar" 'says type "container" but the tarball holds a virtual machine'
 vmtar optvm "if m.name == 'backup/index.yaml': add(m.name, data=data.replace(b'optimized: false', b'optimized: true'))
 else: keep(m, data)"
 expect_hostile "an optimized VM backup" "$W/optvm.tar" 'Optimized backups of virtual machines cannot be imported'
@@ -349,6 +355,7 @@ truncate -s 1T "$W/big/backup/virtual-machine.img"
 tar -C "$W/big" --sparse -cf "$W/big.tar" backup/index.yaml backup/virtual-machine backup/virtual-machine.img
 expect_hostile "a 1 TiB disk" "$W/big.tar" 'holds more than the .* bytes free'
 
+diag "hostile tarballs done after ${SECONDS}s"
 # ---- the full run: LXD 5.0.2 reads berth's VM export ----
 if [ "${BERTH_TEST_FULL:-}" = 1 ] && command -v lxd >/dev/null && [ -n "$HAVE_LXC" ]; then
 	chmod 0711 "$TEST_TMP"
