@@ -316,10 +316,11 @@ $(sed 's/^/    /' <<<"$2")
 out.close()
 EOF
 }
-expect_hostile() # DESC FILE PATTERN
+# expect_hostile DESC FILE PATTERN: what is here after is what was before them all
+before="$(count_instances)/$(count_volumes)/0/$(own_mounts)"
+expect_hostile()
 {
-	local desc=$1 file=$2 pat=$3 before
-	before="$(count_instances)/$(count_volumes)/0/$(own_mounts)"
+	local desc=$1 file=$2 pat=$3
 	like "$(import_op "$file" -H 'X-LXD-name: evil')" "$pat" "$desc: refused ($pat)"
 	is "$(count_instances)/$(count_volumes)/$(count_tmp)/$(own_mounts)" "$before" \
 		"$desc: no instance, volume, temp file or mount left"
