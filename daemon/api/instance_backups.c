@@ -93,9 +93,6 @@ static int create_backup(struct api_request *req, struct api_response *resp,
 		r = backup_list(req->d, req->project, req->params[0], &list, err);
 	if (r < 0)
 		return r;
-	if (!streq(berth_json_string(inst, "type") ?: "container", "container"))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Backups of virtual machines are not supported yet");
 	name = berth_json_string(req->body, "name");
 	if (!name || !*name) {
 		name = gen = backup_next_name(list);

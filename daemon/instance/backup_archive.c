@@ -144,6 +144,7 @@ void backup_scan_free(struct backup_scan *s)
 	json_decref(s->config);
 	json_decref(s->trees);
 	json_decref(s->bins);
+	json_decref(s->disks);
 	free(s);
 }
 
@@ -188,6 +189,13 @@ static int scan_member(struct archive *a, struct archive_entry *ae, struct backu
 	size_t len = 0;
 	int r = 0;
 
+	if (m->vm)
+		s->vm_layout = true;
+	else if (m->kind == BACKUP_MEMBER_TREE || m->kind == BACKUP_MEMBER_CONFIG ||
+		 m->kind == BACKUP_MEMBER_BIN)
+		s->ct_layout = true;
+	if (m->is_disk)
+		return json_object_set_new(s->disks, m->snap ?: "", json_true()) < 0 ? -ENOMEM : 0;
 	switch (m->kind) {
 	case BACKUP_MEMBER_INDEX:
 		if (s->index)
@@ -204,6 +212,7 @@ static int scan_member(struct archive *a, struct archive_entry *ae, struct backu
 			r = backup_config_check(s->config, err);
 		return r < 0 ? berth_error_wrap(err, -EINVAL, "Invalid backup.yaml") : 0;
 	case BACKUP_MEMBER_TREE:
+	case BACKUP_MEMBER_SKIP:
 		if (!m->snap)
 			s->container_tree = true;
 		else
@@ -214,6 +223,50 @@ static int scan_member(struct archive *a, struct archive_entry *ae, struct backu
 	default:
 		return 0;
 	}
+}
+
+static bool index_vm(const struct backup_index *ix)
+{
+	return streq(ix->type, "virtual-machine");
+}
+
+/* A member of the other type's layout than index `ix` says. */
+static int layout_refuse(const struct backup_index *ix, struct berth_error *err)
+{
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "Backup index says type \"%s\" but the tarball holds a %s's layout",
+			       ix->type, index_vm(ix) ? "container" : "virtual machine");
+}
+
+/* A VM's disks: one for the instance and each listed snapshot, none other. */
+static int disks_match(const struct backup_scan *s, struct berth_error *err)
+{
+	const struct backup_index *ix = s->index;
+	const char *k;
+	json_t *v, *n;
+	size_t i;
+
+	if (!json_object_get(s->disks, ""))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Backup holds no disk (backup/virtual-machine.img)");
+	json_array_foreach(ix->snapshots, i, v)
+		if (!json_object_get(s->disks, json_string_value(v)))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Backup index lists snapshot \"%s\" but the tarball "
+					       "holds no disk of it",
+					       json_string_value(v));
+	json_object_foreach(s->disks, k, v) {
+		bool listed = !*k;
+
+		json_array_foreach(ix->snapshots, i, n)
+			listed |= streq(json_string_value(n), k);
+		if (!listed)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Backup holds snapshot \"%s\" that its index does "
+					       "not list",
+					       k);
+	}
+	return 0;
 }
 
 /* Does what the archive holds match what its index says? */
@@ -228,6 +281,8 @@ static int scan_match(const struct backup_scan *s, struct berth_error *err)
 	if (!ix)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Backup is missing index.yaml");
+	if (index_vm(ix) ? s->ct_layout : s->vm_layout)
+		return layout_refuse(ix, err);
 	present = ix->optimized ? s->bins : s->trees;
 	if (ix->optimized ? (s->container_tree || json_object_size(s->trees))
 			  : json_object_size(s->bins) > 0)
@@ -238,8 +293,9 @@ static int scan_match(const struct backup_scan *s, struct berth_error *err)
 	if (ix->optimized ? !json_object_get(s->bins, "") : !s->container_tree)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Backup holds no instance (%s)",
-				       ix->optimized ? "backup/container.bin"
-						     : "backup/container/");
+				       ix->optimized  ? "backup/container.bin"
+				       : index_vm(ix) ? "backup/virtual-machine/"
+						      : "backup/container/");
 	json_array_foreach(ix->snapshots, i, v)
 		if (!json_object_get(present, json_string_value(v)))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
@@ -258,7 +314,7 @@ static int scan_match(const struct backup_scan *s, struct berth_error *err)
 					       "not list",
 					       k);
 	}
-	return 0;
+	return index_vm(ix) ? disks_match(s, err) : 0;
 }
 
 /* ---- extraction ---- */
@@ -362,7 +418,45 @@ static int make_room(int pfd, const char *base)
 	return 0;
 }
 
-static int write_data(struct archive *a, int fd, struct archive_entry *ae)
+static int pwrite_all(int fd, const char *p, size_t size, off_t off)
+{
+	while (size > 0) {
+		ssize_t w = pwrite(fd, p, size, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		off += w;
+		size -= (size_t)w;
+	}
+	return 0;
+}
+
+#define HOLE_CHUNK 4096
+
+/* `size` bytes at `p` for offset `off` of a new file, those of each HOLE_CHUNK-aligned
+ * chunk that is all zeros left unwritten (a hole, which reads as zeros). */
+static int pwrite_holes(int fd, const char *p, size_t size, off_t off)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < size && r >= 0;) {
+		size_t n = HOLE_CHUNK - (size_t)((uint64_t)(off + (off_t)i) % HOLE_CHUNK);
+
+		if (n > size - i)
+			n = size - i;
+		if (p[i] != 0 || memcmp(p + i, p + i + 1, n - 1) != 0)
+			r = pwrite_all(fd, p + i, n, off + (off_t)i);
+		i += n;
+	}
+	return r;
+}
+
+/* The member's data into the new file `fd`; `holes`: zero chunks not written (a VM's
+ * disk stays sparse whether its member is or not). */
+static int write_data(struct archive *a, int fd, struct archive_entry *ae, bool holes)
 {
 	const void *buf;
 	size_t size;
@@ -370,17 +464,10 @@ static int write_data(struct archive *a, int fd, struct archive_entry *ae)
 	int r;
 
 	while ((r = archive_read_data_block(a, &buf, &size, &off)) == ARCHIVE_OK) {
-		const char *p = buf;
+		int w = holes ? pwrite_holes(fd, buf, size, off) : pwrite_all(fd, buf, size, off);
 
-		while (size > 0) {
-			ssize_t w = pwrite(fd, p, size, off);
-
-			if (w < 0)
-				return errno == EINTR ? 0 : -errno;
-			p += w;
-			off += w;
-			size -= (size_t)w;
-		}
+		if (w < 0)
+			return w;
 	}
 	if (r != ARCHIVE_EOF)
 		return -EPROTO;
@@ -388,7 +475,8 @@ static int write_data(struct archive *a, int fd, struct archive_entry *ae)
 	return ftruncate(fd, archive_entry_size(ae)) < 0 ? -errno : 0;
 }
 
-static int write_file(struct archive *a, struct archive_entry *ae, int pfd, const char *base)
+static int write_file(struct archive *a, struct archive_entry *ae, int pfd, const char *base,
+		      bool holes)
 {
 	_cleanup_close_ int fd = -EBADF;
 	int r = make_room(pfd, base);
@@ -398,7 +486,7 @@ static int write_file(struct archive *a, struct archive_entry *ae, int pfd, cons
 	fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	r = write_data(a, fd, ae);
+	r = write_data(a, fd, ae, holes);
 	return r < 0 ? r : set_attrs(fd, ae, false);
 }
 
@@ -495,7 +583,7 @@ static int write_member(struct archive *a, struct archive_entry *ae, const struc
 					       q ?: "?");
 		}
 	} else if (archive_entry_filetype(ae) == AE_IFREG) {
-		r = write_file(a, ae, pfd, base);
+		r = write_file(a, ae, pfd, base, m->is_disk);
 	} else if (archive_entry_filetype(ae) == AE_IFDIR) {
 		r = write_dir(ae, pfd, base);
 	} else if (archive_entry_filetype(ae) == AE_IFLNK) {
@@ -587,6 +675,10 @@ static int member_out(struct archive *a, struct archive_entry *ae, const struct 
 
 	if (!d)
 		return 0;
+	if (m->vm != index_vm(d->index) &&
+	    (m->kind == BACKUP_MEMBER_TREE || m->kind == BACKUP_MEMBER_CONFIG ||
+	     m->kind == BACKUP_MEMBER_BIN || m->kind == BACKUP_MEMBER_SKIP))
+		return layout_refuse(d->index, err);
 	if (m->kind == BACKUP_MEMBER_BIN)
 		return d->bin ? d->bin(m->snap, &st, d->data, err) : 0;
 	if (m->kind != BACKUP_MEMBER_TREE || streq(m->rel, "backup.yaml"))
@@ -641,7 +733,8 @@ int backup_restore(int fd, const struct backup_limits *lim, const struct backup_
 		return -ENOMEM;
 	s->trees = json_object();
 	s->bins = json_object();
-	if (!s->trees || !s->bins)
+	s->disks = json_object();
+	if (!s->trees || !s->bins || !s->disks)
 		return -ENOMEM;
 	r = reader_open(fd, &a, err);
 	if (r >= 0)

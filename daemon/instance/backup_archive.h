@@ -33,7 +33,9 @@ struct backup_scan {
 	json_t *config;		    /* owned or NULL: backup/container/backup.yaml, parsed */
 	json_t *trees;		    /* owned: {"SNAP": true} for each snapshot tree present */
 	json_t *bins;		    /* owned: {"SNAP": true}, "" for backup/container.bin */
-	bool container_tree;	    /* backup/container/ present */
+	json_t *disks;		    /* owned: {"SNAP": true}, "" for a VM's disk */
+	bool container_tree;	    /* backup/container/ (or virtual-machine/) present */
+	bool vm_layout, ct_layout;  /* members of a VM's layout, of a container's seen */
 	uint64_t bytes;		    /* sum of the members' sizes */
 	uint64_t members;
 };
@@ -48,7 +50,8 @@ int backup_read_index(int fd, struct backup_index **ret, struct berth_error *err
  * totals held to `lim`, the decompressed stream held to a ratio of 1000:1 past 1 GiB, the
  * archive read to its end (a truncated one fails), and the index checked against what is
  * there: each listed snapshot present and none unlisted, .bin streams exactly when
- * optimized. -EINVAL (400) with the reason; -EFBIG (400) past a limit. */
+ * optimized, the layout of the index's type (a VM's: a disk for the instance and each
+ * snapshot, written sparse: zero blocks left as holes). -EINVAL (400) with the reason; -EFBIG (400) past a limit. */
 int backup_scan(int fd, const struct backup_limits *lim, struct backup_scan **ret,
 		struct berth_error *err);
 

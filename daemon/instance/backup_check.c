@@ -199,12 +199,10 @@ static int index_check(const struct backup_index *ix, struct berth_error *err)
 	r = berth_name_check_instance(ix->name, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Invalid backup index");
-	if (streq(ix->type, "virtual-machine"))
-		return bad(err,
-			   "Backups of virtual machines cannot be imported by this berthd yet "
-			   "(type \"%s\"): only containers",
-			   ix->type);
-	if (!streq(ix->type, "container"))
+	if (streq(ix->type, "virtual-machine") && ix->optimized)
+		return bad(err, "Optimized backups of virtual machines cannot be imported "
+				"(plain ones can)");
+	if (!streq(ix->type, "container") && !streq(ix->type, "virtual-machine"))
 		return bad(err, "Invalid backup index: unknown instance type \"%s\"", ix->type);
 	if (ix->optimized && !*ix->backend)
 		return bad(err, "Invalid backup index: %s", "an optimized backup names no backend");
@@ -382,6 +380,80 @@ static int tree_member(const struct backup_entry *e, const char *prefix, const c
 	return r;
 }
 
+/* A file of a VM's config directory (`rel` below it): what berth keeps of it (backup.yaml,
+ * metadata.yaml, templates/, the kernel and initrd of a direct boot), else LXD's own
+ * (agent certificates, qemu.nvram, ...), skipped; only regular files and directories. */
+static int vm_tree_member(const struct backup_entry *e, const char *rel, struct backup_member *m,
+			  struct berth_error *err)
+{
+	static const char *const kept[] = {"backup.yaml", "metadata.yaml", "boot.kernel",
+					   "boot.initrd"};
+	bool plain = e->type == S_IFREG && !e->hardlink;
+
+	m->vm = true;
+	m->kind = BACKUP_MEMBER_TREE;
+	m->rel = strdup(rel);
+	if (!m->rel)
+		return -ENOMEM;
+	if (!*rel || streq(rel, "templates"))
+		return e->type == S_IFDIR ? 0 : member_refuse(e, "not a directory", err);
+	if (!plain && e->type != S_IFDIR)
+		return member_refuse(e, "not a regular file or directory", err);
+	if (streq(rel, "root.img"))
+		return member_refuse(e, "a disk inside the config directory", err);
+	if (berth_startswith(rel, "templates/"))
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
+		if (streq(rel, kept[i])) {
+			if (!plain)
+				return member_refuse(e, "not a regular file", err);
+			if (!m->snap && streq(rel, "backup.yaml"))
+				m->kind = BACKUP_MEMBER_CONFIG;
+			return 0;
+		}
+	m->kind = BACKUP_MEMBER_SKIP;
+	return 0;
+}
+
+/* A VM's raw disk, of snapshot `snap` (owned, NULL: the instance's). */
+static int vm_disk_member(const struct backup_entry *e, char *snap, struct backup_member *m,
+			  struct berth_error *err)
+{
+	m->vm = true;
+	m->is_disk = true;
+	m->kind = BACKUP_MEMBER_TREE;
+	m->snap = snap;
+	m->rel = strdup("root.img");
+	if (!m->rel)
+		return -ENOMEM;
+	if (e->type != S_IFREG || e->hardlink)
+		return member_refuse(e, "a disk that is not a regular file", err);
+	if (snap && berth_name_check_entity("snapshot name", snap, NULL) < 0)
+		return member_refuse(e, "not a valid snapshot name", err);
+	return 0;
+}
+
+/* "backup/virtual-machine-snapshots/..." once that is taken off. */
+static int vm_snapshots_member(const struct backup_entry *e, const char *rest,
+			       struct backup_member *m, struct berth_error *err)
+{
+	const char *slash = strchr(rest, '/');
+	size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+	char *snap = strndup(rest, n);
+
+	if (!snap)
+		return -ENOMEM;
+	if (!slash && n > 4 && berth_endswith(snap, ".img")) {
+		snap[n - 4] = '\0';
+		return vm_disk_member(e, snap, m, err);
+	}
+	m->snap = snap;
+	m->vm = true;
+	if (berth_name_check_entity("snapshot name", m->snap, NULL) < 0)
+		return member_refuse(e, "not a valid snapshot name", err);
+	return vm_tree_member(e, slash ? slash + 1 : "", m, err);
+}
+
 /* "backup/snapshots/..." once "backup/snapshots/" is taken off. */
 static int snapshots_member(const struct backup_entry *e, const char *rest, struct backup_member *m,
 			    struct berth_error *err)
@@ -446,6 +518,18 @@ int backup_member_check(const struct backup_entry *e, struct backup_member *ret,
 		r = tree_member(e, "backup/container/", p + strlen("backup/container/"), &m, err);
 	} else if (berth_startswith(p, "backup/snapshots/")) {
 		r = snapshots_member(e, p + strlen("backup/snapshots/"), &m, err);
+	} else if (streq(p, "backup/virtual-machine-snapshots")) {
+		m.vm = true;
+		r = e->type == S_IFDIR ? 0 : member_refuse(e, "not a directory", err);
+	} else if (streq(p, "backup/virtual-machine.img")) {
+		r = vm_disk_member(e, NULL, &m, err);
+	} else if (streq(p, "backup/virtual-machine")) {
+		r = vm_tree_member(e, "", &m, err);
+	} else if (berth_startswith(p, "backup/virtual-machine/")) {
+		r = vm_tree_member(e, p + strlen("backup/virtual-machine/"), &m, err);
+	} else if (berth_startswith(p, "backup/virtual-machine-snapshots/")) {
+		r = vm_snapshots_member(e, p + strlen("backup/virtual-machine-snapshots/"), &m,
+					err);
 	} else {
 		r = member_refuse(e, "not part of an instance backup's layout", err);
 	}

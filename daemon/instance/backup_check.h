@@ -10,6 +10,13 @@
  *	backup/container.bin			optimized (btrfs send stream)
  *	backup/snapshots/SNAP.bin
  *	backup/optimized_header.yaml		btrfs' subvolume list (root subvolumes only)
+ * or, of a virtual machine (plain only):
+ *	backup/virtual-machine/			its config directory: backup.yaml,
+ *						metadata.yaml, templates/ (LXD's other files,
+ *						agent certificates, qemu.nvram..., skipped)
+ *	backup/virtual-machine.img		the raw root disk
+ *	backup/virtual-machine-snapshots/SNAP/	the same, per snapshot
+ *	backup/virtual-machine-snapshots/SNAP.img
  *
  * Pure functions on memory (no disk, no daemon): the fuzz targets call them directly. */
 #pragma once
@@ -62,6 +69,7 @@ enum backup_member_kind {
 	BACKUP_MEMBER_CONFIG,	/* backup/container/backup.yaml */
 	BACKUP_MEMBER_TREE,	/* a file of the instance's or a snapshot's directory */
 	BACKUP_MEMBER_BIN,	/* backup/container.bin, backup/snapshots/SNAP.bin */
+	BACKUP_MEMBER_SKIP,	/* a file of a VM's config directory berth does not keep */
 	BACKUP_MEMBER_KIND_MAX, /* sentinel */
 };
 
@@ -82,11 +90,14 @@ struct backup_member {
 			  * ("rootfs/etc/hosts", "" for the directory itself) */
 	char *link_rel; /* owned: TREE hard link: its target, a path in the same tree */
 	bool is_rootfs; /* TREE: below rootfs/ */
+	bool vm;	/* of a virtual machine's layout (backup/virtual-machine...) */
+	bool is_disk;	/* TREE: a VM's raw disk (rel "root.img"), written sparse */
 };
 void backup_member_release(struct backup_member *m);
 
 /* Check member `e` and say where it goes. Refused (-EINVAL, 400, naming the member):
- * absolute names and "..", anything outside the layout above, a hard link to another
+ * absolute names and "..", anything outside the layout above, a VM's disk that is not a
+ * regular file, a symlink or node in a VM's config directory, a hard link to another
  * tree or outside rootfs/, a relative symlink that climbs above rootfs/, block devices,
  * sockets, and character devices other than the harmless ones of a root file system's
  * /dev (null, zero, full, random, urandom, tty, console, ptmx, and overlayfs' 0:0

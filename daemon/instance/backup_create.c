@@ -7,6 +7,12 @@
  *					instance_only)
  *	backup/container/		the instance's directory: backup.yaml,
  *					metadata.yaml, rootfs/, templates/
+ * or, of a virtual machine (type virtual-machine; plain only):
+ *	backup/virtual-machine-snapshots/SNAP/	each snapshot's directory without its disk,
+ *	backup/virtual-machine-snapshots/SNAP.img	then its raw disk
+ *	backup/virtual-machine/		the instance's directory: backup.yaml,
+ *					metadata.yaml, templates/ (boot.kernel, boot.initrd)
+ *	backup/virtual-machine.img	its raw root disk (a sparse member)
  * or, optimized (btrfs pools only):
  *	backup/index.yaml, backup/optimized_header.yaml (the subvolumes),
  *	backup/snapshots/SNAP.bin	`btrfs send` of each snapshot, each one sent
@@ -20,8 +26,9 @@
  * volatile.last_state.idmap "[]" (nothing shifted), so an importer (LXD too) shifts as it
  * needs. A btrfs send stream holds what is on disk, and backup.yaml says so.
  *
- * A running container is packed as LXD packs it: on btrfs from a read-only snapshot taken
- * for the backup (consistent), on dir from the live directory. backup.yaml is written into
+ * A running instance is packed as LXD packs it: on btrfs from a read-only snapshot taken
+ * for the backup (consistent), on dir from the live directory (a running VM's disk as
+ * QEMU is writing it, which LXD 5.0 does too). backup.yaml is written into
  * the instance's directory first, as LXD keeps it there. The temporary snapshot and the
  * spool directory go before returning, whatever happens. */
 #define LOG_CATEGORY "backup-create"
@@ -103,6 +110,7 @@ struct ctx {
 	struct pack_shift shift;
 	char *maps[2];
 	bool btrfs;
+	bool vm; /* a virtual machine: its layout */
 };
 
 #define TMP_SNAP_PREFIX ".berth-backup-"
@@ -148,7 +156,7 @@ static void ctx_release(struct ctx *c)
 /* ---- what the backup says of itself ---- */
 
 /* A snapshot row rendered as LXD's InstanceSnapshot, its volatile.last_state.idmap
- * `idmap` (what its files in the backup are, as the instance's). */
+ * `idmap` (what its files in the backup are, as the instance's; NULL: a VM's, none). */
 static json_t *snapshot_object(const json_t *row, const json_t *inst, const char *idmap)
 {
 	json_t *s = json_deep_copy(row);
@@ -156,7 +164,7 @@ static json_t *snapshot_object(const json_t *row, const json_t *inst, const char
 
 	if (!s)
 		return NULL;
-	if (json_is_object(config))
+	if (json_is_object(config) && idmap)
 		json_object_set_new(config, "volatile.last_state.idmap", json_string(idmap));
 	json_object_del(s, "id");
 	json_object_set(s, "architecture", json_object_get(inst, "architecture"));
@@ -200,6 +208,10 @@ static int container_object(struct ctx *c, const char *idmap, json_t **ret)
 	json_object_del(o, "snapshots");
 	json_object_del(o, "backups");
 	json_object_set_new(o, "project", json_string(c->j->project));
+	if (!idmap) {
+		*ret = o;
+		return 0;
+	}
 	json_object_set_new(json_object_get(o, "config"), "volatile.last_state.idmap",
 			    json_string(idmap));
 	json_object_set_new(json_object_get(o, "expanded_config"), "volatile.last_state.idmap",
@@ -232,6 +244,11 @@ static int profiles_of(struct ctx *c, json_t **ret, struct berth_error *err)
 	return 0;
 }
 
+static const char *vol_type(const struct ctx *c)
+{
+	return c->vm ? "virtual-machine" : "container";
+}
+
 /* index.yaml's config section: {container, snapshots, pool, profiles, volume,
  * volume_snapshots}. */
 static int config_build(struct ctx *c, struct berth_error *err)
@@ -245,14 +262,14 @@ static int config_build(struct ctx *c, struct berth_error *err)
 	int r = db_pool_get(db, c->v.pool->name, &pool, err);
 
 	if (r >= 0)
-		r = db_volume_get(db, c->v.pool->name, c->j->project, "container", c->j->instance,
+		r = db_volume_get(db, c->v.pool->name, c->j->project, vol_type(c), c->j->instance,
 				  &vol, err);
 	if (r >= 0 && !c->j->instance_only)
-		r = db_volume_snapshot_list(db, c->v.pool->name, c->j->project, "container",
+		r = db_volume_snapshot_list(db, c->v.pool->name, c->j->project, vol_type(c),
 					    c->j->instance, &vsnaps, err);
 	if (r >= 0)
 		r = profiles_of(c, &profiles, err);
-	if (r >= 0)
+	if (r >= 0 && !c->vm)
 		r = idmap_value(c, &idmap);
 	if (r >= 0)
 		r = container_object(c, idmap, &container);
@@ -290,7 +307,7 @@ static int index_write(struct ctx *c, const char *path, struct berth_error *err)
 		json_decref(names);
 	json_object_set_new(index, "optimized", json_boolean(c->j->optimized));
 	json_object_set_new(index, "optimized_header", json_boolean(c->j->optimized));
-	json_object_set_new(index, "type", json_string("container"));
+	json_object_set_new(index, "type", json_string(vol_type(c)));
 	json_object_set(index, "config", c->config);
 	r = berth_yaml_render(index, &yaml, err);
 	if (r < 0)
@@ -330,9 +347,7 @@ static int load(struct ctx *c, struct berth_error *err)
 
 	if (r < 0)
 		return r;
-	if (!streq(berth_json_string(c->inst, "type") ?: "container", "container"))
-		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Backups of virtual machines are not supported yet");
+	c->vm = streq(berth_json_string(c->inst, "type") ?: "", "virtual-machine");
 	if (j->instance_only)
 		c->snaps = json_array();
 	else
@@ -349,6 +364,10 @@ static int load(struct ctx *c, struct berth_error *err)
 	/* LXD makes an ordinary backup when the pool cannot make an optimized one. */
 	if (!c->btrfs)
 		j->optimized = false;
+	if (c->vm && j->optimized)
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Optimized backups of virtual machines are not supported "
+				       "(plain ones are)");
 	r = storage_volume_path(c->v.pool, &c->v.vol, NULL, &c->voldir);
 	if (r < 0)
 		return r;
@@ -443,50 +462,99 @@ static int tar_head(struct ctx *c, struct args *a)
 	return r;
 }
 
-/* A transform renaming members under `rel` (a path from the pool's mount path) to
- * `prefix`. Symbolic links' targets are left alone (flag S); hard links' follow. */
-static int add_transform(struct args *a, const char *rel, const char *prefix)
+/* `s` with the characters in `special` escaped by a backslash; -EINVAL for a '|'. */
+static int escape(const char *s, const char *special, char **ret)
 {
-	_cleanup_free_ char *re = malloc(strlen(rel) * 2 + 1);
-	char *p = re;
+	char *p = malloc(strlen(s) * 2 + 1);
 
-	if (!re)
+	if (!p)
 		return -ENOMEM;
-	for (const char *s = rel; *s; s++) {
+	*ret = p;
+	for (; *s; s++) {
 		if (*s == '|')
 			return -EINVAL;
-		if (strchr(".[]*^$\\", *s))
+		if (strchr(special, *s))
 			*p++ = '\\';
 		*p++ = *s;
 	}
 	*p = '\0';
-	return args_addf(a, "--transform=s|^%s|%s|S", re, prefix);
+	return 0;
+}
+
+/* A transform renaming the member `rel` (a path from the pool's mount path) followed by
+ * `tail` (a regular expression) to `to`. Symbolic links' targets are left alone (flag
+ * S); hard links' follow. */
+static int add_rule(struct args *a, const char *rel, const char *tail, const char *to)
+{
+	_cleanup_free_ char *re = NULL, *repl = NULL;
+	int r = escape(rel, ".[]*^$\\", &re);
+
+	if (r >= 0)
+		r = escape(to, "&\\", &repl);
+	return r < 0 ? r : args_addf(a, "--transform=s|^%s%s|%s|S", re, tail, repl);
+}
+
+/* A transform renaming members under `rel` to `prefix`. */
+static int add_transform(struct args *a, const char *rel, const char *prefix)
+{
+	return add_rule(a, rel, "", prefix);
+}
+
+/* A VM's disk: `rel`/root.img becomes `to`. */
+static int add_disk_transform(struct args *a, const char *rel, const char *to)
+{
+	return add_rule(a, rel, "/root\\.img$", to);
 }
 
 /* The members of a volume directory `rel` as LXD packs one: the directory, then
  * rootfs/, backup.yaml, metadata.yaml and templates/ where they exist (nothing of
- * berth's own, such as berth-shift). */
+ * berth's own, such as berth-shift); a VM's: its config files, then root.img. */
 static int add_volume(const struct ctx *c, struct args *a, const char *rel)
 {
-	static const char *const members[] = {"backup.yaml", "metadata.yaml", "templates",
-					      "rootfs"};
+	static const char *const ct[] = {"backup.yaml", "metadata.yaml", "templates", "rootfs",
+					 NULL};
+	static const char *const vm[] = {"backup.yaml", "metadata.yaml", "templates", "boot.kernel",
+					 "boot.initrd", "root.img",	 NULL};
+	const char *must = c->vm ? "root.img" : "rootfs";
 	int r = args_add(a, "--no-recursion");
 
 	if (r >= 0)
 		r = args_add(a, rel);
 	if (r >= 0)
 		r = args_add(a, "--recursion");
-	for (size_t i = 0; i < ARRAY_SIZE(members) && r >= 0; i++) {
+	for (const char *const *m = c->vm ? vm : ct; *m && r >= 0; m++) {
 		_cleanup_free_ char *path = berth_strdup_printf("%s/%s/%s", c->v.pool->path, rel,
-								members[i]);
+								*m);
 		struct stat st;
 
 		if (!path)
 			return -ENOMEM;
-		/* A volume without a rootfs/ is broken: tar says so. */
-		if (lstat(path, &st) == 0 || streq(members[i], "rootfs"))
-			r = args_addf(a, "%s/%s", rel, members[i]);
+		/* A volume without its rootfs/ or root.img is broken: tar says so. */
+		if (lstat(path, &st) == 0 || streq(*m, must))
+			r = args_addf(a, "%s/%s", rel, *m);
 	}
+	return r;
+}
+
+/* The transforms of a VM's layout, before the directories' (tar applies them in turn):
+ * each snapshot's disk, then the instance's. */
+static int vm_transforms(struct ctx *c, struct args *a, const char *main_rel, const char *snaps_rel)
+{
+	const json_t *s;
+	size_t i;
+	int r = add_disk_transform(a, main_rel, "backup/virtual-machine.img");
+
+	json_array_foreach(c->snaps, i, s) {
+		const char *name = berth_json_string(s, "name");
+		_cleanup_free_ char *rel = berth_strdup_printf("%s/%s", snaps_rel, name);
+		_cleanup_free_ char *to =
+			berth_strdup_printf("backup/virtual-machine-snapshots/%s.img", name);
+
+		if (r >= 0)
+			r = rel && to ? add_disk_transform(a, rel, to) : -ENOMEM;
+	}
+	if (r >= 0)
+		r = add_transform(a, main_rel, "backup/virtual-machine");
 	return r;
 }
 
@@ -508,10 +576,14 @@ static int tar_plain(struct ctx *c, struct args *a, const char *main_path, struc
 	snaps_prefix = berth_strdup_printf("%s/", snaps_rel);
 	r = snaps_prefix ? tar_head(c, a) : -ENOMEM;
 	/* The main volume's rule first: on btrfs it is a snapshot too. */
-	if (r >= 0)
+	if (r >= 0 && c->vm)
+		r = vm_transforms(c, a, main_rel, snaps_rel);
+	else if (r >= 0)
 		r = add_transform(a, main_rel, "backup/container");
 	if (r >= 0)
-		r = add_transform(a, snaps_prefix, "backup/snapshots/");
+		r = add_transform(a, snaps_prefix,
+				  c->vm ? "backup/virtual-machine-snapshots/"
+					: "backup/snapshots/");
 	if (r >= 0)
 		r = args_addf(a, "--directory=%s", c->spool);
 	if (r >= 0)

@@ -18,6 +18,7 @@
 #include "daemon/instance/backup_archive.h"
 #include "daemon/instance/backup_receive.h"
 #include "daemon/instance/common.h"
+#include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/instance.h"
 #include "daemon/project/limits.h"
@@ -171,7 +172,7 @@ static int build_object(struct backup_import *imp, const json_t *c, const json_t
 	json_decref(imp->object);
 	imp->object =
 		json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:O, s:b, s:b}", "name", imp->name,
-			  "type", "container", "architecture",
+			  "type", imp->index->type, "architecture",
 			  arch && *arch ? json_string(arch) : json_incref(json_array_get(archs, 0)),
 			  "description", berth_json_string(inst, "description") ?: "", "config",
 			  config_filtered(json_object_get(inst, "config")), "devices",
@@ -355,6 +356,7 @@ int backup_import_prepare(struct berth_daemon *d, const char *project, int fd, c
 			  const char *name, struct backup_import **ret, struct berth_error *err)
 {
 	_cleanup_(backup_import_freep) struct backup_import *imp = calloc(1, sizeof(*imp));
+	const struct instance_driver *drv;
 	struct stat st;
 	int r;
 
@@ -378,6 +380,9 @@ int backup_import_prepare(struct berth_daemon *d, const char *project, int fd, c
 	if (!imp->name)
 		return -ENOMEM;
 	r = berth_name_check_instance(imp->name, err);
+	/* a VM this host could never start is refused, as its creation is */
+	if (r >= 0)
+		r = instance_driver_get(imp->index->type, imp->name, &drv, err);
 	if (r >= 0)
 		r = choose_pool(imp, pool, err);
 	if (r >= 0)
@@ -776,7 +781,10 @@ int backup_import_run(struct operation *op, void *data, struct berth_error *err)
 	_cleanup_(storage_pool_freep) struct storage_pool *pool = NULL;
 	_cleanup_free_ char *disk = storage_vol_disk_name(imp->project, imp->name);
 	_cleanup_free_ char *url = instance_url(imp->project, imp->name);
-	struct storage_vol vol = {STORAGE_VOL_CONTAINER, disk};
+	struct storage_vol vol = {streq(imp->index->type, "virtual-machine")
+					  ? STORAGE_VOL_VM
+					  : STORAGE_VOL_CONTAINER,
+				  disk};
 	int r;
 
 	if (!disk || !url)

@@ -46,6 +46,12 @@ static void test_index(void **state)
 	assert_int_equal(parse("name: c2\nbackend: dir\n", &ix, &err), 0);
 	assert_string_equal(ix->type, "container");
 	assert_false(ix->optimized);
+	backup_index_free(ix);
+
+	/* a plain backup of a virtual machine */
+	ix = NULL;
+	assert_int_equal(parse("name: v1\nbackend: dir\ntype: virtual-machine\n", &ix, &err), 0);
+	assert_string_equal(ix->type, "virtual-machine");
 	assert_null(ix->config);
 	backup_index_free(ix);
 }
@@ -58,7 +64,8 @@ static void test_index_refused(void **state)
 		{"name: a/b\n", "Invalid backup index"},
 		{"name: ..\n", "Invalid backup index"},
 		{"backend: dir\n", "no instance name"},
-		{"name: c\ntype: virtual-machine\n", "virtual machines cannot be imported"},
+		{"name: c\nbackend: btrfs\noptimized: true\ntype: virtual-machine\n",
+		 "Optimized backups of virtual machines cannot be imported"},
 		{"name: c\ntype: banana\n", "unknown instance type"},
 		{"name: c\nsnapshots: [s0, s0]\n", "listed twice"},
 		{"name: c\nsnapshots: [../x]\n", "snapshot name"},
@@ -145,6 +152,101 @@ static void test_members(void **state)
 	backup_member_release(&m);
 }
 
+/* A virtual machine's layout: the config directory, the disks, LXD's files skipped. */
+static void test_members_vm(void **state)
+{
+	static const struct {
+		const char *path;
+		mode_t type;
+		enum backup_member_kind kind;
+		const char *snap, *rel;
+		bool disk;
+	} ok[] = {
+		{"backup/virtual-machine", S_IFDIR, BACKUP_MEMBER_TREE, NULL, "", false},
+		{"backup/virtual-machine/backup.yaml", S_IFREG, BACKUP_MEMBER_CONFIG, NULL,
+		 "backup.yaml", false},
+		{"backup/virtual-machine/metadata.yaml", S_IFREG, BACKUP_MEMBER_TREE, NULL,
+		 "metadata.yaml", false},
+		{"backup/virtual-machine/templates/h.tpl", S_IFREG, BACKUP_MEMBER_TREE, NULL,
+		 "templates/h.tpl", false},
+		{"backup/virtual-machine/boot.kernel", S_IFREG, BACKUP_MEMBER_TREE, NULL,
+		 "boot.kernel", false},
+		{"backup/virtual-machine/qemu.nvram", S_IFREG, BACKUP_MEMBER_SKIP, NULL,
+		 "qemu.nvram", false},
+		{"backup/virtual-machine/config/lxd-agent", S_IFREG, BACKUP_MEMBER_SKIP, NULL,
+		 "config/lxd-agent", false},
+		{"backup/virtual-machine.img", S_IFREG, BACKUP_MEMBER_TREE, NULL, "root.img", true},
+		{"backup/virtual-machine-snapshots/s0/backup.yaml", S_IFREG, BACKUP_MEMBER_TREE,
+		 "s0", "backup.yaml", false},
+		{"backup/virtual-machine-snapshots/s0.img", S_IFREG, BACKUP_MEMBER_TREE, "s0",
+		 "root.img", true},
+		{"backup/virtual-machine-snapshots", S_IFDIR, BACKUP_MEMBER_LAYOUT, NULL, NULL,
+		 false},
+	};
+	static const struct {
+		const char *path;
+		mode_t type;
+		const char *sym, *hard, *msg;
+	} bad[] = {
+		{"backup/virtual-machine.img", S_IFLNK, "/dev/sda", NULL,
+		 "disk that is not a regular"},
+		{"backup/virtual-machine.img", S_IFBLK, NULL, NULL, "disk that is not a regular"},
+		{"backup/virtual-machine.img", S_IFREG, NULL, "backup/index.yaml",
+		 "disk that is not a regular"},
+		{"backup/virtual-machine-snapshots/..img", S_IFREG, NULL, NULL, "snapshot name"},
+		{"backup/virtual-machine-snapshots/a b.img", S_IFREG, NULL, NULL, "snapshot name"},
+		{"backup/virtual-machine-snapshots/../x.img", S_IFREG, NULL, NULL, "\"..\""},
+		{"backup/virtual-machine/root.img", S_IFREG, NULL, NULL, "inside the config"},
+		{"backup/virtual-machine/metadata.yaml", S_IFLNK, "/x", NULL, "not a regular file"},
+		{"backup/virtual-machine/agent.crt", S_IFLNK, "/etc/shadow", NULL,
+		 "not a regular file or directory"},
+		{"backup/virtual-machine/null", S_IFCHR, NULL, NULL,
+		 "not a regular file or directory"},
+		{"backup/virtual-machine/x", S_IFREG, NULL, "backup/index.yaml",
+		 "not a regular file or directory"},
+		{"backup/virtual-machine", S_IFREG, NULL, NULL, "not a directory"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		struct backup_member m = {0};
+		struct berth_error err = {0};
+
+		if (check(ok[i].path, ok[i].type, NULL, NULL, &m, &err) < 0)
+			fail_msg("%s: %s", ok[i].path, err.msg ?: "?");
+		assert_int_equal(m.kind, ok[i].kind);
+		assert_true(m.vm);
+		assert_int_equal(m.is_disk, ok[i].disk);
+		if (ok[i].snap)
+			assert_string_equal(m.snap, ok[i].snap);
+		else
+			assert_null(m.snap);
+		if (ok[i].rel)
+			assert_string_equal(m.rel, ok[i].rel);
+		backup_member_release(&m);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct backup_member m = {0};
+		struct berth_error err = {0};
+
+		assert_int_equal(check(bad[i].path, bad[i].type, bad[i].sym, bad[i].hard, &m, &err),
+				 -EINVAL);
+		if (!strstr(err.msg ?: "", bad[i].msg))
+			fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].path, err.msg ?: "", bad[i].msg);
+		berth_error_release(&err);
+	}
+	/* a container's member is not of a VM's layout */
+	{
+		struct backup_member m = {0};
+		struct berth_error err = {0};
+
+		assert_int_equal(check("backup/container/metadata.yaml", S_IFREG, NULL, NULL, &m,
+				       &err),
+				 0);
+		assert_false(m.vm);
+		backup_member_release(&m);
+	}
+}
+
 static void test_members_refused(void **state)
 {
 	static const struct {
@@ -200,9 +302,8 @@ static void test_members_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_index),
-		cmocka_unit_test(test_index_refused),
-		cmocka_unit_test(test_members),
+		cmocka_unit_test(test_index),		cmocka_unit_test(test_index_refused),
+		cmocka_unit_test(test_members),		cmocka_unit_test(test_members_vm),
 		cmocka_unit_test(test_members_refused),
 	};
 
