@@ -878,6 +878,9 @@ static int put_params(struct wbuf *b, const struct dqlite_client_value *params, 
 
 	if (n == 0)
 		return 0;
+	if (!params)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "dqlite: %zu parameters but none given", n);
 	if (n > DQLITE_CLIENT_MAX_PARAMS)
 		return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
 				       "dqlite: %zu parameters, at most %d", n,

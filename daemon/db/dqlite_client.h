@@ -141,7 +141,8 @@ int dqlite_client_prepare(struct dqlite_client *c, const char *sql, uint32_t *re
 
 /* EXEC / QUERY / FINALIZE a prepared statement. `params` (n of them, borrowed) are bound
  * in order. `ret` (EXEC, optional) gets the result; `rows` (QUERY) must be zeroed or
- * released: it gets every page of the result. */
+ * released: it gets every page of the result (on failure, maybe some of them: release it
+ * either way). */
 int dqlite_client_exec(struct dqlite_client *c, uint32_t stmt,
 		       const struct dqlite_client_value *params, size_t n,
 		       struct dqlite_client_result *ret, struct berth_error *err);

@@ -179,16 +179,39 @@ static void test_register_leader(void **state)
 	pair_close(&p);
 }
 
+static const uint8_t exec_blob[3] = {1, 2, 0xff};
+
+/* The EXEC that test_open_prepare_exec sends: statement 9 of database 3 with its five
+ * parameters, one of each type. */
+static void exec_request(struct msg *m)
+{
+	m_begin(m, 5); /* EXEC: db and statement ids in a word, then the tuple */
+	m_u32(m, 3);
+	m_u32(m, 9);
+	m_u8(m, 5); /* count, then a type byte each, padded to the word */
+	m_u8(m, 1);
+	m_u8(m, 3);
+	m_u8(m, 5);
+	m_u8(m, 2);
+	m_u8(m, 4);
+	m_pad(m);
+	m_u64(m, (uint64_t)-5);
+	m_text(m, "hi");
+	m_u64(m, 0);
+	m_u64(m, 0x3ff8000000000000); /* 1.5 */
+	m_blob(m, exec_blob, sizeof(exec_blob));
+	m_end(m);
+}
+
 /* OPEN, PREPARE, then EXEC with one parameter of each type. */
 static void test_open_prepare_exec(void **state)
 {
-	static const uint8_t blob[3] = {1, 2, 0xff};
 	const struct dqlite_client_value params[] = {
 		{.type = DQLITE_CLIENT_INTEGER, .integer = -5},
 		{.type = DQLITE_CLIENT_TEXT, .text = "hi"},
 		{.type = DQLITE_CLIENT_NULL},
 		{.type = DQLITE_CLIENT_FLOAT, .real = 1.5},
-		{.type = DQLITE_CLIENT_BLOB, .blob = {blob, sizeof(blob)}},
+		{.type = DQLITE_CLIENT_BLOB, .blob = {exec_blob, sizeof(exec_blob)}},
 	};
 	struct dqlite_client_result res = {0};
 	struct berth_error err = {0};
@@ -237,22 +260,7 @@ static void test_open_prepare_exec(void **state)
 	assert_int_equal(dqlite_client_exec(p.c, stmt, params, 5, &res, &err), 0);
 	assert_int_equal(res.last_insert_id, 12);
 	assert_int_equal(res.rows_affected, 1);
-	m_begin(&m, 5); /* EXEC: db and statement ids in a word, then the tuple */
-	m_u32(&m, 3);
-	m_u32(&m, 9);
-	m_u8(&m, 5); /* count, then a type byte each, padded to the word */
-	m_u8(&m, 1);
-	m_u8(&m, 3);
-	m_u8(&m, 5);
-	m_u8(&m, 2);
-	m_u8(&m, 4);
-	m_pad(&m);
-	m_u64(&m, (uint64_t)-5);
-	m_text(&m, "hi");
-	m_u64(&m, 0);
-	m_u64(&m, 0x3ff8000000000000); /* 1.5 */
-	m_blob(&m, blob, sizeof(blob));
-	m_end(&m);
+	exec_request(&m);
 	expect_sent(&p, &m);
 
 	m_begin(&m, 8); /* EMPTY */
@@ -485,6 +493,8 @@ static void test_bad_params(void **state)
 	assert_int_equal(dqlite_client_exec(p.c, 1, &unixtime, 1, NULL, &err), -EINVAL);
 	berth_error_release(&err);
 	assert_int_equal(dqlite_client_exec_sql(p.c, "x", &notext, 1, NULL, &err), -EINVAL);
+	berth_error_release(&err);
+	assert_int_equal(dqlite_client_query_sql(p.c, "x", NULL, 2, NULL, &err), -EINVAL);
 	berth_error_release(&err);
 	assert_int_equal(dqlite_client_assign(p.c, 1, DQLITE_CLIENT_ROLE_MAX, &err), -EINVAL);
 	berth_error_release(&err);
