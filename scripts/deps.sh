@@ -16,6 +16,8 @@
 # musl-tools: musl-gcc, which links berth-agent (the program inside VMs) statically.
 # isal (igzip) and pigz: publish and backups make gzip with the first there, on every CPU.
 # rsync: migrations between hosts send volumes with it, as LXD's protocol does.
+# libdqlite-dev (optional, configure --with-dqlite): test_dqlite_node runs a real dqlite
+# node against berth's dqlite client (doc/clustering.md).
 BUILD_DEPS=(
 	autoconf automake libtool make gcc pkg-config musl-tools
 	libuv1-dev libsqlite3-dev libjansson-dev libyaml-dev libhttp-parser-dev
@@ -25,6 +27,7 @@ BUILD_DEPS=(
 	nftables dnsmasq-base iproute2 squashfs-tools
 	qemu-system-x86 qemu-utils ovmf isal pigz
 	rsync
+	libdqlite-dev
 )
 
 # What images/build and the debian-12 recipe run (setup.sh builds debian/12): debootstrap,
