@@ -534,6 +534,7 @@ static int rsync_transfer(struct migrate_chan *c, const char *const *argv, bool 
 	}
 	p.local = sv[0];
 	fcntl(p.local, F_SETFL, O_NONBLOCK);
+	log_debug("rsync %s started", what);
 	r = pump_run(&p, cancel, err);
 	free(p.pending);
 	close(p.local);
@@ -541,8 +542,9 @@ static int rsync_transfer(struct migrate_chan *c, const char *const *argv, bool 
 		rsync_wait(pid, errfd, true, what, NULL);
 		return r;
 	}
-	log_debug("rsync %s: %" PRIu64 " bytes from the peer", what, p.bytes);
-	return rsync_wait(pid, errfd, false, what, err);
+	r = rsync_wait(pid, errfd, false, what, err);
+	log_debug("rsync %s ended: %" PRIu64 " bytes from the peer", what, p.bytes);
+	return r;
 }
 
 int migrate_rsync_send(struct migrate_chan *c, const char *path, const struct migrate_rsync_opts *o,
