@@ -155,6 +155,7 @@ static int send_stream(struct migrate_chan *fs, const char *path, const char *pa
 		argv[5] = path;
 	}
 	s.fds[1] = p[1];
+	log_debug("btrfs send of \"%s\" started", path);
 	r = berth_spawn_start(&s, &pid, &pidfd, err);
 	close(p[1]);
 	if (r >= 0)
@@ -437,9 +438,11 @@ static int recv_one(struct recv_ctx *c, const char *snap, struct berth_error *er
 
 		r = r < 0 ? r : w;
 	}
+	log_debug("btrfs stream of \"%s\" spooled", snap);
 	if (r >= 0)
 		r = backup_receive_stream(spool, dump, c->dir, c->known, c->uuid, c->cancel, &got,
 					  err);
+	log_debug("btrfs stream of \"%s\" received", snap);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Receiving the btrfs stream of %s%s%s",
 					*snap ? "snapshot \"" : "the instance", snap,
@@ -513,6 +516,7 @@ static int recv_all(struct recv_ctx *c, struct storage_pool *pool, const struct 
 		r = recv_one(c, "", err);
 	if (r >= 0)
 		r = place(c, pool, vol, names, keep_snapshots, err);
+	log_debug("btrfs streams placed");
 	return r;
 }
 

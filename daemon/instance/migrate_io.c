@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,65 @@ static int connect_one(struct berth_client *c, const char *op, const json_t *sec
 	return berth_client_websocket(c, path, ret, err);
 }
 
+/* The fs websocket, on a client of its own, while the control one connects. */
+struct fs_connect {
+	struct berth_client *c; /* owned */
+	const char *op;
+	const json_t *secrets;
+	struct berth_ws *ws;
+	struct berth_error err;
+	int r;
+};
+
+static void *fs_connect_thread(void *p)
+{
+	struct fs_connect *f = p;
+
+	f->r = connect_one(f->c, f->op, f->secrets, "fs", &f->ws, &f->err);
+	return NULL;
+}
+
+/* Over HTTPS each websocket is a TLS connection with a berth-tls helper of its own,
+ * started and handshaking for some tens of ms: both are made at once. The websockets
+ * keep their connections; the second client goes. */
+static int connect_https(struct berth_client *c, const char *url,
+			 const struct berth_tls_options *tls, const char *op, const json_t *secrets,
+			 struct berth_ws **ret_ctl, struct berth_ws **ret_fs,
+			 struct berth_error *err)
+{
+	struct fs_connect f = {.op = op, .secrets = secrets};
+	pthread_t th;
+	int r = berth_client_new_url(url, tls, &f.c, err);
+
+	if (r >= 0)
+		r = berth_client_set_name(f.c, url);
+	if (r >= 0 && pthread_create(&th, NULL, fs_connect_thread, &f) != 0) {
+		r = connect_one(c, op, secrets, "control", ret_ctl, err);
+		if (r >= 0)
+			r = connect_one(f.c, op, secrets, "fs", ret_fs, err);
+		berth_client_free(f.c);
+		return r;
+	}
+	if (r < 0) {
+		berth_client_free(f.c);
+		return r;
+	}
+	r = connect_one(c, op, secrets, "control", ret_ctl, err);
+	pthread_join(th, NULL);
+	berth_client_free(f.c);
+	*ret_fs = f.ws; /* the caller closes it, whatever happened */
+	if (r >= 0 && f.r < 0) {
+		r = f.r;
+		if (err) {
+			berth_error_release(err);
+			*err = f.err;
+			return r;
+		}
+	}
+	berth_error_release(&f.err);
+	return r;
+}
+
 int migrate_connect(const json_t *m, const json_t *secrets, struct berth_client **ret_client,
 		    struct berth_ws **ret_ctl, struct berth_ws **ret_fs, struct berth_error *err)
 {
@@ -257,6 +317,8 @@ int migrate_connect(const json_t *m, const json_t *secrets, struct berth_client 
 
 	if (r >= 0 && url)
 		r = berth_client_set_name(*ret_client, url);
+	if (r >= 0 && url)
+		return connect_https(*ret_client, url, &tls, op, secrets, ret_ctl, ret_fs, err);
 	if (r >= 0)
 		r = connect_one(*ret_client, op, secrets, "control", ret_ctl, err);
 	if (r >= 0)
@@ -534,6 +596,7 @@ static int rsync_transfer(struct migrate_chan *c, const char *const *argv, bool 
 	}
 	p.local = sv[0];
 	fcntl(p.local, F_SETFL, O_NONBLOCK);
+	log_debug("rsync %s started", what);
 	r = pump_run(&p, cancel, err);
 	free(p.pending);
 	close(p.local);
@@ -541,8 +604,9 @@ static int rsync_transfer(struct migrate_chan *c, const char *const *argv, bool 
 		rsync_wait(pid, errfd, true, what, NULL);
 		return r;
 	}
-	log_debug("rsync %s: %" PRIu64 " bytes from the peer", what, p.bytes);
-	return rsync_wait(pid, errfd, false, what, err);
+	r = rsync_wait(pid, errfd, false, what, err);
+	log_debug("rsync %s ended: %" PRIu64 " bytes from the peer", what, p.bytes);
+	return r;
 }
 
 int migrate_rsync_send(struct migrate_chan *c, const char *path, const struct migrate_rsync_opts *o,

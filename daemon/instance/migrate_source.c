@@ -735,6 +735,7 @@ static int exchange(struct migrate_source *s, struct migrate_chan *ctl, struct m
 		r = migrate_recv_header(ctl, MIGRATE_ANSWER_MS, &answer, err);
 	if (r < 0)
 		return r;
+	log_debug("Migration phase of \"%s\": header exchanged", s->name);
 	/* A refresh sends only the snapshots the target asks for. */
 	names = berth_json_bool(answer, "refresh", false) ? json_object_get(answer, "snapshotNames")
 							  : json_object_get(offer, "snapshotNames");
@@ -750,7 +751,9 @@ static int exchange(struct migrate_source *s, struct migrate_chan *ctl, struct m
 	r = send_volumes(s, fs, names, running, &o, err);
 	if (r < 0)
 		return r;
-	return migrate_recv_control(ctl, -1, err);
+	r = migrate_recv_control(ctl, -1, err);
+	log_debug("Migration phase of \"%s\": the target's control message came", s->name);
+	return r;
 }
 
 /* Push mode: we connect to the target's websockets, then the same exchange. */
@@ -787,6 +790,7 @@ int migrate_source_run(struct operation *op, void *data, struct berth_error *err
 		ctl.fd = s->fds[SOCK_CONTROL];
 		fs.fd = s->fds[SOCK_FS];
 		pthread_mutex_unlock(&s->lock);
+		log_debug("Migration phase of \"%s\": websockets connected", s->name);
 		r = exchange(s, &ctl, &fs, cancel, err);
 		if (r < 0 && r != -EPIPE)
 			migrate_send_control(&ctl, r, err);

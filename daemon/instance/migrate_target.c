@@ -366,10 +366,12 @@ static int exchange(struct target *t, struct berth_error *err)
 	t->btrfs = migrate_btrfs_answer(offer, t->pool, t->refresh, answer);
 	log_info("Migration of \"%s\": %s", t->j->name, t->btrfs ? "btrfs send/receive" : "rsync");
 	r = migrate_send_header(&t->ctl, answer, err);
+	log_debug("Migration phase of \"%s\": header exchanged", t->j->name);
 	if (r >= 0 && t->btrfs)
 		r = receive_volumes_btrfs(t, offer, answer, err);
 	else if (r >= 0)
 		r = receive_volumes(t, offer, final_sync, err);
+	log_debug("Migration phase of \"%s\": volumes received", t->j->name);
 	if (r >= 0 && !t->refresh)
 		r = db_instance_create_with_volume(t->j->d->db, t->j->project, t->j->object,
 						   t->pool->name, t->rows, err);
@@ -425,6 +427,7 @@ static int target_run(struct operation *op, struct instance_job *j, struct migra
 	else if (r >= 0)
 		r = connect_source(&t, err);
 	if (r >= 0) {
+		log_debug("Migration phase of \"%s\": websockets connected", j->name);
 		connected = true;
 		t.pool->cancel = t.opts.cancel;
 		r = exchange(&t, err);
