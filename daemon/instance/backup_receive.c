@@ -47,23 +47,6 @@ static int new_entry(const char *dir, json_t *known, char **ret, struct berth_er
 	return r;
 }
 
-/* Run btrfs with `argv`, stdin from `in_fd` (-1: /dev/null); killed when `cancel` (may
- * be NULL) turns true. */
-static int btrfs_cmd(const char *const *argv, int in_fd, const atomic_bool *cancel,
-		     struct berth_error *err)
-{
-	_cleanup_(berth_spawn_release) struct berth_spawn s = {
-		.argv = argv,
-		.io = {in_fd >= 0 ? BERTH_SPAWN_FD : BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT,
-		       BERTH_SPAWN_TO_STDOUT},
-		.fds = {in_fd, -1, -1},
-		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
-		.cancel = cancel,
-	};
-
-	return berth_spawn_run(&s, err);
-}
-
 /* A receive under way: what backup_restore's callback needs. */
 struct receive_ctx {
 	struct storage_pool *pool;
@@ -315,8 +298,7 @@ static int move_snapshots(struct storage_pool *pool, const struct storage_vol *v
 			return -ENOMEM;
 		/* a read-only subvolume cannot move to another directory: a read-only
 		 * snapshot of it goes there, the received one with the rest */
-		const char *argv[] = {"btrfs", "subvolume", "snapshot", "-r", got, dst, NULL};
-		r = got ? btrfs_cmd(argv, -1, NULL, err) : -ENOENT;
+		r = got ? storage_btrfs_snapshot(got, dst, true, err) : -ENOENT;
 		if (r < 0)
 			return berth_error_wrap(err, r, "Placing snapshot \"%s\"",
 						json_string_value(n));
@@ -337,8 +319,7 @@ static int place(struct receive_ctx *rc, struct berth_error *err)
 	if (storage_volume_path(rc->pool, rc->vol, NULL, &vol_path) < 0 ||
 	    storage_snapshots_dir(rc->pool, rc->vol, &snaps_dir) < 0)
 		return -ENOMEM;
-	const char *argv[] = {"btrfs", "subvolume", "snapshot", got, vol_path, NULL};
-	r = btrfs_cmd(argv, -1, NULL, err);
+	r = storage_btrfs_snapshot(got, vol_path, false, err);
 	if (r < 0)
 		return r;
 	if (json_array_size(rc->snapshots) && mkdir(snaps_dir, 0700) < 0)
@@ -453,13 +434,12 @@ void backup_receive_dir_remove(const char *dir)
 
 	while (d && (de = readdir(d))) {
 		_cleanup_free_ char *p = NULL;
-		const char *argv[] = {"btrfs", "subvolume", "delete", NULL, NULL};
 
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
 		p = berth_strdup_printf("%s/%s", dir, de->d_name);
-		argv[3] = p;
-		if (p && btrfs_cmd(argv, -1, NULL, NULL) < 0 && storage_remove_tree(p, NULL) < 0)
+		/* not a subvolume: what a failed receive left */
+		if (p && storage_btrfs_delete(p, NULL) < 0 && storage_remove_tree(p, NULL) < 0)
 			log_warn("Removing \"%s\" failed, ignoring", p);
 	}
 	if (d)
