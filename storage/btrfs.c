@@ -804,3 +804,13 @@ const struct storage_driver storage_driver_btrfs = {
 	.volume_rename = btrfs_volume_rename,
 	.volume_set_quota = btrfs_volume_set_quota,
 };
+
+int storage_btrfs_snapshot(const char *src, const char *dst, bool readonly, struct berth_error *err)
+{
+	return subvol_snapshot(src, dst, readonly, err);
+}
+
+int storage_btrfs_delete(const char *path, struct berth_error *err)
+{
+	return subvol_delete(path, err);
+}

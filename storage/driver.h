@@ -116,6 +116,12 @@ struct storage_driver {
 
 extern const struct storage_driver storage_driver_dir;
 extern const struct storage_driver storage_driver_btrfs;
+/* btrfs subvolumes through the kernel's ioctls (storage/btrfs.c), no `btrfs` process: a
+ * snapshot of the subvolume `src` at `dst` (read-only or not); the subvolume at `path`
+ * deleted (a missing one is fine). */
+int storage_btrfs_snapshot(const char *src, const char *dst, bool readonly,
+			   struct berth_error *err);
+int storage_btrfs_delete(const char *path, struct berth_error *err);
 
 /* The driver called `name`, or NULL. */
 const struct storage_driver *storage_driver_find(const char *name);

@@ -288,7 +288,7 @@ static int member_refuse(const struct backup_entry *e, const char *why, struct b
 
 /* The character devices a root file system legitimately holds in /dev (debootstrap makes
  * them; a container sees its own /dev tmpfs over them anyway), and overlayfs whiteouts. */
-static bool harmless_chardev(unsigned maj, unsigned min)
+bool backup_chardev_harmless(unsigned maj, unsigned min)
 {
 	static const unsigned ok[][2] = {{0, 0}, {1, 3}, {1, 5}, {1, 7}, {1, 8},
 					 {1, 9}, {5, 0}, {5, 1}, {5, 2}};
@@ -315,7 +315,7 @@ static int rootfs_type_check(const struct backup_entry *e, const char *rel, stru
 					     err);
 		return 0;
 	case S_IFCHR:
-		if (harmless_chardev(e->devmajor, e->devminor))
+		if (backup_chardev_harmless(e->devmajor, e->devminor))
 			return 0;
 		return member_refuse(e,
 				     "a character device other than null, zero, full, "

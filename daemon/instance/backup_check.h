@@ -104,3 +104,7 @@ void backup_member_release(struct backup_member *m);
  * whiteouts); outside rootfs/ only regular files and directories. */
 int backup_member_check(const struct backup_entry *e, struct backup_member *ret,
 			struct berth_error *err);
+
+/* A character device a root file system's /dev may hold (null, zero, full, random,
+ * urandom, tty, console, ptmx), or an overlayfs whiteout (0:0). */
+bool backup_chardev_harmless(unsigned maj, unsigned min);

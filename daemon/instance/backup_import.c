@@ -794,10 +794,12 @@ int backup_import_run(struct operation *op, void *data, struct berth_error *err)
 		return r;
 	pool->cancel = operation_cancel_flag(op);
 	imp->op = op;
+	log_debug("Restoring \"%s\" onto pool \"%s\"", imp->name, pool->name);
 	r = fill_volume(imp, pool, &vol, err);
 	imp->op = NULL;
 	if (r < 0)
 		return r;
+	log_debug("Restored \"%s\"'s volume", imp->name);
 	berth_test_pause("backup-import-after-disk");
 	r = db_instance_create_with_volume(imp->d->db, imp->project, imp->object, pool->name,
 					   imp->snapshots, err);

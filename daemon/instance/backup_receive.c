@@ -4,7 +4,7 @@
 #include "daemon/instance/backup_receive.h"
 
 #include <dirent.h>
-#include <poll.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/instance/backup_archive.h"
+#include "daemon/instance/btrfs_stream.h"
 #include "lib/log.h"
 #include "lib/macros.h"
 #include "lib/spawn.h"
@@ -46,144 +47,6 @@ static int new_entry(const char *dir, json_t *known, char **ret, struct berth_er
 	return r;
 }
 
-/* Run btrfs with `argv`, stdin from `in_fd` (-1: /dev/null); killed when `cancel` (may
- * be NULL) turns true. */
-static int btrfs_cmd(const char *const *argv, int in_fd, const atomic_bool *cancel,
-		     struct berth_error *err)
-{
-	_cleanup_(berth_spawn_release) struct berth_spawn s = {
-		.argv = argv,
-		.io = {in_fd >= 0 ? BERTH_SPAWN_FD : BERTH_SPAWN_NULL, BERTH_SPAWN_DEFAULT,
-		       BERTH_SPAWN_TO_STDOUT},
-		.fds = {in_fd, -1, -1},
-		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
-		.cancel = cancel,
-	};
-
-	return berth_spawn_run(&s, err);
-}
-
-/* What the checks of one stream keep: the subvolume it makes and its uuid in the stream
- * (`prev_uuid` the one received before it, a snapshot's parent). */
-struct stream_check {
-	char name[256];
-	char uuid[64];
-	char prev_uuid[64];
-	const json_t *known;
-	unsigned lines;
-};
-
-/* Split `line` in place into tokens at unescaped blanks (`btrfs receive --dump` escapes
- * blanks in paths with a backslash); at most `max`. */
-static size_t split_dump_line(char *line, char **tok, size_t max)
-{
-	size_t n = 0;
-	char *p = line;
-
-	while (*p && n < max) {
-		while (*p == ' ' || *p == '\t' || *p == '\n')
-			p++;
-		if (!*p)
-			break;
-		tok[n++] = p;
-		while (*p && *p != ' ' && *p != '\t' && *p != '\n')
-			p += (p[0] == '\\' && p[1]) ? 2 : 1;
-		if (*p)
-			*p++ = '\0';
-	}
-	return n;
-}
-
-/* No ".." component in `p`. */
-static bool no_dotdot(const char *p)
-{
-	for (const char *c = p; *c; c++)
-		if ((c == p || c[-1] == '/') && c[0] == '.' && c[1] == '.' &&
-		    (c[2] == '/' || !c[2]))
-			return false;
-	return true;
-}
-
-/* A path the dump prints ("./SUBVOL/REL"): inside the stream's subvolume, no "..". */
-static bool dump_path_ok(const struct stream_check *c, const char *path)
-{
-	size_t nl = strlen(c->name);
-	const char *rel;
-
-	if (!berth_startswith(path, "./") || strncmp(path + 2, c->name, nl) != 0)
-		return false;
-	rel = path + 2 + nl;
-	return (!*rel || *rel == '/') && no_dotdot(rel);
-}
-
-static const char *dump_value(char **tok, size_t n, const char *key)
-{
-	size_t kl = strlen(key);
-
-	for (size_t i = 2; i < n; i++)
-		if (strncmp(tok[i], key, kl) == 0 && tok[i][kl] == '=')
-			return tok[i] + kl + 1;
-	return NULL;
-}
-
-/* The first command: a subvolume (or a snapshot of the one received before) named by
- * one plain component not yet received. */
-static int check_subvol(struct stream_check *c, char **tok, size_t n, struct berth_error *err)
-{
-	const char *name = tok[1] + 2, *uuid = dump_value(tok, n, "uuid");
-	bool snap = streq(tok[0], "snapshot");
-	const char *parent = snap ? dump_value(tok, n, "parent_uuid") : NULL;
-
-	if (c->lines != 1 || !berth_startswith(tok[1], "./") || !*name || strchr(name, '/') ||
-	    strchr(name, '\\') || streq(name, ".") || streq(name, "..") ||
-	    strlen(name) >= sizeof(c->name) || json_object_get(c->known, name) || !uuid ||
-	    strlen(uuid) >= sizeof(c->uuid))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "The btrfs stream's %s command is not one new subvolume",
-				       tok[0]);
-	if (snap && (!parent || !*c->prev_uuid || !streq(parent, c->prev_uuid)))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "The btrfs stream is a snapshot of a subvolume other than the"
-				       " one received before it");
-	strcpy(c->name, name);
-	strcpy(c->uuid, uuid);
-	return 0;
-}
-
-static int check_dump_line(struct stream_check *c, char *line, struct berth_error *err)
-{
-	char *tok[16];
-	size_t n = split_dump_line(line, tok, ARRAY_SIZE(tok));
-	const char *dest = NULL, *src = NULL;
-
-	if (n == 0)
-		return 0;
-	c->lines++;
-	if (n < 2)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "The btrfs stream has a command without a path");
-	if (streq(tok[0], "subvol") || streq(tok[0], "snapshot"))
-		return check_subvol(c, tok, n, err);
-	if (!*c->name)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "The btrfs stream does not start with a subvolume");
-	/* rename's destination is printed as a path of the subvolume; link's and clone's
-	 * sources as the stream has them, relative to the subvolume */
-	if (streq(tok[0], "rename"))
-		dest = dump_value(tok, n, "dest") ?: "";
-	else if (streq(tok[0], "link"))
-		src = dump_value(tok, n, "dest") ?: "..";
-	else if (streq(tok[0], "clone"))
-		src = dump_value(tok, n, "from") ?: "..";
-	if (!dump_path_ok(c, tok[1]) || (dest && !dump_path_ok(c, dest)) ||
-	    (src && !no_dotdot(src)))
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "The btrfs stream's %s command reaches outside its"
-				       " subvolume",
-				       tok[0]);
-	return 0;
-}
-
 /* A receive under way: what backup_restore's callback needs. */
 struct receive_ctx {
 	struct storage_pool *pool;
@@ -192,20 +55,14 @@ struct receive_ctx {
 	const char *dir;	 /* the private directory streams are received into */
 	json_t *known;		 /* names seen in dir */
 	json_t *paths;		 /* {"SNAP": received subvolume}, "" the instance's */
-	struct stream_check c;
+	struct btrfs_stream_check c;
 	size_t next; /* streams received so far */
 	backup_progress_fn progress;
 	void *data;
 };
 
-/* A child process started detached. */
-struct child {
-	pid_t pid;
-	int pidfd; /* -1 once waited for */
-};
-
-/* The exit of a child started by spawn_btrfs: 0, or -EIO with the last line it wrote on
- * stderr (`errfd`, a memfd). */
+/* The exit of the receive: 0, or -EIO with the last line it wrote on stderr (`errfd`, a
+ * memfd). */
 static int child_wait(int pidfd, int errfd, struct berth_error *err)
 {
 	siginfo_t si = {0};
@@ -228,287 +85,147 @@ static int child_wait(int pidfd, int errfd, struct berth_error *err)
 				       : "killed");
 }
 
-/* A child: stdin `in`, stdout `out` (-1: /dev/null), stderr the memfd `errfd`. */
-static int spawn_btrfs(const char *const *argv, int in, int out, int errfd, struct child *ret,
-		       struct berth_error *err)
-{
-	struct berth_spawn s = {
-		.argv = argv,
-		.io = {BERTH_SPAWN_FD, out >= 0 ? BERTH_SPAWN_FD : BERTH_SPAWN_NULL,
-		       BERTH_SPAWN_FD},
-		.fds = {in, out, errfd},
-		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
-	};
+/* ---- one stream: checked here, command by command, then given to the receive ---- */
 
-	return berth_spawn_start(&s, &ret->pid, &ret->pidfd, err);
-}
+/* The pipe to the receive. */
+#define RECV_PIPE_SIZE (16 << 20)
 
-/* ---- one stream, to the check and the receive at once ---- */
+/* Where a stream's bytes come from. */
+typedef ssize_t (*stream_read_fn)(void *src, void *buf, size_t size, struct berth_error *err);
 
-/* Our ends of the pipes of one stream, and the chunk being written to both. */
+/* One stream being fed: the bytes read and not yet given to the receive (the first
+ * `len`; a command cut short waits there for the rest). */
 struct feed {
-	struct backup_stream *st;
-	struct stream_check *c;
-	int to_dump, to_recv, from_dump; /* -1 once closed */
-	char buf[1 << 16];
-	size_t len, off_dump, off_recv;
-	bool eof;	    /* the stream was read to its end */
-	char line[1 << 16]; /* the dump's line being read (paths escaped) */
-	size_t line_len;
-	backup_progress_fn progress;
+	struct btrfs_stream_check *c;
+	stream_read_fn read;
+	void *src;
+	void (*progress)(void *src, void *data);
 	void *data;
-	struct child dump; /* waited for when its output ends */
-	int dump_err;	   /* its stderr */
+	int to_recv; /* -1 once the receive is gone */
+	size_t len;
+	uint8_t buf[1 << 18]; /* more than two commands */
 };
 
-static void close_fd(int *fd)
+static int write_all(int fd, const uint8_t *p, size_t n)
 {
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
 
-/* The next chunk of the stream once both have taken the last one; at its end, their
- * stdin closed. */
-static int feed_fill(struct feed *f, struct berth_error *err)
-{
-	ssize_t n;
-
-	if (f->eof || f->off_dump < f->len || f->off_recv < f->len)
-		return 0;
-	n = backup_stream_read(f->st, f->buf, sizeof(f->buf), err);
-	if (n < 0)
-		return (int)n;
-	f->len = (size_t)n;
-	f->off_dump = f->to_dump >= 0 ? 0 : f->len;
-	f->off_recv = f->to_recv >= 0 ? 0 : f->len;
-	if (n == 0) {
-		f->eof = true;
-		close_fd(&f->to_dump);
-		close_fd(&f->to_recv);
-	}
-	if (f->progress)
-		f->progress(backup_stream_done(f->st), f->data);
-	return 0;
-}
-
-/* Write what `fd` has not taken of the chunk. A reader gone (it stopped at the stream's
- * end command, or failed: its exit status says which) takes no more. */
-static int feed_write(struct feed *f, int *fd, size_t *off, struct berth_error *err)
-{
-	ssize_t w = write(*fd, f->buf + *off, f->len - *off);
-
-	if (w >= 0) {
-		*off += (size_t)w;
-		return 0;
-	}
-	if (errno == EAGAIN || errno == EINTR)
-		return 0;
-	if (errno != EPIPE)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Writing to btrfs: %m");
-	close_fd(fd);
-	*off = f->len;
-	return 0;
-}
-
-/* Read what the dump printed, checking each whole line. */
-static int feed_read(struct feed *f, struct berth_error *err)
-{
-	char tmp[4096];
-	ssize_t n = read(f->from_dump, tmp, sizeof(tmp));
-	int r = 0;
-
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR
-			       ? 0
-			       : berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "read: %m");
-	if (n == 0) {
-		close_fd(&f->from_dump);
-		return f->line_len ? check_dump_line(f->c, f->line, err) : 0;
-	}
-	for (ssize_t i = 0; i < n && r >= 0; i++) {
-		if (tmp[i] != '\n') {
-			if (f->line_len + 1 >= sizeof(f->line))
-				return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-						       "The btrfs stream has a path too long");
-			f->line[f->line_len++] = tmp[i];
+		if (w < 0 && errno == EINTR)
 			continue;
-		}
-		f->line[f->line_len] = '\0';
-		f->line_len = 0;
-		r = check_dump_line(f->c, f->line, err);
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
 	}
-	f->line[f->line_len] = '\0';
-	return r;
+	return 0;
 }
 
-/* The dump's output ended: its exit says whether the stream was whole and well-formed.
- * Nothing more goes to it. */
-static int dump_done(struct feed *f, struct berth_error *err)
-{
-	int r;
-
-	close_fd(&f->to_dump);
-	f->off_dump = f->len;
-	r = child_wait(f->dump.pidfd, f->dump_err, err);
-	close(f->dump.pidfd);
-	f->dump.pidfd = -1;
-	if (r >= 0 && !*f->c->name)
-		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				    "The btrfs stream made no subvolume");
-	return r;
-}
-
-/* Feed the stream to both, checking the dump, until the dump has ended and the receive
- * has taken all it reads. */
+/* Read, check and give to the receive what was checked, to the stream's end. The
+ * receive gone (it failed: its exit says why), nothing more is read. */
 static int feed_run(struct feed *f, const atomic_bool *cancel, struct berth_error *err)
 {
-	int r = 0;
+	for (;;) {
+		ssize_t n, k;
 
-	while (r >= 0 && (f->from_dump >= 0 || f->to_recv >= 0)) {
-		struct pollfd p[3];
-
-		r = feed_fill(f, err);
-		if (r < 0)
-			break;
-		p[0] = (struct pollfd){.fd = f->from_dump, .events = POLLIN};
-		p[1] = (struct pollfd){.fd = f->off_dump < f->len ? f->to_dump : -1,
-				       .events = POLLOUT};
-		p[2] = (struct pollfd){.fd = f->off_recv < f->len ? f->to_recv : -1,
-				       .events = POLLOUT};
-		if (poll(p, 3, 500) < 0 && errno != EINTR)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "poll: %m");
 		if (cancel && atomic_load(cancel))
 			return berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL,
 					       "Import cancelled");
-		if (p[0].revents)
-			r = feed_read(f, err);
-		if (r >= 0 && p[0].revents && f->from_dump < 0)
-			r = dump_done(f, err);
-		if (r >= 0 && p[1].revents)
-			r = feed_write(f, &f->to_dump, &f->off_dump, err);
-		if (r >= 0 && p[2].revents)
-			r = feed_write(f, &f->to_recv, &f->off_recv, err);
+		n = f->read(f->src, f->buf + f->len, sizeof(f->buf) - f->len, err);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return btrfs_stream_check_end(f->c, f->len, err);
+		f->len += (size_t)n;
+		k = btrfs_stream_check(f->c, f->buf, f->len, err);
+		if (k < 0)
+			return (int)k;
+		if (f->progress)
+			f->progress(f->src, f->data);
+		if (write_all(f->to_recv, f->buf, (size_t)k) < 0) {
+			if (errno != EPIPE)
+				return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+						       "Writing to btrfs receive: %m");
+			return 0;
+		}
+		memmove(f->buf, f->buf + k, f->len - (size_t)k);
+		f->len -= (size_t)k;
 	}
-	return r;
 }
 
-/* Kill and reap `ch` (not waited for yet). */
-static void child_kill(struct child *ch)
-{
-	siginfo_t si;
-
-	if (ch->pidfd < 0)
-		return;
-	kill(ch->pid, SIGKILL);
-	waitid(P_PIDFD, (id_t)ch->pidfd, &si, WEXITED);
-	close(ch->pidfd);
-	ch->pidfd = -1;
-}
-
-/* The pipes and stderr files of one stream; [0] the child's end, [1] ours. */
-struct plumbing {
-	int dump_in[2], dump_out[2], recv_in[2];
-	int dump_err, recv_err;
-};
-
-static void plumbing_release(struct plumbing *p)
-{
-	int *fds[] = {p->dump_in, p->dump_out, p->recv_in};
-
-	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
-		close_fd(&fds[i][0]);
-		close_fd(&fds[i][1]);
-	}
-	close_fd(&p->dump_err);
-	close_fd(&p->recv_err);
-}
-
-static int plumbing_make(struct plumbing *p, struct berth_error *err)
-{
-	int fds[2];
-	int *ends[] = {p->dump_in, p->dump_out, p->recv_in};
-
-	p->dump_err = memfd_create("btrfs-dump-err", MFD_CLOEXEC);
-	p->recv_err = memfd_create("btrfs-receive-err", MFD_CLOEXEC);
-	if (p->dump_err < 0 || p->recv_err < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "memfd_create: %m");
-	for (size_t i = 0; i < ARRAY_SIZE(ends); i++) {
-		if (pipe2(fds, O_CLOEXEC) < 0)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
-		/* stdin pipes: the child reads [0]; the dump's stdout: it writes [1] */
-		ends[i][0] = i == 1 ? fds[1] : fds[0];
-		ends[i][1] = i == 1 ? fds[0] : fds[1];
-		if (fcntl(ends[i][1], F_SETFL, O_NONBLOCK) < 0)
-			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fcntl: %m");
-	}
-	return 0;
-}
-
-/* Start the check (`btrfs receive --dump`) and the receive into `dir`: chrooted there
- * (-C), in a mount namespace of its own (what it mounts or unmounts stays its own). */
-static int start_both(struct plumbing *p, const char *dir, struct child *dump, struct child *recv,
+/* Start `btrfs receive` into `dir`: chrooted there (-C), in a mount namespace of its own
+ * (what it mounts or unmounts stays its own), reading the pipe *ret_in. */
+static int recv_start(const char *dir, int errfd, int *ret_in, pid_t *ret_pid, int *ret_pidfd,
 		      struct berth_error *err)
 {
-	const char *dump_argv[] = {"btrfs", "receive", "--dump", "-e", NULL};
-	const char *recv_argv[] = {"unshare", "--mount", "--propagation",
-				   "private", "--",	 "btrfs",
-				   "receive", "-q",	 "-e",
-				   "-C",      dir,	 NULL};
-	int r = spawn_btrfs(dump_argv, p->dump_in[0], p->dump_out[0], p->dump_err, dump, err);
+	const char *argv[] = {"unshare", "--mount", "--propagation",
+			      "private", "--",	    "btrfs",
+			      "receive", "-q",	    "-e",
+			      "-C",	 dir,	    NULL};
+	struct berth_spawn s = {
+		.argv = argv,
+		.io = {BERTH_SPAWN_FD, BERTH_SPAWN_NULL, BERTH_SPAWN_FD},
+		.fds = {-1, -1, errfd},
+		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
+	};
+	int p[2], r;
 
-	if (r < 0)
-		return r;
-	r = spawn_btrfs(recv_argv, p->recv_in[0], -1, p->recv_err, recv, err);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
+	/* room for the reading (decompressing) and the receive to go on at once, each at its
+	 * own pace: root may go past fs.pipe-max-size; the default size works too */
+	if (fcntl(p[1], F_SETPIPE_SZ, RECV_PIPE_SIZE) < 0)
+		(void)fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+	s.fds[0] = p[0];
+	r = berth_spawn_start(&s, ret_pid, ret_pidfd, err);
+	close(p[0]);
 	if (r < 0) {
-		child_kill(dump);
+		close(p[1]);
 		return r;
 	}
-	close_fd(&p->dump_in[0]);
-	close_fd(&p->dump_out[0]);
-	close_fd(&p->recv_in[0]);
+	*ret_in = p[1];
 	return 0;
 }
 
-/* Receive stream `st` into `dir` while `btrfs receive --dump` shows it, each line
- * checked (check_dump_line): a failed check kills the receive; the caller removes what
- * it made. */
-static int receive_stream(struct backup_stream *st, const char *dir, struct stream_check *c,
-			  const struct receive_ctx *rc, struct berth_error *err)
+/* Receive the stream `f` reads into `dir`, each command checked before the receive gets
+ * it (a failed check kills the receive; the caller removes what it made). */
+static int receive_checked(struct feed *f, const char *dir, const atomic_bool *cancel,
+			   struct berth_error *err)
 {
-	_cleanup_(plumbing_release) struct plumbing p = {{-1, -1}, {-1, -1}, {-1, -1}, -1, -1};
-	struct child dump = {0, -1}, recv = {0, -1};
-	_cleanup_free_ struct feed *f = calloc(1, sizeof(*f));
-	int r = f ? plumbing_make(&p, err) : -ENOMEM;
+	_cleanup_close_ int errfd = memfd_create("btrfs-receive-err", MFD_CLOEXEC);
+	_cleanup_close_ int pidfd = -EBADF;
+	pid_t pid = 0;
+	int r;
 
-	if (r >= 0)
-		r = start_both(&p, dir, &dump, &recv, err);
+	if (errfd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "memfd_create: %m");
+	r = recv_start(dir, errfd, &f->to_recv, &pid, &pidfd, err);
 	if (r < 0)
 		return r;
-	*f = (struct feed){.st = st,
-			   .c = c,
-			   .to_dump = TAKE_FD(p.dump_in[1]),
-			   .to_recv = TAKE_FD(p.recv_in[1]),
-			   .from_dump = TAKE_FD(p.dump_out[1]),
-			   .progress = rc->progress,
-			   .data = rc->data,
-			   .dump = dump,
-			   .dump_err = p.dump_err};
-	r = feed_run(f, rc->pool->cancel, err);
-	close_fd(&f->to_dump);
-	close_fd(&f->to_recv);
-	close_fd(&f->from_dump);
-	child_kill(&f->dump);
+	r = feed_run(f, cancel, err);
+	close(f->to_recv);
+	f->to_recv = -1;
 	if (r < 0) {
-		child_kill(&recv);
+		siginfo_t si;
+
+		kill(pid, SIGKILL);
+		waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
 		return r;
 	}
-	r = child_wait(recv.pidfd, p.recv_err, err);
-	close(recv.pidfd);
-	if (r >= 0 && !*c->name)
-		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				    "The btrfs stream made no subvolume");
-	return r;
+	return child_wait(pidfd, errfd, err);
+}
+
+static ssize_t read_backup_stream(void *src, void *buf, size_t size, struct berth_error *err)
+{
+	return backup_stream_read(src, buf, size, err);
+}
+
+static void backup_progress(void *src, void *data)
+{
+	const struct receive_ctx *rc = data;
+
+	if (rc->progress)
+		rc->progress(backup_stream_done(src), rc->data);
 }
 
 /* Receive the stream of `snap` (NULL: the instance) into rc->dir; the subvolume it made
@@ -519,17 +236,29 @@ static int receive_one(struct receive_ctx *rc, const char *snap, struct backup_s
 	_cleanup_free_ char *got = NULL;
 	int r;
 
-	rc->c.known = rc->known;
-	rc->c.name[0] = '\0';
-	rc->c.lines = 0;
-	r = receive_stream(st, rc->dir, &rc->c, rc, err);
+	_cleanup_free_ struct feed *f = calloc(1, sizeof(*f));
+	struct btrfs_stream_check c = {.known = rc->known, .has_prev = rc->next > 1};
+
+	if (!f)
+		return -ENOMEM;
+	memcpy(c.prev_uuid, rc->c.uuid, sizeof(c.prev_uuid));
+	*f = (struct feed){.c = &c,
+			   .read = read_backup_stream,
+			   .src = st,
+			   .progress = backup_progress,
+			   .data = rc,
+			   .to_recv = -1};
+	log_debug("Receiving the btrfs stream of %s", snap ?: "the instance");
+	r = receive_checked(f, rc->dir, rc->pool->cancel, err);
+	log_debug("Received the btrfs stream of %s: %" PRIu64 " commands", snap ?: "the instance",
+		  c.commands);
 	if (r >= 0)
 		r = new_entry(rc->dir, rc->known, &got, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Receiving the btrfs stream of %s%s%s",
 					snap ? "snapshot \"" : "the instance", snap ?: "",
 					snap ? "\"" : "");
-	strcpy(rc->c.prev_uuid, rc->c.uuid);
+	rc->c = c;
 	return json_object_set_new(rc->paths, snap ?: "", json_string(got)) < 0 ? -ENOMEM : 0;
 }
 
@@ -569,8 +298,7 @@ static int move_snapshots(struct storage_pool *pool, const struct storage_vol *v
 			return -ENOMEM;
 		/* a read-only subvolume cannot move to another directory: a read-only
 		 * snapshot of it goes there, the received one with the rest */
-		const char *argv[] = {"btrfs", "subvolume", "snapshot", "-r", got, dst, NULL};
-		r = got ? btrfs_cmd(argv, -1, NULL, err) : -ENOENT;
+		r = got ? storage_btrfs_snapshot(got, dst, true, err) : -ENOENT;
 		if (r < 0)
 			return berth_error_wrap(err, r, "Placing snapshot \"%s\"",
 						json_string_value(n));
@@ -591,8 +319,7 @@ static int place(struct receive_ctx *rc, struct berth_error *err)
 	if (storage_volume_path(rc->pool, rc->vol, NULL, &vol_path) < 0 ||
 	    storage_snapshots_dir(rc->pool, rc->vol, &snaps_dir) < 0)
 		return -ENOMEM;
-	const char *argv[] = {"btrfs", "subvolume", "snapshot", got, vol_path, NULL};
-	r = btrfs_cmd(argv, -1, NULL, err);
+	r = storage_btrfs_snapshot(got, vol_path, false, err);
 	if (r < 0)
 		return r;
 	if (json_array_size(rc->snapshots) && mkdir(snaps_dir, 0700) < 0)
@@ -631,8 +358,10 @@ int backup_receive_btrfs(int fd, struct storage_pool *pool, const struct storage
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "mkdtemp in \"%s\": %m",
 				       pool->path);
 	r = backup_restore(fd, lim, &dest, ret, err);
+	log_debug("Placing the received subvolumes");
 	if (r >= 0)
 		r = place(&rc, err);
+	log_debug("Placed");
 	if (r < 0) {
 		_cleanup_free_ char *snaps_dir = NULL;
 
@@ -642,36 +371,57 @@ int backup_receive_btrfs(int fd, struct storage_pool *pool, const struct storage
 	}
 	/* what was placed are snapshots of what was received: that all goes */
 	backup_receive_dir_remove(dir);
+	log_debug("Removed the received subvolumes");
 	return r;
 }
 
-int backup_receive_stream(int stream, int dump, const char *dir, json_t *known, char *prev_uuid,
+static ssize_t read_fd(void *src, void *buf, size_t size, struct berth_error *err)
+{
+	ssize_t n;
+
+	do
+		n = read(*(int *)src, buf, size);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Reading the spooled btrfs stream: %m");
+	return n;
+}
+
+/* A uuid as hex digits ("" none) to bytes and back. */
+static void uuid_to_hex(const uint8_t *u, char *hex)
+{
+	for (size_t i = 0; i < BTRFS_STREAM_UUID_SIZE; i++)
+		sprintf(hex + 2 * i, "%02x", u[i]);
+}
+
+static bool uuid_from_hex(const char *hex, uint8_t *u)
+{
+	if (strlen(hex) != 2 * BTRFS_STREAM_UUID_SIZE)
+		return false;
+	for (size_t i = 0; i < BTRFS_STREAM_UUID_SIZE; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &u[i]) != 1)
+			return false;
+	return true;
+}
+
+int backup_receive_stream(int stream, const char *dir, json_t *known, char *prev_uuid,
 			  const atomic_bool *cancel, char **ret, struct berth_error *err)
 {
-	const char *argv[] = {"btrfs", "receive", "-q", "-e", "-C", dir, NULL};
-	struct stream_check c = {.known = known};
-	_cleanup_free_ char *line = NULL;
-	size_t cap = 0;
-	FILE *f;
-	int r = 0;
+	_cleanup_free_ struct feed *f = calloc(1, sizeof(*f));
+	struct btrfs_stream_check c = {.known = known};
+	int r;
 
-	snprintf(c.prev_uuid, sizeof(c.prev_uuid), "%s", prev_uuid);
-	if (lseek(stream, 0, SEEK_SET) < 0 || lseek(dump, 0, SEEK_SET) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lseek: %m");
-	f = fdopen(dup(dump), "r");
 	if (!f)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fdopen: %m");
-	while (r >= 0 && getline(&line, &cap, f) >= 0)
-		r = check_dump_line(&c, line, err);
-	fclose(f);
-	if (r >= 0 && !*c.name)
-		r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				    "The btrfs stream made no subvolume");
-	if (r >= 0)
-		r = btrfs_cmd(argv, stream, cancel, err);
+		return -ENOMEM;
+	c.has_prev = uuid_from_hex(prev_uuid, c.prev_uuid);
+	if (lseek(stream, 0, SEEK_SET) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "lseek: %m");
+	*f = (struct feed){.c = &c, .read = read_fd, .src = &stream, .to_recv = -1};
+	r = receive_checked(f, dir, cancel, err);
 	if (r < 0)
 		return r;
-	strcpy(prev_uuid, c.uuid);
+	uuid_to_hex(c.uuid, prev_uuid);
 	return new_entry(dir, known, ret, err);
 }
 
@@ -684,13 +434,12 @@ void backup_receive_dir_remove(const char *dir)
 
 	while (d && (de = readdir(d))) {
 		_cleanup_free_ char *p = NULL;
-		const char *argv[] = {"btrfs", "subvolume", "delete", NULL, NULL};
 
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
 		p = berth_strdup_printf("%s/%s", dir, de->d_name);
-		argv[3] = p;
-		if (p && btrfs_cmd(argv, -1, NULL, NULL) < 0 && storage_remove_tree(p, NULL) < 0)
+		/* not a subvolume: what a failed receive left */
+		if (p && storage_btrfs_delete(p, NULL) < 0 && storage_remove_tree(p, NULL) < 0)
 			log_warn("Removing \"%s\" failed, ignoring", p);
 	}
 	if (d)

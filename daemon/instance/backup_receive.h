@@ -2,12 +2,12 @@
  * backup/snapshots/SNAP.bin and backup/container.bin, `btrfs send` streams, each snapshot
  * sent against the one before) received onto a btrfs pool with `btrfs receive`.
  *
- * One pass over the tarball (backup_restore): each stream, as it comes, goes at once to
- * `btrfs receive --dump`, whose every line is checked, and to `btrfs receive` chrooted
- * (-C) into a private directory of the pool (containers/.berth-import-XXXXXX), in a mount
- * namespace of its own. The check refuses a stream unless it makes one new subvolume (a
- * snapshot only of the one received before) and all its paths stay inside it; a failed
- * check kills the receive. The streams must come in the order LXD and berth write them:
+ * One pass over the tarball (backup_restore): each stream, as it comes, is checked here
+ * command by command (btrfs_stream.h) and what was checked goes to `btrfs receive`
+ * chrooted (-C) into a private directory of the pool (containers/.berth-import-XXXXXX), in
+ * a mount namespace of its own. The check refuses a stream unless it makes one new
+ * subvolume (a snapshot only of the one received before) and all its paths stay inside
+ * it; a failed check kills the receive. The streams must come in the order LXD and berth write them:
  * the snapshots', oldest first, then the instance's. Once all are in: a received
  * snapshot gets a read-only snapshot at containers-snapshots/<volume>/SNAP (as berth's
  * snapshots are), the instance's a writable one at containers/<volume>; the received
@@ -35,12 +35,12 @@ int backup_receive_btrfs(int fd, struct storage_pool *pool, const struct storage
  * `dir`. Failures are logged. */
 void backup_receive_dir_remove(const char *dir);
 
-/* One `btrfs send` stream already in the seekable file `stream` (a migration's, spooled)
- * and what `btrfs receive --dump` printed of it in `dump` (the caller ran it, alongside
- * the spooling), with the same checks as a backup's: refused unless it makes one new
+/* One `btrfs send` stream already in the seekable file `stream` (a migration's, spooled),
+ * with the same checks as a backup's (btrfs_stream.h): refused unless it makes one new
  * subvolume (not in `known`, added to it) and, when it is a snapshot, one of the
- * subvolume whose uuid is `prev_uuid` (in: "" for none; out: this stream's uuid, at least
- * 64 bytes), with every path inside it; then received chrooted into the private
- * directory `dir`. *ret: the received subvolume's path. */
-int backup_receive_stream(int stream, int dump, const char *dir, json_t *known, char *prev_uuid,
+ * subvolume whose uuid is `prev_uuid` (in: hex digits, "" for none; out: this stream's,
+ * at least 33 bytes), with every path inside it; received chrooted into the private
+ * directory `dir`, each command checked before the receive gets it. *ret: the received
+ * subvolume's path. */
+int backup_receive_stream(int stream, const char *dir, json_t *known, char *prev_uuid,
 			  const atomic_bool *cancel, char **ret, struct berth_error *err);

@@ -257,10 +257,9 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* The fs channel's messages up to the peer's barrier, appended to `fd` and to `tee` (a
- * pipe, -1: none; its reader gone, it is let go) or into *ret with at most `max` bytes
- * when fd < 0. */
-static int pump_in(struct migrate_chan *fs, int fd, int tee, size_t max, char **ret,
+/* The fs channel's messages up to the peer's barrier, appended to `fd`, or into *ret with
+ * at most `max` bytes when fd < 0. */
+static int pump_in(struct migrate_chan *fs, int fd, size_t max, char **ret,
 		   const atomic_bool *cancel, struct berth_error *err)
 {
 	_cleanup_free_ char *acc = NULL;
@@ -284,8 +283,6 @@ static int pump_in(struct migrate_chan *fs, int fd, int tee, size_t max, char **
 		if (text)
 			break;
 		if (fd >= 0) {
-			if (tee >= 0 && write_all(tee, msg, len) < 0)
-				tee = -1;
 			r = write_all(fd, msg, len);
 			if (r < 0)
 				return berth_error_set(err, r, BERTH_ERR_INTERNAL,
@@ -352,7 +349,7 @@ static int recv_header(struct migrate_chan *fs, const json_t *names, const atomi
 {
 	_cleanup_free_ char *text = NULL;
 	json_auto_t *h = NULL;
-	int r = pump_in(fs, -1, -1, HEADER_MAX, &text, cancel, err);
+	int r = pump_in(fs, -1, HEADER_MAX, &text, cancel, err);
 
 	if (r < 0)
 		return r;
@@ -373,75 +370,21 @@ struct recv_ctx {
 	const atomic_bool *cancel;
 };
 
-/* Start `btrfs receive --dump` reading the pipe it returns in *ret_in, printing into
- * `dump`: it reads the stream while it is spooled. */
-static int dump_start(int dump, int *ret_in, pid_t *ret_pid, struct berth_error *err)
-{
-	const char *argv[] = {"btrfs", "receive", "--dump", "-e", NULL};
-	_cleanup_close_ int pidfd = -EBADF;
-	struct berth_spawn s = {
-		.argv = argv,
-		.io = {BERTH_SPAWN_FD, BERTH_SPAWN_FD, BERTH_SPAWN_NULL},
-		.fds = {-1, dump, -1},
-		.flags = BERTH_SPAWN_DIE_WITH_PARENT,
-	};
-	int p[2], r;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "pipe: %m");
-	s.fds[0] = p[0];
-	r = berth_spawn_start(&s, ret_pid, &pidfd, err);
-	close(p[0]);
-	if (r < 0) {
-		close(p[1]);
-		return r;
-	}
-	*ret_in = p[1];
-	return 0;
-}
-
-/* Its end: 0 when it read a whole valid stream. */
-static int dump_wait(pid_t pid, bool kill_it, struct berth_error *err)
-{
-	int status = 0;
-
-	if (kill_it)
-		kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (kill_it || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
-		return 0;
-	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-			       "Reading the btrfs stream: not a valid stream");
-}
-
-/* One stream: spooled (and read by `btrfs receive --dump` meanwhile), then checked and
- * received into the private directory. */
+/* One stream: spooled, then checked command by command as it is given to the receive
+ * into the private directory (backup_receive_stream). */
 static int recv_one(struct recv_ctx *c, const char *snap, struct berth_error *err)
 {
 	_cleanup_close_ int spool = open(c->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	_cleanup_close_ int dump = open(c->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	_cleanup_free_ char *got = NULL;
-	int in = -1, r = 0;
-	pid_t pid = -1;
+	int r = 0;
 
-	if (spool < 0 || dump < 0)
+	if (spool < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 				       "Temporary file in \"%s\": %m", c->spool_dir);
-	r = dump_start(dump, &in, &pid, err);
-	if (r >= 0)
-		r = pump_in(c->fs, spool, in, 0, NULL, c->cancel, err);
-	if (in >= 0)
-		close(in);
-	if (pid > 0) {
-		int w = dump_wait(pid, r < 0, r < 0 ? NULL : err);
-
-		r = r < 0 ? r : w;
-	}
+	r = pump_in(c->fs, spool, 0, NULL, c->cancel, err);
 	log_debug("btrfs stream of \"%s\" spooled", snap);
 	if (r >= 0)
-		r = backup_receive_stream(spool, dump, c->dir, c->known, c->uuid, c->cancel, &got,
-					  err);
+		r = backup_receive_stream(spool, c->dir, c->known, c->uuid, c->cancel, &got, err);
 	log_debug("btrfs stream of \"%s\" received", snap);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Receiving the btrfs stream of %s%s%s",

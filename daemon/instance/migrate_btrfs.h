@@ -11,9 +11,9 @@
  * each ended by a barrier. berth sends and takes root subvolumes only.
  *
  * The receiving side treats the peer as untrusted, as an optimized backup: each stream
- * is spooled while `btrfs receive --dump` reads it, then checked (backup_receive_stream:
- * one new subvolume, a snapshot only of the one received before, every path inside it) and received chrooted into a private
- * directory of the pool; the snapshots and the instance are placed once all arrived. A
+ * is spooled, then checked command by command as it is received (backup_receive_stream,
+ * btrfs_stream.h: one new subvolume, a snapshot only of the one received before, every
+ * path inside it), chrooted into a private directory of the pool; the snapshots and the instance are placed once all arrived. A
  * failure (the peer gone mid-stream included) leaves no subvolume behind.
  *
  * Blocking: worker threads only. Errors: -errno with `err` set. */

@@ -4,6 +4,8 @@
  * (backup_check.c), the index and backup.yaml parsed, the limits and the index checked
  * against the content. Then the first bytes, split at NULs, are fed to the member checker
  * directly as a path, a symlink target and a hard link target under each file type.
+ * The input is also read as an optimized backup's `btrfs send` stream (btrfs_stream.c),
+ * whole and cut in two at an offset its last byte picks, as the receive feeds it.
  * Nothing is extracted (that writes to disk; t_backup_import.sh drives it). */
 #include <stdint.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/instance/backup_archive.h"
+#include "daemon/instance/btrfs_stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,6 +50,28 @@ static void members(const uint8_t *data, size_t size)
 	}
 }
 
+/* The input as a send stream: at once, then in two pieces. */
+static void stream(const uint8_t *data, size_t size)
+{
+	size_t cut = size ? (size_t)data[size - 1] * size / 256 : 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		struct btrfs_stream_check c = {.has_prev = size > 40};
+		struct berth_error err = {0};
+		size_t pos = 0, avail = pass ? cut : size;
+		ssize_t k = btrfs_stream_check(&c, data, avail, &err);
+
+		if (k >= 0) {
+			pos = (size_t)k;
+			avail = size - pos;
+			k = btrfs_stream_check(&c, data + pos, avail, &err);
+		}
+		if (k >= 0)
+			(void)btrfs_stream_check_end(&c, avail - (size_t)k, &err);
+		berth_error_release(&err);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct backup_limits lim = {.max_bytes = 64u << 20, .max_members = 4096};
@@ -67,5 +92,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd >= 0)
 		close(fd);
 	members(data, size);
+	stream(data, size);
 	return 0;
 }

@@ -357,6 +357,11 @@ if [ -n "$BTRFS" ]; then
 	printf 'escaped\n' >"$W/bfs/sv/aaaaaaaaaaaa"
 	btrfs -q subvolume snapshot -r "$W/bfs/sv" "$W/bfs/ro" >/dev/null
 	btrfs -q send -f "$W/good.bin" "$W/bfs/ro" 2>/dev/null
+	# a block device node (the checks of a tarball's members refuse it too)
+	btrfs -q subvolume create "$W/bfs/bd" >/dev/null
+	mknod "$W/bfs/bd/sda" b 8 0
+	btrfs -q subvolume snapshot -r "$W/bfs/bd" "$W/bfs/bdro" >/dev/null
+	btrfs -q send -f "$W/blk.bin" "$W/bfs/bdro" 2>/dev/null
 	umount "$W/bfs"
 	rm -f "$W/bfs.img"
 	hostile_stream() # NAME OLD=NEW...: backup NAME.tar.gz whose container.bin is patched
@@ -375,8 +380,16 @@ if [ -n "$BTRFS" ]; then
 	hostile_stream htrunc
 	truncate -s $(($(stat -c %s "$W/h-htrunc/backup/container.bin") / 2)) "$W/h-htrunc/backup/container.bin"
 	tar -C "$W/h-htrunc" -czf "$W/htrunc.tar.gz" backup
+	# the block device's stream; a stream going on after its end command (two of them)
+	mkdir -p "$W/h-hblk/backup" "$W/h-hcat/backup"
+	cp "$W/blk.bin" "$W/h-hblk/backup/container.bin"
+	cat "$W/good.bin" "$W/good.bin" >"$W/h-hcat/backup/container.bin"
+	for h in hblk hcat; do
+		index_yaml "$h" btrfs true >"$W/h-$h/backup/index.yaml"
+		tar -C "$W/h-$h" -czf "$W/$h.tar.gz" backup
+	done
 	n_inst=$(count_instances)
-	for h in hsym hdot htrunc; do
+	for h in hsym hdot hblk hcat htrunc; do
 		run berth import --storage bt "$W/$h.tar.gz"
 		[ "$RC" != 0 ] && pass "berth import of the hostile stream $h: refused" ||
 			fail "berth import of the hostile stream $h: refused"
@@ -387,6 +400,10 @@ if [ -n "$BTRFS" ]; then
 	like "$ERR" "Receiving the btrfs stream" "the symlinked path: refused by the chrooted receive"
 	run berth import --storage bt "$W/hdot.tar.gz"
 	like "$ERR" "reaches outside its subvolume" "a ../ path: refused by the check, the receive killed"
+	run berth import --storage bt "$W/hblk.tar.gz"
+	like "$ERR" "btrfs stream makes a block device" "a block device node: refused by the check"
+	run berth import --storage bt "$W/hcat.tar.gz"
+	like "$ERR" "goes on after its end command" "bytes after the end command: refused"
 	is "$(ls -A "$W/outside")" "" "nothing written through the stream's symlink"
 	[ ! -e "$bt/escape" ] && [ ! -e "$bt/containers/escape" ] && [ ! -e "$BERTH_DIR/escape" ] &&
 		pass "nothing written at ../../escape" || fail "nothing written at ../../escape"
