@@ -22,23 +22,6 @@
 #include "lib/client_tls.h"
 #include "lib/util.h"
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int report_error(int r, const struct berth_error *err)
 {
 	_cleanup_free_ char *line = NULL;
@@ -46,7 +29,7 @@ static int report_error(int r, const struct berth_error *err)
 
 	line = berth_strdup_printf("error %d %.*s\n", -r, (int)strcspn(msg, "\n"), msg);
 	if (line)
-		(void)write_all(0, line, strlen(line));
+		(void)berth_send_all(0, line, strlen(line));
 	return 1;
 }
 
@@ -78,7 +61,7 @@ static int relay(struct berth_conn *tls)
 			n = berth_conn_read(tls, buf, sizeof(buf), false);
 			if (n == 0 || (n < 0 && n != -EAGAIN))
 				return 0; /* the server is done */
-			if (n > 0 && write_all(0, buf, (size_t)n) < 0)
+			if (n > 0 && berth_send_all(0, buf, (size_t)n) < 0)
 				return 0;
 		} while (n > 0 && berth_conn_pending(tls));
 	}
@@ -115,7 +98,8 @@ static int run_connect(int argc, char **argv)
 	if (r < 0)
 		return report_error(r, &err);
 	head = berth_strdup_printf("ok %zu\n", strlen(pem));
-	if (!head || write_all(0, head, strlen(head)) < 0 || write_all(0, pem, strlen(pem)) < 0)
+	if (!head || berth_send_all(0, head, strlen(head)) < 0 ||
+	    berth_send_all(0, pem, strlen(pem)) < 0)
 		return 1;
 	r = relay(&conn);
 	berth_conn_close(&conn);

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -243,31 +244,58 @@ int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 	return 0;
 }
 
+int berth_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int berth_send_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int write_file_via_tmp(const char *path, const void *data, size_t len, int mode, bool sync)
 {
 	_cleanup_free_ char *tmp = berth_strdup_printf("%s.tmp.XXXXXX", path);
 	_cleanup_close_ int fd = -EBADF;
-	const char *p = data;
+	int r;
 
 	if (!tmp)
 		return -ENOMEM;
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			int r = -errno;
-			if (r == -EINTR)
-				continue;
-			unlink(tmp);
-			return r;
-		}
-		p += n;
-		len -= (size_t)n;
+	r = berth_write_all(fd, data, len);
+	if (r < 0) {
+		unlink(tmp);
+		return r;
 	}
 	if (fchmod(fd, (mode_t)mode) < 0 || (sync && fsync(fd) < 0) || rename(tmp, path) < 0) {
-		int r = -errno;
+		r = -errno;
 		unlink(tmp);
 		return r;
 	}

@@ -49,6 +49,12 @@ int berth_url_decode(const char *in, size_t len, char **ret);
 /* Percent-encode for a path segment or query value. NULL on allocation failure. */
 char *berth_url_encode(const char *in);
 
+/* Write all `len` bytes to the blocking `fd`: write(2) again after a short write or
+ * EINTR. 0, or -errno. */
+int berth_write_all(int fd, const void *data, size_t len);
+/* The same on a socket with send(2) and MSG_NOSIGNAL: a gone peer is -EPIPE, never
+ * SIGPIPE. */
+int berth_send_all(int fd, const void *data, size_t len);
 /* Read a whole small file (at most `max` bytes) into a NUL-terminated buffer. */
 int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Write `len` bytes to `path` atomically (temp file in the same dir, fsync, rename). */

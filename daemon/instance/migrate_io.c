@@ -35,23 +35,6 @@ void migrate_chan_release(struct migrate_chan *c)
 	c->rlen = c->rcap = 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n > 0) {
-		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int migrate_chan_send(struct migrate_chan *c, bool text, const void *data, size_t len,
 		      struct berth_error *err)
 {
@@ -68,9 +51,9 @@ int migrate_chan_send(struct migrate_chan *c, bool text, const void *data, size_
 		}
 		return r;
 	}
-	r = write_all(c->fd, hdr, sizeof(hdr));
+	r = berth_send_all(c->fd, hdr, sizeof(hdr));
 	if (r >= 0 && len)
-		r = write_all(c->fd, data, len);
+		r = berth_send_all(c->fd, data, len);
 	if (r < 0)
 		return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
 				       "The migration peer went away");
