@@ -5,11 +5,14 @@
 
 #include <dirent.h>
 #include <inttypes.h>
+#include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,29 +25,87 @@
 #include "lib/spawn.h"
 #include "lib/util.h"
 
-/* The one entry of `dir` not in `known` (names seen before), added to it. */
-static int new_entry(const char *dir, json_t *known, char **ret, struct berth_error *err)
+/* A uuid as hex digits ("" none) to bytes and back. */
+static void uuid_to_hex(const uint8_t *u, char *hex)
 {
-	DIR *d = opendir(dir);
+	for (size_t i = 0; i < BTRFS_STREAM_UUID_SIZE; i++)
+		sprintf(hex + 2 * i, "%02x", u[i]);
+}
+
+static bool uuid_from_hex(const char *hex, uint8_t *u)
+{
+	if (!hex || strlen(hex) != 2 * BTRFS_STREAM_UUID_SIZE)
+		return false;
+	for (size_t i = 0; i < BTRFS_STREAM_UUID_SIZE; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &u[i]) != 1)
+			return false;
+	return true;
+}
+
+/* `name` in the directory `dfd` is a subvolume a receive made from the stream of uuid
+ * `hex`: a directory, not a symlink, the root of a subvolume, its received uuid that. */
+static int subvol_check(int dfd, const char *name, const char *hex, struct berth_error *err)
+{
+	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct btrfs_ioctl_get_subvol_info_args info = {0};
+	uint8_t want[BTRFS_STREAM_UUID_SIZE];
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_ino != BTRFS_FIRST_FREE_OBJECTID ||
+	    ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0 || !uuid_from_hex(hex, want) ||
+	    memcmp(info.received_uuid, want, sizeof(want)) != 0)
+		return berth_error_set(
+			err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			"The btrfs stream's subvolume \"%s\" is not what was received", name);
+	return 0;
+}
+
+/* After a receive: `dir` holds the subvolumes received so far (`known`: {name: uuid}) and
+ * nothing else. A stream's paths may pass through its own symlinks, which btrfs receive
+ * follows: whatever such a stream made or moved beside its subvolume, or in place of one
+ * received before it, is refused here, before berthd uses any of these names. */
+static int received_check(const char *dir, const json_t *known, struct berth_error *err)
+{
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dup(dfd)) : NULL;
 	struct dirent *de;
-	int r = -ENOENT;
+	const char *name;
+	json_t *v;
+	int r = 0;
 
 	if (!d)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening \"%s\": %m", dir);
-	while ((de = readdir(d))) {
-		if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
-		    json_object_get(known, de->d_name))
-			continue;
-		json_object_set_new(known, de->d_name, json_true());
-		*ret = berth_strdup_printf("%s/%s", dir, de->d_name);
-		r = *ret ? 0 : -ENOMEM;
-		break;
-	}
+	while (r >= 0 && (de = readdir(d)))
+		if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+		    !json_object_get(known, de->d_name))
+			r = berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					    "The btrfs stream made \"%.64s\" beside its subvolume",
+					    de->d_name);
 	closedir(d);
-	if (r == -ENOENT)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
-				       "The btrfs stream made no subvolume");
+	json_object_foreach((json_t *)known, name, v) {
+		if (r < 0)
+			break;
+		r = subvol_check(dfd, name, json_string_value(v), err);
+	}
 	return r;
+}
+
+/* The stream checked by `c` was received into `dir`: its subvolume added to `known`, the
+ * directory checked, its path in *ret. */
+static int received_add(const char *dir, json_t *known, const struct btrfs_stream_check *c,
+			char **ret, struct berth_error *err)
+{
+	char hex[2 * BTRFS_STREAM_UUID_SIZE + 1];
+	int r;
+
+	uuid_to_hex(c->uuid, hex);
+	if (json_object_set_new(known, c->name, json_string(hex)) < 0)
+		return -ENOMEM;
+	r = received_check(dir, known, err);
+	if (r < 0)
+		return r;
+	*ret = berth_strdup_printf("%s/%s", dir, c->name);
+	return *ret ? 0 : -ENOMEM;
 }
 
 /* A receive under way: what backup_restore's callback needs. */
@@ -106,27 +167,13 @@ struct feed {
 	uint8_t buf[1 << 18]; /* more than two commands */
 };
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Read, check and give to the receive what was checked, to the stream's end. The
  * receive gone (it failed: its exit says why), nothing more is read. */
 static int feed_run(struct feed *f, const atomic_bool *cancel, struct berth_error *err)
 {
 	for (;;) {
 		ssize_t n, k;
+		int r;
 
 		if (cancel && atomic_load(cancel))
 			return berth_error_set(err, -ECANCELED, BERTH_ERR_INTERNAL,
@@ -142,12 +189,12 @@ static int feed_run(struct feed *f, const atomic_bool *cancel, struct berth_erro
 			return (int)k;
 		if (f->progress)
 			f->progress(f->src, f->data);
-		if (write_all(f->to_recv, f->buf, (size_t)k) < 0) {
-			if (errno != EPIPE)
-				return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-						       "Writing to btrfs receive: %m");
+		r = berth_write_all(f->to_recv, f->buf, (size_t)k);
+		if (r == -EPIPE)
 			return 0;
-		}
+		if (r < 0)
+			return berth_error_set(err, r, BERTH_ERR_INTERNAL,
+					       "Writing to btrfs receive: %s", strerror(-r));
 		memmove(f->buf, f->buf + k, f->len - (size_t)k);
 		f->len -= (size_t)k;
 	}
@@ -203,15 +250,18 @@ static int receive_checked(struct feed *f, const char *dir, const atomic_bool *c
 	if (r < 0)
 		return r;
 	r = feed_run(f, cancel, err);
-	close(f->to_recv);
-	f->to_recv = -1;
 	if (r < 0) {
 		siginfo_t si;
 
+		/* killed before its input ends: a cut stream must not look whole to it */
 		kill(pid, SIGKILL);
 		waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
-		return r;
 	}
+	if (f->to_recv >= 0)
+		close(f->to_recv);
+	f->to_recv = -1;
+	if (r < 0)
+		return r;
 	return child_wait(pidfd, errfd, err);
 }
 
@@ -253,7 +303,7 @@ static int receive_one(struct receive_ctx *rc, const char *snap, struct backup_s
 	log_debug("Received the btrfs stream of %s: %" PRIu64 " commands", snap ?: "the instance",
 		  c.commands);
 	if (r >= 0)
-		r = new_entry(rc->dir, rc->known, &got, err);
+		r = received_add(rc->dir, rc->known, &c, &got, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Receiving the btrfs stream of %s%s%s",
 					snap ? "snapshot \"" : "the instance", snap ?: "",
@@ -388,23 +438,6 @@ static ssize_t read_fd(void *src, void *buf, size_t size, struct berth_error *er
 	return n;
 }
 
-/* A uuid as hex digits ("" none) to bytes and back. */
-static void uuid_to_hex(const uint8_t *u, char *hex)
-{
-	for (size_t i = 0; i < BTRFS_STREAM_UUID_SIZE; i++)
-		sprintf(hex + 2 * i, "%02x", u[i]);
-}
-
-static bool uuid_from_hex(const char *hex, uint8_t *u)
-{
-	if (strlen(hex) != 2 * BTRFS_STREAM_UUID_SIZE)
-		return false;
-	for (size_t i = 0; i < BTRFS_STREAM_UUID_SIZE; i++)
-		if (sscanf(hex + 2 * i, "%2hhx", &u[i]) != 1)
-			return false;
-	return true;
-}
-
 int backup_receive_stream(int stream, const char *dir, json_t *known, char *prev_uuid,
 			  const atomic_bool *cancel, char **ret, struct berth_error *err)
 {
@@ -422,7 +455,7 @@ int backup_receive_stream(int stream, const char *dir, json_t *known, char *prev
 	if (r < 0)
 		return r;
 	uuid_to_hex(c.uuid, prev_uuid);
-	return new_entry(dir, known, ret, err);
+	return received_add(dir, known, &c, ret, err);
 }
 
 /* Delete everything in the private directory `dir` (received subvolumes, and whatever a
@@ -436,6 +469,11 @@ void backup_receive_dir_remove(const char *dir)
 		_cleanup_free_ char *p = NULL;
 
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		/* a symlink (dangling, or to anywhere) or a file a refused stream made: the
+		 * entry itself goes, nothing it points at */
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
 			continue;
 		p = berth_strdup_printf("%s/%s", dir, de->d_name);
 		/* not a subvolume: what a failed receive left */

@@ -18,6 +18,7 @@ enum {
 	CMD_MKNOD = 5,
 	CMD_RENAME = 9,
 	CMD_LINK = 10,
+	CMD_SET_XATTR = 13,
 	CMD_CLONE = 16,
 	CMD_END = 21,
 	CMD_MAX_V1 = 22, /* update_extent */
@@ -27,6 +28,7 @@ enum {
 	ATTR_CTRANSID = 2,
 	ATTR_MODE = 5,
 	ATTR_RDEV = 8,
+	ATTR_XATTR_NAME = 13,
 	ATTR_PATH = 15,
 	ATTR_PATH_TO = 16,
 	ATTR_PATH_LINK = 17,
@@ -144,6 +146,44 @@ static int check_mknod(const struct attrs *a, struct berth_error *err)
 	return 0;
 }
 
+/* clone: only from the subvolume being received or the one received before it (the
+ * receive looks a clone's source up by uuid anywhere on the file system). */
+static int check_clone(const struct btrfs_stream_check *c, const struct attrs *a,
+		       struct berth_error *err)
+{
+	const uint8_t *u = a->val[ATTR_CLONE_UUID];
+
+	if (!u || a->len[ATTR_CLONE_UUID] != BTRFS_STREAM_UUID_SIZE)
+		return refuse("clones from no named subvolume", CMD_CLONE, err);
+	if (memcmp(u, c->uuid, BTRFS_STREAM_UUID_SIZE) != 0 &&
+	    (!c->has_prev || memcmp(u, c->prev_uuid, BTRFS_STREAM_UUID_SIZE) != 0))
+		return refuse("clones from a subvolume other than its own or its parent", CMD_CLONE,
+			      err);
+	return 0;
+}
+
+/* set_xattr: the names a backup tarball's members keep (user.*, file capabilities, ACLs);
+ * trusted.* and the other security.* ones are the host's, not a container's. */
+static int check_xattr(const struct attrs *a, struct berth_error *err)
+{
+	static const char *const exact[] = {"security.capability", "system.posix_acl_access",
+					    "system.posix_acl_default"};
+	const char *n = (const char *)a->val[ATTR_XATTR_NAME];
+	size_t len = a->len[ATTR_XATTR_NAME];
+
+	if (!n || len == 0 || memchr(n, '\0', len))
+		return refuse("sets an extended attribute without a name", CMD_SET_XATTR, err);
+	if (len > 5 && memcmp(n, "user.", 5) == 0)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(exact); i++)
+		if (len == strlen(exact[i]) && memcmp(n, exact[i], len) == 0)
+			return 0;
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "The btrfs stream sets the extended attribute \"%.*s\" (only "
+			       "user.*, security.capability and ACLs are received)",
+			       (int)(len > 64 ? 64 : len), n);
+}
+
 static int check_command(struct btrfs_stream_check *c, unsigned cmd, const uint8_t *body,
 			 size_t len, struct berth_error *err)
 {
@@ -170,6 +210,10 @@ static int check_command(struct btrfs_stream_check *c, unsigned cmd, const uint8
 	     !path_ok(a.val[ATTR_PATH_LINK], a.len[ATTR_PATH_LINK])) ||
 	    (a.val[ATTR_CLONE_PATH] && !path_ok(a.val[ATTR_CLONE_PATH], a.len[ATTR_CLONE_PATH])))
 		return refuse("reaches outside its subvolume", cmd, err);
+	if (cmd == CMD_CLONE)
+		return check_clone(c, &a, err);
+	if (cmd == CMD_SET_XATTR)
+		return check_xattr(&a, err);
 	return cmd == CMD_MKNOD ? check_mknod(&a, err) : 0;
 }
 

@@ -242,21 +242,6 @@ int migrate_btrfs_send(struct migrate_chan *fs, struct storage_pool *pool,
 
 /* ---- the target ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The fs channel's messages up to the peer's barrier, appended to `fd`, or into *ret with
  * at most `max` bytes when fd < 0. */
 static int pump_in(struct migrate_chan *fs, int fd, size_t max, char **ret,
@@ -283,7 +268,7 @@ static int pump_in(struct migrate_chan *fs, int fd, size_t max, char **ret,
 		if (text)
 			break;
 		if (fd >= 0) {
-			r = write_all(fd, msg, len);
+			r = berth_write_all(fd, msg, len);
 			if (r < 0)
 				return berth_error_set(err, r, BERTH_ERR_INTERNAL,
 						       "Spooling the btrfs stream: %s",

@@ -355,6 +355,11 @@ if [ -n "$BTRFS" ]; then
 	mkdir "$W/bfs/sv/xxx"
 	printf 'pwned\n' >"$W/bfs/sv/xxx/pwned"
 	printf 'escaped\n' >"$W/bfs/sv/aaaaaaaaaaaa"
+	# qq -> / (the receive's root), then a symlink made at qq/zz (patched from qqazz):
+	# through qq it lands beside the received subvolume, where berthd must not take it
+	# for one (it points at another instance's volume)
+	ln -s / "$W/bfs/sv/qq"
+	ln -s "$bt/containers/default_c9" "$W/bfs/sv/qqazz"
 	btrfs -q subvolume snapshot -r "$W/bfs/sv" "$W/bfs/ro" >/dev/null
 	btrfs -q send -f "$W/good.bin" "$W/bfs/ro" 2>/dev/null
 	# a block device node (the checks of a tarball's members refuse it too)
@@ -376,6 +381,12 @@ if [ -n "$BTRFS" ]; then
 	}
 	hostile_stream hsym 'xxx/=lnk/'
 	hostile_stream hdot 'aaaaaaaaaaaa=../../escape'
+	# (send makes each new inode under a temporary name, then renames it: the symlink's
+	# temporary name too goes through qq, so that the rename stays in one directory)
+	orphan=$(btrfs receive --dump -f "$W/good.bin" 2>/dev/null |
+		awk '$1 == "symlink" && /default_c9/ { n = $2; sub(/.*\//, "", n); print n }')
+	zs=$(printf '%*s' $((${#orphan} - 3)) '' | tr ' ' z)
+	hostile_stream hbeside "$orphan=qq/$zs" 'qqazz=qq/zz'
 	# a stream cut short: the receive fails half-way
 	hostile_stream htrunc
 	truncate -s $(($(stat -c %s "$W/h-htrunc/backup/container.bin") / 2)) "$W/h-htrunc/backup/container.bin"
@@ -389,7 +400,7 @@ if [ -n "$BTRFS" ]; then
 		tar -C "$W/h-$h" -czf "$W/$h.tar.gz" backup
 	done
 	n_inst=$(count_instances)
-	for h in hsym hdot hblk hcat htrunc; do
+	for h in hsym hdot hblk hcat htrunc hbeside; do
 		run berth import --storage bt "$W/$h.tar.gz"
 		[ "$RC" != 0 ] && pass "berth import of the hostile stream $h: refused" ||
 			fail "berth import of the hostile stream $h: refused"
@@ -404,6 +415,9 @@ if [ -n "$BTRFS" ]; then
 	like "$ERR" "btrfs stream makes a block device" "a block device node: refused by the check"
 	run berth import --storage bt "$W/hcat.tar.gz"
 	like "$ERR" "goes on after its end command" "bytes after the end command: refused"
+	run berth import --storage bt "$W/hbeside.tar.gz"
+	like "$ERR" 'btrfs stream made "zz*" beside its subvolume' \
+		"a symlink made beside the received subvolume (through one to /): refused"
 	is "$(ls -A "$W/outside")" "" "nothing written through the stream's symlink"
 	[ ! -e "$bt/escape" ] && [ ! -e "$bt/containers/escape" ] && [ ! -e "$BERTH_DIR/escape" ] &&
 		pass "nothing written at ../../escape" || fail "nothing written at ../../escape"

@@ -399,12 +399,110 @@ static void test_devices(void **state)
 	}
 }
 
+/* A stream whose one command after the subvolume sets the extended attribute `name`. */
+static void xattr_stream(struct sbuf *s, const char *name)
+{
+	memset(s, 0, sizeof(*s));
+	header(s, 1);
+	subvol(s, "sv", uuid_a);
+	cmd_begin(s, 13);
+	attr_str(s, 15, "f");
+	attr_str(s, 13, name);
+	attr(s, 14, "v", 1);
+	cmd_end(s);
+	end(s);
+}
+
+static void test_xattrs(void **state)
+{
+	static const char *const ok[] = {"user.rt", "security.capability",
+					 "system.posix_acl_access", "system.posix_acl_default"};
+	static const char *const bad[] = {"trusted.overlay.opaque", "security.selinux",
+					  "security.ima", "system.nfs4_acl", "user."};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct btrfs_stream_check c = {0};
+		struct berth_error err = {0};
+		struct sbuf s;
+
+		xattr_stream(&s, ok[i]);
+		assert_int_equal(run(&s, 0, &c, &err), 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct btrfs_stream_check c = {0};
+		struct sbuf s;
+
+		xattr_stream(&s, bad[i]);
+		refused(&s, &c, "extended attribute");
+	}
+}
+
+/* A stream cloning from the subvolume of uuid `from` (after a snapshot of uuid_b when
+ * `parent`). */
+static void clone_stream(struct sbuf *s, const uint8_t *from, bool parent)
+{
+	memset(s, 0, sizeof(*s));
+	header(s, 1);
+	if (parent) {
+		cmd_begin(s, 2);
+		attr_str(s, 15, "sv");
+		attr(s, 1, uuid_a, 16);
+		attr_u64(s, 2, 7);
+		attr(s, 20, uuid_b, 16);
+		attr_u64(s, 21, 5);
+		cmd_end(s);
+	} else {
+		subvol(s, "sv", uuid_a);
+	}
+	cmd_begin(s, 16);
+	attr_str(s, 15, "f");
+	attr_u64(s, 18, 0);
+	attr_u64(s, 23, 4096);
+	attr(s, 20, from, 16);
+	attr_u64(s, 21, 5);
+	attr_str(s, 22, "etc/shadow");
+	attr_u64(s, 24, 0);
+	cmd_end(s);
+	end(s);
+}
+
+static void test_clones(void **state)
+{
+	static const uint8_t other[16] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+	struct btrfs_stream_check c;
+	struct berth_error err = {0};
+	struct sbuf s;
+
+	(void)state;
+	/* from itself; from the parent the snapshot names */
+	clone_stream(&s, uuid_a, false);
+	c = (struct btrfs_stream_check){0};
+	assert_int_equal(run(&s, 0, &c, &err), 0);
+	clone_stream(&s, uuid_b, true);
+	c = (struct btrfs_stream_check){.has_prev = true};
+	memcpy(c.prev_uuid, uuid_b, 16);
+	assert_int_equal(run(&s, 0, &c, &err), 0);
+	/* from any other subvolume of the file system: refused */
+	clone_stream(&s, other, false);
+	c = (struct btrfs_stream_check){0};
+	refused(&s, &c, "clones from a subvolume other than");
+	clone_stream(&s, uuid_b, false);
+	c = (struct btrfs_stream_check){0};
+	refused(&s, &c, "clones from a subvolume other than");
+	clone_stream(&s, other, true);
+	c = (struct btrfs_stream_check){.has_prev = true};
+	memcpy(c.prev_uuid, uuid_b, 16);
+	refused(&s, &c, "clones from a subvolume other than");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),	   cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_subvolumes), cmocka_unit_test(test_framing),
-		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_devices),	   cmocka_unit_test(test_xattrs),
+		cmocka_unit_test(test_clones),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
