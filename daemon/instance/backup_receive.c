@@ -20,6 +20,7 @@
 
 #include "daemon/instance/backup_archive.h"
 #include "daemon/instance/btrfs_stream.h"
+#include "lib/json.h"
 #include "lib/log.h"
 #include "lib/macros.h"
 #include "lib/spawn.h"
@@ -43,28 +44,44 @@ static bool uuid_from_hex(const char *hex, uint8_t *u)
 }
 
 /* `name` in the directory `dfd` is a subvolume a receive made from the stream of uuid
- * `hex`: a directory, not a symlink, the root of a subvolume, its received uuid that. */
-static int subvol_check(int dfd, const char *name, const char *hex, struct berth_error *err)
+ * "r" in `e` ({"r": received uuid, "u": its own uuid, recorded here the first time}): a
+ * directory, not a symlink, the root of a subvolume, of that received uuid. When "p" is
+ * set, a snapshot's: its parent that subvolume (the receive finds a snapshot's parent by
+ * received uuid anywhere on the file system; it must be the one received before). */
+static int subvol_check(int dfd, const char *name, json_t *e, struct berth_error *err)
 {
 	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct btrfs_ioctl_get_subvol_info_args info = {0};
-	uint8_t want[BTRFS_STREAM_UUID_SIZE];
+	uint8_t want[BTRFS_STREAM_UUID_SIZE], parent[BTRFS_STREAM_UUID_SIZE];
+	const char *u = berth_json_string(e, "u"), *p = berth_json_string(e, "p");
+	char hex[2 * BTRFS_STREAM_UUID_SIZE + 1];
 	struct stat st;
 
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_ino != BTRFS_FIRST_FREE_OBJECTID ||
-	    ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0 || !uuid_from_hex(hex, want) ||
+	    ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0 ||
+	    !uuid_from_hex(berth_json_string(e, "r"), want) ||
 	    memcmp(info.received_uuid, want, sizeof(want)) != 0)
 		return berth_error_set(
 			err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 			"The btrfs stream's subvolume \"%s\" is not what was received", name);
-	return 0;
+	if (p && (!uuid_from_hex(p, parent) || memcmp(info.parent_uuid, parent, sizeof(parent))))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "The btrfs stream's snapshot \"%s\" is not of the subvolume "
+				       "received before it",
+				       name);
+	uuid_to_hex(info.uuid, hex);
+	if (u && !streq(u, hex))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "The btrfs stream's subvolume \"%s\" was replaced", name);
+	return u || json_object_set_new(e, "u", json_string(hex)) >= 0 ? 0 : -ENOMEM;
 }
 
-/* After a receive: `dir` holds the subvolumes received so far (`known`: {name: uuid}) and
- * nothing else. A stream's paths may pass through its own symlinks, which btrfs receive
- * follows: whatever such a stream made or moved beside its subvolume, or in place of one
- * received before it, is refused here, before berthd uses any of these names. */
-static int received_check(const char *dir, const json_t *known, struct berth_error *err)
+/* After a receive: `dir` holds the subvolumes received so far (`known`: name -> what
+ * subvol_check reads) and nothing else. A stream's paths may pass through its own
+ * symlinks, which btrfs receive follows: whatever such a stream made or moved beside its
+ * subvolume, or in place of one received before it, is refused here, before berthd uses
+ * any of these names. */
+static int received_check(const char *dir, json_t *known, struct berth_error *err)
 {
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	DIR *d = dfd >= 0 ? fdopendir(dup(dfd)) : NULL;
@@ -82,12 +99,26 @@ static int received_check(const char *dir, const json_t *known, struct berth_err
 					    "The btrfs stream made \"%.64s\" beside its subvolume",
 					    de->d_name);
 	closedir(d);
-	json_object_foreach((json_t *)known, name, v) {
+	json_object_foreach(known, name, v) {
 		if (r < 0)
 			break;
-		r = subvol_check(dfd, name, json_string_value(v), err);
+		r = subvol_check(dfd, name, v, err);
 	}
 	return r;
+}
+
+/* The own uuid of the subvolume received from the stream of uuid `prev`, or NULL. */
+static const char *received_own_uuid(const json_t *known, const uint8_t *prev)
+{
+	char hex[2 * BTRFS_STREAM_UUID_SIZE + 1];
+	const char *name;
+	json_t *v;
+
+	uuid_to_hex(prev, hex);
+	json_object_foreach((json_t *)known, name, v)
+		if (streq(berth_json_string(v, "r") ?: "", hex))
+			return berth_json_string(v, "u");
+	return NULL;
 }
 
 /* The stream checked by `c` was received into `dir`: its subvolume added to `known`, the
@@ -96,11 +127,19 @@ static int received_add(const char *dir, json_t *known, const struct btrfs_strea
 			char **ret, struct berth_error *err)
 {
 	char hex[2 * BTRFS_STREAM_UUID_SIZE + 1];
+	const char *parent = c->snapshot ? received_own_uuid(known, c->prev_uuid) : NULL;
+	json_t *e;
 	int r;
 
 	uuid_to_hex(c->uuid, hex);
-	if (json_object_set_new(known, c->name, json_string(hex)) < 0)
+	e = json_pack("{s:s}", "r", hex);
+	if (!e || (parent && json_object_set_new(e, "p", json_string(parent)) < 0) ||
+	    json_object_set_new(known, c->name, e) < 0)
 		return -ENOMEM;
+	if (c->snapshot && !parent)
+		return berth_error_set(
+			err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			"The btrfs stream is a snapshot of no subvolume received here");
 	r = received_check(dir, known, err);
 	if (r < 0)
 		return r;

@@ -115,6 +115,7 @@ static int check_subvol(struct btrfs_stream_check *c, unsigned cmd, const struct
 	if (!a->val[ATTR_UUID] || a->len[ATTR_UUID] != BTRFS_STREAM_UUID_SIZE)
 		return refuse("has no uuid", cmd, err);
 	memcpy(c->uuid, a->val[ATTR_UUID], BTRFS_STREAM_UUID_SIZE);
+	c->snapshot = cmd == CMD_SNAPSHOT;
 	if (cmd == CMD_SNAPSHOT &&
 	    (!c->has_prev || !a->val[ATTR_CLONE_UUID] ||
 	     a->len[ATTR_CLONE_UUID] != BTRFS_STREAM_UUID_SIZE ||

@@ -43,6 +43,7 @@ struct btrfs_stream_check {
 	/* out: the subvolume the stream makes, once its first command was read */
 	char name[256];
 	uint8_t uuid[BTRFS_STREAM_UUID_SIZE];
+	bool snapshot; /* a snapshot of the one received before, not a whole subvolume */
 	/* where the check is */
 	bool header; /* the stream's header was read */
 	bool ended;  /* its end command was read */
