@@ -111,8 +111,8 @@ static struct token token_parse(const char *t, size_t len)
 	tok.repeats = strstr(s, "...") != NULL;
 	gt = lt ? memchr(lt, '>', len - (size_t)(lt - t)) : NULL;
 	/* "[<remote>:]<image>": the name after the remote's prefix says the kind */
-	if (gt && gt - lt == 7 && strncmp(lt, "<remote>:", 9) == 0 &&
-	    (size_t)(gt + 2 - t) < len && memchr(gt + 2, '<', len - (size_t)(gt + 2 - t))) {
+	if (gt && gt - lt == 7 && strncmp(lt, "<remote>:", 9) == 0 && (size_t)(gt + 2 - t) < len &&
+	    memchr(gt + 2, '<', len - (size_t)(gt + 2 - t))) {
 		lt = memchr(gt + 2, '<', len - (size_t)(gt + 2 - t));
 		gt = memchr(lt, '>', len - (size_t)(lt - t));
 	}
