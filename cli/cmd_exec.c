@@ -239,21 +239,6 @@ static int build_request(struct cli_ctx *ctx, int argc, char **argv, const struc
 	return 0;
 }
 
-static int write_fd(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Handle every message websocket `slot` has ready. */
 static void session_drain(struct exec_session *s, int slot)
 {
@@ -278,9 +263,9 @@ static void session_drain(struct exec_session *s, int slot)
 		if (text || slot == WS_CONTROL)
 			continue;
 		if (slot == WS_STDERR)
-			(void)write_fd(STDERR_FILENO, data, len);
+			(void)berth_write_all(STDERR_FILENO, data, len);
 		else if (slot == WS_STDOUT || s->interactive)
-			(void)write_fd(STDOUT_FILENO, data, len);
+			(void)berth_write_all(STDOUT_FILENO, data, len);
 	}
 }
 

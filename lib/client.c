@@ -613,21 +613,6 @@ static int on_headers_complete(http_parser *p)
 	return st->head ? 1 : 0; /* 1: no body follows */
 }
 
-static int fd_write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct parse_state *st = p->data;
@@ -636,7 +621,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 		return buf_append(&st->body, at, len) < 0 ? -1 : 0;
 	if (st->sink_r < 0)
 		return 0; /* keep parsing so the connection stays in step */
-	st->sink_r = fd_write_all(st->sink_fd, at, len);
+	st->sink_r = berth_write_all(st->sink_fd, at, len);
 	st->sunk += len;
 	if (st->sink_r >= 0 && st->progress)
 		st->progress(st->sunk, 0, st->progress_data);
