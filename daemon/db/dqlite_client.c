@@ -1127,23 +1127,28 @@ int dqlite_client_finalize(struct dqlite_client *c, uint32_t stmt, struct berth_
 	return client_call(c, &b, REQ_FINALIZE, RES_EMPTY, WORD, err);
 }
 
+/* The body of an EXEC_SQL or QUERY_SQL request: the database, the SQL, its parameters. */
+static int sql_request(struct dqlite_client *c, struct wbuf *b, const char *sql,
+		       const struct dqlite_client_value *params, size_t n, struct berth_error *err)
+{
+	int r = client_check(c, err);
+
+	if (r < 0)
+		return r;
+	request_start(b);
+	put_u64(b, c->db_id);
+	put_text(b, sql);
+	return put_params(b, params, n, err);
+}
+
 int dqlite_client_exec_sql(struct dqlite_client *c, const char *sql,
 			   const struct dqlite_client_value *params, size_t n,
 			   struct dqlite_client_result *ret, struct berth_error *err)
 {
 	struct wbuf b __attribute__((cleanup(wbuf_release))) = {0};
-	int r;
+	int r = sql_request(c, &b, sql, params, n, err);
 
-	r = client_check(c, err);
-	if (r < 0)
-		return r;
-	request_start(&b);
-	put_u64(&b, c->db_id);
-	put_text(&b, sql);
-	r = put_params(&b, params, n, err);
-	if (r < 0)
-		return r;
-	return exec_finish(c, &b, REQ_EXEC_SQL, ret, err);
+	return r < 0 ? r : exec_finish(c, &b, REQ_EXEC_SQL, ret, err);
 }
 
 int dqlite_client_query_sql(struct dqlite_client *c, const char *sql,
@@ -1151,18 +1156,9 @@ int dqlite_client_query_sql(struct dqlite_client *c, const char *sql,
 			    struct dqlite_client_rows *rows, struct berth_error *err)
 {
 	struct wbuf b __attribute__((cleanup(wbuf_release))) = {0};
-	int r;
+	int r = sql_request(c, &b, sql, params, n, err);
 
-	r = client_check(c, err);
-	if (r < 0)
-		return r;
-	request_start(&b);
-	put_u64(&b, c->db_id);
-	put_text(&b, sql);
-	r = put_params(&b, params, n, err);
-	if (r < 0)
-		return r;
-	return query_finish(c, &b, REQ_QUERY_SQL, rows, err);
+	return r < 0 ? r : query_finish(c, &b, REQ_QUERY_SQL, rows, err);
 }
 
 int dqlite_client_cluster(struct dqlite_client *c, struct dqlite_client_node **ret, size_t *ret_n,
