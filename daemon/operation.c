@@ -454,6 +454,27 @@ void operation_set_metadata(struct operation *op, json_t *metadata)
 	emit(op);
 }
 
+void operation_set_metadata_key(struct operation *op, const char *key, json_t *value)
+{
+	json_t *m;
+
+	pthread_mutex_lock(&op->reg->lock);
+	/* A copy: rendered operations hold references to the old object. */
+	m = json_copy(op->metadata);
+	if (!m)
+		json_decref(value);
+	if (!m || json_object_set_new(m, key, value) < 0) { /* which frees value */
+		pthread_mutex_unlock(&op->reg->lock);
+		json_decref(m);
+		return;
+	}
+	json_decref(op->metadata);
+	op->metadata = m;
+	berth_now_rfc3339(op->updated_at);
+	pthread_mutex_unlock(&op->reg->lock);
+	emit(op);
+}
+
 int operation_find(struct operation_registry *reg, const char *id, struct operation **ret)
 {
 	pthread_mutex_lock(&reg->lock);

@@ -106,6 +106,9 @@ int operation_attach_fds(struct operation *op, const char *secret, int fds[3], c
 
 /* Replace the metadata (stolen) and emit an update event. */
 void operation_set_metadata(struct operation *op, json_t *metadata);
+/* Set one key of the metadata (`value` stolen), keeping the others (a migration's
+ * secrets stay beside its progress), and emit an update event. */
+void operation_set_metadata_key(struct operation *op, const char *key, json_t *value);
 
 /* -ENOENT when unknown. Returns a reference. `project` NULL: any project. */
 int operation_find(struct operation_registry *reg, const char *id, struct operation **ret);

@@ -221,6 +221,7 @@ int migrate_btrfs_send(struct migrate_chan *fs, struct storage_pool *pool,
 		if (r < 0)
 			return r;
 		r = storage_volume_path(pool, vol, json_string_value(n), &path);
+		migrate_progress_begin(fs->progress, json_string_value(n));
 		if (r >= 0)
 			r = send_stream(fs, path, parent, cancel, err);
 		free(parent);
@@ -233,6 +234,7 @@ int migrate_btrfs_send(struct migrate_chan *fs, struct storage_pool *pool,
 		r = storage_volume_path(pool, vol, snap, &main_path);
 	else
 		r = send_snapshot_make(pool, vol, &tmpdir, &main_path, err);
+	migrate_progress_begin(fs->progress, NULL);
 	if (r >= 0)
 		r = send_stream(fs, main_path, snap ? NULL : parent, cancel, err);
 	if (tmpdir)
@@ -366,6 +368,7 @@ static int recv_one(struct recv_ctx *c, const char *snap, struct berth_error *er
 	if (spool < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 				       "Temporary file in \"%s\": %m", c->spool_dir);
+	migrate_progress_begin(c->fs->progress, *snap ? snap : NULL);
 	r = pump_in(c->fs, spool, 0, NULL, c->cancel, err);
 	log_debug("btrfs stream of \"%s\" spooled", snap);
 	if (r >= 0)

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 
 #include "daemon/instance/migrate_proto.h"
+#include "daemon/operation.h"
+#include "images/download.h"
 #include "lib/client_tls.h"
 #include "lib/log.h"
 #include "lib/macros.h"
@@ -35,8 +37,40 @@ void migrate_chan_release(struct migrate_chan *c)
 	c->rlen = c->rcap = 0;
 }
 
-int migrate_chan_send(struct migrate_chan *c, bool text, const void *data, size_t len,
-		      struct berth_error *err)
+#define PROGRESS_EVERY_NS 1000000000ull
+
+void migrate_progress_begin(struct migrate_progress *p, const char *snap)
+{
+	if (!p)
+		return;
+	p->name = snap ?: p->volume;
+	p->bytes = 0;
+	p->start_ns = berth_monotonic_ns();
+	p->shown_ns = 0;
+}
+
+static void progress_add(struct migrate_progress *p, size_t n)
+{
+	uint64_t now, secs_x1000;
+	char text[160];
+
+	if (!p || !p->op || !p->name || !n)
+		return;
+	p->bytes += n;
+	now = berth_monotonic_ns();
+	if (p->shown_ns && now - p->shown_ns < PROGRESS_EVERY_NS)
+		return;
+	p->shown_ns = now;
+	secs_x1000 = (now - p->start_ns) / 1000000;
+	/* the same words as an image download's: "NAME: 12.34MB (5.67MB/s)" */
+	image_download_progress_text(p->name, p->bytes, 0,
+				     secs_x1000 ? p->bytes * 1000 / secs_x1000 : p->bytes, text,
+				     sizeof(text));
+	operation_set_metadata_key(p->op, "fs_progress", json_string(text));
+}
+
+static int chan_send(struct migrate_chan *c, bool text, const void *data, size_t len,
+		     struct berth_error *err)
 {
 	uint8_t hdr[FRAME_HDR] = {text ? 1 : 0, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
 				  (uint8_t)(len >> 8), (uint8_t)len};
@@ -58,6 +92,16 @@ int migrate_chan_send(struct migrate_chan *c, bool text, const void *data, size_
 		return berth_error_set(err, -EPIPE, BERTH_ERR_UNAVAILABLE,
 				       "The migration peer went away");
 	return 0;
+}
+
+int migrate_chan_send(struct migrate_chan *c, bool text, const void *data, size_t len,
+		      struct berth_error *err)
+{
+	int r = chan_send(c, text, data, len, err);
+
+	if (r >= 0 && !text)
+		progress_add(c->progress, len);
+	return r;
 }
 
 static size_t frame_len(const struct migrate_chan *c)
@@ -112,8 +156,8 @@ static int frame_pop(struct migrate_chan *c, uint8_t **ret, size_t *ret_len, boo
 	return 0;
 }
 
-int migrate_chan_recv(struct migrate_chan *c, int timeout_ms, uint8_t **ret, size_t *ret_len,
-		      bool *ret_text, struct berth_error *err)
+static int chan_recv(struct migrate_chan *c, int timeout_ms, uint8_t **ret, size_t *ret_len,
+		     bool *ret_text, struct berth_error *err)
 {
 	int r;
 
@@ -144,6 +188,16 @@ int migrate_chan_recv(struct migrate_chan *c, int timeout_ms, uint8_t **ret, siz
 					       "The migration peer went away");
 	}
 	return frame_pop(c, ret, ret_len, ret_text);
+}
+
+int migrate_chan_recv(struct migrate_chan *c, int timeout_ms, uint8_t **ret, size_t *ret_len,
+		      bool *ret_text, struct berth_error *err)
+{
+	int r = chan_recv(c, timeout_ms, ret, ret_len, ret_text, err);
+
+	if (r >= 0 && !*ret_text)
+		progress_add(c->progress, *ret_len);
+	return r;
 }
 
 static int chan_fd(const struct migrate_chan *c)

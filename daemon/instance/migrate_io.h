@@ -26,11 +26,30 @@
 #include "lib/client.h"
 #include "lib/error.h"
 
+struct operation;
+
+/* The progress of the volume moving now, in the operation's metadata as LXD shows it:
+ * "fs_progress": "NAME: 12.34MB (5.67MB/s)", what went over the fs channel (both ways)
+ * since the transfer of NAME began, and its average speed. Updated at the first bytes of
+ * each volume, then at most once a second. */
+struct migrate_progress {
+	struct operation *op; /* borrowed; NULL: no progress kept */
+	const char *volume;   /* borrowed: the instance's or custom volume's name */
+	const char *name;     /* borrowed: what moves now, the volume or a snapshot */
+	uint64_t bytes, start_ns, shown_ns;
+};
+
+/* The transfer of snapshot `snap` (NULL: of the volume itself) begins: bytes and speed
+ * count from zero (p NULL: nothing). */
+void migrate_progress_begin(struct migrate_progress *p, const char *snap);
+
 struct migrate_chan {
 	struct berth_ws *ws; /* borrowed: a client websocket, or NULL */
 	int fd;		     /* borrowed: a framed socket when ws is NULL */
 	uint8_t *rbuf;	     /* owned: framed bytes read, not consumed yet */
 	size_t rlen, rcap;
+	/* borrowed, may be NULL: binary messages sent and received count here */
+	struct migrate_progress *progress;
 };
 
 void migrate_chan_release(struct migrate_chan *c);

@@ -669,6 +669,7 @@ static int send_volumes(struct migrate_source *s, struct migrate_chan *fs, const
 		if (r < 0)
 			return r;
 		r = storage_volume_path(v.pool, &v.vol, json_string_value(name), &path);
+		migrate_progress_begin(fs->progress, json_string_value(name));
 		if (r >= 0)
 			r = migrate_rsync_send(fs, path, o, err);
 	}
@@ -676,6 +677,7 @@ static int send_volumes(struct migrate_source *s, struct migrate_chan *fs, const
 		_cleanup_free_ char *path = NULL;
 
 		r = storage_volume_path(v.pool, &v.vol, s->snap, &path);
+		migrate_progress_begin(fs->progress, NULL);
 		if (r >= 0)
 			r = migrate_rsync_send(fs, path, o, err);
 	}
@@ -757,7 +759,8 @@ static int exchange(struct migrate_source *s, struct migrate_chan *ctl, struct m
 }
 
 /* Push mode: we connect to the target's websockets, then the same exchange. */
-static int push(struct migrate_source *s, const atomic_bool *cancel, struct berth_error *err)
+static int push(struct migrate_source *s, const atomic_bool *cancel,
+		struct migrate_progress *progress, struct berth_error *err)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
 	_cleanup_(berth_ws_closep) struct berth_ws *wctl = NULL;
@@ -770,6 +773,7 @@ static int push(struct migrate_source *s, const atomic_bool *cancel, struct bert
 		return berth_error_wrap(err, r, "Connecting to the migration target");
 	ctl.ws = wctl;
 	fs.ws = wfs;
+	fs.progress = progress;
 	r = exchange(s, &ctl, &fs, cancel, err);
 	if (r < 0 && r != -EPIPE)
 		migrate_send_control(&ctl, r, err);
@@ -782,8 +786,9 @@ int migrate_source_run(struct operation *op, void *data, struct berth_error *err
 {
 	struct migrate_source *s = data;
 	const atomic_bool *cancel = operation_cancel_flag(op);
-	struct migrate_chan ctl = {.fd = -EBADF}, fs = {.fd = -EBADF};
-	int r = s->target ? push(s, cancel, err) : wait_connected(s, cancel, err);
+	struct migrate_progress progress = {.op = op, .volume = s->name};
+	struct migrate_chan ctl = {.fd = -EBADF}, fs = {.fd = -EBADF, .progress = &progress};
+	int r = s->target ? push(s, cancel, &progress, err) : wait_connected(s, cancel, err);
 
 	if (r >= 0 && !s->target) {
 		pthread_mutex_lock(&s->lock);

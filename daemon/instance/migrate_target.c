@@ -120,15 +120,16 @@ int migrate_target_prepare(struct instance_job *j, const json_t *source, struct 
 /* ---- the transfer ---- */
 
 struct target {
-	struct instance_job *j;		 /* borrowed */
-	struct storage_pool *pool;	 /* owned */
-	char *disk;			 /* owned: <project>_<name> */
-	struct storage_vol vol;		 /* borrows disk */
-	bool created;			 /* the volume exists: delete it on failure */
-	json_t *rows;			 /* owned: snapshot rows to record */
-	struct migrate_chan ctl, fs;	 /* their ws are borrowed from below */
-	struct berth_ws *ws_ctl, *ws_fs; /* owned */
-	struct berth_client *client;	 /* owned */
+	struct instance_job *j;		  /* borrowed */
+	struct storage_pool *pool;	  /* owned */
+	char *disk;			  /* owned: <project>_<name> */
+	struct storage_vol vol;		  /* borrows disk */
+	bool created;			  /* the volume exists: delete it on failure */
+	json_t *rows;			  /* owned: snapshot rows to record */
+	struct migrate_chan ctl, fs;	  /* their ws are borrowed from below */
+	struct migrate_progress progress; /* fs's, in the operation's metadata */
+	struct berth_ws *ws_ctl, *ws_fs;  /* owned */
+	struct berth_client *client;	  /* owned */
 	struct migrate_rsync_opts opts;
 	bool refresh; /* into the existing instance: its volume and rows stay on failure */
 	bool btrfs;   /* the BTRFS type was taken: btrfs streams, not rsync */
@@ -289,6 +290,7 @@ static int receive_volumes(struct target *t, const json_t *offer, bool final_syn
 	json_array_foreach(snaps, i, s) {
 		const char *name = berth_json_string(s, "name");
 
+		migrate_progress_begin(&t->progress, name);
 		r = receive_into_volume(t, err);
 		if (r >= 0 && !only)
 			r = t->pool->driver->volume_snapshot(t->pool, &t->vol, name, err);
@@ -302,8 +304,10 @@ static int receive_volumes(struct target *t, const json_t *offer, bool final_syn
 		if (r < 0)
 			return berth_error_wrap(err, r, "Receiving snapshot \"%s\"", name);
 	}
-	for (int pass = 0; r >= 0 && pass < (final_sync ? 2 : 1); pass++)
+	for (int pass = 0; r >= 0 && pass < (final_sync ? 2 : 1); pass++) {
+		migrate_progress_begin(&t->progress, NULL);
 		r = receive_into_volume(t, err);
+	}
 	return r;
 }
 
@@ -420,6 +424,9 @@ static int target_run(struct operation *op, struct instance_job *j, struct migra
 	int r;
 
 	t.opts.cancel = operation_cancel_flag(op);
+	t.progress.op = op;
+	t.progress.volume = j->name;
+	t.fs.progress = &t.progress;
 	t.refresh = berth_json_bool(j->migration, "refresh", false);
 	r = open_target(&t, err);
 	if (r >= 0 && l)

@@ -192,8 +192,9 @@ struct vol_target {
 	struct berth_ws *ws_ctl, *ws_fs;
 	struct berth_client *client;
 	struct migrate_rsync_opts opts;
-	json_t *rows; /* owned: the snapshots' rows, oldest first */
-	bool created; /* the volume exists on disk: deleted on failure */
+	struct migrate_progress progress; /* fs's, in the operation's metadata */
+	json_t *rows;			  /* owned: the snapshots' rows, oldest first */
+	bool created;			  /* the volume exists on disk: deleted on failure */
 };
 
 static void vol_target_release(struct vol_target *t)
@@ -254,6 +255,7 @@ static int receive_all(struct vol_target *t, const json_t *offer, struct berth_e
 		const char *name = berth_json_string(msg, "name") ?: "";
 
 		r = t->j->volume_only ? 0 : snapshot_row(t, msg, err);
+		migrate_progress_begin(&t->progress, name);
 		if (r >= 0)
 			r = migrate_rsync_recv(&t->fs, path, &t->opts, err);
 		if (r >= 0 && !t->j->volume_only)
@@ -265,6 +267,7 @@ static int receive_all(struct vol_target *t, const json_t *offer, struct berth_e
 		if (r < 0)
 			return berth_error_wrap(err, r, "Receiving snapshot \"%s\"", name);
 	}
+	migrate_progress_begin(&t->progress, NULL);
 	return migrate_rsync_recv(&t->fs, path, &t->opts, err);
 }
 
@@ -365,6 +368,9 @@ int migrate_volume_run(struct operation *op, void *data, struct berth_error *err
 	int r = t.rows ? 0 : -ENOMEM;
 
 	t.opts.cancel = operation_cancel_flag(op);
+	t.progress.op = op;
+	t.progress.volume = j->dst->name;
+	t.fs.progress = &t.progress;
 	j->dst->pool->cancel = t.opts.cancel;
 	if (r >= 0)
 		r = migrate_connect(j->peer, json_object_get(j->peer, "secrets"), &t.client,

@@ -102,11 +102,14 @@ print(json.dumps(b))' "$new" "$src_op" "$secrets" "$A_SOCK" "$extra")
 	BERTH_SOCKET=$B_SOCK wait_operation "$tgt_op"
 	MIG_B_STATUS=$(jget 'j["metadata"]["status"]')
 	MIG_B_ERR=$(jget 'j["metadata"]["err"]')
+	MIG_B_PROGRESS=$(jget 'j["metadata"]["metadata"].get("fs_progress", "")')
 	# created_at to updated_at (its end), in ms: the figure the test prints for refresh
 	MIG_B_MS=$(jget 'int((lambda f: (f(j["metadata"]["updated_at"]) - f(j["metadata"]["created_at"])) * 1000)(lambda s: __import__("datetime").datetime.strptime(s[:26].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").timestamp()))')
 	BERTH_SOCKET=$A_SOCK wait_operation "$src_op"
 	MIG_A_STATUS=$(jget 'j["metadata"]["status"]')
 	MIG_A_ERR=$(jget 'j["metadata"]["err"]')
+	MIG_A_PROGRESS=$(jget 'j["metadata"]["metadata"].get("fs_progress", "")')
+	MIG_A_SECRETS=$(jget 'sorted(k for k in j["metadata"]["metadata"] if k != "fs_progress")')
 }
 
 # snaps SIDE NAME: the snapshots' names, dates, expiry and config, in order. Dates to the
@@ -171,6 +174,10 @@ a_kept=$(kept a c1)
 migrate c1 c1
 is "$MIG_B_STATUS" Success "dir->dir: the target's operation succeeds" "$MIG_B_ERR"
 is "$MIG_A_STATUS" Success "dir->dir: the source's operation succeeds" "${MIG_A_ERR:-}"
+# LXD's fs_progress, which lxc shows while it copies: the last volume sent, the instance
+like "$MIG_B_PROGRESS" '^c1: [0-9.]+[kMG]?B \([0-9.]+[kMG]?B/s\)$' "dir->dir: the target's operation shows fs_progress"
+like "$MIG_A_PROGRESS" '^c1: [0-9.]+[kMG]?B \([0-9.]+[kMG]?B/s\)$' "dir->dir: the source's operation shows fs_progress"
+is "$MIG_A_SECRETS" '["control", "fs"]' "dir->dir: ... beside the source's websocket secrets"
 is "$(snaps b c1)" "$a_snaps" "dir->dir: snapshots in order with dates, expiry, config, devices"
 is "$(kept b c1)" "$a_kept" "dir->dir: config, devices, profiles, architecture kept"
 apib GET /1.0/instances/c1
@@ -213,6 +220,8 @@ check "A: c3 state current" sh -c "echo current >$rf3/state.txt"
 a3_snaps=$(snaps a c3)
 migrate c3 c3 '{"devices": {"root": {"type": "disk", "path": "/", "pool": "bt"}}}'
 is "$MIG_B_STATUS" Success "btrfs->btrfs: the target's operation succeeds" "$MIG_B_ERR"
+like "$MIG_B_PROGRESS" '^c3: [0-9.]+[kMG]?B \([0-9.]+[kMG]?B/s\)$' "btrfs->btrfs: the target shows fs_progress"
+like "$MIG_A_PROGRESS" '^c3: [0-9.]+[kMG]?B \([0-9.]+[kMG]?B/s\)$' "btrfs->btrfs: the source shows fs_progress"
 is "$(snaps b c3)" "$a3_snaps" "btrfs->btrfs: snapshots in order"
 same_tree "btrfs->btrfs: the instance's files" "$(vol "$A_DIR" bt c3)" "$(vol "$B_DIR" bt c3)"
 same_tree "btrfs->btrfs: snapshot snap1's files" "$(snapvol "$A_DIR" bt c3 snap1)" "$(snapvol "$B_DIR" bt c3 snap1)"
