@@ -10,7 +10,6 @@
 #include <http_parser.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <wslay/wslay.h>
 
 #include "lib/tls.h"
@@ -237,21 +236,6 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 	return append_str(&r->headers[r->n_headers - 1].value, at, n) < 0 ? -1 : 0;
 }
 
-/* Whether the spool's file system has room for `len` more bytes, keeping 5% of it free
- * for everything else on it: an upload that cannot fit is refused before one byte of it
- * is written, not after it has filled the disk. Unknown (fstatvfs failed): yes. */
-static bool spool_room(int fd, uint64_t len)
-{
-	struct statvfs sv;
-	uint64_t avail, reserve;
-
-	if (fstatvfs(fd, &sv) < 0 || sv.f_frsize == 0)
-		return true;
-	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	reserve = (uint64_t)sv.f_blocks * sv.f_frsize / 20;
-	return avail > reserve && len <= avail - reserve;
-}
-
 static int on_headers_complete(http_parser *p)
 {
 	struct berth_http_conn *c = parser_conn(p);
@@ -281,7 +265,7 @@ static int on_headers_complete(http_parser *p)
 		return -1;
 	}
 	if (r->body_fd >= 0 && (p->flags & F_CONTENTLENGTH) &&
-	    !spool_room(r->body_fd, p->content_length)) {
+	    !berth_fs_room(r->body_fd, p->content_length)) {
 		c->error_status = 507;
 		return -1;
 	}

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -276,6 +277,18 @@ int berth_send_all(int fd, const void *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+bool berth_fs_room(int fd, uint64_t len)
+{
+	struct statvfs sv;
+	uint64_t avail, reserve;
+
+	if (fstatvfs(fd, &sv) < 0 || sv.f_frsize == 0)
+		return true;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	reserve = (uint64_t)sv.f_blocks * sv.f_frsize / 20;
+	return avail > reserve && len <= avail - reserve;
 }
 
 static int write_file_via_tmp(const char *path, const void *data, size_t len, int mode, bool sync)

@@ -55,6 +55,11 @@ int berth_write_all(int fd, const void *data, size_t len);
 /* The same on a socket with send(2) and MSG_NOSIGNAL: a gone peer is -EPIPE, never
  * SIGPIPE. */
 int berth_send_all(int fd, const void *data, size_t len);
+/* Whether the file system holding `fd` has room for `len` more bytes while keeping 5% of
+ * it free for everything else on it: what a spool (an upload, a stream) asks before it
+ * writes, so that it is refused rather than fill the disk. Unknown (fstatvfs failed):
+ * true. */
+bool berth_fs_room(int fd, uint64_t len);
 /* Read a whole small file (at most `max` bytes) into a NUL-terminated buffer. */
 int berth_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Write `len` bytes to `path` atomically (temp file in the same dir, fsync, rename). */

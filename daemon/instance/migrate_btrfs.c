@@ -270,6 +270,12 @@ static int pump_in(struct migrate_chan *fs, int fd, size_t max, char **ret,
 		if (text)
 			break;
 		if (fd >= 0) {
+			/* a stream that would leave its file system less than 5% free is
+			 * refused before it fills the disk (it is spooled whole first) */
+			if (!berth_fs_room(fd, len))
+				return berth_error_set(err, -ENOSPC, BERTH_ERR_INTERNAL,
+						       "Spooling the btrfs stream: the file "
+						       "system of the spool is full");
 			r = berth_write_all(fd, msg, len);
 			if (r < 0)
 				return berth_error_set(err, r, BERTH_ERR_INTERNAL,

@@ -12,7 +12,7 @@
 # untouched. A running source migrates stateless (LXD's final sync), live is refused
 # (no CRIU) as LXD refuses it. --instance-only leaves the snapshots out. refresh moves only
 # what changed. A source daemon killed mid-transfer (a big file) leaves B with no instance,
-# no volume, no rows. With Debian's LXD 5.0.2 installed: LXD -> berth (pull) and berth ->
+# no volume, no rows; so does a btrfs stream too big for B's spool (a small tmpfs). With Debian's LXD 5.0.2 installed: LXD -> berth (pull) and berth ->
 # LXD (push), with a snapshot, and the copy boots on the other side.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
@@ -384,6 +384,18 @@ pgrep -f "btrfs receive.*$B_DIR" >/dev/null && fail "btrfs kill: no btrfs receiv
 daemon_start
 pgrep -f "btrfs send -q .*$A_DIR" >/dev/null && fail "btrfs kill: no btrfs send left of A" || pass "btrfs kill: no btrfs send left of A"
 is "$(ls -A "$A_DIR/storage-pools/bt/containers" | grep -c '^\.berth-import')" 0 "btrfs kill: A's restart removed the snapshot it was sending"
+
+# a btrfs stream is spooled whole before its receive: a spool (B's tmp/) too small for it
+# fails the transfer before the disk fills, naming the cause, and leaves nothing
+check "B: a 64 MiB spool" mount -t tmpfs -o size=64M berth-test-spool "$B_DIR/tmp"
+migrate bigb bigb '{"devices": {"root": {"type": "disk", "path": "/", "pool": "bt"}}}'
+umount "$B_DIR/tmp"
+is "$MIG_B_STATUS" Failure "spool full: the target's operation fails"
+like "$MIG_B_ERR" 'instance "bigb".*spool is full' "spool full: the error says the spool is full"
+apib GET /1.0/instances/bigb
+is "$HTTP_STATUS" 404 "spool full: no instance bigb on the target"
+ok "spool full: no volume left on the target" test ! -e "$(vol "$B_DIR" bt bigb)"
+is "$(ls -A "$B_DIR/storage-pools/bt/containers" | grep -c '^\.berth-import')" 0 "spool full: no private receive directory left"
 
 # ---- a snapshot as the source: POST /1.0/instances/c1/snapshots/snap1 ----
 apia POST /1.0/instances/c1/snapshots/snap1 '{"migration": true}'
