@@ -190,13 +190,18 @@ static void tokens_process(struct trust *t)
 		if (tk->used || tk->cancelled) {
 			tk->finished = true;
 			used[n] = tk->used;
-			done[n++] = operation_ref(tk->op);
+			done[n++] = tk->op;
 		} else if (tk->expires_at && (!next || tk->expires_at < next)) {
 			next = tk->expires_at;
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
+	/* Referenced only now: the registry's lock is never taken under ours, because the
+	 * registry calls token_cancel and token_free with its lock held. The operations
+	 * cannot go meanwhile: only this thread finishes them, and only finished ones are
+	 * freed. */
 	for (size_t i = 0; i < n; i++) {
+		operation_ref(done[i]);
 		operation_finish(done[i], used[i] ? 0 : -ECANCELED, NULL);
 		operation_unref(done[i]);
 	}
