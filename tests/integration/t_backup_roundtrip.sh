@@ -8,8 +8,10 @@
 # anew), its snapshots (names in order, dates, config, content after a restore of each),
 # files, owners and the xattr are the same, and it starts. Then --instance-only, another
 # name and another pool (--storage), each compression (gzip, xz, zstd, none), and on a
-# btrfs loop pool an optimized export and import (and its import into the dir pool refused
-# with the import's message, nothing left).
+# btrfs loop pool a plain import (bin/busybox one copy shared by the snapshots and the
+# instance; big.bin, changed at its end between them, right in each) and an optimized
+# export and import (and its import into the dir pool refused with the import's message,
+# nothing left).
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
