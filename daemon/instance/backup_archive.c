@@ -6,10 +6,12 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -475,10 +477,101 @@ static int write_data(struct archive *a, int fd, struct archive_entry *ae, bool 
 	return ftruncate(fd, archive_entry_size(ae)) < 0 ? -errno : 0;
 }
 
-static int write_file(struct archive *a, struct archive_entry *ae, int pfd, const char *base,
-		      bool holes)
+/* ---- sharing with the tree before ---- */
+
+/* Below this a file is written, not looked up in the tree before: a reflink costs more
+ * than writing a small file (the bulk of a root file system's data is in larger ones). */
+#define SHARE_MIN (64 << 10)
+
+/* The regular file `rel` of the tree `prevfd`, `size` bytes long, opened for reading
+ * without following a symlink and without opening anything but a regular file; -1:
+ * none such. */
+static int share_open(int prevfd, const char *rel, la_int64_t size)
 {
-	_cleanup_close_ int fd = -EBADF;
+	_cleanup_close_ int path = openat2_beneath(prevfd, rel, O_PATH);
+	char proc[64];
+	struct stat st;
+
+	if (path < 0 || fstat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != size)
+		return -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", path);
+	return open(proc, O_RDONLY | O_CLOEXEC);
+}
+
+/* The first `len` bytes of `src` copied into the new file `fd` (a reflink where the file
+ * system makes one). */
+static int share_copy(int src, int fd, size_t len)
+{
+	loff_t in = 0, out = 0;
+
+	while ((size_t)out < len) {
+		ssize_t n = copy_file_range(src, &in, fd, &out, len - (size_t)out, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+	}
+	return 0;
+}
+
+/* The member's data into the new file `fd`, compared on the way with `prev` (the same
+ * file of the tree before, as long): while they agree nothing is written; all alike,
+ * the new file shares prev's extents (FICLONE), else what agreed is copied from prev
+ * and the rest written. */
+static int write_data_shared(struct archive *a, int fd, struct archive_entry *ae, int prev)
+{
+	_cleanup_free_ char *cmp = NULL;
+	size_t cmp_size = 0, same = 0; /* bytes alike from offset 0, not written */
+	bool sharing = true;
+	const void *buf;
+	size_t size;
+	la_int64_t off;
+	int r;
+
+	while ((r = archive_read_data_block(a, &buf, &size, &off)) == ARCHIVE_OK) {
+		if (sharing && (uint64_t)off == same) {
+			ssize_t n;
+			if (size > cmp_size) {
+				char *p = realloc(cmp, size);
+				if (!p)
+					return -ENOMEM;
+				cmp = p;
+				cmp_size = size;
+			}
+			n = pread(prev, cmp, size, off);
+			if (n == (ssize_t)size && memcmp(cmp, buf, size) == 0) {
+				same += size;
+				continue;
+			}
+		}
+		if (sharing) {
+			sharing = false;
+			r = share_copy(prev, fd, same);
+			if (r < 0)
+				return r;
+		}
+		r = pwrite_all(fd, buf, size, off);
+		if (r < 0)
+			return r;
+	}
+	if (r != ARCHIVE_EOF)
+		return -EPROTO;
+	if (sharing && (la_int64_t)same == archive_entry_size(ae) && ioctl(fd, FICLONE, prev) == 0)
+		return 0;
+	if (sharing && (r = share_copy(prev, fd, same)) < 0)
+		return r;
+	return ftruncate(fd, archive_entry_size(ae)) < 0 ? -errno : 0;
+}
+
+/* `prevfd` >= 0: the tree before, whose file of the same name the new one may share. */
+static int write_file(struct archive *a, struct archive_entry *ae, int pfd, const char *base,
+		      const char *rel, bool holes, int prevfd)
+{
+	_cleanup_close_ int fd = -EBADF, prev = -EBADF;
+	la_int64_t size = archive_entry_size(ae);
 	int r = make_room(pfd, base);
 
 	if (r < 0)
@@ -486,7 +579,9 @@ static int write_file(struct archive *a, struct archive_entry *ae, int pfd, cons
 	fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	r = write_data(a, fd, ae, holes);
+	if (prevfd >= 0 && !holes && size >= SHARE_MIN)
+		prev = share_open(prevfd, rel, size);
+	r = prev >= 0 ? write_data_shared(a, fd, ae, prev) : write_data(a, fd, ae, holes);
 	return r < 0 ? r : set_attrs(fd, ae, false);
 }
 
@@ -561,7 +656,7 @@ static int write_hardlink(int destfd, const char *target, int pfd, const char *b
 }
 
 static int write_member(struct archive *a, struct archive_entry *ae, const struct backup_member *m,
-			int destfd, struct berth_error *err)
+			int destfd, int prevfd, struct berth_error *err)
 {
 	_cleanup_close_ int pfd = -EBADF;
 	const char *base = "";
@@ -583,7 +678,7 @@ static int write_member(struct archive *a, struct archive_entry *ae, const struc
 					       q ?: "?");
 		}
 	} else if (archive_entry_filetype(ae) == AE_IFREG) {
-		r = write_file(a, ae, pfd, base, m->is_disk);
+		r = write_file(a, ae, pfd, base, m->rel, m->is_disk, prevfd);
 	} else if (archive_entry_filetype(ae) == AE_IFDIR) {
 		r = write_dir(ae, pfd, base);
 	} else if (archive_entry_filetype(ae) == AE_IFLNK) {
@@ -671,7 +766,7 @@ static int member_out(struct archive *a, struct archive_entry *ae, const struct 
 {
 	struct backup_stream st = {a};
 	size_t p = 0;
-	int fd = -1, r;
+	int fd = -1, prev = -1, r;
 
 	if (!d)
 		return 0;
@@ -686,8 +781,11 @@ static int member_out(struct archive *a, struct archive_entry *ae, const struct 
 	r = tree_pos(d, m->snap, &p, err);
 	if (r >= 0)
 		r = tree_fd(d, p, pos, &fd, err);
+	/* after tree_fd: a chain's tree_done may have moved share_fd on */
+	if (d->share_fd)
+		prev = *d->share_fd;
 	/* a tree not written (an optimized backup's): the end of the pass refuses it */
-	return r < 0 || fd < 0 ? r : write_member(a, ae, m, fd, err);
+	return r < 0 || fd < 0 ? r : write_member(a, ae, m, fd, prev, err);
 }
 
 static int pass_all(struct archive *a, const struct backup_limits *lim, const struct backup_dest *d,

@@ -82,6 +82,10 @@ struct backup_dest {
 	int (*tree_done)(const char *snap, void *data, struct berth_error *err);
 	size_t only; /* > 0: only the tree at place only - 1 in that order, below
 		      * container_fd */
+	/* NULL, or the directory (-1: none yet) of a tree that a regular file written
+	 * may share with: one whose data is that of the same file there shares its extents
+	 * (a reflink where the file system makes them) rather than being written. */
+	const int *share_fd;
 	/* Each .bin stream as it comes (`snap` NULL: the instance's), read to its end or
 	 * not; NULL: a .bin member is skipped. */
 	int (*bin)(const char *snap, struct backup_stream *st, void *data, struct berth_error *err);

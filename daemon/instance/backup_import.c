@@ -633,13 +633,26 @@ static int dir_clear(const char *path, struct berth_error *err)
 }
 
 /* A chain (a pool without volume_snapshot_empty): each snapshot's tree written into the
- * volume, then snapshotted, the volume emptied for the next; the instance's last. */
+ * volume, then snapshotted, the volume emptied for the next; the instance's last. On
+ * btrfs a file alike in the snapshot just taken shares its extents (a reflink), as the
+ * snapshots' did where the backup was made: the restored snapshots take the room of
+ * their differences only, and their optimized backups (btrfs send against the snapshot
+ * before) stay incremental. */
 struct chain {
 	struct backup_import *imp;
 	struct storage_pool *pool;
 	const struct storage_vol *vol;
 	const char *path; /* the volume's */
+	bool share;
+	int last; /* the directory of the snapshot taken last, or -1 */
 };
+
+static void chain_release(struct chain *c)
+{
+	if (c->last >= 0)
+		close(c->last);
+	c->last = -1;
+}
 
 static void chain_progress(uint64_t done, void *data)
 {
@@ -654,6 +667,11 @@ static int chain_next(const char *snap, void *data, struct berth_error *err)
 
 	if (r >= 0)
 		r = c->pool->driver->volume_snapshot(c->pool, c->vol, snap, err);
+	if (r >= 0 && c->share) {
+		chain_release(c);
+		r = open_dir(c->pool, c->vol, snap, &c->last, err);
+	}
+	log_debug("Restored snapshot \"%s\"'s tree", snap);
 	return r < 0 ? r : dir_clear(c->path, err);
 }
 
@@ -664,6 +682,7 @@ static int chain_fill(struct chain *c, int fd, const struct backup_limits *lim,
 	struct backup_dest dest = {.index = c->imp->index,
 				   .container_fd = fd,
 				   .tree_done = chain_next,
+				   .share_fd = &c->last,
 				   .progress = chain_progress,
 				   .data = c,
 				   .cancel = c->pool->cancel};
@@ -680,6 +699,7 @@ static int chain_fill_per_tree(struct chain *c, int *fd, const struct backup_lim
 	size_t n = json_array_size(snaps);
 	int r;
 
+	chain_release(c);
 	c->pool->driver->volume_delete(c->pool, c->vol, NULL);
 	close(*fd);
 	*fd = -1;
@@ -690,6 +710,7 @@ static int chain_fill_per_tree(struct chain *c, int *fd, const struct backup_lim
 		struct backup_dest dest = {.index = c->imp->index,
 					   .container_fd = *fd,
 					   .only = k + 1,
+					   .share_fd = &c->last,
 					   .progress = chain_progress,
 					   .data = c,
 					   .cancel = c->pool->cancel};
@@ -713,7 +734,13 @@ static int fill_plain(struct backup_import *imp, struct storage_pool *pool,
 	_cleanup_(backup_scan_freep) struct backup_scan *s = NULL;
 	_cleanup_free_ char *path = NULL;
 	struct backup_limits lim = {.max_members = MAX_MEMBERS};
-	struct chain c = {imp, pool, vol, NULL};
+	_cleanup_(chain_release) struct chain c = {
+		.imp = imp,
+		.pool = pool,
+		.vol = vol,
+		.share = streq(pool->driver->name, "btrfs"),
+		.last = -1,
+	};
 	int r = pool_free(pool, &lim.max_bytes, err);
 
 	if (r >= 0 && !pool->driver->volume_snapshot_empty) {

@@ -8,8 +8,10 @@
 # anew), its snapshots (names in order, dates, config, content after a restore of each),
 # files, owners and the xattr are the same, and it starts. Then --instance-only, another
 # name and another pool (--storage), each compression (gzip, xz, zstd, none), and on a
-# btrfs loop pool an optimized export and import (and its import into the dir pool refused
-# with the import's message, nothing left).
+# btrfs loop pool a plain import (bin/busybox one copy shared by the snapshots and the
+# instance; big.bin, changed at its end between them, right in each) and an optimized
+# export and import (and its import into the dir pool refused with the import's message,
+# nothing left).
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -64,10 +66,13 @@ check "init c1 with profiles default and extra" berth init busybox c1 -p default
 	-c limits.memory=256MiB -c user.x=kept -c cloud-init.user-data='#cloud-config'
 check "c1: a disk device to a host dir" berth config device add c1 data disk source="$W/shared" path=/mnt/data
 rf=$(rootfs c1)
-state() # CONTENT: /state.txt in c1, owned by 1000:1000 inside, with a user xattr
+# CONTENT: /state.txt in c1, owned by 1000:1000 inside, with a user xattr; and /big.bin,
+# 200000 bytes whatever CONTENT, its first 150000 the same in every state
+state()
 {
 	printf '%s\n' "$1" >"$rf/state.txt" && chown 1000:1000 "$rf/state.txt" &&
-		setfattr -n user.rt -v "$1" "$rf/state.txt"
+		setfattr -n user.rt -v "$1" "$rf/state.txt" &&
+		{ head -c 150000 /dev/zero | tr '\0' a && yes "$1" | head -c 50000; } >"$rf/big.bin"
 }
 check "c1: state zero" state zero
 check "snapshot snap0" berth snapshot c1 snap0
@@ -86,6 +91,10 @@ want_snaps=$(snaps c1)
 want_files=$(files "$rf")
 want_s0=$(files "$(snaprootfs c1 snap0)")
 want_s1=$(files "$(snaprootfs c1 snap1)")
+big() { sha256sum "$(rootfs "$1" "${2:-}")/big.bin" "$(snaprootfs "$1" snap0 "${2:-}")/big.bin" "$(snaprootfs "$1" snap1 "${2:-}")/big.bin" | cut -c1-64 | tr '\n' ' '; }
+want_big=$(big c1)
+# The physical address of FILE's first extent (one copy of data shared by reflinks).
+phys() { filefrag -v "$1" | awk '$1 == "0:" {print $4; exit}'; }
 like "$want_snaps" '"snap0".*"snap1"' "the snapshots as made (snap0, snap1)"
 like "$want_snaps" "\"snap1\", \"[^\"]*\", \"2030-01-01T00:00:00Z\"" "snap1 expires in 2030"
 like "$want_files" 'state.txt 1000:1000' "the file's owner on disk (unshifted)"
@@ -183,6 +192,10 @@ if [ -n "$BTRFS" ]; then
 	run berth import --storage bt "$W/c1.tar.gz" cb
 	rc_ok "berth import --storage bt FILE cb (another pool, another name)"
 	same cb bt
+	is "$(big cb bt)" "$want_big" "cb: big.bin in the instance and each snapshot as c1's"
+	bb0=$(phys "$(snaprootfs cb snap0 bt)/bin/busybox")
+	is "$(phys "$(snaprootfs cb snap1 bt)/bin/busybox")/$(phys "$(rootfs cb bt)/bin/busybox")" \
+		"$bb0/$bb0" "cb: bin/busybox is one copy on btrfs, shared by the snapshots and the instance"
 	run berth export cb "$W/cb-opt.tar.gz" --optimized-storage
 	rc_ok "berth export --optimized-storage of cb on btrfs"
 	like "$(tar -tzf "$W/cb-opt.tar.gz" | tr '\n' ' ')" 'backup/snapshots/snap0.bin backup/snapshots/snap1.bin backup/container.bin' \
