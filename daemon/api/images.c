@@ -13,6 +13,7 @@
 #include "daemon/instance/rootfs.h"
 #include "daemon/db/db.h"
 #include "daemon/image_cache.h"
+#include "daemon/image_secret.h"
 #include "images/metadata.h"
 #include "images/store.h"
 #include "lib/json.h"
@@ -379,9 +380,21 @@ static int list_images(struct api_request *req, struct api_response *resp, struc
 	return api_sync(resp, out);
 }
 
-/* The image named by params[0] (a fingerprint prefix). */
-static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img,
-			struct berth_error *err)
+/* Whether the untrusted request shows a secret for private image `fp` (?secret=);
+ * `use` uses it up. */
+static bool secret_shown(struct api_request *req, const char *fp, bool use)
+{
+	_cleanup_free_ char *secret = NULL;
+
+	if (berth_http_query_get(req->http->query, "secret", &secret) < 0)
+		return false;
+	return image_secret_check(req->project, fp, secret, use);
+}
+
+/* The image named by params[0] (a fingerprint prefix); an untrusted request sees it when
+ * it is public or shows a secret for it, which `use_secret` uses up. */
+static int image_lookup_as(struct api_request *req, bool use_secret, char **ret_fp,
+			   json_t **ret_img, struct berth_error *err)
 {
 	_cleanup_free_ char *fp = NULL;
 	json_auto_t *img = NULL;
@@ -391,13 +404,54 @@ static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img
 		r = db_image_get(req->d->db, req->project, fp, &img, err);
 	if (r < 0)
 		return r;
-	/* An untrusted client sees public images only, as in LXD. */
-	if (api_untrusted(req) && !json_is_true(json_object_get(img, "public")))
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+	/* An untrusted client sees public images only, as in LXD, and those it has a
+	 * secret for. */
+	if (api_untrusted(req) && !json_is_true(json_object_get(img, "public"))) {
+		if (!secret_shown(req, fp, use_secret))
+			return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+					       "Image not found");
+	} else if (use_secret) {
+		secret_shown(req, fp, true); /* a secret given is used up all the same */
+	}
 	if (ret_img)
 		*ret_img = TAKE_PTR(img);
 	if (ret_fp)
 		*ret_fp = TAKE_PTR(fp);
+	return 0;
+}
+
+static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img,
+			struct berth_error *err)
+{
+	return image_lookup_as(req, false, ret_fp, ret_img, err);
+}
+
+/* POST /1.0/images/FP/secret: a secret for an untrusted client to fetch this image. */
+static int create_secret(struct api_request *req, struct api_response *resp,
+			 struct berth_error *err)
+{
+	_cleanup_free_ char *fp = NULL, *url = NULL;
+	struct operation_spec spec = {.description = "Image download token",
+				      .project = api_event_project(req)};
+	const char *secret;
+	int r = image_lookup(req, &fp, NULL, err);
+
+	if (r < 0)
+		return r;
+	url = berth_strdup_printf("/1.0/images/%s", fp);
+	if (!url)
+		return -ENOMEM;
+	r = image_secret_new(req->project, fp, &spec);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot make a secret");
+	spec.resources = json_pack("{s:[s]}", "images", url);
+	secret = image_secret_value(spec.data);
+	/* The operation owns the secret from here on, freeing it even when it fails. */
+	r = operation_create(req->d->ops, &spec, &resp->op);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");
+	operation_set_metadata(resp->op, json_pack("{s:s}", "secret", secret));
+	resp->type = API_ASYNC;
 	return 0;
 }
 
@@ -635,7 +689,7 @@ static int export_image(struct api_request *req, struct api_response *resp, stru
 
 	if (!dir)
 		return -ENOMEM;
-	r = image_lookup(req, &fp, &img, err);
+	r = image_lookup_as(req, true, &fp, &img, err);
 	if (r >= 0)
 		r = image_store_open(dir, fp, &meta, &rootfs, err);
 	if (r < 0)
@@ -923,5 +977,6 @@ const struct api_route api_image_routes[] = {
 	{"DELETE", "/1.0/images/{}", delete_image, NULL},
 	{"GET", "/1.0/images/{}/export", export_image, NULL},
 	{"POST", "/1.0/images/{}/refresh", refresh_image, NULL},
+	{"POST", "/1.0/images/{}/secret", create_secret, NULL},
 	{0},
 };
