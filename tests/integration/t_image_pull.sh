@@ -3,7 +3,8 @@
 # between two berthds: A in the test's network namespace, B in a second one the test
 # made, joined by a veth pair (10.233.0.1 and .2; nothing else routed), each with
 # core.https_address on its veth address. A pulls B's public image by alias and by
-# fingerprint (update_source with protocol lxd and the pinned certificate); a wrong
+# fingerprint (update_source with protocol lxd and the pinned certificate), a split image
+# (the multipart export) too; a wrong
 # pinned certificate and a server whose bytes are not the image it names are refused
 # with nothing stored; a private image is refused without a secret, pulled with one
 # (POST /1.0/images/FP/secret on B, its operation then Success), refused when the
@@ -113,6 +114,20 @@ delete_on_a "$FP"
 pull "\"alias\":\"nosuch\",\"certificate\":$B_CERT"
 is "$OPST" Failure "an alias B does not have fails"
 like "$OPERR" "Image \"nosuch\" not found on https://$B_ADDR" "... naming it and the server"
+
+# ---- a split image: LXD's multipart export ----
+split=$TEST_TMP/split
+mkdir -p "$split/x"
+tar -C "$split/x" -xzf "${IMAGE[busybox]}"
+tar -C "$split/x" -cJf "$split/meta.tar.xz" metadata.yaml
+tar -C "$split/x/rootfs" -czf "$split/rootfs.tar.gz" .
+SFP=$(cat "$split/meta.tar.xz" "$split/rootfs.tar.gz" | sha256sum | cut -d' ' -f1)
+check "B: import a split image, public" on_b berth image import "$split/meta.tar.xz" "$split/rootfs.tar.gz" --alias split --public
+pull "\"alias\":\"split\",\"certificate\":$B_CERT"
+is "$OPST" Success "A pulls B's split image (multipart export)" "$OPERR"
+ok "... both files in A's store, by the fingerprint of metadata then rootfs" \
+	cmp "$split/rootfs.tar.gz" "$A_DIR/images/$SFP.rootfs"
+delete_on_a "$SFP"
 
 # ---- a wrong pinned certificate, a lying server ----
 nimg=$(count_images)
