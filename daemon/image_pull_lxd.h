@@ -7,8 +7,9 @@
  *   GET /1.0/images/FP/export[?secret=S]  the unified tarball, or the split image as
  *                                     multipart/form-data (metadata, then rootfs)
  *
- * over HTTPS with berthd's own server certificate as the client certificate (a source
- * that trusts this berthd shows it its private images), the server's certificate
+ * over HTTPS without a client certificate (LXD's ConnectPublicLXD: public images, and
+ * private ones with the secret the requesting client got from the server; a server that
+ * trusts this berthd shows it nothing more), the server's certificate
  * pinned to the source's "certificate" (PEM) when one is given, else checked against
  * the system's CAs. Whether the bytes are the image the record names is checked by the
  * import (images/store.h: the fingerprint is recomputed), not here.

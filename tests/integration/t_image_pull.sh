@@ -8,10 +8,13 @@
 # pinned certificate and a server whose bytes are not the image it names are refused
 # with nothing stored; a private image is refused without a secret, pulled with one
 # (POST /1.0/images/FP/secret on B, its operation then Success), refused when the
-# secret is used again, and pulled without one once B trusts A's server certificate;
-# `berth image copy b:IMG local:` (with --alias, --copy-aliases, asking B for a
-# secret); the stock lxc client's `lxc image copy b:busybox a:` and
-# `lxc launch b:busybox a:c1` (the container runs on A). Full run (BERTH_TEST_FULL=1):
+# secret is used again, and still refused without one when B trusts A's server
+# certificate (a pull shows no client certificate, as LXD's); `berth image copy b:IMG
+# local:` (with --alias, --copy-aliases, asking B for a secret); the stock lxc
+# client's `lxc image copy b:busybox a:` and `lxc init b:busybox a:c1`, each using up
+# a secret of B's (its token operation ends Success). Secrets expire
+# (core.remote_token_expiry), at most 100 live ones per project, and B stops at once
+# with 100 unused. Full run (BERTH_TEST_FULL=1):
 # Debian's LXD 5.0.2 of the test's own on A's side, HTTPS on the veth address: `lxc
 # image copy` of a private image from LXD to berth and from berth to LXD. TAP output.
 . "$(dirname "$0")/lib.sh"
@@ -80,6 +83,10 @@ pull()
 	OPST=${r%%|*}
 	OPERR=${r#*|}
 }
+# token_ops: the ids of B's token operations that ended Success, one a line.
+token_ops() { apib GET '/1.0/operations?recursion=1'; jget '"\n".join(sorted(o["id"] for o in (j["metadata"].get("success") or []) if o["class"] == "token"))'; }
+# used_secret DESC BEFORE: a token operation of B's ended Success since BEFORE (token_ops).
+used_secret() { is "$(comm -13 <(printf '%s\n' "$2" | sort) <(token_ops | sort) | grep -c .)" 1 "$1"; }
 jstr() { $PY -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$1"; }
 delete_on_a() { apia DELETE "/1.0/images/$1"; BERTH_SOCKET=$A_SOCK wait_operation "$(jget 'j["operation"]')"; }
 
@@ -177,16 +184,18 @@ A_B64=$($PY -c 'import sys; print("".join(l for l in open(sys.argv[1]).read().sp
 apib POST /1.0/certificates "{\"type\":\"client\",\"name\":\"berth-a\",\"certificate\":\"$A_B64\"}"
 is "$HTTP_STATUS" 201 "B: trusts A's server certificate"
 pull "\"alias\":\"busybox\",\"certificate\":$B_CERT"
-is "$OPST" Success "A, trusted by B, pulls the private image without a secret" "$OPERR"
-delete_on_a "$FP"
+is "$OPST" Failure "... A still needs a secret: a pull shows no client certificate"
+is "$(count_images)" "$nimg" "... nothing stored"
 
 # ---- berth image copy ----
 run berth remote add b "https://$B_ADDR" --accept-certificate --password pb
 rc_ok "berth remote add b"
 run berth remote add a "https://$A_ADDR" --accept-certificate --password pa
 rc_ok "berth remote add a"
+before=$(token_ops)
 run berth image copy b:busybox a: --alias copied --copy-aliases
 rc_ok "berth image copy b:busybox a: (private: berth asks B for a secret)"
+used_secret "... B's secret used up (its token operation Success)" "$before"
 apia GET /1.0/images/aliases/copied
 is "$(jget 'j["metadata"]["target"]')" "$FP" "... the copy on A with --alias"
 apia GET /1.0/images/aliases/busybox
@@ -203,15 +212,19 @@ if command -v lxc >/dev/null; then
 	rc_ok "lxc remote add b1 (A)"
 	run timeout 60 lxc remote add b2 "https://$B_ADDR" --accept-certificate --password pb
 	rc_ok "lxc remote add b2 (B)"
+	before=$(token_ops)
 	run timeout 60 lxc image copy b2:busybox b1:
 	rc_ok "lxc image copy b2:busybox b1: (a private image)"
+	used_secret "... with a secret of B's" "$before"
 	apia GET "/1.0/images/$FP"
 	is "$(jget 'j["metadata"]["update_source"]["protocol"]')" lxd "... A pulled it over the LXD protocol"
 	delete_on_a "$FP"
-	run timeout 60 lxc launch b2:busybox b1:c1
-	rc_ok "lxc launch b2:busybox b1:c1"
+	before=$(token_ops)
+	run timeout 60 lxc init b2:busybox b1:c1
+	rc_ok "lxc init b2:busybox b1:c1"
+	used_secret "... with a secret of B's" "$before"
 	apia GET /1.0/instances/c1
-	is "$(jget 'j["metadata"]["status"]')" Running "... c1 runs on A"
+	is "$(jget 'j["metadata"]["status"]')" Stopped "... c1 made on A"
 	apia GET "/1.0/images/$FP"
 	is "$(jget 'j["metadata"]["cached"]')" true "... from a cached image"
 	run timeout 60 lxc delete -f b1:c1
@@ -221,9 +234,52 @@ else
 	skip "the lxc client cases" "lxc not installed (apt-get install lxd-client)"
 fi
 
+# ---- secrets expire, are capped, and do not hold B up when it stops ----
+secrets_finale()
+{
+	local codes t0 t1
+	apib PATCH /1.0 '{"config":{"core.remote_token_expiry":"1S"}}'
+	apib POST "/1.0/images/$FP/secret"
+	SOP=$(jget 'j["operation"]')
+	sleep 1.5
+	BERTH_SOCKET=$B_SOCK wait_operation "$SOP" 10
+	is "$(jget 'j["metadata"]["status"]')" Cancelled "B: a secret unused past core.remote_token_expiry expires"
+	apib PATCH /1.0 '{"config":{"core.remote_token_expiry":""}}'
+	codes=$($PY - "$B_SOCK" "$FP" <<-'EOF'
+		import json, socket, sys
+		out = []
+		for i in range(110):
+		    s = socket.socket(socket.AF_UNIX)
+		    s.connect(sys.argv[1])
+		    s.sendall(("POST /1.0/images/%s/secret HTTP/1.1\r\nHost: b\r\n"
+		               "Content-Length: 0\r\nConnection: close\r\n\r\n" % sys.argv[2]).encode())
+		    data = b""
+		    while True:
+		        b = s.recv(65536)
+		        if not b:
+		            break
+		        data += b
+		    s.close()
+		    code = int(data.split(b" ", 2)[1])
+		    if code != 202:
+		        out.append("%d %d %s" % (i, code, json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]))
+		        break
+		print(out[0] if out else "none")
+		EOF
+	)
+	like "$codes" "^100 503 Too many image secrets in project \"default\" \(at most 100" \
+		"B: the 101st live secret of a project is refused, naming the cap"
+	t0=$(date +%s%N)
+	daemon_b_stop
+	t1=$(date +%s%N)
+	ok "... and B stops within 5 s with 100 unused secrets ($(((t1 - t0) / 1000000)) ms)" \
+		test $(((t1 - t0) / 1000000)) -lt 5000
+}
+
 # ---- LXD 5.0.2 (full run): berth pulls from LXD, LXD pulls a private image from berth ----
 if [ "${BERTH_TEST_FULL:-}" != 1 ] || ! command -v lxd >/dev/null || ! command -v lxc >/dev/null; then
 	skip "LXD <-> berth image pulls" "full run only (BERTH_TEST_FULL=1, lxd installed)"
+	secrets_finale
 	exit 0
 fi
 LXD_HOME=$TEST_TMP/lxd
@@ -257,7 +313,10 @@ apia GET "/1.0/images/$FP"
 is "$(jget 'j["metadata"]["update_source"]["protocol"] + " " + j["metadata"]["update_source"]["server"]')" \
 	"lxd https://$A_IP:8445" "... its source LXD, over protocol lxd"
 check "LXD: its image deleted" lxl image delete lbusy
+before=$(token_ops)
 run timeout 120 lxc image copy b2:busybox lxd: --alias fromb
 rc_ok "lxc image copy b2:busybox lxd: (LXD pulls berth's private image with a secret)"
+used_secret "... using up a secret of B's" "$before"
 run lxl image info fromb
 like "$OUT" "Fingerprint: $FP" "... LXD has it under berth's fingerprint"
+secrets_finale
