@@ -16,6 +16,13 @@
 #include "lib/macros.h"
 #include "lib/util.h"
 
+/* An image server is not trusted: its JSON answers are small, and it may not stall a
+ * pull for longer than this without sending a byte. */
+#define JSON_MAX (1024 * 1024)
+#define IDLE_TIMEOUT_MS (30 * 1000)
+/* What a multipart export adds to the files' bytes: two parts' headers and boundaries. */
+#define MULTIPART_SLACK (64 * 1024)
+
 void image_lxd_source_release(struct image_lxd_source *s)
 {
 	berth_client_free(s->client);
@@ -86,6 +93,11 @@ static int connect_source(struct berth_daemon *d, const json_t *source, struct i
 	r = berth_client_new_url(s->server, &tls, &s->client, err);
 	if (r >= 0)
 		r = berth_client_set_name(s->client, s->server);
+	if (r >= 0)
+		berth_client_set_limits(s->client, &(struct berth_client_limits){
+							   .max_body = JSON_MAX,
+							   .idle_timeout_ms = IDLE_TIMEOUT_MS,
+						   });
 	return r;
 }
 
@@ -172,6 +184,18 @@ int image_lxd_download(struct image_lxd_source *s, const char *dir,
 		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create %s", dir);
 	if (!path)
 		return -ENOMEM;
+	/* The size announced bounds what lands on disk: a server sending more is refused
+	 * as soon as it does. */
+	if (size <= 0)
+		return berth_error_set(err, -EBADMSG, BERTH_ERR_BAD_REQUEST,
+				       "Image \"%.12s\" on %s announces no size", s->fingerprint,
+				       s->server);
+	berth_client_set_limits(s->client, &(struct berth_client_limits){
+						   .max_body = JSON_MAX,
+						   .max_download = (uint64_t)size + MULTIPART_SLACK,
+						   .idle_timeout_ms = IDLE_TIMEOUT_MS,
+						   .cancel = cancel,
+					   });
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
@@ -179,6 +203,13 @@ int image_lxd_download(struct image_lxd_source *s, const char *dir,
 	clock_gettime(CLOCK_MONOTONIC, &p.start);
 	r = berth_client_download(s->client, path, fd, progress ? on_progress : NULL, &p, &resp,
 				  err);
+	berth_client_set_limits(s->client, &(struct berth_client_limits){
+						   .max_body = JSON_MAX,
+						   .idle_timeout_ms = IDLE_TIMEOUT_MS,
+					   });
+	if (r == -ECANCELED)
+		return berth_error_set(err, -ECANCELED, BERTH_ERR_BAD_REQUEST,
+				       "Download of image \"%.12s\" cancelled", s->fingerprint);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Failed to download image \"%.12s\" from %s",
 					s->fingerprint, s->server);
