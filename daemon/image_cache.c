@@ -182,7 +182,8 @@ static int pull_lxd_download(struct berth_daemon *d, const struct image_pull *p,
 	struct pull_commit c = {.d = d,
 				.p = p,
 				.protocol = "lxd",
-				.architecture = berth_json_string(src->info, "architecture")};
+				/* the tarball's metadata.yaml, not the server's unchecked word */
+				.architecture = NULL};
 	struct image_upload up = {.fingerprint = src->fingerprint,
 				  .filename = berth_json_string(src->info, "filename"),
 				  .properties = json_is_object(props) && json_object_size(props)

@@ -69,6 +69,7 @@ static int connect_source(struct berth_daemon *d, const json_t *source, struct i
 {
 	const char *cert = berth_json_string(source, "certificate");
 	const char *secret = berth_json_string(source, "secret");
+	const char *project = berth_json_string(source, "project");
 	/* No client certificate, as LXD's ConnectPublicLXD: what the server shows us is what
 	 * it shows anyone, and a private image needs the secret the requester got. Our own
 	 * certificate would let any client of ours, a restricted one too, fetch whatever the
@@ -93,6 +94,9 @@ static int connect_source(struct berth_daemon *d, const json_t *source, struct i
 	r = berth_client_new_url(s->server, &tls, &s->client, err);
 	if (r >= 0)
 		r = berth_client_set_name(s->client, s->server);
+	/* The source's project (LXD's UseProject(SourceProjectName)). */
+	if (r >= 0 && project && *project)
+		r = berth_client_set_project(s->client, project);
 	if (r >= 0)
 		berth_client_set_limits(s->client, &(struct berth_client_limits){
 							   .max_body = JSON_MAX,
@@ -149,23 +153,40 @@ int image_lxd_resolve(struct berth_daemon *d, const json_t *source, const char *
 	return 0;
 }
 
+/* As often as the simplestreams path (images/download.c) reports. */
+#define PROGRESS_MS 250
+
 struct progress {
 	image_download_progress_fn fn;
 	void *data;
 	uint64_t total;
 	struct timespec start;
+	int64_t last_ms; /* of the last report, -1: none yet */
+	char last[64];	 /* its text */
 };
 
+/* Called on every chunk: reported at most every PROGRESS_MS, and only when the text
+ * an operation's metadata would show changes. */
 static void on_progress(uint64_t done, uint64_t total, void *data)
 {
 	struct progress *p = data;
 	struct timespec now;
+	uint64_t speed;
+	char text[sizeof(p->last)];
 	int64_t ms;
 
 	(void)total;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (now.tv_sec - p->start.tv_sec) * 1000 + (now.tv_nsec - p->start.tv_nsec) / 1000000;
-	p->fn(NULL, done, p->total, done * 1000 / (uint64_t)(ms > 0 ? ms : 1), p->data);
+	if (p->last_ms >= 0 && ms - p->last_ms < PROGRESS_MS)
+		return;
+	speed = done * 1000 / (uint64_t)(ms > 0 ? ms : 1);
+	image_download_progress_text(NULL, done, p->total, speed, text, sizeof(text));
+	if (streq(text, p->last))
+		return;
+	p->last_ms = ms;
+	snprintf(p->last, sizeof(p->last), "%s", text);
+	p->fn(NULL, done, p->total, speed, p->data);
 }
 
 int image_lxd_download(struct image_lxd_source *s, const char *dir,
@@ -176,7 +197,10 @@ int image_lxd_download(struct image_lxd_source *s, const char *dir,
 	_cleanup_close_ int fd = -EBADF;
 	_cleanup_(berth_response_release) struct berth_response resp = {0};
 	json_int_t size = json_integer_value(json_object_get(s->info, "size"));
-	struct progress p = {.fn = progress, .data = data, .total = size > 0 ? (uint64_t)size : 0};
+	struct progress p = {.fn = progress,
+			     .data = data,
+			     .total = size > 0 ? (uint64_t)size : 0,
+			     .last_ms = -1};
 	char *ct;
 	int r = berth_mkdir_p(dir, 0700);
 
