@@ -172,12 +172,16 @@ static int pull_download(struct berth_daemon *d, const struct image_pull *p, con
 	return 0;
 }
 
-/* Download the image `src` resolved and record it; the lock is held. */
+/* Download the image `src` resolved and record it. The download runs without the pull
+ * lock, so a slow server holds up no other pull; the import takes it, and a pull of the
+ * same image that finished meanwhile makes this one's bytes redundant. */
 static int pull_lxd_download(struct berth_daemon *d, const struct image_pull *p,
 			     struct image_lxd_source *src, struct berth_error *err)
 {
 	_cleanup_free_ char *dir = images_dir(d), *ct = NULL, *url = NULL;
 	_cleanup_close_ int fd = -EBADF;
+	_cleanup_(unlockp) pthread_mutex_t *locked = NULL;
+	json_auto_t *have = NULL;
 	const json_t *props = json_object_get(src->info, "properties");
 	struct pull_commit c = {.d = d,
 				.p = p,
@@ -200,6 +204,10 @@ static int pull_lxd_download(struct berth_daemon *d, const struct image_pull *p,
 			       operation_cancel_flag(p->op), &fd, &ct, err);
 	if (r < 0)
 		return r;
+	pthread_mutex_lock(&pull_lock);
+	locked = &pull_lock;
+	if (db_image_get(d->db, p->project, src->fingerprint, &have, NULL) >= 0)
+		return 0;
 	up.fd = fd;
 	up.content_type = ct;
 	/* The import recomputes the fingerprint: a server sending other bytes than the
@@ -229,6 +237,8 @@ static int pull_lxd(struct berth_daemon *d, const struct image_pull *p, char **r
 	pthread_mutex_lock(&pull_lock);
 	locked = &pull_lock;
 	if (db_image_get(d->db, p->project, src.fingerprint, &have, NULL) < 0) {
+		locked = NULL;
+		pthread_mutex_unlock(&pull_lock);
 		r = pull_lxd_download(d, p, &src, err);
 		if (r < 0)
 			return r;

@@ -392,9 +392,9 @@ static bool secret_shown(struct api_request *req, const char *fp, bool use)
 }
 
 /* The image named by params[0] (a fingerprint prefix); an untrusted request sees it when
- * it is public or shows a secret for it, which `use_secret` uses up. */
-static int image_lookup_as(struct api_request *req, bool use_secret, char **ret_fp,
-			   json_t **ret_img, struct berth_error *err)
+ * it is public or shows a secret for it (not used up here: the export does). */
+static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img,
+			struct berth_error *err)
 {
 	_cleanup_free_ char *fp = NULL;
 	json_auto_t *img = NULL;
@@ -407,23 +407,15 @@ static int image_lookup_as(struct api_request *req, bool use_secret, char **ret_
 	/* An untrusted client sees public images only, as in LXD, and those it has a
 	 * secret for. */
 	if (api_untrusted(req) && !json_is_true(json_object_get(img, "public"))) {
-		if (!secret_shown(req, fp, use_secret))
+		if (!secret_shown(req, fp, false))
 			return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
 					       "Image not found");
-	} else if (use_secret) {
-		secret_shown(req, fp, true); /* a secret given is used up all the same */
 	}
 	if (ret_img)
 		*ret_img = TAKE_PTR(img);
 	if (ret_fp)
 		*ret_fp = TAKE_PTR(fp);
 	return 0;
-}
-
-static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img,
-			struct berth_error *err)
-{
-	return image_lookup_as(req, false, ret_fp, ret_img, err);
 }
 
 /* An image secret lives core.remote_token_expiry when set (it is LXD's setting for the
@@ -719,11 +711,17 @@ static int export_image(struct api_request *req, struct api_response *resp, stru
 
 	if (!dir)
 		return -ENOMEM;
-	r = image_lookup_as(req, true, &fp, &img, err);
+	r = image_lookup(req, &fp, &img, err);
 	if (r >= 0)
 		r = image_store_open(dir, fp, &meta, &rootfs, err);
 	if (r < 0)
 		return r;
+	/* The secret is used up once the files are open, not before: an export that could
+	 * not start leaves it usable. Someone else may have used it meanwhile. A secret
+	 * given with a public image or by a trusted client is used up all the same. */
+	if (!secret_shown(req, fp, true) && api_untrusted(req) &&
+	    !json_is_true(json_object_get(img, "public")))
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
 	if (rootfs >= 0)
 		return export_split(fp,
 				    streq(berth_json_string(img, "type") ?: "", "virtual-machine"),
