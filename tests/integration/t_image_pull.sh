@@ -14,7 +14,8 @@
 # client's `lxc image copy b:busybox a:` and `lxc init b:busybox a:c1`, each using up
 # a secret of B's (its token operation ends Success). Secrets expire
 # (core.remote_token_expiry), at most 100 live ones per project, and B stops at once
-# with 100 unused. Full run (BERTH_TEST_FULL=1):
+# with 100 unused. A lying server (lxd_stub.py, HTTPS on loopback): an export larger than
+# the size it announced and a record over 1 MiB are refused. Full run (BERTH_TEST_FULL=1):
 # Debian's LXD 5.0.2 of the test's own on A's side, HTTPS on the veth address: `lxc
 # image copy` of a private image from LXD to berth and from berth to LXD. TAP output.
 . "$(dirname "$0")/lib.sh"
@@ -36,6 +37,7 @@ B_DIR=$TEST_TMP/b
 B_SOCK=$B_DIR/unix.socket
 B_LOG=$TEST_TMP/berthd-b.log
 B_PID=
+STUB_PID=
 A_IP=10.233.0.1
 B_IP=10.233.0.2
 A_ADDR=$A_IP:8443
@@ -51,6 +53,7 @@ BERTHD_B_ENV=(BERTH_MONITOR="$BERTH_MONITOR" BERTH_TLS_HELPER="$BERTH_TLS_HELPER
 pull_cleanup()
 {
 	local st=$?
+	[ -n "$STUB_PID" ] && kill "$STUB_PID" 2>/dev/null
 	[ "$_tap_failed" -gt 0 ] && [ -f "$B_LOG" ] && diag "---- berthd B log ----" && tail -n 60 "$B_LOG" | sed 's/^/# /'
 	berth list -f csv -c n 2>/dev/null | while read -r n; do berth stop -f "$n" >/dev/null 2>&1; done
 	daemon_b_stop
@@ -71,7 +74,7 @@ count_files() { find "$A_DIR/images" -maxdepth 1 -type f 2>/dev/null | wc -l; }
 # OPERR are the operation's status and error.
 pull()
 {
-	apia POST /1.0/images "{\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"protocol\":\"lxd\",\"server\":\"https://$B_ADDR\",$1}${2:+,$2}}"
+	apia POST /1.0/images "{\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"protocol\":\"lxd\",\"server\":\"${PULL_SERVER:-https://$B_ADDR}\",$1}${2:+,$2}}"
 	if [ "$HTTP_STATUS" != 202 ]; then
 		OPST="HTTP $HTTP_STATUS"
 		OPERR=$(jget 'j["error"]')
@@ -233,6 +236,30 @@ if command -v lxc >/dev/null; then
 else
 	skip "the lxc client cases" "lxc not installed (apt-get install lxd-client)"
 fi
+
+# ---- an image server that lies (lxd_stub.py on loopback) ----
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=stub \
+	-days 1 -keyout "$TEST_TMP/stub.key" -out "$TEST_TMP/stub.crt" >/dev/null 2>&1
+$PY "$BERTH_SRCDIR/tests/integration/lxd_stub.py" "$TEST_TMP/stub.crt" "$TEST_TMP/stub.key" \
+	"$TEST_TMP/stub.port" &
+STUB_PID=$!
+for i in $(seq 50); do
+	[ -s "$TEST_TMP/stub.port" ] && break
+	sleep 0.1
+done
+STUB=https://127.0.0.1:$(cat "$TEST_TMP/stub.port")
+STUB_CERT=$(jstr "$TEST_TMP/stub.crt")
+nfiles=$(count_files)
+PULL_SERVER=$STUB pull "\"alias\":\"lying\",\"certificate\":$STUB_CERT"
+is "$OPST" Failure "an export larger than the image's announced size is refused"
+like "$OPERR" "larger than 66536 bytes" "... once it passes the size and the multipart slack"
+is "$(count_images):$(count_files)" "$nimg:$nfiles" "... nothing stored"
+PULL_SERVER=$STUB pull "\"alias\":\"huge\",\"certificate\":$STUB_CERT"
+is "$OPST" Failure "an image record over 1 MiB is refused"
+like "$OPERR" "larger than 1048576 bytes" "... naming the cap"
+kill "$STUB_PID"
+wait "$STUB_PID" 2>/dev/null
+STUB_PID=
 
 # ---- secrets expire, are capped, and do not hold B up when it stops ----
 secrets_finale()
