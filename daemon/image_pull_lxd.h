@@ -45,7 +45,10 @@ int image_lxd_resolve(struct berth_daemon *d, const json_t *source, const char *
 /* Download the export of the resolved image into an unnamed file made in `dir`:
  * *ret_fd (read from offset 0) and its content type *ret_content_type (new string:
  * application/octet-stream, or multipart/form-data with its boundary). Progress is
- * reported with `what` NULL. -ECANCELED when `cancel` was set meanwhile. */
+ * reported with `what` NULL, at most every 250 ms. -ECANCELED when `cancel` was set
+ * meanwhile (looked at while waiting for bytes), -EFBIG when the export passes the
+ * record's `size` plus the multipart framing (a record without a size is refused),
+ * -ETIMEDOUT after 30 s without a byte. */
 int image_lxd_download(struct image_lxd_source *s, const char *dir,
 		       image_download_progress_fn progress, void *data, const atomic_bool *cancel,
 		       int *ret_fd, char **ret_content_type, struct berth_error *err);
