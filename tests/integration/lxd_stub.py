@@ -5,16 +5,19 @@ only, for t_image_pull.sh:
   lxd_stub.py CERT KEY PORTFILE
 
 listens over HTTPS on 127.0.0.1 on a free port (written to PORTFILE). Image "lying"
-announces 1000 bytes and its export sends 8 MiB; image "huge" has a 2 MiB record."""
+announces 1000 bytes and its export sends 8 MiB; image "huge" has a 2 MiB record;
+image "slow" sends its 8 MiB at 256 KiB/s."""
 import http.server
 import json
 import os
 import socket
 import ssl
 import sys
+import time
 
 LYING = "ab" * 32
 HUGE = "cd" * 32
+SLOW = "ef" * 32
 
 
 def main():
@@ -43,9 +46,11 @@ def main():
                 if path.startswith("/1.0/images/aliases/"):
                     name = path.rsplit("/", 1)[1]
                     self.sync({"name": name, "type": "container",
-                               "target": LYING if name == "lying" else HUGE})
+                               "target": {"lying": LYING, "slow": SLOW}.get(name, HUGE)})
                 elif path == "/1.0/images/" + LYING:
                     self.sync({"fingerprint": LYING, "size": 1000, "type": "container"})
+                elif path == "/1.0/images/" + SLOW:
+                    self.sync({"fingerprint": SLOW, "size": 8 << 20, "type": "container"})
                 elif path == "/1.0/images/" + HUGE:
                     self.sync({"fingerprint": HUGE, "size": 1000, "type": "container",
                                "properties": {"pad": "x" * (2 << 20)}})
@@ -56,6 +61,15 @@ def main():
                     self.end_headers()
                     for _ in range(128):
                         self.wfile.write(b"\0" * 65536)
+                elif path == "/1.0/images/%s/export" % SLOW:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(8 << 20))
+                    self.end_headers()
+                    for _ in range(128):
+                        self.wfile.write(b"\0" * 65536)
+                        self.wfile.flush()
+                        time.sleep(0.25)
                 else:
                     self.send(404, "application/json", json.dumps(
                         {"type": "error", "error": "not found", "error_code": 404}).encode())

@@ -15,7 +15,8 @@
 # a secret of B's (its token operation ends Success). Secrets expire
 # (core.remote_token_expiry), at most 100 live ones per project, and B stops at once
 # with 100 unused. A lying server (lxd_stub.py, HTTPS on loopback): an export larger than
-# the size it announced and a record over 1 MiB are refused. Full run (BERTH_TEST_FULL=1):
+# the size it announced and a record over 1 MiB are refused; a pull cancelled while a
+# slow server sends ends Cancelled at once. Full run (BERTH_TEST_FULL=1):
 # Debian's LXD 5.0.2 of the test's own on A's side, HTTPS on the veth address: `lxc
 # image copy` of a private image from LXD to berth and from berth to LXD. TAP output.
 . "$(dirname "$0")/lib.sh"
@@ -257,6 +258,16 @@ is "$(count_images):$(count_files)" "$nimg:$nfiles" "... nothing stored"
 PULL_SERVER=$STUB pull "\"alias\":\"huge\",\"certificate\":$STUB_CERT"
 is "$OPST" Failure "an image record over 1 MiB is refused"
 like "$OPERR" "larger than 1048576 bytes" "... naming the cap"
+apia POST /1.0/images "{\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"protocol\":\"lxd\",\"server\":\"$STUB\",\"alias\":\"slow\",\"certificate\":$STUB_CERT}}"
+SOP=$(jget 'j["operation"]')
+sleep 1
+apia DELETE "$SOP"
+t0=$(date +%s%N)
+BERTH_SOCKET=$A_SOCK wait_operation "$SOP" 20
+t1=$(date +%s%N)
+is "$(jget 'j["metadata"]["status"]')" Cancelled "a pull cancelled mid-download (a slow server) ends Cancelled"
+ok "... within 2 s ($(((t1 - t0) / 1000000)) ms), not when the server is done" test $(((t1 - t0) / 1000000)) -lt 2000
+is "$(count_images)" "$nimg" "... nothing stored"
 kill "$STUB_PID"
 wait "$STUB_PID" 2>/dev/null
 STUB_PID=
