@@ -196,6 +196,13 @@ int cli_set_pairs(json_t *config, char **args, int n, bool allow_pair, struct be
 /* Print a config value: strings as they are, absent as an empty line. */
 void cli_print_config_value(const json_t *v);
 
+/* The "source" of a POST /1.0/images or /1.0/instances by which another server pulls
+ * image `image` (alias or fingerprint) from remote `iremote`: its URL, protocol and
+ * pinned certificate, for an LXD-protocol remote the full fingerprint, and a secret the
+ * remote handed out when the image is private. */
+int cli_remote_image_source(const struct berth_remote_config *conf, const char *iremote,
+			    const char *image, json_t **ret, struct berth_error *err);
+
 /* `berth init`'s options and its request, shared with `berth launch`: creates the
  * instance `a` describes (parsed with cli_init_options) and waits for it. *ret_name (may
  * be NULL) receives the instance's name (new string), also when the server chose it. */

@@ -1,5 +1,6 @@
 /* cli/cmd_image.c: `berth image ...`: import (streamed, with a progress bar on a
- * terminal), list, info, show, edit, export, delete, and `berth image alias ...`.
+ * terminal), copy between servers, list, info, show, edit, export, delete, and
+ * `berth image alias ...`.
  * An image argument is an alias or a fingerprint prefix, as with lxc. */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -34,6 +35,15 @@ static const struct cli_option import_options[] = {
 	{ "public", 0, NULL, "Make the image public" },
 	{ 0 },
 };
+static const struct cli_option copy_options[] = {
+	{ "alias", 0, "ALIAS", "New aliases to add to the image (repeatable)" },
+	{ "copy-aliases", 0, NULL, "Copy the source's aliases" },
+	{ "public", 0, NULL, "Make the image public" },
+	{ "auto-update", 0, NULL, "Keep the image up to date after the initial copy" },
+	{ "vm", 0, NULL, "Copy the virtual machine image (when one name has both)" },
+	{ 0 },
+};
+enum { COPY_ALIAS, COPY_COPY_ALIASES, COPY_PUBLIC, COPY_AUTO_UPDATE, COPY_VM };
 static const struct cli_option alias_create_options[] = {
 	{ "description", 0, "TEXT", "Alias description" },
 	{ 0 },
@@ -52,6 +62,12 @@ IMAGE_CMD(import_cmd, "import", "<tarball> [<rootfs>] [key=value...] [flags]",
 	  "  or a virtual machine's qcow2 disk: rootfs.img).\n"
 	  "  key=value arguments set image properties.",
 	  1, -1, import_options);
+IMAGE_CMD(copy_cmd, "copy", "[<remote>:]<image> <remote>: [flags]",
+	  "Copy images between servers\n\n"
+	  "  The target server pulls the image from the source remote (an LXD-protocol\n"
+	  "  server: berthd or LXD, or a simplestreams one); a private image is fetched\n"
+	  "  with a secret the source hands out.",
+	  2, 2, copy_options);
 IMAGE_CMD(list_cmd, "list", "[<remote>:] [flags]", "List images", 0, 1, format_option);
 IMAGE_CMD(info_cmd, "info", "<image>", "Show useful information about images", 1, 1, NULL);
 IMAGE_CMD(show_cmd, "show", "<image>", "Show image properties", 1, 1, NULL);
@@ -682,15 +698,116 @@ static int alias_list(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 	return r;
 }
 
+/* The aliases the copy gets: --alias names, and with --copy-aliases those the image has
+ * on the source (an LXD-protocol one; a simplestreams image keeps the name asked for). */
+static int copy_aliases(const struct berth_remote_config *conf, const char *sremote,
+			const char *image, const json_t *src, const struct cli_args *a,
+			json_t **ret, struct berth_error *err)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
+	_cleanup_free_ char *names = a->values[COPY_ALIAS] ? strdup(a->values[COPY_ALIAS]) : NULL;
+	_cleanup_free_ char *path = NULL;
+	json_auto_t *list = json_array(), *info = NULL;
+	char *save = NULL;
+	json_t *al;
+	size_t i;
+	int r;
+
+	if (!list || (a->values[COPY_ALIAS] && !names))
+		return oom(err);
+	for (char *n = names ? strtok_r(names, ",", &save) : NULL; n;
+	     n = strtok_r(NULL, ",", &save))
+		json_array_append_new(list, json_pack("{s:s}", "name", n));
+	if (a->values[COPY_COPY_ALIASES] && berth_json_string(src, "fingerprint")) {
+		path = cli_path("/1.0/images/%s", berth_json_string(src, "fingerprint"));
+		if (!path)
+			return oom(err);
+		r = berth_remote_config_client(conf, sremote, &c, err);
+		if (r >= 0)
+			r = berth_client_query(c, "GET", path, NULL, &info, NULL, err);
+		if (r < 0)
+			return berth_error_wrap(err, r, "the aliases of \"%s\" on %s", image,
+						sremote);
+		json_array_foreach(json_object_get(info, "aliases"), i, al)
+			json_array_append_new(list, json_pack("{s:s, s:s}", "name",
+							      berth_json_string(al, "name") ?: "",
+							      "description",
+							      berth_json_string(al, "description")
+								      ?: ""));
+	} else if (a->values[COPY_COPY_ALIASES]) {
+		json_array_append_new(list, json_pack("{s:s}", "name", image));
+	}
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+/* berth image copy SRC:IMAGE DST: the target pulls, as lxc image copy has it do. */
+static int image_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_error *err)
+{
+	struct berth_remote_config *conf = NULL;
+	struct berth_client *c = NULL;
+	struct berth_response resp = { 0 };
+	const char *sremote = NULL, *image = NULL, *dremote = NULL, *rest = NULL, *url;
+	json_auto_t *src = NULL, *body = NULL, *aliases = NULL, *op = NULL, *md = NULL;
+	int r = cli_remote_config(ctx, &conf, err);
+
+	if (r >= 0)
+		r = berth_remote_config_split(conf, a->pos[0], &sremote, &image, err);
+	if (r >= 0)
+		r = berth_remote_config_split(conf, a->pos[1], &dremote, &rest, err);
+	if (r < 0)
+		return r;
+	if (*rest || !strchr(a->pos[1], ':'))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "The target must be a remote (\"REMOTE:\"), not \"%s\"",
+				       a->pos[1]);
+	if (streq(sremote, dremote))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "The source and target remote are the same (%s)", sremote);
+	r = cli_remote_image_source(conf, sremote, image, &src, err);
+	if (r >= 0 && a->values[COPY_VM])
+		r = json_object_set_new(src, "image_type", json_string("virtual-machine"));
+	if (r >= 0)
+		r = copy_aliases(conf, sremote, image, src, a, &aliases, err);
+	if (r < 0)
+		return r;
+	body = json_pack("{s:O, s:b, s:b, s:O}", "source", src, "public",
+			 a->values[COPY_PUBLIC] != NULL, "auto_update",
+			 a->values[COPY_AUTO_UPDATE] != NULL, "aliases", aliases);
+	if (!body)
+		return oom(err);
+	r = cli_use_remote(ctx, dremote, err);
+	if (r >= 0)
+		r = cli_client(ctx, &c, err);
+	if (r >= 0)
+		r = berth_client_request(c, "POST", "/1.0/images", body, NULL, &resp, err);
+	if (r >= 0 && resp.status != 202)
+		r = berth_client_unwrap(c, &resp, &md, NULL, err);
+	if (r >= 0 && resp.status != 202)
+		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				    "The server did not start an operation (status %d)",
+				    resp.status);
+	url = r >= 0 ? berth_json_string(resp.json, "operation") : NULL;
+	if (r >= 0 && !url)
+		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL, "No operation in the answer");
+	if (r >= 0)
+		r = cli_wait_progress(ctx, url, "download_progress", "Copying the image",
+				      !ctx->quiet && isatty(STDOUT_FILENO), NULL, &op, err);
+	berth_response_release(&resp);
+	if (r >= 0 && !ctx->quiet)
+		printf("Image copied successfully!\n");
+	return r;
+}
+
 int cmd_image(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err)
 {
 	static const struct cli_subcommand subs[] = {
 		{ &alias_create_cmd, alias_create }, { &alias_delete_cmd, alias_delete },
 		{ &alias_list_cmd, alias_list },     { &alias_rename_cmd, alias_rename },
-		{ &delete_cmd, image_delete },	     { &edit_cmd, image_edit },
-		{ &export_cmd, image_export },	     { &import_cmd, image_import },
-		{ &info_cmd, image_info },	     { &list_cmd, image_list },
-		{ &show_cmd, image_show },
+		{ &copy_cmd, image_copy },	     { &delete_cmd, image_delete },
+		{ &edit_cmd, image_edit },	     { &export_cmd, image_export },
+		{ &import_cmd, image_import },	     { &info_cmd, image_info },
+		{ &list_cmd, image_list },	     { &show_cmd, image_show },
 	};
 
 	return cli_dispatch(ctx, &image_cmd, subs, ARRAY_SIZE(subs), argc, argv, err);

@@ -347,7 +347,9 @@ static int lxd_image_pull(const struct berth_remote_config *conf, const char *ir
 	_cleanup_(berth_client_freep) struct berth_client *c = NULL;
 	_cleanup_free_ char *apath = cli_path("/1.0/images/aliases/%s", image);
 	_cleanup_free_ char *ipath = NULL, *spath = NULL;
+	_cleanup_(berth_response_release) struct berth_response resp = { 0 };
 	json_auto_t *alias = NULL, *info = NULL, *op = NULL;
+	json_t *secret;
 	const char *fp = image;
 	int r = berth_remote_config_client(conf, iremote, &c, err);
 
@@ -372,19 +374,28 @@ static int lxd_image_pull(const struct berth_remote_config *conf, const char *ir
 	spath = cli_path("/1.0/images/%s/secret", fp);
 	if (!spath)
 		return oom(err);
-	r = berth_client_query(c, "POST", spath, NULL, &op, NULL, err);
+	/* The secret's operation runs until the target uses the secret: it is read from
+	 * the answer, never waited for. */
+	r = berth_client_request(c, "POST", spath, NULL, NULL, &resp, err);
+	if (r >= 0 && resp.status != 202)
+		r = berth_client_unwrap(c, &resp, &op, NULL, err);
+	secret = r >= 0 ? json_object_get(json_object_get(json_object_get(resp.json, "metadata"),
+							  "metadata"),
+					  "secret")
+			: NULL;
+	if (r >= 0 && !json_is_string(secret))
+		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				    "The server did not hand out a secret");
 	if (r < 0)
 		return berth_error_wrap(err, r, "a secret for image \"%s\" on remote %s", image,
 					iremote);
-	if (json_object_set(src, "secret",
-			    json_object_get(json_object_get(op, "metadata"), "secret")) < 0)
+	if (json_object_set(src, "secret", secret) < 0)
 		return oom(err);
 	return 0;
 }
 
-/* The source of an image that the target pulls from remote `iremote`. */
-static int remote_image_source(const struct berth_remote_config *conf, const char *iremote,
-			       const char *image, json_t **ret, struct berth_error *err)
+int cli_remote_image_source(const struct berth_remote_config *conf, const char *iremote,
+			    const char *image, json_t **ret, struct berth_error *err)
 {
 	const json_t *rem = berth_remote_config_get(conf, iremote);
 	const char *addr = berth_json_string(rem, "addr") ?: "";
@@ -440,7 +451,7 @@ static int image_source(struct cli_ctx *ctx, const char *spec, json_t **ret,
 	target = ctx->remote ? ctx->remote : berth_remote_config_default(conf);
 	if (streq(iremote, target))
 		return own_image_source(ctx, image, ret, err);
-	return remote_image_source(conf, iremote, image, ret, err);
+	return cli_remote_image_source(conf, iremote, image, ret, err);
 }
 
 int cli_instance_init(struct cli_ctx *ctx, const struct cli_args *a, char **ret_name,

@@ -1,4 +1,4 @@
-/* daemon/image_cache.c: pulls from simplestreams servers into the image store, their
+/* daemon/image_cache.c: pulls from simplestreams and LXD-protocol servers into the image store, their
  * records (cached, auto_update, update_source), refresh and expiry. */
 #define LOG_CATEGORY "image-cache"
 #include "daemon/image_cache.h"
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon/db/db.h"
+#include "daemon/image_pull_lxd.h"
 #include "daemon/instance/rootfs.h"
 #include "images/simplestreams.h"
 #include "images/store.h"
@@ -37,11 +38,17 @@ int image_pull_check(const json_t *source, struct berth_error *err)
 
 	if (!*protocol)
 		protocol = "lxd";
-	if (!streq(protocol, "simplestreams"))
+	if (!streq(protocol, "simplestreams") && !streq(protocol, "lxd"))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-				       "Pulling images over protocol \"%s\" is not supported yet "
-				       "(simplestreams is)",
+				       "Pulling images over protocol \"%s\" is not supported "
+				       "(simplestreams and lxd are)",
 				       protocol);
+	/* LXD's API is only ever served over HTTPS. */
+	if (streq(protocol, "lxd") && !berth_startswith(server, "https://"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid image server \"%s\": an https URL is needed for "
+				       "protocol lxd",
+				       server);
 	if (!berth_startswith(server, "http://") && !berth_startswith(server, "https://"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "Invalid image server \"%s\": an http or https URL is needed",
@@ -91,7 +98,8 @@ static void on_progress(const char *what, uint64_t done, uint64_t total, uint64_
 struct pull_commit {
 	struct berth_daemon *d;
 	const struct image_pull *p;
-	const struct ss_image *img;
+	const char *protocol;	  /* of update_source */
+	const char *architecture; /* the server's word for it; NULL: the tarball's */
 	char fp[IMAGE_FINGERPRINT_LEN + 1];
 };
 
@@ -107,11 +115,13 @@ static int pull_commit_cb(const json_t *image, void *data, struct berth_error *e
 	json_object_set_new(rec, "cached", json_boolean(c->p->cached));
 	json_object_set_new(rec, "auto_update", json_boolean(c->p->auto_update));
 	json_object_set_new(rec, "public", json_boolean(c->p->public_));
-	json_object_set_new(rec, "architecture", json_string(c->img->architecture));
+	if (c->architecture && *c->architecture)
+		json_object_set_new(rec, "architecture", json_string(c->architecture));
+	/* The secret was single use: a refresh asks with the certificate alone. */
 	json_object_set_new(rec, "update_source",
 			    json_pack("{s:s, s:s, s:s, s:s}", "server",
 				      berth_json_string(src, "server") ?: "", "protocol",
-				      "simplestreams", "certificate",
+				      c->protocol, "certificate",
 				      berth_json_string(src, "certificate") ?: "", "alias",
 				      source_name(src) ?: ""));
 	r = db_image_create(c->d->db, c->p->project, rec, err);
@@ -127,7 +137,10 @@ static int pull_download(struct berth_daemon *d, const struct image_pull *p, con
 {
 	_cleanup_free_ char *dir = images_dir(d), *url = NULL;
 	_cleanup_close_ int meta = -EBADF, rootfs = -EBADF;
-	struct pull_commit c = {.d = d, .p = p, .img = img};
+	struct pull_commit c = {.d = d,
+				.p = p,
+				.protocol = "simplestreams",
+				.architecture = img->architecture};
 	struct image_upload up = {.fingerprint = img->fingerprint,
 				  .filename = img->filename,
 				  .properties = img->properties,
@@ -157,6 +170,83 @@ static int pull_download(struct berth_daemon *d, const struct image_pull *p, con
 		events_lifecycle(d->events, p->event_project ?: p->project, "image-created", url,
 				 NULL);
 	return 0;
+}
+
+/* Download the image `src` resolved and record it. The download runs without the pull
+ * lock, so a slow server holds up no other pull; the import takes it, and a pull of the
+ * same image that finished meanwhile makes this one's bytes redundant. */
+static int pull_lxd_download(struct berth_daemon *d, const struct image_pull *p,
+			     struct image_lxd_source *src, struct berth_error *err)
+{
+	_cleanup_free_ char *dir = images_dir(d), *ct = NULL, *url = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_(unlockp) pthread_mutex_t *locked = NULL;
+	json_auto_t *have = NULL;
+	const json_t *props = json_object_get(src->info, "properties");
+	struct pull_commit c = {.d = d,
+				.p = p,
+				.protocol = "lxd",
+				/* the tarball's metadata.yaml, not the server's unchecked word */
+				.architecture = NULL};
+	struct image_upload up = {.fingerprint = src->fingerprint,
+				  .filename = berth_json_string(src->info, "filename"),
+				  .properties = json_is_object(props) && json_object_size(props)
+							? props
+							: NULL,
+				  .public_ = p->public_,
+				  .rootfs_fd = -EBADF};
+	int r;
+
+	if (!dir)
+		return -ENOMEM;
+	log_info("Downloading image \"%.12s\" from %s", src->fingerprint, src->server);
+	r = image_lxd_download(src, dir, p->op ? on_progress : NULL, p->op,
+			       operation_cancel_flag(p->op), &fd, &ct, err);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&pull_lock);
+	locked = &pull_lock;
+	if (db_image_get(d->db, p->project, src->fingerprint, &have, NULL) >= 0)
+		return 0;
+	up.fd = fd;
+	up.content_type = ct;
+	/* The import recomputes the fingerprint: a server sending other bytes than the
+	 * image it named is refused here, and nothing stays. */
+	r = image_store_import(dir, &up, pull_commit_cb, &c, err);
+	if (r < 0)
+		return berth_error_wrap(err, r, "Image \"%.12s\" from %s", src->fingerprint,
+					src->server);
+	url = image_url(c.fp, p->event_project ?: p->project);
+	if (url)
+		events_lifecycle(d->events, p->event_project ?: p->project, "image-created", url,
+				 NULL);
+	return 0;
+}
+
+/* The pull of image_pull() from an LXD-protocol server. */
+static int pull_lxd(struct berth_daemon *d, const struct image_pull *p, char **ret_fp,
+		    struct berth_error *err)
+{
+	_cleanup_(image_lxd_source_release) struct image_lxd_source src = {0};
+	_cleanup_(unlockp) pthread_mutex_t *locked = NULL;
+	json_auto_t *have = NULL;
+	int r = image_lxd_resolve(d, p->source, p->type, &src, err);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&pull_lock);
+	locked = &pull_lock;
+	if (db_image_get(d->db, p->project, src.fingerprint, &have, NULL) < 0) {
+		locked = NULL;
+		pthread_mutex_unlock(&pull_lock);
+		r = pull_lxd_download(d, p, &src, err);
+		if (r < 0)
+			return r;
+	} else if (p->cached) {
+		db_image_touch(d->db, p->project, src.fingerprint, NULL);
+	}
+	*ret_fp = strdup(src.fingerprint);
+	return *ret_fp ? 0 : -ENOMEM;
 }
 
 static int pull_resolve(struct berth_daemon *d, const struct image_pull *p, struct ss_catalog *cat,
@@ -201,6 +291,8 @@ int image_pull(struct berth_daemon *d, const struct image_pull *p, char **ret_fp
 		if (r != -ENOENT)
 			return r;
 	}
+	if (streq(berth_json_string(p->source, "protocol") ?: "lxd", "lxd"))
+		return pull_lxd(d, p, ret_fp, err);
 	r = pull_resolve(d, p, &cat, &img, err);
 	if (r < 0)
 		return r;
@@ -335,8 +427,10 @@ static void refresh_all(struct berth_daemon *d, const json_t *list)
 		const char *fp = berth_json_string(e, "fingerprint");
 		bool refreshed = false;
 
+		const char *proto = berth_json_string(e, "protocol") ?: "";
+
 		if (!berth_json_bool(e, "auto_update", false) ||
-		    !streq(berth_json_string(e, "protocol") ?: "", "simplestreams"))
+		    (!streq(proto, "simplestreams") && !streq(proto, "lxd")))
 			continue;
 		if (image_refresh(d, project, fp, NULL, &refreshed, &err) < 0)
 			log_warn("Failed to refresh image \"%.12s\": %s, ignoring", fp,

@@ -4,8 +4,9 @@
  * source (POST /1.0/images/FP/refresh, images.auto_update_interval) and the expiry of
  * cached images nobody used for images.remote_cache_expiry days.
  *
- * Only the simplestreams protocol is spoken; a source with protocol "lxd" (the default
- * when none is named, as in LXD) or "direct" is refused as not supported yet.
+ * Two protocols are spoken: simplestreams, and "lxd" (the default when none is named, as
+ * in LXD: another berthd or LXD, daemon/image_pull_lxd.h), the source's "secret" then
+ * opening a private image; "direct" is refused as not supported.
  *
  * Everything here blocks (network, disk, database): operations' workers and the tick's
  * thread call it, never the loop. */
@@ -21,7 +22,8 @@
 struct image_pull {
 	const char *project;	   /* where the image is recorded */
 	const char *event_project; /* for lifecycle events; NULL: project */
-	const json_t *source;	   /* {server, protocol, alias and/or fingerprint, certificate} */
+	const json_t *source;	   /* {server, protocol, alias and/or fingerprint, certificate,
+				    * secret} */
 	const char *type;	   /* "container", "virtual-machine" or NULL (either) */
 	bool cached;		   /* an instance's pull: the image is a cache entry */
 	bool auto_update;

@@ -25,6 +25,7 @@
 #include "daemon/instance/container.h"
 #include "daemon/instance/backup.h"
 #include "daemon/image_cache.h"
+#include "daemon/image_secret.h"
 #include "daemon/instance/snapshot.h"
 #include "daemon/instance/expand.h"
 #include "daemon/network/managed.h"
@@ -343,6 +344,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	container_watcher_close(s->d->containers);
 	if (s->d->trust)
 		trust_shutdown(s->d->trust);
+	image_secret_shutdown();
 	https_close(s->d->https);
 	https_close(s->d->metrics_https);
 	berth_http_server_close(s->d->http, on_http_closed, s);
@@ -502,6 +504,9 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = berth_http_server_listen_fd(d->http, fd);
 	if (r < 0)
 		return log_error_errno(r, "Cannot listen on \"%s\"", d->socket_path);
+	r = image_secret_init(d->loop);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up image secrets");
 	r = https_setup(d, &limits);
 	if (r < 0)
 		return r;

@@ -127,7 +127,13 @@ void image_download_progress_text(const char *what, uint64_t done, uint64_t tota
 	char sp[32], got[32];
 
 	size_string(speed, sp, sizeof(sp));
-	if (total > 0) {
+	if (!what && total > 0) {
+		unsigned pct = (unsigned)(done >= total ? 100 : done * 100 / total);
+		snprintf(buf, size, "%u%% (%s/s)", pct, sp);
+	} else if (!what) {
+		size_string(done, got, sizeof(got));
+		snprintf(buf, size, "%s (%s/s)", got, sp);
+	} else if (total > 0) {
 		unsigned pct = (unsigned)(done >= total ? 100 : done * 100 / total);
 		snprintf(buf, size, "%s: %u%% (%s/s)", what, pct, sp);
 	} else {

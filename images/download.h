@@ -42,6 +42,7 @@ int image_download_buf(const char *url, size_t max, const atomic_bool *cancel, c
 		       size_t *ret_len, struct berth_error *err);
 
 /* LXD's rendering of a progress line: "rootfs: 45% (12.34MB/s)", or without a total
- * "rootfs: 1.20MB (12.34MB/s)". */
+ * "rootfs: 1.20MB (12.34MB/s)"; `what` NULL leaves out the "rootfs: " (an LXD-protocol
+ * download, one stream for both files). */
 void image_download_progress_text(const char *what, uint64_t done, uint64_t total, uint64_t speed,
 				  char *buf, size_t size);

@@ -49,6 +49,7 @@ struct berth_client {
 	int sink_fd; /* borrowed: where berth_client_download writes a body, or -EBADF */
 	berth_progress_fn sink_progress;
 	void *sink_progress_data;
+	struct berth_client_limits limits;
 };
 
 /* A growable byte buffer, always NUL-terminated when non-empty. */
@@ -541,6 +542,8 @@ struct parse_state {
 	uint64_t sunk;
 	berth_progress_fn progress;
 	void *progress_data;
+	const struct berth_client_limits *limits; /* borrowed */
+	int limit_r;				  /* -EFBIG once a limit was passed */
 };
 
 static int header_commit(struct parse_state *st)
@@ -617,8 +620,17 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct parse_state *st = p->data;
 
-	if (st->sink_fd < 0)
+	if (st->sink_fd < 0) {
+		if (st->limits->max_body && st->body.len + len > st->limits->max_body) {
+			st->limit_r = -EFBIG;
+			return -1;
+		}
 		return buf_append(&st->body, at, len) < 0 ? -1 : 0;
+	}
+	if (st->limits->max_download && st->sunk + len > st->limits->max_download) {
+		st->limit_r = -EFBIG;
+		return -1;
+	}
 	if (st->sink_r < 0)
 		return 0; /* keep parsing so the connection stays in step */
 	st->sink_r = berth_write_all(st->sink_fd, at, len);
@@ -663,6 +675,36 @@ static int write_all(struct client_conn *conn, const void *data, size_t len)
 	return 0;
 }
 
+/* With an idle timeout or a cancel flag: wait until c->conn has bytes to read. 0,
+ * -ETIMEDOUT, -ECANCELED, -errno. */
+static int wait_readable(struct berth_client *c)
+{
+	const struct berth_client_limits *l = &c->limits;
+	int waited = 0;
+
+	if (!l->idle_timeout_ms && !l->cancel)
+		return 0;
+	for (;;) {
+		struct pollfd pfd = {.fd = c->conn.fd, .events = POLLIN};
+		int slice = 250, n;
+
+		if (l->cancel && atomic_load(l->cancel))
+			return -ECANCELED;
+		if (l->idle_timeout_ms && l->idle_timeout_ms - waited < slice)
+			slice = l->idle_timeout_ms - waited;
+		n = poll(&pfd, 1, slice);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n > 0)
+			return 0;
+		waited += slice;
+		if (l->idle_timeout_ms && waited >= l->idle_timeout_ms)
+			return -ETIMEDOUT;
+	}
+}
+
 /* Read one response from c->conn. Returns 0, -ECONNRESET when the peer closed before
  * sending a byte (a stale keep-alive connection), or another -errno. */
 static int read_response(struct berth_client *c, bool head, struct berth_response *resp,
@@ -672,7 +714,8 @@ static int read_response(struct berth_client *c, bool head, struct berth_respons
 				 .resp = resp,
 				 .sink_fd = c->sink_fd,
 				 .progress = c->sink_progress,
-				 .progress_data = c->sink_progress_data};
+				 .progress_data = c->sink_progress_data,
+				 .limits = &c->limits};
 	http_parser parser;
 	size_t total = 0;
 	int r = 0;
@@ -683,8 +726,21 @@ static int read_response(struct berth_client *c, bool head, struct berth_respons
 	http_parser_init(&parser, HTTP_RESPONSE);
 	parser.data = &st;
 	while (!st.complete) {
-		ssize_t n = conn_read(&c->conn, chunk, CLIENT_READ_CHUNK, true);
+		ssize_t n = wait_readable(c);
 		size_t used;
+
+		if (n == -ETIMEDOUT) {
+			r = berth_error_set(err, -ETIMEDOUT, BERTH_ERR_UNAVAILABLE,
+					    "no data from the server for %d s",
+					    c->limits.idle_timeout_ms / 1000);
+			goto out;
+		}
+		if (n == -ECANCELED) {
+			r = berth_error_set(err, -ECANCELED, BERTH_ERR_BAD_REQUEST, "cancelled");
+			goto out;
+		}
+		if (n >= 0)
+			n = conn_read(&c->conn, chunk, CLIENT_READ_CHUNK, true);
 
 		if (n == -ECONNRESET && total == 0) {
 			r = -ECONNRESET;
@@ -701,6 +757,14 @@ static int read_response(struct berth_client *c, bool head, struct berth_respons
 		}
 		total += (size_t)n;
 		used = http_parser_execute(&parser, &parser_settings, chunk, (size_t)n);
+		if (st.limit_r < 0) {
+			r = berth_error_set(err, -EFBIG, BERTH_ERR_TOO_LARGE,
+					    "the server's response is larger than %" PRIu64
+					    " bytes",
+					    st.sink_fd >= 0 ? c->limits.max_download
+							    : (uint64_t)c->limits.max_body);
+			goto out;
+		}
 		if (st.complete)
 			break;
 		if (parser.http_errno != HPE_OK || (n > 0 && used != (size_t)n)) {
@@ -970,6 +1034,11 @@ int berth_client_request_upload(struct berth_client *c, const char *method, cons
 	if (r < 0 || !keep_alive)
 		conn_close(&c->conn);
 	return response_done(r, &resp, ret, err);
+}
+
+void berth_client_set_limits(struct berth_client *c, const struct berth_client_limits *limits)
+{
+	c->limits = limits ? *limits : (struct berth_client_limits){0};
 }
 
 int berth_client_download(struct berth_client *c, const char *path, int fd,

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,19 @@ int berth_client_new_url(const char *url, const struct berth_tls_options *tls,
 			 struct berth_client **ret, struct berth_error *err);
 /* Name the server (a remote's name) in connection errors: "remote \"NAME\": ...". -ENOMEM. */
 int berth_client_set_name(struct berth_client *c, const char *name);
+
+/* What reading a response may cost, for a server that is not trusted (an image server);
+ * 0 or NULL: no limit. A response whose body kept in memory would exceed `max_body`, or
+ * whose download (berth_client_download) would exceed `max_download`, fails -EFBIG
+ * (413); `idle_timeout_ms` without a byte while reading a response fails -ETIMEDOUT;
+ * `cancel` set while waiting fails -ECANCELED. The connection is closed after each. */
+struct berth_client_limits {
+	size_t max_body;
+	uint64_t max_download;
+	int idle_timeout_ms;
+	const atomic_bool *cancel; /* borrowed: outlives the requests */
+};
+void berth_client_set_limits(struct berth_client *c, const struct berth_client_limits *limits);
 /* The server's certificate (PEM) seen on the last TLS connection, or NULL (none yet, or
  * the unix socket). Borrowed from `c`. */
 const char *berth_client_peer_certificate(const struct berth_client *c);

@@ -13,6 +13,7 @@
 #include "daemon/instance/rootfs.h"
 #include "daemon/db/db.h"
 #include "daemon/image_cache.h"
+#include "daemon/image_secret.h"
 #include "images/metadata.h"
 #include "images/store.h"
 #include "lib/json.h"
@@ -379,7 +380,19 @@ static int list_images(struct api_request *req, struct api_response *resp, struc
 	return api_sync(resp, out);
 }
 
-/* The image named by params[0] (a fingerprint prefix). */
+/* Whether the untrusted request shows a secret for private image `fp` (?secret=);
+ * `use` uses it up. */
+static bool secret_shown(struct api_request *req, const char *fp, bool use)
+{
+	_cleanup_free_ char *secret = NULL;
+
+	if (berth_http_query_get(req->http->query, "secret", &secret) < 0)
+		return false;
+	return image_secret_check(req->project, fp, secret, use);
+}
+
+/* The image named by params[0] (a fingerprint prefix); an untrusted request sees it when
+ * it is public or shows a secret for it (not used up here: the export does). */
 static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img,
 			struct berth_error *err)
 {
@@ -391,13 +404,76 @@ static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img
 		r = db_image_get(req->d->db, req->project, fp, &img, err);
 	if (r < 0)
 		return r;
-	/* An untrusted client sees public images only, as in LXD. */
-	if (api_untrusted(req) && !json_is_true(json_object_get(img, "public")))
-		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
+	/* An untrusted client sees public images only, as in LXD, and those it has a
+	 * secret for. */
+	if (api_untrusted(req) && !json_is_true(json_object_get(img, "public"))) {
+		if (!secret_shown(req, fp, false))
+			return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND,
+					       "Image not found");
+	}
 	if (ret_img)
 		*ret_img = TAKE_PTR(img);
 	if (ret_fp)
 		*ret_fp = TAKE_PTR(fp);
+	return 0;
+}
+
+/* An image secret lives core.remote_token_expiry when set (it is LXD's setting for the
+ * other kind of token), else IMAGE_SECRET_EXPIRY_S: LXD's never expire, but then one
+ * never used would stay for the daemon's lifetime. */
+static int secret_expiry(struct api_request *req, uint64_t *ret, struct berth_error *err)
+{
+	json_auto_t *config = NULL;
+	const char *v;
+	int r = db_server_config_get(req->d->db, &config, err);
+
+	if (r < 0)
+		return r;
+	*ret = IMAGE_SECRET_EXPIRY_S;
+	v = berth_json_string(config, "core.remote_token_expiry");
+	if (v && *v && api_parse_expiry(v, ret) < 0)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
+				       "Invalid core.remote_token_expiry \"%s\"", v);
+	return 0;
+}
+
+/* POST /1.0/images/FP/secret: a secret for an untrusted client to fetch this image. */
+static int create_secret(struct api_request *req, struct api_response *resp,
+			 struct berth_error *err)
+{
+	_cleanup_free_ char *fp = NULL, *url = NULL;
+	struct operation_spec spec = {.description = "Image download token",
+				      .project = api_event_project(req)};
+	const char *secret;
+	uint64_t expiry_s;
+	int r = image_lookup(req, &fp, NULL, err);
+
+	if (r < 0)
+		return r;
+	url = berth_strdup_printf("/1.0/images/%s", fp);
+	if (!url)
+		return -ENOMEM;
+	r = secret_expiry(req, &expiry_s, err);
+	if (r < 0)
+		return r;
+	r = image_secret_new(req->project, fp, expiry_s, &spec);
+	if (r == -EAGAIN)
+		return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE,
+				       "Too many image secrets in project \"%s\" (at most %d "
+				       "unused): use or cancel some",
+				       req->project, IMAGE_SECRET_MAX);
+	if (r == -ESHUTDOWN)
+		return berth_error_set(err, r, BERTH_ERR_UNAVAILABLE, "Shutting down");
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Cannot make a secret");
+	spec.resources = json_pack("{s:[s]}", "images", url);
+	secret = image_secret_value(spec.data);
+	/* The operation owns the secret from here on, freeing it even when it fails. */
+	r = operation_create(req->d->ops, &spec, &resp->op);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "Failed to create operation");
+	operation_set_metadata(resp->op, json_pack("{s:s}", "secret", secret));
+	resp->type = API_ASYNC;
 	return 0;
 }
 
@@ -640,6 +716,12 @@ static int export_image(struct api_request *req, struct api_response *resp, stru
 		r = image_store_open(dir, fp, &meta, &rootfs, err);
 	if (r < 0)
 		return r;
+	/* The secret is used up once the files are open, not before: an export that could
+	 * not start leaves it usable. Someone else may have used it meanwhile. A secret
+	 * given with a public image or by a trusted client is used up all the same. */
+	if (!secret_shown(req, fp, true) && api_untrusted(req) &&
+	    !json_is_true(json_object_get(img, "public")))
+		return berth_error_set(err, -ENOENT, BERTH_ERR_NOT_FOUND, "Image not found");
 	if (rootfs >= 0)
 		return export_split(fp,
 				    streq(berth_json_string(img, "type") ?: "", "virtual-machine"),
@@ -923,5 +1005,6 @@ const struct api_route api_image_routes[] = {
 	{"DELETE", "/1.0/images/{}", delete_image, NULL},
 	{"GET", "/1.0/images/{}/export", export_image, NULL},
 	{"POST", "/1.0/images/{}/refresh", refresh_image, NULL},
+	{"POST", "/1.0/images/{}/secret", create_secret, NULL},
 	{0},
 };

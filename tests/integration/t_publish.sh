@@ -185,7 +185,7 @@ imgs0=$(count_images)
 expect_refused 409 "copying an image into a project that has it is refused" POST /1.0/images "{\"source\":{\"type\":\"image\",\"fingerprint\":\"$fp\"}}"
 like "$HTTP_BODY" 'same fingerprint already exists' "... as LXD says it"
 is "$(count_images)" "$imgs0" "... and adds nothing"
-expect_error 400 "an image pull over protocol lxd is refused (not supported yet)" POST /1.0/images '{"source":{"type":"image","mode":"pull","server":"https://example.invalid:8443","protocol":"lxd","alias":"x"}}'
+expect_error 400 "an image pull over protocol direct is refused (not supported)" POST /1.0/images '{"source":{"type":"image","mode":"pull","server":"https://127.0.0.1:1","protocol":"direct","alias":"x"}}'
 api POST /1.0/images '{"source":{"type":"instance","name":"c1"},"expires_at":"2031-02-03T04:05:06Z","compression_algorithm":"none","aliases":[{"name":"exp1","description":"expiring"}]}'
 wait_operation "$(jget 'j["operation"]')"
 ok "a publish with expires_at succeeds" opok

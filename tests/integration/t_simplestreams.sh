@@ -9,7 +9,7 @@
 # pull can be cancelled; a rootfs whose sha256 is wrong and a server dying mid-download
 # leave nothing; POST /1.0/images/FP/refresh and images.auto_update_interval replace the
 # image with a newer version published in the tree (instances keep running);
-# images.remote_cache_expiry prunes the unused cached image; protocol lxd is refused.
+# images.remote_cache_expiry prunes the unused cached image; protocol direct is refused, and lxd over plain http.
 . "$(dirname "$0")/lib.sh"
 berth_test_images busybox
 : "${BERTH_MONITOR:=$BERTH_BUILDDIR/berth-monitor}"
@@ -145,11 +145,14 @@ nfiles=$(count_files)
 pull "{\"source\":$(src "$URL" nosuch)}"
 is "$(opstatus)" Failure "an alias the server does not have fails"
 like "$(jget 'j["metadata"]["err"]')" 'not found' "... saying so"
-expect_error 400 "protocol lxd is refused" POST /1.0/images \
-	"{\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"server\":\"https://127.0.0.1:1\",\"protocol\":\"lxd\",\"alias\":\"x\"}}"
-like "$(jget 'j["error"]')" 'protocol "lxd" is not supported yet' "... as not supported yet, naming it"
-expect_error 400 "an instance from protocol lxd is refused" POST /1.0/instances \
-	"{\"name\":\"c9\",\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"server\":\"https://127.0.0.1:1\",\"protocol\":\"lxd\",\"alias\":\"x\"}}"
+expect_error 400 "protocol direct is refused" POST /1.0/images \
+	"{\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"server\":\"https://127.0.0.1:1\",\"protocol\":\"direct\",\"alias\":\"x\"}}"
+like "$(jget 'j["error"]')" 'protocol "direct" is not supported' "... as not supported, naming it"
+expect_error 400 "protocol lxd over plain http is refused" POST /1.0/images \
+	"{\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"server\":\"http://127.0.0.1:1\",\"protocol\":\"lxd\",\"alias\":\"x\"}}"
+like "$(jget 'j["error"]')" 'an https URL is needed for protocol lxd' "... naming what it needs"
+expect_error 400 "an instance from protocol direct is refused" POST /1.0/instances \
+	"{\"name\":\"c9\",\"source\":{\"type\":\"image\",\"mode\":\"pull\",\"server\":\"https://127.0.0.1:1\",\"protocol\":\"direct\",\"alias\":\"x\"}}"
 
 # ---- progress and cancel, on a slow server ----
 api DELETE "/1.0/images/$fp_slow"

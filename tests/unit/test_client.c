@@ -228,6 +228,10 @@ static const struct route basic_routes[] = {
 	 SYNC_HDR "X-LXD-type: directory\r\nContent-Length: 45\r\n\r\n"
 		  "{\"type\":\"sync\",\"metadata\":[\"hosts\",\"passwd\"]}",
 	 false, false},
+	{"GET /1.0/stall",
+	 "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\n"
+	 "abcde",
+	 false, false},
 	{"GET /1.0/events", NULL, false, true},
 };
 
@@ -465,6 +469,50 @@ static void test_download(void **state)
 	berth_response_release(&resp);
 }
 
+/* A server that sends too much, or stops sending, or a cancel, ends the response. */
+static void test_limits(void **state)
+{
+	_cleanup_(berth_client_freep) struct berth_client *c = client();
+	struct berth_response resp = {0};
+	struct berth_error err = {0};
+	_cleanup_close_ int fd = memfd_create("download", 0);
+	atomic_bool cancel = false;
+	json_t *meta = NULL;
+
+	assert_true(fd >= 0);
+	berth_client_set_limits(c, &(struct berth_client_limits){.max_body = 10});
+	assert_int_equal(berth_client_query(c, "GET", "/1.0", NULL, &meta, NULL, &err), -EFBIG);
+	assert_int_equal(err.code, 413);
+	berth_error_release(&err);
+	berth_client_set_limits(c, &(struct berth_client_limits){.max_body = 53});
+	assert_int_equal(berth_client_query(c, "GET", "/1.0", NULL, &meta, NULL, NULL), 0);
+	json_decref(meta);
+
+	berth_client_set_limits(c, &(struct berth_client_limits){.max_download = 10});
+	assert_int_equal(berth_client_download(c, "/1.0/instances/c1/files?path=%2Fetc%2Fhosts", fd,
+					       NULL, NULL, &resp, NULL),
+			 -EFBIG);
+	berth_client_set_limits(c, &(struct berth_client_limits){.max_download = 11});
+	assert_int_equal(berth_client_download(c, "/1.0/instances/c1/files?path=%2Fetc%2Fhosts", fd,
+					       NULL, NULL, &resp, NULL),
+			 0);
+	berth_response_release(&resp);
+
+	berth_client_set_limits(c, &(struct berth_client_limits){.idle_timeout_ms = 300});
+	assert_int_equal(berth_client_download(c, "/1.0/stall", fd, NULL, NULL, &resp, &err),
+			 -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "no data"));
+	berth_error_release(&err);
+	atomic_store(&cancel, true);
+	berth_client_set_limits(c, &(struct berth_client_limits){.cancel = &cancel});
+	assert_int_equal(berth_client_download(c, "/1.0/stall", fd, NULL, NULL, &resp, NULL),
+			 -ECANCELED);
+	/* and the client still works afterwards, on a new connection */
+	berth_client_set_limits(c, NULL);
+	assert_int_equal(berth_client_query(c, "GET", "/1.0", NULL, &meta, NULL, NULL), 0);
+	json_decref(meta);
+}
+
 static void test_upload(void **state)
 {
 	_cleanup_(berth_client_freep) struct berth_client *c = client();
@@ -510,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_websocket),
 		cmocka_unit_test(test_upload),
 		cmocka_unit_test(test_download),
+		cmocka_unit_test(test_limits),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
