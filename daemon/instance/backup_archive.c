@@ -499,16 +499,28 @@ static int share_open(int prevfd, const char *rel, la_int64_t size)
 }
 
 /* The first `len` bytes of `src` copied into the new file `fd` (a reflink where the file
- * system makes one). */
+ * system makes one; read and written where copy_file_range is refused, e.g. by a seccomp
+ * filter or an older kernel: what agreed was not written, so it must be copied). */
 static int share_copy(int src, int fd, size_t len)
 {
 	loff_t in = 0, out = 0;
+	char buf[64 << 10];
 
 	while ((size_t)out < len) {
 		ssize_t n = copy_file_range(src, &in, fd, &out, len - (size_t)out, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 &&
+		    (errno == ENOSYS || errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL)) {
+			size_t want = len - (size_t)out;
+
+			n = pread(src, buf, want < sizeof(buf) ? want : sizeof(buf), in);
+			if (n > 0 && pwrite(fd, buf, (size_t)n, out) != n)
+				return -EIO;
+			if (n > 0)
+				in += n, out += n;
+		}
 		if (n < 0)
 			return -errno;
 		if (n == 0)

@@ -197,6 +197,7 @@ if [ -n "$BTRFS" ]; then
 	same cb bt
 	is "$(big cb bt)" "$want_big" "cb: big.bin in the instance and each snapshot as c1's"
 	bb0=$(phys "$(snaprootfs cb snap0 bt)/bin/busybox")
+	like "$bb0" '^[0-9]+' "cb: filefrag reads bin/busybox's first extent (what the next check compares)"
 	is "$(phys "$(snaprootfs cb snap1 bt)/bin/busybox")/$(phys "$(rootfs cb bt)/bin/busybox")" \
 		"$bb0/$bb0" "cb: bin/busybox is one copy on btrfs, shared by the snapshots and the instance"
 	run berth export cb "$W/cb-opt.tar.gz" --optimized-storage
