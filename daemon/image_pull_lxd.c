@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -224,6 +225,12 @@ int image_lxd_download(struct image_lxd_source *s, const char *dir,
 	if (fd < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
 				       "Failed to create a file in %s: %m", dir);
+	/* refused before a byte lands if it would leave the image store's disk nearly full */
+	if (!berth_fs_room(fd, (uint64_t)size))
+		return berth_error_set(err, -ENOSPC, BERTH_ERR_INTERNAL,
+				       "Not enough space in %s for image \"%.12s\" (%" PRId64
+				       " bytes; 5%% of the file system is kept free)",
+				       dir, s->fingerprint, (int64_t)size);
 	clock_gettime(CLOCK_MONOTONIC, &p.start);
 	r = berth_client_download(s->client, path, fd, progress ? on_progress : NULL, &p, &resp,
 				  err);

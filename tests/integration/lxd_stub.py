@@ -6,7 +6,7 @@ only, for t_image_pull.sh:
 
 listens over HTTPS on 127.0.0.1 on a free port (written to PORTFILE). Image "lying"
 announces 1000 bytes and its export sends 8 MiB; image "huge" has a 2 MiB record;
-image "slow" sends its 8 MiB at 256 KiB/s."""
+image "slow" sends its 8 MiB at 256 KiB/s; image "vast" announces 1 EiB (no disk has room)."""
 import http.server
 import json
 import os
@@ -18,6 +18,7 @@ import time
 LYING = "ab" * 32
 HUGE = "cd" * 32
 SLOW = "ef" * 32
+VAST = "0f" * 32
 
 
 def main():
@@ -46,11 +47,13 @@ def main():
                 if path.startswith("/1.0/images/aliases/"):
                     name = path.rsplit("/", 1)[1]
                     self.sync({"name": name, "type": "container",
-                               "target": {"lying": LYING, "slow": SLOW}.get(name, HUGE)})
+                               "target": {"lying": LYING, "slow": SLOW, "vast": VAST}.get(name, HUGE)})
                 elif path == "/1.0/images/" + LYING:
                     self.sync({"fingerprint": LYING, "size": 1000, "type": "container"})
                 elif path == "/1.0/images/" + SLOW:
                     self.sync({"fingerprint": SLOW, "size": 8 << 20, "type": "container"})
+                elif path == "/1.0/images/" + VAST:
+                    self.sync({"fingerprint": VAST, "size": 1 << 60, "type": "container"})
                 elif path == "/1.0/images/" + HUGE:
                     self.sync({"fingerprint": HUGE, "size": 1000, "type": "container",
                                "properties": {"pad": "x" * (2 << 20)}})

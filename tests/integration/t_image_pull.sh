@@ -15,7 +15,8 @@
 # a secret of B's (its token operation ends Success). Secrets expire
 # (core.remote_token_expiry), at most 100 live ones per project, and B stops at once
 # with 100 unused. A lying server (lxd_stub.py, HTTPS on loopback): an export larger than
-# the size it announced and a record over 1 MiB are refused; a pull cancelled while a
+# the size it announced, an image announcing more than the disk's free space and a
+# record over 1 MiB are refused; a pull cancelled while a
 # slow server sends ends Cancelled at once. Full run (BERTH_TEST_FULL=1):
 # Debian's LXD 5.0.2 of the test's own on A's side, HTTPS on the veth address: `lxc
 # image copy` of a private image from LXD to berth and from berth to LXD. TAP output.
@@ -254,6 +255,10 @@ nfiles=$(count_files)
 PULL_SERVER=$STUB pull "\"alias\":\"lying\",\"certificate\":$STUB_CERT"
 is "$OPST" Failure "an export larger than the image's announced size is refused"
 like "$OPERR" "larger than 66536 bytes" "... once it passes the size and the multipart slack"
+is "$(count_images):$(count_files)" "$nimg:$nfiles" "... nothing stored"
+PULL_SERVER=$STUB pull "\"alias\":\"vast\",\"certificate\":$STUB_CERT"
+is "$OPST" Failure "an image larger than the image store's free space is refused"
+like "$OPERR" "Not enough space in .* for image \"0f0f0f0f0f0f\"" "... before its download, naming it"
 is "$(count_images):$(count_files)" "$nimg:$nfiles" "... nothing stored"
 PULL_SERVER=$STUB pull "\"alias\":\"huge\",\"certificate\":$STUB_CERT"
 is "$OPST" Failure "an image record over 1 MiB is refused"
