@@ -54,7 +54,9 @@ struct db {
 	pthread_mutex_t lock;		  /* guards the fields below it */
 	struct db_conn *idle;		  /* owned: idle connections, a stack */
 	unsigned n_idle;
-	unsigned n_borrowed; /* lent out by db_conn_get(), not yet given back */
+	unsigned n_borrowed;	/* lent out by db_conn_get(), not yet given back */
+	bool frozen;		/* db_freeze(): db_conn_get() waits */
+	pthread_cond_t changed; /* frozen cleared, or n_borrowed dropped, while frozen */
 	/* Bumped once a write transaction has ended: see db_generation(). */
 	_Atomic uint64_t generation;
 	_Atomic uint64_t statements; /* see db_statements() */
@@ -106,6 +108,7 @@ int db_handle_new(const struct db_backend *backend, void *data, const char *path
 	db->backend = backend;
 	db->backend_data = data;
 	pthread_mutex_init(&db->lock, NULL);
+	pthread_cond_init(&db->changed, NULL);
 	atomic_init(&db->generation, (atomic_fetch_add(&handles_made, 1) + 1) * DB_GENERATION_SPAN);
 	*ret = db;
 	return 0;
@@ -132,6 +135,7 @@ void db_close(struct db *db)
 		db_conn_free(conn);
 	}
 	pthread_mutex_destroy(&db->lock);
+	pthread_cond_destroy(&db->changed);
 	free(db->path);
 	free(db);
 }
@@ -159,6 +163,8 @@ int db_conn_get(struct db *db, struct db_conn **ret, struct berth_error *err)
 	int r = 0;
 
 	pthread_mutex_lock(&db->lock);
+	while (db->frozen)
+		pthread_cond_wait(&db->changed, &db->lock);
 	conn = db->idle;
 	if (conn) {
 		db->idle = conn->next;
@@ -197,6 +203,8 @@ void db_conn_put(struct db_conn *conn)
 	conn->writing = false;
 	pthread_mutex_lock(&db->lock);
 	db->n_borrowed--;
+	if (db->frozen && db->n_borrowed == 0)
+		pthread_cond_broadcast(&db->changed);
 	keep = keep && db->n_idle < DB_IDLE_MAX;
 	if (keep) {
 		conn->next = db->idle;
@@ -206,6 +214,52 @@ void db_conn_put(struct db_conn *conn)
 	pthread_mutex_unlock(&db->lock);
 	if (!keep)
 		db_conn_free(conn);
+}
+
+void db_freeze(struct db *db)
+{
+	pthread_mutex_lock(&db->lock);
+	/* One freezer at a time: a second waits for the first to thaw. */
+	while (db->frozen)
+		pthread_cond_wait(&db->changed, &db->lock);
+	db->frozen = true;
+	while (db->n_borrowed > 0)
+		pthread_cond_wait(&db->changed, &db->lock);
+	pthread_mutex_unlock(&db->lock);
+}
+
+void db_thaw(struct db *db, struct db *next)
+{
+	const struct db_backend *old_backend = db->backend;
+	struct db_conn *old = NULL, *conn;
+
+	pthread_mutex_lock(&db->lock);
+	assert(db->frozen && db->n_borrowed == 0);
+	if (next) {
+		assert(next->n_borrowed == 0);
+		old = db->idle;
+		db->backend = next->backend;
+		db->backend_data = next->backend_data;
+		free(db->path);
+		db->path = TAKE_PTR(next->path);
+		db->idle = TAKE_PTR(next->idle);
+		db->n_idle = next->n_idle;
+		next->n_idle = 0;
+		for (conn = db->idle; conn; conn = conn->next)
+			conn->db = db;
+		/* What was read from the old database says nothing of the new one. */
+		atomic_fetch_add(&db->generation, 1);
+	}
+	db->frozen = false;
+	pthread_cond_broadcast(&db->changed);
+	pthread_mutex_unlock(&db->lock);
+	/* The old connections were the old backend's: closed by it, outside the lock. */
+	while ((conn = old)) {
+		old = conn->next;
+		old_backend->close(conn->impl);
+		free(conn);
+	}
+	db_close(next);
 }
 
 unsigned db_idle_connections(struct db *db)
