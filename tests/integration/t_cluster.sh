@@ -1,0 +1,156 @@
+#!/bin/bash
+# t_cluster.sh: a standalone berthd turned into a one-member cluster (doc/clustering.md):
+# PUT /1.0/cluster moves every row of the SQLite database into dqlite and the daemon
+# keeps serving from it; instances, profiles, networks and storage volumes made before
+# and after are all there after a restart and after kill -9; the refusals LXD makes
+# (no core.https_address, enabled twice) with its messages; GET /1.0/cluster and the
+# member list as LXD 5.0 shows them; the stock `lxc` client's `cluster list/show/enable`.
+. "$(dirname "$0")/lib.sh"
+berth_test_init "$@"
+[ -e "${BERTH_LIBDQLITE:-/usr/lib/x86_64-linux-gnu/libdqlite.so.0}" ] ||
+	ldconfig -p | grep -q 'libdqlite\.so\.0 ' || skip_all "libdqlite not installed (apt-get install libdqlite0)"
+
+# counts: one line of how many instances, profiles, networks and custom volumes there
+# are, and the projects' names, through the API.
+counts()
+{
+	local i p n v
+	api GET /1.0/instances
+	i=$(jget 'len(j["metadata"])')
+	api GET /1.0/profiles
+	p=$(jget 'len(j["metadata"])')
+	api GET /1.0/networks?recursion=1
+	n=$(jget 'len([x for x in j["metadata"] if x["managed"]])')
+	api GET /1.0/storage-pools/default/volumes?recursion=1
+	v=$(jget 'sorted(x["name"] for x in j["metadata"] if x["type"] == "custom")')
+	echo "instances=$i profiles=$p networks=$n volumes=$v"
+}
+
+created() # DESC METHOD PATH BODY: a request that makes something (sync or async)
+{
+	local desc=$1
+	shift
+	api "$@"
+	if [ "$HTTP_STATUS" = 202 ]; then
+		wait_operation "$(jget 'j["operation"]')"
+		is "$(jget 'j["metadata"]["status"]')" Success "$desc"
+	else
+		ok "$desc" test "$HTTP_STATUS" = 200 -o "$HTTP_STATUS" = 201
+	fi
+}
+
+# ---- standalone ----
+api GET /1.0/cluster
+is "$(jget '[j["metadata"]["enabled"], j["metadata"]["server_name"]]')" '[false, ""]' \
+	"standalone: GET /1.0/cluster says not enabled"
+api GET /1.0
+is "$(jget 'j["metadata"]["environment"]["server_clustered"]')" false \
+	"standalone: GET /1.0 says server_clustered false"
+expect_error 400 "enabling without core.https_address is refused" \
+	PUT /1.0/cluster '{"server_name":"n1","enabled":true}'
+like "$(jget 'j["error"]')" "This server is not available on the network" "... with LXD's message"
+ok "... and leaves no cluster state" test ! -e "$BERTH_DIR/database/cluster.json" -a \
+	! -e "$BERTH_DIR/database/global"
+
+api PATCH /1.0 '{"config":{"core.https_address":"127.0.0.1:18443"}}'
+is "$HTTP_STATUS" 200 "core.https_address on loopback"
+created "instance c1" POST /1.0/instances '{"name":"c1","source":{"type":"none"},"config":{"user.k":"v"}}'
+created "profile p1" POST /1.0/profiles '{"name":"p1","config":{"limits.cpu":"1"}}'
+created "network tbr0" POST /1.0/networks \
+	'{"name":"tbr0","type":"bridge","config":{"ipv4.address":"none","ipv6.address":"none"}}'
+created "custom volume v1" POST /1.0/storage-pools/default/volumes '{"name":"v1","type":"custom"}'
+BEFORE=$(counts)
+is "$BEFORE" 'instances=1 profiles=2 networks=2 volumes=["v1"]' \
+	"the objects made standalone (and the default network)"
+
+# ---- enable ----
+t0=$(date +%s%N)
+api PUT /1.0/cluster '{"server_name":"n1","enabled":true}'
+is "$HTTP_STATUS" 202 "PUT /1.0/cluster enables clustering (an operation, as LXD)"
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "... which succeeds"
+diag "cluster enable took $((($(date +%s%N) - t0) / 1000000)) ms"
+ok "... the member's Raft data is under database/global" test -d "$BERTH_DIR/database/global"
+grep -q "Clustering enabled: member \"n1\"" "$DAEMON_LOG"
+ok "... and berthd logs it" test $? = 0
+is "$(counts)" "$BEFORE" "every object is still there, now read from dqlite"
+api GET /1.0/instances/c1
+is "$(jget 'j["metadata"]["config"]["user.k"]')" v "... with its config"
+api GET /1.0/cluster
+is "$(jget '[j["metadata"]["enabled"], j["metadata"]["server_name"], j["metadata"]["member_config"]]')" \
+	'[true, "n1", []]' "GET /1.0/cluster: enabled, server_name, member_config"
+api GET /1.0/cluster/members
+is "$(jget 'j["metadata"]')" '["/1.0/cluster/members/n1"]' "GET /1.0/cluster/members"
+api GET /1.0/cluster/members/n1
+is "$(jget '[j["metadata"][k] for k in ("server_name", "url", "database", "roles", "status", "message", "failure_domain")]')" \
+	'["n1", "https://127.0.0.1:18443", true, ["database"], "Online", "Fully operational", "default"]' \
+	"GET /1.0/cluster/members/n1 describes the member as LXD does"
+expect_error 404 "an unknown member is 404" GET /1.0/cluster/members/nope
+api GET /1.0
+is "$(jget '[j["metadata"]["environment"]["server_clustered"], j["metadata"]["environment"]["server_name"], "clustering" in j["metadata"]["api_extensions"]]')" \
+	'[true, "n1", true]' "GET /1.0: server_clustered, server_name, the clustering extension"
+expect_error 400 "enabling twice is refused" PUT /1.0/cluster '{"server_name":"n2","enabled":true}'
+like "$(jget 'j["error"]')" "This server is already clustered" "... with LXD's message"
+
+# ---- writes through dqlite ----
+created "instance c2 after enabling" POST /1.0/instances '{"name":"c2","source":{"type":"none"},"profiles":["default","p1"]}'
+created "profile p2 after enabling" POST /1.0/profiles '{"name":"p2"}'
+created "volume v2 after enabling" POST /1.0/storage-pools/default/volumes '{"name":"v2","type":"custom"}'
+created "instance c3 after enabling" POST /1.0/instances '{"name":"c3","source":{"type":"none"}}'
+created "delete c3" DELETE /1.0/instances/c3
+expect_error 409 "a taken name is still 409 through dqlite" POST /1.0/profiles '{"name":"p2"}'
+expect_error "400|409" "a profile in use cannot be deleted" DELETE /1.0/profiles/p1
+AFTER=$(counts)
+is "$AFTER" 'instances=2 profiles=3 networks=2 volumes=["v1", "v2"]' "the objects after the writes"
+
+# ---- the stock lxc client ----
+if command -v lxc >/dev/null; then
+	export LXD_CONF=$TEST_TMP/lxc-conf
+	mkdir -p "$LXD_CONF"
+	unset LXD_DIR
+	run lxc remote add b "unix://$BERTH_SOCKET"
+	rc_ok "lxc remote add b"
+	run lxc cluster list b: -f csv
+	rc_ok "lxc cluster list"
+	like "$OUT" '^n1,https://127.0.0.1:18443,database,.*,ONLINE,Fully operational' "... shows n1 online"
+	run lxc cluster show b:n1
+	rc_ok "lxc cluster show b:n1"
+	like "$OUT" 'server_name: n1' "... shows its name"
+	run lxc cluster enable b: n9
+	ok "lxc cluster enable on a clustered server fails" test "$RC" != 0
+	like "$ERR" 'already clustered' "... saying so"
+	run lxc profile create b:p3
+	rc_ok "lxc profile create through dqlite"
+	run lxc list b: -f csv -c n
+	is "$OUT" $'c1\nc2' "lxc list reads the instances from dqlite"
+	run lxc profile delete b:p3
+	rc_ok "lxc profile delete through dqlite"
+else
+	skip "lxc not installed: the stock client's cluster commands are not run" 9
+fi
+
+# ---- the berth CLI ----
+run_cli cluster list -f csv
+rc_ok "berth cluster list"
+like "$OUT" '^n1,https://127.0.0.1:18443,database,' "... shows n1"
+run_cli cluster show n1
+rc_ok "berth cluster show n1"
+like "$OUT" 'status: Online' "... shows its status"
+run_cli cluster enable n9
+ok "berth cluster enable on a clustered server fails" test "$RC" != 0
+like "$ERR" 'Failed to configure cluster: This server is already clustered' "... saying so"
+
+# ---- restart and kill -9 ----
+daemon_restart
+is "$(counts)" "$AFTER" "after a restart, nothing is lost"
+api GET /1.0/cluster
+is "$(jget 'j["metadata"]["enabled"]')" true "... and the server is still clustered"
+created "instance c4 after the restart" POST /1.0/instances '{"name":"c4","source":{"type":"none"}}'
+AFTER=$(counts)
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=
+daemon_start
+is "$(counts)" "$AFTER" "after kill -9, every committed write is there"
+api GET /1.0/instances/c4
+is "$HTTP_STATUS" 200 "... the last instance made before the kill among them"
