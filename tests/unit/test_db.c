@@ -1521,6 +1521,51 @@ static void test_pool_volumes(void **state)
 
 /* Warnings: raised idempotently, resolved, back to new when raised again, an
  * acknowledgement kept, deleted. */
+/* db_open_copy: every row of one database in a new one (here on the same backend: the
+ * daemon copies SQLite into dqlite), nothing else; a database that is not empty refused
+ * and left as it was. */
+static void test_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct fixture copy = *f;
+	struct berth_error err = {0};
+	_cleanup_db_ struct db *db = NULL;
+	_cleanup_free_ char *want = NULL, *got = NULL, *again = NULL;
+	json_auto_t *profile = parse("{\"name\":\"p\",\"config\":{\"limits.cpu\":\"2\"},"
+				     "\"devices\":{\"d\":{\"type\":\"disk\",\"path\":\"/x\","
+				     "\"source\":\"/y\"}}}");
+	json_auto_t *got_profile = NULL;
+	uint64_t rows = 0;
+
+	assert_int_equal(db_profile_create(f->db, "default", profile, &err), 0);
+	create_instance(f, "default",
+			"{\"name\":\"c\",\"profiles\":[\"default\",\"p\"],"
+			"\"config\":{\"a\":\"1\"}}");
+	database_name(f->dir, "copy", copy.path, sizeof(copy.path));
+	assert_int_equal(db_open_copy(BACKEND, BACKEND_DATA, copy.path, f->db, &rows, &db, &err),
+			 0);
+	assert_true(rows > 5);
+	want = dump(f);
+	got = dump(&copy);
+	assert_string_equal(got, want);
+	/* The copy works as a database of its own: foreign keys and all. */
+	assert_int_equal(db_profile_get(db, "default", "p", &got_profile, &err), 0);
+	assert_string_equal(
+		berth_json_string(json_object_get(json_object_get(got_profile, "devices"), "d"),
+				  "source"),
+		"/y");
+	assert_fails(db_profile_delete(db, "default", "p", &err), -EBUSY, BERTH_ERR_CONFLICT, &err,
+		     "is used by 1 instance");
+	db_close(TAKE_PTR(db));
+
+	assert_fails(db_open_copy(BACKEND, BACKEND_DATA, copy.path, f->db, NULL, &db, &err),
+		     -EEXIST, BERTH_ERR_CONFLICT, &err, "is not empty");
+	assert_null(db);
+	again = dump(&copy);
+	assert_string_equal(again, want);
+	database_unlink(copy.path);
+}
+
 static void test_warnings(void **state)
 {
 	struct fixture *f = *state;
@@ -1658,6 +1703,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_rollback_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_volumes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, node_start, node_stop);
