@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,7 +201,10 @@ int cluster_open_db(struct berth_daemon *d, const char *sqlite_path, const char 
 			       &d->db, err);
 }
 
-int cluster_enable(struct berth_daemon *d, const char *name, struct berth_error *err)
+/* One enabling at a time: two would both find the server standalone. */
+static pthread_mutex_t cluster_enable_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int cluster_enable_locked(struct berth_daemon *d, const char *name, struct berth_error *err)
 {
 	_cleanup_free_ char *state_path = cluster_path(d, "cluster.json");
 	_cleanup_free_ char *dir = cluster_path(d, "global");
@@ -263,6 +267,16 @@ int cluster_enable(struct berth_daemon *d, const char *name, struct berth_error 
 fail:
 	cluster_free(TAKE_PTR(c));
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return r;
+}
+
+int cluster_enable(struct berth_daemon *d, const char *name, struct berth_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&cluster_enable_lock);
+	r = cluster_enable_locked(d, name, err);
+	pthread_mutex_unlock(&cluster_enable_lock);
 	return r;
 }
 
