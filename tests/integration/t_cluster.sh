@@ -11,19 +11,30 @@ berth_test_init "$@"
 	ldconfig -p | grep -q 'libdqlite\.so\.0 ' || skip_all "libdqlite not installed (apt-get install libdqlite0)"
 
 # counts: one line of how many instances, profiles, networks and custom volumes there
-# are, and the projects' names, through the API.
+# are (the custom volumes by name), through the API.
 counts()
 {
-	local i p n v
-	api GET /1.0/instances
-	i=$(jget 'len(j["metadata"])')
-	api GET /1.0/profiles
-	p=$(jget 'len(j["metadata"])')
-	api GET /1.0/networks?recursion=1
-	n=$(jget 'len([x for x in j["metadata"] if x["managed"]])')
-	api GET /1.0/storage-pools/default/volumes?recursion=1
-	v=$(jget 'sorted(x["name"] for x in j["metadata"] if x["type"] == "custom")')
-	echo "instances=$i profiles=$p networks=$n volumes=$v"
+	# one python for the four requests: this runs often, and a process each is slow
+	$PY - "$BERTH_SOCKET" <<'PY'
+import http.client, json, socket, sys
+class Unix(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost")
+        self.path = path
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(self.path)
+c = Unix(sys.argv[1])
+def get(path):
+    c.request("GET", path)
+    return json.loads(c.getresponse().read())["metadata"]
+i = len(get("/1.0/instances"))
+p = len(get("/1.0/profiles"))
+n = len([x for x in get("/1.0/networks?recursion=1") if x["managed"]])
+v = sorted(x["name"] for x in get("/1.0/storage-pools/default/volumes?recursion=1")
+           if x["type"] == "custom")
+print("instances=%d profiles=%d networks=%d volumes=%s" % (i, p, n, json.dumps(v)))
+PY
 }
 
 created() # DESC METHOD PATH BODY: a request that makes something (sync or async)
