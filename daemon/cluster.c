@@ -246,8 +246,9 @@ static int cluster_enable_locked(struct berth_daemon *d, const char *name, struc
 				 err);
 	db_close(src);
 	if (r >= 0) {
-		state = json_dumps(json_pack("{s:s, s:s}", "server_name", name, "address", address),
-				   JSON_SORT_KEYS);
+		json_auto_t *doc = json_pack("{s:s, s:s}", "server_name", name, "address", address);
+
+		state = doc ? json_dumps(doc, JSON_SORT_KEYS) : NULL;
 		r = state ? berth_write_file_atomic(state_path, state, strlen(state), 0600)
 			  : -ENOMEM;
 		if (r < 0)
