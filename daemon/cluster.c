@@ -11,6 +11,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <ftw.h>
@@ -172,21 +173,83 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path);
 }
 
+/* Make a rename or unlink in `dir` survive a power loss. */
+static int cluster_sync_dir(const char *dir)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Whether `dir` holds a Raft node's state: libraft writes metadata1 and metadata2 there
+ * when the node is bootstrapped, and never removes both. */
+static bool cluster_has_raft_data(const char *dir)
+{
+	_cleanup_free_ char *m1 = berth_strdup_printf("%s/metadata1", dir);
+	_cleanup_free_ char *m2 = berth_strdup_printf("%s/metadata2", dir);
+	struct stat st;
+
+	return (m1 && stat(m1, &st) == 0 && st.st_size > 0) ||
+	       (m2 && stat(m2, &st) == 0 && st.st_size > 0);
+}
+
+/* Retire the standalone database once cluster.json is durable: a standalone start must
+ * never find it (it is out of date from the first clustered write). */
+static int cluster_retire_sqlite(const char *sqlite_path)
+{
+	_cleanup_free_ char *retired = berth_strdup_printf("%s.pre-cluster", sqlite_path);
+	_cleanup_free_ char *parent = strdup(sqlite_path);
+	char *slash;
+
+	if (!retired || !parent)
+		return -ENOMEM;
+	if (access(sqlite_path, F_OK) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (rename(sqlite_path, retired) < 0)
+		return -errno;
+	slash = strrchr(parent, '/');
+	if (slash)
+		*slash = '\0';
+	return cluster_sync_dir(slash ? parent : ".");
+}
+
 int cluster_open_db(struct berth_daemon *d, const char *sqlite_path, const char *pool_source,
 		    struct berth_error *err)
 {
 	_cleanup_free_ char *state_path = cluster_path(d, "cluster.json");
 	_cleanup_free_ char *dir = cluster_path(d, "global");
+	_cleanup_free_ char *retired = berth_strdup_printf("%s.pre-cluster", sqlite_path);
 	_cleanup_free_ char *text = NULL;
 	json_auto_t *state = NULL;
 	const char *name, *address;
 	int r;
 
-	if (!state_path || !dir)
+	if (!state_path || !dir || !retired)
 		return cluster_fail(err, -ENOMEM, "Out of memory");
 	r = berth_read_file(state_path, 64 * 1024, &text, NULL);
-	if (r == -ENOENT)
+	if (r == -ENOENT) {
+		/* Once clustered, the server's data lives in dqlite: a standalone start on a
+		 * stale or fresh berth.db would lose it (and its pools' data with it). */
+		if (access(dir, F_OK) == 0)
+			return cluster_fail(
+				err, -EEXIST,
+				"\"%s\" exists but \"%s\" does not: this server is "
+				"clustered and its database is in dqlite. Restore \"%s\" "
+				"to start clustered, or move \"%s\" aside and rename "
+				"\"%s\" to berth.db to go back to the database as it was "
+				"before clustering",
+				dir, state_path, state_path, dir, retired);
+		if (access(retired, F_OK) == 0 && access(sqlite_path, F_OK) < 0)
+			return cluster_fail(
+				err, -EEXIST,
+				"\"%s\" exists but \"%s\" does not: this server was "
+				"clustered. Rename it to berth.db to start standalone on "
+				"the database as it was before clustering",
+				retired, sqlite_path);
 		return db_open(sqlite_path, pool_source, &d->db, err);
+	}
 	if (r < 0)
 		return cluster_fail(err, r, "Cannot read \"%s\": %s", state_path, strerror(-r));
 	state = json_loads(text, 0, NULL);
@@ -194,6 +257,17 @@ int cluster_open_db(struct berth_daemon *d, const char *sqlite_path, const char 
 	address = berth_json_string(state, "address");
 	if (!name || !*name || !address || !*address)
 		return cluster_fail(err, -EINVAL, "Invalid cluster state in \"%s\"", state_path);
+	/* dqlite would bootstrap an empty database on an empty directory. */
+	if (!cluster_has_raft_data(dir))
+		return cluster_fail(err, -ENOENT,
+				    "\"%s\" says this server is clustered, but \"%s\" holds no "
+				    "database: restore it from a backup (a fresh one would lose "
+				    "every instance, pool and network)",
+				    state_path, dir);
+	/* An enable that stopped between writing cluster.json and retiring berth.db. */
+	r = cluster_retire_sqlite(sqlite_path);
+	if (r < 0)
+		log_warn_errno(r, "Cannot rename \"%s\" to \"%s\"", sqlite_path, retired);
 	r = cluster_start(name, address, dir, &d->cluster, err);
 	if (r < 0)
 		return r;
@@ -229,8 +303,10 @@ static int cluster_enable_locked(struct berth_daemon *d, const char *name, struc
 	if (!address || !*address)
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "This server is not available on the network");
-	/* What a failed attempt left (never a live database: that needs cluster.json). */
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	/* A standalone start refuses to run beside one, so this is another's: keep it. */
+	if (access(dir, F_OK) == 0)
+		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
+				       "\"%s\" already exists: move it aside first", dir);
 	r = berth_mkdir_p(dir, 0700);
 	if (r < 0)
 		return cluster_fail(err, r, "Cannot create \"%s\": %s", dir, strerror(-r));
@@ -251,6 +327,15 @@ static int cluster_enable_locked(struct berth_daemon *d, const char *name, struc
 		state = doc ? json_dumps(doc, JSON_SORT_KEYS) : NULL;
 		r = state ? berth_write_file_atomic(state_path, state, strlen(state), 0600)
 			  : -ENOMEM;
+		/* The switch must survive a power loss, or the server comes back on
+		 * berth.db without what is written from now on. */
+		if (r >= 0) {
+			_cleanup_free_ char *parent = cluster_path(d, "");
+
+			r = parent ? cluster_sync_dir(parent) : -ENOMEM;
+			if (r < 0)
+				unlink(state_path);
+		}
 		if (r < 0)
 			r = cluster_fail(err, r, "Cannot write \"%s\": %s", state_path,
 					 strerror(-r));
@@ -260,8 +345,12 @@ static int cluster_enable_locked(struct berth_daemon *d, const char *name, struc
 		db_thaw(d->db, NULL);
 		goto fail;
 	}
-	db_thaw(d->db, next);
+	db_thaw(d->db, next); /* closes the last connections to berth.db */
 	d->cluster = TAKE_PTR(c);
+	r = cluster_retire_sqlite(sqlite_path);
+	if (r < 0)
+		log_warn_errno(r, "Cannot rename \"%s\" aside (the next start does it)",
+			       sqlite_path);
 	log_info("Clustering enabled: member \"%s\" at %s, %llu rows moved into dqlite", name,
 		 address, (unsigned long long)rows);
 	return 0;

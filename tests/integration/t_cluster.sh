@@ -165,3 +165,37 @@ daemon_start
 is "$(counts)" "$AFTER" "after kill -9, every committed write is there"
 api GET /1.0/instances/c4
 is "$HTTP_STATUS" 200 "... the last instance made before the kill among them"
+
+# ---- the switch is one-way: no start on a stale or empty database ----
+ok "enabling retired berth.db" test ! -e "$BERTH_DIR/database/berth.db" -a \
+	-e "$BERTH_DIR/database/berth.db.pre-cluster"
+created "pool pc after enabling" POST /1.0/storage-pools '{"name":"pc","driver":"dir"}'
+pools() { api GET /1.0/storage-pools; jget 'sorted(j["metadata"])'; }
+AFTER="$(counts) $(pools)"
+daemon_stop
+# refused_start DESC PATTERN: berthd must exit (not serve) and say PATTERN
+refused_start()
+{
+	local out rc
+	out=$(timeout 30 env ${BERTHD_ENV[@]+"${BERTHD_ENV[@]}"} BERTH_DIR="$BERTH_DIR" \
+		"$BERTHD" --debug </dev/null 2>&1 3>&-)
+	rc=$?
+	echo "$out" >>"$DAEMON_LOG"
+	ok "$1" test "$rc" != 0 -a "$rc" != 124
+	like "$out" "$2" "... saying why and what to do"
+}
+mv "$BERTH_DIR/database/cluster.json" "$TEST_TMP/cluster.json"
+refused_start "a start with database/global but no cluster.json is refused" \
+	'database/global" exists but ".*database/cluster.json" does not: this server is clustered'
+ok "... deleting nothing" test -e "$BERTH_DIR/database/global/metadata1" -a \
+	-d "$BERTH_DIR/storage-pools/pc" -a ! -e "$BERTH_DIR/database/berth.db"
+mv "$TEST_TMP/cluster.json" "$BERTH_DIR/database/cluster.json"
+mv "$BERTH_DIR/database/global" "$TEST_TMP/global"
+mkdir "$BERTH_DIR/database/global"
+refused_start "a clustered start on an empty database/global is refused" \
+	'database/global" holds no database: restore it'
+rmdir "$BERTH_DIR/database/global"
+refused_start "... and on a missing one" 'database/global" holds no database'
+mv "$TEST_TMP/global" "$BERTH_DIR/database/global"
+daemon_start
+is "$(counts) $(pools)" "$AFTER" "restored, every instance, volume and pool is there"
