@@ -35,7 +35,10 @@
 static _Atomic uint64_t handles_made;
 
 struct db_conn {
-	struct db *db;	      /* borrowed: the handle it belongs to */
+	struct db *db; /* borrowed: the handle it belongs to */
+	/* The backend that opened impl: db_thaw() may switch the handle's while this
+	 * connection is being closed outside the lock. */
+	const struct db_backend *backend;
 	void *impl;	      /* owned: the backend's connection */
 	bool writing;	      /* in a db_tx_begin() transaction */
 	unsigned n_stmts;     /* statements not yet finalized */
@@ -79,7 +82,7 @@ static int db_errno_code(int r)
 
 int db_fail(struct db_conn *conn, int r, struct berth_error *err)
 {
-	const char *msg = conn ? conn->db->backend->errmsg(conn->impl) : NULL;
+	const char *msg = conn ? conn->backend->errmsg(conn->impl) : NULL;
 
 	assert(r < 0);
 	return berth_error_set(err, r, db_errno_code(r), "Database error: %s",
@@ -118,7 +121,7 @@ static void db_conn_free(struct db_conn *conn)
 {
 	if (!conn)
 		return;
-	conn->db->backend->close(conn->impl);
+	conn->backend->close(conn->impl);
 	free(conn);
 }
 
@@ -148,6 +151,7 @@ static int db_conn_new(struct db *db, struct db_conn **ret, struct berth_error *
 	if (!conn)
 		return db_oom(err);
 	conn->db = db;
+	conn->backend = db->backend;
 	r = db->backend->open(db->backend_data, db->path, &conn->impl, err);
 	if (r < 0) {
 		free(conn);
@@ -199,7 +203,7 @@ void db_conn_put(struct db_conn *conn)
 	assert(conn->n_stmts == 0);
 	/* A transaction left open would make the next borrower's BEGIN fail; closing the
 	 * connection rolls it back. */
-	keep = !db->backend->in_transaction(conn->impl);
+	keep = !conn->backend->in_transaction(conn->impl);
 	conn->writing = false;
 	pthread_mutex_lock(&db->lock);
 	db->n_borrowed--;
@@ -230,7 +234,6 @@ void db_freeze(struct db *db)
 
 void db_thaw(struct db *db, struct db *next)
 {
-	const struct db_backend *old_backend = db->backend;
 	struct db_conn *old = NULL, *conn;
 
 	pthread_mutex_lock(&db->lock);
@@ -256,7 +259,7 @@ void db_thaw(struct db *db, struct db *next)
 	/* The old connections were the old backend's: closed by it, outside the lock. */
 	while ((conn = old)) {
 		old = conn->next;
-		old_backend->close(conn->impl);
+		conn->backend->close(conn->impl);
 		free(conn);
 	}
 	db_close(next);
@@ -279,7 +282,7 @@ uint64_t db_statements(struct db *db)
 
 static int db_bind_va(struct db_stmt *stmt, const char *types, va_list ap)
 {
-	const struct db_backend *b = stmt->conn->db->backend;
+	const struct db_backend *b = stmt->conn->backend;
 	int r = 0;
 
 	for (int i = 0; types[i] && r >= 0; i++) {
@@ -305,7 +308,7 @@ void db_finalize(struct db_stmt *stmt)
 {
 	if (!stmt)
 		return;
-	stmt->conn->db->backend->finalize(stmt->impl);
+	stmt->conn->backend->finalize(stmt->impl);
 	stmt->conn->n_stmts--;
 	free(stmt);
 }
@@ -321,7 +324,7 @@ static int db_prepare_va(struct db_conn *conn, struct db_stmt **ret, struct bert
 		return db_oom(err);
 	stmt->conn = conn;
 	conn->n_stmts++;
-	r = conn->db->backend->prepare(conn->impl, sql, &stmt->impl);
+	r = conn->backend->prepare(conn->impl, sql, &stmt->impl);
 	if (r < 0)
 		return db_fail(conn, r, err);
 	atomic_fetch_add(&conn->db->statements, 1);
@@ -349,7 +352,7 @@ int db_rebind(struct db_stmt *stmt, struct berth_error *err, const char *types, 
 	va_list ap;
 	int r;
 
-	r = stmt->conn->db->backend->reset(stmt->impl);
+	r = stmt->conn->backend->reset(stmt->impl);
 	if (r < 0)
 		return db_fail(stmt->conn, r, err);
 	va_start(ap, types);
@@ -360,7 +363,7 @@ int db_rebind(struct db_stmt *stmt, struct berth_error *err, const char *types, 
 
 int db_step(struct db_stmt *stmt, struct berth_error *err)
 {
-	int r = stmt->conn->db->backend->step(stmt->impl);
+	int r = stmt->conn->backend->step(stmt->impl);
 
 	return r < 0 ? db_fail(stmt->conn, r, err) : r;
 }
@@ -384,24 +387,24 @@ int db_exec(struct db_conn *conn, struct berth_error *err, const char *sql, cons
 
 int db_exec_script(struct db_conn *conn, const char *sql, struct berth_error *err)
 {
-	int r = conn->db->backend->exec_script(conn->impl, sql);
+	int r = conn->backend->exec_script(conn->impl, sql);
 
 	return r < 0 ? db_fail(conn, r, err) : 0;
 }
 
 int64_t db_last_insert_id(struct db_conn *conn)
 {
-	return conn->db->backend->last_insert_id(conn->impl);
+	return conn->backend->last_insert_id(conn->impl);
 }
 
 int64_t db_changes(struct db_conn *conn)
 {
-	return conn->db->backend->changes(conn->impl);
+	return conn->backend->changes(conn->impl);
 }
 
 const char *db_column_text_or_null(struct db_stmt *stmt, int col)
 {
-	return stmt->conn->db->backend->column_text(stmt->impl, col);
+	return stmt->conn->backend->column_text(stmt->impl, col);
 }
 
 const char *db_column_text(struct db_stmt *stmt, int col)
@@ -413,7 +416,7 @@ const char *db_column_text(struct db_stmt *stmt, int col)
 
 int64_t db_column_int64(struct db_stmt *stmt, int col)
 {
-	return stmt->conn->db->backend->column_int64(stmt->impl, col);
+	return stmt->conn->backend->column_int64(stmt->impl, col);
 }
 
 int db_column_int(struct db_stmt *stmt, int col)
@@ -423,7 +426,7 @@ int db_column_int(struct db_stmt *stmt, int col)
 
 bool db_column_is_null(struct db_stmt *stmt, int col)
 {
-	return stmt->conn->db->backend->column_is_null(stmt->impl, col);
+	return stmt->conn->backend->column_is_null(stmt->impl, col);
 }
 
 static int db_begin(struct db *db, const char *sql, bool writing, struct db_conn **ret,
@@ -436,7 +439,7 @@ static int db_begin(struct db *db, const char *sql, bool writing, struct db_conn
 	if (r < 0)
 		return r;
 	/* The pool holds no connection with a transaction open (db_conn_put). */
-	assert(!db->backend->in_transaction(conn->impl));
+	assert(!conn->backend->in_transaction(conn->impl));
 	r = db_exec_script(conn, sql, err);
 	if (r < 0)
 		return r;
@@ -457,10 +460,11 @@ int db_read_begin(struct db *db, struct db_conn **ret, struct berth_error *err)
 
 int db_tx_end(struct db *db, struct db_conn *conn, int r, struct berth_error *err)
 {
-	const struct db_backend *b = db->backend;
+	const struct db_backend *b;
 	int k;
 
 	assert(conn && conn->db == db);
+	b = conn->backend;
 	if (r >= 0) {
 		k = db_exec_script(conn, "COMMIT", err);
 		if (k < 0)
