@@ -59,6 +59,7 @@ enum {
 };
 
 #define DB_DQLITE_BUSY_MS 5000
+#define DB_DQLITE_COMMIT_MS 30000 /* a COMMIT's wait for its replication */
 /* How long open waits for a node to know its leader (an election after start). */
 #define DB_DQLITE_LEADER_WAIT_MS 10000
 
@@ -190,6 +191,14 @@ static int dq_tx_effect(const char *sql)
 	return 0;
 }
 
+static bool dq_is_rollback(const char *sql)
+{
+	char word[16];
+
+	dq_first_word(sql, word, sizeof(word));
+	return streq(word, "ROLLBACK");
+}
+
 static int dq_set(struct dq_conn *conn, int r, const char *fmt, ...) _printf_(3, 4);
 static int dq_set(struct dq_conn *conn, int r, const char *fmt, ...)
 {
@@ -245,15 +254,13 @@ static int dq_connect(struct dq_conn *conn)
 			return dq_set(conn, -EAGAIN, "The database has no leader");
 		sleep_ms(20); /* an election is under way: nothing to wait on but time */
 	}
-	if (!streq(dq_dial_address(cfg, leader), cfg->address)) {
-		dqlite_client_free(TAKE_PTR(c));
-		r = dqlite_client_connect(dq_dial_address(cfg, leader), cfg->timeout_ms, &c,
-					  &conn->err);
-		if (r < 0)
-			return dq_set(conn, -EAGAIN,
-				      "Failed to connect to the database leader %s: %s", leader,
-				      conn->err.msg);
-	}
+	/* Another member's node is reached through the cluster's HTTPS endpoint, which
+	 * authenticates it; berth has no such tunnel yet, and never dials one in clear. */
+	if (!streq(dq_dial_address(cfg, leader), cfg->address))
+		return dq_set(conn, -EAGAIN,
+			      "The database leader is another member (%s), which this server "
+			      "cannot reach yet",
+			      leader);
 	r = dqlite_client_open(c, conn->name, &conn->err);
 	if (r < 0)
 		return dq_set(conn, r == -EREMOTEIO ? -EIO : -EAGAIN,
@@ -282,8 +289,10 @@ static void dq_probe_tx(struct dq_conn *conn)
 	if (r == 0) {
 		conn->in_tx = false;
 		r = dqlite_client_exec_sql(conn->c, "ROLLBACK", NULL, 0, NULL, &probe);
-	}
-	if (r < 0 && r != -EREMOTEIO)
+		/* The probe's own transaction may still be open: closing ends it. */
+		if (r < 0)
+			dq_disconnect(conn);
+	} else if (r < 0 && r != -EREMOTEIO)
 		dq_disconnect(conn); /* the stream broke: so did the transaction */
 	else if (r == -EREMOTEIO && dqlite_client_failure_code(conn->c) != DQ_SQLITE_ERROR)
 		dq_disconnect(conn); /* neither answer: trust nothing of this connection */
@@ -296,6 +305,10 @@ static int dq_run(struct dq_conn *conn, const char *sql, const struct dqlite_cli
 {
 	int64_t deadline = now_ms() + DB_DQLITE_BUSY_MS;
 	bool may_retry_lost = query || dq_tx_effect(sql) > 0;
+	/* A COMMIT that got no answer may have been applied: it is never retried, and it
+	 * waits for the replication of the whole transaction, not one request's time. */
+	bool ends_tx = !query && dq_tx_effect(sql) < 0 && conn->in_tx;
+	bool commits = ends_tx && !dq_is_rollback(sql);
 	long pause = 1;
 	int r;
 
@@ -315,7 +328,11 @@ static int dq_run(struct dq_conn *conn, const char *sql, const struct dqlite_cli
 			dqlite_client_rows_release(rows);
 			r = dqlite_client_query_sql(conn->c, sql, params, n, rows, &conn->err);
 		} else {
+			if (commits)
+				dqlite_client_set_timeout(conn->c, DB_DQLITE_COMMIT_MS);
 			r = dqlite_client_exec_sql(conn->c, sql, params, n, &res, &conn->err);
+			if (commits && conn->c)
+				dqlite_client_set_timeout(conn->c, conn->cfg->timeout_ms);
 		}
 		if (r == 0) {
 			if (!query) {
@@ -334,6 +351,11 @@ static int dq_run(struct dq_conn *conn, const char *sql, const struct dqlite_cli
 		} else if (r != -ENOMEM && r != -E2BIG && r != -EINVAL) {
 			/* The stream broke (reset, timeout, garbage): the server may be gone. */
 			dq_disconnect(conn);
+			if (commits)
+				return dq_set(conn, -EIO,
+					      "Lost the database connection during COMMIT: the "
+					      "transaction's outcome is unknown: %s",
+					      conn->err.msg ? conn->err.msg : "");
 			if (!was_in_tx && may_retry_lost && now_ms() < deadline) {
 				sleep_ms(pause);
 				pause = pause < 64 ? pause * 2 : pause;
@@ -344,7 +366,14 @@ static int dq_run(struct dq_conn *conn, const char *sql, const struct dqlite_cli
 		}
 		if (dq_is_leader_gone(code)) {
 			dq_disconnect(conn);
-			if (!was_in_tx && now_ms() < deadline) {
+			if (commits && code == DQ_LEADERSHIP_LOST)
+				return dq_set(conn, -EIO,
+					      "The database leader changed during COMMIT: the "
+					      "transaction's outcome is unknown");
+			/* A statement refused by a follower never ran; one whose leader
+			 * was lost may have: only a query or a BEGIN is run again. */
+			if (!was_in_tx && (code == DQ_NOT_LEADER || may_retry_lost) &&
+			    now_ms() < deadline) {
 				sleep_ms(pause);
 				pause = pause < 64 ? pause * 2 : pause;
 				continue;
@@ -448,6 +477,8 @@ static int dq_bind_slot(struct dq_stmt *s, int index)
 		s->n_params = (size_t)index;
 	free(s->texts[index - 1]);
 	s->texts[index - 1] = NULL;
+	/* Never left pointing at the text just freed, should the next strdup() fail. */
+	s->params[index - 1].type = DQLITE_CLIENT_NULL;
 	return 0;
 }
 
