@@ -9,6 +9,7 @@
  * (integer, text, NULL) exactly, so ids and the references between tables stay as they
  * were; foreign keys are checked at COMMIT (defer_foreign_keys), since tables are copied
  * in name order, not in the order of their references. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,15 +21,10 @@
 /* Statements sent to the destination at once (one request for dqlite). */
 #define DB_COPY_BATCH (256 * 1024)
 
-/* Every table but SQLite's own; its column list and the expression that renders a row
- * as the VALUES of an INSERT. */
-#define DB_COPY_TABLES                                                                              \
-	"SELECT m.name,"                                                                            \
-	" (SELECT group_concat('\"' || c.name || '\"', ', ') FROM pragma_table_info(m.name) c),"    \
-	" (SELECT group_concat('quote(\"' || c.name || '\")', ' || '', '' || ')"                    \
-	"  FROM pragma_table_info(m.name) c) "                                                      \
-	"FROM sqlite_master m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' " \
-	"ORDER BY m.name"
+/* Every table but SQLite's own. */
+#define DB_COPY_TABLES                                                                             \
+	"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "      \
+	"ESCAPE '\\' ORDER BY name"
 
 struct db_copy_batch {
 	char *buf;
@@ -73,17 +69,47 @@ static int db_copy_append(struct db_conn *dst, struct db_copy_batch *b, const ch
 	return b->len >= DB_COPY_BATCH ? db_copy_flush(dst, b, err) : 0;
 }
 
-static int db_copy_table(struct db_conn *src, struct db_conn *dst, struct db_stmt *table,
+/* Append `open` column `close` to *list, after `sep` unless *list is empty. */
+static int db_copy_list_add(char **list, const char *sep, const char *open, const char *column,
+			    const char *close)
+{
+	char *next;
+
+	next = berth_strdup_printf("%s%s%s%s%s", *list ? *list : "", *list ? sep : "", open, column,
+				   close);
+	if (!next)
+		return -ENOMEM;
+	free(*list);
+	*list = next;
+	return 0;
+}
+
+static int db_copy_table(struct db_conn *src, struct db_conn *dst, const char *table,
 			 struct db_copy_batch *b, struct berth_error *err)
 {
-	_cleanup_stmt_ struct db_stmt *rows = NULL;
-	_cleanup_free_ char *sql = NULL;
+	_cleanup_stmt_ struct db_stmt *rows = NULL, *cols = NULL;
+	_cleanup_free_ char *sql = NULL, *names = NULL, *values = NULL;
 	int r;
 
+	/* The column list and the expression that renders a row as the VALUES of an
+	 * INSERT, built from one walk of the columns so that they are in the same order. */
+	r = db_prepare(src, &cols, err, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", "t",
+		       table);
+	while (r >= 0 && (r = db_step(cols, err)) > 0) {
+		const char *column = db_column_text(cols, 0);
+
+		if (db_copy_list_add(&names, ", ", "\"", column, "\"") < 0 ||
+		    db_copy_list_add(&values, " || ', ' || ", "quote(\"", column, "\")") < 0)
+			return db_oom(err);
+	}
+	if (r < 0)
+		return r;
+	if (!names)
+		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
+				       "Table \"%s\" has no columns", table);
 	sql = berth_strdup_printf("SELECT 'INSERT INTO \"%s\" (%s) VALUES (' || %s || ')' "
 				  "FROM \"%s\"",
-				  db_column_text(table, 0), db_column_text(table, 1),
-				  db_column_text(table, 2), db_column_text(table, 0));
+				  table, names, values, table);
 	if (!sql)
 		return db_oom(err);
 	r = db_prepare(src, &rows, err, sql, NULL);
@@ -108,7 +134,7 @@ static int db_copy_rows(struct db_conn *src, struct db_conn *dst, uint64_t *ret_
 	if (r >= 0)
 		r = db_prepare(src, &tables, err, DB_COPY_TABLES, NULL);
 	while (r >= 0 && (r = db_step(tables, err)) > 0)
-		r = db_copy_table(src, dst, tables, &b, err);
+		r = db_copy_table(src, dst, db_column_text(tables, 0), &b, err);
 	if (r >= 0)
 		r = db_copy_flush(dst, &b, err);
 	free(b.buf);
