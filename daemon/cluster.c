@@ -34,6 +34,7 @@
 #define CLUSTER_DB_NAME "db.bin" /* LXD's name for the global database */
 #define CLUSTER_NODE_ID 1	 /* the first member bootstraps Raft as node 1 */
 #define CLUSTER_TIMEOUT_MS 5000
+#define CLUSTER_FREEZE_MS 10000 /* the longest wait for running transactions at enable */
 
 /* libdqlite's server calls, as dqlite.h (1.11) declares them, resolved at dlopen(). */
 typedef struct cluster_dqlite_node cluster_node;
@@ -287,6 +288,7 @@ static int cluster_enable_locked(struct berth_daemon *d, const char *name, struc
 	_cleanup_free_ char *state = NULL;
 	json_auto_t *config = NULL;
 	struct db *src = NULL, *next = NULL;
+	void *probe = NULL;
 	const char *address;
 	uint64_t rows = 0;
 	int r;
@@ -314,8 +316,20 @@ static int cluster_enable_locked(struct berth_daemon *d, const char *name, struc
 	if (r < 0)
 		goto fail;
 
-	/* No request may write while the rows move: they would be lost. */
-	db_freeze(d->db);
+	/* The election happens now, while requests are still served: the copy below then
+	 * finds the leader at once. */
+	r = db_backend_dqlite.open(&c->cfg, CLUSTER_DB_NAME, &probe, err);
+	if (r < 0)
+		goto fail;
+	db_backend_dqlite.close(probe);
+	/* No request may write while the rows move: they would be lost. A transaction
+	 * that does not end in time fails the enable rather than stall every request. */
+	r = db_freeze(d->db, CLUSTER_FREEZE_MS);
+	if (r < 0) {
+		r = cluster_fail(err, r, "Database transactions still running after %d s",
+				 CLUSTER_FREEZE_MS / 1000);
+		goto fail;
+	}
 	r = db_open(sqlite_path, "", &src, err);
 	if (r >= 0)
 		r = db_open_copy(&db_backend_dqlite, &c->cfg, CLUSTER_DB_NAME, src, &rows, &next,

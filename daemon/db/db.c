@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/db/db_internal.h"
 #include "lib/json.h"
@@ -220,16 +221,34 @@ void db_conn_put(struct db_conn *conn)
 		db_conn_free(conn);
 }
 
-void db_freeze(struct db *db)
+int db_freeze(struct db *db, int timeout_ms)
 {
+	struct timespec deadline;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline); /* the condition's clock */
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&db->lock);
 	/* One freezer at a time: a second waits for the first to thaw. */
-	while (db->frozen)
-		pthread_cond_wait(&db->changed, &db->lock);
-	db->frozen = true;
-	while (db->n_borrowed > 0)
-		pthread_cond_wait(&db->changed, &db->lock);
+	while (db->frozen && r == 0)
+		r = pthread_cond_timedwait(&db->changed, &db->lock, &deadline);
+	if (r == 0) {
+		db->frozen = true;
+		while (db->n_borrowed > 0 && r == 0)
+			r = pthread_cond_timedwait(&db->changed, &db->lock, &deadline);
+		if (r != 0) {
+			/* Give way again: whoever waited for the freeze goes on. */
+			db->frozen = false;
+			pthread_cond_broadcast(&db->changed);
+		}
+	}
 	pthread_mutex_unlock(&db->lock);
+	return r == 0 ? 0 : -r;
 }
 
 void db_thaw(struct db *db, struct db *next)

@@ -59,8 +59,9 @@ struct db_backend;
 int db_open_copy(const struct db_backend *backend, void *data, const char *path, struct db *from,
 		 uint64_t *ret_rows, struct db **ret, struct berth_error *err);
 /* Stop lending `db`'s connections and wait until every borrowed one is back: from then
- * until db_thaw(), db_conn_get() (every transaction) waits. The caller must hold none. */
-void db_freeze(struct db *db);
+ * until db_thaw(), db_conn_get() (every transaction) waits. The caller must hold none.
+ * -ETIMEDOUT (and `db` as it was) when that takes over `timeout_ms`. */
+int db_freeze(struct db *db, int timeout_ms);
 /* End db_freeze(). With `next` (owned by the call), `db` takes over `next`'s backend,
  * database and idle connections first, closing its own: every user of the `db` pointer
  * goes on with the new database (its generation moves, so caches drop what they had). */
