@@ -31,6 +31,7 @@ static int put_cluster(struct api_request *req, struct api_response *resp, struc
 {
 	const char *name = berth_json_string(req->body, "server_name");
 	const char *cert = berth_json_string(req->body, "cluster_certificate");
+	const char *join = berth_json_string(req->body, "cluster_address");
 	int r;
 
 	r = api_require_body(req, err);
@@ -39,7 +40,8 @@ static int put_cluster(struct api_request *req, struct api_response *resp, struc
 	if (!berth_json_bool(req->body, "enabled", false))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Disabling clustering is not supported by berth yet");
-	if (cert && *cert)
+	/* LXD 5.0 joins when a cluster_address is given, bootstraps otherwise. */
+	if ((join && *join) || (cert && *cert))
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Joining a cluster is not supported by berth yet");
 	if (cluster_enabled(req->d))

@@ -65,6 +65,11 @@ ok "... and leaves no cluster state" test ! -e "$BERTH_DIR/database/cluster.json
 
 api PATCH /1.0 '{"config":{"core.https_address":"127.0.0.1:18443"}}'
 is "$HTTP_STATUS" 200 "core.https_address on loopback"
+expect_error 400 "a join (cluster_address, as LXD decides) is refused, not a bootstrap" \
+	PUT /1.0/cluster '{"server_name":"n1","enabled":true,"cluster_address":"127.0.0.1:18444"}'
+like "$(jget 'j["error"]')" "Joining a cluster is not supported" "... saying so"
+expect_error 400 "disabling is refused" PUT /1.0/cluster '{"server_name":"","enabled":false}'
+like "$(jget 'j["error"]')" "Disabling clustering is not supported" "... saying so"
 created "instance c1" POST /1.0/instances '{"name":"c1","source":{"type":"none"},"config":{"user.k":"v"}}'
 created "profile p1" POST /1.0/profiles '{"name":"p1","config":{"limits.cpu":"1"}}'
 created "network tbr0" POST /1.0/networks \
