@@ -1566,6 +1566,25 @@ static void test_copy(void **state)
 	database_unlink(copy.path);
 }
 
+/* A freeze that cannot complete in time gives up and leaves the handle usable. */
+static void test_freeze_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_error err = {0};
+	struct db_conn *conn = NULL;
+	json_auto_t *config = NULL;
+
+	assert_int_equal(db_read_begin(f->db, &conn, &err), 0);
+	assert_int_equal(db_freeze(f->db, 100), -ETIMEDOUT);
+	/* Not frozen: another transaction still gets a connection. */
+	assert_int_equal(db_server_config_get(f->db, &config, &err), 0);
+	assert_int_equal(db_tx_end(f->db, conn, 0, &err), 0);
+	assert_int_equal(db_freeze(f->db, 1000), 0);
+	db_thaw(f->db, NULL);
+	json_decref(TAKE_PTR(config));
+	assert_int_equal(db_server_config_get(f->db, &config, &err), 0);
+}
+
 static void test_warnings(void **state)
 {
 	struct fixture *f = *state;
@@ -1704,6 +1723,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pool_volumes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_freeze_timeout, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, node_start, node_stop);
