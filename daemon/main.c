@@ -444,6 +444,8 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 		berth_error_release(&err);
 		return r;
 	}
+	/* A clustered server has no berth.db (retired at enable): not a fresh one. */
+	fresh = fresh && !cluster_enabled(d);
 	r = reconcile_images(d->db, d->dir);
 	if (r < 0)
 		return r;

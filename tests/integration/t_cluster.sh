@@ -157,8 +157,11 @@ ok "berth cluster enable on a clustered server fails" test "$RC" != 0
 like "$ERR" 'Failed to configure cluster: This server is already clustered' "... saying so"
 
 # ---- restart and kill -9 ----
-daemon_restart
+daemon_stop
+ip link del tbr0 2>/dev/null
+daemon_start
 is "$(counts)" "$AFTER" "after a restart, nothing is lost"
+ok "... and the networks are brought up (bridge tbr0 made again)" ip link show tbr0
 api GET /1.0/cluster
 is "$(jget 'j["metadata"]["enabled"]')" true "... and the server is still clustered"
 created "instance c4 after the restart" POST /1.0/instances '{"name":"c4","source":{"type":"none"}}'
