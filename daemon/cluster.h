@@ -6,7 +6,10 @@
  * neither maps nor initialises it), its Raft data in $BERTH_DIR/database/global as LXD
  * keeps it, and opens the database "db.bin" on it through the dqlite backend. What makes
  * the server clustered is $BERTH_DIR/database/cluster.json (the member's name and
- * address), written last by cluster_enable(). Only one-member clusters so far. */
+ * address), written last by cluster_enable(), which then renames berth.db to
+ * berth.db.pre-cluster. cluster_open_db() refuses a start that would lose data: global
+ * without cluster.json, cluster.json without Raft data in global. Only one-member
+ * clusters so far. */
 #pragma once
 
 #include <jansson.h>
