@@ -231,6 +231,7 @@ int cmd_storage(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *
 int cmd_network(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_operation(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_warning(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
+int cmd_cluster(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_admin(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_monitor(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);
 int cmd_version(struct cli_ctx *ctx, int argc, char **argv, struct berth_error *err);

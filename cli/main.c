@@ -23,6 +23,7 @@ struct verb {
 /* In alphabetical order, as --help lists them. */
 static const struct verb verbs[] = {
 	{ "admin", "Initialise, wait for and shut down the local daemon", cmd_admin },
+	{ "cluster", "Manage cluster members", cmd_cluster },
 	{ "config", "Manage instance and server configuration options", cmd_config },
 	{ "console", "Attach to instance consoles", cmd_console },
 	{ "copy", "Copy instances within or between servers", cmd_copy },

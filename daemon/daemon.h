@@ -35,5 +35,6 @@ struct berth_daemon {
 	struct https *https;		      /* owned: server certificate, HTTPS listener */
 	struct https *metrics_https;	      /* owned: the core.metrics_address listener */
 	struct trust *trust;		      /* owned: the cached trust store, tokens */
+	struct cluster *cluster;	      /* owned: the dqlite node, NULL standalone */
 	unsigned long requests_since_trim;    /* loop thread: see main.c's malloc trimming */
 };

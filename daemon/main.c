@@ -19,6 +19,7 @@
 #include "daemon/api/api.h"
 #include "daemon/instance/volume.h"
 #include "daemon/api/stdio_socket.h"
+#include "daemon/cluster.h"
 #include "daemon/daemon.h"
 #include "daemon/db/db.h"
 #include "daemon/instance/cleanup.h"
@@ -439,12 +440,14 @@ static int daemon_setup(struct berth_daemon *d, const struct options *o)
 	r = https_certificate_ensure(d->dir);
 	if (r < 0)
 		return r;
-	r = db_open(db_path, pool_path, &d->db, &err);
+	r = cluster_open_db(d, db_path, pool_path, &err);
 	if (r < 0) {
 		log_error("Cannot open the database \"%s\": %s", db_path, berth_error_msg(&err, r));
 		berth_error_release(&err);
 		return r;
 	}
+	/* A clustered server has no berth.db (retired at enable): not a fresh one. */
+	fresh = fresh && !cluster_enabled(d);
 	r = reconcile_images(d->db, d->dir);
 	if (r < 0)
 		return r;
@@ -617,6 +620,7 @@ int main(int argc, char **argv)
 	instance_expand_cache_release();
 	trust_free(d.trust);
 	db_close(d.db);
+	cluster_free(d.cluster); /* after the database: its connections go to the node */
 	json_decref(d.environment);
 	uv_loop_close(d.loop);
 	free(d.socket_path);

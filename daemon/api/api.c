@@ -20,7 +20,7 @@ static const struct api_route *const route_tables[] = {
 	api_event_routes,	  api_storage_routes,		api_storage_volume_routes,
 	api_image_routes,	  api_resources_routes,		api_network_routes,
 	api_warning_routes,	  api_internal_routes,		api_instance_backup_routes,
-	api_certificate_routes,	  api_metrics_routes,
+	api_certificate_routes,	  api_metrics_routes,		api_cluster_routes,
 };
 
 struct api_work {

@@ -107,6 +107,7 @@ extern const struct api_route api_image_routes[];
 extern const struct api_route api_resources_routes[];
 extern const struct api_route api_network_routes[];
 extern const struct api_route api_warning_routes[];
+extern const struct api_route api_cluster_routes[];
 extern const struct api_route api_internal_routes[];
 extern const struct api_route api_certificate_routes[];
 extern const struct api_route api_metrics_routes[];

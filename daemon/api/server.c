@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "daemon/api/api.h"
+#include "daemon/cluster.h"
 #include "daemon/config_keys.h"
 #include "daemon/db/db.h"
 #include "daemon/https.h"
@@ -101,6 +102,11 @@ static const char *const api_extensions[] = {
 	/* instance/migrate_volume.c: refresh of a volume copied from another host (lxc
 	 * storage volume copy --refresh a:p/v b:p/v); within one server it is refused (400) */
 	"custom_volume_refresh",
+	/* cluster.c, daemon/cluster.c: enabling clustering (a one-member cluster) and
+	 * describing its members with their roles and architecture */
+	"clustering",
+	"clustering_roles",
+	"clustering_architecture",
 };
 
 static int server_config_etag(json_t *config, char **ret)
@@ -162,6 +168,10 @@ static int get_server(struct api_request *req, struct api_response *resp, struct
 	env = json_deep_copy(req->d->environment);
 	json_object_set_new(env, "project", json_string(req->project));
 	environment_add_https(req, env);
+	if (cluster_enabled(req->d)) {
+		json_object_set_new(env, "server_clustered", json_true());
+		json_object_set_new(env, "server_name", json_string(cluster_server_name(req->d)));
+	}
 	r = server_config_etag(config, &resp->etag);
 	if (r < 0) {
 		json_decref(ext);

@@ -47,7 +47,7 @@ struct db_conn;
 struct db_stmt;
 
 struct db_backend {
-	const char *name; /* "sqlite", for messages */
+	const char *name; /* "sqlite" or "dqlite", for messages */
 
 	/* Open a connection to the database at `path` (creating it if the backend does),
 	 * configured as the guarantees above need. `data` is what db_open_backend() was
@@ -89,6 +89,20 @@ struct db_backend {
 	uint64_t (*data_version)(void *data);
 };
 
+/* What the dqlite backend is given as `data` (db_open_backend); the `path` it is given
+ * is the database's name on the cluster (LXD's is "db.bin"). */
+struct db_dqlite_config {
+	/* Where to reach the local dqlite node: "@abstract", "/unix/path" or "host:port". */
+	const char *address;
+	/* The local node's address in the Raft configuration (what LEADER reports when it
+	 * leads), dialled as `address`; NULL when they are the same. */
+	const char *node_address;
+	int timeout_ms; /* per request */
+};
+
 /* backend_sqlite.c: SQLite in WAL mode, foreign keys on, synchronous NORMAL, a busy
  * timeout, extended result codes mapped to -errno as above. */
 extern const struct db_backend db_backend_sqlite;
+/* backend_dqlite.c: dqlite through berth's own wire-protocol client (dqlite_client.h),
+ * following the leader; `data` is a struct db_dqlite_config. */
+extern const struct db_backend db_backend_dqlite;

@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/db/db_internal.h"
 #include "lib/json.h"
@@ -35,7 +36,10 @@
 static _Atomic uint64_t handles_made;
 
 struct db_conn {
-	struct db *db;	      /* borrowed: the handle it belongs to */
+	struct db *db; /* borrowed: the handle it belongs to */
+	/* The backend that opened impl: db_thaw() may switch the handle's while this
+	 * connection is being closed outside the lock. */
+	const struct db_backend *backend;
 	void *impl;	      /* owned: the backend's connection */
 	bool writing;	      /* in a db_tx_begin() transaction */
 	unsigned n_stmts;     /* statements not yet finalized */
@@ -54,7 +58,9 @@ struct db {
 	pthread_mutex_t lock;		  /* guards the fields below it */
 	struct db_conn *idle;		  /* owned: idle connections, a stack */
 	unsigned n_idle;
-	unsigned n_borrowed; /* lent out by db_conn_get(), not yet given back */
+	unsigned n_borrowed;	/* lent out by db_conn_get(), not yet given back */
+	bool frozen;		/* db_freeze(): db_conn_get() waits */
+	pthread_cond_t changed; /* frozen cleared, or n_borrowed dropped, while frozen */
 	/* Bumped once a write transaction has ended: see db_generation(). */
 	_Atomic uint64_t generation;
 	_Atomic uint64_t statements; /* see db_statements() */
@@ -77,7 +83,7 @@ static int db_errno_code(int r)
 
 int db_fail(struct db_conn *conn, int r, struct berth_error *err)
 {
-	const char *msg = conn ? conn->db->backend->errmsg(conn->impl) : NULL;
+	const char *msg = conn ? conn->backend->errmsg(conn->impl) : NULL;
 
 	assert(r < 0);
 	return berth_error_set(err, r, db_errno_code(r), "Database error: %s",
@@ -106,6 +112,7 @@ int db_handle_new(const struct db_backend *backend, void *data, const char *path
 	db->backend = backend;
 	db->backend_data = data;
 	pthread_mutex_init(&db->lock, NULL);
+	pthread_cond_init(&db->changed, NULL);
 	atomic_init(&db->generation, (atomic_fetch_add(&handles_made, 1) + 1) * DB_GENERATION_SPAN);
 	*ret = db;
 	return 0;
@@ -115,7 +122,7 @@ static void db_conn_free(struct db_conn *conn)
 {
 	if (!conn)
 		return;
-	conn->db->backend->close(conn->impl);
+	conn->backend->close(conn->impl);
 	free(conn);
 }
 
@@ -132,6 +139,7 @@ void db_close(struct db *db)
 		db_conn_free(conn);
 	}
 	pthread_mutex_destroy(&db->lock);
+	pthread_cond_destroy(&db->changed);
 	free(db->path);
 	free(db);
 }
@@ -144,6 +152,7 @@ static int db_conn_new(struct db *db, struct db_conn **ret, struct berth_error *
 	if (!conn)
 		return db_oom(err);
 	conn->db = db;
+	conn->backend = db->backend;
 	r = db->backend->open(db->backend_data, db->path, &conn->impl, err);
 	if (r < 0) {
 		free(conn);
@@ -159,6 +168,8 @@ int db_conn_get(struct db *db, struct db_conn **ret, struct berth_error *err)
 	int r = 0;
 
 	pthread_mutex_lock(&db->lock);
+	while (db->frozen)
+		pthread_cond_wait(&db->changed, &db->lock);
 	conn = db->idle;
 	if (conn) {
 		db->idle = conn->next;
@@ -193,10 +204,12 @@ void db_conn_put(struct db_conn *conn)
 	assert(conn->n_stmts == 0);
 	/* A transaction left open would make the next borrower's BEGIN fail; closing the
 	 * connection rolls it back. */
-	keep = !db->backend->in_transaction(conn->impl);
+	keep = !conn->backend->in_transaction(conn->impl);
 	conn->writing = false;
 	pthread_mutex_lock(&db->lock);
 	db->n_borrowed--;
+	if (db->frozen && db->n_borrowed == 0)
+		pthread_cond_broadcast(&db->changed);
 	keep = keep && db->n_idle < DB_IDLE_MAX;
 	if (keep) {
 		conn->next = db->idle;
@@ -206,6 +219,69 @@ void db_conn_put(struct db_conn *conn)
 	pthread_mutex_unlock(&db->lock);
 	if (!keep)
 		db_conn_free(conn);
+}
+
+int db_freeze(struct db *db, int timeout_ms)
+{
+	struct timespec deadline;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline); /* the condition's clock */
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&db->lock);
+	/* One freezer at a time: a second waits for the first to thaw. */
+	while (db->frozen && r == 0)
+		r = pthread_cond_timedwait(&db->changed, &db->lock, &deadline);
+	if (r == 0) {
+		db->frozen = true;
+		while (db->n_borrowed > 0 && r == 0)
+			r = pthread_cond_timedwait(&db->changed, &db->lock, &deadline);
+		if (r != 0) {
+			/* Give way again: whoever waited for the freeze goes on. */
+			db->frozen = false;
+			pthread_cond_broadcast(&db->changed);
+		}
+	}
+	pthread_mutex_unlock(&db->lock);
+	return r == 0 ? 0 : -r;
+}
+
+void db_thaw(struct db *db, struct db *next)
+{
+	struct db_conn *old = NULL, *conn;
+
+	pthread_mutex_lock(&db->lock);
+	assert(db->frozen && db->n_borrowed == 0);
+	if (next) {
+		assert(next->n_borrowed == 0);
+		old = db->idle;
+		db->backend = next->backend;
+		db->backend_data = next->backend_data;
+		free(db->path);
+		db->path = TAKE_PTR(next->path);
+		db->idle = TAKE_PTR(next->idle);
+		db->n_idle = next->n_idle;
+		next->n_idle = 0;
+		for (conn = db->idle; conn; conn = conn->next)
+			conn->db = db;
+		/* What was read from the old database says nothing of the new one. */
+		atomic_fetch_add(&db->generation, 1);
+	}
+	db->frozen = false;
+	pthread_cond_broadcast(&db->changed);
+	pthread_mutex_unlock(&db->lock);
+	/* The old connections were the old backend's: closed by it, outside the lock. */
+	while ((conn = old)) {
+		old = conn->next;
+		conn->backend->close(conn->impl);
+		free(conn);
+	}
+	db_close(next);
 }
 
 unsigned db_idle_connections(struct db *db)
@@ -225,7 +301,7 @@ uint64_t db_statements(struct db *db)
 
 static int db_bind_va(struct db_stmt *stmt, const char *types, va_list ap)
 {
-	const struct db_backend *b = stmt->conn->db->backend;
+	const struct db_backend *b = stmt->conn->backend;
 	int r = 0;
 
 	for (int i = 0; types[i] && r >= 0; i++) {
@@ -251,7 +327,7 @@ void db_finalize(struct db_stmt *stmt)
 {
 	if (!stmt)
 		return;
-	stmt->conn->db->backend->finalize(stmt->impl);
+	stmt->conn->backend->finalize(stmt->impl);
 	stmt->conn->n_stmts--;
 	free(stmt);
 }
@@ -267,7 +343,7 @@ static int db_prepare_va(struct db_conn *conn, struct db_stmt **ret, struct bert
 		return db_oom(err);
 	stmt->conn = conn;
 	conn->n_stmts++;
-	r = conn->db->backend->prepare(conn->impl, sql, &stmt->impl);
+	r = conn->backend->prepare(conn->impl, sql, &stmt->impl);
 	if (r < 0)
 		return db_fail(conn, r, err);
 	atomic_fetch_add(&conn->db->statements, 1);
@@ -295,7 +371,7 @@ int db_rebind(struct db_stmt *stmt, struct berth_error *err, const char *types, 
 	va_list ap;
 	int r;
 
-	r = stmt->conn->db->backend->reset(stmt->impl);
+	r = stmt->conn->backend->reset(stmt->impl);
 	if (r < 0)
 		return db_fail(stmt->conn, r, err);
 	va_start(ap, types);
@@ -306,7 +382,7 @@ int db_rebind(struct db_stmt *stmt, struct berth_error *err, const char *types, 
 
 int db_step(struct db_stmt *stmt, struct berth_error *err)
 {
-	int r = stmt->conn->db->backend->step(stmt->impl);
+	int r = stmt->conn->backend->step(stmt->impl);
 
 	return r < 0 ? db_fail(stmt->conn, r, err) : r;
 }
@@ -330,24 +406,24 @@ int db_exec(struct db_conn *conn, struct berth_error *err, const char *sql, cons
 
 int db_exec_script(struct db_conn *conn, const char *sql, struct berth_error *err)
 {
-	int r = conn->db->backend->exec_script(conn->impl, sql);
+	int r = conn->backend->exec_script(conn->impl, sql);
 
 	return r < 0 ? db_fail(conn, r, err) : 0;
 }
 
 int64_t db_last_insert_id(struct db_conn *conn)
 {
-	return conn->db->backend->last_insert_id(conn->impl);
+	return conn->backend->last_insert_id(conn->impl);
 }
 
 int64_t db_changes(struct db_conn *conn)
 {
-	return conn->db->backend->changes(conn->impl);
+	return conn->backend->changes(conn->impl);
 }
 
 const char *db_column_text_or_null(struct db_stmt *stmt, int col)
 {
-	return stmt->conn->db->backend->column_text(stmt->impl, col);
+	return stmt->conn->backend->column_text(stmt->impl, col);
 }
 
 const char *db_column_text(struct db_stmt *stmt, int col)
@@ -359,7 +435,7 @@ const char *db_column_text(struct db_stmt *stmt, int col)
 
 int64_t db_column_int64(struct db_stmt *stmt, int col)
 {
-	return stmt->conn->db->backend->column_int64(stmt->impl, col);
+	return stmt->conn->backend->column_int64(stmt->impl, col);
 }
 
 int db_column_int(struct db_stmt *stmt, int col)
@@ -369,7 +445,7 @@ int db_column_int(struct db_stmt *stmt, int col)
 
 bool db_column_is_null(struct db_stmt *stmt, int col)
 {
-	return stmt->conn->db->backend->column_is_null(stmt->impl, col);
+	return stmt->conn->backend->column_is_null(stmt->impl, col);
 }
 
 static int db_begin(struct db *db, const char *sql, bool writing, struct db_conn **ret,
@@ -382,7 +458,7 @@ static int db_begin(struct db *db, const char *sql, bool writing, struct db_conn
 	if (r < 0)
 		return r;
 	/* The pool holds no connection with a transaction open (db_conn_put). */
-	assert(!db->backend->in_transaction(conn->impl));
+	assert(!conn->backend->in_transaction(conn->impl));
 	r = db_exec_script(conn, sql, err);
 	if (r < 0)
 		return r;
@@ -403,10 +479,11 @@ int db_read_begin(struct db *db, struct db_conn **ret, struct berth_error *err)
 
 int db_tx_end(struct db *db, struct db_conn *conn, int r, struct berth_error *err)
 {
-	const struct db_backend *b = db->backend;
+	const struct db_backend *b;
 	int k;
 
 	assert(conn && conn->db == db);
+	b = conn->backend;
 	if (r >= 0) {
 		k = db_exec_script(conn, "COMMIT", err);
 		if (k < 0)

@@ -50,6 +50,22 @@ int db_schema_version(void);
  * versions. On success *ret is the open handle, closed with db_close(). */
 int db_open(const char *path, const char *default_pool_source, struct db **ret,
 	    struct berth_error *err);
+struct db_backend;
+/* A new database at `path` on `backend` (backend.h; `data` as db_open_backend takes it),
+ * with the current schema and every row of `from`, and nothing else (no defaults),
+ * written in one transaction: on failure nothing of it is left committed and `from` is
+ * untouched. The new database must be empty (-EEXIST otherwise). *ret_rows (optional)
+ * counts the rows copied. copy.c. */
+int db_open_copy(const struct db_backend *backend, void *data, const char *path, struct db *from,
+		 uint64_t *ret_rows, struct db **ret, struct berth_error *err);
+/* Stop lending `db`'s connections and wait until every borrowed one is back: from then
+ * until db_thaw(), db_conn_get() (every transaction) waits. The caller must hold none.
+ * -ETIMEDOUT (and `db` as it was) when that takes over `timeout_ms`. */
+int db_freeze(struct db *db, int timeout_ms);
+/* End db_freeze(). With `next` (owned by the call), `db` takes over `next`'s backend,
+ * database and idle connections first, closing its own: every user of the `db` pointer
+ * goes on with the new database (its generation moves, so caches drop what they had). */
+void db_thaw(struct db *db, struct db *next);
 /* Close the database (NULL is fine): every connection of its pool. At exit, after
  * everything that uses it stopped (no transaction may still be running). */
 void db_close(struct db *db);

@@ -831,6 +831,12 @@ static int tcp_connect(const char *address, int64_t deadline, struct berth_error
 			       address, strerror(-r));
 }
 
+void dqlite_client_set_timeout(struct dqlite_client *c, int timeout_ms)
+{
+	if (c && timeout_ms > 0)
+		c->timeout_ms = timeout_ms;
+}
+
 int dqlite_client_connect(const char *address, int timeout_ms, struct dqlite_client **ret,
 			  struct berth_error *err)
 {

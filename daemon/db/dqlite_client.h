@@ -114,6 +114,9 @@ int dqlite_client_connect(const char *address, int timeout_ms, struct dqlite_cli
 int dqlite_client_from_fd(int fd, int timeout_ms, struct dqlite_client **ret,
 			  struct berth_error *err);
 
+/* Give each later request `timeout_ms` (> 0) for its reply. */
+void dqlite_client_set_timeout(struct dqlite_client *c, int timeout_ms);
+
 /* Close the connection and free the client; NULL is fine. */
 void dqlite_client_free(struct dqlite_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct dqlite_client *, dqlite_client_free);

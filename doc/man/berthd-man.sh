@@ -58,7 +58,12 @@ through it (same owner and mode as unix.socket).
 .TP
 .I \$BERTH_DIR/database/berth.db
 The SQLite database: projects, instances, profiles, images, pools, volumes and
-networks.
+networks. Once clustered (\fBberth cluster enable\fR), the database is in dqlite
+under
+.IR database/global ,
+.I database/cluster.json
+says so, and berth.db is renamed berth.db.pre-cluster; berthd refuses to start
+on one without the other.
 .TP
 .I \$BERTH_DIR/images/
 Image files, by fingerprint.

@@ -2,7 +2,13 @@
  * test: defaults, migrations, the CRUD and delete rules of each object, transactions
  * leaving nothing behind, set-based listing, and the handle: concurrent transactions on
  * its pool, the idle cap, independent handles, and a fault-injecting backend under
- * mutations. */
+ * mutations.
+ *
+ * Built twice: test_db over the SQLite backend, and test_db_dqlite (TEST_DB_DQLITE, where
+ * configure finds libdqlite) over the dqlite backend against a real dqlite node started
+ * in this process, a database of its own per test, so that both backends are held to the
+ * same results. Only test_open_fails (a file path) is SQLite's alone; the dqlite build
+ * has its own. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +20,11 @@
 
 #include <cmocka.h>
 #include <pthread.h>
-#include <sqlite3.h>
+#ifdef TEST_DB_DQLITE
+#include <dqlite.h>
+#include <ftw.h>
+#include <time.h>
+#endif
 
 #include "daemon/db/db.h"
 #include "daemon/db/backend.h"
@@ -23,6 +33,54 @@
 #include "lib/util.h"
 
 #define POOL_SOURCE "/var/lib/berth/storage-pools/default"
+
+#ifdef TEST_DB_DQLITE
+static struct {
+	dqlite_node *node;
+	char dir[64];
+	char address[64];
+	struct db_dqlite_config cfg;
+	unsigned databases; /* made so far: each test gets a new name */
+} node;
+#define BACKEND (&db_backend_dqlite)
+#define BACKEND_DATA (&node.cfg)
+#else
+#define BACKEND (&db_backend_sqlite)
+#define BACKEND_DATA NULL
+#endif
+
+static int test_db_open(const char *path, const char *pool_source, struct db **ret,
+			struct berth_error *err)
+{
+	return db_open_backend(BACKEND, BACKEND_DATA, path, pool_source, ret, err);
+}
+
+/* The path (SQLite) or name (dqlite) of a new database called `base`. */
+static void database_name(const char *dir, const char *base, char *buf, size_t size)
+{
+#ifdef TEST_DB_DQLITE
+	(void)dir;
+	snprintf(buf, size, "%s-%u.db", base, ++node.databases);
+#else
+	snprintf(buf, size, "%s/%s.db", dir, base);
+#endif
+}
+
+/* Remove an SQLite database's files (a dqlite database goes with the node). */
+static void database_unlink(const char *path)
+{
+#ifndef TEST_DB_DQLITE
+	char p[192];
+
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+#else
+	(void)path;
+#endif
+}
 
 struct fixture {
 	char dir[64];
@@ -42,8 +100,8 @@ static int setup(void **state)
 		free(f);
 		return -1;
 	}
-	snprintf(f->path, sizeof(f->path), "%s/berth.db", f->dir);
-	if (db_open(f->path, POOL_SOURCE, &f->db, &err) < 0) {
+	database_name(f->dir, "berth", f->path, sizeof(f->path));
+	if (test_db_open(f->path, POOL_SOURCE, &f->db, &err) < 0) {
 		fprintf(stderr, "db_open: %s\n", err.msg);
 		berth_error_release(&err);
 		return -1;
@@ -55,14 +113,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char p[160];
 
 	db_close(f->db);
-	unlink(f->path);
-	snprintf(p, sizeof(p), "%s-wal", f->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", f->path);
-	unlink(p);
+	database_unlink(f->path);
 	rmdir(f->dir);
 	free(f);
 	return 0;
@@ -76,20 +129,40 @@ static json_t *parse(const char *s)
 	return v;
 }
 
-/* One integer from `sql`, through a connection of the test's own (not the module's). */
+/* A connection of the test's own (not the module's) to the fixture's database. */
+static void *raw_open(const struct fixture *f)
+{
+	struct berth_error err = {0};
+	void *conn = NULL;
+
+	if (BACKEND->open(BACKEND_DATA, f->path, &conn, &err) < 0)
+		fail_msg("open: %s", err.msg);
+	return conn;
+}
+
+/* One integer from `sql`, through a connection of the test's own. */
 static int64_t query_int(const struct fixture *f, const char *sql)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *stmt = NULL;
+	void *conn = raw_open(f), *stmt = NULL;
 	int64_t v;
 
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	v = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
+	assert_int_equal(BACKEND->prepare(conn, sql, &stmt), 0);
+	assert_int_equal(BACKEND->step(stmt), 1);
+	v = BACKEND->column_int64(stmt, 0);
+	BACKEND->finalize(stmt);
+	BACKEND->close(conn);
 	return v;
+}
+
+/* Run `sql` through a connection of the test's own. */
+static void raw_exec(const struct fixture *f, const char *sql)
+{
+	void *conn = raw_open(f);
+	int r = BACKEND->exec_script(conn, sql);
+
+	if (r < 0)
+		fail_msg("exec \"%s\": %s", sql, BACKEND->errmsg(conn));
+	BACKEND->close(conn);
 }
 
 static void assert_json_eq(const json_t *a, const char *expected)
@@ -165,7 +238,7 @@ static void test_reopen_keeps_data(void **state)
 
 	assert_int_equal(db_profile_create(f->db, "default", profile, &err), 0);
 	db_close(TAKE_PTR(f->db));
-	assert_int_equal(db_open(f->path, "/elsewhere", &f->db, &err), 0);
+	assert_int_equal(test_db_open(f->path, "/elsewhere", &f->db, &err), 0);
 
 	/* Migrations and defaults were not applied a second time. */
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM projects"), 1);
@@ -181,15 +254,12 @@ static void test_newer_schema_refused(void **state)
 	struct berth_error err = {0};
 	struct fixture *f = *state;
 	char sql[64], newer[16], ours[16];
-	sqlite3 *db = NULL;
 
 	db_close(TAKE_PTR(f->db));
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", db_schema_version() + 7);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	raw_exec(f, sql);
 
-	assert_int_equal(db_open(f->path, POOL_SOURCE, &f->db, &err), -EPROTO);
+	assert_int_equal(test_db_open(f->path, POOL_SOURCE, &f->db, &err), -EPROTO);
 	assert_null(f->db);
 	snprintf(newer, sizeof(newer), "%d", db_schema_version() + 7);
 	snprintf(ours, sizeof(ours), "version %d", db_schema_version());
@@ -212,27 +282,20 @@ static void test_migration_project_features(void **state)
 	struct berth_error err = {0};
 	struct fixture *f = *state;
 	int default_rows = query_int(f, DEFAULT_CONFIG_ROWS);
-	sqlite3 *db = NULL;
 
 	db_close(TAKE_PTR(f->db));
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(
-		sqlite3_exec(db,
-			     "INSERT INTO projects (name) VALUES ('old');"
-			     "INSERT INTO projects_config (project_id, key, value) "
-			     "  SELECT id, 'features.profiles', 'true' FROM projects "
-			     "  WHERE name = 'old';"
-			     "INSERT INTO projects_config (project_id, key, value) "
-			     "  SELECT id, 'features.storage.volumes', 'false' FROM projects "
-			     "  WHERE name = 'old';"
-			     /* What later migrations made is not in a version 1 file. */
-			     "DROP TABLE warnings;"
-			     "DROP TABLE images_source;"
-			     "PRAGMA user_version = 1;",
-			     NULL, NULL, NULL),
-		SQLITE_OK);
-	sqlite3_close(db);
-	assert_int_equal(db_open(f->path, POOL_SOURCE, &f->db, &err), 0);
+	raw_exec(f, "INSERT INTO projects (name) VALUES ('old');"
+		    "INSERT INTO projects_config (project_id, key, value) "
+		    "  SELECT id, 'features.profiles', 'true' FROM projects "
+		    "  WHERE name = 'old';"
+		    "INSERT INTO projects_config (project_id, key, value) "
+		    "  SELECT id, 'features.storage.volumes', 'false' FROM projects "
+		    "  WHERE name = 'old';"
+		    /* What later migrations made is not in a version 1 file. */
+		    "DROP TABLE warnings;"
+		    "DROP TABLE images_source;"
+		    "PRAGMA user_version = 1;");
+	assert_int_equal(test_db_open(f->path, POOL_SOURCE, &f->db, &err), 0);
 	assert_int_equal(query_int(f, "PRAGMA user_version"), db_schema_version());
 	assert_int_equal(query_int(f, "SELECT COUNT(*) FROM projects_config c JOIN projects p "
 				      "ON p.id = c.project_id WHERE p.name = 'old' AND "
@@ -440,14 +503,14 @@ static void test_profiles(void **state)
 static void test_profile_restrict_backstop(void **state)
 {
 	const struct fixture *f = *state;
-	const struct db_backend *b = &db_backend_sqlite;
+	const struct db_backend *b = BACKEND;
 	struct berth_error err = {0};
 	void *conn = NULL;
 
 	/* Even bypassing the module, the schema refuses to drop a profile in use, and the
 	 * backend reports each kind of constraint with the errno backend.h promises. */
 	create_instance(f, "default", "{\"name\":\"c\",\"profiles\":[\"default\"]}");
-	assert_int_equal(b->open(NULL, f->path, &conn, &err), 0);
+	assert_int_equal(b->open(BACKEND_DATA, f->path, &conn, &err), 0);
 	assert_int_equal(b->exec_script(conn, "DELETE FROM profiles"), -EBUSY);
 	assert_non_null(strstr(b->errmsg(conn), "FOREIGN KEY"));
 	assert_int_equal(b->exec_script(conn, "INSERT INTO projects (name) VALUES ('default')"),
@@ -1032,11 +1095,11 @@ static void test_two_handles(void **state)
 	_cleanup_db_ struct db *other = NULL;
 	json_auto_t *names = NULL, *other_names = NULL, *pool = NULL;
 	json_auto_t *theirs = parse("{\"name\":\"theirs\"}");
-	char path[160], p[176];
+	char path[160];
 	uint64_t gen = db_generation(f->db), other_gen;
 
-	snprintf(path, sizeof(path), "%s/other.db", f->dir);
-	assert_int_equal(db_open(path, "/other", &other, &err), 0);
+	database_name(f->dir, "other", path, sizeof(path));
+	assert_int_equal(test_db_open(path, "/other", &other, &err), 0);
 	other_gen = db_generation(other);
 	/* No handle shows a generation another one had. */
 	assert_true(other_gen > gen + 1000000 || other_gen + 1000000 < gen);
@@ -1053,13 +1116,10 @@ static void test_two_handles(void **state)
 	db_close(TAKE_PTR(other));
 	/* Closing one leaves the other working. */
 	create_instance(f, "default", "{\"name\":\"still\"}");
-	unlink(path);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
+	database_unlink(path);
 }
 
+#ifndef TEST_DB_DQLITE
 static void test_open_fails(void **state)
 {
 	struct berth_error err = {0};
@@ -1072,6 +1132,22 @@ static void test_open_fails(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent-dir/berth.db"));
 	berth_error_release(&err);
 }
+#else
+/* No node where the configuration says: opening fails, saying where it tried, at once. */
+static void test_open_fails(void **state)
+{
+	struct db_dqlite_config cfg = {.address = "@berth-test-no-such-node", .timeout_ms = 1000};
+	struct berth_error err = {0};
+	struct db *db = NULL;
+
+	(void)state;
+	assert_int_equal(db_open_backend(&db_backend_dqlite, &cfg, "x.db", POOL_SOURCE, &db, &err),
+			 -EAGAIN);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "@berth-test-no-such-node"));
+	berth_error_release(&err);
+}
+#endif
 
 /* ---- a backend that fails on demand: SQLite's ops, the Nth fallible call failing ---- */
 
@@ -1102,7 +1178,7 @@ static int fault_open(void *data, const char *path, void **ret_conn, struct bert
 
 	if (fault_hit())
 		return berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "injected fault");
-	r = db_backend_sqlite.open(data, path, ret_conn, err);
+	r = BACKEND->open(data, path, ret_conn, err);
 	if (r >= 0) {
 		assert_true(fault.n_live < FAULT_MAX_CONNS);
 		fault.live[fault.n_live++] = *ret_conn;
@@ -1115,31 +1191,31 @@ static void fault_close(void *conn)
 	for (int i = 0; i < fault.n_live; i++)
 		if (fault.live[i] == conn)
 			fault.live[i] = fault.live[--fault.n_live];
-	db_backend_sqlite.close(conn);
+	BACKEND->close(conn);
 }
 
 static int fault_prepare(void *conn, const char *sql, void **ret_stmt)
 {
-	return fault_hit() ? -EIO : db_backend_sqlite.prepare(conn, sql, ret_stmt);
+	return fault_hit() ? -EIO : BACKEND->prepare(conn, sql, ret_stmt);
 }
 
 static int fault_step(void *stmt)
 {
-	return fault_hit() ? -EIO : db_backend_sqlite.step(stmt);
+	return fault_hit() ? -EIO : BACKEND->step(stmt);
 }
 
 static int fault_exec_script(void *conn, const char *sql)
 {
 	if (streq(sql, "ROLLBACK")) {
 		fault.injected = fault.armed && fault.fail_rollback;
-		return fault.injected ? -EIO : db_backend_sqlite.exec_script(conn, sql);
+		return fault.injected ? -EIO : BACKEND->exec_script(conn, sql);
 	}
-	return fault_hit() ? -EIO : db_backend_sqlite.exec_script(conn, sql);
+	return fault_hit() ? -EIO : BACKEND->exec_script(conn, sql);
 }
 
 static const char *fault_errmsg(void *conn)
 {
-	return fault.injected ? "injected fault" : db_backend_sqlite.errmsg(conn);
+	return fault.injected ? "injected fault" : BACKEND->errmsg(conn);
 }
 
 static struct db_backend fault_backend;
@@ -1149,7 +1225,7 @@ static struct db *fault_db_open(const struct fixture *f)
 	struct berth_error err = {0};
 	struct db *db = NULL;
 
-	fault_backend = db_backend_sqlite;
+	fault_backend = *BACKEND;
 	fault_backend.name = "fault";
 	fault_backend.open = fault_open;
 	fault_backend.close = fault_close;
@@ -1158,7 +1234,7 @@ static struct db *fault_db_open(const struct fixture *f)
 	fault_backend.exec_script = fault_exec_script;
 	fault_backend.errmsg = fault_errmsg;
 	memset(&fault, 0, sizeof(fault));
-	if (db_open_backend(&fault_backend, NULL, f->path, POOL_SOURCE, &db, &err) < 0)
+	if (db_open_backend(&fault_backend, BACKEND_DATA, f->path, POOL_SOURCE, &db, &err) < 0)
 		fail_msg("db_open_backend: %s", err.msg);
 	return db;
 }
@@ -1166,36 +1242,35 @@ static struct db *fault_db_open(const struct fixture *f)
 /* Every row of every table, through a connection of the test's own. */
 static char *dump(const struct fixture *f)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *tables = NULL;
+	const struct db_backend *b = BACKEND;
+	void *conn = raw_open(f), *tables = NULL;
 	char *out = NULL;
 	size_t len = 0;
 	FILE *s = open_memstream(&out, &len);
 
 	assert_non_null(s);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT name FROM sqlite_master WHERE type = 'table'"
-					    " ORDER BY name",
-					    -1, &tables, NULL),
-			 SQLITE_OK);
-	while (sqlite3_step(tables) == SQLITE_ROW) {
-		_cleanup_free_ char *sql = berth_strdup_printf("SELECT * FROM \"%s\" ORDER BY 1",
-							       sqlite3_column_text(tables, 0));
-		sqlite3_stmt *rows = NULL;
+	/* Each row as one text: the backend interface has no column count. */
+	assert_int_equal(
+		b->prepare(conn,
+			   "SELECT m.name, group_concat('quote(\"' || c.name || '\")', "
+			   "  ' || ''|'' || ') FROM sqlite_master m, pragma_table_info(m.name) c "
+			   "WHERE m.type = 'table' GROUP BY m.name ORDER BY m.name",
+			   &tables),
+		0);
+	while (b->step(tables) == 1) {
+		_cleanup_free_ char *sql = berth_strdup_printf("SELECT %s FROM \"%s\" ORDER BY 1",
+							       b->column_text(tables, 1),
+							       b->column_text(tables, 0));
+		void *rows = NULL;
 
-		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
-		fprintf(s, "%s:\n", sqlite3_column_text(tables, 0));
-		while (sqlite3_step(rows) == SQLITE_ROW) {
-			for (int i = 0; i < sqlite3_column_count(rows); i++)
-				fprintf(s, "%s|",
-					(const char *)sqlite3_column_text(rows, i) ?: "∅");
-			fputc('\n', s);
-		}
-		sqlite3_finalize(rows);
+		assert_int_equal(b->prepare(conn, sql, &rows), 0);
+		fprintf(s, "%s:\n", b->column_text(tables, 0));
+		while (b->step(rows) == 1)
+			fprintf(s, "%s\n", b->column_text(rows, 0) ?: "∅");
+		b->finalize(rows);
 	}
-	sqlite3_finalize(tables);
-	sqlite3_close(db);
+	b->finalize(tables);
+	b->close(conn);
 	fclose(s);
 	return out;
 }
@@ -1236,7 +1311,7 @@ static int fail_each_call(const struct fixture *f, struct db *db, mutation_fn fn
 		assert_int_equal((int)db_idle_connections(db), fault.n_live);
 		assert_int_equal(fault.n_live, live);
 		for (int i = 0; i < fault.n_live; i++)
-			assert_false(db_backend_sqlite.in_transaction(fault.live[i]));
+			assert_false(BACKEND->in_transaction(fault.live[i]));
 	}
 	fail_msg("never succeeded");
 	return -1;
@@ -1446,6 +1521,70 @@ static void test_pool_volumes(void **state)
 
 /* Warnings: raised idempotently, resolved, back to new when raised again, an
  * acknowledgement kept, deleted. */
+/* db_open_copy: every row of one database in a new one (here on the same backend: the
+ * daemon copies SQLite into dqlite), nothing else; a database that is not empty refused
+ * and left as it was. */
+static void test_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct fixture copy = *f;
+	struct berth_error err = {0};
+	_cleanup_db_ struct db *db = NULL;
+	_cleanup_free_ char *want = NULL, *got = NULL, *again = NULL;
+	json_auto_t *profile = parse("{\"name\":\"p\",\"config\":{\"limits.cpu\":\"2\"},"
+				     "\"devices\":{\"d\":{\"type\":\"disk\",\"path\":\"/x\","
+				     "\"source\":\"/y\"}}}");
+	json_auto_t *got_profile = NULL;
+	uint64_t rows = 0;
+
+	assert_int_equal(db_profile_create(f->db, "default", profile, &err), 0);
+	create_instance(f, "default",
+			"{\"name\":\"c\",\"profiles\":[\"default\",\"p\"],"
+			"\"config\":{\"a\":\"1\"}}");
+	database_name(f->dir, "copy", copy.path, sizeof(copy.path));
+	assert_int_equal(db_open_copy(BACKEND, BACKEND_DATA, copy.path, f->db, &rows, &db, &err),
+			 0);
+	assert_true(rows > 5);
+	want = dump(f);
+	got = dump(&copy);
+	assert_string_equal(got, want);
+	/* The copy works as a database of its own: foreign keys and all. */
+	assert_int_equal(db_profile_get(db, "default", "p", &got_profile, &err), 0);
+	assert_string_equal(
+		berth_json_string(json_object_get(json_object_get(got_profile, "devices"), "d"),
+				  "source"),
+		"/y");
+	assert_fails(db_profile_delete(db, "default", "p", &err), -EBUSY, BERTH_ERR_CONFLICT, &err,
+		     "is used by 1 instance");
+	db_close(TAKE_PTR(db));
+
+	assert_fails(db_open_copy(BACKEND, BACKEND_DATA, copy.path, f->db, NULL, &db, &err),
+		     -EEXIST, BERTH_ERR_CONFLICT, &err, "is not empty");
+	assert_null(db);
+	again = dump(&copy);
+	assert_string_equal(again, want);
+	database_unlink(copy.path);
+}
+
+/* A freeze that cannot complete in time gives up and leaves the handle usable. */
+static void test_freeze_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct berth_error err = {0};
+	struct db_conn *conn = NULL;
+	json_auto_t *config = NULL;
+
+	assert_int_equal(db_read_begin(f->db, &conn, &err), 0);
+	assert_int_equal(db_freeze(f->db, 100), -ETIMEDOUT);
+	/* Not frozen: another transaction still gets a connection. */
+	assert_int_equal(db_server_config_get(f->db, &config, &err), 0);
+	assert_int_equal(db_tx_end(f->db, conn, 0, &err), 0);
+	assert_int_equal(db_freeze(f->db, 1000), 0);
+	db_thaw(f->db, NULL);
+	json_decref(TAKE_PTR(config));
+	assert_int_equal(db_server_config_get(f->db, &config, &err), 0);
+}
+
 static void test_warnings(void **state)
 {
 	struct fixture *f = *state;
@@ -1509,6 +1648,52 @@ static void test_warnings(void **state)
 			    "/1.0/networks/o");
 }
 
+#ifdef TEST_DB_DQLITE
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* One dqlite node (id 1: a cluster of itself) for the whole run, on an abstract socket,
+ * its Raft log in memory (/dev/shm: the log's fsyncs are not what is tested here). */
+static int node_start(void **state)
+{
+	(void)state;
+	snprintf(node.dir, sizeof(node.dir), "/dev/shm/berth-test-db-dqlite-XXXXXX");
+	if (!mkdtemp(node.dir))
+		return -1;
+	snprintf(node.address, sizeof(node.address), "@berth-test-db-%d", (int)getpid());
+	if (dqlite_node_create(1, node.address, node.dir, &node.node) != 0 ||
+	    dqlite_node_set_bind_address(node.node, node.address) != 0 ||
+	    dqlite_node_start(node.node) != 0) {
+		fprintf(stderr, "# dqlite node: %s\n",
+			node.node ? dqlite_node_errmsg(node.node) : "create failed");
+		return -1;
+	}
+	node.cfg.address = node.address;
+	node.cfg.timeout_ms = 5000;
+	return 0;
+}
+
+static int node_stop(void **state)
+{
+	(void)state;
+	if (node.node) {
+		dqlite_node_stop(node.node);
+		dqlite_node_destroy(node.node);
+	}
+	if (node.dir[0])
+		nftw(node.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+#else
+#define node_start NULL
+#define node_stop NULL
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1537,7 +1722,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_rollback_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_volumes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_freeze_timeout, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, node_start, node_stop);
 }
