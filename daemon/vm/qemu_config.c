@@ -170,7 +170,7 @@ void qemu_config_port_id(unsigned port, char buf[static QEMU_ID_MAX])
 
 unsigned qemu_config_first_spare_port(const struct qemu_vm *vm)
 {
-	return QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics;
+	return QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics + (unsigned)vm->n_disks;
 }
 
 static unsigned n_ports(const struct qemu_vm *vm)
@@ -375,6 +375,39 @@ static void render_nic(struct cfg *c, const struct qemu_nic *nic, unsigned port)
 		kvf(c, "host_mtu", "%u", nic->mtu);
 }
 
+/* A block volume: its own virtio-scsi controller, one scsi-hd named as LXD names it. */
+static void render_disk(struct cfg *c, const struct qemu_disk *disk, unsigned port)
+{
+	char ctl[QEMU_ID_MAX], drive[QEMU_ID_MAX], dev[QEMU_ID_MAX], bus[QEMU_ID_MAX + 2];
+	_cleanup_free_ char *device_id = berth_strdup_printf("lxd_%s", disk->name);
+
+	if (!device_id)
+		return fail(c, -ENOMEM, "Out of memory");
+	if (qemu_config_device_id("scsi-", disk->name, ctl) < 0 ||
+	    qemu_config_device_id("drive-", disk->name, drive) < 0 ||
+	    qemu_config_device_id("disk-", disk->name, dev) < 0)
+		return fail(c, -ENAMETOOLONG, "Disk name \"%s\" is too long for QEMU", disk->name);
+	section(c, "drive", drive);
+	kv(c, "if", "none");
+	kv(c, "file", disk->path);
+	kv(c, "format", "raw");
+	kv(c, "cache", "writeback");
+	kv(c, "aio", "threads");
+	kv(c, "discard", "unmap");
+	if (disk->readonly)
+		kv(c, "readonly", "on");
+	device(c, ctl, DEV_SCSI, port, 0);
+	snprintf(bus, sizeof(bus), "%s.0", ctl);
+	section(c, "device", dev);
+	kv(c, "driver", "scsi-hd");
+	kv(c, "bus", bus);
+	kv(c, "channel", "0");
+	kv(c, "scsi-id", "0");
+	kv(c, "lun", "1");
+	kv(c, "drive", drive);
+	kv(c, "device_id", device_id);
+}
+
 /* "xx:xx:xx:xx:xx:xx" in hex digits. */
 static bool mac_ok(const char *s)
 {
@@ -487,6 +520,10 @@ static int check_vm(const struct qemu_vm *vm, struct berth_error *err)
 		if (r < 0)
 			return r;
 	}
+	for (size_t i = 0; i < vm->n_disks; i++)
+		if (!vm->disks[i].name || !*vm->disks[i].name || !vm->disks[i].path)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "A disk needs a name and a file");
 	return check_sockets(vm, err) ?: check_boot(vm, err);
 }
 
@@ -510,6 +547,9 @@ int qemu_config_render(const struct qemu_vm *vm, char **ret, struct berth_error 
 	render_root_disk(&c);
 	for (size_t i = 0; i < vm->n_nics; i++)
 		render_nic(&c, &vm->nics[i], QEMU_PORT_FIRST_NIC + (unsigned)i);
+	for (size_t i = 0; i < vm->n_disks; i++)
+		render_disk(&c, &vm->disks[i],
+			    QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics + (unsigned)i);
 	if (fclose(c.f) != 0 && c.r == 0)
 		c.r = -ENOMEM;
 	if (c.r < 0)
