@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,12 @@
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/nic.h"
+#include "daemon/instance/proxy.h"
 #include "daemon/instance/vm_driver.h"
 #include "daemon/instance/volume.h"
 #include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
+#include "daemon/storage/custom_volume.h"
 #include "daemon/vm/config_drive.h"
 #include "daemon/vm/host.h"
 #include "daemon/vm/params.h"
@@ -311,6 +314,154 @@ static int vm_nics_attach(const struct vm_nics *v, struct berth_error *err)
 	return r;
 }
 
+/* ---- devices other than NICs and the root disk ---- */
+
+static bool dev_true(const json_t *dev, const char *key)
+{
+	const char *v = berth_json_string(dev, key);
+
+	return v && (streq(v, "true") || streq(v, "1") || streq(v, "yes") || streq(v, "on"));
+}
+
+static bool dev_is(const json_t *dev, const char *type)
+{
+	return streq(berth_json_string(dev, "type") ?: "", type);
+}
+
+static bool root_disk_dev(const json_t *dev)
+{
+	return dev_is(dev, "disk") && streq(berth_json_string(dev, "path") ?: "", "/");
+}
+
+_printf_(3, 4) static int dev_refuse(struct berth_error *err, const char *name, const char *fmt,
+				     ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (!msg)
+		return -ENOMEM;
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "Invalid devices: Device validation failed for \"%s\": %s", name,
+			       msg);
+}
+
+/* What a VM's devices may not be, checked without the database (LXD's words where LXD
+ * refuses the same): proxies other than nat=true, disks with shift or raw.mount.options,
+ * and, not there yet in berth, disks that share a directory. */
+int vm_devices_check(const json_t *devices, struct berth_error *err)
+{
+	const char *name;
+	json_t *dev;
+
+	json_object_foreach((json_t *)devices, name, dev) {
+		if (dev_is(dev, "proxy") && !dev_true(dev, "nat"))
+			return dev_refuse(err, name,
+					  "Only NAT mode is supported for proxies on VM instances");
+		if (!dev_is(dev, "disk") || root_disk_dev(dev))
+			continue;
+		if (berth_json_string(dev, "shift") && berth_json_string(dev, "pool"))
+			return dev_refuse(err, name,
+					  "The \"shift\" property cannot be used with custom "
+					  "storage volumes");
+		if (dev_true(dev, "shift"))
+			return dev_refuse(err, name,
+					  "The \"shift\" property cannot be used with virtual "
+					  "machines");
+		if (*(berth_json_string(dev, "raw.mount.options") ?: ""))
+			return dev_refuse(err, name,
+					  "raw.mount.options cannot be used with virtual machines");
+		if (!berth_json_string(dev, "pool") || berth_json_string(dev, "path"))
+			return dev_refuse(
+				err, name,
+				"Sharing a directory into a virtual machine is not "
+				"supported yet: only custom block volumes can be attached");
+	}
+	return 0;
+}
+
+struct vm_disks {
+	struct qemu_disk disks[QEMU_PORTS_MAX];
+	char *paths[QEMU_PORTS_MAX];
+	size_t n;
+};
+
+static void vm_disks_release(struct vm_disks *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		free(v->paths[i]);
+	v->n = 0;
+}
+
+/* The raw file of custom block volume `source` of pool `pool`. */
+static int block_volume_file(struct berth_daemon *d, const char *project, const char *dname,
+			     const char *pool, const char *source, char **ret,
+			     struct berth_error *err)
+{
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
+	_cleanup_free_ char *custom = NULL, *dir = NULL;
+	json_auto_t *vol = NULL;
+	int r = db_project_feature_project(d->db, project, "features.storage.volumes", &custom,
+					   err);
+
+	if (r >= 0)
+		r = db_volume_get(d->db, pool, custom, "custom", source, &vol, err);
+	if (r < 0)
+		return r;
+	if (!streq(berth_json_string(vol, "content_type") ?: "", "block"))
+		return dev_refuse(err, dname,
+				  "Sharing a directory into a virtual machine is not supported "
+				  "yet: only custom block volumes can be attached");
+	r = custom_volume_open(d->db, d->dir, pool, custom, source, NULL, &c, err);
+	if (r < 0)
+		return r;
+	if (storage_volume_path(c->pool, &c->vol, NULL, &dir) < 0)
+		return -ENOMEM;
+	*ret = run_file(dir, "root.img");
+	if (!*ret)
+		return -ENOMEM;
+	if (access(*ret, R_OK) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+				       "Device \"%s\": the block volume's file \"%s\": %m", dname,
+				       *ret);
+	return 0;
+}
+
+/* The instance's disk devices as QEMU disks: each a custom block volume. */
+static int vm_disks_build(struct berth_daemon *d, const char *project, const json_t *inst,
+			  struct vm_disks *v, struct berth_error *err)
+{
+	const json_t *devices = json_object_get(inst, "expanded_devices");
+	const char *name;
+	json_t *dev;
+	int r = vm_devices_check(devices, err);
+
+	if (r < 0)
+		return r;
+	json_object_foreach((json_t *)devices, name, dev) {
+		if (!dev_is(dev, "disk") || root_disk_dev(dev))
+			continue;
+		if (v->n >= ARRAY_SIZE(v->disks))
+			return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
+					       "Too many disks for a virtual machine");
+		r = block_volume_file(d, project, name, berth_json_string(dev, "pool") ?: "",
+				      berth_json_string(dev, "source") ?: "", &v->paths[v->n], err);
+		if (r < 0)
+			return r;
+		v->disks[v->n] = (struct qemu_disk){
+			.name = name,
+			.path = v->paths[v->n],
+			.readonly = dev_true(dev, "readonly"),
+		};
+		v->n++;
+	}
+	return 0;
+}
+
 /* ---- QEMU's cgroup: <berth's parent>/<project>_<name>, as a container's ---- */
 
 /* Move the running QEMU into its cgroup (no limits: the guest's RAM and CPUs are QEMU's
@@ -537,6 +688,7 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	_cleanup_(vm_paths_release) struct vm_paths p = {0};
 	_cleanup_free_ char *disk = NULL;
 	_cleanup_(vm_nics_release) struct vm_nics nics = {0};
+	_cleanup_(vm_disks_release) struct vm_disks disks = {0};
 	char uuid[37];
 	uint64_t size = 0;
 	struct qemu_vm vm = {
@@ -561,6 +713,8 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	if (r >= 0)
 		r = vm_nics_build(d, project, inst, &nics, err);
 	if (r >= 0)
+		r = vm_disks_build(d, project, inst, &disks, err);
+	if (r >= 0)
 		r = agent_prepare(inst, &p, err);
 	if (r < 0)
 		return r;
@@ -577,6 +731,8 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	vm.config_dir = p.config;
 	vm.nics = nics.nics;
 	vm.n_nics = nics.n;
+	vm.disks = disks.disks;
+	vm.n_disks = disks.n;
 	r = qemu_launch(&vm, p.conf, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Starting QEMU for instance \"%s\"", name);
@@ -585,6 +741,8 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 		qemu_kill_now(rundir);
 	return r;
 }
+
+static void vmmon_wait_gone(const char *rundir, const char *name);
 
 static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
 		    struct berth_error *err)
@@ -609,6 +767,15 @@ static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
 		qemu_kill_now(rundir);
 		qemu_cgroup_remove(d, project, name);
 		return berth_error_wrap(err, r, "Starting berth-vmmon for instance \"%s\"", name);
+	}
+	/* nat proxies: nftables rules to the guest's static address, as a container's */
+	r = proxy_sync(d, project, name, json_object_get(inst, "expanded_devices"), err);
+	if (r < 0) {
+		proxy_stop_all(d, project, name);
+		qemu_kill_now(rundir);
+		vmmon_wait_gone(rundir, name);
+		qemu_cgroup_remove(d, project, name);
+		return r;
 	}
 	set_status(d, project, name, INSTANCE_RUNNING);
 	lifecycle(d, project, name, "instance-started");
@@ -696,6 +863,7 @@ static int vm_stop(struct berth_daemon *d, const char *project, const char *name
 		return r;
 	vmmon_wait_gone(rundir, name);
 	remove_run_files(rundir);
+	proxy_stop_all(d, project, name);
 	qemu_cgroup_remove(d, project, name);
 	set_status(d, project, name, INSTANCE_STOPPED);
 	lifecycle(d, project, name, clean ? "instance-shutdown" : "instance-stopped");
@@ -870,24 +1038,40 @@ static int vm_update_limits(struct berth_daemon *d, const char *project, const j
 	return 0; /* read at the next start: vm_next_start_notice says so */
 }
 
+static bool not_proxy(const json_t *dev)
+{
+	return !dev_is(dev, "proxy");
+}
+
 static int vm_update_devices(struct berth_daemon *d, const char *project, const json_t *before,
 			     const json_t *after, struct berth_error *err)
 {
-	json_auto_t *diff = container_devices_diff(before, after, NULL);
+	json_auto_t *gone = container_devices_diff(before, after, not_proxy);
+	json_auto_t *added = container_devices_diff(after, before, not_proxy);
 
-	if (!diff)
+	if (!gone || !added)
 		return -ENOMEM;
-	if (json_object_size(diff) == 0)
+	/* nat proxies are the host's rules: update_outside applies them */
+	if (json_object_size(gone) == 0 && json_object_size(added) == 0)
 		return 0;
 	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 			       "Devices cannot be changed on a running virtual machine yet: stop "
 			       "it first");
 }
 
+/* The stored devices are checked as a VM's (a refusal puts the old record back), and a
+ * running VM's nat proxies follow them. */
 static int vm_update_outside(struct berth_daemon *d, const char *project, const char *name,
 			     struct berth_error *err)
 {
-	return 0;
+	json_auto_t *inst = NULL;
+	int r = instance_expand_load(d->db, project, name, &inst, err);
+
+	if (r >= 0)
+		r = vm_devices_check(json_object_get(inst, "expanded_devices"), err);
+	if (r < 0 || vm_power_quick(d, project, name) == INSTANCE_STOPPED)
+		return r;
+	return proxy_sync(d, project, name, json_object_get(inst, "expanded_devices"), err);
 }
 
 static char *vm_next_start_notice(struct berth_daemon *d, const char *project, const json_t *before,

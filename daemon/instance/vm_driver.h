@@ -3,8 +3,15 @@
  * exec and the guest's state (doc/vm.md, "berth-agent in a VM"). */
 #pragma once
 
+#include <jansson.h>
+
 #include "daemon/daemon.h"
 #include "lib/error.h"
+
+/* The refusals of a VM's devices that need no database, in LXD's words where LXD refuses
+ * the same (doc/vm.md, "Devices"): a proxy without nat=true, a disk with shift or
+ * raw.mount.options, a disk that would share a directory. -EINVAL with a 400. */
+int vm_devices_check(const json_t *devices, struct berth_error *err);
 
 /* The run directory of the running VM `name` (new string in *ret_rundir) with its
  * berth-vmmon answering on monitor.sock: one is started when none answers (killed, or

@@ -287,6 +287,50 @@ run_lxc stop b:v1 --force
 rc_ok "stop works after the re-attach"
 is "$(qemus)" 0 "no QEMU runs"
 
+# ---- devices: a custom block volume, nat proxies, what LXD refuses on a VM ----
+run_lxc storage volume create b:default blk --type=block size=64MiB
+rc_ok "lxc storage volume create --type=block size=64MiB"
+BLK=$BERTH_DIR/storage-pools/default/custom/default_blk/root.img
+is "$(stat -c %s "$BLK" 2>/dev/null):$(du -k "$BLK" 2>/dev/null | cut -f1)" 67108864:0 \
+	"its disk is a sparse 64MiB root.img"
+api GET /1.0/storage-pools/default/volumes/custom/blk
+is "$(jget 'j["metadata"]["content_type"]')" block "its content type is block"
+run_lxc storage volume create b:default fsv
+run_lxc config device add b:v1 blk disk pool=default source=blk path=/mnt
+like "$ERR" "Custom block volumes cannot have a path defined" "a block volume with a path: LXD's refusal"
+run_lxc config device add b:v1 fs disk pool=default source=fsv
+like "$ERR" "Custom filesystem volumes require a path to be defined" \
+	"a filesystem volume without a path: LXD's refusal"
+run_lxc config device add b:v1 p1 proxy listen=tcp:127.0.0.1:4321 connect=tcp:127.0.0.1:22
+like "$ERR" "Only NAT mode is supported for proxies on VM instances" "a proxy without nat=true: LXD's refusal"
+run_lxc config device add b:v1 sh disk source="$TEST_TMP" path=/mnt/h shift=true
+like "$ERR" 'The "shift" property cannot be used with virtual machines' "shift=true on a VM is refused"
+run_lxc config device add b:v1 mo disk pool=default source=fsv path=/mnt/f raw.mount.options=noatime
+like "$ERR" "raw.mount.options cannot be used with virtual machines" "raw.mount.options on a VM is refused"
+api GET /1.0/instances/v1
+is "$(jget 'sorted(j["metadata"]["devices"])')" "[]" "... and none of them was kept"
+api POST /1.0/instances '{"name":"vp","type":"virtual-machine","source":{"type":"image","alias":"novm"},"devices":{"p":{"type":"proxy","listen":"tcp:127.0.0.1:4321","connect":"tcp:127.0.0.1:22"}}}'
+like "$(jget 'j.get("error", "")')" "Only NAT mode is supported for proxies on VM instances" \
+	"... also when a VM is created with it"
+run_lxc config device add b:v1 blk disk pool=default source=blk readonly=true
+rc_ok "lxc config device add v1 blk disk pool=default source=blk readonly=true"
+run_lxc start b:v1
+rc_ok "v1 starts with the block volume"
+grep -A8 '^\[drive "drive-blk"\]' "$BERTH_DIR/run/default_v1/qemu.conf" >"$TEST_TMP/drive" 2>/dev/null
+grep -q "file = \"$BLK\"" "$TEST_TMP/drive" && grep -q 'readonly = "on"' "$TEST_TMP/drive" &&
+	grep -q 'device_id = "lxd_blk"' "$BERTH_DIR/run/default_v1/qemu.conf" &&
+	pass "QEMU has it read-only, as the scsi disk lxd_blk" || fail "QEMU has it read-only, as the scsi disk lxd_blk" "$(cat "$BERTH_DIR/run/default_v1/qemu.conf")"
+run_lxc config device remove b:v1 blk
+like "$ERR" "running virtual machine" "a disk is not unplugged from a running VM (yet)"
+run_lxc stop b:v1 --force
+rc_ok "lxc stop --force v1"
+run_lxc config device remove b:v1 blk
+rc_ok "lxc config device remove v1 blk"
+run_lxc storage volume delete b:default blk
+rc_ok "the block volume is deleted"
+run_lxc storage volume delete b:default fsv
+[ ! -e "$BERTH_DIR/storage-pools/default/custom/default_blk" ] && pass "... with its disk" || fail "... with its disk"
+
 # ---- btrfs ----
 if command -v mkfs.btrfs >/dev/null && { grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null; }; then
 	run_cli storage create bt btrfs size=1GiB
