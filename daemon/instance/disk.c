@@ -390,6 +390,16 @@ int disk_spec_build(struct runtime_spec *spec, struct berth_daemon *d, const cha
 		struct runtime_mount m = {0};
 		int r;
 
+		/* a disk naming a volume without a path is a block volume's (VMs only; the
+		 * API refused one naming a filesystem volume) */
+		if (streq(berth_json_string(dev, "type") ?: "", "disk") &&
+		    !berth_json_string(dev, "path") && berth_json_string(dev, "pool") &&
+		    berth_json_string(dev, "source"))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid devices: Device validation failed for "
+					       "\"%s\": Custom block volumes cannot be used on "
+					       "containers",
+					       dname);
 		if (!is_disk_mount(dev))
 			continue;
 		r = disk_mount(d, project, spec, -EBADF, dname, dev, &m, err);

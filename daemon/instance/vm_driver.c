@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -202,6 +204,8 @@ static int wait_exit(int pidfd, int ms)
  * pid, its sockets and the agent key of that start, in the run directory and on the config
  * drive; the kernel and initrd older versions copied here. The configuration, the
  * variables, the rest of the config drive and the console log stay. */
+static void vm_macvtaps_remove(const char *rundir);
+
 static void remove_run_files(const char *rundir)
 {
 	static const char *const files[] = {"qemu.pid",	    "qmp.socket", "console.socket",
@@ -214,6 +218,7 @@ static void remove_run_files(const char *rundir)
 		if (f)
 			unlink(f);
 	}
+	vm_macvtaps_remove(rundir);
 }
 
 /* Kill the QEMU of `rundir` at once (a start that failed half-way). */
@@ -232,13 +237,19 @@ static void qemu_kill_now(const char *rundir)
 struct vm_nics {
 	struct qemu_nic nics[QEMU_PORTS_MAX];
 	char macs[QEMU_PORTS_MAX][18];
-	const char *bridges[QEMU_PORTS_MAX]; /* borrowed from the spec */
+	const char *bridges[QEMU_PORTS_MAX]; /* borrowed from the spec; NULL: p2p or macvtap */
+	const struct runtime_nic *specs[QEMU_PORTS_MAX]; /* borrowed from the spec */
 	size_t n;
+	int fds[QEMU_PORTS_MAX]; /* owned: the macvtaps' /dev/tapN, QEMU's fds 3, 4... */
+	size_t n_fds;
 	struct runtime_spec *spec; /* owned: what nic_spec_build made */
 };
 
 static void vm_nics_release(struct vm_nics *v)
 {
+	for (size_t i = 0; i < v->n_fds; i++)
+		close(v->fds[i]);
+	v->n_fds = 0;
 	runtime_spec_free(v->spec);
 	v->spec = NULL;
 }
@@ -262,10 +273,12 @@ static int vm_nics_build(struct berth_daemon *d, const char *project, const json
 		const struct runtime_nic *n = &v->spec->nics[i];
 		const unsigned char *m = n->hwaddr;
 
-		if (n->type != RUNTIME_NIC_VETH || !n->link || !n->host)
+		bool macvtap = n->type == RUNTIME_NIC_MACVLAN;
+
+		if ((n->type != RUNTIME_NIC_VETH || !n->host) && !(macvtap && n->parent))
 			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-					       "NIC \"%s\": a virtual machine takes only bridged "
-					       "NICs (network= or nictype=bridged) yet",
+					       "NIC \"%s\": a virtual machine takes bridged, p2p "
+					       "and macvlan NICs only",
 					       n->name);
 		if (v->n >= QEMU_PORTS_MAX - QEMU_PORT_FIRST_NIC)
 			return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
@@ -274,17 +287,146 @@ static int vm_nics_build(struct berth_daemon *d, const char *project, const json
 			 m[0], m[1], m[2], m[3], m[4], m[5]);
 		v->nics[v->n] = (struct qemu_nic){
 			.name = n->name,
-			.kind = QEMU_NIC_TAP,
-			.ifname = n->host,
+			.kind = macvtap ? QEMU_NIC_MACVTAP : QEMU_NIC_TAP,
+			.ifname = macvtap ? NULL : n->host,
+			.fd = -1, /* a macvtap's: vm_macvtaps_make */
 			.hwaddr = n->has_hwaddr ? v->macs[v->n] : NULL,
 			.mtu = n->mtu,
 		};
-		v->bridges[v->n++] = n->link;
+		v->specs[v->n] = n;
+		v->bridges[v->n++] = macvtap ? NULL : n->link;
 	}
 	return 0;
 }
 
-/* Each tap QEMU made onto its bridge, up. */
+/* The run directory's list of the macvtaps this start made, one name a line: they are not
+ * QEMU's, so the stop (or the next start) deletes them. */
+#define VM_MACVTAPS "macvtaps"
+
+static void vm_macvtaps_remove(const char *rundir)
+{
+	_cleanup_free_ char *list = run_file(rundir, VM_MACVTAPS), *buf = NULL;
+	struct berth_nl nl;
+	size_t len = 0;
+	char *save = NULL;
+
+	if (!list || berth_read_file(list, 4096, &buf, &len) < 0)
+		return;
+	if (berth_nl_open(&nl) >= 0) {
+		for (char *name = strtok_r(buf, "\n", &save); name;
+		     name = strtok_r(NULL, "\n", &save)) {
+			struct berth_nl_link l;
+
+			if (berth_nl_link_get(&nl, name, &l) >= 0)
+				berth_nl_link_del(&nl, l.index);
+		}
+		berth_nl_close(&nl);
+	}
+	unlink(list);
+}
+
+/* Open the character device of macvtap `name` (index `index`): its /dev/tapN, made in the
+ * run directory from sysfs's numbers (nothing relies on udev) and removed once open. */
+static int macvtap_open(const char *rundir, const char *name, int index, int *ret,
+			struct berth_error *err)
+{
+	_cleanup_free_ char *sys = berth_strdup_printf("/sys/class/net/%s/macvtap/tap%d/dev", name,
+						       index);
+	_cleanup_free_ char *node = berth_strdup_printf("%s/tap%d", rundir, index), *buf = NULL;
+	unsigned maj, min;
+	size_t len = 0;
+	int fd;
+
+	if (!sys || !node)
+		return -ENOMEM;
+	if (berth_read_file(sys, 64, &buf, &len) < 0 || sscanf(buf, "%u:%u", &maj, &min) != 2)
+		return berth_error_set(err, -ENODEV, BERTH_ERR_INTERNAL,
+				       "macvtap \"%s\" has no device in %s", name, sys);
+	unlink(node);
+	if (mknod(node, S_IFCHR | 0600, makedev(maj, min)) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "mknod %s: %m", node);
+	fd = open(node, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening %s: %m", node);
+	unlink(node);
+	if (fd < 0)
+		return -EIO;
+	*ret = fd;
+	return 0;
+}
+
+/* A macvtap on its parent for each macvlan NIC, up, its device open as QEMU's fd 3, 4...
+ * (LXD gives a VM's macvlan NIC a macvtap too). Their names go to VM_MACVTAPS first. */
+static int vm_macvtaps_make(struct vm_nics *v, const char *rundir, struct berth_error *err)
+{
+	_cleanup_free_ char *list = run_file(rundir, VM_MACVTAPS);
+	_cleanup_free_ char *names = strdup("");
+	struct berth_nl nl;
+	bool any = false;
+	int r = 0;
+
+	if (!list || !names)
+		return -ENOMEM;
+	for (size_t i = 0; i < v->n; i++)
+		any |= v->nics[i].kind == QEMU_NIC_MACVTAP;
+	if (!any)
+		return 0;
+	r = berth_nl_open(&nl);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "netlink: %s", strerror(-r));
+	for (size_t i = 0; i < v->n && r >= 0; i++) {
+		const struct runtime_nic *n = v->specs[i];
+		struct berth_nl_link parent, tap;
+		struct berth_nl_link_change up = BERTH_NL_LINK_CHANGE_INIT;
+		uint8_t rnd[4];
+		char name[16], *more;
+
+		if (v->nics[i].kind != QEMU_NIC_MACVTAP)
+			continue;
+		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+			r = berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "getrandom: %m");
+			break;
+		}
+		snprintf(name, sizeof(name), "mvt%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+		more = berth_strdup_printf("%s%s\n", names, name);
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		free(names);
+		names = more;
+		r = berth_write_file_replace(list, names, strlen(names), 0600);
+		if (r >= 0)
+			r = berth_nl_link_get(&nl, n->parent, &parent);
+		if (r < 0) {
+			berth_error_set(err, r, BERTH_ERR_BAD_REQUEST,
+					"NIC \"%s\": parent \"%s\": %s", n->name, n->parent,
+					strerror(-r));
+			break;
+		}
+		r = berth_nl_macvtap_add(&nl, name, parent.index, n->mode,
+					 n->has_hwaddr ? n->hwaddr : NULL, n->mtu);
+		if (r >= 0)
+			r = berth_nl_link_get(&nl, name, &tap);
+		if (r >= 0) {
+			up.up = 1;
+			r = berth_nl_link_set(&nl, tap.index, &up);
+		}
+		if (r < 0) {
+			berth_error_set(err, r, BERTH_ERR_INTERNAL,
+					"NIC \"%s\": cannot make macvtap \"%s\" on \"%s\": %s",
+					n->name, name, n->parent, strerror(-r));
+			break;
+		}
+		r = macvtap_open(rundir, name, tap.index, &v->fds[v->n_fds], err);
+		if (r >= 0)
+			v->nics[i].fd = 3 + (int)v->n_fds++;
+	}
+	berth_nl_close(&nl);
+	return r;
+}
+
+/* Each tap QEMU made onto its bridge (a p2p NIC's stays alone), up. */
 static int vm_nics_attach(const struct vm_nics *v, struct berth_error *err)
 {
 	struct berth_nl nl;
@@ -296,18 +438,21 @@ static int vm_nics_attach(const struct vm_nics *v, struct berth_error *err)
 		struct berth_nl_link tap, br;
 		struct berth_nl_link_change ch = BERTH_NL_LINK_CHANGE_INIT;
 
+		if (v->nics[i].kind != QEMU_NIC_TAP)
+			continue;
 		r = berth_nl_link_get(&nl, v->nics[i].ifname, &tap);
-		if (r >= 0)
+		if (r >= 0 && v->bridges[i])
 			r = berth_nl_link_get(&nl, v->bridges[i], &br);
 		if (r >= 0) {
-			ch.master = br.index;
+			if (v->bridges[i])
+				ch.master = br.index;
 			ch.up = 1;
 			r = berth_nl_link_set(&nl, tap.index, &ch);
 		}
 		if (r < 0)
 			berth_error_set(err, r, BERTH_ERR_INTERNAL,
 					"Cannot put tap \"%s\" on bridge \"%s\": %s",
-					v->nics[i].ifname, v->bridges[i], strerror(-r));
+					v->nics[i].ifname, v->bridges[i] ?: "(none)", strerror(-r));
 	}
 	if (v->n)
 		berth_nl_close(&nl);
@@ -352,10 +497,10 @@ _printf_(3, 4) static int dev_refuse(struct berth_error *err, const char *name, 
 
 /* What a VM's devices may not be, checked without the database (LXD's words where LXD
  * refuses the same): proxies other than nat=true, disks with shift or raw.mount.options,
- * and, not there yet in berth, disks that share a directory. */
+ * a shared directory's path that berth-agent's list of mounts cannot carry. */
 int vm_devices_check(const json_t *devices, struct berth_error *err)
 {
-	const char *name;
+	const char *name, *path;
 	json_t *dev;
 
 	json_object_foreach((json_t *)devices, name, dev) {
@@ -375,11 +520,11 @@ int vm_devices_check(const json_t *devices, struct berth_error *err)
 		if (*(berth_json_string(dev, "raw.mount.options") ?: ""))
 			return dev_refuse(err, name,
 					  "raw.mount.options cannot be used with virtual machines");
-		if (!berth_json_string(dev, "pool") || berth_json_string(dev, "path"))
-			return dev_refuse(
-				err, name,
-				"Sharing a directory into a virtual machine is not "
-				"supported yet: only custom block volumes can be attached");
+		path = berth_json_string(dev, "path");
+		if (path && (*path != '/' || strpbrk(path, "\t\n")))
+			return dev_refuse(err, name,
+					  "The path of a directory shared with a virtual machine "
+					  "must be absolute, without tabs or line breaks");
 	}
 	return 0;
 }
@@ -388,19 +533,28 @@ struct vm_disks {
 	struct qemu_disk disks[QEMU_PORTS_MAX];
 	char *paths[QEMU_PORTS_MAX];
 	size_t n;
+	struct qemu_share shares[QEMU_PORTS_MAX];
+	char *share_paths[QEMU_PORTS_MAX];
+	size_t n_shares;
+	char *mounts; /* the config drive's berth-mounts */
 };
 
 static void vm_disks_release(struct vm_disks *v)
 {
 	for (size_t i = 0; i < v->n; i++)
 		free(v->paths[i]);
-	v->n = 0;
+	for (size_t i = 0; i < v->n_shares; i++)
+		free(v->share_paths[i]);
+	free(v->mounts);
+	v->n = v->n_shares = 0;
+	v->mounts = NULL;
 }
 
-/* The raw file of custom block volume `source` of pool `pool`. */
-static int block_volume_file(struct berth_daemon *d, const char *project, const char *dname,
-			     const char *pool, const char *source, char **ret,
-			     struct berth_error *err)
+/* The file of custom block volume `source` of pool `pool` (`block`), or the directory of
+ * the filesystem volume (`!block`). */
+static int volume_file(struct berth_daemon *d, const char *project, const char *dname,
+		       const char *pool, const char *source, bool block, char **ret,
+		       struct berth_error *err)
 {
 	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *custom = NULL, *dir = NULL;
@@ -412,16 +566,16 @@ static int block_volume_file(struct berth_daemon *d, const char *project, const 
 		r = db_volume_get(d->db, pool, custom, "custom", source, &vol, err);
 	if (r < 0)
 		return r;
-	if (!streq(berth_json_string(vol, "content_type") ?: "", "block"))
+	if (streq(berth_json_string(vol, "content_type") ?: "", "block") != block)
 		return dev_refuse(err, dname,
-				  "Sharing a directory into a virtual machine is not supported "
-				  "yet: only custom block volumes can be attached");
+				  block ? "Custom filesystem volumes require a path to be defined"
+					: "Custom block volumes cannot have a path defined");
 	r = custom_volume_open(d->db, d->dir, pool, custom, source, NULL, &c, err);
 	if (r < 0)
 		return r;
 	if (storage_volume_path(c->pool, &c->vol, NULL, &dir) < 0)
 		return -ENOMEM;
-	*ret = run_file(dir, "root.img");
+	*ret = block ? run_file(dir, "root.img") : TAKE_PTR(dir);
 	if (!*ret)
 		return -ENOMEM;
 	if (access(*ret, R_OK) < 0)
@@ -431,7 +585,49 @@ static int block_volume_file(struct berth_daemon *d, const char *project, const 
 	return 0;
 }
 
-/* The instance's disk devices as QEMU disks: each a custom block volume. */
+/* A disk device with a path: the directory of a filesystem volume or of the host, shared
+ * as 9p and listed in berth-mounts for berth-agent to mount at `path`. */
+static int vm_share_add(struct berth_daemon *d, const char *project, const char *name,
+			const json_t *dev, struct vm_disks *v, struct berth_error *err)
+{
+	const char *pool = berth_json_string(dev, "pool");
+	const char *source = berth_json_string(dev, "source") ?: "";
+	bool ro = dev_true(dev, "readonly");
+	char **dir = &v->share_paths[v->n_shares];
+	struct stat st;
+	char *more;
+	int r;
+
+	if (v->n_shares >= ARRAY_SIZE(v->shares))
+		return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
+				       "Too many shared directories for a virtual machine");
+	if (pool && *pool) {
+		r = volume_file(d, project, name, pool, source, false, dir, err);
+	} else {
+		*dir = strdup(source);
+		r = *dir ? 0 : -ENOMEM;
+	}
+	if (r < 0)
+		return r;
+	v->n_shares++;
+	if (stat(*dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return berth_error_set(err, -ENOTDIR, BERTH_ERR_BAD_REQUEST,
+				       "Device \"%s\": \"%s\" is not a directory (a virtual machine "
+				       "takes shared directories and custom block volumes)",
+				       name, *dir);
+	v->shares[v->n_shares - 1] =
+		(struct qemu_share){.name = name, .path = *dir, .readonly = ro};
+	more = berth_strdup_printf("%slxd_%s\t%s\t%s\n", v->mounts ?: "", name, ro ? "ro" : "rw",
+				   berth_json_string(dev, "path"));
+	if (!more)
+		return -ENOMEM;
+	free(v->mounts);
+	v->mounts = more;
+	return 0;
+}
+
+/* The instance's disk devices: custom block volumes as QEMU disks, directories as
+ * shares. */
 static int vm_disks_build(struct berth_daemon *d, const char *project, const json_t *inst,
 			  struct vm_disks *v, struct berth_error *err)
 {
@@ -445,11 +641,17 @@ static int vm_disks_build(struct berth_daemon *d, const char *project, const jso
 	json_object_foreach((json_t *)devices, name, dev) {
 		if (!dev_is(dev, "disk") || root_disk_dev(dev))
 			continue;
+		if (berth_json_string(dev, "path")) {
+			r = vm_share_add(d, project, name, dev, v, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (v->n >= ARRAY_SIZE(v->disks))
 			return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
 					       "Too many disks for a virtual machine");
-		r = block_volume_file(d, project, name, berth_json_string(dev, "pool") ?: "",
-				      berth_json_string(dev, "source") ?: "", &v->paths[v->n], err);
+		r = volume_file(d, project, name, berth_json_string(dev, "pool") ?: "",
+				berth_json_string(dev, "source") ?: "", true, &v->paths[v->n], err);
 		if (r < 0)
 			return r;
 		v->disks[v->n] = (struct qemu_disk){
@@ -534,7 +736,8 @@ static int vars_copy(const char *from, const char *to, struct berth_error *err)
 }
 
 /* Write the configuration and run QEMU with -daemonize: it returns once QEMU runs. */
-static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_error *err)
+static int qemu_launch(const struct qemu_vm *vm, const char *conf, const int *fds, size_t n_fds,
+		       struct berth_error *err)
 {
 	_cleanup_free_ char *text = NULL;
 	char **argv = NULL;
@@ -559,6 +762,8 @@ static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_
 			.timeout_ms = VM_START_TIMEOUT_MS,
 			.flags = BERTH_SPAWN_SETSID,
 			.io = {BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
+			.extra_fds = fds,
+			.n_extra_fds = n_fds,
 		};
 
 		for (size_t i = 0; i < n; i++)
@@ -645,7 +850,8 @@ static int vm_boot_setup(const json_t *inst, const char *disk, struct vm_paths *
 /* berth-agent's side of this start: a fresh key in agent.key (0400, for berth-vmmon) and
  * the config drive (the host's berth-agent with the same key, the cloud-init keys, the
  * instance's name), which QEMU shares with the guest as the 9p tag "config". */
-static int agent_prepare(const json_t *inst, const struct vm_paths *p, struct berth_error *err)
+static int agent_prepare(const json_t *inst, const struct vm_paths *p, const char *mounts,
+			 struct berth_error *err)
 {
 	const json_t *cfg = json_object_get(inst, "expanded_config");
 	_cleanup_free_ char *agent = NULL;
@@ -657,6 +863,7 @@ static int agent_prepare(const json_t *inst, const struct vm_paths *p, struct be
 		.user_data = berth_json_string(cfg, "cloud-init.user-data"),
 		.vendor_data = berth_json_string(cfg, "cloud-init.vendor-data"),
 		.network_config = berth_json_string(cfg, "cloud-init.network-config"),
+		.mounts = mounts,
 	};
 	int r = berth_program_find("berth-agent", &agent);
 
@@ -715,7 +922,7 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	if (r >= 0)
 		r = vm_disks_build(d, project, inst, &disks, err);
 	if (r >= 0)
-		r = agent_prepare(inst, &p, err);
+		r = agent_prepare(inst, &p, disks.mounts, err);
 	if (r < 0)
 		return r;
 	vm_params_uuid(project, name, uuid);
@@ -733,7 +940,11 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	vm.n_nics = nics.n;
 	vm.disks = disks.disks;
 	vm.n_disks = disks.n;
-	r = qemu_launch(&vm, p.conf, err);
+	vm.shares = disks.shares;
+	vm.n_shares = disks.n_shares;
+	r = vm_macvtaps_make(&nics, rundir, err);
+	if (r >= 0)
+		r = qemu_launch(&vm, p.conf, nics.fds, nics.n_fds, err);
 	if (r < 0)
 		return berth_error_wrap(err, r, "Starting QEMU for instance \"%s\"", name);
 	r = vm_nics_attach(&nics, err);

@@ -170,7 +170,8 @@ void qemu_config_port_id(unsigned port, char buf[static QEMU_ID_MAX])
 
 unsigned qemu_config_first_spare_port(const struct qemu_vm *vm)
 {
-	return QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics + (unsigned)vm->n_disks;
+	return QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics + (unsigned)vm->n_disks +
+	       (unsigned)vm->n_shares;
 }
 
 static unsigned n_ports(const struct qemu_vm *vm)
@@ -408,6 +409,29 @@ static void render_disk(struct cfg *c, const struct qemu_disk *disk, unsigned po
 	kv(c, "device_id", device_id);
 }
 
+/* A shared directory: a 9p share tagged lxd_<name>, as LXD's, the files' owners and modes
+ * kept as the guest sets them (passthrough: QEMU runs as root). */
+static void render_share(struct cfg *c, const struct qemu_share *sh, unsigned port)
+{
+	char fsdev[QEMU_ID_MAX], dev[QEMU_ID_MAX];
+	_cleanup_free_ char *tag = berth_strdup_printf("lxd_%s", sh->name);
+
+	if (!tag)
+		return fail(c, -ENOMEM, "Out of memory");
+	if (qemu_config_device_id("fsdev-", sh->name, fsdev) < 0 ||
+	    qemu_config_device_id("share-", sh->name, dev) < 0 || strlen(tag) > 31)
+		return fail(c, -ENAMETOOLONG, "Share name \"%s\" is too long for QEMU", sh->name);
+	section(c, "fsdev", fsdev);
+	kv(c, "fsdriver", "local");
+	kv(c, "security_model", "passthrough");
+	if (sh->readonly)
+		kv(c, "readonly", "on");
+	kv(c, "path", sh->path);
+	device(c, dev, DEV_9P, port, 0);
+	kv(c, "fsdev", fsdev);
+	kv(c, "mount_tag", tag);
+}
+
 /* "xx:xx:xx:xx:xx:xx" in hex digits. */
 static bool mac_ok(const char *s)
 {
@@ -524,6 +548,10 @@ static int check_vm(const struct qemu_vm *vm, struct berth_error *err)
 		if (!vm->disks[i].name || !*vm->disks[i].name || !vm->disks[i].path)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "A disk needs a name and a file");
+	for (size_t i = 0; i < vm->n_shares; i++)
+		if (!vm->shares[i].name || !*vm->shares[i].name || !vm->shares[i].path)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "A share needs a name and a directory");
 	return check_sockets(vm, err) ?: check_boot(vm, err);
 }
 
@@ -550,6 +578,9 @@ int qemu_config_render(const struct qemu_vm *vm, char **ret, struct berth_error 
 	for (size_t i = 0; i < vm->n_disks; i++)
 		render_disk(&c, &vm->disks[i],
 			    QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics + (unsigned)i);
+	for (size_t i = 0; i < vm->n_shares; i++)
+		render_share(&c, &vm->shares[i],
+			     QEMU_PORT_FIRST_NIC + (unsigned)(vm->n_nics + vm->n_disks + i));
 	if (fclose(c.f) != 0 && c.r == 0)
 		c.r = -ENOMEM;
 	if (c.r < 0)

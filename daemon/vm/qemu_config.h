@@ -64,6 +64,15 @@ struct qemu_disk {
 	bool readonly;
 };
 
+/* A directory shared with the guest (a disk device with a path): a 9p share tagged
+ * "lxd_<name>" as LXD tags it, on a root port of its own after the disks; berth-agent
+ * mounts it at the device's path. */
+struct qemu_share {
+	const char *name; /* borrowed: the instance's device name */
+	const char *path; /* borrowed: the host directory */
+	bool readonly;
+};
+
 /* Every pointer is borrowed; NULL means "none" where a comment says it may be. */
 struct qemu_vm {
 	const char *qemu; /* the binary, argv[0] */
@@ -81,6 +90,8 @@ struct qemu_vm {
 	size_t n_nics;
 	const struct qemu_disk *disks; /* after the NICs, one root port each */
 	size_t n_disks;
+	const struct qemu_share *shares; /* after the disks, one root port each */
+	size_t n_shares;
 	const char *agent_socket;   /* may be NULL: chardev socket behind the virtio-serial
 				    * port org.linuxcontainers.lxd (berth-agent's transport
 				    * without vsock) */
@@ -103,7 +114,8 @@ struct qemu_vm {
 
 /* Root ports on q35: port 1 holds the fixed devices (balloon, rng, virtio-serial, the
  * config share, vsock) as functions of one slot, port 2 the root disk, ports 3.. one NIC
- * each in `nics` order, then one per disk of `disks`, then the spare ones. Ids "qemu_pcie<N>". */
+ * each in `nics` order, then one per disk of `disks`, one per share of `shares`, then the
+ * spare ones. Ids "qemu_pcie<N>". */
 #define QEMU_PORT_FIXED 1
 #define QEMU_PORT_ROOT_DISK 2
 #define QEMU_PORT_FIRST_NIC 3
@@ -132,5 +144,5 @@ int qemu_config_device_id(const char *prefix, const char *name, char buf[static 
 /* The id of a NIC device ("nic-" prefix) and of root port N ("qemu_pcie<N>"). */
 int qemu_config_nic_id(const char *name, char buf[static QEMU_ID_MAX]);
 void qemu_config_port_id(unsigned port, char buf[static QEMU_ID_MAX]);
-/* The first spare root port of `vm` (after its NICs and disks). */
+/* The first spare root port of `vm` (after its NICs, disks and shares). */
 unsigned qemu_config_first_spare_port(const struct qemu_vm *vm);

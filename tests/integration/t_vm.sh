@@ -314,8 +314,42 @@ like "$(jget 'j.get("error", "")')" "Only NAT mode is supported for proxies on V
 	"... also when a VM is created with it"
 run_lxc config device add b:v1 blk disk pool=default source=blk readonly=true
 rc_ok "lxc config device add v1 blk disk pool=default source=blk readonly=true"
+# a macvlan NIC (a macvtap, as LXD gives a VM) on a veth of the test's namespace (no dummy
+# module everywhere), and a p2p NIC (a tap on no bridge)
+ip link add vmdparent type veth peer name vmdpeer && ip link set vmdparent up && ip link set vmdpeer up
+run_lxc config device add b:v1 eth1 nic nictype=macvlan parent=vmdparent
+rc_ok "lxc config device add v1 eth1 nic nictype=macvlan parent=vmdparent"
+run_lxc config device add b:v1 eth2 nic nictype=p2p
+rc_ok "lxc config device add v1 eth2 nic nictype=p2p"
+# directories shared as 9p (tag lxd_NAME, as LXD's), listed for berth-agent to mount
+mkdir -p "$TEST_TMP/share"
+run_lxc config device add b:v1 hostdir disk source="$TEST_TMP/share" path=/mnt/host readonly=true
+rc_ok "lxc config device add v1 hostdir disk source=DIR path=/mnt/host readonly=true"
+run_lxc config device add b:v1 fsv disk pool=default source=fsv path=/srv/fsv
+rc_ok "lxc config device add v1 fsv disk pool=default source=fsv path=/srv/fsv"
 run_lxc start b:v1
-rc_ok "v1 starts with the block volume"
+rc_ok "v1 starts with the block volume, the macvlan and the p2p NIC, two shares"
+conf=$(cat "$BERTH_DIR/run/default_v1/qemu.conf")
+like "$conf" "\[fsdev \"fsdev-hostdir\"\]
+fsdriver = \"local\"
+security_model = \"passthrough\"
+readonly = \"on\"
+path = \"$TEST_TMP/share\"" "the host directory is a read-only 9p share"
+like "$conf" "mount_tag = \"lxd_hostdir\"" "... tagged lxd_hostdir"
+like "$conf" "path = \"$BERTH_DIR/storage-pools/default/custom/default_fsv\"" "the filesystem volume is shared too"
+is "$(cat "$BERTH_DIR/run/default_v1/config/berth-mounts" | sort | tr '\t\n' ' |')" \
+	"lxd_fsv rw /srv/fsv|lxd_hostdir ro /mnt/host|" "the config drive lists both for berth-agent to mount"
+api GET /1.0/instances/v1
+mac1=$(jget 'j["metadata"]["config"].get("volatile.eth1.hwaddr")')
+p2p=$(jget 'j["metadata"]["config"].get("volatile.eth2.host_name")')
+mvt=$(ip -o link show type macvtap 2>/dev/null)
+like "$mvt" "@vmdparent: .*UP.* link/ether $mac1" "eth1 is a macvtap on vmdparent, up, with volatile.eth1.hwaddr"
+qpid=$(qemu_pid_of v1)
+like "$(ls -l "/proc/$qpid/fd/" 2>/dev/null)" "/dev/tap[0-9]+|tap[0-9]+ \(deleted\)" "... whose device QEMU holds open"
+grep -A3 '^\[netdev "netdev-eth1"\]' "$BERTH_DIR/run/default_v1/qemu.conf" | grep -q 'fd = "3"' &&
+	pass "... as the fd of its netdev" || fail "... as the fd of its netdev"
+like "$(ip -o link show "$p2p" 2>&1)" ": $p2p: .*UP" "eth2 is the tap $p2p, up"
+unlike "$(ip -o link show "$p2p" 2>&1)" "master" "... on no bridge"
 grep -A8 '^\[drive "drive-blk"\]' "$BERTH_DIR/run/default_v1/qemu.conf" >"$TEST_TMP/drive" 2>/dev/null
 grep -q "file = \"$BLK\"" "$TEST_TMP/drive" && grep -q 'readonly = "on"' "$TEST_TMP/drive" &&
 	grep -q 'device_id = "lxd_blk"' "$BERTH_DIR/run/default_v1/qemu.conf" &&
@@ -324,8 +358,11 @@ run_lxc config device remove b:v1 blk
 like "$ERR" "running virtual machine" "a disk is not unplugged from a running VM (yet)"
 run_lxc stop b:v1 --force
 rc_ok "lxc stop --force v1"
-run_lxc config device remove b:v1 blk
-rc_ok "lxc config device remove v1 blk"
+is "$(ip -o link show type macvtap 2>/dev/null | wc -l)" 0 "the stop deletes the macvtap"
+ip link show "$p2p" >/dev/null 2>&1 && fail "the p2p tap went with QEMU" || pass "the p2p tap went with QEMU"
+run_lxc config device remove b:v1 blk eth1 eth2 hostdir fsv
+rc_ok "lxc config device remove v1 blk eth1 eth2 hostdir fsv"
+ip link del vmdparent
 run_lxc storage volume delete b:default blk
 rc_ok "the block volume is deleted"
 run_lxc storage volume delete b:default fsv

@@ -229,6 +229,38 @@ static void test_q35_disks(void **state)
 		       "multifunction = \"on\"\n");
 }
 
+/* Shared directories: a 9p share each, tagged lxd_<name>, after the disks. */
+static void test_q35_shares(void **state)
+{
+	struct qemu_vm vm = full_vm();
+	const struct qemu_disk disk = {.name = "data", .path = "/pool/blk/root.img"};
+	const struct qemu_share shares[] = {
+		{.name = "src", .path = "/srv/src", .readonly = true},
+		{.name = "home", .path = "/pool/custom/default_h"},
+	};
+	_cleanup_free_ char *text = NULL;
+
+	vm.disks = &disk;
+	vm.n_disks = 1;
+	vm.shares = shares;
+	vm.n_shares = 2;
+	text = render_ok(&vm);
+	assert_int_equal(qemu_config_first_spare_port(&vm), 8);
+	assert_section(text, "[fsdev \"fsdev-src\"]",
+		       "fsdriver = \"local\"\nsecurity_model = \"passthrough\"\nreadonly = "
+		       "\"on\"\npath = \"/srv/src\"\n");
+	assert_section(text, "[device \"share-src\"]",
+		       "driver = \"virtio-9p-pci\"\nbus = \"qemu_pcie6\"\naddr = \"00.0\"\n"
+		       "multifunction = \"on\"\nfsdev = \"fsdev-src\"\nmount_tag = \"lxd_src\"\n");
+	assert_section(text, "[fsdev \"fsdev-home\"]",
+		       "fsdriver = \"local\"\nsecurity_model = \"passthrough\"\npath = "
+		       "\"/pool/custom/default_h\"\n");
+	assert_section(text, "[device \"share-home\"]",
+		       "driver = \"virtio-9p-pci\"\nbus = \"qemu_pcie7\"\naddr = \"00.0\"\n"
+		       "multifunction = \"on\"\nfsdev = \"fsdev-home\"\nmount_tag = "
+		       "\"lxd_home\"\n");
+}
+
 static void test_q35_variants(void **state)
 {
 	struct qemu_vm vm = full_vm();
@@ -732,6 +764,7 @@ static void test_qemu_accepts_q35(void **state)
 	char last_id[QEMU_ID_MAX];
 	_cleanup_free_ char *console_log = NULL, *spare_bus = NULL, *data = NULL;
 	struct qemu_disk disk = {.name = "data", .readonly = true};
+	struct qemu_share share = {.name = "src", .readonly = true};
 	char spare_id[QEMU_ID_MAX];
 	const char *ids[] = {"qemu_serial",	   "qemu_balloon",    "qemu_rng_dev",
 			     "qemu_virtio_serial", "qemu_agent_port", "dev-qemu_config",
@@ -748,6 +781,9 @@ static void test_qemu_accepts_q35(void **state)
 	vm.console_log = console_log;
 	vm.disks = &disk;
 	vm.n_disks = 1;
+	share.path = r.dir;
+	vm.shares = &share;
+	vm.n_shares = 1;
 	if (root) {
 		/* a tap that QEMU creates in the network namespace unshare made */
 		vm.nics = &nic;
@@ -799,6 +835,14 @@ static void test_qemu_accepts_q35(void **state)
 	check_root_drive(&r);
 	check_chardevs(&r, console_log);
 	check_data_drive(&r, data, QEMU_PORT_FIRST_NIC + (unsigned)vm.n_nics);
+	{
+		char port_id[QEMU_ID_MAX];
+		_cleanup_free_ char *bus = NULL;
+
+		qemu_config_port_id(QEMU_PORT_FIRST_NIC + (unsigned)vm.n_nics + 1, port_id);
+		bus = berth_strdup_printf("/%s/%s", port_id, port_id);
+		assert_at(&r, "share-src", bus, 0);
+	}
 
 	/* a disk plugged later goes onto the first spare port */
 	qemu_config_port_id(qemu_config_first_spare_port(&vm), spare_id);
@@ -879,6 +923,7 @@ int main(void)
 		cmocka_unit_test(test_q35),
 		cmocka_unit_test(test_q35_devices),
 		cmocka_unit_test(test_q35_disks),
+		cmocka_unit_test(test_q35_shares),
 		cmocka_unit_test(test_q35_variants),
 		cmocka_unit_test(test_microvm),
 		cmocka_unit_test(test_argv),
