@@ -8,7 +8,8 @@
 # stderr, exit code, stdin, env, cwd, --user), interactive exec and `lxc shell` through a
 # pty, files (push and pull with mode and owner, a directory listing, append, symlink,
 # recursive pull, delete), `lxc list` showing the VM's address on the bridge, the guest's
-# state; devices from a profile, proven inside the guest: a custom block volume (by LXD's
+# state; devices from a profile, proven inside the guest: a shared host directory (9p,
+# mounted by berth-agent: a file visible both ways), a custom block volume (by LXD's
 # /dev/disk/by-id name, written, read back on the host after the stop and in the guest
 # after the next start) and a nat=true proxy carrying a TCP connection from the bridge's
 # address to the guest's static one; berthd kill -9 and started again, then exec works with no re-attach step, a
@@ -84,7 +85,10 @@ run_lxc profile create b:devs
 run_lxc profile device add b:devs eth0 nic network=berthbr0 "ipv4.address=$VMIP"
 run_lxc profile device add b:devs data disk pool=default source=data
 run_lxc profile device add b:devs web proxy nat=true "listen=tcp:$brip:8081" "connect=tcp:$VMIP:8080"
-rc_ok "a profile with the NIC, the block volume and the nat proxy"
+mkdir -p "$W/shared"
+echo "from-the-host-$$" >"$W/shared/from-host"
+run_lxc profile device add b:devs shared disk "source=$W/shared" path=/mnt/shared
+rc_ok "a profile with the NIC, the block volume, the nat proxy and a shared directory"
 t0=$(date +%s%N)
 run_lxc launch b:d12vm b:v1 --vm -p default -p devs -c limits.cpu=2 -c limits.memory=768MiB
 rc_ok "lxc launch d12vm v1 --vm -p default -p devs"
@@ -262,6 +266,10 @@ is "$got" from-the-guest "the nat proxy ($brip:8081) carries a TCP connection to
 for _ in $(seq 50); do grep -q "got:" "$W/srv" && break; sleep 0.2; done
 is "$(cat "$W/srv")" "got: from-the-host" "... both ways"
 [ -e "$RUN/proxy.nft" ] && pass "its nftables rules are in place" || fail "its nftables rules are in place"
+run_lxc exec b:v1 -- cat /mnt/shared/from-host
+is "$RC:$OUT" "0:from-the-host-$$" "the shared host directory is mounted at /mnt/shared by berth-agent"
+run_lxc exec b:v1 -- sh -c "echo from-the-guest-$$ >/mnt/shared/from-guest"
+is "$(cat "$W/shared/from-guest" 2>&1)" "from-the-guest-$$" "... and what the guest writes there is on the host"
 
 # ---- berthd kill -9, a killed berth-vmmon ----
 qpid=$(cat "$RUN/qemu.pid")
