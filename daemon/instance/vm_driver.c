@@ -532,6 +532,7 @@ int vm_devices_check(const json_t *devices, struct berth_error *err)
 struct vm_disks {
 	struct qemu_disk disks[QEMU_PORTS_MAX];
 	char *paths[QEMU_PORTS_MAX];
+	int fds[QEMU_PORTS_MAX]; /* owned: each disk's open root.img */
 	size_t n;
 	struct qemu_share shares[QEMU_PORTS_MAX];
 	char *share_paths[QEMU_PORTS_MAX];
@@ -541,8 +542,10 @@ struct vm_disks {
 
 static void vm_disks_release(struct vm_disks *v)
 {
-	for (size_t i = 0; i < v->n; i++)
+	for (size_t i = 0; i < v->n; i++) {
 		free(v->paths[i]);
+		close(v->fds[i]);
+	}
 	for (size_t i = 0; i < v->n_shares; i++)
 		free(v->share_paths[i]);
 	free(v->mounts);
@@ -550,14 +553,14 @@ static void vm_disks_release(struct vm_disks *v)
 	v->mounts = NULL;
 }
 
-/* The file of custom block volume `source` of pool `pool` (`block`), or the directory of
- * the filesystem volume (`!block`). */
-static int volume_file(struct berth_daemon *d, const char *project, const char *dname,
-		       const char *pool, const char *source, bool block, char **ret,
-		       struct berth_error *err)
+/* The directory of custom volume `source` of pool `pool`, whose content type must be
+ * block (`block`) or filesystem. */
+static int volume_dir(struct berth_daemon *d, const char *project, const char *dname,
+		      const char *pool, const char *source, bool block, char **ret,
+		      struct berth_error *err)
 {
 	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
-	_cleanup_free_ char *custom = NULL, *dir = NULL;
+	_cleanup_free_ char *custom = NULL;
 	json_auto_t *vol = NULL;
 	int r = db_project_feature_project(d->db, project, "features.storage.volumes", &custom,
 					   err);
@@ -573,15 +576,45 @@ static int volume_file(struct berth_daemon *d, const char *project, const char *
 	r = custom_volume_open(d->db, d->dir, pool, custom, source, NULL, &c, err);
 	if (r < 0)
 		return r;
-	if (storage_volume_path(c->pool, &c->vol, NULL, &dir) < 0)
+	return storage_volume_path(c->pool, &c->vol, NULL, ret) < 0 ? -ENOMEM : 0;
+}
+
+/* Open the root.img of block volume `source` for QEMU, read-only when `ro`. Whoever had
+ * the volume's directory (a container given it by a path) could have swapped the file for
+ * a symlink or a device node: it is opened here, never by QEMU, without following a
+ * symlink, and must be a regular file. */
+static int block_volume_open(struct berth_daemon *d, const char *project, const char *dname,
+			     const char *pool, const char *source, bool ro, char **ret_path,
+			     int *ret_fd, struct berth_error *err)
+{
+	_cleanup_free_ char *dir = NULL, *path = NULL;
+	_cleanup_close_ int dfd = -EBADF, fd = -EBADF;
+	struct stat st;
+	int r = volume_dir(d, project, dname, pool, source, true, &dir, err);
+
+	if (r < 0)
+		return r;
+	path = run_file(dir, "root.img");
+	if (!path)
 		return -ENOMEM;
-	*ret = block ? run_file(dir, "root.img") : TAKE_PTR(dir);
-	if (!*ret)
-		return -ENOMEM;
-	if (access(*ret, R_OK) < 0)
-		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
-				       "Device \"%s\": the block volume's file \"%s\": %m", dname,
-				       *ret);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd >= 0)
+		fd = openat(dfd, "root.img",
+			    (ro ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+				    O_CLOEXEC);
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+				       "Device \"%s\": the file of block volume \"%s\" (%s): %m",
+				       dname, source, path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
+				       "Device \"%s\": the file of block volume \"%s\" (%s) is "
+				       "not a regular file",
+				       dname, source, path);
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fcntl %s: %m", path);
+	*ret_path = TAKE_PTR(path);
+	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
 
@@ -602,7 +635,12 @@ static int vm_share_add(struct berth_daemon *d, const char *project, const char 
 		return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
 				       "Too many shared directories for a virtual machine");
 	if (pool && *pool) {
-		r = volume_file(d, project, name, pool, source, false, dir, err);
+		r = volume_dir(d, project, name, pool, source, false, dir, err);
+	} else if (*source != '/') {
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Device \"%s\": the source \"%s\" of a shared directory "
+				       "must be an absolute path",
+				       name, source);
 	} else {
 		*dir = strdup(source);
 		r = *dir ? 0 : -ENOMEM;
@@ -650,14 +688,17 @@ static int vm_disks_build(struct berth_daemon *d, const char *project, const jso
 		if (v->n >= ARRAY_SIZE(v->disks))
 			return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
 					       "Too many disks for a virtual machine");
-		r = volume_file(d, project, name, berth_json_string(dev, "pool") ?: "",
-				berth_json_string(dev, "source") ?: "", true, &v->paths[v->n], err);
+		r = block_volume_open(d, project, name, berth_json_string(dev, "pool") ?: "",
+				      berth_json_string(dev, "source") ?: "",
+				      dev_true(dev, "readonly"), &v->paths[v->n], &v->fds[v->n],
+				      err);
 		if (r < 0)
 			return r;
 		v->disks[v->n] = (struct qemu_disk){
 			.name = name,
 			.path = v->paths[v->n],
 			.readonly = dev_true(dev, "readonly"),
+			.fd = -1, /* vm_start_qemu numbers it after the macvtaps' */
 		};
 		v->n++;
 	}
@@ -943,8 +984,19 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	vm.shares = disks.shares;
 	vm.n_shares = disks.n_shares;
 	r = vm_macvtaps_make(&nics, rundir, err);
-	if (r >= 0)
-		r = qemu_launch(&vm, p.conf, nics.fds, nics.n_fds, err);
+	if (r >= 0) {
+		/* QEMU's fds 3, 4...: the macvtaps', then the disks' */
+		int fds[2 * QEMU_PORTS_MAX];
+		size_t n_fds = 0;
+
+		for (size_t i = 0; i < nics.n_fds; i++)
+			fds[n_fds++] = nics.fds[i];
+		for (size_t i = 0; i < disks.n; i++) {
+			disks.disks[i].fd = 3 + (int)n_fds;
+			fds[n_fds++] = disks.fds[i];
+		}
+		r = qemu_launch(&vm, p.conf, fds, n_fds, err);
+	}
 	if (r < 0)
 		return berth_error_wrap(err, r, "Starting QEMU for instance \"%s\"", name);
 	r = vm_nics_attach(&nics, err);

@@ -390,7 +390,10 @@ static void render_disk(struct cfg *c, const struct qemu_disk *disk, unsigned po
 		return fail(c, -ENAMETOOLONG, "Disk name \"%s\" is too long for QEMU", disk->name);
 	section(c, "drive", drive);
 	kv(c, "if", "none");
-	kv(c, "file", disk->path);
+	if (disk->fd >= 3)
+		kvf(c, "file", "/dev/fdset/%d", disk->fd);
+	else
+		kv(c, "file", disk->path);
 	kv(c, "format", "raw");
 	kv(c, "cache", "writeback");
 	kv(c, "aio", "threads");
@@ -545,7 +548,8 @@ static int check_vm(const struct qemu_vm *vm, struct berth_error *err)
 			return r;
 	}
 	for (size_t i = 0; i < vm->n_disks; i++)
-		if (!vm->disks[i].name || !*vm->disks[i].name || !vm->disks[i].path)
+		if (!vm->disks[i].name || !*vm->disks[i].name || !vm->disks[i].path ||
+		    (vm->disks[i].fd != 0 && vm->disks[i].fd < 3))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "A disk needs a name and a file");
 	for (size_t i = 0; i < vm->n_shares; i++)
@@ -628,7 +632,8 @@ static int push(char **argv, size_t *n, const char *s)
 int qemu_config_argv(const struct qemu_vm *vm, const char *config_path, char ***ret,
 		     struct berth_error *err)
 {
-	_cleanup_(qemu_config_argv_freep) char **argv = calloc(32, sizeof(char *));
+	_cleanup_(qemu_config_argv_freep) char **argv = calloc(32 + 2 * vm->n_disks,
+							       sizeof(char *));
 	_cleanup_free_ char *name = NULL, *esc = NULL;
 	size_t n = 0;
 	int r = check_vm(vm, err);
@@ -661,6 +666,15 @@ int qemu_config_argv(const struct qemu_vm *vm, const char *config_path, char ***
 	for (size_t i = 0; i < ARRAY_SIZE(opt) && r == 0; i++)
 		if (opt[i][1])
 			r = push(argv, &n, opt[i][0]) ?: push(argv, &n, opt[i][1]);
+	/* a disk's inherited fd as the fd set of the same number (its file=/dev/fdset/N) */
+	for (size_t i = 0; i < vm->n_disks && r == 0; i++) {
+		char fdset[48];
+
+		if (vm->disks[i].fd < 3)
+			continue;
+		snprintf(fdset, sizeof(fdset), "fd=%d,set=%d", vm->disks[i].fd, vm->disks[i].fd);
+		r = push(argv, &n, "-add-fd") ?: push(argv, &n, fdset);
+	}
 	if (r == 0 && vm->paused)
 		r = push(argv, &n, "-S");
 	if (r < 0)

@@ -60,8 +60,10 @@ struct qemu_nic {
  * /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_lxd_<name>. */
 struct qemu_disk {
 	const char *name; /* borrowed: the instance's device name, in QEMU ids */
-	const char *path; /* borrowed: the raw disk file */
+	const char *path; /* borrowed: the raw disk file (in messages only when fd is set) */
 	bool readonly;
+	int fd; /* >= 3: the launcher's open file, inherited as this fd: QEMU takes it as
+		 * fd set `fd` (-add-fd) and never opens `path`; 0: QEMU opens `path` */
 };
 
 /* A directory shared with the guest (a disk device with a path): a 9p share tagged

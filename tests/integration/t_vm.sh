@@ -351,13 +351,24 @@ grep -A3 '^\[netdev "netdev-eth1"\]' "$BERTH_DIR/run/default_v1/qemu.conf" | gre
 like "$(ip -o link show "$p2p" 2>&1)" ": $p2p: .*UP" "eth2 is the tap $p2p, up"
 unlike "$(ip -o link show "$p2p" 2>&1)" "master" "... on no bridge"
 grep -A8 '^\[drive "drive-blk"\]' "$BERTH_DIR/run/default_v1/qemu.conf" >"$TEST_TMP/drive" 2>/dev/null
-grep -q "file = \"$BLK\"" "$TEST_TMP/drive" && grep -q 'readonly = "on"' "$TEST_TMP/drive" &&
+grep -q 'file = "/dev/fdset/[0-9]*"' "$TEST_TMP/drive" && grep -q 'readonly = "on"' "$TEST_TMP/drive" &&
 	grep -q 'device_id = "lxd_blk"' "$BERTH_DIR/run/default_v1/qemu.conf" &&
 	pass "QEMU has it read-only, as the scsi disk lxd_blk" || fail "QEMU has it read-only, as the scsi disk lxd_blk" "$(cat "$BERTH_DIR/run/default_v1/qemu.conf")"
+like "$(ls -l "/proc/$qpid/fd/" 2>/dev/null)" "-> $BLK\$" "... the file berthd opened and passed it (QEMU never opens the path)"
 run_lxc config device remove b:v1 blk
 like "$ERR" "running virtual machine" "a disk is not unplugged from a running VM (yet)"
 run_lxc stop b:v1 --force
 rc_ok "lxc stop --force v1"
+# whoever had the volume's directory may have swapped root.img for a symlink: never followed
+mv "$BLK" "$BLK.real"
+echo untouched >"$TEST_TMP/target"
+ln -s "$TEST_TMP/target" "$BLK"
+run_lxc start b:v1
+[ "$RC" -ne 0 ] && pass "v1 does not start when root.img is a symlink" || fail "v1 does not start when root.img is a symlink"
+like "$ERR" "Device \"blk\": the file of block volume \"blk\"" "... the error names the volume"
+is "$(cat "$TEST_TMP/target"):$(stat -c %s "$TEST_TMP/target")" "untouched:10" "... and its target is untouched"
+is "$(qemus)" 0 "... and no QEMU runs"
+rm -f "$BLK" && mv "$BLK.real" "$BLK"
 is "$(ip -o link show type macvtap 2>/dev/null | wc -l)" 0 "the stop deletes the macvtap"
 ip link show "$p2p" >/dev/null 2>&1 && fail "the p2p tap went with QEMU" || pass "the p2p tap went with QEMU"
 run_lxc config device remove b:v1 blk eth1 eth2 hostdir fsv

@@ -229,6 +229,35 @@ static void test_q35_disks(void **state)
 		       "multifunction = \"on\"\n");
 }
 
+/* A disk whose file the launcher opened: QEMU takes the inherited fd as an fd set and
+ * never opens the path; fds 0..2 are refused. */
+static void test_q35_disk_fd(void **state)
+{
+	struct qemu_vm vm = full_vm();
+	struct qemu_disk disk = {.name = "data", .path = "/pool/blk/root.img", .fd = 5};
+	_cleanup_free_ char *text = NULL;
+	char *refused = NULL;
+	char **argv = NULL;
+	size_t n = 0;
+
+	vm.disks = &disk;
+	vm.n_disks = 1;
+	text = render_ok(&vm);
+	assert_section(text, "[drive \"drive-data\"]",
+		       "if = \"none\"\nfile = \"/dev/fdset/5\"\nformat = \"raw\"\ncache = "
+		       "\"writeback\"\naio = \"threads\"\ndiscard = \"unmap\"\n");
+	assert_null(strstr(text, "/pool/blk/root.img"));
+	assert_int_equal(qemu_config_argv(&vm, "/c", &argv, NULL), 0);
+	while (argv[n] && !streq(argv[n], "-add-fd"))
+		n++;
+	assert_non_null(argv[n]);
+	assert_string_equal(argv[n + 1], "fd=5,set=5");
+	qemu_config_argv_free(argv);
+	disk.fd = 2;
+	assert_int_equal(qemu_config_render(&vm, &refused, NULL), -EINVAL);
+	free(refused);
+}
+
 /* Shared directories: a 9p share each, tagged lxd_<name>, after the disks. */
 static void test_q35_shares(void **state)
 {
@@ -923,6 +952,7 @@ int main(void)
 		cmocka_unit_test(test_q35),
 		cmocka_unit_test(test_q35_devices),
 		cmocka_unit_test(test_q35_disks),
+		cmocka_unit_test(test_q35_disk_fd),
 		cmocka_unit_test(test_q35_shares),
 		cmocka_unit_test(test_q35_variants),
 		cmocka_unit_test(test_microvm),
