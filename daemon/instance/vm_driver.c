@@ -497,7 +497,8 @@ _printf_(3, 4) static int dev_refuse(struct berth_error *err, const char *name, 
 
 /* What a VM's devices may not be, checked without the database (LXD's words where LXD
  * refuses the same): proxies other than nat=true, disks with shift or raw.mount.options,
- * a shared directory's path that berth-agent's list of mounts cannot carry. */
+ * a shared directory's path that berth-agent's list of mounts cannot carry, a host
+ * directory's relative source. */
 int vm_devices_check(const json_t *devices, struct berth_error *err)
 {
 	const char *name, *path;
@@ -525,6 +526,11 @@ int vm_devices_check(const json_t *devices, struct berth_error *err)
 			return dev_refuse(err, name,
 					  "The path of a directory shared with a virtual machine "
 					  "must be absolute, without tabs or line breaks");
+		if (path && !*(berth_json_string(dev, "pool") ?: "") &&
+		    *(berth_json_string(dev, "source") ?: "") != '/')
+			return dev_refuse(err, name,
+					  "The source of a directory shared with a virtual "
+					  "machine must be an absolute path");
 	}
 	return 0;
 }

@@ -301,6 +301,10 @@ like "$ERR" "Custom block volumes cannot have a path defined" "a block volume wi
 run_lxc config device add b:v1 fs disk pool=default source=fsv
 like "$ERR" "Custom filesystem volumes require a path to be defined" \
 	"a filesystem volume without a path: LXD's refusal"
+run_lxc config device add b:v1 nosrc disk pool=default
+like "$ERR" 'Invalid device "nosrc": disk devices need a "path"' "a disk with a pool but no source nor path is refused"
+run_lxc config device add b:v1 rel disk source=relative/dir path=/mnt/rel
+like "$ERR" "isn't absolute|must be an absolute path" "a shared directory's relative source is refused"
 run_lxc config device add b:v1 p1 proxy listen=tcp:127.0.0.1:4321 connect=tcp:127.0.0.1:22
 like "$ERR" "Only NAT mode is supported for proxies on VM instances" "a proxy without nat=true: LXD's refusal"
 run_lxc config device add b:v1 sh disk source="$TEST_TMP" path=/mnt/h shift=true
