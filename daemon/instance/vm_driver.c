@@ -325,6 +325,11 @@ static void vm_macvtaps_remove(const char *rundir)
 	unlink(list);
 }
 
+void vm_rundir_release(const char *rundir)
+{
+	vm_macvtaps_remove(rundir);
+}
+
 /* Open the character device of macvtap `name` (index `index`): its /dev/tapN, made in the
  * run directory from sysfs's numbers (nothing relies on udev) and removed once open. */
 static int macvtap_open(const char *rundir, const char *name, int index, int *ret,

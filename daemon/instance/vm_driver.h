@@ -20,3 +20,8 @@ int vm_devices_check(const json_t *devices, struct berth_error *err);
  * down: vmmon_* calls then fail with LXD's agent-not-running message. */
 int vm_monitor_ensure(const struct berth_daemon *d, const char *project, const char *name,
 		      char **ret_rundir, struct berth_error *err);
+
+/* The macvtaps of the VM whose run directory is `rundir` deleted (those its start made and
+ * a stop did not delete: the guest powered itself off), before the run directory goes
+ * (cleanup.c). Nothing when there are none. */
+void vm_rundir_release(const char *rundir);

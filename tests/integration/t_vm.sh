@@ -439,8 +439,23 @@ BERTHD_ENV=()
 daemon_restart
 
 # ---- nothing left ----
-run_lxc delete b:v1
-rc_ok "lxc delete v1"
+# QEMU gone on its own (as when the guest powers itself off: no stop ran), then the delete:
+# the macvtap its start made goes with the run directory
+ip link add vmdparent type veth peer name vmdpeer && ip link set vmdparent up && ip link set vmdpeer up
+run_lxc config device add b:v1 eth1 nic nictype=macvlan parent=vmdparent
+run_lxc start b:v1
+rc_ok "v1 starts with a macvlan NIC again"
+is "$(ip -o link show type macvtap 2>/dev/null | wc -l)" 1 "... its macvtap"
+qpid=$(qemu_pid_of v1)
+kill -9 "$qpid"
+for _ in $(seq 50); do alive "$qpid" || break; sleep 0.1; done
+alive "$qpid" && fail "v1's QEMU exited" || pass "v1's QEMU exited"
+# (the record's status still says Running, which lxc delete believes: the API's delete)
+api DELETE /1.0/instances/v1
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "DELETE /1.0/instances/v1"
+is "$(ip -o link show type macvtap 2>/dev/null | wc -l)" 0 "the delete removed the macvtap no stop removed"
+ip link del vmdparent
 run_lxc image delete b:novm
 rc_ok "lxc image delete novm"
 is "$(qemus)" 0 "no QEMU left"

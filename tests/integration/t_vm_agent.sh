@@ -59,6 +59,8 @@ mkdir -p "$W"
 qemus() { procs_of qemu-system-x86 | wc -l; }
 vmmons() { procs_of berth-vmmon | wc -l; }
 taps() { ip -o link show type tun 2>/dev/null | wc -l; }
+# alive PID: the process runs (a zombie waiting for its reaper does not).
+alive() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" | grep -q '^[ZX]'; }
 # loop devices backed by a file of this test's (the host's others come and go)
 loops() { losetup -a 2>/dev/null | grep -c -- "$TEST_TMP/"; }
 mounts0=$(own_mounts)
@@ -265,7 +267,8 @@ PY
 is "$got" from-the-guest "the nat proxy ($brip:8081) carries a TCP connection to the guest's port 8080"
 for _ in $(seq 50); do grep -q "got:" "$W/srv" && break; sleep 0.2; done
 is "$(cat "$W/srv")" "got: from-the-host" "... both ways"
-[ -e "$RUN/proxy.nft" ] && pass "its nftables rules are in place" || fail "its nftables rules are in place"
+NFT_TABLE=$(sed -n '1s/^table inet \(berth_proxy_[0-9a-f]*\) {}$/\1/p' "$RUN/proxy.nft" 2>/dev/null)
+like "$(nft list table inet "$NFT_TABLE" 2>&1)" "dnat ip to $VMIP:8080" "its nftables table $NFT_TABLE is in place"
 run_lxc exec b:v1 -- cat /mnt/shared/from-host
 is "$RC:$OUT" "0:from-the-host-$$" "the shared host directory is mounted at /mnt/shared by berth-agent"
 run_lxc exec b:v1 -- sh -c "echo from-the-guest-$$ >/mnt/shared/from-guest"
@@ -298,8 +301,8 @@ like "$(tail -c 20000 "$RUN/console.log" | tr -d '\r')" "reboot: Power down" \
 [ "$STOP_MS" -lt 110000 ] && pass "no kill at the timeout" || fail "no kill at the timeout" "$STOP_MS ms"
 is "$(qemus):$(vmmons)" 0:0 "no QEMU or berth-vmmon after the stop"
 is "$(head -c ${#MARK} "$DATA")" "$MARK" "the stopped VM's block volume holds what the guest wrote"
-[ ! -e "$RUN/proxy.nft" ] && pass "the nat proxy's rules went with the stop" ||
-	fail "the nat proxy's rules went with the stop"
+nft list table inet "$NFT_TABLE" >/dev/null 2>&1 && fail "the nat proxy's table went with the stop" ||
+	pass "the nat proxy's table went with the stop"
 [ ! -e "$RUN/agent.key" ] && [ ! -e "$RUN/agent.socket" ] &&
 	pass "the agent key and socket are removed" || fail "the agent key and socket are removed"
 run_lxc exec b:v1 -- true
@@ -330,12 +333,20 @@ run_lxc exec b:v1 -- cat /proc/cmdline
 like "$OUT" "BOOT_IMAGE=|systemd-boot|initrd=" "the guest's kernel came through its bootloader"
 run_lxc exec b:v1 -- head -c ${#MARK} "$BYID"
 is "$OUT" "$MARK" "after a stop and a start the guest reads back what it wrote to the block volume"
-run_lxc stop b:v1 --timeout 120
-rc_ok "lxc stop v1 again"
+# the guest powers itself off (no stop runs): the delete removes the nat table
+like "$(nft list table inet "$NFT_TABLE" 2>&1)" "dnat ip to $VMIP:8080" "the nat table is back with the start"
+qpid=$(cat "$RUN/qemu.pid")
+run_lxc exec b:v1 -- systemctl poweroff
+for _ in $(seq 120); do alive "$qpid" || break; sleep 1; done
+alive "$qpid" && fail "the guest powered itself off" || pass "the guest powered itself off"
 
 # ---- nothing left ----
-run_lxc delete b:v1
-rc_ok "lxc delete v1"
+# (the record's status still says Running, which lxc delete believes: the API's delete)
+api DELETE /1.0/instances/v1
+wait_operation "$(jget 'j["operation"]')"
+is "$(jget 'j["metadata"]["status"]')" Success "DELETE /1.0/instances/v1"
+nft list table inet "$NFT_TABLE" >/dev/null 2>&1 && fail "the delete removed the nat table no stop removed" ||
+	pass "the delete removed the nat table no stop removed"
 run_lxc image delete b:d12vm
 rc_ok "lxc image delete d12vm"
 run_lxc profile delete b:devs
