@@ -510,6 +510,7 @@ static void apply_mounts(void)
 	while (fgets(line, sizeof(line), f)) {
 		char *tag = line, *mode, *path, *nl = strchr(line, '\n');
 		struct statfs st;
+		struct stat lst;
 
 		if (nl)
 			*nl = '\0';
@@ -522,9 +523,17 @@ static void apply_mounts(void)
 		if (*path != '/')
 			continue;
 		mkdir_parents(path);
+		/* the mount point itself a symlink: not followed (where would it mount?) */
+		if (lstat(path, &lst) == 0 && !S_ISDIR(lst.st_mode)) {
+			agent_log("the share %s: %s is not a directory, not mounted", tag, path);
+			continue;
+		}
 		if (statfs(path, &st) == 0 && st.f_type == V9FS_MAGIC_NUMBER)
 			continue;
-		if (mount(tag, path, "9p", strcmp(mode, "ro") == 0 ? MS_RDONLY : 0,
+		/* nosuid, nodev: what the host directory holds is never a setuid program or
+		 * a device node to the guest */
+		if (mount(tag, path, "9p",
+			  MS_NOSUID | MS_NODEV | (strcmp(mode, "ro") == 0 ? MS_RDONLY : 0),
 			  "trans=virtio,version=9p2000.L,msize=1048576") < 0)
 			agent_log("mounting the share %s at %s: %s", tag, path, strerror(errno));
 		else
