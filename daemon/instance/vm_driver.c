@@ -543,7 +543,8 @@ int vm_devices_check(const json_t *devices, struct berth_error *err)
 struct vm_disks {
 	struct qemu_disk disks[QEMU_PORTS_MAX];
 	char *paths[QEMU_PORTS_MAX];
-	int fds[QEMU_PORTS_MAX]; /* owned: each disk's open root.img */
+	int fds[QEMU_PORTS_MAX];    /* owned: each disk's open root.img */
+	int fds_ro[QEMU_PORTS_MAX]; /* owned: the same read-only (writable disks), else < 0 */
 	size_t n;
 	struct qemu_share shares[QEMU_PORTS_MAX];
 	char *share_paths[QEMU_PORTS_MAX];
@@ -556,6 +557,8 @@ static void vm_disks_release(struct vm_disks *v)
 	for (size_t i = 0; i < v->n; i++) {
 		free(v->paths[i]);
 		close(v->fds[i]);
+		if (v->fds_ro[i] >= 0)
+			close(v->fds_ro[i]);
 	}
 	for (size_t i = 0; i < v->n_shares; i++)
 		free(v->share_paths[i]);
@@ -596,10 +599,10 @@ static int volume_dir(struct berth_daemon *d, const char *project, const char *d
  * symlink, and must be a regular file. */
 static int block_volume_open(struct berth_daemon *d, const char *project, const char *dname,
 			     const char *pool, const char *source, bool ro, char **ret_path,
-			     int *ret_fd, struct berth_error *err)
+			     int *ret_fd, int *ret_fd_ro, struct berth_error *err)
 {
 	_cleanup_free_ char *dir = NULL, *path = NULL;
-	_cleanup_close_ int dfd = -EBADF, fd = -EBADF;
+	_cleanup_close_ int dfd = -EBADF, fd = -EBADF, ro_fd = -EBADF;
 	struct stat st;
 	int r = volume_dir(d, project, dname, pool, source, true, &dir, err);
 
@@ -624,8 +627,20 @@ static int block_volume_open(struct berth_daemon *d, const char *project, const 
 				       dname, source, path);
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
 		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fcntl %s: %m", path);
+	/* QEMU opens a writable drive read-only first: the same file again, read-only,
+	 * through the open fd's own link (no path lookup) */
+	if (!ro) {
+		char self[64];
+
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		ro_fd = open(self, O_RDONLY | O_CLOEXEC);
+		if (ro_fd < 0)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+					       "Opening %s read-only: %m", path);
+	}
 	*ret_path = TAKE_PTR(path);
 	*ret_fd = TAKE_FD(fd);
+	*ret_fd_ro = TAKE_FD(ro_fd);
 	return 0;
 }
 
@@ -702,7 +717,7 @@ static int vm_disks_build(struct berth_daemon *d, const char *project, const jso
 		r = block_volume_open(d, project, name, berth_json_string(dev, "pool") ?: "",
 				      berth_json_string(dev, "source") ?: "",
 				      dev_true(dev, "readonly"), &v->paths[v->n], &v->fds[v->n],
-				      err);
+				      &v->fds_ro[v->n], err);
 		if (r < 0)
 			return r;
 		v->disks[v->n] = (struct qemu_disk){
@@ -997,7 +1012,7 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	r = vm_macvtaps_make(&nics, rundir, err);
 	if (r >= 0) {
 		/* QEMU's fds 3, 4...: the macvtaps', then the disks' */
-		int fds[2 * QEMU_PORTS_MAX];
+		int fds[3 * QEMU_PORTS_MAX];
 		size_t n_fds = 0;
 
 		for (size_t i = 0; i < nics.n_fds; i++)
@@ -1005,6 +1020,10 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 		for (size_t i = 0; i < disks.n; i++) {
 			disks.disks[i].fd = 3 + (int)n_fds;
 			fds[n_fds++] = disks.fds[i];
+			if (disks.fds_ro[i] < 0)
+				continue;
+			disks.disks[i].fd_ro = 3 + (int)n_fds;
+			fds[n_fds++] = disks.fds_ro[i];
 		}
 		r = qemu_launch(&vm, p.conf, fds, n_fds, err);
 	}

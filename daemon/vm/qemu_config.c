@@ -632,7 +632,7 @@ static int push(char **argv, size_t *n, const char *s)
 int qemu_config_argv(const struct qemu_vm *vm, const char *config_path, char ***ret,
 		     struct berth_error *err)
 {
-	_cleanup_(qemu_config_argv_freep) char **argv = calloc(32 + 2 * vm->n_disks,
+	_cleanup_(qemu_config_argv_freep) char **argv = calloc(32 + 4 * vm->n_disks,
 							       sizeof(char *));
 	_cleanup_free_ char *name = NULL, *esc = NULL;
 	size_t n = 0;
@@ -673,6 +673,10 @@ int qemu_config_argv(const struct qemu_vm *vm, const char *config_path, char ***
 		if (vm->disks[i].fd < 3)
 			continue;
 		snprintf(fdset, sizeof(fdset), "fd=%d,set=%d", vm->disks[i].fd, vm->disks[i].fd);
+		r = push(argv, &n, "-add-fd") ?: push(argv, &n, fdset);
+		if (r < 0 || vm->disks[i].fd_ro < 3)
+			continue;
+		snprintf(fdset, sizeof(fdset), "fd=%d,set=%d", vm->disks[i].fd_ro, vm->disks[i].fd);
 		r = push(argv, &n, "-add-fd") ?: push(argv, &n, fdset);
 	}
 	if (r == 0 && vm->paused)

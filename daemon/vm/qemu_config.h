@@ -62,8 +62,10 @@ struct qemu_disk {
 	const char *name; /* borrowed: the instance's device name, in QEMU ids */
 	const char *path; /* borrowed: the raw disk file (in messages only when fd is set) */
 	bool readonly;
-	int fd; /* >= 3: the launcher's open file, inherited as this fd: QEMU takes it as
+	int fd;	   /* >= 3: the launcher's open file, inherited as this fd: QEMU takes it as
 		 * fd set `fd` (-add-fd) and never opens `path`; 0: QEMU opens `path` */
+	int fd_ro; /* >= 3, with a writable `fd`: the same file open read-only, in the same
+		    * fd set (QEMU opens a writable drive read-only first); else 0 */
 };
 
 /* A directory shared with the guest (a disk device with a path): a 9p share tagged

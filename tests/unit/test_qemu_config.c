@@ -252,6 +252,17 @@ static void test_q35_disk_fd(void **state)
 		n++;
 	assert_non_null(argv[n]);
 	assert_string_equal(argv[n + 1], "fd=5,set=5");
+	assert_true(argv[n + 2] == NULL || !streq(argv[n + 2], "-add-fd"));
+	qemu_config_argv_free(argv);
+	/* a writable disk's read-only fd joins the same set */
+	disk.fd_ro = 6;
+	assert_int_equal(qemu_config_argv(&vm, "/c", &argv, NULL), 0);
+	for (n = 0; argv[n] && !streq(argv[n], "-add-fd"); n++)
+		;
+	assert_non_null(argv[n]);
+	assert_string_equal(argv[n + 1], "fd=5,set=5");
+	assert_string_equal(argv[n + 2], "-add-fd");
+	assert_string_equal(argv[n + 3], "fd=6,set=5");
 	qemu_config_argv_free(argv);
 	disk.fd = 2;
 	assert_int_equal(qemu_config_render(&vm, &refused, NULL), -EINVAL);
