@@ -295,6 +295,13 @@ static int copy_job_new(struct api_request *req, const char *src_pool, const cha
 				  err);
 	if (r < 0)
 		return r;
+	/* a copy would be made a filesystem volume, its snapshots too: refused until the
+	 * content type is carried */
+	if (streq(berth_json_string(src, "content_type") ?: "", "block"))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Copying or moving custom block volume \"%s\" is not "
+				       "supported yet",
+				       src_vol);
 	if (db_volume_get(req->d->db, dst_pool, req->project, "custom", name, NULL, NULL) >= 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Storage volume \"%s\" already exists", name);
@@ -658,6 +665,12 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 		r = project_limits_check_volume(req->d->db, req->project, next, err);
 	if (r < 0)
 		return r;
+	/* a block volume's size is its root.img's, not a quota: not resized yet */
+	if (streq(berth_json_string(cur, "content_type") ?: "", "block") && c->size != old_size)
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Changing the size of custom block volume \"%s\" is not "
+				       "supported yet",
+				       req->params[2]);
 	r = custom_volume_update(c, next, old_size, err);
 	if (r < 0)
 		return r;

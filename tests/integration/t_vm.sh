@@ -295,6 +295,12 @@ is "$(stat -c %s "$BLK" 2>/dev/null):$(du -k "$BLK" 2>/dev/null | cut -f1)" 6710
 	"its disk is a sparse 64MiB root.img"
 api GET /1.0/storage-pools/default/volumes/custom/blk
 is "$(jget 'j["metadata"]["content_type"]')" block "its content type is block"
+run_lxc storage volume set b:default blk size=128MiB
+like "$ERR" 'Changing the size of custom block volume "blk" is not supported yet' \
+	"a block volume's size change is refused (not yet done)"
+run_lxc storage volume copy b:default/blk b:default/blk2
+like "$ERR" 'Copying or moving custom block volume "blk" is not supported yet' \
+	"a block volume's copy is refused (it would be a filesystem volume)"
 run_lxc storage volume create b:default fsv
 run_lxc config device add b:v1 blk disk pool=default source=blk path=/mnt
 like "$ERR" "Custom block volumes cannot have a path defined" "a block volume with a path: LXD's refusal"
