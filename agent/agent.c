@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -477,6 +479,69 @@ static int copy_seed_file(const char *name, const char *seed_dir)
 /* Copy cloud-init/{meta-data,user-data,vendor-data,network-config} of the working
  * directory (the drive's copy) to `seed_dir`. Failures are logged, not fatal: the agent
  * is still wanted without cloud-init. */
+/* ---- the disk devices shared with the guest (doc/agent.md, "Shares") ---- */
+
+#define MOUNTS_FILE "berth-mounts" /* relative to the working directory, as the key */
+#define V9FS_MAGIC_NUMBER 0x01021997
+
+/* mkdir -p of an absolute path, 0755. */
+static void mkdir_parents(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(path, 0755);
+		*p = '/';
+	}
+	mkdir(path, 0755);
+}
+
+/* Mount each share the host lists, one a line: TAG, a tab, "ro" or "rw", a tab, the
+ * absolute path (the rest of the line). One already mounted there (the agent started
+ * again) is left be; a failure is logged and the others are still mounted. */
+static void apply_mounts(void)
+{
+	FILE *f = fopen(MOUNTS_FILE, "re");
+	char line[4200];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *tag = line, *mode, *path, *nl = strchr(line, '\n');
+		struct statfs st;
+		struct stat lst;
+
+		if (nl)
+			*nl = '\0';
+		mode = strchr(tag, '\t');
+		path = mode ? strchr(mode + 1, '\t') : NULL;
+		if (!path)
+			continue;
+		*mode++ = '\0';
+		*path++ = '\0';
+		if (*path != '/')
+			continue;
+		mkdir_parents(path);
+		/* the mount point itself a symlink: not followed (where would it mount?) */
+		if (lstat(path, &lst) == 0 && !S_ISDIR(lst.st_mode)) {
+			agent_log("the share %s: %s is not a directory, not mounted", tag, path);
+			continue;
+		}
+		if (statfs(path, &st) == 0 && st.f_type == V9FS_MAGIC_NUMBER)
+			continue;
+		/* nosuid, nodev: what the host directory holds is never a setuid program or
+		 * a device node to the guest */
+		if (mount(tag, path, "9p",
+			  MS_NOSUID | MS_NODEV | (strcmp(mode, "ro") == 0 ? MS_RDONLY : 0),
+			  "trans=virtio,version=9p2000.L,msize=1048576") < 0)
+			agent_log("mounting the share %s at %s: %s", tag, path, strerror(errno));
+		else
+			agent_log("share %s mounted at %s", tag, path);
+	}
+	fclose(f);
+}
+
 static void apply_seed(const char *seed_dir)
 {
 	static const char *names[] = {"meta-data", "user-data", "vendor-data", "network-config"};
@@ -661,6 +726,7 @@ int main(int argc, char **argv)
 	}
 	if (o.seed_dir)
 		apply_seed(o.seed_dir);
+	apply_mounts();
 	sfd = signals_setup();
 	if (sfd < 0) {
 		agent_log("setting up signals: %s", strerror(-sfd));

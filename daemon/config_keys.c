@@ -371,7 +371,10 @@ int config_check_devices(const json_t *devices, struct berth_error *err)
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid device \"%s\": unknown device type \"%s\"",
 					       name, type);
-		if (streq(type, "disk") && !json_object_get(dev, "path"))
+		/* a custom block volume (pool and source) has no path: checked against the
+		 * volume's content type (api_disk_devices_check) */
+		if (streq(type, "disk") && !json_object_get(dev, "path") &&
+		    !(json_object_get(dev, "pool") && json_object_get(dev, "source")))
 			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 					       "Invalid device \"%s\": disk devices need a \"path\"",
 					       name);

@@ -407,8 +407,23 @@ int berth_nl_veth_add(struct berth_nl *nl, const struct berth_nl_veth *veth)
 	return nl_talk(nl, &q, NULL, NULL);
 }
 
+static int macvx_add(struct berth_nl *nl, const char *kind, const char *name, int parent_index,
+		     const char *mode, int netns_fd, const unsigned char *mac, unsigned int mtu);
+
 int berth_nl_macvlan_add(struct berth_nl *nl, const char *name, int parent_index, const char *mode,
 			 int netns_fd, const unsigned char *mac, unsigned int mtu)
+{
+	return macvx_add(nl, "macvlan", name, parent_index, mode, netns_fd, mac, mtu);
+}
+
+int berth_nl_macvtap_add(struct berth_nl *nl, const char *name, int parent_index, const char *mode,
+			 const unsigned char *mac, unsigned int mtu)
+{
+	return macvx_add(nl, "macvtap", name, parent_index, mode, -1, mac, mtu);
+}
+
+static int macvx_add(struct berth_nl *nl, const char *kind, const char *name, int parent_index,
+		     const char *mode, int netns_fd, const unsigned char *mac, unsigned int mtu)
 {
 	struct nl_req q;
 	struct rtattr *info, *data;
@@ -425,7 +440,7 @@ int berth_nl_macvlan_add(struct berth_nl *nl, const char *name, int parent_index
 		m = MACVLAN_MODE_PASSTHRU;
 	else
 		return -EINVAL;
-	r = newlink_begin(&q, name, mtu, "macvlan", &info);
+	r = newlink_begin(&q, name, mtu, kind, &info);
 	if (r < 0)
 		return r;
 	data = req_nest(&q, IFLA_INFO_DATA);

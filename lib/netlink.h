@@ -63,6 +63,10 @@ int berth_nl_veth_add(struct berth_nl *nl, const struct berth_nl_veth *veth);
  * "passthru" (NULL = bridge), moved into `netns_fd` when >= 0. */
 int berth_nl_macvlan_add(struct berth_nl *nl, const char *name, int parent_index, const char *mode,
 			 int netns_fd, const unsigned char *mac, unsigned int mtu);
+/* A macvtap `name` on `parent_index` (a VM's macvlan NIC: its /dev/tapN is QEMU's), mode as
+ * a macvlan's. */
+int berth_nl_macvtap_add(struct berth_nl *nl, const char *name, int parent_index, const char *mode,
+			 const unsigned char *mac, unsigned int mtu);
 
 /* Changes to one link; each field applies only when set. */
 struct berth_nl_link_change {

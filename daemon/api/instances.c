@@ -29,6 +29,7 @@
 #include "daemon/instance/instance.h"
 #include "daemon/instance/migrate_source.h"
 #include "daemon/instance/migrate_target.h"
+#include "daemon/instance/vm_driver.h"
 #include "daemon/trust.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -223,6 +224,11 @@ static int check_instance_body(const json_t *body, struct berth_daemon *d, const
 				       "Invalid instance type \"%s\" (container or "
 				       "virtual-machine)",
 				       type);
+	if (type && streq(type, "virtual-machine")) {
+		r = vm_devices_check(json_object_get(body, "devices"), err);
+		if (r < 0)
+			return r;
+	}
 	arch = berth_json_string(body, "architecture");
 	if (!arch || !*arch)
 		return 0;

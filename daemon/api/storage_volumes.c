@@ -14,6 +14,7 @@
 #include "daemon/instance/migrate_source.h"
 #include "daemon/instance/migrate_volume.h"
 #include "daemon/storage/custom_volume.h"
+#include "daemon/vm/params.h"
 #include "lib/json.h"
 #include "lib/util.h"
 #include "storage/driver.h"
@@ -294,6 +295,13 @@ static int copy_job_new(struct api_request *req, const char *src_pool, const cha
 				  err);
 	if (r < 0)
 		return r;
+	/* a copy would be made a filesystem volume, its snapshots too: refused until the
+	 * content type is carried */
+	if (streq(berth_json_string(src, "content_type") ?: "", "block"))
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Copying or moving custom block volume \"%s\" is not "
+				       "supported yet",
+				       src_vol);
 	if (db_volume_get(req->d->db, dst_pool, req->project, "custom", name, NULL, NULL) >= 0)
 		return berth_error_set(err, -EEXIST, BERTH_ERR_CONFLICT,
 				       "Storage volume \"%s\" already exists", name);
@@ -457,7 +465,8 @@ static int create_volume(struct api_request *req, struct api_response *resp, con
 	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
 	_cleanup_free_ char *url = NULL;
 	json_auto_t *obj = NULL;
-	const char *name, *type, *source_type;
+	const char *name, *type, *source_type, *content;
+	bool block;
 	int r;
 
 	r = api_require_body(req, err);
@@ -484,10 +493,16 @@ static int create_volume(struct api_request *req, struct api_response *resp, con
 		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 				       "Creating a volume from a \"%s\" source isn't supported yet",
 				       source_type);
+	content = berth_json_string(req->body, "content_type");
+	if (content && *content && !streq(content, "filesystem") && !streq(content, "block"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Invalid content type \"%s\" (filesystem or block)",
+				       content);
+	block = content && streq(content, "block");
 	obj = json_pack("{s:s, s:s, s:s, s:o, s:s}", "name", name, "type", "custom", "description",
 			berth_json_string(req->body, "description") ?: "", "config",
 			berth_json_object_or_empty(req->body, "config"), "content_type",
-			"filesystem");
+			block ? "block" : "filesystem");
 	if (!obj)
 		return -ENOMEM;
 	api_config_drop_empty(json_object_get(obj, "config"));
@@ -497,6 +512,11 @@ static int create_volume(struct api_request *req, struct api_response *resp, con
 					 c->pool->driver->volume_keys, err);
 	if (r >= 0)
 		r = config_size(json_object_get(obj, "config"), &c->size, err);
+	/* A block volume's size is its disk file's (LXD's default: 10GiB), not a quota. */
+	if (r >= 0 && block) {
+		c->block_size = c->size ?: VM_DEFAULT_ROOT_SIZE;
+		c->size = 0;
+	}
 	if (r >= 0)
 		r = project_limits_check_volume(req->d->db, req->project, obj, err);
 	if (r >= 0)
@@ -645,6 +665,12 @@ static int update_volume(struct api_request *req, struct api_response *resp,
 		r = project_limits_check_volume(req->d->db, req->project, next, err);
 	if (r < 0)
 		return r;
+	/* a block volume's size is its root.img's, not a quota: not resized yet */
+	if (streq(berth_json_string(cur, "content_type") ?: "", "block") && c->size != old_size)
+		return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
+				       "Changing the size of custom block volume \"%s\" is not "
+				       "supported yet",
+				       req->params[2]);
 	r = custom_volume_update(c, next, old_size, err);
 	if (r < 0)
 		return r;
@@ -969,7 +995,7 @@ static int disk_device_check(struct db *db, const char *project, const char *nam
 	const char *path = berth_json_string(dev, "path");
 	const char *pool = berth_json_string(dev, "pool");
 	const char *source = berth_json_string(dev, "source");
-	json_auto_t *p = NULL;
+	json_auto_t *p = NULL, *vol = NULL;
 	int r;
 
 	if (path && *path && *path != '/')
@@ -992,7 +1018,22 @@ static int disk_device_check(struct db *db, const char *project, const char *nam
 				       "Invalid device \"%s\": \"%s\" isn't a custom volume name"
 				       " (only custom volumes can be attached)",
 				       name, source);
-	r = db_volume_get(db, pool, project, "custom", source, NULL, err);
+	r = db_volume_get(db, pool, project, "custom", source, &vol, err);
+	if (r >= 0) {
+		bool block = streq(berth_json_string(vol, "content_type") ?: "", "block");
+
+		if (block && path && *path)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid device \"%s\": Custom block volumes cannot "
+					       "have a path defined",
+					       name);
+		if (!block && (!path || !*path))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid device \"%s\": Custom filesystem volumes "
+					       "require a path to be defined",
+					       name);
+		return 0;
+	}
 	if (r != -ENOENT)
 		return r;
 	berth_error_release(err);

@@ -24,6 +24,8 @@
 
 #include "daemon/db/db.h"
 #include "daemon/instance/container.h"
+#include "daemon/instance/proxy.h"
+#include "daemon/instance/vm_driver.h"
 #include "daemon/runtime/cgroup.h"
 #include "lib/json.h"
 #include "lib/log.h"
@@ -89,6 +91,9 @@ static int remove_entry(const struct berth_daemon *d, const char *who, const cha
 		log_info("Instance \"%s\": its monitor still ran: killed", who);
 	k = remove_cgroup(who, rel);
 	r = k < 0 ? k : r;
+	/* what the run directory lists outside it: a nat table, a VM's macvtaps */
+	proxy_rundir_release(rundir);
+	vm_rundir_release(rundir);
 	k = remove_dir(who, "run directory", rundir);
 	r = k < 0 ? k : r;
 	k = remove_dir(who, "log directory", logdir);

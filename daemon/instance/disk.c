@@ -39,7 +39,7 @@ static bool is_true(const char *v)
 static int volume_source(struct berth_daemon *d, const char *project, const char *pool,
 			 const char *source, char **ret, char **ret_owner, struct berth_error *err)
 {
-	json_auto_t *pobj = NULL;
+	json_auto_t *pobj = NULL, *row = NULL;
 	_cleanup_(storage_pool_freep) struct storage_pool *sp = NULL;
 	_cleanup_free_ char *owner = NULL; /* the project whose volumes this one sees */
 	_cleanup_free_ char *disk = NULL;
@@ -48,6 +48,12 @@ static int volume_source(struct berth_daemon *d, const char *project, const char
 
 	if (r < 0)
 		return r;
+	/* a block volume's directory holds the file a VM's QEMU is given: never a container's
+	 * (whatever its path) */
+	if (db_volume_get(d->db, pool, owner, "custom", source, &row, NULL) >= 0 &&
+	    streq(berth_json_string(row, "content_type") ?: "", "block"))
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Custom block volumes cannot be used on containers");
 	vol.name = disk = storage_vol_disk_name(owner, source);
 	if (!disk)
 		return -ENOMEM;
@@ -390,6 +396,16 @@ int disk_spec_build(struct runtime_spec *spec, struct berth_daemon *d, const cha
 		struct runtime_mount m = {0};
 		int r;
 
+		/* a disk naming a volume without a path is a block volume's (VMs only; the
+		 * API refused one naming a filesystem volume) */
+		if (streq(berth_json_string(dev, "type") ?: "", "disk") &&
+		    !berth_json_string(dev, "path") && berth_json_string(dev, "pool") &&
+		    berth_json_string(dev, "source"))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "Invalid devices: Device validation failed for "
+					       "\"%s\": Custom block volumes cannot be used on "
+					       "containers",
+					       dname);
 		if (!is_disk_mount(dev))
 			continue;
 		r = disk_mount(d, project, spec, -EBADF, dname, dev, &m, err);

@@ -503,6 +503,33 @@ static int nat_sync(struct berth_daemon *d, const char *project, const char *nam
 	return 0;
 }
 
+void proxy_rundir_release(const char *rundir)
+{
+	_cleanup_free_ char *marker = berth_strdup_printf("%s/proxy.nft", rundir);
+	_cleanup_free_ char *buf = NULL, *script = NULL;
+	struct berth_error err = {0};
+	char table[64];
+	size_t len = 0;
+	int r;
+
+	if (!marker || berth_read_file(marker, 1 << 20, &buf, &len) < 0)
+		return;
+	/* its first line declares the table: "table inet berth_proxy_<16 hex digits> {}" */
+	if (sscanf(buf, "table inet %63[a-z0-9_] {}", table) != 1 ||
+	    strncmp(table, "berth_proxy_", 12) != 0) {
+		log_warn("\"%s\" names no nat table of berth's, ignoring", marker);
+		return;
+	}
+	script = berth_strdup_printf("table inet %s {}\ndelete table inet %s\n", table, table);
+	r = script ? nft_apply(rundir, script, &err) : -ENOMEM;
+	if (r < 0)
+		log_warn("Cannot remove the nat table %s: %s, ignoring", table,
+			 berth_error_msg(&err, r));
+	else
+		unlink(marker);
+	berth_error_release(&err);
+}
+
 /* ---- entry points ---- */
 
 int proxy_sync(struct berth_daemon *d, const char *project, const char *name, const json_t *devices,

@@ -34,6 +34,12 @@ int proxy_instance_updated(struct berth_daemon *d, const char *project, const ch
  * nat table removed. Idempotent; blocking. */
 void proxy_stop_all(struct berth_daemon *d, const char *project, const char *name);
 
+/* The nat table whose script run directory `rundir` still holds (proxy.nft) deleted, for
+ * an instance that stopped without its proxies being stopped (a VM's guest powered itself
+ * off) and whose run directory goes now (cleanup.c). Nothing when there is no script.
+ * Blocking; a failure is logged. */
+void proxy_rundir_release(const char *rundir);
+
 /* The berth-proxy binary: $BERTH_PROXY, <exe dir>/../libexec/berth/berth-proxy,
  * <exe dir>/berth-proxy (the build tree). -ENOENT when none is executable. */
 int proxy_helper_binary(char **ret);

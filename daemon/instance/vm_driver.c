@@ -14,10 +14,13 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -29,10 +32,12 @@
 #include "daemon/instance/driver.h"
 #include "daemon/instance/expand.h"
 #include "daemon/instance/nic.h"
+#include "daemon/instance/proxy.h"
 #include "daemon/instance/vm_driver.h"
 #include "daemon/instance/volume.h"
 #include "daemon/runtime/cgroup.h"
 #include "daemon/runtime/spec.h"
+#include "daemon/storage/custom_volume.h"
 #include "daemon/vm/config_drive.h"
 #include "daemon/vm/host.h"
 #include "daemon/vm/params.h"
@@ -199,6 +204,8 @@ static int wait_exit(int pidfd, int ms)
  * pid, its sockets and the agent key of that start, in the run directory and on the config
  * drive; the kernel and initrd older versions copied here. The configuration, the
  * variables, the rest of the config drive and the console log stay. */
+static void vm_macvtaps_remove(const char *rundir);
+
 static void remove_run_files(const char *rundir)
 {
 	static const char *const files[] = {"qemu.pid",	    "qmp.socket", "console.socket",
@@ -211,6 +218,7 @@ static void remove_run_files(const char *rundir)
 		if (f)
 			unlink(f);
 	}
+	vm_macvtaps_remove(rundir);
 }
 
 /* Kill the QEMU of `rundir` at once (a start that failed half-way). */
@@ -229,13 +237,19 @@ static void qemu_kill_now(const char *rundir)
 struct vm_nics {
 	struct qemu_nic nics[QEMU_PORTS_MAX];
 	char macs[QEMU_PORTS_MAX][18];
-	const char *bridges[QEMU_PORTS_MAX]; /* borrowed from the spec */
+	const char *bridges[QEMU_PORTS_MAX]; /* borrowed from the spec; NULL: p2p or macvtap */
+	const struct runtime_nic *specs[QEMU_PORTS_MAX]; /* borrowed from the spec */
 	size_t n;
+	int fds[QEMU_PORTS_MAX]; /* owned: the macvtaps' /dev/tapN, QEMU's fds 3, 4... */
+	size_t n_fds;
 	struct runtime_spec *spec; /* owned: what nic_spec_build made */
 };
 
 static void vm_nics_release(struct vm_nics *v)
 {
+	for (size_t i = 0; i < v->n_fds; i++)
+		close(v->fds[i]);
+	v->n_fds = 0;
 	runtime_spec_free(v->spec);
 	v->spec = NULL;
 }
@@ -259,10 +273,12 @@ static int vm_nics_build(struct berth_daemon *d, const char *project, const json
 		const struct runtime_nic *n = &v->spec->nics[i];
 		const unsigned char *m = n->hwaddr;
 
-		if (n->type != RUNTIME_NIC_VETH || !n->link || !n->host)
+		bool macvtap = n->type == RUNTIME_NIC_MACVLAN;
+
+		if ((n->type != RUNTIME_NIC_VETH || !n->host) && !(macvtap && n->parent))
 			return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
-					       "NIC \"%s\": a virtual machine takes only bridged "
-					       "NICs (network= or nictype=bridged) yet",
+					       "NIC \"%s\": a virtual machine takes bridged, p2p "
+					       "and macvlan NICs only",
 					       n->name);
 		if (v->n >= QEMU_PORTS_MAX - QEMU_PORT_FIRST_NIC)
 			return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
@@ -271,17 +287,151 @@ static int vm_nics_build(struct berth_daemon *d, const char *project, const json
 			 m[0], m[1], m[2], m[3], m[4], m[5]);
 		v->nics[v->n] = (struct qemu_nic){
 			.name = n->name,
-			.kind = QEMU_NIC_TAP,
-			.ifname = n->host,
+			.kind = macvtap ? QEMU_NIC_MACVTAP : QEMU_NIC_TAP,
+			.ifname = macvtap ? NULL : n->host,
+			.fd = -1, /* a macvtap's: vm_macvtaps_make */
 			.hwaddr = n->has_hwaddr ? v->macs[v->n] : NULL,
 			.mtu = n->mtu,
 		};
-		v->bridges[v->n++] = n->link;
+		v->specs[v->n] = n;
+		v->bridges[v->n++] = macvtap ? NULL : n->link;
 	}
 	return 0;
 }
 
-/* Each tap QEMU made onto its bridge, up. */
+/* The run directory's list of the macvtaps this start made, one name a line: they are not
+ * QEMU's, so the stop (or the next start) deletes them. */
+#define VM_MACVTAPS "macvtaps"
+
+static void vm_macvtaps_remove(const char *rundir)
+{
+	_cleanup_free_ char *list = run_file(rundir, VM_MACVTAPS), *buf = NULL;
+	struct berth_nl nl;
+	size_t len = 0;
+	char *save = NULL;
+
+	if (!list || berth_read_file(list, 4096, &buf, &len) < 0)
+		return;
+	if (berth_nl_open(&nl) >= 0) {
+		for (char *name = strtok_r(buf, "\n", &save); name;
+		     name = strtok_r(NULL, "\n", &save)) {
+			struct berth_nl_link l;
+
+			if (berth_nl_link_get(&nl, name, &l) >= 0)
+				berth_nl_link_del(&nl, l.index);
+		}
+		berth_nl_close(&nl);
+	}
+	unlink(list);
+}
+
+void vm_rundir_release(const char *rundir)
+{
+	vm_macvtaps_remove(rundir);
+}
+
+/* Open the character device of macvtap `name` (index `index`): its /dev/tapN, made in the
+ * run directory from sysfs's numbers (nothing relies on udev) and removed once open. */
+static int macvtap_open(const char *rundir, const char *name, int index, int *ret,
+			struct berth_error *err)
+{
+	_cleanup_free_ char *sys = berth_strdup_printf("/sys/class/net/%s/macvtap/tap%d/dev", name,
+						       index);
+	_cleanup_free_ char *node = berth_strdup_printf("%s/tap%d", rundir, index), *buf = NULL;
+	unsigned maj, min;
+	size_t len = 0;
+	int fd;
+
+	if (!sys || !node)
+		return -ENOMEM;
+	if (berth_read_file(sys, 64, &buf, &len) < 0 || sscanf(buf, "%u:%u", &maj, &min) != 2)
+		return berth_error_set(err, -ENODEV, BERTH_ERR_INTERNAL,
+				       "macvtap \"%s\" has no device in %s", name, sys);
+	unlink(node);
+	if (mknod(node, S_IFCHR | 0600, makedev(maj, min)) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "mknod %s: %m", node);
+	fd = open(node, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Opening %s: %m", node);
+	unlink(node);
+	if (fd < 0)
+		return -EIO;
+	*ret = fd;
+	return 0;
+}
+
+/* A macvtap on its parent for each macvlan NIC, up, its device open as QEMU's fd 3, 4...
+ * (LXD gives a VM's macvlan NIC a macvtap too). Their names go to VM_MACVTAPS first. */
+static int vm_macvtaps_make(struct vm_nics *v, const char *rundir, struct berth_error *err)
+{
+	_cleanup_free_ char *list = run_file(rundir, VM_MACVTAPS);
+	_cleanup_free_ char *names = strdup("");
+	struct berth_nl nl;
+	bool any = false;
+	int r = 0;
+
+	if (!list || !names)
+		return -ENOMEM;
+	for (size_t i = 0; i < v->n; i++)
+		any |= v->nics[i].kind == QEMU_NIC_MACVTAP;
+	if (!any)
+		return 0;
+	r = berth_nl_open(&nl);
+	if (r < 0)
+		return berth_error_set(err, r, BERTH_ERR_INTERNAL, "netlink: %s", strerror(-r));
+	for (size_t i = 0; i < v->n && r >= 0; i++) {
+		const struct runtime_nic *n = v->specs[i];
+		struct berth_nl_link parent, tap;
+		struct berth_nl_link_change up = BERTH_NL_LINK_CHANGE_INIT;
+		uint8_t rnd[4];
+		char name[16], *more;
+
+		if (v->nics[i].kind != QEMU_NIC_MACVTAP)
+			continue;
+		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+			r = berth_error_set(err, -EIO, BERTH_ERR_INTERNAL, "getrandom: %m");
+			break;
+		}
+		snprintf(name, sizeof(name), "mvt%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+		more = berth_strdup_printf("%s%s\n", names, name);
+		if (!more) {
+			r = -ENOMEM;
+			break;
+		}
+		free(names);
+		names = more;
+		r = berth_write_file_replace(list, names, strlen(names), 0600);
+		if (r >= 0)
+			r = berth_nl_link_get(&nl, n->parent, &parent);
+		if (r < 0) {
+			berth_error_set(err, r, BERTH_ERR_BAD_REQUEST,
+					"NIC \"%s\": parent \"%s\": %s", n->name, n->parent,
+					strerror(-r));
+			break;
+		}
+		r = berth_nl_macvtap_add(&nl, name, parent.index, n->mode,
+					 n->has_hwaddr ? n->hwaddr : NULL, n->mtu);
+		if (r >= 0)
+			r = berth_nl_link_get(&nl, name, &tap);
+		if (r >= 0) {
+			up.up = 1;
+			r = berth_nl_link_set(&nl, tap.index, &up);
+		}
+		if (r < 0) {
+			berth_error_set(err, r, BERTH_ERR_INTERNAL,
+					"NIC \"%s\": cannot make macvtap \"%s\" on \"%s\": %s",
+					n->name, name, n->parent, strerror(-r));
+			break;
+		}
+		r = macvtap_open(rundir, name, tap.index, &v->fds[v->n_fds], err);
+		if (r >= 0)
+			v->nics[i].fd = 3 + (int)v->n_fds++;
+	}
+	berth_nl_close(&nl);
+	return r;
+}
+
+/* Each tap QEMU made onto its bridge (a p2p NIC's stays alone), up. */
 static int vm_nics_attach(const struct vm_nics *v, struct berth_error *err)
 {
 	struct berth_nl nl;
@@ -293,22 +443,292 @@ static int vm_nics_attach(const struct vm_nics *v, struct berth_error *err)
 		struct berth_nl_link tap, br;
 		struct berth_nl_link_change ch = BERTH_NL_LINK_CHANGE_INIT;
 
+		if (v->nics[i].kind != QEMU_NIC_TAP)
+			continue;
 		r = berth_nl_link_get(&nl, v->nics[i].ifname, &tap);
-		if (r >= 0)
+		if (r >= 0 && v->bridges[i])
 			r = berth_nl_link_get(&nl, v->bridges[i], &br);
 		if (r >= 0) {
-			ch.master = br.index;
+			if (v->bridges[i])
+				ch.master = br.index;
 			ch.up = 1;
 			r = berth_nl_link_set(&nl, tap.index, &ch);
 		}
 		if (r < 0)
 			berth_error_set(err, r, BERTH_ERR_INTERNAL,
 					"Cannot put tap \"%s\" on bridge \"%s\": %s",
-					v->nics[i].ifname, v->bridges[i], strerror(-r));
+					v->nics[i].ifname, v->bridges[i] ?: "(none)", strerror(-r));
 	}
 	if (v->n)
 		berth_nl_close(&nl);
 	return r;
+}
+
+/* ---- devices other than NICs and the root disk ---- */
+
+static bool dev_true(const json_t *dev, const char *key)
+{
+	const char *v = berth_json_string(dev, key);
+
+	return v && (streq(v, "true") || streq(v, "1") || streq(v, "yes") || streq(v, "on"));
+}
+
+static bool dev_is(const json_t *dev, const char *type)
+{
+	return streq(berth_json_string(dev, "type") ?: "", type);
+}
+
+static bool root_disk_dev(const json_t *dev)
+{
+	return dev_is(dev, "disk") && streq(berth_json_string(dev, "path") ?: "", "/");
+}
+
+_printf_(3, 4) static int dev_refuse(struct berth_error *err, const char *name, const char *fmt,
+				     ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (!msg)
+		return -ENOMEM;
+	return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+			       "Invalid devices: Device validation failed for \"%s\": %s", name,
+			       msg);
+}
+
+/* What a VM's devices may not be, checked without the database (LXD's words where LXD
+ * refuses the same): proxies other than nat=true, disks with shift or raw.mount.options,
+ * a shared directory's path that berth-agent's list of mounts cannot carry, a host
+ * directory's relative source. */
+int vm_devices_check(const json_t *devices, struct berth_error *err)
+{
+	const char *name, *path;
+	json_t *dev;
+
+	json_object_foreach((json_t *)devices, name, dev) {
+		if (dev_is(dev, "proxy") && !dev_true(dev, "nat"))
+			return dev_refuse(err, name,
+					  "Only NAT mode is supported for proxies on VM instances");
+		if (!dev_is(dev, "disk") || root_disk_dev(dev))
+			continue;
+		if (berth_json_string(dev, "shift") && berth_json_string(dev, "pool"))
+			return dev_refuse(err, name,
+					  "The \"shift\" property cannot be used with custom "
+					  "storage volumes");
+		if (dev_true(dev, "shift"))
+			return dev_refuse(err, name,
+					  "The \"shift\" property cannot be used with virtual "
+					  "machines");
+		if (*(berth_json_string(dev, "raw.mount.options") ?: ""))
+			return dev_refuse(err, name,
+					  "raw.mount.options cannot be used with virtual machines");
+		path = berth_json_string(dev, "path");
+		if (path && (*path != '/' || strpbrk(path, "\t\n")))
+			return dev_refuse(err, name,
+					  "The path of a directory shared with a virtual machine "
+					  "must be absolute, without tabs or line breaks");
+		if (path && !*(berth_json_string(dev, "pool") ?: "") &&
+		    *(berth_json_string(dev, "source") ?: "") != '/')
+			return dev_refuse(err, name,
+					  "The source of a directory shared with a virtual "
+					  "machine must be an absolute path");
+	}
+	return 0;
+}
+
+struct vm_disks {
+	struct qemu_disk disks[QEMU_PORTS_MAX];
+	char *paths[QEMU_PORTS_MAX];
+	int fds[QEMU_PORTS_MAX];    /* owned: each disk's open root.img */
+	int fds_ro[QEMU_PORTS_MAX]; /* owned: the same read-only (writable disks), else < 0 */
+	size_t n;
+	struct qemu_share shares[QEMU_PORTS_MAX];
+	char *share_paths[QEMU_PORTS_MAX];
+	size_t n_shares;
+	char *mounts; /* the config drive's berth-mounts */
+};
+
+static void vm_disks_release(struct vm_disks *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		free(v->paths[i]);
+		close(v->fds[i]);
+		if (v->fds_ro[i] >= 0)
+			close(v->fds_ro[i]);
+	}
+	for (size_t i = 0; i < v->n_shares; i++)
+		free(v->share_paths[i]);
+	free(v->mounts);
+	v->n = v->n_shares = 0;
+	v->mounts = NULL;
+}
+
+/* The directory of custom volume `source` of pool `pool`, whose content type must be
+ * block (`block`) or filesystem. */
+static int volume_dir(struct berth_daemon *d, const char *project, const char *dname,
+		      const char *pool, const char *source, bool block, char **ret,
+		      struct berth_error *err)
+{
+	_cleanup_(custom_volume_freep) struct custom_volume *c = NULL;
+	_cleanup_free_ char *custom = NULL;
+	json_auto_t *vol = NULL;
+	int r = db_project_feature_project(d->db, project, "features.storage.volumes", &custom,
+					   err);
+
+	if (r >= 0)
+		r = db_volume_get(d->db, pool, custom, "custom", source, &vol, err);
+	if (r < 0)
+		return r;
+	if (streq(berth_json_string(vol, "content_type") ?: "", "block") != block)
+		return dev_refuse(err, dname,
+				  block ? "Custom filesystem volumes require a path to be defined"
+					: "Custom block volumes cannot have a path defined");
+	r = custom_volume_open(d->db, d->dir, pool, custom, source, NULL, &c, err);
+	if (r < 0)
+		return r;
+	return storage_volume_path(c->pool, &c->vol, NULL, ret) < 0 ? -ENOMEM : 0;
+}
+
+/* Open the root.img of block volume `source` for QEMU, read-only when `ro`. Whoever had
+ * the volume's directory (a container given it by a path) could have swapped the file for
+ * a symlink or a device node: it is opened here, never by QEMU, without following a
+ * symlink, and must be a regular file. */
+static int block_volume_open(struct berth_daemon *d, const char *project, const char *dname,
+			     const char *pool, const char *source, bool ro, char **ret_path,
+			     int *ret_fd, int *ret_fd_ro, struct berth_error *err)
+{
+	_cleanup_free_ char *dir = NULL, *path = NULL;
+	_cleanup_close_ int dfd = -EBADF, fd = -EBADF, ro_fd = -EBADF;
+	struct stat st;
+	int r = volume_dir(d, project, dname, pool, source, true, &dir, err);
+
+	if (r < 0)
+		return r;
+	path = run_file(dir, "root.img");
+	if (!path)
+		return -ENOMEM;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd >= 0)
+		fd = openat(dfd, "root.img",
+			    (ro ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+				    O_CLOEXEC);
+	if (fd < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_BAD_REQUEST,
+				       "Device \"%s\": the file of block volume \"%s\" (%s): %m",
+				       dname, source, path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return berth_error_set(err, -EPERM, BERTH_ERR_BAD_REQUEST,
+				       "Device \"%s\": the file of block volume \"%s\" (%s) is "
+				       "not a regular file",
+				       dname, source, path);
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "fcntl %s: %m", path);
+	/* QEMU opens a writable drive read-only first: the same file again, read-only,
+	 * through the open fd's own link (no path lookup) */
+	if (!ro) {
+		char self[64];
+
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		ro_fd = open(self, O_RDONLY | O_CLOEXEC);
+		if (ro_fd < 0)
+			return berth_error_set(err, -errno, BERTH_ERR_INTERNAL,
+					       "Opening %s read-only: %m", path);
+	}
+	*ret_path = TAKE_PTR(path);
+	*ret_fd = TAKE_FD(fd);
+	*ret_fd_ro = TAKE_FD(ro_fd);
+	return 0;
+}
+
+/* A disk device with a path: the directory of a filesystem volume or of the host, shared
+ * as 9p and listed in berth-mounts for berth-agent to mount at `path`. */
+static int vm_share_add(struct berth_daemon *d, const char *project, const char *name,
+			const json_t *dev, struct vm_disks *v, struct berth_error *err)
+{
+	const char *pool = berth_json_string(dev, "pool");
+	const char *source = berth_json_string(dev, "source") ?: "";
+	bool ro = dev_true(dev, "readonly");
+	char **dir = &v->share_paths[v->n_shares];
+	struct stat st;
+	char *more;
+	int r;
+
+	if (v->n_shares >= ARRAY_SIZE(v->shares))
+		return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
+				       "Too many shared directories for a virtual machine");
+	if (pool && *pool) {
+		r = volume_dir(d, project, name, pool, source, false, dir, err);
+	} else if (*source != '/') {
+		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+				       "Device \"%s\": the source \"%s\" of a shared directory "
+				       "must be an absolute path",
+				       name, source);
+	} else {
+		*dir = strdup(source);
+		r = *dir ? 0 : -ENOMEM;
+	}
+	if (r < 0)
+		return r;
+	v->n_shares++;
+	if (stat(*dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return berth_error_set(err, -ENOTDIR, BERTH_ERR_BAD_REQUEST,
+				       "Device \"%s\": \"%s\" is not a directory (a virtual machine "
+				       "takes shared directories and custom block volumes)",
+				       name, *dir);
+	v->shares[v->n_shares - 1] =
+		(struct qemu_share){.name = name, .path = *dir, .readonly = ro};
+	more = berth_strdup_printf("%slxd_%s\t%s\t%s\n", v->mounts ?: "", name, ro ? "ro" : "rw",
+				   berth_json_string(dev, "path"));
+	if (!more)
+		return -ENOMEM;
+	free(v->mounts);
+	v->mounts = more;
+	return 0;
+}
+
+/* The instance's disk devices: custom block volumes as QEMU disks, directories as
+ * shares. */
+static int vm_disks_build(struct berth_daemon *d, const char *project, const json_t *inst,
+			  struct vm_disks *v, struct berth_error *err)
+{
+	const json_t *devices = json_object_get(inst, "expanded_devices");
+	const char *name;
+	json_t *dev;
+	int r = vm_devices_check(devices, err);
+
+	if (r < 0)
+		return r;
+	json_object_foreach((json_t *)devices, name, dev) {
+		if (!dev_is(dev, "disk") || root_disk_dev(dev))
+			continue;
+		if (berth_json_string(dev, "path")) {
+			r = vm_share_add(d, project, name, dev, v, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (v->n >= ARRAY_SIZE(v->disks))
+			return berth_error_set(err, -E2BIG, BERTH_ERR_BAD_REQUEST,
+					       "Too many disks for a virtual machine");
+		r = block_volume_open(d, project, name, berth_json_string(dev, "pool") ?: "",
+				      berth_json_string(dev, "source") ?: "",
+				      dev_true(dev, "readonly"), &v->paths[v->n], &v->fds[v->n],
+				      &v->fds_ro[v->n], err);
+		if (r < 0)
+			return r;
+		v->disks[v->n] = (struct qemu_disk){
+			.name = name,
+			.path = v->paths[v->n],
+			.readonly = dev_true(dev, "readonly"),
+			.fd = -1, /* vm_start_qemu numbers it after the macvtaps' */
+		};
+		v->n++;
+	}
+	return 0;
 }
 
 /* ---- QEMU's cgroup: <berth's parent>/<project>_<name>, as a container's ---- */
@@ -383,7 +803,8 @@ static int vars_copy(const char *from, const char *to, struct berth_error *err)
 }
 
 /* Write the configuration and run QEMU with -daemonize: it returns once QEMU runs. */
-static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_error *err)
+static int qemu_launch(const struct qemu_vm *vm, const char *conf, const int *fds, size_t n_fds,
+		       struct berth_error *err)
 {
 	_cleanup_free_ char *text = NULL;
 	char **argv = NULL;
@@ -408,6 +829,8 @@ static int qemu_launch(const struct qemu_vm *vm, const char *conf, struct berth_
 			.timeout_ms = VM_START_TIMEOUT_MS,
 			.flags = BERTH_SPAWN_SETSID,
 			.io = {BERTH_SPAWN_DEFAULT, BERTH_SPAWN_DEFAULT, BERTH_SPAWN_TO_STDOUT},
+			.extra_fds = fds,
+			.n_extra_fds = n_fds,
 		};
 
 		for (size_t i = 0; i < n; i++)
@@ -494,7 +917,8 @@ static int vm_boot_setup(const json_t *inst, const char *disk, struct vm_paths *
 /* berth-agent's side of this start: a fresh key in agent.key (0400, for berth-vmmon) and
  * the config drive (the host's berth-agent with the same key, the cloud-init keys, the
  * instance's name), which QEMU shares with the guest as the 9p tag "config". */
-static int agent_prepare(const json_t *inst, const struct vm_paths *p, struct berth_error *err)
+static int agent_prepare(const json_t *inst, const struct vm_paths *p, const char *mounts,
+			 struct berth_error *err)
 {
 	const json_t *cfg = json_object_get(inst, "expanded_config");
 	_cleanup_free_ char *agent = NULL;
@@ -506,6 +930,7 @@ static int agent_prepare(const json_t *inst, const struct vm_paths *p, struct be
 		.user_data = berth_json_string(cfg, "cloud-init.user-data"),
 		.vendor_data = berth_json_string(cfg, "cloud-init.vendor-data"),
 		.network_config = berth_json_string(cfg, "cloud-init.network-config"),
+		.mounts = mounts,
 	};
 	int r = berth_program_find("berth-agent", &agent);
 
@@ -537,6 +962,7 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	_cleanup_(vm_paths_release) struct vm_paths p = {0};
 	_cleanup_free_ char *disk = NULL;
 	_cleanup_(vm_nics_release) struct vm_nics nics = {0};
+	_cleanup_(vm_disks_release) struct vm_disks disks = {0};
 	char uuid[37];
 	uint64_t size = 0;
 	struct qemu_vm vm = {
@@ -561,7 +987,9 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	if (r >= 0)
 		r = vm_nics_build(d, project, inst, &nics, err);
 	if (r >= 0)
-		r = agent_prepare(inst, &p, err);
+		r = vm_disks_build(d, project, inst, &disks, err);
+	if (r >= 0)
+		r = agent_prepare(inst, &p, disks.mounts, err);
 	if (r < 0)
 		return r;
 	vm_params_uuid(project, name, uuid);
@@ -577,7 +1005,28 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 	vm.config_dir = p.config;
 	vm.nics = nics.nics;
 	vm.n_nics = nics.n;
-	r = qemu_launch(&vm, p.conf, err);
+	vm.disks = disks.disks;
+	vm.n_disks = disks.n;
+	vm.shares = disks.shares;
+	vm.n_shares = disks.n_shares;
+	r = vm_macvtaps_make(&nics, rundir, err);
+	if (r >= 0) {
+		/* QEMU's fds 3, 4...: the macvtaps', then the disks' */
+		int fds[3 * QEMU_PORTS_MAX];
+		size_t n_fds = 0;
+
+		for (size_t i = 0; i < nics.n_fds; i++)
+			fds[n_fds++] = nics.fds[i];
+		for (size_t i = 0; i < disks.n; i++) {
+			disks.disks[i].fd = 3 + (int)n_fds;
+			fds[n_fds++] = disks.fds[i];
+			if (disks.fds_ro[i] < 0)
+				continue;
+			disks.disks[i].fd_ro = 3 + (int)n_fds;
+			fds[n_fds++] = disks.fds_ro[i];
+		}
+		r = qemu_launch(&vm, p.conf, fds, n_fds, err);
+	}
 	if (r < 0)
 		return berth_error_wrap(err, r, "Starting QEMU for instance \"%s\"", name);
 	r = vm_nics_attach(&nics, err);
@@ -585,6 +1034,8 @@ static int vm_start_qemu(struct berth_daemon *d, const char *project, const json
 		qemu_kill_now(rundir);
 	return r;
 }
+
+static void vmmon_wait_gone(const char *rundir, const char *name);
 
 static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
 		    struct berth_error *err)
@@ -609,6 +1060,15 @@ static int vm_start(struct berth_daemon *d, const char *project, json_t *inst,
 		qemu_kill_now(rundir);
 		qemu_cgroup_remove(d, project, name);
 		return berth_error_wrap(err, r, "Starting berth-vmmon for instance \"%s\"", name);
+	}
+	/* nat proxies: nftables rules to the guest's static address, as a container's */
+	r = proxy_sync(d, project, name, json_object_get(inst, "expanded_devices"), err);
+	if (r < 0) {
+		proxy_stop_all(d, project, name);
+		qemu_kill_now(rundir);
+		vmmon_wait_gone(rundir, name);
+		qemu_cgroup_remove(d, project, name);
+		return r;
 	}
 	set_status(d, project, name, INSTANCE_RUNNING);
 	lifecycle(d, project, name, "instance-started");
@@ -696,6 +1156,7 @@ static int vm_stop(struct berth_daemon *d, const char *project, const char *name
 		return r;
 	vmmon_wait_gone(rundir, name);
 	remove_run_files(rundir);
+	proxy_stop_all(d, project, name);
 	qemu_cgroup_remove(d, project, name);
 	set_status(d, project, name, INSTANCE_STOPPED);
 	lifecycle(d, project, name, clean ? "instance-shutdown" : "instance-stopped");
@@ -870,24 +1331,40 @@ static int vm_update_limits(struct berth_daemon *d, const char *project, const j
 	return 0; /* read at the next start: vm_next_start_notice says so */
 }
 
+static bool not_proxy(const json_t *dev)
+{
+	return !dev_is(dev, "proxy");
+}
+
 static int vm_update_devices(struct berth_daemon *d, const char *project, const json_t *before,
 			     const json_t *after, struct berth_error *err)
 {
-	json_auto_t *diff = container_devices_diff(before, after, NULL);
+	json_auto_t *gone = container_devices_diff(before, after, not_proxy);
+	json_auto_t *added = container_devices_diff(after, before, not_proxy);
 
-	if (!diff)
+	if (!gone || !added)
 		return -ENOMEM;
-	if (json_object_size(diff) == 0)
+	/* nat proxies are the host's rules: update_outside applies them */
+	if (json_object_size(gone) == 0 && json_object_size(added) == 0)
 		return 0;
 	return berth_error_set(err, -EOPNOTSUPP, BERTH_ERR_BAD_REQUEST,
 			       "Devices cannot be changed on a running virtual machine yet: stop "
 			       "it first");
 }
 
+/* The stored devices are checked as a VM's (a refusal puts the old record back), and a
+ * running VM's nat proxies follow them. */
 static int vm_update_outside(struct berth_daemon *d, const char *project, const char *name,
 			     struct berth_error *err)
 {
-	return 0;
+	json_auto_t *inst = NULL;
+	int r = instance_expand_load(d->db, project, name, &inst, err);
+
+	if (r >= 0)
+		r = vm_devices_check(json_object_get(inst, "expanded_devices"), err);
+	if (r < 0 || vm_power_quick(d, project, name) == INSTANCE_STOPPED)
+		return r;
+	return proxy_sync(d, project, name, json_object_get(inst, "expanded_devices"), err);
 }
 
 static char *vm_next_start_notice(struct berth_daemon *d, const char *project, const json_t *before,

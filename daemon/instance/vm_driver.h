@@ -3,8 +3,15 @@
  * exec and the guest's state (doc/vm.md, "berth-agent in a VM"). */
 #pragma once
 
+#include <jansson.h>
+
 #include "daemon/daemon.h"
 #include "lib/error.h"
+
+/* The refusals of a VM's devices that need no database, in LXD's words where LXD refuses
+ * the same (doc/vm.md, "Devices"): a proxy without nat=true, a disk with shift or
+ * raw.mount.options, a disk that would share a directory. -EINVAL with a 400. */
+int vm_devices_check(const json_t *devices, struct berth_error *err);
 
 /* The run directory of the running VM `name` (new string in *ret_rundir) with its
  * berth-vmmon answering on monitor.sock: one is started when none answers (killed, or
@@ -13,3 +20,8 @@
  * down: vmmon_* calls then fail with LXD's agent-not-running message. */
 int vm_monitor_ensure(const struct berth_daemon *d, const char *project, const char *name,
 		      char **ret_rundir, struct berth_error *err);
+
+/* The macvtaps of the VM whose run directory is `rundir` deleted (those its start made and
+ * a stop did not delete: the guest powered itself off), before the run directory goes
+ * (cleanup.c). Nothing when there are none. */
+void vm_rundir_release(const char *rundir);

@@ -3,8 +3,11 @@
 #define LOG_CATEGORY "volumes"
 #include "daemon/storage/custom_volume.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/db/db.h"
 #include "lib/json.h"
@@ -53,12 +56,31 @@ int custom_volume_open(struct db *db, const char *state_dir, const char *pool, c
 	return 0;
 }
 
+/* A block volume (content type "block", for VMs) is its directory holding one sparse raw
+ * file, root.img, as a VM's root volume. */
+static int block_file_create(struct custom_volume *c, struct berth_error *err)
+{
+	_cleanup_free_ char *dir = NULL, *file = NULL;
+	_cleanup_close_ int fd = -EBADF;
+
+	if (storage_volume_path(c->pool, &c->vol, NULL, &dir) < 0 ||
+	    !(file = berth_strdup_printf("%s/root.img", dir)))
+		return -ENOMEM;
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)c->block_size) < 0)
+		return berth_error_set(err, -errno, BERTH_ERR_INTERNAL, "Cannot make \"%s\": %m",
+				       file);
+	return 0;
+}
+
 static int create_hook(void *data, struct berth_error *err)
 {
 	struct custom_volume *c = data;
 	int r = c->pool->driver->volume_create(c->pool, &c->vol, c->size, err);
 
 	c->done = r >= 0;
+	if (r >= 0 && c->block_size)
+		r = block_file_create(c, err);
 	return r;
 }
 

@@ -35,6 +35,7 @@ struct custom_volume {
 	char *new_name;		   /* owned or NULL: rename target */
 	struct storage_vol vol;	   /* borrows disk_name */
 	uint64_t size;		   /* its quota (config "size"), 0: none */
+	uint64_t block_size;	   /* content type "block": the size of its root.img, else 0 */
 	bool done;		   /* the hook's disk work happened */
 };
 

@@ -226,5 +226,7 @@ int config_drive_build(const char *dir, const struct config_drive *cd, struct be
 		r = put_str(dir, "install.sh", install_text, 0755, err);
 	if (r >= 0)
 		r = put_cloud_init(dir, cd, err);
+	if (r >= 0)
+		r = put_str(dir, "berth-mounts", cd->mounts ?: "", 0400, err);
 	return r;
 }

@@ -17,6 +17,9 @@ struct config_drive {
 	/* cloud-init.* keys; NULL: an empty #cloud-config (network-config: left out, so that
 	 * the image's own network setup applies) */
 	const char *user_data, *vendor_data, *network_config;
+	/* may be NULL: berth-mounts, the shares berth-agent mounts at its start, one a line
+	 * (TAG, tab, "ro" or "rw", tab, the absolute path) */
+	const char *mounts;
 };
 
 /* Build the drive in `dir` (created 0700 when missing; what it held is replaced). The key

@@ -170,7 +170,8 @@ void qemu_config_port_id(unsigned port, char buf[static QEMU_ID_MAX])
 
 unsigned qemu_config_first_spare_port(const struct qemu_vm *vm)
 {
-	return QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics;
+	return QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics + (unsigned)vm->n_disks +
+	       (unsigned)vm->n_shares;
 }
 
 static unsigned n_ports(const struct qemu_vm *vm)
@@ -375,6 +376,65 @@ static void render_nic(struct cfg *c, const struct qemu_nic *nic, unsigned port)
 		kvf(c, "host_mtu", "%u", nic->mtu);
 }
 
+/* A block volume: its own virtio-scsi controller, one scsi-hd named as LXD names it. */
+static void render_disk(struct cfg *c, const struct qemu_disk *disk, unsigned port)
+{
+	char ctl[QEMU_ID_MAX], drive[QEMU_ID_MAX], dev[QEMU_ID_MAX], bus[QEMU_ID_MAX + 2];
+	_cleanup_free_ char *device_id = berth_strdup_printf("lxd_%s", disk->name);
+
+	if (!device_id)
+		return fail(c, -ENOMEM, "Out of memory");
+	if (qemu_config_device_id("scsi-", disk->name, ctl) < 0 ||
+	    qemu_config_device_id("drive-", disk->name, drive) < 0 ||
+	    qemu_config_device_id("disk-", disk->name, dev) < 0)
+		return fail(c, -ENAMETOOLONG, "Disk name \"%s\" is too long for QEMU", disk->name);
+	section(c, "drive", drive);
+	kv(c, "if", "none");
+	if (disk->fd >= 3)
+		kvf(c, "file", "/dev/fdset/%d", disk->fd);
+	else
+		kv(c, "file", disk->path);
+	kv(c, "format", "raw");
+	kv(c, "cache", "writeback");
+	kv(c, "aio", "threads");
+	kv(c, "discard", "unmap");
+	if (disk->readonly)
+		kv(c, "readonly", "on");
+	device(c, ctl, DEV_SCSI, port, 0);
+	snprintf(bus, sizeof(bus), "%s.0", ctl);
+	section(c, "device", dev);
+	kv(c, "driver", "scsi-hd");
+	kv(c, "bus", bus);
+	kv(c, "channel", "0");
+	kv(c, "scsi-id", "0");
+	kv(c, "lun", "1");
+	kv(c, "drive", drive);
+	kv(c, "device_id", device_id);
+}
+
+/* A shared directory: a 9p share tagged lxd_<name>, as LXD's, the files' owners and modes
+ * kept as the guest sets them (passthrough: QEMU runs as root). */
+static void render_share(struct cfg *c, const struct qemu_share *sh, unsigned port)
+{
+	char fsdev[QEMU_ID_MAX], dev[QEMU_ID_MAX];
+	_cleanup_free_ char *tag = berth_strdup_printf("lxd_%s", sh->name);
+
+	if (!tag)
+		return fail(c, -ENOMEM, "Out of memory");
+	if (qemu_config_device_id("fsdev-", sh->name, fsdev) < 0 ||
+	    qemu_config_device_id("share-", sh->name, dev) < 0 || strlen(tag) > 31)
+		return fail(c, -ENAMETOOLONG, "Share name \"%s\" is too long for QEMU", sh->name);
+	section(c, "fsdev", fsdev);
+	kv(c, "fsdriver", "local");
+	kv(c, "security_model", "passthrough");
+	if (sh->readonly)
+		kv(c, "readonly", "on");
+	kv(c, "path", sh->path);
+	device(c, dev, DEV_9P, port, 0);
+	kv(c, "fsdev", fsdev);
+	kv(c, "mount_tag", tag);
+}
+
 /* "xx:xx:xx:xx:xx:xx" in hex digits. */
 static bool mac_ok(const char *s)
 {
@@ -487,6 +547,15 @@ static int check_vm(const struct qemu_vm *vm, struct berth_error *err)
 		if (r < 0)
 			return r;
 	}
+	for (size_t i = 0; i < vm->n_disks; i++)
+		if (!vm->disks[i].name || !*vm->disks[i].name || !vm->disks[i].path ||
+		    (vm->disks[i].fd != 0 && vm->disks[i].fd < 3))
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "A disk needs a name and a file");
+	for (size_t i = 0; i < vm->n_shares; i++)
+		if (!vm->shares[i].name || !*vm->shares[i].name || !vm->shares[i].path)
+			return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
+					       "A share needs a name and a directory");
 	return check_sockets(vm, err) ?: check_boot(vm, err);
 }
 
@@ -510,6 +579,12 @@ int qemu_config_render(const struct qemu_vm *vm, char **ret, struct berth_error 
 	render_root_disk(&c);
 	for (size_t i = 0; i < vm->n_nics; i++)
 		render_nic(&c, &vm->nics[i], QEMU_PORT_FIRST_NIC + (unsigned)i);
+	for (size_t i = 0; i < vm->n_disks; i++)
+		render_disk(&c, &vm->disks[i],
+			    QEMU_PORT_FIRST_NIC + (unsigned)vm->n_nics + (unsigned)i);
+	for (size_t i = 0; i < vm->n_shares; i++)
+		render_share(&c, &vm->shares[i],
+			     QEMU_PORT_FIRST_NIC + (unsigned)(vm->n_nics + vm->n_disks + i));
 	if (fclose(c.f) != 0 && c.r == 0)
 		c.r = -ENOMEM;
 	if (c.r < 0)
@@ -557,7 +632,8 @@ static int push(char **argv, size_t *n, const char *s)
 int qemu_config_argv(const struct qemu_vm *vm, const char *config_path, char ***ret,
 		     struct berth_error *err)
 {
-	_cleanup_(qemu_config_argv_freep) char **argv = calloc(32, sizeof(char *));
+	_cleanup_(qemu_config_argv_freep) char **argv = calloc(32 + 4 * vm->n_disks,
+							       sizeof(char *));
 	_cleanup_free_ char *name = NULL, *esc = NULL;
 	size_t n = 0;
 	int r = check_vm(vm, err);
@@ -590,6 +666,19 @@ int qemu_config_argv(const struct qemu_vm *vm, const char *config_path, char ***
 	for (size_t i = 0; i < ARRAY_SIZE(opt) && r == 0; i++)
 		if (opt[i][1])
 			r = push(argv, &n, opt[i][0]) ?: push(argv, &n, opt[i][1]);
+	/* a disk's inherited fd as the fd set of the same number (its file=/dev/fdset/N) */
+	for (size_t i = 0; i < vm->n_disks && r == 0; i++) {
+		char fdset[48];
+
+		if (vm->disks[i].fd < 3)
+			continue;
+		snprintf(fdset, sizeof(fdset), "fd=%d,set=%d", vm->disks[i].fd, vm->disks[i].fd);
+		r = push(argv, &n, "-add-fd") ?: push(argv, &n, fdset);
+		if (r < 0 || vm->disks[i].fd_ro < 3)
+			continue;
+		snprintf(fdset, sizeof(fdset), "fd=%d,set=%d", vm->disks[i].fd_ro, vm->disks[i].fd);
+		r = push(argv, &n, "-add-fd") ?: push(argv, &n, fdset);
+	}
 	if (r == 0 && vm->paused)
 		r = push(argv, &n, "-S");
 	if (r < 0)

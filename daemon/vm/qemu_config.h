@@ -54,6 +54,29 @@ struct qemu_nic {
 	unsigned mtu;	    /* 0: QEMU's default */
 };
 
+/* A disk besides the root disk: a custom block volume's raw file, on a virtio-scsi
+ * controller of its own (its root port, so it could be unplugged alone) as a scsi-hd whose
+ * device_id is "lxd_<name>", as LXD gives it: the guest's udev names it
+ * /dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_lxd_<name>. */
+struct qemu_disk {
+	const char *name; /* borrowed: the instance's device name, in QEMU ids */
+	const char *path; /* borrowed: the raw disk file (in messages only when fd is set) */
+	bool readonly;
+	int fd;	   /* >= 3: the launcher's open file, inherited as this fd: QEMU takes it as
+		 * fd set `fd` (-add-fd) and never opens `path`; 0: QEMU opens `path` */
+	int fd_ro; /* >= 3, with a writable `fd`: the same file open read-only, in the same
+		    * fd set (QEMU opens a writable drive read-only first); else 0 */
+};
+
+/* A directory shared with the guest (a disk device with a path): a 9p share tagged
+ * "lxd_<name>" as LXD tags it, on a root port of its own after the disks; berth-agent
+ * mounts it at the device's path. */
+struct qemu_share {
+	const char *name; /* borrowed: the instance's device name */
+	const char *path; /* borrowed: the host directory */
+	bool readonly;
+};
+
 /* Every pointer is borrowed; NULL means "none" where a comment says it may be. */
 struct qemu_vm {
 	const char *qemu; /* the binary, argv[0] */
@@ -69,6 +92,10 @@ struct qemu_vm {
 	bool root_direct_io; /* cache=none, aio=native: the file system must do O_DIRECT */
 	const struct qemu_nic *nics;
 	size_t n_nics;
+	const struct qemu_disk *disks; /* after the NICs, one root port each */
+	size_t n_disks;
+	const struct qemu_share *shares; /* after the disks, one root port each */
+	size_t n_shares;
 	const char *agent_socket;   /* may be NULL: chardev socket behind the virtio-serial
 				    * port org.linuxcontainers.lxd (berth-agent's transport
 				    * without vsock) */
@@ -91,7 +118,8 @@ struct qemu_vm {
 
 /* Root ports on q35: port 1 holds the fixed devices (balloon, rng, virtio-serial, the
  * config share, vsock) as functions of one slot, port 2 the root disk, ports 3.. one NIC
- * each in `nics` order, then the spare ones. Ids "qemu_pcie<N>". */
+ * each in `nics` order, then one per disk of `disks`, one per share of `shares`, then the
+ * spare ones. Ids "qemu_pcie<N>". */
 #define QEMU_PORT_FIXED 1
 #define QEMU_PORT_ROOT_DISK 2
 #define QEMU_PORT_FIRST_NIC 3
@@ -120,5 +148,5 @@ int qemu_config_device_id(const char *prefix, const char *name, char buf[static 
 /* The id of a NIC device ("nic-" prefix) and of root port N ("qemu_pcie<N>"). */
 int qemu_config_nic_id(const char *name, char buf[static QEMU_ID_MAX]);
 void qemu_config_port_id(unsigned port, char buf[static QEMU_ID_MAX]);
-/* The first spare root port of `vm` (after its NICs). */
+/* The first spare root port of `vm` (after its NICs, disks and shares). */
 unsigned qemu_config_first_spare_port(const struct qemu_vm *vm);

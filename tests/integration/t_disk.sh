@@ -183,8 +183,21 @@ check "the instance config is still valid (a restart works)" berth restart c-def
 is "$(mounted c-default /mnt/data)$(mounted c-default /mnt/hshift)$(mounted c-default /etc/hostfile)" 111 \
 	"its disks are all mounted again"
 
+# ---- a block volume's directory is never a container's (it holds a VM's disk file) ----
+# the device was stored for a filesystem volume whose name now is a block volume's
+check "c-iso stops" berth stop -f c-iso
+check "create filesystem volume fsb, attach it to c-iso, rename it, a block volume fsb" sh -c \
+	"berth storage volume create default fsb &&
+	 berth config device add c-iso fsb disk pool=default source=fsb path=/mnt/fsb &&
+	 lxc storage volume rename b:default fsb fsb2 &&
+	 lxc storage volume create b:default fsb --type=block size=8MiB"
+refuse "c-iso does not start with the block volume's directory at /mnt/fsb" \
+	'Device "fsb": Custom block volumes cannot be used on containers' berth start c-iso
+
 # ---- clean up ----
 for c in c-default c-bt c-iso; do berth delete -f $c >/dev/null 2>&1; done
+check "delete the volumes fsb and fsb2" sh -c \
+	'berth storage volume delete default fsb && berth storage volume delete default fsb2'
 check "delete v1 on both pools" sh -c 'berth storage volume delete default v1 && berth storage volume delete bt v1'
 is "$(host_mounts)" "$mounts0" "no mount left on the host"
 check_no_fd_leak "$fds0" "berthd holds no more fds than before"

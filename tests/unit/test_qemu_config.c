@@ -195,6 +195,112 @@ static void test_q35_devices(void **state)
 		       "\"00:16:3e:00:00:02\"\n");
 }
 
+/* Block volumes: a virtio-scsi controller each, on the ports after the NICs. */
+static void test_q35_disks(void **state)
+{
+	struct qemu_vm vm = full_vm();
+	const struct qemu_disk disks[] = {
+		{.name = "data", .path = "/pool/custom/default_blk/root.img"},
+		{.name = "ro disk", .path = "/pool/custom/default_ro/root.img", .readonly = true},
+	};
+	_cleanup_free_ char *text = NULL;
+
+	vm.disks = disks;
+	vm.n_disks = 2;
+	text = render_ok(&vm);
+	/* 1 fixed + root disk + 2 NICs + 2 disks + 2 spare */
+	assert_int_equal(count(text, "driver = \"pcie-root-port\""), 8);
+	assert_int_equal(qemu_config_first_spare_port(&vm), 7);
+	assert_section(text, "[drive \"drive-data\"]",
+		       "if = \"none\"\nfile = \"/pool/custom/default_blk/root.img\"\nformat = "
+		       "\"raw\"\ncache = \"writeback\"\naio = \"threads\"\ndiscard = \"unmap\"\n");
+	assert_section(text, "[device \"scsi-data\"]",
+		       "driver = \"virtio-scsi-pci\"\nbus = \"qemu_pcie5\"\naddr = \"00.0\"\n"
+		       "multifunction = \"on\"\n");
+	assert_section(text, "[device \"disk-data\"]",
+		       "driver = \"scsi-hd\"\nbus = \"scsi-data.0\"\nchannel = \"0\"\nscsi-id = "
+		       "\"0\"\nlun = \"1\"\ndrive = \"drive-data\"\ndevice_id = \"lxd_data\"\n");
+	assert_section(text, "[drive \"drive-ro_20disk\"]",
+		       "if = \"none\"\nfile = \"/pool/custom/default_ro/root.img\"\nformat = "
+		       "\"raw\"\ncache = \"writeback\"\naio = \"threads\"\ndiscard = "
+		       "\"unmap\"\nreadonly = \"on\"\n");
+	assert_section(text, "[device \"scsi-ro_20disk\"]",
+		       "driver = \"virtio-scsi-pci\"\nbus = \"qemu_pcie6\"\naddr = \"00.0\"\n"
+		       "multifunction = \"on\"\n");
+}
+
+/* A disk whose file the launcher opened: QEMU takes the inherited fd as an fd set and
+ * never opens the path; fds 0..2 are refused. */
+static void test_q35_disk_fd(void **state)
+{
+	struct qemu_vm vm = full_vm();
+	struct qemu_disk disk = {.name = "data", .path = "/pool/blk/root.img", .fd = 5};
+	_cleanup_free_ char *text = NULL;
+	char *refused = NULL;
+	char **argv = NULL;
+	size_t n = 0;
+
+	vm.disks = &disk;
+	vm.n_disks = 1;
+	text = render_ok(&vm);
+	assert_section(text, "[drive \"drive-data\"]",
+		       "if = \"none\"\nfile = \"/dev/fdset/5\"\nformat = \"raw\"\ncache = "
+		       "\"writeback\"\naio = \"threads\"\ndiscard = \"unmap\"\n");
+	assert_null(strstr(text, "/pool/blk/root.img"));
+	assert_int_equal(qemu_config_argv(&vm, "/c", &argv, NULL), 0);
+	while (argv[n] && !streq(argv[n], "-add-fd"))
+		n++;
+	assert_non_null(argv[n]);
+	assert_string_equal(argv[n + 1], "fd=5,set=5");
+	assert_true(argv[n + 2] == NULL || !streq(argv[n + 2], "-add-fd"));
+	qemu_config_argv_free(argv);
+	/* a writable disk's read-only fd joins the same set */
+	disk.fd_ro = 6;
+	assert_int_equal(qemu_config_argv(&vm, "/c", &argv, NULL), 0);
+	for (n = 0; argv[n] && !streq(argv[n], "-add-fd"); n++)
+		;
+	assert_non_null(argv[n]);
+	assert_string_equal(argv[n + 1], "fd=5,set=5");
+	assert_string_equal(argv[n + 2], "-add-fd");
+	assert_string_equal(argv[n + 3], "fd=6,set=5");
+	qemu_config_argv_free(argv);
+	disk.fd = 2;
+	assert_int_equal(qemu_config_render(&vm, &refused, NULL), -EINVAL);
+	free(refused);
+}
+
+/* Shared directories: a 9p share each, tagged lxd_<name>, after the disks. */
+static void test_q35_shares(void **state)
+{
+	struct qemu_vm vm = full_vm();
+	const struct qemu_disk disk = {.name = "data", .path = "/pool/blk/root.img"};
+	const struct qemu_share shares[] = {
+		{.name = "src", .path = "/srv/src", .readonly = true},
+		{.name = "home", .path = "/pool/custom/default_h"},
+	};
+	_cleanup_free_ char *text = NULL;
+
+	vm.disks = &disk;
+	vm.n_disks = 1;
+	vm.shares = shares;
+	vm.n_shares = 2;
+	text = render_ok(&vm);
+	assert_int_equal(qemu_config_first_spare_port(&vm), 8);
+	assert_section(text, "[fsdev \"fsdev-src\"]",
+		       "fsdriver = \"local\"\nsecurity_model = \"passthrough\"\nreadonly = "
+		       "\"on\"\npath = \"/srv/src\"\n");
+	assert_section(text, "[device \"share-src\"]",
+		       "driver = \"virtio-9p-pci\"\nbus = \"qemu_pcie6\"\naddr = \"00.0\"\n"
+		       "multifunction = \"on\"\nfsdev = \"fsdev-src\"\nmount_tag = \"lxd_src\"\n");
+	assert_section(text, "[fsdev \"fsdev-home\"]",
+		       "fsdriver = \"local\"\nsecurity_model = \"passthrough\"\npath = "
+		       "\"/pool/custom/default_h\"\n");
+	assert_section(text, "[device \"share-home\"]",
+		       "driver = \"virtio-9p-pci\"\nbus = \"qemu_pcie7\"\naddr = \"00.0\"\n"
+		       "multifunction = \"on\"\nfsdev = \"fsdev-home\"\nmount_tag = "
+		       "\"lxd_home\"\n");
+}
+
 static void test_q35_variants(void **state)
 {
 	struct qemu_vm vm = full_vm();
@@ -644,6 +750,49 @@ static void check_chardevs(struct run *r, const char *console_log)
 	json_decref(v);
 }
 
+/* A block volume's drive "drive-data", read-only, behind its own virtio-scsi controller
+ * as the scsi-hd "disk-data" whose device_id is LXD's name for it. */
+static void check_data_drive(struct run *r, const char *path, unsigned port)
+{
+	char port_id[QEMU_ID_MAX];
+	_cleanup_free_ char *bus = NULL;
+
+	json_t *v = run_query(r, "query-block", NULL), *b;
+	bool found = false;
+	size_t i;
+
+	json_array_foreach(v, i, b) {
+		json_t *ins = json_object_get(b, "inserted");
+
+		if (!streq(berth_json_string(b, "device") ?: "", "drive-data"))
+			continue;
+		found = true;
+		assert_string_equal(berth_json_string(ins, "file"), path);
+		assert_true(json_is_true(json_object_get(ins, "ro")));
+	}
+	assert_true(found);
+	json_decref(v);
+	v = run_query(r, "qom-get",
+		      json_pack("{s:s, s:s}", "path", "/machine/peripheral/disk-data", "property",
+				"device_id"));
+	assert_string_equal(json_string_value(v) ?: "", "lxd_data");
+	json_decref(v);
+	qemu_config_port_id(port, port_id);
+	bus = berth_strdup_printf("/%s/%s", port_id, port_id);
+	assert_at(r, "scsi-data", bus, 0);
+}
+
+/* A new file of `size` bytes (sparse). */
+static int truncate_new(const char *path, off_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int r = fd < 0 || ftruncate(fd, size) < 0 ? -1 : 0;
+
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 static void test_qemu_accepts_q35(void **state)
 {
 	struct run r = {0};
@@ -653,7 +802,9 @@ static void test_qemu_accepts_q35(void **state)
 	json_t *v, *pci;
 	unsigned last_port;
 	char last_id[QEMU_ID_MAX];
-	_cleanup_free_ char *console_log = NULL, *spare_bus = NULL;
+	_cleanup_free_ char *console_log = NULL, *spare_bus = NULL, *data = NULL;
+	struct qemu_disk disk = {.name = "data", .readonly = true};
+	struct qemu_share share = {.name = "src", .readonly = true};
 	char spare_id[QEMU_ID_MAX];
 	const char *ids[] = {"qemu_serial",	   "qemu_balloon",    "qemu_rng_dev",
 			     "qemu_virtio_serial", "qemu_agent_port", "dev-qemu_config",
@@ -662,8 +813,17 @@ static void test_qemu_accepts_q35(void **state)
 
 	run_prepare(&r);
 	console_log = berth_strdup_printf("%s/console.log", r.dir);
+	data = berth_strdup_printf("%s/data.img", r.dir);
+	assert_non_null(data);
+	assert_int_equal(truncate_new(data, 1 << 20), 0);
+	disk.path = data;
 	vm = run_vm(&r);
 	vm.console_log = console_log;
+	vm.disks = &disk;
+	vm.n_disks = 1;
+	share.path = r.dir;
+	vm.shares = &share;
+	vm.n_shares = 1;
 	if (root) {
 		/* a tap that QEMU creates in the network namespace unshare made */
 		vm.nics = &nic;
@@ -714,6 +874,15 @@ static void test_qemu_accepts_q35(void **state)
 
 	check_root_drive(&r);
 	check_chardevs(&r, console_log);
+	check_data_drive(&r, data, QEMU_PORT_FIRST_NIC + (unsigned)vm.n_nics);
+	{
+		char port_id[QEMU_ID_MAX];
+		_cleanup_free_ char *bus = NULL;
+
+		qemu_config_port_id(QEMU_PORT_FIRST_NIC + (unsigned)vm.n_nics + 1, port_id);
+		bus = berth_strdup_printf("/%s/%s", port_id, port_id);
+		assert_at(&r, "share-src", bus, 0);
+	}
 
 	/* a disk plugged later goes onto the first spare port */
 	qemu_config_port_id(qemu_config_first_spare_port(&vm), spare_id);
@@ -793,6 +962,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_q35),
 		cmocka_unit_test(test_q35_devices),
+		cmocka_unit_test(test_q35_disks),
+		cmocka_unit_test(test_q35_disk_fd),
+		cmocka_unit_test(test_q35_shares),
 		cmocka_unit_test(test_q35_variants),
 		cmocka_unit_test(test_microvm),
 		cmocka_unit_test(test_argv),
