@@ -451,13 +451,14 @@ _kill_leftover_containers()
 # this daemon's networks, by the PID it recorded and only when its command line is ours.
 _kill_leftover_dnsmasq()
 {
-	[ -n "${BERTH_DIR:-}" ] && [ -d "$BERTH_DIR/networks" ] || return 0
+	[ -n "${TEST_TMP:-}" ] && [ -d "$TEST_TMP" ] || return 0
 	local f pid
-	for f in "$BERTH_DIR"/networks/*/dnsmasq.pid; do
-		[ -f "$f" ] || continue
+	# every daemon's of the test (berthd B's too, under $TEST_TMP/b): berthd leaves its
+	# networks' dnsmasq running when it stops, as it leaves containers' networking up
+	for f in $(find "$TEST_TMP" -maxdepth 5 -path '*/networks/*/dnsmasq.pid' 2>/dev/null); do
 		pid=$(cat "$f")
 		case $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) in
-		*"--conf-file=$BERTH_DIR/networks/"*) kill -TERM "$pid" 2>/dev/null ;;
+		*"--conf-file=$TEST_TMP/"*"/networks/"*) kill -TERM "$pid" 2>/dev/null ;;
 		esac
 	done
 	return 0
