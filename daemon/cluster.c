@@ -59,18 +59,8 @@ struct cluster {
 	struct db_dqlite_config cfg;
 };
 
-static int cluster_fail(struct berth_error *err, int r, const char *fmt, ...) _printf_(3, 4);
-static int cluster_fail(struct berth_error *err, int r, const char *fmt, ...)
-{
-	_cleanup_free_ char *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	return berth_error_set(err, r, BERTH_ERR_INTERNAL, "%s", msg ? msg : "Cluster failure");
-}
+/* A failure of the cluster's own doing: INTERNAL, the message formatted. */
+#define cluster_fail(err, r, ...) berth_error_set(err, r, BERTH_ERR_INTERNAL, __VA_ARGS__)
 
 void cluster_free(struct cluster *c)
 {

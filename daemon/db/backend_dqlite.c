@@ -199,18 +199,8 @@ static bool dq_is_rollback(const char *sql)
 	return streq(word, "ROLLBACK");
 }
 
-static int dq_set(struct dq_conn *conn, int r, const char *fmt, ...) _printf_(3, 4);
-static int dq_set(struct dq_conn *conn, int r, const char *fmt, ...)
-{
-	_cleanup_free_ char *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	return berth_error_set(&conn->err, r, BERTH_ERR_INTERNAL, "%s", msg ? msg : "dqlite");
-}
+/* The connection's error (what errmsg says), formatted; returns r. */
+#define dq_set(conn, r, ...) berth_error_set(&(conn)->err, r, BERTH_ERR_INTERNAL, __VA_ARGS__)
 
 static void dq_disconnect(struct dq_conn *conn)
 {
