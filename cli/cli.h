@@ -175,6 +175,10 @@ struct cli_upload_progress {
 	int last_pct; /* -1 before the first call */
 };
 void cli_upload_progress_cb(uint64_t sent, uint64_t total, void *data);
+/* The operation a request started: its URL from a 202 answer in *ret_url (borrowed from
+ * `resp`); an error answer unwrapped into `err`; any other answer -EPROTO. */
+int cli_operation_started(struct berth_client *c, struct berth_response *resp, const char **ret_url,
+			  struct berth_error *err);
 /* Wait for the operation at `url` (polled with /wait?timeout=1), showing its metadata's
  * `key` as "LABEL: TEXT" on one line of stdout while it runs when `show`, the line
  * cleared at its end. 0 and the final operation object in *ret when it succeeded; else

@@ -84,15 +84,8 @@ static int create_backup(struct cli_ctx *ctx, const char *name, const json_t *bo
 
 	if (r >= 0)
 		r = berth_client_request(c, "POST", path, body, NULL, &resp, err);
-	if (r >= 0 && resp.status != 202)
-		r = berth_client_unwrap(c, &resp, NULL, NULL, err);
-	if (r >= 0 && resp.status != 202)
-		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
-				    "The server did not start an operation (status %d)",
-				    resp.status);
-	url = r >= 0 ? berth_json_string(resp.json, "operation") : NULL;
-	if (r >= 0 && !url)
-		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL, "No operation in the answer");
+	if (r >= 0)
+		r = cli_operation_started(c, &resp, &url, err);
 	if (r >= 0)
 		r = wait_backup(ctx, url, ret, err);
 	berth_response_release(&resp);

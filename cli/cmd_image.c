@@ -748,7 +748,7 @@ static int image_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 	struct berth_client *c = NULL;
 	struct berth_response resp = { 0 };
 	const char *sremote = NULL, *image = NULL, *dremote = NULL, *rest = NULL, *url;
-	json_auto_t *src = NULL, *body = NULL, *aliases = NULL, *op = NULL, *md = NULL;
+	json_auto_t *src = NULL, *body = NULL, *aliases = NULL, *op = NULL;
 	int r = cli_remote_config(ctx, &conf, err);
 
 	if (r >= 0)
@@ -781,15 +781,8 @@ static int image_copy(struct cli_ctx *ctx, struct cli_args *a, struct berth_erro
 		r = cli_client(ctx, &c, err);
 	if (r >= 0)
 		r = berth_client_request(c, "POST", "/1.0/images", body, NULL, &resp, err);
-	if (r >= 0 && resp.status != 202)
-		r = berth_client_unwrap(c, &resp, &md, NULL, err);
-	if (r >= 0 && resp.status != 202)
-		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
-				    "The server did not start an operation (status %d)",
-				    resp.status);
-	url = r >= 0 ? berth_json_string(resp.json, "operation") : NULL;
-	if (r >= 0 && !url)
-		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL, "No operation in the answer");
+	if (r >= 0)
+		r = cli_operation_started(c, &resp, &url, err);
 	if (r >= 0)
 		r = cli_wait_progress(ctx, url, "download_progress", "Copying the image",
 				      !ctx->quiet && isatty(STDOUT_FILENO), NULL, &op, err);

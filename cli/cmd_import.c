@@ -71,17 +71,8 @@ static int do_import(struct cli_ctx *ctx, struct cli_args *a, struct berth_error
 					&resp, err);
 	if (bar)
 		printf("\r%-60s\r", "");
-	if (r >= 0 && resp.status != 202) {
-		json_auto_t *md = NULL;
-		r = berth_client_unwrap(c, &resp, &md, NULL, err);
-		if (r >= 0)
-			r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
-					    "The server did not start an operation (status %d)",
-					    resp.status);
-	}
-	url = r >= 0 ? berth_json_string(resp.json, "operation") : NULL;
-	if (r >= 0 && !url)
-		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL, "No operation in the answer");
+	if (r >= 0)
+		r = cli_operation_started(c, &resp, &url, err);
 	if (r >= 0)
 		r = cli_wait_progress(ctx, url, "create_instance_from_backup_progress",
 				      "Importing instance", bar, NULL, &op, err);

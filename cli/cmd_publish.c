@@ -112,22 +112,14 @@ static int create_image(struct cli_ctx *ctx, const json_t *body, char **ret,
 {
 	struct berth_client *c = NULL;
 	struct berth_response resp = { 0 };
-	json_auto_t *md = NULL;
 	const char *url;
 	int r = cli_client(ctx, &c, err);
 
 	if (r < 0)
 		return r;
 	r = berth_client_request(c, "POST", "/1.0/images", body, NULL, &resp, err);
-	if (r >= 0 && resp.status != 202)
-		r = berth_client_unwrap(c, &resp, &md, NULL, err);
-	if (r >= 0 && resp.status != 202)
-		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
-				    "The server did not start an operation (status %d)",
-				    resp.status);
-	url = r >= 0 ? berth_json_string(resp.json, "operation") : NULL;
-	if (r >= 0 && !url)
-		r = berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL, "No operation in the answer");
+	if (r >= 0)
+		r = cli_operation_started(c, &resp, &url, err);
 	if (r >= 0)
 		r = wait_publish(ctx, url, ret, err);
 	berth_response_release(&resp);

@@ -586,6 +586,26 @@ int cli_open_regular(const char *path, int *ret_fd, uint64_t *ret_size, struct b
 	return 0;
 }
 
+int cli_operation_started(struct berth_client *c, struct berth_response *resp, const char **ret_url,
+			  struct berth_error *err)
+{
+	int r = 0;
+
+	if (resp->status != 202)
+		r = berth_client_unwrap(c, resp, NULL, NULL, err);
+	if (r >= 0 && resp->status != 202)
+		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				       "The server did not start an operation (status %d)",
+				       resp->status);
+	if (r < 0)
+		return r;
+	*ret_url = berth_json_string(resp->json, "operation");
+	if (!*ret_url)
+		return berth_error_set(err, -EPROTO, BERTH_ERR_INTERNAL,
+				       "No operation in the answer");
+	return 0;
+}
+
 int cli_wait_progress(struct cli_ctx *ctx, const char *url, const char *key, const char *label,
 		      bool show, const char *fail_prefix, json_t **ret, struct berth_error *err)
 {
