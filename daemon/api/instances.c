@@ -168,6 +168,7 @@ static int list_instances(struct api_request *req, struct api_response *resp,
 			json_decref(out);
 			return r;
 		}
+		instance_status_refresh(req->d, iproj, inst);
 		if (req->recursion >= 2 || filter)
 			make_full(req->d, iproj, inst);
 		if (!api_filter_match(filter, inst))
@@ -456,6 +457,7 @@ static int get_instance(struct api_request *req, struct api_response *resp, stru
 		json_decref(inst);
 		return r;
 	}
+	instance_status_refresh(req->d, req->project, inst);
 	if (req->recursion >= 1) {
 		make_full(req->d, req->project, inst);
 		r = add_snapshots(req->d->db, req->project, inst, err);

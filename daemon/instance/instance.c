@@ -817,6 +817,23 @@ int instance_state_check(const struct instance_job *j, const char *action, struc
 	return 0;
 }
 
+void instance_status_refresh(struct berth_daemon *d, const char *project, json_t *inst)
+{
+	const struct instance_driver *drv = NULL;
+	const char *name = berth_json_string(inst, "name");
+	const char *status = berth_json_string(inst, "status");
+
+	if (!name || !status || streq(status, "Stopped") ||
+	    instance_driver_of(inst, &drv, NULL) < 0 || drv != &vm_driver ||
+	    drv->power_quick(d, project, name) != INSTANCE_STOPPED)
+		return;
+	if (db_instance_set_status(d->db, project, name, "Stopped", 102, NULL) >= 0)
+		log_info("Virtual machine \"%s\" of project \"%s\" stopped by itself", name,
+			 project);
+	json_object_set_new(inst, "status", json_string("Stopped"));
+	json_object_set_new(inst, "status_code", json_integer(102));
+}
+
 bool instance_running(struct berth_daemon *d, const char *project, const json_t *inst)
 {
 	const struct instance_driver *drv = NULL;

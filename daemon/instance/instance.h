@@ -109,6 +109,10 @@ int instance_state_run(struct operation *op, void *data, struct berth_error *err
 /* The InstanceState object of stored instance `inst` (its status says Stopped: a stopped
  * state without asking the runtime). New reference. Blocking. */
 json_t *instance_state(struct berth_daemon *d, const char *project, const json_t *inst);
+/* A virtual machine whose record says it runs while its QEMU is gone (the guest powered
+ * itself off: nothing tells berthd) is recorded Stopped, and `inst`'s status with it.
+ * Containers' monitors report their ends themselves: nothing asked. Blocking. */
+void instance_status_refresh(struct berth_daemon *d, const char *project, json_t *inst);
 /* Whether the runtime of stored instance `inst` of `project` runs (or is frozen). */
 bool instance_running(struct berth_daemon *d, const char *project, const json_t *inst);
 /* The running instance's limits follow a profile change from expanded `before` to

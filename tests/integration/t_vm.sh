@@ -456,10 +456,14 @@ qpid=$(qemu_pid_of v1)
 kill -9 "$qpid"
 for _ in $(seq 50); do alive "$qpid" || break; sleep 0.1; done
 alive "$qpid" && fail "v1's QEMU exited" || pass "v1's QEMU exited"
-# (the record's status still says Running, which lxc delete believes: the API's delete)
-api DELETE /1.0/instances/v1
-wait_operation "$(jget 'j["operation"]')"
-is "$(jget 'j["metadata"]["status"]')" Success "DELETE /1.0/instances/v1"
+# the record said Running: a GET (and lxc list) finds QEMU gone and says Stopped, so the
+# stock client deletes it without --force
+api GET /1.0/instances/v1
+is "$(jget 'j["metadata"]["status"]')" Stopped "GET /1.0/instances/v1 says Stopped once QEMU is gone"
+run_lxc list b: -c ns --format csv
+like "$OUT" "v1,STOPPED" "... and lxc list"
+run_lxc delete b:v1
+rc_ok "lxc delete b:v1 without --force"
 is "$(ip -o link show type macvtap 2>/dev/null | wc -l)" 0 "the delete removed the macvtap no stop removed"
 ip link del vmdparent
 run_lxc image delete b:novm
