@@ -194,6 +194,10 @@ void api_config_drop_empty(json_t *config);
 /* LXD's expiry durations (core.remote_token_expiry): "<n><unit>", units S, M, H, d, w,
  * m (30 days), y (365 days), into seconds. -EINVAL. */
 int api_parse_expiry(const char *v, uint64_t *ret);
+/* core.remote_token_expiry in seconds into *ret, `fallback` when it is unset (trust
+ * tokens: 0, none; image secrets: their own default). */
+int api_remote_token_expiry(struct api_request *req, uint64_t fallback, uint64_t *ret,
+			    struct berth_error *err);
 /* The caller is not trusted (an HTTPS client without a trusted certificate, or with a
  * metrics one): it sees public images only (images.c). */
 bool api_untrusted(const struct api_request *req);

@@ -109,8 +109,6 @@ static int add_certificate(struct api_request *req, struct api_response *resp, j
 	return api_created(resp, url);
 }
 
-static int token_expiry(struct api_request *req, uint64_t *ret, struct berth_error *err);
-
 static int create_token(struct api_request *req, struct api_response *resp, struct berth_error *err)
 {
 	struct operation_spec spec;
@@ -121,7 +119,7 @@ static int create_token(struct api_request *req, struct api_response *resp, stru
 	if (!berth_json_string(req->body, "name") || !*berth_json_string(req->body, "name"))
 		return berth_error_set(err, -EINVAL, BERTH_ERR_BAD_REQUEST,
 				       "A client name must be provided for the token");
-	r = token_expiry(req, &expiry, err);
+	r = api_remote_token_expiry(req, 0, &expiry, err);
 	if (r < 0)
 		return r;
 	/* The request as LXD keeps it in the token's metadata, every field present. */
@@ -335,8 +333,8 @@ static int delete_certificate(struct api_request *req, struct api_response *resp
 	return api_sync(resp, NULL);
 }
 
-/* core.remote_token_expiry: "<n><unit>" with S, M, H, d, w, m (30 days) or y units. */
-static int token_expiry(struct api_request *req, uint64_t *ret, struct berth_error *err)
+int api_remote_token_expiry(struct api_request *req, uint64_t fallback, uint64_t *ret,
+			    struct berth_error *err)
 {
 	json_auto_t *config = NULL;
 	const char *v;
@@ -345,7 +343,7 @@ static int token_expiry(struct api_request *req, uint64_t *ret, struct berth_err
 	if (r < 0)
 		return r;
 	v = berth_json_string(config, "core.remote_token_expiry");
-	*ret = 0;
+	*ret = fallback;
 	if (v && *v) {
 		r = api_parse_expiry(v, ret);
 		if (r < 0)

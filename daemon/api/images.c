@@ -418,25 +418,6 @@ static int image_lookup(struct api_request *req, char **ret_fp, json_t **ret_img
 	return 0;
 }
 
-/* An image secret lives core.remote_token_expiry when set (it is LXD's setting for the
- * other kind of token), else IMAGE_SECRET_EXPIRY_S: LXD's never expire, but then one
- * never used would stay for the daemon's lifetime. */
-static int secret_expiry(struct api_request *req, uint64_t *ret, struct berth_error *err)
-{
-	json_auto_t *config = NULL;
-	const char *v;
-	int r = db_server_config_get(req->d->db, &config, err);
-
-	if (r < 0)
-		return r;
-	*ret = IMAGE_SECRET_EXPIRY_S;
-	v = berth_json_string(config, "core.remote_token_expiry");
-	if (v && *v && api_parse_expiry(v, ret) < 0)
-		return berth_error_set(err, -EINVAL, BERTH_ERR_INTERNAL,
-				       "Invalid core.remote_token_expiry \"%s\"", v);
-	return 0;
-}
-
 /* POST /1.0/images/FP/secret: a secret for an untrusted client to fetch this image. */
 static int create_secret(struct api_request *req, struct api_response *resp,
 			 struct berth_error *err)
@@ -453,7 +434,10 @@ static int create_secret(struct api_request *req, struct api_response *resp,
 	url = berth_strdup_printf("/1.0/images/%s", fp);
 	if (!url)
 		return -ENOMEM;
-	r = secret_expiry(req, &expiry_s, err);
+	/* core.remote_token_expiry when set (LXD's setting for the other kind of token),
+	 * else IMAGE_SECRET_EXPIRY_S: LXD's never expire, but then one never used would
+	 * stay for the daemon's lifetime. */
+	r = api_remote_token_expiry(req, IMAGE_SECRET_EXPIRY_S, &expiry_s, err);
 	if (r < 0)
 		return r;
 	r = image_secret_new(req->project, fp, expiry_s, &spec);
